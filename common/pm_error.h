@@ -1,0 +1,27 @@
+/* pm_error.h - the one error enum every privmta module returns.
+ *
+ * Library code returns these; daemons and the CLI turn them into log lines
+ * and exit codes. Foreign codes (MDB_*, CL_*, errno) are converted at the
+ * module edge so callers only ever compare against PM_*.
+ */
+#ifndef PM_ERROR_H
+#define PM_ERROR_H
+
+typedef enum {
+    PM_OK = 0,
+    PM_EINVAL,    /* input rejected: bad policy, bad argument */
+    PM_ENOTFOUND, /* no such revision, node or key */
+    PM_ECONFLICT, /* compare-and-swap failed: the head moved */
+    PM_EEXIST,    /* already exists (immutable revision, enrolled node) */
+    PM_ENOMEM,    /* out of memory or LMDB map full */
+    PM_EIO,       /* storage or file system error */
+    PM_EPROTO,    /* malformed message from the network */
+    PM_ETIMEDOUT, /* the peer did not answer in time */
+    PM_EDENIED,   /* authentication or authorisation refused */
+    PM_EINTERNAL, /* a bug or an unexpected library failure */
+} pm_err_t;
+
+/* Returns a static, human-readable description of err. Never NULL. */
+const char *pm_strerror(int err);
+
+#endif

@@ -1,0 +1,25 @@
+/* pm_log.h - daemon and CLI logging, Postfix msg_* style.
+ *
+ * Libraries (store/, proto/, common/ policy code) only ever call pm_debug;
+ * daemons log when they act on an error. pm_fatal logs and exits 1 so error
+ * paths in main() stay one line long. Secrets are never passed here.
+ */
+#ifndef PM_LOG_H
+#define PM_LOG_H
+
+#include <stdbool.h>
+
+typedef enum { PM_LOG_DEBUG, PM_LOG_INFO, PM_LOG_WARN, PM_LOG_ERROR } pm_loglevel_t;
+
+/* Sets the program name shown in every line, whether lines also go to
+ * syslog, and the lowest level printed. Safe to call again. */
+void pm_log_init(const char *progname, bool use_syslog, pm_loglevel_t level);
+
+void pm_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pm_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pm_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pm_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pm_fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

@@ -1,0 +1,28 @@
+/* pm_mem.h - allocation that never returns NULL.
+ *
+ * As Postfix's mymalloc and czmq's zmalloc: running out of memory aborts the
+ * process in one place, so no caller carries an untestable NULL branch.
+ */
+#ifndef PM_MEM_H
+#define PM_MEM_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+void *pm_malloc(size_t size);
+void *pm_calloc(size_t n, size_t size);
+void *pm_realloc(void *ptr, size_t size);
+char *pm_strdup(const char *s);
+char *pm_strndup(const char *s, size_t n);
+/* Formats into a new string. Caller owns the result and must free it. */
+char *pm_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *pm_vasprintf(const char *fmt, va_list ap);
+
+/* Frees *ptr_p and sets it to NULL; safe on NULL. */
+#define PM_FREE(ptr_p)                                                        \
+    do {                                                                       \
+        free(*(ptr_p));                                                        \
+        *(ptr_p) = NULL;                                                       \
+    } while (0)
+
+#endif
