@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PM_EXTENSION_MAX 32   /* characters in one blocked extension */
+#define PM_EXTENSION_MAX 32      /* characters in one blocked extension */
 #define PM_SUBJECT_PREFIX_MAX 32 /* characters (not bytes) in the prefix */
 #define PM_DURATION_MIN 1u       /* seconds */
 #define PM_DURATION_MAX 4838400u /* 8 weeks, in seconds */

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 
 typedef struct {
+    unsigned line;
     char *key;
+    char *problem;
     char *text;
 } s_item_t;
 
@@ -31,6 +33,7 @@ pm_diag_destroy(pm_diag_t **self_p)
         return;
     for (size_t i = 0; i < self->n; i++) {
         free(self->items[i].key);
+        free(self->items[i].problem);
         free(self->items[i].text);
     }
     free(self->items);
@@ -40,13 +43,16 @@ pm_diag_destroy(pm_diag_t **self_p)
 }
 
 static void
-s_push(pm_diag_t *self, const char *key, char *text)
+s_push(pm_diag_t *self, unsigned line, const char *key, char *problem,
+       char *text)
 {
     if (self->n == self->cap) {
         self->cap = self->cap ? self->cap * 2 : 8;
         self->items = pm_realloc(self->items, self->cap * sizeof *self->items);
     }
+    self->items[self->n].line = line;
     self->items[self->n].key = key ? pm_strdup(key) : NULL;
+    self->items[self->n].problem = problem;
     self->items[self->n].text = text;
     self->n++;
 }
@@ -62,17 +68,16 @@ pm_diag_add(pm_diag_t *self, unsigned line, const char *key, const char *fmt,
     char where[32] = "";
     if (line)
         snprintf(where, sizeof where, ":%u", line);
-    char *text = key ? pm_asprintf("%s%s: %s: %s", self->origin, where, key,
-                                   problem)
-                     : pm_asprintf("%s%s: %s", self->origin, where, problem);
-    free(problem);
-    s_push(self, key, text);
+    char *text =
+        key ? pm_asprintf("%s%s: %s: %s", self->origin, where, key, problem)
+            : pm_asprintf("%s%s: %s", self->origin, where, problem);
+    s_push(self, line, key, problem, text);
 }
 
 void
 pm_diag_add_raw(pm_diag_t *self, const char *text)
 {
-    s_push(self, NULL, pm_strdup(text));
+    s_push(self, 0, NULL, pm_strdup(text), pm_strdup(text));
 }
 
 size_t
@@ -94,6 +99,12 @@ pm_diag_key(const pm_diag_t *self, size_t i)
 }
 
 const char *
+pm_diag_problem(const pm_diag_t *self, size_t i)
+{
+    return i < self->n ? self->items[i].problem : NULL;
+}
+
+const char *
 pm_diag_origin(const pm_diag_t *self)
 {
     return self->origin;
@@ -106,9 +117,20 @@ pm_diag_set_origin(pm_diag_t *self, const char *origin)
     self->origin = pm_strdup(origin);
 }
 
+/* Prints in line order (stable), the order an admin fixes a file in. */
 void
 pm_diag_print(const pm_diag_t *self, FILE *f)
 {
+    size_t *order = pm_malloc((self->n + 1) * sizeof *order);
+    for (size_t i = 0; i < self->n; i++) {
+        size_t j = i;
+        while (j > 0 && self->items[order[j - 1]].line > self->items[i].line) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
     for (size_t i = 0; i < self->n; i++)
-        fprintf(f, "%s\n", self->items[i].text);
+        fprintf(f, "%s\n", self->items[order[i]].text);
+    free(order);
 }

@@ -28,6 +28,8 @@ size_t pm_diag_count(const pm_diag_t *self);
 const char *pm_diag_line(const pm_diag_t *self, size_t i);
 /* Returns the key of problem i, or NULL. Owned by self. */
 const char *pm_diag_key(const pm_diag_t *self, size_t i);
+/* Returns the problem of line i without origin, line or key. */
+const char *pm_diag_problem(const pm_diag_t *self, size_t i);
 const char *pm_diag_origin(const pm_diag_t *self);
 void pm_diag_set_origin(pm_diag_t *self, const char *origin);
 /* Prints every line to f, one per line. */

@@ -9,7 +9,12 @@
 
 #include <stdbool.h>
 
-typedef enum { PM_LOG_DEBUG, PM_LOG_INFO, PM_LOG_WARN, PM_LOG_ERROR } pm_loglevel_t;
+typedef enum {
+    PM_LOG_DEBUG,
+    PM_LOG_INFO,
+    PM_LOG_WARN,
+    PM_LOG_ERROR
+} pm_loglevel_t;
 
 /* Sets the program name shown in every line, whether lines also go to
  * syslog, and the lowest level printed. Safe to call again. */

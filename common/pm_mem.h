@@ -19,7 +19,7 @@ char *pm_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *pm_vasprintf(const char *fmt, va_list ap);
 
 /* Frees *ptr_p and sets it to NULL; safe on NULL. */
-#define PM_FREE(ptr_p)                                                        \
+#define PM_FREE(ptr_p)                                                         \
     do {                                                                       \
         free(*(ptr_p));                                                        \
         *(ptr_p) = NULL;                                                       \

@@ -1,1 +1,323 @@
-/* placeholder */
+/* pm_policy.c - the policy table and the basics every other part reads. */
+#include "pm_check.h"
+#include "pm_mem.h"
+#include "pm_policy_private.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const pm_policy_common_extensions[] = {
+    "asd", "bat", "chm", "cmd", "com", "dll", "do",  "exe", "hlp", "hta",
+    "js",  "jse", "lnk", "ocx", "pif", "reg", "scr", "shb", "shm", "shs",
+    "vbe", "vbs", "vbx", "vxd", "wsf", "wsh", "xl",  NULL};
+
+static const char *const s_levels[] = {"low", "medium", "high", "custom", NULL};
+static const char *const s_kill_actions[] = {"discard", "deliver", NULL};
+
+/* Carbonio's levels; medium is the seed page's 33/75. */
+static const struct {
+    const char *name;
+    unsigned tag, kill;
+} s_level_table[] = {{"low", 40, 90}, {"medium", 33, 75}, {"high", 16, 66}};
+
+#define B PM_KT_BOOL
+static const pm_key_t s_keys[] = {
+    {"inbound.blocked_extensions", PM_KT_LIST, "inbound_blocked_extensions",
+     "[]", pm_check_extension, NULL, 512, PM_KF_FOLD, "milter",
+     "attachment extensions to reject, no dot; @common adds the preset"},
+    {"inbound.notify_admin", B, "inbound_notify_admin", "true", NULL, NULL, 0,
+     0, "milter", "notify inbound.admin_address of blocked attachments"},
+    {"inbound.notify_recipient", B, "inbound_notify_recipient", "true", NULL,
+     NULL, 0, 0, "milter", "notify each recipient of blocked attachments"},
+    {"inbound.admin_address", PM_KT_STRING, "inbound_admin_address", "\"\"",
+     pm_check_address, NULL, 0, PM_KF_NODE, "milter notifications",
+     "where admin notifications go; empty: postmaster@<node domain>"},
+    {"inbound.reject_unlisted_sender", B, "inbound_reject_unlisted_sender",
+     "true", NULL, NULL, 0, 0, "smtpd_reject_unlisted_sender",
+     "reject senders that are not known local addresses"},
+    {"inbound.reject_unlisted_recipient", B,
+     "inbound_reject_unlisted_recipient", "true", NULL, NULL, 0, 0,
+     "smtpd_reject_unlisted_recipient", "reject unknown local recipients"},
+    {"inbound.reject_sender_login_mismatch", B,
+     "inbound_reject_sender_login_mismatch", "true", NULL, NULL, 0, 0,
+     "smtpd_sender_restrictions = reject_sender_login_mismatch",
+     "reject senders not owned by the authenticated login"},
+    {"inbound.checks.client_hostname", B, "inbound_checks_client_hostname",
+     "false", NULL, NULL, 0, 0, "reject_unknown_client_hostname",
+     "client IP must have matching forward and reverse DNS"},
+    {"inbound.checks.reverse_client_hostname", B,
+     "inbound_checks_reverse_client_hostname", "false", NULL, NULL, 0, 0,
+     "reject_unknown_reverse_client_hostname",
+     "client IP must have a reverse DNS name"},
+    {"inbound.checks.helo_resolves", B, "inbound_checks_helo_resolves", "false",
+     NULL, NULL, 0, 0, "reject_unknown_helo_hostname",
+     "HELO name must resolve in DNS"},
+    {"inbound.checks.helo_valid", B, "inbound_checks_helo_valid", "true", NULL,
+     NULL, 0, 0, "reject_invalid_helo_hostname, smtpd_helo_required",
+     "HELO is required and must be syntactically valid"},
+    {"inbound.checks.helo_fqdn", B, "inbound_checks_helo_fqdn", "false", NULL,
+     NULL, 0, 0, "reject_non_fqdn_helo_hostname",
+     "HELO name must be a fully qualified domain name"},
+    {"inbound.checks.sender_domain", B, "inbound_checks_sender_domain", "true",
+     NULL, NULL, 0, 0, "reject_unknown_sender_domain",
+     "sender domain must exist in DNS"},
+    {"inbound.checks.sender_fqdn", B, "inbound_checks_sender_fqdn", "true",
+     NULL, NULL, 0, 0, "reject_non_fqdn_sender",
+     "sender address must be fully qualified"},
+    {"outbound.authenticated_header", B, "outbound_authenticated_header",
+     "false", NULL, NULL, 0, PM_KF_NODE, "smtpd_sasl_authenticated_header",
+     "add the authenticated login to the Received header"},
+    {"outbound.sasl_auth", B, "outbound_sasl_auth", "true", NULL, NULL, 0,
+     PM_KF_NODE, "smtpd_sasl_auth_enable, permit_sasl_authenticated",
+     "offer SMTP AUTH and let authenticated clients relay"},
+    {"outbound.tls_auth_only", B, "outbound_tls_auth_only", "true", NULL, NULL,
+     0, PM_KF_NODE, "smtpd_tls_auth_only", "offer AUTH only after STARTTLS"},
+    {"outbound.mynetworks", PM_KT_LIST, "outbound_mynetworks",
+     "[127.0.0.0/8, \"[::1]/128\"]", pm_check_cidr, NULL, 256, PM_KF_NODE,
+     "mynetworks", "networks trusted to relay (CIDR)"},
+    {"outbound.relay_host", PM_KT_STRING, "outbound_relay_host", "\"\"",
+     pm_check_relay_host, NULL, 0, PM_KF_NODE, "relayhost",
+     "send all outgoing mail, for every domain, through this host"},
+    {"outbound.fallback_relay_host", PM_KT_STRING,
+     "outbound_fallback_relay_host", "\"\"", pm_check_relay_host, NULL, 0,
+     PM_KF_NODE, "smtp_fallback_relay", "used when the relay host is down"},
+    {"antispam.enabled", B, "antispam_enabled", "true", NULL, NULL, 0, 0,
+     "milter + spamd", "score mail with SpamAssassin"},
+    {"antispam.level", PM_KT_ENUM, "antispam_level", "medium", NULL, s_levels,
+     0, 0, "milter", "low 40/90, medium 33/75, high 16/66, custom"},
+    {"antispam.tag_percent", PM_KT_PERCENT, "antispam_tag_percent", "33", NULL,
+     NULL, 100, 0, "milter", "tag at score percent x 20 / 100 (33 -> 6.6)"},
+    {"antispam.kill_percent", PM_KT_PERCENT, "antispam_kill_percent", "75",
+     NULL, NULL, 100, 0, "milter",
+     "kill at score percent x 20 / 100 (75 -> 15), above tag"},
+    {"antispam.subject_prefix", PM_KT_STRING, "antispam_subject_prefix", "\"\"",
+     pm_check_subject_prefix, NULL, PM_SUBJECT_PREFIX_MAX, 0, "milter",
+     "prefix added to the Subject of tagged mail"},
+    {"antispam.kill_action", PM_KT_ENUM, "antispam_kill_action", "discard",
+     NULL, s_kill_actions, 0, 0, "milter",
+     "above the kill level: discard, or deliver tagged"},
+    {"antispam.scan_outbound", B, "antispam_scan_outbound", "false", NULL, NULL,
+     0, 0, "milter", "also scan authenticated and mynetworks mail"},
+    {"antispam.dkim_verify", B, "antispam_dkim_verify", "true", NULL, NULL, 0,
+     0, "milter", "reject mail of DKIM-enabled domains without a signature"},
+    {"antivirus.enabled", B, "antivirus_enabled", "true", NULL, NULL, 0, 0,
+     "milter + libclamav", "scan mail with ClamAV"},
+    {"antivirus.mirrors", PM_KT_LIST, "antivirus_mirrors",
+     "[\"https://database.clamav.net\"]", pm_check_url, NULL, 16, 0,
+     "agent updater", "where signature databases are fetched"},
+    {"antivirus.custom_signatures", PM_KT_SIGNATURES,
+     "antivirus_custom_signatures", "[]", pm_check_signature_name, NULL, 64, 0,
+     "milter engine", "signature files in ClamAV syntax, with their sha256"},
+    {"antivirus.update_frequency", PM_KT_DURATION, "antivirus_update_frequency",
+     "2h", NULL, NULL, 0, 0, "agent updater",
+     "how often mirrors are checked (1s to 8w)"},
+    {"antivirus.block_encrypted_archives", B,
+     "antivirus_block_encrypted_archives", "true", NULL, NULL, 0, 0,
+     "libclamav", "treat encrypted archives as infected"},
+    {"antivirus.notify_admin", B, "antivirus_notify_admin", "true", NULL, NULL,
+     0, 0, "milter", "notify the admin of infected mail"},
+    {"antivirus.notify_recipient", B, "antivirus_notify_recipient", "true",
+     NULL, NULL, 0, 0, "milter", "notify recipients of infected mail"},
+    {"dkim.domains", PM_KT_DKIM, "dkim_domains", "[]", pm_check_domain, NULL,
+     1024, 0, "milter", "DKIM-enabled domains: {domain, selector, key}"},
+};
+#undef B
+
+#define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
+
+const pm_key_t *
+pm_policy_keys(size_t *n)
+{
+    *n = S_NKEYS;
+    return s_keys;
+}
+
+const pm_key_t *
+pm_policy_key(const char *name)
+{
+    for (size_t i = 0; i < S_NKEYS; i++)
+        if (strcmp(s_keys[i].name, name) == 0)
+            return &s_keys[i];
+    return NULL;
+}
+
+size_t
+pm_policy_key_index(const pm_key_t *key)
+{
+    assert(key >= s_keys && key < s_keys + S_NKEYS);
+    return (size_t)(key - s_keys);
+}
+
+const ProtobufCFieldDescriptor *
+pm_policy_field(const pm_key_t *key)
+{
+    static const ProtobufCFieldDescriptor *fields[S_NKEYS];
+    size_t i = pm_policy_key_index(key);
+    if (!fields[i]) {
+        fields[i] = protobuf_c_message_descriptor_get_field_by_name(
+            &pm__policy__descriptor, key->field);
+        /* A table entry naming a missing field is a build-time mistake;
+         * tests/common/test_policy.c checks every entry. */
+        assert(fields[i]);
+    }
+    return fields[i];
+}
+
+/* Levenshtein distance, bounded inputs (key names are short). */
+static size_t
+s_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return (size_t)-1;
+    size_t prev[65], cur[65];
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] =
+                sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, sizeof prev);
+    }
+    return prev[lb];
+}
+
+static const char *
+s_last_segment(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot ? dot + 1 : name;
+}
+
+const char *
+pm_policy_suggest(const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    for (size_t i = 0; i < S_NKEYS; i++) {
+        size_t d = s_distance(name, s_keys[i].name);
+        /* "relayhost" or "helo_vaild" alone: compare the last segments */
+        size_t ds =
+            s_distance(s_last_segment(name), s_last_segment(s_keys[i].name));
+        if (ds != (size_t)-1 && ds + 1 < d)
+            d = ds + 1;
+        if (d < best_d) {
+            best_d = d;
+            best = s_keys[i].name;
+        }
+    }
+    size_t limit = strlen(name) / 4 + 2;
+    return best_d <= limit ? best : NULL;
+}
+
+void
+pm_policy_set_string(char **slot, const char *value)
+{
+    if (*slot && *slot != protobuf_c_empty_string)
+        free(*slot);
+    *slot = pm_strdup(value);
+}
+
+const char *
+pm_policy_level_for(unsigned tag, unsigned kill)
+{
+    for (size_t i = 0; i < sizeof s_level_table / sizeof s_level_table[0]; i++)
+        if (s_level_table[i].tag == tag && s_level_table[i].kill == kill)
+            return s_level_table[i].name;
+    return NULL;
+}
+
+bool
+pm_policy_level_percents(const char *level, unsigned *tag, unsigned *kill)
+{
+    for (size_t i = 0; i < sizeof s_level_table / sizeof s_level_table[0];
+         i++) {
+        if (strcmp(s_level_table[i].name, level) == 0) {
+            *tag = s_level_table[i].tag;
+            *kill = s_level_table[i].kill;
+            return true;
+        }
+    }
+    return false;
+}
+
+Pm__Policy *
+pm_policy_new(void)
+{
+    Pm__Policy *p = pm_malloc(sizeof *p);
+    pm__policy__init(p);
+    pm_diag_t *diag = pm_diag_new("default");
+    for (size_t i = 0; i < S_NKEYS; i++) {
+        pm_value_t *v =
+            pm_value_parse(s_keys[i].dflt, strlen(s_keys[i].dflt), 1, diag);
+        pm_policy_apply(p, &s_keys[i], PM__EDIT__OP__ASSIGN, v, NULL, NULL,
+                        NULL, diag);
+        pm_value_destroy(&v);
+    }
+    /* Defaults are constants: a problem here is a bug in the table. */
+    assert(pm_diag_count(diag) == 0);
+    pm_diag_destroy(&diag);
+    return p;
+}
+
+Pm__Policy *
+pm_policy_dup(const Pm__Policy *policy)
+{
+    size_t len = protobuf_c_message_get_packed_size(&policy->base);
+    uint8_t *buf = pm_malloc(len);
+    protobuf_c_message_pack(&policy->base, buf);
+    Pm__Policy *copy = pm__policy__unpack(NULL, len, buf);
+    free(buf);
+    if (!copy)
+        abort(); /* unpacking what we just packed only fails without memory */
+    return copy;
+}
+
+void
+pm_policy_free(Pm__Policy **policy_p)
+{
+    if (*policy_p)
+        pm__policy__free_unpacked(*policy_p, NULL);
+    *policy_p = NULL;
+}
+
+pm_origin_t *
+pm_origin_new(void)
+{
+    pm_origin_t *self = pm_calloc(1, sizeof *self);
+    self->keys = pm_calloc(S_NKEYS, sizeof *self->keys);
+    return self;
+}
+
+void
+pm_origin_destroy(pm_origin_t **self_p)
+{
+    pm_origin_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < S_NKEYS; i++)
+        free(self->keys[i].item_lines);
+    free(self->keys);
+    free(self->override_lines);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+pm_origin_item_line(pm_origin_t *self, size_t key, size_t item, unsigned line)
+{
+    pm_keyline_t *kl = &self->keys[key];
+    if (item >= kl->n_items) {
+        kl->item_lines =
+            pm_realloc(kl->item_lines, (item + 1) * sizeof *kl->item_lines);
+        memset(kl->item_lines + kl->n_items, 0,
+               (item + 1 - kl->n_items) * sizeof *kl->item_lines);
+        kl->n_items = item + 1;
+    }
+    kl->item_lines[item] = line;
+}

@@ -1,0 +1,122 @@
+/* pm_policy.h - the policy table: every key declared once.
+ *
+ * Each entry of the table (pm_policy.c) names a public key of the contract
+ * (DESIGN.md), its type, its default in policy-file syntax, its bounds, the
+ * Pm__Policy field it lives in and what it drives. Parsing, validation,
+ * defaults, YAML and JSON rendering, diffs, per-node overrides and
+ * `privmta-ctl policy show` are all derived from it; there is no second list
+ * of keys anywhere.
+ *
+ * A policy in memory is a Pm__Policy (proto/privmta.proto). Functions that
+ * return one hand ownership to the caller, who frees it with pm_policy_free.
+ */
+#ifndef PM_POLICY_H
+#define PM_POLICY_H
+
+#include "pm_diag.h"
+#include "pm_value.h"
+#include "privmta.pb-c.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum {
+    PM_KT_BOOL,
+    PM_KT_PERCENT,    /* integer 0..100 */
+    PM_KT_DURATION,   /* seconds, written 30s 15m 2h 1d 1w */
+    PM_KT_ENUM,       /* one of choices */
+    PM_KT_STRING,     /* text checked by check() */
+    PM_KT_LIST,       /* list of text items, each checked by check() */
+    PM_KT_SIGNATURES, /* list of {name, sha256, content | file} */
+    PM_KT_DKIM,       /* list of {domain, selector, key} */
+} pm_ktype_t;
+
+#define PM_KF_NODE 0x1u /* may be overridden per node */
+#define PM_KF_FOLD 0x2u /* list items compare case-insensitively, lowercased   \
+                         */
+
+typedef struct {
+    const char *name; /* public key, e.g. "outbound.relay_host" */
+    pm_ktype_t type;
+    const char *field;            /* Pm__Policy field holding the value */
+    const char *dflt;             /* default, in policy-file syntax */
+    char *(*check)(const char *); /* item check (pm_check.h), or NULL */
+    const char *const *choices;   /* PM_KT_ENUM: NULL-terminated */
+    unsigned max;                 /* list items / string characters, 0: none */
+    unsigned flags;               /* PM_KF_* */
+    const char *drives;           /* Postfix parameters or milter setting */
+    const char *help;             /* one line for docs and `show` comments */
+} pm_key_t;
+
+/* The table, in display order; sets *n to the number of keys. */
+const pm_key_t *pm_policy_keys(size_t *n);
+
+/* Looks a key up by its public name; NULL when unknown. */
+const pm_key_t *pm_policy_key(const char *name);
+
+/* The closest known key to an unknown NAME ("did you mean"), or NULL when
+ * nothing is close. The result is static. */
+const char *pm_policy_suggest(const char *name);
+
+/* A policy holding every default. Caller owns it. */
+Pm__Policy *pm_policy_new(void);
+
+/* A deep copy. Caller owns it. */
+Pm__Policy *pm_policy_dup(const Pm__Policy *policy);
+
+/* Frees a policy; accepts NULL, nulls *policy_p. */
+void pm_policy_free(Pm__Policy **policy_p);
+
+/* Reads a whole policy document (already parsed) into a new policy that
+ * starts from the defaults: every key not written keeps its default.
+ * Problems (unknown keys, wrong types, bad values...) go to DIAG with their
+ * line; BASE_DIR resolves relative `file:` paths of custom signatures
+ * (NULL: the current directory). Returns NULL when any problem was found,
+ * after reporting all of them. Runs pm_policy_validate. */
+Pm__Policy *pm_policy_from_value(const pm_value_t *doc, const char *base_dir,
+                                 pm_diag_t *diag);
+
+/* Checks every value of POLICY against the table and the rules between keys
+ * (tag < kill, level matches percents, unique names, signatures compile in a
+ * scratch libclamav engine, overrides name known per-node keys with valid
+ * values). Adds one line per problem to DIAG; returns the number found.
+ * Used on every policy that arrives from the network too. */
+size_t pm_policy_validate(const Pm__Policy *policy, pm_diag_t *diag);
+
+/* Applies `policy set` edits to POLICY in place: KEY=VALUE (Pm__Edit ASSIGN),
+ * KEY+=ITEM (ADD, lists only; "@common" adds the preset), KEY-=ITEM (REMOVE)
+ * and RESET. With NODE, the edits become per-node overrides of NODE. VALUE
+ * is policy-file syntax ("true", "[a, b]", "a b"). Problems go to DIAG; on
+ * any problem *POLICY_P is left unchanged and the count is returned; on
+ * success *POLICY_P is replaced by the edited policy. */
+size_t pm_policy_edit(Pm__Policy **policy_p, const char *node,
+                      Pm__Edit *const *edits, size_t n, pm_diag_t *diag);
+
+/* The effective policy of NODE: POLICY with NODE's overrides applied and no
+ * overrides left. Caller owns it. */
+Pm__Policy *pm_policy_for_node(const Pm__Policy *policy, const char *node);
+
+/* Renders one key's value as compact JSON text (for diffs and messages).
+ * Caller frees. */
+char *pm_policy_key_text(const Pm__Policy *policy, const pm_key_t *key);
+
+/* Renders POLICY as a YAML policy file that pm_policy_from_value reads back
+ * to the same digest. HEADER (may be NULL) is written first as comment
+ * lines. Caller frees. */
+char *pm_policy_to_yaml(const Pm__Policy *policy, const char *header);
+
+/* Renders POLICY as a JSON object (nested like the YAML). Caller frees. */
+char *pm_policy_to_json(const Pm__Policy *policy, bool pretty);
+
+/* Writes the sha256 (64 hex chars + NUL) of POLICY's canonical form into
+ * out: equal policies have equal digests whatever their history. */
+void pm_policy_digest(const Pm__Policy *policy, char out[65]);
+
+/* Loads a policy file (YAML or JSON) from PATH. Problems are reported as
+ * "PATH:LINE: KEY: problem" into DIAG. Returns NULL on any problem. */
+Pm__Policy *pm_policy_load_file(const char *path, pm_diag_t *diag);
+
+/* The "often prohibited" extension preset (Carbonio's 27), NULL-ended. */
+extern const char *const pm_policy_common_extensions[];
+
+#endif

@@ -1,0 +1,355 @@
+/* pm_policy_edit.c - building policies from documents and edits, and the
+ * per-node view. Everything goes through pm_policy_apply, then
+ * pm_policy_validate: one path for files, `policy set` and overrides.
+ */
+#include "pm_mem.h"
+#include "pm_policy_private.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* "given, on no particular line" (a `policy set` argument) */
+#define S_NOLINE 0xffffffffu
+
+typedef size_t (*s_leaf_fn)(void *ctx, const pm_key_t *key,
+                            const pm_value_t *value, unsigned line,
+                            pm_diag_t *diag);
+
+static bool
+s_is_group(const char *name)
+{
+    size_t n, len = strlen(name);
+    const pm_key_t *keys = pm_policy_keys(&n);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(keys[i].name, name, len) == 0 && keys[i].name[len] == '.')
+            return true;
+    return false;
+}
+
+static size_t
+s_unknown(const char *name, unsigned line, pm_diag_t *diag)
+{
+    const char *near = pm_policy_suggest(name);
+    if (near)
+        pm_diag_add(diag, line, name, "unknown key; did you mean %s?", near);
+    else
+        pm_diag_add(diag, line, name, "unknown key");
+    return 1;
+}
+
+/* Handles item I of MAP: a key, a group of keys or a mistake. */
+static size_t s_walk_item(const pm_value_t *map, size_t i, const char *prefix,
+                          s_leaf_fn leaf, void *ctx, pm_diag_t *diag);
+
+/* Walks nested mappings ("outbound: {relay_host: x}") and dotted names
+ * ("outbound.relay_host: x") alike, calling LEAF for every key found. */
+static size_t
+s_walk(const pm_value_t *map, const char *prefix, s_leaf_fn leaf, void *ctx,
+       pm_diag_t *diag)
+{
+    size_t problems = 0;
+    for (size_t i = 0; i < map->n; i++)
+        problems += s_walk_item(map, i, prefix, leaf, ctx, diag);
+    return problems;
+}
+
+static size_t
+s_walk_item(const pm_value_t *map, size_t i, const char *prefix, s_leaf_fn leaf,
+            void *ctx, pm_diag_t *diag)
+{
+    char *name = prefix ? pm_asprintf("%s.%s", prefix, map->keys[i])
+                        : pm_strdup(map->keys[i]);
+    const pm_key_t *key = pm_policy_key(name);
+    const pm_value_t *v = map->items[i];
+    unsigned line = map->key_lines[i];
+    size_t problems = 1;
+    if (key)
+        problems = leaf(ctx, key, v, line, diag);
+    else if (s_is_group(name) && v->kind == PM_V_MAP)
+        problems = s_walk(v, name, leaf, ctx, diag);
+    else if (s_is_group(name))
+        pm_diag_add(diag, line, name,
+                    "is a group of keys; expected a mapping, got %s",
+                    pm_value_kind_name(v));
+    else
+        s_unknown(name, line, diag);
+    free(name);
+    return problems;
+}
+
+/* ---- a whole document --------------------------------------------------- */
+
+typedef struct {
+    Pm__Policy *policy;
+    pm_origin_t *origin;
+    const char *base_dir;
+    const char *node; /* inside nodes: NODE */
+} s_doc_t;
+
+static size_t
+s_doc_leaf(void *ctx, const pm_key_t *key, const pm_value_t *value,
+           unsigned line, pm_diag_t *diag)
+{
+    s_doc_t *d = ctx;
+    pm_keyline_t *kl = &d->origin->keys[pm_policy_key_index(key)];
+    if (kl->line) {
+        pm_diag_add(diag, line, key->name, "given twice (first on line %u)",
+                    kl->line);
+        return 1;
+    }
+    kl->line = line;
+    return pm_policy_apply(d->policy, key, PM__EDIT__OP__ASSIGN, value, NULL,
+                           d->base_dir, d->origin, diag);
+}
+
+/* An override is stored as the canonical text of the value it sets, so
+ * that the same override written two ways has one digest. */
+static size_t
+s_override_leaf(void *ctx, const pm_key_t *key, const pm_value_t *value,
+                unsigned line, pm_diag_t *diag)
+{
+    s_doc_t *d = ctx;
+    Pm__Policy *scratch = pm_policy_new();
+    size_t problems = pm_policy_apply(scratch, key, PM__EDIT__OP__ASSIGN, value,
+                                      NULL, d->base_dir, NULL, diag);
+    if (!problems) {
+        Pm__Policy *p = d->policy;
+        Pm__NodeOverride *ov = pm_malloc(sizeof *ov);
+        pm__node_override__init(ov);
+        ov->node = pm_strdup(d->node);
+        ov->key = pm_strdup(key->name);
+        ov->value = pm_policy_key_text(scratch, key);
+        p->overrides =
+            pm_realloc(p->overrides, (p->n_overrides + 1) * sizeof *ov);
+        p->overrides[p->n_overrides] = ov;
+        pm_origin_t *o = d->origin;
+        o->override_lines = pm_realloc(o->override_lines,
+                                       (p->n_overrides + 1) * sizeof(unsigned));
+        o->override_lines[p->n_overrides] = line;
+        o->n_overrides = ++p->n_overrides;
+    }
+    pm_policy_free(&scratch);
+    return problems;
+}
+
+static size_t
+s_nodes(s_doc_t *d, const pm_value_t *nodes, pm_diag_t *diag)
+{
+    if (nodes->kind != PM_V_MAP) {
+        pm_diag_add(diag, nodes->line, "nodes",
+                    "expected a mapping of node name to keys, got %s",
+                    pm_value_kind_name(nodes));
+        return 1;
+    }
+    size_t problems = 0;
+    for (size_t i = 0; i < nodes->n; i++) {
+        if (nodes->items[i]->kind != PM_V_MAP) {
+            pm_diag_add(diag, nodes->key_lines[i], "nodes",
+                        "node %s: expected a mapping of keys", nodes->keys[i]);
+            problems++;
+            continue;
+        }
+        d->node = nodes->keys[i];
+        problems += s_walk(nodes->items[i], NULL, s_override_leaf, d, diag);
+    }
+    d->node = NULL;
+    return problems;
+}
+
+/* A named level fixes both percents; percents written by hand make the
+ * level custom. Writing both, and contradicting, is a mistake to report
+ * rather than guess: which one did the admin mean? */
+static size_t
+s_resolve_level(Pm__Policy *p, const unsigned *given, pm_diag_t *diag)
+{
+    const pm_key_t *lk = pm_policy_key("antispam.level");
+    const pm_key_t *pk[2] = {pm_policy_key("antispam.tag_percent"),
+                             pm_policy_key("antispam.kill_percent")};
+    uint32_t *pv[2] = {&p->antispam_tag_percent, &p->antispam_kill_percent};
+    unsigned want[2];
+    bool level_given = given[pm_policy_key_index(lk)];
+    size_t problems = 0;
+    if (level_given &&
+        pm_policy_level_percents(p->antispam_level, &want[0], &want[1])) {
+        for (int i = 0; i < 2; i++) {
+            unsigned line = given[pm_policy_key_index(pk[i])];
+            if (line && *pv[i] != want[i]) {
+                pm_diag_add(diag, line == S_NOLINE ? 0 : line, pk[i]->name,
+                            "%u contradicts antispam.level %s (%u); set "
+                            "antispam.level to custom to choose by hand",
+                            *pv[i], p->antispam_level, want[i]);
+                problems++;
+            }
+            *pv[i] = want[i];
+        }
+    } else if (given[pm_policy_key_index(pk[0])] ||
+               given[pm_policy_key_index(pk[1])]) {
+        pm_policy_set_string(&p->antispam_level, "custom");
+    }
+    return problems;
+}
+
+Pm__Policy *
+pm_policy_from_value(const pm_value_t *doc, const char *base_dir,
+                     pm_diag_t *diag)
+{
+    if (doc->kind != PM_V_MAP) {
+        pm_diag_add(diag, doc->line, NULL,
+                    "a policy is a mapping of keys to values, got %s",
+                    pm_value_kind_name(doc));
+        return NULL;
+    }
+    size_t before = pm_diag_count(diag), n;
+    pm_policy_keys(&n);
+    Pm__Policy *p = pm_policy_new();
+    s_doc_t d = {p, pm_origin_new(), base_dir, NULL};
+    for (size_t i = 0; i < doc->n; i++) {
+        if (strcmp(doc->keys[i], "nodes") == 0)
+            s_nodes(&d, doc->items[i], diag);
+        else
+            s_walk_item(doc, i, NULL, s_doc_leaf, &d, diag);
+    }
+    unsigned *given = pm_calloc(n, sizeof *given);
+    for (size_t i = 0; i < n; i++)
+        given[i] = d.origin->keys[i].line;
+    s_resolve_level(p, given, diag);
+    free(given);
+    pm_policy_validate_at(p, d.origin, diag);
+    pm_origin_destroy(&d.origin);
+    if (pm_diag_count(diag) != before)
+        pm_policy_free(&p);
+    return p;
+}
+
+/* ---- edits (`privmta-ctl policy set`) ----------------------------------- */
+
+static void
+s_override_put(Pm__Policy *p, const char *node, const pm_key_t *key, char *text)
+{
+    for (size_t i = 0; i < p->n_overrides; i++) {
+        Pm__NodeOverride *ov = p->overrides[i];
+        if (strcmp(ov->node, node) == 0 && strcmp(ov->key, key->name) == 0) {
+            if (text) {
+                pm_policy_set_string(&ov->value, text);
+                free(text);
+            } else {
+                pm__node_override__free_unpacked(ov, NULL);
+                memmove(p->overrides + i, p->overrides + i + 1,
+                        (p->n_overrides - i - 1) * sizeof *p->overrides);
+                p->n_overrides--;
+            }
+            return;
+        }
+    }
+    if (!text)
+        return;
+    Pm__NodeOverride *ov = pm_malloc(sizeof *ov);
+    pm__node_override__init(ov);
+    ov->node = pm_strdup(node);
+    ov->key = pm_strdup(key->name);
+    ov->value = text;
+    p->overrides =
+        pm_realloc(p->overrides, (p->n_overrides + 1) * sizeof *p->overrides);
+    p->overrides[p->n_overrides++] = ov;
+}
+
+/* Edits of a node's override start from what the node has now, so that
+ * "mynetworks+=10.0.0.0/8 --node mx2" extends mx2's own list. */
+static size_t
+s_edit_override(Pm__Policy *p, const char *node, const pm_key_t *key,
+                const Pm__Edit *e, const pm_value_t *v, pm_diag_t *diag)
+{
+    if (!(key->flags & PM_KF_NODE)) {
+        pm_diag_add(diag, 0, key->name,
+                    "is cluster-wide and cannot be set per node");
+        return 1;
+    }
+    if (e->op == PM__EDIT__OP__RESET) {
+        s_override_put(p, node, key, NULL);
+        return 0;
+    }
+    Pm__Policy *eff = pm_policy_for_node(p, node);
+    size_t problems =
+        pm_policy_apply(eff, key, e->op, v, &e->content, NULL, NULL, diag);
+    if (!problems)
+        s_override_put(p, node, key, pm_policy_key_text(eff, key));
+    pm_policy_free(&eff);
+    return problems;
+}
+
+static size_t
+s_edit_one(Pm__Policy *p, const char *node, const Pm__Edit *e, unsigned *given,
+           pm_diag_t *diag)
+{
+    const pm_key_t *key = pm_policy_key(e->key);
+    if (!key)
+        return s_unknown(e->key, 0, diag);
+    pm_value_t *v = NULL;
+    if (e->op != PM__EDIT__OP__RESET) {
+        v = pm_value_parse(e->value, strlen(e->value), 0, diag);
+        if (!v)
+            return 1;
+    }
+    size_t problems;
+    if (node) {
+        problems = s_edit_override(p, node, key, e, v, diag);
+    } else {
+        problems =
+            pm_policy_apply(p, key, e->op, v, &e->content, NULL, NULL, diag);
+        given[pm_policy_key_index(key)] = S_NOLINE;
+    }
+    pm_value_destroy(&v);
+    return problems;
+}
+
+size_t
+pm_policy_edit(Pm__Policy **policy_p, const char *node, Pm__Edit *const *edits,
+               size_t n, pm_diag_t *diag)
+{
+    size_t before = pm_diag_count(diag), nkeys;
+    pm_policy_keys(&nkeys);
+    Pm__Policy *p = pm_policy_dup(*policy_p);
+    unsigned *given = pm_calloc(nkeys, sizeof *given);
+    for (size_t i = 0; i < n; i++)
+        s_edit_one(p, node && *node ? node : NULL, edits[i], given, diag);
+    s_resolve_level(p, given, diag);
+    free(given);
+    if (pm_diag_count(diag) == before)
+        pm_policy_validate(p, diag);
+    size_t problems = pm_diag_count(diag) - before;
+    if (problems) {
+        pm_policy_free(&p);
+        return problems;
+    }
+    pm_policy_free(policy_p);
+    *policy_p = p;
+    return 0;
+}
+
+Pm__Policy *
+pm_policy_for_node(const Pm__Policy *policy, const char *node)
+{
+    Pm__Policy *p = pm_policy_dup(policy);
+    pm_diag_t *ignored = pm_diag_new("override");
+    for (size_t i = 0; i < p->n_overrides; i++) {
+        const Pm__NodeOverride *ov = p->overrides[i];
+        const pm_key_t *key = pm_policy_key(ov->key);
+        if (!key || strcmp(ov->node, node) != 0)
+            continue;
+        /* Overrides were validated when stored; a bad one keeps the
+         * cluster value rather than half-applying. */
+        pm_value_t *v =
+            pm_value_parse(ov->value, strlen(ov->value), 0, ignored);
+        if (v)
+            pm_policy_apply(p, key, PM__EDIT__OP__ASSIGN, v, NULL, NULL, NULL,
+                            ignored);
+        pm_value_destroy(&v);
+    }
+    for (size_t i = 0; i < p->n_overrides; i++)
+        pm__node_override__free_unpacked(p->overrides[i], NULL);
+    free(p->overrides);
+    p->overrides = NULL;
+    p->n_overrides = 0;
+    pm_diag_destroy(&ignored);
+    return p;
+}
