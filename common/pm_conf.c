@@ -1,0 +1,148 @@
+#include "pm_conf.h"
+#include "pm_mem.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+pm_conf_defaults(pm_param_t *table)
+{
+    for (pm_param_t *p = table; p->name; p++) {
+        free(p->value);
+        p->value = pm_strdup(p->dflt ? p->dflt : "");
+    }
+}
+
+static pm_param_t *
+s_find(pm_param_t *table, const char *name)
+{
+    for (pm_param_t *p = table; p->name; p++) {
+        size_t i = 0;
+        while (p->name[i] &&
+               (p->name[i] == name[i] || (p->name[i] == '_' && name[i] == '-')))
+            i++;
+        if (!p->name[i] && !name[i])
+            return p;
+    }
+    return NULL;
+}
+
+bool
+pm_conf_set(pm_param_t *table, const char *name, const char *value)
+{
+    pm_param_t *p = s_find(table, name);
+    if (!p)
+        return false;
+    free(p->value);
+    p->value = pm_strdup(value);
+    return true;
+}
+
+const char *
+pm_conf_get(const pm_param_t *table, const char *name)
+{
+    pm_param_t *p = s_find((pm_param_t *)table, name);
+    return p ? p->value : NULL;
+}
+
+static char *
+s_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+size_t
+pm_conf_file(pm_param_t *table, const char *path, bool must_exist,
+             pm_diag_t *diag)
+{
+    size_t before = pm_diag_count(diag);
+    pm_diag_set_origin(diag, path);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (must_exist || errno != ENOENT)
+            pm_diag_add(diag, 0, NULL, "cannot open: %s", strerror(errno));
+        return pm_diag_count(diag) - before;
+    }
+    char line[4096];
+    for (unsigned no = 1; fgets(line, sizeof line, f); no++) {
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *text = s_trim(line), *eq = strchr(text, '=');
+        if (!*text)
+            continue;
+        if (!eq) {
+            pm_diag_add(diag, no, NULL, "expected 'name = value'");
+            continue;
+        }
+        *eq = '\0';
+        char *name = s_trim(text), *value = s_trim(eq + 1);
+        if (!pm_conf_set(table, name, value))
+            pm_diag_add(diag, no, name, "unknown parameter");
+    }
+    fclose(f);
+    return pm_diag_count(diag) - before;
+}
+
+void
+pm_conf_usage(const pm_param_t *table, FILE *f)
+{
+    for (const pm_param_t *p = table; p->name; p++) {
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s", p->name);
+        for (char *c = flag; *c; c++)
+            if (*c == '_')
+                *c = '-';
+        fprintf(f, "  %-20s %s (default: %s)\n", flag, p->help,
+                p->dflt && *p->dflt ? p->dflt : "none");
+    }
+}
+
+void
+pm_conf_free(pm_param_t *table)
+{
+    for (pm_param_t *p = table; p->name; p++)
+        PM_FREE(&p->value);
+}
+
+int
+pm_conf_args(pm_param_t *table, int argc, char **argv, const char **config,
+             pm_diag_t *diag)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0)
+            return i + 1;
+        if (strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0) {
+            if (i + 1 >= argc) {
+                pm_diag_add(diag, 0, arg, "needs a file name");
+                break;
+            }
+            *config = argv[++i];
+            continue;
+        }
+        const char *name = arg + (arg[1] == '-' ? 2 : 1);
+        const char *eq = strchr(name, '=');
+        char *key =
+            eq ? pm_strndup(name, (size_t)(eq - name)) : pm_strdup(name);
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
+        if (!s_find(table, key))
+            pm_diag_add(diag, 0, arg, "unknown option");
+        else if (!value)
+            pm_diag_add(diag, 0, arg, "needs a value");
+        else {
+            pm_conf_set(table, key, value);
+            i += eq ? 0 : 1;
+        }
+        free(key);
+    }
+    return i;
+}

@@ -1,0 +1,50 @@
+/* pm_conf.h - daemon parameters declared in one table (Postfix style).
+ *
+ * A configuration file holds "name = value" lines ('#' starts a comment).
+ * Values come from, in order: the table's default, the file, the command
+ * line (--name=value or --name value, with '_' written as '-').
+ */
+#ifndef PM_CONF_H
+#define PM_CONF_H
+
+#include "pm_diag.h"
+
+#include <stdbool.h>
+
+typedef struct {
+    const char *name; /* e.g. "state_dir" */
+    const char *dflt;
+    const char *help;
+    char *value; /* filled in by pm_conf_*; free with pm_conf_free */
+} pm_param_t;
+
+/* Sets every value to its default. TABLE ends with a {NULL} entry. */
+void pm_conf_defaults(pm_param_t *table);
+
+/* Reads PATH into TABLE. A missing file is fine unless MUST_EXIST. Unknown
+ * names and malformed lines go to DIAG (FILE:LINE: name: problem). Returns
+ * the number of problems. */
+size_t pm_conf_file(pm_param_t *table, const char *path, bool must_exist,
+                    pm_diag_t *diag);
+
+/* Sets NAME (as written on the command line, '-' or '_') to VALUE. Returns
+ * false when NAME is not in the table. */
+bool pm_conf_set(pm_param_t *table, const char *name, const char *value);
+
+/* Reads command-line options into TABLE: "--name=value", "--name value",
+ * and "-c FILE" / "--config FILE", which sets *config (applied by the caller
+ * before the options, so options win). Problems go to DIAG. Returns the
+ * index of the first argument that is not an option. Call twice: once to
+ * find the config file, once after reading it. */
+int pm_conf_args(pm_param_t *table, int argc, char **argv, const char **config,
+                 pm_diag_t *diag);
+
+/* The value of NAME; NULL if NAME is not in the table. */
+const char *pm_conf_get(const pm_param_t *table, const char *name);
+
+/* Prints "  --name VALUE   help (default)" for every parameter. */
+void pm_conf_usage(const pm_param_t *table, FILE *f);
+
+void pm_conf_free(pm_param_t *table);
+
+#endif

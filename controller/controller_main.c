@@ -1,0 +1,98 @@
+/* privmta-controller: owns the policy store and serves the ctl API. */
+#include "pm_conf.h"
+#include "pm_ctld.h"
+#include "pm_keys.h"
+#include "pm_log.h"
+#include "pm_mem.h"
+#include "pm_store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static pm_param_t s_params[] = {
+    {"endpoint", "tcp://127.0.0.1:7420", "where privmta-ctl connects", NULL},
+    {"state_dir", "/var/lib/privmta", "store, keys and allow-lists", NULL},
+    {"log_level", "info", "debug, info, warning or error", NULL},
+    {"syslog", "no", "also log to syslog (mail facility): yes or no", NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+static void
+s_usage(FILE *f)
+{
+    fprintf(f, "usage: privmta-controller [-c FILE] [--option VALUE]...\n"
+               "options (also 'name = value' lines in the -c FILE):\n");
+    pm_conf_usage(s_params, f);
+}
+
+static void
+s_configure(int argc, char **argv)
+{
+    const char *config = NULL;
+    pm_diag_t *diag = pm_diag_new("command line");
+    pm_conf_defaults(s_params);
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        s_usage(stdout);
+        exit(0);
+    }
+    int rest = pm_conf_args(s_params, argc, argv, &config, diag);
+    if (config && pm_conf_file(s_params, config, true, diag) == 0) {
+        pm_diag_set_origin(diag, "command line");
+        rest = pm_conf_args(s_params, argc, argv, &config, diag);
+    }
+    if (rest < argc)
+        pm_diag_add(diag, 0, argv[rest], "unexpected argument");
+    if (pm_diag_count(diag)) {
+        pm_diag_print(diag, stderr);
+        s_usage(stderr);
+        exit(2);
+    }
+    pm_diag_destroy(&diag);
+}
+
+static pm_loglevel_t
+s_level(const char *name)
+{
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, names[i]) == 0)
+            return (pm_loglevel_t)i;
+    pm_fatal("log_level '%s' is not debug, info, warning or error", name);
+}
+
+int
+main(int argc, char **argv)
+{
+    s_configure(argc, argv);
+    pm_log_init(argv[0], strcmp(pm_conf_get(s_params, "syslog"), "yes") == 0,
+                s_level(pm_conf_get(s_params, "log_level")));
+    zsys_init();
+    zsys_set_logstream(NULL);
+    const char *dir = pm_conf_get(s_params, "state_dir");
+    char *why = NULL, *store_dir = pm_asprintf("%s/store", dir);
+    char *clients = pm_asprintf("%s/clients", dir);
+    zcert_t *cert = pm_keys_controller(dir, &why);
+    if (!cert)
+        pm_fatal("keys: %s", why);
+    pm_store_t *store = NULL;
+    int rc = pm_store_open(store_dir, 0, 0, &store);
+    if (rc != PM_OK)
+        pm_fatal("cannot open the store in %s: %s", store_dir, pm_strerror(rc));
+    const char *endpoint = pm_conf_get(s_params, "endpoint");
+    pm_ctld_t *ctld = pm_ctld_new(store, endpoint, cert, clients, &why);
+    if (!ctld)
+        pm_fatal("%s", why);
+    uint64_t head = 0;
+    pm_store_head(store, &head);
+    pm_info("serving on %s (head revision %llu, clients allowed from %s)",
+            endpoint, (unsigned long long)head, clients);
+    rc = pm_ctld_run(ctld);
+    pm_info("stopping");
+    pm_ctld_destroy(&ctld);
+    pm_store_close(&store);
+    zcert_destroy(&cert);
+    free(store_dir);
+    free(clients);
+    pm_conf_free(s_params);
+    return rc;
+}

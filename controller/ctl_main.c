@@ -1,0 +1,206 @@
+/* privmta-ctl: the admin's command line. */
+#include "pm_ctl.h"
+#include "pm_ctl_client.h"
+#include "pm_error.h"
+#include "pm_log.h"
+#include "pm_mem.h"
+
+#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct pm_ctl_t {
+    pm_param_t *params;
+    pm_ctl_client_t *client;
+};
+
+static pm_param_t s_params[] = {
+    {"controller", "tcp://127.0.0.1:7420",
+     "controller address (or "
+     "PRIVMTA_CONTROLLER)",
+     NULL},
+    {"state_dir", "/var/lib/privmta",
+     "controller state directory whose "
+     "keys/ are used by default (or PRIVMTA_STATE_DIR)",
+     NULL},
+    {"key", "",
+     "this client's secret key file (or PRIVMTA_KEY; default "
+     "STATE_DIR/keys/admin.cert_secret)",
+     NULL},
+    {"server_key", "",
+     "the controller's public key file (or "
+     "PRIVMTA_SERVER_KEY; default STATE_DIR/keys/controller.cert)",
+     NULL},
+    {"timeout", "5", "seconds to wait for the controller", NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const struct {
+    const char *group, *name;
+    int (*fn)(pm_ctl_t *, int, char **);
+    const char *usage;
+} s_commands[] = {
+    {"policy", "validate", pm_ctl_policy_validate, "policy validate FILE"},
+    {"policy", "push", pm_ctl_policy_push,
+     "policy push FILE [--wait[=SECONDS]] [--expect-rev N] [-m MSG]"},
+    {"policy", "set", pm_ctl_policy_set,
+     "policy set KEY=VALUE|KEY+=ITEM|KEY-=ITEM... [--reset KEY] "
+     "[--node NAME] [--expect-rev N] [-m MSG]"},
+    {"policy", "show", pm_ctl_policy_show,
+     "policy show [--rev N] [--node NAME] [--json]"},
+    {"policy", "history", pm_ctl_policy_history,
+     "policy history [--limit N] [--before N] [--json]"},
+    {"policy", "diff", pm_ctl_policy_diff, "policy diff A B [--json]"},
+    {"policy", "rollback", pm_ctl_policy_rollback,
+     "policy rollback N [--expect-rev N] [-m MSG]"},
+    {"nodes", NULL, pm_ctl_nodes, "nodes [--json]"},
+};
+
+static void
+s_usage(FILE *f)
+{
+    fprintf(f, "usage: privmta-ctl [GLOBAL OPTIONS] COMMAND...\ncommands:\n");
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        fprintf(f, "  privmta-ctl %s\n", s_commands[i].usage);
+    fprintf(f, "global options (also 'name = value' lines in "
+               "/etc/privmta/ctl.conf or -c FILE):\n");
+    pm_conf_usage(s_params, f);
+    fprintf(f, "exit codes: 0 ok, 1 rejected, 2 usage, 3 controller "
+               "unreachable, 4 timed out waiting for nodes\n");
+}
+
+/* defaults < config file < environment < command line */
+static int
+s_configure(int argc, char **argv)
+{
+    static const char *const env[][2] = {{"controller", "PRIVMTA_CONTROLLER"},
+                                         {"state_dir", "PRIVMTA_STATE_DIR"},
+                                         {"key", "PRIVMTA_KEY"},
+                                         {"server_key", "PRIVMTA_SERVER_KEY"},
+                                         {"timeout", "PRIVMTA_TIMEOUT"}};
+    const char *config = getenv("PRIVMTA_CTL_CONFIG");
+    bool explicit_config = config != NULL;
+    pm_diag_t *diag = pm_diag_new("command line");
+    pm_conf_defaults(s_params);
+    int rest = pm_conf_args(s_params, argc, argv, &config, diag);
+    explicit_config = explicit_config || config;
+    pm_conf_file(s_params, config ? config : "/etc/privmta/ctl.conf",
+                 explicit_config, diag);
+    for (size_t i = 0; i < sizeof env / sizeof env[0]; i++)
+        if (getenv(env[i][1]))
+            pm_conf_set(s_params, env[i][0], getenv(env[i][1]));
+    pm_diag_set_origin(diag, "command line");
+    rest = pm_conf_args(s_params, argc, argv, &config, diag);
+    if (pm_diag_count(diag)) {
+        pm_diag_print(diag, stderr);
+        rest = -1;
+    }
+    pm_diag_destroy(&diag);
+    return rest;
+}
+
+static int
+s_client(pm_ctl_t *ctl)
+{
+    if (ctl->client)
+        return PM_EXIT_OK;
+    const char *dir = pm_conf_get(ctl->params, "state_dir");
+    const char *key = pm_conf_get(ctl->params, "key");
+    const char *server = pm_conf_get(ctl->params, "server_key");
+    char *key_path =
+        *key ? pm_strdup(key) : pm_asprintf("%s/keys/admin.cert_secret", dir);
+    char *server_path = *server ? pm_strdup(server)
+                                : pm_asprintf("%s/keys/controller.cert", dir);
+    char *end = NULL, *why = NULL;
+    double secs = strtod(pm_conf_get(ctl->params, "timeout"), &end);
+    int rc = PM_EXIT_OK;
+    if (!end || *end || secs <= 0 || secs > 3600) {
+        fprintf(stderr,
+                "privmta-ctl: timeout '%s' is not a number of "
+                "seconds between 0 and 3600\n",
+                pm_conf_get(ctl->params, "timeout"));
+        rc = PM_EXIT_USAGE;
+    } else {
+        ctl->client =
+            pm_ctl_client_new(pm_conf_get(ctl->params, "controller"), key_path,
+                              server_path, (int)(secs * 1000), &why);
+        if (!ctl->client) {
+            fprintf(stderr, "privmta-ctl: %s\n", why);
+            rc = PM_EXIT_UNREACHABLE;
+        }
+    }
+    free(why);
+    free(key_path);
+    free(server_path);
+    return rc;
+}
+
+int
+pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp)
+{
+    int rc = s_client(ctl);
+    if (rc != PM_EXIT_OK)
+        return rc;
+    const char *user =
+        getenv("SUDO_USER") ? getenv("SUDO_USER") : getenv("USER");
+    req->user = (char *)(user ? user : "");
+    char *why = NULL;
+    Pm__Response *r = NULL;
+    int err = pm_ctl_client_call(ctl->client, req, &r, &why);
+    req->user = (char *)protobuf_c_empty_string;
+    if (err != PM_OK) {
+        fprintf(stderr, "privmta-ctl: %s\n", why ? why : pm_strerror(err));
+        free(why);
+        return PM_EXIT_UNREACHABLE;
+    }
+    if (r->status == PM__RESPONSE__STATUS__OK) {
+        *resp = r;
+        return PM_EXIT_OK;
+    }
+    for (size_t i = 0; i < r->n_problems; i++)
+        fprintf(stderr, "%s\n", r->problems[i]);
+    fprintf(stderr, "privmta-ctl: %s\n", r->error);
+    pm__response__free_unpacked(r, NULL);
+    return PM_EXIT_REJECTED;
+}
+
+int
+main(int argc, char **argv)
+{
+    pm_log_init("privmta-ctl", false, PM_LOG_WARN);
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+                     !strcmp(argv[1], "help"))) {
+        s_usage(stdout);
+        return PM_EXIT_OK;
+    }
+    int at = s_configure(argc, argv);
+    if (at < 0 || at >= argc) {
+        if (at >= 0)
+            s_usage(stderr);
+        return PM_EXIT_USAGE;
+    }
+    zsys_init();
+    zsys_set_logstream(NULL);
+    pm_ctl_t ctl = {s_params, NULL};
+    int rc = -1;
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++) {
+        const char *group = s_commands[i].group, *name = s_commands[i].name;
+        if (strcmp(argv[at], group) != 0)
+            continue;
+        int skip = name ? 2 : 1;
+        if (name && (at + 1 >= argc || strcmp(argv[at + 1], name) != 0))
+            continue;
+        rc = s_commands[i].fn(&ctl, argc - at - skip + 1, argv + at + skip - 1);
+        break;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "privmta-ctl: unknown command '%s%s%s'\n", argv[at],
+                at + 1 < argc ? " " : "", at + 1 < argc ? argv[at + 1] : "");
+        s_usage(stderr);
+        rc = PM_EXIT_USAGE;
+    }
+    pm_ctl_client_destroy(&ctl.client);
+    pm_conf_free(s_params);
+    return rc;
+}

@@ -1,0 +1,36 @@
+/* pm_ctl.h - privmta-ctl's commands and the context they share. */
+#ifndef PM_CTL_H
+#define PM_CTL_H
+
+#include "pm_conf.h"
+#include "privmta.pb-c.h"
+
+#include <stdbool.h>
+
+/* Exit codes of the CLI contract (DESIGN.md). */
+enum {
+    PM_EXIT_OK = 0,
+    PM_EXIT_REJECTED = 1,
+    PM_EXIT_USAGE = 2,
+    PM_EXIT_UNREACHABLE = 3,
+    PM_EXIT_TIMEOUT = 4,
+};
+
+typedef struct pm_ctl_t pm_ctl_t;
+
+/* Sends REQ to the controller. Returns PM_EXIT_OK with *resp (caller frees)
+ * when the controller answered OK; otherwise prints why to stderr (the
+ * controller's error and every problem line) and returns the exit code. */
+int pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp);
+
+/* Each command gets its own argv (argv[0] is the command name). */
+int pm_ctl_policy_validate(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_policy_push(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_policy_set(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_policy_show(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_policy_history(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_policy_diff(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_policy_rollback(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_nodes(pm_ctl_t *ctl, int argc, char **argv);
+
+#endif

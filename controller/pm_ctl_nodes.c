@@ -1,0 +1,85 @@
+/* pm_ctl_nodes.c - privmta-ctl nodes: one row per node. */
+#include "pm_ctl.h"
+#include "pm_mem.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const char *
+s_state(const Pm__ServiceStatus *s)
+{
+    static const char *const names[] = {"unknown", "ok", "disabled", "degraded",
+                                        "down"};
+    if (!s || (unsigned)s->state >= sizeof names / sizeof names[0])
+        return "unknown";
+    return names[s->state];
+}
+
+static json_t *
+s_node_json(const Pm__NodeStatus *n, uint64_t head)
+{
+    return json_pack(
+        "{s:s, s:s, s:I, s:I, s:I, s:s, s:b, s:s, s:s, s:s, s:s}", "name",
+        n->name, "address", n->address, "applied_rev",
+        (json_int_t)n->applied_rev, "lag",
+        (json_int_t)(head > n->applied_rev ? head - n->applied_rev : 0),
+        "last_seen", (json_int_t)n->last_seen, "last_error", n->apply_error,
+        "postfix_running", n->postfix_running, "antispam", s_state(n->antispam),
+        "antivirus", s_state(n->antivirus), "auth", s_state(n->auth), "dkim",
+        s_state(n->dkim));
+}
+
+static void
+s_row(const Pm__NodeStatus *n, uint64_t head, time_t now)
+{
+    char seen[32] = "never";
+    if (n->last_seen)
+        snprintf(seen, sizeof seen, "%llds ago",
+                 (long long)(now - (time_t)n->last_seen));
+    printf(
+        "%-16s %-22s %-8llu %-4llu %-10s %-9s %-9s %-9s %-9s %s\n", n->name,
+        n->address, (unsigned long long)n->applied_rev,
+        (unsigned long long)(head > n->applied_rev ? head - n->applied_rev : 0),
+        seen, s_state(n->antispam), s_state(n->antivirus), s_state(n->auth),
+        s_state(n->dkim), *n->apply_error ? n->apply_error : "-");
+}
+
+int
+pm_ctl_nodes(pm_ctl_t *ctl, int argc, char **argv)
+{
+    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+    if (argc > 2 || (argc == 2 && !json)) {
+        fprintf(stderr, "usage: privmta-ctl nodes [--json]\n");
+        return PM_EXIT_USAGE;
+    }
+    Pm__Request req = PM__REQUEST__INIT;
+    Pm__Response *r = NULL;
+    req.op = PM__REQUEST__OP__NODES;
+    req.expect_rev = -1;
+    int rc = pm_ctl_call(ctl, &req, &r);
+    if (rc != PM_EXIT_OK)
+        return rc;
+    time_t now = time(NULL);
+    if (json) {
+        json_t *all = json_array();
+        for (size_t i = 0; i < r->n_nodes; i++)
+            json_array_append_new(all, s_node_json(r->nodes[i], r->head));
+        char *text = json_dumps(all, JSON_INDENT(2));
+        puts(text);
+        free(text);
+        json_decref(all);
+    } else {
+        printf("%-16s %-22s %-8s %-4s %-10s %-9s %-9s %-9s %-9s %s\n", "NAME",
+               "ADDRESS", "APPLIED", "LAG", "LAST-SEEN", "ANTISPAM",
+               "ANTIVIRUS", "AUTH", "DKIM", "LAST-ERROR");
+        for (size_t i = 0; i < r->n_nodes; i++)
+            s_row(r->nodes[i], r->head, now);
+        if (r->n_nodes == 0)
+            printf("(no node has reported yet; head revision %llu)\n",
+                   (unsigned long long)r->head);
+    }
+    pm__response__free_unpacked(r, NULL);
+    return PM_EXIT_OK;
+}

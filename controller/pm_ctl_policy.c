@@ -1,0 +1,540 @@
+/* pm_ctl_policy.c - privmta-ctl policy ... commands. */
+#include "pm_ctl.h"
+#include "pm_mem.h"
+#include "pm_policy.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_NO_REV (-1)
+
+typedef struct {
+    int64_t expect_rev;
+    const char *message;
+    const char *node;
+    bool json;
+    double wait; /* seconds; < 0: do not wait */
+    int64_t rev;
+    unsigned limit;
+    char **resets; /* --reset KEY, in order */
+    size_t n_resets;
+} s_opts_t;
+
+static bool
+s_number(const char *text, int64_t min, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || !end || *end || end == text || v < min)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Parses the options every policy command shares. Returns the index of the
+ * first operand, or -1 after printing a usage error. */
+static int
+s_options(int argc, char **argv, s_opts_t *o, const char *allowed)
+{
+    static const struct option longs[] = {
+        {"expect-rev", required_argument, NULL, 'e'},
+        {"message", required_argument, NULL, 'm'},
+        {"node", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"wait", optional_argument, NULL, 'w'},
+        {"rev", required_argument, NULL, 'r'},
+        {"before", required_argument, NULL, 'b'},
+        {"limit", required_argument, NULL, 'l'},
+        {"reset", required_argument, NULL, 'R'},
+        {NULL, 0, NULL, 0}};
+    *o = (s_opts_t){S_NO_REV, "", NULL, false, -1, 0, 20, NULL, 0};
+    int c;
+    int64_t n;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "m:", longs, NULL)) != -1) {
+        if (c == '?' || !strchr(allowed, c)) {
+            fprintf(stderr, "privmta-ctl %s: unknown option '%s'\n", argv[0],
+                    argv[optind - 1]);
+            return -1;
+        }
+        bool ok = true;
+        if (c == 'e')
+            ok = s_number(optarg, 0, &o->expect_rev);
+        else if (c == 'r' || c == 'b')
+            ok = s_number(optarg, 1, &o->rev);
+        else if (c == 'l')
+            ok = s_number(optarg, 1, &n) && n <= 1000 &&
+                 (o->limit = (unsigned)n);
+        else if (c == 'w')
+            o->wait = optarg ? strtod(optarg, NULL) : 60;
+        else if (c == 'm')
+            o->message = optarg;
+        else if (c == 'n')
+            o->node = optarg;
+        else if (c == 'j')
+            o->json = true;
+        else if (c == 'R') {
+            o->resets =
+                pm_realloc(o->resets, (o->n_resets + 1) * sizeof(char *));
+            o->resets[o->n_resets++] = optarg;
+        }
+        if (!ok || (c == 'w' && o->wait <= 0)) {
+            fprintf(stderr, "privmta-ctl %s: bad value '%s' for %s\n", argv[0],
+                    optarg, argv[optind - 1]);
+            return -1;
+        }
+    }
+    return optind;
+}
+
+static void
+s_print_commit(const Pm__Response *r)
+{
+    const Pm__Revision *rev = r->revision;
+    if (r->unchanged)
+        printf("unchanged: the policy equals revision %llu\n",
+               (unsigned long long)rev->number);
+    else
+        printf("revision %llu committed (digest %.12s)\n",
+               (unsigned long long)rev->number, rev->digest);
+}
+
+/* Nodes that have not applied REV yet, one line each with the reason. */
+static size_t
+s_lagging(const Pm__Response *r, uint64_t rev, bool print)
+{
+    size_t late = 0;
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const Pm__NodeStatus *n = r->nodes[i];
+        if (n->applied_rev >= rev && !*n->apply_error)
+            continue;
+        late++;
+        if (print)
+            fprintf(stderr, "  %s: applied revision %llu%s%s\n", n->name,
+                    (unsigned long long)n->applied_rev,
+                    *n->apply_error ? ": " : " (no error reported)",
+                    n->apply_error);
+    }
+    return late;
+}
+
+/* --wait: poll node status until every node applied REV or time is up. */
+static int
+s_wait(pm_ctl_t *ctl, uint64_t rev, double secs)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        Pm__Request req = PM__REQUEST__INIT;
+        Pm__Response *r = NULL;
+        req.op = PM__REQUEST__OP__NODES;
+        req.expect_rev = S_NO_REV;
+        int rc = pm_ctl_call(ctl, &req, &r);
+        if (rc != PM_EXIT_OK)
+            return rc;
+        size_t total = r->n_nodes, late = s_lagging(r, rev, false);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double spent = (double)(now.tv_sec - t0.tv_sec) +
+                       (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        if (late == 0) {
+            if (total == 0)
+                printf("no node has reported yet: nothing to wait for\n");
+            else
+                printf("all %zu nodes applied revision %llu\n", total,
+                       (unsigned long long)rev);
+        } else if (spent >= secs) {
+            fprintf(stderr,
+                    "privmta-ctl: %zu of %zu nodes did not apply revision "
+                    "%llu within %.0f s:\n",
+                    late, total, (unsigned long long)rev, secs);
+            s_lagging(r, rev, true);
+        }
+        pm__response__free_unpacked(r, NULL);
+        if (late == 0)
+            return PM_EXIT_OK;
+        if (spent >= secs)
+            return PM_EXIT_TIMEOUT;
+        usleep(100 * 1000);
+    }
+}
+
+static int
+s_commit_request(pm_ctl_t *ctl, Pm__Request *req, const s_opts_t *o)
+{
+    Pm__Response *r = NULL;
+    req->expect_rev = o->expect_rev;
+    req->message = (char *)o->message;
+    int rc = pm_ctl_call(ctl, req, &r);
+    if (rc != PM_EXIT_OK)
+        return rc;
+    s_print_commit(r);
+    uint64_t rev = r->revision->number;
+    pm__response__free_unpacked(r, NULL);
+    return o->wait > 0 ? s_wait(ctl, rev, o->wait) : PM_EXIT_OK;
+}
+
+int
+pm_ctl_policy_validate(pm_ctl_t *ctl, int argc, char **argv)
+{
+    (void)ctl;
+    if (argc != 2) {
+        fprintf(stderr, "usage: privmta-ctl policy validate FILE\n");
+        return PM_EXIT_USAGE;
+    }
+    pm_diag_t *diag = pm_diag_new(argv[1]);
+    Pm__Policy *p = pm_policy_load_file(argv[1], diag);
+    pm_diag_print(diag, stderr);
+    if (p) {
+        char digest[65];
+        pm_policy_digest(p, digest);
+        printf("%s: valid (digest %.12s)\n", argv[1], digest);
+    }
+    pm_diag_destroy(&diag);
+    int rc = p ? PM_EXIT_OK : PM_EXIT_REJECTED;
+    pm_policy_free(&p);
+    return rc;
+}
+
+int
+pm_ctl_policy_push(pm_ctl_t *ctl, int argc, char **argv)
+{
+    s_opts_t o;
+    int at = s_options(argc, argv, &o, "emw");
+    if (at < 0 || at != argc - 1) {
+        fprintf(stderr, "usage: privmta-ctl policy push FILE [--wait[=SECONDS]]"
+                        " [--expect-rev N] [-m MSG]\n");
+        return PM_EXIT_USAGE;
+    }
+    /* Checked here first for FILE:LINE errors; the controller checks
+     * again, since it trusts no client. */
+    pm_diag_t *diag = pm_diag_new(argv[at]);
+    Pm__Policy *p = pm_policy_load_file(argv[at], diag);
+    pm_diag_print(diag, stderr);
+    pm_diag_destroy(&diag);
+    if (!p)
+        return PM_EXIT_REJECTED;
+    Pm__Request req = PM__REQUEST__INIT;
+    req.op = PM__REQUEST__OP__PUSH;
+    req.policy = p;
+    int rc = s_commit_request(ctl, &req, &o);
+    pm_policy_free(&p);
+    return rc;
+}
+
+/* antivirus.custom_signatures+=FILE sends the file itself: the controller
+ * and every node must see the same bytes, not a path on this machine. */
+static bool
+s_attach_file(Pm__Edit *e, char **why)
+{
+    FILE *f = fopen(e->value, "rb");
+    if (!f) {
+        *why = pm_asprintf("cannot read signature file '%s': %s", e->value,
+                           strerror(errno));
+        return false;
+    }
+    size_t cap = 8u << 20;
+    e->content.data = pm_malloc(cap + 1);
+    e->content.len = fread(e->content.data, 1, cap + 1, f);
+    fclose(f);
+    if (e->content.len > cap) {
+        *why = pm_asprintf("'%s' is larger than 8 MiB", e->value);
+        return false;
+    }
+    char *copy = pm_strdup(e->value);
+    e->value = pm_strdup(basename(copy));
+    free(copy);
+    return true;
+}
+
+/* KEY=VALUE, KEY+=ITEM, KEY-=ITEM. VALUE is policy-file syntax. */
+static Pm__Edit *
+s_parse_edit(const char *arg, char **why)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg) {
+        *why =
+            pm_asprintf("'%s' is not KEY=VALUE, KEY+=ITEM or KEY-=ITEM", arg);
+        return NULL;
+    }
+    Pm__Edit *e = pm_malloc(sizeof *e);
+    pm__edit__init(e);
+    const char *end = eq;
+    if (eq[-1] == '+' || eq[-1] == '-') {
+        e->op = eq[-1] == '+' ? PM__EDIT__OP__ADD : PM__EDIT__OP__REMOVE;
+        end--;
+    }
+    e->key = pm_strndup(arg, (size_t)(end - arg));
+    e->value = pm_strdup(eq + 1);
+    if (e->op == PM__EDIT__OP__ADD &&
+        strcmp(e->key, "antivirus.custom_signatures") == 0) {
+        char *path = e->value;
+        bool ok = s_attach_file(e, why);
+        if (e->value != path)
+            free(path);
+        if (!ok) {
+            pm__edit__free_unpacked(e, NULL);
+            return NULL;
+        }
+    }
+    return e;
+}
+
+int
+pm_ctl_policy_set(pm_ctl_t *ctl, int argc, char **argv)
+{
+    s_opts_t o;
+    int at = s_options(argc, argv, &o, "emnwR");
+    if (at < 0 || (at >= argc && o.n_resets == 0)) {
+        fprintf(stderr, "usage: privmta-ctl policy set KEY=VALUE|KEY+=ITEM|"
+                        "KEY-=ITEM... [--reset KEY] [--node NAME] "
+                        "[--expect-rev N] [-m MSG]\n");
+        free(o.resets);
+        return PM_EXIT_USAGE;
+    }
+    size_t n = (size_t)(argc - at) + o.n_resets;
+    Pm__Edit **edits = pm_calloc(n, sizeof *edits);
+    int rc = PM_EXIT_OK;
+    for (size_t i = 0; i < o.n_resets; i++) {
+        edits[i] = pm_malloc(sizeof **edits);
+        pm__edit__init(edits[i]);
+        edits[i]->key = pm_strdup(o.resets[i]);
+        edits[i]->op = PM__EDIT__OP__RESET;
+    }
+    for (size_t i = o.n_resets; i < n && rc == PM_EXIT_OK; i++) {
+        char *why = NULL;
+        edits[i] = s_parse_edit(argv[at + (int)(i - o.n_resets)], &why);
+        if (!edits[i]) {
+            fprintf(stderr, "privmta-ctl policy set: %s\n", why);
+            rc = PM_EXIT_USAGE;
+        }
+        free(why);
+    }
+    if (rc == PM_EXIT_OK) {
+        Pm__Request req = PM__REQUEST__INIT;
+        req.op = PM__REQUEST__OP__SET;
+        req.edits = edits;
+        req.n_edits = n;
+        req.node = (char *)(o.node ? o.node : "");
+        rc = s_commit_request(ctl, &req, &o);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (edits[i])
+            pm__edit__free_unpacked(edits[i], NULL);
+    free(edits);
+    free(o.resets);
+    return rc;
+}
+
+int
+pm_ctl_policy_rollback(pm_ctl_t *ctl, int argc, char **argv)
+{
+    s_opts_t o;
+    int64_t rev = 0;
+    int at = s_options(argc, argv, &o, "emw");
+    if (at < 0 || at != argc - 1 || !s_number(argv[at], 1, &rev)) {
+        fprintf(stderr, "usage: privmta-ctl policy rollback N [--expect-rev N]"
+                        " [-m MSG]\n");
+        return PM_EXIT_USAGE;
+    }
+    Pm__Request req = PM__REQUEST__INIT;
+    req.op = PM__REQUEST__OP__ROLLBACK;
+    req.rev = (uint64_t)rev;
+    return s_commit_request(ctl, &req, &o);
+}
+
+static void
+s_time(int64_t t, char *buf, size_t size)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, size, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+/* The comment above `show` output: which revision, who, why, and for a
+ * node, which keys it overrides. */
+static char *
+s_show_header(const Pm__Revision *rev, const Pm__Policy *whole,
+              const char *node)
+{
+    char when[32], *h;
+    if (!rev)
+        return pm_strdup("privmta policy: nothing pushed yet; these are the "
+                         "defaults");
+    s_time(rev->time, when, sizeof when);
+    h = pm_asprintf("privmta policy revision %llu (digest %.12s)\n"
+                    "by %s at %s%s%s",
+                    (unsigned long long)rev->number, rev->digest, rev->author,
+                    when, *rev->message ? ": " : "", rev->message);
+    if (!node)
+        return h;
+    char *more = pm_asprintf("%s\neffective policy of node %s; overridden "
+                             "for it:",
+                             h, node);
+    free(h);
+    size_t n = 0;
+    for (size_t i = 0; i < whole->n_overrides; i++) {
+        if (strcmp(whole->overrides[i]->node, node) != 0)
+            continue;
+        h = pm_asprintf("%s %s", more, whole->overrides[i]->key);
+        free(more);
+        more = h;
+        n++;
+    }
+    h = n ? more : pm_asprintf("%s none", more);
+    if (!n)
+        free(more);
+    return h;
+}
+
+int
+pm_ctl_policy_show(pm_ctl_t *ctl, int argc, char **argv)
+{
+    s_opts_t o;
+    int at = s_options(argc, argv, &o, "rnj");
+    if (at < 0 || at != argc) {
+        fprintf(stderr, "usage: privmta-ctl policy show [--rev N] "
+                        "[--node NAME] [--json]\n");
+        return PM_EXIT_USAGE;
+    }
+    Pm__Request req = PM__REQUEST__INIT;
+    Pm__Response *r = NULL;
+    req.op = PM__REQUEST__OP__SHOW;
+    req.rev = (uint64_t)o.rev;
+    req.expect_rev = S_NO_REV;
+    int rc = pm_ctl_call(ctl, &req, &r);
+    if (rc != PM_EXIT_OK)
+        return rc;
+    const Pm__Revision *rev = r->revision;
+    Pm__Policy *whole = rev ? pm_policy_dup(rev->policy) : pm_policy_new();
+    Pm__Policy *shown =
+        o.node ? pm_policy_for_node(whole, o.node) : pm_policy_dup(whole);
+    char *text;
+    if (o.json) {
+        text = pm_policy_to_json(shown, true);
+    } else {
+        char *header = s_show_header(rev, whole, o.node);
+        text = pm_policy_to_yaml(shown, header);
+        free(header);
+    }
+    fputs(text, stdout);
+    if (o.json)
+        putchar('\n');
+    free(text);
+    pm_policy_free(&shown);
+    pm_policy_free(&whole);
+    pm__response__free_unpacked(r, NULL);
+    return PM_EXIT_OK;
+}
+
+static json_t *
+s_revision_json(const Pm__Revision *rev)
+{
+    return json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:I}", "revision",
+                     (json_int_t)rev->number, "parent", (json_int_t)rev->parent,
+                     "author", rev->author, "time", (json_int_t)rev->time,
+                     "message", rev->message, "digest", rev->digest,
+                     "rollback_of", (json_int_t)rev->rollback_of);
+}
+
+static void
+s_print_json(json_t *v)
+{
+    char *text = json_dumps(v, JSON_INDENT(2));
+    puts(text ? text : "null");
+    free(text);
+    json_decref(v);
+}
+
+int
+pm_ctl_policy_history(pm_ctl_t *ctl, int argc, char **argv)
+{
+    s_opts_t o;
+    int at = s_options(argc, argv, &o, "blj");
+    if (at < 0 || at != argc) {
+        fprintf(stderr, "usage: privmta-ctl policy history [--limit N] "
+                        "[--before N] [--json]\n");
+        return PM_EXIT_USAGE;
+    }
+    Pm__Request req = PM__REQUEST__INIT;
+    Pm__Response *r = NULL;
+    req.op = PM__REQUEST__OP__HISTORY;
+    req.before = (uint64_t)o.rev;
+    req.limit = o.limit;
+    req.expect_rev = S_NO_REV;
+    int rc = pm_ctl_call(ctl, &req, &r);
+    if (rc != PM_EXIT_OK)
+        return rc;
+    json_t *all = json_array();
+    if (!o.json)
+        printf("%-6s %-21s %-24s %s\n", "REV", "TIME (UTC)", "AUTHOR",
+               "MESSAGE");
+    for (size_t i = 0; i < r->n_history; i++) {
+        const Pm__Revision *rev = r->history[i];
+        char when[32];
+        s_time(rev->time, when, sizeof when);
+        if (o.json)
+            json_array_append_new(all, s_revision_json(rev));
+        else
+            printf("%-6llu %-21s %-24s %s\n", (unsigned long long)rev->number,
+                   when, rev->author, rev->message);
+    }
+    if (o.json)
+        s_print_json(all);
+    else
+        json_decref(all);
+    if (!o.json && r->n_history == 0)
+        printf("(no revisions yet)\n");
+    pm__response__free_unpacked(r, NULL);
+    return PM_EXIT_OK;
+}
+
+int
+pm_ctl_policy_diff(pm_ctl_t *ctl, int argc, char **argv)
+{
+    s_opts_t o;
+    int64_t a = 0, b = 0;
+    int at = s_options(argc, argv, &o, "j");
+    if (at < 0 || at != argc - 2 || !s_number(argv[at], 1, &a) ||
+        !s_number(argv[at + 1], 1, &b)) {
+        fprintf(stderr, "usage: privmta-ctl policy diff A B [--json]\n");
+        return PM_EXIT_USAGE;
+    }
+    Pm__Request req = PM__REQUEST__INIT;
+    Pm__Response *r = NULL;
+    req.op = PM__REQUEST__OP__DIFF;
+    req.rev = (uint64_t)a;
+    req.rev_b = (uint64_t)b;
+    req.expect_rev = S_NO_REV;
+    int rc = pm_ctl_call(ctl, &req, &r);
+    if (rc != PM_EXIT_OK)
+        return rc;
+    json_t *all = json_array();
+    for (size_t i = 0; i < r->n_diff; i++) {
+        const Pm__DiffEntry *d = r->diff[i];
+        if (o.json)
+            json_array_append_new(all, json_pack("{s:s, s:s, s:s}", "key",
+                                                 d->key, "before", d->before,
+                                                 "after", d->after));
+        else
+            printf("%s: %s -> %s\n", d->key, *d->before ? d->before : "(none)",
+                   *d->after ? d->after : "(none)");
+    }
+    if (o.json)
+        s_print_json(all);
+    else
+        json_decref(all);
+    if (!o.json && r->n_diff == 0)
+        printf("revisions %lld and %lld are identical\n", (long long)a,
+               (long long)b);
+    pm__response__free_unpacked(r, NULL);
+    return PM_EXIT_OK;
+}

@@ -1,0 +1,504 @@
+/* pm_ctld.c - the controller's API: one table of handlers, one loop. */
+#include "pm_ctld.h"
+#include "pm_log.h"
+#include "pm_mem.h"
+#include "pm_policy.h"
+#include "pm_wire.h"
+
+#include <string.h>
+#include <time.h>
+
+struct pm_ctld_t {
+    pm_store_t *store;
+    zsock_t *router;
+    zactor_t *auth;
+};
+
+/* A reply under construction, with everything to free once it is packed. */
+typedef struct {
+    Pm__Response resp;
+    Pm__Revision *revision; /* from the store */
+    Pm__Revision **history; /* from the store */
+    size_t n_history;
+    pm_diag_t *diag; /* problems, owned strings */
+    Pm__DiffEntry **diff;
+    Pm__NodeStatus **nodes;
+    size_t n_nodes;
+    char *error;
+} s_reply_t;
+
+typedef void (*s_handler_fn)(pm_ctld_t *self, const Pm__Request *req,
+                             const char *author, s_reply_t *r);
+
+static void
+s_fail(s_reply_t *r, Pm__Response__Status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    free(r->error);
+    r->error = pm_vasprintf(fmt, ap);
+    va_end(ap);
+    r->resp.status = status;
+    r->resp.error = r->error;
+}
+
+static void
+s_store_fail(s_reply_t *r, int rc, const char *what)
+{
+    s_fail(r,
+           rc == PM_ENOTFOUND ? PM__RESPONSE__STATUS__NOT_FOUND
+                              : PM__RESPONSE__STATUS__INTERNAL,
+           "%s: %s", what, pm_strerror(rc));
+}
+
+/* The head policy, or the defaults before the first push. */
+static Pm__Policy *
+s_head_policy(pm_ctld_t *self, uint64_t *head, s_reply_t *r)
+{
+    int rc = pm_store_head(self->store, head);
+    if (rc != PM_OK) {
+        s_store_fail(r, rc, "reading the head");
+        return NULL;
+    }
+    if (*head == 0)
+        return pm_policy_new();
+    Pm__Revision *rev = NULL;
+    rc = pm_store_get(self->store, *head, &rev);
+    if (rc != PM_OK) {
+        s_store_fail(r, rc, "reading the head revision");
+        return NULL;
+    }
+    Pm__Policy *p = rev->policy ? pm_policy_dup(rev->policy) : pm_policy_new();
+    pm__revision__free_unpacked(rev, NULL);
+    return p;
+}
+
+static void
+s_problems(s_reply_t *r, Pm__Response__Status status)
+{
+    size_t n = pm_diag_count(r->diag);
+    r->resp.status = status;
+    r->resp.n_problems = n;
+    r->resp.problems = pm_calloc(n, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        r->resp.problems[i] = (char *)pm_diag_line(r->diag, i);
+    s_fail(r, status, "policy rejected: %zu problem%s", n, n == 1 ? "" : "s");
+}
+
+/* Metadata of revision N for a reply (the policy itself is left out). */
+static void
+s_reply_revision(pm_ctld_t *self, uint64_t n, s_reply_t *r)
+{
+    Pm__Revision *rev = NULL;
+    int rc = pm_store_get(self->store, n, &rev);
+    if (rc != PM_OK) {
+        s_store_fail(r, rc, "reading the new revision");
+        return;
+    }
+    pm_policy_free(&rev->policy);
+    r->revision = rev;
+    r->resp.revision = rev;
+    r->resp.head = n;
+}
+
+/* Commits a validated POLICY unless it equals the head; compare-and-swap
+ * against req->expect_rev is done inside the store's write transaction. */
+static void
+s_commit(pm_ctld_t *self, const Pm__Policy *policy, const Pm__Request *req,
+         const char *author, uint64_t rollback_of, s_reply_t *r)
+{
+    uint64_t head = 0, rev = 0;
+    char digest[65];
+    pm_policy_digest(policy, digest);
+    int rc = pm_store_head(self->store, &head);
+    if (rc == PM_OK && req->expect_rev >= 0 &&
+        (uint64_t)req->expect_rev != head)
+        rc = PM_ECONFLICT;
+    if (rc == PM_OK && head && !rollback_of) {
+        Pm__Revision *cur = NULL;
+        if (pm_store_get(self->store, head, &cur) == PM_OK &&
+            strcmp(cur->digest, digest) == 0) {
+            pm__revision__free_unpacked(cur, NULL);
+            r->resp.unchanged = true;
+            s_reply_revision(self, head, r);
+            return;
+        }
+        pm__revision__free_unpacked(cur, NULL);
+    }
+    char *message = *req->message || !rollback_of
+                        ? pm_strdup(req->message)
+                        : pm_asprintf("rollback to revision %llu",
+                                      (unsigned long long)rollback_of);
+    pm_commit_t info = {author,      message, req->expect_rev,
+                        rollback_of, digest,  0};
+    if (rc == PM_OK)
+        rc = pm_store_commit(self->store, policy, &info, &rev);
+    free(message);
+    if (rc == PM_ECONFLICT)
+        s_fail(r, PM__RESPONSE__STATUS__CONFLICT,
+               "the head is revision %llu, not %lld: someone committed "
+               "since you looked; re-read and retry",
+               (unsigned long long)head, (long long)req->expect_rev);
+    else if (rc != PM_OK)
+        s_store_fail(r, rc, "committing");
+    else
+        s_reply_revision(self, rev, r);
+}
+
+static void
+s_handle_push(pm_ctld_t *self, const Pm__Request *req, const char *author,
+              s_reply_t *r)
+{
+    pm_diag_set_origin(r->diag, "pushed policy");
+    if (pm_policy_validate(req->policy, r->diag) > 0)
+        return s_problems(r, PM__RESPONSE__STATUS__INVALID);
+    s_commit(self, req->policy, req, author, 0, r);
+}
+
+static void
+s_handle_set(pm_ctld_t *self, const Pm__Request *req, const char *author,
+             s_reply_t *r)
+{
+    uint64_t head = 0;
+    Pm__Policy *p = s_head_policy(self, &head, r);
+    if (!p)
+        return;
+    pm_diag_set_origin(r->diag, "policy set");
+    if (pm_policy_edit(&p, req->node, req->edits, req->n_edits, r->diag) > 0)
+        s_problems(r, PM__RESPONSE__STATUS__INVALID);
+    else
+        s_commit(self, p, req, author, 0, r);
+    pm_policy_free(&p);
+}
+
+static void
+s_handle_rollback(pm_ctld_t *self, const Pm__Request *req, const char *author,
+                  s_reply_t *r)
+{
+    Pm__Revision *old = NULL;
+    int rc = pm_store_get(self->store, req->rev, &old);
+    if (rc != PM_OK)
+        return s_fail(r,
+                      rc == PM_ENOTFOUND ? PM__RESPONSE__STATUS__NOT_FOUND
+                                         : PM__RESPONSE__STATUS__INTERNAL,
+                      "revision %llu: %s", (unsigned long long)req->rev,
+                      pm_strerror(rc));
+    /* Revisions were valid when stored; checking again guards against a
+     * rule that became stricter since. */
+    if (pm_policy_validate(old->policy, r->diag) > 0)
+        s_problems(r, PM__RESPONSE__STATUS__INVALID);
+    else
+        s_commit(self, old->policy, req, author, req->rev, r);
+    pm__revision__free_unpacked(old, NULL);
+}
+
+static void
+s_handle_show(pm_ctld_t *self, const Pm__Request *req, const char *author,
+              s_reply_t *r)
+{
+    (void)author;
+    uint64_t head = 0;
+    int rc = pm_store_head(self->store, &head);
+    if (rc != PM_OK)
+        return s_store_fail(r, rc, "reading the head");
+    r->resp.head = head;
+    if (head == 0 && req->rev == 0)
+        return; /* nothing pushed yet: no revision, the CLI shows defaults */
+    rc = pm_store_get(self->store, req->rev, &r->revision);
+    if (rc != PM_OK)
+        return s_fail(r,
+                      rc == PM_ENOTFOUND ? PM__RESPONSE__STATUS__NOT_FOUND
+                                         : PM__RESPONSE__STATUS__INTERNAL,
+                      "revision %llu: %s (the head is %llu)",
+                      (unsigned long long)req->rev, pm_strerror(rc),
+                      (unsigned long long)head);
+    /* show --node is computed by the CLI from the whole revision, so that
+     * it can also say which keys the node overrides. */
+    r->resp.revision = r->revision;
+}
+
+static void
+s_handle_history(pm_ctld_t *self, const Pm__Request *req, const char *author,
+                 s_reply_t *r)
+{
+    (void)author;
+    int rc =
+        pm_store_history(self->store, req->before, req->limit ? req->limit : 20,
+                         &r->history, &r->n_history);
+    if (rc != PM_OK)
+        return s_store_fail(r, rc, "reading the history");
+    pm_store_head(self->store, &r->resp.head);
+    r->resp.history = r->history;
+    r->resp.n_history = r->n_history;
+}
+
+static void
+s_diff_add(s_reply_t *r, const char *key, const char *a, const char *b)
+{
+    Pm__DiffEntry *e = pm_malloc(sizeof *e);
+    pm__diff_entry__init(e);
+    e->key = pm_strdup(key);
+    e->before = pm_strdup(a ? a : "");
+    e->after = pm_strdup(b ? b : "");
+    r->diff = pm_realloc(r->diff, (r->resp.n_diff + 1) * sizeof *r->diff);
+    r->diff[r->resp.n_diff++] = e;
+    r->resp.diff = r->diff;
+}
+
+static const char *
+s_override_of(const Pm__Policy *p, const char *node, const char *key)
+{
+    for (size_t i = 0; i < p->n_overrides; i++)
+        if (strcmp(p->overrides[i]->node, node) == 0 &&
+            strcmp(p->overrides[i]->key, key) == 0)
+            return p->overrides[i]->value;
+    return NULL;
+}
+
+/* Overrides are compared as "nodes.NODE.KEY", present on either side. */
+static void
+s_diff_overrides(const Pm__Policy *a, const Pm__Policy *b, s_reply_t *r)
+{
+    const Pm__Policy *sides[2] = {a, b};
+    for (int s = 0; s < 2; s++) {
+        for (size_t i = 0; i < sides[s]->n_overrides; i++) {
+            const Pm__NodeOverride *ov = sides[s]->overrides[i];
+            const char *va = s_override_of(a, ov->node, ov->key);
+            const char *vb = s_override_of(b, ov->node, ov->key);
+            if ((s == 1 && va) || (va && vb && strcmp(va, vb) == 0))
+                continue; /* seen from a's side, or equal */
+            char *name = pm_asprintf("nodes.%s.%s", ov->node, ov->key);
+            s_diff_add(r, name, va, vb);
+            free(name);
+        }
+    }
+}
+
+static void
+s_handle_diff(pm_ctld_t *self, const Pm__Request *req, const char *author,
+              s_reply_t *r)
+{
+    (void)author;
+    Pm__Revision *a = NULL, *b = NULL;
+    int rc = pm_store_get(self->store, req->rev, &a);
+    if (rc == PM_OK)
+        rc = pm_store_get(self->store, req->rev_b, &b);
+    if (rc != PM_OK) {
+        s_fail(r,
+               rc == PM_ENOTFOUND ? PM__RESPONSE__STATUS__NOT_FOUND
+                                  : PM__RESPONSE__STATUS__INTERNAL,
+               "revision %llu: %s",
+               (unsigned long long)(a ? req->rev_b : req->rev),
+               pm_strerror(rc));
+        goto out;
+    }
+    size_t n;
+    const pm_key_t *keys = pm_policy_keys(&n);
+    for (size_t i = 0; i < n; i++) {
+        char *ta = pm_policy_key_text(a->policy, &keys[i]);
+        char *tb = pm_policy_key_text(b->policy, &keys[i]);
+        if (strcmp(ta, tb) != 0)
+            s_diff_add(r, keys[i].name, ta, tb);
+        free(ta);
+        free(tb);
+    }
+    s_diff_overrides(a->policy, b->policy, r);
+out:
+    if (a)
+        pm__revision__free_unpacked(a, NULL);
+    if (b)
+        pm__revision__free_unpacked(b, NULL);
+}
+
+static void
+s_handle_ping(pm_ctld_t *self, const Pm__Request *req, const char *author,
+              s_reply_t *r)
+{
+    (void)req;
+    (void)author;
+    int rc = pm_store_head(self->store, &r->resp.head);
+    if (rc != PM_OK)
+        s_store_fail(r, rc, "reading the head");
+}
+
+static void
+s_handle_nodes(pm_ctld_t *self, const Pm__Request *req, const char *author,
+               s_reply_t *r)
+{
+    (void)req;
+    (void)author;
+    int rc = pm_store_node_list(self->store, &r->nodes, &r->n_nodes);
+    if (rc != PM_OK)
+        return s_store_fail(r, rc, "reading node status");
+    pm_store_head(self->store, &r->resp.head);
+    r->resp.nodes = r->nodes;
+    r->resp.n_nodes = r->n_nodes;
+}
+
+static const struct {
+    Pm__Request__Op op;
+    const char *name;
+    s_handler_fn fn;
+} s_handlers[] = {
+    {PM__REQUEST__OP__PUSH, "push", s_handle_push},
+    {PM__REQUEST__OP__SET, "set", s_handle_set},
+    {PM__REQUEST__OP__SHOW, "show", s_handle_show},
+    {PM__REQUEST__OP__HISTORY, "history", s_handle_history},
+    {PM__REQUEST__OP__DIFF, "diff", s_handle_diff},
+    {PM__REQUEST__OP__ROLLBACK, "rollback", s_handle_rollback},
+    {PM__REQUEST__OP__PING, "ping", s_handle_ping},
+    {PM__REQUEST__OP__NODES, "nodes", s_handle_nodes},
+};
+
+static void
+s_reply_clear(s_reply_t *r)
+{
+    if (r->revision)
+        pm__revision__free_unpacked(r->revision, NULL);
+    pm_store_history_free(&r->history, r->n_history);
+    pm_store_nodes_free(&r->nodes, r->n_nodes);
+    for (size_t i = 0; i < r->resp.n_diff; i++)
+        pm__diff_entry__free_unpacked(r->diff[i], NULL);
+    free(r->diff);
+    free(r->resp.problems);
+    pm_diag_destroy(&r->diag);
+    free(r->error);
+}
+
+uint8_t *
+pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
+               size_t *len)
+{
+    s_reply_t r = {.diag = pm_diag_new("policy")};
+    pm__response__init(&r.resp);
+    const char *name = NULL;
+    for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++)
+        if (s_handlers[i].op == req->op) {
+            name = s_handlers[i].name;
+            s_handlers[i].fn(self, req, author, &r);
+        }
+    if (!name)
+        s_fail(&r, PM__RESPONSE__STATUS__BAD_REQUEST, "unknown request");
+    else if (req->op != PM__REQUEST__OP__PING)
+        pm_info("%s by %s: %s%s", name, author,
+                r.resp.status == PM__RESPONSE__STATUS__OK ? "ok" : "refused: ",
+                r.resp.status == PM__RESPONSE__STATUS__OK ? "" : r.resp.error);
+    uint8_t *buf = pm_wire_pack(&r.resp.base, len);
+    s_reply_clear(&r);
+    return buf;
+}
+
+/* ---- the socket --------------------------------------------------------- */
+
+pm_ctld_t *
+pm_ctld_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
+            const char *clients_dir, char **why)
+{
+    pm_ctld_t *self = pm_calloc(1, sizeof *self);
+    self->store = store;
+    if (!clients_dir)
+        return self;
+    /* zauth must run before the socket binds, or the first handshakes
+     * are not checked at all. */
+    self->auth = zactor_new(zauth, NULL);
+    zstr_sendx(self->auth, "CURVE", clients_dir, NULL);
+    zsock_wait(self->auth);
+    self->router = zsock_new(ZMQ_ROUTER);
+    zcert_apply(cert, self->router);
+    zsock_set_curve_server(self->router, 1);
+    zsock_set_zap_domain(self->router, "privmta");
+    zsock_set_maxmsgsize(self->router, PM_WIRE_MESSAGE_MAX);
+    zsock_set_linger(self->router, 0);
+    if (zsock_bind(self->router, "%s", endpoint) < 0) {
+        *why = pm_asprintf("cannot listen on %s: %s", endpoint,
+                           zmq_strerror(zmq_errno()));
+        pm_ctld_destroy(&self);
+    }
+    return self;
+}
+
+void
+pm_ctld_destroy(pm_ctld_t **self_p)
+{
+    pm_ctld_t *self = *self_p;
+    if (!self)
+        return;
+    zsock_destroy(&self->router);
+    zactor_destroy(&self->auth);
+    free(self);
+    *self_p = NULL;
+}
+
+/* The enrolled key's name (from its certificate, passed on by zauth as
+ * ZAP metadata) identifies the author; the user name the client sends is
+ * informational only. */
+static char *
+s_author(zframe_t *frame, const Pm__Request *req)
+{
+    const char *name = zframe_meta(frame, "name");
+    const char *key = zframe_meta(frame, "User-Id");
+    char *who = pm_strdup(name ? name : key ? key : "unknown");
+    if (*req->user) {
+        char *both = pm_asprintf("%s (%.64s)", who, req->user);
+        free(who);
+        who = both;
+    }
+    return who;
+}
+
+static void
+s_serve_one(pm_ctld_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->router);
+    if (!msg)
+        return;
+    zframe_t *id = zmsg_pop(msg), *empty = zmsg_pop(msg);
+    zframe_t *body = zmsg_pop(msg);
+    Pm__Request *req = NULL;
+    char *why = NULL;
+    size_t len = 0;
+    uint8_t *out = NULL;
+    if (!id || !empty || !body || zmsg_size(msg) != 0 ||
+        pm_wire_unpack_request(zframe_data(body), zframe_size(body), &req,
+                               &why) != PM_OK) {
+        pm_warn("malformed request dropped: %s", why ? why : "bad framing");
+        Pm__Response bad = PM__RESPONSE__INIT;
+        bad.status = PM__RESPONSE__STATUS__BAD_REQUEST;
+        bad.error = why ? why : (char *)"malformed request";
+        out = pm_wire_pack(&bad.base, &len);
+    } else {
+        char *author = s_author(body, req);
+        out = pm_ctld_handle(self, req, author, &len);
+        free(author);
+    }
+    if (id && empty) {
+        zmsg_t *reply = zmsg_new();
+        zmsg_append(reply, &id);
+        zmsg_append(reply, &empty);
+        zmsg_addmem(reply, out, len);
+        zmsg_send(&reply, self->router);
+    }
+    if (req)
+        pm__request__free_unpacked(req, NULL);
+    free(out);
+    free(why);
+    zframe_destroy(&id);
+    zframe_destroy(&empty);
+    zframe_destroy(&body);
+    zmsg_destroy(&msg);
+}
+
+int
+pm_ctld_run(pm_ctld_t *self)
+{
+    zpoller_t *poller = zpoller_new(self->router, NULL);
+    while (!zsys_interrupted) {
+        void *which = zpoller_wait(poller, 1000);
+        if (which == self->router)
+            s_serve_one(self);
+        else if (zpoller_terminated(poller))
+            break;
+    }
+    zpoller_destroy(&poller);
+    return 0;
+}

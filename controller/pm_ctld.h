@@ -1,0 +1,37 @@
+/* pm_ctld.h - the controller's request/response API (privmta-ctl talks to
+ * it) over a CURVE-secured ZeroMQ ROUTER socket.
+ *
+ * Requests are Pm__Request messages, replies Pm__Response (proto/). Each
+ * request is checked by pm_wire before it is handled; a policy is validated
+ * by pm_policy_validate before anything is stored: a rejected policy is
+ * never committed. Handlers are looked up in a { op, function } table.
+ */
+#ifndef PM_CTLD_H
+#define PM_CTLD_H
+
+#include "pm_store.h"
+#include "privmta.pb-c.h"
+
+#include <czmq.h>
+
+typedef struct pm_ctld_t pm_ctld_t;
+
+/* Binds ENDPOINT as a CURVE server with CERT, serving only clients whose
+ * public keys are in CLIENTS_DIR (may be NULL in unit tests: no socket is
+ * bound, only pm_ctld_handle is usable). STORE stays owned by the caller.
+ * Returns NULL with *why (caller frees) on failure. */
+pm_ctld_t *pm_ctld_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
+                       const char *clients_dir, char **why);
+
+/* Stops serving; accepts NULL, nulls *self_p. */
+void pm_ctld_destroy(pm_ctld_t **self_p);
+
+/* Serves requests until SIGINT/SIGTERM. Returns 0 on a clean stop. */
+int pm_ctld_run(pm_ctld_t *self);
+
+/* Handles one decoded request from AUTHOR and returns the packed reply.
+ * Caller frees the buffer. */
+uint8_t *pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req,
+                        const char *author, size_t *len);
+
+#endif

@@ -1,0 +1,96 @@
+#include "pm_keys.h"
+#include "pm_mem.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int
+s_mkdir(const char *path, mode_t mode, char **why)
+{
+    if (mkdir(path, mode) == 0 || errno == EEXIST)
+        return 0;
+    *why = pm_asprintf("cannot create %s: %s", path, strerror(errno));
+    return -1;
+}
+
+/* zcert_save writes through stdio; the umask makes the secret file 0600
+ * from its first byte, and chmod fixes a file an older run left wider. */
+static int
+s_save(zcert_t *cert, const char *path, const char *secret_path, char **why)
+{
+    mode_t old = umask(077);
+    int rc = zcert_save(cert, path);
+    umask(old);
+    if (rc != 0 || chmod(secret_path, 0600) != 0 || chmod(path, 0644) != 0) {
+        *why = pm_asprintf("cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int
+pm_keys_create(const char *keys_dir, const char *name, const char *enroll_dir,
+               char **why)
+{
+    if (s_mkdir(keys_dir, 0700, why) != 0)
+        return -1;
+    char *path = pm_asprintf("%s/%s.cert", keys_dir, name);
+    char *secret = pm_asprintf("%s/%s.cert_secret", keys_dir, name);
+    zcert_t *cert = zcert_new();
+    zcert_set_meta(cert, "name", "%s", name);
+    int rc = s_save(cert, path, secret, why);
+    if (rc == 0 && enroll_dir) {
+        char *pub = pm_asprintf("%s/%s.cert", enroll_dir, name);
+        rc = s_mkdir(enroll_dir, 0755, why);
+        if (rc == 0 && zcert_save_public(cert, pub) != 0) {
+            *why = pm_asprintf("cannot write %s: %s", pub, strerror(errno));
+            rc = -1;
+        }
+        free(pub);
+    }
+    zcert_destroy(&cert);
+    free(path);
+    free(secret);
+    return rc;
+}
+
+zcert_t *
+pm_keys_load(const char *path, char **why)
+{
+    if (access(path, R_OK) != 0) {
+        *why =
+            pm_asprintf("cannot read key file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    zcert_t *cert = zcert_load(path);
+    if (!cert)
+        *why = pm_asprintf("%s is not a CURVE certificate", path);
+    return cert;
+}
+
+zcert_t *
+pm_keys_controller(const char *state_dir, char **why)
+{
+    char *keys = pm_asprintf("%s/keys", state_dir);
+    char *clients = pm_asprintf("%s/clients", state_dir);
+    char *path = pm_asprintf("%s/controller.cert", keys);
+    zcert_t *cert = NULL;
+    if (s_mkdir(state_dir, 0700, why) != 0)
+        goto out;
+    if (access(path, F_OK) != 0) {
+        if (pm_keys_create(keys, "controller", NULL, why) != 0 ||
+            pm_keys_create(keys, "admin", clients, why) != 0)
+            goto out;
+    }
+    if (s_mkdir(clients, 0755, why) != 0)
+        goto out;
+    /* zcert_load picks up the _secret file when present */
+    cert = pm_keys_load(path, why);
+out:
+    free(keys);
+    free(clients);
+    free(path);
+    return cert;
+}
