@@ -1,1 +1,547 @@
-/* placeholder */
+/* pm_wire.c - unpack, then check every field before anyone else looks.
+ *
+ * The structural rules (string and list sizes, UTF-8, enum ranges, no unknown
+ * fields) are applied by one walk over the protobuf-c descriptors, so a field
+ * added to privmta.proto is covered without touching this file. Rules that
+ * are about meaning rather than shape (what a request op needs, what a
+ * revision number may be) live in the small tables at the end.
+ */
+#include "pm_wire.h"
+
+#include "pm_error.h"
+#include "pm_mem.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Our schema is three levels deep; the cap only guards a future recursive
+ * message against unbounded recursion on hostile input. */
+#define S_DEPTH_MAX 16
+
+/* Where the walk is, as a stack of field names and list indexes. The text
+ * ("Request.edits[2].key") is only built when something fails: formatting
+ * it for every field would cost more than the checks themselves. */
+typedef struct {
+    const char *name;
+    size_t index;
+    bool indexed;
+} s_frame_t;
+
+typedef struct {
+    s_frame_t frames[2 * S_DEPTH_MAX + 4];
+    int n;
+    int depth;
+    char *why;
+} s_walk_t;
+
+static void
+s_path_push(s_walk_t *w, const char *name)
+{
+    assert(w->n < (int)(sizeof w->frames / sizeof w->frames[0]));
+    w->frames[w->n++] = (s_frame_t){.name = name};
+}
+
+static void
+s_path_pop(s_walk_t *w)
+{
+    w->n--;
+}
+
+static void
+s_path_index(s_walk_t *w, size_t index)
+{
+    w->frames[w->n - 1].index = index;
+    w->frames[w->n - 1].indexed = true;
+}
+
+static char *
+s_path_text(const s_walk_t *w)
+{
+    char buf[512];
+    size_t len = 0;
+    for (int i = 0; i < w->n && len < sizeof buf; i++) {
+        const s_frame_t *f = &w->frames[i];
+        int k = f->indexed ? snprintf(buf + len, sizeof buf - len, "%s%s[%zu]",
+                                      i ? "." : "", f->name, f->index)
+                           : snprintf(buf + len, sizeof buf - len, "%s%s",
+                                      i ? "." : "", f->name);
+        if (k < 0)
+            break;
+        len += (size_t)k;
+    }
+    /* A truncated path still names where the problem starts. */
+    buf[len < sizeof buf ? len : sizeof buf - 1] = '\0';
+    return pm_strdup(buf);
+}
+
+static int s_fail(s_walk_t *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+s_fail(s_walk_t *w, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *detail = pm_vasprintf(fmt, ap);
+    va_end(ap);
+    char *path = s_path_text(w);
+    free(w->why);
+    w->why = pm_asprintf("%s: %s", path, detail);
+    free(path);
+    free(detail);
+    return PM_EPROTO;
+}
+
+/* Returns the offset of the first byte that is not part of a well-formed
+ * UTF-8 sequence (no overlongs, surrogates or code points past U+10FFFF), or
+ * len when the whole string is valid. */
+static size_t
+s_utf8_bad_at(const uint8_t *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = s[i];
+        size_t more;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0) {
+            more = 1, cp = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            more = 2, cp = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            more = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return i;
+        }
+        if (len - i <= more)
+            return i;
+        for (size_t k = 1; k <= more; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return i;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return i;
+        i += more + 1;
+    }
+    return len;
+}
+
+static int
+s_check_string(s_walk_t *w, const char *s, bool in_list)
+{
+    if (!s)
+        return in_list ? s_fail(w, "missing item") : PM_OK;
+    /* strnlen: an oversized string is rejected without reading all of it. */
+    size_t len = strnlen(s, PM_WIRE_STRING_MAX + 1);
+    if (len > PM_WIRE_STRING_MAX)
+        return s_fail(w, "longer than %d bytes", PM_WIRE_STRING_MAX);
+    size_t bad = s_utf8_bad_at((const uint8_t *)s, len);
+    if (bad != len)
+        return s_fail(w, "not valid UTF-8 at byte %zu", bad);
+    return PM_OK;
+}
+
+static int
+s_check_bytes(s_walk_t *w, const ProtobufCBinaryData *b)
+{
+    if (b->len > PM_WIRE_CONTENT_MAX)
+        return s_fail(w, "%zu bytes, more than %u", b->len,
+                      PM_WIRE_CONTENT_MAX);
+    if (b->len && !b->data)
+        return s_fail(w, "%zu bytes announced, no data", b->len);
+    return PM_OK;
+}
+
+static int
+s_check_enum(s_walk_t *w, const ProtobufCFieldDescriptor *f, int value)
+{
+    const ProtobufCEnumDescriptor *ed = f->descriptor;
+    if (!protobuf_c_enum_descriptor_get_value(ed, value))
+        return s_fail(w, "%d is not a value of %s", value, ed->name);
+    return PM_OK;
+}
+
+static int s_check_message(s_walk_t *w, const ProtobufCMessage *msg);
+
+/* Checks one value of field F stored at MEMBER (the field itself, or one
+ * item of a repeated field when IN_LIST). */
+static int
+s_check_value(s_walk_t *w, const ProtobufCFieldDescriptor *f,
+              const void *member, bool in_list)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING:
+        return s_check_string(w, *(const char *const *)member, in_list);
+    case PROTOBUF_C_TYPE_BYTES:
+        return s_check_bytes(w, member);
+    case PROTOBUF_C_TYPE_ENUM:
+        return s_check_enum(w, f, *(const int *)member);
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)member;
+        if (!sub)
+            return in_list ? s_fail(w, "missing item") : PM_OK;
+        if (sub->descriptor != f->descriptor)
+            return s_fail(
+                w, "not a %s",
+                ((const ProtobufCMessageDescriptor *)f->descriptor)->name);
+        return s_check_message(w, sub);
+    }
+    default:
+        /* Numbers and bools: any value is structurally fine. */
+        return PM_OK;
+    }
+}
+
+/* Size of one item in the array protobuf-c keeps for a repeated field. */
+static size_t
+s_item_size(ProtobufCType type)
+{
+    switch (type) {
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return 8;
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_ENUM:
+        return sizeof(int);
+    case PROTOBUF_C_TYPE_STRING:
+        return sizeof(char *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(void *);
+    default:
+        return 4;
+    }
+}
+
+static int
+s_check_repeated(s_walk_t *w, const char *base,
+                 const ProtobufCFieldDescriptor *f)
+{
+    size_t n = *(const size_t *)(base + f->quantifier_offset);
+    const char *items = *(const char *const *)(base + f->offset);
+    if (n > PM_WIRE_LIST_MAX)
+        return s_fail(w, "%zu items, more than %d", n, PM_WIRE_LIST_MAX);
+    if (n && !items)
+        return s_fail(w, "%zu items announced, no array", n);
+    size_t size = s_item_size(f->type);
+    for (size_t k = 0; k < n; k++) {
+        s_path_index(w, k);
+        int rc = s_check_value(w, f, items + k * size, true);
+        if (rc != PM_OK)
+            return rc;
+    }
+    return PM_OK;
+}
+
+/* proto3 fields are always "present" (pointer fields may be NULL); oneofs and
+ * proto2 optionals carry a case or has_ word that says whether to look. */
+static bool
+s_field_present(const char *base, const ProtobufCFieldDescriptor *f)
+{
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+        return *(const uint32_t *)(base + f->quantifier_offset) == f->id;
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL &&
+        f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+        return *(const protobuf_c_boolean *)(base + f->quantifier_offset);
+    return true;
+}
+
+static int s_check_rules(s_walk_t *w, const ProtobufCMessage *msg);
+
+static int
+s_check_message(s_walk_t *w, const ProtobufCMessage *msg)
+{
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    const char *base = (const char *)msg;
+    if (++w->depth > S_DEPTH_MAX)
+        return s_fail(w, "nested more than %d deep", S_DEPTH_MAX);
+    /* Unknown fields would be stored and republished without anyone having
+     * checked them; and a node that cannot read a policy setting must say so
+     * rather than silently not enforce it. */
+    if (msg->n_unknown_fields)
+        return s_fail(w, "unknown field %" PRIu32 " (sent by a newer peer?)",
+                      msg->unknown_fields[0].tag);
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        int rc = PM_OK;
+        s_path_push(w, f->name);
+        if (f->label == PROTOBUF_C_LABEL_REPEATED)
+            rc = s_check_repeated(w, base, f);
+        else if (s_field_present(base, f))
+            rc = s_check_value(w, f, base + f->offset, false);
+        if (rc != PM_OK)
+            return rc;
+        s_path_pop(w);
+    }
+    int rc = s_check_rules(w, msg);
+    w->depth--;
+    return rc;
+}
+
+/* ---- Rules about meaning, per message type ---------------------------- */
+
+static int s_fail_field(s_walk_t *w, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+s_fail_field(s_walk_t *w, const char *field, const char *fmt, ...)
+{
+    s_path_push(w, field);
+    va_list ap;
+    va_start(ap, fmt);
+    char *detail = pm_vasprintf(fmt, ap);
+    va_end(ap);
+    int rc = s_fail(w, "%s", detail);
+    free(detail);
+    return rc;
+}
+
+#define S_NEED_POLICY 0x1u
+#define S_NEED_EDITS 0x2u
+#define S_NEED_REV 0x4u
+#define S_NEED_REV_B 0x8u
+
+/* What each request op needs. An op missing here is refused: NONE, and a
+ * new op until someone decides what it needs (test_wire checks that every
+ * declared op but NONE is listed). */
+static const struct {
+    Pm__Request__Op op;
+    unsigned needs;
+} s_op_needs[] = {
+    {PM__REQUEST__OP__PUSH, S_NEED_POLICY},
+    {PM__REQUEST__OP__SET, S_NEED_EDITS},
+    {PM__REQUEST__OP__SHOW, 0},
+    {PM__REQUEST__OP__HISTORY, 0},
+    {PM__REQUEST__OP__DIFF, S_NEED_REV | S_NEED_REV_B},
+    {PM__REQUEST__OP__ROLLBACK, S_NEED_REV},
+    {PM__REQUEST__OP__PING, 0},
+    {PM__REQUEST__OP__NODES, 0},
+};
+
+static int
+s_rule_request_needs(s_walk_t *w, const Pm__Request *req, const char *op,
+                     unsigned needs)
+{
+    if ((needs & S_NEED_POLICY) && !req->policy)
+        return s_fail_field(w, "policy", "required by %s", op);
+    if ((needs & S_NEED_EDITS) && req->n_edits == 0)
+        return s_fail_field(w, "edits", "%s needs at least one edit", op);
+    if ((needs & S_NEED_REV) && req->rev == 0)
+        return s_fail_field(w, "rev", "%s needs a revision > 0", op);
+    if ((needs & S_NEED_REV_B) && req->rev_b == 0)
+        return s_fail_field(w, "rev_b", "%s needs a revision > 0", op);
+    return PM_OK;
+}
+
+static int
+s_rule_request(s_walk_t *w, const ProtobufCMessage *msg)
+{
+    const Pm__Request *req = (const Pm__Request *)msg;
+    if (req->expect_rev < -1)
+        return s_fail_field(w, "expect_rev", "%" PRId64 " is below -1",
+                            req->expect_rev);
+    for (size_t k = 0; k < req->n_edits; k++) {
+        const char *key = req->edits[k]->key;
+        if (!key || !*key) {
+            s_path_push(w, "edits");
+            s_path_index(w, k);
+            s_path_push(w, "key");
+            return s_fail(w, "empty");
+        }
+    }
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+        &pm__request__op__descriptor, req->op);
+    for (size_t i = 0; i < sizeof s_op_needs / sizeof s_op_needs[0]; i++) {
+        if (s_op_needs[i].op == req->op)
+            return s_rule_request_needs(w, req, v->name, s_op_needs[i].needs);
+    }
+    return s_fail_field(w, "op", "%s is not a request", v->name);
+}
+
+static bool
+s_is_sha256_hex(const char *s)
+{
+    if (!s || strlen(s) != 64)
+        return false;
+    for (; *s; s++) {
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static int
+s_rule_revision(s_walk_t *w, const ProtobufCMessage *msg)
+{
+    const Pm__Revision *rev = (const Pm__Revision *)msg;
+    if (rev->number < 1)
+        return s_fail_field(w, "number", "0; revisions start at 1");
+    if (rev->parent >= rev->number)
+        return s_fail_field(w, "parent",
+                            "%" PRIu64 " is not below number %" PRIu64,
+                            rev->parent, rev->number);
+    if (rev->rollback_of >= rev->number)
+        return s_fail_field(w, "rollback_of",
+                            "%" PRIu64 " is not below number %" PRIu64,
+                            rev->rollback_of, rev->number);
+    if (!s_is_sha256_hex(rev->digest))
+        return s_fail_field(w, "digest", "not 64 lowercase hex characters");
+    return PM_OK;
+}
+
+static int
+s_rule_node_status(s_walk_t *w, const ProtobufCMessage *msg)
+{
+    const Pm__NodeStatus *st = (const Pm__NodeStatus *)msg;
+    if (!st->name || !*st->name)
+        return s_fail_field(w, "name", "empty");
+    return PM_OK;
+}
+
+/* Applied wherever the message appears, top level or nested (a Response's
+ * history is held to the same rules as a Revision read alone). */
+static const struct {
+    const ProtobufCMessageDescriptor *desc;
+    int (*check)(s_walk_t *w, const ProtobufCMessage *msg);
+} s_rules[] = {
+    {&pm__request__descriptor, s_rule_request},
+    {&pm__revision__descriptor, s_rule_revision},
+    {&pm__node_status__descriptor, s_rule_node_status},
+};
+
+static int
+s_check_rules(s_walk_t *w, const ProtobufCMessage *msg)
+{
+    for (size_t i = 0; i < sizeof s_rules / sizeof s_rules[0]; i++) {
+        if (s_rules[i].desc == msg->descriptor)
+            return s_rules[i].check(w, msg);
+    }
+    return PM_OK;
+}
+
+/* ---- Public API ------------------------------------------------------- */
+
+static int
+s_check(const ProtobufCMessage *msg, char **why)
+{
+    s_walk_t w = {.n = 0, .depth = 0, .why = NULL};
+    s_path_push(&w, msg->descriptor->short_name);
+    int rc = s_check_message(&w, msg);
+    if (rc != PM_OK && why)
+        *why = w.why;
+    else
+        free(w.why);
+    return rc;
+}
+
+static int
+s_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+         ProtobufCMessage **out, char **why)
+{
+    static const uint8_t empty[1];
+    assert(out);
+    if (len > PM_WIRE_MESSAGE_MAX || (len && !buf)) {
+        if (why)
+            *why = pm_asprintf("%s: %zu bytes, more than %u or missing",
+                               d->short_name, len, PM_WIRE_MESSAGE_MAX);
+        return PM_EPROTO;
+    }
+    ProtobufCMessage *msg =
+        protobuf_c_message_unpack(d, NULL, len, len ? buf : empty);
+    if (!msg) {
+        if (why)
+            *why =
+                pm_asprintf("%s: not a valid protobuf encoding", d->short_name);
+        return PM_EPROTO;
+    }
+    int rc = s_check(msg, why);
+    if (rc != PM_OK) {
+        protobuf_c_message_free_unpacked(msg, NULL);
+        return rc;
+    }
+    *out = msg;
+    return PM_OK;
+}
+
+int
+pm_wire_unpack_request(const uint8_t *buf, size_t len, Pm__Request **out,
+                       char **why)
+{
+    ProtobufCMessage *msg = NULL;
+    int rc = s_unpack(&pm__request__descriptor, buf, len, &msg, why);
+    if (rc == PM_OK)
+        *out = (Pm__Request *)msg;
+    return rc;
+}
+
+int
+pm_wire_unpack_response(const uint8_t *buf, size_t len, Pm__Response **out,
+                        char **why)
+{
+    ProtobufCMessage *msg = NULL;
+    int rc = s_unpack(&pm__response__descriptor, buf, len, &msg, why);
+    if (rc == PM_OK)
+        *out = (Pm__Response *)msg;
+    return rc;
+}
+
+int
+pm_wire_unpack_revision(const uint8_t *buf, size_t len, Pm__Revision **out,
+                        char **why)
+{
+    ProtobufCMessage *msg = NULL;
+    int rc = s_unpack(&pm__revision__descriptor, buf, len, &msg, why);
+    if (rc == PM_OK)
+        *out = (Pm__Revision *)msg;
+    return rc;
+}
+
+int
+pm_wire_unpack_node_status(const uint8_t *buf, size_t len, Pm__NodeStatus **out,
+                           char **why)
+{
+    ProtobufCMessage *msg = NULL;
+    int rc = s_unpack(&pm__node_status__descriptor, buf, len, &msg, why);
+    if (rc == PM_OK)
+        *out = (Pm__NodeStatus *)msg;
+    return rc;
+}
+
+int
+pm_wire_check_policy(const Pm__Policy *policy, char **why)
+{
+    if (!policy) {
+        if (why)
+            *why = pm_strdup("Policy: missing");
+        return PM_EPROTO;
+    }
+    return s_check(&policy->base, why);
+}
+
+uint8_t *
+pm_wire_pack(const ProtobufCMessage *msg, size_t *len)
+{
+    assert(msg && len);
+    size_t size = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = pm_malloc(size);
+    size_t done = protobuf_c_message_pack(msg, buf);
+    assert(done == size);
+    (void)done;
+    *len = size;
+    return buf;
+}

@@ -9,6 +9,30 @@
  * Unpack functions return PM_OK and set *out, or PM_EPROTO and set *why to
  * a newly allocated explanation (caller frees) when why is not NULL. Caller
  * frees *out with the matching pm__*__free_unpacked(*out, NULL).
+ *
+ * What is checked, in every message and every nested message:
+ *   - input of at most PM_WIRE_MESSAGE_MAX bytes that protobuf-c can decode;
+ *   - every string <= PM_WIRE_STRING_MAX bytes and valid UTF-8 (no overlong
+ *     forms, surrogates or code points past U+10FFFF); every bytes field
+ *     (signature content, edit content) <= PM_WIRE_CONTENT_MAX;
+ *   - every repeated field <= PM_WIRE_LIST_MAX items, none of them NULL;
+ *   - every enum value one that the .proto declares;
+ *   - no unknown fields: bytes nothing here has checked are never stored or
+ *     republished, and a node that cannot read a policy setting refuses it
+ *     instead of silently not enforcing it;
+ *   - Request: expect_rev >= -1; every edit has a non-empty key; per op:
+ *     PUSH needs policy, SET at least one edit, DIFF rev and rev_b > 0,
+ *     ROLLBACK rev > 0; NONE is refused;
+ *   - Revision (also inside a Response): number >= 1, parent < number,
+ *     rollback_of < number, digest 64 lowercase hex characters;
+ *   - NodeStatus (also inside a Response): non-empty name.
+ * These walks follow the protobuf-c descriptors, so a field added to the
+ * .proto is covered by the structural rules without code changes.
+ *
+ * *why names the field and the problem, e.g. "Request.edits[2].key: empty"
+ * or "Policy.antivirus_custom_signatures[0].name: not valid UTF-8 at byte 3".
+ * An embedded NUL in a string cannot be seen after protobuf-c decoding: the
+ * string reads as ending there.
  */
 #ifndef PM_WIRE_H
 #define PM_WIRE_H
@@ -36,7 +60,9 @@ int pm_wire_unpack_node_status(const uint8_t *buf, size_t len,
  * functions). Returns PM_OK or PM_EPROTO with *why as above. */
 int pm_wire_check_policy(const Pm__Policy *policy, char **why);
 
-/* Packs any message into a new buffer; sets *len. Caller frees. */
+/* Packs any message into a new buffer (never NULL; allocation failure
+ * aborts); sets *len. Does not check the message: the receiver does. Caller
+ * frees the buffer with free(). */
 uint8_t *pm_wire_pack(const ProtobufCMessage *msg, size_t *len);
 
 #endif

@@ -1,1 +1,645 @@
-/* placeholder */
+/* pm_store.c - the revisioned policy store on LMDB.
+ *
+ * Layout (three named databases in one environment):
+ *   meta   "head"   -> 8-byte big-endian number of the newest revision
+ *          "format" -> 8-byte big-endian layout version (S_FORMAT)
+ *   revs   8-byte big-endian revision number -> packed Pm__Revision
+ *   nodes  node name -> packed Pm__NodeStatus
+ * Big-endian keys sort numerically under LMDB's default memcmp order, so the
+ * newest revision is the last key and MDB_APPEND is valid for commits.
+ */
+#include "pm_store.h"
+
+#include "pm_log.h"
+#include "pm_mem.h"
+#include "pm_wire.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define S_FORMAT 1
+#define S_MAP_DEFAULT ((size_t)1 << 30)
+
+struct pm_store_t {
+    MDB_env *env;
+    MDB_dbi meta, revs, nodes;
+    bool rdonly;
+    bool have_dbs; /* false while a read-only open finds no databases yet */
+    MDB_txn *rtxn; /* reset read transaction, renewed for each read */
+};
+
+static int
+s_err(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return PM_OK;
+    case MDB_NOTFOUND:
+        return PM_ENOTFOUND;
+    case MDB_MAP_FULL:
+    case ENOMEM:
+        return PM_ENOMEM;
+    case MDB_KEYEXIST:
+        return PM_EEXIST;
+    default:
+        return PM_EIO;
+    }
+}
+
+static void
+s_u64_put(uint64_t v, uint8_t out[8])
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (uint8_t)v;
+}
+
+static uint64_t
+s_u64_get(const uint8_t in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | in[i];
+    return v;
+}
+
+/* Begins a transaction; when another process grew the map, adopts the new
+ * size and tries once more (LMDB asks the caller to do this). */
+static int
+s_txn_begin(pm_store_t *self, unsigned flags, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(self->env, NULL, flags, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        rc = mdb_env_set_mapsize(self->env, 0);
+        if (rc == MDB_SUCCESS)
+            rc = mdb_txn_begin(self->env, NULL, flags, txn);
+    }
+    return rc;
+}
+
+/* Reads an 8-byte number from meta; *v = 0 when the key is absent. */
+static int
+s_meta_get(pm_store_t *self, MDB_txn *txn, const char *name, uint64_t *v)
+{
+    MDB_val key = {strlen(name), (void *)name}, val;
+    int rc = mdb_get(txn, self->meta, &key, &val);
+    if (rc == MDB_NOTFOUND) {
+        *v = 0;
+        return MDB_SUCCESS;
+    }
+    if (rc != MDB_SUCCESS)
+        return rc;
+    if (val.mv_size != 8)
+        return MDB_CORRUPTED;
+    *v = s_u64_get(val.mv_data);
+    return MDB_SUCCESS;
+}
+
+static int
+s_meta_put(pm_store_t *self, MDB_txn *txn, const char *name, uint64_t v)
+{
+    uint8_t buf[8];
+    s_u64_put(v, buf);
+    MDB_val key = {strlen(name), (void *)name}, val = {8, buf};
+    return mdb_put(txn, self->meta, &key, &val, 0);
+}
+
+/* Opens the three databases. A writer creates them (and stamps the format);
+ * a reader that finds none yet leaves have_dbs false and retries later. */
+static int
+s_open_dbis(pm_store_t *self)
+{
+    unsigned create = self->rdonly ? 0 : MDB_CREATE;
+    MDB_txn *txn = NULL;
+    uint64_t format = 0;
+    int rc = s_txn_begin(self, self->rdonly ? MDB_RDONLY : 0, &txn);
+    if (rc != MDB_SUCCESS)
+        return s_err(rc);
+    rc = mdb_dbi_open(txn, "meta", create, &self->meta);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_dbi_open(txn, "revs", create, &self->revs);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_dbi_open(txn, "nodes", create, &self->nodes);
+    if (rc == MDB_SUCCESS)
+        rc = s_meta_get(self, txn, "format", &format);
+    if (rc == MDB_SUCCESS && format == 0 && !self->rdonly)
+        rc = s_meta_put(self, txn, "format", format = S_FORMAT);
+    if (rc == MDB_NOTFOUND && self->rdonly) {
+        mdb_txn_abort(txn);
+        return PM_OK;
+    }
+    if (rc == MDB_SUCCESS && format != S_FORMAT) {
+        pm_debug("store: unknown layout format %" PRIu64, format);
+        rc = MDB_INCOMPATIBLE;
+    }
+    if (rc != MDB_SUCCESS) {
+        mdb_txn_abort(txn);
+        return s_err(rc);
+    }
+    /* Committing (even a read transaction) keeps the handles for the env. */
+    rc = mdb_txn_commit(txn);
+    if (rc != MDB_SUCCESS)
+        return s_err(rc);
+    self->have_dbs = true;
+    return PM_OK;
+}
+
+static int
+s_prepare_dir(const char *dir, bool rdonly)
+{
+    struct stat st;
+    if (!rdonly && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        pm_debug("store: mkdir %s: %s", dir, strerror(errno));
+        return PM_EIO;
+    }
+    if (stat(dir, &st) != 0) {
+        pm_debug("store: %s: %s", dir, strerror(errno));
+        return errno == ENOENT ? PM_ENOTFOUND : PM_EIO;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        pm_debug("store: %s is not a directory", dir);
+        return PM_EIO;
+    }
+    return PM_OK;
+}
+
+static int
+s_env_open(pm_store_t *self, const char *dir, size_t map_size)
+{
+    unsigned flags = MDB_NOTLS | (self->rdonly ? MDB_RDONLY : 0);
+    int dead = 0;
+    int rc = mdb_env_create(&self->env);
+    if (rc != MDB_SUCCESS)
+        return s_err(rc);
+    rc = mdb_env_set_maxdbs(self->env, 4);
+    if (rc == MDB_SUCCESS)
+        rc =
+            mdb_env_set_mapsize(self->env, map_size ? map_size : S_MAP_DEFAULT);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_env_open(self->env, dir, flags, 0600);
+    if (rc != MDB_SUCCESS) {
+        pm_debug("store: open %s: %s", dir, mdb_strerror(rc));
+        /* A reader that comes before any writer finds no data file. */
+        return rc == ENOENT && self->rdonly ? PM_ENOTFOUND : s_err(rc);
+    }
+    /* Free reader slots left by processes that died (SIGKILL, crash). */
+    rc = mdb_reader_check(self->env, &dead);
+    if (dead)
+        pm_debug("store: cleared %d stale readers", dead);
+    return s_err(rc);
+}
+
+int
+pm_store_open(const char *dir, unsigned flags, size_t map_size,
+              pm_store_t **out)
+{
+    if (!dir || !*dir || !out || (flags & ~PM_STORE_RDONLY))
+        return PM_EINVAL;
+    pm_store_t *self = pm_calloc(1, sizeof *self);
+    self->rdonly = flags & PM_STORE_RDONLY;
+    int rc = s_prepare_dir(dir, self->rdonly);
+    if (rc == PM_OK)
+        rc = s_env_open(self, dir, map_size);
+    if (rc == PM_OK)
+        rc = s_open_dbis(self);
+    if (rc != PM_OK) {
+        pm_store_close(&self);
+        return rc;
+    }
+    *out = self;
+    return PM_OK;
+}
+
+void
+pm_store_close(pm_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    pm_store_t *self = *self_p;
+    if (self->rtxn)
+        mdb_txn_abort(self->rtxn);
+    /* Also closes the dbi handles; env may be NULL in a half-built store. */
+    if (self->env)
+        mdb_env_close(self->env);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ---- Reading ---------------------------------------------------------- */
+
+/* Starts a read snapshot, reusing the store's reset transaction: renewing
+ * costs a reader-slot update, not an allocation and a slot search. Sets
+ * *txn to NULL (and returns PM_OK) while a read-only store finds no
+ * databases yet: callers read that as an empty store. */
+static int
+s_read_begin(pm_store_t *self, MDB_txn **txn)
+{
+    *txn = NULL;
+    if (!self->have_dbs) {
+        int rc = s_open_dbis(self);
+        if (rc != PM_OK || !self->have_dbs)
+            return rc;
+    }
+    if (self->rtxn) {
+        if (mdb_txn_renew(self->rtxn) == MDB_SUCCESS) {
+            *txn = self->rtxn;
+            return PM_OK;
+        }
+        /* E.g. the map grew: start over with a fresh transaction. */
+        mdb_txn_abort(self->rtxn);
+        self->rtxn = NULL;
+    }
+    int rc = s_txn_begin(self, MDB_RDONLY, &self->rtxn);
+    if (rc != MDB_SUCCESS) {
+        self->rtxn = NULL;
+        return s_err(rc);
+    }
+    *txn = self->rtxn;
+    return PM_OK;
+}
+
+static void
+s_read_end(pm_store_t *self)
+{
+    mdb_txn_reset(self->rtxn);
+}
+
+/* Decodes a stored revision through the wire checks; anything that does not
+ * pass, or sits under the wrong key, is damage: PM_EIO. */
+static int
+s_decode_rev(const MDB_val *key, const MDB_val *val, Pm__Revision **out)
+{
+    Pm__Revision *rev = NULL;
+    char *why = NULL;
+    if (key->mv_size != 8)
+        return PM_EIO;
+    uint64_t number = s_u64_get(key->mv_data);
+    if (pm_wire_unpack_revision(val->mv_data, val->mv_size, &rev, &why)) {
+        pm_debug("store: revision %" PRIu64 " unreadable: %s", number, why);
+        free(why);
+        return PM_EIO;
+    }
+    if (rev->number != number) {
+        pm_debug("store: revision %" PRIu64 " stored under key %" PRIu64,
+                 rev->number, number);
+        pm__revision__free_unpacked(rev, NULL);
+        return PM_EIO;
+    }
+    *out = rev;
+    return PM_OK;
+}
+
+static int
+s_get_rev(pm_store_t *self, MDB_txn *txn, uint64_t number, Pm__Revision **out)
+{
+    uint8_t buf[8];
+    s_u64_put(number, buf);
+    MDB_val key = {8, buf}, val;
+    int rc = mdb_get(txn, self->revs, &key, &val);
+    if (rc != MDB_SUCCESS)
+        return s_err(rc);
+    return s_decode_rev(&key, &val, out);
+}
+
+int
+pm_store_head(pm_store_t *self, uint64_t *rev)
+{
+    MDB_txn *txn = NULL;
+    uint64_t head = 0;
+    if (!self || !rev)
+        return PM_EINVAL;
+    int rc = s_read_begin(self, &txn);
+    if (rc != PM_OK || !txn) {
+        if (rc == PM_OK)
+            *rev = 0;
+        return rc;
+    }
+    rc = s_err(s_meta_get(self, txn, "head", &head));
+    s_read_end(self);
+    if (rc == PM_OK)
+        *rev = head;
+    return rc;
+}
+
+int
+pm_store_get(pm_store_t *self, uint64_t rev, Pm__Revision **out)
+{
+    MDB_txn *txn = NULL;
+    Pm__Revision *got = NULL;
+    if (!self || !out)
+        return PM_EINVAL;
+    int rc = s_read_begin(self, &txn);
+    if (rc != PM_OK || !txn)
+        return rc == PM_OK ? PM_ENOTFOUND : rc;
+    /* Head and revision from one snapshot, so "0" is never half-updated. */
+    if (rev == 0)
+        rc = s_err(s_meta_get(self, txn, "head", &rev));
+    if (rc == PM_OK)
+        rc = rev == 0 ? PM_ENOTFOUND : s_get_rev(self, txn, rev, &got);
+    s_read_end(self);
+    if (rc == PM_OK)
+        *out = got;
+    return rc;
+}
+
+/* ---- Committing ------------------------------------------------------- */
+
+static int
+s_commit_args(const pm_store_t *self, const Pm__Policy *policy,
+              const pm_commit_t *info, const uint64_t *new_rev)
+{
+    if (!self || !policy || !info || !new_rev)
+        return PM_EINVAL;
+    if (self->rdonly)
+        return PM_EINVAL;
+    if (!info->author || !*info->author || !info->digest || !*info->digest)
+        return PM_EINVAL;
+    if (info->expect_rev < PM_REV_ANY)
+        return PM_EINVAL;
+    return PM_OK;
+}
+
+/* Packs REV and reads it back through pm_wire: what we store must be what
+ * every reader accepts, or a bad digest would make the revision unreadable
+ * after it was acknowledged. */
+static int
+s_pack_checked(const ProtobufCMessage *msg, uint8_t **buf, size_t *len)
+{
+    char *why = NULL;
+    int rc = PM_OK;
+    *buf = pm_wire_pack(msg, len);
+    if (msg->descriptor == &pm__revision__descriptor) {
+        Pm__Revision *back = NULL;
+        rc = pm_wire_unpack_revision(*buf, *len, &back, &why);
+        pm__revision__free_unpacked(back, NULL);
+    } else {
+        Pm__NodeStatus *back = NULL;
+        rc = pm_wire_unpack_node_status(*buf, *len, &back, &why);
+        pm__node_status__free_unpacked(back, NULL);
+    }
+    if (rc != PM_OK) {
+        pm_debug("store: refusing to write: %s", why);
+        free(why);
+        PM_FREE(buf);
+        return PM_EINVAL;
+    }
+    return PM_OK;
+}
+
+static int
+s_commit_put(pm_store_t *self, MDB_txn *txn, uint64_t head,
+             const Pm__Policy *policy, const pm_commit_t *info)
+{
+    Pm__Revision rev = PM__REVISION__INIT;
+    uint8_t *packed = NULL, key_buf[8];
+    size_t len = 0;
+    rev.number = head + 1;
+    rev.parent = head;
+    rev.author = (char *)info->author;
+    rev.time = info->time ? info->time : (int64_t)time(NULL);
+    rev.message = (char *)(info->message ? info->message : "");
+    rev.digest = (char *)info->digest;
+    /* Only read by the packer; the struct is not const in protobuf-c. */
+    rev.policy = (Pm__Policy *)policy;
+    rev.rollback_of = info->rollback_of;
+    int rc = s_pack_checked(&rev.base, &packed, &len);
+    if (rc != PM_OK)
+        return rc;
+    s_u64_put(rev.number, key_buf);
+    MDB_val key = {8, key_buf}, val = {len, packed};
+    rc = s_err(
+        mdb_put(txn, self->revs, &key, &val, MDB_NOOVERWRITE | MDB_APPEND));
+    free(packed);
+    if (rc == PM_OK)
+        rc = s_err(s_meta_put(self, txn, "head", rev.number));
+    return rc;
+}
+
+int
+pm_store_commit(pm_store_t *self, const Pm__Policy *policy,
+                const pm_commit_t *info, uint64_t *new_rev)
+{
+    MDB_txn *txn = NULL;
+    uint64_t head = 0;
+    int rc = s_commit_args(self, policy, info, new_rev);
+    if (rc != PM_OK)
+        return rc;
+    rc = s_err(s_txn_begin(self, 0, &txn));
+    if (rc != PM_OK)
+        return rc;
+    rc = s_err(s_meta_get(self, txn, "head", &head));
+    if (rc == PM_OK && info->expect_rev != PM_REV_ANY &&
+        (uint64_t)info->expect_rev != head)
+        rc = PM_ECONFLICT;
+    if (rc == PM_OK)
+        rc = s_commit_put(self, txn, head, policy, info);
+    if (rc != PM_OK) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    /* Durable: LMDB syncs data and meta page before returning. */
+    rc = mdb_txn_commit(txn);
+    if (rc != MDB_SUCCESS) {
+        pm_debug("store: commit: %s", mdb_strerror(rc));
+        return s_err(rc);
+    }
+    *new_rev = head + 1;
+    return PM_OK;
+}
+
+/* ---- History ---------------------------------------------------------- */
+
+/* Puts the cursor on the newest revision below BEFORE (0: the head). */
+static int
+s_cursor_below(MDB_cursor *cur, uint64_t before, MDB_val *key, MDB_val *val)
+{
+    uint8_t buf[8];
+    if (before == 0)
+        return mdb_cursor_get(cur, key, val, MDB_LAST);
+    s_u64_put(before, buf);
+    key->mv_size = 8;
+    key->mv_data = buf;
+    int rc = mdb_cursor_get(cur, key, val, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND)
+        return mdb_cursor_get(cur, key, val, MDB_LAST);
+    if (rc != MDB_SUCCESS)
+        return rc;
+    /* SET_RANGE stops on the first key >= before; step below it. */
+    return mdb_cursor_get(cur, key, val, MDB_PREV);
+}
+
+static int
+s_history_walk(pm_store_t *self, MDB_txn *txn, uint64_t before, unsigned limit,
+               Pm__Revision **revs, size_t *n)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+    int rc = mdb_cursor_open(txn, self->revs, &cur);
+    if (rc != MDB_SUCCESS)
+        return s_err(rc);
+    rc = s_cursor_below(cur, before, &key, &val);
+    while (rc == MDB_SUCCESS && *n < limit) {
+        Pm__Revision *rev = NULL;
+        int prc = s_decode_rev(&key, &val, &rev);
+        if (prc != PM_OK) {
+            mdb_cursor_close(cur);
+            return prc;
+        }
+        pm__policy__free_unpacked(rev->policy, NULL);
+        rev->policy = NULL;
+        revs[(*n)++] = rev;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_PREV);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? PM_OK : s_err(rc);
+}
+
+int
+pm_store_history(pm_store_t *self, uint64_t before, unsigned limit,
+                 Pm__Revision ***revs, size_t *n)
+{
+    MDB_txn *txn = NULL;
+    size_t got = 0;
+    if (!self || !revs || !n)
+        return PM_EINVAL;
+    if (limit == 0 || limit > PM_WIRE_LIST_MAX)
+        limit = PM_WIRE_LIST_MAX;
+    Pm__Revision **out = pm_calloc(limit, sizeof *out);
+    int rc = s_read_begin(self, &txn);
+    if (rc == PM_OK && txn) {
+        rc = s_history_walk(self, txn, before, limit, out, &got);
+        s_read_end(self);
+    }
+    if (rc != PM_OK) {
+        pm_store_history_free(&out, got);
+        return rc;
+    }
+    *revs = out;
+    *n = got;
+    return PM_OK;
+}
+
+void
+pm_store_history_free(Pm__Revision ***revs_p, size_t n)
+{
+    if (!revs_p || !*revs_p)
+        return;
+    for (size_t i = 0; i < n; i++)
+        pm__revision__free_unpacked((*revs_p)[i], NULL);
+    PM_FREE(revs_p);
+}
+
+/* ---- Node status ------------------------------------------------------ */
+
+int
+pm_store_node_put(pm_store_t *self, const Pm__NodeStatus *status)
+{
+    MDB_txn *txn = NULL;
+    uint8_t *packed = NULL;
+    size_t len = 0;
+    if (!self || !status || self->rdonly || !status->name || !*status->name)
+        return PM_EINVAL;
+    size_t name_len = strlen(status->name);
+    if (name_len > (size_t)mdb_env_get_maxkeysize(self->env))
+        return PM_EINVAL;
+    int rc = s_pack_checked(&status->base, &packed, &len);
+    if (rc != PM_OK)
+        return rc;
+    rc = s_err(s_txn_begin(self, 0, &txn));
+    if (rc == PM_OK) {
+        MDB_val key = {name_len, status->name}, val = {len, packed};
+        rc = s_err(mdb_put(txn, self->nodes, &key, &val, 0));
+        if (rc == PM_OK)
+            rc = s_err(mdb_txn_commit(txn));
+        else
+            mdb_txn_abort(txn);
+    }
+    free(packed);
+    return rc;
+}
+
+static int
+s_decode_node(const MDB_val *key, const MDB_val *val, Pm__NodeStatus **out)
+{
+    Pm__NodeStatus *st = NULL;
+    char *why = NULL;
+    if (pm_wire_unpack_node_status(val->mv_data, val->mv_size, &st, &why)) {
+        pm_debug("store: node %.*s unreadable: %s", (int)key->mv_size,
+                 (const char *)key->mv_data, why);
+        free(why);
+        return PM_EIO;
+    }
+    if (strlen(st->name) != key->mv_size ||
+        memcmp(st->name, key->mv_data, key->mv_size) != 0) {
+        pm__node_status__free_unpacked(st, NULL);
+        return PM_EIO;
+    }
+    *out = st;
+    return PM_OK;
+}
+
+static int
+s_nodes_walk(pm_store_t *self, MDB_txn *txn, Pm__NodeStatus ***nodes, size_t *n)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+    size_t cap = 0;
+    int rc = mdb_cursor_open(txn, self->nodes, &cur);
+    if (rc != MDB_SUCCESS)
+        return s_err(rc);
+    rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    while (rc == MDB_SUCCESS) {
+        Pm__NodeStatus *st = NULL;
+        int drc = s_decode_node(&key, &val, &st);
+        if (drc != PM_OK) {
+            mdb_cursor_close(cur);
+            return drc;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            *nodes = pm_realloc(*nodes, cap * sizeof **nodes);
+        }
+        (*nodes)[(*n)++] = st;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? PM_OK : s_err(rc);
+}
+
+int
+pm_store_node_list(pm_store_t *self, Pm__NodeStatus ***nodes, size_t *n)
+{
+    MDB_txn *txn = NULL;
+    size_t got = 0;
+    if (!self || !nodes || !n)
+        return PM_EINVAL;
+    Pm__NodeStatus **out = pm_calloc(1, sizeof *out);
+    int rc = s_read_begin(self, &txn);
+    if (rc == PM_OK && txn) {
+        /* Keys are names under memcmp order: the list comes out sorted. */
+        rc = s_nodes_walk(self, txn, &out, &got);
+        s_read_end(self);
+    }
+    if (rc != PM_OK) {
+        pm_store_nodes_free(&out, got);
+        return rc;
+    }
+    *nodes = out;
+    *n = got;
+    return PM_OK;
+}
+
+void
+pm_store_nodes_free(Pm__NodeStatus ***nodes_p, size_t n)
+{
+    if (!nodes_p || !*nodes_p)
+        return;
+    for (size_t i = 0; i < n; i++)
+        pm__node_status__free_unpacked((*nodes_p)[i], NULL);
+    PM_FREE(nodes_p);
+}

@@ -13,7 +13,13 @@
  * what comes back from disk goes through pm_wire before it is returned.
  *
  * Every function returns PM_OK or a pm_err_t (common/pm_error.h); output
- * parameters are only set on success.
+ * parameters are only set on success. PM_EINVAL also covers NULL arguments.
+ * PM_EIO means storage trouble, including a stored record that no longer
+ * passes pm_wire (damage); details go to pm_debug.
+ *
+ * A pm_store_t is not thread-safe: use one per thread or lock around it.
+ * Do not carry one across fork(); open the store in the process that uses
+ * it (LMDB's rule). Never open the same directory twice in one process.
  */
 #ifndef PM_STORE_H
 #define PM_STORE_H
@@ -39,8 +45,14 @@ typedef struct {
 } pm_commit_t;
 
 /* Opens (creating if needed, mode 0700 dir / 0600 files) the store in DIR.
- * map_size 0 means the default (1 GiB, sparse). Returns PM_EIO when the
- * directory cannot be used. Caller destroys *out with pm_store_close. */
+ * map_size 0 means the default (1 GiB, sparse); it is the most the store
+ * can hold (commits beyond it fail with PM_ENOMEM). Returns PM_EIO when the
+ * directory cannot be used, PM_EINVAL on unknown flags.
+ * With PM_STORE_RDONLY nothing is created: PM_ENOTFOUND when DIR or its
+ * data file does not exist yet; when a writer has created the environment
+ * but not yet its databases, the open succeeds and the store reads as
+ * empty (head 0) until the writer's first transaction is visible.
+ * Caller destroys *out with pm_store_close. */
 int pm_store_open(const char *dir, unsigned flags, size_t map_size,
                   pm_store_t **out);
 
@@ -57,23 +69,35 @@ int pm_store_get(pm_store_t *self, uint64_t rev, Pm__Revision **out);
 
 /* Commits POLICY as revision head+1 in one durable transaction. With
  * info->expect_rev != PM_REV_ANY, returns PM_ECONFLICT (and writes nothing)
- * when the head is not expect_rev. Sets *new_rev. Returns PM_EINVAL when
- * info lacks author or digest. */
+ * when the head is not expect_rev. Sets *new_rev. Returns PM_EINVAL (and
+ * writes nothing) when info lacks author or digest, expect_rev < -1, the
+ * store is read-only, rollback_of names no existing revision, or the
+ * revision would not pass pm_wire_unpack_revision when read back (digest
+ * not 64 lowercase hex, an over-long or non-UTF-8 string, a structurally
+ * bad policy): what is acknowledged is always readable. PM_ENOMEM when the
+ * map is full. POLICY is only read; the caller keeps it. */
 int pm_store_commit(pm_store_t *self, const Pm__Policy *policy,
                     const pm_commit_t *info, uint64_t *new_rev);
 
 /* Lists up to LIMIT revisions, newest first, starting below BEFORE (0 means
- * from the head). Each revision's metadata only: policy is NULL. Sets *revs
- * to a new array of *n revisions; free it with pm_store_history_free. */
+ * from the head; BEFORE itself is excluded). LIMIT is capped at
+ * PM_WIRE_LIST_MAX (what one Response may carry); 0 means that cap. Each
+ * revision's metadata only: policy is NULL. Sets *revs to a new array of *n
+ * revisions (an allocated, empty array when *n is 0); free it with
+ * pm_store_history_free, which accepts NULL, is safe twice and nulls
+ * *revs_p. */
 int pm_store_history(pm_store_t *self, uint64_t before, unsigned limit,
                      Pm__Revision ***revs, size_t *n);
 void pm_store_history_free(Pm__Revision ***revs_p, size_t n);
 
-/* Stores STATUS as the latest status of node status->name (replacing it). */
+/* Stores STATUS as the latest status of node status->name (replacing it),
+ * durably. PM_EINVAL when the name is empty or longer than LMDB's key limit
+ * (511 bytes), the store is read-only, or STATUS would not pass pm_wire. */
 int pm_store_node_put(pm_store_t *self, const Pm__NodeStatus *status);
 
-/* Reads every stored node status, sorted by name. Free with
- * pm_store_nodes_free. */
+/* Reads every stored node status, sorted by name (bytewise). Sets *nodes
+ * to a new array of *n statuses (allocated even when empty). Free with
+ * pm_store_nodes_free (accepts NULL, safe twice, nulls *nodes_p). */
 int pm_store_node_list(pm_store_t *self, Pm__NodeStatus ***nodes, size_t *n);
 void pm_store_nodes_free(Pm__NodeStatus ***nodes_p, size_t n);
 

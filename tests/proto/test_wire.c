@@ -1,0 +1,510 @@
+/* test_wire.c - pm_wire: round trips and every rejection rule. */
+#include "pm_error.h"
+#include "pm_wire.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *s_exts[] = {"exe", "bat", "js"};
+static const char *s_nets[] = {"127.0.0.0/8", "[::1]/128"};
+static const char s_digest[] =
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+static void
+s_policy_init(Pm__Policy *p)
+{
+    pm__policy__init(p);
+    p->n_inbound_blocked_extensions = 3;
+    p->inbound_blocked_extensions = (char **)s_exts;
+    p->n_outbound_mynetworks = 2;
+    p->outbound_mynetworks = (char **)s_nets;
+    p->inbound_admin_address = "postmaster@example.com";
+    p->antispam_level = "medium";
+    p->antispam_tag_percent = 33;
+    p->antispam_kill_percent = 75;
+    p->antispam_subject_prefix = "[SPAM] \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+}
+
+/* Packs MSG, unpacks it as a request; returns the rc, *why set on error. */
+static int
+s_request_rc(const Pm__Request *req, char **why)
+{
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&req->base, &len);
+    Pm__Request *back = NULL;
+    *why = NULL;
+    int rc = pm_wire_unpack_request(buf, len, &back, why);
+    if (rc == PM_OK) {
+        cr_assert_not_null(back);
+        pm__request__free_unpacked(back, NULL);
+    }
+    free(buf);
+    return rc;
+}
+
+/* Asserts REQ is refused with exactly WANT as the explanation. */
+static void
+s_expect_request_why(const Pm__Request *req, const char *want)
+{
+    char *why = NULL;
+    cr_assert_eq(s_request_rc(req, &why), PM_EPROTO, "accepted, want: %s",
+                 want);
+    cr_assert_str_eq(why, want);
+    free(why);
+}
+
+/* Asserts POLICY is refused with an explanation starting with PREFIX. */
+static void
+s_expect_policy_why(const Pm__Policy *p, const char *prefix)
+{
+    char *why = NULL;
+    cr_assert_eq(pm_wire_check_policy(p, &why), PM_EPROTO, "accepted: %s",
+                 prefix);
+    cr_assert_not_null(why);
+    cr_assert(strncmp(why, prefix, strlen(prefix)) == 0, "why: %s, want %s",
+              why, prefix);
+    free(why);
+}
+
+Test(wire, request_round_trip)
+{
+    Pm__Policy pol;
+    Pm__Request req = PM__REQUEST__INIT;
+    s_policy_init(&pol);
+    req.op = PM__REQUEST__OP__PUSH;
+    req.policy = &pol;
+    req.expect_rev = 7;
+    req.message = "tighten antispam";
+    req.user = "alice";
+    size_t len = 0, len2 = 0;
+    uint8_t *buf = pm_wire_pack(&req.base, &len);
+    cr_assert_eq(len, protobuf_c_message_get_packed_size(&req.base));
+    Pm__Request *back = NULL;
+    char *why = NULL;
+    cr_assert_eq(pm_wire_unpack_request(buf, len, &back, &why), PM_OK, "%s",
+                 why ? why : "");
+    cr_assert_null(why);
+    cr_assert_eq(back->op, PM__REQUEST__OP__PUSH);
+    cr_assert_eq(back->expect_rev, 7);
+    cr_assert_str_eq(back->message, "tighten antispam");
+    cr_assert_eq(back->policy->n_inbound_blocked_extensions, 3);
+    cr_assert_str_eq(back->policy->inbound_blocked_extensions[2], "js");
+    cr_assert_str_eq(back->policy->antispam_subject_prefix,
+                     pol.antispam_subject_prefix);
+    uint8_t *buf2 = pm_wire_pack(&back->base, &len2);
+    cr_assert_eq(len, len2);
+    cr_assert(memcmp(buf, buf2, len) == 0);
+    free(buf);
+    free(buf2);
+    pm__request__free_unpacked(back, NULL);
+}
+
+Test(wire, every_valid_op_accepted)
+{
+    Pm__Policy pol;
+    Pm__Edit e = PM__EDIT__INIT, *edits[] = {&e};
+    Pm__Request req = PM__REQUEST__INIT;
+    char *why = NULL;
+    s_policy_init(&pol);
+    e.key = "antispam.level";
+    e.value = "high";
+    req.policy = &pol;
+    req.n_edits = 1;
+    req.edits = edits;
+    req.rev = 1;
+    req.rev_b = 2;
+    req.expect_rev = -1;
+    /* Every declared op but NONE: a new op must get its entry in the
+     * requirements table of pm_wire.c. */
+    const ProtobufCEnumDescriptor *ops = &pm__request__op__descriptor;
+    cr_assert_geq(ops->n_values, 9);
+    for (unsigned i = 0; i < ops->n_values; i++) {
+        req.op = ops->values[i].value;
+        if (req.op == PM__REQUEST__OP__NONE)
+            continue;
+        cr_assert_eq(s_request_rc(&req, &why), PM_OK, "op %s: %s",
+                     ops->values[i].name, why);
+    }
+}
+
+Test(wire, revision_node_response_round_trip)
+{
+    Pm__Policy pol;
+    Pm__Revision rev = PM__REVISION__INIT, *hist[] = {&rev};
+    Pm__ServiceStatus ok = PM__SERVICE_STATUS__INIT;
+    Pm__NodeStatus node = PM__NODE_STATUS__INIT, *nodes[] = {&node};
+    Pm__Response resp = PM__RESPONSE__INIT;
+    s_policy_init(&pol);
+    rev.number = 3, rev.parent = 2, rev.rollback_of = 1;
+    rev.author = "ctl-key/alice", rev.time = 1700000000;
+    rev.digest = (char *)s_digest, rev.policy = &pol;
+    ok.state = PM__SERVICE_STATUS__STATE__OK;
+    node.name = "mx1", node.applied_rev = 3, node.antispam = &ok;
+    resp.status = PM__RESPONSE__STATUS__OK, resp.revision = &rev;
+    resp.n_history = 1, resp.history = hist, resp.n_nodes = 1;
+    resp.nodes = nodes, resp.head = 3;
+
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&rev.base, &len);
+    Pm__Revision *r = NULL;
+    cr_assert_eq(pm_wire_unpack_revision(buf, len, &r, NULL), PM_OK);
+    cr_assert_eq(r->number, 3);
+    cr_assert_str_eq(r->digest, s_digest);
+    cr_assert_str_eq(r->policy->antispam_level, "medium");
+    pm__revision__free_unpacked(r, NULL);
+    free(buf);
+
+    buf = pm_wire_pack(&node.base, &len);
+    Pm__NodeStatus *n = NULL;
+    cr_assert_eq(pm_wire_unpack_node_status(buf, len, &n, NULL), PM_OK);
+    cr_assert_str_eq(n->name, "mx1");
+    cr_assert_eq(n->antispam->state, PM__SERVICE_STATUS__STATE__OK);
+    pm__node_status__free_unpacked(n, NULL);
+    free(buf);
+
+    buf = pm_wire_pack(&resp.base, &len);
+    Pm__Response *re = NULL;
+    cr_assert_eq(pm_wire_unpack_response(buf, len, &re, NULL), PM_OK);
+    cr_assert_eq(re->n_history, 1);
+    cr_assert_eq(re->history[0]->number, 3);
+    cr_assert_str_eq(re->nodes[0]->name, "mx1");
+    pm__response__free_unpacked(re, NULL);
+    free(buf);
+}
+
+Test(wire, garbage_and_oversize_rejected)
+{
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    /* Field 4 (message, length-delimited) claims 100 bytes, has 2. */
+    static const uint8_t short_len[] = {0x22, 100, 'a', 'b'};
+    Pm__Request *req = NULL;
+    char *why = NULL;
+    cr_assert_eq(pm_wire_unpack_request(junk, sizeof junk, &req, &why),
+                 PM_EPROTO);
+    cr_assert_str_eq(why, "Request: not a valid protobuf encoding");
+    free(why);
+    cr_assert_eq(
+        pm_wire_unpack_request(short_len, sizeof short_len, &req, NULL),
+        PM_EPROTO);
+    /* The size is refused before a byte is read. */
+    cr_assert_eq(
+        pm_wire_unpack_request(junk, PM_WIRE_MESSAGE_MAX + 1u, &req, NULL),
+        PM_EPROTO);
+    cr_assert_null(req);
+}
+
+Test(wire, unknown_field_rejected)
+{
+    Pm__Request req = PM__REQUEST__INIT;
+    req.op = PM__REQUEST__OP__PING;
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&req.base, &len);
+    /* Append field 99, varint 1: key (99 << 3) = 792 = 0x98 0x06. */
+    buf = realloc(buf, len + 3);
+    buf[len] = 0x98, buf[len + 1] = 0x06, buf[len + 2] = 0x01;
+    Pm__Request *back = NULL;
+    char *why = NULL;
+    cr_assert_eq(pm_wire_unpack_request(buf, len + 3, &back, &why), PM_EPROTO);
+    cr_assert(strstr(why, "unknown field 99") != NULL, "%s", why);
+    free(why);
+    free(buf);
+}
+
+Test(wire, bad_utf8_rejected)
+{
+    static const char *bad[] = {
+        "\xc0\x80",         /* overlong NUL */
+        "\xe0\x80\xaf",     /* overlong '/' */
+        "\xed\xa0\x80",     /* surrogate U+D800 */
+        "\xf4\x90\x80\x80", /* past U+10FFFF */
+        "ab\x80",           /* lone continuation */
+        "\xe2\x82",         /* truncated */
+        "\xff",             /* never valid */
+    };
+    Pm__Request req = PM__REQUEST__INIT;
+    req.op = PM__REQUEST__OP__PING;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *why = NULL;
+        req.message = (char *)bad[i];
+        cr_assert_eq(s_request_rc(&req, &why), PM_EPROTO, "case %zu", i);
+        cr_assert(strncmp(why, "Request.message: not valid UTF-8", 32) == 0,
+                  "case %zu: %s", i, why);
+        free(why);
+    }
+    s_expect_request_why(&req, "Request.message: not valid UTF-8 at byte 0");
+    req.message = "ab\x80";
+    s_expect_request_why(&req, "Request.message: not valid UTF-8 at byte 2");
+}
+
+Test(wire, string_length_limit)
+{
+    char *s = malloc(PM_WIRE_STRING_MAX + 2);
+    memset(s, 'x', PM_WIRE_STRING_MAX + 1);
+    s[PM_WIRE_STRING_MAX] = '\0';
+    Pm__Request req = PM__REQUEST__INIT;
+    char *why = NULL;
+    req.op = PM__REQUEST__OP__PING;
+    req.user = s;
+    cr_assert_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
+    s[PM_WIRE_STRING_MAX] = 'x';
+    s[PM_WIRE_STRING_MAX + 1] = '\0';
+    s_expect_request_why(&req, "Request.user: longer than 4096 bytes");
+    free(s);
+}
+
+Test(wire, list_length_limit)
+{
+    Pm__Policy pol;
+    s_policy_init(&pol);
+    char **exts = calloc(PM_WIRE_LIST_MAX + 1, sizeof *exts);
+    for (size_t i = 0; i <= PM_WIRE_LIST_MAX; i++)
+        exts[i] = "exe";
+    pol.inbound_blocked_extensions = exts;
+    pol.n_inbound_blocked_extensions = PM_WIRE_LIST_MAX;
+    cr_assert_eq(pm_wire_check_policy(&pol, NULL), PM_OK);
+    pol.n_inbound_blocked_extensions = PM_WIRE_LIST_MAX + 1;
+    s_expect_policy_why(&pol, "Policy.inbound_blocked_extensions: 4097 items");
+
+    /* Same through the network path. */
+    Pm__Request req = PM__REQUEST__INIT;
+    req.op = PM__REQUEST__OP__PUSH;
+    req.policy = &pol;
+    s_expect_request_why(&req, "Request.policy.inbound_blocked_extensions: "
+                               "4097 items, more than 4096");
+    exts[7] = NULL;
+    pol.n_inbound_blocked_extensions = 10;
+    s_expect_policy_why(&pol,
+                        "Policy.inbound_blocked_extensions[7]: missing item");
+    free(exts);
+}
+
+Test(wire, enum_values_checked)
+{
+    Pm__Request req = PM__REQUEST__INIT;
+    Pm__Edit e = PM__EDIT__INIT, *edits[] = {&e};
+    req.op = 42;
+    s_expect_request_why(&req,
+                         "Request.op: 42 is not a value of pm.Request.Op");
+    req.op = PM__REQUEST__OP__NONE;
+    s_expect_request_why(&req, "Request.op: NONE is not a request");
+    req.op = PM__REQUEST__OP__SET;
+    req.n_edits = 1;
+    req.edits = edits;
+    e.key = "antispam.level";
+    e.op = 7;
+    s_expect_request_why(&req,
+                         "Request.edits[0].op: 7 is not a value of pm.Edit.Op");
+    e.op = -1;
+    s_expect_request_why(
+        &req, "Request.edits[0].op: -1 is not a value of pm.Edit.Op");
+}
+
+Test(wire, per_op_requirements)
+{
+    Pm__Request req = PM__REQUEST__INIT;
+    Pm__Edit e[3] = {PM__EDIT__INIT, PM__EDIT__INIT, PM__EDIT__INIT};
+    Pm__Edit *edits[] = {&e[0], &e[1], &e[2]};
+
+    req.op = PM__REQUEST__OP__PUSH;
+    s_expect_request_why(&req, "Request.policy: required by PUSH");
+
+    req.op = PM__REQUEST__OP__SET;
+    s_expect_request_why(&req, "Request.edits: SET needs at least one edit");
+    e[0].key = "a.b", e[1].key = "c.d", e[2].key = "";
+    req.n_edits = 3;
+    req.edits = edits;
+    s_expect_request_why(&req, "Request.edits[2].key: empty");
+
+    req.n_edits = 0;
+    req.op = PM__REQUEST__OP__DIFF;
+    req.rev_b = 2;
+    s_expect_request_why(&req, "Request.rev: DIFF needs a revision > 0");
+    req.rev = 1;
+    req.rev_b = 0;
+    s_expect_request_why(&req, "Request.rev_b: DIFF needs a revision > 0");
+
+    req.op = PM__REQUEST__OP__ROLLBACK;
+    req.rev = 0;
+    s_expect_request_why(&req, "Request.rev: ROLLBACK needs a revision > 0");
+    req.rev = 4;
+    req.expect_rev = -2;
+    s_expect_request_why(&req, "Request.expect_rev: -2 is below -1");
+    char *why = NULL;
+    req.expect_rev = -1;
+    cr_assert_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
+}
+
+Test(wire, revision_rules)
+{
+    Pm__Revision rev = PM__REVISION__INIT;
+    rev.number = 1;
+    rev.digest = (char *)s_digest;
+    size_t len = 0;
+    Pm__Revision *out = NULL;
+    char *why = NULL;
+    struct {
+        uint64_t number, parent, rollback_of;
+        const char *digest, *want;
+    } cases[] = {
+        {0, 0, 0, s_digest, "Revision.number: 0; revisions start at 1"},
+        {2, 2, 0, s_digest, "Revision.parent: 2 is not below number 2"},
+        {2, 1, 5, s_digest, "Revision.rollback_of: 5 is not below number 2"},
+        {1, 0, 0, "", "Revision.digest: not 64 lowercase hex characters"},
+        {1, 0, 0,
+         "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+         "Revision.digest: not 64 lowercase hex characters"},
+        {1, 0, 0,
+         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",
+         "Revision.digest: not 64 lowercase hex characters"},
+        {1, 0, 0,
+         "g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+         "Revision.digest: not 64 lowercase hex characters"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rev.number = cases[i].number, rev.parent = cases[i].parent;
+        rev.rollback_of = cases[i].rollback_of;
+        rev.digest = (char *)cases[i].digest;
+        uint8_t *buf = pm_wire_pack(&rev.base, &len);
+        cr_assert_eq(pm_wire_unpack_revision(buf, len, &out, &why), PM_EPROTO,
+                     "case %zu", i);
+        cr_assert_str_eq(why, cases[i].want);
+        free(why);
+        why = NULL;
+        free(buf);
+    }
+    rev.number = 2, rev.parent = 1, rev.rollback_of = 1;
+    rev.digest = (char *)s_digest;
+    uint8_t *buf = pm_wire_pack(&rev.base, &len);
+    cr_assert_eq(pm_wire_unpack_revision(buf, len, &out, &why), PM_OK);
+    cr_assert_eq(out->rollback_of, 1);
+    cr_assert_null(out->policy);
+    pm__revision__free_unpacked(out, NULL);
+    free(buf);
+}
+
+Test(wire, node_status_and_response_rules)
+{
+    Pm__NodeStatus node = PM__NODE_STATUS__INIT, *nodes[] = {&node};
+    Pm__ServiceStatus svc = PM__SERVICE_STATUS__INIT;
+    Pm__Revision good = PM__REVISION__INIT, bad = PM__REVISION__INIT;
+    Pm__Revision *hist[] = {&good, &bad};
+    Pm__Response resp = PM__RESPONSE__INIT;
+    size_t len = 0;
+    char *why = NULL;
+    uint8_t *buf = pm_wire_pack(&node.base, &len);
+    Pm__NodeStatus *n = NULL;
+    cr_assert_eq(pm_wire_unpack_node_status(buf, len, &n, &why), PM_EPROTO);
+    cr_assert_str_eq(why, "NodeStatus.name: empty");
+    free(why);
+    free(buf);
+
+    node.name = "mx2";
+    node.dkim = &svc;
+    svc.state = 9;
+    buf = pm_wire_pack(&node.base, &len);
+    cr_assert_eq(pm_wire_unpack_node_status(buf, len, &n, &why), PM_EPROTO);
+    cr_assert_str_eq(why, "NodeStatus.dkim.state: 9 is not a value of "
+                          "pm.ServiceStatus.State");
+    free(why);
+    free(buf);
+    svc.state = PM__SERVICE_STATUS__STATE__DOWN;
+
+    Pm__Response *r = NULL;
+    resp.status = 6;
+    buf = pm_wire_pack(&resp.base, &len);
+    cr_assert_eq(pm_wire_unpack_response(buf, len, &r, &why), PM_EPROTO);
+    cr_assert_str_eq(why,
+                     "Response.status: 6 is not a value of pm.Response.Status");
+    free(why);
+    free(buf);
+
+    /* Nested revisions and nodes follow their own rules. */
+    resp.status = PM__RESPONSE__STATUS__OK;
+    good.number = 2, good.parent = 1, good.digest = (char *)s_digest;
+    bad.number = 1, bad.digest = "nope";
+    resp.n_history = 2, resp.history = hist;
+    resp.n_nodes = 1, resp.nodes = nodes;
+    buf = pm_wire_pack(&resp.base, &len);
+    cr_assert_eq(pm_wire_unpack_response(buf, len, &r, &why), PM_EPROTO);
+    cr_assert_str_eq(why, "Response.history[1].digest: not 64 lowercase hex "
+                          "characters");
+    free(why);
+    free(buf);
+    bad.digest = (char *)s_digest;
+    node.name = "";
+    buf = pm_wire_pack(&resp.base, &len);
+    cr_assert_eq(pm_wire_unpack_response(buf, len, &r, &why), PM_EPROTO);
+    cr_assert_str_eq(why, "Response.nodes[0].name: empty");
+    free(why);
+    free(buf);
+}
+
+Test(wire, policy_nested_messages_checked)
+{
+    Pm__Policy pol;
+    Pm__CustomSignature sig = PM__CUSTOM_SIGNATURE__INIT, *sigs[] = {&sig};
+    Pm__DkimDomain dk = PM__DKIM_DOMAIN__INIT, *dks[] = {&dk};
+    Pm__NodeOverride ov = PM__NODE_OVERRIDE__INIT, *ovs[] = {&ov, NULL};
+    static uint8_t body[] = "Eicar-Test-Signature:0:*:58354f";
+    s_policy_init(&pol);
+    sig.name = "local.ndb";
+    sig.sha256 = (char *)s_digest;
+    sig.content.data = body;
+    sig.content.len = sizeof body - 1;
+    pol.n_antivirus_custom_signatures = 1;
+    pol.antivirus_custom_signatures = sigs;
+    dk.domain = "example.com", dk.selector = "s1", dk.key = "dkim/example";
+    pol.n_dkim_domains = 1, pol.dkim_domains = dks;
+    ov.node = "mx1", ov.key = "outbound.mynetworks", ov.value = "10.0.0.0/8";
+    pol.n_overrides = 1, pol.overrides = ovs;
+    cr_assert_eq(pm_wire_check_policy(&pol, NULL), PM_OK);
+
+    sig.name = "loc\xc3\x28l.ndb";
+    s_expect_policy_why(&pol, "Policy.antivirus_custom_signatures[0].name: "
+                              "not valid UTF-8 at byte 3");
+    sig.name = "local.ndb";
+    /* Only the length is looked at; the data is never read past 31 bytes. */
+    sig.content.len = PM_WIRE_CONTENT_MAX + 1;
+    s_expect_policy_why(&pol, "Policy.antivirus_custom_signatures[0].content: "
+                              "8388609 bytes");
+    sig.content.len = PM_WIRE_CONTENT_MAX;
+    sig.content.data = NULL;
+    s_expect_policy_why(&pol, "Policy.antivirus_custom_signatures[0].content: "
+                              "8388608 bytes announced, no data");
+    sig.content.data = body;
+    sig.content.len = sizeof body - 1;
+    dk.selector = "\xed\xbf\xbf";
+    s_expect_policy_why(&pol, "Policy.dkim_domains[0].selector: not valid");
+    dk.selector = "s1";
+    pol.n_overrides = 2;
+    s_expect_policy_why(&pol, "Policy.overrides[1]: missing item");
+    pol.n_overrides = 1;
+    cr_assert_eq(pm_wire_check_policy(&pol, NULL), PM_OK);
+    char *why = NULL;
+    cr_assert_eq(pm_wire_check_policy(NULL, &why), PM_EPROTO);
+    cr_assert_str_eq(why, "Policy: missing");
+    free(why);
+}
+
+Test(wire, big_signature_over_the_wire)
+{
+    Pm__Policy pol;
+    Pm__CustomSignature sig = PM__CUSTOM_SIGNATURE__INIT, *sigs[] = {&sig};
+    Pm__Request req = PM__REQUEST__INIT;
+    s_policy_init(&pol);
+    sig.name = "big.ndb";
+    sig.sha256 = (char *)s_digest;
+    sig.content.len = PM_WIRE_CONTENT_MAX + 1;
+    sig.content.data = calloc(1, sig.content.len);
+    pol.n_antivirus_custom_signatures = 1;
+    pol.antivirus_custom_signatures = sigs;
+    req.op = PM__REQUEST__OP__PUSH;
+    req.policy = &pol;
+    s_expect_request_why(&req, "Request.policy.antivirus_custom_signatures[0]."
+                               "content: 8388609 bytes, more than 8388608");
+    sig.content.len = PM_WIRE_CONTENT_MAX;
+    char *why = NULL;
+    cr_assert_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
+    free(sig.content.data);
+}

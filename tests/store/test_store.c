@@ -1,0 +1,705 @@
+/* test_store.c - pm_store: revisions, history, nodes, readers in another
+ * process, and acknowledged commits surviving SIGKILL. */
+#include "pm_error.h"
+#include "pm_store.h"
+#include "pm_wire.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char s_dir[64];
+
+static int
+s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void
+s_setup(void)
+{
+    strcpy(s_dir, "/tmp/pm_store_test.XXXXXX");
+    cr_assert_not_null(mkdtemp(s_dir));
+}
+
+static void
+s_teardown(void)
+{
+    nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* No Criterion .timeout: with --jobs > 1 its watchdog leaks in the runner
+ * (LeakSanitizer); ctest's TIMEOUT bounds the binary instead. */
+TestSuite(store, .init = s_setup, .fini = s_teardown);
+
+/* ---- Fixtures ---------------------------------------------------------- */
+
+static const char *s_exts[] = {"asd", "bat", "chm", "cmd", "com", "dll", "do",
+                               "exe", "hlp", "hta", "js",  "jse", "lnk", "ocx",
+                               "pif", "reg", "scr", "shb", "shm", "shs", "vbe",
+                               "vbs", "vbx", "vxd", "wsf", "wsh", "xl"};
+static const char *s_nets[] = {"127.0.0.0/8", "[::1]/128", "10.1.0.0/16"};
+static const char *s_mirrors[] = {"https://database.clamav.net"};
+
+/* Packs a policy whose admin address names SEED, so content tells which
+ * revision it was committed as. */
+static uint8_t *
+s_policy_pack(uint64_t seed, size_t *len)
+{
+    Pm__Policy p = PM__POLICY__INIT;
+    Pm__DkimDomain dk = PM__DKIM_DOMAIN__INIT, *dks[] = {&dk};
+    char addr[64];
+    snprintf(addr, sizeof addr, "admin-%" PRIu64 "@example.com", seed);
+    p.n_inbound_blocked_extensions = sizeof s_exts / sizeof s_exts[0];
+    p.inbound_blocked_extensions = (char **)s_exts;
+    p.n_outbound_mynetworks = 3;
+    p.outbound_mynetworks = (char **)s_nets;
+    p.n_antivirus_mirrors = 1;
+    p.antivirus_mirrors = (char **)s_mirrors;
+    p.inbound_admin_address = addr;
+    p.inbound_notify_admin = 1;
+    p.antispam_enabled = 1;
+    p.antispam_level = "medium";
+    p.antispam_tag_percent = 33;
+    p.antispam_kill_percent = 75;
+    p.antivirus_update_frequency = 7200;
+    dk.domain = "example.com", dk.selector = "s1", dk.key = "dkim/ex";
+    p.n_dkim_domains = 1, p.dkim_domains = dks;
+    return pm_wire_pack(&p.base, len);
+}
+
+/* A heap policy (free with pm__policy__free_unpacked); aborts on failure
+ * so it is usable in forked children too. */
+static Pm__Policy *
+s_policy_new(uint64_t seed)
+{
+    size_t len = 0;
+    uint8_t *buf = s_policy_pack(seed, &len);
+    Pm__Policy *p = pm__policy__unpack(NULL, len, buf);
+    free(buf);
+    if (!p)
+        abort();
+    return p;
+}
+
+static void
+s_digest(uint64_t seed, char out[65])
+{
+    snprintf(out, 65, "%064" PRIx64, seed * 2654435761u);
+}
+
+static pm_store_t *
+s_open(void)
+{
+    pm_store_t *st = NULL;
+    cr_assert_eq(pm_store_open(s_dir, 0, 0, &st), PM_OK);
+    cr_assert_not_null(st);
+    return st;
+}
+
+/* Commits the policy for SEED; returns the rc, sets *rev on success. */
+static int
+s_commit(pm_store_t *st, uint64_t seed, int64_t expect, uint64_t *rev)
+{
+    char digest[65];
+    s_digest(seed, digest);
+    pm_commit_t info = {.author = "ctl/alice",
+                        .message = "test commit",
+                        .expect_rev = expect,
+                        .digest = digest,
+                        .time = 1700000000 + (int64_t)seed};
+    Pm__Policy *p = s_policy_new(seed);
+    int rc = pm_store_commit(st, p, &info, rev);
+    pm__policy__free_unpacked(p, NULL);
+    return rc;
+}
+
+/* Asserts revision NUMBER holds what s_commit(seed = NUMBER) wrote. */
+static void
+s_assert_rev(pm_store_t *st, uint64_t number)
+{
+    Pm__Revision *r = NULL;
+    char digest[65];
+    int rc = pm_store_get(st, number, &r);
+    cr_assert_eq(rc, PM_OK, "get %" PRIu64 ": %s", number, pm_strerror(rc));
+    cr_assert_eq(r->number, number);
+    cr_assert_eq(r->parent, number - 1);
+    cr_assert_str_eq(r->author, "ctl/alice");
+    cr_assert_eq(r->time, 1700000000 + (int64_t)number);
+    s_digest(number, digest);
+    cr_assert_str_eq(r->digest, digest);
+    cr_assert_not_null(r->policy);
+    size_t want_len = 0, got_len = 0;
+    uint8_t *want = s_policy_pack(number, &want_len);
+    uint8_t *got = pm_wire_pack(&r->policy->base, &got_len);
+    cr_assert_eq(got_len, want_len, "rev %" PRIu64 " policy differs", number);
+    cr_assert(memcmp(got, want, got_len) == 0, "rev %" PRIu64, number);
+    free(want);
+    free(got);
+    pm__revision__free_unpacked(r, NULL);
+}
+
+static uint64_t
+s_head(pm_store_t *st)
+{
+    uint64_t head = 12345;
+    cr_assert_eq(pm_store_head(st, &head), PM_OK);
+    return head;
+}
+
+/* ---- Basics ------------------------------------------------------------ */
+
+Test(store, open_close_modes)
+{
+    struct stat sb;
+    char sub[128], data[160];
+    snprintf(sub, sizeof sub, "%s/db", s_dir);
+    pm_store_t *st = NULL;
+    cr_assert_eq(pm_store_open(sub, 0, 0, &st), PM_OK);
+    cr_assert_eq(stat(sub, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0700);
+    snprintf(data, sizeof data, "%s/data.mdb", sub);
+    cr_assert_eq(stat(data, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0077, 0, "data.mdb mode %o", sb.st_mode);
+    pm_store_close(&st);
+    cr_assert_null(st);
+    pm_store_close(&st);
+    pm_store_close(NULL);
+}
+
+Test(store, empty_store)
+{
+    pm_store_t *st = s_open();
+    Pm__Revision *r = NULL, **revs = NULL;
+    Pm__NodeStatus **nodes = NULL;
+    size_t n = 99;
+    cr_assert_eq(s_head(st), 0);
+    cr_assert_eq(pm_store_get(st, 0, &r), PM_ENOTFOUND);
+    cr_assert_eq(pm_store_get(st, 1, &r), PM_ENOTFOUND);
+    cr_assert_null(r);
+    cr_assert_eq(pm_store_history(st, 0, 10, &revs, &n), PM_OK);
+    cr_assert_eq(n, 0);
+    pm_store_history_free(&revs, n);
+    cr_assert_null(revs);
+    n = 99;
+    cr_assert_eq(pm_store_node_list(st, &nodes, &n), PM_OK);
+    cr_assert_eq(n, 0);
+    pm_store_nodes_free(&nodes, n);
+    pm_store_nodes_free(&nodes, n);
+    pm_store_close(&st);
+}
+
+Test(store, commit_and_read_back)
+{
+    pm_store_t *st = s_open();
+    for (uint64_t i = 1; i <= 30; i++) {
+        uint64_t rev = 0;
+        cr_assert_eq(s_commit(st, i, PM_REV_ANY, &rev), PM_OK);
+        cr_assert_eq(rev, i);
+        cr_assert_eq(s_head(st), i);
+    }
+    for (uint64_t i = 1; i <= 30; i++)
+        s_assert_rev(st, i);
+    Pm__Revision *r = NULL;
+    cr_assert_eq(pm_store_get(st, 0, &r), PM_OK);
+    cr_assert_eq(r->number, 30);
+    cr_assert_str_eq(r->message, "test commit");
+    pm__revision__free_unpacked(r, NULL);
+    cr_assert_eq(pm_store_get(st, 31, &r), PM_ENOTFOUND);
+    cr_assert_eq(pm_store_get(st, UINT64_MAX, &r), PM_ENOTFOUND);
+    pm_store_close(&st);
+}
+
+Test(store, time_zero_means_now)
+{
+    pm_store_t *st = s_open();
+    char digest[65];
+    s_digest(1, digest);
+    pm_commit_t info = {
+        .author = "a", .expect_rev = PM_REV_ANY, .digest = digest};
+    Pm__Policy *p = s_policy_new(1);
+    uint64_t rev = 0;
+    int64_t before = time(NULL);
+    cr_assert_eq(pm_store_commit(st, p, &info, &rev), PM_OK);
+    Pm__Revision *r = NULL;
+    cr_assert_eq(pm_store_get(st, rev, &r), PM_OK);
+    cr_assert(r->time >= before && r->time <= time(NULL) + 1);
+    cr_assert_str_eq(r->message, "");
+    pm__revision__free_unpacked(r, NULL);
+    pm__policy__free_unpacked(p, NULL);
+    pm_store_close(&st);
+}
+
+static void
+s_assert_history(pm_store_t *st, uint64_t before, unsigned limit,
+                 uint64_t first, size_t count)
+{
+    Pm__Revision **revs = NULL;
+    size_t n = 0;
+    cr_assert_eq(pm_store_history(st, before, limit, &revs, &n), PM_OK);
+    cr_assert_eq(n, count, "before %" PRIu64 " limit %u: %zu revisions", before,
+                 limit, n);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(revs[i]->number, first - i);
+        cr_assert_null(revs[i]->policy);
+        cr_assert_str_eq(revs[i]->author, "ctl/alice");
+    }
+    pm_store_history_free(&revs, n);
+    cr_assert_null(revs);
+}
+
+Test(store, history_paging)
+{
+    pm_store_t *st = s_open();
+    uint64_t rev = 0;
+    for (uint64_t i = 1; i <= 25; i++)
+        cr_assert_eq(s_commit(st, i, PM_REV_ANY, &rev), PM_OK);
+    s_assert_history(st, 0, 10, 25, 10);
+    s_assert_history(st, 16, 10, 15, 10);
+    s_assert_history(st, 6, 10, 5, 5);
+    s_assert_history(st, 1, 10, 0, 0);
+    s_assert_history(st, 100, 3, 25, 3);
+    s_assert_history(st, 26, 1, 25, 1);
+    s_assert_history(st, 25, 1, 24, 1);
+    s_assert_history(st, 0, 0, 25, 25); /* 0: up to PM_WIRE_LIST_MAX */
+    pm_store_close(&st);
+}
+
+Test(store, expect_rev_conflict_writes_nothing)
+{
+    pm_store_t *st = s_open();
+    uint64_t rev = 77;
+    cr_assert_eq(s_commit(st, 1, 5, &rev), PM_ECONFLICT);
+    cr_assert_eq(rev, 77, "output set on failure");
+    cr_assert_eq(s_commit(st, 1, 0, &rev), PM_OK);
+    cr_assert_eq(s_commit(st, 2, 1, &rev), PM_OK);
+    cr_assert_eq(s_commit(st, 3, 2, &rev), PM_OK);
+    cr_assert_eq(rev, 3);
+    rev = 77;
+    cr_assert_eq(s_commit(st, 4, 2, &rev), PM_ECONFLICT);
+    cr_assert_eq(s_commit(st, 4, 0, &rev), PM_ECONFLICT);
+    cr_assert_eq(rev, 77);
+    cr_assert_eq(s_head(st), 3);
+    Pm__Revision *r = NULL;
+    cr_assert_eq(pm_store_get(st, 4, &r), PM_ENOTFOUND);
+    cr_assert_eq(s_commit(st, 4, 3, &rev), PM_OK);
+    cr_assert_eq(rev, 4);
+    s_assert_rev(st, 4);
+    pm_store_close(&st);
+}
+
+Test(store, revisions_are_immutable)
+{
+    pm_store_t *st = s_open();
+    uint64_t rev = 0;
+    cr_assert_eq(s_commit(st, 1, PM_REV_ANY, &rev), PM_OK);
+    Pm__Revision *r = NULL;
+    cr_assert_eq(pm_store_get(st, 1, &r), PM_OK);
+    size_t len1 = 0, len2 = 0;
+    uint8_t *before = pm_wire_pack(&r->base, &len1);
+    pm__revision__free_unpacked(r, NULL);
+
+    /* A rollback to 1, a conflict and more commits leave 1 untouched. */
+    char digest[65];
+    s_digest(1, digest);
+    pm_commit_t info = {.author = "ctl/bob",
+                        .expect_rev = 1,
+                        .rollback_of = 1,
+                        .digest = digest,
+                        .time = 5};
+    Pm__Policy *p = s_policy_new(1);
+    cr_assert_eq(pm_store_commit(st, p, &info, &rev), PM_OK);
+    cr_assert_eq(rev, 2);
+    info.rollback_of = 3; /* no revision 3 before this one */
+    info.expect_rev = PM_REV_ANY;
+    cr_assert_eq(pm_store_commit(st, p, &info, &rev), PM_EINVAL);
+    pm__policy__free_unpacked(p, NULL);
+    cr_assert_eq(s_commit(st, 9, 1, &rev), PM_ECONFLICT);
+    cr_assert_eq(s_commit(st, 3, 2, &rev), PM_OK);
+
+    cr_assert_eq(pm_store_get(st, 2, &r), PM_OK);
+    cr_assert_eq(r->rollback_of, 1);
+    cr_assert_str_eq(r->author, "ctl/bob");
+    pm__revision__free_unpacked(r, NULL);
+    cr_assert_eq(pm_store_get(st, 1, &r), PM_OK);
+    uint8_t *after = pm_wire_pack(&r->base, &len2);
+    pm__revision__free_unpacked(r, NULL);
+    cr_assert_eq(len1, len2);
+    cr_assert(memcmp(before, after, len1) == 0);
+    free(before);
+    free(after);
+    pm_store_close(&st);
+}
+
+Test(store, reopen_persists)
+{
+    pm_store_t *st = s_open();
+    uint64_t rev = 0;
+    for (uint64_t i = 1; i <= 5; i++)
+        cr_assert_eq(s_commit(st, i, PM_REV_ANY, &rev), PM_OK);
+    pm_store_close(&st);
+    st = s_open();
+    cr_assert_eq(s_head(st), 5);
+    for (uint64_t i = 1; i <= 5; i++)
+        s_assert_rev(st, i);
+    cr_assert_eq(s_commit(st, 6, 5, &rev), PM_OK);
+    pm_store_close(&st);
+    cr_assert_eq(pm_store_open(s_dir, PM_STORE_RDONLY, 0, &st), PM_OK);
+    cr_assert_eq(s_head(st), 6);
+    s_assert_rev(st, 6);
+    pm_store_close(&st);
+}
+
+/* ---- Nodes ------------------------------------------------------------- */
+
+static int
+s_node_put(pm_store_t *st, const char *name, uint64_t applied)
+{
+    Pm__NodeStatus ns = PM__NODE_STATUS__INIT;
+    Pm__ServiceStatus av = PM__SERVICE_STATUS__INIT;
+    av.state = PM__SERVICE_STATUS__STATE__OK;
+    av.detail = "daily.cvd 27000";
+    ns.name = (char *)name;
+    ns.address = "10.0.0.1";
+    ns.applied_rev = applied;
+    ns.antivirus = &av;
+    return pm_store_node_put(st, &ns);
+}
+
+Test(store, nodes_sorted_and_replaced)
+{
+    pm_store_t *st = s_open();
+    cr_assert_eq(s_node_put(st, "mx-b", 1), PM_OK);
+    cr_assert_eq(s_node_put(st, "mx-c", 2), PM_OK);
+    cr_assert_eq(s_node_put(st, "mx-a", 3), PM_OK);
+    cr_assert_eq(s_node_put(st, "mx-b", 9), PM_OK);
+    Pm__NodeStatus **nodes = NULL;
+    size_t n = 0;
+    cr_assert_eq(pm_store_node_list(st, &nodes, &n), PM_OK);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(nodes[0]->name, "mx-a");
+    cr_assert_str_eq(nodes[1]->name, "mx-b");
+    cr_assert_str_eq(nodes[2]->name, "mx-c");
+    cr_assert_eq(nodes[0]->applied_rev, 3);
+    cr_assert_eq(nodes[1]->applied_rev, 9);
+    cr_assert_eq(nodes[2]->antivirus->state, PM__SERVICE_STATUS__STATE__OK);
+    cr_assert_str_eq(nodes[2]->antivirus->detail, "daily.cvd 27000");
+    pm_store_nodes_free(&nodes, n);
+    cr_assert_null(nodes);
+    pm_store_close(&st);
+}
+
+/* ---- Invalid arguments ------------------------------------------------- */
+
+Test(store, invalid_arguments)
+{
+    pm_store_t *st = s_open();
+    Pm__Policy *p = s_policy_new(1);
+    char digest[65];
+    uint64_t rev = 0;
+    s_digest(1, digest);
+    pm_commit_t ok = {
+        .author = "a", .expect_rev = PM_REV_ANY, .digest = digest};
+    pm_commit_t bad = ok;
+    bad.author = NULL;
+    cr_assert_eq(pm_store_commit(st, p, &bad, &rev), PM_EINVAL);
+    bad.author = "";
+    cr_assert_eq(pm_store_commit(st, p, &bad, &rev), PM_EINVAL);
+    bad = ok;
+    bad.digest = NULL;
+    cr_assert_eq(pm_store_commit(st, p, &bad, &rev), PM_EINVAL);
+    bad.digest = "ABCDEF"; /* what we store must read back: refused */
+    cr_assert_eq(pm_store_commit(st, p, &bad, &rev), PM_EINVAL);
+    bad = ok;
+    bad.expect_rev = -2;
+    cr_assert_eq(pm_store_commit(st, p, &bad, &rev), PM_EINVAL);
+    bad = ok;
+    bad.message = "bad \xff utf-8";
+    cr_assert_eq(pm_store_commit(st, p, &bad, &rev), PM_EINVAL);
+    cr_assert_eq(pm_store_commit(st, NULL, &ok, &rev), PM_EINVAL);
+    cr_assert_eq(pm_store_commit(st, p, NULL, &rev), PM_EINVAL);
+    cr_assert_eq(pm_store_commit(st, p, &ok, NULL), PM_EINVAL);
+    cr_assert_eq(pm_store_commit(NULL, p, &ok, &rev), PM_EINVAL);
+    char *level = p->antispam_level;
+    p->antispam_level = "\xc0\xaf"; /* a structurally bad policy */
+    cr_assert_eq(pm_store_commit(st, p, &ok, &rev), PM_EINVAL);
+    p->antispam_level = level;
+    cr_assert_eq(rev, 0);
+    cr_assert_eq(s_head(st), 0, "a refused commit wrote something");
+
+    cr_assert_eq(s_node_put(st, "", 1), PM_EINVAL);
+    char longname[600];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    cr_assert_eq(s_node_put(st, longname, 1), PM_EINVAL);
+    cr_assert_eq(pm_store_node_put(st, NULL), PM_EINVAL);
+
+    uint64_t head;
+    Pm__Revision *r = NULL;
+    cr_assert_eq(pm_store_head(NULL, &head), PM_EINVAL);
+    cr_assert_eq(pm_store_head(st, NULL), PM_EINVAL);
+    cr_assert_eq(pm_store_get(st, 0, NULL), PM_EINVAL);
+    cr_assert_eq(pm_store_get(NULL, 0, &r), PM_EINVAL);
+    pm__policy__free_unpacked(p, NULL);
+    pm_store_close(&st);
+
+    cr_assert_eq(pm_store_open(NULL, 0, 0, &st), PM_EINVAL);
+    cr_assert_eq(pm_store_open(s_dir, 0x80, 0, &st), PM_EINVAL);
+    cr_assert_eq(pm_store_open("/proc/nonexistent/x", 0, 0, &st), PM_EIO);
+    cr_assert_null(st);
+}
+
+Test(store, read_only_refuses_writes)
+{
+    pm_store_t *st = s_open();
+    uint64_t rev = 0;
+    cr_assert_eq(s_commit(st, 1, PM_REV_ANY, &rev), PM_OK);
+    pm_store_close(&st);
+    cr_assert_eq(pm_store_open(s_dir, PM_STORE_RDONLY, 0, &st), PM_OK);
+    cr_assert_eq(s_commit(st, 2, PM_REV_ANY, &rev), PM_EINVAL);
+    cr_assert_eq(s_node_put(st, "mx1", 1), PM_EINVAL);
+    cr_assert_eq(s_head(st), 1);
+    pm_store_close(&st);
+}
+
+Test(store, map_full_is_enomem_and_store_survives)
+{
+    pm_store_t *st = NULL;
+    cr_assert_eq(pm_store_open(s_dir, 0, 256 * 1024, &st), PM_OK);
+    Pm__Policy *p = s_policy_new(1);
+    Pm__CustomSignature sig = PM__CUSTOM_SIGNATURE__INIT, *sigs[] = {&sig};
+    static uint8_t body[40000];
+    char digest[65];
+    s_digest(1, digest);
+    sig.name = "big.ndb";
+    sig.sha256 = digest;
+    sig.content.data = body;
+    sig.content.len = sizeof body;
+    p->n_antivirus_custom_signatures = 1;
+    p->antivirus_custom_signatures = sigs;
+    pm_commit_t info = {
+        .author = "a", .expect_rev = PM_REV_ANY, .digest = digest};
+    uint64_t rev = 0, ok = 0;
+    int rc = PM_OK;
+    for (int i = 0; i < 100 && rc == PM_OK; i++) {
+        rc = pm_store_commit(st, p, &info, &rev);
+        ok += rc == PM_OK;
+    }
+    p->n_antivirus_custom_signatures = 0;
+    p->antivirus_custom_signatures = NULL;
+    pm__policy__free_unpacked(p, NULL);
+    cr_assert_eq(rc, PM_ENOMEM, "rc %d after %" PRIu64 " commits", rc, ok);
+    cr_assert_gt(ok, 0);
+    cr_assert_eq(s_head(st), ok);
+    Pm__Revision *r = NULL;
+    cr_assert_eq(pm_store_get(st, 0, &r), PM_OK);
+    cr_assert_eq(r->number, ok);
+    cr_assert_eq(r->policy->antivirus_custom_signatures[0]->content.len,
+                 sizeof body);
+    pm__revision__free_unpacked(r, NULL);
+    pm_store_close(&st);
+}
+
+/* ---- Other processes --------------------------------------------------- */
+
+/* Waits for child PID and asserts it exited with status 0. */
+static void
+s_reap_ok(pid_t pid)
+{
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x",
+              status);
+}
+
+/* In a forked child: open the store for writing and commit REVS revisions,
+ * sleeping a little between them. Never returns. */
+static void
+s_child_commit(int count, useconds_t pause)
+{
+    pm_store_t *st = NULL;
+    if (pm_store_open(s_dir, 0, 0, &st) != PM_OK)
+        _exit(2);
+    for (int i = 0; i < count; i++) {
+        uint64_t head = 0, rev = 0;
+        if (pm_store_head(st, &head) != PM_OK)
+            _exit(3);
+        if (s_commit(st, head + 1, (int64_t)head, &rev) != PM_OK)
+            _exit(4);
+        usleep(pause);
+    }
+    pm_store_close(&st);
+    _exit(0);
+}
+
+Test(store, reader_process_sees_writer_commits)
+{
+    pm_store_t *st = s_open(); /* create it, then leave it to the child */
+    pm_store_close(&st);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0)
+        s_child_commit(40, 2000);
+    cr_assert_eq(pm_store_open(s_dir, PM_STORE_RDONLY, 0, &st), PM_OK);
+    uint64_t seen = 0, head = 0;
+    for (int spins = 0; seen < 40 && spins < 20000; spins++) {
+        head = s_head(st);
+        cr_assert_geq(head, seen, "head went back");
+        if (head > seen) {
+            s_assert_rev(st, head); /* readable while the writer works */
+            seen = head;
+        }
+        usleep(500);
+    }
+    s_reap_ok(pid);
+    cr_assert_eq(seen, 40);
+    for (uint64_t i = 1; i <= 40; i++)
+        s_assert_rev(st, i);
+    s_assert_history(st, 0, 100, 40, 40);
+    pm_store_close(&st);
+}
+
+Test(store, read_only_before_any_writer)
+{
+    char sub[128];
+    pm_store_t *st = NULL;
+    snprintf(sub, sizeof sub, "%s/none", s_dir);
+    cr_assert_eq(pm_store_open(sub, PM_STORE_RDONLY, 0, &st), PM_ENOTFOUND);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    cr_assert_eq(pm_store_open(sub, PM_STORE_RDONLY, 0, &st), PM_ENOTFOUND);
+    cr_assert_null(st);
+}
+
+Test(store, read_only_env_without_databases)
+{
+    /* An environment a writer has created but not yet populated. */
+    MDB_env *env = NULL;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_open(env, s_dir, 0, 0600), 0);
+    mdb_env_close(env);
+    int go[2];
+    cr_assert_eq(pipe(go), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        char c;
+        close(go[1]);
+        if (read(go[0], &c, 1) != 1)
+            _exit(5);
+        s_child_commit(1, 0);
+    }
+    close(go[0]);
+
+    pm_store_t *st = NULL;
+    Pm__Revision *r = NULL, **revs = NULL;
+    Pm__NodeStatus **nodes = NULL;
+    size_t n = 9;
+    cr_assert_eq(pm_store_open(s_dir, PM_STORE_RDONLY, 0, &st), PM_OK);
+    cr_assert_eq(s_head(st), 0);
+    cr_assert_eq(pm_store_get(st, 0, &r), PM_ENOTFOUND);
+    cr_assert_eq(pm_store_history(st, 0, 5, &revs, &n), PM_OK);
+    cr_assert_eq(n, 0);
+    pm_store_history_free(&revs, n);
+    cr_assert_eq(pm_store_node_list(st, &nodes, &n), PM_OK);
+    cr_assert_eq(n, 0);
+    pm_store_nodes_free(&nodes, n);
+
+    cr_assert_eq(write(go[1], "x", 1), 1);
+    close(go[1]);
+    s_reap_ok(pid);
+    cr_assert_eq(s_head(st), 1, "reader did not pick up the new databases");
+    s_assert_rev(st, 1);
+    pm_store_close(&st);
+}
+
+/* ---- Crash safety ------------------------------------------------------ */
+
+/* Child: commit forever, writing each acknowledged revision to FD. */
+static void
+s_crash_child(int fd)
+{
+    pm_store_t *st = NULL;
+    if (pm_store_open(s_dir, 0, 0, &st) != PM_OK)
+        _exit(2);
+    for (;;) {
+        uint64_t head = 0, rev = 0;
+        if (pm_store_head(st, &head) != PM_OK)
+            _exit(3);
+        if (s_commit(st, head + 1, (int64_t)head, &rev) != PM_OK)
+            _exit(4);
+        if (write(fd, &rev, sizeof rev) != sizeof rev)
+            _exit(5);
+    }
+}
+
+/* Forks a committing child, kills it after DELAY_US; returns the highest
+ * revision it acknowledged (0 if none). */
+static uint64_t
+s_crash_round(useconds_t delay_us)
+{
+    int fds[2];
+    uint64_t rev = 0, last = 0;
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        close(fds[0]);
+        s_crash_child(fds[1]);
+    }
+    close(fds[1]);
+    usleep(delay_us);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    while (read(fds[0], &rev, sizeof rev) == sizeof rev) {
+        cr_assert_gt(rev, last, "acks out of order");
+        last = rev;
+    }
+    close(fds[0]);
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "child ended on its own, status %#x", status);
+    return last;
+}
+
+Test(store, acknowledged_commits_survive_sigkill)
+{
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    uint64_t acked = 0, acks_total = 0;
+    srand(seed);
+    for (int round = 0; round < 8; round++) {
+        useconds_t delay = 20000 + (useconds_t)(rand() % 150000);
+        uint64_t last = s_crash_round(delay);
+        acks_total += last > acked;
+        if (last)
+            acked = last;
+        pm_store_t *st = s_open();
+        uint64_t head = s_head(st);
+        cr_assert_geq(head, acked,
+                      "seed %u round %d: head %" PRIu64
+                      " < acknowledged %" PRIu64,
+                      seed, round, head, acked);
+        /* No gaps, every revision intact, including unacked ones. */
+        for (uint64_t i = 1; i <= head; i++)
+            s_assert_rev(st, i);
+        Pm__Revision *r = NULL;
+        cr_assert_eq(pm_store_get(st, head + 1, &r), PM_ENOTFOUND);
+        pm_store_close(&st);
+        acked = head; /* the next child continues from here */
+    }
+    cr_assert_gt(acks_total, 0, "seed %u: no round acknowledged a commit",
+                 seed);
+    cr_log_info("8 SIGKILL rounds, %" PRIu64 " revisions intact, seed %u",
+                acked, seed);
+}
