@@ -194,25 +194,28 @@ s_last_segment(const char *name)
     return dot ? dot + 1 : name;
 }
 
+/* A key is suggested when the whole name is close, or when the last part
+ * alone is close to a key's last part ("relayhost" -> relay_host); each
+ * measured against its own length, so short words do not match anything. */
 const char *
 pm_policy_suggest(const char *name)
 {
-    const char *best = NULL;
+    const char *best = NULL, *seg = s_last_segment(name);
     size_t best_d = (size_t)-1;
+    size_t full_limit = strlen(name) / 4 + 1, seg_limit = strlen(seg) / 4 + 1;
     for (size_t i = 0; i < S_NKEYS; i++) {
         size_t d = s_distance(name, s_keys[i].name);
-        /* "relayhost" or "helo_vaild" alone: compare the last segments */
-        size_t ds =
-            s_distance(s_last_segment(name), s_last_segment(s_keys[i].name));
-        if (ds != (size_t)-1 && ds + 1 < d)
-            d = ds + 1;
-        if (d < best_d) {
+        size_t ds = s_distance(seg, s_last_segment(s_keys[i].name));
+        if (d <= full_limit && d < best_d) {
             best_d = d;
             best = s_keys[i].name;
         }
+        if (ds <= seg_limit && ds + 1 < best_d) {
+            best_d = ds + 1;
+            best = s_keys[i].name;
+        }
     }
-    size_t limit = strlen(name) / 4 + 2;
-    return best_d <= limit ? best : NULL;
+    return best;
 }
 
 void

@@ -169,8 +169,15 @@ s_resolve_level(Pm__Policy *p, const unsigned *given, pm_diag_t *diag)
     unsigned want[2];
     bool level_given = given[pm_policy_key_index(lk)];
     size_t problems = 0;
-    if (level_given &&
-        pm_policy_level_percents(p->antispam_level, &want[0], &want[1])) {
+    bool pct_given =
+        given[pm_policy_key_index(pk[0])] || given[pm_policy_key_index(pk[1])];
+    bool named =
+        pm_policy_level_percents(p->antispam_level, &want[0], &want[1]);
+    if (named && !pct_given) {
+        /* the level decides (also after a reset of a percent) */
+        *pv[0] = want[0];
+        *pv[1] = want[1];
+    } else if (level_given && named) {
         for (int i = 0; i < 2; i++) {
             unsigned line = given[pm_policy_key_index(pk[i])];
             if (line && *pv[i] != want[i]) {
@@ -182,8 +189,7 @@ s_resolve_level(Pm__Policy *p, const unsigned *given, pm_diag_t *diag)
             }
             *pv[i] = want[i];
         }
-    } else if (given[pm_policy_key_index(pk[0])] ||
-               given[pm_policy_key_index(pk[1])]) {
+    } else if (pct_given) {
         pm_policy_set_string(&p->antispam_level, "custom");
     }
     return problems;
@@ -277,6 +283,30 @@ s_edit_override(Pm__Policy *p, const char *node, const pm_key_t *key,
     return problems;
 }
 
+/* A `policy set` value, taken as typed so that "subject_prefix=[SPAM]"
+ * is the text [SPAM] and "mynetworks+=[::1]/128" one network. YAML is
+ * read only where it is clearly meant: records, a quoted value, or a
+ * whole list assigned as "[a, b]". */
+static pm_value_t *
+s_edit_value(const pm_key_t *key, const Pm__Edit *e, pm_diag_t *diag)
+{
+    const char *text = e->value;
+    size_t len = strlen(text);
+    bool records = key->type == PM_KT_SIGNATURES || key->type == PM_KT_DKIM;
+    bool quoted = len >= 2 && (text[0] == '"' || text[0] == '\'') &&
+                  text[len - 1] == text[0];
+    bool flow_list = key->type == PM_KT_LIST && e->op == PM__EDIT__OP__ASSIGN &&
+                     len >= 2 && text[0] == '[' && text[len - 1] == ']';
+    bool file_sent = e->content.len && e->op == PM__EDIT__OP__ADD;
+    if ((records && !file_sent && e->op != PM__EDIT__OP__REMOVE) || quoted ||
+        flow_list)
+        return pm_value_parse(text, len, 0, diag);
+    pm_value_t *v = pm_calloc(1, sizeof *v);
+    v->kind = PM_V_SCALAR;
+    v->text = pm_strdup(text);
+    return v;
+}
+
 static size_t
 s_edit_one(Pm__Policy *p, const char *node, const Pm__Edit *e, unsigned *given,
            pm_diag_t *diag)
@@ -286,7 +316,7 @@ s_edit_one(Pm__Policy *p, const char *node, const Pm__Edit *e, unsigned *given,
         return s_unknown(e->key, 0, diag);
     pm_value_t *v = NULL;
     if (e->op != PM__EDIT__OP__RESET) {
-        v = pm_value_parse(e->value, strlen(e->value), 0, diag);
+        v = s_edit_value(key, e, diag);
         if (!v)
             return 1;
     }
@@ -296,7 +326,10 @@ s_edit_one(Pm__Policy *p, const char *node, const Pm__Edit *e, unsigned *given,
     } else {
         problems =
             pm_policy_apply(p, key, e->op, v, &e->content, NULL, NULL, diag);
-        given[pm_policy_key_index(key)] = S_NOLINE;
+        /* a reset is no choice of the admin's: it must not turn a named
+         * spam level into "custom" */
+        if (e->op != PM__EDIT__OP__RESET)
+            given[pm_policy_key_index(key)] = S_NOLINE;
     }
     pm_value_destroy(&v);
     return problems;

@@ -258,7 +258,13 @@ s_levels(const Pm__Policy *p, const pm_origin_t *o, pm_diag_t *diag)
         return 1;
     }
     if (p->antispam_tag_percent >= p->antispam_kill_percent) {
-        pm_diag_add(diag, s_line(o, kk, (size_t)-1), kk->name,
+        /* name the line of whichever of the three keys was written */
+        unsigned line = s_line(o, kk, (size_t)-1);
+        if (!line)
+            line = s_line(o, pm_policy_key("antispam.tag_percent"), (size_t)-1);
+        if (!line)
+            line = s_line(o, lk, (size_t)-1);
+        pm_diag_add(diag, line, kk->name,
                     "%u must be above antispam.tag_percent (%u): mail is "
                     "tagged before it is killed",
                     p->antispam_kill_percent, p->antispam_tag_percent);

@@ -5,6 +5,12 @@
 #include <string.h>
 #include <yaml.h>
 
+#include <stdbool.h>
+#include <stdio.h>
+
+static pm_value_t *s_parse_yaml(const char *text, size_t len,
+                                unsigned first_line, pm_diag_t *diag);
+
 static pm_value_t *
 s_new(pm_vkind_t kind, unsigned line)
 {
@@ -94,9 +100,85 @@ s_convert(yaml_document_t *doc, yaml_node_t *node, unsigned base, int depth,
     return v;
 }
 
+static int
+s_hex4(const char *p, size_t left)
+{
+    if (left < 4)
+        return -1;
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* JSON writes characters beyond U+FFFF as surrogate pairs ("\ud83d\udca9",
+ * Python's json.dumps does by default), which libyaml refuses. Inside
+ * double-quoted strings such a pair becomes YAML's "\U0001f4a9": same
+ * character, same line. Returns NULL when there is nothing to rewrite. */
+static char *
+s_join_surrogates(const char *text, size_t len, size_t *out_len)
+{
+    if (!memmem(text, len, "\\u", 2))
+        return NULL;
+    char *out = pm_malloc(len + 1), *o = out;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (!in_string) {
+            in_string = c == '"';
+            *o++ = c;
+            continue;
+        }
+        if (c == '"') {
+            in_string = false;
+        } else if (c == '\\' && i + 1 < len && text[i + 1] == 'u') {
+            int hi = s_hex4(text + i + 2, len - i - 2);
+            int lo = i + 11 < len && text[i + 6] == '\\' && text[i + 7] == 'u'
+                         ? s_hex4(text + i + 8, len - i - 8)
+                         : -1;
+            if (hi >= 0xd800 && hi < 0xdc00 && lo >= 0xdc00 && lo < 0xe000) {
+                unsigned cp = 0x10000u + (((unsigned)hi - 0xd800u) << 10) +
+                              ((unsigned)lo - 0xdc00u);
+                o += sprintf(o, "\\U%08x", cp);
+                i += 11;
+                continue;
+            }
+            *o++ = text[i++]; /* keep the escape pair together */
+            c = text[i];
+        } else if (c == '\\' && i + 1 < len) {
+            *o++ = text[i++];
+            c = text[i];
+        }
+        *o++ = c;
+    }
+    *out_len = (size_t)(o - out);
+    return out;
+}
+
 pm_value_t *
 pm_value_parse(const char *text, size_t len, unsigned first_line,
                pm_diag_t *diag)
+{
+    size_t joined_len = 0;
+    char *joined = s_join_surrogates(text, len, &joined_len);
+    if (joined) {
+        pm_value_t *v = s_parse_yaml(joined, joined_len, first_line, diag);
+        free(joined);
+        return v;
+    }
+    return s_parse_yaml(text, len, first_line, diag);
+}
+
+static pm_value_t *
+s_parse_yaml(const char *text, size_t len, unsigned first_line, pm_diag_t *diag)
 {
     yaml_parser_t parser;
     yaml_document_t doc;

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# End-to-end: a real privmta-controller on 127.0.0.1 driven by privmta-ctl.
+source "$(dirname "$0")/lib.sh" "$@"
+
+STATE="$WORK/state"
+PORT=$(free_port)
+export PRIVMTA_STATE_DIR="$STATE" PRIVMTA_CONTROLLER="tcp://127.0.0.1:$PORT"
+export PRIVMTA_CTL_CONFIG=/dev/null
+VALID="$SRC/tests/policy/valid"
+
+check "controller starts" start_controller "$STATE" "$PORT"
+
+# --- keys ----------------------------------------------------------------
+mode() { stat -c %a "$1"; }
+check "controller secret key is 0600" test "$(mode "$STATE/keys/controller.cert_secret")" = 600
+check "admin secret key is 0600" test "$(mode "$STATE/keys/admin.cert_secret")" = 600
+check "admin key is enrolled" test -f "$STATE/clients/admin.cert"
+
+# --- offline validation: the whole invalid corpus ------------------------
+for f in "$SRC"/tests/policy/invalid/*.yaml; do
+    key=$(sed -n '1s/^# expect: //p' "$f")
+    "$CTL" policy validate "$f" >"$WORK/out" 2>"$WORK/err"
+    rc=$?
+    name=$(basename "$f")
+    if [ $rc -ne 1 ]; then
+        fail "validate $name exits 1 (got $rc)"
+    elif ! grep -q "^$f:[0-9][0-9]*: " "$WORK/err"; then
+        fail "validate $name: lines are FILE:LINE: ..."; cat "$WORK/err"
+    elif [ "$key" != "-" ] && ! grep -qF ": $key: " "$WORK/err"; then
+        fail "validate $name names $key"; cat "$WORK/err"
+    else
+        pass "validate $name rejected, naming ${key/-/the line}"
+    fi
+done
+expect_exit 0 "validate a valid policy" "$CTL" policy validate "$VALID/full.nested.yaml"
+expect_exit 2 "validate without a file is a usage error" "$CTL" policy validate
+
+# --- push, show, round trip ------------------------------------------------
+expect_exit 0 "push a full policy" "$CTL" policy push "$VALID/full.nested.yaml" -m "first"
+check "push prints revision 1" grep -q "^revision 1 committed" "$WORK/out"
+"$CTL" policy show >"$WORK/show1.yaml"
+check "show is YAML with the revision header" grep -q "^# privmta policy revision 1" "$WORK/show1.yaml"
+expect_exit 0 "show output pushed back" "$CTL" policy push "$WORK/show1.yaml"
+check "round trip is unchanged (same digest)" grep -q "^unchanged: the policy equals revision 1" "$WORK/out"
+"$CTL" policy show --json >"$WORK/show1.json"
+expect_exit 0 "show --json output pushed back" "$CTL" policy push "$WORK/show1.json"
+check "JSON round trip is unchanged" grep -q "^unchanged" "$WORK/out"
+
+# --- a rejected push stores nothing -----------------------------------------
+head_rev() { "$CTL" policy history --limit 1 --json | sed -n 's/.*"revision": \([0-9]*\).*/\1/p' | head -1; }
+before=$(head_rev)
+expect_exit 1 "push of an invalid policy is rejected" "$CTL" policy push "$SRC/tests/policy/invalid/cidr_v4_prefix_33.yaml"
+check "nothing stored after a rejected push" test "$(head_rev)" = "$before"
+expect_exit 1 "set of an invalid value is rejected" "$CTL" policy set antispam.tag_percent=101
+check "the rejection names the key" grep -q "antispam.tag_percent" "$WORK/err"
+check "nothing stored after a rejected set" test "$(head_rev)" = "$before"
+expect_exit 1 "set of an unknown key suggests one" "$CTL" policy set inbound.notify_admn=false
+check "did you mean" grep -q "did you mean inbound.notify_admin" "$WORK/err"
+
+# --- set, history, diff, rollback --------------------------------------------
+expect_exit 0 "set helo_valid=true" "$CTL" policy set inbound.checks.helo_valid=true -m "helo on"
+expect_exit 0 "set blocked_extensions=[]" "$CTL" policy set 'inbound.blocked_extensions=[]'
+expect_exit 0 "set blocked_extensions+=@common" "$CTL" policy set 'inbound.blocked_extensions+="@common"'
+"$CTL" policy show --json >"$WORK/show.json"
+check "@common adds the 27 extensions" test "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["inbound"]["blocked_extensions"]))' "$WORK/show.json")" -eq 27
+expect_exit 0 "set a level" "$CTL" policy set antispam.level=high
+"$CTL" policy show --json >"$WORK/show.json"
+check "level high is 16/66" python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["antispam"]; sys.exit(not (a["tag_percent"]==16 and a["kill_percent"]==66))' "$WORK/show.json"
+expect_exit 0 "history" "$CTL" policy history
+check "history is newest first" bash -c "sed -n 2p '$WORK/out' | grep -q '^5 '"
+check "history shows the message" grep -q "helo on" "$WORK/out"
+expect_exit 0 "diff 1 2" "$CTL" policy diff 1 2
+check "diff names the changed key" grep -q "^inbound.checks.helo_valid: false -> true" "$WORK/out"
+check "diff shows only changed keys" test "$(wc -l <"$WORK/out")" -eq 1
+expect_exit 0 "rollback 1" "$CTL" policy rollback 1
+check "rollback makes a new revision" grep -q "^revision 6 committed" "$WORK/out"
+"$CTL" policy show >"$WORK/show5.yaml"
+check "rollback restores revision 1's content" diff <(grep -v '^#' "$WORK/show1.yaml") <(grep -v '^#' "$WORK/show5.yaml")
+expect_exit 1 "rollback to a missing revision" "$CTL" policy rollback 99
+
+# --- per-node overrides --------------------------------------------------------
+expect_exit 0 "per-node override" "$CTL" policy set 'outbound.mynetworks+=10.9.0.0/16' --node mx2
+"$CTL" policy show --node mx2 --json >"$WORK/mx2.json"
+"$CTL" policy show --json >"$WORK/all.json"
+check "mx2 gets the extra network" grep -q "10.9.0.0/16" "$WORK/mx2.json"
+check "the cluster value is unchanged" bash -c "! grep -q '10.9.0.0/16' <(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"outbound\"])' '$WORK/all.json')"
+"$CTL" policy show --node mx2 >"$WORK/mx2.yaml"
+check "show --node lists the override" grep -q "overridden for it: outbound.mynetworks" "$WORK/mx2.yaml"
+expect_exit 1 "cluster-wide key cannot be set per node" "$CTL" policy set antispam.enabled=false --node mx2
+
+# --- compare-and-swap ---------------------------------------------------------
+head=$(head_rev)
+expect_exit 0 "--expect-rev at the head succeeds" "$CTL" policy set antispam.subject_prefix='[SPAM]' --expect-rev "$head"
+expect_exit 1 "--expect-rev of a stale head conflicts" "$CTL" policy set antispam.subject_prefix='[X]' --expect-rev "$head"
+check "conflict says so" grep -q "conflict\|not $head" "$WORK/err"
+
+# --- authentication --------------------------------------------------------------
+"$CTL" keygen "$WORK/stranger" >/dev/null
+check "keygen secret is 0600" test "$(mode "$WORK/stranger.cert_secret")" = 600
+expect_exit 3 "unknown client key is refused" "$CTL" --key "$WORK/stranger.cert_secret" policy history
+check "refusal says the key is not enrolled" grep -q "refused this client's key" "$WORK/err"
+cp "$WORK/stranger.cert" "$STATE/clients/"
+expect_exit 0 "enrolled key is served" "$CTL" --key "$WORK/stranger.cert_secret" policy history
+expect_exit 0 "push by the second admin" "$CTL" --key "$WORK/stranger.cert_secret" policy set antispam.subject_prefix='[Y]'
+"$CTL" policy history --limit 1 >"$WORK/out"
+check "author is the enrolled key's name" grep -q " stranger" "$WORK/out"
+
+# --- unreachable -------------------------------------------------------------------
+expect_exit 3 "unreachable controller times out with exit 3" "$CTL" --timeout 0.5 --controller "tcp://127.0.0.1:$(free_port)" policy history
+check "says it cannot reach the controller" grep -q "cannot reach the controller" "$WORK/err"
+expect_exit 2 "unknown command is a usage error" "$CTL" policy frobnicate
+
+# --- kill -9 during a stream of pushes ---------------------------------------------------
+ACKS="$WORK/acks"
+: >"$ACKS"
+(
+    for i in $(seq 1 400); do
+        out=$("$CTL" --timeout 2 policy set "antispam.subject_prefix=[k$i]" 2>/dev/null) || exit 0
+        echo "$out" | sed -n 's/^revision \([0-9]*\) committed (digest \([0-9a-f]*\)).*/\1 \2/p' >>"$ACKS"
+    done
+) &
+PUSHER=$!
+PIDS+=("$PUSHER")
+sleep 1.5
+kill -9 "$CONTROLLER_PID"
+wait "$PUSHER" 2>/dev/null
+acked=$(wc -l <"$ACKS")
+check "pushes were acknowledged before the kill ($acked)" test "$acked" -gt 5
+check "controller restarts after kill -9" start_controller "$STATE" "$PORT"
+"$CTL" policy history --limit 1000 --json >"$WORK/hist.json"
+missing=0
+while read -r rev digest; do
+    python3 - "$WORK/hist.json" "$rev" "$digest" <<'PY' || missing=$((missing + 1))
+import json, sys
+revs = {r["revision"]: r["digest"] for r in json.load(open(sys.argv[1]))}
+rev, digest = int(sys.argv[2]), sys.argv[3]
+sys.exit(0 if revs.get(rev, "").startswith(digest) else 1)
+PY
+done <"$ACKS"
+check "every acknowledged revision is present after kill -9 ($missing missing)" test "$missing" -eq 0
+expect_exit 0 "head is readable after kill -9" "$CTL" policy show
+last=$(tail -1 "$ACKS" | cut -d' ' -f1)
+check "head is at least the last acknowledged revision" test "$(head_rev)" -ge "$last"
+check "revisions are contiguous" python3 -c 'import json,sys; r=sorted(x["revision"] for x in json.load(open(sys.argv[1]))); sys.exit(r != list(range(r[0], r[0]+len(r))))' "$WORK/hist.json"
+
+# --- clean shutdown -------------------------------------------------------------------
+kill -TERM "$CONTROLLER_PID"
+for _ in $(seq 1 50); do kill -0 "$CONTROLLER_PID" 2>/dev/null || break; sleep 0.1; done
+check "SIGTERM stops the controller" bash -c "! kill -0 $CONTROLLER_PID 2>/dev/null"
+check "the controller logged its stop" grep -q "stopping" "$WORK/controller.log"
+
+[ -n "$KEEP" ] && { trap - EXIT; echo "kept $WORK"; }
+finish
