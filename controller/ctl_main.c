@@ -55,6 +55,7 @@ static const struct {
     {"policy", "rollback", pm_ctl_policy_rollback,
      "policy rollback N [--expect-rev N] [-m MSG]"},
     {"nodes", NULL, pm_ctl_nodes, "nodes [--json]"},
+    {"keygen", NULL, pm_ctl_keygen, "keygen PATH"},
 };
 
 static void

@@ -1,5 +1,6 @@
 /* pm_ctl_nodes.c - privmta-ctl nodes: one row per node. */
 #include "pm_ctl.h"
+#include "pm_keys.h"
 #include "pm_mem.h"
 
 #include <jansson.h>
@@ -82,4 +83,34 @@ pm_ctl_nodes(pm_ctl_t *ctl, int argc, char **argv)
     }
     pm__response__free_unpacked(r, NULL);
     return PM_EXIT_OK;
+}
+
+/* privmta-ctl keygen PATH: a new client keypair, for enrolling another
+ * admin (or, later, an agent): PATH.cert is public, PATH.cert_secret 0600. */
+int
+pm_ctl_keygen(pm_ctl_t *ctl, int argc, char **argv)
+{
+    (void)ctl;
+    if (argc != 2) {
+        fprintf(stderr, "usage: privmta-ctl keygen PATH\n");
+        return PM_EXIT_USAGE;
+    }
+    char *copy = pm_strdup(argv[1]), *slash = strrchr(copy, '/');
+    const char *dir = slash ? (*slash = '\0', *copy ? copy : "/") : ".";
+    const char *name = slash ? slash + 1 : copy;
+    char *why = NULL;
+    int rc = PM_EXIT_OK;
+    if (!*name || pm_keys_create(dir, name, NULL, &why) != 0) {
+        fprintf(stderr, "privmta-ctl keygen: %s\n",
+                why ? why : "PATH must end in a file name");
+        rc = PM_EXIT_REJECTED;
+    } else {
+        printf("wrote %s.cert (public) and %s.cert_secret (secret, mode "
+               "0600)\nto enroll it, copy %s.cert into the controller's "
+               "clients/ directory\n",
+               argv[1], argv[1], argv[1]);
+    }
+    free(why);
+    free(copy);
+    return rc;
 }
