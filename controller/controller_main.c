@@ -11,6 +11,10 @@
 
 static pm_param_t s_params[] = {
     {"endpoint", "tcp://127.0.0.1:7420", "where privmta-ctl connects", NULL},
+    {"agent_endpoint", "tcp://127.0.0.1:7421", "where agents connect", NULL},
+    {"heartbeat_ms", "1000", "heartbeat period to and from agents", NULL},
+    {"stale_after_ms", "5000", "silence before a node shows as stale", NULL},
+    {"down_after_ms", "30000", "silence before a node shows as down", NULL},
     {"state_dir", "/var/lib/privmta", "store, keys and allow-lists", NULL},
     {"log_level", "info", "debug, info, warning or error", NULL},
     {"syslog", "no", "also log to syslog (mail facility): yes or no", NULL},
@@ -60,6 +64,18 @@ s_level(const char *name)
     pm_fatal("log_level '%s' is not debug, info, warning or error", name);
 }
 
+static int
+s_ms(const char *name)
+{
+    const char *text = pm_conf_get(s_params, name);
+    char *end = NULL;
+    long v = strtol(text, &end, 10);
+    if (!end || *end || v < 10 || v > 3600000)
+        pm_fatal("%s '%s' is not a number of milliseconds (10 to 3600000)",
+                 name, text);
+    return (int)v;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -82,12 +98,23 @@ main(int argc, char **argv)
     pm_ctld_t *ctld = pm_ctld_new(store, endpoint, cert, clients, &why);
     if (!ctld)
         pm_fatal("%s", why);
+    pm_fleet_opts_t opts = {s_ms("heartbeat_ms"), s_ms("stale_after_ms"),
+                            s_ms("down_after_ms")};
+    pm_fleet_t *fleet =
+        pm_fleet_new(store, pm_conf_get(s_params, "agent_endpoint"), cert,
+                     clients, &opts, &why);
+    if (!fleet)
+        pm_fatal("%s", why);
+    pm_ctld_set_fleet(ctld, fleet);
     uint64_t head = 0;
     pm_store_head(store, &head);
-    pm_info("serving on %s (head revision %llu, clients allowed from %s)",
-            endpoint, (unsigned long long)head, clients);
+    pm_info("serving admins on %s and agents on %s (head revision %llu, "
+            "keys allowed from %s)",
+            endpoint, pm_conf_get(s_params, "agent_endpoint"),
+            (unsigned long long)head, clients);
     rc = pm_ctld_run(ctld);
     pm_info("stopping");
+    pm_fleet_destroy(&fleet);
     pm_ctld_destroy(&ctld);
     pm_store_close(&store);
     zcert_destroy(&cert);

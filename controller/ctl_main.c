@@ -55,6 +55,8 @@ static const struct {
     {"policy", "rollback", pm_ctl_policy_rollback,
      "policy rollback N [--expect-rev N] [-m MSG]"},
     {"nodes", NULL, pm_ctl_nodes, "nodes [--json]"},
+    {"node", NULL, pm_ctl_node,
+     "node add NAME PUBLIC-KEY|CERT-FILE, node remove NAME"},
     {"keygen", NULL, pm_ctl_keygen, "keygen PATH"},
 };
 

@@ -3,6 +3,7 @@
 #include "pm_keys.h"
 #include "pm_mem.h"
 
+#include <czmq.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,17 +20,27 @@ s_state(const Pm__ServiceStatus *s)
 }
 
 static json_t *
+s_strings(char *const *items, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(items[i]));
+    return a;
+}
+
+static json_t *
 s_node_json(const Pm__NodeStatus *n, uint64_t head)
 {
     return json_pack(
-        "{s:s, s:s, s:I, s:I, s:I, s:s, s:b, s:s, s:s, s:s, s:s}", "name",
-        n->name, "address", n->address, "applied_rev",
+        "{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:b, s:s, s:s, s:s, s:s, s:o}",
+        "name", n->name, "address", n->address, "applied_rev",
         (json_int_t)n->applied_rev, "lag",
         (json_int_t)(head > n->applied_rev ? head - n->applied_rev : 0),
-        "last_seen", (json_int_t)n->last_seen, "last_error", n->apply_error,
-        "postfix_running", n->postfix_running, "antispam", s_state(n->antispam),
-        "antivirus", s_state(n->antivirus), "auth", s_state(n->auth), "dkim",
-        s_state(n->dkim));
+        "last_seen", (json_int_t)n->last_seen, "liveness", n->liveness,
+        "last_error", n->apply_error, "postfix_running", n->postfix_running,
+        "antispam", s_state(n->antispam), "antivirus", s_state(n->antivirus),
+        "auth", s_state(n->auth), "dkim", s_state(n->dkim), "relay_overrides",
+        s_strings(n->relay_overrides, n->n_relay_overrides));
 }
 
 static void
@@ -37,14 +48,17 @@ s_row(const Pm__NodeStatus *n, uint64_t head, time_t now)
 {
     char seen[32] = "never";
     if (n->last_seen)
-        snprintf(seen, sizeof seen, "%llds ago",
+        snprintf(seen, sizeof seen, "%s %llds",
+                 *n->liveness ? n->liveness : "seen",
                  (long long)(now - (time_t)n->last_seen));
     printf(
-        "%-16s %-22s %-8llu %-4llu %-10s %-9s %-9s %-9s %-9s %s\n", n->name,
-        n->address, (unsigned long long)n->applied_rev,
+        "%-16s %-22s %-8llu %-4llu %-12s %-9s %-9s %-9s %-9s %s\n", n->name,
+        *n->address ? n->address : "-", (unsigned long long)n->applied_rev,
         (unsigned long long)(head > n->applied_rev ? head - n->applied_rev : 0),
         seen, s_state(n->antispam), s_state(n->antivirus), s_state(n->auth),
         s_state(n->dkim), *n->apply_error ? n->apply_error : "-");
+    for (size_t i = 0; i < n->n_relay_overrides; i++)
+        printf("%-16s relay host bypassed by %s\n", "", n->relay_overrides[i]);
 }
 
 int
@@ -72,7 +86,7 @@ pm_ctl_nodes(pm_ctl_t *ctl, int argc, char **argv)
         free(text);
         json_decref(all);
     } else {
-        printf("%-16s %-22s %-8s %-4s %-10s %-9s %-9s %-9s %-9s %s\n", "NAME",
+        printf("%-16s %-22s %-8s %-4s %-12s %-9s %-9s %-9s %-9s %s\n", "NAME",
                "ADDRESS", "APPLIED", "LAG", "LAST-SEEN", "ANTISPAM",
                "ANTIVIRUS", "AUTH", "DKIM", "LAST-ERROR");
         for (size_t i = 0; i < r->n_nodes; i++)
@@ -100,7 +114,7 @@ pm_ctl_keygen(pm_ctl_t *ctl, int argc, char **argv)
     const char *name = slash ? slash + 1 : copy;
     char *why = NULL;
     int rc = PM_EXIT_OK;
-    if (!*name || pm_keys_create(dir, name, NULL, &why) != 0) {
+    if (!*name || pm_keys_create(dir, name, PM_ROLE_ADMIN, NULL, &why) != 0) {
         fprintf(stderr, "privmta-ctl keygen: %s\n",
                 why ? why : "PATH must end in a file name");
         rc = PM_EXIT_REJECTED;
@@ -112,5 +126,44 @@ pm_ctl_keygen(pm_ctl_t *ctl, int argc, char **argv)
     }
     free(why);
     free(copy);
+    return rc;
+}
+
+/* privmta-ctl node add NAME PUBKEY|CERTFILE / node remove NAME */
+int
+pm_ctl_node(pm_ctl_t *ctl, int argc, char **argv)
+{
+    bool add = argc == 4 && strcmp(argv[1], "add") == 0;
+    bool remove = argc == 3 && strcmp(argv[1], "remove") == 0;
+    if (!add && !remove) {
+        fprintf(stderr, "usage: privmta-ctl node add NAME PUBLIC-KEY|CERT-FILE"
+                        "\n       privmta-ctl node remove NAME\n");
+        return PM_EXIT_USAGE;
+    }
+    Pm__Request req = PM__REQUEST__INIT;
+    Pm__Response *r = NULL;
+    char *key = NULL, *why = NULL;
+    req.op = add ? PM__REQUEST__OP__NODE_ADD : PM__REQUEST__OP__NODE_REMOVE;
+    req.node = argv[2];
+    req.expect_rev = -1;
+    if (add) {
+        /* a certificate file (the agent's NAME.cert) or the key itself */
+        zcert_t *cert =
+            strlen(argv[3]) == 40 ? NULL : pm_keys_load(argv[3], &why);
+        if (!cert && strlen(argv[3]) != 40) {
+            fprintf(stderr, "privmta-ctl node add: %s\n", why);
+            free(why);
+            return PM_EXIT_USAGE;
+        }
+        key = pm_strdup(cert ? zcert_public_txt(cert) : argv[3]);
+        zcert_destroy(&cert);
+        req.public_key = key;
+    }
+    int rc = pm_ctl_call(ctl, &req, &r);
+    if (rc == PM_EXIT_OK) {
+        printf(add ? "node %s enrolled\n" : "node %s withdrawn\n", argv[2]);
+        pm__response__free_unpacked(r, NULL);
+    }
+    free(key);
     return rc;
 }

@@ -117,11 +117,21 @@ s_lagging(const Pm__Response *r, uint64_t rev, bool print)
         if (n->applied_rev >= rev && !*n->apply_error)
             continue;
         late++;
-        if (print)
-            fprintf(stderr, "  %s: applied revision %llu%s%s\n", n->name,
-                    (unsigned long long)n->applied_rev,
-                    *n->apply_error ? ": " : " (no error reported)",
-                    n->apply_error);
+        if (!print)
+            continue;
+        if (*n->apply_error)
+            fprintf(stderr, "  %s: still at revision %llu: %s\n", n->name,
+                    (unsigned long long)n->applied_rev, n->apply_error);
+        else if (strcmp(n->liveness, "up") != 0)
+            fprintf(stderr,
+                    "  %s: still at revision %llu: node is %s "
+                    "(last seen %s)\n",
+                    n->name, (unsigned long long)n->applied_rev,
+                    *n->liveness ? n->liveness : "unknown",
+                    n->last_seen ? "a while ago" : "never");
+        else
+            fprintf(stderr, "  %s: still at revision %llu: no answer yet\n",
+                    n->name, (unsigned long long)n->applied_rev);
     }
     return late;
 }

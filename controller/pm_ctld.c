@@ -3,6 +3,8 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
+#include "pm_check.h"
+#include "pm_keys.h"
 #include "pm_wire.h"
 
 #include <string.h>
@@ -10,6 +12,7 @@
 
 struct pm_ctld_t {
     pm_store_t *store;
+    pm_fleet_t *fleet; /* not owned; may be NULL */
     zsock_t *router;
     zactor_t *auth;
 };
@@ -141,8 +144,11 @@ s_commit(pm_ctld_t *self, const Pm__Policy *policy, const Pm__Request *req,
                (unsigned long long)head, (long long)req->expect_rev);
     else if (rc != PM_OK)
         s_store_fail(r, rc, "committing");
-    else
+    else {
         s_reply_revision(self, rev, r);
+        if (self->fleet)
+            pm_fleet_publish(self->fleet, rev);
+    }
 }
 
 static void
@@ -327,12 +333,52 @@ s_handle_nodes(pm_ctld_t *self, const Pm__Request *req, const char *author,
 {
     (void)req;
     (void)author;
-    int rc = pm_store_node_list(self->store, &r->nodes, &r->n_nodes);
-    if (rc != PM_OK)
-        return s_store_fail(r, rc, "reading node status");
+    if (self->fleet) {
+        pm_fleet_nodes(self->fleet, &r->nodes, &r->n_nodes);
+    } else {
+        int rc = pm_store_node_list(self->store, &r->nodes, &r->n_nodes);
+        if (rc != PM_OK)
+            return s_store_fail(r, rc, "reading node status");
+    }
     pm_store_head(self->store, &r->resp.head);
     r->resp.nodes = r->nodes;
     r->resp.n_nodes = r->n_nodes;
+}
+
+static void
+s_handle_node_add(pm_ctld_t *self, const Pm__Request *req, const char *author,
+                  s_reply_t *r)
+{
+    (void)author;
+    char *why = pm_check_selector(req->node);
+    if (why) {
+        s_fail(r, PM__RESPONSE__STATUS__INVALID, "node name '%s': %s",
+               req->node, why);
+        free(why);
+        return;
+    }
+    if (!self->fleet)
+        return s_fail(r, PM__RESPONSE__STATUS__BAD_REQUEST,
+                      "this controller serves no agents");
+    if (pm_fleet_enroll(self->fleet, req->node, req->public_key, &why) != 0) {
+        s_fail(r, PM__RESPONSE__STATUS__INVALID, "%s", why);
+        free(why);
+    }
+}
+
+static void
+s_handle_node_remove(pm_ctld_t *self, const Pm__Request *req,
+                     const char *author, s_reply_t *r)
+{
+    (void)author;
+    char *why = NULL;
+    if (!self->fleet)
+        return s_fail(r, PM__RESPONSE__STATUS__BAD_REQUEST,
+                      "this controller serves no agents");
+    if (pm_fleet_withdraw(self->fleet, req->node, &why) != 0) {
+        s_fail(r, PM__RESPONSE__STATUS__NOT_FOUND, "%s", why);
+        free(why);
+    }
 }
 
 static const struct {
@@ -348,6 +394,8 @@ static const struct {
     {PM__REQUEST__OP__ROLLBACK, "rollback", s_handle_rollback},
     {PM__REQUEST__OP__PING, "ping", s_handle_ping},
     {PM__REQUEST__OP__NODES, "nodes", s_handle_nodes},
+    {PM__REQUEST__OP__NODE_ADD, "node add", s_handle_node_add},
+    {PM__REQUEST__OP__NODE_REMOVE, "node remove", s_handle_node_remove},
 };
 
 static void
@@ -379,7 +427,8 @@ pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
         }
     if (!name)
         s_fail(&r, PM__RESPONSE__STATUS__BAD_REQUEST, "unknown request");
-    else if (req->op != PM__REQUEST__OP__PING)
+    else if (req->op != PM__REQUEST__OP__PING &&
+             req->op != PM__REQUEST__OP__NODES)
         pm_info("%s by %s: %s%s", name, author,
                 r.resp.status == PM__RESPONSE__STATUS__OK ? "ok" : "refused: ",
                 r.resp.status == PM__RESPONSE__STATUS__OK ? "" : r.resp.error);
@@ -446,6 +495,15 @@ s_author(zframe_t *frame, const Pm__Request *req)
     return who;
 }
 
+/* Only admin keys may use this API: an agent's key is enrolled too (same
+ * allow-list, role=agent) but must never push policy. */
+static bool
+s_is_admin(zframe_t *frame)
+{
+    const char *role = zframe_meta(frame, "role");
+    return role && strcmp(role, PM_ROLE_ADMIN) == 0;
+}
+
 static void
 s_serve_one(pm_ctld_t *self)
 {
@@ -466,6 +524,11 @@ s_serve_one(pm_ctld_t *self)
         bad.status = PM__RESPONSE__STATUS__BAD_REQUEST;
         bad.error = why ? why : (char *)"malformed request";
         out = pm_wire_pack(&bad.base, &len);
+    } else if (!s_is_admin(body)) {
+        Pm__Response no = PM__RESPONSE__INIT;
+        no.status = PM__RESPONSE__STATUS__BAD_REQUEST;
+        no.error = (char *)"this key is not enrolled as an admin client";
+        out = pm_wire_pack(&no.base, &len);
     } else {
         char *author = s_author(body, req);
         out = pm_ctld_handle(self, req, author, &len);
@@ -488,14 +551,24 @@ s_serve_one(pm_ctld_t *self)
     zmsg_destroy(&msg);
 }
 
+void
+pm_ctld_set_fleet(pm_ctld_t *self, pm_fleet_t *fleet)
+{
+    self->fleet = fleet;
+}
+
 int
 pm_ctld_run(pm_ctld_t *self)
 {
-    zpoller_t *poller = zpoller_new(self->router, NULL);
+    zsock_t *agents = self->fleet ? pm_fleet_socket(self->fleet) : NULL;
+    zpoller_t *poller = zpoller_new(self->router, agents, NULL);
     while (!zsys_interrupted) {
-        void *which = zpoller_wait(poller, 1000);
+        int wait = self->fleet ? pm_fleet_tick(self->fleet) : 1000;
+        void *which = zpoller_wait(poller, wait);
         if (which == self->router)
             s_serve_one(self);
+        else if (which && which == agents)
+            pm_fleet_handle(self->fleet);
         else if (zpoller_terminated(poller))
             break;
     }

@@ -9,6 +9,7 @@
 #ifndef PM_CTLD_H
 #define PM_CTLD_H
 
+#include "pm_fleet.h"
 #include "pm_store.h"
 #include "privmta.pb-c.h"
 
@@ -23,10 +24,16 @@ typedef struct pm_ctld_t pm_ctld_t;
 pm_ctld_t *pm_ctld_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
                        const char *clients_dir, char **why);
 
+/* Hands new revisions to FLEET and answers node requests from it (not
+ * owned; NULL: no agents, `nodes` lists the stored statuses). Only keys
+ * enrolled with role=admin may use this API. */
+void pm_ctld_set_fleet(pm_ctld_t *self, pm_fleet_t *fleet);
+
 /* Stops serving; accepts NULL, nulls *self_p. */
 void pm_ctld_destroy(pm_ctld_t **self_p);
 
-/* Serves requests until SIGINT/SIGTERM. Returns 0 on a clean stop. */
+/* Serves admin requests and, with a fleet, agents, until SIGINT/SIGTERM.
+ * Returns 0 on a clean stop. */
 int pm_ctld_run(pm_ctld_t *self);
 
 /* Handles one decoded request from AUTHOR and returns the packed reply.

@@ -315,6 +315,8 @@ s_fail_field(s_walk_t *w, const char *field, const char *fmt, ...)
 #define S_NEED_EDITS 0x2u
 #define S_NEED_REV 0x4u
 #define S_NEED_REV_B 0x8u
+#define S_NEED_NODE 0x10u
+#define S_NEED_KEY 0x20u
 
 /* What each request op needs. An op missing here is refused: NONE, and a
  * new op until someone decides what it needs (test_wire checks that every
@@ -331,6 +333,8 @@ static const struct {
     {PM__REQUEST__OP__ROLLBACK, S_NEED_REV},
     {PM__REQUEST__OP__PING, 0},
     {PM__REQUEST__OP__NODES, 0},
+    {PM__REQUEST__OP__NODE_ADD, S_NEED_NODE | S_NEED_KEY},
+    {PM__REQUEST__OP__NODE_REMOVE, S_NEED_NODE},
 };
 
 static int
@@ -345,6 +349,12 @@ s_rule_request_needs(s_walk_t *w, const Pm__Request *req, const char *op,
         return s_fail_field(w, "rev", "%s needs a revision > 0", op);
     if ((needs & S_NEED_REV_B) && req->rev_b == 0)
         return s_fail_field(w, "rev_b", "%s needs a revision > 0", op);
+    if ((needs & S_NEED_NODE) && !*req->node)
+        return s_fail_field(w, "node", "%s needs a node name", op);
+    /* a CURVE public key in Z85 is 40 characters */
+    if ((needs & S_NEED_KEY) && strlen(req->public_key) != 40)
+        return s_fail_field(w, "public_key", "%s needs a 40-character Z85 key",
+                            op);
     return PM_OK;
 }
 
@@ -523,6 +533,38 @@ pm_wire_unpack_node_status(const uint8_t *buf, size_t len, Pm__NodeStatus **out,
 }
 
 int
+pm_wire_unpack_agent_report(const uint8_t *buf, size_t len,
+                            Pm__AgentReport **out, char **why)
+{
+    ProtobufCMessage *msg = NULL;
+    int rc = s_unpack(&pm__agent_report__descriptor, buf, len, &msg, why);
+    if (rc == PM_OK)
+        *out = (Pm__AgentReport *)msg;
+    return rc;
+}
+
+int
+pm_wire_unpack_publication(const uint8_t *buf, size_t len,
+                           Pm__Publication **out, char **why)
+{
+    ProtobufCMessage *msg = NULL;
+    int rc = s_unpack(&pm__publication__descriptor, buf, len, &msg, why);
+    Pm__Publication *pub = (Pm__Publication *)msg;
+    if (rc == PM_OK && pub->kind != PM__PUBLICATION__KIND__HEARTBEAT &&
+        (!pub->revision || !pub->revision->policy ||
+         pub->revision->number != pub->head)) {
+        if (why)
+            *why = pm_strdup("Publication: an update or snapshot needs the "
+                             "head revision with its policy");
+        protobuf_c_message_free_unpacked(msg, NULL);
+        return PM_EPROTO;
+    }
+    if (rc == PM_OK)
+        *out = pub;
+    return rc;
+}
+
+int
 pm_wire_check_policy(const Pm__Policy *policy, char **why)
 {
     if (!policy) {
@@ -544,4 +586,12 @@ pm_wire_pack(const ProtobufCMessage *msg, size_t *len)
     (void)done;
     *len = size;
     return buf;
+}
+
+void
+pm_wire_set_string(char **slot, const char *value)
+{
+    if (*slot && *slot != protobuf_c_empty_string)
+        free(*slot);
+    *slot = pm_strdup(value);
 }

@@ -49,16 +49,27 @@
 
 int pm_wire_unpack_request(const uint8_t *buf, size_t len, Pm__Request **out,
                            char **why);
-int pm_wire_unpack_response(const uint8_t *buf, size_t len,
-                            Pm__Response **out, char **why);
-int pm_wire_unpack_revision(const uint8_t *buf, size_t len,
-                            Pm__Revision **out, char **why);
+int pm_wire_unpack_response(const uint8_t *buf, size_t len, Pm__Response **out,
+                            char **why);
+int pm_wire_unpack_revision(const uint8_t *buf, size_t len, Pm__Revision **out,
+                            char **why);
 int pm_wire_unpack_node_status(const uint8_t *buf, size_t len,
                                Pm__NodeStatus **out, char **why);
+
+/* Agent protocol. A Publication of kind UPDATE or SNAPSHOT must carry the
+ * head revision with its policy. */
+int pm_wire_unpack_agent_report(const uint8_t *buf, size_t len,
+                                Pm__AgentReport **out, char **why);
+int pm_wire_unpack_publication(const uint8_t *buf, size_t len,
+                               Pm__Publication **out, char **why);
 
 /* Structural check of a policy already in memory (also used by the unpack
  * functions). Returns PM_OK or PM_EPROTO with *why as above. */
 int pm_wire_check_policy(const Pm__Policy *policy, char **why);
+
+/* Replaces the string field *SLOT with a copy of VALUE, freeing the old
+ * one unless it is protobuf-c's shared empty string. */
+void pm_wire_set_string(char **slot, const char *value);
 
 /* Packs any message into a new buffer (never NULL; allocation failure
  * aborts); sets *len. Does not check the message: the receiver does. Caller

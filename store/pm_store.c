@@ -452,6 +452,55 @@ pm_store_commit(pm_store_t *self, const Pm__Policy *policy,
     return PM_OK;
 }
 
+/* ---- Mirrors (an agent's applied revisions) ----------------------------- */
+
+#define S_MIRROR_KEEP 16
+
+/* Drops mirrored revisions older than the newest S_MIRROR_KEEP, so an
+ * agent's store stays small however long it runs. */
+static int
+s_mirror_prune(pm_store_t *self, MDB_txn *txn, uint64_t number)
+{
+    if (number <= S_MIRROR_KEEP)
+        return PM_OK;
+    MDB_cursor *cur = NULL;
+    int rc = s_err(mdb_cursor_open(txn, self->revs, &cur));
+    MDB_val key, val;
+    while (rc == PM_OK &&
+           mdb_cursor_get(cur, &key, &val, MDB_FIRST) == MDB_SUCCESS &&
+           key.mv_size == 8 && s_u64_get(key.mv_data) <= number - S_MIRROR_KEEP)
+        rc = s_err(mdb_cursor_del(cur, 0));
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc;
+}
+
+int
+pm_store_mirror(pm_store_t *self, const Pm__Revision *rev)
+{
+    MDB_txn *txn = NULL;
+    uint8_t *packed = NULL, key_buf[8];
+    size_t len = 0;
+    if (!self || !rev || self->rdonly || rev->number == 0 || !rev->policy)
+        return PM_EINVAL;
+    int rc = s_pack_checked(&rev->base, &packed, &len);
+    if (rc == PM_OK)
+        rc = s_err(s_txn_begin(self, 0, &txn));
+    if (rc == PM_OK) {
+        s_u64_put(rev->number, key_buf);
+        MDB_val key = {8, key_buf}, val = {len, packed};
+        rc = s_err(mdb_put(txn, self->revs, &key, &val, 0));
+        if (rc == PM_OK)
+            rc = s_err(s_meta_put(self, txn, "head", rev->number));
+        if (rc == PM_OK)
+            rc = s_mirror_prune(self, txn, rev->number);
+        rc =
+            rc == PM_OK ? s_err(mdb_txn_commit(txn)) : (mdb_txn_abort(txn), rc);
+    }
+    free(packed);
+    return rc;
+}
+
 /* ---- History ---------------------------------------------------------- */
 
 /* Puts the cursor on the newest revision below BEFORE (0: the head). */
@@ -536,31 +585,50 @@ pm_store_history_free(Pm__Revision ***revs_p, size_t n)
 
 /* ---- Node status ------------------------------------------------------ */
 
-int
-pm_store_node_put(pm_store_t *self, const Pm__NodeStatus *status)
+static int
+s_node_put(pm_store_t *self, MDB_txn *txn, const Pm__NodeStatus *status)
 {
-    MDB_txn *txn = NULL;
     uint8_t *packed = NULL;
     size_t len = 0;
-    if (!self || !status || self->rdonly || !status->name || !*status->name)
+    if (!status || !status->name || !*status->name)
         return PM_EINVAL;
     size_t name_len = strlen(status->name);
     if (name_len > (size_t)mdb_env_get_maxkeysize(self->env))
         return PM_EINVAL;
     int rc = s_pack_checked(&status->base, &packed, &len);
-    if (rc != PM_OK)
-        return rc;
-    rc = s_err(s_txn_begin(self, 0, &txn));
     if (rc == PM_OK) {
         MDB_val key = {name_len, status->name}, val = {len, packed};
         rc = s_err(mdb_put(txn, self->nodes, &key, &val, 0));
-        if (rc == PM_OK)
-            rc = s_err(mdb_txn_commit(txn));
-        else
-            mdb_txn_abort(txn);
     }
     free(packed);
     return rc;
+}
+
+int
+pm_store_node_put_many(pm_store_t *self, Pm__NodeStatus *const *statuses,
+                       size_t n)
+{
+    MDB_txn *txn = NULL;
+    if (!self || (n && !statuses) || self->rdonly)
+        return PM_EINVAL;
+    int rc = s_err(s_txn_begin(self, 0, &txn));
+    for (size_t i = 0; rc == PM_OK && i < n; i++)
+        rc = s_node_put(self, txn, statuses[i]);
+    if (rc != PM_OK) {
+        if (txn)
+            mdb_txn_abort(txn);
+        return rc;
+    }
+    return s_err(mdb_txn_commit(txn));
+}
+
+int
+pm_store_node_put(pm_store_t *self, const Pm__NodeStatus *status)
+{
+    Pm__NodeStatus *one = (Pm__NodeStatus *)status;
+    if (!status)
+        return PM_EINVAL;
+    return pm_store_node_put_many(self, &one, 1);
 }
 
 static int

@@ -32,8 +32,8 @@
 
 typedef struct pm_store_t pm_store_t;
 
-#define PM_STORE_RDONLY 0x1u     /* open for reading only */
-#define PM_REV_ANY (-1)          /* commit: no compare-and-swap */
+#define PM_STORE_RDONLY 0x1u /* open for reading only */
+#define PM_REV_ANY (-1)      /* commit: no compare-and-swap */
 
 typedef struct {
     const char *author;   /* required */
@@ -94,6 +94,18 @@ void pm_store_history_free(Pm__Revision ***revs_p, size_t n);
  * durably. PM_EINVAL when the name is empty or longer than LMDB's key limit
  * (511 bytes), the store is read-only, or STATUS would not pass pm_wire. */
 int pm_store_node_put(pm_store_t *self, const Pm__NodeStatus *status);
+
+/* Stores N statuses in one transaction (one sync for a whole heartbeat
+ * round of many nodes). All or none are written. */
+int pm_store_node_put_many(pm_store_t *self, Pm__NodeStatus *const *statuses,
+                           size_t n);
+
+/* Agents keep a mirror of what they applied: REV is stored under its own
+ * number (the controller's, not head+1), becomes the head, and revisions
+ * older than the newest 16 are dropped, in one durable transaction. A
+ * reader (privmta-milter) then reads the applied policy with
+ * pm_store_get(store, 0). Returns PM_EINVAL without a policy. */
+int pm_store_mirror(pm_store_t *self, const Pm__Revision *rev);
 
 /* Reads every stored node status, sorted by name (bytewise). Sets *nodes
  * to a new array of *n statuses (allocated even when empty). Free with

@@ -19,11 +19,26 @@
  * frees) on failure. Caller destroys the cert. */
 zcert_t *pm_keys_controller(const char *state_dir, char **why);
 
+/* Roles an enrolled key may have; the controller serves each socket only
+ * to keys of its role, so an agent's key cannot push policy. */
+#define PM_ROLE_ADMIN "admin"
+#define PM_ROLE_AGENT "agent"
+
 /* Creates the keypair NAME in KEYS_DIR (NAME.cert, NAME.cert_secret mode
- * 0600) with metadata name=NAME; if ENROLL_DIR is not NULL, also writes the
- * public part there. Returns 0, or -1 with *why set. */
-int pm_keys_create(const char *keys_dir, const char *name,
+ * 0600) with metadata name=NAME and role=ROLE; if ENROLL_DIR is not NULL,
+ * also writes the public part there. Returns 0, or -1 with *why set. */
+int pm_keys_create(const char *keys_dir, const char *name, const char *role,
                    const char *enroll_dir, char **why);
+
+/* Enrols a public key (40-character Z85) as NAME with ROLE: writes
+ * CLIENTS_DIR/ROLE-NAME.cert. Returns 0, or -1 with *why set. */
+int pm_keys_enroll(const char *clients_dir, const char *name, const char *role,
+                   const char *public_txt, char **why);
+
+/* Withdraws NAME's enrolment of ROLE. Returns 0, or -1 with *why set (not
+ * enrolled). */
+int pm_keys_withdraw(const char *clients_dir, const char *name,
+                     const char *role, char **why);
 
 /* Loads a certificate file (public or secret). Returns NULL with *why. */
 zcert_t *pm_keys_load(const char *path, char **why);

@@ -31,8 +31,8 @@ s_save(zcert_t *cert, const char *path, const char *secret_path, char **why)
 }
 
 int
-pm_keys_create(const char *keys_dir, const char *name, const char *enroll_dir,
-               char **why)
+pm_keys_create(const char *keys_dir, const char *name, const char *role,
+               const char *enroll_dir, char **why)
 {
     if (s_mkdir(keys_dir, 0700, why) != 0)
         return -1;
@@ -40,6 +40,7 @@ pm_keys_create(const char *keys_dir, const char *name, const char *enroll_dir,
     char *secret = pm_asprintf("%s/%s.cert_secret", keys_dir, name);
     zcert_t *cert = zcert_new();
     zcert_set_meta(cert, "name", "%s", name);
+    zcert_set_meta(cert, "role", "%s", role);
     int rc = s_save(cert, path, secret, why);
     if (rc == 0 && enroll_dir) {
         char *pub = pm_asprintf("%s/%s.cert", enroll_dir, name);
@@ -80,8 +81,8 @@ pm_keys_controller(const char *state_dir, char **why)
     if (s_mkdir(state_dir, 0700, why) != 0)
         goto out;
     if (access(path, F_OK) != 0) {
-        if (pm_keys_create(keys, "controller", NULL, why) != 0 ||
-            pm_keys_create(keys, "admin", clients, why) != 0)
+        if (pm_keys_create(keys, "controller", "controller", NULL, why) != 0 ||
+            pm_keys_create(keys, "admin", PM_ROLE_ADMIN, clients, why) != 0)
             goto out;
     }
     if (s_mkdir(clients, 0755, why) != 0)
@@ -93,4 +94,47 @@ out:
     free(clients);
     free(path);
     return cert;
+}
+
+int
+pm_keys_enroll(const char *clients_dir, const char *name, const char *role,
+               const char *public_txt, char **why)
+{
+    uint8_t key[32];
+    if (strlen(public_txt) != 40 || !zmq_z85_decode(key, public_txt)) {
+        *why = pm_asprintf("'%s' is not a CURVE public key (40 Z85 "
+                           "characters)",
+                           public_txt);
+        return -1;
+    }
+    uint8_t no_secret[32] = {0};
+    zcert_t *cert = zcert_new_from(key, no_secret);
+    zcert_set_meta(cert, "name", "%s", name);
+    zcert_set_meta(cert, "role", "%s", role);
+    char *path = pm_asprintf("%s/%s-%s.cert", clients_dir, role, name);
+    char *tmp = pm_asprintf("%s.tmp", path);
+    /* written aside and renamed, so zauth never reads half a file */
+    int rc =
+        zcert_save_public(cert, tmp) == 0 && rename(tmp, path) == 0 ? 0 : -1;
+    if (rc != 0) {
+        *why = pm_asprintf("cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    zcert_destroy(&cert);
+    free(path);
+    free(tmp);
+    return rc;
+}
+
+int
+pm_keys_withdraw(const char *clients_dir, const char *name, const char *role,
+                 char **why)
+{
+    char *path = pm_asprintf("%s/%s-%s.cert", clients_dir, role, name);
+    int rc = unlink(path);
+    if (rc != 0)
+        *why = pm_asprintf("%s %s is not enrolled (%s)", role, name,
+                           strerror(errno));
+    free(path);
+    return rc == 0 ? 0 : -1;
 }

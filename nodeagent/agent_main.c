@@ -1,0 +1,178 @@
+/* privmta-agent: one per mail node; enforces the controller's policy on
+ * this node's Postfix and reports the node's status. */
+#include "pm_agent.h"
+#include "pm_conf.h"
+#include "pm_keys.h"
+#include "pm_log.h"
+#include "pm_mem.h"
+#include "pm_postfix.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <string.h>
+#include <unistd.h>
+
+static pm_param_t s_params[] = {
+    {"name", "", "this node's name, as enrolled (required)", NULL},
+    {"controller", "tcp://127.0.0.1:7421", "the controller's agent endpoint",
+     NULL},
+    {"controller_key", "/var/lib/privmta/keys/controller.cert",
+     "the controller's public key file", NULL},
+    {"state_dir", "/var/lib/privmta-agent", "keys and applied revisions", NULL},
+    {"backend", "postfix", "postfix, or noop (benchmarks)", NULL},
+    {"postfix_dir", "/etc/postfix", "the Postfix configuration directory",
+     NULL},
+    {"address", "", "the node's address, shown by privmta-ctl nodes", NULL},
+    {"heartbeat_ms", "1000", "heartbeat period", NULL},
+    {"dead_after_ms", "3000", "controller silence before a resync", NULL},
+    {"log_level", "info", "debug, info, warning or error", NULL},
+    {"syslog", "no", "also log to syslog: yes or no", NULL},
+    {"debug_drop_rev", "0", "tests only: ignore the update of this revision",
+     NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+static void
+s_usage(FILE *f)
+{
+    fprintf(f, "usage: privmta-agent [-c FILE] [--option VALUE]... "
+               "[--public-key]\n"
+               "  --public-key         print this node's public key (made "
+               "on first use) and exit\noptions:\n");
+    pm_conf_usage(s_params, f);
+}
+
+static bool
+s_configure(int argc, char **argv)
+{
+    const char *config = NULL;
+    bool print_key = false;
+    pm_diag_t *diag = pm_diag_new("command line");
+    pm_conf_defaults(s_params);
+    if (argc > 1 && strcmp(argv[argc - 1], "--public-key") == 0) {
+        print_key = true;
+        argc--;
+    }
+    int rest = pm_conf_args(s_params, argc, argv, &config, diag);
+    if (config && pm_conf_file(s_params, config, true, diag) == 0) {
+        pm_diag_set_origin(diag, "command line");
+        rest = pm_conf_args(s_params, argc, argv, &config, diag);
+    }
+    if (rest < argc)
+        pm_diag_add(diag, 0, argv[rest], "unexpected argument");
+    if (!*pm_conf_get(s_params, "name"))
+        pm_diag_add(diag, 0, "name", "is required (--name NODE)");
+    if (pm_diag_count(diag)) {
+        pm_diag_print(diag, stderr);
+        s_usage(stderr);
+        exit(2);
+    }
+    pm_diag_destroy(&diag);
+    return print_key;
+}
+
+static int
+s_int(const char *name, long min, long max)
+{
+    char *end = NULL;
+    long v = strtol(pm_conf_get(s_params, name), &end, 10);
+    if (!end || *end || v < min || v > max)
+        pm_fatal("%s '%s' must be a whole number from %ld to %ld", name,
+                 pm_conf_get(s_params, name), min, max);
+    return (int)v;
+}
+
+/* The node's keypair, made on first start (secret 0600). */
+static zcert_t *
+s_keys(const char *state_dir, const char *name)
+{
+    char *why = NULL;
+    char *keys = pm_asprintf("%s/keys", state_dir);
+    char *path = pm_asprintf("%s/agent.cert", keys);
+    if (access(path, F_OK) != 0 &&
+        pm_keys_create(keys, "agent", PM_ROLE_AGENT, NULL, &why) != 0)
+        pm_fatal("keys: %s", why);
+    zcert_t *cert = pm_keys_load(path, &why);
+    if (!cert)
+        pm_fatal("keys: %s", why);
+    zcert_set_meta(cert, "name", "%s", name);
+    free(keys);
+    free(path);
+    return cert;
+}
+
+static pm_backend_t *
+s_backend(void)
+{
+    const char *kind = pm_conf_get(s_params, "backend");
+    char *why = NULL;
+    if (strcmp(kind, "noop") == 0)
+        return pm_backend_noop_new();
+    if (strcmp(kind, "postfix") != 0)
+        pm_fatal("backend '%s' is not postfix or noop", kind);
+    pm_backend_t *b =
+        pm_postfix_new(pm_conf_get(s_params, "postfix_dir"), &why);
+    if (!b)
+        pm_fatal("postfix: %s", why);
+    return b;
+}
+
+int
+main(int argc, char **argv)
+{
+    bool print_key = s_configure(argc, argv);
+    const char *name = pm_conf_get(s_params, "name");
+    const char *state = pm_conf_get(s_params, "state_dir");
+    const char *levels[] = {"debug", "info", "warning", "error"};
+    int level = 0;
+    while (level < 4 &&
+           strcmp(levels[level], pm_conf_get(s_params, "log_level")))
+        level++;
+    if (level == 4)
+        pm_fatal("log_level must be debug, info, warning or error");
+    pm_log_init(argv[0], strcmp(pm_conf_get(s_params, "syslog"), "yes") == 0,
+                (pm_loglevel_t)level);
+    zsys_init();
+    zsys_set_logstream(NULL);
+    if (mkdir(state, 0700) != 0 && errno != EEXIST)
+        pm_fatal("cannot create %s: %s", state, strerror(errno));
+    zcert_t *cert = s_keys(state, name);
+    if (print_key) {
+        printf("%s\n", zcert_public_txt(cert));
+        zcert_destroy(&cert);
+        return 0;
+    }
+    char *why = NULL;
+    zcert_t *server =
+        pm_keys_load(pm_conf_get(s_params, "controller_key"), &why);
+    if (!server)
+        pm_fatal("controller key: %s", why);
+    pm_backend_t *backend = s_backend();
+    pm_agent_config_t cfg = {
+        .endpoint = pm_conf_get(s_params, "controller"),
+        .server_key = zcert_public_txt(server),
+        .cert = cert,
+        .state_dir = state,
+        .name = name,
+        .address = pm_conf_get(s_params, "address"),
+        .backend = backend,
+        .heartbeat_ms = s_int("heartbeat_ms", 10, 600000),
+        .dead_after_ms = s_int("dead_after_ms", 20, 3600000),
+        .drop_rev = (uint64_t)s_int("debug_drop_rev", 0, 2147483647),
+    };
+    pm_info("node %s (public key %s) following %s", name,
+            zcert_public_txt(cert), cfg.endpoint);
+    zactor_t *agent = pm_agent_new(&cfg);
+    if (!agent)
+        pm_fatal("cannot start: see the error above");
+    while (!zsys_interrupted)
+        zclock_sleep(200);
+    pm_info("node %s: stopping", name);
+    zactor_destroy(&agent);
+    backend->destroy(&backend);
+    zcert_destroy(&server);
+    zcert_destroy(&cert);
+    pm_conf_free(s_params);
+    return 0;
+}

@@ -1,0 +1,296 @@
+/* pm_agent.c - the agent actor. */
+#include "pm_agent.h"
+#include "pm_log.h"
+#include "pm_mem.h"
+#include "pm_policy.h"
+#include "pm_store.h"
+#include "pm_wire.h"
+
+#include <string.h>
+
+typedef struct {
+    pm_agent_config_t cfg;
+    zsock_t *pipe, *dealer;
+    pm_store_t *store;
+    Pm__Revision *current; /* last applied revision, NULL before any */
+    uint64_t applied, seen;
+    char *apply_error; /* why `seen` could not be applied, or NULL */
+    char *node;        /* the name the controller enrolled us as */
+    int64_t last_heard, next_beat, next_resync;
+    bool hello_answered, silent;
+} s_agent_t;
+
+static void
+s_send(s_agent_t *self, Pm__AgentReport__Kind kind)
+{
+    Pm__AgentReport rep = PM__AGENT_REPORT__INIT;
+    Pm__NodeStatus *st = pm_malloc(sizeof *st);
+    pm__node_status__init(st);
+    st->name = pm_strdup(self->node);
+    st->address = pm_strdup(self->cfg.address ? self->cfg.address : "");
+    st->applied_rev = self->applied;
+    st->apply_error = pm_strdup(self->apply_error ? self->apply_error : "");
+    if (self->cfg.backend->status)
+        self->cfg.backend->status(self->cfg.backend, st);
+    rep.kind = kind;
+    rep.applied_rev = self->applied;
+    rep.status = st;
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&rep.base, &len);
+    zframe_t *f = zframe_new(buf, len);
+    /* a full queue (controller away) drops the report: the next
+     * heartbeat carries the same state */
+    if (zframe_send(&f, self->dealer, ZFRAME_DONTWAIT) != 0)
+        zframe_destroy(&f);
+    free(buf);
+    pm__node_status__free_unpacked(st, NULL);
+}
+
+static void
+s_resync(s_agent_t *self, const char *why)
+{
+    int64_t now = zclock_mono();
+    if (now < self->next_resync)
+        return; /* one request in flight is enough */
+    self->next_resync = now + self->cfg.heartbeat_ms;
+    pm_info("node %s: %s; asking for a snapshot", self->node, why);
+    s_send(self, PM__AGENT_REPORT__KIND__RESYNC);
+}
+
+/* Enforces REV (taken over) and acknowledges the outcome. */
+static void
+s_attempt(s_agent_t *self, Pm__Revision *rev)
+{
+    char *why = NULL;
+    self->seen = rev->number;
+    Pm__Policy *eff = pm_policy_for_node(rev->policy, self->node);
+    int rc =
+        self->cfg.backend->apply(self->cfg.backend, eff, rev->number, &why);
+    pm_policy_free(&eff);
+    if (rc == 0 && self->store && pm_store_mirror(self->store, rev) != PM_OK)
+        why = pm_asprintf("applied, but the local store cannot keep it");
+    PM_FREE(&self->apply_error);
+    if (rc == 0) {
+        self->applied = rev->number;
+        if (self->current)
+            pm__revision__free_unpacked(self->current, NULL);
+        self->current = rev;
+        rev = NULL;
+    }
+    if (why) {
+        self->apply_error = pm_asprintf("revision %llu: %s",
+                                        (unsigned long long)self->seen, why);
+        pm_warn("node %s: %s", self->node, self->apply_error);
+        free(why);
+    } else {
+        pm_info("node %s: applied revision %llu", self->node,
+                (unsigned long long)self->applied);
+    }
+    if (rev)
+        pm__revision__free_unpacked(rev, NULL);
+    s_send(self, PM__AGENT_REPORT__KIND__APPLIED);
+}
+
+/* Revision numbers are sequence numbers: an update that is not the next
+ * one means something was lost on the way. */
+static void
+s_on_publication(s_agent_t *self, Pm__Publication *pub)
+{
+    if (self->silent) {
+        /* back after a silence: the controller may have restarted or
+         * dropped what it sent meanwhile */
+        self->silent = false;
+        s_send(self, PM__AGENT_REPORT__KIND__HELLO);
+    }
+    self->hello_answered = true;
+    if (pub->kind == PM__PUBLICATION__KIND__SNAPSHOT && *pub->node &&
+        strcmp(pub->node, self->node) != 0) {
+        free(self->node);
+        self->node = pm_strdup(pub->node);
+    }
+    Pm__Revision *rev = pub->revision;
+    if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
+        if (pub->head > self->seen)
+            s_resync(self, "heartbeat shows a newer head");
+        return;
+    }
+    if (pub->kind == PM__PUBLICATION__KIND__UPDATE &&
+        rev->number == self->cfg.drop_rev) {
+        self->cfg.drop_rev = 0; /* test hook: lose this one update */
+        return;
+    }
+    bool snapshot = pub->kind == PM__PUBLICATION__KIND__SNAPSHOT;
+    if (!snapshot && rev->number <= self->seen)
+        return; /* a duplicate */
+    if (!snapshot && rev->number != self->seen + 1) {
+        s_resync(self, "an update is missing");
+        return;
+    }
+    if (snapshot && rev->number == self->applied && !self->apply_error) {
+        s_send(self, PM__AGENT_REPORT__KIND__APPLIED);
+        return; /* already enforced */
+    }
+    pub->revision = NULL;
+    s_attempt(self, rev);
+}
+
+static void
+s_on_dealer(s_agent_t *self)
+{
+    zframe_t *f = zframe_recv(self->dealer);
+    Pm__Publication *pub = NULL;
+    char *why = NULL;
+    self->last_heard = zclock_mono();
+    if (f && pm_wire_unpack_publication(zframe_data(f), zframe_size(f), &pub,
+                                        &why) == PM_OK) {
+        s_on_publication(self, pub);
+        pm__publication__free_unpacked(pub, NULL);
+    } else {
+        pm_warn("node %s: malformed message from the controller: %s",
+                self->node, why ? why : "empty");
+    }
+    free(why);
+    zframe_destroy(&f);
+}
+
+static void
+s_on_timer(s_agent_t *self)
+{
+    int64_t now = zclock_mono();
+    if (now < self->next_beat)
+        return;
+    self->next_beat = now + self->cfg.heartbeat_ms;
+    if (!self->silent && now - self->last_heard > self->cfg.dead_after_ms) {
+        self->silent = true;
+        pm_warn("node %s: no word from the controller for %d ms; still "
+                "enforcing revision %llu",
+                self->node, self->cfg.dead_after_ms,
+                (unsigned long long)self->applied);
+    }
+    /* until the controller answers, every beat is a hello */
+    s_send(self, self->hello_answered ? PM__AGENT_REPORT__KIND__HEARTBEAT
+                                      : PM__AGENT_REPORT__KIND__HELLO);
+}
+
+/* At start the node enforces what it last applied, controller or not. */
+static void
+s_restore(s_agent_t *self)
+{
+    Pm__Revision *rev = NULL;
+    if (!self->store || pm_store_get(self->store, 0, &rev) != PM_OK)
+        return;
+    char *why = NULL;
+    Pm__Policy *eff = pm_policy_for_node(rev->policy, self->node);
+    if (self->cfg.backend->apply(self->cfg.backend, eff, rev->number, &why)) {
+        pm_warn("node %s: cannot re-apply stored revision %llu: %s", self->node,
+                (unsigned long long)rev->number, why);
+        free(why);
+    } else {
+        pm_info("node %s: enforcing stored revision %llu", self->node,
+                (unsigned long long)rev->number);
+    }
+    pm_policy_free(&eff);
+    self->applied = self->seen = rev->number;
+    self->current = rev;
+}
+
+static void
+s_destroy(s_agent_t **self_p)
+{
+    s_agent_t *self = *self_p;
+    if (!self)
+        return;
+    zsock_destroy(&self->dealer);
+    pm_store_close(&self->store);
+    if (self->current)
+        pm__revision__free_unpacked(self->current, NULL);
+    free(self->apply_error);
+    free(self->node);
+    free((char *)self->cfg.endpoint);
+    free((char *)self->cfg.server_key);
+    free((char *)self->cfg.state_dir);
+    free((char *)self->cfg.name);
+    free((char *)self->cfg.address);
+    free(self);
+    *self_p = NULL;
+}
+
+static s_agent_t *
+s_new(const pm_agent_config_t *cfg)
+{
+    s_agent_t *self = pm_calloc(1, sizeof *self);
+    self->cfg = *cfg;
+    self->cfg.endpoint = pm_strdup(cfg->endpoint);
+    self->cfg.server_key = pm_strdup(cfg->server_key);
+    self->cfg.state_dir = cfg->state_dir ? pm_strdup(cfg->state_dir) : NULL;
+    self->cfg.name = pm_strdup(cfg->name);
+    self->cfg.address = pm_strdup(cfg->address ? cfg->address : "");
+    self->node = pm_strdup(cfg->name);
+    if (cfg->state_dir) {
+        char *dir = pm_asprintf("%s/store", cfg->state_dir);
+        int rc = pm_store_open(dir, 0, 64u << 20, &self->store);
+        if (rc != PM_OK)
+            pm_error("node %s: cannot open %s: %s", self->node, dir,
+                     pm_strerror(rc));
+        free(dir);
+        if (rc != PM_OK)
+            s_destroy(&self);
+    }
+    return self;
+}
+
+static void
+s_connect(s_agent_t *self)
+{
+    self->dealer = zsock_new(ZMQ_DEALER);
+    zcert_apply(self->cfg.cert, self->dealer);
+    zsock_set_curve_serverkey(self->dealer, self->cfg.server_key);
+    zsock_set_maxmsgsize(self->dealer, PM_WIRE_MESSAGE_MAX);
+    zsock_set_sndhwm(self->dealer, 1000);
+    zsock_set_rcvhwm(self->dealer, 100000);
+    zsock_set_linger(self->dealer, 0);
+    zsock_set_reconnect_ivl(self->dealer, 100);
+    zsock_set_reconnect_ivl_max(self->dealer, 2000);
+    zsock_connect(self->dealer, "%s", self->cfg.endpoint);
+}
+
+static void
+s_actor(zsock_t *pipe, void *args)
+{
+    s_agent_t *self = args;
+    self->pipe = pipe;
+    s_restore(self);
+    s_connect(self);
+    self->last_heard = zclock_mono();
+    s_send(self, PM__AGENT_REPORT__KIND__HELLO);
+    self->next_beat = zclock_mono() + self->cfg.heartbeat_ms;
+    zsock_signal(pipe, 0);
+    zpoller_t *poller = zpoller_new(pipe, self->dealer, NULL);
+    for (;;) {
+        int64_t wait = self->next_beat - zclock_mono();
+        void *which = zpoller_wait(poller, wait > 0 ? (int)wait : 0);
+        if (which == self->dealer) {
+            s_on_dealer(self);
+        } else if (which == pipe) {
+            char *cmd = zstr_recv(pipe);
+            bool term = !cmd || strcmp(cmd, "$TERM") == 0;
+            if (cmd && strcmp(cmd, "APPLIED") == 0)
+                zstr_sendf(pipe, "%llu", (unsigned long long)self->applied);
+            free(cmd);
+            if (term)
+                break;
+        } else if (zpoller_terminated(poller)) {
+            break;
+        }
+        s_on_timer(self);
+    }
+    zpoller_destroy(&poller);
+    s_destroy(&self);
+}
+
+zactor_t *
+pm_agent_new(const pm_agent_config_t *config)
+{
+    s_agent_t *self = s_new(config);
+    return self ? zactor_new(s_actor, self) : NULL;
+}

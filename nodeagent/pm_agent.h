@@ -1,0 +1,40 @@
+/* pm_agent.h - one node's agent: follows the controller's revisions and
+ * enforces each on the node through a backend.
+ *
+ * An actor (czmq zactor) owning one DEALER connection to the controller
+ * (CURVE). It keeps the last applied revision in its own LMDB store, so at
+ * start it enforces the last good policy even with the controller down. It
+ * checks that revision numbers arrive without gaps and asks for a snapshot
+ * when one is missing (a gap, a heartbeat head it has not seen, a reconnect
+ * after silence), applies each revision all-or-nothing, and acknowledges
+ * what it applied, or why it could not, with the node's status.
+ */
+#ifndef PM_AGENT_H
+#define PM_AGENT_H
+
+#include "pm_backend.h"
+
+#include <czmq.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *endpoint;   /* the controller's agent endpoint */
+    const char *server_key; /* the controller's public key, Z85 */
+    zcert_t *cert;          /* this agent's keypair (not owned) */
+    const char *state_dir;  /* applied revisions; NULL: memory only */
+    const char *name;       /* node name until the controller says it */
+    const char *address;    /* shown by `privmta-ctl nodes` */
+    pm_backend_t *backend;  /* not owned */
+    int heartbeat_ms;
+    int dead_after_ms; /* controller silence that forces a resync */
+    uint64_t drop_rev; /* test hook: ignore the update of this rev */
+} pm_agent_config_t;
+
+/* Starts an agent. CONFIG is copied (cert and backend stay the caller's and
+ * must outlive the actor). Returns NULL when the local store cannot be
+ * opened. Commands on the actor pipe:
+ *   "APPLIED" -> replies the applied revision number as a string
+ *   "$TERM"   -> stops (zactor_destroy sends it) */
+zactor_t *pm_agent_new(const pm_agent_config_t *config);
+
+#endif
