@@ -70,8 +70,9 @@ pm_conf_file(pm_param_t *table, const char *path, bool must_exist,
             pm_diag_add(diag, 0, NULL, "cannot open: %s", strerror(errno));
         return pm_diag_count(diag) - before;
     }
-    char line[4096];
-    for (unsigned no = 1; fgets(line, sizeof line, f); no++) {
+    char *line = NULL;
+    size_t cap = 0;
+    for (unsigned no = 1; getline(&line, &cap, f) >= 0; no++) {
         char *hash = strchr(line, '#');
         if (hash)
             *hash = '\0';
@@ -87,6 +88,7 @@ pm_conf_file(pm_param_t *table, const char *path, bool must_exist,
         if (!pm_conf_set(table, name, value))
             pm_diag_add(diag, no, name, "unknown parameter");
     }
+    free(line);
     fclose(f);
     return pm_diag_count(diag) - before;
 }

@@ -43,7 +43,9 @@ pm_keys_create(const char *keys_dir, const char *name, const char *role,
     zcert_set_meta(cert, "role", "%s", role);
     int rc = s_save(cert, path, secret, why);
     if (rc == 0 && enroll_dir) {
-        char *pub = pm_asprintf("%s/%s.cert", enroll_dir, name);
+        /* the same ROLE-NAME.cert naming as pm_keys_enroll, so that
+         * pm_keys_withdraw finds it */
+        char *pub = pm_asprintf("%s/%s-%s.cert", enroll_dir, role, name);
         rc = s_mkdir(enroll_dir, 0755, why);
         if (rc == 0 && zcert_save_public(cert, pub) != 0) {
             *why = pm_asprintf("cannot write %s: %s", pub, strerror(errno));

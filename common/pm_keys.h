@@ -4,7 +4,8 @@
  *   keys/controller.cert          public key (give it to clients and agents)
  *   keys/controller.cert_secret   secret key, mode 0600
  *   keys/admin.cert(_secret)      the first admin client key, for privmta-ctl
- *   clients/NAME.cert             allow-list: public keys of admin clients
+ *   clients/ROLE-NAME.cert        allow-list: enrolled public keys, with
+ *                                 metadata name=NAME and role=admin|agent
  * A client whose public key is not in clients/ is refused during the CURVE
  * handshake (zauth); nothing it sends reaches the controller.
  */
@@ -26,7 +27,7 @@ zcert_t *pm_keys_controller(const char *state_dir, char **why);
 
 /* Creates the keypair NAME in KEYS_DIR (NAME.cert, NAME.cert_secret mode
  * 0600) with metadata name=NAME and role=ROLE; if ENROLL_DIR is not NULL,
- * also writes the public part there. Returns 0, or -1 with *why set. */
+ * also writes the public part there as ROLE-NAME.cert. Returns 0, or -1 with *why set. */
 int pm_keys_create(const char *keys_dir, const char *name, const char *role,
                    const char *enroll_dir, char **why);
 

@@ -2,6 +2,7 @@
 #include "pm_check.h"
 #include "pm_mem.h"
 #include "pm_policy_private.h"
+#include "pm_wire.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -221,9 +222,7 @@ pm_policy_suggest(const char *name)
 void
 pm_policy_set_string(char **slot, const char *value)
 {
-    if (*slot && *slot != protobuf_c_empty_string)
-        free(*slot);
-    *slot = pm_strdup(value);
+    pm_wire_set_string(slot, value);
 }
 
 const char *

@@ -163,6 +163,30 @@ s_join_surrogates(const char *text, size_t len, size_t *out_len)
     return out;
 }
 
+/* Reports libyaml's error with the line of the text it concerns: at the
+ * end of unterminated input libyaml points one line past the last, which
+ * would name a line the file does not have. */
+static void
+s_syntax_error(const yaml_parser_t *parser, const char *text, size_t len,
+               unsigned base, pm_diag_t *diag)
+{
+    size_t at = parser->problem_mark.index;
+    unsigned line = (unsigned)parser->problem_mark.line, last = 0;
+    for (size_t i = 0; i + 1 < len; i++)
+        last += text[i] == '\n';
+    if (line > last)
+        line = last;
+    /* '@' and '`' are reserved in YAML: "@common" needs quotes. */
+    bool reserved = at < len && (text[at] == '@' || text[at] == '`');
+    pm_diag_add(diag, base ? line + base : 0, NULL, "YAML syntax: %s%s%s%s",
+                parser->problem ? parser->problem : "unreadable",
+                parser->context ? " " : "",
+                parser->context ? parser->context : "",
+                reserved ? " (values starting with '@' or '`' must be "
+                           "quoted, e.g. \"@common\")"
+                         : "");
+}
+
 pm_value_t *
 pm_value_parse(const char *text, size_t len, unsigned first_line,
                pm_diag_t *diag)
@@ -189,17 +213,7 @@ s_parse_yaml(const char *text, size_t len, unsigned first_line, pm_diag_t *diag)
         abort();
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        /* '@' and '`' are reserved in YAML: "@common" needs quotes. */
-        size_t at = parser.problem_offset;
-        bool reserved = at < len && (text[at] == '@' || text[at] == '`');
-        pm_diag_add(diag, (unsigned)parser.problem_mark.line + base, NULL,
-                    "YAML syntax: %s%s%s%s",
-                    parser.problem ? parser.problem : "unreadable",
-                    parser.context ? " " : "",
-                    parser.context ? parser.context : "",
-                    reserved ? " (values starting with '@' or '`' must be "
-                               "quoted, e.g. \"@common\")"
-                             : "");
+        s_syntax_error(&parser, text, len, base, diag);
         yaml_parser_delete(&parser);
         return NULL;
     }
@@ -212,7 +226,10 @@ s_parse_yaml(const char *text, size_t len, unsigned first_line, pm_diag_t *diag)
     }
     /* A second document would be silently ignored; say so instead. */
     yaml_document_t extra;
-    if (out && yaml_parser_load(&parser, &extra)) {
+    if (out && !yaml_parser_load(&parser, &extra)) {
+        s_syntax_error(&parser, text, len, base, diag);
+        pm_value_destroy(&out);
+    } else if (out) {
         if (yaml_document_get_root_node(&extra)) {
             pm_diag_add(diag, (unsigned)extra.start_mark.line + base, NULL,
                         "only one YAML document is allowed");

@@ -29,7 +29,9 @@ struct pm_value_t {
 };
 
 /* Parses one YAML document from TEXT (LEN bytes). An empty document yields
- * an empty mapping. Syntax errors, aliases and non-scalar mapping keys are
+ * an empty mapping. Aliases are expanded, within a bound on the total
+ * number of values (an alias bomb is refused). Syntax errors, a second
+ * document, too deep nesting and non-scalar mapping keys are
  * added to DIAG (line numbers start at FIRST_LINE: 1 for files, 0 for a
  * one-line argument, whose line is then left out) and NULL is returned. Caller
  * owns the result and destroys it with pm_value_destroy. */

@@ -7,6 +7,7 @@
 #include "pm_store.h"
 
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 
 static pm_param_t s_params[] = {
@@ -82,6 +83,13 @@ main(int argc, char **argv)
     s_configure(argc, argv);
     pm_log_init(argv[0], strcmp(pm_conf_get(s_params, "syslog"), "yes") == 0,
                 s_level(pm_conf_get(s_params, "log_level")));
+    /* one file descriptor per connected agent: take what we may */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    zsys_set_max_sockets(0);
     zsys_init();
     zsys_set_logstream(NULL);
     const char *dir = pm_conf_get(s_params, "state_dir");

@@ -29,6 +29,7 @@ struct pm_fleet_t {
     struct timespec dir_mtime;
     uint64_t head;
     int64_t next_tick;
+    unsigned ticks;
 };
 
 static void
@@ -239,10 +240,38 @@ s_send_snapshot(pm_fleet_t *self, s_node_t *n)
 /* ---- receiving ------------------------------------------------------------
  */
 
+/* Whether NEW says something OLD did not, besides the time: only then is
+ * it worth a write to the store (a heartbeat usually changes nothing). */
+static bool
+s_changed(Pm__NodeStatus *old, Pm__NodeStatus *new)
+{
+    if (!old)
+        return true;
+    int64_t a = old->last_seen, b = new->last_seen;
+    old->last_seen = new->last_seen = 0;
+    size_t la = protobuf_c_message_get_packed_size(&old->base);
+    size_t lb = protobuf_c_message_get_packed_size(&new->base);
+    bool changed = la != lb;
+    if (!changed) {
+        uint8_t *pa = pm_malloc(la), *pb = pm_malloc(lb);
+        protobuf_c_message_pack(&old->base, pa);
+        protobuf_c_message_pack(&new->base, pb);
+        changed = memcmp(pa, pb, la) != 0;
+        free(pa);
+        free(pb);
+    }
+    old->last_seen = a;
+    new->last_seen = b;
+    return changed;
+}
+
 static void
 s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
 {
     if (rep->status) {
+        pm_wire_set_string(&rep->status->name, n->name);
+        rep->status->applied_rev = rep->applied_rev;
+        n->dirty = n->dirty || s_changed(n->status, rep->status);
         if (n->status)
             pm__node_status__free_unpacked(n->status, NULL);
         n->status = rep->status;
@@ -257,7 +286,6 @@ s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
     n->seen_mono = zclock_mono();
     n->seen_wall = time(NULL);
     n->status->last_seen = n->seen_wall;
-    n->dirty = true;
     if (rep->kind == PM__AGENT_REPORT__KIND__HELLO ||
         rep->kind == PM__AGENT_REPORT__KIND__RESYNC) {
         pm_info("node %s %s at revision %llu: sending the head (%llu)", n->name,
@@ -327,13 +355,13 @@ pm_fleet_handle(pm_fleet_t *self)
 /* ---- ticking ------------------------------------------------------------ */
 
 static void
-s_flush(pm_fleet_t *self)
+s_flush(pm_fleet_t *self, bool all)
 {
     size_t n = 0, cap = zhashx_size(self->nodes);
     Pm__NodeStatus **dirty = pm_calloc(cap + 1, sizeof *dirty);
     for (s_node_t *node = zhashx_first(self->nodes); node;
          node = zhashx_next(self->nodes))
-        if (node->dirty && node->status)
+        if ((node->dirty || (all && node->seen_mono)) && node->status)
             dirty[n++] = node->status;
     int rc = n ? pm_store_node_put_many(self->store, dirty, n) : PM_OK;
     if (rc != PM_OK)
@@ -356,7 +384,8 @@ pm_fleet_tick(pm_fleet_t *self)
     pub.kind = PM__PUBLICATION__KIND__HEARTBEAT;
     pub.head = self->head;
     s_broadcast(self, &pub);
-    s_flush(self);
+    /* changes are written every tick; "last seen" alone every 30 */
+    s_flush(self, ++self->ticks % 30 == 0);
     s_scan_enrolled(self);
     return self->opts.heartbeat_ms;
 }

@@ -57,15 +57,27 @@ s_resync(s_agent_t *self, const char *why)
     s_send(self, PM__AGENT_REPORT__KIND__RESYNC);
 }
 
+/* This node's policy: a copy with its overrides applied, or NULL when it
+ * has none and the cluster policy applies as it is (the common case; no
+ * copy per revision per node). */
+static Pm__Policy *
+s_effective(s_agent_t *self, const Pm__Policy *policy)
+{
+    for (size_t i = 0; i < policy->n_overrides; i++)
+        if (strcmp(policy->overrides[i]->node, self->node) == 0)
+            return pm_policy_for_node(policy, self->node);
+    return NULL;
+}
+
 /* Enforces REV (taken over) and acknowledges the outcome. */
 static void
 s_attempt(s_agent_t *self, Pm__Revision *rev)
 {
     char *why = NULL;
     self->seen = rev->number;
-    Pm__Policy *eff = pm_policy_for_node(rev->policy, self->node);
-    int rc =
-        self->cfg.backend->apply(self->cfg.backend, eff, rev->number, &why);
+    Pm__Policy *eff = s_effective(self, rev->policy);
+    int rc = self->cfg.backend->apply(
+        self->cfg.backend, eff ? eff : rev->policy, rev->number, &why);
     pm_policy_free(&eff);
     if (rc == 0 && self->store && pm_store_mirror(self->store, rev) != PM_OK)
         why = pm_asprintf("applied, but the local store cannot keep it");
@@ -180,8 +192,9 @@ s_restore(s_agent_t *self)
     if (!self->store || pm_store_get(self->store, 0, &rev) != PM_OK)
         return;
     char *why = NULL;
-    Pm__Policy *eff = pm_policy_for_node(rev->policy, self->node);
-    if (self->cfg.backend->apply(self->cfg.backend, eff, rev->number, &why)) {
+    Pm__Policy *eff = s_effective(self, rev->policy);
+    if (self->cfg.backend->apply(self->cfg.backend, eff ? eff : rev->policy,
+                                 rev->number, &why)) {
         pm_warn("node %s: cannot re-apply stored revision %llu: %s", self->node,
                 (unsigned long long)rev->number, why);
         free(why);

@@ -14,7 +14,7 @@ check "controller starts" start_controller "$STATE" "$PORT"
 mode() { stat -c %a "$1"; }
 check "controller secret key is 0600" test "$(mode "$STATE/keys/controller.cert_secret")" = 600
 check "admin secret key is 0600" test "$(mode "$STATE/keys/admin.cert_secret")" = 600
-check "admin key is enrolled" test -f "$STATE/clients/admin.cert"
+check "admin key is enrolled" test -f "$STATE/clients/admin-admin.cert"
 
 # --- offline validation: the whole invalid corpus ------------------------
 for f in "$SRC"/tests/policy/invalid/*.yaml; do

@@ -115,6 +115,8 @@ Test(wire, every_valid_op_accepted)
     req.rev = 1;
     req.rev_b = 2;
     req.expect_rev = -1;
+    req.node = (char *)"mx1";
+    req.public_key = (char *)"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
     /* Every declared op but NONE: a new op must get its entry in the
      * requirements table of pm_wire.c. */
     const ProtobufCEnumDescriptor *ops = &pm__request__op__descriptor;
