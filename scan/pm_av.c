@@ -1,0 +1,424 @@
+/* pm_av.c - a refcounted libclamav engine, swapped in whole. */
+#include "pm_av.h"
+#include "pm_error.h"
+#include "pm_mem.h"
+
+#include <clamav.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* One compiled engine and what is known about it. REFS counts the holder's
+ * own reference plus one per scan in flight; all under pm_av_t.lock. */
+typedef struct {
+    struct cl_engine *cl;
+    unsigned refs;
+    unsigned sigs;
+    time_t built;
+    double build_secs;
+    unsigned db_version;
+    time_t db_time;
+    bool block_encrypted;
+} s_engine_t;
+
+struct pm_av_t {
+    pthread_mutex_t lock;      /* cur, refs, counters, last_error */
+    pthread_mutex_t load_lock; /* one load at a time */
+    s_engine_t *cur;
+    uint64_t loads;
+    uint64_t failures;
+    char *last_error;
+};
+
+/* libclamav says why it refuses a file only through its process-wide log
+ * callback, with no per-call context during cl_load: each thread keeps
+ * the errors of its own current load. */
+static __thread char s_msgs[1024];
+/* Errors that name this path only repeat the specific one with a
+ * meaningless temporary file name ("Can't load /tmp/...: ..."). */
+static __thread const char *s_skip;
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+static cl_error_t s_init_rc;
+
+/* File name endings libclamav's directory loader reads (readdb.h). */
+static const char *const s_db_exts[] = {
+    "cvd", "cld",  "cud", "hdb",  "hdu", "hsb",  "hsu",  "fp",  "sfp", "mdb",
+    "mdu", "msb",  "msu", "ndb",  "ndu", "ldb",  "ldu",  "sdb", "zmd", "rmd",
+    "idb", "gdb",  "pdb", "wdb",  "cbc", "ftm",  "cfg",  "cdb", "cat", "crb",
+    "ign", "ign2", "imp", "pwdb", "yar", "yara", "info", NULL};
+
+static void
+s_on_msg(enum cl_msg severity, const char *fullmsg, const char *msg,
+         void *context)
+{
+    (void)fullmsg;
+    (void)context;
+    if (severity != CL_MSG_ERROR || !msg || (s_skip && strstr(msg, s_skip)))
+        return;
+    size_t used = strlen(s_msgs);
+    if (used + 3 >= sizeof s_msgs)
+        return;
+    snprintf(s_msgs + used, sizeof s_msgs - used, "%s%s", used ? "; " : "",
+             msg);
+    size_t n = strlen(s_msgs);
+    while (n && (s_msgs[n - 1] == '\n' || s_msgs[n - 1] == ' '))
+        s_msgs[--n] = '\0';
+}
+
+static void
+s_init(void)
+{
+    cl_set_clcb_msg(s_on_msg);
+    s_init_rc = cl_init(CL_INIT_DEFAULT);
+}
+
+static void
+s_engine_release(pm_av_t *self, s_engine_t *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&self->lock);
+    bool last = --e->refs == 0;
+    pthread_mutex_unlock(&self->lock);
+    if (last) {
+        cl_engine_free(e->cl);
+        free(e);
+    }
+}
+
+static s_engine_t *
+s_engine_acquire(pm_av_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    s_engine_t *e = self->cur;
+    if (e)
+        e->refs++;
+    pthread_mutex_unlock(&self->lock);
+    return e;
+}
+
+pm_av_t *
+pm_av_new(void)
+{
+    pthread_once(&s_once, s_init);
+    if (s_init_rc != CL_SUCCESS)
+        return NULL;
+    pm_av_t *self = pm_calloc(1, sizeof *self);
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_mutex_init(&self->load_lock, NULL);
+    return self;
+}
+
+void
+pm_av_destroy(pm_av_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    pm_av_t *self = *self_p;
+    s_engine_release(self, self->cur);
+    free(self->last_error);
+    pthread_mutex_destroy(&self->lock);
+    pthread_mutex_destroy(&self->load_lock);
+    free(self);
+    *self_p = NULL;
+}
+
+static bool
+s_is_db_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (name[0] == '.' || !dot)
+        return false;
+    for (size_t i = 0; s_db_exts[i]; i++)
+        if (strcasecmp(dot + 1, s_db_exts[i]) == 0)
+            return true;
+    return false;
+}
+
+/* 1 when DIR holds a file libclamav loads, 0 when it is missing or holds
+ * none (cl_load would fail on it), -1 when it cannot be read. */
+static int
+s_dir_has_db(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    int found = 0;
+    struct dirent *de;
+    while (!found && (de = readdir(d)))
+        found = s_is_db_name(de->d_name);
+    closedir(d);
+    return found;
+}
+
+/* libclamav's reason: its logged errors, or cl_strerror when none. */
+static char *
+s_reason(const char *what, cl_error_t rc)
+{
+    return pm_asprintf("%s: %s%s%s", what, cl_strerror(rc),
+                       s_msgs[0] ? ": " : "", s_msgs);
+}
+
+static int
+s_write_file(const char *path, const void *data, size_t len)
+{
+    int fd =
+        open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, (const char *)data + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        done += (size_t)w;
+    }
+    if (close(fd) != 0 || done < len) {
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}
+
+static bool
+s_valid_name(const char *name)
+{
+    return name && *name && !strchr(name, '/') && strcmp(name, ".") != 0 &&
+           strcmp(name, "..") != 0;
+}
+
+/* Writes each custom file into a private directory and loads it alone, so
+ * a refusal names the file. Files are gone when this returns. */
+static int
+s_load_custom(struct cl_engine *cl, const pm_av_sig_t *custom, size_t n,
+              unsigned *sigs, char **problem)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *dir = pm_asprintf("%s/privmta-av.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        *problem = pm_asprintf("cannot create a temporary directory: %s",
+                               strerror(errno));
+        free(dir);
+        return PM_EIO;
+    }
+    int rc = PM_OK;
+    s_skip = dir;
+    for (size_t i = 0; i < n && rc == PM_OK; i++) {
+        if (!s_valid_name(custom[i].name) ||
+            (!custom[i].data && custom[i].len)) {
+            *problem = pm_asprintf("custom signature %zu: unusable name", i);
+            rc = PM_EINVAL;
+            break;
+        }
+        char *path = pm_asprintf("%s/%s", dir, custom[i].name);
+        if (s_write_file(path, custom[i].data, custom[i].len) != 0) {
+            *problem = pm_asprintf(
+                "custom signature %s: cannot write it: %s", custom[i].name,
+                errno == EEXIST ? "duplicate name" : strerror(errno));
+            rc = PM_EIO;
+        } else {
+            s_msgs[0] = '\0';
+            char *what = pm_asprintf("custom signature %s", custom[i].name);
+            cl_error_t crc = cl_load(path, cl, sigs, CL_DB_STDOPT);
+            if (crc != CL_SUCCESS) {
+                *problem = s_reason(what, crc);
+                rc = crc == CL_EMEM ? PM_ENOMEM : PM_EINVAL;
+            }
+            free(what);
+            unlink(path);
+        }
+        free(path);
+    }
+    s_skip = NULL;
+    rmdir(dir);
+    free(dir);
+    return rc;
+}
+
+static double
+s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Loads and compiles a new engine; NULL with *problem set on failure. */
+static s_engine_t *
+s_build(const char *sigdir, const pm_av_sig_t *custom, size_t n_custom, int *rc,
+        char **problem)
+{
+    double start = s_now();
+    struct cl_engine *cl = cl_engine_new();
+    if (!cl) {
+        *problem = pm_strdup("libclamav cannot allocate an engine");
+        *rc = PM_ENOMEM;
+        return NULL;
+    }
+    unsigned sigs = 0;
+    *rc = PM_OK;
+    int has = sigdir ? s_dir_has_db(sigdir) : 0;
+    if (has < 0) {
+        *problem =
+            pm_asprintf("signature directory %s: %s", sigdir, strerror(errno));
+        *rc = PM_EIO;
+    } else if (has) {
+        s_msgs[0] = '\0';
+        cl_error_t crc = cl_load(sigdir, cl, &sigs, CL_DB_STDOPT);
+        if (crc != CL_SUCCESS) {
+            char *what = pm_asprintf("signature directory %s", sigdir);
+            *problem = s_reason(what, crc);
+            free(what);
+            *rc = crc == CL_EMEM ? PM_ENOMEM : PM_EINVAL;
+        }
+    }
+    if (*rc == PM_OK && n_custom)
+        *rc = s_load_custom(cl, custom, n_custom, &sigs, problem);
+    if (*rc == PM_OK) {
+        s_msgs[0] = '\0';
+        cl_error_t crc = cl_engine_compile(cl);
+        if (crc != CL_SUCCESS) {
+            *problem = s_reason("compiling the engine", crc);
+            *rc = crc == CL_EMEM ? PM_ENOMEM : PM_EINVAL;
+        }
+    }
+    if (*rc != PM_OK) {
+        cl_engine_free(cl);
+        return NULL;
+    }
+    s_engine_t *e = pm_calloc(1, sizeof *e);
+    e->cl = cl;
+    e->refs = 1;
+    e->sigs = sigs;
+    e->built = time(NULL);
+    e->build_secs = s_now() - start;
+    e->db_version = (unsigned)cl_engine_get_num(cl, CL_ENGINE_DB_VERSION, NULL);
+    e->db_time = (time_t)cl_engine_get_num(cl, CL_ENGINE_DB_TIME, NULL);
+    return e;
+}
+
+int
+pm_av_load(pm_av_t *self, const char *sigdir, const pm_av_sig_t *custom,
+           size_t n_custom, bool block_encrypted, char **why)
+{
+    if (!self || (n_custom && !custom)) {
+        if (why)
+            *why = pm_strdup("invalid argument");
+        return PM_EINVAL;
+    }
+    pthread_mutex_lock(&self->load_lock);
+    int rc = PM_OK;
+    char *problem = NULL;
+    s_engine_t *e = s_build(sigdir, custom, n_custom, &rc, &problem);
+    s_engine_t *old = NULL;
+    pthread_mutex_lock(&self->lock);
+    if (e) {
+        e->block_encrypted = block_encrypted;
+        old = self->cur;
+        self->cur = e;
+        self->loads++;
+        PM_FREE(&self->last_error);
+    } else {
+        self->failures++;
+        free(self->last_error);
+        self->last_error = pm_strdup(problem);
+    }
+    pthread_mutex_unlock(&self->lock);
+    /* Drops the holder's reference: freed now, or by the last scan. */
+    s_engine_release(self, old);
+    pthread_mutex_unlock(&self->load_lock);
+    if (problem && why)
+        *why = problem;
+    else
+        free(problem);
+    return rc;
+}
+
+int
+pm_av_scan(pm_av_t *self, const char *data, size_t len, char **virname,
+           char **why)
+{
+    if (!self || (!data && len)) {
+        if (why)
+            *why = pm_strdup("invalid argument");
+        return -1;
+    }
+    s_engine_t *e = s_engine_acquire(self);
+    if (!e) {
+        if (why)
+            *why = pm_strdup("no antivirus engine loaded");
+        return -1;
+    }
+    int verdict = 0;
+    cl_fmap_t *map = len ? cl_fmap_open_memory(data, len) : NULL;
+    if (len && !map) {
+        if (why)
+            *why = pm_strdup("libclamav cannot map the message");
+        verdict = -1;
+    } else if (map) {
+        struct cl_scan_options opts = {0};
+        opts.parse = ~0u;
+        if (e->block_encrypted) {
+            opts.general = CL_SCAN_GENERAL_HEURISTICS;
+            opts.heuristic = CL_SCAN_HEURISTIC_ENCRYPTED_ARCHIVE;
+        }
+        const char *name = NULL;
+        unsigned long scanned = 0;
+        cl_error_t crc =
+            cl_scanmap_callback(map, NULL, &name, &scanned, e->cl, &opts, NULL);
+        if (crc == CL_VIRUS) {
+            verdict = 1;
+            if (virname)
+                *virname = pm_strdup(name ? name : "unknown");
+        } else if (crc != CL_CLEAN) {
+            verdict = -1;
+            if (why)
+                *why =
+                    pm_asprintf("libclamav scan failed: %s", cl_strerror(crc));
+        }
+        cl_fmap_close(map);
+    }
+    s_engine_release(self, e);
+    return verdict;
+}
+
+int
+pm_av_status(pm_av_t *self, pm_av_status_t *out)
+{
+    if (!self || !out)
+        return PM_EINVAL;
+    pm_av_status_t st = {0};
+    pthread_mutex_lock(&self->lock);
+    s_engine_t *e = self->cur;
+    if (e) {
+        st.loaded = true;
+        st.sigs = e->sigs;
+        st.built = e->built;
+        st.build_secs = e->build_secs;
+        st.db_version = e->db_version;
+        st.db_time = e->db_time;
+        st.block_encrypted = e->block_encrypted;
+    }
+    st.loads = self->loads;
+    st.failures = self->failures;
+    st.last_error = self->last_error ? pm_strdup(self->last_error) : NULL;
+    pthread_mutex_unlock(&self->lock);
+    *out = st;
+    return PM_OK;
+}
+
+void
+pm_av_status_clear(pm_av_status_t *st)
+{
+    if (!st)
+        return;
+    free(st->last_error);
+    memset(st, 0, sizeof *st);
+}

@@ -1,0 +1,103 @@
+/* pm_av.h - a libclamav engine that can be replaced while mail is scanned.
+ *
+ * A pm_av_t holds at most one compiled libclamav engine. pm_av_load builds
+ * a new engine in the calling thread (signature directory plus the policy's
+ * custom signature files), and only once it has compiled swaps it in. Scans
+ * already running keep the engine they started with (each holds a
+ * reference) and the old engine is freed when the last of them finishes;
+ * scans that start after the swap use the new one. When a load fails
+ * nothing changes: the previous engine keeps scanning.
+ *
+ * Thread-safe: any number of threads may scan while one (or more, they are
+ * serialised) reloads. libclamav is initialised once per process on first
+ * use (cl_init); its log callback (cl_set_clcb_msg, process-wide) is set
+ * then, to catch the reason a signature file is refused. Another module in
+ * the same process that replaces that callback leaves *why with
+ * cl_strerror's generic text only.
+ *
+ * Matches of custom and other unsigned signatures come back with
+ * ".UNOFFICIAL" appended by libclamav ("PrivmtaTest.Marker.UNOFFICIAL").
+ */
+#ifndef PM_AV_H
+#define PM_AV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+typedef struct pm_av_t pm_av_t;
+
+/* One custom signature file: a base name whose extension selects the
+ * format libclamav reads (.ndb, .hdb, .ldb, ...; see pm_check_signature_
+ * name) and its bytes. */
+typedef struct {
+    const char *name;
+    const void *data;
+    size_t len;
+} pm_av_sig_t;
+
+/* What the holder reports to the agent's status. */
+typedef struct {
+    bool loaded;          /* an engine is in place (scans can run) */
+    unsigned sigs;        /* signatures in the current engine */
+    time_t built;         /* when the current engine was compiled */
+    double build_secs;    /* how long loading and compiling took */
+    unsigned db_version;  /* CL_ENGINE_DB_VERSION (daily CVD), 0 if none */
+    time_t db_time;       /* CL_ENGINE_DB_TIME, 0 if none */
+    bool block_encrypted; /* the current engine flags encrypted archives */
+    uint64_t loads;       /* successful loads since pm_av_new */
+    uint64_t failures;    /* failed loads since pm_av_new */
+    char *last_error;     /* reason of the last failed load, or NULL when
+                             the last load succeeded; owned by the status */
+} pm_av_status_t;
+
+/* Creates an empty holder (no engine: scans fail until the first load).
+ * Returns NULL when libclamav cannot be initialised. Caller owns the
+ * result and must destroy it. */
+pm_av_t *pm_av_new(void);
+
+/* Destroys *self_p and sets it to NULL; accepts NULL, safe twice. No scan
+ * may be running on it (programmer error). */
+void pm_av_destroy(pm_av_t **self_p);
+
+/* Builds a new engine from every database file in SIGDIR (NULL, missing,
+ * or holding no file libclamav loads: skipped) plus the N_CUSTOM custom
+ * signature files, and swaps it in. Custom files are written with mode
+ * 0600 into a private (0700) temporary directory, loaded one by one with
+ * cl_load, and removed before this returns. BLOCK_ENCRYPTED makes scans
+ * with this engine flag encrypted archives (Heuristics.Encrypted.*).
+ * Returns PM_OK, or (keeping the old engine):
+ *   PM_EINVAL  a custom file has no usable name (empty, '/', "." or
+ *              "..") or libclamav refuses a file or the compile;
+ *   PM_EIO     the temporary files cannot be written;
+ *   PM_ENOMEM  libclamav cannot allocate an engine.
+ * On failure *why (may be NULL) gets a new sentence naming the file and
+ * libclamav's reason ("custom signature bad.ndb: Malformed database: ...");
+ * the caller frees it. The reason is also kept for pm_av_status. */
+int pm_av_load(pm_av_t *self, const char *sigdir, const pm_av_sig_t *custom,
+               size_t n_custom, bool block_encrypted, char **why);
+
+/* Scans DATA (LEN bytes, a whole RFC 5322 message as the milter has it)
+ * from memory with the current engine: mail, archives and every other
+ * format libclamav parses (CL_SCAN_PARSE_MAIL decodes base64 attachments),
+ * first match only. Returns:
+ *    0  clean;
+ *    1  infected: *virname (may be NULL) gets a new copy of the name the
+ *       caller frees;
+ *   -1  no engine loaded yet or libclamav failed: *why (may be NULL) gets
+ *       a new sentence the caller frees. The caller applies its fail-safe
+ *       action, never a pass.
+ * A message beyond libclamav's default size limits is scanned in part (as
+ * clamd does by default). */
+int pm_av_scan(pm_av_t *self, const char *data, size_t len, char **virname,
+               char **why);
+
+/* Fills *out (caller clears it with pm_av_status_clear). Returns PM_OK or
+ * PM_EINVAL on NULL arguments. */
+int pm_av_status(pm_av_t *self, pm_av_status_t *out);
+
+/* Frees what a status owns and zeroes it; safe on a zeroed status. */
+void pm_av_status_clear(pm_av_status_t *st);
+
+#endif
