@@ -105,14 +105,12 @@ pm_dkim_set_query_file(pm_dkim_t *self, const char *path)
         return PM_EINVAL;
     dkim_query_t method = DKIM_QUERY_FILE;
     DKIM_STAT st = dkim_options(self->lib, DKIM_OP_SETOPT,
-                                DKIM_OPTS_QUERYMETHOD, &method,
-                                sizeof method);
+                                DKIM_OPTS_QUERYMETHOD, &method, sizeof method);
     if (st == DKIM_STAT_OK)
         st = dkim_options(self->lib, DKIM_OP_SETOPT, DKIM_OPTS_QUERYINFO,
                           (void *)path, strlen(path));
     if (st != DKIM_STAT_OK) {
-        pm_debug("dkim: query file option refused: %s",
-                 dkim_getresultstr(st));
+        pm_debug("dkim: query file option refused: %s", dkim_getresultstr(st));
         return PM_EINVAL;
     }
     return PM_OK;
@@ -286,7 +284,8 @@ s_feed_body(DKIM *dkim, const char *body, size_t len)
 /* ---- verify ----------------------------------------------------------- */
 
 /* PASS only for a verified signature over the whole body: with l= a
- * sender's signature could cover a prefix and content be appended. */
+ * signature covers a prefix and content may have been appended, so a
+ * signature with l= does not pass at all. */
 static void
 s_judge(DKIM *dkim, DKIM_SIGINFO *sig, pm_dkim_sig_t *out)
 {
@@ -303,7 +302,7 @@ s_judge(DKIM *dkim, DKIM_SIGINFO *sig, pm_dkim_sig_t *out)
     if ((flags & DKIM_SIGFLAG_PASSED) && bh == DKIM_SIGBH_MATCH &&
         !(flags & DKIM_SIGFLAG_IGNORE)) {
         out->result = signlen >= 0 ? PM_DKIM_FAIL : PM_DKIM_PASS;
-        reason = signlen >= 0 ? "l= covers only part of the body" : "ok";
+        reason = signlen >= 0 ? "l= body length limit not accepted" : "ok";
     } else if (bh == DKIM_SIGBH_MISMATCH) {
         out->result = PM_DKIM_FAIL;
         reason = "body hash mismatch";
@@ -338,8 +337,8 @@ s_collect(DKIM *dkim, pm_dkim_verdict_t *out, char **why)
         return PM_OK; /* no signature at all */
     }
     size_t base = out->n_sigs;
-    out->sigs = pm_realloc(out->sigs, (base + (size_t)nsigs) *
-                                          sizeof *out->sigs);
+    out->sigs =
+        pm_realloc(out->sigs, (base + (size_t)nsigs) * sizeof *out->sigs);
     memset(out->sigs + base, 0, (size_t)nsigs * sizeof *out->sigs);
     out->n_sigs = base + (size_t)nsigs;
     for (int i = 0; i < nsigs; i++)
@@ -576,11 +575,10 @@ pm_dkim_sign(pm_dkim_t *self, const char *msg, size_t len, const char *domain,
         return PM_EINVAL;
     EVP_PKEY_free(pkey);
     DKIM_STAT st;
-    DKIM *dkim = dkim_sign(self->lib, (const u_char *)"pm", NULL,
-                           (dkim_sigkey_t)private_key_pem,
-                           (const u_char *)selector, (const u_char *)domain,
-                           DKIM_CANON_RELAXED, DKIM_CANON_RELAXED,
-                           DKIM_SIGN_RSASHA256, -1, &st);
+    DKIM *dkim = dkim_sign(
+        self->lib, (const u_char *)"pm", NULL, (dkim_sigkey_t)private_key_pem,
+        (const u_char *)selector, (const u_char *)domain, DKIM_CANON_RELAXED,
+        DKIM_CANON_RELAXED, DKIM_SIGN_RSASHA256, -1, &st);
     if (!dkim) {
         s_why(why, "libopendkim cannot sign for %s: %s", domain,
               dkim_getresultstr(st));

@@ -77,8 +77,9 @@ int pm_dkim_set_query_file(pm_dkim_t *self, const char *path);
  * false). Caller clears *out with pm_dkim_verdict_clear. Errors: PM_EINVAL
  * bad arguments or a header field libopendkim rejects (a line without a
  * colon in the header section); PM_EINTERNAL libopendkim failed (out of
- * resources). A message without a blank line is all headers, empty body. A signature with l= that does not cover the
- * whole body does not pass (content could have been appended). */
+ * resources). A message without a blank line is all headers, empty body.
+ * A signature with l= (a body length limit) never passes: content could
+ * have been appended after the signed part (pm_dkim_sign never sets l=). */
 int pm_dkim_verify(pm_dkim_t *self, const char *msg, size_t len,
                    pm_dkim_verdict_t *out, char **why);
 
@@ -97,9 +98,10 @@ void pm_dkim_verdict_clear(pm_dkim_verdict_t *verdict);
  * *header_out is the whole header "DKIM-Signature: v=1; a=rsa-sha256; ..."
  * folded with CRLF + TAB and without a CRLF at the end: prepend it with
  * "\r\n" to the message. (For smfi_insheader, pass what follows
- * "DKIM-Signature: " with each CRLF turned into LF, as opendkim does.) Caller frees *header_out. Errors: PM_EINVAL bad
- * arguments, a bad key or a message without a header/body separator;
- * PM_EINTERNAL libopendkim failed. */
+ * "DKIM-Signature: " with each CRLF turned into LF, as opendkim does.) Caller
+ * frees *header_out. Errors: PM_EINVAL bad arguments, a bad, encrypted or
+ * non-RSA key, or a header field libopendkim rejects; PM_EINTERNAL libopendkim
+ * failed. */
 int pm_dkim_sign(pm_dkim_t *self, const char *msg, size_t len,
                  const char *domain, const char *selector,
                  const char *private_key_pem, char **header_out, char **why);

@@ -63,13 +63,15 @@ pm_spamd_t *pm_spamd_new(const char *address, int timeout_ms);
 void pm_spamd_destroy(pm_spamd_t **self_p);
 
 /* Asks spamd to score msg (len bytes, the whole RFC 5322 message, CRLF or
- * LF line ends). user, when not NULL, is sent as the "User:" header (spamd
- * started with -x ignores it); it must be printable without spaces.
- * On PM_OK fills *out, which the caller clears with pm_spamd_result_clear.
- * Errors (with *why): PM_EINVAL bad arguments; PM_EIO cannot connect
- * (refused, no such socket) or the connection broke; PM_ETIMEDOUT no
- * complete answer within the timeout; PM_EPROTO a malformed or truncated
- * answer, or spamd answered an EX_* failure. *out is untouched on error. */
+ * LF line ends); the caller caps its size (spamc's default is 500 KB, and
+ * spamd holds the whole message in memory). user, when not NULL, is sent as the
+ * "User:" header (spamd started with -x ignores it); it must be printable
+ * without spaces. On PM_OK fills *out, which the caller clears with
+ * pm_spamd_result_clear. Errors (with *why): PM_EINVAL bad arguments; PM_EIO
+ * cannot connect (refused, no such socket) or the connection broke;
+ * PM_ETIMEDOUT no complete answer within the timeout; PM_EPROTO a malformed or
+ * truncated answer, or spamd answered an EX_* failure. *out is untouched on
+ * error. */
 int pm_spamd_check(pm_spamd_t *self, const char *msg, size_t len,
                    const char *user, pm_spamd_result_t *out, char **why);
 

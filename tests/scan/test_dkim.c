@@ -4,6 +4,7 @@
 #include "pm_error.h"
 
 #include <criterion/criterion.h>
+#include <dkim.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -118,9 +119,9 @@ s_signed(const char *msg_lf, const char *domain, const char *key)
 {
     char *msg = s_lf_to_crlf(msg_lf);
     char *hdr = NULL, *why = NULL;
-    cr_assert_eq(pm_dkim_sign(s_dkim, msg, strlen(msg), domain, "sel", key,
-                              &hdr, &why),
-                 PM_OK, "%s", why);
+    cr_assert_eq(
+        pm_dkim_sign(s_dkim, msg, strlen(msg), domain, "sel", key, &hdr, &why),
+        PM_OK, "%s", why);
     char *out = s_cat3(hdr, "\r\n", msg);
     free(hdr);
     free(msg);
@@ -131,8 +132,8 @@ static void
 s_verify(const char *msg, pm_dkim_verdict_t *v)
 {
     char *why = NULL;
-    cr_assert_eq(pm_dkim_verify(s_dkim, msg, strlen(msg), v, &why), PM_OK,
-                 "%s", why);
+    cr_assert_eq(pm_dkim_verify(s_dkim, msg, strlen(msg), v, &why), PM_OK, "%s",
+                 why);
 }
 
 Test(dkim, sign_header_shape)
@@ -234,6 +235,45 @@ Test(dkim, appended_body_fails)
     free(signed_msg);
 }
 
+/* A signature with l= (made here with libopendkim directly, since
+ * pm_dkim_sign never sets it) does not pass, even though it verifies:
+ * anything may follow the signed part of the body. */
+Test(dkim, body_length_limit_does_not_pass)
+{
+    DKIM_LIB *lib = dkim_init(NULL, NULL);
+    unsigned int flags = DKIM_LIBFLAGS_SIGNLEN;
+    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof flags);
+    DKIM_STAT st;
+    DKIM *d = dkim_sign(lib, (const u_char *)"t", NULL, (dkim_sigkey_t)s_key,
+                        (const u_char *)"sel", (const u_char *)"example.test",
+                        DKIM_CANON_RELAXED, DKIM_CANON_RELAXED,
+                        DKIM_SIGN_RSASHA256, -1, &st);
+    cr_assert_not_null(d);
+    char from[] = "From: a@example.test";
+    char body[] = "signed part\r\n";
+    cr_assert_eq(dkim_header(d, (u_char *)from, strlen(from)), DKIM_STAT_OK);
+    cr_assert_eq(dkim_eoh(d), DKIM_STAT_OK);
+    cr_assert_eq(dkim_body(d, (u_char *)body, strlen(body)), DKIM_STAT_OK);
+    cr_assert_eq(dkim_eom(d, NULL), DKIM_STAT_OK);
+    u_char *value;
+    size_t vlen;
+    cr_assert_eq(dkim_getsighdr_d(d, 16, &value, &vlen), DKIM_STAT_OK);
+    char *msg = NULL;
+    cr_assert(asprintf(&msg, "DKIM-Signature: %.*s\r\n%s\r\n\r\n%sappended\r\n",
+                       (int)vlen, value, from, body) > 0);
+    cr_assert(strstr(msg, "l="), "%s", msg);
+    dkim_free(d);
+    dkim_close(lib);
+    pm_dkim_verdict_t v = {0};
+    s_verify(msg, &v);
+    cr_assert_eq(v.n_sigs, 1);
+    cr_assert_not(v.sigs[0].pass);
+    cr_assert(strstr(v.sigs[0].reason, "l="), "%s", v.sigs[0].reason);
+    cr_assert_not(pm_dkim_has_valid_signature_for(&v, "example.test"));
+    pm_dkim_verdict_clear(&v);
+    free(msg);
+}
+
 Test(dkim, tampered_header_fails)
 {
     char *msg = s_signed(s_msg_lf, "example.test", s_key);
@@ -331,8 +371,8 @@ Test(dkim, unknown_selector_is_permerror)
     pm_dkim_verdict_t v = {0};
     s_verify(full, &v);
     cr_assert_eq(v.n_sigs, 1);
-    cr_assert_eq(v.sigs[0].result, PM_DKIM_PERMERROR, "%d %s",
-                 v.sigs[0].result, v.sigs[0].reason);
+    cr_assert_eq(v.sigs[0].result, PM_DKIM_PERMERROR, "%d %s", v.sigs[0].result,
+                 v.sigs[0].reason);
     cr_assert_not(pm_dkim_has_valid_signature_for(&v, "example.test"));
     pm_dkim_verdict_clear(&v);
     free(full);
@@ -345,8 +385,8 @@ Test(dkim, unknown_selector_is_permerror)
 Test(dkim, malformed_signature_is_permerror)
 {
     char *good = s_signed(s_msg_lf, "example.test", s_key);
-    char *msg = s_cat3("DKIM-Signature: v=1; d=evil.test; garbage\r\n",
-                       good, "");
+    char *msg =
+        s_cat3("DKIM-Signature: v=1; d=evil.test; garbage\r\n", good, "");
     pm_dkim_verdict_t v = {0};
     s_verify(msg, &v);
     cr_assert_eq(v.n_sigs, 2);
@@ -360,8 +400,7 @@ Test(dkim, malformed_signature_is_permerror)
     free(msg);
 
     char *plain = s_lf_to_crlf(s_msg_lf);
-    msg = s_cat3("DKIM-Signature: v=1; d=example.test; garbage\r\n", plain,
-                 "");
+    msg = s_cat3("DKIM-Signature: v=1; d=example.test; garbage\r\n", plain, "");
     s_verify(msg, &v);
     cr_assert_eq(v.n_sigs, 1);
     cr_assert_eq(v.sigs[0].result, PM_DKIM_PERMERROR);
@@ -377,8 +416,7 @@ Test(dkim, header_without_colon_is_einval)
     const char *msg = "no colon here\r\nFrom: a@example.test\r\n\r\nx\r\n";
     pm_dkim_verdict_t v = {0};
     char *why = NULL;
-    cr_assert_eq(pm_dkim_verify(s_dkim, msg, strlen(msg), &v, &why),
-                 PM_EINVAL);
+    cr_assert_eq(pm_dkim_verify(s_dkim, msg, strlen(msg), &v, &why), PM_EINVAL);
     cr_assert_not_null(why);
     cr_assert_eq(v.n_sigs, 0);
     free(why);

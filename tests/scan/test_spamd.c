@@ -121,8 +121,8 @@ s_exec_spamd(const char *listen_opt)
     argv[n++] = "spamd";
     argv[n++] = cpath;
     argv[n++] = spath;
-    argv[n++] = "-x";          /* no user configs */
-    argv[n++] = "-L";          /* local tests only */
+    argv[n++] = "-x"; /* no user configs */
+    argv[n++] = "-L"; /* local tests only */
     argv[n++] = "--max-children=1";
     argv[n++] = "--syslog=stderr";
     argv[n++] = "--allowed-ips=127.0.0.1";
@@ -149,8 +149,7 @@ s_start_spamd(bool unix_socket)
     } else {
         int port = s_free_port();
         snprintf(s_addr, sizeof s_addr, "127.0.0.1:%d", port);
-        snprintf(listen_opt, sizeof listen_opt, "--listen=127.0.0.1:%d",
-                 port);
+        snprintf(listen_opt, sizeof listen_opt, "--listen=127.0.0.1:%d", port);
     }
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     s_pid = fork();
@@ -276,8 +275,8 @@ s_check_scores(pm_spamd_t *c)
     pm_spamd_result_t r = {0};
     char *why = NULL;
     char *m = s_msg("hello pmtest-alpha", false);
-    cr_assert_eq(pm_spamd_check(c, m, strlen(m), NULL, &r, &why), PM_OK,
-                 "%s", why);
+    cr_assert_eq(pm_spamd_check(c, m, strlen(m), NULL, &r, &why), PM_OK, "%s",
+                 why);
     cr_assert_eq(r.score_hundredths, 660);
     cr_assert_eq(r.score, 6.6);
     cr_assert_eq(r.threshold_hundredths, 500);
@@ -305,8 +304,8 @@ s_check_scores(pm_spamd_t *c)
     free(m);
 
     m = s_msg("hello nothing to see", false);
-    cr_assert_eq(pm_spamd_check(c, m, strlen(m), NULL, &r, &why), PM_OK,
-                 "%s", why);
+    cr_assert_eq(pm_spamd_check(c, m, strlen(m), NULL, &r, &why), PM_OK, "%s",
+                 why);
     cr_assert_eq(r.score_hundredths, 0);
     cr_assert_not(r.spamd_says_spam);
     cr_assert_eq(r.n_symbols, 0);
@@ -316,8 +315,7 @@ s_check_scores(pm_spamd_t *c)
     free(m);
 }
 
-Test(spamd_tcp, exact_scores, .init = s_init_tcp, .fini = s_fini,
-     .timeout = 90)
+Test(spamd_tcp, exact_scores, .init = s_init_tcp, .fini = s_fini, .timeout = 90)
 {
     pm_spamd_t *c = pm_spamd_new(s_addr, 10000);
     cr_assert_not_null(c);
@@ -333,6 +331,32 @@ Test(spamd_unix, exact_scores, .init = s_init_unix, .fini = s_fini,
     cr_assert_not_null(c);
     s_check_scores(c);
     pm_spamd_destroy(&c);
+}
+
+/* A message far bigger than a socket buffer goes out in several
+ * sendmsg() calls and still scores exactly. */
+Test(spamd_tcp, big_message, .init = s_init_tcp, .fini = s_fini, .timeout = 90)
+{
+    size_t size = 600 * 1024;
+    char *body = malloc(size + 1);
+    for (size_t i = 0; i < size; i++)
+        body[i] = (i % 64 == 63) ? '\n' : 'a' + (char)(i % 26);
+    /* Near the start: SpamAssassin scans only the first 50 KB of a part
+     * (body_part_scan_size). */
+    memcpy(body + 100, "\npmtest-beta\n", 13);
+    body[size] = '\0';
+    char *m = s_msg(body, false);
+    pm_spamd_t *c = pm_spamd_new(s_addr, 30000);
+    pm_spamd_result_t r = {0};
+    char *why = NULL;
+    cr_assert_eq(pm_spamd_check(c, m, strlen(m), NULL, &r, &why), PM_OK, "%s",
+                 why);
+    cr_assert_eq(r.score_hundredths, 840);
+    cr_assert(s_has_symbol(&r, "PM_TEST_B"));
+    pm_spamd_result_clear(&r);
+    pm_spamd_destroy(&c);
+    free(m);
+    free(body);
 }
 
 /* No per-message stall on TCP: with TCP_NODELAY and one write, a check of
@@ -561,10 +585,10 @@ Test(spamd_score, parse_hundredths)
         const char *text;
         int64_t want;
     } ok[] = {
-        {"6.6", 660},     {"15.0", 1500},    {"0.0", 0},      {"-0.0", 0},
+        {"6.6", 660},     {"15.0", 1500},     {"0.0", 0},     {"-0.0", 0},
         {"-1.0", -100},   {"1000.0", 100000}, {"15", 1500},   {"+2.5", 250},
-        {"6.60", 660},    {"6.605", 660},    {"6.609", 660},  {"-6.605", -661},
-        {"-6.600", -660}, {"0.01", 1},       {"4.9", 490},    {".5", 50},
+        {"6.60", 660},    {"6.605", 660},     {"6.609", 660}, {"-6.605", -661},
+        {"-6.600", -660}, {"0.01", 1},        {"4.9", 490},   {".5", 50},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         int64_t h = -12345;
@@ -572,8 +596,16 @@ Test(spamd_score, parse_hundredths)
                      PM_OK, "%s", ok[i].text);
         cr_assert_eq(h, ok[i].want, "%s -> %lld", ok[i].text, (long long)h);
     }
-    static const char *bad[] = {"", "-", ".", "6,6", "6.6.6", "abc",
-                                "6.6 ", " 6.6", "1e3", "nan",
+    static const char *bad[] = {"",
+                                "-",
+                                ".",
+                                "6,6",
+                                "6.6.6",
+                                "abc",
+                                "6.6 ",
+                                " 6.6",
+                                "1e3",
+                                "nan",
                                 "99999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t h = 7;
@@ -627,8 +659,7 @@ Test(spamd_api, bad_arguments)
     cr_assert_not_null(c);
     pm_spamd_result_t r = {0};
     char *why = NULL;
-    cr_assert_eq(pm_spamd_check(c, "x", 1, "two words", &r, &why),
-                 PM_EINVAL);
+    cr_assert_eq(pm_spamd_check(c, "x", 1, "two words", &r, &why), PM_EINVAL);
     free(why);
     cr_assert_eq(pm_spamd_check(c, NULL, 0, NULL, &r, NULL), PM_EINVAL);
     pm_spamd_destroy(&c);
