@@ -57,6 +57,9 @@ static const struct {
     {"nodes", NULL, pm_ctl_nodes, "nodes [--json]"},
     {"node", NULL, pm_ctl_node,
      "node add NAME PUBLIC-KEY|CERT-FILE, node remove NAME"},
+    {"dkim", NULL, pm_ctl_dkim,
+     "dkim add DOMAIN --selector S (--key FILE | --generate), dkim remove "
+     "DOMAIN, dkim list"},
     {"keygen", NULL, pm_ctl_keygen, "keygen PATH"},
 };
 

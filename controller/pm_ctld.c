@@ -4,9 +4,12 @@
 #include "pm_mem.h"
 #include "pm_policy.h"
 #include "pm_check.h"
+#include "pm_dkim.h"
+#include "pm_hash.h"
 #include "pm_keys.h"
 #include "pm_wire.h"
 
+#include <ctype.h>
 #include <string.h>
 #include <time.h>
 
@@ -28,6 +31,7 @@ typedef struct {
     Pm__NodeStatus **nodes;
     size_t n_nodes;
     char *error;
+    char *txt;
 } s_reply_t;
 
 typedef void (*s_handler_fn)(pm_ctld_t *self, const Pm__Request *req,
@@ -151,12 +155,37 @@ s_commit(pm_ctld_t *self, const Pm__Policy *policy, const Pm__Request *req,
     }
 }
 
+/* Every DKIM domain must have its private key in the store: the policy
+ * only names it, so that show, history and diff never contain keys. */
+static size_t
+s_check_secrets(pm_ctld_t *self, const Pm__Policy *p, pm_diag_t *diag)
+{
+    size_t problems = 0;
+    for (size_t i = 0; i < p->n_dkim_domains; i++) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        const Pm__DkimDomain *d = p->dkim_domains[i];
+        if (pm_store_secret_get(self->store, d->key, &data, &len) == PM_OK) {
+            free(data);
+            continue;
+        }
+        pm_diag_add(diag, 0, "dkim.domains",
+                    "%s: no private key '%s' is stored; add it with "
+                    "privmta-ctl dkim add %s --selector %s --key FILE",
+                    d->domain, d->key, d->domain, d->selector);
+        problems++;
+    }
+    return problems;
+}
+
 static void
 s_handle_push(pm_ctld_t *self, const Pm__Request *req, const char *author,
               s_reply_t *r)
 {
     pm_diag_set_origin(r->diag, "pushed policy");
-    if (pm_policy_validate(req->policy, r->diag) > 0)
+    if (pm_policy_validate(req->policy, r->diag) +
+            s_check_secrets(self, req->policy, r->diag) >
+        0)
         return s_problems(r, PM__RESPONSE__STATUS__INVALID);
     s_commit(self, req->policy, req, author, 0, r);
 }
@@ -170,7 +199,8 @@ s_handle_set(pm_ctld_t *self, const Pm__Request *req, const char *author,
     if (!p)
         return;
     pm_diag_set_origin(r->diag, "policy set");
-    if (pm_policy_edit(&p, req->node, req->edits, req->n_edits, r->diag) > 0)
+    if (pm_policy_edit(&p, req->node, req->edits, req->n_edits, r->diag) > 0 ||
+        s_check_secrets(self, p, r->diag) > 0)
         s_problems(r, PM__RESPONSE__STATUS__INVALID);
     else
         s_commit(self, p, req, author, 0, r);
@@ -381,6 +411,86 @@ s_handle_node_remove(pm_ctld_t *self, const Pm__Request *req,
     }
 }
 
+/* Applies one `policy set` style edit to the head and commits it. */
+static void
+s_edit_and_commit(pm_ctld_t *self, const Pm__Request *req, const char *author,
+                  Pm__Edit *edit, s_reply_t *r)
+{
+    uint64_t head = 0;
+    Pm__Policy *p = s_head_policy(self, &head, r);
+    if (!p)
+        return;
+    if (pm_policy_edit(&p, NULL, &edit, 1, r->diag) > 0)
+        s_problems(r, PM__RESPONSE__STATUS__INVALID);
+    else
+        s_commit(self, p, req, author, 0, r);
+    pm_policy_free(&p);
+}
+
+/* dkim add: the key goes to the secret store, the policy names it. The
+ * key is checked (and its DNS record made) by libcrypto, never logged. */
+static void
+s_handle_dkim_add(pm_ctld_t *self, const Pm__Request *req, const char *author,
+                  s_reply_t *r)
+{
+    char *why = pm_check_domain(req->domain);
+    if (!why)
+        why = pm_check_selector(req->selector);
+    char *pem =
+        pm_strndup((const char *)req->private_key.data, req->private_key.len);
+    char *txt = why ? NULL : pm_dkim_txt_record(pem, &why);
+    if (!txt) {
+        s_fail(r, PM__RESPONSE__STATUS__INVALID, "dkim add %s: %s", req->domain,
+               why ? why : "bad key");
+        goto out;
+    }
+    /* the key's own digest in its id: a new key for the same selector is a
+     * new revision, so every node gets it */
+    char digest[65];
+    pm_sha256_hex(req->private_key.data, req->private_key.len, digest);
+    char *id =
+        pm_asprintf("%s.%s.%.12s.pem", req->domain, req->selector, digest);
+    for (char *c = id; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    int rc = pm_store_secret_put(self->store, id, req->private_key.data,
+                                 req->private_key.len);
+    if (rc != PM_OK) {
+        s_store_fail(r, rc, "storing the key");
+    } else {
+        Pm__Edit e = PM__EDIT__INIT;
+        char *value = pm_asprintf("{domain: %s, selector: %s, key: %s}",
+                                  req->domain, req->selector, id);
+        e.key = (char *)"dkim.domains";
+        e.op = PM__EDIT__OP__ADD;
+        e.value = value;
+        s_edit_and_commit(self, req, author, &e, r);
+        free(value);
+        free(r->txt);
+        r->txt = txt;
+        r->resp.txt_record = txt;
+        txt = NULL;
+    }
+    free(id);
+out:
+    free(txt);
+    free(why);
+    explicit_bzero(pem, strlen(pem));
+    free(pem);
+}
+
+static void
+s_handle_dkim_remove(pm_ctld_t *self, const Pm__Request *req,
+                     const char *author, s_reply_t *r)
+{
+    /* the key stays in the store: a rollback to a revision that signed
+     * with it must still find it */
+    Pm__Edit e = PM__EDIT__INIT;
+    e.key = (char *)"dkim.domains";
+    e.op = PM__EDIT__OP__REMOVE;
+    e.value = req->domain;
+    s_edit_and_commit(self, req, author, &e, r);
+}
+
 static const struct {
     Pm__Request__Op op;
     const char *name;
@@ -396,6 +506,8 @@ static const struct {
     {PM__REQUEST__OP__NODES, "nodes", s_handle_nodes},
     {PM__REQUEST__OP__NODE_ADD, "node add", s_handle_node_add},
     {PM__REQUEST__OP__NODE_REMOVE, "node remove", s_handle_node_remove},
+    {PM__REQUEST__OP__DKIM_ADD, "dkim add", s_handle_dkim_add},
+    {PM__REQUEST__OP__DKIM_REMOVE, "dkim remove", s_handle_dkim_remove},
 };
 
 static void
@@ -411,6 +523,7 @@ s_reply_clear(s_reply_t *r)
     free(r->resp.problems);
     pm_diag_destroy(&r->diag);
     free(r->error);
+    free(r->txt);
 }
 
 uint8_t *

@@ -200,6 +200,40 @@ s_broadcast(pm_fleet_t *self, const Pm__Publication *pub)
     zmq_msg_close(&msg);
 }
 
+/* The DKIM keys REV's policy names travel with it, over CURVE only; an
+ * agent needs them before it can enable signing. */
+static void
+s_attach_secrets(pm_fleet_t *self, Pm__Publication *pub)
+{
+    const Pm__Policy *p = pub->revision->policy;
+    pub->secrets = pm_calloc(p->n_dkim_domains + 1, sizeof *pub->secrets);
+    for (size_t i = 0; i < p->n_dkim_domains; i++) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        if (pm_store_secret_get(self->store, p->dkim_domains[i]->key, &data,
+                                &len) != PM_OK)
+            continue;
+        Pm__Secret *sec = pm_malloc(sizeof *sec);
+        pm__secret__init(sec);
+        sec->id = pm_strdup(p->dkim_domains[i]->key);
+        sec->data.data = data;
+        sec->data.len = len;
+        pub->secrets[pub->n_secrets++] = sec;
+    }
+}
+
+static void
+s_free_secrets(Pm__Publication *pub)
+{
+    for (size_t i = 0; i < pub->n_secrets; i++) {
+        explicit_bzero(pub->secrets[i]->data.data, pub->secrets[i]->data.len);
+        pm__secret__free_unpacked(pub->secrets[i], NULL);
+    }
+    free(pub->secrets);
+    pub->secrets = NULL;
+    pub->n_secrets = 0;
+}
+
 void
 pm_fleet_publish(pm_fleet_t *self, uint64_t rev)
 {
@@ -213,7 +247,9 @@ pm_fleet_publish(pm_fleet_t *self, uint64_t rev)
     pub.kind = PM__PUBLICATION__KIND__UPDATE;
     pub.head = self->head = rev;
     pub.revision = r;
+    s_attach_secrets(self, &pub);
     s_broadcast(self, &pub);
+    s_free_secrets(&pub);
     pm__revision__free_unpacked(r, NULL);
 }
 
@@ -228,11 +264,13 @@ s_send_snapshot(pm_fleet_t *self, s_node_t *n)
     if (self->head && pm_store_get(self->store, self->head, &r) == PM_OK) {
         pub.kind = PM__PUBLICATION__KIND__SNAPSHOT;
         pub.revision = r;
+        s_attach_secrets(self, &pub);
     }
     zmq_msg_t msg;
     s_msg_init(&msg, &pub);
     s_send_to(self, n, &msg);
     zmq_msg_close(&msg);
+    s_free_secrets(&pub);
     if (r)
         pm__revision__free_unpacked(r, NULL);
 }

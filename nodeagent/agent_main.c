@@ -8,6 +8,7 @@
 #include "pm_postfix.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <string.h>
@@ -28,6 +29,10 @@ static pm_param_t s_params[] = {
     {"dead_after_ms", "3000", "controller silence before a resync", NULL},
     {"log_level", "info", "debug, info, warning or error", NULL},
     {"syslog", "no", "also log to syslog: yes or no", NULL},
+    {"milter_user", "",
+     "owner of the DKIM keys written for privmta-milter "
+     "(default: keep root's)",
+     NULL},
     {"debug_drop_rev", "0", "tests only: ignore the update of this revision",
      NULL},
     {NULL, NULL, NULL, NULL},
@@ -160,7 +165,19 @@ main(int argc, char **argv)
         .heartbeat_ms = s_int("heartbeat_ms", 10, 600000),
         .dead_after_ms = s_int("dead_after_ms", 20, 3600000),
         .drop_rev = (uint64_t)s_int("debug_drop_rev", 0, 2147483647),
+        .key_uid = -1,
+        .key_gid = -1,
     };
+    char *dkim_dir = pm_asprintf("%s/dkim", state);
+    cfg.dkim_dir = dkim_dir;
+    const char *user = pm_conf_get(s_params, "milter_user");
+    if (*user) {
+        struct passwd *pw = getpwnam(user);
+        if (!pw)
+            pm_fatal("milter_user '%s': no such user", user);
+        cfg.key_uid = (int)pw->pw_uid;
+        cfg.key_gid = (int)pw->pw_gid;
+    }
     pm_info("node %s (public key %s) following %s", name,
             zcert_public_txt(cert), cfg.endpoint);
     zactor_t *agent = pm_agent_new(&cfg);
@@ -170,6 +187,7 @@ main(int argc, char **argv)
         zclock_sleep(200);
     pm_info("node %s: stopping", name);
     zactor_destroy(&agent);
+    free(dkim_dir);
     backend->destroy(&backend);
     zcert_destroy(&server);
     zcert_destroy(&cert);

@@ -6,7 +6,11 @@
 #include "pm_store.h"
 #include "pm_wire.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct {
     pm_agent_config_t cfg;
@@ -103,6 +107,46 @@ s_attempt(s_agent_t *self, Pm__Revision *rev)
     s_send(self, PM__AGENT_REPORT__KIND__APPLIED);
 }
 
+/* DKIM keys arrive with the revision that names them; they are written
+ * (0600, owned by the milter's user) before the revision is applied, so
+ * the milter never sees a policy whose key is not there yet. */
+static void
+s_write_secrets(s_agent_t *self, const Pm__Publication *pub)
+{
+    if (!self->cfg.dkim_dir || !pub->n_secrets)
+        return;
+    mkdir(self->cfg.dkim_dir, 0700);
+    if (self->cfg.key_uid >= 0 &&
+        chown(self->cfg.dkim_dir, (uid_t)self->cfg.key_uid,
+              (gid_t)self->cfg.key_gid) != 0)
+        pm_warn("node %s: cannot hand %s to the milter's user: %s", self->node,
+                self->cfg.dkim_dir, strerror(errno));
+    for (size_t i = 0; i < pub->n_secrets; i++) {
+        const Pm__Secret *sec = pub->secrets[i];
+        if (strchr(sec->id, '/') || sec->id[0] == '.')
+            continue; /* ids are file names, never paths */
+        char *path = pm_asprintf("%s/%s", self->cfg.dkim_dir, sec->id);
+        char *tmp = pm_asprintf("%s.tmp", path);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        bool ok =
+            fd >= 0 &&
+            write(fd, sec->data.data, sec->data.len) ==
+                (ssize_t)sec->data.len &&
+            (self->cfg.key_uid < 0 || fchown(fd, (uid_t)self->cfg.key_uid,
+                                             (gid_t)self->cfg.key_gid) == 0) &&
+            fsync(fd) == 0;
+        if (fd >= 0)
+            ok = close(fd) == 0 && ok;
+        if (!ok || rename(tmp, path) != 0) {
+            pm_warn("node %s: cannot write DKIM key %s: %s", self->node,
+                    sec->id, strerror(errno));
+            unlink(tmp);
+        }
+        free(tmp);
+        free(path);
+    }
+}
+
 /* Revision numbers are sequence numbers: an update that is not the next
  * one means something was lost on the way. */
 static void
@@ -142,6 +186,7 @@ s_on_publication(s_agent_t *self, Pm__Publication *pub)
         s_send(self, PM__AGENT_REPORT__KIND__APPLIED);
         return; /* already enforced */
     }
+    s_write_secrets(self, pub);
     pub->revision = NULL;
     s_attempt(self, rev);
 }
@@ -224,6 +269,7 @@ s_destroy(s_agent_t **self_p)
     free((char *)self->cfg.state_dir);
     free((char *)self->cfg.name);
     free((char *)self->cfg.address);
+    free((char *)self->cfg.dkim_dir);
     free(self);
     *self_p = NULL;
 }
@@ -238,6 +284,7 @@ s_new(const pm_agent_config_t *cfg)
     self->cfg.state_dir = cfg->state_dir ? pm_strdup(cfg->state_dir) : NULL;
     self->cfg.name = pm_strdup(cfg->name);
     self->cfg.address = pm_strdup(cfg->address ? cfg->address : "");
+    self->cfg.dkim_dir = cfg->dkim_dir ? pm_strdup(cfg->dkim_dir) : NULL;
     self->node = pm_strdup(cfg->name);
     if (cfg->state_dir) {
         char *dir = pm_asprintf("%s/store", cfg->state_dir);

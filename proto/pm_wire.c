@@ -317,6 +317,8 @@ s_fail_field(s_walk_t *w, const char *field, const char *fmt, ...)
 #define S_NEED_REV_B 0x8u
 #define S_NEED_NODE 0x10u
 #define S_NEED_KEY 0x20u
+#define S_NEED_DOMAIN 0x40u
+#define S_NEED_DKIM_KEY 0x80u
 
 /* What each request op needs. An op missing here is refused: NONE, and a
  * new op until someone decides what it needs (test_wire checks that every
@@ -335,6 +337,8 @@ static const struct {
     {PM__REQUEST__OP__NODES, 0},
     {PM__REQUEST__OP__NODE_ADD, S_NEED_NODE | S_NEED_KEY},
     {PM__REQUEST__OP__NODE_REMOVE, S_NEED_NODE},
+    {PM__REQUEST__OP__DKIM_ADD, S_NEED_DOMAIN | S_NEED_DKIM_KEY},
+    {PM__REQUEST__OP__DKIM_REMOVE, S_NEED_DOMAIN},
 };
 
 static int
@@ -354,6 +358,11 @@ s_rule_request_needs(s_walk_t *w, const Pm__Request *req, const char *op,
     /* a CURVE public key in Z85 is 40 characters */
     if ((needs & S_NEED_KEY) && strlen(req->public_key) != 40)
         return s_fail_field(w, "public_key", "%s needs a 40-character Z85 key",
+                            op);
+    if ((needs & S_NEED_DOMAIN) && !*req->domain)
+        return s_fail_field(w, "domain", "%s needs a domain", op);
+    if ((needs & S_NEED_DKIM_KEY) && (!*req->selector || !req->private_key.len))
+        return s_fail_field(w, "private_key", "%s needs a selector and a key",
                             op);
     return PM_OK;
 }

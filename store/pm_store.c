@@ -28,7 +28,7 @@
 
 struct pm_store_t {
     MDB_env *env;
-    MDB_dbi meta, revs, nodes;
+    MDB_dbi meta, revs, nodes, secrets;
     bool rdonly;
     bool have_dbs; /* false while a read-only open finds no databases yet */
     MDB_txn *rtxn; /* reset read transaction, renewed for each read */
@@ -126,6 +126,8 @@ s_open_dbis(pm_store_t *self)
     if (rc == MDB_SUCCESS)
         rc = mdb_dbi_open(txn, "nodes", create, &self->nodes);
     if (rc == MDB_SUCCESS)
+        rc = mdb_dbi_open(txn, "secrets", create, &self->secrets);
+    if (rc == MDB_SUCCESS)
         rc = s_meta_get(self, txn, "format", &format);
     if (rc == MDB_SUCCESS && format == 0 && !self->rdonly)
         rc = s_meta_put(self, txn, "format", format = S_FORMAT);
@@ -176,7 +178,7 @@ s_env_open(pm_store_t *self, const char *dir, size_t map_size)
     int rc = mdb_env_create(&self->env);
     if (rc != MDB_SUCCESS)
         return s_err(rc);
-    rc = mdb_env_set_maxdbs(self->env, 4);
+    rc = mdb_env_set_maxdbs(self->env, 8);
     if (rc == MDB_SUCCESS)
         rc =
             mdb_env_set_mapsize(self->env, map_size ? map_size : S_MAP_DEFAULT);
@@ -710,4 +712,65 @@ pm_store_nodes_free(Pm__NodeStatus ***nodes_p, size_t n)
     for (size_t i = 0; i < n; i++)
         pm__node_status__free_unpacked((*nodes_p)[i], NULL);
     PM_FREE(nodes_p);
+}
+
+/* ---- Secrets (DKIM private keys), kept apart from the policy ------------ */
+
+int
+pm_store_secret_put(pm_store_t *self, const char *id, const void *data,
+                    size_t len)
+{
+    MDB_txn *txn = NULL;
+    if (!self || !id || !*id || !data || !len || self->rdonly ||
+        strlen(id) > (size_t)mdb_env_get_maxkeysize(self->env))
+        return PM_EINVAL;
+    int rc = s_err(s_txn_begin(self, 0, &txn));
+    if (rc != PM_OK)
+        return rc;
+    MDB_val key = {strlen(id), (void *)id}, val = {len, (void *)data};
+    rc = s_err(mdb_put(txn, self->secrets, &key, &val, 0));
+    if (rc != PM_OK) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return s_err(mdb_txn_commit(txn));
+}
+
+int
+pm_store_secret_get(pm_store_t *self, const char *id, uint8_t **data,
+                    size_t *len)
+{
+    MDB_txn *txn = NULL;
+    if (!self || !id || !*id || !data || !len)
+        return PM_EINVAL;
+    int rc = s_read_begin(self, &txn);
+    if (rc != PM_OK)
+        return rc;
+    MDB_val key = {strlen(id), (void *)id}, val;
+    rc = s_err(mdb_get(txn, self->secrets, &key, &val));
+    if (rc == PM_OK) {
+        *data = pm_malloc(val.mv_size);
+        memcpy(*data, val.mv_data, val.mv_size);
+        *len = val.mv_size;
+    }
+    s_read_end(self);
+    return rc;
+}
+
+int
+pm_store_secret_del(pm_store_t *self, const char *id)
+{
+    MDB_txn *txn = NULL;
+    if (!self || !id || !*id || self->rdonly)
+        return PM_EINVAL;
+    int rc = s_err(s_txn_begin(self, 0, &txn));
+    if (rc != PM_OK)
+        return rc;
+    MDB_val key = {strlen(id), (void *)id};
+    rc = s_err(mdb_del(txn, self->secrets, &key, NULL));
+    if (rc != PM_OK) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return s_err(mdb_txn_commit(txn));
 }

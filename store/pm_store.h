@@ -113,4 +113,14 @@ int pm_store_mirror(pm_store_t *self, const Pm__Revision *rev);
 int pm_store_node_list(pm_store_t *self, Pm__NodeStatus ***nodes, size_t *n);
 void pm_store_nodes_free(Pm__NodeStatus ***nodes_p, size_t n);
 
+/* Secrets the policy refers to by id (DKIM private keys): stored apart
+ * from revisions so that history, show and diff never contain them.
+ * put replaces; get returns a copy the caller frees (PM_ENOTFOUND when
+ * absent); del returns PM_ENOTFOUND when absent. Durable like commits. */
+int pm_store_secret_put(pm_store_t *self, const char *id, const void *data,
+                        size_t len);
+int pm_store_secret_get(pm_store_t *self, const char *id, uint8_t **data,
+                        size_t *len);
+int pm_store_secret_del(pm_store_t *self, const char *id);
+
 #endif

@@ -117,6 +117,10 @@ Test(wire, every_valid_op_accepted)
     req.expect_rev = -1;
     req.node = (char *)"mx1";
     req.public_key = (char *)"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    req.domain = (char *)"example.test";
+    req.selector = (char *)"s1";
+    req.private_key.data = (uint8_t *)"-----BEGIN PRIVATE KEY-----";
+    req.private_key.len = 27;
     /* Every declared op but NONE: a new op must get its entry in the
      * requirements table of pm_wire.c. */
     const ProtobufCEnumDescriptor *ops = &pm__request__op__descriptor;
