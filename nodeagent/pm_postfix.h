@@ -7,9 +7,36 @@
  * main.cf is left exactly as it was.
  *
  * Apply is all-or-nothing: the parameters are written with postconf into a
- * copy of main.cf, checked (postconf and `postfix check`), swapped in with
- * rename(2), and Postfix is reloaded if running; on any failure the previous
- * main.cf is put back byte for byte and Postfix reloaded again.
+ * copy of main.cf (a scratch configuration directory inside CONFIG_DIR),
+ * checked, swapped in with rename(2), and Postfix is reloaded if running
+ * (`postfix status`); on any failure the previous main.cf is put back byte
+ * for byte and Postfix reloaded again. When main.cf already holds every
+ * rendered value nothing is written and nothing reloaded. The checks:
+ *   - postconf -e must not warn about (or fail on) a parameter we set, and
+ *     postconf -n must read every value back unchanged;
+ *   - relayhost / smtp_fallback_relay literals must be of an address family
+ *     the node's inet_protocols enables: "[ipv6:::1]:25" on an ipv4-only
+ *     node passes postconf, `postfix check` and reload, then defers every
+ *     relayed message ("relayhost configuration problem", 4.3.5);
+ *   - smtpd, started stand-alone (smtpd -S) on the copy, must parse it:
+ *     this catches what only smtpd notices at connection time (a table or
+ *     mynetworks entry it dies on, which would kill every SMTP session);
+ *   - `postfix -c COPY check`.
+ * Every failure returns "what failed: its first error line".
+ *
+ * What the node cannot support is not turned on (the rest still applies):
+ *   - SMTP AUTH (outbound.sasl_auth) only when the smtpd_sasl_type backend
+ *     answers (dovecot: its socket accepts a connection; cyrus: a mechanism
+ *     plugin is installed). With smtpd_sasl_auth_enable = yes and no
+ *     backend every smtpd dies ("fatal: no SASL authentication
+ *     mechanisms") and master throttles the listener: no mail at all.
+ *     Status then reports auth DOWN, "no SASL backend: smtpd_sasl_type
+ *     dovecot cannot connect to QUEUE/private/auth: No such file or
+ *     directory; SMTP AUTH kept off until it answers (next apply)".
+ *   - reject_sender_login_mismatch only when smtpd_sender_login_maps is
+ *     set: without the map no address has an owner, so every authenticated
+ *     sender would be refused. Status reports auth DEGRADED saying so.
+ * pm_postfix_render shows the full intent (as if the node supported all).
  */
 #ifndef PM_POSTFIX_H
 #define PM_POSTFIX_H
@@ -29,8 +56,21 @@ typedef struct {
 pm_postfix_param_t *pm_postfix_render(const Pm__Policy *effective, size_t *n);
 void pm_postfix_params_free(pm_postfix_param_t **params_p, size_t n);
 
+/* The policy keys (space separated) that drive Postfix parameter PARAM, or
+ * NULL when the policy does not own PARAM. Static. */
+const char *pm_postfix_param_keys(const char *param);
+
 /* A backend for the Postfix instance whose configuration directory is
- * CONFIG_DIR. Returns NULL with *why when CONFIG_DIR has no main.cf. */
+ * CONFIG_DIR. Returns NULL with *why (caller frees) when CONFIG_DIR has no
+ * readable, writable main.cf. Caller destroys it with backend->destroy.
+ * status() fills postfix_running, auth and relay_overrides (entries of
+ * transport_maps and sender_dependent_relayhost_maps that send mail
+ * elsewhere than relayhost: "transport_maps: example.com -> smtp:[10.0.0.1]";
+ * maps that cannot be listed appear as "transport_maps: pcre:/x (entries
+ * not listable)"); postfix_running from master.pid (what `postfix status`
+ * checks, without its log line per heartbeat); antispam, antivirus and
+ * dkim are set to UNKNOWN "not reported yet" only when still unset. Auth
+ * and overrides are cached for 10 s unless main.cf changes. */
 pm_backend_t *pm_postfix_new(const char *config_dir, char **why);
 
 #endif

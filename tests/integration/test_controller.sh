@@ -35,13 +35,31 @@ done
 expect_exit 0 "validate a valid policy" "$CTL" policy validate "$VALID/full.nested.yaml"
 expect_exit 2 "validate without a file is a usage error" "$CTL" policy validate
 
+# --- DKIM keys: stored apart from the policy, which names them -------------
+expect_exit 1 "a policy naming DKIM keys the controller lacks is refused" "$CTL" policy push "$VALID/full.nested.yaml"
+check "the refusal says how to add the key" grep -q "privmta-ctl dkim add example.com" "$WORK/err"
+expect_exit 0 "dkim add --generate" "$CTL" dkim add example.com --selector mail2024 --generate
+check "dkim add prints the DNS record" grep -q '^mail2024._domainkey.example.com. IN TXT' "$WORK/out"
+openssl genrsa -out "$WORK/org.pem" 2048 2>/dev/null
+expect_exit 0 "dkim add --key FILE" "$CTL" dkim add example.org --selector s1.mail --key "$WORK/org.pem"
+expect_exit 1 "dkim add with a file that is no key" "$CTL" dkim add example.net --selector s1 --key /etc/hostname
+"$CTL" dkim list >"$WORK/dkim.txt"
+id_of() { awk -v d="$1" '$1 == d {print $3}' "$WORK/dkim.txt"; }
+check "dkim list shows both domains" test -n "$(id_of example.com)" -a -n "$(id_of example.org)"
+check "policy show never contains a private key" bash -c "! '$CTL' policy show | grep -q PRIVATE"
+# the full example names its keys; point it at the stored ones
+FULL="$WORK/full.yaml"
+sed -e "s/example-com-2024/$(id_of example.com)/" -e "s/\bexample-org\b/$(id_of example.org)/" \
+    "$VALID/full.nested.yaml" >"$FULL"
+cp -r "$VALID/sigs" "$WORK/" 2>/dev/null
+
 # --- push, show, round trip ------------------------------------------------
-expect_exit 0 "push a full policy" "$CTL" policy push "$VALID/full.nested.yaml" -m "first"
-check "push prints revision 1" grep -q "^revision 1 committed" "$WORK/out"
+expect_exit 0 "push a full policy" "$CTL" policy push "$FULL" -m "first"
+check "push prints revision 3 (after the two dkim adds)" grep -q "^revision 3 committed" "$WORK/out"
 "$CTL" policy show >"$WORK/show1.yaml"
-check "show is YAML with the revision header" grep -q "^# privmta policy revision 1" "$WORK/show1.yaml"
+check "show is YAML with the revision header" grep -q "^# privmta policy revision 3" "$WORK/show1.yaml"
 expect_exit 0 "show output pushed back" "$CTL" policy push "$WORK/show1.yaml"
-check "round trip is unchanged (same digest)" grep -q "^unchanged: the policy equals revision 1" "$WORK/out"
+check "round trip is unchanged (same digest)" grep -q "^unchanged: the policy equals revision 3" "$WORK/out"
 "$CTL" policy show --json >"$WORK/show1.json"
 expect_exit 0 "show --json output pushed back" "$CTL" policy push "$WORK/show1.json"
 check "JSON round trip is unchanged" grep -q "^unchanged" "$WORK/out"
@@ -67,15 +85,15 @@ expect_exit 0 "set a level" "$CTL" policy set antispam.level=high
 "$CTL" policy show --json >"$WORK/show.json"
 check "level high is 16/66" python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["antispam"]; sys.exit(not (a["tag_percent"]==16 and a["kill_percent"]==66))' "$WORK/show.json"
 expect_exit 0 "history" "$CTL" policy history
-check "history is newest first" bash -c "sed -n 2p '$WORK/out' | grep -q '^5 '"
+check "history is newest first" bash -c "sed -n 2p '$WORK/out' | grep -q '^7 '"
 check "history shows the message" grep -q "helo on" "$WORK/out"
-expect_exit 0 "diff 1 2" "$CTL" policy diff 1 2
+expect_exit 0 "diff 3 4" "$CTL" policy diff 3 4
 check "diff names the changed key" grep -q "^inbound.checks.helo_valid: false -> true" "$WORK/out"
 check "diff shows only changed keys" test "$(wc -l <"$WORK/out")" -eq 1
-expect_exit 0 "rollback 1" "$CTL" policy rollback 1
-check "rollback makes a new revision" grep -q "^revision 6 committed" "$WORK/out"
+expect_exit 0 "rollback 3" "$CTL" policy rollback 3
+check "rollback makes a new revision" grep -q "^revision 8 committed" "$WORK/out"
 "$CTL" policy show >"$WORK/show5.yaml"
-check "rollback restores revision 1's content" diff <(grep -v '^#' "$WORK/show1.yaml") <(grep -v '^#' "$WORK/show5.yaml")
+check "rollback restores revision 3's content" diff <(grep -v '^#' "$WORK/show1.yaml") <(grep -v '^#' "$WORK/show5.yaml")
 expect_exit 1 "rollback to a missing revision" "$CTL" policy rollback 99
 
 # --- per-node overrides --------------------------------------------------------

@@ -1,0 +1,817 @@
+/* test_postfix.c - the policy on real Postfix instances.
+ *
+ * Rendering is checked against the table; everything else runs against
+ * real instances made by deploy/postfix-node.sh on 127.0.0.x loopback
+ * addresses and free ports, checked with postconf, swaks and smtp-sink.
+ * Every instance lives under one directory made before the first test; the
+ * runner destroys them all after the last one, whatever happened.
+ */
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pm_policy.h"
+#include "pm_postfix.h"
+
+#define SCRIPT PM_SOURCE_DIR "/deploy/postfix-node.sh"
+
+/* Made by the runner before the first test; workers find it in the
+ * environment. */
+#define BASE_ENV "PM_TEST_POSTFIX_BASE"
+static char s_base[128];
+
+/* ------------------------------------------------------------------------
+ * Helpers */
+
+/* Runs a shell command (tests only); returns its exit code, and its
+ * output in *OUT when OUT is given (caller frees). */
+static int
+s_sh(char **out, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "popen %s", cmd);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    char chunk[4096];
+    size_t r;
+    while ((r = fread(chunk, 1, sizeof chunk, p)) > 0)
+        fwrite(chunk, 1, r, mem);
+    fclose(mem);
+    int st = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *
+s_read(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "open %s", path);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    int c;
+    while ((c = fgetc(f)) != EOF)
+        fputc(c, mem);
+    fclose(mem);
+    fclose(f);
+    return buf;
+}
+
+/* A TCP port nobody listens on at ADDR right now. */
+static int
+s_free_port(const char *addr)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof sa;
+    inet_pton(AF_INET, addr, &sa.sin_addr);
+    cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+typedef struct {
+    char dir[256]; /* instance directory */
+    char etc[300]; /* its configuration directory */
+    char name[32];
+    char addr[32];
+    int port;
+} node_t;
+
+/* Creates (and optionally starts) an instance NAME on ADDR. */
+static void
+s_base_init(void)
+{
+    const char *base = getenv(BASE_ENV);
+    cr_assert(base, BASE_ENV " not set by the runner");
+    snprintf(s_base, sizeof s_base, "%s", base);
+}
+
+static void
+s_node(node_t *n, const char *name, const char *addr, bool start)
+{
+    s_base_init();
+    snprintf(n->dir, sizeof n->dir, "%s/%s", s_base, name);
+    snprintf(n->etc, sizeof n->etc, "%s/etc", n->dir);
+    snprintf(n->name, sizeof n->name, "%s", name);
+    snprintf(n->addr, sizeof n->addr, "%s", addr);
+    n->port = s_free_port(addr);
+    char *out = NULL;
+    int rc = s_sh(&out, "bash %s create %s %s %d %s 2>&1", SCRIPT, n->dir, addr,
+                  n->port, name);
+    cr_assert_eq(rc, 0, "create %s: %s", name, out);
+    free(out);
+    if (start) {
+        rc = s_sh(&out, "bash %s start %s 2>&1", SCRIPT, n->dir);
+        cr_assert_eq(rc, 0, "start %s: %s", name, out);
+        free(out);
+    }
+}
+
+static char *
+s_param(const node_t *n, const char *param)
+{
+    char *out = NULL;
+    cr_assert_eq(s_sh(&out, "postconf -c %s -h %s", n->etc, param), 0);
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+static void
+s_expect_param(const node_t *n, const char *param, const char *want)
+{
+    char *got = s_param(n, param);
+    cr_expect_str_eq(got, want, "%s: %s = '%s', want '%s'", n->name, param, got,
+                     want);
+    free(got);
+}
+
+/* swaks exit code for one message through node N. */
+static int
+s_swaks(const node_t *n, const char *helo, const char *from, const char *to)
+{
+    return s_sh(NULL,
+                "swaks --server %s:%d --helo '%s' --from %s --to %s "
+                "--timeout 15 >/dev/null 2>&1",
+                n->addr, n->port, helo, from, to);
+}
+
+/* Edits POLICY with `policy set` syntax items (NODE: per-node override)
+ * and asserts privmta accepts them. */
+static void
+s_set(Pm__Policy **policy, const char *node, const char *key, const char *value)
+{
+    Pm__Edit e = PM__EDIT__INIT;
+    Pm__Edit *ep = &e;
+    e.key = (char *)key;
+    e.value = (char *)value;
+    e.op = PM__EDIT__OP__ASSIGN;
+    pm_diag_t *diag = pm_diag_new("test");
+    size_t problems = pm_policy_edit(policy, node, &ep, 1, diag);
+    char first[512] = "";
+    if (problems)
+        snprintf(first, sizeof first, "%s", pm_diag_line(diag, 0));
+    pm_diag_destroy(&diag);
+    cr_assert_eq(problems, 0, "privmta refused %s=%s: %s", key, value, first);
+}
+
+/* Local mail works with DNS off: no sender-domain lookups. */
+static Pm__Policy *
+s_policy(void)
+{
+    Pm__Policy *p = pm_policy_new();
+    s_set(&p, NULL, "inbound.checks.sender_domain", "false");
+    return p;
+}
+
+static pm_backend_t *
+s_backend(const node_t *n)
+{
+    char *why = NULL;
+    pm_backend_t *b = pm_postfix_new(n->etc, &why);
+    cr_assert(b, "pm_postfix_new: %s", why ? why : "");
+    return b;
+}
+
+static void
+s_apply_ok(pm_backend_t *b, const Pm__Policy *p)
+{
+    char *why = NULL;
+    int rc = b->apply(b, p, 1, &why);
+    cr_assert_eq(rc, 0, "apply failed: %s", why ? why : "(no reason)");
+    free(why);
+}
+
+static Pm__NodeStatus *
+s_status_new(void)
+{
+    Pm__NodeStatus *st = malloc(sizeof *st);
+    pm__node_status__init(st);
+    return st;
+}
+
+static const char *
+s_value(const pm_postfix_param_t *params, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(params[i].name, name) == 0)
+            return params[i].value;
+    cr_assert_fail("no parameter %s rendered", name);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Setup and teardown of every instance. */
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    snprintf(s_base, sizeof s_base, "/tmp/pm-test-postfix.XXXXXX");
+    if (!mkdtemp(s_base))
+        abort();
+    chmod(s_base, 0755);
+    setenv(BASE_ENV, s_base, 1);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "for d in %s/*/; do bash %s destroy \"$d\" >/dev/null 2>&1; "
+             "done; pkill -F %s/sink.pid 2>/dev/null; rm -rf %s",
+             s_base, SCRIPT, s_base, s_base);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup of %s failed\n", s_base);
+}
+
+/* ------------------------------------------------------------------------
+ * Rendering */
+
+Test(render, defaults)
+{
+    Pm__Policy *p = pm_policy_new();
+    size_t n = 0;
+    pm_postfix_param_t *params = pm_postfix_render(p, &n);
+    cr_assert_eq(n, 13);
+    cr_expect_str_eq(s_value(params, n, "smtpd_reject_unlisted_sender"), "yes");
+    cr_expect_str_eq(s_value(params, n, "smtpd_reject_unlisted_recipient"),
+                     "yes");
+    cr_expect_str_eq(s_value(params, n, "smtpd_helo_required"), "yes");
+    cr_expect_str_eq(s_value(params, n, "smtpd_helo_restrictions"),
+                     "reject_invalid_helo_hostname");
+    cr_expect_str_eq(s_value(params, n, "smtpd_client_restrictions"), "");
+    cr_expect_str_eq(s_value(params, n, "smtpd_sender_restrictions"),
+                     "reject_sender_login_mismatch reject_non_fqdn_sender "
+                     "reject_unknown_sender_domain");
+    cr_expect_str_eq(s_value(params, n, "smtpd_relay_restrictions"),
+                     "permit_mynetworks permit_sasl_authenticated "
+                     "reject_unauth_destination");
+    cr_expect_str_eq(s_value(params, n, "smtpd_sasl_auth_enable"), "yes");
+    cr_expect_str_eq(s_value(params, n, "smtpd_sasl_authenticated_header"),
+                     "no");
+    cr_expect_str_eq(s_value(params, n, "smtpd_tls_auth_only"), "yes");
+    cr_expect_str_eq(s_value(params, n, "mynetworks"), "127.0.0.0/8 [::1]/128");
+    cr_expect_str_eq(s_value(params, n, "relayhost"), "");
+    cr_expect_str_eq(s_value(params, n, "smtp_fallback_relay"), "");
+    pm_postfix_params_free(&params, n);
+    cr_expect_null(params);
+    pm_policy_free(&p);
+}
+
+Test(render, every_flag_flipped)
+{
+    Pm__Policy *p = pm_policy_new();
+    s_set(&p, NULL, "inbound.reject_unlisted_sender", "false");
+    s_set(&p, NULL, "inbound.reject_sender_login_mismatch", "false");
+    s_set(&p, NULL, "inbound.checks.client_hostname", "true");
+    s_set(&p, NULL, "inbound.checks.reverse_client_hostname", "true");
+    s_set(&p, NULL, "inbound.checks.helo_resolves", "true");
+    s_set(&p, NULL, "inbound.checks.helo_valid", "false");
+    s_set(&p, NULL, "inbound.checks.helo_fqdn", "true");
+    s_set(&p, NULL, "inbound.checks.sender_domain", "false");
+    s_set(&p, NULL, "outbound.sasl_auth", "false");
+    s_set(&p, NULL, "outbound.authenticated_header", "true");
+    s_set(&p, NULL, "outbound.tls_auth_only", "false");
+    s_set(&p, NULL, "outbound.mynetworks",
+          "[10.0.0.0/8, \"::1/128\", "
+          "\"[fd00::]/64\", 192.0.2.7]");
+    s_set(&p, NULL, "outbound.relay_host", "\"[10.1.2.3]:587\"");
+    s_set(&p, NULL, "outbound.fallback_relay_host", "relay.example.com:25");
+    size_t n = 0;
+    pm_postfix_param_t *params = pm_postfix_render(p, &n);
+    cr_expect_str_eq(s_value(params, n, "smtpd_reject_unlisted_sender"), "no");
+    cr_expect_str_eq(s_value(params, n, "smtpd_helo_required"), "yes");
+    cr_expect_str_eq(s_value(params, n, "smtpd_helo_restrictions"),
+                     "reject_non_fqdn_helo_hostname "
+                     "reject_unknown_helo_hostname");
+    cr_expect_str_eq(s_value(params, n, "smtpd_client_restrictions"),
+                     "reject_unknown_client_hostname "
+                     "reject_unknown_reverse_client_hostname");
+    cr_expect_str_eq(s_value(params, n, "smtpd_sender_restrictions"),
+                     "reject_non_fqdn_sender");
+    cr_expect_str_eq(s_value(params, n, "smtpd_relay_restrictions"),
+                     "permit_mynetworks reject_unauth_destination");
+    cr_expect_str_eq(s_value(params, n, "smtpd_sasl_auth_enable"), "no");
+    cr_expect_str_eq(s_value(params, n, "smtpd_sasl_authenticated_header"),
+                     "yes");
+    cr_expect_str_eq(s_value(params, n, "smtpd_tls_auth_only"), "no");
+    /* unbracketed IPv6 would be read as a lookup table by smtpd */
+    cr_expect_str_eq(s_value(params, n, "mynetworks"),
+                     "10.0.0.0/8 [::1]/128 [fd00::]/64 192.0.2.7");
+    cr_expect_str_eq(s_value(params, n, "relayhost"), "[10.1.2.3]:587");
+    cr_expect_str_eq(s_value(params, n, "smtp_fallback_relay"),
+                     "relay.example.com:25");
+    pm_postfix_params_free(&params, n);
+
+    /* no HELO check at all: HELO need not be required */
+    s_set(&p, NULL, "inbound.checks.helo_fqdn", "false");
+    s_set(&p, NULL, "inbound.checks.helo_resolves", "false");
+    params = pm_postfix_render(p, &n);
+    cr_expect_str_eq(s_value(params, n, "smtpd_helo_required"), "no");
+    cr_expect_str_eq(s_value(params, n, "smtpd_helo_restrictions"), "");
+    s_set(&p, NULL, "outbound.mynetworks", "[]");
+    pm_postfix_params_free(&params, n);
+    params = pm_postfix_render(p, &n);
+    cr_expect_str_eq(s_value(params, n, "mynetworks"), "");
+    pm_postfix_params_free(&params, n);
+    pm_policy_free(&p);
+}
+
+/* Every key whose `drives` names a Postfix parameter or restriction is
+ * rendered by the table, and the table names only real keys. */
+Test(render, table_matches_policy_keys)
+{
+    Pm__Policy *p = pm_policy_new();
+    size_t n = 0, nkeys = 0;
+    pm_postfix_param_t *params = pm_postfix_render(p, &n);
+    char all[2048] = " ";
+    for (size_t i = 0; i < n; i++) {
+        const char *keys = pm_postfix_param_keys(params[i].name);
+        cr_assert(keys, "%s has no keys", params[i].name);
+        char *copy = strdup(keys), *save = NULL;
+        for (char *k = strtok_r(copy, " ", &save); k;
+             k = strtok_r(NULL, " ", &save)) {
+            cr_expect(pm_policy_key(k), "%s names unknown key %s",
+                      params[i].name, k);
+            strcat(all, k);
+            strcat(all, " ");
+        }
+        free(copy);
+    }
+    const pm_key_t *keys = pm_policy_keys(&nkeys);
+    for (size_t i = 0; i < nkeys; i++) {
+        const char *d = keys[i].drives;
+        bool postfix = strstr(d, "smtpd_") || strstr(d, "reject_") ||
+                       strstr(d, "mynetworks") || strstr(d, "relayhost") ||
+                       strstr(d, "smtp_fallback_relay");
+        char word[128];
+        snprintf(word, sizeof word, " %s ", keys[i].name);
+        if (postfix)
+            cr_expect(strstr(all, word), "key %s (drives %s) not rendered",
+                      keys[i].name, d);
+    }
+    cr_expect_null(pm_postfix_param_keys("myhostname"));
+    pm_postfix_params_free(&params, n);
+    pm_policy_free(&p);
+}
+
+Test(noop, accepts_everything_reports_nothing)
+{
+    pm_backend_t *b = pm_backend_noop_new();
+    Pm__Policy *p = pm_policy_new();
+    char *why = NULL;
+    cr_assert_eq(b->apply(b, p, 7, &why), 0);
+    cr_assert_null(why);
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    b->status(b, &st);
+    cr_expect_null(st.auth);
+    cr_expect_eq(st.n_relay_overrides, 0);
+    b->destroy(&b);
+    cr_expect_null(b);
+    pm_policy_free(&p);
+}
+
+Test(backend, needs_main_cf)
+{
+    char *why = NULL;
+    pm_backend_t *b = pm_postfix_new("/nonexistent/privmta", &why);
+    cr_assert_null(b);
+    cr_assert(why && strstr(why, "/nonexistent/privmta/main.cf"), "%s",
+              why ? why : "");
+    free(why);
+}
+
+/* ------------------------------------------------------------------------
+ * The node script */
+
+Test(script, idempotent_and_clear)
+{
+    node_t n;
+    s_node(&n, "script", "127.0.0.20", false);
+    char *out = NULL;
+    cr_expect_eq(s_sh(NULL, "bash %s status %s", SCRIPT, n.dir), 1);
+    cr_expect_eq(s_sh(NULL, "bash %s start %s", SCRIPT, n.dir), 0);
+    cr_expect_eq(s_sh(NULL, "bash %s start %s", SCRIPT, n.dir), 0);
+    cr_expect_eq(s_sh(NULL, "bash %s status %s", SCRIPT, n.etc), 0);
+    cr_expect_eq(s_sh(&out, "bash %s create %s 127.0.0.20 %d 2>&1", SCRIPT,
+                      n.dir, n.port),
+                 1);
+    cr_expect(strstr(out, "stop it first"), "%s", out);
+    free(out);
+    s_expect_param(&n, "myhostname", "script.test");
+    s_expect_param(&n, "relay_domains", "");
+    s_expect_param(&n, "smtp_dns_support_level", "disabled");
+    cr_expect_eq(s_swaks(&n, "client.test", "postmaster@script.test",
+                         "postmaster@script.test"),
+                 0);
+    cr_expect_eq(s_sh(NULL, "bash %s stop %s", SCRIPT, n.dir), 0);
+    cr_expect_eq(s_sh(NULL, "bash %s stop %s", SCRIPT, n.dir), 0);
+    cr_expect_eq(s_sh(NULL, "bash %s status %s", SCRIPT, n.dir), 1);
+    cr_expect_eq(s_sh(NULL, "bash %s destroy %s", SCRIPT, n.dir), 0);
+    cr_expect_eq(access(n.dir, F_OK), -1);
+    cr_expect_eq(s_sh(NULL, "bash %s destroy %s", SCRIPT, n.dir), 0);
+    cr_expect_eq(
+        s_sh(&out, "bash %s create %s 127.0.0.20 99999 2>&1", SCRIPT, n.dir),
+        1);
+    cr_expect(strstr(out, "port"), "%s", out);
+    free(out);
+}
+
+/* ------------------------------------------------------------------------
+ * Apply */
+
+/* main.cf without the lines of parameters the policy owns. */
+static char *
+s_unowned(const char *main_cf)
+{
+    char *out = calloc(1, strlen(main_cf) + 1);
+    for (const char *l = main_cf; *l;) {
+        size_t len = strcspn(l, "\n") + (l[strcspn(l, "\n")] == '\n');
+        size_t nlen = strcspn(l, " =");
+        char name[128] = "";
+        if (nlen < sizeof name)
+            memcpy(name, l, nlen), name[nlen] = '\0';
+        if (!pm_postfix_param_keys(name))
+            strncat(out, l, len);
+        l += len;
+    }
+    return out;
+}
+
+Test(apply, writes_owned_keeps_the_rest)
+{
+    node_t n;
+    s_node(&n, "writes", "127.0.0.21", false);
+    char path[512];
+    snprintf(path, sizeof path, "%s/main.cf", n.etc);
+    FILE *f = fopen(path, "a");
+    fputs("# privmta test: keep me\nmessage_size_limit  =  12345678\n", f);
+    fclose(f);
+    char *before = s_read(path);
+
+    Pm__Policy *p = s_policy();
+    s_set(&p, NULL, "inbound.checks.helo_fqdn", "true");
+    s_set(&p, NULL, "outbound.mynetworks", "[127.0.0.0/8, 10.1.0.0/16]");
+    s_set(&p, NULL, "outbound.relay_host", "\"[127.0.0.1]:2600\"");
+    pm_backend_t *b = s_backend(&n);
+    s_apply_ok(b, p);
+    s_expect_param(&n, "mynetworks", "127.0.0.0/8 10.1.0.0/16");
+    s_expect_param(&n, "relayhost", "[127.0.0.1]:2600");
+    s_expect_param(&n, "smtpd_helo_restrictions",
+                   "reject_invalid_helo_hostname "
+                   "reject_non_fqdn_helo_hostname");
+    s_expect_param(&n, "smtpd_relay_restrictions",
+                   "permit_mynetworks permit_sasl_authenticated "
+                   "reject_unauth_destination");
+    s_expect_param(&n, "message_size_limit", "12345678");
+    char *after = s_read(path);
+    cr_expect(strstr(after, "# privmta test: keep me\n"
+                            "message_size_limit  =  12345678\n"),
+              "unowned lines changed:\n%s", after);
+    char *u0 = s_unowned(before), *u1 = s_unowned(after);
+    cr_expect_str_eq(u0, u1, "unowned parameters changed");
+    free(u0);
+    free(u1);
+
+    /* the same policy again: nothing written (same inode, same bytes) */
+    struct stat st0, st1;
+    stat(path, &st0);
+    s_apply_ok(b, p);
+    stat(path, &st1);
+    cr_expect_eq(st0.st_ino, st1.st_ino, "main.cf rewritten for nothing");
+    char *again = s_read(path);
+    cr_expect_str_eq(after, again);
+    /* no scratch directory left behind */
+    cr_expect_eq(s_sh(NULL, "ls -a %s | grep -q privmta", n.etc), 1);
+    free(again);
+    free(after);
+    free(before);
+    b->destroy(&b);
+    pm_policy_free(&p);
+}
+
+Test(apply, helo_valid_rejects_bad_helo)
+{
+    node_t n;
+    s_node(&n, "helo", "127.0.0.22", true);
+    pm_backend_t *b = s_backend(&n);
+    Pm__Policy *p = s_policy();
+    s_apply_ok(b, p);
+    int rc = s_swaks(&n, "bad helo!", "postmaster@helo.test",
+                     "postmaster@helo.test");
+    cr_expect_neq(rc, 0, "bad HELO accepted with helo_valid=true");
+    cr_expect_eq(s_swaks(&n, "client.example.com", "postmaster@helo.test",
+                         "postmaster@helo.test"),
+                 0, "good HELO refused");
+    s_set(&p, NULL, "inbound.checks.helo_valid", "false");
+    s_apply_ok(b, p);
+    s_expect_param(&n, "smtpd_helo_required", "no");
+    cr_expect_eq(s_swaks(&n, "bad helo!", "postmaster@helo.test",
+                         "postmaster@helo.test"),
+                 0, "bad HELO refused with helo_valid=false");
+    b->destroy(&b);
+    pm_policy_free(&p);
+}
+
+/* Files smtp-sink wrote into DIR. */
+static int
+s_count(const char *dir)
+{
+    char *out = NULL;
+    s_sh(&out, "ls %s | wc -l", dir);
+    int count = atoi(out);
+    free(out);
+    return count;
+}
+
+static bool
+s_wait_count(const char *dir, int want)
+{
+    for (int i = 0; i < 150; i++) {
+        if (s_count(dir) >= want)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
+Test(apply, mynetworks_controls_relaying)
+{
+    node_t n;
+    s_node(&n, "relay", "127.0.0.23", true);
+    /* the relay host: smtp-sink dumping every message into a folder */
+    char sink[512], pidfile[512];
+    snprintf(sink, sizeof sink, "%s/sink", s_base);
+    snprintf(pidfile, sizeof pidfile, "%s/sink.pid", s_base);
+    mkdir(sink, 0777);
+    chmod(sink, 0777);
+    int sport = s_free_port("127.0.0.24");
+    cr_assert_eq(s_sh(NULL,
+                      "cd %s && (smtp-sink -u nobody -d %s/%%M. "
+                      "127.0.0.24:%d 10 >/dev/null 2>&1 & echo $! > %s)",
+                      s_base, sink, sport, pidfile),
+                 0);
+    usleep(300000);
+
+    pm_backend_t *b = s_backend(&n);
+    Pm__Policy *p = s_policy();
+    char relay[64];
+    snprintf(relay, sizeof relay, "\"[127.0.0.24]:%d\"", sport);
+    s_set(&p, NULL, "outbound.relay_host", relay);
+    s_apply_ok(b, p);
+    cr_expect_eq(s_swaks(&n, "client.example.com", "postmaster@relay.test",
+                         "someone@outside.example"),
+                 0, "relaying from 127.0.0.1 refused");
+    cr_expect(s_wait_count(sink, 1), "the relayed message never arrived");
+
+    s_set(&p, NULL, "outbound.mynetworks", "[10.0.0.0/8]");
+    s_apply_ok(b, p);
+    int rc = s_swaks(&n, "client.example.com", "postmaster@relay.test",
+                     "someone@outside.example");
+    cr_expect_eq(rc, 24, "relay from outside mynetworks: swaks exit %d", rc);
+    /* a final 5xx denial, not Postfix's default 4xx defer */
+    char *denial = NULL;
+    s_sh(&denial,
+         "swaks --server %s:%d --helo client.example.com --from "
+         "postmaster@relay.test --to someone@outside.example 2>&1",
+         n.addr, n.port);
+    cr_expect(strstr(denial, "<** 554 5.7.1") &&
+                  strstr(denial, "Relay access denied"),
+              "not a clean 5xx relay denial:\n%s", denial);
+    free(denial);
+    /* local delivery is not relaying */
+    cr_expect_eq(s_swaks(&n, "client.example.com", "other@outside.example",
+                         "postmaster@relay.test"),
+                 0);
+
+    s_set(&p, NULL, "outbound.mynetworks", "[127.0.0.0/8]");
+    s_apply_ok(b, p);
+    cr_expect_eq(s_swaks(&n, "client.example.com", "postmaster@relay.test",
+                         "again@outside.example"),
+                 0, "relaying refused after mynetworks was restored");
+    cr_expect(s_wait_count(sink, 2), "the second message never arrived");
+    char *out = NULL;
+    s_sh(&out, "grep -l 'again@outside.example' %s/* | wc -l", sink);
+    cr_expect_eq(atoi(out), 1, "second message not at the relay host");
+    free(out);
+    s_sh(NULL, "kill $(cat %s)", pidfile);
+    b->destroy(&b);
+    pm_policy_free(&p);
+}
+
+/* outbound.relay_host "[ipv6:::1]:PORT" is valid for privmta, and for
+ * postconf, `postfix check` and reload; on this ipv4-only node Postfix
+ * would then defer every relayed message. Apply refuses it and leaves
+ * main.cf and the running Postfix exactly as they were. */
+Test(apply, node_incompatible_override_rolls_back)
+{
+    node_t n;
+    s_node(&n, "v4only", "127.0.0.25", true);
+    s_expect_param(&n, "inet_protocols", "ipv4");
+    pm_backend_t *b = s_backend(&n);
+    Pm__Policy *p = s_policy();
+    s_apply_ok(b, p);
+    char path[512];
+    snprintf(path, sizeof path, "%s/main.cf", n.etc);
+    char *before = s_read(path);
+
+    s_set(&p, "v4only", "outbound.relay_host", "\"[ipv6:::1]:2526\"");
+    Pm__Policy *eff = pm_policy_for_node(p, "v4only");
+    pm_diag_t *diag = pm_diag_new("test");
+    cr_assert_eq(pm_policy_validate(eff, diag), 0, "privmta refuses it");
+    pm_diag_destroy(&diag);
+    char *why = NULL;
+    cr_assert_eq(b->apply(b, eff, 2, &why), -1, "apply accepted it");
+    cr_assert(why && strstr(why, "inet_protocols = ipv4") &&
+                  strstr(why, "[ipv6:::1]:2526"),
+              "why: %s", why ? why : "");
+    free(why);
+    char *after = s_read(path);
+    cr_expect_str_eq(before, after, "main.cf changed by a failed apply");
+    cr_expect_eq(s_sh(NULL, "postfix -c %s status 2>/dev/null", n.etc), 0,
+                 "Postfix stopped");
+    cr_expect_eq(s_swaks(&n, "client.example.com", "postmaster@v4only.test",
+                         "postmaster@v4only.test"),
+                 0, "mail broken after a failed apply");
+
+    /* unbracketed IPv6 in mynetworks kills smtpd if written as is; the
+     * renderer brackets it and mail keeps flowing */
+    pm_policy_free(&eff);
+    s_set(&p, "v4only", "outbound.relay_host", "\"\"");
+    s_set(&p, "v4only", "outbound.mynetworks", "[127.0.0.0/8, \"::1/128\"]");
+    eff = pm_policy_for_node(p, "v4only");
+    s_apply_ok(b, eff);
+    s_expect_param(&n, "mynetworks", "127.0.0.0/8 [::1]/128");
+    cr_expect_eq(s_swaks(&n, "client.example.com", "postmaster@v4only.test",
+                         "postmaster@v4only.test"),
+                 0);
+    free(before);
+    free(after);
+    pm_policy_free(&eff);
+    pm_policy_free(&p);
+    b->destroy(&b);
+}
+
+/* A configuration every smtpd would die on (here an unowned match list
+ * with an unbracketed IPv6 address, which smtpd reads as a table) is
+ * refused before it reaches main.cf, and the running Postfix keeps going. */
+Test(apply, smtpd_probe_refuses_broken_config)
+{
+    node_t n;
+    s_node(&n, "probe", "127.0.0.26", true);
+    cr_assert_eq(s_sh(NULL,
+                      "postconf -c %s -e "
+                      "'smtpd_client_event_limit_exceptions = ::1'",
+                      n.etc),
+                 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/main.cf", n.etc);
+    char *before = s_read(path);
+    pm_backend_t *b = s_backend(&n);
+    Pm__Policy *p = s_policy();
+    char *why = NULL;
+    cr_assert_eq(b->apply(b, p, 1, &why), -1);
+    cr_expect(why && strstr(why, "smtpd refuses the new configuration: "
+                                 "fatal: open dictionary"),
+              "why: %s", why ? why : "");
+    free(why);
+    char *after = s_read(path);
+    cr_expect_str_eq(before, after);
+    cr_expect_eq(s_sh(NULL, "postfix -c %s status 2>/dev/null", n.etc), 0);
+    free(before);
+    free(after);
+    b->destroy(&b);
+    pm_policy_free(&p);
+}
+
+/* ------------------------------------------------------------------------
+ * SASL and status */
+
+Test(status, no_sasl_backend_keeps_auth_off_and_mail_flowing)
+{
+    node_t n;
+    s_node(&n, "nosasl", "127.0.0.27", true);
+    cr_assert_eq(s_sh(NULL,
+                      "postconf -c %s -e smtpd_sasl_type=dovecot "
+                      "smtpd_sasl_path=private/auth",
+                      n.etc),
+                 0);
+    pm_backend_t *b = s_backend(&n);
+    Pm__Policy *p = s_policy(); /* sasl_auth and login mismatch: true */
+    s_apply_ok(b, p);
+    s_expect_param(&n, "smtpd_sasl_auth_enable", "no");
+    s_expect_param(&n, "smtpd_relay_restrictions",
+                   "permit_mynetworks reject_unauth_destination");
+    s_expect_param(&n, "smtpd_sender_restrictions", "reject_non_fqdn_sender");
+    cr_expect_eq(s_swaks(&n, "client.example.com", "postmaster@nosasl.test",
+                         "postmaster@nosasl.test"),
+                 0, "mail broken on a node without SASL");
+    Pm__NodeStatus *st = s_status_new();
+    b->status(b, st);
+    cr_expect(st->postfix_running);
+    cr_assert(st->auth);
+    cr_expect_eq(st->auth->state, PM__SERVICE_STATUS__STATE__DOWN);
+    cr_expect(strstr(st->auth->detail, "no SASL backend: smtpd_sasl_type "
+                                       "dovecot cannot connect to"),
+              "%s", st->auth->detail);
+    cr_assert(st->antispam && st->antivirus && st->dkim);
+    cr_expect_eq(st->dkim->state, PM__SERVICE_STATUS__STATE__UNKNOWN);
+    cr_expect_str_eq(st->antivirus->detail, "not reported yet");
+    pm__node_status__free_unpacked(st, NULL);
+    b->destroy(&b);
+    pm_policy_free(&p);
+}
+
+Test(status, cyrus_with_login_maps)
+{
+    node_t n;
+    s_node(&n, "cyrus", "127.0.0.28", true);
+    cr_assert_eq(
+        s_sh(NULL,
+             "printf 'postmaster@cyrus.test postmaster\\n' > %s/logins && "
+             "postconf -c %s -e smtpd_sasl_type=cyrus "
+             "smtpd_sender_login_maps=texthash:%s/logins",
+             n.etc, n.etc, n.etc),
+        0);
+    pm_backend_t *b = s_backend(&n);
+    Pm__Policy *p = s_policy();
+    s_set(&p, NULL, "outbound.tls_auth_only", "false");
+    s_apply_ok(b, p);
+    s_expect_param(&n, "smtpd_sasl_auth_enable", "yes");
+    s_expect_param(&n, "smtpd_sender_restrictions",
+                   "reject_sender_login_mismatch reject_non_fqdn_sender");
+    char *out = NULL;
+    s_sh(&out, "swaks --server %s:%d --quit-after EHLO 2>&1", n.addr, n.port);
+    cr_expect(strstr(out, "250-AUTH"), "AUTH not offered:\n%s", out);
+    free(out);
+    cr_expect_eq(s_swaks(&n, "client.example.com", "other@elsewhere.example",
+                         "postmaster@cyrus.test"),
+                 0);
+    Pm__NodeStatus *st = s_status_new();
+    b->status(b, st);
+    cr_assert(st->auth);
+    cr_expect_eq(st->auth->state, PM__SERVICE_STATUS__STATE__OK, "%s",
+                 st->auth->detail);
+    /* AUTH only after STARTTLS on a node without TLS: nobody can log in */
+    s_set(&p, NULL, "outbound.tls_auth_only", "true");
+    s_apply_ok(b, p);
+    b->status(b, st);
+    cr_expect_eq(st->auth->state, PM__SERVICE_STATUS__STATE__DEGRADED);
+    cr_expect(strstr(st->auth->detail, "STARTTLS"), "%s", st->auth->detail);
+    pm__node_status__free_unpacked(st, NULL);
+    b->destroy(&b);
+    pm_policy_free(&p);
+}
+
+Test(status, relay_overrides_listed)
+{
+    node_t n;
+    s_node(&n, "maps", "127.0.0.29", false);
+    cr_assert_eq(
+        s_sh(NULL,
+             "printf 'example.com smtp:[10.0.0.1]\\nkeep.test smtp:\\n' > "
+             "%s/transport && printf 'user@example.org [10.0.0.2]:587\\n' > "
+             "%s/sdrh && postmap -c %s hash:%s/sdrh && postconf -c %s -e "
+             "'transport_maps = texthash:%s/transport, pcre:%s/x.pcre' "
+             "'sender_dependent_relayhost_maps = hash:%s/sdrh'",
+             n.etc, n.etc, n.etc, n.etc, n.etc, n.etc, n.etc, n.etc),
+        0);
+    pm_backend_t *b = s_backend(&n);
+    Pm__NodeStatus *st = s_status_new();
+    b->status(b, st);
+    cr_expect_not(st->postfix_running);
+    cr_assert_eq(st->n_relay_overrides, 3);
+    cr_expect_str_eq(st->relay_overrides[0],
+                     "transport_maps: example.com -> smtp:[10.0.0.1]");
+    cr_expect(strstr(st->relay_overrides[1], "(entries not listable)"), "%s",
+              st->relay_overrides[1]);
+    cr_expect_str_eq(st->relay_overrides[2],
+                     "sender_dependent_relayhost_maps: user@example.org -> "
+                     "[10.0.0.2]:587");
+    pm__node_status__free_unpacked(st, NULL);
+    b->destroy(&b);
+}
