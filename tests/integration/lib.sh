@@ -8,6 +8,8 @@ SRC=${2:?source dir}
 CTL="$BUILD/controller/privmta-ctl"
 CONTROLLER="$BUILD/controller/privmta-controller"
 WORK=$(mktemp -d /tmp/privmta-test.XXXXXX)
+# Postfix daemons and spamd run as other users and must reach their files
+chmod 755 "$WORK"
 PASSED=0
 FAILED=0
 PIDS=()

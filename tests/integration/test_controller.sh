@@ -141,6 +141,7 @@ PUSHER=$!
 PIDS+=("$PUSHER")
 sleep 1.5
 kill -9 "$CONTROLLER_PID"
+wait "$CONTROLLER_PID" 2>/dev/null
 wait "$PUSHER" 2>/dev/null
 acked=$(wc -l <"$ACKS")
 check "pushes were acknowledged before the kill ($acked)" test "$acked" -gt 5
@@ -167,5 +168,5 @@ for _ in $(seq 1 50); do kill -0 "$CONTROLLER_PID" 2>/dev/null || break; sleep 0
 check "SIGTERM stops the controller" bash -c "! kill -0 $CONTROLLER_PID 2>/dev/null"
 check "the controller logged its stop" grep -q "stopping" "$WORK/controller.log"
 
-[ -n "$KEEP" ] && { trap - EXIT; echo "kept $WORK"; }
+
 finish

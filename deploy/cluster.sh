@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# cluster.sh - a local privmta cluster: one controller and NODES agents
+# (default 3), each agent with its own real Postfix on its own loopback
+# address (127.0.0.11, .12, ...; SMTP on port 2525).
+#
+#   deploy/cluster.sh up      install, build, start everything, push
+#                             deploy/example-policy.yaml, wait, show nodes
+#   deploy/cluster.sh status  privmta-ctl nodes
+#   deploy/cluster.sh down    stop what `up` started (by PID) and the Postfix
+#                             instances; the state stays in .cluster/
+#
+# Afterwards, talk to it with:
+#   export PRIVMTA_STATE_DIR=$PWD/.cluster/controller
+#   build/controller/privmta-ctl policy show
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOP=$PWD
+ROOT=${PRIVMTA_CLUSTER_DIR:-$TOP/.cluster}
+BUILD=${PM_BUILD_DIR:-$TOP/build}
+NODES=${NODES:-3}
+CTL="$BUILD/controller/privmta-ctl"
+export PRIVMTA_STATE_DIR="$ROOT/controller"
+export PRIVMTA_CONTROLLER=tcp://127.0.0.1:7420
+export PRIVMTA_CTL_CONFIG=/dev/null
+
+say() { echo "cluster: $*"; }
+
+start_bg() { # NAME LOG COMMAND...
+    local name=$1 log=$2
+    shift 2
+    nohup "$@" >>"$log" 2>&1 &
+    echo "$! $name" >>"$ROOT/pids"
+}
+
+down() {
+    if [ -f "$ROOT/pids" ]; then
+        while read -r pid name; do
+            kill "$pid" 2>/dev/null && say "stopped $name (pid $pid)" || true
+        done <"$ROOT/pids"
+        rm -f "$ROOT/pids"
+    fi
+    for dir in "$ROOT"/mx*; do
+        [ -d "$dir/etc" ] && bash deploy/postfix-node.sh stop "$dir" >/dev/null 2>&1 || true
+    done
+}
+
+wait_for_controller() {
+    for _ in $(seq 1 100); do
+        "$CTL" --timeout 0.2 policy history --limit 1 >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "cluster: the controller did not start; see $ROOT/controller.log" >&2
+    return 1
+}
+
+up() {
+    bash deploy/install-deps.sh
+    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$BUILD" -j"$(nproc)" >/dev/null
+    down
+    mkdir -p "$ROOT"
+    start_bg controller "$ROOT/controller.log" \
+        "$BUILD/controller/privmta-controller" --state-dir "$ROOT/controller" \
+        --endpoint tcp://127.0.0.1:7420 --agent-endpoint tcp://127.0.0.1:7421
+    wait_for_controller
+    say "controller up on 127.0.0.1:7420 (agents: 7421)"
+    for i in $(seq 1 "$NODES"); do
+        local name="mx$i" addr="127.0.0.$((10 + i))" dir="$ROOT/mx$i"
+        bash deploy/postfix-node.sh create "$dir" "$addr" 2525 "$name" >/dev/null
+        bash deploy/postfix-node.sh start "$dir" >/dev/null
+        local agent=("$BUILD/nodeagent/privmta-agent" --name "$name"
+            --state-dir "$dir/agent" --postfix-dir "$dir/etc"
+            --controller tcp://127.0.0.1:7421
+            --controller-key "$ROOT/controller/keys/controller.cert"
+            --address "$addr:2525")
+        "$CTL" node add "$name" "$("${agent[@]}" --public-key)" >/dev/null
+        start_bg "agent $name" "$dir/agent.log" "${agent[@]}"
+        say "node $name: Postfix on $addr:2525, agent enrolled and started"
+    done
+    "$CTL" policy push deploy/example-policy.yaml -m "example policy" --wait=20
+    "$CTL" nodes
+    say "logs in $ROOT; stop with: deploy/cluster.sh down"
+}
+
+case "${1:-}" in
+up) up ;;
+down) down ;;
+status) "$CTL" nodes ;;
+*)
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+    ;;
+esac

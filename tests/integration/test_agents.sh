@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# End-to-end: a controller and 3 agents, each agent with its own real
+# Postfix on its own loopback address; smtp-sink as the relay hosts.
+source "$(dirname "$0")/lib.sh" "$@"
+
+AGENT="$BUILD/nodeagent/privmta-agent"
+NODE="$SRC/deploy/postfix-node.sh"
+STATE="$WORK/controller"
+PORT=$(free_port)
+SMTP=$(free_port)
+export PRIVMTA_STATE_DIR="$STATE" PRIVMTA_CONTROLLER="tcp://127.0.0.1:$PORT"
+export PRIVMTA_CTL_CONFIG=/dev/null
+NODES=(mx1 mx2 mx3)
+declare -A ADDR=([mx1]=127.0.0.21 [mx2]=127.0.0.22 [mx3]=127.0.0.23)
+declare -A APID
+
+cleanup_nodes() {
+    for n in "${NODES[@]}" rogue; do bash "$NODE" stop "$WORK/$n" >/dev/null 2>&1; done
+}
+trap 'cleanup_nodes; cleanup' EXIT
+
+controller_up() {
+    "$CONTROLLER" --state-dir "$STATE" --endpoint "tcp://127.0.0.1:$PORT" \
+        --agent-endpoint "tcp://127.0.0.1:$((PORT + 1))" --heartbeat-ms 200 \
+        --stale-after-ms 1000 --down-after-ms 3000 >>"$WORK/controller.log" 2>&1 &
+    CONTROLLER_PID=$!
+    PIDS+=("$CONTROLLER_PID")
+    for _ in $(seq 1 100); do
+        "$CTL" --timeout 0.2 policy history --limit 1 >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+agent_cmd() { # NAME [extra options]
+    local n=$1
+    shift
+    echo "$AGENT" --name "$n" --state-dir "$WORK/$n/agent" --postfix-dir "$WORK/$n/etc" \
+        --controller "tcp://127.0.0.1:$((PORT + 1))" \
+        --controller-key "$STATE/keys/controller.cert" --address "${ADDR[$n]:-127.0.0.29}:$SMTP" \
+        --heartbeat-ms 200 --dead-after-ms 1000 "$@"
+}
+
+agent_up() { # NAME [extra options]
+    local n=$1
+    $(agent_cmd "$@") >>"$WORK/$n.log" 2>&1 &
+    APID[$n]=$!
+    PIDS+=("$!")
+}
+
+# swaks through node N: exit code (0 accepted, 2x rejected)
+send() { # NODE HELO FROM TO
+    swaks --server "${ADDR[$1]}:$SMTP" --helo "$2" --from "$3" --to "$4" \
+        --timeout 15 >"$WORK/swaks.out" 2>&1
+}
+
+applied_everywhere() { # REV
+    "$CTL" nodes --json >"$WORK/nodes.json"
+    python3 - "$WORK/nodes.json" "$1" <<'PY'
+import json, sys
+nodes = json.load(open(sys.argv[1]))
+sys.exit(0 if nodes and all(n["applied_rev"] >= int(sys.argv[2]) for n in nodes) else 1)
+PY
+}
+
+wait_until() { # SECONDS COMMAND...
+    local end=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ $SECONDS -ge $end ] && return 1
+        sleep 0.2
+    done
+}
+
+rev_of_push() { sed -n 's/^revision \([0-9]*\) committed.*/\1/p' "$WORK/out"; }
+
+# ---- set up ---------------------------------------------------------------
+check "controller starts" controller_up
+for n in "${NODES[@]}"; do
+    if ! bash "$NODE" create "$WORK/$n" "${ADDR[$n]}" "$SMTP" "$n" >/dev/null ||
+        ! bash "$NODE" start "$WORK/$n" >/dev/null; then
+        fail "postfix $n starts"
+        finish
+        exit 1
+    fi
+    "$CTL" node add "$n" "$($(agent_cmd "$n") --public-key)" >/dev/null || fail "enrol $n"
+    agent_up "$n"
+done
+check "agent key is 0600" test "$(stat -c %a "$WORK/mx1/agent/keys/agent.cert_secret")" = 600
+BASE="$WORK/base.yaml"
+cat >"$BASE" <<YAML
+inbound.checks: {helo_valid: false, sender_domain: false}
+outbound.mynetworks: [127.0.0.0/8]
+YAML
+expect_exit 0 "push base policy and wait" "$CTL" policy push "$BASE" --wait=20
+check "all three nodes applied it" applied_everywhere 1
+
+# ---- HELO check on all three ------------------------------------------------
+expect_exit 0 "push helo_valid=true" "$CTL" policy set inbound.checks.helo_valid=true --wait=10
+for n in "${NODES[@]}"; do
+    send "$n" 'bad helo!' "postmaster@$n.test" "postmaster@$n.test"
+    rc=$?
+    # 22-24: refused at HELO, MAIL or RCPT (smtpd_delay_reject); 2 would
+    # mean no server at all
+    check "$n rejects an invalid HELO (swaks $rc)" test "$rc" -ge 22 -a "$rc" -le 24
+done
+expect_exit 0 "push helo_valid=false" "$CTL" policy set inbound.checks.helo_valid=false --wait=10
+for n in "${NODES[@]}"; do
+    check "$n accepts it again" send "$n" 'bad helo!' "postmaster@$n.test" "postmaster@$n.test"
+done
+
+# ---- mynetworks, and a per-node override ----------------------------------------
+expect_exit 0 "narrow mynetworks" "$CTL" policy set 'outbound.mynetworks=[10.0.0.0/8]' --wait=10
+for n in "${NODES[@]}"; do
+    send "$n" client.example.com "postmaster@$n.test" "someone@outside.example"
+    rc=$?
+    check "$n denies relaying from 127.0.0.1 (swaks $rc)" test "$rc" -eq 24
+done
+expect_exit 0 "override mynetworks on mx2 only" "$CTL" policy set 'outbound.mynetworks=[127.0.0.0/8]' --node mx2 --wait=10
+check "mx2 relays" send mx2 client.example.com postmaster@mx2.test someone@outside.example
+send mx1 client.example.com postmaster@mx1.test someone@outside.example
+check "mx1 still denies" test $? -eq 24
+send mx3 client.example.com postmaster@mx3.test someone@outside.example
+check "mx3 still denies" test $? -eq 24
+expect_exit 0 "drop mx2's override" "$CTL" policy set --reset outbound.mynetworks --node mx2
+expect_exit 0 "restore mynetworks" "$CTL" policy set 'outbound.mynetworks=[127.0.0.0/8]' --wait=10
+
+# ---- relay host and fallback, every node ----------------------------------------
+mkdir -p "$WORK/sink" "$WORK/fallback" && chmod 777 "$WORK/sink" "$WORK/fallback"
+SINK=$(free_port)
+FALLBACK=$(free_port)
+(cd "$WORK" && exec smtp-sink -u nobody -d "$WORK/sink/%M." "127.0.0.30:$SINK" 10) >/dev/null 2>&1 &
+SINK_PID=$!
+PIDS+=("$SINK_PID")
+(cd "$WORK" && exec smtp-sink -u nobody -d "$WORK/fallback/%M." "127.0.0.31:$FALLBACK" 10) >/dev/null 2>&1 &
+PIDS+=("$!")
+sleep 0.3
+expect_exit 0 "relay host to the sink, fallback to the other" "$CTL" policy set \
+    "outbound.relay_host=[127.0.0.30]:$SINK" "outbound.fallback_relay_host=[127.0.0.31]:$FALLBACK" --wait=10
+for n in "${NODES[@]}"; do
+    send "$n" client.example.com "postmaster@$n.test" "via-$n@outside.example"
+done
+count_in() { ls "$1" | wc -l; }
+check "mail for an outside domain from every node reached the relay host" \
+    wait_until 20 bash -c "[ \$(grep -l 'via-mx' '$WORK'/sink/* 2>/dev/null | wc -l) -ge 3 ]"
+kill "$SINK_PID"
+sleep 0.3
+send mx1 client.example.com postmaster@mx1.test fallback@outside.example
+for n in "${NODES[@]}"; do bash "$NODE" flush "$WORK/$n" >/dev/null 2>&1 || postqueue -c "$WORK/$n/etc" -f 2>/dev/null; done
+check "relay host down: the fallback relay host receives it" \
+    wait_until 30 bash -c "grep -q 'fallback@outside.example' '$WORK'/fallback/* 2>/dev/null"
+expect_exit 0 "no relay host again" "$CTL" policy set 'outbound.relay_host=""' 'outbound.fallback_relay_host=""' --wait=10
+
+# ---- a node whose Postfix rejects its config keeps the old one ----------------
+cf_sum() { sha256sum "$WORK/$1/etc/main.cf" | cut -d' ' -f1; }
+before=$(cf_sum mx3)
+# valid for privmta, but mx3's Postfix listens on IPv4 only (inet_protocols)
+expect_exit 4 "a per-node override Postfix refuses: --wait names the node" \
+    "$CTL" policy set 'outbound.relay_host=[ipv6:::1]:2526' --node mx3 --wait=5
+check "--wait names mx3 and why" grep -q "mx3: still at revision .*inet_protocols" "$WORK/err"
+check "--wait does not blame the nodes that applied" bash -c "! grep -q 'mx1\|mx2' '$WORK/err'"
+check "mx3 kept its main.cf byte for byte" test "$(cf_sum mx3)" = "$before"
+check "mx3 still takes mail" send mx3 client.example.com postmaster@mx3.test postmaster@mx3.test
+"$CTL" nodes >"$WORK/out"
+check "nodes shows mx3's error" grep -q "^mx3 .*inet_protocols" "$WORK/out"
+expect_exit 0 "drop the bad override" "$CTL" policy set --reset outbound.relay_host --node mx3 --wait=10
+
+# ---- controller killed while agents run ----------------------------------------
+expect_exit 0 "helo check on before the controller dies" "$CTL" policy set inbound.checks.helo_valid=true --wait=10
+kill -9 "$CONTROLLER_PID"
+wait "$CONTROLLER_PID" 2>/dev/null
+send mx1 'bad helo!' postmaster@mx1.test postmaster@mx1.test
+rc=$?
+check "with the controller dead, mx1 still enforces the policy (swaks $rc)" test "$rc" -ge 22 -a "$rc" -le 24
+sleep 1.5
+check "controller restarts" controller_up
+expect_exit 0 "push after the restart reaches every node" "$CTL" policy set inbound.checks.helo_valid=false --wait=15
+check "every node converged to the head" applied_everywhere "$(rev_of_push)"
+
+# ---- an agent stopped during three pushes ---------------------------------------
+kill "${APID[mx2]}"
+wait "${APID[mx2]}" 2>/dev/null
+for p in A B C; do "$CTL" policy set "antispam.subject_prefix=[$p]" >"$WORK/out"; done
+head=$(rev_of_push)
+agent_up mx2
+check "mx2 catches up with the head ($head) after its restart" wait_until 15 applied_everywhere "$head"
+
+# ---- a dropped update is repaired by a resync --------------------------------------
+kill "${APID[mx1]}"
+wait "${APID[mx1]}" 2>/dev/null
+agent_up mx1 --debug-drop-rev $((head + 1))
+sleep 1
+expect_exit 0 "push while mx1 loses that update" "$CTL" policy set 'antispam.subject_prefix=[D]' --wait=10
+check "mx1 noticed the gap and asked for a snapshot" grep -q "asking for a snapshot" "$WORK/mx1.log"
+check "mx1 applied the head anyway" applied_everywhere $((head + 1))
+
+# ---- the relay host reaches every domain, or nodes says which map bypasses it ------
+echo "bypass.example smtp:[127.0.0.9]:25" >"$WORK/mx1/etc/transport"
+postconf -c "$WORK/mx1/etc" -e "transport_maps = texthash:$WORK/mx1/etc/transport"
+check "nodes names the transport_maps entry that bypasses the relay host" \
+    wait_until 10 bash -c "'$CTL' nodes --json | grep -q 'bypass.example'"
+
+# ---- an agent that is not enrolled gets nothing ---------------------------------------
+ADDR[rogue]=127.0.0.29
+bash "$NODE" create "$WORK/rogue" 127.0.0.29 "$SMTP" rogue >/dev/null
+before=$(cf_sum rogue)
+agent_up rogue
+sleep 2
+"$CTL" policy set 'antispam.subject_prefix=[E]' >/dev/null
+sleep 1
+check "the unenrolled agent applied nothing" bash -c "! grep -q 'applied revision' '$WORK/rogue.log'"
+check "its Postfix config is untouched" test "$(cf_sum rogue)" = "$before"
+"$CTL" nodes >"$WORK/out"
+check "nodes does not list it" bash -c "! grep -q '^rogue' '$WORK/out'"
+
+"$CTL" nodes
+[ -n "${KEEP:-}" ] && { cp -r "$WORK" /tmp/privmta-agents-kept; echo "kept a copy in /tmp/privmta-agents-kept"; }
+finish

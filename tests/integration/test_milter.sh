@@ -1,0 +1,476 @@
+#!/usr/bin/env bash
+# End-to-end, no mocks: a real Postfix instance (deploy/postfix-node.sh)
+# calling a real privmta-milter, which reads its policy from an LMDB store
+# written as the agent does (pm_store_mirror, via tests/scan/mkpolicy),
+# scans with libclamav, asks a real spamd (with only this test's rules, so
+# scores are exact), and verifies and signs DKIM with libopendkim (keys
+# looked up offline in a query file). Mail goes in with swaks; what arrives
+# is read from the node's mailbox files.
+source "$(dirname "$0")/lib.sh" "$@"
+
+MILTER="$BUILD/scan/privmta-milter"
+MKPOLICY="$BUILD/tests/scan/mkpolicy"
+DKIMSIGN="$BUILD/tests/scan/dkimsign"
+PFN="$SRC/deploy/postfix-node.sh"
+
+for tool in postfix swaks spamd openssl smtp-source; do
+    command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 0; }
+done
+[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (Postfix instance)"; exit 0; }
+
+chmod 0755 "$WORK" # postfix and nobody traverse it
+NODE="$WORK/node"
+RUN="$WORK/run"
+STORE="$WORK/store"
+KEYS="$WORK/keys"
+SIGS="$WORK/sigs"
+SA="$WORK/sa"
+MAIL="$NODE/mail"
+mkdir -p "$RUN" "$KEYS" "$SIGS" "$SA"
+chmod 0755 "$RUN" "$KEYS" "$SIGS" "$SA"
+PORT=$(free_port)
+NPORT=$(free_port)
+SPAMD_PORT=$(free_port)
+MPORT=$(free_port)
+INBOUND=127.0.0.5 # not in the policy's mynetworks
+OUTBOUND=127.0.0.1
+
+cleanup_node() { "$PFN" destroy "$NODE" >/dev/null 2>&1; }
+trap 'cleanup_node; cleanup' EXIT
+
+# --- the Postfix node ---------------------------------------------------------
+ETC=$("$PFN" create "$NODE" 127.0.0.1 "$PORT" node1) || { echo "postfix-node create failed"; exit 1; }
+for u in alice bob admin; do
+    echo "$u $MAIL/$u.mbox" >>"$ETC/aliases"
+done
+postconf -c "$ETC" -e \
+    "smtpd_milters = unix:$RUN/milter.sock" \
+    "non_smtpd_milters = \$smtpd_milters" \
+    "milter_default_action = tempfail" \
+    "milter_protocol = 6"
+# the notification listener: no milter, so notices cannot loop
+postconf -c "$ETC" -M "127.0.0.1:$NPORT/inet=127.0.0.1:$NPORT inet n - n - - smtpd -o smtpd_milters= -o non_smtpd_milters= -o receive_override_options=no_milters"
+# another test on this machine may take the port between free_port and
+# the bind: try a fresh port before giving up
+start_node() {
+    for _ in 1 2 3; do
+        "$PFN" start "$NODE" && return 0
+        "$PFN" stop "$NODE" >/dev/null 2>&1
+        local old=$PORT
+        PORT=$(free_port)
+        postconf -c "$ETC" -MX "127.0.0.1:$old/inet"
+        postconf -c "$ETC" -M "127.0.0.1:$PORT/inet=127.0.0.1:$PORT inet n - n - - smtpd"
+        tail -5 "$NODE/maillog" 2>/dev/null | sed 's/^/    | /'
+    done
+    return 1
+}
+check "postfix node starts" start_node
+
+# --- spamd with only our rules --------------------------------------------------
+cp /etc/spamassassin/*.pre "$SA/"
+cat >"$SA/pm_test.cf" <<'EOF'
+body PM_TEST_A /pmtest-alpha/
+score PM_TEST_A 6.6
+body PM_TEST_B /pmtest-beta/
+score PM_TEST_B 8.4
+body PM_TEST_C /pmtest-gamma/
+score PM_TEST_C 6.5
+use_bayes 0
+bayes_auto_learn 0
+EOF
+chmod 0644 "$SA"/*
+start_spamd() {
+    spamd --configpath="$SA" --siteconfigpath="$SA" -x -L --max-children=2 \
+        --syslog=stderr --allowed-ips=127.0.0.1 \
+        --listen="127.0.0.1:$SPAMD_PORT" -u nobody >>"$WORK/spamd.log" 2>&1 &
+    SPAMD_PID=$!
+    PIDS+=("$SPAMD_PID")
+    for _ in $(seq 1 100); do
+        printf 'PING SPAMC/1.5\r\n\r\n' 2>/dev/null |
+            timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SPAMD_PORT; cat >&3; cat <&3" 2>/dev/null |
+            grep -q PONG && return 0
+        sleep 0.1
+    done
+    cat "$WORK/spamd.log"
+    return 1
+}
+check "spamd starts" start_spamd
+
+# --- DKIM key and the offline key file ---------------------------------------------
+openssl genrsa -out "$KEYS/signed.pem" 2048 2>/dev/null
+chown nobody "$KEYS/signed.pem"
+chmod 0600 "$KEYS/signed.pem"
+echo "s1._domainkey.signed.test $("$DKIMSIGN" txt "$KEYS/signed.pem")" >"$WORK/dkim.keys"
+chmod 0644 "$WORK/dkim.keys"
+
+# --- the policy ------------------------------------------------------------------
+MARK1=707269766d74612d746573742d6d61726b6572     # privmta-test-marker
+MARK2=707269766d74612d7365636f6e642d6d61726b6572 # privmta-second-marker
+# policy REV NOTIFY(true|false) MARKER_HEX KILL_ACTION ANTISPAM(true|false)
+policy() {
+    cat >"$WORK/policy.yaml" <<EOF
+inbound:
+  blocked_extensions: [exe, bat]
+  notify_admin: $2
+  notify_recipient: $2
+  admin_address: admin@node1.test
+outbound:
+  mynetworks: [127.0.0.1/32]
+antispam:
+  enabled: $5
+  level: medium
+  subject_prefix: "[SPAM]"
+  kill_action: $4
+  dkim_verify: true
+antivirus:
+  enabled: true
+  custom_signatures:
+    - name: privmta.ndb
+      content: |
+        PrivmtaTest.Marker:0:*:$3
+dkim:
+  domains:
+    - {domain: signed.test, selector: s1, key: signed.pem}
+EOF
+    "$MKPOLICY" "$STORE" "$1" "$WORK/policy.yaml"
+}
+check "revision 1 mirrored into the store" policy 1 true "$MARK1" discard true
+
+# --- the milter ---------------------------------------------------------------------
+# start_milter NAME SOCKET: runs as root, drops to nobody
+start_milter() {
+    mkdir -p "$RUN/$1"
+    "$MILTER" --socket "$2" --store-dir "$STORE" --sig-dir "$SIGS" \
+        --dkim-key-dir "$KEYS" --dkim-query-file "$WORK/dkim.keys" \
+        --spamd "127.0.0.1:$SPAMD_PORT" --spamd-timeout-ms 5000 \
+        --notify-smtp "127.0.0.1:$NPORT" \
+        --notify-from "privmta <postmaster@node1.test>" \
+        --status-dir "$RUN/$1" --status-ms 200 --sig-poll-ms 500 \
+        --user nobody --log-level info >>"$WORK/milter-$1.log" 2>&1 &
+    PIDS+=($!)
+    eval "MILTER_PID_$1=$!"
+    for _ in $(seq 1 100); do
+        grep -q '"loaded": true' "$RUN/$1/status.json" 2>/dev/null &&
+            jq -e '.antivirus.loaded' "$RUN/$1/status.json" >/dev/null 2>&1 &&
+            return 0
+        sleep 0.1
+    done
+    cat "$WORK/milter-$1.log"
+    return 1
+}
+command -v jq >/dev/null || apt-get install -y -q jq >/dev/null 2>&1
+check "milter starts on a unix socket, policy and AV engine loaded" \
+    start_milter unix "unix:$RUN/milter.sock"
+check "milter runs as nobody" test "$(ps -o user= -p "$MILTER_PID_unix")" = nobody
+
+status() { jq -r "$1" "$RUN/${2:-unix}/status.json"; }
+wait_status() { # JQ_EXPR EXPECTED [NAME]
+    for _ in $(seq 1 100); do
+        [ "$(status "$1" "${3:-unix}")" = "$2" ] && return 0
+        sleep 0.1
+    done
+    echo "status $1 is $(status "$1" "${3:-unix}"), wanted $2"
+    return 1
+}
+check "status: DKIM domain with a usable key" wait_status '.dkim.usable[0]' signed.test
+check "status: custom signature loaded" test "$(status .antivirus.signatures)" -ge 1
+
+# --- sending and reading mailboxes ---------------------------------------------------
+# send OUT_FILE DATA_FILE [FROM_IP] [RCPT]: swaks; returns its exit code
+send() {
+    swaks --server "127.0.0.1:$PORT" --local-interface "${3:-$INBOUND}" \
+        --from sender@remote.example --to "${4:-alice@node1.test}" \
+        --data "@$2" --timeout 30 >"$1" 2>&1
+}
+# mime_msg FILE TOKEN HEADER_LINES... : a multipart message whose second
+# part carries the given MIME header lines
+mime_msg() {
+    local f=$1 token=$2
+    shift 2
+    {
+        printf 'From: sender@remote.example\r\nTo: alice@node1.test\r\n'
+        printf 'Subject: %s\r\nMIME-Version: 1.0\r\n' "$token"
+        printf 'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+        printf -- '--b1\r\nContent-Type: text/plain\r\n\r\nhello %s\r\n' "$token"
+        printf -- '--b1\r\n'
+        for h in "$@"; do printf '%s\r\n' "$h"; done
+        printf 'Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n--b1--\r\n'
+    } >"$f"
+}
+plain_msg() { # FILE TOKEN [FROM] [BODY]
+    printf 'From: %s\r\nTo: alice@node1.test\r\nSubject: %s\r\n\r\nhello %s\r\n%s\r\n' \
+        "${3:-sender@remote.example}" "$2" "$2" "${4:-}" >"$1"
+}
+# delivered TOKEN [MBOX]: the token's message reached the mailbox (5 s)
+delivered() {
+    for _ in $(seq 1 50); do
+        grep -q "$1" "$MAIL/${2:-alice}.mbox" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+not_delivered() { # TOKEN: no message with this Subject after 1.5 s
+    sleep 1.5
+    ! grep -qE "^Subject: (\[SPAM\] )?$1" "$MAIL"/*.mbox 2>/dev/null
+}
+# expect_reject WHAT CODE PATTERN DATA_FILE [FROM_IP]
+expect_reject() {
+    send "$WORK/swaks.out" "$4" "${5:-}"
+    local rc=$?
+    if [ $rc -eq 26 ] && grep -q "<\*\* *$2.*$3" "$WORK/swaks.out"; then
+        pass "$1"
+    else
+        fail "$1 (swaks exit $rc)"
+        grep '<\*\*\|<- *[45]' "$WORK/swaks.out" | head -5 | sed 's/^/    | /'
+    fi
+}
+# expect_accept WHAT DATA_FILE TOKEN [FROM_IP] [MBOX]
+expect_accept() {
+    send "$WORK/swaks.out" "$2" "${4:-}"
+    local rc=$?
+    if [ $rc -eq 0 ] && delivered "$3" "${5:-alice}"; then
+        pass "$1"
+    else
+        fail "$1 (swaks exit $rc)"
+        grep '<\*\*\|<- *[45]' "$WORK/swaks.out" | head -5 | sed 's/^/    | /'
+        tail -3 "$WORK/milter-unix.log" | sed 's/^/    | /'
+    fi
+}
+# unique Subject tokens; the trailing x stops one being a prefix of another
+tok() { echo "pmtok$(date +%s%N)x"; }
+btok() { echo "pmblk$(date +%s%N)x"; } # for messages that must not arrive
+
+# --- blocked attachments --------------------------------------------------------------
+M="$WORK/msg.eml"
+mime_msg "$M" "$(btok)" 'Content-Type: application/octet-stream' \
+    'Content-Disposition: attachment; filename="evil.exe"'
+expect_reject "plain .exe rejected 554 naming exe" 554 "5.7.1.*\.exe" "$M"
+mime_msg "$M" "$(btok)" 'Content-Type: application/octet-stream; name="INVOICE.EXE"'
+expect_reject "INVOICE.EXE rejected" 554 "EXE" "$M"
+mime_msg "$M" "$(btok)" 'Content-Type: application/pdf' \
+    'Content-Disposition: attachment; filename="report.pdf.exe"'
+expect_reject "report.pdf.exe rejected" 554 "report.pdf.exe.*\.exe" "$M"
+mime_msg "$M" "$(btok)" 'Content-Type: application/octet-stream' \
+    "Content-Disposition: attachment; filename*=UTF-8''b%C3%B6se%20datei.exe"
+expect_reject "RFC 2231 encoded name rejected" 554 "\.exe" "$M"
+mime_msg "$M" "$(btok)" 'Content-Type: application/octet-stream' \
+    'Content-Disposition: attachment;' ' filename*0="ev"; filename*1="il.e"; filename*2="xe"'
+expect_reject "RFC 2231 continuation name rejected" 554 "evil.exe" "$M"
+mime_msg "$M" "$(btok)" 'Content-Type: application/octet-stream' \
+    "Content-Disposition: attachment; filename=\"=?UTF-8?B?$(printf 'böse.exe' | base64)?=\""
+expect_reject "RFC 2047 encoded name rejected" 554 "\.exe" "$M"
+T=$(btok)
+{
+    printf 'From: sender@remote.example\r\nTo: alice@node1.test\r\nSubject: %s\r\n' "$T"
+    printf 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="o"\r\n\r\n'
+    printf -- '--o\r\nContent-Type: text/plain\r\n\r\nforwarded\r\n--o\r\n'
+    printf 'Content-Type: message/rfc822\r\n\r\n'
+    printf 'From: x@y.example\r\nSubject: inner\r\nMIME-Version: 1.0\r\n'
+    printf 'Content-Type: multipart/mixed; boundary="i"\r\n\r\n'
+    printf -- '--i\r\nContent-Type: application/octet-stream\r\n'
+    printf 'Content-Disposition: attachment; filename="inner.exe"\r\n\r\nMZ\r\n--i--\r\n--o--\r\n'
+} >"$M"
+expect_reject ".exe inside an attached message/rfc822 rejected" 554 "inner.exe" "$M"
+check "no blocked message was delivered" not_delivered "pmblk"
+
+T=$(tok)
+mime_msg "$M" "$T" 'Content-Type: text/plain' \
+    'Content-Disposition: attachment; filename="exe.txt"'
+expect_accept "exe.txt delivered" "$M" "$T"
+T=$(tok)
+plain_msg "$M" "$T"
+expect_accept "message without attachment delivered" "$M" "$T"
+
+# --- notifications ------------------------------------------------------------------------
+notices() {
+    local n
+    n=$(grep -c "^Subject: \[privmta\]" "$MAIL/$1.mbox" 2>/dev/null)
+    echo "${n:-0}"
+}
+wait_notices() { # MBOX AT_LEAST
+    for _ in $(seq 1 100); do
+        [ "$(notices "$1")" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+check "admin notices arrive (one per blocked message)" wait_notices admin 7
+check "recipient notices arrive" wait_notices alice 7
+check "admin notice names file, sender, recipient, queue id, time" \
+    bash -c "grep -q 'blocked attachment: report.pdf.exe' '$MAIL/admin.mbox' &&
+             grep -q '^Sender: *sender@remote.example' '$MAIL/admin.mbox' &&
+             grep -q '^Recipients: alice@node1.test' '$MAIL/admin.mbox' &&
+             grep -q '^Queue ID: *[0-9A-F]\{6,\}' '$MAIL/admin.mbox' &&
+             grep -q '^Time: *20[0-9-]* [0-9:]* UTC' '$MAIL/admin.mbox'"
+check "notices came through the no-milter listener, null sender" \
+    bash -c "grep -q '^Return-Path: <MAILER-DAEMON' '$MAIL/admin.mbox' || grep -q '^Return-Path: <>' '$MAIL/admin.mbox'"
+check "no notice passed through the milter" \
+    bash -c "! grep -q 'privmta.*refused.*from=<>' '$WORK/milter-unix.log'"
+
+A0=$(notices admin)
+R0=$(notices alice)
+check "revision 2 (notifications off) mirrored" policy 2 false "$MARK1" discard true
+check "milter follows revision 2 without restart" wait_status .policy.revision 2
+check "same milter process" kill -0 "$MILTER_PID_unix"
+mime_msg "$M" "$(tok)" 'Content-Type: application/octet-stream' \
+    'Content-Disposition: attachment; filename="quiet.exe"'
+expect_reject "still rejected with notifications off" 554 "\.exe" "$M"
+T=$(tok)
+plain_msg "$M" "$T"
+expect_accept "a later clean message is delivered" "$M" "$T"
+sleep 1.5
+check "no admin notice when inbound.notify_admin is off" test "$(notices admin)" -eq "$A0"
+check "no recipient notice when inbound.notify_recipient is off" test "$(notices alice)" -eq "$R0"
+
+# --- antivirus: custom .ndb signature, base64 attachment ----------------------------------
+virus_msg() { # FILE TOKEN TEXT
+    mime_msg "$1" "$2" 'Content-Type: application/octet-stream' \
+        'Content-Disposition: attachment; filename="data.bin"'
+    local b64
+    b64=$(printf 'some bytes %s more bytes' "$3" | base64 -w0)
+    sed -i "s|TVqQAAMAAAAEAAAA|$b64|" "$1"
+}
+virus_msg "$M" "$(tok)" privmta-test-marker
+expect_reject "custom .ndb signature catches a base64 attachment" 554 "5.7.1.*PrivmtaTest.Marker" "$M"
+
+# replace the signature set while mail flows: no message lost
+LOADS0=$(status .antivirus.loads)
+flow() {
+    local ok=0
+    for i in $(seq 1 25); do
+        plain_msg "$WORK/flow$i.eml" "flowtok$i-$$"
+        send "$WORK/flow$i.out" "$WORK/flow$i.eml" && ok=$((ok + 1))
+    done
+    echo "$ok" >"$WORK/flow.ok"
+}
+flow &
+FLOW=$!
+sleep 0.5
+check "revision 3 (new signature set) mirrored mid-flow" policy 3 false "$MARK2" discard true
+wait "$FLOW"
+check "all 25 messages sent during the swap accepted" test "$(cat "$WORK/flow.ok")" = 25
+lost=0
+for i in $(seq 1 25); do delivered "flowtok$i-$$" || lost=$((lost + 1)); done
+check "none of them lost ($lost missing)" test "$lost" -eq 0
+check "engine rebuilt in the background" wait_status ".antivirus.loads > $LOADS0" true
+check "milter follows revision 3" wait_status .policy.revision 3
+virus_msg "$M" "$(tok)" privmta-second-marker
+expect_reject "the new signature takes effect" 554 "PrivmtaTest.Marker" "$M"
+T=$(tok)
+virus_msg "$M" "$T" privmta-test-marker
+expect_accept "the removed signature no longer matches" "$M" "$T"
+
+# --- antispam: exact thresholds (tag 6.6, kill 15.0) ----------------------------------------
+T=$(tok)
+plain_msg "$M" "$T" sender@remote.example "pmtest-gamma"
+expect_accept "score 6.5 (below tag) delivered" "$M" "$T"
+check "below tag: untouched (no X-Spam-Flag, no prefix)" \
+    bash -c "! grep -A30 'Subject: .*$T' '$MAIL/alice.mbox' | grep -q 'X-Spam-Flag\|SPAM' && grep -q '^Subject: $T' '$MAIL/alice.mbox'"
+T=$(tok)
+plain_msg "$M" "$T" sender@remote.example "pmtest-alpha"
+expect_accept "score 6.6 (exactly tag) delivered" "$M" "$T"
+check "tagged: subject prefix" grep -q "^Subject: \[SPAM\] $T" "$MAIL/alice.mbox"
+check "tagged: X-Spam headers" bash -c "grep -q '^X-Spam-Flag: YES' '$MAIL/alice.mbox' && grep -q '^X-Spam-Score: 6.60' '$MAIL/alice.mbox' && grep -q '^X-Spam-Status: Yes, score=6.60 tag=6.60 kill=15.00 tests=PM_TEST_A' '$MAIL/alice.mbox'"
+T=$(tok)
+plain_msg "$M" "$T" sender@remote.example "pmtest-alpha pmtest-beta"
+send "$WORK/swaks.out" "$M"
+check "score 15.0 (kill, discard): accepted by SMTP" test $? -eq 0
+check "score 15.0 (kill, discard): not delivered" not_delivered "$T"
+check "discard logged" grep -q "discarded: spam score 15.00 >= kill 15.00" "$WORK/milter-unix.log"
+check "revision 4 (kill_action deliver) mirrored" policy 4 false "$MARK2" deliver true
+check "milter follows revision 4" wait_status .policy.revision 4
+T=$(tok)
+plain_msg "$M" "$T" sender@remote.example "pmtest-alpha pmtest-beta"
+expect_accept "score 15.0 with kill_action deliver: delivered" "$M" "$T"
+check "... tagged" grep -q "^Subject: \[SPAM\] $T" "$MAIL/alice.mbox"
+T=$(tok)
+plain_msg "$M" "$T" sender@remote.example "pmtest-alpha"
+expect_accept "mynetworks mail is not spam-scanned" "$M" "$T" "$OUTBOUND"
+check "... and not tagged" grep -q "^Subject: $T" "$MAIL/alice.mbox"
+check "status: spamd reachable with a latency" \
+    bash -c "[ \"\$(jq -r .antispam.reachable '$RUN/unix/status.json')\" = true ] && [ \"\$(jq -r .antispam.latency_ms '$RUN/unix/status.json')\" -gt 0 ]"
+
+# --- DKIM ----------------------------------------------------------------------------------
+T=$(tok)
+plain_msg "$M" "$T" "Boss <boss@signed.test>"
+expect_reject "unsigned mail with a DKIM-enabled From domain rejected" 550 "5.7.1.*signed.test" "$M"
+T=$(tok)
+plain_msg "$WORK/tosign.eml" "$T" "Boss <boss@signed.test>"
+"$DKIMSIGN" sign signed.test s1 "$KEYS/signed.pem" <"$WORK/tosign.eml" >"$M"
+expect_accept "correctly signed mail accepted" "$M" "$T"
+T=$(tok)
+sed "s/hello/hell0/" "$M" >"$WORK/forged.eml"
+sed -i "s/Subject: pmtok[^\r]*/Subject: $T/" "$WORK/forged.eml"
+expect_reject "altered signed mail rejected" 550 "signed.test" "$WORK/forged.eml"
+T=$(tok)
+plain_msg "$M" "$T" "Boss <boss@signed.test>"
+expect_accept "outbound (mynetworks) mail of signed.test accepted" "$M" "$T" "$OUTBOUND"
+# the last message of alice's mailbox, as delivered
+awk -v t="$T" '/^From /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$MAIL/alice.mbox" >"$WORK/outbound.eml"
+check "outbound mail carries a DKIM-Signature" grep -q "^DKIM-Signature: .*d=signed.test" "$WORK/outbound.eml"
+sed -i '1{/^From /d}' "$WORK/outbound.eml"
+check "its signature verifies (pm_dkim_verify, query file)" \
+    "$DKIMSIGN" verify "$WORK/dkim.keys" signed.test <"$WORK/outbound.eml"
+
+# --- spamd down: tempfail, never silently ham ---------------------------------------------
+kill "$SPAMD_PID"
+wait "$SPAMD_PID" 2>/dev/null
+for _ in $(seq 1 30); do
+    (exec 3<>/dev/tcp/127.0.0.1/$SPAMD_PORT) 2>/dev/null || break
+    sleep 0.1
+done
+T=$(tok)
+plain_msg "$M" "$T"
+expect_reject "spamd stopped: tempfail" 451 "4.3" "$M"
+check "... and not delivered" not_delivered "$T"
+check "status: spamd unreachable" wait_status .antispam.reachable false
+
+# --- TCP milter socket ------------------------------------------------------------------------
+check "revision 5 (antispam off) mirrored" policy 5 false "$MARK2" deliver false
+check "milter follows revision 5" wait_status .policy.revision 5
+# 40 signed outbound messages (a header change per message) through each
+# socket kind: a Nagle / delayed-ACK stall would add ~40 ms per message
+timed() { # LABEL
+    local t0 t1
+    t0=$(date +%s%N)
+    smtp-source -s 1 -m 40 -l 2000 -f boss@signed.test -t alice@node1.test \
+        -S "timed-$1" "127.0.0.1:$PORT" >/dev/null 2>&1 || return 1
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 40000000))
+}
+UNIX_MS=$(timed unix)
+check "unix: 40 messages went through" test -n "$UNIX_MS"
+check "second milter starts on TCP 127.0.0.1" start_milter tcp "inet:$MPORT@127.0.0.1"
+postconf -c "$ETC" -e "smtpd_milters = inet:127.0.0.1:$MPORT"
+postfix -c "$ETC" reload >/dev/null 2>&1
+sleep 1
+mime_msg "$M" "$(tok)" 'Content-Type: application/octet-stream' \
+    'Content-Disposition: attachment; filename="tcp.exe"'
+expect_reject "TCP: .exe rejected" 554 "\.exe" "$M"
+check "TCP: the TCP milter decided it" grep -q "blocked attachment tcp.exe" "$WORK/milter-tcp.log"
+T=$(tok)
+plain_msg "$M" "$T"
+expect_accept "TCP: clean mail delivered" "$M" "$T"
+TCP_MS=$(timed tcp)
+echo "# per message: unix socket $UNIX_MS ms, TCP $TCP_MS ms"
+check "TCP: no per-message stall ($TCP_MS ms vs unix $UNIX_MS ms)" \
+    test "${TCP_MS:-999}" -lt $((${UNIX_MS:-0} * 2 + 15))
+check "timed messages were signed (unix and TCP)" \
+    bash -c "[ \$(grep -c '^DKIM-Signature:' '$MAIL/alice.mbox') -ge 80 ]"
+check "status (TCP milter): revision 5, AV loaded" wait_status .policy.revision 5 tcp
+
+check "milters still running (no crash)" kill -0 "$MILTER_PID_unix" "$MILTER_PID_tcp"
+stop_milter() { # PID: SIGTERM, clean exit within 10 s
+    kill -TERM "$1"
+    for _ in $(seq 1 100); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    wait "$1"
+}
+check "unix milter exits cleanly on SIGTERM" stop_milter "$MILTER_PID_unix"
+check "TCP milter exits cleanly on SIGTERM" stop_milter "$MILTER_PID_tcp"
+check "no sanitizer report in the milter logs" \
+    bash -c "! grep -h -A20 'Sanitizer' '$WORK'/milter-*.log"
+"$PFN" stop "$NODE" >/dev/null 2>&1
+finish
