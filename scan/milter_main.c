@@ -1,0 +1,228 @@
+/* privmta-milter: the node's content filter (libmilter). Holds no
+ * control-plane key; reads the agent's store read-only; runs unprivileged
+ * once its socket and store are open. See scan/pm_milter.h for what it
+ * does and for the Postfix settings it needs. */
+#include "pm_conf.h"
+#include "pm_log.h"
+#include "pm_mem.h"
+#include "pm_milter.h"
+#include "pm_milter_smfi.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <libmilter/mfapi.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static pm_param_t s_params[] = {
+    {"socket", "unix:/run/privmta-milter/milter.sock",
+     "unix:PATH or inet:PORT@ADDRESS (libmilter syntax)", NULL},
+    {"socket_group", "postfix", "group allowed to use the unix socket", NULL},
+    {"store_dir", "/var/lib/privmta-agent/store",
+     "the agent's policy store (read-only)", NULL},
+    {"node", "", "this node's name (per-node overrides)", NULL},
+    {"sig_dir", "/var/lib/clamav", "ClamAV signature databases", NULL},
+    {"dkim_key_dir", "/etc/privmta/dkim", "DKIM private keys (KEYDIR/<key>)",
+     NULL},
+    {"dkim_query_file", "", "DKIM keys from this file, not DNS (tests)", NULL},
+    {"spamd", "127.0.0.1:783", "spamd address: host:port or /socket", NULL},
+    {"spamd_timeout_ms", "15000", "longest spamd check before tempfail", NULL},
+    {"notify_smtp", "127.0.0.1:10026",
+     "Postfix listener without milters, for notifications", NULL},
+    {"notify_from", "", "From: of notifications (default postmaster)", NULL},
+    {"status_dir", "/run/privmta-milter", "where status.json is written", NULL},
+    {"poll_ms", "100", "how often the store head is checked", NULL},
+    {"sig_poll_ms", "5000", "how often sig_dir is checked for changes", NULL},
+    {"status_ms", "1000", "how often status.json is rewritten", NULL},
+    {"max_message_bytes", "52428800", "largest message scanned (else 4xx)",
+     NULL},
+    {"milter_timeout", "300", "libmilter I/O timeout, seconds", NULL},
+    {"user", "nobody", "run as this user when started as root", NULL},
+    {"log_level", "info", "debug, info, warning or error", NULL},
+    {"syslog", "no", "also log to syslog (mail facility): yes or no", NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+static void
+s_configure(int argc, char **argv)
+{
+    const char *config = NULL;
+    pm_diag_t *diag = pm_diag_new("command line");
+    pm_conf_defaults(s_params);
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        printf("usage: privmta-milter [-c FILE] [--option VALUE]...\n");
+        pm_conf_usage(s_params, stdout);
+        exit(0);
+    }
+    int rest = pm_conf_args(s_params, argc, argv, &config, diag);
+    if (config && pm_conf_file(s_params, config, true, diag) == 0) {
+        pm_diag_set_origin(diag, "command line");
+        rest = pm_conf_args(s_params, argc, argv, &config, diag);
+    }
+    if (rest < argc)
+        pm_diag_add(diag, 0, argv[rest], "unexpected argument");
+    if (pm_diag_count(diag)) {
+        pm_diag_print(diag, stderr);
+        pm_conf_usage(s_params, stderr);
+        exit(2);
+    }
+    pm_diag_destroy(&diag);
+}
+
+static long
+s_int(const char *name, long min, long max)
+{
+    char *end = NULL;
+    const char *text = pm_conf_get(s_params, name);
+    long v = strtol(text, &end, 10);
+    if (!end || *end || end == text || v < min || v > max)
+        pm_fatal("%s '%s' must be a whole number from %ld to %ld", name, text,
+                 min, max);
+    return v;
+}
+
+static pm_loglevel_t
+s_level(const char *name)
+{
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, names[i]) == 0)
+            return (pm_loglevel_t)i;
+    pm_fatal("log_level '%s' is not debug, info, warning or error", name);
+}
+
+/* libmilter keeps its listening socket to itself; on Linux an accepted
+ * socket inherits TCP_NODELAY from the listener, so set it there: replies
+ * made of several milter packets (header changes + the final answer) go
+ * out at once instead of waiting for a delayed ACK (~40 ms each). */
+static void
+s_nodelay_listeners(void)
+{
+    for (int fd = 0; fd < 1024; fd++) {
+        int acc = 0, one = 1;
+        socklen_t len = sizeof acc;
+        struct sockaddr_storage ss;
+        socklen_t slen = sizeof ss;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) != 0 ||
+            !acc || getsockname(fd, (struct sockaddr *)&ss, &slen) != 0)
+            continue;
+        if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+}
+
+static void
+s_open_socket(void)
+{
+    const char *conn = pm_conf_get(s_params, "socket");
+    if (smfi_setconn((char *)conn) != MI_SUCCESS ||
+        smfi_settimeout((int)s_int("milter_timeout", 1, 86400)) != MI_SUCCESS)
+        pm_fatal("bad socket '%s'", conn);
+    const char *path = NULL;
+    if (strncmp(conn, "unix:", 5) == 0 || strncmp(conn, "local:", 6) == 0)
+        path = strchr(conn, ':') + 1;
+    else if (conn[0] == '/')
+        path = conn;
+    mode_t old = umask(0117); /* socket 0660 */
+    if (smfi_opensocket(true) != MI_SUCCESS)
+        pm_fatal("cannot open the milter socket %s", conn);
+    umask(old);
+    s_nodelay_listeners();
+    if (path && geteuid() == 0) {
+        struct group *gr = getgrnam(pm_conf_get(s_params, "socket_group"));
+        if (!gr || chown(path, (uid_t)-1, gr->gr_gid) != 0)
+            pm_warn("socket %s: group %s not set", path,
+                    pm_conf_get(s_params, "socket_group"));
+    }
+}
+
+/* Drops root for good: user's uid, gid and groups. The status dir is made
+ * and given to the user first. */
+static void
+s_drop_privileges(void)
+{
+    const char *status = pm_conf_get(s_params, "status_dir");
+    if (geteuid() != 0) {
+        if (*status)
+            mkdir(status, 0755);
+        return;
+    }
+    const char *user = pm_conf_get(s_params, "user");
+    struct passwd *pw = getpwnam(user);
+    if (!pw)
+        pm_fatal("user '%s' does not exist", user);
+    if (*status && (mkdir(status, 0755) == 0 || errno == EEXIST) &&
+        chown(status, pw->pw_uid, pw->pw_gid) != 0)
+        pm_warn("status dir %s: cannot give it to %s", status, user);
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0)
+        pm_fatal("cannot become user %s: %s", user, strerror(errno));
+    if (pw->pw_uid != 0 && setuid(0) == 0)
+        pm_fatal("privileges could be regained after dropping them");
+}
+
+static pm_milter_t *
+s_start(void)
+{
+    pm_milter_opts_t o = {
+        .store_dir = pm_conf_get(s_params, "store_dir"),
+        .node = pm_conf_get(s_params, "node"),
+        .sig_dir = pm_conf_get(s_params, "sig_dir"),
+        .key_dir = pm_conf_get(s_params, "dkim_key_dir"),
+        .spamd = pm_conf_get(s_params, "spamd"),
+        .spamd_timeout_ms = (int)s_int("spamd_timeout_ms", 10, 600000),
+        .dkim_query_file = pm_conf_get(s_params, "dkim_query_file"),
+        .status_dir = pm_conf_get(s_params, "status_dir"),
+        .notify_smtp = pm_conf_get(s_params, "notify_smtp"),
+        .notify_from = pm_conf_get(s_params, "notify_from"),
+        .poll_ms = (int)s_int("poll_ms", 10, 60000),
+        .sig_poll_ms = (int)s_int("sig_poll_ms", 100, 3600000),
+        .status_ms = (int)s_int("status_ms", 100, 3600000),
+        .max_bytes = (size_t)s_int("max_message_bytes", 1024, 1L << 31),
+    };
+    char *why = NULL;
+    pm_milter_t *m = pm_milter_new(&o, &why);
+    if (!m)
+        pm_fatal("%s", why);
+    return m;
+}
+
+int
+main(int argc, char **argv)
+{
+    s_configure(argc, argv);
+    pm_log_init(argv[0], strcmp(pm_conf_get(s_params, "syslog"), "yes") == 0,
+                s_level(pm_conf_get(s_params, "log_level")));
+    /* libmilter's own thread takes SIGTERM, SIGINT and SIGHUP with
+     * sigwait() and makes smfi_main return; every thread started before
+     * it (ours) must have them blocked too, or one of ours gets the signal
+     * and the default action kills the process without cleanup. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    pm_milter_t *milter = s_start();
+    if (pm_milter_smfi_register(milter) != PM_OK)
+        pm_fatal("libmilter refused the filter description");
+    s_open_socket();
+    s_drop_privileges();
+    if (pm_milter_start(milter) != PM_OK)
+        pm_fatal("cannot start the milter's threads");
+    pm_info("listening on %s", pm_conf_get(s_params, "socket"));
+    int rc = smfi_main();
+    pm_info("stopping");
+    pm_milter_destroy(&milter);
+    pm_conf_free(s_params);
+    return rc == MI_SUCCESS ? 0 : 1;
+}

@@ -1,0 +1,319 @@
+/* pm_milter.h - what privmta-milter decides for one message, and the
+ * per-node runtime that keeps its policy, engines and status current.
+ *
+ * Three layers, each usable without the next:
+ *
+ *   pm_mpolicy_t   an immutable, reference-counted snapshot of what the
+ *                  node enforces, built from the node's effective policy
+ *                  (pm_policy_for_node) of one applied revision: blocklist,
+ *                  thresholds in exact hundredths, parsed mynetworks, DKIM
+ *                  domains with their private keys read from the key dir.
+ *   pm_mmsg_t      one message as the MTA hands it over (client address,
+ *                  {auth_authen}, queue id, envelope, headers, body).
+ *   pm_milter_decide
+ *                  the pure decision: policy + message + scanning engines
+ *                  (a table of functions, so tests pass fakes) -> verdict
+ *                  (accept, reject, tempfail or discard; headers to add;
+ *                  Subject change; DKIM-Signature to insert; notices).
+ *   pm_milter_t    the runtime: follows the agent's LMDB (read-only), owns
+ *                  the libclamav holder, the spamd client, the DKIM handle,
+ *                  the notifier, and writes the status file. The libmilter
+ *                  glue (pm_milter_smfi.c) only translates callbacks.
+ *
+ * Order of checks in pm_milter_decide, first verdict wins:
+ *   1. no policy yet                          -> 451 4.3.0 (tempfail)
+ *   2. inbound.blocked_extensions (all mail)  -> 554 5.7.1 naming the
+ *      extension and file; notices per inbound.notify_*
+ *   3. antivirus (antivirus.enabled)          -> 554 5.7.1 naming the
+ *      signature; notices per antivirus.notify_*
+ *   4. DKIM forged-mail rule, inbound mail only (antispam.dkim_verify):
+ *      From domain in dkim.domains without a passing signature of exactly
+ *      that domain                            -> 550 5.7.1
+ *   5. antispam (antispam.enabled; inbound mail only unless
+ *      antispam.scan_outbound): score >= kill -> discard (kill_action
+ *      discard) or tag (deliver); score >= tag -> tag: X-Spam-Flag,
+ *      X-Spam-Score, X-Spam-Level, X-Spam-Status headers and
+ *      antispam.subject_prefix before the Subject. Exact: hundredths.
+ *   6. outbound mail whose From domain is in dkim.domains with a usable
+ *      key is signed (DKIM-Signature inserted at the top).
+ * "Outbound" means {auth_authen} is set or the client address is in the
+ * policy's outbound.mynetworks. Any engine error or timeout (scanner
+ * failed, no engine yet, spamd down or slow, DKIM library failure, a
+ * message too big to hold) is a tempfail 451 4.3.0 naming the stage:
+ * never a silent accept.
+ *
+ * Policy following: a follower thread opens the agent's store with
+ * PM_STORE_RDONLY and checks pm_store_head every poll_ms (100 ms by
+ * default); only when the head changes (or the DKIM key dir's mtime) does
+ * it read the revision, build a new snapshot and swap it under a mutex.
+ * A message takes a reference to the snapshot current at MAIL FROM and
+ * keeps it to its end, so a new revision never changes or fails a message
+ * in flight. When the custom signature set (names + sha256), the
+ * block_encrypted flag or the signature directory (names, sizes, mtimes)
+ * changes, a second thread builds a new libclamav engine (pm_av_load) and
+ * swaps it atomically; scans keep using the old engine meanwhile. No
+ * message ever waits for a reload.
+ *
+ * Notifications (pm_notify.h) are sent by a notifier thread over SMTP, with
+ * the null envelope sender, to a dedicated Postfix listener that runs no
+ * milter: they cannot loop through this filter, and nothing bounces back
+ * to a notification.
+ *
+ * WHAT THE AGENT MUST SET ON THE NODE'S POSTFIX (main.cf via postconf -e):
+ *     smtpd_milters = unix:/run/privmta-milter/milter.sock
+ *                     (or inet:127.0.0.1:PORT; both work, TCP_NODELAY is
+ *                     set on the listener)
+ *     non_smtpd_milters = $smtpd_milters
+ *     milter_default_action = tempfail
+ *     milter_protocol = 6
+ *     milter_mail_macros = i {auth_type} {auth_authen} {auth_author}
+ *                          {mail_addr} {mail_host} {mail_mailer}
+ *                          (Postfix's default; {auth_authen} is required)
+ *     milter_connect_macros = j {daemon_name} {daemon_addr} v _
+ *                          (default; j names the node for admin notices)
+ *     milter_end_of_data_macros = i   (default; the queue id)
+ * and one master.cf service for notifications (the no-loop path), e.g.:
+ *     127.0.0.1:10026 inet n - n - - smtpd
+ *       -o smtpd_milters= -o non_smtpd_milters=
+ *       -o receive_override_options=no_milters,no_address_mappings
+ *       -o mynetworks=127.0.0.0/8
+ *       -o smtpd_client_restrictions=permit_mynetworks,reject
+ *       -o smtpd_recipient_restrictions=permit_mynetworks,reject
+ * with the milter's notify_smtp option naming it (127.0.0.1:10026).
+ * (no_address_mappings is optional; keep alias expansion if recipients
+ * are aliases.) The milter needs read access to the agent's store dir
+ * (opened before privileges are dropped), its DKIM key dir (keys are read
+ * again on every policy change, after the drop) and the signature dir.
+ *
+ * Threads: pm_mpolicy_t and pm_milter_t are shared by all threads;
+ * pm_mmsg_t and pm_mverdict_t belong to one connection's thread.
+ */
+#ifndef PM_MILTER_H
+#define PM_MILTER_H
+
+#include "pm_error.h"
+#include "pm_spamd.h"
+#include "pm_dkim.h"
+#include "privmta.pb-c.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* ---- policy snapshot ---------------------------------------------------- */
+
+typedef struct pm_mpolicy_t pm_mpolicy_t;
+
+/* One dkim.domains entry as the milter sees it. */
+typedef struct {
+    char *domain; /* lowercased */
+    char *selector;
+    char *key_pem;   /* NULL when the key is missing or unusable */
+    char *key_error; /* why the key is unusable, or NULL */
+} pm_mdkim_t;
+
+/* Builds a snapshot of POLICY (the node's effective policy; only read, the
+ * caller keeps it) as revision REV. DKIM keys are read from KEY_DIR/<key>
+ * (KEY_DIR NULL or empty: every key is unusable); a missing or bad key only
+ * makes that domain unusable for signing (verification still applies).
+ * Returns NULL (and *why, caller frees) when the snapshot cannot be built:
+ * an extension or network the policy validator would have refused. Caller
+ * owns the result (one reference) and drops it with pm_mpolicy_unref. */
+pm_mpolicy_t *pm_mpolicy_new(const Pm__Policy *policy, uint64_t rev,
+                             const char *key_dir, char **why);
+
+/* Takes another reference; returns SELF. Thread-safe. */
+pm_mpolicy_t *pm_mpolicy_ref(pm_mpolicy_t *self);
+
+/* Drops a reference (freeing on the last), nulls *self_p; accepts NULL. */
+void pm_mpolicy_unref(pm_mpolicy_t **self_p);
+
+/* The revision number and the node's effective policy (owned by SELF). */
+uint64_t pm_mpolicy_rev(const pm_mpolicy_t *self);
+const Pm__Policy *pm_mpolicy_policy(const pm_mpolicy_t *self);
+
+/* The DKIM domains, *n of them (owned by SELF). */
+const pm_mdkim_t *pm_mpolicy_dkim(const pm_mpolicy_t *self, size_t *n);
+
+/* True when SA (AF_INET or AF_INET6; v4-mapped v6 counts as v4) lies in
+ * the policy's outbound.mynetworks. False for NULL or other families. */
+bool pm_mpolicy_in_mynetworks(const pm_mpolicy_t *self,
+                              const struct sockaddr *sa);
+
+/* ---- one message ------------------------------------------------------- */
+
+typedef struct pm_mmsg_t pm_mmsg_t;
+
+/* A new, empty message holder that keeps at most MAX_BYTES of message
+ * (headers and body as rebuilt); more makes pm_mmsg_too_big true. Caller
+ * owns it and destroys it with pm_mmsg_destroy. */
+pm_mmsg_t *pm_mmsg_new(size_t max_bytes);
+void pm_mmsg_destroy(pm_mmsg_t **self_p);
+
+/* Forgets the message (envelope, headers, body, queue id, auth) but keeps
+ * the connection's client address and host name: the next MAIL FROM. */
+void pm_mmsg_reset(pm_mmsg_t *self);
+
+/* Connection facts. SA NULL: unknown or local submission (not in
+ * mynetworks). MYHOSTNAME is Postfix's "j" macro (admin default domain). */
+void pm_mmsg_set_client(pm_mmsg_t *self, const struct sockaddr *sa);
+void pm_mmsg_set_myhostname(pm_mmsg_t *self, const char *name);
+/* {auth_authen}; NULL or "" means not authenticated. */
+void pm_mmsg_set_auth(pm_mmsg_t *self, const char *authen);
+void pm_mmsg_set_queue_id(pm_mmsg_t *self, const char *qid);
+/* Envelope addresses with or without <>; kept without them. */
+void pm_mmsg_set_sender(pm_mmsg_t *self, const char *addr);
+void pm_mmsg_add_rcpt(pm_mmsg_t *self, const char *addr);
+/* One header field as libmilter gives it (value without the leading
+ * space, continuation lines joined by LF or CRLF). */
+void pm_mmsg_add_header(pm_mmsg_t *self, const char *name, const char *value);
+/* The empty line after the headers, then body chunks. */
+void pm_mmsg_end_headers(pm_mmsg_t *self);
+void pm_mmsg_add_body(pm_mmsg_t *self, const void *data, size_t len);
+
+/* The message as rebuilt (CRLF line ends), its length; the queue id (or
+ * "NOQUEUE"); whether more than max_bytes arrived. */
+const char *pm_mmsg_data(const pm_mmsg_t *self, size_t *len);
+const char *pm_mmsg_queue_id(const pm_mmsg_t *self);
+bool pm_mmsg_too_big(const pm_mmsg_t *self);
+
+/* ---- scanning engines ---------------------------------------------------- */
+
+/* What pm_milter_decide calls; any entry may be NULL when the matching
+ * feature is off (a NULL engine for an enabled feature is a tempfail).
+ * Return conventions are those of pm_av_scan, pm_spamd_check,
+ * pm_dkim_verify and pm_dkim_sign. */
+typedef struct {
+    void *ctx;
+    int (*av_scan)(void *ctx, const char *msg, size_t len, char **virname,
+                   char **why);
+    int (*spam_check)(void *ctx, const char *msg, size_t len,
+                      pm_spamd_result_t *out, char **why);
+    int (*dkim_verify)(void *ctx, const char *msg, size_t len,
+                       pm_dkim_verdict_t *out, char **why);
+    int (*dkim_sign)(void *ctx, const char *msg, size_t len, const char *domain,
+                     const char *selector, const char *key_pem,
+                     char **header_out, char **why);
+} pm_mengines_t;
+
+/* ---- verdict --------------------------------------------------------------
+ */
+
+typedef enum {
+    PM_MV_ACCEPT = 0,
+    PM_MV_REJECT,   /* permanent: rcode 5xx */
+    PM_MV_TEMPFAIL, /* rcode 4xx */
+    PM_MV_DISCARD,  /* accept and drop */
+} pm_mv_action_t;
+
+typedef enum {
+    PM_NOTICE_NONE = 0,
+    PM_NOTICE_ATTACHMENT, /* a blocked attachment: item is the file name */
+    PM_NOTICE_VIRUS,      /* infected: item is the signature name */
+} pm_notice_kind_t;
+
+typedef struct {
+    char *name;
+    char *value;
+} pm_mhdr_t;
+
+typedef struct {
+    pm_mv_action_t action;
+    char rcode[4];  /* "554", "451"... for REJECT / TEMPFAIL */
+    char xcode[8];  /* "5.7.1" */
+    char *text;     /* reply text (REJECT / TEMPFAIL) */
+    pm_mhdr_t *add; /* headers to append (X-Spam-*), n_add */
+    size_t n_add;
+    char *subject;       /* new Subject value, or NULL: unchanged */
+    bool subject_is_new; /* the message had no Subject: add, not change */
+    char *dkim_value;    /* DKIM-Signature value to insert at the top, folded
+                            with LF + TAB (as smfi_insheader wants), or NULL */
+    pm_notice_kind_t notice;
+    char *notice_item; /* file name or signature name */
+    bool notify_admin, notify_recipients;
+    char *admin_address; /* where the admin notice goes */
+    char *log;           /* one line saying what happened and why */
+    bool scanned_spam;   /* spamd was asked (for status) */
+    unsigned spam_latency_ms;
+} pm_mverdict_t;
+
+/* Decides what to do with MSG under POL (NULL: no policy, tempfail) using
+ * ENG. Fills *out (caller clears it with pm_mverdict_clear); returns the
+ * action. Never returns ACCEPT after an engine error. */
+pm_mv_action_t pm_milter_decide(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
+                                const pm_mengines_t *eng, pm_mverdict_t *out);
+
+void pm_mverdict_clear(pm_mverdict_t *v);
+
+/* The From header's domain of MSG, lowercased (the last address's domain
+ * when the field lists several, which a From with several mailboxes may;
+ * RFC 5322 "display <addr>" and bare addresses). NULL when there is no
+ * From or no domain. Caller frees. */
+char *pm_mmsg_from_domain(const pm_mmsg_t *msg);
+
+/* True when MSG counts as outbound under POL ({auth_authen} set or the
+ * client in outbound.mynetworks). */
+bool pm_milter_is_outbound(const pm_mpolicy_t *pol, const pm_mmsg_t *msg);
+
+/* "*******" for a score in hundredths (one star per whole point, at most
+ * 50, none below 1.0). Caller frees. */
+char *pm_milter_spam_level(int64_t hundredths);
+
+/* ---- runtime --------------------------------------------------------------
+ */
+
+typedef struct pm_milter_t pm_milter_t;
+
+typedef struct {
+    const char *store_dir; /* the agent's store (read-only) */
+    const char *node;      /* node name for per-node overrides ("" none) */
+    const char *sig_dir;   /* signature database dir ("" none) */
+    const char *key_dir;   /* DKIM private keys: KEY_DIR/<key> */
+    const char *spamd;     /* spamd address (pm_spamd_new syntax) */
+    int spamd_timeout_ms;
+    const char *dkim_query_file; /* "" = DNS */
+    const char *status_dir;      /* where status.json is written ("" none) */
+    const char *notify_smtp;     /* host:port of the no-milter listener */
+    const char *notify_from;     /* From: of notices ("" postmaster@<j>) */
+    int poll_ms;                 /* store head check period */
+    int sig_poll_ms;             /* signature dir check period */
+    int status_ms;               /* status file period */
+    size_t max_bytes;            /* largest message held for scanning */
+} pm_milter_opts_t;
+
+/* Opens the store (a missing store is retried; mail is tempfailed until a
+ * policy is there), loads the current revision synchronously and starts
+ * the notifier thread. Returns NULL (and *why) when the spamd address is
+ * bad or a library cannot start. Caller owns the result and destroys it
+ * with pm_milter_destroy (joins the threads). */
+pm_milter_t *pm_milter_new(const pm_milter_opts_t *opts, char **why);
+
+/* Starts the follower (store, status file) and AV reloader threads; the
+ * first engine build begins now. Call after privileges were dropped, so
+ * that nothing is half done as root and half as the user (libclamav's
+ * temporary files, the status file). PM_OK or PM_EINTERNAL. */
+int pm_milter_start(pm_milter_t *self);
+void pm_milter_destroy(pm_milter_t **self_p);
+
+/* The current snapshot (a new reference the caller drops), or NULL when no
+ * policy has been read yet. Cheap: a mutex and a counter. */
+pm_mpolicy_t *pm_milter_policy(pm_milter_t *self);
+
+/* The real engines (libclamav holder, spamd, DKIM); they record what the
+ * status file reports (spamd reachability and latency). */
+const pm_mengines_t *pm_milter_engines(pm_milter_t *self);
+
+/* Hands the verdict's notices to the notifier thread (returns at once).
+ * Also counts the verdict for the status file. */
+void pm_milter_after(pm_milter_t *self, const pm_mmsg_t *msg,
+                     const pm_mverdict_t *v);
+
+/* Writes the status file now (also done every status_ms). */
+int pm_milter_write_status(pm_milter_t *self);
+
+/* The largest message held, from the options. */
+size_t pm_milter_max_bytes(const pm_milter_t *self);
+
+#endif

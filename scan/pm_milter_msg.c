@@ -1,0 +1,314 @@
+/* pm_milter_msg.c - one message as the MTA hands it to the milter. */
+#include "pm_mem.h"
+#include "pm_milter.h"
+#include "pm_milter_private.h"
+
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MAX_RCPTS 1000
+
+struct pm_mmsg_t {
+    size_t max_bytes;
+    struct sockaddr_storage client;
+    bool has_client;
+    char *myhostname;
+    char *auth, *qid, *sender, *subject;
+    char **rcpts;
+    size_t n_rcpts, cap_rcpts;
+    char **froms; /* every From value, n_froms */
+    size_t n_froms;
+    char *data; /* rebuilt message, CRLF */
+    size_t len, cap;
+    bool too_big;
+};
+
+pm_mmsg_t *
+pm_mmsg_new(size_t max_bytes)
+{
+    pm_mmsg_t *self = pm_calloc(1, sizeof *self);
+    self->max_bytes = max_bytes;
+    return self;
+}
+
+static void
+s_forget(pm_mmsg_t *self)
+{
+    PM_FREE(&self->auth);
+    PM_FREE(&self->qid);
+    PM_FREE(&self->sender);
+    PM_FREE(&self->subject);
+    for (size_t i = 0; i < self->n_rcpts; i++)
+        free(self->rcpts[i]);
+    self->n_rcpts = 0;
+    for (size_t i = 0; i < self->n_froms; i++)
+        free(self->froms[i]);
+    PM_FREE(&self->froms);
+    self->n_froms = 0;
+    self->len = 0;
+    self->too_big = false;
+    /* keep self->data's capacity: the next message on this connection
+     * reuses it (few allocations per message) */
+}
+
+void
+pm_mmsg_reset(pm_mmsg_t *self)
+{
+    if (self)
+        s_forget(self);
+}
+
+void
+pm_mmsg_destroy(pm_mmsg_t **self_p)
+{
+    pm_mmsg_t *self = self_p ? *self_p : NULL;
+    if (!self)
+        return;
+    s_forget(self);
+    free(self->rcpts);
+    free(self->data);
+    free(self->myhostname);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+pm_mmsg_set_client(pm_mmsg_t *self, const struct sockaddr *sa)
+{
+    self->has_client = false;
+    if (!sa)
+        return;
+    size_t len = sa->sa_family == AF_INET    ? sizeof(struct sockaddr_in)
+                 : sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                             : 0;
+    if (len) {
+        memcpy(&self->client, sa, len);
+        self->has_client = true;
+    }
+}
+
+static void
+s_set(char **field, const char *value)
+{
+    free(*field);
+    *field = value && *value ? pm_strdup(value) : NULL;
+}
+
+void
+pm_mmsg_set_myhostname(pm_mmsg_t *self, const char *name)
+{
+    s_set(&self->myhostname, name);
+}
+
+void
+pm_mmsg_set_auth(pm_mmsg_t *self, const char *authen)
+{
+    s_set(&self->auth, authen);
+}
+
+void
+pm_mmsg_set_queue_id(pm_mmsg_t *self, const char *qid)
+{
+    s_set(&self->qid, qid);
+}
+
+/* "<a@b>" -> "a@b"; "" for "<>". */
+static char *
+s_strip_angles(const char *addr)
+{
+    size_t n = strlen(addr);
+    if (n >= 2 && addr[0] == '<' && addr[n - 1] == '>')
+        return pm_strndup(addr + 1, n - 2);
+    return pm_strdup(addr);
+}
+
+void
+pm_mmsg_set_sender(pm_mmsg_t *self, const char *addr)
+{
+    free(self->sender);
+    self->sender = s_strip_angles(addr ? addr : "");
+}
+
+void
+pm_mmsg_add_rcpt(pm_mmsg_t *self, const char *addr)
+{
+    if (!addr || self->n_rcpts >= S_MAX_RCPTS)
+        return;
+    if (self->n_rcpts == self->cap_rcpts) {
+        self->cap_rcpts = self->cap_rcpts ? self->cap_rcpts * 2 : 4;
+        self->rcpts =
+            pm_realloc(self->rcpts, self->cap_rcpts * sizeof *self->rcpts);
+    }
+    self->rcpts[self->n_rcpts++] = s_strip_angles(addr);
+}
+
+static void
+s_append(pm_mmsg_t *self, const void *data, size_t len)
+{
+    if (self->too_big || len > self->max_bytes - self->len) {
+        self->too_big = true;
+        return;
+    }
+    if (self->len + len + 1 > self->cap) {
+        size_t cap = self->cap ? self->cap : 16384;
+        while (cap < self->len + len + 1)
+            cap *= 2;
+        self->data = pm_realloc(self->data, cap);
+        self->cap = cap;
+    }
+    memcpy(self->data + self->len, data, len);
+    self->len += len;
+    self->data[self->len] = '\0';
+}
+
+/* Appends TEXT with every bare LF turned into CRLF. */
+static void
+s_append_crlf(pm_mmsg_t *self, const char *text)
+{
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (n && p[n - 1] == '\r')
+            n--;
+        s_append(self, p, n);
+        if (!nl)
+            break;
+        s_append(self, "\r\n", 2);
+        p = nl + 1;
+    }
+}
+
+void
+pm_mmsg_add_header(pm_mmsg_t *self, const char *name, const char *value)
+{
+    if (!name || !value)
+        return;
+    if (strcasecmp(name, "Subject") == 0 && !self->subject)
+        self->subject = pm_strdup(value);
+    if (strcasecmp(name, "From") == 0) {
+        self->froms =
+            pm_realloc(self->froms, (self->n_froms + 1) * sizeof *self->froms);
+        self->froms[self->n_froms++] = pm_strdup(value);
+    }
+    s_append(self, name, strlen(name));
+    s_append(self, ": ", 2);
+    s_append_crlf(self, value);
+    s_append(self, "\r\n", 2);
+}
+
+void
+pm_mmsg_end_headers(pm_mmsg_t *self)
+{
+    s_append(self, "\r\n", 2);
+}
+
+void
+pm_mmsg_add_body(pm_mmsg_t *self, const void *data, size_t len)
+{
+    s_append(self, data, len);
+}
+
+const char *
+pm_mmsg_data(const pm_mmsg_t *self, size_t *len)
+{
+    *len = self->len;
+    return self->data ? self->data : "";
+}
+
+const char *
+pm_mmsg_queue_id(const pm_mmsg_t *self)
+{
+    return self->qid ? self->qid : "NOQUEUE";
+}
+
+bool
+pm_mmsg_too_big(const pm_mmsg_t *self)
+{
+    return self->too_big;
+}
+
+char *const *
+pm_mmsg_rcpts(const pm_mmsg_t *msg, size_t *n)
+{
+    *n = msg->n_rcpts;
+    return msg->rcpts;
+}
+
+const char *
+pm_mmsg_sender(const pm_mmsg_t *msg)
+{
+    return msg->sender ? msg->sender : "";
+}
+
+const char *
+pm_mmsg_myhostname(const pm_mmsg_t *msg)
+{
+    return msg->myhostname ? msg->myhostname : "";
+}
+
+const char *
+pm_mmsg_subject(const pm_mmsg_t *msg)
+{
+    return msg->subject;
+}
+
+const char *
+pm_mmsg_auth(const pm_mmsg_t *msg)
+{
+    return msg->auth;
+}
+
+const struct sockaddr *
+pm_mmsg_client(const pm_mmsg_t *msg)
+{
+    return msg->has_client ? (const struct sockaddr *)&msg->client : NULL;
+}
+
+/* The domain right after the '@' at AT, lowercased, trailing dot removed;
+ * NULL when empty. */
+static char *
+s_domain_at(const char *at)
+{
+    const char *p = at + 1;
+    size_t n = 0;
+    while (p[n] && (isalnum((unsigned char)p[n]) || p[n] == '.' ||
+                    p[n] == '-' || p[n] == '_'))
+        n++;
+    while (n && p[n - 1] == '.')
+        n--;
+    if (!n)
+        return NULL;
+    char *d = pm_strndup(p, n);
+    for (char *c = d; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return d;
+}
+
+char *
+pm_mmsg_from_domain(const pm_mmsg_t *msg)
+{
+    if (!msg->n_froms)
+        return NULL;
+    const char *v = msg->froms[0];
+    const char *lt = strrchr(v, '<');
+    const char *at = lt ? strchr(lt, '@') : strrchr(v, '@');
+    return at ? s_domain_at(at) : NULL;
+}
+
+bool
+pm_mmsg_from_mentions(const pm_mmsg_t *msg, const char *domain)
+{
+    for (size_t i = 0; i < msg->n_froms; i++) {
+        for (const char *at = strchr(msg->froms[i], '@'); at;
+             at = strchr(at + 1, '@')) {
+            char *d = s_domain_at(at);
+            bool hit = d && strcmp(d, domain) == 0;
+            free(d);
+            if (hit)
+                return true;
+        }
+    }
+    return false;
+}

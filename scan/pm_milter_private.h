@@ -1,0 +1,33 @@
+/* pm_milter_private.h - what the pm_milter*.c files share (not an API). */
+#ifndef PM_MILTER_PRIVATE_H
+#define PM_MILTER_PRIVATE_H
+
+#include "pm_attach.h"
+#include "pm_milter.h"
+
+#include <stddef.h>
+
+/* The snapshot's attachment blocklist (owned by SELF). */
+const pm_attach_blocklist_t *pm_mpolicy_blocklist(const pm_mpolicy_t *self);
+
+/* Reads a whole file of at most MAX bytes as a string; NULL and *why (one
+ * line, caller frees) when missing, empty, unreadable or too big. */
+char *pm_read_small_file(const char *path, size_t max, char **why);
+
+/* Wipes and frees a secret string, nulls *s_p; accepts NULL. */
+void pm_secure_free(char **s_p);
+
+/* The recipients of MSG, *n of them (owned by MSG), and the envelope
+ * sender ("" for the null sender), the "j" macro ("" unknown). */
+char *const *pm_mmsg_rcpts(const pm_mmsg_t *msg, size_t *n);
+const char *pm_mmsg_sender(const pm_mmsg_t *msg);
+const char *pm_mmsg_myhostname(const pm_mmsg_t *msg);
+const char *pm_mmsg_subject(const pm_mmsg_t *msg);           /* NULL: none */
+const char *pm_mmsg_auth(const pm_mmsg_t *msg);              /* NULL: none */
+const struct sockaddr *pm_mmsg_client(const pm_mmsg_t *msg); /* or NULL */
+
+/* True when any address in any From header of MSG has DOMAIN (lowercase)
+ * as its domain: the forged-mail rule checks every one of them. */
+bool pm_mmsg_from_mentions(const pm_mmsg_t *msg, const char *domain);
+
+#endif

@@ -1,0 +1,494 @@
+/* pm_milter_run.c - the milter's runtime: policy follower, AV reloader,
+ * engines and notices. */
+#include "pm_av.h"
+#include "pm_log.h"
+#include "pm_mem.h"
+#include "pm_milter.h"
+#include "pm_milter_private.h"
+#include "pm_milter_run.h"
+#include "pm_notify.h"
+#include "pm_policy.h"
+#include "pm_store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static int64_t
+s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- engines ----------------------------------------------------------- */
+
+static int
+s_av_scan(void *ctx, const char *msg, size_t len, char **virname, char **why)
+{
+    pm_milter_t *self = ctx;
+    return pm_av_scan(self->av, msg, len, virname, why);
+}
+
+static int
+s_spam_check(void *ctx, const char *msg, size_t len, pm_spamd_result_t *out,
+             char **why)
+{
+    pm_milter_t *self = ctx;
+    if (!self->spamd) {
+        if (why)
+            *why = pm_strdup("no spamd address configured");
+        return PM_EINVAL;
+    }
+    char *err = NULL;
+    int64_t t0 = s_now_ms();
+    int rc = pm_spamd_check(self->spamd, msg, len, NULL, out, &err);
+    pthread_mutex_lock(&self->mu);
+    self->spam_checked = time(NULL);
+    self->spam_reachable = rc == PM_OK;
+    self->spam_latency_ms =
+        rc == PM_OK ? out->latency_ms : (unsigned)(s_now_ms() - t0);
+    free(self->spam_error);
+    self->spam_error = err ? pm_strdup(err) : NULL;
+    pthread_mutex_unlock(&self->mu);
+    if (why)
+        *why = err;
+    else
+        free(err);
+    return rc;
+}
+
+static int
+s_dkim_verify(void *ctx, const char *msg, size_t len, pm_dkim_verdict_t *out,
+              char **why)
+{
+    pm_milter_t *self = ctx;
+    return pm_dkim_verify(self->dkim, msg, len, out, why);
+}
+
+static int
+s_dkim_sign(void *ctx, const char *msg, size_t len, const char *domain,
+            const char *selector, const char *key_pem, char **header_out,
+            char **why)
+{
+    pm_milter_t *self = ctx;
+    return pm_dkim_sign(self->dkim, msg, len, domain, selector, key_pem,
+                        header_out, why);
+}
+
+/* ---- signature fingerprints ------------------------------------------------
+ */
+
+static uint64_t
+s_fnv(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Names, sizes and mtimes of the files in DIR: changes when the agent
+ * installs new databases. */
+static uint64_t
+s_dir_print(const char *dir)
+{
+    uint64_t h = 1469598103934665603ull;
+    DIR *d = dir && *dir ? opendir(dir) : NULL;
+    if (!d)
+        return h;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *path = pm_asprintf("%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            /* order-independent: readdir order may change */
+            uint64_t f =
+                s_fnv(1469598103934665603ull, e->d_name, strlen(e->d_name));
+            f = s_fnv(f, &st.st_size, sizeof st.st_size);
+            f = s_fnv(f, &st.st_mtim, sizeof st.st_mtim);
+            h ^= f;
+        }
+        free(path);
+    }
+    closedir(d);
+    return h;
+}
+
+static uint64_t
+s_sig_print(const Pm__Policy *p)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; p && i < p->n_antivirus_custom_signatures; i++) {
+        const Pm__CustomSignature *s = p->antivirus_custom_signatures[i];
+        h = s_fnv(h, s->name, strlen(s->name) + 1);
+        h = s_fnv(h, s->content.data, s->content.len);
+    }
+    bool enc = p && p->antivirus_block_encrypted_archives;
+    return s_fnv(h, &enc, sizeof enc);
+}
+
+/* ---- the AV reloader thread ------------------------------------------------
+ */
+
+static void
+s_av_load_once(pm_milter_t *self, Pm__Policy *want, uint64_t print)
+{
+    size_t n = want ? want->n_antivirus_custom_signatures : 0;
+    pm_av_sig_t *sigs = pm_calloc(n + 1, sizeof *sigs);
+    for (size_t i = 0; i < n; i++) {
+        const Pm__CustomSignature *s = want->antivirus_custom_signatures[i];
+        sigs[i] = (pm_av_sig_t){s->name, s->content.data, s->content.len};
+    }
+    char *why = NULL;
+    int64_t t0 = s_now_ms();
+    int rc = pm_av_load(self->av, self->o.sig_dir, sigs, n,
+                        want && want->antivirus_block_encrypted_archives, &why);
+    if (rc == PM_OK)
+        pm_info("antivirus engine built in %lld ms (%zu custom files)",
+                (long long)(s_now_ms() - t0), n);
+    else
+        pm_error("antivirus engine not rebuilt, the old one keeps scanning: "
+                 "%s",
+                 why ? why : pm_strerror(rc));
+    free(why);
+    free(sigs);
+    pthread_mutex_lock(&self->mu);
+    self->av_have = print;
+    pthread_mutex_unlock(&self->mu);
+}
+
+static void *
+s_av_run(void *arg)
+{
+    pm_milter_t *self = arg;
+    pthread_mutex_lock(&self->mu);
+    while (!self->stop) {
+        if (!self->av_want_policy || self->av_want == self->av_have) {
+            pthread_cond_wait(&self->av_cond, &self->mu);
+            continue;
+        }
+        Pm__Policy *want = pm_policy_dup(self->av_want_policy);
+        uint64_t print = self->av_want;
+        pthread_mutex_unlock(&self->mu);
+        s_av_load_once(self, want, print);
+        pm_policy_free(&want);
+        pthread_mutex_lock(&self->mu);
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
+/* Under self->mu: asks for an engine for POLICY's signatures (NULL when
+ * antivirus is off: keep what is loaded, load nothing new). */
+static void
+s_av_want(pm_milter_t *self, const Pm__Policy *policy, uint64_t dir_print)
+{
+    if (!policy || !policy->antivirus_enabled)
+        return;
+    uint64_t print = s_sig_print(policy) ^ dir_print;
+    if (print == self->av_want && self->av_want_policy)
+        return;
+    pm_policy_free(&self->av_want_policy);
+    self->av_want_policy = pm_policy_dup(policy);
+    self->av_want = print;
+    pthread_cond_signal(&self->av_cond);
+}
+
+/* ---- the policy follower ----------------------------------------------------
+ */
+
+static time_t
+s_keydir_mtime(const char *dir)
+{
+    struct stat st;
+    return dir && *dir && stat(dir, &st) == 0 ? st.st_mtime : 0;
+}
+
+/* Reads the head revision and swaps in a new snapshot. */
+static void
+s_load_head(pm_milter_t *self, uint64_t head)
+{
+    Pm__Revision *rev = NULL;
+    int rc = pm_store_get(self->store, 0, &rev);
+    char *why = NULL;
+    pm_mpolicy_t *snap = NULL;
+    uint64_t dir_print = s_dir_print(self->o.sig_dir);
+    if (rc == PM_OK) {
+        Pm__Policy *node = pm_policy_for_node(rev->policy, self->o.node);
+        snap = pm_mpolicy_new(node, rev->number, self->o.key_dir, &why);
+        pm_policy_free(&node);
+    } else {
+        why = pm_asprintf("cannot read revision %llu: %s",
+                          (unsigned long long)head, pm_strerror(rc));
+    }
+    pthread_mutex_lock(&self->mu);
+    self->head = head;
+    free(self->policy_error);
+    self->policy_error = why ? pm_strdup(why) : NULL;
+    if (snap) {
+        pm_mpolicy_t *old = self->cur;
+        self->cur = snap;
+        pm_mpolicy_unref(&old);
+        s_av_want(self, pm_mpolicy_policy(snap), dir_print);
+    }
+    pthread_mutex_unlock(&self->mu);
+    if (snap)
+        pm_info("policy revision %llu in force",
+                (unsigned long long)pm_mpolicy_rev(snap));
+    else
+        pm_error("policy revision %llu not loaded (keeping the previous "
+                 "one): %s",
+                 (unsigned long long)head, why);
+    free(why);
+    if (rev)
+        pm__revision__free_unpacked(rev, NULL);
+}
+
+/* One cheap check: the head number (one LMDB read transaction) and the key
+ * dir's mtime; a reload only when either changed. */
+void
+pm_milter_poll(pm_milter_t *self)
+{
+    if (!self->store && pm_store_open(self->o.store_dir, PM_STORE_RDONLY, 0,
+                                      &self->store) != PM_OK)
+        return;
+    uint64_t head = 0;
+    if (pm_store_head(self->store, &head) != PM_OK || head == 0)
+        return;
+    time_t kt = s_keydir_mtime(self->o.key_dir);
+    if (head == self->head && kt == self->key_mtime)
+        return;
+    self->key_mtime = kt;
+    s_load_head(self, head);
+}
+
+static void *
+s_follow_run(void *arg)
+{
+    pm_milter_t *self = arg;
+    int64_t next_status = 0, next_sig = s_now_ms() + self->o.sig_poll_ms;
+    pthread_mutex_lock(&self->mu);
+    while (!self->stop) {
+        pthread_mutex_unlock(&self->mu);
+        pm_milter_poll(self);
+        int64_t now = s_now_ms();
+        if (now >= next_sig) {
+            uint64_t dir_print = s_dir_print(self->o.sig_dir);
+            pm_mpolicy_t *cur = pm_milter_policy(self);
+            pthread_mutex_lock(&self->mu);
+            s_av_want(self, pm_mpolicy_policy(cur), dir_print);
+            pthread_mutex_unlock(&self->mu);
+            pm_mpolicy_unref(&cur);
+            next_sig = now + self->o.sig_poll_ms;
+        }
+        if (now >= next_status && *self->o.status_dir) {
+            pm_milter_write_status(self);
+            next_status = now + self->o.status_ms;
+        }
+        pthread_mutex_lock(&self->mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)self->o.poll_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        if (!self->stop)
+            pthread_cond_timedwait(&self->stop_cond, &self->mu, &ts);
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
+/* ---- lifecycle
+ * ----------------------------------------------------------------- */
+
+static void
+s_copy_opts(pm_milter_opts_t *dst, const pm_milter_opts_t *src)
+{
+#define S_DUP(f) dst->f = pm_strdup(src->f ? src->f : "")
+    S_DUP(store_dir);
+    S_DUP(node);
+    S_DUP(sig_dir);
+    S_DUP(key_dir);
+    S_DUP(spamd);
+    S_DUP(dkim_query_file);
+    S_DUP(status_dir);
+    S_DUP(notify_smtp);
+    S_DUP(notify_from);
+#undef S_DUP
+    dst->spamd_timeout_ms =
+        src->spamd_timeout_ms > 0 ? src->spamd_timeout_ms : 30000;
+    dst->poll_ms = src->poll_ms > 0 ? src->poll_ms : 100;
+    dst->sig_poll_ms = src->sig_poll_ms > 0 ? src->sig_poll_ms : 5000;
+    dst->status_ms = src->status_ms > 0 ? src->status_ms : 1000;
+    dst->max_bytes = src->max_bytes ? src->max_bytes : 52428800;
+}
+
+static bool
+s_start_engines(pm_milter_t *self, char **why)
+{
+    self->av = pm_av_new();
+    if (!self->av) {
+        *why = pm_strdup("libclamav cannot be initialised");
+        return false;
+    }
+    if (*self->o.spamd) {
+        self->spamd = pm_spamd_new(self->o.spamd, self->o.spamd_timeout_ms);
+        if (!self->spamd) {
+            *why =
+                pm_asprintf("spamd address '%s' is not usable", self->o.spamd);
+            return false;
+        }
+    }
+    if (!(self->dkim = pm_dkim_new(why)))
+        return false;
+    if (*self->o.dkim_query_file &&
+        pm_dkim_set_query_file(self->dkim, self->o.dkim_query_file) != PM_OK) {
+        *why = pm_strdup("dkim_query_file is not usable");
+        return false;
+    }
+    const char *from = *self->o.notify_from ? self->o.notify_from
+                                            : "privmta-milter <postmaster>";
+    self->notify = pm_notify_new(self->o.notify_smtp, from, 10000, why);
+    return self->notify != NULL;
+}
+
+pm_milter_t *
+pm_milter_new(const pm_milter_opts_t *opts, char **why)
+{
+    pm_milter_t *self = pm_calloc(1, sizeof *self);
+    s_copy_opts(&self->o, opts);
+    pthread_mutex_init(&self->mu, NULL);
+    pthread_cond_init(&self->av_cond, NULL);
+    pthread_cond_init(&self->stop_cond, NULL);
+    self->eng = (pm_mengines_t){self, s_av_scan, s_spam_check, s_dkim_verify,
+                                s_dkim_sign};
+    char *err = NULL;
+    if (!s_start_engines(self, &err)) {
+        if (why)
+            *why = err;
+        else
+            free(err);
+        pm_milter_destroy(&self);
+        return NULL;
+    }
+    pm_milter_poll(self);
+    return self;
+}
+
+int
+pm_milter_start(pm_milter_t *self)
+{
+    if (self->av_started || self->follow_started)
+        return PM_OK;
+    self->av_started = pthread_create(&self->av_thr, NULL, s_av_run, self) == 0;
+    self->follow_started =
+        pthread_create(&self->follow_thr, NULL, s_follow_run, self) == 0;
+    return self->av_started && self->follow_started ? PM_OK : PM_EINTERNAL;
+}
+
+void
+pm_milter_destroy(pm_milter_t **self_p)
+{
+    pm_milter_t *self = self_p ? *self_p : NULL;
+    if (!self)
+        return;
+    pthread_mutex_lock(&self->mu);
+    self->stop = true;
+    pthread_cond_broadcast(&self->av_cond);
+    pthread_cond_broadcast(&self->stop_cond);
+    pthread_mutex_unlock(&self->mu);
+    if (self->av_started)
+        pthread_join(self->av_thr, NULL);
+    if (self->follow_started)
+        pthread_join(self->follow_thr, NULL);
+    pm_notify_destroy(&self->notify);
+    pm_mpolicy_unref(&self->cur);
+    pm_policy_free(&self->av_want_policy);
+    pm_store_close(&self->store);
+    pm_av_destroy(&self->av);
+    pm_spamd_destroy(&self->spamd);
+    pm_dkim_destroy(&self->dkim);
+    free(self->policy_error);
+    free(self->spam_error);
+    pm_milter_opts_free(&self->o);
+    pthread_mutex_destroy(&self->mu);
+    pthread_cond_destroy(&self->av_cond);
+    pthread_cond_destroy(&self->stop_cond);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+pm_milter_opts_free(pm_milter_opts_t *o)
+{
+    free((char *)o->store_dir);
+    free((char *)o->node);
+    free((char *)o->sig_dir);
+    free((char *)o->key_dir);
+    free((char *)o->spamd);
+    free((char *)o->dkim_query_file);
+    free((char *)o->status_dir);
+    free((char *)o->notify_smtp);
+    free((char *)o->notify_from);
+    memset(o, 0, sizeof *o);
+}
+
+pm_mpolicy_t *
+pm_milter_policy(pm_milter_t *self)
+{
+    pthread_mutex_lock(&self->mu);
+    pm_mpolicy_t *p = pm_mpolicy_ref(self->cur);
+    pthread_mutex_unlock(&self->mu);
+    return p;
+}
+
+const pm_mengines_t *
+pm_milter_engines(pm_milter_t *self)
+{
+    return &self->eng;
+}
+
+size_t
+pm_milter_max_bytes(const pm_milter_t *self)
+{
+    return self->o.max_bytes;
+}
+
+static void
+s_post(pm_milter_t *self, const pm_mmsg_t *msg, const pm_mverdict_t *v)
+{
+    size_t n;
+    char *const *rcpts = pm_mmsg_rcpts(msg, &n);
+    pm_notice_t notice = {
+        .what = v->notice == PM_NOTICE_VIRUS ? "virus" : "blocked attachment",
+        .item = v->notice_item,
+        .sender = pm_mmsg_sender(msg),
+        .rcpts = rcpts,
+        .n_rcpts = n,
+        .queue_id = pm_mmsg_queue_id(msg),
+        .subject = pm_mmsg_subject(msg),
+        .when = time(NULL),
+    };
+    if (v->notify_admin && v->admin_address)
+        pm_notify_post(self->notify, &notice, v->admin_address, true);
+    for (size_t i = 0; v->notify_recipients && i < n; i++)
+        pm_notify_post(self->notify, &notice, rcpts[i], false);
+}
+
+void
+pm_milter_after(pm_milter_t *self, const pm_mmsg_t *msg, const pm_mverdict_t *v)
+{
+    pthread_mutex_lock(&self->mu);
+    self->counts[v->action]++;
+    pthread_mutex_unlock(&self->mu);
+    if (v->notice != PM_NOTICE_NONE)
+        s_post(self, msg, v);
+}

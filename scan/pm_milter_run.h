@@ -1,0 +1,53 @@
+/* pm_milter_run.h - the runtime's state, shared by pm_milter_run.c and
+ * pm_milter_status.c only (not an API). */
+#ifndef PM_MILTER_RUN_H
+#define PM_MILTER_RUN_H
+
+#include "pm_av.h"
+#include "pm_dkim.h"
+#include "pm_milter.h"
+#include "pm_notify.h"
+#include "pm_spamd.h"
+#include "pm_store.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+struct pm_milter_t {
+    pm_milter_opts_t o; /* strings owned */
+    pm_mengines_t eng;
+    pthread_mutex_t mu; /* guards everything below that changes */
+    pthread_cond_t av_cond, stop_cond;
+    bool stop;
+    /* policy */
+    pm_store_t *store; /* follower thread only */
+    uint64_t head;
+    time_t key_mtime;
+    pm_mpolicy_t *cur;
+    char *policy_error;
+    /* antivirus */
+    pm_av_t *av;
+    Pm__Policy *av_want_policy; /* signatures wanted, or NULL */
+    uint64_t av_want, av_have;  /* fingerprints */
+    /* antispam */
+    pm_spamd_t *spamd;
+    bool spam_reachable;
+    unsigned spam_latency_ms;
+    time_t spam_checked;
+    char *spam_error;
+    /* DKIM, notices */
+    pm_dkim_t *dkim;
+    pm_notify_t *notify;
+    uint64_t counts[4]; /* by pm_mv_action_t */
+    pthread_t av_thr, follow_thr;
+    bool av_started, follow_started;
+};
+
+/* Checks the store head (and key dir) once; reloads on change. */
+void pm_milter_poll(pm_milter_t *self);
+
+void pm_milter_opts_free(pm_milter_opts_t *o);
+
+#endif

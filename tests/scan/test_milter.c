@@ -1,0 +1,580 @@
+/* test_milter.c - pm_milter_decide and the policy snapshot, with fake
+ * engines (no libmilter, no spamd): every branch of the decision. */
+#include "pm_milter.h"
+#include "pm_notify.h"
+#include "pm_policy.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- fakes ----------------------------------------------------------------
+ */
+
+typedef struct {
+    int av_rc;                    /* 0 clean, 1 infected, -1 error */
+    int spam_rc;                  /* PM_OK or an error */
+    int64_t spam_score;           /* hundredths */
+    int dkim_rc;                  /* PM_OK or an error */
+    const char *dkim_pass_domain; /* a passing signature of this, or NULL */
+    int sign_rc;
+    int av_calls, spam_calls, verify_calls, sign_calls;
+} s_fake_t;
+
+static int
+s_av(void *ctx, const char *m, size_t l, char **virname, char **why)
+{
+    (void)m, (void)l;
+    s_fake_t *f = ctx;
+    f->av_calls++;
+    if (f->av_rc == 1)
+        *virname = strdup("PrivmtaTest.Marker.UNOFFICIAL");
+    if (f->av_rc < 0)
+        *why = strdup("no engine loaded");
+    return f->av_rc;
+}
+
+static int
+s_spam(void *ctx, const char *m, size_t l, pm_spamd_result_t *out, char **why)
+{
+    (void)m, (void)l;
+    s_fake_t *f = ctx;
+    f->spam_calls++;
+    if (f->spam_rc != PM_OK) {
+        *why = strdup("cannot connect");
+        return f->spam_rc;
+    }
+    memset(out, 0, sizeof *out);
+    out->score_hundredths = f->spam_score;
+    out->symbols = calloc(1, sizeof(char *));
+    out->symbols[0] = strdup("PM_TEST_A");
+    out->n_symbols = 1;
+    out->latency_ms = 7;
+    return PM_OK;
+}
+
+static int
+s_verify(void *ctx, const char *m, size_t l, pm_dkim_verdict_t *out, char **why)
+{
+    (void)m, (void)l;
+    s_fake_t *f = ctx;
+    f->verify_calls++;
+    if (f->dkim_rc != PM_OK) {
+        *why = strdup("libopendkim failed");
+        return f->dkim_rc;
+    }
+    memset(out, 0, sizeof *out);
+    if (f->dkim_pass_domain) {
+        out->sigs = calloc(1, sizeof *out->sigs);
+        out->sigs[0].domain = strdup(f->dkim_pass_domain);
+        out->sigs[0].selector = strdup("s1");
+        out->sigs[0].reason = strdup("ok");
+        out->sigs[0].pass = true;
+        out->n_sigs = 1;
+    }
+    return PM_OK;
+}
+
+static int
+s_sign(void *ctx, const char *m, size_t l, const char *domain,
+       const char *selector, const char *pem, char **hdr, char **why)
+{
+    (void)m, (void)l, (void)pem;
+    s_fake_t *f = ctx;
+    f->sign_calls++;
+    if (f->sign_rc != PM_OK) {
+        *why = strdup("sign failed");
+        return f->sign_rc;
+    }
+    char buf[256];
+    snprintf(buf, sizeof buf,
+             "DKIM-Signature: v=1; a=rsa-sha256; d=%s; s=%s;\r\n\tb=abc",
+             domain, selector);
+    *hdr = strdup(buf);
+    return PM_OK;
+}
+
+static s_fake_t s_f;
+static pm_mengines_t s_eng = {&s_f, s_av, s_spam, s_verify, s_sign};
+static char s_keydir[64];
+
+static void
+s_setup(void)
+{
+    memset(&s_f, 0, sizeof s_f);
+    strcpy(s_keydir, "/tmp/pm_tmilter_XXXXXX");
+    cr_assert_not_null(mkdtemp(s_keydir));
+}
+
+static void
+s_teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_keydir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(milter, .init = s_setup, .fini = s_teardown);
+
+/* ---- builders --------------------------------------------------------------
+ */
+
+static char **
+s_list(size_t *n, const char *a, const char *b)
+{
+    char **l = calloc(2, sizeof *l);
+    *n = 0;
+    if (a)
+        l[(*n)++] = strdup(a);
+    if (b)
+        l[(*n)++] = strdup(b);
+    return l;
+}
+
+/* Defaults + blocked exe + mynetworks 10.0.0.0/8 + DKIM for signed.test. */
+static Pm__Policy *
+s_policy(void)
+{
+    Pm__Policy *p = pm_policy_new();
+    for (size_t i = 0; i < p->n_inbound_blocked_extensions; i++)
+        free(p->inbound_blocked_extensions[i]);
+    free(p->inbound_blocked_extensions);
+    p->inbound_blocked_extensions =
+        s_list(&p->n_inbound_blocked_extensions, "exe", "js");
+    for (size_t i = 0; i < p->n_outbound_mynetworks; i++)
+        free(p->outbound_mynetworks[i]);
+    free(p->outbound_mynetworks);
+    p->outbound_mynetworks =
+        s_list(&p->n_outbound_mynetworks, "10.0.0.0/8", "[2001:db8::]/32");
+    free(p->antispam_subject_prefix);
+    p->antispam_subject_prefix = strdup("[SPAM]");
+    p->dkim_domains = calloc(1, sizeof *p->dkim_domains);
+    Pm__DkimDomain *d = malloc(sizeof *d);
+    pm__dkim_domain__init(d);
+    d->domain = strdup("Signed.Test");
+    d->selector = strdup("s1");
+    d->key = strdup("signed.pem");
+    p->dkim_domains[0] = d;
+    p->n_dkim_domains = 1;
+    return p;
+}
+
+static pm_mpolicy_t *
+s_snap(Pm__Policy *p)
+{
+    char *why = NULL;
+    pm_mpolicy_t *s = pm_mpolicy_new(p, 7, s_keydir, &why);
+    cr_assert_not_null(s, "%s", why ? why : "");
+    pm_policy_free(&p);
+    return s;
+}
+
+static void
+s_write_key(void)
+{
+    char path[128], cmd[256];
+    snprintf(path, sizeof path, "%s/signed.pem", s_keydir);
+    snprintf(cmd, sizeof cmd, "openssl genrsa -out %s 1024 2>/dev/null", path);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static pm_mmsg_t *
+s_msg(const char *client, const char *from, const char *subject,
+      const char *body)
+{
+    pm_mmsg_t *m = pm_mmsg_new(1 << 20);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    inet_pton(AF_INET, client, &sin.sin_addr);
+    pm_mmsg_set_client(m, (struct sockaddr *)&sin);
+    pm_mmsg_set_myhostname(m, "node1.test");
+    pm_mmsg_set_sender(m, "<sender@remote.example>");
+    pm_mmsg_add_rcpt(m, "<alice@node1.test>");
+    pm_mmsg_add_rcpt(m, "<bob@node1.test>");
+    pm_mmsg_set_queue_id(m, "4ABCDEF");
+    pm_mmsg_add_header(m, "From", from);
+    pm_mmsg_add_header(m, "To", "alice@node1.test");
+    if (subject)
+        pm_mmsg_add_header(m, "Subject", subject);
+    pm_mmsg_add_header(m, "MIME-Version", "1.0");
+    pm_mmsg_end_headers(m);
+    pm_mmsg_add_body(m, body, strlen(body));
+    return m;
+}
+
+static const char *s_plain = "hello\r\n";
+static const char *s_attached =
+    "This is a MIME message.\r\n"; /* headers set below */
+
+static pm_mmsg_t *
+s_msg_with_attachment(const char *filename)
+{
+    pm_mmsg_t *m = pm_mmsg_new(1 << 20);
+    pm_mmsg_set_sender(m, "sender@remote.example");
+    pm_mmsg_add_rcpt(m, "alice@node1.test");
+    pm_mmsg_add_header(m, "From", "sender@remote.example");
+    pm_mmsg_add_header(m, "Subject", "invoice");
+    pm_mmsg_add_header(m, "MIME-Version", "1.0");
+    pm_mmsg_add_header(m, "Content-Type", "multipart/mixed; boundary=\"b1\"");
+    pm_mmsg_end_headers(m);
+    char body[1024];
+    snprintf(body, sizeof body,
+             "%s--b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+             "--b1\r\nContent-Type: application/octet-stream\r\n"
+             "Content-Disposition: attachment; filename=\"%s\"\r\n"
+             "Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n"
+             "--b1--\r\n",
+             s_attached, filename);
+    pm_mmsg_add_body(m, body, strlen(body));
+    return m;
+}
+
+/* ---- tests -----------------------------------------------------------------
+ */
+
+Test(milter, no_policy_is_tempfail)
+{
+    pm_mmsg_t *m = s_msg("192.0.2.1", "x@remote.example", "hi", s_plain);
+    pm_mverdict_t v;
+    cr_assert_eq(pm_milter_decide(NULL, m, &s_eng, &v), PM_MV_TEMPFAIL);
+    cr_assert_str_eq(v.rcode, "451");
+    cr_assert_str_eq(v.xcode, "4.3.0");
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+}
+
+Test(milter, blocked_attachment_rejected_with_notices)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    pm_mmsg_t *m = s_msg_with_attachment("report.pdf.EXE");
+    pm_mmsg_set_myhostname(m, "node1.test");
+    pm_mverdict_t v;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_REJECT);
+    cr_assert_str_eq(v.rcode, "554");
+    cr_assert_str_eq(v.xcode, "5.7.1");
+    cr_assert_not_null(strstr(v.text, ".EXE"), "%s", v.text);
+    cr_assert_not_null(strstr(v.text, "report.pdf.EXE"));
+    cr_assert_eq(v.notice, PM_NOTICE_ATTACHMENT);
+    cr_assert_str_eq(v.notice_item, "report.pdf.EXE");
+    cr_assert(v.notify_admin && v.notify_recipients);
+    cr_assert_str_eq(v.admin_address, "postmaster@node1.test");
+    cr_assert_eq(s_f.av_calls, 0, "rejected before the AV scan");
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+Test(milter, allowed_attachment_and_notices_off)
+{
+    Pm__Policy *p = s_policy();
+    p->inbound_notify_admin = false;
+    free(p->inbound_admin_address);
+    p->inbound_admin_address = strdup("boss@node1.test");
+    pm_mpolicy_t *pol = s_snap(p);
+    pm_mmsg_t *m = s_msg_with_attachment("exe.txt");
+    pm_mverdict_t v;
+    s_f.spam_score = 100;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT, "%s",
+                 v.log);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    m = s_msg_with_attachment("run.js");
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_REJECT);
+    cr_assert_not(v.notify_admin);
+    cr_assert(v.notify_recipients);
+    cr_assert_str_eq(v.admin_address, "boss@node1.test");
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+Test(milter, virus_rejected_error_tempfails_disabled_skips)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    pm_mmsg_t *m = s_msg("192.0.2.1", "x@remote.example", "hi", s_plain);
+    pm_mverdict_t v;
+    s_f.av_rc = 1;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_REJECT);
+    cr_assert_str_eq(v.rcode, "554");
+    cr_assert_not_null(strstr(v.text, "PrivmtaTest.Marker.UNOFFICIAL"));
+    cr_assert_eq(v.notice, PM_NOTICE_VIRUS);
+    pm_mverdict_clear(&v);
+    s_f.av_rc = -1;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_TEMPFAIL);
+    cr_assert_str_eq(v.rcode, "451");
+    pm_mverdict_clear(&v);
+    pm_mpolicy_unref(&pol);
+    Pm__Policy *p = s_policy();
+    p->antivirus_enabled = false;
+    pol = s_snap(p);
+    s_f.av_calls = 0;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    cr_assert_eq(s_f.av_calls, 0);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+/* tag 33% = 6.60 exactly, kill 75% = 15.00 exactly. */
+Test(milter, spam_thresholds_are_exact)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    pm_mmsg_t *m = s_msg("192.0.2.1", "x@remote.example", "hello", s_plain);
+    pm_mverdict_t v;
+    s_f.spam_score = 659;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    cr_assert_eq(v.n_add, 0);
+    cr_assert_null(v.subject);
+    pm_mverdict_clear(&v);
+    s_f.spam_score = 660;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    cr_assert_eq(v.n_add, 4);
+    cr_assert_str_eq(v.add[0].name, "X-Spam-Flag");
+    cr_assert_str_eq(v.add[1].value, "6.60");
+    cr_assert_str_eq(v.add[2].value, "******");
+    cr_assert_not_null(strstr(v.add[3].value, "tag=6.60 kill=15.00"));
+    cr_assert_str_eq(v.subject, "[SPAM] hello");
+    cr_assert_not(v.subject_is_new);
+    pm_mverdict_clear(&v);
+    s_f.spam_score = 1499;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    pm_mverdict_clear(&v);
+    s_f.spam_score = 1500;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_DISCARD);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+Test(milter, kill_deliver_tags_and_new_subject)
+{
+    Pm__Policy *p = s_policy();
+    free(p->antispam_kill_action);
+    p->antispam_kill_action = strdup("deliver");
+    pm_mpolicy_t *pol = s_snap(p);
+    pm_mmsg_t *m = s_msg("192.0.2.1", "x@remote.example", NULL, s_plain);
+    pm_mverdict_t v;
+    s_f.spam_score = 100000;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    cr_assert_str_eq(v.subject, "[SPAM]");
+    cr_assert(v.subject_is_new);
+    cr_assert_eq(strlen(v.add[2].value), 50, "stars are capped");
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+Test(milter, spamd_error_is_tempfail_never_ham)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    pm_mmsg_t *m = s_msg("192.0.2.1", "x@remote.example", "hi", s_plain);
+    pm_mverdict_t v;
+    s_f.spam_rc = PM_ETIMEDOUT;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_TEMPFAIL);
+    cr_assert_str_eq(v.rcode, "451");
+    cr_assert_eq(v.xcode[0], '4');
+    pm_mverdict_clear(&v);
+    pm_mengines_t none = {&s_f, s_av, NULL, s_verify, s_sign};
+    s_f.spam_rc = PM_OK;
+    cr_assert_eq(pm_milter_decide(pol, m, &none, &v), PM_MV_TEMPFAIL);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+Test(milter, outbound_skips_spam_unless_scan_outbound)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    pm_mmsg_t *m = s_msg("10.1.2.3", "x@remote.example", "hi", s_plain);
+    pm_mverdict_t v;
+    s_f.spam_score = 100000;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    cr_assert_eq(s_f.spam_calls, 0);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    m = s_msg("192.0.2.1", "x@remote.example", "hi", s_plain);
+    pm_mmsg_set_auth(m, "alice");
+    cr_assert(pm_milter_is_outbound(pol, m));
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    cr_assert_eq(s_f.spam_calls, 0);
+    pm_mverdict_clear(&v);
+    pm_mpolicy_unref(&pol);
+    Pm__Policy *p = s_policy();
+    p->antispam_scan_outbound = true;
+    pol = s_snap(p);
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_DISCARD);
+    cr_assert_eq(s_f.spam_calls, 1);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+Test(milter, forged_dkim_domain_rejected)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    pm_mmsg_t *m =
+        s_msg("192.0.2.1", "\"Boss\" <ceo@SIGNED.test>", "pay", s_plain);
+    pm_mverdict_t v;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_REJECT);
+    cr_assert_str_eq(v.rcode, "550");
+    cr_assert_str_eq(v.xcode, "5.7.1");
+    cr_assert_not_null(strstr(v.text, "signed.test"));
+    pm_mverdict_clear(&v);
+    s_f.dkim_pass_domain = "other.test"; /* someone else's signature */
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_REJECT);
+    pm_mverdict_clear(&v);
+    s_f.dkim_pass_domain = "signed.test";
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    pm_mverdict_clear(&v);
+    s_f.dkim_rc = PM_EINTERNAL;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_TEMPFAIL);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    /* other From domains are not checked */
+    s_f.verify_calls = 0;
+    m = s_msg("192.0.2.1", "a@elsewhere.test", "hi", s_plain);
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    cr_assert_eq(s_f.verify_calls, 0);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+Test(milter, outbound_signed_when_key_usable)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    size_t n;
+    const pm_mdkim_t *d = pm_mpolicy_dkim(pol, &n);
+    cr_assert_eq(n, 1);
+    cr_assert_null(d[0].key_pem, "no key file yet");
+    cr_assert_not_null(d[0].key_error);
+    pm_mmsg_t *m = s_msg("10.0.0.5", "ceo@signed.test", "hi", s_plain);
+    pm_mverdict_t v;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    cr_assert_null(v.dkim_value, "unusable key: not signed");
+    pm_mverdict_clear(&v);
+    pm_mpolicy_unref(&pol);
+    s_write_key();
+    pol = s_snap(s_policy());
+    d = pm_mpolicy_dkim(pol, &n);
+    cr_assert_not_null(d[0].key_pem);
+    cr_assert_str_eq(d[0].domain, "signed.test");
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    cr_assert_str_eq(v.dkim_value,
+                     "v=1; a=rsa-sha256; d=signed.test; s=s1;\n\tb=abc");
+    cr_assert_eq(s_f.verify_calls, 0, "outbound mail is not verified");
+    pm_mverdict_clear(&v);
+    s_f.sign_rc = PM_EINTERNAL;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_TEMPFAIL);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+Test(milter, mynetworks_matching)
+{
+    Pm__Policy *p = s_policy();
+    free(p->outbound_mynetworks[1]);
+    p->outbound_mynetworks[1] = strdup("[2001:db8::]/33");
+    pm_mpolicy_t *pol = s_snap(p);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+    inet_pton(AF_INET, "10.255.0.1", &sin.sin_addr);
+    cr_assert(pm_mpolicy_in_mynetworks(pol, (struct sockaddr *)&sin));
+    inet_pton(AF_INET, "11.0.0.1", &sin.sin_addr);
+    cr_assert_not(pm_mpolicy_in_mynetworks(pol, (struct sockaddr *)&sin));
+    inet_pton(AF_INET6, "2001:db8:7fff::1", &s6.sin6_addr);
+    cr_assert(pm_mpolicy_in_mynetworks(pol, (struct sockaddr *)&s6));
+    inet_pton(AF_INET6, "2001:db8:8000::1", &s6.sin6_addr);
+    cr_assert_not(pm_mpolicy_in_mynetworks(pol, (struct sockaddr *)&s6));
+    inet_pton(AF_INET6, "::ffff:10.0.0.1", &s6.sin6_addr);
+    cr_assert(pm_mpolicy_in_mynetworks(pol, (struct sockaddr *)&s6));
+    cr_assert_not(pm_mpolicy_in_mynetworks(pol, NULL));
+    pm_mpolicy_unref(&pol);
+}
+
+Test(milter, too_big_is_tempfail)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    pm_mmsg_t *m = pm_mmsg_new(64);
+    pm_mmsg_add_header(m, "From", "a@b.test");
+    pm_mmsg_end_headers(m);
+    char big[100];
+    memset(big, 'x', sizeof big);
+    pm_mmsg_add_body(m, big, sizeof big);
+    cr_assert(pm_mmsg_too_big(m));
+    pm_mverdict_t v;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_TEMPFAIL);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+Test(milter, message_rebuilt_with_crlf_and_reset_keeps_client)
+{
+    pm_mmsg_t *m = s_msg("10.0.0.1", "Name <x@Example.ORG.>", "s", "b\r\n");
+    size_t len;
+    const char *d = pm_mmsg_data(m, &len);
+    cr_assert_not_null(strstr(d, "From: Name <x@Example.ORG.>\r\n"));
+    cr_assert_not_null(strstr(d, "MIME-Version: 1.0\r\n\r\nb\r\n"));
+    char *dom = pm_mmsg_from_domain(m);
+    cr_assert_str_eq(dom, "example.org");
+    free(dom);
+    cr_assert_str_eq(pm_mmsg_queue_id(m), "4ABCDEF");
+    pm_mmsg_reset(m);
+    pm_mmsg_data(m, &len);
+    cr_assert_eq(len, 0);
+    cr_assert_str_eq(pm_mmsg_queue_id(m), "NOQUEUE");
+    Pm__Policy *p = s_policy();
+    pm_mpolicy_t *pol = s_snap(p);
+    cr_assert(pm_milter_is_outbound(pol, m), "client kept across reset");
+    pm_mpolicy_unref(&pol);
+    pm_mmsg_destroy(&m);
+    pm_mmsg_destroy(&m);
+}
+
+Test(milter, notice_names_who_what_when_queue_id)
+{
+    char *rcpts[] = {"alice@node1.test", "bob@node1.test"};
+    pm_notice_t n = {"blocked attachment",
+                     "evil.exe",
+                     "s@remote.example",
+                     rcpts,
+                     2,
+                     "4ABCDEF",
+                     "invoice\r\nBcc: x",
+                     0};
+    char *t =
+        pm_notify_render(&n, "postmaster@node1.test", "alice@node1.test", true);
+    cr_assert_not_null(strstr(t, "To: alice@node1.test\r\n"));
+    cr_assert_not_null(strstr(t, "Auto-Submitted: auto-generated\r\n"));
+    cr_assert_not_null(strstr(t, "evil.exe"));
+    cr_assert_not_null(strstr(t, "s@remote.example"));
+    cr_assert_not_null(strstr(t, "alice@node1.test, bob@node1.test"));
+    cr_assert_not_null(strstr(t, "4ABCDEF"));
+    cr_assert_not_null(strstr(t, "1970-01-01 00:00:00 UTC"));
+    cr_assert_null(strstr(t, "\r\nBcc:"), "no header injection");
+    free(t);
+}
+
+Test(milter, snapshot_refuses_bad_network_and_counts_refs)
+{
+    Pm__Policy *p = s_policy();
+    free(p->outbound_mynetworks[0]);
+    p->outbound_mynetworks[0] = strdup("10.0.0.0/33");
+    char *why = NULL;
+    cr_assert_null(pm_mpolicy_new(p, 1, NULL, &why));
+    cr_assert_not_null(strstr(why, "10.0.0.0/33"));
+    free(why);
+    pm_policy_free(&p);
+    pm_mpolicy_t *a = s_snap(s_policy());
+    pm_mpolicy_t *b = pm_mpolicy_ref(a);
+    pm_mpolicy_unref(&a);
+    cr_assert_null(a);
+    cr_assert_eq(pm_mpolicy_rev(b), 7);
+    pm_mpolicy_unref(&b);
+    pm_mpolicy_unref(&b);
+}
