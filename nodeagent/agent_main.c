@@ -29,6 +29,13 @@ static pm_param_t s_params[] = {
     {"dead_after_ms", "3000", "controller silence before a resync", NULL},
     {"log_level", "info", "debug, info, warning or error", NULL},
     {"syslog", "no", "also log to syslog: yes or no", NULL},
+    {"milter_socket", "",
+     "privmta-milter's socket in Postfix syntax "
+     "(unix:/path or inet:127.0.0.1:PORT), wired into Postfix when the "
+     "policy needs it; empty: no milter on this node",
+     NULL},
+    {"milter_status", "/run/privmta-milter/status.json",
+     "privmta-milter's status file, read at each heartbeat", NULL},
     {"milter_user", "",
      "owner of the DKIM keys written for privmta-milter "
      "(default: keep root's)",
@@ -170,6 +177,10 @@ main(int argc, char **argv)
     };
     char *dkim_dir = pm_asprintf("%s/dkim", state);
     cfg.dkim_dir = dkim_dir;
+    const char *msock = pm_conf_get(s_params, "milter_socket");
+    cfg.milter_status = *msock ? pm_conf_get(s_params, "milter_status") : NULL;
+    if (strcmp(pm_conf_get(s_params, "backend"), "postfix") == 0)
+        pm_postfix_set_milter(backend, msock);
     const char *user = pm_conf_get(s_params, "milter_user");
     if (*user) {
         struct passwd *pw = getpwnam(user);

@@ -3,6 +3,7 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
+#include "pm_scanstatus.h"
 #include "pm_store.h"
 #include "pm_wire.h"
 
@@ -36,6 +37,10 @@ s_send(s_agent_t *self, Pm__AgentReport__Kind kind)
     st->apply_error = pm_strdup(self->apply_error ? self->apply_error : "");
     if (self->cfg.backend->status)
         self->cfg.backend->status(self->cfg.backend, st);
+    if (self->cfg.milter_status || self->cfg.state_dir)
+        pm_scanstatus_fill(self->cfg.milter_status,
+                           self->current ? self->current->policy : NULL, 10,
+                           st);
     rep.kind = kind;
     rep.applied_rev = self->applied;
     rep.status = st;
@@ -270,6 +275,7 @@ s_destroy(s_agent_t **self_p)
     free((char *)self->cfg.name);
     free((char *)self->cfg.address);
     free((char *)self->cfg.dkim_dir);
+    free((char *)self->cfg.milter_status);
     free(self);
     *self_p = NULL;
 }
@@ -285,6 +291,8 @@ s_new(const pm_agent_config_t *cfg)
     self->cfg.name = pm_strdup(cfg->name);
     self->cfg.address = pm_strdup(cfg->address ? cfg->address : "");
     self->cfg.dkim_dir = cfg->dkim_dir ? pm_strdup(cfg->dkim_dir) : NULL;
+    self->cfg.milter_status =
+        cfg->milter_status ? pm_strdup(cfg->milter_status) : NULL;
     self->node = pm_strdup(cfg->name);
     if (cfg->state_dir) {
         char *dir = pm_asprintf("%s/store", cfg->state_dir);

@@ -26,12 +26,13 @@ typedef struct {
     const char *address;    /* shown by `privmta-ctl nodes` */
     pm_backend_t *backend;  /* not owned */
     int heartbeat_ms;
-    int dead_after_ms;    /* controller silence that forces a resync */
-    uint64_t drop_rev;    /* test hook: ignore the update of this rev */
-    const char *dkim_dir; /* where DKIM keys are written for the milter
-                           * (mode 0600); NULL: not written */
-    int key_uid, key_gid; /* owner of those files (the milter's user);
-                           * -1: unchanged */
+    int dead_after_ms;         /* controller silence that forces a resync */
+    uint64_t drop_rev;         /* test hook: ignore the update of this rev */
+    const char *dkim_dir;      /* where DKIM keys are written for the milter
+                                * (mode 0600); NULL: not written */
+    int key_uid, key_gid;      /* owner of those files (the milter's user);
+                                * -1: unchanged */
+    const char *milter_status; /* privmta-milter's status.json, or NULL */
 } pm_agent_config_t;
 
 /* Starts an agent. CONFIG is copied (cert and backend stay the caller's and

@@ -21,8 +21,8 @@ struct pm_backend_t {
     /* Enforces EFFECTIVE (the node's policy, overrides applied) as revision
      * REV. Returns 0, or -1 with *why (caller frees) after restoring the
      * previous configuration. */
-    int (*apply)(pm_backend_t *self, const Pm__Policy *effective,
-                 uint64_t rev, char **why);
+    int (*apply)(pm_backend_t *self, const Pm__Policy *effective, uint64_t rev,
+                 char **why);
     /* Fills the backend's part of STATUS (postfix_running, auth,
      * relay_overrides...). Allocations go through pm_mem and belong to
      * STATUS (freed with pm__node_status__free_unpacked). Must be cheap:

@@ -40,11 +40,13 @@ extern char **environ;
  * own configuration (parameters privmta does not own) says what works. */
 
 typedef struct {
-    bool sasl;       /* a SASL backend answers: AUTH may be turned on */
-    bool login_maps; /* smtpd_sender_login_maps is set */
+    bool sasl;          /* a SASL backend answers: AUTH may be turned on */
+    bool login_maps;    /* smtpd_sender_login_maps is set */
+    const char *milter; /* this node's privmta-milter, or NULL */
 } s_caps_t;
 
-static const s_caps_t s_all_caps = {true, true};
+static const s_caps_t s_all_caps = {true, true,
+                                    "unix:/run/privmta-milter/milter.sock"};
 
 /* ------------------------------------------------------------------------
  * The table: every Postfix parameter the policy owns, with the keys that
@@ -210,6 +212,35 @@ r_fallback_relay(const Pm__Policy *p, const s_caps_t *c)
         p->outbound_fallback_relay_host ? p->outbound_fallback_relay_host : "");
 }
 
+/* The content filter is wired in whenever the policy asks for anything
+ * it does, and taken out when nothing does; with a filter configured but
+ * unreachable, Postfix tempfails (milter_default_action) rather than let
+ * mail through unscanned. */
+static bool
+s_needs_milter(const Pm__Policy *p)
+{
+    return p->n_inbound_blocked_extensions || p->antispam_enabled ||
+           p->antivirus_enabled || p->n_dkim_domains;
+}
+
+static char *
+r_milters(const Pm__Policy *p, const s_caps_t *c)
+{
+    return pm_strdup(c->milter && s_needs_milter(p) ? c->milter : "");
+}
+
+static char *
+r_milter_action(const Pm__Policy *p, const s_caps_t *c)
+{
+    (void)p;
+    (void)c;
+    return pm_strdup("tempfail");
+}
+
+#define S_MILTER_KEYS                                                          \
+    "inbound.blocked_extensions antispam.enabled antivirus.enabled "           \
+    "dkim.domains"
+
 static const s_param_t s_params[] = {
     {"smtpd_reject_unlisted_sender", "inbound.reject_unlisted_sender",
      r_unlisted_sender},
@@ -238,6 +269,9 @@ static const s_param_t s_params[] = {
     {"mynetworks", "outbound.mynetworks", r_mynetworks},
     {"relayhost", "outbound.relay_host", r_relayhost},
     {"smtp_fallback_relay", "outbound.fallback_relay_host", r_fallback_relay},
+    {"smtpd_milters", S_MILTER_KEYS, r_milters},
+    {"non_smtpd_milters", S_MILTER_KEYS, r_milters},
+    {"milter_default_action", S_MILTER_KEYS, r_milter_action},
 };
 
 #define S_NPARAMS (sizeof s_params / sizeof s_params[0])
@@ -700,6 +734,7 @@ s_node_caps(const s_node_t *node, char **sasl_problem)
     *sasl_problem = NULL;
     caps.sasl = s_sasl_backend(node, sasl_problem);
     caps.login_maps = node->v[N_LOGIN_MAPS][0] != '\0';
+    caps.milter = NULL;
     return caps;
 }
 
@@ -709,6 +744,7 @@ s_node_caps(const s_node_t *node, char **sasl_problem)
 typedef struct {
     char *dir;       /* configuration directory */
     char *main_cf;   /* DIR/main.cf */
+    char *milter;    /* privmta-milter socket in Postfix syntax, or NULL */
     char *queue_dir; /* for the master pid file; NULL until read */
     /* what the last apply wanted, for status */
     bool applied;
@@ -1156,6 +1192,7 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
     if (!s_node_read(self->dir, &node, &err))
         goto out;
     s_caps_t caps = s_node_caps(&node, &sasl_problem);
+    caps.milter = self->milter;
     params = s_render(effective, &caps, &n);
     self->applied = true;
     self->want_sasl = effective->outbound_sasl_auth;
@@ -1441,6 +1478,7 @@ s_destroy(pm_backend_t **backend_p)
         free(self->queue_dir);
         free(self->dir);
         free(self->main_cf);
+        free(self->milter);
         free(self);
     }
     free(backend);
@@ -1466,4 +1504,12 @@ pm_postfix_new(const char *config_dir, char **why)
     backend->status = s_status;
     backend->destroy = s_destroy;
     return backend;
+}
+
+void
+pm_postfix_set_milter(pm_backend_t *backend, const char *socket)
+{
+    s_pf_t *self = backend->ctx;
+    free(self->milter);
+    self->milter = socket && *socket ? pm_strdup(socket) : NULL;
 }

@@ -73,4 +73,12 @@ const char *pm_postfix_param_keys(const char *param);
  * and overrides are cached for 10 s unless main.cf changes. */
 pm_backend_t *pm_postfix_new(const char *config_dir, char **why);
 
+/* Wires this node's privmta-milter (SOCKET in Postfix syntax,
+ * "unix:/path" or "inet:127.0.0.1:PORT") into smtpd_milters and
+ * non_smtpd_milters whenever the policy needs it (blocked extensions,
+ * antispam, antivirus or DKIM) and takes it out when nothing does, with
+ * milter_default_action = tempfail. NULL or "": no milter on this node,
+ * the parameters stay empty. Takes effect at the next apply. */
+void pm_postfix_set_milter(pm_backend_t *backend, const char *socket);
+
 #endif

@@ -200,6 +200,24 @@ postconf -c "$WORK/mx1/etc" -e "transport_maps = texthash:$WORK/mx1/etc/transpor
 check "nodes names the transport_maps entry that bypasses the relay host" \
     wait_until 10 bash -c "'$CTL' nodes --json | grep -q 'bypass.example'"
 
+# ---- the content filter is wired in when the policy needs it ------------------
+kill "${APID[mx1]}"
+wait "${APID[mx1]}" 2>/dev/null
+# a milter socket nothing listens on: Postfix must tempfail, never pass
+agent_up mx1 --milter-socket "inet:127.0.0.1:$(free_port)"
+expect_exit 0 "antivirus on: the milter is needed" "$CTL" policy set antivirus.enabled=true --wait=10
+# the restarted agent re-applies its stored revision, now with the milter
+check "mx1's smtpd_milters names the milter" wait_until 10 bash -c "postconf -c '$WORK/mx1/etc' -h smtpd_milters | grep -q '^inet:127.0.0.1:'"
+check "mx1's milter_default_action is tempfail" test "$(postconf -c "$WORK/mx1/etc" -h milter_default_action)" = tempfail
+send mx1 client.example.com postmaster@mx1.test postmaster@mx1.test
+rc=$?
+check "with the milter down, mail is deferred, not passed unscanned (swaks $rc)" test "$rc" -ne 0 -a "$rc" -ne 2
+check "nodes reports the antivirus down on mx1" wait_until 5 bash -c "'$CTL' nodes | grep -q '^mx1 .*down .*down'"
+expect_exit 0 "nothing needs the milter" "$CTL" policy set antivirus.enabled=false antispam.enabled=false 'inbound.blocked_extensions=[]' --wait=10
+check "mx1's smtpd_milters is empty again" test -z "$(postconf -c "$WORK/mx1/etc" -h smtpd_milters)"
+check "mail flows on mx1 without the milter" send mx1 client.example.com postmaster@mx1.test postmaster@mx1.test
+check "mx2 (no milter configured) never had one" test -z "$(postconf -c "$WORK/mx2/etc" -h smtpd_milters)"
+
 # ---- an agent that is not enrolled gets nothing ---------------------------------------
 ADDR[rogue]=127.0.0.29
 bash "$NODE" create "$WORK/rogue" 127.0.0.29 "$SMTP" rogue >/dev/null

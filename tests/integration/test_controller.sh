@@ -69,6 +69,14 @@ head_rev() { "$CTL" policy history --limit 1 --json | sed -n 's/.*"revision": \(
 before=$(head_rev)
 expect_exit 1 "push of an invalid policy is rejected" "$CTL" policy push "$SRC/tests/policy/invalid/cidr_v4_prefix_33.yaml"
 check "nothing stored after a rejected push" test "$(head_rev)" = "$before"
+pushed=0
+for f in "$SRC"/tests/policy/invalid/*.yaml; do
+    "$CTL" policy push "$f" >/dev/null 2>&1
+    [ $? -eq 1 ] && pushed=$((pushed + 1))
+done
+check "every file of the invalid corpus is refused by push ($pushed)" \
+    test "$pushed" -eq "$(ls "$SRC"/tests/policy/invalid/*.yaml | wc -l)"
+check "and none of them was stored" test "$(head_rev)" = "$before"
 expect_exit 1 "set of an invalid value is rejected" "$CTL" policy set antispam.tag_percent=101
 check "the rejection names the key" grep -q "antispam.tag_percent" "$WORK/err"
 check "nothing stored after a rejected set" test "$(head_rev)" = "$before"

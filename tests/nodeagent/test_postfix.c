@@ -256,7 +256,7 @@ Test(render, defaults)
     Pm__Policy *p = pm_policy_new();
     size_t n = 0;
     pm_postfix_param_t *params = pm_postfix_render(p, &n);
-    cr_assert_eq(n, 13);
+    cr_assert_eq(n, 16);
     cr_expect_str_eq(s_value(params, n, "smtpd_reject_unlisted_sender"), "yes");
     cr_expect_str_eq(s_value(params, n, "smtpd_reject_unlisted_recipient"),
                      "yes");
@@ -277,8 +277,33 @@ Test(render, defaults)
     cr_expect_str_eq(s_value(params, n, "mynetworks"), "127.0.0.0/8 [::1]/128");
     cr_expect_str_eq(s_value(params, n, "relayhost"), "");
     cr_expect_str_eq(s_value(params, n, "smtp_fallback_relay"), "");
+    /* antispam and antivirus are on by default: the filter is wired in */
+    cr_expect_str_eq(s_value(params, n, "smtpd_milters"),
+                     "unix:/run/privmta-milter/milter.sock");
+    cr_expect_str_eq(s_value(params, n, "non_smtpd_milters"),
+                     "unix:/run/privmta-milter/milter.sock");
+    cr_expect_str_eq(s_value(params, n, "milter_default_action"), "tempfail");
     pm_postfix_params_free(&params, n);
     cr_expect_null(params);
+    pm_policy_free(&p);
+}
+
+/* Nothing the filter does is asked for: it is taken out. */
+Test(render, milter_only_when_needed)
+{
+    Pm__Policy *p = pm_policy_new();
+    s_set(&p, NULL, "antispam.enabled", "false");
+    s_set(&p, NULL, "antivirus.enabled", "false");
+    size_t n = 0;
+    pm_postfix_param_t *params = pm_postfix_render(p, &n);
+    cr_expect_str_eq(s_value(params, n, "smtpd_milters"), "");
+    cr_expect_str_eq(s_value(params, n, "non_smtpd_milters"), "");
+    pm_postfix_params_free(&params, n);
+    s_set(&p, NULL, "inbound.blocked_extensions", "exe");
+    params = pm_postfix_render(p, &n);
+    cr_expect_str_eq(s_value(params, n, "smtpd_milters"),
+                     "unix:/run/privmta-milter/milter.sock");
+    pm_postfix_params_free(&params, n);
     pm_policy_free(&p);
 }
 
