@@ -805,16 +805,27 @@ s_read_file(const char *path, char **data, size_t *len, struct stat *st,
  * which costs every postconf, postfix and daemon start ~2.4 s after a
  * write. Ours are complete and atomic, so they are dated 2 s back. */
 static void
-s_backdate(int fd, const char *path)
+s_backdate_times(struct timespec ts[2])
 {
-    struct timespec ts[2];
     clock_gettime(CLOCK_REALTIME, &ts[0]);
     ts[0].tv_sec -= 2;
     ts[1] = ts[0];
-    if (fd >= 0)
-        futimens(fd, ts);
-    else
-        utimensat(AT_FDCWD, path, ts, 0);
+}
+
+static void
+s_backdate_fd(int fd)
+{
+    struct timespec ts[2];
+    s_backdate_times(ts);
+    futimens(fd, ts);
+}
+
+static void
+s_backdate_path(const char *path)
+{
+    struct timespec ts[2];
+    s_backdate_times(ts);
+    utimensat(AT_FDCWD, path, ts, 0);
 }
 
 /* Writes DATA to PATH through a temporary file and rename(2), with the
@@ -835,7 +846,7 @@ s_write_atomic(const char *path, const char *data, size_t len,
         off += ok ? (size_t)w : 0;
     }
     if (ok)
-        s_backdate(fd, NULL);
+        s_backdate_fd(fd);
     ok = ok && fchmod(fd, st->st_mode & 07777) == 0 &&
          fchown(fd, st->st_uid, st->st_gid) == 0 && fsync(fd) == 0;
     if (fd >= 0 && close(fd) < 0)
@@ -977,7 +988,7 @@ s_write_params(const char *tmp, const pm_postfix_param_t *params, size_t n,
     if (rc != 0 || msg)
         return false;
     char *path = pm_asprintf("%s/main.cf", tmp);
-    s_backdate(-1, path);
+    s_backdate_path(path);
     free(path);
     /* read back, the way every daemon will read the file */
     if (!s_already_set(tmp, params, n)) {
