@@ -29,17 +29,25 @@ s_strings(char *const *items, size_t n)
 }
 
 static json_t *
+s_service_json(const Pm__ServiceStatus *s)
+{
+    return json_pack("{s:s, s:s}", "state", s_state(s), "detail",
+                     s && s->detail ? s->detail : "");
+}
+
+static json_t *
 s_node_json(const Pm__NodeStatus *n, uint64_t head)
 {
     return json_pack(
-        "{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:b, s:s, s:s, s:s, s:s, s:o}",
+        "{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:o}",
         "name", n->name, "address", n->address, "applied_rev",
         (json_int_t)n->applied_rev, "lag",
         (json_int_t)(head > n->applied_rev ? head - n->applied_rev : 0),
         "last_seen", (json_int_t)n->last_seen, "liveness", n->liveness,
         "last_error", n->apply_error, "postfix_running", n->postfix_running,
-        "antispam", s_state(n->antispam), "antivirus", s_state(n->antivirus),
-        "auth", s_state(n->auth), "dkim", s_state(n->dkim), "relay_overrides",
+        "antispam", s_service_json(n->antispam), "antivirus",
+        s_service_json(n->antivirus), "auth", s_service_json(n->auth), "dkim",
+        s_service_json(n->dkim), "relay_overrides",
         s_strings(n->relay_overrides, n->n_relay_overrides));
 }
 
@@ -57,6 +65,17 @@ s_row(const Pm__NodeStatus *n, uint64_t head, time_t now)
         (unsigned long long)(head > n->applied_rev ? head - n->applied_rev : 0),
         seen, s_state(n->antispam), s_state(n->antivirus), s_state(n->auth),
         s_state(n->dkim), *n->apply_error ? n->apply_error : "-");
+    /* why a service is not fine, one line each, under its node */
+    const Pm__ServiceStatus *svc[] = {n->antispam, n->antivirus, n->auth,
+                                      n->dkim};
+    static const char *const names[] = {"antispam", "antivirus", "auth",
+                                        "dkim"};
+    for (size_t i = 0; i < 4; i++)
+        if (svc[i] && *svc[i]->detail &&
+            (svc[i]->state == PM__SERVICE_STATUS__STATE__DOWN ||
+             svc[i]->state == PM__SERVICE_STATUS__STATE__DEGRADED))
+            printf("%-16s %s %s: %s\n", "", names[i], s_state(svc[i]),
+                   svc[i]->detail);
     for (size_t i = 0; i < n->n_relay_overrides; i++)
         printf("%-16s relay host bypassed by %s\n", "", n->relay_overrides[i]);
 }

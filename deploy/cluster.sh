@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # cluster.sh - a local privmta cluster: one controller and NODES agents
 # (default 3), each agent with its own real Postfix on its own loopback
-# address (127.0.0.11, .12, ...; SMTP on port 2525).
+# address (127.0.0.11, .12, ...; SMTP on port 2525) and its own
+# privmta-milter (attachments, ClamAV, DKIM; spamd scoring through one
+# spamd on 127.0.0.1:7783 with SpamAssassin's shipped rules).
 #
 #   deploy/cluster.sh up      install, build, start everything, push
 #                             deploy/example-policy.yaml, wait, show nodes
@@ -59,6 +61,8 @@ up() {
     cmake --build "$BUILD" -j"$(nproc)" >/dev/null
     down
     mkdir -p "$ROOT"
+    start_bg spamd "$ROOT/spamd.log" spamd --listen=127.0.0.1:7783 -x \
+        --allowed-ips=127.0.0.1 --max-children=2 -u nobody --syslog=stderr
     start_bg controller "$ROOT/controller.log" \
         "$BUILD/controller/privmta-controller" --state-dir "$ROOT/controller" \
         --endpoint tcp://127.0.0.1:7420 --agent-endpoint tcp://127.0.0.1:7421
@@ -68,14 +72,25 @@ up() {
         local name="mx$i" addr="127.0.0.$((10 + i))" dir="$ROOT/mx$i"
         bash deploy/postfix-node.sh create "$dir" "$addr" 2525 "$name" >/dev/null
         bash deploy/postfix-node.sh start "$dir" >/dev/null
+        # notifications re-enter through a listener that runs no milter
+        postconf -c "$dir/etc" -M "$addr:2526/inet=$addr:2526 inet n - n - - smtpd -o smtpd_milters= -o non_smtpd_milters= -o receive_override_options=no_milters"
+        postfix -c "$dir/etc" reload >/dev/null 2>&1 || true
         local agent=("$BUILD/nodeagent/privmta-agent" --name "$name"
             --state-dir "$dir/agent" --postfix-dir "$dir/etc"
             --controller tcp://127.0.0.1:7421
             --controller-key "$ROOT/controller/keys/controller.cert"
-            --address "$addr:2525")
+            --address "$addr:2525" --milter-socket "unix:$dir/milter.sock"
+            --milter-status "$dir/milter/status.json" --milter-user nobody)
         "$CTL" node add "$name" "$("${agent[@]}" --public-key)" >/dev/null
         start_bg "agent $name" "$dir/agent.log" "${agent[@]}"
-        say "node $name: Postfix on $addr:2525, agent enrolled and started"
+        for _ in $(seq 1 50); do [ -f "$dir/agent/store/data.mdb" ] && break; sleep 0.1; done
+        mkdir -p "$dir/milter" "$dir/agent/dkim" && chown nobody "$dir/milter"
+        start_bg "milter $name" "$dir/milter.log" "$BUILD/scan/privmta-milter" \
+            --socket "unix:$dir/milter.sock" --store-dir "$dir/agent/store" \
+            --node "$name" --sig-dir "$dir/sigs" --dkim-key-dir "$dir/agent/dkim" \
+            --spamd 127.0.0.1:7783 --notify-smtp "$addr:2526" \
+            --status-dir "$dir/milter" --user nobody
+        say "node $name: Postfix on $addr:2525, agent enrolled, milter started"
     done
     "$CTL" policy push deploy/example-policy.yaml -m "example policy" --wait=20
     "$CTL" nodes
