@@ -9,8 +9,8 @@
 # Load: bench/smtp_load.py, 10 concurrent persistent SMTP sessions, every
 # message a different 50 KB MIME message (text + a random base64
 # attachment), so no scanner's result cache flatters it. Postfix relays
-# everything to an smtp-sink on 127.0.0.1. Spam checks are off (spamd is
-# not in the path); privmta-milter checks attachments (the 27-entry
+# everything to an smtp-sink on 127.0.0.1. First with spam checks off,
+# then on for both (one spamd with the shipped rules); privmta-milter checks attachments (the 27-entry
 # preset) and scans with libclamav (one custom signature).
 #   throughput  = MESSAGES / (first connection .. queue empty at the sink)
 #   latency     = mean wall time of one smtp-source session sending one
@@ -219,9 +219,49 @@ EOF
 }
 peers || echo "Postfix + clamav-milter + opendkim: skipped (could not install or start them)"
 
+# --- the same with spam checks on, for both ------------------------------------------
+# spamd with SpamAssassin's shipped rules; the mail comes from 127.0.0.1,
+# which both filters skip by default, so privmta scans outbound mail
+# (antispam.scan_outbound) and spamass-milter ignores no network.
+SPORT=$(port)
+spamd --listen="127.0.0.1:$SPORT" -x --allowed-ips=127.0.0.1 --max-children=2 \
+    -u nobody --syslog=stderr >"$W/spamd.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$SPORT") 2>/dev/null && break
+    sleep 0.1
+done
+sed -e 's/^  enabled: false/  enabled: true\n  scan_outbound: true/' "$W/policy.yaml" >"$W/policy-spam.yaml"
+"$MKPOLICY" "$W/store" 2 "$W/policy-spam.yaml" || exit 1
+spam_privmta() {
+    "$MILTER" --socket "unix:$W/run/milter.sock" --store-dir "$W/store" \
+        --sig-dir "$W/sigs" --status-dir "$W/run/st" --notify-smtp "127.0.0.1:1" \
+        --spamd "127.0.0.1:$SPORT" --user nobody --socket-group postfix \
+        --log-level warning >>"$W/milter.log" 2>&1 &
+    PIDS+=($!)
+    echo $! >"$W/milter.pid"
+    sleep 1.5
+    postconf -c "$ETC" -e "smtpd_milters = unix:$W/run/milter.sock"
+    run "Postfix + privmta-milter + spamd (unix)" spam
+    kill "$(cat "$W/milter.pid")"
+}
+spam_peers() {
+    command -v spamass-milter >/dev/null ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            spamass-milter >/dev/null 2>&1 || return 1
+    spamass-milter -p "inet:$((MPORT + 3))@127.0.0.1" -i 192.0.2.1 \
+        -- -d 127.0.0.1 -p "$SPORT" >"$W/spamass.log" 2>&1 &
+    PIDS+=($!)
+    sleep 1
+    postconf -c "$ETC" -e "smtpd_milters = inet:127.0.0.1:$((MPORT + 1)) inet:127.0.0.1:$((MPORT + 2)) inet:127.0.0.1:$((MPORT + 3))"
+    run "Postfix + clamav-milter + opendkim + spamass-milter" spampeers
+}
+spam_privmta
+spam_peers || echo "spamass-milter: skipped (could not install or start it)"
+
 echo
 base=$(cat "$W/lat.base")
-for k in unix tcp peers; do
+for k in unix tcp peers spam spampeers; do
     [ -f "$W/lat.$k" ] || continue
     printf 'added latency %-6s %s ms/msg\n' "$k:" "$(echo "scale=1; $(cat "$W/lat.$k") - $base" | bc)"
 done

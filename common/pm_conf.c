@@ -148,3 +148,64 @@ pm_conf_args(pm_param_t *table, int argc, char **argv, const char **config,
     }
     return i;
 }
+
+bool
+pm_conf_main(pm_param_t *table, int argc, char **argv, const char *usage,
+             const char *flag)
+{
+    const char *config = NULL;
+    bool flagged = false;
+    pm_conf_defaults(table);
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        printf("%s\noptions (also 'name = value' lines in the -c FILE):\n",
+               usage);
+        pm_conf_usage(table, stdout);
+        exit(0);
+    }
+    if (flag && argc > 1 && strcmp(argv[argc - 1], flag) == 0) {
+        flagged = true;
+        argc--;
+    }
+    pm_diag_t *diag = pm_diag_new("command line");
+    int rest = pm_conf_args(table, argc, argv, &config, diag);
+    /* the file first, then the command line again: options win */
+    if (config && pm_conf_file(table, config, true, diag) == 0) {
+        pm_diag_set_origin(diag, "command line");
+        rest = pm_conf_args(table, argc, argv, &config, diag);
+    }
+    if (rest < argc)
+        pm_diag_add(diag, 0, argv[rest], "unexpected argument");
+    if (pm_diag_count(diag)) {
+        pm_diag_print(diag, stderr);
+        fprintf(stderr, "%s\n", usage);
+        pm_conf_usage(table, stderr);
+        exit(2);
+    }
+    pm_diag_destroy(&diag);
+    return flagged;
+}
+
+long
+pm_conf_int(const pm_param_t *table, const char *name, long min, long max)
+{
+    const char *text = pm_conf_get(table, name);
+    char *end = NULL;
+    errno = 0;
+    long v = text ? strtol(text, &end, 10) : 0;
+    if (!text || errno || !end || *end || end == text || v < min || v > max)
+        pm_fatal("%s '%s' must be a whole number from %ld to %ld", name,
+                 text ? text : "", min, max);
+    return v;
+}
+
+pm_loglevel_t
+pm_conf_loglevel(const pm_param_t *table)
+{
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    const char *name = pm_conf_get(table, "log_level");
+    for (int i = 0; name && i < 4; i++)
+        if (strcmp(name, names[i]) == 0)
+            return (pm_loglevel_t)i;
+    pm_fatal("log_level '%s' is not debug, info, warning or error",
+             name ? name : "");
+}

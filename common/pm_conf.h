@@ -8,6 +8,7 @@
 #define PM_CONF_H
 
 #include "pm_diag.h"
+#include "pm_log.h"
 
 #include <stdbool.h>
 
@@ -44,6 +45,20 @@ const char *pm_conf_get(const pm_param_t *table, const char *name);
 
 /* Prints "  --name VALUE   help (default)" for every parameter. */
 void pm_conf_usage(const pm_param_t *table, FILE *f);
+
+/* The start every privmta daemon shares: defaults, then "-c FILE", then
+ * the options; -h/--help prints USAGE and the options and exits 0; any
+ * problem prints every one of them and the usage, and exits 2. FLAG (may
+ * be NULL) is one valueless flag allowed as the last argument (e.g.
+ * "--public-key"); returns whether it was given. */
+bool pm_conf_main(pm_param_t *table, int argc, char **argv, const char *usage,
+                  const char *flag);
+
+/* NAME's value as a whole number within MIN..MAX; pm_fatal otherwise. */
+long pm_conf_int(const pm_param_t *table, const char *name, long min, long max);
+
+/* The "log_level" parameter as a level; pm_fatal when it is none. */
+pm_loglevel_t pm_conf_loglevel(const pm_param_t *table);
 
 void pm_conf_free(pm_param_t *table);
 

@@ -22,67 +22,14 @@ static pm_param_t s_params[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-static void
-s_usage(FILE *f)
-{
-    fprintf(f, "usage: privmta-controller [-c FILE] [--option VALUE]...\n"
-               "options (also 'name = value' lines in the -c FILE):\n");
-    pm_conf_usage(s_params, f);
-}
-
-static void
-s_configure(int argc, char **argv)
-{
-    const char *config = NULL;
-    pm_diag_t *diag = pm_diag_new("command line");
-    pm_conf_defaults(s_params);
-    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        s_usage(stdout);
-        exit(0);
-    }
-    int rest = pm_conf_args(s_params, argc, argv, &config, diag);
-    if (config && pm_conf_file(s_params, config, true, diag) == 0) {
-        pm_diag_set_origin(diag, "command line");
-        rest = pm_conf_args(s_params, argc, argv, &config, diag);
-    }
-    if (rest < argc)
-        pm_diag_add(diag, 0, argv[rest], "unexpected argument");
-    if (pm_diag_count(diag)) {
-        pm_diag_print(diag, stderr);
-        s_usage(stderr);
-        exit(2);
-    }
-    pm_diag_destroy(&diag);
-}
-
-static pm_loglevel_t
-s_level(const char *name)
-{
-    static const char *const names[] = {"debug", "info", "warning", "error"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(name, names[i]) == 0)
-            return (pm_loglevel_t)i;
-    pm_fatal("log_level '%s' is not debug, info, warning or error", name);
-}
-
-static int
-s_ms(const char *name)
-{
-    const char *text = pm_conf_get(s_params, name);
-    char *end = NULL;
-    long v = strtol(text, &end, 10);
-    if (!end || *end || v < 10 || v > 3600000)
-        pm_fatal("%s '%s' is not a number of milliseconds (10 to 3600000)",
-                 name, text);
-    return (int)v;
-}
-
 int
 main(int argc, char **argv)
 {
-    s_configure(argc, argv);
+    pm_conf_main(s_params, argc, argv,
+                 "usage: privmta-controller [-c FILE] [--option VALUE]...",
+                 NULL);
     pm_log_init(argv[0], strcmp(pm_conf_get(s_params, "syslog"), "yes") == 0,
-                s_level(pm_conf_get(s_params, "log_level")));
+                pm_conf_loglevel(s_params));
     /* one file descriptor per connected agent: take what we may */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -106,8 +53,10 @@ main(int argc, char **argv)
     pm_ctld_t *ctld = pm_ctld_new(store, endpoint, cert, clients, &why);
     if (!ctld)
         pm_fatal("%s", why);
-    pm_fleet_opts_t opts = {s_ms("heartbeat_ms"), s_ms("stale_after_ms"),
-                            s_ms("down_after_ms")};
+    pm_fleet_opts_t opts = {
+        (int)pm_conf_int(s_params, "heartbeat_ms", 10, 3600000),
+        (int)pm_conf_int(s_params, "stale_after_ms", 10, 3600000),
+        (int)pm_conf_int(s_params, "down_after_ms", 10, 3600000)};
     pm_fleet_t *fleet =
         pm_fleet_new(store, pm_conf_get(s_params, "agent_endpoint"), cert,
                      clients, &opts, &why);

@@ -45,56 +45,6 @@ static pm_param_t s_params[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-static void
-s_usage(FILE *f)
-{
-    fprintf(f, "usage: privmta-agent [-c FILE] [--option VALUE]... "
-               "[--public-key]\n"
-               "  --public-key         print this node's public key (made "
-               "on first use) and exit\noptions:\n");
-    pm_conf_usage(s_params, f);
-}
-
-static bool
-s_configure(int argc, char **argv)
-{
-    const char *config = NULL;
-    bool print_key = false;
-    pm_diag_t *diag = pm_diag_new("command line");
-    pm_conf_defaults(s_params);
-    if (argc > 1 && strcmp(argv[argc - 1], "--public-key") == 0) {
-        print_key = true;
-        argc--;
-    }
-    int rest = pm_conf_args(s_params, argc, argv, &config, diag);
-    if (config && pm_conf_file(s_params, config, true, diag) == 0) {
-        pm_diag_set_origin(diag, "command line");
-        rest = pm_conf_args(s_params, argc, argv, &config, diag);
-    }
-    if (rest < argc)
-        pm_diag_add(diag, 0, argv[rest], "unexpected argument");
-    if (!*pm_conf_get(s_params, "name"))
-        pm_diag_add(diag, 0, "name", "is required (--name NODE)");
-    if (pm_diag_count(diag)) {
-        pm_diag_print(diag, stderr);
-        s_usage(stderr);
-        exit(2);
-    }
-    pm_diag_destroy(&diag);
-    return print_key;
-}
-
-static int
-s_int(const char *name, long min, long max)
-{
-    char *end = NULL;
-    long v = strtol(pm_conf_get(s_params, name), &end, 10);
-    if (!end || *end || v < min || v > max)
-        pm_fatal("%s '%s' must be a whole number from %ld to %ld", name,
-                 pm_conf_get(s_params, name), min, max);
-    return (int)v;
-}
-
 /* The node's keypair, made on first start (secret 0600). */
 static zcert_t *
 s_keys(const char *state_dir, const char *name)
@@ -133,18 +83,20 @@ s_backend(void)
 int
 main(int argc, char **argv)
 {
-    bool print_key = s_configure(argc, argv);
+    bool print_key = pm_conf_main(
+        s_params, argc, argv,
+        "usage: privmta-agent [-c FILE] [--option VALUE]... [--public-key]\n"
+        "  --public-key: print this node's public key (made on first use) "
+        "and exit",
+        "--public-key");
     const char *name = pm_conf_get(s_params, "name");
     const char *state = pm_conf_get(s_params, "state_dir");
-    const char *levels[] = {"debug", "info", "warning", "error"};
-    int level = 0;
-    while (level < 4 &&
-           strcmp(levels[level], pm_conf_get(s_params, "log_level")))
-        level++;
-    if (level == 4)
-        pm_fatal("log_level must be debug, info, warning or error");
+    if (!*name) {
+        fprintf(stderr, "privmta-agent: --name NODE is required\n");
+        return 2;
+    }
     pm_log_init(argv[0], strcmp(pm_conf_get(s_params, "syslog"), "yes") == 0,
-                (pm_loglevel_t)level);
+                pm_conf_loglevel(s_params));
     zsys_init();
     zsys_set_logstream(NULL);
     if (mkdir(state, 0700) != 0 && errno != EEXIST)
@@ -169,9 +121,10 @@ main(int argc, char **argv)
         .name = name,
         .address = pm_conf_get(s_params, "address"),
         .backend = backend,
-        .heartbeat_ms = s_int("heartbeat_ms", 10, 600000),
-        .dead_after_ms = s_int("dead_after_ms", 20, 3600000),
-        .drop_rev = (uint64_t)s_int("debug_drop_rev", 0, 2147483647),
+        .heartbeat_ms = pm_conf_int(s_params, "heartbeat_ms", 10, 600000),
+        .dead_after_ms = pm_conf_int(s_params, "dead_after_ms", 20, 3600000),
+        .drop_rev =
+            (uint64_t)pm_conf_int(s_params, "debug_drop_rev", 0, 2147483647),
         .key_uid = -1,
         .key_gid = -1,
     };

@@ -51,54 +51,6 @@ static pm_param_t s_params[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-static void
-s_configure(int argc, char **argv)
-{
-    const char *config = NULL;
-    pm_diag_t *diag = pm_diag_new("command line");
-    pm_conf_defaults(s_params);
-    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        printf("usage: privmta-milter [-c FILE] [--option VALUE]...\n");
-        pm_conf_usage(s_params, stdout);
-        exit(0);
-    }
-    int rest = pm_conf_args(s_params, argc, argv, &config, diag);
-    if (config && pm_conf_file(s_params, config, true, diag) == 0) {
-        pm_diag_set_origin(diag, "command line");
-        rest = pm_conf_args(s_params, argc, argv, &config, diag);
-    }
-    if (rest < argc)
-        pm_diag_add(diag, 0, argv[rest], "unexpected argument");
-    if (pm_diag_count(diag)) {
-        pm_diag_print(diag, stderr);
-        pm_conf_usage(s_params, stderr);
-        exit(2);
-    }
-    pm_diag_destroy(&diag);
-}
-
-static long
-s_int(const char *name, long min, long max)
-{
-    char *end = NULL;
-    const char *text = pm_conf_get(s_params, name);
-    long v = strtol(text, &end, 10);
-    if (!end || *end || end == text || v < min || v > max)
-        pm_fatal("%s '%s' must be a whole number from %ld to %ld", name, text,
-                 min, max);
-    return v;
-}
-
-static pm_loglevel_t
-s_level(const char *name)
-{
-    static const char *const names[] = {"debug", "info", "warning", "error"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(name, names[i]) == 0)
-            return (pm_loglevel_t)i;
-    pm_fatal("log_level '%s' is not debug, info, warning or error", name);
-}
-
 /* libmilter keeps its listening socket to itself; on Linux an accepted
  * socket inherits TCP_NODELAY from the listener, so set it there: replies
  * made of several milter packets (header changes + the final answer) go
@@ -124,7 +76,8 @@ s_open_socket(void)
 {
     const char *conn = pm_conf_get(s_params, "socket");
     if (smfi_setconn((char *)conn) != MI_SUCCESS ||
-        smfi_settimeout((int)s_int("milter_timeout", 1, 86400)) != MI_SUCCESS)
+        smfi_settimeout((int)pm_conf_int(s_params, "milter_timeout", 1,
+                                         86400)) != MI_SUCCESS)
         pm_fatal("bad socket '%s'", conn);
     const char *path = NULL;
     if (strncmp(conn, "unix:", 5) == 0 || strncmp(conn, "local:", 6) == 0)
@@ -178,15 +131,17 @@ s_start(void)
         .sig_dir = pm_conf_get(s_params, "sig_dir"),
         .key_dir = pm_conf_get(s_params, "dkim_key_dir"),
         .spamd = pm_conf_get(s_params, "spamd"),
-        .spamd_timeout_ms = (int)s_int("spamd_timeout_ms", 10, 600000),
+        .spamd_timeout_ms =
+            (int)pm_conf_int(s_params, "spamd_timeout_ms", 10, 600000),
         .dkim_query_file = pm_conf_get(s_params, "dkim_query_file"),
         .status_dir = pm_conf_get(s_params, "status_dir"),
         .notify_smtp = pm_conf_get(s_params, "notify_smtp"),
         .notify_from = pm_conf_get(s_params, "notify_from"),
-        .poll_ms = (int)s_int("poll_ms", 10, 60000),
-        .sig_poll_ms = (int)s_int("sig_poll_ms", 100, 3600000),
-        .status_ms = (int)s_int("status_ms", 100, 3600000),
-        .max_bytes = (size_t)s_int("max_message_bytes", 1024, 1L << 31),
+        .poll_ms = (int)pm_conf_int(s_params, "poll_ms", 10, 60000),
+        .sig_poll_ms = (int)pm_conf_int(s_params, "sig_poll_ms", 100, 3600000),
+        .status_ms = (int)pm_conf_int(s_params, "status_ms", 100, 3600000),
+        .max_bytes =
+            (size_t)pm_conf_int(s_params, "max_message_bytes", 1024, 1L << 31),
     };
     char *why = NULL;
     pm_milter_t *m = pm_milter_new(&o, &why);
@@ -198,9 +153,10 @@ s_start(void)
 int
 main(int argc, char **argv)
 {
-    s_configure(argc, argv);
+    pm_conf_main(s_params, argc, argv,
+                 "usage: privmta-milter [-c FILE] [--option VALUE]...", NULL);
     pm_log_init(argv[0], strcmp(pm_conf_get(s_params, "syslog"), "yes") == 0,
-                s_level(pm_conf_get(s_params, "log_level")));
+                pm_conf_loglevel(s_params));
     /* libmilter's own thread takes SIGTERM, SIGINT and SIGHUP with
      * sigwait() and makes smfi_main return; every thread started before
      * it (ours) must have them blocked too, or one of ours gets the signal
