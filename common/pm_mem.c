@@ -47,6 +47,8 @@ pm_strdup(const char *s)
 char *
 pm_strndup(const char *s, size_t n)
 {
+    /* like strndup: at most N bytes, never past the string's end */
+    n = strnlen(s, n);
     char *p = pm_malloc(n + 1);
     memcpy(p, s, n);
     p[n] = '\0';

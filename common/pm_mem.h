@@ -13,6 +13,7 @@ void *pm_malloc(size_t size);
 void *pm_calloc(size_t n, size_t size);
 void *pm_realloc(void *ptr, size_t size);
 char *pm_strdup(const char *s);
+/* Like strndup: copies at most N bytes of S, stopping at its end. */
 char *pm_strndup(const char *s, size_t n);
 /* Formats into a new string. Caller owns the result and must free it. */
 char *pm_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -42,9 +42,8 @@ struct pm_notify_t {
 static char *
 s_hdr_safe(const char *text)
 {
-    /* pm_strndup copies exactly n bytes: bound n by the string first */
     text = text ? text : "";
-    char *out = pm_strndup(text, strnlen(text, 200));
+    char *out = pm_strndup(text, 200);
     for (char *c = out; *c; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
             *c = ' ';
