@@ -11,7 +11,7 @@ PKGS=(
   libclamav-dev libopendkim-dev libmilter-dev libgmime-3.0-dev
   libcurl4-openssl-dev libyaml-dev libjansson-dev libssl-dev
   libcriterion-dev
-  postfix swaks spamassassin spamd
+  postfix libsasl2-modules swaks spamassassin spamd
   procps iproute2 netcat-openbsd zip jq python3
 )
 
