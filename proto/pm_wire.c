@@ -432,6 +432,23 @@ s_rule_node_status(s_walk_t *w, const ProtobufCMessage *msg)
     return PM_OK;
 }
 
+static int
+s_rule_publication(s_walk_t *w, const ProtobufCMessage *msg)
+{
+    const Pm__Publication *pub = (const Pm__Publication *)msg;
+    if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT)
+        return PM_OK;
+    if (!pub->revision || !pub->revision->policy)
+        return s_fail_field(w, "revision",
+                            "an update or snapshot needs the revision with "
+                            "its policy");
+    if (pub->revision->number != pub->head)
+        return s_fail_field(
+            w, "head", "%" PRIu64 " is not the revision sent (%" PRIu64 ")",
+            pub->head, pub->revision->number);
+    return PM_OK;
+}
+
 /* Applied wherever the message appears, top level or nested (a Response's
  * history is held to the same rules as a Revision read alone). */
 static const struct {
@@ -441,6 +458,7 @@ static const struct {
     {&pm__request__descriptor, s_rule_request},
     {&pm__revision__descriptor, s_rule_revision},
     {&pm__node_status__descriptor, s_rule_node_status},
+    {&pm__publication__descriptor, s_rule_publication},
 };
 
 static int
@@ -497,81 +515,26 @@ s_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
     return PM_OK;
 }
 
-int
-pm_wire_unpack_request(const uint8_t *buf, size_t len, Pm__Request **out,
-                       char **why)
-{
-    ProtobufCMessage *msg = NULL;
-    int rc = s_unpack(&pm__request__descriptor, buf, len, &msg, why);
-    if (rc == PM_OK)
-        *out = (Pm__Request *)msg;
-    return rc;
-}
-
-int
-pm_wire_unpack_response(const uint8_t *buf, size_t len, Pm__Response **out,
-                        char **why)
-{
-    ProtobufCMessage *msg = NULL;
-    int rc = s_unpack(&pm__response__descriptor, buf, len, &msg, why);
-    if (rc == PM_OK)
-        *out = (Pm__Response *)msg;
-    return rc;
-}
-
-int
-pm_wire_unpack_revision(const uint8_t *buf, size_t len, Pm__Revision **out,
-                        char **why)
-{
-    ProtobufCMessage *msg = NULL;
-    int rc = s_unpack(&pm__revision__descriptor, buf, len, &msg, why);
-    if (rc == PM_OK)
-        *out = (Pm__Revision *)msg;
-    return rc;
-}
-
-int
-pm_wire_unpack_node_status(const uint8_t *buf, size_t len, Pm__NodeStatus **out,
-                           char **why)
-{
-    ProtobufCMessage *msg = NULL;
-    int rc = s_unpack(&pm__node_status__descriptor, buf, len, &msg, why);
-    if (rc == PM_OK)
-        *out = (Pm__NodeStatus *)msg;
-    return rc;
-}
-
-int
-pm_wire_unpack_agent_report(const uint8_t *buf, size_t len,
-                            Pm__AgentReport **out, char **why)
-{
-    ProtobufCMessage *msg = NULL;
-    int rc = s_unpack(&pm__agent_report__descriptor, buf, len, &msg, why);
-    if (rc == PM_OK)
-        *out = (Pm__AgentReport *)msg;
-    return rc;
-}
-
-int
-pm_wire_unpack_publication(const uint8_t *buf, size_t len,
-                           Pm__Publication **out, char **why)
-{
-    ProtobufCMessage *msg = NULL;
-    int rc = s_unpack(&pm__publication__descriptor, buf, len, &msg, why);
-    Pm__Publication *pub = (Pm__Publication *)msg;
-    if (rc == PM_OK && pub->kind != PM__PUBLICATION__KIND__HEARTBEAT &&
-        (!pub->revision || !pub->revision->policy ||
-         pub->revision->number != pub->head)) {
-        if (why)
-            *why = pm_strdup("Publication: an update or snapshot needs the "
-                             "head revision with its policy");
-        protobuf_c_message_free_unpacked(msg, NULL);
-        return PM_EPROTO;
+/* One typed entry point per message; the checks are all in s_unpack. */
+#define S_UNPACK_AS(fn, type, desc)                                            \
+    int fn(const uint8_t *buf, size_t len, type **out, char **why)             \
+    {                                                                          \
+        ProtobufCMessage *msg = NULL;                                          \
+        int rc = s_unpack(&desc, buf, len, &msg, why);                         \
+        if (rc == PM_OK)                                                       \
+            *out = (type *)msg;                                                \
+        return rc;                                                             \
     }
-    if (rc == PM_OK)
-        *out = pub;
-    return rc;
-}
+
+S_UNPACK_AS(pm_wire_unpack_request, Pm__Request, pm__request__descriptor)
+S_UNPACK_AS(pm_wire_unpack_response, Pm__Response, pm__response__descriptor)
+S_UNPACK_AS(pm_wire_unpack_revision, Pm__Revision, pm__revision__descriptor)
+S_UNPACK_AS(pm_wire_unpack_node_status, Pm__NodeStatus,
+            pm__node_status__descriptor)
+S_UNPACK_AS(pm_wire_unpack_agent_report, Pm__AgentReport,
+            pm__agent_report__descriptor)
+S_UNPACK_AS(pm_wire_unpack_publication, Pm__Publication,
+            pm__publication__descriptor)
 
 int
 pm_wire_check_policy(const Pm__Policy *policy, char **why)

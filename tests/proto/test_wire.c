@@ -514,3 +514,28 @@ Test(wire, big_signature_over_the_wire)
     cr_assert_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
     free(sig.content.data);
 }
+
+/* An update or snapshot without the revision it announces is refused. */
+Test(wire, publication_needs_its_revision)
+{
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    size_t len = 0;
+    char *why = NULL;
+    Pm__Publication *out = NULL;
+    pub.kind = PM__PUBLICATION__KIND__UPDATE;
+    pub.head = 3;
+    uint8_t *buf = pm_wire_pack(&pub.base, &len);
+    cr_expect_eq(pm_wire_unpack_publication(buf, len, &out, &why), PM_EPROTO);
+    cr_expect_null(out);
+    cr_assert_not_null(why);
+    cr_expect_not_null(strstr(why, "revision"), "%s", why);
+    free(why);
+    free(buf);
+    /* a heartbeat carries the head only */
+    pub.kind = PM__PUBLICATION__KIND__HEARTBEAT;
+    buf = pm_wire_pack(&pub.base, &len);
+    cr_assert_eq(pm_wire_unpack_publication(buf, len, &out, NULL), PM_OK);
+    cr_expect_eq(out->head, 3);
+    pm__publication__free_unpacked(out, NULL);
+    free(buf);
+}
