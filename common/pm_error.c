@@ -1,4 +1,9 @@
 #include "pm_error.h"
+#include "pm_log.h"
+#include "pm_mem.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
 
 const char *
 pm_strerror(int err)
@@ -28,4 +33,20 @@ pm_strerror(int err)
         return "internal error";
     }
     return "unknown error";
+}
+
+void
+pm_why(char **why, const char *prefix, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = pm_vasprintf(fmt, ap);
+    va_end(ap);
+    pm_debug("%s: %s", prefix, text);
+    if (why) {
+        free(*why);
+        *why = text;
+    } else {
+        free(text);
+    }
 }

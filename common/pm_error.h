@@ -24,4 +24,10 @@ typedef enum {
 /* Returns a static, human-readable description of err. Never NULL. */
 const char *pm_strerror(int err);
 
+/* Sets *WHY (when WHY is not NULL) to a new message, freeing the one it
+ * held, and logs it at debug level with PREFIX: the one way library code
+ * tells its caller why a call failed. */
+void pm_why(char **why, const char *prefix, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

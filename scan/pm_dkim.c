@@ -28,24 +28,6 @@ struct pm_dkim_t {
 /* Headers signed twice so none can be added above them (RFC 6376 8.15). */
 static const char *s_oversign[] = {"from", NULL};
 
-static void s_why(char **why, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-s_why(char **why, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *text = pm_vasprintf(fmt, ap);
-    va_end(ap);
-    pm_debug("dkim: %s", text);
-    if (why) {
-        free(*why);
-        *why = text;
-    } else
-        free(text);
-}
-
 /* The first OpenSSL error, as text; clears the queue. Never key bytes. */
 static const char *
 s_ssl_error(char *buf, size_t size)
@@ -66,7 +48,7 @@ pm_dkim_new(char **why)
 {
     DKIM_LIB *lib = dkim_init(NULL, NULL);
     if (!lib) {
-        s_why(why, "libopendkim failed to start (dkim_init)");
+        pm_why(why, "dkim", "libopendkim failed to start (dkim_init)");
         return NULL;
     }
     /* Keep signatures that fail to parse in the list, so the verdict names
@@ -78,8 +60,8 @@ pm_dkim_new(char **why)
         st = dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS,
                           s_oversign, sizeof(char **));
     if (st != DKIM_STAT_OK) {
-        s_why(why, "libopendkim refused its options: %s",
-              dkim_getresultstr(st));
+        pm_why(why, "dkim", "libopendkim refused its options: %s",
+               dkim_getresultstr(st));
         dkim_close(lib);
         return NULL;
     }
@@ -258,8 +240,8 @@ s_feed_headers(DKIM *dkim, const char *msg, size_t len, size_t *body,
             }
         }
         if (st != DKIM_STAT_OK) {
-            s_why(why, "header field at offset %zu rejected: %s", i,
-                  dkim_getresultstr(st));
+            pm_why(why, "dkim", "header field at offset %zu rejected: %s", i,
+                   dkim_getresultstr(st));
             return s_internal(st) ? PM_EINTERNAL : PM_EINVAL;
         }
         i = next;
@@ -331,7 +313,7 @@ s_collect(DKIM *dkim, pm_dkim_verdict_t *out, char **why)
     DKIM_STAT st = dkim_getsiglist(dkim, &sigs, &nsigs);
     if (st != DKIM_STAT_OK || nsigs <= 0) {
         if (s_internal(st)) {
-            s_why(why, "libopendkim: %s", dkim_getresultstr(st));
+            pm_why(why, "dkim", "libopendkim: %s", dkim_getresultstr(st));
             return PM_EINTERNAL;
         }
         return PM_OK; /* no signature at all */
@@ -351,13 +333,14 @@ pm_dkim_verify(pm_dkim_t *self, const char *msg, size_t len,
                pm_dkim_verdict_t *out, char **why)
 {
     if (!self || !msg || !out) {
-        s_why(why, "invalid arguments to pm_dkim_verify");
+        pm_why(why, "dkim", "invalid arguments to pm_dkim_verify");
         return PM_EINVAL;
     }
     DKIM_STAT st;
     DKIM *dkim = dkim_verify(self->lib, (const u_char *)"pm", NULL, &st);
     if (!dkim) {
-        s_why(why, "libopendkim cannot verify: %s", dkim_getresultstr(st));
+        pm_why(why, "dkim", "libopendkim cannot verify: %s",
+               dkim_getresultstr(st));
         return PM_EINTERNAL;
     }
     size_t clen, body;
@@ -368,7 +351,7 @@ pm_dkim_verify(pm_dkim_t *self, const char *msg, size_t len,
     if (!rc && st == DKIM_STAT_OK)
         st = s_feed_body(dkim, crlf + body, clen - body);
     if (!rc && s_internal(st)) {
-        s_why(why, "libopendkim failed: %s", dkim_getresultstr(st));
+        pm_why(why, "dkim", "libopendkim failed: %s", dkim_getresultstr(st));
         rc = PM_EINTERNAL;
     } else if (!rc && st != DKIM_STAT_NOSIG) {
         /* OK, BADSIG, NOKEY, SYNTAX...: each signature says what it is. */
@@ -446,18 +429,19 @@ s_load_key(const char *pem, char **why)
     char err[256];
     BIO *bio = BIO_new_mem_buf(pem, -1);
     if (!bio) {
-        s_why(why, "cannot read key: %s", s_ssl_error(err, sizeof err));
+        pm_why(why, "dkim", "cannot read key: %s",
+               s_ssl_error(err, sizeof err));
         return NULL;
     }
     EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, s_no_passphrase, NULL);
     BIO_free(bio);
     if (!pkey) {
-        s_why(why, "not a usable private key (PEM, unencrypted): %s",
-              s_ssl_error(err, sizeof err));
+        pm_why(why, "dkim", "not a usable private key (PEM, unencrypted): %s",
+               s_ssl_error(err, sizeof err));
         return NULL;
     }
     if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
-        s_why(why, "private key is not RSA");
+        pm_why(why, "dkim", "private key is not RSA");
         EVP_PKEY_free(pkey);
         return NULL;
     }
@@ -468,7 +452,7 @@ char *
 pm_dkim_txt_record(const char *private_key_pem, char **why)
 {
     if (!private_key_pem) {
-        s_why(why, "no private key given");
+        pm_why(why, "dkim", "no private key given");
         return NULL;
     }
     EVP_PKEY *pkey = s_load_key(private_key_pem, why);
@@ -479,8 +463,8 @@ pm_dkim_txt_record(const char *private_key_pem, char **why)
     EVP_PKEY_free(pkey);
     if (der_len <= 0) {
         char err[256];
-        s_why(why, "cannot encode public key: %s",
-              s_ssl_error(err, sizeof err));
+        pm_why(why, "dkim", "cannot encode public key: %s",
+               s_ssl_error(err, sizeof err));
         return NULL;
     }
     size_t b64_size = 4 * (((size_t)der_len + 2) / 3) + 1;
@@ -496,14 +480,14 @@ int
 pm_dkim_generate_key(unsigned bits, char **pem_out, char **why)
 {
     if (!pem_out || bits < 1024 || bits > 8192) {
-        s_why(why, "key size %u out of range (1024 to 8192)", bits);
+        pm_why(why, "dkim", "key size %u out of range (1024 to 8192)", bits);
         return PM_EINVAL;
     }
     char err[256];
     EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
     if (!pkey) {
-        s_why(why, "RSA key generation failed: %s",
-              s_ssl_error(err, sizeof err));
+        pm_why(why, "dkim", "RSA key generation failed: %s",
+               s_ssl_error(err, sizeof err));
         return PM_EINTERNAL;
     }
     /* A secure-memory BIO: its buffer is cleansed when freed. */
@@ -516,8 +500,8 @@ pm_dkim_generate_key(unsigned bits, char **pem_out, char **why)
         *pem_out = pm_strndup(data, (size_t)n);
         rc = PM_OK;
     } else
-        s_why(why, "cannot write the key as PEM: %s",
-              s_ssl_error(err, sizeof err));
+        pm_why(why, "dkim", "cannot write the key as PEM: %s",
+               s_ssl_error(err, sizeof err));
     BIO_free(bio);
     EVP_PKEY_free(pkey);
     return rc;
@@ -545,8 +529,8 @@ s_sign_msg(DKIM *dkim, const char *msg, size_t len, char **header_out,
         st = dkim_getsighdr_d(dkim, strlen(DKIM_SIG_PREFIX), &value, &vlen);
     if (st != DKIM_STAT_OK) {
         const char *detail = dkim_geterror(dkim);
-        s_why(why, "signing failed: %s%s%s", dkim_getresultstr(st),
-              detail ? ": " : "", detail ? detail : "");
+        pm_why(why, "dkim", "signing failed: %s%s%s", dkim_getresultstr(st),
+               detail ? ": " : "", detail ? detail : "");
         return s_internal(st) ? PM_EINTERNAL : PM_EINVAL;
     }
     /* libopendkim folds with bare LF (what smfi_insheader wants); the
@@ -565,7 +549,7 @@ pm_dkim_sign(pm_dkim_t *self, const char *msg, size_t len, const char *domain,
 {
     if (!self || !msg || !domain || !*domain || !selector || !*selector ||
         !private_key_pem || !header_out) {
-        s_why(why, "invalid arguments to pm_dkim_sign");
+        pm_why(why, "dkim", "invalid arguments to pm_dkim_sign");
         return PM_EINVAL;
     }
     /* Checked here first so a bad or encrypted key gets a clear reason and
@@ -580,8 +564,8 @@ pm_dkim_sign(pm_dkim_t *self, const char *msg, size_t len, const char *domain,
         (const u_char *)selector, (const u_char *)domain, DKIM_CANON_RELAXED,
         DKIM_CANON_RELAXED, DKIM_SIGN_RSASHA256, -1, &st);
     if (!dkim) {
-        s_why(why, "libopendkim cannot sign for %s: %s", domain,
-              dkim_getresultstr(st));
+        pm_why(why, "dkim", "libopendkim cannot sign for %s: %s", domain,
+               dkim_getresultstr(st));
         return s_internal(st) ? PM_EINTERNAL : PM_EINVAL;
     }
     int rc = s_sign_msg(dkim, msg, len, header_out, why);

@@ -38,24 +38,6 @@ typedef struct {
     size_t len;
 } s_answer_t;
 
-static void s_why(char **why, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-s_why(char **why, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *text = pm_vasprintf(fmt, ap);
-    va_end(ap);
-    pm_debug("spamd: %s", text);
-    if (why) {
-        free(*why);
-        *why = text;
-    } else
-        free(text);
-}
-
 /* Network text made safe for a log line: printable ASCII, at most 120. */
 static char *
 s_printable(const char *s, size_t n)
@@ -174,7 +156,7 @@ s_connect(const pm_spamd_t *self, int64_t deadline, int *fd_out, char **why)
     int family = self->addr.ss_family;
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        s_why(why, "cannot create socket: %s", strerror(errno));
+        pm_why(why, "spamd", "cannot create socket: %s", strerror(errno));
         return PM_EIO;
     }
     if (family != AF_UNIX) {
@@ -199,7 +181,8 @@ s_connect(const pm_spamd_t *self, int64_t deadline, int *fd_out, char **why)
         socklen_t elen = sizeof err;
         if (ready == 0) {
             close(fd);
-            s_why(why, "timed out connecting to spamd at %s", self->address);
+            pm_why(why, "spamd", "timed out connecting to spamd at %s",
+                   self->address);
             return PM_ETIMEDOUT;
         }
         if (ready < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen))
@@ -208,12 +191,12 @@ s_connect(const pm_spamd_t *self, int64_t deadline, int *fd_out, char **why)
     if (err) {
         close(fd);
         if (err == EAGAIN) {
-            s_why(why, "timed out connecting to spamd at %s (busy)",
-                  self->address);
+            pm_why(why, "spamd", "timed out connecting to spamd at %s (busy)",
+                   self->address);
             return PM_ETIMEDOUT;
         }
-        s_why(why, "cannot connect to spamd at %s: %s", self->address,
-              strerror(err));
+        pm_why(why, "spamd", "cannot connect to spamd at %s: %s", self->address,
+               strerror(err));
         return PM_EIO;
     }
     *fd_out = fd;
@@ -235,13 +218,14 @@ s_send(const pm_spamd_t *self, int fd, struct iovec *iov, int iovcnt,
             if (ready > 0)
                 continue;
             if (ready == 0) {
-                s_why(why, "timed out sending to spamd at %s", self->address);
+                pm_why(why, "spamd", "timed out sending to spamd at %s",
+                       self->address);
                 return PM_ETIMEDOUT;
             }
         }
         if (n < 0) {
-            s_why(why, "cannot send to spamd at %s: %s", self->address,
-                  strerror(errno));
+            pm_why(why, "spamd", "cannot send to spamd at %s: %s",
+                   self->address, strerror(errno));
             return PM_EIO;
         }
         size_t sent = (size_t)n;
@@ -288,8 +272,8 @@ s_recv(const pm_spamd_t *self, int fd, int64_t deadline, s_answer_t *ans,
     for (;;) {
         if (ans->len == cap) {
             if (cap >= MAX_ANSWER) {
-                s_why(why, "answer from spamd at %s is over %d bytes",
-                      self->address, MAX_ANSWER);
+                pm_why(why, "spamd", "answer from spamd at %s is over %d bytes",
+                       self->address, MAX_ANSWER);
                 return PM_EPROTO;
             }
             cap *= 2;
@@ -308,19 +292,19 @@ s_recv(const pm_spamd_t *self, int fd, int64_t deadline, s_answer_t *ans,
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN) {
-            s_why(why, "cannot read from spamd at %s: %s", self->address,
-                  strerror(errno));
+            pm_why(why, "spamd", "cannot read from spamd at %s: %s",
+                   self->address, strerror(errno));
             return PM_EIO;
         }
         int ready = s_wait(fd, POLLIN, deadline);
         if (ready == 0) {
-            s_why(why, "timed out waiting for spamd at %s (%d ms)",
-                  self->address, self->timeout_ms);
+            pm_why(why, "spamd", "timed out waiting for spamd at %s (%d ms)",
+                   self->address, self->timeout_ms);
             return PM_ETIMEDOUT;
         }
         if (ready < 0) {
-            s_why(why, "cannot poll spamd at %s: %s", self->address,
-                  strerror(errno));
+            pm_why(why, "spamd", "cannot poll spamd at %s: %s", self->address,
+                   strerror(errno));
             return PM_EIO;
         }
     }
@@ -512,14 +496,15 @@ s_parse_headers(const pm_spamd_t *self, char *p, pm_spamd_result_t *r,
         p = eol + 2;
     }
     if (!have_spam) {
-        s_why(why, "answer from spamd at %s has no Spam: header",
-              self->address);
+        pm_why(why, "spamd", "answer from spamd at %s has no Spam: header",
+               self->address);
         return PM_EPROTO;
     }
     return PM_OK;
 bad:;
     char *text = s_printable(p, strlen(p));
-    s_why(why, "bad header from spamd at %s: '%s'", self->address, text);
+    pm_why(why, "spamd", "bad header from spamd at %s: '%s'", self->address,
+           text);
     free(text);
     return PM_EPROTO;
 }
@@ -530,26 +515,28 @@ s_parse_answer(const pm_spamd_t *self, s_answer_t *ans, pm_spamd_result_t *r,
 {
     char *buf = ans->buf;
     if (memchr(buf, '\0', ans->len)) {
-        s_why(why, "NUL byte in the answer from spamd at %s", self->address);
+        pm_why(why, "spamd", "NUL byte in the answer from spamd at %s",
+               self->address);
         return PM_EPROTO;
     }
     char *eol = strstr(buf, "\r\n");
     if (!eol) {
-        s_why(why, "%s from spamd at %s",
-              ans->len ? "truncated answer" : "no answer (connection closed)",
-              self->address);
+        pm_why(why, "spamd", "%s from spamd at %s",
+               ans->len ? "truncated answer" : "no answer (connection closed)",
+               self->address);
         return PM_EPROTO;
     }
     char *eoh = strstr(buf, "\r\n\r\n"); /* eoh >= eol */
     *eol = '\0';
     if (s_parse_status(buf) != 0) {
         char *text = s_printable(buf, strlen(buf));
-        s_why(why, "spamd at %s answered '%s'", self->address, text);
+        pm_why(why, "spamd", "spamd at %s answered '%s'", self->address, text);
         free(text);
         return PM_EPROTO;
     }
     if (!eoh) {
-        s_why(why, "truncated answer from spamd at %s", self->address);
+        pm_why(why, "spamd", "truncated answer from spamd at %s",
+               self->address);
         return PM_EPROTO;
     }
     char *body = eoh + 4;
@@ -560,9 +547,9 @@ s_parse_answer(const pm_spamd_t *self, s_answer_t *ans, pm_spamd_result_t *r,
     if (rc)
         return rc;
     if (clen >= 0 && (size_t)clen != body_len) {
-        s_why(why,
-              "answer from spamd at %s: Content-length %lld, got %zu bytes",
-              self->address, clen, body_len);
+        pm_why(why, "spamd",
+               "answer from spamd at %s: Content-length %lld, got %zu bytes",
+               self->address, clen, body_len);
         return PM_EPROTO;
     }
     s_parse_symbols(body, body_len, r);
@@ -587,7 +574,7 @@ pm_spamd_check(pm_spamd_t *self, const char *msg, size_t len, const char *user,
                pm_spamd_result_t *out, char **why)
 {
     if (!self || !msg || !out || (user && !s_user_ok(user))) {
-        s_why(why, "invalid arguments to pm_spamd_check");
+        pm_why(why, "spamd", "invalid arguments to pm_spamd_check");
         return PM_EINVAL;
     }
     int64_t start = s_now_ms();
@@ -619,7 +606,7 @@ int
 pm_spamd_ping(pm_spamd_t *self, char **why)
 {
     if (!self) {
-        s_why(why, "invalid arguments to pm_spamd_ping");
+        pm_why(why, "spamd", "invalid arguments to pm_spamd_ping");
         return PM_EINVAL;
     }
     s_answer_t ans = {0};
@@ -631,7 +618,8 @@ pm_spamd_ping(pm_spamd_t *self, char **why)
         *eol = '\0';
     if (!eol || s_parse_status(ans.buf) != 0 || !strstr(ans.buf, "PONG")) {
         char *text = s_printable(ans.buf, strlen(ans.buf));
-        s_why(why, "spamd at %s answered PING with '%s'", self->address, text);
+        pm_why(why, "spamd", "spamd at %s answered PING with '%s'",
+               self->address, text);
         free(text);
         rc = PM_EPROTO;
     }
