@@ -323,3 +323,18 @@ pm_origin_item_line(pm_origin_t *self, size_t key, size_t item, unsigned line)
     }
     kl->item_lines[item] = line;
 }
+
+bool
+pm_policy_get_bool(const Pm__Policy *policy, const pm_key_t *key)
+{
+    assert(key->type == PM_KT_BOOL);
+    return *PM_FIELD(policy, key, protobuf_c_boolean);
+}
+
+const char *
+pm_policy_get_string(const Pm__Policy *policy, const pm_key_t *key)
+{
+    assert(key->type == PM_KT_STRING || key->type == PM_KT_ENUM);
+    const char *v = *PM_FIELD(policy, key, char *);
+    return v ? v : "";
+}

@@ -32,8 +32,9 @@ typedef enum {
 } pm_ktype_t;
 
 #define PM_KF_NODE 0x1u /* may be overridden per node */
-#define PM_KF_FOLD 0x2u /* list items compare case-insensitively, lowercased   \
-                         */
+#define PM_KF_FOLD                                                             \
+    0x2u /* list items compare case-insensitively, lowercased                  \
+          */
 
 typedef struct {
     const char *name; /* public key, e.g. "outbound.relay_host" */
@@ -95,6 +96,12 @@ size_t pm_policy_edit(Pm__Policy **policy_p, const char *node,
 /* The effective policy of NODE: POLICY with NODE's overrides applied and no
  * overrides left. Caller owns it. */
 Pm__Policy *pm_policy_for_node(const Pm__Policy *policy, const char *node);
+
+/* The value of a PM_KT_BOOL key, and of a PM_KT_STRING or PM_KT_ENUM key
+ * (owned by POLICY, never NULL). Asking for another type is a programming
+ * error (assert). */
+bool pm_policy_get_bool(const Pm__Policy *policy, const pm_key_t *key);
+const char *pm_policy_get_string(const Pm__Policy *policy, const pm_key_t *key);
 
 /* Renders one key's value as compact JSON text (for diffs and messages).
  * Caller frees. */

@@ -12,6 +12,7 @@
 #include "pm_policy.h"
 
 #include <dirent.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -58,7 +59,7 @@ typedef char *(*s_render_fn)(const Pm__Policy *p, const s_caps_t *caps);
 typedef struct {
     const char *param;
     const char *keys;
-    s_render_fn render;
+    s_render_fn render; /* NULL: the value of the one key, as it is */
 } s_param_t;
 
 static char *
@@ -76,20 +77,6 @@ s_add(char **list, bool on, const char *word)
     char *next = **list ? pm_asprintf("%s %s", *list, word) : pm_strdup(word);
     free(*list);
     *list = next;
-}
-
-static char *
-r_unlisted_sender(const Pm__Policy *p, const s_caps_t *c)
-{
-    (void)c;
-    return s_yesno(p->inbound_reject_unlisted_sender);
-}
-
-static char *
-r_unlisted_recipient(const Pm__Policy *p, const s_caps_t *c)
-{
-    (void)c;
-    return s_yesno(p->inbound_reject_unlisted_recipient);
 }
 
 /* A HELO check can only be enforced when HELO is required: a client that
@@ -161,20 +148,6 @@ r_sasl_enable(const Pm__Policy *p, const s_caps_t *c)
     return s_yesno(p->outbound_sasl_auth && c->sasl);
 }
 
-static char *
-r_auth_header(const Pm__Policy *p, const s_caps_t *c)
-{
-    (void)c;
-    return s_yesno(p->outbound_authenticated_header);
-}
-
-static char *
-r_tls_auth_only(const Pm__Policy *p, const s_caps_t *c)
-{
-    (void)c;
-    return s_yesno(p->outbound_tls_auth_only);
-}
-
 /* Postfix reads an unbracketed IPv6 entry ("::1/128") as a "type:table"
  * lookup table and every smtpd dies on it; the check accepts both forms,
  * so IPv6 entries are always written in brackets. */
@@ -195,21 +168,6 @@ r_mynetworks(const Pm__Policy *p, const s_caps_t *c)
         free(item);
     }
     return v;
-}
-
-static char *
-r_relayhost(const Pm__Policy *p, const s_caps_t *c)
-{
-    (void)c;
-    return pm_strdup(p->outbound_relay_host ? p->outbound_relay_host : "");
-}
-
-static char *
-r_fallback_relay(const Pm__Policy *p, const s_caps_t *c)
-{
-    (void)c;
-    return pm_strdup(
-        p->outbound_fallback_relay_host ? p->outbound_fallback_relay_host : "");
 }
 
 /* The content filter is wired in whenever the policy asks for anything
@@ -242,10 +200,9 @@ r_milter_action(const Pm__Policy *p, const s_caps_t *c)
     "dkim.domains"
 
 static const s_param_t s_params[] = {
-    {"smtpd_reject_unlisted_sender", "inbound.reject_unlisted_sender",
-     r_unlisted_sender},
+    {"smtpd_reject_unlisted_sender", "inbound.reject_unlisted_sender", NULL},
     {"smtpd_reject_unlisted_recipient", "inbound.reject_unlisted_recipient",
-     r_unlisted_recipient},
+     NULL},
     {"smtpd_helo_required",
      "inbound.checks.helo_valid inbound.checks.helo_fqdn "
      "inbound.checks.helo_resolves",
@@ -263,12 +220,11 @@ static const s_param_t s_params[] = {
      r_sender_restrictions},
     {"smtpd_relay_restrictions", "outbound.sasl_auth", r_relay_restrictions},
     {"smtpd_sasl_auth_enable", "outbound.sasl_auth", r_sasl_enable},
-    {"smtpd_sasl_authenticated_header", "outbound.authenticated_header",
-     r_auth_header},
-    {"smtpd_tls_auth_only", "outbound.tls_auth_only", r_tls_auth_only},
+    {"smtpd_sasl_authenticated_header", "outbound.authenticated_header", NULL},
+    {"smtpd_tls_auth_only", "outbound.tls_auth_only", NULL},
     {"mynetworks", "outbound.mynetworks", r_mynetworks},
-    {"relayhost", "outbound.relay_host", r_relayhost},
-    {"smtp_fallback_relay", "outbound.fallback_relay_host", r_fallback_relay},
+    {"relayhost", "outbound.relay_host", NULL},
+    {"smtp_fallback_relay", "outbound.fallback_relay_host", NULL},
     {"smtpd_milters", S_MILTER_KEYS, r_milters},
     {"non_smtpd_milters", S_MILTER_KEYS, r_milters},
     {"milter_default_action", S_MILTER_KEYS, r_milter_action},
@@ -276,13 +232,27 @@ static const s_param_t s_params[] = {
 
 #define S_NPARAMS (sizeof s_params / sizeof s_params[0])
 
+/* A parameter that is one policy key: a switch becomes yes/no, text is
+ * copied; the key's type comes from the policy table. */
+static char *
+s_render_key(const Pm__Policy *p, const char *name)
+{
+    const pm_key_t *key = pm_policy_key(name);
+    assert(key); /* test_postfix checks every key named here exists */
+    if (key->type == PM_KT_BOOL)
+        return s_yesno(pm_policy_get_bool(p, key));
+    return pm_strdup(pm_policy_get_string(p, key));
+}
+
 static pm_postfix_param_t *
 s_render(const Pm__Policy *effective, const s_caps_t *caps, size_t *n)
 {
     pm_postfix_param_t *out = pm_calloc(S_NPARAMS, sizeof *out);
     for (size_t i = 0; i < S_NPARAMS; i++) {
         out[i].name = pm_strdup(s_params[i].param);
-        out[i].value = s_params[i].render(effective, caps);
+        out[i].value = s_params[i].render
+                           ? s_params[i].render(effective, caps)
+                           : s_render_key(effective, s_params[i].keys);
     }
     *n = S_NPARAMS;
     return out;
