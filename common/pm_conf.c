@@ -1,10 +1,14 @@
 #include "pm_conf.h"
+#include "pm_error.h"
+#include "pm_file.h"
 #include "pm_mem.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define S_CONF_FILE_MAX (1u << 20) /* a daemon's name = value file */
 
 void
 pm_conf_defaults(pm_param_t *table)
@@ -64,15 +68,24 @@ pm_conf_file(pm_param_t *table, const char *path, bool must_exist,
 {
     size_t before = pm_diag_count(diag);
     pm_diag_set_origin(diag, path);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (must_exist || errno != ENOENT)
-            pm_diag_add(diag, 0, NULL, "cannot open: %s", strerror(errno));
+    if (strcmp(path, "/dev/null") == 0)
+        return 0; /* the usual way to say "no configuration file" */
+    char *data = NULL, *why = NULL;
+    int rc = pm_file_read(path, S_CONF_FILE_MAX, 0, &data, NULL, &why);
+    if (rc != PM_OK) {
+        if (must_exist || rc != PM_ENOTFOUND)
+            pm_diag_add(diag, 0, NULL, "%s", why);
+        free(why);
         return pm_diag_count(diag) - before;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    for (unsigned no = 1; getline(&line, &cap, f) >= 0; no++) {
+    char *next = data;
+    for (unsigned no = 1; next; no++) {
+        char *line = next, *nl = strchr(line, '\n');
+        next = nl ? nl + 1 : NULL;
+        if (nl)
+            *nl = '\0';
+        if (!next && !*line)
+            break;
         char *hash = strchr(line, '#');
         if (hash)
             *hash = '\0';
@@ -88,8 +101,7 @@ pm_conf_file(pm_param_t *table, const char *path, bool must_exist,
         if (!pm_conf_set(table, name, value))
             pm_diag_add(diag, no, name, "unknown parameter");
     }
-    free(line);
-    fclose(f);
+    free(data);
     return pm_diag_count(diag) - before;
 }
 

@@ -22,9 +22,10 @@ typedef struct {
 /* Sets every value to its default. TABLE ends with a {NULL} entry. */
 void pm_conf_defaults(pm_param_t *table);
 
-/* Reads PATH into TABLE. A missing file is fine unless MUST_EXIST. Unknown
- * names and malformed lines go to DIAG (FILE:LINE: name: problem). Returns
- * the number of problems. */
+/* Reads PATH (a regular file of at most 1 MiB, through pm_file) into TABLE.
+ * A missing file is fine unless MUST_EXIST; "/dev/null" reads as empty.
+ * Unknown names and malformed lines go to DIAG (FILE:LINE: name: problem).
+ * Returns the number of problems. */
 size_t pm_conf_file(pm_param_t *table, const char *path, bool must_exist,
                     pm_diag_t *diag);
 

@@ -5,6 +5,8 @@
  * from the network gets exactly the same checks as one read from a file.
  */
 #include "pm_check.h"
+#include "pm_error.h"
+#include "pm_file.h"
 #include "pm_hash.h"
 #include "pm_mem.h"
 #include "pm_policy_private.h"
@@ -247,22 +249,13 @@ s_read_file(const char *base_dir, const char *file, ProtobufCBinaryData *out,
     char *path = (file[0] == '/' || !base_dir)
                      ? pm_strdup(file)
                      : pm_asprintf("%s/%s", base_dir, file);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *problem = pm_asprintf("cannot read '%s': %s", path, strerror(errno));
-        free(path);
-        return false;
+    char *data = NULL;
+    size_t len = 0;
+    bool ok = pm_file_read(path, S_FILE_MAX, 0, &data, &len, problem) == PM_OK;
+    if (ok) {
+        out->data = (uint8_t *)data;
+        out->len = len;
     }
-    out->data = pm_malloc(S_FILE_MAX + 1);
-    out->len = fread(out->data, 1, S_FILE_MAX + 1, f);
-    bool ok = !ferror(f) && out->len <= S_FILE_MAX;
-    if (!ok) {
-        *problem = pm_asprintf("'%s' is %s", path,
-                               ferror(f) ? "unreadable" : "larger than 8 MiB");
-        PM_FREE(&out->data);
-        out->len = 0;
-    }
-    fclose(f);
     free(path);
     return ok;
 }

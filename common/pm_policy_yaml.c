@@ -2,6 +2,8 @@
  * emitter (which knows YAML's quoting rules; we never quote by hand).
  */
 #include "pm_mem.h"
+#include "pm_error.h"
+#include "pm_file.h"
 #include "pm_policy_private.h"
 
 #include <errno.h>
@@ -222,20 +224,9 @@ pm_policy_to_yaml(const Pm__Policy *policy, const char *header)
 static char *
 s_slurp(const char *path, size_t *len, char **problem)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *problem = pm_asprintf("cannot open: %s", strerror(errno));
+    char *data = NULL;
+    if (pm_file_read(path, S_POLICY_FILE_MAX, 0, &data, len, problem) != PM_OK)
         return NULL;
-    }
-    char *data = pm_malloc(S_POLICY_FILE_MAX + 1);
-    *len = fread(data, 1, S_POLICY_FILE_MAX + 1, f);
-    if (ferror(f) || *len > S_POLICY_FILE_MAX) {
-        *problem =
-            pm_asprintf(ferror(f) ? "cannot read: %s" : "larger than 64 MiB%s",
-                        ferror(f) ? strerror(errno) : "");
-        PM_FREE(&data);
-    }
-    fclose(f);
     return data;
 }
 

@@ -1,6 +1,7 @@
 /* pm_ctl_dkim.c - privmta-ctl dkim add/remove/list. */
 #include "pm_ctl.h"
 #include "pm_dkim.h"
+#include "pm_file.h"
 #include "pm_mem.h"
 
 #include <errno.h>
@@ -18,16 +19,12 @@ s_key(const char *file, unsigned bits, char **why)
         char *pem = NULL;
         return pm_dkim_generate_key(bits, &pem, why) == 0 ? pem : NULL;
     }
-    FILE *f = fopen(file, "r");
-    if (!f) {
-        *why = pm_asprintf("cannot read %s: %s", file, strerror(errno));
+    char *pem = NULL;
+    size_t n = 0;
+    if (pm_file_read(file, 64 * 1024, 0, &pem, &n, why) != PM_OK)
         return NULL;
-    }
-    char *pem = pm_calloc(1, 64 * 1024 + 1);
-    size_t n = fread(pem, 1, 64 * 1024, f);
-    fclose(f);
-    if (n == 0 || n == 64 * 1024) {
-        *why = pm_asprintf("%s is %s", file, n ? "too large" : "empty");
+    if (n == 0) {
+        *why = pm_asprintf("%s is empty", file);
         PM_FREE(&pem);
     }
     return pem;

@@ -1,7 +1,10 @@
 /* pm_ctl_policy.c - privmta-ctl policy ... commands. */
 #include "pm_ctl.h"
+#include "pm_error.h"
+#include "pm_file.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
+#include "pm_wire.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -244,20 +247,13 @@ pm_ctl_policy_push(pm_ctl_t *ctl, int argc, char **argv)
 static bool
 s_attach_file(Pm__Edit *e, char **why)
 {
-    FILE *f = fopen(e->value, "rb");
-    if (!f) {
-        *why = pm_asprintf("cannot read signature file '%s': %s", e->value,
-                           strerror(errno));
+    char *data = NULL;
+    size_t len = 0;
+    if (pm_file_read(e->value, PM_WIRE_CONTENT_MAX, 0, &data, &len, why) !=
+        PM_OK)
         return false;
-    }
-    size_t cap = 8u << 20;
-    e->content.data = pm_malloc(cap + 1);
-    e->content.len = fread(e->content.data, 1, cap + 1, f);
-    fclose(f);
-    if (e->content.len > cap) {
-        *why = pm_asprintf("'%s' is larger than 8 MiB", e->value);
-        return false;
-    }
+    e->content.data = (uint8_t *)data;
+    e->content.len = len;
     char *copy = pm_strdup(e->value);
     e->value = pm_strdup(basename(copy));
     free(copy);

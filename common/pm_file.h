@@ -1,0 +1,64 @@
+/* pm_file.h - the one way privmta reads and writes whole files.
+ *
+ * Base layer (no policy, no protocol). Every whole-file read and every
+ * replace-a-file write in privmta goes through here, so the rules for
+ * crossing a privilege boundary live in one place (as Postfix's safe_open):
+ *
+ *   - a read never blocks on a FIFO or device, never reads more than the
+ *     caller's cap (the cap is checked while reading, nothing bigger is
+ *     allocated), and, with PM_FILE_STRICT, refuses symbolic links and
+ *     files with more than one hard link (a less privileged user could
+ *     otherwise point the path at /etc/shadow);
+ *   - a write never follows a link and never truncates an existing file:
+ *     the data goes to a new file made with O_CREAT|O_EXCL|O_NOFOLLOW under
+ *     a random name in the target's directory, gets its mode and group,
+ *     is fsync'd, renamed over the target (rename replaces a link, never
+ *     its target), and the directory is fsync'd. A reader sees the old file
+ *     or the new one, whole, even across a crash. Ownership of a file is
+ *     never given to another user: the other side gets read access through
+ *     a group.
+ *
+ * Functions return PM_OK or a pm_err_t and, when WHY is not NULL, set *WHY
+ * (caller frees) to a sentence naming the path and the reason. Outputs are
+ * set only on success.
+ */
+#ifndef PM_FILE_H
+#define PM_FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Refuse symbolic links (the last component) and hard-linked files. */
+#define PM_FILE_STRICT 0x1u
+
+/* Reads PATH whole into *DATA (NUL-terminated, so text can be used as a
+ * string; caller frees) and its size into *LEN (LEN may be NULL).
+ * Errors: PM_ENOTFOUND (no such file), PM_EINVAL (not a regular file, a
+ * link under PM_FILE_STRICT, or more than CAP bytes), PM_EIO. An empty
+ * file is read as "" with *LEN 0. */
+int pm_file_read(const char *path, size_t cap, unsigned flags, char **data,
+                 size_t *len, char **why);
+
+/* Replaces PATH with LEN bytes of DATA, atomically and durably (see above).
+ * The new file has permission bits MODE and group GID (-1: the process's
+ * group; setting another group needs root or membership). The directory
+ * must exist. Errors: PM_EIO, with errno's words in *why ("No space left
+ * on device", ...). On error PATH is unchanged and no temporary file is
+ * left behind. */
+int pm_file_write(const char *path, const void *data, size_t len, mode_t mode,
+                  gid_t gid, char **why);
+
+/* pm_file_write, and the new file gets access and modification times
+ * TIMES (as futimens; NULL: now) before it replaces PATH. */
+int pm_file_write_dated(const char *path, const void *data, size_t len,
+                        mode_t mode, gid_t gid, const struct timespec times[2],
+                        char **why);
+
+/* Makes sure PATH is a directory, not a link, owned by this process's
+ * user, with permission bits MODE and group GID (-1: leave the group):
+ * created when missing, its owner, group and mode set when it exists (a
+ * directory left owned by someone else is taken back: only root can).
+ * Errors: PM_EINVAL (PATH is a link or not a directory), PM_EIO. */
+int pm_file_mkdir(const char *path, mode_t mode, gid_t gid, char **why);
+
+#endif
