@@ -140,9 +140,9 @@ antivirus:
       content: |
         $NDB
 EOF
-"$MKPOLICY" "$W/store" 1 "$W/policy.yaml" || exit 1
+"$MKPOLICY" "$W/handoff.pb" 1 "$W/policy.yaml" "$(getent group nogroup | cut -d: -f3)" || exit 1
 start_privmta() { # SOCKET
-    "$MILTER" --socket "$1" --store-dir "$W/store" --sig-dir "$W/sigs" \
+    "$MILTER" --socket "$1" --policy-file "$W/handoff.pb" --sig-dir "$W/sigs" \
         --status-dir "$W/run/st" --notify-smtp "127.0.0.1:1" --user nobody \
         --socket-group postfix --log-level warning >>"$W/milter.log" 2>&1 &
     PIDS+=($!)
@@ -232,9 +232,9 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 sed -e 's/^  enabled: false/  enabled: true\n  scan_outbound: true/' "$W/policy.yaml" >"$W/policy-spam.yaml"
-"$MKPOLICY" "$W/store" 2 "$W/policy-spam.yaml" || exit 1
+"$MKPOLICY" "$W/handoff.pb" 2 "$W/policy-spam.yaml" "$(getent group nogroup | cut -d: -f3)" || exit 1
 spam_privmta() {
-    "$MILTER" --socket "unix:$W/run/milter.sock" --store-dir "$W/store" \
+    "$MILTER" --socket "unix:$W/run/milter.sock" --policy-file "$W/handoff.pb" \
         --sig-dir "$W/sigs" --status-dir "$W/run/st" --notify-smtp "127.0.0.1:1" \
         --spamd "127.0.0.1:$SPORT" --user nobody --socket-group postfix \
         --log-level warning >>"$W/milter.log" 2>&1 &

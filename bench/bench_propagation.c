@@ -210,8 +210,7 @@ s_run(s_run_t *run, size_t n)
                                  .backend = &probes[i].base,
                                  .heartbeat_ms = 1000,
                                  .dead_after_ms = 3000,
-                                 .key_uid = -1,
-                                 .key_gid = -1};
+                                 .milter_gid = -1};
         agents[i] = pm_agent_new(&cfg);
     }
     uint64_t rev = s_push(client, 0);

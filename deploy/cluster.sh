@@ -11,6 +11,10 @@
 #   deploy/cluster.sh down    stop what `up` started (by PID) and the Postfix
 #                             instances; the state stays in .cluster/
 #
+# PRIVMTA_CLUSTER_DIR (default .cluster) holds its state and logs;
+# PM_BUILD_DIR (default build) its programs; PM_CLUSTER_NO_BUILD=1 skips
+# installing and building (tests/integration/test_cluster.sh).
+#
 # Afterwards, talk to it with:
 #   export PRIVMTA_STATE_DIR=$PWD/.cluster/controller
 #   build/controller/privmta-ctl policy show
@@ -56,9 +60,11 @@ wait_for_controller() {
 }
 
 up() {
-    bash deploy/install-deps.sh
-    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    cmake --build "$BUILD" -j"$(nproc)" >/dev/null
+    if [ -z "${PM_CLUSTER_NO_BUILD:-}" ]; then # tests bring their own build
+        bash deploy/install-deps.sh
+        cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+        cmake --build "$BUILD" -j"$(nproc)" >/dev/null
+    fi
     down
     mkdir -p "$ROOT"
     start_bg spamd "$ROOT/spamd.log" spamd --listen=127.0.0.1:7783 -x \
@@ -75,21 +81,24 @@ up() {
         # notifications re-enter through a listener that runs no milter
         postconf -c "$dir/etc" -M "$addr:2526/inet=$addr:2526 inet n - n - - smtpd -o smtpd_milters= -o non_smtpd_milters= -o receive_override_options=no_milters"
         postfix -c "$dir/etc" reload >/dev/null 2>&1 || true
+        # the milter first: it waits for the policy the agent hands over
+        # ($dir/handoff, root:nogroup 0750), as nobody, reading through
+        # its group only; start order does not matter
+        mkdir -p "$dir/milter" "$dir/sigs"
+        start_bg "milter $name" "$dir/milter.log" "$BUILD/scan/privmta-milter" \
+            --socket "unix:$dir/milter.sock" \
+            --policy-file "$dir/handoff/policy.pb" --dkim-key-dir "$dir/handoff/dkim" \
+            --sig-dir "$dir/sigs" --spamd 127.0.0.1:7783 --notify-smtp "$addr:2526" \
+            --status-dir "$dir/milter" --user nobody
         local agent=("$BUILD/nodeagent/privmta-agent" --name "$name"
             --state-dir "$dir/agent" --postfix-dir "$dir/etc"
             --controller tcp://127.0.0.1:7421
             --controller-key "$ROOT/controller/keys/controller.cert"
             --address "$addr:2525" --milter-socket "unix:$dir/milter.sock"
-            --milter-status "$dir/milter/status.json" --milter-user nobody)
+            --milter-dir "$dir/handoff" --milter-group nogroup
+            --milter-status "$dir/milter/status.json")
         "$CTL" node add "$name" "$("${agent[@]}" --public-key)" >/dev/null
         start_bg "agent $name" "$dir/agent.log" "${agent[@]}"
-        for _ in $(seq 1 50); do [ -f "$dir/agent/store/data.mdb" ] && break; sleep 0.1; done
-        mkdir -p "$dir/milter" "$dir/agent/dkim" && chown nobody "$dir/milter"
-        start_bg "milter $name" "$dir/milter.log" "$BUILD/scan/privmta-milter" \
-            --socket "unix:$dir/milter.sock" --store-dir "$dir/agent/store" \
-            --node "$name" --sig-dir "$dir/sigs" --dkim-key-dir "$dir/agent/dkim" \
-            --spamd 127.0.0.1:7783 --notify-smtp "$addr:2526" \
-            --status-dir "$dir/milter" --user nobody
         say "node $name: Postfix on $addr:2525, agent enrolled, milter started"
     done
     "$CTL" policy push deploy/example-policy.yaml -m "example policy" --wait=20

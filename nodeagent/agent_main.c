@@ -2,12 +2,16 @@
  * this node's Postfix and reports the node's status. */
 #include "pm_agent.h"
 #include "pm_conf.h"
+#include "pm_error.h"
+#include "pm_file.h"
+#include "pm_handoff.h"
 #include "pm_keys.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_postfix.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -36,9 +40,18 @@ static pm_param_t s_params[] = {
      NULL},
     {"milter_status", "/run/privmta-milter/status.json",
      "privmta-milter's status file, read at each heartbeat", NULL},
+    {"milter_dir", PM_HANDOFF_DIR,
+     "where the applied revision and DKIM keys are handed to privmta-milter "
+     "(root-owned, readable by milter_group); written when milter_socket "
+     "is set",
+     NULL},
+    {"milter_group", "",
+     "the group privmta-milter runs with, given read access to milter_dir "
+     "(default: milter_user's group, else root's)",
+     NULL},
     {"milter_user", "",
-     "owner of the DKIM keys written for privmta-milter "
-     "(default: keep root's)",
+     "the user privmta-milter runs as: only its group is used (nothing is "
+     "ever owned by it)",
      NULL},
     {"debug_drop_rev", "0", "tests only: ignore the update of this revision",
      NULL},
@@ -62,6 +75,27 @@ s_keys(const char *state_dir, const char *name)
     free(keys);
     free(path);
     return cert;
+}
+
+/* The milter's group: named, or its user's primary group, or -1. */
+static int
+s_milter_gid(void)
+{
+    const char *group = pm_conf_get(s_params, "milter_group");
+    const char *user = pm_conf_get(s_params, "milter_user");
+    if (*group) {
+        struct group *gr = getgrnam(group);
+        if (!gr)
+            pm_fatal("milter_group '%s': no such group", group);
+        return (int)gr->gr_gid;
+    }
+    if (*user) {
+        struct passwd *pw = getpwnam(user);
+        if (!pw)
+            pm_fatal("milter_user '%s': no such user", user);
+        return (int)pw->pw_gid;
+    }
+    return -1;
 }
 
 static pm_backend_t *
@@ -99,15 +133,15 @@ main(int argc, char **argv)
                 pm_conf_loglevel(s_params));
     zsys_init();
     zsys_set_logstream(NULL);
-    if (mkdir(state, 0700) != 0 && errno != EEXIST)
-        pm_fatal("cannot create %s: %s", state, strerror(errno));
+    char *why = NULL;
+    if (pm_file_mkdir(state, 0700, (gid_t)-1, &why) != PM_OK)
+        pm_fatal("state_dir: %s", why);
     zcert_t *cert = s_keys(state, name);
     if (print_key) {
         printf("%s\n", zcert_public_txt(cert));
         zcert_destroy(&cert);
         return 0;
     }
-    char *why = NULL;
     zcert_t *server =
         pm_keys_load(pm_conf_get(s_params, "controller_key"), &why);
     if (!server)
@@ -125,23 +159,15 @@ main(int argc, char **argv)
         .dead_after_ms = pm_conf_int(s_params, "dead_after_ms", 20, 3600000),
         .drop_rev =
             (uint64_t)pm_conf_int(s_params, "debug_drop_rev", 0, 2147483647),
-        .key_uid = -1,
-        .key_gid = -1,
+        .milter_gid = s_milter_gid(),
     };
-    char *dkim_dir = pm_asprintf("%s/dkim", state);
-    cfg.dkim_dir = dkim_dir;
+    if (*pm_conf_get(s_params, "milter_socket") &&
+        *pm_conf_get(s_params, "milter_dir"))
+        cfg.milter_dir = pm_conf_get(s_params, "milter_dir");
     const char *msock = pm_conf_get(s_params, "milter_socket");
     cfg.milter_status = *msock ? pm_conf_get(s_params, "milter_status") : NULL;
     if (strcmp(pm_conf_get(s_params, "backend"), "postfix") == 0)
         pm_postfix_set_milter(backend, msock);
-    const char *user = pm_conf_get(s_params, "milter_user");
-    if (*user) {
-        struct passwd *pw = getpwnam(user);
-        if (!pw)
-            pm_fatal("milter_user '%s': no such user", user);
-        cfg.key_uid = (int)pw->pw_uid;
-        cfg.key_gid = (int)pw->pw_gid;
-    }
     pm_info("node %s (public key %s) following %s", name,
             zcert_public_txt(cert), cfg.endpoint);
     zactor_t *agent = pm_agent_new(&cfg);
@@ -151,7 +177,6 @@ main(int argc, char **argv)
         zclock_sleep(200);
     pm_info("node %s: stopping", name);
     zactor_destroy(&agent);
-    free(dkim_dir);
     backend->destroy(&backend);
     zcert_destroy(&server);
     zcert_destroy(&cert);

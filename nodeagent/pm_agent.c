@@ -1,5 +1,7 @@
 /* pm_agent.c - the agent actor. */
 #include "pm_agent.h"
+#include "pm_file.h"
+#include "pm_handoff.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
@@ -19,8 +21,11 @@ typedef struct {
     pm_store_t *store;
     Pm__Revision *current; /* last applied revision, NULL before any */
     uint64_t applied, seen;
-    char *apply_error; /* why `seen` could not be applied, or NULL */
-    char *node;        /* the name the controller enrolled us as */
+    char *apply_error;        /* why `seen` could not be applied, or NULL */
+    char *node;               /* the name the controller enrolled us as */
+    Pm__Publication *pending; /* whose apply failed: retried, or NULL */
+    int64_t next_retry;
+    int retry_ms;
     int64_t last_heard, next_beat, next_resync;
     bool hello_answered, silent;
 } s_agent_t;
@@ -28,6 +33,8 @@ typedef struct {
 static void
 s_send(s_agent_t *self, Pm__AgentReport__Kind kind)
 {
+    if (!self->dealer)
+        return; /* at start, before connecting: the hello carries it */
     Pm__AgentReport rep = PM__AGENT_REPORT__INIT;
     Pm__NodeStatus *st = pm_malloc(sizeof *st);
     pm__node_status__init(st);
@@ -39,8 +46,8 @@ s_send(s_agent_t *self, Pm__AgentReport__Kind kind)
         self->cfg.backend->status(self->cfg.backend, st);
     if (self->cfg.milter_status || self->cfg.state_dir)
         pm_scanstatus_fill(self->cfg.milter_status,
-                           self->current ? self->current->policy : NULL, 10,
-                           st);
+                           self->current ? self->current->policy : NULL,
+                           self->applied, 10, st);
     rep.kind = kind;
     rep.applied_rev = self->applied;
     rep.status = st;
@@ -78,82 +85,116 @@ s_effective(s_agent_t *self, const Pm__Policy *policy)
     return NULL;
 }
 
-/* Enforces REV (taken over) and acknowledges the outcome. */
+/* DKIM keys arrive with the revision that names them; they are written
+ * before the revision is applied, so the milter never sees a policy whose
+ * key is not there yet. Root-owned, 0640, readable through the milter's
+ * group; never through a link the milter's user may have planted. */
+static bool
+s_write_secrets(s_agent_t *self, const Pm__Publication *pub, char **why)
+{
+    if (!self->cfg.milter_dir || !pub->n_secrets)
+        return true;
+    gid_t gid = (gid_t)self->cfg.milter_gid;
+    char *dir = pm_asprintf("%s/%s", self->cfg.milter_dir, PM_HANDOFF_DKIM);
+    bool ok = pm_file_mkdir(self->cfg.milter_dir, 0750, gid, why) == PM_OK &&
+              pm_file_mkdir(dir, 0750, gid, why) == PM_OK;
+    for (size_t i = 0; ok && i < pub->n_secrets; i++) {
+        const Pm__Secret *sec = pub->secrets[i];
+        if (!*sec->id || strchr(sec->id, '/') || sec->id[0] == '.')
+            continue; /* ids are file names, never paths */
+        char *path = pm_asprintf("%s/%s", dir, sec->id);
+        ok = pm_file_write(path, sec->data.data, sec->data.len, 0640, gid,
+                           why) == PM_OK;
+        free(path);
+    }
+    free(dir);
+    return ok;
+}
+
+/* Hands REV, with this node's effective POLICY, to the milter. */
+static bool
+s_handoff(s_agent_t *self, const Pm__Revision *rev, const Pm__Policy *policy,
+          char **why)
+{
+    if (!self->cfg.milter_dir)
+        return true;
+    gid_t gid = (gid_t)self->cfg.milter_gid;
+    if (pm_file_mkdir(self->cfg.milter_dir, 0750, gid, why) != PM_OK)
+        return false;
+    Pm__Revision copy = *rev;
+    copy.policy = (Pm__Policy *)policy;
+    char *path = pm_asprintf("%s/%s", self->cfg.milter_dir, PM_HANDOFF_POLICY);
+    int rc = pm_handoff_write(path, &copy, gid, why);
+    free(path);
+    return rc == PM_OK;
+}
+
+/* Keys, Postfix, the local store, the milter's copy: in this order, so
+ * each part only ever sees what the previous ones already hold. */
+static bool
+s_enforce(s_agent_t *self, const Pm__Publication *pub, char **why)
+{
+    const Pm__Revision *rev = pub->revision;
+    if (!s_write_secrets(self, pub, why))
+        return false;
+    Pm__Policy *eff = s_effective(self, rev->policy);
+    const Pm__Policy *p = eff ? eff : rev->policy;
+    bool ok =
+        self->cfg.backend->apply(self->cfg.backend, p, rev->number, why) == 0;
+    int rc = ok && self->store ? pm_store_mirror(self->store, rev) : PM_OK;
+    if (rc != PM_OK) {
+        *why = pm_asprintf("applied, but the local store cannot keep it: %s",
+                           pm_strerror(rc));
+        ok = false;
+    }
+    if (ok && !s_handoff(self, rev, p, why))
+        ok = false;
+    pm_policy_free(&eff);
+    return ok;
+}
+
+/* Enforces PUB's revision (PUB taken over) and acknowledges the outcome.
+ * On failure PUB is kept and retried with backoff. */
 static void
-s_attempt(s_agent_t *self, Pm__Revision *rev)
+s_attempt(s_agent_t *self, Pm__Publication *pub)
 {
     char *why = NULL;
+    Pm__Revision *rev = pub->revision;
     self->seen = rev->number;
-    Pm__Policy *eff = s_effective(self, rev->policy);
-    int rc = self->cfg.backend->apply(
-        self->cfg.backend, eff ? eff : rev->policy, rev->number, &why);
-    pm_policy_free(&eff);
-    if (rc == 0 && self->store && pm_store_mirror(self->store, rev) != PM_OK)
-        why = pm_asprintf("applied, but the local store cannot keep it");
+    bool ok = s_enforce(self, pub, &why);
     PM_FREE(&self->apply_error);
-    if (rc == 0) {
+    if (self->pending && self->pending != pub)
+        pm__publication__free_unpacked(self->pending, NULL);
+    self->pending = NULL;
+    if (ok) {
         self->applied = rev->number;
         if (self->current)
             pm__revision__free_unpacked(self->current, NULL);
         self->current = rev;
-        rev = NULL;
-    }
-    if (why) {
-        self->apply_error = pm_asprintf("revision %llu: %s",
-                                        (unsigned long long)self->seen, why);
-        pm_warn("node %s: %s", self->node, self->apply_error);
-        free(why);
-    } else {
+        pub->revision = NULL;
+        pm__publication__free_unpacked(pub, NULL);
+        self->retry_ms = 0;
         pm_info("node %s: applied revision %llu", self->node,
                 (unsigned long long)self->applied);
+    } else {
+        self->apply_error =
+            pm_asprintf("revision %llu: %s", (unsigned long long)self->seen,
+                        why ? why : "apply failed");
+        self->pending = pub;
+        self->retry_ms = self->retry_ms ? self->retry_ms * 2 : 1000;
+        if (self->retry_ms > 60000)
+            self->retry_ms = 60000;
+        self->next_retry = zclock_mono() + self->retry_ms;
+        pm_warn("node %s: %s (retrying in %d s)", self->node, self->apply_error,
+                self->retry_ms / 1000);
     }
-    if (rev)
-        pm__revision__free_unpacked(rev, NULL);
+    free(why);
     s_send(self, PM__AGENT_REPORT__KIND__APPLIED);
-}
-
-/* DKIM keys arrive with the revision that names them; they are written
- * (0600, owned by the milter's user) before the revision is applied, so
- * the milter never sees a policy whose key is not there yet. */
-static void
-s_write_secrets(s_agent_t *self, const Pm__Publication *pub)
-{
-    if (!self->cfg.dkim_dir || !pub->n_secrets)
-        return;
-    mkdir(self->cfg.dkim_dir, 0700);
-    if (self->cfg.key_uid >= 0 &&
-        chown(self->cfg.dkim_dir, (uid_t)self->cfg.key_uid,
-              (gid_t)self->cfg.key_gid) != 0)
-        pm_warn("node %s: cannot hand %s to the milter's user: %s", self->node,
-                self->cfg.dkim_dir, strerror(errno));
-    for (size_t i = 0; i < pub->n_secrets; i++) {
-        const Pm__Secret *sec = pub->secrets[i];
-        if (strchr(sec->id, '/') || sec->id[0] == '.')
-            continue; /* ids are file names, never paths */
-        char *path = pm_asprintf("%s/%s", self->cfg.dkim_dir, sec->id);
-        char *tmp = pm_asprintf("%s.tmp", path);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        bool ok =
-            fd >= 0 &&
-            write(fd, sec->data.data, sec->data.len) ==
-                (ssize_t)sec->data.len &&
-            (self->cfg.key_uid < 0 || fchown(fd, (uid_t)self->cfg.key_uid,
-                                             (gid_t)self->cfg.key_gid) == 0) &&
-            fsync(fd) == 0;
-        if (fd >= 0)
-            ok = close(fd) == 0 && ok;
-        if (!ok || rename(tmp, path) != 0) {
-            pm_warn("node %s: cannot write DKIM key %s: %s", self->node,
-                    sec->id, strerror(errno));
-            unlink(tmp);
-        }
-        free(tmp);
-        free(path);
-    }
 }
 
 /* Revision numbers are sequence numbers: an update that is not the next
  * one means something was lost on the way. */
+/* PUB is taken over. */
 static void
 s_on_publication(s_agent_t *self, Pm__Publication *pub)
 {
@@ -170,30 +211,24 @@ s_on_publication(s_agent_t *self, Pm__Publication *pub)
         self->node = pm_strdup(pub->node);
     }
     Pm__Revision *rev = pub->revision;
+    bool snapshot = pub->kind == PM__PUBLICATION__KIND__SNAPSHOT;
     if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
         if (pub->head > self->seen)
             s_resync(self, "heartbeat shows a newer head");
-        return;
-    }
-    if (pub->kind == PM__PUBLICATION__KIND__UPDATE &&
-        rev->number == self->cfg.drop_rev) {
+    } else if (pub->kind == PM__PUBLICATION__KIND__UPDATE &&
+               rev->number == self->cfg.drop_rev) {
         self->cfg.drop_rev = 0; /* test hook: lose this one update */
-        return;
-    }
-    bool snapshot = pub->kind == PM__PUBLICATION__KIND__SNAPSHOT;
-    if (!snapshot && rev->number <= self->seen)
-        return; /* a duplicate */
-    if (!snapshot && rev->number != self->seen + 1) {
+    } else if (!snapshot && rev->number <= self->seen) {
+        /* a duplicate */
+    } else if (!snapshot && rev->number != self->seen + 1) {
         s_resync(self, "an update is missing");
+    } else if (snapshot && rev->number == self->applied && !self->apply_error) {
+        s_send(self, PM__AGENT_REPORT__KIND__APPLIED); /* enforced */
+    } else {
+        s_attempt(self, pub);
         return;
     }
-    if (snapshot && rev->number == self->applied && !self->apply_error) {
-        s_send(self, PM__AGENT_REPORT__KIND__APPLIED);
-        return; /* already enforced */
-    }
-    s_write_secrets(self, pub);
-    pub->revision = NULL;
-    s_attempt(self, rev);
+    pm__publication__free_unpacked(pub, NULL);
 }
 
 static void
@@ -206,7 +241,6 @@ s_on_dealer(s_agent_t *self)
     if (f && pm_wire_unpack_publication(zframe_data(f), zframe_size(f), &pub,
                                         &why) == PM_OK) {
         s_on_publication(self, pub);
-        pm__publication__free_unpacked(pub, NULL);
     } else {
         pm_warn("node %s: malformed message from the controller: %s",
                 self->node, why ? why : "empty");
@@ -219,6 +253,11 @@ static void
 s_on_timer(s_agent_t *self)
 {
     int64_t now = zclock_mono();
+    if (self->pending && now >= self->next_retry) {
+        pm_info("node %s: retrying revision %llu", self->node,
+                (unsigned long long)self->pending->revision->number);
+        s_attempt(self, self->pending);
+    }
     if (now < self->next_beat)
         return;
     self->next_beat = now + self->cfg.heartbeat_ms;
@@ -234,27 +273,23 @@ s_on_timer(s_agent_t *self)
                                       : PM__AGENT_REPORT__KIND__HELLO);
 }
 
-/* At start the node enforces what it last applied, controller or not. */
+/* At start the node enforces what it last applied, controller or not:
+ * Postfix is made to run it (a crash may have come between writing
+ * main.cf and the reload) and the milter gets its copy (the milter may
+ * have started first). Until that succeeds, nothing is claimed applied. */
 static void
 s_restore(s_agent_t *self)
 {
     Pm__Revision *rev = NULL;
     if (!self->store || pm_store_get(self->store, 0, &rev) != PM_OK)
         return;
-    char *why = NULL;
-    Pm__Policy *eff = s_effective(self, rev->policy);
-    if (self->cfg.backend->apply(self->cfg.backend, eff ? eff : rev->policy,
-                                 rev->number, &why)) {
-        pm_warn("node %s: cannot re-apply stored revision %llu: %s", self->node,
-                (unsigned long long)rev->number, why);
-        free(why);
-    } else {
-        pm_info("node %s: enforcing stored revision %llu", self->node,
-                (unsigned long long)rev->number);
-    }
-    pm_policy_free(&eff);
-    self->applied = self->seen = rev->number;
-    self->current = rev;
+    pm_info("node %s: enforcing stored revision %llu", self->node,
+            (unsigned long long)rev->number);
+    Pm__Publication *pub = pm_malloc(sizeof *pub);
+    pm__publication__init(pub);
+    pub->kind = PM__PUBLICATION__KIND__SNAPSHOT;
+    pub->revision = rev;
+    s_attempt(self, pub);
 }
 
 static void
@@ -267,6 +302,8 @@ s_destroy(s_agent_t **self_p)
     pm_store_close(&self->store);
     if (self->current)
         pm__revision__free_unpacked(self->current, NULL);
+    if (self->pending)
+        pm__publication__free_unpacked(self->pending, NULL);
     free(self->apply_error);
     free(self->node);
     free((char *)self->cfg.endpoint);
@@ -274,7 +311,7 @@ s_destroy(s_agent_t **self_p)
     free((char *)self->cfg.state_dir);
     free((char *)self->cfg.name);
     free((char *)self->cfg.address);
-    free((char *)self->cfg.dkim_dir);
+    free((char *)self->cfg.milter_dir);
     free((char *)self->cfg.milter_status);
     free(self);
     *self_p = NULL;
@@ -290,7 +327,7 @@ s_new(const pm_agent_config_t *cfg)
     self->cfg.state_dir = cfg->state_dir ? pm_strdup(cfg->state_dir) : NULL;
     self->cfg.name = pm_strdup(cfg->name);
     self->cfg.address = pm_strdup(cfg->address ? cfg->address : "");
-    self->cfg.dkim_dir = cfg->dkim_dir ? pm_strdup(cfg->dkim_dir) : NULL;
+    self->cfg.milter_dir = cfg->milter_dir ? pm_strdup(cfg->milter_dir) : NULL;
     self->cfg.milter_status =
         cfg->milter_status ? pm_strdup(cfg->milter_status) : NULL;
     self->node = pm_strdup(cfg->name);

@@ -7,7 +7,16 @@
  * checks that revision numbers arrive without gaps and asks for a snapshot
  * when one is missing (a gap, a heartbeat head it has not seen, a reconnect
  * after silence), applies each revision all-or-nothing, and acknowledges
- * what it applied, or why it could not, with the node's status.
+ * what it applied, or why it could not, with the node's status. A failed
+ * apply (also of the stored revision at start) is retried with backoff
+ * (1 s doubling to 60 s) until it succeeds or a newer revision arrives;
+ * until then the node reports the error and the revision it really runs.
+ *
+ * Privilege boundary: the agent runs as root; privmta-milter does not.
+ * Everything the agent writes for the milter (the handoff, DKIM keys) is
+ * root-owned and readable through the milter's group, written with
+ * pm_file (no link followed, nothing given away); what it reads from the
+ * milter (status.json) is read bounded, refusing links and FIFOs.
  */
 #ifndef PM_AGENT_H
 #define PM_AGENT_H
@@ -28,10 +37,11 @@ typedef struct {
     int heartbeat_ms;
     int dead_after_ms;         /* controller silence that forces a resync */
     uint64_t drop_rev;         /* test hook: ignore the update of this rev */
-    const char *dkim_dir;      /* where DKIM keys are written for the milter
-                                * (mode 0600); NULL: not written */
-    int key_uid, key_gid;      /* owner of those files (the milter's user);
-                                * -1: unchanged */
+    const char *milter_dir;    /* the handoff dir for privmta-milter
+                                * (pm_handoff.h): the applied revision and
+                                * DKIM keys; NULL: nothing handed over */
+    int milter_gid;            /* group given read access to it (files
+                                * root:GID 0640, dirs 0750); -1: root's */
     const char *milter_status; /* privmta-milter's status.json, or NULL */
 } pm_agent_config_t;
 

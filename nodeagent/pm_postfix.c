@@ -8,6 +8,8 @@
  * candidate configuration the way every smtpd process will.
  */
 #include "pm_postfix.h"
+#include "pm_error.h"
+#include "pm_file.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
 
@@ -29,9 +31,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_TIMEOUT_MS 15000 /* any single Postfix command */
-#define S_PROBE_MS 10000   /* smtpd -S: healthy, it exits at once */
-#define S_STATUS_TTL 10    /* seconds a status computation is reused */
+#define S_TIMEOUT_MS 15000        /* any single Postfix command */
+#define S_PROBE_MS 10000          /* smtpd -S: healthy, it exits at once */
+#define S_STATUS_TTL 10           /* seconds a status computation is reused */
+#define S_OVERRIDES_MAX 100       /* relay-host bypasses listed in a report */
+#define S_OVERRIDE_LEN 250        /* bytes of one of them */
+#define S_MAIN_CF_MAX (16u << 20) /* a main.cf bigger than this is refused */
 #define S_SMTPD_FALLBACK "/usr/lib/postfix/sbin/smtpd"
 
 extern char **environ;
@@ -718,6 +723,7 @@ typedef struct {
     char *queue_dir; /* for the master pid file; NULL until read */
     /* what the last apply wanted, for status */
     bool applied;
+    bool loaded; /* a reload since this process started saw main.cf */
     bool want_sasl, want_login_mismatch;
     /* status cache, keyed by main.cf's identity and a TTL */
     bool cached;
@@ -727,6 +733,7 @@ typedef struct {
     char *auth_detail;
     char **overrides;
     size_t n_overrides;
+    size_t n_unlisted; /* overrides past S_OVERRIDES_MAX, only counted */
 } s_pf_t;
 
 static void
@@ -738,36 +745,22 @@ s_cache_drop(s_pf_t *self)
         free(self->overrides[i]);
     PM_FREE(&self->overrides);
     self->n_overrides = 0;
+    self->n_unlisted = 0;
 }
 
 /* ------------------------------------------------------------------------
  * Apply, step by step. Every step returns false with *why. */
 
+/* main.cf and its mode and group, which a rewrite keeps. */
 static bool
 s_read_file(const char *path, char **data, size_t *len, struct stat *st,
             char **why)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, st) < 0) {
+    if (stat(path, st) != 0) {
         *why = pm_asprintf("cannot read %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
         return false;
     }
-    *data = pm_malloc((size_t)st->st_size + 1);
-    size_t got = 0;
-    while (got < (size_t)st->st_size) {
-        ssize_t r = read(fd, *data + got, (size_t)st->st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    (*data)[got] = '\0';
-    *len = got;
-    return true;
+    return pm_file_read(path, S_MAIN_CF_MAX, 0, data, len, why) == PM_OK;
 }
 
 /* Postfix re-reads a main.cf whose mtime is not at least a second old,
@@ -783,14 +776,6 @@ s_backdate_times(struct timespec ts[2])
 }
 
 static void
-s_backdate_fd(int fd)
-{
-    struct timespec ts[2];
-    s_backdate_times(ts);
-    futimens(fd, ts);
-}
-
-static void
 s_backdate_path(const char *path)
 {
     struct timespec ts[2];
@@ -798,36 +783,16 @@ s_backdate_path(const char *path)
     utimensat(AT_FDCWD, path, ts, 0);
 }
 
-/* Writes DATA to PATH through a temporary file and rename(2), with the
- * mode and owner of ST: a reader sees the old or the new file, whole. */
+/* Writes DATA to PATH with pm_file (atomic, durable, no link followed),
+ * with the mode and group of ST, dated back. */
 static bool
 s_write_atomic(const char *path, const char *data, size_t len,
                const struct stat *st, char **why)
 {
-    char *tmp = pm_asprintf("%s.privmta-tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    bool ok = fd >= 0;
-    size_t off = 0;
-    while (ok && off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        ok = w > 0;
-        off += ok ? (size_t)w : 0;
-    }
-    if (ok)
-        s_backdate_fd(fd);
-    ok = ok && fchmod(fd, st->st_mode & 07777) == 0 &&
-         fchown(fd, st->st_uid, st->st_gid) == 0 && fsync(fd) == 0;
-    if (fd >= 0 && close(fd) < 0)
-        ok = false;
-    ok = ok && rename(tmp, path) == 0;
-    if (!ok) {
-        *why = pm_asprintf("cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-    }
-    free(tmp);
-    return ok;
+    struct timespec ts[2];
+    s_backdate_times(ts);
+    return pm_file_write_dated(path, data, len, st->st_mode & 07777, st->st_gid,
+                               ts, why) == PM_OK;
 }
 
 /* A scratch configuration directory beside DIR's files: DIR/.privmta.XXXXXX
@@ -1180,13 +1145,18 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
     self->want_login_mismatch = effective->inbound_reject_sender_login_mismatch;
     s_cache_drop(self);
     if (s_already_set(self->dir, params, n)) {
-        ok = true; /* nothing to write, nothing to reload */
+        /* nothing to write; but an agent that crashed between writing
+         * main.cf and the reload left Postfix on the old file: the first
+         * apply after a start reloads whatever main.cf says */
+        ok = self->loaded || !s_running(self->dir) || s_reload(self->dir, &err);
+        self->loaded = ok;
         goto out_node;
     }
     bool running = s_running(self->dir);
     tmp = s_scratch_new(self, old, old_len, &st, &err);
     ok = tmp && s_validate(&node, tmp, running, params, n, &err) &&
          s_commit(self, tmp, running, old, old_len, &st, &err);
+    self->loaded = ok;
     if (!ok && tmp) {
         /* the scratch copy never replaced main.cf unless s_commit restored
          * it; make sure the bytes are the old ones either way */
@@ -1284,6 +1254,15 @@ s_auth_status(s_pf_t *self, const s_node_t *node)
 static void
 s_override_add(s_pf_t *self, char *entry)
 {
+    /* a status report has a size limit (PM_WIRE_REPORT_MAX): list the
+     * first ones, count the rest */
+    if (self->n_overrides >= S_OVERRIDES_MAX) {
+        self->n_unlisted++;
+        free(entry);
+        return;
+    }
+    if (strlen(entry) > S_OVERRIDE_LEN)
+        strcpy(entry + S_OVERRIDE_LEN - 3, "...");
     self->overrides = pm_realloc(self->overrides, (self->n_overrides + 1) *
                                                       sizeof *self->overrides);
     self->overrides[self->n_overrides++] = entry;
@@ -1438,12 +1417,15 @@ s_status(pm_backend_t *backend, Pm__NodeStatus *status)
         free(status->relay_overrides[i]);
     free(status->relay_overrides);
     status->relay_overrides = NULL;
-    status->n_relay_overrides = self->n_overrides;
-    if (self->n_overrides) {
-        status->relay_overrides =
-            pm_calloc(self->n_overrides, sizeof *status->relay_overrides);
+    status->n_relay_overrides = self->n_overrides + (self->n_unlisted > 0);
+    if (status->n_relay_overrides) {
+        status->relay_overrides = pm_calloc(status->n_relay_overrides,
+                                            sizeof *status->relay_overrides);
         for (size_t i = 0; i < self->n_overrides; i++)
             status->relay_overrides[i] = pm_strdup(self->overrides[i]);
+        if (self->n_unlisted)
+            status->relay_overrides[self->n_overrides] =
+                pm_asprintf("... and %zu more", self->n_unlisted);
     }
 }
 

@@ -1,8 +1,11 @@
 #include "pm_scanstatus.h"
+#include "pm_error.h"
+#include "pm_file.h"
 #include "pm_mem.h"
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -32,7 +35,7 @@ s_antivirus(json_t *av)
     if (!json_is_true(json_object_get(av, "loaded")))
         return s_service(
             PM__SERVICE_STATUS__STATE__DOWN,
-            pm_asprintf("engine not loaded%s%s",
+            pm_asprintf("engine not loaded%s%.200s",
                         json_is_string(err) ? ": " : "",
                         json_is_string(err) ? json_string_value(err) : ""));
     json_int_t sigs = json_integer_value(json_object_get(av, "signatures"));
@@ -62,7 +65,7 @@ s_antispam(json_t *as)
         return s_service(PM__SERVICE_STATUS__STATE__UNKNOWN,
                          pm_strdup("no message checked yet"));
     return s_service(PM__SERVICE_STATUS__STATE__DOWN,
-                     pm_asprintf("spamd unreachable: %s",
+                     pm_asprintf("spamd unreachable: %.200s",
                                  json_is_string(err) ? json_string_value(err)
                                                      : "unknown error"));
 }
@@ -71,7 +74,7 @@ static Pm__ServiceStatus *
 s_dkim(json_t *dk)
 {
     json_t *all = json_object_get(dk, "domains");
-    size_t total = json_array_size(all), usable = 0;
+    size_t total = json_array_size(all), usable = 0, named = 0;
     char *bad = pm_strdup("");
     for (size_t i = 0; i < total; i++) {
         json_t *d = json_array_get(all, i);
@@ -79,9 +82,16 @@ s_dkim(json_t *dk)
             usable++;
             continue;
         }
+        if (named++ >= 10)
+            continue; /* a report has a size limit: the count says the rest */
+        const char *dom = json_string_value(json_object_get(d, "domain"));
         char *more =
-            pm_asprintf("%s%s%s", bad, *bad ? ", " : "",
-                        json_string_value(json_object_get(d, "domain")));
+            pm_asprintf("%s%s%.253s", bad, *bad ? ", " : "", dom ? dom : "?");
+        free(bad);
+        bad = more;
+    }
+    if (named > 10) {
+        char *more = pm_asprintf("%s and %zu more", bad, named - 10);
         free(bad);
         bad = more;
     }
@@ -95,25 +105,88 @@ s_dkim(json_t *dk)
     return s;
 }
 
+/* The parsed status, or NULL with *why saying what is wrong with it. */
+static json_t *
+s_load(const char *path, int stale_s, char **why)
+{
+    struct stat sb;
+    if (!path || !*path) {
+        *why = pm_strdup("no privmta-milter configured on this node");
+        return NULL;
+    }
+    if (lstat(path, &sb) != 0) {
+        *why = pm_strdup("privmta-milter is not running (no status file)");
+        return NULL;
+    }
+    if (time(NULL) - sb.st_mtime > stale_s) {
+        *why = pm_asprintf("privmta-milter status is %lld s old (not "
+                           "running?)",
+                           (long long)(time(NULL) - sb.st_mtime));
+        return NULL;
+    }
+    char *data = NULL, *err = NULL;
+    size_t len = 0;
+    if (pm_file_read(path, PM_SCANSTATUS_MAX, PM_FILE_STRICT, &data, &len,
+                     &err) != PM_OK) {
+        *why = pm_asprintf("privmta-milter status refused: %s", err);
+        free(err);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(data);
+    if (!json_is_object(root)) {
+        *why = pm_asprintf("privmta-milter status is not valid JSON (line "
+                           "%d: %.80s)",
+                           jerr.line, root ? "not an object" : jerr.text);
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* A milter on another revision than the node applied enforces something
+ * else than Postfix: never hidden. */
+static void
+s_check_revision(json_t *root, uint64_t applied, Pm__NodeStatus *st)
+{
+    json_t *pol = json_object_get(root, "policy");
+    json_int_t rev = json_integer_value(json_object_get(pol, "revision"));
+    json_t *err = json_object_get(pol, "error");
+    if (!applied || ((uint64_t)rev == applied && !json_is_string(err)))
+        return;
+    char *detail =
+        json_is_string(err)
+            ? pm_asprintf("privmta-milter enforces revision %lld, node "
+                          "applied %llu: %.200s",
+                          (long long)rev, (unsigned long long)applied,
+                          json_string_value(err))
+            : pm_asprintf("privmta-milter enforces revision %lld, node "
+                          "applied %llu",
+                          (long long)rev, (unsigned long long)applied);
+    Pm__ServiceStatus **all[] = {&st->antivirus, &st->antispam, &st->dkim};
+    for (size_t i = 0; i < 3; i++) {
+        Pm__ServiceStatus *s = *all[i];
+        if (!s || s->state == PM__SERVICE_STATUS__STATE__DISABLED ||
+            s->state == PM__SERVICE_STATUS__STATE__DOWN)
+            continue;
+        s->state = PM__SERVICE_STATUS__STATE__DEGRADED;
+        free(s->detail);
+        s->detail = pm_strdup(detail);
+    }
+    free(detail);
+}
+
 void
-pm_scanstatus_fill(const char *path, const Pm__Policy *policy, int stale_s,
-                   Pm__NodeStatus *st)
+pm_scanstatus_fill(const char *path, const Pm__Policy *policy, uint64_t applied,
+                   int stale_s, Pm__NodeStatus *st)
 {
     bool av_on = policy && policy->antivirus_enabled;
     bool as_on = policy && policy->antispam_enabled;
     bool dk_on = policy && policy->n_dkim_domains;
-    struct stat sb;
-    json_t *root = NULL;
     char *why = NULL;
-    if (!path || !*path)
-        why = pm_strdup("no privmta-milter configured on this node");
-    else if (stat(path, &sb) != 0)
-        why = pm_strdup("privmta-milter is not running (no status file)");
-    else if (time(NULL) - sb.st_mtime > stale_s)
-        why = pm_asprintf("privmta-milter status is %lld s old (not running?)",
-                          (long long)(time(NULL) - sb.st_mtime));
-    else if (!(root = json_load_file(path, 0, NULL)))
-        why = pm_strdup("privmta-milter status file is unreadable");
+    json_t *root =
+        (av_on || as_on || dk_on) ? s_load(path, stale_s, &why) : NULL;
     Pm__ServiceStatus__State off = PM__SERVICE_STATUS__STATE__DISABLED;
     s_set(&st->antivirus,
           !av_on ? s_service(off, pm_strdup("off in the policy"))
@@ -127,6 +200,8 @@ pm_scanstatus_fill(const char *path, const Pm__Policy *policy, int stale_s,
           !dk_on ? s_service(off, pm_strdup("no DKIM-enabled domain"))
           : why  ? s_service(PM__SERVICE_STATUS__STATE__DOWN, pm_strdup(why))
                  : s_dkim(json_object_get(root, "dkim")));
+    if (root)
+        s_check_revision(root, applied, st);
     json_decref(root);
     free(why);
 }

@@ -1,8 +1,10 @@
 /* privmta-milter: the node's content filter (libmilter). Holds no
- * control-plane key; reads the agent's store read-only; runs unprivileged
- * once its socket and store are open. See scan/pm_milter.h for what it
+ * control-plane key; reads the policy the agent hands over (pm_handoff.h)
+ * and nothing else of the agent's; runs unprivileged once its socket is
+ * open, and reads nothing before that. See scan/pm_milter.h for what it
  * does and for the Postfix settings it needs. */
 #include "pm_conf.h"
+#include "pm_handoff.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_milter.h"
@@ -26,12 +28,14 @@ static pm_param_t s_params[] = {
     {"socket", "unix:/run/privmta-milter/milter.sock",
      "unix:PATH or inet:PORT@ADDRESS (libmilter syntax)", NULL},
     {"socket_group", "postfix", "group allowed to use the unix socket", NULL},
-    {"store_dir", "/var/lib/privmta-agent/store",
-     "the agent's policy store (read-only)", NULL},
+    {"policy_file", PM_HANDOFF_DIR "/" PM_HANDOFF_POLICY,
+     "the applied revision, as the agent hands it over", NULL},
+    {"store_dir", "",
+     "obsolete (the milter no longer opens the agent's store): ignored", NULL},
     {"node", "", "this node's name (per-node overrides)", NULL},
     {"sig_dir", "/var/lib/clamav", "ClamAV signature databases", NULL},
-    {"dkim_key_dir", "/etc/privmta/dkim", "DKIM private keys (KEYDIR/<key>)",
-     NULL},
+    {"dkim_key_dir", PM_HANDOFF_DIR "/" PM_HANDOFF_DKIM,
+     "DKIM private keys (KEYDIR/<key>), as the agent writes them", NULL},
     {"dkim_query_file", "", "DKIM keys from this file, not DNS (tests)", NULL},
     {"spamd", "127.0.0.1:783", "spamd address: host:port or /socket", NULL},
     {"spamd_timeout_ms", "15000", "longest spamd check before tempfail", NULL},
@@ -126,7 +130,7 @@ static pm_milter_t *
 s_start(void)
 {
     pm_milter_opts_t o = {
-        .store_dir = pm_conf_get(s_params, "store_dir"),
+        .policy_file = pm_conf_get(s_params, "policy_file"),
         .node = pm_conf_get(s_params, "node"),
         .sig_dir = pm_conf_get(s_params, "sig_dir"),
         .key_dir = pm_conf_get(s_params, "dkim_key_dir"),
@@ -144,6 +148,10 @@ s_start(void)
             (size_t)pm_conf_int(s_params, "max_message_bytes", 1024, 1L << 31),
     };
     char *why = NULL;
+    if (*pm_conf_get(s_params, "store_dir"))
+        pm_warn("store_dir is obsolete and ignored: the policy is read from "
+                "%s (policy_file)",
+                o.policy_file);
     pm_milter_t *m = pm_milter_new(&o, &why);
     if (!m)
         pm_fatal("%s", why);

@@ -42,10 +42,13 @@
  * message too big to hold) is a tempfail 451 4.3.0 naming the stage:
  * never a silent accept.
  *
- * Policy following: a follower thread opens the agent's store with
- * PM_STORE_RDONLY and checks pm_store_head every poll_ms (100 ms by
- * default); only when the head changes (or the DKIM key dir's mtime) does
- * it read the revision, build a new snapshot and swap it under a mutex.
+ * Policy following: a follower thread checks the file the agent hands the
+ * applied revision over in (pm_handoff.h) every poll_ms (100 ms by
+ * default; one stat) and the DKIM key dir; only when either changed does
+ * it read the revision (bounded, through pm_wire), build a new snapshot and
+ * swap it under a mutex. It never opens anything of the agent's for
+ * writing, and holds no lock the agent needs. Started before the agent, it
+ * waits for the file (mail is tempfailed until a policy is there).
  * A message takes a reference to the snapshot current at MAIL FROM and
  * keeps it to its end, so a new revision never changes or fails a message
  * in flight. When the custom signature set (names + sha256), the
@@ -81,9 +84,10 @@
  *       -o smtpd_recipient_restrictions=permit_mynetworks,reject
  * with the milter's notify_smtp option naming it (127.0.0.1:10026).
  * (no_address_mappings is optional; keep alias expansion if recipients
- * are aliases.) The milter needs read access to the agent's store dir
- * (opened before privileges are dropped), its DKIM key dir (keys are read
- * again on every policy change, after the drop) and the signature dir.
+ * are aliases.) The milter reads, as its own unprivileged user, the
+ * handoff file and DKIM key dir (through its group: the agent writes them
+ * root:<milter group> 0640) and the signature dir; it writes only its
+ * status dir. Nothing is read while it is still root.
  *
  * Threads: pm_mpolicy_t and pm_milter_t are shared by all threads;
  * pm_mmsg_t and pm_mverdict_t belong to one connection's thread.
@@ -267,31 +271,33 @@ char *pm_milter_spam_level(int64_t hundredths);
 typedef struct pm_milter_t pm_milter_t;
 
 typedef struct {
-    const char *store_dir; /* the agent's store (read-only) */
-    const char *node;      /* node name for per-node overrides ("" none) */
-    const char *sig_dir;   /* signature database dir ("" none) */
-    const char *key_dir;   /* DKIM private keys: KEY_DIR/<key> */
-    const char *spamd;     /* spamd address (pm_spamd_new syntax) */
+    const char *policy_file; /* the agent's handoff (pm_handoff.h) */
+    const char *node;        /* node name for per-node overrides ("" none) */
+    const char *sig_dir;     /* signature database dir ("" none) */
+    const char *key_dir;     /* DKIM private keys: KEY_DIR/<key> */
+    const char *spamd;       /* spamd address (pm_spamd_new syntax) */
     int spamd_timeout_ms;
     const char *dkim_query_file; /* "" = DNS */
     const char *status_dir;      /* where status.json is written ("" none) */
     const char *notify_smtp;     /* host:port of the no-milter listener */
     const char *notify_from;     /* From: of notices ("" postmaster@<j>) */
-    int poll_ms;                 /* store head check period */
+    int poll_ms;                 /* handoff file check period */
     int sig_poll_ms;             /* signature dir check period */
     int status_ms;               /* status file period */
     size_t max_bytes;            /* largest message held for scanning */
 } pm_milter_opts_t;
 
-/* Opens the store (a missing store is retried; mail is tempfailed until a
- * policy is there), loads the current revision synchronously and starts
- * the notifier thread. Returns NULL (and *why) when the spamd address is
- * bad or a library cannot start. Caller owns the result and destroys it
- * with pm_milter_destroy (joins the threads). */
+/* Starts the engines and the notifier thread. Reads no policy: that is
+ * pm_milter_start's first step, after privileges were dropped, so the
+ * milter never reads as root what it could not read later. Returns NULL (and
+ * *why) when the spamd address is bad or a library cannot start. Caller owns
+ * the result and destroys it with pm_milter_destroy (joins the threads). */
 pm_milter_t *pm_milter_new(const pm_milter_opts_t *opts, char **why);
 
-/* Starts the follower (store, status file) and AV reloader threads; the
- * first engine build begins now. Call after privileges were dropped, so
+/* Reads the handoff once (a missing one is retried by the follower; mail
+ * is tempfailed until a policy is there), then starts the follower
+ * (handoff, key dir, status file) and AV reloader threads; the first
+ * engine build begins now. Call after privileges were dropped, so
  * that nothing is half done as root and half as the user (libclamav's
  * temporary files, the status file). PM_OK or PM_EINTERNAL. */
 int pm_milter_start(pm_milter_t *self);

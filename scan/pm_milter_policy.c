@@ -1,5 +1,6 @@
 /* pm_milter_policy.c - the immutable policy snapshot the milter enforces. */
 #include "pm_attach.h"
+#include "pm_file.h"
 #include "pm_milter.h"
 #include "pm_milter_private.h"
 #include "pm_mem.h"
@@ -124,9 +125,10 @@ s_read_key(const char *key_dir, const char *name, char **why)
         return NULL;
     }
     char *path = pm_asprintf("%s/%s", key_dir, name);
-    char *pem = pm_read_small_file(path, 65536, why);
+    char *pem = NULL;
+    int rc = pm_file_read(path, 65536, PM_FILE_STRICT, &pem, NULL, why);
     free(path);
-    if (!pem)
+    if (rc != PM_OK)
         return NULL;
     char *txt = pm_dkim_txt_record(pem, NULL);
     if (!txt) {
@@ -247,31 +249,8 @@ pm_mpolicy_blocklist(const pm_mpolicy_t *self)
     return self->blocklist;
 }
 
-/* ---- small file helpers shared by the milter files ----------------------- */
-
-char *
-pm_read_small_file(const char *path, size_t max, char **why)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *why = pm_asprintf("cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = pm_malloc(max + 1);
-    size_t n = fread(buf, 1, max + 1, f);
-    bool err = ferror(f);
-    fclose(f);
-    if (err || n > max || n == 0) {
-        *why = pm_asprintf("cannot read %s: %s", path,
-                           err ? "read error"
-                           : n ? "too big"
-                               : "empty");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
+/* ---- secrets ----------------------------------------------------------------
+ */
 
 void
 pm_secure_free(char **s_p)

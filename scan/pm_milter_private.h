@@ -10,10 +10,6 @@
 /* The snapshot's attachment blocklist (owned by SELF). */
 const pm_attach_blocklist_t *pm_mpolicy_blocklist(const pm_mpolicy_t *self);
 
-/* Reads a whole file of at most MAX bytes as a string; NULL and *why (one
- * line, caller frees) when missing, empty, unreadable or too big. */
-char *pm_read_small_file(const char *path, size_t max, char **why);
-
 /* Wipes and frees a secret string, nulls *s_p; accepts NULL. */
 void pm_secure_free(char **s_p);
 

@@ -8,7 +8,7 @@
 #include "pm_milter_run.h"
 #include "pm_notify.h"
 #include "pm_policy.h"
-#include "pm_store.h"
+#include "pm_handoff.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -205,37 +205,43 @@ s_av_want(pm_milter_t *self, const Pm__Policy *policy, uint64_t dir_print)
 /* ---- the policy follower ----------------------------------------------------
  */
 
-static time_t
-s_keydir_mtime(const char *dir)
+/* Identity of a file or directory as stat sees it: a change of inode,
+ * size or mtime (ns) is a change; "" when it is not there. */
+static void
+s_print(const char *path, char *out, size_t size)
 {
     struct stat st;
-    return dir && *dir && stat(dir, &st) == 0 ? st.st_mtime : 0;
+    if (!path || !*path || stat(path, &st) != 0) {
+        snprintf(out, size, "-");
+        return;
+    }
+    snprintf(out, size, "%llx.%llx.%lld.%ld", (unsigned long long)st.st_ino,
+             (unsigned long long)st.st_size, (long long)st.st_mtim.tv_sec,
+             st.st_mtim.tv_nsec);
 }
 
-/* Reads the head revision and swaps in a new snapshot. */
+/* Reads the handed-off revision and swaps in a new snapshot; on any error
+ * the previous snapshot stays in force and the error is reported. */
 static void
-s_load_head(pm_milter_t *self, uint64_t head)
+s_load(pm_milter_t *self)
 {
     Pm__Revision *rev = NULL;
-    int rc = pm_store_get(self->store, 0, &rev);
     char *why = NULL;
     pm_mpolicy_t *snap = NULL;
     uint64_t dir_print = s_dir_print(self->o.sig_dir);
+    int rc = pm_handoff_read(self->o.policy_file, &rev, &why);
     if (rc == PM_OK) {
         Pm__Policy *node = pm_policy_for_node(rev->policy, self->o.node);
         snap = pm_mpolicy_new(node, rev->number, self->o.key_dir, &why);
         pm_policy_free(&node);
-    } else {
-        why = pm_asprintf("cannot read revision %llu: %s",
-                          (unsigned long long)head, pm_strerror(rc));
     }
     pthread_mutex_lock(&self->mu);
-    self->head = head;
     free(self->policy_error);
     self->policy_error = why ? pm_strdup(why) : NULL;
     if (snap) {
         pm_mpolicy_t *old = self->cur;
         self->cur = snap;
+        self->head = rev->number;
         pm_mpolicy_unref(&old);
         s_av_want(self, pm_mpolicy_policy(snap), dir_print);
     }
@@ -243,31 +249,30 @@ s_load_head(pm_milter_t *self, uint64_t head)
     if (snap)
         pm_info("policy revision %llu in force",
                 (unsigned long long)pm_mpolicy_rev(snap));
+    else if (rc == PM_ENOTFOUND)
+        pm_info("no policy handed over yet (%s); mail is tempfailed",
+                self->o.policy_file);
     else
-        pm_error("policy revision %llu not loaded (keeping the previous "
-                 "one): %s",
-                 (unsigned long long)head, why);
+        pm_error("policy not loaded (keeping the previous one): %s", why);
     free(why);
     if (rev)
         pm__revision__free_unpacked(rev, NULL);
 }
 
-/* One cheap check: the head number (one LMDB read transaction) and the key
- * dir's mtime; a reload only when either changed. */
+/* One cheap check: two stat calls; a reload only when the handoff file or
+ * the key dir changed. */
 void
 pm_milter_poll(pm_milter_t *self)
 {
-    if (!self->store && pm_store_open(self->o.store_dir, PM_STORE_RDONLY, 0,
-                                      &self->store) != PM_OK)
+    char print[96], keys[48];
+    s_print(self->o.policy_file, print, sizeof print);
+    s_print(self->o.key_dir, keys, sizeof keys);
+    strncat(print, "/", sizeof print - strlen(print) - 1);
+    strncat(print, keys, sizeof print - strlen(print) - 1);
+    if (strcmp(print, self->handoff_print) == 0)
         return;
-    uint64_t head = 0;
-    if (pm_store_head(self->store, &head) != PM_OK || head == 0)
-        return;
-    time_t kt = s_keydir_mtime(self->o.key_dir);
-    if (head == self->head && kt == self->key_mtime)
-        return;
-    self->key_mtime = kt;
-    s_load_head(self, head);
+    memcpy(self->handoff_print, print, sizeof print);
+    s_load(self);
 }
 
 static void *
@@ -313,7 +318,7 @@ static void
 s_copy_opts(pm_milter_opts_t *dst, const pm_milter_opts_t *src)
 {
 #define S_DUP(f) dst->f = pm_strdup(src->f ? src->f : "")
-    S_DUP(store_dir);
+    S_DUP(policy_file);
     S_DUP(node);
     S_DUP(sig_dir);
     S_DUP(key_dir);
@@ -379,7 +384,6 @@ pm_milter_new(const pm_milter_opts_t *opts, char **why)
         pm_milter_destroy(&self);
         return NULL;
     }
-    pm_milter_poll(self);
     return self;
 }
 
@@ -388,6 +392,7 @@ pm_milter_start(pm_milter_t *self)
 {
     if (self->av_started || self->follow_started)
         return PM_OK;
+    pm_milter_poll(self);
     self->av_started = pthread_create(&self->av_thr, NULL, s_av_run, self) == 0;
     self->follow_started =
         pthread_create(&self->follow_thr, NULL, s_follow_run, self) == 0;
@@ -412,7 +417,6 @@ pm_milter_destroy(pm_milter_t **self_p)
     pm_notify_destroy(&self->notify);
     pm_mpolicy_unref(&self->cur);
     pm_policy_free(&self->av_want_policy);
-    pm_store_close(&self->store);
     pm_av_destroy(&self->av);
     pm_spamd_destroy(&self->spamd);
     pm_dkim_destroy(&self->dkim);
@@ -429,7 +433,7 @@ pm_milter_destroy(pm_milter_t **self_p)
 void
 pm_milter_opts_free(pm_milter_opts_t *o)
 {
-    free((char *)o->store_dir);
+    free((char *)o->policy_file);
     free((char *)o->node);
     free((char *)o->sig_dir);
     free((char *)o->key_dir);

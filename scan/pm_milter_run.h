@@ -8,7 +8,6 @@
 #include "pm_milter.h"
 #include "pm_notify.h"
 #include "pm_spamd.h"
-#include "pm_store.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -22,9 +21,8 @@ struct pm_milter_t {
     pthread_cond_t av_cond, stop_cond;
     bool stop;
     /* policy */
-    pm_store_t *store; /* follower thread only */
-    uint64_t head;
-    time_t key_mtime;
+    char handoff_print[96]; /* follower thread only: what was loaded */
+    uint64_t head;          /* revision in force, 0 before any */
     pm_mpolicy_t *cur;
     char *policy_error;
     /* antivirus */
@@ -45,7 +43,7 @@ struct pm_milter_t {
     bool av_started, follow_started;
 };
 
-/* Checks the store head (and key dir) once; reloads on change. */
+/* Checks the handoff file (and key dir) once; reloads on change. */
 void pm_milter_poll(pm_milter_t *self);
 
 void pm_milter_opts_free(pm_milter_opts_t *o);

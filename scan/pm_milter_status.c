@@ -16,9 +16,11 @@
  *                "discarded": 1},
  *   "notifications": {"sent": 3, "failed": 0}
  * }
- * Written to STATUS_DIR/status.json.tmp, fsync'd, then renamed over
- * STATUS_DIR/status.json: a reader sees the old or the new file whole.
+ * Replaces STATUS_DIR/status.json with pm_file_write: a reader sees the
+ * old or the new file whole. The agent reads it as root, bounded
+ * (pm_scanstatus.c): whatever this process writes there is untrusted.
  */
+#include "pm_file.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_milter.h"
@@ -119,23 +121,17 @@ pm_milter_write_status(pm_milter_t *self)
     json_t *root = s_status_json(self);
     if (!root)
         return PM_EINTERNAL;
-    char *tmp = pm_asprintf("%s/status.json.tmp", self->o.status_dir);
     char *dst = pm_asprintf("%s/status.json", self->o.status_dir);
-    int rc = PM_EIO;
-    FILE *f = fopen(tmp, "w");
-    if (f && json_dumpf(root, f, JSON_INDENT(2) | JSON_SORT_KEYS) == 0 &&
-        fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fileno(f)) == 0)
-        rc = PM_OK;
-    if (f && fclose(f) != 0)
-        rc = PM_EIO;
-    if (rc == PM_OK && rename(tmp, dst) != 0)
-        rc = PM_EIO;
-    if (rc != PM_OK) {
-        unlink(tmp);
-        pm_debug("status file %s not written", dst);
-    }
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    char *why = NULL;
+    int rc = text
+                 ? pm_file_write(dst, text, strlen(text), 0644, (gid_t)-1, &why)
+                 : PM_EINTERNAL;
+    if (rc != PM_OK)
+        pm_debug("status file %s not written: %s", dst, why ? why : "");
+    free(why);
+    free(text);
     json_decref(root);
-    free(tmp);
     free(dst);
     return rc;
 }

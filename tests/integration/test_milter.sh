@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end, no mocks: a real Postfix instance (deploy/postfix-node.sh)
-# calling a real privmta-milter, which reads its policy from an LMDB store
-# written as the agent does (pm_store_mirror, via tests/scan/mkpolicy),
+# calling a real privmta-milter, which reads its policy from the handoff
+# file written as the agent does (pm_handoff_write, via tests/scan/mkpolicy;
+# test_node.sh runs the real agent and milter together), runs as nobody and
+# reads the handoff and its DKIM keys through its group only (root-owned,
+# 0640, as the agent writes them),
 # scans with libclamav, asks a real spamd (with only this test's rules, so
 # scores are exact), and verifies and signs DKIM with libopendkim (keys
 # looked up offline in a query file). Mail goes in with swaks; what arrives
@@ -13,21 +16,24 @@ MKPOLICY="$BUILD/tests/scan/mkpolicy"
 DKIMSIGN="$BUILD/tests/scan/dkimsign"
 PFN="$SRC/deploy/postfix-node.sh"
 
-for tool in postfix swaks spamd openssl smtp-source; do
-    command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 0; }
+for tool in postfix swaks spamd openssl smtp-source jq; do
+    command -v "$tool" >/dev/null || skip "$tool not installed"
 done
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (Postfix instance)"; exit 0; }
+[ "$(id -u)" -eq 0 ] || skip "needs root (Postfix instance)"
 
 chmod 0755 "$WORK" # postfix and nobody traverse it
 NODE="$WORK/node"
 RUN="$WORK/run"
-STORE="$WORK/store"
-KEYS="$WORK/keys"
+HANDOFF="$WORK/handoff"
+KEYS="$HANDOFF/dkim"
 SIGS="$WORK/sigs"
 SA="$WORK/sa"
 MAIL="$NODE/mail"
+MGID=$(getent group nogroup | cut -d: -f3) # nobody's group
 mkdir -p "$RUN" "$KEYS" "$SIGS" "$SA"
-chmod 0755 "$RUN" "$KEYS" "$SIGS" "$SA"
+chmod 0755 "$RUN" "$SIGS" "$SA"
+chown root:nogroup "$HANDOFF" "$KEYS"
+chmod 0750 "$HANDOFF" "$KEYS"
 PORT=$(free_port)
 NPORT=$(free_port)
 SPAMD_PORT=$(free_port)
@@ -98,8 +104,8 @@ check "spamd starts" start_spamd
 
 # --- DKIM key and the offline key file ---------------------------------------------
 openssl genrsa -out "$KEYS/signed.pem" 2048 2>/dev/null
-chown nobody "$KEYS/signed.pem"
-chmod 0600 "$KEYS/signed.pem"
+chown root:nogroup "$KEYS/signed.pem"
+chmod 0640 "$KEYS/signed.pem"
 echo "s1._domainkey.signed.test $("$DKIMSIGN" txt "$KEYS/signed.pem")" >"$WORK/dkim.keys"
 chmod 0644 "$WORK/dkim.keys"
 
@@ -132,23 +138,23 @@ dkim:
   domains:
     - {domain: signed.test, selector: s1, key: signed.pem}
 EOF
-    "$MKPOLICY" "$STORE" "$1" "$WORK/policy.yaml"
+    "$MKPOLICY" "$HANDOFF/policy.pb" "$1" "$WORK/policy.yaml" "$MGID"
 }
-check "revision 1 mirrored into the store" policy 1 true "$MARK1" discard true
+check "revision 1 handed over" policy 1 true "$MARK1" discard true
 
 # --- the milter ---------------------------------------------------------------------
 # start_milter NAME SOCKET: runs as root, drops to nobody
 start_milter() {
     mkdir -p "$RUN/$1"
-    "$MILTER" --socket "$2" --store-dir "$STORE" --sig-dir "$SIGS" \
+    daemon_bg "milter $1" "$WORK/milter-$1.log" \
+        "$MILTER" --socket "$2" --policy-file "$HANDOFF/policy.pb" --sig-dir "$SIGS" \
         --dkim-key-dir "$KEYS" --dkim-query-file "$WORK/dkim.keys" \
         --spamd "127.0.0.1:$SPAMD_PORT" --spamd-timeout-ms 5000 \
         --notify-smtp "127.0.0.1:$NPORT" \
         --notify-from "privmta <postmaster@node1.test>" \
         --status-dir "$RUN/$1" --status-ms 200 --sig-poll-ms 500 \
-        --user nobody --log-level info >>"$WORK/milter-$1.log" 2>&1 &
-    PIDS+=($!)
-    eval "MILTER_PID_$1=$!"
+        --user nobody --log-level info
+    eval "MILTER_PID_$1=$DAEMON_PID"
     for _ in $(seq 1 100); do
         grep -q '"loaded": true' "$RUN/$1/status.json" 2>/dev/null &&
             jq -e '.antivirus.loaded' "$RUN/$1/status.json" >/dev/null 2>&1 &&
@@ -158,7 +164,6 @@ start_milter() {
     cat "$WORK/milter-$1.log"
     return 1
 }
-command -v jq >/dev/null || apt-get install -y -q jq >/dev/null 2>&1
 check "milter starts on a unix socket, policy and AV engine loaded" \
     start_milter unix "unix:$RUN/milter.sock"
 check "milter runs as nobody" test "$(ps -o user= -p "$MILTER_PID_unix")" = nobody
@@ -209,8 +214,14 @@ delivered() {
     done
     return 1
 }
-not_delivered() { # TOKEN: no message with this Subject after 1.5 s
-    sleep 1.5
+# not_delivered TOKEN: no message with this Subject arrived. A clean
+# barrier message sent afterwards is delivered first (waited for), so any
+# earlier message Postfix had queued has had its turn: no fixed sleep.
+not_delivered() {
+    local b="pmbarrier$(date +%s%N)x"
+    plain_msg "$WORK/barrier.eml" "$b"
+    send "$WORK/barrier.out" "$WORK/barrier.eml" || return 1
+    delivered "$b" || return 1
     ! grep -qE "^Subject: (\[SPAM\] )?$1" "$MAIL"/*.mbox 2>/dev/null
 }
 # expect_reject WHAT CODE PATTERN DATA_FILE [FROM_IP]
@@ -304,12 +315,18 @@ check "admin notice names file, sender, recipient, queue id, time" \
              grep -q '^Time: *20[0-9-]* [0-9:]* UTC' '$MAIL/admin.mbox'"
 check "notices came through the no-milter listener, null sender" \
     bash -c "grep -q '^Return-Path: <MAILER-DAEMON' '$MAIL/admin.mbox' || grep -q '^Return-Path: <>' '$MAIL/admin.mbox'"
-check "no notice passed through the milter" \
-    bash -c "! grep -q 'privmta.*refused.*from=<>' '$WORK/milter-unix.log'"
+# every message the milter decides is logged with its sender: the first
+# check shows the pattern meets real lines, the second that none had <>
+check "the milter logs each message's sender" \
+    grep -q 'from=<sender@remote.example>' "$WORK/milter-unix.log"
+check "no notice passed through the milter (no null sender seen)" \
+    bash -c "! grep -q 'from=<>' '$WORK/milter-unix.log'"
 
 A0=$(notices admin)
 R0=$(notices alice)
-check "revision 2 (notifications off) mirrored" policy 2 false "$MARK1" discard true
+S0=$(jq -r .notifications.sent "$RUN/unix/status.json")
+REJ=$(jq -r .messages.rejected "$RUN/unix/status.json")
+check "revision 2 (notifications off) handed over" policy 2 false "$MARK1" discard true
 check "milter follows revision 2 without restart" wait_status .policy.revision 2
 check "same milter process" kill -0 "$MILTER_PID_unix"
 mime_msg "$M" "$(tok)" 'Content-Type: application/octet-stream' \
@@ -318,7 +335,11 @@ expect_reject "still rejected with notifications off" 554 "\.exe" "$M"
 T=$(tok)
 plain_msg "$M" "$T"
 expect_accept "a later clean message is delivered" "$M" "$T"
-sleep 1.5
+# notices are queued when the verdict is made: once the status counts the
+# rejection above, a notice for it would have been queued already
+check "the milter's status counts the rejection" wait_for 10 bash -c "[ \$(jq -r .messages.rejected '$RUN/unix/status.json') -gt $REJ ]"
+check "no notice was queued with notifications off" \
+    test "$(jq -r .notifications.sent "$RUN/unix/status.json")" = "$S0"
 check "no admin notice when inbound.notify_admin is off" test "$(notices admin)" -eq "$A0"
 check "no recipient notice when inbound.notify_recipient is off" test "$(notices alice)" -eq "$R0"
 
@@ -345,7 +366,7 @@ flow() {
 }
 flow &
 FLOW=$!
-sleep 0.5
+wait_for 20 test -s "$WORK/flow3.out"
 check "revision 3 (new signature set) mirrored mid-flow" policy 3 false "$MARK2" discard true
 wait "$FLOW"
 check "all 25 messages sent during the swap accepted" test "$(cat "$WORK/flow.ok")" = 25
@@ -377,7 +398,7 @@ send "$WORK/swaks.out" "$M"
 check "score 15.0 (kill, discard): accepted by SMTP" test $? -eq 0
 check "score 15.0 (kill, discard): not delivered" not_delivered "$T"
 check "discard logged" grep -q "discarded: spam score 15.00 >= kill 15.00" "$WORK/milter-unix.log"
-check "revision 4 (kill_action deliver) mirrored" policy 4 false "$MARK2" deliver true
+check "revision 4 (kill_action deliver) handed over" policy 4 false "$MARK2" deliver true
 check "milter follows revision 4" wait_status .policy.revision 4
 T=$(tok)
 plain_msg "$M" "$T" sender@remote.example "pmtest-alpha pmtest-beta"
@@ -422,11 +443,12 @@ done
 T=$(tok)
 plain_msg "$M" "$T"
 expect_reject "spamd stopped: tempfail" 451 "4.3" "$M"
-check "... and not delivered" not_delivered "$T"
+# refused at SMTP time, so never queued: nothing to wait for
+check "... and not delivered" bash -c "! grep -q '$T' '$MAIL'/*.mbox"
 check "status: spamd unreachable" wait_status .antispam.reachable false
 
 # --- TCP milter socket ------------------------------------------------------------------------
-check "revision 5 (antispam off) mirrored" policy 5 false "$MARK2" deliver false
+check "revision 5 (antispam off) handed over" policy 5 false "$MARK2" deliver false
 check "milter follows revision 5" wait_status .policy.revision 5
 # 40 signed outbound messages (a header change per message) through each
 # socket kind: a Nagle / delayed-ACK stall would add ~40 ms per message
@@ -442,8 +464,7 @@ UNIX_MS=$(timed unix)
 check "unix: 40 messages went through" test -n "$UNIX_MS"
 check "second milter starts on TCP 127.0.0.1" start_milter tcp "inet:$MPORT@127.0.0.1"
 postconf -c "$ETC" -e "smtpd_milters = inet:127.0.0.1:$MPORT"
-postfix -c "$ETC" reload >/dev/null 2>&1
-sleep 1
+postfix -c "$ETC" reload >/dev/null 2>&1 # takes effect on the next connection
 mime_msg "$M" "$(tok)" 'Content-Type: application/octet-stream' \
     'Content-Disposition: attachment; filename="tcp.exe"'
 expect_reject "TCP: .exe rejected" 554 "\.exe" "$M"
@@ -452,9 +473,9 @@ T=$(tok)
 plain_msg "$M" "$T"
 expect_accept "TCP: clean mail delivered" "$M" "$T"
 TCP_MS=$(timed tcp)
+# a figure, not an assertion (timings belong to bench/bench_milter.sh)
 echo "# per message: unix socket $UNIX_MS ms, TCP $TCP_MS ms"
-check "TCP: no per-message stall ($TCP_MS ms vs unix $UNIX_MS ms)" \
-    test "${TCP_MS:-999}" -lt $((${UNIX_MS:-0} * 2 + 15))
+check "TCP: 40 messages went through" test -n "$TCP_MS"
 check "timed messages were signed (unix and TCP)" \
     bash -c "[ \$(grep -c '^DKIM-Signature:' '$MAIL/alice.mbox') -ge 80 ]"
 check "status (TCP milter): revision 5, AV loaded" wait_status .policy.revision 5 tcp

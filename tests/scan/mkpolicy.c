@@ -1,11 +1,12 @@
-/* mkpolicy - tests only: mirror a policy file into a store as the agent
- * does (pm_store_mirror), so privmta-milter can read it.
+/* mkpolicy - tests and benchmarks only: hand a policy file over to
+ * privmta-milter as the agent does (pm_handoff_write), without an agent.
  *
- * usage: mkpolicy STORE_DIR REVISION POLICY_FILE
- * Exit 0 on success; 1 with the policy problems or the store error. */
+ * usage: mkpolicy HANDOFF_FILE REVISION POLICY_FILE [GROUP_ID]
+ * Exit 0 on success; 1 with the policy problems or the write error. */
 #include "pm_diag.h"
 #include "pm_policy.h"
-#include "pm_store.h"
+#include "pm_error.h"
+#include "pm_handoff.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,9 @@
 int
 main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: mkpolicy STORE_DIR REVISION POLICY_FILE\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: mkpolicy HANDOFF_FILE REVISION POLICY_FILE "
+                        "[GROUP_ID]\n");
         return 2;
     }
     pm_diag_t *diag = pm_diag_new(argv[3]);
@@ -35,14 +37,13 @@ main(int argc, char **argv)
     rev.message = "";
     rev.digest = digest;
     rev.policy = policy;
-    pm_store_t *store = NULL;
-    int rc = pm_store_open(argv[1], 0, 64u << 20, &store);
-    if (rc == PM_OK)
-        rc = pm_store_mirror(store, &rev);
-    pm_store_close(&store);
+    char *why = NULL;
+    gid_t gid = argc == 5 ? (gid_t)strtoul(argv[4], NULL, 10) : (gid_t)-1;
+    int rc = pm_handoff_write(argv[1], &rev, gid, &why);
     pm_policy_free(&policy);
     if (rc != PM_OK) {
-        fprintf(stderr, "mkpolicy: %s: %s\n", argv[1], pm_strerror(rc));
+        fprintf(stderr, "mkpolicy: %s\n", why);
+        free(why);
         return 1;
     }
     return 0;

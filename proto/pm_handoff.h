@@ -1,0 +1,40 @@
+/* pm_handoff.h - the applied revision, handed from the agent to the milter.
+ *
+ * The agent (root) and privmta-milter (unprivileged, parses hostile mail)
+ * share no store and no lock: after applying revision N the agent writes
+ * this node's effective revision to one file, root-owned, mode 0640,
+ * group = the milter's group, in a root-owned directory (pm_file_write:
+ * never through a link, replaced atomically). The milter only ever reads
+ * it, and every byte goes through pm_wire's revision gate. A milter started
+ * before the agent waits for the file; the agent's state is never mapped
+ * or locked by the milter.
+ *
+ * The default layout, one for both programs (documented in the README):
+ *     /var/lib/privmta-milter/           root:<milter group> 0750
+ *     /var/lib/privmta-milter/policy.pb  root:<milter group> 0640
+ *     /var/lib/privmta-milter/dkim/      root:<milter group> 0750
+ *     /var/lib/privmta-milter/dkim/<id>  root:<milter group> 0640
+ */
+#ifndef PM_HANDOFF_H
+#define PM_HANDOFF_H
+
+#include "privmta.pb-c.h"
+
+#include <sys/types.h>
+
+#define PM_HANDOFF_DIR "/var/lib/privmta-milter"
+#define PM_HANDOFF_POLICY "policy.pb"
+#define PM_HANDOFF_DKIM "dkim"
+
+/* Writes REV (its policy already this node's effective one) to PATH, mode
+ * 0640, group GID (-1: unchanged). PM_OK, or PM_EIO with *why. */
+int pm_handoff_write(const char *path, const Pm__Revision *rev, gid_t gid,
+                     char **why);
+
+/* Reads PATH (at most PM_WIRE_MESSAGE_MAX bytes, no link followed) and
+ * unpacks it through pm_wire. PM_OK and *rev (caller frees with
+ * pm__revision__free_unpacked); PM_ENOTFOUND when there is no file yet;
+ * PM_EINVAL, PM_EIO or PM_EPROTO with *why. */
+int pm_handoff_read(const char *path, Pm__Revision **rev, char **why);
+
+#endif

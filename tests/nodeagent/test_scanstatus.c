@@ -1,0 +1,188 @@
+/* test_scanstatus.c - the milter's status as the agent reads it: whatever
+ * the unprivileged side puts there (a FIFO, a link, a huge or broken file)
+ * turns into "down" with the reason, quickly; a milter on another revision
+ * is reported; details stay bounded. */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pm_mem.h"
+#include "pm_policy.h"
+#include "pm_scanstatus.h"
+
+static char s_dir[64], s_path[96];
+
+static void
+s_setup(void)
+{
+    strcpy(s_dir, "/tmp/pm-test-scanstatus.XXXXXX");
+    cr_assert_not_null(mkdtemp(s_dir));
+    snprintf(s_path, sizeof s_path, "%s/status.json", s_dir);
+}
+
+static void
+s_teardown(void)
+{
+    char *cmd = pm_asprintf("rm -rf %s", s_dir);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+}
+
+TestSuite(scanstatus, .init = s_setup, .fini = s_teardown, .timeout = 10);
+
+static Pm__Policy *
+s_policy(size_t n_dkim)
+{
+    Pm__Policy *p = pm_policy_new();
+    p->antivirus_enabled = true;
+    p->antispam_enabled = true;
+    p->n_dkim_domains = n_dkim;
+    p->dkim_domains = pm_calloc(n_dkim + 1, sizeof *p->dkim_domains);
+    for (size_t i = 0; i < n_dkim; i++) {
+        Pm__DkimDomain *d = pm_malloc(sizeof *d);
+        pm__dkim_domain__init(d);
+        d->domain = pm_asprintf("d%zu.example", i);
+        d->selector = pm_strdup("s1");
+        d->key = pm_strdup("k");
+        p->dkim_domains[i] = d;
+    }
+    return p;
+}
+
+static void
+s_write(const char *text)
+{
+    FILE *f = fopen(s_path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static const char s_ok[] =
+    "{\"policy\": {\"revision\": 7, \"loaded\": true, \"error\": null},"
+    " \"antivirus\": {\"loaded\": true, \"signatures\": 3,"
+    " \"db_age_seconds\": null, \"last_error\": null},"
+    " \"antispam\": {\"reachable\": true, \"latency_ms\": 4, \"checked\": 1},"
+    " \"dkim\": {\"domains\": []}}";
+
+/* Fills a status for POLICY at revision APPLIED. Caller frees. */
+static Pm__NodeStatus *
+s_fill(const Pm__Policy *policy, uint64_t applied)
+{
+    Pm__NodeStatus *st = pm_malloc(sizeof *st);
+    pm__node_status__init(st);
+    pm_scanstatus_fill(s_path, policy, applied, 10, st);
+    return st;
+}
+
+Test(scanstatus, healthy_file_is_ok)
+{
+    Pm__Policy *p = s_policy(0);
+    s_write(s_ok);
+    Pm__NodeStatus *st = s_fill(p, 7);
+    cr_expect_eq(st->antivirus->state, PM__SERVICE_STATUS__STATE__OK);
+    cr_expect_eq(st->antispam->state, PM__SERVICE_STATUS__STATE__OK);
+    cr_expect_eq(st->dkim->state, PM__SERVICE_STATUS__STATE__DISABLED);
+    pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&p);
+}
+
+Test(scanstatus, fifo_is_down_and_does_not_block)
+{
+    Pm__Policy *p = s_policy(0);
+    cr_assert_eq(mkfifo(s_path, 0600), 0);
+    Pm__NodeStatus *st = s_fill(p, 7);
+    cr_expect_eq(st->antivirus->state, PM__SERVICE_STATUS__STATE__DOWN);
+    cr_expect(strstr(st->antivirus->detail, "not a regular file"), "%s",
+              st->antivirus->detail);
+    pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&p);
+}
+
+Test(scanstatus, symlink_is_refused)
+{
+    Pm__Policy *p = s_policy(0);
+    char *real = pm_asprintf("%s/real.json", s_dir);
+    FILE *f = fopen(real, "w");
+    fputs(s_ok, f);
+    fclose(f);
+    cr_assert_eq(symlink(real, s_path), 0);
+    Pm__NodeStatus *st = s_fill(p, 7);
+    cr_expect_eq(st->antispam->state, PM__SERVICE_STATUS__STATE__DOWN);
+    cr_expect(strstr(st->antispam->detail, "symbolic link"), "%s",
+              st->antispam->detail);
+    pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&p);
+    free(real);
+}
+
+Test(scanstatus, oversized_is_down_unread)
+{
+    Pm__Policy *p = s_policy(0);
+    s_write("");
+    cr_assert_eq(truncate(s_path, 512L << 20), 0); /* sparse: no disk */
+    Pm__NodeStatus *st = s_fill(p, 7);
+    cr_expect_eq(st->antivirus->state, PM__SERVICE_STATUS__STATE__DOWN);
+    cr_expect(strstr(st->antivirus->detail, "allowed"), "%s",
+              st->antivirus->detail);
+    pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&p);
+}
+
+Test(scanstatus, malformed_json_is_down)
+{
+    Pm__Policy *p = s_policy(0);
+    s_write("{\"policy\": ");
+    Pm__NodeStatus *st = s_fill(p, 7);
+    cr_expect_eq(st->antivirus->state, PM__SERVICE_STATUS__STATE__DOWN);
+    cr_expect(strstr(st->antivirus->detail, "not valid JSON"), "%s",
+              st->antivirus->detail);
+    pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&p);
+}
+
+Test(scanstatus, milter_on_another_revision_is_reported)
+{
+    Pm__Policy *p = s_policy(0);
+    s_write(s_ok); /* the milter says 7 */
+    Pm__NodeStatus *st = s_fill(p, 8);
+    cr_expect_eq(st->antivirus->state, PM__SERVICE_STATUS__STATE__DEGRADED);
+    cr_expect(strstr(st->antivirus->detail, "enforces revision 7, node "
+                                            "applied 8"),
+              "%s", st->antivirus->detail);
+    cr_expect_eq(st->antispam->state, PM__SERVICE_STATUS__STATE__DEGRADED);
+    pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&p);
+}
+
+/* 1024 domains without a usable key: the detail names ten and counts the
+ * rest, so a report stays within the wire's limits. */
+Test(scanstatus, many_unusable_dkim_domains_stay_bounded)
+{
+    Pm__Policy *p = s_policy(1024);
+    char *buf = pm_strdup("{\"policy\": {\"revision\": 7}, \"dkim\": "
+                          "{\"domains\": [");
+    for (int i = 0; i < 1024; i++) {
+        char *more = pm_asprintf("%s%s{\"domain\": \"d%d.example\", "
+                                 "\"usable\": false}",
+                                 buf, i ? ", " : "", i);
+        free(buf);
+        buf = more;
+    }
+    char *all = pm_asprintf("%s]}}", buf);
+    s_write(all);
+    Pm__NodeStatus *st = s_fill(p, 7);
+    cr_expect_eq(st->dkim->state, PM__SERVICE_STATUS__STATE__DEGRADED);
+    cr_expect(strlen(st->dkim->detail) < 400, "%zu bytes",
+              strlen(st->dkim->detail));
+    cr_expect(strstr(st->dkim->detail, "and 1014 more"), "%s",
+              st->dkim->detail);
+    pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&p);
+    free(buf);
+    free(all);
+}
