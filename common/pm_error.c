@@ -20,7 +20,7 @@ pm_strerror(int err)
     case PM_EEXIST:
         return "already exists";
     case PM_ENOMEM:
-        return "out of memory or storage map full";
+        return "out of memory";
     case PM_EIO:
         return "storage or I/O error";
     case PM_EPROTO:
@@ -31,6 +31,9 @@ pm_strerror(int err)
         return "access denied";
     case PM_EINTERNAL:
         return "internal error";
+    case PM_EFULL:
+        return "store full: the LMDB map reached its ceiling; raise "
+               "store_max_mb or lower history_keep";
     }
     return "unknown error";
 }

@@ -13,12 +13,13 @@ typedef enum {
     PM_ENOTFOUND, /* no such revision, node or key */
     PM_ECONFLICT, /* compare-and-swap failed: the head moved */
     PM_EEXIST,    /* already exists (immutable revision, enrolled node) */
-    PM_ENOMEM,    /* out of memory or LMDB map full */
+    PM_ENOMEM,    /* out of memory */
     PM_EIO,       /* storage or file system error */
     PM_EPROTO,    /* malformed message from the network */
     PM_ETIMEDOUT, /* the peer did not answer in time */
     PM_EDENIED,   /* authentication or authorisation refused */
     PM_EINTERNAL, /* a bug or an unexpected library failure */
+    PM_EFULL,     /* store full: no room left in the LMDB map */
 } pm_err_t;
 
 /* Returns a static, human-readable description of err. Never NULL. */

@@ -7,6 +7,10 @@
  *   nodes  node name -> packed Pm__NodeStatus
  * Big-endian keys sort numerically under LMDB's default memcmp order, so the
  * newest revision is the last key and MDB_APPEND is valid for commits.
+ *
+ * Every write goes through s_write, which grows the map when it is full
+ * and runs the transaction again. Pruning (retention, mirrors) deletes
+ * revisions with s_prune.
  */
 #include "pm_store.h"
 
@@ -30,8 +34,10 @@ struct pm_store_t {
     MDB_env *env;
     MDB_dbi meta, revs, nodes, secrets;
     bool rdonly;
-    bool have_dbs; /* false while a read-only open finds no databases yet */
-    MDB_txn *rtxn; /* reset read transaction, renewed for each read */
+    bool have_dbs;  /* false while a read-only open finds no databases yet */
+    MDB_txn *rtxn;  /* reset read transaction, renewed for each read */
+    size_t map_max; /* the map grows up to this */
+    uint64_t keep;  /* history retention; 0 keeps every revision */
 };
 
 static int
@@ -43,6 +49,8 @@ s_err(int rc)
     case MDB_NOTFOUND:
         return PM_ENOTFOUND;
     case MDB_MAP_FULL:
+    case MDB_TXN_FULL: /* too many pages for one transaction: no room */
+        return PM_EFULL;
     case ENOMEM:
         return PM_ENOMEM;
     case MDB_KEYEXIST:
@@ -204,6 +212,7 @@ pm_store_open(const char *dir, unsigned flags, size_t map_size,
         return PM_EINVAL;
     pm_store_t *self = pm_calloc(1, sizeof *self);
     self->rdonly = flags & PM_STORE_RDONLY;
+    self->map_max = map_size > PM_STORE_MAP_MAX ? map_size : PM_STORE_MAP_MAX;
     int rc = s_prepare_dir(dir, self->rdonly);
     if (rc == PM_OK)
         rc = s_env_open(self, dir, map_size);
@@ -230,6 +239,24 @@ pm_store_close(pm_store_t **self_p)
         mdb_env_close(self->env);
     free(self);
     *self_p = NULL;
+}
+
+int
+pm_store_set_retention(pm_store_t *self, uint64_t keep)
+{
+    if (!self || self->rdonly)
+        return PM_EINVAL;
+    self->keep = keep;
+    return PM_OK;
+}
+
+int
+pm_store_set_map_max(pm_store_t *self, size_t max)
+{
+    if (!self || self->rdonly)
+        return PM_EINVAL;
+    self->map_max = max;
+    return PM_OK;
 }
 
 /* ---- Reading ---------------------------------------------------------- */
@@ -297,6 +324,26 @@ s_decode_rev(const MDB_val *key, const MDB_val *val, Pm__Revision **out)
 }
 
 static int
+s_decode_node(const MDB_val *key, const MDB_val *val, Pm__NodeStatus **out)
+{
+    Pm__NodeStatus *st = NULL;
+    char *why = NULL;
+    if (pm_wire_unpack_node_status(val->mv_data, val->mv_size, &st, &why)) {
+        pm_debug("store: node %.*s unreadable: %s", (int)key->mv_size,
+                 (const char *)key->mv_data, why);
+        free(why);
+        return PM_EIO;
+    }
+    if (strlen(st->name) != key->mv_size ||
+        memcmp(st->name, key->mv_data, key->mv_size) != 0) {
+        pm__node_status__free_unpacked(st, NULL);
+        return PM_EIO;
+    }
+    *out = st;
+    return PM_OK;
+}
+
+static int
 s_get_rev(pm_store_t *self, MDB_txn *txn, uint64_t number, Pm__Revision **out)
 {
     uint8_t buf[8];
@@ -333,19 +380,209 @@ pm_store_get(pm_store_t *self, uint64_t rev, Pm__Revision **out)
 {
     MDB_txn *txn = NULL;
     Pm__Revision *got = NULL;
+    uint64_t head = 0;
     if (!self || !out)
         return PM_EINVAL;
     int rc = s_read_begin(self, &txn);
     if (rc != PM_OK || !txn)
         return rc == PM_OK ? PM_ENOTFOUND : rc;
     /* Head and revision from one snapshot, so "0" is never half-updated. */
-    if (rev == 0)
-        rc = s_err(s_meta_get(self, txn, "head", &rev));
+    rc = s_err(s_meta_get(self, txn, "head", &head));
+    if (rc == PM_OK && rev == 0)
+        rev = head;
     if (rc == PM_OK)
         rc = rev == 0 ? PM_ENOTFOUND : s_get_rev(self, txn, rev, &got);
     s_read_end(self);
+    if (rc == PM_ENOTFOUND && rev && rev <= head)
+        pm_debug("store: revision %" PRIu64 " was pruned (head %" PRIu64 ")",
+                 rev, head);
     if (rc == PM_OK)
         *out = got;
+    return rc;
+}
+
+/* ---- Writing ---------------------------------------------------------- */
+
+typedef int (*s_write_fn)(pm_store_t *self, MDB_txn *txn, void *arg);
+
+#define S_MB ((size_t)1 << 20)
+
+/* Grows the map after MDB_MAP_FULL so that a retry has room for NEED more
+ * bytes: to at least twice its size, never past map_max. LMDB allows this
+ * while this process has no transaction open, so the reset read
+ * transaction goes too (s_read_begin starts a new one). PM_EFULL when the
+ * map is at its ceiling. */
+static int
+s_grow(pm_store_t *self, size_t need)
+{
+    MDB_envinfo info;
+    int rc = mdb_env_info(self->env, &info);
+    if (rc != MDB_SUCCESS)
+        return s_err(rc);
+    size_t cur = info.me_mapsize;
+    if (cur >= self->map_max)
+        return PM_EFULL;
+    need = need < self->map_max ? need : self->map_max;
+    size_t size = cur + 2 * need > 2 * cur ? cur + 2 * need : 2 * cur;
+    size = (size + S_MB - 1) / S_MB * S_MB;
+    if (size > self->map_max)
+        size = self->map_max;
+    if (self->rtxn) {
+        mdb_txn_abort(self->rtxn);
+        self->rtxn = NULL;
+    }
+    rc = mdb_env_set_mapsize(self->env, size);
+    if (rc != MDB_SUCCESS) {
+        pm_debug("store: growing the map to %zu bytes: %s", size,
+                 mdb_strerror(rc));
+        return s_err(rc);
+    }
+    pm_debug("store: map grown from %zu to %zu bytes", cur, size);
+    return PM_OK;
+}
+
+/* Runs FN in one write transaction and commits it, durably (LMDB syncs
+ * data and meta page before returning). When the map is full nothing was
+ * written: the map grows and FN runs again from the start, as long as the
+ * map can grow (a few times at most: each step doubles it). FN may thus
+ * run more than once: it only sets fields of ARG, which the caller reads
+ * after success. NEED: about how many bytes FN writes (0: a few pages). */
+static int
+s_write(pm_store_t *self, s_write_fn fn, void *arg, size_t need)
+{
+    for (;;) {
+        MDB_txn *txn = NULL;
+        int rc = s_err(s_txn_begin(self, 0, &txn));
+        if (rc != PM_OK)
+            return rc;
+        rc = fn(self, txn, arg);
+        if (rc != PM_OK) {
+            mdb_txn_abort(txn);
+        } else if ((rc = mdb_txn_commit(txn)) != MDB_SUCCESS) {
+            pm_debug("store: commit: %s", mdb_strerror(rc));
+            rc = s_err(rc);
+        }
+        if (rc != PM_EFULL || s_grow(self, need) != PM_OK)
+            return rc;
+    }
+}
+
+/* Rewrites the format stamp: a write that only moves LMDB's transaction
+ * counter on (see s_make_room). */
+static int
+s_bump_txn(pm_store_t *self, MDB_txn *txn, void *arg)
+{
+    (void)arg;
+    return s_err(s_meta_put(self, txn, "format", S_FORMAT));
+}
+
+/* Makes room after PM_EFULL: commits FN, which only deletes revisions and
+ * counts them in *DROPPED, then, when it deleted some, one more small
+ * transaction, because LMDB reuses a freed page only from the second
+ * transaction after the one that freed it. */
+static int
+s_make_room(pm_store_t *self, s_write_fn fn, void *arg, const size_t *dropped)
+{
+    int rc = s_write(self, fn, arg, 0);
+    if (rc == PM_OK && *dropped)
+        rc = s_write(self, s_bump_txn, NULL, 0);
+    return rc;
+}
+
+/* ---- Pruning ---------------------------------------------------------- */
+
+static int
+s_u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static bool
+s_pinned(uint64_t number, const uint64_t *pins, size_t n)
+{
+    return n && bsearch(&number, pins, n, sizeof *pins, s_u64_cmp);
+}
+
+/* Deletes every revision numbered CUT or lower except the N PINS (sorted);
+ * adds how many it deleted to *DROPPED. */
+static int
+s_prune(pm_store_t *self, MDB_txn *txn, uint64_t cut, const uint64_t *pins,
+        size_t n, size_t *dropped)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+    uint8_t buf[8];
+    int rc = mdb_cursor_open(txn, self->revs, &cur);
+    for (uint64_t next = 0; rc == MDB_SUCCESS;) {
+        s_u64_put(next, buf);
+        key.mv_size = 8;
+        key.mv_data = buf;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+        if (rc == MDB_SUCCESS && key.mv_size != 8)
+            rc = MDB_CORRUPTED;
+        if (rc != MDB_SUCCESS)
+            break;
+        uint64_t number = s_u64_get(key.mv_data);
+        if (number > cut)
+            break;
+        if (!s_pinned(number, pins, n)) {
+            rc = mdb_cursor_del(cur, 0);
+            *dropped += rc == MDB_SUCCESS;
+        }
+        next = number + 1;
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? PM_OK : s_err(rc);
+}
+
+/* Sets *pins to a new sorted array of the applied_rev, when in 1..CUT, of
+ * every stored node status: what the nodes run, which retention keeps.
+ * PM_EIO when a status is unreadable. */
+static int s_nodes_walk(pm_store_t *self, MDB_txn *txn, Pm__NodeStatus ***nodes,
+                        size_t *n);
+
+static int
+s_pins_load(pm_store_t *self, MDB_txn *txn, uint64_t cut, uint64_t **pins,
+            size_t *n)
+{
+    Pm__NodeStatus **nodes = NULL;
+    size_t count = 0;
+    int rc = s_nodes_walk(self, txn, &nodes, &count);
+    for (size_t i = 0; rc == PM_OK && i < count; i++) {
+        uint64_t applied = nodes[i]->applied_rev;
+        if (applied && applied <= cut) {
+            *pins = pm_realloc(*pins, (*n + 1) * sizeof **pins);
+            (*pins)[(*n)++] = applied;
+        }
+    }
+    pm_store_nodes_free(&nodes, count);
+    if (rc == PM_OK && *n)
+        qsort(*pins, *n, sizeof **pins, s_u64_cmp);
+    return rc;
+}
+
+/* The retention rule (pm_store_set_retention) for a commit of revision
+ * NEWEST, in that commit's transaction. A status that cannot be read
+ * might be the only pin of a revision, so then nothing is pruned: never
+ * delete what a node may still run. */
+static int
+s_retain(pm_store_t *self, MDB_txn *txn, uint64_t newest, size_t *dropped)
+{
+    uint64_t *pins = NULL;
+    size_t n = 0;
+    if (!self->keep || newest <= self->keep)
+        return PM_OK;
+    uint64_t cut = newest - self->keep;
+    int rc = s_pins_load(self, txn, cut, &pins, &n);
+    if (rc == PM_OK) {
+        rc = s_prune(self, txn, cut, pins, n, dropped);
+    } else if (rc == PM_EIO) {
+        pm_debug("store: a node status is unreadable: not pruning history");
+        rc = PM_OK;
+    }
+    free(pins);
     return rc;
 }
 
@@ -422,82 +659,163 @@ s_commit_put(pm_store_t *self, MDB_txn *txn, uint64_t head,
     return rc;
 }
 
+typedef struct {
+    const Pm__Policy *policy;
+    const pm_commit_t *info;
+    uint64_t number; /* the new revision */
+    size_t dropped;  /* revisions the retention deleted */
+} s_commit_t;
+
+/* One commit: check the head, prune (retention), put head+1. */
+static int
+s_commit_txn(pm_store_t *self, MDB_txn *txn, void *arg)
+{
+    s_commit_t *c = arg;
+    uint64_t head = 0;
+    c->dropped = 0;
+    int rc = s_err(s_meta_get(self, txn, "head", &head));
+    if (rc == PM_OK && c->info->expect_rev != PM_REV_ANY &&
+        (uint64_t)c->info->expect_rev != head)
+        rc = PM_ECONFLICT;
+    if (rc == PM_OK)
+        rc = s_retain(self, txn, head + 1, &c->dropped);
+    if (rc == PM_OK)
+        rc = s_commit_put(self, txn, head, c->policy, c->info);
+    c->number = head + 1;
+    return rc;
+}
+
+/* What the next commit would prune, alone (for s_make_room). */
+static int
+s_retain_txn(pm_store_t *self, MDB_txn *txn, void *arg)
+{
+    s_commit_t *c = arg;
+    uint64_t head = 0;
+    c->dropped = 0;
+    int rc = s_err(s_meta_get(self, txn, "head", &head));
+    return rc == PM_OK ? s_retain(self, txn, head + 1, &c->dropped) : rc;
+}
+
 int
 pm_store_commit(pm_store_t *self, const Pm__Policy *policy,
                 const pm_commit_t *info, uint64_t *new_rev)
 {
-    MDB_txn *txn = NULL;
-    uint64_t head = 0;
     int rc = s_commit_args(self, policy, info, new_rev);
     if (rc != PM_OK)
         return rc;
-    rc = s_err(s_txn_begin(self, 0, &txn));
-    if (rc != PM_OK)
-        return rc;
-    rc = s_err(s_meta_get(self, txn, "head", &head));
-    if (rc == PM_OK && info->expect_rev != PM_REV_ANY &&
-        (uint64_t)info->expect_rev != head)
-        rc = PM_ECONFLICT;
+    s_commit_t c = {.policy = policy, .info = info};
+    size_t need = protobuf_c_message_get_packed_size(&policy->base);
+    rc = s_write(self, s_commit_txn, &c, need);
+    /* Full at the ceiling: what the commit would prune cannot make room in
+     * its own transaction (LMDB does not reuse those pages yet), so prune
+     * first on its own, then try once more. */
+    if (rc == PM_EFULL && self->keep) {
+        rc = s_make_room(self, s_retain_txn, &c, &c.dropped);
+        if (rc == PM_OK)
+            rc = c.dropped ? s_write(self, s_commit_txn, &c, need) : PM_EFULL;
+    }
     if (rc == PM_OK)
-        rc = s_commit_put(self, txn, head, policy, info);
-    if (rc != PM_OK) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    /* Durable: LMDB syncs data and meta page before returning. */
-    rc = mdb_txn_commit(txn);
-    if (rc != MDB_SUCCESS) {
-        pm_debug("store: commit: %s", mdb_strerror(rc));
-        return s_err(rc);
-    }
-    *new_rev = head + 1;
-    return PM_OK;
+        *new_rev = c.number;
+    return rc;
 }
 
 /* ---- Mirrors (an agent's applied revisions) ----------------------------- */
 
 #define S_MIRROR_KEEP 16
 
-/* Drops mirrored revisions older than the newest S_MIRROR_KEEP, so an
- * agent's store stays small however long it runs. */
+typedef struct {
+    MDB_val packed;  /* the revision to store */
+    uint64_t number; /* its number */
+    size_t others;   /* stored revisions to keep besides it */
+    size_t dropped;  /* revisions deleted */
+} s_mirror_t;
+
+/* Sets *cut to the number at and below which revisions go so that the
+ * newest m->others besides m->number stay; 0 when nothing needs to go. */
 static int
-s_mirror_prune(pm_store_t *self, MDB_txn *txn, uint64_t number)
+s_mirror_cut(pm_store_t *self, MDB_txn *txn, const s_mirror_t *m, uint64_t *cut)
 {
-    if (number <= S_MIRROR_KEEP)
-        return PM_OK;
     MDB_cursor *cur = NULL;
-    int rc = s_err(mdb_cursor_open(txn, self->revs, &cur));
     MDB_val key, val;
-    while (rc == PM_OK &&
-           mdb_cursor_get(cur, &key, &val, MDB_FIRST) == MDB_SUCCESS &&
-           key.mv_size == 8 && s_u64_get(key.mv_data) <= number - S_MIRROR_KEEP)
-        rc = s_err(mdb_cursor_del(cur, 0));
-    if (cur)
-        mdb_cursor_close(cur);
+    size_t seen = 0;
+    *cut = 0;
+    int rc = mdb_cursor_open(txn, self->revs, &cur);
+    if (rc != MDB_SUCCESS)
+        return s_err(rc);
+    rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+    while (rc == MDB_SUCCESS) {
+        if (key.mv_size != 8) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        uint64_t number = s_u64_get(key.mv_data);
+        if (number != m->number && seen++ == m->others) {
+            *cut = number;
+            break;
+        }
+        rc = mdb_cursor_get(cur, &key, &val, MDB_PREV);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? PM_OK : s_err(rc);
+}
+
+/* One mirror: prune (first, as the put may be large), put, set the head. */
+static int
+s_mirror_txn(pm_store_t *self, MDB_txn *txn, void *arg)
+{
+    s_mirror_t *m = arg;
+    uint64_t cut = 0;
+    uint8_t buf[8];
+    m->dropped = 0;
+    int rc = s_mirror_cut(self, txn, m, &cut);
+    if (rc == PM_OK && cut)
+        rc = s_prune(self, txn, cut, &m->number, 1, &m->dropped);
+    s_u64_put(m->number, buf);
+    MDB_val key = {8, buf};
+    if (rc == PM_OK)
+        rc = s_err(mdb_put(txn, self->revs, &key, &m->packed, 0));
+    if (rc == PM_OK)
+        rc = s_err(s_meta_put(self, txn, "head", m->number));
+    return rc;
+}
+
+/* The same pruning alone (for s_make_room), sparing the current head: the
+ * milter reads it until the new revision is in. */
+static int
+s_shrink_txn(pm_store_t *self, MDB_txn *txn, void *arg)
+{
+    s_mirror_t *m = arg;
+    uint64_t cut = 0, head = 0;
+    m->dropped = 0;
+    int rc = s_err(s_meta_get(self, txn, "head", &head));
+    if (rc == PM_OK)
+        rc = s_mirror_cut(self, txn, m, &cut);
+    uint64_t pins[2] = {head < m->number ? head : m->number,
+                        head < m->number ? m->number : head};
+    if (rc == PM_OK && cut)
+        rc = s_prune(self, txn, cut, pins, 2, &m->dropped);
     return rc;
 }
 
 int
 pm_store_mirror(pm_store_t *self, const Pm__Revision *rev)
 {
-    MDB_txn *txn = NULL;
-    uint8_t *packed = NULL, key_buf[8];
+    uint8_t *packed = NULL;
     size_t len = 0;
     if (!self || !rev || self->rdonly || rev->number == 0 || !rev->policy)
         return PM_EINVAL;
     int rc = s_pack_checked(&rev->base, &packed, &len);
-    if (rc == PM_OK)
-        rc = s_err(s_txn_begin(self, 0, &txn));
-    if (rc == PM_OK) {
-        s_u64_put(rev->number, key_buf);
-        MDB_val key = {8, key_buf}, val = {len, packed};
-        rc = s_err(mdb_put(txn, self->revs, &key, &val, 0));
+    if (rc != PM_OK)
+        return rc;
+    s_mirror_t m = {{len, packed}, rev->number, S_MIRROR_KEEP - 1, 0};
+    rc = s_write(self, s_mirror_txn, &m, len);
+    /* No room even at the ceiling: keep fewer copies, dropping them in
+     * transactions of their own first so that their pages can be reused. */
+    while (rc == PM_EFULL && m.others > 0) {
+        m.others /= 2;
+        rc = s_make_room(self, s_shrink_txn, &m, &m.dropped);
         if (rc == PM_OK)
-            rc = s_err(s_meta_put(self, txn, "head", rev->number));
-        if (rc == PM_OK)
-            rc = s_mirror_prune(self, txn, rev->number);
-        rc =
-            rc == PM_OK ? s_err(mdb_txn_commit(txn)) : (mdb_txn_abort(txn), rc);
+            rc = s_write(self, s_mirror_txn, &m, len);
     }
     free(packed);
     return rc;
@@ -606,22 +924,29 @@ s_node_put(pm_store_t *self, MDB_txn *txn, const Pm__NodeStatus *status)
     return rc;
 }
 
+typedef struct {
+    Pm__NodeStatus *const *statuses;
+    size_t n;
+} s_nodes_t;
+
+static int
+s_nodes_txn(pm_store_t *self, MDB_txn *txn, void *arg)
+{
+    const s_nodes_t *a = arg;
+    int rc = PM_OK;
+    for (size_t i = 0; rc == PM_OK && i < a->n; i++)
+        rc = s_node_put(self, txn, a->statuses[i]);
+    return rc;
+}
+
 int
 pm_store_node_put_many(pm_store_t *self, Pm__NodeStatus *const *statuses,
                        size_t n)
 {
-    MDB_txn *txn = NULL;
     if (!self || (n && !statuses) || self->rdonly)
         return PM_EINVAL;
-    int rc = s_err(s_txn_begin(self, 0, &txn));
-    for (size_t i = 0; rc == PM_OK && i < n; i++)
-        rc = s_node_put(self, txn, statuses[i]);
-    if (rc != PM_OK) {
-        if (txn)
-            mdb_txn_abort(txn);
-        return rc;
-    }
-    return s_err(mdb_txn_commit(txn));
+    s_nodes_t a = {statuses, n};
+    return s_write(self, s_nodes_txn, &a, 0);
 }
 
 int
@@ -631,26 +956,6 @@ pm_store_node_put(pm_store_t *self, const Pm__NodeStatus *status)
     if (!status)
         return PM_EINVAL;
     return pm_store_node_put_many(self, &one, 1);
-}
-
-static int
-s_decode_node(const MDB_val *key, const MDB_val *val, Pm__NodeStatus **out)
-{
-    Pm__NodeStatus *st = NULL;
-    char *why = NULL;
-    if (pm_wire_unpack_node_status(val->mv_data, val->mv_size, &st, &why)) {
-        pm_debug("store: node %.*s unreadable: %s", (int)key->mv_size,
-                 (const char *)key->mv_data, why);
-        free(why);
-        return PM_EIO;
-    }
-    if (strlen(st->name) != key->mv_size ||
-        memcmp(st->name, key->mv_data, key->mv_size) != 0) {
-        pm__node_status__free_unpacked(st, NULL);
-        return PM_EIO;
-    }
-    *out = st;
-    return PM_OK;
 }
 
 static int
@@ -716,24 +1021,30 @@ pm_store_nodes_free(Pm__NodeStatus ***nodes_p, size_t n)
 
 /* ---- Secrets (DKIM private keys), kept apart from the policy ------------ */
 
+typedef struct {
+    const char *id;
+    MDB_val data; /* mv_data NULL: delete */
+} s_secret_t;
+
+static int
+s_secret_txn(pm_store_t *self, MDB_txn *txn, void *arg)
+{
+    s_secret_t *a = arg;
+    MDB_val key = {strlen(a->id), (void *)a->id};
+    if (!a->data.mv_data)
+        return s_err(mdb_del(txn, self->secrets, &key, NULL));
+    return s_err(mdb_put(txn, self->secrets, &key, &a->data, 0));
+}
+
 int
 pm_store_secret_put(pm_store_t *self, const char *id, const void *data,
                     size_t len)
 {
-    MDB_txn *txn = NULL;
     if (!self || !id || !*id || !data || !len || self->rdonly ||
         strlen(id) > (size_t)mdb_env_get_maxkeysize(self->env))
         return PM_EINVAL;
-    int rc = s_err(s_txn_begin(self, 0, &txn));
-    if (rc != PM_OK)
-        return rc;
-    MDB_val key = {strlen(id), (void *)id}, val = {len, (void *)data};
-    rc = s_err(mdb_put(txn, self->secrets, &key, &val, 0));
-    if (rc != PM_OK) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return s_err(mdb_txn_commit(txn));
+    s_secret_t a = {id, {len, (void *)data}};
+    return s_write(self, s_secret_txn, &a, len);
 }
 
 int
@@ -744,8 +1055,8 @@ pm_store_secret_get(pm_store_t *self, const char *id, uint8_t **data,
     if (!self || !id || !*id || !data || !len)
         return PM_EINVAL;
     int rc = s_read_begin(self, &txn);
-    if (rc != PM_OK)
-        return rc;
+    if (rc != PM_OK || !txn) /* no txn: a reader before any writer */
+        return rc == PM_OK ? PM_ENOTFOUND : rc;
     MDB_val key = {strlen(id), (void *)id}, val;
     rc = s_err(mdb_get(txn, self->secrets, &key, &val));
     if (rc == PM_OK) {
@@ -760,17 +1071,8 @@ pm_store_secret_get(pm_store_t *self, const char *id, uint8_t **data,
 int
 pm_store_secret_del(pm_store_t *self, const char *id)
 {
-    MDB_txn *txn = NULL;
     if (!self || !id || !*id || self->rdonly)
         return PM_EINVAL;
-    int rc = s_err(s_txn_begin(self, 0, &txn));
-    if (rc != PM_OK)
-        return rc;
-    MDB_val key = {strlen(id), (void *)id};
-    rc = s_err(mdb_del(txn, self->secrets, &key, NULL));
-    if (rc != PM_OK) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return s_err(mdb_txn_commit(txn));
+    s_secret_t a = {id, {0, NULL}};
+    return s_write(self, s_secret_txn, &a, 0);
 }

@@ -1,7 +1,9 @@
 /* pm_store.h - the revisioned policy store (LMDB).
  *
  * One environment in a directory holds:
- *   - every policy revision, immutable, numbered 1, 2, 3... with no gaps;
+ *   - the policy revisions, immutable, numbered 1, 2, 3... with no gaps
+ *     except where history retention pruned old ones
+ *     (pm_store_set_retention);
  *   - the head (the newest revision number);
  *   - the latest status reported by each node (by node name).
  * A commit is one LMDB write transaction, synced before it returns: after a
@@ -16,6 +18,15 @@
  * parameters are only set on success. PM_EINVAL also covers NULL arguments.
  * PM_EIO means storage trouble, including a stored record that no longer
  * passes pm_wire (damage); details go to pm_debug.
+ *
+ * Size: the store lives in one memory map. Writes that do not fit grow it
+ * (by at least doubling) up to a ceiling, PM_STORE_MAP_MAX unless changed
+ * with pm_store_set_map_max, and run again. A write that does not fit even
+ * then fails with PM_EFULL and adds nothing (commit and mirror may first
+ * have pruned what their rules allowed anyway): the store stays usable,
+ * and lowering the retention or raising the ceiling makes room. The map is
+ * sparse: the data file only grows with what is written. Readers in other
+ * processes follow a grown map by themselves.
  *
  * A pm_store_t is not thread-safe: use one per thread or lock around it.
  * Do not carry one across fork(); open the store in the process that uses
@@ -35,6 +46,11 @@ typedef struct pm_store_t pm_store_t;
 #define PM_STORE_RDONLY 0x1u /* open for reading only */
 #define PM_REV_ANY (-1)      /* commit: no compare-and-swap */
 
+/* Default ceiling for the map: 16 times PM_WIRE_MESSAGE_MAX, so that an
+ * agent's mirror always fits the largest revision the wire accepts beside
+ * the one it replaces, however fragmented the free space. */
+#define PM_STORE_MAP_MAX ((size_t)1 << 30)
+
 typedef struct {
     const char *author;   /* required */
     const char *message;  /* may be NULL */
@@ -45,9 +61,10 @@ typedef struct {
 } pm_commit_t;
 
 /* Opens (creating if needed, mode 0700 dir / 0600 files) the store in DIR.
- * map_size 0 means the default (1 GiB, sparse); it is the most the store
- * can hold (commits beyond it fail with PM_ENOMEM). Returns PM_EIO when the
- * directory cannot be used, PM_EINVAL on unknown flags.
+ * map_size is the initial size of the map, 0 meaning 1 GiB; writes grow it
+ * up to PM_STORE_MAP_MAX, or up to map_size when that is larger (see Size
+ * above). Returns PM_EIO when the directory cannot be used, PM_EINVAL on
+ * unknown flags.
  * With PM_STORE_RDONLY nothing is created: PM_ENOTFOUND when DIR or its
  * data file does not exist yet; when a writer has created the environment
  * but not yet its databases, the open succeeds and the store reads as
@@ -59,28 +76,52 @@ int pm_store_open(const char *dir, unsigned flags, size_t map_size,
 /* Closes the store; accepts NULL, safe twice, nulls *self_p. */
 void pm_store_close(pm_store_t **self_p);
 
+/* History retention for pm_store_commit: each commit keeps the newest KEEP
+ * revisions (the head and the KEEP-1 below it) and every revision a stored
+ * node status names as applied_rev (what a node still runs), and deletes
+ * the others, in the commit's own transaction, so that the history never
+ * holds more than KEEP plus those pinned. Such a commit reads every node
+ * status; when one is unreadable it prunes nothing (never what a node may
+ * run). KEEP 0 (the default) keeps every revision. A new setting takes
+ * effect at the next commit; it is not stored. Mirrors (pm_store_mirror)
+ * keep their own count. PM_EINVAL on a read-only store. */
+int pm_store_set_retention(pm_store_t *self, uint64_t keep);
+
+/* Sets the most the map may grow to (see Size above). A MAX not above the
+ * current map size (e.g. 0) turns growth off; the map never shrinks while
+ * the store is open. PM_EINVAL on a read-only store. */
+int pm_store_set_map_max(pm_store_t *self, size_t max);
+
 /* Sets *rev to the head revision number, 0 when nothing was committed. */
 int pm_store_head(pm_store_t *self, uint64_t *rev);
 
 /* Reads revision REV (0 means the head) with its policy. Returns
- * PM_ENOTFOUND when there is no such revision. Caller owns *out and frees it
- * with pm__revision__free_unpacked(*out, NULL). */
+ * PM_ENOTFOUND when there is no such revision: REV is above the head, or
+ * it was pruned. Commits number revisions without gaps, so there a
+ * missing REV at or below the head is one the retention pruned (callers
+ * can say so; pm_debug does). Caller owns *out and frees it with
+ * pm__revision__free_unpacked(*out, NULL). */
 int pm_store_get(pm_store_t *self, uint64_t rev, Pm__Revision **out);
 
-/* Commits POLICY as revision head+1 in one durable transaction. With
+/* Commits POLICY as revision head+1 in one durable transaction, which
+ * also applies the retention (pm_store_set_retention). With
  * info->expect_rev != PM_REV_ANY, returns PM_ECONFLICT (and writes nothing)
  * when the head is not expect_rev. Sets *new_rev. Returns PM_EINVAL (and
  * writes nothing) when info lacks author or digest, expect_rev < -1, the
  * store is read-only, rollback_of names no existing revision, or the
  * revision would not pass pm_wire_unpack_revision when read back (digest
  * not 64 lowercase hex, an over-long or non-UTF-8 string, a structurally
- * bad policy): what is acknowledged is always readable. PM_ENOMEM when the
- * map is full. POLICY is only read; the caller keeps it. */
+ * bad policy): what is acknowledged is always readable. PM_EFULL (and
+ * no new revision) when it does not fit in the map at its ceiling, even
+ * after pruning what the retention allows in a transaction of its own
+ * first (so that a lowered retention frees room). POLICY is only read; the
+ * caller keeps it. */
 int pm_store_commit(pm_store_t *self, const Pm__Policy *policy,
                     const pm_commit_t *info, uint64_t *new_rev);
 
-/* Lists up to LIMIT revisions, newest first, starting below BEFORE (0 means
- * from the head; BEFORE itself is excluded). LIMIT is capped at
+/* Lists up to LIMIT stored revisions, newest first, starting below BEFORE
+ * (0 means from the head; BEFORE itself is excluded); revisions pruned by
+ * retention are simply not listed. LIMIT is capped at
  * PM_WIRE_LIST_MAX (what one Response may carry); 0 means that cap. Each
  * revision's metadata only: policy is NULL. Sets *revs to a new array of *n
  * revisions (an allocated, empty array when *n is 0); free it with
@@ -101,10 +142,17 @@ int pm_store_node_put_many(pm_store_t *self, Pm__NodeStatus *const *statuses,
                            size_t n);
 
 /* Agents keep a mirror of what they applied: REV is stored under its own
- * number (the controller's, not head+1), becomes the head, and revisions
- * older than the newest 16 are dropped, in one durable transaction. A
- * reader (privmta-milter) then reads the applied policy with
- * pm_store_get(store, 0). Returns PM_EINVAL without a policy. */
+ * number (the controller's, not head+1) and becomes the head; in the same
+ * durable transaction, before the put, the store drops stored revisions
+ * (lowest numbers first, never REV) so that at most 16 remain with REV.
+ * When that does not fit even in the map at its ceiling, it keeps fewer
+ * (8, 4, 2, then REV alone), dropping the others in transactions of their
+ * own first (sparing the current head, which readers still use) so that
+ * their pages can be reused: REV itself is always kept, and a revision up
+ * to PM_WIRE_MESSAGE_MAX fits under the default ceiling. A reader
+ * (privmta-milter) then reads the applied policy with pm_store_get(store,
+ * 0). Returns PM_EINVAL without a policy, PM_EFULL when REV does not fit
+ * even alone (the head is then unchanged). */
 int pm_store_mirror(pm_store_t *self, const Pm__Revision *rev);
 
 /* Reads every stored node status, sorted by name (bytewise). Sets *nodes

@@ -474,41 +474,355 @@ Test(store, read_only_refuses_writes)
     pm_store_close(&st);
 }
 
-Test(store, map_full_is_enomem_and_store_survives)
+/* ---- Full map, growth, retention --------------------------------------- */
+
+/* Fills BUF with bytes drawn from SEED, so contents tell revisions apart. */
+static void
+s_fill(uint8_t *buf, size_t len, uint64_t seed)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15u + 1;
+    for (size_t i = 0; i < len; i++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        buf[i] = (uint8_t)(x >> 56);
+    }
+}
+
+/* The revision s_commit(seed = NUMBER) would write, plus N custom
+ * signatures of LEN bytes drawn from NUMBER (everything on the heap, as
+ * pm__revision__free_unpacked expects). Aborts on allocation failure. */
+static Pm__Revision *
+s_big_rev(uint64_t number, size_t n, size_t len)
+{
+    Pm__Revision *r = malloc(sizeof *r);
+    char digest[65], name[32];
+    if (!r)
+        abort();
+    pm__revision__init(r);
+    s_digest(number, digest);
+    r->number = number;
+    r->parent = number - 1;
+    r->author = strdup("ctl/alice");
+    r->message = strdup("test commit");
+    r->digest = strdup(digest);
+    r->time = 1700000000 + (int64_t)number;
+    r->policy = s_policy_new(number);
+    r->policy->antivirus_custom_signatures = calloc(n, sizeof(void *));
+    r->policy->n_antivirus_custom_signatures = n;
+    for (size_t i = 0; i < n; i++) {
+        Pm__CustomSignature *sig = malloc(sizeof *sig);
+        if (!sig)
+            abort();
+        pm__custom_signature__init(sig);
+        snprintf(name, sizeof name, "big%zu.ndb", i);
+        sig->name = strdup(name);
+        sig->sha256 = strdup(digest);
+        if (!(sig->content.data = malloc(len)))
+            abort();
+        sig->content.len = len;
+        s_fill(sig->content.data, len, number * 64 + i);
+        r->policy->antivirus_custom_signatures[i] = sig;
+    }
+    return r;
+}
+
+/* Asserts that revision NUMBER (0: the head, which must be WANT) holds what
+ * s_big_rev(WANT, N, LEN) built. */
+static void
+s_assert_big(pm_store_t *st, uint64_t number, uint64_t want, size_t n,
+             size_t len)
+{
+    Pm__Revision *r = NULL;
+    int rc = pm_store_get(st, number, &r);
+    cr_assert_eq(rc, PM_OK, "get %" PRIu64 ": %s", number, pm_strerror(rc));
+    cr_assert_eq(r->number, want);
+    cr_assert_eq(r->policy->n_antivirus_custom_signatures, n);
+    uint8_t *buf = malloc(len);
+    cr_assert_not_null(buf);
+    for (size_t i = 0; i < n; i++) {
+        ProtobufCBinaryData *c =
+            &r->policy->antivirus_custom_signatures[i]->content;
+        s_fill(buf, len, want * 64 + i);
+        cr_assert_eq(c->len, len);
+        cr_assert(memcmp(c->data, buf, len) == 0, "rev %" PRIu64 " sig %zu",
+                  want, i);
+    }
+    free(buf);
+    pm__revision__free_unpacked(r, NULL);
+}
+
+/* Sets *n to the number of stored revisions and *numbers (up to CAP) to
+ * theirs, newest first. */
+static size_t
+s_stored(pm_store_t *st, uint64_t *numbers, size_t cap)
+{
+    Pm__Revision **revs = NULL;
+    size_t n = 0;
+    cr_assert_eq(pm_store_history(st, 0, 0, &revs, &n), PM_OK);
+    for (size_t i = 0; i < n && i < cap; i++)
+        numbers[i] = revs[i]->number;
+    pm_store_history_free(&revs, n);
+    return n;
+}
+
+/* Commits the policy for SEED with a custom signature of LEN bytes. */
+static int
+s_commit_big(pm_store_t *st, uint64_t seed, size_t len, uint64_t *rev)
+{
+    Pm__Revision *r = s_big_rev(seed, 1, len);
+    pm_commit_t info = {.author = r->author,
+                        .message = r->message,
+                        .expect_rev = PM_REV_ANY,
+                        .digest = r->digest,
+                        .time = r->time};
+    int rc = pm_store_commit(st, r->policy, &info, rev);
+    pm__revision__free_unpacked(r, NULL);
+    return rc;
+}
+
+Test(store, map_full_is_efull_and_store_survives)
 {
     pm_store_t *st = NULL;
     cr_assert_eq(pm_store_open(s_dir, 0, 256 * 1024, &st), PM_OK);
-    Pm__Policy *p = s_policy_new(1);
-    Pm__CustomSignature sig = PM__CUSTOM_SIGNATURE__INIT, *sigs[] = {&sig};
-    static uint8_t body[40000];
-    char digest[65];
-    s_digest(1, digest);
-    sig.name = "big.ndb";
-    sig.sha256 = digest;
-    sig.content.data = body;
-    sig.content.len = sizeof body;
-    p->n_antivirus_custom_signatures = 1;
-    p->antivirus_custom_signatures = sigs;
-    pm_commit_t info = {
-        .author = "a", .expect_rev = PM_REV_ANY, .digest = digest};
+    cr_assert_eq(pm_store_set_map_max(st, 0), PM_OK); /* no growth */
     uint64_t rev = 0, ok = 0;
     int rc = PM_OK;
-    for (int i = 0; i < 100 && rc == PM_OK; i++) {
-        rc = pm_store_commit(st, p, &info, &rev);
+    for (uint64_t i = 1; i <= 100 && rc == PM_OK; i++) {
+        rc = s_commit_big(st, i, 40000, &rev);
         ok += rc == PM_OK;
     }
-    p->n_antivirus_custom_signatures = 0;
-    p->antivirus_custom_signatures = NULL;
-    pm__policy__free_unpacked(p, NULL);
-    cr_assert_eq(rc, PM_ENOMEM, "rc %d after %" PRIu64 " commits", rc, ok);
+    cr_assert_eq(rc, PM_EFULL, "rc %d after %" PRIu64 " commits", rc, ok);
+    cr_assert(strstr(pm_strerror(rc), "full"), "%s", pm_strerror(rc));
     cr_assert_gt(ok, 0);
+    cr_assert_eq(rev, ok, "output set on failure");
+    /* The failed commit changed nothing; the store still reads. */
     cr_assert_eq(s_head(st), ok);
+    uint64_t numbers[128];
+    cr_assert_eq(s_stored(st, numbers, 128), ok);
+    s_assert_big(st, 0, ok, 1, 40000);
+    s_assert_big(st, 1, 1, 1, 40000);
     Pm__Revision *r = NULL;
-    cr_assert_eq(pm_store_get(st, 0, &r), PM_OK);
-    cr_assert_eq(r->number, ok);
-    cr_assert_eq(r->policy->antivirus_custom_signatures[0]->content.len,
-                 sizeof body);
+    cr_assert_eq(pm_store_get(st, ok + 1, &r), PM_ENOTFOUND);
+    pm_store_close(&st);
+    cr_assert_eq(pm_store_open(s_dir, 0, 256 * 1024, &st), PM_OK);
+    cr_assert_eq(s_head(st), ok);
+    s_assert_big(st, 0, ok, 1, 40000);
+    /* Raising the ceiling is one way out. */
+    cr_assert_eq(pm_store_set_map_max(st, 4u << 20), PM_OK);
+    cr_assert_eq(s_commit_big(st, ok + 1, 40000, &rev), PM_OK);
+    cr_assert_eq(rev, ok + 1);
+    s_assert_big(st, 0, ok + 1, 1, 40000);
+    pm_store_close(&st);
+}
+
+Test(store, map_grows_up_to_its_ceiling)
+{
+    pm_store_t *st = NULL;
+    cr_assert_eq(pm_store_open(s_dir, 0, 256 * 1024, &st), PM_OK);
+    cr_assert_eq(pm_store_set_map_max(st, 2u << 20), PM_OK);
+    uint64_t rev = 0, ok = 0;
+    int rc = PM_OK;
+    for (uint64_t i = 1; i <= 200 && rc == PM_OK; i++) {
+        rc = s_commit_big(st, i, 40000, &rev);
+        ok += rc == PM_OK;
+    }
+    cr_assert_eq(rc, PM_EFULL, "rc %d after %" PRIu64 " commits", rc, ok);
+    cr_assert_gt(ok * 40000, 1u << 20, "only %" PRIu64 " commits", ok);
+    cr_assert_lt(ok * 40000, 2u << 20);
+    cr_assert_eq(s_head(st), ok);
+    for (uint64_t i = 1; i <= ok; i++)
+        s_assert_big(st, i, i, 1, 40000);
+    pm_store_close(&st);
+}
+
+/* Asserts the stored revisions are exactly WANT (newest first). */
+static void
+s_assert_stored(pm_store_t *st, const uint64_t *want, size_t n)
+{
+    uint64_t got[64];
+    size_t count = s_stored(st, got, 64);
+    cr_assert_eq(count, n, "%zu revisions stored, want %zu", count, n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(got[i], want[i], "[%zu] is %" PRIu64 ", want %" PRIu64, i,
+                     got[i], want[i]);
+}
+
+Test(store, retention_keeps_newest_and_pinned)
+{
+    pm_store_t *st = s_open();
+    uint64_t rev = 0;
+    Pm__Revision *r = NULL;
+    cr_assert_eq(pm_store_set_retention(st, 10), PM_OK);
+    cr_assert_eq(s_node_put(st, "mx-a", 3), PM_OK);
+    cr_assert_eq(s_node_put(st, "mx-b", 7), PM_OK);
+    cr_assert_eq(s_node_put(st, "mx-c", 0), PM_OK); /* applied nothing */
+    cr_assert_eq(s_node_put(st, "mx-d", 24), PM_OK);
+    for (uint64_t i = 1; i <= 25; i++) {
+        cr_assert_eq(s_commit(st, i, PM_REV_ANY, &rev), PM_OK);
+        cr_assert_eq(rev, i);
+    }
+    cr_assert_eq(s_head(st), 25);
+    for (uint64_t i = 16; i <= 25; i++)
+        s_assert_rev(st, i);
+    s_assert_rev(st, 3);
+    s_assert_rev(st, 7);
+    uint64_t gone[] = {1, 2, 4, 5, 6, 8, 14, 15};
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+        cr_assert_eq(pm_store_get(st, gone[i], &r), PM_ENOTFOUND, "%" PRIu64,
+                     gone[i]);
+    cr_assert_null(r);
+    uint64_t want[] = {25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 7, 3};
+    s_assert_stored(st, want, 12); /* keep + pinned, no more */
+    /* Paging goes over the gaps. */
+    s_assert_history(st, 16, 1, 7, 1);
+    s_assert_history(st, 7, 5, 3, 1);
+
+    /* mx-a moves on: 3 is no longer pinned, the next commit drops it. */
+    cr_assert_eq(s_node_put(st, "mx-a", 25), PM_OK);
+    cr_assert_eq(s_commit(st, 26, 25, &rev), PM_OK);
+    cr_assert_eq(pm_store_get(st, 3, &r), PM_ENOTFOUND);
+    cr_assert_eq(pm_store_get(st, 16, &r), PM_ENOTFOUND);
+    uint64_t want2[] = {26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 7};
+    s_assert_stored(st, want2, 11);
+
+    /* Retention 0 keeps everything again; a smaller one prunes at once. */
+    cr_assert_eq(pm_store_set_retention(st, 0), PM_OK);
+    cr_assert_eq(s_commit(st, 27, 26, &rev), PM_OK);
+    s_assert_rev(st, 17);
+    cr_assert_eq(pm_store_set_retention(st, 2), PM_OK);
+    cr_assert_eq(s_commit(st, 28, 27, &rev), PM_OK);
+    uint64_t want3[] = {28, 27, 25, 24, 7};
+    s_assert_stored(st, want3, 5);
+    s_assert_rev(st, 28);
+    pm_store_close(&st);
+}
+
+Test(store, lower_retention_makes_room_when_full)
+{
+    pm_store_t *st = NULL;
+    cr_assert_eq(pm_store_open(s_dir, 0, 512 * 1024, &st), PM_OK);
+    cr_assert_eq(pm_store_set_map_max(st, 0), PM_OK);
+    uint64_t rev = 0, ok = 0;
+    int rc = PM_OK;
+    for (uint64_t i = 1; i <= 100 && rc == PM_OK; i++) {
+        rc = s_commit_big(st, i, 40000, &rev);
+        ok += rc == PM_OK;
+    }
+    cr_assert_eq(rc, PM_EFULL, "rc %d after %" PRIu64 " commits", rc, ok);
+    cr_assert_eq(pm_store_set_retention(st, 2), PM_OK);
+    for (uint64_t i = ok + 1; i <= ok + 50; i++) {
+        rc = s_commit_big(st, i, 40000, &rev);
+        cr_assert_eq(rc, PM_OK, "commit %" PRIu64 ": %s", i, pm_strerror(rc));
+        cr_assert_eq(rev, i);
+        uint64_t want[] = {i, i - 1};
+        s_assert_stored(st, want, 2);
+    }
+    s_assert_big(st, 0, ok + 50, 1, 40000);
+    s_assert_big(st, ok + 49, ok + 49, 1, 40000);
+    pm_store_close(&st);
+}
+
+/* ---- Mirrors ------------------------------------------------------------ */
+
+/* Mirrors s_big_rev(NUMBER, N, LEN) and checks it became the head. */
+static void
+s_mirror_big(pm_store_t *st, uint64_t number, size_t n, size_t len)
+{
+    Pm__Revision *r = s_big_rev(number, n, len);
+    int rc = pm_store_mirror(st, r);
     pm__revision__free_unpacked(r, NULL);
+    cr_assert_eq(rc, PM_OK, "mirror %" PRIu64 ": %s", number, pm_strerror(rc));
+    cr_assert_eq(s_head(st), number);
+}
+
+Test(store, mirror_keeps_newest_sixteen)
+{
+    pm_store_t *st = s_open();
+    Pm__Revision *r = NULL;
+    for (uint64_t i = 1; i <= 40; i++)
+        s_mirror_big(st, i, 1, 100);
+    uint64_t want[16];
+    for (size_t i = 0; i < 16; i++)
+        want[i] = 40 - i;
+    s_assert_stored(st, want, 16);
+    cr_assert_eq(pm_store_get(st, 24, &r), PM_ENOTFOUND);
+    s_assert_big(st, 0, 40, 1, 100);
+    s_assert_big(st, 25, 25, 1, 100);
+    /* An older number (a controller that started over) stays the head. */
+    s_mirror_big(st, 3, 1, 100);
+    s_assert_big(st, 0, 3, 1, 100);
+    cr_assert_eq(s_stored(st, want, 16), 16);
+    pm_store_close(&st);
+}
+
+Test(store, mirror_thirty_4mib_revisions_in_64mib_map)
+{
+    pm_store_t *st = NULL;
+    cr_assert_eq(pm_store_open(s_dir, 0, 64u << 20, &st), PM_OK);
+    for (uint64_t i = 1; i <= 30; i++) {
+        s_mirror_big(st, i, 1, 4u << 20);
+        s_assert_big(st, 0, i, 1, 4u << 20);
+    }
+    uint64_t want[16];
+    for (size_t i = 0; i < 16; i++)
+        want[i] = 30 - i;
+    s_assert_stored(st, want, 16);
+    s_assert_big(st, 15, 15, 1, 4u << 20);
+    pm_store_close(&st);
+    cr_assert_eq(pm_store_open(s_dir, PM_STORE_RDONLY, 0, &st), PM_OK);
+    s_assert_big(st, 0, 30, 1, 4u << 20);
+    pm_store_close(&st);
+}
+
+Test(store, mirror_keeps_fewer_copies_when_full)
+{
+    pm_store_t *st = NULL;
+    uint64_t numbers[16];
+    cr_assert_eq(pm_store_open(s_dir, 0, 64u << 20, &st), PM_OK);
+    cr_assert_eq(pm_store_set_map_max(st, 0), PM_OK); /* stays 64 MiB */
+    for (uint64_t i = 1; i <= 30; i++) {
+        s_mirror_big(st, i, 1, 4u << 20);
+        s_assert_big(st, 0, i, 1, 4u << 20);
+        size_t n = s_stored(st, numbers, 16);
+        cr_assert(n >= 1 && n <= 16, "%zu stored", n);
+        cr_assert_eq(numbers[0], i);
+    }
+    size_t n = s_stored(st, numbers, 16);
+    cr_assert_lt(n, 16, "16 copies of 4 MiB cannot fit in 64 MiB");
+    for (size_t i = 0; i < n; i++)
+        s_assert_big(st, numbers[i], numbers[i], 1, 4u << 20);
+    /* 63 MiB does not fit beside the head it replaces: PM_EFULL, and the
+     * head stays. */
+    Pm__Revision *r = s_big_rev(31, 8, (8u << 20) - (100u << 10));
+    cr_assert_eq(pm_store_mirror(st, r), PM_EFULL);
+    pm__revision__free_unpacked(r, NULL);
+    cr_assert_eq(s_head(st), 30);
+    s_assert_big(st, 0, 30, 1, 4u << 20);
+    pm_store_close(&st);
+}
+
+Test(store, mirror_revision_near_message_max)
+{
+    pm_store_t *st = NULL;
+    size_t len = (15u << 20) / 2; /* 8 x 7.5 MiB = 60 MiB */
+    cr_assert_eq(pm_store_open(s_dir, 0, 64u << 20, &st), PM_OK);
+    s_mirror_big(st, 1, 1, 4u << 20);
+    s_mirror_big(st, 2, 8, len);
+    s_assert_big(st, 0, 2, 8, len);
+    s_mirror_big(st, 3, 8, len);
+    s_assert_big(st, 0, 3, 8, len);
+    s_assert_big(st, 1, 1, 1, 4u << 20);
+    pm_store_close(&st);
+}
+
+Test(store, settings_refused_when_read_only)
+{
+    pm_store_t *st = s_open();
+    pm_store_close(&st);
+    cr_assert_eq(pm_store_set_retention(NULL, 1), PM_EINVAL);
+    cr_assert_eq(pm_store_set_map_max(NULL, 1), PM_EINVAL);
+    cr_assert_eq(pm_store_open(s_dir, PM_STORE_RDONLY, 0, &st), PM_OK);
+    cr_assert_eq(pm_store_set_retention(st, 1), PM_EINVAL);
+    cr_assert_eq(pm_store_set_map_max(st, 1), PM_EINVAL);
     pm_store_close(&st);
 }
 
