@@ -1,6 +1,7 @@
 #include "pm_keys.h"
 #include "pm_mem.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -139,4 +140,30 @@ pm_keys_withdraw(const char *clients_dir, const char *name, const char *role,
                            strerror(errno));
     free(path);
     return rc == 0 ? 0 : -1;
+}
+
+int
+pm_keys_each(const char *clients_dir, pm_keys_each_fn *fn, void *arg,
+             char **why)
+{
+    DIR *dir = opendir(clients_dir);
+    if (!dir) {
+        *why = pm_asprintf("cannot read %s: %s", clients_dir, strerror(errno));
+        return -1;
+    }
+    for (struct dirent *e; (e = readdir(dir));) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".cert") != 0)
+            continue;
+        char *path = pm_asprintf("%s/%s", clients_dir, e->d_name);
+        zcert_t *cert = zcert_load(path);
+        const char *role = cert ? zcert_meta(cert, "role") : NULL;
+        const char *name = cert ? zcert_meta(cert, "name") : NULL;
+        if (role && name)
+            fn(name, role, zcert_public_txt(cert), path, arg);
+        zcert_destroy(&cert);
+        free(path);
+    }
+    closedir(dir);
+    return 0;
 }

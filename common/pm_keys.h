@@ -27,7 +27,8 @@ zcert_t *pm_keys_controller(const char *state_dir, char **why);
 
 /* Creates the keypair NAME in KEYS_DIR (NAME.cert, NAME.cert_secret mode
  * 0600) with metadata name=NAME and role=ROLE; if ENROLL_DIR is not NULL,
- * also writes the public part there as ROLE-NAME.cert. Returns 0, or -1 with *why set. */
+ * also writes the public part there as ROLE-NAME.cert. Returns 0, or -1 with
+ * *why set. */
 int pm_keys_create(const char *keys_dir, const char *name, const char *role,
                    const char *enroll_dir, char **why);
 
@@ -43,5 +44,19 @@ int pm_keys_withdraw(const char *clients_dir, const char *name,
 
 /* Loads a certificate file (public or secret). Returns NULL with *why. */
 zcert_t *pm_keys_load(const char *path, char **why);
+
+/* Called by pm_keys_each for one enrolled key: its name and role metadata,
+ * its public key (40-character Z85) and the file it was read from. The
+ * strings last only for the call. */
+typedef void(pm_keys_each_fn)(const char *name, const char *role,
+                              const char *public_txt, const char *path,
+                              void *arg);
+
+/* Reads the allow-list CLIENTS_DIR now and calls FN for every enrolled key:
+ * each *.cert file that loads as a certificate with name and role metadata
+ * (others are skipped). Returns 0, or -1 with *why set when the directory
+ * cannot be read (FN is then not called). */
+int pm_keys_each(const char *clients_dir, pm_keys_each_fn *fn, void *arg,
+                 char **why);
 
 #endif

@@ -16,7 +16,23 @@ static pm_param_t s_params[] = {
     {"heartbeat_ms", "1000", "heartbeat period to and from agents", NULL},
     {"stale_after_ms", "5000", "silence before a node shows as stale", NULL},
     {"down_after_ms", "30000", "silence before a node shows as down", NULL},
+    {"agent_hwm", "16",
+     "messages queued for (and read ahead from) one agent connection; "
+     "beyond that they are dropped and the agent resyncs",
+     NULL},
+    {"snapshot_gap_ms", "1000",
+     "least time between two snapshots sent to one agent (HELLO/RESYNC "
+     "inside the gap are answered when it ends)",
+     NULL},
     {"state_dir", "/var/lib/privmta", "store, keys and allow-lists", NULL},
+    {"store_max_mb", "1024",
+     "the most the policy store (one LMDB map) may grow to, in MiB; it "
+     "grows on demand",
+     NULL},
+    {"history_keep", "10000",
+     "policy revisions kept (the newest), besides every revision a node "
+     "still runs; 0 keeps all",
+     NULL},
     {"log_level", "info", "debug, info, warning or error", NULL},
     {"syslog", "no", "also log to syslog (mail facility): yes or no", NULL},
     {NULL, NULL, NULL, NULL},
@@ -49,6 +65,15 @@ main(int argc, char **argv)
     int rc = pm_store_open(store_dir, 0, 0, &store);
     if (rc != PM_OK)
         pm_fatal("cannot open the store in %s: %s", store_dir, pm_strerror(rc));
+    rc = pm_store_set_map_max(
+        store, (size_t)pm_conf_int(s_params, "store_max_mb", 16, 1048576)
+                   << 20);
+    if (rc != PM_OK)
+        pm_fatal("store size: %s", pm_strerror(rc));
+    rc = pm_store_set_retention(
+        store, (uint64_t)pm_conf_int(s_params, "history_keep", 0, 1000000000));
+    if (rc != PM_OK)
+        pm_fatal("store retention: %s", pm_strerror(rc));
     const char *endpoint = pm_conf_get(s_params, "endpoint");
     pm_ctld_t *ctld = pm_ctld_new(store, endpoint, cert, clients, &why);
     if (!ctld)
@@ -56,7 +81,9 @@ main(int argc, char **argv)
     pm_fleet_opts_t opts = {
         (int)pm_conf_int(s_params, "heartbeat_ms", 10, 3600000),
         (int)pm_conf_int(s_params, "stale_after_ms", 10, 3600000),
-        (int)pm_conf_int(s_params, "down_after_ms", 10, 3600000)};
+        (int)pm_conf_int(s_params, "down_after_ms", 10, 3600000),
+        (int)pm_conf_int(s_params, "agent_hwm", 1, 100000),
+        (int)pm_conf_int(s_params, "snapshot_gap_ms", 10, 3600000)};
     pm_fleet_t *fleet =
         pm_fleet_new(store, pm_conf_get(s_params, "agent_endpoint"), cert,
                      clients, &opts, &why);

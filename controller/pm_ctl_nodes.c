@@ -2,6 +2,7 @@
 #include "pm_ctl.h"
 #include "pm_keys.h"
 #include "pm_mem.h"
+#include "pm_text.h"
 
 #include <czmq.h>
 #include <jansson.h>
@@ -51,33 +52,65 @@ s_node_json(const Pm__NodeStatus *n, uint64_t head)
         s_strings(n->relay_overrides, n->n_relay_overrides));
 }
 
+/* Caps on what an agent sent, in bytes of escaped text: a table cell,
+ * and a line of its own. */
+#define S_CELL_MAX 64
+#define S_LINE_MAX 400
+
+/* Prints "%-WIDTHs" of TEXT (agent-supplied: escaped, capped at MAX;
+ * empty: "-"), then SEP. */
 static void
-s_row(const Pm__NodeStatus *n, uint64_t head, time_t now)
+s_cell(const char *text, int width, size_t max, const char *sep)
 {
-    char seen[32] = "never";
-    if (n->last_seen)
-        snprintf(seen, sizeof seen, "%s %llds",
-                 *n->liveness ? n->liveness : "seen",
-                 (long long)(now - (time_t)n->last_seen));
-    printf(
-        "%-16s %-22s %-8llu %-4llu %-12s %-9s %-9s %-9s %-9s %s\n", n->name,
-        *n->address ? n->address : "-", (unsigned long long)n->applied_rev,
-        (unsigned long long)(head > n->applied_rev ? head - n->applied_rev : 0),
-        seen, s_state(n->antispam), s_state(n->antivirus), s_state(n->auth),
-        s_state(n->dkim), *n->apply_error ? n->apply_error : "-");
-    /* why a service is not fine, one line each, under its node */
+    char *shown = pm_text_escape(*text ? text : "-", max);
+    printf("%-*s%s", width, shown, sep);
+    free(shown);
+}
+
+/* Why a service is not fine, one line each, under its node. */
+static void
+s_row_details(const Pm__NodeStatus *n)
+{
     const Pm__ServiceStatus *svc[] = {n->antispam, n->antivirus, n->auth,
                                       n->dkim};
     static const char *const names[] = {"antispam", "antivirus", "auth",
                                         "dkim"};
-    for (size_t i = 0; i < 4; i++)
-        if (svc[i] && *svc[i]->detail &&
-            (svc[i]->state == PM__SERVICE_STATUS__STATE__DOWN ||
-             svc[i]->state == PM__SERVICE_STATUS__STATE__DEGRADED))
-            printf("%-16s %s %s: %s\n", "", names[i], s_state(svc[i]),
-                   svc[i]->detail);
-    for (size_t i = 0; i < n->n_relay_overrides; i++)
-        printf("%-16s relay host bypassed by %s\n", "", n->relay_overrides[i]);
+    for (size_t i = 0; i < 4; i++) {
+        if (!svc[i] || !*svc[i]->detail ||
+            (svc[i]->state != PM__SERVICE_STATUS__STATE__DOWN &&
+             svc[i]->state != PM__SERVICE_STATUS__STATE__DEGRADED))
+            continue;
+        printf("%-16s %s %s: ", "", names[i], s_state(svc[i]));
+        s_cell(svc[i]->detail, 0, S_LINE_MAX, "\n");
+    }
+    for (size_t i = 0; i < n->n_relay_overrides; i++) {
+        printf("%-16s relay host bypassed by ", "");
+        s_cell(n->relay_overrides[i], 0, S_LINE_MAX, "\n");
+    }
+}
+
+/* One node. Every string in it came from an agent (or was stored from
+ * one) and is escaped: a newline cannot forge a row, ESC cannot drive the
+ * terminal. */
+static void
+s_row(const Pm__NodeStatus *n, uint64_t head, time_t now)
+{
+    char *liveness = pm_text_escape(*n->liveness ? n->liveness : "seen", 16);
+    char seen[32] = "never";
+    if (n->last_seen)
+        snprintf(seen, sizeof seen, "%s %llds", liveness,
+                 (long long)(now - (time_t)n->last_seen));
+    free(liveness);
+    s_cell(n->name, 16, S_CELL_MAX, " ");
+    s_cell(n->address, 22, S_CELL_MAX, " ");
+    printf(
+        "%-8llu %-4llu %-12s %-9s %-9s %-9s %-9s ",
+        (unsigned long long)n->applied_rev,
+        (unsigned long long)(head > n->applied_rev ? head - n->applied_rev : 0),
+        seen, s_state(n->antispam), s_state(n->antivirus), s_state(n->auth),
+        s_state(n->dkim));
+    s_cell(n->apply_error, 0, S_LINE_MAX, "\n");
+    s_row_details(n);
 }
 
 int

@@ -11,13 +11,28 @@
 
 #include <ctype.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+
+/* Least time between two reads of clients/ that its mtime did not ask for
+ * (a key not known, or a file that no longer says what it said). */
+#define S_ADMINS_REREAD_MS 1000
+
+/* Requests queued per connection on the API socket: a client sends one at
+ * a time, and a request may be PM_WIRE_MESSAGE_MAX bytes. */
+#define S_CTL_RCVHWM 4
 
 struct pm_ctld_t {
     pm_store_t *store;
     pm_fleet_t *fleet; /* not owned; may be NULL */
     zsock_t *router;
     zactor_t *auth;
+    char *clients_dir;
+    zhashx_t *admins; /* enrolled admin public key (Z85) -> its cert file */
+    struct timespec admins_mtime; /* of clients/ when admins was read */
+    int64_t admins_read;          /* zclock_mono() of that read */
+    struct timespec auth_mtime;   /* of clients/ when zauth last read it */
+    int64_t auth_check;           /* zclock_mono() of the next look */
 };
 
 /* A reply under construction, with everything to free once it is packed. */
@@ -375,6 +390,39 @@ s_handle_nodes(pm_ctld_t *self, const Pm__Request *req, const char *author,
     r->resp.n_nodes = r->n_nodes;
 }
 
+/* zauth caches clients/ and notices a change only by the number of files,
+ * their total size and their newest mtime in whole seconds: a key replaced
+ * by one of the same size within the second would go unseen (the new key
+ * refused, the old one admitted). Have it read the directory again. */
+static void
+s_auth_reload(pm_ctld_t *self)
+{
+    if (!self->auth)
+        return;
+    struct stat st;
+    if (stat(self->clients_dir, &st) == 0)
+        self->auth_mtime = st.st_mtim;
+    zstr_sendx(self->auth, "CURVE", self->clients_dir, NULL);
+    zsock_wait(self->auth);
+}
+
+/* The same for a change made by hand (a certificate copied or removed): a
+ * new mtime of clients/ (to the nanosecond where the file system keeps
+ * it), looked for at most once a second. */
+static void
+s_auth_watch(pm_ctld_t *self)
+{
+    struct stat st;
+    int64_t now = zclock_mono();
+    if (!self->auth || now < self->auth_check)
+        return;
+    self->auth_check = now + 1000;
+    if (stat(self->clients_dir, &st) == 0 &&
+        (st.st_mtim.tv_sec != self->auth_mtime.tv_sec ||
+         st.st_mtim.tv_nsec != self->auth_mtime.tv_nsec))
+        s_auth_reload(self);
+}
+
 static void
 s_handle_node_add(pm_ctld_t *self, const Pm__Request *req, const char *author,
                   s_reply_t *r)
@@ -393,7 +441,9 @@ s_handle_node_add(pm_ctld_t *self, const Pm__Request *req, const char *author,
     if (pm_fleet_enroll(self->fleet, req->node, req->public_key, &why) != 0) {
         s_fail(r, PM__RESPONSE__STATUS__INVALID, "%s", why);
         free(why);
+        return;
     }
+    s_auth_reload(self);
 }
 
 static void
@@ -408,7 +458,9 @@ s_handle_node_remove(pm_ctld_t *self, const Pm__Request *req,
     if (pm_fleet_withdraw(self->fleet, req->node, &why) != 0) {
         s_fail(r, PM__RESPONSE__STATUS__NOT_FOUND, "%s", why);
         free(why);
+        return;
     }
+    s_auth_reload(self);
 }
 
 /* Applies one `policy set` style edit to the head and commits it. */
@@ -552,6 +604,13 @@ pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
 
 /* ---- the socket --------------------------------------------------------- */
 
+static void
+s_string_destroy(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
 pm_ctld_t *
 pm_ctld_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
             const char *clients_dir, char **why)
@@ -560,16 +619,19 @@ pm_ctld_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
     self->store = store;
     if (!clients_dir)
         return self;
+    self->clients_dir = pm_strdup(clients_dir);
+    self->admins = zhashx_new();
+    zhashx_set_destructor(self->admins, s_string_destroy);
     /* zauth must run before the socket binds, or the first handshakes
      * are not checked at all. */
     self->auth = zactor_new(zauth, NULL);
-    zstr_sendx(self->auth, "CURVE", clients_dir, NULL);
-    zsock_wait(self->auth);
+    s_auth_reload(self);
     self->router = zsock_new(ZMQ_ROUTER);
     zcert_apply(cert, self->router);
     zsock_set_curve_server(self->router, 1);
     zsock_set_zap_domain(self->router, "privmta");
     zsock_set_maxmsgsize(self->router, PM_WIRE_MESSAGE_MAX);
+    zsock_set_rcvhwm(self->router, S_CTL_RCVHWM);
     zsock_set_linger(self->router, 0);
     if (zsock_bind(self->router, "%s", endpoint) < 0) {
         *why = pm_asprintf("cannot listen on %s: %s", endpoint,
@@ -587,34 +649,146 @@ pm_ctld_destroy(pm_ctld_t **self_p)
         return;
     zsock_destroy(&self->router);
     zactor_destroy(&self->auth);
+    zhashx_destroy(&self->admins);
+    free(self->clients_dir);
     free(self);
     *self_p = NULL;
 }
 
-/* The enrolled key's name (from its certificate, passed on by zauth as
- * ZAP metadata) identifies the author; the user name the client sends is
- * informational only. */
-static char *
-s_author(zframe_t *frame, const Pm__Request *req)
+/* ---- who may use this API ------------------------------------------------
+ */
+
+static void
+s_admin_one(const char *name, const char *role, const char *key,
+            const char *path, void *arg)
 {
-    const char *name = zframe_meta(frame, "name");
-    const char *key = zframe_meta(frame, "User-Id");
-    char *who = pm_strdup(name ? name : key ? key : "unknown");
-    if (*req->user) {
-        char *both = pm_asprintf("%s (%.64s)", who, req->user);
-        free(who);
-        who = both;
+    (void)name;
+    if (strcmp(role, PM_ROLE_ADMIN) == 0)
+        zhashx_update(arg, key, pm_strdup(path));
+}
+
+/* Reads which keys clients/ enrols as admins: when its mtime changed, or
+ * when FORCE and the last read is S_ADMINS_REREAD_MS old (so that a key
+ * that is not enrolled cannot make us read the directory at every
+ * request). Returns whether it did. */
+static bool
+s_admins_read(pm_ctld_t *self, bool force)
+{
+    struct stat st;
+    int64_t now = zclock_mono();
+    bool found = stat(self->clients_dir, &st) == 0;
+    bool changed = !found || st.st_mtim.tv_sec != self->admins_mtime.tv_sec ||
+                   st.st_mtim.tv_nsec != self->admins_mtime.tv_nsec;
+    if (!changed && !(force && now - self->admins_read >= S_ADMINS_REREAD_MS))
+        return false;
+    if (found)
+        self->admins_mtime = st.st_mtim;
+    self->admins_read = now;
+    zhashx_purge(self->admins);
+    char *why = NULL;
+    if (pm_keys_each(self->clients_dir, s_admin_one, self->admins, &why)) {
+        pm_warn("admin keys: %s", why);
+        free(why);
     }
-    return who;
+    return true;
+}
+
+/* Whether the certificate file PATH enrols KEY as an admin; if so, sets
+ * *name (caller frees) to the name it gives. */
+static bool
+s_admin_file(const char *path, const char *key, char **name)
+{
+    zcert_t *cert = zcert_load(path);
+    const char *role = cert ? zcert_meta(cert, "role") : NULL;
+    const char *meta = cert ? zcert_meta(cert, "name") : NULL;
+    bool ok = role && meta && strcmp(role, PM_ROLE_ADMIN) == 0 &&
+              strcmp(zcert_public_txt(cert), key) == 0;
+    if (ok)
+        *name = pm_strdup(meta);
+    zcert_destroy(&cert);
+    return ok;
+}
+
+/* Whether KEY is enrolled as an admin in clients/ now: checked at every
+ * request, not once per connection, so that a key removed or replaced is
+ * refused at its next request on a connection made before. The list of
+ * admin keys is read again when the directory changed; the one file that
+ * enrols KEY is read every time, since an mtime may be too coarse to show
+ * a change. Sets *name (caller frees) to the name it is enrolled as. */
+static bool
+s_admin_now(pm_ctld_t *self, const char *key, char **name)
+{
+    bool reread = s_admins_read(self, false);
+    for (;;) {
+        const char *path = zhashx_lookup(self->admins, key);
+        if (path && s_admin_file(path, key, name))
+            return true;
+        if (reread || !s_admins_read(self, true))
+            return false;
+        reread = true; /* enrolled a moment ago? once more */
+    }
 }
 
 /* Only admin keys may use this API: an agent's key is enrolled too (same
- * allow-list, role=agent) but must never push policy. */
+ * allow-list, role=agent) but must never push policy, nor make us decode
+ * a request. The role zauth saw at the handshake refuses agents cheaply;
+ * an admin's key must still be enrolled now. Sets *name (caller frees). */
 static bool
-s_is_admin(zframe_t *frame)
+s_is_admin(pm_ctld_t *self, zframe_t *frame, char **name)
 {
     const char *role = zframe_meta(frame, "role");
-    return role && strcmp(role, PM_ROLE_ADMIN) == 0;
+    const char *key = zframe_meta(frame, "User-Id");
+    if (!role || !key || strcmp(role, PM_ROLE_ADMIN) != 0)
+        return false;
+    if (s_admin_now(self, key, name))
+        return true;
+    pm_warn("request refused: key %s is no longer enrolled as an admin in %s",
+            key, self->clients_dir);
+    return false;
+}
+
+/* The enrolled key's name (from its certificate as it is now) identifies
+ * the author; the user name the client sends is informational only. */
+static char *
+s_author(const char *name, const Pm__Request *req)
+{
+    if (!*req->user)
+        return pm_strdup(name);
+    return pm_asprintf("%s (%.64s)", name, req->user);
+}
+
+static uint8_t *
+s_refusal(const char *error, size_t *len)
+{
+    Pm__Response no = PM__RESPONSE__INIT;
+    no.status = PM__RESPONSE__STATUS__BAD_REQUEST;
+    no.error = (char *)error;
+    return pm_wire_pack(&no.base, len);
+}
+
+/* The packed reply to the request BODY: who sent it is checked before the
+ * request is decoded. */
+static uint8_t *
+s_answer(pm_ctld_t *self, zframe_t *body, size_t *len)
+{
+    Pm__Request *req = NULL;
+    char *name = NULL, *why = NULL;
+    uint8_t *out = NULL;
+    if (!s_is_admin(self, body, &name)) {
+        out = s_refusal("this key is not enrolled as an admin client", len);
+    } else if (pm_wire_unpack_request(zframe_data(body), zframe_size(body),
+                                      &req, &why) != PM_OK) {
+        pm_warn("malformed request dropped: %s", why);
+        out = s_refusal(why, len);
+    } else {
+        char *author = s_author(name, req);
+        out = pm_ctld_handle(self, req, author, len);
+        free(author);
+        pm__request__free_unpacked(req, NULL);
+    }
+    free(name);
+    free(why);
+    return out;
 }
 
 static void
@@ -625,27 +799,13 @@ s_serve_one(pm_ctld_t *self)
         return;
     zframe_t *id = zmsg_pop(msg), *empty = zmsg_pop(msg);
     zframe_t *body = zmsg_pop(msg);
-    Pm__Request *req = NULL;
-    char *why = NULL;
     size_t len = 0;
     uint8_t *out = NULL;
-    if (!id || !empty || !body || zmsg_size(msg) != 0 ||
-        pm_wire_unpack_request(zframe_data(body), zframe_size(body), &req,
-                               &why) != PM_OK) {
-        pm_warn("malformed request dropped: %s", why ? why : "bad framing");
-        Pm__Response bad = PM__RESPONSE__INIT;
-        bad.status = PM__RESPONSE__STATUS__BAD_REQUEST;
-        bad.error = why ? why : (char *)"malformed request";
-        out = pm_wire_pack(&bad.base, &len);
-    } else if (!s_is_admin(body)) {
-        Pm__Response no = PM__RESPONSE__INIT;
-        no.status = PM__RESPONSE__STATUS__BAD_REQUEST;
-        no.error = (char *)"this key is not enrolled as an admin client";
-        out = pm_wire_pack(&no.base, &len);
+    if (!id || !empty || !body || zmsg_size(msg) != 0) {
+        pm_warn("malformed request dropped: bad framing");
+        out = s_refusal("malformed request", &len);
     } else {
-        char *author = s_author(body, req);
-        out = pm_ctld_handle(self, req, author, &len);
-        free(author);
+        out = s_answer(self, body, &len);
     }
     if (id && empty) {
         zmsg_t *reply = zmsg_new();
@@ -654,10 +814,7 @@ s_serve_one(pm_ctld_t *self)
         zmsg_addmem(reply, out, len);
         zmsg_send(&reply, self->router);
     }
-    if (req)
-        pm__request__free_unpacked(req, NULL);
     free(out);
-    free(why);
     zframe_destroy(&id);
     zframe_destroy(&empty);
     zframe_destroy(&body);
@@ -677,6 +834,7 @@ pm_ctld_run(pm_ctld_t *self)
     zpoller_t *poller = zpoller_new(self->router, agents, NULL);
     while (!zsys_interrupted) {
         int wait = self->fleet ? pm_fleet_tick(self->fleet) : 1000;
+        s_auth_watch(self);
         void *which = zpoller_wait(poller, wait);
         if (which == self->router)
             s_serve_one(self);

@@ -26,7 +26,10 @@ pm_ctld_t *pm_ctld_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
 
 /* Hands new revisions to FLEET and answers node requests from it (not
  * owned; NULL: no agents, `nodes` lists the stored statuses). Only keys
- * enrolled with role=admin may use this API. */
+ * enrolled with role=admin may use this API, and only while they are:
+ * every request is checked against clients/ as it is now (an admin key
+ * removed or replaced there is refused at its next request, even on a
+ * connection made before), and before the request is decoded. */
 void pm_ctld_set_fleet(pm_ctld_t *self, pm_fleet_t *fleet);
 
 /* Stops serving; accepts NULL, nulls *self_p. */

@@ -3,21 +3,35 @@
 #include "pm_keys.h"
 #include "pm_log.h"
 #include "pm_mem.h"
+#include "pm_text.h"
 #include "pm_wire.h"
 
-#include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
+/* Caps on agent-supplied text in one log line. */
+#define S_LOG_NAME_MAX 80
+#define S_LOG_TEXT_MAX 512
+
+/* Ticks between two reads of clients/ that do not wait for its mtime to
+ * change: a file replaced within the same second may not change it where
+ * the file system keeps whole seconds. */
+#define S_RESCAN_TICKS 30
+
 typedef struct {
     char *name;
+    char *label;            /* the name escaped, for logs */
+    char **keys;            /* public keys (Z85) enrolled for it now; */
+    size_t n_keys;          /* none: not enrolled */
     Pm__NodeStatus *status; /* latest report, NULL before the first */
     zframe_t *route;        /* routing id of its live connection */
+    char route_key[41];     /* the key that connection authenticated with */
     int64_t seen_mono;      /* zclock_mono() of the last report, 0: never */
     int64_t seen_wall;      /* unix seconds of the last report */
-    bool enrolled;
-    bool dirty; /* not yet written to the store */
+    int64_t snapshot_due;   /* zclock_mono() before which none is sent */
+    bool snapshot_pending;  /* asked for one inside the gap */
+    bool dirty;             /* not yet written to the store */
 } s_node_t;
 
 struct pm_fleet_t {
@@ -30,7 +44,18 @@ struct pm_fleet_t {
     uint64_t head;
     int64_t next_tick;
     unsigned ticks;
+    bool pending;       /* some node may have a snapshot pending, */
+    int64_t pending_at; /* due no earlier than this */
 };
+
+static void
+s_node_forget_keys(s_node_t *n)
+{
+    for (size_t i = 0; i < n->n_keys; i++)
+        free(n->keys[i]);
+    PM_FREE(&n->keys);
+    n->n_keys = 0;
+}
 
 static void
 s_node_destroy(void **item)
@@ -41,6 +66,8 @@ s_node_destroy(void **item)
     if (n->status)
         pm__node_status__free_unpacked(n->status, NULL);
     zframe_destroy(&n->route);
+    s_node_forget_keys(n);
+    free(n->label);
     free(n->name);
     free(n);
     *item = NULL;
@@ -53,42 +80,84 @@ s_node(pm_fleet_t *self, const char *name)
     if (!n) {
         n = pm_calloc(1, sizeof *n);
         n->name = pm_strdup(name);
+        n->label = pm_text_escape(name, S_LOG_NAME_MAX);
         zhashx_insert(self->nodes, name, n);
     }
     return n;
 }
 
-/* Enrolled agents are the certificates in clients/ with role=agent; the
- * directory is read again only when it changed. */
+/* Whether KEY is enrolled for N now. */
+static bool
+s_key_enrolled(const s_node_t *n, const char *key)
+{
+    for (size_t i = 0; i < n->n_keys; i++)
+        if (strcmp(n->keys[i], key) == 0)
+            return true;
+    return false;
+}
+
+/* Whether N has a connection that may be served: made with a key that is
+ * enrolled for N now. The one gate of everything sent to agents. */
+static bool
+s_served(const s_node_t *n)
+{
+    return n->route && s_key_enrolled(n, n->route_key);
+}
+
+/* Nothing more goes to N's connection, not even a pending snapshot. */
 static void
-s_scan_enrolled(pm_fleet_t *self)
+s_forget_route(s_node_t *n)
+{
+    zframe_destroy(&n->route);
+    n->route_key[0] = '\0';
+    n->snapshot_pending = false;
+}
+
+static void
+s_enrol_one(const char *name, const char *role, const char *key,
+            const char *path, void *arg)
+{
+    (void)path;
+    pm_fleet_t *self = arg;
+    if (strcmp(role, PM_ROLE_AGENT) != 0)
+        return;
+    s_node_t *n = s_node(self, name);
+    if (s_key_enrolled(n, key))
+        return;
+    n->keys = pm_realloc(n->keys, (n->n_keys + 1) * sizeof *n->keys);
+    n->keys[n->n_keys++] = pm_strdup(key);
+}
+
+/* Enrolled agents are the certificates in clients/ with role=agent: each
+ * name with the key(s) enrolled for it. The directory is read again when
+ * its mtime changed, or whenever FORCE. A connection made with a key that
+ * is no longer enrolled for its node loses its route. */
+static void
+s_scan_enrolled(pm_fleet_t *self, bool force)
 {
     struct stat st;
     if (stat(self->clients_dir, &st) != 0 ||
-        (st.st_mtim.tv_sec == self->dir_mtime.tv_sec &&
+        (!force && st.st_mtim.tv_sec == self->dir_mtime.tv_sec &&
          st.st_mtim.tv_nsec == self->dir_mtime.tv_nsec))
         return;
     self->dir_mtime = st.st_mtim;
     for (s_node_t *n = zhashx_first(self->nodes); n;
          n = zhashx_next(self->nodes))
-        n->enrolled = false;
-    DIR *dir = opendir(self->clients_dir);
-    struct dirent *e;
-    while (dir && (e = readdir(dir))) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 5, ".cert") != 0)
-            continue;
-        char *path = pm_asprintf("%s/%s", self->clients_dir, e->d_name);
-        zcert_t *cert = zcert_load(path);
-        const char *role = cert ? zcert_meta(cert, "role") : NULL;
-        const char *name = cert ? zcert_meta(cert, "name") : NULL;
-        if (role && name && strcmp(role, PM_ROLE_AGENT) == 0)
-            s_node(self, name)->enrolled = true;
-        zcert_destroy(&cert);
-        free(path);
+        s_node_forget_keys(n);
+    char *why = NULL;
+    if (pm_keys_each(self->clients_dir, s_enrol_one, self, &why) != 0) {
+        pm_warn("enrolled agents: %s", why);
+        free(why);
     }
-    if (dir)
-        closedir(dir);
+    for (s_node_t *n = zhashx_first(self->nodes); n;
+         n = zhashx_next(self->nodes)) {
+        if (n->route && !s_served(n)) {
+            pm_info("node %s: the key of its connection is no longer "
+                    "enrolled; nothing more is sent to it",
+                    n->label);
+            s_forget_route(n);
+        }
+    }
 }
 
 static void
@@ -114,20 +183,27 @@ pm_fleet_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
     pm_fleet_t *self = pm_calloc(1, sizeof *self);
     self->store = store;
     self->opts = *opts;
+    if (self->opts.send_hwm <= 0)
+        self->opts.send_hwm = PM_FLEET_HWM;
+    if (self->opts.snapshot_gap_ms <= 0)
+        self->opts.snapshot_gap_ms = PM_FLEET_SNAPSHOT_GAP_MS;
     self->clients_dir = pm_strdup(clients_dir);
     self->nodes = zhashx_new();
     zhashx_set_destructor(self->nodes, s_node_destroy);
     pm_store_head(store, &self->head);
     s_load_statuses(self);
-    s_scan_enrolled(self);
+    s_scan_enrolled(self, true);
     self->router = zsock_new(ZMQ_ROUTER);
     zcert_apply(cert, self->router);
     zsock_set_curve_server(self->router, 1);
     zsock_set_zap_domain(self->router, "privmta-agents");
-    zsock_set_maxmsgsize(self->router, PM_WIRE_MESSAGE_MAX);
-    /* A full queue drops silently; heartbeats then show the gap. */
-    zsock_set_sndhwm(self->router, 100000);
-    zsock_set_rcvhwm(self->router, 100000);
+    /* agents only ever send reports: anything longer is dropped, with
+     * the connection, before it is read into memory */
+    zsock_set_maxmsgsize(self->router, PM_WIRE_REPORT_MAX);
+    /* A full queue drops silently; heartbeats then show the gap. Small
+     * queues: an agent that stops reading holds only this much here. */
+    zsock_set_sndhwm(self->router, self->opts.send_hwm);
+    zsock_set_rcvhwm(self->router, self->opts.send_hwm);
     zsock_set_linger(self->router, 0);
     if (zsock_bind(self->router, "%s", endpoint) < 0) {
         *why = pm_asprintf("cannot listen for agents on %s: %s", endpoint,
@@ -163,6 +239,8 @@ pm_fleet_socket(pm_fleet_t *self)
 static void
 s_send_to(pm_fleet_t *self, s_node_t *n, zmq_msg_t *body)
 {
+    if (!s_served(n))
+        return;
     void *sock = zsock_resolve(self->router);
     zmq_msg_t copy;
     zmq_msg_init(&copy);
@@ -195,8 +273,7 @@ s_broadcast(pm_fleet_t *self, const Pm__Publication *pub)
     s_msg_init(&msg, pub);
     for (s_node_t *n = zhashx_first(self->nodes); n;
          n = zhashx_next(self->nodes))
-        if (n->route && n->enrolled)
-            s_send_to(self, n, &msg);
+        s_send_to(self, n, &msg);
     zmq_msg_close(&msg);
 }
 
@@ -253,10 +330,15 @@ pm_fleet_publish(pm_fleet_t *self, uint64_t rev)
     pm__revision__free_unpacked(r, NULL);
 }
 
-/* The head revision for one agent that asked (HELLO or RESYNC). */
+/* The head revision for one agent that asked (HELLO or RESYNC); the next
+ * one is due a gap later. */
 static void
 s_send_snapshot(pm_fleet_t *self, s_node_t *n)
 {
+    n->snapshot_pending = false;
+    n->snapshot_due = zclock_mono() + self->opts.snapshot_gap_ms;
+    if (!s_served(n))
+        return;
     Pm__Publication pub = PM__PUBLICATION__INIT;
     Pm__Revision *r = NULL;
     pub.head = self->head;
@@ -273,6 +355,61 @@ s_send_snapshot(pm_fleet_t *self, s_node_t *n)
     s_free_secrets(&pub);
     if (r)
         pm__revision__free_unpacked(r, NULL);
+}
+
+/* Remembers that a snapshot is due at AT for some node. */
+static void
+s_note_pending(pm_fleet_t *self, int64_t at)
+{
+    if (!self->pending || at < self->pending_at)
+        self->pending_at = at;
+    self->pending = true;
+}
+
+/* HELLO and RESYNC ask for the head. A node gets at most one snapshot per
+ * gap however often it asks: a request inside the gap is remembered and
+ * answered when the gap ends (s_send_pending), so flooding costs one
+ * snapshot per gap and an honest agent always gets its answer. */
+static void
+s_want_snapshot(pm_fleet_t *self, s_node_t *n, const Pm__AgentReport *rep)
+{
+    const char *what = rep->kind == PM__AGENT_REPORT__KIND__HELLO
+                           ? "connected"
+                           : "asks to resync";
+    int64_t wait = n->snapshot_due - zclock_mono();
+    if (wait <= 0) {
+        pm_info("node %s %s at revision %llu: sending the head (%llu)",
+                n->label, what, (unsigned long long)rep->applied_rev,
+                (unsigned long long)self->head);
+        s_send_snapshot(self, n);
+    } else if (!n->snapshot_pending) {
+        pm_debug("node %s %s at revision %llu: the head follows in %lld ms",
+                 n->label, what, (unsigned long long)rep->applied_rev,
+                 (long long)wait);
+        n->snapshot_pending = true;
+        s_note_pending(self, n->snapshot_due);
+    }
+}
+
+/* Sends the snapshots whose gap has ended. */
+static void
+s_send_pending(pm_fleet_t *self, int64_t now)
+{
+    if (!self->pending || now < self->pending_at)
+        return;
+    self->pending = false;
+    for (s_node_t *n = zhashx_first(self->nodes); n;
+         n = zhashx_next(self->nodes)) {
+        if (!n->snapshot_pending)
+            continue;
+        if (n->snapshot_due > now) {
+            s_note_pending(self, n->snapshot_due);
+            continue;
+        }
+        pm_debug("node %s: sending the head (%llu) it asked for", n->label,
+                 (unsigned long long)self->head);
+        s_send_snapshot(self, n);
+    }
 }
 
 /* ---- receiving ------------------------------------------------------------
@@ -326,32 +463,58 @@ s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
     n->status->last_seen = n->seen_wall;
     if (rep->kind == PM__AGENT_REPORT__KIND__HELLO ||
         rep->kind == PM__AGENT_REPORT__KIND__RESYNC) {
-        pm_info("node %s %s at revision %llu: sending the head (%llu)", n->name,
-                rep->kind == PM__AGENT_REPORT__KIND__HELLO ? "connected"
-                                                           : "asks to resync",
-                (unsigned long long)rep->applied_rev,
-                (unsigned long long)self->head);
-        s_send_snapshot(self, n);
+        s_want_snapshot(self, n, rep);
     } else if (rep->kind == PM__AGENT_REPORT__KIND__APPLIED) {
-        if (*n->status->apply_error)
+        if (*n->status->apply_error) {
+            char *error =
+                pm_text_escape(n->status->apply_error, S_LOG_TEXT_MAX);
             pm_warn("node %s failed to apply: %s (keeps revision %llu)",
-                    n->name, n->status->apply_error,
-                    (unsigned long long)rep->applied_rev);
-        else
-            pm_debug("node %s applied revision %llu", n->name,
+                    n->label, error, (unsigned long long)rep->applied_rev);
+            free(error);
+        } else {
+            pm_debug("node %s applied revision %llu", n->label,
                      (unsigned long long)rep->applied_rev);
+        }
     }
 }
 
-static bool
-s_enrolled(pm_fleet_t *self, const char *name)
+/* The node BODY comes from, or NULL: the key its connection authenticated
+ * with (User-Id) must be enrolled for the name it authenticated as (name)
+ * now, not only when it connected. Nothing is decoded before this. */
+static s_node_t *
+s_sender(pm_fleet_t *self, zframe_t *body)
 {
+    const char *role = zframe_meta(body, "role");
+    const char *name = zframe_meta(body, "name");
+    const char *key = zframe_meta(body, "User-Id");
+    if (!role || !name || !key || strcmp(role, PM_ROLE_AGENT) != 0) {
+        pm_debug("agent socket: dropped a message from a key that is not "
+                 "an enrolled agent");
+        return NULL;
+    }
     s_node_t *n = zhashx_lookup(self->nodes, name);
-    if (!n || !n->enrolled) {
-        s_scan_enrolled(self); /* enrolled by hand a moment ago? */
+    if (!n || !s_key_enrolled(n, key)) {
+        s_scan_enrolled(self, false); /* enrolled by hand a moment ago? */
         n = zhashx_lookup(self->nodes, name);
     }
-    return n && n->enrolled;
+    if (n && s_key_enrolled(n, key))
+        return n;
+    /* a key withdrawn or replaced since its connection was made */
+    char *label = pm_text_escape(name, S_LOG_NAME_MAX);
+    pm_debug("node %s: message from a key not enrolled for it (now) dropped",
+             label);
+    free(label);
+    return NULL;
+}
+
+/* Replies to N go to the connection it last reported on. */
+static void
+s_set_route(s_node_t *n, zframe_t **route_p, const char *key)
+{
+    zframe_destroy(&n->route);
+    n->route = *route_p;
+    *route_p = NULL;
+    snprintf(n->route_key, sizeof n->route_key, "%s", key);
 }
 
 void
@@ -360,24 +523,16 @@ pm_fleet_handle(pm_fleet_t *self)
     zframe_t *route = zframe_recv(self->router);
     zframe_t *body =
         route && zsock_rcvmore(self->router) ? zframe_recv(self->router) : NULL;
-    const char *role = body ? zframe_meta(body, "role") : NULL;
-    const char *name = body ? zframe_meta(body, "name") : NULL;
+    s_node_t *n = body ? s_sender(self, body) : NULL;
     Pm__AgentReport *rep = NULL;
     char *why = NULL;
-    if (!body || !role || !name || strcmp(role, PM_ROLE_AGENT) != 0) {
-        pm_debug("agent socket: dropped a message from a key that is not "
-                 "an enrolled agent");
-    } else if (pm_wire_unpack_agent_report(zframe_data(body), zframe_size(body),
-                                           &rep, &why) != PM_OK) {
-        pm_warn("node %s: malformed report dropped: %s", name, why);
-    } else if (!s_enrolled(self, name)) {
-        /* a withdrawn key whose connection predates the withdrawal */
-        pm_debug("node %s is no longer enrolled: report dropped", name);
-    } else {
-        s_node_t *n = s_node(self, name);
-        zframe_destroy(&n->route);
-        n->route = route;
-        route = NULL;
+    if (n && pm_wire_unpack_agent_report(zframe_data(body), zframe_size(body),
+                                         &rep, &why) != PM_OK) {
+        char *shown = pm_text_escape(why, S_LOG_TEXT_MAX);
+        pm_warn("node %s: malformed report dropped: %s", n->label, shown);
+        free(shown);
+    } else if (n) {
+        s_set_route(n, &route, zframe_meta(body, "User-Id"));
         s_take_report(self, n, rep);
         pm__agent_report__free_unpacked(rep, NULL);
     }
@@ -411,21 +566,31 @@ s_flush(pm_fleet_t *self, bool all)
     free(dirty);
 }
 
-int
-pm_fleet_tick(pm_fleet_t *self)
+static void
+s_heartbeat(pm_fleet_t *self)
 {
-    int64_t now = zclock_mono();
-    if (now < self->next_tick)
-        return (int)(self->next_tick - now);
-    self->next_tick = now + self->opts.heartbeat_ms;
     Pm__Publication pub = PM__PUBLICATION__INIT;
     pub.kind = PM__PUBLICATION__KIND__HEARTBEAT;
     pub.head = self->head;
     s_broadcast(self, &pub);
     /* changes are written every tick; "last seen" alone every 30 */
     s_flush(self, ++self->ticks % 30 == 0);
-    s_scan_enrolled(self);
-    return self->opts.heartbeat_ms;
+    s_scan_enrolled(self, self->ticks % S_RESCAN_TICKS == 0);
+}
+
+int
+pm_fleet_tick(pm_fleet_t *self)
+{
+    int64_t now = zclock_mono();
+    s_send_pending(self, now);
+    if (now >= self->next_tick) {
+        self->next_tick = now + self->opts.heartbeat_ms;
+        s_heartbeat(self);
+    }
+    int64_t wait = self->next_tick - now;
+    if (self->pending && self->pending_at - now < wait)
+        wait = self->pending_at - now;
+    return wait > 0 ? (int)wait : 0;
 }
 
 /* ---- views and enrolment ------------------------------------------------ */
@@ -451,13 +616,13 @@ s_by_name(const void *a, const void *b)
 void
 pm_fleet_nodes(pm_fleet_t *self, Pm__NodeStatus ***nodes, size_t *n)
 {
-    s_scan_enrolled(self);
+    s_scan_enrolled(self, false);
     int64_t now = zclock_mono();
     Pm__NodeStatus **all = pm_calloc(zhashx_size(self->nodes) + 1, sizeof *all);
     size_t count = 0;
     for (s_node_t *node = zhashx_first(self->nodes); node;
          node = zhashx_next(self->nodes)) {
-        if (!node->enrolled)
+        if (!node->n_keys)
             continue;
         Pm__NodeStatus *st = NULL;
         if (node->status) {
@@ -485,7 +650,9 @@ pm_fleet_enroll(pm_fleet_t *self, const char *name, const char *pubkey,
 {
     if (pm_keys_enroll(self->clients_dir, name, PM_ROLE_AGENT, pubkey, why))
         return -1;
-    s_scan_enrolled(self);
+    /* read now, whatever the directory's mtime says: a replaced key must
+     * stop being served before the reply says it is enrolled */
+    s_scan_enrolled(self, true);
     return 0;
 }
 
@@ -495,6 +662,6 @@ pm_fleet_withdraw(pm_fleet_t *self, const char *name, char **why)
     if (pm_keys_withdraw(self->clients_dir, name, PM_ROLE_AGENT, why))
         return -1;
     zhashx_delete(self->nodes, name);
-    s_scan_enrolled(self);
+    s_scan_enrolled(self, true);
     return 0;
 }

@@ -8,6 +8,22 @@
  * head, so an agent that missed an update (high-water mark, reconnect)
  * notices and asks for a snapshot. Status lives in memory and is written
  * to the store in one transaction per tick.
+ *
+ * An enrolled agent may be hostile or broken; what it can cost is bounded:
+ *   - a report longer than PM_WIRE_REPORT_MAX is refused by the socket
+ *     before it is read, and nothing is decoded before the sender's key
+ *     is checked;
+ *   - each connection queues at most send_hwm messages here; beyond that
+ *     messages to it are dropped (it sees the gap and resyncs);
+ *   - a node gets at most one snapshot per snapshot_gap_ms however often
+ *     it sends HELLO or RESYNC; a request inside the gap is answered when
+ *     the gap ends (pm_fleet_tick), so an honest agent always gets one;
+ *   - every message is checked against the key enrolled for the node's
+ *     name now (clients/ as last read): after a key is replaced or
+ *     withdrawn, a connection made with the old key gets nothing more (no
+ *     revision, heartbeat, snapshot or DKIM key) and its reports are
+ *     dropped;
+ *   - text from agents is escaped (pm_text) before it is logged.
  */
 #ifndef PM_FLEET_H
 #define PM_FLEET_H
@@ -20,10 +36,17 @@
 typedef struct pm_fleet_t pm_fleet_t;
 
 typedef struct {
-    int heartbeat_ms;   /* heartbeat period, both ways */
-    int stale_after_ms; /* silence before a node is "stale" */
-    int down_after_ms;  /* silence before a node is "down" */
+    int heartbeat_ms;    /* heartbeat period, both ways */
+    int stale_after_ms;  /* silence before a node is "stale" */
+    int down_after_ms;   /* silence before a node is "down" */
+    int send_hwm;        /* messages queued per agent connection (and read
+                          * ahead from it); 0: PM_FLEET_HWM */
+    int snapshot_gap_ms; /* least time between two snapshots to one node;
+                          * 0: PM_FLEET_SNAPSHOT_GAP_MS */
 } pm_fleet_opts_t;
+
+#define PM_FLEET_HWM 16
+#define PM_FLEET_SNAPSHOT_GAP_MS 1000
 
 /* Binds ENDPOINT as a CURVE server with CERT (zauth must already check
  * CLIENTS_DIR, which is where enrolled agents' keys live). Returns NULL
@@ -40,7 +63,9 @@ void pm_fleet_handle(pm_fleet_t *self);
 /* Sends revision REV (just committed) to every connected agent. */
 void pm_fleet_publish(pm_fleet_t *self, uint64_t rev);
 
-/* Heartbeats and status flushing; returns ms until it wants to run again. */
+/* Heartbeats, snapshots that were asked for inside their gap, status
+ * flushing and re-reading clients/; returns ms until it wants to run
+ * again. Cheap when there is nothing to do: call it before every wait. */
 int pm_fleet_tick(pm_fleet_t *self);
 
 /* Every enrolled node with its latest status and liveness, sorted by name.
@@ -48,7 +73,9 @@ int pm_fleet_tick(pm_fleet_t *self);
 void pm_fleet_nodes(pm_fleet_t *self, Pm__NodeStatus ***nodes, size_t *n);
 
 /* Enrols / withdraws an agent key (see pm_keys). Returns 0, or -1 with
- * *why. A withdrawn node is forgotten, its connection no longer served. */
+ * *why. A withdrawn node is forgotten, its connection no longer served;
+ * enrolling a new key for a name takes effect at once: the connection made
+ * with the old key is no longer served, one made with the new key is. */
 int pm_fleet_enroll(pm_fleet_t *self, const char *name, const char *pubkey,
                     char **why);
 int pm_fleet_withdraw(pm_fleet_t *self, const char *name, char **why);

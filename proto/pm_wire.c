@@ -492,10 +492,13 @@ s_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
 {
     static const uint8_t empty[1];
     assert(out);
-    if (len > PM_WIRE_MESSAGE_MAX || (len && !buf)) {
+    /* checked before decoding, which is where a big message costs */
+    unsigned max = d == &pm__agent_report__descriptor ? PM_WIRE_REPORT_MAX
+                                                      : PM_WIRE_MESSAGE_MAX;
+    if (len > max || (len && !buf)) {
         if (why)
             *why = pm_asprintf("%s: %zu bytes, more than %u or missing",
-                               d->short_name, len, PM_WIRE_MESSAGE_MAX);
+                               d->short_name, len, max);
         return PM_EPROTO;
     }
     ProtobufCMessage *msg =

@@ -11,7 +11,8 @@
  * frees *out with the matching pm__*__free_unpacked(*out, NULL).
  *
  * What is checked, in every message and every nested message:
- *   - input of at most PM_WIRE_MESSAGE_MAX bytes that protobuf-c can decode;
+ *   - input of at most PM_WIRE_MESSAGE_MAX bytes (an AgentReport:
+ *     PM_WIRE_REPORT_MAX) that protobuf-c can decode;
  *   - every string <= PM_WIRE_STRING_MAX bytes and valid UTF-8 (no overlong
  *     forms, surrogates or code points past U+10FFFF); every bytes field
  *     (signature content, edit content) <= PM_WIRE_CONTENT_MAX;
@@ -46,6 +47,18 @@
 #define PM_WIRE_LIST_MAX 4096          /* items in one repeated field */
 #define PM_WIRE_CONTENT_MAX (8u << 20) /* bytes in one signature file */
 #define PM_WIRE_MESSAGE_MAX (64u << 20)
+/* Bytes in one AgentReport, the only message an agent sends; the agent
+ * socket refuses anything longer (ZMQ_MAXMSGSIZE) before it is read, and
+ * pm_wire_unpack_agent_report too. Decoding amplifies: protobuf-c allocates
+ * every string and list item apart, so 63 MiB of tiny repeated strings cost
+ * gigabytes; the cap keeps one hostile report to tens of MiB, briefly. A
+ * legitimate report is a NodeStatus of a few short strings (address, an
+ * apply error, four service details) and relay_overrides, one line per map
+ * entry that bypasses relay_host ("transport_maps: DOMAIN -> NEXTHOP",
+ * typically under 100 bytes). 1 MiB holds the list maximum of 4096 such
+ * lines at an average of 250 bytes each, beyond any real node; a node with
+ * more overrides than that has to summarise them, not send them all. */
+#define PM_WIRE_REPORT_MAX (1u << 20)
 
 int pm_wire_unpack_request(const uint8_t *buf, size_t len, Pm__Request **out,
                            char **why);
