@@ -195,9 +195,12 @@ s_resolve_level(Pm__Policy *p, const unsigned *given, pm_diag_t *diag)
     return problems;
 }
 
-Pm__Policy *
-pm_policy_from_value(const pm_value_t *doc, const char *base_dir,
-                     pm_diag_t *diag)
+/* Reads DOC into a new policy without the checks between keys; ORIGIN
+ * learns where each key came from. Values that could not be read are
+ * reported to DIAG and keep their defaults; NULL when DOC is no mapping. */
+static Pm__Policy *
+s_build(const pm_value_t *doc, const char *base_dir, pm_origin_t *origin,
+        pm_diag_t *diag)
 {
     if (doc->kind != PM_V_MAP) {
         pm_diag_add(diag, doc->line, NULL,
@@ -205,10 +208,10 @@ pm_policy_from_value(const pm_value_t *doc, const char *base_dir,
                     pm_value_kind_name(doc));
         return NULL;
     }
-    size_t before = pm_diag_count(diag), n;
+    size_t n;
     pm_policy_keys(&n);
     Pm__Policy *p = pm_policy_new();
-    s_doc_t d = {p, pm_origin_new(), base_dir, NULL};
+    s_doc_t d = {p, origin, base_dir, NULL};
     for (size_t i = 0; i < doc->n; i++) {
         if (strcmp(doc->keys[i], "nodes") == 0)
             s_nodes(&d, doc->items[i], diag);
@@ -217,11 +220,35 @@ pm_policy_from_value(const pm_value_t *doc, const char *base_dir,
     }
     unsigned *given = pm_calloc(n, sizeof *given);
     for (size_t i = 0; i < n; i++)
-        given[i] = d.origin->keys[i].line;
+        given[i] = origin->keys[i].line;
     s_resolve_level(p, given, diag);
     free(given);
-    pm_policy_validate_at(p, d.origin, diag);
-    pm_origin_destroy(&d.origin);
+    return p;
+}
+
+Pm__Policy *
+pm_policy_from_value(const pm_value_t *doc, const char *base_dir,
+                     pm_diag_t *diag)
+{
+    size_t before = pm_diag_count(diag);
+    pm_origin_t *origin = pm_origin_new();
+    Pm__Policy *p = s_build(doc, base_dir, origin, diag);
+    if (p)
+        pm_policy_validate_at(p, origin, diag);
+    pm_origin_destroy(&origin);
+    if (pm_diag_count(diag) != before)
+        pm_policy_free(&p);
+    return p;
+}
+
+Pm__Policy *
+pm_policy_from_value_unchecked(const pm_value_t *doc, const char *base_dir,
+                               pm_diag_t *diag)
+{
+    size_t before = pm_diag_count(diag);
+    pm_origin_t *origin = pm_origin_new();
+    Pm__Policy *p = s_build(doc, base_dir, origin, diag);
+    pm_origin_destroy(&origin);
     if (pm_diag_count(diag) != before)
         pm_policy_free(&p);
     return p;

@@ -44,6 +44,14 @@ size_t pm_policy_apply(Pm__Policy *policy, const pm_key_t *key, Pm__Edit__Op op,
                        const ProtobufCBinaryData *content, const char *base_dir,
                        pm_origin_t *origin, pm_diag_t *diag);
 
+/* pm_policy_from_value without pm_policy_validate: for tests that send a
+ * policy the client would refuse straight to the controller, so that the
+ * controller's own checks are what refuses it. NULL when a value cannot
+ * be represented at all (wrong type, unknown key). */
+Pm__Policy *pm_policy_from_value_unchecked(const pm_value_t *doc,
+                                           const char *base_dir,
+                                           pm_diag_t *diag);
+
 /* Validation with lines from ORIGIN (may be NULL). */
 size_t pm_policy_validate_at(const Pm__Policy *policy,
                              const pm_origin_t *origin, pm_diag_t *diag);

@@ -9,8 +9,10 @@ BUILD=${PM_BUILD_DIR:-build-test}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DPM_SANITIZE=ON \
     -DPM_WERROR=ON >/dev/null || exit 1
 cmake --build "$BUILD" -j"$(nproc)" || exit 1
-export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# the sanitizers exit 86, a code no privmta program uses: an end-to-end
+# test tells "ASan stopped privmta-ctl" from "privmta-ctl said rejected (1)"
+export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=86
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=86
 cd "$BUILD" || exit 1
 ctest --output-on-failure --timeout 600 "$@"
 rc=$?

@@ -2,6 +2,11 @@
 # Usage: source lib.sh BUILD_DIR SOURCE_DIR. Every process a test starts is
 # recorded and killed on exit, by PID, so a failing test leaves nothing
 # running. All traffic stays on 127.0.0.1.
+#
+# Our own daemons (controller, agents, milters) are started through
+# daemon_bg: at finish each is stopped with SIGTERM and must exit 0 by
+# itself; its log, like every *.log under $WORK, must hold no sanitizer
+# report. The sanitizers exit 86 (deploy/test.sh), which nothing else uses.
 
 BUILD=${1:?build dir}
 SRC=${2:?source dir}
@@ -13,6 +18,9 @@ chmod 755 "$WORK"
 PASSED=0
 FAILED=0
 PIDS=()
+DAEMONS=() # "PID NAME LOG"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:exitcode=86}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=86}
 
 cleanup() {
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
@@ -21,6 +29,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# skip WHY: the test cannot run here; ctest shows it as skipped (code 77)
+skip() { echo "SKIP: $*"; exit 77; }
+
 pass() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
 
@@ -28,7 +39,7 @@ fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
 check() {
     local what=$1
     shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
+    if "$@"; then pass "$what"; else fail "$what"; return 1; fi
 }
 
 # expect_exit CODE DESCRIPTION COMMAND...: passes when COMMAND exits CODE
@@ -45,22 +56,93 @@ expect_exit() {
     fi
 }
 
-# A free TCP port on 127.0.0.1.
+# A free TCP port on 127.0.0.1, below the kernel's ephemeral range (so an
+# outgoing connection can never take it between this pick and the bind)
+# and never one this test already handed out.
+PORTS_GIVEN=" "
 free_port() {
-    local port
+    local port low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     while :; do
-        port=$((20000 + RANDOM % 30000))
-        (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || { echo "$port"; return; }
+        port=$((12000 + RANDOM % (low - 12000)))
+        case "$PORTS_GIVEN" in *" $port "*) continue ;; esac
+        (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && continue
+        PORTS_GIVEN+="$port "
+        echo "$port"
+        return
     done
+}
+
+# wait_for SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds
+# (0) or SECONDS pass (1). The one way these tests wait: on a condition.
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    while :; do
+        "$@" && return 0
+        [ "$SECONDS" -ge "$deadline" ] && return 1
+        sleep 0.1
+    done
+}
+
+# daemon_bg NAME LOG COMMAND...: starts one of our daemons in the
+# background; sets DAEMON_PID.
+daemon_bg() {
+    local name=$1 log=$2
+    shift 2
+    "$@" >>"$log" 2>&1 &
+    DAEMON_PID=$!
+    PIDS+=("$DAEMON_PID")
+    DAEMONS+=("$DAEMON_PID $name $log")
+}
+
+# kill_daemon PID: kill -9 on purpose (a crash test); it is then no longer
+# expected to exit cleanly
+kill_daemon() {
+    local entry keep=()
+    kill -9 "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    for entry in "${DAEMONS[@]}"; do
+        [ "${entry%% *}" = "$1" ] || keep+=("$entry")
+    done
+    DAEMONS=("${keep[@]}")
+}
+
+# stop_daemons: SIGTERM to each daemon still running; each must exit 0
+# within 10 s (a sanitizer report exits 86).
+stop_daemons() {
+    local entry pid name log rc
+    for entry in "${DAEMONS[@]}"; do
+        read -r pid name log <<<"$entry"
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for entry in "${DAEMONS[@]}"; do
+        read -r pid name log <<<"$entry"
+        wait_for 10 bash -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        rc=$?
+        # 127: reaped earlier by a test (it checked that exit itself)
+        if [ "$rc" -ne 0 ] && [ "$rc" -ne 127 ]; then
+            fail "$name exits cleanly (exit $rc)"
+            tail -20 "$log" | sed 's/^/    | /'
+        fi
+    done
+    DAEMONS=()
+}
+
+# sanitizer_reports: every log under $WORK free of sanitizer reports
+sanitizer_reports() {
+    grep -rl -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|Undefined)" \
+        --include='*.log' "$WORK" 2>/dev/null
 }
 
 # start_controller STATE_DIR PORT: starts it and waits until it answers.
 start_controller() {
     local state=$1 port=$2
-    "$CONTROLLER" --state-dir "$state" --endpoint "tcp://127.0.0.1:$port" \
-        >>"$WORK/controller.log" 2>&1 &
-    CONTROLLER_PID=$!
-    PIDS+=("$CONTROLLER_PID")
+    daemon_bg controller "$WORK/controller.log" \
+        "$CONTROLLER" --state-dir "$state" --endpoint "tcp://127.0.0.1:$port" \
+        --agent-endpoint "tcp://127.0.0.1:${AGENT_PORT:=$(free_port)}"
+    CONTROLLER_PID=$DAEMON_PID
     for _ in $(seq 1 100); do
         [ -f "$state/keys/admin.cert_secret" ] &&
             "$CTL" --timeout 0.2 --state-dir "$state" \
@@ -73,6 +155,13 @@ start_controller() {
 }
 
 finish() {
+    stop_daemons
+    local bad
+    bad=$(sanitizer_reports)
+    if [ -n "$bad" ]; then
+        fail "sanitizer reports in: $bad"
+        grep -h -A12 -E "ERROR: (Address|Leak)Sanitizer|runtime error:" $bad | head -40
+    fi
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" -eq 0 ]
 }

@@ -19,34 +19,41 @@ cleanup_nodes() {
 }
 trap 'cleanup_nodes; cleanup' EXIT
 
+APORT=$(free_port)
 controller_up() {
-    "$CONTROLLER" --state-dir "$STATE" --endpoint "tcp://127.0.0.1:$PORT" \
-        --agent-endpoint "tcp://127.0.0.1:$((PORT + 1))" --heartbeat-ms 200 \
-        --stale-after-ms 1000 --down-after-ms 3000 >>"$WORK/controller.log" 2>&1 &
-    CONTROLLER_PID=$!
-    PIDS+=("$CONTROLLER_PID")
-    for _ in $(seq 1 100); do
-        "$CTL" --timeout 0.2 policy history --limit 1 >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    return 1
+    daemon_bg controller "$WORK/controller.log" \
+        "$CONTROLLER" --state-dir "$STATE" --endpoint "tcp://127.0.0.1:$PORT" \
+        --agent-endpoint "tcp://127.0.0.1:$APORT" --heartbeat-ms 200 \
+        --stale-after-ms 1000 --down-after-ms 3000
+    CONTROLLER_PID=$DAEMON_PID
+    wait_for 10 "$CTL" --timeout 0.2 policy history --limit 1 >/dev/null 2>&1
 }
 
 agent_cmd() { # NAME [extra options]
     local n=$1
     shift
     echo "$AGENT" --name "$n" --state-dir "$WORK/$n/agent" --postfix-dir "$WORK/$n/etc" \
-        --controller "tcp://127.0.0.1:$((PORT + 1))" \
+        --controller "tcp://127.0.0.1:$APORT" \
         --controller-key "$STATE/keys/controller.cert" --address "${ADDR[$n]:-127.0.0.29}:$SMTP" \
-        --heartbeat-ms 200 --dead-after-ms 1000 "$@"
+        --milter-dir "$WORK/$n/milter" --heartbeat-ms 200 --dead-after-ms 1000 "$@"
 }
 
 agent_up() { # NAME [extra options]
     local n=$1
-    $(agent_cmd "$@") >>"$WORK/$n.log" 2>&1 &
-    APID[$n]=$!
-    PIDS+=("$!")
+    daemon_bg "agent $n" "$WORK/$n.log" $(agent_cmd "$@")
+    APID[$n]=$DAEMON_PID
 }
+agent_stop() { # NAME: SIGTERM; the agent must exit 0
+    kill "${APID[$1]}"
+    wait "${APID[$1]}"
+}
+# log_since NAME LINE: the agent's log after line LINE
+log_lines() { wc -l <"$WORK/$1.log"; }
+log_since() { tail -n +"$(($2 + 1))" "$WORK/$1.log"; }
+# node_field NAME JQ: a field of one node in `nodes --json`
+node_field() { "$CTL" nodes --json | jq -r ".[] | select(.name == \"$1\") | $2"; }
+node_is() { [ "$(node_field "$1" "$2")" = "$3" ]; }
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # swaks through node N: exit code (0 accepted, 2x rejected)
 send() { # NODE HELO FROM TO
@@ -122,7 +129,10 @@ send mx1 client.example.com postmaster@mx1.test someone@outside.example
 check "mx1 still denies" test $? -eq 24
 send mx3 client.example.com postmaster@mx3.test someone@outside.example
 check "mx3 still denies" test $? -eq 24
-expect_exit 0 "drop mx2's override" "$CTL" policy set --reset outbound.mynetworks --node mx2
+expect_exit 0 "drop mx2's override" "$CTL" policy set --reset outbound.mynetworks --node mx2 --wait=10
+send mx2 client.example.com postmaster@mx2.test someone@outside.example
+rc=$?
+check "without its override mx2 denies relaying again (swaks $rc)" test "$rc" -eq 24
 expect_exit 0 "restore mynetworks" "$CTL" policy set 'outbound.mynetworks=[127.0.0.0/8]' --wait=10
 
 # ---- relay host and fallback, every node ----------------------------------------
@@ -134,7 +144,7 @@ SINK_PID=$!
 PIDS+=("$SINK_PID")
 (cd "$WORK" && exec smtp-sink -u nobody -d "$WORK/fallback/%M." "127.0.0.31:$FALLBACK" 10) >/dev/null 2>&1 &
 PIDS+=("$!")
-sleep 0.3
+check "the two sinks listen" wait_for 10 bash -c "(exec 3<>/dev/tcp/127.0.0.30/$SINK) && (exec 3<>/dev/tcp/127.0.0.31/$FALLBACK)" 2>/dev/null
 expect_exit 0 "relay host to the sink, fallback to the other" "$CTL" policy set \
     "outbound.relay_host=[127.0.0.30]:$SINK" "outbound.fallback_relay_host=[127.0.0.31]:$FALLBACK" --wait=10
 for n in "${NODES[@]}"; do
@@ -144,7 +154,7 @@ count_in() { ls "$1" | wc -l; }
 check "mail for an outside domain from every node reached the relay host" \
     wait_until 20 bash -c "[ \$(grep -l 'via-mx' '$WORK'/sink/* 2>/dev/null | wc -l) -ge 3 ]"
 kill "$SINK_PID"
-sleep 0.3
+wait "$SINK_PID" 2>/dev/null
 send mx1 client.example.com postmaster@mx1.test fallback@outside.example
 for n in "${NODES[@]}"; do bash "$NODE" flush "$WORK/$n" >/dev/null 2>&1 || postqueue -c "$WORK/$n/etc" -f 2>/dev/null; done
 check "relay host down: the fallback relay host receives it" \
@@ -167,31 +177,48 @@ expect_exit 0 "drop the bad override" "$CTL" policy set --reset outbound.relay_h
 
 # ---- controller killed while agents run ----------------------------------------
 expect_exit 0 "helo check on before the controller dies" "$CTL" policy set inbound.checks.helo_valid=true --wait=10
-kill -9 "$CONTROLLER_PID"
-wait "$CONTROLLER_PID" 2>/dev/null
+kill_daemon "$CONTROLLER_PID"
+# with the controller dead, mx1's agent restarts on a main.cf someone
+# changed by hand: it must enforce its stored revision again by itself
+agent_stop mx1
+postconf -c "$WORK/mx1/etc" -e "smtpd_helo_restrictions =" && postfix -c "$WORK/mx1/etc" reload 2>/dev/null
 send mx1 'bad helo!' postmaster@mx1.test postmaster@mx1.test
-rc=$?
-check "with the controller dead, mx1 still enforces the policy (swaks $rc)" test "$rc" -ge 22 -a "$rc" -le 24
-sleep 1.5
+check "(set-up: the hand edit lets a bad HELO through)" test $? -eq 0
+lines=$(log_lines mx1)
+agent_up mx1
+bad_helo_refused() {
+    send "$1" 'bad helo!' "postmaster@$1.test" "postmaster@$1.test"
+    local rc=$?
+    [ "$rc" -ge 22 ] && [ "$rc" -le 24 ]
+}
+check "controller dead: the restarted mx1 enforces its stored revision again" \
+    wait_for 15 bad_helo_refused mx1
+check "mx1 says so in its log" bash -c "tail -n +$((lines + 1)) '$WORK/mx1.log' | grep -q 'enforcing stored revision'"
 check "controller restarts" controller_up
 expect_exit 0 "push after the restart reaches every node" "$CTL" policy set inbound.checks.helo_valid=false --wait=15
 check "every node converged to the head" applied_everywhere "$(rev_of_push)"
 
 # ---- an agent stopped during three pushes ---------------------------------------
-kill "${APID[mx2]}"
-wait "${APID[mx2]}" 2>/dev/null
-for p in A B C; do "$CTL" policy set "antispam.subject_prefix=[$p]" >"$WORK/out"; done
+check "mx2 accepts a bad HELO before it goes down" send mx2 'bad helo!' postmaster@mx2.test postmaster@mx2.test
+agent_stop mx2
+"$CTL" policy set "antispam.subject_prefix=[A]" >"$WORK/out"
+"$CTL" policy set inbound.checks.helo_valid=true >"$WORK/out" # Postfix-affecting
+"$CTL" policy set "antispam.subject_prefix=[C]" >"$WORK/out"
 head=$(rev_of_push)
+check "while mx2 is down the others apply the head" wait_until 15 bash -c "'$CTL' nodes --json | jq -e '[.[] | select(.name != \"mx2\" and .applied_rev == $head)] | length == 2' >/dev/null"
 agent_up mx2
 check "mx2 catches up with the head ($head) after its restart" wait_until 15 applied_everywhere "$head"
+check "and its Postfix enforces the change it missed" bad_helo_refused mx2
+expect_exit 0 "helo check off again" "$CTL" policy set inbound.checks.helo_valid=false --wait=10
+head=$(rev_of_push)
 
 # ---- a dropped update is repaired by a resync --------------------------------------
-kill "${APID[mx1]}"
-wait "${APID[mx1]}" 2>/dev/null
+agent_stop mx1
+lines=$(log_lines mx1)
 agent_up mx1 --debug-drop-rev $((head + 1))
-sleep 1
+check "mx1 is back and live" wait_for 10 bash -c "tail -n +$((lines + 1)) '$WORK/mx1.log' | grep -q 'applied revision $head'"
 expect_exit 0 "push while mx1 loses that update" "$CTL" policy set 'antispam.subject_prefix=[D]' --wait=10
-check "mx1 noticed the gap and asked for a snapshot" grep -q "asking for a snapshot" "$WORK/mx1.log"
+check "mx1 noticed the gap and asked for a snapshot" bash -c "tail -n +$((lines + 1)) '$WORK/mx1.log' | grep -q 'asking for a snapshot'"
 check "mx1 applied the head anyway" applied_everywhere $((head + 1))
 
 # ---- the relay host reaches every domain, or nodes says which map bypasses it ------
@@ -201,8 +228,7 @@ check "nodes names the transport_maps entry that bypasses the relay host" \
     wait_until 10 bash -c "'$CTL' nodes --json | grep -q 'bypass.example'"
 
 # ---- the content filter is wired in when the policy needs it ------------------
-kill "${APID[mx1]}"
-wait "${APID[mx1]}" 2>/dev/null
+agent_stop mx1
 # a milter socket nothing listens on: Postfix must tempfail, never pass
 agent_up mx1 --milter-socket "inet:127.0.0.1:$(free_port)"
 expect_exit 0 "antivirus on: the milter is needed" "$CTL" policy set antivirus.enabled=true --wait=10
@@ -223,13 +249,74 @@ ADDR[rogue]=127.0.0.29
 bash "$NODE" create "$WORK/rogue" 127.0.0.29 "$SMTP" rogue >/dev/null
 before=$(cf_sum rogue)
 agent_up rogue
-sleep 2
-"$CTL" policy set 'antispam.subject_prefix=[E]' >/dev/null
-sleep 1
+check "the unenrolled agent runs and tries to connect" \
+    wait_for 10 bash -c "kill -0 ${APID[rogue]} && grep -q 'following' '$WORK/rogue.log'"
+expect_exit 0 "a push reaches the enrolled nodes" "$CTL" policy set 'antispam.subject_prefix=[E]' --wait=10
+check "the unenrolled agent is still running" kill -0 "${APID[rogue]}"
 check "the unenrolled agent applied nothing" bash -c "! grep -q 'applied revision' '$WORK/rogue.log'"
 check "its Postfix config is untouched" test "$(cf_sum rogue)" = "$before"
 "$CTL" nodes >"$WORK/out"
 check "nodes does not list it" bash -c "! grep -q '^rogue' '$WORK/out'"
+
+# ---- an agent's key cannot use the admin API -------------------------------------
+expect_exit 1 "mx1's agent key cannot push policy" \
+    "$CTL" --key "$WORK/mx1/agent/keys/agent.cert_secret" policy set inbound.checks.helo_valid=true
+check "the controller says why" grep -q "not enrolled as an admin" "$WORK/err"
+
+# ---- mail keeps flowing while pushes reload Postfix ---------------------------------
+flow() { # sends 30 messages through mx1 one after another; exit 1 on any refusal
+    for i in $(seq 1 30); do
+        send mx1 client.example.com postmaster@mx1.test postmaster@mx1.test || return 1
+    done
+}
+flow &
+FLOW=$!
+for p in F G H; do
+    "$CTL" policy set inbound.checks.helo_valid=true --wait=10 >/dev/null
+    "$CTL" policy set inbound.checks.helo_valid=false --wait=10 >/dev/null
+done
+check "30 messages accepted while six pushes reloaded Postfix" wait "$FLOW"
+
+# ---- a silent node goes stale, then down, then comes back ---------------------------
+kill -STOP "${APID[mx3]}"
+check "a silent mx3 shows stale" wait_for 10 node_is mx3 .liveness stale
+check "then down" wait_for 10 node_is mx3 .liveness down
+kill -CONT "${APID[mx3]}"
+check "and up again when it speaks" wait_for 10 node_is mx3 .liveness up
+
+# ---- rollback through the cluster -----------------------------------------------------
+expect_exit 0 "helo check on" "$CTL" policy set inbound.checks.helo_valid=true --wait=10
+on=$(rev_of_push)
+expect_exit 0 "helo check off" "$CTL" policy set inbound.checks.helo_valid=false --wait=10
+expect_exit 0 "roll back to revision $on" "$CTL" policy rollback "$on"
+check "every node applies the rollback" wait_until 15 applied_everywhere $((on + 2))
+for n in "${NODES[@]}"; do
+    check "$n enforces the rolled-back HELO check" bad_helo_refused "$n"
+done
+expect_exit 0 "helo check off" "$CTL" policy set inbound.checks.helo_valid=false --wait=10
+
+# ---- a node joining after many revisions ------------------------------------------------
+for i in $(seq 1 20); do "$CTL" policy set "antispam.subject_prefix=[R$i]" >/dev/null; done
+"$CTL" policy set inbound.checks.helo_valid=true >"$WORK/out"
+head=$(rev_of_push)
+NODES+=(mx4)
+ADDR[mx4]=127.0.0.24
+bash "$NODE" create "$WORK/mx4" 127.0.0.24 "$SMTP" mx4 >/dev/null && bash "$NODE" start "$WORK/mx4" >/dev/null
+"$CTL" node add mx4 "$($(agent_cmd mx4) --public-key)" >/dev/null || fail "enrol mx4"
+agent_up mx4
+check "mx4, joining at revision $head, applies the head" \
+    wait_for 15 node_is mx4 .applied_rev "$head"
+check "and enforces it" bad_helo_refused mx4
+
+# ---- node remove of a connected agent ------------------------------------------------------
+expect_exit 0 "withdraw mx3 while it is connected" "$CTL" node remove mx3
+before=$(cf_sum mx3)
+lines=$(log_lines mx3)
+expect_exit 0 "a push after the withdrawal" "$CTL" policy set inbound.checks.helo_valid=false --wait=10
+check "the others applied it" wait_for 10 node_is mx1 .applied_rev "$(rev_of_push)"
+check "mx3's connection got nothing more" bash -c "! tail -n +$((lines + 1)) '$WORK/mx3.log' | grep -q 'applied revision'"
+check "mx3's Postfix config is untouched" test "$(cf_sum mx3)" = "$before"
+check "nodes no longer lists mx3" bash -c "! '$CTL' nodes | grep -q '^mx3 '"
 
 "$CTL" nodes
 [ -n "${KEEP:-}" ] && { cp -r "$WORK" /tmp/privmta-agents-kept; echo "kept a copy in /tmp/privmta-agents-kept"; }
