@@ -129,8 +129,11 @@ s_handoff(s_agent_t *self, const Pm__Revision *rev, const Pm__Policy *policy,
     return rc == PM_OK;
 }
 
-/* Keys, Postfix, the local store, the milter's copy: in this order, so
- * each part only ever sees what the previous ones already hold. */
+/* Keys, the milter's copy, Postfix, the local store. The milter gets the
+ * revision just before Postfix (its keys before its policy); when Postfix
+ * refuses it, the milter is put back on the revision Postfix kept, so the
+ * two never stay on different revisions. A disk too full for the milter's
+ * copy fails the apply before Postfix is touched. */
 static bool
 s_enforce(s_agent_t *self, const Pm__Publication *pub, char **why)
 {
@@ -139,16 +142,29 @@ s_enforce(s_agent_t *self, const Pm__Publication *pub, char **why)
         return false;
     Pm__Policy *eff = s_effective(self, rev->policy);
     const Pm__Policy *p = eff ? eff : rev->policy;
-    bool ok =
-        self->cfg.backend->apply(self->cfg.backend, p, rev->number, why) == 0;
+    bool ok = s_handoff(self, rev, p, why);
+    if (ok &&
+        self->cfg.backend->apply(self->cfg.backend, p, rev->number, why)) {
+        ok = false;
+        if (self->current) {
+            char *ignored = NULL;
+            Pm__Policy *old = s_effective(self, self->current->policy);
+            if (!s_handoff(self, self->current,
+                           old ? old : self->current->policy, &ignored))
+                pm_warn("node %s: the milter could not be put back on "
+                        "revision %llu: %s",
+                        self->node, (unsigned long long)self->current->number,
+                        ignored);
+            free(ignored);
+            pm_policy_free(&old);
+        }
+    }
     int rc = ok && self->store ? pm_store_mirror(self->store, rev) : PM_OK;
     if (rc != PM_OK) {
         *why = pm_asprintf("applied, but the local store cannot keep it: %s",
                            pm_strerror(rc));
         ok = false;
     }
-    if (ok && !s_handoff(self, rev, p, why))
-        ok = false;
     pm_policy_free(&eff);
     return ok;
 }

@@ -211,6 +211,15 @@ check "and the milter follows" wait_for 10 mstatus_is .policy.revision $((head +
 check "no revision was pushed to get there" \
     test "$("$CTL" policy history --json --limit 1 | jq -r '.[0].revision')" = $((head + 1))
 
+# ---- Postfix refuses a revision: the milter stays with what Postfix kept ----------------
+head=$(applied)
+expect_exit 4 "a relay host this IPv4-only Postfix refuses: --wait names mx1" \
+    "$CTL" policy set 'outbound.relay_host=[ipv6:::1]:2526' --node mx1 --wait=5
+check "mx1 reports why" wait_for 10 bash -c "'$CTL' nodes --json | jq -e '.[0].last_error | test(\"inet_protocols\")' >/dev/null"
+check "the milter is back on revision $head, which Postfix kept" \
+    wait_for 10 mstatus_is .policy.revision "$head"
+expect_exit 0 "drop the override" "$CTL" policy set --reset outbound.relay_host --node mx1 --wait=10
+
 # ---- the documented maxima: the node stays up and reports its status ---------------
 KEYID=$(jq -r '.dkim.domains[0].key' <("$CTL" policy show --json))
 {
