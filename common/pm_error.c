@@ -32,8 +32,8 @@ pm_strerror(int err)
     case PM_EINTERNAL:
         return "internal error";
     case PM_EFULL:
-        return "store full: the LMDB map reached its ceiling; raise "
-               "store_max_mb or lower history_keep";
+        return "store full: no room in its LMDB map or on its disk; free "
+               "disk space, raise store_max_mb or lower history_keep";
     }
     return "unknown error";
 }

@@ -19,7 +19,7 @@ typedef enum {
     PM_ETIMEDOUT, /* the peer did not answer in time */
     PM_EDENIED,   /* authentication or authorisation refused */
     PM_EINTERNAL, /* a bug or an unexpected library failure */
-    PM_EFULL,     /* store full: no room left in the LMDB map */
+    PM_EFULL,     /* store full: no room in the LMDB map or on its disk */
 } pm_err_t;
 
 /* Returns a static, human-readable description of err. Never NULL. */

@@ -205,6 +205,22 @@ out:;
 }
 
 int
+pm_file_rename(const char *from, const char *to, char **why)
+{
+    char *base = NULL;
+    int dirfd = s_open_dir(to, &base);
+    bool ok = dirfd >= 0 && rename(from, to) == 0 && fsync(dirfd) == 0;
+    int e = errno;
+    if (dirfd >= 0)
+        close(dirfd);
+    free(base);
+    if (ok)
+        return PM_OK;
+    pm_why(why, "file", "cannot move %s to %s: %s", from, to, strerror(e));
+    return PM_EIO;
+}
+
+int
 pm_file_mkdir(const char *path, mode_t mode, gid_t gid, char **why)
 {
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {

@@ -54,6 +54,11 @@ int pm_file_write_dated(const char *path, const void *data, size_t len,
                         mode_t mode, gid_t gid, const struct timespec times[2],
                         char **why);
 
+/* Moves FROM over TO (same file system) and fsyncs TO's directory, so the
+ * move survives a crash: for a file prepared elsewhere (a scratch copy
+ * checked before it goes live). PM_OK, or PM_EIO with *why. */
+int pm_file_rename(const char *from, const char *to, char **why);
+
 /* Makes sure PATH is a directory, not a link, owned by this process's
  * user, with permission bits MODE and group GID (-1: leave the group):
  * created when missing, its owner, group and mode set when it exists (a

@@ -19,6 +19,7 @@
 #include "pm_wire.h"
 
 #include <errno.h>
+#include <sys/statvfs.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <stdbool.h>
@@ -50,6 +51,8 @@ s_err(int rc)
         return PM_ENOTFOUND;
     case MDB_MAP_FULL:
     case MDB_TXN_FULL: /* too many pages for one transaction: no room */
+    case ENOSPC:       /* the file system under the map is full */
+    case EDQUOT:
         return PM_EFULL;
     case ENOMEM:
         return PM_ENOMEM;
@@ -447,6 +450,18 @@ s_grow(pm_store_t *self, size_t need)
  * map can grow (a few times at most: each step doubles it). FN may thus
  * run more than once: it only sets fields of ARG, which the caller reads
  * after success. NEED: about how many bytes FN writes (0: a few pages). */
+/* LMDB reports a write cut short by a full file system as EIO: tell the
+ * two apart by the room left on the store's file system. */
+static bool
+s_disk_full(pm_store_t *self, size_t need)
+{
+    int fd = -1;
+    struct statvfs vfs;
+    if (mdb_env_get_fd(self->env, &fd) != MDB_SUCCESS || fstatvfs(fd, &vfs))
+        return false;
+    return (uint64_t)vfs.f_bavail * vfs.f_frsize < need + (1u << 20);
+}
+
 static int
 s_write(pm_store_t *self, s_write_fn fn, void *arg, size_t need)
 {
@@ -460,6 +475,8 @@ s_write(pm_store_t *self, s_write_fn fn, void *arg, size_t need)
             mdb_txn_abort(txn);
         } else if ((rc = mdb_txn_commit(txn)) != MDB_SUCCESS) {
             pm_debug("store: commit: %s", mdb_strerror(rc));
+            if (rc == EIO && s_disk_full(self, need))
+                return PM_EFULL; /* a bigger map would not help */
             rc = s_err(rc);
         }
         if (rc != PM_EFULL || s_grow(self, need) != PM_OK)

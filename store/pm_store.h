@@ -24,7 +24,8 @@
  * with pm_store_set_map_max, and run again. A write that does not fit even
  * then fails with PM_EFULL and adds nothing (commit and mirror may first
  * have pruned what their rules allowed anyway): the store stays usable,
- * and lowering the retention or raising the ceiling makes room. The map is
+ * and lowering the retention or raising the ceiling makes room. A full
+ * file system under the map (ENOSPC, EDQUOT) is PM_EFULL too. The map is
  * sparse: the data file only grows with what is written. Readers in other
  * processes follow a grown map by themselves.
  *

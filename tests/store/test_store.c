@@ -1,6 +1,7 @@
 /* test_store.c - pm_store: revisions, history, nodes, readers in another
  * process, and acknowledged commits surviving SIGKILL. */
 #include "pm_error.h"
+#include "pm_mem.h"
 #include "pm_store.h"
 #include "pm_wire.h"
 
@@ -771,6 +772,38 @@ Test(store, mirror_thirty_4mib_revisions_in_64mib_map)
     cr_assert_eq(pm_store_open(s_dir, PM_STORE_RDONLY, 0, &st), PM_OK);
     s_assert_big(st, 0, 30, 1, 4u << 20);
     pm_store_close(&st);
+}
+
+/* A full file system under the map (LMDB reports the short write as EIO)
+ * is "full" too: the mirror keeps fewer copies instead of failing every
+ * apply. Needs root to mount a small tmpfs; skipped otherwise. */
+Test(store, mirror_on_a_full_disk_keeps_fewer_copies)
+{
+    char *mnt = pm_asprintf("%s/fs", s_dir);
+    cr_assert_eq(mkdir(mnt, 0700), 0);
+    char *cmd =
+        pm_asprintf("mount -t tmpfs -o size=16m tmpfs %s 2>/dev/null", mnt);
+    if (geteuid() != 0 || system(cmd) != 0) {
+        free(cmd);
+        free(mnt);
+        cr_skip_test("cannot mount a tmpfs here (needs root)");
+    }
+    pm_store_t *st = NULL;
+    cr_assert_eq(pm_store_open(mnt, 0, 64u << 20, &st), PM_OK);
+    uint64_t numbers[16];
+    for (uint64_t i = 1; i <= 20; i++) {
+        s_mirror_big(st, i, 1, 1500000); /* 16 copies would need 24 MB */
+        s_assert_big(st, 0, i, 1, 1500000);
+    }
+    size_t n = s_stored(st, numbers, 16);
+    cr_expect(n >= 1 && n < 16, "%zu copies kept", n);
+    cr_expect_eq(numbers[0], 20);
+    pm_store_close(&st);
+    char *umount = pm_asprintf("umount %s", mnt);
+    cr_expect_eq(system(umount), 0);
+    free(umount);
+    free(cmd);
+    free(mnt);
 }
 
 Test(store, mirror_keeps_fewer_copies_when_full)
