@@ -2,6 +2,7 @@
  * this node's Postfix and reports the node's status. */
 #include "pm_agent.h"
 #include "pm_conf.h"
+#include "pm_crash.h"
 #include "pm_error.h"
 #include "pm_file.h"
 #include "pm_handoff.h"
@@ -54,6 +55,10 @@ static pm_param_t s_params[] = {
      "ever owned by it)",
      NULL},
     {"debug_drop_rev", "0", "tests only: ignore the update of this revision",
+     NULL},
+    {"debug_crash_at", "",
+     "tests only: SIGKILL this agent at a step of its next apply: keys, "
+     "handoff, main.cf, reload or stored",
      NULL},
     {NULL, NULL, NULL, NULL},
 };
@@ -157,6 +162,7 @@ main(int argc, char **argv)
         .backend = backend,
         .heartbeat_ms = pm_conf_int(s_params, "heartbeat_ms", 10, 600000),
         .dead_after_ms = pm_conf_int(s_params, "dead_after_ms", 20, 3600000),
+        .crash_at = pm_conf_get(s_params, "debug_crash_at"),
         .drop_rev =
             (uint64_t)pm_conf_int(s_params, "debug_drop_rev", 0, 2147483647),
         .milter_gid = s_milter_gid(),

@@ -1,5 +1,6 @@
 /* pm_agent.c - the agent actor. */
 #include "pm_agent.h"
+#include "pm_crash.h"
 #include "pm_file.h"
 #include "pm_handoff.h"
 #include "pm_log.h"
@@ -140,9 +141,11 @@ s_enforce(s_agent_t *self, const Pm__Publication *pub, char **why)
     const Pm__Revision *rev = pub->revision;
     if (!s_write_secrets(self, pub, why))
         return false;
+    pm_crash_point("keys");
     Pm__Policy *eff = s_effective(self, rev->policy);
     const Pm__Policy *p = eff ? eff : rev->policy;
     bool ok = s_handoff(self, rev, p, why);
+    pm_crash_point("handoff");
     if (ok &&
         self->cfg.backend->apply(self->cfg.backend, p, rev->number, why)) {
         ok = false;
@@ -160,6 +163,7 @@ s_enforce(s_agent_t *self, const Pm__Publication *pub, char **why)
         }
     }
     int rc = ok && self->store ? pm_store_mirror(self->store, rev) : PM_OK;
+    pm_crash_point("stored"); /* kept, not acknowledged */
     if (rc != PM_OK) {
         *why = pm_asprintf("applied, but the local store cannot keep it: %s",
                            pm_strerror(rc));
@@ -328,6 +332,7 @@ s_destroy(s_agent_t **self_p)
     free((char *)self->cfg.name);
     free((char *)self->cfg.address);
     free((char *)self->cfg.milter_dir);
+    free((char *)self->cfg.crash_at);
     free((char *)self->cfg.milter_status);
     free(self);
     *self_p = NULL;
@@ -344,6 +349,7 @@ s_new(const pm_agent_config_t *cfg)
     self->cfg.name = pm_strdup(cfg->name);
     self->cfg.address = pm_strdup(cfg->address ? cfg->address : "");
     self->cfg.milter_dir = cfg->milter_dir ? pm_strdup(cfg->milter_dir) : NULL;
+    self->cfg.crash_at = cfg->crash_at ? pm_strdup(cfg->crash_at) : NULL;
     self->cfg.milter_status =
         cfg->milter_status ? pm_strdup(cfg->milter_status) : NULL;
     self->node = pm_strdup(cfg->name);
@@ -381,6 +387,8 @@ s_actor(zsock_t *pipe, void *args)
     s_agent_t *self = args;
     self->pipe = pipe;
     s_restore(self);
+    if (self->cfg.crash_at)
+        pm_crash_set(self->cfg.crash_at); /* for the next apply, not that */
     s_connect(self);
     self->last_heard = zclock_mono();
     s_send(self, PM__AGENT_REPORT__KIND__HELLO);

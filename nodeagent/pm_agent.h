@@ -37,6 +37,8 @@ typedef struct {
     int heartbeat_ms;
     int dead_after_ms;         /* controller silence that forces a resync */
     uint64_t drop_rev;         /* test hook: ignore the update of this rev */
+    const char *crash_at;      /* test hook: pm_crash step armed once the
+                                * stored revision is restored; NULL: none */
     const char *milter_dir;    /* the handoff dir for privmta-milter
                                 * (pm_handoff.h): the applied revision and
                                 * DKIM keys; NULL: nothing handed over */

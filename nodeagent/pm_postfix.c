@@ -8,6 +8,7 @@
  * candidate configuration the way every smtpd process will.
  */
 #include "pm_postfix.h"
+#include "pm_crash.h"
 #include "pm_error.h"
 #include "pm_file.h"
 #include "pm_mem.h"
@@ -798,6 +799,8 @@ s_write_atomic(const char *path, const char *data, size_t len,
 /* A scratch configuration directory beside DIR's files: DIR/.privmta.XXXXXX
  * with a copy of main.cf and hard links to every other file (symbolic
  * links to directories), so paths under $config_directory still resolve. */
+static void s_scratch_destroy(char **tmp_p);
+
 static char *
 s_scratch_new(const s_pf_t *self, const char *main_data, size_t main_len,
               const struct stat *st, char **why)
@@ -829,10 +832,8 @@ s_scratch_new(const s_pf_t *self, const char *main_data, size_t main_len,
     char *path = pm_asprintf("%s/main.cf", tmp);
     bool ok = s_write_atomic(path, main_data, main_len, st, why);
     free(path);
-    if (!ok) {
-        free(tmp);
-        return NULL;
-    }
+    if (!ok)
+        s_scratch_destroy(&tmp); /* its links hold space on a full disk */
     return tmp;
 }
 
@@ -855,6 +856,23 @@ s_scratch_destroy(char **tmp_p)
         closedir(d);
     rmdir(tmp);
     PM_FREE(tmp_p);
+}
+
+/* Scratch directories left by an agent killed in the middle of an apply
+ * (one agent per configuration directory: none is in use at start). */
+static void
+s_scratch_sweep(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, ".privmta.", 9) != 0 || strlen(e->d_name) != 15)
+            continue;
+        char *tmp = pm_asprintf("%s/%s", dir, e->d_name);
+        s_scratch_destroy(&tmp);
+    }
+    if (d)
+        closedir(d);
 }
 
 /* True when main.cf in DIR already sets every parameter to its value. */
@@ -1090,17 +1108,19 @@ s_commit(s_pf_t *self, const char *tmp, bool running, const char *old,
 {
     char *path = pm_asprintf("%s/main.cf", tmp);
     bool ok = chmod(path, st->st_mode & 07777) == 0 &&
-              chown(path, st->st_uid, st->st_gid) == 0 &&
-              rename(path, self->main_cf) == 0;
+              chown(path, st->st_uid, st->st_gid) == 0;
     if (!ok)
         *why = pm_asprintf("cannot install %s: %s", self->main_cf,
                            strerror(errno));
+    ok = ok && pm_file_rename(path, self->main_cf, why) == PM_OK;
     free(path);
+    pm_crash_point("main.cf"); /* written, not reloaded */
     if (!ok || !running)
         return ok;
     char *reload_why = NULL;
     if (s_reload(self->dir, &reload_why)) {
         free(reload_why);
+        pm_crash_point("reload"); /* reloaded, not acknowledged */
         return true;
     }
     char *restore_why = NULL;
@@ -1460,6 +1480,7 @@ pm_postfix_new(const char *config_dir, char **why)
     s_pf_t *self = pm_calloc(1, sizeof *self);
     self->dir = pm_strdup(config_dir);
     self->main_cf = main_cf;
+    s_scratch_sweep(self->dir);
     pm_backend_t *backend = pm_calloc(1, sizeof *backend);
     backend->name = "postfix";
     backend->ctx = self;

@@ -25,6 +25,8 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcod
 cleanup() {
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
     wait 2>/dev/null
+    # KEEP=DIR keeps the test's folder (logs) for a look afterwards
+    [ -n "${KEEP:-}" ] && cp -r "$WORK" "$KEEP" && echo "kept in $KEEP"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -101,7 +103,7 @@ daemon_bg() {
 kill_daemon() {
     local entry keep=()
     kill -9 "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
+    { wait "$1"; } 2>/dev/null # no "Killed" notice from the shell
     for entry in "${DAEMONS[@]}"; do
         [ "${entry%% *}" = "$1" ] || keep+=("$entry")
     done

@@ -319,5 +319,4 @@ check "mx3's Postfix config is untouched" test "$(cf_sum mx3)" = "$before"
 check "nodes no longer lists mx3" bash -c "! '$CTL' nodes | grep -q '^mx3 '"
 
 "$CTL" nodes
-[ -n "${KEEP:-}" ] && { cp -r "$WORK" /tmp/privmta-agents-kept; echo "kept a copy in /tmp/privmta-agents-kept"; }
 finish
