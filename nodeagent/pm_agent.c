@@ -86,6 +86,20 @@ s_effective(s_agent_t *self, const Pm__Policy *policy)
     return NULL;
 }
 
+/* A key id carries its content's digest and only root writes the
+ * directory: a regular root file of the right size, mode and group is
+ * that key already, and every revision need not rewrite and fsync it.
+ * (1024 DKIM domains would otherwise cost 1024 fsyncs per apply.) */
+static bool
+s_key_in_place(const char *path, size_t len, gid_t gid)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+           st.st_uid == geteuid() && st.st_nlink == 1 &&
+           (size_t)st.st_size == len && (st.st_mode & 07777) == 0640 &&
+           (gid == (gid_t)-1 || st.st_gid == gid);
+}
+
 /* DKIM keys arrive with the revision that names them; they are written
  * before the revision is applied, so the milter never sees a policy whose
  * key is not there yet. Root-owned, 0640, readable through the milter's
@@ -104,8 +118,9 @@ s_write_secrets(s_agent_t *self, const Pm__Publication *pub, char **why)
         if (!*sec->id || strchr(sec->id, '/') || sec->id[0] == '.')
             continue; /* ids are file names, never paths */
         char *path = pm_asprintf("%s/%s", dir, sec->id);
-        ok = pm_file_write(path, sec->data.data, sec->data.len, 0640, gid,
-                           why) == PM_OK;
+        if (!s_key_in_place(path, sec->data.len, gid))
+            ok = pm_file_write(path, sec->data.data, sec->data.len, 0640, gid,
+                               why) == PM_OK;
         free(path);
     }
     free(dir);
