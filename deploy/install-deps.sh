@@ -12,7 +12,7 @@ PKGS=(
   libcurl4-openssl-dev libyaml-dev libjansson-dev libssl-dev
   libcriterion-dev
   postfix libsasl2-modules swaks spamassassin spamd
-  procps iproute2 netcat-openbsd zip jq python3
+  procps iproute2 netcat-openbsd zip jq python3 fiu-utils
 )
 
 missing=()

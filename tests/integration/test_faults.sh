@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh" "$@"
 AGENT="$BUILD/nodeagent/privmta-agent"
 MILTER="$BUILD/scan/privmta-milter"
 PFN="$SRC/deploy/postfix-node.sh"
-for tool in postfix swaks setpriv jq useradd mount; do
+for tool in postfix swaks setpriv jq useradd mount fiu-ctrl; do
     command -v "$tool" >/dev/null || skip "$tool not installed"
 done
 [ "$(id -u)" -eq 0 ] || skip "needs root (Postfix, tmpfs mounts)"
@@ -169,6 +169,48 @@ expect_exit 0 "room again: the push goes through" \
 expect_exit 0 "and the next" toggle --wait=10
 check "every earlier revision is still there" bash -c \
     "'$CTL' policy history --limit 100 --json | jq -e --slurpfile b '$WORK/hist-before.json' '[.[].digest] as \$now | all(\$b[0][]; .digest as \$d | \$now | index(\$d))' >/dev/null"
+
+# ---- EIO: fsync and fdatasync fail in the agent (libfiu) ---------------------------------
+# libfiu's POSIX preload makes chosen calls fail with a chosen errno in
+# one process, switched on and off from outside (fiu-ctrl). pm_file syncs
+# with fsync (the milter's copy, keys, main.cf), LMDB with fdatasync.
+{
+    preload="/usr/lib/fiu/fiu_run_preload.so /usr/lib/fiu/fiu_posix_preload.so"
+    # an ASan build needs its runtime first; no leak checks in the children
+    # (Postfix's own programs) that inherit it
+    asan=$(ldd "$AGENT" | sed -n 's/.*\(libasan[^ ]*\) => \([^ ]*\).*/\2/p')
+    fiu_agent_up() {
+        kill_daemon "$APID"
+        FIU_CTRL_FIFO="$WORK/fiu" LD_PRELOAD="${asan:+$asan }$preload" \
+            ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" agent_up
+    }
+    fiu() { fiu-ctrl -f "$WORK/fiu" -c "$1" "$APID"; }
+    fiu_agent_up
+    check "(EIO) the agent under libfiu is up at the head" wait_for 15 converged
+    h=$(head_rev)
+    fiu "enable name=posix/io/sync/fsync,failinfo=5"
+    toggle >/dev/null
+    check "(EIO on fsync) reported" wait_for 10 bash -c \
+        "'$CTL' nodes --json | jq -e '.[0].last_error | test(\"Input/output error\")' >/dev/null"
+    check "(EIO on fsync) nothing claimed, the milter stays on $h" \
+        bash -c "[ \$('$CTL' nodes --json | jq -r '.[0].applied_rev') = $h ] && [ \$(jq -r .policy.revision '$N/run/status.json') = $h ]"
+    check "(EIO on fsync) Postfix was not touched" \
+        enforces "$([ "$WANT" = true ] && echo false || echo true)"
+    fiu "disable name=posix/io/sync/fsync"
+    check "(EIO on fsync) cleared: converged" wait_for 40 converged
+    check "(EIO on fsync) Postfix enforces the head" enforces "$WANT"
+    fiu "enable name=posix/io/sync/fdatasync,failinfo=5"
+    toggle >/dev/null
+    check "(EIO on the agent's store) reported" wait_for 10 bash -c \
+        "'$CTL' nodes --json | jq -e '.[0].last_error | test(\"local store\")' >/dev/null"
+    check "(EIO on the agent's store) the revision is not acknowledged" \
+        bash -c "[ \$('$CTL' nodes --json | jq -r '.[0].applied_rev') -lt $(head_rev) ]"
+    fiu "disable name=posix/io/sync/fdatasync"
+    check "(EIO on the agent's store) cleared: converged" wait_for 40 converged
+    check "(EIO on the agent's store) Postfix enforces the head" enforces "$WANT"
+    kill_daemon "$APID"
+    agent_up
+}
 
 # ---- kill -9 at each step of an apply ------------------------------------------------------
 for step in keys handoff main.cf reload stored; do
