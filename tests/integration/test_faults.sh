@@ -73,10 +73,10 @@ toggle() {
 }
 
 # ---- the node, every writable place on its own small file system -------------------
-small_fs "$STATE" 64m
+small_fs "$STATE" 160m
 daemon_bg controller "$WORK/controller.log" "$CONTROLLER" --state-dir "$STATE" \
     --endpoint "tcp://127.0.0.1:$PORT" --agent-endpoint "tcp://127.0.0.1:$APORT" \
-    --heartbeat-ms 200 --stale-after-ms 1000 --down-after-ms 3000
+    --heartbeat-ms 200 --stale-after-ms 1000 --down-after-ms 3000 --history-keep 8
 check "controller starts" wait_for 15 "$CTL" --timeout 0.3 policy history --limit 1 >/dev/null 2>&1
 "$PFN" create "$N" "$ADDR" "$SMTP" mx1 >/dev/null || { fail "postfix create"; finish; exit 1; }
 small_fs "$N/etc" 2m
@@ -226,6 +226,22 @@ for step in keys handoff main.cf reload stored; do
     check "($step) restarted, the node converges on the head" wait_for 20 converged
     check "($step) Postfix enforces the head" enforces "$WANT"
 done
+# ---- 30 pushes, each with a different 4 MiB signature file ---------------------------------
+# on an agent whose store starts with a 64 MiB map on a 32 MiB disk (the
+# controller keeps 8 revisions, plus what a node runs: history_keep)
+"$CTL" policy set 'antivirus.custom_signatures=[]' --wait=20 >/dev/null
+ok=0
+for i in $(seq 1 30); do
+    for j in $(seq 1 4); do head -c 1048576 /dev/urandom; done | od -An -tx1 -v -w500 |
+        tr -d ' ' | head -n 4190 | awk -v i="$i" '{printf "Big.P%d.%d:0:*:%s\n", i, NR, $0}' >"$WORK/p.ndb"
+    "$CTL" policy set "antivirus.custom_signatures=[]" "antivirus.custom_signatures+=$WORK/p.ndb" \
+        --wait=60 >/dev/null 2>"$WORK/p.err" && ok=$((ok + 1))
+done
+check "30 pushes of a 4 MiB signature file: every one applied ($ok)" test "$ok" -eq 30
+check "the node runs the last, without error" wait_for 20 converged
+check "the controller kept only the newest revisions" \
+    test "$("$CTL" policy history --limit 100 --json | jq length)" -le 9
+
 check "revisions are contiguous and the node runs the head" bash -c \
     "'$CTL' policy history --limit 1000 --json | jq -e '[.[].revision] | . == [range(.[0]; .[0] - length; -1)]' >/dev/null && [ \"\$('$CTL' nodes --json | jq -r '.[0].applied_rev')\" = \$('$CTL' policy history --limit 1 --json | jq -r '.[0].revision') ]"
 
