@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -348,8 +349,7 @@ s_now_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-/* The environment plus MAIL_CONFIG=CONFIG (when given), built before the
- * fork: nothing that allocates runs in the child. */
+/* The environment plus MAIL_CONFIG=CONFIG (when given), for the child. */
 static char **
 s_env_with(const char *config)
 {
@@ -379,19 +379,35 @@ s_env_free(char **env, const char *config)
     free(env);
 }
 
-static void
-s_child(char *const argv[], char **env, int out_w, int err_w)
+/* Starts ARGV with posix_spawn, never fork: the agent is threaded, and
+ * nothing may run between fork and exec that could wait on a lock another
+ * thread held (allocation, stdio, an atfork handler). The child gets
+ * /dev/null, OUT_W and ERR_W as fds 0-2 and no other descriptor, its own
+ * process group (so a deadline kills all of it) and SIGPIPE's default.
+ * Returns the pid, or -1 with *err (an errno). */
+static pid_t
+s_spawn(char *const argv[], char **env, int out_w, int err_w, int *err)
 {
-    int null = open("/dev/null", O_RDONLY);
-    setpgid(0, 0);
-    dup2(null, 0);
-    dup2(out_w, 1);
-    dup2(err_w, 2);
-    closefrom(3);
-    signal(SIGPIPE, SIG_DFL);
-    execvpe(argv[0], argv, env);
-    dprintf(2, "%s: %s\n", argv[0], strerror(errno));
-    _exit(127);
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t def;
+    pid_t pid = -1;
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out_w, 1);
+    posix_spawn_file_actions_adddup2(&fa, err_w, 2);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setsigdefault(&attr, &def);
+    posix_spawnattr_setflags(&attr,
+                             POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
+    *err = posix_spawnp(&pid, argv[0], &fa, &attr, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    return *err ? -1 : pid;
 }
 
 /* Reads both outputs until they close and the child exits, or kills its
@@ -465,14 +481,13 @@ s_run_for(char *const argv[], const char *config, unsigned flags,
         }
     fcntl(err[0], F_SETFD, FD_CLOEXEC);
     char **env = s_env_with(config);
-    pid_t pid = fork();
-    if (pid == 0)
-        s_child(argv, env, out[1], err[1]);
+    int spawn_err = 0;
+    pid_t pid = s_spawn(argv, env, out[1], err[1], &spawn_err);
     s_env_free(env, config);
     close(out[1]);
     close(err[1]);
     if (pid < 0) {
-        res->fail = pm_asprintf("fork: %s", strerror(errno));
+        res->fail = pm_asprintf("%s: %s", argv[0], strerror(spawn_err));
         close(out[0]);
         close(err[0]);
         return -1;
