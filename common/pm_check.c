@@ -382,17 +382,19 @@ s_cidr_host_bits(int family, unsigned char bytes[16], unsigned bits,
                        bits);
 }
 
-char *
-pm_check_cidr(const char *value)
+/* Parses VALUE into FAMILY, BYTES and BITS (a bare address: the full
+ * length) or returns the problem. */
+static char *
+s_cidr(const char *value, int *family_p, unsigned char bytes[16],
+       unsigned *bits_p)
 {
-    unsigned char bytes[16] = {0};
     const char *addr = value;
     const char *slash;
     const char *ctl = s_find_control(value);
     bool bracketed = value[0] == '[';
     size_t alen;
     unsigned bits;
-    int family;
+    int family = AF_INET;
     char *problem;
 
     if (*value == '\0')
@@ -415,11 +417,77 @@ pm_check_cidr(const char *value)
     }
     if ((problem = s_cidr_address(addr, alen, bracketed, &family, bytes)))
         return problem;
-    if (!slash)
-        return NULL; /* a bare address is a single host */
-    if ((problem = s_cidr_prefix(slash + 1, family, &bits)))
+    bits = family == AF_INET ? 32 : 128; /* a bare address is one host */
+    if (slash && (problem = s_cidr_prefix(slash + 1, family, &bits)))
         return problem;
-    return s_cidr_host_bits(family, bytes, bits, bracketed);
+    if ((problem = s_cidr_host_bits(family, bytes, bits, bracketed)))
+        return problem;
+    *family_p = family;
+    *bits_p = bits;
+    return NULL;
+}
+
+char *
+pm_check_cidr(const char *value)
+{
+    unsigned char bytes[16] = {0};
+    unsigned bits;
+    int family;
+    return s_cidr(value, &family, bytes, &bits);
+}
+
+/* The IPv4 prefix length an IPv6 network covers through IPv4-mapped
+ * addresses (::ffff:a.b.c.d, which are IPv4 clients), or -1 when it covers
+ * none of them. */
+static int
+s_mapped_v4_bits(const unsigned char bytes[16], unsigned bits)
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
+                                             0, 0, 0, 0, 0xff, 0xff};
+    unsigned common = bits < 96 ? bits : 96;
+    for (unsigned i = 0; i < common; i++) {
+        unsigned char mask = (unsigned char)(0x80u >> (i % 8));
+        if ((bytes[i / 8] & mask) != (mapped[i / 8] & mask))
+            return -1;
+    }
+    return bits <= 96 ? 0 : (int)bits - 96;
+}
+
+char *
+pm_check_mynetwork(const char *value)
+{
+    unsigned char bytes[16] = {0};
+    unsigned bits;
+    int family;
+    char *problem = s_cidr(value, &family, bytes, &bits);
+    if (problem)
+        return problem;
+    int v4 = family == AF_INET ? (int)bits : s_mapped_v4_bits(bytes, bits);
+    if (bits == 0)
+        return pm_asprintf("/0 is every %s address: every node would relay "
+                           "mail from anyone on the Internet without "
+                           "authentication (an open relay)",
+                           family == AF_INET ? "IPv4" : "IPv6");
+    if (v4 == 0)
+        return pm_strdup("covers every IPv4-mapped address (::ffff:0:0/96), "
+                         "that is every IPv4 client: every node would relay "
+                         "mail from anyone on the Internet without "
+                         "authentication (an open relay)");
+    if (v4 > 0 && v4 < PM_MYNETWORK_V4_MIN)
+        return pm_asprintf("/%d is %llu IPv4 addresses, public ones among "
+                           "them: every node would relay their mail without "
+                           "authentication (an open relay for them); the "
+                           "widest network allowed is /%d, as 10.0.0.0/8",
+                           v4, 1ull << (32 - v4), PM_MYNETWORK_V4_MIN);
+    if (family == AF_INET6 && v4 < 0 && bits < PM_MYNETWORK_V6_MIN)
+        return pm_asprintf("/%u is a %s of every IPv6 address, public ones "
+                           "among them: every node would relay their mail "
+                           "without authentication (an open relay for "
+                           "them); the widest network allowed is /%d, as "
+                           "fc00::/7 (unique local addresses)",
+                           bits, bits == 1 ? "half" : "large part",
+                           PM_MYNETWORK_V6_MIN);
+    return NULL;
 }
 
 static bool

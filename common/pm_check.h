@@ -27,6 +27,17 @@ char *pm_check_extension(const char *value);
  * must be zero (the problem suggests the network that was meant). */
 char *pm_check_cidr(const char *value);
 
+/* A network that may relay without authentication (outbound.mynetworks):
+ * a valid pm_check_cidr entry that is not, in effect, the Internet. Refused:
+ * any /0 (IPv4 or IPv6; an open relay); IPv4 networks wider than /8,
+ * since no private range is wider (10.0.0.0/8) and two /1 halves are /0
+ * again; IPv6 networks wider than /7, since the widest private range is
+ * fc00::/7; IPv6 networks that cover IPv4-mapped addresses (::ffff:0:0/96)
+ * are measured as the IPv4 network they cover. */
+#define PM_MYNETWORK_V4_MIN 8
+#define PM_MYNETWORK_V6_MIN 7
+char *pm_check_mynetwork(const char *value);
+
 /* A Postfix relay host: "host", "host:port", "[host]:port", "[a.b.c.d]",
  * "[ipv6:addr]:port"; port 1..65535; hostname labels per RFC 1123.
  * The empty string is accepted (no relay host). */

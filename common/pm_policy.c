@@ -75,7 +75,7 @@ static const pm_key_t s_keys[] = {
     {"outbound.tls_auth_only", B, "outbound_tls_auth_only", "true", NULL, NULL,
      0, PM_KF_NODE, "smtpd_tls_auth_only", "offer AUTH only after STARTTLS"},
     {"outbound.mynetworks", PM_KT_LIST, "outbound_mynetworks",
-     "[127.0.0.0/8, \"[::1]/128\"]", pm_check_cidr, NULL, 256, PM_KF_NODE,
+     "[127.0.0.0/8, \"[::1]/128\"]", pm_check_mynetwork, NULL, 256, PM_KF_NODE,
      "mynetworks", "networks trusted to relay (CIDR)"},
     {"outbound.relay_host", PM_KT_STRING, "outbound_relay_host", "\"\"",
      pm_check_relay_host, NULL, 0, PM_KF_NODE, "relayhost",
@@ -314,9 +314,13 @@ void
 pm_origin_item_line(pm_origin_t *self, size_t key, size_t item, unsigned line)
 {
     pm_keyline_t *kl = &self->keys[key];
-    if (item >= kl->n_items) {
+    if (item >= kl->cap) {
+        /* doubling: a list of n items costs O(n), not O(n^2) copies */
+        kl->cap = item + 1 > 2 * kl->cap ? item + 1 : 2 * kl->cap;
         kl->item_lines =
-            pm_realloc(kl->item_lines, (item + 1) * sizeof *kl->item_lines);
+            pm_realloc(kl->item_lines, kl->cap * sizeof *kl->item_lines);
+    }
+    if (item >= kl->n_items) {
         memset(kl->item_lines + kl->n_items, 0,
                (item + 1 - kl->n_items) * sizeof *kl->item_lines);
         kl->n_items = item + 1;

@@ -20,6 +20,28 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Sizes. A policy is a few kilobytes of settings; what can make it big is
+ * custom signature files, which travel inside it (the controller stores
+ * and every node compiles exactly the bytes that were validated).
+ *
+ * PM_POLICY_SIGNATURES_MAX bounds the content of all custom signature files
+ * of one policy together: as much as one file may be (PM_WIRE_CONTENT_MAX),
+ * enough for the hand-written signatures a site adds to ClamAV's own
+ * databases (those arrive through antivirus.mirrors, not through here), and
+ * little enough that every node compiles them in well under a second at
+ * each apply.
+ *
+ * PM_POLICY_FILE_MAX bounds a policy file (pm_policy_load_file). It is twice
+ * the signatures, so that `policy show`, which writes signatures inline (a
+ * few bytes of indentation per line), always gives a file that `policy
+ * push` takes back; and small enough that any file up to it is read, or
+ * refused with its line and column, within a second (every bound of
+ * pm_value.h stops parsing where it is crossed; bench/bench_policy_parse.sh
+ * measures the worst cases). Files that are bigger are refused before they
+ * are read. */
+#define PM_POLICY_SIGNATURES_MAX (8u << 20)
+#define PM_POLICY_FILE_MAX (16u << 20)
+
 typedef enum {
     PM_KT_BOOL,
     PM_KT_PERCENT,    /* integer 0..100 */
@@ -71,9 +93,12 @@ void pm_policy_free(Pm__Policy **policy_p);
 /* Reads a whole policy document (already parsed) into a new policy that
  * starts from the defaults: every key not written keeps its default.
  * Problems (unknown keys, wrong types, bad values...) go to DIAG with their
- * line; BASE_DIR resolves relative `file:` paths of custom signatures
- * (NULL: the current directory). Returns NULL when any problem was found,
- * after reporting all of them. Runs pm_policy_validate. */
+ * line; after 100 problems reading stops (one more line says so).
+ * BASE_DIR resolves relative `file:` paths of custom signatures; NULL
+ * refuses `file:` altogether (content only): only a policy file that the
+ * admin's own privmta-ctl reads may name files, never a document that came
+ * from elsewhere. Returns NULL when any problem was found, after reporting
+ * them. Runs pm_policy_validate. */
 Pm__Policy *pm_policy_from_value(const pm_value_t *doc, const char *base_dir,
                                  pm_diag_t *diag);
 
@@ -119,8 +144,10 @@ char *pm_policy_to_json(const Pm__Policy *policy, bool pretty);
  * out: equal policies have equal digests whatever their history. */
 void pm_policy_digest(const Pm__Policy *policy, char out[65]);
 
-/* Loads a policy file (YAML or JSON) from PATH. Problems are reported as
- * "PATH:LINE: KEY: problem" into DIAG. Returns NULL on any problem. */
+/* Loads a policy file (YAML or JSON) of at most PM_POLICY_FILE_MAX bytes
+ * from PATH (never blocking on a FIFO or device: pm_file_read); relative
+ * `file:` references are read from PATH's directory. Problems are reported
+ * as "PATH:LINE: KEY: problem" into DIAG. Returns NULL on any problem. */
 Pm__Policy *pm_policy_load_file(const char *path, pm_diag_t *diag);
 
 /* The "often prohibited" extension preset (Carbonio's 27), NULL-ended. */

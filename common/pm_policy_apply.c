@@ -10,6 +10,8 @@
 #include "pm_hash.h"
 #include "pm_mem.h"
 #include "pm_policy_private.h"
+#include "pm_text.h"
+#include "pm_wire.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,7 +20,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define S_FILE_MAX (8u << 20)
+/* A signature file is at most what one message may carry of it. */
+#define S_FILE_MAX PM_WIRE_CONTENT_MAX
 
 static bool
 s_need_scalar(const pm_key_t *key, const pm_value_t *v, pm_diag_t *diag)
@@ -104,20 +107,26 @@ s_string(Pm__Policy *p, const pm_key_t *key, const pm_value_t *v,
 
 /* ---- lists of text items ---------------------------------------------- */
 
-static bool
-s_same_item(const pm_key_t *key, const char *a, const char *b)
-{
-    return (key->flags & PM_KF_FOLD) ? strcasecmp(a, b) == 0
-                                     : strcmp(a, b) == 0;
-}
+/* One list being edited: its items are also kept in an index, so that
+ * folding duplicates costs O(1) per item, not a pass over the list. */
+typedef struct {
+    Pm__Policy *p;
+    const pm_key_t *key;
+    Pm__Edit__Op op;
+    pm_origin_t *origin;
+    pm_diag_t *diag;
+    pm_value_index_t *seen; /* item -> non-NULL */
+    size_t cap;             /* room in the items array */
+} s_list_t;
 
 static ssize_t
-s_list_find(Pm__Policy *p, const pm_key_t *key, const char *item)
+s_list_find(const s_list_t *l, const char *item)
 {
-    size_t n = *PM_COUNT(p, key);
-    char **items = *PM_FIELD(p, key, char **);
+    size_t n = *PM_COUNT(l->p, l->key);
+    char **items = *PM_FIELD(l->p, l->key, char **);
     for (size_t i = 0; i < n; i++)
-        if (s_same_item(key, items[i], item))
+        if ((l->key->flags & PM_KF_FOLD) ? strcasecmp(items[i], item) == 0
+                                         : strcmp(items[i], item) == 0)
             return (ssize_t)i;
     return -1;
 }
@@ -125,32 +134,36 @@ s_list_find(Pm__Policy *p, const pm_key_t *key, const char *item)
 /* Appends ITEM unless already present (duplicates fold silently: listing
  * "exe" and "EXE" means one extension). */
 static void
-s_list_add(Pm__Policy *p, const pm_key_t *key, const char *item, unsigned line,
-           pm_origin_t *origin)
+s_list_add(s_list_t *l, const char *item, unsigned line)
 {
-    if (s_list_find(p, key, item) >= 0)
+    if (pm_value_index_get(l->seen, item))
         return;
-    size_t *n = PM_COUNT(p, key);
-    char ***items = PM_FIELD(p, key, char **);
-    *items = pm_realloc(*items, (*n + 1) * sizeof **items);
+    pm_value_index_put(l->seen, item, l);
+    size_t *n = PM_COUNT(l->p, l->key);
+    char ***items = PM_FIELD(l->p, l->key, char **);
+    if (*n >= l->cap) {
+        l->cap = 2 * l->cap + 16;
+        *items = pm_realloc(*items, l->cap * sizeof **items);
+    }
     char *copy = pm_strdup(item);
-    if (key->flags & PM_KF_FOLD)
+    if (l->key->flags & PM_KF_FOLD)
         for (char *c = copy; *c; c++)
             *c = (char)tolower((unsigned char)*c);
     (*items)[*n] = copy;
-    if (origin)
-        pm_origin_item_line(origin, pm_policy_key_index(key), *n, line);
+    if (l->origin)
+        pm_origin_item_line(l->origin, pm_policy_key_index(l->key), *n, line);
     (*n)++;
 }
 
 static void
-s_list_remove(Pm__Policy *p, const pm_key_t *key, const char *item)
+s_list_remove(s_list_t *l, const char *item)
 {
-    ssize_t at = s_list_find(p, key, item);
+    ssize_t at = s_list_find(l, item);
     if (at < 0)
         return;
-    size_t *n = PM_COUNT(p, key);
-    char **items = *PM_FIELD(p, key, char **);
+    pm_value_index_remove(l->seen, item);
+    size_t *n = PM_COUNT(l->p, l->key);
+    char **items = *PM_FIELD(l->p, l->key, char **);
     free(items[at]);
     memmove(items + at, items + at + 1, (*n - (size_t)at - 1) * sizeof *items);
     (*n)--;
@@ -170,43 +183,83 @@ s_list_clear(Pm__Policy *p, const pm_key_t *key)
 
 /* One written item: "@common" stands for the preset of blocked_extensions. */
 static size_t
-s_list_item(Pm__Policy *p, const pm_key_t *key, Pm__Edit__Op op,
-            const char *item, unsigned line, pm_origin_t *origin,
-            pm_diag_t *diag)
+s_list_item(s_list_t *l, const char *item, unsigned line)
 {
+    const char *name = l->key->name;
     if (item[0] == '@') {
         if (strcmp(item, "@common") != 0 ||
-            strcmp(key->name, "inbound.blocked_extensions") != 0) {
-            pm_diag_add(diag, line, key->name, "unknown preset '%s'%s", item,
-                        strcmp(key->name, "inbound.blocked_extensions") == 0
+            strcmp(name, "inbound.blocked_extensions") != 0) {
+            pm_diag_add(l->diag, line, name, "unknown preset '%s'%s", item,
+                        strcmp(name, "inbound.blocked_extensions") == 0
                             ? "; the preset is @common"
                             : "; presets exist for "
                               "inbound.blocked_extensions only");
             return 1;
         }
         for (const char *const *e = pm_policy_common_extensions; *e; e++)
-            s_list_item(p, key, op, *e, line, origin, diag);
+            s_list_item(l, *e, line);
         return 0;
     }
-    if (op == PM__EDIT__OP__REMOVE)
-        s_list_remove(p, key, item);
+    if (l->op == PM__EDIT__OP__REMOVE)
+        s_list_remove(l, item);
     else
-        s_list_add(p, key, item, line, origin);
+        s_list_add(l, item, line);
     return 0;
+}
+
+/* Refuses a list of more than PM_VALUE_ITEMS_MAX items before any is
+ * stored: a parsed list cannot be longer, but one value split on spaces
+ * can, and no message could carry it. (KEY's own, smaller maximum is
+ * validation's business, after duplicates are folded.) */
+static bool
+s_list_fits(const s_list_t *l, size_t n, unsigned line)
+{
+    if (n <= PM_VALUE_ITEMS_MAX)
+        return true;
+    pm_diag_add(l->diag, line, l->key->name,
+                "%zu items; no list holds more than %d (this one at most %u)",
+                n, PM_VALUE_ITEMS_MAX, l->key->max);
+    return false;
 }
 
 /* A scalar given for a list is split on spaces and commas, as the console
  * does ("type an extension and press the space bar"). */
 static size_t
-s_list_scalar(Pm__Policy *p, const pm_key_t *key, Pm__Edit__Op op,
-              const pm_value_t *v, pm_origin_t *origin, pm_diag_t *diag)
+s_list_scalar(s_list_t *l, const pm_value_t *v)
 {
+    static const char *const seps = " \t,";
+    size_t n = 0;
+    for (const char *c = v->text + strspn(v->text, seps); *c;
+         c += strspn(c, seps), n++)
+        c += strcspn(c, seps);
+    if (!s_list_fits(l, n, v->line))
+        return 1;
     size_t problems = 0;
     char *copy = pm_strdup(v->text), *save = NULL;
-    for (char *tok = strtok_r(copy, " \t,", &save); tok;
-         tok = strtok_r(NULL, " \t,", &save))
-        problems += s_list_item(p, key, op, tok, v->line, origin, diag);
+    for (char *tok = strtok_r(copy, seps, &save); tok;
+         tok = strtok_r(NULL, seps, &save))
+        problems += s_list_item(l, tok, v->line);
     free(copy);
+    return problems;
+}
+
+static size_t
+s_list_seq(s_list_t *l, const pm_value_t *v)
+{
+    if (!s_list_fits(l, v->n, v->line))
+        return 1;
+    size_t problems = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const pm_value_t *it = v->items[i];
+        if (it->kind != PM_V_SCALAR) {
+            pm_diag_add(l->diag, it->line, l->key->name,
+                        "item %zu: expected a single value, got %s", i + 1,
+                        pm_value_kind_name(it));
+            problems++;
+            continue;
+        }
+        problems += s_list_item(l, it->text, it->line);
+    }
     return problems;
 }
 
@@ -216,25 +269,25 @@ s_list(Pm__Policy *p, const pm_key_t *key, Pm__Edit__Op op, const pm_value_t *v,
 {
     if (op == PM__EDIT__OP__ASSIGN)
         s_list_clear(p, key);
-    if (v->kind == PM_V_SCALAR)
-        return s_list_scalar(p, key, op, v, origin, diag);
-    if (v->kind != PM_V_SEQ) {
+    if (v->kind == PM_V_MAP) {
         pm_diag_add(diag, v->line, key->name, "expected a list, got %s",
                     pm_value_kind_name(v));
         return 1;
     }
-    size_t problems = 0;
-    for (size_t i = 0; i < v->n; i++) {
-        const pm_value_t *it = v->items[i];
-        if (it->kind != PM_V_SCALAR) {
-            pm_diag_add(diag, it->line, key->name,
-                        "item %zu: expected a single value, got %s", i + 1,
-                        pm_value_kind_name(it));
-            problems++;
-            continue;
-        }
-        problems += s_list_item(p, key, op, it->text, it->line, origin, diag);
-    }
+    size_t n = *PM_COUNT(p, key);
+    s_list_t l = {.p = p,
+                  .key = key,
+                  .op = op,
+                  .origin = origin,
+                  .diag = diag,
+                  .seen = pm_value_index_new(key->flags & PM_KF_FOLD),
+                  .cap = n};
+    char **items = *PM_FIELD(p, key, char **);
+    for (size_t i = 0; i < n; i++)
+        pm_value_index_put(l.seen, items[i], &l);
+    size_t problems =
+        v->kind == PM_V_SCALAR ? s_list_scalar(&l, v) : s_list_seq(&l, v);
+    pm_value_index_destroy(&l.seen);
     return problems;
 }
 
@@ -246,9 +299,8 @@ static bool
 s_read_file(const char *base_dir, const char *file, ProtobufCBinaryData *out,
             char **problem)
 {
-    char *path = (file[0] == '/' || !base_dir)
-                     ? pm_strdup(file)
-                     : pm_asprintf("%s/%s", base_dir, file);
+    char *path =
+        file[0] == '/' ? pm_strdup(file) : pm_asprintf("%s/%s", base_dir, file);
     char *data = NULL;
     size_t len = 0;
     bool ok = pm_file_read(path, S_FILE_MAX, 0, &data, &len, problem) == PM_OK;
@@ -334,6 +386,19 @@ s_signature(const pm_key_t *key, const pm_value_t *rec, const char *base_dir,
     } else if (text) {
         body.data = (uint8_t *)pm_strdup(text);
         body.len = strlen(text);
+    } else if (file && !base_dir) {
+        /* a path only means something on the machine where the policy
+         * file was written: anything else (the controller above all)
+         * would open a file its client chose, on its own host */
+        char *shown = pm_text_escape(file, 64);
+        pm_diag_add(diag, rec->line, key->name,
+                    "'%s': 'file: %s' is refused here: only a policy file "
+                    "read by privmta-ctl may name files; send the content "
+                    "('content:', or policy set %s+=PATH, which reads PATH "
+                    "where privmta-ctl runs)",
+                    name ? name : "", shown, key->name);
+        free(shown);
+        (*problems)++;
     } else if (file && !s_read_file(base_dir, file, &body, &problem)) {
         pm_diag_add(diag, rec->line, key->name, "%s", problem);
         free(problem);
@@ -437,6 +502,15 @@ store:
 }
 
 static size_t
+s_signature_bytes(const Pm__Policy *p)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < p->n_antivirus_custom_signatures; i++)
+        total += p->antivirus_custom_signatures[i]->content.len;
+    return total;
+}
+
+static size_t
 s_records(Pm__Policy *p, const pm_key_t *key, Pm__Edit__Op op,
           const pm_value_t *v, const ProtobufCBinaryData *content,
           const char *base_dir, pm_diag_t *diag)
@@ -458,9 +532,21 @@ s_records(Pm__Policy *p, const pm_key_t *key, Pm__Edit__Op op,
     }
     if (v->kind != PM_V_SEQ)
         return s_record(p, key, op, v, content, base_dir, diag);
+    if (key->max && v->n > key->max) {
+        /* refused before any file is read or any body copied */
+        pm_diag_add(diag, v->line, key->name,
+                    "%zu entries; at most %u are allowed", v->n, key->max);
+        return 1;
+    }
     size_t problems = 0;
-    for (size_t i = 0; i < v->n; i++)
+    for (size_t i = 0; i < v->n; i++) {
         problems += s_record(p, key, op, v->items[i], NULL, base_dir, diag);
+        if (key->type == PM_KT_SIGNATURES &&
+            s_signature_bytes(p) > PM_POLICY_SIGNATURES_MAX) {
+            /* validation says how much too much; no more files are read */
+            break;
+        }
+    }
     return problems;
 }
 

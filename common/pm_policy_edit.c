@@ -11,7 +11,22 @@
 /* "given, on no particular line" (a `policy set` argument) */
 #define S_NOLINE 0xffffffffu
 
-typedef size_t (*s_leaf_fn)(void *ctx, const pm_key_t *key,
+/* Problems reported for one document before reading stops: past this the
+ * file is not a policy with mistakes but something else, and thousands of
+ * lines (each unknown key with its "did you mean") help nobody. */
+#define S_PROBLEMS_MAX 100
+
+typedef struct {
+    Pm__Policy *policy;
+    pm_origin_t *origin;
+    const char *base_dir;
+    const char *node;    /* inside nodes: NODE */
+    Pm__Policy *scratch; /* for reading override values */
+    size_t stop_at;      /* diag count at which reading stops */
+    bool stopped;        /* and it did */
+} s_doc_t;
+
+typedef size_t (*s_leaf_fn)(s_doc_t *d, const pm_key_t *key,
                             const pm_value_t *value, unsigned line,
                             pm_diag_t *diag);
 
@@ -37,25 +52,39 @@ s_unknown(const char *name, unsigned line, pm_diag_t *diag)
     return 1;
 }
 
+/* Whether reading goes on at LINE; says so once when it does not. */
+static bool
+s_go_on(s_doc_t *d, unsigned line, pm_diag_t *diag)
+{
+    if (pm_diag_count(diag) < d->stop_at)
+        return true;
+    if (!d->stopped)
+        pm_diag_add(diag, line, NULL,
+                    "stopped reading after %d problems; fix these first",
+                    S_PROBLEMS_MAX);
+    d->stopped = true;
+    return false;
+}
+
 /* Handles item I of MAP: a key, a group of keys or a mistake. */
 static size_t s_walk_item(const pm_value_t *map, size_t i, const char *prefix,
-                          s_leaf_fn leaf, void *ctx, pm_diag_t *diag);
+                          s_leaf_fn leaf, s_doc_t *d, pm_diag_t *diag);
 
 /* Walks nested mappings ("outbound: {relay_host: x}") and dotted names
  * ("outbound.relay_host: x") alike, calling LEAF for every key found. */
 static size_t
-s_walk(const pm_value_t *map, const char *prefix, s_leaf_fn leaf, void *ctx,
+s_walk(const pm_value_t *map, const char *prefix, s_leaf_fn leaf, s_doc_t *d,
        pm_diag_t *diag)
 {
     size_t problems = 0;
-    for (size_t i = 0; i < map->n; i++)
-        problems += s_walk_item(map, i, prefix, leaf, ctx, diag);
+    for (size_t i = 0; i < map->n && s_go_on(d, map->key_lines[i], diag); i++)
+        problems += s_walk_item(map, i, prefix, leaf, d, diag);
     return problems;
 }
 
 static size_t
 s_walk_item(const pm_value_t *map, size_t i, const char *prefix, s_leaf_fn leaf,
-            void *ctx, pm_diag_t *diag)
+            s_doc_t *d, pm_diag_t *diag)
 {
     char *name = prefix ? pm_asprintf("%s.%s", prefix, map->keys[i])
                         : pm_strdup(map->keys[i]);
@@ -64,9 +93,9 @@ s_walk_item(const pm_value_t *map, size_t i, const char *prefix, s_leaf_fn leaf,
     unsigned line = map->key_lines[i];
     size_t problems = 1;
     if (key)
-        problems = leaf(ctx, key, v, line, diag);
+        problems = leaf(d, key, v, line, diag);
     else if (s_is_group(name) && v->kind == PM_V_MAP)
-        problems = s_walk(v, name, leaf, ctx, diag);
+        problems = s_walk(v, name, leaf, d, diag);
     else if (s_is_group(name))
         pm_diag_add(diag, line, name,
                     "is a group of keys; expected a mapping, got %s",
@@ -79,18 +108,10 @@ s_walk_item(const pm_value_t *map, size_t i, const char *prefix, s_leaf_fn leaf,
 
 /* ---- a whole document --------------------------------------------------- */
 
-typedef struct {
-    Pm__Policy *policy;
-    pm_origin_t *origin;
-    const char *base_dir;
-    const char *node; /* inside nodes: NODE */
-} s_doc_t;
-
 static size_t
-s_doc_leaf(void *ctx, const pm_key_t *key, const pm_value_t *value,
+s_doc_leaf(s_doc_t *d, const pm_key_t *key, const pm_value_t *value,
            unsigned line, pm_diag_t *diag)
 {
-    s_doc_t *d = ctx;
     pm_keyline_t *kl = &d->origin->keys[pm_policy_key_index(key)];
     if (kl->line) {
         pm_diag_add(diag, line, key->name, "given twice (first on line %u)",
@@ -105,20 +126,29 @@ s_doc_leaf(void *ctx, const pm_key_t *key, const pm_value_t *value,
 /* An override is stored as the canonical text of the value it sets, so
  * that the same override written two ways has one digest. */
 static size_t
-s_override_leaf(void *ctx, const pm_key_t *key, const pm_value_t *value,
+s_override_leaf(s_doc_t *d, const pm_key_t *key, const pm_value_t *value,
                 unsigned line, pm_diag_t *diag)
 {
-    s_doc_t *d = ctx;
-    Pm__Policy *scratch = pm_policy_new();
-    size_t problems = pm_policy_apply(scratch, key, PM__EDIT__OP__ASSIGN, value,
-                                      NULL, d->base_dir, NULL, diag);
+    Pm__Policy *p = d->policy;
+    if (p->n_overrides >= PM_VALUE_ITEMS_MAX) {
+        pm_diag_add(diag, line, "nodes",
+                    "more than %d overrides; no message could carry them",
+                    PM_VALUE_ITEMS_MAX);
+        d->stop_at = 0; /* nothing after this is worth reading */
+        d->stopped = true;
+        return 1;
+    }
+    if (!d->scratch)
+        d->scratch = pm_policy_new();
+    /* every key is assigned whole, so one scratch policy serves all */
+    size_t problems = pm_policy_apply(d->scratch, key, PM__EDIT__OP__ASSIGN,
+                                      value, NULL, d->base_dir, NULL, diag);
     if (!problems) {
-        Pm__Policy *p = d->policy;
         Pm__NodeOverride *ov = pm_malloc(sizeof *ov);
         pm__node_override__init(ov);
         ov->node = pm_strdup(d->node);
         ov->key = pm_strdup(key->name);
-        ov->value = pm_policy_key_text(scratch, key);
+        ov->value = pm_policy_key_text(d->scratch, key);
         p->overrides =
             pm_realloc(p->overrides, (p->n_overrides + 1) * sizeof *ov);
         p->overrides[p->n_overrides] = ov;
@@ -128,7 +158,6 @@ s_override_leaf(void *ctx, const pm_key_t *key, const pm_value_t *value,
         o->override_lines[p->n_overrides] = line;
         o->n_overrides = ++p->n_overrides;
     }
-    pm_policy_free(&scratch);
     return problems;
 }
 
@@ -142,7 +171,8 @@ s_nodes(s_doc_t *d, const pm_value_t *nodes, pm_diag_t *diag)
         return 1;
     }
     size_t problems = 0;
-    for (size_t i = 0; i < nodes->n; i++) {
+    for (size_t i = 0; i < nodes->n && s_go_on(d, nodes->key_lines[i], diag);
+         i++) {
         if (nodes->items[i]->kind != PM_V_MAP) {
             pm_diag_add(diag, nodes->key_lines[i], "nodes",
                         "node %s: expected a mapping of keys", nodes->keys[i]);
@@ -211,13 +241,18 @@ s_build(const pm_value_t *doc, const char *base_dir, pm_origin_t *origin,
     size_t n;
     pm_policy_keys(&n);
     Pm__Policy *p = pm_policy_new();
-    s_doc_t d = {p, origin, base_dir, NULL};
-    for (size_t i = 0; i < doc->n; i++) {
+    s_doc_t d = {.policy = p,
+                 .origin = origin,
+                 .base_dir = base_dir,
+                 .stop_at = pm_diag_count(diag) + S_PROBLEMS_MAX};
+    for (size_t i = 0; i < doc->n && s_go_on(&d, doc->key_lines[i], diag);
+         i++) {
         if (strcmp(doc->keys[i], "nodes") == 0)
             s_nodes(&d, doc->items[i], diag);
         else
             s_walk_item(doc, i, NULL, s_doc_leaf, &d, diag);
     }
+    pm_policy_free(&d.scratch);
     unsigned *given = pm_calloc(n, sizeof *given);
     for (size_t i = 0; i < n; i++)
         given[i] = origin->keys[i].line;

@@ -11,7 +11,7 @@
 typedef struct {
     unsigned line;        /* 0: not written in the document */
     unsigned *item_lines; /* one per stored list item, may be NULL */
-    size_t n_items;
+    size_t n_items, cap;  /* cap: room in item_lines */
 } pm_keyline_t;
 
 typedef struct {

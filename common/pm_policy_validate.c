@@ -65,31 +65,47 @@ s_check(const pm_key_t *key, const char *value, const pm_origin_t *o,
     return 1;
 }
 
+/* Too many items is reported alone: checking each of them would bury the
+ * one problem that matters under thousands of lines. */
+static bool
+s_too_many(const pm_key_t *key, size_t n, const char *what,
+           const pm_origin_t *o, pm_diag_t *diag)
+{
+    if (!key->max || n <= key->max)
+        return false;
+    pm_diag_add(diag, s_line(o, key, (size_t)-1), key->name,
+                "%zu %s; at most %u are allowed", n, what, key->max);
+    return true;
+}
+
+/* Whether NAME was seen before in SEEN (and remembers it). */
+static bool
+s_seen(pm_value_index_t *seen, const char *name)
+{
+    if (pm_value_index_get(seen, name))
+        return true;
+    pm_value_index_put(seen, name, seen);
+    return false;
+}
+
 static size_t
 s_list(const Pm__Policy *p, const pm_key_t *key, const pm_origin_t *o,
        pm_diag_t *diag)
 {
     size_t n = *PM_COUNT(p, key), problems = 0;
     char **items = *PM_FIELD(p, key, char **);
-    if (key->max && n > key->max) {
-        pm_diag_add(diag, s_line(o, key, (size_t)-1), key->name,
-                    "%zu items; at most %u are allowed", n, key->max);
-        problems++;
-    }
+    if (s_too_many(key, n, "items", o, diag))
+        return 1;
+    pm_value_index_t *seen = pm_value_index_new(key->flags & PM_KF_FOLD);
     for (size_t i = 0; i < n; i++) {
         problems += s_check(key, items[i], o, i, diag);
-        for (size_t j = 0; j < i; j++) {
-            bool same = (key->flags & PM_KF_FOLD)
-                            ? strcasecmp(items[i], items[j]) == 0
-                            : strcmp(items[i], items[j]) == 0;
-            if (same) {
-                pm_diag_add(diag, s_line(o, key, i), key->name,
-                            "'%s' is listed twice", items[i]);
-                problems++;
-                break;
-            }
+        if (s_seen(seen, items[i])) {
+            pm_diag_add(diag, s_line(o, key, i), key->name,
+                        "'%s' is listed twice", items[i]);
+            problems++;
         }
     }
+    pm_value_index_destroy(&seen);
     return problems;
 }
 
@@ -147,23 +163,30 @@ s_signatures(const Pm__Policy *p, const pm_key_t *key, const pm_origin_t *o,
 {
     size_t problems = 0;
     unsigned line = s_line(o, key, (size_t)-1);
-    if (key->max && p->n_antivirus_custom_signatures > key->max) {
-        pm_diag_add(diag, line, key->name, "%zu files; at most %u",
-                    p->n_antivirus_custom_signatures, key->max);
-        problems++;
+    if (s_too_many(key, p->n_antivirus_custom_signatures, "files", o, diag))
+        return 1;
+    size_t total = 0;
+    for (size_t i = 0; i < p->n_antivirus_custom_signatures; i++)
+        total += p->antivirus_custom_signatures[i]->content.len;
+    if (total > PM_POLICY_SIGNATURES_MAX) {
+        /* refused before any is compiled */
+        pm_diag_add(diag, line, key->name,
+                    "%zu bytes of signatures; all files together may have "
+                    "at most %u",
+                    total, PM_POLICY_SIGNATURES_MAX);
+        return 1;
     }
+    pm_value_index_t *seen = pm_value_index_new(false);
     for (size_t i = 0; i < p->n_antivirus_custom_signatures; i++) {
         const Pm__CustomSignature *s = p->antivirus_custom_signatures[i];
         if (s_check(key, s->name, o, i, diag)) {
             problems++;
             continue;
         }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(p->antivirus_custom_signatures[j]->name, s->name) == 0) {
-                pm_diag_add(diag, line, key->name, "'%s' is listed twice",
-                            s->name);
-                problems++;
-            }
+        if (s_seen(seen, s->name)) {
+            pm_diag_add(diag, line, key->name, "'%s' is listed twice", s->name);
+            problems++;
+        }
         char digest[65];
         pm_sha256_hex(s->content.len ? (const void *)s->content.data : "",
                       s->content.len, digest);
@@ -191,6 +214,7 @@ s_signatures(const Pm__Policy *p, const pm_key_t *key, const pm_origin_t *o,
             problems++;
         }
     }
+    pm_value_index_destroy(&seen);
     return problems;
 }
 
@@ -200,6 +224,9 @@ s_dkim(const Pm__Policy *p, const pm_key_t *key, const pm_origin_t *o,
 {
     size_t problems = 0;
     unsigned line = s_line(o, key, (size_t)-1);
+    if (s_too_many(key, p->n_dkim_domains, "domains", o, diag))
+        return 1;
+    pm_value_index_t *seen = pm_value_index_new(true);
     for (size_t i = 0; i < p->n_dkim_domains; i++) {
         const Pm__DkimDomain *d = p->dkim_domains[i];
         problems += s_check(key, d->domain, o, i, diag);
@@ -214,14 +241,14 @@ s_dkim(const Pm__Policy *p, const pm_key_t *key, const pm_origin_t *o,
             pm_diag_add(diag, line, key->name, "%s: 'key' is empty", d->domain);
             problems++;
         }
-        for (size_t j = 0; j < i; j++)
-            if (strcasecmp(p->dkim_domains[j]->domain, d->domain) == 0) {
-                pm_diag_add(diag, line, key->name,
-                            "'%s' is listed twice; one selector per domain",
-                            d->domain);
-                problems++;
-            }
+        if (s_seen(seen, d->domain)) {
+            pm_diag_add(diag, line, key->name,
+                        "'%s' is listed twice; one selector per domain",
+                        d->domain);
+            problems++;
+        }
     }
+    pm_value_index_destroy(&seen);
     return problems;
 }
 
@@ -285,15 +312,15 @@ s_node_keys(char *buf, size_t size)
                      buf[0] ? ", " : "", keys[i].name);
 }
 
-/* The key of an override is checked like any key, on a scratch copy of the
- * policy with the override applied; problems name the node. */
+/* The key of an override is checked like any key, on SCRATCH (a copy of
+ * the policy; each override replaces the whole value of its key, so one
+ * copy serves every override); problems name the node. */
 static size_t
-s_override_value(const Pm__Policy *p, const Pm__NodeOverride *ov,
+s_override_value(Pm__Policy *scratch, const Pm__NodeOverride *ov,
                  const pm_key_t *key, unsigned line, pm_diag_t *diag)
 {
     pm_diag_t *sub = pm_diag_new(pm_diag_origin(diag));
     pm_value_t *v = pm_value_parse(ov->value, strlen(ov->value), 1, sub);
-    Pm__Policy *scratch = pm_policy_dup(p);
     if (v)
         pm_policy_apply(scratch, key, PM__EDIT__OP__ASSIGN, v, NULL, NULL, NULL,
                         sub);
@@ -303,54 +330,76 @@ s_override_value(const Pm__Policy *p, const Pm__NodeOverride *ov,
     for (size_t i = 0; i < problems; i++)
         pm_diag_add(diag, line, key->name, "node %s: %s", ov->node,
                     pm_diag_problem(sub, i));
-    pm_policy_free(&scratch);
     pm_value_destroy(&v);
     pm_diag_destroy(&sub);
+    return problems;
+}
+
+/* The node name and the key of one override; problems for either. */
+static size_t
+s_override_names(const Pm__NodeOverride *ov, unsigned line,
+                 const pm_key_t **key_p, pm_diag_t *diag)
+{
+    const pm_key_t *key = pm_policy_key(ov->key);
+    char *why = pm_check_selector(ov->node);
+    size_t problems = 0;
+    if (why) {
+        pm_diag_add(diag, line, "nodes", "node name '%s': %s", ov->node, why);
+        free(why);
+        problems++;
+    }
+    *key_p = NULL;
+    if (!key) {
+        const char *near = pm_policy_suggest(ov->key);
+        pm_diag_add(diag, line, ov->key, "node %s: unknown key%s%s%s", ov->node,
+                    near ? "; did you mean " : "", near ? near : "",
+                    near ? "?" : "");
+        return problems + 1;
+    }
+    if (!(key->flags & PM_KF_NODE)) {
+        char allowed[1024];
+        s_node_keys(allowed, sizeof allowed);
+        pm_diag_add(diag, line, key->name,
+                    "node %s: this key is cluster-wide and cannot be set "
+                    "per node; per-node keys are: %s",
+                    ov->node, allowed);
+        return problems + 1;
+    }
+    *key_p = key;
     return problems;
 }
 
 static size_t
 s_overrides(const Pm__Policy *p, const pm_origin_t *o, pm_diag_t *diag)
 {
+    if (p->n_overrides > PM_VALUE_ITEMS_MAX) {
+        pm_diag_add(diag, o && o->n_overrides ? o->override_lines[0] : 0,
+                    "nodes", "%zu overrides; at most %d are allowed",
+                    p->n_overrides, PM_VALUE_ITEMS_MAX);
+        return 1;
+    }
     size_t problems = 0;
+    Pm__Policy *scratch = NULL;
+    pm_value_index_t *seen = pm_value_index_new(false);
     for (size_t i = 0; i < p->n_overrides; i++) {
         const Pm__NodeOverride *ov = p->overrides[i];
         unsigned line = o && i < o->n_overrides ? o->override_lines[i] : 0;
-        const pm_key_t *key = pm_policy_key(ov->key);
-        char *why = pm_check_selector(ov->node);
-        if (why) {
-            pm_diag_add(diag, line, "nodes", "node name '%s': %s", ov->node,
-                        why);
-            free(why);
-            problems++;
-        }
-        if (!key) {
-            const char *near = pm_policy_suggest(ov->key);
-            pm_diag_add(diag, line, ov->key, "node %s: unknown key%s%s%s",
-                        ov->node, near ? "; did you mean " : "",
-                        near ? near : "", near ? "?" : "");
-            problems++;
+        const pm_key_t *key = NULL;
+        problems += s_override_names(ov, line, &key, diag);
+        if (!key)
             continue;
-        }
-        if (!(key->flags & PM_KF_NODE)) {
-            char allowed[1024];
-            s_node_keys(allowed, sizeof allowed);
-            pm_diag_add(diag, line, key->name,
-                        "node %s: this key is cluster-wide and cannot be set "
-                        "per node; per-node keys are: %s",
-                        ov->node, allowed);
+        char *id = pm_asprintf("%s\n%s", ov->node, ov->key);
+        if (s_seen(seen, id)) {
+            pm_diag_add(diag, line, key->name, "node %s: set twice", ov->node);
             problems++;
-            continue;
         }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(p->overrides[j]->node, ov->node) == 0 &&
-                strcmp(p->overrides[j]->key, ov->key) == 0) {
-                pm_diag_add(diag, line, key->name, "node %s: set twice",
-                            ov->node);
-                problems++;
-            }
-        problems += s_override_value(p, ov, key, line, diag);
+        free(id);
+        if (!scratch)
+            scratch = pm_policy_dup(p);
+        problems += s_override_value(scratch, ov, key, line, diag);
     }
+    pm_value_index_destroy(&seen);
+    pm_policy_free(&scratch);
     return problems;
 }
 

@@ -13,8 +13,6 @@
 #include <string.h>
 #include <yaml.h>
 
-#define S_POLICY_FILE_MAX (64u << 20)
-
 typedef struct {
     char *data;
     size_t len, cap;
@@ -225,7 +223,7 @@ static char *
 s_slurp(const char *path, size_t *len, char **problem)
 {
     char *data = NULL;
-    if (pm_file_read(path, S_POLICY_FILE_MAX, 0, &data, len, problem) != PM_OK)
+    if (pm_file_read(path, PM_POLICY_FILE_MAX, 0, &data, len, problem) != PM_OK)
         return NULL;
     return data;
 }

@@ -6,6 +6,7 @@
 #include "pm_mem.h"
 
 #include <czmq.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -161,6 +162,10 @@ pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp)
         return PM_EXIT_UNREACHABLE;
     }
     if (r->status == PM__RESPONSE__STATUS__OK) {
+        /* an accepted request may still come with warnings (overrides
+         * for a node that is not enrolled) */
+        for (size_t i = 0; i < r->n_problems; i++)
+            fprintf(stderr, "privmta-ctl: warning: %s\n", r->problems[i]);
         *resp = r;
         return PM_EXIT_OK;
     }
@@ -171,9 +176,31 @@ pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp)
     return PM_EXIT_REJECTED;
 }
 
+/* Ctrl-C and SIGTERM end any command at once, with the shell's codes
+ * (130, 143). czmq would only set zsys_interrupted, which nothing in a
+ * one-shot command looks at while it validates a file or waits for the
+ * controller. Stopping halfway leaves nothing half done: the controller
+ * takes a request whole or not at all, and files are written atomically
+ * (pm_file_write). */
+static void
+s_on_signal(int sig)
+{
+    _exit(128 + sig);
+}
+
+static void
+s_signals(void)
+{
+    struct sigaction sa = {.sa_handler = s_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 int
 main(int argc, char **argv)
 {
+    s_signals();
     pm_log_init("privmta-ctl", false, PM_LOG_WARN);
     if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
                      !strcmp(argv[1], "help"))) {
@@ -186,8 +213,10 @@ main(int argc, char **argv)
             s_usage(stderr);
         return PM_EXIT_USAGE;
     }
+    zsys_handler_set(NULL); /* before zsys_init, which would install it */
     zsys_init();
     zsys_set_logstream(NULL);
+    s_signals();
     pm_ctl_t ctl = {s_params, NULL};
     int rc = -1;
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++) {

@@ -19,7 +19,8 @@ enum {
 typedef struct pm_ctl_t pm_ctl_t;
 
 /* Sends REQ to the controller. Returns PM_EXIT_OK with *resp (caller frees)
- * when the controller answered OK; otherwise prints why to stderr (the
+ * when the controller answered OK, after printing its warnings (the
+ * problems of an OK answer) to stderr; otherwise prints why to stderr (the
  * controller's error and every problem line) and returns the exit code. */
 int pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp);
 

@@ -4,6 +4,7 @@
 #include "pm_file.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
+#include "pm_value.h"
 #include "pm_wire.h"
 
 #include <errno.h>
@@ -260,6 +261,79 @@ s_attach_file(Pm__Edit *e, char **why)
     return true;
 }
 
+/* One signature record as JSON, its `file:` (a path here, relative to the
+ * current directory) replaced by the file's text as `content`. */
+static json_t *
+s_record_inline(const pm_value_t *rec, bool *files, char **why)
+{
+    if (rec->kind != PM_V_MAP)
+        return rec->kind == PM_V_SCALAR ? json_string(rec->text) : json_null();
+    json_t *out = json_object();
+    for (size_t i = 0; i < rec->n; i++) {
+        const pm_value_t *f = rec->items[i];
+        if (f->kind != PM_V_SCALAR || strcmp(rec->keys[i], "file") != 0) {
+            json_object_set_new(out, rec->keys[i],
+                                f->kind == PM_V_SCALAR ? json_string(f->text)
+                                                       : json_null());
+            continue;
+        }
+        char *data = NULL;
+        size_t len = 0;
+        if (pm_file_read(f->text, PM_WIRE_CONTENT_MAX, 0, &data, &len, why) !=
+            PM_OK)
+            goto fail;
+        json_t *body = json_stringn(data, len);
+        free(data);
+        if (!body) {
+            *why = pm_asprintf("%s: not UTF-8 text; signature files are text",
+                               f->text);
+            goto fail;
+        }
+        json_object_set_new(out, "content", body);
+        *files = true;
+    }
+    return out;
+fail:
+    json_decref(out);
+    return NULL;
+}
+
+/* antivirus.custom_signatures given as records ({name: a.ndb, file: PATH}
+ * or a list of them): every `file:` is read here and sent as content,
+ * since the controller opens no path a client names. The value is sent
+ * on as JSON (which the controller reads as YAML). Anything it cannot
+ * make sense of is left for the controller to refuse with its reasons. */
+static bool
+s_inline_files(Pm__Edit *e, char **why)
+{
+    pm_diag_t *diag = pm_diag_new("command line");
+    pm_value_t *v = pm_value_parse(e->value, strlen(e->value), 0, diag);
+    pm_diag_destroy(&diag);
+    if (!v || v->kind == PM_V_SCALAR) {
+        pm_value_destroy(&v);
+        return true;
+    }
+    bool one = v->kind == PM_V_MAP, files = false;
+    json_t *all = json_array();
+    for (size_t i = 0; i < (one ? 1 : v->n); i++) {
+        json_t *rec = s_record_inline(one ? v : v->items[i], &files, why);
+        if (!rec) {
+            json_decref(all);
+            pm_value_destroy(&v);
+            return false;
+        }
+        json_array_append_new(all, rec);
+    }
+    if (files) {
+        free(e->value);
+        e->value = json_dumps(one ? json_array_get(all, 0) : all,
+                              JSON_COMPACT | JSON_ENCODE_ANY);
+    }
+    json_decref(all);
+    pm_value_destroy(&v);
+    return true;
+}
+
 /* KEY=VALUE, KEY+=ITEM, KEY-=ITEM. VALUE is policy-file syntax. */
 static Pm__Edit *
 s_parse_edit(const char *arg, char **why)
@@ -279,18 +353,23 @@ s_parse_edit(const char *arg, char **why)
     }
     e->key = pm_strndup(arg, (size_t)(end - arg));
     e->value = pm_strdup(eq + 1);
-    if (e->op == PM__EDIT__OP__ADD &&
-        strcmp(e->key, "antivirus.custom_signatures") == 0) {
+    /* KEY+=PATH reads PATH; records, and any whole value assigned, are
+     * read here for their `file:` fields */
+    bool sigs = strcmp(e->key, "antivirus.custom_signatures") == 0;
+    const char *start = e->value + strspn(e->value, " \t\r\n");
+    bool records = *start == '{' || *start == '[';
+    bool ok = true;
+    if (sigs && (records || e->op == PM__EDIT__OP__ASSIGN)) {
+        ok = s_inline_files(e, why);
+    } else if (sigs && e->op == PM__EDIT__OP__ADD) {
         char *path = e->value;
-        bool ok = s_attach_file(e, why);
+        ok = s_attach_file(e, why);
         if (e->value != path)
             free(path);
-        if (!ok) {
-            pm__edit__free_unpacked(e, NULL);
-            return NULL;
-        }
     }
-    return e;
+    if (!ok)
+        pm__edit__free_unpacked(e, NULL);
+    return ok ? e : NULL;
 }
 
 int
@@ -428,6 +507,13 @@ pm_ctl_policy_show(pm_ctl_t *ctl, int argc, char **argv)
         text = pm_policy_to_json(shown, true);
     } else {
         char *header = s_show_header(rev, whole, o.node);
+        /* the controller's warnings (overrides that match no enrolled
+         * node) stay with the file, where the overrides are */
+        for (size_t i = 0; i < r->n_problems; i++) {
+            char *more = pm_asprintf("%s\nwarning: %s", header, r->problems[i]);
+            free(header);
+            header = more;
+        }
         text = pm_policy_to_yaml(shown, header);
         free(header);
     }

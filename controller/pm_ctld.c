@@ -7,6 +7,7 @@
 #include "pm_dkim.h"
 #include "pm_hash.h"
 #include "pm_keys.h"
+#include "pm_value.h"
 #include "pm_wire.h"
 
 #include <ctype.h>
@@ -170,6 +171,65 @@ s_commit(pm_ctld_t *self, const Pm__Policy *policy, const Pm__Request *req,
     }
 }
 
+/* The enrolled nodes (free with pm_store_nodes_free): the fleet's list,
+ * or the store's when this controller serves no agents. */
+static void
+s_enrolled(pm_ctld_t *self, Pm__NodeStatus ***nodes, size_t *n)
+{
+    *nodes = NULL;
+    *n = 0;
+    if (self->fleet)
+        pm_fleet_nodes(self->fleet, nodes, n);
+    else if (pm_store_node_list(self->store, nodes, n) != PM_OK)
+        *n = 0;
+}
+
+/* Overrides are found by node name, exactly: those of a name no node is
+ * enrolled under (a typo, "MX1" for "mx1", a node not enrolled yet) apply
+ * to nothing. The policy is still valid (the node may be enrolled later),
+ * so this is a warning, sent with the accepted answer: the problems of an
+ * OK response, which privmta-ctl prints. */
+static void
+s_override_warnings(pm_ctld_t *self, const Pm__Policy *p, s_reply_t *r)
+{
+    if (!p || !p->n_overrides || r->resp.status != PM__RESPONSE__STATUS__OK)
+        return;
+    Pm__NodeStatus **nodes = NULL;
+    size_t n = 0;
+    s_enrolled(self, &nodes, &n);
+    pm_value_index_t *enrolled = pm_value_index_new(true);
+    pm_value_index_t *warned = pm_value_index_new(false);
+    for (size_t i = 0; i < n; i++)
+        pm_value_index_put(enrolled, nodes[i]->name, nodes[i]->name);
+    for (size_t i = 0; i < p->n_overrides; i++) {
+        const char *node = p->overrides[i]->node;
+        const char *near = pm_value_index_get(enrolled, node);
+        if ((near && strcmp(near, node) == 0) ||
+            pm_value_index_get(warned, node))
+            continue;
+        pm_value_index_put(warned, node, r);
+        char *line = pm_asprintf(
+            "nodes.%s: no enrolled node is named '%s'%s%s%s: its overrides "
+            "apply to no node",
+            node, node,
+            near ? " (node names are case-sensitive; did you "
+                   "mean '"
+                 : "",
+            near ? near : "", near ? "'?)" : "");
+        pm_diag_add_raw(r->diag, line);
+        free(line);
+    }
+    pm_value_index_destroy(&warned);
+    pm_value_index_destroy(&enrolled);
+    pm_store_nodes_free(&nodes, n);
+    size_t count = pm_diag_count(r->diag);
+    free(r->resp.problems);
+    r->resp.problems = count ? pm_calloc(count, sizeof(char *)) : NULL;
+    r->resp.n_problems = count;
+    for (size_t i = 0; i < count; i++)
+        r->resp.problems[i] = (char *)pm_diag_line(r->diag, i);
+}
+
 /* Every DKIM domain must have its private key in the store: the policy
  * only names it, so that show, history and diff never contain keys. */
 static size_t
@@ -203,6 +263,7 @@ s_handle_push(pm_ctld_t *self, const Pm__Request *req, const char *author,
         0)
         return s_problems(r, PM__RESPONSE__STATUS__INVALID);
     s_commit(self, req->policy, req, author, 0, r);
+    s_override_warnings(self, req->policy, r);
 }
 
 static void
@@ -219,6 +280,7 @@ s_handle_set(pm_ctld_t *self, const Pm__Request *req, const char *author,
         s_problems(r, PM__RESPONSE__STATUS__INVALID);
     else
         s_commit(self, p, req, author, 0, r);
+    s_override_warnings(self, p, r);
     pm_policy_free(&p);
 }
 
@@ -240,6 +302,7 @@ s_handle_rollback(pm_ctld_t *self, const Pm__Request *req, const char *author,
         s_problems(r, PM__RESPONSE__STATUS__INVALID);
     else
         s_commit(self, old->policy, req, author, req->rev, r);
+    s_override_warnings(self, old->policy, r);
     pm__revision__free_unpacked(old, NULL);
 }
 
@@ -266,6 +329,7 @@ s_handle_show(pm_ctld_t *self, const Pm__Request *req, const char *author,
     /* show --node is computed by the CLI from the whole revision, so that
      * it can also say which keys the node overrides. */
     r->resp.revision = r->revision;
+    s_override_warnings(self, r->revision->policy, r);
 }
 
 static void

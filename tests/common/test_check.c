@@ -166,6 +166,41 @@ Test(check, cidr_bad)
     s_expect_bad(pm_check_cidr, bad, COUNT(bad));
 }
 
+/* mynetworks relays without authentication: networks that are, in
+ * effect, the Internet are refused; the private ranges are not. */
+Test(check, mynetwork_ok)
+{
+    static const char *const ok[] = {
+        "127.0.0.0/8",    "10.0.0.0/8",          "172.16.0.0/12",
+        "192.168.0.0/16", "192.168.1.10",        "[::1]/128",
+        "fc00::/7",       "[fd00:1234::]/48",    "fe80::/10",
+        "2001:db8::/32",  "::ffff:10.0.0.0/104", "[::ffff:192.168.0.0]/112",
+    };
+    s_expect_ok(pm_check_mynetwork, ok, COUNT(ok));
+}
+
+Test(check, mynetwork_open_relay)
+{
+    static const bad_t bad[] = {
+        {"0.0.0.0/0", "/0 is every IPv4 address"},
+        {"0.0.0.0/0", "open relay"},
+        {"[::]/0", "/0 is every IPv6 address"},
+        {"::/0", "open relay"},
+        {"0.0.0.0/1", "/1 is 2147483648 IPv4 addresses"},
+        {"128.0.0.0/1", "the widest network allowed is /8"},
+        {"8.0.0.0/7", "/7 is 33554432 IPv4 addresses"},
+        {"8000::/1", "a half of every IPv6 address"},
+        {"2000::/3", "the widest network allowed is /7"},
+        {"[::ffff:0.0.0.0]/96", "every IPv4-mapped address"},
+        {"::/8", "every IPv4-mapped address"},
+        {"::ffff:0.0.0.0/97", "/1 is 2147483648 IPv4 addresses"},
+        /* and every syntax problem of pm_check_cidr */
+        {"10.0.0.0/33", "longer than the 32 bits"},
+        {"10.1.2.3/8", "did you mean 10.0.0.0/8?"},
+    };
+    s_expect_bad(pm_check_mynetwork, bad, COUNT(bad));
+}
+
 /* ------------------------------------------------------------------------
  * Relay host */
 

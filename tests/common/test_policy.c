@@ -9,6 +9,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "pm_check.h"
 #include "pm_policy.h"
@@ -1412,4 +1414,183 @@ Test(validate, overrides_from_the_network)
     cr_expect(s_diag_has(diag, "nodes", NULL));
     pm_diag_destroy(&diag);
     pm_policy_free(&p);
+}
+
+/* ------------------------------------------------------------------------
+ * Hostile documents: every bound answers with its own precise problem */
+
+/* Builds "KEY: [ITEM0, ITEM1, ...]" with N items from FMT (one %zu, or the
+ * same item every time). Caller frees. */
+static char *
+s_long_list(const char *group, const char *key, const char *fmt, size_t n)
+{
+    char *text = malloc(64 + n * 48), *t = text;
+    cr_assert_not_null(text);
+    t += sprintf(t, "%s:\n  %s: [", group, key);
+    for (size_t i = 0; i < n; i++) {
+        t += sprintf(t, "%s", i ? ", " : "");
+        t += sprintf(t, fmt, i);
+    }
+    strcpy(t, "]\n");
+    return text;
+}
+
+/* Duplicates fold through a hash index: 4096 spellings of one extension
+ * are one item; 4096 distinct ones are refused for their number alone,
+ * not with 4096 more lines about each of them. */
+Test(hostile, long_lists)
+{
+    static const char *const spellings[] = {"exe", "EXE", "Exe", "eXe"};
+    char *text = malloc(64 + 4096 * 8), *t = text;
+    cr_assert_not_null(text);
+    t += sprintf(t, "inbound:\n  blocked_extensions: [");
+    for (size_t i = 0; i < 4096; i++)
+        t += sprintf(t, "%s%s", i ? ", " : "", spellings[i % 4]);
+    strcpy(t, "]\n");
+    Pm__Policy *p = s_parse_ok(text);
+    cr_expect_eq(p->n_inbound_blocked_extensions, 1);
+    cr_expect_str_eq(p->inbound_blocked_extensions[0], "exe");
+    pm_policy_free(&p);
+    free(text);
+
+    text = s_long_list("inbound", "blocked_extensions", "x%zu", 4096);
+    pm_diag_t *diag = pm_diag_new("f");
+    p = s_parse(text, diag);
+    cr_expect_null(p);
+    cr_expect_eq(pm_diag_count(diag), 1, "%s", s_lines(diag));
+    cr_expect(s_diag_has(diag, "inbound.blocked_extensions",
+                         "4096 items; at most 512 are allowed"),
+              "%s", s_lines(diag));
+    pm_diag_destroy(&diag);
+    free(text);
+
+    /* validation finds the duplicates of a list from the network too */
+    Pm__Policy *net = pm_policy_new();
+    const pm_key_t *key = pm_policy_key("outbound.mynetworks");
+    pm_value_t *v = NULL;
+    text = s_long_list("x", "y", "10.0.0.0/8", 200);
+    diag = pm_diag_new("net");
+    v = pm_value_parse(text, strlen(text), 1, diag);
+    cr_assert_not_null(v);
+    /* stored without folding, as a hostile peer could send it */
+    const pm_value_t *items = pm_value_get(pm_value_get(v, "x"), "y");
+    for (size_t i = 0; i < net->n_outbound_mynetworks; i++)
+        free(net->outbound_mynetworks[i]);
+    free(net->outbound_mynetworks);
+    net->n_outbound_mynetworks = items->n;
+    net->outbound_mynetworks = calloc(items->n, sizeof(char *));
+    for (size_t i = 0; i < items->n; i++)
+        net->outbound_mynetworks[i] = strdup(items->items[i]->text);
+    cr_expect_eq(pm_policy_validate(net, diag), 199, "%s", s_lines(diag));
+    cr_expect(s_diag_has(diag, key->name, "'10.0.0.0/8' is listed twice"));
+    pm_value_destroy(&v);
+    pm_diag_destroy(&diag);
+    pm_policy_free(&net);
+    free(text);
+}
+
+/* One value split on spaces is the one way to write more items than a
+ * parsed list can hold: refused before any is stored. */
+Test(hostile, scalar_list_over_the_bound)
+{
+    char *text = malloc(4 * 5000 + 64), *t = text;
+    t += sprintf(t, "inbound.blocked_extensions: \"");
+    for (int i = 0; i < 5000; i++)
+        t += sprintf(t, "%s", i ? " exe" : "exe");
+    strcpy(t, "\"\n");
+    pm_diag_t *diag = pm_diag_new("f");
+    Pm__Policy *p = s_parse(text, diag);
+    cr_expect_null(p);
+    cr_expect(s_diag_has(diag, "inbound.blocked_extensions",
+                         "5000 items; no list holds more than 4096 (this one "
+                         "at most 512)"),
+              "%s", s_lines(diag));
+    pm_diag_destroy(&diag);
+    free(text);
+}
+
+/* A document that is mostly mistakes gets 100 lines and a last one saying
+ * the rest was not read. */
+Test(hostile, problems_capped)
+{
+    char *text = malloc(200 * 16), *t = text;
+    for (int i = 0; i < 200; i++)
+        t += sprintf(t, "bogus%d: 1\n", i);
+    pm_diag_t *diag = pm_diag_new("f");
+    Pm__Policy *p = s_parse(text, diag);
+    cr_expect_null(p);
+    cr_assert_eq(pm_diag_count(diag), 101, "%zu", pm_diag_count(diag));
+    cr_expect_str_eq(pm_diag_line(diag, 100),
+                     "f:101: stopped reading after 100 problems; fix these "
+                     "first");
+    pm_diag_destroy(&diag);
+    free(text);
+}
+
+/* All custom signatures together are bounded (PM_POLICY_SIGNATURES_MAX),
+ * checked before any is compiled. */
+Test(hostile, signatures_total_bounded)
+{
+    Pm__Policy *p = pm_policy_new();
+    size_t each = PM_POLICY_SIGNATURES_MAX / 2 + 1;
+    p->n_antivirus_custom_signatures = 2;
+    p->antivirus_custom_signatures = calloc(2, sizeof(void *));
+    for (size_t i = 0; i < 2; i++) {
+        Pm__CustomSignature *s = malloc(sizeof *s);
+        pm__custom_signature__init(s);
+        s->name = strdup(i ? "b.ndb" : "a.ndb");
+        s->content.data = malloc(each);
+        memset(s->content.data, 'x', each);
+        s->content.len = each;
+        s->sha256 = strdup("0");
+        p->antivirus_custom_signatures[i] = s;
+    }
+    pm_diag_t *diag = pm_diag_new("net");
+    cr_expect_eq(pm_policy_validate(p, diag), 1, "%s", s_lines(diag));
+    cr_expect(s_diag_has(diag, "antivirus.custom_signatures",
+                         "8388610 bytes of signatures; all files together "
+                         "may have at most 8388608"),
+              "%s", s_lines(diag));
+    pm_diag_destroy(&diag);
+    pm_policy_free(&p);
+}
+
+/* Only a policy file read by privmta-ctl may name files: a document with
+ * no base directory (anything that did not come from such a file), and
+ * every `policy set` edit, which is what the controller runs, refuse
+ * `file:` before opening anything. */
+Test(hostile, file_refused_without_a_base_directory, .timeout = 20)
+{
+    char dir[] = "/tmp/pm_policy_fifo.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char fifo[64];
+    snprintf(fifo, sizeof fifo, "%s/sig.ndb", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    char text[256];
+    snprintf(text, sizeof text,
+             "antivirus.custom_signatures: [{name: a.ndb, file: %s}]\n", fifo);
+    pm_diag_t *diag = pm_diag_new("doc");
+    Pm__Policy *p = s_parse(text, diag);
+    cr_expect_null(p);
+    cr_expect(s_diag_has(diag, "antivirus.custom_signatures",
+                         "is refused here: only a policy file read by "
+                         "privmta-ctl may name files"),
+              "%s", s_lines(diag));
+    pm_diag_destroy(&diag);
+
+    p = pm_policy_new();
+    char value[128];
+    snprintf(value, sizeof value, "{name: a.ndb, file: %s}", fifo);
+    const edit_t rows[] = {
+        {"antivirus.custom_signatures", PM__EDIT__OP__ADD, value},
+    };
+    diag = pm_diag_new("set");
+    cr_expect_eq(s_edit(&p, NULL, rows, 1, diag), 1, "%s", s_lines(diag));
+    cr_expect(
+        s_diag_has(diag, "antivirus.custom_signatures", "is refused here"),
+        "%s", s_lines(diag));
+    pm_diag_destroy(&diag);
+    pm_policy_free(&p);
+    unlink(fifo);
+    rmdir(dir);
 }

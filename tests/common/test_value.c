@@ -3,6 +3,7 @@
  * line rather than a crash or an unbounded allocation. */
 #include <criterion/criterion.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,4 +365,143 @@ Test(value, non_scalar_key_refused)
     char *line = s_refused("? [a, b]\n: 1\n", 1, "plain names");
     cr_expect(line && strncmp(line, "test:1: ", 8) == 0, "%s", line);
     free(line);
+}
+
+/* A NUL inside a value would cut it short for every C string function:
+ * "mx.example.com\0[10.9.9.9]:25" would read, check and digest as
+ * mx.example.com. Refused, naming the key. */
+Test(value, nul_refused_naming_the_key)
+{
+    char *line = s_refused("outbound:\n  relay_host: \"mx.example.com\\0"
+                           "[10.9.9.9]:25\"\n",
+                           1, "NUL character");
+    cr_expect(line && strncmp(line,
+                              "test:2: outbound.relay_host: column 15: "
+                              "'mx.example.com' is followed by a NUL",
+                              76) == 0,
+              "%s", line);
+    free(line);
+    /* JSON's \u0000, in a list, and in a key */
+    line = s_refused("{\"a\": {\"b\": \"x\\u0000y\"}}", 1, "test:1: a.b: ");
+    free(line);
+    line = s_refused("a: [x, \"y\\0\"]\n", 1, "test:1: a: item 2, column 8");
+    free(line);
+    line = s_refused("\"k\\0\": 1\n", 1, "NUL character");
+    free(line);
+}
+
+/* A key given twice in one mapping is refused wherever the mapping is,
+ * records inside lists included (which one was meant?). */
+Test(value, duplicate_keys_refused)
+{
+    char *line = s_refused("a: 1\nb: 2\na: 3\n", 1,
+                           "test:3: a: column 1: 'a' is given twice in one "
+                           "mapping (first on line 1)");
+    free(line);
+    line = s_refused("dkim:\n"
+                     "  domains:\n"
+                     "    - {domain: a.example, selector: s, key: k}\n"
+                     "    - domain: b.example\n"
+                     "      selector: s1\n"
+                     "      key: k\n"
+                     "      selector: s2\n",
+                     1,
+                     "test:7: dkim.domains: item 2, column 7: 'selector' is "
+                     "given twice in one mapping (first on line 5)");
+    free(line);
+    line = s_refused("{\"a\": {\"x\": 1, \"x\": 2}}", 1, "test:1: a.x: ");
+    free(line);
+    /* the same key in two mappings is no duplicate */
+    pm_diag_t *d = pm_diag_new("test");
+    pm_value_t *v = s_parse("- {a: 1}\n- {a: 2}\n", 1, d);
+    cr_expect_not_null(v, "%s", s_lines(d));
+    pm_value_destroy(&v);
+    pm_diag_destroy(&d);
+}
+
+/* Bounds are checked on the event that crosses them: a 4 MiB file of "["
+ * that is never closed is refused for its depth, at the 18th bracket, not
+ * for the syntax error 4 MiB later (which libyaml would reach only after
+ * work that grows with the square of the nesting). */
+Test(value, depth_checked_while_parsing)
+{
+    size_t n = 4u << 20;
+    char *text = malloc(n + 1);
+    cr_assert_not_null(text);
+    memset(text, '[', n);
+    text[n] = '\0';
+    char *line = s_refused(text, 1,
+                           "test:1: item 1, column 18: nesting deeper than "
+                           "16 levels");
+    free(line);
+    free(text);
+}
+
+Test(value, list_and_mapping_sizes_bounded)
+{
+    size_t n = PM_VALUE_ITEMS_MAX + 1;
+    char *list = malloc(3 * n + 4), *map = malloc(16 * n + 4);
+    cr_assert(list && map);
+    char *l = list, *m = map;
+    *l++ = '[';
+    *m++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        l += sprintf(l, "%sx", i ? ", " : "");
+        m += sprintf(m, "%sk%zu: 1", i ? ", " : "", i);
+    }
+    strcpy(l, "]");
+    strcpy(m, "}");
+    char *line = s_refused(list, 1, "item 4097, column ");
+    cr_expect(line && strstr(line, "more than 4096 items in one list"), "%s",
+              line);
+    free(line);
+    line = s_refused(map, 1, "more than 4096 keys in one mapping");
+    free(line);
+    /* one item less is fine */
+    strcpy(list + strlen(list) - 4, "]");
+    pm_diag_t *d = pm_diag_new("test");
+    pm_value_t *v = s_parse(list, 1, d);
+    cr_assert_not_null(v, "%s", s_lines(d));
+    cr_expect_eq(v->n, PM_VALUE_ITEMS_MAX);
+    pm_value_destroy(&v);
+    pm_diag_destroy(&d);
+    free(list);
+    free(map);
+}
+
+Test(value, bad_aliases_refused)
+{
+    char *line = s_refused("a: *x\n", 1, "alias *x names no anchor before it");
+    free(line);
+    /* an alias that expands past the depth bound */
+    char text[128] = "a: &a [[[[[[[[[[[[[[[x]]]]]]]]]]]]]]]\nb: [*a]\n";
+    line = s_refused(text, 1, "test:2: b: item 1, column 5: nesting deeper");
+    free(line);
+}
+
+Test(value, index_finds_and_forgets)
+{
+    pm_value_index_t *idx = pm_value_index_new(false);
+    char name[32];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(name, sizeof name, "k%d", i);
+        pm_value_index_put(idx, name, (void *)(intptr_t)(i + 1));
+    }
+    for (int i = 0; i < 100000; i += 997) {
+        snprintf(name, sizeof name, "k%d", i);
+        cr_assert_eq((intptr_t)pm_value_index_get(idx, name), i + 1);
+    }
+    cr_expect_null(pm_value_index_get(idx, "K1"));
+    pm_value_index_put(idx, "k1", idx);
+    cr_expect_eq(pm_value_index_get(idx, "k1"), idx);
+    pm_value_index_remove(idx, "k1");
+    cr_expect_null(pm_value_index_get(idx, "k1"));
+    pm_value_index_remove(idx, "never there");
+    pm_value_index_destroy(&idx);
+    pm_value_index_destroy(&idx);
+
+    idx = pm_value_index_new(true);
+    pm_value_index_put(idx, "EXE", idx);
+    cr_expect_eq(pm_value_index_get(idx, "exe"), idx);
+    pm_value_index_destroy(&idx);
 }

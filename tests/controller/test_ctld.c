@@ -959,3 +959,110 @@ Test(ctld, destroy_null_is_safe)
     pm_ctld_destroy(&none);
     cr_expect_null(none);
 }
+
+/* ---- hostile input ------------------------------------------------------- */
+
+/* The controller opens no path a client names: a `file:` field in a
+ * `policy set` value is refused, whatever it names. A FIFO would block its
+ * one thread; a readable file would be copied into the policy for any
+ * admin to read back with `policy show`. */
+Test(ctld, set_refuses_file_fields, .timeout = 20)
+{
+    char fifo[128];
+    snprintf(fifo, sizeof fifo, "%s/fifo.ndb", s_dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    char secret[128];
+    snprintf(secret, sizeof secret, "%s/secret.ndb", s_dir);
+    FILE *f = fopen(secret, "w");
+    cr_assert_not_null(f);
+    fputs("Secret.Sig:0:*:73656372657421\n", f);
+    fclose(f);
+    const char *paths[] = {fifo, secret, "relative.ndb"};
+    for (size_t i = 0; i < COUNT(paths); i++) {
+        char assign[256], add[256];
+        snprintf(assign, sizeof assign, "[{name: a.ndb, file: \"%s\"}]",
+                 paths[i]);
+        snprintf(add, sizeof add, "{name: a.ndb, file: \"%s\"}", paths[i]);
+        Pm__Edit e[] = {
+            s_edit("antivirus.custom_signatures", PM__EDIT__OP__ASSIGN, assign),
+            s_edit("antivirus.custom_signatures", PM__EDIT__OP__ADD, add),
+        };
+        for (size_t j = 0; j < COUNT(e); j++) {
+            Pm__Response *resp = s_set(NULL, &e[j], 1, -1);
+            cr_expect_eq(resp->status, PM__RESPONSE__STATUS__INVALID, "%s",
+                         s_problems(resp));
+            cr_expect(s_problem_has(resp, "antivirus.custom_signatures",
+                                    "is refused here", NULL),
+                      "%s", s_problems(resp));
+            pm__response__free_unpacked(resp, NULL);
+        }
+    }
+    cr_expect_eq(s_head(), 0, "nothing may be stored");
+    /* content is what the controller takes */
+    Pm__Edit ok = s_edit(
+        "antivirus.custom_signatures", PM__EDIT__OP__ADD,
+        "{name: a.ndb, content: \"Ok.Sig:0:*:707269766d74612d6f6b\\n\"}");
+    Pm__Response *resp = s_set(NULL, &ok, 1, -1);
+    cr_expect_eq(resp->status, PM__RESPONSE__STATUS__OK, "%s",
+                 s_problems(resp));
+    pm__response__free_unpacked(resp, NULL);
+}
+
+static void
+s_enrol(const char *name)
+{
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    st.name = (char *)name;
+    cr_assert_eq(pm_store_node_put(s_store, &st), PM_OK);
+}
+
+/* Overrides are found by exact node name: those for a name no node is
+ * enrolled under apply to nothing, which push, set and show say. */
+Test(ctld, overrides_for_unknown_nodes_are_warned_about)
+{
+    s_enrol("mx1");
+    s_enrol("mx2");
+    s_push_n(1, 1);
+    Pm__Edit e = s_edit("outbound.sasl_auth", PM__EDIT__OP__ASSIGN, "false");
+    const struct {
+        const char *node, *warning;
+    } cases[] = {
+        {"mx1", NULL},
+        {"MX2", "no enrolled node is named 'MX2' (node names are "
+                "case-sensitive; did you mean 'mx2'?)"},
+        {"mx9", "no enrolled node is named 'mx9': its overrides apply to "
+                "no node"},
+    };
+    for (size_t i = 0; i < COUNT(cases); i++) {
+        Pm__Response *resp = s_set(cases[i].node, &e, 1, -1);
+        cr_assert_eq(resp->status, PM__RESPONSE__STATUS__OK, "%s",
+                     s_problems(resp));
+        if (cases[i].warning)
+            cr_expect(s_problem_has(resp, cases[i].warning, NULL), "%s: %s",
+                      cases[i].node, s_problems(resp));
+        else
+            cr_expect_eq(resp->n_problems, 0, "%s", s_problems(resp));
+        pm__response__free_unpacked(resp, NULL);
+    }
+    /* show names both, once each; mx1 matches and is not named */
+    Pm__Request req = s_req(PM__REQUEST__OP__SHOW);
+    Pm__Response *resp = s_call(&req);
+    cr_assert_eq(resp->status, PM__RESPONSE__STATUS__OK);
+    cr_expect_eq(resp->n_problems, 2, "%s", s_problems(resp));
+    cr_expect(s_problem_has(resp, "nodes.MX2:", "did you mean 'mx2'", NULL));
+    cr_expect(s_problem_has(resp, "nodes.mx9:", NULL));
+    cr_expect_not(s_problem_has(resp, "'mx1'", NULL));
+    pm__response__free_unpacked(resp, NULL);
+    /* a whole policy pushed with them gets the same warnings */
+    Pm__Revision *head = s_stored(0);
+    free(head->policy->inbound_admin_address);
+    head->policy->inbound_admin_address = strdup("other@example.com");
+    req = s_req(PM__REQUEST__OP__PUSH);
+    req.policy = head->policy;
+    resp = s_call(&req);
+    cr_assert_eq(resp->status, PM__RESPONSE__STATUS__OK, "%s",
+                 s_problems(resp));
+    cr_expect_eq(resp->n_problems, 2, "%s", s_problems(resp));
+    pm__response__free_unpacked(resp, NULL);
+    pm__revision__free_unpacked(head, NULL);
+}

@@ -119,6 +119,42 @@ check "the cluster value is unchanged" bash -c "! grep -q '10.9.0.0/16' <(python
 check "show --node lists the override" grep -q "overridden for it: outbound.mynetworks" "$WORK/mx2.yaml"
 expect_exit 1 "cluster-wide key cannot be set per node" "$CTL" policy set antispam.enabled=false --node mx2
 
+# --- overrides that match no enrolled node ----------------------------------------
+"$CTL" keygen "$WORK/mx1" >/dev/null
+expect_exit 0 "enrol node mx1" "$CTL" node add mx1 "$WORK/mx1.cert"
+expect_exit 0 "an override for MX1 (not mx1) is accepted" "$CTL" policy set outbound.sasl_auth=false --node MX1
+check "with a warning naming the enrolled node" grep -q "^privmta-ctl: warning: nodes.MX1: no enrolled node is named 'MX1' (node names are case-sensitive; did you mean 'mx1'?)" "$WORK/err"
+expect_exit 0 "an override for the enrolled mx1" "$CTL" policy set outbound.sasl_auth=false --node mx1
+check "gets no warning about mx1" bash -c "! grep -q \"named 'mx1'\" '$WORK/err'"
+expect_exit 0 "show" "$CTL" policy show
+check "show marks MX1's overrides as matching no enrolled node" grep -q "^# warning: nodes.MX1: no enrolled node is named 'MX1'" "$WORK/out"
+check "show marks mx2's too (never enrolled)" grep -q "^# warning: nodes.mx2: no enrolled node is named 'mx2': its overrides apply to no node" "$WORK/out"
+check "show does not mark mx1" bash -c "! grep -q \"named 'mx1'\" '$WORK/out'"
+cp "$WORK/out" "$WORK/warned.yaml"
+expect_exit 0 "show output with the warnings is pushed back" "$CTL" policy push "$WORK/warned.yaml"
+check "it is unchanged" grep -q "^unchanged" "$WORK/out"
+expect_exit 0 "the MX1 override is reset" "$CTL" policy set --reset outbound.sasl_auth --node MX1
+
+# --- dangerous values ------------------------------------------------------------------
+expect_exit 1 "mynetworks 0.0.0.0/0 (an open relay) is refused" "$CTL" policy set 'outbound.mynetworks+=0.0.0.0/0'
+check "the refusal says why" grep -q "outbound.mynetworks: '0.0.0.0/0': /0 is every IPv4 address: .*open relay" "$WORK/err"
+expect_exit 1 "per node too" "$CTL" policy set 'outbound.mynetworks=::/0' --node mx1
+check "the refusal names the node" grep -q "node mx1: '::/0': /0 is every IPv6 address" "$WORK/err"
+
+# --- files are read by privmta-ctl, never by the controller --------------------------------
+printf 'Privmta.Cli:0:*:707269766d74612d636c69\n' >"$WORK/cli.ndb"
+expect_exit 0 "a signature record naming a file here is sent with its content" \
+    "$CTL" policy set "antivirus.custom_signatures+={name: cli.ndb, file: $WORK/cli.ndb}"
+"$CTL" policy show --json >"$WORK/sig.json"
+check "the controller stored the file's content" \
+    python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["antivirus"]["custom_signatures"]; sys.exit(not any(x["name"]=="cli.ndb" and x["content"].startswith("Privmta.Cli:") for x in s))' "$WORK/sig.json"
+mkfifo "$WORK/sig.fifo"
+expect_exit 2 "a FIFO named as a signature file is refused by privmta-ctl, without blocking" \
+    timeout 10 "$CTL" policy set "antivirus.custom_signatures=[{name: f.ndb, file: $WORK/sig.fifo}]"
+check "it says the FIFO is no regular file" grep -q "sig.fifo.*regular file" "$WORK/err"
+expect_exit 0 "the controller answers at once afterwards" timeout 5 "$CTL" --timeout 2 policy history --limit 1
+expect_exit 0 "the signature is removed again" "$CTL" policy set 'antivirus.custom_signatures-=cli.ndb'
+
 # --- compare-and-swap ---------------------------------------------------------
 head=$(head_rev)
 expect_exit 0 "--expect-rev at the head succeeds" "$CTL" policy set antispam.subject_prefix='[SPAM]' --expect-rev "$head"
@@ -140,6 +176,23 @@ check "author is the enrolled key's name" grep -q " stranger" "$WORK/out"
 expect_exit 3 "unreachable controller times out with exit 3" "$CTL" --timeout 0.5 --controller "tcp://127.0.0.1:$(free_port)" policy history
 check "says it cannot reach the controller" grep -q "cannot reach the controller" "$WORK/err"
 expect_exit 2 "unknown command is a usage error" "$CTL" policy frobnicate
+
+# --- Ctrl-C and SIGTERM stop any command at once -------------------------------------------
+# a controller that never answers: nothing listens on the port, and the
+# command would wait 60 s for it
+for sig in INT TERM; do
+    want=$([ $sig = INT ] && echo 130 || echo 143)
+    "$CTL" --timeout 60 --controller "tcp://127.0.0.1:$(free_port)" policy history >/dev/null 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    sleep 0.5
+    start=$SECONDS
+    kill -$sig "$pid"
+    wait "$pid"
+    rc=$?
+    check "SIG$sig stops a waiting privmta-ctl with exit $want (got $rc)" test "$rc" -eq "$want"
+    check "at once" test $((SECONDS - start)) -le 2
+done
 
 # --- kill -9 during a stream of pushes ---------------------------------------------------
 ACKS="$WORK/acks"

@@ -3,7 +3,9 @@
  * every file of tests/policy/valid loads.
  *
  * An invalid file starts with "# expect: KEY" ("# expect: -" when the
- * mistake is not tied to a key, e.g. a YAML syntax error). Valid files that
+ * mistake is not tied to a key, e.g. a YAML syntax error); an "# error:
+ * TEXT" line among the comments right after it says what one problem line
+ * must contain, so that the message itself is tested too. Valid files that
  * share the part of their name before the first dot (full.nested.yaml,
  * full.dotted.yaml, full.json) are the same policy written differently and
  * must have the same digest.
@@ -78,6 +80,26 @@ s_expected_key(const char *path)
     return key;
 }
 
+/* The TEXT of an "# error: TEXT" line among the leading comments, or
+ * NULL. Caller frees. */
+static char *
+s_expected_error(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "cannot open %s", path);
+    char line[512];
+    char *text = NULL;
+    const char *tag = "# error: ";
+    while (!text && fgets(line, sizeof line, f) && line[0] == '#') {
+        if (strncmp(line, tag, strlen(tag)) != 0)
+            continue;
+        text = strdup(line + strlen(tag));
+        text[strcspn(text, "\r\n")] = '\0';
+    }
+    fclose(f);
+    return text;
+}
+
 /* "PATH:DIGITS: " */
 static bool
 s_has_location(const char *line, const char *path)
@@ -116,6 +138,12 @@ s_check_invalid(const char *name)
         named = named || (key && strcmp(key, expect) == 0);
     }
     cr_expect(named, "%s: no problem names %s:%s", name, expect, all);
+    char *error = s_expected_error(path);
+    bool said = !error;
+    for (size_t i = 0; i < n && !said; i++)
+        said = strstr(pm_diag_line(diag, i), error) != NULL;
+    cr_expect(said, "%s: no problem says '%s':%s", name, error, all);
+    free(error);
     pm_policy_free(&p);
     pm_diag_destroy(&diag);
     free(expect);
