@@ -38,7 +38,24 @@ static pm_param_t s_params[] = {
      "DKIM private keys (KEYDIR/<key>), as the agent writes them", NULL},
     {"dkim_query_file", "", "DKIM keys from this file, not DNS (tests)", NULL},
     {"spamd", "127.0.0.1:783", "spamd address: host:port or /socket", NULL},
-    {"spamd_timeout_ms", "15000", "longest spamd check before tempfail", NULL},
+    {"spamd_timeout_ms", "15000",
+     "longest spamd check (waiting for a connection included) before "
+     "tempfail",
+     NULL},
+    {"spamd_max_conns", "5",
+     "spamd requests at once (spamd's default --max-children)", NULL},
+    {"spamd_max_bytes", "512000",
+     "larger messages are not scored (X-Privmta-Antispam says so)", NULL},
+    {"max_scans", "8", "messages scanned at once; the others wait", NULL},
+    {"av_max_recursion", "17", "libclamav: nesting levels looked into", NULL},
+    {"av_max_files", "10000", "libclamav: files looked at per message", NULL},
+    {"av_max_filesize", "104857600", "libclamav: largest file looked at", NULL},
+    {"av_max_scansize", "419430400", "libclamav: bytes looked at per message",
+     NULL},
+    {"av_max_scantime_ms", "120000", "libclamav: longest scan (then 451 4.3.0)",
+     NULL},
+    {"scan_wait_ms", "60000",
+     "longest wait for a scan slot before 451 4.3.2 (busy)", NULL},
     {"notify_smtp", "127.0.0.1:10026",
      "Postfix listener without milters, for notifications", NULL},
     {"notify_from", "", "From: of notifications (default postmaster)", NULL},
@@ -126,6 +143,24 @@ s_drop_privileges(void)
         pm_fatal("privileges could be regained after dropping them");
 }
 
+/* Content beyond these is never "clean" (pm_av.h): 554 or 451. */
+static pm_av_limits_t
+s_av_limits(void)
+{
+    return (pm_av_limits_t){
+        .max_recursion =
+            (uint32_t)pm_conf_int(s_params, "av_max_recursion", 2, 1000),
+        .max_files =
+            (uint32_t)pm_conf_int(s_params, "av_max_files", 1, 10000000),
+        .max_filesize =
+            (uint64_t)pm_conf_int(s_params, "av_max_filesize", 1024, 1L << 32),
+        .max_scansize =
+            (uint64_t)pm_conf_int(s_params, "av_max_scansize", 1024, 1L << 34),
+        .max_scantime_ms =
+            (uint32_t)pm_conf_int(s_params, "av_max_scantime_ms", 10, 3600000),
+    };
+}
+
 static pm_milter_t *
 s_start(void)
 {
@@ -146,6 +181,13 @@ s_start(void)
         .status_ms = (int)pm_conf_int(s_params, "status_ms", 100, 3600000),
         .max_bytes =
             (size_t)pm_conf_int(s_params, "max_message_bytes", 1024, 1L << 31),
+        .max_scans = (int)pm_conf_int(s_params, "max_scans", 1, 1024),
+        .scan_wait_ms = (int)pm_conf_int(s_params, "scan_wait_ms", 1, 3600000),
+        .spamd_max_conns =
+            (int)pm_conf_int(s_params, "spamd_max_conns", 1, 1024),
+        .spamd_max_bytes =
+            (size_t)pm_conf_int(s_params, "spamd_max_bytes", 1024, 1L << 31),
+        .av_limits = s_av_limits(),
     };
     char *why = NULL;
     if (*pm_conf_get(s_params, "store_dir"))

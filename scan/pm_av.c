@@ -24,12 +24,14 @@ typedef struct {
     unsigned db_version;
     time_t db_time;
     bool block_encrypted;
+    pm_av_limits_t limits; /* what it was built with, for *why */
 } s_engine_t;
 
 struct pm_av_t {
-    pthread_mutex_t lock;      /* cur, refs, counters, last_error */
+    pthread_mutex_t lock;      /* cur, refs, counters, last_error, limits */
     pthread_mutex_t load_lock; /* one load at a time */
     s_engine_t *cur;
+    pm_av_limits_t limits; /* for the next load, defaults filled in */
     uint64_t loads;
     uint64_t failures;
     char *last_error;
@@ -111,7 +113,50 @@ pm_av_new(void)
     pm_av_t *self = pm_calloc(1, sizeof *self);
     pthread_mutex_init(&self->lock, NULL);
     pthread_mutex_init(&self->load_lock, NULL);
+    pm_av_set_limits(self, NULL);
     return self;
+}
+
+void
+pm_av_set_limits(pm_av_t *self, const pm_av_limits_t *limits)
+{
+    pm_av_limits_t l = limits ? *limits : (pm_av_limits_t){0};
+    if (!l.max_recursion)
+        l.max_recursion = PM_AV_MAX_RECURSION;
+    if (!l.max_files)
+        l.max_files = PM_AV_MAX_FILES;
+    if (!l.max_filesize)
+        l.max_filesize = PM_AV_MAX_FILESIZE;
+    if (!l.max_scansize)
+        l.max_scansize = PM_AV_MAX_SCANSIZE;
+    if (!l.max_scantime_ms)
+        l.max_scantime_ms = PM_AV_MAX_SCANTIME_MS;
+    pthread_mutex_lock(&self->lock);
+    self->limits = l;
+    pthread_mutex_unlock(&self->lock);
+}
+
+/* Explicit limits on CL, so that what "exceeds a limit" means is ours and
+ * does not move with libclamav's defaults. */
+static cl_error_t
+s_set_limits(struct cl_engine *cl, const pm_av_limits_t *l)
+{
+    const struct {
+        enum cl_engine_field field;
+        long long value;
+    } set[] = {
+        {CL_ENGINE_MAX_RECURSION, (long long)l->max_recursion},
+        {CL_ENGINE_MAX_FILES, (long long)l->max_files},
+        {CL_ENGINE_MAX_FILESIZE, (long long)l->max_filesize},
+        {CL_ENGINE_MAX_SCANSIZE, (long long)l->max_scansize},
+        {CL_ENGINE_MAX_SCANTIME, (long long)l->max_scantime_ms},
+    };
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++) {
+        cl_error_t rc = cl_engine_set_num(cl, set[i].field, set[i].value);
+        if (rc != CL_SUCCESS)
+            return rc;
+    }
+    return CL_SUCCESS;
 }
 
 void
@@ -252,8 +297,8 @@ s_now(void)
 
 /* Loads and compiles a new engine; NULL with *problem set on failure. */
 static s_engine_t *
-s_build(const char *sigdir, const pm_av_sig_t *custom, size_t n_custom, int *rc,
-        char **problem)
+s_build(const char *sigdir, const pm_av_sig_t *custom, size_t n_custom,
+        const pm_av_limits_t *limits, int *rc, char **problem)
 {
     double start = s_now();
     struct cl_engine *cl = cl_engine_new();
@@ -264,6 +309,13 @@ s_build(const char *sigdir, const pm_av_sig_t *custom, size_t n_custom, int *rc,
     }
     unsigned sigs = 0;
     *rc = PM_OK;
+    cl_error_t lrc = s_set_limits(cl, limits);
+    if (lrc != CL_SUCCESS) {
+        *problem = s_reason("setting the engine's limits", lrc);
+        *rc = PM_EINVAL;
+        cl_engine_free(cl);
+        return NULL;
+    }
     int has = sigdir ? s_dir_has_db(sigdir) : 0;
     if (has < 0) {
         *problem =
@@ -301,6 +353,7 @@ s_build(const char *sigdir, const pm_av_sig_t *custom, size_t n_custom, int *rc,
     e->build_secs = s_now() - start;
     e->db_version = (unsigned)cl_engine_get_num(cl, CL_ENGINE_DB_VERSION, NULL);
     e->db_time = (time_t)cl_engine_get_num(cl, CL_ENGINE_DB_TIME, NULL);
+    e->limits = *limits;
     return e;
 }
 
@@ -316,7 +369,10 @@ pm_av_load(pm_av_t *self, const char *sigdir, const pm_av_sig_t *custom,
     pthread_mutex_lock(&self->load_lock);
     int rc = PM_OK;
     char *problem = NULL;
-    s_engine_t *e = s_build(sigdir, custom, n_custom, &rc, &problem);
+    pthread_mutex_lock(&self->lock);
+    pm_av_limits_t limits = self->limits;
+    pthread_mutex_unlock(&self->lock);
+    s_engine_t *e = s_build(sigdir, custom, n_custom, &limits, &rc, &problem);
     s_engine_t *old = NULL;
     pthread_mutex_lock(&self->lock);
     if (e) {
@@ -341,6 +397,80 @@ pm_av_load(pm_av_t *self, const char *sigdir, const pm_av_sig_t *custom,
     return rc;
 }
 
+/* The limit a "Heuristics.Limits.Exceeded.<Max...>" alert or a limit
+ * error names: PM_AV_INCOMPLETE or PM_AV_TIMEOUT with *why, or 0 when
+ * NAME / CRC is not about a limit. */
+static int
+s_limit(const s_engine_t *e, const char *name, cl_error_t crc, char **why)
+{
+    static const char prefix[] = "Heuristics.Limits.Exceeded.";
+    const char *max = name && strncmp(name, prefix, sizeof prefix - 1) == 0
+                          ? name + sizeof prefix - 1
+                          : "";
+    const pm_av_limits_t *l = &e->limits;
+    char *text = NULL;
+    int verdict = PM_AV_INCOMPLETE;
+    if (crc == CL_EMAXREC || strcmp(max, "MaxRecursion") == 0)
+        text = pm_asprintf("recursion limit of %u levels", l->max_recursion);
+    else if (crc == CL_EMAXFILES || strcmp(max, "MaxFiles") == 0)
+        text = pm_asprintf("file count limit of %u files", l->max_files);
+    else if (strcmp(max, "MaxFileSize") == 0)
+        text = pm_asprintf("file size limit of %llu bytes",
+                           (unsigned long long)l->max_filesize);
+    else if (crc == CL_EMAXSIZE || strcmp(max, "MaxScanSize") == 0)
+        text = pm_asprintf("scan size limit of %llu bytes",
+                           (unsigned long long)l->max_scansize);
+    else if (crc == CL_ETIMEOUT || strcmp(max, "MaxScanTime") == 0) {
+        text = pm_asprintf("scan time limit of %u ms", l->max_scantime_ms);
+        verdict = PM_AV_TIMEOUT;
+    } else if (*max) /* a limit this libclamav knows and we do not */
+        text = pm_asprintf("limit %s", max);
+    else
+        return 0;
+    if (why)
+        *why = text;
+    else
+        free(text);
+    return verdict;
+}
+
+/* One libclamav scan of MAP (LEN bytes) with E: the verdict and its
+ * outputs. */
+static int
+s_scan_map(const s_engine_t *e, cl_fmap_t *map, size_t len, char **virname,
+           char **why)
+{
+    struct cl_scan_options opts = {0};
+    opts.parse = ~0u;
+    /* without it a limit stops the look and the rest counts as clean */
+    opts.heuristic = CL_SCAN_HEURISTIC_EXCEEDS_MAX;
+    if (e->block_encrypted) {
+        opts.general = CL_SCAN_GENERAL_HEURISTICS;
+        opts.heuristic |= CL_SCAN_HEURISTIC_ENCRYPTED_ARCHIVE;
+    }
+    const char *name = NULL;
+    unsigned long scanned = 0;
+    cl_error_t crc =
+        cl_scanmap_callback(map, NULL, &name, &scanned, e->cl, &opts, NULL);
+    if (crc == CL_CLEAN)
+        return PM_AV_CLEAN;
+    /* libclamav 1.x alerts on a whole input over max_filesize without
+     * giving the alert's name */
+    if (crc == CL_VIRUS && !name && len > e->limits.max_filesize)
+        name = "Heuristics.Limits.Exceeded.MaxFileSize";
+    int limit = s_limit(e, crc == CL_VIRUS ? name : NULL, crc, why);
+    if (limit)
+        return limit;
+    if (crc == CL_VIRUS) {
+        if (virname)
+            *virname = pm_strdup(name ? name : "unknown");
+        return PM_AV_INFECTED;
+    }
+    if (why)
+        *why = pm_asprintf("libclamav scan failed: %s", cl_strerror(crc));
+    return PM_AV_ERROR;
+}
+
 int
 pm_av_scan(pm_av_t *self, const char *data, size_t len, char **virname,
            char **why)
@@ -348,41 +478,22 @@ pm_av_scan(pm_av_t *self, const char *data, size_t len, char **virname,
     if (!self || (!data && len)) {
         if (why)
             *why = pm_strdup("invalid argument");
-        return -1;
+        return PM_AV_ERROR;
     }
     s_engine_t *e = s_engine_acquire(self);
     if (!e) {
         if (why)
             *why = pm_strdup("no antivirus engine loaded");
-        return -1;
+        return PM_AV_ERROR;
     }
-    int verdict = 0;
+    int verdict = PM_AV_CLEAN;
     cl_fmap_t *map = len ? cl_fmap_open_memory(data, len) : NULL;
     if (len && !map) {
         if (why)
             *why = pm_strdup("libclamav cannot map the message");
-        verdict = -1;
+        verdict = PM_AV_ERROR;
     } else if (map) {
-        struct cl_scan_options opts = {0};
-        opts.parse = ~0u;
-        if (e->block_encrypted) {
-            opts.general = CL_SCAN_GENERAL_HEURISTICS;
-            opts.heuristic = CL_SCAN_HEURISTIC_ENCRYPTED_ARCHIVE;
-        }
-        const char *name = NULL;
-        unsigned long scanned = 0;
-        cl_error_t crc =
-            cl_scanmap_callback(map, NULL, &name, &scanned, e->cl, &opts, NULL);
-        if (crc == CL_VIRUS) {
-            verdict = 1;
-            if (virname)
-                *virname = pm_strdup(name ? name : "unknown");
-        } else if (crc != CL_CLEAN) {
-            verdict = -1;
-            if (why)
-                *why =
-                    pm_asprintf("libclamav scan failed: %s", cl_strerror(crc));
-        }
+        verdict = s_scan_map(e, map, len, virname, why);
         cl_fmap_close(map);
     }
     s_engine_release(self, e);

@@ -17,6 +17,13 @@
  *
  * Matches of custom and other unsigned signatures come back with
  * ".UNOFFICIAL" appended by libclamav ("PrivmtaTest.Marker.UNOFFICIAL").
+ *
+ * Limits. Every engine is built with explicit limits (pm_av_limits_t,
+ * defaults below: clamd's own) and every scan runs with
+ * CL_SCAN_HEURISTIC_EXCEEDS_MAX: content that goes past a limit is never
+ * "clean" (libclamav's default is to stop looking and say clean, so a
+ * marker 20 zips deep would pass). A real signature match anywhere in the
+ * message still wins over a limit (the limit alert has no precedence).
  */
 #ifndef PM_AV_H
 #define PM_AV_H
@@ -27,6 +34,34 @@
 #include <time.h>
 
 typedef struct pm_av_t pm_av_t;
+
+/* Default limits (clamd 1.x's defaults). Nesting counts every container
+ * level libclamav opens: the message itself, its MIME parts, archives. */
+#define PM_AV_MAX_RECURSION 17          /* CL_ENGINE_MAX_RECURSION */
+#define PM_AV_MAX_FILES 10000u          /* CL_ENGINE_MAX_FILES */
+#define PM_AV_MAX_FILESIZE (100u << 20) /* CL_ENGINE_MAX_FILESIZE, 100 MiB */
+/* CL_ENGINE_MAX_SCANSIZE, 400 MiB */
+#define PM_AV_MAX_SCANSIZE (400ull << 20)
+#define PM_AV_MAX_SCANTIME_MS 120000u /* CL_ENGINE_MAX_SCANTIME, 2 min */
+
+/* Engine limits; a zero field means its default above. */
+typedef struct {
+    uint32_t max_recursion;   /* nesting levels */
+    uint32_t max_files;       /* files looked at in one scan */
+    uint64_t max_filesize;    /* largest single file (bytes) */
+    uint64_t max_scansize;    /* bytes looked at in one scan */
+    uint32_t max_scantime_ms; /* wall time of one scan */
+} pm_av_limits_t;
+
+/* What pm_av_scan returns. */
+enum {
+    PM_AV_ERROR = -1,     /* no engine, or libclamav failed */
+    PM_AV_CLEAN = 0,      /* looked at completely, nothing found */
+    PM_AV_INFECTED = 1,   /* a signature matched */
+    PM_AV_INCOMPLETE = 2, /* content goes past a limit: recursion, files,
+                             file size or scan size */
+    PM_AV_TIMEOUT = 3,    /* the scan ran past max_scantime_ms */
+};
 
 /* One custom signature file: a base name whose extension selects the
  * format libclamav reads (.ndb, .hdb, .ldb, ...; see pm_check_signature_
@@ -61,6 +96,11 @@ pm_av_t *pm_av_new(void);
  * may be running on it (programmer error). */
 void pm_av_destroy(pm_av_t **self_p);
 
+/* Sets the limits of the engines later loads build (the current engine
+ * keeps its own until the next load); LIMITS NULL restores the defaults.
+ * Thread-safe. */
+void pm_av_set_limits(pm_av_t *self, const pm_av_limits_t *limits);
+
 /* Builds a new engine from every database file in SIGDIR (NULL, missing,
  * or holding no file libclamav loads: skipped) plus the N_CUSTOM custom
  * signature files, and swaps it in. Custom files are written with mode
@@ -82,14 +122,19 @@ int pm_av_load(pm_av_t *self, const char *sigdir, const pm_av_sig_t *custom,
  * from memory with the current engine: mail, archives and every other
  * format libclamav parses (CL_SCAN_PARSE_MAIL decodes base64 attachments),
  * first match only. Returns:
- *    0  clean;
- *    1  infected: *virname (may be NULL) gets a new copy of the name the
- *       caller frees;
- *   -1  no engine loaded yet or libclamav failed: *why (may be NULL) gets
- *       a new sentence the caller frees. The caller applies its fail-safe
- *       action, never a pass.
- * A message beyond libclamav's default size limits is scanned in part (as
- * clamd does by default). */
+ *    PM_AV_CLEAN (0)       clean;
+ *    PM_AV_INFECTED (1)    *virname (may be NULL) gets a new copy of the
+ *                          name the caller frees;
+ *    PM_AV_INCOMPLETE (2)  the content goes past one of the engine's
+ *                          content limits, so part of it was never looked
+ *                          at: *why (may be NULL) names the limit, e.g.
+ *                          "recursion limit of 17 levels" (caller frees);
+ *    PM_AV_TIMEOUT (3)     the scan ran past the scan time limit: *why
+ *                          names it ("scan time limit of 120000 ms");
+ *    PM_AV_ERROR (-1)      no engine loaded yet or libclamav failed: *why
+ *                          gets a new sentence the caller frees.
+ * Only CLEAN is a pass: the caller applies its fail-safe action to every
+ * other value. */
 int pm_av_scan(pm_av_t *self, const char *data, size_t len, char **virname,
                char **why);
 

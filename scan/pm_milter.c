@@ -1,9 +1,11 @@
 /* pm_milter.c - the per-message decision (pure: engines are passed in). */
 #include "pm_attach.h"
+#include "pm_av.h"
 #include "pm_mem.h"
 #include "pm_milter.h"
 #include "pm_milter_private.h"
 
+#include <glib.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,26 +69,49 @@ s_set_notice(pm_mverdict_t *out, const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
         out->admin_address = pm_strdup("postmaster");
 }
 
-/* Blocked attachments: true when the verdict is final. */
+/* A 554 for content that could not be looked at completely, WHY naming
+ * the limit: the MIME check says "checked completely: WHY", the antivirus
+ * "scanned completely (WHY)" (pm_milter.h). */
+static void
+s_incomplete(pm_mverdict_t *out, bool av, const char *why)
+{
+    char *w = s_clean(why ? why : "a limit");
+    s_reply(out, PM_MV_REJECT, "554", "5.7.1",
+            av ? pm_asprintf("Message rejected: could not be scanned "
+                             "completely (%s)",
+                             w)
+               : pm_asprintf("Message rejected: could not be checked "
+                             "completely: %s",
+                             w));
+    out->log = pm_asprintf("reject: could not be %s completely: %s",
+                           av ? "scanned" : "checked", w);
+    free(w);
+}
+
+/* Blocked attachments and MIME shape limits: true when the verdict is
+ * final. Runs with an empty blocklist too: it is what refuses a MIME part
+ * bomb before libclamav and spamd see it. */
 static bool
 s_check_attach(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
                pm_mverdict_t *out)
 {
     const pm_attach_blocklist_t *bl = pm_mpolicy_blocklist(pol);
-    if (pm_attach_blocklist_size(bl) == 0)
-        return false;
     size_t len;
     const char *data = pm_mmsg_data(msg, &len);
     pm_attach_hit_t hit = {0};
     char *why = NULL;
     int rc = pm_attach_scan(bl, data, len, &hit, &why);
-    if (rc < 0) {
+    if (rc == 0 || rc == 2) {
+        if (rc == 2)
+            s_incomplete(out, false, why);
+        free(why);
+        return rc == 2;
+    }
+    if (rc != 1) { /* -1, or anything this code does not know */
         s_tempfail(out, "attachment", why);
         free(why);
         return true;
     }
-    if (rc == 0)
-        return false;
     char *ext = s_clean(hit.extension), *name = s_clean(hit.filename);
     s_reply(out, PM_MV_REJECT, "554", "5.7.1",
             pm_asprintf("Message rejected: attachment \"%s\" has the blocked "
@@ -113,11 +138,24 @@ s_check_av(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
     const char *data = pm_mmsg_data(msg, &len);
     char *virname = NULL, *why = NULL;
     int rc = eng->av_scan(eng->ctx, data, len, &virname, &why);
-    if (rc == 0)
+    if (rc == PM_AV_CLEAN)
         return false;
-    if (rc != 1) {
+    if (rc == PM_AV_INCOMPLETE)
+        s_incomplete(out, true, why);
+    else if (rc == PM_AV_TIMEOUT) {
+        /* a resource limit, not a verdict on the content: try later */
+        char *w = s_clean(why ? why : "scan time limit");
+        s_reply(out, PM_MV_TEMPFAIL, "451", "4.3.0",
+                pm_asprintf("Temporary failure in the antivirus check (%s), "
+                            "try again later",
+                            w));
+        out->log = pm_asprintf("tempfail: antivirus: %s", w);
+        free(w);
+    } else if (rc != PM_AV_INFECTED)
         s_tempfail(out, "antivirus", why);
+    if (rc != PM_AV_INFECTED) {
         free(why);
+        free(virname);
         return true;
     }
     char *name = s_clean(virname ? virname : "unknown");
@@ -130,30 +168,42 @@ s_check_av(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
     return true;
 }
 
-/* The first DKIM-enabled domain named in a From header, or NULL. */
+/* The first DKIM domain the From headers name at or after index *I, or
+ * NULL; *I moves past it. */
 static const pm_mdkim_t *
-s_dkim_domain_in_from(const pm_mpolicy_t *pol, const pm_mmsg_t *msg)
+s_named(const pm_mpolicy_t *pol, const pm_from_t *from, size_t *i)
 {
     size_t n;
     const pm_mdkim_t *d = pm_mpolicy_dkim(pol, &n);
-    for (size_t i = 0; i < n; i++)
-        if (pm_mmsg_from_mentions(msg, d[i].domain))
-            return &d[i];
+    for (; *i < n; (*i)++)
+        if (pm_from_names(from, d[*i].domain))
+            return &d[(*i)++];
     return NULL;
 }
 
 static bool
-s_check_dkim(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
-             const pm_mengines_t *eng, pm_mverdict_t *out)
+s_forged(pm_mverdict_t *out, const char *domain, const char *problem)
 {
-    if (!pm_mpolicy_policy(pol)->antispam_dkim_verify)
-        return false;
-    size_t n, len;
-    const pm_mdkim_t *d = pm_mpolicy_dkim(pol, &n);
-    if (!s_dkim_domain_in_from(pol, msg))
-        return false;
+    char *p = s_clean(problem);
+    s_reply(out, PM_MV_REJECT, "550", "5.7.1",
+            pm_asprintf("Message rejected: the From header names %s but is "
+                        "not exactly one mailbox (%s)",
+                        domain, p));
+    out->log = pm_asprintf("reject: ambiguous From naming %s: %s", domain, p);
+    free(p);
+    return true;
+}
+
+/* One clean From mailbox: every DKIM domain FROM names, HIT first (*I
+ * past it), needs a passing signature of its own. True when final. */
+static bool
+s_need_signatures(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
+                  const pm_from_t *from, const pm_mdkim_t *hit, size_t i,
+                  const pm_mengines_t *eng, pm_mverdict_t *out)
+{
     if (!eng->dkim_verify)
         return s_tempfail(out, "DKIM", "no verifier"), true;
+    size_t len;
     const char *data = pm_mmsg_data(msg, &len);
     pm_dkim_verdict_t verdict = {0};
     char *why = NULL;
@@ -162,22 +212,39 @@ s_check_dkim(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
         free(why);
         return true;
     }
-    const char *bad = NULL;
-    for (size_t i = 0; i < n && !bad; i++)
-        if (pm_mmsg_from_mentions(msg, d[i].domain) &&
-            !pm_dkim_has_valid_signature_for(&verdict, d[i].domain))
-            bad = d[i].domain;
+    while (hit && pm_dkim_has_valid_signature_for(&verdict, hit->domain))
+        hit = s_named(pol, from, &i);
     pm_dkim_verdict_clear(&verdict);
-    if (!bad)
+    if (!hit)
         return false;
     s_reply(out, PM_MV_REJECT, "550", "5.7.1",
             pm_asprintf("Message rejected: mail from %s must carry a valid "
                         "DKIM signature of %s",
-                        bad, bad));
+                        hit->domain, hit->domain));
     out->log = pm_asprintf("reject: From domain %s without a valid DKIM "
                            "signature of its own",
-                           bad);
+                           hit->domain);
     return true;
+}
+
+/* The DKIM forged-mail rule (pm_milter.h, step 4). */
+static bool
+s_check_dkim(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
+             const pm_mengines_t *eng, pm_mverdict_t *out)
+{
+    if (!pm_mpolicy_policy(pol)->antispam_dkim_verify)
+        return false;
+    pm_from_t from;
+    pm_mmsg_from(msg, &from);
+    size_t i = 0;
+    const pm_mdkim_t *hit = s_named(pol, &from, &i);
+    bool final = false;
+    if (hit && from.kind == PM_FROM_AMBIGUOUS)
+        final = s_forged(out, hit->domain, from.problem);
+    else if (hit)
+        final = s_need_signatures(pol, msg, &from, hit, i, eng, out);
+    pm_from_clear(&from);
+    return final;
 }
 
 /* "6.60", "-1.00": exact text of hundredths. */
@@ -275,6 +342,18 @@ s_check_spam(const pm_mpolicy_t *pol, const pm_mmsg_t *msg, bool outbound,
         return s_tempfail(out, "antispam", "no spamd client"), true;
     size_t len;
     const char *data = pm_mmsg_data(msg, &len);
+    if (eng->spam_max_bytes && len > eng->spam_max_bytes) {
+        /* as spamc and amavis do: big mail is not scored (spamd holds it
+         * whole, and spam is small); say so rather than claim ham */
+        s_add_header(out, "X-Privmta-Antispam",
+                     pm_asprintf("skipped, message of %zu bytes over the "
+                                 "%zu-byte scoring limit",
+                                 len, eng->spam_max_bytes));
+        out->log = pm_asprintf("not scored: %zu bytes over the %zu-byte "
+                               "spamd limit",
+                               len, eng->spam_max_bytes);
+        return false;
+    }
     pm_spamd_result_t r = {0};
     char *why = NULL;
     out->scanned_spam = true;
@@ -304,13 +383,60 @@ s_check_spam(const pm_mpolicy_t *pol, const pm_mmsg_t *msg, bool outbound,
     return final;
 }
 
-/* Outbound mail of a DKIM domain with a usable key: sign it. */
+/* Appends "NAME: VALUE\r\n" to B, VALUE's line breaks as CRLF. */
+static void
+s_put_header(GString *b, const char *name, const char *value)
+{
+    g_string_append_printf(b, "%s: ", name);
+    for (const char *v = value; *v; v++) {
+        if (*v == '\n' && (v == value || v[-1] != '\r'))
+            g_string_append_c(b, '\r');
+        g_string_append_c(b, *v);
+    }
+    g_string_append(b, "\r\n");
+}
+
+/* MSG as it will be delivered once OUT's header changes are applied the
+ * way libmilter makes the MTA apply them: the first Subject changed in
+ * place (smfi_chgheader), added headers appended after the last header
+ * (smfi_addheader), a new Subject after them. Signing anything else
+ * signs a message nobody receives. Caller frees with g_string_free. */
+static GString *
+s_delivered(const pm_mmsg_t *msg, const pm_mverdict_t *out)
+{
+    size_t len;
+    const char *data = pm_mmsg_data(msg, &len), *end = data + len;
+    GString *b = g_string_sized_new(len + 1024);
+    bool subject_done = !out->subject || out->subject_is_new;
+    const char *p = data;
+    while (p < end && !(end - p >= 2 && p[0] == '\r' && p[1] == '\n')) {
+        const char *f = p; /* one field: its line and continuation lines */
+        do {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            p = nl ? nl + 1 : end;
+        } while (p < end && (*p == ' ' || *p == '\t'));
+        if (!subject_done && g_ascii_strncasecmp(f, "Subject:", 8) == 0) {
+            s_put_header(b, "Subject", out->subject);
+            subject_done = true;
+        } else
+            g_string_append_len(b, f, p - f);
+    }
+    for (size_t i = 0; i < out->n_add; i++)
+        s_put_header(b, out->add[i].name, out->add[i].value);
+    if (out->subject && out->subject_is_new)
+        s_put_header(b, "Subject", out->subject);
+    g_string_append_len(b, p, end - p);
+    return b;
+}
+
+/* Outbound mail of a DKIM domain with a usable key: sign it, last, as it
+ * will be delivered. */
 static bool
 s_sign(const pm_mpolicy_t *pol, const pm_mmsg_t *msg, const pm_mengines_t *eng,
        pm_mverdict_t *out)
 {
     char *domain = pm_mmsg_from_domain(msg);
-    size_t n, len;
+    size_t n;
     const pm_mdkim_t *d = pm_mpolicy_dkim(pol, &n), *use = NULL;
     for (size_t i = 0; domain && i < n && !use; i++)
         if (strcmp(d[i].domain, domain) == 0 && d[i].key_pem)
@@ -320,10 +446,12 @@ s_sign(const pm_mpolicy_t *pol, const pm_mmsg_t *msg, const pm_mengines_t *eng,
         return false;
     if (!eng->dkim_sign)
         return s_tempfail(out, "DKIM signing", "no signer"), true;
-    const char *data = pm_mmsg_data(msg, &len);
+    GString *final = s_delivered(msg, out);
     char *hdr = NULL, *why = NULL;
-    if (eng->dkim_sign(eng->ctx, data, len, use->domain, use->selector,
-                       use->key_pem, &hdr, &why) != PM_OK) {
+    int rc = eng->dkim_sign(eng->ctx, final->str, final->len, use->domain,
+                            use->selector, use->key_pem, &hdr, &why);
+    g_string_free(final, TRUE);
+    if (rc != PM_OK) {
         s_tempfail(out, "DKIM signing", why);
         free(why);
         return true;

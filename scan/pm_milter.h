@@ -22,25 +22,59 @@
  *
  * Order of checks in pm_milter_decide, first verdict wins:
  *   1. no policy yet                          -> 451 4.3.0 (tempfail)
- *   2. inbound.blocked_extensions (all mail)  -> 554 5.7.1 naming the
- *      extension and file; notices per inbound.notify_*
+ *      message larger than max_message_bytes  -> 451 4.3.0
+ *   2. MIME shape and attachments (all mail, blocklist empty or not:
+ *      pm_attach_scan is the guard against MIME part bombs):
+ *      inbound.blocked_extensions             -> 554 5.7.1 naming the
+ *      extension and file; notices per inbound.notify_*;
+ *      a MIME/archive limit exceeded (parts, depth, headers...)
+ *        -> 554 5.7.1 "Message rejected: could not be checked
+ *           completely: <why>"; unparsable -> 451 4.3.0
  *   3. antivirus (antivirus.enabled)          -> 554 5.7.1 naming the
- *      signature; notices per antivirus.notify_*
- *   4. DKIM forged-mail rule, inbound mail only (antispam.dkim_verify):
- *      From domain in dkim.domains without a passing signature of exactly
- *      that domain                            -> 550 5.7.1
+ *      signature; notices per antivirus.notify_*. Content past one of
+ *      libclamav's limits (recursion, files, file size, scan size; see
+ *      pm_av.h) -> 554 5.7.1 "Message rejected: could not be scanned
+ *      completely (<which limit>)", no notice; past the scan time limit
+ *      (a resource, not the content) -> 451 4.3.0 naming it.
+ *   4. DKIM forged-mail rule, inbound mail only (antispam.dkim_verify).
+ *      From headers are parsed by GMime (pm_from.h):
+ *      - not exactly one From header with exactly one mailbox (several
+ *        From headers, several mailboxes, a group, no domain) and any
+ *        DKIM domain named in it, by a parsed address or by its text
+ *        (unfolded, comments dropped, encoded words decoded)
+ *                                             -> 550 5.7.1 "the From
+ *        header names D but is not exactly one mailbox (<problem>)",
+ *        whatever signatures the message carries;
+ *      - one mailbox: every DKIM domain it names (its own domain, or an
+ *        "@D" in its display name) needs a passing signature of exactly
+ *        that domain                          -> 550 5.7.1
  *   5. antispam (antispam.enabled; inbound mail only unless
- *      antispam.scan_outbound): score >= kill -> discard (kill_action
- *      discard) or tag (deliver); score >= tag -> tag: X-Spam-Flag,
- *      X-Spam-Score, X-Spam-Level, X-Spam-Status headers and
+ *      antispam.scan_outbound): a message over spamd_max_bytes (default
+ *      512000, as spamc and amavis) is not scored: it gets
+ *      "X-Privmta-Antispam: skipped, message of N bytes over the
+ *      512000-byte scoring limit" (not an X-Spam-Status: nothing claims it
+ *      is ham) and goes on. Otherwise score >= kill -> discard
+ *      (kill_action discard) or tag (deliver); score >= tag -> tag:
+ *      X-Spam-Flag, X-Spam-Score, X-Spam-Level, X-Spam-Status headers and
  *      antispam.subject_prefix before the Subject. Exact: hundredths.
- *   6. outbound mail whose From domain is in dkim.domains with a usable
- *      key is signed (DKIM-Signature inserted at the top).
+ *   6. outbound mail whose From is one mailbox in a domain of dkim.domains
+ *      with a usable key is signed, last: over the message as it will be
+ *      delivered (Subject changed in place, added headers appended at the
+ *      end of the header block, a new Subject after them: what
+ *      smfi_chgheader / smfi_addheader make the MTA do), so a tagged
+ *      message's signature verifies. DKIM-Signature is inserted at the top.
  * "Outbound" means {auth_authen} is set or the client address is in the
  * policy's outbound.mynetworks. Any engine error or timeout (scanner
  * failed, no engine yet, spamd down or slow, DKIM library failure, a
  * message too big to hold) is a tempfail 451 4.3.0 naming the stage:
  * never a silent accept.
+ *
+ * Bounded work (runtime, pm_milter_run_decide): at most max_scans (8)
+ * messages are decided at once; one that finds no slot within
+ * scan_wait_ms (60000) is a tempfail 451 4.3.2 "Too busy scanning other
+ * mail". At most spamd_max_conns (5, spamd's default --max-children)
+ * spamd requests run at once; waiting for one comes out of
+ * spamd_timeout_ms, which bounds the whole spamd check.
  *
  * Policy following: a follower thread checks the file the agent hands the
  * applied revision over in (pm_handoff.h) every poll_ms (100 ms by
@@ -95,6 +129,7 @@
 #ifndef PM_MILTER_H
 #define PM_MILTER_H
 
+#include "pm_av.h"
 #include "pm_error.h"
 #include "pm_spamd.h"
 #include "pm_dkim.h"
@@ -187,8 +222,10 @@ bool pm_mmsg_too_big(const pm_mmsg_t *self);
 
 /* What pm_milter_decide calls; any entry may be NULL when the matching
  * feature is off (a NULL engine for an enabled feature is a tempfail).
- * Return conventions are those of pm_av_scan, pm_spamd_check,
- * pm_dkim_verify and pm_dkim_sign. */
+ * Return conventions are those of pm_av_scan (PM_AV_*), pm_spamd_check,
+ * pm_dkim_verify and pm_dkim_sign. SPAM_MAX_BYTES (0: no cap) is the
+ * largest message handed to spam_check; a larger one is not scored and
+ * gets the X-Privmta-Antispam header instead (see the decision order). */
 typedef struct {
     void *ctx;
     int (*av_scan)(void *ctx, const char *msg, size_t len, char **virname,
@@ -200,6 +237,7 @@ typedef struct {
     int (*dkim_sign)(void *ctx, const char *msg, size_t len, const char *domain,
                      const char *selector, const char *key_pem,
                      char **header_out, char **why);
+    size_t spam_max_bytes;
 } pm_mengines_t;
 
 /* ---- verdict --------------------------------------------------------------
@@ -251,10 +289,10 @@ pm_mv_action_t pm_milter_decide(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
 
 void pm_mverdict_clear(pm_mverdict_t *v);
 
-/* The From header's domain of MSG, lowercased (the last address's domain
- * when the field lists several, which a From with several mailboxes may;
- * RFC 5322 "display <addr>" and bare addresses). NULL when there is no
- * From or no domain. Caller frees. */
+/* The domain of MSG's From mailbox, lowercased, as GMime parses it
+ * (pm_from.h): only when there is exactly one From header holding exactly
+ * one mailbox with a domain; NULL otherwise (such mail is never signed).
+ * Caller frees. */
 char *pm_mmsg_from_domain(const pm_mmsg_t *msg);
 
 /* True when MSG counts as outbound under POL ({auth_authen} set or the
@@ -285,6 +323,11 @@ typedef struct {
     int sig_poll_ms;             /* signature dir check period */
     int status_ms;               /* status file period */
     size_t max_bytes;            /* largest message held for scanning */
+    int max_scans;               /* messages decided at once (0: 8) */
+    int scan_wait_ms;            /* longest wait for a slot (0: 60000) */
+    int spamd_max_conns;         /* spamd requests at once (0: 5) */
+    size_t spamd_max_bytes;      /* largest message scored (0: 512000) */
+    pm_av_limits_t av_limits;    /* libclamav limits (0 fields: pm_av.h's) */
 } pm_milter_opts_t;
 
 /* Starts the engines and the notifier thread. Reads no policy: that is
@@ -321,5 +364,14 @@ int pm_milter_write_status(pm_milter_t *self);
 
 /* The largest message held, from the options. */
 size_t pm_milter_max_bytes(const pm_milter_t *self);
+
+/* pm_milter_decide with the runtime's engines, at most max_scans messages
+ * at once: a message waits up to scan_wait_ms for a slot, and past that
+ * is a tempfail "451 4.3.2 Too busy scanning other mail, try again later"
+ * (log: "tempfail: busy ..."). What one scan costs (GMime's tree,
+ * libclamav's temporary files and CPU) is thus bounded by max_scans, not
+ * by how many clients send at once. Same contract as pm_milter_decide. */
+pm_mv_action_t pm_milter_run_decide(pm_milter_t *self, const pm_mpolicy_t *pol,
+                                    const pm_mmsg_t *msg, pm_mverdict_t *out);
 
 #endif

@@ -3,7 +3,6 @@
 #include "pm_milter.h"
 #include "pm_milter_private.h"
 
-#include <ctype.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,49 +265,29 @@ pm_mmsg_client(const pm_mmsg_t *msg)
     return msg->has_client ? (const struct sockaddr *)&msg->client : NULL;
 }
 
-/* The domain right after the '@' at AT, lowercased, trailing dot removed;
- * NULL when empty. */
-static char *
-s_domain_at(const char *at)
+void
+pm_mmsg_from(const pm_mmsg_t *msg, pm_from_t *out)
 {
-    const char *p = at + 1;
-    size_t n = 0;
-    while (p[n] && (isalnum((unsigned char)p[n]) || p[n] == '.' ||
-                    p[n] == '-' || p[n] == '_'))
-        n++;
-    while (n && p[n - 1] == '.')
-        n--;
-    if (!n)
-        return NULL;
-    char *d = pm_strndup(p, n);
-    for (char *c = d; *c; c++)
-        *c = (char)tolower((unsigned char)*c);
-    return d;
+    pm_from_parse((const char *const *)msg->froms, msg->n_froms, out);
 }
 
 char *
 pm_mmsg_from_domain(const pm_mmsg_t *msg)
 {
-    if (!msg->n_froms)
-        return NULL;
-    const char *v = msg->froms[0];
-    const char *lt = strrchr(v, '<');
-    const char *at = lt ? strchr(lt, '@') : strrchr(v, '@');
-    return at ? s_domain_at(at) : NULL;
+    pm_from_t f;
+    pm_mmsg_from(msg, &f);
+    char *d = f.kind == PM_FROM_ONE ? f.domain : NULL;
+    f.domain = NULL;
+    pm_from_clear(&f);
+    return d;
 }
 
 bool
 pm_mmsg_from_mentions(const pm_mmsg_t *msg, const char *domain)
 {
-    for (size_t i = 0; i < msg->n_froms; i++) {
-        for (const char *at = strchr(msg->froms[i], '@'); at;
-             at = strchr(at + 1, '@')) {
-            char *d = s_domain_at(at);
-            bool hit = d && strcmp(d, domain) == 0;
-            free(d);
-            if (hit)
-                return true;
-        }
-    }
-    return false;
+    pm_from_t f;
+    pm_mmsg_from(msg, &f);
+    bool hit = pm_from_names(&f, domain);
+    pm_from_clear(&f);
+    return hit;
 }

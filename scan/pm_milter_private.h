@@ -3,6 +3,7 @@
 #define PM_MILTER_PRIVATE_H
 
 #include "pm_attach.h"
+#include "pm_from.h"
 #include "pm_milter.h"
 
 #include <stddef.h>
@@ -22,8 +23,12 @@ const char *pm_mmsg_subject(const pm_mmsg_t *msg);           /* NULL: none */
 const char *pm_mmsg_auth(const pm_mmsg_t *msg);              /* NULL: none */
 const struct sockaddr *pm_mmsg_client(const pm_mmsg_t *msg); /* or NULL */
 
-/* True when any address in any From header of MSG has DOMAIN (lowercase)
- * as its domain: the forged-mail rule checks every one of them. */
+/* The From headers of MSG, parsed (pm_from.h); caller clears *out. */
+void pm_mmsg_from(const pm_mmsg_t *msg, pm_from_t *out);
+
+/* True when the From headers of MSG name DOMAIN (lowercase), as the
+ * forged-mail rule reads them (pm_from_names). Parses every call: for
+ * tests and fuzzing; the decision parses once (pm_mmsg_from). */
 bool pm_mmsg_from_mentions(const pm_mmsg_t *msg, const char *domain);
 
 #endif

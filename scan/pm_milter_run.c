@@ -1,6 +1,7 @@
 /* pm_milter_run.c - the milter's runtime: policy follower, AV reloader,
  * engines and notices. */
 #include "pm_av.h"
+#include "pm_from.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_milter.h"
@@ -18,12 +19,59 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static int64_t
-s_now_ms(void)
+int64_t
+pm_milter_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- bounded concurrency --------------------------------------------------
+ */
+
+void
+pm_mgate_init(pm_mgate_t *g, int slots)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    g->free = slots > 0 ? slots : 1;
+}
+
+void
+pm_mgate_destroy(pm_mgate_t *g)
+{
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cond);
+}
+
+bool
+pm_mgate_enter(pm_mgate_t *g, int64_t deadline_ms)
+{
+    struct timespec ts = {(time_t)(deadline_ms / 1000),
+                          (long)(deadline_ms % 1000) * 1000000L};
+    pthread_mutex_lock(&g->mu);
+    int rc = 0;
+    while (g->free == 0 && rc == 0)
+        rc = pthread_cond_timedwait(&g->cond, &g->mu, &ts);
+    bool got = g->free > 0; /* a slot freed as the wait timed out counts */
+    if (got)
+        g->free--;
+    pthread_mutex_unlock(&g->mu);
+    return got;
+}
+
+void
+pm_mgate_leave(pm_mgate_t *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->free++;
+    pthread_cond_signal(&g->cond);
+    pthread_mutex_unlock(&g->mu);
 }
 
 /* ---- engines ----------------------------------------------------------- */
@@ -33,6 +81,35 @@ s_av_scan(void *ctx, const char *msg, size_t len, char **virname, char **why)
 {
     pm_milter_t *self = ctx;
     return pm_av_scan(self->av, msg, len, virname, why);
+}
+
+/* One spamd check under spamd_timeout_ms as a whole: waiting for one of
+ * the spamd_max_conns slots comes out of the same budget, and a check
+ * that had to wait runs on a client made with what is left (pm_spamd's
+ * timeout is fixed per client). */
+static int
+s_spamd_bounded(pm_milter_t *self, const char *msg, size_t len,
+                pm_spamd_result_t *out, char **err)
+{
+    int64_t t0 = pm_milter_now_ms(), budget = self->o.spamd_timeout_ms;
+    if (!pm_mgate_enter(&self->spamd_gate, t0 + budget)) {
+        *err = pm_asprintf("spamd busy: all %d connections in use for %lld ms",
+                           self->o.spamd_max_conns, (long long)budget);
+        return PM_ETIMEDOUT;
+    }
+    int64_t left = t0 + budget - pm_milter_now_ms();
+    pm_spamd_t *client = self->spamd, *tmp = NULL;
+    if (left < budget && left > 0)
+        client = tmp = pm_spamd_new(self->o.spamd, (int)left);
+    int rc;
+    if (left <= 0 || !client) {
+        *err = pm_strdup("spamd check: no time left after waiting");
+        rc = PM_ETIMEDOUT;
+    } else
+        rc = pm_spamd_check(client, msg, len, NULL, out, err);
+    pm_spamd_destroy(&tmp);
+    pm_mgate_leave(&self->spamd_gate);
+    return rc;
 }
 
 static int
@@ -46,13 +123,13 @@ s_spam_check(void *ctx, const char *msg, size_t len, pm_spamd_result_t *out,
         return PM_EINVAL;
     }
     char *err = NULL;
-    int64_t t0 = s_now_ms();
-    int rc = pm_spamd_check(self->spamd, msg, len, NULL, out, &err);
+    int64_t t0 = pm_milter_now_ms();
+    int rc = s_spamd_bounded(self, msg, len, out, &err);
     pthread_mutex_lock(&self->mu);
     self->spam_checked = time(NULL);
     self->spam_reachable = rc == PM_OK;
     self->spam_latency_ms =
-        rc == PM_OK ? out->latency_ms : (unsigned)(s_now_ms() - t0);
+        rc == PM_OK ? out->latency_ms : (unsigned)(pm_milter_now_ms() - t0);
     free(self->spam_error);
     self->spam_error = err ? pm_strdup(err) : NULL;
     pthread_mutex_unlock(&self->mu);
@@ -148,12 +225,12 @@ s_av_load_once(pm_milter_t *self, Pm__Policy *want, uint64_t print)
         sigs[i] = (pm_av_sig_t){s->name, s->content.data, s->content.len};
     }
     char *why = NULL;
-    int64_t t0 = s_now_ms();
+    int64_t t0 = pm_milter_now_ms();
     int rc = pm_av_load(self->av, self->o.sig_dir, sigs, n,
                         want && want->antivirus_block_encrypted_archives, &why);
     if (rc == PM_OK)
         pm_info("antivirus engine built in %lld ms (%zu custom files)",
-                (long long)(s_now_ms() - t0), n);
+                (long long)(pm_milter_now_ms() - t0), n);
     else
         pm_error("antivirus engine not rebuilt, the old one keeps scanning: "
                  "%s",
@@ -279,12 +356,13 @@ static void *
 s_follow_run(void *arg)
 {
     pm_milter_t *self = arg;
-    int64_t next_status = 0, next_sig = s_now_ms() + self->o.sig_poll_ms;
+    int64_t next_status = 0,
+            next_sig = pm_milter_now_ms() + self->o.sig_poll_ms;
     pthread_mutex_lock(&self->mu);
     while (!self->stop) {
         pthread_mutex_unlock(&self->mu);
         pm_milter_poll(self);
-        int64_t now = s_now_ms();
+        int64_t now = pm_milter_now_ms();
         if (now >= next_sig) {
             uint64_t dir_print = s_dir_print(self->o.sig_dir);
             pm_mpolicy_t *cur = pm_milter_policy(self);
@@ -334,6 +412,11 @@ s_copy_opts(pm_milter_opts_t *dst, const pm_milter_opts_t *src)
     dst->sig_poll_ms = src->sig_poll_ms > 0 ? src->sig_poll_ms : 5000;
     dst->status_ms = src->status_ms > 0 ? src->status_ms : 1000;
     dst->max_bytes = src->max_bytes ? src->max_bytes : 52428800;
+    dst->max_scans = src->max_scans > 0 ? src->max_scans : 8;
+    dst->scan_wait_ms = src->scan_wait_ms > 0 ? src->scan_wait_ms : 60000;
+    dst->spamd_max_conns = src->spamd_max_conns > 0 ? src->spamd_max_conns : 5;
+    dst->spamd_max_bytes = src->spamd_max_bytes ? src->spamd_max_bytes : 512000;
+    dst->av_limits = src->av_limits;
 }
 
 static bool
@@ -344,6 +427,7 @@ s_start_engines(pm_milter_t *self, char **why)
         *why = pm_strdup("libclamav cannot be initialised");
         return false;
     }
+    pm_av_set_limits(self->av, &self->o.av_limits);
     if (*self->o.spamd) {
         self->spamd = pm_spamd_new(self->o.spamd, self->o.spamd_timeout_ms);
         if (!self->spamd) {
@@ -368,13 +452,18 @@ s_start_engines(pm_milter_t *self, char **why)
 pm_milter_t *
 pm_milter_new(const pm_milter_opts_t *opts, char **why)
 {
+    /* GMime's init is not thread-safe: done here, before any thread */
+    pm_from_init();
     pm_milter_t *self = pm_calloc(1, sizeof *self);
     s_copy_opts(&self->o, opts);
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->av_cond, NULL);
     pthread_cond_init(&self->stop_cond, NULL);
-    self->eng = (pm_mengines_t){self, s_av_scan, s_spam_check, s_dkim_verify,
-                                s_dkim_sign};
+    self->eng =
+        (pm_mengines_t){self,          s_av_scan,   s_spam_check,
+                        s_dkim_verify, s_dkim_sign, self->o.spamd_max_bytes};
+    pm_mgate_init(&self->scan_gate, self->o.max_scans);
+    pm_mgate_init(&self->spamd_gate, self->o.spamd_max_conns);
     char *err = NULL;
     if (!s_start_engines(self, &err)) {
         if (why)
@@ -426,6 +515,8 @@ pm_milter_destroy(pm_milter_t **self_p)
     pthread_mutex_destroy(&self->mu);
     pthread_cond_destroy(&self->av_cond);
     pthread_cond_destroy(&self->stop_cond);
+    pm_mgate_destroy(&self->scan_gate);
+    pm_mgate_destroy(&self->spamd_gate);
     free(self);
     *self_p = NULL;
 }
@@ -464,6 +555,27 @@ size_t
 pm_milter_max_bytes(const pm_milter_t *self)
 {
     return self->o.max_bytes;
+}
+
+pm_mv_action_t
+pm_milter_run_decide(pm_milter_t *self, const pm_mpolicy_t *pol,
+                     const pm_mmsg_t *msg, pm_mverdict_t *out)
+{
+    if (!pm_mgate_enter(&self->scan_gate,
+                        pm_milter_now_ms() + self->o.scan_wait_ms)) {
+        memset(out, 0, sizeof *out);
+        out->action = PM_MV_TEMPFAIL;
+        snprintf(out->rcode, sizeof out->rcode, "451");
+        snprintf(out->xcode, sizeof out->xcode, "4.3.2");
+        out->text = pm_strdup("Too busy scanning other mail, try again later");
+        out->log = pm_asprintf("tempfail: busy: %d messages in scanning, "
+                               "no slot within %d ms",
+                               self->o.max_scans, self->o.scan_wait_ms);
+        return PM_MV_TEMPFAIL;
+    }
+    pm_mv_action_t a = pm_milter_decide(pol, msg, &self->eng, out);
+    pm_mgate_leave(&self->scan_gate);
+    return a;
 }
 
 static void

@@ -14,6 +14,21 @@
 #include <stdint.h>
 #include <time.h>
 
+/* A counting semaphore whose waits end at a deadline (CLOCK_MONOTONIC). */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int free; /* slots left */
+} pm_mgate_t;
+
+void pm_mgate_init(pm_mgate_t *g, int slots);
+void pm_mgate_destroy(pm_mgate_t *g);
+/* Takes a slot, waiting until DEADLINE_MS (pm_milter_now_ms clock); true
+ * when it got one, false when the deadline passed. */
+bool pm_mgate_enter(pm_mgate_t *g, int64_t deadline_ms);
+void pm_mgate_leave(pm_mgate_t *g);
+int64_t pm_milter_now_ms(void);
+
 struct pm_milter_t {
     pm_milter_opts_t o; /* strings owned */
     pm_mengines_t eng;
@@ -31,6 +46,7 @@ struct pm_milter_t {
     uint64_t av_want, av_have;  /* fingerprints */
     /* antispam */
     pm_spamd_t *spamd;
+    pm_mgate_t spamd_gate; /* spamd_max_conns requests at once */
     bool spam_reachable;
     unsigned spam_latency_ms;
     time_t spam_checked;
@@ -38,7 +54,8 @@ struct pm_milter_t {
     /* DKIM, notices */
     pm_dkim_t *dkim;
     pm_notify_t *notify;
-    uint64_t counts[4]; /* by pm_mv_action_t */
+    uint64_t counts[4];   /* by pm_mv_action_t */
+    pm_mgate_t scan_gate; /* max_scans decisions at once */
     pthread_t av_thr, follow_thr;
     bool av_started, follow_started;
 };

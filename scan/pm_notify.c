@@ -1,8 +1,10 @@
 /* pm_notify.c - notices over SMTP to the node's no-milter listener. */
 #include "pm_notify.h"
+#include "pm_from.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 
+#include <gmime/gmime.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -65,10 +67,68 @@ s_rcpt_list(const pm_notice_t *n)
     return s;
 }
 
+/* The one mailbox GMime reads in ADDR, or NULL (caller unrefs). */
+static InternetAddressMailbox *
+s_mailbox(const char *addr)
+{
+    InternetAddressList *l = internet_address_list_parse(NULL, addr);
+    InternetAddress *ia = l && internet_address_list_length(l) == 1
+                              ? internet_address_list_get_address(l, 0)
+                              : NULL;
+    InternetAddressMailbox *mb = NULL;
+    if (ia && INTERNET_ADDRESS_IS_MAILBOX(ia))
+        mb = g_object_ref(INTERNET_ADDRESS_MAILBOX(ia));
+    if (l)
+        g_object_unref(l);
+    return mb;
+}
+
+char *
+pm_notify_address(const char *addr, char **to_header)
+{
+    if (!addr || !*addr || strlen(addr) > 320 || strpbrk(addr, "<>"))
+        return NULL;
+    for (const char *c = addr; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return NULL;
+    pm_from_init();
+    InternetAddressMailbox *mb = s_mailbox(addr);
+    const char *spec = mb ? internet_address_mailbox_get_addr(mb) : NULL;
+    const char *at = spec ? strrchr(spec, '@') : NULL;
+    char *out = NULL;
+    if (at && at > spec && at[1] && !strpbrk(spec, " \t")) {
+        out = pm_strdup(spec);
+        if (to_header) {
+            char *h =
+                internet_address_to_string(INTERNET_ADDRESS(mb), NULL, TRUE);
+            *to_header = pm_strdup(h);
+            g_free(h);
+        }
+    }
+    if (mb)
+        g_object_unref(mb);
+    return out;
+}
+
+/* A Message-ID nobody else has: the queue id for a reader, a random part
+ * for uniqueness (one message gives several notices). */
+static char *
+s_message_id(const char *qid)
+{
+    char *uuid = g_uuid_string_random();
+    char *id = pm_asprintf("<privmta.%s.%s@privmta-milter>", qid, uuid);
+    g_free(uuid);
+    return id;
+}
+
 char *
 pm_notify_render(const pm_notice_t *n, const char *from, const char *to,
                  bool for_admin)
 {
+    char *to_header = NULL, *rcpt = pm_notify_address(to, &to_header);
+    if (!rcpt)
+        return NULL;
+    free(rcpt);
     char date[64], stamp[64];
     struct tm tm;
     gmtime_r(&n->when, &tm);
@@ -78,9 +138,10 @@ pm_notify_render(const pm_notice_t *n, const char *from, const char *to,
     char *sender = s_hdr_safe(*n->sender ? n->sender : "<>");
     char *rcpts = s_rcpt_list(n), *rl = s_hdr_safe(rcpts);
     char *qid = s_hdr_safe(n->queue_id);
+    char *msgid = s_message_id(qid);
     char *text = pm_asprintf(
         "From: %s\r\nTo: %s\r\nSubject: [privmta] %s refused: %s\r\n"
-        "Date: %s\r\nMessage-ID: <privmta.%s.%ld.%p@privmta-milter>\r\n"
+        "Date: %s\r\nMessage-ID: %s\r\n"
         "Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n"
         "Content-Transfer-Encoding: 8bit\r\n\r\n"
@@ -91,7 +152,7 @@ pm_notify_render(const pm_notice_t *n, const char *from, const char *to,
         "Subject:    %s\r\n"
         "Time:       %s\r\n"
         "Queue ID:   %s\r\n",
-        from, to, n->what, item, date, qid, (long)n->when, (void *)n,
+        from, to_header, n->what, item, date, msgid,
         for_admin ? "privmta-milter refused a message on this node."
                   : "A message addressed to you was refused and not "
                     "delivered.",
@@ -102,6 +163,8 @@ pm_notify_render(const pm_notice_t *n, const char *from, const char *to,
     free(rcpts);
     free(rl);
     free(qid);
+    free(to_header);
+    free(msgid);
     return text;
 }
 
@@ -312,8 +375,16 @@ bool
 pm_notify_post(pm_notify_t *self, const pm_notice_t *n, const char *to,
                bool for_admin)
 {
+    char *rcpt = pm_notify_address(to, NULL);
+    if (!rcpt) {
+        char *shown = s_hdr_safe(to);
+        pm_warn("notification not sent: unusable recipient address '%s'",
+                shown);
+        free(shown);
+        return false;
+    }
     s_job_t *job = pm_calloc(1, sizeof *job);
-    job->to = pm_strdup(to);
+    job->to = rcpt; /* as GMime reads it: what RCPT TO gets */
     job->text = pm_notify_render(n, self->from, to, for_admin);
     pthread_mutex_lock(&self->mutex);
     bool ok = self->queued < S_QUEUE_MAX && !self->stop;

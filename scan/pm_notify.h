@@ -11,6 +11,12 @@
  * pm_notify_post returns at once and never blocks a message. A send that
  * fails is retried (3 tries, 1 s apart) and then dropped with an error log
  * line; a full queue drops the notice with a warning.
+ *
+ * Addresses come from the envelope of hostile mail: each one is parsed by
+ * GMime (pm_notify_address) before it goes into RCPT TO or a header, and a
+ * notice to an address that is not exactly one plain mailbox is not sent
+ * (a warning names it). Every notice has its own Message-ID (a random
+ * part), so a recipient's notice never shares one with the admin's.
  */
 #ifndef PM_NOTIFY_H
 #define PM_NOTIFY_H
@@ -43,15 +49,25 @@ pm_notify_t *pm_notify_new(const char *smtp, const char *from, int timeout_ms,
  * twice, nulls *self_p. */
 void pm_notify_destroy(pm_notify_t **self_p);
 
+/* Checks ADDR (an envelope address, without <>) for use as a notice's
+ * recipient: no control character (CR, LF, ...), no '<' or '>', at most
+ * 320 bytes, and GMime parses it to exactly one mailbox with a local part
+ * and a domain. Returns the address for RCPT TO, or NULL when it is
+ * unusable; *to_header (may be NULL) then gets the To: value as GMime
+ * writes it (RFC 2047 encoded where needed). Caller frees both. */
+char *pm_notify_address(const char *addr, char **to_header);
+
 /* Queues one notice to TO (one message per address). FOR_ADMIN selects
  * the wording (the admin notice lists every recipient; a recipient's
  * notice tells them a message to them was refused). Everything is copied.
- * Returns false when the queue is full (the notice is dropped). */
+ * Returns false when the queue is full or TO is unusable (the notice is
+ * dropped, with a warning). */
 bool pm_notify_post(pm_notify_t *self, const pm_notice_t *n, const char *to,
                     bool for_admin);
 
-/* The message text of a notice to TO (RFC 5322, CRLF, with Date,
- * Message-ID, Auto-Submitted: auto-generated). Caller frees. */
+/* The message text of a notice to TO (RFC 5322, CRLF, with Date, a
+ * Message-ID of its own, Auto-Submitted: auto-generated). NULL when TO is
+ * unusable (pm_notify_address). Caller frees. */
 char *pm_notify_render(const pm_notice_t *n, const char *from, const char *to,
                        bool for_admin);
 

@@ -362,3 +362,235 @@ Test(av, encrypted_zip)
     g_free(msg);
     g_free(zip);
 }
+
+/* ---- limits ----------------------------------------------------------------
+ */
+
+/* Runs a shell command in DIR (made by the caller). */
+static void
+s_sh(const char *dir, const char *cmd)
+{
+    char *full = g_strdup_printf("cd %s && %s", dir, cmd);
+    cr_assert_eq(system(full), 0, "%s", full);
+    g_free(full);
+}
+
+static char *
+s_read(const char *dir, const char *file, size_t *len)
+{
+    char *path = g_strdup_printf("%s/%s", dir, file);
+    gchar *data = NULL;
+    gsize n = 0;
+    cr_assert(g_file_get_contents(path, &data, &n, NULL));
+    g_free(path);
+    *len = n;
+    return data;
+}
+
+/* A fresh work directory, or NULL when the zip tool is missing. */
+static char *
+s_zip_dir(void)
+{
+    if (system("command -v zip >/dev/null 2>&1") != 0)
+        return NULL;
+    char *dir = g_strdup("/tmp/pm_av_nest.XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    return dir;
+}
+
+static void
+s_rm_dir(char *dir)
+{
+    char *rm = g_strdup_printf("rm -rf %s", dir);
+    cr_assert_eq(system(rm), 0);
+    g_free(rm);
+    g_free(dir);
+}
+
+/* A message whose attachment is DEPTH zips, one inside the other, around
+ * a text file holding MARKER (or none). The text compresses well, so the
+ * marker is never visible in the outer bytes: only unpacking every level
+ * finds it. */
+static char *
+s_nested_message(int depth, const char *marker)
+{
+    char *dir = s_zip_dir();
+    if (!dir)
+        return NULL;
+    s_sh(dir, "for i in $(seq 1 200); do echo 'aaaaaaaaaaaaaaaaaaaaaaaa'; "
+              "done > l0.txt");
+    if (marker) {
+        char *add =
+            g_strdup_printf("echo 'some data %s more' >> l0.txt", marker);
+        s_sh(dir, add);
+        g_free(add);
+    }
+    s_sh(dir, "zip -q -9 l1.zip l0.txt");
+    for (int i = 2; i <= depth; i++) {
+        char *cmd = g_strdup_printf("zip -q -9 l%d.zip l%d.zip", i, i - 1);
+        s_sh(dir, cmd);
+        g_free(cmd);
+    }
+    char *file = g_strdup_printf("l%d.zip", depth);
+    size_t len;
+    char *zip = s_read(dir, file, &len);
+    if (marker)
+        cr_assert_null(g_strstr_len(zip, (gssize)len, marker));
+    char *msg = s_message(zip, len, "nested.zip");
+    g_free(file);
+    g_free(zip);
+    s_rm_dir(dir);
+    return msg;
+}
+
+/* Scans MSG; returns the verdict and copies *why into WHY. */
+static int
+s_scan_why(pm_av_t *av, const char *msg, char *why_out, size_t size)
+{
+    char *vn = NULL, *why = NULL;
+    int rc = pm_av_scan(av, msg, strlen(msg), &vn, &why);
+    snprintf(why_out, size, "%s", why ? why : (vn ? vn : ""));
+    cr_assert_eq(rc == PM_AV_INCOMPLETE || rc == PM_AV_TIMEOUT ||
+                     rc == PM_AV_ERROR,
+                 why != NULL, "rc %d why %s", rc, why ? why : "(none)");
+    free(vn);
+    free(why);
+    return rc;
+}
+
+static pm_av_t *
+s_marker_engine(const pm_av_limits_t *limits)
+{
+    pm_av_t *av = pm_av_new();
+    pm_av_set_limits(av, limits);
+    char *sig = s_ndb("PrivmtaTest.Marker", MARKER_A);
+    char *why = NULL;
+    cr_assert_eq(s_load_one(av, "a.ndb", sig, false, &why), PM_OK, "%s",
+                 why ? why : "");
+    g_free(sig);
+    return av;
+}
+
+/* A marker 1 or 10 zips deep is found; 16 zips deep it is past the
+ * default recursion limit, which is no longer "clean". */
+Test(av, nested_zips_default_limits, .timeout = 60)
+{
+    char *one = s_nested_message(1, MARKER_A);
+    if (!one)
+        cr_skip("the zip tool is not installed");
+    char *ten = s_nested_message(10, MARKER_A);
+    char *deep = s_nested_message(16, MARKER_A);
+    char *deep_clean = s_nested_message(16, NULL);
+    pm_av_t *av = s_marker_engine(NULL);
+    char why[256];
+    cr_assert_eq(s_scan_why(av, one, why, sizeof why), PM_AV_INFECTED);
+    cr_assert_str_eq(why, "PrivmtaTest.Marker.UNOFFICIAL");
+    cr_assert_eq(s_scan_why(av, ten, why, sizeof why), PM_AV_INFECTED);
+    cr_assert_eq(s_scan_why(av, deep, why, sizeof why), PM_AV_INCOMPLETE);
+    cr_assert_str_eq(why, "recursion limit of 17 levels");
+    cr_assert_eq(s_scan_why(av, deep_clean, why, sizeof why), PM_AV_INCOMPLETE,
+                 "never clean: %s", why);
+    pm_av_destroy(&av);
+    g_free(one);
+    g_free(ten);
+    g_free(deep);
+    g_free(deep_clean);
+}
+
+Test(av, nested_zips_lower_recursion_limit, .timeout = 60)
+{
+    char *four = s_nested_message(4, MARKER_A);
+    if (!four)
+        cr_skip("the zip tool is not installed");
+    char *eight = s_nested_message(8, NULL);
+    pm_av_t *av = s_marker_engine(&(pm_av_limits_t){.max_recursion = 8});
+    char why[256];
+    cr_assert_eq(s_scan_why(av, four, why, sizeof why), PM_AV_INFECTED);
+    cr_assert_eq(s_scan_why(av, eight, why, sizeof why), PM_AV_INCOMPLETE);
+    cr_assert_str_eq(why, "recursion limit of 8 levels");
+    /* the limits belong to the engine: a reload with the defaults lets
+     * the same message through, clean */
+    pm_av_set_limits(av, NULL);
+    char *sig = s_ndb("PrivmtaTest.Marker", MARKER_A);
+    cr_assert_eq(s_load_one(av, "a.ndb", sig, false, NULL), PM_OK);
+    cr_assert_eq(s_scan_why(av, eight, why, sizeof why), PM_AV_CLEAN);
+    g_free(sig);
+    pm_av_destroy(&av);
+    g_free(four);
+    g_free(eight);
+}
+
+/* A zip of N_FILES files of SIZE bytes each (compressible). */
+static char *
+s_zip_message(int n_files, int size)
+{
+    char *dir = s_zip_dir();
+    if (!dir)
+        return NULL;
+    char *cmd = g_strdup_printf(
+        "for i in $(seq 1 %d); do head -c %d /dev/zero | tr '\\0' a > f$i; "
+        "done && zip -q -9 all.zip f*",
+        n_files, size);
+    s_sh(dir, cmd);
+    g_free(cmd);
+    size_t len;
+    char *zip = s_read(dir, "all.zip", &len);
+    char *msg = s_message(zip, len, "many.zip");
+    g_free(zip);
+    s_rm_dir(dir);
+    return msg;
+}
+
+Test(av, file_count_file_size_and_scan_size_limits, .timeout = 60)
+{
+    char *many = s_zip_message(20, 100);
+    if (!many)
+        cr_skip("the zip tool is not installed");
+    char *big = s_zip_message(1, 256 * 1024);
+    char why[256];
+    int rc;
+    pm_av_t *av = s_marker_engine(&(pm_av_limits_t){.max_files = 5});
+    cr_assert_eq(s_scan_why(av, many, why, sizeof why), PM_AV_INCOMPLETE);
+    cr_assert_str_eq(why, "file count limit of 5 files");
+    cr_assert_eq(s_scan_why(av, big, why, sizeof why), PM_AV_CLEAN, "%s", why);
+    pm_av_destroy(&av);
+
+    /* libclamav trims a file inside an archive to max_filesize (scans its
+     * start) without an alert; a message larger than it is an alert */
+    av = s_marker_engine(&(pm_av_limits_t){.max_filesize = 64 * 1024});
+    char *large = s_message("x", 1, "x.bin");
+    size_t n = strlen(large);
+    large = g_realloc(large, n + 128 * 1024 + 1);
+    memset(large + n, 'a', 128 * 1024);
+    large[n + 128 * 1024] = '\0';
+    rc = s_scan_why(av, large, why, sizeof why);
+    cr_assert_eq(rc, PM_AV_INCOMPLETE, "%d %s", rc, why);
+    cr_assert_str_eq(why, "file size limit of 65536 bytes");
+    cr_assert_eq(s_scan_why(av, many, why, sizeof why), PM_AV_CLEAN, "%s", why);
+    pm_av_destroy(&av);
+    g_free(large);
+
+    av = s_marker_engine(&(pm_av_limits_t){.max_scansize = 128 * 1024});
+    rc = s_scan_why(av, big, why, sizeof why);
+    cr_assert_eq(rc, PM_AV_INCOMPLETE, "%d %s", rc, why);
+    cr_assert_str_eq(why, "scan size limit of 131072 bytes");
+    pm_av_destroy(&av);
+    g_free(many);
+    g_free(big);
+}
+
+/* The scan time limit is a resource limit (try later), not a verdict on
+ * the content. 1 ms is far less than unpacking 300 files takes. */
+Test(av, scan_time_limit, .timeout = 60)
+{
+    char *many = s_zip_message(300, 20000);
+    if (!many)
+        cr_skip("the zip tool is not installed");
+    char why[256];
+    pm_av_t *av = s_marker_engine(&(pm_av_limits_t){.max_scantime_ms = 1});
+    cr_assert_eq(s_scan_why(av, many, why, sizeof why), PM_AV_TIMEOUT, "%s",
+                 why);
+    cr_assert_str_eq(why, "scan time limit of 1 ms");
+    pm_av_destroy(&av);
+    g_free(many);
+}

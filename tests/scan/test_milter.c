@@ -1,11 +1,16 @@
 /* test_milter.c - pm_milter_decide and the policy snapshot, with fake
  * engines (no libmilter, no spamd): every branch of the decision. */
+#include "pm_attach.h"
+#include "pm_av.h"
 #include "pm_milter.h"
+#include "pm_milter_run.h"
 #include "pm_notify.h"
 #include "pm_policy.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <glib.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +21,8 @@
  */
 
 typedef struct {
-    int av_rc;                    /* 0 clean, 1 infected, -1 error */
+    int av_rc;                    /* a PM_AV_* verdict */
+    const char *av_why;           /* *why for limits */
     int spam_rc;                  /* PM_OK or an error */
     int64_t spam_score;           /* hundredths */
     int dkim_rc;                  /* PM_OK or an error */
@@ -35,6 +41,8 @@ s_av(void *ctx, const char *m, size_t l, char **virname, char **why)
         *virname = strdup("PrivmtaTest.Marker.UNOFFICIAL");
     if (f->av_rc < 0)
         *why = strdup("no engine loaded");
+    if (f->av_rc >= 2)
+        *why = strdup(f->av_why);
     return f->av_rc;
 }
 
@@ -99,7 +107,7 @@ s_sign(void *ctx, const char *m, size_t l, const char *domain,
 }
 
 static s_fake_t s_f;
-static pm_mengines_t s_eng = {&s_f, s_av, s_spam, s_verify, s_sign};
+static pm_mengines_t s_eng = {&s_f, s_av, s_spam, s_verify, s_sign, 0};
 static char s_keydir[64];
 
 static void
@@ -377,7 +385,7 @@ Test(milter, spamd_error_is_tempfail_never_ham)
     cr_assert_str_eq(v.rcode, "451");
     cr_assert_eq(v.xcode[0], '4');
     pm_mverdict_clear(&v);
-    pm_mengines_t none = {&s_f, s_av, NULL, s_verify, s_sign};
+    pm_mengines_t none = {&s_f, s_av, NULL, s_verify, s_sign, 0};
     s_f.spam_rc = PM_OK;
     cr_assert_eq(pm_milter_decide(pol, m, &none, &v), PM_MV_TEMPFAIL);
     pm_mverdict_clear(&v);
@@ -577,4 +585,491 @@ Test(milter, snapshot_refuses_bad_network_and_counts_refs)
     cr_assert_eq(pm_mpolicy_rev(b), 7);
     pm_mpolicy_unref(&b);
     pm_mpolicy_unref(&b);
+}
+
+/* ---- hostile input: limits ---------------------------------------------
+ */
+
+Test(milter, av_content_limit_rejects_time_limit_tempfails)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    pm_mmsg_t *m = s_msg("192.0.2.1", "x@remote.example", "hi", s_plain);
+    pm_mverdict_t v;
+    s_f.av_rc = PM_AV_INCOMPLETE;
+    s_f.av_why = "recursion limit of 17 levels";
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_REJECT);
+    cr_assert_str_eq(v.rcode, "554");
+    cr_assert_str_eq(v.xcode, "5.7.1");
+    cr_assert_str_eq(v.text, "Message rejected: could not be scanned "
+                             "completely (recursion limit of 17 levels)");
+    cr_assert_eq(v.notice, PM_NOTICE_NONE, "not a virus: no notice");
+    cr_assert_eq(s_f.spam_calls, 0);
+    pm_mverdict_clear(&v);
+    s_f.av_rc = PM_AV_TIMEOUT;
+    s_f.av_why = "scan time limit of 120000 ms";
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_TEMPFAIL);
+    cr_assert_str_eq(v.rcode, "451");
+    cr_assert_not_null(strstr(v.text, "scan time limit of 120000 ms"), "%s",
+                       v.text);
+    pm_mverdict_clear(&v);
+    s_f.av_rc = 7; /* a verdict this code does not know: fail safe */
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_TEMPFAIL);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+/* A message nested deeper than any MIME limit, with nothing blocked:
+ * the attachment check still runs (it guards against MIME bombs) and
+ * never lets it through. */
+Test(milter, mime_limits_apply_with_an_empty_blocklist)
+{
+    Pm__Policy *p = s_policy();
+    for (size_t i = 0; i < p->n_inbound_blocked_extensions; i++)
+        free(p->inbound_blocked_extensions[i]);
+    p->n_inbound_blocked_extensions = 0;
+    pm_mpolicy_t *pol = s_snap(p);
+    pm_mmsg_t *m = pm_mmsg_new(1 << 20);
+    pm_mmsg_add_header(m, "From", "x@remote.example");
+    pm_mmsg_add_header(m, "MIME-Version", "1.0");
+    pm_mmsg_add_header(m, "Content-Type", "multipart/mixed; boundary=\"b0\"");
+    pm_mmsg_end_headers(m);
+    char line[128];
+    for (int i = 1; i < 200; i++) {
+        snprintf(line, sizeof line,
+                 "--b%d\r\nContent-Type: multipart/mixed; "
+                 "boundary=\"b%d\"\r\n\r\n",
+                 i - 1, i);
+        pm_mmsg_add_body(m, line, strlen(line));
+    }
+    pm_mmsg_add_body(m, "--b199\r\n\r\nx\r\n", 13);
+    size_t len;
+    const char *data = pm_mmsg_data(m, &len);
+    pm_attach_blocklist_t *none = pm_attach_blocklist_new(NULL, 0);
+    int rc = pm_attach_scan(none, data, len, NULL, NULL);
+    pm_attach_blocklist_destroy(&none);
+    if (rc == 0) { /* the pm_attach part of the "hostile input" change */
+        pm_mmsg_destroy(&m);
+        pm_mpolicy_unref(&pol);
+        cr_skip("pm_attach_scan does not enforce MIME limits without a "
+                "blocklist yet");
+    }
+    pm_mverdict_t v;
+    pm_mv_action_t a = pm_milter_decide(pol, m, &s_eng, &v);
+    cr_log_info("200 levels, empty blocklist: %s %s %s", v.rcode, v.xcode,
+                v.text);
+    cr_assert(a == PM_MV_REJECT || a == PM_MV_TEMPFAIL, "%s", v.log);
+    if (a == PM_MV_REJECT) {
+        cr_assert_str_eq(v.rcode, "554");
+        cr_assert_not_null(strstr(v.text,
+                                  "Message rejected: could not be checked "
+                                  "completely: "),
+                           "%s", v.text);
+    }
+    cr_assert_eq(s_f.av_calls, 0, "refused before the AV scan");
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+Test(milter, big_mail_not_scored_says_so)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    pm_mengines_t capped = s_eng;
+    pm_mmsg_t *m = s_msg("192.0.2.1", "x@remote.example", "hi", s_plain);
+    size_t len;
+    pm_mmsg_data(m, &len);
+    capped.spam_max_bytes = len;
+    s_f.spam_score = 100000;
+    pm_mverdict_t v;
+    cr_assert_eq(pm_milter_decide(pol, m, &capped, &v), PM_MV_DISCARD,
+                 "at the cap: scored");
+    pm_mverdict_clear(&v);
+    capped.spam_max_bytes = len - 1;
+    s_f.spam_calls = 0;
+    s_f.av_calls = 0;
+    cr_assert_eq(pm_milter_decide(pol, m, &capped, &v), PM_MV_ACCEPT);
+    cr_assert_eq(s_f.spam_calls, 0, "spamd not asked");
+    cr_assert_eq(s_f.av_calls, 1, "still scanned for viruses");
+    cr_assert_eq(v.n_add, 1);
+    cr_assert_str_eq(v.add[0].name, "X-Privmta-Antispam");
+    char want[128];
+    snprintf(want, sizeof want,
+             "skipped, message of %zu bytes over the %zu-byte scoring limit",
+             len, len - 1);
+    cr_assert_str_eq(v.add[0].value, want);
+    cr_assert_null(v.subject);
+    pm_mverdict_clear(&v);
+    s_f.av_rc = PM_AV_INFECTED; /* a virus is still refused */
+    cr_assert_eq(pm_milter_decide(pol, m, &capped, &v), PM_MV_REJECT);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+/* ---- bounded concurrency ---------------------------------------------------
+ */
+
+Test(milter, gate_counts_and_times_out)
+{
+    pm_mgate_t g;
+    pm_mgate_init(&g, 2);
+    int64_t now = pm_milter_now_ms();
+    cr_assert(pm_mgate_enter(&g, now));
+    cr_assert(pm_mgate_enter(&g, now));
+    cr_assert_not(pm_mgate_enter(&g, pm_milter_now_ms() + 20));
+    cr_assert(pm_milter_now_ms() >= now + 20, "waited to the deadline");
+    pm_mgate_leave(&g);
+    cr_assert(pm_mgate_enter(&g, pm_milter_now_ms() + 20));
+    pm_mgate_leave(&g);
+    pm_mgate_leave(&g);
+    pm_mgate_destroy(&g);
+}
+
+static void *
+s_leave_later(void *arg)
+{
+    usleep(20000);
+    pm_mgate_leave(arg);
+    return NULL;
+}
+
+Test(milter, gate_wakes_a_waiter)
+{
+    pm_mgate_t g;
+    pm_mgate_init(&g, 1);
+    cr_assert(pm_mgate_enter(&g, pm_milter_now_ms()));
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, s_leave_later, &g), 0);
+    cr_assert(pm_mgate_enter(&g, pm_milter_now_ms() + 60000));
+    pthread_join(t, NULL);
+    pm_mgate_leave(&g);
+    pm_mgate_destroy(&g);
+}
+
+static pm_milter_t *
+s_runtime(int max_scans, int wait_ms, int spamd_conns)
+{
+    pm_milter_opts_t o = {
+        .policy_file = "/nonexistent/privmta-policy.pb",
+        .spamd = "127.0.0.1:1",
+        .spamd_timeout_ms = 100,
+        .notify_smtp = "127.0.0.1:1",
+        .max_scans = max_scans,
+        .scan_wait_ms = wait_ms,
+        .spamd_max_conns = spamd_conns,
+    };
+    char *why = NULL;
+    pm_milter_t *mt = pm_milter_new(&o, &why);
+    cr_assert_not_null(mt, "%s", why ? why : "");
+    return mt;
+}
+
+Test(milter, busy_scanner_tempfails_4_3_2)
+{
+    pm_milter_t *mt = s_runtime(1, 30, 1);
+    pm_mmsg_t *m = s_msg("192.0.2.1", "x@remote.example", "hi", s_plain);
+    pm_mverdict_t v;
+    /* the one slot is taken (a long scan in another thread) */
+    cr_assert(pm_mgate_enter(&mt->scan_gate, pm_milter_now_ms()));
+    cr_assert_eq(pm_milter_run_decide(mt, NULL, m, &v), PM_MV_TEMPFAIL);
+    cr_assert_str_eq(v.rcode, "451");
+    cr_assert_str_eq(v.xcode, "4.3.2");
+    cr_assert_not_null(strstr(v.text, "busy"), "%s", v.text);
+    cr_assert_not_null(strstr(v.log, "busy"), "%s", v.log);
+    pm_mverdict_clear(&v);
+    pm_mgate_leave(&mt->scan_gate);
+    /* a free slot: the decision runs (no policy: 4.3.0) and frees it */
+    cr_assert_eq(pm_milter_run_decide(mt, NULL, m, &v), PM_MV_TEMPFAIL);
+    cr_assert_str_eq(v.xcode, "4.3.0");
+    pm_mverdict_clear(&v);
+    cr_assert(pm_mgate_enter(&mt->scan_gate, pm_milter_now_ms()),
+              "the slot was given back");
+    pm_mgate_leave(&mt->scan_gate);
+    pm_mmsg_destroy(&m);
+    pm_milter_destroy(&mt);
+}
+
+/* All spamd connections in use: the check waits within spamd_timeout_ms
+ * (the whole check's budget) and then fails: never a score. */
+Test(milter, spamd_slots_bounded_within_the_timeout)
+{
+    pm_milter_t *mt = s_runtime(1, 1000, 1);
+    const pm_mengines_t *eng = pm_milter_engines(mt);
+    cr_assert_eq(eng->spam_max_bytes, 512000, "default cap");
+    cr_assert(pm_mgate_enter(&mt->spamd_gate, pm_milter_now_ms()));
+    pm_spamd_result_t r = {0};
+    char *why = NULL;
+    int64_t t0 = pm_milter_now_ms();
+    cr_assert_eq(eng->spam_check(eng->ctx, "x", 1, &r, &why), PM_ETIMEDOUT);
+    cr_assert(pm_milter_now_ms() - t0 >= 100);
+    cr_assert_not_null(strstr(why, "busy"), "%s", why);
+    free(why);
+    why = NULL;
+    pm_mgate_leave(&mt->spamd_gate);
+    /* free again: a real attempt (nothing listens on port 1) */
+    cr_assert_neq(eng->spam_check(eng->ctx, "x", 1, &r, &why), PM_OK);
+    cr_assert_null(strstr(why, "busy"), "%s", why);
+    free(why);
+    pm_milter_destroy(&mt);
+}
+
+/* ---- the From header and the DKIM forged-mail rule ------------------------
+ */
+
+/* An inbound message with one From header per non-NULL value. */
+static pm_mmsg_t *
+s_msg_froms(const char *from1, const char *from2)
+{
+    pm_mmsg_t *m = pm_mmsg_new(1 << 20);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
+    pm_mmsg_set_client(m, (struct sockaddr *)&sin);
+    pm_mmsg_set_sender(m, "<x@remote.example>");
+    pm_mmsg_add_rcpt(m, "<alice@node1.test>");
+    pm_mmsg_add_header(m, "From", from1);
+    if (from2)
+        pm_mmsg_add_header(m, "From", from2);
+    pm_mmsg_add_header(m, "Subject", "pay now");
+    pm_mmsg_end_headers(m);
+    pm_mmsg_add_body(m, s_plain, strlen(s_plain));
+    return m;
+}
+
+static pm_mv_action_t
+s_decide_from(const pm_mpolicy_t *pol, const char *f1, const char *f2,
+              pm_mverdict_t *v)
+{
+    pm_mmsg_t *m = s_msg_froms(f1, f2);
+    pm_mv_action_t a = pm_milter_decide(pol, m, &s_eng, v);
+    pm_mmsg_destroy(&m);
+    return a;
+}
+
+/* Spellings that used to bypass the rule are the mailbox ceo@signed.test:
+ * without signed.test's signature they are refused, with it they pass. */
+Test(milter, from_spellings_need_the_signature)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    const char *v[] = {"ceo@ signed.test",        "ceo@(x)signed.test",
+                       "ceo@\r\n signed.test",    "<ceo @ signed.test>",
+                       "Boss <ceo@SIGNED.test.>", NULL};
+    pm_mverdict_t out;
+    for (size_t i = 0; v[i]; i++) {
+        s_f.dkim_pass_domain = NULL;
+        cr_assert_eq(s_decide_from(pol, v[i], NULL, &out), PM_MV_REJECT,
+                     "'%s': %s", v[i], out.log);
+        cr_assert_str_eq(out.rcode, "550");
+        cr_assert_str_eq(out.xcode, "5.7.1");
+        cr_assert_not_null(strstr(out.text, "signed.test"));
+        pm_mverdict_clear(&out);
+        s_f.dkim_pass_domain = "signed.test";
+        cr_assert_eq(s_decide_from(pol, v[i], NULL, &out), PM_MV_ACCEPT,
+                     "'%s' signed: %s", v[i], out.log);
+        pm_mverdict_clear(&out);
+    }
+    pm_mpolicy_unref(&pol);
+}
+
+/* Not exactly one mailbox, naming a DKIM domain: refused outright, even
+ * with a valid signature (which mailbox would it vouch for?). */
+Test(milter, ambiguous_from_naming_a_dkim_domain_is_forged)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    s_f.dkim_pass_domain = "signed.test";
+    const char *v[][2] = {
+        {"ceo@signed.test, x@evil.test", NULL},
+        {"x@evil.test, \"Boss\" <ceo@signed.test>", NULL},
+        {"Board: ceo@signed.test;", NULL},
+        {"ceo@signed.test", "x@evil.test"},
+        {"x@evil.test", "ceo@signed.test"},
+        {"=?UTF-8?Q?ceo=40signed.test?=", NULL},
+        {"\"ceo@signed.test\"", NULL},
+        {"signed.test", NULL},
+    };
+    pm_mverdict_t out;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        cr_assert_eq(s_decide_from(pol, v[i][0], v[i][1], &out), PM_MV_REJECT,
+                     "'%s' + '%s': %s", v[i][0], v[i][1] ? v[i][1] : "-",
+                     out.log);
+        cr_assert_str_eq(out.rcode, "550");
+        cr_assert_str_eq(out.xcode, "5.7.1");
+        cr_assert_not_null(strstr(out.text, "not exactly one mailbox"), "%s",
+                           out.text);
+        cr_assert_not_null(strstr(out.text, "signed.test"));
+        pm_mverdict_clear(&out);
+    }
+    cr_assert_eq(s_f.verify_calls, 0, "refused before verifying");
+    /* ambiguous, but no DKIM domain named: not this rule's business */
+    cr_assert_eq(s_decide_from(pol, "a@x.test, b@y.test", "c@z.test", &out),
+                 PM_MV_ACCEPT);
+    pm_mverdict_clear(&out);
+    pm_mpolicy_unref(&pol);
+}
+
+Test(milter, legit_from_forms)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    s_f.dkim_pass_domain = "signed.test";
+    pm_mverdict_t out;
+    const char *ok[] = {"\"Boss, The\" <ceo@signed.test>",
+                        "=?UTF-8?B?QsO2c3M=?= <ceo@signed.test>",
+                        "Boss\r\n <ceo@signed.test> (CEO)", NULL};
+    for (size_t i = 0; ok[i]; i++) {
+        cr_assert_eq(s_decide_from(pol, ok[i], NULL, &out), PM_MV_ACCEPT,
+                     "'%s': %s", ok[i], out.log);
+        pm_mverdict_clear(&out);
+    }
+    /* an address of the domain in the display name still needs its
+     * signature, as before */
+    s_f.dkim_pass_domain = "evil.test";
+    cr_assert_eq(
+        s_decide_from(pol, "\"ceo@signed.test\" <x@evil.test>", NULL, &out),
+        PM_MV_REJECT);
+    pm_mverdict_clear(&out);
+    pm_mpolicy_unref(&pol);
+}
+
+Test(milter, ambiguous_from_is_never_signed)
+{
+    s_write_key();
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    pm_mmsg_t *m = s_msg_froms("ceo@signed.test, x@evil.test", NULL);
+    pm_mmsg_set_auth(m, "alice");
+    pm_mverdict_t v;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    cr_assert_null(v.dkim_value);
+    cr_assert_eq(s_f.sign_calls, 0);
+    char *d = pm_mmsg_from_domain(m);
+    cr_assert_null(d);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    m = s_msg_froms("Boss <ceo @ Signed.Test>", NULL);
+    d = pm_mmsg_from_domain(m);
+    cr_assert_str_eq(d, "signed.test");
+    free(d);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+/* ---- sign last -------------------------------------------------------------
+ */
+
+static pm_dkim_t *s_dkim;
+
+static int
+s_real_sign(void *ctx, const char *m, size_t l, const char *domain,
+            const char *selector, const char *pem, char **hdr, char **why)
+{
+    (void)ctx;
+    return pm_dkim_sign(s_dkim, m, l, domain, selector, pem, hdr, why);
+}
+
+/* The message as Postfix delivers it after the verdict's changes:
+ * smfi_insheader(0) puts the signature first, smfi_chgheader replaces the
+ * first Subject's value in place, smfi_addheader appends at the end of
+ * the header block. Written here independently of pm_milter.c. */
+static char *
+s_as_delivered(const char *data, const pm_mverdict_t *v, bool with_changes)
+{
+    GString *b = g_string_new("DKIM-Signature: ");
+    for (const char *c = v->dkim_value; *c; c++) {
+        if (*c == '\n')
+            g_string_append_c(b, '\r');
+        g_string_append_c(b, *c);
+    }
+    g_string_append(b, "\r\n");
+    const char *body = strstr(data, "\r\n\r\n") + 2;
+    gchar *head = g_strndup(data, (gsize)(body - data));
+    gchar **lines = g_strsplit(head, "\r\n", -1);
+    g_free(head);
+    bool done = false;
+    for (gchar **l = lines; *l && **l; l++) {
+        if (with_changes && !done && v->subject && !v->subject_is_new &&
+            g_ascii_strncasecmp(*l, "Subject:", 8) == 0) {
+            g_string_append_printf(b, "Subject: %s\r\n", v->subject);
+            done = true;
+        } else
+            g_string_append_printf(b, "%s\r\n", *l);
+    }
+    for (size_t i = 0; with_changes && i < v->n_add; i++)
+        g_string_append_printf(b, "%s: %s\r\n", v->add[i].name,
+                               v->add[i].value);
+    if (with_changes && v->subject && v->subject_is_new)
+        g_string_append_printf(b, "Subject: %s\r\n", v->subject);
+    g_string_append(b, body);
+    g_strfreev(lines);
+    return g_string_free(b, FALSE);
+}
+
+static bool
+s_verifies(const char *msg)
+{
+    pm_dkim_verdict_t out = {0};
+    char *why = NULL;
+    cr_assert_eq(pm_dkim_verify(s_dkim, msg, strlen(msg), &out, &why), PM_OK,
+                 "%s", why ? why : "");
+    bool ok = pm_dkim_has_valid_signature_for(&out, "signed.test");
+    pm_dkim_verdict_clear(&out);
+    return ok;
+}
+
+/* Outbound spam tagged and signed: the signature is over the message as
+ * delivered (new Subject, X-Spam-* headers), so it verifies there. */
+static void
+s_sign_last(const char *subject)
+{
+    s_write_key();
+    char *why = NULL, path[128], *pem = NULL;
+    snprintf(path, sizeof path, "%s/signed.pem", s_keydir);
+    cr_assert(g_file_get_contents(path, &pem, NULL, NULL));
+    char *txt = pm_dkim_txt_record(pem, &why);
+    cr_assert_not_null(txt, "%s", why ? why : "");
+    snprintf(path, sizeof path, "%s/keys", s_keydir);
+    char *line = g_strdup_printf("s1._domainkey.signed.test %s\n", txt);
+    cr_assert(g_file_set_contents(path, line, -1, NULL));
+    s_dkim = pm_dkim_new(&why);
+    cr_assert_not_null(s_dkim);
+    cr_assert_eq(pm_dkim_set_query_file(s_dkim, path), PM_OK);
+
+    Pm__Policy *p = s_policy();
+    p->antispam_scan_outbound = true;
+    free(p->antispam_kill_action);
+    p->antispam_kill_action = strdup("deliver");
+    pm_mpolicy_t *pol = s_snap(p);
+    pm_mmsg_t *m = s_msg("10.0.0.5", "Boss <ceo@signed.test>", subject,
+                         "hello\r\nsecond line\r\n");
+    pm_mengines_t eng = {&s_f, s_av, s_spam, s_verify, s_real_sign, 0};
+    s_f.spam_score = 100000;
+    pm_mverdict_t v;
+    cr_assert_eq(pm_milter_decide(pol, m, &eng, &v), PM_MV_ACCEPT, "%s", v.log);
+    cr_assert_not_null(v.subject);
+    cr_assert_eq(v.n_add, 4);
+    cr_assert_not_null(v.dkim_value);
+    size_t len;
+    const char *data = pm_mmsg_data(m, &len);
+    char *final = s_as_delivered(data, &v, true);
+    cr_assert(s_verifies(final), "the delivered message verifies:\n%s", final);
+    char *unchanged = s_as_delivered(data, &v, false);
+    cr_assert_not(s_verifies(unchanged),
+                  "the signature is not over the message as received");
+    free(final);
+    free(unchanged);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+    pm_dkim_destroy(&s_dkim);
+    g_free(line);
+    free(txt);
+    g_free(pem);
+}
+
+Test(milter, signed_after_tagging_subject_changed)
+{
+    s_sign_last("quarterly numbers");
+}
+
+Test(milter, signed_after_tagging_subject_added)
+{
+    s_sign_last(NULL);
 }

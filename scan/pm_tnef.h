@@ -1,0 +1,29 @@
+/* pm_tnef.h - the file names in a TNEF stream ("winmail.dat",
+ * application/ms-tnef), with libytnef.
+ *
+ * Outlook wraps attachments in TNEF; a client that understands it saves
+ * them under the names stored inside, so those names are what count. Each
+ * attachment may name itself several ways (the title attribute, the MAPI
+ * long and short file names, in 8-bit or UTF-16 form); every one found is
+ * reported.
+ *
+ * libytnef prints to stdout when a stream is corrupt; it does nothing
+ * else outside the arguments. Thread-safe.
+ */
+#ifndef PM_TNEF_H
+#define PM_TNEF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Called with each name (UTF-8 when stored as UTF-16, else as stored);
+ * returns true to stop. */
+typedef bool (*pm_tnef_name_fn)(void *arg, const char *name);
+
+/* Reports to FN the attachment names in the TNEF stream DATA of LEN bytes.
+ * Returns 0 when every attachment was reported, 1 when FN stopped the
+ * listing, -1 when libytnef cannot parse DATA (names reported before the
+ * error may have been). */
+int pm_tnef_list(const void *data, size_t len, pm_tnef_name_fn fn, void *arg);
+
+#endif
