@@ -2,6 +2,7 @@
 #include "pm_error.h"
 #include "pm_file.h"
 #include "pm_mem.h"
+#include "pm_text.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -28,16 +29,29 @@ s_set(Pm__ServiceStatus **slot, Pm__ServiceStatus *value)
     *slot = value;
 }
 
+/* Text from the status file, as it may go into a detail: the milter's
+ * side writes it, and the report that carries it must pass pm_wire (valid
+ * UTF-8, bounded) or the controller refuses the node's whole status. So it
+ * is escaped (a broken byte becomes "\xNN") and cut to MAX bytes on a
+ * character boundary; NULL when V is not a string. Caller frees. */
+static char *
+s_text(json_t *v, size_t max)
+{
+    return json_is_string(v) ? pm_text_escape(json_string_value(v), max) : NULL;
+}
+
 static Pm__ServiceStatus *
 s_antivirus(json_t *av)
 {
-    json_t *err = json_object_get(av, "last_error");
-    if (!json_is_true(json_object_get(av, "loaded")))
-        return s_service(
-            PM__SERVICE_STATUS__STATE__DOWN,
-            pm_asprintf("engine not loaded%s%.200s",
-                        json_is_string(err) ? ": " : "",
-                        json_is_string(err) ? json_string_value(err) : ""));
+    char *err = s_text(json_object_get(av, "last_error"), 200);
+    if (!json_is_true(json_object_get(av, "loaded"))) {
+        Pm__ServiceStatus *s =
+            s_service(PM__SERVICE_STATUS__STATE__DOWN,
+                      pm_asprintf("engine not loaded%s%s", err ? ": " : "",
+                                  err ? err : ""));
+        free(err);
+        return s;
+    }
     json_int_t sigs = json_integer_value(json_object_get(av, "signatures"));
     json_t *age = json_object_get(av, "db_age_seconds");
     char *detail =
@@ -46,9 +60,10 @@ s_antivirus(json_t *av)
                           (long long)sigs,
                           (long long)json_integer_value(age) / 3600)
             : pm_asprintf("%lld signatures (custom only)", (long long)sigs);
-    return s_service(json_is_string(err) ? PM__SERVICE_STATUS__STATE__DEGRADED
-                                         : PM__SERVICE_STATUS__STATE__OK,
-                     detail);
+    Pm__ServiceStatus__State state = err ? PM__SERVICE_STATUS__STATE__DEGRADED
+                                         : PM__SERVICE_STATUS__STATE__OK;
+    free(err);
+    return s_service(state, detail);
 }
 
 static Pm__ServiceStatus *
@@ -64,10 +79,12 @@ s_antispam(json_t *as)
         !json_is_string(err))
         return s_service(PM__SERVICE_STATUS__STATE__UNKNOWN,
                          pm_strdup("no message checked yet"));
-    return s_service(PM__SERVICE_STATUS__STATE__DOWN,
-                     pm_asprintf("spamd unreachable: %.200s",
-                                 json_is_string(err) ? json_string_value(err)
-                                                     : "unknown error"));
+    char *text = s_text(err, 200);
+    Pm__ServiceStatus *s = s_service(
+        PM__SERVICE_STATUS__STATE__DOWN,
+        pm_asprintf("spamd unreachable: %s", text ? text : "unknown error"));
+    free(text);
+    return s;
 }
 
 static Pm__ServiceStatus *
@@ -84,9 +101,10 @@ s_dkim(json_t *dk)
         }
         if (named++ >= 10)
             continue; /* a report has a size limit: the count says the rest */
-        const char *dom = json_string_value(json_object_get(d, "domain"));
+        char *dom = s_text(json_object_get(d, "domain"), 253);
         char *more =
-            pm_asprintf("%s%s%.253s", bad, *bad ? ", " : "", dom ? dom : "?");
+            pm_asprintf("%s%s%s", bad, *bad ? ", " : "", dom ? dom : "?");
+        free(dom);
         free(bad);
         bad = more;
     }
@@ -105,9 +123,10 @@ s_dkim(json_t *dk)
     return s;
 }
 
-/* The parsed status, or NULL with *why saying what is wrong with it. */
-static json_t *
-s_load(const char *path, int stale_s, char **why)
+/* The status file's text, or NULL with *why saying why it cannot be used.
+ * Sets *len. */
+static char *
+s_read(const char *path, int stale_s, size_t *len, char **why)
 {
     struct stat sb;
     if (!path || !*path) {
@@ -125,20 +144,33 @@ s_load(const char *path, int stale_s, char **why)
         return NULL;
     }
     char *data = NULL, *err = NULL;
-    size_t len = 0;
-    if (pm_file_read(path, PM_SCANSTATUS_MAX, PM_FILE_STRICT, &data, &len,
+    if (pm_file_read(path, PM_SCANSTATUS_MAX, PM_FILE_STRICT, &data, len,
                      &err) != PM_OK) {
         *why = pm_asprintf("privmta-milter status refused: %s", err);
         free(err);
         return NULL;
     }
+    return data;
+}
+
+/* The parsed status, or NULL with *why saying what is wrong with it. */
+static json_t *
+s_parse(const char *data, size_t len, char **why)
+{
+    if (len > PM_SCANSTATUS_MAX) {
+        *why = pm_asprintf("privmta-milter status refused: over %u bytes",
+                           PM_SCANSTATUS_MAX);
+        return NULL;
+    }
     json_error_t jerr;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
-    free(data);
     if (!json_is_object(root)) {
+        /* jansson quotes the offending input in its message */
+        char *text = pm_text_escape(root ? "not an object" : jerr.text, 80);
         *why = pm_asprintf("privmta-milter status is not valid JSON (line "
-                           "%d: %.80s)",
-                           jerr.line, root ? "not an object" : jerr.text);
+                           "%d: %s)",
+                           jerr.line, text);
+        free(text);
         json_decref(root);
         return NULL;
     }
@@ -155,15 +187,12 @@ s_check_revision(json_t *root, uint64_t applied, Pm__NodeStatus *st)
     json_t *err = json_object_get(pol, "error");
     if (!applied || ((uint64_t)rev == applied && !json_is_string(err)))
         return;
-    char *detail =
-        json_is_string(err)
-            ? pm_asprintf("privmta-milter enforces revision %lld, node "
-                          "applied %llu: %.200s",
-                          (long long)rev, (unsigned long long)applied,
-                          json_string_value(err))
-            : pm_asprintf("privmta-milter enforces revision %lld, node "
-                          "applied %llu",
-                          (long long)rev, (unsigned long long)applied);
+    char *text = s_text(err, 200);
+    char *detail = pm_asprintf("privmta-milter enforces revision %lld, node "
+                               "applied %llu%s%s",
+                               (long long)rev, (unsigned long long)applied,
+                               text ? ": " : "", text ? text : "");
+    free(text);
     Pm__ServiceStatus **all[] = {&st->antivirus, &st->antispam, &st->dkim};
     for (size_t i = 0; i < 3; i++) {
         Pm__ServiceStatus *s = *all[i];
@@ -177,16 +206,18 @@ s_check_revision(json_t *root, uint64_t applied, Pm__NodeStatus *st)
     free(detail);
 }
 
-void
-pm_scanstatus_fill(const char *path, const Pm__Policy *policy, uint64_t applied,
-                   int stale_s, Pm__NodeStatus *st)
+/* Fills STATUS from the status text DATA (LEN bytes), or, when READ_WHY is
+ * set, reports every enabled service down for that reason. */
+static void
+s_fill(const char *data, size_t len, const char *read_why,
+       const Pm__Policy *policy, uint64_t applied, Pm__NodeStatus *st)
 {
     bool av_on = policy && policy->antivirus_enabled;
     bool as_on = policy && policy->antispam_enabled;
     bool dk_on = policy && policy->n_dkim_domains;
-    char *why = NULL;
+    char *why = read_why ? pm_strdup(read_why) : NULL;
     json_t *root =
-        (av_on || as_on || dk_on) ? s_load(path, stale_s, &why) : NULL;
+        (av_on || as_on || dk_on) && !why ? s_parse(data, len, &why) : NULL;
     Pm__ServiceStatus__State off = PM__SERVICE_STATUS__STATE__DISABLED;
     s_set(&st->antivirus,
           !av_on ? s_service(off, pm_strdup("off in the policy"))
@@ -204,4 +235,26 @@ pm_scanstatus_fill(const char *path, const Pm__Policy *policy, uint64_t applied,
         s_check_revision(root, applied, st);
     json_decref(root);
     free(why);
+}
+
+void
+pm_scanstatus_fill(const char *path, const Pm__Policy *policy, uint64_t applied,
+                   int stale_s, Pm__NodeStatus *st)
+{
+    /* Nothing enabled: the file is not even looked at. */
+    bool any = policy && (policy->antivirus_enabled ||
+                          policy->antispam_enabled || policy->n_dkim_domains);
+    char *why = NULL;
+    size_t len = 0;
+    char *data = any ? s_read(path, stale_s, &len, &why) : NULL;
+    s_fill(data, len, why, policy, applied, st);
+    free(data);
+    free(why);
+}
+
+void
+pm_scanstatus_fill_data(const char *data, size_t len, const Pm__Policy *policy,
+                        uint64_t applied, Pm__NodeStatus *st)
+{
+    s_fill(data ? data : "", data ? len : 0, NULL, policy, applied, st);
 }

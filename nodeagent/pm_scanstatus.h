@@ -9,8 +9,11 @@
  * and read here by root, in the agent's event loop: it is read through
  * pm_file with PM_FILE_STRICT (no link, no FIFO or device, one hard link)
  * and at most PM_SCANSTATUS_MAX bytes. Anything else, or malformed JSON,
- * shows the milter's services as down with the reason; strings taken from
- * it are cut to a bounded length.
+ * shows the milter's services as down with the reason. Strings taken from
+ * it are escaped (pm_text_escape) and cut to a bounded length on a
+ * character boundary, so that the report carrying them is always one
+ * pm_wire accepts: a broken byte in the file cannot make the controller
+ * refuse the node's whole status.
  */
 #ifndef PM_SCANSTATUS_H
 #define PM_SCANSTATUS_H
@@ -28,5 +31,16 @@
  * missing. Allocations belong to STATUS. */
 void pm_scanstatus_fill(const char *path, const Pm__Policy *policy,
                         uint64_t applied, int stale_s, Pm__NodeStatus *status);
+
+/* The same for status text already in memory: DATA holds LEN bytes (need
+ * not be NUL-terminated) as the milter writes them to the file, and is
+ * taken as fresh. pm_scanstatus_fill reads the file and hands its text
+ * here; this is what parses the less-privileged side's bytes, usable
+ * without a file (tests, fuzzing). More than PM_SCANSTATUS_MAX bytes, text
+ * that is not a JSON object, or a NULL DATA show the enabled services as
+ * down with the reason. Allocations belong to STATUS. */
+void pm_scanstatus_fill_data(const char *data, size_t len,
+                             const Pm__Policy *policy, uint64_t applied,
+                             Pm__NodeStatus *status);
 
 #endif

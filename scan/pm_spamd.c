@@ -32,7 +32,7 @@ struct pm_spamd_t {
     int timeout_ms;
 };
 
-/* One answer as read from the socket. */
+/* One answer as read from the socket (NUL-terminated at len). */
 typedef struct {
     char *buf;
     size_t len;
@@ -268,6 +268,7 @@ s_recv(const pm_spamd_t *self, int fd, int64_t deadline, s_answer_t *ans,
 {
     size_t cap = 4096;
     ans->buf = pm_malloc(cap + 1);
+    ans->buf[0] = '\0'; /* EOF before any byte: an empty string, not junk */
     ans->len = 0;
     for (;;) {
         if (ans->len == cap) {
@@ -474,10 +475,11 @@ s_parse_symbols(const char *body, size_t len, pm_spamd_result_t *r)
 }
 
 /* Walks the "Name: value" lines between the status line and the blank
- * line; fills *r from Spam:, *clen from Content-length:. */
+ * line; fills *r from Spam:, *clen from Content-length:. WHO names the
+ * server in messages ("spamd at 127.0.0.1:783"). */
 static int
-s_parse_headers(const pm_spamd_t *self, char *p, pm_spamd_result_t *r,
-                long long *clen, char **why)
+s_parse_headers(const char *who, char *p, pm_spamd_result_t *r, long long *clen,
+                char **why)
 {
     bool have_spam = false;
     while (*p) {
@@ -496,64 +498,92 @@ s_parse_headers(const pm_spamd_t *self, char *p, pm_spamd_result_t *r,
         p = eol + 2;
     }
     if (!have_spam) {
-        pm_why(why, "spamd", "answer from spamd at %s has no Spam: header",
-               self->address);
+        pm_why(why, "spamd", "answer from %s has no Spam: header", who);
         return PM_EPROTO;
     }
     return PM_OK;
 bad:;
     char *text = s_printable(p, strlen(p));
-    pm_why(why, "spamd", "bad header from spamd at %s: '%s'", self->address,
-           text);
+    pm_why(why, "spamd", "bad header from %s: '%s'", who, text);
     free(text);
     return PM_EPROTO;
 }
 
+/* Parses BUF (NUL-terminated at LEN, modified in place) into *r. */
 static int
-s_parse_answer(const pm_spamd_t *self, s_answer_t *ans, pm_spamd_result_t *r,
+s_parse_answer(const char *who, char *buf, size_t len, pm_spamd_result_t *r,
                char **why)
 {
-    char *buf = ans->buf;
-    if (memchr(buf, '\0', ans->len)) {
-        pm_why(why, "spamd", "NUL byte in the answer from spamd at %s",
-               self->address);
+    if (memchr(buf, '\0', len)) {
+        pm_why(why, "spamd", "NUL byte in the answer from %s", who);
         return PM_EPROTO;
     }
     char *eol = strstr(buf, "\r\n");
     if (!eol) {
-        pm_why(why, "spamd", "%s from spamd at %s",
-               ans->len ? "truncated answer" : "no answer (connection closed)",
-               self->address);
+        pm_why(why, "spamd", "%s from %s",
+               len ? "truncated answer" : "no answer (connection closed)", who);
         return PM_EPROTO;
     }
     char *eoh = strstr(buf, "\r\n\r\n"); /* eoh >= eol */
     *eol = '\0';
     if (s_parse_status(buf) != 0) {
         char *text = s_printable(buf, strlen(buf));
-        pm_why(why, "spamd", "spamd at %s answered '%s'", self->address, text);
+        pm_why(why, "spamd", "%s answered '%s'", who, text);
         free(text);
         return PM_EPROTO;
     }
     if (!eoh) {
-        pm_why(why, "spamd", "truncated answer from spamd at %s",
-               self->address);
+        pm_why(why, "spamd", "truncated answer from %s", who);
         return PM_EPROTO;
     }
     char *body = eoh + 4;
-    size_t body_len = ans->len - (size_t)(body - buf);
+    size_t body_len = len - (size_t)(body - buf);
     eoh[2] = '\0'; /* the headers keep their last "\r\n" */
     long long clen = -1;
-    int rc = s_parse_headers(self, eol + 2, r, &clen, why);
+    int rc = s_parse_headers(who, eol + 2, r, &clen, why);
     if (rc)
         return rc;
     if (clen >= 0 && (size_t)clen != body_len) {
         pm_why(why, "spamd",
-               "answer from spamd at %s: Content-length %lld, got %zu bytes",
-               self->address, clen, body_len);
+               "answer from %s: Content-length %lld, got %zu bytes", who, clen,
+               body_len);
         return PM_EPROTO;
     }
     s_parse_symbols(body, body_len, r);
     return PM_OK;
+}
+
+/* The parser works on a private NUL-terminated copy: it cuts the text
+ * into lines in place, and the caller's bytes (a socket buffer, or a
+ * fuzzer's input) need be neither writable nor terminated. */
+static int
+s_parse_reply(const char *who, const char *buf, size_t len,
+              pm_spamd_result_t *out, char **why)
+{
+    char *copy = pm_malloc(len + 1);
+    if (len)
+        memcpy(copy, buf, len);
+    copy[len] = '\0';
+    pm_spamd_result_t r = {0};
+    int rc = s_parse_answer(who, copy, len, &r, why);
+    free(copy);
+    if (rc) {
+        pm_spamd_result_clear(&r);
+        return rc;
+    }
+    *out = r;
+    return PM_OK;
+}
+
+int
+pm_spamd_parse_reply(const char *buf, size_t len, pm_spamd_result_t *out,
+                     char **why)
+{
+    if ((!buf && len) || !out) {
+        pm_why(why, "spamd", "invalid arguments to pm_spamd_parse_reply");
+        return PM_EINVAL;
+    }
+    return s_parse_reply("spamd", buf ? buf : "", len, out, why);
 }
 
 /* ---- public ----------------------------------------------------------- */
@@ -590,13 +620,13 @@ pm_spamd_check(pm_spamd_t *self, const char *msg, size_t len, const char *user,
     free(head);
     if (rc)
         return rc;
+    char *who = pm_asprintf("spamd at %s", self->address);
     pm_spamd_result_t r = {0};
-    rc = s_parse_answer(self, &ans, &r, why);
+    rc = s_parse_reply(who, ans.buf, ans.len, &r, why);
+    free(who);
     free(ans.buf);
-    if (rc) {
-        pm_spamd_result_clear(&r);
+    if (rc)
         return rc;
-    }
     r.latency_ms = (unsigned)(s_now_ms() - start);
     *out = r;
     return PM_OK;

@@ -75,6 +75,21 @@ void pm_spamd_destroy(pm_spamd_t **self_p);
 int pm_spamd_check(pm_spamd_t *self, const char *msg, size_t len,
                    const char *user, pm_spamd_result_t *out, char **why);
 
+/* Parses spamd's answer to a check: BUF holds the LEN bytes read from the
+ * connection (need not be NUL-terminated, may be cut short), as in the
+ * example above. pm_spamd_check reads with this parser; it is public so
+ * that the part facing spamd's bytes can be tested and fuzzed without a
+ * socket. Pure: no I/O, no state, thread-safe; BUF is only read.
+ * On PM_OK fills *out (latency_ms is 0), which the caller clears with
+ * pm_spamd_result_clear. Errors (with *why, which names the server as
+ * "spamd"): PM_EINVAL a NULL OUT, or a NULL BUF with LEN > 0; PM_EPROTO
+ * anything but a complete, well-formed EX_OK answer: a NUL byte, no status
+ * line, an EX_* failure, no blank line after the headers, no Spam: header,
+ * a malformed header, a body whose length is not the Content-length.
+ * *out is untouched on error. */
+int pm_spamd_parse_reply(const char *buf, size_t len, pm_spamd_result_t *out,
+                         char **why);
+
 /* Sends "PING" and expects "PONG": spamd is up and answering. Same errors
  * as pm_spamd_check. For health status and for tests waiting for spamd. */
 int pm_spamd_ping(pm_spamd_t *self, char **why);

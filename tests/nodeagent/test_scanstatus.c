@@ -10,9 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pm_error.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
 #include "pm_scanstatus.h"
+#include "pm_wire.h"
 
 static char s_dir[64], s_path[96];
 
@@ -185,4 +187,76 @@ Test(scanstatus, many_unusable_dkim_domains_stay_bounded)
     pm_policy_free(&p);
     free(buf);
     free(all);
+}
+
+/* The text alone, without a file: what the path version parses. */
+Test(scanstatus, from_memory_matches_the_file)
+{
+    Pm__Policy *p = s_policy(1);
+    Pm__NodeStatus *st = pm_malloc(sizeof *st);
+    pm__node_status__init(st);
+    /* not NUL-terminated: only LEN bytes are read */
+    size_t len = strlen(s_ok);
+    char *text = pm_malloc(len);
+    memcpy(text, s_ok, len);
+    pm_scanstatus_fill_data(text, len, p, 7, st);
+    cr_expect_eq(st->antivirus->state, PM__SERVICE_STATUS__STATE__OK);
+    cr_expect_eq(st->antispam->state, PM__SERVICE_STATUS__STATE__OK);
+    cr_expect_eq(st->dkim->state, PM__SERVICE_STATUS__STATE__OK);
+    /* filled again: the old entries are replaced, not leaked */
+    pm_scanstatus_fill_data(text, len - 1, p, 7, st);
+    cr_expect_eq(st->antivirus->state, PM__SERVICE_STATUS__STATE__DOWN);
+    cr_expect(strstr(st->antivirus->detail, "not valid JSON"), "%s",
+              st->antivirus->detail);
+    pm_scanstatus_fill_data(NULL, 5, p, 7, st);
+    cr_expect_eq(st->dkim->state, PM__SERVICE_STATUS__STATE__DOWN);
+    pm_scanstatus_fill_data("[1]", 3, NULL, 7, st);
+    cr_expect_eq(st->antispam->state, PM__SERVICE_STATUS__STATE__DISABLED);
+    pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&p);
+    free(text);
+}
+
+/* Found by fuzz_scanstatus: jansson quotes the broken input in its error
+ * message, and cutting a string at a byte count can split a character;
+ * either made a detail that is not UTF-8, and the controller then refused
+ * the node's whole report. Details now always pass pm_wire. */
+static void
+s_expect_wire_ok(const Pm__Policy *p, const char *text, size_t len)
+{
+    Pm__NodeStatus *st = pm_malloc(sizeof *st);
+    pm__node_status__init(st);
+    st->name = pm_strdup("n1");
+    pm_scanstatus_fill_data(text, len, p, 8, st);
+    size_t n = 0;
+    uint8_t *buf = pm_wire_pack(&st->base, &n);
+    Pm__NodeStatus *back = NULL;
+    char *why = NULL;
+    cr_expect_eq(pm_wire_unpack_node_status(buf, n, &back, &why), PM_OK, "%s",
+                 why);
+    free(why);
+    if (back)
+        pm__node_status__free_unpacked(back, NULL);
+    free(buf);
+    pm__node_status__free_unpacked(st, NULL);
+}
+
+Test(scanstatus, milter_text_stays_valid_utf8)
+{
+    Pm__Policy *p = s_policy(1);
+    static const char bad[] = {'{', '"',  '$',    ' ',    '{', '\xde', '\x93',
+                               'e', '\\', '\xde', '\x93', 'e', '\xb6', '\xe1',
+                               '0', 'u',  '0',    '\x8a', '&'};
+    s_expect_wire_ok(p, bad, sizeof bad);
+    /* 199 ASCII bytes, then a two-byte character across byte 200 */
+    char *long_err = pm_asprintf(
+        "{\"policy\": {\"revision\": 7, \"error\": \"%0199d\xc3\xa9\"},"
+        " \"antivirus\": {\"loaded\": false, \"last_error\": "
+        "\"%0199d\xc3\xa9\"}, \"antispam\": {\"checked\": 1, "
+        "\"last_error\": \"%0199d\xc3\xa9\"}, \"dkim\": {\"domains\": "
+        "[{\"domain\": \"%0252d\xc3\xa9\"}]}}",
+        0, 0, 0, 0);
+    s_expect_wire_ok(p, long_err, strlen(long_err));
+    free(long_err);
+    pm_policy_free(&p);
 }

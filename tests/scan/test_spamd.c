@@ -669,3 +669,81 @@ Test(spamd_api, bad_arguments)
     pm_spamd_destroy(NULL);
     pm_spamd_result_clear(NULL);
 }
+
+/* ---- the reply parser alone -------------------------------------------- */
+
+Test(spamd_reply, well_formed_answers)
+{
+    static const char ok[] = "SPAMD/1.1 0 EX_OK\r\n"
+                             "Content-length: 21\r\n"
+                             "Spam: True ; 15.0 / 5.0\r\n"
+                             "\r\n"
+                             "PM_TEST_A, PM_TEST_B\n";
+    pm_spamd_result_t r = {0};
+    char *why = NULL;
+    /* not NUL-terminated: the parser must stop at LEN */
+    char *copy = malloc(sizeof ok - 1);
+    memcpy(copy, ok, sizeof ok - 1);
+    cr_assert_eq(pm_spamd_parse_reply(copy, sizeof ok - 1, &r, &why), PM_OK,
+                 "%s", why);
+    free(copy);
+    cr_assert(r.spamd_says_spam);
+    cr_assert_eq(r.score_hundredths, 1500);
+    cr_assert_eq(r.threshold_hundredths, 500);
+    cr_assert_eq(r.n_symbols, 2);
+    cr_assert_str_eq(r.symbols[0], "PM_TEST_A");
+    cr_assert_str_eq(r.symbols[1], "PM_TEST_B");
+    cr_assert_eq(r.latency_ms, 0);
+    pm_spamd_result_clear(&r);
+
+    /* no Content-length: the body runs to the end; none at all is fine */
+    static const char ham[] = "SPAMD/1.1 0 EX_OK\r\n"
+                              "Spam: No ; -1.0 / 5.0\r\n\r\n";
+    cr_assert_eq(pm_spamd_parse_reply(ham, strlen(ham), &r, &why), PM_OK, "%s",
+                 why);
+    cr_assert_not(r.spamd_says_spam);
+    cr_assert_eq(r.score_hundredths, -100);
+    cr_assert_eq(r.n_symbols, 0);
+    pm_spamd_result_clear(&r);
+}
+
+Test(spamd_reply, malformed_answers_are_errors)
+{
+    static const struct {
+        const char *reply;
+        size_t len; /* 0: strlen */
+        const char *why;
+    } cases[] = {
+        {"", 0, "no answer"},
+        {"SPAMD/1.1 0 EX_OK", 0, "truncated answer from spamd"},
+        {"SPAMD/1.0 76 Bad header line: (Content-Length mismatch)\r\n", 0,
+         "spamd answered 'SPAMD/1.0 76 Bad header line"},
+        {"SPAMD/1.1 0 EX_OK\r\nSpam: True ; 6.6 / 5.0\r\n", 0,
+         "truncated answer"},
+        {"SPAMD/1.1 0 EX_OK\r\nContent-length: 1\r\n"
+         "Spam: True ; 6.6 / 5.0\r\n\r\nAB",
+         0, "Content-length 1, got 2 bytes"},
+        {"SPAMD/1.1 0 EX_OK\r\nContent-length: -1\r\n"
+         "Spam: True ; 6.6 / 5.0\r\n\r\n",
+         0, "bad header from spamd: 'Content-length: -1'"},
+        {"SPAMD/1.1 0 EX_OK\r\n\r\n", 0, "no Spam: header"},
+        {"SPAMD/1.1 0 EX_OK\r\nSpam: True ; 6.6 / 5.0 x\r\n\r\n", 0,
+         "bad header"},
+        {"SPAMD/1.1 0 EX_OK\r\nSpam: True ; 6.6 / 5.0\r\n\r\nA\0B", 48,
+         "NUL byte"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = cases[i].len ? cases[i].len : strlen(cases[i].reply);
+        pm_spamd_result_t r = {.n_symbols = 99};
+        char *why = NULL;
+        int rc = pm_spamd_parse_reply(cases[i].reply, len, &r, &why);
+        cr_assert_eq(rc, PM_EPROTO, "case %zu: rc %d", i, rc);
+        cr_assert(why && strstr(why, cases[i].why), "case %zu: %s", i, why);
+        cr_assert_eq(r.n_symbols, 99, "case %zu: *out touched", i);
+        free(why);
+    }
+    pm_spamd_result_t r = {0};
+    cr_assert_eq(pm_spamd_parse_reply(NULL, 1, &r, NULL), PM_EINVAL);
+    cr_assert_eq(pm_spamd_parse_reply("x", 1, NULL, NULL), PM_EINVAL);
+    cr_assert_eq(pm_spamd_parse_reply(NULL, 0, &r, NULL), PM_EPROTO);
+}
