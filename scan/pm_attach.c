@@ -7,7 +7,6 @@
 #include "pm_tnef.h"
 
 #include <gmime/gmime.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,15 +26,6 @@ typedef struct {
     char *filename;              /* the hit, once found */
     char *extension;
 } s_scan_t;
-
-static pthread_once_t s_once = PTHREAD_ONCE_INIT;
-
-/* g_mime_init keeps an unlocked counter: call it exactly once. */
-static void
-s_init(void)
-{
-    g_mime_init();
-}
 
 pm_attach_blocklist_t *
 pm_attach_blocklist_new(char *const *exts, size_t n)
@@ -401,7 +391,7 @@ pm_attach_scan(const pm_attach_blocklist_t *bl, const char *msg, size_t len,
         return s_fail(why, -1, "invalid argument");
     if (len > (size_t)G_MAXINT32)
         return s_fail(why, -1, "message larger than 2 GiB");
-    pthread_once(&s_once, s_init);
+    pm_mime_init();
     s_scan_t scan = {.bl = bl, .mp = pm_mimeparse_new(&bl->lim)};
     GMimeMessage *message = pm_mimeparse_message(scan.mp, msg ? msg : "", len);
     if (message) {

@@ -1,25 +1,11 @@
 /* pm_from.c - From headers through GMime's address parser. */
 #include "pm_from.h"
 #include "pm_mem.h"
+#include "pm_mimeparse.h"
 
 #include <gmime/gmime.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-static pthread_once_t s_once = PTHREAD_ONCE_INIT;
-
-static void
-s_init(void)
-{
-    g_mime_init();
-}
-
-void
-pm_from_init(void)
-{
-    pthread_once(&s_once, s_init);
-}
 
 /* VALUE without its line breaks (the white space after them stays). */
 static char *
@@ -153,7 +139,7 @@ pm_from_parse(const char *const *values, size_t n, pm_from_t *out)
     memset(out, 0, sizeof *out);
     if (!values || !n)
         return;
-    pm_from_init();
+    pm_mime_init();
     GString *text = g_string_new("");
     s_count_t c = {0};
     for (size_t i = 0; i < n; i++) {

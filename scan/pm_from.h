@@ -14,7 +14,7 @@
  * nothing GMime reads differently from a mail client hides a domain.
  *
  * Pure: no state, no I/O, no logging; thread-safe (GMime is initialised
- * once per process, see pm_from_init). Meant to be fuzzed.
+ * once per process, see pm_mime_init). Meant to be fuzzed.
  */
 #ifndef PM_FROM_H
 #define PM_FROM_H
@@ -42,11 +42,6 @@ typedef struct {
     size_t n_domains;
     char *text; /* every value as read (see above), one per line */
 } pm_from_t;
-
-/* Initialises GMime once per process (pthread_once; g_mime_init itself is
- * not thread-safe). pm_from_parse calls it; a program that also uses GMime
- * elsewhere calls it before starting threads. */
-void pm_from_init(void);
 
 /* Parses the N From header values VALUES (as libmilter gives them: without
  * the name, continuation lines joined by LF or CRLF) into *out, which the

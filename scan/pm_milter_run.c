@@ -2,6 +2,7 @@
  * engines and notices. */
 #include "pm_av.h"
 #include "pm_from.h"
+#include "pm_mimeparse.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_milter.h"
@@ -453,7 +454,7 @@ pm_milter_t *
 pm_milter_new(const pm_milter_opts_t *opts, char **why)
 {
     /* GMime's init is not thread-safe: done here, before any thread */
-    pm_from_init();
+    pm_mime_init();
     pm_milter_t *self = pm_calloc(1, sizeof *self);
     s_copy_opts(&self->o, opts);
     pthread_mutex_init(&self->mu, NULL);

@@ -2,6 +2,7 @@
 #include "pm_mimeparse.h"
 #include "pm_mem.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -17,6 +18,20 @@ struct pm_mimeparse_t {
     size_t header_bytes;
     char *exceeded; /* the first limit exceeded */
 };
+
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+
+static void
+s_init(void)
+{
+    g_mime_init();
+}
+
+void
+pm_mime_init(void)
+{
+    pthread_once(&s_once, s_init);
+}
 
 /* One call of pm_mimeparse_message: the bytes GMime reads and what is
  * known about them. Offsets are into MSG. */

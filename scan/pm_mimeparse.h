@@ -39,6 +39,12 @@
 
 typedef struct pm_mimeparse_t pm_mimeparse_t;
 
+/* Initialises GMime once per process for every module that uses it
+ * (pm_attach, pm_from, pm_notify): g_mime_init keeps an unlocked counter,
+ * so it must run exactly once, not once per module. Thread-safe
+ * (pthread_once); programs may call it before starting threads. */
+void pm_mime_init(void);
+
 /* A parse context with the limits *LIM (copied; all fields must be set,
  * see pm_attach_blocklist_limits). Caller owns the result and must
  * destroy it. */

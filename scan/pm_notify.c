@@ -1,6 +1,7 @@
 /* pm_notify.c - notices over SMTP to the node's no-milter listener. */
 #include "pm_notify.h"
 #include "pm_from.h"
+#include "pm_mimeparse.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 
@@ -91,7 +92,7 @@ pm_notify_address(const char *addr, char **to_header)
     for (const char *c = addr; *c; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
             return NULL;
-    pm_from_init();
+    pm_mime_init();
     InternetAddressMailbox *mb = s_mailbox(addr);
     const char *spec = mb ? internet_address_mailbox_get_addr(mb) : NULL;
     const char *at = spec ? strrchr(spec, '@') : NULL;
