@@ -1,0 +1,556 @@
+/* pm_sigfetch.c - ClamAV databases from mirrors, through libfreshclam. */
+#include "pm_sigfetch.h"
+#include "pm_error.h"
+#include "pm_mem.h"
+
+#include <clamav.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libfreshclam.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#define S_HEAD_LEN 512         /* a CVD header, as cl_cvdparse reads it */
+#define S_NAME_MAX 64          /* a database name */
+#define S_COOL_403 (24 * 3600) /* freshclam's cool-down after a 403 */
+#define S_COOL_429 (4 * 3600)  /* after a 429 without Retry-After */
+#define S_TMPDIR ".pm-sigfetch.tmp"
+
+/* libfreshclam's globals and chdir() allow one run per process at a time. */
+static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+static cl_error_t s_init_rc;
+
+/* One run: its options, the report being filled, and what the
+ * download-complete callback found (libfreshclam passes only a context). */
+typedef struct {
+    const pm_sigfetch_opts_t *opts;
+    pm_sigfetch_report_t *report;
+    char *verify_why;
+} s_run_t;
+
+/* What one version check of one mirror answered. */
+typedef struct {
+    int http;      /* 0: no HTTP answer (ERR says why) */
+    bool uptodate; /* 304, or If-Modified-Since not met */
+    unsigned version;
+    long retry_after; /* seconds; 0: none given */
+    char err[CURL_ERROR_SIZE];
+    char head[S_HEAD_LEN + 1];
+    size_t len;
+} s_probe_t;
+
+static void
+s_init(void)
+{
+    s_init_rc = cl_init(CL_INIT_DEFAULT);
+}
+
+/* Names end up in URLs and in file names inside DBDIR. */
+static bool
+s_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > S_NAME_MAX)
+        return false;
+    return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+static bool
+s_url_ok(const char *url)
+{
+    if (!url || strpbrk(url, " \t\r\n"))
+        return false;
+    return !strncmp(url, "http://", 7) || !strncmp(url, "https://", 8);
+}
+
+/* The local copy libfreshclam will update: <db>.cvd, else <db>.cld (its
+ * currentdb()). Fills VERSION, SIGS, BUILT; zeros when there is none. */
+static void
+s_local(const char *dbdir, const char *db, pm_sigfetch_db_t *out)
+{
+    out->version = out->sigs = 0;
+    out->built = 0;
+    static const char *const exts[] = {"cvd", "cld"};
+    for (size_t i = 0; i < 2; i++) {
+        char *path = pm_asprintf("%s/%s.%s", dbdir, db, exts[i]);
+        struct cl_cvd *cvd = access(path, R_OK) ? NULL : cl_cvdhead(path);
+        free(path);
+        if (cvd) {
+            out->version = cvd->version;
+            out->sigs = cvd->sigs;
+            out->built = (time_t)cvd->stime;
+            cl_cvdfree(cvd);
+            return;
+        }
+    }
+}
+
+/* Keeps the first S_HEAD_LEN bytes of the body, then stops the transfer:
+ * a mirror that ignores Range must not make us download the whole CVD. */
+static size_t
+s_on_body(char *data, size_t size, size_t n, void *ud)
+{
+    s_probe_t *pr = ud;
+    size_t len = size * n, room = S_HEAD_LEN - pr->len;
+    size_t take = len < room ? len : room;
+    memcpy(pr->head + pr->len, data, take);
+    pr->len += take;
+    return take < len ? 0 : len;
+}
+
+/* freshclam's User-Agent shape: the CDN turns away scripted clients. */
+static char *
+s_user_agent(void)
+{
+    struct utsname u;
+    const char *arch = uname(&u) == 0 ? u.machine : "unknown";
+    return pm_asprintf("ClamAV/%s (OS: linux-gnu, ARCH: %s, CPU: %s)",
+                       cl_retver(), arch, arch);
+}
+
+static void
+s_probe_setopts(CURL *c, s_probe_t *pr, const pm_sigfetch_opts_t *o,
+                struct curl_slist *hdrs, const char *ua)
+{
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, pr->err);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
+    curl_easy_setopt(c, CURLOPT_RANGE, "0-511");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, pr);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT,
+                     (long)(o->connect_timeout_s ? o->connect_timeout_s : 10));
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+                     (long)(o->request_timeout_s ? o->request_timeout_s : 60));
+}
+
+/* Turns a 200/206 body into a version through cl_cvdparse. */
+static void
+s_probe_parse(s_probe_t *pr, const char *url)
+{
+    pr->head[pr->len] = '\0';
+    struct cl_cvd *cvd = NULL;
+    if (pr->len == S_HEAD_LEN && strlen(pr->head) == S_HEAD_LEN)
+        cvd = cl_cvdparse(pr->head);
+    if (!cvd) {
+        snprintf(pr->err, sizeof pr->err, "%s: not a CVD header", url);
+        return;
+    }
+    pr->version = cvd->version;
+    cl_cvdfree(cvd);
+}
+
+/* Asks MIRROR for DB's version as freshclam does without DNS. SINCE is
+ * the local build time (0: none). Fills *PR; never fails otherwise. */
+static void
+s_probe(const pm_sigfetch_opts_t *o, const char *mirror, const char *db,
+        time_t since, s_probe_t *pr)
+{
+    memset(pr, 0, sizeof *pr);
+    char *url = pm_asprintf("%s/%s.cvd", mirror, db);
+    char *ua = s_user_agent();
+    struct curl_slist *hdrs =
+        curl_slist_append(NULL, "Cache-Control: no-cache");
+    hdrs = curl_slist_append(hdrs, "Connection: close");
+    CURL *c = curl_easy_init();
+    if (!c || !hdrs) {
+        snprintf(pr->err, sizeof pr->err, "libcurl would not start");
+        goto out;
+    }
+    s_probe_setopts(c, pr, o, hdrs, ua);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (since > 0) {
+        curl_easy_setopt(c, CURLOPT_TIMECONDITION, CURL_TIMECOND_IFMODSINCE);
+        curl_easy_setopt(c, CURLOPT_TIMEVALUE, (long)since);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    long http = 0, unmet = 0;
+    curl_off_t retry = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+    curl_easy_getinfo(c, CURLINFO_CONDITION_UNMET, &unmet);
+    curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &retry);
+    pr->http = (int)http;
+    pr->retry_after = (long)retry;
+    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && pr->len == S_HEAD_LEN)) {
+        if (!pr->err[0])
+            snprintf(pr->err, sizeof pr->err, "%s", curl_easy_strerror(rc));
+        pr->http = 0;
+    } else if (http == 304 || unmet) {
+        pr->uptodate = true;
+    } else if (http == 200 || http == 206) {
+        s_probe_parse(pr, url);
+    } else {
+        snprintf(pr->err, sizeof pr->err, "%s: HTTP %ld", url, http);
+    }
+out:
+    curl_easy_cleanup(c);
+    curl_slist_free_all(hdrs);
+    free(ua);
+    free(url);
+}
+
+static bool
+s_cooling(const pm_sigfetch_report_t *r, const char *mirror)
+{
+    for (size_t i = 0; i < r->n_cooldowns; i++)
+        if (!strcmp(r->cooldowns[i].mirror, mirror))
+            return true;
+    return false;
+}
+
+/* Records MIRROR's cool-down after HTTP status 429 or 403. */
+static void
+s_cool(pm_sigfetch_report_t *r, const char *mirror, int http, long retry)
+{
+    long secs = http == 403 ? S_COOL_403 : retry > 0 ? retry : S_COOL_429;
+    r->cooldowns =
+        pm_realloc(r->cooldowns, (r->n_cooldowns + 1) * sizeof *r->cooldowns);
+    pm_sigfetch_cooldown_t *c = &r->cooldowns[r->n_cooldowns++];
+    c->mirror = pm_strdup(mirror);
+    c->http_status = http;
+    c->until = time(NULL) + secs;
+}
+
+/* libfreshclam's download-complete callback: the last check before a new
+ * file replaces the old one (see the header). */
+static fc_error_t
+s_on_download(const char *file, void *ctx)
+{
+    s_run_t *run = ctx;
+    cl_error_t rc = cl_cvdverify(file);
+    if (rc == CL_SUCCESS)
+        return FC_SUCCESS;
+    free(run->verify_why);
+    run->verify_why = pm_asprintf("the new file failed ClamAV's signature "
+                                  "check: %s",
+                                  cl_strerror(rc));
+    return FC_ETESTFAIL;
+}
+
+static pm_err_t
+s_fc_err(fc_error_t rc)
+{
+    switch (rc) {
+    case FC_SUCCESS:
+    case FC_UPTODATE:
+        return PM_OK;
+    case FC_ECONNECTION:
+        return PM_ETIMEDOUT;
+    case FC_EBADCVD:
+    case FC_ETESTFAIL:
+    case FC_EFAILEDUPDATE:
+    case FC_EEMPTYFILE:
+    case FC_EMIRRORNOTSYNC:
+        return PM_EPROTO;
+    case FC_EFORBIDDEN:
+    case FC_ERETRYLATER:
+        return PM_EDENIED;
+    case FC_EDIRECTORY:
+    case FC_EDBDIRACCESS:
+    case FC_EFILE:
+        return PM_EIO;
+    default:
+        return PM_EINTERNAL;
+    }
+}
+
+/* Sets DB's failure from a version check that did not give a version. */
+static void
+s_probe_failed(pm_sigfetch_report_t *r, pm_sigfetch_db_t *db,
+               const char *mirror, const s_probe_t *pr)
+{
+    db->http_status = pr->http;
+    if (pr->http == 429 || pr->http == 403) {
+        s_cool(r, mirror, pr->http, pr->retry_after);
+        db->err = PM_EDENIED;
+        pm_why(&db->why, "sigfetch",
+               "%s answered %d: not asked again for %ld s", mirror, pr->http,
+               (long)(r->cooldowns[r->n_cooldowns - 1].until - time(NULL)));
+        return;
+    }
+    if (pr->http == 0)
+        db->err = PM_ETIMEDOUT; /* refused, unresolved or timed out */
+    else if (pr->http == 404)
+        db->err = PM_ENOTFOUND;
+    else if (pr->http == 200 || pr->http == 206)
+        db->err = PM_EPROTO; /* an answer, but not a CVD header */
+    else
+        db->err = PM_EINTERNAL;
+    pm_why(&db->why, "sigfetch", "%s: %s", mirror, pr->err);
+}
+
+/* libfreshclam ended without reaching WANT. Says why on DB; a 429 during
+ * its downloads comes back as success, so one more check asks. */
+static void
+s_update_failed(s_run_t *run, pm_sigfetch_db_t *db, const char *mirror,
+                fc_error_t rc, unsigned want)
+{
+    if (rc == FC_EFORBIDDEN) {
+        s_probe_t pr = {.http = 403};
+        s_probe_failed(run->report, db, mirror, &pr);
+        return;
+    }
+    if (rc == FC_SUCCESS || rc == FC_EFAILEDGET || rc == FC_ERETRYLATER) {
+        s_probe_t pr;
+        s_probe(run->opts, mirror, db->name, 0, &pr);
+        if (pr.http == 429 || pr.http == 403) {
+            s_probe_failed(run->report, db, mirror, &pr);
+            return;
+        }
+    }
+    db->err = rc == FC_SUCCESS ? PM_EINTERNAL : s_fc_err(rc);
+    if (rc == FC_ETESTFAIL && run->verify_why)
+        pm_why(&db->why, "sigfetch", "%s: %s", mirror, run->verify_why);
+    else if (rc == FC_SUCCESS)
+        pm_why(&db->why, "sigfetch",
+               "%s offers version %u but libfreshclam stopped at %u", mirror,
+               want, db->version);
+    else if (rc == FC_EBADCVD)
+        pm_why(&db->why, "sigfetch",
+               "%s served a %s.cvd that failed ClamAV's signature check (%s)",
+               mirror, db->name, fc_strerror(rc));
+    else
+        pm_why(&db->why, "sigfetch", "%s: %s", mirror, fc_strerror(rc));
+}
+
+/* Records that MIRROR answered and DB is at its newest version. */
+static bool
+s_succeed(pm_sigfetch_db_t *db, const char *mirror)
+{
+    db->err = PM_OK;
+    free(db->why);
+    db->why = NULL;
+    free(db->mirror);
+    db->mirror = pm_strdup(mirror);
+    return true;
+}
+
+/* Brings DB up to date from MIRROR. True when done with this database
+ * (success), false to try the next mirror (DB says why). */
+static bool
+s_try_mirror(s_run_t *run, pm_sigfetch_db_t *db, const char *mirror)
+{
+    s_probe_t pr;
+    s_probe(run->opts, mirror, db->name, db->version ? db->built : 0, &pr);
+    if (!pr.uptodate && pr.version == 0) {
+        s_probe_failed(run->report, db, mirror, &pr);
+        return false;
+    }
+    db->http_status = pr.http;
+    if (pr.uptodate && db->version == 0) {
+        db->err = PM_EPROTO;
+        pm_why(&db->why, "sigfetch", "%s: 304 without a local copy", mirror);
+        return false;
+    }
+    if (pr.uptodate || pr.version <= db->version)
+        return s_succeed(db, mirror);
+    char *servers[] = {(char *)mirror};
+    int updated = 0;
+    fc_error_t rc =
+        fc_update_database(db->name, servers, 1, 0, NULL, 1, run, &updated);
+    s_local(run->opts->dbdir, db->name, db);
+    db->changed = db->version != db->old_version;
+    if (rc != FC_SUCCESS || db->version < pr.version) {
+        s_update_failed(run, db, mirror, rc, pr.version);
+        return false;
+    }
+    return s_succeed(db, mirror);
+}
+
+/* Strips trailing slashes: libfreshclam joins with "/". */
+static char *
+s_mirror_norm(const char *url)
+{
+    char *m = pm_strdup(url);
+    size_t n = strlen(m);
+    while (n > 8 && m[n - 1] == '/')
+        m[--n] = '\0';
+    return m;
+}
+
+static void
+s_update_one(s_run_t *run, pm_sigfetch_db_t *db)
+{
+    const pm_sigfetch_opts_t *o = run->opts;
+    s_local(o->dbdir, db->name, db);
+    db->old_version = db->version;
+    db->err = PM_EDENIED;
+    bool tried = false;
+    for (size_t i = 0; i < o->n_mirrors; i++) {
+        char *mirror = s_mirror_norm(o->mirrors[i]);
+        bool done = false;
+        if (!s_cooling(run->report, mirror)) {
+            tried = true;
+            done = s_try_mirror(run, db, mirror);
+        }
+        free(mirror);
+        if (done)
+            return;
+    }
+    if (!tried)
+        pm_why(&db->why, "sigfetch", "every mirror is cooling down");
+}
+
+static int
+s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Removes DBDIR's scratch directory with whatever a failed run left. */
+static void
+s_scratch_remove(const char *tmpdir)
+{
+    nftw(tmpdir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static pm_err_t
+s_check_opts(const pm_sigfetch_opts_t *o, char **why)
+{
+    struct stat st;
+    if (!o || !o->dbdir || !o->mirrors || !o->n_mirrors || !o->databases ||
+        !o->n_databases) {
+        pm_why(why, "sigfetch", "no database directory, mirror or database");
+        return PM_EINVAL;
+    }
+    if (stat(o->dbdir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        pm_why(why, "sigfetch", "%s is not a directory", o->dbdir);
+        return PM_EINVAL;
+    }
+    for (size_t i = 0; i < o->n_mirrors; i++)
+        if (!s_url_ok(o->mirrors[i])) {
+            pm_why(why, "sigfetch", "mirror \"%s\" is not an http(s) URL",
+                   o->mirrors[i] ? o->mirrors[i] : "");
+            return PM_EINVAL;
+        }
+    for (size_t i = 0; i < o->n_databases; i++)
+        if (!s_name_ok(o->databases[i])) {
+            pm_why(why, "sigfetch", "database name \"%s\" is not allowed",
+                   o->databases[i] ? o->databases[i] : "");
+            return PM_EINVAL;
+        }
+    return PM_OK;
+}
+
+/* fc_initialize for this run's directory: a fresh start each run, so a
+ * later run may name another directory. */
+static pm_err_t
+s_fc_start(const pm_sigfetch_opts_t *o, const char *tmpdir, char **why)
+{
+    fc_config cfg = {
+        .msgFlags = FC_CONFIG_MSG_QUIET | FC_CONFIG_MSG_NOWARN,
+        .maxAttempts = 1, /* else it sleeps 5 s between attempts */
+        .connectTimeout = o->connect_timeout_s ? o->connect_timeout_s : 10,
+        .requestTimeout = o->request_timeout_s ? o->request_timeout_s : 60,
+        .databaseDirectory = o->dbdir,
+        .tempDirectory = tmpdir,
+    };
+    fc_error_t rc = fc_initialize(&cfg);
+    if (rc != FC_SUCCESS) {
+        pm_why(why, "sigfetch", "libfreshclam would not start in %s: %s",
+               o->dbdir, fc_strerror(rc));
+        return PM_EINTERNAL;
+    }
+    fc_set_fccb_download_complete(s_on_download);
+    return PM_OK;
+}
+
+/* The run proper, under s_lock, with the working directory saved. */
+static pm_err_t
+s_run_locked(const pm_sigfetch_opts_t *o, pm_sigfetch_report_t *report,
+             char **why)
+{
+    char *tmpdir = pm_asprintf("%s/%s", o->dbdir, S_TMPDIR);
+    s_scratch_remove(tmpdir);
+    pm_err_t err = PM_EIO;
+    if (mkdir(tmpdir, 0700) != 0) {
+        pm_why(why, "sigfetch", "cannot make %s: %s", tmpdir, strerror(errno));
+        goto out;
+    }
+    if ((err = s_fc_start(o, tmpdir, why)) != PM_OK)
+        goto out;
+    s_run_t run = {.opts = o, .report = report};
+    for (size_t i = 0; i < report->n_dbs; i++)
+        s_update_one(&run, &report->dbs[i]);
+    free(run.verify_why);
+    fc_set_fccb_download_complete(NULL);
+    fc_cleanup();
+out:
+    s_scratch_remove(tmpdir);
+    free(tmpdir);
+    return err;
+}
+
+pm_err_t
+pm_sigfetch_run(const pm_sigfetch_opts_t *opts, pm_sigfetch_report_t **report_p,
+                char **why)
+{
+    pm_err_t err = s_check_opts(opts, why);
+    if (err != PM_OK)
+        return err;
+    pthread_once(&s_once, s_init);
+    if (s_init_rc != CL_SUCCESS) {
+        pm_why(why, "sigfetch", "libclamav would not start: %s",
+               cl_strerror(s_init_rc));
+        return PM_EINTERNAL;
+    }
+    pm_sigfetch_report_t *r = pm_calloc(1, sizeof *r);
+    r->n_dbs = opts->n_databases;
+    r->dbs = pm_calloc(r->n_dbs, sizeof *r->dbs);
+    for (size_t i = 0; i < r->n_dbs; i++)
+        r->dbs[i].name = pm_strdup(opts->databases[i]);
+    pthread_mutex_lock(&s_lock);
+    int cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cwd < 0) {
+        pm_why(why, "sigfetch", "cannot hold the working directory: %s",
+               strerror(errno));
+        err = PM_EIO;
+    } else {
+        err = s_run_locked(opts, r, why);
+        if (fchdir(cwd) != 0 && err == PM_OK) {
+            pm_why(why, "sigfetch", "cannot restore the working directory");
+            err = PM_EIO;
+        }
+        close(cwd);
+    }
+    pthread_mutex_unlock(&s_lock);
+    if (err != PM_OK)
+        pm_sigfetch_report_destroy(&r);
+    else
+        *report_p = r;
+    return err;
+}
+
+void
+pm_sigfetch_report_destroy(pm_sigfetch_report_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    pm_sigfetch_report_t *r = *self_p;
+    for (size_t i = 0; i < r->n_dbs; i++) {
+        free(r->dbs[i].name);
+        free(r->dbs[i].why);
+        free(r->dbs[i].mirror);
+    }
+    for (size_t i = 0; i < r->n_cooldowns; i++)
+        free(r->cooldowns[i].mirror);
+    free(r->dbs);
+    free(r->cooldowns);
+    free(r);
+    *self_p = NULL;
+}

@@ -1,0 +1,147 @@
+/* pm_sigfetch.h - bring ClamAV databases up to a mirror's newest version.
+ *
+ * Given a database directory, mirror base URLs ("http://127.0.0.1:8080",
+ * "https://database.clamav.net") and database names ("main", "daily",
+ * "bytecode"; "test" in the tests), pm_sigfetch_run brings each database
+ * to the newest version a mirror offers and reports exactly what happened:
+ * version before and after, signature count, which mirror, and on failure
+ * the reason; rate limits come back as per-mirror cool-downs, as data the
+ * caller turns into a cluster fact.
+ *
+ * The mirror protocol and the formats are libfreshclam's, not ours: for
+ * each database and mirror the module first asks the mirror itself for
+ * the version, exactly as freshclam does without DNS (GET <mirror>/<db>.cvd
+ * with "Range: bytes=0-511" and If-Modified-Since the local build time;
+ * the header is parsed by libclamav's cl_cvdparse). Only when the mirror
+ * is newer does it call libfreshclam's fc_update_database for that one
+ * mirror, which asks again (one more 512-byte request), fetches
+ * <db>-N.cdiff for each step and applies them into <db>.cld, or the whole
+ * <db>.cvd when it has no local copy or the CDIFFs are missing.
+ *
+ * Why ask first: libfreshclam does not tell its caller the HTTP status. A
+ * 429 on the version check comes back as FC_EFAILEDGET; a 429 during a
+ * download comes back as FC_SUCCESS with nothing updated; the Retry-After
+ * deadline is kept only in its private state (freshclam.dat in the
+ * database directory, one deadline for the whole node, whatever mirror
+ * said it). Our own check reads the status and Retry-After (libcurl's
+ * CURLINFO_RETRY_AFTER) for the mirror that said it. When libfreshclam
+ * then fails a GET or stops short of the announced version without an
+ * error, one more check of that mirror says why (a 429 that came in the
+ * middle of the update shows there).
+ *
+ * Cool-downs: a 429 sets the mirror's deadline to now + Retry-After (4 h
+ * when absent), a 403 to now + 24 h, as freshclam does. The module asks no
+ * mirror again in the same run once it has said either, and tries the
+ * next mirror. It keeps no deadline between runs: the caller passes only
+ * the mirrors whose cool-down has passed. libfreshclam's own freshclam.dat
+ * cool-down is not what governs: fc_update_database (one database) does
+ * not read it, only fc_update_databases does, which this module does not
+ * call. libfreshclam still writes freshclam.dat (a node UUID and its last
+ * deadline) into the database directory; libclamav does not load it.
+ *
+ * Verification: nothing unverified is left in the database directory.
+ * libfreshclam downloads into a scratch directory inside it
+ * (.pm-sigfetch.tmp, removed again before returning), checks a whole CVD
+ * with cl_cvdverify (MD5 and RSA signature of the header, the signed
+ * .info, every file's SHA-256) and every CDIFF's own signature while
+ * applying it; before it renames a new file into place this module checks
+ * the result once more with cl_cvdverify (for a .cld built from CDIFFs:
+ * every file against the signed .info). A file that fails is removed and
+ * the previous version stays. No engine is built (that is the milter's
+ * job, and a full one costs ~1.2 GiB).
+ *
+ * Process-global state: libfreshclam keeps its configuration (database
+ * directory, timeouts, log flags) in globals, initialises and cleans up
+ * libcurl globally (curl_global_init is not thread-safe against other
+ * libcurl users) and chdir()s into the database directory. So
+ * pm_sigfetch_run holds one process-wide mutex for its whole duration,
+ * calls fc_initialize and fc_cleanup around each run, and restores the
+ * working directory before returning; still, no other thread of the
+ * process may use relative paths or initialise libcurl while it runs.
+ * Run it in the agent's fetch thread, never in the milter. It blocks for
+ * as long as the downloads take (bounded by the timeouts below per
+ * request) and libfreshclam prints its errors to stderr.
+ */
+#ifndef PM_SIGFETCH_H
+#define PM_SIGFETCH_H
+
+#include "pm_error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+/* What pm_sigfetch_run is asked to do. Only read during the call. */
+typedef struct {
+    const char *dbdir;            /* existing directory, writable */
+    const char *const *mirrors;   /* http(s) base URLs, tried in order */
+    size_t n_mirrors;             /* at least 1 */
+    const char *const *databases; /* names: [a-z0-9_-], 1..64 chars */
+    size_t n_databases;           /* at least 1 */
+    unsigned connect_timeout_s;   /* per connection; 0: 10 s */
+    unsigned request_timeout_s;   /* stalled transfer; 0: 60 s */
+} pm_sigfetch_opts_t;
+
+/* What became of one database. ERR is PM_OK when the database is at the
+ * newest version a mirror offered (CHANGED says whether this run brought
+ * it there), else:
+ *   PM_EDENIED    every mirror asked answered 429 or 403 (see cooldowns);
+ *   PM_ETIMEDOUT  no mirror could be reached (refused, timed out);
+ *   PM_EPROTO     a mirror served a file that failed ClamAV's signature
+ *                 check, or a header that is not a CVD header;
+ *   PM_ENOTFOUND  no mirror has the database (404);
+ *   PM_EIO        the database directory could not be written;
+ *   PM_EINTERNAL  libfreshclam failed otherwise, or stopped short.
+ * WHY then names the mirror and the reason for the last one tried.
+ * VERSION, SIGS and BUILT describe what is in the directory after the call
+ * (0 when nothing is), whatever ERR says: a partly applied update (CDIFFs
+ * up to some version) is kept and counted as CHANGED. */
+typedef struct {
+    char *name;
+    pm_err_t err;
+    char *why;            /* NULL when ERR is PM_OK */
+    bool changed;         /* VERSION differs from OLD_VERSION */
+    unsigned old_version; /* before the call; 0: none */
+    unsigned version;     /* after the call; 0: none */
+    unsigned sigs;        /* signature count from the header */
+    time_t built;         /* build time from the header */
+    char *mirror;         /* the one that answered; NULL when none did */
+    int http_status;      /* last HTTP status from MIRROR or the failing
+                             one (0: no HTTP answer) */
+} pm_sigfetch_db_t;
+
+/* A mirror that answered 429 or 403 during the run: do not ask it again
+ * before UNTIL (HTTP_STATUS 429: now + Retry-After, or 4 h without one;
+ * 403: now + 24 h). */
+typedef struct {
+    char *mirror;
+    int http_status;
+    time_t until;
+} pm_sigfetch_cooldown_t;
+
+/* The outcome of one run: one entry per requested database, in order, and
+ * one per mirror that is cooling down. */
+typedef struct {
+    pm_sigfetch_db_t *dbs;
+    size_t n_dbs;
+    pm_sigfetch_cooldown_t *cooldowns;
+    size_t n_cooldowns;
+} pm_sigfetch_report_t;
+
+/* Updates every database of OPTS (see above) and sets *REPORT_P to what
+ * happened to each. Per-database failures are in the report, not in the
+ * return value: PM_OK means the run took place. Caller owns *REPORT_P and
+ * must destroy it with pm_sigfetch_report_destroy. Serialised with every
+ * other call in the process (see "Process-global state").
+ * Errors (*REPORT_P untouched, *WHY set when WHY is not NULL):
+ * PM_EINVAL (empty lists, a database name or mirror URL that is not
+ * allowed, DBDIR not a directory), PM_EIO (the scratch directory or the
+ * working directory could not be made or restored), PM_EINTERNAL
+ * (libfreshclam would not initialise). */
+pm_err_t pm_sigfetch_run(const pm_sigfetch_opts_t *opts,
+                         pm_sigfetch_report_t **report_p, char **why);
+
+/* Frees a report and nulls *SELF_P. Accepts NULL and *SELF_P == NULL. */
+void pm_sigfetch_report_destroy(pm_sigfetch_report_t **self_p);
+
+#endif

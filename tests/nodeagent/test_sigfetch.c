@@ -1,0 +1,474 @@
+/* test_sigfetch.c - pm_sigfetch against a real HTTP mirror on 127.0.0.1
+ * serving ClamAV's signed test database: first fetch, update by CDIFFs
+ * (the access log shows no whole CVD), 429 and 403 as cool-downs, a
+ * tampered CVD refused with the old version kept, an unreachable mirror. */
+#include <criterion/criterion.h>
+
+#include <clamav.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pm_error.h"
+#include "pm_mem.h"
+#include "pm_sigfetch.h"
+
+#define S_FIXTURES PM_SOURCE_DIR "/tests/data/clamav"
+
+static char s_dir[64], s_db[96], s_www[96], s_log[96], s_url[64];
+static pid_t s_mirror = -1;
+
+static int
+s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void
+s_setup(void)
+{
+    strcpy(s_dir, "/tmp/pm-test-sigfetch.XXXXXX");
+    cr_assert_not_null(mkdtemp(s_dir));
+    snprintf(s_db, sizeof s_db, "%s/db", s_dir);
+    snprintf(s_www, sizeof s_www, "%s/www", s_dir);
+    snprintf(s_log, sizeof s_log, "%s/access.log", s_dir);
+    cr_assert_eq(mkdir(s_db, 0700), 0);
+    cr_assert_eq(mkdir(s_www, 0700), 0);
+}
+
+static void
+s_teardown(void)
+{
+    if (s_mirror > 0) {
+        kill(s_mirror, SIGTERM);
+        waitpid(s_mirror, NULL, 0);
+        s_mirror = -1;
+    }
+    nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* No Criterion .timeout: its watchdog leaks under LeakSanitizer; ctest's
+ * TIMEOUT bounds the binary instead. */
+TestSuite(sigfetch, .init = s_setup, .fini = s_teardown);
+
+/* ---- Fixtures ---------------------------------------------------------- */
+
+/* Copies fixture NAME to DIR/AS; with TAMPER, one byte at offset 700
+ * (inside the signed body, past the 512-byte header) is changed. */
+static void
+s_copy(const char *name, const char *dir, const char *as, bool tamper)
+{
+    char *from = pm_asprintf("%s/%s", S_FIXTURES, name);
+    char *to = pm_asprintf("%s/%s", dir, as);
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    cr_assert(in && out, "copy %s to %s", from, to);
+    char buf[16384];
+    size_t n = fread(buf, 1, sizeof buf, in);
+    cr_assert(n > 700 || !tamper);
+    if (tamper)
+        buf[700] ^= 0x01;
+    cr_assert_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+    free(from);
+    free(to);
+}
+
+/* The mirror serves version 6 as test.cvd and the five CDIFFs. */
+static void
+s_publish_v6(void)
+{
+    s_copy("test-6.cvd", s_www, "test.cvd", false);
+    for (int v = 2; v <= 6; v++) {
+        char name[32];
+        snprintf(name, sizeof name, "test-%d.cdiff", v);
+        s_copy(name, s_www, name, false);
+    }
+}
+
+/* Makes every request to the mirror answer STATUS ("429 120", "403"). */
+static void
+s_mirror_status(const char *status)
+{
+    char *path = pm_asprintf("%s/.status", s_www);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(status, f);
+    fclose(f);
+    free(path);
+}
+
+/* Starts tests/data/clamav/mirror.py on a free loopback port, serving
+ * s_www, and sets s_url. */
+static void
+s_mirror_start(void)
+{
+    char *portfile = pm_asprintf("%s/port", s_dir);
+    s_mirror = fork();
+    cr_assert(s_mirror >= 0);
+    if (s_mirror == 0) {
+        execlp("python3", "python3", S_FIXTURES "/mirror.py", s_www, portfile,
+               s_log, (char *)NULL);
+        _exit(127);
+    }
+    int port = 0;
+    for (int i = 0; i < 200 && port == 0; i++) {
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            cr_assert_eq(fscanf(f, "%d", &port), 1);
+            fclose(f);
+        } else {
+            usleep(25000);
+        }
+    }
+    cr_assert(port > 0, "the mirror did not start");
+    snprintf(s_url, sizeof s_url, "http://127.0.0.1:%d", port);
+    free(portfile);
+}
+
+/* A loopback URL nobody listens on: a port the kernel just gave out. */
+static void
+s_dead_url(char *url, size_t size)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    snprintf(url, size, "http://127.0.0.1:%d", ntohs(a.sin_port));
+}
+
+static pm_sigfetch_report_t *
+s_fetch_from(const char *const *mirrors, size_t n)
+{
+    const char *dbs[] = {"test"};
+    pm_sigfetch_opts_t o = {.dbdir = s_db,
+                            .mirrors = mirrors,
+                            .n_mirrors = n,
+                            .databases = dbs,
+                            .n_databases = 1,
+                            .connect_timeout_s = 2,
+                            .request_timeout_s = 5};
+    pm_sigfetch_report_t *r = NULL;
+    char *why = NULL;
+    pm_err_t err = pm_sigfetch_run(&o, &r, &why);
+    cr_assert_eq(err, PM_OK, "%s", why ? why : "");
+    cr_assert_not_null(r);
+    cr_assert_eq(r->n_dbs, 1);
+    cr_assert_str_eq(r->dbs[0].name, "test");
+    free(why);
+    return r;
+}
+
+static pm_sigfetch_report_t *
+s_fetch(void)
+{
+    const char *mirrors[] = {s_url};
+    return s_fetch_from(mirrors, 1);
+}
+
+static bool
+s_exists(const char *dir, const char *name)
+{
+    char *path = pm_asprintf("%s/%s", dir, name);
+    bool yes = access(path, F_OK) == 0;
+    free(path);
+    return yes;
+}
+
+static char *
+s_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *len = 0;
+        return pm_strdup("");
+    }
+    char *buf = pm_malloc(1 << 16);
+    *len = fread(buf, 1, (1 << 16) - 1, f);
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int
+s_log_count(const char *needle)
+{
+    size_t len;
+    char *log = s_slurp(s_log, &len);
+    int n = 0;
+    for (const char *p = log; (p = strstr(p, needle)); p++)
+        n++;
+    free(log);
+    return n;
+}
+
+/* Nothing unverified or half-done is left: the scratch directory is gone
+ * and every database file there passes ClamAV's own check. */
+static void
+s_assert_dir_clean(void)
+{
+    cr_assert_not(s_exists(s_db, ".pm-sigfetch.tmp"));
+    static const char *const names[] = {"test.cvd", "test.cld"};
+    for (size_t i = 0; i < 2; i++) {
+        char *path = pm_asprintf("%s/%s", s_db, names[i]);
+        if (access(path, F_OK) == 0)
+            cr_assert_eq(cl_cvdverify(path), CL_SUCCESS, "%s", path);
+        free(path);
+    }
+}
+
+/* ---- Tests ------------------------------------------------------------- */
+
+Test(sigfetch, empty_dir_gets_version_1_then_stays)
+{
+    cr_assert_eq(cl_init(CL_INIT_DEFAULT), CL_SUCCESS);
+    s_copy("test-1.cvd", s_www, "test.cvd", false);
+    s_mirror_start();
+    pm_sigfetch_report_t *r = s_fetch();
+    pm_sigfetch_db_t *db = &r->dbs[0];
+    cr_assert_eq(db->err, PM_OK, "%s", db->why);
+    cr_assert_null(db->why);
+    cr_assert_eq(db->old_version, 0);
+    cr_assert_eq(db->version, 1);
+    cr_assert(db->changed);
+    cr_assert_eq(db->built, 1624388302);
+    cr_assert_str_eq(db->mirror, s_url);
+    cr_assert_eq(r->n_cooldowns, 0);
+    cr_assert(s_exists(s_db, "test.cvd"));
+    s_assert_dir_clean();
+    pm_sigfetch_report_destroy(&r);
+    cr_assert_null(r);
+
+    /* Again: the mirror has nothing newer; nothing is downloaded. */
+    int whole = s_log_count("GET /test.cvd 200 -");
+    r = s_fetch();
+    cr_assert_eq(r->dbs[0].err, PM_OK, "%s", r->dbs[0].why);
+    cr_assert_eq(r->dbs[0].version, 1);
+    cr_assert_not(r->dbs[0].changed);
+    cr_assert_eq(s_log_count("GET /test.cvd 200 -"), whole);
+    pm_sigfetch_report_destroy(&r);
+    pm_sigfetch_report_destroy(&r); /* safe twice */
+}
+
+Test(sigfetch, mirror_at_6_updates_by_cdiffs)
+{
+    cr_assert_eq(cl_init(CL_INIT_DEFAULT), CL_SUCCESS);
+    s_copy("test-1.cvd", s_db, "test.cvd", false);
+    s_publish_v6();
+    s_mirror_start();
+    pm_sigfetch_report_t *r = s_fetch();
+    pm_sigfetch_db_t *db = &r->dbs[0];
+    cr_assert_eq(db->err, PM_OK, "%s", db->why);
+    cr_assert_eq(db->old_version, 1);
+    cr_assert_eq(db->version, 6);
+    cr_assert_eq(db->sigs, 14);
+    cr_assert(db->changed);
+    cr_assert_str_eq(db->mirror, s_url);
+    /* CDIFFs applied into test.cld; the old CVD is gone. */
+    cr_assert(s_exists(s_db, "test.cld"));
+    cr_assert_not(s_exists(s_db, "test.cvd"));
+    s_assert_dir_clean();
+    for (int v = 2; v <= 6; v++) {
+        char line[64];
+        snprintf(line, sizeof line, "GET /test-%d.cdiff 200", v);
+        cr_assert_eq(s_log_count(line), 1, "%s", line);
+    }
+    /* Only 512-byte version checks of the CVD, never the whole file. */
+    cr_assert_eq(s_log_count("GET /test.cvd 200"), 0);
+    cr_assert_eq(s_log_count("GET /test.cvd 206 bytes=0-511"), 2);
+    pm_sigfetch_report_destroy(&r);
+}
+
+Test(sigfetch, http_429_with_retry_after_is_a_cooldown)
+{
+    cr_assert_eq(cl_init(CL_INIT_DEFAULT), CL_SUCCESS);
+    s_copy("test-1.cvd", s_db, "test.cvd", false);
+    s_publish_v6();
+    s_mirror_status("429 120");
+    s_mirror_start();
+    time_t before = time(NULL);
+    pm_sigfetch_report_t *r = s_fetch();
+    time_t after = time(NULL);
+    pm_sigfetch_db_t *db = &r->dbs[0];
+    cr_assert_eq(db->err, PM_EDENIED);
+    cr_assert_eq(db->http_status, 429);
+    cr_assert_not_null(strstr(db->why, "429"), "%s", db->why);
+    cr_assert_eq(db->version, 1);
+    cr_assert_not(db->changed);
+    cr_assert_null(db->mirror);
+    cr_assert_eq(r->n_cooldowns, 1);
+    cr_assert_str_eq(r->cooldowns[0].mirror, s_url);
+    cr_assert_eq(r->cooldowns[0].http_status, 429);
+    cr_assert(r->cooldowns[0].until >= before + 120);
+    cr_assert(r->cooldowns[0].until <= after + 120);
+    /* One request, and libfreshclam never asked. */
+    cr_assert_eq(s_log_count("\n"), 1);
+    cr_assert(s_exists(s_db, "test.cvd"));
+    cr_assert_not(s_exists(s_db, "test.cld"));
+    s_assert_dir_clean();
+    pm_sigfetch_report_destroy(&r);
+}
+
+/* The mirror answers the version checks, then rate-limits the downloads:
+ * libfreshclam reports that as success with nothing updated (or as a
+ * failed GET), and the module must still come back with the 429. */
+static void
+s_429_midway(const char *status)
+{
+    s_copy("test-1.cvd", s_db, "test.cvd", false);
+    s_publish_v6();
+    s_mirror_status(status);
+    s_mirror_start();
+    time_t before = time(NULL);
+    pm_sigfetch_report_t *r = s_fetch();
+    pm_sigfetch_db_t *db = &r->dbs[0];
+    cr_assert_eq(db->err, PM_EDENIED, "%s", db->why);
+    cr_assert_eq(db->http_status, 429);
+    cr_assert_eq(db->version, 1);
+    cr_assert_not(db->changed);
+    cr_assert_eq(r->n_cooldowns, 1);
+    cr_assert(r->cooldowns[0].until >= before + 60);
+    cr_assert(r->cooldowns[0].until <= time(NULL) + 60);
+    cr_assert_eq(s_log_count(" 200 "), 0);
+    s_assert_dir_clean();
+    pm_sigfetch_report_destroy(&r);
+}
+
+Test(sigfetch, http_429_on_libfreshclams_version_check)
+{
+    s_429_midway("429 60 1");
+}
+
+Test(sigfetch, http_429_during_the_downloads)
+{
+    s_429_midway("429 60 2");
+}
+
+Test(sigfetch, http_429_without_retry_after_is_4_hours)
+{
+    s_copy("test-1.cvd", s_db, "test.cvd", false);
+    s_mirror_status("429 -");
+    s_mirror_start();
+    time_t before = time(NULL);
+    pm_sigfetch_report_t *r = s_fetch();
+    cr_assert_eq(r->n_cooldowns, 1);
+    cr_assert_eq(r->cooldowns[0].http_status, 429);
+    cr_assert(r->cooldowns[0].until >= before + 4 * 3600);
+    cr_assert(r->cooldowns[0].until <= time(NULL) + 4 * 3600);
+    pm_sigfetch_report_destroy(&r);
+}
+
+Test(sigfetch, http_403_is_24_hours)
+{
+    s_copy("test-1.cvd", s_db, "test.cvd", false);
+    s_mirror_status("403 -");
+    s_mirror_start();
+    time_t before = time(NULL);
+    pm_sigfetch_report_t *r = s_fetch();
+    pm_sigfetch_db_t *db = &r->dbs[0];
+    cr_assert_eq(db->err, PM_EDENIED);
+    cr_assert_eq(db->http_status, 403);
+    cr_assert_eq(db->version, 1);
+    cr_assert_eq(r->n_cooldowns, 1);
+    cr_assert_eq(r->cooldowns[0].http_status, 403);
+    cr_assert(r->cooldowns[0].until >= before + 24 * 3600);
+    cr_assert(r->cooldowns[0].until <= time(NULL) + 24 * 3600);
+    pm_sigfetch_report_destroy(&r);
+}
+
+Test(sigfetch, tampered_cvd_is_refused_and_old_version_kept)
+{
+    cr_assert_eq(cl_init(CL_INIT_DEFAULT), CL_SUCCESS);
+    s_copy("test-1.cvd", s_db, "test.cvd", false);
+    /* Version 6, one byte changed, and no CDIFFs: the whole CVD it is. */
+    s_copy("test-6.cvd", s_www, "test.cvd", true);
+    s_mirror_start();
+    pm_sigfetch_report_t *r = s_fetch();
+    pm_sigfetch_db_t *db = &r->dbs[0];
+    cr_assert_eq(db->err, PM_EPROTO, "%s", pm_strerror(db->err));
+    cr_assert_not_null(strstr(db->why, "signature"), "%s", db->why);
+    cr_assert_not_null(strstr(db->why, s_url), "%s", db->why);
+    cr_assert_eq(db->version, 1);
+    cr_assert_not(db->changed);
+    cr_assert_eq(r->n_cooldowns, 0);
+    cr_assert_eq(s_log_count("GET /test.cvd 200 -"), 1);
+    /* The old file, byte for byte, and nothing else. */
+    size_t a, b;
+    char *old = s_slurp(S_FIXTURES "/test-1.cvd", &a);
+    char *path = pm_asprintf("%s/test.cvd", s_db);
+    char *now = s_slurp(path, &b);
+    cr_assert(a == b && memcmp(old, now, a) == 0);
+    cr_assert_not(s_exists(s_db, "test.cld"));
+    s_assert_dir_clean();
+    free(old);
+    free(now);
+    free(path);
+    pm_sigfetch_report_destroy(&r);
+}
+
+Test(sigfetch, unreachable_mirror_is_a_clear_error)
+{
+    s_copy("test-1.cvd", s_db, "test.cvd", false);
+    char dead[64];
+    s_dead_url(dead, sizeof dead);
+    const char *mirrors[] = {dead};
+    pm_sigfetch_report_t *r = s_fetch_from(mirrors, 1);
+    pm_sigfetch_db_t *db = &r->dbs[0];
+    cr_assert_eq(db->err, PM_ETIMEDOUT);
+    cr_assert_eq(db->http_status, 0);
+    cr_assert_not_null(strstr(db->why, dead), "%s", db->why);
+    cr_assert_not_null(strstr(db->why, "onnect"), "%s", db->why);
+    cr_assert_null(db->mirror);
+    cr_assert_eq(db->version, 1);
+    cr_assert_eq(r->n_cooldowns, 0);
+    s_assert_dir_clean();
+    pm_sigfetch_report_destroy(&r);
+}
+
+Test(sigfetch, next_mirror_when_the_first_is_down)
+{
+    s_copy("test-1.cvd", s_www, "test.cvd", false);
+    s_mirror_start();
+    char dead[64], slash[80];
+    s_dead_url(dead, sizeof dead);
+    snprintf(slash, sizeof slash, "%s/", s_url);
+    const char *mirrors[] = {dead, slash};
+    pm_sigfetch_report_t *r = s_fetch_from(mirrors, 2);
+    cr_assert_eq(r->dbs[0].err, PM_OK, "%s", r->dbs[0].why);
+    cr_assert_eq(r->dbs[0].version, 1);
+    cr_assert_str_eq(r->dbs[0].mirror, s_url);
+    pm_sigfetch_report_destroy(&r);
+}
+
+Test(sigfetch, bad_arguments_are_refused)
+{
+    const char *mirrors[] = {"http://127.0.0.1:1"};
+    const char *bad_db[] = {"../etc"};
+    pm_sigfetch_opts_t o = {.dbdir = s_db,
+                            .mirrors = mirrors,
+                            .n_mirrors = 1,
+                            .databases = bad_db,
+                            .n_databases = 1};
+    pm_sigfetch_report_t *r = (void *)0x1;
+    char *why = NULL;
+    cr_assert_eq(pm_sigfetch_run(&o, &r, &why), PM_EINVAL);
+    cr_assert_eq(r, (void *)0x1);
+    cr_assert_not_null(strstr(why, "../etc"));
+    const char *ftp[] = {"ftp://127.0.0.1/"}, *good[] = {"test"};
+    o.mirrors = ftp;
+    o.databases = good;
+    cr_assert_eq(pm_sigfetch_run(&o, &r, &why), PM_EINVAL);
+    free(why);
+}
