@@ -74,6 +74,28 @@ s_store_fail(s_reply_t *r, int rc, const char *what)
            "%s: %s", what, pm_strerror(rc));
 }
 
+/* Reading revision REV failed with RC. A missing revision is told apart:
+ * one above the head was never made; one below it was pruned by
+ * retention, which the admin should hear rather than a bare "not found". */
+static void
+s_revision_fail(pm_ctld_t *self, s_reply_t *r, int rc, uint64_t rev)
+{
+    uint64_t head = 0;
+    if (rc != PM_ENOTFOUND || pm_store_head(self->store, &head) != PM_OK)
+        return s_store_fail(r, rc, "reading a revision");
+    unsigned long long n = (unsigned long long)rev,
+                       h = (unsigned long long)head;
+    if (rev > head || rev == 0)
+        s_fail(r, PM__RESPONSE__STATUS__NOT_FOUND,
+               "revision %llu does not exist (the head is %llu)", n, h);
+    else
+        s_fail(r, PM__RESPONSE__STATUS__NOT_FOUND,
+               "revision %llu is no longer kept: the history keeps the "
+               "newest history_keep revisions and every revision a node "
+               "still runs ('policy history' lists them; the head is %llu)",
+               n, h);
+}
+
 /* The head policy, or the defaults before the first push. */
 static Pm__Policy *
 s_head_policy(pm_ctld_t *self, uint64_t *head, s_reply_t *r)
@@ -291,11 +313,7 @@ s_handle_rollback(pm_ctld_t *self, const Pm__Request *req, const char *author,
     Pm__Revision *old = NULL;
     int rc = pm_store_get(self->store, req->rev, &old);
     if (rc != PM_OK)
-        return s_fail(r,
-                      rc == PM_ENOTFOUND ? PM__RESPONSE__STATUS__NOT_FOUND
-                                         : PM__RESPONSE__STATUS__INTERNAL,
-                      "revision %llu: %s", (unsigned long long)req->rev,
-                      pm_strerror(rc));
+        return s_revision_fail(self, r, rc, req->rev);
     /* Revisions were valid when stored; checking again guards against a
      * rule that became stricter since. */
     if (pm_policy_validate(old->policy, r->diag) > 0)
@@ -320,12 +338,7 @@ s_handle_show(pm_ctld_t *self, const Pm__Request *req, const char *author,
         return; /* nothing pushed yet: no revision, the CLI shows defaults */
     rc = pm_store_get(self->store, req->rev, &r->revision);
     if (rc != PM_OK)
-        return s_fail(r,
-                      rc == PM_ENOTFOUND ? PM__RESPONSE__STATUS__NOT_FOUND
-                                         : PM__RESPONSE__STATUS__INTERNAL,
-                      "revision %llu: %s (the head is %llu)",
-                      (unsigned long long)req->rev, pm_strerror(rc),
-                      (unsigned long long)head);
+        return s_revision_fail(self, r, rc, req->rev);
     /* show --node is computed by the CLI from the whole revision, so that
      * it can also say which keys the node overrides. */
     r->resp.revision = r->revision;
@@ -399,12 +412,7 @@ s_handle_diff(pm_ctld_t *self, const Pm__Request *req, const char *author,
     if (rc == PM_OK)
         rc = pm_store_get(self->store, req->rev_b, &b);
     if (rc != PM_OK) {
-        s_fail(r,
-               rc == PM_ENOTFOUND ? PM__RESPONSE__STATUS__NOT_FOUND
-                                  : PM__RESPONSE__STATUS__INTERNAL,
-               "revision %llu: %s",
-               (unsigned long long)(a ? req->rev_b : req->rev),
-               pm_strerror(rc));
+        s_revision_fail(self, r, rc, a ? req->rev_b : req->rev);
         goto out;
     }
     size_t n;

@@ -809,6 +809,42 @@ Test(ctld, diff_changed_override_value)
     pm__response__free_unpacked(resp, NULL);
 }
 
+/* A revision that was never made and one pruned by retention get
+ * different answers: the admin should learn the history moved on. */
+Test(ctld, pruned_revision_is_told_apart)
+{
+    cr_assert_eq(pm_store_set_retention(s_store, 2), PM_OK);
+    for (int i = 1; i <= 5; i++)
+        s_push_n(i, i);
+    Pm__Request req = s_req(PM__REQUEST__OP__SHOW);
+    req.rev = 1;
+    Pm__Response *resp = s_call(&req);
+    cr_expect_eq(resp->status, PM__RESPONSE__STATUS__NOT_FOUND);
+    cr_expect(resp->error &&
+                  strstr(resp->error, "revision 1 is no longer "
+                                      "kept") &&
+                  strstr(resp->error, "history_keep"),
+              "%s", resp->error);
+    pm__response__free_unpacked(resp, NULL);
+
+    req.rev = 9;
+    resp = s_call(&req);
+    cr_expect_eq(resp->status, PM__RESPONSE__STATUS__NOT_FOUND);
+    cr_expect(resp->error &&
+                  strstr(resp->error, "revision 9 does not exist (the "
+                                      "head is 5)"),
+              "%s", resp->error);
+    pm__response__free_unpacked(resp, NULL);
+
+    req = s_req(PM__REQUEST__OP__ROLLBACK);
+    req.rev = 2;
+    resp = s_call(&req);
+    cr_expect_eq(resp->status, PM__RESPONSE__STATUS__NOT_FOUND);
+    cr_expect(resp->error && strstr(resp->error, "no longer kept"), "%s",
+              resp->error);
+    pm__response__free_unpacked(resp, NULL);
+}
+
 Test(ctld, diff_missing_revision)
 {
     s_push_n(1, 1);
