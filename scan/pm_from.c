@@ -49,6 +49,29 @@ s_drop_comments(const char *text)
     return out;
 }
 
+/* True when every comment and quoted string in TEXT is closed. GMime
+ * 3.2.13 (Debian 12) leaks the address it read when a comment after it is
+ * left open ("a@b.example (x", GMime issue #159, fixed in 3.2.15), so such
+ * a value never reaches its parser: it is unparsable, which the forged-mail
+ * rule treats as ambiguous anyway. Same scan as s_drop_comments. */
+static bool
+s_closed(const char *text)
+{
+    int depth = 0;
+    bool quoted = false;
+    for (const char *p = text; *p; p++) {
+        if (*p == '\\' && (quoted || depth) && p[1])
+            p++;
+        else if (!depth && *p == '"')
+            quoted = !quoted;
+        else if (!quoted && *p == '(')
+            depth++;
+        else if (!quoted && depth && *p == ')')
+            depth--;
+    }
+    return !depth && !quoted;
+}
+
 /* The domain of ADDR from AT (the index of its '@', as GMime found it
  * outside quotes; < 0: none), lowercased, without trailing dots; NULL
  * when there is none. Caller frees. */
@@ -85,6 +108,7 @@ s_add_domain(pm_from_t *f, char *d)
 typedef struct {
     int mailboxes;      /* mailboxes seen, groups' members included */
     bool group;         /* a group was seen */
+    bool open;          /* a value left a comment or quote open */
     char *first_domain; /* of the first mailbox, or NULL (no domain) */
 } s_count_t;
 
@@ -144,10 +168,15 @@ pm_from_parse(const char *const *values, size_t n, pm_from_t *out)
     s_count_t c = {0};
     for (size_t i = 0; i < n; i++) {
         char *unfolded = s_unfold(values[i] ? values[i] : "");
-        InternetAddressList *list = internet_address_list_parse(NULL, unfolded);
-        s_walk(out, list, &c, 0);
-        if (list)
-            g_object_unref(list);
+        if (s_closed(unfolded)) {
+            InternetAddressList *list =
+                internet_address_list_parse(NULL, unfolded);
+            s_walk(out, list, &c, 0);
+            if (list)
+                g_object_unref(list);
+        } else {
+            c.open = true;
+        }
         s_add_text(text, unfolded);
         free(unfolded);
     }
@@ -156,6 +185,9 @@ pm_from_parse(const char *const *values, size_t n, pm_from_t *out)
     out->kind = PM_FROM_AMBIGUOUS;
     if (n > 1)
         out->problem = pm_asprintf("%zu From headers", n);
+    else if (c.open)
+        out->problem =
+            pm_strdup("a comment or quoted string left open in From");
     else if (c.group)
         out->problem = pm_strdup("a group in From");
     else if (c.mailboxes != 1)
