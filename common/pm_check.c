@@ -706,6 +706,31 @@ s_url_authority(const char *a, size_t len)
 }
 
 char *
+pm_check_database_name(const char *value)
+{
+    char q[S_QUOTE_SIZE];
+    char c[S_CHAR_SIZE];
+    size_t len = strlen(value);
+
+    if (len == 0)
+        return pm_strdup("is empty; write a database name such as 'daily'");
+    if (len > PM_DATABASE_NAME_MAX)
+        return pm_asprintf("is %zu characters long; a database name holds "
+                           "at most %d",
+                           len, PM_DATABASE_NAME_MAX);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)value[i];
+        if (!(ch >= 'a' && ch <= 'z') && !(ch >= '0' && ch <= '9') &&
+            ch != '-' && ch != '_')
+            return pm_asprintf("'%s' contains %s; a database name is "
+                               "lowercase letters, digits, '-' and '_' "
+                               "(the mirror serves NAME.cvd)",
+                               s_quote(value, len, q), s_char(ch, c));
+    }
+    return NULL;
+}
+
+char *
 pm_check_url(const char *value)
 {
     const char *sep;

@@ -47,6 +47,12 @@ char *pm_check_relay_host(const char *value);
  * 1..65535 and path; no spaces, control characters, user info or fragment. */
 char *pm_check_url(const char *value);
 
+/* A ClamAV database name as mirrors publish it ("main", "daily",
+ * "bytecode"; "test" in ClamAV's test database): the file is NAME.cvd and
+ * NAME-N.cdiff, so 1..64 of [a-z0-9_-] and nothing that could name a path. */
+#define PM_DATABASE_NAME_MAX 64
+char *pm_check_database_name(const char *value);
+
 /* An email address local@domain (dot-atom local part, hostname domain). */
 char *pm_check_address(const char *value);
 

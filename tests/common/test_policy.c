@@ -398,6 +398,7 @@ Test(defaults, match_design)
         {"antispam.dkim_verify", "true"},
         {"antivirus.enabled", "true"},
         {"antivirus.mirrors", "[\"https://database.clamav.net\"]"},
+        {"antivirus.databases", "[\"main\",\"daily\",\"bytecode\"]"},
         {"antivirus.custom_signatures", "[]"},
         {"antivirus.update_frequency", "\"2h\""},
         {"antivirus.block_encrypted_archives", "true"},
