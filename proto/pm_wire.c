@@ -8,6 +8,7 @@
  */
 #include "pm_wire.h"
 
+#include "pm_check.h"
 #include "pm_error.h"
 #include "pm_mem.h"
 
@@ -436,7 +437,8 @@ static int
 s_rule_publication(s_walk_t *w, const ProtobufCMessage *msg)
 {
     const Pm__Publication *pub = (const Pm__Publication *)msg;
-    if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT)
+    if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT ||
+        pub->kind == PM__PUBLICATION__KIND__MEMBERS)
         return PM_OK;
     if (!pub->revision || !pub->revision->policy)
         return s_fail_field(w, "revision",
@@ -446,6 +448,80 @@ s_rule_publication(s_walk_t *w, const ProtobufCMessage *msg)
         return s_fail_field(
             w, "head", "%" PRIu64 " is not the revision sent (%" PRIu64 ")",
             pub->head, pub->revision->number);
+    return PM_OK;
+}
+
+/* A database name as pm_check_database_name allows it, or a file name
+ * NAME.cvd / NAME.cld: nothing a peer sends can name a path. */
+static int
+s_database_name(s_walk_t *w, const char *field, const char *value, bool file)
+{
+    size_t len = strlen(value);
+    char *name = pm_strdup(value);
+    if (file) {
+        if (len < 5 || (strcmp(value + len - 4, ".cvd") != 0 &&
+                        strcmp(value + len - 4, ".cld") != 0)) {
+            free(name);
+            return s_fail_field(w, field, "not NAME.cvd or NAME.cld");
+        }
+        name[len - 4] = '\0';
+    }
+    char *bad = pm_check_database_name(name);
+    free(name);
+    if (!bad)
+        return PM_OK;
+    int rc = s_fail_field(w, field, "%s", bad);
+    free(bad);
+    return rc;
+}
+
+static int
+s_rule_signature_db(s_walk_t *w, const ProtobufCMessage *msg)
+{
+    const Pm__SignatureDb *db = (const Pm__SignatureDb *)msg;
+    return s_database_name(w, "name", db->name, false);
+}
+
+static int
+s_rule_member(s_walk_t *w, const ProtobufCMessage *msg)
+{
+    const Pm__Member *m = (const Pm__Member *)msg;
+    if (!*m->name)
+        return s_fail_field(w, "name", "empty");
+    if (strlen(m->public_key) != 40)
+        return s_fail_field(w, "public_key",
+                            "not a Z85 CURVE key (40 "
+                            "characters)");
+    return PM_OK;
+}
+
+static int
+s_rule_peer_message(s_walk_t *w, const ProtobufCMessage *msg)
+{
+    const Pm__PeerMessage *pm = (const Pm__PeerMessage *)msg;
+    if (pm->kind != PM__PEER_MESSAGE__KIND__GET &&
+        pm->kind != PM__PEER_MESSAGE__KIND__CHUNK)
+        return PM_OK;
+    int rc = s_database_name(w, "file", pm->file, true);
+    if (rc != PM_OK)
+        return rc;
+    if (!pm->version)
+        return s_fail_field(w, "version", "0; a file is asked for by version");
+    if (pm->kind == PM__PEER_MESSAGE__KIND__GET)
+        return PM_OK;
+    if (pm->data.len > PM_WIRE_CHUNK_MAX)
+        return s_fail_field(w, "data", "%zu bytes; a chunk holds at most %u",
+                            pm->data.len, PM_WIRE_CHUNK_MAX);
+    if (pm->total > PM_WIRE_DATABASE_MAX)
+        return s_fail_field(w, "total",
+                            "%" PRIu64 " bytes; a database file is at most "
+                            "%" PRIu64,
+                            pm->total, (uint64_t)PM_WIRE_DATABASE_MAX);
+    if (pm->offset > pm->total || pm->data.len > pm->total - pm->offset)
+        return s_fail_field(w, "offset",
+                            "%" PRIu64 " + %zu bytes is past the file's "
+                            "%" PRIu64,
+                            pm->offset, pm->data.len, pm->total);
     return PM_OK;
 }
 
@@ -459,6 +535,9 @@ static const struct {
     {&pm__revision__descriptor, s_rule_revision},
     {&pm__node_status__descriptor, s_rule_node_status},
     {&pm__publication__descriptor, s_rule_publication},
+    {&pm__signature_db__descriptor, s_rule_signature_db},
+    {&pm__member__descriptor, s_rule_member},
+    {&pm__peer_message__descriptor, s_rule_peer_message},
 };
 
 static int
@@ -493,8 +572,9 @@ s_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
     static const uint8_t empty[1];
     assert(out);
     /* checked before decoding, which is where a big message costs */
-    unsigned max = d == &pm__agent_report__descriptor ? PM_WIRE_REPORT_MAX
-                                                      : PM_WIRE_MESSAGE_MAX;
+    unsigned max = d == &pm__agent_report__descriptor   ? PM_WIRE_REPORT_MAX
+                   : d == &pm__peer_message__descriptor ? PM_WIRE_PEER_MAX
+                                                        : PM_WIRE_MESSAGE_MAX;
     if (len > max || (len && !buf)) {
         if (why)
             *why = pm_asprintf("%s: %zu bytes, more than %u or missing",
@@ -538,6 +618,8 @@ S_UNPACK_AS(pm_wire_unpack_agent_report, Pm__AgentReport,
             pm__agent_report__descriptor)
 S_UNPACK_AS(pm_wire_unpack_publication, Pm__Publication,
             pm__publication__descriptor)
+S_UNPACK_AS(pm_wire_unpack_peer_message, Pm__PeerMessage,
+            pm__peer_message__descriptor)
 
 int
 pm_wire_check_policy(const Pm__Policy *policy, char **why)

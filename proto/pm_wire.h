@@ -59,6 +59,14 @@
  * lines at an average of 250 bytes each, beyond any real node; a node with
  * more overrides than that has to summarise them, not send them all. */
 #define PM_WIRE_REPORT_MAX (1u << 20)
+/* Agent to agent (PeerMessage): a database file travels in chunks of at
+ * most PM_WIRE_CHUNK_MAX bytes, so one message is at most PM_WIRE_PEER_MAX
+ * (the peer socket's ZMQ_MAXMSGSIZE); a whole file is at most
+ * PM_WIRE_DATABASE_MAX (ClamAV's main.cvd is ~160 MiB, an uncompressed
+ * daily.cld ~300 MiB). */
+#define PM_WIRE_CHUNK_MAX (1u << 20)
+#define PM_WIRE_PEER_MAX (2u << 20)
+#define PM_WIRE_DATABASE_MAX (2ull << 30)
 
 int pm_wire_unpack_request(const uint8_t *buf, size_t len, Pm__Request **out,
                            char **why);
@@ -70,11 +78,19 @@ int pm_wire_unpack_node_status(const uint8_t *buf, size_t len,
                                Pm__NodeStatus **out, char **why);
 
 /* Agent protocol. A Publication of kind UPDATE or SNAPSHOT must carry the
- * head revision with its policy. */
+ * head revision with its policy. A Member has a name and a 40-character
+ * public key. */
 int pm_wire_unpack_agent_report(const uint8_t *buf, size_t len,
                                 Pm__AgentReport **out, char **why);
 int pm_wire_unpack_publication(const uint8_t *buf, size_t len,
                                Pm__Publication **out, char **why);
+
+/* Agent to agent: at most PM_WIRE_PEER_MAX bytes; every SignatureDb name is
+ * a database name (pm_check_database_name); GET and CHUNK name a file
+ * NAME.cvd or NAME.cld and a version > 0; a CHUNK's data is at most
+ * PM_WIRE_CHUNK_MAX bytes and lies inside TOTAL <= PM_WIRE_DATABASE_MAX. */
+int pm_wire_unpack_peer_message(const uint8_t *buf, size_t len,
+                                Pm__PeerMessage **out, char **why);
 
 /* Structural check of a policy already in memory (also used by the unpack
  * functions). Returns PM_OK or PM_EPROTO with *why as above. */
