@@ -55,7 +55,7 @@ static const struct {
     {"policy", "diff", pm_ctl_policy_diff, "policy diff A B [--json]"},
     {"policy", "rollback", pm_ctl_policy_rollback,
      "policy rollback N [--expect-rev N] [-m MSG]"},
-    {"nodes", NULL, pm_ctl_nodes, "nodes [--json]"},
+    {"nodes", NULL, pm_ctl_nodes, "nodes [--cluster] [--json]"},
     {"node", NULL, pm_ctl_node,
      "node add NAME PUBLIC-KEY|CERT-FILE, node remove NAME"},
     {"dkim", NULL, pm_ctl_dkim,

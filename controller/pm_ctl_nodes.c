@@ -1,4 +1,11 @@
-/* pm_ctl_nodes.c - privmta-ctl nodes: one row per node. */
+/* pm_ctl_nodes.c - privmta-ctl nodes: one row per node, then what holds
+ * for the whole cluster (mirrors cooling down, who fetches which database).
+ *
+ * `nodes --json` stays an array with one object per node, as scripts read
+ * it (.[0].name, length); each object carries its NodeStatus fields and
+ * "duties", the databases that node fetches for the cluster. The cluster's
+ * cool-downs and all duties, which belong to no one node, are
+ * `nodes --cluster --json`: {"duties": [...], "cooldowns": [...]}. */
 #include "pm_ctl.h"
 #include "pm_keys.h"
 #include "pm_mem.h"
@@ -37,7 +44,7 @@ s_service_json(const Pm__ServiceStatus *s)
 }
 
 static json_t *
-s_node_json(const Pm__NodeStatus *n, uint64_t head)
+s_node_base_json(const Pm__NodeStatus *n, uint64_t head)
 {
     return json_pack(
         "{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:o}",
@@ -50,6 +57,84 @@ s_node_json(const Pm__NodeStatus *n, uint64_t head)
         s_service_json(n->antivirus), "auth", s_service_json(n->auth), "dkim",
         s_service_json(n->dkim), "relay_overrides",
         s_strings(n->relay_overrides, n->n_relay_overrides));
+}
+
+static json_t *
+s_databases_json(Pm__SignatureDb *const *dbs, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            a, json_pack(
+                   "{s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:s}", "name",
+                   dbs[i]->name, "version", (json_int_t)dbs[i]->version,
+                   "loaded_version", (json_int_t)dbs[i]->loaded_version, "sigs",
+                   (json_int_t)dbs[i]->sigs, "built", (json_int_t)dbs[i]->built,
+                   "source", dbs[i]->source, "last_check",
+                   (json_int_t)dbs[i]->last_check, "next_check",
+                   (json_int_t)dbs[i]->next_check, "error", dbs[i]->error));
+    return a;
+}
+
+static json_t *
+s_cooldowns_json(Pm__Cooldown *const *cds, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            a, json_pack("{s:s, s:i, s:I, s:s}", "mirror", cds[i]->mirror,
+                         "http_status", (int)cds[i]->http_status, "until",
+                         (json_int_t)cds[i]->until, "node", cds[i]->node));
+    return a;
+}
+
+static json_t *
+s_distrusted_json(Pm__Distrust *const *ds, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            a, json_pack("{s:s, s:I, s:s}", "peer", ds[i]->peer, "until",
+                         (json_int_t)ds[i]->until, "reason", ds[i]->reason));
+    return a;
+}
+
+static json_t *
+s_duties_json(Pm__Duty *const *duties, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_pack("{s:s, s:s}", "database",
+                                           duties[i]->database, "node",
+                                           duties[i]->node));
+    return a;
+}
+
+/* The databases NODE fetches for the cluster, by name. */
+static json_t *
+s_node_duties_json(const Pm__Response *r, const char *node)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < r->n_duties; i++)
+        if (strcmp(r->duties[i]->node, node) == 0)
+            json_array_append_new(a, json_string(r->duties[i]->database));
+    return a;
+}
+
+/* The fields of NodeStatus as they are, plus "lag" and "duties". */
+static json_t *
+s_node_json(const Pm__NodeStatus *n, const Pm__Response *r)
+{
+    json_t *o = s_node_base_json(n, r->head);
+    json_object_set_new(o, "peer_endpoint", json_string(n->peer_endpoint));
+    json_object_set_new(o, "databases",
+                        s_databases_json(n->databases, n->n_databases));
+    json_object_set_new(o, "cooldowns",
+                        s_cooldowns_json(n->cooldowns, n->n_cooldowns));
+    json_object_set_new(o, "distrusted",
+                        s_distrusted_json(n->distrusted, n->n_distrusted));
+    json_object_set_new(o, "duties", s_node_duties_json(r, n->name));
+    return o;
 }
 
 /* Caps on what an agent sent, in bytes of escaped text: a table cell,
@@ -89,6 +174,98 @@ s_row_details(const Pm__NodeStatus *n)
     }
 }
 
+/* "2026-11-20 10:00:00 UTC" */
+static void
+s_utc(int64_t t, char *buf, size_t size)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) ||
+        !strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm))
+        snprintf(buf, size, "%lld", (long long)t);
+}
+
+/* How old something made at T is at NOW, in the unit a person reads. */
+static void
+s_age(int64_t t, time_t now, char *buf, size_t size)
+{
+    double s = (double)((int64_t)now - t);
+    if (s < 120)
+        snprintf(buf, size, "%.0f s", s < 0 ? 0 : s);
+    else if (s < 3600)
+        snprintf(buf, size, "%.0f min", s / 60);
+    else if (s < 48 * 3600)
+        snprintf(buf, size, "%.1f h", s / 3600);
+    else
+        snprintf(buf, size, "%.1f d", s / 86400);
+}
+
+/* "test 6 (loaded 6), 1.2 h old, from mirror http://...; error: ..." */
+static void
+s_row_database(const Pm__SignatureDb *db, time_t now)
+{
+    printf("%-16s database ", "");
+    s_cell(db->name, 0, S_CELL_MAX, "");
+    if (db->version) {
+        printf(" %u (loaded %u)", db->version, db->loaded_version);
+        if (db->built) {
+            char age[32];
+            s_age(db->built, now, age, sizeof age);
+            printf(", %s old", age);
+        }
+    } else {
+        printf(": none held");
+    }
+    if (*db->source) {
+        printf(", from ");
+        s_cell(db->source, 0, S_CELL_MAX, "");
+    }
+    if (*db->error) {
+        printf("; error: ");
+        s_cell(db->error, 0, S_LINE_MAX, "");
+    }
+    printf("\n");
+}
+
+/* What a node holds of the ClamAV databases, and whom it will not pull
+ * them from. */
+static void
+s_row_signatures(const Pm__NodeStatus *n, time_t now)
+{
+    for (size_t i = 0; i < n->n_databases; i++)
+        s_row_database(n->databases[i], now);
+    for (size_t i = 0; i < n->n_distrusted; i++) {
+        const Pm__Distrust *d = n->distrusted[i];
+        char until[40];
+        s_utc(d->until, until, sizeof until);
+        printf("%-16s distrusts peer ", "");
+        s_cell(d->peer, 0, S_CELL_MAX, "");
+        printf(" until %s: ", until);
+        s_cell(d->reason, 0, S_LINE_MAX, "\n");
+    }
+}
+
+/* What holds for the cluster, once: mirrors no node may ask yet, and who
+ * fetches each database for everyone. */
+static void
+s_cluster_text(const Pm__Response *r)
+{
+    for (size_t i = 0; i < r->n_cooldowns; i++) {
+        const Pm__Cooldown *c = r->cooldowns[i];
+        char until[40];
+        s_utc(c->until, until, sizeof until);
+        printf("mirror ");
+        s_cell(c->mirror, 0, S_CELL_MAX, "");
+        printf(" cooling down until %s (HTTP %d, told to ", until,
+               (int)c->http_status);
+        s_cell(c->node, 0, S_CELL_MAX, ")\n");
+    }
+    for (size_t i = 0; i < r->n_duties; i++) {
+        s_cell(r->duties[i]->database, 0, S_CELL_MAX, ": fetched by ");
+        s_cell(r->duties[i]->node, 0, S_CELL_MAX, "\n");
+    }
+}
+
 /* One node. Every string in it came from an agent (or was stored from
  * one) and is escaped: a newline cannot forge a row, ESC cannot drive the
  * terminal. */
@@ -111,14 +288,51 @@ s_row(const Pm__NodeStatus *n, uint64_t head, time_t now)
         s_state(n->dkim));
     s_cell(n->apply_error, 0, S_LINE_MAX, "\n");
     s_row_details(n);
+    s_row_signatures(n, now);
+}
+
+static void
+s_print_json(json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_INDENT(2));
+    puts(text);
+    free(text);
+    json_decref(doc);
+}
+
+static void
+s_nodes_text(const Pm__Response *r, bool cluster)
+{
+    time_t now = time(NULL);
+    if (!cluster) {
+        printf("%-16s %-22s %-8s %-4s %-12s %-9s %-9s %-9s %-9s %s\n", "NAME",
+               "ADDRESS", "APPLIED", "LAG", "LAST-SEEN", "ANTISPAM",
+               "ANTIVIRUS", "AUTH", "DKIM", "LAST-ERROR");
+        for (size_t i = 0; i < r->n_nodes; i++)
+            s_row(r->nodes[i], r->head, now);
+        if (r->n_nodes == 0)
+            printf("(no node has reported yet; head revision %llu)\n",
+                   (unsigned long long)r->head);
+        if (r->n_cooldowns || r->n_duties)
+            printf("\n");
+    }
+    s_cluster_text(r);
 }
 
 int
 pm_ctl_nodes(pm_ctl_t *ctl, int argc, char **argv)
 {
-    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
-    if (argc > 2 || (argc == 2 && !json)) {
-        fprintf(stderr, "usage: privmta-ctl nodes [--json]\n");
+    bool json = false, cluster = false, bad = false;
+    for (int i = 1; i < argc; i++) {
+        bool *flag = strcmp(argv[i], "--json") == 0      ? &json
+                     : strcmp(argv[i], "--cluster") == 0 ? &cluster
+                                                         : NULL;
+        bad = bad || !flag || *flag;
+        if (flag)
+            *flag = true;
+    }
+    if (bad) {
+        fprintf(stderr, "usage: privmta-ctl nodes [--cluster] [--json]\n");
         return PM_EXIT_USAGE;
     }
     Pm__Request req = PM__REQUEST__INIT;
@@ -128,24 +342,17 @@ pm_ctl_nodes(pm_ctl_t *ctl, int argc, char **argv)
     int rc = pm_ctl_call(ctl, &req, &r);
     if (rc != PM_EXIT_OK)
         return rc;
-    time_t now = time(NULL);
-    if (json) {
+    if (json && cluster) {
+        s_print_json(json_pack(
+            "{s:o, s:o}", "duties", s_duties_json(r->duties, r->n_duties),
+            "cooldowns", s_cooldowns_json(r->cooldowns, r->n_cooldowns)));
+    } else if (json) {
         json_t *all = json_array();
         for (size_t i = 0; i < r->n_nodes; i++)
-            json_array_append_new(all, s_node_json(r->nodes[i], r->head));
-        char *text = json_dumps(all, JSON_INDENT(2));
-        puts(text);
-        free(text);
-        json_decref(all);
+            json_array_append_new(all, s_node_json(r->nodes[i], r));
+        s_print_json(all);
     } else {
-        printf("%-16s %-22s %-8s %-4s %-12s %-9s %-9s %-9s %-9s %s\n", "NAME",
-               "ADDRESS", "APPLIED", "LAG", "LAST-SEEN", "ANTISPAM",
-               "ANTIVIRUS", "AUTH", "DKIM", "LAST-ERROR");
-        for (size_t i = 0; i < r->n_nodes; i++)
-            s_row(r->nodes[i], r->head, now);
-        if (r->n_nodes == 0)
-            printf("(no node has reported yet; head revision %llu)\n",
-                   (unsigned long long)r->head);
+        s_nodes_text(r, cluster);
     }
     pm__response__free_unpacked(r, NULL);
     return PM_EXIT_OK;

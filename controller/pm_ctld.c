@@ -46,6 +46,7 @@ typedef struct {
     Pm__DiffEntry **diff;
     Pm__NodeStatus **nodes;
     size_t n_nodes;
+    Pm__Publication *members; /* the fleet's: duties and cool-downs */
     char *error;
     char *txt;
 } s_reply_t;
@@ -452,6 +453,11 @@ s_handle_nodes(pm_ctld_t *self, const Pm__Request *req, const char *author,
     (void)author;
     if (self->fleet) {
         pm_fleet_nodes(self->fleet, &r->nodes, &r->n_nodes);
+        r->members = pm_fleet_members(self->fleet);
+        r->resp.duties = r->members->duties;
+        r->resp.n_duties = r->members->n_duties;
+        r->resp.cooldowns = r->members->cooldowns;
+        r->resp.n_cooldowns = r->members->n_cooldowns;
     } else {
         int rc = pm_store_node_list(self->store, &r->nodes, &r->n_nodes);
         if (rc != PM_OK)
@@ -641,6 +647,8 @@ s_reply_clear(s_reply_t *r)
         pm__revision__free_unpacked(r->revision, NULL);
     pm_store_history_free(&r->history, r->n_history);
     pm_store_nodes_free(&r->nodes, r->n_nodes);
+    if (r->members)
+        pm__publication__free_unpacked(r->members, NULL);
     for (size_t i = 0; i < r->resp.n_diff; i++)
         pm__diff_entry__free_unpacked(r->diff[i], NULL);
     free(r->diff);

@@ -1,11 +1,14 @@
 /* pm_fleet.c - distribution to agents and their status. */
 #include "pm_fleet.h"
+#include "pm_duty.h"
+#include "pm_hash.h"
 #include "pm_keys.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_text.h"
 #include "pm_wire.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -18,6 +21,10 @@
  * change: a file replaced within the same second may not change it where
  * the file system keeps whole seconds. */
 #define S_RESCAN_TICKS 30
+
+/* Ticks between two sends of MEMBERS that nothing changed: an agent that
+ * lost one (high-water mark) has the current one within this many. */
+#define S_MEMBERS_TICKS 60
 
 typedef struct {
     char *name;
@@ -32,6 +39,7 @@ typedef struct {
     int64_t snapshot_due;   /* zclock_mono() before which none is sent */
     bool snapshot_pending;  /* asked for one inside the gap */
     bool dirty;             /* not yet written to the store */
+    bool live;              /* "up" in the current MEMBERS */
 } s_node_t;
 
 struct pm_fleet_t {
@@ -46,7 +54,18 @@ struct pm_fleet_t {
     unsigned ticks;
     bool pending;       /* some node may have a snapshot pending, */
     int64_t pending_at; /* due no earlier than this */
+    /* MEMBERS: packed once, each send shares the bytes */
+    char **databases; /* the head policy's antivirus databases */
+    size_t n_databases;
+    zmq_msg_t members;       /* the current MEMBERS publication */
+    char members_digest[65]; /* sha256 of its bytes */
+    bool members_dirty;      /* something it says may have changed */
+    int64_t members_expiry;  /* unix seconds: a cool-down in it ends */
 };
+
+/* MEMBERS, made once as the fleet starts (below, with the sending). */
+static bool s_members_build(pm_fleet_t *self);
+static void s_set_databases(pm_fleet_t *self, const Pm__Policy *p);
 
 static void
 s_node_forget_keys(s_node_t *n)
@@ -113,6 +132,17 @@ s_forget_route(s_node_t *n)
     n->snapshot_pending = false;
 }
 
+static const char *
+s_liveness(const pm_fleet_t *self, const s_node_t *n, int64_t now)
+{
+    if (!n->seen_mono)
+        return n->seen_wall ? "down" : "never";
+    int64_t quiet = now - n->seen_mono;
+    return quiet >= self->opts.down_after_ms    ? "down"
+           : quiet >= self->opts.stale_after_ms ? "stale"
+                                                : "up";
+}
+
 static void
 s_enrol_one(const char *name, const char *role, const char *key,
             const char *path, void *arg)
@@ -141,6 +171,7 @@ s_scan_enrolled(pm_fleet_t *self, bool force)
          st.st_mtim.tv_nsec == self->dir_mtime.tv_nsec))
         return;
     self->dir_mtime = st.st_mtim;
+    self->members_dirty = true; /* a key or a member may be new */
     for (s_node_t *n = zhashx_first(self->nodes); n;
          n = zhashx_next(self->nodes))
         s_node_forget_keys(n);
@@ -176,6 +207,17 @@ s_load_statuses(pm_fleet_t *self)
     pm_store_nodes_free(&all, n);
 }
 
+/* The databases of the head policy, as the controller starts. */
+static void
+s_load_databases(pm_fleet_t *self)
+{
+    Pm__Revision *r = NULL;
+    if (!self->head || pm_store_get(self->store, self->head, &r) != PM_OK)
+        return;
+    s_set_databases(self, r->policy);
+    pm__revision__free_unpacked(r, NULL);
+}
+
 pm_fleet_t *
 pm_fleet_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
              const char *clients_dir, const pm_fleet_opts_t *opts, char **why)
@@ -193,6 +235,9 @@ pm_fleet_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
     pm_store_head(store, &self->head);
     s_load_statuses(self);
     s_scan_enrolled(self, true);
+    s_load_databases(self);
+    zmq_msg_init(&self->members);
+    s_members_build(self);
     self->router = zsock_new(ZMQ_ROUTER);
     zcert_apply(cert, self->router);
     zsock_set_curve_server(self->router, 1);
@@ -221,6 +266,10 @@ pm_fleet_destroy(pm_fleet_t **self_p)
         return;
     zsock_destroy(&self->router);
     zhashx_destroy(&self->nodes);
+    zmq_msg_close(&self->members);
+    for (size_t i = 0; i < self->n_databases; i++)
+        free(self->databases[i]);
+    free(self->databases);
     free(self->clients_dir);
     free(self);
     *self_p = NULL;
@@ -277,6 +326,180 @@ s_broadcast(pm_fleet_t *self, const Pm__Publication *pub)
     zmq_msg_close(&msg);
 }
 
+/* ---- MEMBERS: membership, fetch duties, cool-downs ---------------------- */
+
+/* The key a member is known by: the one its connection authenticated
+ * with, else the first enrolled for it. */
+static const char *
+s_public_key(const s_node_t *n)
+{
+    return s_served(n) ? n->route_key : n->keys[0];
+}
+
+static int
+s_node_by_name(const void *a, const void *b)
+{
+    return strcmp((*(s_node_t *const *)a)->name, (*(s_node_t *const *)b)->name);
+}
+
+/* Every enrolled node, sorted by name (so MEMBERS does not depend on hash
+ * order); sets *N and *N_COOLDOWNS (their reported cool-downs, all told).
+ * Caller frees the array, not the nodes. */
+static s_node_t **
+s_enrolled_sorted(pm_fleet_t *self, size_t *n, size_t *n_cooldowns)
+{
+    s_node_t **all = pm_calloc(zhashx_size(self->nodes) + 1, sizeof *all);
+    size_t count = 0, cds = 0;
+    for (s_node_t *node = zhashx_first(self->nodes); node;
+         node = zhashx_next(self->nodes)) {
+        if (!node->n_keys)
+            continue;
+        all[count++] = node;
+        cds += node->status ? node->status->n_cooldowns : 0;
+    }
+    qsort(all, count, sizeof *all, s_node_by_name);
+    *n = count;
+    *n_cooldowns = cds;
+    return all;
+}
+
+/* The cluster's cool-downs from what NODES (N) reported, into PUB (arrays
+ * the caller frees; the messages stay the nodes'); returns when the answer
+ * changes by itself. At most PM_WIRE_LIST_MAX, or agents refuse it. */
+static int64_t
+s_members_cooldowns(s_node_t **nodes, size_t n, size_t total,
+                    Pm__Publication *pub)
+{
+    Pm__Cooldown **all = pm_calloc(total + 1, sizeof *all);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const Pm__NodeStatus *st = nodes[i]->status;
+        for (size_t j = 0; st && j < st->n_cooldowns; j++)
+            all[k++] = st->cooldowns[j];
+    }
+    int64_t expiry = INT64_MAX;
+    pub->cooldowns = pm_calloc(total + 1, sizeof *pub->cooldowns);
+    pub->n_cooldowns =
+        pm_duty_cooldowns(all, k, time(NULL), pub->cooldowns, &expiry);
+    if (pub->n_cooldowns > PM_WIRE_LIST_MAX)
+        pub->n_cooldowns = PM_WIRE_LIST_MAX;
+    free(all);
+    return expiry;
+}
+
+/* Makes the current MEMBERS publication; returns whether its bytes differ
+ * from the previous one. Strings are borrowed from the nodes: the message
+ * is packed before anything can change them. */
+static bool
+s_members_build(pm_fleet_t *self)
+{
+    self->members_dirty = false;
+    int64_t now = zclock_mono();
+    size_t n = 0, total = 0;
+    s_node_t **nodes = s_enrolled_sorted(self, &n, &total);
+    Pm__Member *m = pm_calloc(n + 1, sizeof *m);
+    Pm__Member **mp = pm_calloc(n + 1, sizeof *mp);
+    for (size_t i = 0; i < n; i++) {
+        pm__member__init(&m[i]);
+        mp[i] = &m[i];
+        m[i].name = nodes[i]->name;
+        m[i].public_key = (char *)s_public_key(nodes[i]);
+        m[i].peer_endpoint =
+            nodes[i]->status ? nodes[i]->status->peer_endpoint : "";
+        m[i].live = nodes[i]->live =
+            strcmp(s_liveness(self, nodes[i], now), "up") == 0;
+    }
+    Pm__Duty *d = pm_calloc(self->n_databases + 1, sizeof *d);
+    Pm__Duty **dp = pm_calloc(self->n_databases + 1, sizeof *dp);
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    pub.kind = PM__PUBLICATION__KIND__MEMBERS;
+    pub.members = mp;
+    pub.n_members = n;
+    pub.duties = dp;
+    for (size_t i = 0; i < self->n_databases; i++) {
+        long h = pm_duty_holder(self->databases[i], mp, n);
+        if (h < 0)
+            continue; /* nobody live: nobody fetches it */
+        pm__duty__init(&d[pub.n_duties]);
+        d[pub.n_duties].database = self->databases[i];
+        d[pub.n_duties].node = mp[h]->name;
+        dp[pub.n_duties] = &d[pub.n_duties];
+        pub.n_duties++;
+    }
+    self->members_expiry = s_members_cooldowns(nodes, n, total, &pub);
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&pub.base, &len);
+    char digest[65];
+    pm_sha256_hex(buf, len, digest);
+    bool changed = strcmp(digest, self->members_digest) != 0;
+    if (changed) {
+        zmq_msg_close(&self->members);
+        zmq_msg_init_data(&self->members, buf, len, s_free_buf, NULL);
+        memcpy(self->members_digest, digest, sizeof digest);
+    } else {
+        free(buf);
+    }
+    free(pub.cooldowns);
+    free(dp);
+    free(d);
+    free(mp);
+    free(m);
+    free(nodes);
+    return changed;
+}
+
+/* Whether MEMBERS may say something else now: a node came up or stopped
+ * being up, or a cool-down in it ended. One pass over the nodes, no
+ * hashing or packing; the rest happens only when this says so. */
+static void
+s_members_watch(pm_fleet_t *self)
+{
+    int64_t now = zclock_mono();
+    if (time(NULL) >= self->members_expiry)
+        self->members_dirty = true;
+    for (s_node_t *n = zhashx_first(self->nodes); n && !self->members_dirty;
+         n = zhashx_next(self->nodes))
+        if (n->n_keys &&
+            n->live != (strcmp(s_liveness(self, n, now), "up") == 0))
+            self->members_dirty = true;
+}
+
+/* Rebuilds MEMBERS if something it says may have changed, and sends it to
+ * every agent if its bytes did; returns whether it was sent. */
+static bool
+s_members_refresh(pm_fleet_t *self)
+{
+    s_members_watch(self);
+    if (!self->members_dirty || !s_members_build(self))
+        return false;
+    pm_debug("membership, duties or cool-downs changed: sending MEMBERS");
+    for (s_node_t *n = zhashx_first(self->nodes); n;
+         n = zhashx_next(self->nodes))
+        s_send_to(self, n, &self->members);
+    return true;
+}
+
+/* The head policy's databases become the ones with duties (none when
+ * antivirus is off). */
+static void
+s_set_databases(pm_fleet_t *self, const Pm__Policy *p)
+{
+    size_t n = p && p->antivirus_enabled ? p->n_antivirus_databases : 0;
+    bool same = n == self->n_databases;
+    for (size_t i = 0; same && i < n; i++)
+        same = strcmp(p->antivirus_databases[i], self->databases[i]) == 0;
+    if (same)
+        return;
+    for (size_t i = 0; i < self->n_databases; i++)
+        free(self->databases[i]);
+    free(self->databases);
+    self->databases = pm_calloc(n + 1, sizeof *self->databases);
+    for (size_t i = 0; i < n; i++)
+        self->databases[i] = pm_strdup(p->antivirus_databases[i]);
+    self->n_databases = n;
+    self->members_dirty = true;
+}
+
 /* The DKIM keys REV's policy names travel with it, over CURVE only; an
  * agent needs them before it can enable signing. */
 static void
@@ -327,6 +550,7 @@ pm_fleet_publish(pm_fleet_t *self, uint64_t rev)
     s_attach_secrets(self, &pub);
     s_broadcast(self, &pub);
     s_free_secrets(&pub);
+    s_set_databases(self, r->policy);
     pm__revision__free_unpacked(r, NULL);
 }
 
@@ -352,6 +576,9 @@ s_send_snapshot(pm_fleet_t *self, s_node_t *n)
     s_msg_init(&msg, &pub);
     s_send_to(self, n, &msg);
     zmq_msg_close(&msg);
+    /* what it needs besides the policy, as of the last tick: at most a
+     * heartbeat old, and cheap however many agents reconnect at once */
+    s_send_to(self, n, &self->members);
     s_free_secrets(&pub);
     if (r)
         pm__revision__free_unpacked(r, NULL);
@@ -440,13 +667,53 @@ s_changed(Pm__NodeStatus *old, Pm__NodeStatus *new)
     return changed;
 }
 
+/* A cool-down that names no node was told to the one reporting it; none
+ * lasts longer than PM_DUTY_COOLDOWN_MAX from now (a broken or hostile
+ * node cannot keep the cluster off a mirror for a year with one report). */
+static void
+s_own_cooldowns(const s_node_t *n, Pm__NodeStatus *st)
+{
+    int64_t cap = (int64_t)time(NULL) + PM_DUTY_COOLDOWN_MAX;
+    for (size_t i = 0; i < st->n_cooldowns; i++) {
+        if (!*st->cooldowns[i]->node)
+            pm_wire_set_string(&st->cooldowns[i]->node, n->name);
+        if (st->cooldowns[i]->until > cap)
+            st->cooldowns[i]->until = cap;
+    }
+}
+
+static bool
+s_cooldown_eq(const Pm__Cooldown *a, const Pm__Cooldown *b)
+{
+    return a->until == b->until && a->http_status == b->http_status &&
+           strcmp(a->mirror, b->mirror) == 0 && strcmp(a->node, b->node) == 0;
+}
+
+/* Whether NEW changes what MEMBERS takes from a node's status (its peer
+ * endpoint, its cool-downs); the rest of a status, e.g. when a database
+ * was last checked, costs no rebuild. */
+static bool
+s_members_differ(const Pm__NodeStatus *old, const Pm__NodeStatus *new)
+{
+    if (!old || strcmp(old->peer_endpoint, new->peer_endpoint) != 0 ||
+        old->n_cooldowns != new->n_cooldowns)
+        return true;
+    for (size_t i = 0; i < old->n_cooldowns; i++)
+        if (!s_cooldown_eq(old->cooldowns[i], new->cooldowns[i]))
+            return true;
+    return false;
+}
+
 static void
 s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
 {
     if (rep->status) {
         pm_wire_set_string(&rep->status->name, n->name);
         rep->status->applied_rev = rep->applied_rev;
+        s_own_cooldowns(n, rep->status);
         n->dirty = n->dirty || s_changed(n->status, rep->status);
+        if (s_members_differ(n->status, rep->status))
+            self->members_dirty = true;
         if (n->status)
             pm__node_status__free_unpacked(n->status, NULL);
         n->status = rep->status;
@@ -509,8 +776,10 @@ s_sender(pm_fleet_t *self, zframe_t *body)
 
 /* Replies to N go to the connection it last reported on. */
 static void
-s_set_route(s_node_t *n, zframe_t **route_p, const char *key)
+s_set_route(pm_fleet_t *self, s_node_t *n, zframe_t **route_p, const char *key)
 {
+    if (strcmp(n->route_key, key) != 0)
+        self->members_dirty = true; /* the key MEMBERS names it by */
     zframe_destroy(&n->route);
     n->route = *route_p;
     *route_p = NULL;
@@ -532,7 +801,7 @@ pm_fleet_handle(pm_fleet_t *self)
         pm_warn("node %s: malformed report dropped: %s", n->label, shown);
         free(shown);
     } else if (n) {
-        s_set_route(n, &route, zframe_meta(body, "User-Id"));
+        s_set_route(self, n, &route, zframe_meta(body, "User-Id"));
         s_take_report(self, n, rep);
         pm__agent_report__free_unpacked(rep, NULL);
     }
@@ -576,6 +845,11 @@ s_heartbeat(pm_fleet_t *self)
     /* changes are written every tick; "last seen" alone every 30 */
     s_flush(self, ++self->ticks % 30 == 0);
     s_scan_enrolled(self, self->ticks % S_RESCAN_TICKS == 0);
+    /* sent when it changed; else once in a while, so a lost one heals */
+    if (!s_members_refresh(self) && self->ticks % S_MEMBERS_TICKS == 0)
+        for (s_node_t *n = zhashx_first(self->nodes); n;
+             n = zhashx_next(self->nodes))
+            s_send_to(self, n, &self->members);
 }
 
 int
@@ -594,17 +868,6 @@ pm_fleet_tick(pm_fleet_t *self)
 }
 
 /* ---- views and enrolment ------------------------------------------------ */
-
-static const char *
-s_liveness(const pm_fleet_t *self, const s_node_t *n, int64_t now)
-{
-    if (!n->seen_mono)
-        return n->seen_wall ? "down" : "never";
-    int64_t quiet = now - n->seen_mono;
-    return quiet >= self->opts.down_after_ms    ? "down"
-           : quiet >= self->opts.stale_after_ms ? "stale"
-                                                : "up";
-}
 
 static int
 s_by_name(const void *a, const void *b)
@@ -644,6 +907,19 @@ pm_fleet_nodes(pm_fleet_t *self, Pm__NodeStatus ***nodes, size_t *n)
     *n = count;
 }
 
+Pm__Publication *
+pm_fleet_members(pm_fleet_t *self)
+{
+    s_members_refresh(self);
+    /* bytes packed here a moment ago, not read from anyone: only a failed
+     * allocation can make this fail, and that aborts everywhere */
+    Pm__Publication *pub = pm__publication__unpack(
+        NULL, zmq_msg_size(&self->members), zmq_msg_data(&self->members));
+    if (!pub)
+        abort();
+    return pub;
+}
+
 int
 pm_fleet_enroll(pm_fleet_t *self, const char *name, const char *pubkey,
                 char **why)
@@ -662,6 +938,7 @@ pm_fleet_withdraw(pm_fleet_t *self, const char *name, char **why)
     if (pm_keys_withdraw(self->clients_dir, name, PM_ROLE_AGENT, why))
         return -1;
     zhashx_delete(self->nodes, name);
+    self->members_dirty = true;
     s_scan_enrolled(self, true);
     return 0;
 }

@@ -72,6 +72,31 @@ int pm_fleet_tick(pm_fleet_t *self);
  * Free with pm_store_nodes_free. */
 void pm_fleet_nodes(pm_fleet_t *self, Pm__NodeStatus ***nodes, size_t *n);
 
+/* Cluster membership, fetch duties and cool-downs (see pm_duty.h), as
+ * agents get them in a MEMBERS publication:
+ *   - members: every enrolled node, sorted by name, with the key its
+ *     connection authenticated with (else the first enrolled for it), the
+ *     peer_endpoint of its latest status ("" before one) and live when its
+ *     liveness is "up";
+ *   - duties: for each database of the head policy (none while antivirus
+ *     is disabled), in policy order, the live member that fetches it; a
+ *     database with no live member has no entry;
+ *   - cooldowns: the union of the nodes' reported cool-downs still running,
+ *     one per mirror, the latest deadline winning; one that names no node
+ *     is taken as told to the node that reported it.
+ * MEMBERS is sent to every agent when its bytes change (looked at every
+ * tick, so a change shows within a heartbeat), every 60 ticks when they
+ * do not (a lost one heals), and to one agent right after each SNAPSHOT
+ * it is sent (the current one, at most a tick old: cheap however many
+ * agents reconnect at once). It is packed once per change and its bytes
+ * shared by every send; a tick with nothing changed costs one pass over
+ * the nodes and no hashing. Its head is 0: it says nothing about
+ * revisions.
+ *
+ * Returns the current one, brought up to date first (which may send it to
+ * every agent). Caller frees it with pm__publication__free_unpacked. */
+Pm__Publication *pm_fleet_members(pm_fleet_t *self);
+
 /* Enrols / withdraws an agent key (see pm_keys). Returns 0, or -1 with
  * *why. A withdrawn node is forgotten, its connection no longer served;
  * enrolling a new key for a name takes effect at once: the connection made

@@ -18,6 +18,7 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pm_error.h"
@@ -44,6 +46,8 @@ static char s_dir[64];
 static char s_ctl_ep[128], s_agent_ep[128];
 static char s_server_key[41];
 static pid_t s_pid;
+/* liveness thresholds for the next controller started */
+static int s_stale_ms, s_down_ms;
 
 /* ---- fixture ------------------------------------------------------------ */
 
@@ -77,6 +81,8 @@ s_setup(void)
     zcert_destroy(&server);
     snprintf(s_ctl_ep, sizeof s_ctl_ep, "ipc://%s/ctl.sock", s_dir);
     snprintf(s_agent_ep, sizeof s_agent_ep, "ipc://%s/agents.sock", s_dir);
+    s_stale_ms = 5000;
+    s_down_ms = 30000;
 }
 
 static void
@@ -124,8 +130,10 @@ s_controller_start(int heartbeat_ms)
 {
     const char *bin = getenv("PM_TEST_CONTROLLER");
     char *def = pm_asprintf("%s/controller/privmta-controller", PM_BUILD_DIR);
-    char hb[16];
+    char hb[16], stale[16], down[16];
     snprintf(hb, sizeof hb, "%d", heartbeat_ms);
+    snprintf(stale, sizeof stale, "%d", s_stale_ms);
+    snprintf(down, sizeof down, "%d", s_down_ms);
     const char *asan = getenv("ASAN_OPTIONS");
     char *opts = pm_asprintf("%s%squarantine_size_mb=4", asan ? asan : "",
                              asan && *asan ? ":" : "");
@@ -143,7 +151,8 @@ s_controller_start(int heartbeat_ms)
         const char *prog = bin && *bin ? bin : def;
         execl(prog, prog, "--state-dir", s_dir, "--endpoint", s_ctl_ep,
               "--agent-endpoint", s_agent_ep, "--heartbeat-ms", hb,
-              "--log-level", "info", (char *)NULL);
+              "--stale-after-ms", stale, "--down-after-ms", down, "--log-level",
+              "info", (char *)NULL);
         _exit(127);
     }
     free(def);
@@ -299,15 +308,23 @@ s_push(zsock_t *api, unsigned i)
 typedef struct {
     const char *name;
     const char *address;
-    zcert_t *cert; /* the test's */
+    const char *peer_endpoint; /* NULL: none */
+    zcert_t *cert;             /* the test's */
     int heartbeat_ms;
     _Atomic uint64_t applied;
     _Atomic unsigned received, snapshots, heartbeats, reports;
     _Atomic bool got[S_REVS];       /* revisions it applied */
     _Atomic int64_t got_at[S_REVS]; /* when, zclock_usecs() */
+    /* MEMBERS: how many, whether one came right after each SNAPSHOT
+     * (snapshots_then_members counts those), and the latest (under lock;
+     * freed when the actor ends) */
+    _Atomic unsigned members, snapshots_then_members;
+    pthread_mutex_t lock;
+    Pm__Publication *last_members;
     /* the actor's own */
     zsock_t *dealer;
     bool answered;
+    bool after_snapshot; /* the last message was a SNAPSHOT */
     int64_t next_resync;
 } s_agent_t;
 
@@ -318,6 +335,8 @@ s_report(s_agent_t *a, Pm__AgentReport__Kind kind)
     Pm__AgentReport rep = PM__AGENT_REPORT__INIT;
     st.name = (char *)a->name;
     st.address = (char *)a->address;
+    if (a->peer_endpoint)
+        st.peer_endpoint = (char *)a->peer_endpoint;
     st.applied_rev = atomic_load(&a->applied);
     rep.kind = kind;
     rep.applied_rev = st.applied_rev;
@@ -352,13 +371,33 @@ s_resync(s_agent_t *a)
     s_report(a, PM__AGENT_REPORT__KIND__RESYNC);
 }
 
+/* Keeps PUB (taken over) as A's latest MEMBERS. */
 static void
-s_on_publication(s_agent_t *a, const Pm__Publication *pub)
+s_on_members(s_agent_t *a, Pm__Publication **pub_p, bool after_snapshot)
 {
+    if (after_snapshot)
+        atomic_fetch_add(&a->snapshots_then_members, 1);
+    pthread_mutex_lock(&a->lock);
+    if (a->last_members)
+        pm__publication__free_unpacked(a->last_members, NULL);
+    a->last_members = *pub_p;
+    *pub_p = NULL;
+    pthread_mutex_unlock(&a->lock);
+    atomic_fetch_add(&a->members, 1);
+}
+
+static void
+s_on_publication(s_agent_t *a, Pm__Publication **pub_p)
+{
+    const Pm__Publication *pub = *pub_p;
     atomic_fetch_add(&a->received, 1);
     a->answered = true;
+    bool after_snapshot = a->after_snapshot;
+    a->after_snapshot = pub->kind == PM__PUBLICATION__KIND__SNAPSHOT;
     uint64_t applied = atomic_load(&a->applied);
-    if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
+    if (pub->kind == PM__PUBLICATION__KIND__MEMBERS) {
+        s_on_members(a, pub_p, after_snapshot);
+    } else if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
         atomic_fetch_add(&a->heartbeats, 1);
         if (pub->head > applied)
             s_resync(a);
@@ -404,8 +443,9 @@ s_agent_actor(zsock_t *pipe, void *arg)
             Pm__Publication *pub = NULL;
             if (f && pm_wire_unpack_publication(zframe_data(f), zframe_size(f),
                                                 &pub, NULL) == PM_OK) {
-                s_on_publication(a, pub);
-                pm__publication__free_unpacked(pub, NULL);
+                s_on_publication(a, &pub);
+                if (pub)
+                    pm__publication__free_unpacked(pub, NULL);
             }
             zframe_destroy(&f);
         } else if (zpoller_terminated(poller)) {
@@ -419,6 +459,11 @@ s_agent_actor(zsock_t *pipe, void *arg)
     }
     zpoller_destroy(&poller);
     zsock_destroy(&a->dealer);
+    pthread_mutex_lock(&a->lock);
+    if (a->last_members)
+        pm__publication__free_unpacked(a->last_members, NULL);
+    a->last_members = NULL;
+    pthread_mutex_unlock(&a->lock);
 }
 
 /* A new agent key NAME, enrolled in clients/ by hand (as an operator
@@ -445,6 +490,7 @@ s_agent_new(const char *name, const char *address, zcert_t *cert,
     a->address = address;
     a->cert = cert;
     a->heartbeat_ms = heartbeat_ms;
+    pthread_mutex_init(&a->lock, NULL);
     return a;
 }
 
@@ -459,6 +505,50 @@ s_wait_applied(s_agent_t *a, uint64_t rev)
         else
             zclock_sleep(2);
     return true;
+}
+
+/* A's latest MEMBERS in one line (caller frees; "" before the first):
+ * "mx1+ mx2- | test:mx2 main:mx1 | http://a.example:403:mx2", + for a live
+ * member, - for one that is not, duties and cool-downs in their order. */
+static char *
+s_members_line(s_agent_t *a)
+{
+    char *line = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&line, &size);
+    pthread_mutex_lock(&a->lock);
+    const Pm__Publication *pub = a->last_members;
+    for (size_t i = 0; pub && i < pub->n_members; i++)
+        fprintf(f, "%s%s%s", i ? " " : "", pub->members[i]->name,
+                pub->members[i]->live ? "+" : "-");
+    for (size_t i = 0; pub && i < pub->n_duties; i++)
+        fprintf(f, "%s%s:%s", i ? " " : " | ", pub->duties[i]->database,
+                pub->duties[i]->node);
+    for (size_t i = 0; pub && i < pub->n_cooldowns; i++)
+        fprintf(f, "%s%s:%d:%s", i ? " " : " | ", pub->cooldowns[i]->mirror,
+                (int)pub->cooldowns[i]->http_status, pub->cooldowns[i]->node);
+    pthread_mutex_unlock(&a->lock);
+    fclose(f);
+    return line;
+}
+
+/* Waits until A's latest MEMBERS reads WANT (see s_members_line). */
+static void
+s_wait_members(s_agent_t *a, const char *want)
+{
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    for (;;) {
+        char *line = s_members_line(a);
+        bool ok = strcmp(line, want) == 0;
+        if (!ok && zclock_mono() > deadline)
+            s_show_log();
+        cr_assert(ok || zclock_mono() <= deadline,
+                  "%s: MEMBERS says \"%s\", not \"%s\"", a->name, line, want);
+        free(line);
+        if (ok)
+            return;
+        zclock_sleep(10);
+    }
 }
 
 /* Waits until A received N more heartbeats than it has now. */
@@ -1117,4 +1207,387 @@ Test(fleet, oversized_report_is_refused)
     s_controller_stop();
     zcert_destroy(&key);
     zcert_destroy(&ref_key);
+}
+
+/* ---- membership, fetch duties, cool-downs -------------------------------- */
+
+/* Commits KEY=VALUE (policy-file syntax) and returns the new revision. */
+static uint64_t
+s_set(zsock_t *api, const char *key, const char *value)
+{
+    Pm__Edit e = PM__EDIT__INIT, *edits[1] = {&e};
+    e.key = (char *)key;
+    e.op = PM__EDIT__OP__ASSIGN;
+    e.value = (char *)value;
+    Pm__Request req = s_req(PM__REQUEST__OP__SET);
+    req.edits = edits;
+    req.n_edits = 1;
+    Pm__Response *r = s_ask(api, &req);
+    cr_assert_eq(r->status, PM__RESPONSE__STATUS__OK, "%s", r->error);
+    cr_assert_not_null(r->revision);
+    uint64_t rev = r->revision->number;
+    pm__response__free_unpacked(r, NULL);
+    return rev;
+}
+
+/* Waits until A has received MORE snapshots immediately followed by
+ * MEMBERS than it had when it was BEFORE. */
+static void
+s_wait_snapshot_members(s_agent_t *a, unsigned before)
+{
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (atomic_load(&a->snapshots_then_members) <= before) {
+        cr_assert_lt(zclock_mono(), deadline, "%s: no MEMBERS after SNAPSHOT",
+                     a->name);
+        zclock_sleep(5);
+    }
+}
+
+/* An agent gets MEMBERS right after each SNAPSHOT. MEMBERS names every
+ * enrolled node with its key and peer endpoint; it is sent again when it
+ * changes, and once every 60 heartbeats when it does not (not on each). */
+Test(fleet, members_follow_snapshot_and_changes)
+{
+    zcert_t *key1 = s_enrolled_key("mx1"), *key2 = s_enrolled_key("mx2");
+    s_controller_start(50);
+    zsock_t *api = s_admin_ready();
+    uint64_t r1 = s_push(api, 1);
+    s_agent_t *mx1 = s_agent_new("mx1", "192.0.2.1", key1, 50);
+    mx1->peer_endpoint = "tcp://192.0.2.1:7422";
+    zactor_t *actor = zactor_new(s_agent_actor, mx1);
+    cr_assert(s_wait_applied(mx1, r1));
+    s_wait_snapshot_members(mx1, 0);
+    /* the one after its SNAPSHOT may predate its HELLO; within a
+     * heartbeat it is live, and the only one to fetch */
+    s_wait_members(mx1, "mx1+ mx2- | main:mx1 daily:mx1 bytecode:mx1");
+    pthread_mutex_lock(&mx1->lock);
+    const Pm__Publication *pub = mx1->last_members;
+    cr_expect_eq(pub->head, 0);
+    cr_expect_str_eq(pub->members[0]->public_key, zcert_public_txt(key1));
+    cr_expect_str_eq(pub->members[0]->peer_endpoint, "tcp://192.0.2.1:7422");
+    cr_expect_str_eq(pub->members[1]->public_key, zcert_public_txt(key2));
+    cr_expect_str_eq(pub->members[1]->peer_endpoint, "");
+    pthread_mutex_unlock(&mx1->lock);
+
+    /* asking again: SNAPSHOT, then MEMBERS */
+    unsigned after = atomic_load(&mx1->snapshots_then_members);
+    zstr_send(actor, "HELLO");
+    zsock_wait(actor);
+    s_wait_snapshot_members(mx1, after);
+
+    /* nothing changes: one or two in 65 heartbeats, not 65 */
+    s_wait_heartbeats(mx1, 2);
+    unsigned before = atomic_load(&mx1->members);
+    s_wait_heartbeats(mx1, 65);
+    unsigned sent = atomic_load(&mx1->members) - before;
+    cr_expect(sent >= 1 && sent <= 2, "%u MEMBERS in 65 heartbeats", sent);
+
+    /* a change is sent at once: no antivirus, no duties */
+    before = atomic_load(&mx1->members);
+    cr_assert(s_wait_applied(mx1, s_set(api, "antivirus.enabled", "false")));
+    s_wait_members(mx1, "mx1+ mx2-");
+    cr_expect_gt(atomic_load(&mx1->members), before);
+
+    zactor_destroy(&actor);
+    free(mx1);
+    zsock_destroy(&api);
+    s_controller_stop();
+    zcert_destroy(&key1);
+    zcert_destroy(&key2);
+}
+
+/* With databases test, daily and main, each of mx1..mx3 fetches one (see
+ * test_duty.c). When mx2 stops reporting and goes stale, its duty moves and
+ * no other does; when it is back, so is its duty. */
+Test(fleet, duty_moves_when_holder_stops_being_up)
+{
+    static const char *const names[3] = {"mx1", "mx2", "mx3"};
+    zcert_t *keys[3];
+    s_agent_t *agents[3];
+    zactor_t *actors[3];
+    for (size_t i = 0; i < 3; i++)
+        keys[i] = s_enrolled_key(names[i]);
+    s_stale_ms = 600;
+    s_down_ms = 1500;
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    uint64_t rev = s_set(api, "antivirus.databases", "[test, daily, main]");
+    for (size_t i = 0; i < 3; i++) {
+        agents[i] = s_agent_new(names[i], "192.0.2.1", keys[i], 100);
+        actors[i] = zactor_new(s_agent_actor, agents[i]);
+        cr_assert(s_wait_applied(agents[i], rev), "%s", names[i]);
+    }
+    s_wait_members(agents[0], "mx1+ mx2+ mx3+ | test:mx2 daily:mx3 main:mx1");
+
+    zactor_destroy(&actors[1]);
+    s_wait_members(agents[0], "mx1+ mx2- mx3+ | test:mx3 daily:mx3 main:mx1");
+    s_wait_members(agents[2], "mx1+ mx2- mx3+ | test:mx3 daily:mx3 main:mx1");
+    Pm__Request nodes = s_req(PM__REQUEST__OP__NODES);
+    Pm__Response *r = s_ask(api, &nodes);
+    const Pm__NodeStatus *mx2 = s_node_entry(r, "mx2");
+    cr_assert_not_null(mx2);
+    cr_expect_str_neq(mx2->liveness, "up");
+    cr_assert_eq(r->n_duties, 3);
+    cr_expect_str_eq(r->duties[0]->database, "test");
+    cr_expect_str_eq(r->duties[0]->node, "mx3");
+    pm__response__free_unpacked(r, NULL);
+
+    free(agents[1]);
+    agents[1] = s_agent_new("mx2", "192.0.2.1", keys[1], 100);
+    actors[1] = zactor_new(s_agent_actor, agents[1]);
+    s_wait_members(agents[0], "mx1+ mx2+ mx3+ | test:mx2 daily:mx3 main:mx1");
+    s_wait_members(agents[1], "mx1+ mx2+ mx3+ | test:mx2 daily:mx3 main:mx1");
+
+    for (size_t i = 0; i < 3; i++) {
+        zactor_destroy(&actors[i]);
+        free(agents[i]);
+        zcert_destroy(&keys[i]);
+    }
+    zsock_destroy(&api);
+    s_controller_stop();
+}
+
+/* A DEALER connected as the agent of KEY; reports go through
+ * s_send_report. */
+static zsock_t *
+s_raw_agent(zcert_t *key)
+{
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    zcert_apply(key, sock);
+    zsock_set_curve_serverkey(sock, s_server_key);
+    zsock_set_linger(sock, 0);
+    cr_assert_eq(zsock_connect(sock, "%s", s_agent_ep), 0);
+    return sock;
+}
+
+static Pm__Cooldown
+s_cooldown(const char *mirror, int status, int64_t until, const char *node)
+{
+    Pm__Cooldown c = PM__COOLDOWN__INIT;
+    c.mirror = (char *)mirror;
+    c.http_status = status;
+    c.until = until;
+    c.node = (char *)node;
+    return c;
+}
+
+/* What mx1 reports: a database from a mirror, a peer it distrusts, and two
+ * mirrors it was told to wait for (b's for 3 s only). */
+static void
+s_report_mx1(zsock_t *sock, uint64_t rev, time_t now)
+{
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    Pm__SignatureDb db = PM__SIGNATURE_DB__INIT, *dbs[] = {&db};
+    Pm__Distrust d = PM__DISTRUST__INIT, *ds[] = {&d};
+    Pm__Cooldown a = s_cooldown("http://a.example", 429, now + 3600, "");
+    Pm__Cooldown b = s_cooldown("http://b.example", 429, now + 3, "");
+    Pm__Cooldown *cds[] = {&a, &b};
+    st.name = (char *)"mx1";
+    st.applied_rev = rev;
+    st.peer_endpoint = (char *)"tcp://192.0.2.1:7422";
+    db.name = (char *)"test";
+    db.version = db.loaded_version = 6;
+    db.sigs = 3;
+    db.built = now - 4320; /* 1.2 h */
+    db.source = (char *)"mirror http://a.example";
+    db.last_check = now;
+    st.databases = dbs;
+    st.n_databases = 1;
+    d.peer = (char *)"mx2";
+    d.until = now + 600;
+    d.reason = (char *)"daily.cld version 6: bad signature";
+    st.distrusted = ds;
+    st.n_distrusted = 1;
+    st.cooldowns = cds;
+    st.n_cooldowns = 2;
+    s_send_report(sock, PM__AGENT_REPORT__KIND__APPLIED, &st);
+}
+
+/* What mx2 reports: no database yet, a later deadline for mirror a, and
+ * one for c that is over. */
+static void
+s_report_mx2(zsock_t *sock, uint64_t rev, time_t now)
+{
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    Pm__SignatureDb db = PM__SIGNATURE_DB__INIT, *dbs[] = {&db};
+    Pm__Cooldown a = s_cooldown("http://a.example", 403, now + 7200, "mx2");
+    Pm__Cooldown c = s_cooldown("http://c.example", 429, now - 10, "mx2");
+    Pm__Cooldown *cds[] = {&a, &c};
+    st.name = (char *)"mx2";
+    st.applied_rev = rev;
+    db.name = (char *)"daily";
+    db.error = (char *)"mirror said 429";
+    st.databases = dbs;
+    st.n_databases = 1;
+    st.cooldowns = cds;
+    st.n_cooldowns = 2;
+    s_send_report(sock, PM__AGENT_REPORT__KIND__APPLIED, &st);
+}
+
+/* The node object named NAME in a `nodes --json` array. */
+static json_t *
+s_json_node(json_t *all, const char *name)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(all, i, o)
+    {
+        if (strcmp(json_string_value(json_object_get(o, "name")), name) == 0)
+            return o;
+    }
+    cr_assert_fail("no node %s in the JSON", name);
+    return NULL;
+}
+
+static void
+s_expect_nodes_text(time_t now)
+{
+    char *cmd = pm_asprintf("%s/controller/privmta-ctl --state-dir %s "
+                            "--controller %s nodes",
+                            PM_BUILD_DIR, s_dir, s_ctl_ep);
+    char *out = s_run(cmd);
+    char until_a[40], until_d[40], want[256];
+    time_t ta = now + 7200, td = now + 600;
+    strftime(until_a, sizeof until_a, "%Y-%m-%d %H:%M:%S UTC", gmtime(&ta));
+    strftime(until_d, sizeof until_d, "%Y-%m-%d %H:%M:%S UTC", gmtime(&td));
+    cr_expect(strstr(out, "database test 6 (loaded 6), 1.2 h old, from "
+                          "mirror http://a.example\n") != NULL,
+              "%s", out);
+    cr_expect(strstr(out, "database daily: none held; error: mirror said "
+                          "429\n") != NULL,
+              "%s", out);
+    snprintf(want, sizeof want,
+             "distrusts peer mx2 until %s: daily.cld version 6: bad "
+             "signature\n",
+             until_d);
+    cr_expect(strstr(out, want) != NULL, "%s", out);
+    snprintf(want, sizeof want,
+             "\nmirror http://a.example cooling down until %s (HTTP 403, "
+             "told to mx2)\n",
+             until_a);
+    cr_expect(strstr(out, want) != NULL, "%s", out);
+    cr_expect_null(strstr(out, "http://b.example cooling"), "%s", out);
+    cr_expect_null(strstr(out, "http://c.example cooling"), "%s", out);
+    cr_expect(strstr(out, "\nmain: fetched by mx1\ndaily: fetched by mx3\n"
+                          "bytecode: fetched by mx3\n") != NULL,
+              "%s", out);
+    free(out);
+    free(cmd);
+    /* --cluster: only what holds for the cluster */
+    cmd = pm_asprintf("%s/controller/privmta-ctl --state-dir %s "
+                      "--controller %s nodes --cluster",
+                      PM_BUILD_DIR, s_dir, s_ctl_ep);
+    out = s_run(cmd);
+    cr_expect(strncmp(out, "mirror http://a.example cooling down", 36) == 0,
+              "%s", out);
+    cr_expect(strstr(out, "bytecode: fetched by mx3\n") != NULL, "%s", out);
+    cr_expect_null(strstr(out, "NAME"), "%s", out);
+    free(out);
+    free(cmd);
+}
+
+static void
+s_expect_nodes_json(time_t now)
+{
+    char *cmd = pm_asprintf("%s/controller/privmta-ctl --state-dir %s "
+                            "--controller %s nodes --json",
+                            PM_BUILD_DIR, s_dir, s_ctl_ep);
+    char *out = s_run(cmd);
+    json_t *all = json_loads(out, 0, NULL);
+    cr_assert(json_is_array(all), "%s", out);
+    cr_expect_eq(json_array_size(all), 3);
+    json_t *mx1 = s_json_node(all, "mx1");
+    cr_expect_str_eq(json_string_value(json_object_get(mx1, "peer_endpoint")),
+                     "tcp://192.0.2.1:7422");
+    json_t *db = json_array_get(json_object_get(mx1, "databases"), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(db, "name")), "test");
+    cr_expect_eq(json_integer_value(json_object_get(db, "loaded_version")), 6);
+    cr_expect_eq(json_integer_value(json_object_get(db, "built")), now - 4320);
+    cr_expect_eq(json_array_size(json_object_get(mx1, "cooldowns")), 2);
+    json_t *d = json_array_get(json_object_get(mx1, "distrusted"), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(d, "peer")), "mx2");
+    json_t *duties = json_object_get(mx1, "duties");
+    cr_expect_eq(json_array_size(duties), 1);
+    cr_expect_str_eq(json_string_value(json_array_get(duties, 0)), "main");
+    duties = json_object_get(s_json_node(all, "mx3"), "duties");
+    cr_expect_eq(json_array_size(duties), 2);
+    json_decref(all);
+    free(out);
+    free(cmd);
+
+    cmd = pm_asprintf("%s/controller/privmta-ctl --state-dir %s "
+                      "--controller %s nodes --cluster --json",
+                      PM_BUILD_DIR, s_dir, s_ctl_ep);
+    out = s_run(cmd);
+    json_t *cluster = json_loads(out, 0, NULL);
+    cr_assert(json_is_object(cluster), "%s", out);
+    json_t *cds = json_object_get(cluster, "cooldowns");
+    cr_assert_eq(json_array_size(cds), 1, "%s", out);
+    json_t *a = json_array_get(cds, 0);
+    cr_expect_str_eq(json_string_value(json_object_get(a, "mirror")),
+                     "http://a.example");
+    cr_expect_eq(json_integer_value(json_object_get(a, "http_status")), 403);
+    cr_expect_eq(json_integer_value(json_object_get(a, "until")), now + 7200);
+    cr_expect_str_eq(json_string_value(json_object_get(a, "node")), "mx2");
+    json_t *duty = json_array_get(json_object_get(cluster, "duties"), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(duty, "database")),
+                     "daily");
+    cr_expect_str_eq(json_string_value(json_object_get(duty, "node")), "mx3");
+    json_decref(cluster);
+    free(out);
+    free(cmd);
+}
+
+/* Cool-downs reported by any node are the cluster's: one per mirror, the
+ * latest deadline winning, those over dropped (as soon as they are over:
+ * MEMBERS is sent again). `nodes` shows databases, distrusted peers, the
+ * cluster's cool-downs and who fetches what; so does --json. */
+Test(fleet, cooldowns_are_cluster_wide_and_shown)
+{
+    zcert_t *key1 = s_enrolled_key("mx1"), *key2 = s_enrolled_key("mx2");
+    zcert_t *key3 = s_enrolled_key("mx3");
+    s_stale_ms = 30000; /* mx1 and mx2 report once */
+    s_down_ms = 60000;
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    uint64_t rev = s_push(api, 1);
+    s_agent_t *mx3 = s_agent_new("mx3", "192.0.2.3", key3, 100);
+    zactor_t *actor = zactor_new(s_agent_actor, mx3);
+    cr_assert(s_wait_applied(mx3, rev));
+    zsock_t *sock1 = s_raw_agent(key1), *sock2 = s_raw_agent(key2);
+    time_t now = time(NULL);
+    s_report_mx1(sock1, rev, now);
+    s_report_mx2(sock2, rev, now);
+    s_wait_members(mx3, "mx1+ mx2+ mx3+ | main:mx1 daily:mx3 bytecode:mx3 | "
+                        "http://a.example:403:mx2 http://b.example:429:mx1");
+    pthread_mutex_lock(&mx3->lock);
+    cr_expect_eq(mx3->last_members->cooldowns[0]->until, now + 7200);
+    cr_expect_eq(mx3->last_members->cooldowns[1]->until, now + 3);
+    pthread_mutex_unlock(&mx3->lock);
+    /* b's deadline passes: MEMBERS without it, unasked */
+    s_wait_members(mx3, "mx1+ mx2+ mx3+ | main:mx1 daily:mx3 bytecode:mx3 | "
+                        "http://a.example:403:mx2");
+
+    Pm__Request nodes = s_req(PM__REQUEST__OP__NODES);
+    Pm__Response *r = s_ask(api, &nodes);
+    cr_assert_eq(r->n_cooldowns, 1);
+    cr_expect_str_eq(r->cooldowns[0]->mirror, "http://a.example");
+    cr_expect_eq(r->n_duties, 3);
+    const Pm__NodeStatus *st = s_node_entry(r, "mx1");
+    cr_assert_not_null(st);
+    cr_expect_eq(st->n_databases, 1);
+    cr_expect_str_eq(st->peer_endpoint, "tcp://192.0.2.1:7422");
+    pm__response__free_unpacked(r, NULL);
+    s_expect_nodes_text(now);
+    s_expect_nodes_json(now);
+
+    zsock_destroy(&sock1);
+    zsock_destroy(&sock2);
+    zactor_destroy(&actor);
+    free(mx3);
+    zsock_destroy(&api);
+    s_controller_stop();
+    zcert_destroy(&key1);
+    zcert_destroy(&key2);
+    zcert_destroy(&key3);
 }
