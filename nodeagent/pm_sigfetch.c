@@ -231,13 +231,11 @@ static fc_error_t
 s_on_download(const char *file, void *ctx)
 {
     s_run_t *run = ctx;
-    cl_error_t rc = cl_cvdverify(file);
-    if (rc == CL_SUCCESS)
+    char *why = NULL;
+    if (pm_sigfetch_verify(file, NULL, NULL, NULL, &why) == PM_OK)
         return FC_SUCCESS;
     free(run->verify_why);
-    run->verify_why = pm_asprintf("the new file failed ClamAV's signature "
-                                  "check: %s",
-                                  cl_strerror(rc));
+    run->verify_why = why;
     return FC_ETESTFAIL;
 }
 
@@ -534,6 +532,38 @@ pm_sigfetch_run(const pm_sigfetch_opts_t *opts, pm_sigfetch_report_t **report_p,
     else
         *report_p = r;
     return err;
+}
+
+int
+pm_sigfetch_verify(const char *path, unsigned *version, unsigned *sigs,
+                   time_t *built, char **why)
+{
+    pthread_once(&s_once, s_init);
+    if (s_init_rc != CL_SUCCESS) {
+        pm_why(why, "sigfetch", "libclamav would not start: %s",
+               cl_strerror(s_init_rc));
+        return PM_EPROTO;
+    }
+    /* cl_cvdverify tells a .cld from a .cvd by the name's ending */
+    cl_error_t rc = cl_cvdverify(path);
+    if (rc != CL_SUCCESS) {
+        pm_why(why, "sigfetch", "%s failed ClamAV's signature check: %s", path,
+               cl_strerror(rc));
+        return PM_EPROTO;
+    }
+    struct cl_cvd *cvd = cl_cvdhead(path);
+    if (!cvd) {
+        pm_why(why, "sigfetch", "%s: no CVD header", path);
+        return PM_EPROTO;
+    }
+    if (version)
+        *version = cvd->version;
+    if (sigs)
+        *sigs = cvd->sigs;
+    if (built)
+        *built = (time_t)cvd->stime;
+    cl_cvdfree(cvd);
+    return PM_OK;
 }
 
 void

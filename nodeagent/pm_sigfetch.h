@@ -141,6 +141,21 @@ typedef struct {
 pm_err_t pm_sigfetch_run(const pm_sigfetch_opts_t *opts,
                          pm_sigfetch_report_t **report_p, char **why);
 
+/* Verifies PATH (a .cvd, or a .cld libfreshclam built from CDIFFs) with
+ * ClamAV's own check (cl_cvdverify: for a .cvd the header's MD5 and RSA
+ * signature, the signed .info and every file's SHA-256; for a .cld every
+ * file against the signed .info) and reads its header (cl_cvdhead). PATH
+ * must end in ".cvd" or ".cld": libclamav tells the two forms apart by the
+ * name (and, seen with libclamav 1.4, checking DIR/NAME.cld fails when a
+ * DIR/NAME.cvd beside it is broken: check scratch copies in a directory of
+ * their own, under a name no other file there has). Returns PM_OK and sets
+ * *VERSION, *SIGS and *BUILT (each may be NULL), or PM_EPROTO with *WHY naming
+ * the file and libclamav's reason. No engine is built; safe from any thread
+ * (libclamav is initialised once per process), and usable beside a running
+ * pm_sigfetch_run. */
+int pm_sigfetch_verify(const char *path, unsigned *version, unsigned *sigs,
+                       time_t *built, char **why);
+
 /* Frees a report and nulls *SELF_P. Accepts NULL and *SELF_P == NULL. */
 void pm_sigfetch_report_destroy(pm_sigfetch_report_t **self_p);
 

@@ -2,7 +2,8 @@
  *
  *   fuzz_seeds DIR
  *     DIR/fuzz_wire/NAME   one encoded message of each type (and each
- *                          request op), packed by pm_wire_pack from a
+ *                          request op, publication kind and peer message
+ *                          kind), packed by pm_wire_pack from a
  *                          default policy, preceded by fuzz_wire's type
  *                          byte; built from today's .proto, so they never
  *                          go stale;
@@ -37,7 +38,8 @@ enum {
     T_NODE_STATUS,
     T_REPORT,
     T_PUB,
-    T_POLICY
+    T_POLICY,
+    T_PEER
 };
 
 static const char s_digest[] =
@@ -159,6 +161,77 @@ s_wire(const char *dir)
     pm_policy_free(&policy);
 }
 
+/* The cluster's membership as the controller publishes it to agents. */
+static void
+s_wire_members(const char *dir)
+{
+    Pm__Member m = PM__MEMBER__INIT, *members[] = {&m};
+    m.name = "node2";
+    m.peer_endpoint = "tcp://10.0.0.3:7301";
+    m.public_key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    m.live = true;
+    Pm__Duty duty = PM__DUTY__INIT, *duties[] = {&duty};
+    duty.database = "daily";
+    duty.node = "node2";
+    Pm__Cooldown cool = PM__COOLDOWN__INIT, *cools[] = {&cool};
+    cool.mirror = "https://database.clamav.net";
+    cool.http_status = 429;
+    cool.until = 1700003600;
+    cool.node = "node2";
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    pub.kind = PM__PUBLICATION__KIND__MEMBERS;
+    pub.head = 3;
+    pub.n_members = 1;
+    pub.members = members;
+    pub.n_duties = 1;
+    pub.duties = duties;
+    pub.n_cooldowns = 1;
+    pub.cooldowns = cools;
+    s_write(dir, "members", T_PUB, &pub.base);
+}
+
+/* One agent-to-agent message of each kind (pm_peer). */
+static void
+s_wire_peer(const char *dir)
+{
+    Pm__SignatureDb db = PM__SIGNATURE_DB__INIT, *dbs[] = {&db};
+    db.name = "daily";
+    db.version = 27000;
+    db.sigs = 2070000;
+    db.built = 1700000000;
+    db.source = "mirror https://database.clamav.net";
+    Pm__Cooldown cool = PM__COOLDOWN__INIT, *cools[] = {&cool};
+    cool.mirror = "https://database.clamav.net";
+    cool.http_status = 403;
+    cool.until = 1700086400;
+    cool.node = "node1";
+    Pm__PeerMessage m = PM__PEER_MESSAGE__INIT;
+    m.n_databases = 1;
+    m.databases = dbs;
+    m.n_cooldowns = 1;
+    m.cooldowns = cools;
+    s_write(dir, "peer_versions", T_PEER, &m.base);
+    m.kind = PM__PEER_MESSAGE__KIND__VERSIONS_REPLY;
+    s_write(dir, "peer_versions_reply", T_PEER, &m.base);
+    Pm__PeerMessage get = PM__PEER_MESSAGE__INIT;
+    get.kind = PM__PEER_MESSAGE__KIND__GET;
+    get.file = "daily.cld";
+    get.version = 27000;
+    get.offset = 1048576;
+    s_write(dir, "peer_get", T_PEER, &get.base);
+    get.kind = PM__PEER_MESSAGE__KIND__CHUNK;
+    get.total = 1048600;
+    get.data = (ProtobufCBinaryData){
+        .len = 24, .data = (uint8_t *)"ClamAV-VDB:01 Jan 2024 0"};
+    s_write(dir, "peer_chunk", T_PEER, &get.base);
+    Pm__PeerMessage err = PM__PEER_MESSAGE__INIT;
+    err.kind = PM__PEER_MESSAGE__KIND__ERROR;
+    err.file = "daily.cld";
+    err.version = 27001;
+    err.error = "daily.cld: version 27000 is held, not 27001";
+    s_write(dir, "peer_error", T_PEER, &err.base);
+}
+
 /* One dictionary entry: "TEXT" (policy names are plain ASCII). */
 static void
 s_entry(FILE *f, const char *text, size_t len)
@@ -264,6 +337,8 @@ main(int argc, char **argv)
         free(sub);
     }
     s_wire(argv[1]);
+    s_wire_members(argv[1]);
+    s_wire_peer(argv[1]);
     s_dict(argv[1]);
     for (int i = 2; i < argc; i++)
         s_policy_json(argv[1], argv[i]);

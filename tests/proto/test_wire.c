@@ -539,3 +539,119 @@ Test(wire, publication_needs_its_revision)
     pm__publication__free_unpacked(out, NULL);
     free(buf);
 }
+
+/* Packs a PeerMessage and unpacks it; returns the rc, *why set on error. */
+static int
+s_peer_rc(const Pm__PeerMessage *msg, char **why)
+{
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&msg->base, &len);
+    Pm__PeerMessage *back = NULL;
+    *why = NULL;
+    int rc = pm_wire_unpack_peer_message(buf, len, &back, why);
+    if (rc == PM_OK)
+        pm__peer_message__free_unpacked(back, NULL);
+    else
+        cr_expect_null(back);
+    free(buf);
+    return rc;
+}
+
+/* Asserts MSG is refused with an explanation containing WANT. */
+static void
+s_expect_peer_why(const Pm__PeerMessage *msg, const char *want)
+{
+    char *why = NULL;
+    cr_assert_eq(s_peer_rc(msg, &why), PM_EPROTO, "accepted, want: %s", want);
+    cr_assert_not_null(why);
+    cr_expect_not_null(strstr(why, want), "why: %s, want %s", why, want);
+    free(why);
+}
+
+/* Agent to agent: a file is named, never a path; a chunk lies inside the
+ * total it announces; a file is asked for by a version. */
+Test(wire, peer_message_rules)
+{
+    char *why = NULL;
+    Pm__PeerMessage get = PM__PEER_MESSAGE__INIT;
+    get.kind = PM__PEER_MESSAGE__KIND__GET;
+    get.file = "daily.cld";
+    get.version = 27000;
+    cr_assert_eq(s_peer_rc(&get, &why), PM_OK, "%s", why);
+    get.file = "../x.cvd";
+    s_expect_peer_why(&get, "PeerMessage.file");
+    get.file = "test.cvd/../../etc/passwd.cvd";
+    s_expect_peer_why(&get, "PeerMessage.file");
+    get.file = "daily.exe";
+    s_expect_peer_why(&get, "PeerMessage.file: not NAME.cvd or NAME.cld");
+    get.file = "test.cvd";
+    get.version = 0;
+    s_expect_peer_why(&get, "PeerMessage.version");
+
+    uint8_t data[16] = {0};
+    Pm__PeerMessage chunk = PM__PEER_MESSAGE__INIT;
+    chunk.kind = PM__PEER_MESSAGE__KIND__CHUNK;
+    chunk.file = "test.cvd";
+    chunk.version = 6;
+    chunk.offset = 84;
+    chunk.total = 100;
+    chunk.data = (ProtobufCBinaryData){.len = sizeof data, .data = data};
+    cr_assert_eq(s_peer_rc(&chunk, &why), PM_OK, "%s", why);
+    chunk.offset = 85; /* one byte past the end */
+    s_expect_peer_why(&chunk, "PeerMessage.offset");
+    chunk.offset = UINT64_MAX; /* no wrap-around */
+    s_expect_peer_why(&chunk, "PeerMessage.offset");
+    chunk.offset = 0;
+    chunk.total = PM_WIRE_DATABASE_MAX + 1;
+    s_expect_peer_why(&chunk, "PeerMessage.total");
+    chunk.total = 100;
+    chunk.version = 0;
+    s_expect_peer_why(&chunk, "PeerMessage.version");
+
+    /* VERSIONS: every database named as a database */
+    Pm__SignatureDb db = PM__SIGNATURE_DB__INIT, *dbs[] = {&db};
+    Pm__PeerMessage ver = PM__PEER_MESSAGE__INIT;
+    ver.n_databases = 1;
+    ver.databases = dbs;
+    db.name = "daily";
+    db.version = 27000;
+    cr_assert_eq(s_peer_rc(&ver, &why), PM_OK, "%s", why);
+    db.name = "../daily";
+    s_expect_peer_why(&ver, "PeerMessage.databases[0].name");
+
+    /* nothing bigger than a peer message may be decoded */
+    uint8_t *big = calloc(1, PM_WIRE_PEER_MAX + 1);
+    Pm__PeerMessage *out = NULL;
+    cr_expect_eq(
+        pm_wire_unpack_peer_message(big, PM_WIRE_PEER_MAX + 1, &out, NULL),
+        PM_EPROTO);
+    cr_expect_null(out);
+    free(big);
+}
+
+/* MEMBERS: each member has a name and a 40-character key. */
+Test(wire, members_publication_rules)
+{
+    Pm__Member m = PM__MEMBER__INIT, *ms[] = {&m};
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    pub.kind = PM__PUBLICATION__KIND__MEMBERS;
+    pub.n_members = 1;
+    pub.members = ms;
+    m.name = "node1";
+    m.public_key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&pub.base, &len);
+    Pm__Publication *out = NULL;
+    char *why = NULL;
+    cr_assert_eq(pm_wire_unpack_publication(buf, len, &out, &why), PM_OK, "%s",
+                 why);
+    cr_expect_str_eq(out->members[0]->name, "node1");
+    pm__publication__free_unpacked(out, NULL);
+    free(buf);
+    m.public_key = "short";
+    buf = pm_wire_pack(&pub.base, &len);
+    cr_expect_eq(pm_wire_unpack_publication(buf, len, &out, &why), PM_EPROTO);
+    cr_expect_not_null(strstr(why, "public_key"), "%s", why);
+    free(why);
+    free(buf);
+}

@@ -1,0 +1,902 @@
+/* pm_peer.c - agents serve and pull verified ClamAV database files. */
+#include "pm_peer.h"
+#include "pm_check.h"
+#include "pm_file.h"
+#include "pm_log.h"
+#include "pm_mem.h"
+#include "pm_sigfetch.h"
+#include "pm_text.h"
+#include "pm_wire.h"
+
+#include <clamav.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define S_KEY_PROPERTY "X-Key" /* ZAP metadata: the client's key, Z85 */
+#define S_HEAD_LEN 512         /* a CVD header, as cl_cvdparse reads it */
+#define S_WINDOW 4             /* GETs in flight during a pull */
+#define S_WARN_EVERY_MS 60000  /* per member, for dropped messages */
+/* Messages queued per peer connection, each way: a client has at most
+ * S_WINDOW requests out, so a peer that sends GETs without reading the
+ * chunks loses them here instead of costing gigabytes. */
+#define S_HWM 16
+
+/* The service actor's state; owned by the actor thread once started. */
+typedef struct {
+    char *name, *dbdir, *endpoint;
+    zsock_t *pipe, *router, *zap;
+    zhashx_t *members; /* Z85 public key -> member name */
+    zhashx_t *warned;  /* member name -> int64_t: next warning allowed */
+    uint8_t *hold;     /* the packed VERSIONS_REPLY, or NULL before HOLD */
+    size_t hold_len;
+    bool stop;
+} s_peer_t;
+
+/* ---- Keys --------------------------------------------------------------- */
+
+/* A Z85 CURVE key: 40 characters of the Z85 alphabet. Checked before
+ * libzmq sees it (czmq asserts on a key libzmq refuses). */
+static bool
+s_key_ok(const char *key)
+{
+    static const char z85[] =
+        "0123456789abcdefghijklmnopqrstuvwxyz"
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+    uint8_t raw[32];
+    return key && strlen(key) == 40 && strspn(key, z85) == 40 &&
+           zmq_z85_decode(raw, key) != NULL;
+}
+
+static void
+s_free_item(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static zhashx_t *
+s_table_new(void)
+{
+    zhashx_t *t = zhashx_new();
+    zhashx_set_destructor(t, s_free_item);
+    return t;
+}
+
+/* ---- Service: ZAP ------------------------------------------------------- */
+
+/* ZAP metadata (ZMTP property list) carrying KEY: libzmq attaches it to
+ * every message of the connection, where a client's own metadata cannot
+ * override it (libzmq lets the ZAP properties win). */
+static zframe_t *
+s_zap_metadata(const char *key)
+{
+    size_t nlen = strlen(S_KEY_PROPERTY), vlen = strlen(key);
+    uint8_t buf[1 + 16 + 4 + 64];
+    buf[0] = (uint8_t)nlen;
+    memcpy(buf + 1, S_KEY_PROPERTY, nlen);
+    uint8_t *v = buf + 1 + nlen;
+    v[0] = v[1] = v[2] = 0;
+    v[3] = (uint8_t)vlen;
+    memcpy(v + 4, key, vlen);
+    return zframe_new(buf, 1 + nlen + 4 + vlen);
+}
+
+/* Looks up the member a ZAP request is for; NULL: refused. Sets KEY. */
+static const char *
+s_zap_member(s_peer_t *self, zmsg_t *req, char key[41])
+{
+    zframe_t *version = zmsg_first(req);
+    zmsg_next(req); /* request id */
+    zframe_t *domain = zmsg_next(req);
+    zmsg_next(req); /* address */
+    zmsg_next(req); /* routing id */
+    zframe_t *mech = zmsg_next(req);
+    zframe_t *cred = zmsg_next(req);
+    if (!cred || !zframe_streq(version, "1.0") ||
+        !zframe_streq(domain, PM_PEER_ZAP_DOMAIN) ||
+        !zframe_streq(mech, "CURVE") || zframe_size(cred) != 32)
+        return NULL;
+    zmq_z85_encode(key, zframe_data(cred), 32);
+    return zhashx_lookup(self->members, key);
+}
+
+/* Answers one ZAP request: 200 with User-Id = the member's name, or 400.
+ * The reply echoes the request id (the second frame). */
+static void
+s_on_zap(s_peer_t *self)
+{
+    zmsg_t *req = zmsg_recv(self->zap);
+    if (!req)
+        return;
+    char key[41] = "";
+    const char *name = s_zap_member(self, req, key);
+    zmsg_first(req);
+    zframe_t *id = zmsg_next(req);
+    zmsg_t *rep = zmsg_new();
+    zmsg_addstr(rep, "1.0");
+    zframe_t *f = id ? zframe_dup(id) : zframe_new_empty();
+    zmsg_append(rep, &f);
+    zmsg_addstr(rep, name ? "200" : "400");
+    zmsg_addstr(rep, name ? "OK" : "not an enrolled member");
+    zmsg_addstr(rep, name ? name : "");
+    f = name ? s_zap_metadata(key) : zframe_new_empty();
+    zmsg_append(rep, &f);
+    if (!name)
+        pm_debug("peer %s: refused a connection from key %s", self->name, key);
+    if (zmsg_send(&rep, self->zap) != 0)
+        zmsg_destroy(&rep);
+    zmsg_destroy(&req);
+}
+
+/* ---- Service: answering peers ------------------------------------------ */
+
+/* Notes a dropped message from member NAME, at most once a minute each:
+ * a hostile member must not be able to fill the log. */
+static void
+s_ignore(s_peer_t *self, const char *name, const char *what)
+{
+    int64_t now = zclock_mono();
+    int64_t *next = zhashx_lookup(self->warned, name);
+    if (next && now < *next)
+        return;
+    if (!next) {
+        next = pm_malloc(sizeof *next);
+        zhashx_insert(self->warned, name, next);
+    }
+    *next = now + S_WARN_EVERY_MS;
+    char *safe = pm_text_escape(what, 300);
+    pm_warn("peer %s: ignored a message from %s: %s (more from it are "
+            "ignored quietly for a minute)",
+            self->name, name, safe);
+    free(safe);
+}
+
+/* Sends MSG to the peer with routing id ID. A ROUTER drops what a full
+ * peer queue cannot take instead of waiting: the actor never blocks. */
+static void
+s_reply(s_peer_t *self, zframe_t *id, const Pm__PeerMessage *msg)
+{
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&msg->base, &len);
+    void *h = zsock_resolve(self->router);
+    if (zmq_send(h, zframe_data(id), zframe_size(id),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(h, buf, len, ZMQ_DONTWAIT);
+    free(buf);
+}
+
+static void
+s_reply_error(s_peer_t *self, zframe_t *id, const Pm__PeerMessage *req,
+              const char *error)
+{
+    Pm__PeerMessage out = PM__PEER_MESSAGE__INIT;
+    out.kind = PM__PEER_MESSAGE__KIND__ERROR;
+    out.file = req->file;
+    out.version = req->version;
+    out.offset = req->offset;
+    out.error = (char *)error;
+    s_reply(self, id, &out);
+}
+
+/* Tells the owner member NAME pushed BODY. The pipe never blocks the
+ * actor: once the first part is queued, libzmq takes the rest. */
+static void
+s_gossip(s_peer_t *self, const char *name, zframe_t *body)
+{
+    void *h = zsock_resolve(self->pipe);
+    if (zmq_send(h, "GOSSIP", 6, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        s_ignore(self, name, "the owner is not reading: gossip dropped");
+        return;
+    }
+    zmq_send(h, name, strlen(name), ZMQ_SNDMORE);
+    zmq_send(h, zframe_data(body), zframe_size(body), 0);
+}
+
+static void
+s_on_versions(s_peer_t *self, zframe_t *id, const char *name, zframe_t *body,
+              const Pm__PeerMessage *req)
+{
+    if (self->hold) {
+        void *h = zsock_resolve(self->router);
+        if (zmq_send(h, zframe_data(id), zframe_size(id),
+                     ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+            zmq_send(h, self->hold, self->hold_len, ZMQ_DONTWAIT);
+    } else {
+        s_reply_error(self, id, req, "no versions to offer yet");
+    }
+    s_gossip(self, name, body);
+}
+
+/* The version in the CVD header at the start of FD; 0: none. Parsed by
+ * libclamav (cl_cvdparse) from what this descriptor reads, so that the
+ * header checked is the one of the file served. */
+static unsigned
+s_header_version(int fd)
+{
+    char head[S_HEAD_LEN + 1];
+    if (pread(fd, head, S_HEAD_LEN, 0) != S_HEAD_LEN)
+        return 0;
+    head[S_HEAD_LEN] = '\0';
+    if (strlen(head) != S_HEAD_LEN)
+        return 0;
+    struct cl_cvd *cvd = cl_cvdparse(head);
+    unsigned version = cvd ? cvd->version : 0;
+    if (cvd)
+        cl_cvdfree(cvd);
+    return version;
+}
+
+static bool
+s_pread_all(int fd, uint8_t *buf, size_t len, uint64_t offset)
+{
+    while (len > 0) {
+        ssize_t n = pread(fd, buf, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        buf += n, len -= (size_t)n, offset += (uint64_t)n;
+    }
+    return true;
+}
+
+/* Fills OUT with the chunk REQ asks for from the open file FD; NULL, or
+ * the reason it cannot (caller frees). *DATA is OUT's buffer. */
+static char *
+s_read_chunk(int fd, const Pm__PeerMessage *req, Pm__PeerMessage *out,
+             uint8_t **data)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return pm_asprintf("%s: not a regular file", req->file);
+    uint64_t size = (uint64_t)st.st_size;
+    if (size > PM_WIRE_DATABASE_MAX)
+        return pm_asprintf("%s: too large to share", req->file);
+    unsigned held = s_header_version(fd);
+    if (held != req->version)
+        return pm_asprintf("%s: version %u is held, not %" PRIu32, req->file,
+                           held, req->version);
+    if (req->offset >= size)
+        return pm_asprintf("%s: offset %" PRIu64 " is past its %" PRIu64
+                           " bytes",
+                           req->file, req->offset, size);
+    size_t n = size - req->offset < PM_WIRE_CHUNK_MAX
+                   ? (size_t)(size - req->offset)
+                   : PM_WIRE_CHUNK_MAX;
+    *data = pm_malloc(n);
+    if (!s_pread_all(fd, *data, n, req->offset))
+        return pm_asprintf("%s: cannot be read", req->file);
+    out->data.data = *data;
+    out->data.len = n;
+    out->total = size;
+    return NULL;
+}
+
+/* Serves one GET from a freshly opened descriptor: a file replaced by
+ * rename since the last GET is the new file, whole, and says so. */
+static void
+s_on_get(s_peer_t *self, zframe_t *id, const Pm__PeerMessage *req)
+{
+    char *path = pm_asprintf("%s/%s", self->dbdir, req->file);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    free(path);
+    Pm__PeerMessage out = PM__PEER_MESSAGE__INIT;
+    uint8_t *data = NULL;
+    char *err = fd < 0 ? pm_asprintf("%s: not held", req->file)
+                       : s_read_chunk(fd, req, &out, &data);
+    if (fd >= 0)
+        close(fd);
+    if (err) {
+        pm_debug("peer %s: GET %s: %s", self->name, req->file, err);
+        s_reply_error(self, id, req, err);
+    } else {
+        out.kind = PM__PEER_MESSAGE__KIND__CHUNK;
+        out.file = req->file;
+        out.version = req->version;
+        out.offset = req->offset;
+        s_reply(self, id, &out);
+    }
+    free(err);
+    free(data);
+}
+
+/* The member a message came from, as ZAP named it, if it still is one:
+ * a member removed since it connected is not answered. */
+static const char *
+s_sender(s_peer_t *self, zframe_t *body)
+{
+    const char *name = zframe_meta(body, "User-Id");
+    const char *key = zframe_meta(body, S_KEY_PROPERTY);
+    if (!name || !key)
+        return NULL;
+    const char *now = zhashx_lookup(self->members, key);
+    return now && strcmp(now, name) == 0 ? name : NULL;
+}
+
+/* One message from a peer: [routing id][PeerMessage]. */
+static void
+s_on_router(s_peer_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->router);
+    if (!msg)
+        return;
+    zframe_t *id = zmsg_first(msg), *body = zmsg_next(msg);
+    const char *name = body ? s_sender(self, body) : NULL;
+    Pm__PeerMessage *req = NULL;
+    char *why = NULL;
+    if (!name)
+        pm_debug("peer %s: message from a former member", self->name);
+    else if (zmsg_size(msg) != 2)
+        s_ignore(self, name, "not one frame");
+    else if (pm_wire_unpack_peer_message(zframe_data(body), zframe_size(body),
+                                         &req, &why) != PM_OK)
+        s_ignore(self, name, why);
+    else if (req->kind == PM__PEER_MESSAGE__KIND__VERSIONS)
+        s_on_versions(self, id, name, body, req);
+    else if (req->kind == PM__PEER_MESSAGE__KIND__GET)
+        s_on_get(self, id, req);
+    else
+        s_ignore(self, name, "neither VERSIONS nor GET");
+    if (req)
+        pm__peer_message__free_unpacked(req, NULL);
+    free(why);
+    zmsg_destroy(&msg);
+}
+
+/* ---- Service: the owner's commands ------------------------------------- */
+
+static void
+s_cmd_endpoint(s_peer_t *self, zmsg_t *msg)
+{
+    (void)msg;
+    zstr_send(self->pipe, self->endpoint);
+}
+
+/* MEMBERS: a new table of keys ZAP lets in, replacing the old one whole. */
+static void
+s_cmd_members(s_peer_t *self, zmsg_t *msg)
+{
+    zframe_t *f = zmsg_first(msg);
+    Pm__Publication *pub = NULL;
+    char *why = NULL;
+    if (!f ||
+        pm_wire_unpack_publication(zframe_data(f), zframe_size(f), &pub,
+                                   &why) != PM_OK ||
+        pub->kind != PM__PUBLICATION__KIND__MEMBERS) {
+        pm_warn("peer %s: MEMBERS refused: %s", self->name,
+                why ? why : "not a MEMBERS publication");
+        free(why);
+        if (pub)
+            pm__publication__free_unpacked(pub, NULL);
+        return;
+    }
+    zhashx_t *members = s_table_new();
+    for (size_t i = 0; i < pub->n_members; i++) {
+        const Pm__Member *m = pub->members[i];
+        if (s_key_ok(m->public_key))
+            zhashx_update(members, m->public_key, pm_strdup(m->name));
+        else
+            pm_warn("peer %s: member %s has no valid key", self->name, m->name);
+    }
+    zhashx_destroy(&self->members);
+    self->members = members;
+    pm__publication__free_unpacked(pub, NULL);
+}
+
+/* HOLD: what this node holds, kept packed as the VERSIONS_REPLY. */
+static void
+s_cmd_hold(s_peer_t *self, zmsg_t *msg)
+{
+    zframe_t *f = zmsg_first(msg);
+    Pm__PeerMessage *hold = NULL;
+    char *why = NULL;
+    if (!f ||
+        pm_wire_unpack_peer_message(zframe_data(f), zframe_size(f), &hold,
+                                    &why) != PM_OK ||
+        hold->kind != PM__PEER_MESSAGE__KIND__VERSIONS) {
+        pm_warn("peer %s: HOLD refused: %s", self->name,
+                why ? why : "not a VERSIONS message");
+        free(why);
+        if (hold)
+            pm__peer_message__free_unpacked(hold, NULL);
+        return;
+    }
+    hold->kind = PM__PEER_MESSAGE__KIND__VERSIONS_REPLY;
+    free(self->hold);
+    self->hold = pm_wire_pack(&hold->base, &self->hold_len);
+    pm__peer_message__free_unpacked(hold, NULL);
+}
+
+static void
+s_cmd_term(s_peer_t *self, zmsg_t *msg)
+{
+    (void)msg;
+    self->stop = true;
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(s_peer_t *self, zmsg_t *msg); /* MSG: the frames after it */
+} s_commands[] = {
+    {"ENDPOINT", s_cmd_endpoint},
+    {"MEMBERS", s_cmd_members},
+    {"HOLD", s_cmd_hold},
+    {"$TERM", s_cmd_term},
+};
+
+static void
+s_on_pipe(s_peer_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->pipe);
+    if (!msg) {
+        self->stop = true; /* interrupted */
+        return;
+    }
+    char *cmd = zmsg_popstr(msg);
+    size_t i = 0, n = sizeof s_commands / sizeof s_commands[0];
+    while (i < n && (!cmd || strcmp(cmd, s_commands[i].name) != 0))
+        i++;
+    if (i < n)
+        s_commands[i].fn(self, msg);
+    else
+        pm_warn("peer %s: unknown command %s", self->name, cmd ? cmd : "");
+    free(cmd);
+    zmsg_destroy(&msg);
+}
+
+/* ---- Service: life cycle ------------------------------------------------ */
+
+static void
+s_destroy(s_peer_t **self_p)
+{
+    s_peer_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->zap) /* unbound now, so that a new handler may bind at once */
+        zsock_unbind(self->zap, S_ZAP_ENDPOINT);
+    zsock_destroy(&self->zap);
+    zsock_destroy(&self->router);
+    zhashx_destroy(&self->members);
+    zhashx_destroy(&self->warned);
+    free(self->hold);
+    free(self->name);
+    free(self->dbdir);
+    free(self->endpoint);
+    free(self);
+    *self_p = NULL;
+}
+
+static bool
+s_bind_router(s_peer_t *self, zcert_t *cert, const char *bind)
+{
+    self->router = zsock_new(ZMQ_ROUTER);
+    zcert_apply(cert, self->router);
+    zsock_set_curve_server(self->router, 1);
+    zsock_set_zap_domain(self->router, PM_PEER_ZAP_DOMAIN);
+    zsock_set_maxmsgsize(self->router, PM_WIRE_PEER_MAX);
+    zsock_set_sndhwm(self->router, S_HWM);
+    zsock_set_rcvhwm(self->router, S_HWM);
+    zsock_set_linger(self->router, 0);
+    if (zsock_bind(self->router, "%s", bind) < 0) {
+        pm_error("peer %s: cannot bind %s: %s", self->name, bind,
+                 zmq_strerror(zmq_errno()));
+        return false;
+    }
+    self->endpoint = zsock_last_endpoint(self->router);
+    return true;
+}
+
+/* Builds the service in the caller's thread, so that a failure to bind
+ * reaches pm_peer_new; the actor thread takes the sockets over. The ZAP
+ * handler binds first: a handshake before it would go unchecked. */
+static s_peer_t *
+s_new(const pm_peer_config_t *cfg)
+{
+    s_peer_t *self = pm_calloc(1, sizeof *self);
+    self->name = pm_strdup(cfg->name ? cfg->name : "");
+    self->dbdir = pm_strdup(cfg->dbdir);
+    self->members = s_table_new();
+    self->warned = s_table_new();
+    self->zap = zsock_new(ZMQ_REP);
+    zsock_set_linger(self->zap, 0);
+    if (zsock_bind(self->zap, S_ZAP_ENDPOINT) != 0) {
+        pm_error("peer %s: cannot bind the ZAP handler (%s): %s; another "
+                 "one runs in this process",
+                 self->name, S_ZAP_ENDPOINT, zmq_strerror(zmq_errno()));
+        zsock_destroy(&self->zap);
+        s_destroy(&self);
+        return NULL;
+    }
+    if (!s_bind_router(self, cfg->cert, cfg->bind))
+        s_destroy(&self);
+    return self;
+}
+
+static void
+s_actor(zsock_t *pipe, void *args)
+{
+    s_peer_t *self = args;
+    self->pipe = pipe;
+    zsock_signal(pipe, 0);
+    /* the pipe first, then ZAP: a flood of requests cannot starve
+     * $TERM or the handshakes of other members */
+    zpoller_t *poller = zpoller_new(pipe, self->zap, self->router, NULL);
+    while (!self->stop) {
+        void *which = zpoller_wait(poller, -1);
+        if (which == pipe)
+            s_on_pipe(self);
+        else if (which == self->zap)
+            s_on_zap(self);
+        else if (which == self->router)
+            s_on_router(self);
+        else if (zpoller_terminated(poller))
+            break;
+    }
+    zpoller_destroy(&poller);
+    s_destroy(&self);
+}
+
+zactor_t *
+pm_peer_new(const pm_peer_config_t *cfg)
+{
+    if (!cfg || !cfg->cert || !cfg->bind || !cfg->dbdir) {
+        pm_error("peer: no certificate, endpoint or database directory");
+        return NULL;
+    }
+    s_peer_t *self = s_new(cfg);
+    return self ? zactor_new(s_actor, self) : NULL;
+}
+
+/* ---- Client ------------------------------------------------------------- */
+
+/* A DEALER to the peer at ENDPOINT, one per call (any thread). */
+static int
+s_dial(zcert_t *cert, const char *endpoint, const char *server_key,
+       int timeout_ms, zsock_t **out, char **why)
+{
+    if (!cert || !endpoint || !s_key_ok(server_key)) {
+        pm_why(why, "peer",
+               "no certificate or endpoint, or a server key "
+               "that is not a Z85 CURVE key");
+        return PM_EINVAL;
+    }
+    zsock_t *s = zsock_new(ZMQ_DEALER);
+    zcert_apply(cert, s);
+    zsock_set_curve_serverkey(s, server_key);
+    zsock_set_maxmsgsize(s, PM_WIRE_PEER_MAX);
+    zsock_set_rcvhwm(s, S_HWM); /* a peer pushing unasked chunks */
+    zsock_set_linger(s, 0);
+    zsock_set_sndtimeo(s, timeout_ms);
+    zsock_set_rcvtimeo(s, timeout_ms);
+    if (zsock_connect(s, "%s", endpoint) != 0) {
+        pm_why(why, "peer", "cannot connect to %s: %s", endpoint,
+               zmq_strerror(zmq_errno()));
+        zsock_destroy(&s);
+        return PM_EINVAL;
+    }
+    *out = s;
+    return PM_OK;
+}
+
+static int
+s_send(zsock_t *s, const Pm__PeerMessage *msg, const char *endpoint, char **why)
+{
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&msg->base, &len);
+    int rc = zmq_send(zsock_resolve(s), buf, len, 0);
+    free(buf);
+    if (rc < 0) {
+        pm_why(why, "peer", "%s: cannot send: %s", endpoint,
+               zmq_strerror(zmq_errno()));
+        return PM_ETIMEDOUT;
+    }
+    return PM_OK;
+}
+
+/* Receives one answer within the socket's timeout and passes it through
+ * the wire gate: one frame, a valid PeerMessage. */
+static int
+s_recv(zsock_t *s, const char *endpoint, Pm__PeerMessage **out, char **why)
+{
+    zmsg_t *msg = zmsg_recv(s);
+    if (!msg) {
+        pm_why(why, "peer", "%s: no answer in time", endpoint);
+        return PM_ETIMEDOUT;
+    }
+    int rc = PM_EPROTO;
+    char *bad = NULL;
+    zframe_t *f = zmsg_first(msg);
+    if (zmsg_size(msg) != 1)
+        pm_why(why, "peer", "%s: answered %zu frames, not one", endpoint,
+               zmsg_size(msg));
+    else if (pm_wire_unpack_peer_message(zframe_data(f), zframe_size(f), out,
+                                         &bad) != PM_OK)
+        pm_why(why, "peer", "%s: %s", endpoint, bad);
+    else
+        rc = PM_OK;
+    free(bad);
+    zmsg_destroy(&msg);
+    return rc;
+}
+
+int
+pm_peer_exchange(zcert_t *cert, const char *endpoint, const char *server_key,
+                 const Pm__PeerMessage *mine, Pm__PeerMessage **theirs,
+                 int timeout_ms, char **why)
+{
+    zsock_t *s = NULL;
+    if (!mine || !theirs) {
+        pm_why(why, "peer", "nothing to exchange");
+        return PM_EINVAL;
+    }
+    int rc = s_dial(cert, endpoint, server_key, timeout_ms, &s, why);
+    if (rc != PM_OK)
+        return rc;
+    Pm__PeerMessage push = *mine;
+    push.kind = PM__PEER_MESSAGE__KIND__VERSIONS;
+    Pm__PeerMessage *in = NULL;
+    if ((rc = s_send(s, &push, endpoint, why)) == PM_OK &&
+        (rc = s_recv(s, endpoint, &in, why)) == PM_OK &&
+        in->kind != PM__PEER_MESSAGE__KIND__VERSIONS_REPLY &&
+        in->kind != PM__PEER_MESSAGE__KIND__ERROR) {
+        pm_why(why, "peer", "%s: answered VERSIONS with kind %d", endpoint,
+               (int)in->kind);
+        pm__peer_message__free_unpacked(in, NULL);
+        rc = PM_EPROTO;
+    }
+    if (rc == PM_OK)
+        *theirs = in;
+    zsock_destroy(&s);
+    return rc;
+}
+
+/* One pull: the socket, the scratch file, and how far the transfer is. */
+typedef struct {
+    zsock_t *sock;
+    const char *endpoint, *file;
+    uint32_t version;
+    int fd;
+    uint64_t total; /* 0 until the first chunk says it */
+    uint64_t done;  /* bytes written, in order */
+    uint64_t next;  /* offset of the next GET to send */
+    int inflight;
+} s_pull_t;
+
+/* FILE is NAME.cvd or NAME.cld with NAME a database name: nothing else
+ * may become a path inside DBDIR. */
+static bool
+s_file_ok(const char *file)
+{
+    size_t len = file ? strlen(file) : 0;
+    if (len < 5 || (strcmp(file + len - 4, ".cvd") != 0 &&
+                    strcmp(file + len - 4, ".cld") != 0))
+        return false;
+    char *name = pm_strndup(file, len - 4);
+    char *bad = pm_check_database_name(name);
+    bool ok = bad == NULL;
+    free(name);
+    free(bad);
+    return ok;
+}
+
+static int
+s_ask(s_pull_t *p, char **why)
+{
+    Pm__PeerMessage get = PM__PEER_MESSAGE__INIT;
+    get.kind = PM__PEER_MESSAGE__KIND__GET;
+    get.file = (char *)p->file;
+    get.version = p->version;
+    get.offset = p->next;
+    p->next += PM_WIRE_CHUNK_MAX;
+    p->inflight++;
+    return s_send(p->sock, &get, p->endpoint, why);
+}
+
+static bool
+s_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t offset)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, buf, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        buf += n, len -= (size_t)n, offset += (uint64_t)n;
+    }
+    return true;
+}
+
+/* Checks that answer M continues the file exactly (kind, file, version,
+ * offset, total, size) and writes it. */
+static int
+s_take(s_pull_t *p, const Pm__PeerMessage *m, char **why)
+{
+    const char *ep = p->endpoint;
+    if (m->kind == PM__PEER_MESSAGE__KIND__ERROR) {
+        char *e = pm_text_escape(m->error, 200);
+        pm_why(why, "peer", "%s has no %s version %" PRIu32 ": %s", ep, p->file,
+               p->version, e);
+        free(e);
+        return PM_ENOTFOUND;
+    }
+    if (m->kind != PM__PEER_MESSAGE__KIND__CHUNK ||
+        strcmp(m->file, p->file) != 0 || m->version != p->version) {
+        pm_why(why, "peer",
+               "%s answered a GET of %s version %" PRIu32
+               " with something else",
+               ep, p->file, p->version);
+        return PM_EPROTO;
+    }
+    if (m->offset != p->done) {
+        pm_why(why, "peer",
+               "%s sent %s bytes at offset %" PRIu64 ", expected %" PRIu64, ep,
+               p->file, m->offset, p->done);
+        return PM_EPROTO;
+    }
+    if (m->total == 0 || (p->total && m->total != p->total)) {
+        pm_why(why, "peer", "%s said %s has %" PRIu64 " bytes, after %" PRIu64,
+               ep, p->file, m->total, p->total);
+        return PM_EPROTO;
+    }
+    p->total = m->total;
+    uint64_t left = p->total - p->done;
+    size_t want = left < PM_WIRE_CHUNK_MAX ? (size_t)left : PM_WIRE_CHUNK_MAX;
+    if (m->data.len != want) {
+        pm_why(why, "peer", "%s sent %zu bytes of %s at %" PRIu64 ", not %zu",
+               ep, m->data.len, p->file, m->offset, want);
+        return PM_EPROTO;
+    }
+    if (!s_pwrite_all(p->fd, m->data.data, want, p->done)) {
+        pm_why(why, "peer", "cannot write the scratch copy of %s: %s", p->file,
+               strerror(errno));
+        return PM_EIO;
+    }
+    p->done += want;
+    return PM_OK;
+}
+
+/* GETs the whole file into P->fd, S_WINDOW requests in flight once the
+ * first answer has told the size. */
+static int
+s_transfer(s_pull_t *p, char **why)
+{
+    int rc = s_ask(p, why);
+    while (rc == PM_OK && (p->total == 0 || p->done < p->total)) {
+        Pm__PeerMessage *m = NULL;
+        if ((rc = s_recv(p->sock, p->endpoint, &m, why)) != PM_OK)
+            break;
+        p->inflight--;
+        rc = s_take(p, m, why);
+        pm__peer_message__free_unpacked(m, NULL);
+        while (rc == PM_OK && p->inflight < S_WINDOW && p->next < p->total)
+            rc = s_ask(p, why);
+        if (rc == PM_OK && p->inflight == 0 && p->done < p->total) {
+            pm_why(why, "peer", "%s: %s stopped short", p->endpoint, p->file);
+            rc = PM_EPROTO; /* cannot happen with the checks above */
+        }
+    }
+    return rc;
+}
+
+/* Verifies the scratch copy TMP of P's file with ClamAV's own check and
+ * its header version; fills *INFO. */
+static int
+s_verify(const s_pull_t *p, const char *tmp, pm_peer_file_t *info, char **why)
+{
+    char *bad = NULL;
+    unsigned version = 0, sigs = 0;
+    time_t built = 0;
+    if (pm_sigfetch_verify(tmp, &version, &sigs, &built, &bad) != PM_OK) {
+        pm_why(why, "peer", "%s served %s version %" PRIu32 " that fails: %s",
+               p->endpoint, p->file, p->version, bad);
+        free(bad);
+        return PM_EPROTO;
+    }
+    if (version != p->version) {
+        pm_why(why, "peer", "%s served %s version %u for version %" PRIu32,
+               p->endpoint, p->file, version, p->version);
+        return PM_EPROTO;
+    }
+    *info = (pm_peer_file_t){.version = version, .sigs = sigs, .built = built};
+    return PM_OK;
+}
+
+/* Puts the verified TMP in place as DBDIR/FILE and removes the other form
+ * of the database (NAME.cvd beside NAME.cld): libclamav would load both. */
+static int
+s_install(const char *tmp, const char *dbdir, const char *file, char **why)
+{
+    char *to = pm_asprintf("%s/%s", dbdir, file);
+    int rc = pm_file_rename(tmp, to, why);
+    size_t len = strlen(to);
+    to[len - 2] = to[len - 2] == 'v' ? 'l' : 'v'; /* .cvd <-> .cld */
+    if (rc == PM_OK && unlink(to) != 0 && errno != ENOENT) {
+        pm_why(why, "peer", "cannot remove %s: %s", to, strerror(errno));
+        rc = PM_EIO;
+    }
+    free(to);
+    return rc;
+}
+
+/* The pull proper, into the open scratch file TMP (P->fd). */
+static int
+s_pull(s_pull_t *p, const char *tmp, const char *dbdir, pm_peer_file_t *info,
+       char **why)
+{
+    int rc = s_transfer(p, why);
+    if (rc != PM_OK)
+        return rc;
+    if (fchmod(p->fd, 0644) != 0 || fsync(p->fd) != 0) {
+        pm_why(why, "peer", "cannot keep %s: %s", tmp, strerror(errno));
+        return PM_EIO;
+    }
+    pm_peer_file_t got;
+    if ((rc = s_verify(p, tmp, &got, why)) != PM_OK ||
+        (rc = s_install(tmp, dbdir, p->file, why)) != PM_OK)
+        return rc;
+    if (info)
+        *info = got;
+    return PM_OK;
+}
+
+/* Makes DBDIR's scratch directory and a new file in it, named so that
+ * libclamav still sees the form (.cvd/.cld) at the end. */
+static int
+s_scratch(const char *dbdir, const char *file, char **scratch, char **tmp,
+          int *fd, char **why)
+{
+    *scratch = pm_asprintf("%s/%s", dbdir, PM_PEER_SCRATCH);
+    int rc = pm_file_mkdir(*scratch, 0700, (gid_t)-1, why);
+    if (rc != PM_OK)
+        return PM_EIO;
+    *tmp = pm_asprintf("%s/XXXXXX-%s", *scratch, file);
+    *fd = mkostemps(*tmp, (int)strlen(file) + 1, O_CLOEXEC);
+    if (*fd < 0) {
+        pm_why(why, "peer", "cannot create a file in %s: %s", *scratch,
+               strerror(errno));
+        free(*tmp);
+        *tmp = NULL;
+        return PM_EIO;
+    }
+    return PM_OK;
+}
+
+int
+pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
+             const char *dbdir, const char *file, uint32_t version,
+             int timeout_ms, pm_peer_file_t *info, char **why)
+{
+    if (!dbdir || !s_file_ok(file) || version == 0) {
+        pm_why(why, "peer",
+               "pull of \"%s\" version %" PRIu32 ": not a "
+               "database file NAME.cvd or NAME.cld, version "
+               "above 0, into a directory",
+               file ? file : "", version);
+        return PM_EINVAL;
+    }
+    s_pull_t p = {
+        .endpoint = endpoint, .file = file, .version = version, .fd = -1};
+    int rc = s_dial(cert, endpoint, server_key, timeout_ms, &p.sock, why);
+    if (rc != PM_OK)
+        return rc;
+    char *scratch = NULL, *tmp = NULL;
+    rc = s_scratch(dbdir, file, &scratch, &tmp, &p.fd, why);
+    if (rc == PM_OK)
+        rc = s_pull(&p, tmp, dbdir, info, why);
+    if (p.fd >= 0)
+        close(p.fd);
+    if (tmp && rc != PM_OK)
+        unlink(tmp);
+    rmdir(scratch); /* fails, rightly, while another pull uses it */
+    free(tmp);
+    free(scratch);
+    zsock_destroy(&p.sock);
+    return rc;
+}

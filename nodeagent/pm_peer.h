@@ -1,0 +1,148 @@
+/* pm_peer.h - agents share verified ClamAV database files over CurveZMQ.
+ *
+ * In a cluster one agent fetches each ClamAV database from the mirrors
+ * (pm_sigfetch); the others learn by gossip (pm_sigsync) that a newer
+ * version exists and pull the file from a peer that holds it. This module
+ * is the transport: a service actor that answers peers, and two blocking
+ * client calls (push-pull of versions, pull of one file).
+ *
+ * Protocol (PeerMessage, proto/privmta.proto), one request, one answer,
+ * over a ROUTER (server) and a DEALER (client), CURVE on both:
+ *   VERSIONS  -> VERSIONS_REPLY (what the server holds), or ERROR when its
+ *                owner has not said yet what it holds;
+ *   GET FILE VERSION OFFSET -> CHUNK FILE VERSION OFFSET DATA TOTAL, where
+ *                DATA is exactly min(PM_WIRE_CHUNK_MAX, TOTAL - OFFSET)
+ *                bytes of the file and TOTAL its size; or ERROR (the
+ *                server does not hold FILE at VERSION, or OFFSET is past
+ *                its end).
+ * Every message in either direction passes pm_wire_unpack_peer_message
+ * first (file names are NAME.cvd or NAME.cld, never a path; sizes capped).
+ *
+ * Trust: only enrolled agents may talk to the service. The actor runs its
+ * own ZAP handler (RFC 27) on inproc://zeromq.zap.01: a CURVE client key is
+ * let in only when it is the public key of a member the controller listed
+ * (command MEMBERS; before the first list nobody is), with User-Id the
+ * member's name. A member removed later is ignored even on a connection it
+ * opened before. Requests of the service's ZAP domain with any other
+ * mechanism, and requests for other ZAP domains, are refused: a CURVE or
+ * PLAIN server socket elsewhere in the process would be locked out.
+ *
+ * One ZAP handler per process: libzmq asks the handler bound to
+ * inproc://zeromq.zap.01 in the socket's context, and czmq sockets all
+ * share one context. So at most one pm_peer actor runs per process at a
+ * time, and never beside czmq's zauth (pm_peer_new returns NULL then).
+ * The agent process has no other ZAP handler.
+ *
+ * An enrolled peer is still not trusted with content: a pulled file is
+ * checked by ClamAV's own signature check (pm_sigfetch_verify) and its
+ * header version before it goes live, and the service never blocks or
+ * stops on what a member sends (garbage is dropped, logged at most once a
+ * minute per member; a peer that does not read its answers loses them at
+ * a small high-water mark instead of filling memory).
+ *
+ * Serving reads DBDIR/FILE afresh for each GET (opened without following
+ * a link, regular files only), so a file replaced by rename between GETs
+ * is noticed: the client sees a changed total, an ERROR for the version it
+ * asked for, or a file that fails verification. Secrets (keys) are never
+ * logged.
+ */
+#ifndef PM_PEER_H
+#define PM_PEER_H
+
+#include "pm_error.h"
+#include "privmta.pb-c.h"
+
+#include <czmq.h>
+#include <stdint.h>
+#include <time.h>
+
+/* The service's ZAP domain (zsock_set_zap_domain on its ROUTER). */
+#define PM_PEER_ZAP_DOMAIN "privmta-peer"
+
+/* The scratch directory a pull writes into, inside DBDIR (0700). */
+#define PM_PEER_SCRATCH ".pm-peer.tmp"
+
+typedef struct {
+    zcert_t *cert;     /* this agent's keypair (not owned); CURVE server key */
+    const char *bind;  /* e.g. "tcp://127.0.0.1:0" (port 0: any free port) */
+    const char *dbdir; /* directory of verified database files served */
+    const char *name;  /* this node's name, for logs */
+} pm_peer_config_t;
+
+/* Starts the peer service actor: a ZMQ_ROUTER bound to CFG->bind as a
+ * CURVE server with CFG->cert, ZMQ_MAXMSGSIZE PM_WIRE_PEER_MAX, its own
+ * ZAP handler (see above). CFG's strings are copied; the cert must outlive
+ * the actor. Returns NULL (and logs why) when it cannot bind the endpoint
+ * or the ZAP handler (another one runs in this process). Caller destroys
+ * the actor with zactor_destroy. Pipe commands (czmq actor conventions):
+ *   "ENDPOINT"          -> replies one string: the bound endpoint, e.g.
+ *                          "tcp://127.0.0.1:41234"
+ *   "MEMBERS" + frame   -> frame = packed Pm__Publication of kind MEMBERS:
+ *                          from now on only these members' public keys may
+ *                          connect (ZAP; User-Id = member name); replies
+ *                          nothing. A frame that fails pm_wire or is of
+ *                          another kind is logged and changes nothing.
+ *   "HOLD" + frame      -> frame = packed Pm__PeerMessage (kind VERSIONS)
+ *                          describing what this node holds and the
+ *                          cool-downs it knows; used as the answer to every
+ *                          VERSIONS a peer sends (kind VERSIONS_REPLY);
+ *                          replies nothing. Refused like MEMBERS.
+ *   "$TERM"             -> stops
+ * Events the actor sends on the pipe to its owner (the owner polls it):
+ *   "GOSSIP" + name + frame -> member NAME pushed VERSIONS (frame = the
+ *                          packed, already wire-checked Pm__PeerMessage);
+ *                          the actor has already answered it with the HOLD
+ *                          message. Dropped (logged) when the owner lets
+ *                          the pipe fill up: the actor never waits on it. */
+zactor_t *pm_peer_new(const pm_peer_config_t *cfg);
+
+/* Push-pull with one peer: sends MINE (as kind VERSIONS, whatever its kind
+ * says), waits at most TIMEOUT_MS for the answer and sets *THEIRS to it:
+ * kind VERSIONS_REPLY, or ERROR when the peer cannot answer yet (its error
+ * says why). Caller frees *THEIRS with pm__peer_message__free_unpacked(*THEIRS,
+ * NULL). CERT is our keypair, SERVER_KEY the peer's public key (Z85).
+ * Returns PM_OK; PM_ETIMEDOUT (no answer: peer down, our key not enrolled
+ * there, wrong server key); PM_EPROTO (the answer fails pm_wire, is not one
+ * frame, or is neither VERSIONS_REPLY nor ERROR); PM_EINVAL (SERVER_KEY is
+ * not a Z85 key, ENDPOINT not an endpoint, NULL arguments); with *WHY
+ * (caller frees) when WHY is not NULL. *THEIRS is set only on PM_OK.
+ * Blocking; any thread (a socket of its own per call). */
+int pm_peer_exchange(zcert_t *cert, const char *endpoint,
+                     const char *server_key, const Pm__PeerMessage *mine,
+                     Pm__PeerMessage **theirs, int timeout_ms, char **why);
+
+/* What a pulled file's header says. */
+typedef struct {
+    unsigned version, sigs;
+    time_t built;
+} pm_peer_file_t;
+
+/* Pulls FILE ("daily.cld", "test.cvd") at VERSION from the peer into
+ * DBDIR: GETs of PM_WIRE_CHUNK_MAX bytes, a few in flight, into a scratch
+ * file in DBDIR/PM_PEER_SCRATCH (created 0700; the file and the directory
+ * are removed again, the directory only when no other pull uses it). Each
+ * answer is wire-checked and must continue the file at the right offset,
+ * with the same total, and the whole size it announced. The file is then
+ * verified with ClamAV's own check (pm_sigfetch_verify) and its header
+ * version must equal VERSION; only then it is renamed into DBDIR/FILE
+ * (mode 0644, directory fsync'd), and the other form of the same database
+ * (NAME.cvd vs NAME.cld) removed so that libclamav loads one copy.
+ * TIMEOUT_MS bounds the wait for each answer. On success fills *INFO
+ * (version, sigs, built) when INFO is not NULL.
+ * Returns PM_OK; PM_EPROTO when the peer misbehaved (bad bytes, failed
+ * verification, wrong version, chunks out of order or of the wrong size,
+ * a total that changes, is 0 or is larger than PM_WIRE_DATABASE_MAX): the
+ * caller should distrust that peer; PM_ENOTFOUND when the peer answered
+ * ERROR (it does not hold that version, or the file changed under the
+ * transfer); PM_ETIMEDOUT; PM_EIO (local disk: the scratch file, the
+ * rename, removing the other form - the new file is in place then);
+ * PM_EINVAL (FILE not NAME.cvd/NAME.cld, VERSION 0, a bad key or
+ * endpoint); always with *WHY when WHY is not NULL. Nothing unverified is
+ * ever left in DBDIR/FILE. Blocking; any thread; pulls of different files
+ * into one DBDIR may run at the same time, of the same file they must not.
+ */
+int pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
+                 const char *dbdir, const char *file, uint32_t version,
+                 int timeout_ms, pm_peer_file_t *info, char **why);
+
+#endif

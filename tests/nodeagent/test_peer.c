@@ -1,0 +1,676 @@
+/* test_peer.c - pm_peer over real CurveZMQ sockets on 127.0.0.1: version
+ * push-pull and gossip to the owner, pulls of ClamAV's signed test
+ * database (both forms), a version not held, a tampered file, a hostile
+ * server, unenrolled and removed keys, garbage from a member. */
+#include <criterion/criterion.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pm_error.h"
+#include "pm_mem.h"
+#include "pm_peer.h"
+#include "pm_sigfetch.h"
+#include "pm_wire.h"
+
+#define S_FIXTURES PM_SOURCE_DIR "/tests/data/clamav"
+#define S_WAIT 5000 /* ms for an answer that must come */
+#define S_NONE 600  /* ms to wait for one that must not */
+
+static char s_dir[64], s_srv[96], s_cli[96];
+static zcert_t *s_server, *s_client, *s_stranger;
+static zactor_t *s_peer;
+static char *s_endpoint;
+
+static int
+s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void
+s_setup(void)
+{
+    strcpy(s_dir, "/tmp/pm-test-peer.XXXXXX");
+    cr_assert_not_null(mkdtemp(s_dir));
+    snprintf(s_srv, sizeof s_srv, "%s/srv", s_dir);
+    snprintf(s_cli, sizeof s_cli, "%s/cli", s_dir);
+    cr_assert_eq(mkdir(s_srv, 0700), 0);
+    cr_assert_eq(mkdir(s_cli, 0700), 0);
+    s_server = zcert_new();
+    s_client = zcert_new();
+    s_stranger = zcert_new();
+}
+
+static void
+s_teardown(void)
+{
+    zactor_destroy(&s_peer);
+    zstr_free(&s_endpoint);
+    zcert_destroy(&s_server);
+    zcert_destroy(&s_client);
+    zcert_destroy(&s_stranger);
+    nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* No Criterion .timeout: its watchdog leaks under LeakSanitizer; ctest's
+ * TIMEOUT bounds the binary instead. */
+TestSuite(peer, .init = s_setup, .fini = s_teardown);
+
+/* ---- Fixtures ---------------------------------------------------------- */
+
+/* Copies fixture NAME to DIR/AS; with TAMPER, the byte in the middle is
+ * changed (inside the signed body, past the 512-byte header). */
+static void
+s_copy(const char *name, const char *dir, const char *as, bool tamper)
+{
+    char *from = pm_asprintf("%s/%s", S_FIXTURES, name);
+    char *to = pm_asprintf("%s/%s", dir, as);
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    cr_assert(in && out, "copy %s to %s", from, to);
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf, in);
+    cr_assert(n > 1024);
+    if (tamper)
+        buf[n / 2] ^= 0x01;
+    cr_assert_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+    free(from);
+    free(to);
+}
+
+/* DIR/AS: test-6.cvd as a .cld (the header, then the tar uncompressed, as
+ * libfreshclam leaves a database it updated by CDIFFs), followed by
+ * PAD_KIB KiB of zero blocks (the tar's end: a bigger file, still valid). */
+static void
+s_make_cld(const char *dir, const char *as, int pad_kib)
+{
+    char *cmd = pm_asprintf(
+        "f=%s/test-6.cvd; { head -c 512 $f; tail -c +513 $f | gzip -dc; "
+        "head -c %dK /dev/zero; } > %s/%s",
+        S_FIXTURES, pad_kib, dir, as);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    free(cmd);
+}
+
+static bool
+s_exists(const char *dir, const char *name)
+{
+    char *path = pm_asprintf("%s/%s", dir, name);
+    bool there = access(path, F_OK) == 0;
+    free(path);
+    return there;
+}
+
+/* DIR holds exactly N entries (besides . and ..). */
+static void
+s_expect_entries(const char *dir, int n)
+{
+    char *cmd = pm_asprintf("test $(ls -A %s | wc -l) -eq %d", dir, n);
+    cr_expect_eq(system(cmd), 0, "%s does not hold %d entries", dir, n);
+    free(cmd);
+}
+
+/* ---- The service ------------------------------------------------------- */
+
+static void
+s_send_packed(zactor_t *a, const char *cmd, const ProtobufCMessage *m)
+{
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(m, &len);
+    zstr_sendm(a, cmd);
+    zframe_t *f = zframe_new(buf, len);
+    zframe_send(&f, a, 0);
+    free(buf);
+}
+
+/* Enrols the N certs as members "alpha", "beta", ... */
+static void
+s_members(zactor_t *a, zcert_t **certs, size_t n)
+{
+    static char *names[] = {"alpha", "beta", "gamma"};
+    Pm__Member m[3], *mp[3];
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    pub.kind = PM__PUBLICATION__KIND__MEMBERS;
+    for (size_t i = 0; i < n; i++) {
+        pm__member__init(&m[i]);
+        m[i].name = names[i];
+        m[i].public_key = (char *)zcert_public_txt(certs[i]);
+        m[i].live = true;
+        mp[i] = &m[i];
+    }
+    pub.n_members = n;
+    pub.members = mp;
+    s_send_packed(a, "MEMBERS", &pub.base);
+}
+
+/* A VERSIONS message: database "test" at VERSION. Caller frees DB. */
+static Pm__PeerMessage
+s_versions(uint32_t version, Pm__SignatureDb **db)
+{
+    Pm__PeerMessage msg = PM__PEER_MESSAGE__INIT;
+    *db = pm_malloc(sizeof **db);
+    pm__signature_db__init(*db);
+    (*db)->name = "test";
+    (*db)->version = version;
+    (*db)->source = "mirror http://127.0.0.1:1";
+    msg.n_databases = 1;
+    msg.databases = db;
+    return msg;
+}
+
+static void
+s_hold(zactor_t *a, uint32_t version)
+{
+    Pm__SignatureDb *db;
+    Pm__PeerMessage msg = s_versions(version, &db);
+    s_send_packed(a, "HOLD", &msg.base);
+    free(db);
+}
+
+/* Starts the service on s_srv with CLIENT enrolled (when not NULL). */
+static void
+s_start(zcert_t *client)
+{
+    pm_peer_config_t cfg = {.cert = s_server,
+                            .bind = "tcp://127.0.0.1:0",
+                            .dbdir = s_srv,
+                            .name = "srv"};
+    s_peer = pm_peer_new(&cfg);
+    cr_assert_not_null(s_peer);
+    if (client)
+        s_members(s_peer, &client, 1);
+    /* commands are handled in order: the answer means MEMBERS is in */
+    zstr_send(s_peer, "ENDPOINT");
+    s_endpoint = zstr_recv(s_peer);
+    cr_assert_not_null(s_endpoint);
+    cr_assert(strncmp(s_endpoint, "tcp://127.0.0.1:", 16) == 0, "%s",
+              s_endpoint);
+}
+
+/* The next event from the actor within MS, or NULL. */
+static zmsg_t *
+s_event(int ms)
+{
+    zpoller_t *p = zpoller_new(s_peer, NULL);
+    zmsg_t *msg = zpoller_wait(p, ms) ? zmsg_recv(s_peer) : NULL;
+    zpoller_destroy(&p);
+    return msg;
+}
+
+static int
+s_exchange(zcert_t *cert, uint32_t version, Pm__PeerMessage **theirs,
+           int timeout_ms)
+{
+    Pm__SignatureDb *db;
+    Pm__PeerMessage mine = s_versions(version, &db);
+    char *why = NULL;
+    int rc = pm_peer_exchange(cert, s_endpoint, zcert_public_txt(s_server),
+                              &mine, theirs, timeout_ms, &why);
+    if (rc != PM_OK)
+        cr_log_info("exchange: %s", why);
+    free(why);
+    free(db);
+    return rc;
+}
+
+static int
+s_pull(const char *file, uint32_t version, pm_peer_file_t *info, char **why)
+{
+    *why = NULL;
+    return pm_peer_pull(s_client, s_endpoint, zcert_public_txt(s_server), s_cli,
+                        file, version, S_WAIT, info, why);
+}
+
+/* ---- Push-pull --------------------------------------------------------- */
+
+Test(peer, exchange_answers_with_hold_and_gossips)
+{
+    s_start(s_client);
+    Pm__PeerMessage *theirs = NULL;
+    /* before HOLD the service says it has nothing to tell yet */
+    cr_assert_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK);
+    cr_expect_eq(theirs->kind, PM__PEER_MESSAGE__KIND__ERROR);
+    pm__peer_message__free_unpacked(theirs, NULL);
+    zmsg_t *ev = s_event(S_WAIT);
+    cr_assert_not_null(ev);
+    zmsg_destroy(&ev);
+
+    s_hold(s_peer, 6);
+    cr_assert_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK);
+    cr_assert_eq(theirs->kind, PM__PEER_MESSAGE__KIND__VERSIONS_REPLY);
+    cr_assert_eq(theirs->n_databases, 1);
+    cr_expect_str_eq(theirs->databases[0]->name, "test");
+    cr_expect_eq(theirs->databases[0]->version, 6);
+    pm__peer_message__free_unpacked(theirs, NULL);
+
+    ev = s_event(S_WAIT);
+    cr_assert_not_null(ev, "no GOSSIP event");
+    cr_assert_eq(zmsg_size(ev), 3);
+    char *kind = zmsg_popstr(ev), *name = zmsg_popstr(ev);
+    cr_expect_str_eq(kind, "GOSSIP");
+    cr_expect_str_eq(name, "alpha");
+    zframe_t *f = zmsg_pop(ev);
+    Pm__PeerMessage *pushed = NULL;
+    cr_assert_eq(pm_wire_unpack_peer_message(zframe_data(f), zframe_size(f),
+                                             &pushed, NULL),
+                 PM_OK);
+    cr_expect_eq(pushed->kind, PM__PEER_MESSAGE__KIND__VERSIONS);
+    cr_expect_eq(pushed->databases[0]->version, 1);
+    pm__peer_message__free_unpacked(pushed, NULL);
+    zframe_destroy(&f);
+    free(kind);
+    free(name);
+    zmsg_destroy(&ev);
+}
+
+Test(peer, unenrolled_key_refused)
+{
+    s_start(s_client);
+    s_hold(s_peer, 6);
+    Pm__PeerMessage *theirs = NULL;
+    cr_expect_eq(s_exchange(s_stranger, 1, &theirs, S_NONE), PM_ETIMEDOUT);
+    cr_expect_null(theirs);
+    cr_expect_null(s_event(S_NONE / 2), "the service reported a stranger");
+    /* the wrong server key: no handshake either */
+    Pm__SignatureDb *db;
+    Pm__PeerMessage mine = s_versions(1, &db);
+    cr_expect_eq(pm_peer_exchange(s_client, s_endpoint,
+                                  zcert_public_txt(s_stranger), &mine, &theirs,
+                                  S_NONE, NULL),
+                 PM_ETIMEDOUT);
+    cr_expect_eq(pm_peer_exchange(s_client, s_endpoint, "short", &mine, &theirs,
+                                  S_NONE, NULL),
+                 PM_EINVAL);
+    free(db);
+}
+
+/* No member list yet: nobody gets in. */
+Test(peer, nobody_before_members)
+{
+    s_start(NULL);
+    s_hold(s_peer, 6);
+    Pm__PeerMessage *theirs = NULL;
+    cr_expect_eq(s_exchange(s_client, 1, &theirs, S_NONE), PM_ETIMEDOUT);
+}
+
+/* Sends raw FRAMES (N of them) on SOCK. */
+static void
+s_raw(zsock_t *sock, const char *const *frames, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        zmq_send(zsock_resolve(sock), frames[i], strlen(frames[i]),
+                 i + 1 < n ? ZMQ_SNDMORE : 0);
+}
+
+static zsock_t *
+s_dealer(zcert_t *cert)
+{
+    zsock_t *d = zsock_new(ZMQ_DEALER);
+    zcert_apply(cert, d);
+    zsock_set_curve_serverkey(d, zcert_public_txt(s_server));
+    zsock_set_linger(d, 0);
+    zsock_set_rcvtimeo(d, S_WAIT);
+    cr_assert_eq(zsock_connect(d, "%s", s_endpoint), 0);
+    return d;
+}
+
+static void
+s_send_versions(zsock_t *d)
+{
+    Pm__SignatureDb *db;
+    Pm__PeerMessage mine = s_versions(1, &db);
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&mine.base, &len);
+    zmq_send(zsock_resolve(d), buf, len, 0);
+    free(buf);
+    free(db);
+}
+
+Test(peer, garbage_from_member_does_not_stop_service)
+{
+    s_start(s_client);
+    s_hold(s_peer, 6);
+    zsock_t *d = s_dealer(s_client);
+    const char *garbage[] = {"\xff\xff\xff\xff not protobuf"};
+    const char *two[] = {"a", "b"};
+    s_raw(d, garbage, 1);
+    s_raw(d, two, 2);
+    /* a CHUNK sent to a server, and a GET for a path */
+    Pm__PeerMessage odd = PM__PEER_MESSAGE__INIT;
+    odd.kind = PM__PEER_MESSAGE__KIND__CHUNK;
+    odd.file = "test.cvd";
+    odd.version = 6;
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&odd.base, &len);
+    zmq_send(zsock_resolve(d), buf, len, 0);
+    free(buf);
+    odd.kind = PM__PEER_MESSAGE__KIND__GET;
+    odd.file = "../srv.cvd";
+    buf = pm_wire_pack(&odd.base, &len);
+    zmq_send(zsock_resolve(d), buf, len, 0);
+    free(buf);
+    /* then a real request on the same connection is answered */
+    s_send_versions(d);
+    zmsg_t *reply = zmsg_recv(d);
+    cr_assert_not_null(reply, "no answer after garbage");
+    zframe_t *f = zmsg_first(reply);
+    Pm__PeerMessage *m = NULL;
+    cr_assert_eq(
+        pm_wire_unpack_peer_message(zframe_data(f), zframe_size(f), &m, NULL),
+        PM_OK);
+    cr_expect_eq(m->kind, PM__PEER_MESSAGE__KIND__VERSIONS_REPLY);
+    pm__peer_message__free_unpacked(m, NULL);
+    zmsg_destroy(&reply);
+    /* the only event is the one real push */
+    zmsg_t *ev = s_event(S_WAIT);
+    cr_assert_not_null(ev);
+    char *kind = zmsg_popstr(ev);
+    cr_expect_str_eq(kind, "GOSSIP");
+    free(kind);
+    zmsg_destroy(&ev);
+    cr_expect_null(s_event(S_NONE / 2));
+    zsock_destroy(&d);
+    /* and a fresh client too */
+    Pm__PeerMessage *theirs = NULL;
+    cr_assert_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK);
+    pm__peer_message__free_unpacked(theirs, NULL);
+}
+
+/* A member dropped from the list is not answered, even on the connection
+ * it opened while it was one. */
+Test(peer, removed_member_ignored)
+{
+    s_start(s_client);
+    s_hold(s_peer, 6);
+    zsock_t *d = s_dealer(s_client);
+    s_send_versions(d);
+    zmsg_t *reply = zmsg_recv(d);
+    cr_assert_not_null(reply);
+    zmsg_destroy(&reply);
+    s_members(s_peer, &s_stranger, 1);
+    zstr_send(s_peer, "ENDPOINT"); /* a barrier: MEMBERS is in */
+    zmsg_t *ev;
+    while ((ev = s_event(S_NONE / 2)) != NULL) {
+        char *first = zmsg_popstr(ev);
+        bool endpoint = strncmp(first, "tcp://", 6) == 0;
+        free(first);
+        zmsg_destroy(&ev);
+        if (endpoint)
+            break;
+    }
+    zsock_set_rcvtimeo(d, S_NONE);
+    s_send_versions(d);
+    reply = zmsg_recv(d);
+    cr_expect_null(reply, "a removed member was answered");
+    zmsg_destroy(&reply);
+    zsock_destroy(&d);
+}
+
+/* One ZAP handler per process: a second service is refused, and once the
+ * first is gone a new one starts. */
+Test(peer, one_service_per_process)
+{
+    s_start(s_client);
+    pm_peer_config_t cfg = {.cert = s_server,
+                            .bind = "tcp://127.0.0.1:0",
+                            .dbdir = s_srv,
+                            .name = "two"};
+    zactor_t *two = pm_peer_new(&cfg);
+    cr_expect_null(two);
+    zactor_destroy(&two);
+    zactor_destroy(&s_peer);
+    zstr_free(&s_endpoint);
+    s_start(s_client);
+    s_hold(s_peer, 6);
+    Pm__PeerMessage *theirs = NULL;
+    cr_assert_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK);
+    pm__peer_message__free_unpacked(theirs, NULL);
+    cfg.bind = "tcp://256.0.0.1:1";
+    zactor_destroy(&s_peer);
+    cr_expect_null(pm_peer_new(&cfg), "bound a bad address");
+}
+
+/* ---- Pulls ------------------------------------------------------------- */
+
+Test(peer, pull_into_empty_dir)
+{
+    s_copy("test-6.cvd", s_srv, "test.cvd", false);
+    s_start(s_client);
+    pm_peer_file_t info = {0};
+    char *why = NULL;
+    cr_assert_eq(s_pull("test.cvd", 6, &info, &why), PM_OK, "%s", why);
+    cr_expect_eq(info.version, 6);
+    cr_expect_gt(info.sigs, 0);
+    cr_expect_gt(info.built, 0);
+    char *path = pm_asprintf("%s/test.cvd", s_cli);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_mode & 07777, 0644, "mode %o", st.st_mode & 07777);
+    unsigned v = 0;
+    cr_expect_eq(pm_sigfetch_verify(path, &v, NULL, NULL, &why), PM_OK, "%s",
+                 why);
+    cr_expect_eq(v, 6);
+    cr_expect_not(s_exists(s_cli, PM_PEER_SCRATCH), "scratch dir left");
+    s_expect_entries(s_cli, 1);
+    free(path);
+}
+
+/* A .cvd pulled over a .cld, then a .cld (several chunks) over the .cvd:
+ * each time one form is left. */
+Test(peer, pull_replaces_the_other_form)
+{
+    s_copy("test-6.cvd", s_srv, "test.cvd", false);
+    s_copy("test-1.cvd", s_cli, "test.cld", false);
+    s_start(s_client);
+    char *why = NULL;
+    cr_assert_eq(s_pull("test.cvd", 6, NULL, &why), PM_OK, "%s", why);
+    cr_expect(s_exists(s_cli, "test.cvd"));
+    cr_expect_not(s_exists(s_cli, "test.cld"), "the other form was kept");
+
+    /* 3 MiB of padding: four chunks, several in flight */
+    s_make_cld(s_srv, "test.cld", 3 * 1024);
+    char *cld = pm_asprintf("%s/test.cld", s_srv);
+    cr_assert_eq(pm_sigfetch_verify(cld, NULL, NULL, NULL, &why), PM_OK,
+                 "fixture: %s", why);
+    free(cld);
+    pm_peer_file_t info = {0};
+    cr_assert_eq(s_pull("test.cld", 6, &info, &why), PM_OK, "%s", why);
+    cr_expect_eq(info.version, 6);
+    cr_expect(s_exists(s_cli, "test.cld"));
+    cr_expect_not(s_exists(s_cli, "test.cvd"), "the other form was kept");
+    s_expect_entries(s_cli, 1);
+}
+
+Test(peer, version_not_held_is_not_found)
+{
+    s_copy("test-6.cvd", s_srv, "test.cvd", false);
+    s_start(s_client);
+    char *why = NULL;
+    cr_expect_eq(s_pull("test.cvd", 5, NULL, &why), PM_ENOTFOUND);
+    cr_expect_not_null(strstr(why, "version 6 is held"), "%s", why);
+    free(why);
+    cr_expect_eq(s_pull("daily.cld", 5, NULL, &why), PM_ENOTFOUND);
+    free(why);
+    /* a link is never served, whatever it points at */
+    char *link = pm_asprintf("%s/main.cvd", s_srv);
+    cr_assert_eq(symlink("test.cvd", link), 0);
+    cr_expect_eq(s_pull("main.cvd", 6, NULL, &why), PM_ENOTFOUND);
+    free(why);
+    free(link);
+    s_expect_entries(s_cli, 0);
+    /* and what is not a database file is not asked for */
+    cr_expect_eq(s_pull("../srv/test.cvd", 6, NULL, &why), PM_EINVAL);
+    free(why);
+    cr_expect_eq(s_pull("test.cvd", 0, NULL, &why), PM_EINVAL);
+    free(why);
+}
+
+Test(peer, tampered_file_refused)
+{
+    s_copy("test-6.cvd", s_srv, "test.cvd", true);
+    s_start(s_client);
+    char *why = NULL;
+    cr_expect_eq(s_pull("test.cvd", 6, NULL, &why), PM_EPROTO);
+    cr_expect_not_null(strstr(why, "signature"), "%s", why);
+    free(why);
+    s_expect_entries(s_cli, 0);
+}
+
+/* A client with the wrong certificate times out; nothing is written. */
+Test(peer, pull_unenrolled_times_out)
+{
+    s_copy("test-6.cvd", s_srv, "test.cvd", false);
+    s_start(s_client);
+    char *why = NULL;
+    cr_expect_eq(pm_peer_pull(s_stranger, s_endpoint,
+                              zcert_public_txt(s_server), s_cli, "test.cvd", 6,
+                              S_NONE, NULL, &why),
+                 PM_ETIMEDOUT);
+    free(why);
+    s_expect_entries(s_cli, 0);
+}
+
+/* ---- A hostile server -------------------------------------------------- */
+
+/* What the bare ROUTER answers to every GET. */
+typedef enum {
+    H_OFFSET,  /* a chunk at the wrong offset */
+    H_TOTAL,   /* a total past PM_WIRE_DATABASE_MAX */
+    H_GARBAGE, /* bytes that are no PeerMessage */
+    H_FRAMES,  /* two frames */
+    H_SHORT,   /* fewer bytes than the chunk must hold */
+    H_GROWS,   /* a total that changes between chunks */
+    H_FAKE,    /* a whole file of the right size that is no database */
+} s_hostile_t;
+
+static void
+s_hostile_answer(zsock_t *router, zframe_t *id, const Pm__PeerMessage *get,
+                 s_hostile_t how)
+{
+    static uint8_t data[PM_WIRE_CHUNK_MAX];
+    memset(data, 'A', sizeof data);
+    Pm__PeerMessage c = PM__PEER_MESSAGE__INIT;
+    c.kind = PM__PEER_MESSAGE__KIND__CHUNK;
+    c.file = get->file;
+    c.version = get->version;
+    c.offset = get->offset;
+    c.total = 2 * PM_WIRE_CHUNK_MAX;
+    c.data = (ProtobufCBinaryData){.len = PM_WIRE_CHUNK_MAX, .data = data};
+    if (how == H_OFFSET)
+        c.offset += 5;
+    if (how == H_TOTAL)
+        c.total = PM_WIRE_DATABASE_MAX + 1;
+    if (how == H_SHORT)
+        c.data.len = 100;
+    if (how == H_GROWS && get->offset > 0)
+        c.total += PM_WIRE_CHUNK_MAX;
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&c.base, &len);
+    void *h = zsock_resolve(router);
+    zmq_send(h, zframe_data(id), zframe_size(id), ZMQ_SNDMORE);
+    if (how == H_GARBAGE)
+        zmq_send(h, "\x0a\xff\xff\xff\xff", 5, 0);
+    else if (how == H_FRAMES)
+        zmq_send(h, buf, len, ZMQ_SNDMORE), zmq_send(h, buf, len, 0);
+    else
+        zmq_send(h, buf, len, 0);
+    free(buf);
+}
+
+typedef struct {
+    zcert_t *cert;
+    s_hostile_t how;
+} s_hostile_args_t;
+
+static void
+s_hostile(zsock_t *pipe, void *args)
+{
+    s_hostile_args_t *a = args;
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    zcert_apply(a->cert, router);
+    zsock_set_curve_server(router, 1);
+    zsock_set_linger(router, 0);
+    int rc = zsock_bind(router, "tcp://127.0.0.1:0");
+    (void)rc; /* a failure shows as an endpoint nobody answers on */
+    zsock_signal(pipe, 0);
+    char *ep = zsock_last_endpoint(router);
+    zstr_send(pipe, ep);
+    free(ep);
+    zpoller_t *p = zpoller_new(pipe, router, NULL);
+    for (;;) {
+        void *which = zpoller_wait(p, -1);
+        if (which != router)
+            break; /* $TERM */
+        zmsg_t *m = zmsg_recv(router);
+        zframe_t *id = zmsg_first(m), *body = zmsg_next(m);
+        Pm__PeerMessage *get = NULL;
+        if (body &&
+            pm_wire_unpack_peer_message(zframe_data(body), zframe_size(body),
+                                        &get, NULL) == PM_OK) {
+            s_hostile_answer(router, id, get, a->how);
+            pm__peer_message__free_unpacked(get, NULL);
+        }
+        zmsg_destroy(&m);
+    }
+    zpoller_destroy(&p);
+    zsock_destroy(&router);
+}
+
+static int
+s_pull_hostile(s_hostile_t how, char **why)
+{
+    s_hostile_args_t args = {.cert = s_server, .how = how};
+    zactor_t *h = zactor_new(s_hostile, &args);
+    char *ep = zstr_recv(h);
+    *why = NULL;
+    int rc = pm_peer_pull(s_client, ep, zcert_public_txt(s_server), s_cli,
+                          "test.cvd", 6, S_WAIT, NULL, why);
+    zactor_destroy(&h);
+    free(ep);
+    return rc;
+}
+
+Test(peer, hostile_server_refused)
+{
+    static const s_hostile_t hows[] = {H_OFFSET, H_TOTAL, H_GARBAGE, H_FRAMES,
+                                       H_SHORT,  H_GROWS, H_FAKE};
+    for (size_t i = 0; i < sizeof hows / sizeof hows[0]; i++) {
+        char *why = NULL;
+        cr_expect_eq(s_pull_hostile(hows[i], &why), PM_EPROTO, "case %zu: %s",
+                     i, why);
+        cr_log_info("case %zu: %s", i, why);
+        free(why);
+        s_expect_entries(s_cli, 0);
+    }
+}
+
+/* ---- pm_sigfetch_verify ------------------------------------------------- */
+
+Test(peer, sigfetch_verify)
+{
+    char *good = pm_asprintf("%s/test-6.cvd", S_FIXTURES);
+    unsigned v = 0, sigs = 0;
+    time_t built = 0;
+    char *why = NULL;
+    cr_assert_eq(pm_sigfetch_verify(good, &v, &sigs, &built, &why), PM_OK, "%s",
+                 why);
+    cr_expect_eq(v, 6);
+    cr_expect_gt(sigs, 0);
+    cr_expect_gt(built, 0);
+    s_copy("test-6.cvd", s_cli, "bad.cvd", true);
+    char *bad = pm_asprintf("%s/bad.cvd", s_cli);
+    v = 0;
+    cr_expect_eq(pm_sigfetch_verify(bad, &v, NULL, NULL, &why), PM_EPROTO);
+    cr_expect_eq(v, 0, "output set on failure");
+    cr_expect_not_null(strstr(why, bad), "%s", why);
+    free(why);
+    free(bad);
+    free(good);
+}
