@@ -62,6 +62,10 @@ static pm_param_t s_params[] = {
     {"status_dir", "/run/privmta-milter", "where status.json is written", NULL},
     {"poll_ms", "100", "how often the store head is checked", NULL},
     {"sig_poll_ms", "5000", "how often sig_dir is checked for changes", NULL},
+    {"sig_jitter_ms", "60000",
+     "a change in sig_dir is loaded after a random delay up to this, so "
+     "that the nodes of a cluster do not all compile new databases at once",
+     NULL},
     {"status_ms", "1000", "how often status.json is rewritten", NULL},
     {"max_message_bytes", "52428800", "largest message scanned (else 4xx)",
      NULL},
@@ -178,6 +182,8 @@ s_start(void)
         .notify_from = pm_conf_get(s_params, "notify_from"),
         .poll_ms = (int)pm_conf_int(s_params, "poll_ms", 10, 60000),
         .sig_poll_ms = (int)pm_conf_int(s_params, "sig_poll_ms", 100, 3600000),
+        .sig_jitter_ms =
+            (int)pm_conf_int(s_params, "sig_jitter_ms", 0, 3600000),
         .status_ms = (int)pm_conf_int(s_params, "status_ms", 100, 3600000),
         .max_bytes =
             (size_t)pm_conf_int(s_params, "max_message_bytes", 1024, 1L << 31),

@@ -25,6 +25,8 @@ typedef struct {
     time_t db_time;
     bool block_encrypted;
     pm_av_limits_t limits; /* what it was built with, for *why */
+    pm_av_db_t dbs[PM_AV_DBS_MAX];
+    size_t n_dbs;
 } s_engine_t;
 
 struct pm_av_t {
@@ -201,6 +203,46 @@ s_dir_has_db(const char *dir)
     return found;
 }
 
+/* The headers of the signed databases (NAME.cvd, NAME.cld) in DIR into
+ * DBS (at most PM_AV_DBS_MAX names; the newer of two files of one name). */
+static size_t
+s_dir_headers(const char *dir, pm_av_db_t *dbs)
+{
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 5 || len - 4 >= sizeof dbs->name ||
+            (strcmp(de->d_name + len - 4, ".cvd") != 0 &&
+             strcmp(de->d_name + len - 4, ".cld") != 0))
+            continue;
+        char *path = pm_asprintf("%s/%s", dir, de->d_name);
+        struct cl_cvd *cvd = cl_cvdhead(path);
+        free(path);
+        if (!cvd)
+            continue;
+        size_t i = 0;
+        while (i < n && (strlen(dbs[i].name) != len - 4 ||
+                         strncmp(dbs[i].name, de->d_name, len - 4) != 0))
+            i++;
+        if (i == n && n < PM_AV_DBS_MAX) {
+            memset(&dbs[n], 0, sizeof dbs[n]);
+            memcpy(dbs[n].name, de->d_name, len - 4);
+            n++;
+        }
+        if (i < n && cvd->version > dbs[i].version) {
+            dbs[i].version = cvd->version;
+            dbs[i].sigs = cvd->sigs;
+            dbs[i].built = (time_t)cvd->stime;
+        }
+        cl_cvdfree(cvd);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
 /* libclamav's reason: its logged errors, or cl_strerror when none. */
 static char *
 s_reason(const char *what, cl_error_t rc)
@@ -308,6 +350,8 @@ s_build(const char *sigdir, const pm_av_sig_t *custom, size_t n_custom,
         return NULL;
     }
     unsigned sigs = 0;
+    pm_av_db_t dbs[PM_AV_DBS_MAX] = {0};
+    size_t n_dbs = 0;
     *rc = PM_OK;
     cl_error_t lrc = s_set_limits(cl, limits);
     if (lrc != CL_SUCCESS) {
@@ -322,6 +366,7 @@ s_build(const char *sigdir, const pm_av_sig_t *custom, size_t n_custom,
             pm_asprintf("signature directory %s: %s", sigdir, strerror(errno));
         *rc = PM_EIO;
     } else if (has) {
+        n_dbs = s_dir_headers(sigdir, dbs);
         s_msgs[0] = '\0';
         cl_error_t crc = cl_load(sigdir, cl, &sigs, CL_DB_STDOPT);
         if (crc != CL_SUCCESS) {
@@ -354,6 +399,8 @@ s_build(const char *sigdir, const pm_av_sig_t *custom, size_t n_custom,
     e->db_version = (unsigned)cl_engine_get_num(cl, CL_ENGINE_DB_VERSION, NULL);
     e->db_time = (time_t)cl_engine_get_num(cl, CL_ENGINE_DB_TIME, NULL);
     e->limits = *limits;
+    memcpy(e->dbs, dbs, sizeof dbs);
+    e->n_dbs = n_dbs;
     return e;
 }
 
@@ -516,6 +563,8 @@ pm_av_status(pm_av_t *self, pm_av_status_t *out)
         st.db_version = e->db_version;
         st.db_time = e->db_time;
         st.block_encrypted = e->block_encrypted;
+        memcpy(st.dbs, e->dbs, sizeof st.dbs);
+        st.n_dbs = e->n_dbs;
     }
     st.loads = self->loads;
     st.failures = self->failures;

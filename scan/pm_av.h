@@ -72,6 +72,16 @@ typedef struct {
     size_t len;
 } pm_av_sig_t;
 
+/* One signed database (NAME.cvd or NAME.cld) in the signature directory
+ * an engine was built from, as its header says. */
+#define PM_AV_DBS_MAX 16
+typedef struct {
+    char name[65]; /* "daily"; the file name without .cvd / .cld */
+    unsigned version;
+    unsigned sigs;
+    time_t built;
+} pm_av_db_t;
+
 /* What the holder reports to the agent's status. */
 typedef struct {
     bool loaded;          /* an engine is in place (scans can run) */
@@ -85,6 +95,11 @@ typedef struct {
     uint64_t failures;    /* failed loads since pm_av_new */
     char *last_error;     /* reason of the last failed load, or NULL when
                              the last load succeeded; owned by the status */
+    pm_av_db_t dbs[PM_AV_DBS_MAX]; /* the signed databases of the current
+                                      engine (read just before loading:
+                                      one replaced meanwhile shows its
+                                      older version until the next load) */
+    size_t n_dbs;
 } pm_av_status_t;
 
 /* Creates an empty holder (no engine: scans fail until the first load).

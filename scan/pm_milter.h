@@ -321,6 +321,10 @@ typedef struct {
     const char *notify_from;     /* From: of notices ("" postmaster@<j>) */
     int poll_ms;                 /* handoff file check period */
     int sig_poll_ms;             /* signature dir check period */
+    int sig_jitter_ms;           /* a changed sig dir is loaded after a
+                                    random 0..this delay, so a cluster does
+                                    not compile in the same second (0: at
+                                    once) */
     int status_ms;               /* status file period */
     size_t max_bytes;            /* largest message held for scanning */
     int max_scans;               /* messages decided at once (0: 8) */

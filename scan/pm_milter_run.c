@@ -182,7 +182,12 @@ s_dir_print(const char *dir)
         return h;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
+        size_t nlen = strlen(e->d_name);
+        /* freshclam.dat is rewritten at every mirror check and is not a
+         * database: a new engine costs seconds and, with the official
+         * databases, a gigabyte */
+        if (e->d_name[0] == '.' ||
+            (nlen > 4 && strcmp(e->d_name + nlen - 4, ".dat") == 0))
             continue;
         char *path = pm_asprintf("%s/%s", dir, e->d_name);
         struct stat st;
@@ -298,6 +303,31 @@ s_print(const char *path, char *out, size_t size)
              st.st_mtim.tv_nsec);
 }
 
+/* Under self->mu: the sig dir print to build engines from. The first one
+ * is used at once; a change waits a random 0..sig_jitter_ms (every node
+ * sees a new database within a gossip round, and compiling the official
+ * ones takes 20-60 s of CPU: a cluster doing it in the same second would
+ * all be slow at once). */
+static uint64_t
+s_dir_current(pm_milter_t *self, uint64_t print, int64_t now)
+{
+    if (!self->dir_known) {
+        self->dir_known = true;
+        self->dir_seen = self->dir_used = print;
+    } else if (print != self->dir_seen) {
+        self->dir_seen = print;
+        int j = self->o.sig_jitter_ms;
+        self->dir_due =
+            now + (j > 0 ? (int64_t)arc4random_uniform((uint32_t)j + 1) : 0);
+        if (print != self->dir_used)
+            pm_info("signature databases changed; loading them in %lld ms",
+                    (long long)(self->dir_due - now));
+    }
+    if (now >= self->dir_due)
+        self->dir_used = self->dir_seen;
+    return self->dir_used;
+}
+
 /* Reads the handed-off revision and swaps in a new snapshot; on any error
  * the previous snapshot stays in force and the error is reported. */
 static void
@@ -321,7 +351,8 @@ s_load(pm_milter_t *self)
         self->cur = snap;
         self->head = rev->number;
         pm_mpolicy_unref(&old);
-        s_av_want(self, pm_mpolicy_policy(snap), dir_print);
+        s_av_want(self, pm_mpolicy_policy(snap),
+                  s_dir_current(self, dir_print, pm_milter_now_ms()));
     }
     pthread_mutex_unlock(&self->mu);
     if (snap)
@@ -368,10 +399,14 @@ s_follow_run(void *arg)
             uint64_t dir_print = s_dir_print(self->o.sig_dir);
             pm_mpolicy_t *cur = pm_milter_policy(self);
             pthread_mutex_lock(&self->mu);
-            s_av_want(self, pm_mpolicy_policy(cur), dir_print);
+            s_av_want(self, pm_mpolicy_policy(cur),
+                      s_dir_current(self, dir_print, now));
+            int64_t due = self->dir_due;
             pthread_mutex_unlock(&self->mu);
             pm_mpolicy_unref(&cur);
             next_sig = now + self->o.sig_poll_ms;
+            if (due > now && due < next_sig)
+                next_sig = due;
         }
         if (now >= next_status && *self->o.status_dir) {
             pm_milter_write_status(self);
@@ -411,6 +446,7 @@ s_copy_opts(pm_milter_opts_t *dst, const pm_milter_opts_t *src)
         src->spamd_timeout_ms > 0 ? src->spamd_timeout_ms : 30000;
     dst->poll_ms = src->poll_ms > 0 ? src->poll_ms : 100;
     dst->sig_poll_ms = src->sig_poll_ms > 0 ? src->sig_poll_ms : 5000;
+    dst->sig_jitter_ms = src->sig_jitter_ms > 0 ? src->sig_jitter_ms : 0;
     dst->status_ms = src->status_ms > 0 ? src->status_ms : 1000;
     dst->max_bytes = src->max_bytes ? src->max_bytes : 52428800;
     dst->max_scans = src->max_scans > 0 ? src->max_scans : 8;

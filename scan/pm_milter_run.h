@@ -42,8 +42,11 @@ struct pm_milter_t {
     char *policy_error;
     /* antivirus */
     pm_av_t *av;
-    Pm__Policy *av_want_policy; /* signatures wanted, or NULL */
-    uint64_t av_want, av_have;  /* fingerprints */
+    Pm__Policy *av_want_policy;  /* signatures wanted, or NULL */
+    uint64_t av_want, av_have;   /* fingerprints */
+    uint64_t dir_seen, dir_used; /* sig dir prints: last seen, loaded */
+    int64_t dir_due;             /* when dir_seen is to be loaded (ms) */
+    bool dir_known;              /* dir_used was set once */
     /* antispam */
     pm_spamd_t *spamd;
     pm_mgate_t spamd_gate; /* spamd_max_conns requests at once */

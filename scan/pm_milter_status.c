@@ -6,7 +6,9 @@
  *   "antivirus": {"enabled": true, "loaded": true, "signatures": 12,
  *                 "built": 1700000000, "db_version": 0, "db_time": 0,
  *                 "db_age_seconds": null, "loads": 2, "failures": 0,
- *                 "last_error": null},
+ *                 "last_error": null,
+ *                 "databases": [{"name": "daily", "version": 27100,
+ *                                "sigs": 2070000, "built": 1700000000}]},
  *   "antispam": {"enabled": true, "configured": true, "reachable": true,
  *                "latency_ms": 41, "checked": 1700000000,
  *                "last_error": null},
@@ -53,6 +55,14 @@ s_av_json(pm_milter_t *self, const Pm__Policy *p)
         st.db_time ? json_integer((json_int_t)(now - st.db_time)) : json_null(),
         "loads", (json_int_t)st.loads, "failures", (json_int_t)st.failures,
         "last_error", s_str_or_null(st.last_error));
+    json_t *dbs = json_array();
+    for (size_t i = 0; i < st.n_dbs; i++)
+        json_array_append_new(
+            dbs, json_pack("{s:s, s:I, s:I, s:I}", "name", st.dbs[i].name,
+                           "version", (json_int_t)st.dbs[i].version, "sigs",
+                           (json_int_t)st.dbs[i].sigs, "built",
+                           (json_int_t)st.dbs[i].built));
+    json_object_set_new(o, "databases", dbs);
     pm_av_status_clear(&st);
     return o;
 }

@@ -190,6 +190,45 @@ Test(av, signature_directory)
     pm_av_destroy(&av);
 }
 
+/* The status names the signed databases an engine was built from, as
+ * their headers say: what the agent reports as "loaded". ClamAV's own
+ * signed test database, version 6. */
+Test(av, signed_database_versions)
+{
+    char dir[] = "/tmp/pm_av_test.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char *src = NULL, *path = g_strdup_printf("%s/test.cvd", dir);
+    gsize len = 0;
+    cr_assert(g_file_get_contents(PM_SOURCE_DIR "/tests/data/clamav/test-6.cvd",
+                                  &src, &len, NULL));
+    cr_assert(g_file_set_contents(path, src, (gssize)len, NULL));
+    char *dat = g_strdup_printf("%s/freshclam.dat", dir);
+    cr_assert(g_file_set_contents(dat, "not a database", -1, NULL));
+
+    pm_av_t *av = pm_av_new();
+    cr_assert_eq(pm_av_load(av, dir, NULL, 0, false, NULL), PM_OK);
+    pm_av_status_t st;
+    pm_av_status(av, &st);
+    cr_assert_eq(st.n_dbs, 1);
+    cr_assert_str_eq(st.dbs[0].name, "test");
+    cr_assert_eq(st.dbs[0].version, 6);
+    cr_assert_gt(st.dbs[0].sigs, 0);
+    cr_assert_gt(st.dbs[0].built, 0);
+    pm_av_status_clear(&st);
+
+    unlink(path);
+    unlink(dat);
+    cr_assert_eq(pm_av_load(av, dir, NULL, 0, false, NULL), PM_OK);
+    pm_av_status(av, &st);
+    cr_assert_eq(st.n_dbs, 0);
+    pm_av_status_clear(&st);
+    rmdir(dir);
+    pm_av_destroy(&av);
+    g_free(src);
+    g_free(path);
+    g_free(dat);
+}
+
 Test(av, malformed_signature_keeps_old_engine)
 {
     pm_av_t *av = pm_av_new();
