@@ -8,12 +8,21 @@
 #   deploy/cluster.sh up      install, build, start everything, push
 #                             deploy/example-policy.yaml, wait, show nodes
 #   deploy/cluster.sh status  privmta-ctl nodes
+#   deploy/cluster.sh publish the local mirror moves ClamAV's test database
+#                             from version 1 to 6 (five CDIFFs): watch
+#                             `status` as one node fetches it and the
+#                             others pull it from their peers
 #   deploy/cluster.sh down    stop what `up` started (by PID) and the Postfix
 #                             instances; the state stays in .cluster/
 #
 # PRIVMTA_CLUSTER_DIR (default .cluster) holds its state and logs;
 # PM_BUILD_DIR (default build) its programs; PM_CLUSTER_NO_BUILD=1 skips
 # installing and building (tests/integration/test_cluster.sh).
+#
+# The nodes' antivirus uses ClamAV's own signed test database ("test",
+# tests/data/clamav), served by a local mirror on 127.0.0.1:7784
+# (tests/data/clamav/mirror.py), never the Internet: the pushed policy is
+# deploy/example-policy.yaml pointed at that mirror, checking it every 30 s.
 #
 # Afterwards, talk to it with:
 #   export PRIVMTA_STATE_DIR=$PWD/.cluster/controller
@@ -69,6 +78,11 @@ up() {
     mkdir -p "$ROOT"
     start_bg spamd "$ROOT/spamd.log" spamd --listen=127.0.0.1:7783 -x \
         --allowed-ips=127.0.0.1 --max-children=2 -u nobody --syslog=stderr
+    mkdir -p "$ROOT/mirror/www"
+    cp tests/data/clamav/test-1.cvd "$ROOT/mirror/www/test.cvd"
+    rm -f "$ROOT/mirror/www/"*.cdiff "$ROOT/mirror/port"
+    start_bg mirror "$ROOT/mirror/mirror.log" python3 tests/data/clamav/mirror.py \
+        "$ROOT/mirror/www" "$ROOT/mirror/port" "$ROOT/mirror/access.log" 7784
     start_bg controller "$ROOT/controller.log" \
         "$BUILD/controller/privmta-controller" --state-dir "$ROOT/controller" \
         --endpoint tcp://127.0.0.1:7420 --agent-endpoint tcp://127.0.0.1:7421
@@ -88,7 +102,8 @@ up() {
         start_bg "milter $name" "$dir/milter.log" "$BUILD/scan/privmta-milter" \
             --socket "unix:$dir/milter.sock" \
             --policy-file "$dir/handoff/policy.pb" --dkim-key-dir "$dir/handoff/dkim" \
-            --sig-dir "$dir/sigs" --spamd 127.0.0.1:7783 --notify-smtp "$addr:2526" \
+            --sig-dir "$dir/sigs" --sig-jitter-ms 3000 \
+            --spamd 127.0.0.1:7783 --notify-smtp "$addr:2526" \
             --status-dir "$dir/milter" --user nobody
         local agent=("$BUILD/nodeagent/privmta-agent" --name "$name"
             --state-dir "$dir/agent" --postfix-dir "$dir/etc"
@@ -96,22 +111,43 @@ up() {
             --controller-key "$ROOT/controller/keys/controller.cert"
             --address "$addr:2525" --milter-socket "unix:$dir/milter.sock"
             --milter-dir "$dir/handoff" --milter-group nogroup
-            --milter-status "$dir/milter/status.json")
+            --milter-status "$dir/milter/status.json"
+            --sig-dir "$dir/sigs" --peer-bind "tcp://$addr:7422")
         "$CTL" node add "$name" "$("${agent[@]}" --public-key)" >/dev/null
         start_bg "agent $name" "$dir/agent.log" "${agent[@]}"
         say "node $name: Postfix on $addr:2525, agent enrolled, milter started"
     done
-    "$CTL" policy push deploy/example-policy.yaml -m "example policy" --wait=20
+    sed 's/^  update_frequency: .*/  update_frequency: 30s/' deploy/example-policy.yaml \
+        >"$ROOT/policy.yaml"
+    printf 'antivirus.mirrors: ["http://127.0.0.1:7784"]\nantivirus.databases: [test]\n' \
+        >>"$ROOT/policy.yaml"
+    "$CTL" policy push "$ROOT/policy.yaml" -m "example policy, local mirror" --wait=20
+    say "waiting for every node to load ClamAV's test database"
+    for _ in $(seq 1 300); do
+        "$CTL" nodes --json | jq -e 'all(.databases | length > 0 and
+            all(.loaded_version > 0))' >/dev/null && break
+        sleep 0.1
+    done
     "$CTL" nodes
     say "logs in $ROOT; stop with: deploy/cluster.sh down"
 }
 
+publish() {
+    local www="$ROOT/mirror/www"
+    for v in 2 3 4 5 6; do cp "tests/data/clamav/test-$v.cdiff" "$www/"; done
+    cp tests/data/clamav/test-6.cvd "$www/test.cvd.tmp"
+    mv "$www/test.cvd.tmp" "$www/test.cvd"
+    say "the mirror now serves test version 6; within 30 s one node fetches it"
+    say "and the others pull it from their peers: deploy/cluster.sh status"
+}
+
 case "${1:-}" in
 up) up ;;
+publish) publish ;;
 down) down ;;
 status) "$CTL" nodes ;;
 *)
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -54,6 +54,20 @@ static pm_param_t s_params[] = {
      "the user privmta-milter runs as: only its group is used (nothing is "
      "ever owned by it)",
      NULL},
+    {"sig_dir", "",
+     "where this node keeps the ClamAV databases the cluster fetches "
+     "(antivirus.databases), for privmta-milter's sig_dir: an absolute "
+     "path, created root-owned 0750 and readable by milter_group; empty: "
+     "this node takes no part in fetching or sharing them",
+     NULL},
+    {"peer_bind", "",
+     "where this agent serves its databases to peers (CurveZMQ, enrolled "
+     "keys only), e.g. tcp://0.0.0.0:7422; empty: it pulls but serves none",
+     NULL},
+    {"peer_host", "",
+     "the host or address peers reach peer_bind at (default: peer_bind's)",
+     NULL},
+    {"gossip_ms", "1000", "signature gossip round", NULL},
     {"debug_drop_rev", "0", "tests only: ignore the update of this revision",
      NULL},
     {"debug_crash_at", "",
@@ -167,6 +181,17 @@ main(int argc, char **argv)
             (uint64_t)pm_conf_int(s_params, "debug_drop_rev", 0, 2147483647),
         .milter_gid = s_milter_gid(),
     };
+    const char *sig_dir = pm_conf_get(s_params, "sig_dir");
+    if (*sig_dir && sig_dir[0] != '/')
+        pm_fatal("sig_dir %s: not an absolute path", sig_dir);
+    if (*sig_dir) {
+        cfg.sig_dir = sig_dir;
+        const char *bind = pm_conf_get(s_params, "peer_bind");
+        const char *host = pm_conf_get(s_params, "peer_host");
+        cfg.peer_bind = *bind ? bind : NULL;
+        cfg.peer_host = *host ? host : NULL;
+        cfg.gossip_ms = pm_conf_int(s_params, "gossip_ms", 10, 600000);
+    }
     if (*pm_conf_get(s_params, "milter_socket") &&
         *pm_conf_get(s_params, "milter_dir"))
         cfg.milter_dir = pm_conf_get(s_params, "milter_dir");

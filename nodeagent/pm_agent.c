@@ -7,6 +7,7 @@
 #include "pm_mem.h"
 #include "pm_policy.h"
 #include "pm_scanstatus.h"
+#include "pm_sigsync.h"
 #include "pm_store.h"
 #include "pm_wire.h"
 
@@ -29,7 +30,34 @@ typedef struct {
     int retry_ms;
     int64_t last_heard, next_beat, next_resync;
     bool hello_answered, silent;
+    zactor_t *sigsync; /* ClamAV databases, or NULL */
+    zchunk_t *sigs;    /* its last status, packed, or NULL */
 } s_agent_t;
+
+/* Gives ST the signature fields of the sigsync's last status (a copy:
+ * each report owns what it carries). */
+static void
+s_fill_sigs(s_agent_t *self, Pm__NodeStatus *st)
+{
+    if (!self->sigs)
+        return;
+    Pm__NodeStatus *from = pm__node_status__unpack(
+        NULL, zchunk_size(self->sigs), zchunk_data(self->sigs));
+    if (!from)
+        return;
+    st->databases = from->databases;
+    st->n_databases = from->n_databases;
+    st->cooldowns = from->cooldowns;
+    st->n_cooldowns = from->n_cooldowns;
+    st->distrusted = from->distrusted;
+    st->n_distrusted = from->n_distrusted;
+    from->databases = NULL;
+    from->cooldowns = NULL;
+    from->distrusted = NULL;
+    from->n_databases = from->n_cooldowns = from->n_distrusted = 0;
+    pm_wire_set_string(&st->peer_endpoint, from->peer_endpoint);
+    pm__node_status__free_unpacked(from, NULL);
+}
 
 static void
 s_send(s_agent_t *self, Pm__AgentReport__Kind kind)
@@ -45,6 +73,7 @@ s_send(s_agent_t *self, Pm__AgentReport__Kind kind)
     st->apply_error = pm_strdup(self->apply_error ? self->apply_error : "");
     if (self->cfg.backend->status)
         self->cfg.backend->status(self->cfg.backend, st);
+    s_fill_sigs(self, st);
     if (self->cfg.milter_status || self->cfg.state_dir)
         pm_scanstatus_fill(self->cfg.milter_status,
                            self->current ? self->current->policy : NULL,
@@ -188,6 +217,23 @@ s_enforce(s_agent_t *self, const Pm__Publication *pub, char **why)
     return ok;
 }
 
+/* The signature actor follows what the node enforces: the applied
+ * revision with this node's overrides. */
+static void
+s_sigsync_policy(s_agent_t *self)
+{
+    if (!self->sigsync || !self->current)
+        return;
+    zstr_sendx(self->sigsync, "NODE", self->node, NULL);
+    Pm__Policy *eff = s_effective(self, self->current->policy);
+    const Pm__Policy *p = eff ? eff : self->current->policy;
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&p->base, &len);
+    zsock_send(self->sigsync, "sb", "POLICY", buf, len);
+    free(buf);
+    pm_policy_free(&eff);
+}
+
 /* Enforces PUB's revision (PUB taken over) and acknowledges the outcome.
  * On failure PUB is kept and retried with backoff. */
 static void
@@ -211,6 +257,7 @@ s_attempt(s_agent_t *self, Pm__Publication *pub)
         self->retry_ms = 0;
         pm_info("node %s: applied revision %llu", self->node,
                 (unsigned long long)self->applied);
+        s_sigsync_policy(self);
     } else {
         self->apply_error =
             pm_asprintf("revision %llu: %s", (unsigned long long)self->seen,
@@ -225,6 +272,19 @@ s_attempt(s_agent_t *self, Pm__Publication *pub)
     }
     free(why);
     s_send(self, PM__AGENT_REPORT__KIND__APPLIED);
+}
+
+/* Membership, duties and cool-downs are the signature actor's business. */
+static void
+s_sigsync_members(s_agent_t *self, const Pm__Publication *pub)
+{
+    if (!self->sigsync)
+        return;
+    zstr_sendx(self->sigsync, "NODE", self->node, NULL);
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&pub->base, &len);
+    zsock_send(self->sigsync, "sb", "MEMBERS", buf, len);
+    free(buf);
 }
 
 /* Revision numbers are sequence numbers: an update that is not the next
@@ -247,7 +307,9 @@ s_on_publication(s_agent_t *self, Pm__Publication *pub)
     }
     Pm__Revision *rev = pub->revision;
     bool snapshot = pub->kind == PM__PUBLICATION__KIND__SNAPSHOT;
-    if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
+    if (pub->kind == PM__PUBLICATION__KIND__MEMBERS) {
+        s_sigsync_members(self, pub);
+    } else if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
         if (pub->head > self->seen)
             s_resync(self, "heartbeat shows a newer head");
     } else if (pub->kind == PM__PUBLICATION__KIND__UPDATE &&
@@ -333,6 +395,8 @@ s_destroy(s_agent_t **self_p)
     s_agent_t *self = *self_p;
     if (!self)
         return;
+    zactor_destroy(&self->sigsync);
+    zchunk_destroy(&self->sigs);
     zsock_destroy(&self->dealer);
     pm_store_close(&self->store);
     if (self->current)
@@ -349,6 +413,9 @@ s_destroy(s_agent_t **self_p)
     free((char *)self->cfg.milter_dir);
     free((char *)self->cfg.crash_at);
     free((char *)self->cfg.milter_status);
+    free((char *)self->cfg.sig_dir);
+    free((char *)self->cfg.peer_bind);
+    free((char *)self->cfg.peer_host);
     free(self);
     *self_p = NULL;
 }
@@ -367,6 +434,9 @@ s_new(const pm_agent_config_t *cfg)
     self->cfg.crash_at = cfg->crash_at ? pm_strdup(cfg->crash_at) : NULL;
     self->cfg.milter_status =
         cfg->milter_status ? pm_strdup(cfg->milter_status) : NULL;
+    self->cfg.sig_dir = cfg->sig_dir ? pm_strdup(cfg->sig_dir) : NULL;
+    self->cfg.peer_bind = cfg->peer_bind ? pm_strdup(cfg->peer_bind) : NULL;
+    self->cfg.peer_host = cfg->peer_host ? pm_strdup(cfg->peer_host) : NULL;
     self->node = pm_strdup(cfg->name);
     if (cfg->state_dir) {
         char *dir = pm_asprintf("%s/store", cfg->state_dir);
@@ -397,10 +467,53 @@ s_connect(s_agent_t *self)
 }
 
 static void
+s_start_sigsync(s_agent_t *self)
+{
+    if (!self->cfg.sig_dir)
+        return;
+    char *members = self->cfg.state_dir
+                        ? pm_asprintf("%s/members.pb", self->cfg.state_dir)
+                        : NULL;
+    pm_sigsync_config_t sc = {
+        .cert = self->cfg.cert,
+        .dbdir = self->cfg.sig_dir,
+        .gid = self->cfg.milter_gid,
+        .peer_bind = self->cfg.peer_bind,
+        .peer_host = self->cfg.peer_host,
+        .name = self->node,
+        .gossip_ms = self->cfg.gossip_ms,
+        .members_file = members,
+    };
+    self->sigsync = pm_sigsync_new(&sc);
+    free(members);
+    if (!self->sigsync)
+        pm_error("node %s: no signature databases: the signature actor "
+                 "did not start",
+                 self->node);
+}
+
+/* The signature actor's status, kept for the next report. */
+static void
+s_on_sigsync(s_agent_t *self)
+{
+    char *cmd = NULL;
+    zchunk_t *chunk = NULL;
+    if (zsock_recv(self->sigsync, "sc", &cmd, &chunk) == 0 && cmd &&
+        strcmp(cmd, "STATUS") == 0 && chunk) {
+        zchunk_destroy(&self->sigs);
+        self->sigs = chunk;
+        chunk = NULL;
+    }
+    zchunk_destroy(&chunk);
+    free(cmd);
+}
+
+static void
 s_actor(zsock_t *pipe, void *args)
 {
     s_agent_t *self = args;
     self->pipe = pipe;
+    s_start_sigsync(self);
     s_restore(self);
     if (self->cfg.crash_at)
         pm_crash_set(self->cfg.crash_at); /* for the next apply, not that */
@@ -410,11 +523,15 @@ s_actor(zsock_t *pipe, void *args)
     self->next_beat = zclock_mono() + self->cfg.heartbeat_ms;
     zsock_signal(pipe, 0);
     zpoller_t *poller = zpoller_new(pipe, self->dealer, NULL);
+    if (self->sigsync)
+        zpoller_add(poller, self->sigsync);
     for (;;) {
         int64_t wait = self->next_beat - zclock_mono();
         void *which = zpoller_wait(poller, wait > 0 ? (int)wait : 0);
         if (which == self->dealer) {
             s_on_dealer(self);
+        } else if (self->sigsync && which == self->sigsync) {
+            s_on_sigsync(self);
         } else if (which == pipe) {
             char *cmd = zstr_recv(pipe);
             bool term = !cmd || strcmp(cmd, "$TERM") == 0;

@@ -12,6 +12,11 @@
  * (1 s doubling to 60 s) until it succeeds or a newer revision arrives;
  * until then the node reports the error and the revision it really runs.
  *
+ * ClamAV databases: with a sig_dir, a pm_sigsync actor fetches them from
+ * the mirrors when the controller gives this node the duty and shares them
+ * with peers (see pm_sigsync.h); the agent passes it the applied policy and
+ * the controller's MEMBERS publications, and reports what it holds.
+ *
  * Privilege boundary: the agent runs as root; privmta-milter does not.
  * Everything the agent writes for the milter (the handoff, DKIM keys) is
  * root-owned and readable through the milter's group, written with
@@ -45,6 +50,11 @@ typedef struct {
     int milter_gid;            /* group given read access to it (files
                                 * root:GID 0640, dirs 0750); -1: root's */
     const char *milter_status; /* privmta-milter's status.json, or NULL */
+    const char *sig_dir;       /* ClamAV databases for the milter
+                                * (pm_sigsync.h), absolute; NULL: none */
+    const char *peer_bind;     /* where peers pull databases; NULL: none */
+    const char *peer_host;     /* host peers reach us at; NULL: bind's */
+    int gossip_ms;             /* signature gossip round; 0: 1000 */
 } pm_agent_config_t;
 
 /* Starts an agent. CONFIG is copied (cert and backend stay the caller's and

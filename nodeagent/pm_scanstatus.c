@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,8 +41,62 @@ s_text(json_t *v, size_t max)
     return json_is_string(v) ? pm_text_escape(json_string_value(v), max) : NULL;
 }
 
+/* Sets loaded_version on ST's databases (from the agent's signature
+ * actor) from the milter's list of what its engine was built from; at
+ * most PM_AV_DBS_MAX entries are looked at. */
+static void
+s_loaded_versions(json_t *av, Pm__NodeStatus *st)
+{
+    json_t *dbs = json_object_get(av, "databases");
+    size_t n = json_is_array(dbs) ? json_array_size(dbs) : 0;
+    for (size_t i = 0; i < n && i < 16; i++) {
+        json_t *d = json_array_get(dbs, i);
+        const char *name = json_string_value(json_object_get(d, "name"));
+        json_t *v = json_object_get(d, "version");
+        if (!name || !json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > UINT32_MAX)
+            continue;
+        for (size_t j = 0; j < st->n_databases; j++)
+            if (strcmp(st->databases[j]->name, name) == 0)
+                st->databases[j]->loaded_version =
+                    (uint32_t)json_integer_value(v);
+    }
+}
+
+/* "daily 27100, main 62" or NULL when no fetched database is loaded. */
+static char *
+s_loaded_text(const Pm__NodeStatus *st)
+{
+    char *text = NULL;
+    for (size_t j = 0; j < st->n_databases; j++) {
+        const Pm__SignatureDb *db = st->databases[j];
+        if (!db->loaded_version)
+            continue;
+        char *more =
+            pm_asprintf("%s%s%s %u", text ? text : "", text ? ", " : "",
+                        db->name, db->loaded_version);
+        free(text);
+        text = more;
+    }
+    return text;
+}
+
+/* The first database problem the signature actor reported, or NULL. */
+static char *
+s_db_problem(const Pm__NodeStatus *st)
+{
+    for (size_t j = 0; j < st->n_databases; j++)
+        if (*st->databases[j]->error)
+            return pm_asprintf("%s: %s", st->databases[j]->name,
+                               st->databases[j]->error);
+    return NULL;
+}
+
+/* Down without an engine; degraded when the policy names databases and
+ * none is loaded (custom signatures only: almost no protection), when
+ * fetching or pulling one fails, or when the last load failed. */
 static Pm__ServiceStatus *
-s_antivirus(json_t *av)
+s_antivirus(json_t *av, const Pm__Policy *policy, Pm__NodeStatus *st)
 {
     char *err = s_text(json_object_get(av, "last_error"), 200);
     if (!json_is_true(json_object_get(av, "loaded"))) {
@@ -52,17 +107,26 @@ s_antivirus(json_t *av)
         free(err);
         return s;
     }
+    s_loaded_versions(av, st);
     json_int_t sigs = json_integer_value(json_object_get(av, "signatures"));
-    json_t *age = json_object_get(av, "db_age_seconds");
-    char *detail =
-        json_is_integer(age)
-            ? pm_asprintf("%lld signatures, database %lld h old",
-                          (long long)sigs,
-                          (long long)json_integer_value(age) / 3600)
-            : pm_asprintf("%lld signatures (custom only)", (long long)sigs);
-    Pm__ServiceStatus__State state = err ? PM__SERVICE_STATUS__STATE__DEGRADED
+    char *loaded = s_loaded_text(st), *problem = s_db_problem(st);
+    bool want = policy && policy->n_antivirus_databases;
+    char *detail;
+    if (loaded)
+        detail =
+            pm_asprintf("%lld signatures (%s)%s%s", (long long)sigs, loaded,
+                        problem ? "; " : "", problem ? problem : "");
+    else
+        detail =
+            pm_asprintf("%lld signatures (custom only%s)%s%s", (long long)sigs,
+                        want ? ": no ClamAV database loaded yet" : "",
+                        problem ? "; " : "", problem ? problem : "");
+    Pm__ServiceStatus__State state = err || problem || (want && !loaded)
+                                         ? PM__SERVICE_STATUS__STATE__DEGRADED
                                          : PM__SERVICE_STATUS__STATE__OK;
     free(err);
+    free(loaded);
+    free(problem);
     return s_service(state, detail);
 }
 
@@ -222,7 +286,7 @@ s_fill(const char *data, size_t len, const char *read_why,
     s_set(&st->antivirus,
           !av_on ? s_service(off, pm_strdup("off in the policy"))
           : why  ? s_service(PM__SERVICE_STATUS__STATE__DOWN, pm_strdup(why))
-                 : s_antivirus(json_object_get(root, "antivirus")));
+                 : s_antivirus(json_object_get(root, "antivirus"), policy, st));
     s_set(&st->antispam,
           !as_on ? s_service(off, pm_strdup("off in the policy"))
           : why  ? s_service(PM__SERVICE_STATUS__STATE__DOWN, pm_strdup(why))

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh" "$@"
 for tool in postfix swaks spamd jq; do
     command -v "$tool" >/dev/null || skip "$tool not installed"
 done
-for port in 7420 7421 7783; do
+for port in 7420 7421 7783 7784; do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && skip "port $port is taken (a demo cluster running?)"
 done
 chmod 0755 "$WORK"
@@ -26,6 +26,20 @@ check "every node applied revision 1 and is up" \
     jq -e 'length == 3 and all(.applied_rev == 1 and .liveness == "up")' "$WORK/nodes.json" >/dev/null
 check "every node's filter reports its policy revision" wait_for 15 bash -c \
     "for i in 1 2 3; do jq -e '.policy.revision == 1' '$WORK/cluster/mx'\$i/milter/status.json >/dev/null || exit 1; done"
+loaded_all() { # VERSION: every node's filter was built from test VERSION
+    for i in 1 2 3; do
+        jq -e ".antivirus.databases[]? | select(.name == \"test\" and .version == $1)" \
+            "$WORK/cluster/mx$i/milter/status.json" >/dev/null || return 1
+    done
+}
+check "every node's filter loaded ClamAV's test database, version 1" wait_for 30 loaded_all 1
+check "nodes shows it, with every antivirus ok" bash -c \
+    "'$CTL' nodes --json | jq -e 'all(.antivirus.state == \"ok\")' >/dev/null && '$CTL' nodes | grep -q 'test 1'"
+expect_exit 0 "deploy/cluster.sh publish" bash "$SRC/deploy/cluster.sh" publish
+check "version 6 spreads to every node's filter" wait_for 60 loaded_all 6
+check "the mirror served each file at most twice for the whole cluster" \
+    awk '$3 == 200 { n[$2]++ } END { for (f in n) if (n[f] > 2) exit 1 }' \
+    "$WORK/cluster/mirror/access.log"
 printf 'MZ\n' >"$WORK/x.bin"
 for i in 1 2 3; do
     swaks --server "127.0.0.1$i:2525" --from a@remote.example --to "postmaster@mx$i.test" \

@@ -41,6 +41,10 @@ s_policy(size_t n_dkim)
 {
     Pm__Policy *p = pm_policy_new();
     p->antivirus_enabled = true;
+    /* custom signatures only, by choice: tests below name databases */
+    for (size_t i = 0; i < p->n_antivirus_databases; i++)
+        free(p->antivirus_databases[i]);
+    p->n_antivirus_databases = 0;
     p->antispam_enabled = true;
     p->n_dkim_domains = n_dkim;
     p->dkim_domains = pm_calloc(n_dkim + 1, sizeof *p->dkim_domains);
@@ -258,5 +262,89 @@ Test(scanstatus, milter_text_stays_valid_utf8)
         0, 0, 0, 0);
     s_expect_wire_ok(p, long_err, strlen(long_err));
     free(long_err);
+    pm_policy_free(&p);
+}
+
+/* The agent's signature actor says what the node holds; the milter's file
+ * says what its engine was built from. */
+static void
+s_add_db(Pm__NodeStatus *st, const char *name, unsigned version,
+         const char *error)
+{
+    st->databases = pm_realloc(st->databases,
+                               (st->n_databases + 1) * sizeof *st->databases);
+    Pm__SignatureDb *db = pm_malloc(sizeof *db);
+    pm__signature_db__init(db);
+    db->name = pm_strdup(name);
+    db->version = version;
+    db->error = pm_strdup(error);
+    st->databases[st->n_databases++] = db;
+}
+
+static const char s_loaded_test6[] =
+    "{\"policy\": {\"revision\": 7, \"loaded\": true, \"error\": null},"
+    " \"antivirus\": {\"loaded\": true, \"signatures\": 40,"
+    " \"last_error\": null, \"databases\": [{\"name\": \"test\","
+    " \"version\": 6, \"sigs\": 37, \"built\": 1}, {\"name\": 7},"
+    " {\"name\": \"other\", \"version\": -3}]},"
+    " \"antispam\": {\"reachable\": true, \"latency_ms\": 4, \"checked\": 1},"
+    " \"dkim\": {\"domains\": []}}";
+
+static void
+s_want_test(Pm__Policy *p)
+{
+    p->antivirus_databases =
+        pm_realloc(p->antivirus_databases, 2 * sizeof *p->antivirus_databases);
+    p->antivirus_databases[0] = pm_strdup("test");
+    p->n_antivirus_databases = 1;
+}
+
+/* Custom signatures only while the policy names databases: degraded, not
+ * ok (a node scanning with a handful of signatures is not protected). */
+Test(scanstatus, no_database_loaded_is_degraded)
+{
+    Pm__Policy *p = s_policy(0);
+    s_want_test(p);
+    s_write(s_ok);
+    Pm__NodeStatus *st = s_fill(p, 7);
+    cr_expect_eq(st->antivirus->state, PM__SERVICE_STATUS__STATE__DEGRADED);
+    cr_expect(strstr(st->antivirus->detail, "no ClamAV database loaded yet"),
+              "%s", st->antivirus->detail);
+    pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&p);
+}
+
+Test(scanstatus, loaded_database_is_ok_and_named)
+{
+    Pm__Policy *p = s_policy(0);
+    s_want_test(p);
+    s_write(s_loaded_test6);
+    Pm__NodeStatus *st = pm_malloc(sizeof *st);
+    pm__node_status__init(st);
+    s_add_db(st, "test", 6, "");
+    pm_scanstatus_fill(s_path, p, 7, 10, st);
+    cr_expect_eq(st->antivirus->state, PM__SERVICE_STATUS__STATE__OK, "%s",
+                 st->antivirus->detail);
+    cr_expect_eq(st->databases[0]->loaded_version, 6);
+    cr_expect(strstr(st->antivirus->detail, "test 6"), "%s",
+              st->antivirus->detail);
+    pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&p);
+}
+
+Test(scanstatus, database_problem_is_degraded)
+{
+    Pm__Policy *p = s_policy(0);
+    s_want_test(p);
+    s_write(s_loaded_test6);
+    Pm__NodeStatus *st = pm_malloc(sizeof *st);
+    pm__node_status__init(st);
+    s_add_db(st, "test", 6, "every mirror is cooling down");
+    pm_scanstatus_fill(s_path, p, 7, 10, st);
+    cr_expect_eq(st->antivirus->state, PM__SERVICE_STATUS__STATE__DEGRADED);
+    cr_expect(
+        strstr(st->antivirus->detail, "test: every mirror is cooling down"),
+        "%s", st->antivirus->detail);
+    pm__node_status__free_unpacked(st, NULL);
     pm_policy_free(&p);
 }

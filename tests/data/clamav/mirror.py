@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """A ClamAV-style database mirror for tests, on 127.0.0.1 only.
 
-Usage: mirror.py ROOT PORTFILE LOGFILE
+Usage: mirror.py ROOT PORTFILE LOGFILE [PORT]
 
 Serves the plain files of ROOT (no subdirectories, no dot files) the way the
 CDN does for freshclam: honours "Range: bytes=A-B" (206) and
-"If-Modified-Since" (304 when the file is not newer). Binds a free port and
-writes it to PORTFILE once listening. Appends one line per request to
+"If-Modified-Since" (304 when the file is not newer). Binds PORT (default: a
+free one) on 127.0.0.1 and writes it to PORTFILE once listening. Appends one line per request to
 LOGFILE: "GET /test.cvd 206 bytes=0-511".
 
 When ROOT/.status exists, every request is answered with the status it
@@ -22,6 +22,7 @@ import re
 import sys
 
 ROOT, PORTFILE, LOGFILE = sys.argv[1:4]
+PORT = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 
 
 SERVED = [0]
@@ -91,7 +92,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
 
-server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+server = http.server.HTTPServer(("127.0.0.1", PORT), Handler)
 tmp = PORTFILE + ".tmp"
 with open(tmp, "w") as f:
     f.write("%d\n" % server.server_address[1])

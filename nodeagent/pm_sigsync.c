@@ -1,0 +1,1037 @@
+/* pm_sigsync.c - see pm_sigsync.h. */
+#include "pm_sigsync.h"
+#include "pm_error.h"
+#include "pm_file.h"
+#include "pm_log.h"
+#include "pm_mem.h"
+#include "pm_peer.h"
+#include "pm_sigfetch.h"
+#include "pm_wire.h"
+
+#include <clamav.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The longest this node avoids a mirror it was told about: freshclam's
+ * 24 h after a 403, plus an hour (the controller cuts the same). */
+#define S_COOLDOWN_MAX (25 * 3600)
+
+/* One database the policy names, as this node holds it. */
+typedef struct {
+    char *name;
+    unsigned version, sigs;
+    time_t built;
+    char *source;        /* "mirror URL" / "peer NAME", NULL: was there */
+    time_t last_check;   /* duty: last mirror check */
+    time_t next_check;   /* duty: next one; 0: none planned */
+    char *error;         /* last fetch or pull problem */
+    bool duty;           /* the controller named this node to fetch it */
+    unsigned newest;     /* newest version a peer said it holds */
+    time_t behind_since; /* when NEWEST first ran 2+ versions ahead */
+    zhashx_t *holders;   /* peer name -> version (uintptr_t) */
+} s_db_t;
+
+typedef struct {
+    char *name, *endpoint, *key;
+    bool live;
+} s_member_t;
+
+typedef struct {
+    int http;
+    time_t until;
+    char *node;
+} s_cool_t;
+
+typedef struct {
+    time_t until;
+    char *reason;
+} s_distrust_t;
+
+typedef struct {
+    pm_sigsync_config_t cfg;
+    char *node;
+    zsock_t *pipe;
+    zactor_t *peer;
+    char *endpoint; /* ours, as peers reach it; "" when serving none */
+    /* the policy */
+    bool enabled;
+    char **mirrors;
+    size_t n_mirrors;
+    uint32_t freq_s;
+    s_db_t **dbs;
+    size_t n_dbs;
+    /* what others said */
+    s_member_t *members;
+    size_t n_members;
+    zhashx_t *duties;   /* database -> node, from the last MEMBERS */
+    zhashx_t *cools;    /* mirror -> s_cool_t */
+    zhashx_t *distrust; /* peer -> s_distrust_t */
+    zchunk_t *last_status;
+    uint64_t rnd;
+    int64_t next_round; /* zclock_mono */
+} s_sync_t;
+
+/* ---- small state helpers ------------------------------------------------ */
+
+static uint64_t
+s_rand(s_sync_t *self)
+{
+    /* xorshift64: only spreads peers, nothing secret depends on it */
+    self->rnd ^= self->rnd << 13;
+    self->rnd ^= self->rnd >> 7;
+    self->rnd ^= self->rnd << 17;
+    return self->rnd;
+}
+
+static void
+s_set_str(char **slot, const char *value)
+{
+    free(*slot);
+    *slot = value ? pm_strdup(value) : NULL;
+}
+
+static void
+s_str_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static void
+s_cool_free(void **item)
+{
+    s_cool_t *c = *item;
+    if (c)
+        free(c->node);
+    free(c);
+    *item = NULL;
+}
+
+static void
+s_distrust_free(void **item)
+{
+    s_distrust_t *d = *item;
+    if (d)
+        free(d->reason);
+    free(d);
+    *item = NULL;
+}
+
+static void
+s_db_free(s_db_t **db_p)
+{
+    s_db_t *db = *db_p;
+    if (!db)
+        return;
+    free(db->name);
+    free(db->source);
+    free(db->error);
+    zhashx_destroy(&db->holders);
+    free(db);
+    *db_p = NULL;
+}
+
+static s_db_t *
+s_db_find(s_sync_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_dbs; i++)
+        if (strcmp(self->dbs[i]->name, name) == 0)
+            return self->dbs[i];
+    return NULL;
+}
+
+static const s_member_t *
+s_member(s_sync_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_members; i++)
+        if (strcmp(self->members[i].name, name) == 0)
+            return &self->members[i];
+    return NULL;
+}
+
+static bool
+s_distrusted(s_sync_t *self, const char *peer)
+{
+    s_distrust_t *d = zhashx_lookup(self->distrust, peer);
+    return d && d->until > time(NULL);
+}
+
+/* Keeps the latest deadline per mirror; expired ones are dropped by
+ * s_expire. */
+static void
+s_cool_merge(s_sync_t *self, const char *mirror, int http, time_t until,
+             const char *node)
+{
+    if (until <= time(NULL) || !*mirror)
+        return;
+    if (until > time(NULL) + S_COOLDOWN_MAX) /* a peer may be lying */
+        until = time(NULL) + S_COOLDOWN_MAX;
+    s_cool_t *c = zhashx_lookup(self->cools, mirror);
+    if (c && c->until >= until)
+        return;
+    if (!c) {
+        c = pm_calloc(1, sizeof *c);
+        zhashx_insert(self->cools, mirror, c);
+    }
+    c->http = http;
+    c->until = until;
+    s_set_str(&c->node, node);
+}
+
+static bool
+s_cooling(s_sync_t *self, const char *mirror)
+{
+    s_cool_t *c = zhashx_lookup(self->cools, mirror);
+    return c && c->until > time(NULL);
+}
+
+static void
+s_expire(s_sync_t *self)
+{
+    time_t now = time(NULL);
+    zlist_t *gone = zlist_new();
+    zlist_autofree(gone);
+    for (s_cool_t *c = zhashx_first(self->cools); c;
+         c = zhashx_next(self->cools))
+        if (c->until <= now)
+            zlist_append(gone, (void *)zhashx_cursor(self->cools));
+    for (char *k = zlist_first(gone); k; k = zlist_next(gone))
+        zhashx_delete(self->cools, k);
+    zlist_purge(gone);
+    for (s_distrust_t *d = zhashx_first(self->distrust); d;
+         d = zhashx_next(self->distrust))
+        if (d->until <= now)
+            zlist_append(gone, (void *)zhashx_cursor(self->distrust));
+    for (char *k = zlist_first(gone); k; k = zlist_next(gone))
+        zhashx_delete(self->distrust, k);
+    zlist_destroy(&gone);
+}
+
+/* ---- what this node holds ------------------------------------------------ */
+
+/* The header of DBDIR/NAME.cld or NAME.cvd, whichever is newer. Files in
+ * DBDIR were verified before they got there (pm_sigfetch, pm_peer). */
+static void
+s_local(s_sync_t *self, s_db_t *db)
+{
+    static const char *const exts[] = {"cld", "cvd"};
+    db->version = db->sigs = 0;
+    db->built = 0;
+    for (size_t i = 0; i < 2; i++) {
+        char *path =
+            pm_asprintf("%s/%s.%s", self->cfg.dbdir, db->name, exts[i]);
+        struct cl_cvd *cvd = access(path, R_OK) ? NULL : cl_cvdhead(path);
+        if (cvd && cvd->version > db->version) {
+            db->version = cvd->version;
+            db->sigs = cvd->sigs;
+            db->built = (time_t)cvd->stime;
+        }
+        if (cvd)
+            cl_cvdfree(cvd);
+        free(path);
+    }
+}
+
+/* Removes the files of a database the policy no longer names. */
+static void
+s_forget_files(s_sync_t *self, const char *name)
+{
+    static const char *const exts[] = {"cld", "cvd", "cud"};
+    for (size_t i = 0; i < 3; i++) {
+        char *path = pm_asprintf("%s/%s.%s", self->cfg.dbdir, name, exts[i]);
+        if (unlink(path) == 0)
+            pm_info("node %s: removed %s (no longer in antivirus.databases)",
+                    self->node, path);
+        free(path);
+    }
+}
+
+static Pm__SignatureDb *
+s_db_msg(const s_db_t *db, bool full)
+{
+    Pm__SignatureDb *m = pm_malloc(sizeof *m);
+    pm__signature_db__init(m);
+    m->name = pm_strdup(db->name);
+    m->version = db->version;
+    m->sigs = db->sigs;
+    m->built = db->built;
+    if (full) {
+        m->source = pm_strdup(db->source ? db->source : "");
+        m->last_check = db->last_check;
+        m->next_check = db->duty ? db->next_check : 0;
+        m->error = pm_strdup(db->error ? db->error : "");
+    }
+    return m;
+}
+
+static Pm__Cooldown **
+s_cool_msgs(s_sync_t *self, size_t *n)
+{
+    Pm__Cooldown **out = pm_calloc(zhashx_size(self->cools) + 1, sizeof *out);
+    *n = 0;
+    for (s_cool_t *c = zhashx_first(self->cools); c;
+         c = zhashx_next(self->cools)) {
+        Pm__Cooldown *m = pm_malloc(sizeof *m);
+        pm__cooldown__init(m);
+        m->mirror = pm_strdup(zhashx_cursor(self->cools));
+        m->http_status = c->http;
+        m->until = c->until;
+        m->node = pm_strdup(c->node ? c->node : "");
+        out[(*n)++] = m;
+    }
+    return out;
+}
+
+/* What we hold and know, as gossip carries it (caller frees). */
+static Pm__PeerMessage *
+s_versions(s_sync_t *self)
+{
+    Pm__PeerMessage *m = pm_malloc(sizeof *m);
+    pm__peer_message__init(m);
+    m->kind = PM__PEER_MESSAGE__KIND__VERSIONS;
+    m->databases = pm_calloc(self->n_dbs + 1, sizeof *m->databases);
+    for (size_t i = 0; i < self->n_dbs; i++)
+        if (self->dbs[i]->version)
+            m->databases[m->n_databases++] = s_db_msg(self->dbs[i], false);
+    m->cooldowns = s_cool_msgs(self, &m->n_cooldowns);
+    return m;
+}
+
+static void
+s_send_packed(zsock_t *to, const char *cmd, const ProtobufCMessage *msg)
+{
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(msg, &len);
+    zsock_send(to, "sb", cmd, buf, len);
+    free(buf);
+}
+
+/* Tells the peer service what to answer with. */
+static void
+s_hold(s_sync_t *self)
+{
+    if (!self->peer)
+        return;
+    Pm__PeerMessage *m = s_versions(self);
+    s_send_packed(zactor_sock(self->peer), "HOLD", &m->base);
+    pm__peer_message__free_unpacked(m, NULL);
+}
+
+/* ---- status -------------------------------------------------------------- */
+
+static void
+s_status(s_sync_t *self)
+{
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    st.name = self->node;
+    st.peer_endpoint = self->endpoint;
+    Pm__SignatureDb **dbs = pm_calloc(self->n_dbs + 1, sizeof *dbs);
+    for (size_t i = 0; i < self->n_dbs; i++)
+        dbs[i] = s_db_msg(self->dbs[i], true);
+    st.databases = dbs;
+    st.n_databases = self->n_dbs;
+    st.cooldowns = s_cool_msgs(self, &st.n_cooldowns);
+    size_t nd = 0;
+    Pm__Distrust **ds = pm_calloc(zhashx_size(self->distrust) + 1, sizeof *ds);
+    for (s_distrust_t *d = zhashx_first(self->distrust); d;
+         d = zhashx_next(self->distrust)) {
+        Pm__Distrust *m = ds[nd++] = pm_malloc(sizeof *m);
+        pm__distrust__init(m);
+        m->peer = pm_strdup(zhashx_cursor(self->distrust));
+        m->until = d->until;
+        m->reason = pm_strdup(d->reason);
+    }
+    st.distrusted = ds;
+    st.n_distrusted = nd;
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&st.base, &len);
+    if (!self->last_status || zchunk_size(self->last_status) != len ||
+        memcmp(zchunk_data(self->last_status), buf, len) != 0) {
+        zchunk_destroy(&self->last_status);
+        self->last_status = zchunk_new(buf, len);
+        zsock_send(self->pipe, "sb", "STATUS", buf, len);
+    }
+    free(buf);
+    st.name = st.peer_endpoint = NULL; /* not ours to free */
+    for (size_t i = 0; i < st.n_databases; i++)
+        pm__signature_db__free_unpacked(dbs[i], NULL);
+    for (size_t i = 0; i < st.n_cooldowns; i++)
+        pm__cooldown__free_unpacked(st.cooldowns[i], NULL);
+    for (size_t i = 0; i < nd; i++)
+        pm__distrust__free_unpacked(ds[i], NULL);
+    free(dbs);
+    free(st.cooldowns);
+    free(ds);
+}
+
+/* ---- what the controller and the peers say ------------------------------- */
+
+static void s_apply_duties(s_sync_t *self);
+
+static void
+s_on_policy(s_sync_t *self, const Pm__Policy *p)
+{
+    self->enabled = p->antivirus_enabled;
+    self->freq_s =
+        p->antivirus_update_frequency ? p->antivirus_update_frequency : 7200;
+    for (size_t i = 0; i < self->n_mirrors; i++)
+        free(self->mirrors[i]);
+    free(self->mirrors);
+    self->n_mirrors = p->n_antivirus_mirrors;
+    self->mirrors = pm_calloc(self->n_mirrors + 1, sizeof *self->mirrors);
+    for (size_t i = 0; i < self->n_mirrors; i++)
+        self->mirrors[i] = pm_strdup(p->antivirus_mirrors[i]);
+    /* keep what is still named, add the new names, drop the rest */
+    s_db_t **dbs = pm_calloc(p->n_antivirus_databases + 1, sizeof *dbs);
+    for (size_t i = 0; i < p->n_antivirus_databases; i++) {
+        const char *name = p->antivirus_databases[i];
+        s_db_t *db = s_db_find(self, name);
+        if (db) {
+            for (size_t j = 0; j < self->n_dbs; j++)
+                if (self->dbs[j] == db)
+                    self->dbs[j] = NULL;
+        } else {
+            db = pm_calloc(1, sizeof *db);
+            db->name = pm_strdup(name);
+            db->holders = zhashx_new();
+            s_local(self, db);
+        }
+        dbs[i] = db;
+    }
+    for (size_t j = 0; j < self->n_dbs; j++)
+        if (self->dbs[j]) {
+            s_forget_files(self, self->dbs[j]->name);
+            s_db_free(&self->dbs[j]);
+        }
+    free(self->dbs);
+    self->dbs = dbs;
+    self->n_dbs = p->n_antivirus_databases;
+    s_apply_duties(self);
+}
+
+/* A duty just given is checked at once unless this node checked within
+ * the period; one just taken away stops planning checks. */
+static void
+s_set_duty(s_sync_t *self, s_db_t *db, bool duty)
+{
+    if (duty && !db->duty) {
+        time_t due = db->last_check ? db->last_check + self->freq_s : 0;
+        db->next_check = due > time(NULL) ? due : time(NULL);
+        pm_info("node %s: fetching %s from the mirrors is now this node's "
+                "duty",
+                self->node, db->name);
+    }
+    db->duty = duty;
+}
+
+/* The duties of the last MEMBERS, for the databases the policy names:
+ * either may arrive first. */
+static void
+s_apply_duties(s_sync_t *self)
+{
+    for (size_t i = 0; i < self->n_dbs; i++) {
+        const char *holder = zhashx_lookup(self->duties, self->dbs[i]->name);
+        s_set_duty(self, self->dbs[i], holder && !strcmp(holder, self->node));
+    }
+}
+
+static void
+s_on_members(s_sync_t *self, const Pm__Publication *pub)
+{
+    for (size_t i = 0; i < self->n_members; i++) {
+        free(self->members[i].name);
+        free(self->members[i].endpoint);
+        free(self->members[i].key);
+    }
+    free(self->members);
+    self->n_members = pub->n_members;
+    self->members = pm_calloc(self->n_members + 1, sizeof *self->members);
+    for (size_t i = 0; i < pub->n_members; i++) {
+        const Pm__Member *m = pub->members[i];
+        self->members[i] =
+            (s_member_t){pm_strdup(m->name), pm_strdup(m->peer_endpoint),
+                         pm_strdup(m->public_key), m->live};
+    }
+    zhashx_purge(self->duties);
+    for (size_t j = 0; j < pub->n_duties; j++)
+        zhashx_update(self->duties, pub->duties[j]->database,
+                      pm_strdup(pub->duties[j]->node));
+    s_apply_duties(self);
+    for (size_t j = 0; j < pub->n_cooldowns; j++)
+        s_cool_merge(self, pub->cooldowns[j]->mirror,
+                     pub->cooldowns[j]->http_status, pub->cooldowns[j]->until,
+                     pub->cooldowns[j]->node);
+}
+
+/* PEER says it holds MSG's databases and knows MSG's cool-downs. */
+static void
+s_learn(s_sync_t *self, const char *peer, const Pm__PeerMessage *msg)
+{
+    for (size_t i = 0; i < msg->n_databases; i++) {
+        s_db_t *db = s_db_find(self, msg->databases[i]->name);
+        if (!db)
+            continue;
+        unsigned v = msg->databases[i]->version;
+        if (!v)
+            continue;
+        zhashx_update(db->holders, peer, (void *)(uintptr_t)v);
+        if (v > db->newest)
+            db->newest = v;
+    }
+    for (size_t j = 0; j < msg->n_cooldowns; j++)
+        s_cool_merge(self, msg->cooldowns[j]->mirror,
+                     msg->cooldowns[j]->http_status, msg->cooldowns[j]->until,
+                     msg->cooldowns[j]->node);
+}
+
+static void
+s_distrust(s_sync_t *self, const char *peer, const char *reason)
+{
+    s_distrust_t *d = pm_calloc(1, sizeof *d);
+    int secs = self->cfg.distrust_s > 0 ? self->cfg.distrust_s : 3600;
+    d->until = time(NULL) + secs;
+    d->reason = pm_strdup(reason);
+    zhashx_update(self->distrust, peer, d);
+    pm_warn("node %s: distrusting peer %s for %d s: %s", self->node, peer, secs,
+            reason);
+}
+
+/* ---- pulling from peers -------------------------------------------------- */
+
+/* A random trusted member holding DB's newest version, or NULL. */
+static const s_member_t *
+s_pick_holder(s_sync_t *self, s_db_t *db)
+{
+    const s_member_t *pick = NULL;
+    unsigned seen = 0;
+    for (void *v = zhashx_first(db->holders); v; v = zhashx_next(db->holders)) {
+        const char *peer = zhashx_cursor(db->holders);
+        const s_member_t *m = s_member(self, peer);
+        if ((uintptr_t)v != db->newest || !m || !*m->endpoint ||
+            s_distrusted(self, peer) || strcmp(peer, self->node) == 0)
+            continue;
+        if (s_rand(self) % ++seen == 0) /* reservoir: uniform among them */
+            pick = m;
+    }
+    return pick;
+}
+
+/* Pulls DB's newest version from one holder. True when it arrived. */
+static bool
+s_pull(s_sync_t *self, s_db_t *db)
+{
+    const s_member_t *m = s_pick_holder(self, db);
+    if (!m)
+        return false;
+    /* a .cld (built from CDIFFs) or a whole .cvd: ask for what it has */
+    char *peer = pm_strdup(m->name), *why = NULL;
+    pm_peer_file_t got = {0};
+    int rc = PM_ENOTFOUND;
+    static const char *const exts[] = {"cld", "cvd"};
+    for (size_t i = 0; i < 2 && rc == PM_ENOTFOUND; i++) {
+        char *file = pm_asprintf("%s.%s", db->name, exts[i]);
+        PM_FREE(&why);
+        rc = pm_peer_pull(self->cfg.cert, m->endpoint, m->key, self->cfg.dbdir,
+                          file, db->newest, self->cfg.peer_timeout_ms, &got,
+                          &why);
+        free(file);
+    }
+    if (rc == PM_OK) {
+        db->version = got.version;
+        db->sigs = got.sigs;
+        db->built = got.built;
+        free(db->source);
+        db->source = pm_asprintf("peer %s", peer);
+        PM_FREE(&db->error);
+        pm_info("node %s: %s version %u from peer %s", self->node, db->name,
+                db->version, peer);
+    } else if (rc == PM_EPROTO) {
+        char *reason = pm_asprintf("%s version %u: %s", db->name, db->newest,
+                                   why ? why : "protocol error");
+        s_distrust(self, peer, reason);
+        free(reason);
+        zhashx_delete(db->holders, peer);
+    } else {
+        if (rc == PM_ENOTFOUND)
+            zhashx_delete(db->holders, peer);
+        free(db->error);
+        db->error = pm_asprintf("%s version %u from peer %s: %s", db->name,
+                                db->newest, peer, why ? why : pm_strerror(rc));
+    }
+    free(why);
+    free(peer);
+    return rc == PM_OK;
+}
+
+/* Pulls every database a peer holds newer; true when anything arrived. */
+static bool
+s_pull_newer(s_sync_t *self)
+{
+    bool got = false;
+    for (size_t i = 0; self->enabled && i < self->n_dbs; i++) {
+        s_db_t *db = self->dbs[i];
+        /* a holder that fails leaves the others: try each once */
+        size_t tries = zhashx_size(db->holders);
+        while (db->newest > db->version && tries--) {
+            if (s_pull(self, db)) {
+                got = true;
+                break;
+            }
+            if (!s_pick_holder(self, db))
+                break;
+        }
+    }
+    return got;
+}
+
+/* ---- fetching from the mirrors (the duty) -------------------------------- */
+
+static void
+s_fetch_result(s_sync_t *self, s_db_t *db, const pm_sigfetch_db_t *r)
+{
+    db->version = r->version;
+    db->sigs = r->sigs;
+    db->built = r->built;
+    if (r->changed) {
+        free(db->source);
+        db->source = pm_asprintf("mirror %s", r->mirror ? r->mirror : "?");
+        pm_info("node %s: %s version %u from %s", self->node, db->name,
+                db->version, r->mirror ? r->mirror : "a mirror");
+    }
+    s_set_str(&db->error, r->err == PM_OK ? NULL : r->why);
+    if (r->err != PM_OK)
+        pm_warn("node %s: %s not fetched: %s", self->node, db->name,
+                r->why ? r->why : pm_strerror(r->err));
+}
+
+/* The mirrors no node has been told to wait for, in policy order. */
+static size_t
+s_usable_mirrors(s_sync_t *self, const char **out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->n_mirrors; i++)
+        if (!s_cooling(self, self->mirrors[i]))
+            out[n++] = self->mirrors[i];
+    return n;
+}
+
+/* One period from NOW, or, when every mirror is cooling down, just after
+ * the first deadline if that is later. */
+static time_t
+s_next_mirror_check(s_sync_t *self, time_t now)
+{
+    time_t next = now + self->freq_s, first = 0;
+    for (size_t i = 0; i < self->n_mirrors; i++) {
+        s_cool_t *c = zhashx_lookup(self->cools, self->mirrors[i]);
+        if (!c || c->until <= now)
+            return next;
+        if (!first || c->until < first)
+            first = c->until;
+    }
+    return first && first + 1 > next ? first + 1 : next;
+}
+
+/* Checks the mirrors for every duty database that is due; true when a new
+ * version arrived. */
+static bool
+s_fetch_due(s_sync_t *self)
+{
+    time_t now = time(NULL);
+    const char **names = pm_calloc(self->n_dbs + 1, sizeof *names);
+    s_db_t **due = pm_calloc(self->n_dbs + 1, sizeof *due);
+    size_t n = 0;
+    for (size_t i = 0; self->enabled && i < self->n_dbs; i++)
+        if (self->dbs[i]->duty && self->dbs[i]->next_check &&
+            self->dbs[i]->next_check <= now) {
+            due[n] = self->dbs[i];
+            names[n++] = self->dbs[i]->name;
+        }
+    bool got = false;
+    if (n) {
+        const char **mirrors = pm_calloc(self->n_mirrors + 1, sizeof *mirrors);
+        size_t nm = s_usable_mirrors(self, mirrors);
+        pm_sigfetch_report_t *rep = NULL;
+        char *why = NULL;
+        pm_sigfetch_opts_t o = {.dbdir = self->cfg.dbdir,
+                                .mirrors = mirrors,
+                                .n_mirrors = nm,
+                                .databases = names,
+                                .n_databases = n};
+        int rc = nm ? pm_sigfetch_run(&o, &rep, &why) : PM_EDENIED;
+        time_t next = s_next_mirror_check(self, now);
+        for (size_t i = 0; i < n; i++) {
+            due[i]->last_check = now;
+            due[i]->next_check = next;
+            if (rc != PM_OK)
+                s_set_str(&due[i]->error,
+                          nm ? why : "every mirror is cooling down");
+            else {
+                got |= rep->dbs[i].changed;
+                s_fetch_result(self, due[i], &rep->dbs[i]);
+            }
+        }
+        for (size_t i = 0; rep && i < rep->n_cooldowns; i++)
+            s_cool_merge(self, rep->cooldowns[i].mirror,
+                         rep->cooldowns[i].http_status, rep->cooldowns[i].until,
+                         self->node);
+        pm_sigfetch_report_destroy(&rep);
+        free(why);
+        free(mirrors);
+    }
+    free(names);
+    free(due);
+    return got;
+}
+
+/* ---- gossip -------------------------------------------------------------- */
+
+/* Push-pull with up to FANOUT random live members. */
+static void
+s_gossip(s_sync_t *self)
+{
+    size_t n = 0;
+    const s_member_t **pick = pm_calloc(self->n_members + 1, sizeof *pick);
+    for (size_t i = 0; i < self->n_members; i++) {
+        const s_member_t *m = &self->members[i];
+        if (m->live && *m->endpoint && strcmp(m->name, self->node) != 0 &&
+            !s_distrusted(self, m->name))
+            pick[n++] = m;
+    }
+    size_t fan = self->cfg.fanout > 0 ? (size_t)self->cfg.fanout : 3;
+    Pm__PeerMessage *mine = s_versions(self);
+    for (size_t k = 0; k < fan && k < n; k++) {
+        size_t j = k + (size_t)(s_rand(self) % (n - k)); /* partial shuffle */
+        const s_member_t *m = pick[j];
+        pick[j] = pick[k];
+        Pm__PeerMessage *theirs = NULL;
+        char *why = NULL;
+        if (pm_peer_exchange(self->cfg.cert, m->endpoint, m->key, mine, &theirs,
+                             self->cfg.peer_timeout_ms, &why) == PM_OK) {
+            s_learn(self, m->name, theirs);
+            pm__peer_message__free_unpacked(theirs, NULL);
+        } else {
+            pm_debug("node %s: gossip with %s: %s", self->node, m->name,
+                     why ? why : "failed");
+        }
+        free(why);
+    }
+    pm__peer_message__free_unpacked(mine, NULL);
+    free(pick);
+}
+
+/* A node 2+ versions behind the newest a peer holds, for longer than one
+ * check period, says so (its antivirus shows degraded). */
+static void
+s_check_behind(s_sync_t *self)
+{
+    time_t now = time(NULL);
+    for (size_t i = 0; i < self->n_dbs; i++) {
+        s_db_t *db = self->dbs[i];
+        if (db->newest < db->version + 2) {
+            db->behind_since = 0;
+            continue;
+        }
+        if (!db->behind_since)
+            db->behind_since = now;
+        if (now - db->behind_since > (time_t)self->freq_s && !db->error)
+            db->error =
+                pm_asprintf("version %u, %u versions behind the "
+                            "cluster's %u",
+                            db->version, db->newest - db->version, db->newest);
+    }
+}
+
+/* After something new arrived: serve it, and tell FANOUT peers now rather
+ * than at the next round, so a version spreads in rounds of round trips. */
+static void
+s_spread(s_sync_t *self)
+{
+    s_hold(self);
+    s_gossip(self);
+}
+
+static void
+s_round(s_sync_t *self)
+{
+    s_expire(self);
+    bool got = s_fetch_due(self);
+    if (got)
+        s_spread(self);
+    s_gossip(self);
+    while (s_pull_newer(self))
+        s_spread(self);
+    s_check_behind(self);
+    s_hold(self);
+    s_status(self);
+}
+
+/* ---- the actor ----------------------------------------------------------- */
+
+static void
+s_destroy(s_sync_t **self_p)
+{
+    s_sync_t *self = *self_p;
+    if (!self)
+        return;
+    zactor_destroy(&self->peer);
+    for (size_t i = 0; i < self->n_dbs; i++)
+        s_db_free(&self->dbs[i]);
+    free(self->dbs);
+    for (size_t i = 0; i < self->n_mirrors; i++)
+        free(self->mirrors[i]);
+    free(self->mirrors);
+    for (size_t i = 0; i < self->n_members; i++) {
+        free(self->members[i].name);
+        free(self->members[i].endpoint);
+        free(self->members[i].key);
+    }
+    free(self->members);
+    zhashx_destroy(&self->duties);
+    zhashx_destroy(&self->cools);
+    zhashx_destroy(&self->distrust);
+    zchunk_destroy(&self->last_status);
+    free(self->node);
+    free(self->endpoint);
+    free((char *)self->cfg.dbdir);
+    free((char *)self->cfg.peer_bind);
+    free((char *)self->cfg.peer_host);
+    free((char *)self->cfg.members_file);
+    free((char *)self->cfg.name);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ENDPOINT ("tcp://0.0.0.0:7301") with its host replaced by HOST. */
+static char *
+s_advertised(const char *endpoint, const char *host)
+{
+    const char *colon = strrchr(endpoint, ':');
+    if (!host || !*host || !colon || strncmp(endpoint, "tcp://", 6) != 0)
+        return pm_strdup(endpoint);
+    return pm_asprintf("tcp://%s%s", host, colon);
+}
+
+static bool
+s_start_peer(s_sync_t *self)
+{
+    if (!self->cfg.peer_bind) {
+        self->endpoint = pm_strdup("");
+        return true;
+    }
+    pm_peer_config_t pc = {self->cfg.cert, self->cfg.peer_bind, self->cfg.dbdir,
+                           self->node};
+    self->peer = pm_peer_new(&pc);
+    if (!self->peer)
+        return false;
+    zstr_send(self->peer, "ENDPOINT");
+    char *bound = zstr_recv(self->peer);
+    self->endpoint = s_advertised(bound ? bound : "", self->cfg.peer_host);
+    free(bound);
+    pm_info("node %s: serving signature databases to peers at %s", self->node,
+            self->endpoint);
+    return true;
+}
+
+static s_sync_t *
+s_new(const pm_sigsync_config_t *cfg)
+{
+    s_sync_t *self = pm_calloc(1, sizeof *self);
+    self->cfg = *cfg;
+    self->cfg.dbdir = pm_strdup(cfg->dbdir);
+    self->cfg.peer_bind = cfg->peer_bind ? pm_strdup(cfg->peer_bind) : NULL;
+    self->cfg.peer_host = cfg->peer_host ? pm_strdup(cfg->peer_host) : NULL;
+    self->cfg.members_file =
+        cfg->members_file ? pm_strdup(cfg->members_file) : NULL;
+    self->cfg.name = pm_strdup(cfg->name ? cfg->name : "");
+    if (self->cfg.peer_timeout_ms <= 0)
+        self->cfg.peer_timeout_ms = 2000;
+    self->node = pm_strdup(self->cfg.name);
+    self->duties = zhashx_new();
+    zhashx_set_destructor(self->duties, s_str_free);
+    self->cools = zhashx_new();
+    zhashx_set_destructor(self->cools, s_cool_free);
+    self->distrust = zhashx_new();
+    zhashx_set_destructor(self->distrust, s_distrust_free);
+    self->rnd = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
+                (uint64_t)(uintptr_t)self;
+    if (!self->rnd)
+        self->rnd = 1;
+    char *why = NULL;
+    if (cfg->dbdir[0] != '/' ||
+        pm_file_mkdir(cfg->dbdir, 0750, (gid_t)cfg->gid, &why) != PM_OK) {
+        pm_error("node %s: signature directory %s: %s", self->node, cfg->dbdir,
+                 why ? why : "not an absolute path");
+        free(why);
+        s_destroy(&self);
+        return NULL;
+    }
+    if (!s_start_peer(self))
+        s_destroy(&self);
+    return self;
+}
+
+/* PUB (packed: DATA, LEN) is the membership from now on. */
+static void
+s_members_in(s_sync_t *self, const Pm__Publication *pub, const void *data,
+             size_t len)
+{
+    /* the peer service admits exactly these members' keys */
+    if (self->peer)
+        zsock_send(zactor_sock(self->peer), "sb", "MEMBERS", data, len);
+    s_on_members(self, pub);
+}
+
+static void
+s_members_keep(s_sync_t *self, const void *data, size_t len)
+{
+    char *why = NULL;
+    if (self->cfg.members_file &&
+        pm_file_write(self->cfg.members_file, data, len, 0600, (gid_t)-1,
+                      &why) != PM_OK)
+        pm_warn("node %s: membership not kept: %s", self->node, why);
+    free(why);
+}
+
+/* At start: the membership the last run knew, if any. */
+static void
+s_members_restore(s_sync_t *self)
+{
+    char *data = NULL, *why = NULL;
+    size_t len = 0;
+    Pm__Publication *pub = NULL;
+    if (!self->cfg.members_file ||
+        pm_file_read(self->cfg.members_file, PM_WIRE_MESSAGE_MAX,
+                     PM_FILE_STRICT, &data, &len, &why) != PM_OK) {
+        free(why);
+        return;
+    }
+    if (pm_wire_unpack_publication((const uint8_t *)data, len, &pub, &why) ==
+            PM_OK &&
+        pub->kind == PM__PUBLICATION__KIND__MEMBERS)
+        s_members_in(self, pub, data, len);
+    else
+        pm_warn("node %s: %s ignored: %s", self->node, self->cfg.members_file,
+                why ? why : "not a membership");
+    if (pub)
+        pm__publication__free_unpacked(pub, NULL);
+    free(why);
+    free(data);
+}
+
+/* CMD with its packed message F, wire-checked before use. */
+static void
+s_on_pipe_msg(s_sync_t *self, const char *cmd, zframe_t *f)
+{
+    const uint8_t *data = f ? zframe_data(f) : NULL;
+    size_t len = f ? zframe_size(f) : 0;
+    char *why = NULL;
+    if (strcmp(cmd, "POLICY") == 0) {
+        Pm__Policy *p = pm__policy__unpack(NULL, len, data);
+        if (p && pm_wire_check_policy(p, &why) == PM_OK)
+            s_on_policy(self, p);
+        if (p)
+            pm__policy__free_unpacked(p, NULL);
+    } else if (strcmp(cmd, "MEMBERS") == 0) {
+        Pm__Publication *pub = NULL;
+        if (pm_wire_unpack_publication(data, len, &pub, &why) == PM_OK) {
+            s_members_in(self, pub, data, len);
+            s_members_keep(self, data, len);
+            pm__publication__free_unpacked(pub, NULL);
+        }
+    }
+    if (why)
+        pm_warn("node %s: %s refused: %s", self->node, cmd, why);
+    free(why);
+}
+
+static bool
+s_on_pipe(s_sync_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->pipe);
+    char *cmd = msg ? zmsg_popstr(msg) : NULL;
+    bool term = !cmd || strcmp(cmd, "$TERM") == 0;
+    if (cmd && strcmp(cmd, "NODE") == 0) {
+        char *name = zmsg_popstr(msg);
+        if (name && *name)
+            s_set_str(&self->node, name);
+        free(name);
+    } else if (cmd && strcmp(cmd, "CHECK") == 0) {
+        for (size_t i = 0; i < self->n_dbs; i++)
+            if (self->dbs[i]->duty)
+                self->dbs[i]->next_check = time(NULL);
+        self->next_round = 0;
+    } else if (cmd && !term) {
+        zframe_t *f = zmsg_pop(msg);
+        s_on_pipe_msg(self, cmd, f);
+        zframe_destroy(&f);
+        self->next_round = 0; /* a duty or a policy may want work now */
+    }
+    free(cmd);
+    zmsg_destroy(&msg);
+    return !term;
+}
+
+/* A member pushed its versions (the peer service answered already). */
+static void
+s_on_peer(s_sync_t *self)
+{
+    zmsg_t *msg = zmsg_recv(zactor_sock(self->peer));
+    char *kind = msg ? zmsg_popstr(msg) : NULL;
+    char *from = msg ? zmsg_popstr(msg) : NULL;
+    zframe_t *f = msg ? zmsg_pop(msg) : NULL;
+    Pm__PeerMessage *pm = NULL;
+    if (kind && from && f && strcmp(kind, "GOSSIP") == 0 &&
+        pm_wire_unpack_peer_message(zframe_data(f), zframe_size(f), &pm,
+                                    NULL) == PM_OK) {
+        s_learn(self, from, pm);
+        pm__peer_message__free_unpacked(pm, NULL);
+        while (s_pull_newer(self))
+            s_spread(self);
+        s_status(self);
+    }
+    zframe_destroy(&f);
+    free(kind);
+    free(from);
+    zmsg_destroy(&msg);
+}
+
+static void
+s_actor(zsock_t *pipe, void *args)
+{
+    s_sync_t *self = args;
+    self->pipe = pipe;
+    s_members_restore(self);
+    zsock_signal(pipe, 0);
+    zpoller_t *poller = zpoller_new(pipe, NULL);
+    if (self->peer)
+        zpoller_add(poller, self->peer);
+    int gossip_ms = self->cfg.gossip_ms > 0 ? self->cfg.gossip_ms : 1000;
+    for (;;) {
+        int64_t wait = self->next_round - zclock_mono();
+        void *which = zpoller_wait(poller, wait > 0 ? (int)wait : 0);
+        if (which == pipe) {
+            if (!s_on_pipe(self))
+                break;
+        } else if (self->peer && which == self->peer) {
+            s_on_peer(self);
+        } else if (zpoller_terminated(poller)) {
+            break;
+        }
+        if (zclock_mono() >= self->next_round) {
+            s_round(self);
+            self->next_round = zclock_mono() + gossip_ms;
+        }
+    }
+    zpoller_destroy(&poller);
+    s_destroy(&self);
+}
+
+zactor_t *
+pm_sigsync_new(const pm_sigsync_config_t *config)
+{
+    s_sync_t *self = s_new(config);
+    return self ? zactor_new(s_actor, self) : NULL;
+}

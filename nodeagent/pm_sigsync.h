@@ -1,0 +1,74 @@
+/* pm_sigsync.h - this node's ClamAV databases: fetched from the mirrors
+ * when the controller gave it the duty, pulled from peers otherwise.
+ *
+ * The cluster fetches each database about once per update: the controller
+ * names one live node per database (rendezvous hashing, sent in MEMBERS
+ * publications); that node checks the policy's mirrors every
+ * antivirus.update_frequency with pm_sigfetch (libfreshclam). Every other
+ * node learns of a new version by gossip and pulls the file from a peer
+ * that holds it (pm_peer, CurveZMQ with the enrolled keys), so no node
+ * serves everyone and the mirror sees one fetch.
+ *
+ * Gossip is push-pull: every GOSSIP_MS the node exchanges what it holds
+ * (database versions) and the mirror cool-downs it knows with FANOUT
+ * random live members, and at once with FANOUT members whenever it gets a
+ * new version. A peer holding a newer version is pulled from (a random one
+ * among those holding the newest, spreading the load). Membership is the
+ * last MEMBERS publication (kept in MEMBERS_FILE), so gossip goes on while
+ * the controller is down, also after this agent restarts.
+ *
+ * Trust: a file is used and served only after ClamAV's own signature check
+ * (pm_sigfetch and pm_peer verify before a file enters DBDIR). A peer that
+ * serves a file failing that check, or breaks the protocol, is distrusted
+ * for DISTRUST_S seconds: not pulled from, and reported in the status.
+ *
+ * Cool-downs: a 429 or 403 a mirror gave any node (this one, a peer by
+ * gossip, or the controller's cluster list) keeps this node from asking
+ * that mirror until the deadline.
+ *
+ * DBDIR is this node's database directory (what privmta-milter loads as
+ * its sig_dir): root-owned, created 0750 root:GID, files 0644 inside it.
+ * Only databases the policy names are kept there; the files of a name the
+ * policy drops are removed.
+ *
+ * An actor (zactor) owned by the agent actor. Fetches and pulls block its
+ * thread (bounded by timeouts), never the agent's. Pipe commands:
+ *   "NODE" + name          the name the controller enrolled this node as
+ *   "POLICY" + frame       the node's applied policy (packed Pm__Policy):
+ *                          mirrors, databases, update_frequency, enabled
+ *   "MEMBERS" + frame      a packed Publication of kind MEMBERS
+ *   "CHECK"                test hook: the duty's next check is now
+ *   "$TERM"                stop
+ * Events on the pipe, to the owner:
+ *   "STATUS" + frame       a packed Pm__NodeStatus carrying databases,
+ *                          cooldowns, distrusted and peer_endpoint (name
+ *                          set, nothing else), sent whenever it changes
+ */
+#ifndef PM_SIGSYNC_H
+#define PM_SIGSYNC_H
+
+#include <czmq.h>
+
+typedef struct {
+    zcert_t *cert;            /* this agent's keypair (not owned) */
+    const char *dbdir;        /* absolute path; created when missing */
+    int gid;                  /* group given read access to DBDIR; -1 root's */
+    const char *peer_bind;    /* where to serve peers ("tcp://0.0.0.0:7301");
+                                 NULL: serve none (pulls still work) */
+    const char *peer_host;    /* the host peers reach us at; NULL: the bind's */
+    const char *name;         /* node name until "NODE" says otherwise */
+    const char *members_file; /* the last MEMBERS, kept across restarts
+                                 (0600): gossip needs no controller to
+                                 start; NULL: memory only */
+    int gossip_ms;            /* gossip round; 0: 1000 */
+    int fanout;               /* peers per round; 0: 3 */
+    int distrust_s;           /* 0: 3600 */
+    int peer_timeout_ms;      /* one peer reply; 0: 2000 */
+} pm_sigsync_config_t;
+
+/* Starts the actor. CONFIG is copied (cert stays the caller's). Returns
+ * NULL when DBDIR cannot be made or the peer service cannot bind (why
+ * logged). */
+zactor_t *pm_sigsync_new(const pm_sigsync_config_t *config);
+
+#endif

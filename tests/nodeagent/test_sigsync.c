@@ -1,0 +1,293 @@
+/* test_sigsync.c - two signature actors and a real HTTP mirror on
+ * 127.0.0.1: the one with the duty fetches, the other pulls from it over
+ * CurveZMQ (one peer service per process, so one node serves and the
+ * other only pulls); a new version by CDIFFs spreads the same way; a 429
+ * becomes a cool-down both know; a peer's tampered file is refused and its
+ * sender distrusted. The controller's part (MEMBERS) is played by the test. */
+#include <criterion/criterion.h>
+
+#include <czmq.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pm_error.h"
+#include "pm_mem.h"
+#include "pm_sigsync.h"
+#include "pm_wire.h"
+#include "testmirror.h"
+
+static char s_dir[64], s_www[96], s_log[96];
+static testmirror_t s_mirror = {.pid = -1};
+
+static int
+s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void
+s_setup(void)
+{
+    strcpy(s_dir, "/tmp/pm-test-sigsync.XXXXXX");
+    cr_assert_not_null(mkdtemp(s_dir));
+    snprintf(s_www, sizeof s_www, "%s/www", s_dir);
+    snprintf(s_log, sizeof s_log, "%s/access.log", s_dir);
+    cr_assert_eq(mkdir(s_www, 0700), 0);
+    testmirror_copy("test-1.cvd", s_www, "test.cvd", false);
+    char *port = pm_asprintf("%s/port", s_dir);
+    testmirror_start(&s_mirror, s_www, port, s_log);
+    free(port);
+}
+
+static void
+s_teardown(void)
+{
+    testmirror_stop(&s_mirror);
+    nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(sigsync, .init = s_setup, .fini = s_teardown);
+
+/* One node: its actor, keys and the last status it sent. */
+typedef struct {
+    const char *name;
+    zcert_t *cert;
+    zactor_t *actor;
+    Pm__NodeStatus *st;
+    char dbdir[128];
+} s_node_t;
+
+/* SERVE: the node runs a peer service (one per process: pm_peer.h), else
+ * it only pulls. */
+static void
+s_node_start(s_node_t *n, const char *name, bool serve)
+{
+    n->name = name;
+    n->cert = zcert_new();
+    snprintf(n->dbdir, sizeof n->dbdir, "%s/%s", s_dir, name);
+    pm_sigsync_config_t c = {.cert = n->cert,
+                             .dbdir = n->dbdir,
+                             .gid = -1,
+                             .peer_bind = serve ? "tcp://127.0.0.1:0" : NULL,
+                             .name = name,
+                             .gossip_ms = 100,
+                             .fanout = 2,
+                             .distrust_s = 600,
+                             .peer_timeout_ms = 2000};
+    n->actor = pm_sigsync_new(&c);
+    cr_assert_not_null(n->actor);
+}
+
+static void
+s_node_stop(s_node_t *n)
+{
+    zactor_destroy(&n->actor);
+    zcert_destroy(&n->cert);
+    if (n->st)
+        pm__node_status__free_unpacked(n->st, NULL);
+    n->st = NULL;
+}
+
+/* Reads every STATUS the node sent so far (waiting up to WAIT_MS for
+ * one); the last one stays in n->st. */
+static void
+s_drain(s_node_t *n, int wait_ms)
+{
+    zpoller_t *p = zpoller_new(n->actor, NULL);
+    while (zpoller_wait(p, wait_ms) == n->actor) {
+        char *cmd = NULL;
+        zchunk_t *chunk = NULL;
+        cr_assert_eq(zsock_recv(n->actor, "sc", &cmd, &chunk), 0);
+        cr_assert_str_eq(cmd, "STATUS");
+        Pm__NodeStatus *st = NULL;
+        char *why = NULL;
+        cr_assert_eq(pm_wire_unpack_node_status(zchunk_data(chunk),
+                                                zchunk_size(chunk), &st, &why),
+                     PM_OK, "%s", why ? why : "");
+        if (n->st)
+            pm__node_status__free_unpacked(n->st, NULL);
+        n->st = st;
+        free(cmd);
+        zchunk_destroy(&chunk);
+        wait_ms = 0;
+    }
+    zpoller_destroy(&p);
+}
+
+static const Pm__SignatureDb *
+s_db(s_node_t *n)
+{
+    for (size_t i = 0; n->st && i < n->st->n_databases; i++)
+        if (strcmp(n->st->databases[i]->name, "test") == 0)
+            return n->st->databases[i];
+    return NULL;
+}
+
+/* Waits up to 30 s for N's "test" database to reach VERSION. */
+static void
+s_wait_version(s_node_t *n, unsigned version)
+{
+    int64_t end = zclock_mono() + 30000;
+    while (zclock_mono() < end) {
+        s_drain(n, 200);
+        const Pm__SignatureDb *db = s_db(n);
+        if (db && db->version == version)
+            return;
+    }
+    const Pm__SignatureDb *db = s_db(n);
+    cr_assert_fail("%s: test at version %u, not %u (error: %s)", n->name,
+                   db ? db->version : 0, version, db ? db->error : "-");
+}
+
+static void
+s_send_policy(s_node_t *n, const char *mirror)
+{
+    Pm__Policy p = PM__POLICY__INIT;
+    char *mirrors[] = {(char *)mirror};
+    char *dbs[] = {"test"};
+    p.antivirus_enabled = true;
+    p.antivirus_mirrors = mirrors;
+    p.n_antivirus_mirrors = 1;
+    p.antivirus_databases = dbs;
+    p.n_antivirus_databases = 1;
+    p.antivirus_update_frequency = 3600;
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&p.base, &len);
+    zsock_send(n->actor, "sb", "POLICY", buf, len);
+    free(buf);
+}
+
+/* What the controller would send: every node live, HOLDER fetches test. */
+static void
+s_send_members(s_node_t **nodes, size_t count, const char *holder)
+{
+    Pm__Member m[4], *mp[4];
+    for (size_t i = 0; i < count; i++) {
+        pm__member__init(&m[i]);
+        m[i].name = (char *)nodes[i]->name;
+        m[i].peer_endpoint = nodes[i]->st ? nodes[i]->st->peer_endpoint : "";
+        m[i].public_key = (char *)zcert_public_txt(nodes[i]->cert);
+        m[i].live = true;
+        mp[i] = &m[i];
+    }
+    Pm__Duty d = PM__DUTY__INIT, *dp = &d;
+    d.database = "test";
+    d.node = (char *)holder;
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    pub.kind = PM__PUBLICATION__KIND__MEMBERS;
+    pub.members = mp;
+    pub.n_members = count;
+    pub.duties = &dp;
+    pub.n_duties = 1;
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&pub.base, &len);
+    for (size_t i = 0; i < count; i++)
+        zsock_send(nodes[i]->actor, "sb", "MEMBERS", buf, len);
+    free(buf);
+}
+
+Test(sigsync, fetched_once_shared_by_peers)
+{
+    s_node_t a = {0}, b = {0};
+    s_node_start(&a, "a", true);
+    s_node_start(&b, "b", false);
+    s_drain(&a, 5000);
+    s_drain(&b, 5000);
+    cr_assert(a.st &&
+              strncmp(a.st->peer_endpoint, "tcp://127.0.0.1:", 16) == 0);
+    s_node_t *all[] = {&a, &b};
+    s_send_policy(&a, s_mirror.url);
+    s_send_policy(&b, s_mirror.url);
+    s_send_members(all, 2, "a");
+
+    s_wait_version(&a, 1);
+    s_wait_version(&b, 1);
+    cr_assert(strncmp(s_db(&a)->source, "mirror ", 7) == 0, "%s",
+              s_db(&a)->source);
+    cr_assert_str_eq(s_db(&b)->source, "peer a");
+    cr_assert_gt(s_db(&a)->next_check, 0, "a holds the duty");
+    cr_assert_eq(s_db(&b)->next_check, 0, "b does not");
+    cr_assert_eq(testmirror_count(s_log, "GET /test.cvd 200 "), 1);
+    struct stat st;
+    char *path = pm_asprintf("%s/test.cvd", b.dbdir);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0644);
+    free(path);
+
+    /* version 6 by five CDIFFs: the duty holder fetches, b pulls */
+    testmirror_publish_v6(s_www);
+    zstr_send(a.actor, "CHECK");
+    s_wait_version(&a, 6);
+    s_wait_version(&b, 6);
+    cr_assert_eq(testmirror_count(s_log, "GET /test.cvd 200 "), 1);
+    cr_assert_eq(testmirror_count(s_log, "GET /test-6.cdiff 200 "), 1);
+
+    /* a 429 is a cool-down b learns by gossip */
+    testmirror_status(s_www, "429 120");
+    zstr_send(a.actor, "CHECK");
+    int64_t end = zclock_mono() + 20000;
+    while (zclock_mono() < end && !(b.st && b.st->n_cooldowns)) {
+        s_drain(&a, 100);
+        s_drain(&b, 100);
+    }
+    cr_assert(b.st && b.st->n_cooldowns == 1, "b learns the cool-down");
+    cr_assert_str_eq(b.st->cooldowns[0]->mirror, s_mirror.url);
+    cr_assert_eq(b.st->cooldowns[0]->http_status, 429);
+    time_t now = time(NULL);
+    cr_assert(b.st->cooldowns[0]->until > now + 100 &&
+              b.st->cooldowns[0]->until <= now + 121);
+
+    /* the duty moves to b, which does not ask the cooling mirror */
+    size_t asked = testmirror_count(s_log, "GET ");
+    s_send_members(all, 2, "b");
+    end = zclock_mono() + 10000;
+    while (zclock_mono() < end &&
+           !(s_db(&b) && s_db(&b)->next_check > now + 100))
+        s_drain(&b, 100);
+    cr_assert_gt(s_db(&b)->next_check, now + 100,
+                 "b plans its check after "
+                 "the deadline");
+    cr_assert_eq(testmirror_count(s_log, "GET "), asked);
+
+    s_node_stop(&a);
+    s_node_stop(&b);
+}
+
+/* A peer announcing a version whose file fails ClamAV's check is
+ * distrusted; the honest node keeps what it has. */
+Test(sigsync, tampered_peer_is_distrusted)
+{
+    s_node_t good = {0}, bad = {0};
+    s_node_start(&good, "good", false);
+    /* bad's directory holds a test.cvd with a flipped byte: its header
+     * still says version 6, which good does not have */
+    char *dir = pm_asprintf("%s/bad", s_dir);
+    cr_assert_eq(mkdir(dir, 0750), 0);
+    testmirror_copy("test-6.cvd", dir, "test.cvd", true);
+    free(dir);
+    s_node_start(&bad, "bad", true);
+    s_drain(&good, 5000);
+    s_drain(&bad, 5000);
+    s_node_t *all[] = {&good, &bad};
+    testmirror_status(s_www, "403 -"); /* nobody may fetch: peers only */
+    s_send_policy(&good, s_mirror.url);
+    s_send_policy(&bad, s_mirror.url);
+    s_send_members(all, 2, "nobody");
+    int64_t end = zclock_mono() + 20000;
+    while (zclock_mono() < end && !(good.st && good.st->n_distrusted))
+        s_drain(&good, 200);
+    cr_assert(good.st && good.st->n_distrusted == 1, "good distrusts bad");
+    cr_assert_str_eq(good.st->distrusted[0]->peer, "bad");
+    cr_log_info("reason: %s", good.st->distrusted[0]->reason);
+    cr_assert(s_db(&good) && s_db(&good)->version == 0);
+    char *path = pm_asprintf("%s/test.cvd", good.dbdir);
+    cr_assert_neq(access(path, F_OK), 0, "nothing unverified is kept");
+    free(path);
+    s_node_stop(&good);
+    s_node_stop(&bad);
+}
