@@ -23,6 +23,7 @@
 #define S_HEAD_LEN 512         /* a CVD header, as cl_cvdparse reads it */
 #define S_WINDOW 4             /* GETs in flight during a pull */
 #define S_WARN_EVERY_MS 60000  /* per member, for dropped messages */
+#define S_SLICE_MS 50          /* a client's wait between interrupt checks */
 /* Messages queued per peer connection, each way: a client has at most
  * S_WINDOW requests out, so a peer that sends GETs without reading the
  * chunks loses them here instead of costing gigabytes. */
@@ -600,14 +601,35 @@ s_send(zsock_t *s, const Pm__PeerMessage *msg, const char *endpoint, char **why)
     return PM_OK;
 }
 
+/* Waits up to S's receive timeout for an answer, in slices: SIGINT or
+ * SIGTERM (zsys_interrupted, set in whichever thread got the signal) ends
+ * the wait at once, so an agent shutting down never waits out a silent
+ * peer, whose timeout a gossip round may meet several times. */
+static bool
+s_readable(zsock_t *s)
+{
+    int timeout = zsock_rcvtimeo(s);
+    int64_t end = zclock_mono() + timeout;
+    zmq_pollitem_t item = {zsock_resolve(s), 0, ZMQ_POLLIN, 0};
+    while (!zsys_interrupted) {
+        int64_t left = timeout < 0 ? S_SLICE_MS : end - zclock_mono();
+        if (left <= 0)
+            return false;
+        if (zmq_poll(&item, 1, left < S_SLICE_MS ? left : S_SLICE_MS) > 0)
+            return true;
+    }
+    return false;
+}
+
 /* Receives one answer within the socket's timeout and passes it through
  * the wire gate: one frame, a valid PeerMessage. */
 static int
 s_recv(zsock_t *s, const char *endpoint, Pm__PeerMessage **out, char **why)
 {
-    zmsg_t *msg = zmsg_recv(s);
+    zmsg_t *msg = s_readable(s) ? zmsg_recv(s) : NULL;
     if (!msg) {
-        pm_why(why, "peer", "%s: no answer in time", endpoint);
+        pm_why(why, "peer", "%s: %s", endpoint,
+               zsys_interrupted ? "interrupted" : "no answer in time");
         return PM_ETIMEDOUT;
     }
     int rc = PM_EPROTO;

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <libfreshclam.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,22 @@ s_user_agent(void)
                        cl_retver(), arch, arch);
 }
 
+static bool
+s_cancelled(const pm_sigfetch_opts_t *o)
+{
+    return o->cancelled && o->cancelled(o->cancel_arg);
+}
+
+/* libcurl calls this about once a second even while nothing arrives: the
+ * one way to end a version check early (non-zero aborts it). */
+static int
+s_on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+              curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return s_cancelled(ud) ? 1 : 0;
+}
+
 static void
 s_probe_setopts(CURL *c, s_probe_t *pr, const pm_sigfetch_opts_t *o,
                 struct curl_slist *hdrs, const char *ua)
@@ -127,6 +144,9 @@ s_probe_setopts(CURL *c, s_probe_t *pr, const pm_sigfetch_opts_t *o,
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, pr);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, s_on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)o);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -356,6 +376,8 @@ s_try_mirror(s_run_t *run, pm_sigfetch_db_t *db, const char *mirror)
     }
     if (pr.uptodate || pr.version <= db->version)
         return s_succeed(db, mirror);
+    if (s_cancelled(run->opts))
+        return false; /* the caller says why */
     char *servers[] = {(char *)mirror};
     int updated = 0;
     fc_error_t rc =
@@ -389,6 +411,11 @@ s_update_one(s_run_t *run, pm_sigfetch_db_t *db)
     db->err = PM_EDENIED;
     bool tried = false;
     for (size_t i = 0; i < o->n_mirrors; i++) {
+        if (s_cancelled(o)) {
+            db->err = PM_ETIMEDOUT;
+            pm_why(&db->why, "sigfetch", "stopped before it was done");
+            return;
+        }
         char *mirror = s_mirror_norm(o->mirrors[i]);
         bool done = false;
         if (!s_cooling(run->report, mirror)) {
@@ -564,6 +591,12 @@ pm_sigfetch_verify(const char *path, unsigned *version, unsigned *sigs,
         *built = (time_t)cvd->stime;
     cl_cvdfree(cvd);
     return PM_OK;
+}
+
+void
+pm_sigfetch_thread_done(void)
+{
+    OPENSSL_thread_stop();
 }
 
 void

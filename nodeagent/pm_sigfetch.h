@@ -80,6 +80,14 @@ typedef struct {
     size_t n_databases;           /* at least 1 */
     unsigned connect_timeout_s;   /* per connection; 0: 10 s */
     unsigned request_timeout_s;   /* stalled transfer; 0: 60 s */
+    /* NULL, or asked (in the calling thread) about once a second during
+     * this module's own version checks and before each mirror and each
+     * database: true ends the run early, the databases not done with
+     * PM_ETIMEDOUT ("stopped"). So an agent shutting down never waits out
+     * a stalled mirror there. libfreshclam's own downloads cannot be
+     * interrupted: they end by the timeouts above. */
+    bool (*cancelled)(void *arg);
+    void *cancel_arg;
 } pm_sigfetch_opts_t;
 
 /* What became of one database. ERR is PM_OK when the database is at the
@@ -155,6 +163,16 @@ pm_err_t pm_sigfetch_run(const pm_sigfetch_opts_t *opts,
  * pm_sigfetch_run. */
 int pm_sigfetch_verify(const char *path, unsigned *version, unsigned *sigs,
                        time_t *built, char **why);
+
+/* Frees what libcurl, libfreshclam and libclamav left in the calling
+ * thread's OpenSSL thread-local storage (per-thread random generators,
+ * the error queue). OpenSSL frees it by itself when the thread exits, but
+ * a czmq actor's thread exits only after its owner's zactor_destroy has
+ * returned: when that owner is main, OpenSSL's exit handler can run first
+ * and the thread's state is lost (LeakSanitizer reports it). An actor
+ * that ran pm_sigfetch_run or pm_sigfetch_verify calls this last, before
+ * it returns. OpenSSL may be used again afterwards (it starts afresh). */
+void pm_sigfetch_thread_done(void);
 
 /* Frees a report and nulls *SELF_P. Accepts NULL and *SELF_P == NULL. */
 void pm_sigfetch_report_destroy(pm_sigfetch_report_t **self_p);

@@ -72,9 +72,41 @@ typedef struct {
     zchunk_t *last_status;
     uint64_t rnd;
     int64_t next_round; /* zclock_mono */
+    bool stopping;      /* $TERM seen, or SIGINT/SIGTERM: see s_stopping */
+    zlist_t *backlog;   /* pipe commands read by s_stopping, not yet done */
 } s_sync_t;
 
 /* ---- small state helpers ------------------------------------------------ */
+
+/* True once the owner sent $TERM (maybe queued behind other commands) or
+ * the process got SIGINT/SIGTERM. Long steps (a gossip round meeting
+ * silent peers, pulls, a mirror fetch) ask between peers and files, so
+ * zactor_destroy returns within one peer timeout at most, at once on a
+ * signal; the commands read here wait in the backlog until the step is
+ * over (a POLICY may not change the databases under it). */
+static bool
+s_stopping(s_sync_t *self)
+{
+    if (zsys_interrupted)
+        self->stopping = true;
+    while (!self->stopping && (zsock_events(self->pipe) & ZMQ_POLLIN)) {
+        zmsg_t *msg = zmsg_recv(self->pipe);
+        if (!msg || zframe_streq(zmsg_first(msg), "$TERM")) {
+            self->stopping = true;
+            zmsg_destroy(&msg);
+        } else {
+            zlist_append(self->backlog, msg);
+        }
+    }
+    return self->stopping;
+}
+
+/* pm_sigfetch's cancel hook: the fetch runs in this actor's thread. */
+static bool
+s_fetch_cancelled(void *self)
+{
+    return s_stopping(self);
+}
 
 static uint64_t
 s_rand(s_sync_t *self)
@@ -575,7 +607,7 @@ s_pull_newer(s_sync_t *self)
         s_db_t *db = self->dbs[i];
         /* a holder that fails leaves the others: try each once */
         size_t tries = zhashx_size(db->holders);
-        while (db->newest > db->version && tries--) {
+        while (db->newest > db->version && tries-- && !s_stopping(self)) {
             if (s_pull(self, db)) {
                 got = true;
                 break;
@@ -659,7 +691,9 @@ s_fetch_due(s_sync_t *self)
                                 .mirrors = mirrors,
                                 .n_mirrors = nm,
                                 .databases = names,
-                                .n_databases = n};
+                                .n_databases = n,
+                                .cancelled = s_fetch_cancelled,
+                                .cancel_arg = self};
         int rc = nm ? pm_sigfetch_run(&o, &rep, &why) : PM_EDENIED;
         time_t next = s_next_mirror_check(self, now);
         for (size_t i = 0; i < n; i++) {
@@ -702,7 +736,7 @@ s_gossip(s_sync_t *self)
     }
     size_t fan = self->cfg.fanout > 0 ? (size_t)self->cfg.fanout : 3;
     Pm__PeerMessage *mine = s_versions(self);
-    for (size_t k = 0; k < fan && k < n; k++) {
+    for (size_t k = 0; k < fan && k < n && !s_stopping(self); k++) {
         size_t j = k + (size_t)(s_rand(self) % (n - k)); /* partial shuffle */
         const s_member_t *m = pick[j];
         pick[j] = pick[k];
@@ -758,11 +792,15 @@ s_round(s_sync_t *self)
 {
     s_expire(self);
     bool got = s_fetch_due(self);
+    if (s_stopping(self))
+        return;
     if (got)
         s_spread(self);
     s_gossip(self);
-    while (s_pull_newer(self))
+    while (!s_stopping(self) && s_pull_newer(self))
         s_spread(self);
+    if (s_stopping(self))
+        return;
     s_check_behind(self);
     s_hold(self);
     s_status(self);
@@ -777,6 +815,9 @@ s_destroy(s_sync_t **self_p)
     if (!self)
         return;
     zactor_destroy(&self->peer);
+    for (zmsg_t *m = zlist_pop(self->backlog); m; m = zlist_pop(self->backlog))
+        zmsg_destroy(&m);
+    zlist_destroy(&self->backlog);
     for (size_t i = 0; i < self->n_dbs; i++)
         s_db_free(&self->dbs[i]);
     free(self->dbs);
@@ -855,6 +896,7 @@ s_new(const pm_sigsync_config_t *cfg)
     zhashx_set_destructor(self->cools, s_cool_free);
     self->distrust = zhashx_new();
     zhashx_set_destructor(self->distrust, s_distrust_free);
+    self->backlog = zlist_new();
     self->rnd = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
                 (uint64_t)(uintptr_t)self;
     if (!self->rnd)
@@ -947,10 +989,10 @@ s_on_pipe_msg(s_sync_t *self, const char *cmd, zframe_t *f)
     free(why);
 }
 
+/* One command from the owner (MSG taken over); false on $TERM. */
 static bool
-s_on_pipe(s_sync_t *self)
+s_on_pipe(s_sync_t *self, zmsg_t *msg)
 {
-    zmsg_t *msg = zmsg_recv(self->pipe);
     char *cmd = msg ? zmsg_popstr(msg) : NULL;
     bool term = !cmd || strcmp(cmd, "$TERM") == 0;
     if (cmd && strcmp(cmd, "NODE") == 0) {
@@ -988,7 +1030,7 @@ s_on_peer(s_sync_t *self)
                                     NULL) == PM_OK) {
         s_learn(self, from, pm);
         pm__peer_message__free_unpacked(pm, NULL);
-        while (s_pull_newer(self))
+        while (!s_stopping(self) && s_pull_newer(self))
             s_spread(self);
         s_status(self);
     }
@@ -1009,24 +1051,32 @@ s_actor(zsock_t *pipe, void *args)
     if (self->peer)
         zpoller_add(poller, self->peer);
     int gossip_ms = self->cfg.gossip_ms > 0 ? self->cfg.gossip_ms : 1000;
-    for (;;) {
-        int64_t wait = self->next_round - zclock_mono();
-        void *which = zpoller_wait(poller, wait > 0 ? (int)wait : 0);
+    while (!self->stopping) {
+        /* commands that came in during the last step go first */
+        zmsg_t *msg = zlist_pop(self->backlog);
+        void *which = msg ? pipe : NULL;
+        if (!msg) {
+            int64_t wait = self->next_round - zclock_mono();
+            which = zpoller_wait(poller, wait > 0 ? (int)wait : 0);
+            msg = which == pipe ? zmsg_recv(pipe) : NULL;
+        }
         if (which == pipe) {
-            if (!s_on_pipe(self))
+            if (!s_on_pipe(self, msg))
                 break;
         } else if (self->peer && which == self->peer) {
             s_on_peer(self);
         } else if (zpoller_terminated(poller)) {
             break;
         }
-        if (zclock_mono() >= self->next_round) {
+        if (!self->stopping && zclock_mono() >= self->next_round) {
             s_round(self);
             self->next_round = zclock_mono() + gossip_ms;
         }
     }
     zpoller_destroy(&poller);
     s_destroy(&self);
+    /* before czmq signals the owner: see pm_sigfetch_thread_done */
+    pm_sigfetch_thread_done();
 }
 
 zactor_t *

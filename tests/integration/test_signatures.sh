@@ -196,4 +196,15 @@ check "every node keeps version 6" all_loaded 6
 check "no node holds a version 7" bash -c \
     "! '$CTL' nodes --json | jq -e '.[] | select(.name != \"evil\") | .databases[]? | select(.version == 7)' >/dev/null"
 
+# ---- SIGTERM while every peer is frozen -------------------------------------------------
+# a gossip round with three silent peers lasts 3 x 2 s: the agent must not
+# wait for it (nor for one exchange) before it exits
+frozen=(mx2 mx3 evil)
+for n in "${frozen[@]}"; do kill -STOP "${APID[$n]}"; done
+sleep 1 # mx1 is inside a round with them by now
+kill -TERM "${APID[mx1]}"
+check "mx1 exits on SIGTERM while its peers are frozen" \
+    wait_for 10 bash -c "! kill -0 ${APID[mx1]} 2>/dev/null"
+for n in "${frozen[@]}"; do kill -CONT "${APID[$n]}"; done
+
 finish

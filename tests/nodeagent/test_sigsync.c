@@ -7,7 +7,10 @@
 #include <criterion/criterion.h>
 
 #include <czmq.h>
+#include <dlfcn.h>
 #include <ftw.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,10 @@
 #include "pm_sigsync.h"
 #include "pm_wire.h"
 #include "testmirror.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
 
 static char s_dir[64], s_www[96], s_log[96];
 static testmirror_t s_mirror = {.pid = -1};
@@ -290,4 +297,158 @@ Test(sigsync, tampered_peer_is_distrusted)
     free(path);
     s_node_stop(&good);
     s_node_stop(&bad);
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+/* MEMBERS naming N unreachable peers (port 1 refuses: every exchange waits
+ * out the peer timeout) and HOLDER as the duty of "test". */
+static void
+s_send_silent_members(zactor_t *actor, size_t n, const char *holder)
+{
+    Pm__Member m[8], *mp[8];
+    zcert_t *keys[8];
+    char names[8][24];
+    cr_assert(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = zcert_new();
+        snprintf(names[i], sizeof names[i], "p%zu", i);
+        pm__member__init(&m[i]);
+        m[i].name = names[i];
+        m[i].peer_endpoint = "tcp://127.0.0.1:1";
+        m[i].public_key = (char *)zcert_public_txt(keys[i]);
+        m[i].live = true;
+        mp[i] = &m[i];
+    }
+    Pm__Duty d = PM__DUTY__INIT, *dp = &d;
+    d.database = "test";
+    d.node = (char *)holder;
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    pub.kind = PM__PUBLICATION__KIND__MEMBERS;
+    pub.members = mp;
+    pub.n_members = n;
+    pub.duties = &dp;
+    pub.n_duties = 1;
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&pub.base, &len);
+    zsock_send(actor, "sb", "MEMBERS", buf, len);
+    free(buf);
+    for (size_t i = 0; i < n; i++)
+        zcert_destroy(&keys[i]);
+}
+
+/* A node gossiping with FANOUT peers, 2 s each. */
+static zactor_t *
+s_gossiper(zcert_t *cert, const char *name, int fanout)
+{
+    char *dbdir = pm_asprintf("%s/%s", s_dir, name);
+    pm_sigsync_config_t c = {.cert = cert,
+                             .dbdir = dbdir,
+                             .gid = -1,
+                             .name = name,
+                             .gossip_ms = 100,
+                             .fanout = fanout,
+                             .peer_timeout_ms = 2000};
+    zactor_t *actor = pm_sigsync_new(&c);
+    free(dbdir);
+    cr_assert_not_null(actor);
+    return actor;
+}
+
+static int64_t
+s_destroy_ms(zactor_t **actor_p)
+{
+    int64_t start = zclock_mono();
+    zactor_destroy(actor_p);
+    return zclock_mono() - start;
+}
+
+/* A round meeting eight silent peers takes 16 s: $TERM must not wait for
+ * it, only for the exchange under way (2 s). The bound is far from both,
+ * so that a loaded machine does not make it flaky. */
+Test(sigsync, term_during_a_gossip_round_is_prompt)
+{
+    zcert_t *cert = zcert_new();
+    zactor_t *actor = s_gossiper(cert, "a", 8);
+    s_send_silent_members(actor, 8, "nobody");
+    zclock_sleep(300); /* the round is in its first exchange */
+    int64_t ms = s_destroy_ms(&actor);
+    cr_assert_lt(ms, 8000, "zactor_destroy took %" PRId64 " ms", ms);
+    zcert_destroy(&cert);
+}
+
+/* SIGTERM (zsys_interrupted) ends even the exchange under way. */
+Test(sigsync, signal_during_a_peer_exchange_is_prompt)
+{
+    zcert_t *cert = zcert_new();
+    zactor_t *actor = s_gossiper(cert, "a", 8);
+    s_send_silent_members(actor, 8, "nobody");
+    zclock_sleep(300);
+    zsys_interrupted = 1;
+    int64_t ms = s_destroy_ms(&actor);
+    zsys_interrupted = 0;
+    cr_assert_lt(ms, 8000, "zactor_destroy took %" PRId64 " ms", ms);
+    zcert_destroy(&cert);
+}
+
+/* A mirror that hangs (libcurl would wait 60 s for a byte) does not
+ * hold up $TERM. */
+Test(sigsync, term_during_a_stalled_mirror_check_is_prompt)
+{
+    testmirror_status(s_www, "stall 120");
+    zcert_t *cert = zcert_new();
+    zactor_t *actor = s_gossiper(cert, "a", 1);
+    s_node_t n = {.name = "a", .actor = actor};
+    s_send_policy(&n, s_mirror.url);
+    s_send_silent_members(actor, 0, "a");
+    int64_t end = zclock_mono() + 10000;
+    while (zclock_mono() < end && testmirror_count(s_log, "GET ") == 0)
+        zclock_sleep(50);
+    cr_assert_eq(testmirror_count(s_log, "GET /test.cvd 0 "), 1,
+                 "the version check hangs");
+    int64_t ms = s_destroy_ms(&actor);
+    cr_assert_lt(ms, 30000, "zactor_destroy took %" PRId64 " ms", ms);
+    zcert_destroy(&cert);
+}
+
+/* The thread czmq runs an actor in exits only after zactor_destroy has
+ * returned. Held there (a slow zmq_close of its pipe), it must have given
+ * back its OpenSSL state (a fetch's random generators) already: main's
+ * exit runs OPENSSL_cleanup at once and would orphan it (LeakSanitizer:
+ * "Direct leak ... CRYPTO_zalloc ... EVP_RAND_CTX_new"). */
+static volatile int s_slow_close;
+static pthread_t s_main_thread;
+
+int
+zmq_close(void *socket)
+{
+    static int (*real)(void *);
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "zmq_close");
+    if (s_slow_close && !pthread_equal(pthread_self(), s_main_thread))
+        zclock_sleep(300);
+    return real(socket);
+}
+
+Test(sigsync, actor_gives_back_openssl_state_before_it_ends)
+{
+#if !defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("needs LeakSanitizer");
+#else
+    s_node_t a = {0};
+    s_node_start(&a, "a", false);
+    s_drain(&a, 5000);
+    s_node_t *all[] = {&a};
+    s_send_policy(&a, s_mirror.url);
+    s_send_members(all, 1, "a");
+    s_wait_version(&a, 1); /* fetched: libfreshclam used RAND_bytes */
+    s_main_thread = pthread_self();
+    s_slow_close = 1;
+    s_node_stop(&a);
+    OPENSSL_cleanup();  /* what exit() does next */
+    zclock_sleep(1000); /* the actor's thread ends */
+    s_slow_close = 0;
+    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0,
+                 "the actor's thread left OpenSSL state behind");
+#endif
 }

@@ -14,12 +14,16 @@ holds instead ("429 120": 429 with Retry-After: 120; "429 -": no
 Retry-After; "403 -"), so a test can switch the mirror to rate limiting
 while it runs. A third word N serves the first N requests normally ("429 120
 2": rate limited from the third request on, in the middle of an update).
+"stall S" holds every request S seconds without sending a byte, then closes
+the connection (logged with status 0): a mirror that hangs, for shutdown
+tests. The server answers one request at a time, so it stalls everyone.
 """
 import email.utils
 import http.server
 import os
 import re
 import sys
+import time
 
 ROOT, PORTFILE, LOGFILE = sys.argv[1:4]
 PORT = int(sys.argv[4]) if len(sys.argv) > 4 else 0
@@ -56,6 +60,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         SERVED[0] += 1
         if len(words) > 2 and SERVED[0] <= int(words[2]):
             return False
+        if words[0] == "stall":
+            self._log(0)
+            time.sleep(float(words[1]) if len(words) > 1 else 3600)
+            self.close_connection = True
+            return True
         headers = [("Retry-After", words[1])] if words[1:2] != ["-"] else []
         self._answer(int(words[0]), b"", headers)
         return True
