@@ -172,6 +172,12 @@ kill "${APID[$holder]}" && wait "${APID[$holder]}"
 check "the duty moves to another node, which plans no check before the deadline" \
     wait_for 30 bash -c "'$CTL' nodes --json | jq -e '[.[] | select(.name != \"$holder\" and .liveness == \"up\") | .databases[]? | select(.name == \"test\" and .next_check >= $until_ts)] | length >= 1' >/dev/null"
 check "nobody asked the mirror since the 429" test "$(wc -l <"$WORK/access.log")" -eq "$asked"
+# no mirror to ask and no newer version anywhere: the fetcher says so, and
+# its filter keeps scanning with what it has
+check "the new fetcher's antivirus is degraded, saying the mirrors are cooling down" \
+    wait_for 20 bash -c "'$CTL' nodes --json | jq -e '[.[] | select(.name != \"$holder\" and .antivirus.state == \"degraded\" and (.antivirus.detail | test(\"cooling down\")))] | length == 1' >/dev/null"
+check "and every running filter still has version 6 loaded" bash -c \
+    "for n in ${NODES[*]}; do [ \$n = $holder ] && continue; jq -e '.antivirus.loaded and (.antivirus.databases[] | select(.name == \"test\") | .version == 6)' $WORK/\$n/run/status.json >/dev/null || exit 1; done"
 agent_up "$holder"
 rm -f "$WWW/.status"
 
