@@ -14,6 +14,7 @@
 #include "pm_error.h"
 #include "pm_mem.h"
 #include "pm_peer.h"
+#include "testmirror.h"
 #include "pm_sigfetch.h"
 #include "pm_wire.h"
 
@@ -63,27 +64,6 @@ s_teardown(void)
 TestSuite(peer, .init = s_setup, .fini = s_teardown);
 
 /* ---- Fixtures ---------------------------------------------------------- */
-
-/* Copies fixture NAME to DIR/AS; with TAMPER, the byte in the middle is
- * changed (inside the signed body, past the 512-byte header). */
-static void
-s_copy(const char *name, const char *dir, const char *as, bool tamper)
-{
-    char *from = pm_asprintf("%s/%s", S_FIXTURES, name);
-    char *to = pm_asprintf("%s/%s", dir, as);
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    cr_assert(in && out, "copy %s to %s", from, to);
-    char buf[65536];
-    size_t n = fread(buf, 1, sizeof buf, in);
-    cr_assert(n > 1024);
-    if (tamper)
-        buf[n / 2] ^= 0x01;
-    cr_assert_eq(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    fclose(out);
-    free(from);
-    free(to);
-}
 
 /* DIR/AS: test-6.cvd as a .cld (the header, then the tar uncompressed, as
  * libfreshclam leaves a database it updated by CDIFFs), followed by
@@ -441,7 +421,7 @@ Test(peer, one_service_per_process)
 
 Test(peer, pull_into_empty_dir)
 {
-    s_copy("test-6.cvd", s_srv, "test.cvd", false);
+    testmirror_copy("test-6.cvd", s_srv, "test.cvd", false);
     s_start(s_client);
     pm_peer_file_t info = {0};
     char *why = NULL;
@@ -466,8 +446,8 @@ Test(peer, pull_into_empty_dir)
  * each time one form is left. */
 Test(peer, pull_replaces_the_other_form)
 {
-    s_copy("test-6.cvd", s_srv, "test.cvd", false);
-    s_copy("test-1.cvd", s_cli, "test.cld", false);
+    testmirror_copy("test-6.cvd", s_srv, "test.cvd", false);
+    testmirror_copy("test-1.cvd", s_cli, "test.cld", false);
     s_start(s_client);
     char *why = NULL;
     cr_assert_eq(s_pull("test.cvd", 6, NULL, &why), PM_OK, "%s", why);
@@ -490,7 +470,7 @@ Test(peer, pull_replaces_the_other_form)
 
 Test(peer, version_not_held_is_not_found)
 {
-    s_copy("test-6.cvd", s_srv, "test.cvd", false);
+    testmirror_copy("test-6.cvd", s_srv, "test.cvd", false);
     s_start(s_client);
     char *why = NULL;
     cr_expect_eq(s_pull("test.cvd", 5, NULL, &why), PM_ENOTFOUND);
@@ -514,7 +494,7 @@ Test(peer, version_not_held_is_not_found)
 
 Test(peer, tampered_file_refused)
 {
-    s_copy("test-6.cvd", s_srv, "test.cvd", true);
+    testmirror_copy("test-6.cvd", s_srv, "test.cvd", true);
     s_start(s_client);
     char *why = NULL;
     cr_expect_eq(s_pull("test.cvd", 6, NULL, &why), PM_EPROTO);
@@ -526,7 +506,7 @@ Test(peer, tampered_file_refused)
 /* A client with the wrong certificate times out; nothing is written. */
 Test(peer, pull_unenrolled_times_out)
 {
-    s_copy("test-6.cvd", s_srv, "test.cvd", false);
+    testmirror_copy("test-6.cvd", s_srv, "test.cvd", false);
     s_start(s_client);
     char *why = NULL;
     cr_expect_eq(pm_peer_pull(s_stranger, s_endpoint,
@@ -664,7 +644,7 @@ Test(peer, sigfetch_verify)
     cr_expect_eq(v, 6);
     cr_expect_gt(sigs, 0);
     cr_expect_gt(built, 0);
-    s_copy("test-6.cvd", s_cli, "bad.cvd", true);
+    testmirror_copy("test-6.cvd", s_cli, "bad.cvd", true);
     char *bad = pm_asprintf("%s/bad.cvd", s_cli);
     v = 0;
     cr_expect_eq(pm_sigfetch_verify(bad, &v, NULL, NULL, &why), PM_EPROTO);

@@ -20,11 +20,13 @@
 #include "pm_error.h"
 #include "pm_mem.h"
 #include "pm_sigfetch.h"
+#include "testmirror.h"
 
-#define S_FIXTURES PM_SOURCE_DIR "/tests/data/clamav"
+#define S_FIXTURES TESTMIRROR_FIXTURES
 
-static char s_dir[64], s_db[96], s_www[96], s_log[96], s_url[64];
-static pid_t s_mirror = -1;
+static char s_dir[64], s_db[96], s_www[96], s_log[96];
+static testmirror_t s_mirror = {.pid = -1};
+#define s_url (s_mirror.url)
 
 static int
 s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -48,11 +50,7 @@ s_setup(void)
 static void
 s_teardown(void)
 {
-    if (s_mirror > 0) {
-        kill(s_mirror, SIGTERM);
-        waitpid(s_mirror, NULL, 0);
-        s_mirror = -1;
-    }
+    testmirror_stop(&s_mirror);
     nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -62,76 +60,12 @@ TestSuite(sigfetch, .init = s_setup, .fini = s_teardown);
 
 /* ---- Fixtures ---------------------------------------------------------- */
 
-/* Copies fixture NAME to DIR/AS; with TAMPER, one byte at offset 700
- * (inside the signed body, past the 512-byte header) is changed. */
-static void
-s_copy(const char *name, const char *dir, const char *as, bool tamper)
-{
-    char *from = pm_asprintf("%s/%s", S_FIXTURES, name);
-    char *to = pm_asprintf("%s/%s", dir, as);
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    cr_assert(in && out, "copy %s to %s", from, to);
-    char buf[16384];
-    size_t n = fread(buf, 1, sizeof buf, in);
-    cr_assert(n > 700 || !tamper);
-    if (tamper)
-        buf[700] ^= 0x01;
-    cr_assert_eq(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    fclose(out);
-    free(from);
-    free(to);
-}
-
-/* The mirror serves version 6 as test.cvd and the five CDIFFs. */
-static void
-s_publish_v6(void)
-{
-    s_copy("test-6.cvd", s_www, "test.cvd", false);
-    for (int v = 2; v <= 6; v++) {
-        char name[32];
-        snprintf(name, sizeof name, "test-%d.cdiff", v);
-        s_copy(name, s_www, name, false);
-    }
-}
-
-/* Makes every request to the mirror answer STATUS ("429 120", "403"). */
-static void
-s_mirror_status(const char *status)
-{
-    char *path = pm_asprintf("%s/.status", s_www);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(status, f);
-    fclose(f);
-    free(path);
-}
-
-/* Starts tests/data/clamav/mirror.py on a free loopback port, serving
- * s_www, and sets s_url. */
+/* Starts tests/data/clamav/mirror.py serving s_www (testmirror.h). */
 static void
 s_mirror_start(void)
 {
     char *portfile = pm_asprintf("%s/port", s_dir);
-    s_mirror = fork();
-    cr_assert(s_mirror >= 0);
-    if (s_mirror == 0) {
-        execlp("python3", "python3", S_FIXTURES "/mirror.py", s_www, portfile,
-               s_log, (char *)NULL);
-        _exit(127);
-    }
-    int port = 0;
-    for (int i = 0; i < 200 && port == 0; i++) {
-        FILE *f = fopen(portfile, "r");
-        if (f) {
-            cr_assert_eq(fscanf(f, "%d", &port), 1);
-            fclose(f);
-        } else {
-            usleep(25000);
-        }
-    }
-    cr_assert(port > 0, "the mirror did not start");
-    snprintf(s_url, sizeof s_url, "http://127.0.0.1:%d", port);
+    testmirror_start(&s_mirror, s_www, portfile, s_log);
     free(portfile);
 }
 
@@ -234,7 +168,7 @@ s_assert_dir_clean(void)
 Test(sigfetch, empty_dir_gets_version_1_then_stays)
 {
     cr_assert_eq(cl_init(CL_INIT_DEFAULT), CL_SUCCESS);
-    s_copy("test-1.cvd", s_www, "test.cvd", false);
+    testmirror_copy("test-1.cvd", s_www, "test.cvd", false);
     s_mirror_start();
     pm_sigfetch_report_t *r = s_fetch();
     pm_sigfetch_db_t *db = &r->dbs[0];
@@ -265,8 +199,8 @@ Test(sigfetch, empty_dir_gets_version_1_then_stays)
 Test(sigfetch, mirror_at_6_updates_by_cdiffs)
 {
     cr_assert_eq(cl_init(CL_INIT_DEFAULT), CL_SUCCESS);
-    s_copy("test-1.cvd", s_db, "test.cvd", false);
-    s_publish_v6();
+    testmirror_copy("test-1.cvd", s_db, "test.cvd", false);
+    testmirror_publish_v6(s_www);
     s_mirror_start();
     pm_sigfetch_report_t *r = s_fetch();
     pm_sigfetch_db_t *db = &r->dbs[0];
@@ -294,9 +228,9 @@ Test(sigfetch, mirror_at_6_updates_by_cdiffs)
 Test(sigfetch, http_429_with_retry_after_is_a_cooldown)
 {
     cr_assert_eq(cl_init(CL_INIT_DEFAULT), CL_SUCCESS);
-    s_copy("test-1.cvd", s_db, "test.cvd", false);
-    s_publish_v6();
-    s_mirror_status("429 120");
+    testmirror_copy("test-1.cvd", s_db, "test.cvd", false);
+    testmirror_publish_v6(s_www);
+    testmirror_status(s_www, "429 120");
     s_mirror_start();
     time_t before = time(NULL);
     pm_sigfetch_report_t *r = s_fetch();
@@ -327,9 +261,9 @@ Test(sigfetch, http_429_with_retry_after_is_a_cooldown)
 static void
 s_429_midway(const char *status)
 {
-    s_copy("test-1.cvd", s_db, "test.cvd", false);
-    s_publish_v6();
-    s_mirror_status(status);
+    testmirror_copy("test-1.cvd", s_db, "test.cvd", false);
+    testmirror_publish_v6(s_www);
+    testmirror_status(s_www, status);
     s_mirror_start();
     time_t before = time(NULL);
     pm_sigfetch_report_t *r = s_fetch();
@@ -358,8 +292,8 @@ Test(sigfetch, http_429_during_the_downloads)
 
 Test(sigfetch, http_429_without_retry_after_is_4_hours)
 {
-    s_copy("test-1.cvd", s_db, "test.cvd", false);
-    s_mirror_status("429 -");
+    testmirror_copy("test-1.cvd", s_db, "test.cvd", false);
+    testmirror_status(s_www, "429 -");
     s_mirror_start();
     time_t before = time(NULL);
     pm_sigfetch_report_t *r = s_fetch();
@@ -372,8 +306,8 @@ Test(sigfetch, http_429_without_retry_after_is_4_hours)
 
 Test(sigfetch, http_403_is_24_hours)
 {
-    s_copy("test-1.cvd", s_db, "test.cvd", false);
-    s_mirror_status("403 -");
+    testmirror_copy("test-1.cvd", s_db, "test.cvd", false);
+    testmirror_status(s_www, "403 -");
     s_mirror_start();
     time_t before = time(NULL);
     pm_sigfetch_report_t *r = s_fetch();
@@ -391,9 +325,9 @@ Test(sigfetch, http_403_is_24_hours)
 Test(sigfetch, tampered_cvd_is_refused_and_old_version_kept)
 {
     cr_assert_eq(cl_init(CL_INIT_DEFAULT), CL_SUCCESS);
-    s_copy("test-1.cvd", s_db, "test.cvd", false);
+    testmirror_copy("test-1.cvd", s_db, "test.cvd", false);
     /* Version 6, one byte changed, and no CDIFFs: the whole CVD it is. */
-    s_copy("test-6.cvd", s_www, "test.cvd", true);
+    testmirror_copy("test-6.cvd", s_www, "test.cvd", true);
     s_mirror_start();
     pm_sigfetch_report_t *r = s_fetch();
     pm_sigfetch_db_t *db = &r->dbs[0];
@@ -420,7 +354,7 @@ Test(sigfetch, tampered_cvd_is_refused_and_old_version_kept)
 
 Test(sigfetch, unreachable_mirror_is_a_clear_error)
 {
-    s_copy("test-1.cvd", s_db, "test.cvd", false);
+    testmirror_copy("test-1.cvd", s_db, "test.cvd", false);
     char dead[64];
     s_dead_url(dead, sizeof dead);
     const char *mirrors[] = {dead};
@@ -439,7 +373,7 @@ Test(sigfetch, unreachable_mirror_is_a_clear_error)
 
 Test(sigfetch, next_mirror_when_the_first_is_down)
 {
-    s_copy("test-1.cvd", s_www, "test.cvd", false);
+    testmirror_copy("test-1.cvd", s_www, "test.cvd", false);
     s_mirror_start();
     char dead[64], slash[80];
     s_dead_url(dead, sizeof dead);
