@@ -816,8 +816,14 @@ s_verify(const s_pull_t *p, const char *tmp, pm_peer_file_t *info, char **why)
     unsigned version = 0, sigs = 0;
     time_t built = 0;
     if (pm_sigfetch_verify(tmp, &version, &sigs, &built, &bad) != PM_OK) {
-        pm_why(why, "peer", "%s served %s version %" PRIu32 " that fails: %s",
-               p->endpoint, p->file, p->version, bad);
+        /* the reason without our scratch file's name: it is shown in
+         * `nodes` as why the peer is distrusted */
+        size_t n = strlen(tmp);
+        const char *reason = strncmp(bad, tmp, n) == 0 && bad[n] == ' '
+                                 ? bad + n + 1
+                                 : bad;
+        pm_why(why, "peer", "%s served %s version %" PRIu32 ", which %s",
+               p->endpoint, p->file, p->version, reason);
         free(bad);
         return PM_EPROTO;
     }
