@@ -32,7 +32,10 @@
  * policy drops are removed.
  *
  * An actor (zactor) owned by the agent actor. Fetches and pulls block its
- * thread (bounded by timeouts), never the agent's. Pipe commands:
+ * thread (bounded by timeouts), never the agent's; a command that arrives
+ * meanwhile is handled after the step, except $TERM and SIGTERM, which
+ * end the step at the next peer, pull or mirror (see s_stopping). Pipe
+ * commands:
  *   "NODE" + name          the name the controller enrolled this node as
  *   "POLICY" + frame       the node's applied policy (packed Pm__Policy):
  *                          mirrors, databases, update_frequency, enabled
