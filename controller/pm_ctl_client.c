@@ -101,7 +101,8 @@ s_wait_reply(pm_ctl_client_t *self, zsock_t *sock, zsock_t *mon,
         if (which != sock) {
             *why = pm_asprintf(
                 "cannot reach the controller at %s: no answer within %d ms "
-                "(is privmta-controller running there?)",
+                "(is privmta-controller running there? a busy one, "
+                "checking a large policy, may need a longer --timeout)",
                 self->endpoint, self->timeout_ms);
             break;
         }

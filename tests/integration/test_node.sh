@@ -238,7 +238,7 @@ KEYID=$(jq -r '.dkim.domains[0].key' <("$CTL" policy show --json))
 for i in $(seq 1 5000); do echo "t$i.example smtp:[127.0.0.9]:25"; done >"$N/etc/transport"
 postconf -c "$N/etc" -e "transport_maps = texthash:$N/etc/transport"
 expect_exit 0 "push 1024 DKIM domains and 64 custom signatures" \
-    "$CTL" policy push "$WORK/max.yaml" --wait=60
+    "$CTL" --timeout 60 policy push "$WORK/max.yaml" --wait=60
 check "the milter signs for all 1024" \
     wait_for 30 mstatus_is '.dkim.usable | length' 1024
 check "mx1 is up and reports 1024 domains signing" \
