@@ -679,6 +679,73 @@ pm_peer_exchange(zcert_t *cert, const char *endpoint, const char *server_key,
     return rc;
 }
 
+/* The answer waiting on S (readable) if it is one to VERSIONS, or NULL. */
+static Pm__PeerMessage *
+s_versions_answer(zsock_t *s, const char *endpoint)
+{
+    Pm__PeerMessage *in = NULL;
+    char *why = NULL;
+    if (s_recv(s, endpoint, &in, &why) == PM_OK &&
+        in->kind != PM__PEER_MESSAGE__KIND__VERSIONS_REPLY &&
+        in->kind != PM__PEER_MESSAGE__KIND__ERROR) {
+        pm__peer_message__free_unpacked(in, NULL);
+        in = NULL;
+    }
+    if (!in)
+        pm_debug("peer: %s", why ? why : "answered VERSIONS with another kind");
+    free(why);
+    return in;
+}
+
+size_t
+pm_peer_exchange_many(zcert_t *cert, const pm_peer_target_t *targets, size_t n,
+                      const Pm__PeerMessage *mine, Pm__PeerMessage **theirs,
+                      int timeout_ms)
+{
+    zsock_t **socks = pm_calloc(n + 1, sizeof *socks);
+    zmq_pollitem_t *items = pm_calloc(n + 1, sizeof *items);
+    Pm__PeerMessage push = *mine;
+    push.kind = PM__PEER_MESSAGE__KIND__VERSIONS;
+    size_t open = 0, got = 0;
+    for (size_t i = 0; i < n; i++) {
+        theirs[i] = NULL;
+        if (s_dial(cert, targets[i].endpoint, targets[i].server_key, timeout_ms,
+                   &socks[i], NULL) != PM_OK)
+            continue;
+        if (s_send(socks[i], &push, targets[i].endpoint, NULL) == PM_OK)
+            open++;
+        else
+            zsock_destroy(&socks[i]);
+    }
+    int64_t end = zclock_mono() + timeout_ms;
+    while (open && !zsys_interrupted) {
+        int64_t left = end - zclock_mono();
+        if (left <= 0)
+            break;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (socks[i])
+                items[k++] =
+                    (zmq_pollitem_t){zsock_resolve(socks[i]), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(items, (int)k, left < S_SLICE_MS ? left : S_SLICE_MS) <= 0)
+            continue;
+        k = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!socks[i] || !(items[k++].revents & ZMQ_POLLIN))
+                continue;
+            theirs[i] = s_versions_answer(socks[i], targets[i].endpoint);
+            got += theirs[i] != NULL;
+            zsock_destroy(&socks[i]);
+            open--;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        zsock_destroy(&socks[i]);
+    free(socks);
+    free(items);
+    return got;
+}
+
 /* One pull: the socket, the scratch file, and how far the transfer is. */
 typedef struct {
     zsock_t *sock;
@@ -819,9 +886,8 @@ s_verify(const s_pull_t *p, const char *tmp, pm_peer_file_t *info, char **why)
         /* the reason without our scratch file's name: it is shown in
          * `nodes` as why the peer is distrusted */
         size_t n = strlen(tmp);
-        const char *reason = strncmp(bad, tmp, n) == 0 && bad[n] == ' '
-                                 ? bad + n + 1
-                                 : bad;
+        const char *reason =
+            strncmp(bad, tmp, n) == 0 && bad[n] == ' ' ? bad + n + 1 : bad;
         pm_why(why, "peer", "%s served %s version %" PRIu32 ", which %s",
                p->endpoint, p->file, p->version, reason);
         free(bad);

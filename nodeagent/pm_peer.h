@@ -111,6 +111,23 @@ int pm_peer_exchange(zcert_t *cert, const char *endpoint,
                      const char *server_key, const Pm__PeerMessage *mine,
                      Pm__PeerMessage **theirs, int timeout_ms, char **why);
 
+/* One peer to exchange with: its endpoint and public key (Z85). */
+typedef struct {
+    const char *endpoint;
+    const char *server_key;
+} pm_peer_target_t;
+
+/* pm_peer_exchange with N peers at once: MINE goes to every one first,
+ * then their answers are awaited together, at most TIMEOUT_MS in all, so a
+ * gossip round costs one round trip, not N (a silent peer no longer holds
+ * up the others). THEIRS (N slots) gets each peer's answer, as
+ * pm_peer_exchange would set it, or NULL when that peer did not answer in
+ * time or broke the protocol. Returns how many answered. Stops early on a
+ * signal (zsys_interrupted). Caller frees each answer. */
+size_t pm_peer_exchange_many(zcert_t *cert, const pm_peer_target_t *targets,
+                             size_t n, const Pm__PeerMessage *mine,
+                             Pm__PeerMessage **theirs, int timeout_ms);
+
 /* What a pulled file's header says. */
 typedef struct {
     unsigned version, sigs;

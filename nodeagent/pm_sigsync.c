@@ -722,7 +722,8 @@ s_fetch_due(s_sync_t *self)
 
 /* ---- gossip -------------------------------------------------------------- */
 
-/* Push-pull with up to FANOUT random live members. */
+/* Push-pull with up to FANOUT random live members, all at once: a round
+ * costs one round trip, and a silent member does not hold up the others. */
 static void
 s_gossip(s_sync_t *self)
 {
@@ -735,24 +736,31 @@ s_gossip(s_sync_t *self)
             pick[n++] = m;
     }
     size_t fan = self->cfg.fanout > 0 ? (size_t)self->cfg.fanout : 3;
-    Pm__PeerMessage *mine = s_versions(self);
-    for (size_t k = 0; k < fan && k < n && !s_stopping(self); k++) {
-        size_t j = k + (size_t)(s_rand(self) % (n - k)); /* partial shuffle */
+    if (fan > n)
+        fan = n;
+    for (size_t k = 0; k < fan; k++) { /* partial shuffle: FAN at random */
+        size_t j = k + (size_t)(s_rand(self) % (n - k));
         const s_member_t *m = pick[j];
         pick[j] = pick[k];
-        Pm__PeerMessage *theirs = NULL;
-        char *why = NULL;
-        if (pm_peer_exchange(self->cfg.cert, m->endpoint, m->key, mine, &theirs,
-                             self->cfg.peer_timeout_ms, &why) == PM_OK) {
-            s_learn(self, m->name, theirs);
-            pm__peer_message__free_unpacked(theirs, NULL);
-        } else {
-            pm_debug("node %s: gossip with %s: %s", self->node, m->name,
-                     why ? why : "failed");
-        }
-        free(why);
+        pick[k] = m;
+    }
+    pm_peer_target_t *to = pm_calloc(fan + 1, sizeof *to);
+    Pm__PeerMessage **theirs = pm_calloc(fan + 1, sizeof *theirs);
+    for (size_t k = 0; k < fan; k++)
+        to[k] = (pm_peer_target_t){pick[k]->endpoint, pick[k]->key};
+    Pm__PeerMessage *mine = s_versions(self);
+    if (fan && !s_stopping(self))
+        pm_peer_exchange_many(self->cfg.cert, to, fan, mine, theirs,
+                              self->cfg.peer_timeout_ms);
+    for (size_t k = 0; k < fan; k++) {
+        if (!theirs[k])
+            continue;
+        s_learn(self, pick[k]->name, theirs[k]);
+        pm__peer_message__free_unpacked(theirs[k], NULL);
     }
     pm__peer_message__free_unpacked(mine, NULL);
+    free(theirs);
+    free(to);
     free(pick);
 }
 

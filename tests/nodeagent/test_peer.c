@@ -250,6 +250,37 @@ Test(peer, exchange_answers_with_hold_and_gossips)
     zmsg_destroy(&ev);
 }
 
+/* Several peers at once: the one that answers is heard, one that never
+ * will (a port nobody serves) and one that refuses our key leave a NULL,
+ * and the call ends within its timeout. */
+Test(peer, exchange_many_hears_who_answers)
+{
+    s_start(s_client);
+    s_hold(s_peer, 6);
+    Pm__SignatureDb *db;
+    Pm__PeerMessage mine = s_versions(1, &db);
+    zcert_t *other = zcert_new();
+    pm_peer_target_t to[] = {
+        {"tcp://127.0.0.1:1", zcert_public_txt(s_server)},
+        {s_endpoint, zcert_public_txt(s_server)},
+        {s_endpoint, zcert_public_txt(other)}, /* not its key: no answer */
+    };
+    Pm__PeerMessage *theirs[3];
+    size_t got = pm_peer_exchange_many(s_client, to, 3, &mine, theirs, S_WAIT);
+    cr_assert_eq(got, 1);
+    cr_assert_null(theirs[0]);
+    cr_assert_not_null(theirs[1]);
+    cr_assert_null(theirs[2]);
+    cr_assert_eq(theirs[1]->kind, PM__PEER_MESSAGE__KIND__VERSIONS_REPLY);
+    cr_expect_eq(theirs[1]->databases[0]->version, 6);
+    pm__peer_message__free_unpacked(theirs[1], NULL);
+    zmsg_t *ev = s_event(S_WAIT);
+    cr_assert_not_null(ev, "the server heard our VERSIONS");
+    zmsg_destroy(&ev);
+    zcert_destroy(&other);
+    free(db);
+}
+
 Test(peer, unenrolled_key_refused)
 {
     s_start(s_client);
