@@ -697,52 +697,133 @@ s_versions_answer(zsock_t *s, const char *endpoint)
     return in;
 }
 
+struct pm_peer_link_t {
+    zcert_t *cert; /* not owned */
+    char *endpoint, *key;
+    zsock_t *sock; /* NULL until used, and after a failure */
+};
+
+pm_peer_link_t *
+pm_peer_link_new(zcert_t *cert, const char *endpoint, const char *server_key)
+{
+    if (!cert || !endpoint || !s_key_ok(server_key))
+        return NULL;
+    pm_peer_link_t *self = pm_calloc(1, sizeof *self);
+    self->cert = cert;
+    self->endpoint = pm_strdup(endpoint);
+    self->key = pm_strdup(server_key);
+    return self;
+}
+
+void
+pm_peer_link_destroy(pm_peer_link_t **self_p)
+{
+    pm_peer_link_t *self = self_p ? *self_p : NULL;
+    if (!self)
+        return;
+    zsock_destroy(&self->sock);
+    free(self->endpoint);
+    free(self->key);
+    free(self);
+    *self_p = NULL;
+}
+
+bool
+pm_peer_link_is(const pm_peer_link_t *self, const char *endpoint,
+                const char *server_key)
+{
+    return self && strcmp(self->endpoint, endpoint) == 0 &&
+           strcmp(self->key, server_key) == 0;
+}
+
+/* Sends PUSH on LINK, connecting it first when needed; false: closed. */
+static bool
+s_link_send(pm_peer_link_t *link, const Pm__PeerMessage *push, int timeout_ms)
+{
+    if (!link->sock && s_dial(link->cert, link->endpoint, link->key, timeout_ms,
+                              &link->sock, NULL) != PM_OK)
+        return false;
+    if (s_send(link->sock, push, link->endpoint, NULL) == PM_OK)
+        return true;
+    zsock_destroy(&link->sock);
+    return false;
+}
+
+/* Polls the OPEN links that have a socket (at most N) for up to SLICE_MS;
+ * takes every answer that came into THEIRS. Returns the answers taken. */
+static size_t
+s_links_take(pm_peer_link_t **links, bool *open, size_t n,
+             zmq_pollitem_t *items, Pm__PeerMessage **theirs, long slice_ms)
+{
+    size_t k = 0, got = 0;
+    for (size_t i = 0; i < n; i++)
+        if (open[i])
+            items[k++] = (zmq_pollitem_t){zsock_resolve(links[i]->sock), 0,
+                                          ZMQ_POLLIN, 0};
+    if (zmq_poll(items, (int)k, slice_ms) <= 0)
+        return 0;
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!open[i] || !(items[k++].revents & ZMQ_POLLIN))
+            continue;
+        open[i] = false;
+        theirs[i] = s_versions_answer(links[i]->sock, links[i]->endpoint);
+        if (theirs[i])
+            got++;
+        else
+            zsock_destroy(&links[i]->sock); /* broke the protocol */
+    }
+    return got;
+}
+
+size_t
+pm_peer_exchange_links(pm_peer_link_t **links, size_t n,
+                       const Pm__PeerMessage *mine, Pm__PeerMessage **theirs,
+                       int timeout_ms)
+{
+    bool *open = pm_calloc(n + 1, sizeof *open);
+    zmq_pollitem_t *items = pm_calloc(n + 1, sizeof *items);
+    Pm__PeerMessage push = *mine;
+    push.kind = PM__PEER_MESSAGE__KIND__VERSIONS;
+    size_t waiting = 0, got = 0;
+    for (size_t i = 0; i < n; i++) {
+        theirs[i] = NULL;
+        open[i] = links[i] && s_link_send(links[i], &push, timeout_ms);
+        waiting += open[i];
+    }
+    int64_t end = zclock_mono() + timeout_ms;
+    while (got < waiting && !zsys_interrupted) {
+        int64_t left = end - zclock_mono();
+        if (left <= 0)
+            break;
+        got += s_links_take(links, open, n, items, theirs,
+                            left < S_SLICE_MS ? left : S_SLICE_MS);
+        waiting = got;
+        for (size_t i = 0; i < n; i++)
+            waiting += open[i];
+    }
+    for (size_t i = 0; i < n; i++)
+        if (open[i]) /* no answer in time: a late one must not be taken
+                        for the answer to the next exchange */
+            zsock_destroy(&links[i]->sock);
+    free(open);
+    free(items);
+    return got;
+}
+
 size_t
 pm_peer_exchange_many(zcert_t *cert, const pm_peer_target_t *targets, size_t n,
                       const Pm__PeerMessage *mine, Pm__PeerMessage **theirs,
                       int timeout_ms)
 {
-    zsock_t **socks = pm_calloc(n + 1, sizeof *socks);
-    zmq_pollitem_t *items = pm_calloc(n + 1, sizeof *items);
-    Pm__PeerMessage push = *mine;
-    push.kind = PM__PEER_MESSAGE__KIND__VERSIONS;
-    size_t open = 0, got = 0;
-    for (size_t i = 0; i < n; i++) {
-        theirs[i] = NULL;
-        if (s_dial(cert, targets[i].endpoint, targets[i].server_key, timeout_ms,
-                   &socks[i], NULL) != PM_OK)
-            continue;
-        if (s_send(socks[i], &push, targets[i].endpoint, NULL) == PM_OK)
-            open++;
-        else
-            zsock_destroy(&socks[i]);
-    }
-    int64_t end = zclock_mono() + timeout_ms;
-    while (open && !zsys_interrupted) {
-        int64_t left = end - zclock_mono();
-        if (left <= 0)
-            break;
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (socks[i])
-                items[k++] =
-                    (zmq_pollitem_t){zsock_resolve(socks[i]), 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(items, (int)k, left < S_SLICE_MS ? left : S_SLICE_MS) <= 0)
-            continue;
-        k = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!socks[i] || !(items[k++].revents & ZMQ_POLLIN))
-                continue;
-            theirs[i] = s_versions_answer(socks[i], targets[i].endpoint);
-            got += theirs[i] != NULL;
-            zsock_destroy(&socks[i]);
-            open--;
-        }
-    }
+    pm_peer_link_t **links = pm_calloc(n + 1, sizeof *links);
     for (size_t i = 0; i < n; i++)
-        zsock_destroy(&socks[i]);
-    free(socks);
-    free(items);
+        links[i] =
+            pm_peer_link_new(cert, targets[i].endpoint, targets[i].server_key);
+    size_t got = pm_peer_exchange_links(links, n, mine, theirs, timeout_ms);
+    for (size_t i = 0; i < n; i++)
+        pm_peer_link_destroy(&links[i]);
+    free(links);
     return got;
 }
 

@@ -53,6 +53,7 @@
 #include "privmta.pb-c.h"
 
 #include <czmq.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -127,6 +128,28 @@ typedef struct {
 size_t pm_peer_exchange_many(zcert_t *cert, const pm_peer_target_t *targets,
                              size_t n, const Pm__PeerMessage *mine,
                              Pm__PeerMessage **theirs, int timeout_ms);
+
+/* A connection kept to one member for gossip: the CurveZMQ handshake and
+ * the ZAP check happen once, not at every exchange (60 agents gossiping
+ * every 200 ms with a new connection each time kept two cores busy). CERT
+ * is not owned and must outlive the link. NULL when SERVER_KEY is not a
+ * Z85 key or an argument is NULL. */
+typedef struct pm_peer_link_t pm_peer_link_t;
+pm_peer_link_t *pm_peer_link_new(zcert_t *cert, const char *endpoint,
+                                 const char *server_key);
+void pm_peer_link_destroy(pm_peer_link_t **self_p);
+
+/* True when LINK goes to ENDPOINT with SERVER_KEY (a member that moved or
+ * changed keys needs a new link). */
+bool pm_peer_link_is(const pm_peer_link_t *self, const char *endpoint,
+                     const char *server_key);
+
+/* pm_peer_exchange_many over kept links. A link whose peer did not answer
+ * in time or broke the protocol is closed and reconnects on its next use,
+ * so that a late answer is never taken for the next one. */
+size_t pm_peer_exchange_links(pm_peer_link_t **links, size_t n,
+                              const Pm__PeerMessage *mine,
+                              Pm__PeerMessage **theirs, int timeout_ms);
 
 /* What a pulled file's header says. */
 typedef struct {

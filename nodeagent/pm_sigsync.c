@@ -67,6 +67,7 @@ typedef struct {
     s_member_t *members;
     size_t n_members;
     zhashx_t *duties;   /* database -> node, from the last MEMBERS */
+    zhashx_t *links;    /* member name -> pm_peer_link_t, for gossip */
     zhashx_t *cools;    /* mirror -> s_cool_t */
     zhashx_t *distrust; /* peer -> s_distrust_t */
     zchunk_t *last_status;
@@ -130,6 +131,12 @@ s_str_free(void **item)
 {
     free(*item);
     *item = NULL;
+}
+
+static void
+s_link_free(void **item)
+{
+    pm_peer_link_destroy((pm_peer_link_t **)item);
 }
 
 static void
@@ -459,6 +466,20 @@ s_set_duty(s_sync_t *self, s_db_t *db, bool duty)
     db->duty = duty;
 }
 
+/* Drops the kept connections to nodes that are no longer members. */
+static void
+s_links_prune(s_sync_t *self)
+{
+    zlist_t *gone = zlist_new();
+    zlist_autofree(gone);
+    for (void *l = zhashx_first(self->links); l; l = zhashx_next(self->links))
+        if (!s_member(self, zhashx_cursor(self->links)))
+            zlist_append(gone, (void *)zhashx_cursor(self->links));
+    for (char *k = zlist_first(gone); k; k = zlist_next(gone))
+        zhashx_delete(self->links, k);
+    zlist_destroy(&gone);
+}
+
 /* The duties of the last MEMBERS, for the databases the policy names:
  * either may arrive first. */
 static void
@@ -487,6 +508,7 @@ s_on_members(s_sync_t *self, const Pm__Publication *pub)
             (s_member_t){pm_strdup(m->name), pm_strdup(m->peer_endpoint),
                          pm_strdup(m->public_key), m->live};
     }
+    s_links_prune(self);
     zhashx_purge(self->duties);
     for (size_t j = 0; j < pub->n_duties; j++)
         zhashx_update(self->duties, pub->duties[j]->database,
@@ -722,6 +744,22 @@ s_fetch_due(s_sync_t *self)
 
 /* ---- gossip -------------------------------------------------------------- */
 
+/* The kept connection to member M (made, or remade when M moved or
+ * changed keys); NULL when M's key is not one. */
+static pm_peer_link_t *
+s_link(s_sync_t *self, const s_member_t *m)
+{
+    pm_peer_link_t *link = zhashx_lookup(self->links, m->name);
+    if (pm_peer_link_is(link, m->endpoint, m->key))
+        return link;
+    link = pm_peer_link_new(self->cfg.cert, m->endpoint, m->key);
+    if (link)
+        zhashx_update(self->links, m->name, link);
+    else
+        zhashx_delete(self->links, m->name);
+    return link;
+}
+
 /* Push-pull with up to FANOUT random live members, all at once: a round
  * costs one round trip, and a silent member does not hold up the others. */
 static void
@@ -744,14 +782,14 @@ s_gossip(s_sync_t *self)
         pick[j] = pick[k];
         pick[k] = m;
     }
-    pm_peer_target_t *to = pm_calloc(fan + 1, sizeof *to);
+    pm_peer_link_t **to = pm_calloc(fan + 1, sizeof *to);
     Pm__PeerMessage **theirs = pm_calloc(fan + 1, sizeof *theirs);
     for (size_t k = 0; k < fan; k++)
-        to[k] = (pm_peer_target_t){pick[k]->endpoint, pick[k]->key};
+        to[k] = s_link(self, pick[k]);
     Pm__PeerMessage *mine = s_versions(self);
     if (fan && !s_stopping(self))
-        pm_peer_exchange_many(self->cfg.cert, to, fan, mine, theirs,
-                              self->cfg.peer_timeout_ms);
+        pm_peer_exchange_links(to, fan, mine, theirs,
+                               self->cfg.peer_timeout_ms);
     for (size_t k = 0; k < fan; k++) {
         if (!theirs[k])
             continue;
@@ -838,6 +876,7 @@ s_destroy(s_sync_t **self_p)
         free(self->members[i].key);
     }
     free(self->members);
+    zhashx_destroy(&self->links);
     zhashx_destroy(&self->duties);
     zhashx_destroy(&self->cools);
     zhashx_destroy(&self->distrust);
@@ -898,6 +937,8 @@ s_new(const pm_sigsync_config_t *cfg)
     if (self->cfg.peer_timeout_ms <= 0)
         self->cfg.peer_timeout_ms = 2000;
     self->node = pm_strdup(self->cfg.name);
+    self->links = zhashx_new();
+    zhashx_set_destructor(self->links, s_link_free);
     self->duties = zhashx_new();
     zhashx_set_destructor(self->duties, s_str_free);
     self->cools = zhashx_new();

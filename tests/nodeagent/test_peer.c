@@ -281,6 +281,43 @@ Test(peer, exchange_many_hears_who_answers)
     free(db);
 }
 
+/* A kept link answers exchange after exchange; one to a peer that will
+ * not answer (not its key) gives NULL each time and does not disturb it. */
+Test(peer, kept_links_answer_again)
+{
+    s_start(s_client);
+    s_hold(s_peer, 6);
+    Pm__SignatureDb *db;
+    Pm__PeerMessage mine = s_versions(1, &db);
+    zcert_t *other = zcert_new();
+    pm_peer_link_t *links[2] = {
+        pm_peer_link_new(s_client, s_endpoint, zcert_public_txt(s_server)),
+        pm_peer_link_new(s_client, s_endpoint, zcert_public_txt(other))};
+    cr_assert(links[0] && links[1]);
+    cr_assert(
+        pm_peer_link_is(links[0], s_endpoint, zcert_public_txt(s_server)));
+    cr_assert_not(
+        pm_peer_link_is(links[0], s_endpoint, zcert_public_txt(other)));
+    cr_assert_null(pm_peer_link_new(s_client, s_endpoint, "not a key"));
+    for (int round = 0; round < 3; round++) {
+        Pm__PeerMessage *theirs[2];
+        cr_assert_eq(pm_peer_exchange_links(links, 2, &mine, theirs, S_WAIT), 1,
+                     "round %d", round);
+        cr_assert_not_null(theirs[0]);
+        cr_assert_null(theirs[1]);
+        cr_expect_eq(theirs[0]->databases[0]->version, 6);
+        pm__peer_message__free_unpacked(theirs[0], NULL);
+        zmsg_t *ev = s_event(S_WAIT);
+        cr_assert_not_null(ev, "round %d: the server heard us", round);
+        zmsg_destroy(&ev);
+    }
+    pm_peer_link_destroy(&links[0]);
+    pm_peer_link_destroy(&links[1]);
+    cr_assert_null(links[0]);
+    zcert_destroy(&other);
+    free(db);
+}
+
 Test(peer, unenrolled_key_refused)
 {
     s_start(s_client);
