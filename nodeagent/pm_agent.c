@@ -297,6 +297,8 @@ s_on_publication(s_agent_t *self, Pm__Publication *pub)
         /* back after a silence: the controller may have restarted or
          * dropped what it sent meanwhile */
         self->silent = false;
+        pm_info("node %s: the controller is back; asking for a snapshot",
+                self->node);
         s_send(self, PM__AGENT_REPORT__KIND__HELLO);
     }
     self->hello_answered = true;
