@@ -731,6 +731,19 @@ pm_check_database_name(const char *value)
 }
 
 char *
+pm_check_database_file(const char *value)
+{
+    size_t len = strlen(value);
+    if (len < 5 || (strcmp(value + len - 4, ".cvd") != 0 &&
+                    strcmp(value + len - 4, ".cld") != 0))
+        return pm_strdup("not NAME.cvd or NAME.cld");
+    char *name = pm_strndup(value, len - 4);
+    char *bad = pm_check_database_name(name);
+    free(name);
+    return bad;
+}
+
+char *
 pm_check_url(const char *value)
 {
     const char *sep;

@@ -53,6 +53,10 @@ char *pm_check_url(const char *value);
 #define PM_DATABASE_NAME_MAX 64
 char *pm_check_database_name(const char *value);
 
+/* A database file as mirrors and peers name it: NAME.cvd or NAME.cld with
+ * NAME as pm_check_database_name allows, so it can never name a path. */
+char *pm_check_database_file(const char *value);
+
 /* An email address local@domain (dot-atom local part, hostname domain). */
 char *pm_check_address(const char *value);
 

@@ -844,14 +844,8 @@ typedef struct {
 static bool
 s_file_ok(const char *file)
 {
-    size_t len = file ? strlen(file) : 0;
-    if (len < 5 || (strcmp(file + len - 4, ".cvd") != 0 &&
-                    strcmp(file + len - 4, ".cld") != 0))
-        return false;
-    char *name = pm_strndup(file, len - 4);
-    char *bad = pm_check_database_name(name);
-    bool ok = bad == NULL;
-    free(name);
+    char *bad = file ? pm_check_database_file(file) : pm_strdup("none");
+    bool ok = !bad;
     free(bad);
     return ok;
 }

@@ -451,23 +451,13 @@ s_rule_publication(s_walk_t *w, const ProtobufCMessage *msg)
     return PM_OK;
 }
 
-/* A database name as pm_check_database_name allows it, or a file name
- * NAME.cvd / NAME.cld: nothing a peer sends can name a path. */
+/* FIELD holds VALUE, checked by CHECK (pm_check_database_name / _file):
+ * nothing a peer sends can name a path. */
 static int
-s_database_name(s_walk_t *w, const char *field, const char *value, bool file)
+s_checked(s_walk_t *w, const char *field, const char *value,
+          char *(*check)(const char *))
 {
-    size_t len = strlen(value);
-    char *name = pm_strdup(value);
-    if (file) {
-        if (len < 5 || (strcmp(value + len - 4, ".cvd") != 0 &&
-                        strcmp(value + len - 4, ".cld") != 0)) {
-            free(name);
-            return s_fail_field(w, field, "not NAME.cvd or NAME.cld");
-        }
-        name[len - 4] = '\0';
-    }
-    char *bad = pm_check_database_name(name);
-    free(name);
+    char *bad = check(value);
     if (!bad)
         return PM_OK;
     int rc = s_fail_field(w, field, "%s", bad);
@@ -479,7 +469,7 @@ static int
 s_rule_signature_db(s_walk_t *w, const ProtobufCMessage *msg)
 {
     const Pm__SignatureDb *db = (const Pm__SignatureDb *)msg;
-    return s_database_name(w, "name", db->name, false);
+    return s_checked(w, "name", db->name, pm_check_database_name);
 }
 
 static int
@@ -502,7 +492,7 @@ s_rule_peer_message(s_walk_t *w, const ProtobufCMessage *msg)
     if (pm->kind != PM__PEER_MESSAGE__KIND__GET &&
         pm->kind != PM__PEER_MESSAGE__KIND__CHUNK)
         return PM_OK;
-    int rc = s_database_name(w, "file", pm->file, true);
+    int rc = s_checked(w, "file", pm->file, pm_check_database_file);
     if (rc != PM_OK)
         return rc;
     if (!pm->version)
