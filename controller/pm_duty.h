@@ -31,10 +31,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The longest a mirror is avoided: freshclam's 24 h after a 403, plus an
- * hour of slack. A reported deadline further away is cut to this. */
-#define PM_DUTY_COOLDOWN_MAX (25 * 3600)
-
 /* The rendezvous weight of NODE for DATABASE: the first 8 bytes of
  * sha256(DATABASE "\0" NODE), read big-endian. */
 uint64_t pm_duty_weight(const char *database, const char *node);

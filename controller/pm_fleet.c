@@ -668,12 +668,12 @@ s_changed(Pm__NodeStatus *old, Pm__NodeStatus *new)
 }
 
 /* A cool-down that names no node was told to the one reporting it; none
- * lasts longer than PM_DUTY_COOLDOWN_MAX from now (a broken or hostile
+ * lasts longer than PM_WIRE_COOLDOWN_MAX from now (a broken or hostile
  * node cannot keep the cluster off a mirror for a year with one report). */
 static void
 s_own_cooldowns(const s_node_t *n, Pm__NodeStatus *st)
 {
-    int64_t cap = (int64_t)time(NULL) + PM_DUTY_COOLDOWN_MAX;
+    int64_t cap = (int64_t)time(NULL) + PM_WIRE_COOLDOWN_MAX;
     for (size_t i = 0; i < st->n_cooldowns; i++) {
         if (!*st->cooldowns[i]->node)
             pm_wire_set_string(&st->cooldowns[i]->node, n->name);

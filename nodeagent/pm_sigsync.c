@@ -15,10 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The longest this node avoids a mirror it was told about: freshclam's
- * 24 h after a 403, plus an hour (the controller cuts the same). */
-#define S_COOLDOWN_MAX (25 * 3600)
-
 /* One database the policy names, as this node holds it. */
 typedef struct {
     char *name;
@@ -206,8 +202,8 @@ s_cool_merge(s_sync_t *self, const char *mirror, int http, time_t until,
 {
     if (until <= time(NULL) || !*mirror)
         return;
-    if (until > time(NULL) + S_COOLDOWN_MAX) /* a peer may be lying */
-        until = time(NULL) + S_COOLDOWN_MAX;
+    if (until > time(NULL) + PM_WIRE_COOLDOWN_MAX) /* a peer may be lying */
+        until = time(NULL) + PM_WIRE_COOLDOWN_MAX;
     s_cool_t *c = zhashx_lookup(self->cools, mirror);
     if (c && c->until >= until)
         return;

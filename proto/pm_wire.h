@@ -67,6 +67,11 @@
 #define PM_WIRE_CHUNK_MAX (1u << 20)
 #define PM_WIRE_PEER_MAX (2u << 20)
 #define PM_WIRE_DATABASE_MAX (2ull << 30)
+/* The furthest a Cooldown's until is honoured, from now: freshclam's 24 h
+ * after a 403 plus an hour. The controller and the agents cut a later
+ * deadline to this, so one broken or hostile report cannot keep the
+ * cluster off a mirror for a year. */
+#define PM_WIRE_COOLDOWN_MAX (25 * 3600)
 
 int pm_wire_unpack_request(const uint8_t *buf, size_t len, Pm__Request **out,
                            char **why);
