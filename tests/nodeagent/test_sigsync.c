@@ -169,16 +169,14 @@ s_send_policy(s_node_t *n, const char *mirror)
     free(buf);
 }
 
-/* What the controller would send: every node live, HOLDER fetches test. */
-static void
-s_send_members(s_node_t **nodes, size_t count, const char *holder)
+/* MEMBERS as the controller would pack it: members M (N of them), every
+ * one live, HOLDER fetching "test". Caller frees the bytes. */
+static uint8_t *
+s_pack_members(Pm__Member *m, size_t n, const char *holder, size_t *len)
 {
-    Pm__Member m[4], *mp[4];
-    for (size_t i = 0; i < count; i++) {
-        pm__member__init(&m[i]);
-        m[i].name = (char *)nodes[i]->name;
-        m[i].peer_endpoint = nodes[i]->st ? nodes[i]->st->peer_endpoint : "";
-        m[i].public_key = (char *)zcert_public_txt(nodes[i]->cert);
+    Pm__Member *mp[8];
+    cr_assert(n <= 8);
+    for (size_t i = 0; i < n; i++) {
         m[i].live = true;
         mp[i] = &m[i];
     }
@@ -188,11 +186,25 @@ s_send_members(s_node_t **nodes, size_t count, const char *holder)
     Pm__Publication pub = PM__PUBLICATION__INIT;
     pub.kind = PM__PUBLICATION__KIND__MEMBERS;
     pub.members = mp;
-    pub.n_members = count;
+    pub.n_members = n;
     pub.duties = &dp;
     pub.n_duties = 1;
+    return pm_wire_pack(&pub.base, len);
+}
+
+/* What the controller would send to NODES. */
+static void
+s_send_members(s_node_t **nodes, size_t count, const char *holder)
+{
+    Pm__Member m[8];
+    for (size_t i = 0; i < count; i++) {
+        pm__member__init(&m[i]);
+        m[i].name = (char *)nodes[i]->name;
+        m[i].peer_endpoint = nodes[i]->st ? nodes[i]->st->peer_endpoint : "";
+        m[i].public_key = (char *)zcert_public_txt(nodes[i]->cert);
+    }
     size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&pub.base, &len);
+    uint8_t *buf = s_pack_members(m, count, holder, &len);
     for (size_t i = 0; i < count; i++)
         zsock_send(nodes[i]->actor, "sb", "MEMBERS", buf, len);
     free(buf);
@@ -306,7 +318,7 @@ Test(sigsync, tampered_peer_is_distrusted)
 static void
 s_send_silent_members(zactor_t *actor, size_t n, const char *holder)
 {
-    Pm__Member m[8], *mp[8];
+    Pm__Member m[8];
     zcert_t *keys[8];
     char names[8][24];
     cr_assert(n <= 8);
@@ -317,20 +329,9 @@ s_send_silent_members(zactor_t *actor, size_t n, const char *holder)
         m[i].name = names[i];
         m[i].peer_endpoint = "tcp://127.0.0.1:1";
         m[i].public_key = (char *)zcert_public_txt(keys[i]);
-        m[i].live = true;
-        mp[i] = &m[i];
     }
-    Pm__Duty d = PM__DUTY__INIT, *dp = &d;
-    d.database = "test";
-    d.node = (char *)holder;
-    Pm__Publication pub = PM__PUBLICATION__INIT;
-    pub.kind = PM__PUBLICATION__KIND__MEMBERS;
-    pub.members = mp;
-    pub.n_members = n;
-    pub.duties = &dp;
-    pub.n_duties = 1;
     size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&pub.base, &len);
+    uint8_t *buf = s_pack_members(m, n, holder, &len);
     zsock_send(actor, "sb", "MEMBERS", buf, len);
     free(buf);
     for (size_t i = 0; i < n; i++)
