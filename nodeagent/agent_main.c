@@ -67,7 +67,7 @@ static pm_param_t s_params[] = {
     {"peer_host", "",
      "the host or address peers reach peer_bind at (default: peer_bind's)",
      NULL},
-    {"gossip_ms", "1000", "signature gossip round", NULL},
+    {"gossip_ms", "200", "signature gossip round", NULL},
     {"debug_drop_rev", "0", "tests only: ignore the update of this revision",
      NULL},
     {"debug_crash_at", "",

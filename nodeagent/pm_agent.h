@@ -54,7 +54,7 @@ typedef struct {
                                 * (pm_sigsync.h), absolute; NULL: none */
     const char *peer_bind;     /* where peers pull databases; NULL: none */
     const char *peer_host;     /* host peers reach us at; NULL: bind's */
-    int gossip_ms;             /* signature gossip round; 0: 1000 */
+    int gossip_ms;             /* signature gossip round; 0: 200 */
 } pm_agent_config_t;
 
 /* Starts an agent. CONFIG is copied (cert and backend stay the caller's and

@@ -69,6 +69,8 @@ typedef struct {
     zchunk_t *last_status;
     uint64_t rnd;
     int64_t next_round; /* zclock_mono */
+    unsigned hot;       /* rounds left to tell FANOUT members of news */
+    unsigned quiet;     /* rounds counted for the periodic push-pull */
     bool stopping;      /* $TERM seen, or SIGINT/SIGTERM: see s_stopping */
     zlist_t *backlog;   /* pipe commands read by s_stopping, not yet done */
 } s_sync_t;
@@ -113,6 +115,20 @@ s_rand(s_sync_t *self)
     self->rnd ^= self->rnd >> 7;
     self->rnd ^= self->rnd << 17;
     return self->rnd;
+}
+
+/* Something new to tell (a version, a cool-down): FANOUT members hear of
+ * it in each of the next few rounds, enough for news to reach every member
+ * with high probability (log base FANOUT+1 of the membership, plus one);
+ * the periodic push-pull catches the rare member they all missed. */
+static void
+s_heat(s_sync_t *self)
+{
+    unsigned fan = self->cfg.fanout > 0 ? (unsigned)self->cfg.fanout : 3;
+    unsigned rounds = 1;
+    for (size_t reach = 1; reach < self->n_members; reach *= fan + 1)
+        rounds++;
+    self->hot = rounds;
 }
 
 static void
@@ -195,18 +211,18 @@ s_distrusted(s_sync_t *self, const char *peer)
 }
 
 /* Keeps the latest deadline per mirror; expired ones are dropped by
- * s_expire. */
-static void
+ * s_expire. True when this was news. */
+static bool
 s_cool_merge(s_sync_t *self, const char *mirror, int http, time_t until,
              const char *node)
 {
     if (until <= time(NULL) || !*mirror)
-        return;
+        return false;
     if (until > time(NULL) + PM_WIRE_COOLDOWN_MAX) /* a peer may be lying */
         until = time(NULL) + PM_WIRE_COOLDOWN_MAX;
     s_cool_t *c = zhashx_lookup(self->cools, mirror);
     if (c && c->until >= until)
-        return;
+        return false;
     if (!c) {
         c = pm_calloc(1, sizeof *c);
         zhashx_insert(self->cools, mirror, c);
@@ -214,6 +230,7 @@ s_cool_merge(s_sync_t *self, const char *mirror, int http, time_t until,
     c->http = http;
     c->until = until;
     s_set_str(&c->node, node);
+    return true;
 }
 
 static bool
@@ -532,9 +549,10 @@ s_learn(s_sync_t *self, const char *peer, const Pm__PeerMessage *msg)
             db->newest = v;
     }
     for (size_t j = 0; j < msg->n_cooldowns; j++)
-        s_cool_merge(self, msg->cooldowns[j]->mirror,
-                     msg->cooldowns[j]->http_status, msg->cooldowns[j]->until,
-                     msg->cooldowns[j]->node);
+        if (s_cool_merge(self, msg->cooldowns[j]->mirror,
+                         msg->cooldowns[j]->http_status,
+                         msg->cooldowns[j]->until, msg->cooldowns[j]->node))
+            s_heat(self);
 }
 
 static void
@@ -726,9 +744,10 @@ s_fetch_due(s_sync_t *self)
             }
         }
         for (size_t i = 0; rep && i < rep->n_cooldowns; i++)
-            s_cool_merge(self, rep->cooldowns[i].mirror,
-                         rep->cooldowns[i].http_status, rep->cooldowns[i].until,
-                         self->node);
+            if (s_cool_merge(self, rep->cooldowns[i].mirror,
+                             rep->cooldowns[i].http_status,
+                             rep->cooldowns[i].until, self->node))
+                s_heat(self);
         pm_sigfetch_report_destroy(&rep);
         free(why);
         free(mirrors);
@@ -820,14 +839,21 @@ s_check_behind(s_sync_t *self)
     }
 }
 
-/* After something new arrived: serve it, and tell FANOUT peers now rather
- * than at the next round, so a version spreads in rounds of round trips. */
+/* After something new arrived: serve it, and tell FANOUT peers now and in
+ * the next hot rounds, so a version spreads in rounds of round trips. */
 static void
 s_spread(s_sync_t *self)
 {
     s_hold(self);
+    s_heat(self);
     s_gossip(self);
 }
+
+/* Every round: the duty's mirror check, news told to FANOUT members while
+ * hot, and, when quiet, a push-pull every S_PUSHPULL_ROUNDS (the first
+ * round too: a restarted node catches up at once). Quiet rounds cost no
+ * traffic, so idle agents cost next to nothing. */
+#define S_PUSHPULL_ROUNDS 50
 
 static void
 s_round(s_sync_t *self)
@@ -838,7 +864,11 @@ s_round(s_sync_t *self)
         return;
     if (got)
         s_spread(self);
-    s_gossip(self);
+    else if (self->hot) {
+        self->hot--;
+        s_gossip(self);
+    } else if (self->quiet++ % S_PUSHPULL_ROUNDS == 0)
+        s_gossip(self);
     while (!s_stopping(self) && s_pull_newer(self))
         s_spread(self);
     if (s_stopping(self))
@@ -1095,7 +1125,7 @@ s_actor(zsock_t *pipe, void *args)
     zpoller_t *poller = zpoller_new(pipe, NULL);
     if (self->peer)
         zpoller_add(poller, self->peer);
-    int gossip_ms = self->cfg.gossip_ms > 0 ? self->cfg.gossip_ms : 1000;
+    int gossip_ms = self->cfg.gossip_ms > 0 ? self->cfg.gossip_ms : 200;
     while (!self->stopping) {
         /* commands that came in during the last step go first */
         zmsg_t *msg = zlist_pop(self->backlog);

@@ -9,11 +9,16 @@
  * that holds it (pm_peer, CurveZMQ with the enrolled keys), so no node
  * serves everyone and the mirror sees one fetch.
  *
- * Gossip is push-pull: every GOSSIP_MS the node exchanges what it holds
- * (database versions) and the mirror cool-downs it knows with FANOUT
- * random live members, and at once with FANOUT members whenever it gets a
- * new version. A peer holding a newer version is pulled from (a random one
- * among those holding the newest, spreading the load). Membership is the
+ * Gossip is push-pull with FANOUT random live members: an exchange carries
+ * what each side holds (database versions) and the mirror cool-downs it
+ * knows. News (a new version held, a new cool-down) is told to FANOUT
+ * members at once and in each of the next few GOSSIP_MS rounds (about
+ * log base FANOUT+1 of the membership: news reaches every member with
+ * high probability, as in Serf); otherwise a node exchanges only every
+ * 50 rounds (10 s by default), which catches what the rumours missed and
+ * lets a restarted node catch up at once. A quiet round costs no traffic.
+ * A peer holding a newer version is pulled from (a random one among those
+ * holding the newest, spreading the load). Membership is the
  * last MEMBERS publication (kept in MEMBERS_FILE), so gossip goes on while
  * the controller is down, also after this agent restarts.
  *
@@ -63,7 +68,7 @@ typedef struct {
     const char *members_file; /* the last MEMBERS, kept across restarts
                                  (0600): gossip needs no controller to
                                  start; NULL: memory only */
-    int gossip_ms;            /* gossip round; 0: 1000 */
+    int gossip_ms;            /* gossip round; 0: 200 */
     int fanout;               /* peers per round; 0: 3 */
     int distrust_s;           /* 0: 3600 */
     int peer_timeout_ms;      /* one peer reply; 0: 2000 */
