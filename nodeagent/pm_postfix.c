@@ -1,13 +1,14 @@
 /* pm_postfix.c - the policy on one real Postfix instance (postfix -c DIR).
  *
- * Three parts: the parameter table (policy keys -> the main.cf parameters
- * they own), a small command runner (fork/execvp, no shell, stderr captured,
- * a timeout), and the backend itself (apply with check and rollback,
- * status). Everything Postfix is asked goes through its own tools: postconf
- * reads and writes main.cf, postfix checks and reloads, smtpd -S parses the
- * candidate configuration the way every smtpd process will.
+ * Two parts: the parameter table (policy keys -> the main.cf parameters
+ * they own) and the backend itself (apply with check and rollback,
+ * status). Everything Postfix is asked goes through its own tools, run
+ * with common/pm_cmd: postconf reads and writes main.cf, postfix checks
+ * and reloads, smtpd -S parses the candidate configuration the way every
+ * smtpd process will.
  */
 #include "pm_postfix.h"
+#include "pm_cmd.h"
 #include "pm_crash.h"
 #include "pm_error.h"
 #include "pm_file.h"
@@ -18,10 +19,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <pty.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,19 +27,17 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define S_TIMEOUT_MS 15000        /* any single Postfix command */
+#define S_OUTPUT_MAX (64u << 20)  /* postconf -n, postmap -s of a big map */
 #define S_PROBE_MS 10000          /* smtpd -S: healthy, it exits at once */
 #define S_STATUS_TTL 10           /* seconds a status computation is reused */
 #define S_OVERRIDES_MAX 100       /* relay-host bypasses listed in a report */
 #define S_OVERRIDE_LEN 250        /* bytes of one of them */
 #define S_MAIN_CF_MAX (16u << 20) /* a main.cf bigger than this is refused */
 #define S_SMTPD_FALLBACK "/usr/lib/postfix/sbin/smtpd"
-
-extern char **environ;
 
 /* ------------------------------------------------------------------------
  * What the node can support. The policy says what is wanted; the node's
@@ -295,250 +291,34 @@ pm_postfix_param_keys(const char *param)
 }
 
 /* ------------------------------------------------------------------------
- * Running commands: fork + execvpe, no shell; stdout and stderr captured.
- * postfix(1) only writes its messages to stderr when it is a terminal, so
- * with S_PTY stderr is a pseudo-terminal. */
+ * Running Postfix's tools (common/pm_cmd). postfix(1) only writes its
+ * messages to stderr when it is a terminal, so with S_PTY stderr is a
+ * pseudo-terminal. */
 
 #define S_PTY 0x1u
 
-typedef struct {
-    int status; /* exit code; -1: did not run, timed out or was killed */
-    char *out;  /* stdout */
-    char *err;  /* stderr ("\r" removed) */
-    char *fail; /* why status is -1 */
-} s_cmd_t;
-
-static void
-s_cmd_clear(s_cmd_t *c)
-{
-    PM_FREE(&c->out);
-    PM_FREE(&c->err);
-    PM_FREE(&c->fail);
-    c->status = -1;
-}
-
-typedef struct {
-    char *buf;
-    size_t len;
-    int fd;
-} s_sink_t;
-
-static void
-s_sink_read(s_sink_t *s)
-{
-    char chunk[4096];
-    ssize_t r = read(s->fd, chunk, sizeof chunk);
-    if (r < 0 && errno == EINTR)
-        return;
-    if (r <= 0) { /* EOF, or EIO once the pty slave is closed */
-        close(s->fd);
-        s->fd = -1;
-        return;
-    }
-    s->buf = pm_realloc(s->buf, s->len + (size_t)r + 1);
-    memcpy(s->buf + s->len, chunk, (size_t)r);
-    s->len += (size_t)r;
-    s->buf[s->len] = '\0';
-}
-
-static long
-s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-/* The environment plus MAIL_CONFIG=CONFIG (when given), for the child. */
-static char **
-s_env_with(const char *config)
-{
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = pm_calloc(n + 2, sizeof *env);
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!config || strncmp(environ[i], "MAIL_CONFIG=", 12) != 0)
-            env[j++] = environ[i];
-    if (config)
-        env[j++] = pm_asprintf("MAIL_CONFIG=%s", config);
-    env[j] = NULL;
-    return env;
-}
-
-static void
-s_env_free(char **env, const char *config)
-{
-    if (config) {
-        size_t n = 0;
-        while (env[n])
-            n++;
-        free(env[n - 1]);
-    }
-    free(env);
-}
-
-/* Starts ARGV with posix_spawn, never fork: the agent is threaded, and
- * nothing may run between fork and exec that could wait on a lock another
- * thread held (allocation, stdio, an atfork handler). The child gets
- * /dev/null, OUT_W and ERR_W as fds 0-2 and no other descriptor, its own
- * process group (so a deadline kills all of it) and SIGPIPE's default.
- * Returns the pid, or -1 with *err (an errno). */
-static pid_t
-s_spawn(char *const argv[], char **env, int out_w, int err_w, int *err)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t def;
-    pid_t pid = -1;
-    sigemptyset(&def);
-    sigaddset(&def, SIGPIPE);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_w, 1);
-    posix_spawn_file_actions_adddup2(&fa, err_w, 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setsigdefault(&attr, &def);
-    posix_spawnattr_setflags(&attr,
-                             POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
-    *err = posix_spawnp(&pid, argv[0], &fa, &attr, argv, env);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    return *err ? -1 : pid;
-}
-
-/* Reads both outputs until they close and the child exits, or kills its
- * process group at the deadline. */
-static void
-s_collect(pid_t pid, s_sink_t sinks[2], long deadline, int timeout_ms,
-          s_cmd_t *res)
-{
-    int wstatus = 0;
-    bool exited = false;
-    while (!exited || sinks[0].fd >= 0 || sinks[1].fd >= 0) {
-        long left = deadline - s_now_ms();
-        if (left <= 0) {
-            if (!exited) {
-                kill(-pid, SIGKILL);
-                waitpid(pid, &wstatus, 0);
-                res->fail =
-                    pm_asprintf("timed out after %d s", timeout_ms / 1000);
-                return;
-            }
-            break; /* a grandchild holds the pipes: stop reading */
-        }
-        struct pollfd pfd[2];
-        nfds_t nfd = 0;
-        for (int i = 0; i < 2; i++)
-            if (sinks[i].fd >= 0)
-                pfd[nfd++] = (struct pollfd){sinks[i].fd, POLLIN, 0};
-        if (nfd)
-            poll(pfd, nfd, exited ? (left < 200 ? (int)left : 200) : 50);
-        else
-            usleep(5000);
-        for (nfds_t k = 0; k < nfd; k++)
-            if (pfd[k].revents)
-                for (int i = 0; i < 2; i++)
-                    if (sinks[i].fd == pfd[k].fd)
-                        s_sink_read(&sinks[i]);
-        if (!exited && waitpid(pid, &wstatus, WNOHANG) == pid) {
-            exited = true;
-            deadline =
-                s_now_ms() + 1000 < deadline ? s_now_ms() + 1000 : deadline;
-        }
-    }
-    if (WIFEXITED(wstatus))
-        res->status = WEXITSTATUS(wstatus);
-    else
-        res->fail = pm_asprintf("killed by signal %d", WTERMSIG(wstatus));
-}
-
-/* Runs ARGV (argv[0] looked up in PATH) with MAIL_CONFIG=CONFIG when
- * given, for at most TIMEOUT_MS (0: S_TIMEOUT_MS). Returns the exit code,
- * or -1 with res->fail. */
+/* Runs ARGV with MAIL_CONFIG=CONFIG when CONFIG is given, for at most
+ * TIMEOUT_MS. Returns the exit code, or -1 with res->fail. */
 static int
 s_run_for(char *const argv[], const char *config, unsigned flags,
-          int timeout_ms, s_cmd_t *res)
+          int timeout_ms, pm_cmd_result_t *res)
 {
-    if (timeout_ms <= 0)
-        timeout_ms = S_TIMEOUT_MS;
-    int out[2], err[2] = {-1, -1};
-    memset(res, 0, sizeof *res);
-    res->status = -1;
-    if (pipe2(out, O_CLOEXEC) < 0) {
-        res->fail = pm_asprintf("pipe: %s", strerror(errno));
-        return -1;
-    }
-    if (!(flags & S_PTY) || openpty(&err[0], &err[1], NULL, NULL, NULL) < 0)
-        if (pipe2(err, O_CLOEXEC) < 0) {
-            res->fail = pm_asprintf("pipe: %s", strerror(errno));
-            close(out[0]);
-            close(out[1]);
-            return -1;
-        }
-    fcntl(err[0], F_SETFD, FD_CLOEXEC);
-    char **env = s_env_with(config);
-    int spawn_err = 0;
-    pid_t pid = s_spawn(argv, env, out[1], err[1], &spawn_err);
-    s_env_free(env, config);
-    close(out[1]);
-    close(err[1]);
-    if (pid < 0) {
-        res->fail = pm_asprintf("%s: %s", argv[0], strerror(spawn_err));
-        close(out[0]);
-        close(err[0]);
-        return -1;
-    }
-    s_sink_t sinks[2] = {{NULL, 0, out[0]}, {NULL, 0, err[0]}};
-    s_collect(pid, sinks, s_now_ms() + timeout_ms, timeout_ms, res);
-    for (int i = 0; i < 2; i++)
-        if (sinks[i].fd >= 0)
-            close(sinks[i].fd);
-    res->out = sinks[0].buf ? sinks[0].buf : pm_strdup("");
-    res->err = sinks[1].buf ? sinks[1].buf : pm_strdup("");
-    char *w = res->err; /* strip the terminal's \r */
-    for (char *r = res->err; *r; r++)
-        if (*r != '\r')
-            *w++ = *r;
-    *w = '\0';
-    return res->status;
+    char *mail_config = config ? pm_asprintf("MAIL_CONFIG=%s", config) : NULL;
+    const char *env[] = {mail_config, NULL};
+    pm_cmd_opts_t opts = {.env = env,
+                          .pty_stderr = flags & S_PTY,
+                          .timeout_ms = timeout_ms,
+                          .max_output = S_OUTPUT_MAX};
+    int rc = pm_cmd_run(argv, &opts, res);
+    free(mail_config);
+    return rc;
 }
 
 static int
-s_run(char *const argv[], const char *config, unsigned flags, s_cmd_t *res)
+s_run(char *const argv[], const char *config, unsigned flags,
+      pm_cmd_result_t *res)
 {
-    return s_run_for(argv, config, flags, 0, res);
-}
-
-/* The first non-empty line of TEXT (static copy), or "". */
-static const char *
-s_first_line(const char *text)
-{
-    static __thread char line[512];
-    while (*text == '\n' || *text == ' ')
-        text++;
-    size_t len = strcspn(text, "\n");
-    if (len >= sizeof line)
-        len = sizeof line - 1;
-    memcpy(line, text, len);
-    line[len] = '\0';
-    return line;
-}
-
-/* "CMD: exit N: first stderr line" (or the runner's failure). */
-static char *
-s_cmd_why(const char *what, const s_cmd_t *c)
-{
-    if (c->status < 0)
-        return pm_asprintf("%s: %s", what, c->fail ? c->fail : "failed");
-    const char *line = s_first_line(c->err);
-    if (!*line)
-        line = s_first_line(c->out);
-    return pm_asprintf("%s: exit %d%s%s", what, c->status, *line ? ": " : "",
-                       line);
+    return s_run_for(argv, config, flags, S_TIMEOUT_MS, res);
 }
 
 /* ------------------------------------------------------------------------
@@ -546,7 +326,8 @@ s_cmd_why(const char *what, const s_cmd_t *c)
 
 /* postconf -c DIR ARGS... ; returns the exit code. */
 static int
-s_postconf(const char *dir, const char *const *args, size_t n, s_cmd_t *res)
+s_postconf(const char *dir, const char *const *args, size_t n,
+           pm_cmd_result_t *res)
 {
     char **argv = pm_calloc(n + 4, sizeof *argv);
     argv[0] = "postconf";
@@ -569,12 +350,12 @@ s_read_params(const char *dir, const char *const *names, size_t n,
     args[0] = "-h";
     args[1] = "-x";
     memcpy(args + 2, names, n * sizeof *names);
-    s_cmd_t c;
+    pm_cmd_result_t c;
     int rc = s_postconf(dir, args, n + 2, &c);
     free(args);
     if (rc != 0) {
-        *why = s_cmd_why("postconf -h -x", &c);
-        s_cmd_clear(&c);
+        *why = pm_cmd_why("postconf -h -x", &c);
+        pm_cmd_result_clear(&c);
         return false;
     }
     char *line = c.out;
@@ -583,7 +364,7 @@ s_read_params(const char *dir, const char *const *names, size_t n,
         values[i] = pm_strndup(line, len);
         line += len + (line[len] == '\n');
     }
-    s_cmd_clear(&c);
+    pm_cmd_result_clear(&c);
     return true;
 }
 
@@ -898,7 +679,7 @@ s_already_set(const char *dir, const pm_postfix_param_t *params, size_t n)
     args[0] = "-n";
     for (size_t i = 0; i < n; i++)
         args[i + 1] = params[i].name;
-    s_cmd_t c;
+    pm_cmd_result_t c;
     int rc = s_postconf(dir, args, n + 1, &c);
     free(args);
     bool same = rc == 0;
@@ -909,8 +690,23 @@ s_already_set(const char *dir, const pm_postfix_param_t *params, size_t n)
         same = hit && (hit == c.out || hit[-1] == '\n');
         free(want);
     }
-    s_cmd_clear(&c);
+    pm_cmd_result_clear(&c);
     return same;
+}
+
+/* The first non-empty line of TEXT (static copy), or "". */
+static const char *
+s_first_line(const char *text)
+{
+    static __thread char line[512];
+    while (*text == '\n' || *text == ' ')
+        text++;
+    size_t len = strcspn(text, "\n");
+    if (len >= sizeof line)
+        len = sizeof line - 1;
+    memcpy(line, text, len);
+    line[len] = '\0';
+    return line;
 }
 
 /* A postconf message about one of our parameters, or NULL. */
@@ -941,18 +737,18 @@ s_write_params(const char *tmp, const pm_postfix_param_t *params, size_t n,
     for (size_t i = 0; i < n; i++)
         args[i + 1] = kv[i] =
             pm_asprintf("%s = %s", params[i].name, params[i].value);
-    s_cmd_t c;
+    pm_cmd_result_t c;
     int rc = s_postconf(tmp, args, n + 1, &c);
     const char *msg = rc == 0 ? s_message_about(c.err, params, n) : NULL;
     if (rc != 0)
-        *why = s_cmd_why("postconf -e", &c);
+        *why = pm_cmd_why("postconf -e", &c);
     else if (msg)
         *why = pm_asprintf("postconf -e: %s", msg);
     for (size_t i = 0; i < n; i++)
         free(kv[i]);
     free(kv);
     free(args);
-    s_cmd_clear(&c);
+    pm_cmd_result_clear(&c);
     if (rc != 0 || msg)
         return false;
     char *path = pm_asprintf("%s/main.cf", tmp);
@@ -966,7 +762,7 @@ s_write_params(const char *tmp, const pm_postfix_param_t *params, size_t n,
         *why = msg ? pm_asprintf("postconf -n: %s", msg)
                    : pm_strdup("postconf -n does not read back the values "
                                "written with postconf -e");
-        s_cmd_clear(&c);
+        pm_cmd_result_clear(&c);
         return false;
     }
     return true;
@@ -1053,7 +849,7 @@ s_probe_smtpd(const s_node_t *node, const char *tmp, char **why)
     const char *maillog = node->v[N_MAILLOG];
     off_t before = stat(maillog, &st) == 0 ? st.st_size : 0;
     char *argv[] = {smtpd, "-S", NULL};
-    s_cmd_t c;
+    pm_cmd_result_t c;
     int rc = s_run_for(argv, tmp, 0, S_PROBE_MS, &c);
     if (rc != 0) {
         char *fatal = s_maillog_fatal(maillog, before);
@@ -1061,10 +857,10 @@ s_probe_smtpd(const s_node_t *node, const char *tmp, char **why)
             *why =
                 pm_asprintf("smtpd refuses the new configuration: %s", fatal);
         else
-            *why = s_cmd_why("smtpd -S (configuration probe)", &c);
+            *why = pm_cmd_why("smtpd -S (configuration probe)", &c);
         free(fatal);
     }
-    s_cmd_clear(&c);
+    pm_cmd_result_clear(&c);
     free(smtpd);
     return rc == 0;
 }
@@ -1073,11 +869,11 @@ static bool
 s_postfix_check(const char *tmp, char **why)
 {
     char *argv[] = {"postfix", "-c", (char *)tmp, "check", NULL};
-    s_cmd_t c;
+    pm_cmd_result_t c;
     int rc = s_run(argv, NULL, S_PTY, &c);
     if (rc != 0)
-        *why = s_cmd_why("postfix check", &c);
-    s_cmd_clear(&c);
+        *why = pm_cmd_why("postfix check", &c);
+    pm_cmd_result_clear(&c);
     return rc == 0;
 }
 
@@ -1085,9 +881,9 @@ static bool
 s_running(const char *dir)
 {
     char *argv[] = {"postfix", "-c", (char *)dir, "status", NULL};
-    s_cmd_t c;
+    pm_cmd_result_t c;
     int rc = s_run(argv, NULL, 0, &c);
-    s_cmd_clear(&c);
+    pm_cmd_result_clear(&c);
     return rc == 0;
 }
 
@@ -1095,11 +891,11 @@ static bool
 s_reload(const char *dir, char **why)
 {
     char *argv[] = {"postfix", "-c", (char *)dir, "reload", NULL};
-    s_cmd_t c;
+    pm_cmd_result_t c;
     int rc = s_run(argv, NULL, S_PTY, &c);
     if (rc != 0)
-        *why = s_cmd_why("postfix reload", &c);
-    s_cmd_clear(&c);
+        *why = pm_cmd_why("postfix reload", &c);
+    pm_cmd_result_clear(&c);
     return rc == 0;
 }
 
@@ -1332,9 +1128,9 @@ s_overrides_of(s_pf_t *self, const char *param, const char *list)
             continue;
         }
         char *argv[] = {"postmap", "-c", self->dir, "-s", map, NULL};
-        s_cmd_t c;
+        pm_cmd_result_t c;
         if (s_run(argv, NULL, 0, &c) != 0) {
-            char *e = s_cmd_why("postmap -s", &c);
+            char *e = pm_cmd_why("postmap -s", &c);
             s_override_add(self, pm_asprintf("%s: %s (%s)", param, map, e));
             free(e);
         }
@@ -1353,7 +1149,7 @@ s_overrides_of(s_pf_t *self, const char *param, const char *list)
             free(value);
             line += len + (line[len] == '\n');
         }
-        s_cmd_clear(&c);
+        pm_cmd_result_clear(&c);
     }
     free(copy);
 }

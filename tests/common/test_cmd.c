@@ -1,0 +1,348 @@
+/* test_cmd.c - pm_cmd: a program runs with no shell, nothing inherited and
+ * its output captured; a deadline, an output cap or the caller's cancel
+ * takes down its whole process group. Bounds on time are generous: the
+ * test asserts that a 30 s sleep did not run its course, never how fast. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pm_cmd.h"
+#include "pm_mem.h"
+
+static long
+s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* True once PID is gone or a zombie (init may be slow to reap an orphan),
+ * waiting up to 10 s for it. */
+static bool
+s_gone(pid_t pid)
+{
+    for (int i = 0; i < 1000; i++) {
+        char path[64], state = 0;
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return true;
+        int ok = fscanf(f, "%*d (%*[^)]) %c", &state);
+        fclose(f);
+        if (ok == 1 && (state == 'Z' || state == 'X'))
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+Test(cmd, exit_code_and_both_streams)
+{
+    char *argv[] = {"sh", "-c", "echo out; echo err >&2; exit 3", NULL};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, NULL, &r), 3);
+    cr_assert_eq(r.status, 3);
+    cr_assert_str_eq(r.out, "out\n");
+    cr_assert_eq(r.out_len, 4);
+    cr_assert_str_eq(r.err, "err\n");
+    cr_assert_null(r.fail);
+    pm_cmd_result_clear(&r);
+    cr_assert_eq(r.status, -1);
+    cr_assert_null(r.out);
+    cr_assert_null(r.err);
+}
+
+Test(cmd, empty_output_is_an_empty_string)
+{
+    char *argv[] = {"true", NULL};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, NULL, &r), 0);
+    cr_assert_str_eq(r.out, "");
+    cr_assert_eq(r.out_len, 0);
+    cr_assert_str_eq(r.err, "");
+    cr_assert_null(r.fail);
+    pm_cmd_result_clear(&r);
+}
+
+Test(cmd, stdin_is_dev_null)
+{
+    char *argv[] = {"cat", NULL};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, NULL, &r), 0);
+    cr_assert_eq(r.out_len, 0);
+    pm_cmd_result_clear(&r);
+}
+
+Test(cmd, binary_stdout_keeps_its_nuls)
+{
+    char *argv[] = {"/usr/bin/printf", "a\\0b", NULL};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, NULL, &r), 0);
+    cr_assert_eq(r.out_len, 3);
+    cr_assert_eq(memcmp(r.out, "a\0b", 4), 0); /* and the NUL after it */
+    pm_cmd_result_clear(&r);
+}
+
+Test(cmd, large_output_is_read_whole)
+{
+    char *argv[] = {"head", "-c", "3000000", "/dev/zero", NULL};
+    pm_cmd_opts_t o = {.max_output = 3000000};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, &o, &r), 0, "%s", r.fail);
+    cr_assert_eq(r.out_len, 3000000);
+    pm_cmd_result_clear(&r);
+}
+
+/* An entry replaces the one of the same name (and only that one), a new
+ * one is added, the rest of the environment is kept. */
+Test(cmd, env_replaces_and_adds)
+{
+    setenv("PM_CMD_OLD", "old", 1);
+    setenv("PM_CMD_OLDER", "kept", 1);
+    const char *env[] = {"PM_CMD_OLD=new", "PM_CMD_ADDED=yes", NULL};
+    pm_cmd_opts_t o = {.env = env};
+    char *argv[] = {"/usr/bin/env", NULL};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, &o, &r), 0);
+    char *all = pm_asprintf("\n%s", r.out);
+    cr_assert_not_null(strstr(all, "\nPM_CMD_OLD=new\n"), "%s", all);
+    cr_assert_null(strstr(all, "\nPM_CMD_OLD=old\n"));
+    cr_assert_not_null(strstr(all, "\nPM_CMD_OLDER=kept\n"));
+    cr_assert_not_null(strstr(all, "\nPM_CMD_ADDED=yes\n"));
+    cr_assert_not_null(strstr(all, "\nPATH="));
+    free(all);
+    pm_cmd_result_clear(&r);
+    unsetenv("PM_CMD_OLD");
+    unsetenv("PM_CMD_OLDER");
+}
+
+Test(cmd, missing_program_is_named)
+{
+    char *argv[] = {"pm-cmd-no-such-program", NULL};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, NULL, &r), -1);
+    cr_assert_eq(r.status, -1);
+    cr_assert_not_null(r.fail);
+    cr_assert_not_null(strstr(r.fail, "pm-cmd-no-such-program"), "%s", r.fail);
+    cr_assert_str_eq(r.out, "");
+    cr_assert_str_eq(r.err, "");
+    char *why = pm_cmd_why("runner", &r);
+    cr_assert_eq(strncmp(why, "runner: pm-cmd-no-such-program", 30), 0, "%s",
+                 why);
+    free(why);
+    pm_cmd_result_clear(&r);
+}
+
+Test(cmd, killed_by_a_signal)
+{
+    char *argv[] = {"sh", "-c", "kill -9 $$", NULL};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, NULL, &r), -1);
+    cr_assert_str_eq(r.fail, "killed by signal 9");
+    pm_cmd_result_clear(&r);
+}
+
+Test(cmd, deadline_kills_the_group)
+{
+    /* the sleep is a grandchild: the whole group must go */
+    char *argv[] = {"sh", "-c", "sleep 30 & echo $!; wait", NULL};
+    pm_cmd_opts_t o = {.timeout_ms = 1000};
+    pm_cmd_result_t r;
+    long t0 = s_now_ms();
+    cr_assert_eq(pm_cmd_run(argv, &o, &r), -1);
+    cr_assert_lt(s_now_ms() - t0, 10000);
+    cr_assert_str_eq(r.fail, "timed out after 1 s");
+    pid_t sleeper = (pid_t)atoi(r.out);
+    cr_assert_gt(sleeper, 1, "%s", r.out);
+    cr_assert(s_gone(sleeper));
+    pm_cmd_result_clear(&r);
+}
+
+/* After the child exits, a grandchild still holding stdout delays the
+ * return by about a second, not until it is done. */
+Test(cmd, grandchild_holding_the_pipe)
+{
+    char *argv[] = {"sh", "-c", "sleep 30 & echo $!", NULL};
+    pm_cmd_result_t r;
+    long t0 = s_now_ms();
+    cr_assert_eq(pm_cmd_run(argv, NULL, &r), 0);
+    cr_assert_lt(s_now_ms() - t0, 10000);
+    pid_t sleeper = (pid_t)atoi(r.out);
+    cr_assert_gt(sleeper, 1, "%s", r.out);
+    kill(sleeper, SIGKILL);
+    pm_cmd_result_clear(&r);
+}
+
+Test(cmd, too_much_stdout)
+{
+    char *argv[] = {"head", "-c", "2000000", "/dev/zero", NULL};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, NULL, &r), -1); /* 1 MiB by default */
+    cr_assert_str_eq(r.fail, "wrote more than 1048576 bytes to stdout");
+    cr_assert_leq(r.out_len, 1048577);
+    pm_cmd_result_clear(&r);
+}
+
+Test(cmd, too_much_stderr_from_a_writer_that_never_stops)
+{
+    char *argv[] = {"sh", "-c", "yes >&2", NULL};
+    pm_cmd_opts_t o = {.max_output = 1000};
+    pm_cmd_result_t r;
+    long t0 = s_now_ms();
+    cr_assert_eq(pm_cmd_run(argv, &o, &r), -1);
+    cr_assert_lt(s_now_ms() - t0, 10000);
+    cr_assert_str_eq(r.fail, "wrote more than 1000 bytes to stderr");
+    pm_cmd_result_clear(&r);
+}
+
+static bool
+s_second_time(void *arg)
+{
+    int *calls = arg;
+    return ++*calls >= 2;
+}
+
+Test(cmd, cancel_stops_the_child)
+{
+    char *argv[] = {"sleep", "30", NULL};
+    int calls = 0;
+    pm_cmd_opts_t o = {.cancelled = s_second_time, .cancel_arg = &calls};
+    pm_cmd_result_t r;
+    long t0 = s_now_ms();
+    cr_assert_eq(pm_cmd_run(argv, &o, &r), -1);
+    cr_assert_lt(s_now_ms() - t0, 10000);
+    cr_assert_str_eq(r.fail, "stopped");
+    cr_assert_eq(calls, 2);
+    char *why = pm_cmd_why("sleep", &r);
+    cr_assert_str_eq(why, "sleep: stopped");
+    free(why);
+    pm_cmd_result_clear(&r);
+}
+
+Test(cmd, cancel_is_not_asked_once_done)
+{
+    char *argv[] = {"true", NULL};
+    int calls = -1000000; /* never says yes */
+    pm_cmd_opts_t o = {.cancelled = s_second_time, .cancel_arg = &calls};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, &o, &r), 0);
+    cr_assert_null(r.fail);
+    pm_cmd_result_clear(&r);
+}
+
+/* A child that ignores SIGTERM gets SIGKILL a second later, and so does
+ * what it started. */
+Test(cmd, cancel_kills_what_ignores_sigterm)
+{
+    char *argv[] = {"sh", "-c", "trap '' TERM; sleep 30 & echo $!; wait", NULL};
+    int calls = 0;
+    pm_cmd_opts_t o = {.cancelled = s_second_time, .cancel_arg = &calls};
+    pm_cmd_result_t r;
+    long t0 = s_now_ms();
+    cr_assert_eq(pm_cmd_run(argv, &o, &r), -1);
+    long took = s_now_ms() - t0;
+    cr_assert_geq(took, 1000); /* SIGTERM did not do it */
+    cr_assert_lt(took, 10000);
+    cr_assert_str_eq(r.fail, "stopped");
+    pid_t sleeper = (pid_t)atoi(r.out);
+    cr_assert_gt(sleeper, 1, "%s", r.out);
+    cr_assert(s_gone(sleeper));
+    pm_cmd_result_clear(&r);
+}
+
+Test(cmd, pty_stderr_is_a_terminal)
+{
+    char *argv[] = {"sh", "-c",
+                    "test -t 2 && echo tty >&2; test -t 1 || echo pipe", NULL};
+    pm_cmd_opts_t o = {.pty_stderr = true};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, &o, &r), 0);
+    cr_assert_str_eq(r.err, "tty\n"); /* the terminal's "\r\n", "\r" gone */
+    cr_assert_str_eq(r.out, "pipe\n");
+    pm_cmd_result_clear(&r);
+
+    cr_assert_eq(pm_cmd_run(argv, NULL, &r), 0);
+    cr_assert_str_eq(r.err, "");
+    pm_cmd_result_clear(&r);
+}
+
+/* The child sees 0-2 and ls's own directory descriptor, nothing else, not
+ * even a descriptor this process left open across exec. */
+static void
+s_only_std_fds(bool pty)
+{
+    int fd = open("/dev/null", O_RDONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(dup2(fd, 57), 57);
+    close(fd);
+    char *argv[] = {"ls", "/proc/self/fd", NULL};
+    pm_cmd_opts_t o = {.pty_stderr = pty};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, &o, &r), 0);
+    int n = 0;
+    for (char *save = NULL, *l = strtok_r(r.out, "\n", &save); l;
+         l = strtok_r(NULL, "\n", &save), n++)
+        cr_assert(atoi(l) <= 3, "fd %s inherited", l);
+    cr_assert_eq(n, 4);
+    close(57);
+    pm_cmd_result_clear(&r);
+}
+
+Test(cmd, no_inherited_descriptors)
+{
+    s_only_std_fds(false);
+}
+
+Test(cmd, no_inherited_descriptors_with_a_terminal)
+{
+    s_only_std_fds(true);
+}
+
+Test(cmd, no_argv)
+{
+    char *argv[] = {NULL};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, NULL, &r), -1);
+    cr_assert_str_eq(r.fail, "no command");
+    pm_cmd_result_clear(&r);
+}
+
+Test(cmd, why)
+{
+    char *argv[] = {"sh", "-c",
+                    "echo out; printf '\\n  first\\nsecond\\n' >&2; exit 3",
+                    NULL};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, NULL, &r), 3);
+    char *why = pm_cmd_why("thing", &r);
+    cr_assert_str_eq(why, "thing: exit 3: first");
+    free(why);
+    pm_cmd_result_clear(&r);
+
+    char *quiet[] = {"sh", "-c", "echo; echo from stdout; exit 1", NULL};
+    cr_assert_eq(pm_cmd_run(quiet, NULL, &r), 1);
+    why = pm_cmd_why("thing", &r);
+    cr_assert_str_eq(why, "thing: exit 1: from stdout");
+    free(why);
+    pm_cmd_result_clear(&r);
+
+    char *silent[] = {"false", NULL};
+    cr_assert_eq(pm_cmd_run(silent, NULL, &r), 1);
+    why = pm_cmd_why("thing", &r);
+    cr_assert_str_eq(why, "thing: exit 1");
+    free(why);
+    pm_cmd_result_clear(&r);
+
+    pm_cmd_result_t timed = {.status = -1, .fail = "timed out after 15 s"};
+    why = pm_cmd_why("postfix reload", &timed);
+    cr_assert_str_eq(why, "postfix reload: timed out after 15 s");
+    free(why);
+}
