@@ -8,8 +8,8 @@
 #   ROUNDS=5          updates measured per N (and Serf events per N)
 #   GOSSIP_MS=200     the agents' --gossip-ms (Serf's gossip interval is
 #                     200 ms to 3 nodes; ours is a round to 3 members)
-#   PM_BUILD_DIR=build  a release build; made (RelWithDebInfo, the three
-#                     programs only) when missing. Never the ASan build.
+#   PM_BUILD_DIR=build  a release build (RelWithDebInfo when made here; the
+#                     four programs are built first). Never the ASan build.
 #   KEEP=DIR          keep the work folder (logs) in DIR afterwards
 #
 # privmta, for each N: a controller (heartbeat 200 ms, stale 1 s, down
@@ -58,15 +58,13 @@ for tool in python3 jq; do
     command -v "$tool" >/dev/null || { echo "needs $tool"; exit 2; }
 done
 
-# ---- a release build, only what this needs -----------------------------
-if ! [ -x "$BUILD/controller/privmta-controller" ] ||
-    ! [ -x "$BUILD/nodeagent/privmta-agent" ] ||
-    ! [ -x "$BUILD/controller/privmta-ctl" ]; then
-    echo "building $BUILD (RelWithDebInfo)..."
-    nice cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
-        nice cmake --build "$BUILD" -j"$(nproc)" --target privmta-controller \
-            privmta-agent privmta-ctl >/dev/null || { echo "build failed"; exit 1; }
-fi
+# ---- a release build, only what this needs, brought up to date -------------
+[ -f "$BUILD/CMakeCache.txt" ] ||
+    nice cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null ||
+    { echo "configuring $BUILD failed"; exit 1; }
+echo "building $BUILD..."
+nice cmake --build "$BUILD" -j"$(nproc)" --target privmta-controller \
+    privmta-agent privmta-sigfetch privmta-ctl >/dev/null || { echo "build failed"; exit 1; }
 BUILD=$(cd "$BUILD" && pwd)
 if grep -q 'fsanitize' "$BUILD/CMakeCache.txt" 2>/dev/null; then
     echo "$BUILD is a sanitizer build: no figures from it"; exit 2
@@ -139,6 +137,21 @@ c0, t0 = cpu()
 time.sleep(float(sys.argv[1]))
 c1, t1 = cpu()
 print("%.0f" % ((c1 - c0) * 100 / (t1 - t0)))
+PY
+}
+# rss PID...: "largest / median" resident memory of the processes, MiB
+rss() {
+    python3 - "$@" <<'PY'
+import statistics, sys
+v = []
+for p in sys.argv[1:]:
+    try:
+        for line in open("/proc/%s/status" % p):
+            if line.startswith("VmRSS:"):
+                v.append(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+print("%.1f / %.1f" % (max(v), statistics.median(v)) if v else "-")
 PY
 }
 wait_for() { # SECONDS COMMAND...
@@ -359,6 +372,7 @@ run_privmta() { # N: one line per round in $W/pm.N
             "$n" "$r" $res "$ok" "$maxfile" "$(($(mirror_fetchers) - f0))"
     done
     "$CTL" nodes --json >"$C/nodes.json" 2>/dev/null
+    rss "${apids[@]}" >"$W/pmrss.$n"
     stop_pids "${pids[@]}"
 }
 
@@ -392,6 +406,7 @@ SH
     [ "$joined" -eq "$n" ] || echo "Serf N=$n: only $joined agents see all $n members"
     sleep 2
     idle_cpu 5 "${pids[@]}" >"$W/serfcpu.$n"
+    rss "${pids[@]}" >"$W/serfrss.$n"
     echo "  serf    N=$n: the idle agents use $(cat "$W/serfcpu.$n") % of one core together"
     : >"$W/serf.$n"
     local t0 res at
@@ -446,6 +461,9 @@ for n in "${NS[@]}"; do
 done
 echo "idle agents' CPU together (% of one core, 5 s after convergence): $(for n in "${NS[@]}"; do
     printf 'N=%s privmta %s serf %s; ' "$n" "$(cat "$W/pmcpu.$n" 2>/dev/null)" "$(cat "$W/serfcpu.$n" 2>/dev/null)"
+done)"
+echo "agents' resident memory, largest / median MiB (privmta after the rounds: the largest is a fetcher): $(for n in "${NS[@]}"; do
+    printf 'N=%s privmta %s serf %s; ' "$n" "$(cat "$W/pmrss.$n" 2>/dev/null)" "$(cat "$W/serfrss.$n" 2>/dev/null)"
 done)"
 echo "(ratio all/all: privmta publish->all p50 / Serf fire->all p50; spread:"
 echo " privmta fetch->all p50 / Serf first->all p50. 200s/round: full downloads"

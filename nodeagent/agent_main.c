@@ -12,6 +12,8 @@
 #include "pm_postfix.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -66,6 +68,10 @@ static pm_param_t s_params[] = {
      NULL},
     {"peer_host", "",
      "the host or address peers reach peer_bind at (default: peer_bind's)",
+     NULL},
+    {"sigfetch", "",
+     "the privmta-sigfetch program every mirror fetch runs in (a short-lived "
+     "child; default: the one beside this privmta-agent)",
      NULL},
     {"gossip_ms", "200", "signature gossip round", NULL},
     {"debug_drop_rev", "0", "tests only: ignore the update of this revision",
@@ -133,6 +139,33 @@ s_backend(void)
     return b;
 }
 
+/* The sigfetch parameter, else privmta-sigfetch beside this program
+ * (static storage); fatal when it cannot be run. */
+static const char *
+s_sigfetch_path(void)
+{
+    static char path[PATH_MAX];
+    const char *set = pm_conf_get(s_params, "sigfetch");
+    if (*set)
+        snprintf(path, sizeof path, "%s", set);
+    else {
+        char self[PATH_MAX - 32]; /* room for "/privmta-sigfetch" */
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n <= 0)
+            pm_fatal("sigfetch: cannot find this program's directory (%s); "
+                     "set sigfetch",
+                     strerror(errno));
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        *slash = '\0';
+        snprintf(path, sizeof path, "%s/privmta-sigfetch", self);
+    }
+    if (path[0] != '/' || access(path, X_OK) != 0)
+        pm_fatal("sigfetch %s: %s", path,
+                 path[0] != '/' ? "not an absolute path" : strerror(errno));
+    return path;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -191,6 +224,7 @@ main(int argc, char **argv)
         cfg.peer_bind = *bind ? bind : NULL;
         cfg.peer_host = *host ? host : NULL;
         cfg.gossip_ms = pm_conf_int(s_params, "gossip_ms", 10, 600000);
+        cfg.sigfetch = s_sigfetch_path();
     }
     if (*pm_conf_get(s_params, "milter_socket") &&
         *pm_conf_get(s_params, "milter_dir"))

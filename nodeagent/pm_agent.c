@@ -479,6 +479,7 @@ s_start_sigsync(s_agent_t *self)
     pm_sigsync_config_t sc = {
         .cert = self->cfg.cert,
         .dbdir = self->cfg.sig_dir,
+        .fetcher = self->cfg.sigfetch,
         .gid = self->cfg.milter_gid,
         .peer_bind = self->cfg.peer_bind,
         .peer_host = self->cfg.peer_host,

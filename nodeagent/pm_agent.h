@@ -53,6 +53,7 @@ typedef struct {
     const char *sig_dir;       /* ClamAV databases for the milter
                                 * (pm_sigsync.h), absolute; NULL: none */
     const char *peer_bind;     /* where peers pull databases; NULL: none */
+    const char *sigfetch;      /* privmta-sigfetch, by path (pm_sigsync.h) */
     const char *peer_host;     /* host peers reach us at; NULL: bind's */
     int gossip_ms;             /* signature gossip round; 0: 200 */
 } pm_agent_config_t;

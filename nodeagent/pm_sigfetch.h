@@ -58,9 +58,11 @@
  * calls fc_initialize and fc_cleanup around each run, and restores the
  * working directory before returning; still, no other thread of the
  * process may use relative paths or initialise libcurl while it runs.
- * Run it in the agent's fetch thread, never in the milter. It blocks for
- * as long as the downloads take (bounded by the timeouts below per
- * request) and libfreshclam prints its errors to stderr.
+ * So it runs in a process of its own, privmta-sigfetch, which the agent
+ * starts for each fetch (pm_sigfetch_spawn), never in the agent or the
+ * milter. It blocks for as long as the downloads take (bounded by the
+ * timeouts below per request) and libfreshclam prints its errors to
+ * stderr (the agent logs them).
  */
 #ifndef PM_SIGFETCH_H
 #define PM_SIGFETCH_H
@@ -69,6 +71,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 /* What pm_sigfetch_run is asked to do. Only read during the call. */
@@ -148,6 +151,31 @@ typedef struct {
  * (libfreshclam would not initialise). */
 pm_err_t pm_sigfetch_run(const pm_sigfetch_opts_t *opts,
                          pm_sigfetch_report_t **report_p, char **why);
+
+/* pm_sigfetch_run in a child process: runs HELPER (privmta-sigfetch, by
+ * path) with OPTS on its command line and reads the report back from its
+ * stdout, through pm_wire's gate (at most PM_WIRE_FETCH_MAX bytes, the
+ * databases asked, in order). The agent calls this, never pm_sigfetch_run:
+ * libcurl, OpenSSL and libfreshclam then never start in the agent (about
+ * 5 MiB of its memory for good), a crash on what a mirror sent ends the
+ * child, not the root agent, and OPTS->cancelled kills the child, so a
+ * stalled libfreshclam download no longer holds up a shutdown. Returns
+ * what pm_sigfetch_run returns (the helper exits with it), PM_ETIMEDOUT
+ * when cancelled, PM_EPROTO for a report that does not pass the gate,
+ * PM_EINTERNAL when the helper cannot run, is killed or overruns its
+ * deadline (every timeout of OPTS, per database and mirror); *WHY then
+ * says which. */
+pm_err_t pm_sigfetch_spawn(const char *helper, const pm_sigfetch_opts_t *opts,
+                           pm_sigfetch_report_t **report_p, char **why);
+
+/* The report as the helper writes it (a packed FetchReport; caller frees),
+ * and back: pm_sigfetch_report_unpack accepts only a report about exactly
+ * OPTS's databases, in their order (PM_EPROTO and *WHY otherwise). */
+uint8_t *pm_sigfetch_report_pack(const pm_sigfetch_report_t *report,
+                                 size_t *len);
+pm_err_t pm_sigfetch_report_unpack(const uint8_t *buf, size_t len,
+                                   const pm_sigfetch_opts_t *opts,
+                                   pm_sigfetch_report_t **report_p, char **why);
 
 /* Verifies PATH (a .cvd, or a .cld libfreshclam built from CDIFFs) with
  * ClamAV's own check (cl_cvdverify: for a .cvd the header's MD5 and RSA

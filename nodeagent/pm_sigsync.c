@@ -100,7 +100,7 @@ s_stopping(s_sync_t *self)
     return self->stopping;
 }
 
-/* pm_sigfetch's cancel hook: the fetch runs in this actor's thread. */
+/* pm_sigfetch_spawn's cancel hook: stopping kills the fetch's child at once. */
 static bool
 s_fetch_cancelled(void *self)
 {
@@ -730,7 +730,8 @@ s_fetch_due(s_sync_t *self)
                                 .n_databases = n,
                                 .cancelled = s_fetch_cancelled,
                                 .cancel_arg = self};
-        int rc = nm ? pm_sigfetch_run(&o, &rep, &why) : PM_EDENIED;
+        int rc = nm ? pm_sigfetch_spawn(self->cfg.fetcher, &o, &rep, &why)
+                    : PM_EDENIED;
         time_t next = s_next_mirror_check(self, now);
         for (size_t i = 0; i < n; i++) {
             due[i]->last_check = now;
@@ -910,6 +911,7 @@ s_destroy(s_sync_t **self_p)
     free(self->node);
     free(self->endpoint);
     free((char *)self->cfg.dbdir);
+    free((char *)self->cfg.fetcher);
     free((char *)self->cfg.peer_bind);
     free((char *)self->cfg.peer_host);
     free((char *)self->cfg.members_file);
@@ -955,6 +957,7 @@ s_new(const pm_sigsync_config_t *cfg)
     s_sync_t *self = pm_calloc(1, sizeof *self);
     self->cfg = *cfg;
     self->cfg.dbdir = pm_strdup(cfg->dbdir);
+    self->cfg.fetcher = pm_strdup(cfg->fetcher ? cfg->fetcher : "");
     self->cfg.peer_bind = cfg->peer_bind ? pm_strdup(cfg->peer_bind) : NULL;
     self->cfg.peer_host = cfg->peer_host ? pm_strdup(cfg->peer_host) : NULL;
     self->cfg.members_file =

@@ -36,11 +36,12 @@
  * Only databases the policy names are kept there; the files of a name the
  * policy drops are removed.
  *
- * An actor (zactor) owned by the agent actor. Fetches and pulls block its
- * thread (bounded by timeouts), never the agent's; a command that arrives
- * meanwhile is handled after the step, except $TERM and SIGTERM, which
- * end the step at the next peer, pull or mirror (see s_stopping). Pipe
- * commands:
+ * An actor (zactor) owned by the agent actor. Fetches (in a privmta-
+ * sigfetch child: FETCHER) and pulls block its thread (bounded by
+ * timeouts), never the agent's; a command that arrives meanwhile is
+ * handled after the step, except $TERM and SIGTERM, which end the step at
+ * the next peer or pull, and a fetch at once (the child is killed; see
+ * s_stopping). Pipe commands:
  *   "NODE" + name          the name the controller enrolled this node as
  *   "POLICY" + frame       the node's applied policy (packed Pm__Policy):
  *                          mirrors, databases, update_frequency, enabled
@@ -60,6 +61,8 @@
 typedef struct {
     zcert_t *cert;            /* this agent's keypair (not owned) */
     const char *dbdir;        /* absolute path; created when missing */
+    const char *fetcher;      /* privmta-sigfetch, by path: the duty's
+                                 fetches run in it (pm_sigfetch_spawn) */
     int gid;                  /* group given read access to DBDIR; -1 root's */
     const char *peer_bind;    /* where to serve peers ("tcp://0.0.0.0:7301");
                                  NULL: serve none (pulls still work) */

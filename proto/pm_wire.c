@@ -515,6 +515,15 @@ s_rule_peer_message(s_walk_t *w, const ProtobufCMessage *msg)
     return PM_OK;
 }
 
+static int
+s_rule_fetch_result(s_walk_t *w, const ProtobufCMessage *msg)
+{
+    const Pm__FetchResult *r = (const Pm__FetchResult *)msg;
+    if (r->err < PM_OK || r->err > PM_EFULL)
+        return s_fail_field(w, "err", "%d is not an error code", r->err);
+    return s_checked(w, "name", r->name, pm_check_database_name);
+}
+
 /* Applied wherever the message appears, top level or nested (a Response's
  * history is held to the same rules as a Revision read alone). */
 static const struct {
@@ -528,6 +537,7 @@ static const struct {
     {&pm__signature_db__descriptor, s_rule_signature_db},
     {&pm__member__descriptor, s_rule_member},
     {&pm__peer_message__descriptor, s_rule_peer_message},
+    {&pm__fetch_result__descriptor, s_rule_fetch_result},
 };
 
 static int
@@ -564,6 +574,7 @@ s_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
     /* checked before decoding, which is where a big message costs */
     unsigned max = d == &pm__agent_report__descriptor   ? PM_WIRE_REPORT_MAX
                    : d == &pm__peer_message__descriptor ? PM_WIRE_PEER_MAX
+                   : d == &pm__fetch_report__descriptor ? PM_WIRE_FETCH_MAX
                                                         : PM_WIRE_MESSAGE_MAX;
     if (len > max || (len && !buf)) {
         if (why)
@@ -610,6 +621,8 @@ S_UNPACK_AS(pm_wire_unpack_publication, Pm__Publication,
             pm__publication__descriptor)
 S_UNPACK_AS(pm_wire_unpack_peer_message, Pm__PeerMessage,
             pm__peer_message__descriptor)
+S_UNPACK_AS(pm_wire_unpack_fetch_report, Pm__FetchReport,
+            pm__fetch_report__descriptor)
 
 int
 pm_wire_check_policy(const Pm__Policy *policy, char **why)

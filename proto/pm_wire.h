@@ -97,6 +97,12 @@ int pm_wire_unpack_publication(const uint8_t *buf, size_t len,
 int pm_wire_unpack_peer_message(const uint8_t *buf, size_t len,
                                 Pm__PeerMessage **out, char **why);
 
+/* privmta-sigfetch to its agent: at most PM_WIRE_FETCH_MAX bytes; every
+ * database name checked as above, err a pm_err_t. */
+#define PM_WIRE_FETCH_MAX (1u << 20)
+int pm_wire_unpack_fetch_report(const uint8_t *buf, size_t len,
+                                Pm__FetchReport **out, char **why);
+
 /* Structural check of a policy already in memory (also used by the unpack
  * functions). Returns PM_OK or PM_EPROTO with *why as above. */
 int pm_wire_check_policy(const Pm__Policy *policy, char **why);

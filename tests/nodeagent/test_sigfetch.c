@@ -406,3 +406,151 @@ Test(sigfetch, bad_arguments_are_refused)
     cr_assert_eq(pm_sigfetch_run(&o, &r, &why), PM_EINVAL);
     free(why);
 }
+
+/* ---- In a child process (pm_sigfetch_spawn, privmta-sigfetch) ---------- */
+
+#define S_HELPER PM_BUILD_DIR "/nodeagent/privmta-sigfetch"
+
+static pm_err_t
+s_spawn(const char *helper, const char *const *mirrors, const char *db,
+        pm_sigfetch_report_t **r, char **why)
+{
+    const char *dbs[] = {db};
+    pm_sigfetch_opts_t o = {.dbdir = s_db,
+                            .mirrors = mirrors,
+                            .n_mirrors = 1,
+                            .databases = dbs,
+                            .n_databases = 1,
+                            .connect_timeout_s = 2,
+                            .request_timeout_s = 5};
+    return pm_sigfetch_spawn(helper, &o, r, why);
+}
+
+Test(sigfetch, the_helper_fetches_and_reports_the_same)
+{
+    testmirror_copy("test-1.cvd", s_www, "test.cvd", false);
+    s_mirror_start();
+    const char *mirrors[] = {s_url};
+    pm_sigfetch_report_t *r = NULL;
+    char *why = NULL;
+    cr_assert_eq(s_spawn(S_HELPER, mirrors, "test", &r, &why), PM_OK, "%s",
+                 why ? why : "");
+    cr_assert_eq(r->n_dbs, 1);
+    cr_assert_str_eq(r->dbs[0].name, "test");
+    cr_assert_eq(r->dbs[0].err, PM_OK, "%s", r->dbs[0].why);
+    cr_assert_eq(r->dbs[0].version, 1);
+    cr_assert(r->dbs[0].changed);
+    cr_assert_eq(r->dbs[0].built, 1624388302);
+    cr_assert_str_eq(r->dbs[0].mirror, s_url);
+    cr_assert(s_exists(s_db, "test.cvd"));
+    s_assert_dir_clean();
+    pm_sigfetch_report_destroy(&r);
+
+    /* a 429 comes back as a cool-down, across the process boundary */
+    testmirror_status(s_www, "429 120");
+    time_t before = time(NULL);
+    cr_assert_eq(s_spawn(S_HELPER, mirrors, "test", &r, &why), PM_OK);
+    cr_assert_eq(r->dbs[0].err, PM_EDENIED);
+    cr_assert_not_null(r->dbs[0].why);
+    cr_assert_eq(r->n_cooldowns, 1);
+    cr_assert_eq(r->cooldowns[0].http_status, 429);
+    cr_assert_geq(r->cooldowns[0].until, before + 120);
+    pm_sigfetch_report_destroy(&r);
+    free(why);
+}
+
+Test(sigfetch, the_helpers_own_errors_come_back_with_their_reason)
+{
+    const char *mirrors[] = {"http://127.0.0.1:1"};
+    pm_sigfetch_report_t *r = NULL;
+    char *why = NULL;
+    cr_assert_eq(s_spawn(S_HELPER, mirrors, "../etc", &r, &why), PM_EINVAL);
+    cr_assert_null(r);
+    cr_assert_not_null(strstr(why, "../etc"), "%s", why);
+    PM_FREE(&why);
+    cr_assert_eq(
+        s_spawn("/nonexistent/privmta-sigfetch", mirrors, "test", &r, &why),
+        PM_EINTERNAL);
+    cr_assert_null(r);
+    cr_assert_not_null(strstr(why, "/nonexistent/privmta-sigfetch"), "%s", why);
+    free(why);
+}
+
+static bool
+s_always(void *arg)
+{
+    (void)arg;
+    return true;
+}
+
+Test(sigfetch, cancelling_ends_the_helper)
+{
+    /* a mirror that never answers: only the cancel can end it early */
+    testmirror_copy("test-1.cvd", s_www, "test.cvd", false);
+    testmirror_status(s_www, "stall 300");
+    s_mirror_start();
+    const char *mirrors[] = {s_url}, *dbs[] = {"test"};
+    pm_sigfetch_opts_t o = {.dbdir = s_db,
+                            .mirrors = mirrors,
+                            .n_mirrors = 1,
+                            .databases = dbs,
+                            .n_databases = 1,
+                            .connect_timeout_s = 60,
+                            .request_timeout_s = 600,
+                            .cancelled = s_always};
+    pm_sigfetch_report_t *r = NULL;
+    char *why = NULL;
+    time_t start = time(NULL);
+    cr_assert_eq(pm_sigfetch_spawn(S_HELPER, &o, &r, &why), PM_ETIMEDOUT);
+    cr_assert_lt(time(NULL) - start, 30); /* not the 600 s of the request */
+    cr_assert_null(r);
+    cr_assert_not_null(strstr(why, "stopped"), "%s", why);
+    free(why);
+}
+
+Test(sigfetch, a_report_passes_the_gate_or_is_refused)
+{
+    pm_sigfetch_db_t db = {.name = "test",
+                           .err = PM_EDENIED,
+                           .why = "429",
+                           .version = 3,
+                           .mirror = "http://m"};
+    pm_sigfetch_cooldown_t cool = {
+        .mirror = "http://m", .http_status = 429, .until = 99};
+    pm_sigfetch_report_t in = {
+        .dbs = &db, .n_dbs = 1, .cooldowns = &cool, .n_cooldowns = 1};
+    size_t len = 0;
+    uint8_t *buf = pm_sigfetch_report_pack(&in, &len);
+    const char *asked[] = {"test"}, *other[] = {"daily"};
+    pm_sigfetch_opts_t o = {.databases = asked, .n_databases = 1};
+    pm_sigfetch_report_t *r = NULL;
+    char *why = NULL;
+    cr_assert_eq(pm_sigfetch_report_unpack(buf, len, &o, &r, &why), PM_OK);
+    cr_assert_eq(r->dbs[0].err, PM_EDENIED);
+    cr_assert_str_eq(r->dbs[0].why, "429");
+    cr_assert_eq(r->dbs[0].version, 3);
+    cr_assert_str_eq(r->cooldowns[0].mirror, "http://m");
+    cr_assert_eq(r->cooldowns[0].until, 99);
+    pm_sigfetch_report_destroy(&r);
+    /* about another database: refused */
+    o.databases = other;
+    cr_assert_eq(pm_sigfetch_report_unpack(buf, len, &o, &r, &why), PM_EPROTO);
+    cr_assert_null(r);
+    free(buf);
+    PM_FREE(&why);
+    /* a name that is a path, or an error code that is none: the wire gate */
+    db.name = "../x";
+    buf = pm_sigfetch_report_pack(&in, &len);
+    o.databases = (const char *[]){"../x"};
+    cr_assert_eq(pm_sigfetch_report_unpack(buf, len, &o, &r, &why), PM_EPROTO);
+    free(buf);
+    PM_FREE(&why);
+    db.name = "test";
+    db.err = (pm_err_t)77;
+    buf = pm_sigfetch_report_pack(&in, &len);
+    o.databases = asked;
+    cr_assert_eq(pm_sigfetch_report_unpack(buf, len, &o, &r, &why), PM_EPROTO);
+    cr_assert_not_null(strstr(why, "err"), "%s", why);
+    free(buf);
+    free(why);
+}

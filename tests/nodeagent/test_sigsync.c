@@ -69,6 +69,9 @@ typedef struct {
     char dbdir[128];
 } s_node_t;
 
+/* the fetches run in the helper, as in the agent */
+#define S_FETCHER PM_BUILD_DIR "/nodeagent/privmta-sigfetch"
+
 /* SERVE: the node runs a peer service (one per process: pm_peer.h), else
  * it only pulls. */
 static void
@@ -79,6 +82,7 @@ s_node_start(s_node_t *n, const char *name, bool serve)
     snprintf(n->dbdir, sizeof n->dbdir, "%s/%s", s_dir, name);
     pm_sigsync_config_t c = {.cert = n->cert,
                              .dbdir = n->dbdir,
+                             .fetcher = S_FETCHER,
                              .gid = -1,
                              .peer_bind = serve ? "tcp://127.0.0.1:0" : NULL,
                              .name = name,
@@ -345,6 +349,7 @@ s_gossiper(zcert_t *cert, const char *name, int fanout)
     char *dbdir = pm_asprintf("%s/%s", s_dir, name);
     pm_sigsync_config_t c = {.cert = cert,
                              .dbdir = dbdir,
+                             .fetcher = S_FETCHER,
                              .gid = -1,
                              .name = name,
                              .gossip_ms = 100,
