@@ -67,8 +67,14 @@ typedef struct {
     const char *const *choices;   /* PM_KT_ENUM: NULL-terminated */
     unsigned max;                 /* list items / string characters, 0: none */
     unsigned flags;               /* PM_KF_* */
-    const char *drives;           /* Postfix parameters or milter setting */
+    const char *drives;           /* what it drives, in words (docs) */
     const char *help;             /* one line for docs and `show` comments */
+    /* The main.cf parameters whose rendered value depends on this key,
+     * NULL-terminated; NULL when it drives none. The Postfix renderer
+     * (nodeagent/pm_pf_render) owns exactly these parameters and finds
+     * here which key a plain parameter copies; its tests check that a
+     * key changes no parameter it does not name. */
+    const char *const *postfix;
 } pm_key_t;
 
 /* The table, in display order; sets *n to the number of keys. */

@@ -66,7 +66,7 @@ typedef struct {
     zhashx_t *links;    /* member name -> pm_peer_link_t, for gossip */
     zhashx_t *cools;    /* mirror -> s_cool_t */
     zhashx_t *distrust; /* peer -> s_distrust_t */
-    zchunk_t *last_status;
+    zchunk_t *last_status, *last_hold; /* as last sent */
     uint64_t rnd;
     int64_t next_round; /* zclock_mono */
     unsigned hot;       /* rounds left to tell FANOUT members of news */
@@ -352,12 +352,20 @@ s_versions(s_sync_t *self)
     return m;
 }
 
+/* Sends MSG packed after CMD to TO when it differs from *LAST (then kept
+ * there): every round asks, only a change costs a message. */
 static void
-s_send_packed(zsock_t *to, const char *cmd, const ProtobufCMessage *msg)
+s_send_changed(zsock_t *to, const char *cmd, const ProtobufCMessage *msg,
+               zchunk_t **last)
 {
     size_t len = 0;
     uint8_t *buf = pm_wire_pack(msg, &len);
-    zsock_send(to, "sb", cmd, buf, len);
+    if (!*last || zchunk_size(*last) != len ||
+        memcmp(zchunk_data(*last), buf, len) != 0) {
+        zchunk_destroy(last);
+        *last = zchunk_new(buf, len);
+        zsock_send(to, "sb", cmd, buf, len);
+    }
     free(buf);
 }
 
@@ -368,7 +376,7 @@ s_hold(s_sync_t *self)
     if (!self->peer)
         return;
     Pm__PeerMessage *m = s_versions(self);
-    s_send_packed(zactor_sock(self->peer), "HOLD", &m->base);
+    s_send_changed(zactor_sock(self->peer), "HOLD", &m->base, &self->last_hold);
     pm__peer_message__free_unpacked(m, NULL);
 }
 
@@ -398,15 +406,7 @@ s_status(s_sync_t *self)
     }
     st.distrusted = ds;
     st.n_distrusted = nd;
-    size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&st.base, &len);
-    if (!self->last_status || zchunk_size(self->last_status) != len ||
-        memcmp(zchunk_data(self->last_status), buf, len) != 0) {
-        zchunk_destroy(&self->last_status);
-        self->last_status = zchunk_new(buf, len);
-        zsock_send(self->pipe, "sb", "STATUS", buf, len);
-    }
-    free(buf);
+    s_send_changed(self->pipe, "STATUS", &st.base, &self->last_status);
     st.name = st.peer_endpoint = NULL; /* not ours to free */
     for (size_t i = 0; i < st.n_databases; i++)
         pm__signature_db__free_unpacked(dbs[i], NULL);
@@ -908,6 +908,7 @@ s_destroy(s_sync_t **self_p)
     zhashx_destroy(&self->cools);
     zhashx_destroy(&self->distrust);
     zchunk_destroy(&self->last_status);
+    zchunk_destroy(&self->last_hold);
     free(self->node);
     free(self->endpoint);
     free((char *)self->cfg.dbdir);
