@@ -831,6 +831,7 @@ pm_peer_exchange_many(zcert_t *cert, const pm_peer_target_t *targets, size_t n,
 typedef struct {
     zsock_t *sock;
     const char *endpoint, *file;
+    const char *verifier; /* privmta-sigfetch, by path */
     uint32_t version;
     int fd;
     uint64_t total; /* 0 until the first chunk says it */
@@ -949,15 +950,25 @@ s_transfer(s_pull_t *p, char **why)
     return rc;
 }
 
-/* Verifies the scratch copy TMP of P's file with ClamAV's own check and
- * its header version; fills *INFO. */
+/* Verifies the scratch copy TMP of P's file with ClamAV's own check (in
+ * the helper: libclamav parses what a peer sent outside the root agent)
+ * and its header version; fills *INFO. */
 static int
 s_verify(const s_pull_t *p, const char *tmp, pm_peer_file_t *info, char **why)
 {
     char *bad = NULL;
     unsigned version = 0, sigs = 0;
     time_t built = 0;
-    if (pm_sigfetch_verify(tmp, &version, &sigs, &built, &bad) != PM_OK) {
+    char *name = pm_strndup(p->file, strlen(p->file) - 4); /* NAME.cvd */
+    int rc = pm_sigfetch_verify_spawn(p->verifier, tmp, name, &version, &sigs,
+                                      &built, &bad);
+    free(name);
+    if (rc == PM_EINTERNAL) { /* the helper, not the file: no one to blame */
+        pm_why(why, "peer", "%s", bad);
+        free(bad);
+        return PM_EIO;
+    }
+    if (rc != PM_OK) {
         /* the reason without our scratch file's name: it is shown in
          * `nodes` as why the peer is distrusted */
         size_t n = strlen(tmp);
@@ -1040,7 +1051,8 @@ s_scratch(const char *dbdir, const char *file, char **scratch, char **tmp,
 int
 pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
              const char *dbdir, const char *file, uint32_t version,
-             int timeout_ms, pm_peer_file_t *info, char **why)
+             const char *verifier, int timeout_ms, pm_peer_file_t *info,
+             char **why)
 {
     if (!dbdir || !s_file_ok(file) || version == 0) {
         pm_why(why, "peer",
@@ -1050,8 +1062,11 @@ pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
                file ? file : "", version);
         return PM_EINVAL;
     }
-    s_pull_t p = {
-        .endpoint = endpoint, .file = file, .version = version, .fd = -1};
+    s_pull_t p = {.endpoint = endpoint,
+                  .file = file,
+                  .verifier = verifier,
+                  .version = version,
+                  .fd = -1};
     int rc = s_dial(cert, endpoint, server_key, timeout_ms, &p.sock, why);
     if (rc != PM_OK)
         return rc;

@@ -163,7 +163,8 @@ typedef struct {
  * are removed again, the directory only when no other pull uses it). Each
  * answer is wire-checked and must continue the file at the right offset,
  * with the same total, and the whole size it announced. The file is then
- * verified with ClamAV's own check (pm_sigfetch_verify) and its header
+ * verified with ClamAV's own check in a child process, VERIFIER
+ * (privmta-sigfetch, by path: pm_sigfetch_verify_spawn), and its header
  * version must equal VERSION; only then it is renamed into DBDIR/FILE
  * (mode 0644, directory fsync'd), and the other form of the same database
  * (NAME.cvd vs NAME.cld) removed so that libclamav loads one copy.
@@ -174,8 +175,9 @@ typedef struct {
  * a total that changes, is 0 or is larger than PM_WIRE_DATABASE_MAX): the
  * caller should distrust that peer; PM_ENOTFOUND when the peer answered
  * ERROR (it does not hold that version, or the file changed under the
- * transfer); PM_ETIMEDOUT; PM_EIO (local disk: the scratch file, the
- * rename, removing the other form - the new file is in place then);
+ * transfer); PM_ETIMEDOUT; PM_EIO (local: the scratch file, the
+ * rename, removing the other form - the new file is in place then - or
+ * VERIFIER could not run);
  * PM_EINVAL (FILE not NAME.cvd/NAME.cld, VERSION 0, a bad key or
  * endpoint); always with *WHY when WHY is not NULL. Nothing unverified is
  * ever left in DBDIR/FILE. Blocking; any thread; pulls of different files
@@ -183,6 +185,7 @@ typedef struct {
  */
 int pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
                  const char *dbdir, const char *file, uint32_t version,
-                 int timeout_ms, pm_peer_file_t *info, char **why);
+                 const char *verifier, int timeout_ms, pm_peer_file_t *info,
+                 char **why);
 
 #endif

@@ -603,8 +603,8 @@ s_pull(s_sync_t *self, s_db_t *db)
         char *file = pm_asprintf("%s.%s", db->name, exts[i]);
         PM_FREE(&why);
         rc = pm_peer_pull(self->cfg.cert, m->endpoint, m->key, self->cfg.dbdir,
-                          file, db->newest, self->cfg.peer_timeout_ms, &got,
-                          &why);
+                          file, db->newest, self->cfg.fetcher,
+                          self->cfg.peer_timeout_ms, &got, &why);
         free(file);
     }
     if (rc == PM_OK) {

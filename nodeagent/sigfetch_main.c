@@ -2,13 +2,21 @@
  *
  * privmta-sigfetch --dbdir DIR --mirror URL... --database NAME...
  *                  [--connect-timeout S] [--request-timeout S]
+ * privmta-sigfetch --verify PATH --database NAME
  *
  * Brings each database in DIR to the newest version a mirror offers
  * (pm_sigfetch_run: verified with ClamAV's own check before anything is
  * renamed into DIR) and writes what happened to stdout as a packed
  * FetchReport; exit 0. Otherwise exits with the pm_err_t code and says why
  * on the last line of stderr. SIGTERM ends it at once: nothing unverified
- * is ever in DIR (the scratch directory is cleared by the next run). */
+ * is ever in DIR (the scratch directory is cleared by the next run).
+ *
+ * With --verify, checks the file PATH (database NAME, a .cvd or .cld) with
+ * ClamAV's own check (pm_sigfetch_verify) and reports the result the same
+ * way (one database: its error and reason, or version, signatures and
+ * build time); exit 0 whatever the verdict. The agent runs this for every
+ * file a peer sent: libclamav parses hostile bytes here, not in the root
+ * agent. */
 #include "pm_error.h"
 #include "pm_log.h"
 #include "pm_mem.h"
@@ -56,6 +64,22 @@ s_write_all(const uint8_t *buf, size_t len)
     return true;
 }
 
+/* The verdict on PATH as a one-database report. */
+static int
+s_verify(const char *path, const char *name)
+{
+    pm_sigfetch_db_t db = {.name = (char *)name};
+    db.err =
+        pm_sigfetch_verify(path, &db.version, &db.sigs, &db.built, &db.why);
+    pm_sigfetch_report_t r = {.dbs = &db, .n_dbs = 1};
+    size_t len = 0;
+    uint8_t *buf = pm_sigfetch_report_pack(&r, &len);
+    bool ok = s_write_all(buf, len);
+    free(buf);
+    free(db.why);
+    return ok ? 0 : s_fail(PM_EIO, "cannot write the report to stdout");
+}
+
 static int
 s_run(pm_sigfetch_opts_t *o)
 {
@@ -84,9 +108,11 @@ main(int argc, char **argv)
         {"database", required_argument, NULL, 'b'},
         {"connect-timeout", required_argument, NULL, 'c'},
         {"request-timeout", required_argument, NULL, 'r'},
+        {"verify", required_argument, NULL, 'v'},
         {NULL, 0, NULL, 0}};
     pm_log_init("privmta-sigfetch", false, PM_LOG_INFO);
     pm_sigfetch_opts_t o = {0};
+    const char *verify = NULL;
     const char **mirrors = pm_calloc((size_t)argc + 1, sizeof *mirrors);
     const char **dbs = pm_calloc((size_t)argc + 1, sizeof *dbs);
     o.mirrors = mirrors;
@@ -99,6 +125,8 @@ main(int argc, char **argv)
             mirrors[o.n_mirrors++] = optarg;
         else if (c == 'b')
             dbs[o.n_databases++] = optarg;
+        else if (c == 'v')
+            verify = optarg;
         else if (c == 'c' && s_seconds(optarg, &o.connect_timeout_s))
             continue;
         else if (c == 'r' && s_seconds(optarg, &o.request_timeout_s))
@@ -107,11 +135,16 @@ main(int argc, char **argv)
             rc = s_fail(PM_EINVAL, "usage: privmta-sigfetch --dbdir DIR "
                                    "--mirror URL... --database NAME... "
                                    "[--connect-timeout S] [--request-timeout "
-                                   "S] (seconds up to 3600)");
+                                   "S] (seconds up to 3600), or --verify "
+                                   "PATH --database NAME");
     }
     if (rc < 0 && optind < argc)
         rc = s_fail(PM_EINVAL, "unexpected argument; see --dbdir, --mirror, "
                                "--database");
+    if (rc < 0 && verify)
+        rc = o.n_databases == 1
+                 ? s_verify(verify, dbs[0])
+                 : s_fail(PM_EINVAL, "--verify PATH takes one --database");
     if (rc < 0 && !o.dbdir)
         rc = s_fail(PM_EINVAL, "--dbdir DIR is required");
     if (rc < 0)

@@ -21,6 +21,8 @@
 #define S_FIXTURES PM_SOURCE_DIR "/tests/data/clamav"
 #define S_WAIT 5000 /* ms for an answer that must come */
 #define S_NONE 600  /* ms to wait for one that must not */
+/* the verifier, as in the agent: privmta-sigfetch --verify */
+#define S_HELPER PM_BUILD_DIR "/nodeagent/privmta-sigfetch"
 
 static char s_dir[64], s_srv[96], s_cli[96];
 static zcert_t *s_server, *s_client, *s_stranger;
@@ -205,7 +207,7 @@ s_pull(const char *file, uint32_t version, pm_peer_file_t *info, char **why)
 {
     *why = NULL;
     return pm_peer_pull(s_client, s_endpoint, zcert_public_txt(s_server), s_cli,
-                        file, version, S_WAIT, info, why);
+                        file, version, S_HELPER, S_WAIT, info, why);
 }
 
 /* ---- Push-pull --------------------------------------------------------- */
@@ -579,7 +581,7 @@ Test(peer, pull_unenrolled_times_out)
     char *why = NULL;
     cr_expect_eq(pm_peer_pull(s_stranger, s_endpoint,
                               zcert_public_txt(s_server), s_cli, "test.cvd", 6,
-                              S_NONE, NULL, &why),
+                              S_HELPER, S_NONE, NULL, &why),
                  PM_ETIMEDOUT);
     free(why);
     s_expect_entries(s_cli, 0);
@@ -679,7 +681,7 @@ s_pull_hostile(s_hostile_t how, char **why)
     char *ep = zstr_recv(h);
     *why = NULL;
     int rc = pm_peer_pull(s_client, ep, zcert_public_txt(s_server), s_cli,
-                          "test.cvd", 6, S_WAIT, NULL, why);
+                          "test.cvd", 6, S_HELPER, S_WAIT, NULL, why);
     zactor_destroy(&h);
     free(ep);
     return rc;

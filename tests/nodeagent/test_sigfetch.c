@@ -554,3 +554,31 @@ Test(sigfetch, a_report_passes_the_gate_or_is_refused)
     free(buf);
     free(why);
 }
+
+Test(sigfetch, the_helper_verifies_a_file)
+{
+    testmirror_copy("test-1.cvd", s_db, "good.cvd", false);
+    testmirror_copy("test-1.cvd", s_db, "bad.cvd", true);
+    char *good = pm_asprintf("%s/good.cvd", s_db);
+    char *bad = pm_asprintf("%s/bad.cvd", s_db);
+    unsigned version = 0, sigs = 0;
+    time_t built = 0;
+    char *why = NULL;
+    cr_assert_eq(pm_sigfetch_verify_spawn(S_HELPER, good, "test", &version,
+                                          &sigs, &built, &why),
+                 PM_OK, "%s", why ? why : "");
+    cr_assert_eq(version, 1);
+    cr_assert_eq(built, 1624388302);
+    cr_assert_eq(pm_sigfetch_verify_spawn(S_HELPER, bad, "test", &version,
+                                          &sigs, &built, &why),
+                 PM_EPROTO);
+    cr_assert_not_null(strstr(why, "signature check"), "%s", why);
+    PM_FREE(&why);
+    /* the helper itself missing is not the file's fault */
+    cr_assert_eq(pm_sigfetch_verify_spawn("/nonexistent/privmta-sigfetch", good,
+                                          "test", NULL, NULL, NULL, &why),
+                 PM_EINTERNAL);
+    free(why);
+    free(good);
+    free(bad);
+}
