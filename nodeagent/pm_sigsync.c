@@ -1154,8 +1154,6 @@ s_actor(zsock_t *pipe, void *args)
     }
     zpoller_destroy(&poller);
     s_destroy(&self);
-    /* before czmq signals the owner: see pm_sigfetch_thread_done */
-    pm_sigfetch_thread_done();
 }
 
 zactor_t *
