@@ -1,11 +1,10 @@
 /* pm_postfix.c - the policy on one real Postfix instance (postfix -c DIR).
  *
- * Two parts: the parameter table (policy keys -> the main.cf parameters
- * they own) and the backend itself (apply with check and rollback,
- * status). Everything Postfix is asked goes through its own tools, run
- * with common/pm_cmd: postconf reads and writes main.cf, postfix checks
- * and reloads, smtpd -S parses the candidate configuration the way every
- * smtpd process will.
+ * The backend: apply with check and rollback, reload, status. What the
+ * policy renders to is pm_pf_render, main.cf is read and written through
+ * pm_postconf, the SASL check is pm_pf_sasl; postfix checks and reloads,
+ * smtpd -S parses the candidate configuration the way every smtpd process
+ * will, all run with common/pm_cmd.
  */
 #include "pm_postfix.h"
 #include "pm_cmd.h"
@@ -13,12 +12,12 @@
 #include "pm_error.h"
 #include "pm_file.h"
 #include "pm_mem.h"
-#include "pm_policy.h"
+#include "pm_pf_render.h"
+#include "pm_pf_sasl.h"
+#include "pm_postconf.h"
 
 #include <dirent.h>
-#include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,269 +25,17 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #define S_TIMEOUT_MS 15000        /* any single Postfix command */
-#define S_OUTPUT_MAX (64u << 20)  /* postconf -n, postmap -s of a big map */
+#define S_OUTPUT_MAX (64u << 20)  /* postmap -s of a big map */
 #define S_PROBE_MS 10000          /* smtpd -S: healthy, it exits at once */
 #define S_STATUS_TTL 10           /* seconds a status computation is reused */
 #define S_OVERRIDES_MAX 100       /* relay-host bypasses listed in a report */
 #define S_OVERRIDE_LEN 250        /* bytes of one of them */
 #define S_MAIN_CF_MAX (16u << 20) /* a main.cf bigger than this is refused */
 #define S_SMTPD_FALLBACK "/usr/lib/postfix/sbin/smtpd"
-
-/* ------------------------------------------------------------------------
- * What the node can support. The policy says what is wanted; the node's
- * own configuration (parameters privmta does not own) says what works. */
-
-typedef struct {
-    bool sasl;          /* a SASL backend answers: AUTH may be turned on */
-    bool login_maps;    /* smtpd_sender_login_maps is set */
-    const char *milter; /* this node's privmta-milter, or NULL */
-} s_caps_t;
-
-static const s_caps_t s_all_caps = {true, true,
-                                    "unix:/run/privmta-milter/milter.sock"};
-
-/* ------------------------------------------------------------------------
- * The table: every Postfix parameter the policy owns, with the keys that
- * drive it (documentation, and the test checks each key is declared) and
- * the function that renders it. Nothing else in main.cf is touched. */
-
-typedef char *(*s_render_fn)(const Pm__Policy *p, const s_caps_t *caps);
-
-typedef struct {
-    const char *param;
-    const char *keys;
-    s_render_fn render; /* NULL: the value of the one key, as it is */
-} s_param_t;
-
-static char *
-s_yesno(bool b)
-{
-    return pm_strdup(b ? "yes" : "no");
-}
-
-/* Appends WORD to the space separated list *LIST when ON. */
-static void
-s_add(char **list, bool on, const char *word)
-{
-    if (!on)
-        return;
-    char *next = **list ? pm_asprintf("%s %s", *list, word) : pm_strdup(word);
-    free(*list);
-    *list = next;
-}
-
-/* A HELO check can only be enforced when HELO is required: a client that
- * skips HELO is never checked. */
-static char *
-r_helo_required(const Pm__Policy *p, const s_caps_t *c)
-{
-    (void)c;
-    return s_yesno(p->inbound_checks_helo_valid ||
-                   p->inbound_checks_helo_fqdn ||
-                   p->inbound_checks_helo_resolves);
-}
-
-static char *
-r_helo_restrictions(const Pm__Policy *p, const s_caps_t *c)
-{
-    (void)c;
-    char *v = pm_strdup("");
-    s_add(&v, p->inbound_checks_helo_valid, "reject_invalid_helo_hostname");
-    s_add(&v, p->inbound_checks_helo_fqdn, "reject_non_fqdn_helo_hostname");
-    s_add(&v, p->inbound_checks_helo_resolves, "reject_unknown_helo_hostname");
-    return v;
-}
-
-static char *
-r_client_restrictions(const Pm__Policy *p, const s_caps_t *c)
-{
-    (void)c;
-    char *v = pm_strdup("");
-    s_add(&v, p->inbound_checks_client_hostname,
-          "reject_unknown_client_hostname");
-    s_add(&v, p->inbound_checks_reverse_client_hostname,
-          "reject_unknown_reverse_client_hostname");
-    return v;
-}
-
-/* reject_sender_login_mismatch needs smtpd_sender_login_maps: without it
- * no address has an owner, so every SASL-authenticated client would be a
- * "mismatch". Left out until the node defines the map (status says so). */
-static char *
-r_sender_restrictions(const Pm__Policy *p, const s_caps_t *c)
-{
-    char *v = pm_strdup("");
-    s_add(&v, p->inbound_reject_sender_login_mismatch && c->login_maps,
-          "reject_sender_login_mismatch");
-    s_add(&v, p->inbound_checks_sender_fqdn, "reject_non_fqdn_sender");
-    s_add(&v, p->inbound_checks_sender_domain, "reject_unknown_sender_domain");
-    return v;
-}
-
-/* reject (5xx), not Postfix's default defer_unauth_destination (4xx): an
- * admin who narrows mynetworks wants a clean, final relay denial. */
-static char *
-r_relay_restrictions(const Pm__Policy *p, const s_caps_t *c)
-{
-    char *v = pm_strdup("permit_mynetworks");
-    s_add(&v, p->outbound_sasl_auth && c->sasl, "permit_sasl_authenticated");
-    s_add(&v, true, "reject_unauth_destination");
-    return v;
-}
-
-/* With smtpd_sasl_auth_enable = yes and no backend answering, every smtpd
- * process dies ("fatal: no SASL authentication mechanisms") and master
- * throttles the service: no mail at all. So AUTH is only turned on when
- * the node has a backend (status reports auth DOWN otherwise). */
-static char *
-r_sasl_enable(const Pm__Policy *p, const s_caps_t *c)
-{
-    return s_yesno(p->outbound_sasl_auth && c->sasl);
-}
-
-/* Postfix reads an unbracketed IPv6 entry ("::1/128") as a "type:table"
- * lookup table and every smtpd dies on it; the check accepts both forms,
- * so IPv6 entries are always written in brackets. */
-static char *
-r_mynetworks(const Pm__Policy *p, const s_caps_t *c)
-{
-    (void)c;
-    char *v = pm_strdup("");
-    for (size_t i = 0; i < p->n_outbound_mynetworks; i++) {
-        const char *net = p->outbound_mynetworks[i];
-        char *item = NULL;
-        if (net[0] != '[' && strchr(net, ':')) {
-            const char *slash = strchr(net, '/');
-            int alen = slash ? (int)(slash - net) : (int)strlen(net);
-            item = pm_asprintf("[%.*s]%s", alen, net, slash ? slash : "");
-        }
-        s_add(&v, true, item ? item : net);
-        free(item);
-    }
-    return v;
-}
-
-/* The content filter is wired in whenever the policy asks for anything
- * it does, and taken out when nothing does; with a filter configured but
- * unreachable, Postfix tempfails (milter_default_action) rather than let
- * mail through unscanned. */
-static bool
-s_needs_milter(const Pm__Policy *p)
-{
-    return p->n_inbound_blocked_extensions || p->antispam_enabled ||
-           p->antivirus_enabled || p->n_dkim_domains;
-}
-
-static char *
-r_milters(const Pm__Policy *p, const s_caps_t *c)
-{
-    return pm_strdup(c->milter && s_needs_milter(p) ? c->milter : "");
-}
-
-static char *
-r_milter_action(const Pm__Policy *p, const s_caps_t *c)
-{
-    (void)p;
-    (void)c;
-    return pm_strdup("tempfail");
-}
-
-#define S_MILTER_KEYS                                                          \
-    "inbound.blocked_extensions antispam.enabled antivirus.enabled "           \
-    "dkim.domains"
-
-static const s_param_t s_params[] = {
-    {"smtpd_reject_unlisted_sender", "inbound.reject_unlisted_sender", NULL},
-    {"smtpd_reject_unlisted_recipient", "inbound.reject_unlisted_recipient",
-     NULL},
-    {"smtpd_helo_required",
-     "inbound.checks.helo_valid inbound.checks.helo_fqdn "
-     "inbound.checks.helo_resolves",
-     r_helo_required},
-    {"smtpd_helo_restrictions",
-     "inbound.checks.helo_valid inbound.checks.helo_fqdn "
-     "inbound.checks.helo_resolves",
-     r_helo_restrictions},
-    {"smtpd_client_restrictions",
-     "inbound.checks.client_hostname inbound.checks.reverse_client_hostname",
-     r_client_restrictions},
-    {"smtpd_sender_restrictions",
-     "inbound.reject_sender_login_mismatch inbound.checks.sender_fqdn "
-     "inbound.checks.sender_domain",
-     r_sender_restrictions},
-    {"smtpd_relay_restrictions", "outbound.sasl_auth", r_relay_restrictions},
-    {"smtpd_sasl_auth_enable", "outbound.sasl_auth", r_sasl_enable},
-    {"smtpd_sasl_authenticated_header", "outbound.authenticated_header", NULL},
-    {"smtpd_tls_auth_only", "outbound.tls_auth_only", NULL},
-    {"mynetworks", "outbound.mynetworks", r_mynetworks},
-    {"relayhost", "outbound.relay_host", NULL},
-    {"smtp_fallback_relay", "outbound.fallback_relay_host", NULL},
-    {"smtpd_milters", S_MILTER_KEYS, r_milters},
-    {"non_smtpd_milters", S_MILTER_KEYS, r_milters},
-    {"milter_default_action", S_MILTER_KEYS, r_milter_action},
-};
-
-#define S_NPARAMS (sizeof s_params / sizeof s_params[0])
-
-/* A parameter that is one policy key: a switch becomes yes/no, text is
- * copied; the key's type comes from the policy table. */
-static char *
-s_render_key(const Pm__Policy *p, const char *name)
-{
-    const pm_key_t *key = pm_policy_key(name);
-    assert(key); /* test_postfix checks every key named here exists */
-    if (key->type == PM_KT_BOOL)
-        return s_yesno(pm_policy_get_bool(p, key));
-    return pm_strdup(pm_policy_get_string(p, key));
-}
-
-static pm_postfix_param_t *
-s_render(const Pm__Policy *effective, const s_caps_t *caps, size_t *n)
-{
-    pm_postfix_param_t *out = pm_calloc(S_NPARAMS, sizeof *out);
-    for (size_t i = 0; i < S_NPARAMS; i++) {
-        out[i].name = pm_strdup(s_params[i].param);
-        out[i].value = s_params[i].render
-                           ? s_params[i].render(effective, caps)
-                           : s_render_key(effective, s_params[i].keys);
-    }
-    *n = S_NPARAMS;
-    return out;
-}
-
-pm_postfix_param_t *
-pm_postfix_render(const Pm__Policy *effective, size_t *n)
-{
-    return s_render(effective, &s_all_caps, n);
-}
-
-void
-pm_postfix_params_free(pm_postfix_param_t **params_p, size_t n)
-{
-    pm_postfix_param_t *params = *params_p;
-    if (!params)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        free(params[i].name);
-        free(params[i].value);
-    }
-    free(params);
-    *params_p = NULL;
-}
-
-const char *
-pm_postfix_param_keys(const char *param)
-{
-    for (size_t i = 0; i < S_NPARAMS; i++)
-        if (strcmp(s_params[i].param, param) == 0)
-            return s_params[i].keys;
-    return NULL;
-}
 
 /* ------------------------------------------------------------------------
  * Running Postfix's tools (common/pm_cmd). postfix(1) only writes its
@@ -322,51 +69,7 @@ s_run(char *const argv[], const char *config, unsigned flags,
 }
 
 /* ------------------------------------------------------------------------
- * Reading and writing main.cf through postconf. */
-
-/* postconf -c DIR ARGS... ; returns the exit code. */
-static int
-s_postconf(const char *dir, const char *const *args, size_t n,
-           pm_cmd_result_t *res)
-{
-    char **argv = pm_calloc(n + 4, sizeof *argv);
-    argv[0] = "postconf";
-    argv[1] = "-c";
-    argv[2] = (char *)dir;
-    for (size_t i = 0; i < n; i++)
-        argv[3 + i] = (char *)args[i];
-    int rc = s_run(argv, NULL, 0, res);
-    free(argv);
-    return rc;
-}
-
-/* Values (postconf -h -x, expanded) of NAMES in DIR, in order. Returns
- * false with *why. */
-static bool
-s_read_params(const char *dir, const char *const *names, size_t n,
-              char **values, char **why)
-{
-    const char **args = pm_calloc(n + 2, sizeof *args);
-    args[0] = "-h";
-    args[1] = "-x";
-    memcpy(args + 2, names, n * sizeof *names);
-    pm_cmd_result_t c;
-    int rc = s_postconf(dir, args, n + 2, &c);
-    free(args);
-    if (rc != 0) {
-        *why = pm_cmd_why("postconf -h -x", &c);
-        pm_cmd_result_clear(&c);
-        return false;
-    }
-    char *line = c.out;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strcspn(line, "\n");
-        values[i] = pm_strndup(line, len);
-        line += len + (line[len] == '\n');
-    }
-    pm_cmd_result_clear(&c);
-    return true;
-}
+ * The node: parameters of main.cf the policy does not own. */
 
 /* The node facts apply and status need, read in one postconf call. */
 enum {
@@ -417,92 +120,21 @@ static bool
 s_node_read(const char *dir, s_node_t *node, char **why)
 {
     memset(node, 0, sizeof *node);
-    return s_read_params(dir, s_node_names, N_COUNT, node->v, why);
+    return pm_postconf_read(dir, s_node_names, N_COUNT, node->v, why) == PM_OK;
 }
 
-/* ------------------------------------------------------------------------
- * SASL: does the configured backend answer? */
-
-static bool
-s_unix_connects(const char *path, char **problem)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof sa.sun_path) {
-        *problem = pm_asprintf("socket path %s is too long", path);
-        return false;
-    }
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        *problem =
-            pm_asprintf("cannot connect to %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return false;
-    }
-    close(fd);
-    return true;
-}
-
-/* Cyrus offers the mechanisms of its plugins; no plugin, no mechanism. */
-static bool
-s_cyrus_has_plugins(char **problem)
-{
-    static const char *const dirs[] = {
-        "/usr/lib/x86_64-linux-gnu/sasl2", "/usr/lib/aarch64-linux-gnu/sasl2",
-        "/usr/lib64/sasl2", "/usr/lib/sasl2", "/usr/local/lib/sasl2"};
-    static const char *const mechs[] = {
-        "libplain.so",     "liblogin.so", "libcrammd5.so",  "libdigestmd5.so",
-        "libscram.so",     "libgs2.so",   "libgssapiv2.so", "libntlm.so",
-        "libanonymous.so", "libotp.so"};
-    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++)
-        for (size_t m = 0; m < sizeof mechs / sizeof mechs[0]; m++) {
-            char *p = pm_asprintf("%s/%s", dirs[d], mechs[m]);
-            bool ok = access(p, R_OK) == 0;
-            free(p);
-            if (ok)
-                return true;
-        }
-    *problem = pm_strdup("has no mechanisms (no Cyrus SASL mechanism plugin "
-                         "installed, e.g. libsasl2-modules)");
-    return false;
-}
-
-/* True when smtpd_sasl_type's backend can serve AUTH; else *problem. */
+/* True when the node's SASL backend answers; else *problem (pm_pf_sasl). */
 static bool
 s_sasl_backend(const s_node_t *node, char **problem)
 {
-    const char *type = node->v[N_SASL_TYPE];
-    const char *path = node->v[N_SASL_PATH];
-    char *inner = NULL;
-    bool ok;
-    if (strcmp(type, "dovecot") == 0) {
-        if (strncmp(path, "inet:", 5) == 0) {
-            ok = true; /* remote: cannot be probed cheaply, trust it */
-        } else {
-            char *full = path[0] == '/'
-                             ? pm_strdup(path)
-                             : pm_asprintf("%s/%s", node->v[N_QUEUE], path);
-            ok = s_unix_connects(full, &inner);
-            free(full);
-        }
-    } else if (strcmp(type, "cyrus") == 0) {
-        ok = s_cyrus_has_plugins(&inner);
-    } else {
-        ok = false;
-        inner = pm_strdup("is not a type this agent can check");
-    }
-    if (!ok)
-        *problem =
-            pm_asprintf("no SASL backend: smtpd_sasl_type %s %s", type, inner);
-    free(inner);
-    return ok;
+    return pm_pf_sasl_answers(node->v[N_SASL_TYPE], node->v[N_SASL_PATH],
+                              node->v[N_QUEUE], problem);
 }
 
-static s_caps_t
+static pm_pf_caps_t
 s_node_caps(const s_node_t *node, char **sasl_problem)
 {
-    s_caps_t caps;
+    pm_pf_caps_t caps;
     *sasl_problem = NULL;
     caps.sasl = s_sasl_backend(node, sasl_problem);
     caps.login_maps = node->v[N_LOGIN_MAPS][0] != '\0';
@@ -560,38 +192,6 @@ s_read_file(const char *path, char **data, size_t *len, struct stat *st,
     return pm_file_read(path, S_MAIN_CF_MAX, 0, data, len, why) == PM_OK;
 }
 
-/* Postfix re-reads a main.cf whose mtime is not at least a second old,
- * pausing 300 ms per try (dict_load_file: "is the file being edited?"),
- * which costs every postconf, postfix and daemon start ~2.4 s after a
- * write. Ours are complete and atomic, so they are dated 2 s back. */
-static void
-s_backdate_times(struct timespec ts[2])
-{
-    clock_gettime(CLOCK_REALTIME, &ts[0]);
-    ts[0].tv_sec -= 2;
-    ts[1] = ts[0];
-}
-
-static void
-s_backdate_path(const char *path)
-{
-    struct timespec ts[2];
-    s_backdate_times(ts);
-    utimensat(AT_FDCWD, path, ts, 0);
-}
-
-/* Writes DATA to PATH with pm_file (atomic, durable, no link followed),
- * with the mode and group of ST, dated back. */
-static bool
-s_write_atomic(const char *path, const char *data, size_t len,
-               const struct stat *st, char **why)
-{
-    struct timespec ts[2];
-    s_backdate_times(ts);
-    return pm_file_write_dated(path, data, len, st->st_mode & 07777, st->st_gid,
-                               ts, why) == PM_OK;
-}
-
 /* A scratch configuration directory beside DIR's files: DIR/.privmta.XXXXXX
  * with a copy of main.cf and hard links to every other file (symbolic
  * links to directories), so paths under $config_directory still resolve. */
@@ -626,7 +226,8 @@ s_scratch_new(const s_pf_t *self, const char *main_data, size_t main_len,
     if (d)
         closedir(d);
     char *path = pm_asprintf("%s/main.cf", tmp);
-    bool ok = s_write_atomic(path, main_data, main_len, st, why);
+    bool ok =
+        pm_postconf_write_file(path, main_data, main_len, st, why) == PM_OK;
     free(path);
     if (!ok)
         s_scratch_destroy(&tmp); /* its links hold space on a full disk */
@@ -671,103 +272,6 @@ s_scratch_sweep(const char *dir)
         closedir(d);
 }
 
-/* True when main.cf in DIR already sets every parameter to its value. */
-static bool
-s_already_set(const char *dir, const pm_postfix_param_t *params, size_t n)
-{
-    const char **args = pm_calloc(n + 1, sizeof *args);
-    args[0] = "-n";
-    for (size_t i = 0; i < n; i++)
-        args[i + 1] = params[i].name;
-    pm_cmd_result_t c;
-    int rc = s_postconf(dir, args, n + 1, &c);
-    free(args);
-    bool same = rc == 0;
-    for (size_t i = 0; same && i < n; i++) {
-        char *want = pm_asprintf("%s =%s%s\n", params[i].name,
-                                 *params[i].value ? " " : "", params[i].value);
-        char *hit = strstr(c.out, want);
-        same = hit && (hit == c.out || hit[-1] == '\n');
-        free(want);
-    }
-    pm_cmd_result_clear(&c);
-    return same;
-}
-
-/* The first non-empty line of TEXT (static copy), or "". */
-static const char *
-s_first_line(const char *text)
-{
-    static __thread char line[512];
-    while (*text == '\n' || *text == ' ')
-        text++;
-    size_t len = strcspn(text, "\n");
-    if (len >= sizeof line)
-        len = sizeof line - 1;
-    memcpy(line, text, len);
-    line[len] = '\0';
-    return line;
-}
-
-/* A postconf message about one of our parameters, or NULL. */
-static const char *
-s_message_about(const char *err, const pm_postfix_param_t *params, size_t n)
-{
-    for (const char *line = err; *line;
-         line += strcspn(line, "\n"), line += (*line == '\n')) {
-        size_t len = strcspn(line, "\n");
-        bool bad =
-            memmem(line, len, "warning", 7) || memmem(line, len, "fatal", 5);
-        for (size_t i = 0; bad && i < n; i++)
-            if (memmem(line, len, params[i].name, strlen(params[i].name)))
-                return s_first_line(line);
-    }
-    return NULL;
-}
-
-/* Writes PARAMS into the scratch main.cf with postconf -e, then reads them
- * back: postconf must neither complain about them nor change them. */
-static bool
-s_write_params(const char *tmp, const pm_postfix_param_t *params, size_t n,
-               char **why)
-{
-    const char **args = pm_calloc(n + 1, sizeof *args);
-    char **kv = pm_calloc(n, sizeof *kv);
-    args[0] = "-e";
-    for (size_t i = 0; i < n; i++)
-        args[i + 1] = kv[i] =
-            pm_asprintf("%s = %s", params[i].name, params[i].value);
-    pm_cmd_result_t c;
-    int rc = s_postconf(tmp, args, n + 1, &c);
-    const char *msg = rc == 0 ? s_message_about(c.err, params, n) : NULL;
-    if (rc != 0)
-        *why = pm_cmd_why("postconf -e", &c);
-    else if (msg)
-        *why = pm_asprintf("postconf -e: %s", msg);
-    for (size_t i = 0; i < n; i++)
-        free(kv[i]);
-    free(kv);
-    free(args);
-    pm_cmd_result_clear(&c);
-    if (rc != 0 || msg)
-        return false;
-    char *path = pm_asprintf("%s/main.cf", tmp);
-    s_backdate_path(path);
-    free(path);
-    /* read back, the way every daemon will read the file */
-    if (!s_already_set(tmp, params, n)) {
-        const char *all[] = {"-n"};
-        s_postconf(tmp, all, 1, &c);
-        msg = s_message_about(c.err, params, n);
-        *why = msg ? pm_asprintf("postconf -n: %s", msg)
-                   : pm_strdup("postconf -n does not read back the values "
-                               "written with postconf -e");
-        pm_cmd_result_clear(&c);
-        return false;
-    }
-    return true;
-}
-
 /* The address family a relay host literal needs: AF_INET6 for
  * "[ipv6:...]", AF_INET for "[a.b.c.d]", 0 for a host name. */
 static int
@@ -785,7 +289,7 @@ s_relay_family(const char *relay)
  * ("relayhost configuration problem", 4.3.5) although postconf, postfix
  * check and reload all accept it. Checked here, per node. */
 static bool
-s_check_relay_families(const s_node_t *node, const pm_postfix_param_t *params,
+s_check_relay_families(const s_node_t *node, const pm_postconf_param_t *params,
                        size_t n, char **why)
 {
     const char *proto = node->v[N_PROTOCOLS];
@@ -903,9 +407,9 @@ s_reload(const char *dir, char **why)
  * smtpd's parse, postfix check. */
 static bool
 s_validate(const s_node_t *node, const char *tmp, bool running,
-           const pm_postfix_param_t *params, size_t n, char **why)
+           const pm_postconf_param_t *params, size_t n, char **why)
 {
-    return s_write_params(tmp, params, n, why) &&
+    return pm_postconf_write(tmp, params, n, why) == PM_OK &&
            s_check_relay_families(node, params, n, why) &&
            (!running || s_probe_smtpd(node, tmp, why)) &&
            s_postfix_check(tmp, why);
@@ -935,7 +439,8 @@ s_commit(s_pf_t *self, const char *tmp, bool running, const char *old,
         return true;
     }
     char *restore_why = NULL;
-    if (!s_write_atomic(self->main_cf, old, old_len, st, &restore_why)) {
+    if (pm_postconf_write_file(self->main_cf, old, old_len, st, &restore_why) !=
+        PM_OK) {
         *why = pm_asprintf("%s; restoring the previous main.cf failed: %s",
                            reload_why, restore_why);
     } else {
@@ -958,7 +463,7 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
     s_pf_t *self = backend->ctx;
     char *old = NULL, *tmp = NULL, *sasl_problem = NULL, *err = NULL;
     size_t old_len = 0, n = 0;
-    pm_postfix_param_t *params = NULL;
+    pm_postconf_param_t *params = NULL;
     struct stat st;
     s_node_t node;
     bool ok = false;
@@ -968,14 +473,14 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
         goto out;
     if (!s_node_read(self->dir, &node, &err))
         goto out;
-    s_caps_t caps = s_node_caps(&node, &sasl_problem);
+    pm_pf_caps_t caps = s_node_caps(&node, &sasl_problem);
     caps.milter = self->milter;
-    params = s_render(effective, &caps, &n);
+    params = pm_pf_render(effective, &caps, &n);
     self->applied = true;
     self->want_sasl = effective->outbound_sasl_auth;
     self->want_login_mismatch = effective->inbound_reject_sender_login_mismatch;
     s_cache_drop(self);
-    if (s_already_set(self->dir, params, n)) {
+    if (pm_postconf_has(self->dir, params, n)) {
         /* nothing to write; but an agent that crashed between writing
          * main.cf and the reload left Postfix on the old file: the first
          * apply after a start reloads whatever main.cf says */
@@ -996,7 +501,7 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
         struct stat now_st;
         if (s_read_file(self->main_cf, &now, &now_len, &now_st, &ignored) &&
             (now_len != old_len || memcmp(now, old, old_len) != 0))
-            s_write_atomic(self->main_cf, old, old_len, &st, &ignored);
+            pm_postconf_write_file(self->main_cf, old, old_len, &st, &ignored);
         free(now);
         free(ignored);
     }
@@ -1013,7 +518,7 @@ out_node:
     s_node_clear(&node);
 out:
     s_scratch_destroy(&tmp);
-    pm_postfix_params_free(&params, n);
+    pm_postconf_params_free(&params, n);
     free(sasl_problem);
     free(old);
     if (!ok) {
@@ -1058,20 +563,22 @@ s_auth_status(s_pf_t *self, const s_node_t *node)
             node->v[N_SASL_TYPE]);
         return;
     }
-    char *issues = pm_strdup("");
     const char *level = node->v[N_TLS_LEVEL];
     bool tls = strcmp(level, "may") == 0 || strcmp(level, "encrypt") == 0 ||
                (!*level && strcmp(node->v[N_USE_TLS], "yes") == 0);
-    if (!tls && strcmp(node->v[N_TLS_AUTH_ONLY], "yes") == 0)
-        s_add(&issues, true,
-              "AUTH is offered only after STARTTLS but "
-              "smtpd_tls_security_level is none: no client can log in;");
-    if (self->applied && self->want_login_mismatch && !*node->v[N_LOGIN_MAPS])
-        s_add(&issues, true,
-              "reject_sender_login_mismatch left out: "
-              "smtpd_sender_login_maps is empty;");
+    bool no_login = !tls && strcmp(node->v[N_TLS_AUTH_ONLY], "yes") == 0;
+    bool no_maps =
+        self->applied && self->want_login_mismatch && !*node->v[N_LOGIN_MAPS];
+    char *issues = pm_asprintf(
+        "%s%s%s",
+        no_login ? "AUTH is offered only after STARTTLS but "
+                   "smtpd_tls_security_level is none: no client can log in"
+                 : "",
+        no_login && no_maps ? "; " : "",
+        no_maps ? "reject_sender_login_mismatch left out: "
+                  "smtpd_sender_login_maps is empty"
+                : "");
     if (*issues) {
-        issues[strlen(issues) - 1] = '\0';
         self->auth_state = PM__SERVICE_STATUS__STATE__DEGRADED;
         self->auth_detail = issues;
     } else {

@@ -2,9 +2,9 @@
  *
  * One instance is one configuration directory (postfix -c DIR), so several
  * nodes run side by side on one machine. The Postfix part of the policy is
- * rendered into main.cf parameters from one table (pm_postfix.c) that maps
- * policy keys to the parameters they drive; every other parameter of
- * main.cf is left exactly as it was.
+ * rendered into main.cf parameters by pm_pf_render (which parameters, from
+ * the policy table); every other parameter of main.cf is left exactly as
+ * it was.
  *
  * Apply is all-or-nothing: the parameters are written with postconf into a
  * copy of main.cf (a scratch configuration directory inside CONFIG_DIR),
@@ -36,29 +36,11 @@
  *   - reject_sender_login_mismatch only when smtpd_sender_login_maps is
  *     set: without the map no address has an owner, so every authenticated
  *     sender would be refused. Status reports auth DEGRADED saying so.
- * pm_postfix_render shows the full intent (as if the node supported all).
  */
 #ifndef PM_POSTFIX_H
 #define PM_POSTFIX_H
 
 #include "pm_backend.h"
-
-#include <stddef.h>
-
-/* One rendered Postfix parameter. */
-typedef struct {
-    char *name;
-    char *value;
-} pm_postfix_param_t;
-
-/* Renders EFFECTIVE into the Postfix parameters the policy owns, in table
- * order. Sets *n; caller frees with pm_postfix_params_free. */
-pm_postfix_param_t *pm_postfix_render(const Pm__Policy *effective, size_t *n);
-void pm_postfix_params_free(pm_postfix_param_t **params_p, size_t n);
-
-/* The policy keys (space separated) that drive Postfix parameter PARAM, or
- * NULL when the policy does not own PARAM. Static. */
-const char *pm_postfix_param_keys(const char *param);
 
 /* A backend for the Postfix instance whose configuration directory is
  * CONFIG_DIR. Returns NULL with *why (caller frees) when CONFIG_DIR has no

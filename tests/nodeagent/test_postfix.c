@@ -1,8 +1,9 @@
 /* test_postfix.c - the policy on real Postfix instances.
  *
- * Rendering is checked against the table; everything else runs against
- * real instances made by deploy/postfix-node.sh on 127.0.0.x loopback
- * addresses and free ports, checked with postconf, swaks and smtp-sink.
+ * Apply, rollback and status run against real instances made by
+ * deploy/postfix-node.sh on 127.0.0.x loopback addresses and free ports,
+ * checked with postconf, swaks and smtp-sink (rendering alone is
+ * test_pf_render).
  * Every instance lives under one directory made before the first test; the
  * runner destroys them all after the last one, whatever happened.
  */
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "pm_policy.h"
+#include "pm_pf_render.h"
 #include "pm_postfix.h"
 
 #define SCRIPT PM_SOURCE_DIR "/deploy/postfix-node.sh"
@@ -213,16 +215,6 @@ s_status_new(void)
     return st;
 }
 
-static const char *
-s_value(const pm_postfix_param_t *params, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(params[i].name, name) == 0)
-            return params[i].value;
-    cr_assert_fail("no parameter %s rendered", name);
-    return NULL;
-}
-
 /* ------------------------------------------------------------------------
  * Setup and teardown of every instance. */
 
@@ -249,160 +241,7 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 }
 
 /* ------------------------------------------------------------------------
- * Rendering */
-
-Test(render, defaults)
-{
-    Pm__Policy *p = pm_policy_new();
-    size_t n = 0;
-    pm_postfix_param_t *params = pm_postfix_render(p, &n);
-    cr_assert_eq(n, 16);
-    cr_expect_str_eq(s_value(params, n, "smtpd_reject_unlisted_sender"), "yes");
-    cr_expect_str_eq(s_value(params, n, "smtpd_reject_unlisted_recipient"),
-                     "yes");
-    cr_expect_str_eq(s_value(params, n, "smtpd_helo_required"), "yes");
-    cr_expect_str_eq(s_value(params, n, "smtpd_helo_restrictions"),
-                     "reject_invalid_helo_hostname");
-    cr_expect_str_eq(s_value(params, n, "smtpd_client_restrictions"), "");
-    cr_expect_str_eq(s_value(params, n, "smtpd_sender_restrictions"),
-                     "reject_sender_login_mismatch reject_non_fqdn_sender "
-                     "reject_unknown_sender_domain");
-    cr_expect_str_eq(s_value(params, n, "smtpd_relay_restrictions"),
-                     "permit_mynetworks permit_sasl_authenticated "
-                     "reject_unauth_destination");
-    cr_expect_str_eq(s_value(params, n, "smtpd_sasl_auth_enable"), "yes");
-    cr_expect_str_eq(s_value(params, n, "smtpd_sasl_authenticated_header"),
-                     "no");
-    cr_expect_str_eq(s_value(params, n, "smtpd_tls_auth_only"), "yes");
-    cr_expect_str_eq(s_value(params, n, "mynetworks"), "127.0.0.0/8 [::1]/128");
-    cr_expect_str_eq(s_value(params, n, "relayhost"), "");
-    cr_expect_str_eq(s_value(params, n, "smtp_fallback_relay"), "");
-    /* antispam and antivirus are on by default: the filter is wired in */
-    cr_expect_str_eq(s_value(params, n, "smtpd_milters"),
-                     "unix:/run/privmta-milter/milter.sock");
-    cr_expect_str_eq(s_value(params, n, "non_smtpd_milters"),
-                     "unix:/run/privmta-milter/milter.sock");
-    cr_expect_str_eq(s_value(params, n, "milter_default_action"), "tempfail");
-    pm_postfix_params_free(&params, n);
-    cr_expect_null(params);
-    pm_policy_free(&p);
-}
-
-/* Nothing the filter does is asked for: it is taken out. */
-Test(render, milter_only_when_needed)
-{
-    Pm__Policy *p = pm_policy_new();
-    s_set(&p, NULL, "antispam.enabled", "false");
-    s_set(&p, NULL, "antivirus.enabled", "false");
-    size_t n = 0;
-    pm_postfix_param_t *params = pm_postfix_render(p, &n);
-    cr_expect_str_eq(s_value(params, n, "smtpd_milters"), "");
-    cr_expect_str_eq(s_value(params, n, "non_smtpd_milters"), "");
-    pm_postfix_params_free(&params, n);
-    s_set(&p, NULL, "inbound.blocked_extensions", "exe");
-    params = pm_postfix_render(p, &n);
-    cr_expect_str_eq(s_value(params, n, "smtpd_milters"),
-                     "unix:/run/privmta-milter/milter.sock");
-    pm_postfix_params_free(&params, n);
-    pm_policy_free(&p);
-}
-
-Test(render, every_flag_flipped)
-{
-    Pm__Policy *p = pm_policy_new();
-    s_set(&p, NULL, "inbound.reject_unlisted_sender", "false");
-    s_set(&p, NULL, "inbound.reject_sender_login_mismatch", "false");
-    s_set(&p, NULL, "inbound.checks.client_hostname", "true");
-    s_set(&p, NULL, "inbound.checks.reverse_client_hostname", "true");
-    s_set(&p, NULL, "inbound.checks.helo_resolves", "true");
-    s_set(&p, NULL, "inbound.checks.helo_valid", "false");
-    s_set(&p, NULL, "inbound.checks.helo_fqdn", "true");
-    s_set(&p, NULL, "inbound.checks.sender_domain", "false");
-    s_set(&p, NULL, "outbound.sasl_auth", "false");
-    s_set(&p, NULL, "outbound.authenticated_header", "true");
-    s_set(&p, NULL, "outbound.tls_auth_only", "false");
-    s_set(&p, NULL, "outbound.mynetworks",
-          "[10.0.0.0/8, \"::1/128\", "
-          "\"[fd00::]/64\", 192.0.2.7]");
-    s_set(&p, NULL, "outbound.relay_host", "\"[10.1.2.3]:587\"");
-    s_set(&p, NULL, "outbound.fallback_relay_host", "relay.example.com:25");
-    size_t n = 0;
-    pm_postfix_param_t *params = pm_postfix_render(p, &n);
-    cr_expect_str_eq(s_value(params, n, "smtpd_reject_unlisted_sender"), "no");
-    cr_expect_str_eq(s_value(params, n, "smtpd_helo_required"), "yes");
-    cr_expect_str_eq(s_value(params, n, "smtpd_helo_restrictions"),
-                     "reject_non_fqdn_helo_hostname "
-                     "reject_unknown_helo_hostname");
-    cr_expect_str_eq(s_value(params, n, "smtpd_client_restrictions"),
-                     "reject_unknown_client_hostname "
-                     "reject_unknown_reverse_client_hostname");
-    cr_expect_str_eq(s_value(params, n, "smtpd_sender_restrictions"),
-                     "reject_non_fqdn_sender");
-    cr_expect_str_eq(s_value(params, n, "smtpd_relay_restrictions"),
-                     "permit_mynetworks reject_unauth_destination");
-    cr_expect_str_eq(s_value(params, n, "smtpd_sasl_auth_enable"), "no");
-    cr_expect_str_eq(s_value(params, n, "smtpd_sasl_authenticated_header"),
-                     "yes");
-    cr_expect_str_eq(s_value(params, n, "smtpd_tls_auth_only"), "no");
-    /* unbracketed IPv6 would be read as a lookup table by smtpd */
-    cr_expect_str_eq(s_value(params, n, "mynetworks"),
-                     "10.0.0.0/8 [::1]/128 [fd00::]/64 192.0.2.7");
-    cr_expect_str_eq(s_value(params, n, "relayhost"), "[10.1.2.3]:587");
-    cr_expect_str_eq(s_value(params, n, "smtp_fallback_relay"),
-                     "relay.example.com:25");
-    pm_postfix_params_free(&params, n);
-
-    /* no HELO check at all: HELO need not be required */
-    s_set(&p, NULL, "inbound.checks.helo_fqdn", "false");
-    s_set(&p, NULL, "inbound.checks.helo_resolves", "false");
-    params = pm_postfix_render(p, &n);
-    cr_expect_str_eq(s_value(params, n, "smtpd_helo_required"), "no");
-    cr_expect_str_eq(s_value(params, n, "smtpd_helo_restrictions"), "");
-    s_set(&p, NULL, "outbound.mynetworks", "[]");
-    pm_postfix_params_free(&params, n);
-    params = pm_postfix_render(p, &n);
-    cr_expect_str_eq(s_value(params, n, "mynetworks"), "");
-    pm_postfix_params_free(&params, n);
-    pm_policy_free(&p);
-}
-
-/* Every key whose `drives` names a Postfix parameter or restriction is
- * rendered by the table, and the table names only real keys. */
-Test(render, table_matches_policy_keys)
-{
-    Pm__Policy *p = pm_policy_new();
-    size_t n = 0, nkeys = 0;
-    pm_postfix_param_t *params = pm_postfix_render(p, &n);
-    char all[2048] = " ";
-    for (size_t i = 0; i < n; i++) {
-        const char *keys = pm_postfix_param_keys(params[i].name);
-        cr_assert(keys, "%s has no keys", params[i].name);
-        char *copy = strdup(keys), *save = NULL;
-        for (char *k = strtok_r(copy, " ", &save); k;
-             k = strtok_r(NULL, " ", &save)) {
-            cr_expect(pm_policy_key(k), "%s names unknown key %s",
-                      params[i].name, k);
-            strcat(all, k);
-            strcat(all, " ");
-        }
-        free(copy);
-    }
-    const pm_key_t *keys = pm_policy_keys(&nkeys);
-    for (size_t i = 0; i < nkeys; i++) {
-        const char *d = keys[i].drives;
-        bool postfix = strstr(d, "smtpd_") || strstr(d, "reject_") ||
-                       strstr(d, "mynetworks") || strstr(d, "relayhost") ||
-                       strstr(d, "smtp_fallback_relay");
-        char word[128];
-        snprintf(word, sizeof word, " %s ", keys[i].name);
-        if (postfix)
-            cr_expect(strstr(all, word), "key %s (drives %s) not rendered",
-                      keys[i].name, d);
-    }
-    cr_expect_null(pm_postfix_param_keys("myhostname"));
-    pm_postfix_params_free(&params, n);
-    pm_policy_free(&p);
-}
+ * Backends */
 
 Test(noop, accepts_everything_reports_nothing)
 {
@@ -480,7 +319,7 @@ s_unowned(const char *main_cf)
         char name[128] = "";
         if (nlen < sizeof name)
             memcpy(name, l, nlen), name[nlen] = '\0';
-        if (!pm_postfix_param_keys(name))
+        if (!pm_pf_render_owns(name))
             strncat(out, l, len);
         l += len;
     }

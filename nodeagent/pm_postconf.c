@@ -1,0 +1,231 @@
+/* pm_postconf.c - main.cf through postconf. */
+#include "pm_postconf.h"
+#include "pm_cmd.h"
+#include "pm_error.h"
+#include "pm_file.h"
+#include "pm_mem.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define S_TIMEOUT_MS 15000       /* one postconf run */
+#define S_OUTPUT_MAX (64u << 20) /* postconf -n of a big main.cf */
+
+void
+pm_postconf_params_free(pm_postconf_param_t **params_p, size_t n)
+{
+    pm_postconf_param_t *params = *params_p;
+    if (!params)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(params[i].name);
+        free(params[i].value);
+    }
+    free(params);
+    *params_p = NULL;
+}
+
+/* postconf -c DIR ARGS... ; returns the exit code (pm_cmd_run). */
+static int
+s_postconf(const char *dir, const char *const *args, size_t n,
+           pm_cmd_result_t *res)
+{
+    char **argv = pm_calloc(n + 4, sizeof *argv);
+    argv[0] = "postconf";
+    argv[1] = "-c";
+    argv[2] = (char *)dir;
+    for (size_t i = 0; i < n; i++)
+        argv[3 + i] = (char *)args[i];
+    pm_cmd_opts_t opts = {.timeout_ms = S_TIMEOUT_MS,
+                          .max_output = S_OUTPUT_MAX};
+    int rc = pm_cmd_run(argv, &opts, res);
+    free(argv);
+    return rc;
+}
+
+/* Splits LINE (LEN bytes, no newline) as "name = value"; false when it is
+ * not one. */
+static bool
+s_split(const char *line, size_t len, size_t *name_len, const char **value)
+{
+    const char *eq = memchr(line, '=', len);
+    if (!eq)
+        return false;
+    size_t nlen = (size_t)(eq - line);
+    while (nlen && line[nlen - 1] == ' ')
+        nlen--;
+    if (!nlen || memchr(line, ' ', nlen))
+        return false;
+    const char *v = eq + 1;
+    while (v < line + len && (*v == ' ' || *v == '\t'))
+        v++;
+    *name_len = nlen;
+    *value = v;
+    return true;
+}
+
+size_t
+pm_postconf_parse(const char *text, const char *const *names, size_t n,
+                  char **values)
+{
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++)
+        values[i] = NULL;
+    for (const char *line = text; *line;) {
+        size_t len = strcspn(line, "\n"), nlen = 0;
+        const char *v = NULL;
+        if (s_split(line, len, &nlen, &v))
+            for (size_t i = 0; i < n; i++)
+                if (!values[i] && strlen(names[i]) == nlen &&
+                    memcmp(names[i], line, nlen) == 0) {
+                    values[i] = pm_strndup(v, (size_t)(line + len - v));
+                    found++;
+                    break;
+                }
+        line += len + (line[len] == '\n');
+    }
+    return found;
+}
+
+int
+pm_postconf_read(const char *dir, const char *const *names, size_t n,
+                 char **values, char **why)
+{
+    const char **args = pm_calloc(n + 1, sizeof *args);
+    args[0] = "-x";
+    memcpy(args + 1, names, n * sizeof *names);
+    pm_cmd_result_t c;
+    int rc = s_postconf(dir, args, n + 1, &c);
+    free(args);
+    if (rc != 0) {
+        char *e = pm_cmd_why("postconf -x", &c);
+        pm_why(why, "pm_postconf", "%s", e);
+        free(e);
+        pm_cmd_result_clear(&c);
+        return PM_EIO;
+    }
+    pm_postconf_parse(c.out, names, n, values);
+    for (size_t i = 0; i < n; i++)
+        if (!values[i]) /* unknown to this Postfix: postconf warned */
+            values[i] = pm_strdup("");
+    pm_cmd_result_clear(&c);
+    return PM_OK;
+}
+
+bool
+pm_postconf_has(const char *dir, const pm_postconf_param_t *params, size_t n)
+{
+    const char **args = pm_calloc(n + 1, sizeof *args);
+    char **got = pm_calloc(n, sizeof *got);
+    args[0] = "-n";
+    for (size_t i = 0; i < n; i++)
+        args[i + 1] = params[i].name;
+    pm_cmd_result_t c;
+    bool same = s_postconf(dir, args, n + 1, &c) == 0 &&
+                pm_postconf_parse(c.out, args + 1, n, got) == n;
+    for (size_t i = 0; i < n; i++) {
+        same = same && strcmp(got[i], params[i].value) == 0;
+        free(got[i]);
+    }
+    free(got);
+    free(args);
+    pm_cmd_result_clear(&c);
+    return same;
+}
+
+/* The first "warning" or "fatal" line of ERR that names one of PARAMS, or
+ * NULL. Caller frees. */
+static char *
+s_message_about(const char *err, const pm_postconf_param_t *params, size_t n)
+{
+    for (const char *line = err; *line;) {
+        size_t len = strcspn(line, "\n");
+        bool bad =
+            memmem(line, len, "warning", 7) || memmem(line, len, "fatal", 5);
+        for (size_t i = 0; bad && i < n; i++)
+            if (memmem(line, len, params[i].name, strlen(params[i].name)))
+                return pm_strndup(line, len < 500 ? len : 500);
+        line += len + (line[len] == '\n');
+    }
+    return NULL;
+}
+
+static void
+s_backdate_times(struct timespec ts[2])
+{
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= 2;
+    ts[1] = ts[0];
+}
+
+/* postconf -e PARAMS; PM_OK when it neither fails nor complains. */
+static int
+s_set(const char *dir, const pm_postconf_param_t *params, size_t n, char **why)
+{
+    const char **args = pm_calloc(n + 1, sizeof *args);
+    char **kv = pm_calloc(n, sizeof *kv);
+    args[0] = "-e";
+    for (size_t i = 0; i < n; i++)
+        args[i + 1] = kv[i] =
+            pm_asprintf("%s = %s", params[i].name, params[i].value);
+    pm_cmd_result_t c;
+    int rc = s_postconf(dir, args, n + 1, &c);
+    char *msg = rc == 0 ? s_message_about(c.err, params, n) : NULL;
+    int err = rc != 0 ? PM_EIO : msg ? PM_EINVAL : PM_OK;
+    if (rc != 0) {
+        char *e = pm_cmd_why("postconf -e", &c);
+        pm_why(why, "pm_postconf", "%s", e);
+        free(e);
+    } else if (msg) {
+        pm_why(why, "pm_postconf", "postconf -e: %s", msg);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(kv[i]);
+    free(kv);
+    free(args);
+    free(msg);
+    pm_cmd_result_clear(&c);
+    return err;
+}
+
+int
+pm_postconf_write(const char *dir, const pm_postconf_param_t *params, size_t n,
+                  char **why)
+{
+    int err = s_set(dir, params, n, why);
+    if (err != PM_OK)
+        return err;
+    struct timespec ts[2];
+    s_backdate_times(ts);
+    char *path = pm_asprintf("%s/main.cf", dir);
+    utimensat(AT_FDCWD, path, ts, 0);
+    free(path);
+    /* read back, the way every daemon will read the file */
+    if (pm_postconf_has(dir, params, n))
+        return PM_OK;
+    const char *all[] = {"-n"};
+    pm_cmd_result_t c;
+    s_postconf(dir, all, 1, &c);
+    char *msg = s_message_about(c.err, params, n);
+    if (msg)
+        pm_why(why, "pm_postconf", "postconf -n: %s", msg);
+    else
+        pm_why(why, "pm_postconf",
+               "postconf -n does not read back the values written with "
+               "postconf -e");
+    free(msg);
+    pm_cmd_result_clear(&c);
+    return PM_EINVAL;
+}
+
+int
+pm_postconf_write_file(const char *path, const char *data, size_t len,
+                       const struct stat *st, char **why)
+{
+    struct timespec ts[2];
+    s_backdate_times(ts);
+    return pm_file_write_dated(path, data, len, st->st_mode & 07777, st->st_gid,
+                               ts, why);
+}
