@@ -598,22 +598,3 @@ pm_sigfetch_thread_done(void)
 {
     OPENSSL_thread_stop();
 }
-
-void
-pm_sigfetch_report_destroy(pm_sigfetch_report_t **self_p)
-{
-    if (!self_p || !*self_p)
-        return;
-    pm_sigfetch_report_t *r = *self_p;
-    for (size_t i = 0; i < r->n_dbs; i++) {
-        free(r->dbs[i].name);
-        free(r->dbs[i].why);
-        free(r->dbs[i].mirror);
-    }
-    for (size_t i = 0; i < r->n_cooldowns; i++)
-        free(r->cooldowns[i].mirror);
-    free(r->dbs);
-    free(r->cooldowns);
-    free(r);
-    *self_p = NULL;
-}

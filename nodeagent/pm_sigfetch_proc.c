@@ -262,3 +262,22 @@ pm_sigfetch_verify_spawn(const char *helper, const char *path, const char *name,
     pm_sigfetch_report_destroy(&r);
     return err;
 }
+
+void
+pm_sigfetch_report_destroy(pm_sigfetch_report_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    pm_sigfetch_report_t *r = *self_p;
+    for (size_t i = 0; i < r->n_dbs; i++) {
+        free(r->dbs[i].name);
+        free(r->dbs[i].why);
+        free(r->dbs[i].mirror);
+    }
+    for (size_t i = 0; i < r->n_cooldowns; i++)
+        free(r->cooldowns[i].mirror);
+    free(r->dbs);
+    free(r->cooldowns);
+    free(r);
+    *self_p = NULL;
+}
