@@ -16,6 +16,7 @@
  *                          as JSON, so that the JSON target starts from
  *                          every mistake the YAML corpus shows.
  */
+#include "pm_error.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
 #include "pm_value.h"
@@ -39,7 +40,8 @@ enum {
     T_REPORT,
     T_PUB,
     T_POLICY,
-    T_PEER
+    T_PEER,
+    T_FETCH
 };
 
 static const char s_digest[] =
@@ -230,6 +232,27 @@ s_wire_peer(const char *dir)
     err.version = 27001;
     err.error = "daily.cld: version 27000 is held, not 27001";
     s_write(dir, "peer_error", T_PEER, &err.base);
+    /* privmta-sigfetch's report: one database done, one rate limited */
+    Pm__FetchResult ok = PM__FETCH_RESULT__INIT, lim = PM__FETCH_RESULT__INIT;
+    Pm__FetchResult *res[] = {&ok, &lim};
+    ok.name = "daily";
+    ok.changed = true;
+    ok.old_version = 27000;
+    ok.version = 27001;
+    ok.sigs = 2070000;
+    ok.built = 1700000000;
+    ok.mirror = "https://database.clamav.net";
+    ok.http_status = 200;
+    lim.name = "main";
+    lim.err = PM_EDENIED;
+    lim.why = "https://database.clamav.net: 429, retry after 120 s";
+    lim.http_status = 429;
+    Pm__FetchReport rep = PM__FETCH_REPORT__INIT;
+    rep.n_dbs = 2;
+    rep.dbs = res;
+    rep.n_cooldowns = 1;
+    rep.cooldowns = cools;
+    s_write(dir, "fetch_report", T_FETCH, &rep.base);
 }
 
 /* One dictionary entry: "TEXT" (policy names are plain ASCII). */

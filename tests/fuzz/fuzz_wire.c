@@ -56,12 +56,13 @@ S_WRAP(s_agent_report, pm_wire_unpack_agent_report, Pm__AgentReport)
 S_WRAP(s_publication, pm_wire_unpack_publication, Pm__Publication)
 S_WRAP(s_policy, s_unpack_policy, Pm__Policy)
 S_WRAP(s_peer_message, pm_wire_unpack_peer_message, Pm__PeerMessage)
+S_WRAP(s_fetch_report, pm_wire_unpack_fetch_report, Pm__FetchReport)
 
 /* Indexed by the first input byte; fuzz_seeds.c writes the same order. */
 static int (*const s_types[])(const uint8_t *, size_t, ProtobufCMessage **,
                               char **) = {
-    s_request,      s_response,    s_revision, s_node_status,
-    s_agent_report, s_publication, s_policy,   s_peer_message,
+    s_request,     s_response, s_revision,     s_node_status,  s_agent_report,
+    s_publication, s_policy,   s_peer_message, s_fetch_report,
 };
 #define S_N_TYPES (sizeof s_types / sizeof s_types[0])
 
