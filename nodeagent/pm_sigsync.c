@@ -5,6 +5,7 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_peer.h"
+#include "pm_sigbook.h"
 #include "pm_sigfetch.h"
 #include "pm_wire.h"
 
@@ -36,17 +37,6 @@ typedef struct {
 } s_member_t;
 
 typedef struct {
-    int http;
-    time_t until;
-    char *node;
-} s_cool_t;
-
-typedef struct {
-    time_t until;
-    char *reason;
-} s_distrust_t;
-
-typedef struct {
     pm_sigsync_config_t cfg;
     char *node;
     zsock_t *pipe;
@@ -64,8 +54,7 @@ typedef struct {
     size_t n_members;
     zhashx_t *duties;   /* database -> node, from the last MEMBERS */
     zhashx_t *links;    /* member name -> pm_peer_link_t, for gossip */
-    zhashx_t *cools;    /* mirror -> s_cool_t */
-    zhashx_t *distrust; /* peer -> s_distrust_t */
+    pm_sigbook_t *book; /* cool-downs and distrusted peers */
     zchunk_t *last_status, *last_hold; /* as last sent */
     uint64_t rnd;
     int64_t next_round; /* zclock_mono */
@@ -152,26 +141,6 @@ s_link_free(void **item)
 }
 
 static void
-s_cool_free(void **item)
-{
-    s_cool_t *c = *item;
-    if (c)
-        free(c->node);
-    free(c);
-    *item = NULL;
-}
-
-static void
-s_distrust_free(void **item)
-{
-    s_distrust_t *d = *item;
-    if (d)
-        free(d->reason);
-    free(d);
-    *item = NULL;
-}
-
-static void
 s_db_free(s_db_t **db_p)
 {
     s_db_t *db = *db_p;
@@ -201,65 +170,6 @@ s_member(s_sync_t *self, const char *name)
         if (strcmp(self->members[i].name, name) == 0)
             return &self->members[i];
     return NULL;
-}
-
-static bool
-s_distrusted(s_sync_t *self, const char *peer)
-{
-    s_distrust_t *d = zhashx_lookup(self->distrust, peer);
-    return d && d->until > time(NULL);
-}
-
-/* Keeps the latest deadline per mirror; expired ones are dropped by
- * s_expire. True when this was news. */
-static bool
-s_cool_merge(s_sync_t *self, const char *mirror, int http, time_t until,
-             const char *node)
-{
-    if (until <= time(NULL) || !*mirror)
-        return false;
-    if (until > time(NULL) + PM_WIRE_COOLDOWN_MAX) /* a peer may be lying */
-        until = time(NULL) + PM_WIRE_COOLDOWN_MAX;
-    s_cool_t *c = zhashx_lookup(self->cools, mirror);
-    if (c && c->until >= until)
-        return false;
-    if (!c) {
-        c = pm_calloc(1, sizeof *c);
-        zhashx_insert(self->cools, mirror, c);
-    }
-    c->http = http;
-    c->until = until;
-    s_set_str(&c->node, node);
-    return true;
-}
-
-static bool
-s_cooling(s_sync_t *self, const char *mirror)
-{
-    s_cool_t *c = zhashx_lookup(self->cools, mirror);
-    return c && c->until > time(NULL);
-}
-
-static void
-s_expire(s_sync_t *self)
-{
-    time_t now = time(NULL);
-    zlist_t *gone = zlist_new();
-    zlist_autofree(gone);
-    for (s_cool_t *c = zhashx_first(self->cools); c;
-         c = zhashx_next(self->cools))
-        if (c->until <= now)
-            zlist_append(gone, (void *)zhashx_cursor(self->cools));
-    for (char *k = zlist_first(gone); k; k = zlist_next(gone))
-        zhashx_delete(self->cools, k);
-    zlist_purge(gone);
-    for (s_distrust_t *d = zhashx_first(self->distrust); d;
-         d = zhashx_next(self->distrust))
-        if (d->until <= now)
-            zlist_append(gone, (void *)zhashx_cursor(self->distrust));
-    for (char *k = zlist_first(gone); k; k = zlist_next(gone))
-        zhashx_delete(self->distrust, k);
-    zlist_destroy(&gone);
 }
 
 /* ---- what this node holds ------------------------------------------------ */
@@ -319,24 +229,6 @@ s_db_msg(const s_db_t *db, bool full)
     return m;
 }
 
-static Pm__Cooldown **
-s_cool_msgs(s_sync_t *self, size_t *n)
-{
-    Pm__Cooldown **out = pm_calloc(zhashx_size(self->cools) + 1, sizeof *out);
-    *n = 0;
-    for (s_cool_t *c = zhashx_first(self->cools); c;
-         c = zhashx_next(self->cools)) {
-        Pm__Cooldown *m = pm_malloc(sizeof *m);
-        pm__cooldown__init(m);
-        m->mirror = pm_strdup(zhashx_cursor(self->cools));
-        m->http_status = c->http;
-        m->until = c->until;
-        m->node = pm_strdup(c->node ? c->node : "");
-        out[(*n)++] = m;
-    }
-    return out;
-}
-
 /* What we hold and know, as gossip carries it (caller frees). */
 static Pm__PeerMessage *
 s_versions(s_sync_t *self)
@@ -348,7 +240,7 @@ s_versions(s_sync_t *self)
     for (size_t i = 0; i < self->n_dbs; i++)
         if (self->dbs[i]->version)
             m->databases[m->n_databases++] = s_db_msg(self->dbs[i], false);
-    m->cooldowns = s_cool_msgs(self, &m->n_cooldowns);
+    m->cooldowns = pm_sigbook_cooldowns(self->book, &m->n_cooldowns);
     return m;
 }
 
@@ -393,17 +285,9 @@ s_status(s_sync_t *self)
         dbs[i] = s_db_msg(self->dbs[i], true);
     st.databases = dbs;
     st.n_databases = self->n_dbs;
-    st.cooldowns = s_cool_msgs(self, &st.n_cooldowns);
+    st.cooldowns = pm_sigbook_cooldowns(self->book, &st.n_cooldowns);
     size_t nd = 0;
-    Pm__Distrust **ds = pm_calloc(zhashx_size(self->distrust) + 1, sizeof *ds);
-    for (s_distrust_t *d = zhashx_first(self->distrust); d;
-         d = zhashx_next(self->distrust)) {
-        Pm__Distrust *m = ds[nd++] = pm_malloc(sizeof *m);
-        pm__distrust__init(m);
-        m->peer = pm_strdup(zhashx_cursor(self->distrust));
-        m->until = d->until;
-        m->reason = pm_strdup(d->reason);
-    }
+    Pm__Distrust **ds = pm_sigbook_distrusts(self->book, &nd);
     st.distrusted = ds;
     st.n_distrusted = nd;
     s_send_changed(self->pipe, "STATUS", &st.base, &self->last_status);
@@ -528,9 +412,9 @@ s_on_members(s_sync_t *self, const Pm__Publication *pub)
                       pm_strdup(pub->duties[j]->node));
     s_apply_duties(self);
     for (size_t j = 0; j < pub->n_cooldowns; j++)
-        s_cool_merge(self, pub->cooldowns[j]->mirror,
-                     pub->cooldowns[j]->http_status, pub->cooldowns[j]->until,
-                     pub->cooldowns[j]->node);
+        pm_sigbook_cool(self->book, pub->cooldowns[j]->mirror,
+                        pub->cooldowns[j]->http_status,
+                        pub->cooldowns[j]->until, pub->cooldowns[j]->node);
 }
 
 /* PEER says it holds MSG's databases and knows MSG's cool-downs. */
@@ -549,20 +433,17 @@ s_learn(s_sync_t *self, const char *peer, const Pm__PeerMessage *msg)
             db->newest = v;
     }
     for (size_t j = 0; j < msg->n_cooldowns; j++)
-        if (s_cool_merge(self, msg->cooldowns[j]->mirror,
-                         msg->cooldowns[j]->http_status,
-                         msg->cooldowns[j]->until, msg->cooldowns[j]->node))
+        if (pm_sigbook_cool(self->book, msg->cooldowns[j]->mirror,
+                            msg->cooldowns[j]->http_status,
+                            msg->cooldowns[j]->until, msg->cooldowns[j]->node))
             s_heat(self);
 }
 
 static void
 s_distrust(s_sync_t *self, const char *peer, const char *reason)
 {
-    s_distrust_t *d = pm_calloc(1, sizeof *d);
     int secs = self->cfg.distrust_s > 0 ? self->cfg.distrust_s : 3600;
-    d->until = time(NULL) + secs;
-    d->reason = pm_strdup(reason);
-    zhashx_update(self->distrust, peer, d);
+    pm_sigbook_distrust(self->book, peer, secs, reason);
     pm_warn("node %s: distrusting peer %s for %d s: %s", self->node, peer, secs,
             reason);
 }
@@ -579,7 +460,8 @@ s_pick_holder(s_sync_t *self, s_db_t *db)
         const char *peer = zhashx_cursor(db->holders);
         const s_member_t *m = s_member(self, peer);
         if ((uintptr_t)v != db->newest || !m || !*m->endpoint ||
-            s_distrusted(self, peer) || strcmp(peer, self->node) == 0)
+            pm_sigbook_distrusted(self->book, peer) ||
+            strcmp(peer, self->node) == 0)
             continue;
         if (s_rand(self) % ++seen == 0) /* reservoir: uniform among them */
             pick = m;
@@ -681,7 +563,7 @@ s_usable_mirrors(s_sync_t *self, const char **out)
 {
     size_t n = 0;
     for (size_t i = 0; i < self->n_mirrors; i++)
-        if (!s_cooling(self, self->mirrors[i]))
+        if (!pm_sigbook_cool_until(self->book, self->mirrors[i]))
             out[n++] = self->mirrors[i];
     return n;
 }
@@ -693,11 +575,11 @@ s_next_mirror_check(s_sync_t *self, time_t now)
 {
     time_t next = now + self->freq_s, first = 0;
     for (size_t i = 0; i < self->n_mirrors; i++) {
-        s_cool_t *c = zhashx_lookup(self->cools, self->mirrors[i]);
-        if (!c || c->until <= now)
+        time_t until = pm_sigbook_cool_until(self->book, self->mirrors[i]);
+        if (until <= now)
             return next;
-        if (!first || c->until < first)
-            first = c->until;
+        if (!first || until < first)
+            first = until;
     }
     return first && first + 1 > next ? first + 1 : next;
 }
@@ -745,9 +627,9 @@ s_fetch_due(s_sync_t *self)
             }
         }
         for (size_t i = 0; rep && i < rep->n_cooldowns; i++)
-            if (s_cool_merge(self, rep->cooldowns[i].mirror,
-                             rep->cooldowns[i].http_status,
-                             rep->cooldowns[i].until, self->node))
+            if (pm_sigbook_cool(self->book, rep->cooldowns[i].mirror,
+                                rep->cooldowns[i].http_status,
+                                rep->cooldowns[i].until, self->node))
                 s_heat(self);
         pm_sigfetch_report_destroy(&rep);
         free(why);
@@ -786,7 +668,7 @@ s_gossip(s_sync_t *self)
     for (size_t i = 0; i < self->n_members; i++) {
         const s_member_t *m = &self->members[i];
         if (m->live && *m->endpoint && strcmp(m->name, self->node) != 0 &&
-            !s_distrusted(self, m->name))
+            !pm_sigbook_distrusted(self->book, m->name))
             pick[n++] = m;
     }
     size_t fan = self->cfg.fanout > 0 ? (size_t)self->cfg.fanout : 3;
@@ -859,7 +741,7 @@ s_spread(s_sync_t *self)
 static void
 s_round(s_sync_t *self)
 {
-    s_expire(self);
+    pm_sigbook_expire(self->book);
     bool got = s_fetch_due(self);
     if (s_stopping(self))
         return;
@@ -905,8 +787,7 @@ s_destroy(s_sync_t **self_p)
     free(self->members);
     zhashx_destroy(&self->links);
     zhashx_destroy(&self->duties);
-    zhashx_destroy(&self->cools);
-    zhashx_destroy(&self->distrust);
+    pm_sigbook_destroy(&self->book);
     zchunk_destroy(&self->last_status);
     zchunk_destroy(&self->last_hold);
     free(self->node);
@@ -971,10 +852,7 @@ s_new(const pm_sigsync_config_t *cfg)
     zhashx_set_destructor(self->links, s_link_free);
     self->duties = zhashx_new();
     zhashx_set_destructor(self->duties, s_str_free);
-    self->cools = zhashx_new();
-    zhashx_set_destructor(self->cools, s_cool_free);
-    self->distrust = zhashx_new();
-    zhashx_set_destructor(self->distrust, s_distrust_free);
+    self->book = pm_sigbook_new();
     self->backlog = zlist_new();
     self->rnd = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
                 (uint64_t)(uintptr_t)self;
