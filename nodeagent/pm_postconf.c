@@ -1,5 +1,6 @@
 /* pm_postconf.c - main.cf through postconf. */
 #include "pm_postconf.h"
+#include "pm_pf_run.h"
 #include "pm_cmd.h"
 #include "pm_error.h"
 #include "pm_file.h"
@@ -9,9 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define S_TIMEOUT_MS 15000       /* one postconf run */
-#define S_OUTPUT_MAX (64u << 20) /* postconf -n of a big main.cf */
 
 void
 pm_postconf_params_free(pm_postconf_param_t **params_p, size_t n)
@@ -38,9 +36,7 @@ s_postconf(const char *dir, const char *const *args, size_t n,
     argv[2] = (char *)dir;
     for (size_t i = 0; i < n; i++)
         argv[3 + i] = (char *)args[i];
-    pm_cmd_opts_t opts = {.timeout_ms = S_TIMEOUT_MS,
-                          .max_output = S_OUTPUT_MAX};
-    int rc = pm_cmd_run(argv, &opts, res);
+    int rc = pm_pf_run(argv, NULL, false, 0, res);
     free(argv);
     return rc;
 }

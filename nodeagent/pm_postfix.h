@@ -45,14 +45,8 @@
 /* A backend for the Postfix instance whose configuration directory is
  * CONFIG_DIR. Returns NULL with *why (caller frees) when CONFIG_DIR has no
  * readable, writable main.cf. Caller destroys it with backend->destroy.
- * status() fills postfix_running, auth and relay_overrides (entries of
- * transport_maps and sender_dependent_relayhost_maps that send mail
- * elsewhere than relayhost: "transport_maps: example.com -> smtp:[10.0.0.1]";
- * maps that cannot be listed appear as "transport_maps: pcre:/x (entries
- * not listable)"); postfix_running from master.pid (what `postfix status`
- * checks, without its log line per heartbeat); antispam, antivirus and
- * dkim are set to UNKNOWN "not reported yet" only when still unset. Auth
- * and overrides are cached for 10 s unless main.cf changes. */
+ * status() is pm_pf_status_fill (pm_pf_status.h): postfix_running, auth
+ * judged against what the last apply wanted, and relay_overrides. */
 pm_backend_t *pm_postfix_new(const char *config_dir, char **why);
 
 /* Wires this node's privmta-milter (SOCKET in Postfix syntax,
