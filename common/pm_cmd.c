@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,11 +149,13 @@ s_env_with(const char *const *extra)
     return env;
 }
 
-/* Starts ARGV with /dev/null, OUT_W and ERR_W as fds 0-2 and no other
- * descriptor, in its own process group (so one kill reaches all of it),
- * every signal default and none blocked. Returns 0, or an errno. */
+/* Starts ARGV with IN_R (-1: /dev/null), OUT_W and ERR_W (-1: ours) as
+ * fds 0-2 and no other descriptor, in its own process group (so one kill
+ * reaches all of it), every signal default and none blocked. Returns 0,
+ * or an errno. */
 static int
-s_spawn(char *const argv[], char **env, int out_w, int err_w, pid_t *pid)
+s_spawn(char *const argv[], char **env, int in_r, int out_w, int err_w,
+        pid_t *pid)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -161,9 +164,13 @@ s_spawn(char *const argv[], char **env, int out_w, int err_w, pid_t *pid)
     sigemptyset(&none);
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (in_r < 0)
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    else
+        posix_spawn_file_actions_adddup2(&fa, in_r, 0);
     posix_spawn_file_actions_adddup2(&fa, out_w, 1);
-    posix_spawn_file_actions_adddup2(&fa, err_w, 2);
+    if (err_w >= 0)
+        posix_spawn_file_actions_adddup2(&fa, err_w, 2);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setsigdefault(&attr, &all);
@@ -190,7 +197,7 @@ s_start(s_job_t *j, char *const argv[], const pm_cmd_opts_t *o)
         return false;
     }
     char **env = o->env ? s_env_with(o->env) : environ;
-    int rc = s_spawn(argv, env, out[1], err[1], &j->pid);
+    int rc = s_spawn(argv, env, -1, out[1], err[1], &j->pid);
     if (env != environ)
         free(env);
     s_close(&out[1]);
@@ -424,4 +431,50 @@ pm_cmd_why(const char *what, const pm_cmd_result_t *res)
         line = s_first_line(res->out ? res->out : "", &len);
     return pm_asprintf("%s: exit %d%s%.*s", what, res->status, len ? ": " : "",
                        len, line);
+}
+
+int
+pm_cmd_start(char *const argv[], pm_cmd_child_t *child, char **why)
+{
+    int sv[2];
+    child->pid = -1;
+    child->fd = -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 ||
+        !s_high(&sv[0]) || !s_high(&sv[1])) {
+        if (why)
+            *why = pm_asprintf("socketpair: %s", strerror(errno));
+        return -1;
+    }
+    int rc = s_spawn(argv, environ, sv[1], sv[1], -1, &child->pid);
+    s_close(&sv[1]);
+    if (rc != 0) {
+        s_close(&sv[0]);
+        child->pid = -1;
+        if (why)
+            *why = pm_asprintf("%s: %s", argv[0], strerror(rc));
+        return -1;
+    }
+    child->fd = sv[0];
+    return 0;
+}
+
+void
+pm_cmd_stop(pm_cmd_child_t *child)
+{
+    if (child->fd >= 0)
+        s_close(&child->fd); /* its stdin ends: a well-behaved child exits */
+    if (child->pid <= 0)
+        return;
+    int status;
+    long deadline = s_now_ms() + S_GRACE_MS;
+    while (waitpid(child->pid, &status, WNOHANG) == 0) {
+        if (s_now_ms() >= deadline) {
+            kill(-child->pid, SIGKILL);
+            while (waitpid(child->pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            break;
+        }
+        usleep(10000);
+    }
+    child->pid = -1;
 }

@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 typedef struct {
     int status;     /* exit code; -1: did not run, timed out, stopped, killed
@@ -74,5 +75,25 @@ void pm_cmd_result_clear(pm_cmd_result_t *res);
 /* "WHAT: exit N: first non-empty stderr line (else stdout's)", or
  * "WHAT: FAIL" when status is -1. Caller frees. */
 char *pm_cmd_why(const char *what, const pm_cmd_result_t *res);
+
+/* A long-lived child that answers requests: FD is our end of a
+ * socketpair that is the child's stdin and stdout (send and recv on it
+ * with MSG_NOSIGNAL: a child that died is an error, not SIGPIPE); its
+ * stderr is ours. */
+typedef struct {
+    pid_t pid; /* -1: none */
+    int fd;    /* -1: none */
+} pm_cmd_child_t;
+
+/* Starts ARGV (as pm_cmd_run does: no shell, own process group, every
+ * signal default, no other descriptor) with a socketpair as its stdin and
+ * stdout. Returns 0, or -1 with *WHY (when WHY is not NULL) and CHILD
+ * holding none. */
+int pm_cmd_start(char *const argv[], pm_cmd_child_t *child, char **why);
+
+/* Ends CHILD: closes our end (its stdin and stdout end), gives it 1 s to
+ * exit, then kills its process group; reaps it. CHILD then holds none.
+ * Safe on a child that holds none. */
+void pm_cmd_stop(pm_cmd_child_t *child);
 
 #endif

@@ -5,6 +5,7 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_sigfetch.h"
+#include "pm_sigverify.h"
 #include "pm_text.h"
 #include "pm_wire.h"
 
@@ -20,10 +21,13 @@
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define S_KEY_PROPERTY "X-Key" /* ZAP metadata: the client's key, Z85 */
-#define S_HEAD_LEN 512         /* a CVD header, as cl_cvdparse reads it */
-#define S_WINDOW 4             /* GETs in flight during a pull */
-#define S_WARN_EVERY_MS 60000  /* per member, for dropped messages */
-#define S_SLICE_MS 50          /* a client's wait between interrupt checks */
+/* One verification: a full daily.cld (~300 MiB) is hashed in seconds;
+ * minutes mean something is wrong. */
+#define S_VERIFY_MS (5 * 60 * 1000)
+#define S_HEAD_LEN 512        /* a CVD header, as cl_cvdparse reads it */
+#define S_WINDOW 4            /* GETs in flight during a pull */
+#define S_WARN_EVERY_MS 60000 /* per member, for dropped messages */
+#define S_SLICE_MS 50         /* a client's wait between interrupt checks */
 /* Messages queued per peer connection, each way: a client has at most
  * S_WINDOW requests out, so a peer that sends GETs without reading the
  * chunks loses them here instead of costing gigabytes. */
@@ -831,7 +835,7 @@ pm_peer_exchange_many(zcert_t *cert, const pm_peer_target_t *targets, size_t n,
 typedef struct {
     zsock_t *sock;
     const char *endpoint, *file;
-    const char *verifier; /* privmta-sigfetch, by path */
+    pm_sigverify_t *verifier;
     uint32_t version;
     int fd;
     uint64_t total; /* 0 until the first chunk says it */
@@ -960,8 +964,8 @@ s_verify(const s_pull_t *p, const char *tmp, pm_peer_file_t *info, char **why)
     unsigned version = 0, sigs = 0;
     time_t built = 0;
     char *name = pm_strndup(p->file, strlen(p->file) - 4); /* NAME.cvd */
-    int rc = pm_sigfetch_verify_spawn(p->verifier, tmp, name, &version, &sigs,
-                                      &built, &bad);
+    int rc = pm_sigverify_file(p->verifier, tmp, name, S_VERIFY_MS, &version,
+                               &sigs, &built, &bad);
     free(name);
     if (rc == PM_EINTERNAL) { /* the helper, not the file: no one to blame */
         pm_why(why, "peer", "%s", bad);
@@ -1051,7 +1055,7 @@ s_scratch(const char *dbdir, const char *file, char **scratch, char **tmp,
 int
 pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
              const char *dbdir, const char *file, uint32_t version,
-             const char *verifier, int timeout_ms, pm_peer_file_t *info,
+             pm_sigverify_t *verifier, int timeout_ms, pm_peer_file_t *info,
              char **why)
 {
     if (!dbdir || !s_file_ok(file) || version == 0) {

@@ -50,6 +50,7 @@
 #define PM_PEER_H
 
 #include "pm_error.h"
+#include "pm_sigverify.h"
 #include "privmta.pb-c.h"
 
 #include <czmq.h>
@@ -163,8 +164,8 @@ typedef struct {
  * are removed again, the directory only when no other pull uses it). Each
  * answer is wire-checked and must continue the file at the right offset,
  * with the same total, and the whole size it announced. The file is then
- * verified with ClamAV's own check in a child process, VERIFIER
- * (privmta-sigfetch, by path: pm_sigfetch_verify_spawn), and its header
+ * verified with ClamAV's own check by VERIFIER (a privmta-sigfetch
+ * --verify-server: pm_sigverify.h), and its header
  * version must equal VERSION; only then it is renamed into DBDIR/FILE
  * (mode 0644, directory fsync'd), and the other form of the same database
  * (NAME.cvd vs NAME.cld) removed so that libclamav loads one copy.
@@ -185,7 +186,7 @@ typedef struct {
  */
 int pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
                  const char *dbdir, const char *file, uint32_t version,
-                 const char *verifier, int timeout_ms, pm_peer_file_t *info,
+                 pm_sigverify_t *verifier, int timeout_ms, pm_peer_file_t *info,
                  char **why);
 
 #endif

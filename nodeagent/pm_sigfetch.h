@@ -168,15 +168,6 @@ pm_err_t pm_sigfetch_run(const pm_sigfetch_opts_t *opts,
 pm_err_t pm_sigfetch_spawn(const char *helper, const pm_sigfetch_opts_t *opts,
                            pm_sigfetch_report_t **report_p, char **why);
 
-/* pm_sigfetch_verify in a child process (HELPER --verify PATH --database
- * NAME): the root agent never parses a file a peer sent. NAME is the
- * database PATH holds. Returns what pm_sigfetch_verify returns, with its
- * reason in *WHY (PM_EPROTO: the file failed), or PM_EINTERNAL when the
- * helper cannot run or its report is not one. */
-pm_err_t pm_sigfetch_verify_spawn(const char *helper, const char *path,
-                                  const char *name, unsigned *version,
-                                  unsigned *sigs, time_t *built, char **why);
-
 /* The report as the helper writes it (a packed FetchReport; caller frees),
  * and back: pm_sigfetch_report_unpack accepts only a report about exactly
  * OPTS's databases, in their order (PM_EPROTO and *WHY otherwise). */

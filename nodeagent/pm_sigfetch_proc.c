@@ -13,9 +13,6 @@
 #include <string.h>
 
 #define S_LOG_LINES 20 /* of the helper's stderr (libfreshclam's words) */
-/* One verification: a full daily.cld (~300 MiB) is hashed in seconds;
- * minutes mean something is wrong. */
-#define S_VERIFY_MS (5 * 60 * 1000)
 
 uint8_t *
 pm_sigfetch_report_pack(const pm_sigfetch_report_t *r, size_t *len)
@@ -217,49 +214,6 @@ pm_sigfetch_spawn(const char *helper, const pm_sigfetch_opts_t *o,
     free(nums[0]);
     free(nums[1]);
     free(argv);
-    return err;
-}
-
-pm_err_t
-pm_sigfetch_verify_spawn(const char *helper, const char *path, const char *name,
-                         unsigned *version, unsigned *sigs, time_t *built,
-                         char **why)
-{
-    char *argv[] = {(char *)helper, "--verify",   (char *)path,
-                    "--database",   (char *)name, NULL};
-    const char *dbs[] = {name};
-    pm_sigfetch_opts_t asked = {.databases = dbs, .n_databases = 1};
-    pm_cmd_opts_t run = {.timeout_ms = S_VERIFY_MS,
-                         .max_output = PM_WIRE_FETCH_MAX};
-    pm_cmd_result_t res = {0};
-    pm_sigfetch_report_t *r = NULL;
-    pm_err_t err = PM_OK;
-    if (pm_cmd_run(argv, &run, &res) == 0) {
-        /* a garbled report is our helper's fault, never the file's */
-        if (pm_sigfetch_report_unpack((const uint8_t *)res.out, res.out_len,
-                                      &asked, &r, why) != PM_OK)
-            err = PM_EINTERNAL;
-    } else {
-        char *w = pm_cmd_why(helper, &res);
-        pm_why(why, "sigfetch", "%s", w);
-        free(w);
-        err = PM_EINTERNAL;
-    }
-    pm_cmd_result_clear(&res);
-    if (err != PM_OK)
-        return err;
-    err = r->dbs[0].err;
-    if (err != PM_OK)
-        pm_why(why, "sigfetch", "%s", r->dbs[0].why);
-    else {
-        if (version)
-            *version = r->dbs[0].version;
-        if (sigs)
-            *sigs = r->dbs[0].sigs;
-        if (built)
-            *built = r->dbs[0].built;
-    }
-    pm_sigfetch_report_destroy(&r);
     return err;
 }
 

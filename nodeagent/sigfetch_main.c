@@ -2,7 +2,7 @@
  *
  * privmta-sigfetch --dbdir DIR --mirror URL... --database NAME...
  *                  [--connect-timeout S] [--request-timeout S]
- * privmta-sigfetch --verify PATH --database NAME
+ * privmta-sigfetch --verify-server
  *
  * Brings each database in DIR to the newest version a mirror offers
  * (pm_sigfetch_run: verified with ClamAV's own check before anything is
@@ -11,16 +11,18 @@
  * on the last line of stderr. SIGTERM ends it at once: nothing unverified
  * is ever in DIR (the scratch directory is cleared by the next run).
  *
- * With --verify, checks the file PATH (database NAME, a .cvd or .cld) with
- * ClamAV's own check (pm_sigfetch_verify) and reports the result the same
- * way (one database: its error and reason, or version, signatures and
- * build time); exit 0 whatever the verdict. The agent runs this for every
- * file a peer sent: libclamav parses hostile bytes here, not in the root
- * agent. */
+ * With --verify-server, answers requests on stdin, one at a time, until
+ * it ends (pm_sigverify.h has the protocol): each asks for ClamAV's own
+ * check of a file (pm_sigfetch_verify), and the answer is a one-database
+ * report with the verdict. The agent keeps one running for every file a
+ * peer sends: libclamav parses hostile bytes here, not in the root agent.
+ * A request that does not pass pm_wire's gate ends it (exit PM_EPROTO). */
 #include "pm_error.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_sigfetch.h"
+#include "pm_sigverify.h"
+#include "pm_wire.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -64,20 +66,46 @@ s_write_all(const uint8_t *buf, size_t len)
     return true;
 }
 
-/* The verdict on PATH as a one-database report. */
-static int
-s_verify(const char *path, const char *name)
+/* The verdict on PATH (database NAME) as a packed one-database report
+ * (caller frees). */
+static uint8_t *
+s_verdict(const char *path, const char *name, size_t *len)
 {
     pm_sigfetch_db_t db = {.name = (char *)name};
     db.err =
         pm_sigfetch_verify(path, &db.version, &db.sigs, &db.built, &db.why);
     pm_sigfetch_report_t r = {.dbs = &db, .n_dbs = 1};
-    size_t len = 0;
-    uint8_t *buf = pm_sigfetch_report_pack(&r, &len);
-    bool ok = s_write_all(buf, len);
-    free(buf);
+    uint8_t *buf = pm_sigfetch_report_pack(&r, len);
     free(db.why);
-    return ok ? 0 : s_fail(PM_EIO, "cannot write the report to stdout");
+    return buf;
+}
+
+/* Answers verification requests on stdin until it ends. */
+static int
+s_serve(void)
+{
+    for (;;) {
+        uint8_t *req_buf = NULL;
+        size_t len = 0;
+        char *why = NULL;
+        pm_err_t err = pm_sigverify_recv(STDIN_FILENO, PM_WIRE_FETCH_MAX, -1,
+                                         &req_buf, &len, &why);
+        Pm__VerifyRequest *req = NULL;
+        if (err == PM_OK)
+            err = pm_wire_unpack_verify_request(req_buf, len, &req, &why);
+        free(req_buf);
+        if (err == PM_OK) {
+            uint8_t *out = s_verdict(req->path, req->name, &len);
+            err = pm_sigverify_send(STDOUT_FILENO, out, len, &why);
+            free(out);
+            pm__verify_request__free_unpacked(req, NULL);
+        }
+        if (err != PM_OK) { /* the end of stdin is the normal way out */
+            int rc = err == PM_EIO ? 0 : s_fail(err, why ? why : "?");
+            free(why);
+            return rc;
+        }
+    }
 }
 
 static int
@@ -108,11 +136,11 @@ main(int argc, char **argv)
         {"database", required_argument, NULL, 'b'},
         {"connect-timeout", required_argument, NULL, 'c'},
         {"request-timeout", required_argument, NULL, 'r'},
-        {"verify", required_argument, NULL, 'v'},
+        {"verify-server", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0}};
     pm_log_init("privmta-sigfetch", false, PM_LOG_INFO);
     pm_sigfetch_opts_t o = {0};
-    const char *verify = NULL;
+    bool serve = false;
     const char **mirrors = pm_calloc((size_t)argc + 1, sizeof *mirrors);
     const char **dbs = pm_calloc((size_t)argc + 1, sizeof *dbs);
     o.mirrors = mirrors;
@@ -126,7 +154,7 @@ main(int argc, char **argv)
         else if (c == 'b')
             dbs[o.n_databases++] = optarg;
         else if (c == 'v')
-            verify = optarg;
+            serve = true;
         else if (c == 'c' && s_seconds(optarg, &o.connect_timeout_s))
             continue;
         else if (c == 'r' && s_seconds(optarg, &o.request_timeout_s))
@@ -135,16 +163,14 @@ main(int argc, char **argv)
             rc = s_fail(PM_EINVAL, "usage: privmta-sigfetch --dbdir DIR "
                                    "--mirror URL... --database NAME... "
                                    "[--connect-timeout S] [--request-timeout "
-                                   "S] (seconds up to 3600), or --verify "
-                                   "PATH --database NAME");
+                                   "S] (seconds up to 3600), or "
+                                   "--verify-server");
     }
     if (rc < 0 && optind < argc)
         rc = s_fail(PM_EINVAL, "unexpected argument; see --dbdir, --mirror, "
                                "--database");
-    if (rc < 0 && verify)
-        rc = o.n_databases == 1
-                 ? s_verify(verify, dbs[0])
-                 : s_fail(PM_EINVAL, "--verify PATH takes one --database");
+    if (rc < 0 && serve)
+        rc = s_serve();
     if (rc < 0 && !o.dbdir)
         rc = s_fail(PM_EINVAL, "--dbdir DIR is required");
     if (rc < 0)

@@ -524,6 +524,15 @@ s_rule_fetch_result(s_walk_t *w, const ProtobufCMessage *msg)
     return s_checked(w, "name", r->name, pm_check_database_name);
 }
 
+static int
+s_rule_verify_request(s_walk_t *w, const ProtobufCMessage *msg)
+{
+    const Pm__VerifyRequest *r = (const Pm__VerifyRequest *)msg;
+    if (r->path[0] != '/')
+        return s_fail_field(w, "path", "not an absolute path");
+    return s_checked(w, "name", r->name, pm_check_database_name);
+}
+
 /* Applied wherever the message appears, top level or nested (a Response's
  * history is held to the same rules as a Revision read alone). */
 static const struct {
@@ -538,6 +547,7 @@ static const struct {
     {&pm__member__descriptor, s_rule_member},
     {&pm__peer_message__descriptor, s_rule_peer_message},
     {&pm__fetch_result__descriptor, s_rule_fetch_result},
+    {&pm__verify_request__descriptor, s_rule_verify_request},
 };
 
 static int
@@ -572,10 +582,11 @@ s_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
     static const uint8_t empty[1];
     assert(out);
     /* checked before decoding, which is where a big message costs */
-    unsigned max = d == &pm__agent_report__descriptor   ? PM_WIRE_REPORT_MAX
-                   : d == &pm__peer_message__descriptor ? PM_WIRE_PEER_MAX
-                   : d == &pm__fetch_report__descriptor ? PM_WIRE_FETCH_MAX
-                                                        : PM_WIRE_MESSAGE_MAX;
+    unsigned max = d == &pm__agent_report__descriptor     ? PM_WIRE_REPORT_MAX
+                   : d == &pm__peer_message__descriptor   ? PM_WIRE_PEER_MAX
+                   : d == &pm__fetch_report__descriptor   ? PM_WIRE_FETCH_MAX
+                   : d == &pm__verify_request__descriptor ? PM_WIRE_FETCH_MAX
+                                                          : PM_WIRE_MESSAGE_MAX;
     if (len > max || (len && !buf)) {
         if (why)
             *why = pm_asprintf("%s: %zu bytes, more than %u or missing",
@@ -623,6 +634,8 @@ S_UNPACK_AS(pm_wire_unpack_peer_message, Pm__PeerMessage,
             pm__peer_message__descriptor)
 S_UNPACK_AS(pm_wire_unpack_fetch_report, Pm__FetchReport,
             pm__fetch_report__descriptor)
+S_UNPACK_AS(pm_wire_unpack_verify_request, Pm__VerifyRequest,
+            pm__verify_request__descriptor)
 
 int
 pm_wire_check_policy(const Pm__Policy *policy, char **why)

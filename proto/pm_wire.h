@@ -102,6 +102,10 @@ int pm_wire_unpack_peer_message(const uint8_t *buf, size_t len,
 #define PM_WIRE_FETCH_MAX (1u << 20)
 int pm_wire_unpack_fetch_report(const uint8_t *buf, size_t len,
                                 Pm__FetchReport **out, char **why);
+/* An agent to its verifier: PATH absolute, NAME a database name; at most
+ * PM_WIRE_FETCH_MAX bytes. */
+int pm_wire_unpack_verify_request(const uint8_t *buf, size_t len,
+                                  Pm__VerifyRequest **out, char **why);
 
 /* Structural check of a policy already in memory (also used by the unpack
  * functions). Returns PM_OK or PM_EPROTO with *why as above. */

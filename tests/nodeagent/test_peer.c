@@ -26,6 +26,7 @@
 
 static char s_dir[64], s_srv[96], s_cli[96];
 static zcert_t *s_server, *s_client, *s_stranger;
+static pm_sigverify_t *s_verifier;
 static zactor_t *s_peer;
 static char *s_endpoint;
 
@@ -48,6 +49,7 @@ s_setup(void)
     s_server = zcert_new();
     s_client = zcert_new();
     s_stranger = zcert_new();
+    s_verifier = pm_sigverify_new(S_HELPER);
 }
 
 static void
@@ -58,6 +60,7 @@ s_teardown(void)
     zcert_destroy(&s_server);
     zcert_destroy(&s_client);
     zcert_destroy(&s_stranger);
+    pm_sigverify_destroy(&s_verifier);
     nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -207,7 +210,7 @@ s_pull(const char *file, uint32_t version, pm_peer_file_t *info, char **why)
 {
     *why = NULL;
     return pm_peer_pull(s_client, s_endpoint, zcert_public_txt(s_server), s_cli,
-                        file, version, S_HELPER, S_WAIT, info, why);
+                        file, version, s_verifier, S_WAIT, info, why);
 }
 
 /* ---- Push-pull --------------------------------------------------------- */
@@ -581,7 +584,7 @@ Test(peer, pull_unenrolled_times_out)
     char *why = NULL;
     cr_expect_eq(pm_peer_pull(s_stranger, s_endpoint,
                               zcert_public_txt(s_server), s_cli, "test.cvd", 6,
-                              S_HELPER, S_NONE, NULL, &why),
+                              s_verifier, S_NONE, NULL, &why),
                  PM_ETIMEDOUT);
     free(why);
     s_expect_entries(s_cli, 0);
@@ -681,7 +684,7 @@ s_pull_hostile(s_hostile_t how, char **why)
     char *ep = zstr_recv(h);
     *why = NULL;
     int rc = pm_peer_pull(s_client, ep, zcert_public_txt(s_server), s_cli,
-                          "test.cvd", 6, S_HELPER, S_WAIT, NULL, why);
+                          "test.cvd", 6, s_verifier, S_WAIT, NULL, why);
     zactor_destroy(&h);
     free(ep);
     return rc;

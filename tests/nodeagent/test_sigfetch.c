@@ -20,6 +20,7 @@
 #include "pm_error.h"
 #include "pm_mem.h"
 #include "pm_sigfetch.h"
+#include "pm_sigverify.h"
 #include "testmirror.h"
 
 #define S_FIXTURES TESTMIRROR_FIXTURES
@@ -555,29 +556,48 @@ Test(sigfetch, a_report_passes_the_gate_or_is_refused)
     free(why);
 }
 
-Test(sigfetch, the_helper_verifies_a_file)
+Test(sigfetch, the_verifier_answers_and_survives_its_helper)
 {
     testmirror_copy("test-1.cvd", s_db, "good.cvd", false);
     testmirror_copy("test-1.cvd", s_db, "bad.cvd", true);
     char *good = pm_asprintf("%s/good.cvd", s_db);
     char *bad = pm_asprintf("%s/bad.cvd", s_db);
+    pm_sigverify_t *v = pm_sigverify_new(S_HELPER);
     unsigned version = 0, sigs = 0;
     time_t built = 0;
     char *why = NULL;
-    cr_assert_eq(pm_sigfetch_verify_spawn(S_HELPER, good, "test", &version,
-                                          &sigs, &built, &why),
-                 PM_OK, "%s", why ? why : "");
-    cr_assert_eq(version, 1);
-    cr_assert_eq(built, 1624388302);
-    cr_assert_eq(pm_sigfetch_verify_spawn(S_HELPER, bad, "test", &version,
-                                          &sigs, &built, &why),
-                 PM_EPROTO);
-    cr_assert_not_null(strstr(why, "signature check"), "%s", why);
-    PM_FREE(&why);
-    /* the helper itself missing is not the file's fault */
-    cr_assert_eq(pm_sigfetch_verify_spawn("/nonexistent/privmta-sigfetch", good,
-                                          "test", NULL, NULL, NULL, &why),
+    /* one helper answers one request after another */
+    for (int i = 0; i < 3; i++) {
+        version = 0;
+        cr_assert_eq(pm_sigverify_file(v, good, "test", 10000, &version, &sigs,
+                                       &built, &why),
+                     PM_OK, "%s", why ? why : "");
+        cr_assert_eq(version, 1);
+        cr_assert_eq(built, 1624388302);
+        cr_assert_eq(pm_sigverify_file(v, bad, "test", 10000, &version, &sigs,
+                                       &built, &why),
+                     PM_EPROTO);
+        cr_assert_not_null(strstr(why, "signature check"), "%s", why);
+        PM_FREE(&why);
+    }
+    /* a request the helper's gate refuses ends it: the helper's fault,
+     * not the file's, and the next request starts a new one */
+    cr_assert_eq(pm_sigverify_file(v, "relative.cvd", "test", 10000, NULL, NULL,
+                                   NULL, &why),
                  PM_EINTERNAL);
+    PM_FREE(&why);
+    cr_assert_eq(
+        pm_sigverify_file(v, good, "test", 10000, &version, NULL, NULL, &why),
+        PM_OK, "%s", why ? why : "");
+    pm_sigverify_destroy(&v);
+    cr_assert_null(v);
+    /* no helper at all */
+    v = pm_sigverify_new("/nonexistent/privmta-sigfetch");
+    cr_assert_eq(
+        pm_sigverify_file(v, good, "test", 10000, NULL, NULL, NULL, &why),
+        PM_EINTERNAL);
+    cr_assert_not_null(why);
+    pm_sigverify_destroy(&v);
     free(why);
     free(good);
     free(bad);
