@@ -9,14 +9,11 @@
  * that holds it (pm_peer, CurveZMQ with the enrolled keys), so no node
  * serves everyone and the mirror sees one fetch.
  *
- * Gossip is push-pull with FANOUT random live members: an exchange carries
- * what each side holds (database versions) and the mirror cool-downs it
- * knows. News (a new version held, a new cool-down) is told to FANOUT
- * members at once and in each of the next few GOSSIP_MS rounds (about
- * log base FANOUT+1 of the membership: news reaches every member with
- * high probability, as in Serf); otherwise a node exchanges only every
- * 50 rounds (10 s by default), which catches what the rumours missed and
- * lets a restarted node catch up at once. A quiet round costs no traffic.
+ * Gossip is push-pull: every GOSSIP_MS the node exchanges what it holds
+ * (database versions) and the mirror cool-downs it knows with FANOUT
+ * random live members, and at once with FANOUT members whenever it gets a
+ * new version (the pulls of quiet nodes find the few every push missed;
+ * see s_round for the figures that chose this).
  * A peer holding a newer version is pulled from (a random one among those
  * holding the newest, spreading the load). Membership is the
  * last MEMBERS publication (kept in MEMBERS_FILE), so gossip goes on while
@@ -62,7 +59,9 @@ typedef struct {
     zcert_t *cert;            /* this agent's keypair (not owned) */
     const char *dbdir;        /* absolute path; created when missing */
     const char *fetcher;      /* privmta-sigfetch, by path: the duty's
-                                 fetches run in it (pm_sigfetch_spawn) */
+                                 fetches run in it (pm_sigfetch_spawn), and
+                                 one of it checks what peers send
+                                 (pm_sigverify) */
     int gid;                  /* group given read access to DBDIR; -1 root's */
     const char *peer_bind;    /* where to serve peers ("tcp://0.0.0.0:7301");
                                  NULL: serve none (pulls still work) */
