@@ -5,6 +5,7 @@
 #include "pm_sigfetch.h"
 #include "pm_wire.h"
 
+#include <czmq.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -38,14 +39,6 @@ pm_sigverify_destroy(pm_sigverify_t **self_p)
     *self_p = NULL;
 }
 
-static long
-s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 pm_err_t
 pm_sigverify_send(int fd, const uint8_t *buf, size_t len, char **why)
 {
@@ -70,12 +63,12 @@ pm_sigverify_send(int fd, const uint8_t *buf, size_t len, char **why)
 
 /* Reads exactly LEN bytes into BUF by DEADLINE (0: none). */
 static pm_err_t
-s_read_all(int fd, uint8_t *buf, size_t len, long deadline, char **why)
+s_read_all(int fd, uint8_t *buf, size_t len, int64_t deadline, char **why)
 {
     for (size_t done = 0; done < len;) {
         int wait = -1;
         if (deadline) {
-            long left = deadline - s_now_ms();
+            int64_t left = deadline - zclock_mono();
             if (left <= 0) {
                 pm_why(why, "sigverify", "no answer in time");
                 return PM_ETIMEDOUT;
@@ -105,7 +98,7 @@ pm_err_t
 pm_sigverify_recv(int fd, size_t max, int timeout_ms, uint8_t **buf,
                   size_t *len, char **why)
 {
-    long deadline = timeout_ms >= 0 ? s_now_ms() + timeout_ms : 0;
+    int64_t deadline = timeout_ms >= 0 ? zclock_mono() + timeout_ms : 0;
     uint8_t head[4];
     pm_err_t err = s_read_all(fd, head, 4, deadline, why);
     if (err != PM_OK)

@@ -14,25 +14,7 @@
 
 #include "pm_pf_render.h"
 #include "pm_policy.h"
-
-/* Edits POLICY with `policy set` syntax (NODE: per-node override) and
- * asserts privmta accepts it. */
-static void
-s_set(Pm__Policy **policy, const char *node, const char *key, const char *value)
-{
-    Pm__Edit e = PM__EDIT__INIT;
-    Pm__Edit *ep = &e;
-    e.key = (char *)key;
-    e.value = (char *)value;
-    e.op = PM__EDIT__OP__ASSIGN;
-    pm_diag_t *diag = pm_diag_new("test");
-    size_t problems = pm_policy_edit(policy, node, &ep, 1, diag);
-    char first[512] = "";
-    if (problems)
-        snprintf(first, sizeof first, "%s", pm_diag_line(diag, 0));
-    pm_diag_destroy(&diag);
-    cr_assert_eq(problems, 0, "privmta refused %s=%s: %s", key, value, first);
-}
+#include "testpolicy.h"
 
 static const char *
 s_value(const pm_postconf_param_t *params, size_t n, const char *name)
@@ -94,14 +76,14 @@ Test(render, defaults)
 Test(render, milter_only_when_needed)
 {
     Pm__Policy *p = pm_policy_new();
-    s_set(&p, NULL, "antispam.enabled", "false");
-    s_set(&p, NULL, "antivirus.enabled", "false");
+    testpolicy_set(&p, NULL, "antispam.enabled", "false");
+    testpolicy_set(&p, NULL, "antivirus.enabled", "false");
     size_t n = 0;
     pm_postconf_param_t *params = pm_pf_render(p, &pm_pf_caps_all, &n);
     cr_expect_str_eq(s_value(params, n, "smtpd_milters"), "");
     cr_expect_str_eq(s_value(params, n, "non_smtpd_milters"), "");
     pm_postconf_params_free(&params, n);
-    s_set(&p, NULL, "inbound.blocked_extensions", "exe");
+    testpolicy_set(&p, NULL, "inbound.blocked_extensions", "exe");
     params = pm_pf_render(p, &pm_pf_caps_all, &n);
     cr_expect_str_eq(s_value(params, n, "smtpd_milters"),
                      "unix:/run/privmta-milter/milter.sock");
@@ -112,22 +94,23 @@ Test(render, milter_only_when_needed)
 Test(render, every_flag_flipped)
 {
     Pm__Policy *p = pm_policy_new();
-    s_set(&p, NULL, "inbound.reject_unlisted_sender", "false");
-    s_set(&p, NULL, "inbound.reject_sender_login_mismatch", "false");
-    s_set(&p, NULL, "inbound.checks.client_hostname", "true");
-    s_set(&p, NULL, "inbound.checks.reverse_client_hostname", "true");
-    s_set(&p, NULL, "inbound.checks.helo_resolves", "true");
-    s_set(&p, NULL, "inbound.checks.helo_valid", "false");
-    s_set(&p, NULL, "inbound.checks.helo_fqdn", "true");
-    s_set(&p, NULL, "inbound.checks.sender_domain", "false");
-    s_set(&p, NULL, "outbound.sasl_auth", "false");
-    s_set(&p, NULL, "outbound.authenticated_header", "true");
-    s_set(&p, NULL, "outbound.tls_auth_only", "false");
-    s_set(&p, NULL, "outbound.mynetworks",
-          "[10.0.0.0/8, \"::1/128\", "
-          "\"[fd00::]/64\", 192.0.2.7]");
-    s_set(&p, NULL, "outbound.relay_host", "\"[10.1.2.3]:587\"");
-    s_set(&p, NULL, "outbound.fallback_relay_host", "relay.example.com:25");
+    testpolicy_set(&p, NULL, "inbound.reject_unlisted_sender", "false");
+    testpolicy_set(&p, NULL, "inbound.reject_sender_login_mismatch", "false");
+    testpolicy_set(&p, NULL, "inbound.checks.client_hostname", "true");
+    testpolicy_set(&p, NULL, "inbound.checks.reverse_client_hostname", "true");
+    testpolicy_set(&p, NULL, "inbound.checks.helo_resolves", "true");
+    testpolicy_set(&p, NULL, "inbound.checks.helo_valid", "false");
+    testpolicy_set(&p, NULL, "inbound.checks.helo_fqdn", "true");
+    testpolicy_set(&p, NULL, "inbound.checks.sender_domain", "false");
+    testpolicy_set(&p, NULL, "outbound.sasl_auth", "false");
+    testpolicy_set(&p, NULL, "outbound.authenticated_header", "true");
+    testpolicy_set(&p, NULL, "outbound.tls_auth_only", "false");
+    testpolicy_set(&p, NULL, "outbound.mynetworks",
+                   "[10.0.0.0/8, \"::1/128\", "
+                   "\"[fd00::]/64\", 192.0.2.7]");
+    testpolicy_set(&p, NULL, "outbound.relay_host", "\"[10.1.2.3]:587\"");
+    testpolicy_set(&p, NULL, "outbound.fallback_relay_host",
+                   "relay.example.com:25");
     size_t n = 0;
     pm_postconf_param_t *params = pm_pf_render(p, &pm_pf_caps_all, &n);
     cr_expect_str_eq(s_value(params, n, "smtpd_reject_unlisted_sender"), "no");
@@ -155,12 +138,12 @@ Test(render, every_flag_flipped)
     pm_postconf_params_free(&params, n);
 
     /* no HELO check at all: HELO need not be required */
-    s_set(&p, NULL, "inbound.checks.helo_fqdn", "false");
-    s_set(&p, NULL, "inbound.checks.helo_resolves", "false");
+    testpolicy_set(&p, NULL, "inbound.checks.helo_fqdn", "false");
+    testpolicy_set(&p, NULL, "inbound.checks.helo_resolves", "false");
     params = pm_pf_render(p, &pm_pf_caps_all, &n);
     cr_expect_str_eq(s_value(params, n, "smtpd_helo_required"), "no");
     cr_expect_str_eq(s_value(params, n, "smtpd_helo_restrictions"), "");
-    s_set(&p, NULL, "outbound.mynetworks", "[]");
+    testpolicy_set(&p, NULL, "outbound.mynetworks", "[]");
     pm_postconf_params_free(&params, n);
     params = pm_pf_render(p, &pm_pf_caps_all, &n);
     cr_expect_str_eq(s_value(params, n, "mynetworks"), "");
@@ -267,7 +250,7 @@ s_check_changes(const Pm__Policy *base, bool must_change)
         if (!value)
             continue;
         Pm__Policy *p = pm_policy_dup(base);
-        s_set(&p, NULL, keys[k].name, value);
+        testpolicy_set(&p, NULL, keys[k].name, value);
         pm_postconf_param_t *after = pm_pf_render(p, &pm_pf_caps_all, &n1);
         cr_assert_eq(n0, n1);
         size_t changed = 0;
@@ -297,8 +280,8 @@ Test(table, keys_change_only_what_they_declare)
     const pm_key_t *keys = pm_policy_keys(&nkeys);
     for (size_t k = 0; k < nkeys; k++)
         if (keys[k].type == PM_KT_BOOL)
-            s_set(&p, NULL, keys[k].name, "false");
-    s_set(&p, NULL, "outbound.mynetworks", "[]");
+            testpolicy_set(&p, NULL, keys[k].name, "false");
+    testpolicy_set(&p, NULL, "outbound.mynetworks", "[]");
     s_check_changes(p, true);
     pm_policy_free(&p);
 }

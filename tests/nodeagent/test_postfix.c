@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "pm_policy.h"
+#include "testpolicy.h"
 #include "pm_pf_render.h"
 #include "pm_postfix.h"
 
@@ -161,31 +162,12 @@ s_swaks(const node_t *n, const char *helo, const char *from, const char *to)
                 n->addr, n->port, helo, from, to);
 }
 
-/* Edits POLICY with `policy set` syntax items (NODE: per-node override)
- * and asserts privmta accepts them. */
-static void
-s_set(Pm__Policy **policy, const char *node, const char *key, const char *value)
-{
-    Pm__Edit e = PM__EDIT__INIT;
-    Pm__Edit *ep = &e;
-    e.key = (char *)key;
-    e.value = (char *)value;
-    e.op = PM__EDIT__OP__ASSIGN;
-    pm_diag_t *diag = pm_diag_new("test");
-    size_t problems = pm_policy_edit(policy, node, &ep, 1, diag);
-    char first[512] = "";
-    if (problems)
-        snprintf(first, sizeof first, "%s", pm_diag_line(diag, 0));
-    pm_diag_destroy(&diag);
-    cr_assert_eq(problems, 0, "privmta refused %s=%s: %s", key, value, first);
-}
-
 /* Local mail works with DNS off: no sender-domain lookups. */
 static Pm__Policy *
 s_policy(void)
 {
     Pm__Policy *p = pm_policy_new();
-    s_set(&p, NULL, "inbound.checks.sender_domain", "false");
+    testpolicy_set(&p, NULL, "inbound.checks.sender_domain", "false");
     return p;
 }
 
@@ -338,9 +320,10 @@ Test(apply, writes_owned_keeps_the_rest)
     char *before = s_read(path);
 
     Pm__Policy *p = s_policy();
-    s_set(&p, NULL, "inbound.checks.helo_fqdn", "true");
-    s_set(&p, NULL, "outbound.mynetworks", "[127.0.0.0/8, 10.1.0.0/16]");
-    s_set(&p, NULL, "outbound.relay_host", "\"[127.0.0.1]:2600\"");
+    testpolicy_set(&p, NULL, "inbound.checks.helo_fqdn", "true");
+    testpolicy_set(&p, NULL, "outbound.mynetworks",
+                   "[127.0.0.0/8, 10.1.0.0/16]");
+    testpolicy_set(&p, NULL, "outbound.relay_host", "\"[127.0.0.1]:2600\"");
     pm_backend_t *b = s_backend(&n);
     s_apply_ok(b, p);
     s_expect_param(&n, "mynetworks", "127.0.0.0/8 10.1.0.0/16");
@@ -391,7 +374,7 @@ Test(apply, helo_valid_rejects_bad_helo)
     cr_expect_eq(s_swaks(&n, "client.example.com", "postmaster@helo.test",
                          "postmaster@helo.test"),
                  0, "good HELO refused");
-    s_set(&p, NULL, "inbound.checks.helo_valid", "false");
+    testpolicy_set(&p, NULL, "inbound.checks.helo_valid", "false");
     s_apply_ok(b, p);
     s_expect_param(&n, "smtpd_helo_required", "no");
     cr_expect_eq(s_swaks(&n, "bad helo!", "postmaster@helo.test",
@@ -445,14 +428,14 @@ Test(apply, mynetworks_controls_relaying)
     Pm__Policy *p = s_policy();
     char relay[64];
     snprintf(relay, sizeof relay, "\"[127.0.0.24]:%d\"", sport);
-    s_set(&p, NULL, "outbound.relay_host", relay);
+    testpolicy_set(&p, NULL, "outbound.relay_host", relay);
     s_apply_ok(b, p);
     cr_expect_eq(s_swaks(&n, "client.example.com", "postmaster@relay.test",
                          "someone@outside.example"),
                  0, "relaying from 127.0.0.1 refused");
     cr_expect(s_wait_count(sink, 1), "the relayed message never arrived");
 
-    s_set(&p, NULL, "outbound.mynetworks", "[10.0.0.0/8]");
+    testpolicy_set(&p, NULL, "outbound.mynetworks", "[10.0.0.0/8]");
     s_apply_ok(b, p);
     int rc = s_swaks(&n, "client.example.com", "postmaster@relay.test",
                      "someone@outside.example");
@@ -472,7 +455,7 @@ Test(apply, mynetworks_controls_relaying)
                          "postmaster@relay.test"),
                  0);
 
-    s_set(&p, NULL, "outbound.mynetworks", "[127.0.0.0/8]");
+    testpolicy_set(&p, NULL, "outbound.mynetworks", "[127.0.0.0/8]");
     s_apply_ok(b, p);
     cr_expect_eq(s_swaks(&n, "client.example.com", "postmaster@relay.test",
                          "again@outside.example"),
@@ -503,7 +486,7 @@ Test(apply, node_incompatible_override_rolls_back)
     snprintf(path, sizeof path, "%s/main.cf", n.etc);
     char *before = s_read(path);
 
-    s_set(&p, "v4only", "outbound.relay_host", "\"[ipv6:::1]:2526\"");
+    testpolicy_set(&p, "v4only", "outbound.relay_host", "\"[ipv6:::1]:2526\"");
     Pm__Policy *eff = pm_policy_for_node(p, "v4only");
     pm_diag_t *diag = pm_diag_new("test");
     cr_assert_eq(pm_policy_validate(eff, diag), 0, "privmta refuses it");
@@ -525,8 +508,9 @@ Test(apply, node_incompatible_override_rolls_back)
     /* unbracketed IPv6 in mynetworks kills smtpd if written as is; the
      * renderer brackets it and mail keeps flowing */
     pm_policy_free(&eff);
-    s_set(&p, "v4only", "outbound.relay_host", "\"\"");
-    s_set(&p, "v4only", "outbound.mynetworks", "[127.0.0.0/8, \"::1/128\"]");
+    testpolicy_set(&p, "v4only", "outbound.relay_host", "\"\"");
+    testpolicy_set(&p, "v4only", "outbound.mynetworks",
+                   "[127.0.0.0/8, \"::1/128\"]");
     eff = pm_policy_for_node(p, "v4only");
     s_apply_ok(b, eff);
     s_expect_param(&n, "mynetworks", "127.0.0.0/8 [::1]/128");
@@ -623,7 +607,7 @@ Test(status, cyrus_with_login_maps)
         0);
     pm_backend_t *b = s_backend(&n);
     Pm__Policy *p = s_policy();
-    s_set(&p, NULL, "outbound.tls_auth_only", "false");
+    testpolicy_set(&p, NULL, "outbound.tls_auth_only", "false");
     s_apply_ok(b, p);
     s_expect_param(&n, "smtpd_sasl_auth_enable", "yes");
     s_expect_param(&n, "smtpd_sender_restrictions",
@@ -641,7 +625,7 @@ Test(status, cyrus_with_login_maps)
     cr_expect_eq(st->auth->state, PM__SERVICE_STATUS__STATE__OK, "%s",
                  st->auth->detail);
     /* AUTH only after STARTTLS on a node without TLS: nobody can log in */
-    s_set(&p, NULL, "outbound.tls_auth_only", "true");
+    testpolicy_set(&p, NULL, "outbound.tls_auth_only", "true");
     s_apply_ok(b, p);
     b->status(b, st);
     cr_expect_eq(st->auth->state, PM__SERVICE_STATUS__STATE__DEGRADED);
