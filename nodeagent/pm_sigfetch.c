@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <libfreshclam.h>
-#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -591,10 +590,4 @@ pm_sigfetch_verify(const char *path, unsigned *version, unsigned *sigs,
         *built = (time_t)cvd->stime;
     cl_cvdfree(cvd);
     return PM_OK;
-}
-
-void
-pm_sigfetch_thread_done(void)
-{
-    OPENSSL_thread_stop();
 }

@@ -192,16 +192,6 @@ pm_err_t pm_sigfetch_report_unpack(const uint8_t *buf, size_t len,
 int pm_sigfetch_verify(const char *path, unsigned *version, unsigned *sigs,
                        time_t *built, char **why);
 
-/* Frees what libcurl, libfreshclam and libclamav left in the calling
- * thread's OpenSSL thread-local storage (per-thread random generators,
- * the error queue). OpenSSL frees it by itself when the thread exits, but
- * a czmq actor's thread exits only after its owner's zactor_destroy has
- * returned: when that owner is main, OpenSSL's exit handler can run first
- * and the thread's state is lost (LeakSanitizer reports it). An actor
- * that ran pm_sigfetch_run or pm_sigfetch_verify calls this last, before
- * it returns. OpenSSL may be used again afterwards (it starts afresh). */
-void pm_sigfetch_thread_done(void);
-
 /* Frees a report and nulls *SELF_P. Accepts NULL and *SELF_P == NULL. */
 void pm_sigfetch_report_destroy(pm_sigfetch_report_t **self_p);
 

@@ -21,7 +21,7 @@
 #define S_FIXTURES PM_SOURCE_DIR "/tests/data/clamav"
 #define S_WAIT 5000 /* ms for an answer that must come */
 #define S_NONE 600  /* ms to wait for one that must not */
-/* the verifier, as in the agent: privmta-sigfetch --verify */
+/* the verifier's helper, as in the agent: privmta-sigfetch --verify-server */
 #define S_HELPER PM_BUILD_DIR "/nodeagent/privmta-sigfetch"
 
 static char s_dir[64], s_srv[96], s_cli[96];
