@@ -161,7 +161,10 @@ s_sigfetch_path(void)
         snprintf(path, sizeof path, "%s/privmta-sigfetch", self);
     }
     if (path[0] != '/' || access(path, X_OK) != 0)
-        pm_fatal("sigfetch %s: %s", path,
+        pm_fatal("sigfetch %s: %s; every signature fetch and check runs in "
+                 "privmta-sigfetch (install it beside privmta-agent, or set "
+                 "sigfetch to where it is)",
+                 path,
                  path[0] != '/' ? "not an absolute path" : strerror(errno));
     return path;
 }
