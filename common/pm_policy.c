@@ -296,14 +296,7 @@ pm_policy_new(void)
 Pm__Policy *
 pm_policy_dup(const Pm__Policy *policy)
 {
-    size_t len = protobuf_c_message_get_packed_size(&policy->base);
-    uint8_t *buf = pm_malloc(len);
-    protobuf_c_message_pack(&policy->base, buf);
-    Pm__Policy *copy = pm__policy__unpack(NULL, len, buf);
-    free(buf);
-    if (!copy)
-        abort(); /* unpacking what we just packed only fails without memory */
-    return copy;
+    return pm_wire_dup(&policy->base);
 }
 
 void

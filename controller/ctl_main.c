@@ -56,6 +56,7 @@ static const struct {
     {"policy", "rollback", pm_ctl_policy_rollback,
      "policy rollback N [--expect-rev N] [-m MSG]"},
     {"nodes", NULL, pm_ctl_nodes, "nodes [--cluster] [--json]"},
+    {"drift", NULL, pm_ctl_drift, "drift [NODE] [--json]"},
     {"node", NULL, pm_ctl_node,
      "node add NAME PUBLIC-KEY|CERT-FILE, node remove NAME"},
     {"dkim", NULL, pm_ctl_dkim,

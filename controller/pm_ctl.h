@@ -33,6 +33,7 @@ int pm_ctl_policy_history(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_policy_diff(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_policy_rollback(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_nodes(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_drift(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_keygen(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_node(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_dkim(pm_ctl_t *ctl, int argc, char **argv);

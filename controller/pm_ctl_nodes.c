@@ -121,6 +121,24 @@ s_node_duties_json(const Pm__Response *r, const char *node)
     return a;
 }
 
+static json_t *
+s_drift_one_json(const Pm__Drift *d)
+{
+    return json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:I}", "parameter",
+                     d->parameter, "applied", d->applied, "found", d->found,
+                     "at", (json_int_t)d->at, "reverted", d->reverted, "error",
+                     d->error, "revision", (json_int_t)d->revision);
+}
+
+static json_t *
+s_drift_json(Pm__Drift *const *ds, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, s_drift_one_json(ds[i]));
+    return a;
+}
+
 /* The fields of NodeStatus as they are, plus "lag" and "duties". */
 static json_t *
 s_node_json(const Pm__NodeStatus *n, const Pm__Response *r)
@@ -133,6 +151,9 @@ s_node_json(const Pm__NodeStatus *n, const Pm__Response *r)
                         s_cooldowns_json(n->cooldowns, n->n_cooldowns));
     json_object_set_new(o, "distrusted",
                         s_distrusted_json(n->distrusted, n->n_distrusted));
+    json_object_set_new(o, "drift", s_drift_json(n->drift, n->n_drift));
+    json_object_set_new(o, "drift_history",
+                        s_drift_json(n->drift_history, n->n_drift_history));
     json_object_set_new(o, "duties", s_node_duties_json(r, n->name));
     return o;
 }
@@ -227,6 +248,25 @@ s_row_database(const Pm__SignatureDb *db, time_t now)
     printf("\n");
 }
 
+/* One hand edit: 'smtpd_helo_restrictions set by hand to "permit" at
+ * 2026-12-01 12:00:00 UTC; put back to "..."'. */
+static void
+s_drift_text(const Pm__Drift *d)
+{
+    char at[40];
+    s_utc(d->at, at, sizeof at);
+    s_cell(d->parameter, 0, S_CELL_MAX, " set by hand to \"");
+    s_cell(d->found, 0, S_CELL_MAX, "\"");
+    printf(" at %s; %s \"", at,
+           d->reverted ? "put back to" : "NOT put back to");
+    s_cell(d->applied, 0, S_CELL_MAX, "\"");
+    if (!d->reverted) {
+        printf(": ");
+        s_cell(d->error, 0, S_LINE_MAX, "");
+    }
+    printf("\n");
+}
+
 /* What a node holds of the ClamAV databases, and whom it will not pull
  * them from. */
 static void
@@ -288,6 +328,10 @@ s_row(const Pm__NodeStatus *n, uint64_t head, time_t now)
         s_state(n->dkim));
     s_cell(n->apply_error, 0, S_LINE_MAX, "\n");
     s_row_details(n);
+    for (size_t i = 0; i < n->n_drift; i++) {
+        printf("%-16s drift: ", "");
+        s_drift_text(n->drift[i]);
+    }
     s_row_signatures(n, now);
 }
 
@@ -356,6 +400,84 @@ pm_ctl_nodes(pm_ctl_t *ctl, int argc, char **argv)
     }
     pm__response__free_unpacked(r, NULL);
     return PM_EXIT_OK;
+}
+
+/* One hand edit of the history, with its node, for sorting. */
+typedef struct {
+    const char *node;
+    const Pm__Drift *d;
+} s_drift_row_t;
+
+static int
+s_newest_first(const void *a, const void *b)
+{
+    int64_t x = ((const s_drift_row_t *)a)->d->at;
+    int64_t y = ((const s_drift_row_t *)b)->d->at;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* privmta-ctl drift [NODE] [--json]: the hand edits the controller keeps
+ * (the last 32 per node), newest first. */
+int
+pm_ctl_drift(pm_ctl_t *ctl, int argc, char **argv)
+{
+    bool json = false, bad = false;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0 && !json)
+            json = true;
+        else if (argv[i][0] != '-' && !only)
+            only = argv[i];
+        else
+            bad = true;
+    }
+    if (bad) {
+        fprintf(stderr, "usage: privmta-ctl drift [NODE] [--json]\n");
+        return PM_EXIT_USAGE;
+    }
+    Pm__Request req = PM__REQUEST__INIT;
+    Pm__Response *r = NULL;
+    req.op = PM__REQUEST__OP__NODES;
+    req.expect_rev = -1;
+    int rc = pm_ctl_call(ctl, &req, &r);
+    if (rc != PM_EXIT_OK)
+        return rc;
+    size_t n = 0, known = 0;
+    for (size_t i = 0; i < r->n_nodes; i++)
+        n += r->nodes[i]->n_drift_history;
+    s_drift_row_t *rows = pm_calloc(n ? n : 1, sizeof *rows);
+    n = 0;
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const Pm__NodeStatus *node = r->nodes[i];
+        if (only && strcmp(node->name, only) != 0)
+            continue;
+        known++;
+        for (size_t j = 0; j < node->n_drift_history; j++)
+            rows[n++] = (s_drift_row_t){node->name, node->drift_history[j]};
+    }
+    qsort(rows, n, sizeof *rows, s_newest_first);
+    if (only && !known) {
+        fprintf(stderr, "privmta-ctl drift: no node %s has reported\n", only);
+        rc = PM_EXIT_REJECTED;
+    } else if (json) {
+        json_t *all = json_array();
+        for (size_t i = 0; i < n; i++) {
+            json_t *o = s_drift_one_json(rows[i].d);
+            json_object_set_new(o, "node", json_string(rows[i].node));
+            json_array_append_new(all, o);
+        }
+        s_print_json(all);
+    } else if (!n) {
+        printf("no hand edit of what the policy owns has been seen\n");
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            s_cell(rows[i].node, 16, S_CELL_MAX, " ");
+            s_drift_text(rows[i].d);
+        }
+    }
+    free(rows);
+    pm__response__free_unpacked(r, NULL);
+    return rc;
 }
 
 /* privmta-ctl keygen PATH: a new client keypair, for enrolling another

@@ -643,14 +643,18 @@ s_send_pending(pm_fleet_t *self, int64_t now)
  */
 
 /* Whether NEW says something OLD did not, besides the time: only then is
- * it worth a write to the store (a heartbeat usually changes nothing). */
+ * it worth a write to the store (a heartbeat usually changes nothing).
+ * Called before s_drift_history moves OLD's history into NEW. */
 static bool
 s_changed(Pm__NodeStatus *old, Pm__NodeStatus *new)
 {
     if (!old)
         return true;
+    /* the history changes only with news in `drift`, which is compared */
     int64_t a = old->last_seen, b = new->last_seen;
+    size_t ha = old->n_drift_history, hb = new->n_drift_history;
     old->last_seen = new->last_seen = 0;
+    old->n_drift_history = new->n_drift_history = 0;
     size_t la = protobuf_c_message_get_packed_size(&old->base);
     size_t lb = protobuf_c_message_get_packed_size(&new->base);
     bool changed = la != lb;
@@ -664,6 +668,8 @@ s_changed(Pm__NodeStatus *old, Pm__NodeStatus *new)
     }
     old->last_seen = a;
     new->last_seen = b;
+    old->n_drift_history = ha;
+    new->n_drift_history = hb;
     return changed;
 }
 
@@ -704,6 +710,63 @@ s_members_differ(const Pm__NodeStatus *old, const Pm__NodeStatus *new)
     return false;
 }
 
+/* How many hand edits (Drift entries) the controller keeps per node. */
+#define S_DRIFT_HISTORY 32
+
+/* Whether NEW reports a hand edit OLD did not (the agent keeps reporting
+ * its last one, with the time it found it). */
+static bool
+s_drift_news(const Pm__NodeStatus *old, const Pm__NodeStatus *new)
+{
+    if (!new->n_drift)
+        return false;
+    if (!old || !old->n_drift)
+        return true;
+    return old->drift[0]->at != new->drift[0]->at ||
+           strcmp(old->drift[0]->parameter, new->drift[0]->parameter) != 0;
+}
+
+/* The history is the controller's: what the agent sent in its place is
+ * dropped; OLD's is carried over, NEW's news first, at most
+ * S_DRIFT_HISTORY entries; each new entry is logged. */
+static void
+s_drift_history(const s_node_t *n, Pm__NodeStatus *old, Pm__NodeStatus *new)
+{
+    for (size_t i = 0; i < new->n_drift_history; i++)
+        pm__drift__free_unpacked(new->drift_history[i], NULL);
+    PM_FREE(&new->drift_history);
+    new->n_drift_history = 0;
+    size_t fresh = s_drift_news(old, new) ? new->n_drift : 0;
+    size_t kept = old ? old->n_drift_history : 0;
+    if (fresh > S_DRIFT_HISTORY)
+        fresh = S_DRIFT_HISTORY;
+    if (fresh + kept > S_DRIFT_HISTORY)
+        kept = S_DRIFT_HISTORY - fresh;
+    if (fresh + kept == 0)
+        return;
+    new->drift_history = pm_calloc(fresh + kept, sizeof *new->drift_history);
+    for (size_t i = 0; i < fresh; i++) {
+        const Pm__Drift *d = new->drift[i];
+        new->drift_history[i] = pm_wire_dup(&d->base);
+        char *param = pm_text_escape(d->parameter, S_LOG_TEXT_MAX);
+        char *found = pm_text_escape(d->found, S_LOG_TEXT_MAX);
+        char *error = pm_text_escape(d->error, S_LOG_TEXT_MAX);
+        pm_warn("node %s: %s was changed by hand to \"%s\"; %s%s", n->label,
+                param, found, d->reverted ? "put back" : "not put back: ",
+                d->reverted ? "" : error);
+        free(param);
+        free(found);
+        free(error);
+    }
+    for (size_t i = 0; i < kept; i++) /* moved, not copied */
+        new->drift_history[fresh + i] = old->drift_history[i];
+    for (size_t i = kept; old && i < old->n_drift_history; i++)
+        pm__drift__free_unpacked(old->drift_history[i], NULL);
+    if (old)
+        old->n_drift_history = 0; /* OLD is freed next: its array only */
+    new->n_drift_history = fresh + kept;
+}
+
 static void
 s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
 {
@@ -712,6 +775,7 @@ s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
         rep->status->applied_rev = rep->applied_rev;
         s_own_cooldowns(n, rep->status);
         n->dirty = n->dirty || s_changed(n->status, rep->status);
+        s_drift_history(n, n->status, rep->status);
         if (s_members_differ(n->status, rep->status))
             self->members_dirty = true;
         if (n->status)

@@ -9,13 +9,20 @@
 #include "pm_scanstatus.h"
 #include "pm_sigsync.h"
 #include "pm_store.h"
+#include "pm_text.h"
 #include "pm_wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* How often the backend looks for hand edits (pm_backend_t.drift): a
+ * stat(2) of main.cf when nothing changed, so a change is put back and
+ * reported within about a second. */
+#define S_DRIFT_MS 1000
 
 typedef struct {
     pm_agent_config_t cfg;
@@ -32,6 +39,11 @@ typedef struct {
     bool hello_answered, silent;
     zactor_t *sigsync; /* ClamAV databases, or NULL */
     zchunk_t *sigs;    /* its last status, packed, or NULL */
+    Pm__Drift **drift; /* the last hand edit found, reported */
+    size_t n_drift;
+    int64_t next_drift;
+    int drift_retry_ms; /* backoff while a hand edit cannot be undone */
+    bool drift_error;   /* apply_error says why it could not */
 } s_agent_t;
 
 /* Gives ST the signature fields of the sigsync's last status (a copy:
@@ -74,6 +86,12 @@ s_send(s_agent_t *self, Pm__AgentReport__Kind kind)
     if (self->cfg.backend->status)
         self->cfg.backend->status(self->cfg.backend, st);
     s_fill_sigs(self, st);
+    if (self->n_drift) {
+        st->drift = pm_calloc(self->n_drift, sizeof *st->drift);
+        for (size_t i = 0; i < self->n_drift; i++)
+            st->drift[i] = pm_wire_dup(&self->drift[i]->base);
+        st->n_drift = self->n_drift;
+    }
     if (self->cfg.milter_status || self->cfg.state_dir)
         pm_scanstatus_fill(self->cfg.milter_status,
                            self->current ? self->current->policy : NULL,
@@ -244,6 +262,7 @@ s_attempt(s_agent_t *self, Pm__Publication *pub)
     self->seen = rev->number;
     bool ok = s_enforce(self, pub, &why);
     PM_FREE(&self->apply_error);
+    self->drift_error = false;
     if (self->pending && self->pending != pub)
         pm__publication__free_unpacked(self->pending, NULL);
     self->pending = NULL;
@@ -272,6 +291,101 @@ s_attempt(s_agent_t *self, Pm__Publication *pub)
     }
     free(why);
     s_send(self, PM__AGENT_REPORT__KIND__APPLIED);
+}
+
+/* ---- hand edits ---------------------------------------------------------- */
+
+static void
+s_drift_free(Pm__Drift ***list_p, size_t n)
+{
+    for (size_t i = 0; *list_p && i < n; i++)
+        pm__drift__free_unpacked((*list_p)[i], NULL);
+    PM_FREE(list_p);
+}
+
+/* Whether FOUND is the edit reported last, still not undone (a retry): it
+ * keeps its time, so the controller's history counts it once. */
+static bool
+s_drift_again(const s_agent_t *self, Pm__Drift *const *found, size_t n)
+{
+    if (n != self->n_drift)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (self->drift[i]->reverted ||
+            strcmp(self->drift[i]->parameter, found[i]->parameter) != 0 ||
+            strcmp(self->drift[i]->found, found[i]->found) != 0)
+            return false;
+    return true;
+}
+
+/* Puts the applied revision back after FOUND (taken over) was changed by
+ * hand, and reports it at once. A failure says why in the node's error and
+ * is retried with backoff (1 s doubling to 60 s), not every second. */
+static void
+s_undo_drift(s_agent_t *self, Pm__Drift **found, size_t n)
+{
+    char *why = NULL;
+    Pm__Policy *eff = s_effective(self, self->current->policy);
+    bool ok = self->cfg.backend->apply(self->cfg.backend,
+                                       eff ? eff : self->current->policy,
+                                       self->applied, &why) == 0;
+    pm_policy_free(&eff);
+    int64_t at = s_drift_again(self, found, n) ? self->drift[0]->at
+                                               : (int64_t)time(NULL);
+    for (size_t i = 0; i < n; i++) {
+        Pm__Drift *d = found[i];
+        d->at = at;
+        d->revision = self->applied;
+        d->reverted = ok;
+        pm_wire_set_string(&d->error, ok ? "" : why);
+        char *was = pm_text_escape(d->found, 200);
+        char *want = pm_text_escape(d->applied, 200);
+        pm_warn("node %s: %s was changed by hand to \"%s\"; %s \"%s\" of "
+                "revision %llu",
+                self->node, d->parameter, was,
+                ok ? "put back" : "could not put back", want,
+                (unsigned long long)self->applied);
+        free(was);
+        free(want);
+    }
+    s_drift_free(&self->drift, self->n_drift);
+    self->drift = found;
+    self->n_drift = n;
+    if (ok) {
+        self->drift_retry_ms = 0;
+    } else {
+        int ms = self->drift_retry_ms ? self->drift_retry_ms * 2 : 1000;
+        self->drift_retry_ms = ms > 60000 ? 60000 : ms;
+        self->next_drift = zclock_mono() + self->drift_retry_ms;
+        pm_warn("node %s: %s (trying again in %d s)", self->node, why,
+                self->drift_retry_ms / 1000);
+    }
+    if (ok && self->drift_error)
+        PM_FREE(&self->apply_error);
+    if (!ok) {
+        free(self->apply_error);
+        self->apply_error = pm_asprintf(
+            "revision %llu: a hand edit of %s could not be undone: %s",
+            (unsigned long long)self->applied, found[0]->parameter, why);
+    }
+    self->drift_error = !ok;
+    free(why);
+    s_send(self, PM__AGENT_REPORT__KIND__HEARTBEAT);
+}
+
+/* Once a second: has someone edited what the policy owns? Not while a
+ * revision is pending: its retry rewrites everything anyway. */
+static void
+s_check_drift(s_agent_t *self, int64_t now)
+{
+    if (!self->cfg.backend->drift || !self->current || self->pending ||
+        now < self->next_drift)
+        return;
+    self->next_drift = now + S_DRIFT_MS;
+    Pm__Drift **found = NULL;
+    size_t n = self->cfg.backend->drift(self->cfg.backend, &found);
+    if (n)
+        s_undo_drift(self, found, n);
 }
 
 /* Membership, duties and cool-downs are the signature actor's business. */
@@ -352,6 +466,7 @@ static void
 s_on_timer(s_agent_t *self)
 {
     int64_t now = zclock_mono();
+    s_check_drift(self, now);
     if (self->pending && now >= self->next_retry) {
         pm_info("node %s: retrying revision %llu", self->node,
                 (unsigned long long)self->pending->revision->number);
@@ -399,6 +514,7 @@ s_destroy(s_agent_t **self_p)
         return;
     zactor_destroy(&self->sigsync);
     zchunk_destroy(&self->sigs);
+    s_drift_free(&self->drift, self->n_drift);
     zsock_destroy(&self->dealer);
     pm_store_close(&self->store);
     if (self->current)
@@ -529,7 +645,11 @@ s_actor(zsock_t *pipe, void *args)
     if (self->sigsync)
         zpoller_add(poller, self->sigsync);
     for (;;) {
-        int64_t wait = self->next_beat - zclock_mono();
+        int64_t next = self->next_beat;
+        if (self->cfg.backend->drift && self->current &&
+            self->next_drift < next)
+            next = self->next_drift;
+        int64_t wait = next - zclock_mono();
         void *which = zpoller_wait(poller, wait > 0 ? (int)wait : 0);
         if (which == self->dealer) {
             s_on_dealer(self);

@@ -12,6 +12,11 @@
  * (1 s doubling to 60 s) until it succeeds or a newer revision arrives;
  * until then the node reports the error and the revision it really runs.
  *
+ * Drift: once a second the backend looks for hand edits of what the
+ * applied revision set (pm_backend_t.drift); the agent applies the
+ * revision again and reports what it found in the node's status at once
+ * (NodeStatus.drift: the last edit, until another one).
+ *
  * ClamAV databases: with a sig_dir, a pm_sigsync actor fetches them from
  * the mirrors when the controller gives this node the duty and shares them
  * with peers (see pm_sigsync.h); the agent passes it the applied policy and

@@ -28,6 +28,12 @@ struct pm_backend_t {
      * STATUS (freed with pm__node_status__free_unpacked). Must be cheap:
      * it runs once per heartbeat. */
     void (*status)(pm_backend_t *self, Pm__NodeStatus *status);
+    /* Hand edits: what the last successful apply set that the node's
+     * configuration no longer holds (pm_pf_drift_check for Postfix). Sets
+     * *found to a new array of Pm__Drift (parameter, applied, found) and
+     * returns how many; each change is reported once. Cheap when nothing
+     * changed: it runs every second. NULL: the backend is not watched. */
+    size_t (*drift)(pm_backend_t *self, Pm__Drift ***found);
     void (*destroy)(pm_backend_t **self_p);
 };
 

@@ -110,25 +110,44 @@ pm_postconf_read(const char *dir, const char *const *names, size_t n,
     return PM_OK;
 }
 
-bool
-pm_postconf_has(const char *dir, const pm_postconf_param_t *params, size_t n)
+int
+pm_postconf_diff(const char *dir, const pm_postconf_param_t *params, size_t n,
+                 char **found)
 {
     const char **args = pm_calloc(n + 1, sizeof *args);
     char **got = pm_calloc(n, sizeof *got);
     args[0] = "-n";
-    for (size_t i = 0; i < n; i++)
-        args[i + 1] = params[i].name;
-    pm_cmd_result_t c;
-    bool same = s_postconf(dir, args, n + 1, &c) == 0 &&
-                pm_postconf_parse(c.out, args + 1, n, got) == n;
     for (size_t i = 0; i < n; i++) {
-        same = same && strcmp(got[i], params[i].value) == 0;
+        args[i + 1] = params[i].name;
+        found[i] = NULL;
+    }
+    pm_cmd_result_t c;
+    int differ = s_postconf(dir, args, n + 1, &c) == 0 ? 0 : -1;
+    if (differ == 0)
+        pm_postconf_parse(c.out, args + 1, n, got);
+    for (size_t i = 0; i < n; i++) {
+        if (differ >= 0 && (!got[i] || strcmp(got[i], params[i].value) != 0)) {
+            found[i] = got[i] ? got[i] : pm_strdup(""); /* not set */
+            got[i] = NULL;
+            differ++;
+        }
         free(got[i]);
     }
     free(got);
     free(args);
     pm_cmd_result_clear(&c);
-    return same;
+    return differ;
+}
+
+bool
+pm_postconf_has(const char *dir, const pm_postconf_param_t *params, size_t n)
+{
+    char **found = pm_calloc(n ? n : 1, sizeof *found);
+    int differ = pm_postconf_diff(dir, params, n, found);
+    for (size_t i = 0; i < n; i++)
+        free(found[i]);
+    free(found);
+    return differ == 0;
 }
 
 /* The first "warning" or "fatal" line of ERR that names one of PARAMS, or

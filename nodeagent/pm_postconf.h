@@ -48,6 +48,14 @@ int pm_postconf_read(const char *dir, const char *const *names, size_t n,
 bool pm_postconf_has(const char *dir, const pm_postconf_param_t *params,
                      size_t n);
 
+/* Says which of PARAMS DIR's main.cf does not set to exactly its value
+ * (postconf -n): FOUND[i] is NULL when it does, else a copy of what it
+ * sets instead, "" when it sets nothing (the default applies). Caller
+ * frees each. Returns how many differ, or -1 (FOUND all NULL) when
+ * postconf fails. */
+int pm_postconf_diff(const char *dir, const pm_postconf_param_t *params,
+                     size_t n, char **found);
+
 /* Sets PARAMS in DIR's main.cf (postconf -c DIR -e "name = value"...),
  * dates it back, and reads them back: postconf must neither complain about
  * one of them (a "warning" or "fatal" line naming it) nor read back

@@ -14,6 +14,7 @@
 #include "pm_error.h"
 #include "pm_file.h"
 #include "pm_mem.h"
+#include "pm_pf_drift.h"
 #include "pm_pf_node.h"
 #include "pm_pf_render.h"
 #include "pm_pf_status.h"
@@ -42,6 +43,7 @@ typedef struct {
     char *milter;  /* privmta-milter socket in Postfix syntax, or NULL */
     bool loaded;   /* a reload since this process started saw main.cf */
     pm_pf_status_t *status; /* told what each apply wanted */
+    pm_pf_drift_t *drift;   /* told what each apply left in main.cf */
 } s_pf_t;
 
 /* ------------------------------------------------------------------------
@@ -341,6 +343,8 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
         ok = self->loaded || !pm_pf_running(self->dir) ||
              s_reload(self->dir, &err);
         self->loaded = ok;
+        if (ok)
+            pm_pf_drift_applied(self->drift, params, n);
         goto out_node;
     }
     bool running = pm_pf_running(self->dir);
@@ -348,6 +352,10 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
     ok = tmp && s_validate(&node, tmp, running, params, n, &err) &&
          s_commit(self, tmp, running, old, old_len, &st, &err);
     self->loaded = ok;
+    if (ok)
+        pm_pf_drift_applied(self->drift, params, n);
+    else
+        pm_pf_drift_forget(self->drift);
     if (!ok && tmp) {
         /* the scratch copy never replaced main.cf unless s_commit restored
          * it; make sure the bytes are the old ones either way */
@@ -390,6 +398,13 @@ s_status(pm_backend_t *backend, Pm__NodeStatus *status)
     pm_pf_status_fill(self->status, status);
 }
 
+static size_t
+s_drift(pm_backend_t *backend, Pm__Drift ***found)
+{
+    s_pf_t *self = backend->ctx;
+    return pm_pf_drift_check(self->drift, found);
+}
+
 static void
 s_destroy(pm_backend_t **backend_p)
 {
@@ -399,6 +414,7 @@ s_destroy(pm_backend_t **backend_p)
     s_pf_t *self = backend->ctx;
     if (self) {
         pm_pf_status_destroy(&self->status);
+        pm_pf_drift_destroy(&self->drift);
         free(self->dir);
         free(self->main_cf);
         free(self->milter);
@@ -421,12 +437,14 @@ pm_postfix_new(const char *config_dir, char **why)
     self->dir = pm_strdup(config_dir);
     self->main_cf = main_cf;
     self->status = pm_pf_status_new(config_dir);
+    self->drift = pm_pf_drift_new(config_dir);
     s_scratch_sweep(self->dir);
     pm_backend_t *backend = pm_calloc(1, sizeof *backend);
     backend->name = "postfix";
     backend->ctx = self;
     backend->apply = s_apply;
     backend->status = s_status;
+    backend->drift = s_drift;
     backend->destroy = s_destroy;
     return backend;
 }

@@ -36,6 +36,9 @@
  *   - reject_sender_login_mismatch only when smtpd_sender_login_maps is
  *     set: without the map no address has an owner, so every authenticated
  *     sender would be refused. Status reports auth DEGRADED saying so.
+ *
+ * drift() is pm_pf_drift_check: the owned parameters someone changed by
+ * hand since the last successful apply (the agent then applies again).
  */
 #ifndef PM_POSTFIX_H
 #define PM_POSTFIX_H

@@ -661,6 +661,19 @@ pm_wire_pack(const ProtobufCMessage *msg, size_t *len)
     return buf;
 }
 
+void *
+pm_wire_dup(const ProtobufCMessage *msg)
+{
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(msg, &len);
+    ProtobufCMessage *copy =
+        protobuf_c_message_unpack(msg->descriptor, NULL, len, buf);
+    free(buf);
+    if (!copy)
+        abort(); /* unpacking what we just packed only fails without memory */
+    return copy;
+}
+
 void
 pm_wire_set_string(char **slot, const char *value)
 {

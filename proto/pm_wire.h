@@ -120,4 +120,9 @@ void pm_wire_set_string(char **slot, const char *value);
  * frees the buffer with free(). */
 uint8_t *pm_wire_pack(const ProtobufCMessage *msg, size_t *len);
 
+/* A deep copy of any message, of its own type (cast the result); freed
+ * like an unpacked one (pm__x__free_unpacked(copy, NULL)). Allocation
+ * failure aborts. */
+void *pm_wire_dup(const ProtobufCMessage *msg);
+
 #endif

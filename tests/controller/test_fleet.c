@@ -1591,3 +1591,148 @@ Test(fleet, cooldowns_are_cluster_wide_and_shown)
     zcert_destroy(&key2);
     zcert_destroy(&key3);
 }
+
+/* ---- hand edits ------------------------------------------------------- */
+
+/* mx1 reports one hand edit found at AT (and, hostile, a history of its
+ * own that the controller must not take). */
+static void
+s_report_drift(zsock_t *sock, uint64_t rev, int64_t at, const char *found)
+{
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    Pm__Drift d = PM__DRIFT__INIT, *ds[] = {&d};
+    Pm__Drift forged = PM__DRIFT__INIT, *fs[40];
+    for (size_t i = 0; i < 40; i++)
+        fs[i] = &forged;
+    forged.parameter = (char *)"forged";
+    st.name = (char *)"mx1";
+    st.applied_rev = rev;
+    d.parameter = (char *)"smtpd_helo_restrictions";
+    d.applied = (char *)"reject_invalid_helo_hostname";
+    d.found = (char *)found;
+    d.at = at;
+    d.reverted = true;
+    d.revision = rev;
+    st.drift = ds;
+    st.n_drift = 1;
+    st.drift_history = fs;
+    st.n_drift_history = 40;
+    s_send_report(sock, PM__AGENT_REPORT__KIND__HEARTBEAT, &st);
+}
+
+/* mx1's drift history as the controller holds it: "AT:FOUND ..." newest
+ * first (caller frees), waiting until it holds N entries. */
+static char *
+s_wait_history(zsock_t *api, size_t n)
+{
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    for (;;) {
+        Pm__Request nodes = s_req(PM__REQUEST__OP__NODES);
+        Pm__Response *r = s_ask(api, &nodes);
+        const Pm__NodeStatus *st = s_node_entry(r, "mx1");
+        size_t have = st ? st->n_drift_history : 0;
+        if (have == n || zclock_mono() > deadline) {
+            char *line = NULL;
+            size_t size = 0;
+            FILE *f = open_memstream(&line, &size);
+            for (size_t i = 0; i < have; i++)
+                fprintf(f, "%s%lld:%s", i ? " " : "",
+                        (long long)st->drift_history[i]->at,
+                        st->drift_history[i]->found);
+            fclose(f);
+            pm__response__free_unpacked(r, NULL);
+            cr_assert_eq(have, n, "history: %s", line);
+            return line;
+        }
+        pm__response__free_unpacked(r, NULL);
+        zclock_sleep(20);
+    }
+}
+
+/* The controller keeps each node's hand edits: an edit reported again
+ * (the agent repeats its last one in every heartbeat) counts once, what an
+ * agent sends as history is dropped, the newest 32 are kept, across a
+ * controller restart; `privmta-ctl drift` lists them and `nodes` shows
+ * the last. */
+Test(fleet, drift_history_kept_by_controller)
+{
+    zcert_t *key = s_enrolled_key("mx1");
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    uint64_t rev = s_push(api, 1);
+    zsock_t *sock = s_raw_agent(key);
+    int64_t t0 = 1764590000; /* 2025-12-01 11:53:20 UTC */
+    s_report_drift(sock, rev, t0, "permit");
+    char *h = s_wait_history(api, 1);
+    cr_expect_str_eq(h, "1764590000:permit");
+    free(h);
+    s_report_drift(sock, rev, t0, "permit"); /* the same edit again */
+    s_report_drift(sock, rev, t0 + 1, "a1");
+    h = s_wait_history(api, 2);
+    cr_expect_str_eq(h, "1764590001:a1 1764590000:permit");
+    free(h);
+    for (int i = 2; i <= 40; i++) {
+        char found[16];
+        snprintf(found, sizeof found, "a%d", i);
+        s_report_drift(sock, rev, t0 + i, found);
+    }
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    for (;;) { /* until the last report is in */
+        h = s_wait_history(api, 32);
+        bool done = strncmp(h, "1764590040:a40 ", 15) == 0;
+        if (done || zclock_mono() > deadline)
+            break;
+        free(h);
+        zclock_sleep(20);
+    }
+    cr_expect(strncmp(h, "1764590040:a40 1764590039:a39 ", 30) == 0, "%s", h);
+    cr_expect(strstr(h, " 1764590009:a9") && !strstr(h, ":a8"), "%s", h);
+
+    char *cmd = pm_asprintf("%s/controller/privmta-ctl --state-dir %s "
+                            "--controller %s nodes",
+                            PM_BUILD_DIR, s_dir, s_ctl_ep);
+    char *out = s_run(cmd);
+    cr_expect(strstr(out, "drift: smtpd_helo_restrictions set by hand to "
+                          "\"a40\" at 2025-12-01 11:54:00 UTC; put back to "
+                          "\"reject_invalid_helo_hostname\"\n") != NULL,
+              "%s", out);
+    free(out);
+    free(cmd);
+
+    /* kept across a restart, shown by privmta-ctl drift */
+    zsock_destroy(&sock);
+    zsock_destroy(&api);
+    s_controller_stop();
+    s_controller_start(100);
+    api = s_admin_ready();
+    char *again = s_wait_history(api, 32);
+    cr_expect_str_eq(again, h);
+    free(again);
+    free(h);
+    cmd = pm_asprintf("%s/controller/privmta-ctl --state-dir %s "
+                      "--controller %s drift mx1 --json",
+                      PM_BUILD_DIR, s_dir, s_ctl_ep);
+    out = s_run(cmd);
+    json_t *all = json_loads(out, 0, NULL);
+    cr_assert(json_is_array(all), "%s", out);
+    cr_expect_eq(json_array_size(all), 32);
+    json_t *first = json_array_get(all, 0);
+    cr_expect_str_eq(json_string_value(json_object_get(first, "node")), "mx1");
+    cr_expect_str_eq(json_string_value(json_object_get(first, "found")), "a40");
+    cr_expect_eq(json_integer_value(json_object_get(first, "at")), t0 + 40);
+    json_decref(all);
+    free(out);
+    free(cmd);
+    cmd = pm_asprintf("%s/controller/privmta-ctl --state-dir %s "
+                      "--controller %s drift mx9 2>&1; echo rc=$?",
+                      PM_BUILD_DIR, s_dir, s_ctl_ep);
+    out = s_run(cmd);
+    cr_expect(strstr(out, "no node mx9 has reported\nrc=1\n") != NULL, "%s",
+              out);
+    free(out);
+    free(cmd);
+
+    zsock_destroy(&api);
+    s_controller_stop();
+    zcert_destroy(&key);
+}

@@ -13,7 +13,9 @@
 #   - an agent killed between writing main.cf and the reload makes Postfix
 #     run what it acknowledges once it is back;
 #   - a full file system fails the apply truthfully, and the agent retries
-#     by itself once there is room again.
+#     by itself once there is room again;
+#   - a hand edit of a parameter the policy owns is put back and reported
+#     (nodes, drift); one of a parameter it does not own stays.
 source "$(dirname "$0")/lib.sh" "$@"
 
 AGENT="$BUILD/nodeagent/privmta-agent"
@@ -220,6 +222,29 @@ check "mx1 reports why" wait_for 10 bash -c "'$CTL' nodes --json | jq -e '.[0].l
 check "the milter is back on revision $head, which Postfix kept" \
     wait_for 10 mstatus_is .policy.revision "$head"
 expect_exit 0 "drop the override" "$CTL" policy set --reset outbound.relay_host --node mx1 --wait=10
+
+# ---- hand edits: what the policy owns is put back, the rest stays ----------------
+pc() { postconf -c "$N/etc" "$@"; }
+owned=$(pc -h smtpd_helo_restrictions)
+start=$(date +%s%N)
+pc -e "smtpd_helo_restrictions = reject_non_fqdn_helo_hostname"
+check "a hand edit of smtpd_helo_restrictions is put back" \
+    wait_for 10 bash -c "[ \"\$(postconf -c '$N/etc' -h smtpd_helo_restrictions)\" = '$owned' ]"
+echo "# put back after $((($(date +%s%N) - start) / 1000000)) ms (the agent looks every second)"
+drift_is() { nodes_json | jq -e ".[0].drift[0] | .parameter == \"smtpd_helo_restrictions\" and
+    .found == \"reject_non_fqdn_helo_hostname\" and .applied == \"$owned\" and .reverted" >/dev/null; }
+check "nodes --json reports it: parameter, found, applied, put back" wait_for 10 drift_is
+check "nodes shows it under mx1" bash -c "'$CTL' nodes | grep -q 'drift: smtpd_helo_restrictions set by hand to \"reject_non_fqdn_helo_hostname\" at .*; put back'"
+check "the controller keeps it: privmta-ctl drift mx1" \
+    bash -c "'$CTL' drift mx1 | grep -q '^mx1 .*smtpd_helo_restrictions set by hand'"
+check "and logged it" grep -q "mx1.*smtpd_helo_restrictions was changed by hand" "$WORK/controller.log"
+at=$(nodes_json | jq '.[0].drift[0].at')
+pc -e 'smtpd_banner = $myhostname ESMTP hand-edited'
+sleep 3 # three checks of the agent
+check "a hand edit of smtpd_banner, which the policy does not own, stays" \
+    test "$(pc -h smtpd_banner)" = '$myhostname ESMTP hand-edited'
+check "and is no drift" test "$(nodes_json | jq '.[0].drift[0].at')" = "$at"
+check "still one entry in the history" test "$("$CTL" drift mx1 --json | jq length)" = 1
 
 # ---- the documented maxima: the node stays up and reports its status ---------------
 KEYID=$(jq -r '.dkim.domains[0].key' <("$CTL" policy show --json))

@@ -1,0 +1,125 @@
+/* pm_pf_drift.c - hand edits of the parameters the policy owns. */
+#include "pm_pf_drift.h"
+#include "pm_mem.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* What identifies one version of main.cf without reading it. */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+} s_ident_t;
+
+struct pm_pf_drift_t {
+    char *dir, *main_cf;
+    pm_postconf_param_t *want; /* what the last apply left in main.cf */
+    size_t n_want;
+    s_ident_t seen; /* main.cf when WANT was last known to hold */
+    bool known;     /* SEEN is valid */
+};
+
+static bool
+s_ident(const char *path, s_ident_t *id)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return false;
+    memset(id, 0, sizeof *id);
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    id->size = st.st_size;
+    id->mtime = st.st_mtim;
+    id->ctime = st.st_ctim;
+    return true;
+}
+
+static bool
+s_same(const s_ident_t *a, const s_ident_t *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec &&
+           a->mtime.tv_nsec == b->mtime.tv_nsec &&
+           a->ctime.tv_sec == b->ctime.tv_sec &&
+           a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+pm_pf_drift_t *
+pm_pf_drift_new(const char *config_dir)
+{
+    pm_pf_drift_t *self = pm_calloc(1, sizeof *self);
+    self->dir = pm_strdup(config_dir);
+    self->main_cf = pm_asprintf("%s/main.cf", config_dir);
+    return self;
+}
+
+void
+pm_pf_drift_destroy(pm_pf_drift_t **self_p)
+{
+    pm_pf_drift_t *self = *self_p;
+    if (!self)
+        return;
+    pm_postconf_params_free(&self->want, self->n_want);
+    free(self->dir);
+    free(self->main_cf);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+pm_pf_drift_applied(pm_pf_drift_t *self, const pm_postconf_param_t *params,
+                    size_t n)
+{
+    pm_postconf_params_free(&self->want, self->n_want);
+    self->want = pm_calloc(n ? n : 1, sizeof *self->want);
+    self->n_want = n;
+    for (size_t i = 0; i < n; i++) {
+        self->want[i].name = pm_strdup(params[i].name);
+        self->want[i].value = pm_strdup(params[i].value);
+    }
+    self->known = s_ident(self->main_cf, &self->seen);
+}
+
+void
+pm_pf_drift_forget(pm_pf_drift_t *self)
+{
+    self->known = false;
+}
+
+size_t
+pm_pf_drift_check(pm_pf_drift_t *self, Pm__Drift ***found)
+{
+    *found = NULL;
+    s_ident_t now;
+    if (!self->n_want || !s_ident(self->main_cf, &now) ||
+        (self->known && s_same(&now, &self->seen)))
+        return 0;
+    char **got = pm_calloc(self->n_want, sizeof *got);
+    int differ = pm_postconf_diff(self->dir, self->want, self->n_want, got);
+    if (differ < 0) {
+        free(got);
+        return 0; /* unreadable now: looked at again next time */
+    }
+    self->seen = now;
+    self->known = true;
+    Pm__Drift **list = differ ? pm_calloc((size_t)differ, sizeof *list) : NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < self->n_want; i++) {
+        if (!got[i])
+            continue;
+        Pm__Drift *d = pm_malloc(sizeof *d);
+        pm__drift__init(d);
+        d->parameter = pm_strdup(self->want[i].name);
+        d->applied = pm_strdup(self->want[i].value);
+        d->found = got[i];
+        d->error = pm_strdup("");
+        list[n++] = d;
+    }
+    free(got);
+    *found = list;
+    return n;
+}
