@@ -320,6 +320,7 @@ s_fail_field(s_walk_t *w, const char *field, const char *fmt, ...)
 #define S_NEED_KEY 0x20u
 #define S_NEED_DOMAIN 0x40u
 #define S_NEED_DKIM_KEY 0x80u
+#define S_NEED_ROLLOUT 0x100u
 
 /* What each request op needs. An op missing here is refused: NONE, and a
  * new op until someone decides what it needs (test_wire checks that every
@@ -340,7 +341,20 @@ static const struct {
     {PM__REQUEST__OP__NODE_REMOVE, S_NEED_NODE},
     {PM__REQUEST__OP__DKIM_ADD, S_NEED_DOMAIN | S_NEED_DKIM_KEY},
     {PM__REQUEST__OP__DKIM_REMOVE, S_NEED_DOMAIN},
+    {PM__REQUEST__OP__ROLLOUT_START, S_NEED_ROLLOUT},
+    {PM__REQUEST__OP__ROLLOUT_STATUS, 0},
+    {PM__REQUEST__OP__ROLLOUT_PAUSE, 0},
+    {PM__REQUEST__OP__ROLLOUT_RESUME, 0},
+    {PM__REQUEST__OP__ROLLOUT_ABORT, 0},
 };
+
+/* "postfix", "milter" or "all": what a restart can be of. */
+static bool
+s_is_service(const char *s)
+{
+    return s && (strcmp(s, "postfix") == 0 || strcmp(s, "milter") == 0 ||
+                 strcmp(s, "all") == 0);
+}
 
 static int
 s_rule_request_needs(s_walk_t *w, const Pm__Request *req, const char *op,
@@ -364,6 +378,12 @@ s_rule_request_needs(s_walk_t *w, const Pm__Request *req, const char *op,
         return s_fail_field(w, "domain", "%s needs a domain", op);
     if ((needs & S_NEED_DKIM_KEY) && (!*req->selector || !req->private_key.len))
         return s_fail_field(w, "private_key", "%s needs a selector and a key",
+                            op);
+    if ((needs & S_NEED_ROLLOUT) &&
+        (!req->rollout_spec || !s_is_service(req->rollout_spec->service)))
+        return s_fail_field(w, "rollout_spec",
+                            "%s needs a spec whose service is postfix, "
+                            "milter or all",
                             op);
     return PM_OK;
 }
@@ -440,6 +460,15 @@ s_rule_publication(s_walk_t *w, const ProtobufCMessage *msg)
     if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT ||
         pub->kind == PM__PUBLICATION__KIND__MEMBERS)
         return PM_OK;
+    if (pub->kind == PM__PUBLICATION__KIND__RESTART) {
+        if (!pub->restart || pub->restart->rollout == 0 ||
+            !s_is_service(pub->restart->service) || pub->restart->drain_ms < 0)
+            return s_fail_field(w, "restart",
+                                "a restart needs an order: rollout >= 1, "
+                                "service postfix, milter or all, drain_ms "
+                                ">= 0");
+        return PM_OK;
+    }
     if (!pub->revision || !pub->revision->policy)
         return s_fail_field(w, "revision",
                             "an update or snapshot needs the revision with "

@@ -23,7 +23,10 @@
  *     instead of silently not enforcing it;
  *   - Request: expect_rev >= -1; every edit has a non-empty key; per op:
  *     PUSH needs policy, SET at least one edit, DIFF rev and rev_b > 0,
- *     ROLLBACK rev > 0; NONE is refused;
+ *     ROLLBACK rev > 0, ROLLOUT_START a spec whose service is postfix,
+ *     milter or all; NONE is refused;
+ *   - Publication: UPDATE and SNAPSHOT carry their revision, RESTART an
+ *     order (rollout >= 1, a service, drain_ms >= 0);
  *   - Revision (also inside a Response): number >= 1, parent < number,
  *     rollback_of < number, digest 64 lowercase hex characters;
  *   - NodeStatus (also inside a Response): non-empty name.

@@ -121,6 +121,9 @@ Test(wire, every_valid_op_accepted)
     req.selector = (char *)"s1";
     req.private_key.data = (uint8_t *)"-----BEGIN PRIVATE KEY-----";
     req.private_key.len = 27;
+    Pm__RolloutSpec spec = PM__ROLLOUT_SPEC__INIT;
+    spec.service = (char *)"postfix";
+    req.rollout_spec = &spec;
     /* Every declared op but NONE: a new op must get its entry in the
      * requirements table of pm_wire.c. */
     const ProtobufCEnumDescriptor *ops = &pm__request__op__descriptor;
@@ -132,6 +135,13 @@ Test(wire, every_valid_op_accepted)
         cr_assert_eq(s_request_rc(&req, &why), PM_OK, "op %s: %s",
                      ops->values[i].name, why);
     }
+    /* a rolling restart of something that is not a service */
+    spec.service = (char *)"dovecot";
+    req.op = PM__REQUEST__OP__ROLLOUT_START;
+    cr_expect_eq(s_request_rc(&req, &why), PM_EPROTO);
+    cr_expect(why && strstr(why, "Request.rollout_spec: ROLLOUT_START needs"),
+              "%s", why);
+    free(why);
 }
 
 Test(wire, revision_node_response_round_trip)
