@@ -62,6 +62,12 @@ static const struct {
     {"dkim", NULL, pm_ctl_dkim,
      "dkim add DOMAIN --selector S (--key FILE | --generate), dkim remove "
      "DOMAIN, dkim list"},
+    {"restart", NULL, pm_ctl_restart,
+     "restart --rolling [--service postfix|milter|all] [--batch N|P%] "
+     "[--canary NODE]... [--min-healthy D] [--deadline D] [--max-failures K] "
+     "[--auto-revert] [--wait[=SECONDS]]"},
+    {"rollout", NULL, pm_ctl_rollout,
+     "rollout status|pause|resume|abort [--json]"},
     {"keygen", NULL, pm_ctl_keygen, "keygen PATH"},
 };
 
@@ -75,7 +81,7 @@ s_usage(FILE *f)
                "/etc/privmta/ctl.conf or -c FILE):\n");
     pm_conf_usage(s_params, f);
     fprintf(f, "exit codes: 0 ok, 1 rejected, 2 usage, 3 controller "
-               "unreachable, 4 timed out waiting for nodes\n");
+               "unreachable, 4 timed out waiting\n");
 }
 
 /* defaults < config file < environment < command line */

@@ -37,5 +37,7 @@ int pm_ctl_drift(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_keygen(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_node(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_dkim(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_restart(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_rollout(pm_ctl_t *ctl, int argc, char **argv);
 
 #endif

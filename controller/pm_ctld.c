@@ -7,6 +7,8 @@
 #include "pm_dkim.h"
 #include "pm_hash.h"
 #include "pm_keys.h"
+#include "pm_rollout.h"
+#include "pm_text.h"
 #include "pm_value.h"
 #include "pm_wire.h"
 
@@ -23,6 +25,14 @@
  * a time, and a request may be PM_WIRE_MESSAGE_MAX bytes. */
 #define S_CTL_RCVHWM 4
 
+/* Least time between two looks at a rollout in progress: a node's answer
+ * and the end of its settling are seen within this. */
+#define S_ROLLOUT_TICK_MS 200
+
+/* Caps on agent-supplied text in one log line. */
+#define S_LOG_NAME_MAX 80
+#define S_LOG_TEXT_MAX 512
+
 struct pm_ctld_t {
     pm_store_t *store;
     pm_fleet_t *fleet; /* not owned; may be NULL */
@@ -34,6 +44,9 @@ struct pm_ctld_t {
     int64_t admins_read;          /* zclock_mono() of that read */
     struct timespec auth_mtime;   /* of clients/ when zauth last read it */
     int64_t auth_check;           /* zclock_mono() of the next look */
+    Pm__Rollout *rollout;         /* the current one as stored, or NULL */
+    int64_t rollout_next;         /* zclock_mono() of its next tick */
+    int64_t resend_at;            /* zclock_mono(): orders go again */
 };
 
 /* A reply under construction, with everything to free once it is packed. */
@@ -47,6 +60,7 @@ typedef struct {
     Pm__NodeStatus **nodes;
     size_t n_nodes;
     Pm__Publication *members; /* the fleet's: duties and cool-downs */
+    Pm__Rollout *rollout;     /* a copy of the current one */
     char *error;
     char *txt;
 } s_reply_t;
@@ -621,23 +635,229 @@ s_handle_dkim_remove(pm_ctld_t *self, const Pm__Request *req,
     s_edit_and_commit(self, req, author, &e, r);
 }
 
+/* ---- rolling restarts (the state machine is pm_rollout) ------------------
+ */
+
+/* What changed from OLD to NEW, for the operator: nodes that moved on,
+ * and the rollout's own state. Names and details came from agents or
+ * certificates: escaped. */
+static void
+s_rollout_log(const Pm__Rollout *old, const Pm__Rollout *new)
+{
+    unsigned long long id = (unsigned long long)new->id;
+    if (old->id != new->id)
+        return; /* a new rollout: its start is logged on its own */
+    for (size_t i = 0; i < new->n_nodes &&i < old->n_nodes; i++) {
+        const Pm__RolloutNode *a = old->nodes[i], *b = new->nodes[i];
+        if (a->state == b->state)
+            continue;
+        char *name = pm_text_escape(b->name, S_LOG_NAME_MAX);
+        char *detail = pm_text_escape(b->detail, S_LOG_TEXT_MAX);
+        const char *state = pm_rollout_node_state_name(b->state);
+        if (b->state == PM__ROLLOUT_NODE__STATE__FAILED ||
+            b->state == PM__ROLLOUT_NODE__STATE__UNREACHABLE)
+            pm_warn("rollout %llu: node %s %s: %s", id, name, state, detail);
+        else
+            pm_info("rollout %llu: node %s %s", id, name, state);
+        free(name);
+        free(detail);
+    }
+    if (old->state == new->state)
+        return;
+    char *reason = pm_text_escape(new->reason, S_LOG_TEXT_MAX);
+    if (new->state == PM__ROLLOUT__STATE__HALTED)
+        pm_warn("rollout %llu halted: %s", id, reason);
+    else
+        pm_info("rollout %llu %s%s%s", id, pm_rollout_state_name(new->state),
+                *reason ? ": " : "", reason);
+    free(reason);
+}
+
+/* Stores NEXT (taken over) and makes it the current rollout. On a store
+ * error nothing changes; R (when not NULL) says why. */
+static bool
+s_rollout_replace(pm_ctld_t *self, Pm__Rollout **next_p, s_reply_t *r)
+{
+    Pm__Rollout *next = *next_p;
+    *next_p = NULL;
+    int rc = pm_store_rollout_put(self->store, next);
+    if (rc != PM_OK) {
+        pm_error("cannot store rollout %llu: %s; no node is told anything "
+                 "until it can be",
+                 (unsigned long long)next->id, pm_strerror(rc));
+        if (r)
+            s_store_fail(r, rc, "storing the rollout");
+        pm__rollout__free_unpacked(next, NULL);
+        return false;
+    }
+    if (self->rollout) {
+        s_rollout_log(self->rollout, next);
+        pm__rollout__free_unpacked(self->rollout, NULL);
+    }
+    self->rollout = next;
+    return true;
+}
+
+/* Sends the current rollout's order to its nodes at ORDERS (N). */
+static void
+s_rollout_send(pm_ctld_t *self, const size_t *orders, size_t n)
+{
+    const Pm__Rollout *ro = self->rollout;
+    Pm__RestartOrder order = PM__RESTART_ORDER__INIT;
+    if (!ro->spec)
+        return; /* stored without one: nothing to order */
+    order.rollout = ro->id;
+    order.service = ro->spec->service;
+    order.drain_ms = pm_rollout_drain_ms(ro);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = ro->nodes[orders[i]]->name;
+        if (!pm_fleet_restart(self->fleet, name, &order)) {
+            char *label = pm_text_escape(name, S_LOG_NAME_MAX);
+            pm_debug("rollout %llu: node %s is not connected; its order "
+                     "goes again later",
+                     (unsigned long long)ro->id, label);
+            free(label);
+        }
+    }
+}
+
+/* One step of the current rollout (see pm_rollout.h). What changed is
+ * stored before any order goes out, so a controller killed at any point
+ * never has a node restarted twice. Waits until the fleet has heard from
+ * its live nodes (pm_fleet_settled); FORCE: does not wait for the next
+ * S_ROLLOUT_TICK_MS. */
+static void
+s_rollout_tick(pm_ctld_t *self, bool force)
+{
+    int64_t mono = zclock_mono();
+    if (!self->fleet || !pm_rollout_ticking(self->rollout) ||
+        (!force && mono < self->rollout_next) || !pm_fleet_settled(self->fleet))
+        return;
+    self->rollout_next = mono + S_ROLLOUT_TICK_MS;
+    bool resend = mono >= self->resend_at;
+    Pm__NodeStatus **views = NULL;
+    size_t n = 0, n_orders = 0;
+    pm_fleet_nodes(self->fleet, &views, &n);
+    Pm__Rollout *next = pm_wire_dup(&self->rollout->base);
+    size_t *orders = pm_calloc(next->n_nodes + 1, sizeof *orders);
+    bool changed = pm_rollout_tick(next, views, n, zclock_time(), resend,
+                                   orders, &n_orders);
+    pm_store_nodes_free(&views, n);
+    if (!changed)
+        pm__rollout__free_unpacked(next, NULL);
+    if (!changed || s_rollout_replace(self, &next, NULL)) {
+        s_rollout_send(self, orders, n_orders);
+        if (resend)
+            self->resend_at = mono + PM_ROLLOUT_RESEND_MS;
+    }
+    free(orders);
+}
+
+static void
+s_reply_rollout(pm_ctld_t *self, s_reply_t *r)
+{
+    if (!self->rollout)
+        return;
+    r->rollout = pm_wire_dup(&self->rollout->base);
+    r->resp.rollout = r->rollout;
+}
+
+static void
+s_rollout_fail(s_reply_t *r, int rc, char *why)
+{
+    s_fail(r,
+           rc == PM_ECONFLICT   ? PM__RESPONSE__STATUS__CONFLICT
+           : rc == PM_ENOTFOUND ? PM__RESPONSE__STATUS__NOT_FOUND
+                                : PM__RESPONSE__STATUS__INVALID,
+           "%s", why ? why : pm_strerror(rc));
+    free(why);
+}
+
+static void
+s_handle_rollout_start(pm_ctld_t *self, const Pm__Request *req,
+                       const char *author, s_reply_t *r)
+{
+    Pm__NodeStatus **nodes = NULL;
+    Pm__Rollout *next = NULL;
+    size_t n = 0;
+    char *why = NULL;
+    s_enrolled(self, &nodes, &n);
+    int rc = pm_rollout_start(self->rollout, req->rollout_spec, nodes, n,
+                              author, zclock_time(), &next, &why);
+    pm_store_nodes_free(&nodes, n);
+    if (rc != PM_OK)
+        return s_rollout_fail(r, rc, why);
+    if (!s_rollout_replace(self, &next, r))
+        return;
+    pm_info("rollout %llu started by %s: %s on %zu nodes",
+            (unsigned long long)self->rollout->id, author,
+            self->rollout->spec->service, self->rollout->n_nodes);
+    s_rollout_tick(self, true); /* the first nodes start now */
+    s_reply_rollout(self, r);
+}
+
+static void
+s_handle_rollout_status(pm_ctld_t *self, const Pm__Request *req,
+                        const char *author, s_reply_t *r)
+{
+    (void)req;
+    (void)author;
+    s_reply_rollout(self, r); /* none yet: OK without one */
+}
+
+/* PAUSE, RESUME and ABORT: a step on a copy, stored, then current. */
+static void
+s_handle_rollout_step(pm_ctld_t *self, const Pm__Request *req,
+                      const char *author, s_reply_t *r)
+{
+    Pm__Rollout *next =
+        self->rollout ? pm_wire_dup(&self->rollout->base) : NULL;
+    char *why = NULL;
+    int rc = req->op == PM__REQUEST__OP__ROLLOUT_PAUSE
+                 ? pm_rollout_pause(next, &why)
+             : req->op == PM__REQUEST__OP__ROLLOUT_RESUME
+                 ? pm_rollout_resume(next, &why)
+                 : pm_rollout_abort(next, author, zclock_time(), &why);
+    if (rc != PM_OK) {
+        if (next)
+            pm__rollout__free_unpacked(next, NULL);
+        return s_rollout_fail(r, rc, why);
+    }
+    if (s_rollout_replace(self, &next, r))
+        s_reply_rollout(self, r);
+}
+
+/* Ops marked `policy` change the policy: refused while a rolling restart
+ * is running or paused, as nodes restarting would see it change under
+ * them and a failure could not be told from a bad policy. */
 static const struct {
     Pm__Request__Op op;
     const char *name;
     s_handler_fn fn;
+    bool policy;
 } s_handlers[] = {
-    {PM__REQUEST__OP__PUSH, "push", s_handle_push},
-    {PM__REQUEST__OP__SET, "set", s_handle_set},
-    {PM__REQUEST__OP__SHOW, "show", s_handle_show},
-    {PM__REQUEST__OP__HISTORY, "history", s_handle_history},
-    {PM__REQUEST__OP__DIFF, "diff", s_handle_diff},
-    {PM__REQUEST__OP__ROLLBACK, "rollback", s_handle_rollback},
-    {PM__REQUEST__OP__PING, "ping", s_handle_ping},
-    {PM__REQUEST__OP__NODES, "nodes", s_handle_nodes},
-    {PM__REQUEST__OP__NODE_ADD, "node add", s_handle_node_add},
-    {PM__REQUEST__OP__NODE_REMOVE, "node remove", s_handle_node_remove},
-    {PM__REQUEST__OP__DKIM_ADD, "dkim add", s_handle_dkim_add},
-    {PM__REQUEST__OP__DKIM_REMOVE, "dkim remove", s_handle_dkim_remove},
+    {PM__REQUEST__OP__PUSH, "push", s_handle_push, true},
+    {PM__REQUEST__OP__SET, "set", s_handle_set, true},
+    {PM__REQUEST__OP__SHOW, "show", s_handle_show, false},
+    {PM__REQUEST__OP__HISTORY, "history", s_handle_history, false},
+    {PM__REQUEST__OP__DIFF, "diff", s_handle_diff, false},
+    {PM__REQUEST__OP__ROLLBACK, "rollback", s_handle_rollback, true},
+    {PM__REQUEST__OP__PING, "ping", s_handle_ping, false},
+    {PM__REQUEST__OP__NODES, "nodes", s_handle_nodes, false},
+    {PM__REQUEST__OP__NODE_ADD, "node add", s_handle_node_add, false},
+    {PM__REQUEST__OP__NODE_REMOVE, "node remove", s_handle_node_remove, false},
+    {PM__REQUEST__OP__DKIM_ADD, "dkim add", s_handle_dkim_add, true},
+    {PM__REQUEST__OP__DKIM_REMOVE, "dkim remove", s_handle_dkim_remove, true},
+    {PM__REQUEST__OP__ROLLOUT_START, "rollout start", s_handle_rollout_start,
+     false},
+    {PM__REQUEST__OP__ROLLOUT_STATUS, "rollout status", s_handle_rollout_status,
+     false},
+    {PM__REQUEST__OP__ROLLOUT_PAUSE, "rollout pause", s_handle_rollout_step,
+     false},
+    {PM__REQUEST__OP__ROLLOUT_RESUME, "rollout resume", s_handle_rollout_step,
+     false},
+    {PM__REQUEST__OP__ROLLOUT_ABORT, "rollout abort", s_handle_rollout_step,
+     false},
 };
 
 static void
@@ -649,6 +869,8 @@ s_reply_clear(s_reply_t *r)
     pm_store_nodes_free(&r->nodes, r->n_nodes);
     if (r->members)
         pm__publication__free_unpacked(r->members, NULL);
+    if (r->rollout)
+        pm__rollout__free_unpacked(r->rollout, NULL);
     for (size_t i = 0; i < r->resp.n_diff; i++)
         pm__diff_entry__free_unpacked(r->diff[i], NULL);
     free(r->diff);
@@ -665,15 +887,23 @@ pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
     s_reply_t r = {.diag = pm_diag_new("policy")};
     pm__response__init(&r.resp);
     const char *name = NULL;
-    for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++)
-        if (s_handlers[i].op == req->op) {
-            name = s_handlers[i].name;
+    for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++) {
+        if (s_handlers[i].op != req->op)
+            continue;
+        name = s_handlers[i].name;
+        if (s_handlers[i].policy && pm_rollout_active(self->rollout)) {
+            char *busy = pm_rollout_busy(self->rollout);
+            s_fail(&r, PM__RESPONSE__STATUS__CONFLICT, "%s", busy);
+            free(busy);
+        } else {
             s_handlers[i].fn(self, req, author, &r);
         }
+    }
     if (!name)
         s_fail(&r, PM__RESPONSE__STATUS__BAD_REQUEST, "unknown request");
     else if (req->op != PM__REQUEST__OP__PING &&
-             req->op != PM__REQUEST__OP__NODES)
+             req->op != PM__REQUEST__OP__NODES &&
+             req->op != PM__REQUEST__OP__ROLLOUT_STATUS)
         pm_info("%s by %s: %s%s", name, author,
                 r.resp.status == PM__RESPONSE__STATUS__OK ? "ok" : "refused: ",
                 r.resp.status == PM__RESPONSE__STATUS__OK ? "" : r.resp.error);
@@ -683,6 +913,23 @@ pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
 }
 
 /* ---- the socket --------------------------------------------------------- */
+
+/* The rollout the store holds: one that was running when the controller
+ * stopped goes on from where it was (the first tick re-sends the orders
+ * of nodes that had not answered). */
+static void
+s_rollout_load(pm_ctld_t *self)
+{
+    int rc = pm_store_rollout_get(self->store, &self->rollout);
+    if (rc != PM_OK && rc != PM_ENOTFOUND)
+        pm_error("cannot read the current rollout: %s", pm_strerror(rc));
+    else if (pm_rollout_active(self->rollout))
+        pm_info("rollout %llu is %s: %zu of %zu nodes done; taking it up "
+                "where it was",
+                (unsigned long long)self->rollout->id,
+                pm_rollout_state_name(self->rollout->state),
+                pm_rollout_done(self->rollout), self->rollout->n_nodes);
+}
 
 static void
 s_string_destroy(void **item)
@@ -697,6 +944,7 @@ pm_ctld_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
 {
     pm_ctld_t *self = pm_calloc(1, sizeof *self);
     self->store = store;
+    s_rollout_load(self);
     if (!clients_dir)
         return self;
     self->clients_dir = pm_strdup(clients_dir);
@@ -730,6 +978,8 @@ pm_ctld_destroy(pm_ctld_t **self_p)
     zsock_destroy(&self->router);
     zactor_destroy(&self->auth);
     zhashx_destroy(&self->admins);
+    if (self->rollout)
+        pm__rollout__free_unpacked(self->rollout, NULL);
     free(self->clients_dir);
     free(self);
     *self_p = NULL;
@@ -915,6 +1165,9 @@ pm_ctld_run(pm_ctld_t *self)
     while (!zsys_interrupted) {
         int wait = self->fleet ? pm_fleet_tick(self->fleet) : 1000;
         s_auth_watch(self);
+        s_rollout_tick(self, false);
+        if (pm_rollout_ticking(self->rollout) && wait > S_ROLLOUT_TICK_MS)
+            wait = S_ROLLOUT_TICK_MS;
         void *which = zpoller_wait(poller, wait);
         if (which == self->router)
             s_serve_one(self);

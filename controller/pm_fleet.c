@@ -50,6 +50,7 @@ struct pm_fleet_t {
     zhashx_t *nodes; /* name -> s_node_t */
     struct timespec dir_mtime;
     uint64_t head;
+    int64_t started; /* zclock_mono() when the fleet was made */
     int64_t next_tick;
     unsigned ticks;
     bool pending;       /* some node may have a snapshot pending, */
@@ -230,6 +231,7 @@ pm_fleet_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
     if (self->opts.snapshot_gap_ms <= 0)
         self->opts.snapshot_gap_ms = PM_FLEET_SNAPSHOT_GAP_MS;
     self->clients_dir = pm_strdup(clients_dir);
+    self->started = zclock_mono();
     self->nodes = zhashx_new();
     zhashx_set_destructor(self->nodes, s_node_destroy);
     pm_store_head(store, &self->head);
@@ -324,6 +326,29 @@ s_broadcast(pm_fleet_t *self, const Pm__Publication *pub)
          n = zhashx_next(self->nodes))
         s_send_to(self, n, &msg);
     zmq_msg_close(&msg);
+}
+
+bool
+pm_fleet_restart(pm_fleet_t *self, const char *name,
+                 const Pm__RestartOrder *order)
+{
+    s_node_t *n = zhashx_lookup(self->nodes, name);
+    if (!n || !s_served(n))
+        return false;
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    pub.kind = PM__PUBLICATION__KIND__RESTART;
+    pub.restart = (Pm__RestartOrder *)order; /* only read by the packer */
+    zmq_msg_t msg;
+    s_msg_init(&msg, &pub);
+    s_send_to(self, n, &msg);
+    zmq_msg_close(&msg);
+    return true;
+}
+
+bool
+pm_fleet_settled(pm_fleet_t *self)
+{
+    return zclock_mono() - self->started >= self->opts.stale_after_ms;
 }
 
 /* ---- MEMBERS: membership, fetch duties, cool-downs ---------------------- */

@@ -97,6 +97,20 @@ void pm_fleet_nodes(pm_fleet_t *self, Pm__NodeStatus ***nodes, size_t *n);
  * every agent). Caller frees it with pm__publication__free_unpacked. */
 Pm__Publication *pm_fleet_members(pm_fleet_t *self);
 
+/* Sends ORDER (a step of a rolling restart) to the agent of node NAME as
+ * a RESTART publication (head 0: it says nothing about revisions).
+ * Returns false when NAME has no connection that is served now. An order
+ * can be lost on its way like any publication (a full queue drops it);
+ * the rollout sends it again until the agent answers (pm_rollout.h). */
+bool pm_fleet_restart(pm_fleet_t *self, const char *name,
+                      const Pm__RestartOrder *order);
+
+/* Whether every agent that is alive has had time to report since this
+ * fleet started (stale_after_ms): before that, a node that is up may
+ * still show as "down" (the status read back from the store), so nothing
+ * that judges nodes by their liveness should act yet. */
+bool pm_fleet_settled(pm_fleet_t *self);
+
 /* Enrols / withdraws an agent key (see pm_keys). Returns 0, or -1 with
  * *why. A withdrawn node is forgotten, its connection no longer served;
  * enrolling a new key for a name takes effect at once: the connection made

@@ -12,6 +12,10 @@
 #                             from version 1 to 6 (five CDIFFs): watch
 #                             `status` as one node fetches it and the
 #                             others pull it from their peers
+#   deploy/cluster.sh restart privmta-ctl restart --rolling --service all:
+#                             node by node, drained, restarted, checked
+#   deploy/cluster.sh milter NAME   (re)start node NAME's privmta-milter:
+#                             what its agent runs in a rolling restart
 #   deploy/cluster.sh down    stop what `up` started (by PID) and the Postfix
 #                             instances; the state stays in .cluster/
 #
@@ -99,12 +103,7 @@ up() {
         # ($dir/handoff, root:nogroup 0750), as nobody, reading through
         # its group only; start order does not matter
         mkdir -p "$dir/milter" "$dir/sigs"
-        start_bg "milter $name" "$dir/milter.log" "$BUILD/scan/privmta-milter" \
-            --socket "unix:$dir/milter.sock" \
-            --policy-file "$dir/handoff/policy.pb" --dkim-key-dir "$dir/handoff/dkim" \
-            --sig-dir "$dir/sigs" --sig-jitter-ms 3000 \
-            --spamd 127.0.0.1:7783 --notify-smtp "$addr:2526" \
-            --status-dir "$dir/milter" --user nobody
+        milter "$name"
         local agent=("$BUILD/nodeagent/privmta-agent" --name "$name"
             --state-dir "$dir/agent" --postfix-dir "$dir/etc"
             --controller tcp://127.0.0.1:7421
@@ -112,7 +111,8 @@ up() {
             --address "$addr:2525" --milter-socket "unix:$dir/milter.sock"
             --milter-dir "$dir/handoff" --milter-group nogroup
             --milter-status "$dir/milter/status.json"
-            --sig-dir "$dir/sigs" --peer-bind "tcp://$addr:7422")
+            --sig-dir "$dir/sigs" --peer-bind "tcp://$addr:7422"
+            --milter-restart "$TOP/deploy/cluster.sh milter $name")
         "$CTL" node add "$name" "$("${agent[@]}" --public-key)" >/dev/null
         start_bg "agent $name" "$dir/agent.log" "${agent[@]}"
         say "node $name: Postfix on $addr:2525, agent enrolled, milter started"
@@ -132,6 +132,31 @@ up() {
     say "logs in $ROOT; stop with: deploy/cluster.sh down"
 }
 
+# milter NAME: (re)starts node NAME's privmta-milter, detached, and waits
+# until it listens. Run by `up`, and by NAME's agent (milter_restart) in a
+# rolling restart: the old one is stopped first (by its PID file) and
+# waited for, so the new one takes over its socket.
+milter() {
+    local name=$1 dir="$ROOT/$1" addr old
+    addr="127.0.0.$((10 + ${1#mx}))"
+    [ -d "$dir/etc" ] || { echo "cluster: no node $name" >&2; return 1; }
+    if old=$(cat "$dir/milter.pid" 2>/dev/null) && kill "$old" 2>/dev/null; then
+        for _ in $(seq 1 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$dir/milter.sock" 2>/dev/null || true # so the wait below sees the new one
+    setsid nohup "$BUILD/scan/privmta-milter" \
+        --socket "unix:$dir/milter.sock" \
+        --policy-file "$dir/handoff/policy.pb" --dkim-key-dir "$dir/handoff/dkim" \
+        --sig-dir "$dir/sigs" --sig-jitter-ms 3000 \
+        --spamd 127.0.0.1:7783 --notify-smtp "$addr:2526" \
+        --status-dir "$dir/milter" --user nobody >>"$dir/milter.log" 2>&1 </dev/null &
+    echo $! >"$dir/milter.pid"
+    echo "$! milter $name" >>"$ROOT/pids"
+    for _ in $(seq 1 100); do [ -S "$dir/milter.sock" ] && return 0; sleep 0.1; done
+    echo "cluster: the milter of $name does not listen; see $dir/milter.log" >&2
+    return 1
+}
+
 publish() {
     local www="$ROOT/mirror/www"
     for v in 2 3 4 5 6; do cp "tests/data/clamav/test-$v.cdiff" "$www/"; done
@@ -145,9 +170,11 @@ case "${1:-}" in
 up) up ;;
 publish) publish ;;
 down) down ;;
+milter) milter "${2:?usage: deploy/cluster.sh milter NAME}" ;;
+restart) "$CTL" restart --rolling --service all --wait=600 ;;
 status) "$CTL" nodes ;;
 *)
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -74,6 +74,11 @@ static pm_param_t s_params[] = {
      "child; default: the one beside this privmta-agent)",
      NULL},
     {"gossip_ms", "200", "signature gossip round", NULL},
+    {"milter_restart", "",
+     "the command that restarts privmta-milter in a rolling restart, split "
+     "on blanks into words (no shell), e.g. \"systemctl restart "
+     "privmta-milter\"; empty: milter restarts of this node fail saying so",
+     NULL},
     {"debug_drop_rev", "0", "tests only: ignore the update of this revision",
      NULL},
     {"debug_crash_at", "",
@@ -234,8 +239,12 @@ main(int argc, char **argv)
         cfg.milter_dir = pm_conf_get(s_params, "milter_dir");
     const char *msock = pm_conf_get(s_params, "milter_socket");
     cfg.milter_status = *msock ? pm_conf_get(s_params, "milter_status") : NULL;
-    if (strcmp(pm_conf_get(s_params, "backend"), "postfix") == 0)
+    cfg.milter_socket = msock;
+    cfg.milter_restart = pm_conf_get(s_params, "milter_restart");
+    if (strcmp(pm_conf_get(s_params, "backend"), "postfix") == 0) {
         pm_postfix_set_milter(backend, msock);
+        cfg.postfix_dir = pm_conf_get(s_params, "postfix_dir");
+    }
     pm_info("node %s (public key %s) following %s", name,
             zcert_public_txt(cert), cfg.endpoint);
     zactor_t *agent = pm_agent_new(&cfg);

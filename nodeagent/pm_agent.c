@@ -6,6 +6,7 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
+#include "pm_restart.h"
 #include "pm_scanstatus.h"
 #include "pm_sigsync.h"
 #include "pm_store.h"
@@ -23,6 +24,7 @@
  * stat(2) of main.cf when nothing changed, so a change is put back and
  * reported within about a second. */
 #define S_DRIFT_MS 1000
+#define S_RESTART_FILE_MAX (64u << 10) /* restart.pb read back */
 
 typedef struct {
     pm_agent_config_t cfg;
@@ -44,6 +46,11 @@ typedef struct {
     int64_t next_drift;
     int drift_retry_ms; /* backoff while a hand edit cannot be undone */
     bool drift_error;   /* apply_error says why it could not */
+    zpoller_t *poller;
+    zactor_t *restart;               /* the restart running, or NULL */
+    Pm__RestartResult *restart_last; /* its state, or the last outcome */
+    char *restart_file;              /* STATE/restart.pb, or NULL */
+    char *restart_journal;           /* STATE/restart-drain.cf, or NULL */
 } s_agent_t;
 
 /* Gives ST the signature fields of the sigsync's last status (a copy:
@@ -92,6 +99,8 @@ s_send(s_agent_t *self, Pm__AgentReport__Kind kind)
             st->drift[i] = pm_wire_dup(&self->drift[i]->base);
         st->n_drift = self->n_drift;
     }
+    if (self->restart_last)
+        st->restart = pm_wire_dup(&self->restart_last->base);
     if (self->cfg.milter_status || self->cfg.state_dir)
         pm_scanstatus_fill(self->cfg.milter_status,
                            self->current ? self->current->policy : NULL,
@@ -374,14 +383,17 @@ s_undo_drift(s_agent_t *self, Pm__Drift **found, size_t n)
 }
 
 /* Once a second: has someone edited what the policy owns? Not while a
- * revision is pending: its retry rewrites everything anyway. */
+ * revision is pending: its retry rewrites everything anyway; nor while a
+ * restart runs: its drain changes owned parameters on purpose. The next
+ * check is set either way: the loop waits until it is due. */
 static void
 s_check_drift(s_agent_t *self, int64_t now)
 {
-    if (!self->cfg.backend->drift || !self->current || self->pending ||
-        now < self->next_drift)
+    if (!self->cfg.backend->drift || !self->current || now < self->next_drift)
         return;
     self->next_drift = now + S_DRIFT_MS;
+    if (self->pending || self->restart)
+        return;
     Pm__Drift **found = NULL;
     size_t n = self->cfg.backend->drift(self->cfg.backend, &found);
     if (n)
@@ -399,6 +411,206 @@ s_sigsync_members(s_agent_t *self, const Pm__Publication *pub)
     uint8_t *buf = pm_wire_pack(&pub->base, &len);
     zsock_send(self->sigsync, "sb", "MEMBERS", buf, len);
     free(buf);
+}
+
+/* ---- rolling restarts ---------------------------------------------------- */
+
+static pm_restart_config_t
+s_restart_config(const s_agent_t *self)
+{
+    return (pm_restart_config_t){
+        .postfix_dir = self->cfg.postfix_dir,
+        .milter_socket = self->cfg.milter_socket,
+        .milter_restart = self->cfg.milter_restart,
+        .journal = self->restart_journal,
+        .gate_ms = self->cfg.restart_gate_ms,
+    };
+}
+
+/* Keeps the restart's state in STATE/restart.pb, as a NodeStatus that
+ * carries only it, so that reading it back goes through pm_wire's gate. */
+static void
+s_restart_keep(s_agent_t *self)
+{
+    if (!self->restart_file || !self->restart_last)
+        return;
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    st.name = self->node;
+    st.restart = self->restart_last;
+    size_t len = 0;
+    char *why = NULL;
+    uint8_t *buf = pm_wire_pack(&st.base, &len);
+    if (pm_file_write(self->restart_file, buf, len, 0600, (gid_t)-1, &why) !=
+        PM_OK)
+        pm_warn("node %s: the restart's state is not kept: %s", self->node,
+                why);
+    free(buf);
+    free(why);
+}
+
+/* Replaces the restart's state with R (taken over). */
+static void
+s_restart_set(s_agent_t *self, Pm__RestartResult *r)
+{
+    if (self->restart_last)
+        pm__restart_result__free_unpacked(self->restart_last, NULL);
+    self->restart_last = r;
+}
+
+static Pm__RestartResult *
+s_restart_result(uint64_t rollout, const char *phase)
+{
+    Pm__RestartResult *r = pm_malloc(sizeof *r);
+    pm__restart_result__init(r);
+    r->rollout = rollout;
+    r->phase = pm_strdup(phase);
+    r->error = pm_strdup("");
+    r->at = zclock_time();
+    return r;
+}
+
+/* A RESTART publication: carried out once (see pm_agent.h). */
+static void
+s_restart_begin(s_agent_t *self, const Pm__RestartOrder *order)
+{
+    const Pm__RestartResult *last = self->restart_last;
+    unsigned long long id = order->rollout;
+    if (last && order->rollout <= last->rollout) {
+        if (order->rollout < last->rollout)
+            pm_warn("node %s: restart order of rollout %llu ignored: "
+                    "rollout %llu came after it",
+                    self->node, id, (unsigned long long)last->rollout);
+        s_send(self, PM__AGENT_REPORT__KIND__HEARTBEAT);
+        return;
+    }
+    if (self->restart) {
+        pm_warn("node %s: restart order of rollout %llu ignored: rollout "
+                "%llu is still restarting",
+                self->node, id, (unsigned long long)last->rollout);
+        return;
+    }
+    pm_info("node %s: restarting %s (rollout %llu, drain %lld ms)", self->node,
+            order->service, id, (long long)order->drain_ms);
+    bool milter = strcmp(order->service, "milter") == 0;
+    s_restart_set(self, s_restart_result(id, milter ? "restart" : "drain"));
+    s_restart_keep(self);
+    pm_restart_config_t rc = s_restart_config(self);
+    self->restart = pm_restart_new(&rc, order);
+    if (self->restart) {
+        zpoller_add(self->poller, self->restart);
+    } else {
+        self->restart_last->done = true;
+        pm_wire_set_string(&self->restart_last->error,
+                           "the restart's thread did not start");
+        s_restart_keep(self);
+    }
+    s_send(self, PM__AGENT_REPORT__KIND__HEARTBEAT);
+}
+
+/* The restart actor's news: reported at once; at the end kept, the actor
+ * gone, and what waited for it (a revision, drift checks) goes on. */
+static void
+s_on_restart(s_agent_t *self)
+{
+    char *cmd = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    Pm__RestartResult *r = NULL;
+    if (zsock_recv(self->restart, "sb", &cmd, &buf, &len) == 0 && cmd &&
+        strcmp(cmd, "STATUS") == 0)
+        r = pm__restart_result__unpack(NULL, len, buf);
+    free(cmd);
+    free(buf);
+    if (!r)
+        return;
+    s_restart_set(self, r);
+    if (r->done) {
+        s_restart_keep(self);
+        zpoller_remove(self->poller, self->restart);
+        zactor_destroy(&self->restart);
+        self->next_retry = zclock_mono();
+    }
+    s_send(self, PM__AGENT_REPORT__KIND__HEARTBEAT);
+}
+
+/* At start: Postfix put back on its own configuration if a restart was
+ * cut short (pm_restart_recover). Returns why it could not be, or NULL;
+ * caller frees. */
+static char *
+s_restart_recover(s_agent_t *self)
+{
+    char *why = NULL;
+    bool acted = false;
+    pm_restart_config_t rc = s_restart_config(self);
+    if (pm_restart_recover(&rc, &acted, &why) != PM_OK) {
+        pm_error("node %s: after a restart cut short, Postfix could not be "
+                 "put back on its configuration: %s",
+                 self->node, why);
+        return why ? why : pm_strdup("failed");
+    }
+    if (acted)
+        pm_warn("node %s: a restart was cut short; Postfix is back on its "
+                "configuration",
+                self->node);
+    free(why);
+    return NULL;
+}
+
+/* At start: the last restart's state. One this agent did not finish (it
+ * was killed or stopped) is over, not ok, once Postfix is back on its own
+ * configuration. */
+static void
+s_restart_load(s_agent_t *self)
+{
+    char *data = NULL, *why = NULL, *recovery = s_restart_recover(self);
+    size_t len = 0;
+    Pm__NodeStatus *st = NULL;
+    if (self->restart_file &&
+        pm_file_read(self->restart_file, S_RESTART_FILE_MAX, PM_FILE_STRICT,
+                     &data, &len, NULL) == PM_OK &&
+        (pm_wire_unpack_node_status((const uint8_t *)data, len, &st, &why) !=
+             PM_OK ||
+         !st->restart))
+        pm_warn("node %s: %s ignored: %s", self->node, self->restart_file,
+                why ? why : "no restart in it");
+    if (st && st->restart) {
+        s_restart_set(self, st->restart);
+        st->restart = NULL;
+    }
+    Pm__RestartResult *r = self->restart_last;
+    if (r && !r->done) {
+        char *e =
+            pm_asprintf("%s%s%s", PM_RESTART_STOPPED_ERROR,
+                        recovery ? "; Postfix could not be put back: " : "",
+                        recovery ? recovery : "");
+        r->done = true;
+        r->ok = false;
+        pm_wire_set_string(&r->error, e);
+        r->at = zclock_time();
+        s_restart_keep(self);
+        free(e);
+    }
+    if (st)
+        pm__node_status__free_unpacked(st, NULL);
+    free(recovery);
+    free(data);
+    free(why);
+}
+
+/* A revision that comes while a restart runs waits for its end: its apply
+ * would rewrite main.cf under the drain and reload Postfix into taking
+ * sessions again. It becomes the pending one (a newer one replaces it:
+ * each carries the whole policy), tried when the restart is over. */
+static void
+s_hold(s_agent_t *self, Pm__Publication *pub)
+{
+    self->seen = pub->revision->number;
+    if (self->pending && self->pending != pub)
+        pm__publication__free_unpacked(self->pending, NULL);
+    self->pending = pub;
+    self->next_retry = 0;
+    pm_info("node %s: revision %llu waits for the restart to end", self->node,
+            (unsigned long long)self->seen);
 }
 
 /* Revision numbers are sequence numbers: an update that is not the next
@@ -425,6 +637,8 @@ s_on_publication(s_agent_t *self, Pm__Publication *pub)
     bool snapshot = pub->kind == PM__PUBLICATION__KIND__SNAPSHOT;
     if (pub->kind == PM__PUBLICATION__KIND__MEMBERS) {
         s_sigsync_members(self, pub);
+    } else if (pub->kind == PM__PUBLICATION__KIND__RESTART) {
+        s_restart_begin(self, pub->restart);
     } else if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
         if (pub->head > self->seen)
             s_resync(self, "heartbeat shows a newer head");
@@ -437,6 +651,9 @@ s_on_publication(s_agent_t *self, Pm__Publication *pub)
         s_resync(self, "an update is missing");
     } else if (snapshot && rev->number == self->applied && !self->apply_error) {
         s_send(self, PM__AGENT_REPORT__KIND__APPLIED); /* enforced */
+    } else if (self->restart) {
+        s_hold(self, pub);
+        return;
     } else {
         s_attempt(self, pub);
         return;
@@ -467,8 +684,9 @@ s_on_timer(s_agent_t *self)
 {
     int64_t now = zclock_mono();
     s_check_drift(self, now);
-    if (self->pending && now >= self->next_retry) {
-        pm_info("node %s: retrying revision %llu", self->node,
+    if (self->pending && !self->restart && now >= self->next_retry) {
+        pm_info("node %s: %s revision %llu", self->node,
+                self->apply_error ? "retrying" : "applying held",
                 (unsigned long long)self->pending->revision->number);
         s_attempt(self, self->pending);
     }
@@ -512,6 +730,11 @@ s_destroy(s_agent_t **self_p)
     s_agent_t *self = *self_p;
     if (!self)
         return;
+    zactor_destroy(&self->restart); /* Postfix put back as it was */
+    if (self->restart_last)
+        pm__restart_result__free_unpacked(self->restart_last, NULL);
+    free(self->restart_file);
+    free(self->restart_journal);
     zactor_destroy(&self->sigsync);
     zchunk_destroy(&self->sigs);
     s_drift_free(&self->drift, self->n_drift);
@@ -534,8 +757,18 @@ s_destroy(s_agent_t **self_p)
     free((char *)self->cfg.sig_dir);
     free((char *)self->cfg.peer_bind);
     free((char *)self->cfg.peer_host);
+    free((char *)self->cfg.postfix_dir);
+    free((char *)self->cfg.milter_socket);
+    free((char *)self->cfg.milter_restart);
     free(self);
     *self_p = NULL;
+}
+
+/* A copy of S, NULL for NULL or "". */
+static char *
+s_opt(const char *s)
+{
+    return s && *s ? pm_strdup(s) : NULL;
 }
 
 static s_agent_t *
@@ -555,7 +788,15 @@ s_new(const pm_agent_config_t *cfg)
     self->cfg.sig_dir = cfg->sig_dir ? pm_strdup(cfg->sig_dir) : NULL;
     self->cfg.peer_bind = cfg->peer_bind ? pm_strdup(cfg->peer_bind) : NULL;
     self->cfg.peer_host = cfg->peer_host ? pm_strdup(cfg->peer_host) : NULL;
+    self->cfg.postfix_dir = s_opt(cfg->postfix_dir);
+    self->cfg.milter_socket = s_opt(cfg->milter_socket);
+    self->cfg.milter_restart = s_opt(cfg->milter_restart);
     self->node = pm_strdup(cfg->name);
+    if (cfg->state_dir) {
+        self->restart_file = pm_asprintf("%s/restart.pb", cfg->state_dir);
+        self->restart_journal =
+            pm_asprintf("%s/restart-drain.cf", cfg->state_dir);
+    }
     if (cfg->state_dir) {
         char *dir = pm_asprintf("%s/store", cfg->state_dir);
         int rc = pm_store_open(dir, 0, 64u << 20, &self->store);
@@ -633,6 +874,7 @@ s_actor(zsock_t *pipe, void *args)
     s_agent_t *self = args;
     self->pipe = pipe;
     s_start_sigsync(self);
+    s_restart_load(self); /* Postfix as it was before the stored revision */
     s_restore(self);
     if (self->cfg.crash_at)
         pm_crash_set(self->cfg.crash_at); /* for the next apply, not that */
@@ -642,6 +884,7 @@ s_actor(zsock_t *pipe, void *args)
     self->next_beat = zclock_mono() + self->cfg.heartbeat_ms;
     zsock_signal(pipe, 0);
     zpoller_t *poller = zpoller_new(pipe, self->dealer, NULL);
+    self->poller = poller;
     if (self->sigsync)
         zpoller_add(poller, self->sigsync);
     for (;;) {
@@ -655,6 +898,8 @@ s_actor(zsock_t *pipe, void *args)
             s_on_dealer(self);
         } else if (self->sigsync && which == self->sigsync) {
             s_on_sigsync(self);
+        } else if (self->restart && which == self->restart) {
+            s_on_restart(self);
         } else if (which == pipe) {
             char *cmd = zstr_recv(pipe);
             bool term = !cmd || strcmp(cmd, "$TERM") == 0;
@@ -668,6 +913,7 @@ s_actor(zsock_t *pipe, void *args)
         }
         s_on_timer(self);
     }
+    self->poller = NULL;
     zpoller_destroy(&poller);
     s_destroy(&self);
 }

@@ -17,6 +17,23 @@
  * revision again and reports what it found in the node's status at once
  * (NodeStatus.drift: the last edit, until another one).
  *
+ * Rolling restarts: a RESTART publication orders one step of a rollout;
+ * a pm_restart actor carries it out (drain, restart, gate: see
+ * pm_restart.h) while the agent goes on beating, and NodeStatus.restart
+ * says how far it is, reported at once at the start, at each phase change
+ * and at the end. An order is carried out once: the rollout it answered
+ * last (or runs) is only answered again, an older one is ignored, and so
+ * is any order while a restart runs. Meanwhile drift checks pause (the
+ * drain changes owned parameters on purpose) and a revision that arrives
+ * waits for the end (an apply would rewrite main.cf under the drain).
+ * Stopping the agent stops the restart where it is, Postfix put back on
+ * its own configuration and running before the agent returns. The
+ * result is kept in STATE_DIR/restart.pb at the start and at the end; an
+ * agent that finds it unfinished at its next start reports it done, not
+ * ok, PM_RESTART_STOPPED_ERROR, after pm_restart_recover has put Postfix
+ * back on its own configuration (the drain's original values are kept in
+ * STATE_DIR/restart-drain.cf while Postfix restarts).
+ *
  * ClamAV databases: with a sig_dir, a pm_sigsync actor fetches them from
  * the mirrors when the controller gives this node the duty and shares them
  * with peers (see pm_sigsync.h); the agent passes it the applied policy and
@@ -45,22 +62,29 @@ typedef struct {
     const char *address;    /* shown by `privmta-ctl nodes` */
     pm_backend_t *backend;  /* not owned */
     int heartbeat_ms;
-    int dead_after_ms;         /* controller silence that forces a resync */
-    uint64_t drop_rev;         /* test hook: ignore the update of this rev */
-    const char *crash_at;      /* test hook: pm_crash step armed once the
-                                * stored revision is restored; NULL: none */
-    const char *milter_dir;    /* the handoff dir for privmta-milter
-                                * (pm_handoff.h): the applied revision and
-                                * DKIM keys; NULL: nothing handed over */
-    int milter_gid;            /* group given read access to it (files
-                                * root:GID 0640, dirs 0750); -1: root's */
-    const char *milter_status; /* privmta-milter's status.json, or NULL */
-    const char *sig_dir;       /* ClamAV databases for the milter
-                                * (pm_sigsync.h), absolute; NULL: none */
-    const char *peer_bind;     /* where peers pull databases; NULL: none */
-    const char *sigfetch;      /* privmta-sigfetch, by path (pm_sigsync.h) */
-    const char *peer_host;     /* host peers reach us at; NULL: bind's */
-    int gossip_ms;             /* signature gossip round; 0: 200 */
+    int dead_after_ms;          /* controller silence that forces a resync */
+    uint64_t drop_rev;          /* test hook: ignore the update of this rev */
+    const char *crash_at;       /* test hook: pm_crash step armed once the
+                                 * stored revision is restored; NULL: none */
+    const char *milter_dir;     /* the handoff dir for privmta-milter
+                                 * (pm_handoff.h): the applied revision and
+                                 * DKIM keys; NULL: nothing handed over */
+    int milter_gid;             /* group given read access to it (files
+                                 * root:GID 0640, dirs 0750); -1: root's */
+    const char *milter_status;  /* privmta-milter's status.json, or NULL */
+    const char *sig_dir;        /* ClamAV databases for the milter
+                                 * (pm_sigsync.h), absolute; NULL: none */
+    const char *peer_bind;      /* where peers pull databases; NULL: none */
+    const char *sigfetch;       /* privmta-sigfetch, by path (pm_sigsync.h) */
+    const char *peer_host;      /* host peers reach us at; NULL: bind's */
+    int gossip_ms;              /* signature gossip round; 0: 200 */
+    const char *postfix_dir;    /* restarts: Postfix's configuration
+                                 * directory; NULL: no Postfix here (the
+                                 * noop backend), orders for it fail */
+    const char *milter_socket;  /* restarts: gated there; NULL: no milter */
+    const char *milter_restart; /* restarts: the command restarting the
+                                 * milter (pm_restart.h); NULL: none */
+    int restart_gate_ms;        /* 0: PM_RESTART_GATE_MS */
 } pm_agent_config_t;
 
 /* Starts an agent. CONFIG is copied (cert and backend stay the caller's and

@@ -111,6 +111,28 @@ pm_postconf_read(const char *dir, const char *const *names, size_t n,
 }
 
 int
+pm_postconf_read_set(const char *dir, const char *const *names, size_t n,
+                     char **values, char **why)
+{
+    const char **args = pm_calloc(n + 1, sizeof *args);
+    args[0] = "-n";
+    memcpy(args + 1, names, n * sizeof *names);
+    pm_cmd_result_t c;
+    int rc = s_postconf(dir, args, n + 1, &c);
+    free(args);
+    if (rc != 0) {
+        char *e = pm_cmd_why("postconf -n", &c);
+        pm_why(why, "pm_postconf", "%s", e);
+        free(e);
+        pm_cmd_result_clear(&c);
+        return PM_EIO;
+    }
+    pm_postconf_parse(c.out, names, n, values);
+    pm_cmd_result_clear(&c);
+    return PM_OK;
+}
+
+int
 pm_postconf_diff(const char *dir, const pm_postconf_param_t *params, size_t n,
                  char **found)
 {
@@ -233,6 +255,43 @@ pm_postconf_write(const char *dir, const pm_postconf_param_t *params, size_t n,
     free(msg);
     pm_cmd_result_clear(&c);
     return PM_EINVAL;
+}
+
+int
+pm_postconf_unset(const char *dir, const char *const *names, size_t n,
+                  char **why)
+{
+    const char **args = pm_calloc(n + 1, sizeof *args);
+    args[0] = "-X";
+    memcpy(args + 1, names, n * sizeof *names);
+    pm_cmd_result_t c;
+    int rc = s_postconf(dir, args, n + 1, &c);
+    free(args);
+    if (rc != 0) {
+        char *e = pm_cmd_why("postconf -X", &c);
+        pm_why(why, "pm_postconf", "%s", e);
+        free(e);
+        pm_cmd_result_clear(&c);
+        return PM_EIO;
+    }
+    pm_cmd_result_clear(&c);
+    struct timespec ts[2];
+    s_backdate_times(ts);
+    char *path = pm_asprintf("%s/main.cf", dir);
+    utimensat(AT_FDCWD, path, ts, 0);
+    free(path);
+    char **left = pm_calloc(n ? n : 1, sizeof *left);
+    int err = pm_postconf_read_set(dir, names, n, left, why);
+    for (size_t i = 0; i < n; i++) {
+        if (err == PM_OK && left[i]) {
+            pm_why(why, "pm_postconf", "postconf -X %s: main.cf still sets it",
+                   names[i]);
+            err = PM_EINVAL;
+        }
+        free(left[i]);
+    }
+    free(left);
+    return err;
 }
 
 int

@@ -42,6 +42,14 @@ size_t pm_postconf_parse(const char *text, const char *const *names, size_t n,
 int pm_postconf_read(const char *dir, const char *const *names, size_t n,
                      char **values, char **why);
 
+/* Reads what DIR's main.cf itself sets NAMES to (postconf -c DIR -n
+ * NAMES..., $names not expanded) into VALUES: a copy of the value (caller
+ * frees), or NULL when main.cf does not set it (the default applies).
+ * Returns PM_OK, or PM_EIO with *why ("postconf -n: exit 1: ...") and
+ * VALUES untouched. */
+int pm_postconf_read_set(const char *dir, const char *const *names, size_t n,
+                         char **values, char **why);
+
 /* True when DIR's main.cf itself sets each of PARAMS to exactly its value
  * (postconf -n: set explicitly, not by default). False when postconf
  * fails. */
@@ -65,6 +73,14 @@ int pm_postconf_diff(const char *dir, const pm_postconf_param_t *params,
  * with *why; main.cf may hold part of PARAMS then. */
 int pm_postconf_write(const char *dir, const pm_postconf_param_t *params,
                       size_t n, char **why);
+
+/* Removes NAMES from DIR's main.cf (postconf -c DIR -X NAMES...), so
+ * their defaults apply; a name main.cf does not set is no error. Dates
+ * main.cf back as pm_postconf_write does and reads back: postconf -n must
+ * show none of them. Returns PM_OK; PM_EIO when postconf fails; PM_EINVAL
+ * when one is still set. Always with *why on error. */
+int pm_postconf_unset(const char *dir, const char *const *names, size_t n,
+                      char **why);
 
 /* Replaces PATH (a main.cf) with LEN bytes of DATA, atomically and
  * durably, with the permission bits and group of ST, dated back. Returns

@@ -1,8 +1,15 @@
 /* pm_store.c - the revisioned policy store on LMDB.
  *
  * Layout (three named databases in one environment):
- *   meta   "head"   -> 8-byte big-endian number of the newest revision
- *          "format" -> 8-byte big-endian layout version (S_FORMAT)
+ *   meta   "head"    -> 8-byte big-endian number of the newest revision
+ *          "format"  -> 8-byte big-endian layout version (S_FORMAT)
+ *          "rollout" -> the current rollout, as a packed Pm__Response
+ *                       that carries only it: pm_wire reads a Rollout
+ *                       only inside a Response, and what is read back
+ *                       goes through pm_wire like everything else. A
+ *                       key, not a database of its own, so that readers
+ *                       of stores made before it (read-only, they cannot
+ *                       create one) still open them.
  *   revs   8-byte big-endian revision number -> packed Pm__Revision
  *   nodes  node name -> packed Pm__NodeStatus
  * Big-endian keys sort numerically under LMDB's default memcmp order, so the
@@ -633,6 +640,11 @@ s_pack_checked(const ProtobufCMessage *msg, uint8_t **buf, size_t *len)
         Pm__Revision *back = NULL;
         rc = pm_wire_unpack_revision(*buf, *len, &back, &why);
         pm__revision__free_unpacked(back, NULL);
+    } else if (msg->descriptor == &pm__response__descriptor) {
+        Pm__Response *back = NULL;
+        rc = pm_wire_unpack_response(*buf, *len, &back, &why);
+        if (back)
+            pm__response__free_unpacked(back, NULL);
     } else {
         Pm__NodeStatus *back = NULL;
         rc = pm_wire_unpack_node_status(*buf, *len, &back, &why);
@@ -1092,4 +1104,76 @@ pm_store_secret_del(pm_store_t *self, const char *id)
         return PM_EINVAL;
     s_secret_t a = {id, {0, NULL}};
     return s_write(self, s_secret_txn, &a, 0);
+}
+
+/* ---- The current rollout ------------------------------------------------ */
+
+#define S_ROLLOUT_KEY "rollout"
+
+static int
+s_rollout_txn(pm_store_t *self, MDB_txn *txn, void *arg)
+{
+    MDB_val key = {strlen(S_ROLLOUT_KEY), (void *)S_ROLLOUT_KEY};
+    return s_err(mdb_put(txn, self->meta, &key, arg, 0));
+}
+
+int
+pm_store_rollout_put(pm_store_t *self, const Pm__Rollout *rollout)
+{
+    Pm__Response wrap = PM__RESPONSE__INIT;
+    uint8_t *packed = NULL;
+    size_t len = 0;
+    if (!self || !rollout || self->rdonly || rollout->id == 0)
+        return PM_EINVAL;
+    wrap.rollout = (Pm__Rollout *)rollout; /* only read by the packer */
+    int rc = s_pack_checked(&wrap.base, &packed, &len);
+    if (rc != PM_OK)
+        return rc;
+    MDB_val val = {len, packed};
+    rc = s_write(self, s_rollout_txn, &val, len);
+    free(packed);
+    return rc;
+}
+
+/* Decodes what "rollout" holds; anything else is damage: PM_EIO. */
+static int
+s_decode_rollout(const MDB_val *val, Pm__Rollout **out)
+{
+    Pm__Response *wrap = NULL;
+    char *why = NULL;
+    if (pm_wire_unpack_response(val->mv_data, val->mv_size, &wrap, &why)) {
+        pm_debug("store: the rollout is unreadable: %s", why);
+        free(why);
+        return PM_EIO;
+    }
+    Pm__Rollout *r = wrap->rollout;
+    if (!r || r->id == 0) {
+        pm_debug("store: the rollout record holds no rollout");
+        pm__response__free_unpacked(wrap, NULL);
+        return PM_EIO;
+    }
+    wrap->rollout = NULL;
+    pm__response__free_unpacked(wrap, NULL);
+    *out = r;
+    return PM_OK;
+}
+
+int
+pm_store_rollout_get(pm_store_t *self, Pm__Rollout **out)
+{
+    MDB_txn *txn = NULL;
+    Pm__Rollout *got = NULL;
+    if (!self || !out)
+        return PM_EINVAL;
+    int rc = s_read_begin(self, &txn);
+    if (rc != PM_OK || !txn) /* no txn: a reader before any writer */
+        return rc == PM_OK ? PM_ENOTFOUND : rc;
+    MDB_val key = {strlen(S_ROLLOUT_KEY), (void *)S_ROLLOUT_KEY}, val;
+    rc = s_err(mdb_get(txn, self->meta, &key, &val));
+    if (rc == PM_OK)
+        rc = s_decode_rollout(&val, &got);
+    s_read_end(self);
+    if (rc == PM_OK)
+        *out = got;
+    return rc;
 }

@@ -5,7 +5,8 @@
  *     except where history retention pruned old ones
  *     (pm_store_set_retention);
  *   - the head (the newest revision number);
- *   - the latest status reported by each node (by node name).
+ *   - the latest status reported by each node (by node name);
+ *   - the current rolling restart (the last one started), whole.
  * A commit is one LMDB write transaction, synced before it returns: after a
  * crash at any point either the whole revision and the new head are on disk
  * or neither is. Other processes may open the same directory and read
@@ -171,5 +172,18 @@ int pm_store_secret_put(pm_store_t *self, const char *id, const void *data,
 int pm_store_secret_get(pm_store_t *self, const char *id, uint8_t **data,
                         size_t *len);
 int pm_store_secret_del(pm_store_t *self, const char *id);
+
+/* The controller's current rolling restart (see controller/pm_rollout.h):
+ * one record, replaced whole by each put, durably (synced before put
+ * returns, like a commit), so that a controller killed at any point finds
+ * on restart the rollout as last put, nodes' states and times included.
+ * put returns PM_EINVAL (and writes nothing) on a read-only store, a NULL
+ * rollout, id 0, or a rollout that would not pass pm_wire when read back
+ * (an over-long or non-UTF-8 string, too many nodes); PM_EFULL as
+ * commits. ROLLOUT is only read. get sets *out (caller frees it with
+ * pm__rollout__free_unpacked) or returns PM_ENOTFOUND when none was ever
+ * put, PM_EIO when the record is damaged. */
+int pm_store_rollout_put(pm_store_t *self, const Pm__Rollout *rollout);
+int pm_store_rollout_get(pm_store_t *self, Pm__Rollout **out);
 
 #endif

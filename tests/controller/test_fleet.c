@@ -1736,3 +1736,422 @@ Test(fleet, drift_history_kept_by_controller)
     s_controller_stop();
     zcert_destroy(&key);
 }
+
+/* ---- rolling restarts --------------------------------------------------- */
+
+/* An agent that answers restart orders as privmta-agent does: an order
+ * for a rollout it has not answered is carried out (it takes answer_ms
+ * and ends ok or not), its result is in every report after; an order for
+ * a rollout it already answered is only answered again. It reports every
+ * 50 ms, postfix running. ORDERS counts every order received, CARRIED
+ * those acted on. With LOSE_FIRST the first order is lost on its way (it
+ * is counted, nothing else). */
+typedef struct {
+    const char *name;
+    zcert_t *cert;
+    bool ok;
+    int answer_ms;
+    _Atomic bool lose_first; /* set by the test thread */
+    _Atomic unsigned orders, carried, reports;
+    /* the actor's own */
+    zsock_t *dealer;
+    bool answered;
+    Pm__RestartResult result;
+    int64_t done_at; /* zclock_mono() its restart ends; 0: none running */
+} s_restarter_t;
+
+static void
+s_restarter_report(s_restarter_t *a)
+{
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    st.name = (char *)a->name;
+    st.postfix_running = true;
+    if (a->result.rollout)
+        st.restart = &a->result;
+    s_send_report(a->dealer,
+                  a->answered ? PM__AGENT_REPORT__KIND__HEARTBEAT
+                              : PM__AGENT_REPORT__KIND__HELLO,
+                  &st);
+    atomic_fetch_add(&a->reports, 1);
+}
+
+static void
+s_restarter_order(s_restarter_t *a, const Pm__RestartOrder *o)
+{
+    if (atomic_fetch_add(&a->orders, 1) == 0 && atomic_load(&a->lose_first))
+        return;
+    if (o->rollout != a->result.rollout) {
+        atomic_fetch_add(&a->carried, 1);
+        pm__restart_result__init(&a->result);
+        a->result.rollout = o->rollout;
+        a->result.phase = (char *)"drain";
+        a->result.at = zclock_time();
+        a->done_at = zclock_mono() + a->answer_ms;
+    }
+    s_restarter_report(a);
+}
+
+static void
+s_restarter_finish(s_restarter_t *a)
+{
+    a->done_at = 0;
+    a->result.done = true;
+    a->result.ok = a->ok;
+    a->result.phase = (char *)(a->ok ? "gate" : "restart");
+    a->result.error =
+        (char *)(a->ok ? "" : "postfix did not start: fatal: bad main.cf");
+    a->result.at = zclock_time();
+    s_restarter_report(a);
+}
+
+static void
+s_restarter_actor(zsock_t *pipe, void *arg)
+{
+    s_restarter_t *a = arg;
+    pm__restart_result__init(&a->result);
+    a->dealer = s_raw_agent(a->cert);
+    zsock_set_reconnect_ivl(a->dealer, 100);
+    s_restarter_report(a);
+    zsock_signal(pipe, 0);
+    zpoller_t *poller = zpoller_new(pipe, a->dealer, NULL);
+    int64_t next_beat = zclock_mono() + 50;
+    for (;;) {
+        int64_t due =
+            a->done_at && a->done_at < next_beat ? a->done_at : next_beat;
+        int64_t wait = due - zclock_mono();
+        void *which = zpoller_wait(poller, wait > 0 ? (int)wait : 0);
+        if (which == pipe || zpoller_terminated(poller))
+            break; /* $TERM */
+        if (which == a->dealer) {
+            zframe_t *f = zframe_recv(a->dealer);
+            Pm__Publication *pub = NULL;
+            if (f && pm_wire_unpack_publication(zframe_data(f), zframe_size(f),
+                                                &pub, NULL) == PM_OK) {
+                a->answered = true;
+                if (pub->kind == PM__PUBLICATION__KIND__RESTART)
+                    s_restarter_order(a, pub->restart);
+                pm__publication__free_unpacked(pub, NULL);
+            }
+            zframe_destroy(&f);
+        }
+        if (a->done_at && zclock_mono() >= a->done_at)
+            s_restarter_finish(a);
+        if (zclock_mono() >= next_beat) {
+            next_beat = zclock_mono() + 50;
+            s_restarter_report(a);
+        }
+    }
+    zpoller_destroy(&poller);
+    zsock_destroy(&a->dealer);
+}
+
+#define S_RESTARTERS 3
+
+typedef struct {
+    zcert_t *keys[S_RESTARTERS];
+    s_restarter_t agents[S_RESTARTERS];
+    zactor_t *actors[S_RESTARTERS];
+} s_restarters_t;
+
+/* mx3, mx1, mx2 (enrolled in that order, restarted by name), each ending
+ * its restarts OK[i] after ANSWER_MS[i]. */
+static void
+s_restarters_start(s_restarters_t *rs, const bool ok[], const int answer_ms[])
+{
+    static const char *const names[S_RESTARTERS] = {"mx3", "mx1", "mx2"};
+    for (size_t i = 0; i < S_RESTARTERS; i++) {
+        rs->keys[i] = s_enrolled_key(names[i]);
+        rs->agents[i] = (s_restarter_t){.name = names[i],
+                                        .cert = rs->keys[i],
+                                        .ok = ok[i],
+                                        .answer_ms = answer_ms[i]};
+        rs->actors[i] = zactor_new(s_restarter_actor, &rs->agents[i]);
+    }
+}
+
+static void
+s_restarters_stop(s_restarters_t *rs)
+{
+    for (size_t i = 0; i < S_RESTARTERS; i++) {
+        zactor_destroy(&rs->actors[i]);
+        zcert_destroy(&rs->keys[i]);
+    }
+}
+
+static s_restarter_t *
+s_restarter(s_restarters_t *rs, const char *name)
+{
+    for (size_t i = 0; i < S_RESTARTERS; i++)
+        if (strcmp(rs->agents[i].name, name) == 0)
+            return &rs->agents[i];
+    cr_assert_fail("no agent %s", name);
+    return NULL;
+}
+
+/* Waits until the controller has every agent "up". */
+static void
+s_wait_all_up(zsock_t *api)
+{
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    Pm__Request nodes = s_req(PM__REQUEST__OP__NODES);
+    for (;;) {
+        Pm__Response *r = s_ask(api, &nodes);
+        size_t up = 0;
+        for (size_t i = 0; i < r->n_nodes; i++)
+            up += strcmp(r->nodes[i]->liveness, "up") == 0;
+        pm__response__free_unpacked(r, NULL);
+        if (up == S_RESTARTERS)
+            return;
+        if (zclock_mono() > deadline)
+            s_show_log();
+        cr_assert_leq(zclock_mono(), deadline, "%zu agents up", up);
+        zclock_sleep(20);
+    }
+}
+
+/* The current rollout (the reply holds it; caller frees), and as
+ * "STATE mx1:STATE ..." in *LINE (static). */
+static Pm__Response *
+s_rollout_status(zsock_t *api, const char **line)
+{
+    static char text[512];
+    Pm__Request req = s_req(PM__REQUEST__OP__ROLLOUT_STATUS);
+    Pm__Response *r = s_ask(api, &req);
+    cr_assert_eq(r->status, PM__RESPONSE__STATUS__OK, "%s", r->error);
+    cr_assert_not_null(r->rollout);
+    static const char *const states[] = {"running", "paused", "done", "halted",
+                                         "aborted"};
+    static const char *const nodes[] = {"pending", "restarting", "settling",
+                                        "done",    "failed",     "unreachable"};
+    snprintf(text, sizeof text, "%s", states[r->rollout->state]);
+    for (size_t i = 0; i < r->rollout->n_nodes; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), " %s:%s",
+                 r->rollout->nodes[i]->name,
+                 nodes[r->rollout->nodes[i]->state]);
+    *line = text;
+    return r;
+}
+
+/* Waits until the rollout's line starts with one of WANT (NULL-terminated);
+ * returns the reply (caller frees). */
+static Pm__Response *
+s_wait_rollout(zsock_t *api, const char *const *want)
+{
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    for (;;) {
+        const char *line = NULL;
+        Pm__Response *r = s_rollout_status(api, &line);
+        for (size_t i = 0; want[i]; i++)
+            if (strncmp(line, want[i], strlen(want[i])) == 0)
+                return r;
+        if (zclock_mono() > deadline)
+            s_show_log();
+        cr_assert_leq(zclock_mono(), deadline, "rollout: %s", line);
+        pm__response__free_unpacked(r, NULL);
+        zclock_sleep(20);
+    }
+}
+
+/* `privmta-ctl ARGS` against the test's controller (caller frees). */
+static char *
+s_ctl(const char *args)
+{
+    char *cmd = pm_asprintf("%s/controller/privmta-ctl --state-dir %s "
+                            "--controller %s %s",
+                            PM_BUILD_DIR, s_dir, s_ctl_ep, args);
+    char *out = s_run(cmd);
+    free(cmd);
+    return out;
+}
+
+/* `privmta-ctl restart --rolling --wait` over three agents: batch 1, in
+ * name order, each after the one before settled; it ends DONE and the CLI
+ * exits 0. `rollout status` shows it as text and JSON. */
+Test(fleet, rolling_restart_goes_done_in_name_order)
+{
+    s_stale_ms = 1000; /* the rollout waits this long after a start */
+    s_down_ms = 3000;
+    s_restarters_t rs;
+    s_restarters_start(&rs, (bool[]){true, true, true}, (int[]){100, 100, 100});
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    s_wait_all_up(api);
+    char *out = s_ctl("restart --rolling --min-healthy 1s --deadline 30s "
+                      "--wait=60 2>&1; echo rc=$?");
+    cr_expect(strstr(out, "rollout 1 started: postfix on 3 nodes, 1 at a "
+                          "time") != NULL,
+              "%s", out);
+    cr_expect(strstr(out, "mx1 done (") && strstr(out, "mx3 done ("), "%s",
+              out);
+    cr_expect(strstr(out, "rollout 1 done: 3 of 3 nodes restarted\nrc=0\n"),
+              "%s", out);
+    free(out);
+
+    const char *line = NULL;
+    Pm__Response *r = s_rollout_status(api, &line);
+    cr_expect_str_eq(line, "done mx1:done mx2:done mx3:done");
+    const Pm__Rollout *ro = r->rollout;
+    for (size_t i = 1; i < ro->n_nodes; i++)
+        cr_expect_geq(ro->nodes[i]->started, ro->nodes[i - 1]->finished,
+                      "%s started before %s was done", ro->nodes[i]->name,
+                      ro->nodes[i - 1]->name);
+    cr_expect_eq(ro->spec->min_healthy_ms, 1000);
+    pm__response__free_unpacked(r, NULL);
+    for (size_t i = 0; i < S_RESTARTERS; i++) {
+        cr_expect_eq(atomic_load(&rs.agents[i].carried), 1, "%s",
+                     rs.agents[i].name);
+        cr_expect_geq(atomic_load(&rs.agents[i].orders), 1);
+    }
+
+    out = s_ctl("rollout status");
+    static const char head[] = "rollout 1 (postfix): done, started ";
+    cr_expect(strncmp(out, head, strlen(head)) == 0, "%s", out);
+    cr_expect(strstr(out, ", 3 of 3 nodes done\nNODE ") != NULL, "%s", out);
+    cr_expect(strstr(out, "\nmx1              done ") != NULL, "%s", out);
+    cr_expect_null(strstr(out, "auto-revert"), "%s", out);
+    free(out);
+    out = s_ctl("rollout status --json");
+    json_t *doc = json_loads(out, 0, NULL);
+    cr_assert(json_is_object(doc), "%s", out);
+    cr_expect_eq(json_integer_value(json_object_get(doc, "id")), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(doc, "state")), "done");
+    json_t *first = json_array_get(json_object_get(doc, "nodes"), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(first, "name")), "mx1");
+    cr_expect_eq(json_integer_value(
+                     json_object_get(json_object_get(doc, "spec"), "batch")),
+                 1);
+    json_decref(doc);
+    free(out);
+    out = s_ctl("restart --service postfix 2>&1; echo rc=$?");
+    cr_expect(strstr(out, "only rolling restarts exist") &&
+                  strstr(out, "rc=2\n"),
+              "%s", out);
+    free(out);
+
+    zsock_destroy(&api);
+    s_controller_stop();
+    s_restarters_stop(&rs);
+}
+
+/* mx2 fails its restart: the rollout halts naming it and the check, mx3
+ * is never told, and `restart --wait` exits 1 with the reason. */
+Test(fleet, failed_restart_halts_and_leaves_the_rest)
+{
+    s_stale_ms = 1000;
+    s_down_ms = 3000;
+    s_restarters_t rs;
+    s_restarters_start(&rs, (bool[]){true, true, false},
+                       (int[]){100, 100, 100});
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    s_wait_all_up(api);
+    char *out = s_ctl("restart --rolling --min-healthy 1s --deadline 30s "
+                      "--wait=60 2>&1; echo rc=$?");
+    cr_expect(strstr(out, "privmta-ctl: rollout 1 halted: mx2 failed: "
+                          "restart: postfix did not start: fatal: bad "
+                          "main.cf (1 failure, more than max-failures 0)\n"
+                          "rc=1\n") != NULL,
+              "%s", out);
+    free(out);
+    const char *line = NULL;
+    Pm__Response *r = s_rollout_status(api, &line);
+    cr_expect_str_eq(line, "halted mx1:done mx2:failed mx3:pending");
+    cr_expect_str_eq(r->rollout->nodes[1]->detail,
+                     "restart: postfix did not start: fatal: bad main.cf");
+    pm__response__free_unpacked(r, NULL);
+    /* 20 more of mx3's reports (1 s: several rollout ticks), and it is
+     * still never told */
+    s_restarter_t *mx3 = s_restarter(&rs, "mx3");
+    unsigned want = atomic_load(&mx3->reports) + 20;
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (atomic_load(&mx3->reports) < want) {
+        cr_assert_lt(zclock_mono(), deadline, "mx3 stopped reporting");
+        zclock_sleep(10);
+    }
+    cr_expect_eq(atomic_load(&mx3->orders), 0);
+    cr_expect_eq(atomic_load(&s_restarter(&rs, "mx1")->carried), 1);
+    /* halted is over: the policy may change again */
+    s_push(api, 1);
+
+    zsock_destroy(&api);
+    s_controller_stop();
+    s_restarters_stop(&rs);
+}
+
+/* The controller is killed (SIGKILL) after mx1 is done, while mx2 is
+ * told to restart but has not answered (its order was lost), and started
+ * again: the rollout goes on to DONE from what the store holds; mx2's
+ * order is sent again, mx1 gets no second one, and no node restarts
+ * twice. Meanwhile a policy change is refused with a sentence that says
+ * why. */
+Test(fleet, killed_controller_resumes_the_rollout)
+{
+    s_stale_ms = 1000;
+    s_down_ms = 3000;
+    s_restarters_t rs;
+    s_restarters_start(&rs, (bool[]){true, true, true}, (int[]){100, 100, 100});
+    atomic_store(&s_restarter(&rs, "mx2")->lose_first, true);
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    s_wait_all_up(api);
+    Pm__RolloutSpec spec = PM__ROLLOUT_SPEC__INIT;
+    spec.service = (char *)"all";
+    spec.min_healthy_ms = 500;
+    spec.deadline_ms = 30000;
+    Pm__Request start = s_req(PM__REQUEST__OP__ROLLOUT_START);
+    start.rollout_spec = &spec;
+    Pm__Response *r = s_ask(api, &start);
+    cr_assert_eq(r->status, PM__RESPONSE__STATUS__OK, "%s", r->error);
+    pm__response__free_unpacked(r, NULL);
+    static const char *const mid[] = {"running mx1:done mx2:restarting", NULL};
+    pm__response__free_unpacked(s_wait_rollout(api, mid), NULL);
+
+    Pm__Edit e = PM__EDIT__INIT, *edits[1] = {&e};
+    e.key = (char *)"antispam.subject_prefix";
+    e.value = (char *)"[mid]";
+    Pm__Request set = s_req(PM__REQUEST__OP__SET);
+    set.edits = edits;
+    set.n_edits = 1;
+    r = s_ask(api, &set);
+    cr_expect_eq(r->status, PM__RESPONSE__STATUS__CONFLICT);
+    cr_expect_str_eq(r->error, "a rolling restart is running (rollout 1, 1 "
+                               "of 3 nodes done): wait for it or "
+                               "`privmta-ctl rollout abort`");
+    pm__response__free_unpacked(r, NULL);
+
+    zsock_destroy(&api);
+    s_controller_kill();
+    s_controller_start(100);
+    api = s_admin_ready();
+    static const char *const end[] = {"done ", "halted ", NULL};
+    const char *line = NULL;
+    r = s_wait_rollout(api, end);
+    pm__response__free_unpacked(r, NULL);
+    r = s_rollout_status(api, &line);
+    cr_expect_str_eq(line, "done mx1:done mx2:done mx3:done");
+    cr_expect_eq(r->rollout->id, 1);
+    pm__response__free_unpacked(r, NULL);
+    s_restarter_t *mx1 = s_restarter(&rs, "mx1");
+    printf("rollout across a SIGKILL: orders received mx1 %u, mx2 %u, mx3 "
+           "%u\n",
+           atomic_load(&mx1->orders),
+           atomic_load(&s_restarter(&rs, "mx2")->orders),
+           atomic_load(&s_restarter(&rs, "mx3")->orders));
+    fflush(stdout);
+    cr_expect_eq(atomic_load(&mx1->orders), 1, "mx1 was ordered again");
+    cr_expect_geq(atomic_load(&s_restarter(&rs, "mx2")->orders), 2);
+    for (size_t i = 0; i < S_RESTARTERS; i++)
+        cr_expect_eq(atomic_load(&rs.agents[i].carried), 1,
+                     "%s restarted %u "
+                     "times",
+                     rs.agents[i].name, atomic_load(&rs.agents[i].carried));
+    char *log = s_slurp(s_path("controller.log"));
+    cr_expect(strstr(log, "rollout 1 is running: 1 of 3 nodes done; taking "
+                          "it up where it was") != NULL,
+              "%s", log);
+    free(log);
+
+    zsock_destroy(&api);
+    s_controller_stop();
+    s_restarters_stop(&rs);
+}

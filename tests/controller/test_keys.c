@@ -103,7 +103,8 @@ Test(keys, controller_first_start_creates_keys)
     cr_expect_eq(s_mode(s_path("state/clients/controller.cert")), -1);
 
     /* the enrolled admin key is the one privmta-ctl will use */
-    zcert_t *enrolled = pm_keys_load(s_path("state/clients/admin-admin.cert"), &why);
+    zcert_t *enrolled =
+        pm_keys_load(s_path("state/clients/admin-admin.cert"), &why);
     cr_assert_not_null(enrolled, "%s", why ? why : "");
     zcert_t *admin = pm_keys_load(s_path("state/keys/admin.cert"), &why);
     cr_assert_not_null(admin, "%s", why ? why : "");

@@ -169,6 +169,36 @@ Test(postconf, write_then_has)
     cr_expect_not(pm_postconf_has(s_dir, &other, 1));
 }
 
+/* What main.cf itself sets, unexpanded; NULL for what it leaves to the
+ * default. Unsetting removes the line, twice is no error. */
+Test(postconf, read_set_and_unset)
+{
+    s_scratch("# keep me\nmyorigin = $myhostname\nsmtpd_delay_reject = no\n");
+    const char *names[] = {"myorigin", "smtpd_delay_reject", "mynetworks"};
+    char *v[3];
+    char *why = NULL;
+    cr_assert_eq(pm_postconf_read_set(s_dir, names, 3, v, &why), PM_OK, "%s",
+                 why ? why : "");
+    cr_expect_str_eq(v[0], "$myhostname");
+    cr_expect_str_eq(v[1], "no");
+    cr_expect_null(v[2]);
+    s_free_all(v, 3);
+    const char *unset[] = {"smtpd_delay_reject", "mynetworks"};
+    cr_assert_eq(pm_postconf_unset(s_dir, unset, 2, &why), PM_OK, "%s",
+                 why ? why : "");
+    cr_assert_eq(pm_postconf_unset(s_dir, unset, 2, &why), PM_OK, "%s",
+                 why ? why : "");
+    cr_expect_leq(s_mtime(), time(NULL) - 1, "main.cf not dated back");
+    char path[128], buf[256] = "";
+    snprintf(path, sizeof path, "%s/main.cf", s_dir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cr_expect_str_eq(buf, "# keep me\nmyorigin = $myhostname\n");
+}
+
 /* postconf -e takes a parameter Postfix does not know; reading it back
  * does not (postconf -n warns "unused parameter"). */
 Test(postconf, write_refuses_what_does_not_read_back)
