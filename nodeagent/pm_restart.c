@@ -37,9 +37,10 @@ typedef struct {
     char *service;
     int64_t drain_ms;
     const char *phase;
-    bool stopping;        /* $TERM seen */
-    bool abandoned;       /* test hook: end as if killed */
-    bool drained;         /* main.cf may hold the drain values */
+    int64_t phase_at; /* zclock_mono() the phase began: its time is logged */
+    bool stopping;    /* $TERM seen */
+    bool abandoned;   /* test hook: end as if killed */
+    bool drained;     /* main.cf may hold the drain values */
     char *orig[S_NDRAIN]; /* postconf -n before the drain; NULL: not set */
     pm_svcprobe_listener_t *ls;
     size_t n_ls;
@@ -216,12 +217,30 @@ s_emit(s_restart_t *self, bool done, bool ok, const char *error)
     free(buf);
 }
 
+/* How long the phase that ends now took, in ms (for the log: where a
+ * node's time out of rotation goes). */
+static long long
+s_phase_ms(s_restart_t *self)
+{
+    int64_t now = zclock_mono();
+    long long ms = self->phase_at ? (long long)(now - self->phase_at) : 0;
+    self->phase_at = now;
+    return ms;
+}
+
 static void
 s_phase(s_restart_t *self, const char *phase)
 {
+    const char *was = self->phase;
+    long long ms = s_phase_ms(self);
     self->phase = phase;
-    pm_info("restart %llu (%s): %s", (unsigned long long)self->rollout,
-            self->service, phase);
+    if (was && strcmp(was, phase) != 0)
+        pm_info("restart %llu (%s): %s (%s took %lld ms)",
+                (unsigned long long)self->rollout, self->service, phase, was,
+                ms);
+    else
+        pm_info("restart %llu (%s): %s", (unsigned long long)self->rollout,
+                self->service, phase);
     s_emit(self, false, false, NULL);
 }
 
@@ -457,8 +476,9 @@ s_run(s_restart_t *self)
                     (unsigned long long)self->rollout, self->phase);
     } else {
         if (ok)
-            pm_info("restart %llu (%s): done",
-                    (unsigned long long)self->rollout, self->service);
+            pm_info("restart %llu (%s): done (%s took %lld ms)",
+                    (unsigned long long)self->rollout, self->service,
+                    self->phase, s_phase_ms(self));
         else
             pm_warn("restart %llu (%s) failed in phase %s: %s",
                     (unsigned long long)self->rollout, self->service,

@@ -42,7 +42,9 @@ expect_exit 0 "deploy/cluster.sh publish" bash "$SRC/deploy/cluster.sh" publish
 check "version 6 spreads to every node's filter" wait_for 60 loaded_all 6
 check "the mirror served each file at most twice for the whole cluster" \
     awk '$3 == 200 { n[$2]++ } END { for (f in n) if (n[f] > 2) exit 1 }' \
-    "$WORK/cluster/mirror/access.log"
+    "$WORK/cluster/mirror/access.log" ||
+    { awk '$3 == 200 { print "# served: " $0 }' "$WORK/cluster/mirror/access.log"
+      grep -h "duty\|fetch" "$WORK"/cluster/mx*/agent.log | sed 's/^/# /' | tail -20; }
 printf 'MZ\n' >"$WORK/x.bin"
 for i in 1 2 3; do
     swaks --server "127.0.0.1$i:2525" --from a@remote.example --to "postmaster@mx$i.test" \
@@ -96,7 +98,7 @@ echo "# rolling restart of 3 nodes (postfix + milter) under load: $(((t1 - t0) /
     "$(cat "$WORK/counts")"
 jq -r '.nodes[] | "# \(.name): out of rotation \(.settling_since - .started) ms (drain, restart, gate), healthy check \(.finished - .settling_since) ms"' \
     "$WORK/rollout.json"
-grep -h "restart 1 " "$WORK/cluster/mx1/agent.log" | sed 's/^/# mx1: /'
+grep -h "restart 1[ :]" "$WORK/cluster/mx1/agent.log" | sed 's/^/# mx1: /'
 
 # ---- a node whose milter does not come back halts the rollout there ---------------------
 # (its socket path is taken by a directory: the new milter cannot listen)
