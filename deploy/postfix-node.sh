@@ -93,6 +93,13 @@ cmd_create() {
     chmod 0755 "$dir"
     mkdir -p "$etc" "$dir/queue" "$dir/data" "$dir/mail"
     chown postfix "$dir/data"
+    # postlogd (root) appends to the maillog; postsuper, run by `postfix
+    # start` as the mail owner before postlogd is up, writes its warnings
+    # there itself: a message cut mid-receipt by a hard stop leaves a file
+    # postsuper warns about, and a maillog it cannot open makes the start
+    # fail ("Postfix integrity check failed").
+    touch "$dir/maillog"
+    chown postfix "$dir/maillog"
     chmod 0700 "$dir/data"
     chmod 1777 "$dir/mail"
     : >"$etc/main.cf"

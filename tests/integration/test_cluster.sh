@@ -58,10 +58,10 @@ done
 # ---- a rolling restart of everything, under continuous load ----------------------
 # Four clients send through all three nodes the whole time; every message a
 # client got 250 for must be delivered, and no client may see a 5xx or a
-# session cut after the greeting (smtp_load.py counts each session).
+# session cut after the greeting (smtp_account.py counts each session).
 LOAD="$WORK/load"
 mkdir -p "$LOAD"
-python3 "$SRC/tests/integration/smtp_load.py" "$LOAD" "$LOAD/stop" \
+python3 "$SRC/tests/integration/smtp_account.py" "$LOAD" "$LOAD/stop" \
     127.0.0.11:2525=mx1.test 127.0.0.12:2525=mx2.test 127.0.0.13:2525=mx3.test &
 LOADPID=$!
 accepted() { wc -l <"$LOAD/accepted" 2>/dev/null || echo 0; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Continuous SMTP load through several nodes, with an exact account.
 
-Usage: smtp_load.py OUT_DIR STOP_FILE HOST:PORT=DOMAIN...
+Usage: smtp_account.py OUT_DIR STOP_FILE HOST:PORT=DOMAIN...
 
 CLIENTS threads (env SMTP_LOAD_CLIENTS, default 4) each send one message
 per session to postmaster@DOMAIN, round-robin over the servers, until
