@@ -1,62 +1,26 @@
 /* pm_agent.c - the agent actor. */
-#include "pm_agent.h"
+#include "pm_agent_private.h"
 #include "pm_crash.h"
 #include "pm_file.h"
 #include "pm_handoff.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
-#include "pm_restart.h"
 #include "pm_scanstatus.h"
 #include "pm_sigsync.h"
 #include "pm_store.h"
-#include "pm_text.h"
 #include "pm_wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
-
-/* How often the backend looks for hand edits (pm_backend_t.drift): a
- * stat(2) of main.cf when nothing changed, so a change is put back and
- * reported within about a second. */
-#define S_DRIFT_MS 1000
-#define S_RESTART_FILE_MAX (64u << 10) /* restart.pb read back */
-
-typedef struct {
-    pm_agent_config_t cfg;
-    zsock_t *pipe, *dealer;
-    pm_store_t *store;
-    Pm__Revision *current; /* last applied revision, NULL before any */
-    uint64_t applied, seen;
-    char *apply_error;        /* why `seen` could not be applied, or NULL */
-    char *node;               /* the name the controller enrolled us as */
-    Pm__Publication *pending; /* whose apply failed: retried, or NULL */
-    int64_t next_retry;
-    int retry_ms;
-    int64_t last_heard, next_beat, next_resync;
-    bool hello_answered, silent;
-    zactor_t *sigsync; /* ClamAV databases, or NULL */
-    zchunk_t *sigs;    /* its last status, packed, or NULL */
-    Pm__Drift **drift; /* the last hand edit found, reported */
-    size_t n_drift;
-    int64_t next_drift;
-    int drift_retry_ms; /* backoff while a hand edit cannot be undone */
-    bool drift_error;   /* apply_error says why it could not */
-    zpoller_t *poller;
-    zactor_t *restart;               /* the restart running, or NULL */
-    Pm__RestartResult *restart_last; /* its state, or the last outcome */
-    char *restart_file;              /* STATE/restart.pb, or NULL */
-    char *restart_journal;           /* STATE/restart-drain.cf, or NULL */
-} s_agent_t;
 
 /* Gives ST the signature fields of the sigsync's last status (a copy:
  * each report owns what it carries). */
 static void
-s_fill_sigs(s_agent_t *self, Pm__NodeStatus *st)
+s_fill_sigs(pm_agent_state_t *self, Pm__NodeStatus *st)
 {
     if (!self->sigs)
         return;
@@ -78,8 +42,8 @@ s_fill_sigs(s_agent_t *self, Pm__NodeStatus *st)
     pm__node_status__free_unpacked(from, NULL);
 }
 
-static void
-s_send(s_agent_t *self, Pm__AgentReport__Kind kind)
+void
+pm_agent_send(pm_agent_state_t *self, Pm__AgentReport__Kind kind)
 {
     if (!self->dealer)
         return; /* at start, before connecting: the hello carries it */
@@ -120,21 +84,21 @@ s_send(s_agent_t *self, Pm__AgentReport__Kind kind)
 }
 
 static void
-s_resync(s_agent_t *self, const char *why)
+s_resync(pm_agent_state_t *self, const char *why)
 {
     int64_t now = zclock_mono();
     if (now < self->next_resync)
         return; /* one request in flight is enough */
     self->next_resync = now + self->cfg.heartbeat_ms;
     pm_info("node %s: %s; asking for a snapshot", self->node, why);
-    s_send(self, PM__AGENT_REPORT__KIND__RESYNC);
+    pm_agent_send(self, PM__AGENT_REPORT__KIND__RESYNC);
 }
 
 /* This node's policy: a copy with its overrides applied, or NULL when it
  * has none and the cluster policy applies as it is (the common case; no
  * copy per revision per node). */
-static Pm__Policy *
-s_effective(s_agent_t *self, const Pm__Policy *policy)
+Pm__Policy *
+pm_agent_effective(pm_agent_state_t *self, const Pm__Policy *policy)
 {
     for (size_t i = 0; i < policy->n_overrides; i++)
         if (strcmp(policy->overrides[i]->node, self->node) == 0)
@@ -161,7 +125,7 @@ s_key_in_place(const char *path, size_t len, gid_t gid)
  * key is not there yet. Root-owned, 0640, readable through the milter's
  * group; never through a link the milter's user may have planted. */
 static bool
-s_write_secrets(s_agent_t *self, const Pm__Publication *pub, char **why)
+s_write_secrets(pm_agent_state_t *self, const Pm__Publication *pub, char **why)
 {
     if (!self->cfg.milter_dir || !pub->n_secrets)
         return true;
@@ -185,8 +149,8 @@ s_write_secrets(s_agent_t *self, const Pm__Publication *pub, char **why)
 
 /* Hands REV, with this node's effective POLICY, to the milter. */
 static bool
-s_handoff(s_agent_t *self, const Pm__Revision *rev, const Pm__Policy *policy,
-          char **why)
+s_handoff(pm_agent_state_t *self, const Pm__Revision *rev,
+          const Pm__Policy *policy, char **why)
 {
     if (!self->cfg.milter_dir)
         return true;
@@ -207,13 +171,13 @@ s_handoff(s_agent_t *self, const Pm__Revision *rev, const Pm__Policy *policy,
  * two never stay on different revisions. A disk too full for the milter's
  * copy fails the apply before Postfix is touched. */
 static bool
-s_enforce(s_agent_t *self, const Pm__Publication *pub, char **why)
+s_enforce(pm_agent_state_t *self, const Pm__Publication *pub, char **why)
 {
     const Pm__Revision *rev = pub->revision;
     if (!s_write_secrets(self, pub, why))
         return false;
     pm_crash_point("keys");
-    Pm__Policy *eff = s_effective(self, rev->policy);
+    Pm__Policy *eff = pm_agent_effective(self, rev->policy);
     const Pm__Policy *p = eff ? eff : rev->policy;
     bool ok = s_handoff(self, rev, p, why);
     pm_crash_point("handoff");
@@ -222,7 +186,7 @@ s_enforce(s_agent_t *self, const Pm__Publication *pub, char **why)
         ok = false;
         if (self->current) {
             char *ignored = NULL;
-            Pm__Policy *old = s_effective(self, self->current->policy);
+            Pm__Policy *old = pm_agent_effective(self, self->current->policy);
             if (!s_handoff(self, self->current,
                            old ? old : self->current->policy, &ignored))
                 pm_warn("node %s: the milter could not be put back on "
@@ -247,12 +211,12 @@ s_enforce(s_agent_t *self, const Pm__Publication *pub, char **why)
 /* The signature actor follows what the node enforces: the applied
  * revision with this node's overrides. */
 static void
-s_sigsync_policy(s_agent_t *self)
+s_sigsync_policy(pm_agent_state_t *self)
 {
     if (!self->sigsync || !self->current)
         return;
     zstr_sendx(self->sigsync, "NODE", self->node, NULL);
-    Pm__Policy *eff = s_effective(self, self->current->policy);
+    Pm__Policy *eff = pm_agent_effective(self, self->current->policy);
     const Pm__Policy *p = eff ? eff : self->current->policy;
     size_t len = 0;
     uint8_t *buf = pm_wire_pack(&p->base, &len);
@@ -264,7 +228,7 @@ s_sigsync_policy(s_agent_t *self)
 /* Enforces PUB's revision (PUB taken over) and acknowledges the outcome.
  * On failure PUB is kept and retried with backoff. */
 static void
-s_attempt(s_agent_t *self, Pm__Publication *pub)
+s_attempt(pm_agent_state_t *self, Pm__Publication *pub)
 {
     char *why = NULL;
     Pm__Revision *rev = pub->revision;
@@ -299,110 +263,12 @@ s_attempt(s_agent_t *self, Pm__Publication *pub)
                 self->retry_ms / 1000);
     }
     free(why);
-    s_send(self, PM__AGENT_REPORT__KIND__APPLIED);
-}
-
-/* ---- hand edits ---------------------------------------------------------- */
-
-static void
-s_drift_free(Pm__Drift ***list_p, size_t n)
-{
-    for (size_t i = 0; *list_p && i < n; i++)
-        pm__drift__free_unpacked((*list_p)[i], NULL);
-    PM_FREE(list_p);
-}
-
-/* Whether FOUND is the edit reported last, still not undone (a retry): it
- * keeps its time, so the controller's history counts it once. */
-static bool
-s_drift_again(const s_agent_t *self, Pm__Drift *const *found, size_t n)
-{
-    if (n != self->n_drift)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (self->drift[i]->reverted ||
-            strcmp(self->drift[i]->parameter, found[i]->parameter) != 0 ||
-            strcmp(self->drift[i]->found, found[i]->found) != 0)
-            return false;
-    return true;
-}
-
-/* Puts the applied revision back after FOUND (taken over) was changed by
- * hand, and reports it at once. A failure says why in the node's error and
- * is retried with backoff (1 s doubling to 60 s), not every second. */
-static void
-s_undo_drift(s_agent_t *self, Pm__Drift **found, size_t n)
-{
-    char *why = NULL;
-    Pm__Policy *eff = s_effective(self, self->current->policy);
-    bool ok = self->cfg.backend->apply(self->cfg.backend,
-                                       eff ? eff : self->current->policy,
-                                       self->applied, &why) == 0;
-    pm_policy_free(&eff);
-    int64_t at = s_drift_again(self, found, n) ? self->drift[0]->at
-                                               : (int64_t)time(NULL);
-    for (size_t i = 0; i < n; i++) {
-        Pm__Drift *d = found[i];
-        d->at = at;
-        d->revision = self->applied;
-        d->reverted = ok;
-        pm_wire_set_string(&d->error, ok ? "" : why);
-        char *was = pm_text_escape(d->found, 200);
-        char *want = pm_text_escape(d->applied, 200);
-        pm_warn("node %s: %s was changed by hand to \"%s\"; %s \"%s\" of "
-                "revision %llu",
-                self->node, d->parameter, was,
-                ok ? "put back" : "could not put back", want,
-                (unsigned long long)self->applied);
-        free(was);
-        free(want);
-    }
-    s_drift_free(&self->drift, self->n_drift);
-    self->drift = found;
-    self->n_drift = n;
-    if (ok) {
-        self->drift_retry_ms = 0;
-    } else {
-        int ms = self->drift_retry_ms ? self->drift_retry_ms * 2 : 1000;
-        self->drift_retry_ms = ms > 60000 ? 60000 : ms;
-        self->next_drift = zclock_mono() + self->drift_retry_ms;
-        pm_warn("node %s: %s (trying again in %d s)", self->node, why,
-                self->drift_retry_ms / 1000);
-    }
-    if (ok && self->drift_error)
-        PM_FREE(&self->apply_error);
-    if (!ok) {
-        free(self->apply_error);
-        self->apply_error = pm_asprintf(
-            "revision %llu: a hand edit of %s could not be undone: %s",
-            (unsigned long long)self->applied, found[0]->parameter, why);
-    }
-    self->drift_error = !ok;
-    free(why);
-    s_send(self, PM__AGENT_REPORT__KIND__HEARTBEAT);
-}
-
-/* Once a second: has someone edited what the policy owns? Not while a
- * revision is pending: its retry rewrites everything anyway; nor while a
- * restart runs: its drain changes owned parameters on purpose. The next
- * check is set either way: the loop waits until it is due. */
-static void
-s_check_drift(s_agent_t *self, int64_t now)
-{
-    if (!self->cfg.backend->drift || !self->current || now < self->next_drift)
-        return;
-    self->next_drift = now + S_DRIFT_MS;
-    if (self->pending || self->restart)
-        return;
-    Pm__Drift **found = NULL;
-    size_t n = self->cfg.backend->drift(self->cfg.backend, &found);
-    if (n)
-        s_undo_drift(self, found, n);
+    pm_agent_send(self, PM__AGENT_REPORT__KIND__APPLIED);
 }
 
 /* Membership, duties and cool-downs are the signature actor's business. */
 static void
-s_sigsync_members(s_agent_t *self, const Pm__Publication *pub)
+s_sigsync_members(pm_agent_state_t *self, const Pm__Publication *pub)
 {
     if (!self->sigsync)
         return;
@@ -413,196 +279,12 @@ s_sigsync_members(s_agent_t *self, const Pm__Publication *pub)
     free(buf);
 }
 
-/* ---- rolling restarts ---------------------------------------------------- */
-
-static pm_restart_config_t
-s_restart_config(const s_agent_t *self)
-{
-    return (pm_restart_config_t){
-        .postfix_dir = self->cfg.postfix_dir,
-        .milter_socket = self->cfg.milter_socket,
-        .milter_restart = self->cfg.milter_restart,
-        .journal = self->restart_journal,
-        .gate_ms = self->cfg.restart_gate_ms,
-    };
-}
-
-/* Keeps the restart's state in STATE/restart.pb, as a NodeStatus that
- * carries only it, so that reading it back goes through pm_wire's gate. */
-static void
-s_restart_keep(s_agent_t *self)
-{
-    if (!self->restart_file || !self->restart_last)
-        return;
-    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
-    st.name = self->node;
-    st.restart = self->restart_last;
-    size_t len = 0;
-    char *why = NULL;
-    uint8_t *buf = pm_wire_pack(&st.base, &len);
-    if (pm_file_write(self->restart_file, buf, len, 0600, (gid_t)-1, &why) !=
-        PM_OK)
-        pm_warn("node %s: the restart's state is not kept: %s", self->node,
-                why);
-    free(buf);
-    free(why);
-}
-
-/* Replaces the restart's state with R (taken over). */
-static void
-s_restart_set(s_agent_t *self, Pm__RestartResult *r)
-{
-    if (self->restart_last)
-        pm__restart_result__free_unpacked(self->restart_last, NULL);
-    self->restart_last = r;
-}
-
-static Pm__RestartResult *
-s_restart_result(uint64_t rollout, const char *phase)
-{
-    Pm__RestartResult *r = pm_malloc(sizeof *r);
-    pm__restart_result__init(r);
-    r->rollout = rollout;
-    r->phase = pm_strdup(phase);
-    r->error = pm_strdup("");
-    r->at = zclock_time();
-    return r;
-}
-
-/* A RESTART publication: carried out once (see pm_agent.h). */
-static void
-s_restart_begin(s_agent_t *self, const Pm__RestartOrder *order)
-{
-    const Pm__RestartResult *last = self->restart_last;
-    unsigned long long id = order->rollout;
-    if (last && order->rollout <= last->rollout) {
-        if (order->rollout < last->rollout)
-            pm_warn("node %s: restart order of rollout %llu ignored: "
-                    "rollout %llu came after it",
-                    self->node, id, (unsigned long long)last->rollout);
-        s_send(self, PM__AGENT_REPORT__KIND__HEARTBEAT);
-        return;
-    }
-    if (self->restart) {
-        pm_warn("node %s: restart order of rollout %llu ignored: rollout "
-                "%llu is still restarting",
-                self->node, id, (unsigned long long)last->rollout);
-        return;
-    }
-    pm_info("node %s: restarting %s (rollout %llu, drain %lld ms)", self->node,
-            order->service, id, (long long)order->drain_ms);
-    bool milter = strcmp(order->service, "milter") == 0;
-    s_restart_set(self, s_restart_result(id, milter ? "restart" : "drain"));
-    s_restart_keep(self);
-    pm_restart_config_t rc = s_restart_config(self);
-    self->restart = pm_restart_new(&rc, order);
-    if (self->restart) {
-        zpoller_add(self->poller, self->restart);
-    } else {
-        self->restart_last->done = true;
-        pm_wire_set_string(&self->restart_last->error,
-                           "the restart's thread did not start");
-        s_restart_keep(self);
-    }
-    s_send(self, PM__AGENT_REPORT__KIND__HEARTBEAT);
-}
-
-/* The restart actor's news: reported at once; at the end kept, the actor
- * gone, and what waited for it (a revision, drift checks) goes on. */
-static void
-s_on_restart(s_agent_t *self)
-{
-    char *cmd = NULL;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    Pm__RestartResult *r = NULL;
-    if (zsock_recv(self->restart, "sb", &cmd, &buf, &len) == 0 && cmd &&
-        strcmp(cmd, "STATUS") == 0)
-        r = pm__restart_result__unpack(NULL, len, buf);
-    free(cmd);
-    free(buf);
-    if (!r)
-        return;
-    s_restart_set(self, r);
-    if (r->done) {
-        s_restart_keep(self);
-        zpoller_remove(self->poller, self->restart);
-        zactor_destroy(&self->restart);
-        self->next_retry = zclock_mono();
-    }
-    s_send(self, PM__AGENT_REPORT__KIND__HEARTBEAT);
-}
-
-/* At start: Postfix put back on its own configuration if a restart was
- * cut short (pm_restart_recover). Returns why it could not be, or NULL;
- * caller frees. */
-static char *
-s_restart_recover(s_agent_t *self)
-{
-    char *why = NULL;
-    bool acted = false;
-    pm_restart_config_t rc = s_restart_config(self);
-    if (pm_restart_recover(&rc, &acted, &why) != PM_OK) {
-        pm_error("node %s: after a restart cut short, Postfix could not be "
-                 "put back on its configuration: %s",
-                 self->node, why);
-        return why ? why : pm_strdup("failed");
-    }
-    if (acted)
-        pm_warn("node %s: a restart was cut short; Postfix is back on its "
-                "configuration",
-                self->node);
-    free(why);
-    return NULL;
-}
-
-/* At start: the last restart's state. One this agent did not finish (it
- * was killed or stopped) is over, not ok, once Postfix is back on its own
- * configuration. */
-static void
-s_restart_load(s_agent_t *self)
-{
-    char *data = NULL, *why = NULL, *recovery = s_restart_recover(self);
-    size_t len = 0;
-    Pm__NodeStatus *st = NULL;
-    if (self->restart_file &&
-        pm_file_read(self->restart_file, S_RESTART_FILE_MAX, PM_FILE_STRICT,
-                     &data, &len, NULL) == PM_OK &&
-        (pm_wire_unpack_node_status((const uint8_t *)data, len, &st, &why) !=
-             PM_OK ||
-         !st->restart))
-        pm_warn("node %s: %s ignored: %s", self->node, self->restart_file,
-                why ? why : "no restart in it");
-    if (st && st->restart) {
-        s_restart_set(self, st->restart);
-        st->restart = NULL;
-    }
-    Pm__RestartResult *r = self->restart_last;
-    if (r && !r->done) {
-        char *e =
-            pm_asprintf("%s%s%s", PM_RESTART_STOPPED_ERROR,
-                        recovery ? "; Postfix could not be put back: " : "",
-                        recovery ? recovery : "");
-        r->done = true;
-        r->ok = false;
-        pm_wire_set_string(&r->error, e);
-        r->at = zclock_time();
-        s_restart_keep(self);
-        free(e);
-    }
-    if (st)
-        pm__node_status__free_unpacked(st, NULL);
-    free(recovery);
-    free(data);
-    free(why);
-}
-
 /* A revision that comes while a restart runs waits for its end: its apply
  * would rewrite main.cf under the drain and reload Postfix into taking
  * sessions again. It becomes the pending one (a newer one replaces it:
  * each carries the whole policy), tried when the restart is over. */
 static void
-s_hold(s_agent_t *self, Pm__Publication *pub)
+s_hold(pm_agent_state_t *self, Pm__Publication *pub)
 {
     self->seen = pub->revision->number;
     if (self->pending && self->pending != pub)
@@ -617,7 +299,7 @@ s_hold(s_agent_t *self, Pm__Publication *pub)
  * one means something was lost on the way. */
 /* PUB is taken over. */
 static void
-s_on_publication(s_agent_t *self, Pm__Publication *pub)
+s_on_publication(pm_agent_state_t *self, Pm__Publication *pub)
 {
     if (self->silent) {
         /* back after a silence: the controller may have restarted or
@@ -625,7 +307,7 @@ s_on_publication(s_agent_t *self, Pm__Publication *pub)
         self->silent = false;
         pm_info("node %s: the controller is back; asking for a snapshot",
                 self->node);
-        s_send(self, PM__AGENT_REPORT__KIND__HELLO);
+        pm_agent_send(self, PM__AGENT_REPORT__KIND__HELLO);
     }
     self->hello_answered = true;
     if (pub->kind == PM__PUBLICATION__KIND__SNAPSHOT && *pub->node &&
@@ -638,7 +320,7 @@ s_on_publication(s_agent_t *self, Pm__Publication *pub)
     if (pub->kind == PM__PUBLICATION__KIND__MEMBERS) {
         s_sigsync_members(self, pub);
     } else if (pub->kind == PM__PUBLICATION__KIND__RESTART) {
-        s_restart_begin(self, pub->restart);
+        pm_agent_restart_begin(self, pub->restart);
     } else if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
         if (pub->head > self->seen)
             s_resync(self, "heartbeat shows a newer head");
@@ -650,7 +332,7 @@ s_on_publication(s_agent_t *self, Pm__Publication *pub)
     } else if (!snapshot && rev->number != self->seen + 1) {
         s_resync(self, "an update is missing");
     } else if (snapshot && rev->number == self->applied && !self->apply_error) {
-        s_send(self, PM__AGENT_REPORT__KIND__APPLIED); /* enforced */
+        pm_agent_send(self, PM__AGENT_REPORT__KIND__APPLIED); /* enforced */
     } else if (self->restart) {
         s_hold(self, pub);
         return;
@@ -662,7 +344,7 @@ s_on_publication(s_agent_t *self, Pm__Publication *pub)
 }
 
 static void
-s_on_dealer(s_agent_t *self)
+s_on_dealer(pm_agent_state_t *self)
 {
     zframe_t *f = zframe_recv(self->dealer);
     Pm__Publication *pub = NULL;
@@ -680,10 +362,10 @@ s_on_dealer(s_agent_t *self)
 }
 
 static void
-s_on_timer(s_agent_t *self)
+s_on_timer(pm_agent_state_t *self)
 {
     int64_t now = zclock_mono();
-    s_check_drift(self, now);
+    pm_agent_drift_check(self, now);
     if (self->pending && !self->restart && now >= self->next_retry) {
         pm_info("node %s: %s revision %llu", self->node,
                 self->apply_error ? "retrying" : "applying held",
@@ -701,8 +383,8 @@ s_on_timer(s_agent_t *self)
                 (unsigned long long)self->applied);
     }
     /* until the controller answers, every beat is a hello */
-    s_send(self, self->hello_answered ? PM__AGENT_REPORT__KIND__HEARTBEAT
-                                      : PM__AGENT_REPORT__KIND__HELLO);
+    pm_agent_send(self, self->hello_answered ? PM__AGENT_REPORT__KIND__HEARTBEAT
+                                             : PM__AGENT_REPORT__KIND__HELLO);
 }
 
 /* At start the node enforces what it last applied, controller or not:
@@ -710,7 +392,7 @@ s_on_timer(s_agent_t *self)
  * main.cf and the reload) and the milter gets its copy (the milter may
  * have started first). Until that succeeds, nothing is claimed applied. */
 static void
-s_restore(s_agent_t *self)
+s_restore(pm_agent_state_t *self)
 {
     Pm__Revision *rev = NULL;
     if (!self->store || pm_store_get(self->store, 0, &rev) != PM_OK)
@@ -725,9 +407,9 @@ s_restore(s_agent_t *self)
 }
 
 static void
-s_destroy(s_agent_t **self_p)
+s_destroy(pm_agent_state_t **self_p)
 {
-    s_agent_t *self = *self_p;
+    pm_agent_state_t *self = *self_p;
     if (!self)
         return;
     zactor_destroy(&self->restart); /* Postfix put back as it was */
@@ -737,7 +419,7 @@ s_destroy(s_agent_t **self_p)
     free(self->restart_journal);
     zactor_destroy(&self->sigsync);
     zchunk_destroy(&self->sigs);
-    s_drift_free(&self->drift, self->n_drift);
+    pm_agent_drift_free(&self->drift, self->n_drift);
     zsock_destroy(&self->dealer);
     pm_store_close(&self->store);
     if (self->current)
@@ -771,10 +453,10 @@ s_opt(const char *s)
     return s && *s ? pm_strdup(s) : NULL;
 }
 
-static s_agent_t *
+static pm_agent_state_t *
 s_new(const pm_agent_config_t *cfg)
 {
-    s_agent_t *self = pm_calloc(1, sizeof *self);
+    pm_agent_state_t *self = pm_calloc(1, sizeof *self);
     self->cfg = *cfg;
     self->cfg.endpoint = pm_strdup(cfg->endpoint);
     self->cfg.server_key = pm_strdup(cfg->server_key);
@@ -811,7 +493,7 @@ s_new(const pm_agent_config_t *cfg)
 }
 
 static void
-s_connect(s_agent_t *self)
+s_connect(pm_agent_state_t *self)
 {
     self->dealer = zsock_new(ZMQ_DEALER);
     zcert_apply(self->cfg.cert, self->dealer);
@@ -826,7 +508,7 @@ s_connect(s_agent_t *self)
 }
 
 static void
-s_start_sigsync(s_agent_t *self)
+s_start_sigsync(pm_agent_state_t *self)
 {
     if (!self->cfg.sig_dir)
         return;
@@ -854,7 +536,7 @@ s_start_sigsync(s_agent_t *self)
 
 /* The signature actor's status, kept for the next report. */
 static void
-s_on_sigsync(s_agent_t *self)
+s_on_sigsync(pm_agent_state_t *self)
 {
     char *cmd = NULL;
     zchunk_t *chunk = NULL;
@@ -871,16 +553,17 @@ s_on_sigsync(s_agent_t *self)
 static void
 s_actor(zsock_t *pipe, void *args)
 {
-    s_agent_t *self = args;
+    pm_agent_state_t *self = args;
     self->pipe = pipe;
     s_start_sigsync(self);
-    s_restart_load(self); /* Postfix as it was before the stored revision */
+    pm_agent_restart_load(
+        self); /* Postfix as it was before the stored revision */
     s_restore(self);
     if (self->cfg.crash_at)
         pm_crash_set(self->cfg.crash_at); /* for the next apply, not that */
     s_connect(self);
     self->last_heard = zclock_mono();
-    s_send(self, PM__AGENT_REPORT__KIND__HELLO);
+    pm_agent_send(self, PM__AGENT_REPORT__KIND__HELLO);
     self->next_beat = zclock_mono() + self->cfg.heartbeat_ms;
     zsock_signal(pipe, 0);
     zpoller_t *poller = zpoller_new(pipe, self->dealer, NULL);
@@ -899,7 +582,7 @@ s_actor(zsock_t *pipe, void *args)
         } else if (self->sigsync && which == self->sigsync) {
             s_on_sigsync(self);
         } else if (self->restart && which == self->restart) {
-            s_on_restart(self);
+            pm_agent_restart_event(self);
         } else if (which == pipe) {
             char *cmd = zstr_recv(pipe);
             bool term = !cmd || strcmp(cmd, "$TERM") == 0;
@@ -921,6 +604,6 @@ s_actor(zsock_t *pipe, void *args)
 zactor_t *
 pm_agent_new(const pm_agent_config_t *config)
 {
-    s_agent_t *self = s_new(config);
+    pm_agent_state_t *self = s_new(config);
     return self ? zactor_new(s_actor, self) : NULL;
 }

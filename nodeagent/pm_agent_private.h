@@ -1,0 +1,79 @@
+/* pm_agent_private.h - the agent actor's state, shared by its parts.
+ *
+ * pm_agent.c is the core (revisions, acknowledgements, the loop);
+ * pm_agent_drift.c puts back hand edits of what the policy owns;
+ * pm_agent_restart.c carries out rolling-restart orders. Only they
+ * include this header; everything here runs on the actor's thread.
+ */
+#ifndef PM_AGENT_PRIVATE_H
+#define PM_AGENT_PRIVATE_H
+
+#include "pm_agent.h"
+#include "pm_store.h"
+#include "privmta.pb-c.h"
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct pm_agent_state_t {
+    pm_agent_config_t cfg;
+    zsock_t *pipe, *dealer;
+    pm_store_t *store;
+    Pm__Revision *current; /* last applied revision, NULL before any */
+    uint64_t applied, seen;
+    char *apply_error;        /* why `seen` could not be applied, or NULL */
+    char *node;               /* the name the controller enrolled us as */
+    Pm__Publication *pending; /* whose apply failed: retried, or NULL */
+    int64_t next_retry;
+    int retry_ms;
+    int64_t last_heard, next_beat, next_resync;
+    bool hello_answered, silent;
+    zactor_t *sigsync; /* ClamAV databases, or NULL */
+    zchunk_t *sigs;    /* its last status, packed, or NULL */
+    Pm__Drift **drift; /* the last hand edit found, reported */
+    size_t n_drift;
+    int64_t next_drift;
+    int drift_retry_ms; /* backoff while a hand edit cannot be undone */
+    bool drift_error;   /* apply_error says why it could not */
+    zpoller_t *poller;
+    zactor_t *restart;               /* the restart running, or NULL */
+    Pm__RestartResult *restart_last; /* its state, or the last outcome */
+    char *restart_file;              /* STATE/restart.pb, or NULL */
+    char *restart_journal;           /* STATE/restart-drain.cf, or NULL */
+} pm_agent_state_t;
+
+/* ---- pm_agent.c */
+
+/* Sends a report of KIND with the node's whole status (dropped when the
+ * controller's queue is full: the next heartbeat says the same). */
+void pm_agent_send(pm_agent_state_t *self, Pm__AgentReport__Kind kind);
+
+/* This node's policy when it has overrides (caller frees), else NULL:
+ * POLICY applies as it is. */
+Pm__Policy *pm_agent_effective(pm_agent_state_t *self,
+                               const Pm__Policy *policy);
+
+/* ---- pm_agent_drift.c */
+
+/* Once a second (NOW, zclock_mono): looks for hand edits through the
+ * backend and puts the applied revision back, reporting at once. */
+void pm_agent_drift_check(pm_agent_state_t *self, int64_t now);
+
+/* Frees N drift entries and the array; nulls *LIST_P. */
+void pm_agent_drift_free(Pm__Drift ***list_p, size_t n);
+
+/* ---- pm_agent_restart.c */
+
+/* A RESTART publication's ORDER: carried out once per rollout. */
+void pm_agent_restart_begin(pm_agent_state_t *self,
+                            const Pm__RestartOrder *order);
+
+/* The restart actor has news (it is readable on the poller). */
+void pm_agent_restart_event(pm_agent_state_t *self);
+
+/* At start: Postfix put back if a restart was cut short, and the last
+ * restart's outcome read back (one not finished is reported failed). */
+void pm_agent_restart_load(pm_agent_state_t *self);
+
+#endif
