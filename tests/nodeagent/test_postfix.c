@@ -25,6 +25,7 @@
 
 #include "pm_policy.h"
 #include "testpolicy.h"
+#include "testsh.h"
 #include "pm_pf_render.h"
 #include "pm_postfix.h"
 
@@ -37,64 +38,6 @@ static char s_base[128];
 
 /* ------------------------------------------------------------------------
  * Helpers */
-
-/* Runs a shell command (tests only); returns its exit code, and its
- * output in *OUT when OUT is given (caller frees). */
-static int
-s_sh(char **out, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p, "popen %s", cmd);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, p)) > 0)
-        fwrite(chunk, 1, r, mem);
-    fclose(mem);
-    int st = pclose(p);
-    if (out)
-        *out = buf;
-    else
-        free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *
-s_read(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    cr_assert(f, "open %s", path);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    int c;
-    while ((c = fgetc(f)) != EOF)
-        fputc(c, mem);
-    fclose(mem);
-    fclose(f);
-    return buf;
-}
-
-/* A TCP port nobody listens on at ADDR right now. */
-static int
-s_free_port(const char *addr)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t len = sizeof sa;
-    inet_pton(AF_INET, addr, &sa.sin_addr);
-    cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 typedef struct {
     char dir[256]; /* instance directory */
@@ -121,14 +64,14 @@ s_node(node_t *n, const char *name, const char *addr, bool start)
     snprintf(n->etc, sizeof n->etc, "%s/etc", n->dir);
     snprintf(n->name, sizeof n->name, "%s", name);
     snprintf(n->addr, sizeof n->addr, "%s", addr);
-    n->port = s_free_port(addr);
+    n->port = testsh_free_port(addr);
     char *out = NULL;
-    int rc = s_sh(&out, "bash %s create %s %s %d %s 2>&1", SCRIPT, n->dir, addr,
-                  n->port, name);
+    int rc = testsh_run(&out, "bash %s create %s %s %d %s 2>&1", SCRIPT, n->dir,
+                        addr, n->port, name);
     cr_assert_eq(rc, 0, "create %s: %s", name, out);
     free(out);
     if (start) {
-        rc = s_sh(&out, "bash %s start %s 2>&1", SCRIPT, n->dir);
+        rc = testsh_run(&out, "bash %s start %s 2>&1", SCRIPT, n->dir);
         cr_assert_eq(rc, 0, "start %s: %s", name, out);
         free(out);
     }
@@ -138,7 +81,7 @@ static char *
 s_param(const node_t *n, const char *param)
 {
     char *out = NULL;
-    cr_assert_eq(s_sh(&out, "postconf -c %s -h %s", n->etc, param), 0);
+    cr_assert_eq(testsh_run(&out, "postconf -c %s -h %s", n->etc, param), 0);
     out[strcspn(out, "\n")] = '\0';
     return out;
 }
@@ -156,10 +99,10 @@ s_expect_param(const node_t *n, const char *param, const char *want)
 static int
 s_swaks(const node_t *n, const char *helo, const char *from, const char *to)
 {
-    return s_sh(NULL,
-                "swaks --server %s:%d --helo '%s' --from %s --to %s "
-                "--timeout 15 >/dev/null 2>&1",
-                n->addr, n->port, helo, from, to);
+    return testsh_run(NULL,
+                      "swaks --server %s:%d --helo '%s' --from %s --to %s "
+                      "--timeout 15 >/dev/null 2>&1",
+                      n->addr, n->port, helo, from, to);
 }
 
 /* Local mail works with DNS off: no sender-domain lookups. */
@@ -259,12 +202,12 @@ Test(script, idempotent_and_clear)
     node_t n;
     s_node(&n, "script", "127.0.0.20", false);
     char *out = NULL;
-    cr_expect_eq(s_sh(NULL, "bash %s status %s", SCRIPT, n.dir), 1);
-    cr_expect_eq(s_sh(NULL, "bash %s start %s", SCRIPT, n.dir), 0);
-    cr_expect_eq(s_sh(NULL, "bash %s start %s", SCRIPT, n.dir), 0);
-    cr_expect_eq(s_sh(NULL, "bash %s status %s", SCRIPT, n.etc), 0);
-    cr_expect_eq(s_sh(&out, "bash %s create %s 127.0.0.20 %d 2>&1", SCRIPT,
-                      n.dir, n.port),
+    cr_expect_eq(testsh_run(NULL, "bash %s status %s", SCRIPT, n.dir), 1);
+    cr_expect_eq(testsh_run(NULL, "bash %s start %s", SCRIPT, n.dir), 0);
+    cr_expect_eq(testsh_run(NULL, "bash %s start %s", SCRIPT, n.dir), 0);
+    cr_expect_eq(testsh_run(NULL, "bash %s status %s", SCRIPT, n.etc), 0);
+    cr_expect_eq(testsh_run(&out, "bash %s create %s 127.0.0.20 %d 2>&1",
+                            SCRIPT, n.dir, n.port),
                  1);
     cr_expect(strstr(out, "stop it first"), "%s", out);
     free(out);
@@ -274,15 +217,15 @@ Test(script, idempotent_and_clear)
     cr_expect_eq(s_swaks(&n, "client.test", "postmaster@script.test",
                          "postmaster@script.test"),
                  0);
-    cr_expect_eq(s_sh(NULL, "bash %s stop %s", SCRIPT, n.dir), 0);
-    cr_expect_eq(s_sh(NULL, "bash %s stop %s", SCRIPT, n.dir), 0);
-    cr_expect_eq(s_sh(NULL, "bash %s status %s", SCRIPT, n.dir), 1);
-    cr_expect_eq(s_sh(NULL, "bash %s destroy %s", SCRIPT, n.dir), 0);
+    cr_expect_eq(testsh_run(NULL, "bash %s stop %s", SCRIPT, n.dir), 0);
+    cr_expect_eq(testsh_run(NULL, "bash %s stop %s", SCRIPT, n.dir), 0);
+    cr_expect_eq(testsh_run(NULL, "bash %s status %s", SCRIPT, n.dir), 1);
+    cr_expect_eq(testsh_run(NULL, "bash %s destroy %s", SCRIPT, n.dir), 0);
     cr_expect_eq(access(n.dir, F_OK), -1);
-    cr_expect_eq(s_sh(NULL, "bash %s destroy %s", SCRIPT, n.dir), 0);
-    cr_expect_eq(
-        s_sh(&out, "bash %s create %s 127.0.0.20 99999 2>&1", SCRIPT, n.dir),
-        1);
+    cr_expect_eq(testsh_run(NULL, "bash %s destroy %s", SCRIPT, n.dir), 0);
+    cr_expect_eq(testsh_run(&out, "bash %s create %s 127.0.0.20 99999 2>&1",
+                            SCRIPT, n.dir),
+                 1);
     cr_expect(strstr(out, "port"), "%s", out);
     free(out);
 }
@@ -317,7 +260,8 @@ Test(apply, writes_owned_keeps_the_rest)
     FILE *f = fopen(path, "a");
     fputs("# privmta test: keep me\nmessage_size_limit  =  12345678\n", f);
     fclose(f);
-    char *before = s_read(path);
+    char *before = testsh_slurp(path);
+    cr_assert_not_null(before, "cannot read %s", path);
 
     Pm__Policy *p = s_policy();
     testpolicy_set(&p, NULL, "inbound.checks.helo_fqdn", "true");
@@ -335,7 +279,8 @@ Test(apply, writes_owned_keeps_the_rest)
                    "permit_mynetworks permit_sasl_authenticated "
                    "reject_unauth_destination");
     s_expect_param(&n, "message_size_limit", "12345678");
-    char *after = s_read(path);
+    char *after = testsh_slurp(path);
+    cr_assert_not_null(after, "cannot read %s", path);
     cr_expect(strstr(after, "# privmta test: keep me\n"
                             "message_size_limit  =  12345678\n"),
               "unowned lines changed:\n%s", after);
@@ -350,10 +295,11 @@ Test(apply, writes_owned_keeps_the_rest)
     s_apply_ok(b, p);
     stat(path, &st1);
     cr_expect_eq(st0.st_ino, st1.st_ino, "main.cf rewritten for nothing");
-    char *again = s_read(path);
+    char *again = testsh_slurp(path);
+    cr_assert_not_null(again, "cannot read %s", path);
     cr_expect_str_eq(after, again);
     /* no scratch directory left behind */
-    cr_expect_eq(s_sh(NULL, "ls -a %s | grep -q privmta", n.etc), 1);
+    cr_expect_eq(testsh_run(NULL, "ls -a %s | grep -q privmta", n.etc), 1);
     free(again);
     free(after);
     free(before);
@@ -389,7 +335,7 @@ static int
 s_count(const char *dir)
 {
     char *out = NULL;
-    s_sh(&out, "ls %s | wc -l", dir);
+    testsh_run(&out, "ls %s | wc -l", dir);
     int count = atoi(out);
     free(out);
     return count;
@@ -416,11 +362,11 @@ Test(apply, mynetworks_controls_relaying)
     snprintf(pidfile, sizeof pidfile, "%s/sink.pid", s_base);
     mkdir(sink, 0777);
     chmod(sink, 0777);
-    int sport = s_free_port("127.0.0.24");
-    cr_assert_eq(s_sh(NULL,
-                      "cd %s && (smtp-sink -u nobody -d %s/%%M. "
-                      "127.0.0.24:%d 10 >/dev/null 2>&1 & echo $! > %s)",
-                      s_base, sink, sport, pidfile),
+    int sport = testsh_free_port("127.0.0.24");
+    cr_assert_eq(testsh_run(NULL,
+                            "cd %s && (smtp-sink -u nobody -d %s/%%M. "
+                            "127.0.0.24:%d 10 >/dev/null 2>&1 & echo $! > %s)",
+                            s_base, sink, sport, pidfile),
                  0);
     usleep(300000);
 
@@ -442,10 +388,10 @@ Test(apply, mynetworks_controls_relaying)
     cr_expect_eq(rc, 24, "relay from outside mynetworks: swaks exit %d", rc);
     /* a final 5xx denial, not Postfix's default 4xx defer */
     char *denial = NULL;
-    s_sh(&denial,
-         "swaks --server %s:%d --helo client.example.com --from "
-         "postmaster@relay.test --to someone@outside.example 2>&1",
-         n.addr, n.port);
+    testsh_run(&denial,
+               "swaks --server %s:%d --helo client.example.com --from "
+               "postmaster@relay.test --to someone@outside.example 2>&1",
+               n.addr, n.port);
     cr_expect(strstr(denial, "<** 554 5.7.1") &&
                   strstr(denial, "Relay access denied"),
               "not a clean 5xx relay denial:\n%s", denial);
@@ -462,10 +408,10 @@ Test(apply, mynetworks_controls_relaying)
                  0, "relaying refused after mynetworks was restored");
     cr_expect(s_wait_count(sink, 2), "the second message never arrived");
     char *out = NULL;
-    s_sh(&out, "grep -l 'again@outside.example' %s/* | wc -l", sink);
+    testsh_run(&out, "grep -l 'again@outside.example' %s/* | wc -l", sink);
     cr_expect_eq(atoi(out), 1, "second message not at the relay host");
     free(out);
-    s_sh(NULL, "kill $(cat %s)", pidfile);
+    testsh_run(NULL, "kill $(cat %s)", pidfile);
     b->destroy(&b);
     pm_policy_free(&p);
 }
@@ -484,7 +430,8 @@ Test(apply, node_incompatible_override_rolls_back)
     s_apply_ok(b, p);
     char path[512];
     snprintf(path, sizeof path, "%s/main.cf", n.etc);
-    char *before = s_read(path);
+    char *before = testsh_slurp(path);
+    cr_assert_not_null(before, "cannot read %s", path);
 
     testpolicy_set(&p, "v4only", "outbound.relay_host", "\"[ipv6:::1]:2526\"");
     Pm__Policy *eff = pm_policy_for_node(p, "v4only");
@@ -497,9 +444,10 @@ Test(apply, node_incompatible_override_rolls_back)
                   strstr(why, "[ipv6:::1]:2526"),
               "why: %s", why ? why : "");
     free(why);
-    char *after = s_read(path);
+    char *after = testsh_slurp(path);
+    cr_assert_not_null(after, "cannot read %s", path);
     cr_expect_str_eq(before, after, "main.cf changed by a failed apply");
-    cr_expect_eq(s_sh(NULL, "postfix -c %s status 2>/dev/null", n.etc), 0,
+    cr_expect_eq(testsh_run(NULL, "postfix -c %s status 2>/dev/null", n.etc), 0,
                  "Postfix stopped");
     cr_expect_eq(s_swaks(&n, "client.example.com", "postmaster@v4only.test",
                          "postmaster@v4only.test"),
@@ -531,14 +479,15 @@ Test(apply, smtpd_probe_refuses_broken_config)
 {
     node_t n;
     s_node(&n, "probe", "127.0.0.26", true);
-    cr_assert_eq(s_sh(NULL,
-                      "postconf -c %s -e "
-                      "'smtpd_client_event_limit_exceptions = ::1'",
-                      n.etc),
+    cr_assert_eq(testsh_run(NULL,
+                            "postconf -c %s -e "
+                            "'smtpd_client_event_limit_exceptions = ::1'",
+                            n.etc),
                  0);
     char path[512];
     snprintf(path, sizeof path, "%s/main.cf", n.etc);
-    char *before = s_read(path);
+    char *before = testsh_slurp(path);
+    cr_assert_not_null(before, "cannot read %s", path);
     pm_backend_t *b = s_backend(&n);
     Pm__Policy *p = s_policy();
     char *why = NULL;
@@ -547,9 +496,11 @@ Test(apply, smtpd_probe_refuses_broken_config)
                                  "fatal: open dictionary"),
               "why: %s", why ? why : "");
     free(why);
-    char *after = s_read(path);
+    char *after = testsh_slurp(path);
+    cr_assert_not_null(after, "cannot read %s", path);
     cr_expect_str_eq(before, after);
-    cr_expect_eq(s_sh(NULL, "postfix -c %s status 2>/dev/null", n.etc), 0);
+    cr_expect_eq(testsh_run(NULL, "postfix -c %s status 2>/dev/null", n.etc),
+                 0);
     free(before);
     free(after);
     b->destroy(&b);
@@ -563,10 +514,10 @@ Test(status, no_sasl_backend_keeps_auth_off_and_mail_flowing)
 {
     node_t n;
     s_node(&n, "nosasl", "127.0.0.27", true);
-    cr_assert_eq(s_sh(NULL,
-                      "postconf -c %s -e smtpd_sasl_type=dovecot "
-                      "smtpd_sasl_path=private/auth",
-                      n.etc),
+    cr_assert_eq(testsh_run(NULL,
+                            "postconf -c %s -e smtpd_sasl_type=dovecot "
+                            "smtpd_sasl_path=private/auth",
+                            n.etc),
                  0);
     pm_backend_t *b = s_backend(&n);
     Pm__Policy *p = s_policy(); /* sasl_auth and login mismatch: true */
@@ -599,11 +550,12 @@ Test(status, cyrus_with_login_maps)
     node_t n;
     s_node(&n, "cyrus", "127.0.0.28", true);
     cr_assert_eq(
-        s_sh(NULL,
-             "printf 'postmaster@cyrus.test postmaster\\n' > %s/logins && "
-             "postconf -c %s -e smtpd_sasl_type=cyrus "
-             "smtpd_sender_login_maps=texthash:%s/logins",
-             n.etc, n.etc, n.etc),
+        testsh_run(
+            NULL,
+            "printf 'postmaster@cyrus.test postmaster\\n' > %s/logins && "
+            "postconf -c %s -e smtpd_sasl_type=cyrus "
+            "smtpd_sender_login_maps=texthash:%s/logins",
+            n.etc, n.etc, n.etc),
         0);
     pm_backend_t *b = s_backend(&n);
     Pm__Policy *p = s_policy();
@@ -613,7 +565,8 @@ Test(status, cyrus_with_login_maps)
     s_expect_param(&n, "smtpd_sender_restrictions",
                    "reject_sender_login_mismatch reject_non_fqdn_sender");
     char *out = NULL;
-    s_sh(&out, "swaks --server %s:%d --quit-after EHLO 2>&1", n.addr, n.port);
+    testsh_run(&out, "swaks --server %s:%d --quit-after EHLO 2>&1", n.addr,
+               n.port);
     cr_expect(strstr(out, "250-AUTH"), "AUTH not offered:\n%s", out);
     free(out);
     cr_expect_eq(s_swaks(&n, "client.example.com", "other@elsewhere.example",
@@ -640,13 +593,14 @@ Test(status, relay_overrides_listed)
     node_t n;
     s_node(&n, "maps", "127.0.0.29", false);
     cr_assert_eq(
-        s_sh(NULL,
-             "printf 'example.com smtp:[10.0.0.1]\\nkeep.test smtp:\\n' > "
-             "%s/transport && printf 'user@example.org [10.0.0.2]:587\\n' > "
-             "%s/sdrh && postmap -c %s hash:%s/sdrh && postconf -c %s -e "
-             "'transport_maps = texthash:%s/transport, pcre:%s/x.pcre' "
-             "'sender_dependent_relayhost_maps = hash:%s/sdrh'",
-             n.etc, n.etc, n.etc, n.etc, n.etc, n.etc, n.etc, n.etc),
+        testsh_run(
+            NULL,
+            "printf 'example.com smtp:[10.0.0.1]\\nkeep.test smtp:\\n' > "
+            "%s/transport && printf 'user@example.org [10.0.0.2]:587\\n' > "
+            "%s/sdrh && postmap -c %s hash:%s/sdrh && postconf -c %s -e "
+            "'transport_maps = texthash:%s/transport, pcre:%s/x.pcre' "
+            "'sender_dependent_relayhost_maps = hash:%s/sdrh'",
+            n.etc, n.etc, n.etc, n.etc, n.etc, n.etc, n.etc, n.etc),
         0);
     pm_backend_t *b = s_backend(&n);
     Pm__NodeStatus *st = s_status_new();

@@ -32,6 +32,7 @@
 #include "pm_restart.h"
 #include "pm_svcprobe.h"
 #include "pm_wire.h"
+#include "testsh.h"
 
 #define SCRIPT PM_SOURCE_DIR "/deploy/postfix-node.sh"
 #define BASE_ENV "PM_TEST_RESTART_BASE"
@@ -41,66 +42,6 @@ static char s_base[128];
 
 /* ------------------------------------------------------------------------
  * Helpers */
-
-/* Runs a shell command (tests only); returns its exit code, its output
- * in *OUT when OUT is given (caller frees). */
-static int
-s_sh(char **out, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p, "popen %s", cmd);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, p)) > 0)
-        fwrite(chunk, 1, r, mem);
-    fclose(mem);
-    int st = pclose(p);
-    if (out)
-        *out = buf;
-    else
-        free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* PATH's bytes, NUL-terminated (NULL when it cannot be read). */
-static char *
-s_slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    int c;
-    while ((c = fgetc(f)) != EOF)
-        fputc(c, mem);
-    fclose(mem);
-    fclose(f);
-    return buf;
-}
-
-/* A TCP port nobody listens on at ADDR right now. */
-static int
-s_free_port(const char *addr)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t len = sizeof sa;
-    inet_pton(AF_INET, addr, &sa.sin_addr);
-    cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 static void
 s_base_init(void)
@@ -131,13 +72,14 @@ s_node(node_t *n, const char *name, const char *addr)
     snprintf(n->main_cf, sizeof n->main_cf, "%s/main.cf", n->etc);
     snprintf(n->journal, sizeof n->journal, "%s/%s.journal", s_base, name);
     snprintf(n->addr, sizeof n->addr, "%s", addr);
-    n->port = s_free_port(addr);
+    n->port = testsh_free_port(addr);
     char *out = NULL;
-    int rc = s_sh(&out,
-                  "bash %s create %s %s %d %s 2>&1 && postconf -c %s -e "
-                  "'smtpd_client_restrictions = permit_mynetworks, permit' "
-                  "2>&1 && bash %s start %s 2>&1",
-                  SCRIPT, n->dir, addr, n->port, name, n->etc, SCRIPT, n->dir);
+    int rc =
+        testsh_run(&out,
+                   "bash %s create %s %s %d %s 2>&1 && postconf -c %s -e "
+                   "'smtpd_client_restrictions = permit_mynetworks, permit' "
+                   "2>&1 && bash %s start %s 2>&1",
+                   SCRIPT, n->dir, addr, n->port, name, n->etc, SCRIPT, n->dir);
     cr_assert_eq(rc, 0, "node %s: %s", name, out);
     free(out);
 }
@@ -306,7 +248,7 @@ s_restart(const pm_restart_config_t *cfg, Pm__RestartOrder order, run_t *run)
 static void
 s_expect_same_main_cf(const node_t *n, const char *before)
 {
-    char *after = s_slurp(n->main_cf);
+    char *after = testsh_slurp(n->main_cf);
     cr_expect_str_eq(after, before, "main.cf changed:\n%s\nwas:\n%s", after,
                      before);
     free(after);
@@ -359,7 +301,7 @@ Test(restart, drain_lets_sessions_finish_and_refuses_new, .timeout = 90)
 {
     node_t n;
     s_node(&n, "drain", "127.0.0.91");
-    char *before = s_slurp(n.main_cf);
+    char *before = testsh_slurp(n.main_cf);
     char path[256], sock[300], cmd[300], ran[256];
     snprintf(path, sizeof path, "%s/drain-milter.sock", s_base);
     snprintf(sock, sizeof sock, "unix:%s", path);
@@ -409,7 +351,7 @@ Test(restart, term_mid_drain_leaves_postfix_undrained, .timeout = 90)
 {
     node_t n;
     s_node(&n, "term", "127.0.0.92");
-    char *before = s_slurp(n.main_cf);
+    char *before = testsh_slurp(n.main_cf);
     int old = s_session_to_rcpt(&n); /* keeps the drain waiting */
 
     pm_restart_config_t cfg = s_config(&n);
@@ -450,7 +392,7 @@ Test(restart, failures_name_the_phase_and_undo_the_drain, .timeout = 90)
 {
     node_t n;
     s_node(&n, "fail", "127.0.0.93");
-    char *before = s_slurp(n.main_cf);
+    char *before = testsh_slurp(n.main_cf);
     char sock[300], master[320];
     snprintf(sock, sizeof sock, "unix:%s/no-milter.sock", s_base);
     snprintf(master, sizeof master, "%s/master.cf", n.etc);
@@ -503,7 +445,7 @@ Test(restart, recover_after_the_agent_died_mid_restart, .timeout = 90)
 {
     node_t n;
     s_node(&n, "recover", "127.0.0.95");
-    char *before = s_slurp(n.main_cf);
+    char *before = testsh_slurp(n.main_cf);
     pm_restart_config_t cfg = s_config(&n);
     cfg.test_hook = s_die_when_stopped;
     Pm__RestartOrder order = s_order(5, "postfix", 5000);
@@ -514,8 +456,9 @@ Test(restart, recover_after_the_agent_died_mid_restart, .timeout = 90)
     cr_assert(atomic_load(&s_killed), "never reached postfix stop");
     zactor_destroy(&a);
     /* as a killed agent leaves it: stopped, drained, journal kept */
-    cr_assert_neq(s_sh(NULL, "postfix -c %s status 2>/dev/null", n.etc), 0);
-    char *drained = s_slurp(n.main_cf);
+    cr_assert_neq(testsh_run(NULL, "postfix -c %s status 2>/dev/null", n.etc),
+                  0);
+    char *drained = testsh_slurp(n.main_cf);
     cr_expect(strstr(drained, "smtpd_delay_reject = no"), "%s", drained);
     free(drained);
     cr_assert_eq(access(n.journal, F_OK), 0);
@@ -598,15 +541,16 @@ Test(probe, listeners_from_master_cf, .timeout = 30)
     snprintf(dir, sizeof dir, "%s/probe-etc", s_base);
     cr_assert_eq(mkdir(dir, 0755), 0);
     cr_assert_eq(
-        s_sh(NULL,
-             "cd %s && : >main.cf && postconf -c %s -e 'inet_interfaces = "
-             "127.0.0.1' 'inet_protocols = ipv4' && printf '%%s\\n' "
-             "'smtp inet n - n - - smtpd' "
-             "'127.0.0.5:2526 inet n - n - - postscreen' "
-             "'[::1]:2527 inet n - n - - smtpd -o smtpd_tls_wrappermode=yes' "
-             "'smtpd pass - - n - - smtpd' "
-             "'pickup unix n - n 60 1 pickup' >master.cf",
-             dir, dir),
+        testsh_run(
+            NULL,
+            "cd %s && : >main.cf && postconf -c %s -e 'inet_interfaces = "
+            "127.0.0.1' 'inet_protocols = ipv4' && printf '%%s\\n' "
+            "'smtp inet n - n - - smtpd' "
+            "'127.0.0.5:2526 inet n - n - - postscreen' "
+            "'[::1]:2527 inet n - n - - smtpd -o smtpd_tls_wrappermode=yes' "
+            "'smtpd pass - - n - - smtpd' "
+            "'pickup unix n - n 60 1 pickup' >master.cf",
+            dir, dir),
         0);
     pm_svcprobe_listener_t *l = NULL;
     size_t n = 0;
