@@ -1,5 +1,5 @@
 /* pm_ctld.c - the controller's API: one table of handlers, one loop. */
-#include "pm_ctld.h"
+#include "pm_ctld_private.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
@@ -8,7 +8,6 @@
 #include "pm_hash.h"
 #include "pm_keys.h"
 #include "pm_rollout.h"
-#include "pm_text.h"
 #include "pm_value.h"
 #include "pm_wire.h"
 
@@ -25,51 +24,12 @@
  * a time, and a request may be PM_WIRE_MESSAGE_MAX bytes. */
 #define S_CTL_RCVHWM 4
 
-/* Least time between two looks at a rollout in progress: a node's answer
- * and the end of its settling are seen within this. */
-#define S_ROLLOUT_TICK_MS 200
-
-/* Caps on agent-supplied text in one log line. */
-#define S_LOG_NAME_MAX 80
-#define S_LOG_TEXT_MAX 512
-
-struct pm_ctld_t {
-    pm_store_t *store;
-    pm_fleet_t *fleet; /* not owned; may be NULL */
-    zsock_t *router;
-    zactor_t *auth;
-    char *clients_dir;
-    zhashx_t *admins; /* enrolled admin public key (Z85) -> its cert file */
-    struct timespec admins_mtime; /* of clients/ when admins was read */
-    int64_t admins_read;          /* zclock_mono() of that read */
-    struct timespec auth_mtime;   /* of clients/ when zauth last read it */
-    int64_t auth_check;           /* zclock_mono() of the next look */
-    Pm__Rollout *rollout;         /* the current one as stored, or NULL */
-    int64_t rollout_next;         /* zclock_mono() of its next tick */
-    int64_t resend_at;            /* zclock_mono(): orders go again */
-};
-
-/* A reply under construction, with everything to free once it is packed. */
-typedef struct {
-    Pm__Response resp;
-    Pm__Revision *revision; /* from the store */
-    Pm__Revision **history; /* from the store */
-    size_t n_history;
-    pm_diag_t *diag; /* problems, owned strings */
-    Pm__DiffEntry **diff;
-    Pm__NodeStatus **nodes;
-    size_t n_nodes;
-    Pm__Publication *members; /* the fleet's: duties and cool-downs */
-    Pm__Rollout *rollout;     /* a copy of the current one */
-    char *error;
-    char *txt;
-} s_reply_t;
-
 typedef void (*s_handler_fn)(pm_ctld_t *self, const Pm__Request *req,
-                             const char *author, s_reply_t *r);
+                             const char *author, pm_ctld_reply_t *r);
 
-static void
-s_fail(s_reply_t *r, Pm__Response__Status status, const char *fmt, ...)
+void
+pm_ctld_fail(pm_ctld_reply_t *r, Pm__Response__Status status, const char *fmt,
+             ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -80,44 +40,45 @@ s_fail(s_reply_t *r, Pm__Response__Status status, const char *fmt, ...)
     r->resp.error = r->error;
 }
 
-static void
-s_store_fail(s_reply_t *r, int rc, const char *what)
+void
+pm_ctld_store_fail(pm_ctld_reply_t *r, int rc, const char *what)
 {
-    s_fail(r,
-           rc == PM_ENOTFOUND ? PM__RESPONSE__STATUS__NOT_FOUND
-                              : PM__RESPONSE__STATUS__INTERNAL,
-           "%s: %s", what, pm_strerror(rc));
+    pm_ctld_fail(r,
+                 rc == PM_ENOTFOUND ? PM__RESPONSE__STATUS__NOT_FOUND
+                                    : PM__RESPONSE__STATUS__INTERNAL,
+                 "%s: %s", what, pm_strerror(rc));
 }
 
 /* Reading revision REV failed with RC. A missing revision is told apart:
  * one above the head was never made; one below it was pruned by
  * retention, which the admin should hear rather than a bare "not found". */
 static void
-s_revision_fail(pm_ctld_t *self, s_reply_t *r, int rc, uint64_t rev)
+s_revision_fail(pm_ctld_t *self, pm_ctld_reply_t *r, int rc, uint64_t rev)
 {
     uint64_t head = 0;
     if (rc != PM_ENOTFOUND || pm_store_head(self->store, &head) != PM_OK)
-        return s_store_fail(r, rc, "reading a revision");
+        return pm_ctld_store_fail(r, rc, "reading a revision");
     unsigned long long n = (unsigned long long)rev,
                        h = (unsigned long long)head;
     if (rev > head || rev == 0)
-        s_fail(r, PM__RESPONSE__STATUS__NOT_FOUND,
-               "revision %llu does not exist (the head is %llu)", n, h);
+        pm_ctld_fail(r, PM__RESPONSE__STATUS__NOT_FOUND,
+                     "revision %llu does not exist (the head is %llu)", n, h);
     else
-        s_fail(r, PM__RESPONSE__STATUS__NOT_FOUND,
-               "revision %llu is no longer kept: the history keeps the "
-               "newest history_keep revisions and every revision a node "
-               "still runs ('policy history' lists them; the head is %llu)",
-               n, h);
+        pm_ctld_fail(
+            r, PM__RESPONSE__STATUS__NOT_FOUND,
+            "revision %llu is no longer kept: the history keeps the "
+            "newest history_keep revisions and every revision a node "
+            "still runs ('policy history' lists them; the head is %llu)",
+            n, h);
 }
 
 /* The head policy, or the defaults before the first push. */
 static Pm__Policy *
-s_head_policy(pm_ctld_t *self, uint64_t *head, s_reply_t *r)
+s_head_policy(pm_ctld_t *self, uint64_t *head, pm_ctld_reply_t *r)
 {
     int rc = pm_store_head(self->store, head);
     if (rc != PM_OK) {
-        s_store_fail(r, rc, "reading the head");
+        pm_ctld_store_fail(r, rc, "reading the head");
         return NULL;
     }
     if (*head == 0)
@@ -125,7 +86,7 @@ s_head_policy(pm_ctld_t *self, uint64_t *head, s_reply_t *r)
     Pm__Revision *rev = NULL;
     rc = pm_store_get(self->store, *head, &rev);
     if (rc != PM_OK) {
-        s_store_fail(r, rc, "reading the head revision");
+        pm_ctld_store_fail(r, rc, "reading the head revision");
         return NULL;
     }
     Pm__Policy *p = rev->policy ? pm_policy_dup(rev->policy) : pm_policy_new();
@@ -134,7 +95,7 @@ s_head_policy(pm_ctld_t *self, uint64_t *head, s_reply_t *r)
 }
 
 static void
-s_problems(s_reply_t *r, Pm__Response__Status status)
+s_problems(pm_ctld_reply_t *r, Pm__Response__Status status)
 {
     size_t n = pm_diag_count(r->diag);
     r->resp.status = status;
@@ -142,17 +103,18 @@ s_problems(s_reply_t *r, Pm__Response__Status status)
     r->resp.problems = pm_calloc(n, sizeof(char *));
     for (size_t i = 0; i < n; i++)
         r->resp.problems[i] = (char *)pm_diag_line(r->diag, i);
-    s_fail(r, status, "policy rejected: %zu problem%s", n, n == 1 ? "" : "s");
+    pm_ctld_fail(r, status, "policy rejected: %zu problem%s", n,
+                 n == 1 ? "" : "s");
 }
 
 /* Metadata of revision N for a reply (the policy itself is left out). */
 static void
-s_reply_revision(pm_ctld_t *self, uint64_t n, s_reply_t *r)
+s_reply_revision(pm_ctld_t *self, uint64_t n, pm_ctld_reply_t *r)
 {
     Pm__Revision *rev = NULL;
     int rc = pm_store_get(self->store, n, &rev);
     if (rc != PM_OK) {
-        s_store_fail(r, rc, "reading the new revision");
+        pm_ctld_store_fail(r, rc, "reading the new revision");
         return;
     }
     pm_policy_free(&rev->policy);
@@ -165,7 +127,7 @@ s_reply_revision(pm_ctld_t *self, uint64_t n, s_reply_t *r)
  * against req->expect_rev is done inside the store's write transaction. */
 static void
 s_commit(pm_ctld_t *self, const Pm__Policy *policy, const Pm__Request *req,
-         const char *author, uint64_t rollback_of, s_reply_t *r)
+         const char *author, uint64_t rollback_of, pm_ctld_reply_t *r)
 {
     uint64_t head = 0, rev = 0;
     char digest[65];
@@ -195,12 +157,12 @@ s_commit(pm_ctld_t *self, const Pm__Policy *policy, const Pm__Request *req,
         rc = pm_store_commit(self->store, policy, &info, &rev);
     free(message);
     if (rc == PM_ECONFLICT)
-        s_fail(r, PM__RESPONSE__STATUS__CONFLICT,
-               "the head is revision %llu, not %lld: someone committed "
-               "since you looked; re-read and retry",
-               (unsigned long long)head, (long long)req->expect_rev);
+        pm_ctld_fail(r, PM__RESPONSE__STATUS__CONFLICT,
+                     "the head is revision %llu, not %lld: someone committed "
+                     "since you looked; re-read and retry",
+                     (unsigned long long)head, (long long)req->expect_rev);
     else if (rc != PM_OK)
-        s_store_fail(r, rc, "committing");
+        pm_ctld_store_fail(r, rc, "committing");
     else {
         s_reply_revision(self, rev, r);
         if (self->fleet)
@@ -210,8 +172,8 @@ s_commit(pm_ctld_t *self, const Pm__Policy *policy, const Pm__Request *req,
 
 /* The enrolled nodes (free with pm_store_nodes_free): the fleet's list,
  * or the store's when this controller serves no agents. */
-static void
-s_enrolled(pm_ctld_t *self, Pm__NodeStatus ***nodes, size_t *n)
+void
+pm_ctld_enrolled(pm_ctld_t *self, Pm__NodeStatus ***nodes, size_t *n)
 {
     *nodes = NULL;
     *n = 0;
@@ -227,13 +189,13 @@ s_enrolled(pm_ctld_t *self, Pm__NodeStatus ***nodes, size_t *n)
  * so this is a warning, sent with the accepted answer: the problems of an
  * OK response, which privmta-ctl prints. */
 static void
-s_override_warnings(pm_ctld_t *self, const Pm__Policy *p, s_reply_t *r)
+s_override_warnings(pm_ctld_t *self, const Pm__Policy *p, pm_ctld_reply_t *r)
 {
     if (!p || !p->n_overrides || r->resp.status != PM__RESPONSE__STATUS__OK)
         return;
     Pm__NodeStatus **nodes = NULL;
     size_t n = 0;
-    s_enrolled(self, &nodes, &n);
+    pm_ctld_enrolled(self, &nodes, &n);
     pm_value_index_t *enrolled = pm_value_index_new(true);
     pm_value_index_t *warned = pm_value_index_new(false);
     for (size_t i = 0; i < n; i++)
@@ -292,7 +254,7 @@ s_check_secrets(pm_ctld_t *self, const Pm__Policy *p, pm_diag_t *diag)
 
 static void
 s_handle_push(pm_ctld_t *self, const Pm__Request *req, const char *author,
-              s_reply_t *r)
+              pm_ctld_reply_t *r)
 {
     pm_diag_set_origin(r->diag, "pushed policy");
     if (pm_policy_validate(req->policy, r->diag) +
@@ -305,7 +267,7 @@ s_handle_push(pm_ctld_t *self, const Pm__Request *req, const char *author,
 
 static void
 s_handle_set(pm_ctld_t *self, const Pm__Request *req, const char *author,
-             s_reply_t *r)
+             pm_ctld_reply_t *r)
 {
     uint64_t head = 0;
     Pm__Policy *p = s_head_policy(self, &head, r);
@@ -323,7 +285,7 @@ s_handle_set(pm_ctld_t *self, const Pm__Request *req, const char *author,
 
 static void
 s_handle_rollback(pm_ctld_t *self, const Pm__Request *req, const char *author,
-                  s_reply_t *r)
+                  pm_ctld_reply_t *r)
 {
     Pm__Revision *old = NULL;
     int rc = pm_store_get(self->store, req->rev, &old);
@@ -341,13 +303,13 @@ s_handle_rollback(pm_ctld_t *self, const Pm__Request *req, const char *author,
 
 static void
 s_handle_show(pm_ctld_t *self, const Pm__Request *req, const char *author,
-              s_reply_t *r)
+              pm_ctld_reply_t *r)
 {
     (void)author;
     uint64_t head = 0;
     int rc = pm_store_head(self->store, &head);
     if (rc != PM_OK)
-        return s_store_fail(r, rc, "reading the head");
+        return pm_ctld_store_fail(r, rc, "reading the head");
     r->resp.head = head;
     if (head == 0 && req->rev == 0)
         return; /* nothing pushed yet: no revision, the CLI shows defaults */
@@ -362,21 +324,21 @@ s_handle_show(pm_ctld_t *self, const Pm__Request *req, const char *author,
 
 static void
 s_handle_history(pm_ctld_t *self, const Pm__Request *req, const char *author,
-                 s_reply_t *r)
+                 pm_ctld_reply_t *r)
 {
     (void)author;
     int rc =
         pm_store_history(self->store, req->before, req->limit ? req->limit : 20,
                          &r->history, &r->n_history);
     if (rc != PM_OK)
-        return s_store_fail(r, rc, "reading the history");
+        return pm_ctld_store_fail(r, rc, "reading the history");
     pm_store_head(self->store, &r->resp.head);
     r->resp.history = r->history;
     r->resp.n_history = r->n_history;
 }
 
 static void
-s_diff_add(s_reply_t *r, const char *key, const char *a, const char *b)
+s_diff_add(pm_ctld_reply_t *r, const char *key, const char *a, const char *b)
 {
     Pm__DiffEntry *e = pm_malloc(sizeof *e);
     pm__diff_entry__init(e);
@@ -400,7 +362,7 @@ s_override_of(const Pm__Policy *p, const char *node, const char *key)
 
 /* Overrides are compared as "nodes.NODE.KEY", present on either side. */
 static void
-s_diff_overrides(const Pm__Policy *a, const Pm__Policy *b, s_reply_t *r)
+s_diff_overrides(const Pm__Policy *a, const Pm__Policy *b, pm_ctld_reply_t *r)
 {
     const Pm__Policy *sides[2] = {a, b};
     for (int s = 0; s < 2; s++) {
@@ -419,7 +381,7 @@ s_diff_overrides(const Pm__Policy *a, const Pm__Policy *b, s_reply_t *r)
 
 static void
 s_handle_diff(pm_ctld_t *self, const Pm__Request *req, const char *author,
-              s_reply_t *r)
+              pm_ctld_reply_t *r)
 {
     (void)author;
     Pm__Revision *a = NULL, *b = NULL;
@@ -450,18 +412,18 @@ out:
 
 static void
 s_handle_ping(pm_ctld_t *self, const Pm__Request *req, const char *author,
-              s_reply_t *r)
+              pm_ctld_reply_t *r)
 {
     (void)req;
     (void)author;
     int rc = pm_store_head(self->store, &r->resp.head);
     if (rc != PM_OK)
-        s_store_fail(r, rc, "reading the head");
+        pm_ctld_store_fail(r, rc, "reading the head");
 }
 
 static void
 s_handle_nodes(pm_ctld_t *self, const Pm__Request *req, const char *author,
-               s_reply_t *r)
+               pm_ctld_reply_t *r)
 {
     (void)req;
     (void)author;
@@ -475,7 +437,7 @@ s_handle_nodes(pm_ctld_t *self, const Pm__Request *req, const char *author,
     } else {
         int rc = pm_store_node_list(self->store, &r->nodes, &r->n_nodes);
         if (rc != PM_OK)
-            return s_store_fail(r, rc, "reading node status");
+            return pm_ctld_store_fail(r, rc, "reading node status");
     }
     pm_store_head(self->store, &r->resp.head);
     r->resp.nodes = r->nodes;
@@ -517,21 +479,21 @@ s_auth_watch(pm_ctld_t *self)
 
 static void
 s_handle_node_add(pm_ctld_t *self, const Pm__Request *req, const char *author,
-                  s_reply_t *r)
+                  pm_ctld_reply_t *r)
 {
     (void)author;
     char *why = pm_check_selector(req->node);
     if (why) {
-        s_fail(r, PM__RESPONSE__STATUS__INVALID, "node name '%s': %s",
-               req->node, why);
+        pm_ctld_fail(r, PM__RESPONSE__STATUS__INVALID, "node name '%s': %s",
+                     req->node, why);
         free(why);
         return;
     }
     if (!self->fleet)
-        return s_fail(r, PM__RESPONSE__STATUS__BAD_REQUEST,
-                      "this controller serves no agents");
+        return pm_ctld_fail(r, PM__RESPONSE__STATUS__BAD_REQUEST,
+                            "this controller serves no agents");
     if (pm_fleet_enroll(self->fleet, req->node, req->public_key, &why) != 0) {
-        s_fail(r, PM__RESPONSE__STATUS__INVALID, "%s", why);
+        pm_ctld_fail(r, PM__RESPONSE__STATUS__INVALID, "%s", why);
         free(why);
         return;
     }
@@ -540,15 +502,15 @@ s_handle_node_add(pm_ctld_t *self, const Pm__Request *req, const char *author,
 
 static void
 s_handle_node_remove(pm_ctld_t *self, const Pm__Request *req,
-                     const char *author, s_reply_t *r)
+                     const char *author, pm_ctld_reply_t *r)
 {
     (void)author;
     char *why = NULL;
     if (!self->fleet)
-        return s_fail(r, PM__RESPONSE__STATUS__BAD_REQUEST,
-                      "this controller serves no agents");
+        return pm_ctld_fail(r, PM__RESPONSE__STATUS__BAD_REQUEST,
+                            "this controller serves no agents");
     if (pm_fleet_withdraw(self->fleet, req->node, &why) != 0) {
-        s_fail(r, PM__RESPONSE__STATUS__NOT_FOUND, "%s", why);
+        pm_ctld_fail(r, PM__RESPONSE__STATUS__NOT_FOUND, "%s", why);
         free(why);
         return;
     }
@@ -558,7 +520,7 @@ s_handle_node_remove(pm_ctld_t *self, const Pm__Request *req,
 /* Applies one `policy set` style edit to the head and commits it. */
 static void
 s_edit_and_commit(pm_ctld_t *self, const Pm__Request *req, const char *author,
-                  Pm__Edit *edit, s_reply_t *r)
+                  Pm__Edit *edit, pm_ctld_reply_t *r)
 {
     uint64_t head = 0;
     Pm__Policy *p = s_head_policy(self, &head, r);
@@ -575,7 +537,7 @@ s_edit_and_commit(pm_ctld_t *self, const Pm__Request *req, const char *author,
  * key is checked (and its DNS record made) by libcrypto, never logged. */
 static void
 s_handle_dkim_add(pm_ctld_t *self, const Pm__Request *req, const char *author,
-                  s_reply_t *r)
+                  pm_ctld_reply_t *r)
 {
     char *why = pm_check_domain(req->domain);
     if (!why)
@@ -584,8 +546,8 @@ s_handle_dkim_add(pm_ctld_t *self, const Pm__Request *req, const char *author,
         pm_strndup((const char *)req->private_key.data, req->private_key.len);
     char *txt = why ? NULL : pm_dkim_txt_record(pem, &why);
     if (!txt) {
-        s_fail(r, PM__RESPONSE__STATUS__INVALID, "dkim add %s: %s", req->domain,
-               why ? why : "bad key");
+        pm_ctld_fail(r, PM__RESPONSE__STATUS__INVALID, "dkim add %s: %s",
+                     req->domain, why ? why : "bad key");
         goto out;
     }
     /* the key's own digest in its id: a new key for the same selector is a
@@ -599,7 +561,7 @@ s_handle_dkim_add(pm_ctld_t *self, const Pm__Request *req, const char *author,
     int rc = pm_store_secret_put(self->store, id, req->private_key.data,
                                  req->private_key.len);
     if (rc != PM_OK) {
-        s_store_fail(r, rc, "storing the key");
+        pm_ctld_store_fail(r, rc, "storing the key");
     } else {
         Pm__Edit e = PM__EDIT__INIT;
         char *value = pm_asprintf("{domain: %s, selector: %s, key: %s}",
@@ -624,7 +586,7 @@ out:
 
 static void
 s_handle_dkim_remove(pm_ctld_t *self, const Pm__Request *req,
-                     const char *author, s_reply_t *r)
+                     const char *author, pm_ctld_reply_t *r)
 {
     /* the key stays in the store: a rollback to a revision that signed
      * with it must still find it */
@@ -633,198 +595,6 @@ s_handle_dkim_remove(pm_ctld_t *self, const Pm__Request *req,
     e.op = PM__EDIT__OP__REMOVE;
     e.value = req->domain;
     s_edit_and_commit(self, req, author, &e, r);
-}
-
-/* ---- rolling restarts (the state machine is pm_rollout) ------------------
- */
-
-/* What changed from OLD to NEW, for the operator: nodes that moved on,
- * and the rollout's own state. Names and details came from agents or
- * certificates: escaped. */
-static void
-s_rollout_log(const Pm__Rollout *old, const Pm__Rollout *new)
-{
-    unsigned long long id = (unsigned long long)new->id;
-    if (old->id != new->id)
-        return; /* a new rollout: its start is logged on its own */
-    for (size_t i = 0; i < new->n_nodes &&i < old->n_nodes; i++) {
-        const Pm__RolloutNode *a = old->nodes[i], *b = new->nodes[i];
-        if (a->state == b->state)
-            continue;
-        char *name = pm_text_escape(b->name, S_LOG_NAME_MAX);
-        char *detail = pm_text_escape(b->detail, S_LOG_TEXT_MAX);
-        const char *state = pm_rollout_node_state_name(b->state);
-        if (b->state == PM__ROLLOUT_NODE__STATE__FAILED ||
-            b->state == PM__ROLLOUT_NODE__STATE__UNREACHABLE)
-            pm_warn("rollout %llu: node %s %s: %s", id, name, state, detail);
-        else
-            pm_info("rollout %llu: node %s %s", id, name, state);
-        free(name);
-        free(detail);
-    }
-    if (old->state == new->state)
-        return;
-    char *reason = pm_text_escape(new->reason, S_LOG_TEXT_MAX);
-    if (new->state == PM__ROLLOUT__STATE__HALTED)
-        pm_warn("rollout %llu halted: %s", id, reason);
-    else
-        pm_info("rollout %llu %s%s%s", id, pm_rollout_state_name(new->state),
-                *reason ? ": " : "", reason);
-    free(reason);
-}
-
-/* Stores NEXT (taken over) and makes it the current rollout. On a store
- * error nothing changes; R (when not NULL) says why. */
-static bool
-s_rollout_replace(pm_ctld_t *self, Pm__Rollout **next_p, s_reply_t *r)
-{
-    Pm__Rollout *next = *next_p;
-    *next_p = NULL;
-    int rc = pm_store_rollout_put(self->store, next);
-    if (rc != PM_OK) {
-        pm_error("cannot store rollout %llu: %s; no node is told anything "
-                 "until it can be",
-                 (unsigned long long)next->id, pm_strerror(rc));
-        if (r)
-            s_store_fail(r, rc, "storing the rollout");
-        pm__rollout__free_unpacked(next, NULL);
-        return false;
-    }
-    if (self->rollout) {
-        s_rollout_log(self->rollout, next);
-        pm__rollout__free_unpacked(self->rollout, NULL);
-    }
-    self->rollout = next;
-    return true;
-}
-
-/* Sends the current rollout's order to its nodes at ORDERS (N). */
-static void
-s_rollout_send(pm_ctld_t *self, const size_t *orders, size_t n)
-{
-    const Pm__Rollout *ro = self->rollout;
-    Pm__RestartOrder order = PM__RESTART_ORDER__INIT;
-    if (!ro->spec)
-        return; /* stored without one: nothing to order */
-    order.rollout = ro->id;
-    order.service = ro->spec->service;
-    order.drain_ms = pm_rollout_drain_ms(ro);
-    for (size_t i = 0; i < n; i++) {
-        const char *name = ro->nodes[orders[i]]->name;
-        if (!pm_fleet_restart(self->fleet, name, &order)) {
-            char *label = pm_text_escape(name, S_LOG_NAME_MAX);
-            pm_debug("rollout %llu: node %s is not connected; its order "
-                     "goes again later",
-                     (unsigned long long)ro->id, label);
-            free(label);
-        }
-    }
-}
-
-/* One step of the current rollout (see pm_rollout.h). What changed is
- * stored before any order goes out, so a controller killed at any point
- * never has a node restarted twice. Waits until the fleet has heard from
- * its live nodes (pm_fleet_settled); FORCE: does not wait for the next
- * S_ROLLOUT_TICK_MS. */
-static void
-s_rollout_tick(pm_ctld_t *self, bool force)
-{
-    int64_t mono = zclock_mono();
-    if (!self->fleet || !pm_rollout_ticking(self->rollout) ||
-        (!force && mono < self->rollout_next) || !pm_fleet_settled(self->fleet))
-        return;
-    self->rollout_next = mono + S_ROLLOUT_TICK_MS;
-    bool resend = mono >= self->resend_at;
-    Pm__NodeStatus **views = NULL;
-    size_t n = 0, n_orders = 0;
-    pm_fleet_nodes(self->fleet, &views, &n);
-    Pm__Rollout *next = pm_wire_dup(&self->rollout->base);
-    size_t *orders = pm_calloc(next->n_nodes + 1, sizeof *orders);
-    bool changed = pm_rollout_tick(next, views, n, zclock_time(), resend,
-                                   orders, &n_orders);
-    pm_store_nodes_free(&views, n);
-    if (!changed)
-        pm__rollout__free_unpacked(next, NULL);
-    if (!changed || s_rollout_replace(self, &next, NULL)) {
-        s_rollout_send(self, orders, n_orders);
-        if (resend)
-            self->resend_at = mono + PM_ROLLOUT_RESEND_MS;
-    }
-    free(orders);
-}
-
-static void
-s_reply_rollout(pm_ctld_t *self, s_reply_t *r)
-{
-    if (!self->rollout)
-        return;
-    r->rollout = pm_wire_dup(&self->rollout->base);
-    r->resp.rollout = r->rollout;
-}
-
-static void
-s_rollout_fail(s_reply_t *r, int rc, char *why)
-{
-    s_fail(r,
-           rc == PM_ECONFLICT   ? PM__RESPONSE__STATUS__CONFLICT
-           : rc == PM_ENOTFOUND ? PM__RESPONSE__STATUS__NOT_FOUND
-                                : PM__RESPONSE__STATUS__INVALID,
-           "%s", why ? why : pm_strerror(rc));
-    free(why);
-}
-
-static void
-s_handle_rollout_start(pm_ctld_t *self, const Pm__Request *req,
-                       const char *author, s_reply_t *r)
-{
-    Pm__NodeStatus **nodes = NULL;
-    Pm__Rollout *next = NULL;
-    size_t n = 0;
-    char *why = NULL;
-    s_enrolled(self, &nodes, &n);
-    int rc = pm_rollout_start(self->rollout, req->rollout_spec, nodes, n,
-                              author, zclock_time(), &next, &why);
-    pm_store_nodes_free(&nodes, n);
-    if (rc != PM_OK)
-        return s_rollout_fail(r, rc, why);
-    if (!s_rollout_replace(self, &next, r))
-        return;
-    pm_info("rollout %llu started by %s: %s on %zu nodes",
-            (unsigned long long)self->rollout->id, author,
-            self->rollout->spec->service, self->rollout->n_nodes);
-    s_rollout_tick(self, true); /* the first nodes start now */
-    s_reply_rollout(self, r);
-}
-
-static void
-s_handle_rollout_status(pm_ctld_t *self, const Pm__Request *req,
-                        const char *author, s_reply_t *r)
-{
-    (void)req;
-    (void)author;
-    s_reply_rollout(self, r); /* none yet: OK without one */
-}
-
-/* PAUSE, RESUME and ABORT: a step on a copy, stored, then current. */
-static void
-s_handle_rollout_step(pm_ctld_t *self, const Pm__Request *req,
-                      const char *author, s_reply_t *r)
-{
-    Pm__Rollout *next =
-        self->rollout ? pm_wire_dup(&self->rollout->base) : NULL;
-    char *why = NULL;
-    int rc = req->op == PM__REQUEST__OP__ROLLOUT_PAUSE
-                 ? pm_rollout_pause(next, &why)
-             : req->op == PM__REQUEST__OP__ROLLOUT_RESUME
-                 ? pm_rollout_resume(next, &why)
-                 : pm_rollout_abort(next, author, zclock_time(), &why);
-    if (rc != PM_OK) {
-        if (next)
-            pm__rollout__free_unpacked(next, NULL);
-        return s_rollout_fail(r, rc, why);
-    }
-    if (s_rollout_replace(self, &next, r))
-        s_reply_rollout(self, r);
 }
 
 /* Ops marked `policy` change the policy: refused while a rolling restart
@@ -848,20 +618,20 @@ static const struct {
     {PM__REQUEST__OP__NODE_REMOVE, "node remove", s_handle_node_remove, false},
     {PM__REQUEST__OP__DKIM_ADD, "dkim add", s_handle_dkim_add, true},
     {PM__REQUEST__OP__DKIM_REMOVE, "dkim remove", s_handle_dkim_remove, true},
-    {PM__REQUEST__OP__ROLLOUT_START, "rollout start", s_handle_rollout_start,
+    {PM__REQUEST__OP__ROLLOUT_START, "rollout start", pm_ctld_rollout_start,
      false},
-    {PM__REQUEST__OP__ROLLOUT_STATUS, "rollout status", s_handle_rollout_status,
+    {PM__REQUEST__OP__ROLLOUT_STATUS, "rollout status", pm_ctld_rollout_status,
      false},
-    {PM__REQUEST__OP__ROLLOUT_PAUSE, "rollout pause", s_handle_rollout_step,
+    {PM__REQUEST__OP__ROLLOUT_PAUSE, "rollout pause", pm_ctld_rollout_step,
      false},
-    {PM__REQUEST__OP__ROLLOUT_RESUME, "rollout resume", s_handle_rollout_step,
+    {PM__REQUEST__OP__ROLLOUT_RESUME, "rollout resume", pm_ctld_rollout_step,
      false},
-    {PM__REQUEST__OP__ROLLOUT_ABORT, "rollout abort", s_handle_rollout_step,
+    {PM__REQUEST__OP__ROLLOUT_ABORT, "rollout abort", pm_ctld_rollout_step,
      false},
 };
 
 static void
-s_reply_clear(s_reply_t *r)
+s_reply_clear(pm_ctld_reply_t *r)
 {
     if (r->revision)
         pm__revision__free_unpacked(r->revision, NULL);
@@ -884,7 +654,7 @@ uint8_t *
 pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
                size_t *len)
 {
-    s_reply_t r = {.diag = pm_diag_new("policy")};
+    pm_ctld_reply_t r = {.diag = pm_diag_new("policy")};
     pm__response__init(&r.resp);
     const char *name = NULL;
     for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++) {
@@ -893,14 +663,14 @@ pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
         name = s_handlers[i].name;
         if (s_handlers[i].policy && pm_rollout_active(self->rollout)) {
             char *busy = pm_rollout_busy(self->rollout);
-            s_fail(&r, PM__RESPONSE__STATUS__CONFLICT, "%s", busy);
+            pm_ctld_fail(&r, PM__RESPONSE__STATUS__CONFLICT, "%s", busy);
             free(busy);
         } else {
             s_handlers[i].fn(self, req, author, &r);
         }
     }
     if (!name)
-        s_fail(&r, PM__RESPONSE__STATUS__BAD_REQUEST, "unknown request");
+        pm_ctld_fail(&r, PM__RESPONSE__STATUS__BAD_REQUEST, "unknown request");
     else if (req->op != PM__REQUEST__OP__PING &&
              req->op != PM__REQUEST__OP__NODES &&
              req->op != PM__REQUEST__OP__ROLLOUT_STATUS)
@@ -913,23 +683,6 @@ pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
 }
 
 /* ---- the socket --------------------------------------------------------- */
-
-/* The rollout the store holds: one that was running when the controller
- * stopped goes on from where it was (the first tick re-sends the orders
- * of nodes that had not answered). */
-static void
-s_rollout_load(pm_ctld_t *self)
-{
-    int rc = pm_store_rollout_get(self->store, &self->rollout);
-    if (rc != PM_OK && rc != PM_ENOTFOUND)
-        pm_error("cannot read the current rollout: %s", pm_strerror(rc));
-    else if (pm_rollout_active(self->rollout))
-        pm_info("rollout %llu is %s: %zu of %zu nodes done; taking it up "
-                "where it was",
-                (unsigned long long)self->rollout->id,
-                pm_rollout_state_name(self->rollout->state),
-                pm_rollout_done(self->rollout), self->rollout->n_nodes);
-}
 
 static void
 s_string_destroy(void **item)
@@ -944,7 +697,7 @@ pm_ctld_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
 {
     pm_ctld_t *self = pm_calloc(1, sizeof *self);
     self->store = store;
-    s_rollout_load(self);
+    pm_ctld_rollout_load(self);
     if (!clients_dir)
         return self;
     self->clients_dir = pm_strdup(clients_dir);
@@ -1165,9 +918,9 @@ pm_ctld_run(pm_ctld_t *self)
     while (!zsys_interrupted) {
         int wait = self->fleet ? pm_fleet_tick(self->fleet) : 1000;
         s_auth_watch(self);
-        s_rollout_tick(self, false);
-        if (pm_rollout_ticking(self->rollout) && wait > S_ROLLOUT_TICK_MS)
-            wait = S_ROLLOUT_TICK_MS;
+        pm_ctld_rollout_tick(self, false);
+        if (pm_rollout_ticking(self->rollout) && wait > PM_CTLD_ROLLOUT_TICK_MS)
+            wait = PM_CTLD_ROLLOUT_TICK_MS;
         void *which = zpoller_wait(poller, wait);
         if (which == self->router)
             s_serve_one(self);

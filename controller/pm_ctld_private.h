@@ -1,0 +1,87 @@
+/* pm_ctld_private.h - the controller's state, shared by its parts.
+ *
+ * pm_ctld.c serves the API socket and the policy requests;
+ * pm_ctld_rollout.c runs rolling restarts (the state machine is
+ * pm_rollout) between them. Only they include this header.
+ */
+#ifndef PM_CTLD_PRIVATE_H
+#define PM_CTLD_PRIVATE_H
+
+#include "pm_ctld.h"
+#include "pm_diag.h"
+#include "pm_fleet.h"
+#include "pm_store.h"
+#include "privmta.pb-c.h"
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Least time between two looks at a rollout in progress: a node's answer
+ * and the end of its settling are seen within this. */
+#define PM_CTLD_ROLLOUT_TICK_MS 200
+
+struct pm_ctld_t {
+    pm_store_t *store;
+    pm_fleet_t *fleet; /* not owned; may be NULL */
+    zsock_t *router;
+    zactor_t *auth;
+    char *clients_dir;
+    zhashx_t *admins; /* enrolled admin public key (Z85) -> its cert file */
+    struct timespec admins_mtime; /* of clients/ when admins was read */
+    int64_t admins_read;          /* zclock_mono() of that read */
+    struct timespec auth_mtime;   /* of clients/ when zauth last read it */
+    int64_t auth_check;           /* zclock_mono() of the next look */
+    Pm__Rollout *rollout;         /* the current one as stored, or NULL */
+    int64_t rollout_next;         /* zclock_mono() of its next tick */
+    int64_t resend_at;            /* zclock_mono(): orders go again */
+};
+
+/* A reply under construction, with everything to free once it is packed. */
+typedef struct {
+    Pm__Response resp;
+    Pm__Revision *revision; /* from the store */
+    Pm__Revision **history; /* from the store */
+    size_t n_history;
+    pm_diag_t *diag; /* problems, owned strings */
+    Pm__DiffEntry **diff;
+    Pm__NodeStatus **nodes;
+    size_t n_nodes;
+    Pm__Publication *members; /* the fleet's: duties and cool-downs */
+    Pm__Rollout *rollout;     /* a copy of the current one */
+    char *error;
+    char *txt;
+} pm_ctld_reply_t;
+
+/* ---- pm_ctld.c */
+
+/* R fails with STATUS and the message FMT. */
+void pm_ctld_fail(pm_ctld_reply_t *r, Pm__Response__Status status,
+                  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* R fails because the store said RC while doing WHAT. */
+void pm_ctld_store_fail(pm_ctld_reply_t *r, int rc, const char *what);
+
+/* The enrolled nodes (free with pm_store_nodes_free): the fleet's list,
+ * or the store's when this controller serves no agents. */
+void pm_ctld_enrolled(pm_ctld_t *self, Pm__NodeStatus ***nodes, size_t *n);
+
+/* ---- pm_ctld_rollout.c */
+
+/* The rollout the store holds becomes the current one (at start). */
+void pm_ctld_rollout_load(pm_ctld_t *self);
+
+/* One step of the current rollout, at most every PM_CTLD_ROLLOUT_TICK_MS
+ * unless FORCE. */
+void pm_ctld_rollout_tick(pm_ctld_t *self, bool force);
+
+/* ROLLOUT_START, ROLLOUT_STATUS, and PAUSE/RESUME/ABORT. */
+void pm_ctld_rollout_start(pm_ctld_t *self, const Pm__Request *req,
+                           const char *author, pm_ctld_reply_t *r);
+void pm_ctld_rollout_status(pm_ctld_t *self, const Pm__Request *req,
+                            const char *author, pm_ctld_reply_t *r);
+void pm_ctld_rollout_step(pm_ctld_t *self, const Pm__Request *req,
+                          const char *author, pm_ctld_reply_t *r);
+
+#endif
