@@ -85,79 +85,79 @@ pm_postconf_parse(const char *text, const char *const *names, size_t n,
     return found;
 }
 
+/* postconf -c DIR FLAG NAMES...: PM_OK with RES (caller clears it), or
+ * PM_EIO with *why ("postconf FLAG: exit 1: ...", RES cleared). */
+static int
+s_postconf_names(const char *dir, const char *flag, const char *const *names,
+                 size_t n, pm_cmd_result_t *res, char **why)
+{
+    const char **args = pm_calloc(n + 1, sizeof *args);
+    args[0] = flag;
+    memcpy(args + 1, names, n * sizeof *names);
+    int rc = s_postconf(dir, args, n + 1, res);
+    free(args);
+    if (rc == 0)
+        return PM_OK;
+    char *what = pm_asprintf("postconf %s", flag);
+    char *e = pm_cmd_why(what, res);
+    pm_why(why, "pm_postconf", "%s", e);
+    free(e);
+    free(what);
+    pm_cmd_result_clear(res);
+    return PM_EIO;
+}
+
+/* The values postconf FLAG prints for NAMES, by name (pm_postconf_parse:
+ * NULL for a name it printed no line for). */
+static int
+s_query(const char *dir, const char *flag, const char *const *names, size_t n,
+        char **values, char **why)
+{
+    pm_cmd_result_t c;
+    int err = s_postconf_names(dir, flag, names, n, &c, why);
+    if (err != PM_OK)
+        return err;
+    pm_postconf_parse(c.out, names, n, values);
+    pm_cmd_result_clear(&c);
+    return PM_OK;
+}
+
 int
 pm_postconf_read(const char *dir, const char *const *names, size_t n,
                  char **values, char **why)
 {
-    const char **args = pm_calloc(n + 1, sizeof *args);
-    args[0] = "-x";
-    memcpy(args + 1, names, n * sizeof *names);
-    pm_cmd_result_t c;
-    int rc = s_postconf(dir, args, n + 1, &c);
-    free(args);
-    if (rc != 0) {
-        char *e = pm_cmd_why("postconf -x", &c);
-        pm_why(why, "pm_postconf", "%s", e);
-        free(e);
-        pm_cmd_result_clear(&c);
-        return PM_EIO;
-    }
-    pm_postconf_parse(c.out, names, n, values);
-    for (size_t i = 0; i < n; i++)
+    int err = s_query(dir, "-x", names, n, values, why);
+    for (size_t i = 0; err == PM_OK && i < n; i++)
         if (!values[i]) /* unknown to this Postfix: postconf warned */
             values[i] = pm_strdup("");
-    pm_cmd_result_clear(&c);
-    return PM_OK;
+    return err;
 }
 
 int
 pm_postconf_read_set(const char *dir, const char *const *names, size_t n,
                      char **values, char **why)
 {
-    const char **args = pm_calloc(n + 1, sizeof *args);
-    args[0] = "-n";
-    memcpy(args + 1, names, n * sizeof *names);
-    pm_cmd_result_t c;
-    int rc = s_postconf(dir, args, n + 1, &c);
-    free(args);
-    if (rc != 0) {
-        char *e = pm_cmd_why("postconf -n", &c);
-        pm_why(why, "pm_postconf", "%s", e);
-        free(e);
-        pm_cmd_result_clear(&c);
-        return PM_EIO;
-    }
-    pm_postconf_parse(c.out, names, n, values);
-    pm_cmd_result_clear(&c);
-    return PM_OK;
+    return s_query(dir, "-n", names, n, values, why);
 }
 
 int
 pm_postconf_diff(const char *dir, const pm_postconf_param_t *params, size_t n,
                  char **found)
 {
-    const char **args = pm_calloc(n + 1, sizeof *args);
-    char **got = pm_calloc(n, sizeof *got);
-    args[0] = "-n";
+    const char **names = pm_calloc(n ? n : 1, sizeof *names);
     for (size_t i = 0; i < n; i++) {
-        args[i + 1] = params[i].name;
+        names[i] = params[i].name;
         found[i] = NULL;
     }
-    pm_cmd_result_t c;
-    int differ = s_postconf(dir, args, n + 1, &c) == 0 ? 0 : -1;
-    if (differ == 0)
-        pm_postconf_parse(c.out, args + 1, n, got);
-    for (size_t i = 0; i < n; i++) {
-        if (differ >= 0 && (!got[i] || strcmp(got[i], params[i].value) != 0)) {
-            found[i] = got[i] ? got[i] : pm_strdup(""); /* not set */
-            got[i] = NULL;
-            differ++;
-        }
-        free(got[i]);
+    int differ = s_query(dir, "-n", names, n, found, NULL) == PM_OK ? 0 : -1;
+    for (size_t i = 0; differ >= 0 && i < n; i++) {
+        if (found[i] && strcmp(found[i], params[i].value) == 0)
+            PM_FREE(&found[i]); /* holds: not a difference */
+        else if (!found[i])
+            found[i] = pm_strdup(""); /* not set: the default applies */
+        differ += found[i] != NULL;
     }
-    free(got);
-    free(args);
-    pm_cmd_result_clear(&c);
+    free(names);
     return differ;
 }
 
@@ -197,6 +197,17 @@ s_backdate_times(struct timespec ts[2])
     ts[1] = ts[0];
 }
 
+/* DIR's main.cf, just written by postconf, dated back (see the header). */
+static void
+s_backdate(const char *dir)
+{
+    struct timespec ts[2];
+    s_backdate_times(ts);
+    char *path = pm_asprintf("%s/main.cf", dir);
+    utimensat(AT_FDCWD, path, ts, 0);
+    free(path);
+}
+
 /* postconf -e PARAMS; PM_OK when it neither fails nor complains. */
 static int
 s_set(const char *dir, const pm_postconf_param_t *params, size_t n, char **why)
@@ -234,11 +245,7 @@ pm_postconf_write(const char *dir, const pm_postconf_param_t *params, size_t n,
     int err = s_set(dir, params, n, why);
     if (err != PM_OK)
         return err;
-    struct timespec ts[2];
-    s_backdate_times(ts);
-    char *path = pm_asprintf("%s/main.cf", dir);
-    utimensat(AT_FDCWD, path, ts, 0);
-    free(path);
+    s_backdate(dir);
     /* read back, the way every daemon will read the file */
     if (pm_postconf_has(dir, params, n))
         return PM_OK;
@@ -261,27 +268,14 @@ int
 pm_postconf_unset(const char *dir, const char *const *names, size_t n,
                   char **why)
 {
-    const char **args = pm_calloc(n + 1, sizeof *args);
-    args[0] = "-X";
-    memcpy(args + 1, names, n * sizeof *names);
     pm_cmd_result_t c;
-    int rc = s_postconf(dir, args, n + 1, &c);
-    free(args);
-    if (rc != 0) {
-        char *e = pm_cmd_why("postconf -X", &c);
-        pm_why(why, "pm_postconf", "%s", e);
-        free(e);
-        pm_cmd_result_clear(&c);
-        return PM_EIO;
-    }
+    int err = s_postconf_names(dir, "-X", names, n, &c, why);
+    if (err != PM_OK)
+        return err;
     pm_cmd_result_clear(&c);
-    struct timespec ts[2];
-    s_backdate_times(ts);
-    char *path = pm_asprintf("%s/main.cf", dir);
-    utimensat(AT_FDCWD, path, ts, 0);
-    free(path);
+    s_backdate(dir);
     char **left = pm_calloc(n ? n : 1, sizeof *left);
-    int err = pm_postconf_read_set(dir, names, n, left, why);
+    err = pm_postconf_read_set(dir, names, n, left, why);
     for (size_t i = 0; i < n; i++) {
         if (err == PM_OK && left[i]) {
             pm_why(why, "pm_postconf", "postconf -X %s: main.cf still sets it",
