@@ -183,6 +183,15 @@ pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp)
     return PM_EXIT_REJECTED;
 }
 
+int
+pm_ctl_call_op(pm_ctl_t *ctl, Pm__Request__Op op, Pm__Response **resp)
+{
+    Pm__Request req = PM__REQUEST__INIT;
+    req.op = op;
+    req.expect_rev = -1;
+    return pm_ctl_call(ctl, &req, resp);
+}
+
 /* Ctrl-C and SIGTERM end any command at once, with the shell's codes
  * (130, 143). czmq would only set zsys_interrupted, which nothing in a
  * one-shot command looks at while it validates a file or waits for the

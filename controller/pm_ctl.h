@@ -24,6 +24,9 @@ typedef struct pm_ctl_t pm_ctl_t;
  * controller's error and every problem line) and returns the exit code. */
 int pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp);
 
+/* pm_ctl_call with a request that is only OP (NODES, ROLLOUT_STATUS...). */
+int pm_ctl_call_op(pm_ctl_t *ctl, Pm__Request__Op op, Pm__Response **resp);
+
 /* Each command gets its own argv (argv[0] is the command name). */
 int pm_ctl_policy_validate(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_policy_push(pm_ctl_t *ctl, int argc, char **argv);

@@ -123,11 +123,8 @@ s_list(pm_ctl_t *ctl, int argc, char **argv)
     (void)argv;
     if (argc != 1)
         return -1;
-    Pm__Request req = PM__REQUEST__INIT;
     Pm__Response *r = NULL;
-    req.op = PM__REQUEST__OP__SHOW;
-    req.expect_rev = -1;
-    int rc = pm_ctl_call(ctl, &req, &r);
+    int rc = pm_ctl_call_op(ctl, PM__REQUEST__OP__SHOW, &r);
     if (rc != PM_EXIT_OK)
         return rc;
     const Pm__Policy *p = r->revision ? r->revision->policy : NULL;

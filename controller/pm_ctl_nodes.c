@@ -7,6 +7,7 @@
  * cool-downs and all duties, which belong to no one node, are
  * `nodes --cluster --json`: {"duties": [...], "cooldowns": [...]}. */
 #include "pm_ctl.h"
+#include "pm_ctl_show.h"
 #include "pm_keys.h"
 #include "pm_mem.h"
 #include "pm_text.h"
@@ -158,21 +159,6 @@ s_node_json(const Pm__NodeStatus *n, const Pm__Response *r)
     return o;
 }
 
-/* Caps on what an agent sent, in bytes of escaped text: a table cell,
- * and a line of its own. */
-#define S_CELL_MAX 64
-#define S_LINE_MAX 400
-
-/* Prints "%-WIDTHs" of TEXT (agent-supplied: escaped, capped at MAX;
- * empty: "-"), then SEP. */
-static void
-s_cell(const char *text, int width, size_t max, const char *sep)
-{
-    char *shown = pm_text_escape(*text ? text : "-", max);
-    printf("%-*s%s", width, shown, sep);
-    free(shown);
-}
-
 /* Why a service is not fine, one line each, under its node. */
 static void
 s_row_details(const Pm__NodeStatus *n)
@@ -187,23 +173,12 @@ s_row_details(const Pm__NodeStatus *n)
              svc[i]->state != PM__SERVICE_STATUS__STATE__DEGRADED))
             continue;
         printf("%-16s %s %s: ", "", names[i], s_state(svc[i]));
-        s_cell(svc[i]->detail, 0, S_LINE_MAX, "\n");
+        pm_ctl_cell(svc[i]->detail, 0, PM_CTL_LINE_MAX, "\n");
     }
     for (size_t i = 0; i < n->n_relay_overrides; i++) {
         printf("%-16s relay host bypassed by ", "");
-        s_cell(n->relay_overrides[i], 0, S_LINE_MAX, "\n");
+        pm_ctl_cell(n->relay_overrides[i], 0, PM_CTL_LINE_MAX, "\n");
     }
-}
-
-/* "2026-11-20 10:00:00 UTC" */
-static void
-s_utc(int64_t t, char *buf, size_t size)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!gmtime_r(&tt, &tm) ||
-        !strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm))
-        snprintf(buf, size, "%lld", (long long)t);
 }
 
 /* How old something made at T is at NOW, in the unit a person reads. */
@@ -226,7 +201,7 @@ static void
 s_row_database(const Pm__SignatureDb *db, time_t now)
 {
     printf("%-16s database ", "");
-    s_cell(db->name, 0, S_CELL_MAX, "");
+    pm_ctl_cell(db->name, 0, PM_CTL_CELL_MAX, "");
     if (db->version) {
         printf(" %u (loaded %u)", db->version, db->loaded_version);
         if (db->built) {
@@ -239,11 +214,11 @@ s_row_database(const Pm__SignatureDb *db, time_t now)
     }
     if (*db->source) {
         printf(", from ");
-        s_cell(db->source, 0, S_CELL_MAX, "");
+        pm_ctl_cell(db->source, 0, PM_CTL_CELL_MAX, "");
     }
     if (*db->error) {
         printf("; error: ");
-        s_cell(db->error, 0, S_LINE_MAX, "");
+        pm_ctl_cell(db->error, 0, PM_CTL_LINE_MAX, "");
     }
     printf("\n");
 }
@@ -254,15 +229,15 @@ static void
 s_drift_text(const Pm__Drift *d)
 {
     char at[40];
-    s_utc(d->at, at, sizeof at);
-    s_cell(d->parameter, 0, S_CELL_MAX, " set by hand to \"");
-    s_cell(d->found, 0, S_CELL_MAX, "\"");
+    pm_ctl_utc(d->at, at, sizeof at);
+    pm_ctl_cell(d->parameter, 0, PM_CTL_CELL_MAX, " set by hand to \"");
+    pm_ctl_cell(d->found, 0, PM_CTL_CELL_MAX, "\"");
     printf(" at %s; %s \"", at,
            d->reverted ? "put back to" : "NOT put back to");
-    s_cell(d->applied, 0, S_CELL_MAX, "\"");
+    pm_ctl_cell(d->applied, 0, PM_CTL_CELL_MAX, "\"");
     if (!d->reverted) {
         printf(": ");
-        s_cell(d->error, 0, S_LINE_MAX, "");
+        pm_ctl_cell(d->error, 0, PM_CTL_LINE_MAX, "");
     }
     printf("\n");
 }
@@ -277,11 +252,11 @@ s_row_signatures(const Pm__NodeStatus *n, time_t now)
     for (size_t i = 0; i < n->n_distrusted; i++) {
         const Pm__Distrust *d = n->distrusted[i];
         char until[40];
-        s_utc(d->until, until, sizeof until);
+        pm_ctl_utc(d->until, until, sizeof until);
         printf("%-16s distrusts peer ", "");
-        s_cell(d->peer, 0, S_CELL_MAX, "");
+        pm_ctl_cell(d->peer, 0, PM_CTL_CELL_MAX, "");
         printf(" until %s: ", until);
-        s_cell(d->reason, 0, S_LINE_MAX, "\n");
+        pm_ctl_cell(d->reason, 0, PM_CTL_LINE_MAX, "\n");
     }
 }
 
@@ -293,16 +268,17 @@ s_cluster_text(const Pm__Response *r)
     for (size_t i = 0; i < r->n_cooldowns; i++) {
         const Pm__Cooldown *c = r->cooldowns[i];
         char until[40];
-        s_utc(c->until, until, sizeof until);
+        pm_ctl_utc(c->until, until, sizeof until);
         printf("mirror ");
-        s_cell(c->mirror, 0, S_CELL_MAX, "");
+        pm_ctl_cell(c->mirror, 0, PM_CTL_CELL_MAX, "");
         printf(" cooling down until %s (HTTP %d, told to ", until,
                (int)c->http_status);
-        s_cell(c->node, 0, S_CELL_MAX, ")\n");
+        pm_ctl_cell(c->node, 0, PM_CTL_CELL_MAX, ")\n");
     }
     for (size_t i = 0; i < r->n_duties; i++) {
-        s_cell(r->duties[i]->database, 0, S_CELL_MAX, ": fetched by ");
-        s_cell(r->duties[i]->node, 0, S_CELL_MAX, "\n");
+        pm_ctl_cell(r->duties[i]->database, 0, PM_CTL_CELL_MAX,
+                    ": fetched by ");
+        pm_ctl_cell(r->duties[i]->node, 0, PM_CTL_CELL_MAX, "\n");
     }
 }
 
@@ -318,30 +294,21 @@ s_row(const Pm__NodeStatus *n, uint64_t head, time_t now)
         snprintf(seen, sizeof seen, "%s %llds", liveness,
                  (long long)(now - (time_t)n->last_seen));
     free(liveness);
-    s_cell(n->name, 16, S_CELL_MAX, " ");
-    s_cell(n->address, 22, S_CELL_MAX, " ");
+    pm_ctl_cell(n->name, 16, PM_CTL_CELL_MAX, " ");
+    pm_ctl_cell(n->address, 22, PM_CTL_CELL_MAX, " ");
     printf(
         "%-8llu %-4llu %-12s %-9s %-9s %-9s %-9s ",
         (unsigned long long)n->applied_rev,
         (unsigned long long)(head > n->applied_rev ? head - n->applied_rev : 0),
         seen, s_state(n->antispam), s_state(n->antivirus), s_state(n->auth),
         s_state(n->dkim));
-    s_cell(n->apply_error, 0, S_LINE_MAX, "\n");
+    pm_ctl_cell(n->apply_error, 0, PM_CTL_LINE_MAX, "\n");
     s_row_details(n);
     for (size_t i = 0; i < n->n_drift; i++) {
         printf("%-16s drift: ", "");
         s_drift_text(n->drift[i]);
     }
     s_row_signatures(n, now);
-}
-
-static void
-s_print_json(json_t *doc)
-{
-    char *text = json_dumps(doc, JSON_INDENT(2));
-    puts(text);
-    free(text);
-    json_decref(doc);
 }
 
 static void
@@ -379,22 +346,19 @@ pm_ctl_nodes(pm_ctl_t *ctl, int argc, char **argv)
         fprintf(stderr, "usage: privmta-ctl nodes [--cluster] [--json]\n");
         return PM_EXIT_USAGE;
     }
-    Pm__Request req = PM__REQUEST__INIT;
     Pm__Response *r = NULL;
-    req.op = PM__REQUEST__OP__NODES;
-    req.expect_rev = -1;
-    int rc = pm_ctl_call(ctl, &req, &r);
+    int rc = pm_ctl_call_op(ctl, PM__REQUEST__OP__NODES, &r);
     if (rc != PM_EXIT_OK)
         return rc;
     if (json && cluster) {
-        s_print_json(json_pack(
+        pm_ctl_print_json(json_pack(
             "{s:o, s:o}", "duties", s_duties_json(r->duties, r->n_duties),
             "cooldowns", s_cooldowns_json(r->cooldowns, r->n_cooldowns)));
     } else if (json) {
         json_t *all = json_array();
         for (size_t i = 0; i < r->n_nodes; i++)
             json_array_append_new(all, s_node_json(r->nodes[i], r));
-        s_print_json(all);
+        pm_ctl_print_json(all);
     } else {
         s_nodes_text(r, cluster);
     }
@@ -435,11 +399,8 @@ pm_ctl_drift(pm_ctl_t *ctl, int argc, char **argv)
         fprintf(stderr, "usage: privmta-ctl drift [NODE] [--json]\n");
         return PM_EXIT_USAGE;
     }
-    Pm__Request req = PM__REQUEST__INIT;
     Pm__Response *r = NULL;
-    req.op = PM__REQUEST__OP__NODES;
-    req.expect_rev = -1;
-    int rc = pm_ctl_call(ctl, &req, &r);
+    int rc = pm_ctl_call_op(ctl, PM__REQUEST__OP__NODES, &r);
     if (rc != PM_EXIT_OK)
         return rc;
     size_t n = 0, known = 0;
@@ -466,12 +427,12 @@ pm_ctl_drift(pm_ctl_t *ctl, int argc, char **argv)
             json_object_set_new(o, "node", json_string(rows[i].node));
             json_array_append_new(all, o);
         }
-        s_print_json(all);
+        pm_ctl_print_json(all);
     } else if (!n) {
         printf("no hand edit of what the policy owns has been seen\n");
     } else {
         for (size_t i = 0; i < n; i++) {
-            s_cell(rows[i].node, 16, S_CELL_MAX, " ");
+            pm_ctl_cell(rows[i].node, 16, PM_CTL_CELL_MAX, " ");
             s_drift_text(rows[i].d);
         }
     }

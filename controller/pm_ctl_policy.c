@@ -1,5 +1,6 @@
 /* pm_ctl_policy.c - privmta-ctl policy ... commands. */
 #include "pm_ctl.h"
+#include "pm_ctl_show.h"
 #include "pm_error.h"
 #include "pm_file.h"
 #include "pm_mem.h"
@@ -537,15 +538,6 @@ s_revision_json(const Pm__Revision *rev)
                      "rollback_of", (json_int_t)rev->rollback_of);
 }
 
-static void
-s_print_json(json_t *v)
-{
-    char *text = json_dumps(v, JSON_INDENT(2));
-    puts(text ? text : "null");
-    free(text);
-    json_decref(v);
-}
-
 int
 pm_ctl_policy_history(pm_ctl_t *ctl, int argc, char **argv)
 {
@@ -580,7 +572,7 @@ pm_ctl_policy_history(pm_ctl_t *ctl, int argc, char **argv)
                    when, rev->author, rev->message);
     }
     if (o.json)
-        s_print_json(all);
+        pm_ctl_print_json(all);
     else
         json_decref(all);
     if (!o.json && r->n_history == 0)
@@ -621,7 +613,7 @@ pm_ctl_policy_diff(pm_ctl_t *ctl, int argc, char **argv)
                    *d->after ? d->after : "(none)");
     }
     if (o.json)
-        s_print_json(all);
+        pm_ctl_print_json(all);
     else
         json_decref(all);
     if (!o.json && r->n_diff == 0)

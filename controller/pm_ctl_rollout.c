@@ -7,6 +7,7 @@
  * lowercase names ("running", "settling"), times in unix ms; `null` when
  * no rollout was ever started. */
 #include "pm_ctl.h"
+#include "pm_ctl_show.h"
 #include "pm_check.h"
 #include "pm_mem.h"
 #include "pm_rollout.h"
@@ -27,10 +28,6 @@
 #define S_WAIT_DEFAULT 3600
 #define S_POLL_MS 500
 
-/* Caps on shown text, in bytes once escaped: a cell, a line. */
-#define S_CELL_MAX 64
-#define S_LINE_MAX 400
-
 static const char s_restart_usage[] =
     "usage: privmta-ctl restart --rolling [--service postfix|milter|all] "
     "[--batch N|P%] [--canary NODE]... [--min-healthy D] [--deadline D] "
@@ -42,40 +39,19 @@ static const char s_auto_revert_note[] =
 
 /* ---- showing a rollout ------------------------------------------------- */
 
-/* "2026-11-20 10:00:00 UTC" for unix ms MS. */
-static void
-s_utc(int64_t ms, char *buf, size_t size)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) ||
-        !strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm))
-        snprintf(buf, size, "%lld", (long long)ms);
-}
-
-/* Prints TEXT escaped (it came from an agent or a certificate), capped at
- * MAX bytes, "-" when empty, padded to WIDTH, then SEP. */
-static void
-s_cell(const char *text, int width, size_t max, const char *sep)
-{
-    char *shown = pm_text_escape(*text ? text : "-", max);
-    printf("%-*s%s", width, shown, sep);
-    free(shown);
-}
-
 static void
 s_header(const Pm__Rollout *ro)
 {
     char started[40];
-    s_utc(ro->started, started, sizeof started);
+    pm_ctl_utc(ro->started / 1000, started, sizeof started);
     printf("rollout %llu (%s): %s, started %s by ", (unsigned long long)ro->id,
            ro->spec ? ro->spec->service : "?", pm_rollout_state_name(ro->state),
            started);
-    s_cell(ro->user, 0, S_CELL_MAX, "");
+    pm_ctl_cell(ro->user, 0, PM_CTL_CELL_MAX, "");
     printf(", %zu of %zu nodes done", pm_rollout_done(ro), ro->n_nodes);
     if (*ro->reason) {
         printf("; ");
-        s_cell(ro->reason, 0, S_LINE_MAX, "");
+        pm_ctl_cell(ro->reason, 0, PM_CTL_LINE_MAX, "");
     }
     printf("\n");
 }
@@ -90,12 +66,12 @@ s_node_row(const Pm__RolloutNode *n, const Pm__Rollout *ro, int64_t now)
                  n->state == PM__ROLLOUT_NODE__STATE__FAILED ||
                  n->state == PM__ROLLOUT_NODE__STATE__UNREACHABLE;
     if (n->started) {
-        s_utc(n->started, started, sizeof started);
+        pm_ctl_utc(n->started / 1000, started, sizeof started);
         int64_t end = ended ? n->finished : now;
         snprintf(took, sizeof took, "%.1f s",
                  (double)(end > n->started ? end - n->started : 0) / 1000);
     }
-    s_cell(n->name, 16, S_CELL_MAX, " ");
+    pm_ctl_cell(n->name, 16, PM_CTL_CELL_MAX, " ");
     printf("%-12s %-24s %-10s ", pm_rollout_node_state_name(n->state), started,
            took);
     if (n->state == PM__ROLLOUT_NODE__STATE__SETTLING)
@@ -103,7 +79,7 @@ s_node_row(const Pm__RolloutNode *n, const Pm__Rollout *ro, int64_t now)
                (double)(now - n->settling_since) / 1000,
                (double)(ro->spec ? ro->spec->min_healthy_ms : 0) / 1000);
     else
-        s_cell(n->detail, 0, S_LINE_MAX, "\n");
+        pm_ctl_cell(n->detail, 0, PM_CTL_LINE_MAX, "\n");
 }
 
 static int64_t
@@ -169,15 +145,6 @@ s_rollout_json(const Pm__Rollout *ro)
         pm_rollout_state_name(ro->state), "nodes", nodes, "started",
         (json_int_t)ro->started, "finished", (json_int_t)ro->finished, "reason",
         ro->reason, "user", ro->user);
-}
-
-static void
-s_print_json(json_t *doc)
-{
-    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY);
-    puts(text ? text : "null");
-    free(text);
-    json_decref(doc);
 }
 
 /* ---- restart --rolling ------------------------------------------------- */
@@ -322,13 +289,13 @@ s_progress(const Pm__Rollout *ro, bool *seen)
                         n->state != PM__ROLLOUT_NODE__STATE__UNREACHABLE))
             continue;
         seen[i] = true;
-        s_cell(n->name, 0, S_CELL_MAX, " ");
+        pm_ctl_cell(n->name, 0, PM_CTL_CELL_MAX, " ");
         printf("%s", pm_rollout_node_state_name(n->state));
         if (n->started)
             printf(" (%.1f s)", (double)(n->finished - n->started) / 1000);
         printf("%s", *n->detail ? ": " : "\n");
         if (*n->detail)
-            s_cell(n->detail, 0, S_LINE_MAX, "\n");
+            pm_ctl_cell(n->detail, 0, PM_CTL_LINE_MAX, "\n");
     }
     fflush(stdout);
 }
@@ -345,7 +312,7 @@ s_outcome(const Pm__Rollout *ro)
     if (ro->state != PM__ROLLOUT__STATE__HALTED &&
         ro->state != PM__ROLLOUT__STATE__ABORTED)
         return -1;
-    char *reason = pm_text_escape(ro->reason, S_LINE_MAX);
+    char *reason = pm_text_escape(ro->reason, PM_CTL_LINE_MAX);
     fprintf(stderr, "privmta-ctl: rollout %llu %s: %s\n",
             (unsigned long long)ro->id, pm_rollout_state_name(ro->state),
             reason);
@@ -362,11 +329,9 @@ s_wait(pm_ctl_t *ctl, uint64_t id, size_t n_nodes, double secs)
     int rc = -1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (rc < 0) {
-        Pm__Request req = PM__REQUEST__INIT;
         Pm__Response *r = NULL;
-        req.op = PM__REQUEST__OP__ROLLOUT_STATUS;
-        req.expect_rev = -1;
-        if ((rc = pm_ctl_call(ctl, &req, &r)) != PM_EXIT_OK)
+        rc = pm_ctl_call_op(ctl, PM__REQUEST__OP__ROLLOUT_STATUS, &r);
+        if (rc != PM_EXIT_OK)
             break;
         const Pm__Rollout *ro = r->rollout;
         if (!ro || ro->id != id || ro->n_nodes != n_nodes) {
@@ -459,15 +424,12 @@ pm_ctl_rollout(pm_ctl_t *ctl, int argc, char **argv)
                         "[--json]\n");
         return PM_EXIT_USAGE;
     }
-    Pm__Request req = PM__REQUEST__INIT;
     Pm__Response *r = NULL;
-    req.op = steps[k].op;
-    req.expect_rev = -1;
-    int rc = pm_ctl_call(ctl, &req, &r);
+    int rc = pm_ctl_call_op(ctl, steps[k].op, &r);
     if (rc != PM_EXIT_OK)
         return rc;
     if (json)
-        s_print_json(s_rollout_json(r->rollout));
+        pm_ctl_print_json(s_rollout_json(r->rollout));
     else if (!steps[k].done)
         s_status_text(r->rollout);
     else if (r->rollout)
