@@ -22,6 +22,11 @@
 # PRIVMTA_CLUSTER_DIR (default .cluster) holds its state and logs;
 # PM_BUILD_DIR (default build) its programs; PM_CLUSTER_NO_BUILD=1 skips
 # installing and building (tests/integration/test_cluster.sh).
+# PM_CLUSTER_NET (default 127.0.0; node i listens on NET.(10+i)) and
+# PM_CLUSTER_PORTS (default "7420 7421 7783 7784": controller, agents,
+# spamd, mirror) let a second cluster run beside the first, as the test
+# suite's does; `up` keeps them in $PRIVMTA_CLUSTER_DIR/cluster.env for the
+# other commands.
 #
 # The nodes' antivirus uses ClamAV's own signed test database ("test",
 # tests/data/clamav), served by a local mirror on 127.0.0.1:7784
@@ -38,8 +43,14 @@ ROOT=${PRIVMTA_CLUSTER_DIR:-$TOP/.cluster}
 BUILD=${PM_BUILD_DIR:-$TOP/build}
 NODES=${NODES:-3}
 CTL="$BUILD/controller/privmta-ctl"
+if [ "${1:-}" != up ] && [ -f "$ROOT/cluster.env" ]; then
+    source "$ROOT/cluster.env" # what `up` was given
+fi
+NET=${PM_CLUSTER_NET:-127.0.0}
+read -r CTL_PORT AGENT_PORT SPAMD_PORT MIRROR_PORT \
+    <<<"${PM_CLUSTER_PORTS:-7420 7421 7783 7784}"
 export PRIVMTA_STATE_DIR="$ROOT/controller"
-export PRIVMTA_CONTROLLER=tcp://127.0.0.1:7420
+export PRIVMTA_CONTROLLER=tcp://127.0.0.1:$CTL_PORT
 export PRIVMTA_CTL_CONFIG=/dev/null
 
 say() { echo "cluster: $*"; }
@@ -80,20 +91,22 @@ up() {
     fi
     down
     mkdir -p "$ROOT"
-    start_bg spamd "$ROOT/spamd.log" spamd --listen=127.0.0.1:7783 -x \
+    printf 'PM_CLUSTER_NET=%q\nPM_CLUSTER_PORTS=%q\n' "$NET" \
+        "$CTL_PORT $AGENT_PORT $SPAMD_PORT $MIRROR_PORT" >"$ROOT/cluster.env"
+    start_bg spamd "$ROOT/spamd.log" spamd --listen=127.0.0.1:$SPAMD_PORT -x \
         --allowed-ips=127.0.0.1 --max-children=2 -u nobody --syslog=stderr
     mkdir -p "$ROOT/mirror/www"
     cp tests/data/clamav/test-1.cvd "$ROOT/mirror/www/test.cvd"
     rm -f "$ROOT/mirror/www/"*.cdiff "$ROOT/mirror/port"
     start_bg mirror "$ROOT/mirror/mirror.log" python3 tests/data/clamav/mirror.py \
-        "$ROOT/mirror/www" "$ROOT/mirror/port" "$ROOT/mirror/access.log" 7784
+        "$ROOT/mirror/www" "$ROOT/mirror/port" "$ROOT/mirror/access.log" "$MIRROR_PORT"
     start_bg controller "$ROOT/controller.log" \
         "$BUILD/controller/privmta-controller" --state-dir "$ROOT/controller" \
-        --endpoint tcp://127.0.0.1:7420 --agent-endpoint tcp://127.0.0.1:7421
+        --endpoint "tcp://127.0.0.1:$CTL_PORT" --agent-endpoint "tcp://127.0.0.1:$AGENT_PORT"
     wait_for_controller
-    say "controller up on 127.0.0.1:7420 (agents: 7421)"
+    say "controller up on 127.0.0.1:$CTL_PORT (agents: $AGENT_PORT)"
     for i in $(seq 1 "$NODES"); do
-        local name="mx$i" addr="127.0.0.$((10 + i))" dir="$ROOT/mx$i"
+        local name="mx$i" addr="$NET.$((10 + i))" dir="$ROOT/mx$i"
         bash deploy/postfix-node.sh create "$dir" "$addr" 2525 "$name" >/dev/null
         bash deploy/postfix-node.sh start "$dir" >/dev/null
         # notifications re-enter through a listener that runs no milter
@@ -106,7 +119,7 @@ up() {
         milter "$name"
         local agent=("$BUILD/nodeagent/privmta-agent" --name "$name"
             --state-dir "$dir/agent" --postfix-dir "$dir/etc"
-            --controller tcp://127.0.0.1:7421
+            --controller "tcp://127.0.0.1:$AGENT_PORT"
             --controller-key "$ROOT/controller/keys/controller.cert"
             --address "$addr:2525" --milter-socket "unix:$dir/milter.sock"
             --milter-dir "$dir/handoff" --milter-group nogroup
@@ -119,7 +132,7 @@ up() {
     done
     sed 's/^  update_frequency: .*/  update_frequency: 30s/' deploy/example-policy.yaml \
         >"$ROOT/policy.yaml"
-    printf 'antivirus.mirrors: ["http://127.0.0.1:7784"]\nantivirus.databases: [test]\n' \
+    printf 'antivirus.mirrors: ["http://127.0.0.1:%s"]\nantivirus.databases: [test]\n' "$MIRROR_PORT" \
         >>"$ROOT/policy.yaml"
     "$CTL" policy push "$ROOT/policy.yaml" -m "example policy, local mirror" --wait=20
     say "waiting for every node to load ClamAV's test database"
@@ -138,7 +151,7 @@ up() {
 # waited for, so the new one takes over its socket.
 milter() {
     local name=$1 dir="$ROOT/$1" addr old
-    addr="127.0.0.$((10 + ${1#mx}))"
+    addr="$NET.$((10 + ${1#mx}))"
     [ -d "$dir/etc" ] || { echo "cluster: no node $name" >&2; return 1; }
     if old=$(cat "$dir/milter.pid" 2>/dev/null) && kill "$old" 2>/dev/null; then
         for _ in $(seq 1 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
@@ -148,7 +161,7 @@ milter() {
         --socket "unix:$dir/milter.sock" \
         --policy-file "$dir/handoff/policy.pb" --dkim-key-dir "$dir/handoff/dkim" \
         --sig-dir "$dir/sigs" --sig-jitter-ms 3000 \
-        --spamd 127.0.0.1:7783 --notify-smtp "$addr:2526" \
+        --spamd "127.0.0.1:$SPAMD_PORT" --notify-smtp "$addr:2526" \
         --status-dir "$dir/milter" --user nobody >>"$dir/milter.log" 2>&1 </dev/null &
     echo $! >"$dir/milter.pid"
     echo "$! milter $name" >>"$ROOT/pids"
@@ -174,7 +187,7 @@ milter) milter "${2:?usage: deploy/cluster.sh milter NAME}" ;;
 restart) "$CTL" restart --rolling --service all --wait=600 ;;
 status) "$CTL" nodes ;;
 *)
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

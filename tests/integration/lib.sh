@@ -60,16 +60,16 @@ expect_exit() {
 
 # A free TCP port on 127.0.0.1, below the kernel's ephemeral range (so an
 # outgoing connection can never take it between this pick and the bind)
-# and never one this test already handed out.
-PORTS_GIVEN=" "
+# and never one this test already handed out. Called as $(free_port), in a
+# subshell, so the ports handed out are kept in a file, not a variable.
 free_port() {
     local port low
     low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     while :; do
         port=$((12000 + RANDOM % (low - 12000)))
-        case "$PORTS_GIVEN" in *" $port "*) continue ;; esac
+        grep -qx "$port" "$WORK/.ports-given" 2>/dev/null && continue
         (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && continue
-        PORTS_GIVEN+="$port "
+        echo "$port" >>"$WORK/.ports-given"
         echo "$port"
         return
     done

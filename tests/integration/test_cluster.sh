@@ -12,17 +12,18 @@ source "$(dirname "$0")/lib.sh" "$@"
 for tool in postfix swaks spamd jq; do
     command -v "$tool" >/dev/null || skip "$tool not installed"
 done
-for port in 7420 7421 7783 7784; do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && skip "port $port is taken (a demo cluster running?)"
-done
 chmod 0755 "$WORK"
+# its own ports and addresses (127.0.2.11-13, which no other test uses), so
+# a demo cluster on the defaults can run beside it
+CTL_PORT=$(free_port) AGENT_PORT=$(free_port)
+export PM_CLUSTER_NET=127.0.2 PM_CLUSTER_PORTS="$CTL_PORT $AGENT_PORT $(free_port) $(free_port)"
 export PRIVMTA_CLUSTER_DIR="$WORK/cluster" PM_BUILD_DIR="$BUILD" PM_CLUSTER_NO_BUILD=1
 cleanup_cluster() { bash "$SRC/deploy/cluster.sh" down >/dev/null 2>&1; }
 trap 'cleanup_cluster; cleanup' EXIT
 
 expect_exit 0 "deploy/cluster.sh up" bash "$SRC/deploy/cluster.sh" up
 check "it shows three nodes" test "$(grep -c '^mx[123] ' "$WORK/out")" -eq 3
-export PRIVMTA_STATE_DIR="$WORK/cluster/controller" PRIVMTA_CONTROLLER=tcp://127.0.0.1:7420
+export PRIVMTA_STATE_DIR="$WORK/cluster/controller" PRIVMTA_CONTROLLER=tcp://127.0.0.1:$CTL_PORT
 export PRIVMTA_CTL_CONFIG=/dev/null
 "$CTL" nodes --json >"$WORK/nodes.json"
 check "every node applied revision 1 and is up" \
@@ -47,7 +48,7 @@ check "the mirror served each file at most twice for the whole cluster" \
       grep -h "duty\|fetch" "$WORK"/cluster/mx*/agent.log | sed 's/^/# /' | tail -20; }
 printf 'MZ\n' >"$WORK/x.bin"
 for i in 1 2 3; do
-    swaks --server "127.0.0.1$i:2525" --from a@remote.example --to "postmaster@mx$i.test" \
+    swaks --server "127.0.2.1$i:2525" --from a@remote.example --to "postmaster@mx$i.test" \
         --attach-type application/octet-stream --attach-name invoice.exe \
         --attach "@$WORK/x.bin" --timeout 20 >"$WORK/swaks.out" 2>&1
     rc=$?
@@ -62,7 +63,7 @@ done
 LOAD="$WORK/load"
 mkdir -p "$LOAD"
 python3 "$SRC/tests/integration/smtp_account.py" "$LOAD" "$LOAD/stop" \
-    127.0.0.11:2525=mx1.test 127.0.0.12:2525=mx2.test 127.0.0.13:2525=mx3.test &
+    127.0.2.11:2525=mx1.test 127.0.2.12:2525=mx2.test 127.0.2.13:2525=mx3.test &
 LOADPID=$!
 accepted() { wc -l <"$LOAD/accepted" 2>/dev/null || echo 0; }
 check "mail flows before the restart" wait_for 30 bash -c "[ \$(wc -l < '$LOAD/accepted') -ge 20 ]"
@@ -125,8 +126,8 @@ check "saying why" grep -q "rolling restart is running" "$WORK/err"
 CPID=$(awk '$2 == "controller" { print $1 }' "$WORK/cluster/pids")
 kill -9 "$CPID"
 daemon_bg controller "$WORK/controller2.log" "$BUILD/controller/privmta-controller" \
-    --state-dir "$WORK/cluster/controller" --endpoint tcp://127.0.0.1:7420 \
-    --agent-endpoint tcp://127.0.0.1:7421
+    --state-dir "$WORK/cluster/controller" --endpoint "tcp://127.0.0.1:$CTL_PORT" \
+    --agent-endpoint "tcp://127.0.0.1:$AGENT_PORT"
 echo "$DAEMON_PID controller" >>"$WORK/cluster/pids"
 check "the restarted controller takes the rollout up" wait_for 10 grep -q "taking it up where it was" "$WORK/controller2.log"
 check "and finishes it" wait_for 120 bash -c \
