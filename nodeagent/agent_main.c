@@ -10,6 +10,7 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_postfix.h"
+#include "pm_priv.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -59,8 +60,14 @@ static pm_param_t s_params[] = {
     {"sig_dir", "",
      "where this node keeps the ClamAV databases the cluster fetches "
      "(antivirus.databases), for privmta-milter's sig_dir: an absolute "
-     "path, created root-owned 0750 and readable by milter_group; empty: "
+     "path, created root-owned 0751 and readable by milter_group; empty: "
      "this node takes no part in fetching or sharing them",
+     NULL},
+    {"fetch_user", "nobody",
+     "the user privmta-sigfetch runs as when this agent runs as root: "
+     "mirror fetches (libcurl, libfreshclam) and ClamAV's check of what "
+     "peers send parse hostile input, never as root; not root itself. Best a "
+     "user of its own (nobody is shared with other daemons)",
      NULL},
     {"peer_bind", "",
      "where this agent serves its databases to peers (CurveZMQ, enrolled "
@@ -233,6 +240,10 @@ main(int argc, char **argv)
         cfg.peer_host = *host ? host : NULL;
         cfg.gossip_ms = pm_conf_int(s_params, "gossip_ms", 10, 600000);
         cfg.sigfetch = s_sigfetch_path();
+        cfg.fetch_user = pm_conf_get(s_params, "fetch_user");
+        if (geteuid() == 0 &&
+            pm_priv_lookup(cfg.fetch_user, NULL, NULL, &why) != PM_OK)
+            pm_fatal("fetch_user: %s", why);
     }
     if (*pm_conf_get(s_params, "milter_socket") &&
         *pm_conf_get(s_params, "milter_dir"))

@@ -5,6 +5,7 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_sigfetch.h"
+#include "pm_sigstore.h"
 #include "pm_sigverify.h"
 #include "pm_text.h"
 #include "pm_wire.h"
@@ -21,13 +22,10 @@
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define S_KEY_PROPERTY "X-Key" /* ZAP metadata: the client's key, Z85 */
-/* One verification: a full daily.cld (~300 MiB) is hashed in seconds;
- * minutes mean something is wrong. */
-#define S_VERIFY_MS (5 * 60 * 1000)
-#define S_HEAD_LEN 512        /* a CVD header, as cl_cvdparse reads it */
-#define S_WINDOW 4            /* GETs in flight during a pull */
-#define S_WARN_EVERY_MS 60000 /* per member, for dropped messages */
-#define S_SLICE_MS 50         /* a client's wait between interrupt checks */
+#define S_HEAD_LEN 512         /* a CVD header, as cl_cvdparse reads it */
+#define S_WINDOW 4             /* GETs in flight during a pull */
+#define S_WARN_EVERY_MS 60000  /* per member, for dropped messages */
+#define S_SLICE_MS 50          /* a client's wait between interrupt checks */
 /* Messages queued per peer connection, each way: a client has at most
  * S_WINDOW requests out, so a peer that sends GETs without reading the
  * chunks loses them here instead of costing gigabytes. */
@@ -958,104 +956,47 @@ s_transfer(s_pull_t *p, char **why)
  * the helper: libclamav parses what a peer sent outside the root agent)
  * and its header version; fills *INFO. */
 static int
-s_verify(const s_pull_t *p, const char *tmp, pm_peer_file_t *info, char **why)
+s_verify(const s_pull_t *p, const char *tmp, pm_sigfile_t *info, char **why)
 {
     char *bad = NULL;
-    unsigned version = 0, sigs = 0;
-    time_t built = 0;
     char *name = pm_strndup(p->file, strlen(p->file) - 4); /* NAME.cvd */
-    int rc = pm_sigverify_file(p->verifier, tmp, name, S_VERIFY_MS, &version,
-                               &sigs, &built, &bad);
+    int rc = pm_sigstore_check(p->verifier, p->fd, tmp, name,
+                               PM_SIGSTORE_VERIFY_MS, info, &bad);
     free(name);
-    if (rc == PM_EINTERNAL) { /* the helper, not the file: no one to blame */
-        pm_why(why, "peer", "%s", bad);
-        free(bad);
-        return PM_EIO;
-    }
-    if (rc != PM_OK) {
-        /* the reason without our scratch file's name: it is shown in
-         * `nodes` as why the peer is distrusted */
-        size_t n = strlen(tmp);
-        const char *reason =
-            strncmp(bad, tmp, n) == 0 && bad[n] == ' ' ? bad + n + 1 : bad;
+    if (rc == PM_EPROTO) /* shown in `nodes` as why the peer is distrusted */
         pm_why(why, "peer", "%s served %s version %" PRIu32 ", which %s",
-               p->endpoint, p->file, p->version, reason);
-        free(bad);
-        return PM_EPROTO;
-    }
-    if (version != p->version) {
+               p->endpoint, p->file, p->version, bad);
+    else if (rc != PM_OK)
+        pm_why(why, "peer", "%s", bad);
+    free(bad);
+    if (rc == PM_OK && info->version != p->version) {
         pm_why(why, "peer", "%s served %s version %u for version %" PRIu32,
-               p->endpoint, p->file, version, p->version);
-        return PM_EPROTO;
+               p->endpoint, p->file, info->version, p->version);
+        rc = PM_EPROTO;
     }
-    *info = (pm_peer_file_t){.version = version, .sigs = sigs, .built = built};
-    return PM_OK;
-}
-
-/* Puts the verified TMP in place as DBDIR/FILE and removes the other form
- * of the database (NAME.cvd beside NAME.cld): libclamav would load both. */
-static int
-s_install(const char *tmp, const char *dbdir, const char *file, char **why)
-{
-    char *to = pm_asprintf("%s/%s", dbdir, file);
-    int rc = pm_file_rename(tmp, to, why);
-    size_t len = strlen(to);
-    to[len - 2] = to[len - 2] == 'v' ? 'l' : 'v'; /* .cvd <-> .cld */
-    if (rc == PM_OK && unlink(to) != 0 && errno != ENOENT) {
-        pm_why(why, "peer", "cannot remove %s: %s", to, strerror(errno));
-        rc = PM_EIO;
-    }
-    free(to);
     return rc;
 }
 
 /* The pull proper, into the open scratch file TMP (P->fd). */
 static int
-s_pull(s_pull_t *p, const char *tmp, const char *dbdir, pm_peer_file_t *info,
+s_pull(s_pull_t *p, const char *tmp, const char *dbdir, pm_sigfile_t *info,
        char **why)
 {
     int rc = s_transfer(p, why);
-    if (rc != PM_OK)
-        return rc;
-    if (fchmod(p->fd, 0644) != 0 || fsync(p->fd) != 0) {
-        pm_why(why, "peer", "cannot keep %s: %s", tmp, strerror(errno));
-        return PM_EIO;
-    }
-    pm_peer_file_t got;
-    if ((rc = s_verify(p, tmp, &got, why)) != PM_OK ||
-        (rc = s_install(tmp, dbdir, p->file, why)) != PM_OK)
-        return rc;
-    if (info)
+    pm_sigfile_t got;
+    if (rc == PM_OK)
+        rc = s_verify(p, tmp, &got, why);
+    if (rc == PM_OK)
+        rc = pm_sigstore_install(tmp, dbdir, p->file, why);
+    if (rc == PM_OK && info)
         *info = got;
-    return PM_OK;
-}
-
-/* Makes DBDIR's scratch directory and a new file in it, named so that
- * libclamav still sees the form (.cvd/.cld) at the end. */
-static int
-s_scratch(const char *dbdir, const char *file, char **scratch, char **tmp,
-          int *fd, char **why)
-{
-    *scratch = pm_asprintf("%s/%s", dbdir, PM_PEER_SCRATCH);
-    int rc = pm_file_mkdir(*scratch, 0700, (gid_t)-1, why);
-    if (rc != PM_OK)
-        return PM_EIO;
-    *tmp = pm_asprintf("%s/XXXXXX-%s", *scratch, file);
-    *fd = mkostemps(*tmp, (int)strlen(file) + 1, O_CLOEXEC);
-    if (*fd < 0) {
-        pm_why(why, "peer", "cannot create a file in %s: %s", *scratch,
-               strerror(errno));
-        free(*tmp);
-        *tmp = NULL;
-        return PM_EIO;
-    }
-    return PM_OK;
+    return rc;
 }
 
 int
 pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
              const char *dbdir, const char *file, uint32_t version,
-             pm_sigverify_t *verifier, int timeout_ms, pm_peer_file_t *info,
+             pm_sigverify_t *verifier, int timeout_ms, pm_sigfile_t *info,
              char **why)
 {
     if (!dbdir || !s_file_ok(file) || version == 0) {
@@ -1074,17 +1015,14 @@ pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
     int rc = s_dial(cert, endpoint, server_key, timeout_ms, &p.sock, why);
     if (rc != PM_OK)
         return rc;
-    char *scratch = NULL, *tmp = NULL;
-    rc = s_scratch(dbdir, file, &scratch, &tmp, &p.fd, why);
+    char *tmp = NULL;
+    rc = pm_sigstore_scratch(dbdir, file, &tmp, &p.fd, why);
     if (rc == PM_OK)
         rc = s_pull(&p, tmp, dbdir, info, why);
     if (p.fd >= 0)
         close(p.fd);
-    if (tmp && rc != PM_OK)
-        unlink(tmp);
-    rmdir(scratch); /* fails, rightly, while another pull uses it */
+    pm_sigstore_scratch_end(dbdir, rc == PM_OK ? NULL : tmp);
     free(tmp);
-    free(scratch);
     zsock_destroy(&p.sock);
     return rc;
 }

@@ -50,6 +50,7 @@
 #define PM_PEER_H
 
 #include "pm_error.h"
+#include "pm_sigstore.h"
 #include "pm_sigverify.h"
 #include "privmta.pb-c.h"
 
@@ -60,9 +61,6 @@
 
 /* The service's ZAP domain (zsock_set_zap_domain on its ROUTER). */
 #define PM_PEER_ZAP_DOMAIN "privmta-peer"
-
-/* The scratch directory a pull writes into, inside DBDIR (0700). */
-#define PM_PEER_SCRATCH ".pm-peer.tmp"
 
 typedef struct {
     zcert_t *cert;     /* this agent's keypair (not owned); CURVE server key */
@@ -152,16 +150,11 @@ size_t pm_peer_exchange_links(pm_peer_link_t **links, size_t n,
                               const Pm__PeerMessage *mine,
                               Pm__PeerMessage **theirs, int timeout_ms);
 
-/* What a pulled file's header says. */
-typedef struct {
-    unsigned version, sigs;
-    time_t built;
-} pm_peer_file_t;
-
 /* Pulls FILE ("daily.cld", "test.cvd") at VERSION from the peer into
  * DBDIR: GETs of PM_WIRE_CHUNK_MAX bytes, a few in flight, into a scratch
- * file in DBDIR/PM_PEER_SCRATCH (created 0700; the file and the directory
- * are removed again, the directory only when no other pull uses it). Each
+ * file in DBDIR's scratch directory (pm_sigstore; the file and the
+ * directory are removed again, the directory only when no other pull uses
+ * it). Each
  * answer is wire-checked and must continue the file at the right offset,
  * with the same total, and the whole size it announced. The file is then
  * verified with ClamAV's own check by VERIFIER (a privmta-sigfetch
@@ -186,7 +179,7 @@ typedef struct {
  */
 int pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
                  const char *dbdir, const char *file, uint32_t version,
-                 pm_sigverify_t *verifier, int timeout_ms, pm_peer_file_t *info,
+                 pm_sigverify_t *verifier, int timeout_ms, pm_sigfile_t *info,
                  char **why);
 
 #endif

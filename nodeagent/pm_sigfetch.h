@@ -91,6 +91,9 @@ typedef struct {
      * interrupted: they end by the timeouts above. */
     bool (*cancelled)(void *arg);
     void *cancel_arg;
+    /* pm_sigfetch_spawn only: the helper runs as this user when started
+     * by root (--user; pm_priv_drop); NULL: as its parent */
+    const char *user;
 } pm_sigfetch_opts_t;
 
 /* What became of one database. ERR is PM_OK when the database is at the

@@ -145,7 +145,7 @@ static char **
 s_argv(const char *helper, const pm_sigfetch_opts_t *o, char *nums[2])
 {
     char **argv =
-        pm_calloc(2 * (o->n_mirrors + o->n_databases) + 9, sizeof *argv);
+        pm_calloc(2 * (o->n_mirrors + o->n_databases) + 11, sizeof *argv);
     size_t n = 0;
     argv[n++] = (char *)helper;
     argv[n++] = "--dbdir";
@@ -164,6 +164,10 @@ s_argv(const char *helper, const pm_sigfetch_opts_t *o, char *nums[2])
     argv[n++] = nums[0];
     argv[n++] = "--request-timeout";
     argv[n++] = nums[1];
+    if (o->user) {
+        argv[n++] = "--user";
+        argv[n++] = (char *)o->user;
+    }
     return argv;
 }
 

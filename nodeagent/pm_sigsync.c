@@ -5,8 +5,10 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_peer.h"
+#include "pm_priv.h"
 #include "pm_sigbook.h"
 #include "pm_sigfetch.h"
+#include "pm_sigstore.h"
 #include "pm_wire.h"
 
 #include <clamav.h>
@@ -55,7 +57,9 @@ typedef struct {
     zhashx_t *duties;         /* database -> node, from the last MEMBERS */
     zhashx_t *links;          /* member name -> pm_peer_link_t, for gossip */
     pm_sigbook_t *book;       /* cool-downs and distrusted peers */
-    pm_sigverify_t *verifier; /* checks every file a peer sends */
+    pm_sigverify_t *verifier; /* checks every file a peer or a fetch brings */
+    uid_t fetch_uid;          /* who fetches (cfg.fetch_user), as root */
+    gid_t fetch_gid;
     zchunk_t *last_status, *last_hold; /* as last sent */
     uint64_t rnd;
     int64_t next_round; /* zclock_mono */
@@ -462,7 +466,7 @@ s_pull(s_sync_t *self, s_db_t *db)
         return false;
     /* a .cld (built from CDIFFs) or a whole .cvd: ask for what it has */
     char *peer = pm_strdup(m->name), *why = NULL;
-    pm_peer_file_t got = {0};
+    pm_sigfile_t got = {0};
     int rc = PM_ENOTFOUND;
     static const char *const exts[] = {"cld", "cvd"};
     for (size_t i = 0; i < 2 && rc == PM_ENOTFOUND; i++) {
@@ -523,22 +527,39 @@ s_pull_newer(s_sync_t *self)
 
 /* ---- fetching from the mirrors (the duty) -------------------------------- */
 
-static void
+/* What the fetch said about DB (R); a new version is taken from the
+ * fetch user's directory only when it passes ClamAV's check again here and
+ * is newer: the helper's report is not trusted for what goes live. */
+static bool
 s_fetch_result(s_sync_t *self, s_db_t *db, const pm_sigfetch_db_t *r)
 {
-    db->version = r->version;
-    db->sigs = r->sigs;
-    db->built = r->built;
-    if (r->changed) {
-        free(db->source);
-        db->source = pm_asprintf("mirror %s", r->mirror ? r->mirror : "?");
-        pm_info("node %s: %s version %u from %s", self->node, db->name,
-                db->version, r->mirror ? r->mirror : "a mirror");
-    }
     s_set_str(&db->error, r->err == PM_OK ? NULL : r->why);
     if (r->err != PM_OK)
         pm_warn("node %s: %s not fetched: %s", self->node, db->name,
                 r->why ? r->why : pm_strerror(r->err));
+    if (!r->changed)
+        return false;
+    pm_sigfile_t got = {0};
+    char *why = NULL;
+    int rc =
+        pm_sigstore_take(self->cfg.dbdir, db->name, db->version, self->verifier,
+                         PM_SIGSTORE_VERIFY_MS, &got, &why);
+    if (rc == PM_OK) {
+        db->version = got.version;
+        db->sigs = got.sigs;
+        db->built = got.built;
+        free(db->source);
+        db->source = pm_asprintf("mirror %s", r->mirror ? r->mirror : "?");
+        pm_info("node %s: %s version %u from %s", self->node, db->name,
+                db->version, r->mirror ? r->mirror : "a mirror");
+    } else {
+        free(db->error);
+        db->error = pm_asprintf("%s from %s not taken: %s", db->name,
+                                r->mirror ? r->mirror : "a mirror", why);
+        pm_warn("node %s: %s", self->node, db->error);
+    }
+    free(why);
+    return rc == PM_OK;
 }
 
 /* The mirrors no node has been told to wait for, in policy order. */
@@ -588,16 +609,21 @@ s_fetch_due(s_sync_t *self)
         const char **mirrors = pm_calloc(self->n_mirrors + 1, sizeof *mirrors);
         size_t nm = s_usable_mirrors(self, mirrors);
         pm_sigfetch_report_t *rep = NULL;
-        char *why = NULL;
-        pm_sigfetch_opts_t o = {.dbdir = self->cfg.dbdir,
+        char *why = NULL,
+             *stage = pm_asprintf("%s/%s", self->cfg.dbdir, PM_SIGSTORE_FETCH);
+        pm_sigfetch_opts_t o = {.dbdir = stage,
                                 .mirrors = mirrors,
                                 .n_mirrors = nm,
                                 .databases = names,
                                 .n_databases = n,
                                 .cancelled = s_fetch_cancelled,
-                                .cancel_arg = self};
-        int rc = nm ? pm_sigfetch_spawn(self->cfg.fetcher, &o, &rep, &why)
+                                .cancel_arg = self,
+                                .user = self->cfg.fetch_user};
+        int rc = nm ? pm_sigstore_stage(self->cfg.dbdir, self->fetch_uid,
+                                        self->fetch_gid, names, n, &why)
                     : PM_EDENIED;
+        if (rc == PM_OK)
+            rc = pm_sigfetch_spawn(self->cfg.fetcher, &o, &rep, &why);
         time_t next = s_next_mirror_check(self, now);
         for (size_t i = 0; i < n; i++) {
             due[i]->last_check = now;
@@ -605,10 +631,8 @@ s_fetch_due(s_sync_t *self)
             if (rc != PM_OK)
                 s_set_str(&due[i]->error,
                           nm ? why : "every mirror is cooling down");
-            else {
-                got |= rep->dbs[i].changed;
-                s_fetch_result(self, due[i], &rep->dbs[i]);
-            }
+            else
+                got |= s_fetch_result(self, due[i], &rep->dbs[i]);
         }
         for (size_t i = 0; rep && i < rep->n_cooldowns; i++)
             pm_sigbook_cool(self->book, rep->cooldowns[i].mirror,
@@ -616,6 +640,7 @@ s_fetch_due(s_sync_t *self)
                             rep->cooldowns[i].until, self->node);
         pm_sigfetch_report_destroy(&rep);
         free(why);
+        free(stage);
         free(mirrors);
     }
     free(names);
@@ -780,6 +805,7 @@ s_destroy(s_sync_t **self_p)
     free(self->endpoint);
     free((char *)self->cfg.dbdir);
     free((char *)self->cfg.fetcher);
+    free((char *)self->cfg.fetch_user);
     free((char *)self->cfg.peer_bind);
     free((char *)self->cfg.peer_host);
     free((char *)self->cfg.members_file);
@@ -826,6 +852,7 @@ s_new(const pm_sigsync_config_t *cfg)
     self->cfg = *cfg;
     self->cfg.dbdir = pm_strdup(cfg->dbdir);
     self->cfg.fetcher = pm_strdup(cfg->fetcher ? cfg->fetcher : "");
+    self->cfg.fetch_user = cfg->fetch_user ? pm_strdup(cfg->fetch_user) : NULL;
     self->cfg.peer_bind = cfg->peer_bind ? pm_strdup(cfg->peer_bind) : NULL;
     self->cfg.peer_host = cfg->peer_host ? pm_strdup(cfg->peer_host) : NULL;
     self->cfg.members_file =
@@ -839,15 +866,26 @@ s_new(const pm_sigsync_config_t *cfg)
     self->duties = zhashx_new();
     zhashx_set_destructor(self->duties, s_str_free);
     self->book = pm_sigbook_new();
-    self->verifier = pm_sigverify_new(self->cfg.fetcher);
+    self->verifier = pm_sigverify_new(self->cfg.fetcher, self->cfg.fetch_user);
     self->backlog = zlist_new();
     self->rnd = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
                 (uint64_t)(uintptr_t)self;
     if (!self->rnd)
         self->rnd = 1;
     char *why = NULL;
+    self->fetch_uid = geteuid();
+    self->fetch_gid = getegid();
+    if (geteuid() == 0 && cfg->fetch_user &&
+        pm_priv_lookup(cfg->fetch_user, &self->fetch_uid, &self->fetch_gid,
+                       &why) != PM_OK) {
+        pm_error("node %s: fetch_user: %s", self->node, why);
+        free(why);
+        s_destroy(&self);
+        return NULL;
+    }
+    /* 0751: the fetch user passes through to its own directory in it */
     if (cfg->dbdir[0] != '/' ||
-        pm_file_mkdir(cfg->dbdir, 0750, (gid_t)cfg->gid, &why) != PM_OK) {
+        pm_file_mkdir(cfg->dbdir, 0751, (gid_t)cfg->gid, &why) != PM_OK) {
         pm_error("node %s: signature directory %s: %s", self->node, cfg->dbdir,
                  why ? why : "not an absolute path");
         free(why);

@@ -62,6 +62,9 @@ typedef struct {
                                  fetches run in it (pm_sigfetch_spawn), and
                                  one of it checks what peers send
                                  (pm_sigverify) */
+    const char *fetch_user;   /* privmta-sigfetch runs as this user when the
+                                 agent is root (pm_sigstore.h); NULL: as
+                                 the agent */
     int gid;                  /* group given read access to DBDIR; -1 root's */
     const char *peer_bind;    /* where to serve peers ("tcp://0.0.0.0:7301");
                                  NULL: serve none (pulls still work) */

@@ -16,14 +16,16 @@
 
 struct pm_sigverify {
     char *helper;
+    char *user; /* NULL: the helper runs as we do */
     pm_cmd_child_t child;
 };
 
 pm_sigverify_t *
-pm_sigverify_new(const char *helper)
+pm_sigverify_new(const char *helper, const char *user)
 {
     pm_sigverify_t *self = pm_calloc(1, sizeof *self);
     self->helper = pm_strdup(helper ? helper : "");
+    self->user = user ? pm_strdup(user) : NULL;
     self->child = (pm_cmd_child_t){-1, -1};
     return self;
 }
@@ -35,6 +37,7 @@ pm_sigverify_destroy(pm_sigverify_t **self_p)
         return;
     pm_cmd_stop(&(*self_p)->child);
     free((*self_p)->helper);
+    free((*self_p)->user);
     free(*self_p);
     *self_p = NULL;
 }
@@ -149,7 +152,8 @@ pm_sigverify_file(pm_sigverify_t *self, const char *path, const char *name,
                   int timeout_ms, unsigned *version, unsigned *sigs,
                   time_t *built, char **why)
 {
-    char *argv[] = {self->helper, "--verify-server", NULL};
+    char *argv[] = {self->helper, "--verify-server",
+                    self->user ? "--user" : NULL, self->user, NULL};
     if (self->child.pid <= 0 && pm_cmd_start(argv, &self->child, why) != 0)
         return PM_EINTERNAL;
     pm_sigfetch_report_t *r = NULL;

@@ -29,9 +29,11 @@
 
 typedef struct pm_sigverify pm_sigverify_t;
 
-/* A verifier running HELPER (privmta-sigfetch, by path); nothing starts
- * until the first pm_sigverify_file. */
-pm_sigverify_t *pm_sigverify_new(const char *helper);
+/* A verifier running HELPER (privmta-sigfetch, by path) as USER (when the
+ * agent is root; NULL: as the agent); nothing starts until the first
+ * pm_sigverify_file. USER must be able to read every file it is asked
+ * about (pm_sigstore makes its scratch copies so). */
+pm_sigverify_t *pm_sigverify_new(const char *helper, const char *user);
 
 /* Stops the helper (pm_cmd_stop) and frees SELF; accepts NULL and
  * *SELF_P == NULL; nulls *SELF_P. */

@@ -1,8 +1,14 @@
 /* privmta-sigfetch - one libfreshclam run for the agent (pm_sigfetch_spawn).
  *
  * privmta-sigfetch --dbdir DIR --mirror URL... --database NAME...
- *                  [--connect-timeout S] [--request-timeout S]
- * privmta-sigfetch --verify-server
+ *                  [--connect-timeout S] [--request-timeout S] [--user U]
+ * privmta-sigfetch --verify-server [--user U]
+ *
+ * Started by root, it becomes user U (pm_priv_drop) before it does
+ * anything else: what mirrors and peers send is parsed by libcurl,
+ * libfreshclam and libclamav, never as root. The agent gives it a
+ * directory of its own to fetch into (pm_sigstage.h) and copies back only
+ * what passes ClamAV's check.
  *
  * Brings each database in DIR to the newest version a mirror offers
  * (pm_sigfetch_run: verified with ClamAV's own check before anything is
@@ -20,6 +26,7 @@
 #include "pm_error.h"
 #include "pm_log.h"
 #include "pm_mem.h"
+#include "pm_priv.h"
 #include "pm_sigfetch.h"
 #include "pm_sigverify.h"
 #include "pm_wire.h"
@@ -137,10 +144,12 @@ main(int argc, char **argv)
         {"connect-timeout", required_argument, NULL, 'c'},
         {"request-timeout", required_argument, NULL, 'r'},
         {"verify-server", no_argument, NULL, 'v'},
+        {"user", required_argument, NULL, 'u'},
         {NULL, 0, NULL, 0}};
     pm_log_init("privmta-sigfetch", false, PM_LOG_INFO);
     pm_sigfetch_opts_t o = {0};
     bool serve = false;
+    const char *user = NULL;
     const char **mirrors = pm_calloc((size_t)argc + 1, sizeof *mirrors);
     const char **dbs = pm_calloc((size_t)argc + 1, sizeof *dbs);
     o.mirrors = mirrors;
@@ -155,6 +164,8 @@ main(int argc, char **argv)
             dbs[o.n_databases++] = optarg;
         else if (c == 'v')
             serve = true;
+        else if (c == 'u')
+            user = optarg;
         else if (c == 'c' && s_seconds(optarg, &o.connect_timeout_s))
             continue;
         else if (c == 'r' && s_seconds(optarg, &o.request_timeout_s))
@@ -163,12 +174,16 @@ main(int argc, char **argv)
             rc = s_fail(PM_EINVAL, "usage: privmta-sigfetch --dbdir DIR "
                                    "--mirror URL... --database NAME... "
                                    "[--connect-timeout S] [--request-timeout "
-                                   "S] (seconds up to 3600), or "
-                                   "--verify-server");
+                                   "S] (seconds up to 3600) [--user U], or "
+                                   "--verify-server [--user U]");
     }
     if (rc < 0 && optind < argc)
         rc = s_fail(PM_EINVAL, "unexpected argument; see --dbdir, --mirror, "
                                "--database");
+    char *why = NULL;
+    if (rc < 0 && user && pm_priv_drop(user, &why) != PM_OK)
+        rc = s_fail(PM_EDENIED, why);
+    free(why);
     if (rc < 0 && serve)
         rc = s_serve();
     if (rc < 0 && !o.dbdir)

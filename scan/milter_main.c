@@ -9,6 +9,7 @@
 #include "pm_mem.h"
 #include "pm_milter.h"
 #include "pm_milter_smfi.h"
+#include "pm_priv.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -16,7 +17,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,8 +122,8 @@ s_open_socket(void)
     }
 }
 
-/* Drops root for good: user's uid, gid and groups. The status dir is made
- * and given to the user first. */
+/* Drops root for good (pm_priv_drop). The status dir is made and given
+ * to the user first. */
 static void
 s_drop_privileges(void)
 {
@@ -134,17 +134,16 @@ s_drop_privileges(void)
         return;
     }
     const char *user = pm_conf_get(s_params, "user");
-    struct passwd *pw = getpwnam(user);
-    if (!pw)
-        pm_fatal("user '%s' does not exist", user);
+    uid_t uid;
+    gid_t gid;
+    char *why = NULL;
+    if (pm_priv_lookup(user, &uid, &gid, &why) != PM_OK)
+        pm_fatal("%s", why);
     if (*status && (mkdir(status, 0755) == 0 || errno == EEXIST) &&
-        chown(status, pw->pw_uid, pw->pw_gid) != 0)
+        chown(status, uid, gid) != 0)
         pm_warn("status dir %s: cannot give it to %s", status, user);
-    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
-        setuid(pw->pw_uid) != 0)
-        pm_fatal("cannot become user %s: %s", user, strerror(errno));
-    if (pw->pw_uid != 0 && setuid(0) == 0)
-        pm_fatal("privileges could be regained after dropping them");
+    if (pm_priv_drop(user, &why) != PM_OK)
+        pm_fatal("%s", why);
 }
 
 /* Content beyond these is never "clean" (pm_av.h): 554 or 451. */

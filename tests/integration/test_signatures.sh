@@ -115,9 +115,29 @@ expect_exit 0 "push a policy naming the mirror and the test database" \
 # ---- version 1 everywhere ---------------------------------------------------------
 check "every node's milter loads test version 1" wait_for 30 all_loaded 1
 for n in "${NODES[@]}"; do
-    check "$n's sig dir is root:$MUSER 0750" \
-        test "$(stat -c '%U:%G %a' "$WORK/$n/sigs")" = "root:$MUSER 750"
+    check "$n's sig dir is root:$MUSER 0751 (the fetch user may pass through)" \
+        test "$(stat -c '%U:%G %a' "$WORK/$n/sigs")" = "root:$MUSER 751"
 done
+# privmta-sigfetch parses what mirrors and peers send as the agent's
+# fetch_user (default nobody), never as root
+FUSER=nobody
+check "the fetcher fetched into a directory of $FUSER's, 0700" bash -c \
+    "[ -n \"\$(ls -d '$WORK'/mx*/sigs/.pm-fetch)\" ] &&
+     for d in '$WORK'/mx*/sigs/.pm-fetch; do
+         [ \"\$(stat -c '%U %a' \"\$d\")\" = '$FUSER 700' ] || exit 1
+     done"
+check "libfreshclam ran as $FUSER (its freshclam.dat is $FUSER's)" bash -c \
+    "stat -c %U '$WORK'/mx*/sigs/.pm-fetch/freshclam.dat | grep -qx '$FUSER'"
+check "what went live is root's, not $FUSER's" bash -c \
+    "for f in '$WORK'/mx*/sigs/test.c[lv]d; do [ \"\$(stat -c %U \"\$f\")\" = root ] || exit 1; done"
+sigfetch_as() { # USER WHAT: the agents' privmta-sigfetch children running as USER
+    local n
+    for n in "${NODES[@]}"; do ps -o user=,args= --ppid "${APID[$n]}"; done |
+        awk -v u="$1" -v what="$2" '$1 == u && index($0, "privmta-sigfetch " what)' | wc -l
+}
+check "the peers' files were checked by verifiers running as $FUSER" \
+    test "$(sigfetch_as "$FUSER" --verify-server)" -ge 1
+check "and no privmta-sigfetch of theirs runs as root" test "$(sigfetch_as root "")" -eq 0
 node_db_is() { [ "$(node_db "$1" "$2")" = "$3" ]; }
 check "nodes shows version 1 held and loaded on mx1" wait_for 10 node_db_is mx1 loaded_version 1
 check "every node's antivirus is ok with it" wait_for 10 bash -c \

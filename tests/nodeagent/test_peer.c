@@ -49,7 +49,7 @@ s_setup(void)
     s_server = zcert_new();
     s_client = zcert_new();
     s_stranger = zcert_new();
-    s_verifier = pm_sigverify_new(S_HELPER);
+    s_verifier = pm_sigverify_new(S_HELPER, NULL);
 }
 
 static void
@@ -206,7 +206,7 @@ s_exchange(zcert_t *cert, uint32_t version, Pm__PeerMessage **theirs,
 }
 
 static int
-s_pull(const char *file, uint32_t version, pm_peer_file_t *info, char **why)
+s_pull(const char *file, uint32_t version, pm_sigfile_t *info, char **why)
 {
     *why = NULL;
     return pm_peer_pull(s_client, s_endpoint, zcert_public_txt(s_server), s_cli,
@@ -496,7 +496,7 @@ Test(peer, pull_into_empty_dir)
 {
     testmirror_copy("test-6.cvd", s_srv, "test.cvd", false);
     s_start(s_client);
-    pm_peer_file_t info = {0};
+    pm_sigfile_t info = {0};
     char *why = NULL;
     cr_assert_eq(s_pull("test.cvd", 6, &info, &why), PM_OK, "%s", why);
     cr_expect_eq(info.version, 6);
@@ -510,7 +510,7 @@ Test(peer, pull_into_empty_dir)
     cr_expect_eq(pm_sigfetch_verify(path, &v, NULL, NULL, &why), PM_OK, "%s",
                  why);
     cr_expect_eq(v, 6);
-    cr_expect_not(s_exists(s_cli, PM_PEER_SCRATCH), "scratch dir left");
+    cr_expect_not(s_exists(s_cli, PM_SIGSTORE_SCRATCH), "scratch dir left");
     s_expect_entries(s_cli, 1);
     free(path);
 }
@@ -533,7 +533,7 @@ Test(peer, pull_replaces_the_other_form)
     cr_assert_eq(pm_sigfetch_verify(cld, NULL, NULL, NULL, &why), PM_OK,
                  "fixture: %s", why);
     free(cld);
-    pm_peer_file_t info = {0};
+    pm_sigfile_t info = {0};
     cr_assert_eq(s_pull("test.cld", 6, &info, &why), PM_OK, "%s", why);
     cr_expect_eq(info.version, 6);
     cr_expect(s_exists(s_cli, "test.cld"));

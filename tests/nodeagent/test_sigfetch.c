@@ -562,7 +562,7 @@ Test(sigfetch, the_verifier_answers_and_survives_its_helper)
     testmirror_copy("test-1.cvd", s_db, "bad.cvd", true);
     char *good = pm_asprintf("%s/good.cvd", s_db);
     char *bad = pm_asprintf("%s/bad.cvd", s_db);
-    pm_sigverify_t *v = pm_sigverify_new(S_HELPER);
+    pm_sigverify_t *v = pm_sigverify_new(S_HELPER, NULL);
     unsigned version = 0, sigs = 0;
     time_t built = 0;
     char *why = NULL;
@@ -592,7 +592,7 @@ Test(sigfetch, the_verifier_answers_and_survives_its_helper)
     pm_sigverify_destroy(&v);
     cr_assert_null(v);
     /* no helper at all */
-    v = pm_sigverify_new("/nonexistent/privmta-sigfetch");
+    v = pm_sigverify_new("/nonexistent/privmta-sigfetch", NULL);
     cr_assert_eq(
         pm_sigverify_file(v, good, "test", 10000, NULL, NULL, NULL, &why),
         PM_EINTERNAL);
