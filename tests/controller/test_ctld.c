@@ -3,7 +3,6 @@
  * is committed unless the answer says so. */
 #include <criterion/criterion.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,19 +13,13 @@
 #include "pm_policy.h"
 #include "pm_store.h"
 #include "pm_wire.h"
+#include "testdir.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static char s_dir[64];
 static pm_store_t *s_store;
 static pm_ctld_t *s_ctld;
-
-static int
-s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void
 s_setup(void)
@@ -44,7 +37,7 @@ s_teardown(void)
 {
     pm_ctld_destroy(&s_ctld);
     pm_store_close(&s_store);
-    nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove(s_dir);
 }
 
 TestSuite(ctld, .init = s_setup, .fini = s_teardown);

@@ -10,7 +10,6 @@
 
 #include <dirent.h>
 #include <stdbool.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,15 +23,9 @@
 #include "pm_store.h"
 #include "pm_value.h"
 #include "pm_wire.h"
+#include "testdir.h"
 
 #define INVALID_DIR PM_SOURCE_DIR "/tests/policy/invalid"
-
-static int
-s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 /* FILE built without validation, or NULL when it cannot be represented.
  * *EXPECT gets the key its first line names ("# expect: KEY"). */
@@ -116,5 +109,5 @@ Test(ctld_corpus, controller_refuses_every_representable_invalid_policy)
            files);
     pm_ctld_destroy(&ctld);
     pm_store_close(&store);
-    nftw(dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove(dir);
 }

@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -37,6 +36,7 @@
 #include "pm_keys.h"
 #include "pm_mem.h"
 #include "pm_wire.h"
+#include "testdir.h"
 
 #define S_REVS 256      /* revisions a test may push */
 #define S_WAIT_MS 30000 /* give up on something that should happen */
@@ -50,13 +50,6 @@ static pid_t s_pid;
 static int s_stale_ms, s_down_ms;
 
 /* ---- fixture ------------------------------------------------------------ */
-
-static int
-s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 /* "DIR/REST" in a static buffer (two slots, for two paths at once). */
 static const char *
@@ -99,7 +92,7 @@ static void
 s_teardown(void)
 {
     s_controller_kill();
-    nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove(s_dir);
     zsys_shutdown();
 }
 

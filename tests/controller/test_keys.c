@@ -2,7 +2,6 @@
  * key, created once with private secret files, then loaded unchanged. */
 #include <criterion/criterion.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,15 +9,9 @@
 #include <unistd.h>
 
 #include "pm_keys.h"
+#include "testdir.h"
 
 static char s_dir[64];
-
-static int
-s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void
 s_setup(void)
@@ -31,13 +24,21 @@ static void
 s_teardown(void)
 {
     chmod(s_dir, 0700);
-    nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove(s_dir);
     /* zcert may have started czmq's zsys; stop it so that LeakSanitizer
      * sees only what the test itself left behind */
     zsys_shutdown();
 }
 
 TestSuite(keys, .init = s_setup, .fini = s_teardown);
+
+/* cr_skip_test ends the test without the suite's .fini: clean up first */
+static void
+s_skip(const char *why)
+{
+    testdir_remove(s_dir);
+    cr_skip_test("%s", why);
+}
 
 /* czmq 4.2's zconfig_load leaks its zfile_t (134 bytes) when a file does
  * not parse (load_garbage_says_why); that is czmq's bug, not pm_keys'.
@@ -239,7 +240,7 @@ Test(keys, unusable_state_dir_says_why)
 Test(keys, unwritable_dir_says_why)
 {
     if (geteuid() == 0)
-        cr_skip_test("root ignores directory permissions");
+        s_skip("root ignores directory permissions");
     char *why = NULL;
     cr_assert_eq(mkdir(s_path("ro"), 0500), 0);
     zcert_t *c = pm_keys_controller(s_path("ro/state"), &why);
@@ -261,7 +262,7 @@ Test(keys, unwritable_dir_says_why)
 Test(keys, unreadable_key_says_why)
 {
     if (geteuid() == 0)
-        cr_skip_test("root reads any file");
+        s_skip("root reads any file");
     char *why = NULL;
     cr_assert_eq(pm_keys_create(s_path("k"), "a", PM_ROLE_ADMIN, NULL, &why),
                  0);

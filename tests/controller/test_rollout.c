@@ -5,7 +5,6 @@
  * (pm_ctld_handle without sockets). */
 #include <criterion/criterion.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,18 +15,12 @@
 #include "pm_rollout.h"
 #include "pm_store.h"
 #include "pm_wire.h"
+#include "testdir.h"
 
 #define S_MAX 8
 #define S_SEC 1000
 
 static char s_dir[64];
-
-static int
-s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void
 s_setup(void)
@@ -39,7 +32,7 @@ s_setup(void)
 static void
 s_teardown(void)
 {
-    nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove(s_dir);
 }
 
 TestSuite(rollout, .init = s_setup, .fini = s_teardown);

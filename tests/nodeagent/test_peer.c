@@ -4,7 +4,6 @@
  * server, unenrolled and removed keys, garbage from a member. */
 #include <criterion/criterion.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "testmirror.h"
 #include "pm_sigfetch.h"
 #include "pm_wire.h"
+#include "testdir.h"
 
 #define S_FIXTURES PM_SOURCE_DIR "/tests/data/clamav"
 #define S_WAIT 5000 /* ms for an answer that must come */
@@ -29,13 +29,6 @@ static zcert_t *s_server, *s_client, *s_stranger;
 static pm_sigverify_t *s_verifier;
 static zactor_t *s_peer;
 static char *s_endpoint;
-
-static int
-s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void
 s_setup(void)
@@ -61,7 +54,7 @@ s_teardown(void)
     zcert_destroy(&s_client);
     zcert_destroy(&s_stranger);
     pm_sigverify_destroy(&s_verifier);
-    nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove(s_dir);
 }
 
 /* No Criterion .timeout: its watchdog leaks under LeakSanitizer; ctest's

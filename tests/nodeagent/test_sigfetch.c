@@ -5,7 +5,6 @@
 #include <criterion/criterion.h>
 
 #include <clamav.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,19 +21,13 @@
 #include "pm_sigfetch.h"
 #include "pm_sigverify.h"
 #include "testmirror.h"
+#include "testdir.h"
 
 #define S_FIXTURES TESTMIRROR_FIXTURES
 
 static char s_dir[64], s_db[96], s_www[96], s_log[96];
 static testmirror_t s_mirror = {.pid = -1};
 #define s_url (s_mirror.url)
-
-static int
-s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void
 s_setup(void)
@@ -52,7 +45,7 @@ static void
 s_teardown(void)
 {
     testmirror_stop(&s_mirror);
-    nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove(s_dir);
 }
 
 /* No Criterion .timeout: its watchdog leaks under LeakSanitizer; ctest's

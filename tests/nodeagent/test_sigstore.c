@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include "pm_sigstore.h"
 #include "pm_sigverify.h"
 #include "testmirror.h"
+#include "testdir.h"
 
 #define S_HELPER PM_BUILD_DIR "/nodeagent/privmta-sigfetch"
 #define S_USER "nobody"
@@ -32,13 +32,6 @@ static uid_t s_uid;
 static gid_t s_gid;
 static pm_sigverify_t *s_verifier;
 static const char *const s_test[] = {"test"};
-
-static int
-s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void
 s_setup(void)
@@ -60,7 +53,7 @@ static void
 s_teardown(void)
 {
     pm_sigverify_destroy(&s_verifier);
-    nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove(s_dir);
 }
 
 TestSuite(sigstore, .init = s_setup, .fini = s_teardown);
@@ -68,8 +61,10 @@ TestSuite(sigstore, .init = s_setup, .fini = s_teardown);
 static void
 s_need_root(void)
 {
-    if (geteuid() != 0)
+    if (geteuid() != 0) { /* cr_skip_test skips .fini: clean up first */
+        s_teardown();
         cr_skip_test("needs root: files owned by another user");
+    }
 }
 
 static struct stat

@@ -8,7 +8,6 @@
 
 #include <czmq.h>
 #include <dlfcn.h>
-#include <ftw.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 #include "pm_sigsync.h"
 #include "pm_wire.h"
 #include "testmirror.h"
+#include "testdir.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -29,13 +29,6 @@
 
 static char s_dir[64], s_www[96], s_log[96];
 static testmirror_t s_mirror = {.pid = -1};
-
-static int
-s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void
 s_setup(void)
@@ -55,7 +48,7 @@ static void
 s_teardown(void)
 {
     testmirror_stop(&s_mirror);
-    nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove(s_dir);
 }
 
 TestSuite(sigsync, .init = s_setup, .fini = s_teardown);

@@ -4,10 +4,10 @@
 #include "pm_mem.h"
 #include "pm_store.h"
 #include "pm_wire.h"
+#include "testdir.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <signal.h>
@@ -21,13 +21,6 @@
 
 static char s_dir[64];
 
-static int
-s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static void
 s_setup(void)
 {
@@ -38,7 +31,7 @@ s_setup(void)
 static void
 s_teardown(void)
 {
-    nftw(s_dir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove(s_dir);
 }
 
 /* No Criterion .timeout: with --jobs > 1 its watchdog leaks in the runner
