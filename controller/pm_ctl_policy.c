@@ -5,6 +5,7 @@
 #include "pm_file.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
+#include "pm_text.h"
 #include "pm_value.h"
 #include "pm_wire.h"
 
@@ -112,6 +113,36 @@ s_print_commit(const Pm__Response *r)
                (unsigned long long)rev->number, rev->digest);
 }
 
+/* One lagging node's line: why it has not applied REV. Its name and error
+ * came from an agent: escaped (pm_text), as in `nodes`. */
+static void
+s_lag_line(const Pm__NodeStatus *n)
+{
+    char *name = pm_text_escape(n->name, 64);
+    unsigned long long at = (unsigned long long)n->applied_rev;
+    if (*n->apply_error) {
+        char *err = pm_text_escape(n->apply_error, 512);
+        fprintf(stderr, "  %s: still at revision %llu: %s\n", name, at, err);
+        free(err);
+    } else if (strcmp(n->liveness, "up") != 0) {
+        char *live = pm_text_escape(*n->liveness ? n->liveness : "unknown", 16);
+        if (n->last_seen)
+            fprintf(stderr,
+                    "  %s: still at revision %llu: node is %s (last seen "
+                    "%lld s ago)\n",
+                    name, at, live,
+                    (long long)(time(NULL) - (time_t)n->last_seen));
+        else
+            fprintf(stderr,
+                    "  %s: still at revision %llu: node is %s (never seen)\n",
+                    name, at, live);
+        free(live);
+    } else
+        fprintf(stderr, "  %s: still at revision %llu: no answer yet\n", name,
+                at);
+    free(name);
+}
+
 /* Nodes that have not applied REV yet, one line each with the reason. */
 static size_t
 s_lagging(const Pm__Response *r, uint64_t rev, bool print)
@@ -122,21 +153,8 @@ s_lagging(const Pm__Response *r, uint64_t rev, bool print)
         if (n->applied_rev >= rev && !*n->apply_error)
             continue;
         late++;
-        if (!print)
-            continue;
-        if (*n->apply_error)
-            fprintf(stderr, "  %s: still at revision %llu: %s\n", n->name,
-                    (unsigned long long)n->applied_rev, n->apply_error);
-        else if (strcmp(n->liveness, "up") != 0)
-            fprintf(stderr,
-                    "  %s: still at revision %llu: node is %s "
-                    "(last seen %s)\n",
-                    n->name, (unsigned long long)n->applied_rev,
-                    *n->liveness ? n->liveness : "unknown",
-                    n->last_seen ? "a while ago" : "never");
-        else
-            fprintf(stderr, "  %s: still at revision %llu: no answer yet\n",
-                    n->name, (unsigned long long)n->applied_rev);
+        if (print)
+            s_lag_line(n);
     }
     return late;
 }

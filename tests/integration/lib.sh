@@ -91,6 +91,10 @@ wait_for() {
     done
 }
 
+# waits SECONDS: the same deadline for privmta-ctl's --wait, which waits
+# on a condition too (every node applied): --wait=$(waits 10)
+waits() { echo $(($1 * ${PM_TEST_WAIT_SCALE:-3})); }
+
 # daemon_bg NAME LOG COMMAND...: starts one of our daemons in the
 # background; sets DAEMON_PID.
 daemon_bg() {

@@ -99,11 +99,11 @@ cat >"$BASE" <<YAML
 inbound.checks: {helo_valid: false, sender_domain: false}
 outbound.mynetworks: [127.0.0.0/8]
 YAML
-expect_exit 0 "push base policy and wait" "$CTL" policy push "$BASE" --wait=20
+expect_exit 0 "push base policy and wait" "$CTL" policy push "$BASE" --wait=$(waits 20)
 check "all three nodes applied it" applied_everywhere 1
 
 # ---- HELO check on all three ------------------------------------------------
-expect_exit 0 "push helo_valid=true" "$CTL" policy set inbound.checks.helo_valid=true --wait=10
+expect_exit 0 "push helo_valid=true" "$CTL" policy set inbound.checks.helo_valid=true --wait=$(waits 10)
 for n in "${NODES[@]}"; do
     send "$n" 'bad helo!' "postmaster@$n.test" "postmaster@$n.test"
     rc=$?
@@ -111,29 +111,29 @@ for n in "${NODES[@]}"; do
     # mean no server at all
     check "$n rejects an invalid HELO (swaks $rc)" test "$rc" -ge 22 -a "$rc" -le 24
 done
-expect_exit 0 "push helo_valid=false" "$CTL" policy set inbound.checks.helo_valid=false --wait=10
+expect_exit 0 "push helo_valid=false" "$CTL" policy set inbound.checks.helo_valid=false --wait=$(waits 10)
 for n in "${NODES[@]}"; do
     check "$n accepts it again" send "$n" 'bad helo!' "postmaster@$n.test" "postmaster@$n.test"
 done
 
 # ---- mynetworks, and a per-node override ----------------------------------------
-expect_exit 0 "narrow mynetworks" "$CTL" policy set 'outbound.mynetworks=[10.0.0.0/8]' --wait=10
+expect_exit 0 "narrow mynetworks" "$CTL" policy set 'outbound.mynetworks=[10.0.0.0/8]' --wait=$(waits 10)
 for n in "${NODES[@]}"; do
     send "$n" client.example.com "postmaster@$n.test" "someone@outside.example"
     rc=$?
     check "$n denies relaying from 127.0.0.1 (swaks $rc)" test "$rc" -eq 24
 done
-expect_exit 0 "override mynetworks on mx2 only" "$CTL" policy set 'outbound.mynetworks=[127.0.0.0/8]' --node mx2 --wait=10
+expect_exit 0 "override mynetworks on mx2 only" "$CTL" policy set 'outbound.mynetworks=[127.0.0.0/8]' --node mx2 --wait=$(waits 10)
 check "mx2 relays" send mx2 client.example.com postmaster@mx2.test someone@outside.example
 send mx1 client.example.com postmaster@mx1.test someone@outside.example
 check "mx1 still denies" test $? -eq 24
 send mx3 client.example.com postmaster@mx3.test someone@outside.example
 check "mx3 still denies" test $? -eq 24
-expect_exit 0 "drop mx2's override" "$CTL" policy set --reset outbound.mynetworks --node mx2 --wait=10
+expect_exit 0 "drop mx2's override" "$CTL" policy set --reset outbound.mynetworks --node mx2 --wait=$(waits 10)
 send mx2 client.example.com postmaster@mx2.test someone@outside.example
 rc=$?
 check "without its override mx2 denies relaying again (swaks $rc)" test "$rc" -eq 24
-expect_exit 0 "restore mynetworks" "$CTL" policy set 'outbound.mynetworks=[127.0.0.0/8]' --wait=10
+expect_exit 0 "restore mynetworks" "$CTL" policy set 'outbound.mynetworks=[127.0.0.0/8]' --wait=$(waits 10)
 
 # ---- relay host and fallback, every node ----------------------------------------
 mkdir -p "$WORK/sink" "$WORK/fallback" && chmod 777 "$WORK/sink" "$WORK/fallback"
@@ -146,7 +146,7 @@ PIDS+=("$SINK_PID")
 PIDS+=("$!")
 check "the two sinks listen" wait_for 10 bash -c "(exec 3<>/dev/tcp/127.0.0.30/$SINK) && (exec 3<>/dev/tcp/127.0.0.31/$FALLBACK)" 2>/dev/null
 expect_exit 0 "relay host to the sink, fallback to the other" "$CTL" policy set \
-    "outbound.relay_host=[127.0.0.30]:$SINK" "outbound.fallback_relay_host=[127.0.0.31]:$FALLBACK" --wait=10
+    "outbound.relay_host=[127.0.0.30]:$SINK" "outbound.fallback_relay_host=[127.0.0.31]:$FALLBACK" --wait=$(waits 10)
 for n in "${NODES[@]}"; do
     send "$n" client.example.com "postmaster@$n.test" "via-$n@outside.example"
 done
@@ -159,7 +159,7 @@ send mx1 client.example.com postmaster@mx1.test fallback@outside.example
 for n in "${NODES[@]}"; do bash "$NODE" flush "$WORK/$n" >/dev/null 2>&1 || postqueue -c "$WORK/$n/etc" -f 2>/dev/null; done
 check "relay host down: the fallback relay host receives it" \
     wait_until 30 bash -c "grep -q 'fallback@outside.example' '$WORK'/fallback/* 2>/dev/null"
-expect_exit 0 "no relay host again" "$CTL" policy set 'outbound.relay_host=""' 'outbound.fallback_relay_host=""' --wait=10
+expect_exit 0 "no relay host again" "$CTL" policy set 'outbound.relay_host=""' 'outbound.fallback_relay_host=""' --wait=$(waits 10)
 
 # ---- a node whose Postfix rejects its config keeps the old one ----------------
 cf_sum() { sha256sum "$WORK/$1/etc/main.cf" | cut -d' ' -f1; }
@@ -173,10 +173,10 @@ check "mx3 kept its main.cf byte for byte" test "$(cf_sum mx3)" = "$before"
 check "mx3 still takes mail" send mx3 client.example.com postmaster@mx3.test postmaster@mx3.test
 "$CTL" nodes >"$WORK/out"
 check "nodes shows mx3's error" grep -q "^mx3 .*inet_protocols" "$WORK/out"
-expect_exit 0 "drop the bad override" "$CTL" policy set --reset outbound.relay_host --node mx3 --wait=10
+expect_exit 0 "drop the bad override" "$CTL" policy set --reset outbound.relay_host --node mx3 --wait=$(waits 10)
 
 # ---- controller killed while agents run ----------------------------------------
-expect_exit 0 "helo check on before the controller dies" "$CTL" policy set inbound.checks.helo_valid=true --wait=10
+expect_exit 0 "helo check on before the controller dies" "$CTL" policy set inbound.checks.helo_valid=true --wait=$(waits 10)
 kill_daemon "$CONTROLLER_PID"
 # with the controller dead, mx1's agent restarts on a main.cf someone
 # changed by hand: it must enforce its stored revision again by itself
@@ -195,7 +195,7 @@ check "controller dead: the restarted mx1 enforces its stored revision again" \
     wait_for 15 bad_helo_refused mx1
 check "mx1 says so in its log" bash -c "tail -n +$((lines + 1)) '$WORK/mx1.log' | grep -q 'enforcing stored revision'"
 check "controller restarts" controller_up
-expect_exit 0 "push after the restart reaches every node" "$CTL" policy set inbound.checks.helo_valid=false --wait=15
+expect_exit 0 "push after the restart reaches every node" "$CTL" policy set inbound.checks.helo_valid=false --wait=$(waits 15)
 check "every node converged to the head" applied_everywhere "$(rev_of_push)"
 
 # ---- an agent stopped during three pushes ---------------------------------------
@@ -209,7 +209,7 @@ check "while mx2 is down the others apply the head" wait_until 15 bash -c "'$CTL
 agent_up mx2
 check "mx2 catches up with the head ($head) after its restart" wait_until 15 applied_everywhere "$head"
 check "and its Postfix enforces the change it missed" bad_helo_refused mx2
-expect_exit 0 "helo check off again" "$CTL" policy set inbound.checks.helo_valid=false --wait=10
+expect_exit 0 "helo check off again" "$CTL" policy set inbound.checks.helo_valid=false --wait=$(waits 10)
 head=$(rev_of_push)
 
 # ---- a dropped update is repaired by a resync --------------------------------------
@@ -223,8 +223,8 @@ check "mx1 is back and live" wait_for 10 bash -c "tail -n +$((lines + 1)) '$WORK
 # would be lost. One push mx1 acknowledges first: its acknowledgement
 # follows those hellos on the same connection, so once --wait has it they
 # were all answered.
-expect_exit 0 "a push mx1 follows after its restart" "$CTL" policy set 'antispam.subject_prefix=[C2]' --wait=10
-expect_exit 0 "push while mx1 loses that update" "$CTL" policy set 'antispam.subject_prefix=[D]' --wait=10
+expect_exit 0 "a push mx1 follows after its restart" "$CTL" policy set 'antispam.subject_prefix=[C2]' --wait=$(waits 10)
+expect_exit 0 "push while mx1 loses that update" "$CTL" policy set 'antispam.subject_prefix=[D]' --wait=$(waits 10)
 # (on a loaded machine mx1 may also have heard nothing for dead_after_ms
 # just before the update: its hello after the silence repairs it the same
 # way, and says so the same way)
@@ -241,7 +241,7 @@ check "nodes names the transport_maps entry that bypasses the relay host" \
 agent_stop mx1
 # a milter socket nothing listens on: Postfix must tempfail, never pass
 agent_up mx1 --milter-socket "inet:127.0.0.1:$(free_port)"
-expect_exit 0 "antivirus on: the milter is needed" "$CTL" policy set antivirus.enabled=true --wait=10
+expect_exit 0 "antivirus on: the milter is needed" "$CTL" policy set antivirus.enabled=true --wait=$(waits 10)
 # the restarted agent re-applies its stored revision, now with the milter
 check "mx1's smtpd_milters names the milter" wait_until 10 bash -c "postconf -c '$WORK/mx1/etc' -h smtpd_milters | grep -q '^inet:127.0.0.1:'"
 check "mx1's milter_default_action is tempfail" test "$(postconf -c "$WORK/mx1/etc" -h milter_default_action)" = tempfail
@@ -249,7 +249,7 @@ send mx1 client.example.com postmaster@mx1.test postmaster@mx1.test
 rc=$?
 check "with the milter down, mail is deferred, not passed unscanned (swaks $rc)" test "$rc" -ne 0 -a "$rc" -ne 2
 check "nodes reports the antivirus down on mx1" wait_until 5 bash -c "'$CTL' nodes | grep -q '^mx1 .*down .*down'"
-expect_exit 0 "nothing needs the milter" "$CTL" policy set antivirus.enabled=false antispam.enabled=false 'inbound.blocked_extensions=[]' --wait=10
+expect_exit 0 "nothing needs the milter" "$CTL" policy set antivirus.enabled=false antispam.enabled=false 'inbound.blocked_extensions=[]' --wait=$(waits 10)
 check "mx1's smtpd_milters is empty again" test -z "$(postconf -c "$WORK/mx1/etc" -h smtpd_milters)"
 check "mail flows on mx1 without the milter" send mx1 client.example.com postmaster@mx1.test postmaster@mx1.test
 check "mx2 (no milter configured) never had one" test -z "$(postconf -c "$WORK/mx2/etc" -h smtpd_milters)"
@@ -261,7 +261,7 @@ before=$(cf_sum rogue)
 agent_up rogue
 check "the unenrolled agent runs and tries to connect" \
     wait_for 10 bash -c "kill -0 ${APID[rogue]} && grep -q 'following' '$WORK/rogue.log'"
-expect_exit 0 "a push reaches the enrolled nodes" "$CTL" policy set 'antispam.subject_prefix=[E]' --wait=10
+expect_exit 0 "a push reaches the enrolled nodes" "$CTL" policy set 'antispam.subject_prefix=[E]' --wait=$(waits 10)
 check "the unenrolled agent is still running" kill -0 "${APID[rogue]}"
 check "the unenrolled agent applied nothing" bash -c "! grep -q 'applied revision' '$WORK/rogue.log'"
 check "its Postfix config is untouched" test "$(cf_sum rogue)" = "$before"
@@ -282,8 +282,8 @@ flow() { # sends 30 messages through mx1 one after another; exit 1 on any refusa
 flow &
 FLOW=$!
 for p in F G H; do
-    "$CTL" policy set inbound.checks.helo_valid=true --wait=10 >/dev/null
-    "$CTL" policy set inbound.checks.helo_valid=false --wait=10 >/dev/null
+    "$CTL" policy set inbound.checks.helo_valid=true --wait=$(waits 10) >/dev/null
+    "$CTL" policy set inbound.checks.helo_valid=false --wait=$(waits 10) >/dev/null
 done
 check "30 messages accepted while six pushes reloaded Postfix" wait "$FLOW"
 
@@ -295,15 +295,15 @@ kill -CONT "${APID[mx3]}"
 check "and up again when it speaks" wait_for 10 node_is mx3 .liveness up
 
 # ---- rollback through the cluster -----------------------------------------------------
-expect_exit 0 "helo check on" "$CTL" policy set inbound.checks.helo_valid=true --wait=10
+expect_exit 0 "helo check on" "$CTL" policy set inbound.checks.helo_valid=true --wait=$(waits 10)
 on=$(rev_of_push)
-expect_exit 0 "helo check off" "$CTL" policy set inbound.checks.helo_valid=false --wait=10
+expect_exit 0 "helo check off" "$CTL" policy set inbound.checks.helo_valid=false --wait=$(waits 10)
 expect_exit 0 "roll back to revision $on" "$CTL" policy rollback "$on"
 check "every node applies the rollback" wait_until 15 applied_everywhere $((on + 2))
 for n in "${NODES[@]}"; do
     check "$n enforces the rolled-back HELO check" bad_helo_refused "$n"
 done
-expect_exit 0 "helo check off" "$CTL" policy set inbound.checks.helo_valid=false --wait=10
+expect_exit 0 "helo check off" "$CTL" policy set inbound.checks.helo_valid=false --wait=$(waits 10)
 
 # ---- a node joining after many revisions ------------------------------------------------
 for i in $(seq 1 20); do "$CTL" policy set "antispam.subject_prefix=[R$i]" >/dev/null; done
@@ -322,7 +322,7 @@ check "and enforces it" bad_helo_refused mx4
 expect_exit 0 "withdraw mx3 while it is connected" "$CTL" node remove mx3
 before=$(cf_sum mx3)
 lines=$(log_lines mx3)
-expect_exit 0 "a push after the withdrawal" "$CTL" policy set inbound.checks.helo_valid=false --wait=10
+expect_exit 0 "a push after the withdrawal" "$CTL" policy set inbound.checks.helo_valid=false --wait=$(waits 10)
 check "the others applied it" wait_for 10 node_is mx1 .applied_rev "$(rev_of_push)"
 check "mx3's connection got nothing more" bash -c "! tail -n +$((lines + 1)) '$WORK/mx3.log' | grep -q 'applied revision'"
 check "mx3's Postfix config is untouched" test "$(cf_sum mx3)" = "$before"

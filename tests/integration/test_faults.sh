@@ -110,7 +110,7 @@ inbound:
 outbound.mynetworks: [127.0.0.0/8]
 antispam.enabled: false
 YAML
-expect_exit 0 "push revision 1" "$CTL" policy push "$WORK/policy.yaml" --wait=20
+expect_exit 0 "push revision 1" "$CTL" policy push "$WORK/policy.yaml" --wait=$(waits 20)
 expect_exit 0 "a DKIM key, so every revision carries a secret" \
     "$CTL" dkim add signed.test --selector s1 --generate
 check "converged at the start" wait_for 15 converged
@@ -165,8 +165,8 @@ check "it says the storage failed" grep -qi "storage\|space\|full" "$WORK/err"
 check "nothing was stored" test "$(head_rev)" = "$h"
 rm -f "$STATE/filler"
 expect_exit 0 "room again: the push goes through" \
-    "$CTL" policy set "antivirus.custom_signatures+=$WORK/big2.ndb" --wait=20
-expect_exit 0 "and the next" toggle --wait=10
+    "$CTL" policy set "antivirus.custom_signatures+=$WORK/big2.ndb" --wait=$(waits 20)
+expect_exit 0 "and the next" toggle --wait=$(waits 10)
 check "every earlier revision is still there" bash -c \
     "'$CTL' policy history --limit 100 --json | jq -e --slurpfile b '$WORK/hist-before.json' '[.[].digest] as \$now | all(\$b[0][]; .digest as \$d | \$now | index(\$d))' >/dev/null"
 
@@ -229,13 +229,13 @@ done
 # ---- 30 pushes, each with a different 4 MiB signature file ---------------------------------
 # on an agent whose store starts with a 64 MiB map on a 32 MiB disk (the
 # controller keeps 8 revisions, plus what a node runs: history_keep)
-"$CTL" policy set 'antivirus.custom_signatures=[]' --wait=20 >/dev/null
+"$CTL" policy set 'antivirus.custom_signatures=[]' --wait=$(waits 20) >/dev/null
 ok=0
 for i in $(seq 1 30); do
     for j in $(seq 1 4); do head -c 1048576 /dev/urandom; done | od -An -tx1 -v -w500 |
         tr -d ' ' | head -n 4190 | awk -v i="$i" '{printf "Big.P%d.%d:0:*:%s\n", i, NR, $0}' >"$WORK/p.ndb"
     "$CTL" policy set "antivirus.custom_signatures=[]" "antivirus.custom_signatures+=$WORK/p.ndb" \
-        --wait=60 >/dev/null 2>"$WORK/p.err" && ok=$((ok + 1))
+        --wait=$(waits 60) >/dev/null 2>"$WORK/p.err" && ok=$((ok + 1))
 done
 check "30 pushes of a 4 MiB signature file: every one applied ($ok)" test "$ok" -eq 30
 check "the node runs the last, without error" wait_for 20 converged

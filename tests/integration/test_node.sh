@@ -117,7 +117,7 @@ antispam.enabled: false
 antivirus.enabled: true
 antivirus.databases: []  # custom signatures only: see test_signatures.sh
 YAML
-expect_exit 0 "push revision 1 and wait for mx1" "$CTL" policy push "$WORK/policy.yaml" --wait=20
+expect_exit 0 "push revision 1 and wait for mx1" "$CTL" policy push "$WORK/policy.yaml" --wait=$(waits 20)
 check "the milter picked revision 1 up by itself" wait_for 10 mstatus_is .policy.revision 1
 check "the handoff dir is root:$MUSER 0750" \
     test "$(stat -c '%U:%G %a' "$HANDOFF")" = "root:$MUSER 750"
@@ -166,7 +166,7 @@ as_milter mkfifo "$N/run/status.json"
 check "a FIFO as status: the filter shows down with the reason" \
     wait_for 10 svc_is antivirus down "not a regular file"
 expect_exit 0 "the agent still applies while the FIFO is there" \
-    "$CTL" policy set 'inbound.blocked_extensions+=bat' --wait=10
+    "$CTL" policy set 'inbound.blocked_extensions+=bat' --wait=$(waits 10)
 rm -f "$N/run/status.json"
 as_milter truncate -s 200M "$N/run/status.json"
 check "a 200 MB status: down with the reason, read no further" \
@@ -186,7 +186,7 @@ check "with the milter writing again, antivirus is ok" wait_for 10 svc_is antivi
 # processes already running keep what they loaded until a reload: an agent
 # that died between the write and the reload must reload once it is back,
 # even though main.cf already says what it acknowledges.
-expect_exit 0 "helo check on" "$CTL" policy set inbound.checks.helo_valid=true --wait=10
+expect_exit 0 "helo check on" "$CTL" policy set inbound.checks.helo_valid=true --wait=$(waits 10)
 check "Postfix refuses a bad HELO" bad_helo
 reloads() { grep -c "postfix/postfix-script.*refreshing\|reload -- version" "$N/maillog"; }
 kill_daemon "$APID"
@@ -196,7 +196,7 @@ check "the restarted agent reloads Postfix though main.cf is unchanged" \
     wait_for 15 bash -c "[ \$(grep -c 'postfix/postfix-script.*refreshing\|reload -- version' '$N/maillog') -gt $before ]"
 check "and reports the revision applied" wait_for 10 bash -c "'$CTL' nodes --json | jq -e '.[0].applied_rev == $(applied) and .[0].last_error == \"\"' >/dev/null"
 check "Postfix still refuses a bad HELO" bad_helo
-expect_exit 0 "helo check off" "$CTL" policy set inbound.checks.helo_valid=false --wait=10
+expect_exit 0 "helo check off" "$CTL" policy set inbound.checks.helo_valid=false --wait=$(waits 10)
 
 # ---- a full file system, then room again ------------------------------------------
 head=$(applied)
@@ -221,7 +221,7 @@ expect_exit 4 "a relay host this IPv4-only Postfix refuses: --wait names mx1" \
 check "mx1 reports why" wait_for 10 bash -c "'$CTL' nodes --json | jq -e '.[0].last_error | test(\"inet_protocols\")' >/dev/null"
 check "the milter is back on revision $head, which Postfix kept" \
     wait_for 10 mstatus_is .policy.revision "$head"
-expect_exit 0 "drop the override" "$CTL" policy set --reset outbound.relay_host --node mx1 --wait=10
+expect_exit 0 "drop the override" "$CTL" policy set --reset outbound.relay_host --node mx1 --wait=$(waits 10)
 
 # ---- hand edits: what the policy owns is put back, the rest stays ----------------
 pc() { postconf -c "$N/etc" "$@"; }
@@ -263,7 +263,7 @@ KEYID=$(jq -r '.dkim.domains[0].key' <("$CTL" policy show --json))
 for i in $(seq 1 5000); do echo "t$i.example smtp:[127.0.0.9]:25"; done >"$N/etc/transport"
 postconf -c "$N/etc" -e "transport_maps = texthash:$N/etc/transport"
 expect_exit 0 "push 1024 DKIM domains and 64 custom signatures" \
-    "$CTL" --timeout 60 policy push "$WORK/max.yaml" --wait=60
+    "$CTL" --timeout 60 policy push "$WORK/max.yaml" --wait=$(waits 60)
 check "the milter signs for all 1024" \
     wait_for 30 mstatus_is '.dkim.usable | length' 1024
 check "mx1 is up and reports 1024 domains signing" \
