@@ -297,3 +297,68 @@ pm_postconf_write_file(const char *path, const char *data, size_t len,
     return pm_file_write_dated(path, data, len, st->st_mode & 07777, st->st_gid,
                                ts, why);
 }
+
+int
+pm_postconf_read_overrides(const char *dir, const char *const *names, size_t n,
+                           pm_postconf_param_t **out, size_t *n_out, char **why)
+{
+    const char *const flag[] = {"-P"};
+    pm_cmd_result_t c;
+    if (s_postconf(dir, flag, 1, &c) != 0) {
+        char *e = pm_cmd_why("postconf -P", &c);
+        pm_why(why, "pm_postconf", "%s", e);
+        free(e);
+        pm_cmd_result_clear(&c);
+        return PM_EIO;
+    }
+    size_t got = 0, cap = 4;
+    pm_postconf_param_t *params = pm_calloc(cap, sizeof *params);
+    for (const char *line = c.out; *line;) {
+        size_t len = strcspn(line, "\n"), nlen = 0;
+        const char *v = NULL, *slash = NULL;
+        if (s_split(line, len, &nlen, &v))
+            for (const char *p = line; p < line + nlen; p++)
+                if (*p == '/')
+                    slash = p; /* "service/type/name": the last one */
+        for (size_t i = 0; slash && i < n; i++) {
+            size_t plen = (size_t)(line + nlen - slash - 1);
+            if (strlen(names[i]) != plen || memcmp(names[i], slash + 1, plen))
+                continue;
+            if (got == cap)
+                params = pm_realloc(params, (cap *= 2) * sizeof *params);
+            params[got].name = pm_strndup(line, nlen);
+            params[got++].value = pm_strndup(v, (size_t)(line + len - v));
+            break;
+        }
+        line += len + (line[len] == '\n');
+    }
+    pm_cmd_result_clear(&c);
+    *out = params;
+    *n_out = got;
+    return PM_OK;
+}
+
+int
+pm_postconf_write_overrides(const char *dir, const pm_postconf_param_t *params,
+                            size_t n, char **why)
+{
+    const char **args = pm_calloc(n + 1, sizeof *args);
+    char **kv = pm_calloc(n + 1, sizeof *kv);
+    args[0] = "-P";
+    for (size_t i = 0; i < n; i++)
+        args[i + 1] = kv[i] =
+            pm_asprintf("%s=%s", params[i].name, params[i].value);
+    pm_cmd_result_t c;
+    int rc = s_postconf(dir, args, n + 1, &c);
+    if (rc != 0) {
+        char *e = pm_cmd_why("postconf -P", &c);
+        pm_why(why, "pm_postconf", "%s", e);
+        free(e);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(kv[i]);
+    free(kv);
+    free(args);
+    pm_cmd_result_clear(&c);
+    return rc == 0 ? PM_OK : PM_EIO;
+}

@@ -1,4 +1,5 @@
-/* pm_postconf.h - reading and writing a Postfix main.cf through postconf.
+/* pm_postconf.h - reading and writing a Postfix main.cf (and master.cf
+ * service overrides) through postconf.
  *
  * Every value is read and written the way Postfix itself reads it:
  * through `postconf -c DIR` (run with common/pm_cmd, 15 s at most), never
@@ -81,6 +82,22 @@ int pm_postconf_write(const char *dir, const pm_postconf_param_t *params,
  * when one is still set. Always with *why on error. */
 int pm_postconf_unset(const char *dir, const char *const *names, size_t n,
                       char **why);
+
+/* The per-service overrides DIR's master.cf sets (-o name=value, read
+ * with postconf -c DIR -P) for any of NAMES: one param per override, named
+ * "service/type/name" as postconf prints it. *OUT (caller frees with
+ * pm_postconf_params_free) and *N_OUT. PM_OK, or PM_EIO with *why. */
+int pm_postconf_read_overrides(const char *dir, const char *const *names,
+                               size_t n, pm_postconf_param_t **out,
+                               size_t *n_out, char **why);
+
+/* Sets PARAMS, named "service/type/name", in DIR's master.cf (postconf -c
+ * DIR -P name=value...). postconf refuses whitespace in such a value: a
+ * value with blanks goes into main.cf under a name of its own, and the
+ * override refers to it ($name). PM_OK, or PM_EIO with *why. */
+int pm_postconf_write_overrides(const char *dir,
+                                const pm_postconf_param_t *params, size_t n,
+                                char **why);
 
 /* Replaces PATH (a main.cf) with LEN bytes of DATA, atomically and
  * durably, with the permission bits and group of ST, dated back. Returns

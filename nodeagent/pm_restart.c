@@ -21,13 +21,34 @@
 #define S_JOURNAL_MAX (1u << 20) /* bytes of a journal read back */
 #define S_WORDS_MAX 64           /* words of milter_restart */
 
-/* What the drain sets, in this order; the journal keeps their originals. */
+/* What the drain sets in main.cf, in this order; the journal keeps their
+ * originals. The 421 has a name of its own so that a master.cf service
+ * can refer to it: postconf -P takes no blanks in a value. */
 static const char *const s_drain_names[] = {"smtpd_delay_reject",
+                                            "privmta_drain_restrictions",
                                             "smtpd_client_restrictions"};
 static const char *const s_drain_values[] = {
-    "no", "check_client_access static:{421 4.3.2 Service restarting, try again "
-          "later}"};
+    "no",
+    "check_client_access static:{421 4.3.2 Service restarting, try again "
+    "later}",
+    "$privmta_drain_restrictions"};
 #define S_NDRAIN (sizeof s_drain_names / sizeof s_drain_names[0])
+
+/* What a master.cf service (-o) that sets these itself gets. */
+static const char *const s_override_names[] = {"smtpd_delay_reject",
+                                               "smtpd_client_restrictions"};
+static const char *const s_override_values[] = {"no",
+                                                "$privmta_drain_restrictions"};
+#define S_NOVERRIDE (sizeof s_override_names / sizeof s_override_names[0])
+#define S_MASTER_MAX (1u << 20) /* bytes of a master.cf kept */
+
+/* What the drain changed, as it was. */
+typedef struct {
+    char *main[S_NDRAIN]; /* postconf -n before the drain; NULL: not set */
+    char *master;         /* master.cf before the drain, when a service in
+                             it was drained too; NULL: master.cf untouched */
+    size_t master_len;
+} s_orig_t;
 
 typedef struct {
     pm_restart_config_t cfg; /* strings owned */
@@ -40,8 +61,8 @@ typedef struct {
     int64_t phase_at; /* zclock_mono() the phase began: its time is logged */
     bool stopping;    /* $TERM seen */
     bool abandoned;   /* test hook: end as if killed */
-    bool drained;     /* main.cf may hold the drain values */
-    char *orig[S_NDRAIN]; /* postconf -n before the drain; NULL: not set */
+    bool drained;     /* main.cf (and master.cf) may hold the drain values */
+    s_orig_t orig;
     pm_svcprobe_listener_t *ls;
     size_t n_ls;
 } s_restart_t;
@@ -56,36 +77,60 @@ s_set_why(char **why, char *text)
 
 /* ---- the journal and the parameters ------------------------------------ */
 
-/* The originals as postconf -n printed them; an unset one has no line. */
+/* The master.cf copy beside JOURNAL (caller frees); NULL for NULL. */
+static char *
+s_master_journal(const char *journal)
+{
+    return journal ? pm_asprintf("%s.master", journal) : NULL;
+}
+
+/* The originals as postconf -n printed them (an unset one has no line),
+ * and master.cf as it was when the drain touches it. */
 static bool
-s_journal_write(const char *path, char *const *orig, char **why)
+s_journal_write(const char *path, const s_orig_t *orig, char **why)
 {
     if (!path)
         return true;
     char *text = pm_strdup("# privmta-agent: Postfix is being restarted; "
                            "what main.cf set before the drain\n");
     for (size_t i = 0; i < S_NDRAIN; i++) {
-        if (!orig[i])
+        if (!orig->main[i])
             continue;
         char *more =
-            pm_asprintf("%s%s = %s\n", text, s_drain_names[i], orig[i]);
+            pm_asprintf("%s%s = %s\n", text, s_drain_names[i], orig->main[i]);
         free(text);
         text = more;
     }
-    int rc = pm_file_write(path, text, strlen(text), 0600, (gid_t)-1, why);
+    char *master = s_master_journal(path);
+    int rc = orig->master
+                 ? pm_file_write(master, orig->master, orig->master_len, 0600,
+                                 (gid_t)-1, why)
+                 : PM_OK;
+    if (rc == PM_OK) /* the main journal last: its presence says "undo" */
+        rc = pm_file_write(path, text, strlen(text), 0600, (gid_t)-1, why);
+    free(master);
     free(text);
     return rc == PM_OK;
 }
 
 /* Reads PATH's originals into ORIG; PM_ENOTFOUND when there is none. */
 static int
-s_journal_read(const char *path, char **orig, char **why)
+s_journal_read(const char *path, s_orig_t *orig, char **why)
 {
-    char *text = NULL;
+    char *text = NULL, *master = s_master_journal(path);
     int rc =
         pm_file_read(path, S_JOURNAL_MAX, PM_FILE_STRICT, &text, NULL, why);
     if (rc == PM_OK)
-        pm_postconf_parse(text, s_drain_names, S_NDRAIN, orig);
+        pm_postconf_parse(text, s_drain_names, S_NDRAIN, orig->main);
+    if (rc == PM_OK) {
+        rc = pm_file_read(master, S_MASTER_MAX, PM_FILE_STRICT, &orig->master,
+                          &orig->master_len, why);
+        if (rc == PM_ENOTFOUND) { /* master.cf was not drained */
+            PM_FREE(why);
+            rc = PM_OK;
+        }
+    }
+    free(master);
     free(text);
     return rc;
 }
@@ -93,26 +138,44 @@ s_journal_read(const char *path, char **orig, char **why)
 static void
 s_journal_remove(const char *path)
 {
+    char *master = s_master_journal(path);
+    if (master && unlink(master) != 0 && errno != ENOENT)
+        pm_warn("restart: cannot remove %s: %s", master, strerror(errno));
     if (path && unlink(path) != 0 && errno != ENOENT)
         pm_warn("restart: cannot remove %s: %s", path, strerror(errno));
+    free(master);
 }
 
-/* Puts ORIG back in DIR's main.cf: postconf -e the set ones, -X the
- * others. */
+static void
+s_orig_clear(s_orig_t *orig)
+{
+    for (size_t i = 0; i < S_NDRAIN; i++)
+        PM_FREE(&orig->main[i]);
+    PM_FREE(&orig->master);
+    orig->master_len = 0;
+}
+
+/* Puts ORIG back in DIR: master.cf whole when it was drained, then
+ * main.cf's values (postconf -e the set ones, -X the others). */
 static bool
-s_put_back(const char *dir, char *const *orig, char **why)
+s_put_back(const char *dir, const s_orig_t *orig, char **why)
 {
     pm_postconf_param_t set[S_NDRAIN];
     const char *unset[S_NDRAIN];
     size_t n_set = 0, n_unset = 0;
     for (size_t i = 0; i < S_NDRAIN; i++) {
-        if (orig[i])
+        if (orig->main[i])
             set[n_set++] =
-                (pm_postconf_param_t){(char *)s_drain_names[i], orig[i]};
+                (pm_postconf_param_t){(char *)s_drain_names[i], orig->main[i]};
         else
             unset[n_unset++] = s_drain_names[i];
     }
-    return (!n_set || pm_postconf_write(dir, set, n_set, why) == PM_OK) &&
+    char *master = pm_asprintf("%s/master.cf", dir);
+    bool ok =
+        !orig->master || pm_file_write(master, orig->master, orig->master_len,
+                                       0644, (gid_t)-1, why) == PM_OK;
+    free(master);
+    return ok && (!n_set || pm_postconf_write(dir, set, n_set, why) == PM_OK) &&
            (!n_unset || pm_postconf_unset(dir, unset, n_unset, why) == PM_OK);
 }
 
@@ -136,7 +199,7 @@ s_postfix(const char *dir, const char *verb, char **why)
  * DRAINED (*drained cleared then), then reloaded if it runs, started if
  * not. False with *why (what failed, first line). */
 static bool
-s_settle(const char *dir, char *const *orig, bool *drained, char **why)
+s_settle(const char *dir, const s_orig_t *orig, bool *drained, char **why)
 {
     bool back = !*drained || s_put_back(dir, orig, why);
     if (back && *drained) {
@@ -150,11 +213,11 @@ s_settle(const char *dir, char *const *orig, bool *drained, char **why)
 int
 pm_restart_recover(const pm_restart_config_t *config, bool *acted, char **why)
 {
-    char *orig[S_NDRAIN] = {NULL};
+    s_orig_t orig = {0};
     *acted = false;
     if (!config->journal || !config->postfix_dir)
         return PM_OK;
-    int rc = s_journal_read(config->journal, orig, why);
+    int rc = s_journal_read(config->journal, &orig, why);
     if (rc == PM_ENOTFOUND) {
         if (why)
             PM_FREE(why);
@@ -162,12 +225,11 @@ pm_restart_recover(const pm_restart_config_t *config, bool *acted, char **why)
     }
     *acted = true;
     bool drained = true;
-    if (rc == PM_OK && !s_settle(config->postfix_dir, orig, &drained, why))
+    if (rc == PM_OK && !s_settle(config->postfix_dir, &orig, &drained, why))
         rc = PM_EIO;
     if (rc == PM_OK)
         s_journal_remove(config->journal);
-    for (size_t i = 0; i < S_NDRAIN; i++)
-        free(orig[i]);
+    s_orig_clear(&orig);
     return rc;
 }
 
@@ -275,6 +337,34 @@ s_drain_wait(s_restart_t *self)
     return true;
 }
 
+/* The master.cf services that set the drain's parameters themselves
+ * (-o): *OVER (caller frees) gets what they are set to during the drain,
+ * and master.cf is kept whole in SELF->orig to be put back. */
+static bool
+s_master_keep(s_restart_t *self, pm_postconf_param_t **over, size_t *n_over,
+              char **why)
+{
+    const char *dir = self->cfg.postfix_dir;
+    if (pm_postconf_read_overrides(dir, s_override_names, S_NOVERRIDE, over,
+                                   n_over, why) != PM_OK)
+        return false;
+    for (size_t i = 0; i < *n_over; i++) {
+        const char *name = strrchr((*over)[i].name, '/') + 1;
+        for (size_t j = 0; j < S_NOVERRIDE; j++)
+            if (strcmp(name, s_override_names[j]) == 0) {
+                free((*over)[i].value);
+                (*over)[i].value = pm_strdup(s_override_values[j]);
+            }
+    }
+    if (!*n_over)
+        return true;
+    char *path = pm_asprintf("%s/master.cf", dir);
+    int rc = pm_file_read(path, S_MASTER_MAX, PM_FILE_STRICT,
+                          &self->orig.master, &self->orig.master_len, why);
+    free(path);
+    return rc == PM_OK;
+}
+
 /* New sessions refused, those in flight done (see pm_restart.h). */
 static bool
 s_drain(s_restart_t *self, char **why)
@@ -288,15 +378,21 @@ s_drain(s_restart_t *self, char **why)
                 (unsigned long long)self->rollout);
         return true;
     }
-    if (pm_postconf_read_set(dir, s_drain_names, S_NDRAIN, self->orig, why) !=
-            PM_OK ||
-        !s_journal_write(self->cfg.journal, self->orig, why))
-        return false;
+    pm_postconf_param_t *over = NULL;
+    size_t n_over = 0;
+    bool ok = pm_postconf_read_set(dir, s_drain_names, S_NDRAIN,
+                                   self->orig.main, why) == PM_OK &&
+              s_master_keep(self, &over, &n_over, why) &&
+              s_journal_write(self->cfg.journal, &self->orig, why);
     for (size_t i = 0; i < S_NDRAIN; i++)
         drain[i] = (pm_postconf_param_t){(char *)s_drain_names[i],
                                          (char *)s_drain_values[i]};
-    self->drained = true; /* even half written, it must be undone */
-    if (pm_postconf_write(dir, drain, S_NDRAIN, why) != PM_OK ||
+    if (ok)
+        self->drained = true; /* even half written, it must be undone */
+    ok = ok && (!n_over ||
+                pm_postconf_write_overrides(dir, over, n_over, why) == PM_OK);
+    pm_postconf_params_free(&over, n_over);
+    if (!ok || pm_postconf_write(dir, drain, S_NDRAIN, why) != PM_OK ||
         !s_postfix(dir, "reload", why) || s_hook(self, "drained"))
         return false;
     if (!s_drain_wait(self)) {
@@ -358,7 +454,7 @@ s_restart_postfix(s_restart_t *self, char **why)
         s_set_why(why, pm_strdup(PM_RESTART_STOPPED_ERROR));
         return false;
     }
-    if (self->drained && !s_put_back(dir, self->orig, why))
+    if (self->drained && !s_put_back(dir, &self->orig, why))
         return false;
     self->drained = false;
     if (s_hook(self, "start") || !s_postfix(dir, "start", why))
@@ -436,7 +532,7 @@ s_recover_postfix(s_restart_t *self, char **why)
 {
     char *more = NULL;
     bool ok =
-        s_settle(self->cfg.postfix_dir, self->orig, &self->drained, &more);
+        s_settle(self->cfg.postfix_dir, &self->orig, &self->drained, &more);
     if (!self->drained) /* the values are back: the result says the rest */
         s_journal_remove(self->cfg.journal);
     if (!ok) {
@@ -496,8 +592,7 @@ s_destroy(s_restart_t **self_p)
         return;
     zpoller_destroy(&self->poller);
     pm_svcprobe_free(&self->ls, self->n_ls);
-    for (size_t i = 0; i < S_NDRAIN; i++)
-        free(self->orig[i]);
+    s_orig_clear(&self->orig);
     free(self->service);
     free((char *)self->cfg.postfix_dir);
     free((char *)self->cfg.milter_socket);

@@ -10,9 +10,15 @@
  *            elsewhere (another MX, or the client's retry); sessions in
  *            flight finish; the queue is kept. main.cf gets
  *                smtpd_delay_reject = no
- *                smtpd_client_restrictions = check_client_access
+ *                privmta_drain_restrictions = check_client_access
  *                    static:{421 4.3.2 Service restarting, try again later}
- *            and Postfix is reloaded: with smtpd_delay_reject = no the
+ *                smtpd_client_restrictions = $privmta_drain_restrictions
+ *            and every master.cf service that sets either of the two
+ *            itself (-o, as a submission service often does) gets them
+ *            too (postconf -P: smtpd_delay_reject=no,
+ *            smtpd_client_restrictions=$privmta_drain_restrictions, the
+ *            421 by reference since postconf -P takes no blanks);
+ *            then Postfix is reloaded: with smtpd_delay_reject = no the
  *            client restrictions run at connect, so smtpd answers the
  *            421 instead of its 220 greeting and hangs up (seen with
  *            Postfix 3.7: "NOQUEUE: reject: CONNECT from ...: 421 4.3.2").
@@ -24,13 +30,13 @@
  *            cut by the stop: their clients got no 250 for what they
  *            were sending, so they keep it and retry (nothing is lost);
  *            the agent logs how many, the order still succeeds (drain_ms
- *            is the time the operator gave them). A service that sets
- *            smtpd_client_restrictions itself in master.cf (-o) is not
- *            drained. A Postfix that does not run is not drained.
- *   restart  The milter first ("all"), then postfix stop, the two
- *            parameters put back exactly as main.cf had them (postconf -e
- *            with the value postconf -n showed, postconf -X for one it
- *            did not set), postfix start.
+ *            is the time the operator gave them). A Postfix that does
+ *            not run is not drained.
+ *   restart  The milter first ("all"), then postfix stop, master.cf put
+ *            back byte for byte when a service in it was drained, the
+ *            three parameters put back exactly as main.cf had them
+ *            (postconf -e with the value postconf -n showed, postconf -X
+ *            for one it did not set), postfix start.
  *   gate     Within GATE_MS (retrying every 200 ms): Postfix runs and
  *            every SMTP listener (pm_svcprobe_listeners) greets with 220;
  *            with a milter socket, the milter accepts a connection.
@@ -48,7 +54,8 @@
  * it runs, started if it does not.
  *
  * The journal: before the drain writes main.cf, the original values are
- * kept in JOURNAL (pm_file: atomic, durable), which is removed once the
+ * kept in JOURNAL (pm_file: atomic, durable), and master.cf, when a
+ * service in it is drained, in JOURNAL.master; both are removed once the
  * restart is over. An agent killed in between finds it at its next start:
  * pm_restart_recover puts them back and makes sure Postfix runs. They
  * could not be derived instead: smtpd_client_restrictions is the policy's

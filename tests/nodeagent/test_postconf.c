@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "pm_error.h"
+#include "pm_mem.h"
 #include "pm_postconf.h"
 
 /* ------------------------------------------------------------------------
@@ -229,4 +230,46 @@ Test(postconf, write_file_keeps_mode_dates_back)
     cr_expect_eq(now.st_mode & 07777, 0640);
     cr_expect_eq(now.st_size, 4);
     cr_expect_leq(now.st_mtime, time(NULL) - 1);
+}
+
+Test(postconf, overrides_read_by_name_and_written)
+{
+    s_scratch("myhostname = node.example\n");
+    char path[128];
+    snprintf(path, sizeof path, "%s/master.cf", s_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs("smtp inet n - n - - smtpd\n"
+          "submission inet n - n - - smtpd\n"
+          "  -o syslog_name=postfix/submission\n"
+          "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n"
+          "127.0.0.1:2600 inet n - n - - smtpd -o smtpd_delay_reject=yes\n",
+          f);
+    fclose(f);
+    const char *names[] = {"smtpd_client_restrictions", "smtpd_delay_reject"};
+    pm_postconf_param_t *over = NULL;
+    size_t n = 0;
+    char *why = NULL;
+    cr_assert_eq(pm_postconf_read_overrides(s_dir, names, 2, &over, &n, &why),
+                 PM_OK, "%s", why ? why : "");
+    cr_assert_eq(n, 2, "syslog_name is not asked for");
+    cr_expect_str_eq(over[0].name, "submission/inet/smtpd_client_restrictions");
+    cr_expect_str_eq(over[0].value, "permit_sasl_authenticated,reject");
+    cr_expect_str_eq(over[1].name, "127.0.0.1:2600/inet/smtpd_delay_reject");
+    cr_expect_str_eq(over[1].value, "yes");
+    free(over[0].value);
+    over[0].value = pm_strdup("$privmta_test_restrictions");
+    cr_assert_eq(pm_postconf_write_overrides(s_dir, over, 1, &why), PM_OK, "%s",
+                 why ? why : "");
+    pm_postconf_params_free(&over, n);
+    cr_assert_eq(pm_postconf_read_overrides(s_dir, names, 2, &over, &n, &why),
+                 PM_OK);
+    cr_expect_str_eq(over[0].value, "$privmta_test_restrictions");
+    pm_postconf_params_free(&over, n);
+    pm_postconf_param_t blank = {"submission/inet/smtpd_client_restrictions",
+                                 "a b"};
+    cr_expect_eq(pm_postconf_write_overrides(s_dir, &blank, 1, &why), PM_EIO,
+                 "postconf -P takes no blanks");
+    cr_expect(why && strstr(why, "postconf -P"), "%s", why ? why : "");
+    free(why);
 }

@@ -428,6 +428,64 @@ Test(restart, failures_name_the_phase_and_undo_the_drain, .timeout = 90)
     free(before);
 }
 
+/* A service that sets its own client restrictions in master.cf (as a
+ * submission service does) is drained too, and master.cf comes back byte
+ * for byte. */
+Test(restart, drain_covers_services_with_their_own_restrictions, .timeout = 90)
+{
+    node_t n;
+    s_node(&n, "submission", "127.0.0.98");
+    node_t sub = n;
+    sub.port = testsh_free_port(n.addr);
+    char *out = NULL;
+    cr_assert_eq(testsh_run(&out,
+                            "postconf -c %s -M '%s:%d/inet=%s:%d inet n - n "
+                            "- - smtpd -o syslog_name=postfix/submission -o "
+                            "smtpd_client_restrictions=permit_mynetworks,"
+                            "permit -o smtpd_delay_reject=yes' 2>&1 && "
+                            "postfix -c %s reload 2>&1",
+                            n.etc, n.addr, sub.port, n.addr, sub.port, n.etc),
+                 0, "%s", out);
+    free(out);
+    const char *g = s_greeting_until(&sub, "220", 10000);
+    cr_assert(strncmp(g, "220", 3) == 0, "the service does not greet: %s", g);
+    char master_cf[340], kept[320];
+    snprintf(master_cf, sizeof master_cf, "%s/master.cf", n.etc);
+    snprintf(kept, sizeof kept, "%s.master", n.journal);
+    char *before = testsh_slurp(n.main_cf);
+    char *master_before = testsh_slurp(master_cf);
+    int old = s_session_to_rcpt(&n); /* keeps the drain waiting */
+
+    pm_restart_config_t cfg = s_config(&n);
+    Pm__RestartOrder order = s_order(8, "postfix", 30000);
+    run_t run = {0};
+    zactor_t *a = pm_restart_new(&cfg, &order);
+    cr_assert(s_events(a, &run, "drain"), "phases %s", run.phases);
+    g = s_greeting_until(&sub, "421", 10000);
+    cr_expect(strncmp(g, "421 4.3.2 ", 10) == 0,
+              "the service with its own restrictions greeted \"%s\"", g);
+    g = s_greeting_until(&n, "421", 10000);
+    cr_expect(strncmp(g, "421 4.3.2 ", 10) == 0, "smtpd greeted \"%s\"", g);
+    cr_expect_eq(access(kept, F_OK), 0, "master.cf not kept while drained");
+    s_cmd(old, "QUIT", "221");
+    close(old);
+
+    cr_assert(s_events(a, &run, NULL), "no result; phases %s", run.phases);
+    zactor_destroy(&a);
+    cr_expect(run.done->ok, "failed in %s: %s", run.done->phase,
+              run.done->error);
+    g = s_greeting_until(&sub, "220", 5000);
+    cr_expect(strncmp(g, "220", 3) == 0, "after the restart: \"%s\"", g);
+    char *master_after = testsh_slurp(master_cf);
+    cr_expect_str_eq(master_after, master_before, "master.cf changed");
+    cr_expect_eq(access(kept, F_OK), -1, "master.cf copy left behind");
+    s_expect_same_main_cf(&n, before);
+    pm__restart_result__free_unpacked(run.done, NULL);
+    free(master_after);
+    free(master_before);
+    free(before);
+}
+
 static atomic_int s_killed;
 
 /* Test hook: the agent dies right after postfix stop. */
