@@ -79,6 +79,7 @@ if ! command -v serf >/dev/null; then
 fi
 
 W=$(mktemp -d /tmp/privmta-bench-sig.XXXXXX)
+chmod 0755 "$W" # the agents' fetch_user (nobody) passes through to sig_dir
 PIDS=()
 stop_pids() { # PID...: TERM, KILL what is left after 5 s; forgets them
     local p i alive keep=()
