@@ -325,6 +325,8 @@ pm_sigstore_take(const char *dbdir, const char *name, unsigned above,
                             info, why);
             close(in);
         }
+        if (rc == PM_OK) /* no second copy of a large database on disk */
+            unlinkat(fd, file, 0);
         free(file);
     }
     if (rc == PM_ENOTFOUND)

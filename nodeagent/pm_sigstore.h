@@ -17,7 +17,8 @@
  * never following a link, regular files only, at most
  * PM_WIRE_DATABASE_MAX bytes (counted while copying), copied into a
  * scratch file (so they can no longer change it), checked, newer than
- * what DBDIR holds (no rollback to an older signed version), installed.
+ * what DBDIR holds (no rollback to an older signed version), installed;
+ * their copy is then removed (no second copy of a large database).
  *
  * Not thread-safe for one database: one owner (the pm_sigsync actor, and
  * the pulls it runs). Errors as pm_error.h, with *WHY when WHY is not NULL.
