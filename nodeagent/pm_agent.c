@@ -399,11 +399,14 @@ s_restore(pm_agent_state_t *self)
         return;
     pm_info("node %s: enforcing stored revision %llu", self->node,
             (unsigned long long)rev->number);
+    Pm__Drift **found = NULL;
+    size_t n = pm_agent_drift_since(self, rev, &found);
     Pm__Publication *pub = pm_malloc(sizeof *pub);
     pm__publication__init(pub);
     pub->kind = PM__PUBLICATION__KIND__SNAPSHOT;
     pub->revision = rev;
     s_attempt(self, pub);
+    pm_agent_drift_report(self, found, n);
 }
 
 static void

@@ -92,6 +92,39 @@ s_undo_drift(pm_agent_state_t *self, Pm__Drift **found, size_t n)
     pm_agent_send(self, PM__AGENT_REPORT__KIND__HEARTBEAT);
 }
 
+size_t
+pm_agent_drift_since(pm_agent_state_t *self, const Pm__Revision *rev,
+                     Pm__Drift ***found)
+{
+    *found = NULL;
+    if (!self->cfg.backend->drift_since)
+        return 0;
+    Pm__Policy *eff = pm_agent_effective(self, rev->policy);
+    size_t n = self->cfg.backend->drift_since(self->cfg.backend,
+                                              eff ? eff : rev->policy, found);
+    pm_policy_free(&eff);
+    return n;
+}
+
+void
+pm_agent_drift_report(pm_agent_state_t *self, Pm__Drift **found, size_t n)
+{
+    if (n && self->current && !self->pending) {
+        s_undo_drift(self, found, n); /* a no-op apply, then the report */
+        return;
+    }
+    /* the stored revision did not go back on: its retries put them back,
+     * and the node's error says why meanwhile */
+    for (size_t i = 0; i < n; i++) {
+        char *was = pm_text_escape(found[i]->found, 200);
+        pm_warn("node %s: %s was changed by hand to \"%s\" while the agent "
+                "was stopped",
+                self->node, found[i]->parameter, was);
+        free(was);
+    }
+    pm_agent_drift_free(&found, n);
+}
+
 /* Once a second: has someone edited what the policy owns? Not while a
  * revision is pending: its retry rewrites everything anyway; nor while a
  * restart runs: its drain changes owned parameters on purpose. The next

@@ -60,6 +60,14 @@ Pm__Policy *pm_agent_effective(pm_agent_state_t *self,
  * backend and puts the applied revision back, reporting at once. */
 void pm_agent_drift_check(pm_agent_state_t *self, int64_t now);
 
+/* At start, before the stored revision REV is applied again: the hand
+ * edits made while the agent was stopped (*FOUND, count returned). */
+size_t pm_agent_drift_since(pm_agent_state_t *self, const Pm__Revision *rev,
+                            Pm__Drift ***found);
+
+/* After that apply: reports FOUND (taken over) as drift, put back. */
+void pm_agent_drift_report(pm_agent_state_t *self, Pm__Drift **found, size_t n);
+
 /* Frees N drift entries and the array; nulls *LIST_P. */
 void pm_agent_drift_free(Pm__Drift ***list_p, size_t n);
 

@@ -34,6 +34,12 @@ struct pm_backend_t {
      * returns how many; each change is reported once. Cheap when nothing
      * changed: it runs every second. NULL: the backend is not watched. */
     size_t (*drift)(pm_backend_t *self, Pm__Drift ***found);
+    /* At the agent's start, before EFFECTIVE (the revision it last
+     * applied) is applied again: what it set that the node's configuration
+     * no longer holds, i.e. edits made while the agent was stopped (as
+     * drift returns them). NULL: not watched. */
+    size_t (*drift_since)(pm_backend_t *self, const Pm__Policy *effective,
+                          Pm__Drift ***found);
     void (*destroy)(pm_backend_t **self_p);
 };
 

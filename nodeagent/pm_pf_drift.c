@@ -90,6 +90,14 @@ pm_pf_drift_forget(pm_pf_drift_t *self)
     self->known = false;
 }
 
+void
+pm_pf_drift_expect(pm_pf_drift_t *self, const pm_postconf_param_t *params,
+                   size_t n)
+{
+    pm_pf_drift_applied(self, params, n);
+    self->known = false;
+}
+
 size_t
 pm_pf_drift_check(pm_pf_drift_t *self, Pm__Drift ***found)
 {

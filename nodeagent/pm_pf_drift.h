@@ -36,6 +36,12 @@ void pm_pf_drift_applied(pm_pf_drift_t *self, const pm_postconf_param_t *params,
  * have rewritten it with bytes that are not what was applied. */
 void pm_pf_drift_forget(pm_pf_drift_t *self);
 
+/* main.cf should hold PARAMS (copied): what an earlier run of the agent
+ * applied. The next check reads main.cf whatever its identity, so it
+ * reports what was edited while the agent was not running. */
+void pm_pf_drift_expect(pm_pf_drift_t *self, const pm_postconf_param_t *params,
+                        size_t n);
+
 /* The owned parameters that main.cf no longer sets to their applied
  * value: sets *FOUND to a new array of that many Pm__Drift (parameter,
  * applied, found; the rest is the caller's to fill) and returns the

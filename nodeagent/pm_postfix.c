@@ -405,6 +405,28 @@ s_drift(pm_backend_t *backend, Pm__Drift ***found)
     return pm_pf_drift_check(self->drift, found);
 }
 
+/* What main.cf lost of EFFECTIVE's parameters while no agent ran. */
+static size_t
+s_drift_since(pm_backend_t *backend, const Pm__Policy *effective,
+              Pm__Drift ***found)
+{
+    s_pf_t *self = backend->ctx;
+    pm_pf_node_t node = {0};
+    char *err = NULL;
+    *found = NULL;
+    if (pm_pf_node_read(self->dir, &node, &err) != PM_OK) {
+        free(err); /* the apply that follows says why */
+        return 0;
+    }
+    pm_pf_caps_t caps = pm_pf_node_caps(&node, self->milter);
+    size_t n = 0;
+    pm_postconf_param_t *params = pm_pf_render(effective, &caps, &n);
+    pm_pf_drift_expect(self->drift, params, n);
+    pm_postconf_params_free(&params, n);
+    pm_pf_node_clear(&node);
+    return pm_pf_drift_check(self->drift, found);
+}
+
 static void
 s_destroy(pm_backend_t **backend_p)
 {
@@ -445,6 +467,7 @@ pm_postfix_new(const char *config_dir, char **why)
     backend->apply = s_apply;
     backend->status = s_status;
     backend->drift = s_drift;
+    backend->drift_since = s_drift_since;
     backend->destroy = s_destroy;
     return backend;
 }

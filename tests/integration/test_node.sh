@@ -15,7 +15,8 @@
 #   - a full file system fails the apply truthfully, and the agent retries
 #     by itself once there is room again;
 #   - a hand edit of a parameter the policy owns is put back and reported
-#     (nodes, drift); one of a parameter it does not own stays.
+#     (nodes, drift), also one made while the agent was down; one of a
+#     parameter it does not own stays.
 source "$(dirname "$0")/lib.sh" "$@"
 
 AGENT="$BUILD/nodeagent/privmta-agent"
@@ -245,6 +246,16 @@ check "a hand edit of smtpd_banner, which the policy does not own, stays" \
     test "$(pc -h smtpd_banner)" = '$myhostname ESMTP hand-edited'
 check "and is no drift" test "$(nodes_json | jq '.[0].drift[0].at')" = "$at"
 check "still one entry in the history" test "$("$CTL" drift mx1 --json | jq length)" = 1
+# an edit made while the agent is down is put back at its start, and reported
+kill_daemon "$APID"
+pc -e "smtpd_helo_restrictions = reject_invalid_helo_hostname, permit"
+agent_up
+check "an edit made while the agent was down is put back at its start" \
+    wait_for 10 bash -c "[ \"\$(postconf -c '$N/etc' -h smtpd_helo_restrictions)\" = '$owned' ]"
+stopped_drift_is() { nodes_json | jq -e '.[0].drift[0] | .parameter == "smtpd_helo_restrictions" and
+    .found == "reject_invalid_helo_hostname, permit" and .reverted' >/dev/null; }
+check "and reported as drift, put back" wait_for 10 stopped_drift_is
+check "the history has it too" test "$("$CTL" drift mx1 --json | jq length)" = 2
 
 # ---- the documented maxima: the node stays up and reports its status ---------------
 KEYID=$(jq -r '.dkim.domains[0].key' <("$CTL" policy show --json))

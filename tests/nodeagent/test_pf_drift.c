@@ -151,3 +151,25 @@ Test(drift, unowned_edit_is_the_nodes_business)
     cr_expect_null(found);
     pm_pf_drift_destroy(&d);
 }
+
+/* An agent that starts again expects what its last run applied: an edit
+ * made meanwhile is found by the very first check, though this process
+ * never saw main.cf before it. */
+Test(drift, edit_made_while_stopped_found_at_start)
+{
+    s_edit("-e 'smtpd_helo_restrictions = permit'"); /* agent not running */
+    pm_pf_drift_t *d = pm_pf_drift_new(s_dir);
+    pm_pf_drift_expect(d, s_owned, 2);
+    Pm__Drift **found = NULL;
+    cr_assert_eq(pm_pf_drift_check(d, &found), 1);
+    cr_expect_str_eq(found[0]->parameter, "smtpd_helo_restrictions");
+    cr_expect_str_eq(found[0]->applied, "reject_invalid_helo_hostname");
+    cr_expect_str_eq(found[0]->found, "permit");
+    s_free(&found, 1);
+    cr_expect_eq(pm_pf_drift_check(d, &found), 0, "reported once");
+    /* nothing edited meanwhile: nothing found */
+    s_edit("-e 'smtpd_helo_restrictions = reject_invalid_helo_hostname'");
+    pm_pf_drift_expect(d, s_owned, 2);
+    cr_expect_eq(pm_pf_drift_check(d, &found), 0);
+    pm_pf_drift_destroy(&d);
+}
