@@ -179,6 +179,16 @@ char *
 pm_rollout_busy(const Pm__Rollout *r)
 {
     bool paused = r->state == S_PAUSED;
+    if (s_spec(r)->policy_rev)
+        return pm_asprintf(
+            "a canary push is %s (rollout %llu: revision %llu on %zu of %zu "
+            "canaries so far): %s or `privmta-ctl rollout abort` (which "
+            "reverts the canaries)",
+            paused ? "paused" : "running", (unsigned long long)r->id,
+            (unsigned long long)s_spec(r)->policy_rev, pm_rollout_done(r),
+            r->n_nodes,
+            paused ? "`privmta-ctl rollout resume` and wait for it"
+                   : "wait for it");
     return pm_asprintf("a rolling restart is %s (rollout %llu, %zu of %zu "
                        "nodes done): %s or `privmta-ctl rollout abort`",
                        paused ? "paused" : "running", (unsigned long long)r->id,
@@ -202,9 +212,17 @@ s_spec_check(const Pm__RolloutSpec *spec, char **why)
     Pm__Rollout probe = PM__ROLLOUT__INIT;
     char a[32], b[32];
     probe.spec = (Pm__RolloutSpec *)spec;
-    if (strcmp(spec->service, "postfix") != 0 &&
-        strcmp(spec->service, "milter") != 0 &&
-        strcmp(spec->service, "all") != 0)
+    if (spec->policy_rev && !spec->n_canary)
+        pm_why(why, "rollout", "a canary push needs at least one canary");
+    else if (spec->policy_rev && *spec->service)
+        pm_why(why, "rollout", "a canary push restarts no service");
+    else if (!spec->policy_rev && spec->auto_revert)
+        pm_why(why, "rollout",
+               "--auto-revert goes with a canary push (policy push "
+               "--canary): a restart changes no revision to revert");
+    else if (!spec->policy_rev && strcmp(spec->service, "postfix") != 0 &&
+             strcmp(spec->service, "milter") != 0 &&
+             strcmp(spec->service, "all") != 0)
         pm_why(why, "rollout", "service '%s': postfix, milter or all",
                spec->service);
     else if (spec->batch && spec->batch_percent)
@@ -294,7 +312,7 @@ s_order_nodes(Pm__Rollout *r, Pm__NodeStatus *const *nodes, size_t n)
     r->nodes = pm_calloc(n + 1, sizeof *r->nodes);
     for (size_t i = 0; i < r->spec->n_canary; i++)
         s_add_node(r, r->spec->canary[i]);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && !r->spec->policy_rev; i++)
         if (!s_is_canary(r, names[i]))
             s_add_node(r, names[i]);
     free(names);
@@ -453,6 +471,15 @@ s_answer(const Pm__Rollout *r, const Pm__NodeStatus *view)
                : NULL;
 }
 
+/* Whether the node acted on R's order: answered the restart, or (a canary
+ * push) holds the revision. */
+static bool
+s_answered(const Pm__Rollout *r, const Pm__NodeStatus *view)
+{
+    uint64_t rev = s_spec(r)->policy_rev;
+    return rev ? view && view->applied_rev >= rev : s_answer(r, view) != NULL;
+}
+
 static void s_end(Pm__RolloutNode *node, Pm__RolloutNode__State state,
                   int64_t now, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -523,6 +550,86 @@ s_follow_settling(const Pm__Rollout *r, Pm__RolloutNode *node,
     else if (now - node->started >= s_deadline(r))
         s_end(node, S_FAILED, now,
               "settling: not healthy for %s within the %s deadline",
+              s_span(s_min_healthy(r), a, sizeof a),
+              s_span(s_deadline(r), b, sizeof b));
+}
+
+/* ---- a canary push ---------------------------------------------------- */
+
+/* What is wrong with a canary running the pushed revision, or NULL: the
+ * restart checks, and the filter's services, which a policy can break
+ * (antivirus on while the node's milter cannot scan: mail tempfails). */
+static const char *
+s_policy_problem(const Pm__NodeStatus *view, char *buf, size_t size)
+{
+    const Pm__ServiceStatus *svc[] = {view->antivirus, view->antispam,
+                                      view->dkim};
+    const char *names[] = {"antivirus", "antispam", "dkim"};
+    if (!s_up(view)) {
+        snprintf(buf, size, "node is %s", s_liveness(view));
+        return buf;
+    }
+    if (!view->postfix_running)
+        return "postfix is not running";
+    if (*view->apply_error) {
+        snprintf(buf, size, "apply error: %s", view->apply_error);
+        return buf;
+    }
+    for (size_t i = 0; i < 3; i++)
+        if (svc[i] && svc[i]->state == PM__SERVICE_STATUS__STATE__DOWN) {
+            snprintf(buf, size, "%s down: %s", names[i], svc[i]->detail);
+            return buf;
+        }
+    return NULL;
+}
+
+/* A canary sent the revision: it applied it (SETTLING), refused it
+ * (FAILED), or the deadline. */
+static void
+s_follow_applying(const Pm__Rollout *r, Pm__RolloutNode *node,
+                  const Pm__NodeStatus *view, int64_t now)
+{
+    uint64_t rev = s_spec(r)->policy_rev;
+    char span[32];
+    if (view && view->applied_rev >= rev && !*view->apply_error) {
+        node->state = S_SETTLING;
+        node->settling_since = now;
+        return;
+    }
+    if (view && *view->apply_error && view->applied_rev < rev)
+        return s_end(node, S_FAILED, now, "apply: %s", view->apply_error);
+    if (now - node->started < s_deadline(r))
+        return;
+    s_span(s_deadline(r), span, sizeof span);
+    if (!s_up(view))
+        s_end(node, S_UNREACHABLE, now,
+              "revision %llu not applied in %s; node is %s",
+              (unsigned long long)rev, span, s_liveness(view));
+    else
+        s_end(node, S_FAILED, now,
+              "revision %llu not applied in %s although the node is up",
+              (unsigned long long)rev, span);
+}
+
+/* A canary on the pushed revision must be healthy for min_healthy on end.
+ * Unlike a restarted node it is not failed at the first bad look: the
+ * milter may still be loading what the revision asks for, so the clock
+ * starts again, and only the deadline fails it, naming the problem. */
+static void
+s_follow_canary(const Pm__Rollout *r, Pm__RolloutNode *node,
+                const Pm__NodeStatus *view, int64_t now)
+{
+    char buf[S_TEXT_MAX], a[32], b[32];
+    const char *problem = view ? s_policy_problem(view, buf, sizeof buf)
+                               : "node is no longer enrolled";
+    if (problem)
+        node->settling_since = now;
+    if (!problem && now - node->settling_since >= s_min_healthy(r))
+        s_end(node, S_DONE, now, "%s", "");
+    else if (now - node->started >= s_deadline(r))
+        s_end(node, S_FAILED, now,
+              "settling: %s (not healthy for %s within the %s deadline)",
+              problem ? problem : "not long enough",
               s_span(s_min_healthy(r), a, sizeof a),
               s_span(s_deadline(r), b, sizeof b));
 }
@@ -638,15 +745,17 @@ pm_rollout_tick(Pm__Rollout *r, Pm__NodeStatus *const *views, size_t n_views,
     for (size_t i = 0; i < r->n_nodes; i++) {
         Pm__RolloutNode *node = r->nodes[i];
         const Pm__NodeStatus *view = s_view(&v, node->name);
+        bool policy = s_spec(r)->policy_rev != 0;
         if (node->state == S_RESTARTING)
-            s_follow_restarting(r, node, view, now);
+            (policy ? s_follow_applying : s_follow_restarting)(r, node, view,
+                                                               now);
         else if (node->state == S_SETTLING)
-            s_follow_settling(r, node, view, now);
+            (policy ? s_follow_canary : s_follow_settling)(r, node, view, now);
     }
     s_check_halt(r, now);
     for (size_t i = 0; resend && i < r->n_nodes; i++)
         if (r->nodes[i]->state == S_RESTARTING &&
-            !s_answer(r, s_view(&v, r->nodes[i]->name)))
+            !s_answered(r, s_view(&v, r->nodes[i]->name)))
             orders[(*n_orders)++] = i;
     s_schedule(r, &v, now, orders, n_orders);
     s_check_done(r, now);

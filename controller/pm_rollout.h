@@ -41,6 +41,21 @@
  * halted or aborted rollout starts no node, but those already told finish
  * and their outcome is recorded.
  *
+ * A canary push (spec.policy_rev set; `policy push FILE --canary NODE`)
+ * restarts nothing: its nodes are the canaries, one at a time. A canary
+ * "told" (RESTARTING) was sent revision policy_rev; it is SETTLING once its
+ * applied_rev reaches it without an apply error, FAILED ("apply: ERROR")
+ * when it reports an apply error for it. Settling, a look that finds it
+ * unhealthy (not up, postfix not running, an apply error, or its
+ * antivirus, antispam or DKIM service down: the revision may have broken
+ * its filter) starts min_healthy again instead of failing it: the milter
+ * may still be loading what the revision asks for; the deadline fails it,
+ * naming the problem. The controller sends policy_rev to every node only
+ * once the rollout is DONE; a HALTED one (a canary failed) leaves them on
+ * revert_rev, and the controller reverts the canaries when auto_revert
+ * says so (or on abort). A node "answered" a canary push when its
+ * applied_rev reached policy_rev; RESEND lists those that did not.
+ *
  * Times are unix milliseconds (wall clock: they are stored and compared
  * across controller restarts). Functions that return int return PM_OK or
  * a pm_err_t with *why (caller frees, when why is not NULL) and change
@@ -104,7 +119,9 @@ int64_t pm_rollout_drain_ms(const Pm__Rollout *r);
  *   PM_ECONFLICT  CURRENT is RUNNING or PAUSED (*why names it and says how
  *                 to see and abort it);
  *   PM_EINVAL     no node is enrolled ("no node to restart"), a canary is
- *                 not an enrolled node or is named twice, batch and
+ *                 not an enrolled node or is named twice, a canary push
+ *                 without a canary or with a service, auto_revert on a
+ *                 restart, batch and
  *                 batch_percent are both set, batch_percent is above 100,
  *                 a duration is negative, or min_healthy_ms is not shorter
  *                 than deadline_ms. */

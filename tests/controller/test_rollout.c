@@ -492,6 +492,140 @@ Test(rollout, failed_canary_halts)
     pm__rollout__free_unpacked(r, NULL);
 }
 
+/* ---- a canary push --------------------------------------------------------
+ */
+
+static Pm__RolloutSpec
+s_push_spec(char **canary, size_t n, uint64_t rev)
+{
+    Pm__RolloutSpec spec = PM__ROLLOUT_SPEC__INIT;
+    spec.canary = canary;
+    spec.n_canary = n;
+    spec.policy_rev = rev;
+    spec.revert_rev = rev - 1;
+    spec.min_healthy_ms = 2 * S_SEC;
+    spec.deadline_ms = 20 * S_SEC;
+    return spec;
+}
+
+Test(rollout, canary_push_goes_to_the_canaries_only_one_at_a_time)
+{
+    s_fleet_t f;
+    char *canary[] = {"mx2", "mx1"};
+    s_fleet(&f, s_three, 3);
+    Pm__RolloutSpec spec = s_push_spec(canary, 2, 7);
+    Pm__Rollout *r = s_start(&f, &spec, NULL);
+    cr_expect_str_eq(s_states(r), "mx2:pending mx1:pending",
+                     "only the canaries are its nodes");
+    cr_expect_str_eq(s_tick(r, &f, 0, false), "mx2");
+    cr_expect_str_eq(s_tick(r, &f, 1 * S_SEC, true), "mx2",
+                     "sent again until it holds the revision");
+    s_st(&f, "mx2")->applied_rev = 7;
+    cr_expect_str_eq(s_tick(r, &f, 2 * S_SEC, true), "");
+    cr_expect_str_eq(s_states(r), "mx2:settling mx1:pending");
+    cr_expect_str_eq(s_tick(r, &f, 4 * S_SEC, false), "mx1",
+                     "healthy for min-healthy: the next canary");
+    s_st(&f, "mx1")->applied_rev = 7;
+    s_tick(r, &f, 5 * S_SEC, false);
+    s_tick(r, &f, 7 * S_SEC, false);
+    cr_expect_eq(r->state, PM__ROLLOUT__STATE__DONE, "%s", s_states(r));
+    cr_expect_str_eq(s_st(&f, "mx3")->name, "mx3"); /* never ordered */
+    cr_expect_eq(f.orders[s_index(&f, "mx3")], 0);
+    pm__rollout__free_unpacked(r, NULL);
+}
+
+Test(rollout, canary_push_halts_on_a_broken_filter_after_the_deadline)
+{
+    s_fleet_t f;
+    char *canary[] = {"mx1"};
+    s_fleet(&f, s_three, 3);
+    Pm__RolloutSpec spec = s_push_spec(canary, 1, 4);
+    spec.auto_revert = true;
+    Pm__Rollout *r = s_start(&f, &spec, NULL);
+    s_tick(r, &f, 0, false);
+    Pm__NodeStatus *mx1 = s_st(&f, "mx1");
+    mx1->applied_rev = 4;
+    Pm__ServiceStatus av = PM__SERVICE_STATUS__INIT;
+    av.state = PM__SERVICE_STATUS__STATE__DOWN;
+    av.detail = (char *)"the milter does not answer";
+    mx1->antivirus = &av;
+    s_tick(r, &f, 1 * S_SEC, false);
+    s_tick(r, &f, 10 * S_SEC, false);
+    cr_expect_eq(r->state, PM__ROLLOUT__STATE__RUNNING,
+                 "a filter still loading is given until the deadline");
+    s_tick(r, &f, 21 * S_SEC, false);
+    cr_expect_eq(r->state, PM__ROLLOUT__STATE__HALTED);
+    cr_expect(strstr(r->reason, "canary mx1 failed: settling: antivirus "
+                                "down: the milter does not answer"),
+              "%s", r->reason);
+    mx1->antivirus = NULL;
+    pm__rollout__free_unpacked(r, NULL);
+}
+
+Test(rollout, canary_push_recovering_filter_passes_and_refused_apply_fails)
+{
+    s_fleet_t f;
+    char *canary[] = {"mx1"};
+    s_fleet(&f, s_three, 3);
+    Pm__RolloutSpec spec = s_push_spec(canary, 1, 4);
+    Pm__Rollout *r = s_start(&f, &spec, NULL);
+    s_tick(r, &f, 0, false);
+    Pm__NodeStatus *mx1 = s_st(&f, "mx1");
+    mx1->applied_rev = 4;
+    s_tick(r, &f, 1 * S_SEC, false); /* applied: settling */
+    Pm__ServiceStatus av = PM__SERVICE_STATUS__INIT;
+    av.state = PM__SERVICE_STATUS__STATE__DOWN;
+    mx1->antivirus = &av;
+    s_tick(r, &f, 2 * S_SEC, false);
+    av.state = PM__SERVICE_STATUS__STATE__OK; /* the engine is loaded */
+    s_tick(r, &f, 3 * S_SEC, false);
+    cr_expect_eq(r->state, PM__ROLLOUT__STATE__RUNNING,
+                 "min-healthy counts from the last bad look");
+    s_tick(r, &f, 4 * S_SEC, false);
+    cr_expect_eq(r->state, PM__ROLLOUT__STATE__DONE, "%s", s_states(r));
+    mx1->antivirus = NULL;
+    pm__rollout__free_unpacked(r, NULL);
+
+    /* a canary that refuses the revision fails at once */
+    s_fleet(&f, s_three, 3);
+    spec = s_push_spec(canary, 1, 5);
+    r = s_start(&f, &spec, NULL);
+    s_tick(r, &f, 0, false);
+    s_st(&f, "mx1")->applied_rev = 4;
+    s_st(&f, "mx1")->apply_error = (char *)"revision 5: postfix check failed";
+    s_tick(r, &f, 1 * S_SEC, false);
+    cr_expect_eq(r->state, PM__ROLLOUT__STATE__HALTED);
+    cr_expect_str_eq(r->reason, "canary mx1 failed: apply: revision 5: "
+                                "postfix check failed");
+    pm__rollout__free_unpacked(r, NULL);
+}
+
+Test(rollout, canary_push_refusals_and_busy_text)
+{
+    s_fleet_t f;
+    s_fleet(&f, s_three, 3);
+    Pm__RolloutSpec spec = s_push_spec(NULL, 0, 3);
+    Pm__Rollout *r = NULL;
+    char *why = NULL;
+    cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, f.n, "a", 0, &r, &why),
+                 PM_EINVAL);
+    cr_expect(strstr(why, "needs at least one canary"), "%s", why);
+    Pm__RolloutSpec restart = s_spec(1);
+    restart.auto_revert = true;
+    cr_expect_eq(pm_rollout_start(NULL, &restart, f.ptr, f.n, "a", 0, &r, &why),
+                 PM_EINVAL);
+    cr_expect(strstr(why, "--auto-revert goes with a canary push"), "%s", why);
+    free(why);
+    char *canary[] = {"mx3"};
+    spec = s_push_spec(canary, 1, 3);
+    r = s_start(&f, &spec, NULL);
+    char *busy = pm_rollout_busy(r);
+    cr_expect(strstr(busy, "a canary push is running (rollout 1: revision 3"),
+              "%s", busy);
+    free(busy);
+    pm__rollout__free_unpacked(r, NULL);
+}
+
 /* ---- steering ------------------------------------------------------------ */
 
 Test(rollout, pause_resume_abort)
