@@ -43,4 +43,11 @@ int pm_ctl_dkim(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_restart(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_rollout(pm_ctl_t *ctl, int argc, char **argv);
 
+/* Follows rollout ID (N_NODES nodes) until it ends or SECS have passed,
+ * printing each node as it ends: PM_EXIT_OK when it is done,
+ * PM_EXIT_REJECTED when it halted or was aborted (or is no longer the
+ * current one), PM_EXIT_TIMEOUT. */
+int pm_ctl_rollout_wait(pm_ctl_t *ctl, uint64_t id, size_t n_nodes,
+                        double secs);
+
 #endif

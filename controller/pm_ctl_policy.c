@@ -1,4 +1,5 @@
 /* pm_ctl_policy.c - privmta-ctl policy ... commands. */
+#include "pm_check.h"
 #include "pm_ctl.h"
 #include "pm_ctl_show.h"
 #include "pm_error.h"
@@ -31,6 +32,7 @@ typedef struct {
     unsigned limit;
     char **resets; /* --reset KEY, in order */
     size_t n_resets;
+    Pm__RolloutSpec canary; /* push --canary ... (n_canary 0: none) */
 } s_opts_t;
 
 static bool
@@ -42,6 +44,29 @@ s_number(const char *text, int64_t min, int64_t *out)
     if (errno || !end || *end || end == text || v < min)
         return false;
     *out = v;
+    return true;
+}
+
+/* --canary NODE (repeated), --auto-revert, --min-healthy D, --deadline D
+ * of a canary push into SPEC (pm_rollout.h); false when a value is bad. */
+static bool
+s_canary_option(int c, const char *arg, Pm__RolloutSpec *spec)
+{
+    uint32_t secs = 0;
+    char *why = NULL;
+    if (c == 'a')
+        spec->auto_revert = true;
+    else if (c == 'c' && *arg) {
+        spec->canary =
+            pm_realloc(spec->canary, (spec->n_canary + 1) * sizeof(char *));
+        spec->canary[spec->n_canary++] = (char *)arg;
+    } else if ((c == 'h' || c == 'd') && !(why = pm_duration_parse(arg, &secs)))
+        *(c == 'h' ? &spec->min_healthy_ms : &spec->deadline_ms) =
+            (int64_t)secs * 1000;
+    else {
+        free(why);
+        return false;
+    }
     return true;
 }
 
@@ -60,8 +85,14 @@ s_options(int argc, char **argv, s_opts_t *o, const char *allowed)
         {"before", required_argument, NULL, 'b'},
         {"limit", required_argument, NULL, 'l'},
         {"reset", required_argument, NULL, 'R'},
+        {"canary", required_argument, NULL, 'c'},
+        {"auto-revert", no_argument, NULL, 'a'},
+        {"min-healthy", required_argument, NULL, 'h'},
+        {"deadline", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0}};
-    *o = (s_opts_t){S_NO_REV, "", NULL, false, -1, 0, 20, NULL, 0};
+    *o = (s_opts_t){
+        .expect_rev = S_NO_REV, .message = "", .wait = -1, .limit = 20};
+    pm__rollout_spec__init(&o->canary);
     int c;
     int64_t n;
     opterr = 0;
@@ -91,7 +122,8 @@ s_options(int argc, char **argv, s_opts_t *o, const char *allowed)
             o->resets =
                 pm_realloc(o->resets, (o->n_resets + 1) * sizeof(char *));
             o->resets[o->n_resets++] = optarg;
-        }
+        } else if (c == 'c' || c == 'a' || c == 'h' || c == 'd')
+            ok = s_canary_option(c, optarg, &o->canary);
         if (!ok || (c == 'w' && o->wait <= 0)) {
             fprintf(stderr, "privmta-ctl %s: bad value '%s' for %s\n", argv[0],
                     optarg, argv[optind - 1]);
@@ -214,6 +246,41 @@ s_commit_request(pm_ctl_t *ctl, Pm__Request *req, const s_opts_t *o)
     return o->wait > 0 ? s_wait(ctl, rev, o->wait) : PM_EXIT_OK;
 }
 
+/* A push with canaries: the revision goes to them first (pm_rollout.h);
+ * --wait follows the canary push, then every node's apply. */
+static int
+s_push_canary(pm_ctl_t *ctl, Pm__Request *req, const s_opts_t *o)
+{
+    Pm__Response *r = NULL;
+    req->expect_rev = o->expect_rev;
+    req->message = (char *)o->message;
+    req->rollout_spec = (Pm__RolloutSpec *)&o->canary;
+    int rc = pm_ctl_call(ctl, req, &r);
+    if (rc != PM_EXIT_OK)
+        return rc;
+    s_print_commit(r);
+    uint64_t rev = r->revision->number, id = 0;
+    size_t n = 0;
+    const Pm__Rollout *ro = r->rollout;
+    if (!r->unchanged && ro && ro->spec && ro->spec->policy_rev == rev) {
+        id = ro->id;
+        n = ro->n_nodes;
+        printf("canary push (rollout %llu): revision %llu goes to %zu "
+               "canar%s first, each healthy for %.0f s; every other node "
+               "keeps revision %llu until then%s; `privmta-ctl rollout "
+               "status` follows it\n",
+               (unsigned long long)id, (unsigned long long)rev, n,
+               n == 1 ? "y" : "ies", (double)ro->spec->min_healthy_ms / 1000,
+               (unsigned long long)ro->spec->revert_rev,
+               ro->spec->auto_revert ? " (a failed canary is reverted)" : "");
+    }
+    pm__response__free_unpacked(r, NULL);
+    if (o->wait <= 0 || !id)
+        return PM_EXIT_OK;
+    rc = pm_ctl_rollout_wait(ctl, id, n, o->wait);
+    return rc == PM_EXIT_OK ? s_wait(ctl, rev, o->wait) : rc;
+}
+
 int
 pm_ctl_policy_validate(pm_ctl_t *ctl, int argc, char **argv)
 {
@@ -240,10 +307,18 @@ int
 pm_ctl_policy_push(pm_ctl_t *ctl, int argc, char **argv)
 {
     s_opts_t o;
-    int at = s_options(argc, argv, &o, "emw");
-    if (at < 0 || at != argc - 1) {
+    int at = s_options(argc, argv, &o, "emwcahd");
+    bool canary_only =
+        !o.canary.n_canary && (o.canary.auto_revert ||
+                               o.canary.min_healthy_ms || o.canary.deadline_ms);
+    if (at < 0 || at != argc - 1 || canary_only) {
+        if (canary_only)
+            fprintf(stderr, "privmta-ctl policy push: --auto-revert, "
+                            "--min-healthy and --deadline go with --canary\n");
         fprintf(stderr, "usage: privmta-ctl policy push FILE [--wait[=SECONDS]]"
-                        " [--expect-rev N] [-m MSG]\n");
+                        " [--expect-rev N] [-m MSG] [--canary NODE]... "
+                        "[--auto-revert] [--min-healthy D] [--deadline D]\n");
+        free(o.canary.canary);
         return PM_EXIT_USAGE;
     }
     /* Checked here first for FILE:LINE errors; the controller checks
@@ -252,13 +327,17 @@ pm_ctl_policy_push(pm_ctl_t *ctl, int argc, char **argv)
     Pm__Policy *p = pm_policy_load_file(argv[at], diag);
     pm_diag_print(diag, stderr);
     pm_diag_destroy(&diag);
-    if (!p)
+    if (!p) {
+        free(o.canary.canary);
         return PM_EXIT_REJECTED;
+    }
     Pm__Request req = PM__REQUEST__INIT;
     req.op = PM__REQUEST__OP__PUSH;
     req.policy = p;
-    int rc = s_commit_request(ctl, &req, &o);
+    int rc = o.canary.n_canary ? s_push_canary(ctl, &req, &o)
+                               : s_commit_request(ctl, &req, &o);
     pm_policy_free(&p);
+    free(o.canary.canary);
     return rc;
 }
 

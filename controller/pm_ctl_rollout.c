@@ -33,20 +33,21 @@ static const char s_restart_usage[] =
     "[--batch N|P%] [--canary NODE]... [--min-healthy D] [--deadline D] "
     "[--max-failures K] [--auto-revert] [--wait[=SECONDS]]\n";
 
-static const char s_auto_revert_note[] =
-    "auto-revert was asked for but is not done: reverting after a failed "
-    "canary belongs to `policy push --canary`, which is not built yet";
-
 /* ---- showing a rollout ------------------------------------------------- */
 
 static void
 s_header(const Pm__Rollout *ro)
 {
-    char started[40];
+    char started[40], what[64];
     pm_ctl_utc(ro->started / 1000, started, sizeof started);
+    if (ro->spec && ro->spec->policy_rev)
+        snprintf(what, sizeof what, "canary push of revision %llu%s",
+                 (unsigned long long)ro->spec->policy_rev,
+                 ro->spec->auto_revert ? ", auto-revert" : "");
+    else
+        snprintf(what, sizeof what, "%s", ro->spec ? ro->spec->service : "?");
     printf("rollout %llu (%s): %s, started %s by ", (unsigned long long)ro->id,
-           ro->spec ? ro->spec->service : "?", pm_rollout_state_name(ro->state),
-           started);
+           what, pm_rollout_state_name(ro->state), started);
     pm_ctl_cell(ro->user, 0, PM_CTL_CELL_MAX, "");
     printf(", %zu of %zu nodes done", pm_rollout_done(ro), ro->n_nodes);
     if (*ro->reason) {
@@ -103,8 +104,6 @@ s_status_text(const Pm__Rollout *ro)
            "DETAIL");
     for (size_t i = 0; i < ro->n_nodes; i++)
         s_node_row(ro->nodes[i], ro, now);
-    if (ro->spec && ro->spec->auto_revert)
-        printf("%s\n", s_auto_revert_note);
 }
 
 static json_t *
@@ -304,6 +303,14 @@ s_progress(const Pm__Rollout *ro, bool *seen)
 static int
 s_outcome(const Pm__Rollout *ro)
 {
+    if (ro->state == PM__ROLLOUT__STATE__DONE && ro->spec &&
+        ro->spec->policy_rev) {
+        printf("rollout %llu done: every canary healthy on revision %llu, "
+               "which now goes to every node\n",
+               (unsigned long long)ro->id,
+               (unsigned long long)ro->spec->policy_rev);
+        return PM_EXIT_OK;
+    }
     if (ro->state == PM__ROLLOUT__STATE__DONE) {
         printf("rollout %llu done: %zu of %zu nodes restarted\n",
                (unsigned long long)ro->id, pm_rollout_done(ro), ro->n_nodes);
@@ -320,9 +327,8 @@ s_outcome(const Pm__Rollout *ro)
     return PM_EXIT_REJECTED;
 }
 
-/* --wait: follows rollout ID until it ends or SECS have passed. */
-static int
-s_wait(pm_ctl_t *ctl, uint64_t id, size_t n_nodes, double secs)
+int
+pm_ctl_rollout_wait(pm_ctl_t *ctl, uint64_t id, size_t n_nodes, double secs)
 {
     struct timespec t0, now;
     bool *seen = pm_calloc(n_nodes + 1, sizeof *seen);
@@ -390,10 +396,9 @@ pm_ctl_restart(pm_ctl_t *ctl, int argc, char **argv)
         printf("rollout %llu started: %s on %zu nodes, %u at a time; "
                "`privmta-ctl rollout status` follows it\n",
                (unsigned long long)id, ro->spec->service, n, ro->spec->batch);
-    if (o.spec.auto_revert)
-        fprintf(stderr, "privmta-ctl: warning: %s\n", s_auto_revert_note);
     pm__response__free_unpacked(r, NULL);
-    return o.wait > 0 && id ? s_wait(ctl, id, n, o.wait) : PM_EXIT_OK;
+    return o.wait > 0 && id ? pm_ctl_rollout_wait(ctl, id, n, o.wait)
+                            : PM_EXIT_OK;
 }
 
 /* ---- rollout status|pause|resume|abort ---------------------------------- */

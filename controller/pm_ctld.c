@@ -123,11 +123,10 @@ s_reply_revision(pm_ctld_t *self, uint64_t n, pm_ctld_reply_t *r)
     r->resp.head = n;
 }
 
-/* Commits a validated POLICY unless it equals the head; compare-and-swap
- * against req->expect_rev is done inside the store's write transaction. */
-static void
-s_commit(pm_ctld_t *self, const Pm__Policy *policy, const Pm__Request *req,
-         const char *author, uint64_t rollback_of, pm_ctld_reply_t *r)
+void
+pm_ctld_commit(pm_ctld_t *self, const Pm__Policy *policy,
+               const Pm__Request *req, const char *author, uint64_t rollback_of,
+               bool publish, pm_ctld_reply_t *r)
 {
     uint64_t head = 0, rev = 0;
     char digest[65];
@@ -165,7 +164,7 @@ s_commit(pm_ctld_t *self, const Pm__Policy *policy, const Pm__Request *req,
         pm_ctld_store_fail(r, rc, "committing");
     else {
         s_reply_revision(self, rev, r);
-        if (self->fleet)
+        if (self->fleet && publish)
             pm_fleet_publish(self->fleet, rev);
     }
 }
@@ -261,7 +260,10 @@ s_handle_push(pm_ctld_t *self, const Pm__Request *req, const char *author,
             s_check_secrets(self, req->policy, r->diag) >
         0)
         return s_problems(r, PM__RESPONSE__STATUS__INVALID);
-    s_commit(self, req->policy, req, author, 0, r);
+    if (req->rollout_spec && req->rollout_spec->n_canary)
+        pm_ctld_rollout_canary(self, req, author, r);
+    else
+        pm_ctld_commit(self, req->policy, req, author, 0, true, r);
     s_override_warnings(self, req->policy, r);
 }
 
@@ -278,7 +280,7 @@ s_handle_set(pm_ctld_t *self, const Pm__Request *req, const char *author,
         s_check_secrets(self, p, r->diag) > 0)
         s_problems(r, PM__RESPONSE__STATUS__INVALID);
     else
-        s_commit(self, p, req, author, 0, r);
+        pm_ctld_commit(self, p, req, author, 0, true, r);
     s_override_warnings(self, p, r);
     pm_policy_free(&p);
 }
@@ -296,7 +298,7 @@ s_handle_rollback(pm_ctld_t *self, const Pm__Request *req, const char *author,
     if (pm_policy_validate(old->policy, r->diag) > 0)
         s_problems(r, PM__RESPONSE__STATUS__INVALID);
     else
-        s_commit(self, old->policy, req, author, req->rev, r);
+        pm_ctld_commit(self, old->policy, req, author, req->rev, true, r);
     s_override_warnings(self, old->policy, r);
     pm__revision__free_unpacked(old, NULL);
 }
@@ -529,7 +531,7 @@ s_edit_and_commit(pm_ctld_t *self, const Pm__Request *req, const char *author,
     if (pm_policy_edit(&p, NULL, &edit, 1, r->diag) > 0)
         s_problems(r, PM__RESPONSE__STATUS__INVALID);
     else
-        s_commit(self, p, req, author, 0, r);
+        pm_ctld_commit(self, p, req, author, 0, true, r);
     pm_policy_free(&p);
 }
 
@@ -630,8 +632,8 @@ static const struct {
      false},
 };
 
-static void
-s_reply_clear(pm_ctld_reply_t *r)
+void
+pm_ctld_reply_clear(pm_ctld_reply_t *r)
 {
     if (r->revision)
         pm__revision__free_unpacked(r->revision, NULL);
@@ -678,7 +680,7 @@ pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
                 r.resp.status == PM__RESPONSE__STATUS__OK ? "ok" : "refused: ",
                 r.resp.status == PM__RESPONSE__STATUS__OK ? "" : r.resp.error);
     uint8_t *buf = pm_wire_pack(&r.resp.base, len);
-    s_reply_clear(&r);
+    pm_ctld_reply_clear(&r);
     return buf;
 }
 
@@ -908,6 +910,7 @@ void
 pm_ctld_set_fleet(pm_ctld_t *self, pm_fleet_t *fleet)
 {
     self->fleet = fleet;
+    pm_ctld_rollout_hold(self); /* a canary push stays one */
 }
 
 int

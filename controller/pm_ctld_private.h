@@ -56,12 +56,23 @@ typedef struct {
 
 /* ---- pm_ctld.c */
 
+/* Frees what R holds (once packed, or unused). */
+void pm_ctld_reply_clear(pm_ctld_reply_t *r);
+
 /* R fails with STATUS and the message FMT. */
 void pm_ctld_fail(pm_ctld_reply_t *r, Pm__Response__Status status,
                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* R fails because the store said RC while doing WHAT. */
 void pm_ctld_store_fail(pm_ctld_reply_t *r, int rc, const char *what);
+
+/* Commits a validated POLICY unless it equals the head (R says which, or
+ * why not); compare-and-swap against req->expect_rev is done inside the
+ * store's write transaction. PUBLISH: every agent gets it now; else no
+ * agent does until the caller says (a canary push). */
+void pm_ctld_commit(pm_ctld_t *self, const Pm__Policy *policy,
+                    const Pm__Request *req, const char *author,
+                    uint64_t rollback_of, bool publish, pm_ctld_reply_t *r);
 
 /* The enrolled nodes (free with pm_store_nodes_free): the fleet's list,
  * or the store's when this controller serves no agents. */
@@ -75,6 +86,16 @@ void pm_ctld_rollout_load(pm_ctld_t *self);
 /* One step of the current rollout, at most every PM_CTLD_ROLLOUT_TICK_MS
  * unless FORCE. */
 void pm_ctld_rollout_tick(pm_ctld_t *self, bool force);
+
+/* PUSH with canaries (req->rollout_spec): commits the policy without
+ * publishing it and starts a canary push of it (pm_rollout.h). */
+void pm_ctld_rollout_canary(pm_ctld_t *self, const Pm__Request *req,
+                            const char *author, pm_ctld_reply_t *r);
+
+/* With the fleet set: a canary push that was running (or halted with its
+ * revision still the head) when the controller stopped holds the other
+ * nodes on the revision they had again, and its canaries on the new one. */
+void pm_ctld_rollout_hold(pm_ctld_t *self);
 
 /* ROLLOUT_START, ROLLOUT_STATUS, and PAUSE/RESUME/ABORT. */
 void pm_ctld_rollout_start(pm_ctld_t *self, const Pm__Request *req,

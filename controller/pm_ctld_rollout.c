@@ -49,6 +49,8 @@ s_rollout_log(const Pm__Rollout *old, const Pm__Rollout *new)
     free(reason);
 }
 
+static void s_canary_end(pm_ctld_t *self, const Pm__Rollout *old);
+
 /* Stores NEXT (taken over) and makes it the current rollout. On a store
  * error nothing changes; R (when not NULL) says why. */
 static bool
@@ -66,11 +68,13 @@ s_rollout_replace(pm_ctld_t *self, Pm__Rollout **next_p, pm_ctld_reply_t *r)
         pm__rollout__free_unpacked(next, NULL);
         return false;
     }
-    if (self->rollout) {
-        s_rollout_log(self->rollout, next);
-        pm__rollout__free_unpacked(self->rollout, NULL);
-    }
+    Pm__Rollout *old = self->rollout;
+    if (old)
+        s_rollout_log(old, next);
     self->rollout = next;
+    s_canary_end(self, old);
+    if (old)
+        pm__rollout__free_unpacked(old, NULL);
     return true;
 }
 
@@ -82,6 +86,11 @@ s_rollout_send(pm_ctld_t *self, const size_t *orders, size_t n)
     Pm__RestartOrder order = PM__RESTART_ORDER__INIT;
     if (!ro->spec)
         return; /* stored without one: nothing to order */
+    for (size_t i = 0; ro->spec->policy_rev && i < n; i++)
+        pm_fleet_pin(self->fleet, ro->nodes[orders[i]]->name,
+                     ro->spec->policy_rev); /* a canary: the new revision */
+    if (ro->spec->policy_rev)
+        return;
     order.rollout = ro->id;
     order.service = ro->spec->service;
     order.drain_ms = pm_rollout_drain_ms(ro);
@@ -218,4 +227,159 @@ pm_ctld_rollout_load(pm_ctld_t *self)
                 (unsigned long long)self->rollout->id,
                 pm_rollout_state_name(self->rollout->state),
                 pm_rollout_done(self->rollout), self->rollout->n_nodes);
+}
+
+/* ---- a canary push (policy push --canary) ------------------------------ */
+
+/* Whether R, a canary push that ended, is to be undone: a canary failed
+ * and auto_revert says so, or an admin aborted it. */
+static bool
+s_canary_reverts(const Pm__Rollout *ro)
+{
+    return ro->state == PM__ROLLOUT__STATE__ABORTED ||
+           (ro->state == PM__ROLLOUT__STATE__HALTED && ro->spec->auto_revert);
+}
+
+/* The canaries go back: the revision the other nodes kept is committed
+ * again as the new head (revisions only move forward) and sent to every
+ * node. Refused, rightly, when someone committed since (compare-and-swap
+ * on the pushed revision): that commit went to everyone already. */
+static void
+s_canary_revert(pm_ctld_t *self)
+{
+    const Pm__Rollout *ro = self->rollout;
+    unsigned long long rev = (unsigned long long)ro->spec->policy_rev;
+    Pm__Revision *old = NULL;
+    int rc = pm_store_get(self->store, ro->spec->revert_rev, &old);
+    if (rc != PM_OK) {
+        pm_error("canary push %llu: cannot read revision %llu to revert to: "
+                 "%s",
+                 (unsigned long long)ro->id,
+                 (unsigned long long)ro->spec->revert_rev, pm_strerror(rc));
+        return;
+    }
+    char *reason = pm_text_escape(ro->reason, S_LOG_TEXT_MAX);
+    char *message = pm_asprintf("revert of revision %llu (canary push, rollout "
+                                "%llu): %s",
+                                rev, (unsigned long long)ro->id, reason);
+    Pm__Request req = PM__REQUEST__INIT;
+    req.expect_rev = (int64_t)ro->spec->policy_rev;
+    req.message = message;
+    pm_ctld_reply_t r = {.diag = pm_diag_new("policy")};
+    pm__response__init(&r.resp);
+    pm_ctld_commit(self, old->policy, &req, "privmta-controller",
+                   ro->spec->revert_rev, true, &r);
+    if (r.resp.status == PM__RESPONSE__STATUS__OK)
+        pm_warn("canary push %llu: %s; revision %llu (the content of %llu) "
+                "goes to every node",
+                (unsigned long long)ro->id, reason,
+                (unsigned long long)r.resp.head,
+                (unsigned long long)ro->spec->revert_rev);
+    else
+        pm_error("canary push %llu: revision %llu not reverted: %s",
+                 (unsigned long long)ro->id, rev, r.resp.error);
+    pm_ctld_reply_clear(&r);
+    pm__revision__free_unpacked(old, NULL);
+    free(message);
+    free(reason);
+}
+
+/* The current rollout just changed from OLD: a canary push that ended
+ * sends its revision to every node (done), or reverts (see above), or
+ * leaves the others where they are (halted without auto_revert). */
+static void
+s_canary_end(pm_ctld_t *self, const Pm__Rollout *old)
+{
+    const Pm__Rollout *ro = self->rollout;
+    bool ended = old && old->id == ro->id && pm_rollout_active(old) &&
+                 !pm_rollout_active(ro);
+    if (!ended || !ro->spec || !ro->spec->policy_rev || !self->fleet)
+        return;
+    unsigned long long rev = (unsigned long long)ro->spec->policy_rev;
+    if (ro->state == PM__ROLLOUT__STATE__DONE) {
+        pm_info("canary push %llu passed: revision %llu goes to every node",
+                (unsigned long long)ro->id, rev);
+        pm_fleet_publish(self->fleet, ro->spec->policy_rev);
+    } else if (s_canary_reverts(ro)) {
+        s_canary_revert(self);
+    } else {
+        pm_warn("canary push %llu halted: revision %llu stays on the "
+                "canaries, every other node keeps revision %llu; push again, "
+                "roll back, or `privmta-ctl policy rollback %llu`",
+                (unsigned long long)ro->id, rev,
+                (unsigned long long)ro->spec->revert_rev,
+                (unsigned long long)ro->spec->revert_rev);
+    }
+}
+
+void
+pm_ctld_rollout_hold(pm_ctld_t *self)
+{
+    const Pm__Rollout *ro = self->rollout;
+    uint64_t head = 0;
+    if (!self->fleet || !ro || !ro->spec || !ro->spec->policy_rev ||
+        ro->state == PM__ROLLOUT__STATE__DONE ||
+        pm_store_head(self->store, &head) != PM_OK ||
+        head != ro->spec->policy_rev)
+        return; /* none, over, or a commit since went to everyone */
+    if (!pm_rollout_active(ro) && s_canary_reverts(ro)) {
+        s_canary_revert(self); /* the controller stopped before it could */
+        return;
+    }
+    pm_fleet_hold(self->fleet, ro->spec->revert_rev);
+    for (size_t i = 0; i < ro->n_nodes; i++)
+        if (ro->nodes[i]->state != PM__ROLLOUT_NODE__STATE__PENDING)
+            pm_fleet_pin(self->fleet, ro->nodes[i]->name, ro->spec->policy_rev);
+    pm_info("canary push %llu: revision %llu is on its canaries only; the "
+            "other nodes keep revision %llu",
+            (unsigned long long)ro->id,
+            (unsigned long long)ro->spec->policy_rev,
+            (unsigned long long)ro->spec->revert_rev);
+}
+
+void
+pm_ctld_rollout_canary(pm_ctld_t *self, const Pm__Request *req,
+                       const char *author, pm_ctld_reply_t *r)
+{
+    uint64_t head = 0;
+    int rc = pm_store_head(self->store, &head);
+    if (rc != PM_OK)
+        return pm_ctld_store_fail(r, rc, "reading the head");
+    if (!head)
+        return pm_ctld_fail(r, PM__RESPONSE__STATUS__INVALID,
+                            "a canary push keeps the other nodes on the "
+                            "current revision, and there is none yet: push "
+                            "without --canary first");
+    Pm__RolloutSpec *spec = pm_wire_dup(&req->rollout_spec->base);
+    pm_wire_set_string(&spec->service, "");
+    spec->policy_rev = head + 1; /* one writer: this thread */
+    spec->revert_rev = head;
+    Pm__NodeStatus **nodes = NULL;
+    Pm__Rollout *next = NULL;
+    size_t n = 0;
+    char *why = NULL;
+    pm_ctld_enrolled(self, &nodes, &n);
+    rc = pm_rollout_start(self->rollout, spec, nodes, n, author, zclock_time(),
+                          &next, &why);
+    pm_store_nodes_free(&nodes, n);
+    pm__rollout_spec__free_unpacked(spec, NULL);
+    if (rc != PM_OK)
+        return s_rollout_fail(r, rc, why);
+    pm_ctld_commit(self, req->policy, req, author, 0, false, r);
+    if (r->resp.status != PM__RESPONSE__STATUS__OK || r->resp.unchanged ||
+        r->resp.head != head + 1) {
+        pm__rollout__free_unpacked(next, NULL); /* nothing new to try */
+        return;
+    }
+    /* Not stored: the revision reaches no node until the next commit
+     * (which goes to all), and the reply says so. */
+    if (!s_rollout_replace(self, &next, r))
+        return;
+    pm_info("canary push %llu of revision %llu started by %s: %zu canar%s "
+            "first",
+            (unsigned long long)self->rollout->id,
+            (unsigned long long)(head + 1), author, self->rollout->n_nodes,
+            self->rollout->n_nodes == 1 ? "y" : "ies");
+    pm_ctld_rollout_tick(self, true); /* the first canary gets it now */
+    s_reply_rollout(self, r);
 }

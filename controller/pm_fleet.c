@@ -40,6 +40,8 @@ typedef struct {
     bool snapshot_pending;  /* asked for one inside the gap */
     bool dirty;             /* not yet written to the store */
     bool live;              /* "up" in the current MEMBERS */
+    uint64_t pinned;        /* a canary push: the revision it gets instead
+                               of the head; 0: the head */
 } s_node_t;
 
 struct pm_fleet_t {
@@ -572,6 +574,9 @@ pm_fleet_publish(pm_fleet_t *self, uint64_t rev)
     pub.kind = PM__PUBLICATION__KIND__UPDATE;
     pub.head = self->head = rev;
     pub.revision = r;
+    for (s_node_t *n = zhashx_first(self->nodes); n;
+         n = zhashx_next(self->nodes))
+        n->pinned = 0; /* a canary push is over: one head for everyone */
     s_attach_secrets(self, &pub);
     s_broadcast(self, &pub);
     s_free_secrets(&pub);
@@ -590,9 +595,10 @@ s_send_snapshot(pm_fleet_t *self, s_node_t *n)
         return;
     Pm__Publication pub = PM__PUBLICATION__INIT;
     Pm__Revision *r = NULL;
-    pub.head = self->head;
+    uint64_t rev = n->pinned ? n->pinned : self->head;
+    pub.head = rev;
     pub.node = n->name;
-    if (self->head && pm_store_get(self->store, self->head, &r) == PM_OK) {
+    if (rev && pm_store_get(self->store, rev, &r) == PM_OK) {
         pub.kind = PM__PUBLICATION__KIND__SNAPSHOT;
         pub.revision = r;
         s_attach_secrets(self, &pub);
@@ -1030,4 +1036,23 @@ pm_fleet_withdraw(pm_fleet_t *self, const char *name, char **why)
     self->members_dirty = true;
     s_scan_enrolled(self, true);
     return 0;
+}
+
+void
+pm_fleet_hold(pm_fleet_t *self, uint64_t head)
+{
+    self->head = head;
+}
+
+bool
+pm_fleet_pin(pm_fleet_t *self, const char *name, uint64_t rev)
+{
+    s_node_t *n = zhashx_lookup(self->nodes, name);
+    if (!n)
+        return false;
+    n->pinned = rev;
+    if (!s_served(n))
+        return false;
+    s_send_snapshot(self, n);
+    return true;
 }

@@ -60,8 +60,21 @@ void pm_fleet_destroy(pm_fleet_t **self_p);
 zsock_t *pm_fleet_socket(pm_fleet_t *self);
 void pm_fleet_handle(pm_fleet_t *self);
 
-/* Sends revision REV (just committed) to every connected agent. */
+/* Sends revision REV (just committed) to every connected agent; it is the
+ * head from now on, for every node (pins are dropped). */
 void pm_fleet_publish(pm_fleet_t *self, uint64_t rev);
+
+/* A canary push: HEAD is the revision every node gets (snapshots,
+ * heartbeats) unless pinned, although the store's head is newer. Set when
+ * the controller starts with a canary push running; a commit published
+ * normally (pm_fleet_publish) ends it. */
+void pm_fleet_hold(pm_fleet_t *self, uint64_t head);
+
+/* Node NAME gets revision REV instead of the head, from now on until the
+ * next pm_fleet_publish: a SNAPSHOT of it now, and at every HELLO or
+ * RESYNC. False when NAME is not enrolled or has no connection served now
+ * (pinned all the same: it gets REV when it connects). */
+bool pm_fleet_pin(pm_fleet_t *self, const char *name, uint64_t rev);
 
 /* Heartbeats, snapshots that were asked for inside their gap, status
  * flushing and re-reading clients/; returns ms until it wants to run

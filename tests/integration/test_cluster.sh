@@ -4,8 +4,10 @@
 # example policy, shows the nodes; then every node enforces it,
 # deploy/cluster.sh restart restarts them all node by node under
 # continuous SMTP load without losing a message, a broken node halts a
-# rollout, a killed controller resumes one, and deploy/cluster.sh down
-# stops everything it started.
+# rollout, a killed controller resumes one, a canary push goes to its
+# canary first and on to the others only when it is healthy (reverted
+# when not, with --auto-revert), and deploy/cluster.sh down stops
+# everything it started.
 source "$(dirname "$0")/lib.sh" "$@"
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (Postfix instances)"
@@ -134,6 +136,39 @@ check "and finishes it" wait_for 120 bash -c \
     "'$CTL' rollout status --json | jq -e '.state == \"done\" and .id == 3' >/dev/null"
 check "each node restarted Postfix exactly once in it" bash -c \
     "for i in 1 2 3; do [ \$(grep -c 'restarting postfix (rollout 3' '$WORK/cluster/mx'\$i/agent.log) = 1 ] || exit 1; done"
+
+# ---- a canary push: the new revision on one node first, gated on its health -------------
+head0=$("$CTL" policy history --json --limit 1 | jq -r '.[0].revision')
+applied_all() { # REV: every node applied REV
+    "$CTL" nodes --json | jq -e "all(.applied_rev == $1)" >/dev/null
+}
+check "every node is on revision $head0" wait_for 30 applied_all "$head0"
+sed 's/^  subject_prefix: .*/  subject_prefix: "[canary]"/' "$WORK/cluster/policy.yaml" >"$WORK/canary.yaml"
+check "(set-up: the canary policy differs)" grep -q '"\[canary\]"' "$WORK/canary.yaml"
+# mx1's filter is broken: as a canary it never turns healthy
+kill "$(cat "$WORK/cluster/mx1/milter.pid")"
+check "mx1 reports its antivirus down" wait_for 30 bash -c \
+    "'$CTL' nodes --json | jq -e '.[] | select(.name == \"mx1\") | .antivirus.state == \"down\"' >/dev/null"
+expect_exit 1 "a canary push to mx1 with --auto-revert fails there" \
+    "$CTL" policy push "$WORK/canary.yaml" --canary mx1 --auto-revert --min-healthy 2s \
+    --deadline 15s --wait=120
+check "it names mx1 and the broken filter" grep -q "canary mx1 failed: settling: antivirus down" "$WORK/err"
+check "mx1 had the pushed revision $((head0 + 1))" \
+    grep -q "applied revision $((head0 + 1))\$" "$WORK/cluster/mx1/agent.log"
+check "mx2 and mx3 never had it" bash -c \
+    "! grep -q 'applied revision $((head0 + 1))\$' '$WORK/cluster/mx2/agent.log' '$WORK/cluster/mx3/agent.log'"
+check "auto-revert: revision $((head0 + 2)) reverts it" bash -c \
+    "'$CTL' policy history --json --limit 1 | jq -e '.[0].revision == $((head0 + 2)) and (.[0].message | startswith(\"revert of revision $((head0 + 1))\"))' >/dev/null"
+check "every node applied the revert" wait_for 30 applied_all $((head0 + 2))
+expect_exit 0 "mx1's milter back by hand" bash "$SRC/deploy/cluster.sh" milter mx1
+check "mx1's antivirus is back" wait_for 60 bash -c \
+    "'$CTL' nodes --json | jq -e '.[] | select(.name == \"mx1\") | .antivirus.state == \"ok\"' >/dev/null"
+expect_exit 0 "a canary push to mx2 passes and reaches every node" \
+    "$CTL" policy push "$WORK/canary.yaml" --canary mx2 --min-healthy 2s --wait=120
+check "every node applied revision $((head0 + 3))" wait_for 30 applied_all $((head0 + 3))
+"$CTL" rollout status --json >"$WORK/rollout.json"
+check "the rollout: mx2 alone, done" jq -e '.state == "done" and
+    ([.nodes[] | .name + ":" + .state] == ["mx2:done"])' "$WORK/rollout.json" >/dev/null
 
 sed -i 's/^/| /' "$WORK/out"
 expect_exit 0 "deploy/cluster.sh down" bash "$SRC/deploy/cluster.sh" down

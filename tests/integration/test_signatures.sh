@@ -179,19 +179,24 @@ check "nodes shows version 6 loaded on every node" wait_for 20 bash -c \
 echo "429 120" >"$WWW/.status"
 check "a mirror check meets the 429 and nodes shows the cool-down" wait_for 30 bash -c \
     "'$CTL' nodes --json | jq -e '[.[].cooldowns[]? | select(.http_status == 429)] | length >= 1' >/dev/null"
-asked=$(wc -l <"$WORK/access.log")
 until_ts=$(nodes_json | jq '[.[].cooldowns[]? | select(.http_status == 429) | .until] | max')
 check "the deadline honours Retry-After (about 120 s)" \
     bash -c "[ $until_ts -ge $(($(date +%s) + 100)) ] && [ $until_ts -le $(($(date +%s) + 125)) ]"
 check "every node learns the cool-down" wait_for 20 bash -c \
     "'$CTL' nodes --json | jq -e 'all(.cooldowns | length >= 1)' >/dev/null"
+# from here the whole cluster knows: no node may ask before the deadline.
+# (Until every node knew, a duty moving under load could meet the 429 once
+# more: that node had not heard of it yet.)
+asked=$(wc -l <"$WORK/access.log")
 # stop whichever node holds the duty: the next holder must not ask either
 holder=$(duty_holder)
 check "one node holds the fetch duty ($holder)" test -n "$holder" -a "$holder" != null
 kill "${APID[$holder]}" && wait "${APID[$holder]}"
 check "the duty moves to another node, which plans no check before the deadline" \
     wait_for 30 bash -c "'$CTL' nodes --json | jq -e '[.[] | select(.name != \"$holder\" and .liveness == \"up\") | .databases[]? | select(.name == \"test\" and .next_check >= $until_ts)] | length >= 1' >/dev/null"
-check "nobody asked the mirror since the 429" test "$(wc -l <"$WORK/access.log")" -eq "$asked"
+check "nobody asked the mirror since the cluster knew of the 429" \
+    test "$(wc -l <"$WORK/access.log")" -eq "$asked" ||
+    tail -n +$((asked + 1)) "$WORK/access.log" | sed 's/^/# asked after: /'
 # no mirror to ask and no newer version anywhere: the fetcher says so, and
 # its filter keeps scanning with what it has
 check "the new fetcher's antivirus is degraded, saying the mirrors are cooling down" \
