@@ -208,18 +208,33 @@ s_backdate(const char *dir)
     free(path);
 }
 
+/* postconf -c DIR FLAG "name<SEP>value"... for PARAMS (-e: " = ", -P:
+ * "="); returns the exit code, with RES (caller clears it). */
+static int
+s_postconf_params(const char *dir, const char *flag, const char *sep,
+                  const pm_postconf_param_t *params, size_t n,
+                  pm_cmd_result_t *res)
+{
+    const char **args = pm_calloc(n + 1, sizeof *args);
+    char **kv = pm_calloc(n + 1, sizeof *kv);
+    args[0] = flag;
+    for (size_t i = 0; i < n; i++)
+        args[i + 1] = kv[i] =
+            pm_asprintf("%s%s%s", params[i].name, sep, params[i].value);
+    int rc = s_postconf(dir, args, n + 1, res);
+    for (size_t i = 0; i < n; i++)
+        free(kv[i]);
+    free(kv);
+    free(args);
+    return rc;
+}
+
 /* postconf -e PARAMS; PM_OK when it neither fails nor complains. */
 static int
 s_set(const char *dir, const pm_postconf_param_t *params, size_t n, char **why)
 {
-    const char **args = pm_calloc(n + 1, sizeof *args);
-    char **kv = pm_calloc(n, sizeof *kv);
-    args[0] = "-e";
-    for (size_t i = 0; i < n; i++)
-        args[i + 1] = kv[i] =
-            pm_asprintf("%s = %s", params[i].name, params[i].value);
     pm_cmd_result_t c;
-    int rc = s_postconf(dir, args, n + 1, &c);
+    int rc = s_postconf_params(dir, "-e", " = ", params, n, &c);
     char *msg = rc == 0 ? s_message_about(c.err, params, n) : NULL;
     int err = rc != 0 ? PM_EIO : msg ? PM_EINVAL : PM_OK;
     if (rc != 0) {
@@ -229,10 +244,6 @@ s_set(const char *dir, const pm_postconf_param_t *params, size_t n, char **why)
     } else if (msg) {
         pm_why(why, "pm_postconf", "postconf -e: %s", msg);
     }
-    for (size_t i = 0; i < n; i++)
-        free(kv[i]);
-    free(kv);
-    free(args);
     free(msg);
     pm_cmd_result_clear(&c);
     return err;
@@ -342,23 +353,13 @@ int
 pm_postconf_write_overrides(const char *dir, const pm_postconf_param_t *params,
                             size_t n, char **why)
 {
-    const char **args = pm_calloc(n + 1, sizeof *args);
-    char **kv = pm_calloc(n + 1, sizeof *kv);
-    args[0] = "-P";
-    for (size_t i = 0; i < n; i++)
-        args[i + 1] = kv[i] =
-            pm_asprintf("%s=%s", params[i].name, params[i].value);
     pm_cmd_result_t c;
-    int rc = s_postconf(dir, args, n + 1, &c);
+    int rc = s_postconf_params(dir, "-P", "=", params, n, &c);
     if (rc != 0) {
         char *e = pm_cmd_why("postconf -P", &c);
         pm_why(why, "pm_postconf", "%s", e);
         free(e);
     }
-    for (size_t i = 0; i < n; i++)
-        free(kv[i]);
-    free(kv);
-    free(args);
     pm_cmd_result_clear(&c);
     return rc == 0 ? PM_OK : PM_EIO;
 }
