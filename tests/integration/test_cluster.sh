@@ -6,7 +6,8 @@
 # continuous SMTP load without losing a message, a broken node halts a
 # rollout, a killed controller resumes one, a canary push goes to its
 # canary first and on to the others only when it is healthy (reverted
-# when not, with --auto-revert), and deploy/cluster.sh down stops
+# when its filter is down or its Postfix refuses the revision, with
+# --auto-revert), and deploy/cluster.sh down stops
 # everything it started.
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -169,6 +170,17 @@ check "every node applied revision $((head0 + 3))" wait_for 30 applied_all $((he
 "$CTL" rollout status --json >"$WORK/rollout.json"
 check "the rollout: mx2 alone, done" jq -e '.state == "done" and
     ([.nodes[] | .name + ":" + .state] == ["mx2:done"])' "$WORK/rollout.json" >/dev/null
+# a revision the canary's Postfix refuses (IPv6 relay host, IPv4-only Postfix)
+sed 's/^  relay_host: .*/  relay_host: "[ipv6:::1]:2526"/' "$WORK/canary.yaml" >"$WORK/refused.yaml"
+expect_exit 1 "a canary push mx3's Postfix refuses halts there" \
+    "$CTL" policy push "$WORK/refused.yaml" --canary mx3 --auto-revert --min-healthy 2s \
+    --deadline 30s --wait=120
+check "it names mx3 and Postfix's refusal" grep -q "canary mx3 failed: apply: .*inet_protocols" "$WORK/err"
+check "mx1 and mx2 never had revision $((head0 + 4))" bash -c \
+    "! grep -q 'applied revision $((head0 + 4))\$' '$WORK/cluster/mx1/agent.log' '$WORK/cluster/mx2/agent.log'"
+check "the revert ($((head0 + 5))) brings mx3 back with the others" wait_for 30 applied_all $((head0 + 5))
+check "and nodes shows no error on any node" bash -c \
+    "'$CTL' nodes --json | jq -e 'all(.last_error == \"\")' >/dev/null"
 
 sed -i 's/^/| /' "$WORK/out"
 expect_exit 0 "deploy/cluster.sh down" bash "$SRC/deploy/cluster.sh" down
