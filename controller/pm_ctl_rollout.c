@@ -28,6 +28,10 @@
 #define S_WAIT_DEFAULT 3600
 #define S_POLL_MS 500
 
+static const char s_auto_revert_note[] =
+    "--auto-revert has nothing to revert in a restart, which changes no "
+    "revision: it is for `policy push FILE --canary NODE --auto-revert`";
+
 static const char s_restart_usage[] =
     "usage: privmta-ctl restart --rolling [--service postfix|milter|all] "
     "[--batch N|P%] [--canary NODE]... [--min-healthy D] [--deadline D] "
@@ -396,6 +400,8 @@ pm_ctl_restart(pm_ctl_t *ctl, int argc, char **argv)
         printf("rollout %llu started: %s on %zu nodes, %u at a time; "
                "`privmta-ctl rollout status` follows it\n",
                (unsigned long long)id, ro->spec->service, n, ro->spec->batch);
+    if (o.spec.auto_revert)
+        fprintf(stderr, "privmta-ctl: note: %s\n", s_auto_revert_note);
     pm__response__free_unpacked(r, NULL);
     return o.wait > 0 && id ? pm_ctl_rollout_wait(ctl, id, n, o.wait)
                             : PM_EXIT_OK;

@@ -216,10 +216,6 @@ s_spec_check(const Pm__RolloutSpec *spec, char **why)
         pm_why(why, "rollout", "a canary push needs at least one canary");
     else if (spec->policy_rev && *spec->service)
         pm_why(why, "rollout", "a canary push restarts no service");
-    else if (!spec->policy_rev && spec->auto_revert)
-        pm_why(why, "rollout",
-               "--auto-revert goes with a canary push (policy push "
-               "--canary): a restart changes no revision to revert");
     else if (!spec->policy_rev && strcmp(spec->service, "postfix") != 0 &&
              strcmp(spec->service, "milter") != 0 &&
              strcmp(spec->service, "all") != 0)

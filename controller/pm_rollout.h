@@ -120,8 +120,7 @@ int64_t pm_rollout_drain_ms(const Pm__Rollout *r);
  *                 to see and abort it);
  *   PM_EINVAL     no node is enrolled ("no node to restart"), a canary is
  *                 not an enrolled node or is named twice, a canary push
- *                 without a canary or with a service, auto_revert on a
- *                 restart, batch and
+ *                 without a canary or with a service, batch and
  *                 batch_percent are both set, batch_percent is above 100,
  *                 a duration is negative, or min_healthy_ms is not shorter
  *                 than deadline_ms. */

@@ -609,11 +609,6 @@ Test(rollout, canary_push_refusals_and_busy_text)
     cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, f.n, "a", 0, &r, &why),
                  PM_EINVAL);
     cr_expect(strstr(why, "needs at least one canary"), "%s", why);
-    Pm__RolloutSpec restart = s_spec(1);
-    restart.auto_revert = true;
-    cr_expect_eq(pm_rollout_start(NULL, &restart, f.ptr, f.n, "a", 0, &r, &why),
-                 PM_EINVAL);
-    cr_expect(strstr(why, "--auto-revert goes with a canary push"), "%s", why);
     free(why);
     char *canary[] = {"mx3"};
     spec = s_push_spec(canary, 1, 3);
