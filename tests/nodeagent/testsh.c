@@ -12,6 +12,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Everything IN has left to read (caller frees). */
+static char *
+s_read_all(FILE *in)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    char chunk[4096];
+    for (size_t r; (r = fread(chunk, 1, sizeof chunk, in)) > 0;)
+        fwrite(chunk, 1, r, mem);
+    fclose(mem);
+    return buf;
+}
+
 int
 testsh_run(char **out, const char *fmt, ...)
 {
@@ -22,14 +36,7 @@ testsh_run(char **out, const char *fmt, ...)
     va_end(ap);
     FILE *p = popen(cmd, "r");
     cr_assert(p, "popen %s", cmd);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, p)) > 0)
-        fwrite(chunk, 1, r, mem);
-    fclose(mem);
+    char *buf = s_read_all(p);
     int st = pclose(p);
     if (out)
         *out = buf;
@@ -44,14 +51,7 @@ testsh_slurp(const char *path)
     FILE *f = fopen(path, "r");
     if (!f)
         return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, r, mem);
-    fclose(mem);
+    char *buf = s_read_all(f);
     fclose(f);
     return buf;
 }
