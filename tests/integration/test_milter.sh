@@ -38,6 +38,7 @@ PORT=$(free_port)
 NPORT=$(free_port)
 SPAMD_PORT=$(free_port)
 MPORT=$(free_port)
+TPORT=$(free_port) # a listener whose smtpd uses the TCP milter
 INBOUND=127.0.0.5 # not in the policy's mynetworks
 OUTBOUND=127.0.0.1
 
@@ -72,6 +73,7 @@ start_node() {
     return 1
 }
 check "postfix node starts" start_node
+SMTP_PORT=$PORT # where send and timed deliver
 
 # --- spamd with only our rules --------------------------------------------------
 cp /etc/spamassassin/*.pre "$SA/"
@@ -185,7 +187,7 @@ check "status: custom signature loaded" test "$(status .antivirus.signatures)" -
 # --- sending and reading mailboxes ---------------------------------------------------
 # send OUT_FILE DATA_FILE [FROM_IP] [RCPT]: swaks; returns its exit code
 send() {
-    swaks --server "127.0.0.1:$PORT" --local-interface "${3:-$INBOUND}" \
+    swaks --server "127.0.0.1:$SMTP_PORT" --local-interface "${3:-$INBOUND}" \
         --from sender@remote.example --to "${4:-alice@node1.test}" \
         --data "@$2" --timeout 30 >"$1" 2>&1
 }
@@ -534,15 +536,21 @@ timed() { # LABEL
     local t0 t1
     t0=$(date +%s%N)
     smtp-source -s 1 -m 40 -l 2000 -f boss@signed.test -t alice@node1.test \
-        -S "timed-$1" "127.0.0.1:$PORT" >/dev/null 2>&1 || return 1
+        -S "timed-$1" "127.0.0.1:$SMTP_PORT" >/dev/null 2>&1 || return 1
     t1=$(date +%s%N)
     echo $(((t1 - t0) / 40000000))
 }
 UNIX_MS=$(timed unix)
 check "unix: 40 messages went through" test -n "$UNIX_MS"
 check "second milter starts on TCP 127.0.0.1" start_milter tcp "inet:$MPORT@127.0.0.1"
-postconf -c "$ETC" -e "smtpd_milters = inet:127.0.0.1:$MPORT"
-postfix -c "$ETC" reload >/dev/null 2>&1 # takes effect on the next connection
+# a listener of its own rather than smtpd_milters changed by a reload: a
+# reload is asynchronous, and an smtpd started before it would still use
+# the unix milter. The new port answers only once the reload took effect.
+postconf -c "$ETC" -M "127.0.0.1:$TPORT/inet=127.0.0.1:$TPORT inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:$MPORT"
+postfix -c "$ETC" reload >/dev/null 2>&1
+check "a listener with the TCP milter comes up" \
+    wait_for 30 bash -c "exec 2>/dev/null 3<>/dev/tcp/127.0.0.1/$TPORT"
+SMTP_PORT=$TPORT
 mime_msg "$M" "$(tok)" 'Content-Type: application/octet-stream' \
     'Content-Disposition: attachment; filename="tcp.exe"'
 expect_reject "TCP: .exe rejected" 554 "\.exe" "$M"
