@@ -39,7 +39,7 @@ typedef struct {
     int64_t snapshot_due;   /* zclock_mono() before which none is sent */
     bool snapshot_pending;  /* asked for one inside the gap */
     bool dirty;             /* not yet written to the store */
-    bool live;              /* "up" in the current MEMBERS */
+    bool live;              /* live in the current MEMBERS */
     uint64_t pinned;        /* a canary push: the revision it gets instead
                                of the head; 0: the head */
 } s_node_t;
@@ -144,6 +144,17 @@ s_liveness(const pm_fleet_t *self, const s_node_t *n, int64_t now)
     return quiet >= self->opts.down_after_ms    ? "down"
            : quiet >= self->opts.stale_after_ms ? "stale"
                                                 : "up";
+}
+
+/* A member keeps its fetch duty and its place in gossip while it is only
+ * late ("stale": an agent busy applying a revision heartbeats late) and
+ * loses them when it is down. Moving a duty on every late heartbeat made
+ * it flap under load, and each new holder asked the mirror again. */
+static bool
+s_member_live(const pm_fleet_t *self, const s_node_t *n, int64_t now)
+{
+    const char *l = s_liveness(self, n, now);
+    return strcmp(l, "up") == 0 || strcmp(l, "stale") == 0;
 }
 
 static void
@@ -433,8 +444,7 @@ s_members_build(pm_fleet_t *self)
         m[i].public_key = (char *)s_public_key(nodes[i]);
         m[i].peer_endpoint =
             nodes[i]->status ? nodes[i]->status->peer_endpoint : "";
-        m[i].live = nodes[i]->live =
-            strcmp(s_liveness(self, nodes[i], now), "up") == 0;
+        m[i].live = nodes[i]->live = s_member_live(self, nodes[i], now);
     }
     Pm__Duty *d = pm_calloc(self->n_databases + 1, sizeof *d);
     Pm__Duty **dp = pm_calloc(self->n_databases + 1, sizeof *dp);
@@ -486,8 +496,7 @@ s_members_watch(pm_fleet_t *self)
         self->members_dirty = true;
     for (s_node_t *n = zhashx_first(self->nodes); n && !self->members_dirty;
          n = zhashx_next(self->nodes))
-        if (n->n_keys &&
-            n->live != (strcmp(s_liveness(self, n, now), "up") == 0))
+        if (n->n_keys && n->live != s_member_live(self, n, now))
             self->members_dirty = true;
 }
 

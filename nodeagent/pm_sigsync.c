@@ -28,6 +28,7 @@ typedef struct {
     time_t next_check;   /* duty: next one; 0: none planned */
     char *error;         /* last fetch or pull problem */
     bool duty;           /* the controller named this node to fetch it */
+    int64_t duty_since;  /* zclock_mono() when the duty was given */
     unsigned newest;     /* newest version a peer said it holds */
     time_t behind_since; /* when NEWEST first ran 2+ versions ahead */
     zhashx_t *holders;   /* peer name -> version (uintptr_t) */
@@ -56,6 +57,8 @@ typedef struct {
     size_t n_members;
     zhashx_t *duties;         /* database -> node, from the last MEMBERS */
     zhashx_t *links;          /* member name -> pm_peer_link_t, for gossip */
+    int64_t heard;            /* zclock_mono() when this node last learnt
+                                 what its live members hold */
     pm_sigbook_t *book;       /* cool-downs and distrusted peers */
     pm_sigverify_t *verifier; /* checks every file a peer or a fetch brings */
     uid_t fetch_uid;          /* who fetches (cfg.fetch_user), as root */
@@ -345,6 +348,7 @@ s_set_duty(s_sync_t *self, s_db_t *db, bool duty)
     if (duty && !db->duty) {
         time_t due = db->last_check ? db->last_check + self->freq_s : 0;
         db->next_check = due > time(NULL) ? due : time(NULL);
+        db->duty_since = zclock_mono();
         pm_info("node %s: fetching %s from the mirrors is now this node's "
                 "duty",
                 self->node, db->name);
@@ -589,6 +593,17 @@ s_next_mirror_check(s_sync_t *self, time_t now)
     return first && first + 1 > next ? first + 1 : next;
 }
 
+/* A duty just given waits until this node has heard what its peers hold
+ * (or for three peer timeouts when none answers): a duty moves to a node
+ * that may have come up a moment ago, and a check before it pulled what
+ * the last holder fetched would download the whole file once more. */
+static bool
+s_duty_settled(const s_sync_t *self, const s_db_t *db)
+{
+    return self->heard > db->duty_since ||
+           zclock_mono() - db->duty_since >= 3 * self->cfg.peer_timeout_ms;
+}
+
 /* Checks the mirrors for every duty database that is due; true when a new
  * version arrived. */
 static bool
@@ -600,7 +615,8 @@ s_fetch_due(s_sync_t *self)
     size_t n = 0;
     for (size_t i = 0; self->enabled && i < self->n_dbs; i++)
         if (self->dbs[i]->duty && self->dbs[i]->next_check &&
-            self->dbs[i]->next_check <= now) {
+            self->dbs[i]->next_check <= now &&
+            s_duty_settled(self, self->dbs[i])) {
             due[n] = self->dbs[i];
             names[n++] = self->dbs[i]->name;
         }
@@ -695,13 +711,17 @@ s_gossip(s_sync_t *self, size_t fan)
     if (fan && !s_stopping(self))
         pm_peer_exchange_links(to, fan, mine, theirs,
                                self->cfg.peer_timeout_ms);
+    bool answered = fan == 0; /* nobody to ask: nothing to learn */
     for (size_t k = 0; k < fan; k++) {
         if (!theirs[k])
             continue;
         s_learn(self, pick[k]->name, theirs[k]);
         pm__peer_message__free_unpacked(theirs[k], NULL);
+        answered = true;
     }
     pm__peer_message__free_unpacked(mine, NULL);
+    if (answered)
+        self->heard = zclock_mono();
     free(theirs);
     free(to);
     free(pick);
@@ -755,7 +775,8 @@ s_spread(s_sync_t *self)
  * mirror check that follows finds nothing to download. A duty that moves
  * to a node that joined late (members come up one by one) would
  * otherwise download the whole file once more (seen under load: the
- * test database fetched three times at a cluster's start). */
+ * test database fetched three times at a cluster's start); a new duty
+ * also waits for a round in which a peer answered (s_duty_settled). */
 static void
 s_round(s_sync_t *self)
 {
@@ -1013,6 +1034,7 @@ s_on_peer(s_sync_t *self)
                                     NULL) == PM_OK) {
         s_learn(self, from, pm);
         pm__peer_message__free_unpacked(pm, NULL);
+        self->heard = zclock_mono();
         while (!s_stopping(self) && s_pull_newer(self))
             s_spread(self);
         s_status(self);

@@ -376,6 +376,28 @@ Test(sigsync, term_during_a_gossip_round_is_prompt)
     zcert_destroy(&cert);
 }
 
+/* A duty just given waits to hear what the peers hold before it asks the
+ * mirror: when none answers (one silent peer, 2 s timeout), three peer
+ * timeouts, and then it does ask. Elapsed time is measured from before the
+ * duty was sent, so a loaded machine only makes it longer. */
+Test(sigsync, new_duty_waits_for_the_peers_then_asks_the_mirror)
+{
+    zcert_t *cert = zcert_new();
+    s_node_t d = {.name = "d", .actor = s_gossiper(cert, "d", 3)};
+    s_send_policy(&d, s_mirror.url);
+    int64_t start = zclock_mono();
+    s_send_silent_members(d.actor, 1, "d");
+    s_wait_version(&d, 1);
+    int64_t ms = zclock_mono() - start;
+    cr_expect_geq(ms, 3 * 2000, "the mirror was asked after %" PRId64 " ms",
+                  ms);
+    cr_expect_eq(testmirror_count(s_log, "GET /test.cvd 200 "), 1);
+    zactor_destroy(&d.actor);
+    if (d.st)
+        pm__node_status__free_unpacked(d.st, NULL);
+    zcert_destroy(&cert);
+}
+
 /* SIGTERM (zsys_interrupted) ends even the exchange under way. */
 Test(sigsync, signal_during_a_peer_exchange_is_prompt)
 {
