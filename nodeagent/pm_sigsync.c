@@ -8,6 +8,7 @@
 #include "pm_priv.h"
 #include "pm_sigbook.h"
 #include "pm_sigfetch.h"
+#include "pm_sigmembers.h"
 #include "pm_sigstore.h"
 #include "pm_wire.h"
 
@@ -35,11 +36,6 @@ typedef struct {
 } s_db_t;
 
 typedef struct {
-    char *name, *endpoint, *key;
-    bool live;
-} s_member_t;
-
-typedef struct {
     pm_sigsync_config_t cfg;
     char *node;
     zsock_t *pipe;
@@ -53,10 +49,7 @@ typedef struct {
     s_db_t **dbs;
     size_t n_dbs;
     /* what others said */
-    s_member_t *members;
-    size_t n_members;
-    zhashx_t *duties;         /* database -> node, from the last MEMBERS */
-    zhashx_t *links;          /* member name -> pm_peer_link_t, for gossip */
+    pm_sigmembers_t *members; /* the last MEMBERS: who, where, duties */
     int64_t heard;            /* zclock_mono() when this node last learnt
                                  what its live members hold */
     pm_sigbook_t *book;       /* cool-downs and distrusted peers */
@@ -120,19 +113,6 @@ s_set_str(char **slot, const char *value)
 }
 
 static void
-s_str_free(void **item)
-{
-    free(*item);
-    *item = NULL;
-}
-
-static void
-s_link_free(void **item)
-{
-    pm_peer_link_destroy((pm_peer_link_t **)item);
-}
-
-static void
 s_db_free(s_db_t **db_p)
 {
     s_db_t *db = *db_p;
@@ -152,15 +132,6 @@ s_db_find(s_sync_t *self, const char *name)
     for (size_t i = 0; i < self->n_dbs; i++)
         if (strcmp(self->dbs[i]->name, name) == 0)
             return self->dbs[i];
-    return NULL;
-}
-
-static const s_member_t *
-s_member(s_sync_t *self, const char *name)
-{
-    for (size_t i = 0; i < self->n_members; i++)
-        if (strcmp(self->members[i].name, name) == 0)
-            return &self->members[i];
     return NULL;
 }
 
@@ -356,27 +327,14 @@ s_set_duty(s_sync_t *self, s_db_t *db, bool duty)
     db->duty = duty;
 }
 
-/* Drops the kept connections to nodes that are no longer members. */
-static void
-s_links_prune(s_sync_t *self)
-{
-    zlist_t *gone = zlist_new();
-    zlist_autofree(gone);
-    for (void *l = zhashx_first(self->links); l; l = zhashx_next(self->links))
-        if (!s_member(self, zhashx_cursor(self->links)))
-            zlist_append(gone, (void *)zhashx_cursor(self->links));
-    for (char *k = zlist_first(gone); k; k = zlist_next(gone))
-        zhashx_delete(self->links, k);
-    zlist_destroy(&gone);
-}
-
 /* The duties of the last MEMBERS, for the databases the policy names:
  * either may arrive first. */
 static void
 s_apply_duties(s_sync_t *self)
 {
     for (size_t i = 0; i < self->n_dbs; i++) {
-        const char *holder = zhashx_lookup(self->duties, self->dbs[i]->name);
+        const char *holder =
+            pm_sigmembers_duty(self->members, self->dbs[i]->name);
         s_set_duty(self, self->dbs[i], holder && !strcmp(holder, self->node));
     }
 }
@@ -384,25 +342,7 @@ s_apply_duties(s_sync_t *self)
 static void
 s_on_members(s_sync_t *self, const Pm__Publication *pub)
 {
-    for (size_t i = 0; i < self->n_members; i++) {
-        free(self->members[i].name);
-        free(self->members[i].endpoint);
-        free(self->members[i].key);
-    }
-    free(self->members);
-    self->n_members = pub->n_members;
-    self->members = pm_calloc(self->n_members + 1, sizeof *self->members);
-    for (size_t i = 0; i < pub->n_members; i++) {
-        const Pm__Member *m = pub->members[i];
-        self->members[i] =
-            (s_member_t){pm_strdup(m->name), pm_strdup(m->peer_endpoint),
-                         pm_strdup(m->public_key), m->live};
-    }
-    s_links_prune(self);
-    zhashx_purge(self->duties);
-    for (size_t j = 0; j < pub->n_duties; j++)
-        zhashx_update(self->duties, pub->duties[j]->database,
-                      pm_strdup(pub->duties[j]->node));
+    pm_sigmembers_set(self->members, pub);
     s_apply_duties(self);
     for (size_t j = 0; j < pub->n_cooldowns; j++)
         pm_sigbook_cool(self->book, pub->cooldowns[j]->mirror,
@@ -443,14 +383,14 @@ s_distrust(s_sync_t *self, const char *peer, const char *reason)
 /* ---- pulling from peers -------------------------------------------------- */
 
 /* A random trusted member holding DB's newest version, or NULL. */
-static const s_member_t *
+static const pm_sigmember_t *
 s_pick_holder(s_sync_t *self, s_db_t *db)
 {
-    const s_member_t *pick = NULL;
+    const pm_sigmember_t *pick = NULL;
     unsigned seen = 0;
     for (void *v = zhashx_first(db->holders); v; v = zhashx_next(db->holders)) {
         const char *peer = zhashx_cursor(db->holders);
-        const s_member_t *m = s_member(self, peer);
+        const pm_sigmember_t *m = pm_sigmembers_find(self->members, peer);
         if ((uintptr_t)v != db->newest || !m || !*m->endpoint ||
             pm_sigbook_distrusted(self->book, peer) ||
             strcmp(peer, self->node) == 0)
@@ -465,7 +405,7 @@ s_pick_holder(s_sync_t *self, s_db_t *db)
 static bool
 s_pull(s_sync_t *self, s_db_t *db)
 {
-    const s_member_t *m = s_pick_holder(self, db);
+    const pm_sigmember_t *m = s_pick_holder(self, db);
     if (!m)
         return false;
     /* a .cld (built from CDIFFs) or a whole .cvd: ask for what it has */
@@ -666,31 +606,16 @@ s_fetch_due(s_sync_t *self)
 
 /* ---- gossip -------------------------------------------------------------- */
 
-/* The kept connection to member M (made, or remade when M moved or
- * changed keys); NULL when M's key is not one. */
-static pm_peer_link_t *
-s_link(s_sync_t *self, const s_member_t *m)
-{
-    pm_peer_link_t *link = zhashx_lookup(self->links, m->name);
-    if (pm_peer_link_is(link, m->endpoint, m->key))
-        return link;
-    link = pm_peer_link_new(self->cfg.cert, m->endpoint, m->key);
-    if (link)
-        zhashx_update(self->links, m->name, link);
-    else
-        zhashx_delete(self->links, m->name);
-    return link;
-}
-
 /* Push-pull with up to FANOUT random live members, all at once: a round
  * costs one round trip, and a silent member does not hold up the others. */
 static void
 s_gossip(s_sync_t *self, size_t fan)
 {
     size_t n = 0;
-    const s_member_t **pick = pm_calloc(self->n_members + 1, sizeof *pick);
-    for (size_t i = 0; i < self->n_members; i++) {
-        const s_member_t *m = &self->members[i];
+    size_t count = pm_sigmembers_count(self->members);
+    const pm_sigmember_t **pick = pm_calloc(count + 1, sizeof *pick);
+    for (size_t i = 0; i < count; i++) {
+        const pm_sigmember_t *m = pm_sigmembers_at(self->members, i);
         if (m->live && *m->endpoint && strcmp(m->name, self->node) != 0 &&
             !pm_sigbook_distrusted(self->book, m->name))
             pick[n++] = m;
@@ -699,14 +624,14 @@ s_gossip(s_sync_t *self, size_t fan)
         fan = n;
     for (size_t k = 0; k < fan; k++) { /* partial shuffle: FAN at random */
         size_t j = k + (size_t)(s_rand(self) % (n - k));
-        const s_member_t *m = pick[j];
+        const pm_sigmember_t *m = pick[j];
         pick[j] = pick[k];
         pick[k] = m;
     }
     pm_peer_link_t **to = pm_calloc(fan + 1, sizeof *to);
     Pm__PeerMessage **theirs = pm_calloc(fan + 1, sizeof *theirs);
     for (size_t k = 0; k < fan; k++)
-        to[k] = s_link(self, pick[k]);
+        to[k] = pm_sigmembers_link(self->members, pick[k]);
     Pm__PeerMessage *mine = s_versions(self);
     if (fan && !s_stopping(self))
         pm_peer_exchange_links(to, fan, mine, theirs,
@@ -811,14 +736,7 @@ s_destroy(s_sync_t **self_p)
     for (size_t i = 0; i < self->n_mirrors; i++)
         free(self->mirrors[i]);
     free(self->mirrors);
-    for (size_t i = 0; i < self->n_members; i++) {
-        free(self->members[i].name);
-        free(self->members[i].endpoint);
-        free(self->members[i].key);
-    }
-    free(self->members);
-    zhashx_destroy(&self->links);
-    zhashx_destroy(&self->duties);
+    pm_sigmembers_destroy(&self->members);
     pm_sigbook_destroy(&self->book);
     pm_sigverify_destroy(&self->verifier);
     zchunk_destroy(&self->last_status);
@@ -883,10 +801,7 @@ s_new(const pm_sigsync_config_t *cfg)
     if (self->cfg.peer_timeout_ms <= 0)
         self->cfg.peer_timeout_ms = 2000;
     self->node = pm_strdup(self->cfg.name);
-    self->links = zhashx_new();
-    zhashx_set_destructor(self->links, s_link_free);
-    self->duties = zhashx_new();
-    zhashx_set_destructor(self->duties, s_str_free);
+    self->members = pm_sigmembers_new(self->cfg.cert, self->cfg.members_file);
     self->book = pm_sigbook_new();
     self->verifier = pm_sigverify_new(self->cfg.fetcher, self->cfg.fetch_user);
     self->backlog = zlist_new();
@@ -934,9 +849,7 @@ static void
 s_members_keep(s_sync_t *self, const void *data, size_t len)
 {
     char *why = NULL;
-    if (self->cfg.members_file &&
-        pm_file_write(self->cfg.members_file, data, len, 0600, (gid_t)-1,
-                      &why) != PM_OK)
+    if (pm_sigmembers_keep(self->members, data, len, &why) != PM_OK)
         pm_warn("node %s: membership not kept: %s", self->node, why);
     free(why);
 }
@@ -945,22 +858,15 @@ s_members_keep(s_sync_t *self, const void *data, size_t len)
 static void
 s_members_restore(s_sync_t *self)
 {
+    Pm__Publication *pub = NULL;
     char *data = NULL, *why = NULL;
     size_t len = 0;
-    Pm__Publication *pub = NULL;
-    if (!self->cfg.members_file ||
-        pm_file_read(self->cfg.members_file, PM_WIRE_MESSAGE_MAX,
-                     PM_FILE_STRICT, &data, &len, &why) != PM_OK) {
-        free(why);
-        return;
-    }
-    if (pm_wire_unpack_publication((const uint8_t *)data, len, &pub, &why) ==
-            PM_OK &&
-        pub->kind == PM__PUBLICATION__KIND__MEMBERS)
+    int rc = pm_sigmembers_kept(self->members, &pub, &data, &len, &why);
+    if (rc == PM_OK)
         s_members_in(self, pub, data, len);
-    else
+    else if (rc != PM_ENOTFOUND)
         pm_warn("node %s: %s ignored: %s", self->node, self->cfg.members_file,
-                why ? why : "not a membership");
+                why ? why : pm_strerror(rc));
     if (pub)
         pm__publication__free_unpacked(pub, NULL);
     free(why);
