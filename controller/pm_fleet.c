@@ -5,6 +5,7 @@
 #include "pm_keys.h"
 #include "pm_log.h"
 #include "pm_mem.h"
+#include "pm_nodereport.h"
 #include "pm_text.h"
 #include "pm_wire.h"
 
@@ -682,141 +683,16 @@ s_send_pending(pm_fleet_t *self, int64_t now)
 /* ---- receiving ------------------------------------------------------------
  */
 
-/* Whether NEW says something OLD did not, besides the time: only then is
- * it worth a write to the store (a heartbeat usually changes nothing).
- * Called before s_drift_history moves OLD's history into NEW. */
-static bool
-s_changed(Pm__NodeStatus *old, Pm__NodeStatus *new)
-{
-    if (!old)
-        return true;
-    /* the history changes only with news in `drift`, which is compared */
-    int64_t a = old->last_seen, b = new->last_seen;
-    size_t ha = old->n_drift_history, hb = new->n_drift_history;
-    old->last_seen = new->last_seen = 0;
-    old->n_drift_history = new->n_drift_history = 0;
-    size_t la = protobuf_c_message_get_packed_size(&old->base);
-    size_t lb = protobuf_c_message_get_packed_size(&new->base);
-    bool changed = la != lb;
-    if (!changed) {
-        uint8_t *pa = pm_malloc(la), *pb = pm_malloc(lb);
-        protobuf_c_message_pack(&old->base, pa);
-        protobuf_c_message_pack(&new->base, pb);
-        changed = memcmp(pa, pb, la) != 0;
-        free(pa);
-        free(pb);
-    }
-    old->last_seen = a;
-    new->last_seen = b;
-    old->n_drift_history = ha;
-    new->n_drift_history = hb;
-    return changed;
-}
-
-/* A cool-down that names no node was told to the one reporting it; none
- * lasts longer than PM_WIRE_COOLDOWN_MAX from now (a broken or hostile
- * node cannot keep the cluster off a mirror for a year with one report). */
-static void
-s_own_cooldowns(const s_node_t *n, Pm__NodeStatus *st)
-{
-    int64_t cap = (int64_t)time(NULL) + PM_WIRE_COOLDOWN_MAX;
-    for (size_t i = 0; i < st->n_cooldowns; i++) {
-        if (!*st->cooldowns[i]->node)
-            pm_wire_set_string(&st->cooldowns[i]->node, n->name);
-        if (st->cooldowns[i]->until > cap)
-            st->cooldowns[i]->until = cap;
-    }
-}
-
-static bool
-s_cooldown_eq(const Pm__Cooldown *a, const Pm__Cooldown *b)
-{
-    return a->until == b->until && a->http_status == b->http_status &&
-           strcmp(a->mirror, b->mirror) == 0 && strcmp(a->node, b->node) == 0;
-}
-
-/* Whether NEW changes what MEMBERS takes from a node's status (its peer
- * endpoint, its cool-downs); the rest of a status, e.g. when a database
- * was last checked, costs no rebuild. */
-static bool
-s_members_differ(const Pm__NodeStatus *old, const Pm__NodeStatus *new)
-{
-    if (!old || strcmp(old->peer_endpoint, new->peer_endpoint) != 0 ||
-        old->n_cooldowns != new->n_cooldowns)
-        return true;
-    for (size_t i = 0; i < old->n_cooldowns; i++)
-        if (!s_cooldown_eq(old->cooldowns[i], new->cooldowns[i]))
-            return true;
-    return false;
-}
-
-/* How many hand edits (Drift entries) the controller keeps per node. */
-#define S_DRIFT_HISTORY 32
-
-/* Whether NEW reports a hand edit OLD did not (the agent keeps reporting
- * its last one, with the time it found it). */
-static bool
-s_drift_news(const Pm__NodeStatus *old, const Pm__NodeStatus *new)
-{
-    if (!new->n_drift)
-        return false;
-    if (!old || !old->n_drift)
-        return true;
-    return old->drift[0]->at != new->drift[0]->at ||
-           strcmp(old->drift[0]->parameter, new->drift[0]->parameter) != 0;
-}
-
-/* The history is the controller's: what the agent sent in its place is
- * dropped; OLD's is carried over, NEW's news first, at most
- * S_DRIFT_HISTORY entries; each new entry is logged. */
-static void
-s_drift_history(const s_node_t *n, Pm__NodeStatus *old, Pm__NodeStatus *new)
-{
-    for (size_t i = 0; i < new->n_drift_history; i++)
-        pm__drift__free_unpacked(new->drift_history[i], NULL);
-    PM_FREE(&new->drift_history);
-    new->n_drift_history = 0;
-    size_t fresh = s_drift_news(old, new) ? new->n_drift : 0;
-    size_t kept = old ? old->n_drift_history : 0;
-    if (fresh > S_DRIFT_HISTORY)
-        fresh = S_DRIFT_HISTORY;
-    if (fresh + kept > S_DRIFT_HISTORY)
-        kept = S_DRIFT_HISTORY - fresh;
-    if (fresh + kept == 0)
-        return;
-    new->drift_history = pm_calloc(fresh + kept, sizeof *new->drift_history);
-    for (size_t i = 0; i < fresh; i++) {
-        const Pm__Drift *d = new->drift[i];
-        new->drift_history[i] = pm_wire_dup(&d->base);
-        char *param = pm_text_escape(d->parameter, S_LOG_TEXT_MAX);
-        char *found = pm_text_escape(d->found, S_LOG_TEXT_MAX);
-        char *error = pm_text_escape(d->error, S_LOG_TEXT_MAX);
-        pm_warn("node %s: %s was changed by hand to \"%s\"; %s%s", n->label,
-                param, found, d->reverted ? "put back" : "not put back: ",
-                d->reverted ? "" : error);
-        free(param);
-        free(found);
-        free(error);
-    }
-    for (size_t i = 0; i < kept; i++) /* moved, not copied */
-        new->drift_history[fresh + i] = old->drift_history[i];
-    for (size_t i = kept; old && i < old->n_drift_history; i++)
-        pm__drift__free_unpacked(old->drift_history[i], NULL);
-    if (old)
-        old->n_drift_history = 0; /* OLD is freed next: its array only */
-    new->n_drift_history = fresh + kept;
-}
-
 static void
 s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
 {
     if (rep->status) {
         pm_wire_set_string(&rep->status->name, n->name);
         rep->status->applied_rev = rep->applied_rev;
-        s_own_cooldowns(n, rep->status);
-        n->dirty = n->dirty || s_changed(n->status, rep->status);
-        s_drift_history(n, n->status, rep->status);
-        if (s_members_differ(n->status, rep->status))
+        pm_nodereport_own_cooldowns(n->name, rep->status, time(NULL));
+        n->dirty = n->dirty || pm_nodereport_changed(n->status, rep->status);
+        pm_nodereport_drift_history(n->label, n->status, rep->status);
+        if (pm_nodereport_members_differ(n->status, rep->status))
             self->members_dirty = true;
         if (n->status)
             pm__node_status__free_unpacked(n->status, NULL);
