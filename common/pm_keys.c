@@ -99,12 +99,23 @@ out:
     return cert;
 }
 
+bool
+pm_keys_is_public(const char *key)
+{
+    static const char z85[] =
+        "0123456789abcdefghijklmnopqrstuvwxyz"
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+    uint8_t raw[32];
+    return key && strlen(key) == 40 && strspn(key, z85) == 40 &&
+           zmq_z85_decode(raw, key) != NULL;
+}
+
 int
 pm_keys_enroll(const char *clients_dir, const char *name, const char *role,
                const char *public_txt, char **why)
 {
     uint8_t key[32];
-    if (strlen(public_txt) != 40 || !zmq_z85_decode(key, public_txt)) {
+    if (!pm_keys_is_public(public_txt) || !zmq_z85_decode(key, public_txt)) {
         *why = pm_asprintf("'%s' is not a CURVE public key (40 Z85 "
                            "characters)",
                            public_txt);

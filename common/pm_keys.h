@@ -13,6 +13,7 @@
 #define PM_KEYS_H
 
 #include <czmq.h>
+#include <stdbool.h>
 
 /* Loads the controller keypair from STATE_DIR/keys, creating it (and the
  * admin client key, enrolled in clients/) on first start. Secret files are
@@ -36,6 +37,11 @@ int pm_keys_create(const char *keys_dir, const char *name, const char *role,
  * CLIENTS_DIR/ROLE-NAME.cert. Returns 0, or -1 with *why set. */
 int pm_keys_enroll(const char *clients_dir, const char *name, const char *role,
                    const char *public_txt, char **why);
+
+/* Whether KEY is a CURVE public key in Z85 text: 40 characters of the Z85
+ * alphabet that decode. Check a key from elsewhere (a peer, a file, the
+ * command line) before czmq sees it: czmq asserts on one libzmq refuses. */
+bool pm_keys_is_public(const char *key);
 
 /* Withdraws NAME's enrolment of ROLE. Returns 0, or -1 with *why set (not
  * enrolled). */

@@ -59,6 +59,12 @@
 #include <stdint.h>
 #include <time.h>
 
+/* Messages queued per peer connection, each way, on both sides: a client
+ * has at most a few requests out (a pull keeps 4 GETs in flight), so a
+ * peer that sends GETs without reading the chunks, or pushes chunks
+ * nobody asked for, loses them here instead of costing gigabytes. */
+#define PM_PEER_HWM 16
+
 /* The service's ZAP domain (zsock_set_zap_domain on its ROUTER). */
 #define PM_PEER_ZAP_DOMAIN "privmta-peer"
 

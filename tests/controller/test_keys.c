@@ -339,3 +339,25 @@ Test(keys, enroll_and_withdraw)
     zcert_destroy(&en);
     zcert_destroy(&k);
 }
+
+/* A public key is 40 Z85 characters that decode; anything else is refused
+ * before czmq sees it. */
+Test(keys, only_z85_curve_keys_are_public_keys)
+{
+    zcert_t *cert = zcert_new();
+    char key[41];
+    strcpy(key, zcert_public_txt(cert));
+    cr_assert(pm_keys_is_public(key));
+    cr_assert_not(pm_keys_is_public(NULL));
+    cr_assert_not(pm_keys_is_public(""));
+    key[39] = '\0';
+    cr_assert_not(pm_keys_is_public(key), "39 characters");
+    key[39] = ',';
+    cr_assert_not(pm_keys_is_public(key), "',' is not Z85");
+    key[39] = '"';
+    cr_assert_not(pm_keys_is_public(key), "'\"' is not Z85");
+    char longer[42];
+    snprintf(longer, sizeof longer, "%sa", zcert_public_txt(cert));
+    cr_assert_not(pm_keys_is_public(longer), "41 characters");
+    zcert_destroy(&cert);
+}

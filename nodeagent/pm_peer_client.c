@@ -1,0 +1,491 @@
+/* pm_peer_client.c - the client calls of pm_peer.h: a push-pull of
+ * versions with one or many peers, and the pull of one file. Each runs in
+ * the caller's thread, blocking for at most its timeout. */
+#include "pm_check.h"
+#include "pm_keys.h"
+#include "pm_log.h"
+#include "pm_mem.h"
+#include "pm_peer.h"
+#include "pm_sigstore.h"
+#include "pm_sigverify.h"
+#include "pm_text.h"
+#include "pm_wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_WINDOW 4    /* GETs in flight during a pull */
+#define S_SLICE_MS 50 /* a wait between two interrupt checks */
+
+/* A DEALER to the peer at ENDPOINT, one per call (any thread). */
+static int
+s_dial(zcert_t *cert, const char *endpoint, const char *server_key,
+       int timeout_ms, zsock_t **out, char **why)
+{
+    if (!cert || !endpoint || !pm_keys_is_public(server_key)) {
+        pm_why(why, "peer",
+               "no certificate or endpoint, or a server key "
+               "that is not a Z85 CURVE key");
+        return PM_EINVAL;
+    }
+    zsock_t *s = zsock_new(ZMQ_DEALER);
+    zcert_apply(cert, s);
+    zsock_set_curve_serverkey(s, server_key);
+    zsock_set_maxmsgsize(s, PM_WIRE_PEER_MAX);
+    zsock_set_rcvhwm(s, PM_PEER_HWM); /* a peer pushing unasked chunks */
+    zsock_set_linger(s, 0);
+    zsock_set_sndtimeo(s, timeout_ms);
+    zsock_set_rcvtimeo(s, timeout_ms);
+    if (zsock_connect(s, "%s", endpoint) != 0) {
+        pm_why(why, "peer", "cannot connect to %s: %s", endpoint,
+               zmq_strerror(zmq_errno()));
+        zsock_destroy(&s);
+        return PM_EINVAL;
+    }
+    *out = s;
+    return PM_OK;
+}
+
+static int
+s_send(zsock_t *s, const Pm__PeerMessage *msg, const char *endpoint, char **why)
+{
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&msg->base, &len);
+    int rc = zmq_send(zsock_resolve(s), buf, len, 0);
+    free(buf);
+    if (rc < 0) {
+        pm_why(why, "peer", "%s: cannot send: %s", endpoint,
+               zmq_strerror(zmq_errno()));
+        return PM_ETIMEDOUT;
+    }
+    return PM_OK;
+}
+
+/* Waits up to S's receive timeout for an answer, in slices: SIGINT or
+ * SIGTERM (zsys_interrupted, set in whichever thread got the signal) ends
+ * the wait at once, so an agent shutting down never waits out a silent
+ * peer, whose timeout a gossip round may meet several times. */
+static bool
+s_readable(zsock_t *s)
+{
+    int timeout = zsock_rcvtimeo(s);
+    int64_t end = zclock_mono() + timeout;
+    zmq_pollitem_t item = {zsock_resolve(s), 0, ZMQ_POLLIN, 0};
+    while (!zsys_interrupted) {
+        int64_t left = timeout < 0 ? S_SLICE_MS : end - zclock_mono();
+        if (left <= 0)
+            return false;
+        if (zmq_poll(&item, 1, left < S_SLICE_MS ? left : S_SLICE_MS) > 0)
+            return true;
+    }
+    return false;
+}
+
+/* Receives one answer within the socket's timeout and passes it through
+ * the wire gate: one frame, a valid PeerMessage. */
+static int
+s_recv(zsock_t *s, const char *endpoint, Pm__PeerMessage **out, char **why)
+{
+    zmsg_t *msg = s_readable(s) ? zmsg_recv(s) : NULL;
+    if (!msg) {
+        pm_why(why, "peer", "%s: %s", endpoint,
+               zsys_interrupted ? "interrupted" : "no answer in time");
+        return PM_ETIMEDOUT;
+    }
+    int rc = PM_EPROTO;
+    char *bad = NULL;
+    zframe_t *f = zmsg_first(msg);
+    if (zmsg_size(msg) != 1)
+        pm_why(why, "peer", "%s: answered %zu frames, not one", endpoint,
+               zmsg_size(msg));
+    else if (pm_wire_unpack_peer_message(zframe_data(f), zframe_size(f), out,
+                                         &bad) != PM_OK)
+        pm_why(why, "peer", "%s: %s", endpoint, bad);
+    else
+        rc = PM_OK;
+    free(bad);
+    zmsg_destroy(&msg);
+    return rc;
+}
+
+int
+pm_peer_exchange(zcert_t *cert, const char *endpoint, const char *server_key,
+                 const Pm__PeerMessage *mine, Pm__PeerMessage **theirs,
+                 int timeout_ms, char **why)
+{
+    zsock_t *s = NULL;
+    if (!mine || !theirs) {
+        pm_why(why, "peer", "nothing to exchange");
+        return PM_EINVAL;
+    }
+    int rc = s_dial(cert, endpoint, server_key, timeout_ms, &s, why);
+    if (rc != PM_OK)
+        return rc;
+    Pm__PeerMessage push = *mine;
+    push.kind = PM__PEER_MESSAGE__KIND__VERSIONS;
+    Pm__PeerMessage *in = NULL;
+    if ((rc = s_send(s, &push, endpoint, why)) == PM_OK &&
+        (rc = s_recv(s, endpoint, &in, why)) == PM_OK &&
+        in->kind != PM__PEER_MESSAGE__KIND__VERSIONS_REPLY &&
+        in->kind != PM__PEER_MESSAGE__KIND__ERROR) {
+        pm_why(why, "peer", "%s: answered VERSIONS with kind %d", endpoint,
+               (int)in->kind);
+        pm__peer_message__free_unpacked(in, NULL);
+        rc = PM_EPROTO;
+    }
+    if (rc == PM_OK)
+        *theirs = in;
+    zsock_destroy(&s);
+    return rc;
+}
+
+/* The answer waiting on S (readable) if it is one to VERSIONS, or NULL. */
+static Pm__PeerMessage *
+s_versions_answer(zsock_t *s, const char *endpoint)
+{
+    Pm__PeerMessage *in = NULL;
+    char *why = NULL;
+    if (s_recv(s, endpoint, &in, &why) == PM_OK &&
+        in->kind != PM__PEER_MESSAGE__KIND__VERSIONS_REPLY &&
+        in->kind != PM__PEER_MESSAGE__KIND__ERROR) {
+        pm__peer_message__free_unpacked(in, NULL);
+        in = NULL;
+    }
+    if (!in)
+        pm_debug("peer: %s", why ? why : "answered VERSIONS with another kind");
+    free(why);
+    return in;
+}
+
+struct pm_peer_link_t {
+    zcert_t *cert; /* not owned */
+    char *endpoint, *key;
+    zsock_t *sock; /* NULL until used, and after a failure */
+};
+
+pm_peer_link_t *
+pm_peer_link_new(zcert_t *cert, const char *endpoint, const char *server_key)
+{
+    if (!cert || !endpoint || !pm_keys_is_public(server_key))
+        return NULL;
+    pm_peer_link_t *self = pm_calloc(1, sizeof *self);
+    self->cert = cert;
+    self->endpoint = pm_strdup(endpoint);
+    self->key = pm_strdup(server_key);
+    return self;
+}
+
+void
+pm_peer_link_destroy(pm_peer_link_t **self_p)
+{
+    pm_peer_link_t *self = self_p ? *self_p : NULL;
+    if (!self)
+        return;
+    zsock_destroy(&self->sock);
+    free(self->endpoint);
+    free(self->key);
+    free(self);
+    *self_p = NULL;
+}
+
+bool
+pm_peer_link_is(const pm_peer_link_t *self, const char *endpoint,
+                const char *server_key)
+{
+    return self && strcmp(self->endpoint, endpoint) == 0 &&
+           strcmp(self->key, server_key) == 0;
+}
+
+/* Sends PUSH on LINK, connecting it first when needed; false: closed. */
+static bool
+s_link_send(pm_peer_link_t *link, const Pm__PeerMessage *push, int timeout_ms)
+{
+    if (!link->sock && s_dial(link->cert, link->endpoint, link->key, timeout_ms,
+                              &link->sock, NULL) != PM_OK)
+        return false;
+    if (s_send(link->sock, push, link->endpoint, NULL) == PM_OK)
+        return true;
+    zsock_destroy(&link->sock);
+    return false;
+}
+
+/* Polls the OPEN links that have a socket (at most N) for up to SLICE_MS;
+ * takes every answer that came into THEIRS. Returns the answers taken. */
+static size_t
+s_links_take(pm_peer_link_t **links, bool *open, size_t n,
+             zmq_pollitem_t *items, Pm__PeerMessage **theirs, long slice_ms)
+{
+    size_t k = 0, got = 0;
+    for (size_t i = 0; i < n; i++)
+        if (open[i])
+            items[k++] = (zmq_pollitem_t){zsock_resolve(links[i]->sock), 0,
+                                          ZMQ_POLLIN, 0};
+    if (zmq_poll(items, (int)k, slice_ms) <= 0)
+        return 0;
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!open[i] || !(items[k++].revents & ZMQ_POLLIN))
+            continue;
+        open[i] = false;
+        theirs[i] = s_versions_answer(links[i]->sock, links[i]->endpoint);
+        if (theirs[i])
+            got++;
+        else
+            zsock_destroy(&links[i]->sock); /* broke the protocol */
+    }
+    return got;
+}
+
+size_t
+pm_peer_exchange_links(pm_peer_link_t **links, size_t n,
+                       const Pm__PeerMessage *mine, Pm__PeerMessage **theirs,
+                       int timeout_ms)
+{
+    bool *open = pm_calloc(n + 1, sizeof *open);
+    zmq_pollitem_t *items = pm_calloc(n + 1, sizeof *items);
+    Pm__PeerMessage push = *mine;
+    push.kind = PM__PEER_MESSAGE__KIND__VERSIONS;
+    size_t waiting = 0, got = 0;
+    for (size_t i = 0; i < n; i++) {
+        theirs[i] = NULL;
+        open[i] = links[i] && s_link_send(links[i], &push, timeout_ms);
+        waiting += open[i];
+    }
+    int64_t end = zclock_mono() + timeout_ms;
+    while (got < waiting && !zsys_interrupted) {
+        int64_t left = end - zclock_mono();
+        if (left <= 0)
+            break;
+        got += s_links_take(links, open, n, items, theirs,
+                            left < S_SLICE_MS ? left : S_SLICE_MS);
+        waiting = got;
+        for (size_t i = 0; i < n; i++)
+            waiting += open[i];
+    }
+    for (size_t i = 0; i < n; i++)
+        if (open[i]) /* no answer in time: a late one must not be taken
+                        for the answer to the next exchange */
+            zsock_destroy(&links[i]->sock);
+    free(open);
+    free(items);
+    return got;
+}
+
+size_t
+pm_peer_exchange_many(zcert_t *cert, const pm_peer_target_t *targets, size_t n,
+                      const Pm__PeerMessage *mine, Pm__PeerMessage **theirs,
+                      int timeout_ms)
+{
+    pm_peer_link_t **links = pm_calloc(n + 1, sizeof *links);
+    for (size_t i = 0; i < n; i++)
+        links[i] =
+            pm_peer_link_new(cert, targets[i].endpoint, targets[i].server_key);
+    size_t got = pm_peer_exchange_links(links, n, mine, theirs, timeout_ms);
+    for (size_t i = 0; i < n; i++)
+        pm_peer_link_destroy(&links[i]);
+    free(links);
+    return got;
+}
+
+/* One pull: the socket, the scratch file, and how far the transfer is. */
+typedef struct {
+    zsock_t *sock;
+    const char *endpoint, *file;
+    pm_sigverify_t *verifier;
+    uint32_t version;
+    int fd;
+    uint64_t total; /* 0 until the first chunk says it */
+    uint64_t done;  /* bytes written, in order */
+    uint64_t next;  /* offset of the next GET to send */
+    int inflight;
+} s_pull_t;
+
+/* FILE is NAME.cvd or NAME.cld with NAME a database name: nothing else
+ * may become a path inside DBDIR. */
+static bool
+s_file_ok(const char *file)
+{
+    char *bad = file ? pm_check_database_file(file) : pm_strdup("none");
+    bool ok = !bad;
+    free(bad);
+    return ok;
+}
+
+static int
+s_ask(s_pull_t *p, char **why)
+{
+    Pm__PeerMessage get = PM__PEER_MESSAGE__INIT;
+    get.kind = PM__PEER_MESSAGE__KIND__GET;
+    get.file = (char *)p->file;
+    get.version = p->version;
+    get.offset = p->next;
+    p->next += PM_WIRE_CHUNK_MAX;
+    p->inflight++;
+    return s_send(p->sock, &get, p->endpoint, why);
+}
+
+static bool
+s_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t offset)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, buf, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        buf += n, len -= (size_t)n, offset += (uint64_t)n;
+    }
+    return true;
+}
+
+/* Checks that answer M continues the file exactly (kind, file, version,
+ * offset, total, size) and writes it. */
+static int
+s_take(s_pull_t *p, const Pm__PeerMessage *m, char **why)
+{
+    const char *ep = p->endpoint;
+    if (m->kind == PM__PEER_MESSAGE__KIND__ERROR) {
+        char *e = pm_text_escape(m->error, 200);
+        pm_why(why, "peer", "%s has no %s version %" PRIu32 ": %s", ep, p->file,
+               p->version, e);
+        free(e);
+        return PM_ENOTFOUND;
+    }
+    if (m->kind != PM__PEER_MESSAGE__KIND__CHUNK ||
+        strcmp(m->file, p->file) != 0 || m->version != p->version) {
+        pm_why(why, "peer",
+               "%s answered a GET of %s version %" PRIu32
+               " with something else",
+               ep, p->file, p->version);
+        return PM_EPROTO;
+    }
+    if (m->offset != p->done) {
+        pm_why(why, "peer",
+               "%s sent %s bytes at offset %" PRIu64 ", expected %" PRIu64, ep,
+               p->file, m->offset, p->done);
+        return PM_EPROTO;
+    }
+    if (m->total == 0 || (p->total && m->total != p->total)) {
+        pm_why(why, "peer", "%s said %s has %" PRIu64 " bytes, after %" PRIu64,
+               ep, p->file, m->total, p->total);
+        return PM_EPROTO;
+    }
+    p->total = m->total;
+    uint64_t left = p->total - p->done;
+    size_t want = left < PM_WIRE_CHUNK_MAX ? (size_t)left : PM_WIRE_CHUNK_MAX;
+    if (m->data.len != want) {
+        pm_why(why, "peer", "%s sent %zu bytes of %s at %" PRIu64 ", not %zu",
+               ep, m->data.len, p->file, m->offset, want);
+        return PM_EPROTO;
+    }
+    if (!s_pwrite_all(p->fd, m->data.data, want, p->done)) {
+        pm_why(why, "peer", "cannot write the scratch copy of %s: %s", p->file,
+               strerror(errno));
+        return PM_EIO;
+    }
+    p->done += want;
+    return PM_OK;
+}
+
+/* GETs the whole file into P->fd, S_WINDOW requests in flight once the
+ * first answer has told the size. */
+static int
+s_transfer(s_pull_t *p, char **why)
+{
+    int rc = s_ask(p, why);
+    while (rc == PM_OK && (p->total == 0 || p->done < p->total)) {
+        Pm__PeerMessage *m = NULL;
+        if ((rc = s_recv(p->sock, p->endpoint, &m, why)) != PM_OK)
+            break;
+        p->inflight--;
+        rc = s_take(p, m, why);
+        pm__peer_message__free_unpacked(m, NULL);
+        while (rc == PM_OK && p->inflight < S_WINDOW && p->next < p->total)
+            rc = s_ask(p, why);
+        if (rc == PM_OK && p->inflight == 0 && p->done < p->total) {
+            pm_why(why, "peer", "%s: %s stopped short", p->endpoint, p->file);
+            rc = PM_EPROTO; /* cannot happen with the checks above */
+        }
+    }
+    return rc;
+}
+
+/* Verifies the scratch copy TMP of P's file with ClamAV's own check (in
+ * the helper: libclamav parses what a peer sent outside the root agent)
+ * and its header version; fills *INFO. */
+static int
+s_verify(const s_pull_t *p, const char *tmp, pm_sigfile_t *info, char **why)
+{
+    char *bad = NULL;
+    char *name = pm_strndup(p->file, strlen(p->file) - 4); /* NAME.cvd */
+    int rc = pm_sigstore_check(p->verifier, p->fd, tmp, name,
+                               PM_SIGSTORE_VERIFY_MS, info, &bad);
+    free(name);
+    if (rc == PM_EPROTO) /* shown in `nodes` as why the peer is distrusted */
+        pm_why(why, "peer", "%s served %s version %" PRIu32 ", which %s",
+               p->endpoint, p->file, p->version, bad);
+    else if (rc != PM_OK)
+        pm_why(why, "peer", "%s", bad);
+    free(bad);
+    if (rc == PM_OK && info->version != p->version) {
+        pm_why(why, "peer", "%s served %s version %u for version %" PRIu32,
+               p->endpoint, p->file, info->version, p->version);
+        rc = PM_EPROTO;
+    }
+    return rc;
+}
+
+/* The pull proper, into the open scratch file TMP (P->fd). */
+static int
+s_pull(s_pull_t *p, const char *tmp, const char *dbdir, pm_sigfile_t *info,
+       char **why)
+{
+    int rc = s_transfer(p, why);
+    pm_sigfile_t got;
+    if (rc == PM_OK)
+        rc = s_verify(p, tmp, &got, why);
+    if (rc == PM_OK)
+        rc = pm_sigstore_install(tmp, dbdir, p->file, why);
+    if (rc == PM_OK && info)
+        *info = got;
+    return rc;
+}
+
+int
+pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
+             const char *dbdir, const char *file, uint32_t version,
+             pm_sigverify_t *verifier, int timeout_ms, pm_sigfile_t *info,
+             char **why)
+{
+    if (!dbdir || !s_file_ok(file) || version == 0) {
+        pm_why(why, "peer",
+               "pull of \"%s\" version %" PRIu32 ": not a "
+               "database file NAME.cvd or NAME.cld, version "
+               "above 0, into a directory",
+               file ? file : "", version);
+        return PM_EINVAL;
+    }
+    s_pull_t p = {.endpoint = endpoint,
+                  .file = file,
+                  .verifier = verifier,
+                  .version = version,
+                  .fd = -1};
+    int rc = s_dial(cert, endpoint, server_key, timeout_ms, &p.sock, why);
+    if (rc != PM_OK)
+        return rc;
+    char *tmp = NULL;
+    rc = pm_sigstore_scratch(dbdir, file, &tmp, &p.fd, why);
+    if (rc == PM_OK)
+        rc = s_pull(&p, tmp, dbdir, info, why);
+    if (p.fd >= 0)
+        close(p.fd);
+    pm_sigstore_scratch_end(dbdir, rc == PM_OK ? NULL : tmp);
+    free(tmp);
+    zsock_destroy(&p.sock);
+    return rc;
+}
