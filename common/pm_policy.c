@@ -29,124 +29,142 @@ static const pm_key_t s_keys[] = {
     {"inbound.blocked_extensions", PM_KT_LIST, "inbound_blocked_extensions",
      "[]", pm_check_extension, NULL, 512, PM_KF_FOLD, "milter",
      "attachment extensions to reject, no dot; @common adds the preset",
-     PF("smtpd_milters", "non_smtpd_milters", "milter_default_action")},
+     PF("smtpd_milters", "non_smtpd_milters", "milter_default_action"),
+     PM_EFFECT_RELOAD},
     {"inbound.notify_admin", B, "inbound_notify_admin", "true", NULL, NULL, 0,
-     0, "milter", "notify inbound.admin_address of blocked attachments", NULL},
+     0, "milter", "notify inbound.admin_address of blocked attachments", NULL,
+     PM_EFFECT_LIVE},
     {"inbound.notify_recipient", B, "inbound_notify_recipient", "true", NULL,
-     NULL, 0, 0, "milter", "notify each recipient of blocked attachments",
-     NULL},
+     NULL, 0, 0, "milter", "notify each recipient of blocked attachments", NULL,
+     PM_EFFECT_LIVE},
     {"inbound.admin_address", PM_KT_STRING, "inbound_admin_address", "\"\"",
      pm_check_address, NULL, 0, PM_KF_NODE, "milter notifications",
-     "where admin notifications go; empty: postmaster@<node domain>", NULL},
+     "where admin notifications go; empty: postmaster@<node domain>", NULL,
+     PM_EFFECT_LIVE},
     {"inbound.reject_unlisted_sender", B, "inbound_reject_unlisted_sender",
      "true", NULL, NULL, 0, 0, "smtpd_reject_unlisted_sender",
      "reject senders that are not known local addresses",
-     PF("smtpd_reject_unlisted_sender")},
+     PF("smtpd_reject_unlisted_sender"), PM_EFFECT_RELOAD},
     {"inbound.reject_unlisted_recipient", B,
      "inbound_reject_unlisted_recipient", "true", NULL, NULL, 0, 0,
      "smtpd_reject_unlisted_recipient", "reject unknown local recipients",
-     PF("smtpd_reject_unlisted_recipient")},
+     PF("smtpd_reject_unlisted_recipient"), PM_EFFECT_RELOAD},
     {"inbound.reject_sender_login_mismatch", B,
      "inbound_reject_sender_login_mismatch", "true", NULL, NULL, 0, 0,
      "smtpd_sender_restrictions = reject_sender_login_mismatch",
      "reject senders not owned by the authenticated login",
-     PF("smtpd_sender_restrictions")},
+     PF("smtpd_sender_restrictions"), PM_EFFECT_RELOAD},
     {"inbound.checks.client_hostname", B, "inbound_checks_client_hostname",
      "false", NULL, NULL, 0, 0, "reject_unknown_client_hostname",
      "client IP must have matching forward and reverse DNS",
-     PF("smtpd_client_restrictions")},
+     PF("smtpd_client_restrictions"), PM_EFFECT_RELOAD},
     {"inbound.checks.reverse_client_hostname", B,
      "inbound_checks_reverse_client_hostname", "false", NULL, NULL, 0, 0,
      "reject_unknown_reverse_client_hostname",
-     "client IP must have a reverse DNS name", PF("smtpd_client_restrictions")},
+     "client IP must have a reverse DNS name", PF("smtpd_client_restrictions"),
+     PM_EFFECT_RELOAD},
     {"inbound.checks.helo_resolves", B, "inbound_checks_helo_resolves", "false",
      NULL, NULL, 0, 0, "reject_unknown_helo_hostname",
      "HELO name must resolve in DNS",
-     PF("smtpd_helo_required", "smtpd_helo_restrictions")},
+     PF("smtpd_helo_required", "smtpd_helo_restrictions"), PM_EFFECT_RELOAD},
     {"inbound.checks.helo_valid", B, "inbound_checks_helo_valid", "true", NULL,
      NULL, 0, 0, "reject_invalid_helo_hostname, smtpd_helo_required",
      "HELO is required and must be syntactically valid",
-     PF("smtpd_helo_required", "smtpd_helo_restrictions")},
+     PF("smtpd_helo_required", "smtpd_helo_restrictions"), PM_EFFECT_RELOAD},
     {"inbound.checks.helo_fqdn", B, "inbound_checks_helo_fqdn", "false", NULL,
      NULL, 0, 0, "reject_non_fqdn_helo_hostname",
      "HELO name must be a fully qualified domain name",
-     PF("smtpd_helo_required", "smtpd_helo_restrictions")},
+     PF("smtpd_helo_required", "smtpd_helo_restrictions"), PM_EFFECT_RELOAD},
     {"inbound.checks.sender_domain", B, "inbound_checks_sender_domain", "true",
      NULL, NULL, 0, 0, "reject_unknown_sender_domain",
-     "sender domain must exist in DNS", PF("smtpd_sender_restrictions")},
+     "sender domain must exist in DNS", PF("smtpd_sender_restrictions"),
+     PM_EFFECT_RELOAD},
     {"inbound.checks.sender_fqdn", B, "inbound_checks_sender_fqdn", "true",
      NULL, NULL, 0, 0, "reject_non_fqdn_sender",
-     "sender address must be fully qualified", PF("smtpd_sender_restrictions")},
+     "sender address must be fully qualified", PF("smtpd_sender_restrictions"),
+     PM_EFFECT_RELOAD},
     {"outbound.authenticated_header", B, "outbound_authenticated_header",
      "false", NULL, NULL, 0, PM_KF_NODE, "smtpd_sasl_authenticated_header",
      "add the authenticated login to the Received header",
-     PF("smtpd_sasl_authenticated_header")},
+     PF("smtpd_sasl_authenticated_header"), PM_EFFECT_RELOAD},
     {"outbound.sasl_auth", B, "outbound_sasl_auth", "true", NULL, NULL, 0,
      PM_KF_NODE, "smtpd_sasl_auth_enable, permit_sasl_authenticated",
      "offer SMTP AUTH and let authenticated clients relay",
-     PF("smtpd_relay_restrictions", "smtpd_sasl_auth_enable")},
+     PF("smtpd_relay_restrictions", "smtpd_sasl_auth_enable"),
+     PM_EFFECT_RELOAD},
     {"outbound.tls_auth_only", B, "outbound_tls_auth_only", "true", NULL, NULL,
      0, PM_KF_NODE, "smtpd_tls_auth_only", "offer AUTH only after STARTTLS",
-     PF("smtpd_tls_auth_only")},
+     PF("smtpd_tls_auth_only"), PM_EFFECT_RELOAD},
     {"outbound.mynetworks", PM_KT_LIST, "outbound_mynetworks",
      "[127.0.0.0/8, \"[::1]/128\"]", pm_check_mynetwork, NULL, 256, PM_KF_NODE,
-     "mynetworks", "networks trusted to relay (CIDR)", PF("mynetworks")},
+     "mynetworks", "networks trusted to relay (CIDR)", PF("mynetworks"),
+     PM_EFFECT_RELOAD},
     {"outbound.relay_host", PM_KT_STRING, "outbound_relay_host", "\"\"",
      pm_check_relay_host, NULL, 0, PM_KF_NODE, "relayhost",
      "send all outgoing mail, for every domain, through this host",
-     PF("relayhost")},
+     PF("relayhost"), PM_EFFECT_RELOAD},
     {"outbound.fallback_relay_host", PM_KT_STRING,
      "outbound_fallback_relay_host", "\"\"", pm_check_relay_host, NULL, 0,
      PM_KF_NODE, "smtp_fallback_relay", "used when the relay host is down",
-     PF("smtp_fallback_relay")},
+     PF("smtp_fallback_relay"), PM_EFFECT_RELOAD},
     {"antispam.enabled", B, "antispam_enabled", "true", NULL, NULL, 0, 0,
      "milter + spamd", "score mail with SpamAssassin",
-     PF("smtpd_milters", "non_smtpd_milters", "milter_default_action")},
+     PF("smtpd_milters", "non_smtpd_milters", "milter_default_action"),
+     PM_EFFECT_RELOAD},
     {"antispam.level", PM_KT_ENUM, "antispam_level", "medium", NULL, s_levels,
-     0, 0, "milter", "low 40/90, medium 33/75, high 16/66, custom", NULL},
+     0, 0, "milter", "low 40/90, medium 33/75, high 16/66, custom", NULL,
+     PM_EFFECT_LIVE},
     {"antispam.tag_percent", PM_KT_PERCENT, "antispam_tag_percent", "33", NULL,
      NULL, 100, 0, "milter", "tag at score percent x 20 / 100 (33 -> 6.6)",
-     NULL},
+     NULL, PM_EFFECT_LIVE},
     {"antispam.kill_percent", PM_KT_PERCENT, "antispam_kill_percent", "75",
      NULL, NULL, 100, 0, "milter",
-     "kill at score percent x 20 / 100 (75 -> 15), above tag", NULL},
+     "kill at score percent x 20 / 100 (75 -> 15), above tag", NULL,
+     PM_EFFECT_LIVE},
     {"antispam.subject_prefix", PM_KT_STRING, "antispam_subject_prefix", "\"\"",
      pm_check_subject_prefix, NULL, PM_SUBJECT_PREFIX_MAX, 0, "milter",
-     "prefix added to the Subject of tagged mail", NULL},
+     "prefix added to the Subject of tagged mail", NULL, PM_EFFECT_LIVE},
     {"antispam.kill_action", PM_KT_ENUM, "antispam_kill_action", "discard",
      NULL, s_kill_actions, 0, 0, "milter",
-     "above the kill level: discard, or deliver tagged", NULL},
+     "above the kill level: discard, or deliver tagged", NULL, PM_EFFECT_LIVE},
     {"antispam.scan_outbound", B, "antispam_scan_outbound", "false", NULL, NULL,
-     0, 0, "milter", "also scan authenticated and mynetworks mail", NULL},
+     0, 0, "milter", "also scan authenticated and mynetworks mail", NULL,
+     PM_EFFECT_LIVE},
     {"antispam.dkim_verify", B, "antispam_dkim_verify", "true", NULL, NULL, 0,
      0, "milter", "reject mail of DKIM-enabled domains without a signature",
-     NULL},
+     NULL, PM_EFFECT_LIVE},
     {"antivirus.enabled", B, "antivirus_enabled", "true", NULL, NULL, 0, 0,
      "milter + libclamav", "scan mail with ClamAV",
-     PF("smtpd_milters", "non_smtpd_milters", "milter_default_action")},
+     PF("smtpd_milters", "non_smtpd_milters", "milter_default_action"),
+     PM_EFFECT_RELOAD},
     {"antivirus.mirrors", PM_KT_LIST, "antivirus_mirrors",
      "[\"https://database.clamav.net\"]", pm_check_url, NULL, 16, 0,
-     "agent updater", "where signature databases are fetched", NULL},
+     "agent updater", "where signature databases are fetched", NULL,
+     PM_EFFECT_LIVE},
     {"antivirus.databases", PM_KT_LIST, "antivirus_databases",
      "[main, daily, bytecode]", pm_check_database_name, NULL, 16, 0,
-     "agent updater", "ClamAV databases fetched from the mirrors", NULL},
+     "agent updater", "ClamAV databases fetched from the mirrors", NULL,
+     PM_EFFECT_LIVE},
     {"antivirus.custom_signatures", PM_KT_SIGNATURES,
      "antivirus_custom_signatures", "[]", pm_check_signature_name, NULL, 64, 0,
      "milter engine", "signature files in ClamAV syntax, with their sha256",
-     NULL},
+     NULL, PM_EFFECT_ENGINE},
     {"antivirus.update_frequency", PM_KT_DURATION, "antivirus_update_frequency",
      "2h", NULL, NULL, 0, 0, "agent updater",
-     "how often mirrors are checked (1s to 8w)", NULL},
+     "how often mirrors are checked (1s to 8w)", NULL, PM_EFFECT_LIVE},
     {"antivirus.block_encrypted_archives", B,
      "antivirus_block_encrypted_archives", "true", NULL, NULL, 0, 0,
-     "libclamav", "treat encrypted archives as infected", NULL},
+     "libclamav", "treat encrypted archives as infected", NULL,
+     PM_EFFECT_ENGINE},
     {"antivirus.notify_admin", B, "antivirus_notify_admin", "true", NULL, NULL,
-     0, 0, "milter", "notify the admin of infected mail", NULL},
+     0, 0, "milter", "notify the admin of infected mail", NULL, PM_EFFECT_LIVE},
     {"antivirus.notify_recipient", B, "antivirus_notify_recipient", "true",
-     NULL, NULL, 0, 0, "milter", "notify recipients of infected mail", NULL},
+     NULL, NULL, 0, 0, "milter", "notify recipients of infected mail", NULL,
+     PM_EFFECT_LIVE},
     {"dkim.domains", PM_KT_DKIM, "dkim_domains", "[]", pm_check_domain, NULL,
      1024, 0, "milter", "DKIM-enabled domains: {domain, selector, key}",
-     PF("smtpd_milters", "non_smtpd_milters", "milter_default_action")},
+     PF("smtpd_milters", "non_smtpd_milters", "milter_default_action"),
+     PM_EFFECT_RELOAD},
 };
 #undef PF
 #undef B
@@ -158,6 +176,72 @@ pm_policy_keys(size_t *n)
 {
     *n = S_NKEYS;
     return s_keys;
+}
+
+const char *
+pm_effect_name(pm_effect_t effect)
+{
+    static const char *const names[] = {"live", "engine", "reload", "restart"};
+    return (unsigned)effect < sizeof names / sizeof names[0] ? names[effect]
+                                                             : "unknown";
+}
+
+static const char *
+s_override_of(const Pm__Policy *p, const char *node, const char *key)
+{
+    for (size_t i = 0; i < p->n_overrides; i++)
+        if (strcmp(p->overrides[i]->node, node) == 0 &&
+            strcmp(p->overrides[i]->key, key) == 0)
+            return p->overrides[i]->value;
+    return NULL;
+}
+
+/* Overrides are compared as "nodes.NODE.KEY", present on either side. */
+static pm_effect_t
+s_diff_overrides(const Pm__Policy *a, const Pm__Policy *b,
+                 pm_policy_diff_fn *fn, void *arg)
+{
+    pm_effect_t most = PM_EFFECT_LIVE;
+    const Pm__Policy *sides[2] = {a, b};
+    for (int s = 0; s < 2; s++) {
+        for (size_t i = 0; i < sides[s]->n_overrides; i++) {
+            const Pm__NodeOverride *ov = sides[s]->overrides[i];
+            const char *va = s_override_of(a, ov->node, ov->key);
+            const char *vb = s_override_of(b, ov->node, ov->key);
+            if ((s == 1 && va) || (va && vb && strcmp(va, vb) == 0))
+                continue; /* seen from a's side, or equal */
+            const pm_key_t *key = pm_policy_key(ov->key);
+            if (key && key->effect > most)
+                most = key->effect;
+            if (fn) {
+                char *name = pm_asprintf("nodes.%s.%s", ov->node, ov->key);
+                fn(name, key, va, vb, arg);
+                free(name);
+            }
+        }
+    }
+    return most;
+}
+
+pm_effect_t
+pm_policy_diff(const Pm__Policy *a, const Pm__Policy *b, pm_policy_diff_fn *fn,
+               void *arg)
+{
+    pm_effect_t most = PM_EFFECT_LIVE;
+    for (size_t i = 0; i < S_NKEYS; i++) {
+        char *ta = pm_policy_key_text(a, &s_keys[i]);
+        char *tb = pm_policy_key_text(b, &s_keys[i]);
+        if (strcmp(ta, tb) != 0) {
+            if (s_keys[i].effect > most)
+                most = s_keys[i].effect;
+            if (fn)
+                fn(s_keys[i].name, &s_keys[i], ta, tb, arg);
+        }
+        free(ta);
+        free(tb);
+    }
+    pm_effect_t ov = s_diff_overrides(a, b, fn, arg);
+    return ov > most ? ov : most;
 }
 
 const pm_key_t *

@@ -53,6 +53,22 @@ typedef enum {
     PM_KT_DKIM,       /* list of {domain, selector, key} */
 } pm_ktype_t;
 
+/* What a change of a key takes on a node before it is enforced, least
+ * first. A push applies every level up to PM_EFFECT_RELOAD on all nodes
+ * at once (none refuses a connection); PM_EFFECT_RESTART is for a key
+ * that only a restart makes Postfix or the filter take (Postfix documents
+ * inet_interfaces and inet_protocols so), which goes node by node in a
+ * rolling restart. No key of the contract needs one today. */
+typedef enum {
+    PM_EFFECT_LIVE,    /* the filter and the agent's updater follow each
+                          revision as they run: the next message or check */
+    PM_EFFECT_ENGINE,  /* the filter builds a new ClamAV engine in the
+                          background and swaps it; mail flows meanwhile */
+    PM_EFFECT_RELOAD,  /* postfix reload: new smtpd processes take the
+                          main.cf parameters; sessions in flight finish */
+    PM_EFFECT_RESTART, /* a restart of Postfix or the filter, node by node */
+} pm_effect_t;
+
 #define PM_KF_NODE 0x1u /* may be overridden per node */
 #define PM_KF_FOLD                                                             \
     0x2u /* list items compare case-insensitively, lowercased                  \
@@ -75,6 +91,9 @@ typedef struct {
      * here which key a plain parameter copies; its tests check that a
      * key changes no parameter it does not name. */
     const char *const *postfix;
+    /* What a change takes (at least PM_EFFECT_RELOAD for a key with
+     * main.cf parameters: test_policy checks it). */
+    pm_effect_t effect;
 } pm_key_t;
 
 /* The table, in display order; sets *n to the number of keys. */
@@ -127,6 +146,25 @@ size_t pm_policy_edit(Pm__Policy **policy_p, const char *node,
 /* The effective policy of NODE: POLICY with NODE's overrides applied and no
  * overrides left. Caller owns it. */
 Pm__Policy *pm_policy_for_node(const Pm__Policy *policy, const char *node);
+
+/* Called by pm_policy_diff for each difference: NAME is the key's name, or
+ * "nodes.NODE.KEY" for a per-node override; BEFORE and AFTER are the
+ * values as compact JSON text (pm_policy_key_text), NULL for an override
+ * absent on that side. */
+typedef void(pm_policy_diff_fn)(const char *name, const pm_key_t *key,
+                                const char *before, const char *after,
+                                void *arg);
+
+/* Compares A with B: calls FN (may be NULL) for every key whose value
+ * differs, in table order, then for every per-node override that differs.
+ * Returns the most any difference takes (pm_key_t.effect), PM_EFFECT_LIVE
+ * when there is none. */
+pm_effect_t pm_policy_diff(const Pm__Policy *a, const Pm__Policy *b,
+                           pm_policy_diff_fn *fn, void *arg);
+
+/* The level's name ("live", "engine", "reload", "restart"), as the
+ * controller's answers and `policy show` comments carry it. */
+const char *pm_effect_name(pm_effect_t effect);
 
 /* The value of a PM_KT_BOOL key, and of a PM_KT_STRING or PM_KT_ENUM key
  * (owned by POLICY, never NULL). Asking for another type is a programming

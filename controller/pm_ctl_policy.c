@@ -133,6 +133,29 @@ s_options(int argc, char **argv, s_opts_t *o, const char *allowed)
     return optind;
 }
 
+/* What the controller's effect name means on the nodes (pm_effect_t):
+ * the "reboot the MTA" note of the old page, made exact. */
+static const char *
+s_effect_words(const char *effect)
+{
+    static const struct {
+        const char *name, *words;
+    } words[] = {
+        {"live", "at once, nothing restarts (the filter and the signature "
+                 "updater follow each revision as they run)"},
+        {"engine", "each node's filter builds a new ClamAV engine in the "
+                   "background and swaps it; mail flows meanwhile"},
+        {"reload", "Postfix reloads on every node; sessions in flight "
+                   "finish, none is refused"},
+        {"restart", "Postfix or the filter must restart on every node: run "
+                    "privmta-ctl restart --rolling"},
+    };
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strcmp(words[i].name, effect) == 0)
+            return words[i].words;
+    return effect; /* a newer controller's level, as it named it */
+}
+
 static void
 s_print_commit(const Pm__Response *r)
 {
@@ -143,6 +166,8 @@ s_print_commit(const Pm__Response *r)
     else
         printf("revision %llu committed (digest %.12s)\n",
                (unsigned long long)rev->number, rev->digest);
+    if (!r->unchanged && *r->effect)
+        printf("takes effect: %s\n", s_effect_words(r->effect));
 }
 
 /* One lagging node's line: why it has not applied REV. Its name and error

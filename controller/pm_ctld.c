@@ -135,17 +135,22 @@ pm_ctld_commit(pm_ctld_t *self, const Pm__Policy *policy,
     if (rc == PM_OK && req->expect_rev >= 0 &&
         (uint64_t)req->expect_rev != head)
         rc = PM_ECONFLICT;
-    if (rc == PM_OK && head && !rollback_of) {
-        Pm__Revision *cur = NULL;
-        if (pm_store_get(self->store, head, &cur) == PM_OK &&
-            strcmp(cur->digest, digest) == 0) {
-            pm__revision__free_unpacked(cur, NULL);
-            r->resp.unchanged = true;
-            s_reply_revision(self, head, r);
-            return;
-        }
+    Pm__Revision *cur = NULL;
+    if (rc == PM_OK && head && pm_store_get(self->store, head, &cur) != PM_OK)
+        cur = NULL;
+    if (cur && !rollback_of && strcmp(cur->digest, digest) == 0) {
         pm__revision__free_unpacked(cur, NULL);
+        r->resp.unchanged = true;
+        s_reply_revision(self, head, r);
+        return;
     }
+    /* against the defaults the first time: what every node ran before */
+    Pm__Policy *dflt = cur ? NULL : pm_policy_new();
+    pm_effect_t effect =
+        pm_policy_diff(cur ? cur->policy : dflt, policy, NULL, NULL);
+    pm_policy_free(&dflt);
+    if (cur)
+        pm__revision__free_unpacked(cur, NULL);
     char *message = *req->message || !rollback_of
                         ? pm_strdup(req->message)
                         : pm_asprintf("rollback to revision %llu",
@@ -164,6 +169,7 @@ pm_ctld_commit(pm_ctld_t *self, const Pm__Policy *policy,
         pm_ctld_store_fail(r, rc, "committing");
     else {
         s_reply_revision(self, rev, r);
+        r->resp.effect = (char *)pm_effect_name(effect);
         if (self->fleet && publish)
             pm_fleet_publish(self->fleet, rev);
     }
@@ -352,33 +358,12 @@ s_diff_add(pm_ctld_reply_t *r, const char *key, const char *a, const char *b)
     r->resp.diff = r->diff;
 }
 
-static const char *
-s_override_of(const Pm__Policy *p, const char *node, const char *key)
-{
-    for (size_t i = 0; i < p->n_overrides; i++)
-        if (strcmp(p->overrides[i]->node, node) == 0 &&
-            strcmp(p->overrides[i]->key, key) == 0)
-            return p->overrides[i]->value;
-    return NULL;
-}
-
-/* Overrides are compared as "nodes.NODE.KEY", present on either side. */
 static void
-s_diff_overrides(const Pm__Policy *a, const Pm__Policy *b, pm_ctld_reply_t *r)
+s_diff_one(const char *name, const pm_key_t *key, const char *before,
+           const char *after, void *arg)
 {
-    const Pm__Policy *sides[2] = {a, b};
-    for (int s = 0; s < 2; s++) {
-        for (size_t i = 0; i < sides[s]->n_overrides; i++) {
-            const Pm__NodeOverride *ov = sides[s]->overrides[i];
-            const char *va = s_override_of(a, ov->node, ov->key);
-            const char *vb = s_override_of(b, ov->node, ov->key);
-            if ((s == 1 && va) || (va && vb && strcmp(va, vb) == 0))
-                continue; /* seen from a's side, or equal */
-            char *name = pm_asprintf("nodes.%s.%s", ov->node, ov->key);
-            s_diff_add(r, name, va, vb);
-            free(name);
-        }
-    }
+    (void)key;
+    s_diff_add(arg, name, before, after);
 }
 
 static void
@@ -394,17 +379,7 @@ s_handle_diff(pm_ctld_t *self, const Pm__Request *req, const char *author,
         s_revision_fail(self, r, rc, a ? req->rev_b : req->rev);
         goto out;
     }
-    size_t n;
-    const pm_key_t *keys = pm_policy_keys(&n);
-    for (size_t i = 0; i < n; i++) {
-        char *ta = pm_policy_key_text(a->policy, &keys[i]);
-        char *tb = pm_policy_key_text(b->policy, &keys[i]);
-        if (strcmp(ta, tb) != 0)
-            s_diff_add(r, keys[i].name, ta, tb);
-        free(ta);
-        free(tb);
-    }
-    s_diff_overrides(a->policy, b->policy, r);
+    pm_policy_diff(a->policy, b->policy, s_diff_one, r);
 out:
     if (a)
         pm__revision__free_unpacked(a, NULL);

@@ -1595,3 +1595,94 @@ Test(hostile, file_refused_without_a_base_directory, .timeout = 20)
     unlink(fifo);
     rmdir(dir);
 }
+
+/* ------------------------------------------------------------------------
+ * What a change takes on the nodes */
+
+Test(effect, declared_for_every_key)
+{
+    size_t n;
+    const pm_key_t *keys = pm_policy_keys(&n);
+    for (size_t i = 0; i < n; i++) {
+        /* a key that changes main.cf takes at least a reload */
+        if (keys[i].postfix)
+            cr_expect_geq(keys[i].effect, PM_EFFECT_RELOAD, "%s", keys[i].name);
+        cr_expect_str_neq(pm_effect_name(keys[i].effect), "unknown", "%s",
+                          keys[i].name);
+    }
+    /* the ClamAV engine is rebuilt for what is compiled into it */
+    cr_expect_eq(pm_policy_key("antivirus.custom_signatures")->effect,
+                 PM_EFFECT_ENGINE);
+    cr_expect_eq(pm_policy_key("antivirus.block_encrypted_archives")->effect,
+                 PM_EFFECT_ENGINE);
+    /* what the filter reads per message needs nothing */
+    cr_expect_eq(pm_policy_key("antispam.tag_percent")->effect, PM_EFFECT_LIVE);
+    cr_expect_str_eq(pm_effect_name(PM_EFFECT_RESTART), "restart");
+    cr_expect_str_eq(pm_effect_name((pm_effect_t)42), "unknown");
+}
+
+typedef struct {
+    char names[8][96];
+    size_t n;
+} s_seen_t;
+
+static void
+s_seen(const char *name, const pm_key_t *key, const char *before,
+       const char *after, void *arg)
+{
+    (void)key;
+    (void)before;
+    (void)after;
+    s_seen_t *seen = arg;
+    cr_assert_lt(seen->n, 8);
+    snprintf(seen->names[seen->n++], sizeof seen->names[0], "%s", name);
+}
+
+Test(effect, a_diff_takes_the_most_any_changed_key_takes)
+{
+    Pm__Policy *a = pm_policy_new(), *b = pm_policy_new();
+    s_seen_t seen = {0};
+    cr_expect_eq(pm_policy_diff(a, b, s_seen, &seen), PM_EFFECT_LIVE);
+    cr_expect_eq(seen.n, 0, "equal policies differ in nothing");
+
+    edit_t prefix[] = {{"antispam.subject_prefix", A, "[SPAM]"}};
+    s_edit_ok(&b, NULL, prefix, 1);
+    cr_expect_eq(pm_policy_diff(a, b, s_seen, &seen), PM_EFFECT_LIVE);
+    cr_assert_eq(seen.n, 1);
+    cr_expect_str_eq(seen.names[0], "antispam.subject_prefix");
+
+    edit_t relay[] = {{"outbound.relay_host", A, "[relay.example]:587"}};
+    s_edit_ok(&b, NULL, relay, 1);
+    seen.n = 0;
+    cr_expect_eq(pm_policy_diff(a, b, s_seen, &seen), PM_EFFECT_RELOAD);
+    cr_expect_eq(seen.n, 2);
+    cr_expect_eq(pm_policy_diff(b, a, NULL, NULL), PM_EFFECT_RELOAD,
+                 "either way round");
+
+    /* a per-node override counts as its key, named with its node */
+    Pm__Policy *c = pm_policy_new();
+    edit_t nets[] = {{"outbound.mynetworks", ADD, "10.0.0.0/8"}};
+    s_edit_ok(&c, "mx2", nets, 1);
+    seen.n = 0;
+    cr_expect_eq(pm_policy_diff(a, c, s_seen, &seen), PM_EFFECT_RELOAD);
+    cr_assert_eq(seen.n, 1);
+    cr_expect_str_eq(seen.names[0], "nodes.mx2.outbound.mynetworks");
+
+    /* new signatures: an engine rebuild, no reload */
+    Pm__Policy *d = pm_policy_new();
+    Pm__Edit e = PM__EDIT__INIT, *edits[] = {&e};
+    e.key = "antivirus.custom_signatures";
+    e.op = PM__EDIT__OP__ADD;
+    e.value = "local.ndb";
+    e.content.data = (uint8_t *)MARKER_NDB;
+    e.content.len = strlen(MARKER_NDB);
+    pm_diag_t *diag = pm_diag_new("cli");
+    cr_assert_eq(pm_policy_edit(&d, NULL, edits, 1, diag), 0, "%s",
+                 s_lines(diag));
+    pm_diag_destroy(&diag);
+    cr_expect_eq(pm_policy_diff(a, d, NULL, NULL), PM_EFFECT_ENGINE);
+    pm_policy_free(&a);
+    pm_policy_free(&b);
+    pm_policy_free(&c);
+    pm_policy_free(&d);
+}

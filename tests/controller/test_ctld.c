@@ -369,6 +369,7 @@ Test(ctld, set_edits_commit)
     cr_assert_not_null(resp->revision);
     cr_expect_eq(resp->revision->number, 1);
     cr_expect_str_eq(resp->revision->author, "tester");
+    cr_expect_str_eq(resp->effect, "reload", "mynetworks is in main.cf");
     pm__response__free_unpacked(resp, NULL);
 
     Pm__Revision *r = s_stored(1);
@@ -393,6 +394,7 @@ Test(ctld, set_edits_commit)
                  s_problems(resp));
     cr_expect_eq(resp->revision->number, 2);
     cr_expect_eq(resp->revision->parent, 1);
+    cr_expect_str_eq(resp->effect, "live", "the filter reads the prefix");
     pm__response__free_unpacked(resp, NULL);
     r = s_stored(2);
     cr_expect_str_eq(r->policy->antispam_subject_prefix, "");
@@ -500,6 +502,7 @@ Test(ctld, set_to_same_value_is_unchanged)
     cr_expect_eq(resp->status, PM__RESPONSE__STATUS__OK, "%s",
                  s_problems(resp));
     cr_expect(resp->unchanged);
+    cr_expect_str_eq(resp->effect, "", "nothing to take effect");
     pm__response__free_unpacked(resp, NULL);
     cr_expect_eq(s_head(), 1);
 }

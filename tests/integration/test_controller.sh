@@ -89,9 +89,12 @@ check "did you mean" grep -q "did you mean inbound.notify_admin" "$WORK/err"
 expect_exit 0 "set helo_valid=true" "$CTL" policy set inbound.checks.helo_valid=true -m "helo on"
 expect_exit 0 "set blocked_extensions=[]" "$CTL" policy set 'inbound.blocked_extensions=[]'
 expect_exit 0 "set blocked_extensions+=@common" "$CTL" policy set 'inbound.blocked_extensions+="@common"'
+check "it says Postfix reloads (the milter's main.cf settings)" \
+    grep -q "^takes effect: Postfix reloads on every node" "$WORK/out"
 "$CTL" policy show --json >"$WORK/show.json"
 check "@common adds the 27 extensions" test "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["inbound"]["blocked_extensions"]))' "$WORK/show.json")" -eq 27
 expect_exit 0 "set a level" "$CTL" policy set antispam.level=high
+check "a spam level takes effect at once" grep -q "^takes effect: at once, nothing restarts" "$WORK/out"
 "$CTL" policy show --json >"$WORK/show.json"
 check "level high is 16/66" python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["antispam"]; sys.exit(not (a["tag_percent"]==16 and a["kill_percent"]==66))' "$WORK/show.json"
 expect_exit 0 "history" "$CTL" policy history
