@@ -126,7 +126,7 @@ s_reply_revision(pm_ctld_t *self, uint64_t n, pm_ctld_reply_t *r)
 void
 pm_ctld_commit(pm_ctld_t *self, const Pm__Policy *policy,
                const Pm__Request *req, const char *author, uint64_t rollback_of,
-               bool publish, pm_ctld_reply_t *r)
+               const Pm__Rollout *held, pm_ctld_reply_t *r)
 {
     uint64_t head = 0, rev = 0;
     char digest[65];
@@ -155,8 +155,8 @@ pm_ctld_commit(pm_ctld_t *self, const Pm__Policy *policy,
                         ? pm_strdup(req->message)
                         : pm_asprintf("rollback to revision %llu",
                                       (unsigned long long)rollback_of);
-    pm_commit_t info = {author,      message, req->expect_rev,
-                        rollback_of, digest,  0};
+    pm_commit_t info = {author, message, req->expect_rev, rollback_of, digest,
+                        0,      held};
     if (rc == PM_OK)
         rc = pm_store_commit(self->store, policy, &info, &rev);
     free(message);
@@ -170,7 +170,7 @@ pm_ctld_commit(pm_ctld_t *self, const Pm__Policy *policy,
     else {
         s_reply_revision(self, rev, r);
         r->resp.effect = (char *)pm_effect_name(effect);
-        if (self->fleet && publish)
+        if (self->fleet && !held)
             pm_fleet_publish(self->fleet, rev);
     }
 }
@@ -269,7 +269,7 @@ s_handle_push(pm_ctld_t *self, const Pm__Request *req, const char *author,
     if (req->rollout_spec && req->rollout_spec->n_canary)
         pm_ctld_rollout_canary(self, req, author, r);
     else
-        pm_ctld_commit(self, req->policy, req, author, 0, true, r);
+        pm_ctld_commit(self, req->policy, req, author, 0, NULL, r);
     s_override_warnings(self, req->policy, r);
 }
 
@@ -286,7 +286,7 @@ s_handle_set(pm_ctld_t *self, const Pm__Request *req, const char *author,
         s_check_secrets(self, p, r->diag) > 0)
         s_problems(r, PM__RESPONSE__STATUS__INVALID);
     else
-        pm_ctld_commit(self, p, req, author, 0, true, r);
+        pm_ctld_commit(self, p, req, author, 0, NULL, r);
     s_override_warnings(self, p, r);
     pm_policy_free(&p);
 }
@@ -304,7 +304,7 @@ s_handle_rollback(pm_ctld_t *self, const Pm__Request *req, const char *author,
     if (pm_policy_validate(old->policy, r->diag) > 0)
         s_problems(r, PM__RESPONSE__STATUS__INVALID);
     else
-        pm_ctld_commit(self, old->policy, req, author, req->rev, true, r);
+        pm_ctld_commit(self, old->policy, req, author, req->rev, NULL, r);
     s_override_warnings(self, old->policy, r);
     pm__revision__free_unpacked(old, NULL);
 }
@@ -506,7 +506,7 @@ s_edit_and_commit(pm_ctld_t *self, const Pm__Request *req, const char *author,
     if (pm_policy_edit(&p, NULL, &edit, 1, r->diag) > 0)
         s_problems(r, PM__RESPONSE__STATUS__INVALID);
     else
-        pm_ctld_commit(self, p, req, author, 0, true, r);
+        pm_ctld_commit(self, p, req, author, 0, NULL, r);
     pm_policy_free(&p);
 }
 

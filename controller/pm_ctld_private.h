@@ -68,11 +68,13 @@ void pm_ctld_store_fail(pm_ctld_reply_t *r, int rc, const char *what);
 
 /* Commits a validated POLICY unless it equals the head (R says which, or
  * why not); compare-and-swap against req->expect_rev is done inside the
- * store's write transaction. PUBLISH: every agent gets it now; else no
- * agent does until the caller says (a canary push). */
+ * store's write transaction. HELD NULL: every agent gets it now. Else
+ * HELD is the canary push that holds the revision back, stored in the
+ * same transaction, and no agent gets it until that rollout says. */
 void pm_ctld_commit(pm_ctld_t *self, const Pm__Policy *policy,
                     const Pm__Request *req, const char *author,
-                    uint64_t rollback_of, bool publish, pm_ctld_reply_t *r);
+                    uint64_t rollback_of, const Pm__Rollout *held,
+                    pm_ctld_reply_t *r);
 
 /* The enrolled nodes (free with pm_store_nodes_free): the fleet's list,
  * or the store's when this controller serves no agents. */

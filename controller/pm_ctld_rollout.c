@@ -51,6 +51,19 @@ s_rollout_log(const Pm__Rollout *old, const Pm__Rollout *new)
 
 static void s_canary_end(pm_ctld_t *self, const Pm__Rollout *old);
 
+/* NEXT (taken over, already stored) becomes the current rollout. */
+static void
+s_rollout_adopt(pm_ctld_t *self, Pm__Rollout *next)
+{
+    Pm__Rollout *old = self->rollout;
+    if (old)
+        s_rollout_log(old, next);
+    self->rollout = next;
+    s_canary_end(self, old);
+    if (old)
+        pm__rollout__free_unpacked(old, NULL);
+}
+
 /* Stores NEXT (taken over) and makes it the current rollout. On a store
  * error nothing changes; R (when not NULL) says why. */
 static bool
@@ -68,13 +81,7 @@ s_rollout_replace(pm_ctld_t *self, Pm__Rollout **next_p, pm_ctld_reply_t *r)
         pm__rollout__free_unpacked(next, NULL);
         return false;
     }
-    Pm__Rollout *old = self->rollout;
-    if (old)
-        s_rollout_log(old, next);
-    self->rollout = next;
-    s_canary_end(self, old);
-    if (old)
-        pm__rollout__free_unpacked(old, NULL);
+    s_rollout_adopt(self, next);
     return true;
 }
 
@@ -268,7 +275,7 @@ s_canary_revert(pm_ctld_t *self)
     pm_ctld_reply_t r = {.diag = pm_diag_new("policy")};
     pm__response__init(&r.resp);
     pm_ctld_commit(self, old->policy, &req, "privmta-controller",
-                   ro->spec->revert_rev, true, &r);
+                   ro->spec->revert_rev, NULL, &r);
     if (r.resp.status == PM__RESPONSE__STATUS__OK)
         pm_warn("canary push %llu: %s; revision %llu (the content of %llu) "
                 "goes to every node",
@@ -365,16 +372,14 @@ pm_ctld_rollout_canary(pm_ctld_t *self, const Pm__Request *req,
     pm__rollout_spec__free_unpacked(spec, NULL);
     if (rc != PM_OK)
         return s_rollout_fail(r, rc, why);
-    pm_ctld_commit(self, req->policy, req, author, 0, false, r);
+    /* the revision and the rollout that holds it back: one transaction */
+    pm_ctld_commit(self, req->policy, req, author, 0, next, r);
     if (r->resp.status != PM__RESPONSE__STATUS__OK || r->resp.unchanged ||
         r->resp.head != head + 1) {
         pm__rollout__free_unpacked(next, NULL); /* nothing new to try */
         return;
     }
-    /* Not stored: the revision reaches no node until the next commit
-     * (which goes to all), and the reply says so. */
-    if (!s_rollout_replace(self, &next, r))
-        return;
+    s_rollout_adopt(self, next);
     pm_info("canary push %llu of revision %llu started by %s: %zu canar%s "
             "first",
             (unsigned long long)self->rollout->id,

@@ -691,9 +691,13 @@ s_commit_put(pm_store_t *self, MDB_txn *txn, uint64_t head,
 typedef struct {
     const Pm__Policy *policy;
     const pm_commit_t *info;
+    MDB_val rollout; /* packed info->rollout; mv_data NULL: none */
     uint64_t number; /* the new revision */
     size_t dropped;  /* revisions the retention deleted */
 } s_commit_t;
+
+static int s_rollout_txn(pm_store_t *self, MDB_txn *txn, void *arg);
+static int s_rollout_pack(const Pm__Rollout *rollout, MDB_val *out);
 
 /* One commit: check the head, prune (retention), put head+1. */
 static int
@@ -710,6 +714,8 @@ s_commit_txn(pm_store_t *self, MDB_txn *txn, void *arg)
         rc = s_retain(self, txn, head + 1, &c->dropped);
     if (rc == PM_OK)
         rc = s_commit_put(self, txn, head, c->policy, c->info);
+    if (rc == PM_OK && c->rollout.mv_data)
+        rc = s_rollout_txn(self, txn, &c->rollout);
     c->number = head + 1;
     return rc;
 }
@@ -733,7 +739,10 @@ pm_store_commit(pm_store_t *self, const Pm__Policy *policy,
     if (rc != PM_OK)
         return rc;
     s_commit_t c = {.policy = policy, .info = info};
-    size_t need = protobuf_c_message_get_packed_size(&policy->base);
+    if (info->rollout && (rc = s_rollout_pack(info->rollout, &c.rollout)))
+        return rc;
+    size_t need =
+        protobuf_c_message_get_packed_size(&policy->base) + c.rollout.mv_size;
     rc = s_write(self, s_commit_txn, &c, need);
     /* Full at the ceiling: what the commit would prune cannot make room in
      * its own transaction (LMDB does not reuse those pages yet), so prune
@@ -745,6 +754,7 @@ pm_store_commit(pm_store_t *self, const Pm__Policy *policy,
     }
     if (rc == PM_OK)
         *new_rev = c.number;
+    free(c.rollout.mv_data);
     return rc;
 }
 
@@ -1117,21 +1127,34 @@ s_rollout_txn(pm_store_t *self, MDB_txn *txn, void *arg)
     return s_err(mdb_put(txn, self->meta, &key, arg, 0));
 }
 
-int
-pm_store_rollout_put(pm_store_t *self, const Pm__Rollout *rollout)
+/* ROLLOUT packed as it is stored (inside a Response, so that reading it
+ * back goes through pm_wire's gate), into OUT (caller frees mv_data);
+ * PM_EINVAL for one a reader would refuse. */
+static int
+s_rollout_pack(const Pm__Rollout *rollout, MDB_val *out)
 {
     Pm__Response wrap = PM__RESPONSE__INIT;
     uint8_t *packed = NULL;
     size_t len = 0;
-    if (!self || !rollout || self->rdonly || rollout->id == 0)
+    if (!rollout || rollout->id == 0)
         return PM_EINVAL;
     wrap.rollout = (Pm__Rollout *)rollout; /* only read by the packer */
     int rc = s_pack_checked(&wrap.base, &packed, &len);
-    if (rc != PM_OK)
-        return rc;
-    MDB_val val = {len, packed};
-    rc = s_write(self, s_rollout_txn, &val, len);
-    free(packed);
+    if (rc == PM_OK)
+        *out = (MDB_val){len, packed};
+    return rc;
+}
+
+int
+pm_store_rollout_put(pm_store_t *self, const Pm__Rollout *rollout)
+{
+    MDB_val val = {0, NULL};
+    if (!self || self->rdonly)
+        return PM_EINVAL;
+    int rc = s_rollout_pack(rollout, &val);
+    if (rc == PM_OK)
+        rc = s_write(self, s_rollout_txn, &val, val.mv_size);
+    free(val.mv_data);
     return rc;
 }
 

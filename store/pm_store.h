@@ -60,6 +60,11 @@ typedef struct {
     uint64_t rollback_of; /* 0, or the revision this one restores */
     const char *digest;   /* sha256 hex of the canonical policy (required) */
     int64_t time;         /* unix seconds; 0 means now */
+    /* NULL, or a rollout put in the same transaction as the revision, as
+     * pm_store_rollout_put would (a canary push: the revision must never
+     * be stored without the rollout that holds it back from the nodes,
+     * or a controller restarted in between would publish it to all). */
+    const Pm__Rollout *rollout;
 } pm_commit_t;
 
 /* Opens (creating if needed, mode 0700 dir / 0600 files) the store in DIR.
@@ -116,8 +121,10 @@ int pm_store_get(pm_store_t *self, uint64_t rev, Pm__Revision **out);
  * bad policy): what is acknowledged is always readable. PM_EFULL (and
  * no new revision) when it does not fit in the map at its ceiling, even
  * after pruning what the retention allows in a transaction of its own
- * first (so that a lowered retention frees room). POLICY is only read; the
- * caller keeps it. */
+ * first (so that a lowered retention frees room). With info->rollout, a
+ * rollout pm_store_rollout_put would refuse makes it PM_EINVAL, and the
+ * rollout is stored if and only if the revision is. POLICY and the rollout
+ * are only read; the caller keeps them. */
 int pm_store_commit(pm_store_t *self, const Pm__Policy *policy,
                     const pm_commit_t *info, uint64_t *new_rev);
 

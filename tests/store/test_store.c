@@ -1129,6 +1129,49 @@ Test(store, rollout_put_get_replace_reopen)
     pm__rollout__free_unpacked(r2, NULL);
 }
 
+/* A canary push stores its revision and the rollout that holds it back
+ * in one transaction: both, or (a rollout that would not read back, a
+ * conflict) neither. */
+Test(store, commit_with_rollout_is_one_transaction)
+{
+    pm_store_t *st = s_open();
+    char digest[65];
+    s_digest(1, digest);
+    Pm__Policy *p = s_policy_new(1);
+    Pm__Rollout *held = s_rollout(7, ""), *got = NULL;
+    pm_commit_t info = {.author = "ctl/alice",
+                        .expect_rev = PM_REV_ANY,
+                        .digest = digest,
+                        .rollout = held};
+    uint64_t rev = 0;
+    cr_assert_eq(pm_store_commit(st, p, &info, &rev), PM_OK);
+    cr_expect_eq(rev, 1);
+    cr_assert_eq(pm_store_rollout_get(st, &got), PM_OK);
+    cr_expect(s_same_message(&got->base, &held->base));
+    pm__rollout__free_unpacked(got, NULL);
+
+    /* a rollout that would not read back: no revision, the old rollout */
+    Pm__Rollout *bad = s_rollout(8, "\xff\xfe broken");
+    info.rollout = bad;
+    cr_expect_eq(pm_store_commit(st, p, &info, &rev), PM_EINVAL);
+    cr_expect_eq(s_head(st), 1);
+    /* a conflict: neither the revision nor the (valid) rollout */
+    Pm__Rollout *other = s_rollout(9, "");
+    info.rollout = other;
+    info.expect_rev = 0;
+    cr_expect_eq(pm_store_commit(st, p, &info, &rev), PM_ECONFLICT);
+    cr_expect_eq(s_head(st), 1);
+    cr_assert_eq(pm_store_rollout_get(st, &got), PM_OK);
+    cr_expect_eq(got->id, 7, "rollout %llu stored without its revision",
+                 (unsigned long long)got->id);
+    pm__rollout__free_unpacked(got, NULL);
+    pm__rollout__free_unpacked(held, NULL);
+    pm__rollout__free_unpacked(bad, NULL);
+    pm__rollout__free_unpacked(other, NULL);
+    pm__policy__free_unpacked(p, NULL);
+    pm_store_close(&st);
+}
+
 /* A rollout put is acknowledged only once it is on disk: a writer killed
  * right after put returned leaves exactly that rollout. */
 Test(store, rollout_put_survives_sigkill)
