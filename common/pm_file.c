@@ -249,3 +249,33 @@ pm_file_mkdir(const char *path, mode_t mode, gid_t gid, char **why)
     close(fd);
     return rc;
 }
+
+bool
+pm_file_pread_all(int fd, void *buf, size_t len, uint64_t offset)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n, len -= (size_t)n, offset += (uint64_t)n;
+    }
+    return true;
+}
+
+bool
+pm_file_pwrite_all(int fd, const void *buf, size_t len, uint64_t offset)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n, len -= (size_t)n, offset += (uint64_t)n;
+    }
+    return true;
+}

@@ -25,7 +25,9 @@
 #ifndef PM_FILE_H
 #define PM_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Refuse symbolic links (the last component) and hard-linked files. */
@@ -53,6 +55,14 @@ int pm_file_write(const char *path, const void *data, size_t len, mode_t mode,
 int pm_file_write_dated(const char *path, const void *data, size_t len,
                         mode_t mode, gid_t gid, const struct timespec times[2],
                         char **why);
+
+/* Reads exactly LEN bytes at OFFSET of the open FD into BUF, through short
+ * reads and EINTR. False on an error or when the file ends first. */
+bool pm_file_pread_all(int fd, void *buf, size_t len, uint64_t offset);
+
+/* Writes exactly LEN bytes of BUF at OFFSET of the open FD, through short
+ * writes and EINTR. False on an error (errno says which). */
+bool pm_file_pwrite_all(int fd, const void *buf, size_t len, uint64_t offset);
 
 /* Moves FROM over TO (same file system) and fsyncs TO's directory, so the
  * move survives a crash: for a file prepared elsewhere (a scratch copy

@@ -1,6 +1,7 @@
 /* pm_peer.c - the service: agents serve verified ClamAV database files to
  * enrolled peers (the client calls are in pm_peer_client.c). */
 #include "pm_peer.h"
+#include "pm_file.h"
 #include "pm_keys.h"
 #include "pm_log.h"
 #include "pm_mem.h"
@@ -214,20 +215,6 @@ s_header_version(int fd)
     return version;
 }
 
-static bool
-s_pread_all(int fd, uint8_t *buf, size_t len, uint64_t offset)
-{
-    while (len > 0) {
-        ssize_t n = pread(fd, buf, len, (off_t)offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        buf += n, len -= (size_t)n, offset += (uint64_t)n;
-    }
-    return true;
-}
-
 /* Fills OUT with the chunk REQ asks for from the open file FD; NULL, or
  * the reason it cannot (caller frees). *DATA is OUT's buffer. */
 static char *
@@ -252,7 +239,7 @@ s_read_chunk(int fd, const Pm__PeerMessage *req, Pm__PeerMessage *out,
                    ? (size_t)(size - req->offset)
                    : PM_WIRE_CHUNK_MAX;
     *data = pm_malloc(n);
-    if (!s_pread_all(fd, *data, n, req->offset))
+    if (!pm_file_pread_all(fd, *data, n, req->offset))
         return pm_asprintf("%s: cannot be read", req->file);
     out->data.data = *data;
     out->data.len = n;

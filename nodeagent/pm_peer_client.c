@@ -2,6 +2,7 @@
  * versions with one or many peers, and the pull of one file. Each runs in
  * the caller's thread, blocking for at most its timeout. */
 #include "pm_check.h"
+#include "pm_file.h"
 #include "pm_keys.h"
 #include "pm_log.h"
 #include "pm_mem.h"
@@ -329,20 +330,6 @@ s_ask(s_pull_t *p, char **why)
     return s_send(p->sock, &get, p->endpoint, why);
 }
 
-static bool
-s_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t offset)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, buf, len, (off_t)offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        buf += n, len -= (size_t)n, offset += (uint64_t)n;
-    }
-    return true;
-}
-
 /* Checks that answer M continues the file exactly (kind, file, version,
  * offset, total, size) and writes it. */
 static int
@@ -383,7 +370,7 @@ s_take(s_pull_t *p, const Pm__PeerMessage *m, char **why)
                ep, m->data.len, p->file, m->offset, want);
         return PM_EPROTO;
     }
-    if (!s_pwrite_all(p->fd, m->data.data, want, p->done)) {
+    if (!pm_file_pwrite_all(p->fd, m->data.data, want, p->done)) {
         pm_why(why, "peer", "cannot write the scratch copy of %s: %s", p->file,
                strerror(errno));
         return PM_EIO;

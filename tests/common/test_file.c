@@ -217,3 +217,24 @@ Test(file, mkdir_refuses_a_link_or_a_file)
     free(l);
     free(f);
 }
+
+/* Positioned reads and writes of exact lengths: what is written at an
+ * offset reads back there; a read past the end is refused, not short. */
+Test(file, pread_and_pwrite_exact_lengths)
+{
+    char *path = s_path("chunks");
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert(pm_file_pwrite_all(fd, "world", 5, 6));
+    cr_assert(pm_file_pwrite_all(fd, "hello ", 6, 0));
+    char buf[12] = {0};
+    cr_assert(pm_file_pread_all(fd, buf, 11, 0));
+    cr_expect_str_eq(buf, "hello world");
+    cr_expect(pm_file_pread_all(fd, buf, 0, 11), "nothing to read");
+    cr_expect_not(pm_file_pread_all(fd, buf, 2, 10), "one byte is left");
+    close(fd);
+    fd = open(path, O_RDONLY);
+    cr_expect_not(pm_file_pwrite_all(fd, "x", 1, 0), "read-only");
+    close(fd);
+    free(path);
+}
