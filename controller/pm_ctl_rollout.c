@@ -443,6 +443,12 @@ pm_ctl_rollout(pm_ctl_t *ctl, int argc, char **argv)
         pm_ctl_print_json(s_rollout_json(r->rollout));
     else if (!steps[k].done)
         s_status_text(r->rollout);
+    else if (r->rollout && steps[k].op == PM__REQUEST__OP__ROLLOUT_ABORT &&
+             r->rollout->spec && r->rollout->spec->policy_rev)
+        printf("rollout %llu aborted: the canaries go back to the content of "
+               "revision %llu, committed again for every node\n",
+               (unsigned long long)r->rollout->id,
+               (unsigned long long)r->rollout->spec->revert_rev);
     else if (r->rollout)
         printf("rollout %llu %s\n", (unsigned long long)r->rollout->id,
                steps[k].done);

@@ -298,8 +298,10 @@ static void
 s_canary_end(pm_ctld_t *self, const Pm__Rollout *old)
 {
     const Pm__Rollout *ro = self->rollout;
-    bool ended = old && old->id == ro->id && pm_rollout_active(old) &&
-                 !pm_rollout_active(ro);
+    bool ended =
+        old && old->id == ro->id && !pm_rollout_active(ro) &&
+        (pm_rollout_active(old) || (old->state == PM__ROLLOUT__STATE__HALTED &&
+                                    ro->state == PM__ROLLOUT__STATE__ABORTED));
     if (!ended || !ro->spec || !ro->spec->policy_rev || !self->fleet)
         return;
     unsigned long long rev = (unsigned long long)ro->spec->policy_rev;
@@ -311,10 +313,9 @@ s_canary_end(pm_ctld_t *self, const Pm__Rollout *old)
         s_canary_revert(self);
     } else {
         pm_warn("canary push %llu halted: revision %llu stays on the "
-                "canaries, every other node keeps revision %llu; push again, "
-                "roll back, or `privmta-ctl policy rollback %llu`",
+                "canaries, every other node keeps revision %llu; `privmta-ctl "
+                "rollout abort` puts the canaries back, or push again",
                 (unsigned long long)ro->id, rev,
-                (unsigned long long)ro->spec->revert_rev,
                 (unsigned long long)ro->spec->revert_rev);
     }
 }

@@ -398,12 +398,22 @@ pm_rollout_abort(Pm__Rollout *r, const char *user, int64_t now, char **why)
 {
     if (!r)
         return s_none(why);
-    if (!pm_rollout_active(r))
-        return s_wrong_state(r, "a running or paused rollout can be aborted",
+    /* with auto_revert, a halted canary push went back already */
+    bool halted_push = r->state == PM__ROLLOUT__STATE__HALTED && r->spec &&
+                       r->spec->policy_rev && !r->spec->auto_revert;
+    if (!pm_rollout_active(r) && !halted_push)
+        return s_wrong_state(r,
+                             "a running or paused rollout, or a canary "
+                             "push halted without auto-revert, can be "
+                             "aborted",
                              why);
+    const char *by = user && *user ? user : "an admin";
+    if (halted_push)
+        s_set(&r->reason, "aborted by %s after: %s", by, r->reason);
+    else
+        s_set(&r->reason, "aborted by %s", by);
     r->state = PM__ROLLOUT__STATE__ABORTED;
     r->finished = now;
-    s_set(&r->reason, "aborted by %s", user && *user ? user : "an admin");
     return PM_OK;
 }
 

@@ -130,7 +130,10 @@ int pm_rollout_start(const Pm__Rollout *current, const Pm__RolloutSpec *spec,
 
 /* PAUSE: a RUNNING rollout starts no more nodes (those in flight finish).
  * RESUME: a PAUSED one is RUNNING again. ABORT: a RUNNING or PAUSED one is
- * ABORTED for good, reason "aborted by USER", finished NOW. PM_ENOTFOUND
+ * ABORTED for good, reason "aborted by USER", finished NOW; so is a canary
+ * push that HALTED without auto_revert (its canaries then go back: the
+ * way out of such a halt), reason "aborted by USER after: REASON".
+ * PM_ENOTFOUND
  * when R is NULL, PM_ECONFLICT when R is not in a state the step applies
  * to (*why says which it is in). */
 int pm_rollout_pause(Pm__Rollout *r, char **why);

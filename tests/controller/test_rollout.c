@@ -489,6 +489,11 @@ Test(rollout, failed_canary_halts)
     cr_expect_eq(r->state, PM__ROLLOUT__STATE__HALTED);
     cr_expect_str_eq(r->reason, "canary mx2 failed: gate: milter not "
                                 "answering");
+    char *why = NULL;
+    cr_expect_eq(pm_rollout_abort(r, "alice", 9, &why), PM_ECONFLICT,
+                 "a halted restart is over: nothing to abort");
+    cr_expect(why && strstr(why, "is halted"), "%s", why);
+    free(why);
     pm__rollout__free_unpacked(r, NULL);
 }
 
@@ -557,6 +562,8 @@ Test(rollout, canary_push_halts_on_a_broken_filter_after_the_deadline)
     cr_expect(strstr(r->reason, "canary mx1 failed: settling: antivirus "
                                 "down: the milter does not answer"),
               "%s", r->reason);
+    cr_expect_eq(pm_rollout_abort(r, "alice", 22 * S_SEC, NULL), PM_ECONFLICT,
+                 "auto-revert put the canary back already");
     mx1->antivirus = NULL;
     pm__rollout__free_unpacked(r, NULL);
 }
@@ -596,6 +603,14 @@ Test(rollout, canary_push_recovering_filter_passes_and_refused_apply_fails)
     cr_expect_eq(r->state, PM__ROLLOUT__STATE__HALTED);
     cr_expect_str_eq(r->reason, "canary mx1 failed: apply: revision 5: "
                                 "postfix check failed");
+    /* halted without auto-revert: abort is the way to put mx1 back */
+    cr_assert_eq(pm_rollout_abort(r, "alice", 9 * S_SEC, NULL), PM_OK);
+    cr_expect_eq(r->state, PM__ROLLOUT__STATE__ABORTED);
+    cr_expect_eq(r->finished, 9 * S_SEC);
+    cr_expect_str_eq(r->reason, "aborted by alice after: canary mx1 failed: "
+                                "apply: revision 5: postfix check failed");
+    cr_expect_eq(pm_rollout_abort(r, "alice", 10 * S_SEC, NULL), PM_ECONFLICT,
+                 "once");
     pm__rollout__free_unpacked(r, NULL);
 }
 

@@ -175,10 +175,16 @@ check "the rollout: mx2 alone, done" jq -e '.state == "done" and
     ([.nodes[] | .name + ":" + .state] == ["mx2:done"])' "$WORK/rollout.json" >/dev/null
 # a revision the canary's Postfix refuses (IPv6 relay host, IPv4-only Postfix)
 sed 's/^  relay_host: .*/  relay_host: "[ipv6:::1]:2526"/' "$WORK/canary.yaml" >"$WORK/refused.yaml"
+# (without --auto-revert: it stays halted until the admin aborts it)
 expect_exit 1 "a canary push mx3's Postfix refuses halts there" \
-    "$CTL" policy push "$WORK/refused.yaml" --canary mx3 --auto-revert --min-healthy 2s \
+    "$CTL" policy push "$WORK/refused.yaml" --canary mx3 --min-healthy 2s \
     --deadline 30s --wait=120
 check "it names mx3 and Postfix's refusal" grep -q "canary mx3 failed: apply: .*inet_protocols" "$WORK/err"
+check "the push stays halted, nothing reverted" bash -c \
+    "'$CTL' rollout status --json | jq -e '.state == \"halted\"' >/dev/null &&
+     '$CTL' policy history --json --limit 1 | jq -e '.[0].revision == $((head0 + 4))' >/dev/null"
+expect_exit 0 "rollout abort puts the canary back" "$CTL" rollout abort
+check "saying so" grep -q "aborted: the canaries go back to the content of revision $((head0 + 3))" "$WORK/out"
 check "mx1 and mx2 never had revision $((head0 + 4))" bash -c \
     "! grep -q 'applied revision $((head0 + 4))\$' '$WORK/cluster/mx1/agent.log' '$WORK/cluster/mx2/agent.log'"
 check "the revert ($((head0 + 5))) brings mx3 back with the others" wait_for 30 applied_all $((head0 + 5))
