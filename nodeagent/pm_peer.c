@@ -3,6 +3,7 @@
 #include "pm_peer.h"
 #include "pm_file.h"
 #include "pm_keys.h"
+#include "pm_peerzap.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_text.h"
@@ -18,15 +19,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define S_KEY_PROPERTY "X-Key" /* ZAP metadata: the client's key, Z85 */
-#define S_HEAD_LEN 512         /* a CVD header, as cl_cvdparse reads it */
-#define S_WARN_EVERY_MS 60000  /* per member, for dropped messages */
+#define S_HEAD_LEN 512        /* a CVD header, as cl_cvdparse reads it */
+#define S_WARN_EVERY_MS 60000 /* per member, for dropped messages */
 
 /* The service actor's state; owned by the actor thread once started. */
 typedef struct {
     char *name, *dbdir, *endpoint;
-    zsock_t *pipe, *router, *zap;
+    zsock_t *pipe, *router;
+    pm_peerzap_t *zap; /* this service's keys, for the process's handler */
     zhashx_t *members; /* Z85 public key -> member name */
     zhashx_t *warned;  /* member name -> int64_t: next warning allowed */
     uint8_t *hold;     /* the packed VERSIONS_REPLY, or NULL before HOLD */
@@ -49,72 +49,6 @@ s_table_new(void)
     zhashx_t *t = zhashx_new();
     zhashx_set_destructor(t, s_free_item);
     return t;
-}
-
-/* ---- Service: ZAP ------------------------------------------------------- */
-
-/* ZAP metadata (ZMTP property list) carrying KEY: libzmq attaches it to
- * every message of the connection, where a client's own metadata cannot
- * override it (libzmq lets the ZAP properties win). */
-static zframe_t *
-s_zap_metadata(const char *key)
-{
-    size_t nlen = strlen(S_KEY_PROPERTY), vlen = strlen(key);
-    uint8_t buf[1 + 16 + 4 + 64];
-    buf[0] = (uint8_t)nlen;
-    memcpy(buf + 1, S_KEY_PROPERTY, nlen);
-    uint8_t *v = buf + 1 + nlen;
-    v[0] = v[1] = v[2] = 0;
-    v[3] = (uint8_t)vlen;
-    memcpy(v + 4, key, vlen);
-    return zframe_new(buf, 1 + nlen + 4 + vlen);
-}
-
-/* Looks up the member a ZAP request is for; NULL: refused. Sets KEY. */
-static const char *
-s_zap_member(s_peer_t *self, zmsg_t *req, char key[41])
-{
-    zframe_t *version = zmsg_first(req);
-    zmsg_next(req); /* request id */
-    zframe_t *domain = zmsg_next(req);
-    zmsg_next(req); /* address */
-    zmsg_next(req); /* routing id */
-    zframe_t *mech = zmsg_next(req);
-    zframe_t *cred = zmsg_next(req);
-    if (!cred || !zframe_streq(version, "1.0") ||
-        !zframe_streq(domain, PM_PEER_ZAP_DOMAIN) ||
-        !zframe_streq(mech, "CURVE") || zframe_size(cred) != 32)
-        return NULL;
-    zmq_z85_encode(key, zframe_data(cred), 32);
-    return zhashx_lookup(self->members, key);
-}
-
-/* Answers one ZAP request: 200 with User-Id = the member's name, or 400.
- * The reply echoes the request id (the second frame). */
-static void
-s_on_zap(s_peer_t *self)
-{
-    zmsg_t *req = zmsg_recv(self->zap);
-    if (!req)
-        return;
-    char key[41] = "";
-    const char *name = s_zap_member(self, req, key);
-    zmsg_first(req);
-    zframe_t *id = zmsg_next(req);
-    zmsg_t *rep = zmsg_new();
-    zmsg_addstr(rep, "1.0");
-    zframe_t *f = id ? zframe_dup(id) : zframe_new_empty();
-    zmsg_append(rep, &f);
-    zmsg_addstr(rep, name ? "200" : "400");
-    zmsg_addstr(rep, name ? "OK" : "not an enrolled member");
-    zmsg_addstr(rep, name ? name : "");
-    f = name ? s_zap_metadata(key) : zframe_new_empty();
-    zmsg_append(rep, &f);
-    if (!name)
-        pm_debug("peer %s: refused a connection from key %s", self->name, key);
-    if (zmsg_send(&rep, self->zap) != 0)
-        zmsg_destroy(&rep);
-    zmsg_destroy(&req);
 }
 
 /* ---- Service: answering peers ------------------------------------------ */
@@ -281,7 +215,7 @@ static const char *
 s_sender(s_peer_t *self, zframe_t *body)
 {
     const char *name = zframe_meta(body, "User-Id");
-    const char *key = zframe_meta(body, S_KEY_PROPERTY);
+    const char *key = zframe_meta(body, PM_PEERZAP_KEY_PROPERTY);
     if (!name || !key)
         return NULL;
     const char *now = zhashx_lookup(self->members, key);
@@ -353,6 +287,7 @@ s_cmd_members(s_peer_t *self, zmsg_t *msg)
         else
             pm_warn("peer %s: member %s has no valid key", self->name, m->name);
     }
+    pm_peerzap_admit(self->zap, members);
     zhashx_destroy(&self->members);
     self->members = members;
     pm__publication__free_unpacked(pub, NULL);
@@ -427,10 +362,8 @@ s_destroy(s_peer_t **self_p)
     s_peer_t *self = *self_p;
     if (!self)
         return;
-    if (self->zap) /* unbound now, so that a new handler may bind at once */
-        zsock_unbind(self->zap, S_ZAP_ENDPOINT);
-    zsock_destroy(&self->zap);
     zsock_destroy(&self->router);
+    pm_peerzap_destroy(&self->zap); /* after the socket it admits for */
     zhashx_destroy(&self->members);
     zhashx_destroy(&self->warned);
     free(self->hold);
@@ -447,7 +380,7 @@ s_bind_router(s_peer_t *self, zcert_t *cert, const char *bind)
     self->router = zsock_new(ZMQ_ROUTER);
     zcert_apply(cert, self->router);
     zsock_set_curve_server(self->router, 1);
-    zsock_set_zap_domain(self->router, PM_PEER_ZAP_DOMAIN);
+    zsock_set_zap_domain(self->router, pm_peerzap_domain(self->zap));
     zsock_set_maxmsgsize(self->router, PM_WIRE_PEER_MAX);
     zsock_set_sndhwm(self->router, PM_PEER_HWM);
     zsock_set_rcvhwm(self->router, PM_PEER_HWM);
@@ -472,13 +405,8 @@ s_new(const pm_peer_config_t *cfg)
     self->dbdir = pm_strdup(cfg->dbdir);
     self->members = s_table_new();
     self->warned = s_table_new();
-    self->zap = zsock_new(ZMQ_REP);
-    zsock_set_linger(self->zap, 0);
-    if (zsock_bind(self->zap, S_ZAP_ENDPOINT) != 0) {
-        pm_error("peer %s: cannot bind the ZAP handler (%s): %s; another "
-                 "one runs in this process",
-                 self->name, S_ZAP_ENDPOINT, zmq_strerror(zmq_errno()));
-        zsock_destroy(&self->zap);
+    self->zap = pm_peerzap_new(self->name);
+    if (!self->zap) {
         s_destroy(&self);
         return NULL;
     }
@@ -493,15 +421,12 @@ s_actor(zsock_t *pipe, void *args)
     s_peer_t *self = args;
     self->pipe = pipe;
     zsock_signal(pipe, 0);
-    /* the pipe first, then ZAP: a flood of requests cannot starve
-     * $TERM or the handshakes of other members */
-    zpoller_t *poller = zpoller_new(pipe, self->zap, self->router, NULL);
+    /* the pipe first: a flood of requests cannot starve $TERM */
+    zpoller_t *poller = zpoller_new(pipe, self->router, NULL);
     while (!self->stop) {
         void *which = zpoller_wait(poller, -1);
         if (which == pipe)
             s_on_pipe(self);
-        else if (which == self->zap)
-            s_on_zap(self);
         else if (which == self->router)
             s_on_router(self);
         else if (zpoller_terminated(poller))

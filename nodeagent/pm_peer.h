@@ -18,20 +18,18 @@
  * Every message in either direction passes pm_wire_unpack_peer_message
  * first (file names are NAME.cvd or NAME.cld, never a path; sizes capped).
  *
- * Trust: only enrolled agents may talk to the service. The actor runs its
- * own ZAP handler (RFC 27) on inproc://zeromq.zap.01: a CURVE client key is
- * let in only when it is the public key of a member the controller listed
- * (command MEMBERS; before the first list nobody is), with User-Id the
- * member's name. A member removed later is ignored even on a connection it
- * opened before. Requests of the service's ZAP domain with any other
- * mechanism, and requests for other ZAP domains, are refused: a CURVE or
- * PLAIN server socket elsewhere in the process would be locked out.
- *
- * One ZAP handler per process: libzmq asks the handler bound to
- * inproc://zeromq.zap.01 in the socket's context, and czmq sockets all
- * share one context. So at most one pm_peer actor runs per process at a
- * time, and never beside czmq's zauth (pm_peer_new returns NULL then).
- * The agent process has no other ZAP handler.
+ * Trust: only enrolled agents may talk to the service. A CURVE client key
+ * is let in only when it is the public key of a member the controller
+ * listed (command MEMBERS; before the first list nobody is), with User-Id
+ * the member's name; the process's one ZAP handler (pm_peerzap.h) decides,
+ * from this service's own table (its own ZAP domain), so several services
+ * may run in one process (a benchmark runs a thousand), each admitting its
+ * own members. A member removed later is ignored even on a connection it
+ * opened before. Requests with another mechanism or for another ZAP
+ * domain are refused: a CURVE or PLAIN server socket elsewhere in the
+ * process would be locked out, and a service never runs beside czmq's
+ * zauth (pm_peer_new returns NULL then). The agent process has no other
+ * ZAP handler.
  *
  * An enrolled peer is still not trusted with content: a pulled file is
  * checked by ClamAV's own signature check (pm_sigfetch_verify) and its
@@ -65,7 +63,7 @@
  * nobody asked for, loses them here instead of costing gigabytes. */
 #define PM_PEER_HWM 16
 
-/* The service's ZAP domain (zsock_set_zap_domain on its ROUTER). */
+/* The services' ZAP domains: this, "." and a number per service. */
 #define PM_PEER_ZAP_DOMAIN "privmta-peer"
 
 typedef struct {

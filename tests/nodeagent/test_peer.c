@@ -459,27 +459,63 @@ Test(peer, removed_member_ignored)
     zsock_destroy(&d);
 }
 
-/* One ZAP handler per process: a second service is refused, and once the
- * first is gone a new one starts. */
-Test(peer, one_service_per_process)
+/* Several services in one process (a benchmark runs a thousand), each
+ * letting in its own members only: the one ZAP handler answers from the
+ * table of the service a handshake is for. It stops with the last and
+ * starts again with the next; a bad address is refused; beside czmq's
+ * zauth (which binds the same ZAP endpoint) no service starts. */
+Test(peer, services_share_the_zap_handler_each_with_its_members)
 {
-    s_start(s_client);
+    s_start(s_client); /* "srv": s_client is a member */
     pm_peer_config_t cfg = {.cert = s_server,
                             .bind = "tcp://127.0.0.1:0",
                             .dbdir = s_srv,
                             .name = "two"};
     zactor_t *two = pm_peer_new(&cfg);
-    cr_expect_null(two);
-    zactor_destroy(&two);
-    zactor_destroy(&s_peer);
-    zstr_free(&s_endpoint);
-    s_start(s_client);
+    cr_assert_not_null(two, "a second service in the process");
+    s_members(two, &s_stranger, 1); /* "two": only s_stranger */
+    s_hold(two, 6);
+    zstr_send(two, "ENDPOINT");
+    char *two_at = zstr_recv(two);
     s_hold(s_peer, 6);
     Pm__PeerMessage *theirs = NULL;
+    cr_expect_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK,
+                 "srv lets its member in");
+    pm__peer_message__free_unpacked(theirs, NULL);
+    theirs = NULL;
+    cr_expect_eq(s_exchange(s_stranger, 1, &theirs, S_NONE), PM_ETIMEDOUT,
+                 "srv does not let two's member in");
+
+    Pm__SignatureDb *db;
+    Pm__PeerMessage mine = s_versions(1, &db);
+    char *why = NULL;
+    cr_expect_eq(pm_peer_exchange(s_stranger, two_at,
+                                  zcert_public_txt(s_server), &mine, &theirs,
+                                  S_WAIT, &why),
+                 PM_OK, "two lets its member in: %s", why ? why : "");
+    if (theirs)
+        pm__peer_message__free_unpacked(theirs, NULL);
+    theirs = NULL;
+    PM_FREE(&why);
+    cr_expect_eq(pm_peer_exchange(s_client, two_at, zcert_public_txt(s_server),
+                                  &mine, &theirs, S_NONE, &why),
+                 PM_ETIMEDOUT, "two does not let srv's member in");
+    PM_FREE(&why);
+    free(db);
+    free(two_at);
+
+    /* the handler outlives the first service and stops with the last */
+    zactor_destroy(&s_peer);
+    zstr_free(&s_endpoint);
+    zactor_destroy(&two);
+    zactor_t *auth = zactor_new(zauth, NULL);
+    cr_expect_null(pm_peer_new(&cfg), "a service beside zauth");
+    zactor_destroy(&auth);
+    s_start(s_client);
+    s_hold(s_peer, 6);
     cr_assert_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK);
     pm__peer_message__free_unpacked(theirs, NULL);
     cfg.bind = "tcp://256.0.0.1:1";
-    zactor_destroy(&s_peer);
     cr_expect_null(pm_peer_new(&cfg), "bound a bad address");
 }
 

@@ -1,7 +1,6 @@
 /* test_sigsync.c - two signature actors and a real HTTP mirror on
  * 127.0.0.1: the one with the duty fetches, the other pulls from it over
- * CurveZMQ (one peer service per process, so one node serves and the
- * other only pulls); a new version by CDIFFs spreads the same way; a 429
+ * CurveZMQ (one node serves, the other only pulls); a new version by CDIFFs spreads the same way; a 429
  * becomes a cool-down both know; a peer's tampered file is refused and its
  * sender distrusted. The controller's part (MEMBERS) is played by the test. */
 #include <criterion/criterion.h>
@@ -65,8 +64,7 @@ typedef struct {
 /* the fetches run in the helper, as in the agent */
 #define S_FETCHER PM_BUILD_DIR "/nodeagent/privmta-sigfetch"
 
-/* SERVE: the node runs a peer service (one per process: pm_peer.h), else
- * it only pulls. */
+/* SERVE: the node runs a peer service, else it only pulls. */
 static void
 s_node_start(s_node_t *n, const char *name, bool serve)
 {
