@@ -5,6 +5,7 @@
 #include "pm_mem.h"
 #include "pm_wire.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,8 +15,14 @@ struct pm_sigmembers_t {
     pm_sigmember_t *members;
     size_t n_members;
     zhashx_t *duties; /* database -> node */
-    zhashx_t *links;  /* member name -> pm_peer_link_t */
+    zhashx_t *links;  /* member name -> s_link_t */
+    uint64_t uses;    /* counts pm_sigmembers_link calls: recency */
 };
+
+typedef struct {
+    pm_peer_link_t *link;
+    uint64_t used; /* the value of uses when last handed out */
+} s_link_t;
 
 static void
 s_str_free(void **item)
@@ -27,7 +34,11 @@ s_str_free(void **item)
 static void
 s_link_free(void **item)
 {
-    pm_peer_link_destroy((pm_peer_link_t **)item);
+    s_link_t *l = *item;
+    if (l)
+        pm_peer_link_destroy(&l->link);
+    free(l);
+    *item = NULL;
 }
 
 static void
@@ -166,16 +177,44 @@ pm_sigmembers_duty(const pm_sigmembers_t *self, const char *database)
     return zhashx_lookup(self->duties, database);
 }
 
+/* Closes the least recently used link. */
+static void
+s_links_evict(pm_sigmembers_t *self)
+{
+    const char *oldest = NULL;
+    uint64_t used = UINT64_MAX;
+    for (s_link_t *l = zhashx_first(self->links); l;
+         l = zhashx_next(self->links))
+        if (l->used < used) {
+            used = l->used;
+            oldest = zhashx_cursor(self->links);
+        }
+    if (oldest)
+        zhashx_delete(self->links, oldest);
+}
+
 pm_peer_link_t *
 pm_sigmembers_link(pm_sigmembers_t *self, const pm_sigmember_t *m)
 {
-    pm_peer_link_t *link = zhashx_lookup(self->links, m->name);
-    if (pm_peer_link_is(link, m->endpoint, m->key))
-        return link;
-    link = pm_peer_link_new(self->cert, m->endpoint, m->key);
-    if (link)
-        zhashx_update(self->links, m->name, link);
-    else
-        zhashx_delete(self->links, m->name);
+    s_link_t *l = zhashx_lookup(self->links, m->name);
+    if (l && pm_peer_link_is(l->link, m->endpoint, m->key)) {
+        l->used = ++self->uses;
+        return l->link;
+    }
+    zhashx_delete(self->links, m->name); /* moved, or a new key */
+    pm_peer_link_t *link = pm_peer_link_new(self->cert, m->endpoint, m->key);
+    if (!link)
+        return NULL;
+    if (zhashx_size(self->links) >= PM_SIGMEMBERS_LINKS_MAX)
+        s_links_evict(self);
+    l = pm_malloc(sizeof *l);
+    *l = (s_link_t){link, ++self->uses};
+    zhashx_insert(self->links, m->name, l);
     return link;
+}
+
+size_t
+pm_sigmembers_links(const pm_sigmembers_t *self)
+{
+    return zhashx_size(self->links);
 }

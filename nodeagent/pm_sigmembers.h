@@ -60,9 +60,21 @@ const pm_sigmember_t *pm_sigmembers_find(const pm_sigmembers_t *self,
 const char *pm_sigmembers_duty(const pm_sigmembers_t *self,
                                const char *database);
 
+/* At most this many links are kept. Gossip picks a few members at random
+ * each round: kept without a bound, a node of a 1000-node cluster would
+ * come to hold a CurveZMQ connection to every other one (a million across
+ * the cluster). Beyond it the least recently used link is closed (its
+ * member pays a handshake when picked again). A caller may use at most
+ * this many links at once: the ones it got last are never the ones
+ * closed. */
+#define PM_SIGMEMBERS_LINKS_MAX 32
+
 /* The kept link to member M: made on first use, remade when M moved or
  * changed keys. NULL when M's key is not a CURVE key. */
 pm_peer_link_t *pm_sigmembers_link(pm_sigmembers_t *self,
                                    const pm_sigmember_t *m);
+
+/* How many links are kept now. */
+size_t pm_sigmembers_links(const pm_sigmembers_t *self);
 
 #endif

@@ -677,7 +677,9 @@ s_check_behind(s_sync_t *self)
 static size_t
 s_fanout(const s_sync_t *self)
 {
-    return self->cfg.fanout > 0 ? (size_t)self->cfg.fanout : 3;
+    /* a round uses its links at once: never more than are kept */
+    size_t fan = self->cfg.fanout > 0 ? (size_t)self->cfg.fanout : 3;
+    return fan < PM_SIGMEMBERS_LINKS_MAX ? fan : PM_SIGMEMBERS_LINKS_MAX;
 }
 
 /* After something new arrived: serve it, and tell FANOUT peers now rather

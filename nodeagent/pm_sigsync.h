@@ -74,7 +74,8 @@ typedef struct {
                                  (0600): gossip needs no controller to
                                  start; NULL: memory only */
     int gossip_ms;            /* gossip round; 0: 200 */
-    int fanout;               /* peers per round; 0: 3 */
+    int fanout;               /* peers per round; 0: 3; at most
+                                 PM_SIGMEMBERS_LINKS_MAX */
     int distrust_s;           /* 0: 3600 */
     int peer_timeout_ms;      /* one peer reply; 0: 2000 */
 } pm_sigsync_config_t;

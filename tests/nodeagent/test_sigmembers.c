@@ -131,6 +131,25 @@ Test(sigmembers, a_link_is_kept_until_its_member_moves)
         pm_peer_link_is(link, "tcp://127.0.0.1:7302", zcert_public_txt(s_mx1)),
         "remade at the new endpoint");
 
+    /* at most PM_SIGMEMBERS_LINKS_MAX are kept: the least recently used
+     * goes, the ones just used stay */
+    cr_assert_eq(pm_sigmembers_links(ms), 1);
+    char names[PM_SIGMEMBERS_LINKS_MAX + 1][16];
+    for (int i = 0; i < PM_SIGMEMBERS_LINKS_MAX; i++) {
+        snprintf(names[i], sizeof names[i], "p%d", i);
+        pm_sigmember_t p = {names[i], "tcp://127.0.0.1:7400",
+                            (char *)zcert_public_txt(s_mx2), true};
+        cr_assert_not_null(pm_sigmembers_link(ms, &p));
+        if (i == 0) /* mx1 used again: p0 is now the oldest */
+            cr_assert_eq(pm_sigmembers_link(ms, mx1), link);
+    }
+    cr_expect_eq(pm_sigmembers_links(ms), PM_SIGMEMBERS_LINKS_MAX);
+    cr_expect_eq(pm_sigmembers_link(ms, mx1), link, "mx1 was kept");
+    pm_sigmember_t p0 = {names[0], "tcp://127.0.0.1:7400",
+                         (char *)zcert_public_txt(s_mx2), true};
+    pm_sigmembers_link(ms, &p0); /* made again: p1 goes */
+    cr_expect_eq(pm_sigmembers_links(ms), PM_SIGMEMBERS_LINKS_MAX);
+
     /* a key that is not one gets no link */
     pm_sigmember_t bad = {"mx9", "tcp://127.0.0.1:7309", "not a key", true};
     cr_assert_null(pm_sigmembers_link(ms, &bad));
