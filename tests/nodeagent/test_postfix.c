@@ -146,23 +146,13 @@ s_status_new(void)
 ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
     (void)set;
-    snprintf(s_base, sizeof s_base, "/tmp/pm-test-postfix.XXXXXX");
-    if (!mkdtemp(s_base))
-        abort();
-    chmod(s_base, 0755);
-    setenv(BASE_ENV, s_base, 1);
+    snprintf(s_base, sizeof s_base, "%s", testsh_base_new("postfix", BASE_ENV));
 }
 
 ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 {
     (void)stats;
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "for d in %s/*/; do bash %s destroy \"$d\" >/dev/null 2>&1; "
-             "done; pkill -F %s/sink.pid 2>/dev/null; rm -rf %s",
-             s_base, SCRIPT, s_base, s_base);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup of %s failed\n", s_base);
+    testsh_base_destroy(s_base);
 }
 
 /* ------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,4 +69,35 @@ testsh_free_port(const char *addr)
     getsockname(fd, (struct sockaddr *)&sa, &len);
     close(fd);
     return ntohs(sa.sin_port);
+}
+
+const char *
+testsh_base_new(const char *name, const char *env)
+{
+    static char base[96];
+    snprintf(base, sizeof base, "/tmp/pm-test-%s.XXXXXX", name);
+    if (!mkdtemp(base) || chmod(base, 0755) != 0)
+        abort();
+    setenv(env, base, 1);
+    char path[128];
+    snprintf(path, sizeof path, "%s/owner.pid", base);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        abort();
+    fprintf(f, "%ld\n", (long)getpid());
+    fclose(f);
+    return base;
+}
+
+void
+testsh_base_destroy(const char *base)
+{
+    int rc = testsh_run(NULL,
+                        "for d in %s/*/; do [ -d \"$d/etc\" ] && bash "
+                        "%s/deploy/postfix-node.sh destroy \"$d\" >/dev/null "
+                        "2>&1; done; pkill -F %s/sink.pid 2>/dev/null; "
+                        "rm -rf %s",
+                        base, PM_SOURCE_DIR, base, base);
+    if (rc != 0)
+        fprintf(stderr, "cleanup of %s failed\n", base);
 }

@@ -16,4 +16,17 @@ char *testsh_slurp(const char *path);
 /* A TCP port nobody listens on at ADDR (IPv4) right now. */
 int testsh_free_port(const char *addr);
 
+/* The runner's scratch directory for Postfix instances (ReportHook
+ * PRE_ALL): /tmp/pm-test-NAME.XXXXXX, 0755, its path also in the
+ * environment variable ENV (the tests run in children of the runner), and
+ * the runner's pid in BASE/owner.pid, so that leftovers.sh tells a
+ * directory whose runner was killed (a ctest timeout) from one in use.
+ * Aborts when it cannot be made. The path is static. */
+const char *testsh_base_new(const char *name, const char *env);
+
+/* Stops every Postfix instance under BASE (deploy/postfix-node.sh
+ * destroy) and the process in BASE/sink.pid, then removes BASE (ReportHook
+ * POST_ALL). */
+void testsh_base_destroy(const char *base);
+
 #endif
