@@ -11,6 +11,14 @@
 #   PM_BUILD_DIR=build  a release build (RelWithDebInfo when made here; the
 #                     four programs are built first). Never the ASan build.
 #   KEEP=DIR          keep the work folder (logs) in DIR afterwards
+#   INPROC=1000       N for the in-process row (bench_sigsync: the agents'
+#                     signature sync as actors in one process, the way the
+#                     propagation bench runs 1000 agents); "" skips it
+#   INPROC_GOSSIP_MS=2000 INPROC_LINKS=3 INPROC_ROUNDS=2
+#                     its gossip round, peer links per node and rounds:
+#                     1000 nodes share 2 cores (gossip every 1000 ms alone
+#                     took 1.4 of them here) and one process's open-file
+#                     limit (each link is ~3 descriptors)
 #
 # privmta, for each N: a controller (heartbeat 200 ms, stale 1 s, down
 # 3 s), the loopback mirror (tests/data/clamav/mirror.py) serving ClamAV's
@@ -23,9 +31,10 @@
 #   t_fetch  the fetch-duty node's test.cld (version 6) appears;
 #   t_all    the last node's version 6 file appears.
 # A file enters sig_dir only verified, by rename(2); its ctime is that
-# rename (ext4 sets it on rename), read from the kernel after the fact,
-# so the figures do not depend on how often this script polls (every
-# 50 ms, only to know when to stop). Timestamps are coarse-grained (a
+# rename (ext4 sets it on rename), read from the kernel when the file is
+# first seen (the duty holder's next check links the file into its fetch
+# directory, which moves the ctime on), so the figures do not depend on
+# how often this script polls (every 50 ms). Timestamps are coarse-grained (a
 # kernel tick, a few ms). Misses: nodes without version 6 after 30 s.
 # Upstream fetches: the mirror's 200 answers in the round (a 1 -> 6 update
 # is five CDIFFs: 5 for one fetch; version checks are ranged, 206), the
@@ -51,6 +60,10 @@ NS=("$@")
 [ ${#NS[@]} -gt 0 ] || NS=(10 30 60)
 ROUNDS=${ROUNDS:-5}
 GOSSIP_MS=${GOSSIP_MS:-200}
+INPROC=${INPROC-1000}
+INPROC_GOSSIP_MS=${INPROC_GOSSIP_MS:-2000}
+INPROC_LINKS=${INPROC_LINKS:-3}
+INPROC_ROUNDS=${INPROC_ROUNDS:-2}
 BUILD=${PM_BUILD_DIR:-build}
 MISS_S=30
 [ "$(id -u)" -eq 0 ] || { echo "run as root"; exit 2; }
@@ -64,7 +77,8 @@ done
     { echo "configuring $BUILD failed"; exit 1; }
 echo "building $BUILD..."
 nice cmake --build "$BUILD" -j"$(nproc)" --target privmta-controller \
-    privmta-agent privmta-sigfetch privmta-ctl >/dev/null || { echo "build failed"; exit 1; }
+    privmta-agent privmta-sigfetch privmta-ctl bench_sigsync >/dev/null ||
+    { echo "build failed"; exit 1; }
 BUILD=$(cd "$BUILD" && pwd)
 if grep -q 'fsanitize' "$BUILD/CMakeCache.txt" 2>/dev/null; then
     echo "$BUILD is a sanitizer build: no figures from it"; exit 2
@@ -206,8 +220,12 @@ def publish(www, src, v, timeout, dirs):
     os.replace(cvd + ".tmp", cvd)
     t0 = time.time()
     end = t0 + timeout
+    # each node's file as first seen at v: the duty holder's next check
+    # links the file into the fetch directory, and a link count change
+    # moves the ctime on (a second later, with the 1 s update_frequency)
+    got = [(0, 0.0)] * len(dirs)
     while True:
-        got = [held(d) for d in dirs]
+        got = [g if g[0] >= v else held(d) for d, g in zip(dirs, got)]
         if all(g[0] >= v for g in got) or time.time() > end:
             break
         time.sleep(0.05)
@@ -377,6 +395,31 @@ run_privmta() { # N: one line per round in $W/pm.N
     stop_pids "${pids[@]}"
 }
 
+# ---- privmta, N agents in one process ----------------------------------------
+run_inproc() { # N: rounds in $W/pm.N, as run_privmta writes them
+    local n=$1 out
+    C="$W/inproc$n"
+    mkdir -p "$C/www"
+    cp "$DB/test-1.cvd" "$C/www/test.cvd"
+    touch "$C/access.log"
+    python3 "$DB/mirror.py" "$C/www" "$C/mirror.port" "$C/access.log" \
+        >"$C/mirror.out" 2>&1 &
+    local mpid=$!
+    PIDS+=("$mpid")
+    wait_for 15 test -s "$C/mirror.port" || { echo "N=$n: no mirror"; return 1; }
+    "$BUILD/bench/bench_sigsync" "$n" "$INPROC_ROUNDS" "$BUILD/nodeagent/privmta-sigfetch" \
+        "http://127.0.0.1:$(cat "$C/mirror.port")" "$C/www" "$C/access.log" "$DB" \
+        "$C/nodes" "$INPROC_GOSSIP_MS" "$INPROC_LINKS" >"$C/out" 2>"$C/err" ||
+        { echo "N=$n in one process failed: $(tail -3 "$C/err")"; }
+    sed -n 's/^round [0-9]*: //p' "$C/out" >"$W/pm.$n"
+    sed -n 's/^idle-cpu //p' "$C/out" >"$W/pmcpu.$n"
+    out=$(grep -E '^(rss-mib|threads|helpers|open-files)' "$C/out" | tr '\n' ' ')
+    echo "  privmta N=$n in one process: idle $(cat "$W/pmcpu.$n") % of one core; $out"
+    awk '{ printf "  round %d: publish->all %s ms, publish->fetch %s ms, fetch->all %s ms, misses %s; mirror 200s %s (max %s per file), nodes that fetched %s\n", NR, $1, $2, $3, $4, $5, $6, $7 }' "$W/pm.$n"
+    echo "  (one process: $n agents' CPU on $(nproc) cores, gossip every $INPROC_GOSSIP_MS ms, $INPROC_LINKS links per node; $out)" >>"$W/notes.$n"
+    stop_pids "$mpid"
+}
+
 # ---- Serf ---------------------------------------------------------------------
 run_serf() { # N: one line per round in $W/serf.N
     local n=$1 i r seed pids=() rpc=() files=()
@@ -426,7 +469,11 @@ SH
 }
 
 echo "privmta vs Serf: a new signature version / a user event to every node"
-echo "N = ${NS[*]}, $ROUNDS rounds each, gossip ${GOSSIP_MS} ms, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "N = ${NS[*]}${INPROC:+ and $INPROC in one process}, $ROUNDS rounds each, gossip ${GOSSIP_MS} ms, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "$INPROC" ]; then
+    echo "N=$INPROC: privmta, agents as actors in one process..."
+    run_inproc "$INPROC"
+fi
 for n in "${NS[@]}"; do
     echo "N=$n: privmta..."
     run_privmta "$n"
@@ -444,7 +491,7 @@ printf '%-4s | %-15s %-15s %-15s %-6s %-10s %-8s | %-15s %-15s %-6s | %-7s %-7s\
     "fire->all" "first->all" misses "ratio" "ratio"
 printf '%-4s | %-15s %-15s %-15s %-6s %-10s %-8s | %-15s %-15s %-6s | %-7s %-7s\n' \
     "" "" "" "" "" "(max/file)" "/round" "" "" "" "all/all" "spread"
-for n in "${NS[@]}"; do
+for n in "${NS[@]}" $INPROC; do
     [ -s "$W/pm.$n" ] || continue
     read -r pa pam pf pfm ps psm pmiss < <(sig summary "$W/pm.$n")
     ok=$(awk '{ s += $5; if ($6 > m) m = $6 } END { printf "%.1f (%d)", s / NR, m }' "$W/pm.$n")
@@ -460,7 +507,7 @@ for n in "${NS[@]}"; do
         "$sa / $sam" "$ss / $ssm" "$smiss" "$r1" "$r2"
     [ -f "$W/notes.$n" ] && grep -v 'duty holders 1$' "$W/notes.$n"
 done
-echo "idle agents' CPU together (% of one core, 5 s after convergence): $(for n in "${NS[@]}"; do
+echo "idle agents' CPU together (% of one core, 5 s after convergence): $(for n in "${NS[@]}" $INPROC; do
     printf 'N=%s privmta %s serf %s; ' "$n" "$(cat "$W/pmcpu.$n" 2>/dev/null)" "$(cat "$W/serfcpu.$n" 2>/dev/null)"
 done)"
 echo "agents' resident memory, largest / median MiB (privmta after the rounds: the largest is a fetcher): $(for n in "${NS[@]}"; do

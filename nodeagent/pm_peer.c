@@ -97,6 +97,7 @@ s_reply_error(s_peer_t *self, zframe_t *id, const Pm__PeerMessage *req,
     out.file = req->file;
     out.version = req->version;
     out.offset = req->offset;
+    out.seq = req->seq;
     out.error = (char *)error;
     s_reply(self, id, &out);
 }
@@ -120,10 +121,21 @@ s_on_versions(s_peer_t *self, zframe_t *id, const char *name, zframe_t *body,
               const Pm__PeerMessage *req)
 {
     if (self->hold) {
+        /* the held reply packed once, and the asker's seq after it: a
+         * protobuf parser merges a field appended to a message */
+        Pm__PeerMessage tail = PM__PEER_MESSAGE__INIT;
+        tail.seq = req->seq;
+        uint8_t seq[16];
+        size_t seq_len = pm__peer_message__pack(&tail, seq);
+        zmq_msg_t reply;
+        zmq_msg_init_size(&reply, self->hold_len + seq_len);
+        memcpy(zmq_msg_data(&reply), self->hold, self->hold_len);
+        memcpy((uint8_t *)zmq_msg_data(&reply) + self->hold_len, seq, seq_len);
         void *h = zsock_resolve(self->router);
         if (zmq_send(h, zframe_data(id), zframe_size(id),
-                     ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-            zmq_send(h, self->hold, self->hold_len, ZMQ_DONTWAIT);
+                     ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+            zmq_msg_send(&reply, h, ZMQ_DONTWAIT) < 0)
+            zmq_msg_close(&reply);
     } else {
         s_reply_error(self, id, req, "no versions to offer yet");
     }

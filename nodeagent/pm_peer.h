@@ -147,9 +147,13 @@ void pm_peer_link_destroy(pm_peer_link_t **self_p);
 bool pm_peer_link_is(const pm_peer_link_t *self, const char *endpoint,
                      const char *server_key);
 
-/* pm_peer_exchange_many over kept links. A link whose peer did not answer
- * in time or broke the protocol is closed and reconnects on its next use,
- * so that a late answer is never taken for the next one. */
+/* pm_peer_exchange_many over kept links. Each VERSIONS on a link carries
+ * the next number (seq), which the peer echoes: a late answer to an
+ * earlier exchange is dropped, never taken for this one, and a peer that
+ * answers late keeps its connection (closing it would add a handshake to
+ * a loaded peer's next round). A link whose peer broke the protocol, or
+ * did not answer in time and answered before without echoing (an older
+ * agent), is closed and reconnects on its next use. */
 size_t pm_peer_exchange_links(pm_peer_link_t **links, size_t n,
                               const Pm__PeerMessage *mine,
                               Pm__PeerMessage **theirs, int timeout_ms);

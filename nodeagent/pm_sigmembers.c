@@ -17,6 +17,7 @@ struct pm_sigmembers_t {
     zhashx_t *duties; /* database -> node */
     zhashx_t *links;  /* member name -> s_link_t */
     uint64_t uses;    /* counts pm_sigmembers_link calls: recency */
+    size_t links_max;
 };
 
 typedef struct {
@@ -55,10 +56,11 @@ s_members_free(pm_sigmembers_t *self)
 }
 
 pm_sigmembers_t *
-pm_sigmembers_new(zcert_t *cert, const char *file)
+pm_sigmembers_new(zcert_t *cert, const char *file, size_t links_max)
 {
     pm_sigmembers_t *self = pm_calloc(1, sizeof *self);
     self->cert = cert;
+    self->links_max = links_max ? links_max : PM_SIGMEMBERS_LINKS_MAX;
     self->file = file ? pm_strdup(file) : NULL;
     self->duties = zhashx_new();
     zhashx_set_destructor(self->duties, s_str_free);
@@ -205,7 +207,7 @@ pm_sigmembers_link(pm_sigmembers_t *self, const pm_sigmember_t *m)
     pm_peer_link_t *link = pm_peer_link_new(self->cert, m->endpoint, m->key);
     if (!link)
         return NULL;
-    if (zhashx_size(self->links) >= PM_SIGMEMBERS_LINKS_MAX)
+    if (zhashx_size(self->links) >= self->links_max)
         s_links_evict(self);
     l = pm_malloc(sizeof *l);
     *l = (s_link_t){link, ++self->uses};
@@ -217,4 +219,57 @@ size_t
 pm_sigmembers_links(const pm_sigmembers_t *self)
 {
     return zhashx_size(self->links);
+}
+
+size_t
+pm_sigmembers_links_max(const pm_sigmembers_t *self)
+{
+    return self->links_max;
+}
+
+bool
+pm_sigmembers_linked(const pm_sigmembers_t *self, const pm_sigmember_t *m)
+{
+    s_link_t *l = zhashx_lookup(self->links, m->name);
+    return l && pm_peer_link_is(l->link, m->endpoint, m->key);
+}
+
+/* Moves FAN members of PICK[0..N) chosen at random to its front. */
+static void
+s_shuffle(const pm_sigmember_t **pick, size_t n, size_t fan,
+          uint64_t (*rnd)(void *), void *arg)
+{
+    for (size_t k = 0; k < fan && k < n; k++) {
+        size_t j = k + (size_t)(rnd(arg) % (n - k));
+        const pm_sigmember_t *m = pick[j];
+        pick[j] = pick[k];
+        pick[k] = m;
+    }
+}
+
+size_t
+pm_sigmembers_pick(const pm_sigmembers_t *self, const pm_sigmember_t **pick,
+                   size_t n, size_t fan, uint64_t (*rnd)(void *), void *arg)
+{
+    size_t in_view = 0; /* the linked candidates go first */
+    for (size_t i = 0; i < n; i++)
+        if (pm_sigmembers_linked(self, pick[i])) {
+            const pm_sigmember_t *m = pick[in_view];
+            pick[in_view++] = pick[i];
+            pick[i] = m;
+        }
+    if (fan > n)
+        fan = n;
+    if (in_view < self->links_max || in_view == n) {
+        s_shuffle(pick, n, fan, rnd, arg);
+        return fan;
+    }
+    if (fan > in_view)
+        fan = in_view;
+    s_shuffle(pick, in_view, fan, rnd, arg);
+    if (fan && rnd(arg) % PM_SIGMEMBERS_VIEW_CHURN == 0) {
+        size_t j = in_view + (size_t)(rnd(arg) % (n - in_view));
+        pick[fan - 1] = pick[j];
+    }
+    return fan;
 }

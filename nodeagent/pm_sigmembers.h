@@ -19,6 +19,7 @@
 #include <czmq.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
     char *name;     /* as enrolled */
@@ -30,8 +31,10 @@ typedef struct {
 typedef struct pm_sigmembers_t pm_sigmembers_t;
 
 /* CERT is this node's keypair for the links (not owned); FILE is where
- * the membership is kept (NULL: nowhere). */
-pm_sigmembers_t *pm_sigmembers_new(zcert_t *cert, const char *file);
+ * the membership is kept (NULL: nowhere); at most LINKS_MAX links are
+ * kept (0: PM_SIGMEMBERS_LINKS_MAX). */
+pm_sigmembers_t *pm_sigmembers_new(zcert_t *cert, const char *file,
+                                   size_t links_max);
 void pm_sigmembers_destroy(pm_sigmembers_t **self_p);
 
 /* PUB (a wire-checked MEMBERS publication) is the membership from now
@@ -60,15 +63,16 @@ const pm_sigmember_t *pm_sigmembers_find(const pm_sigmembers_t *self,
 const char *pm_sigmembers_duty(const pm_sigmembers_t *self,
                                const char *database);
 
-/* At most this many links are kept. Gossip picks a few members at random
- * each round: kept without a bound, a node of a 1000-node cluster would
- * come to hold a CurveZMQ connection to every other one (a million across
- * the cluster). Beyond it the least recently used link is closed (its
- * member pays a handshake when picked again). 64 keeps every link of a
- * cluster of up to 65 nodes (the signature bench's 60 included), so only
- * bigger clusters pay handshakes again. A caller may use at most
- * this many links at once: the ones it got last are never the ones
- * closed. */
+/* At most this many links are kept by default. Kept without a bound, a
+ * node of a 1000-node cluster would come to hold a CurveZMQ connection to
+ * every other one (a million across the cluster). Beyond it the least
+ * recently used link is closed (its member pays a handshake when picked
+ * again). 64 keeps every link of a cluster of up to 65 nodes (the
+ * signature bench's 60 included); in bigger ones gossip keeps to the
+ * members it holds links to, a random partial view that changes one
+ * member now and then (pm_sigsync's s_gossip), so handshakes stay rare.
+ * A caller may use at most this many links at once: the ones it got last
+ * are never the ones closed. */
 #define PM_SIGMEMBERS_LINKS_MAX 64
 
 /* The kept link to member M: made on first use, remade when M moved or
@@ -76,7 +80,29 @@ const char *pm_sigmembers_duty(const pm_sigmembers_t *self,
 pm_peer_link_t *pm_sigmembers_link(pm_sigmembers_t *self,
                                    const pm_sigmember_t *m);
 
-/* How many links are kept now. */
+/* How many links are kept now, and at most. */
 size_t pm_sigmembers_links(const pm_sigmembers_t *self);
+size_t pm_sigmembers_links_max(const pm_sigmembers_t *self);
+
+/* Whether a link to M (at its endpoint, with its key) is kept now. */
+bool pm_sigmembers_linked(const pm_sigmembers_t *self, const pm_sigmember_t *m);
+
+/* One member in this many picks comes from outside the view, so that the
+ * view keeps changing (the overlay heals around nodes that left) while a
+ * 1000-node cluster gossiping every 200 ms pays about 1000 / (16 * 0.2 s)
+ * = 300 handshakes a second, not the 15000 of random picks. */
+#define PM_SIGMEMBERS_VIEW_CHURN 16
+
+/* Whom a gossip round talks to: moves FAN of the N candidates in PICK (the
+ * live, trusted members) to its front and returns how many (FAN, or N
+ * when fewer). While the candidates this node holds links to are fewer
+ * than the links it may keep, any may be picked (uniformly, with RND): the
+ * view fills, and in a cluster that fits no link is ever closed. Once
+ * they fill it, picks keep to them, but one in PM_SIGMEMBERS_VIEW_CHURN
+ * rounds the last pick is a candidate from outside, whose link will
+ * replace the least recently used. RND(ARG) gives random numbers. */
+size_t pm_sigmembers_pick(const pm_sigmembers_t *self,
+                          const pm_sigmember_t **pick, size_t n, size_t fan,
+                          uint64_t (*rnd)(void *), void *arg);
 
 #endif

@@ -606,8 +606,15 @@ s_fetch_due(s_sync_t *self)
 
 /* ---- gossip -------------------------------------------------------------- */
 
-/* Push-pull with up to FANOUT random live members, all at once: a round
- * costs one round trip, and a silent member does not hold up the others. */
+static uint64_t
+s_rand_cb(void *self)
+{
+    return s_rand(self);
+}
+
+/* Push-pull with up to FANOUT live members (pm_sigmembers_pick), all at once: a
+ * round costs one round trip, and a silent member does not hold up the others.
+ */
 static void
 s_gossip(s_sync_t *self, size_t fan)
 {
@@ -620,14 +627,7 @@ s_gossip(s_sync_t *self, size_t fan)
             !pm_sigbook_distrusted(self->book, m->name))
             pick[n++] = m;
     }
-    if (fan > n)
-        fan = n;
-    for (size_t k = 0; k < fan; k++) { /* partial shuffle: FAN at random */
-        size_t j = k + (size_t)(s_rand(self) % (n - k));
-        const pm_sigmember_t *m = pick[j];
-        pick[j] = pick[k];
-        pick[k] = m;
-    }
+    fan = pm_sigmembers_pick(self->members, pick, n, fan, s_rand_cb, self);
     pm_peer_link_t **to = pm_calloc(fan + 1, sizeof *to);
     Pm__PeerMessage **theirs = pm_calloc(fan + 1, sizeof *theirs);
     for (size_t k = 0; k < fan; k++)
@@ -679,7 +679,8 @@ s_fanout(const s_sync_t *self)
 {
     /* a round uses its links at once: never more than are kept */
     size_t fan = self->cfg.fanout > 0 ? (size_t)self->cfg.fanout : 3;
-    return fan < PM_SIGMEMBERS_LINKS_MAX ? fan : PM_SIGMEMBERS_LINKS_MAX;
+    size_t max = pm_sigmembers_links_max(self->members);
+    return fan < max ? fan : max;
 }
 
 /* After something new arrived: serve it, and tell FANOUT peers now rather
@@ -803,7 +804,8 @@ s_new(const pm_sigsync_config_t *cfg)
     if (self->cfg.peer_timeout_ms <= 0)
         self->cfg.peer_timeout_ms = 2000;
     self->node = pm_strdup(self->cfg.name);
-    self->members = pm_sigmembers_new(self->cfg.cert, self->cfg.members_file);
+    self->members = pm_sigmembers_new(self->cfg.cert, self->cfg.members_file,
+                                      (size_t)self->cfg.links_max);
     self->book = pm_sigbook_new();
     self->verifier = pm_sigverify_new(self->cfg.fetcher, self->cfg.fetch_user);
     self->backlog = zlist_new();

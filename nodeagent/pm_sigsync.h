@@ -75,7 +75,10 @@ typedef struct {
                                  start; NULL: memory only */
     int gossip_ms;            /* gossip round; 0: 200 */
     int fanout;               /* peers per round; 0: 3; at most
-                                 PM_SIGMEMBERS_LINKS_MAX */
+                                 links_max */
+    int links_max;            /* peer links kept at once, the gossip view
+                                 of a big cluster (pm_sigmembers.h);
+                                 0: PM_SIGMEMBERS_LINKS_MAX */
     int distrust_s;           /* 0: 3600 */
     int peer_timeout_ms;      /* one peer reply; 0: 2000 */
 } pm_sigsync_config_t;

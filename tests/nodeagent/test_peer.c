@@ -316,6 +316,146 @@ Test(peer, kept_links_answer_again)
     free(db);
 }
 
+/* A gossip server that answers each VERSIONS with version = its count of
+ * asks, the first after 600 ms when SLOW; ECHO: with the asker's seq, as
+ * a pm_peer service does (else as an older agent). Tells its pipe, on
+ * "IDS", whether every ask came on one connection. */
+typedef struct {
+    zcert_t *cert;
+    bool echo, slow;
+} s_slow_args_t;
+
+static void
+s_slow(zsock_t *pipe, void *args)
+{
+    s_slow_args_t *a = args;
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    zcert_apply(a->cert, router);
+    zsock_set_curve_server(router, 1);
+    zsock_set_linger(router, 0);
+    int rc = zsock_bind(router, "tcp://127.0.0.1:0");
+    (void)rc; /* a failure shows as an endpoint nobody answers on */
+    zsock_signal(pipe, 0);
+    char *ep = zsock_last_endpoint(router);
+    zstr_send(pipe, ep);
+    free(ep);
+    zpoller_t *p = zpoller_new(pipe, router, NULL);
+    zframe_t *first_id = NULL;
+    bool one_connection = true;
+    uint32_t asks = 0;
+    for (;;) {
+        void *which = zpoller_wait(p, -1);
+        if (which == pipe) {
+            char *cmd = zstr_recv(pipe);
+            bool ids = cmd && strcmp(cmd, "IDS") == 0;
+            free(cmd);
+            if (!ids)
+                break; /* $TERM */
+            zsock_send(pipe, "i", one_connection);
+            continue;
+        }
+        zmsg_t *m = zmsg_recv(router);
+        zframe_t *id = zmsg_first(m), *body = zmsg_next(m);
+        Pm__PeerMessage *in = NULL;
+        if (body &&
+            pm_wire_unpack_peer_message(zframe_data(body), zframe_size(body),
+                                        &in, NULL) == PM_OK) {
+            if (!first_id)
+                first_id = zframe_dup(id);
+            one_connection &= zframe_eq(first_id, id);
+            if (++asks == 1 && a->slow)
+                zclock_sleep(600);
+            Pm__SignatureDb *db;
+            Pm__PeerMessage out = s_versions(asks, &db);
+            out.kind = PM__PEER_MESSAGE__KIND__VERSIONS_REPLY;
+            out.seq = a->echo ? in->seq : 0;
+            size_t len = 0;
+            uint8_t *buf = pm_wire_pack(&out.base, &len);
+            void *h = zsock_resolve(router);
+            zmq_send(h, zframe_data(id), zframe_size(id), ZMQ_SNDMORE);
+            zmq_send(h, buf, len, 0);
+            free(buf);
+            free(db);
+            pm__peer_message__free_unpacked(in, NULL);
+        }
+        zmsg_destroy(&m);
+    }
+    zframe_destroy(&first_id);
+    zpoller_destroy(&p);
+    zsock_destroy(&router);
+}
+
+/* Two exchanges on one link, the first answered too late when SLOW:
+ * returns the version the second got (0: none), and whether both asks
+ * came on one connection. */
+static uint32_t
+s_two_asks(bool echo, bool slow, bool *one_connection)
+{
+    s_slow_args_t args = {.cert = s_server, .echo = echo, .slow = slow};
+    zactor_t *srv = zactor_new(s_slow, &args);
+    char *ep = zstr_recv(srv);
+    pm_peer_link_t *link =
+        pm_peer_link_new(s_client, ep, zcert_public_txt(s_server));
+    Pm__SignatureDb *db;
+    Pm__PeerMessage mine = s_versions(1, &db);
+    Pm__PeerMessage *theirs = NULL;
+    size_t first = pm_peer_exchange_links(&link, 1, &mine, &theirs, 200);
+    cr_assert_eq(first, slow ? 0 : 1, "the first answer came in time: %d",
+                 !slow);
+    if (first)
+        pm__peer_message__free_unpacked(theirs, NULL);
+    uint32_t got = 0;
+    if (pm_peer_exchange_links(&link, 1, &mine, &theirs, S_WAIT) == 1) {
+        got = theirs->databases[0]->version;
+        pm__peer_message__free_unpacked(theirs, NULL);
+    }
+    zstr_send(srv, "IDS");
+    int one = 0;
+    zsock_recv(srv, "i", &one);
+    *one_connection = one;
+    pm_peer_link_destroy(&link);
+    zactor_destroy(&srv);
+    free(ep);
+    free(db);
+    return got;
+}
+
+Test(peer, a_late_answer_is_dropped_and_the_link_kept)
+{
+    bool one = false;
+    cr_assert_eq(s_two_asks(true, true, &one), 2,
+                 "the second exchange got the answer to the second ask, "
+                 "not the late first one");
+    cr_assert(one, "the link kept its connection");
+}
+
+Test(peer, an_agent_that_does_not_echo_is_still_answered)
+{
+    bool one = false;
+    cr_assert_eq(s_two_asks(false, false, &one), 2);
+    cr_assert(one, "on the one connection");
+}
+
+Test(peer, the_service_echoes_seq)
+{
+    s_start(s_client);
+    s_hold(s_peer, 6);
+    pm_peer_link_t *link =
+        pm_peer_link_new(s_client, s_endpoint, zcert_public_txt(s_server));
+    Pm__SignatureDb *db;
+    Pm__PeerMessage mine = s_versions(1, &db);
+    for (uint64_t round = 1; round <= 3; round++) {
+        Pm__PeerMessage *theirs = NULL;
+        cr_assert_eq(pm_peer_exchange_links(&link, 1, &mine, &theirs, S_WAIT),
+                     1);
+        cr_expect_eq(theirs->seq, round, "the answer names the ask");
+        cr_expect_eq(theirs->databases[0]->version, 6, "what it holds");
+        pm__peer_message__free_unpacked(theirs, NULL);
+    }
+    pm_peer_link_destroy(&link);
+    free(db);
+}
+
 Test(peer, unenrolled_key_refused)
 {
     s_start(s_client);

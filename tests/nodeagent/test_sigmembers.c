@@ -80,7 +80,7 @@ s_members(const char *endpoint1, const char *holder, uint8_t **buf, size_t *len)
 
 Test(sigmembers, replaced_whole_by_each_publication)
 {
-    pm_sigmembers_t *ms = pm_sigmembers_new(s_me, NULL);
+    pm_sigmembers_t *ms = pm_sigmembers_new(s_me, NULL, 0);
     cr_assert_eq(pm_sigmembers_count(ms), 0);
     cr_assert_null(pm_sigmembers_duty(ms, "test"));
 
@@ -111,7 +111,7 @@ Test(sigmembers, replaced_whole_by_each_publication)
 
 Test(sigmembers, a_link_is_kept_until_its_member_moves)
 {
-    pm_sigmembers_t *ms = pm_sigmembers_new(s_me, NULL);
+    pm_sigmembers_t *ms = pm_sigmembers_new(s_me, NULL, 0);
     Pm__Publication *pub = s_members("tcp://127.0.0.1:7301", "mx1", NULL, 0);
     pm_sigmembers_set(ms, pub);
     pm__publication__free_unpacked(pub, NULL);
@@ -156,9 +156,70 @@ Test(sigmembers, a_link_is_kept_until_its_member_moves)
     pm_sigmembers_destroy(&ms);
 }
 
+static uint64_t
+s_xorshift(void *state)
+{
+    uint64_t *x = state;
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* A view of LINKS_MAX = 4 out of 40 candidates: random picks while it
+ * fills, then picks within it, but for about one pick in
+ * PM_SIGMEMBERS_VIEW_CHURN rounds, which replaces a view member. */
+Test(sigmembers, a_big_cluster_gossips_within_a_view)
+{
+    enum { N = 40, VIEW = 4, FAN = 3, ROUNDS = 1600 };
+    pm_sigmembers_t *ms = pm_sigmembers_new(s_me, NULL, VIEW);
+    cr_assert_eq(pm_sigmembers_links_max(ms), VIEW);
+    char names[N][16];
+    pm_sigmember_t m[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "p%d", i);
+        m[i] = (pm_sigmember_t){names[i], "tcp://127.0.0.1:7400",
+                                (char *)zcert_public_txt(s_mx2), true};
+    }
+    uint64_t seed = 42;
+    const pm_sigmember_t *pick[N];
+    size_t outside = 0, rounds_with_outside = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < N; i++)
+            pick[i] = &m[(i + r) % N]; /* the caller's order matters not */
+        bool full = pm_sigmembers_links(ms) == VIEW;
+        size_t fan = pm_sigmembers_pick(ms, pick, N, FAN, s_xorshift, &seed);
+        cr_assert_eq(fan, FAN);
+        size_t out = 0;
+        for (size_t k = 0; k < fan; k++) {
+            for (size_t j = 0; j < k; j++)
+                cr_assert_neq(pick[j], pick[k], "picked twice in a round");
+            out += !pm_sigmembers_linked(ms, pick[k]);
+        }
+        if (full) {
+            cr_assert_leq(out, 1, "a full view: one pick from outside at most");
+            outside += out;
+            rounds_with_outside += out > 0;
+        }
+        for (size_t k = 0; k < fan; k++) /* the round uses its links */
+            cr_assert_not_null(pm_sigmembers_link(ms, pick[k]));
+        cr_assert_leq(pm_sigmembers_links(ms), VIEW);
+    }
+    cr_assert_eq(pm_sigmembers_links(ms), VIEW, "the view filled");
+    /* about ROUNDS / 16 = 100 rounds took a member from outside */
+    cr_expect(rounds_with_outside > 50 && rounds_with_outside < 200,
+              "%zu of %d rounds picked from outside", rounds_with_outside,
+              ROUNDS);
+
+    /* fewer candidates than the view holds: all of them, at random */
+    size_t fan = pm_sigmembers_pick(ms, pick, 2, FAN, s_xorshift, &seed);
+    cr_assert_eq(fan, 2);
+    pm_sigmembers_destroy(&ms);
+}
+
 Test(sigmembers, kept_in_a_file_and_read_back)
 {
-    pm_sigmembers_t *ms = pm_sigmembers_new(s_me, s_file);
+    pm_sigmembers_t *ms = pm_sigmembers_new(s_me, s_file, 0);
     Pm__Publication *pub = NULL;
     char *data = NULL, *why = NULL;
     size_t len = 0;
@@ -178,7 +239,7 @@ Test(sigmembers, kept_in_a_file_and_read_back)
     pm_sigmembers_destroy(&ms);
 
     /* the next run reads it back, bytes and all */
-    ms = pm_sigmembers_new(s_me, s_file);
+    ms = pm_sigmembers_new(s_me, s_file, 0);
     cr_assert_eq(pm_sigmembers_kept(ms, &pub, &data, &len, &why), PM_OK);
     cr_assert_eq(len, n);
     cr_assert_eq(memcmp(data, buf, n), 0);
