@@ -15,10 +15,12 @@
 #                     signature sync as actors in one process, the way the
 #                     propagation bench runs 1000 agents); "" skips it
 #   INPROC_GOSSIP_MS=2000 INPROC_LINKS=3 INPROC_ROUNDS=2
-#                     its gossip round, peer links per node and rounds:
-#                     1000 nodes share 2 cores (gossip every 1000 ms alone
-#                     took 1.4 of them here) and one process's open-file
-#                     limit (each link is ~3 descriptors)
+#   INPROC_TIMEOUT_MS=10000
+#                     its gossip round, peer links per node, rounds and
+#                     peer reply timeout: 1000 nodes share 2 cores (gossip
+#                     every 1000 ms alone took 1.4 of them here; a node
+#                     gets 1/500 of a core, so answers are slow) and one
+#                     process's open-file limit (a link is ~3 descriptors)
 #
 # privmta, for each N: a controller (heartbeat 200 ms, stale 1 s, down
 # 3 s), the loopback mirror (tests/data/clamav/mirror.py) serving ClamAV's
@@ -64,6 +66,7 @@ INPROC=${INPROC-1000}
 INPROC_GOSSIP_MS=${INPROC_GOSSIP_MS:-2000}
 INPROC_LINKS=${INPROC_LINKS:-3}
 INPROC_ROUNDS=${INPROC_ROUNDS:-2}
+INPROC_TIMEOUT_MS=${INPROC_TIMEOUT_MS:-10000}
 BUILD=${PM_BUILD_DIR:-build}
 MISS_S=30
 [ "$(id -u)" -eq 0 ] || { echo "run as root"; exit 2; }
@@ -409,14 +412,15 @@ run_inproc() { # N: rounds in $W/pm.N, as run_privmta writes them
     wait_for 15 test -s "$C/mirror.port" || { echo "N=$n: no mirror"; return 1; }
     "$BUILD/bench/bench_sigsync" "$n" "$INPROC_ROUNDS" "$BUILD/nodeagent/privmta-sigfetch" \
         "http://127.0.0.1:$(cat "$C/mirror.port")" "$C/www" "$C/access.log" "$DB" \
-        "$C/nodes" "$INPROC_GOSSIP_MS" "$INPROC_LINKS" >"$C/out" 2>"$C/err" ||
+        "$C/nodes" "$INPROC_GOSSIP_MS" "$INPROC_LINKS" "$INPROC_TIMEOUT_MS" \
+        >"$C/out" 2>"$C/err" ||
         { echo "N=$n in one process failed: $(tail -3 "$C/err")"; }
     sed -n 's/^round [0-9]*: //p' "$C/out" >"$W/pm.$n"
     sed -n 's/^idle-cpu //p' "$C/out" >"$W/pmcpu.$n"
     out=$(grep -E '^(rss-mib|threads|helpers|open-files)' "$C/out" | tr '\n' ' ')
     echo "  privmta N=$n in one process: idle $(cat "$W/pmcpu.$n") % of one core; $out"
     awk '{ printf "  round %d: publish->all %s ms, publish->fetch %s ms, fetch->all %s ms, misses %s; mirror 200s %s (max %s per file), nodes that fetched %s\n", NR, $1, $2, $3, $4, $5, $6, $7 }' "$W/pm.$n"
-    echo "  (one process: $n agents' CPU on $(nproc) cores, gossip every $INPROC_GOSSIP_MS ms, $INPROC_LINKS links per node; $out)" >>"$W/notes.$n"
+    echo "  (one process: $n agents' CPU on $(nproc) cores, gossip every $INPROC_GOSSIP_MS ms, $INPROC_LINKS links per node, peer timeout $INPROC_TIMEOUT_MS ms; $out)" >>"$W/notes.$n"
     stop_pids "$mpid"
 }
 

@@ -112,14 +112,21 @@ Test(from, not_exactly_one_mailbox)
     cr_assert_not(pm_from_names(&f, "test"));
     pm_from_clear(&f);
     /* a comment or quote left open never reaches GMime (3.2.13 leaks the
-     * address before it): ambiguous, judged by the text */
-    const char *open[] = {"Tx@[e](\\", "ceo@bank.com (x", "ceo@bank.com (a(b)",
-                          "\"ceo <ceo@bank.com>"};
+     * address before it), nor a domain literal it would read otherwise
+     * than this scan: ambiguous, judged by the text */
+    const char *open[] = {"Tx@[e](\\",
+                          "ceo@bank.com (x",
+                          "ceo@bank.com (a(b)",
+                          "\"ceo <ceo@bank.com>",
+                          "Tx@[e\"x_@ev](\\m\377mple\"",
+                          "ceo@[bank.com",
+                          "ceo@[a(b)]",
+                          "ceo@[a\\]b]"};
     for (size_t i = 0; i < sizeof open / sizeof *open; i++) {
         S_PARSE(&f, open[i]);
         cr_assert_eq(f.kind, PM_FROM_AMBIGUOUS, "%s", open[i]);
-        cr_assert_str_eq(f.problem,
-                         "a comment or quoted string left open in From");
+        cr_assert_str_eq(f.problem, "a comment, quoted string or domain "
+                                    "literal left open or malformed in From");
         cr_assert_eq(f.n_domains, 0);
         pm_from_clear(&f);
     }
