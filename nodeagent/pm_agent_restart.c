@@ -20,6 +20,8 @@ s_restart_config(const pm_agent_state_t *self)
         .milter_socket = self->cfg.milter_socket,
         .milter_restart = self->cfg.milter_restart,
         .journal = self->restart_journal,
+        .probe_dir = self->cfg.milter_dir,
+        .probe_gid = self->cfg.milter_gid,
         .gate_ms = self->cfg.restart_gate_ms,
     };
 }

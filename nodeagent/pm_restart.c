@@ -7,6 +7,7 @@
 #include "pm_mem.h"
 #include "pm_pf_run.h"
 #include "pm_postconf.h"
+#include "pm_probe.h"
 #include "pm_svcprobe.h"
 #include "pm_wire.h"
 
@@ -463,6 +464,31 @@ s_restart_postfix(s_restart_t *self, char **why)
     return true;
 }
 
+/* A message through the first SMTP listener that runs the milter and
+ * through the milter (pm_probe.h), when the node has both and the
+ * milter's handoff directory is known. */
+static bool
+s_probe(s_restart_t *self, char **why)
+{
+    const char *dir = self->cfg.postfix_dir;
+    if (!self->cfg.probe_dir || !self->cfg.milter_socket || !dir)
+        return true;
+    if (!self->n_ls &&
+        pm_svcprobe_listeners(dir, &self->ls, &self->n_ls, why) != PM_OK)
+        return false;
+    const pm_svcprobe_listener_t *l = NULL;
+    for (size_t i = 0; !l && i < self->n_ls; i++)
+        l = self->ls[i].unfiltered ? NULL : &self->ls[i];
+    if (!l) /* no listener runs the filter: no path to probe */
+        return true;
+    pm_probe_config_t pc = {.handoff_dir = self->cfg.probe_dir,
+                            .gid = (gid_t)self->cfg.probe_gid,
+                            .smtp_source = self->cfg.smtp_source,
+                            .cancelled = s_stopped,
+                            .cancel_arg = self};
+    return pm_probe_send(&pc, l->host, l->port, why);
+}
+
 /* One look at everything the gate checks; false with *why. A listener
  * that greets proves master runs; without one, postfix status says. */
 static bool
@@ -476,7 +502,8 @@ s_gate_once(s_restart_t *self, bool pf, char **why)
         if (!pm_svcprobe_smtp(&self->ls[i], S_PROBE_MS, why))
             return false;
     const char *ms = self->cfg.milter_socket;
-    return !ms || pm_svcprobe_milter(ms, S_PROBE_MS, why);
+    return (!ms || pm_svcprobe_milter(ms, S_PROBE_MS, why)) &&
+           s_probe(self, why);
 }
 
 /* Everything answers within gate_ms. */
@@ -598,6 +625,8 @@ s_destroy(s_restart_t **self_p)
     free((char *)self->cfg.milter_socket);
     free((char *)self->cfg.milter_restart);
     free((char *)self->cfg.journal);
+    free((char *)self->cfg.probe_dir);
+    free((char *)self->cfg.smtp_source);
     free(self);
     *self_p = NULL;
 }
@@ -634,6 +663,8 @@ pm_restart_new(const pm_restart_config_t *config, const Pm__RestartOrder *order)
     self->cfg.milter_socket = s_opt(config->milter_socket);
     self->cfg.milter_restart = s_opt(config->milter_restart);
     self->cfg.journal = s_opt(config->journal);
+    self->cfg.probe_dir = s_opt(config->probe_dir);
+    self->cfg.smtp_source = s_opt(config->smtp_source);
     self->rollout = order->rollout;
     self->service = pm_strdup(order->service);
     self->drain_ms = order->drain_ms;

@@ -39,7 +39,10 @@
  *            for one it did not set), postfix start.
  *   gate     Within GATE_MS (retrying every 200 ms): Postfix runs and
  *            every SMTP listener (pm_svcprobe_listeners) greets with 220;
- *            with a milter socket, the milter accepts a connection.
+ *            with a milter socket, the milter accepts a connection; with
+ *            PROBE_DIR too, a probe message through an SMTP listener that
+ *            runs the milter is answered by it as having passed every
+ *            check (pm_probe.h; nothing is delivered).
  *
  * The milter ("milter", and "all") is restarted by MILTER_RESTART, a
  * command split on blanks into words (no shell, no quoting), run with
@@ -97,6 +100,10 @@ typedef struct {
                                    or "": none */
     const char *journal;        /* the drain's original values while
                                    Postfix restarts; NULL: not kept */
+    const char *probe_dir;      /* the milter's handoff directory, where
+                                   the probe's token goes; NULL: no probe */
+    int probe_gid;              /* the milter's group (reads the token) */
+    const char *smtp_source;    /* NULL: PM_PROBE_SMTP_SOURCE */
     int gate_ms;                /* 0: PM_RESTART_GATE_MS */
     /* Tests only: called at the steps "drained" (drain written and
      * reloaded), "stopped" (postfix stop done) and "start" (parameters put

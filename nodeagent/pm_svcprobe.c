@@ -114,6 +114,29 @@ s_fields(char *line, char **f, size_t max)
     return n;
 }
 
+/* Words of a master.cf command line, at most: a service with more -o
+ * options than fit is read without the rest (a listener still, perhaps
+ * taken for one that runs the milter: its probe then says otherwise). */
+#define S_FIELDS_MAX 128
+
+/* ARGS (the command's arguments) turn the milters off: "-o smtpd_milters=
+ * ..." (whatever it names, not this node's filter) or "-o
+ * receive_override_options=..." holding no_milters. */
+static bool
+s_unfiltered(char **args, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (strcmp(args[i], "-o") != 0)
+            continue;
+        const char *o = args[i + 1];
+        if (strncmp(o, "smtpd_milters=", 14) == 0 ||
+            (strncmp(o, "receive_override_options=", 25) == 0 &&
+             strstr(o + 25, "no_milters")))
+            return true;
+    }
+    return false;
+}
+
 /* Parses postconf -M output OUT into LIST; PM_EINVAL on an unknown port. */
 static int
 s_parse_services(char *out, pm_svcprobe_listener_t **list, size_t *n,
@@ -121,13 +144,15 @@ s_parse_services(char *out, pm_svcprobe_listener_t **list, size_t *n,
 {
     for (char *save = NULL, *line = strtok_r(out, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
-        char *f[8];
-        if (s_fields(line, f, 8) < 8 || strcmp(f[1], "inet") != 0 ||
+        char *f[S_FIELDS_MAX];
+        size_t nf = s_fields(line, f, S_FIELDS_MAX);
+        if (nf < 8 || strcmp(f[1], "inet") != 0 ||
             (strcmp(f[7], "smtpd") != 0 && strcmp(f[7], "postscreen") != 0))
             continue;
         *list = pm_realloc(*list, (*n + 1) * sizeof **list);
         pm_svcprobe_listener_t *l = &(*list)[(*n)++];
         memset(l, 0, sizeof *l);
+        l->unfiltered = s_unfiltered(f + 8, nf - 8);
         if (!s_parse_name(f[0], l)) {
             pm_why(why, "pm_svcprobe",
                    "master.cf service %s: its port is neither a number nor "

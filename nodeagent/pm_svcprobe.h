@@ -25,14 +25,18 @@
 /* One SMTP listener: a master.cf service of type inet whose command is
  * smtpd or postscreen. */
 typedef struct {
-    char *service; /* its master.cf name ("127.0.0.1:2525", "smtp") */
-    char *host;    /* where to connect: the name's host, else the first
-                      of inet_interfaces (127.0.0.1 or ::1 for all,
-                      loopback-only or localhost) */
-    int port;      /* the name's port, numeric or from /etc/services */
-    bool any;      /* the name has no host: Postfix listens on every
-                      inet_interfaces address, sessions on any local
-                      address count */
+    char *service;   /* its master.cf name ("127.0.0.1:2525", "smtp") */
+    char *host;      /* where to connect: the name's host, else the first
+                        of inet_interfaces (127.0.0.1 or ::1 for all,
+                        loopback-only or localhost) */
+    int port;        /* the name's port, numeric or from /etc/services */
+    bool any;        /* the name has no host: Postfix listens on every
+                        inet_interfaces address, sessions on any local
+                        address count */
+    bool unfiltered; /* its master.cf entry turns the milters off (-o
+                        smtpd_milters=..., or receive_override_options
+                        with no_milters), as the milter's notification
+                        listener does: mail through it meets no filter */
 } pm_svcprobe_listener_t;
 
 /* The SMTP listeners of the Postfix instance whose configuration

@@ -14,6 +14,20 @@
  *     /var/lib/privmta-milter/policy.pb  root:<milter group> 0640
  *     /var/lib/privmta-milter/dkim/      root:<milter group> 0750
  *     /var/lib/privmta-milter/dkim/<id>  root:<milter group> 0640
+ *     /var/lib/privmta-milter/probe.key  root:<milter group> 0640
+ *
+ * The probe: to check a node's mail path after a restart, the agent writes
+ * a random token to probe.key and sends, from the node itself, a message
+ * carrying the header "X-Privmta-Probe: <token>" through the node's
+ * Postfix listener. A message from a loopback client whose header holds
+ * the token is checked like any other and, when every check lets it
+ * through, refused at the end of DATA with "550 5.7.0 PM_PROBE_PASSED":
+ * the filter's own answer proves that smtpd, cleanup and the filter saw
+ * it and that every check passed (a 250 would be no proof: a listener
+ * without the filter, or milter_default_action = accept with the filter
+ * down, delivers), and nothing reaches a mailbox or needs a transport of
+ * the admin's. Anything else with that header (another client, another
+ * token) is ordinary mail.
  */
 #ifndef PM_HANDOFF_H
 #define PM_HANDOFF_H
@@ -25,6 +39,10 @@
 #define PM_HANDOFF_DIR "/var/lib/privmta-milter"
 #define PM_HANDOFF_POLICY "policy.pb"
 #define PM_HANDOFF_DKIM "dkim"
+#define PM_HANDOFF_PROBE "probe.key"
+#define PM_PROBE_HEADER "X-Privmta-Probe"
+#define PM_PROBE_TOKEN_MAX 128 /* bytes of a token, read or written */
+#define PM_PROBE_PASSED "privmta probe: every check passed"
 
 /* Writes REV (its policy already this node's effective one) to PATH, mode
  * 0640, group GID (-1: unchanged). PM_OK, or PM_EIO with *why. */

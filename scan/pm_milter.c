@@ -2,6 +2,7 @@
 #include "pm_attach.h"
 #include "pm_av.h"
 #include "pm_mem.h"
+#include "pm_handoff.h"
 #include "pm_milter.h"
 #include "pm_milter_private.h"
 
@@ -497,6 +498,17 @@ pm_milter_decide(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
         return out->action;
     if (outbound && s_sign(pol, msg, eng, out))
         return out->action;
+    /* this node's probe (pm_handoff.h): the answer is the proof, and no
+     * copy is kept */
+    if (pm_mmsg_probe_ok(msg)) {
+        pm_mverdict_clear(out);
+        out->action = PM_MV_REJECT;
+        snprintf(out->rcode, sizeof out->rcode, "550");
+        snprintf(out->xcode, sizeof out->xcode, "5.7.0");
+        out->text = pm_strdup(PM_PROBE_PASSED);
+        out->log = pm_strdup("probe: every check passed");
+        return PM_MV_REJECT;
+    }
     if (!out->log)
         out->log =
             pm_strdup(out->dkim_value ? "accepted, DKIM signed" : "accepted");

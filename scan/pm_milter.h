@@ -63,6 +63,9 @@
  *      end of the header block, a new Subject after them: what
  *      smfi_chgheader / smfi_addheader make the MTA do), so a tagged
  *      message's signature verifies. DKIM-Signature is inserted at the top.
+ *   7. this node's probe (pm_handoff.h; pm_mmsg_probe_ok) that every check
+ *      let through is refused: 550 5.7.0 PM_PROBE_PASSED (its proof; no
+ *      copy is kept, headers and signature dropped).
  * "Outbound" means {auth_authen} is set or the client address is in the
  * policy's outbound.mynetworks. Any engine error or timeout (scanner
  * failed, no engine yet, spamd down or slow, DKIM library failure, a
@@ -217,6 +220,16 @@ void pm_mmsg_add_body(pm_mmsg_t *self, const void *data, size_t len);
 const char *pm_mmsg_data(const pm_mmsg_t *self, size_t *len);
 const char *pm_mmsg_queue_id(const pm_mmsg_t *self);
 bool pm_mmsg_too_big(const pm_mmsg_t *self);
+
+/* The probe (pm_handoff.h): the value of the message's one
+ * PM_PROBE_HEADER when it came from a loopback client; NULL otherwise
+ * (no such header, several, or another client). Whether it holds this
+ * node's token is the runtime's to say (pm_milter_run_probe), and
+ * pm_milter_decide answers a probe that passed every check with
+ * PM_PROBE_PASSED. */
+const char *pm_mmsg_probe(const pm_mmsg_t *self);
+void pm_mmsg_set_probe_ok(pm_mmsg_t *self, bool ok);
+bool pm_mmsg_probe_ok(const pm_mmsg_t *self);
 
 /* ---- scanning engines ---------------------------------------------------- */
 
@@ -377,5 +390,13 @@ size_t pm_milter_max_bytes(const pm_milter_t *self);
  * by how many clients send at once. Same contract as pm_milter_decide. */
 pm_mv_action_t pm_milter_run_decide(pm_milter_t *self, const pm_mpolicy_t *pol,
                                     const pm_mmsg_t *msg, pm_mverdict_t *out);
+
+/* Whether MSG is this node's probe (pm_handoff.h): its PM_PROBE_HEADER
+ * (pm_mmsg_probe: one, from a loopback client) holds the token in
+ * PM_HANDOFF_PROBE beside the policy file (read through PM_FILE_STRICT, at
+ * most PM_PROBE_TOKEN_MAX bytes, compared in constant time, trailing
+ * blanks ignored). Sets pm_mmsg_set_probe_ok; no token file: not a probe.
+ * Call before pm_milter_run_decide. */
+void pm_milter_run_probe(pm_milter_t *self, pm_mmsg_t *msg);
 
 #endif

@@ -1,8 +1,10 @@
 /* pm_milter_msg.c - one message as the MTA hands it to the milter. */
 #include "pm_mem.h"
 #include "pm_milter.h"
+#include "pm_handoff.h"
 #include "pm_milter_private.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,9 @@ struct pm_mmsg_t {
     char *data; /* rebuilt message, CRLF */
     size_t len, cap;
     bool too_big;
+    char *probe;     /* the first PM_PROBE_HEADER value */
+    size_t n_probes; /* how many such headers came */
+    bool probe_ok;   /* it holds this node's probe token */
 };
 
 pm_mmsg_t *
@@ -48,6 +53,9 @@ s_forget(pm_mmsg_t *self)
     self->n_froms = 0;
     self->len = 0;
     self->too_big = false;
+    PM_FREE(&self->probe);
+    self->n_probes = 0;
+    self->probe_ok = false;
     /* keep self->data's capacity: the next message on this connection
      * reuses it (few allocations per message) */
 }
@@ -186,6 +194,8 @@ pm_mmsg_add_header(pm_mmsg_t *self, const char *name, const char *value)
         return;
     if (strcasecmp(name, "Subject") == 0 && !self->subject)
         self->subject = pm_strdup(value);
+    if (strcasecmp(name, PM_PROBE_HEADER) == 0 && !self->n_probes++)
+        self->probe = pm_strdup(value);
     if (strcasecmp(name, "From") == 0) {
         self->froms =
             pm_realloc(self->froms, (self->n_froms + 1) * sizeof *self->froms);
@@ -290,4 +300,42 @@ pm_mmsg_from_mentions(const pm_mmsg_t *msg, const char *domain)
     bool hit = pm_from_names(&f, domain);
     pm_from_clear(&f);
     return hit;
+}
+
+/* 127.0.0.0/8, ::1, or ::ffff:127.x.x.x. */
+static bool
+s_loopback(const struct sockaddr *sa)
+{
+    if (sa && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa && sa->sa_family == AF_INET6) {
+        const struct in6_addr *a =
+            &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+const char *
+pm_mmsg_probe(const pm_mmsg_t *self)
+{
+    return self->n_probes == 1 && self->has_client &&
+                   s_loopback((const struct sockaddr *)&self->client)
+               ? self->probe
+               : NULL;
+}
+
+void
+pm_mmsg_set_probe_ok(pm_mmsg_t *self, bool ok)
+{
+    self->probe_ok = ok && pm_mmsg_probe(self);
+}
+
+bool
+pm_mmsg_probe_ok(const pm_mmsg_t *self)
+{
+    return self->probe_ok;
 }

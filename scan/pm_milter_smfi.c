@@ -145,6 +145,7 @@ s_eom(SMFICTX *ctx)
     if (qid)
         pm_mmsg_set_queue_id(c->msg, qid);
     pm_mverdict_t v;
+    pm_milter_run_probe(s_milter, c->msg);
     pm_milter_run_decide(s_milter, c->pol, c->msg, &v);
     if (v.action == PM_MV_ACCEPT && !s_apply(ctx, &v)) {
         pm_mverdict_clear(&v);

@@ -88,6 +88,8 @@ check "no node started before the one before it was done" jq -e \
     "$WORK/rollout.json" >/dev/null
 check "every node restarted Postfix and its milter once" bash -c \
     "for i in 1 2 3; do [ \$(grep -c 'restarting all (rollout 1' '$WORK/cluster/mx'\$i/agent.log) = 1 ] || exit 1; done"
+check "every node's gate sent a probe through Postfix that its milter passed" bash -c \
+    "for i in 1 2 3; do grep -q 'probe: every check passed' '$WORK/cluster/mx'\$i/milter.log || exit 1; done"
 jq -r '.counts | to_entries | map("\(.key) \(.value)") | join(", ")' "$LOAD/summary.json" >"$WORK/counts"
 check "clients saw no 5xx ($(cat "$WORK/counts"))" jq -e '.counts.permfail == 0' "$LOAD/summary.json" >/dev/null
 check "and no session cut after the greeting" jq -e '.counts.dropped == 0' "$LOAD/summary.json" >/dev/null ||

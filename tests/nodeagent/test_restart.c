@@ -29,6 +29,7 @@
 #include "pm_error.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
+#include "pm_handoff.h"
 #include "pm_restart.h"
 #include "pm_svcprobe.h"
 #include "pm_wire.h"
@@ -418,6 +419,56 @@ Test(restart, failures_name_the_phase_and_undo_the_drain, .timeout = 90)
     free(before);
 }
 
+/* The gate's probe: a milter that takes connections but never answers
+ * makes Postfix tempfail every message (milter_default_action), and the
+ * gate fails naming the probe; the token is gone afterwards. A milter
+ * that answers and discards is the cluster test's (tests/integration). */
+Test(restart, probe_fails_when_mail_cannot_pass, .timeout = 90)
+{
+    node_t n;
+    s_node(&n, "probe", "127.0.0.94");
+    char path[256], sock[300], handoff[256], key[300];
+    snprintf(path, sizeof path, "%s/mute-milter.sock", s_base);
+    snprintf(sock, sizeof sock, "unix:%s", path);
+    snprintf(handoff, sizeof handoff, "%s/probe-handoff", s_base);
+    snprintf(key, sizeof key, "%s/%s", handoff, PM_HANDOFF_PROBE);
+    cr_assert_eq(mkdir(handoff, 0750), 0);
+    int milter = s_listen_unix(path);
+    char *out = NULL;
+    cr_assert_eq(testsh_run(&out,
+                            "postconf -c %s -e 'smtpd_milters = %s' "
+                            "'milter_default_action = tempfail' "
+                            "'milter_connect_timeout = 1s' "
+                            "'milter_command_timeout = 1s' 2>&1 && "
+                            "postfix -c %s reload 2>&1",
+                            n.etc, sock, n.etc),
+                 0, "%s", out);
+    free(out);
+
+    pm_restart_config_t cfg = s_config(&n);
+    cfg.milter_socket = sock;
+    cfg.milter_restart = "true";
+    cfg.probe_dir = handoff;
+    cfg.probe_gid = -1;
+    cfg.gate_ms = 4000;
+    run_t run;
+    Pm__RestartResult *r = s_restart(&cfg, s_order(11, "milter", 0), &run);
+    cr_expect_not(r->ok, "mail cannot pass, yet the gate passed");
+    cr_expect_str_eq(r->phase, "gate");
+    cr_expect(strstr(r->error, "probe through 127.0.0.94:") &&
+                  strstr(r->error, "rejected: 4"),
+              "%s", r->error);
+    cr_expect_eq(access(key, F_OK), -1, "the token outlived the probe");
+    pm__restart_result__free_unpacked(r, NULL);
+
+    /* without a handoff directory there is no probe: the gate passes */
+    cfg.probe_dir = NULL;
+    r = s_restart(&cfg, s_order(12, "milter", 0), &run);
+    cr_expect(r->ok, "failed in %s: %s", r->phase, r->error);
+    pm__restart_result__free_unpacked(r, NULL);
+    close(milter);
+}
+
 /* A service that sets its own client restrictions in master.cf (as a
  * submission service does) is drained too, and master.cf comes back byte
  * for byte. */
@@ -596,6 +647,9 @@ Test(probe, listeners_from_master_cf, .timeout = 30)
             "'smtp inet n - n - - smtpd' "
             "'127.0.0.5:2526 inet n - n - - postscreen' "
             "'[::1]:2527 inet n - n - - smtpd -o smtpd_tls_wrappermode=yes' "
+            "'127.0.0.1:10026 inet n - n - - smtpd -o smtpd_milters=' "
+            "'127.0.0.1:10027 inet n - n - - smtpd -o "
+            "receive_override_options=no_address_mappings,no_milters' "
             "'smtpd pass - - n - - smtpd' "
             "'pickup unix n - n 60 1 pickup' >master.cf",
             dir, dir),
@@ -604,7 +658,11 @@ Test(probe, listeners_from_master_cf, .timeout = 30)
     size_t n = 0;
     char *why = NULL;
     cr_assert_eq(pm_svcprobe_listeners(dir, &l, &n, &why), PM_OK, "%s", why);
-    cr_assert_eq(n, 3);
+    cr_assert_eq(n, 5);
+    /* the notification listener's kind: mail through it meets no filter */
+    cr_expect_not(l[0].unfiltered || l[1].unfiltered || l[2].unfiltered);
+    cr_expect(l[3].unfiltered && l[4].unfiltered);
+    cr_expect_eq(l[4].port, 10027);
     cr_expect_str_eq(l[0].service, "smtp");
     cr_expect_str_eq(l[0].host, "127.0.0.1");
     cr_expect_eq(l[0].port, 25);

@@ -2,6 +2,7 @@
  * engines (no libmilter, no spamd): every branch of the decision. */
 #include "pm_attach.h"
 #include "pm_av.h"
+#include "pm_handoff.h"
 #include "pm_milter.h"
 #include "pm_milter_run.h"
 #include "pm_notify.h"
@@ -763,6 +764,77 @@ s_runtime(int max_scans, int wait_ms, int spamd_conns)
     pm_milter_t *mt = pm_milter_new(&o, &why);
     cr_assert_not_null(mt, "%s", why ? why : "");
     return mt;
+}
+
+/* The probe from a loopback client with this node's token: every check
+ * runs, and what passes them all is refused with the proof; anything
+ * else is mail. */
+Test(milter, probe_passing_every_check_gets_the_proof)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    char dir[] = "/tmp/pm-probe.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char policy_file[64], key[64];
+    snprintf(policy_file, sizeof policy_file, "%s/%s", dir, PM_HANDOFF_POLICY);
+    snprintf(key, sizeof key, "%s/%s", dir, PM_HANDOFF_PROBE);
+    pm_milter_opts_t o = {.policy_file = policy_file,
+                          .spamd = "127.0.0.1:1",
+                          .notify_smtp = "127.0.0.1:1"};
+    char *why = NULL;
+    pm_milter_t *mt = pm_milter_new(&o, &why);
+    cr_assert_not_null(mt, "%s", why ? why : "");
+
+    /* no token file yet: a header alone makes no probe */
+    pm_mmsg_t *m = s_msg("127.0.0.1", "x@remote.example", "probe", s_plain);
+    pm_mmsg_add_header(m, PM_PROBE_HEADER, "s3cret-token");
+    pm_milter_run_probe(mt, m);
+    cr_assert_not(pm_mmsg_probe_ok(m));
+    pm_mverdict_t v;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    pm_mverdict_clear(&v);
+
+    FILE *f = fopen(key, "w");
+    cr_assert_not_null(f);
+    fputs("s3cret-token\n", f);
+    fclose(f);
+    pm_milter_run_probe(mt, m);
+    cr_assert(pm_mmsg_probe_ok(m));
+    int scans = s_f.av_calls;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_REJECT);
+    cr_assert_str_eq(v.rcode, "550");
+    cr_assert_str_eq(v.xcode, "5.7.0");
+    cr_assert_str_eq(v.text, PM_PROBE_PASSED);
+    cr_assert_str_eq(v.log, "probe: every check passed");
+    cr_assert_eq(v.n_add, 0, "nothing added to what is not kept");
+    cr_assert_eq(s_f.av_calls, scans + 1, "scanned like any mail");
+    pm_mverdict_clear(&v);
+    /* a probe that a check stops is stopped as any message */
+    s_f.spam_score = 1500;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_DISCARD);
+    cr_assert_str_neq(v.log, "probe: every check passed");
+    pm_mverdict_clear(&v);
+    s_f.spam_score = 0;
+    pm_mmsg_destroy(&m);
+
+    /* another token, another client, two headers: ordinary mail */
+    const char *client[] = {"127.0.0.1", "192.0.2.1", "127.0.0.1"};
+    const char *token[] = {"s3cret-tokeN", "s3cret-token", "s3cret-token"};
+    for (int i = 0; i < 3; i++) {
+        m = s_msg(client[i], "x@remote.example", "probe", s_plain);
+        pm_mmsg_add_header(m, PM_PROBE_HEADER, token[i]);
+        if (i == 2)
+            pm_mmsg_add_header(m, PM_PROBE_HEADER, token[i]);
+        pm_milter_run_probe(mt, m);
+        cr_assert_not(pm_mmsg_probe_ok(m), "case %d", i);
+        cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT,
+                     "case %d", i);
+        pm_mverdict_clear(&v);
+        pm_mmsg_destroy(&m);
+    }
+    pm_milter_destroy(&mt);
+    unlink(key);
+    rmdir(dir);
+    pm_mpolicy_unref(&pol);
 }
 
 Test(milter, busy_scanner_tempfails_4_3_2)
