@@ -316,6 +316,24 @@ Test(peer, kept_links_answer_again)
     free(db);
 }
 
+/* A CURVE server with CERT on a free loopback port, for an actor that
+ * plays a peer: signals PIPE, then sends it the endpoint. */
+static zsock_t *
+s_test_server(zsock_t *pipe, zcert_t *cert)
+{
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    zcert_apply(cert, router);
+    zsock_set_curve_server(router, 1);
+    zsock_set_linger(router, 0);
+    int rc = zsock_bind(router, "tcp://127.0.0.1:0");
+    (void)rc; /* a failure shows as an endpoint nobody answers on */
+    zsock_signal(pipe, 0);
+    char *ep = zsock_last_endpoint(router);
+    zstr_send(pipe, ep);
+    free(ep);
+    return router;
+}
+
 /* A gossip server that answers each VERSIONS with version = its count of
  * asks, the first after 600 ms when SLOW; ECHO: with the asker's seq, as
  * a pm_peer service does (else as an older agent). Tells its pipe, on
@@ -329,16 +347,7 @@ static void
 s_slow(zsock_t *pipe, void *args)
 {
     s_slow_args_t *a = args;
-    zsock_t *router = zsock_new(ZMQ_ROUTER);
-    zcert_apply(a->cert, router);
-    zsock_set_curve_server(router, 1);
-    zsock_set_linger(router, 0);
-    int rc = zsock_bind(router, "tcp://127.0.0.1:0");
-    (void)rc; /* a failure shows as an endpoint nobody answers on */
-    zsock_signal(pipe, 0);
-    char *ep = zsock_last_endpoint(router);
-    zstr_send(pipe, ep);
-    free(ep);
+    zsock_t *router = s_test_server(pipe, a->cert);
     zpoller_t *p = zpoller_new(pipe, router, NULL);
     zframe_t *first_id = NULL;
     bool one_connection = true;
@@ -815,16 +824,7 @@ static void
 s_hostile(zsock_t *pipe, void *args)
 {
     s_hostile_args_t *a = args;
-    zsock_t *router = zsock_new(ZMQ_ROUTER);
-    zcert_apply(a->cert, router);
-    zsock_set_curve_server(router, 1);
-    zsock_set_linger(router, 0);
-    int rc = zsock_bind(router, "tcp://127.0.0.1:0");
-    (void)rc; /* a failure shows as an endpoint nobody answers on */
-    zsock_signal(pipe, 0);
-    char *ep = zsock_last_endpoint(router);
-    zstr_send(pipe, ep);
-    free(ep);
+    zsock_t *router = s_test_server(pipe, a->cert);
     zpoller_t *p = zpoller_new(pipe, router, NULL);
     for (;;) {
         void *which = zpoller_wait(p, -1);
