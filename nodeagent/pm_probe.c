@@ -87,7 +87,9 @@ s_send(const pm_probe_config_t *cfg, const char *file, const char *host,
                target);
     else if (!passed) {
         char *what = pm_asprintf("probe through %s", target);
-        *why = pm_cmd_why(what, &r);
+        char *text = pm_cmd_why(what, &r);
+        pm_why(why, "probe", "%s", text);
+        free(text);
         free(what);
     }
     pm_cmd_result_clear(&r);

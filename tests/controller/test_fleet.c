@@ -37,6 +37,7 @@
 #include "pm_mem.h"
 #include "pm_wire.h"
 #include "testdir.h"
+#include "testsh.h"
 
 #define S_REVS 256      /* revisions a test may push */
 #define S_WAIT_MS 30000 /* give up on something that should happen */
@@ -1005,37 +1006,21 @@ s_send_report(zsock_t *sock, Pm__AgentReport__Kind kind, Pm__NodeStatus *st)
     free(buf);
 }
 
-/* The whole output of COMMAND (caller frees). */
+/* The whole output of COMMAND, which must succeed (caller frees). */
 static char *
 s_run(const char *command)
 {
-    FILE *p = popen(command, "r");
-    cr_assert_not_null(p);
     char *out = NULL;
-    size_t cap = 0;
-    FILE *mem = open_memstream(&out, &cap);
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;)
-        fwrite(buf, 1, n, mem);
-    fclose(mem);
-    cr_assert_eq(pclose(p), 0, "%s", command);
+    cr_assert_eq(testsh_run(&out, "%s", command), 0, "%s", command);
     return out;
 }
 
-/* The contents of PATH (caller frees). */
+/* The contents of PATH, which must exist (caller frees). */
 static char *
 s_slurp(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s", path);
-    char *text = NULL;
-    size_t cap = 0;
-    FILE *mem = open_memstream(&text, &cap);
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;)
-        fwrite(buf, 1, n, mem);
-    fclose(mem);
-    fclose(f);
+    char *text = testsh_slurp(path);
+    cr_assert_not_null(text, "%s", path);
     return text;
 }
 
