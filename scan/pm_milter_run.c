@@ -495,6 +495,11 @@ pm_milter_new(const pm_milter_opts_t *opts, char **why)
     pm_mime_init();
     pm_milter_t *self = pm_calloc(1, sizeof *self);
     s_copy_opts(&self->o, opts);
+    const char *slash = strrchr(self->o.policy_file, '/');
+    self->probe_file =
+        slash ? pm_asprintf("%.*s/%s", (int)(slash - self->o.policy_file),
+                            self->o.policy_file, PM_HANDOFF_PROBE)
+              : pm_strdup(PM_HANDOFF_PROBE);
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->av_cond, NULL);
     pthread_cond_init(&self->stop_cond, NULL);
@@ -556,6 +561,7 @@ pm_milter_destroy(pm_milter_t **self_p)
     pthread_cond_destroy(&self->stop_cond);
     pm_mgate_destroy(&self->scan_gate);
     pm_mgate_destroy(&self->spamd_gate);
+    free(self->probe_file);
     free(self);
     *self_p = NULL;
 }
@@ -674,25 +680,19 @@ pm_milter_run_probe(pm_milter_t *self, pm_mmsg_t *msg)
     const char *value = pm_mmsg_probe(msg);
     if (!value)
         return;
-    const char *file = self->o.policy_file;
-    const char *slash = strrchr(file, '/');
-    char *path = slash ? pm_asprintf("%.*s/%s", (int)(slash - file), file,
-                                     PM_HANDOFF_PROBE)
-                       : pm_strdup(PM_HANDOFF_PROBE);
     char *token = NULL, *why = NULL;
     size_t len = 0;
-    int rc = pm_file_read(path, PM_PROBE_TOKEN_MAX, PM_FILE_STRICT, &token,
-                          &len, &why);
+    int rc = pm_file_read(self->probe_file, PM_PROBE_TOKEN_MAX, PM_FILE_STRICT,
+                          &token, &len, &why);
     bool ok = false;
     if (rc == PM_OK) {
         len = s_trimmed_len(token, len);
         ok = len > 0 && s_trimmed_len(value, strlen(value)) == len &&
              s_same_token(token, value, len);
     } else if (rc != PM_ENOTFOUND) {
-        pm_warn("probe: %s", why ? why : path);
+        pm_warn("probe: %s", why ? why : self->probe_file);
     }
     pm_mmsg_set_probe_ok(msg, ok);
     free(token);
     free(why);
-    free(path);
 }

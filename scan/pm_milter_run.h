@@ -31,6 +31,7 @@ int64_t pm_milter_now_ms(void);
 
 struct pm_milter_t {
     pm_milter_opts_t o; /* strings owned */
+    char *probe_file;   /* PM_HANDOFF_PROBE beside o.policy_file */
     pm_mengines_t eng;
     pthread_mutex_t mu; /* guards everything below that changes */
     pthread_cond_t av_cond, stop_cond;
