@@ -744,6 +744,31 @@ pm_check_database_file(const char *value)
 }
 
 char *
+pm_check_cdiff_file(const char *value, uint32_t *version)
+{
+    size_t len = strlen(value);
+    const char *dash = memrchr(value, '-', len);
+    if (len < 8 || strcmp(value + len - 6, ".cdiff") != 0 || !dash)
+        return pm_strdup("not NAME-VERSION.cdiff");
+    const char *num = dash + 1, *end = value + len - 6;
+    uint64_t n = 0;
+    for (const char *p = num; p < end; p++) {
+        if (*p < '0' || *p > '9' || (p == num && *p == '0') ||
+            (n = n * 10 + (uint64_t)(*p - '0')) > UINT32_MAX)
+            return pm_strdup("not NAME-VERSION.cdiff with VERSION a number "
+                             "from 1 to 4294967295");
+    }
+    if (num == end)
+        return pm_strdup("not NAME-VERSION.cdiff: no version");
+    char *name = pm_strndup(value, (size_t)(dash - value));
+    char *bad = pm_check_database_name(name);
+    free(name);
+    if (!bad && version)
+        *version = (uint32_t)n;
+    return bad;
+}
+
+char *
 pm_check_url(const char *value)
 {
     const char *sep;

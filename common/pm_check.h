@@ -57,6 +57,11 @@ char *pm_check_database_name(const char *value);
  * NAME as pm_check_database_name allows, so it can never name a path. */
 char *pm_check_database_file(const char *value);
 
+/* A CDIFF as mirrors and peers name it: NAME-N.cdiff, NAME as
+ * pm_check_database_name allows and N a version 1..4294967295 in decimal
+ * without a leading zero; *VERSION (may be NULL) gets N. */
+char *pm_check_cdiff_file(const char *value, uint32_t *version);
+
 /* An email address local@domain (dot-atom local part, hostname domain). */
 char *pm_check_address(const char *value);
 

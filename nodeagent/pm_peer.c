@@ -1,6 +1,7 @@
 /* pm_peer.c - the service: agents serve verified ClamAV database files to
  * enrolled peers (the client calls are in pm_peer_client.c). */
 #include "pm_peer.h"
+#include "pm_sigcdiff.h"
 #include "pm_file.h"
 #include "pm_keys.h"
 #include "pm_peerzap.h"
@@ -161,6 +162,14 @@ s_header_version(int fd)
     return version;
 }
 
+/* NAME-N.cdiff (pm_wire let through only that and NAME.cvd/.cld). */
+static bool
+s_is_cdiff(const char *file)
+{
+    size_t n = strlen(file);
+    return n > 6 && strcmp(file + n - 6, ".cdiff") == 0;
+}
+
 /* Fills OUT with the chunk REQ asks for from the open file FD; NULL, or
  * the reason it cannot (caller frees). *DATA is OUT's buffer. */
 static char *
@@ -171,9 +180,10 @@ s_read_chunk(int fd, const Pm__PeerMessage *req, Pm__PeerMessage *out,
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         return pm_asprintf("%s: not a regular file", req->file);
     uint64_t size = (uint64_t)st.st_size;
-    if (size > PM_WIRE_DATABASE_MAX)
+    bool cdiff = s_is_cdiff(req->file);
+    if (size > (cdiff ? PM_WIRE_CDIFF_MAX : PM_WIRE_DATABASE_MAX))
         return pm_asprintf("%s: too large to share", req->file);
-    unsigned held = s_header_version(fd);
+    unsigned held = cdiff ? req->version : s_header_version(fd);
     if (held != req->version)
         return pm_asprintf("%s: version %u is held, not %" PRIu32, req->file,
                            held, req->version);
@@ -181,9 +191,10 @@ s_read_chunk(int fd, const Pm__PeerMessage *req, Pm__PeerMessage *out,
         return pm_asprintf("%s: offset %" PRIu64 " is past its %" PRIu64
                            " bytes",
                            req->file, req->offset, size);
-    size_t n = size - req->offset < PM_WIRE_CHUNK_MAX
-                   ? (size_t)(size - req->offset)
-                   : PM_WIRE_CHUNK_MAX;
+    size_t max = req->length && req->length < PM_WIRE_CHUNK_MAX
+                     ? req->length
+                     : PM_WIRE_CHUNK_MAX;
+    size_t n = size - req->offset < max ? (size_t)(size - req->offset) : max;
     *data = pm_malloc(n);
     if (!pm_file_pread_all(fd, *data, n, req->offset))
         return pm_asprintf("%s: cannot be read", req->file);
@@ -198,7 +209,10 @@ s_read_chunk(int fd, const Pm__PeerMessage *req, Pm__PeerMessage *out,
 static void
 s_on_get(s_peer_t *self, zframe_t *id, const Pm__PeerMessage *req)
 {
-    char *path = pm_asprintf("%s/%s", self->dbdir, req->file);
+    char *path =
+        s_is_cdiff(req->file)
+            ? pm_asprintf("%s/%s/%s", self->dbdir, PM_SIGCDIFF_KEPT, req->file)
+            : pm_asprintf("%s/%s", self->dbdir, req->file);
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     free(path);
     Pm__PeerMessage out = PM__PEER_MESSAGE__INIT;

@@ -10,11 +10,14 @@
  * over a ROUTER (server) and a DEALER (client), CURVE on both:
  *   VERSIONS  -> VERSIONS_REPLY (what the server holds), or ERROR when its
  *                owner has not said yet what it holds;
- *   GET FILE VERSION OFFSET -> CHUNK FILE VERSION OFFSET DATA TOTAL, where
- *                DATA is exactly min(PM_WIRE_CHUNK_MAX, TOTAL - OFFSET)
- *                bytes of the file and TOTAL its size; or ERROR (the
- *                server does not hold FILE at VERSION, or OFFSET is past
- *                its end).
+ *   GET FILE VERSION OFFSET [LENGTH] -> CHUNK FILE VERSION OFFSET DATA
+ *                TOTAL, where DATA is exactly min(PM_WIRE_CHUNK_MAX,
+ *                LENGTH when not 0, TOTAL - OFFSET) bytes of the file and
+ *                TOTAL its size; or ERROR (the server does not hold FILE
+ *                at VERSION, or OFFSET is past its end). FILE is NAME.cvd
+ *                or NAME.cld in DBDIR (VERSION: its header's), or
+ *                NAME-VERSION.cdiff in DBDIR/PM_SIGCDIFF_KEPT
+ *                (pm_sigcdiff.h).
  * Every message in either direction passes pm_wire_unpack_peer_message
  * first (file names are NAME.cvd or NAME.cld, never a path; sizes capped).
  *
@@ -189,5 +192,22 @@ int pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
                  const char *dbdir, const char *file, uint32_t version,
                  pm_sigverify_t *verifier, int timeout_ms, pm_sigfile_t *info,
                  char **why);
+
+/* Pulls from the peer what brings database NAME from version FROM to TO
+ * by CDIFF (1 to PM_SIGFETCH_CDIFF_STEPS versions), into the existing
+ * directory DIR as privmta-sigfetch applies it (pm_sigmirror.h):
+ * NAME-N.cdiff for N = FROM + 1 .. TO, each at most PM_WIRE_CDIFF_MAX
+ * bytes, and NAME.head, the first PM_SIGMIRROR_HEAD_LEN bytes of the
+ * peer's NAME.cld (else NAME.cvd) at version TO. Nothing here is checked
+ * but sizes and the protocol: libfreshclam checks each CDIFF's signature
+ * as it applies them, and the result is checked as any new file. Files
+ * are created new (O_EXCL, not followed); on failure the one in transfer
+ * is removed. Returns PM_OK; PM_ENOTFOUND (the peer holds one of them
+ * not), PM_EPROTO (it broke the protocol), PM_ETIMEDOUT, PM_EIO (DIR),
+ * PM_EINVAL (arguments); with *WHY when WHY is not NULL. Blocking. */
+int pm_peer_pull_cdiffs(zcert_t *cert, const char *endpoint,
+                        const char *server_key, const char *name, uint32_t from,
+                        uint32_t to, const char *dir, int timeout_ms,
+                        char **why);
 
 #endif

@@ -7,6 +7,8 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_peer.h"
+#include "pm_sigfetch.h"
+#include "pm_sigmirror.h"
 #include "pm_sigstore.h"
 #include "pm_sigverify.h"
 #include "pm_text.h"
@@ -323,7 +325,16 @@ typedef struct {
     uint64_t done;  /* bytes written, in order */
     uint64_t next;  /* offset of the next GET to send */
     int inflight;
+    uint64_t max;    /* the largest TOTAL accepted */
+    uint32_t length; /* 0, or only the first LENGTH bytes (a header) */
 } s_pull_t;
+
+/* Where the transfer ends: the file's end, or LENGTH before it. */
+static uint64_t
+s_end(const s_pull_t *p)
+{
+    return p->length && p->length < p->total ? p->length : p->total;
+}
 
 /* FILE is NAME.cvd or NAME.cld with NAME a database name: nothing else
  * may become a path inside DBDIR. */
@@ -344,6 +355,7 @@ s_ask(s_pull_t *p, char **why)
     get.file = (char *)p->file;
     get.version = p->version;
     get.offset = p->next;
+    get.length = p->length;
     p->next += PM_WIRE_CHUNK_MAX;
     p->inflight++;
     return s_send(p->sock, &get, p->endpoint, why);
@@ -381,8 +393,13 @@ s_take(s_pull_t *p, const Pm__PeerMessage *m, char **why)
                ep, p->file, m->total, p->total);
         return PM_EPROTO;
     }
+    if (m->total > p->max) {
+        pm_why(why, "peer", "%s said %s has %" PRIu64 " bytes, above %" PRIu64,
+               ep, p->file, m->total, p->max);
+        return PM_EPROTO;
+    }
     p->total = m->total;
-    uint64_t left = p->total - p->done;
+    uint64_t left = s_end(p) - p->done;
     size_t want = left < PM_WIRE_CHUNK_MAX ? (size_t)left : PM_WIRE_CHUNK_MAX;
     if (m->data.len != want) {
         pm_why(why, "peer", "%s sent %zu bytes of %s at %" PRIu64 ", not %zu",
@@ -404,16 +421,16 @@ static int
 s_transfer(s_pull_t *p, char **why)
 {
     int rc = s_ask(p, why);
-    while (rc == PM_OK && (p->total == 0 || p->done < p->total)) {
+    while (rc == PM_OK && (p->total == 0 || p->done < s_end(p))) {
         Pm__PeerMessage *m = NULL;
         if ((rc = s_recv(p->sock, p->endpoint, &m, why)) != PM_OK)
             break;
         p->inflight--;
         rc = s_take(p, m, why);
         pm__peer_message__free_unpacked(m, NULL);
-        while (rc == PM_OK && p->inflight < S_WINDOW && p->next < p->total)
+        while (rc == PM_OK && p->inflight < S_WINDOW && p->next < s_end(p))
             rc = s_ask(p, why);
-        if (rc == PM_OK && p->inflight == 0 && p->done < p->total) {
+        if (rc == PM_OK && p->inflight == 0 && p->done < s_end(p)) {
             pm_why(why, "peer", "%s: %s stopped short", p->endpoint, p->file);
             rc = PM_EPROTO; /* cannot happen with the checks above */
         }
@@ -480,7 +497,8 @@ pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
                   .file = file,
                   .verifier = verifier,
                   .version = version,
-                  .fd = -1};
+                  .fd = -1,
+                  .max = PM_WIRE_DATABASE_MAX};
     int rc = s_dial(cert, endpoint, server_key, timeout_ms, &p.sock, why);
     if (rc != PM_OK)
         return rc;
@@ -492,6 +510,76 @@ pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
         close(p.fd);
     pm_sigstore_scratch_end(dbdir, rc == PM_OK ? NULL : tmp);
     free(tmp);
+    zsock_destroy(&p.sock);
+    return rc;
+}
+
+/* One file of a CDIFF catch-up: FILE at VERSION (the first LENGTH bytes
+ * when LENGTH is not 0) into DIR/AS, over the open socket P->sock. */
+static int
+s_pull_into(s_pull_t *p, const char *file, uint32_t version, uint32_t length,
+            const char *dir, const char *as, char **why)
+{
+    char *path = pm_asprintf("%s/%s", dir, as);
+    p->file = file;
+    p->version = version;
+    p->length = length;
+    p->max = length ? PM_WIRE_DATABASE_MAX : PM_WIRE_CDIFF_MAX;
+    p->total = p->done = p->next = 0;
+    p->inflight = 0;
+    p->fd =
+        open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int rc = PM_EIO;
+    if (p->fd < 0 || fchmod(p->fd, 0644) != 0) /* the fetch user reads it */
+        pm_why(why, "peer", "cannot create %s: %s", path, strerror(errno));
+    else
+        rc = s_transfer(p, why);
+    if (p->fd >= 0 && close(p->fd) != 0 && rc == PM_OK) {
+        pm_why(why, "peer", "cannot write %s: %s", path, strerror(errno));
+        rc = PM_EIO;
+    }
+    p->fd = -1;
+    if (rc != PM_OK)
+        unlink(path);
+    free(path);
+    return rc;
+}
+
+int
+pm_peer_pull_cdiffs(zcert_t *cert, const char *endpoint, const char *server_key,
+                    const char *name, uint32_t from, uint32_t to,
+                    const char *dir, int timeout_ms, char **why)
+{
+    char *bad = name ? pm_check_database_name(name) : pm_strdup("none");
+    if (bad || !dir || from == 0 || to <= from ||
+        to - from > PM_SIGFETCH_CDIFF_STEPS) {
+        pm_why(why, "peer",
+               "CDIFFs of \"%s\" from version %" PRIu32 " to %" PRIu32
+               ": not a database name, or not 1 to %d versions",
+               name ? name : "", from, to, PM_SIGFETCH_CDIFF_STEPS);
+        free(bad);
+        return PM_EINVAL;
+    }
+    s_pull_t p = {.endpoint = endpoint, .fd = -1};
+    int rc = s_dial(cert, endpoint, server_key, timeout_ms, &p.sock, why);
+    /* the header of the version the CDIFFs make: the answer the mirror of
+     * privmta-sigfetch gives libfreshclam's version check */
+    char *head = pm_asprintf("%s" PM_SIGMIRROR_HEAD_EXT, name);
+    static const char *const exts[] = {"cld", "cvd"};
+    for (size_t i = 0; i < 2 && (i == 0 ? rc == PM_OK : rc == PM_ENOTFOUND);
+         i++) {
+        char *file = pm_asprintf("%s.%s", name, exts[i]);
+        if (why)
+            PM_FREE(why);
+        rc = s_pull_into(&p, file, to, PM_SIGMIRROR_HEAD_LEN, dir, head, why);
+        free(file);
+    }
+    free(head);
+    for (uint32_t v = from + 1; rc == PM_OK && v <= to; v++) {
+        char *file = pm_asprintf("%s-%" PRIu32 ".cdiff", name, v);
+        rc = s_pull_into(&p, file, v, 0, dir, file, why);
+        free(file);
+    }
     zsock_destroy(&p.sock);
     return rc;
 }

@@ -1,7 +1,10 @@
 /* pm_sigfetch.c - ClamAV databases from mirrors, through libfreshclam. */
 #include "pm_sigfetch.h"
 #include "pm_error.h"
+#include "pm_file.h"
 #include "pm_mem.h"
+#include "pm_sigmirror.h"
+#include "pm_wire.h"
 
 #include <clamav.h>
 #include <curl/curl.h>
@@ -132,16 +135,15 @@ s_on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
     return s_cancelled(ud) ? 1 : 0;
 }
 
+/* What every request of ours to a mirror sets: freshclam's headers and
+ * User-Agent, the timeouts, http(s) only, the cancel hook. */
 static void
-s_probe_setopts(CURL *c, s_probe_t *pr, const pm_sigfetch_opts_t *o,
-                struct curl_slist *hdrs, const char *ua)
+s_curl_setopts(CURL *c, char *err, const pm_sigfetch_opts_t *o,
+               struct curl_slist *hdrs, const char *ua)
 {
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, pr->err);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
-    curl_easy_setopt(c, CURLOPT_RANGE, "0-511");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, pr);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, s_on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)o);
@@ -155,6 +157,16 @@ s_probe_setopts(CURL *c, s_probe_t *pr, const pm_sigfetch_opts_t *o,
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
                      (long)(o->request_timeout_s ? o->request_timeout_s : 60));
+}
+
+static void
+s_probe_setopts(CURL *c, s_probe_t *pr, const pm_sigfetch_opts_t *o,
+                struct curl_slist *hdrs, const char *ua)
+{
+    s_curl_setopts(c, pr->err, o, hdrs, ua);
+    curl_easy_setopt(c, CURLOPT_RANGE, "0-511");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, pr);
 }
 
 /* Turns a 200/206 body into a version through cl_cvdparse. */
@@ -356,6 +368,207 @@ s_succeed(pm_sigfetch_db_t *db, const char *mirror)
     return true;
 }
 
+/* ---- CDIFFs kept for sharing (see the header) ---------------------------- */
+
+/* A CDIFF's body as it arrives, at most PM_WIRE_CDIFF_MAX bytes. */
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+    bool too_big;
+} s_body_t;
+
+static size_t
+s_on_cdiff(char *data, size_t size, size_t n, void *ud)
+{
+    s_body_t *b = ud;
+    size_t len = size * n;
+    if (len > PM_WIRE_CDIFF_MAX - b->len) {
+        b->too_big = true;
+        return 0; /* checked while reading: libcurl stops */
+    }
+    if (b->len + len > b->cap) {
+        b->cap = b->cap * 2 > b->len + len ? b->cap * 2 : b->len + len;
+        b->data = pm_realloc(b->data, b->cap);
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return len;
+}
+
+/* The outcome of the GET of URL (BODY) into PR and, when the mirror sent
+ * the file, into PATH. */
+static bool
+s_cdiff_keep(CURLcode rc, CURL *c, const s_body_t *body, const char *url,
+             const char *path, s_probe_t *pr)
+{
+    long http = 0;
+    curl_off_t retry = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+    curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &retry);
+    pr->http = (int)http;
+    pr->retry_after = (long)retry;
+    char *why = NULL;
+    if (body->too_big)
+        snprintf(pr->err, sizeof pr->err, "%s: more than %llu bytes", url,
+                 (unsigned long long)PM_WIRE_CDIFF_MAX);
+    else if (rc != CURLE_OK && !pr->err[0])
+        snprintf(pr->err, sizeof pr->err, "%s: %s", url,
+                 curl_easy_strerror(rc));
+    else if (rc == CURLE_OK && (http != 200 || body->len == 0))
+        snprintf(pr->err, sizeof pr->err, "%s: HTTP %ld, %zu bytes", url, http,
+                 body->len); /* empty: "get the whole file" */
+    else if (rc == CURLE_OK && pm_file_write(path, body->data, body->len, 0644,
+                                             (gid_t)-1, &why) == PM_OK)
+        return true;
+    if (why)
+        snprintf(pr->err, sizeof pr->err, "%s", why);
+    free(why);
+    return false;
+}
+
+/* GETs MIRROR/NAME-V.cdiff into the CDIFF directory. True when it is
+ * there; else PR has the HTTP status, Retry-After and the reason. */
+static bool
+s_get_cdiff(const pm_sigfetch_opts_t *o, const char *mirror, const char *name,
+            unsigned v, s_probe_t *pr)
+{
+    memset(pr, 0, sizeof *pr);
+    char *url = pm_asprintf("%s/%s-%u.cdiff", mirror, name, v);
+    char *path = pm_asprintf("%s/%s-%u.cdiff", o->cdiff_dir, name, v);
+    char *ua = s_user_agent();
+    struct curl_slist *hdrs =
+        curl_slist_append(NULL, "Cache-Control: no-cache");
+    hdrs = curl_slist_append(hdrs, "Connection: close");
+    s_body_t body = {0};
+    bool ok = false;
+    CURL *c = curl_easy_init();
+    if (c && hdrs) {
+        s_curl_setopts(c, pr->err, o, hdrs, ua);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_cdiff);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+        ok = s_cdiff_keep(curl_easy_perform(c), c, &body, url, path, pr);
+    } else {
+        snprintf(pr->err, sizeof pr->err, "libcurl would not start");
+    }
+    curl_easy_cleanup(c);
+    curl_slist_free_all(hdrs);
+    free(body.data);
+    free(ua);
+    free(path);
+    free(url);
+    return ok;
+}
+
+/* The version NAME.head in the CDIFF directory announces; 0: none. */
+static unsigned
+s_head_version(const pm_sigfetch_opts_t *o, const char *name)
+{
+    char *path = pm_asprintf("%s/%s" PM_SIGMIRROR_HEAD_EXT, o->cdiff_dir, name);
+    char *data = NULL;
+    size_t len = 0;
+    s_probe_t pr = {0};
+    if (pm_file_read(path, S_HEAD_LEN, PM_FILE_STRICT, &data, &len, NULL) ==
+        PM_OK) {
+        memcpy(pr.head, data, len);
+        pr.len = len;
+        s_probe_parse(&pr, path);
+    }
+    free(data);
+    free(path);
+    return pr.version;
+}
+
+/* Has libfreshclam bring DB forward with the CDIFFs the CDIFF directory
+ * holds, served on 127.0.0.1; DB's local state after it. */
+static fc_error_t
+s_apply_held(s_run_t *run, pm_sigfetch_db_t *db)
+{
+    char *why = NULL;
+    pm_sigmirror_t *m = pm_sigmirror_new(run->opts->cdiff_dir, &why);
+    fc_error_t rc = FC_ECONNECTION;
+    if (m) {
+        char *servers[] = {(char *)pm_sigmirror_url(m)};
+        int updated = 0;
+        rc =
+            fc_update_database(db->name, servers, 1, 0, NULL, 1, run, &updated);
+        pm_sigmirror_destroy(&m);
+    } else {
+        free(run->verify_why);
+        run->verify_why = why;
+    }
+    s_local(run->opts->dbdir, db->name, db);
+    db->changed = db->version != db->old_version;
+    return rc;
+}
+
+/* Brings DB from its version to PR's through CDIFFs downloaded from
+ * MIRROR into the CDIFF directory and applied from there. 1: done; 0: not
+ * this way (libfreshclam asks the mirror itself, as before); -1: the
+ * mirror is cooling down or the run was stopped (DB says so). */
+static int
+s_by_cdiffs(s_run_t *run, pm_sigfetch_db_t *db, const char *mirror,
+            const s_probe_t *pr)
+{
+    const pm_sigfetch_opts_t *o = run->opts;
+    if (!o->cdiff_dir || !db->version ||
+        pr->version - db->version > PM_SIGFETCH_CDIFF_STEPS)
+        return 0;
+    for (unsigned v = db->version + 1; v <= pr->version; v++) {
+        s_probe_t got;
+        if (s_cancelled(o)) {
+            db->err = PM_ETIMEDOUT;
+            pm_why(&db->why, "sigfetch", "stopped before it was done");
+            return -1;
+        }
+        if (s_get_cdiff(o, mirror, db->name, v, &got))
+            continue;
+        if (got.http == 429 || got.http == 403) {
+            s_probe_failed(run->report, db, mirror, &got);
+            return -1;
+        }
+        return 0; /* missing or empty upstream: libfreshclam decides */
+    }
+    char *head =
+        pm_asprintf("%s/%s" PM_SIGMIRROR_HEAD_EXT, o->cdiff_dir, db->name);
+    bool put = pm_file_write(head, pr->head, S_HEAD_LEN, 0644, (gid_t)-1,
+                             NULL) == PM_OK;
+    free(head);
+    return put && s_apply_held(run, db) == FC_SUCCESS &&
+                   db->version >= pr->version
+               ? 1
+               : 0;
+}
+
+/* No mirrors: applies the CDIFFs a peer brought (see the header). */
+static void
+s_update_held(s_run_t *run, pm_sigfetch_db_t *db)
+{
+    static const char held[] = "CDIFFs held";
+    unsigned want = s_head_version(run->opts, db->name);
+    if (!want) {
+        db->err = PM_ENOTFOUND;
+        pm_why(&db->why, "sigfetch",
+               "%s/%s" PM_SIGMIRROR_HEAD_EXT
+               ": no CVD header of the version the CDIFFs make",
+               run->opts->cdiff_dir, db->name);
+        return;
+    }
+    fc_error_t rc = want > db->version ? s_apply_held(run, db) : FC_SUCCESS;
+    if (db->version >= want) {
+        s_succeed(db, held);
+        return;
+    }
+    db->err = rc == FC_SUCCESS ? PM_EINTERNAL : s_fc_err(rc);
+    if (rc == FC_ETESTFAIL && run->verify_why)
+        pm_why(&db->why, "sigfetch", "%s: %s", held, run->verify_why);
+    else
+        pm_why(&db->why, "sigfetch",
+               "%s: they took version %u no further than %u towards %u: a "
+               "CDIFF failed ClamAV's check or did not apply (%s)",
+               held, db->old_version, db->version, want, fc_strerror(rc));
+}
+
 /* Brings DB up to date from MIRROR. True when done with this database
  * (success), false to try the next mirror (DB says why). */
 static bool
@@ -377,6 +590,9 @@ s_try_mirror(s_run_t *run, pm_sigfetch_db_t *db, const char *mirror)
         return s_succeed(db, mirror);
     if (s_cancelled(run->opts))
         return false; /* the caller says why */
+    int cdiffs = s_by_cdiffs(run, db, mirror, &pr);
+    if (cdiffs)
+        return cdiffs > 0 && s_succeed(db, mirror);
     char *servers[] = {(char *)mirror};
     int updated = 0;
     fc_error_t rc =
@@ -407,6 +623,10 @@ s_update_one(s_run_t *run, pm_sigfetch_db_t *db)
     const pm_sigfetch_opts_t *o = run->opts;
     s_local(o->dbdir, db->name, db);
     db->old_version = db->version;
+    if (!o->n_mirrors) {
+        s_update_held(run, db);
+        return;
+    }
     db->err = PM_EDENIED;
     bool tried = false;
     for (size_t i = 0; i < o->n_mirrors; i++) {
@@ -447,15 +667,19 @@ static pm_err_t
 s_check_opts(const pm_sigfetch_opts_t *o, char **why)
 {
     struct stat st;
-    if (!o || !o->dbdir || !o->mirrors || !o->n_mirrors || !o->databases ||
-        !o->n_databases) {
-        pm_why(why, "sigfetch", "no database directory, mirror or database");
+    if (!o || !o->dbdir || (!o->n_mirrors && !o->cdiff_dir) ||
+        (o->n_mirrors && !o->mirrors) || !o->databases || !o->n_databases) {
+        pm_why(why, "sigfetch",
+               "no database directory, mirror (or CDIFF directory) or "
+               "database");
         return PM_EINVAL;
     }
-    if (stat(o->dbdir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        pm_why(why, "sigfetch", "%s is not a directory", o->dbdir);
-        return PM_EINVAL;
-    }
+    const char *dirs[] = {o->dbdir, o->cdiff_dir};
+    for (size_t i = 0; i < 2; i++)
+        if (dirs[i] && (stat(dirs[i], &st) != 0 || !S_ISDIR(st.st_mode))) {
+            pm_why(why, "sigfetch", "%s is not a directory", dirs[i]);
+            return PM_EINVAL;
+        }
     for (size_t i = 0; i < o->n_mirrors; i++)
         if (!s_url_ok(o->mirrors[i])) {
             pm_why(why, "sigfetch", "mirror \"%s\" is not an http(s) URL",

@@ -50,6 +50,22 @@
  * the previous version stays. No engine is built (that is the milter's
  * job, and a full one costs ~1.2 GiB).
  *
+ * CDIFFs kept and shared (CDIFF_DIR in the options): libfreshclam
+ * removes the CDIFFs it applies, so a node could share only whole files
+ * (a daily.cld is ~300 MiB; a CDIFF a few KiB). Given a CDIFF directory,
+ * the module downloads a database's CDIFFs itself when the local copy is
+ * 1 to PM_SIGFETCH_CDIFF_STEPS versions behind the mirror (GET
+ * <mirror>/<db>-N.cdiff, one request each, at most PM_WIRE_CDIFF_MAX
+ * bytes), writes the version check's 512-byte header beside them as
+ * <db>.head, and has libfreshclam apply them from a mirror of its own on
+ * 127.0.0.1 (pm_sigmirror.h): they stay in the directory for the agent to
+ * keep and serve to peers. When a CDIFF is missing on the mirror or does
+ * not apply, libfreshclam updates from the mirror itself as before (429
+ * and 403 on a CDIFF are cool-downs as anywhere). With no mirrors and a
+ * CDIFF directory, the module applies what the directory holds (a peer's
+ * CDIFFs and the header of the version they make, put there by the
+ * agent): the same libfreshclam path, the same checks.
+ *
  * Process-global state: libfreshclam keeps its configuration (database
  * directory, timeouts, log flags) in globals, initialises and cleans up
  * libcurl globally (curl_global_init is not thread-safe against other
@@ -94,7 +110,15 @@ typedef struct {
     /* pm_sigfetch_spawn only: the helper runs as this user when started
      * by root (--user; pm_priv_drop); NULL: as its parent */
     const char *user;
+    /* NULL, or an existing directory, writable, for CDIFFs (see above);
+     * required when N_MIRRORS is 0 */
+    const char *cdiff_dir;
 } pm_sigfetch_opts_t;
+
+/* The most versions a database is brought forward by CDIFFs the module
+ * keeps (cvdupdate's private mirrors keep the last 30); further behind,
+ * the whole file. The agent keeps as many per database to share. */
+#define PM_SIGFETCH_CDIFF_STEPS 30
 
 /* What became of one database. ERR is PM_OK when the database is at the
  * newest version a mirror offered (CHANGED says whether this run brought
@@ -149,7 +173,8 @@ typedef struct {
  * other call in the process (see "Process-global state").
  * Errors (*REPORT_P untouched, *WHY set when WHY is not NULL):
  * PM_EINVAL (empty lists, a database name or mirror URL that is not
- * allowed, DBDIR not a directory), PM_EIO (the scratch directory or the
+ * allowed, DBDIR or CDIFF_DIR not a directory, neither a mirror nor a
+ * CDIFF directory), PM_EIO (the scratch directory or the
  * working directory could not be made or restored), PM_EINTERNAL
  * (libfreshclam would not initialise). */
 pm_err_t pm_sigfetch_run(const pm_sigfetch_opts_t *opts,

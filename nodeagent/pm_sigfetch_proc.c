@@ -145,7 +145,7 @@ static char **
 s_argv(const char *helper, const pm_sigfetch_opts_t *o, char *nums[2])
 {
     char **argv =
-        pm_calloc(2 * (o->n_mirrors + o->n_databases) + 11, sizeof *argv);
+        pm_calloc(2 * (o->n_mirrors + o->n_databases) + 13, sizeof *argv);
     size_t n = 0;
     argv[n++] = (char *)helper;
     argv[n++] = "--dbdir";
@@ -168,19 +168,25 @@ s_argv(const char *helper, const pm_sigfetch_opts_t *o, char *nums[2])
         argv[n++] = "--user";
         argv[n++] = (char *)o->user;
     }
+    if (o->cdiff_dir) {
+        argv[n++] = "--cdiffs";
+        argv[n++] = (char *)o->cdiff_dir;
+    }
     return argv;
 }
 
 /* The helper's worst case: a check and a download per database and
- * mirror, each bounded by the timeouts, plus a margin. */
+ * mirror (and, with a CDIFF directory, a download per CDIFF), each
+ * bounded by the timeouts, plus a margin. */
 static int
 s_deadline_ms(const pm_sigfetch_opts_t *o)
 {
     unsigned conn = o->connect_timeout_s ? o->connect_timeout_s : 10;
     unsigned req = o->request_timeout_s ? o->request_timeout_s : 60;
-    uint64_t ms =
-        (uint64_t)(conn + req) * 1000 * 2 * o->n_mirrors * o->n_databases +
-        30000;
+    uint64_t steps = 2 + (o->cdiff_dir ? PM_SIGFETCH_CDIFF_STEPS : 0);
+    uint64_t ms = (uint64_t)(conn + req) * 1000 * steps *
+                      (o->n_mirrors ? o->n_mirrors : 1) * o->n_databases +
+                  30000;
     return ms > 6 * 3600 * 1000 ? 6 * 3600 * 1000 : (int)ms;
 }
 

@@ -7,6 +7,7 @@
 #include "pm_peer.h"
 #include "pm_priv.h"
 #include "pm_sigbook.h"
+#include "pm_sigcdiff.h"
 #include "pm_sigfetch.h"
 #include "pm_sigmembers.h"
 #include "pm_sigstore.h"
@@ -24,6 +25,7 @@ typedef struct {
     char *name;
     unsigned version, sigs;
     time_t built;
+    unsigned cdiff_from; /* CDIFFs kept from this version on (0: none) */
     char *source;        /* "mirror URL" / "peer NAME", NULL: was there */
     time_t last_check;   /* duty: last mirror check */
     time_t next_check;   /* duty: next one; 0: none planned */
@@ -32,8 +34,20 @@ typedef struct {
     int64_t duty_since;  /* zclock_mono() when the duty was given */
     unsigned newest;     /* newest version a peer said it holds */
     time_t behind_since; /* when NEWEST first ran 2+ versions ahead */
-    zhashx_t *holders;   /* peer name -> version (uintptr_t) */
+    zhashx_t *holders;   /* peer name -> s_held_t */
 } s_db_t;
+
+/* What a peer said it holds of one database. */
+typedef struct {
+    unsigned version, cdiff_from;
+} s_held_t;
+
+static void
+s_held_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
 
 typedef struct {
     pm_sigsync_config_t cfg;
@@ -158,6 +172,21 @@ s_local(s_sync_t *self, s_db_t *db)
             cl_cvdfree(cvd);
         free(path);
     }
+    db->cdiff_from = pm_sigcdiff_from(self->cfg.dbdir, db->name, db->version);
+}
+
+/* DB is now at GOT (installed here), brought by SOURCE (taken). */
+static void
+s_got(s_sync_t *self, s_db_t *db, const pm_sigfile_t *got, char *source)
+{
+    db->version = got->version;
+    db->sigs = got->sigs;
+    db->built = got->built;
+    free(db->source);
+    db->source = source;
+    db->cdiff_from = pm_sigcdiff_from(self->cfg.dbdir, db->name, db->version);
+    pm_info("node %s: %s version %u from %s", self->node, db->name, db->version,
+            source);
 }
 
 /* Removes the files of a database the policy no longer names. */
@@ -172,6 +201,7 @@ s_forget_files(s_sync_t *self, const char *name)
                     self->node, path);
         free(path);
     }
+    pm_sigcdiff_from(self->cfg.dbdir, name, 0); /* its kept CDIFFs too */
 }
 
 static Pm__SignatureDb *
@@ -183,6 +213,7 @@ s_db_msg(const s_db_t *db, bool full)
     m->version = db->version;
     m->sigs = db->sigs;
     m->built = db->built;
+    m->cdiff_from = db->cdiff_from;
     if (full) {
         m->source = pm_strdup(db->source ? db->source : "");
         m->last_check = db->last_check;
@@ -296,6 +327,7 @@ s_on_policy(s_sync_t *self, const Pm__Policy *p)
             db = pm_calloc(1, sizeof *db);
             db->name = pm_strdup(name);
             db->holders = zhashx_new();
+            zhashx_set_destructor(db->holders, s_held_free);
             s_local(self, db);
         }
         dbs[i] = db;
@@ -361,7 +393,10 @@ s_learn(s_sync_t *self, const char *peer, const Pm__PeerMessage *msg)
         unsigned v = msg->databases[i]->version;
         if (!v)
             continue;
-        zhashx_update(db->holders, peer, (void *)(uintptr_t)v);
+        s_held_t *held = pm_malloc(sizeof *held);
+        held->version = v;
+        held->cdiff_from = msg->databases[i]->cdiff_from;
+        zhashx_update(db->holders, peer, held);
         if (v > db->newest)
             db->newest = v;
     }
@@ -391,7 +426,7 @@ s_pick_holder(s_sync_t *self, s_db_t *db)
     for (void *v = zhashx_first(db->holders); v; v = zhashx_next(db->holders)) {
         const char *peer = zhashx_cursor(db->holders);
         const pm_sigmember_t *m = pm_sigmembers_find(self->members, peer);
-        if ((uintptr_t)v != db->newest || !m || !*m->endpoint ||
+        if (((s_held_t *)v)->version != db->newest || !m || !*m->endpoint ||
             pm_sigbook_distrusted(self->book, peer) ||
             strcmp(peer, self->node) == 0)
             continue;
@@ -401,19 +436,83 @@ s_pick_holder(s_sync_t *self, s_db_t *db)
     return pick;
 }
 
-/* Pulls DB's newest version from one holder. True when it arrived. */
+/* Whether DB catches up from holder PEER by CDIFF: it holds a version
+ * and the peer keeps every CDIFF from there to the newest. */
+static bool
+s_by_cdiff(const s_db_t *db, const char *peer)
+{
+    const s_held_t *held = zhashx_lookup(db->holders, peer);
+    return db->version && held && held->cdiff_from &&
+           held->cdiff_from <= db->version + 1 &&
+           db->newest - db->version <= PM_SIGFETCH_CDIFF_STEPS;
+}
+
+/* Brings DB to its newest version with the CDIFFs of member M, applied
+ * by privmta-sigfetch as the fetch user and checked as any new file
+ * (pm_sigcdiff.h); fills *GOT. PM_EPROTO when the peer's bytes are at
+ * fault (the caller distrusts it), else the whole file is the way. */
+static int
+s_catch_up(s_sync_t *self, s_db_t *db, const pm_sigmember_t *m,
+           pm_sigfile_t *got, char **why)
+{
+    const char *dbdir = self->cfg.dbdir, *names[] = {db->name};
+    char *inbox = NULL, *stage = pm_asprintf("%s/%s", dbdir, PM_SIGSTORE_FETCH);
+    pm_sigfetch_report_t *rep = NULL;
+    int rc = pm_sigcdiff_stage(dbdir, false, 0, 0, &inbox, why);
+    if (rc == PM_OK)
+        rc = pm_peer_pull_cdiffs(self->cfg.cert, m->endpoint, m->key, db->name,
+                                 db->version, db->newest, inbox,
+                                 self->cfg.peer_timeout_ms, why);
+    if (rc == PM_OK)
+        rc = pm_sigstore_stage(dbdir, self->fetch_uid, self->fetch_gid, names,
+                               1, why);
+    pm_sigfetch_opts_t o = {.dbdir = stage,
+                            .databases = names,
+                            .n_databases = 1,
+                            .cdiff_dir = inbox,
+                            .cancelled = s_fetch_cancelled,
+                            .cancel_arg = self,
+                            .user = self->cfg.fetch_user};
+    if (rc == PM_OK)
+        rc = pm_sigfetch_spawn(self->cfg.fetcher, &o, &rep, why);
+    if (rc == PM_OK && rep->dbs[0].err != PM_OK) {
+        rc = rep->dbs[0].err == PM_EPROTO ? PM_EPROTO : PM_EINTERNAL;
+        pm_why(why, "sigsync", "%s", rep->dbs[0].why);
+    }
+    if (rc == PM_OK)
+        rc = pm_sigstore_take(dbdir, db->name, db->version, self->verifier,
+                              PM_SIGSTORE_VERIFY_MS, got, why);
+    if (rc == PM_OK)
+        pm_sigcdiff_keep(dbdir, false, db->name, db->version, got->version);
+    pm_sigfetch_report_destroy(&rep);
+    free(inbox);
+    free(stage);
+    return rc;
+}
+
+/* Pulls DB's newest version from one holder: by CDIFF when both sides
+ * can, else the whole file. True when it arrived. */
 static bool
 s_pull(s_sync_t *self, s_db_t *db)
 {
     const pm_sigmember_t *m = s_pick_holder(self, db);
     if (!m)
         return false;
-    /* a .cld (built from CDIFFs) or a whole .cvd: ask for what it has */
     char *peer = pm_strdup(m->name), *why = NULL;
     pm_sigfile_t got = {0};
     int rc = PM_ENOTFOUND;
+    bool cdiff = s_by_cdiff(db, peer);
+    if (cdiff && (rc = s_catch_up(self, db, m, &got, &why)) != PM_OK &&
+        rc != PM_EPROTO) {
+        pm_info("node %s: %s by CDIFF from peer %s failed, the whole file "
+                "then: %s",
+                self->node, db->name, peer, why ? why : pm_strerror(rc));
+        cdiff = false;
+        rc = PM_ENOTFOUND;
+    }
+    /* a .cld (built from CDIFFs) or a whole .cvd: ask for what it has */
     static const char *const exts[] = {"cld", "cvd"};
-    for (size_t i = 0; i < 2 && rc == PM_ENOTFOUND; i++) {
+    for (size_t i = 0; !cdiff && i < 2 && rc == PM_ENOTFOUND; i++) {
         char *file = pm_asprintf("%s.%s", db->name, exts[i]);
         PM_FREE(&why);
         rc = pm_peer_pull(self->cfg.cert, m->endpoint, m->key, self->cfg.dbdir,
@@ -422,14 +521,9 @@ s_pull(s_sync_t *self, s_db_t *db)
         free(file);
     }
     if (rc == PM_OK) {
-        db->version = got.version;
-        db->sigs = got.sigs;
-        db->built = got.built;
-        free(db->source);
-        db->source = pm_asprintf("peer %s", peer);
         PM_FREE(&db->error);
-        pm_info("node %s: %s version %u from peer %s", self->node, db->name,
-                db->version, peer);
+        s_got(self, db, &got,
+              pm_asprintf("peer %s%s", peer, cdiff ? " by CDIFF" : ""));
     } else if (rc == PM_EPROTO) {
         char *reason = pm_asprintf("%s version %u: %s", db->name, db->newest,
                                    why ? why : "protocol error");
@@ -489,13 +583,11 @@ s_fetch_result(s_sync_t *self, s_db_t *db, const pm_sigfetch_db_t *r)
         pm_sigstore_take(self->cfg.dbdir, db->name, db->version, self->verifier,
                          PM_SIGSTORE_VERIFY_MS, &got, &why);
     if (rc == PM_OK) {
-        db->version = got.version;
-        db->sigs = got.sigs;
-        db->built = got.built;
-        free(db->source);
-        db->source = pm_asprintf("mirror %s", r->mirror ? r->mirror : "?");
-        pm_info("node %s: %s version %u from %s", self->node, db->name,
-                db->version, r->mirror ? r->mirror : "a mirror");
+        /* the CDIFFs it downloaded, to share (none after a whole file) */
+        pm_sigcdiff_keep(self->cfg.dbdir, true, db->name, db->version,
+                         got.version);
+        s_got(self, db, &got,
+              pm_asprintf("mirror %s", r->mirror ? r->mirror : "?"));
     } else {
         free(db->error);
         db->error = pm_asprintf("%s from %s not taken: %s", db->name,
@@ -578,8 +670,17 @@ s_fetch_due(s_sync_t *self)
         int rc = nm ? pm_sigstore_stage(self->cfg.dbdir, self->fetch_uid,
                                         self->fetch_gid, names, n, &why)
                     : PM_EDENIED;
+        char *cdiffs = NULL, *no = NULL;
+        if (rc == PM_OK &&
+            pm_sigcdiff_stage(self->cfg.dbdir, true, self->fetch_uid,
+                              self->fetch_gid, &cdiffs, &no) != PM_OK)
+            pm_warn("node %s: fetching without keeping CDIFFs: %s", self->node,
+                    no);
+        free(no);
+        o.cdiff_dir = cdiffs;
         if (rc == PM_OK)
             rc = pm_sigfetch_spawn(self->cfg.fetcher, &o, &rep, &why);
+        free(cdiffs);
         time_t next = s_next_mirror_check(self, now);
         for (size_t i = 0; i < n; i++) {
             due[i]->last_check = now;

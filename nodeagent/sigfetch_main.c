@@ -1,7 +1,9 @@
 /* privmta-sigfetch - one libfreshclam run for the agent (pm_sigfetch_spawn).
  *
  * privmta-sigfetch --dbdir DIR --mirror URL... --database NAME...
- *                  [--connect-timeout S] [--request-timeout S] [--user U]
+ *                  [--cdiffs DIR] [--connect-timeout S]
+ *                  [--request-timeout S] [--user U]
+ * privmta-sigfetch --dbdir DIR --cdiffs DIR --database NAME... [--user U]
  * privmta-sigfetch --verify-server [--user U]
  *
  * Started by root, it becomes user U (pm_priv_drop) before it does
@@ -145,6 +147,7 @@ main(int argc, char **argv)
         {"request-timeout", required_argument, NULL, 'r'},
         {"verify-server", no_argument, NULL, 'v'},
         {"user", required_argument, NULL, 'u'},
+        {"cdiffs", required_argument, NULL, 'f'},
         {NULL, 0, NULL, 0}};
     pm_log_init("privmta-sigfetch", false, PM_LOG_INFO);
     pm_sigfetch_opts_t o = {0};
@@ -166,6 +169,8 @@ main(int argc, char **argv)
             serve = true;
         else if (c == 'u')
             user = optarg;
+        else if (c == 'f')
+            o.cdiff_dir = optarg;
         else if (c == 'c' && s_seconds(optarg, &o.connect_timeout_s))
             continue;
         else if (c == 'r' && s_seconds(optarg, &o.request_timeout_s))
@@ -173,9 +178,11 @@ main(int argc, char **argv)
         else
             rc = s_fail(PM_EINVAL, "usage: privmta-sigfetch --dbdir DIR "
                                    "--mirror URL... --database NAME... "
-                                   "[--connect-timeout S] [--request-timeout "
-                                   "S] (seconds up to 3600) [--user U], or "
-                                   "--verify-server [--user U]");
+                                   "[--cdiffs DIR] [--connect-timeout S] "
+                                   "[--request-timeout S] (seconds up to "
+                                   "3600) [--user U], or --dbdir DIR "
+                                   "--cdiffs DIR --database NAME... [--user "
+                                   "U], or --verify-server [--user U]");
     }
     if (rc < 0 && optind < argc)
         rc = s_fail(PM_EINVAL, "unexpected argument; see --dbdir, --mirror, "

@@ -521,21 +521,31 @@ s_rule_peer_message(s_walk_t *w, const ProtobufCMessage *msg)
     if (pm->kind != PM__PEER_MESSAGE__KIND__GET &&
         pm->kind != PM__PEER_MESSAGE__KIND__CHUNK)
         return PM_OK;
-    int rc = s_checked(w, "file", pm->file, pm_check_database_file);
+    uint32_t cdiff = 0;
+    char *bad = pm_check_cdiff_file(pm->file, &cdiff);
+    int rc = PM_OK;
+    if (bad)
+        rc = s_checked(w, "file", pm->file, pm_check_database_file);
+    free(bad);
     if (rc != PM_OK)
         return rc;
     if (!pm->version)
         return s_fail_field(w, "version", "0; a file is asked for by version");
+    if (cdiff && cdiff != pm->version)
+        return s_fail_field(w, "version",
+                            "%" PRIu32 " for %s; a CDIFF is asked for by "
+                            "the version it makes",
+                            pm->version, pm->file);
     if (pm->kind == PM__PEER_MESSAGE__KIND__GET)
         return PM_OK;
     if (pm->data.len > PM_WIRE_CHUNK_MAX)
         return s_fail_field(w, "data", "%zu bytes; a chunk holds at most %u",
                             pm->data.len, PM_WIRE_CHUNK_MAX);
-    if (pm->total > PM_WIRE_DATABASE_MAX)
+    uint64_t max = cdiff ? PM_WIRE_CDIFF_MAX : PM_WIRE_DATABASE_MAX;
+    if (pm->total > max)
         return s_fail_field(w, "total",
-                            "%" PRIu64 " bytes; a database file is at most "
-                            "%" PRIu64,
-                            pm->total, (uint64_t)PM_WIRE_DATABASE_MAX);
+                            "%" PRIu64 " bytes; a %s is at most %" PRIu64,
+                            pm->total, cdiff ? "CDIFF" : "database file", max);
     if (pm->offset > pm->total || pm->data.len > pm->total - pm->offset)
         return s_fail_field(w, "offset",
                             "%" PRIu64 " + %zu bytes is past the file's "

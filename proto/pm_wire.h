@@ -70,6 +70,9 @@
 #define PM_WIRE_CHUNK_MAX (1u << 20)
 #define PM_WIRE_PEER_MAX (2u << 20)
 #define PM_WIRE_DATABASE_MAX (2ull << 30)
+/* A CDIFF (one version's changes: a few KiB to a few hundred for daily)
+ * is at most this. */
+#define PM_WIRE_CDIFF_MAX (16ull << 20)
 /* The furthest a Cooldown's until is honoured, from now: freshclam's 24 h
  * after a 403 plus an hour. The controller and the agents cut a later
  * deadline to this, so one broken or hostile report cannot keep the
@@ -95,8 +98,9 @@ int pm_wire_unpack_publication(const uint8_t *buf, size_t len,
 
 /* Agent to agent: at most PM_WIRE_PEER_MAX bytes; every SignatureDb name is
  * a database name (pm_check_database_name); GET and CHUNK name a file
- * NAME.cvd or NAME.cld and a version > 0; a CHUNK's data is at most
- * PM_WIRE_CHUNK_MAX bytes and lies inside TOTAL <= PM_WIRE_DATABASE_MAX. */
+ * NAME.cvd or NAME.cld and a version > 0, or NAME-N.cdiff and version N; a
+ * CHUNK's data is at most PM_WIRE_CHUNK_MAX bytes and lies inside TOTAL <=
+ * PM_WIRE_DATABASE_MAX (PM_WIRE_CDIFF_MAX for a CDIFF). */
 int pm_wire_unpack_peer_message(const uint8_t *buf, size_t len,
                                 Pm__PeerMessage **out, char **why);
 

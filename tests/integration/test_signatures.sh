@@ -7,7 +7,8 @@
 #   - mirror at version 1: every node's milter loads version 1;
 #   - controller stopped, one node stopped, mirror advanced to version 6 by
 #     five CDIFFs: the running nodes load 6 without the controller; the
-#     stopped node catches up from its peers when it comes back; the
+#     stopped node catches up from its peers when it comes back (by CDIFF: every
+#     node keeps the CDIFFs it applied, to share); the
 #     mirror served each file at most twice for the whole cluster;
 #   - the mirror says 429 with Retry-After: no node asks it again before
 #     the deadline, even when the fetch duty moves; nodes shows it;
@@ -174,6 +175,13 @@ check "no file was fetched from the mirror again for it" \
 controller_up || fail "the controller comes back"
 check "nodes shows version 6 loaded on every node" wait_for 20 bash -c \
     "'$CTL' nodes --json | jq -e 'length == 3 and all(.databases[]? | select(.name == \"test\") | .loaded_version == 6)' >/dev/null"
+check "the two nodes that did not fetch caught up by CDIFF, not the whole file" bash -c \
+    "'$CTL' nodes --json | jq -e '[.[] | select(.name != \"$holder\") | .databases[]? | select(.name == \"test\") | .source | endswith(\" by CDIFF\")] | length == 2 and all' >/dev/null"
+check "every node keeps test-2..6.cdiff to share (root's, 0644, in a 0700 directory)" bash -c \
+    "for n in ${NODES[*]}; do d='$WORK'/\$n/sigs/.pm-cdiff
+         [ \"\$(stat -c '%U %a' \$d)\" = 'root 700' ] || exit 1
+         for v in 2 3 4 5 6; do [ \"\$(stat -c '%U %a' \$d/test-\$v.cdiff)\" = 'root 644' ] || exit 1; done
+     done"
 
 # ---- 429 with Retry-After: a cluster fact ------------------------------------------------
 echo "429 120" >"$WWW/.status"

@@ -12,6 +12,8 @@
 
 #include "pm_error.h"
 #include "pm_mem.h"
+#include "pm_file.h"
+#include "pm_sigcdiff.h"
 #include "pm_peer.h"
 #include "testmirror.h"
 #include "pm_sigfetch.h"
@@ -691,6 +693,62 @@ Test(peer, pull_into_empty_dir)
     cr_expect_not(s_exists(s_cli, PM_SIGSTORE_SCRATCH), "scratch dir left");
     s_expect_entries(s_cli, 1);
     free(path);
+}
+
+/* CDIFFs from a peer's kept directory, and the header of the version
+ * they make (512 bytes of its file, not the whole): what privmta-sigfetch
+ * applies. One not kept is PM_ENOTFOUND, and nothing half-written stays. */
+Test(peer, pull_cdiffs_and_the_header)
+{
+    s_make_cld(s_srv, "test.cld", 2 * 1024); /* two chunks: one asked */
+    char *kept = pm_asprintf("%s/%s", s_srv, PM_SIGCDIFF_KEPT);
+    cr_assert_eq(mkdir(kept, 0700), 0);
+    for (int v = 3; v <= 6; v++) {
+        char *name = pm_asprintf("test-%d.cdiff", v);
+        testmirror_copy(name, kept, name, false);
+        free(name);
+    }
+    s_start(s_client);
+    const char *key = zcert_public_txt(s_server);
+    char *why = NULL;
+    cr_assert_eq(pm_peer_pull_cdiffs(s_client, s_endpoint, key, "test", 2, 6,
+                                     s_cli, S_WAIT, &why),
+                 PM_OK, "%s", why);
+    struct stat st;
+    char *head = pm_asprintf("%s/test.head", s_cli);
+    cr_assert_eq(stat(head, &st), 0);
+    cr_assert_eq(st.st_size, 512);
+    cr_assert_eq(st.st_mode & 0777, 0644);
+    for (int v = 3; v <= 6; v++) {
+        char *name = pm_asprintf("test-%d.cdiff", v);
+        char *a = pm_asprintf("%s/%s", kept, name),
+             *b = pm_asprintf("%s/%s", s_cli, name);
+        size_t la = 0, lb = 0;
+        char *da = NULL, *db = NULL;
+        cr_assert_eq(pm_file_read(a, 1 << 20, 0, &da, &la, NULL), PM_OK);
+        cr_assert_eq(pm_file_read(b, 1 << 20, 0, &db, &lb, NULL), PM_OK);
+        cr_assert(la == lb && memcmp(da, db, la) == 0, "%s is the same", name);
+        free(da);
+        free(db);
+        free(a);
+        free(b);
+        free(name);
+    }
+    /* from 1: test-2.cdiff is not kept there */
+    cr_assert_eq(unlink(head), 0);
+    cr_assert_eq(pm_peer_pull_cdiffs(s_client, s_endpoint, key, "test", 1, 6,
+                                     s_cli, S_WAIT, &why),
+                 PM_ENOTFOUND);
+    cr_log_info("%s", why);
+    cr_assert_not(s_exists(s_cli, "test-2.cdiff"), "nothing half-written");
+    /* more versions than are ever kept is not asked */
+    cr_assert_eq(pm_peer_pull_cdiffs(s_client, s_endpoint, key, "test", 1,
+                                     2 + PM_SIGFETCH_CDIFF_STEPS, s_cli, S_WAIT,
+                                     &why),
+                 PM_EINVAL);
+    free(why);
+    free(head);
+    free(kept);
 }
 
 /* A .cvd pulled over a .cld, then a .cld (several chunks) over the .cvd:

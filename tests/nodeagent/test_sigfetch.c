@@ -106,6 +106,16 @@ s_fetch(void)
     return s_fetch_from(mirrors, 1);
 }
 
+/* DIR/NAME for one call's argument: valid until the next s_path. */
+static const char *
+s_path(const char *dir, const char *name)
+{
+    static char *last;
+    free(last);
+    last = pm_asprintf("%s/%s", dir, name);
+    return last;
+}
+
 static bool
 s_exists(const char *dir, const char *name)
 {
@@ -217,6 +227,107 @@ Test(sigfetch, mirror_at_6_updates_by_cdiffs)
     cr_assert_eq(s_log_count("GET /test.cvd 200"), 0);
     cr_assert_eq(s_log_count("GET /test.cvd 206 bytes=0-511"), 2);
     pm_sigfetch_report_destroy(&r);
+}
+
+/* With a CDIFF directory: the module downloads the CDIFFs itself (once
+ * each), keeps them there with the header, and libfreshclam applies them
+ * from its loopback mirror: the real mirror sees one version check. */
+static pm_sigfetch_report_t *
+s_fetch_cdiffs(const char *cdiffs, const char *const *mirrors, size_t n)
+{
+    const char *dbs[] = {"test"};
+    pm_sigfetch_opts_t o = {.dbdir = s_db,
+                            .mirrors = mirrors,
+                            .n_mirrors = n,
+                            .databases = dbs,
+                            .n_databases = 1,
+                            .connect_timeout_s = 2,
+                            .request_timeout_s = 5,
+                            .cdiff_dir = cdiffs};
+    pm_sigfetch_report_t *r = NULL;
+    char *why = NULL;
+    cr_assert_eq(pm_sigfetch_run(&o, &r, &why), PM_OK, "%s", why ? why : "");
+    free(why);
+    return r;
+}
+
+Test(sigfetch, cdiffs_are_kept_and_applied_from_loopback)
+{
+    cr_assert_eq(cl_init(CL_INIT_DEFAULT), CL_SUCCESS);
+    testmirror_copy("test-1.cvd", s_db, "test.cvd", false);
+    testmirror_publish_v6(s_www);
+    s_mirror_start();
+    char *cdiffs = pm_asprintf("%s/cdiffs", s_dir);
+    cr_assert_eq(mkdir(cdiffs, 0700), 0);
+    const char *mirrors[] = {s_url};
+    pm_sigfetch_report_t *r = s_fetch_cdiffs(cdiffs, mirrors, 1);
+    pm_sigfetch_db_t *db = &r->dbs[0];
+    cr_assert_eq(db->err, PM_OK, "%s", db->why);
+    cr_assert_eq(db->version, 6);
+    cr_assert_str_eq(db->mirror, s_url, "the real mirror is named");
+    s_assert_dir_clean();
+    cr_assert_eq(s_log_count("GET /test.cvd 206 bytes=0-511"), 1);
+    cr_assert_eq(s_log_count("GET /test.cvd 200"), 0);
+    for (int v = 2; v <= 6; v++) {
+        char line[64], name[32];
+        snprintf(line, sizeof line, "GET /test-%d.cdiff 200", v);
+        cr_assert_eq(s_log_count(line), 1, "%s", line);
+        snprintf(name, sizeof name, "test-%d.cdiff", v);
+        cr_assert(s_exists(cdiffs, name), "%s kept", name);
+    }
+    cr_assert(s_exists(cdiffs, "test.head"));
+    pm_sigfetch_report_destroy(&r);
+
+    /* Another node at version 1 applies the same CDIFFs, no mirror */
+    cr_assert_eq(unlink(s_path(s_db, "test.cld")), 0);
+    testmirror_copy("test-1.cvd", s_db, "test.cvd", false);
+    size_t asked = (size_t)s_log_count("GET ");
+    r = s_fetch_cdiffs(cdiffs, NULL, 0);
+    cr_assert_eq(r->dbs[0].err, PM_OK, "%s", r->dbs[0].why);
+    cr_assert_eq(r->dbs[0].version, 6);
+    cr_assert(r->dbs[0].changed);
+    cr_assert_eq((size_t)s_log_count("GET "), asked, "the mirror is not asked");
+    s_assert_dir_clean();
+    pm_sigfetch_report_destroy(&r);
+
+    /* ... and refuses a tampered one: version 1 stays */
+    cr_assert_eq(unlink(s_path(s_db, "test.cld")), 0);
+    testmirror_copy("test-1.cvd", s_db, "test.cvd", false);
+    testmirror_copy("test-4.cdiff", cdiffs, "test-4.cdiff", true);
+    r = s_fetch_cdiffs(cdiffs, NULL, 0);
+    cr_assert_eq(r->dbs[0].err, PM_EPROTO, "%s", r->dbs[0].why);
+    cr_log_info("%s", r->dbs[0].why);
+    cr_assert_eq(r->dbs[0].version, 1);
+    s_assert_dir_clean();
+    pm_sigfetch_report_destroy(&r);
+
+    /* No header: nothing to apply towards */
+    cr_assert_eq(unlink(s_path(cdiffs, "test.head")), 0);
+    r = s_fetch_cdiffs(cdiffs, NULL, 0);
+    cr_assert_eq(r->dbs[0].err, PM_ENOTFOUND, "%s", r->dbs[0].why);
+    pm_sigfetch_report_destroy(&r);
+    free(cdiffs);
+}
+
+/* A CDIFF missing on the mirror: libfreshclam updates as before (the
+ * whole CVD, since none applied). */
+Test(sigfetch, a_missing_cdiff_falls_back_to_libfreshclam)
+{
+    cr_assert_eq(cl_init(CL_INIT_DEFAULT), CL_SUCCESS);
+    testmirror_copy("test-1.cvd", s_db, "test.cvd", false);
+    testmirror_publish_v6(s_www);
+    cr_assert_eq(unlink(s_path(s_www, "test-2.cdiff")), 0);
+    s_mirror_start();
+    char *cdiffs = pm_asprintf("%s/cdiffs", s_dir);
+    cr_assert_eq(mkdir(cdiffs, 0700), 0);
+    const char *mirrors[] = {s_url};
+    pm_sigfetch_report_t *r = s_fetch_cdiffs(cdiffs, mirrors, 1);
+    cr_assert_eq(r->dbs[0].err, PM_OK, "%s", r->dbs[0].why);
+    cr_assert_eq(r->dbs[0].version, 6);
+    cr_assert_not(s_exists(cdiffs, "test-3.cdiff"), "stopped at the gap");
+    s_assert_dir_clean();
+    pm_sigfetch_report_destroy(&r);
+    free(cdiffs);
 }
 
 Test(sigfetch, http_429_with_retry_after_is_a_cooldown)

@@ -18,6 +18,7 @@
 #include "pm_file.h"
 #include "pm_mem.h"
 #include "pm_sigfetch.h"
+#include "pm_sigcdiff.h"
 #include "pm_sigstore.h"
 #include "pm_sigverify.h"
 #include "testmirror.h"
@@ -269,4 +270,89 @@ Test(sigstore, the_verifier_runs_as_the_fetch_user)
     free(why);
     free(path);
     free(secret);
+}
+
+/* ---- kept CDIFFs (pm_sigcdiff) ----------------------------------------- */
+
+static void
+s_put(const char *dir, const char *name)
+{
+    char *path = pm_asprintf("%s/%s", dir, name);
+    cr_assert_eq(pm_file_write(path, "x", 1, 0644, (gid_t)-1, NULL), PM_OK);
+    free(path);
+}
+
+/* The chain that ends at the version held is what counts; the rest goes. */
+Test(sigstore, cdiff_from_is_the_chain_ending_at_the_version_held)
+{
+    char *kept = pm_asprintf("%s/%s", s_db, PM_SIGCDIFF_KEPT);
+    cr_assert_eq(pm_sigcdiff_from(s_db, "test", 6), 0, "no directory: none");
+    cr_assert_eq(mkdir(kept, 0700), 0);
+    const char *files[] = {"test-2.cdiff", "test-4.cdiff", "test-5.cdiff",
+                           "test-6.cdiff", "test-9.cdiff", "daily-5.cdiff",
+                           "other"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        s_put(kept, files[i]);
+    cr_assert_eq(pm_sigcdiff_from(s_db, "test", 6), 4);
+    cr_assert_not(s_exists(kept, "test-2.cdiff"), "not in the chain");
+    cr_assert_not(s_exists(kept, "test-9.cdiff"), "past the version");
+    cr_assert(s_exists(kept, "test-4.cdiff"));
+    cr_assert(s_exists(kept, "daily-5.cdiff"), "another database's stays");
+    cr_assert(s_exists(kept, "other"));
+    /* a whole file installed at 7 ends the chain */
+    cr_assert_eq(pm_sigcdiff_from(s_db, "test", 7), 0);
+    cr_assert_not(s_exists(kept, "test-6.cdiff"));
+    /* at most PM_SIGFETCH_CDIFF_STEPS are kept */
+    for (unsigned v = 1; v <= PM_SIGFETCH_CDIFF_STEPS + 5; v++) {
+        char *name = pm_asprintf("test-%u.cdiff", v);
+        s_put(kept, name);
+        free(name);
+    }
+    cr_assert_eq(pm_sigcdiff_from(s_db, "test", PM_SIGFETCH_CDIFF_STEPS + 5),
+                 6);
+    cr_assert_not(s_exists(kept, "test-5.cdiff"));
+    cr_assert_eq(pm_sigcdiff_from(s_db, "test", 0), 0, "0 forgets all");
+    cr_assert_not(s_exists(kept, "test-35.cdiff"));
+    free(kept);
+}
+
+/* What a fetch downloaded is kept from the fetch user's directory as a
+ * copy of ours; a link there is not followed, and the chain stops. */
+Test(sigstore, cdiff_keep_copies_regular_files_only)
+{
+    s_staged_v1();
+    char *dir = NULL;
+    cr_assert_eq(pm_sigcdiff_stage(s_db, true, s_uid, s_gid, &dir, NULL),
+                 PM_OK);
+    struct stat st = s_lstat(s_fetch, PM_SIGCDIFF_KEPT);
+    cr_assert_eq(st.st_uid, s_uid);
+    cr_assert_eq(st.st_mode & 0777, 0700);
+    s_put(dir, "test-2.cdiff");
+    char *link = pm_asprintf("%s/test-3.cdiff", dir);
+    cr_assert_eq(symlink("/etc/passwd", link), 0);
+    s_put(dir, "test-4.cdiff");
+    cr_assert_eq(pm_sigcdiff_keep(s_db, true, "test", 1, 4), 1);
+    char *kept = pm_asprintf("%s/%s", s_db, PM_SIGCDIFF_KEPT);
+    cr_assert(s_exists(kept, "test-2.cdiff"));
+    cr_assert_not(s_exists(kept, "test-3.cdiff"));
+    cr_assert_not(s_exists(kept, "test-4.cdiff"), "the chain stops");
+    st = s_lstat(kept, "test-2.cdiff");
+    cr_assert_eq(st.st_uid, geteuid(), "ours, not the fetch user's");
+    /* staging again empties it, never following what is there */
+    char *again = NULL;
+    cr_assert_eq(pm_sigcdiff_stage(s_db, true, s_uid, s_gid, &again, NULL),
+                 PM_OK);
+    cr_assert_not(s_exists(dir, "test-3.cdiff"));
+    cr_assert_eq(access("/etc/passwd", F_OK), 0);
+    /* the inbox for a peer's CDIFFs is ours, 0755 */
+    char *inbox = NULL;
+    cr_assert_eq(pm_sigcdiff_stage(s_db, false, 0, 0, &inbox, NULL), PM_OK);
+    st = s_lstat(s_db, PM_SIGCDIFF_INBOX);
+    cr_assert_eq(st.st_uid, geteuid());
+    cr_assert_eq(st.st_mode & 0777, 0755);
+    free(inbox);
+    free(again);
+    free(kept);
+    free(link);
+    free(dir);
 }

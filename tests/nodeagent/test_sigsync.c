@@ -1,8 +1,9 @@
 /* test_sigsync.c - two signature actors and a real HTTP mirror on
  * 127.0.0.1: the one with the duty fetches, the other pulls from it over
- * CurveZMQ (one node serves, the other only pulls); a new version by CDIFFs spreads the same way; a 429
- * becomes a cool-down both know; a peer's tampered file is refused and its
- * sender distrusted. The controller's part (MEMBERS) is played by the test. */
+ * CurveZMQ (one node serves, the other only pulls); a new version by CDIFFs
+ * spreads the same way; a 429 becomes a cool-down both know; a peer's tampered
+ * file is refused and its sender distrusted. The controller's part (MEMBERS) is
+ * played by the test. */
 #include <criterion/criterion.h>
 
 #include <czmq.h>
@@ -239,7 +240,28 @@ Test(sigsync, fetched_once_shared_by_peers)
     s_wait_version(&a, 6);
     s_wait_version(&b, 6);
     cr_assert_eq(testmirror_count(s_log, "GET /test.cvd 200 "), 1);
-    cr_assert_eq(testmirror_count(s_log, "GET /test-6.cdiff 200 "), 1);
+    for (int v = 2; v <= 6; v++) {
+        char *get = pm_asprintf("GET /test-%d.cdiff 200 ", v);
+        cr_assert_eq(testmirror_count(s_log, get), 1, "%s once", get);
+        free(get);
+        /* both keep every CDIFF, root's alone, to share */
+        s_node_t *nodes[] = {&a, &b};
+        for (size_t i = 0; i < 2; i++) {
+            path =
+                pm_asprintf("%s/.pm-cdiff/test-%d.cdiff", nodes[i]->dbdir, v);
+            cr_assert_eq(stat(path, &st), 0, "%s", path);
+            cr_assert_eq(st.st_mode & 0777, 0644);
+            free(path);
+        }
+    }
+    /* b was five versions behind: it caught up by CDIFF, not the file */
+    cr_assert_str_eq(s_db(&b)->source, "peer a by CDIFF");
+    cr_assert_eq(s_db(&a)->cdiff_from, 2);
+    cr_assert_eq(s_db(&b)->cdiff_from, 2);
+    path = pm_asprintf("%s/.pm-cdiff-in", b.dbdir);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0755, "the fetch user reads, no more");
+    free(path);
 
     /* a 429 is a cool-down b learns by gossip */
     testmirror_status(s_www, "429 120");
@@ -304,6 +326,67 @@ Test(sigsync, tampered_peer_is_distrusted)
     free(path);
     s_node_stop(&good);
     s_node_stop(&bad);
+}
+
+/* A peer that keeps a tampered CDIFF: the CDIFFs fail libfreshclam's
+ * check here, the peer is distrusted, and the version comes whole from an
+ * honest one. */
+Test(sigsync, tampered_cdiff_peer_is_distrusted)
+{
+    s_node_t good = {0}, bad = {0}, honest = {0};
+    char *dir = pm_asprintf("%s/good", s_dir);
+    cr_assert_eq(mkdir(dir, 0750), 0);
+    testmirror_copy("test-1.cvd", dir, "test.cvd", false);
+    free(dir);
+    /* bad holds version 6 and CDIFFs 2..6 of which 4 is changed */
+    dir = pm_asprintf("%s/bad", s_dir);
+    cr_assert_eq(mkdir(dir, 0750), 0);
+    testmirror_copy("test-6.cvd", dir, "test.cvd", false);
+    char *kept = pm_asprintf("%s/.pm-cdiff", dir);
+    cr_assert_eq(mkdir(kept, 0700), 0);
+    for (int v = 2; v <= 6; v++) {
+        char *name = pm_asprintf("test-%d.cdiff", v);
+        char *as = pm_asprintf("test-%d.cdiff", v);
+        testmirror_copy(name, kept, as, v == 4);
+        free(name);
+        free(as);
+    }
+    free(kept);
+    free(dir);
+    dir = pm_asprintf("%s/honest", s_dir);
+    cr_assert_eq(mkdir(dir, 0750), 0);
+    testmirror_copy("test-6.cvd", dir, "test.cvd", false);
+    free(dir);
+    s_node_start(&good, "good", false);
+    s_node_start(&bad, "bad", true);
+    s_drain(&good, 5000);
+    s_drain(&bad, 5000);
+    s_node_t *two[] = {&good, &bad};
+    testmirror_status(s_www, "403 -"); /* nobody may fetch: peers only */
+    s_send_policy(&good, s_mirror.url);
+    s_send_policy(&bad, s_mirror.url);
+    s_send_members(two, 2, "nobody");
+    int64_t end = zclock_mono() + 20000;
+    while (zclock_mono() < end && !(good.st && good.st->n_distrusted))
+        s_drain(&good, 200);
+    cr_assert(good.st && good.st->n_distrusted == 1, "good distrusts bad");
+    cr_assert_str_eq(good.st->distrusted[0]->peer, "bad");
+    cr_log_info("reason: %s", good.st->distrusted[0]->reason);
+    cr_assert(s_db(&good) && s_db(&good)->version == 1, "version 1 kept");
+    char *path = pm_asprintf("%s/.pm-cdiff/test-4.cdiff", good.dbdir);
+    cr_assert_neq(access(path, F_OK), 0, "no CDIFF of bad's is kept");
+    free(path);
+
+    s_node_start(&honest, "honest", true);
+    s_drain(&honest, 5000);
+    s_send_policy(&honest, s_mirror.url);
+    s_node_t *three[] = {&good, &bad, &honest};
+    s_send_members(three, 3, "nobody");
+    s_wait_version(&good, 6);
+    cr_assert_str_eq(s_db(&good)->source, "peer honest");
+    s_node_stop(&good);
+    s_node_stop(&bad);
+    s_node_stop(&honest);
 }
 
 /* ---- shutdown ------------------------------------------------------------ */

@@ -597,6 +597,20 @@ Test(wire, peer_message_rules)
     get.file = "test.cvd";
     get.version = 0;
     s_expect_peer_why(&get, "PeerMessage.version");
+    /* a CDIFF is asked for by the version it makes */
+    get.file = "daily-27001.cdiff";
+    get.version = 27001;
+    cr_assert_eq(s_peer_rc(&get, &why), PM_OK, "%s", why);
+    get.version = 27000;
+    s_expect_peer_why(&get, "a CDIFF is asked for by the version it makes");
+    get.file = "daily-027001.cdiff";
+    get.version = 27001;
+    s_expect_peer_why(&get, "PeerMessage.file");
+    get.file = "../daily-1.cdiff";
+    get.version = 1;
+    s_expect_peer_why(&get, "PeerMessage.file");
+    get.file = "daily-4294967296.cdiff";
+    s_expect_peer_why(&get, "PeerMessage.file");
 
     uint8_t data[16] = {0};
     Pm__PeerMessage chunk = PM__PEER_MESSAGE__INIT;
@@ -617,6 +631,11 @@ Test(wire, peer_message_rules)
     chunk.total = 100;
     chunk.version = 0;
     s_expect_peer_why(&chunk, "PeerMessage.version");
+    chunk.file = "test-6.cdiff"; /* a CDIFF is small */
+    chunk.version = 6;
+    cr_assert_eq(s_peer_rc(&chunk, &why), PM_OK, "%s", why);
+    chunk.total = PM_WIRE_CDIFF_MAX + 1;
+    s_expect_peer_why(&chunk, "a CDIFF is at most");
 
     /* VERSIONS: every database named as a database */
     Pm__SignatureDb db = PM__SIGNATURE_DB__INIT, *dbs[] = {&db};

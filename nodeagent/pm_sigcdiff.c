@@ -1,0 +1,238 @@
+/* pm_sigcdiff.c - see pm_sigcdiff.h. */
+#include "pm_sigcdiff.h"
+#include "pm_check.h"
+#include "pm_error.h"
+#include "pm_file.h"
+#include "pm_log.h"
+#include "pm_mem.h"
+#include "pm_sigfetch.h"
+#include "pm_sigstore.h"
+#include "pm_wire.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Removes every entry of the open directory FD (PATH in messages): files
+ * and links unlinked, empty directories removed, nothing followed. */
+static int
+s_empty(int fd, const char *path, char **why)
+{
+    int dup_fd = dup(fd);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d) {
+        if (dup_fd >= 0)
+            close(dup_fd);
+        pm_why(why, "sigcdiff", "cannot list %s: %s", path, strerror(errno));
+        return PM_EIO;
+    }
+    int rc = PM_OK;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (unlinkat(fd, e->d_name, 0) != 0 && errno != ENOENT &&
+            unlinkat(fd, e->d_name, AT_REMOVEDIR) != 0) {
+            pm_why(why, "sigcdiff", "cannot remove %s/%s: %s", path, e->d_name,
+                   strerror(errno));
+            rc = PM_EIO;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* PARENT_FD's directory NAME, made when missing, open (never a link),
+ * owned by UID:GID with MODE when we are root; -1 with *WHY. */
+static int
+s_dir(int parent_fd, const char *name, const char *path, uid_t uid, gid_t gid,
+      mode_t mode, char **why)
+{
+    if (mkdirat(parent_fd, name, mode) != 0 && errno != EEXIST) {
+        pm_why(why, "sigcdiff", "cannot make %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int fd = openat(parent_fd, name,
+                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        pm_why(why, "sigcdiff", "%s: %s", path,
+               errno == ENOTDIR || errno == ELOOP ? "not a directory"
+                                                  : strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    bool ours = geteuid() != 0 || (st.st_uid == uid && st.st_gid == gid);
+    if ((!ours && fchown(fd, uid, gid) != 0) ||
+        ((st.st_mode & 07777) != mode && fchmod(fd, mode) != 0)) {
+        pm_why(why, "sigcdiff", "cannot set the owner or mode of %s: %s", path,
+               strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int
+pm_sigcdiff_stage(const char *dbdir, bool for_fetch, uid_t uid, gid_t gid,
+                  char **path, char **why)
+{
+    char *parent = for_fetch ? pm_asprintf("%s/%s", dbdir, PM_SIGSTORE_FETCH)
+                             : pm_strdup(dbdir);
+    char *dir = pm_asprintf("%s/%s", parent,
+                            for_fetch ? PM_SIGCDIFF_KEPT : PM_SIGCDIFF_INBOX);
+    int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = -1, rc = PM_EIO;
+    if (pfd < 0)
+        pm_why(why, "sigcdiff", "%s: %s", parent, strerror(errno));
+    else
+        fd = for_fetch ? s_dir(pfd, PM_SIGCDIFF_KEPT, dir, uid, gid, 0700, why)
+                       : s_dir(pfd, PM_SIGCDIFF_INBOX, dir, geteuid(),
+                               getegid(), 0755, why);
+    if (fd >= 0)
+        rc = s_empty(fd, dir, why);
+    if (fd >= 0)
+        close(fd);
+    if (pfd >= 0)
+        close(pfd);
+    free(parent);
+    if (rc == PM_OK)
+        *path = dir;
+    else
+        free(dir);
+    return rc;
+}
+
+/* Reads FILE in the open directory FD: a regular file, not followed, at
+ * most PM_WIRE_CDIFF_MAX bytes counted while reading. NULL otherwise. */
+static uint8_t *
+s_read_at(int fd, const char *file, size_t *len)
+{
+    int in = openat(fd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (in < 0)
+        return NULL;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    if (fstat(in, &st) == 0 && S_ISREG(st.st_mode) &&
+        (uint64_t)st.st_size <= PM_WIRE_CDIFF_MAX) {
+        buf = pm_malloc((size_t)st.st_size + 1);
+        ssize_t r;
+        while ((r = read(in, buf + n, (size_t)st.st_size + 1 - n)) > 0 &&
+               (n += (size_t)r) <= (size_t)st.st_size)
+            ;
+        if (r < 0 || n != (size_t)st.st_size || n == 0)
+            PM_FREE(&buf); /* an error, or the file grew or shrank */
+    }
+    close(in);
+    errno = buf ? 0 : EINVAL; /* there, but refused: not ENOENT */
+    *len = n;
+    return buf;
+}
+
+size_t
+pm_sigcdiff_keep(const char *dbdir, bool for_fetch, const char *name,
+                 unsigned from, unsigned to)
+{
+    char *src = for_fetch ? pm_asprintf("%s/%s/%s", dbdir, PM_SIGSTORE_FETCH,
+                                        PM_SIGCDIFF_KEPT)
+                          : pm_asprintf("%s/%s", dbdir, PM_SIGCDIFF_INBOX);
+    char *kept = pm_asprintf("%s/%s", dbdir, PM_SIGCDIFF_KEPT), *why = NULL;
+    int dbfd = open(dbdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int pfd = dbfd < 0 || !for_fetch
+                  ? -1
+                  : openat(dbfd, PM_SIGSTORE_FETCH,
+                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = dbfd < 0 ? -1
+                      : openat(for_fetch ? pfd : dbfd,
+                               for_fetch ? PM_SIGCDIFF_KEPT : PM_SIGCDIFF_INBOX,
+                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    size_t n = 0;
+    bool ok = fd >= 0 && pm_file_mkdir(kept, 0700, (gid_t)-1, &why) == PM_OK;
+    for (unsigned v = from + 1; ok && v <= to; v++) {
+        char *file = pm_asprintf("%s-%u.cdiff", name, v);
+        char *to_path = pm_asprintf("%s/%s", kept, file);
+        size_t len = 0;
+        uint8_t *data = s_read_at(fd, file, &len);
+        ok = data &&
+             pm_file_write(to_path, data, len, 0644, (gid_t)-1, &why) == PM_OK;
+        if (!ok && !data && errno == ENOENT)
+            ; /* a whole file came instead: nothing to keep */
+        else if (!ok)
+            pm_warn("not keeping %s/%s to share: %s", src, file,
+                    why ? why : "missing, not a regular file or too large");
+        n += ok;
+        free(data);
+        free(to_path);
+        free(file);
+    }
+    if (fd < 0)
+        pm_warn("not keeping CDIFFs of %s: %s cannot be opened", name, src);
+    if (fd >= 0)
+        close(fd);
+    if (pfd >= 0)
+        close(pfd);
+    if (dbfd >= 0)
+        close(dbfd);
+    free(why);
+    free(kept);
+    free(src);
+    return n;
+}
+
+unsigned
+pm_sigcdiff_from(const char *dbdir, const char *name, unsigned version)
+{
+    enum { S_STEPS = PM_SIGFETCH_CDIFF_STEPS };
+    char *kept = pm_asprintf("%s/%s", dbdir, PM_SIGCDIFF_KEPT);
+    DIR *d = opendir(kept);
+    if (!d) {
+        free(kept);
+        return 0;
+    }
+    /* held[i]: NAME-(VERSION - i).cdiff is there, i < S_STEPS */
+    bool held[S_STEPS] = {false};
+    size_t nlen = strlen(name);
+    char **drop = NULL;
+    size_t n_drop = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        uint32_t v = 0;
+        char *bad = pm_check_cdiff_file(e->d_name, &v);
+        bool mine = !bad && strncmp(e->d_name, name, nlen) == 0 &&
+                    e->d_name[nlen] == '-' &&
+                    strchr(e->d_name + nlen + 1, '-') == NULL;
+        free(bad);
+        if (!mine)
+            continue;
+        if (v <= version && version - v < S_STEPS)
+            held[version - v] = true;
+        else {
+            drop = pm_realloc(drop, (n_drop + 1) * sizeof *drop);
+            drop[n_drop++] = pm_strdup(e->d_name);
+        }
+    }
+    closedir(d);
+    size_t chain = 0;
+    while (chain < S_STEPS && chain < version && held[chain])
+        chain++;
+    for (size_t i = chain; i < S_STEPS && i < version; i++)
+        if (held[i]) {
+            drop = pm_realloc(drop, (n_drop + 1) * sizeof *drop);
+            drop[n_drop++] =
+                pm_asprintf("%s-%u.cdiff", name, version - (unsigned)i);
+        }
+    for (size_t i = 0; i < n_drop; i++) {
+        char *path = pm_asprintf("%s/%s", kept, drop[i]);
+        unlink(path);
+        free(path);
+        free(drop[i]);
+    }
+    free(drop);
+    free(kept);
+    return chain ? version - (unsigned)chain + 1 : 0;
+}
