@@ -466,6 +466,7 @@ s_start(size_t i, const char *workdir, const char *fetcher, int gossip_ms)
                              .gossip_ms = gossip_ms,
                              .fanout = 3,
                              .links_max = s_links,
+                             .cdiff_min_kib = PM_SIGSYNC_CDIFF_MIN_KIB,
                              .peer_timeout_ms = s_timeout_ms};
     node->actor = pm_sigsync_new(&c);
     if (!node->actor) {

@@ -11,6 +11,7 @@
 #include "pm_mem.h"
 #include "pm_postfix.h"
 #include "pm_priv.h"
+#include "pm_sigsync.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -21,6 +22,10 @@
 #include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
+
+/* a number as the string the parameter table holds */
+#define S_STR(x) #x
+#define S_XSTR(x) S_STR(x)
 
 static pm_param_t s_params[] = {
     {"name", "", "this node's name, as enrolled (required)", NULL},
@@ -81,6 +86,12 @@ static pm_param_t s_params[] = {
      "child; default: the one beside this privmta-agent)",
      NULL},
     {"gossip_ms", "200", "signature gossip round", NULL},
+    {"cdiff_min_kib", S_XSTR(PM_SIGSYNC_CDIFF_MIN_KIB),
+     "a database this node holds catches up from a peer by CDIFF (KiB "
+     "instead of the whole file) only when this node's copy is larger than "
+     "this many KiB: starting libfreshclam costs more than a few MiB from "
+     "a peer; 0: always when a peer keeps the CDIFFs",
+     NULL},
     {"milter_restart", "",
      "the command that restarts privmta-milter in a rolling restart, split "
      "on blanks into words (no shell), e.g. \"systemctl restart "
@@ -239,6 +250,8 @@ main(int argc, char **argv)
         cfg.peer_bind = *bind ? bind : NULL;
         cfg.peer_host = *host ? host : NULL;
         cfg.gossip_ms = pm_conf_int(s_params, "gossip_ms", 10, 600000);
+        cfg.cdiff_min_kib =
+            pm_conf_int(s_params, "cdiff_min_kib", 0, 16 * 1024 * 1024);
         cfg.sigfetch = s_sigfetch_path();
         cfg.fetch_user = pm_conf_get(s_params, "fetch_user");
         if (geteuid() == 0 &&

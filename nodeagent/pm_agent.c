@@ -528,6 +528,7 @@ s_start_sigsync(pm_agent_state_t *self)
         .peer_host = self->cfg.peer_host,
         .name = self->node,
         .gossip_ms = self->cfg.gossip_ms,
+        .cdiff_min_kib = self->cfg.cdiff_min_kib,
         .members_file = members,
     };
     self->sigsync = pm_sigsync_new(&sc);

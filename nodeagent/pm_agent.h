@@ -76,6 +76,7 @@ typedef struct {
                                  * (pm_sigsync.h), absolute; NULL: none */
     const char *peer_bind;      /* where peers pull databases; NULL: none */
     const char *sigfetch;       /* privmta-sigfetch, by path (pm_sigsync.h) */
+    int cdiff_min_kib;          /* pm_sigsync.h */
     const char *fetch_user;     /* it runs as this user (when root); NULL:
                                  * as the agent */
     const char *peer_host;      /* host peers reach us at; NULL: bind's */

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -436,15 +437,28 @@ s_pick_holder(s_sync_t *self, s_db_t *db)
     return pick;
 }
 
-/* Whether DB catches up from holder PEER by CDIFF: it holds a version
- * and the peer keeps every CDIFF from there to the newest. */
+/* Whether DB catches up from holder PEER by CDIFF: it holds a version,
+ * larger than cdiff_min_kib, and the peer keeps every CDIFF from there to
+ * the newest. */
 static bool
-s_by_cdiff(const s_db_t *db, const char *peer)
+s_by_cdiff(s_sync_t *self, const s_db_t *db, const char *peer)
 {
     const s_held_t *held = zhashx_lookup(db->holders, peer);
-    return db->version && held && held->cdiff_from &&
-           held->cdiff_from <= db->version + 1 &&
-           db->newest - db->version <= PM_SIGFETCH_CDIFF_STEPS;
+    if (!db->version || !held || !held->cdiff_from ||
+        held->cdiff_from > db->version + 1 ||
+        db->newest - db->version > PM_SIGFETCH_CDIFF_STEPS)
+        return false;
+    static const char *const exts[] = {"cld", "cvd"};
+    off_t size = 0;
+    for (size_t i = 0; i < 2; i++) {
+        char *path =
+            pm_asprintf("%s/%s.%s", self->cfg.dbdir, db->name, exts[i]);
+        struct stat st;
+        if (stat(path, &st) == 0 && st.st_size > size)
+            size = st.st_size;
+        free(path);
+    }
+    return size / 1024 > self->cfg.cdiff_min_kib;
 }
 
 /* Brings DB to its newest version with the CDIFFs of member M, applied
@@ -501,7 +515,7 @@ s_pull(s_sync_t *self, s_db_t *db)
     char *peer = pm_strdup(m->name), *why = NULL;
     pm_sigfile_t got = {0};
     int rc = PM_ENOTFOUND;
-    bool cdiff = s_by_cdiff(db, peer);
+    bool cdiff = s_by_cdiff(self, db, peer);
     if (cdiff && (rc = s_catch_up(self, db, m, &got, &why)) != PM_OK &&
         rc != PM_EPROTO) {
         pm_info("node %s: %s by CDIFF from peer %s failed, the whole file "

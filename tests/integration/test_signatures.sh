@@ -62,7 +62,8 @@ agent_args() { # NAME
         --address "127.0.0.1" --heartbeat-ms 200 --dead-after-ms 1000 \
         --milter-socket "unix:$WORK/$n/milter.sock" --milter-dir "$WORK/$n/handoff" \
         --milter-group "$MUSER" --milter-status "$WORK/$n/run/status.json" \
-        --sig-dir "$WORK/$n/sigs" --peer-bind tcp://127.0.0.1:0 --gossip-ms 200
+        --sig-dir "$WORK/$n/sigs" --peer-bind tcp://127.0.0.1:0 --gossip-ms 200 \
+        --cdiff-min-kib 0
 }
 agent_up() { # NAME
     daemon_bg "agent $1" "$WORK/$1.log" "$AGENT" $(agent_args "$1")

@@ -65,6 +65,9 @@ typedef struct {
 /* the fetches run in the helper, as in the agent */
 #define S_FETCHER PM_BUILD_DIR "/nodeagent/privmta-sigfetch"
 
+/* The next node's cdiff_min_kib (0: by CDIFF whenever it can). */
+static int s_cdiff_min_kib;
+
 /* SERVE: the node runs a peer service, else it only pulls. */
 static void
 s_node_start(s_node_t *n, const char *name, bool serve)
@@ -81,6 +84,7 @@ s_node_start(s_node_t *n, const char *name, bool serve)
                              .gossip_ms = 100,
                              .fanout = 2,
                              .distrust_s = 600,
+                             .cdiff_min_kib = s_cdiff_min_kib,
                              .peer_timeout_ms = 2000};
     n->actor = pm_sigsync_new(&c);
     cr_assert_not_null(n->actor);
@@ -208,17 +212,21 @@ s_send_members(s_node_t **nodes, size_t count, const char *holder)
 
 Test(sigsync, fetched_once_shared_by_peers)
 {
-    s_node_t a = {0}, b = {0};
+    s_node_t a = {0}, b = {0}, c = {0};
     s_node_start(&a, "a", true);
     s_node_start(&b, "b", false);
+    s_cdiff_min_kib = 64; /* c's test.cvd, 40 KiB, comes whole */
+    s_node_start(&c, "c", false);
     s_drain(&a, 5000);
     s_drain(&b, 5000);
+    s_drain(&c, 5000);
     cr_assert(a.st &&
               strncmp(a.st->peer_endpoint, "tcp://127.0.0.1:", 16) == 0);
-    s_node_t *all[] = {&a, &b};
+    s_node_t *all[] = {&a, &b, &c};
     s_send_policy(&a, s_mirror.url);
     s_send_policy(&b, s_mirror.url);
-    s_send_members(all, 2, "a");
+    s_send_policy(&c, s_mirror.url);
+    s_send_members(all, 3, "a");
 
     s_wait_version(&a, 1);
     s_wait_version(&b, 1);
@@ -254,8 +262,11 @@ Test(sigsync, fetched_once_shared_by_peers)
             free(path);
         }
     }
-    /* b was five versions behind: it caught up by CDIFF, not the file */
+    /* b was five versions behind: it caught up by CDIFF, not the file;
+     * c's copy is smaller than its cdiff_min_kib: the file */
     cr_assert_str_eq(s_db(&b)->source, "peer a by CDIFF");
+    s_wait_version(&c, 6);
+    cr_assert_str_eq(s_db(&c)->source, "peer a");
     cr_assert_eq(s_db(&a)->cdiff_from, 2);
     cr_assert_eq(s_db(&b)->cdiff_from, 2);
     path = pm_asprintf("%s/.pm-cdiff-in", b.dbdir);
@@ -280,7 +291,7 @@ Test(sigsync, fetched_once_shared_by_peers)
 
     /* the duty moves to b, which does not ask the cooling mirror */
     size_t asked = testmirror_count(s_log, "GET ");
-    s_send_members(all, 2, "b");
+    s_send_members(all, 3, "b");
     end = zclock_mono() + 10000;
     while (zclock_mono() < end &&
            !(s_db(&b) && s_db(&b)->next_check > now + 100))
@@ -292,6 +303,8 @@ Test(sigsync, fetched_once_shared_by_peers)
 
     s_node_stop(&a);
     s_node_stop(&b);
+    s_node_stop(&c);
+    s_cdiff_min_kib = 0;
 }
 
 /* A peer announcing a version whose file fails ClamAV's check is
