@@ -93,16 +93,19 @@ s_rollout_send(pm_ctld_t *self, const size_t *orders, size_t n)
     Pm__RestartOrder order = PM__RESTART_ORDER__INIT;
     if (!ro->spec)
         return; /* stored without one: nothing to order */
-    for (size_t i = 0; ro->spec->policy_rev && i < n; i++)
-        pm_fleet_pin(self->fleet, ro->nodes[orders[i]]->name,
-                     ro->spec->policy_rev); /* a canary: the new revision */
-    if (ro->spec->policy_rev)
-        return;
     order.rollout = ro->id;
     order.service = ro->spec->service;
     order.drain_ms = pm_rollout_drain_ms(ro);
+    if (ro->spec->policy_rev) { /* a canary push */
+        order.service = PM_WIRE_SERVICE_PROBE;
+        order.drain_ms = 0;
+    }
     for (size_t i = 0; i < n; i++) {
         const char *name = ro->nodes[orders[i]]->name;
+        if (ro->spec->policy_rev && !pm_rollout_probing(ro, orders[i])) {
+            pm_fleet_pin(self->fleet, name, ro->spec->policy_rev);
+            continue; /* a canary: the new revision first */
+        }
         if (!pm_fleet_restart(self->fleet, name, &order)) {
             char *label = pm_text_escape(name, S_LOG_NAME_MAX);
             pm_debug("rollout %llu: node %s is not connected; its order "

@@ -617,17 +617,26 @@ s_follow_applying(const Pm__Rollout *r, Pm__RolloutNode *node,
               (unsigned long long)rev, span);
 }
 
-/* A canary on the pushed revision must be healthy for min_healthy on end.
- * Unlike a restarted node it is not failed at the first bad look: the
- * milter may still be loading what the revision asks for, so the clock
- * starts again, and only the deadline fails it, naming the problem. */
+/* A canary on the pushed revision must pass the probe order (a message
+ * through its Postfix and filter: pm_restart.h) and be healthy for
+ * min_healthy on end. Unlike a restarted node it is not failed at the
+ * first bad look: the milter may still be loading what the revision asks
+ * for, so the clock starts again, and only the deadline fails it, naming
+ * the problem; a probe that failed fails it at once. */
 static void
 s_follow_canary(const Pm__Rollout *r, Pm__RolloutNode *node,
                 const Pm__NodeStatus *view, int64_t now)
 {
     char buf[S_TEXT_MAX], a[32], b[32];
+    const Pm__RestartResult *probe = s_answer(r, view);
+    if (probe && probe->done && !probe->ok)
+        return s_end(node, S_FAILED, now, "probe: %s",
+                     *probe->error ? probe->error : "failed, no reason given");
     const char *problem = view ? s_policy_problem(view, buf, sizeof buf)
                                : "node is no longer enrolled";
+    if (!problem && !(probe && probe->done))
+        problem = "no message through its Postfix and filter yet (the "
+                  "probe)";
     if (problem)
         node->settling_since = now;
     if (!problem && now - node->settling_since >= s_min_healthy(r))
@@ -740,6 +749,30 @@ s_check_done(Pm__Rollout *r, int64_t now)
         }
 }
 
+/* A canary push: a canary that just applied the revision (it was
+ * RESTARTING before this tick, WAS) is told to probe, and told again on
+ * RESEND until it answers; pm_rollout_probing says which orders those
+ * are. Only while the rollout runs. */
+static void
+s_probe_orders(const Pm__Rollout *r, const s_views_t *v,
+               const Pm__RolloutNode__State *was, bool resend, size_t *orders,
+               size_t *n_orders)
+{
+    for (size_t i = 0;
+         s_spec(r)->policy_rev && r->state == S_RUNNING && i < r->n_nodes; i++)
+        if (r->nodes[i]->state == S_SETTLING &&
+            (was[i] == S_RESTARTING ||
+             (resend && !s_answer(r, s_view(v, r->nodes[i]->name)))))
+            orders[(*n_orders)++] = i;
+}
+
+bool
+pm_rollout_probing(const Pm__Rollout *r, size_t node)
+{
+    return r->spec && r->spec->policy_rev && node < r->n_nodes &&
+           r->nodes[node]->state == S_SETTLING;
+}
+
 bool
 pm_rollout_tick(Pm__Rollout *r, Pm__NodeStatus *const *views, size_t n_views,
                 int64_t now, bool resend, size_t *orders, size_t *n_orders)
@@ -748,8 +781,10 @@ pm_rollout_tick(Pm__Rollout *r, Pm__NodeStatus *const *views, size_t n_views,
     uint8_t *before = pm_wire_pack(&r->base, &len_before);
     s_views_t v = s_views(views, n_views);
     *n_orders = 0;
+    Pm__RolloutNode__State *was = pm_calloc(r->n_nodes + 1, sizeof *was);
     for (size_t i = 0; i < r->n_nodes; i++) {
         Pm__RolloutNode *node = r->nodes[i];
+        was[i] = node->state;
         const Pm__NodeStatus *view = s_view(&v, node->name);
         bool policy = s_spec(r)->policy_rev != 0;
         if (node->state == S_RESTARTING)
@@ -763,9 +798,11 @@ pm_rollout_tick(Pm__Rollout *r, Pm__NodeStatus *const *views, size_t n_views,
         if (r->nodes[i]->state == S_RESTARTING &&
             !s_answered(r, s_view(&v, r->nodes[i]->name)))
             orders[(*n_orders)++] = i;
+    s_probe_orders(r, &v, was, resend, orders, n_orders);
     s_schedule(r, &v, now, orders, n_orders);
     s_check_done(r, now);
     free(v.sorted);
+    free(was);
     uint8_t *after = pm_wire_pack(&r->base, &len_after);
     bool changed =
         len_before != len_after || memcmp(before, after, len_after) != 0;

@@ -145,11 +145,19 @@ int pm_rollout_abort(Pm__Rollout *r, const char *user, int64_t now, char **why);
  * not up). Writes into ORDERS (room for R->n_nodes) the indexes in
  * R->nodes of the nodes to send an order to, and sets *N_ORDERS: those
  * this tick started and, when RESEND, every RESTARTING node whose agent
- * has not answered this rollout yet. Returns whether R changed: the
- * caller must then store R durably before sending any order. */
+ * has not answered this rollout yet. In a canary push, a canary that
+ * applied the revision this tick (SETTLING) is ordered too, and again on
+ * RESEND until it answers: its order is the probe (RestartOrder service
+ * PM_WIRE_SERVICE_PROBE), which must pass before it is DONE. Returns
+ * whether R changed: the caller must then store R durably before sending
+ * any order. */
 bool pm_rollout_tick(Pm__Rollout *r, Pm__NodeStatus *const *views,
                      size_t n_views, int64_t now, bool resend, size_t *orders,
                      size_t *n_orders);
+
+/* Whether the order to R's node NODE (an index from pm_rollout_tick) is
+ * the probe of a canary push, not the revision itself. */
+bool pm_rollout_probing(const Pm__Rollout *r, size_t node);
 
 /* Lowercase names for a person or JSON: "running", "restarting". */
 const char *pm_rollout_state_name(Pm__Rollout__State state);

@@ -88,10 +88,18 @@ pm_agent_restart_begin(pm_agent_state_t *self, const Pm__RestartOrder *order)
                 self->node, id, (unsigned long long)last->rollout);
         return;
     }
-    pm_info("node %s: restarting %s (rollout %llu, drain %lld ms)", self->node,
-            order->service, id, (long long)order->drain_ms);
     bool milter = strcmp(order->service, "milter") == 0;
-    s_restart_set(self, s_restart_result(id, milter ? "restart" : "drain"));
+    bool probe = strcmp(order->service, PM_WIRE_SERVICE_PROBE) == 0;
+    if (probe)
+        pm_info("node %s: checking mail through Postfix and the filter "
+                "(canary push %llu)",
+                self->node, id);
+    else
+        pm_info("node %s: restarting %s (rollout %llu, drain %lld ms)",
+                self->node, order->service, id, (long long)order->drain_ms);
+    s_restart_set(self, s_restart_result(id, probe    ? "gate"
+                                             : milter ? "restart"
+                                                      : "drain"));
     s_restart_keep(self);
     pm_restart_config_t rc = s_restart_config(self);
     self->restart = pm_restart_new(&rc, order);

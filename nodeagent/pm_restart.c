@@ -570,9 +570,33 @@ s_recover_postfix(s_restart_t *self, char **why)
     free(more);
 }
 
+/* A canary push's check: the gate alone, on the running node. */
+static void
+s_run_probe(s_restart_t *self)
+{
+    char *why = NULL;
+    self->phase = "gate";
+    s_phase(self, self->phase);
+    bool ok = s_gate(self, self->cfg.postfix_dir != NULL, &why);
+    if (self->stopping)
+        pm_warn("probe %llu: stopped", (unsigned long long)self->rollout);
+    else {
+        if (ok)
+            pm_info("probe %llu: mail passes the node and its filter",
+                    (unsigned long long)self->rollout);
+        else
+            pm_warn("probe %llu failed: %s", (unsigned long long)self->rollout,
+                    why);
+        s_emit(self, true, ok, ok ? "" : why);
+    }
+    free(why);
+}
+
 static void
 s_run(s_restart_t *self)
 {
+    if (strcmp(self->service, PM_WIRE_SERVICE_PROBE) == 0)
+        return s_run_probe(self);
     bool pf = strcmp(self->service, "milter") != 0;
     bool mt = strcmp(self->service, "postfix") != 0;
     char *why = NULL;

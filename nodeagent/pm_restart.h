@@ -44,6 +44,13 @@
  *            runs the milter is answered by it as having passed every
  *            check (pm_probe.h; nothing is delivered).
  *
+ * "probe" (PM_WIRE_SERVICE_PROBE: a canary push, once the canary applied
+ * the revision) drains and restarts nothing: the gate alone, on the
+ * running node, so a revision that breaks mail on the canary (a filter
+ * that tempfails everything, a listener that rejects) stops the push
+ * before it reaches another node. On a node without Postfix or milter the
+ * gate checks what there is.
+ *
  * The milter ("milter", and "all") is restarted by MILTER_RESTART, a
  * command split on blanks into words (no shell, no quoting), run with
  * common/pm_cmd for at most 60 s; then gated. Without MILTER_RESTART or
@@ -113,9 +120,9 @@ typedef struct {
     void *test_arg;
 } pm_restart_config_t;
 
-/* Starts carrying out ORDER (service "postfix", "milter" or "all", checked
- * by pm_wire). CONFIG and ORDER are copied. Returns NULL only when the
- * thread cannot start. The owner reads STATUS events until done and
+/* Starts carrying out ORDER (service "postfix", "milter", "all" or
+ * "probe", checked by pm_wire). CONFIG and ORDER are copied. Returns NULL only
+ * when the thread cannot start. The owner reads STATUS events until done and
  * destroys the actor (zactor_destroy) then, or earlier to stop it. */
 zactor_t *pm_restart_new(const pm_restart_config_t *config,
                          const Pm__RestartOrder *order);

@@ -462,11 +462,13 @@ s_rule_publication(s_walk_t *w, const ProtobufCMessage *msg)
         return PM_OK;
     if (pub->kind == PM__PUBLICATION__KIND__RESTART) {
         if (!pub->restart || pub->restart->rollout == 0 ||
-            !s_is_service(pub->restart->service) || pub->restart->drain_ms < 0)
+            !(s_is_service(pub->restart->service) ||
+              !strcmp(pub->restart->service, PM_WIRE_SERVICE_PROBE)) ||
+            pub->restart->drain_ms < 0)
             return s_fail_field(w, "restart",
                                 "a restart needs an order: rollout >= 1, "
-                                "service postfix, milter or all, drain_ms "
-                                ">= 0");
+                                "service postfix, milter, all or probe, "
+                                "drain_ms >= 0");
         return PM_OK;
     }
     if (!pub->revision || !pub->revision->policy)

@@ -78,6 +78,9 @@
  * deadline to this, so one broken or hostile report cannot keep the
  * cluster off a mirror for a year. */
 #define PM_WIRE_COOLDOWN_MAX (25 * 3600)
+/* RestartOrder.service of a canary push's check: only the restart's
+ * health gate, probe message included, nothing drained or restarted. */
+#define PM_WIRE_SERVICE_PROBE "probe"
 
 int pm_wire_unpack_request(const uint8_t *buf, size_t len, Pm__Request **out,
                            char **why);

@@ -169,8 +169,12 @@ check "every node applied the revert" wait_for 30 applied_all $((head0 + 2))
 expect_exit 0 "mx1's milter back by hand" bash "$SRC/deploy/cluster.sh" milter mx1
 check "mx1's antivirus is back" wait_for 60 bash -c \
     "'$CTL' nodes --json | jq -e '.[] | select(.name == \"mx1\") | .antivirus.state == \"ok\"' >/dev/null"
+probes_before=$(grep -c 'probe: every check passed' "$WORK/cluster/mx2/milter.log")
 expect_exit 0 "a canary push to mx2 passes and reaches every node" \
     "$CTL" policy push "$WORK/canary.yaml" --canary mx2 --min-healthy 2s --wait=120
+check "mx2, the canary, checked mail through its Postfix and filter first" bash -c \
+    "grep -q 'checking mail through Postfix and the filter (canary push' '$WORK/cluster/mx2/agent.log' &&
+     [ \$(grep -c 'probe: every check passed' '$WORK/cluster/mx2/milter.log') -gt $probes_before ]"
 check "every node applied revision $((head0 + 3))" wait_for 30 applied_all $((head0 + 3))
 "$CTL" rollout status --json >"$WORK/rollout.json"
 check "the rollout: mx2 alone, done" jq -e '.state == "done" and

@@ -461,6 +461,16 @@ Test(restart, probe_fails_when_mail_cannot_pass, .timeout = 90)
     cr_expect_eq(access(key, F_OK), -1, "the token outlived the probe");
     pm__restart_result__free_unpacked(r, NULL);
 
+    /* a canary push's probe order: nothing restarted (milter_restart would
+     * fail), only the gate, which fails the same way */
+    cfg.milter_restart = "false";
+    r = s_restart(&cfg, s_order(13, PM_WIRE_SERVICE_PROBE, 0), &run);
+    cr_expect_not(r->ok);
+    cr_expect_str_eq(r->phase, "gate");
+    cr_expect(strstr(r->error, "probe through 127.0.0.94:"), "%s", r->error);
+    pm__restart_result__free_unpacked(r, NULL);
+    cfg.milter_restart = "true";
+
     /* without a handoff directory there is no probe: the gate passes */
     cfg.probe_dir = NULL;
     r = s_restart(&cfg, s_order(12, "milter", 0), &run);
