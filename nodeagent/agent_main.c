@@ -11,6 +11,7 @@
 #include "pm_mem.h"
 #include "pm_postfix.h"
 #include "pm_priv.h"
+#include "pm_sigmembers.h"
 #include "pm_sigsync.h"
 
 #include <errno.h>
@@ -86,6 +87,13 @@ static pm_param_t s_params[] = {
      "child; default: the one beside this privmta-agent)",
      NULL},
     {"gossip_ms", "200", "signature gossip round", NULL},
+    {"peer_links", S_XSTR(PM_SIGMEMBERS_LINKS_MAX),
+     "CurveZMQ connections to peers this agent keeps at once: in a bigger "
+     "cluster it gossips within that many members (a random partial view "
+     "that changes one member every 16 rounds), so the cluster does not "
+     "grow a connection between every pair of agents; each costs a few "
+     "descriptors and some memory",
+     NULL},
     {"cdiff_min_kib", S_XSTR(PM_SIGSYNC_CDIFF_MIN_KIB),
      "a database this node holds catches up from a peer by CDIFF (KiB "
      "instead of the whole file) only when this node's copy is larger than "
@@ -250,6 +258,7 @@ main(int argc, char **argv)
         cfg.peer_bind = *bind ? bind : NULL;
         cfg.peer_host = *host ? host : NULL;
         cfg.gossip_ms = pm_conf_int(s_params, "gossip_ms", 10, 600000);
+        cfg.peer_links = pm_conf_int(s_params, "peer_links", 3, 4096);
         cfg.cdiff_min_kib =
             pm_conf_int(s_params, "cdiff_min_kib", 0, 16 * 1024 * 1024);
         cfg.sigfetch = s_sigfetch_path();

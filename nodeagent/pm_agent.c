@@ -529,6 +529,7 @@ s_start_sigsync(pm_agent_state_t *self)
         .name = self->node,
         .gossip_ms = self->cfg.gossip_ms,
         .cdiff_min_kib = self->cfg.cdiff_min_kib,
+        .links_max = self->cfg.peer_links,
         .members_file = members,
     };
     self->sigsync = pm_sigsync_new(&sc);

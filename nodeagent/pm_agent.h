@@ -77,6 +77,7 @@ typedef struct {
     const char *peer_bind;      /* where peers pull databases; NULL: none */
     const char *sigfetch;       /* privmta-sigfetch, by path (pm_sigsync.h) */
     int cdiff_min_kib;          /* pm_sigsync.h */
+    int peer_links;             /* pm_sigsync.h's links_max */
     const char *fetch_user;     /* it runs as this user (when root); NULL:
                                  * as the agent */
     const char *peer_host;      /* host peers reach us at; NULL: bind's */

@@ -9,6 +9,7 @@
 #include "pm_mem.h"
 #include "pm_milter.h"
 #include "pm_milter_smfi.h"
+#include "pm_milter_wake.h"
 #include "pm_priv.h"
 
 #include <errno.h>
@@ -223,6 +224,7 @@ main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    char *why = NULL;
     pm_milter_t *milter = s_start();
     if (pm_milter_smfi_register(milter) != PM_OK)
         pm_fatal("libmilter refused the filter description");
@@ -231,7 +233,12 @@ main(int argc, char **argv)
     if (pm_milter_start(milter) != PM_OK)
         pm_fatal("cannot start the milter's threads");
     pm_info("listening on %s", pm_conf_get(s_params, "socket"));
+    if (pm_milter_wake_start(pthread_self(), &why) != PM_OK) {
+        pm_warn("%s: a stop may take up to 5 s", why);
+        free(why);
+    }
     int rc = smfi_main();
+    pm_milter_wake_stop();
     pm_info("stopping");
     pm_milter_destroy(&milter);
     pm_conf_free(s_params);

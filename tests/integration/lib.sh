@@ -22,7 +22,32 @@ DAEMONS=() # "PID NAME LOG"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:exitcode=86}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=86}
 
+# A watchdog for when this script is killed (ctest's timeout sends
+# SIGKILL, which runs no trap): it kills what track recorded, runs what
+# on_kill recorded (stopping Postfix instances), and removes $WORK.
+SCRIPT_PID=$$
+(
+    while kill -0 "$SCRIPT_PID" 2>/dev/null; do sleep 1; done
+    [ -d "$WORK" ] || exit 0
+    echo "watchdog: the test was killed; cleaning up after it" >&2
+    [ -f "$WORK/.pids" ] && xargs -r kill -9 <"$WORK/.pids" 2>/dev/null
+    [ -f "$WORK/.on-kill" ] && bash "$WORK/.on-kill" >/dev/null 2>&1
+    rm -rf "$WORK"
+) </dev/null >/dev/null 2>&1 &
+WATCHDOG=$!
+
+# track PID: a process of this test, killed at exit (or by the watchdog)
+track() {
+    PIDS+=("$1")
+    echo "$1" >>"$WORK/.pids"
+}
+
+# on_kill COMMAND: a shell line the watchdog runs if the script is killed
+# (what the script's EXIT trap would do; variables expanded by the caller)
+on_kill() { echo "$*" >>"$WORK/.on-kill"; }
+
 cleanup() {
+    kill "$WATCHDOG" 2>/dev/null
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
     wait 2>/dev/null
     # KEEP=DIR keeps the test's folder (logs) for a look afterwards
@@ -102,7 +127,7 @@ daemon_bg() {
     shift 2
     "$@" >>"$log" 2>&1 &
     DAEMON_PID=$!
-    PIDS+=("$DAEMON_PID")
+    track "$DAEMON_PID"
     DAEMONS+=("$DAEMON_PID $name $log")
 }
 

@@ -141,9 +141,9 @@ SINK=$(free_port)
 FALLBACK=$(free_port)
 (cd "$WORK" && exec smtp-sink -u nobody -d "$WORK/sink/%M." "127.0.0.30:$SINK" 10) >/dev/null 2>&1 &
 SINK_PID=$!
-PIDS+=("$SINK_PID")
+track "$SINK_PID"
 (cd "$WORK" && exec smtp-sink -u nobody -d "$WORK/fallback/%M." "127.0.0.31:$FALLBACK" 10) >/dev/null 2>&1 &
-PIDS+=("$!")
+track "$!"
 check "the two sinks listen" wait_for 10 bash -c "(exec 3<>/dev/tcp/127.0.0.30/$SINK) && (exec 3<>/dev/tcp/127.0.0.31/$FALLBACK)" 2>/dev/null
 expect_exit 0 "relay host to the sink, fallback to the other" "$CTL" policy set \
     "outbound.relay_host=[127.0.0.30]:$SINK" "outbound.fallback_relay_host=[127.0.0.31]:$FALLBACK" --wait=$(waits 10)

@@ -23,6 +23,9 @@ export PM_CLUSTER_NET=127.0.2 PM_CLUSTER_PORTS="$CTL_PORT $AGENT_PORT $(free_por
 export PRIVMTA_CLUSTER_DIR="$WORK/cluster" PM_BUILD_DIR="$BUILD" PM_CLUSTER_NO_BUILD=1
 cleanup_cluster() { bash "$SRC/deploy/cluster.sh" down >/dev/null 2>&1; }
 trap 'cleanup_cluster; cleanup' EXIT
+on_kill "PRIVMTA_CLUSTER_DIR='$PRIVMTA_CLUSTER_DIR' PM_CLUSTER_NET='$PM_CLUSTER_NET'" \
+    "PM_CLUSTER_PORTS='$PM_CLUSTER_PORTS' PM_BUILD_DIR='$BUILD' PM_CLUSTER_NO_BUILD=1" \
+    "bash '$SRC/deploy/cluster.sh' down"
 
 expect_exit 0 "deploy/cluster.sh up" bash "$SRC/deploy/cluster.sh" up
 check "it shows three nodes" test "$(grep -c '^mx[123] ' "$WORK/out")" -eq 3

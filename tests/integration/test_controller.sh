@@ -187,7 +187,7 @@ for sig in INT TERM; do
     want=$([ $sig = INT ] && echo 130 || echo 143)
     "$CTL" --timeout 60 --controller "tcp://127.0.0.1:$(free_port)" policy history >/dev/null 2>&1 &
     pid=$!
-    PIDS+=("$pid")
+    track "$pid"
     sleep 0.5
     start=$SECONDS
     kill -$sig "$pid"
@@ -207,7 +207,7 @@ ACKS="$WORK/acks"
     done
 ) &
 PUSHER=$!
-PIDS+=("$PUSHER")
+track "$PUSHER"
 check "pushes are being acknowledged" wait_for 30 bash -c "[ \$(wc -l <'$ACKS') -ge 20 ]"
 kill_daemon "$CONTROLLER_PID"
 wait "$PUSHER" 2>/dev/null

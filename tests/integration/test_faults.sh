@@ -35,11 +35,13 @@ cleanup_node() {
     for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null; done
 }
 trap 'cleanup_node; cleanup' EXIT
+on_kill "'$PFN' stop '$N'"
 small_fs() { # DIR SIZE: DIR becomes a tmpfs of SIZE, keeping what it held
     mkdir -p "$1" "$WORK/keep"
     cp -a "$1/." "$WORK/keep/" 2>/dev/null
     mount -t tmpfs -o "size=$2,mode=0755" tmpfs "$1" || skip "cannot mount a tmpfs"
     MOUNTS+=("$1")
+    on_kill "umount '$1'"
     cp -a "$WORK/keep/." "$1/"
     rm -rf "$WORK/keep"
 }

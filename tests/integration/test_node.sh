@@ -48,6 +48,7 @@ cleanup_node() {
     umount "$HANDOFF" 2>/dev/null
 }
 trap 'cleanup_node; cleanup' EXIT
+on_kill "'$PFN' destroy '$N'; umount '$HANDOFF'"
 
 nodes_json() { "$CTL" nodes --json 2>/dev/null; }
 # svc SERVICE FIELD: mx1's antivirus/dkim/... state or detail

@@ -42,7 +42,7 @@ WWW="$WORK/www"
 mkdir -p "$WWW"
 cp "$DB/test-1.cvd" "$WWW/test.cvd"
 python3 "$DB/mirror.py" "$WWW" "$WORK/mirror.port" "$WORK/access.log" >"$WORK/mirror.out" 2>&1 &
-PIDS+=("$!")
+track "$!"
 check "the mirror listens" wait_for 10 test -s "$WORK/mirror.port"
 MIRROR="http://127.0.0.1:$(cat "$WORK/mirror.port")"
 touch "$WORK/access.log"
