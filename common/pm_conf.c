@@ -119,6 +119,47 @@ pm_conf_usage(const pm_param_t *table, FILE *f)
     }
 }
 
+/* Writes TEXT as "# " comment lines of at most 76 columns. */
+static void
+s_comment(const char *text, FILE *f)
+{
+    while (*text) {
+        size_t len = strlen(text), cut = len;
+        if (len > 74) {
+            cut = 74;
+            while (cut > 0 && text[cut] != ' ')
+                cut--;
+            if (cut == 0)
+                cut = strcspn(text, " ");
+        }
+        fprintf(f, "# %.*s\n", (int)cut, text);
+        text += cut;
+        while (*text == ' ')
+            text++;
+    }
+}
+
+void
+pm_conf_print(const pm_param_t *table, const char *program, FILE *f)
+{
+    /* three lines: deploy/packaging.cmake puts the package's own values
+     * after them */
+    fprintf(f,
+            "# settings of %s, for its -c FILE\n"
+            "# One \"name = value\" a line. Every setting is shown commented "
+            "out with\n"
+            "# its default; command-line options (--name value) win over "
+            "this file.\n",
+            program);
+    for (const pm_param_t *p = table; p->name; p++) {
+        if (strncmp(p->name, "debug_", 6) == 0)
+            continue; /* tests only */
+        fputc('\n', f);
+        s_comment(p->help, f);
+        fprintf(f, "#%s = %s\n", p->name, p->dflt ? p->dflt : "");
+    }
+}
+
 void
 pm_conf_free(pm_param_t *table)
 {
@@ -174,6 +215,14 @@ pm_conf_main(pm_param_t *table, int argc, char **argv, const char *usage,
         pm_conf_usage(table, stdout);
         exit(0);
     }
+    if (argc == 2 && !strcmp(argv[1], "--print-config")) {
+        const char *slash = strrchr(argv[0], '/');
+        pm_conf_print(table, slash ? slash + 1 : argv[0], stdout);
+        pm_conf_free(table);
+        exit(0);
+    }
+    bool check = argc > 1 && strcmp(argv[argc - 1], "--check-config") == 0;
+    argc -= check;
     if (flag && argc > 1 && strcmp(argv[argc - 1], flag) == 0) {
         flagged = true;
         argc--;
@@ -194,6 +243,12 @@ pm_conf_main(pm_param_t *table, int argc, char **argv, const char *usage,
         exit(2);
     }
     pm_diag_destroy(&diag);
+    if (check) {
+        printf("%s: %s: every setting is known and has a value\n", argv[0],
+               config ? config : "(no -c FILE)");
+        pm_conf_free(table);
+        exit(0);
+    }
     return flagged;
 }
 

@@ -47,8 +47,18 @@ const char *pm_conf_get(const pm_param_t *table, const char *name);
 /* Prints "  --name VALUE   help (default)" for every parameter. */
 void pm_conf_usage(const pm_param_t *table, FILE *f);
 
+/* Prints every parameter as the -c FILE takes it, commented out with its
+ * default and its help above it: the file a package installs in /etc,
+ * made at build time from this table, so it cannot drift from it.
+ * PROGRAM names the daemon in the file's first line. */
+void pm_conf_print(const pm_param_t *table, const char *program, FILE *f);
+
 /* The start every privmta daemon shares: defaults, then "-c FILE", then
- * the options; -h/--help prints USAGE and the options and exits 0; any
+ * the options; -h/--help prints USAGE and the options and exits 0,
+ * --print-config the commented file (pm_conf_print) and exits 0; a last
+ * argument --check-config reads everything as usual and exits 0 when no
+ * setting is unknown or lacks a value (what each value means is checked
+ * as the daemon starts); any
  * problem prints every one of them and the usage, and exits 2. FLAG (may
  * be NULL) is one valueless flag allowed as the last argument (e.g.
  * "--public-key"); returns whether it was given. */

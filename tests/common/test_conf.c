@@ -337,3 +337,51 @@ Test(conf, usage_lists_flags_with_dashes)
     cr_expect(strstr(buf, "state_dir") == NULL, "%s", buf);
     free(buf);
 }
+
+/* The file a package installs: every setting commented out with its
+ * default, its help above it wrapped at 76 columns, tests-only settings
+ * left out; and the file reads back to the defaults. */
+Test(conf, print_is_a_commented_file_that_reads_back)
+{
+    pm_param_t t[] = {
+        {"state_dir", "/var/lib/privmta", "where revisions live", NULL},
+        {"long_help", "1",
+         "a help text long enough to be wrapped over more than one line of "
+         "the file, at a blank, so that no line of it is wider than the "
+         "seventy-six columns of a terminal",
+         NULL},
+        {"no_default", NULL, "has no default", NULL},
+        {"debug_crash", "", "tests only", NULL},
+        {NULL, NULL, NULL, NULL},
+    };
+    FILE *f = fopen(s_path, "w");
+    cr_assert_not_null(f);
+    pm_conf_print(t, "privmta-x", f);
+    fclose(f);
+    char *buf = NULL;
+    size_t len = 0;
+    f = fopen(s_path, "r");
+    cr_assert_gt(getdelim(&buf, &len, '\0', f), 0);
+    fclose(f);
+    cr_expect(strncmp(buf, "# settings of privmta-x, for its -c FILE\n", 41) ==
+                  0,
+              "%s", buf);
+    cr_expect(strstr(buf, "\n# where revisions live\n#state_dir = "
+                          "/var/lib/privmta\n"),
+              "%s", buf);
+    cr_expect(strstr(buf, "\n#no_default = \n"), "%s", buf);
+    cr_expect(!strstr(buf, "debug_crash"), "tests-only settings left out");
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        cr_expect(line[0] == '#', "not commented: %s", line);
+        cr_expect_leq(strlen(line), 76, "too wide: %s", line);
+    }
+    free(buf);
+    /* read back: all comments, nothing set, no problem */
+    pm_conf_defaults(t);
+    pm_diag_t *diag = pm_diag_new("test");
+    pm_conf_file(t, s_path, true, diag);
+    cr_expect_eq(pm_diag_count(diag), 0);
+    cr_expect_str_eq(pm_conf_get(t, "state_dir"), "/var/lib/privmta");
+    pm_diag_destroy(&diag);
+    pm_conf_free(t);
+}
