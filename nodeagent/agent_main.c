@@ -105,6 +105,13 @@ static pm_param_t s_params[] = {
      "on blanks into words (no shell), e.g. \"systemctl restart "
      "privmta-milter\"; empty: milter restarts of this node fail saying so",
      NULL},
+    {"postfix_restart", "",
+     "the command that restarts Postfix in a rolling restart, split on "
+     "blanks into words (no shell), e.g. \"systemctl restart postfix\" "
+     "where systemd runs Postfix (the agent's own postfix start would run "
+     "it inside the agent's unit); empty: postfix -c postfix_dir stop, "
+     "then start",
+     NULL},
     {"debug_drop_rev", "0", "tests only: ignore the update of this revision",
      NULL},
     {"debug_crash_at", "",
@@ -274,6 +281,7 @@ main(int argc, char **argv)
     cfg.milter_status = *msock ? pm_conf_get(s_params, "milter_status") : NULL;
     cfg.milter_socket = msock;
     cfg.milter_restart = pm_conf_get(s_params, "milter_restart");
+    cfg.postfix_restart = pm_conf_get(s_params, "postfix_restart");
     if (strcmp(pm_conf_get(s_params, "backend"), "postfix") == 0) {
         pm_postfix_set_milter(backend, msock);
         cfg.postfix_dir = pm_conf_get(s_params, "postfix_dir");

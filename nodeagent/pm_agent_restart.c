@@ -19,6 +19,7 @@ s_restart_config(const pm_agent_state_t *self)
         .postfix_dir = self->cfg.postfix_dir,
         .milter_socket = self->cfg.milter_socket,
         .milter_restart = self->cfg.milter_restart,
+        .postfix_restart = self->cfg.postfix_restart,
         .journal = self->restart_journal,
         .probe_dir = self->cfg.milter_dir,
         .probe_gid = self->cfg.milter_gid,

@@ -20,7 +20,7 @@
 #define S_TICK_MS 200            /* drain and gate look again this often */
 #define S_PROBE_MS 5000          /* one connection of the gate, at most */
 #define S_JOURNAL_MAX (1u << 20) /* bytes of a journal read back */
-#define S_WORDS_MAX 64           /* words of milter_restart */
+#define S_WORDS_MAX 64           /* words of milter_restart, postfix_restart */
 
 /* What the drain sets in main.cf, in this order; the journal keeps their
  * originals. The 421 has a name of its own so that a master.cf service
@@ -196,19 +196,74 @@ s_postfix(const char *dir, const char *verb, char **why)
     return rc == 0;
 }
 
+/* Splits COPY on blanks into WORDS (S_WORDS_MAX + 1 slots, pointing
+ * into COPY, NULL-terminated); false when there are more. */
+static bool
+s_words(char *copy, char **words)
+{
+    size_t n = 0;
+    char *save = NULL, *w = strtok_r(copy, " \t", &save);
+    for (; w && n < S_WORDS_MAX; w = strtok_r(NULL, " \t", &save))
+        words[n++] = w;
+    words[n] = NULL;
+    return !w;
+}
+
+/* Runs the agent parameter NAME's command LINE (split on blanks, no
+ * shell) for at most PM_RESTART_MILTER_MS; false with *why. CANCELLED
+ * (may be NULL) ends it early. */
+static bool
+s_command(const char *name, const char *line, bool (*cancelled)(void *),
+          void *arg, char **why)
+{
+    char *copy = pm_strdup(line);
+    char *words[S_WORDS_MAX + 1];
+    if (!s_words(copy, words) || !words[0]) {
+        pm_why(why, "restart", "%s is empty or has more than %d words", name,
+               S_WORDS_MAX);
+        free(copy);
+        return false;
+    }
+    pm_cmd_opts_t opts = {.timeout_ms = PM_RESTART_MILTER_MS,
+                          .cancelled = cancelled,
+                          .cancel_arg = arg};
+    pm_cmd_result_t c;
+    int rc = pm_cmd_run(words, &opts, &c);
+    if (rc != 0) {
+        char *what = pm_asprintf("%s (%s)", name, line);
+        s_set_why(why, pm_cmd_why(what, &c));
+        free(what);
+    }
+    pm_cmd_result_clear(&c);
+    free(copy);
+    return rc == 0;
+}
+
+/* Starts a Postfix that does not run: postfix_restart (PF_RESTART) when
+ * set, else postfix start. */
+static bool
+s_start(const char *dir, const char *pf_restart, char **why)
+{
+    return pf_restart && *pf_restart
+               ? s_command("postfix_restart", pf_restart, NULL, NULL, why)
+               : s_postfix(dir, "start", why);
+}
+
 /* Postfix on its original configuration, running: ORIG put back when
  * DRAINED (*drained cleared then), then reloaded if it runs, started if
- * not. False with *why (what failed, first line). */
+ * not (PF_RESTART as s_start). False with *why (what failed, first
+ * line). */
 static bool
-s_settle(const char *dir, const s_orig_t *orig, bool *drained, char **why)
+s_settle(const char *dir, const char *pf_restart, const s_orig_t *orig,
+         bool *drained, char **why)
 {
     bool back = !*drained || s_put_back(dir, orig, why);
     if (back && *drained) {
         *drained = false;
         return pm_pf_running(dir) ? s_postfix(dir, "reload", why)
-                                  : s_postfix(dir, "start", why);
+                                  : s_start(dir, pf_restart, why);
     }
-    return pm_pf_running(dir) || s_postfix(dir, "start", why);
+    return pm_pf_running(dir) || s_start(dir, pf_restart, why);
 }
 
 int
@@ -226,7 +281,8 @@ pm_restart_recover(const pm_restart_config_t *config, bool *acted, char **why)
     }
     *acted = true;
     bool drained = true;
-    if (rc == PM_OK && !s_settle(config->postfix_dir, &orig, &drained, why))
+    if (rc == PM_OK && !s_settle(config->postfix_dir, config->postfix_restart,
+                                 &orig, &drained, why))
         rc = PM_EIO;
     if (rc == PM_OK)
         s_journal_remove(config->journal);
@@ -403,44 +459,29 @@ s_drain(s_restart_t *self, char **why)
     return true;
 }
 
-/* Splits COPY on blanks into WORDS (S_WORDS_MAX + 1 slots, pointing
- * into COPY, NULL-terminated); false when there are more. */
-static bool
-s_words(char *copy, char **words)
-{
-    size_t n = 0;
-    char *save = NULL, *w = strtok_r(copy, " \t", &save);
-    for (; w && n < S_WORDS_MAX; w = strtok_r(NULL, " \t", &save))
-        words[n++] = w;
-    words[n] = NULL;
-    return !w;
-}
-
 static bool
 s_milter_restart(s_restart_t *self, char **why)
 {
-    char *copy = pm_strdup(self->cfg.milter_restart);
-    char *words[S_WORDS_MAX + 1];
-    if (!s_words(copy, words)) {
-        pm_why(why, "restart", "milter_restart has more than %d words",
-               S_WORDS_MAX);
-        free(copy);
+    return s_command("milter_restart", self->cfg.milter_restart, s_stopped,
+                     self, why);
+}
+
+/* With postfix_restart: the originals back, then its command (the running
+ * master keeps the drained configuration it loaded until it stops). Until
+ * the command succeeded the node counts as drained: a failure reloads the
+ * master still running on the drain (s_recover_postfix). */
+static bool
+s_restart_postfix_by_command(s_restart_t *self, char **why)
+{
+    if (self->drained && !s_put_back(self->cfg.postfix_dir, &self->orig, why))
         return false;
-    }
-    pm_cmd_opts_t opts = {.timeout_ms = PM_RESTART_MILTER_MS,
-                          .cancelled = s_stopped,
-                          .cancel_arg = self};
-    pm_cmd_result_t c;
-    int rc = pm_cmd_run(words, &opts, &c);
-    if (rc != 0) {
-        char *what =
-            pm_asprintf("milter_restart (%s)", self->cfg.milter_restart);
-        s_set_why(why, pm_cmd_why(what, &c));
-        free(what);
-    }
-    pm_cmd_result_clear(&c);
-    free(copy);
-    return rc == 0;
+    if (s_hook(self, "start") ||
+        !s_command("postfix_restart", self->cfg.postfix_restart, s_stopped,
+                   self, why))
+        return false;
+    self->drained = false;
+    s_journal_remove(self->cfg.journal);
+    return true;
 }
 
 /* Stop, originals back, start. */
@@ -448,6 +489,8 @@ static bool
 s_restart_postfix(s_restart_t *self, char **why)
 {
     const char *dir = self->cfg.postfix_dir;
+    if (self->cfg.postfix_restart)
+        return s_restart_postfix_by_command(self, why);
     if (pm_pf_running(dir) &&
         (!s_postfix(dir, "stop", why) || s_hook(self, "stopped")))
         return false;
@@ -558,8 +601,8 @@ static void
 s_recover_postfix(s_restart_t *self, char **why)
 {
     char *more = NULL;
-    bool ok =
-        s_settle(self->cfg.postfix_dir, &self->orig, &self->drained, &more);
+    bool ok = s_settle(self->cfg.postfix_dir, self->cfg.postfix_restart,
+                       &self->orig, &self->drained, &more);
     if (!self->drained) /* the values are back: the result says the rest */
         s_journal_remove(self->cfg.journal);
     if (!ok) {
@@ -648,6 +691,7 @@ s_destroy(s_restart_t **self_p)
     free((char *)self->cfg.postfix_dir);
     free((char *)self->cfg.milter_socket);
     free((char *)self->cfg.milter_restart);
+    free((char *)self->cfg.postfix_restart);
     free((char *)self->cfg.journal);
     free((char *)self->cfg.probe_dir);
     free((char *)self->cfg.smtp_source);
@@ -686,6 +730,7 @@ pm_restart_new(const pm_restart_config_t *config, const Pm__RestartOrder *order)
     self->cfg.postfix_dir = s_opt(config->postfix_dir);
     self->cfg.milter_socket = s_opt(config->milter_socket);
     self->cfg.milter_restart = s_opt(config->milter_restart);
+    self->cfg.postfix_restart = s_opt(config->postfix_restart);
     self->cfg.journal = s_opt(config->journal);
     self->cfg.probe_dir = s_opt(config->probe_dir);
     self->cfg.smtp_source = s_opt(config->smtp_source);

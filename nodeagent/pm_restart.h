@@ -93,25 +93,34 @@
 #include <stdbool.h>
 
 #define PM_RESTART_GATE_MS 30000   /* the gate, by default */
-#define PM_RESTART_MILTER_MS 60000 /* the milter_restart command */
+#define PM_RESTART_MILTER_MS 60000 /* milter_restart, postfix_restart */
 #define PM_RESTART_STOPPED_ERROR "the agent stopped during the restart"
 
 typedef struct {
-    const char *postfix_dir;    /* Postfix's configuration directory
-                                   (absolute); NULL: no Postfix here */
-    const char *milter_socket;  /* privmta-milter's socket in Postfix
-                                   syntax (pm_svcprobe_milter); NULL or "":
-                                   this node has no milter */
-    const char *milter_restart; /* the agent parameter milter_restart, e.g.
-                                   "systemctl restart privmta-milter"; NULL
-                                   or "": none */
-    const char *journal;        /* the drain's original values while
-                                   Postfix restarts; NULL: not kept */
-    const char *probe_dir;      /* the milter's handoff directory, where
-                                   the probe's token goes; NULL: no probe */
-    int probe_gid;              /* the milter's group (reads the token) */
-    const char *smtp_source;    /* NULL: PM_PROBE_SMTP_SOURCE */
-    int gate_ms;                /* 0: PM_RESTART_GATE_MS */
+    const char *postfix_dir;     /* Postfix's configuration directory
+                                    (absolute); NULL: no Postfix here */
+    const char *milter_socket;   /* privmta-milter's socket in Postfix
+                                    syntax (pm_svcprobe_milter); NULL or "":
+                                    this node has no milter */
+    const char *milter_restart;  /* the agent parameter milter_restart, e.g.
+                                    "systemctl restart privmta-milter"; NULL
+                                    or "": none */
+    const char *postfix_restart; /* the agent parameter postfix_restart,
+                                    e.g. "systemctl restart postfix": run
+                                    (split on blanks, no shell) instead of
+                                    postfix stop and start, after the
+                                    drain's values are put back; a Postfix
+                                    that systemd runs must be restarted
+                                    by systemd, or it would run inside the
+                                    agent's unit. NULL or "": postfix -c
+                                    DIR stop, start */
+    const char *journal;         /* the drain's original values while
+                                    Postfix restarts; NULL: not kept */
+    const char *probe_dir;       /* the milter's handoff directory, where
+                                    the probe's token goes; NULL: no probe */
+    int probe_gid;               /* the milter's group (reads the token) */
+    const char *smtp_source;     /* NULL: PM_PROBE_SMTP_SOURCE */
+    int gate_ms;                 /* 0: PM_RESTART_GATE_MS */
     /* Tests only: called at the steps "drained" (drain written and
      * reloaded), "stopped" (postfix stop done) and "start" (parameters put
      * back, before postfix start). True: the actor ends there at once, as

@@ -18,66 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Removes every entry of the open directory FD (PATH in messages): files
- * and links unlinked, empty directories removed, nothing followed. */
-static int
-s_empty(int fd, const char *path, char **why)
-{
-    int dup_fd = dup(fd);
-    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-    if (!d) {
-        if (dup_fd >= 0)
-            close(dup_fd);
-        pm_why(why, "sigcdiff", "cannot list %s: %s", path, strerror(errno));
-        return PM_EIO;
-    }
-    int rc = PM_OK;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (unlinkat(fd, e->d_name, 0) != 0 && errno != ENOENT &&
-            unlinkat(fd, e->d_name, AT_REMOVEDIR) != 0) {
-            pm_why(why, "sigcdiff", "cannot remove %s/%s: %s", path, e->d_name,
-                   strerror(errno));
-            rc = PM_EIO;
-        }
-    }
-    closedir(d);
-    return rc;
-}
-
-/* PARENT_FD's directory NAME, made when missing, open (never a link),
- * owned by UID:GID with MODE when we are root; -1 with *WHY. */
-static int
-s_dir(int parent_fd, const char *name, const char *path, uid_t uid, gid_t gid,
-      mode_t mode, char **why)
-{
-    if (mkdirat(parent_fd, name, mode) != 0 && errno != EEXIST) {
-        pm_why(why, "sigcdiff", "cannot make %s: %s", path, strerror(errno));
-        return -1;
-    }
-    int fd = openat(parent_fd, name,
-                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        pm_why(why, "sigcdiff", "%s: %s", path,
-               errno == ENOTDIR || errno == ELOOP ? "not a directory"
-                                                  : strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    bool ours = geteuid() != 0 || (st.st_uid == uid && st.st_gid == gid);
-    if ((!ours && fchown(fd, uid, gid) != 0) ||
-        ((st.st_mode & 07777) != mode && fchmod(fd, mode) != 0)) {
-        pm_why(why, "sigcdiff", "cannot set the owner or mode of %s: %s", path,
-               strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 int
 pm_sigcdiff_stage(const char *dbdir, bool for_fetch, uid_t uid, gid_t gid,
                   char **path, char **why)
@@ -91,11 +31,12 @@ pm_sigcdiff_stage(const char *dbdir, bool for_fetch, uid_t uid, gid_t gid,
     if (pfd < 0)
         pm_why(why, "sigcdiff", "%s: %s", parent, strerror(errno));
     else
-        fd = for_fetch ? s_dir(pfd, PM_SIGCDIFF_KEPT, dir, uid, gid, 0700, why)
-                       : s_dir(pfd, PM_SIGCDIFF_INBOX, dir, geteuid(),
-                               getegid(), 0755, why);
+        fd = for_fetch ? pm_sigstore_subdir(pfd, PM_SIGCDIFF_KEPT, dir, uid,
+                                            gid, 0700, why)
+                       : pm_sigstore_subdir(pfd, PM_SIGCDIFF_INBOX, dir,
+                                            geteuid(), getegid(), 0755, why);
     if (fd >= 0)
-        rc = s_empty(fd, dir, why);
+        rc = pm_sigstore_clear(fd, dir, NULL, why);
     if (fd >= 0)
         close(fd);
     if (pfd >= 0)

@@ -96,34 +96,31 @@ pm_sigstore_install(const char *tmp, const char *dbdir, const char *file,
 
 /* ---- the fetch user's directory ------------------------------------------ */
 
-/* DBDIR/PM_SIGSTORE_FETCH, open (O_DIRECTORY, never a link), as the fetch
- * user's; -1 with *WHY. */
-static int
-s_fetch_dir(int dbfd, const char *dbdir, uid_t uid, gid_t gid, char **why)
+int
+pm_sigstore_subdir(int parent_fd, const char *name, const char *path, uid_t uid,
+                   gid_t gid, mode_t mode, char **why)
 {
-    if (mkdirat(dbfd, PM_SIGSTORE_FETCH, 0700) != 0 && errno != EEXIST) {
-        pm_why(why, "sigstore", "cannot make %s/%s: %s", dbdir,
-               PM_SIGSTORE_FETCH, strerror(errno));
+    if (mkdirat(parent_fd, name, mode) != 0 && errno != EEXIST) {
+        pm_why(why, "sigstore", "cannot make %s: %s", path, strerror(errno));
         return -1;
     }
-    int fd = openat(dbfd, PM_SIGSTORE_FETCH,
+    int fd = openat(parent_fd, name,
                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
-        pm_why(why, "sigstore", "%s/%s: %s", dbdir, PM_SIGSTORE_FETCH,
+        pm_why(why, "sigstore", "%s: %s", path,
                errno == ENOTDIR || errno == ELOOP ? "not a directory"
                                                   : strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
     }
-    /* by descriptor: DBDIR is root's, so the entry cannot have been
-     * swapped, and a chown by descriptor cannot be redirected anyway */
+    /* by descriptor: a chown by descriptor cannot be redirected */
     bool ours = geteuid() != 0 || (st.st_uid == uid && st.st_gid == gid);
     if ((!ours && fchown(fd, uid, gid) != 0) ||
-        ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) != 0)) {
-        pm_why(why, "sigstore", "cannot give %s/%s to uid %u: %s", dbdir,
-               PM_SIGSTORE_FETCH, (unsigned)uid, strerror(errno));
+        ((st.st_mode & 07777) != mode && fchmod(fd, mode) != 0)) {
+        pm_why(why, "sigstore", "cannot give %s to uid %u: %s", path,
+               (unsigned)uid, strerror(errno));
         close(fd);
         return -1;
     }
@@ -139,27 +136,30 @@ s_db_file(const char *name)
                      strcmp(name + n - 4, ".cud") == 0);
 }
 
-/* Removes every database file entry in the fetch directory FD. */
-static int
-s_clear(int fd, const char *dbdir, char **why)
+int
+pm_sigstore_clear(int fd, const char *path, bool (*which)(const char *name),
+                  char **why)
 {
     int dup_fd = dup(fd);
     DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
     if (!d) {
         if (dup_fd >= 0)
             close(dup_fd);
-        pm_why(why, "sigstore", "cannot list %s/%s: %s", dbdir,
-               PM_SIGSTORE_FETCH, strerror(errno));
+        pm_why(why, "sigstore", "cannot list %s: %s", path, strerror(errno));
         return PM_EIO;
     }
     int rc = PM_OK;
-    for (struct dirent *e; (e = readdir(d));)
-        if (s_db_file(e->d_name) && unlinkat(fd, e->d_name, 0) != 0 &&
-            errno != ENOENT && unlinkat(fd, e->d_name, AT_REMOVEDIR) != 0) {
-            pm_why(why, "sigstore", "cannot remove %s/%s/%s: %s", dbdir,
-                   PM_SIGSTORE_FETCH, e->d_name, strerror(errno));
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+            (which && !which(e->d_name)))
+            continue;
+        if (unlinkat(fd, e->d_name, 0) != 0 && errno != ENOENT &&
+            unlinkat(fd, e->d_name, AT_REMOVEDIR) != 0) {
+            pm_why(why, "sigstore", "cannot remove %s/%s: %s", path, e->d_name,
+                   strerror(errno));
             rc = PM_EIO;
         }
+    }
     closedir(d);
     return rc;
 }
@@ -173,9 +173,12 @@ pm_sigstore_stage(const char *dbdir, uid_t uid, gid_t gid,
         pm_why(why, "sigstore", "%s: %s", dbdir, strerror(errno));
         return PM_EIO;
     }
-    int rc = PM_EIO, fd = s_fetch_dir(dbfd, dbdir, uid, gid, why);
+    char *path = pm_asprintf("%s/%s", dbdir, PM_SIGSTORE_FETCH);
+    int rc = PM_EIO, fd = pm_sigstore_subdir(dbfd, PM_SIGSTORE_FETCH, path, uid,
+                                             gid, 0700, why);
     if (fd >= 0)
-        rc = s_clear(fd, dbdir, why);
+        rc = pm_sigstore_clear(fd, path, s_db_file, why);
+    free(path);
     static const char *const exts[] = {"cld", "cvd"};
     for (size_t i = 0; rc == PM_OK && i < n; i++)
         for (size_t j = 0; j < 2 && rc == PM_OK; j++) {

@@ -28,6 +28,7 @@
 
 #include "pm_sigverify.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <time.h>
@@ -72,6 +73,19 @@ int pm_sigstore_check(pm_sigverify_t *verifier, int fd, const char *tmp,
  * libclamav would load both. PM_EIO. */
 int pm_sigstore_install(const char *tmp, const char *dbdir, const char *file,
                         char **why);
+
+/* PARENT_FD's directory NAME (PATH in messages), made when missing with
+ * MODE, opened without following a link, and, as root, given to UID:GID
+ * by descriptor, with MODE. Returns the descriptor (caller closes), or -1
+ * with *WHY. */
+int pm_sigstore_subdir(int parent_fd, const char *name, const char *path,
+                       uid_t uid, gid_t gid, mode_t mode, char **why);
+
+/* Removes the entries of the open directory FD (PATH in messages) that
+ * WHICH accepts (NULL: every one): unlinked, or removed when an empty
+ * directory, never followed. PM_EIO with *WHY. */
+int pm_sigstore_clear(int fd, const char *path, bool (*which)(const char *name),
+                      char **why);
 
 /* Prepares DBDIR/PM_SIGSTORE_FETCH for a fetch of the N databases DBS by
  * the user UID:GID (see above): the directory made or taken back as

@@ -115,6 +115,46 @@ s_spamd_bounded(pm_milter_t *self, const char *msg, size_t len,
     return rc;
 }
 
+/* What a check or a PING of spamd told (RC, ERR), taking LATENCY_MS. */
+static void
+s_spam_told(pm_milter_t *self, int rc, unsigned latency_ms, const char *err)
+{
+    pthread_mutex_lock(&self->mu);
+    self->spam_checked = time(NULL);
+    self->spam_reachable = rc == PM_OK;
+    self->spam_latency_ms = latency_ms;
+    free(self->spam_error);
+    self->spam_error = err ? pm_strdup(err) : NULL;
+    pthread_mutex_unlock(&self->mu);
+}
+
+/* spamd's health between messages: a fresh node showed antispam
+ * "unknown" until mail came, and a dead spamd stayed "ok" until mail
+ * failed. So, antispam on, a PING when no check told within the last
+ * status period; none when every spamd slot is busy (the checks tell
+ * then), and never longer than PM_MILTER_SPAMD_PING_MS (this thread also
+ * follows the policy). */
+static void
+s_spam_ping(pm_milter_t *self)
+{
+    pm_mpolicy_t *cur = pm_milter_policy(self);
+    const Pm__Policy *p = pm_mpolicy_policy(cur);
+    bool on = p && p->antispam_enabled && self->spamd_ping;
+    pm_mpolicy_unref(&cur);
+    pthread_mutex_lock(&self->mu);
+    time_t period = (time_t)((self->o.status_ms + 999) / 1000);
+    bool told = self->spam_checked && time(NULL) - self->spam_checked < period;
+    pthread_mutex_unlock(&self->mu);
+    int64_t t0 = pm_milter_now_ms();
+    if (!on || told || !pm_mgate_enter(&self->spamd_gate, t0))
+        return;
+    char *err = NULL;
+    int rc = pm_spamd_ping(self->spamd_ping, &err);
+    pm_mgate_leave(&self->spamd_gate);
+    s_spam_told(self, rc, (unsigned)(pm_milter_now_ms() - t0), err);
+    free(err);
+}
+
 static int
 s_spam_check(void *ctx, const char *msg, size_t len, pm_spamd_result_t *out,
              char **why)
@@ -128,14 +168,10 @@ s_spam_check(void *ctx, const char *msg, size_t len, pm_spamd_result_t *out,
     char *err = NULL;
     int64_t t0 = pm_milter_now_ms();
     int rc = s_spamd_bounded(self, msg, len, out, &err);
-    pthread_mutex_lock(&self->mu);
-    self->spam_checked = time(NULL);
-    self->spam_reachable = rc == PM_OK;
-    self->spam_latency_ms =
-        rc == PM_OK ? out->latency_ms : (unsigned)(pm_milter_now_ms() - t0);
-    free(self->spam_error);
-    self->spam_error = err ? pm_strdup(err) : NULL;
-    pthread_mutex_unlock(&self->mu);
+    s_spam_told(self, rc,
+                rc == PM_OK ? out->latency_ms
+                            : (unsigned)(pm_milter_now_ms() - t0),
+                err);
     if (why)
         *why = err;
     else
@@ -411,6 +447,7 @@ s_follow_run(void *arg)
                 next_sig = due;
         }
         if (now >= next_status && *self->o.status_dir) {
+            s_spam_ping(self);
             pm_milter_write_status(self);
             next_status = now + self->o.status_ms;
         }
@@ -469,7 +506,11 @@ s_start_engines(pm_milter_t *self, char **why)
     pm_av_set_limits(self->av, &self->o.av_limits);
     if (*self->o.spamd) {
         self->spamd = pm_spamd_new(self->o.spamd, self->o.spamd_timeout_ms);
-        if (!self->spamd) {
+        int ping_ms = self->o.spamd_timeout_ms < PM_MILTER_SPAMD_PING_MS
+                          ? self->o.spamd_timeout_ms
+                          : PM_MILTER_SPAMD_PING_MS;
+        self->spamd_ping = pm_spamd_new(self->o.spamd, ping_ms);
+        if (!self->spamd || !self->spamd_ping) {
             *why =
                 pm_asprintf("spamd address '%s' is not usable", self->o.spamd);
             return false;
@@ -552,6 +593,7 @@ pm_milter_destroy(pm_milter_t **self_p)
     pm_policy_free(&self->av_want_policy);
     pm_av_destroy(&self->av);
     pm_spamd_destroy(&self->spamd);
+    pm_spamd_destroy(&self->spamd_ping);
     pm_dkim_destroy(&self->dkim);
     free(self->policy_error);
     free(self->spam_error);

@@ -15,6 +15,10 @@
 #include <time.h>
 
 /* A counting semaphore whose waits end at a deadline (CLOCK_MONOTONIC). */
+/* The longest spamd PING between messages may take (pm_milter_run.c,
+ * s_spam_ping): it runs in the thread that follows the policy. */
+#define PM_MILTER_SPAMD_PING_MS 2000
+
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -50,7 +54,8 @@ struct pm_milter_t {
     bool dir_known;              /* dir_used was set once */
     /* antispam */
     pm_spamd_t *spamd;
-    pm_mgate_t spamd_gate; /* spamd_max_conns requests at once */
+    pm_spamd_t *spamd_ping; /* the same spamd, PM_MILTER_SPAMD_PING_MS */
+    pm_mgate_t spamd_gate;  /* spamd_max_conns requests at once */
     bool spam_reachable;
     unsigned spam_latency_ms;
     time_t spam_checked;

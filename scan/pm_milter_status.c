@@ -11,7 +11,8 @@
  *                                "sigs": 2070000, "built": 1700000000}]},
  *   "antispam": {"enabled": true, "configured": true, "reachable": true,
  *                "latency_ms": 41, "checked": 1700000000,
- *                "last_error": null},
+ *                "last_error": null},    (the last check or, between
+ *                                            messages, PING of spamd)
  *   "dkim": {"domains": [{"domain": "example.test", "selector": "s1",
  *            "usable": true, "error": null}], "usable": ["example.test"]},
  *   "messages": {"accepted": 10, "rejected": 2, "tempfailed": 0,

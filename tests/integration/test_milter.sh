@@ -184,6 +184,8 @@ wait_status() { # JQ_EXPR EXPECTED [NAME]
 }
 check "status: DKIM domain with a usable key" wait_status '.dkim.usable[0]' signed.test
 check "status: custom signature loaded" test "$(status .antivirus.signatures)" -ge 1
+check "status: spamd reachable before any mail (a PING each status period)" \
+    wait_status .antispam.reachable true
 
 # --- sending and reading mailboxes ---------------------------------------------------
 # send OUT_FILE DATA_FILE [FROM_IP] [RCPT]: swaks; returns its exit code
@@ -471,12 +473,13 @@ for _ in $(seq 1 30); do
     (exec 3<>/dev/tcp/127.0.0.1/$SPAMD_PORT) 2>/dev/null || break
     sleep 0.1
 done
+check "status: spamd unreachable before any message failed (its PING)" \
+    wait_status .antispam.reachable false
 T=$(tok)
 plain_msg "$M" "$T"
 expect_reject "spamd stopped: tempfail" 451 "4.3" "$M"
 # refused at SMTP time, so never queued: nothing to wait for
 check "... and not delivered" bash -c "! grep -q '$T' '$MAIL'/*.mbox"
-check "status: spamd unreachable" wait_status .antispam.reachable false
 
 # --- TCP milter socket ------------------------------------------------------------------------
 check "revision 5 (antispam off) handed over" policy 5 false "$MARK2" deliver false

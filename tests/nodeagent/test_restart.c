@@ -338,6 +338,54 @@ Test(restart, drain_lets_sessions_finish_and_refuses_new, .timeout = 90)
     close(milter);
 }
 
+/* postfix_restart: Postfix restarted by that command (as systemd would),
+ * the drain's values back before it, nothing else changed. */
+Test(restart, postfix_restart_command_replaces_stop_and_start, .timeout = 90)
+{
+    node_t n;
+    s_node(&n, "pfcmd", "127.0.0.89");
+    char *before = testsh_slurp(n.main_cf);
+    char script[256], ran[256], cmd[1024];
+    snprintf(script, sizeof script, "%s/pf-restart.sh", s_base);
+    snprintf(ran, sizeof ran, "%s/pf-restart.ran", s_base);
+    FILE *f = fopen(script, "w");
+    cr_assert_not_null(f);
+    /* what it sees: main.cf already without the drain */
+    fprintf(f, "#!/bin/sh\n"
+               "postconf -c \"$1\" -h smtpd_client_restrictions > \"$2\"\n"
+               "postfix -c \"$1\" stop && postfix -c \"$1\" start\n");
+    fclose(f);
+    cr_assert_eq(chmod(script, 0755), 0);
+    snprintf(cmd, sizeof cmd, "%s %s %s", script, n.etc, ran);
+    pm_restart_config_t cfg = s_config(&n);
+    cfg.postfix_restart = cmd;
+    run_t run;
+    Pm__RestartResult *r = s_restart(&cfg, s_order(21, "postfix", 5000), &run);
+    cr_expect(r->ok, "failed in %s: %s", r->phase, r->error);
+    char *seen = testsh_slurp(ran);
+    cr_expect(!strstr(seen, "privmta_drain"),
+              "the command ran on the drained main.cf: %s", seen);
+    free(seen);
+    const char *g = s_greeting_until(&n, "220", 5000);
+    cr_expect(strncmp(g, "220", 3) == 0, "after the restart: \"%s\"", g);
+    s_expect_same_main_cf(&n, before);
+    cr_expect_eq(access(n.journal, F_OK), -1, "the journal outlived it");
+    pm__restart_result__free_unpacked(r, NULL);
+
+    /* a command that fails fails the order, naming the parameter, and
+     * Postfix runs on its own configuration again: greeting, not 421 */
+    cfg.postfix_restart = "false";
+    r = s_restart(&cfg, s_order(22, "postfix", 5000), &run);
+    cr_expect_not(r->ok);
+    cr_expect_str_eq(r->phase, "restart");
+    cr_expect(strstr(r->error, "postfix_restart (false)"), "%s", r->error);
+    s_expect_same_main_cf(&n, before);
+    g = s_greeting_until(&n, "220", 5000);
+    cr_expect(strncmp(g, "220", 3) == 0, "after the failure: \"%s\"", g);
+    pm__restart_result__free_unpacked(r, NULL);
+    free(before);
+}
+
 Test(restart, term_mid_drain_leaves_postfix_undrained, .timeout = 90)
 {
     node_t n;
