@@ -49,7 +49,8 @@ pm_sigcdiff_stage(const char *dbdir, bool for_fetch, uid_t uid, gid_t gid,
     return rc;
 }
 
-/* Reads FILE in the open directory FD: a regular file, not followed, at
+/* Reads FILE in the open directory FD: a regular file with one link (the
+ * fetch user could link in a file it may not read), not followed, at
  * most PM_WIRE_CDIFF_MAX bytes counted while reading. NULL otherwise. */
 static uint8_t *
 s_read_at(int fd, const char *file, size_t *len)
@@ -60,7 +61,7 @@ s_read_at(int fd, const char *file, size_t *len)
         return NULL;
     uint8_t *buf = NULL;
     size_t n = 0;
-    if (fstat(in, &st) == 0 && S_ISREG(st.st_mode) &&
+    if (fstat(in, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
         (uint64_t)st.st_size <= PM_WIRE_CDIFF_MAX) {
         buf = pm_malloc((size_t)st.st_size + 1);
         ssize_t r;

@@ -328,8 +328,8 @@ Test(sigstore, cdiff_keep_copies_regular_files_only)
     cr_assert_eq(st.st_uid, s_uid);
     cr_assert_eq(st.st_mode & 0777, 0700);
     s_put(dir, "test-2.cdiff");
-    char *link = pm_asprintf("%s/test-3.cdiff", dir);
-    cr_assert_eq(symlink("/etc/passwd", link), 0);
+    char *sym = pm_asprintf("%s/test-3.cdiff", dir);
+    cr_assert_eq(symlink("/etc/passwd", sym), 0);
     s_put(dir, "test-4.cdiff");
     cr_assert_eq(pm_sigcdiff_keep(s_db, true, "test", 1, 4), 1);
     char *kept = pm_asprintf("%s/%s", s_db, PM_SIGCDIFF_KEPT);
@@ -338,6 +338,15 @@ Test(sigstore, cdiff_keep_copies_regular_files_only)
     cr_assert_not(s_exists(kept, "test-4.cdiff"), "the chain stops");
     st = s_lstat(kept, "test-2.cdiff");
     cr_assert_eq(st.st_uid, geteuid(), "ours, not the fetch user's");
+    /* a hard link (to a file the fetch user could not read) is refused */
+    char *other = pm_asprintf("%s/elsewhere", s_dir);
+    cr_assert_eq(pm_file_write(other, "x", 1, 0600, (gid_t)-1, NULL), PM_OK);
+    char *hard = pm_asprintf("%s/test-5.cdiff", dir);
+    cr_assert_eq(link(other, hard), 0);
+    cr_assert_eq(pm_sigcdiff_keep(s_db, true, "test", 4, 5), 0);
+    cr_assert_not(s_exists(kept, "test-5.cdiff"));
+    free(hard);
+    free(other);
     /* staging again empties it, never following what is there */
     char *again = NULL;
     cr_assert_eq(pm_sigcdiff_stage(s_db, true, s_uid, s_gid, &again, NULL),
@@ -353,6 +362,6 @@ Test(sigstore, cdiff_keep_copies_regular_files_only)
     free(inbox);
     free(again);
     free(kept);
-    free(link);
+    free(sym);
     free(dir);
 }
