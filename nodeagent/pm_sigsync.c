@@ -487,8 +487,10 @@ s_catch_up(s_sync_t *self, s_db_t *db, const pm_sigmember_t *m,
                             .cancelled = s_fetch_cancelled,
                             .cancel_arg = self,
                             .user = self->cfg.fetch_user};
-    if (rc == PM_OK)
-        rc = pm_sigfetch_spawn(self->cfg.fetcher, &o, &rep, why);
+    /* the helper failing (stopped, killed, a report that fails the gate)
+     * is not the peer's fault: the whole file then */
+    if (rc == PM_OK && pm_sigfetch_spawn(self->cfg.fetcher, &o, &rep, why))
+        rc = PM_EINTERNAL;
     if (rc == PM_OK && rep->dbs[0].err != PM_OK) {
         rc = rep->dbs[0].err == PM_EPROTO ? PM_EPROTO : PM_EINTERNAL;
         pm_why(why, "sigsync", "%s", rep->dbs[0].why);
