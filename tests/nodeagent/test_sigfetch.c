@@ -77,8 +77,10 @@ s_dead_url(char *url, size_t size)
     snprintf(url, size, "http://127.0.0.1:%d", ntohs(a.sin_port));
 }
 
+/* "test" from MIRRORS (N; 0 with CDIFFS: what CDIFFS holds), CDIFFS the
+ * CDIFF directory or NULL. */
 static pm_sigfetch_report_t *
-s_fetch_from(const char *const *mirrors, size_t n)
+s_fetch_cdiffs(const char *cdiffs, const char *const *mirrors, size_t n)
 {
     const char *dbs[] = {"test"};
     pm_sigfetch_opts_t o = {.dbdir = s_db,
@@ -87,7 +89,8 @@ s_fetch_from(const char *const *mirrors, size_t n)
                             .databases = dbs,
                             .n_databases = 1,
                             .connect_timeout_s = 2,
-                            .request_timeout_s = 5};
+                            .request_timeout_s = 5,
+                            .cdiff_dir = cdiffs};
     pm_sigfetch_report_t *r = NULL;
     char *why = NULL;
     pm_err_t err = pm_sigfetch_run(&o, &r, &why);
@@ -97,6 +100,12 @@ s_fetch_from(const char *const *mirrors, size_t n)
     cr_assert_str_eq(r->dbs[0].name, "test");
     free(why);
     return r;
+}
+
+static pm_sigfetch_report_t *
+s_fetch_from(const char *const *mirrors, size_t n)
+{
+    return s_fetch_cdiffs(NULL, mirrors, n);
 }
 
 static pm_sigfetch_report_t *
@@ -232,25 +241,6 @@ Test(sigfetch, mirror_at_6_updates_by_cdiffs)
 /* With a CDIFF directory: the module downloads the CDIFFs itself (once
  * each), keeps them there with the header, and libfreshclam applies them
  * from its loopback mirror: the real mirror sees one version check. */
-static pm_sigfetch_report_t *
-s_fetch_cdiffs(const char *cdiffs, const char *const *mirrors, size_t n)
-{
-    const char *dbs[] = {"test"};
-    pm_sigfetch_opts_t o = {.dbdir = s_db,
-                            .mirrors = mirrors,
-                            .n_mirrors = n,
-                            .databases = dbs,
-                            .n_databases = 1,
-                            .connect_timeout_s = 2,
-                            .request_timeout_s = 5,
-                            .cdiff_dir = cdiffs};
-    pm_sigfetch_report_t *r = NULL;
-    char *why = NULL;
-    cr_assert_eq(pm_sigfetch_run(&o, &r, &why), PM_OK, "%s", why ? why : "");
-    free(why);
-    return r;
-}
-
 Test(sigfetch, cdiffs_are_kept_and_applied_from_loopback)
 {
     cr_assert_eq(cl_init(CL_INIT_DEFAULT), CL_SUCCESS);
