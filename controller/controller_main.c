@@ -4,6 +4,7 @@
 #include "pm_keys.h"
 #include "pm_log.h"
 #include "pm_mem.h"
+#include "pm_metrics.h"
 #include "pm_store.h"
 
 #include <stdlib.h>
@@ -35,6 +36,10 @@ static pm_param_t s_params[] = {
      NULL},
     {"log_level", "info", "debug, info, warning or error", NULL},
     {"syslog", "no", "also log to syslog (mail facility): yes or no", NULL},
+    {"metrics_listen", "",
+     "HOST:PORT to serve Prometheus metrics on (GET /metrics), e.g. "
+     "127.0.0.1:9466; empty: off",
+     NULL},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -90,6 +95,13 @@ main(int argc, char **argv)
     if (!fleet)
         pm_fatal("%s", why);
     pm_ctld_set_fleet(ctld, fleet);
+    pm_metrics_server_t *metrics = NULL;
+    const char *listen = pm_conf_get(s_params, "metrics_listen");
+    if (*listen && !(metrics = pm_metrics_server_new(listen, &why)))
+        pm_fatal("metrics_listen: %s", why);
+    if (metrics)
+        pm_info("metrics on http://%s/metrics", listen);
+    pm_ctld_set_metrics(ctld, metrics);
     uint64_t head = 0;
     pm_store_head(store, &head);
     pm_info("serving admins on %s and agents on %s (head revision %llu, "
@@ -98,6 +110,7 @@ main(int argc, char **argv)
             (unsigned long long)head, clients);
     rc = pm_ctld_run(ctld);
     pm_info("stopping");
+    pm_metrics_server_destroy(&metrics);
     pm_fleet_destroy(&fleet);
     pm_ctld_destroy(&ctld);
     pm_store_close(&store);

@@ -55,7 +55,8 @@ static const struct {
     {"policy", "diff", pm_ctl_policy_diff, "policy diff A B [--json]"},
     {"policy", "rollback", pm_ctl_policy_rollback,
      "policy rollback N [--expect-rev N] [-m MSG]"},
-    {"nodes", NULL, pm_ctl_nodes, "nodes [--cluster] [--json]"},
+    {"nodes", NULL, pm_ctl_nodes,
+     "nodes [--cluster] [--json | --watch [SECONDS]]"},
     {"drift", NULL, pm_ctl_drift, "drift [NODE] [--json]"},
     {"node", NULL, pm_ctl_node,
      "node add NAME PUBLIC-KEY|CERT-FILE, node remove NAME"},
@@ -114,8 +115,10 @@ s_configure(int argc, char **argv)
     return rest;
 }
 
+/* Sets up the client on first use; on failure *why (caller frees) says
+ * why and the exit code is returned. */
 static int
-s_client(pm_ctl_t *ctl)
+s_client(pm_ctl_t *ctl, char **why)
 {
     if (ctl->client)
         return PM_EXIT_OK;
@@ -126,46 +129,42 @@ s_client(pm_ctl_t *ctl)
         *key ? pm_strdup(key) : pm_asprintf("%s/keys/admin.cert_secret", dir);
     char *server_path = *server ? pm_strdup(server)
                                 : pm_asprintf("%s/keys/controller.cert", dir);
-    char *end = NULL, *why = NULL;
+    char *end = NULL;
     double secs = strtod(pm_conf_get(ctl->params, "timeout"), &end);
     int rc = PM_EXIT_OK;
     if (!end || *end || secs <= 0 || secs > 3600) {
-        fprintf(stderr,
-                "privmta-ctl: timeout '%s' is not a number of "
-                "seconds between 0 and 3600\n",
-                pm_conf_get(ctl->params, "timeout"));
+        *why = pm_asprintf("timeout '%s' is not a number of seconds between "
+                           "0 and 3600",
+                           pm_conf_get(ctl->params, "timeout"));
         rc = PM_EXIT_USAGE;
     } else {
         ctl->client =
             pm_ctl_client_new(pm_conf_get(ctl->params, "controller"), key_path,
-                              server_path, (int)(secs * 1000), &why);
-        if (!ctl->client) {
-            fprintf(stderr, "privmta-ctl: %s\n", why);
+                              server_path, (int)(secs * 1000), why);
+        if (!ctl->client)
             rc = PM_EXIT_UNREACHABLE;
-        }
     }
-    free(why);
     free(key_path);
     free(server_path);
     return rc;
 }
 
 int
-pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp)
+pm_ctl_call_why(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp,
+                char **why)
 {
-    int rc = s_client(ctl);
+    int rc = s_client(ctl, why);
     if (rc != PM_EXIT_OK)
         return rc;
     const char *user =
         getenv("SUDO_USER") ? getenv("SUDO_USER") : getenv("USER");
     req->user = (char *)(user ? user : "");
-    char *why = NULL;
     Pm__Response *r = NULL;
-    int err = pm_ctl_client_call(ctl->client, req, &r, &why);
+    int err = pm_ctl_client_call(ctl->client, req, &r, why);
     req->user = (char *)protobuf_c_empty_string;
     if (err != PM_OK) {
-        fprintf(stderr, "privmta-ctl: %s\n", why ? why : pm_strerror(err));
-        free(why);
+        if (!*why)
+            *why = pm_strdup(pm_strerror(err));
         return PM_EXIT_UNREACHABLE;
     }
     if (r->status == PM__RESPONSE__STATUS__OK) {
@@ -178,9 +177,26 @@ pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp)
     }
     for (size_t i = 0; i < r->n_problems; i++)
         fprintf(stderr, "%s\n", r->problems[i]);
-    fprintf(stderr, "privmta-ctl: %s\n", r->error);
+    *why = pm_strdup(r->error);
     pm__response__free_unpacked(r, NULL);
     return PM_EXIT_REJECTED;
+}
+
+int
+pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp)
+{
+    char *why = NULL;
+    int rc = pm_ctl_call_why(ctl, req, resp, &why);
+    if (rc != PM_EXIT_OK)
+        fprintf(stderr, "privmta-ctl: %s\n", why);
+    free(why);
+    return rc;
+}
+
+const char *
+pm_ctl_controller(const pm_ctl_t *ctl)
+{
+    return pm_conf_get(ctl->params, "controller");
 }
 
 int
@@ -202,6 +218,25 @@ static void
 s_on_signal(int sig)
 {
     _exit(128 + sig);
+}
+
+/* For a command that runs until stopped: it sees zsys_interrupted (as
+ * czmq's own handler would set it; zpoller_wait returns at once), ends its
+ * loop and exits 0, with its output flushed. */
+static void
+s_on_signal_flag(int sig)
+{
+    (void)sig;
+    zsys_interrupted = 1;
+}
+
+void
+pm_ctl_until_interrupted(void)
+{
+    struct sigaction sa = {.sa_handler = s_on_signal_flag};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 static void

@@ -24,8 +24,22 @@ typedef struct pm_ctl_t pm_ctl_t;
  * controller's error and every problem line) and returns the exit code. */
 int pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp);
 
+/* As pm_ctl_call, but the line it would print on failure goes to *why
+ * (caller frees; set whenever the result is not PM_EXIT_OK), for a command
+ * that shows it in its own output (nodes --watch). */
+int pm_ctl_call_why(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp,
+                    char **why);
+
 /* pm_ctl_call with a request that is only OP (NODES, ROLLOUT_STATUS...). */
 int pm_ctl_call_op(pm_ctl_t *ctl, Pm__Request__Op op, Pm__Response **resp);
+
+/* The controller's address as configured (--controller...). */
+const char *pm_ctl_controller(const pm_ctl_t *ctl);
+
+/* From now on SIGINT and SIGTERM set zsys_interrupted rather than end the
+ * process at once: for a command that loops until stopped and then exits
+ * normally (nodes --watch). */
+void pm_ctl_until_interrupted(void);
 
 /* Each command gets its own argv (argv[0] is the command name). */
 int pm_ctl_policy_validate(pm_ctl_t *ctl, int argc, char **argv);

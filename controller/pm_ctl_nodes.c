@@ -5,7 +5,10 @@
  * it (.[0].name, length); each object carries its NodeStatus fields and
  * "duties", the databases that node fetches for the cluster. The cluster's
  * cool-downs and all duties, which belong to no one node, are
- * `nodes --cluster --json`: {"duties": [...], "cooldowns": [...]}. */
+ * `nodes --cluster --json`: {"duties": [...], "cooldowns": [...]}.
+ *
+ * `nodes --watch [SECONDS]` asks again every SECONDS and redraws the table
+ * in place on a terminal; piped, frames follow one another. */
 #include "pm_ctl.h"
 #include "pm_ctl_show.h"
 #include "pm_keys.h"
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *
 s_state(const Pm__ServiceStatus *s)
@@ -141,6 +145,22 @@ s_drift_json(Pm__Drift *const *ds, size_t n)
 }
 
 /* The fields of NodeStatus as they are, plus "lag" and "duties". */
+/* The filter's verdict counters, or null when the node sent none. */
+static json_t *
+s_messages_json(const Pm__MessageCounts *c)
+{
+    if (!c)
+        return json_null();
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "accepted",
+        (json_int_t)c->accepted, "spam_tagged", (json_int_t)c->spam_tagged,
+        "spam_discarded", (json_int_t)c->spam_discarded, "rejected_attachment",
+        (json_int_t)c->rejected_attachment, "rejected_virus",
+        (json_int_t)c->rejected_virus, "rejected_dkim",
+        (json_int_t)c->rejected_dkim, "rejected_other",
+        (json_int_t)c->rejected_other, "tempfailed", (json_int_t)c->tempfailed);
+}
+
 static json_t *
 s_node_json(const Pm__NodeStatus *n, const Pm__Response *r)
 {
@@ -156,6 +176,7 @@ s_node_json(const Pm__NodeStatus *n, const Pm__Response *r)
     json_object_set_new(o, "drift_history",
                         s_drift_json(n->drift_history, n->n_drift_history));
     json_object_set_new(o, "duties", s_node_duties_json(r, n->name));
+    json_object_set_new(o, "messages", s_messages_json(n->messages));
     return o;
 }
 
@@ -330,38 +351,165 @@ s_nodes_text(const Pm__Response *r, bool cluster)
     s_cluster_text(r);
 }
 
-int
-pm_ctl_nodes(pm_ctl_t *ctl, int argc, char **argv)
+/* nodes' options; watch is the period in seconds, 0 without --watch. */
+typedef struct {
+    bool json, cluster;
+    int watch;
+} s_nodes_opts_t;
+
+/* --watch SECONDS: whole seconds up to an hour (a longer period is a job
+ * for cron, not for a screen someone looks at). */
+static int
+s_watch_period(const char *arg)
 {
-    bool json = false, cluster = false, bad = false;
+    char *end = NULL;
+    long secs = strtol(arg, &end, 10);
+    if (end == arg || *end || secs < 1 || secs > 3600) {
+        fprintf(stderr,
+                "privmta-ctl nodes: --watch takes a whole number of seconds "
+                "from 1 to 3600, not '%s'\n",
+                arg);
+        return -1;
+    }
+    return (int)secs;
+}
+
+/* The value of --watch is optional: the next word is SECONDS unless it
+ * is an option ("-5" is a bad SECONDS, not an option). */
+static int
+s_nodes_args(int argc, char **argv, s_nodes_opts_t *o)
+{
+    bool bad = false;
     for (int i = 1; i < argc; i++) {
-        bool *flag = strcmp(argv[i], "--json") == 0      ? &json
-                     : strcmp(argv[i], "--cluster") == 0 ? &cluster
+        if (strcmp(argv[i], "--watch") == 0) {
+            bad = bad || o->watch;
+            bool given = i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0;
+            o->watch = given ? s_watch_period(argv[++i]) : 2;
+            if (o->watch < 0)
+                return PM_EXIT_USAGE;
+            continue;
+        }
+        bool *flag = strcmp(argv[i], "--json") == 0      ? &o->json
+                     : strcmp(argv[i], "--cluster") == 0 ? &o->cluster
                                                          : NULL;
         bad = bad || !flag || *flag;
         if (flag)
             *flag = true;
     }
     if (bad) {
-        fprintf(stderr, "usage: privmta-ctl nodes [--cluster] [--json]\n");
+        fprintf(stderr, "usage: privmta-ctl nodes [--cluster] "
+                        "[--json | --watch [SECONDS]]\n");
         return PM_EXIT_USAGE;
     }
-    Pm__Response *r = NULL;
-    int rc = pm_ctl_call_op(ctl, PM__REQUEST__OP__NODES, &r);
-    if (rc != PM_EXIT_OK)
-        return rc;
-    if (json && cluster) {
+    if (o->watch && o->json) {
+        fprintf(stderr, "privmta-ctl nodes: --watch cannot go with --json: "
+                        "--watch redraws a table for a person, JSON is for "
+                        "scripts (run 'nodes --json' in a loop instead)\n");
+        return PM_EXIT_USAGE;
+    }
+    return PM_EXIT_OK;
+}
+
+static void
+s_nodes_print(const Pm__Response *r, const s_nodes_opts_t *o)
+{
+    if (o->json && o->cluster) {
         pm_ctl_print_json(json_pack(
             "{s:o, s:o}", "duties", s_duties_json(r->duties, r->n_duties),
             "cooldowns", s_cooldowns_json(r->cooldowns, r->n_cooldowns)));
-    } else if (json) {
+    } else if (o->json) {
         json_t *all = json_array();
         for (size_t i = 0; i < r->n_nodes; i++)
             json_array_append_new(all, s_node_json(r->nodes[i], r));
         pm_ctl_print_json(all);
     } else {
-        s_nodes_text(r, cluster);
+        s_nodes_text(r, o->cluster);
     }
+}
+
+/* One frame of --watch: on a terminal it replaces the last one; piped, a
+ * blank line parts it from the last, and no escape code goes to a log. */
+static void
+s_watch_show(pm_ctl_t *ctl, const s_nodes_opts_t *o, const Pm__Response *r,
+             const char *error, bool tty, bool first)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    char at[16];
+    strftime(at, sizeof at, "%H:%M:%S", localtime_r(&now, &tm));
+    printf("%s", tty ? "\033[H\033[2J" : first ? "" : "\n");
+    printf("every %d s, controller ", o->watch);
+    pm_ctl_cell(pm_ctl_controller(ctl), 0, PM_CTL_LINE_MAX, ", ");
+    printf("%s\n\n", at);
+    if (r) {
+        s_nodes_print(r, o);
+    } else {
+        /* a refusal is the controller's text: escaped like an agent's */
+        pm_ctl_cell(error, 0, PM_CTL_LINE_MAX, "\n");
+    }
+    fflush(stdout);
+}
+
+/* Asks once and shows the answer, or why there is none. Only a usage
+ * error (a bad --timeout) ends the watch. */
+static int
+s_watch_frame(pm_ctl_t *ctl, const s_nodes_opts_t *o, bool tty, bool first)
+{
+    Pm__Request req = PM__REQUEST__INIT;
+    Pm__Response *r = NULL;
+    char *why = NULL;
+    req.op = PM__REQUEST__OP__NODES;
+    req.expect_rev = -1;
+    int rc = pm_ctl_call_why(ctl, &req, &r, &why);
+    if (rc == PM_EXIT_USAGE) {
+        fprintf(stderr, "privmta-ctl: %s\n", why);
+    } else if (!zsys_interrupted) { /* else a signal cut the request short */
+        char *error =
+            r ? NULL
+              : pm_asprintf("controller %s: %s",
+                            rc == PM_EXIT_REJECTED ? "refused" : "unreachable",
+                            why);
+        s_watch_show(ctl, o, r, error, tty, first);
+        free(error);
+    }
+    if (r)
+        pm__response__free_unpacked(r, NULL);
+    free(why);
+    return rc == PM_EXIT_USAGE ? rc : PM_EXIT_OK;
+}
+
+/* Until SIGINT or SIGTERM: a controller that is down is shown in the
+ * frame and asked again next period, as the person watching expects. */
+static int
+s_watch(pm_ctl_t *ctl, const s_nodes_opts_t *o)
+{
+    bool tty = isatty(STDOUT_FILENO);
+    pm_ctl_until_interrupted();
+    for (bool first = true; !zsys_interrupted; first = false) {
+        int64_t next = zclock_mono() + (int64_t)o->watch * 1000;
+        if (s_watch_frame(ctl, o, tty, first) != PM_EXIT_OK)
+            return PM_EXIT_USAGE;
+        /* short naps, so a signal ends it at once */
+        while (!zsys_interrupted && zclock_mono() < next)
+            zclock_sleep(100);
+    }
+    return PM_EXIT_OK;
+}
+
+int
+pm_ctl_nodes(pm_ctl_t *ctl, int argc, char **argv)
+{
+    s_nodes_opts_t o = {0};
+    int rc = s_nodes_args(argc, argv, &o);
+    if (rc != PM_EXIT_OK)
+        return rc;
+    if (o.watch)
+        return s_watch(ctl, &o);
+    Pm__Response *r = NULL;
+    rc = pm_ctl_call_op(ctl, PM__REQUEST__OP__NODES, &r);
+    if (rc != PM_EXIT_OK)
+        return rc;
+    s_nodes_print(r, &o);
     pm__response__free_unpacked(r, NULL);
     return PM_EXIT_OK;
 }

@@ -5,6 +5,7 @@
 #include "pm_policy.h"
 #include "pm_check.h"
 #include "pm_dkim.h"
+#include "pm_fleet_metrics.h"
 #include "pm_hash.h"
 #include "pm_keys.h"
 #include "pm_rollout.h"
@@ -888,6 +889,30 @@ pm_ctld_set_fleet(pm_ctld_t *self, pm_fleet_t *fleet)
     pm_ctld_rollout_hold(self); /* a canary push stays one */
 }
 
+void
+pm_ctld_set_metrics(pm_ctld_t *self, pm_metrics_server_t *server)
+{
+    self->metrics = server;
+}
+
+/* Once a second: scrapes read a copy, never the fleet itself. */
+static int
+s_metrics_tick(pm_ctld_t *self, int wait)
+{
+    if (!self->metrics || !self->fleet)
+        return wait;
+    int64_t now = zclock_mono();
+    if (now >= self->metrics_at) {
+        size_t len = 0;
+        char *text = pm_fleet_metrics_text(self->fleet, &len);
+        pm_metrics_server_set(self->metrics, text, len);
+        free(text);
+        self->metrics_at = now + PM_CTLD_METRICS_MS;
+    }
+    int64_t left = self->metrics_at - now;
+    return left < wait ? (int)left : wait;
+}
+
 int
 pm_ctld_run(pm_ctld_t *self)
 {
@@ -899,6 +924,7 @@ pm_ctld_run(pm_ctld_t *self)
         pm_ctld_rollout_tick(self, false);
         if (pm_rollout_ticking(self->rollout) && wait > PM_CTLD_ROLLOUT_TICK_MS)
             wait = PM_CTLD_ROLLOUT_TICK_MS;
+        wait = s_metrics_tick(self, wait);
         void *which = zpoller_wait(poller, wait);
         if (which == self->router)
             s_serve_one(self);

@@ -32,6 +32,10 @@ pm_ctld_t *pm_ctld_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
  * connection made before), and before the request is decoded. */
 void pm_ctld_set_fleet(pm_ctld_t *self, pm_fleet_t *fleet);
 
+/* Renders the fleet's metrics (pm_fleet_metrics.h) into SERVER once a
+ * second from pm_ctld_run (not owned; NULL: none). */
+void pm_ctld_set_metrics(pm_ctld_t *self, pm_metrics_server_t *server);
+
 /* Stops serving; accepts NULL, nulls *self_p. */
 void pm_ctld_destroy(pm_ctld_t **self_p);
 

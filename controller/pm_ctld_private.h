@@ -21,6 +21,7 @@
 /* Least time between two looks at a rollout in progress: a node's answer
  * and the end of its settling are seen within this. */
 #define PM_CTLD_ROLLOUT_TICK_MS 200
+#define PM_CTLD_METRICS_MS 1000 /* the metrics text is this old at most */
 
 struct pm_ctld_t {
     pm_store_t *store;
@@ -36,6 +37,8 @@ struct pm_ctld_t {
     Pm__Rollout *rollout;         /* the current one as stored, or NULL */
     int64_t rollout_next;         /* zclock_mono() of its next tick */
     int64_t resend_at;            /* zclock_mono(): orders go again */
+    pm_metrics_server_t *metrics; /* not owned; may be NULL */
+    int64_t metrics_at;           /* zclock_mono(): render them again */
 };
 
 /* A reply under construction, with everything to free once it is packed. */

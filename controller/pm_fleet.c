@@ -27,6 +27,10 @@
  * lost one (high-water mark) has the current one within this many. */
 #define S_MEMBERS_TICKS 60
 
+/* Publish times kept for push -> ack latencies: a node acknowledging a
+ * revision more than this many behind the head is not timed. */
+#define S_SENT_KEPT 64
+
 typedef struct {
     char *name;
     char *label;            /* the name escaped, for logs */
@@ -43,6 +47,7 @@ typedef struct {
     bool live;              /* live in the current MEMBERS */
     uint64_t pinned;        /* a canary push: the revision it gets instead
                                of the head; 0: the head */
+    uint64_t acked;         /* the last published revision it applied */
 } s_node_t;
 
 struct pm_fleet_t {
@@ -65,6 +70,13 @@ struct pm_fleet_t {
     char members_digest[65]; /* sha256 of its bytes */
     bool members_dirty;      /* something it says may have changed */
     int64_t members_expiry;  /* unix seconds: a cool-down in it ends */
+    /* for the metrics endpoint */
+    uint64_t published; /* revisions published since start */
+    struct {
+        uint64_t rev;
+        int64_t at;        /* zclock_mono() */
+    } sent[S_SENT_KEPT];   /* the last ones published, by rev % S_SENT_KEPT */
+    pm_metrics_hist_t ack; /* publish -> each node's report applying it */
 };
 
 /* MEMBERS, made once as the fleet starts (below, with the sending). */
@@ -584,6 +596,9 @@ pm_fleet_publish(pm_fleet_t *self, uint64_t rev)
     pub.kind = PM__PUBLICATION__KIND__UPDATE;
     pub.head = self->head = rev;
     pub.revision = r;
+    self->published++;
+    self->sent[rev % S_SENT_KEPT].rev = rev;
+    self->sent[rev % S_SENT_KEPT].at = zclock_mono();
     for (s_node_t *n = zhashx_first(self->nodes); n;
          n = zhashx_next(self->nodes))
         n->pinned = 0; /* a canary push is over: one head for everyone */
@@ -683,6 +698,19 @@ s_send_pending(pm_fleet_t *self, int64_t now)
 /* ---- receiving ------------------------------------------------------------
  */
 
+/* The first report of N applying a revision published since the start:
+ * one push -> ack latency (a node that skips revisions acknowledges only
+ * the one it reached). */
+static void
+s_note_ack(pm_fleet_t *self, s_node_t *n, uint64_t applied)
+{
+    if (applied <= n->acked || self->sent[applied % S_SENT_KEPT].rev != applied)
+        return;
+    n->acked = applied;
+    int64_t at = self->sent[applied % S_SENT_KEPT].at;
+    pm_metrics_hist_observe(&self->ack, (double)(zclock_mono() - at) / 1e3);
+}
+
 static void
 s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
 {
@@ -705,6 +733,7 @@ s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
     /* the enrolled name, not whatever the agent calls itself */
     pm_wire_set_string(&n->status->name, n->name);
     n->status->applied_rev = rep->applied_rev;
+    s_note_ack(self, n, rep->applied_rev);
     n->seen_mono = zclock_mono();
     n->seen_wall = time(NULL);
     n->status->last_seen = n->seen_wall;
@@ -940,4 +969,12 @@ pm_fleet_pin(pm_fleet_t *self, const char *name, uint64_t rev)
         return false;
     s_send_snapshot(self, n);
     return true;
+}
+
+void
+pm_fleet_stats(const pm_fleet_t *self, pm_fleet_stats_t *out)
+{
+    out->head = self->head;
+    out->published = self->published;
+    out->ack = self->ack;
 }

@@ -28,6 +28,7 @@
 #ifndef PM_FLEET_H
 #define PM_FLEET_H
 
+#include "pm_metrics.h"
 #include "pm_store.h"
 #include "privmta.pb-c.h"
 
@@ -131,5 +132,15 @@ bool pm_fleet_settled(pm_fleet_t *self);
 int pm_fleet_enroll(pm_fleet_t *self, const char *name, const char *pubkey,
                     char **why);
 int pm_fleet_withdraw(pm_fleet_t *self, const char *name, char **why);
+
+/* What the metrics endpoint shows of the fleet besides its nodes. */
+typedef struct {
+    uint64_t head;         /* the revision nodes are told to enforce */
+    uint64_t published;    /* revisions published since the start */
+    pm_metrics_hist_t ack; /* a publish -> each node's first report of
+                              having applied it, seconds */
+} pm_fleet_stats_t;
+
+void pm_fleet_stats(const pm_fleet_t *self, pm_fleet_stats_t *out);
 
 #endif

@@ -23,8 +23,10 @@
 # PM_BUILD_DIR (default build) its programs; PM_CLUSTER_NO_BUILD=1 skips
 # installing and building (tests/integration/test_cluster.sh).
 # PM_CLUSTER_NET (default 127.0.0; node i listens on NET.(10+i)) and
-# PM_CLUSTER_PORTS (default "7420 7421 7783 7784": controller, agents,
-# spamd, mirror) let a second cluster run beside the first, as the test
+# PM_CLUSTER_PORTS (default "7420 7421 7783 7784 9466": controller,
+# agents, spamd, mirror, the controller's metrics; each agent serves its
+# metrics on its node's address, port 9467) let a second cluster run
+# beside the first, as the test
 # suite's does; `up` keeps them in $PRIVMTA_CLUSTER_DIR/cluster.env for the
 # other commands.
 #
@@ -47,8 +49,9 @@ if [ "${1:-}" != up ] && [ -f "$ROOT/cluster.env" ]; then
     source "$ROOT/cluster.env" # what `up` was given
 fi
 NET=${PM_CLUSTER_NET:-127.0.0}
-read -r CTL_PORT AGENT_PORT SPAMD_PORT MIRROR_PORT \
-    <<<"${PM_CLUSTER_PORTS:-7420 7421 7783 7784}"
+read -r CTL_PORT AGENT_PORT SPAMD_PORT MIRROR_PORT METRICS_PORT \
+    <<<"${PM_CLUSTER_PORTS:-7420 7421 7783 7784 9466}"
+METRICS_PORT=${METRICS_PORT:-9466}
 export PRIVMTA_STATE_DIR="$ROOT/controller"
 export PRIVMTA_CONTROLLER=tcp://127.0.0.1:$CTL_PORT
 export PRIVMTA_CTL_CONFIG=/dev/null
@@ -102,9 +105,11 @@ up() {
         "$ROOT/mirror/www" "$ROOT/mirror/port" "$ROOT/mirror/access.log" "$MIRROR_PORT"
     start_bg controller "$ROOT/controller.log" \
         "$BUILD/controller/privmta-controller" --state-dir "$ROOT/controller" \
-        --endpoint "tcp://127.0.0.1:$CTL_PORT" --agent-endpoint "tcp://127.0.0.1:$AGENT_PORT"
+        --endpoint "tcp://127.0.0.1:$CTL_PORT" --agent-endpoint "tcp://127.0.0.1:$AGENT_PORT" \
+        --metrics-listen "127.0.0.1:$METRICS_PORT"
     wait_for_controller
-    say "controller up on 127.0.0.1:$CTL_PORT (agents: $AGENT_PORT)"
+    say "controller up on 127.0.0.1:$CTL_PORT (agents: $AGENT_PORT;" \
+        "metrics: http://127.0.0.1:$METRICS_PORT/metrics)"
     for i in $(seq 1 "$NODES"); do
         local name="mx$i" addr="$NET.$((10 + i))" dir="$ROOT/mx$i"
         bash deploy/postfix-node.sh create "$dir" "$addr" 2525 "$name" >/dev/null
@@ -125,10 +130,12 @@ up() {
             --milter-dir "$dir/handoff" --milter-group nogroup
             --milter-status "$dir/milter/status.json"
             --sig-dir "$dir/sigs" --peer-bind "tcp://$addr:7422"
+            --metrics-listen "$addr:9467"
             --milter-restart "$TOP/deploy/cluster.sh milter $name")
         "$CTL" node add "$name" "$("${agent[@]}" --public-key)" >/dev/null
         start_bg "agent $name" "$dir/agent.log" "${agent[@]}"
-        say "node $name: Postfix on $addr:2525, agent enrolled, milter started"
+        say "node $name: Postfix on $addr:2525, agent enrolled, milter started;" \
+            "metrics: http://$addr:9467/metrics"
     done
     sed 's/^  update_frequency: .*/  update_frequency: 30s/' deploy/example-policy.yaml \
         >"$ROOT/policy.yaml"

@@ -112,6 +112,10 @@ static pm_param_t s_params[] = {
      "it inside the agent's unit); empty: postfix -c postfix_dir stop, "
      "then start",
      NULL},
+    {"metrics_listen", "",
+     "HOST:PORT to serve Prometheus metrics on (GET /metrics), e.g. "
+     "127.0.0.1:9467; empty: off",
+     NULL},
     {"debug_drop_rev", "0", "tests only: ignore the update of this revision",
      NULL},
     {"debug_crash_at", "",
@@ -286,8 +290,12 @@ main(int argc, char **argv)
         pm_postfix_set_milter(backend, msock);
         cfg.postfix_dir = pm_conf_get(s_params, "postfix_dir");
     }
-    pm_info("node %s (public key %s) following %s", name,
-            zcert_public_txt(cert), cfg.endpoint);
+    const char *listen = pm_conf_get(s_params, "metrics_listen");
+    if (*listen && !(cfg.metrics = pm_metrics_server_new(listen, &why)))
+        pm_fatal("metrics_listen: %s", why);
+    pm_info("node %s (public key %s) following %s%s%s", name,
+            zcert_public_txt(cert), cfg.endpoint,
+            cfg.metrics ? "; metrics on " : "", cfg.metrics ? listen : "");
     zactor_t *agent = pm_agent_new(&cfg);
     if (!agent)
         pm_fatal("cannot start: see the error above");
@@ -295,6 +303,7 @@ main(int argc, char **argv)
         zclock_sleep(200);
     pm_info("node %s: stopping", name);
     zactor_destroy(&agent);
+    pm_metrics_server_destroy(&cfg.metrics);
     backend->destroy(&backend);
     zcert_destroy(&server);
     zcert_destroy(&cert);

@@ -69,6 +69,12 @@ pm_agent_send(pm_agent_state_t *self, Pm__AgentReport__Kind kind)
         pm_scanstatus_fill(self->cfg.milter_status,
                            self->current ? self->current->policy : NULL,
                            self->applied, 10, st);
+    if (self->cfg.metrics) {
+        size_t len = 0;
+        char *text = pm_agent_metrics_text(st, &self->stats, time(NULL), &len);
+        pm_metrics_server_set(self->cfg.metrics, text, len);
+        free(text);
+    }
     rep.kind = kind;
     rep.applied_rev = self->applied;
     rep.status = st;
@@ -233,7 +239,14 @@ s_attempt(pm_agent_state_t *self, Pm__Publication *pub)
     char *why = NULL;
     Pm__Revision *rev = pub->revision;
     self->seen = rev->number;
+    int64_t t0 = zclock_usecs();
     bool ok = s_enforce(self, pub, &why);
+    pm_metrics_hist_observe(&self->stats.apply,
+                            (double)(zclock_usecs() - t0) / 1e6);
+    if (ok)
+        self->stats.applies_ok++;
+    else
+        self->stats.applies_failed++;
     PM_FREE(&self->apply_error);
     self->drift_error = false;
     if (self->pending && self->pending != pub)

@@ -49,8 +49,10 @@ s_undo_drift(pm_agent_state_t *self, Pm__Drift **found, size_t n)
                                        eff ? eff : self->current->policy,
                                        self->applied, &why) == 0;
     pm_policy_free(&eff);
-    int64_t at = s_drift_again(self, found, n) ? self->drift[0]->at
-                                               : (int64_t)time(NULL);
+    bool again = s_drift_again(self, found, n);
+    int64_t at = again ? self->drift[0]->at : (int64_t)time(NULL);
+    if (!again)
+        self->stats.drift_events += n;
     for (size_t i = 0; i < n; i++) {
         Pm__Drift *d = found[i];
         d->at = at;
@@ -115,6 +117,7 @@ pm_agent_drift_report(pm_agent_state_t *self, Pm__Drift **found, size_t n)
     }
     /* the stored revision did not go back on: its retries put them back,
      * and the node's error says why meanwhile */
+    self->stats.drift_events += n;
     for (size_t i = 0; i < n; i++) {
         char *was = pm_text_escape(found[i]->found, 200);
         pm_warn("node %s: %s was changed by hand to \"%s\" while the agent "

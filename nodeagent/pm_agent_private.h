@@ -9,6 +9,7 @@
 #define PM_AGENT_PRIVATE_H
 
 #include "pm_agent.h"
+#include "pm_agent_metrics.h"
 #include "pm_store.h"
 #include "privmta.pb-c.h"
 
@@ -41,6 +42,7 @@ typedef struct pm_agent_state_t {
     Pm__RestartResult *restart_last; /* its state, or the last outcome */
     char *restart_file;              /* STATE/restart.pb, or NULL */
     char *restart_journal;           /* STATE/restart-drain.cf, or NULL */
+    pm_agent_stats_t stats;          /* for the metrics endpoint */
 } pm_agent_state_t;
 
 /* ---- pm_agent.c */

@@ -270,6 +270,36 @@ s_check_revision(json_t *root, uint64_t applied, Pm__NodeStatus *st)
     free(detail);
 }
 
+/* A counter as the milter wrote it: anything but a whole number >= 0 is 0
+ * (the file is untrusted; a counter only has to be a number). */
+static uint64_t
+s_count(json_t *o, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(o, key));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* "messages": MessageCounts, when the milter wrote them. */
+static void
+s_messages(json_t *m, Pm__NodeStatus *st)
+{
+    if (!json_is_object(m))
+        return;
+    Pm__MessageCounts *c = pm_malloc(sizeof *c);
+    pm__message_counts__init(c);
+    c->accepted = s_count(m, "accepted");
+    c->spam_tagged = s_count(m, "spam_tagged");
+    c->spam_discarded = s_count(m, "discarded");
+    c->rejected_attachment = s_count(m, "rejected_attachment");
+    c->rejected_virus = s_count(m, "rejected_virus");
+    c->rejected_dkim = s_count(m, "rejected_dkim");
+    c->rejected_other = s_count(m, "rejected_other");
+    c->tempfailed = s_count(m, "tempfailed");
+    if (st->messages)
+        pm__message_counts__free_unpacked(st->messages, NULL);
+    st->messages = c;
+}
+
 /* Fills STATUS from the status text DATA (LEN bytes), or, when READ_WHY is
  * set, reports every enabled service down for that reason. */
 static void
@@ -280,8 +310,7 @@ s_fill(const char *data, size_t len, const char *read_why,
     bool as_on = policy && policy->antispam_enabled;
     bool dk_on = policy && policy->n_dkim_domains;
     char *why = read_why ? pm_strdup(read_why) : NULL;
-    json_t *root =
-        (av_on || as_on || dk_on) && !why ? s_parse(data, len, &why) : NULL;
+    json_t *root = policy && !why ? s_parse(data, len, &why) : NULL;
     Pm__ServiceStatus__State off = PM__SERVICE_STATUS__STATE__DISABLED;
     s_set(&st->antivirus,
           !av_on ? s_service(off, pm_strdup("off in the policy"))
@@ -295,8 +324,10 @@ s_fill(const char *data, size_t len, const char *read_why,
           !dk_on ? s_service(off, pm_strdup("no DKIM-enabled domain"))
           : why  ? s_service(PM__SERVICE_STATUS__STATE__DOWN, pm_strdup(why))
                  : s_dkim(json_object_get(root, "dkim")));
-    if (root)
+    if (root) {
         s_check_revision(root, applied, st);
+        s_messages(json_object_get(root, "messages"), st);
+    }
     json_decref(root);
     free(why);
 }
@@ -305,12 +336,11 @@ void
 pm_scanstatus_fill(const char *path, const Pm__Policy *policy, uint64_t applied,
                    int stale_s, Pm__NodeStatus *st)
 {
-    /* Nothing enabled: the file is not even looked at. */
-    bool any = policy && (policy->antivirus_enabled ||
-                          policy->antispam_enabled || policy->n_dkim_domains);
+    /* read whenever a policy is applied: the counters matter even with
+     * every service off (attachments are always checked) */
     char *why = NULL;
     size_t len = 0;
-    char *data = any ? s_read(path, stale_s, &len, &why) : NULL;
+    char *data = policy ? s_read(path, stale_s, &len, &why) : NULL;
     s_fill(data, len, why, policy, applied, st);
     free(data);
     free(why);

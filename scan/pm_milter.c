@@ -121,6 +121,7 @@ s_check_attach(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
     out->log =
         pm_asprintf("reject: blocked attachment %s (extension %s)", name, ext);
     s_set_notice(out, pol, msg, PM_NOTICE_ATTACHMENT, hit.filename);
+    out->reason = PM_MR_ATTACHMENT;
     free(ext);
     free(name);
     pm_attach_hit_clear(&hit);
@@ -164,6 +165,7 @@ s_check_av(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
             pm_asprintf("Message rejected: virus found: %s", name));
     out->log = pm_asprintf("reject: infected with %s", name);
     s_set_notice(out, pol, msg, PM_NOTICE_VIRUS, name);
+    out->reason = PM_MR_VIRUS;
     free(name);
     free(virname);
     return true;
@@ -191,6 +193,7 @@ s_forged(pm_mverdict_t *out, const char *domain, const char *problem)
                         "not exactly one mailbox (%s)",
                         domain, p));
     out->log = pm_asprintf("reject: ambiguous From naming %s: %s", domain, p);
+    out->reason = PM_MR_DKIM;
     free(p);
     return true;
 }
@@ -225,6 +228,7 @@ s_need_signatures(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
     out->log = pm_asprintf("reject: From domain %s without a valid DKIM "
                            "signature of its own",
                            hit->domain);
+    out->reason = PM_MR_DKIM;
     return true;
 }
 
@@ -372,6 +376,7 @@ s_check_spam(const pm_mpolicy_t *pol, const pm_mmsg_t *msg, bool outbound,
         char *k =
             s_points(pm_spamd_percent_hundredths(p->antispam_kill_percent));
         out->action = PM_MV_DISCARD;
+        out->reason = PM_MR_SPAM;
         out->log = pm_asprintf("discarded: spam score %s >= kill %s", score, k);
         free(score);
         free(k);
@@ -379,6 +384,7 @@ s_check_spam(const pm_mpolicy_t *pol, const pm_mmsg_t *msg, bool outbound,
     } else if (pm_spamd_over_hundredths(r.score_hundredths,
                                         p->antispam_tag_percent)) {
         s_tag(pol, msg, &r, out);
+        out->reason = PM_MR_SPAM;
     }
     pm_spamd_result_clear(&r);
     return final;
@@ -507,6 +513,7 @@ pm_milter_decide(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
         snprintf(out->xcode, sizeof out->xcode, "5.7.0");
         out->text = pm_strdup(PM_PROBE_PASSED);
         out->log = pm_strdup("probe: every check passed");
+        out->reason = PM_MR_PROBE;
         return PM_MV_REJECT;
     }
     if (!out->log)
@@ -519,6 +526,33 @@ pm_milter_decide(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
     }
     out->action = PM_MV_ACCEPT;
     return PM_MV_ACCEPT;
+}
+
+void
+pm_milter_count(const pm_mverdict_t *v, pm_mcounter_t out[2], size_t *n)
+{
+    *n = 0;
+    if (v->reason == PM_MR_PROBE)
+        return;
+    switch (v->action) {
+    case PM_MV_ACCEPT:
+        out[(*n)++] = PM_MC_ACCEPTED;
+        if (v->reason == PM_MR_SPAM)
+            out[(*n)++] = PM_MC_SPAM_TAGGED;
+        break;
+    case PM_MV_DISCARD:
+        out[(*n)++] = PM_MC_SPAM_DISCARDED;
+        break;
+    case PM_MV_TEMPFAIL:
+        out[(*n)++] = PM_MC_TEMPFAILED;
+        break;
+    case PM_MV_REJECT:
+        out[(*n)++] = v->reason == PM_MR_ATTACHMENT ? PM_MC_REJECTED_ATTACHMENT
+                      : v->reason == PM_MR_VIRUS    ? PM_MC_REJECTED_VIRUS
+                      : v->reason == PM_MR_DKIM     ? PM_MC_REJECTED_DKIM
+                                                    : PM_MC_REJECTED_OTHER;
+        break;
+    }
 }
 
 void

@@ -263,6 +263,29 @@ typedef enum {
     PM_MV_DISCARD,  /* accept and drop */
 } pm_mv_action_t;
 
+/* Which check decided, for the counters (pm_milter_count). */
+typedef enum {
+    PM_MR_NONE = 0,   /* no check in particular: accepted, or a failure */
+    PM_MR_ATTACHMENT, /* a blocked extension */
+    PM_MR_VIRUS,      /* ClamAV found a signature */
+    PM_MR_DKIM,       /* a DKIM domain's From without its signature */
+    PM_MR_SPAM,       /* tagged or discarded by score */
+    PM_MR_PROBE,      /* this node's canary probe: not mail */
+} pm_mv_reason_t;
+
+/* The counters of MessageCounts (privmta.proto), in its order. */
+typedef enum {
+    PM_MC_ACCEPTED = 0,
+    PM_MC_SPAM_TAGGED,
+    PM_MC_SPAM_DISCARDED,
+    PM_MC_REJECTED_ATTACHMENT,
+    PM_MC_REJECTED_VIRUS,
+    PM_MC_REJECTED_DKIM,
+    PM_MC_REJECTED_OTHER,
+    PM_MC_TEMPFAILED,
+    PM_MC_N
+} pm_mcounter_t;
+
 typedef enum {
     PM_NOTICE_NONE = 0,
     PM_NOTICE_ATTACHMENT, /* a blocked attachment: item is the file name */
@@ -288,9 +311,10 @@ typedef struct {
     pm_notice_kind_t notice;
     char *notice_item; /* file name or signature name */
     bool notify_admin, notify_recipients;
-    char *admin_address; /* where the admin notice goes */
-    char *log;           /* one line saying what happened and why */
-    bool scanned_spam;   /* spamd was asked (for status) */
+    char *admin_address;   /* where the admin notice goes */
+    char *log;             /* one line saying what happened and why */
+    pm_mv_reason_t reason; /* which check decided (counters) */
+    bool scanned_spam;     /* spamd was asked (for status) */
     unsigned spam_latency_ms;
 } pm_mverdict_t;
 
@@ -299,6 +323,10 @@ typedef struct {
  * action. Never returns ACCEPT after an engine error. */
 pm_mv_action_t pm_milter_decide(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
                                 const pm_mengines_t *eng, pm_mverdict_t *out);
+
+/* The counters V adds 1 to: *N (0..2) of them into OUT (accepted and
+ * spam-tagged both count a tagged message); none for the probe. */
+void pm_milter_count(const pm_mverdict_t *v, pm_mcounter_t out[2], size_t *n);
 
 void pm_mverdict_clear(pm_mverdict_t *v);
 

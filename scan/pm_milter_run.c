@@ -689,8 +689,12 @@ s_post(pm_milter_t *self, const pm_mmsg_t *msg, const pm_mverdict_t *v)
 void
 pm_milter_after(pm_milter_t *self, const pm_mmsg_t *msg, const pm_mverdict_t *v)
 {
+    pm_mcounter_t which[2];
+    size_t n = 0;
+    pm_milter_count(v, which, &n);
     pthread_mutex_lock(&self->mu);
-    self->counts[v->action]++;
+    for (size_t i = 0; i < n; i++)
+        self->counts[which[i]]++;
     pthread_mutex_unlock(&self->mu);
     if (v->notice != PM_NOTICE_NONE)
         s_post(self, msg, v);

@@ -63,8 +63,8 @@ struct pm_milter_t {
     /* DKIM, notices */
     pm_dkim_t *dkim;
     pm_notify_t *notify;
-    uint64_t counts[4];   /* by pm_mv_action_t */
-    pm_mgate_t scan_gate; /* max_scans decisions at once */
+    uint64_t counts[PM_MC_N]; /* by pm_mcounter_t */
+    pm_mgate_t scan_gate;     /* max_scans decisions at once */
     pthread_t av_thr, follow_thr;
     bool av_started, follow_started;
 };

@@ -16,7 +16,11 @@
  *   "dkim": {"domains": [{"domain": "example.test", "selector": "s1",
  *            "usable": true, "error": null}], "usable": ["example.test"]},
  *   "messages": {"accepted": 10, "rejected": 2, "tempfailed": 0,
- *                "discarded": 1},
+ *                "discarded": 1, "spam_tagged": 3,
+ *                "rejected_attachment": 1, "rejected_virus": 1,
+ *                "rejected_dkim": 0, "rejected_other": 0},
+ *                (rejected: the sum of rejected_*; discarded: spam over
+ *                the kill level; MessageCounts in privmta.proto)
  *   "notifications": {"sent": 3, "failed": 0}
  * }
  * Replaces STATUS_DIR/status.json with pm_file_write: a reader sees the
@@ -98,6 +102,24 @@ s_dkim_json(const pm_mpolicy_t *pol)
     return json_pack("{s:o, s:o}", "domains", all, "usable", usable);
 }
 
+/* "messages": the counters (caller holds the lock). */
+static json_t *
+s_messages_json(const uint64_t *c)
+{
+    uint64_t rejected = c[PM_MC_REJECTED_ATTACHMENT] + c[PM_MC_REJECTED_VIRUS] +
+                        c[PM_MC_REJECTED_DKIM] + c[PM_MC_REJECTED_OTHER];
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                     "accepted", (json_int_t)c[PM_MC_ACCEPTED], "rejected",
+                     (json_int_t)rejected, "tempfailed",
+                     (json_int_t)c[PM_MC_TEMPFAILED], "discarded",
+                     (json_int_t)c[PM_MC_SPAM_DISCARDED], "spam_tagged",
+                     (json_int_t)c[PM_MC_SPAM_TAGGED], "rejected_attachment",
+                     (json_int_t)c[PM_MC_REJECTED_ATTACHMENT], "rejected_virus",
+                     (json_int_t)c[PM_MC_REJECTED_VIRUS], "rejected_dkim",
+                     (json_int_t)c[PM_MC_REJECTED_DKIM], "rejected_other",
+                     (json_int_t)c[PM_MC_REJECTED_OTHER]);
+}
+
 static json_t *
 s_status_json(pm_milter_t *self)
 {
@@ -108,16 +130,12 @@ s_status_json(pm_milter_t *self)
     pm_notify_counts(self->notify, &sent, &failed);
     pthread_mutex_lock(&self->mu);
     json_t *root = json_pack(
-        "{s:I, s:i, s:{s:I, s:b, s:o}, s:o, s:o, s:o, "
-        "s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I}}",
+        "{s:I, s:i, s:{s:I, s:b, s:o}, s:o, s:o, s:o, s:o, s:{s:I, s:I}}",
         "time", (json_int_t)time(NULL), "pid", (int)getpid(), "policy",
         "revision", (json_int_t)pm_mpolicy_rev(pol), "loaded", pol != NULL,
         "error", s_str_or_null(self->policy_error), "antivirus", av, "antispam",
-        s_spam_json(self, p), "dkim", s_dkim_json(pol), "messages", "accepted",
-        (json_int_t)self->counts[PM_MV_ACCEPT], "rejected",
-        (json_int_t)self->counts[PM_MV_REJECT], "tempfailed",
-        (json_int_t)self->counts[PM_MV_TEMPFAIL], "discarded",
-        (json_int_t)self->counts[PM_MV_DISCARD], "notifications", "sent",
+        s_spam_json(self, p), "dkim", s_dkim_json(pol), "messages",
+        s_messages_json(self->counts), "notifications", "sent",
         (json_int_t)sent, "failed", (json_int_t)failed);
     pthread_mutex_unlock(&self->mu);
     pm_mpolicy_unref(&pol);

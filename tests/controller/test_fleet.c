@@ -49,6 +49,8 @@ static char s_server_key[41];
 static pid_t s_pid;
 /* liveness thresholds for the next controller started */
 static int s_stale_ms, s_down_ms;
+/* its metrics_listen ("" none) */
+static char s_metrics[64];
 
 /* ---- fixture ------------------------------------------------------------ */
 
@@ -77,6 +79,7 @@ s_setup(void)
     snprintf(s_agent_ep, sizeof s_agent_ep, "ipc://%s/agents.sock", s_dir);
     s_stale_ms = 5000;
     s_down_ms = 30000;
+    s_metrics[0] = '\0';
 }
 
 static void
@@ -146,7 +149,7 @@ s_controller_start(int heartbeat_ms)
         execl(prog, prog, "--state-dir", s_dir, "--endpoint", s_ctl_ep,
               "--agent-endpoint", s_agent_ep, "--heartbeat-ms", hb,
               "--stale-after-ms", stale, "--down-after-ms", down, "--log-level",
-              "info", (char *)NULL);
+              "info", "--metrics-listen", s_metrics, (char *)NULL);
         _exit(127);
     }
     free(def);
@@ -2164,4 +2167,77 @@ Test(fleet, killed_controller_resumes_the_rollout)
     zsock_destroy(&api);
     s_controller_stop();
     s_restarters_stop(&rs);
+}
+
+/* Scrapes the controller's metrics until TEXT holds every line of WANT
+ * (within S_WAIT_MS: they are rendered once a second). */
+static void
+s_wait_metrics(int port, const char *const *want, size_t n)
+{
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    for (;;) {
+        char *out = NULL;
+        int rc = testsh_run(&out, "curl -sf http://127.0.0.1:%d/metrics", port);
+        size_t k = 0;
+        while (rc == 0 && k < n && strstr(out, want[k]))
+            k++;
+        if (k == n || zclock_mono() > deadline) {
+            cr_assert_eq(k, n, "missing \"%s\" in:\n%s", k < n ? want[k] : "",
+                         out ? out : "(nothing)");
+            free(out);
+            return;
+        }
+        free(out);
+        zclock_sleep(100);
+    }
+}
+
+Test(fleet, metrics_follow_pushes_and_acks)
+{
+    int port = testsh_free_port("127.0.0.1");
+    snprintf(s_metrics, sizeof s_metrics, "127.0.0.1:%d", port);
+    zcert_t *key1 = s_enrolled_key("mx1"), *key2 = s_enrolled_key("mx2");
+    zcert_t *key3 = s_enrolled_key("mx3"); /* never connects */
+    s_controller_start(50);
+    zsock_t *api = s_admin_ready();
+    s_agent_t *mx1 = s_agent_new("mx1", "192.0.2.1", key1, 50);
+    s_agent_t *mx2 = s_agent_new("mx2", "192.0.2.2", key2, 50);
+    zactor_t *a1 = zactor_new(s_agent_actor, mx1);
+    zactor_t *a2 = zactor_new(s_agent_actor, mx2);
+    const char *const idle[] = {
+        "privmta_controller_nodes{liveness=\"up\"} 2\n",
+        "privmta_controller_nodes{liveness=\"never\"} 1\n",
+        "privmta_controller_push_ack_seconds_count 0\n"};
+    s_wait_metrics(port, idle, 3);
+    uint64_t r1 = s_push(api, 1), r2 = s_push(api, 2);
+    cr_assert(s_wait_applied(mx1, r2) && s_wait_applied(mx2, r2));
+    char head[80], published[80], lag[80];
+    snprintf(head, sizeof head, "privmta_controller_head_revision %llu\n",
+             (unsigned long long)r2);
+    snprintf(published, sizeof published,
+             "privmta_controller_revisions_published_total 2\n");
+    snprintf(lag, sizeof lag,
+             "privmta_controller_node_lag_revisions{node=\"mx3\"} %llu\n",
+             (unsigned long long)r2);
+    /* both agents applied both revisions: four acks, each within the
+     * histogram's last bucket on any machine (+Inf holds them all) */
+    const char *const pushed[] = {
+        head,
+        published,
+        lag,
+        "privmta_controller_node_lag_revisions{node=\"mx1\"} 0\n",
+        "privmta_controller_node_lag_revisions{node=\"mx2\"} 0\n",
+        "privmta_controller_push_ack_seconds_count 4\n",
+        "privmta_controller_push_ack_seconds_bucket{le=\"+Inf\"} 4\n"};
+    s_wait_metrics(port, pushed, 7);
+    (void)r1;
+    zactor_destroy(&a1);
+    zactor_destroy(&a2);
+    free(mx1);
+    free(mx2);
+    zsock_destroy(&api);
+    s_controller_stop();
+    zcert_destroy(&key1);
+    zcert_destroy(&key2);
+    zcert_destroy(&key3);
 }

@@ -19,7 +19,8 @@ chmod 0755 "$WORK"
 # its own ports and addresses (127.0.2.11-13, which no other test uses), so
 # a demo cluster on the defaults can run beside it
 CTL_PORT=$(free_port) AGENT_PORT=$(free_port)
-export PM_CLUSTER_NET=127.0.2 PM_CLUSTER_PORTS="$CTL_PORT $AGENT_PORT $(free_port) $(free_port)"
+METRICS_PORT=$(free_port)
+export PM_CLUSTER_NET=127.0.2 PM_CLUSTER_PORTS="$CTL_PORT $AGENT_PORT $(free_port) $(free_port) $METRICS_PORT"
 export PRIVMTA_CLUSTER_DIR="$WORK/cluster" PM_BUILD_DIR="$BUILD" PM_CLUSTER_NO_BUILD=1
 cleanup_cluster() { bash "$SRC/deploy/cluster.sh" down >/dev/null 2>&1; }
 trap 'cleanup_cluster; cleanup' EXIT
@@ -53,6 +54,15 @@ check "the mirror served each file at most twice for the whole cluster" \
     { awk '$3 == 200 { print "# served: " $0 }' "$WORK/cluster/mirror/access.log"
       grep -H "duty\|fetch\|version [0-9]* from\|distrust" "$WORK"/cluster/mx*/agent.log |
           sed "s|^$WORK/cluster/|# |" | tail -30; }
+# metric URL NAME: NAME's value in URL's exposition (0 when absent)
+metric() {
+    curl -sf "$1/metrics" | awk -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'
+}
+metric_is() { [ "$(metric "$1" "$2")" = "$3" ]; }
+metric_above() { [ "$(metric "$1" "$2")" -gt "$3" ]; }
+REJ='privmta_milter_messages_total{verdict="rejected_attachment"}'
+ACC='privmta_milter_messages_total{verdict="accepted"}'
+for i in 1 2 3; do rej_before[i]=$(metric "http://127.0.2.1$i:9467" "$REJ"); done
 printf 'MZ\n' >"$WORK/x.bin"
 for i in 1 2 3; do
     swaks --server "127.0.2.1$i:2525" --from a@remote.example --to "postmaster@mx$i.test" \
@@ -62,6 +72,26 @@ for i in 1 2 3; do
     check "mx$i refuses an .exe (swaks $rc)" \
         bash -c "[ $rc -eq 26 ] && grep -q '554' '$WORK/swaks.out'"
 done
+for i in 1 2 3; do
+    # the filter writes its status every second, the agent reads it at
+    # each heartbeat
+    check "mx$i's agent metrics count that refusal" wait_for 10 \
+        metric_is "http://127.0.2.1$i:9467" "$REJ" $((rej_before[i] + 1))
+done
+check "nodes --json carries the same counters" bash -c \
+    "'$CTL' nodes --json | jq -e 'all(.messages.rejected_attachment >= 1)' >/dev/null"
+curl -sf "http://127.0.2.11:9467/metrics" >"$WORK/mx1.metrics"
+check "mx1's metrics say its revision and that version 6 is loaded" bash -c \
+    "grep -qx 'privmta_agent_applied_revision 1' '$WORK/mx1.metrics' &&
+     grep -qx 'privmta_signature_version{database=\"test\"} 6' '$WORK/mx1.metrics'"
+CM="http://127.0.0.1:$METRICS_PORT"
+check "the controller's metrics: three nodes up, at the head, acknowledged" bash -c \
+    "curl -sf $CM/metrics >'$WORK/ctl.metrics' &&
+     grep -qx 'privmta_controller_nodes{liveness=\"up\"} 3' '$WORK/ctl.metrics' &&
+     grep -qx 'privmta_controller_head_revision 1' '$WORK/ctl.metrics' &&
+     [ \$(grep -c 'privmta_controller_node_lag_revisions{node=\"mx[123]\"} 0' '$WORK/ctl.metrics') = 3 ] &&
+     grep -qx 'privmta_controller_push_ack_seconds_count 3' '$WORK/ctl.metrics'" ||
+    sed 's/^/# /' "$WORK/ctl.metrics"
 
 # ---- a rolling restart of everything, under continuous load ----------------------
 # Four clients send through all three nodes the whole time; every message a
@@ -81,6 +111,10 @@ expect_exit 0 "deploy/cluster.sh restart (restart --rolling --service all --wait
     bash "$SRC/deploy/cluster.sh" restart
 t1=$(date +%s%N)
 check "mail flows after it" wait_for 30 accepted_at_least $(($(accepted) + 20))
+for i in 1 2 3; do # the restarted filters count from 0 again
+    check "mx$i's agent metrics count the mail it accepted" wait_for 10 \
+        metric_above "http://127.0.2.1$i:9467" "$ACC" 0
+done
 touch "$LOAD/stop"
 wait "$LOADPID"
 "$CTL" rollout status --json >"$WORK/rollout.json"

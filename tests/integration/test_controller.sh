@@ -180,6 +180,18 @@ expect_exit 3 "unreachable controller times out with exit 3" "$CTL" --timeout 0.
 check "says it cannot reach the controller" grep -q "cannot reach the controller" "$WORK/err"
 expect_exit 2 "unknown command is a usage error" "$CTL" policy frobnicate
 
+# --- nodes --watch: a frame a period until Ctrl-C, then exit 0 ------------------------------
+# piped, as into a log: frames one after another, no escape codes
+timeout --preserve-status -s INT 5 "$CTL" nodes --watch 1 2>"$WORK/err" | cat >"$WORK/watch.txt"
+rc=${PIPESTATUS[0]} # privmta-ctl's, through timeout --preserve-status
+frames=$(grep -c "^every 1 s, controller tcp://127.0.0.1:$PORT, " "$WORK/watch.txt")
+check "nodes --watch 1 ends on SIGINT with exit 0 (got $rc)" test "$rc" -eq 0
+check "it drew at least two frames in 5 s ($frames)" test "$frames" -ge 2
+check "each frame has the table" test "$(grep -c '^NAME ' "$WORK/watch.txt")" -eq "$frames"
+check "piped, it writes no escape code" test "$(tr -dc '\033' <"$WORK/watch.txt" | wc -c)" -eq 0
+expect_exit 2 "nodes --watch --json is a usage error" "$CTL" nodes --watch --json
+check "the error says why (--json)" grep -q -- "--watch cannot go with --json" "$WORK/err"
+
 # --- Ctrl-C and SIGTERM stop any command at once -------------------------------------------
 # a controller that never answers: nothing listens on the port, and the
 # command would wait 60 s for it

@@ -348,3 +348,29 @@ Test(scanstatus, database_problem_is_degraded)
     pm__node_status__free_unpacked(st, NULL);
     pm_policy_free(&p);
 }
+
+Test(scanstatus, verdict_counters_are_read_and_bounded)
+{
+    Pm__Policy *p = s_policy(0);
+    p->antivirus_enabled = p->antispam_enabled = false; /* read all the same */
+    s_write("{\"policy\": {\"revision\": 7}, \"messages\": {\"accepted\": 10,"
+            " \"spam_tagged\": 2, \"discarded\": 1, \"rejected_attachment\": 3,"
+            " \"rejected_virus\": 4, \"rejected_dkim\": 5,"
+            " \"rejected_other\": -6, \"tempfailed\": \"many\"}}");
+    Pm__NodeStatus *st = s_fill(p, 7);
+    cr_assert_not_null(st->messages);
+    cr_expect_eq(st->messages->accepted, 10);
+    cr_expect_eq(st->messages->spam_tagged, 2);
+    cr_expect_eq(st->messages->spam_discarded, 1);
+    cr_expect_eq(st->messages->rejected_attachment, 3);
+    cr_expect_eq(st->messages->rejected_virus, 4);
+    cr_expect_eq(st->messages->rejected_dkim, 5);
+    cr_expect_eq(st->messages->rejected_other, 0, "negative: 0");
+    cr_expect_eq(st->messages->tempfailed, 0, "not a number: 0");
+    pm__node_status__free_unpacked(st, NULL);
+    s_write(s_ok); /* an older milter: no counters, none reported */
+    st = s_fill(p, 7);
+    cr_expect_null(st->messages);
+    pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&p);
+}

@@ -182,6 +182,18 @@ s_snap(Pm__Policy *p)
     return s;
 }
 
+/* Asserts the counters V adds to: EXPECT, N of them, in order. */
+static void
+s_counts(const pm_mverdict_t *v, size_t n, const pm_mcounter_t *expect)
+{
+    pm_mcounter_t got[2];
+    size_t k = 9;
+    pm_milter_count(v, got, &k);
+    cr_assert_eq(k, n, "%zu counters, not %zu (%s)", k, n, v->log);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(got[i], expect[i], "counter %zu", i);
+}
+
 static void
 s_write_key(void)
 {
@@ -251,6 +263,7 @@ Test(milter, no_policy_is_tempfail)
     cr_assert_eq(pm_milter_decide(NULL, m, &s_eng, &v), PM_MV_TEMPFAIL);
     cr_assert_str_eq(v.rcode, "451");
     cr_assert_str_eq(v.xcode, "4.3.0");
+    s_counts(&v, 1, (pm_mcounter_t[]){PM_MC_TEMPFAILED});
     pm_mverdict_clear(&v);
     pm_mmsg_destroy(&m);
 }
@@ -271,6 +284,7 @@ Test(milter, blocked_attachment_rejected_with_notices)
     cr_assert(v.notify_admin && v.notify_recipients);
     cr_assert_str_eq(v.admin_address, "postmaster@node1.test");
     cr_assert_eq(s_f.av_calls, 0, "rejected before the AV scan");
+    s_counts(&v, 1, (pm_mcounter_t[]){PM_MC_REJECTED_ATTACHMENT});
     pm_mverdict_clear(&v);
     pm_mmsg_destroy(&m);
     pm_mpolicy_unref(&pol);
@@ -310,6 +324,7 @@ Test(milter, virus_rejected_error_tempfails_disabled_skips)
     cr_assert_str_eq(v.rcode, "554");
     cr_assert_not_null(strstr(v.text, "PrivmtaTest.Marker.UNOFFICIAL"));
     cr_assert_eq(v.notice, PM_NOTICE_VIRUS);
+    s_counts(&v, 1, (pm_mcounter_t[]){PM_MC_REJECTED_VIRUS});
     pm_mverdict_clear(&v);
     s_f.av_rc = -1;
     cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_TEMPFAIL);
@@ -347,12 +362,14 @@ Test(milter, spam_thresholds_are_exact)
     cr_assert_not_null(strstr(v.add[3].value, "tag=6.60 kill=15.00"));
     cr_assert_str_eq(v.subject, "[SPAM] hello");
     cr_assert_not(v.subject_is_new);
+    s_counts(&v, 2, (pm_mcounter_t[]){PM_MC_ACCEPTED, PM_MC_SPAM_TAGGED});
     pm_mverdict_clear(&v);
     s_f.spam_score = 1499;
     cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
     pm_mverdict_clear(&v);
     s_f.spam_score = 1500;
     cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_DISCARD);
+    s_counts(&v, 1, (pm_mcounter_t[]){PM_MC_SPAM_DISCARDED});
     pm_mverdict_clear(&v);
     pm_mmsg_destroy(&m);
     pm_mpolicy_unref(&pol);
@@ -431,12 +448,14 @@ Test(milter, forged_dkim_domain_rejected)
     cr_assert_str_eq(v.rcode, "550");
     cr_assert_str_eq(v.xcode, "5.7.1");
     cr_assert_not_null(strstr(v.text, "signed.test"));
+    s_counts(&v, 1, (pm_mcounter_t[]){PM_MC_REJECTED_DKIM});
     pm_mverdict_clear(&v);
     s_f.dkim_pass_domain = "other.test"; /* someone else's signature */
     cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_REJECT);
     pm_mverdict_clear(&v);
     s_f.dkim_pass_domain = "signed.test";
     cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    s_counts(&v, 1, (pm_mcounter_t[]){PM_MC_ACCEPTED});
     pm_mverdict_clear(&v);
     s_f.dkim_rc = PM_EINTERNAL;
     cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_TEMPFAIL);
@@ -804,6 +823,7 @@ Test(milter, probe_passing_every_check_gets_the_proof)
     cr_assert_str_eq(v.rcode, "550");
     cr_assert_str_eq(v.xcode, "5.7.0");
     cr_assert_str_eq(v.text, PM_PROBE_PASSED);
+    s_counts(&v, 0, NULL); /* the probe is not mail */
     cr_assert_str_eq(v.log, "probe: every check passed");
     cr_assert_eq(v.n_add, 0, "nothing added to what is not kept");
     cr_assert_eq(s_f.av_calls, scans + 1, "scanned like any mail");
