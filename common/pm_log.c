@@ -8,6 +8,7 @@
 #include <time.h>
 
 static const char *s_prog = "privmta";
+static char s_tag[128] = "privmta"; /* PROG or PROG/NODE */
 static bool s_syslog;
 static pm_loglevel_t s_level = PM_LOG_INFO;
 
@@ -16,10 +17,24 @@ pm_log_init(const char *progname, bool use_syslog, pm_loglevel_t level)
 {
     const char *slash = strrchr(progname, '/');
     s_prog = slash ? slash + 1 : progname;
+    snprintf(s_tag, sizeof s_tag, "%s", s_prog);
     s_level = level;
     if (use_syslog && !s_syslog)
-        openlog(s_prog, LOG_PID, LOG_MAIL);
+        openlog(s_tag, LOG_PID, LOG_MAIL);
     s_syslog = use_syslog;
+}
+
+void
+pm_log_set_node(const char *node)
+{
+    if (node && *node)
+        snprintf(s_tag, sizeof s_tag, "%s/%s", s_prog, node);
+    else
+        snprintf(s_tag, sizeof s_tag, "%s", s_prog);
+    if (s_syslog) { /* openlog keeps the pointer: s_tag, changed in place */
+        closelog();
+        openlog(s_tag, LOG_PID, LOG_MAIL);
+    }
 }
 
 static void
@@ -33,7 +48,7 @@ s_log(pm_loglevel_t level, const char *fmt, va_list ap)
     vsnprintf(line, sizeof line, fmt, ap);
     if (s_syslog)
         syslog(prio[level], "%s: %s", names[level], line);
-    fprintf(stderr, "%s: %s: %s\n", s_prog, names[level], line);
+    fprintf(stderr, "%s: %s: %s\n", s_tag, names[level], line);
 }
 
 #define PM_LOG_FN(fn, level)                                                   \

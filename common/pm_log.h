@@ -20,6 +20,12 @@ typedef enum {
  * syslog, and the lowest level printed. Safe to call again. */
 void pm_log_init(const char *progname, bool use_syslog, pm_loglevel_t level);
 
+/* The node this daemon serves (NULL or "": none): every line is then
+ * tagged PROGRAM/NODE, as Postfix tags an instance's lines with its
+ * syslog_name, so that lines merged from many nodes (journald, a log
+ * host) still say where they come from. Call after pm_log_init. */
+void pm_log_set_node(const char *node);
+
 void pm_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pm_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pm_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

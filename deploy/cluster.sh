@@ -165,7 +165,7 @@ milter() {
     fi
     rm -f "$dir/milter.sock" 2>/dev/null || true # so the wait below sees the new one
     setsid nohup "$BUILD/scan/privmta-milter" \
-        --socket "unix:$dir/milter.sock" \
+        --socket "unix:$dir/milter.sock" --node "$name" \
         --policy-file "$dir/handoff/policy.pb" --dkim-key-dir "$dir/handoff/dkim" \
         --sig-dir "$dir/sigs" --sig-jitter-ms 3000 \
         --spamd "127.0.0.1:$SPAMD_PORT" --notify-smtp "$addr:2526" \

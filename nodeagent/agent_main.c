@@ -228,6 +228,7 @@ main(int argc, char **argv)
     }
     pm_log_init(argv[0], strcmp(pm_conf_get(s_params, "syslog"), "yes") == 0,
                 pm_conf_loglevel(s_params));
+    pm_log_set_node(name);
     zsys_init();
     zsys_set_logstream(NULL);
     char *why = NULL;

@@ -33,7 +33,10 @@ static pm_param_t s_params[] = {
      "the applied revision, as the agent hands it over", NULL},
     {"store_dir", "",
      "obsolete (the milter no longer opens the agent's store): ignored", NULL},
-    {"node", "", "this node's name (per-node overrides)", NULL},
+    {"node", "",
+     "this node's name: per-node overrides, and every log line is tagged "
+     "privmta-milter/NODE",
+     NULL},
     {"sig_dir", "/var/lib/clamav", "ClamAV signature databases", NULL},
     {"dkim_key_dir", PM_HANDOFF_DIR "/" PM_HANDOFF_DKIM,
      "DKIM private keys (KEYDIR/<key>), as the agent writes them", NULL},
@@ -213,6 +216,7 @@ main(int argc, char **argv)
                  "usage: privmta-milter [-c FILE] [--option VALUE]...", NULL);
     pm_log_init(argv[0], strcmp(pm_conf_get(s_params, "syslog"), "yes") == 0,
                 pm_conf_loglevel(s_params));
+    pm_log_set_node(pm_conf_get(s_params, "node"));
     /* libmilter's own thread takes SIGTERM, SIGINT and SIGHUP with
      * sigwait() and makes smfi_main return; every thread started before
      * it (ours) must have them blocked too, or one of ours gets the signal
