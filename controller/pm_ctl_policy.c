@@ -93,10 +93,15 @@ s_options(int argc, char **argv, s_opts_t *o, const char *allowed)
     *o = (s_opts_t){
         .expect_rev = S_NO_REV, .message = "", .wait = -1, .limit = 20};
     pm__rollout_spec__init(&o->canary);
-    int c;
+    int c, at = -1;
     int64_t n;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "m:", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:", longs, &at)) != -1) {
+        if (c == ':') {
+            fprintf(stderr, "privmta-ctl %s: %s needs a value\n", argv[0],
+                    argv[optind - 1]);
+            return -1;
+        }
         if (c == '?' || !strchr(allowed, c)) {
             fprintf(stderr, "privmta-ctl %s: unknown option '%s'\n", argv[0],
                     argv[optind - 1]);
@@ -125,10 +130,15 @@ s_options(int argc, char **argv, s_opts_t *o, const char *allowed)
         } else if (c == 'c' || c == 'a' || c == 'h' || c == 'd')
             ok = s_canary_option(c, optarg, &o->canary);
         if (!ok || (c == 'w' && o->wait <= 0)) {
-            fprintf(stderr, "privmta-ctl %s: bad value '%s' for %s\n", argv[0],
-                    optarg, argv[optind - 1]);
+            /* the option's name, however it was written (--limit N,
+             * --limit=N) */
+            fprintf(stderr, "privmta-ctl %s: bad value '%s' for %s%s%s\n",
+                    argv[0], optarg, at >= 0 ? "--" : "-",
+                    at >= 0 ? longs[at].name : "m",
+                    c == 'l' ? " (1 to 1000)" : "");
             return -1;
         }
+        at = -1;
     }
     return optind;
 }

@@ -17,6 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Queued updates looked at before applying one: the newest wins. */
+#define S_COALESCE_MAX 1000
+
 /* Gives ST the signature fields of the sigsync's last status (a copy:
  * each report owns what it carries). */
 static void
@@ -356,22 +359,76 @@ s_on_publication(pm_agent_state_t *self, Pm__Publication *pub)
     pm__publication__free_unpacked(pub, NULL);
 }
 
-static void
-s_on_dealer(pm_agent_state_t *self)
+/* The next message from the controller, through the wire gate; NULL (and
+ * a warning) when it is malformed. */
+static Pm__Publication *
+s_recv_publication(pm_agent_state_t *self)
 {
     zframe_t *f = zframe_recv(self->dealer);
     Pm__Publication *pub = NULL;
     char *why = NULL;
     self->last_heard = zclock_mono();
-    if (f && pm_wire_unpack_publication(zframe_data(f), zframe_size(f), &pub,
-                                        &why) == PM_OK) {
-        s_on_publication(self, pub);
-    } else {
+    if (!f || pm_wire_unpack_publication(zframe_data(f), zframe_size(f), &pub,
+                                         &why) != PM_OK)
         pm_warn("node %s: malformed message from the controller: %s",
                 self->node, why ? why : "empty");
-    }
     free(why);
     zframe_destroy(&f);
+    return pub;
+}
+
+/* Updates that queued up while the last apply ran (a burst of pushes):
+ * each carries the whole policy, so only the newest of a run of
+ * consecutive ones is applied (20 pushes in 10 s otherwise kept a node
+ * applying for a minute), heartbeats among them dropped. Anything else
+ * met on the way is left in *AFTER, to be handled once PUB is. */
+static Pm__Publication *
+s_newest_update(pm_agent_state_t *self, Pm__Publication *pub,
+                Pm__Publication **after)
+{
+    *after = NULL;
+    if (pub->kind != PM__PUBLICATION__KIND__UPDATE || self->cfg.drop_rev ||
+        pub->revision->number != self->seen + 1)
+        return pub;
+    unsigned skipped = 0;
+    while (skipped < S_COALESCE_MAX &&
+           (zsock_events(self->dealer) & ZMQ_POLLIN)) {
+        Pm__Publication *next = s_recv_publication(self);
+        if (next && next->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
+            /* one came every period the apply took; the update says more
+             * than any of them */
+            pm__publication__free_unpacked(next, NULL);
+            continue;
+        }
+        if (!next)
+            continue;
+        if (next->kind != PM__PUBLICATION__KIND__UPDATE ||
+            next->revision->number != pub->revision->number + 1) {
+            *after = next;
+            break;
+        }
+        pm__publication__free_unpacked(pub, NULL);
+        pub = next;
+        skipped++;
+    }
+    if (skipped) {
+        self->seen = pub->revision->number - 1;
+        pm_info("node %s: %u queued revisions superseded; applying %llu",
+                self->node, skipped, (unsigned long long)pub->revision->number);
+    }
+    return pub;
+}
+
+static void
+s_on_dealer(pm_agent_state_t *self)
+{
+    Pm__Publication *pub = s_recv_publication(self), *after = NULL;
+    if (!pub)
+        return;
+    pub = s_newest_update(self, pub, &after);
+    s_on_publication(self, pub);
+    if (after)
+        s_on_publication(self, after);
 }
 
 static void
@@ -388,6 +445,10 @@ s_on_timer(pm_agent_state_t *self)
     if (now < self->next_beat)
         return;
     self->next_beat = now + self->cfg.heartbeat_ms;
+    /* messages waiting to be read are word from the controller: an
+     * apply longer than dead_after_ms left its heartbeats queued */
+    if (self->dealer && (zsock_events(self->dealer) & ZMQ_POLLIN))
+        self->last_heard = now;
     if (!self->silent && now - self->last_heard > self->cfg.dead_after_ms) {
         self->silent = true;
         pm_warn("node %s: no word from the controller for %d ms; still "
@@ -520,6 +581,16 @@ s_connect(pm_agent_state_t *self)
     zsock_set_linger(self->dealer, 0);
     zsock_set_reconnect_ivl(self->dealer, 100);
     zsock_set_reconnect_ivl_max(self->dealer, 2000);
+    /* A partition leaves the TCP connection open and its retransmissions
+     * backing off: healed, it could stay silent for most of a minute.
+     * ZMTP heartbeats drop a connection that heard nothing for
+     * dead_after_ms, and each new attempt gives up on a SYN after a
+     * heartbeat or a second, so a healed link is used within seconds. */
+    zsock_set_heartbeat_ivl(self->dealer, self->cfg.heartbeat_ms);
+    zsock_set_heartbeat_timeout(self->dealer, self->cfg.dead_after_ms);
+    zsock_set_connect_timeout(self->dealer, self->cfg.heartbeat_ms > 1000
+                                                ? self->cfg.heartbeat_ms
+                                                : 1000);
     zsock_connect(self->dealer, "%s", self->cfg.endpoint);
 }
 

@@ -179,6 +179,10 @@ check "author is the enrolled key's name" grep -q " stranger" "$WORK/out"
 expect_exit 3 "unreachable controller times out with exit 3" "$CTL" --timeout 0.5 --controller "tcp://127.0.0.1:$(free_port)" policy history
 check "says it cannot reach the controller" grep -q "cannot reach the controller" "$WORK/err"
 expect_exit 2 "unknown command is a usage error" "$CTL" policy frobnicate
+for form in "--limit 5000" "--limit=5000"; do
+    expect_exit 2 "history $form is a usage error" "$CTL" policy history $form
+    check "which names the option and its range" grep -q -- "bad value '5000' for --limit (1 to 1000)" "$WORK/err"
+done
 
 # --- nodes --watch: a frame a period until Ctrl-C, then exit 0 ------------------------------
 # piped, as into a log: frames one after another, no escape codes

@@ -1046,3 +1046,90 @@ Test(agent, revision_waits_for_the_restart, .timeout = 60)
     e.backend->destroy(&e.backend);
     zcert_destroy(&e.cert);
 }
+
+/* A backend whose applies are counted and take 300 ms, the first 1.5 s
+ * (time for everything sent behind it to arrive, however loaded). */
+typedef struct {
+    pm_backend_t base;
+    _Atomic unsigned applies;
+    _Atomic uint64_t last;
+} slow_backend_t;
+
+static int
+s_slow_apply(pm_backend_t *self, const Pm__Policy *p, uint64_t rev, char **why)
+{
+    (void)p, (void)why;
+    slow_backend_t *b = (slow_backend_t *)self;
+    zclock_sleep(atomic_load(&b->applies) ? 300 : 1500);
+    atomic_fetch_add(&b->applies, 1);
+    atomic_store(&b->last, rev);
+    return 0;
+}
+
+/* Sends revisions FROM..TO as UPDATEs, back to back. */
+static void
+s_ctl_updates(ctl_t *c, uint64_t from, uint64_t to)
+{
+    for (uint64_t n = from; n <= to; n++) {
+        Pm__Revision rev = PM__REVISION__INIT;
+        rev.number = n;
+        rev.digest =
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        rev.policy = pm_policy_new();
+        Pm__Publication pub = PM__PUBLICATION__INIT;
+        pub.kind = PM__PUBLICATION__KIND__UPDATE;
+        pub.head = n;
+        pub.revision = &rev;
+        s_ctl_send(c, &pub);
+        pm_policy_free(&rev.policy);
+    }
+}
+
+Test(agent, queued_updates_apply_only_the_newest, .timeout = 60)
+{
+    slow_backend_t b = {.base = {.name = "slow", .apply = s_slow_apply}};
+    zcert_t *cert = zcert_new();
+    ctl_t c;
+    s_ctl_new(&c);
+    pm_agent_config_t cfg = {
+        .endpoint = c.endpoint,
+        .server_key = c.key,
+        .cert = cert,
+        .name = "mx1",
+        .backend = &b.base,
+        .heartbeat_ms = 100,
+        .dead_after_ms = 10000,
+        .milter_gid = -1,
+    };
+    zactor_t *agent = pm_agent_new(&cfg);
+    cr_assert(agent);
+    s_ctl_hello(&c);
+    /* 1 is applied at once; 2..20 queue up behind it, heartbeats
+     * between them as a controller sends them */
+    s_ctl_updates(&c, 1, 1);
+    zclock_sleep(50);
+    Pm__Publication hb = PM__PUBLICATION__INIT;
+    hb.kind = PM__PUBLICATION__KIND__HEARTBEAT;
+    for (uint64_t n = 2; n <= 20; n++) {
+        s_ctl_updates(&c, n, n);
+        hb.head = n;
+        s_ctl_send(&c, &hb);
+    }
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (atomic_load(&b.last) != 20 && zclock_mono() < deadline)
+        zclock_sleep(20);
+    cr_assert_eq(atomic_load(&b.last), 20, "revision 20 never applied");
+    zclock_sleep(500); /* nothing else should follow */
+    unsigned applies = atomic_load(&b.applies);
+    cr_expect_eq(applies, 2, "%u applies for 20 revisions, 19 queued", applies);
+    Pm__AgentReport *rep = NULL;
+    uint64_t acked = 0;
+    while (acked != 20 && (rep = s_ctl_next(&c))) {
+        acked = rep->applied_rev;
+        pm__agent_report__free_unpacked(rep, NULL);
+    }
+    cr_expect_eq(acked, 20, "20 acknowledged");
+    zactor_destroy(&agent);
+    s_ctl_destroy(&c);
+    zcert_destroy(&cert);
+}
