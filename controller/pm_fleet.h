@@ -48,6 +48,9 @@ typedef struct {
 
 #define PM_FLEET_HWM 16
 #define PM_FLEET_SNAPSHOT_GAP_MS 1000
+#define PM_FLEET_BACKLOG                                                       \
+    4096 /* agent connections waiting to be accepted                           \
+            (the kernel's somaxconn caps it) */
 
 /* Binds ENDPOINT as a CURVE server with CERT (zauth must already check
  * CLIENTS_DIR, which is where enrolled agents' keys live). Returns NULL

@@ -584,13 +584,15 @@ s_connect(pm_agent_state_t *self)
     /* A partition leaves the TCP connection open and its retransmissions
      * backing off: healed, it could stay silent for most of a minute.
      * ZMTP heartbeats drop a connection that heard nothing for
-     * dead_after_ms, and each new attempt gives up on a SYN after a
-     * heartbeat or a second, so a healed link is used within seconds. */
+     * dead_after_ms, and a new attempt gives up on its SYN after as long
+     * (at least 3 s: the first SYN retransmission comes after 1 s, and
+     * 2000 agents reconnecting at once need it), so a healed link is used
+     * within seconds. */
     zsock_set_heartbeat_ivl(self->dealer, self->cfg.heartbeat_ms);
     zsock_set_heartbeat_timeout(self->dealer, self->cfg.dead_after_ms);
-    zsock_set_connect_timeout(self->dealer, self->cfg.heartbeat_ms > 1000
-                                                ? self->cfg.heartbeat_ms
-                                                : 1000);
+    zsock_set_connect_timeout(self->dealer, self->cfg.dead_after_ms > 3000
+                                                ? self->cfg.dead_after_ms
+                                                : 3000);
     zsock_connect(self->dealer, "%s", self->cfg.endpoint);
 }
 
