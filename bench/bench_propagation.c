@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -102,6 +103,8 @@ s_start_controller(const char *bin, const char *state, int port)
     snprintf(agents, sizeof agents, "tcp://127.0.0.1:%d", port + 1);
     pid_t pid = fork();
     if (pid == 0) {
+        /* a bench killed (a timeout) takes its controller with it */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         execl(bin, bin, "--state-dir", state, "--endpoint", ep,
               "--agent-endpoint", agents, "--log-level", "warning", NULL);
         _exit(127);
