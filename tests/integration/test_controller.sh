@@ -186,7 +186,9 @@ done
 
 # --- nodes --watch: a frame a period until Ctrl-C, then exit 0 ------------------------------
 # piped, as into a log: frames one after another, no escape codes
-timeout --preserve-status -s INT 5 "$CTL" nodes --watch 1 2>"$WORK/err" | cat >"$WORK/watch.txt"
+# (-k: a privmta-ctl that ignored the SIGINT would be killed, and fail the
+# checks below, rather than hold up the whole suite: seen once under load)
+timeout -k 10 --preserve-status -s INT 5 "$CTL" nodes --watch 1 2>"$WORK/err" | cat >"$WORK/watch.txt"
 rc=${PIPESTATUS[0]} # privmta-ctl's, through timeout --preserve-status
 frames=$(grep -c "^every 1 s, controller tcp://127.0.0.1:$PORT, " "$WORK/watch.txt")
 check "nodes --watch 1 ends on SIGINT with exit 0 (got $rc)" test "$rc" -eq 0
