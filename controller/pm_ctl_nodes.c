@@ -145,20 +145,23 @@ s_drift_json(Pm__Drift *const *ds, size_t n)
 }
 
 /* The fields of NodeStatus as they are, plus "lag" and "duties". */
-/* The filter's verdict counters, or null when the node sent none. */
+/* The filter's verdict counters, or null when the node sent none; keys
+ * as the MessageCounts fields (every one a uint64). */
 static json_t *
 s_messages_json(const Pm__MessageCounts *c)
 {
     if (!c)
         return json_null();
-    return json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "accepted",
-        (json_int_t)c->accepted, "spam_tagged", (json_int_t)c->spam_tagged,
-        "spam_discarded", (json_int_t)c->spam_discarded, "rejected_attachment",
-        (json_int_t)c->rejected_attachment, "rejected_virus",
-        (json_int_t)c->rejected_virus, "rejected_dkim",
-        (json_int_t)c->rejected_dkim, "rejected_other",
-        (json_int_t)c->rejected_other, "tempfailed", (json_int_t)c->tempfailed);
+    const ProtobufCMessageDescriptor *d = &pm__message_counts__descriptor;
+    json_t *o = json_object();
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[i];
+        if (fd->type != PROTOBUF_C_TYPE_UINT64)
+            continue; /* a counter is a uint64, nothing else is one */
+        uint64_t n = *(const uint64_t *)((const char *)c + fd->offset);
+        json_object_set_new(o, fd->name, json_integer((json_int_t)n));
+    }
+    return o;
 }
 
 static json_t *

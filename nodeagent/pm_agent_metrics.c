@@ -55,27 +55,24 @@ s_services(FILE *f, const Pm__NodeStatus *st)
                 all[i].s->state == PM__SERVICE_STATUS__STATE__OK ? 1 : 0);
 }
 
+/* One sample per MessageCounts field, named as the field: the proto is
+ * the one list of verdicts (every field a uint64). */
 static void
 s_messages(FILE *f, const Pm__MessageCounts *c)
 {
     if (!c)
         return;
-    const struct {
-        const char *verdict;
-        uint64_t n;
-    } all[] = {{"accepted", c->accepted},
-               {"spam_tagged", c->spam_tagged},
-               {"spam_discarded", c->spam_discarded},
-               {"rejected_attachment", c->rejected_attachment},
-               {"rejected_virus", c->rejected_virus},
-               {"rejected_dkim", c->rejected_dkim},
-               {"rejected_other", c->rejected_other},
-               {"tempfailed", c->tempfailed}};
+    const ProtobufCMessageDescriptor *d = &pm__message_counts__descriptor;
     pm_metrics_family(f, "privmta_milter_messages_total", "counter",
                       "Messages the filter decided, by verdict.");
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[i];
+        if (fd->type != PROTOBUF_C_TYPE_UINT64)
+            continue; /* a counter is a uint64, nothing else is one */
+        uint64_t n = *(const uint64_t *)((const char *)c + fd->offset);
         pm_metrics_sample(f, "privmta_milter_messages_total", "verdict",
-                          all[i].verdict, (double)all[i].n);
+                          fd->name, (double)n);
+    }
 }
 
 static void
