@@ -265,6 +265,39 @@ pm_conf_int(const pm_param_t *table, const char *name, long min, long max)
     return v;
 }
 
+char **
+pm_conf_list(const char *value, size_t *n)
+{
+    size_t count = 0;
+    char **list = pm_calloc(1, sizeof *list);
+    const char *p = value ? value : "";
+    for (;;) {
+        p += strspn(p, ", \t\r\n");
+        size_t len = strcspn(p, ", \t\r\n");
+        if (!len)
+            break;
+        list = pm_realloc(list, (count + 2) * sizeof *list);
+        list[count++] = pm_strndup(p, len);
+        list[count] = NULL;
+        p += len;
+    }
+    if (n)
+        *n = count;
+    return list;
+}
+
+void
+pm_conf_list_free(char ***list_p)
+{
+    char **list = *list_p;
+    if (!list)
+        return;
+    for (char **p = list; *p; p++)
+        free(*p);
+    free(list);
+    *list_p = NULL;
+}
+
 pm_loglevel_t
 pm_conf_loglevel(const pm_param_t *table)
 {

@@ -68,6 +68,13 @@ bool pm_conf_main(pm_param_t *table, int argc, char **argv, const char *usage,
 /* NAME's value as a whole number within MIN..MAX; pm_fatal otherwise. */
 long pm_conf_int(const pm_param_t *table, const char *name, long min, long max);
 
+/* A list value: items separated by commas and/or white space
+ * ("tcp://a:7420, tcp://b:7420"); empty items are dropped. Returns a
+ * NULL-terminated array of *n copies (n may be NULL); free it with
+ * pm_conf_list_free (accepts NULL, nulls *list_p). */
+char **pm_conf_list(const char *value, size_t *n);
+void pm_conf_list_free(char ***list_p);
+
 /* The "log_level" parameter as a level; pm_fatal when it is none. */
 pm_loglevel_t pm_conf_loglevel(const pm_param_t *table);
 

@@ -74,6 +74,24 @@ pm_keys_load(const char *path, char **why)
     return cert;
 }
 
+/* A standby holding this keypair is a peer controller: the key is
+ * enrolled as PM_ROLE_CONTROLLER (again if a copied keypair replaced it). */
+static int
+s_enroll_self(const char *clients, zcert_t *cert, char **why)
+{
+    char *path =
+        pm_asprintf("%s/%s-controller.cert", clients, PM_ROLE_CONTROLLER);
+    zcert_t *now = zcert_load(path);
+    bool same =
+        now && strcmp(zcert_public_txt(now), zcert_public_txt(cert)) == 0;
+    zcert_destroy(&now);
+    free(path);
+    if (same)
+        return 0;
+    return pm_keys_enroll(clients, "controller", PM_ROLE_CONTROLLER,
+                          zcert_public_txt(cert), why);
+}
+
 zcert_t *
 pm_keys_controller(const char *state_dir, char **why)
 {
@@ -92,6 +110,8 @@ pm_keys_controller(const char *state_dir, char **why)
         goto out;
     /* zcert_load picks up the _secret file when present */
     cert = pm_keys_load(path, why);
+    if (cert && s_enroll_self(clients, cert, why) != 0)
+        zcert_destroy(&cert);
 out:
     free(keys);
     free(clients);

@@ -25,6 +25,10 @@ zcert_t *pm_keys_controller(const char *state_dir, char **why);
  * to keys of its role, so an agent's key cannot push policy. */
 #define PM_ROLE_ADMIN "admin"
 #define PM_ROLE_AGENT "agent"
+/* A peer controller: the controller's own public key, enrolled under this
+ * role by pm_keys_controller, so that a standby holding the same keypair
+ * may follow (REPLICATE) and ask who is primary (PING), and nothing else. */
+#define PM_ROLE_CONTROLLER "controller"
 
 /* Creates the keypair NAME in KEYS_DIR (NAME.cert, NAME.cert_secret mode
  * 0600) with metadata name=NAME and role=ROLE; if ENROLL_DIR is not NULL,

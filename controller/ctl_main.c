@@ -1,11 +1,14 @@
 /* privmta-ctl: the admin's command line. */
 #include "pm_ctl.h"
 #include "pm_ctl_client.h"
+#include "pm_ctl_show.h"
 #include "pm_error.h"
 #include "pm_log.h"
 #include "pm_mem.h"
+#include "pm_text.h"
 
 #include <czmq.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +21,10 @@ struct pm_ctl_t {
 
 static pm_param_t s_params[] = {
     {"controller", "tcp://127.0.0.1:7420",
-     "controller address (or "
-     "PRIVMTA_CONTROLLER)",
+     "controller address, or a list of them separated by commas (a "
+     "primary and its standbys, sharing one server key): tried in order, "
+     "the one that answered last first, skipping any that is down or a "
+     "standby (or PRIVMTA_CONTROLLER)",
      NULL},
     {"state_dir", "/var/lib/privmta",
      "controller state directory whose "
@@ -69,6 +74,7 @@ static const struct {
      "[--auto-revert] [--wait[=SECONDS]]"},
     {"rollout", NULL, pm_ctl_rollout,
      "rollout status|pause|resume|abort [--json]"},
+    {"ping", NULL, pm_ctl_ping, "ping [--json]"},
     {"keygen", NULL, pm_ctl_keygen, "keygen PATH"},
 };
 
@@ -81,8 +87,9 @@ s_usage(FILE *f)
     fprintf(f, "global options (also 'name = value' lines in "
                "/etc/privmta/ctl.conf or -c FILE):\n");
     pm_conf_usage(s_params, f);
-    fprintf(f, "exit codes: 0 ok, 1 rejected, 2 usage, 3 controller "
-               "unreachable, 4 timed out waiting\n");
+    fprintf(f, "exit codes: 0 ok, 1 rejected (or sent to a standby "
+               "controller), 2 usage, 3 controller unreachable, 4 timed out "
+               "waiting\n");
 }
 
 /* defaults < config file < environment < command line */
@@ -149,6 +156,25 @@ s_client(pm_ctl_t *ctl, char **why)
     return rc;
 }
 
+/* Why REQ got no further than a standby (R, from ENDPOINT); OTHERS (may be
+ * NULL) says why the other controllers gave no answer. Caller frees. */
+static char *
+s_not_primary(const Pm__Response *r, const char *endpoint, const char *others)
+{
+    /* the primary's address is the standby's text: shown escaped */
+    char *primary = pm_text_escape(r->primary, PM_CTL_LINE_MAX);
+    char *at = pm_text_escape(endpoint, PM_CTL_LINE_MAX);
+    char *why = pm_asprintf("the controller at %s is a standby (epoch "
+                            "%" PRIu64 ") following %s; send changes to the "
+                            "primary or promote this one with "
+                            "privmta-controller --promote%s%s",
+                            at, r->epoch, *primary ? primary : "no primary yet",
+                            others ? "; " : "", others ? others : "");
+    free(primary);
+    free(at);
+    return why;
+}
+
 int
 pm_ctl_call_why(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp,
                 char **why)
@@ -160,13 +186,24 @@ pm_ctl_call_why(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp,
         getenv("SUDO_USER") ? getenv("SUDO_USER") : getenv("USER");
     req->user = (char *)(user ? user : "");
     Pm__Response *r = NULL;
-    int err = pm_ctl_client_call(ctl->client, req, &r, why);
+    char *note = NULL; /* with an answer: why other controllers gave none */
+    int err = pm_ctl_client_call(ctl->client, req, &r, &note);
     req->user = (char *)protobuf_c_empty_string;
     if (err != PM_OK) {
-        if (!*why)
-            *why = pm_strdup(pm_strerror(err));
+        *why = note ? note : pm_strdup(pm_strerror(err));
         return PM_EXIT_UNREACHABLE;
     }
+    if (r->status == PM__RESPONSE__STATUS__NOT_PRIMARY) {
+        *why = s_not_primary(r, pm_ctl_client_endpoint(ctl->client), note);
+        free(note);
+        pm__response__free_unpacked(r, NULL);
+        return PM_EXIT_REJECTED;
+    }
+    /* another controller refused our key (worth fixing, though this one
+     * answered), or only a standby answered PING and the others none */
+    if (note)
+        fprintf(stderr, "privmta-ctl: warning: %s\n", note);
+    free(note);
     if (r->status == PM__RESPONSE__STATUS__OK) {
         /* an accepted request may still come with warnings (overrides
          * for a node that is not enrolled) */
@@ -196,7 +233,8 @@ pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp)
 const char *
 pm_ctl_controller(const pm_ctl_t *ctl)
 {
-    return pm_conf_get(ctl->params, "controller");
+    const char *answered = pm_ctl_client_endpoint(ctl->client);
+    return answered ? answered : pm_conf_get(ctl->params, "controller");
 }
 
 int

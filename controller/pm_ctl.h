@@ -33,7 +33,8 @@ int pm_ctl_call_why(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp,
 /* pm_ctl_call with a request that is only OP (NODES, ROLLOUT_STATUS...). */
 int pm_ctl_call_op(pm_ctl_t *ctl, Pm__Request__Op op, Pm__Response **resp);
 
-/* The controller's address as configured (--controller...). */
+/* The controller that gave the last answer, or before any the address (or
+ * list) as configured (--controller...). */
 const char *pm_ctl_controller(const pm_ctl_t *ctl);
 
 /* From now on SIGINT and SIGTERM set zsys_interrupted rather than end the
@@ -56,6 +57,7 @@ int pm_ctl_node(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_dkim(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_restart(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_rollout(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_ping(pm_ctl_t *ctl, int argc, char **argv);
 
 /* Follows rollout ID (N_NODES nodes) until it ends or SECS have passed,
  * printing each node as it ends: PM_EXIT_OK when it is done,

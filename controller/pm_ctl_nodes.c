@@ -16,6 +16,7 @@
 #include "pm_text.h"
 
 #include <czmq.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -590,6 +591,54 @@ pm_ctl_drift(pm_ctl_t *ctl, int argc, char **argv)
     free(rows);
     pm__response__free_unpacked(r, NULL);
     return rc;
+}
+
+/* privmta-ctl ping [--json]: whether the controller answers, and as what:
+ * primary or standby (then following whom), its epoch and head revision.
+ * With a list of controllers a standby is passed over for the primary;
+ * with one the answer is that controller's. --json: {"endpoint", "role",
+ * "epoch", "head", "primary"}, primary being the primary's address as far
+ * as known (a primary's: the endpoint that answered), else null. */
+int
+pm_ctl_ping(pm_ctl_t *ctl, int argc, char **argv)
+{
+    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+    if (argc > 1 && !json) {
+        fprintf(stderr, "usage: privmta-ctl ping [--json]\n");
+        return PM_EXIT_USAGE;
+    }
+    Pm__Response *r = NULL;
+    int rc = pm_ctl_call_op(ctl, PM__REQUEST__OP__PING, &r);
+    if (rc != PM_EXIT_OK)
+        return rc;
+    const char *endpoint = pm_ctl_controller(ctl);
+    const char *primary = *r->primary  ? r->primary
+                          : r->standby ? NULL
+                                       : endpoint;
+    if (json) {
+        pm_ctl_print_json(
+            json_pack("{s:s, s:s, s:I, s:I, s:o}", "endpoint", endpoint, "role",
+                      r->standby ? "standby" : "primary", "epoch",
+                      (json_int_t)r->epoch, "head", (json_int_t)r->head,
+                      "primary", primary ? json_string(primary) : json_null()));
+    } else {
+        /* the addresses are the controller's text: escaped */
+        char *at = pm_text_escape(endpoint, PM_CTL_LINE_MAX);
+        char *follows = pm_text_escape(primary ? primary : "no primary yet",
+                                       PM_CTL_LINE_MAX);
+        if (r->standby)
+            printf("standby, epoch %" PRIu64 ", following %s, head revision "
+                   "%" PRIu64 " (%s)\n",
+                   r->epoch, follows, r->head, at);
+        else
+            printf("primary, epoch %" PRIu64 ", head revision %" PRIu64
+                   " (%s)\n",
+                   r->epoch, r->head, at);
+        free(at);
+        free(follows);
+    }
+    pm__response__free_unpacked(r, NULL);
+    return PM_EXIT_OK;
 }
 
 /* privmta-ctl keygen PATH: a new client keypair, for enrolling another

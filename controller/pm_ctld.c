@@ -3,6 +3,7 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
+#include "pm_replica.h"
 #include "pm_check.h"
 #include "pm_dkim.h"
 #include "pm_fleet_metrics.h"
@@ -606,6 +607,7 @@ static const struct {
      false},
     {PM__REQUEST__OP__ROLLOUT_ABORT, "rollout abort", pm_ctld_rollout_step,
      false},
+    {PM__REQUEST__OP__REPLICATE, "replicate", pm_ctld_replicate, false},
 };
 
 void
@@ -624,6 +626,7 @@ pm_ctld_reply_clear(pm_ctld_reply_t *r)
     free(r->diff);
     free(r->resp.problems);
     pm_diag_destroy(&r->diag);
+    pm_replica_destroy(&r->replica);
     free(r->error);
     free(r->txt);
 }
@@ -639,7 +642,14 @@ pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
         if (s_handlers[i].op != req->op)
             continue;
         name = s_handlers[i].name;
-        if (s_handlers[i].policy && pm_rollout_active(self->rollout)) {
+        if (self->standby && req->op != PM__REQUEST__OP__PING) {
+            pm_ctld_fail(&r, PM__RESPONSE__STATUS__NOT_PRIMARY,
+                         "this controller is a standby (epoch %llu) "
+                         "following %s; send changes to the primary, or "
+                         "promote this one with privmta-controller --promote",
+                         (unsigned long long)self->epoch,
+                         self->primary ? self->primary : self->peers_text);
+        } else if (s_handlers[i].policy && pm_rollout_active(self->rollout)) {
             char *busy = pm_rollout_busy(self->rollout);
             pm_ctld_fail(&r, PM__RESPONSE__STATUS__CONFLICT, "%s", busy);
             free(busy);
@@ -647,10 +657,12 @@ pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
             s_handlers[i].fn(self, req, author, &r);
         }
     }
+    pm_ctld_role_reply(self, &r);
     if (!name)
         pm_ctld_fail(&r, PM__RESPONSE__STATUS__BAD_REQUEST, "unknown request");
     else if (req->op != PM__REQUEST__OP__PING &&
              req->op != PM__REQUEST__OP__NODES &&
+             req->op != PM__REQUEST__OP__REPLICATE &&
              req->op != PM__REQUEST__OP__ROLLOUT_STATUS)
         pm_info("%s by %s: %s%s", name, author,
                 r.resp.status == PM__RESPONSE__STATUS__OK ? "ok" : "refused: ",
@@ -709,6 +721,7 @@ pm_ctld_destroy(pm_ctld_t **self_p)
     zsock_destroy(&self->router);
     zactor_destroy(&self->auth);
     zhashx_destroy(&self->admins);
+    pm_ctld_peers_free(self);
     if (self->rollout)
         pm__rollout__free_unpacked(self->rollout, NULL);
     free(self->clients_dir);
@@ -724,7 +737,8 @@ s_admin_one(const char *name, const char *role, const char *key,
             const char *path, void *arg)
 {
     (void)name;
-    if (strcmp(role, PM_ROLE_ADMIN) == 0)
+    if (strcmp(role, PM_ROLE_ADMIN) == 0 ||
+        strcmp(role, PM_ROLE_CONTROLLER) == 0)
         zhashx_update(arg, key, pm_strdup(path));
 }
 
@@ -754,15 +768,15 @@ s_admins_read(pm_ctld_t *self, bool force)
     return true;
 }
 
-/* Whether the certificate file PATH enrols KEY as an admin; if so, sets
+/* Whether the certificate file PATH enrols KEY with ROLE; if so, sets
  * *name (caller frees) to the name it gives. */
 static bool
-s_admin_file(const char *path, const char *key, char **name)
+s_admin_file(const char *path, const char *key, const char *want, char **name)
 {
     zcert_t *cert = zcert_load(path);
     const char *role = cert ? zcert_meta(cert, "role") : NULL;
     const char *meta = cert ? zcert_meta(cert, "name") : NULL;
-    bool ok = role && meta && strcmp(role, PM_ROLE_ADMIN) == 0 &&
+    bool ok = role && meta && strcmp(role, want) == 0 &&
               strcmp(zcert_public_txt(cert), key) == 0;
     if (ok)
         *name = pm_strdup(meta);
@@ -770,19 +784,20 @@ s_admin_file(const char *path, const char *key, char **name)
     return ok;
 }
 
-/* Whether KEY is enrolled as an admin in clients/ now: checked at every
- * request, not once per connection, so that a key removed or replaced is
- * refused at its next request on a connection made before. The list of
- * admin keys is read again when the directory changed; the one file that
- * enrols KEY is read every time, since an mtime may be too coarse to show
- * a change. Sets *name (caller frees) to the name it is enrolled as. */
+/* Whether KEY is enrolled with ROLE (admin or controller) in clients/
+ * now: checked at every request, not once per connection, so that a key
+ * removed or replaced is refused at its next request on a connection made
+ * before. The list of such keys is read again when the directory changed;
+ * the one file that enrols KEY is read every time, since an mtime may be
+ * too coarse to show a change. Sets *name (caller frees) to the name it is
+ * enrolled as. */
 static bool
-s_admin_now(pm_ctld_t *self, const char *key, char **name)
+s_admin_now(pm_ctld_t *self, const char *key, const char *role, char **name)
 {
     bool reread = s_admins_read(self, false);
     for (;;) {
         const char *path = zhashx_lookup(self->admins, key);
-        if (path && s_admin_file(path, key, name))
+        if (path && s_admin_file(path, key, role, name))
             return true;
         if (reread || !s_admins_read(self, true))
             return false;
@@ -790,22 +805,44 @@ s_admin_now(pm_ctld_t *self, const char *key, char **name)
     }
 }
 
-/* Only admin keys may use this API: an agent's key is enrolled too (same
- * allow-list, role=agent) but must never push policy, nor make us decode
- * a request. The role zauth saw at the handshake refuses agents cheaply;
- * an admin's key must still be enrolled now. Sets *name (caller frees). */
-static bool
-s_is_admin(pm_ctld_t *self, zframe_t *frame, char **name)
+/* Only admin keys, and peer controllers' for PING and REPLICATE, may use
+ * this API: an agent's key is enrolled too (same allow-list, role=agent)
+ * but must never push policy, nor make us decode a request. The role
+ * zauth saw at the handshake refuses agents cheaply; the key must still be
+ * enrolled now. Returns the role (admin or controller), NULL when
+ * refused; sets *name (caller frees). */
+static const char *
+s_client_role(pm_ctld_t *self, zframe_t *frame, char **name)
 {
     const char *role = zframe_meta(frame, "role");
     const char *key = zframe_meta(frame, "User-Id");
-    if (!role || !key || strcmp(role, PM_ROLE_ADMIN) != 0)
-        return false;
-    if (s_admin_now(self, key, name))
-        return true;
-    pm_warn("request refused: key %s is no longer enrolled as an admin in %s",
-            key, self->clients_dir);
-    return false;
+    const char *want = !role                              ? NULL
+                       : strcmp(role, PM_ROLE_ADMIN) == 0 ? PM_ROLE_ADMIN
+                       : strcmp(role, PM_ROLE_CONTROLLER) == 0
+                           ? PM_ROLE_CONTROLLER
+                           : NULL;
+    if (!want || !key)
+        return NULL;
+    if (s_admin_now(self, key, want, name))
+        return want;
+    pm_warn("request refused: key %s is no longer enrolled as %s in %s", key,
+            want, self->clients_dir);
+    return NULL;
+}
+
+/* A peer controller's key follows and asks who is primary, nothing else;
+ * an admin's never follows (REPLICATE carries the DKIM secrets). */
+static const char *
+s_op_refused(const char *role, const Pm__Request *req)
+{
+    bool peer_op = req->op == PM__REQUEST__OP__PING ||
+                   req->op == PM__REQUEST__OP__REPLICATE;
+    if (strcmp(role, PM_ROLE_CONTROLLER) == 0 && !peer_op)
+        return "a peer controller's key may only follow and ping";
+    if (strcmp(role, PM_ROLE_ADMIN) == 0 &&
+        req->op == PM__REQUEST__OP__REPLICATE)
+        return "only a peer controller may replicate";
+    return NULL;
 }
 
 /* The enrolled key's name (from its certificate as it is now) identifies
@@ -835,12 +872,17 @@ s_answer(pm_ctld_t *self, zframe_t *body, size_t *len)
     Pm__Request *req = NULL;
     char *name = NULL, *why = NULL;
     uint8_t *out = NULL;
-    if (!s_is_admin(self, body, &name)) {
+    const char *role = s_client_role(self, body, &name), *no = NULL;
+    if (!role) {
         out = s_refusal("this key is not enrolled as an admin client", len);
     } else if (pm_wire_unpack_request(zframe_data(body), zframe_size(body),
                                       &req, &why) != PM_OK) {
         pm_warn("malformed request dropped: %s", why);
         out = s_refusal(why, len);
+    } else if ((no = s_op_refused(role, req))) {
+        pm_warn("request refused: %s (key %s)", no, name);
+        out = s_refusal(no, len);
+        pm__request__free_unpacked(req, NULL);
     } else {
         char *author = s_author(name, req);
         out = pm_ctld_handle(self, req, author, len);
@@ -917,22 +959,33 @@ int
 pm_ctld_run(pm_ctld_t *self)
 {
     zsock_t *agents = self->fleet ? pm_fleet_socket(self->fleet) : NULL;
-    zpoller_t *poller = zpoller_new(self->router, agents, NULL);
-    while (!zsys_interrupted) {
+    zsock_t *peers = pm_ctld_peers_socket(self);
+    zpoller_t *poller = zpoller_new(self->router, NULL);
+    if (agents)
+        zpoller_add(poller, agents);
+    if (peers)
+        zpoller_add(poller, peers);
+    self->stop = PM_CTLD_STOPPED;
+    while (!zsys_interrupted && self->stop == PM_CTLD_STOPPED) {
         int wait = self->fleet ? pm_fleet_tick(self->fleet) : 1000;
         s_auth_watch(self);
         pm_ctld_rollout_tick(self, false);
         if (pm_rollout_ticking(self->rollout) && wait > PM_CTLD_ROLLOUT_TICK_MS)
             wait = PM_CTLD_ROLLOUT_TICK_MS;
         wait = s_metrics_tick(self, wait);
+        wait = pm_ctld_peers_tick(self, wait);
+        if (self->stop != PM_CTLD_STOPPED)
+            break;
         void *which = zpoller_wait(poller, wait);
         if (which == self->router)
             s_serve_one(self);
         else if (which && which == agents)
             pm_fleet_handle(self->fleet);
+        else if (which && which == peers)
+            pm_ctld_peers_answer(self);
         else if (zpoller_terminated(poller))
             break;
     }
     zpoller_destroy(&poller);
-    return 0;
+    return self->stop;
 }

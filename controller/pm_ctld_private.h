@@ -39,6 +39,18 @@ struct pm_ctld_t {
     int64_t resend_at;            /* zclock_mono(): orders go again */
     pm_metrics_server_t *metrics; /* not owned; may be NULL */
     int64_t metrics_at;           /* zclock_mono(): render them again */
+    /* peer controllers (pm_ctld_standby.c) */
+    bool standby;
+    uint64_t epoch;   /* of the role record; a standby: the primary's */
+    char *primary;    /* a standby: the endpoint that last answered */
+    char **peers;     /* the other controllers' ctl endpoints */
+    char *peers_text; /* the same as configured */
+    struct pm_peerlink_t *link; /* NULL without peers */
+    int follow_ms;
+    int64_t peer_at;    /* zclock_mono(): the next call to a peer */
+    size_t peer_next;   /* a primary pings its peers in turn */
+    char *peer_trouble; /* the last trouble logged, said once */
+    int stop;           /* what pm_ctld_run returns */
 };
 
 /* A reply under construction, with everything to free once it is packed. */
@@ -55,6 +67,7 @@ typedef struct {
     Pm__Rollout *rollout;     /* a copy of the current one */
     char *error;
     char *txt;
+    struct pm_replica_t *replica; /* REPLICATE: what it carries */
 } pm_ctld_reply_t;
 
 /* ---- pm_ctld.c */
@@ -110,4 +123,26 @@ void pm_ctld_rollout_status(pm_ctld_t *self, const Pm__Request *req,
 void pm_ctld_rollout_step(pm_ctld_t *self, const Pm__Request *req,
                           const char *author, pm_ctld_reply_t *r);
 
+/* ---- pm_ctld_standby.c */
+
+/* REPLICATE (role controller only): the revisions after req->rev, and
+ * the secrets and enrolled keys when req->replica_digest is not theirs. */
+void pm_ctld_replicate(pm_ctld_t *self, const Pm__Request *req,
+                       const char *author, pm_ctld_reply_t *r);
+
+/* Fills R's role fields (standby, epoch, primary). */
+void pm_ctld_role_reply(pm_ctld_t *self, pm_ctld_reply_t *r);
+
+/* The peer work of one loop turn: a standby's promotion check and its
+ * next REPLICATE, a primary's next PING. Returns WAIT or less. */
+int pm_ctld_peers_tick(pm_ctld_t *self, int wait);
+
+/* Takes a peer's answer (the link's socket was readable). */
+void pm_ctld_peers_answer(pm_ctld_t *self);
+
+/* The link's socket to poll, or NULL. */
+zsock_t *pm_ctld_peers_socket(pm_ctld_t *self);
+
+/* Frees the peer state (pm_ctld_destroy). */
+void pm_ctld_peers_free(pm_ctld_t *self);
 #endif

@@ -30,7 +30,12 @@
 
 static pm_param_t s_params[] = {
     {"name", "", "this node's name, as enrolled (required)", NULL},
-    {"controller", "tcp://127.0.0.1:7421", "the controller's agent endpoint",
+    {"controller", "tcp://127.0.0.1:7421",
+     "the controller's agent endpoint; with standby controllers (one "
+     "controller key, only the primary listening), all of them separated by "
+     "commas and/or blanks, e.g. \"tcp://10.0.0.1:7421, "
+     "tcp://10.0.0.2:7421\": the agent talks to the first, and when it "
+     "hears nothing for dead_after_ms it tries the next, in turn",
      NULL},
     {"controller_key", "/var/lib/privmta/keys/controller.cert",
      "the controller's public key file", NULL},
@@ -40,7 +45,10 @@ static pm_param_t s_params[] = {
      NULL},
     {"address", "", "the node's address, shown by privmta-ctl nodes", NULL},
     {"heartbeat_ms", "1000", "heartbeat period", NULL},
-    {"dead_after_ms", "3000", "controller silence before a resync", NULL},
+    {"dead_after_ms", "3000",
+     "controller silence before a resync (with several controller "
+     "endpoints: before the next is tried)",
+     NULL},
     {"log_level", "info", "debug, info, warning or error", NULL},
     {"syslog", "no", "also log to syslog: yes or no", NULL},
     {"milter_socket", "",
@@ -211,6 +219,20 @@ s_sigfetch_path(void)
     return path;
 }
 
+/* The controller option names at least one endpoint (the agent splits it
+ * with the same pm_conf_list). */
+static void
+s_check_controller(void)
+{
+    size_t n = 0;
+    char **list = pm_conf_list(pm_conf_get(s_params, "controller"), &n);
+    pm_conf_list_free(&list);
+    if (!n)
+        pm_fatal("controller: no endpoint given: the controller's agent "
+                 "endpoint, or several (primary and standbys) separated by "
+                 "commas and/or blanks");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -240,6 +262,7 @@ main(int argc, char **argv)
         zcert_destroy(&cert);
         return 0;
     }
+    s_check_controller();
     zcert_t *server =
         pm_keys_load(pm_conf_get(s_params, "controller_key"), &why);
     if (!server)

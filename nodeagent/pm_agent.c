@@ -1,5 +1,6 @@
 /* pm_agent.c - the agent actor. */
 #include "pm_agent_private.h"
+#include "pm_conf.h"
 #include "pm_crash.h"
 #include "pm_file.h"
 #include "pm_handoff.h"
@@ -311,6 +312,21 @@ s_hold(pm_agent_state_t *self, Pm__Publication *pub)
             (unsigned long long)self->seen);
 }
 
+/* Whether REV, of the applied number, is the applied revision: a
+ * controller promoted after a failover may hold another one under that
+ * number (made by the old primary, never replicated), to be applied. */
+static bool
+s_is_applied(pm_agent_state_t *self, const Pm__Revision *rev)
+{
+    const char *have = self->current ? self->current->digest : "";
+    if (strcmp(rev->digest, have) == 0)
+        return true;
+    pm_info("node %s: the controller's revision %llu is not the one applied "
+            "(digest %.12s, applied %.12s); applying it",
+            self->node, (unsigned long long)rev->number, rev->digest, have);
+    return false;
+}
+
 /* Revision numbers are sequence numbers: an update that is not the next
  * one means something was lost on the way. */
 /* PUB is taken over. */
@@ -347,7 +363,8 @@ s_on_publication(pm_agent_state_t *self, Pm__Publication *pub)
         /* a duplicate */
     } else if (!snapshot && rev->number != self->seen + 1) {
         s_resync(self, "an update is missing");
-    } else if (snapshot && rev->number == self->applied && !self->apply_error) {
+    } else if (snapshot && rev->number == self->applied && !self->apply_error &&
+               s_is_applied(self, rev)) {
         pm_agent_send(self, PM__AGENT_REPORT__KIND__APPLIED); /* enforced */
     } else if (self->restart) {
         s_hold(self, pub);
@@ -431,6 +448,31 @@ s_on_dealer(pm_agent_state_t *self)
         s_on_publication(self, after);
 }
 
+static void s_connect(pm_agent_state_t *self);
+
+/* The controller is silent: with standbys configured, the dealer is
+ * replaced by one connected to the next endpoint of the list (round
+ * robin), taken into the poll set in its place, and says HELLO there. */
+static void
+s_failover(pm_agent_state_t *self, int64_t now)
+{
+    if (self->n_endpoints < 2)
+        return;
+    self->next_switch = now + self->cfg.dead_after_ms;
+    const char *from = self->endpoints[self->endpoint_at];
+    self->endpoint_at = (self->endpoint_at + 1) % self->n_endpoints;
+    pm_info("node %s: no word from the controller at %s; trying %s", self->node,
+            from, self->endpoints[self->endpoint_at]);
+    if (self->poller)
+        zpoller_remove(self->poller, self->dealer);
+    zsock_destroy(&self->dealer);
+    s_connect(self);
+    if (self->poller)
+        zpoller_add(self->poller, self->dealer);
+    self->hello_answered = false; /* this beat's report is a HELLO */
+    self->next_resync = 0;
+}
+
 static void
 s_on_timer(pm_agent_state_t *self)
 {
@@ -455,6 +497,9 @@ s_on_timer(pm_agent_state_t *self)
                 "enforcing revision %llu",
                 self->node, self->cfg.dead_after_ms,
                 (unsigned long long)self->applied);
+        s_failover(self, now);
+    } else if (self->silent && now >= self->next_switch) {
+        s_failover(self, now);
     }
     /* until the controller answers, every beat is a hello */
     pm_agent_send(self, self->hello_answered ? PM__AGENT_REPORT__KIND__HEARTBEAT
@@ -498,6 +543,7 @@ s_destroy(pm_agent_state_t **self_p)
     zchunk_destroy(&self->sigs);
     pm_agent_drift_free(&self->drift, self->n_drift);
     zsock_destroy(&self->dealer);
+    pm_conf_list_free(&self->endpoints);
     pm_store_close(&self->store);
     if (self->current)
         pm__revision__free_unpacked(self->current, NULL);
@@ -535,7 +581,7 @@ s_new(const pm_agent_config_t *cfg)
 {
     pm_agent_state_t *self = pm_calloc(1, sizeof *self);
     self->cfg = *cfg;
-    self->cfg.endpoint = pm_strdup(cfg->endpoint);
+    self->cfg.endpoint = pm_strdup(cfg->endpoint ? cfg->endpoint : "");
     self->cfg.server_key = pm_strdup(cfg->server_key);
     self->cfg.state_dir = cfg->state_dir ? pm_strdup(cfg->state_dir) : NULL;
     self->cfg.name = pm_strdup(cfg->name);
@@ -551,6 +597,13 @@ s_new(const pm_agent_config_t *cfg)
     self->cfg.milter_socket = s_opt(cfg->milter_socket);
     self->cfg.milter_restart = s_opt(cfg->milter_restart);
     self->node = pm_strdup(cfg->name);
+    self->endpoints = pm_conf_list(cfg->endpoint, &self->n_endpoints);
+    if (!self->n_endpoints) {
+        pm_error("node %s: no controller endpoint in \"%s\"", self->node,
+                 cfg->endpoint ? cfg->endpoint : "");
+        s_destroy(&self);
+        return NULL;
+    }
     if (cfg->state_dir) {
         self->restart_file = pm_asprintf("%s/restart.pb", cfg->state_dir);
         self->restart_journal =
@@ -593,7 +646,7 @@ s_connect(pm_agent_state_t *self)
     zsock_set_connect_timeout(self->dealer, self->cfg.dead_after_ms > 3000
                                                 ? self->cfg.dead_after_ms
                                                 : 3000);
-    zsock_connect(self->dealer, "%s", self->cfg.endpoint);
+    zsock_connect(self->dealer, "%s", self->endpoints[self->endpoint_at]);
 }
 
 static void

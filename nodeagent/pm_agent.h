@@ -12,6 +12,18 @@
  * (1 s doubling to 60 s) until it succeeds or a newer revision arrives;
  * until then the node reports the error and the revision it really runs.
  *
+ * Standby controllers: the configured endpoint may be a list, the primary
+ * and its standbys, all with the one controller key; only the primary
+ * listens for agents. The agent talks to one at a time, the first at
+ * start. When it decides the controller is silent (dead_after_ms without
+ * a word), and again every dead_after_ms while the silence lasts, it drops
+ * that connection and connects to the next endpoint of the list (round
+ * robin), saying HELLO there until it is answered with a snapshot. A
+ * snapshot of the revision number it runs is taken as enforced only when
+ * its digest is the applied revision's too: a newly promoted standby may
+ * hold another revision under that number (one the old primary made that
+ * never reached it), applied then like any new one.
+ *
  * Drift: once a second the backend looks for hand edits of what the
  * applied revision set (pm_backend_t.drift); the agent applies the
  * revision again and reports what it found in the node's status at once
@@ -55,7 +67,9 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *endpoint;   /* the controller's agent endpoint */
+    const char *endpoint;   /* the controller's agent endpoint, or several
+                             * (primary and standbys, one key) separated by
+                             * commas and/or blanks (pm_conf_list) */
     const char *server_key; /* the controller's public key, Z85 */
     zcert_t *cert;          /* this agent's keypair (not owned) */
     const char *state_dir;  /* applied revisions; NULL: memory only */
@@ -99,7 +113,7 @@ typedef struct {
 
 /* Starts an agent. CONFIG is copied (cert and backend stay the caller's and
  * must outlive the actor). Returns NULL when the local store cannot be
- * opened. Commands on the actor pipe:
+ * opened or config->endpoint names no endpoint. Commands on the actor pipe:
  *   "APPLIED" -> replies the applied revision number as a string
  *   "$TERM"   -> stops (zactor_destroy sends it) */
 zactor_t *pm_agent_new(const pm_agent_config_t *config);

@@ -20,8 +20,14 @@
 typedef struct pm_agent_state_t {
     pm_agent_config_t cfg;
     zsock_t *pipe, *dealer;
+    char **endpoints;    /* cfg.endpoint split: primary and standbys */
+    size_t n_endpoints;  /* at least 1 */
+    size_t endpoint_at;  /* the one the dealer is connected to */
+    int64_t next_switch; /* silent with standbys: the next one tried then */
     pm_store_t *store;
-    Pm__Revision *current; /* last applied revision, NULL before any */
+    Pm__Revision *current; /* last applied revision, NULL before any: its
+                            * number is `applied`, its digest tells it
+                            * from another one under that number */
     uint64_t applied, seen;
     char *apply_error;        /* why `seen` could not be applied, or NULL */
     char *node;               /* the name the controller enrolled us as */

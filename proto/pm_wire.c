@@ -346,6 +346,7 @@ static const struct {
     {PM__REQUEST__OP__ROLLOUT_PAUSE, 0},
     {PM__REQUEST__OP__ROLLOUT_RESUME, 0},
     {PM__REQUEST__OP__ROLLOUT_ABORT, 0},
+    {PM__REQUEST__OP__REPLICATE, 0},
 };
 
 /* "postfix", "milter" or "all": what a restart can be of. */

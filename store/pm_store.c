@@ -1,8 +1,10 @@
 /* pm_store.c - the revisioned policy store on LMDB.
  *
- * Layout (three named databases in one environment):
+ * Layout (four named databases in one environment):
  *   meta   "head"    -> 8-byte big-endian number of the newest revision
  *          "format"  -> 8-byte big-endian layout version (S_FORMAT)
+ *          "role"    -> 9 bytes: 1 (primary) or 0 (standby), then the
+ *                       epoch, 8-byte big-endian; a key, as "rollout"
  *          "rollout" -> the current rollout, as a packed Pm__Response
  *                       that carries only it: pm_wire reads a Rollout
  *                       only inside a Response, and what is read back
@@ -12,6 +14,7 @@
  *                       create one) still open them.
  *   revs   8-byte big-endian revision number -> packed Pm__Revision
  *   nodes  node name -> packed Pm__NodeStatus
+ *   secrets  secret id -> its bytes (never empty)
  * Big-endian keys sort numerically under LMDB's default memcmp order, so the
  * newest revision is the last key and MDB_APPEND is valid for commits.
  *
@@ -659,12 +662,27 @@ s_pack_checked(const ProtobufCMessage *msg, uint8_t **buf, size_t *len)
     return PM_OK;
 }
 
+/* Puts the packed revision NUMBER (above every stored one) and makes it
+ * the head. */
+static int
+s_rev_put(pm_store_t *self, MDB_txn *txn, uint64_t number, MDB_val *packed)
+{
+    uint8_t key_buf[8];
+    s_u64_put(number, key_buf);
+    MDB_val key = {8, key_buf};
+    int rc = s_err(
+        mdb_put(txn, self->revs, &key, packed, MDB_NOOVERWRITE | MDB_APPEND));
+    if (rc == PM_OK)
+        rc = s_err(s_meta_put(self, txn, "head", number));
+    return rc;
+}
+
 static int
 s_commit_put(pm_store_t *self, MDB_txn *txn, uint64_t head,
              const Pm__Policy *policy, const pm_commit_t *info)
 {
     Pm__Revision rev = PM__REVISION__INIT;
-    uint8_t *packed = NULL, key_buf[8];
+    uint8_t *packed = NULL;
     size_t len = 0;
     rev.number = head + 1;
     rev.parent = head;
@@ -678,19 +696,18 @@ s_commit_put(pm_store_t *self, MDB_txn *txn, uint64_t head,
     int rc = s_pack_checked(&rev.base, &packed, &len);
     if (rc != PM_OK)
         return rc;
-    s_u64_put(rev.number, key_buf);
-    MDB_val key = {8, key_buf}, val = {len, packed};
-    rc = s_err(
-        mdb_put(txn, self->revs, &key, &val, MDB_NOOVERWRITE | MDB_APPEND));
+    MDB_val val = {len, packed};
+    rc = s_rev_put(self, txn, rev.number, &val);
     free(packed);
-    if (rc == PM_OK)
-        rc = s_err(s_meta_put(self, txn, "head", rev.number));
     return rc;
 }
 
+/* A commit (INFO set: POLICY becomes head+1) or a follow (INFO NULL: the
+ * revision PACKED, already checked, goes in under NUMBER). */
 typedef struct {
     const Pm__Policy *policy;
     const pm_commit_t *info;
+    MDB_val packed;  /* a follow: the packed revision */
     MDB_val rollout; /* packed info->rollout; mv_data NULL: none */
     uint64_t number; /* the new revision */
     size_t dropped;  /* revisions the retention deleted */
@@ -699,7 +716,8 @@ typedef struct {
 static int s_rollout_txn(pm_store_t *self, MDB_txn *txn, void *arg);
 static int s_rollout_pack(const Pm__Rollout *rollout, MDB_val *out);
 
-/* One commit: check the head, prune (retention), put head+1. */
+/* One commit or follow: check the head, prune (retention), put the new
+ * revision (head+1 for a commit) and make it the head. */
 static int
 s_commit_txn(pm_store_t *self, MDB_txn *txn, void *arg)
 {
@@ -707,20 +725,25 @@ s_commit_txn(pm_store_t *self, MDB_txn *txn, void *arg)
     uint64_t head = 0;
     c->dropped = 0;
     int rc = s_err(s_meta_get(self, txn, "head", &head));
-    if (rc == PM_OK && c->info->expect_rev != PM_REV_ANY &&
+    if (rc == PM_OK && c->info && c->info->expect_rev != PM_REV_ANY &&
         (uint64_t)c->info->expect_rev != head)
         rc = PM_ECONFLICT;
+    if (rc == PM_OK && !c->info && c->number <= head)
+        rc = PM_ECONFLICT;
+    if (c->info)
+        c->number = head + 1;
     if (rc == PM_OK)
-        rc = s_retain(self, txn, head + 1, &c->dropped);
+        rc = s_retain(self, txn, c->number, &c->dropped);
     if (rc == PM_OK)
-        rc = s_commit_put(self, txn, head, c->policy, c->info);
+        rc = c->info ? s_commit_put(self, txn, head, c->policy, c->info)
+                     : s_rev_put(self, txn, c->number, &c->packed);
     if (rc == PM_OK && c->rollout.mv_data)
         rc = s_rollout_txn(self, txn, &c->rollout);
-    c->number = head + 1;
     return rc;
 }
 
-/* What the next commit would prune, alone (for s_make_room). */
+/* What the next commit or this follow would prune, alone (for
+ * s_make_room). */
 static int
 s_retain_txn(pm_store_t *self, MDB_txn *txn, void *arg)
 {
@@ -728,7 +751,24 @@ s_retain_txn(pm_store_t *self, MDB_txn *txn, void *arg)
     uint64_t head = 0;
     c->dropped = 0;
     int rc = s_err(s_meta_get(self, txn, "head", &head));
-    return rc == PM_OK ? s_retain(self, txn, head + 1, &c->dropped) : rc;
+    if (rc == PM_OK)
+        rc = s_retain(self, txn, c->info ? head + 1 : c->number, &c->dropped);
+    return rc;
+}
+
+/* Runs a commit or a follow; when it is full at the ceiling, what it would
+ * prune cannot make room in its own transaction (LMDB does not reuse those
+ * pages yet), so prunes first on its own, then tries once more. */
+static int
+s_commit_run(pm_store_t *self, s_commit_t *c, size_t need)
+{
+    int rc = s_write(self, s_commit_txn, c, need);
+    if (rc == PM_EFULL && self->keep) {
+        rc = s_make_room(self, s_retain_txn, c, &c->dropped);
+        if (rc == PM_OK)
+            rc = c->dropped ? s_write(self, s_commit_txn, c, need) : PM_EFULL;
+    }
+    return rc;
 }
 
 int
@@ -743,18 +783,27 @@ pm_store_commit(pm_store_t *self, const Pm__Policy *policy,
         return rc;
     size_t need =
         protobuf_c_message_get_packed_size(&policy->base) + c.rollout.mv_size;
-    rc = s_write(self, s_commit_txn, &c, need);
-    /* Full at the ceiling: what the commit would prune cannot make room in
-     * its own transaction (LMDB does not reuse those pages yet), so prune
-     * first on its own, then try once more. */
-    if (rc == PM_EFULL && self->keep) {
-        rc = s_make_room(self, s_retain_txn, &c, &c.dropped);
-        if (rc == PM_OK)
-            rc = c.dropped ? s_write(self, s_commit_txn, &c, need) : PM_EFULL;
-    }
+    rc = s_commit_run(self, &c, need);
     if (rc == PM_OK)
         *new_rev = c.number;
     free(c.rollout.mv_data);
+    return rc;
+}
+
+int
+pm_store_follow(pm_store_t *self, const Pm__Revision *rev)
+{
+    uint8_t *packed = NULL;
+    size_t len = 0;
+    if (!self || !rev || self->rdonly || !rev->policy)
+        return PM_EINVAL;
+    /* Checks the number, parent, rollback_of and digest (pm_wire). */
+    int rc = s_pack_checked(&rev->base, &packed, &len);
+    if (rc != PM_OK)
+        return rc;
+    s_commit_t c = {.packed = {len, packed}, .number = rev->number};
+    rc = s_commit_run(self, &c, len);
+    free(packed);
     return rc;
 }
 
@@ -1116,6 +1165,138 @@ pm_store_secret_del(pm_store_t *self, const char *id)
     return s_write(self, s_secret_txn, &a, 0);
 }
 
+static void
+s_secret_free(Pm__ReplicaSecret *m)
+{
+    if (!m)
+        return;
+    free(m->id);
+    free(m->data.data);
+    free(m);
+}
+
+/* Appends a copy of the secret under KEY to *out; an id with a NUL in it
+ * (not what a put stores) is damage: PM_EIO. */
+static int
+s_secret_copy(const MDB_val *key, const MDB_val *val, Pm__ReplicaSecret ***out,
+              size_t *n, size_t *cap)
+{
+    if (memchr(key->mv_data, '\0', key->mv_size)) {
+        pm_debug("store: a secret id holds a NUL byte");
+        return PM_EIO;
+    }
+    Pm__ReplicaSecret *m = pm_malloc(sizeof *m);
+    pm__replica_secret__init(m);
+    m->id = pm_strndup(key->mv_data, key->mv_size);
+    m->data.len = val->mv_size;
+    m->data.data = pm_malloc(val->mv_size);
+    memcpy(m->data.data, val->mv_data, val->mv_size);
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *out = pm_realloc(*out, *cap * sizeof **out);
+    }
+    (*out)[(*n)++] = m;
+    return PM_OK;
+}
+
+static int
+s_secrets_walk(pm_store_t *self, MDB_txn *txn, Pm__ReplicaSecret ***out,
+               size_t *n)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+    size_t cap = 0;
+    int rc = mdb_cursor_open(txn, self->secrets, &cur);
+    if (rc != MDB_SUCCESS)
+        return s_err(rc);
+    rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    while (rc == MDB_SUCCESS) {
+        int crc = s_secret_copy(&key, &val, out, n, &cap);
+        if (crc != PM_OK) {
+            mdb_cursor_close(cur);
+            return crc;
+        }
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? PM_OK : s_err(rc);
+}
+
+int
+pm_store_secrets(pm_store_t *self, Pm__ReplicaSecret ***out, size_t *n)
+{
+    MDB_txn *txn = NULL;
+    size_t got = 0;
+    if (!self || !out || !n)
+        return PM_EINVAL;
+    Pm__ReplicaSecret **list = pm_calloc(1, sizeof *list);
+    int rc = s_read_begin(self, &txn);
+    if (rc == PM_OK && txn) {
+        /* Keys are ids under memcmp order: the list comes out sorted. */
+        rc = s_secrets_walk(self, txn, &list, &got);
+        s_read_end(self);
+    }
+    if (rc != PM_OK) {
+        pm_store_secrets_free(&list, got);
+        return rc;
+    }
+    *out = list;
+    *n = got;
+    return PM_OK;
+}
+
+void
+pm_store_secrets_free(Pm__ReplicaSecret ***out_p, size_t n)
+{
+    if (!out_p || !*out_p)
+        return;
+    for (size_t i = 0; i < n; i++)
+        s_secret_free((*out_p)[i]);
+    PM_FREE(out_p);
+}
+
+typedef struct {
+    Pm__ReplicaSecret *const *secrets;
+    size_t n;
+} s_secrets_t;
+
+/* Empties the secrets database and puts the new set; a duplicate id
+ * aborts the whole transaction. */
+static int
+s_secrets_txn(pm_store_t *self, MDB_txn *txn, void *arg)
+{
+    const s_secrets_t *a = arg;
+    int rc = mdb_drop(txn, self->secrets, 0);
+    for (size_t i = 0; rc == MDB_SUCCESS && i < a->n; i++) {
+        const Pm__ReplicaSecret *m = a->secrets[i];
+        MDB_val key = {strlen(m->id), m->id};
+        MDB_val val = {m->data.len, m->data.data};
+        rc = mdb_put(txn, self->secrets, &key, &val, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST)
+            return PM_EINVAL;
+    }
+    return s_err(rc);
+}
+
+int
+pm_store_secrets_replace(pm_store_t *self, Pm__ReplicaSecret *const *secrets,
+                         size_t n)
+{
+    size_t need = 0;
+    if (!self || (n && !secrets) || self->rdonly)
+        return PM_EINVAL;
+    size_t max = (size_t)mdb_env_get_maxkeysize(self->env);
+    for (size_t i = 0; i < n; i++) {
+        const Pm__ReplicaSecret *m = secrets[i];
+        if (!m || !m->id || !*m->id || strlen(m->id) > max || !m->data.len ||
+            !m->data.data)
+            return PM_EINVAL;
+        need += strlen(m->id) + m->data.len;
+    }
+    s_secrets_t a = {secrets, n};
+    return s_write(self, s_secrets_txn, &a, need);
+}
+
 /* ---- The current rollout ------------------------------------------------ */
 
 #define S_ROLLOUT_KEY "rollout"
@@ -1198,5 +1379,69 @@ pm_store_rollout_get(pm_store_t *self, Pm__Rollout **out)
     s_read_end(self);
     if (rc == PM_OK)
         *out = got;
+    return rc;
+}
+
+/* ---- The controller's role ---------------------------------------------- */
+
+#define S_ROLE_KEY "role"
+#define S_ROLE_LEN 9
+
+/* The record never goes back: not to an older epoch, nor from primary
+ * to standby at the same one (a standby storing its primary's epoch must
+ * not undo a --promote that another process wrote a moment before). */
+static int
+s_role_txn(pm_store_t *self, MDB_txn *txn, void *arg)
+{
+    const uint8_t *new = arg;
+    MDB_val key = {strlen(S_ROLE_KEY), (void *)S_ROLE_KEY}, old;
+    int rc = mdb_get(txn, self->meta, &key, &old);
+    if (rc == 0 && old.mv_size == S_ROLE_LEN) {
+        const uint8_t *o = old.mv_data;
+        uint64_t old_epoch = s_u64_get(o + 1), new_epoch = s_u64_get(new + 1);
+        if (old_epoch > new_epoch || (old_epoch == new_epoch && o[0] > new[0]))
+            return PM_ECONFLICT;
+    } else if (rc != 0 && rc != MDB_NOTFOUND) {
+        return s_err(rc);
+    }
+    MDB_val val = {S_ROLE_LEN, (void *)new};
+    return s_err(mdb_put(txn, self->meta, &key, &val, 0));
+}
+
+int
+pm_store_role_put(pm_store_t *self, bool primary, uint64_t epoch)
+{
+    uint8_t buf[S_ROLE_LEN];
+    if (!self || self->rdonly)
+        return PM_EINVAL;
+    buf[0] = primary ? 1 : 0;
+    s_u64_put(epoch, buf + 1);
+    return s_write(self, s_role_txn, buf, 0);
+}
+
+int
+pm_store_role_get(pm_store_t *self, bool *primary, uint64_t *epoch)
+{
+    MDB_txn *txn = NULL;
+    uint8_t buf[S_ROLE_LEN];
+    if (!self || !primary || !epoch)
+        return PM_EINVAL;
+    int rc = s_read_begin(self, &txn);
+    if (rc != PM_OK || !txn) /* no txn: a reader before any writer */
+        return rc == PM_OK ? PM_ENOTFOUND : rc;
+    MDB_val key = {strlen(S_ROLE_KEY), (void *)S_ROLE_KEY}, val;
+    rc = s_err(mdb_get(txn, self->meta, &key, &val));
+    if (rc == PM_OK &&
+        (val.mv_size != S_ROLE_LEN || ((const uint8_t *)val.mv_data)[0] > 1)) {
+        pm_debug("store: the role record is damaged");
+        rc = PM_EIO;
+    }
+    if (rc == PM_OK)
+        memcpy(buf, val.mv_data, S_ROLE_LEN);
+    s_read_end(self);
+    if (rc == PM_OK) {
+        *primary = buf[0] == 1;
+        *epoch = s_u64_get(buf + 1);
+    }
     return rc;
 }

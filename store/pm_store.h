@@ -6,7 +6,9 @@
  *     (pm_store_set_retention);
  *   - the head (the newest revision number);
  *   - the latest status reported by each node (by node name);
- *   - the current rolling restart (the last one started), whole.
+ *   - the current rolling restart (the last one started), whole;
+ *   - the secrets policies refer to (pm_store_secret_put);
+ *   - the controller's role (primary or standby, and its epoch).
  * A commit is one LMDB write transaction, synced before it returns: after a
  * crash at any point either the whole revision and the new head are on disk
  * or neither is. Other processes may open the same directory and read
@@ -40,6 +42,7 @@
 #include "pm_error.h"
 #include "privmta.pb-c.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -128,6 +131,22 @@ int pm_store_get(pm_store_t *self, uint64_t rev, Pm__Revision **out);
 int pm_store_commit(pm_store_t *self, const Pm__Policy *policy,
                     const pm_commit_t *info, uint64_t *new_rev);
 
+/* A standby controller copies the primary's revisions: REV, as the
+ * primary sent it, is stored verbatim under its own number (number,
+ * parent, author, time, message, digest, policy and rollback_of all kept)
+ * and becomes the head, in one durable transaction which also applies the
+ * retention (pm_store_set_retention) as a commit of that number would.
+ * REV->number must be above the head: PM_ECONFLICT (and nothing written)
+ * otherwise. Gaps are allowed (the primary may have pruned), so neither
+ * the parent nor rollback_of need be stored here. Returns PM_EINVAL (and
+ * writes nothing) on a read-only store, without a policy, or when REV
+ * would not pass pm_wire_unpack_revision when read back (number 0, a
+ * digest not 64 lowercase hex, parent or rollback_of not below number, an
+ * over-long or non-UTF-8 string, a structurally bad policy), as
+ * pm_store_commit checks. PM_EFULL as pm_store_commit (the retention may
+ * first have pruned in a transaction of its own). REV is only read. */
+int pm_store_follow(pm_store_t *self, const Pm__Revision *rev);
+
 /* Lists up to LIMIT stored revisions, newest first, starting below BEFORE
  * (0 means from the head; BEFORE itself is excluded); revisions pruned by
  * retention are simply not listed. LIMIT is capped at
@@ -179,6 +198,35 @@ int pm_store_secret_put(pm_store_t *self, const char *id, const void *data,
 int pm_store_secret_get(pm_store_t *self, const char *id, uint8_t **data,
                         size_t *len);
 int pm_store_secret_del(pm_store_t *self, const char *id);
+
+/* Reads every stored secret (id and data), sorted by id (bytewise), for a
+ * standby to copy. Sets *out to a new array of *n secrets (allocated even
+ * when empty); free it with pm_store_secrets_free (accepts NULL, safe
+ * twice, nulls *out_p), not with pm__replica_secret__free_unpacked. */
+int pm_store_secrets(pm_store_t *self, Pm__ReplicaSecret ***out, size_t *n);
+void pm_store_secrets_free(Pm__ReplicaSecret ***out_p, size_t n);
+
+/* Makes the stored secrets exactly the N SECRETS (a standby copying the
+ * primary's): ids not among them are deleted, in one durable transaction,
+ * all or none. PM_EINVAL (and nothing changed) on a read-only store, a
+ * NULL secret, an empty id or one longer than LMDB's key limit (511
+ * bytes), empty data (which pm_store_secret_put refuses too), or an id
+ * given twice. N 0 deletes every secret. SECRETS are only read. */
+int pm_store_secrets_replace(pm_store_t *self,
+                             Pm__ReplicaSecret *const *secrets, size_t n);
+
+/* The controller's role: PRIMARY (or a standby) and EPOCH, which counts
+ * promotions. put replaces the record durably (synced before it returns;
+ * PM_EINVAL on a read-only store), but never with an older one: it
+ * returns PM_ECONFLICT (and writes nothing) when the stored epoch is
+ * higher, or the same with the stored record primary and the new one
+ * not, so that a standby storing its primary's epoch cannot undo a
+ * promotion another process just wrote. get reads the record as last put, by
+ * this or another process that has the store open (each get is a fresh
+ * read), or returns PM_ENOTFOUND when none was ever put, PM_EIO when it is
+ * damaged. */
+int pm_store_role_get(pm_store_t *self, bool *primary, uint64_t *epoch);
+int pm_store_role_put(pm_store_t *self, bool primary, uint64_t epoch);
 
 /* The controller's current rolling restart (see controller/pm_rollout.h):
  * one record, replaced whole by each put, durably (synced before put

@@ -427,11 +427,11 @@ Test(wire, node_status_and_response_rules)
     svc.state = PM__SERVICE_STATUS__STATE__DOWN;
 
     Pm__Response *r = NULL;
-    resp.status = 6;
+    resp.status = 7;
     buf = pm_wire_pack(&resp.base, &len);
     cr_assert_eq(pm_wire_unpack_response(buf, len, &r, &why), PM_EPROTO);
     cr_assert_str_eq(why,
-                     "Response.status: 6 is not a value of pm.Response.Status");
+                     "Response.status: 7 is not a value of pm.Response.Status");
     free(why);
     free(buf);
 

@@ -1214,3 +1214,350 @@ Test(store, rollout_put_survives_sigkill)
     pm__rollout__free_unpacked(got, NULL);
     pm_store_close(&st);
 }
+
+/* ---- Following a primary (a standby controller) ------------------------- */
+
+/* A revision as a primary would send it: s_big_rev(NUMBER, 0, 0) with
+ * PARENT, ROLLBACK_OF and fields no commit here would write. */
+static Pm__Revision *
+s_primary_rev(uint64_t number, uint64_t parent, uint64_t rollback_of)
+{
+    Pm__Revision *r = s_big_rev(number, 0, 0);
+    r->parent = parent;
+    r->rollback_of = rollback_of;
+    free(r->author);
+    r->author = strdup("primary/bob");
+    free(r->message);
+    r->message = strdup("made on the primary");
+    r->time = 1600000000 + (int64_t)number;
+    return r;
+}
+
+/* Follows s_primary_rev(NUMBER, PARENT, 0); returns the rc. */
+static int
+s_follow(pm_store_t *st, uint64_t number, uint64_t parent)
+{
+    Pm__Revision *r = s_primary_rev(number, parent, 0);
+    int rc = pm_store_follow(st, r);
+    pm__revision__free_unpacked(r, NULL);
+    return rc;
+}
+
+Test(store, follow_keeps_revision_verbatim)
+{
+    pm_store_t *st = s_open();
+    Pm__Revision *r = s_primary_rev(3, 2, 1), *got = NULL;
+    cr_assert_eq(pm_store_follow(st, r), PM_OK);
+    cr_assert_eq(s_head(st), 3);
+    cr_assert_eq(pm_store_get(st, 0, &got), PM_OK);
+    cr_expect_eq(got->number, 3);
+    cr_expect_eq(got->parent, 2);
+    cr_expect_eq(got->rollback_of, 1);
+    cr_expect_str_eq(got->author, "primary/bob");
+    cr_expect_str_eq(got->message, "made on the primary");
+    cr_expect_eq(got->time, 1600000003);
+    cr_expect_str_eq(got->digest, r->digest);
+    cr_expect(s_same_message(&got->base, &r->base), "not verbatim");
+    pm__revision__free_unpacked(got, NULL);
+    pm__revision__free_unpacked(r, NULL);
+    /* Stays so after a reopen. */
+    pm_store_close(&st);
+    st = s_open();
+    r = s_primary_rev(3, 2, 1);
+    cr_assert_eq(pm_store_get(st, 3, &got), PM_OK);
+    cr_expect(s_same_message(&got->base, &r->base), "not verbatim");
+    pm__revision__free_unpacked(got, NULL);
+    pm__revision__free_unpacked(r, NULL);
+    pm_store_close(&st);
+}
+
+Test(store, follow_moves_head_over_gaps_and_never_back)
+{
+    pm_store_t *st = s_open();
+    Pm__Revision *r = NULL;
+    uint64_t rev = 0;
+    cr_assert_eq(s_commit(st, 1, PM_REV_ANY, &rev), PM_OK);
+    cr_assert_eq(s_follow(st, 2, 1), PM_OK);
+    cr_assert_eq(s_head(st), 2);
+    cr_assert_eq(s_follow(st, 9, 8), PM_OK); /* a gap: 3..8 pruned there */
+    cr_assert_eq(s_head(st), 9);
+    cr_assert_eq(s_follow(st, 9, 8), PM_ECONFLICT);
+    cr_assert_eq(s_follow(st, 5, 4), PM_ECONFLICT);
+    cr_assert_eq(s_follow(st, 1, 0), PM_ECONFLICT);
+    cr_assert_eq(s_head(st), 9);
+    cr_assert_eq(pm_store_get(st, 5, &r), PM_ENOTFOUND);
+    uint64_t want[] = {9, 2, 1};
+    s_assert_stored(st, want, 3);
+    s_assert_rev(st, 1);
+    /* A commit after follows goes on from the followed head. */
+    cr_assert_eq(s_commit(st, 10, 9, &rev), PM_OK);
+    cr_assert_eq(rev, 10);
+    pm_store_close(&st);
+}
+
+Test(store, follow_refuses_what_would_not_read_back)
+{
+    pm_store_t *st = s_open();
+    Pm__Revision *r = s_primary_rev(4, 3, 0);
+    Pm__Policy *policy = r->policy;
+    char *digest = r->digest;
+    r->policy = NULL;
+    cr_expect_eq(pm_store_follow(st, r), PM_EINVAL, "no policy");
+    r->policy = policy;
+    r->digest = "ABCDEF";
+    cr_expect_eq(pm_store_follow(st, r), PM_EINVAL, "bad digest");
+    r->digest = "";
+    cr_expect_eq(pm_store_follow(st, r), PM_EINVAL, "empty digest");
+    r->digest = digest;
+    r->number = 0;
+    r->parent = 0;
+    cr_expect_eq(pm_store_follow(st, r), PM_EINVAL, "number 0");
+    r->number = 4;
+    r->parent = 4;
+    cr_expect_eq(pm_store_follow(st, r), PM_EINVAL, "parent not below");
+    r->parent = 3;
+    r->rollback_of = 5;
+    cr_expect_eq(pm_store_follow(st, r), PM_EINVAL, "rollback_of above");
+    r->rollback_of = 0;
+    char *message = r->message;
+    r->message = "bad \xff utf-8";
+    cr_expect_eq(pm_store_follow(st, r), PM_EINVAL, "not UTF-8");
+    r->message = message;
+    cr_expect_eq(pm_store_follow(NULL, r), PM_EINVAL);
+    cr_expect_eq(pm_store_follow(st, NULL), PM_EINVAL);
+    cr_expect_eq(s_head(st), 0, "a refused follow wrote something");
+    cr_expect_eq(pm_store_follow(st, r), PM_OK);
+    pm_store_close(&st);
+    cr_assert_eq(pm_store_open(s_dir, PM_STORE_RDONLY, 0, &st), PM_OK);
+    r->number = 5;
+    r->parent = 4;
+    cr_expect_eq(pm_store_follow(st, r), PM_EINVAL, "read-only");
+    cr_expect_eq(s_head(st), 4);
+    pm__revision__free_unpacked(r, NULL);
+    pm_store_close(&st);
+}
+
+Test(store, follow_applies_retention)
+{
+    pm_store_t *st = s_open();
+    cr_assert_eq(pm_store_set_retention(st, 3), PM_OK);
+    cr_assert_eq(s_node_put(st, "mx-a", 4), PM_OK); /* pins 4 */
+    for (uint64_t i = 2; i <= 20; i += 2)
+        cr_assert_eq(s_follow(st, i, i - 2), PM_OK, "follow %" PRIu64, i);
+    /* Numbers above 20 - 3 stay, and what a node runs. */
+    uint64_t want[] = {20, 18, 4};
+    s_assert_stored(st, want, 3);
+    cr_assert_eq(s_head(st), 20);
+    pm_store_close(&st);
+}
+
+Test(store, follow_lower_retention_makes_room_when_full)
+{
+    pm_store_t *st = NULL;
+    cr_assert_eq(pm_store_open(s_dir, 0, 512 * 1024, &st), PM_OK);
+    cr_assert_eq(pm_store_set_map_max(st, 0), PM_OK);
+    uint64_t ok = 0;
+    int rc = PM_OK;
+    for (uint64_t i = 1; i <= 100 && rc == PM_OK; i++) {
+        Pm__Revision *r = s_big_rev(i, 1, 40000);
+        rc = pm_store_follow(st, r);
+        pm__revision__free_unpacked(r, NULL);
+        ok += rc == PM_OK;
+    }
+    cr_assert_eq(rc, PM_EFULL, "rc %d after %" PRIu64 " follows", rc, ok);
+    cr_assert_eq(s_head(st), ok, "a full follow moved the head");
+    cr_assert_eq(pm_store_set_retention(st, 2), PM_OK);
+    for (uint64_t i = ok + 1; i <= ok + 30; i++) {
+        Pm__Revision *r = s_big_rev(i, 1, 40000);
+        rc = pm_store_follow(st, r);
+        pm__revision__free_unpacked(r, NULL);
+        cr_assert_eq(rc, PM_OK, "follow %" PRIu64 ": %s", i, pm_strerror(rc));
+        uint64_t want[] = {i, i - 1};
+        s_assert_stored(st, want, 2);
+    }
+    s_assert_big(st, 0, ok + 30, 1, 40000);
+    pm_store_close(&st);
+}
+
+/* ---- Copying the secrets ------------------------------------------------ */
+
+/* Asserts the store holds exactly the N secrets IDS[i] = DATA[i]. */
+static void
+s_assert_secrets(pm_store_t *st, const char *const *ids,
+                 const char *const *data, size_t n)
+{
+    Pm__ReplicaSecret **got = NULL;
+    size_t count = 99;
+    cr_assert_eq(pm_store_secrets(st, &got, &count), PM_OK);
+    cr_assert_not_null(got);
+    cr_assert_eq(count, n, "%zu secrets, want %zu", count, n);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_str_eq(got[i]->id, ids[i]);
+        cr_assert_eq(got[i]->data.len, strlen(data[i]), "%s", ids[i]);
+        cr_assert(memcmp(got[i]->data.data, data[i], strlen(data[i])) == 0,
+                  "%s", ids[i]);
+    }
+    pm_store_secrets_free(&got, count);
+    cr_assert_null(got);
+    pm_store_secrets_free(&got, count);
+}
+
+Test(store, secrets_listed_sorted)
+{
+    pm_store_t *st = s_open();
+    Pm__ReplicaSecret **got = NULL;
+    size_t n = 99;
+    cr_assert_eq(pm_store_secrets(st, &got, &n), PM_OK);
+    cr_assert_not_null(got, "an empty list is still an array");
+    cr_assert_eq(n, 0);
+    pm_store_secrets_free(&got, n);
+    cr_assert_null(got);
+    pm_store_secrets_free(&got, n);
+    pm_store_secrets_free(NULL, 0);
+    const char *put[] = {"dkim/b", "dkim/a", "dkim/ab", "dkim/B", "dkim/\xc3"};
+    for (size_t i = 0; i < 5; i++)
+        cr_assert_eq(pm_store_secret_put(st, put[i], put[i], strlen(put[i])),
+                     PM_OK);
+    const char *want[] = {"dkim/B", "dkim/a", "dkim/ab", "dkim/b", "dkim/\xc3"};
+    s_assert_secrets(st, want, want, 5);
+    cr_assert_eq(pm_store_secrets(NULL, &got, &n), PM_EINVAL);
+    cr_assert_eq(pm_store_secrets(st, NULL, &n), PM_EINVAL);
+    cr_assert_eq(pm_store_secrets(st, &got, NULL), PM_EINVAL);
+    pm_store_close(&st);
+    cr_assert_eq(pm_store_open(s_dir, PM_STORE_RDONLY, 0, &st), PM_OK);
+    s_assert_secrets(st, want, want, 5);
+    pm_store_close(&st);
+}
+
+Test(store, secrets_replace_is_exact_and_all_or_none)
+{
+    pm_store_t *st = s_open();
+    cr_assert_eq(pm_store_secret_put(st, "a", "old-a", 5), PM_OK);
+    cr_assert_eq(pm_store_secret_put(st, "b", "old-b", 5), PM_OK);
+    cr_assert_eq(pm_store_secret_put(st, "c", "old-c", 5), PM_OK);
+    Pm__ReplicaSecret s1 = PM__REPLICA_SECRET__INIT;
+    Pm__ReplicaSecret s2 = PM__REPLICA_SECRET__INIT;
+    Pm__ReplicaSecret s3 = PM__REPLICA_SECRET__INIT;
+    Pm__ReplicaSecret *set[] = {&s1, &s2, &s3};
+    s1.id = "d", s1.data.data = (uint8_t *)"new-d", s1.data.len = 5;
+    s2.id = "b", s2.data.data = (uint8_t *)"new-b", s2.data.len = 5;
+    cr_assert_eq(pm_store_secrets_replace(st, set, 2), PM_OK);
+    const char *ids[] = {"b", "d"}, *data[] = {"new-b", "new-d"};
+    s_assert_secrets(st, ids, data, 2);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    cr_assert_eq(pm_store_secret_get(st, "a", &buf, &len), PM_ENOTFOUND);
+    cr_assert_eq(pm_store_secret_get(st, "c", &buf, &len), PM_ENOTFOUND);
+
+    /* A bad entry anywhere changes nothing. */
+    s3.id = "", s3.data.data = (uint8_t *)"x", s3.data.len = 1;
+    cr_expect_eq(pm_store_secrets_replace(st, set, 3), PM_EINVAL, "empty id");
+    char longid[600];
+    memset(longid, 'k', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    s3.id = longid;
+    cr_expect_eq(pm_store_secrets_replace(st, set, 3), PM_EINVAL, "long id");
+    s3.id = "d"; /* a duplicate, after two good ones */
+    cr_expect_eq(pm_store_secrets_replace(st, set, 3), PM_EINVAL, "dup id");
+    s3.id = "e", s3.data.len = 0;
+    cr_expect_eq(pm_store_secrets_replace(st, set, 3), PM_EINVAL, "no data");
+    set[2] = NULL;
+    cr_expect_eq(pm_store_secrets_replace(st, set, 3), PM_EINVAL, "NULL");
+    cr_expect_eq(pm_store_secrets_replace(st, NULL, 1), PM_EINVAL);
+    cr_expect_eq(pm_store_secrets_replace(NULL, set, 2), PM_EINVAL);
+    s_assert_secrets(st, ids, data, 2);
+
+    /* None: every secret goes. */
+    cr_assert_eq(pm_store_secrets_replace(st, NULL, 0), PM_OK);
+    s_assert_secrets(st, NULL, NULL, 0);
+    cr_assert_eq(pm_store_secrets_replace(st, set, 2), PM_OK);
+    pm_store_close(&st);
+    cr_assert_eq(pm_store_open(s_dir, PM_STORE_RDONLY, 0, &st), PM_OK);
+    cr_expect_eq(pm_store_secrets_replace(st, set, 1), PM_EINVAL, "read-only");
+    s_assert_secrets(st, ids, data, 2);
+    pm_store_close(&st);
+}
+
+/* ---- The controller's role ---------------------------------------------- */
+
+Test(store, role_put_get_reopen)
+{
+    pm_store_t *st = s_open();
+    bool primary = true;
+    uint64_t epoch = 77;
+    cr_assert_eq(pm_store_role_get(st, &primary, &epoch), PM_ENOTFOUND);
+    cr_assert(primary && epoch == 77, "outputs set on failure");
+    cr_assert_eq(pm_store_role_put(st, false, 3), PM_OK);
+    cr_assert_eq(pm_store_role_get(st, &primary, &epoch), PM_OK);
+    cr_assert(!primary);
+    cr_assert_eq(epoch, 3);
+    cr_assert_eq(pm_store_role_put(st, true, UINT64_MAX), PM_OK);
+    cr_assert_eq(pm_store_role_get(st, &primary, &epoch), PM_OK);
+    cr_assert(primary);
+    cr_assert_eq(epoch, UINT64_MAX);
+    cr_assert_eq(pm_store_role_get(NULL, &primary, &epoch), PM_EINVAL);
+    cr_assert_eq(pm_store_role_get(st, NULL, &epoch), PM_EINVAL);
+    cr_assert_eq(pm_store_role_get(st, &primary, NULL), PM_EINVAL);
+    cr_assert_eq(pm_store_role_put(NULL, true, 1), PM_EINVAL);
+    cr_assert_eq(s_head(st), 0, "the role is no revision");
+    pm_store_close(&st);
+    cr_assert_eq(pm_store_open(s_dir, PM_STORE_RDONLY, 0, &st), PM_OK);
+    primary = false;
+    cr_assert_eq(pm_store_role_get(st, &primary, &epoch), PM_OK);
+    cr_assert(primary);
+    cr_assert_eq(epoch, UINT64_MAX);
+    cr_assert_eq(pm_store_role_put(st, false, 1), PM_EINVAL);
+    pm_store_close(&st);
+}
+
+/* A standby storing its primary's epoch must not undo a promotion: the
+ * record never goes to an older epoch, nor from primary to standby at the
+ * same one. */
+Test(store, role_never_goes_back)
+{
+    pm_store_t *st = s_open();
+    bool primary = false;
+    uint64_t epoch = 0;
+    cr_assert_eq(pm_store_role_put(st, false, 1), PM_OK);
+    cr_assert_eq(pm_store_role_put(st, true, 2), PM_OK, "a promotion");
+    cr_assert_eq(pm_store_role_put(st, false, 2), PM_ECONFLICT);
+    cr_assert_eq(pm_store_role_put(st, false, 1), PM_ECONFLICT);
+    cr_assert_eq(pm_store_role_put(st, true, 1), PM_ECONFLICT);
+    cr_assert_eq(pm_store_role_get(st, &primary, &epoch), PM_OK);
+    cr_assert(primary && epoch == 2, "unchanged by the refused puts");
+    cr_assert_eq(pm_store_role_put(st, true, 2), PM_OK, "the same again");
+    cr_assert_eq(pm_store_role_put(st, false, 3), PM_OK, "a newer primary");
+    cr_assert_eq(pm_store_role_get(st, &primary, &epoch), PM_OK);
+    cr_assert(!primary && epoch == 3);
+    pm_store_close(&st);
+}
+
+/* The daemon keeps the store open and reads the role once a tick; another
+ * process (privmta-controller --promote) opens the store itself and puts
+ * it. */
+Test(store, role_put_by_another_process_is_seen)
+{
+    pm_store_t *st = s_open();
+    bool primary = true;
+    uint64_t epoch = 0;
+    cr_assert_eq(pm_store_role_get(st, &primary, &epoch), PM_ENOTFOUND);
+    cr_assert_eq(pm_store_role_put(st, false, 1), PM_OK);
+    cr_assert_eq(pm_store_role_get(st, &primary, &epoch), PM_OK);
+    cr_assert(!primary);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        pm_store_t *other = NULL;
+        if (pm_store_open(s_dir, 0, 0, &other) != PM_OK)
+            _exit(2);
+        if (pm_store_role_put(other, true, 2) != PM_OK)
+            _exit(3);
+        pm_store_close(&other);
+        _exit(0);
+    }
+    s_reap_ok(pid);
+    cr_assert_eq(pm_store_role_get(st, &primary, &epoch), PM_OK);
+    cr_assert(primary, "the other process's put is not seen");
+    cr_assert_eq(epoch, 2);
+    pm_store_close(&st);
+}
