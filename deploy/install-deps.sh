@@ -13,7 +13,7 @@ PKGS=(
   libcriterion-dev libarchive-dev libytnef0-dev libmicrohttpd-dev
   clang libclang-rt-14-dev
   postfix libsasl2-modules swaks spamassassin spamd
-  procps iproute2 netcat-openbsd zip p7zip-full jq python3 fiu-utils
+  procps iproute2 nftables netcat-openbsd zip p7zip-full jq python3 fiu-utils
   dpkg-dev file systemd curl
 )
 

@@ -47,6 +47,9 @@ track() {
 on_kill() { echo "$*" >>"$WORK/.on-kill"; }
 
 cleanup() {
+    # only the script itself: a subshell (a background command still
+    # expanding its words when a test signals it) may run this trap too
+    [ "$BASHPID" = "$SCRIPT_PID" ] || return 0
     kill "$WATCHDOG" 2>/dev/null
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
     wait 2>/dev/null
@@ -98,6 +101,20 @@ free_port() {
         echo "$port"
         return
     done
+}
+
+# catches PID SIG: whether process PID (the program, exec'd) has its own
+# handler for SIG (INT, TERM...) yet. A test sends a signal only then: a process started in the
+# background of a non-interactive shell (as under CI) inherits SIGINT
+# ignored, and a signal sent before main() installs its handler (ASan's
+# start-up alone can take seconds on a loaded machine) is lost.
+catches() {
+    local mask num
+    # still the shell that forked it, not yet the program: not the handler
+    [ "$(readlink "/proc/$1/exe")" != "$(readlink -f "$BASH")" ] || return 1
+    num=$(kill -l "$2") || return 1
+    mask=$(awk '/^SigCgt:/ {print $2}' "/proc/$1/status" 2>/dev/null) || return 1
+    [ -n "$mask" ] && (((0x$mask >> (num - 1)) & 1))
 }
 
 # wait_for SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds

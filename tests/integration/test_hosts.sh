@@ -6,22 +6,29 @@
 #   - partition: mx3's link goes down for 30 s while 20 revisions are
 #     pushed. mx3 keeps enforcing its last revision and accepting mail,
 #     `nodes` shows it stale then down; healed, it converges to the head
-#     (the time it took is printed for the README).
+#     (the time it took is printed for the README). Meanwhile the mirror
+#     (in the controller's namespace) publishes version 6 of ClamAV's
+#     test database (five CDIFFs): mx1 and mx2 get it, one from the mirror
+#     and the other by gossip; healed, mx3 gets it from them.
 #   - kill -9 loop: a client pushes revisions one after another and
 #     records every one the controller acknowledged, while the controller
 #     is killed at random moments and restarted. After each restart every
 #     acknowledged revision is in the history with the digest it was
 #     acknowledged with, and the agents converge to the head.
-# Slow and lossy links (netem) are not tested here: this machine's kernel
-# has no sch_netem.
+#   - slow and lossy link: mx3's link loses 5 % of the packets each way
+#     (nftables numgen) and is throttled to 1 Mbit/s (tbf) while revisions
+#     are pushed with --wait: each push reaches every node, and a --wait
+#     that says so is true. This kernel has no sch_netem, so a fixed delay
+#     (netem delay 200ms) is not made; tbf's queue adds its own.
 source "$(dirname "$0")/lib.sh" "$@"
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (namespaces, Postfix)"
-for tool in postfix swaks jq ip; do
+for tool in postfix swaks jq ip nft tc python3; do
     command -v "$tool" >/dev/null || skip "$tool not installed"
 done
 AGENT="$BUILD/nodeagent/privmta-agent"
 NODE="$SRC/deploy/postfix-node.sh"
+DB="$SRC/tests/data/clamav"
 KILLS=${PM_TEST_KILLS:-10} # controller kills in the loop, each within 5 s
 # names unique to this run (interface names: 15 characters at most)
 P="pm$$"
@@ -74,8 +81,23 @@ controller_up() {
 agent_cmd() { # NAME
     echo "$AGENT" --name "$1" --state-dir "$WORK/$1/agent" --postfix-dir "$WORK/$1/etc" \
         --controller "tcp://$CTL_ADDR:7421" --controller-key "$STATE/keys/controller.cert" \
-        --address "${ADDR[$1]}:2525" --heartbeat-ms 500 --dead-after-ms 2000
+        --address "${ADDR[$1]}:2525" --heartbeat-ms 500 --dead-after-ms 2000 \
+        --sig-dir "$WORK/$1/sigs" --peer-bind "tcp://${ADDR[$1]}:7422" \
+        --gossip-ms 200 --cdiff-min-kib 0
 }
+# a ClamAV-style mirror on the controller's host, with ClamAV's own signed
+# test database at version 1
+WWW="$WORK/www"
+mkdir -p "$WWW" && cp "$DB/test-1.cvd" "$WWW/test.cvd"
+touch "$WORK/access.log"
+in_ns c python3 "$DB/mirror.py" "$WWW" "$WORK/mirror.port" "$WORK/access.log" 8080 "$CTL_ADDR" \
+    >"$WORK/mirror.out" 2>&1 &
+track "$!"
+check "the mirror listens on $CTL_ADDR" wait_for 10 test -s "$WORK/mirror.port"
+# held NODE: the version of "test" the node holds, as nodes --json says
+held() { ctl nodes --json | jq -r ".[] | select(.name == \"$1\") | .databases[]? | select(.name == \"test\") | .version"; }
+held_is() { [ "$(held "$1")" = "$2" ]; }
+downloads() { grep -c "^GET /$1 200 " "$WORK/access.log"; }
 check "the controller starts in its namespace" controller_up
 for n in "${NODES[@]}"; do
     in_ns "$n" bash "$NODE" create "$WORK/$n" "${ADDR[$n]}" 2525 "$n" >/dev/null &&
@@ -87,6 +109,10 @@ done
 cat >"$WORK/base.yaml" <<YAML
 inbound.checks: {helo_valid: false, sender_domain: false}
 outbound.mynetworks: [$NET.0/24]
+antivirus:
+  mirrors: ["http://$CTL_ADDR:8080"]
+  databases: [test]
+  update_frequency: 5s
 YAML
 expect_exit 0 "a policy reaches the three hosts" ctl policy push "$WORK/base.yaml" --wait=$(waits 20)
 check "no loopback shortcut: from mx1, nothing listens on 127.0.0.1:7421" \
@@ -102,12 +128,18 @@ send() { # NODE: mail to the node's own postmaster, from its own host
         --to "postmaster@$1.test" --timeout 10 >"$WORK/swaks.$1" 2>&1
 }
 
+for n in "${NODES[@]}"; do
+    check "$n holds test version 1" wait_for 30 held_is "$n" 1
+done
+
 # ---- partition ----------------------------------------------------------------
 BEFORE=$(node_field mx3 .applied_rev)
 RELAY_BEFORE=$(relayhost mx3)
 ip link set "${P}mx3h" down
 t_cut=$SECONDS
 check "nodes shows mx3 stale once cut off" wait_for 3 node_is mx3 .liveness stale
+for v in 2 3 4 5 6; do cp "$DB/test-$v.cdiff" "$WWW/"; done
+cp "$DB/test-6.cvd" "$WWW/test.cvd.tmp" && mv "$WWW/test.cvd.tmp" "$WWW/test.cvd"
 mail_ok=0 mail_tries=0 pushed=0
 for i in $(seq 1 20); do
     ctl policy set "outbound.relay_host=[relay$i.example]:25" -m "partition $i" >/dev/null && pushed=$((pushed + 1))
@@ -119,6 +151,10 @@ for i in $(seq 1 20); do
 done
 check "20 revisions pushed while mx3 is cut off ($pushed)" test "$pushed" -eq 20
 check "then down" wait_for 30 node_is mx3 .liveness down
+both_hold() { held_is mx1 "$1" && held_is mx2 "$1"; }
+check "mx1 and mx2, which still see each other, hold test version 6" wait_for 30 both_hold 6
+cdiffs_once() { for v in 2 3 4 5 6; do [ "$(downloads "test-$v.cdiff")" -eq 1 ] || return 1; done; }
+check "the mirror served each CDIFF once (the other node got them by gossip)" cdiffs_once
 while [ $((SECONDS - t_cut)) -lt 30 ]; do
     mail_tries=$((mail_tries + 1))
     send mx3 && mail_ok=$((mail_ok + 1))
@@ -136,7 +172,45 @@ at_head() { [ "$(relayhost mx3)" = "[relay20.example]:25" ]; }
 check "healed, mx3 enforces the head" wait_for 60 at_head
 t_conv=$(date +%s%N)
 check "and says so to the controller" wait_for 10 node_is mx3 .applied_rev "$HEAD"
+check "healed, mx3 gets test version 6 too" wait_for 30 held_is mx3 6
+check "the mirror served no file again for it" test "$(grep -c ' 200 ' "$WORK/access.log")" -eq 6
 echo "# partition healed -> mx3's Postfix at the head: $(((t_conv - t_heal) / 1000000)) ms"
+
+# ---- slow and lossy link ------------------------------------------------------------
+# 5 % loss each way on mx3's side, and 1 Mbit/s out of both ends of its link
+lossy() {
+    in_ns mx3 nft -f - <<'NFT'
+table inet pmloss {
+    chain in { type filter hook input priority 0; numgen random mod 100 < 5 drop; }
+    chain out { type filter hook output priority 0; numgen random mod 100 < 5 drop; }
+}
+NFT
+}
+slow="rate 1mbit burst 16kb latency 400ms"
+if lossy && in_ns mx3 tc qdisc add dev "${P}mx3n" root tbf $slow &&
+    tc qdisc add dev "${P}mx3h" root tbf $slow; then
+    pass "mx3's link loses 5 % each way and is throttled to 1 Mbit/s"
+    ok=0 honest=0
+    t_lossy=$SECONDS
+    for i in $(seq 1 10); do
+        if ctl policy set "antispam.subject_prefix=[lossy$i]" -m "lossy $i" \
+            --wait=$(waits 20) >"$WORK/lossy.out" 2>&1; then
+            ok=$((ok + 1))
+            rev=$(sed -n 's/^revision \([0-9]*\) committed.*/\1/p' "$WORK/lossy.out")
+            # what --wait said, checked against every node's own report
+            [ -n "$rev" ] && [ "$(ctl nodes --json | jq "[.[] | .applied_rev >= $rev] | all")" = true ] &&
+                honest=$((honest + 1))
+        fi
+    done
+    check "every push with --wait reached every node ($ok of 10)" test "$ok" -eq 10
+    check "and every node's own report agrees ($honest of 10)" test "$honest" -eq 10
+    echo "# 10 pushes with --wait over the lossy link: $((SECONDS - t_lossy)) s"
+    in_ns mx3 nft delete table inet pmloss
+    in_ns mx3 tc qdisc del dev "${P}mx3n" root
+    tc qdisc del dev "${P}mx3h" root
+else
+    fail "mx3's link made lossy and slow (nft, tc tbf)"
+fi
 
 # ---- kill -9 loop -----------------------------------------------------------------
 # push_one I: one revision; prints "REV DIGEST12" when the controller

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""A ClamAV-style database mirror for tests, on 127.0.0.1 only.
+"""A ClamAV-style database mirror for tests, on 127.0.0.1 (or on an address
+of a network namespace the test made).
 
-Usage: mirror.py ROOT PORTFILE LOGFILE [PORT]
+Usage: mirror.py ROOT PORTFILE LOGFILE [PORT [HOST]]
 
 Serves the plain files of ROOT (no subdirectories, no dot files) the way the
 CDN does for freshclam: honours "Range: bytes=A-B" (206) and
 "If-Modified-Since" (304 when the file is not newer). Binds PORT (default: a
-free one) on 127.0.0.1 and writes it to PORTFILE once listening. Appends one line per request to
+free one) on HOST (default 127.0.0.1) and writes it to PORTFILE once listening. Appends one line per request to
 LOGFILE: "GET /test.cvd 206 bytes=0-511".
 
 When ROOT/.status exists, every request is answered with the status it
@@ -27,6 +28,7 @@ import time
 
 ROOT, PORTFILE, LOGFILE = sys.argv[1:4]
 PORT = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+HOST = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
 
 
 SERVED = [0]
@@ -101,7 +103,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
 
-server = http.server.HTTPServer(("127.0.0.1", PORT), Handler)
+server = http.server.HTTPServer((HOST, PORT), Handler)
 tmp = PORTFILE + ".tmp"
 with open(tmp, "w") as f:
     f.write("%d\n" % server.server_address[1])
