@@ -6,7 +6,8 @@
 #
 # usage: bench/bench_milter.sh BUILD_DIR [MESSAGES]   (as root)
 #
-# Load: bench/smtp_load.py, 10 concurrent persistent SMTP sessions, every
+# Load: bench/smtp_load (C, libcurl multi, one thread; its own CPU share is
+# printed on each row), 10 concurrent persistent SMTP sessions, every
 # message a different 50 KB MIME message (text + a random base64
 # attachment), so no scanner's result cache flatters it. Postfix relays
 # everything to an smtp-sink on 127.0.0.1. First with spam checks off,
@@ -27,7 +28,7 @@ PFN="$SRC/deploy/postfix-node.sh"
 MILTER="$BUILD/scan/privmta-milter"
 MKPOLICY="$BUILD/tests/scan/mkpolicy"
 [ "$(id -u)" -eq 0 ] || { echo "run as root"; exit 2; }
-for f in "$MILTER" "$MKPOLICY"; do
+for f in "$MILTER" "$MKPOLICY" "$BUILD/bench/smtp_load"; do
     [ -x "$f" ] || { echo "missing $f: build first"; exit 2; }
 done
 
@@ -98,8 +99,8 @@ run() {
         -t someone@remote.test "127.0.0.1:$PORT" >/dev/null 2>&1; done
     local t0 t1 fails
     t0=$(date +%s%N)
-    # 10 persistent sessions, every message different (bench/smtp_load.py)
-    python3 "$SRC/bench/smtp_load.py" 127.0.0.1 "$PORT" 10 \
+    # 10 persistent sessions, every message different (bench/smtp_load)
+    "$BUILD/bench/smtp_load" 127.0.0.1 "$PORT" 10 \
         $(seq -f "$W/msgs/%g.eml" 1 "$N") >"$W/load.out" 2>&1
     sed -n 's/.*failed \([0-9]*\).*/\1/p' "$W/load.out" | grep -v '^0$' | sed 's/^/x/' >"$W/fails"
     while ! queue_empty; do sleep 0.05; done
@@ -108,6 +109,9 @@ run() {
     local secs rate
     secs=$(echo "scale=3; ($t1 - $t0) / 1000000000" | bc)
     rate=$(echo "scale=1; $N / $secs" | bc)
+    # the client's CPU over the run, in % of one core
+    local client
+    client=$(awk -v s="$secs" '{for (i = 1; i < NF; i++) if ($i == "cpu") printf "%.0f", 100 * $(i + 1) / s}' "$W/load.out")
     # sequential latency
     local l0 l1 lat
     l0=$(date +%s%N)
@@ -117,8 +121,8 @@ run() {
     done
     l1=$(date +%s%N)
     lat=$(echo "scale=1; ($l1 - $l0) / 1000000 / $SEQ" | bc)
-    printf '%-44s %8s msgs/s  %7s ms/msg  (%d msgs in %ss, %d failed)\n' \
-        "$label" "$rate" "$lat" "$N" "$secs" "$fails"
+    printf '%-44s %8s msgs/s  %7s ms/msg  (%d msgs in %ss, %d failed, client %s%% of a core)\n' \
+        "$label" "$rate" "$lat" "$N" "$secs" "$fails" "${client:-?}"
     echo "$lat" >"$W/lat.$2"
 }
 

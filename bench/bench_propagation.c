@@ -1,15 +1,18 @@
 /* bench_propagation.c - push -> every agent applied and acknowledged.
  *
  * usage: bench_propagation CONTROLLER_BINARY [AGENTS...] [--pushes K]
+ *                           [--procs P]
  *
  * Starts the real privmta-controller (a separate process, on 127.0.0.1),
- * enrols N agents and runs them as actors in this process, each with its
- * own CURVE connection and a no-op backend that records when it applied a
- * revision. Then K times: `policy set` through the ctl API, and the time
- * until the last of the N agents applied that revision and sent its
- * acknowledgement. Prints p50/p99 of that, the commit round trip alone,
- * and the controller's CPU time per push and peak RSS (from /proc). Agents
- * keep no local store here (memory only), so the figure is distribution,
+ * enrols N agents and runs them as actors in this process (or, with
+ * --procs P, in P child processes of N/P each: 5000 agents need more file
+ * descriptors than one process may have here), each with its own CURVE
+ * connection and a no-op backend that records, in memory shared with this
+ * process, when it applied a revision. Then K times: `policy set` through the
+ * ctl API, and the time until the last of the N agents applied that revision
+ * and sent its acknowledgement. Prints p50/p99 of that, the commit round trip
+ * alone, and the controller's CPU time per push and peak RSS (from /proc).
+ * Agents keep no local store here (memory only), so the figure is distribution,
  * not N fsyncs. Not a test: it prints figures.
  */
 #include "pm_agent.h"
@@ -23,16 +26,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+/* What one agent applied last, and when (CLOCK_MONOTONIC, which every
+ * process reads alike); in a shared mapping with --procs. */
 typedef struct {
-    pm_backend_t base;
     _Atomic uint64_t rev;
     _Atomic int64_t at_us;
+} s_slot_t;
+
+typedef struct {
+    pm_backend_t base;
+    s_slot_t *slot;
+    zcert_t *cert; /* loaded for the agent (a child's), which does not own it */
 } s_probe_t;
 
 static int64_t
@@ -49,8 +61,8 @@ s_probe_apply(pm_backend_t *self, const Pm__Policy *p, uint64_t rev, char **why)
     (void)p;
     (void)why;
     s_probe_t *probe = (s_probe_t *)self;
-    atomic_store(&probe->at_us, s_now_us());
-    atomic_store(&probe->rev, rev);
+    atomic_store(&probe->slot->at_us, s_now_us());
+    atomic_store(&probe->slot->rev, rev);
     return 0;
 }
 
@@ -138,16 +150,16 @@ s_push(pm_ctl_client_t *client, unsigned i)
 
 /* Waits until every probe reports REV; returns when the last did (us). */
 static int64_t
-s_wait_all(s_probe_t *probes, size_t n, uint64_t rev, int64_t deadline)
+s_wait_all(s_slot_t *slots, size_t n, uint64_t rev, int64_t deadline)
 {
     int64_t last = 0;
     for (size_t i = 0; i < n; i++) {
-        while (atomic_load(&probes[i].rev) < rev) {
+        while (atomic_load(&slots[i].rev) < rev) {
             if (s_now_us() > deadline)
                 return -1;
             usleep(50);
         }
-        int64_t at = atomic_load(&probes[i].at_us);
+        int64_t at = atomic_load(&slots[i].at_us);
         last = at > last ? at : last;
     }
     return last;
@@ -157,7 +169,130 @@ typedef struct {
     const char *controller_bin;
     char state[64];
     unsigned pushes;
+    unsigned procs; /* 1: agents in this process */
 } s_run_t;
+
+/* Agents FIRST..FIRST+COUNT-1 of the run in STATE, their probes writing to
+ * SLOTS (indexed by agent number), connected to PORT+1. CERTS: theirs,
+ * or NULL to load them from STATE/agents (a child process). */
+static zactor_t **
+s_agents_start(const char *state, int port, size_t first, size_t count,
+               s_slot_t *slots, zcert_t **certs, s_probe_t **probes_out)
+{
+    char *why = NULL, *path = pm_asprintf("%s/keys/controller.cert", state);
+    zcert_t *server = pm_keys_load(path, &why);
+    if (!server) {
+        fprintf(stderr, "%s\n", why);
+        exit(1);
+    }
+    free(path);
+    char agent_ep[64];
+    snprintf(agent_ep, sizeof agent_ep, "tcp://127.0.0.1:%d", port + 1);
+    s_probe_t *probes = pm_calloc(count, sizeof *probes);
+    zactor_t **agents = pm_calloc(count, sizeof *agents);
+    for (size_t k = 0; k < count; k++) {
+        size_t i = first + k;
+        char name[32];
+        snprintf(name, sizeof name, "bench-%zu", i);
+        zcert_t *cert = certs ? certs[i] : NULL;
+        if (!cert) {
+            path = pm_asprintf("%s/agents/%s.cert", state, name);
+            cert = pm_keys_load(path, &why);
+            free(path);
+            if (!cert) {
+                fprintf(stderr, "%s\n", why);
+                exit(1);
+            }
+        }
+        probes[k].base.name = "probe";
+        probes[k].base.apply = s_probe_apply;
+        probes[k].slot = &slots[i];
+        pm_agent_config_t cfg = {.endpoint = agent_ep,
+                                 .server_key = zcert_public_txt(server),
+                                 .cert = cert,
+                                 .name = name,
+                                 .backend = &probes[k].base,
+                                 .heartbeat_ms = 1000,
+                                 .dead_after_ms = 3000,
+                                 .milter_gid = -1};
+        agents[k] = pm_agent_new(&cfg);
+        if (!certs)
+            probes[k].cert = cert;
+    }
+    zcert_destroy(&server);
+    *probes_out = probes;
+    return agents;
+}
+
+/* SLOTS for N agents: shared with child processes when there are any. */
+static s_slot_t *
+s_slots_new(size_t n, bool shared, int *fd)
+{
+    *fd = -1;
+    if (!shared)
+        return pm_calloc(n, sizeof(s_slot_t));
+    *fd = memfd_create("bench-slots", 0); /* inherited by the children */
+    if (*fd < 0 || ftruncate(*fd, (off_t)(n * sizeof(s_slot_t))) != 0) {
+        perror("memfd");
+        exit(1);
+    }
+    void *p = mmap(NULL, n * sizeof(s_slot_t), PROT_READ | PROT_WRITE,
+                   MAP_SHARED, *fd, 0);
+    if (p == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    return p;
+}
+
+/* Child process C of P runs its share of the N agents (see s_child). */
+static pid_t
+s_spawn_child(const s_run_t *run, int port, size_t n, unsigned c, int fd)
+{
+    char args[5][32];
+    size_t first = n * c / run->procs, next = n * (c + 1) / run->procs;
+    snprintf(args[0], 32, "%d", port);
+    snprintf(args[1], 32, "%zu", first);
+    snprintf(args[2], 32, "%zu", next - first);
+    snprintf(args[3], 32, "%d", fd);
+    snprintf(args[4], 32, "%zu", n);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl("/proc/self/exe", "bench_propagation", "--child", run->state,
+              args[0], args[1], args[2], args[3], args[4], NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* bench_propagation --child STATE PORT FIRST COUNT FD N: runs agents
+ * FIRST.. of the run in STATE until SIGTERM. */
+static int
+s_child(char **argv)
+{
+    const char *state = argv[2];
+    int port = atoi(argv[3]), fd = atoi(argv[6]);
+    size_t first = strtoul(argv[4], NULL, 10),
+           count = strtoul(argv[5], NULL, 10);
+    size_t n = strtoul(argv[7], NULL, 10);
+    s_slot_t *slots = mmap(NULL, n * sizeof(s_slot_t), PROT_READ | PROT_WRITE,
+                           MAP_SHARED, fd, 0);
+    if (slots == MAP_FAILED)
+        return 1;
+    s_probe_t *probes = NULL;
+    zactor_t **agents =
+        s_agents_start(state, port, first, count, slots, NULL, &probes);
+    while (!zsys_interrupted)
+        zclock_sleep(100);
+    for (size_t k = 0; k < count; k++) {
+        zactor_destroy(&agents[k]);
+        zcert_destroy(&probes[k].cert);
+    }
+    free(agents);
+    free(probes);
+    return 0;
+}
 
 static pm_ctl_client_t *
 s_client(const char *state, int port)
@@ -175,7 +310,131 @@ s_client(const char *state, int port)
     return c;
 }
 
+/* ---- the bare-libzmq floor -----------------------------------------------
+ * PUB -> N SUB -> DEALER ack -> ROUTER on 127.0.0.1: no CURVE, no store, no
+ * decoding, no work; each subscriber an actor (a thread), as each agent
+ * is. A message of S_FLOOR_BYTES, about what a policy update weighs. What
+ * privmta adds over it is what its p99 ratio shows. */
+#define S_FLOOR_BYTES 2048
+
+typedef struct {
+    char pub[64], router[64];
+} s_floor_eps_t;
+
 static void
+s_floor_actor(zsock_t *pipe, void *arg)
+{
+    s_floor_eps_t *eps = arg;
+    zsock_t *sub = zsock_new_sub(eps->pub, "");
+    zsock_t *dealer = zsock_new_dealer(eps->router);
+    zsock_signal(pipe, 0);
+    zpoller_t *poller = zpoller_new(pipe, sub, NULL);
+    for (;;) {
+        void *which = zpoller_wait(poller, -1);
+        if (which != sub)
+            break; /* $TERM, or interrupted */
+        zframe_t *f = zframe_recv(sub);
+        if (!f)
+            break;
+        /* the ack is the first 8 bytes: the sequence number */
+        zsock_send(dealer, "b", zframe_data(f), (size_t)8);
+        zframe_destroy(&f);
+    }
+    zpoller_destroy(&poller);
+    zsock_destroy(&sub);
+    zsock_destroy(&dealer);
+}
+
+/* Publishes SEQ and waits for N acks of it (older ones are dropped);
+ * returns the time it took (us), or -1 after TIMEOUT_US. */
+static int64_t
+s_floor_round(zsock_t *pub, zsock_t *router, size_t n, uint64_t seq,
+              int64_t timeout_us)
+{
+    uint8_t msg[S_FLOOR_BYTES] = {0};
+    memcpy(msg, &seq, 8);
+    int64_t t0 = s_now_us();
+    zsock_send(pub, "b", msg, sizeof msg);
+    size_t got = 0;
+    zpoller_t *poller = zpoller_new(router, NULL);
+    while (got < n) {
+        int64_t left = t0 + timeout_us - s_now_us();
+        if (left <= 0 || !zpoller_wait(poller, (int)(left / 1000) + 1))
+            break;
+        zframe_t *id = NULL, *ack = NULL;
+        if (zsock_recv(router, "ff", &id, &ack) == 0 && ack &&
+            zframe_size(ack) == 8 && memcmp(zframe_data(ack), &seq, 8) == 0)
+            got++;
+        zframe_destroy(&id);
+        zframe_destroy(&ack);
+    }
+    zpoller_destroy(&poller);
+    return got == n ? s_now_us() - t0 : -1;
+}
+
+/* Prints the floor's p50/p99 for N subscribers over PUSHES rounds; sets
+ * *p99 (ms). */
+static void
+s_floor(size_t n, unsigned pushes, double *p99)
+{
+    zsock_t *pub = zsock_new_pub("tcp://127.0.0.1:*");
+    zsock_t *router = zsock_new_router("tcp://127.0.0.1:*");
+    zsock_set_sndhwm(pub, 0);
+    s_floor_eps_t eps;
+    char *ep = zsock_last_endpoint(pub);
+    snprintf(eps.pub, sizeof eps.pub, "%s", ep);
+    zstr_free(&ep);
+    ep = zsock_last_endpoint(router);
+    snprintf(eps.router, sizeof eps.router, "%s", ep);
+    zstr_free(&ep);
+    zactor_t **subs = pm_calloc(n, sizeof *subs);
+    for (size_t i = 0; i < n; i++)
+        subs[i] = zactor_new(s_floor_actor, &eps);
+    /* subscriptions take a moment to reach the PUB: until one round is
+     * answered by all */
+    uint64_t seq = 1;
+    int64_t deadline = s_now_us() + 60000000;
+    while (s_floor_round(pub, router, n, seq++, 200000) < 0)
+        if (s_now_us() > deadline) {
+            fprintf(stderr, "floor: subscribers did not all join\n");
+            exit(1);
+        }
+    double *lat = pm_calloc(pushes, sizeof *lat);
+    for (unsigned k = 0; k < pushes; k++) {
+        int64_t us = s_floor_round(pub, router, n, seq++, 30000000);
+        lat[k] = us < 0 ? 30000.0 : (double)us / 1000.0;
+    }
+    double p50 = s_pct(lat, pushes, 0.5);
+    *p99 = s_pct(lat, pushes, 0.99);
+    printf("%6zu subs    bare libzmq floor (PUB->SUB->DEALER ack, no CURVE, "
+           "no work, %d B) p50 %7.2f ms  p99 %7.2f ms\n",
+           n, S_FLOOR_BYTES, p50, *p99);
+    fflush(stdout);
+    for (size_t i = 0; i < n; i++)
+        zactor_destroy(&subs[i]);
+    free(subs);
+    free(lat);
+    zsock_destroy(&pub);
+    zsock_destroy(&router);
+}
+
+/* A child process loads its agents' keypairs from STATE/agents. */
+static int
+s_save_agent(const char *state, const char *name, zcert_t *cert)
+{
+    char *dir = pm_asprintf("%s/agents", state);
+    char *path = pm_asprintf("%s/%s.cert", dir, name);
+    mkdir(dir, 0700);
+    int rc = zcert_save(cert, path);
+    if (rc != 0)
+        fprintf(stderr, "cannot write %s\n", path);
+    free(dir);
+    free(path);
+    return rc;
+}
+
+/* Returns the p99 (ms) of push -> all applied and acked. */
+static double
 s_run(s_run_t *run, size_t n)
 {
     char *why = NULL, *clients = NULL;
@@ -192,32 +451,26 @@ s_run(s_run_t *run, size_t n)
         if (pm_keys_enroll(clients, name, PM_ROLE_AGENT,
                            zcert_public_txt(certs[i]), &why) != 0)
             exit(1);
+        if (run->procs > 1 && s_save_agent(run->state, name, certs[i]) != 0)
+            exit(1);
     }
     int port = 31000 + (int)(getpid() % 1000) * 2;
     pid_t pid = s_start_controller(run->controller_bin, run->state, port);
     usleep(300 * 1000);
     pm_ctl_client_t *client = s_client(run->state, port);
-    s_probe_t *probes = pm_calloc(n, sizeof *probes);
-    zactor_t **agents = pm_calloc(n, sizeof *agents);
-    char agent_ep[64];
-    snprintf(agent_ep, sizeof agent_ep, "tcp://127.0.0.1:%d", port + 1);
-    for (size_t i = 0; i < n; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "bench-%zu", i);
-        probes[i].base.name = "probe";
-        probes[i].base.apply = s_probe_apply;
-        pm_agent_config_t cfg = {.endpoint = agent_ep,
-                                 .server_key = zcert_public_txt(server),
-                                 .cert = certs[i],
-                                 .name = name,
-                                 .backend = &probes[i].base,
-                                 .heartbeat_ms = 1000,
-                                 .dead_after_ms = 3000,
-                                 .milter_gid = -1};
-        agents[i] = pm_agent_new(&cfg);
+    int fd = -1;
+    s_slot_t *slots = s_slots_new(n, run->procs > 1, &fd);
+    s_probe_t *probes = NULL;
+    zactor_t **agents = NULL;
+    pid_t *children = pm_calloc(run->procs, sizeof *children);
+    if (run->procs > 1) {
+        for (unsigned c = 0; c < run->procs; c++)
+            children[c] = s_spawn_child(run, port, n, c, fd);
+    } else {
+        agents = s_agents_start(run->state, port, 0, n, slots, certs, &probes);
     }
     uint64_t rev = s_push(client, 0);
-    if (s_wait_all(probes, n, rev, s_now_us() + 60000000) < 0) {
+    if (s_wait_all(slots, n, rev, s_now_us() + 120000000) < 0) {
         fprintf(stderr, "agents did not all connect\n");
         exit(1);
     }
@@ -229,19 +482,25 @@ s_run(s_run_t *run, size_t n)
         int64_t t0 = s_now_us();
         rev = s_push(client, k + 1);
         commit[k] = (double)(s_now_us() - t0) / 1000.0;
-        int64_t last = s_wait_all(probes, n, rev, t0 + 30000000);
+        int64_t last = s_wait_all(slots, n, rev, t0 + 30000000);
         lat[k] = last < 0 ? 30000.0 : (double)(last - t0) / 1000.0;
     }
     double cpu1 = s_cpu(pid, &hwm);
-    printf("%6zu agents  push->all applied+acked p50 %7.2f ms  p99 %7.2f ms  "
-           "(commit round trip p50 %.2f ms)  controller CPU %.2f ms/push  "
+    printf("%6zu agents%s  push->all applied+acked p50 %7.2f ms  p99 %7.2f "
+           "ms  (commit round trip p50 %.2f ms)  controller CPU %.2f ms/push  "
            "peak RSS %.1f MiB\n",
-           n, s_pct(lat, run->pushes, 0.5), s_pct(lat, run->pushes, 0.99),
+           n, run->procs > 1 ? " (in child processes)" : "",
+           s_pct(lat, run->pushes, 0.5), s_pct(lat, run->pushes, 0.99),
            s_pct(commit, run->pushes, 0.5),
            (cpu1 - cpu0) * 1000.0 / run->pushes, (double)hwm / 1024.0);
     fflush(stdout);
+    for (unsigned c = 0; c < run->procs && run->procs > 1; c++) {
+        kill(children[c], SIGTERM);
+        waitpid(children[c], NULL, 0);
+    }
     for (size_t i = 0; i < n; i++) {
-        zactor_destroy(&agents[i]);
+        if (agents)
+            zactor_destroy(&agents[i]);
         zcert_destroy(&certs[i]);
     }
     kill(pid, SIGTERM);
@@ -256,8 +515,17 @@ s_run(s_run_t *run, size_t n)
     free(certs);
     free(probes);
     free(agents);
+    free(children);
+    if (fd >= 0) {
+        munmap(slots, n * sizeof(s_slot_t));
+        close(fd);
+    } else {
+        free(slots);
+    }
+    double p99 = s_pct(lat, run->pushes, 0.99);
     free(lat);
     free(commit);
+    return p99;
 }
 
 int
@@ -265,14 +533,28 @@ main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_propagation CONTROLLER_BINARY [N...] "
-                        "[--pushes K]\n");
+                        "[--pushes K] [--procs P]\n");
         return 2;
     }
-    s_run_t run = {argv[1], "", 50};
+    if (strcmp(argv[1], "--child") == 0 && argc == 8) {
+        pm_log_init("bench_propagation", false, PM_LOG_WARN);
+        zsys_set_max_sockets(0);
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        zsys_init();
+        zsys_set_logstream(NULL);
+        return s_child(argv);
+    }
+    s_run_t run = {argv[1], "", 50, 1};
     size_t sizes[16], n_sizes = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--pushes") == 0 && i + 1 < argc)
             run.pushes = (unsigned)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--procs") == 0 && i + 1 < argc)
+            run.procs = (unsigned)atoi(argv[++i]);
         else if (n_sizes < 16)
             sizes[n_sizes++] = (size_t)atol(argv[i]);
     }
@@ -291,9 +573,16 @@ main(int argc, char **argv)
     zsys_init();
     zsys_set_logstream(NULL);
     printf("privmta propagation: %u pushes per size, real controller "
-           "process, agents in-process (no-op backend, no local store)\n",
-           run.pushes);
-    for (size_t i = 0; i < n_sizes; i++)
-        s_run(&run, sizes[i]);
+           "process, agents as actors in %s (no-op backend, no local "
+           "store)\n",
+           run.pushes, run.procs > 1 ? "child processes" : "this process");
+    for (size_t i = 0; i < n_sizes; i++) {
+        double floor99 = 0;
+        s_floor(sizes[i], run.pushes, &floor99);
+        double p99 = s_run(&run, sizes[i]);
+        printf("%6zu         p99 ratio privmta / floor: %.2f\n", sizes[i],
+               floor99 > 0 ? p99 / floor99 : 0.0);
+        fflush(stdout);
+    }
     return 0;
 }
