@@ -300,7 +300,7 @@ s_client(const char *state, int port)
     char ep[64], *key = pm_asprintf("%s/keys/admin.cert_secret", state);
     char *server = pm_asprintf("%s/keys/controller.cert", state), *why = NULL;
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
-    pm_ctl_client_t *c = pm_ctl_client_new(ep, key, server, 10000, &why);
+    pm_ctl_client_t *c = pm_ctl_client_new(ep, key, server, 30000, &why);
     if (!c) {
         fprintf(stderr, "client: %s\n", why);
         exit(1);

@@ -13,6 +13,7 @@
 #include "pm_crash.h"
 #include "pm_error.h"
 #include "pm_file.h"
+#include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_pf_drift.h"
 #include "pm_pf_node.h"
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S_PROBE_MS 10000          /* smtpd -S: healthy, it exits at once */
@@ -262,16 +264,44 @@ s_reload(const char *dir, char **why)
     return rc == 0;
 }
 
+/* Where an apply that writes main.cf spends its time, logged with it: the
+ * push -> enforced time is mostly these Postfix commands. */
+enum { S_WRITE, S_PROBE, S_CHECK, S_RELOAD, S_STEPS };
+typedef struct {
+    int64_t at; /* when the current step began (ms, monotonic) */
+    int64_t ms[S_STEPS];
+} s_steps_t;
+
+static int64_t
+s_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Ends step STEP (and starts the next); OK passes through. */
+static bool
+s_step(s_steps_t *t, int step, bool ok)
+{
+    int64_t now = s_ms();
+    t->ms[step] += now - t->at;
+    t->at = now;
+    return ok;
+}
+
 /* Checks the scratch configuration: postconf, the node's own limits,
  * smtpd's parse, postfix check. */
 static bool
 s_validate(const pm_pf_node_t *node, const char *tmp, bool running,
-           const pm_postconf_param_t *params, size_t n, char **why)
+           const pm_postconf_param_t *params, size_t n, s_steps_t *t,
+           char **why)
 {
-    return pm_postconf_write(tmp, params, n, why) == PM_OK &&
-           s_check_relay_families(node, params, n, why) &&
-           (!running || s_probe_smtpd(node, tmp, why)) &&
-           s_postfix_check(tmp, why);
+    return s_step(t, S_WRITE,
+                  pm_postconf_write(tmp, params, n, why) == PM_OK &&
+                      s_check_relay_families(node, params, n, why)) &&
+           s_step(t, S_PROBE, !running || s_probe_smtpd(node, tmp, why)) &&
+           s_step(t, S_CHECK, s_postfix_check(tmp, why));
 }
 
 /* Swaps the validated scratch main.cf in and reloads; on a failed reload
@@ -326,7 +356,6 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
     struct stat st;
     pm_pf_node_t node = {0};
     bool ok = false;
-    (void)rev;
 
     if (!s_read_file(self->main_cf, &old, &old_len, &st, &err))
         goto out;
@@ -348,9 +377,19 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
         goto out_node;
     }
     bool running = pm_pf_running(self->dir);
+    s_steps_t t = {.at = s_ms()};
+    int64_t t0 = t.at;
     tmp = s_scratch_new(self, old, old_len, &st, &err);
-    ok = tmp && s_validate(&node, tmp, running, params, n, &err) &&
-         s_commit(self, tmp, running, old, old_len, &st, &err);
+    ok = tmp && s_validate(&node, tmp, running, params, n, &t, &err) &&
+         s_step(&t, S_RELOAD,
+                s_commit(self, tmp, running, old, old_len, &st, &err));
+    if (ok)
+        pm_info("postfix %s: revision %llu in %lld ms (scratch copy and "
+                "postconf %lld, smtpd -S %lld, postfix check %lld, "
+                "main.cf swap and reload %lld)",
+                self->dir, (unsigned long long)rev, (long long)(s_ms() - t0),
+                (long long)t.ms[S_WRITE], (long long)t.ms[S_PROBE],
+                (long long)t.ms[S_CHECK], (long long)t.ms[S_RELOAD]);
     self->loaded = ok;
     if (ok)
         pm_pf_drift_applied(self->drift, params, n);

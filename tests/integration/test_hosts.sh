@@ -90,7 +90,8 @@ agent_cmd() { # NAME
 WWW="$WORK/www"
 mkdir -p "$WWW" && cp "$DB/test-1.cvd" "$WWW/test.cvd"
 touch "$WORK/access.log"
-in_ns c python3 "$DB/mirror.py" "$WWW" "$WORK/mirror.port" "$WORK/access.log" 8080 "$CTL_ADDR" \
+# (ip netns exec execs python: $! is the mirror's PID, killed at the end)
+ip netns exec "${P}c" python3 "$DB/mirror.py" "$WWW" "$WORK/mirror.port" "$WORK/access.log" 8080 "$CTL_ADDR" \
     >"$WORK/mirror.out" 2>&1 &
 track "$!"
 check "the mirror listens on $CTL_ADDR" wait_for 10 test -s "$WORK/mirror.port"
