@@ -7,7 +7,7 @@
  *   clients/ROLE-NAME.cert        allow-list: enrolled public keys, with
  *                                 metadata name=NAME and role=admin|agent
  * A client whose public key is not in clients/ is refused during the CURVE
- * handshake (zauth); nothing it sends reaches the controller.
+ * handshake (pm_ctlzap); nothing it sends reaches the controller.
  */
 #ifndef PM_KEYS_H
 #define PM_KEYS_H

@@ -1,5 +1,6 @@
 /* pm_ctld.c - the controller's API: one table of handlers, one loop. */
 #include "pm_ctld_private.h"
+#include "pm_ctlzap.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
@@ -423,37 +424,17 @@ s_handle_nodes(pm_ctld_t *self, const Pm__Request *req, const char *author,
     r->resp.n_nodes = r->n_nodes;
 }
 
-/* zauth caches clients/ and notices a change only by the number of files,
- * their total size and their newest mtime in whole seconds: a key replaced
- * by one of the same size within the second would go unseen (the new key
- * refused, the old one admitted). Have it read the directory again. */
-static void
+/* The ZAP handler (pm_ctlzap) reads clients/ again when its mtime
+ * changed; after an enrolment made here, have it read the directory now,
+ * whatever the file system's mtime resolution. Returns its status: 0, or
+ * -1 when it could not bind (no handshake would be checked). */
+static int
 s_auth_reload(pm_ctld_t *self)
 {
     if (!self->auth)
-        return;
-    struct stat st;
-    if (stat(self->clients_dir, &st) == 0)
-        self->auth_mtime = st.st_mtim;
+        return 0;
     zstr_sendx(self->auth, "CURVE", self->clients_dir, NULL);
-    zsock_wait(self->auth);
-}
-
-/* The same for a change made by hand (a certificate copied or removed): a
- * new mtime of clients/ (to the nanosecond where the file system keeps
- * it), looked for at most once a second. */
-static void
-s_auth_watch(pm_ctld_t *self)
-{
-    struct stat st;
-    int64_t now = zclock_mono();
-    if (!self->auth || now < self->auth_check)
-        return;
-    self->auth_check = now + 1000;
-    if (stat(self->clients_dir, &st) == 0 &&
-        (st.st_mtim.tv_sec != self->auth_mtime.tv_sec ||
-         st.st_mtim.tv_nsec != self->auth_mtime.tv_nsec))
-        s_auth_reload(self);
+    return zsock_wait(self->auth) == 0 ? 0 : -1;
 }
 
 static void
@@ -693,10 +674,15 @@ pm_ctld_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
     self->clients_dir = pm_strdup(clients_dir);
     self->admins = zhashx_new();
     zhashx_set_destructor(self->admins, s_string_destroy);
-    /* zauth must run before the socket binds, or the first handshakes
-     * are not checked at all. */
-    self->auth = zactor_new(zauth, NULL);
-    s_auth_reload(self);
+    /* the ZAP handler must run before the socket binds, or the first
+     * handshakes are not checked at all */
+    self->auth = zactor_new(pm_ctlzap, NULL);
+    if (s_auth_reload(self) != 0) {
+        *why = pm_strdup("cannot start the ZAP handler (another one runs "
+                         "in this process?)");
+        pm_ctld_destroy(&self);
+        return NULL;
+    }
     self->router = zsock_new(ZMQ_ROUTER);
     zcert_apply(cert, self->router);
     zsock_set_curve_server(self->router, 1);
@@ -968,7 +954,6 @@ pm_ctld_run(pm_ctld_t *self)
     self->stop = PM_CTLD_STOPPED;
     while (!zsys_interrupted && self->stop == PM_CTLD_STOPPED) {
         int wait = self->fleet ? pm_fleet_tick(self->fleet) : 1000;
-        s_auth_watch(self);
         pm_ctld_rollout_tick(self, false);
         if (pm_rollout_ticking(self->rollout) && wait > PM_CTLD_ROLLOUT_TICK_MS)
             wait = PM_CTLD_ROLLOUT_TICK_MS;

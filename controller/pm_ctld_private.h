@@ -32,8 +32,6 @@ struct pm_ctld_t {
     zhashx_t *admins; /* enrolled admin public key (Z85) -> its cert file */
     struct timespec admins_mtime; /* of clients/ when admins was read */
     int64_t admins_read;          /* zclock_mono() of that read */
-    struct timespec auth_mtime;   /* of clients/ when zauth last read it */
-    int64_t auth_check;           /* zclock_mono() of the next look */
     Pm__Rollout *rollout;         /* the current one as stored, or NULL */
     int64_t rollout_next;         /* zclock_mono() of its next tick */
     int64_t resend_at;            /* zclock_mono(): orders go again */

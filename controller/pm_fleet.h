@@ -52,7 +52,7 @@ typedef struct {
     4096 /* agent connections waiting to be accepted                           \
             (the kernel's somaxconn caps it) */
 
-/* Binds ENDPOINT as a CURVE server with CERT (zauth must already check
+/* Binds ENDPOINT as a CURVE server with CERT (pm_ctlzap must already check
  * CLIENTS_DIR, which is where enrolled agents' keys live). Returns NULL
  * with *why (caller frees) on failure. STORE stays the caller's. */
 pm_fleet_t *pm_fleet_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
