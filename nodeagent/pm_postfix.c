@@ -21,7 +21,6 @@
 #include "pm_pf_status.h"
 #include "pm_postconf.h"
 
-#include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -30,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S_PROBE_MS 10000          /* smtpd -S: healthy, it exits at once */
@@ -268,15 +268,24 @@ s_reload(const char *dir, char **why)
  * push -> enforced time is mostly these Postfix commands. */
 enum { S_WRITE, S_PROBE, S_CHECK, S_RELOAD, S_STEPS };
 typedef struct {
-    int64_t at; /* when the current step began (zclock_mono) */
+    int64_t at; /* when the current step began (s_ms) */
     int64_t ms[S_STEPS];
 } s_steps_t;
+
+/* Monotonic milliseconds (this library does not link czmq). */
+static int64_t
+s_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 /* Ends step STEP (and starts the next); OK passes through. */
 static bool
 s_step(s_steps_t *t, int step, bool ok)
 {
-    int64_t now = zclock_mono();
+    int64_t now = s_ms();
     t->ms[step] += now - t->at;
     t->at = now;
     return ok;
@@ -369,7 +378,7 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
         goto out_node;
     }
     bool running = pm_pf_running(self->dir);
-    s_steps_t t = {.at = zclock_mono()};
+    s_steps_t t = {.at = s_ms()};
     int64_t t0 = t.at;
     tmp = s_scratch_new(self, old, old_len, &st, &err);
     ok = tmp && s_validate(&node, tmp, running, params, n, &t, &err) &&
@@ -379,10 +388,9 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
         pm_info("postfix %s: revision %llu in %lld ms (scratch copy and "
                 "postconf %lld, smtpd -S %lld, postfix check %lld, "
                 "main.cf swap and reload %lld)",
-                self->dir, (unsigned long long)rev,
-                (long long)(zclock_mono() - t0), (long long)t.ms[S_WRITE],
-                (long long)t.ms[S_PROBE], (long long)t.ms[S_CHECK],
-                (long long)t.ms[S_RELOAD]);
+                self->dir, (unsigned long long)rev, (long long)(s_ms() - t0),
+                (long long)t.ms[S_WRITE], (long long)t.ms[S_PROBE],
+                (long long)t.ms[S_CHECK], (long long)t.ms[S_RELOAD]);
     self->loaded = ok;
     if (ok)
         pm_pf_drift_applied(self->drift, params, n);
