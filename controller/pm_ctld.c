@@ -4,7 +4,6 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
-#include "pm_replica.h"
 #include "pm_check.h"
 #include "pm_dkim.h"
 #include "pm_fleet_metrics.h"
@@ -607,7 +606,6 @@ pm_ctld_reply_clear(pm_ctld_reply_t *r)
     free(r->diff);
     free(r->resp.problems);
     pm_diag_destroy(&r->diag);
-    pm_replica_destroy(&r->replica);
     free(r->error);
     free(r->txt);
 }

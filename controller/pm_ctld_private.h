@@ -45,10 +45,11 @@ struct pm_ctld_t {
     char *peers_text; /* the same as configured */
     struct pm_peerlink_t *link; /* NULL without peers */
     int follow_ms;
-    int64_t peer_at;    /* zclock_mono(): the next call to a peer */
-    size_t peer_next;   /* a primary pings its peers in turn */
-    char *peer_trouble; /* the last trouble logged, said once */
-    int stop;           /* what pm_ctld_run returns */
+    int64_t peer_at;              /* zclock_mono(): the next call to a peer */
+    size_t peer_next;             /* a primary pings its peers in turn */
+    char *peer_trouble;           /* the last trouble logged, said once */
+    struct pm_replica_t *replica; /* secrets and keys, kept between asks */
+    int stop;                     /* what pm_ctld_run returns */
 };
 
 /* A reply under construction, with everything to free once it is packed. */
@@ -65,7 +66,6 @@ typedef struct {
     Pm__Rollout *rollout;     /* a copy of the current one */
     char *error;
     char *txt;
-    struct pm_replica_t *replica; /* REPLICATE: what it carries */
 } pm_ctld_reply_t;
 
 /* ---- pm_ctld.c */

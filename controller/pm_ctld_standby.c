@@ -96,13 +96,14 @@ pm_ctld_replicate(pm_ctld_t *self, const Pm__Request *req, const char *author,
     if (r->resp.status != PM__RESPONSE__STATUS__OK)
         return;
     char *why = NULL;
-    pm_replica_t *rep = pm_replica_read(self->store, self->clients_dir, &why);
-    if (!rep) {
+    if (pm_replica_refresh(&self->replica, self->store, self->clients_dir,
+                           &why) != 0) {
         pm_ctld_fail(r, PM__RESPONSE__STATUS__INTERNAL, "%s", why);
         free(why);
         return;
     }
-    r->replica = rep;
+    /* the reply points into self->replica, packed before it changes */
+    pm_replica_t *rep = self->replica;
     if (strcmp(rep->digest, req->replica_digest) != 0) {
         r->resp.secrets = rep->secrets;
         r->resp.n_secrets = rep->n_secrets;
@@ -148,6 +149,7 @@ pm_ctld_peers_free(pm_ctld_t *self)
     free(self->peers_text);
     free(self->primary);
     free(self->peer_trouble);
+    pm_replica_destroy(&self->replica);
 }
 
 zsock_t *
@@ -242,13 +244,12 @@ s_ask_primary(pm_ctld_t *self)
     if (req.rev && pm_store_get(self->store, req.rev, &head) == PM_OK)
         req.head_digest = head->digest;
     char *why = NULL;
-    pm_replica_t *rep = pm_replica_read(self->store, self->clients_dir, &why);
-    if (rep)
-        req.replica_digest = rep->digest;
+    if (pm_replica_refresh(&self->replica, self->store, self->clients_dir,
+                           &why) == 0)
+        req.replica_digest = self->replica->digest;
     else
         free(why); /* unreadable here: ask for them whole */
     pm_peerlink_call(self->link, self->peers_text, &req);
-    pm_replica_destroy(&rep);
     if (head)
         pm__revision__free_unpacked(head, NULL);
 }

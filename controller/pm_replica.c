@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -91,6 +92,9 @@ pm_replica_read(pm_store_t *store, const char *clients_dir, char **why)
         pm_replica_destroy(&self);
         return NULL;
     }
+    struct stat st;
+    if (stat(clients_dir, &st) == 0)
+        self->mtime = st.st_mtim;
     s_keys_t k = {0};
     int each = pm_keys_each(clients_dir, s_key_add, &k, why);
     s_paths_free(&k);
@@ -105,6 +109,36 @@ pm_replica_read(pm_store_t *store, const char *clients_dir, char **why)
     self->n_keys = k.n;
     s_digest(self);
     return self;
+}
+
+int
+pm_replica_refresh(pm_replica_t **self_p, pm_store_t *store,
+                   const char *clients_dir, char **why)
+{
+    pm_replica_t *self = *self_p;
+    struct stat st;
+    if (self && stat(clients_dir, &st) == 0 &&
+        st.st_mtim.tv_sec == self->mtime.tv_sec &&
+        st.st_mtim.tv_nsec == self->mtime.tv_nsec) {
+        Pm__ReplicaSecret **secrets = NULL;
+        size_t n = 0;
+        int rc = pm_store_secrets(store, &secrets, &n);
+        if (rc != PM_OK) {
+            *why = pm_asprintf("reading the secrets: %s", pm_strerror(rc));
+            return -1;
+        }
+        pm_store_secrets_free(&self->secrets, self->n_secrets);
+        self->secrets = secrets;
+        self->n_secrets = n;
+        s_digest(self);
+        return 0;
+    }
+    pm_replica_t *fresh = pm_replica_read(store, clients_dir, why);
+    if (!fresh)
+        return -1;
+    pm_replica_destroy(self_p);
+    *self_p = fresh;
+    return 0;
 }
 
 void

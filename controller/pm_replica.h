@@ -14,19 +14,29 @@
 #include "privmta.pb-c.h"
 
 #include <stddef.h>
+#include <time.h>
 
 typedef struct pm_replica_t {
     Pm__ReplicaSecret **secrets; /* sorted by id */
     size_t n_secrets;
     Pm__EnrolledKey **keys; /* sorted by role, then name */
     size_t n_keys;
-    char digest[65]; /* sha256 hex of both, as packed */
+    char digest[65];       /* sha256 hex of both, as packed */
+    struct timespec mtime; /* of clients/ before the keys were read */
 } pm_replica_t;
 
 /* Reads STORE's secrets and the keys enrolled in CLIENTS_DIR now. Returns
  * NULL with *why (caller frees) when either cannot be read. */
 pm_replica_t *pm_replica_read(pm_store_t *store, const char *clients_dir,
                               char **why);
+
+/* The same, for a caller that asks often (a primary answering REPLICATE
+ * twice a second, a standby asking): *SELF_P (NULL at first) is made
+ * again only when clients/ changed (its mtime); else only the secrets,
+ * read from the store, are read again. Returns 0, or -1 with *why
+ * (caller frees), *SELF_P then unchanged. */
+int pm_replica_refresh(pm_replica_t **self_p, pm_store_t *store,
+                       const char *clients_dir, char **why);
 
 /* Accepts NULL, nulls *self_p. */
 void pm_replica_destroy(pm_replica_t **self_p);
