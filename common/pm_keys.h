@@ -29,6 +29,10 @@ zcert_t *pm_keys_controller(const char *state_dir, char **why);
  * role by pm_keys_controller, so that a standby holding the same keypair
  * may follow (REPLICATE) and ask who is primary (PING), and nothing else. */
 #define PM_ROLE_CONTROLLER "controller"
+/* The web console (privmta-web): reads the policy, the nodes and the
+ * history and changes the policy, nothing else (no enrolment, no DKIM
+ * keys, no rollouts); its own key, so that it can be revoked alone. */
+#define PM_ROLE_WEB "web"
 
 /* Creates the keypair NAME in KEYS_DIR (NAME.cert, NAME.cert_secret mode
  * 0600) with metadata name=NAME and role=ROLE; if ENROLL_DIR is not NULL,

@@ -141,9 +141,8 @@ s_on_request(void *cls, struct MHD_Connection *c, const char *url,
     return rc;
 }
 
-/* LISTEN as "HOST:PORT" or "[V6]:PORT", numeric, into *AI. */
-static int
-s_resolve(const char *listen, struct addrinfo **ai, char **why)
+int
+pm_listen_addr(const char *listen, struct addrinfo **ai, char **why)
 {
     char *host = pm_strdup(listen);
     char *colon = strrchr(host, ':');
@@ -156,7 +155,7 @@ s_resolve(const char *listen, struct addrinfo **ai, char **why)
     if (!colon || colon == host || !colon[1] || strlen(colon + 1) > 5 ||
         strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
         atol(colon + 1) > 65535) {
-        pm_why(why, "metrics",
+        pm_why(why, "listen",
                "\"%s\": not HOST:PORT (a numeric address and a port "
                "up to 65535, e.g. 127.0.0.1:9466)",
                listen);
@@ -169,7 +168,7 @@ s_resolve(const char *listen, struct addrinfo **ai, char **why)
         if (e == 0)
             rc = PM_OK;
         else
-            pm_why(why, "metrics", "\"%s\": %s", listen, gai_strerror(e));
+            pm_why(why, "listen", "\"%s\": %s", listen, gai_strerror(e));
     }
     free(host);
     return rc;
@@ -179,7 +178,7 @@ pm_metrics_server_t *
 pm_metrics_server_new(const char *listen, char **why)
 {
     struct addrinfo *ai = NULL;
-    if (s_resolve(listen, &ai, why) != PM_OK)
+    if (pm_listen_addr(listen, &ai, why) != PM_OK)
         return NULL;
     pm_metrics_server_t *self = pm_calloc(1, sizeof *self);
     pthread_mutex_init(&self->mu, NULL);

@@ -39,6 +39,8 @@ static pm_param_t s_params[] = {
      "PRIVMTA_SERVER_KEY; default STATE_DIR/keys/controller.cert)",
      NULL},
     {"timeout", "5", "seconds to wait for the controller", NULL},
+    {"web_users", "/etc/privmta/web-users",
+     "the web console's users file (web user ...)", NULL},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -75,6 +77,8 @@ static const struct {
     {"rollout", NULL, pm_ctl_rollout,
      "rollout status|pause|resume|abort [--json]"},
     {"ping", NULL, pm_ctl_ping, "ping [--json]"},
+    {"web", NULL, pm_ctl_web,
+     "web user add|passwd|remove NAME (password on stdin), web user list"},
     {"keygen", NULL, pm_ctl_keygen, "keygen PATH"},
 };
 
@@ -327,4 +331,10 @@ main(int argc, char **argv)
     pm_ctl_client_destroy(&ctl.client);
     pm_conf_free(s_params);
     return rc;
+}
+
+const char *
+pm_ctl_web_users(const pm_ctl_t *ctl)
+{
+    return pm_conf_get(ctl->params, "web_users");
 }

@@ -58,6 +58,10 @@ int pm_ctl_dkim(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_restart(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_rollout(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_ping(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_web(pm_ctl_t *ctl, int argc, char **argv);
+
+/* The web console's users file (--web-users). */
+const char *pm_ctl_web_users(const pm_ctl_t *ctl);
 
 /* Follows rollout ID (N_NODES nodes) until it ends or SECS have passed,
  * printing each node as it ends: PM_EXIT_OK when it is done,

@@ -10,6 +10,7 @@
  * `nodes --watch [SECONDS]` asks again every SECONDS and redraws the table
  * in place on a terminal; piped, frames follow one another. */
 #include "pm_ctl.h"
+#include "pm_ctl_json.h"
 #include "pm_ctl_show.h"
 #include "pm_keys.h"
 #include "pm_mem.h"
@@ -22,167 +23,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static const char *
-s_state(const Pm__ServiceStatus *s)
-{
-    static const char *const names[] = {"unknown", "ok", "disabled", "degraded",
-                                        "down"};
-    if (!s || (unsigned)s->state >= sizeof names / sizeof names[0])
-        return "unknown";
-    return names[s->state];
-}
-
-static json_t *
-s_strings(char *const *items, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, json_string(items[i]));
-    return a;
-}
-
-static json_t *
-s_service_json(const Pm__ServiceStatus *s)
-{
-    return json_pack("{s:s, s:s}", "state", s_state(s), "detail",
-                     s && s->detail ? s->detail : "");
-}
-
-static json_t *
-s_node_base_json(const Pm__NodeStatus *n, uint64_t head)
-{
-    return json_pack(
-        "{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:o}",
-        "name", n->name, "address", n->address, "applied_rev",
-        (json_int_t)n->applied_rev, "lag",
-        (json_int_t)(head > n->applied_rev ? head - n->applied_rev : 0),
-        "last_seen", (json_int_t)n->last_seen, "liveness", n->liveness,
-        "last_error", n->apply_error, "postfix_running", n->postfix_running,
-        "antispam", s_service_json(n->antispam), "antivirus",
-        s_service_json(n->antivirus), "auth", s_service_json(n->auth), "dkim",
-        s_service_json(n->dkim), "relay_overrides",
-        s_strings(n->relay_overrides, n->n_relay_overrides));
-}
-
-static json_t *
-s_databases_json(Pm__SignatureDb *const *dbs, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(
-            a, json_pack(
-                   "{s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:s}", "name",
-                   dbs[i]->name, "version", (json_int_t)dbs[i]->version,
-                   "loaded_version", (json_int_t)dbs[i]->loaded_version, "sigs",
-                   (json_int_t)dbs[i]->sigs, "built", (json_int_t)dbs[i]->built,
-                   "source", dbs[i]->source, "last_check",
-                   (json_int_t)dbs[i]->last_check, "next_check",
-                   (json_int_t)dbs[i]->next_check, "error", dbs[i]->error));
-    return a;
-}
-
-static json_t *
-s_cooldowns_json(Pm__Cooldown *const *cds, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(
-            a, json_pack("{s:s, s:i, s:I, s:s}", "mirror", cds[i]->mirror,
-                         "http_status", (int)cds[i]->http_status, "until",
-                         (json_int_t)cds[i]->until, "node", cds[i]->node));
-    return a;
-}
-
-static json_t *
-s_distrusted_json(Pm__Distrust *const *ds, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(
-            a, json_pack("{s:s, s:I, s:s}", "peer", ds[i]->peer, "until",
-                         (json_int_t)ds[i]->until, "reason", ds[i]->reason));
-    return a;
-}
-
-static json_t *
-s_duties_json(Pm__Duty *const *duties, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, json_pack("{s:s, s:s}", "database",
-                                           duties[i]->database, "node",
-                                           duties[i]->node));
-    return a;
-}
-
-/* The databases NODE fetches for the cluster, by name. */
-static json_t *
-s_node_duties_json(const Pm__Response *r, const char *node)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < r->n_duties; i++)
-        if (strcmp(r->duties[i]->node, node) == 0)
-            json_array_append_new(a, json_string(r->duties[i]->database));
-    return a;
-}
-
-static json_t *
-s_drift_one_json(const Pm__Drift *d)
-{
-    return json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:I}", "parameter",
-                     d->parameter, "applied", d->applied, "found", d->found,
-                     "at", (json_int_t)d->at, "reverted", d->reverted, "error",
-                     d->error, "revision", (json_int_t)d->revision);
-}
-
-static json_t *
-s_drift_json(Pm__Drift *const *ds, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, s_drift_one_json(ds[i]));
-    return a;
-}
-
-/* The fields of NodeStatus as they are, plus "lag" and "duties". */
-/* The filter's verdict counters, or null when the node sent none; keys
- * as the MessageCounts fields (every one a uint64). */
-static json_t *
-s_messages_json(const Pm__MessageCounts *c)
-{
-    if (!c)
-        return json_null();
-    const ProtobufCMessageDescriptor *d = &pm__message_counts__descriptor;
-    json_t *o = json_object();
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *fd = &d->fields[i];
-        if (fd->type != PROTOBUF_C_TYPE_UINT64)
-            continue; /* a counter is a uint64, nothing else is one */
-        uint64_t n = *(const uint64_t *)((const char *)c + fd->offset);
-        json_object_set_new(o, fd->name, json_integer((json_int_t)n));
-    }
-    return o;
-}
-
-static json_t *
-s_node_json(const Pm__NodeStatus *n, const Pm__Response *r)
-{
-    json_t *o = s_node_base_json(n, r->head);
-    json_object_set_new(o, "peer_endpoint", json_string(n->peer_endpoint));
-    json_object_set_new(o, "databases",
-                        s_databases_json(n->databases, n->n_databases));
-    json_object_set_new(o, "cooldowns",
-                        s_cooldowns_json(n->cooldowns, n->n_cooldowns));
-    json_object_set_new(o, "distrusted",
-                        s_distrusted_json(n->distrusted, n->n_distrusted));
-    json_object_set_new(o, "drift", s_drift_json(n->drift, n->n_drift));
-    json_object_set_new(o, "drift_history",
-                        s_drift_json(n->drift_history, n->n_drift_history));
-    json_object_set_new(o, "duties", s_node_duties_json(r, n->name));
-    json_object_set_new(o, "messages", s_messages_json(n->messages));
-    return o;
-}
 
 /* Why a service is not fine, one line each, under its node. */
 static void
@@ -197,7 +37,7 @@ s_row_details(const Pm__NodeStatus *n)
             (svc[i]->state != PM__SERVICE_STATUS__STATE__DOWN &&
              svc[i]->state != PM__SERVICE_STATUS__STATE__DEGRADED))
             continue;
-        printf("%-16s %s %s: ", "", names[i], s_state(svc[i]));
+        printf("%-16s %s %s: ", "", names[i], pm_ctl_service_state(svc[i]));
         pm_ctl_cell(svc[i]->detail, 0, PM_CTL_LINE_MAX, "\n");
     }
     for (size_t i = 0; i < n->n_relay_overrides; i++) {
@@ -325,8 +165,9 @@ s_row(const Pm__NodeStatus *n, uint64_t head, time_t now)
         "%-8llu %-4llu %-12s %-9s %-9s %-9s %-9s ",
         (unsigned long long)n->applied_rev,
         (unsigned long long)(head > n->applied_rev ? head - n->applied_rev : 0),
-        seen, s_state(n->antispam), s_state(n->antivirus), s_state(n->auth),
-        s_state(n->dkim));
+        seen, pm_ctl_service_state(n->antispam),
+        pm_ctl_service_state(n->antivirus), pm_ctl_service_state(n->auth),
+        pm_ctl_service_state(n->dkim));
     pm_ctl_cell(n->apply_error, 0, PM_CTL_LINE_MAX, "\n");
     s_row_details(n);
     for (size_t i = 0; i < n->n_drift; i++) {
@@ -418,13 +259,11 @@ static void
 s_nodes_print(const Pm__Response *r, const s_nodes_opts_t *o)
 {
     if (o->json && o->cluster) {
-        pm_ctl_print_json(json_pack(
-            "{s:o, s:o}", "duties", s_duties_json(r->duties, r->n_duties),
-            "cooldowns", s_cooldowns_json(r->cooldowns, r->n_cooldowns)));
+        pm_ctl_print_json(pm_ctl_json_cluster(r));
     } else if (o->json) {
         json_t *all = json_array();
         for (size_t i = 0; i < r->n_nodes; i++)
-            json_array_append_new(all, s_node_json(r->nodes[i], r));
+            json_array_append_new(all, pm_ctl_json_node(r->nodes[i], r));
         pm_ctl_print_json(all);
     } else {
         s_nodes_text(r, o->cluster);
@@ -575,7 +414,7 @@ pm_ctl_drift(pm_ctl_t *ctl, int argc, char **argv)
     } else if (json) {
         json_t *all = json_array();
         for (size_t i = 0; i < n; i++) {
-            json_t *o = s_drift_one_json(rows[i].d);
+            json_t *o = pm_ctl_json_drift(rows[i].d);
             json_object_set_new(o, "node", json_string(rows[i].node));
             json_array_append_new(all, o);
         }

@@ -1,6 +1,7 @@
 /* pm_ctl_policy.c - privmta-ctl policy ... commands. */
 #include "pm_check.h"
 #include "pm_ctl.h"
+#include "pm_ctl_json.h"
 #include "pm_ctl_show.h"
 #include "pm_error.h"
 #include "pm_file.h"
@@ -660,16 +661,6 @@ pm_ctl_policy_show(pm_ctl_t *ctl, int argc, char **argv)
     return PM_EXIT_OK;
 }
 
-static json_t *
-s_revision_json(const Pm__Revision *rev)
-{
-    return json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:I}", "revision",
-                     (json_int_t)rev->number, "parent", (json_int_t)rev->parent,
-                     "author", rev->author, "time", (json_int_t)rev->time,
-                     "message", rev->message, "digest", rev->digest,
-                     "rollback_of", (json_int_t)rev->rollback_of);
-}
-
 int
 pm_ctl_policy_history(pm_ctl_t *ctl, int argc, char **argv)
 {
@@ -698,7 +689,7 @@ pm_ctl_policy_history(pm_ctl_t *ctl, int argc, char **argv)
         char when[32];
         s_time(rev->time, when, sizeof when);
         if (o.json)
-            json_array_append_new(all, s_revision_json(rev));
+            json_array_append_new(all, pm_ctl_json_revision(rev));
         else
             printf("%-6llu %-21s %-24s %s\n", (unsigned long long)rev->number,
                    when, rev->author, rev->message);
@@ -733,21 +724,13 @@ pm_ctl_policy_diff(pm_ctl_t *ctl, int argc, char **argv)
     int rc = pm_ctl_call(ctl, &req, &r);
     if (rc != PM_EXIT_OK)
         return rc;
-    json_t *all = json_array();
-    for (size_t i = 0; i < r->n_diff; i++) {
+    for (size_t i = 0; i < r->n_diff && !o.json; i++) {
         const Pm__DiffEntry *d = r->diff[i];
-        if (o.json)
-            json_array_append_new(all, json_pack("{s:s, s:s, s:s}", "key",
-                                                 d->key, "before", d->before,
-                                                 "after", d->after));
-        else
-            printf("%s: %s -> %s\n", d->key, *d->before ? d->before : "(none)",
-                   *d->after ? d->after : "(none)");
+        printf("%s: %s -> %s\n", d->key, *d->before ? d->before : "(none)",
+               *d->after ? d->after : "(none)");
     }
     if (o.json)
-        pm_ctl_print_json(all);
-    else
-        json_decref(all);
+        pm_ctl_print_json(pm_ctl_json_diff(r->diff, r->n_diff));
     if (!o.json && r->n_diff == 0)
         printf("revisions %lld and %lld are identical\n", (long long)a,
                (long long)b);

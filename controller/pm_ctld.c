@@ -722,7 +722,7 @@ s_admin_one(const char *name, const char *role, const char *key,
 {
     (void)name;
     if (strcmp(role, PM_ROLE_ADMIN) == 0 ||
-        strcmp(role, PM_ROLE_CONTROLLER) == 0)
+        strcmp(role, PM_ROLE_CONTROLLER) == 0 || strcmp(role, PM_ROLE_WEB) == 0)
         zhashx_update(arg, key, pm_strdup(path));
 }
 
@@ -804,7 +804,8 @@ s_client_role(pm_ctld_t *self, zframe_t *frame, char **name)
                        : strcmp(role, PM_ROLE_ADMIN) == 0 ? PM_ROLE_ADMIN
                        : strcmp(role, PM_ROLE_CONTROLLER) == 0
                            ? PM_ROLE_CONTROLLER
-                           : NULL;
+                       : strcmp(role, PM_ROLE_WEB) == 0 ? PM_ROLE_WEB
+                                                        : NULL;
     if (!want || !key)
         return NULL;
     if (s_admin_now(self, key, want, name))
@@ -814,11 +815,35 @@ s_client_role(pm_ctld_t *self, zframe_t *frame, char **name)
     return NULL;
 }
 
+/* What the web console may ask: read and change the policy, read the
+ * nodes and the rollout. */
+static bool
+s_web_op(Pm__Request__Op op)
+{
+    switch (op) {
+    case PM__REQUEST__OP__PUSH:
+    case PM__REQUEST__OP__SET:
+    case PM__REQUEST__OP__SHOW:
+    case PM__REQUEST__OP__HISTORY:
+    case PM__REQUEST__OP__DIFF:
+    case PM__REQUEST__OP__ROLLBACK:
+    case PM__REQUEST__OP__PING:
+    case PM__REQUEST__OP__NODES:
+    case PM__REQUEST__OP__ROLLOUT_STATUS:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* A peer controller's key follows and asks who is primary, nothing else;
- * an admin's never follows (REPLICATE carries the DKIM secrets). */
+ * an admin's never follows (REPLICATE carries the DKIM secrets); the web
+ * console's reads and changes the policy. */
 static const char *
 s_op_refused(const char *role, const Pm__Request *req)
 {
+    if (strcmp(role, PM_ROLE_WEB) == 0 && !s_web_op(req->op))
+        return "the web console's key may only read and change the policy";
     bool peer_op = req->op == PM__REQUEST__OP__PING ||
                    req->op == PM__REQUEST__OP__REPLICATE;
     if (strcmp(role, PM_ROLE_CONTROLLER) == 0 && !peer_op)
@@ -858,7 +883,9 @@ s_answer(pm_ctld_t *self, zframe_t *body, size_t *len)
     uint8_t *out = NULL;
     const char *role = s_client_role(self, body, &name), *no = NULL;
     if (!role) {
-        out = s_refusal("this key is not enrolled as an admin client", len);
+        out = s_refusal("this key is not enrolled as an admin, web or "
+                        "controller client",
+                        len);
     } else if (pm_wire_unpack_request(zframe_data(body), zframe_size(body),
                                       &req, &why) != PM_OK) {
         pm_warn("malformed request dropped: %s", why);

@@ -23,9 +23,10 @@
 # PM_BUILD_DIR (default build) its programs; PM_CLUSTER_NO_BUILD=1 skips
 # installing and building (tests/integration/test_cluster.sh).
 # PM_CLUSTER_NET (default 127.0.0; node i listens on NET.(10+i)) and
-# PM_CLUSTER_PORTS (default "7420 7421 7783 7784 9466": controller,
-# agents, spamd, mirror, the controller's metrics; each agent serves its
-# metrics on its node's address, port 9467) let a second cluster run
+# PM_CLUSTER_PORTS (default "7420 7421 7783 7784 9466 7443": controller,
+# agents, spamd, mirror, the controller's metrics, the web console; each
+# agent serves its metrics on its node's address, port 9467) let a second
+# cluster run
 # beside the first, as the test
 # suite's does; `up` keeps them in $PRIVMTA_CLUSTER_DIR/cluster.env for the
 # other commands.
@@ -34,6 +35,10 @@
 # tests/data/clamav), served by a local mirror on 127.0.0.1:7784
 # (tests/data/clamav/mirror.py), never the Internet: the pushed policy is
 # deploy/example-policy.yaml pointed at that mirror, checking it every 30 s.
+#
+# The web console (privmta-web) serves https://127.0.0.1:7443/ with a
+# self-signed certificate; its user is "admin", with a random password
+# written to $PRIVMTA_CLUSTER_DIR/web-password (mode 0600).
 #
 # Afterwards, talk to it with:
 #   export PRIVMTA_STATE_DIR=$PWD/.cluster/controller
@@ -49,9 +54,10 @@ if [ "${1:-}" != up ] && [ -f "$ROOT/cluster.env" ]; then
     source "$ROOT/cluster.env" # what `up` was given
 fi
 NET=${PM_CLUSTER_NET:-127.0.0}
-read -r CTL_PORT AGENT_PORT SPAMD_PORT MIRROR_PORT METRICS_PORT \
-    <<<"${PM_CLUSTER_PORTS:-7420 7421 7783 7784 9466}"
+read -r CTL_PORT AGENT_PORT SPAMD_PORT MIRROR_PORT METRICS_PORT WEB_PORT \
+    <<<"${PM_CLUSTER_PORTS:-7420 7421 7783 7784 9466 7443}"
 METRICS_PORT=${METRICS_PORT:-9466}
+WEB_PORT=${WEB_PORT:-7443}
 export PRIVMTA_STATE_DIR="$ROOT/controller"
 export PRIVMTA_CONTROLLER=tcp://127.0.0.1:$CTL_PORT
 export PRIVMTA_CTL_CONFIG=/dev/null
@@ -95,7 +101,8 @@ up() {
     down
     mkdir -p "$ROOT"
     printf 'PM_CLUSTER_NET=%q\nPM_CLUSTER_PORTS=%q\n' "$NET" \
-        "$CTL_PORT $AGENT_PORT $SPAMD_PORT $MIRROR_PORT" >"$ROOT/cluster.env"
+        "$CTL_PORT $AGENT_PORT $SPAMD_PORT $MIRROR_PORT $METRICS_PORT $WEB_PORT" \
+        >"$ROOT/cluster.env"
     start_bg spamd "$ROOT/spamd.log" spamd --listen=127.0.0.1:$SPAMD_PORT -x \
         --allowed-ips=127.0.0.1 --max-children=2 -u nobody --syslog=stderr
     mkdir -p "$ROOT/mirror/www"
@@ -148,8 +155,31 @@ up() {
             all(.loaded_version > 0))' >/dev/null && break
         sleep 0.1
     done
+    web
     "$CTL" nodes
     say "logs in $ROOT; stop with: deploy/cluster.sh down"
+}
+
+# web: the console, its key enrolled on first start, one user "admin"
+# with a random password (kept 0600 in $ROOT/web-password, never shown).
+web() {
+    local pw="$ROOT/web-password" users="$ROOT/web-users"
+    if [ ! -s "$pw" ] || [ ! -s "$users" ]; then
+        (umask 077 && openssl rand -base64 18 >"$pw")
+        rm -f "$users"
+        "$CTL" --web-users "$users" web user add admin <"$pw" >/dev/null
+    fi
+    start_bg web "$ROOT/web.log" "$BUILD/web/privmta-web" \
+        --listen "127.0.0.1:$WEB_PORT" --state-dir "$ROOT/web" \
+        --enroll-dir "$ROOT/controller/clients" --users "$users" \
+        --controller "tcp://127.0.0.1:$CTL_PORT" \
+        --server-key "$ROOT/controller/keys/controller.cert"
+    for _ in $(seq 1 100); do
+        curl -sk -o /dev/null "https://127.0.0.1:$WEB_PORT/" && break
+        sleep 0.1
+    done
+    say "web console: https://127.0.0.1:$WEB_PORT/ (self-signed certificate;" \
+        "user admin, password in $pw)"
 }
 
 # milter NAME: (re)starts node NAME's privmta-milter, detached, and waits

@@ -20,7 +20,7 @@ chmod 0755 "$WORK"
 # a demo cluster on the defaults can run beside it
 CTL_PORT=$(free_port) AGENT_PORT=$(free_port)
 METRICS_PORT=$(free_port)
-export PM_CLUSTER_NET=127.0.2 PM_CLUSTER_PORTS="$CTL_PORT $AGENT_PORT $(free_port) $(free_port) $METRICS_PORT"
+export PM_CLUSTER_NET=127.0.2 PM_CLUSTER_PORTS="$CTL_PORT $AGENT_PORT $(free_port) $(free_port) $METRICS_PORT $(free_port)"
 export PRIVMTA_CLUSTER_DIR="$WORK/cluster" PM_BUILD_DIR="$BUILD" PM_CLUSTER_NO_BUILD=1
 cleanup_cluster() { bash "$SRC/deploy/cluster.sh" down >/dev/null 2>&1; }
 trap 'cleanup_cluster; cleanup' EXIT

@@ -1,0 +1,223 @@
+/* test_web_api.c - pm_web_api without a controller: login, sessions,
+ * CSRF, throttling, body caps and malformed requests are answered before
+ * anything is sent, and a controller that does not answer is a 503. (The
+ * calls that reach a real controller are in tests/integration/test_web.sh.)
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pm_error.h"
+#include "pm_keys.h"
+#include "pm_web_api.h"
+#include "pm_web_users.h"
+#include "testdir.h"
+
+static char s_dir[64], s_users[96];
+static pm_web_api_t *s_api;
+
+static void
+s_setup(void)
+{
+    strcpy(s_dir, "/tmp/pm_web_api_test.XXXXXX");
+    cr_assert_not_null(mkdtemp(s_dir));
+    char *why = NULL, key[128], server[128];
+    zcert_t *cert = pm_keys_controller(s_dir, &why);
+    cr_assert_not_null(cert, "%s", why ? why : "");
+    zcert_destroy(&cert);
+    snprintf(key, sizeof key, "%s/keys/admin.cert_secret", s_dir);
+    snprintf(server, sizeof server, "%s/keys/controller.cert", s_dir);
+    snprintf(s_users, sizeof s_users, "%s/users", s_dir);
+    cr_assert_eq(
+        pm_web_users_set(s_users, "alice", "correct horse", false, &why),
+        PM_OK);
+    /* port 9 on loopback: nothing listens there */
+    pm_ctl_client_t *client =
+        pm_ctl_client_new("tcp://127.0.0.1:9", key, server, 200, &why);
+    cr_assert_not_null(client, "%s", why ? why : "");
+    s_api = pm_web_api_new(client, s_users);
+}
+
+static void
+s_teardown(void)
+{
+    pm_web_api_destroy(&s_api);
+    testdir_remove(s_dir);
+    zsys_shutdown();
+}
+
+TestSuite(web_api, .init = s_setup, .fini = s_teardown);
+
+/* Answers METHOD PATH with BODY (may be NULL) and the given credentials;
+ * returns the status, the JSON body in *out (caller decrefs; may be NULL). */
+static unsigned
+s_call(const char *method, const char *path, const char *body,
+       const char *token, bool bearer, const char *csrf, json_t **out,
+       char **cookie)
+{
+    pm_web_req_t req = {.method = method,
+                        .path = path,
+                        .body = body,
+                        .body_len = body ? strlen(body) : 0,
+                        .token = token,
+                        .bearer = bearer,
+                        .csrf = csrf,
+                        .addr = "192.0.2.7"};
+    pm_web_reply_t reply;
+    pm_web_api_handle(s_api, &req, &reply);
+    if (out)
+        *out = reply.body;
+    else
+        json_decref(reply.body);
+    if (cookie)
+        *cookie = reply.cookie;
+    else
+        free(reply.cookie);
+    return reply.status;
+}
+
+static const char *
+s_str(json_t *doc, const char *key)
+{
+    const char *v = json_string_value(json_object_get(doc, key));
+    cr_assert_not_null(v, "no \"%s\" in the answer", key);
+    return v;
+}
+
+/* Logs alice in; TOKEN and CSRF get hers. */
+static void
+s_login(char token[64], char csrf[64])
+{
+    json_t *doc = NULL;
+    char *cookie = NULL;
+    unsigned st = s_call("POST", "/api/login",
+                         "{\"user\":\"alice\",\"password\":\"correct horse\"}",
+                         NULL, false, NULL, &doc, &cookie);
+    cr_assert_eq(st, 200);
+    snprintf(token, 64, "%s", s_str(doc, "token"));
+    snprintf(csrf, 64, "%s", s_str(doc, "csrf"));
+    cr_assert_str_eq(s_str(doc, "user"), "alice");
+    cr_assert_not_null(cookie);
+    cr_assert(strstr(cookie, token), "%s", cookie);
+    cr_assert(strstr(cookie, "; Secure; HttpOnly; SameSite=Strict"), "%s",
+              cookie);
+    free(cookie);
+    json_decref(doc);
+}
+
+Test(web_api, nothing_without_a_login)
+{
+    const char *paths[][2] = {
+        {"GET", "/api/policy"},       {"GET", "/api/nodes"},
+        {"GET", "/api/history"},      {"GET", "/api/session"},
+        {"POST", "/api/policy"},      {"POST", "/api/rollback"},
+        {"POST", "/api/policy/check"}};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        cr_assert_eq(s_call(paths[i][0], paths[i][1], "{}", NULL, false, NULL,
+                            NULL, NULL),
+                     401, "%s %s", paths[i][0], paths[i][1]);
+        cr_assert_eq(s_call(paths[i][0], paths[i][1], "{}", "forged", true,
+                            NULL, NULL, NULL),
+                     401);
+    }
+    pm_web_req_t req = {.method = "POST", .path = "/api/policy"};
+    cr_assert_eq(pm_web_api_body_cap(s_api, &req), 0, "no body is read");
+    req.path = "/api/login";
+    cr_assert_eq(pm_web_api_body_cap(s_api, &req), PM_WEB_LOGIN_BODY_MAX);
+}
+
+Test(web_api, wrong_password_then_throttled)
+{
+    const char *wrong = "{\"user\":\"alice\",\"password\":\"not it at all\"}";
+    json_t *doc = NULL;
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(
+            s_call("POST", "/api/login", wrong, NULL, false, NULL, NULL, NULL),
+            401);
+    /* the right password now waits too: guessing gets no faster */
+    cr_assert_eq(s_call("POST", "/api/login",
+                        "{\"user\":\"alice\",\"password\":\"correct horse\"}",
+                        NULL, false, NULL, &doc, NULL),
+                 429);
+    cr_assert_geq(json_integer_value(json_object_get(doc, "retry_after")), 1);
+    json_decref(doc);
+    cr_assert_eq(
+        s_call("POST", "/api/login", "not json", NULL, false, NULL, NULL, NULL),
+        400);
+}
+
+Test(web_api, csrf_token_needed_with_the_cookie_not_with_bearer)
+{
+    char token[64], csrf[64];
+    s_login(token, csrf);
+    json_t *doc = NULL;
+    const char *bad_edit =
+        "{\"rev\":0,\"edits\":[{\"key\":\"a\",\"op\":\"frob\","
+        "\"value\":1}]}";
+    cr_assert_eq(
+        s_call("POST", "/api/policy", bad_edit, token, false, NULL, &doc, NULL),
+        403);
+    cr_assert(strstr(s_str(doc, "error"), "X-CSRF-Token"));
+    json_decref(doc);
+    cr_assert_eq(s_call("POST", "/api/policy", bad_edit, token, false, token,
+                        NULL, NULL),
+                 403, "the session token is not the CSRF token");
+    /* past the CSRF check, the malformed edit is refused before any call */
+    cr_assert_eq(
+        s_call("POST", "/api/policy", bad_edit, token, false, csrf, &doc, NULL),
+        400);
+    cr_assert(strstr(s_str(doc, "error"), "edit 1 (a): op is set, add"), "%s",
+              s_str(doc, "error"));
+    json_decref(doc);
+    cr_assert_eq(
+        s_call("POST", "/api/policy", bad_edit, token, true, NULL, NULL, NULL),
+        400, "a script's bearer token needs no CSRF token");
+    cr_assert_eq(s_call("POST", "/api/policy", "{\"rev\":0,\"edits\":[]}",
+                        token, true, NULL, NULL, NULL),
+                 400);
+    cr_assert_eq(
+        s_call("POST", "/api/policy", "[1]", token, true, NULL, NULL, NULL),
+        400);
+    pm_web_req_t req = {
+        .method = "POST", .path = "/api/policy", .token = token};
+    cr_assert_eq(pm_web_api_body_cap(s_api, &req), PM_WEB_BODY_MAX);
+}
+
+Test(web_api, a_silent_controller_is_503)
+{
+    char token[64], csrf[64];
+    s_login(token, csrf);
+    json_t *doc = NULL;
+    cr_assert_eq(
+        s_call("GET", "/api/policy", NULL, token, false, NULL, &doc, NULL),
+        503);
+    cr_assert(strstr(s_str(doc, "error"), "did not answer"), "%s",
+              s_str(doc, "error"));
+    json_decref(doc);
+    cr_assert_eq(
+        s_call("GET", "/api/session", NULL, token, false, NULL, &doc, NULL),
+        200);
+    cr_assert_str_eq(s_str(doc, "csrf"), csrf);
+    json_decref(doc);
+}
+
+Test(web_api, logout_ends_the_session)
+{
+    char token[64], csrf[64];
+    char *cookie = NULL;
+    s_login(token, csrf);
+    cr_assert_eq(
+        s_call("POST", "/api/logout", "{}", token, false, csrf, NULL, &cookie),
+        200);
+    cr_assert(strstr(cookie, "Max-Age=0"), "%s", cookie);
+    free(cookie);
+    cr_assert_eq(
+        s_call("GET", "/api/session", NULL, token, false, NULL, NULL, NULL),
+        401);
+    cr_assert_eq(
+        s_call("GET", "/api/nowhere", NULL, token, false, NULL, NULL, NULL),
+        401);
+}

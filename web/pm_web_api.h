@@ -1,0 +1,78 @@
+/* pm_web_api.h - privmta-web's JSON API: the page's calls turned into
+ * ctl requests, with login, sessions and CSRF checks in front.
+ *
+ * Pure of HTTP: pm_web_http parses the request (libmicrohttpd) and hands
+ * over a pm_web_req_t; the answer is a status and a JSON document. Calls
+ * run one at a time on the server's thread (the ctl client is not
+ * thread-safe and an admin console needs no more).
+ *
+ *   POST /api/login      {"user","password"} -> {"user","csrf","token"}
+ *   POST /api/logout     -> {}
+ *   GET  /api/session    -> {"user","csrf"}
+ *   GET  /api/policy     -> {"rev","digest","author","message","time",
+ *                            "policy","keys","common_extensions"}
+ *   POST /api/policy/check {"rev","edits"[,"node"]} -> {"ok","problems",
+ *                            "diff","effect"} (checked here, nothing sent)
+ *   POST /api/policy     {"rev","edits","message"[,"node"]} -> {"rev",
+ *                            "diff","effect"[,"unchanged"]}
+ *   POST /api/rollback   {"rev","expect_rev","message"} -> as above
+ *   GET  /api/nodes      -> {"head","nodes","cluster"}
+ *   GET  /api/history?limit=N&before=N -> {"revisions"}
+ *   GET  /api/diff?a=N&b=N -> {"diff"}
+ * An edit is {"key","op": "set"|"add"|"remove"|"reset","value": JSON}.
+ * Errors are {"error": text, ...}: 400 bad request, 401 not logged in,
+ * 403 CSRF or origin refused, 404, 409 the head moved (with "head",
+ * "author" and "diff" since the page's revision), 422 invalid (with
+ * "problems": [{"key","problem"}]), 429 login throttled ("retry_after"),
+ * 503 no controller answered.
+ */
+#ifndef PM_WEB_API_H
+#define PM_WEB_API_H
+
+#include "pm_ctl_client.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Bodies: a login is small; a change may carry custom signature files. */
+#define PM_WEB_LOGIN_BODY_MAX (16u << 10)
+#define PM_WEB_BODY_MAX (12u << 20)
+#define PM_WEB_EDITS_MAX 200
+#define PM_WEB_COOKIE "pm_session"
+
+typedef struct {
+    const char *method; /* "GET" or "POST" */
+    const char *path;   /* "/api/policy" */
+    const char *body;   /* POST: NUL-terminated */
+    size_t body_len;
+    const char *token; /* the session token, from the cookie or... */
+    bool bearer;       /* ...from "Authorization: Bearer" (no CSRF) */
+    const char *csrf;  /* X-CSRF-Token */
+    const char *addr;  /* the client's address, for throttling */
+    const char *(*arg)(void *ctx, const char *name); /* query arguments */
+    void *arg_ctx;
+} pm_web_req_t;
+
+typedef struct {
+    unsigned status;
+    json_t *body; /* caller decrefs */
+    char *cookie; /* a Set-Cookie value to send, or NULL; caller frees */
+} pm_web_reply_t;
+
+typedef struct pm_web_api_t pm_web_api_t;
+
+/* CLIENT (taken over) talks to the controller; USERS is the users file. */
+pm_web_api_t *pm_web_api_new(pm_ctl_client_t *client, const char *users);
+void pm_web_api_destroy(pm_web_api_t **self_p);
+
+/* The most body bytes REQ may send: PM_WEB_LOGIN_BODY_MAX for a login,
+ * PM_WEB_BODY_MAX with a live session, 0 without one (the request is
+ * answered 401 before its body is read). */
+size_t pm_web_api_body_cap(pm_web_api_t *self, const pm_web_req_t *req);
+
+/* Answers REQ into REPLY. */
+void pm_web_api_handle(pm_web_api_t *self, const pm_web_req_t *req,
+                       pm_web_reply_t *reply);
+
+#endif

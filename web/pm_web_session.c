@@ -1,0 +1,201 @@
+/* pm_web_session.c - sessions and login throttling (see pm_web_session.h). */
+#include "pm_web_session.h"
+
+#include "pm_mem.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char key[96]; /* "a:ADDR" or "u:USER" */
+    unsigned fails;
+    int64_t last, until;
+} s_throttle_t;
+
+struct pm_web_sessions_t {
+    pm_web_session_t *sessions;
+    size_t n_sessions;
+    s_throttle_t *throttle;
+    size_t n_throttle;
+};
+
+pm_web_sessions_t *
+pm_web_sessions_new(void)
+{
+    if (sodium_init() < 0)
+        abort();
+    pm_web_sessions_t *self = pm_calloc(1, sizeof *self);
+    self->sessions = pm_calloc(PM_WEB_SESSIONS_MAX, sizeof *self->sessions);
+    self->throttle = pm_calloc(PM_WEB_THROTTLE_MAX, sizeof *self->throttle);
+    return self;
+}
+
+void
+pm_web_sessions_destroy(pm_web_sessions_t **self_p)
+{
+    pm_web_sessions_t *self = *self_p;
+    if (!self)
+        return;
+    sodium_memzero(self->sessions,
+                   PM_WEB_SESSIONS_MAX * sizeof *self->sessions);
+    free(self->sessions);
+    free(self->throttle);
+    free(self);
+    *self_p = NULL;
+}
+
+static void
+s_random_token(char out[PM_WEB_TOKEN_LEN + 1])
+{
+    unsigned char bin[32];
+    randombytes_buf(bin, sizeof bin);
+    sodium_bin2base64(out, PM_WEB_TOKEN_LEN + 1, bin, sizeof bin,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(bin, sizeof bin);
+}
+
+static void
+s_drop(pm_web_sessions_t *self, size_t i)
+{
+    self->sessions[i] = self->sessions[--self->n_sessions];
+    sodium_memzero(&self->sessions[self->n_sessions], sizeof self->sessions[0]);
+}
+
+static bool
+s_expired(const pm_web_session_t *s, int64_t now)
+{
+    return now - s->seen > PM_WEB_IDLE_S || now - s->created > PM_WEB_LIFE_S;
+}
+
+const pm_web_session_t *
+pm_web_session_open(pm_web_sessions_t *self, const char *user, int64_t now)
+{
+    for (size_t i = self->n_sessions; i-- > 0;)
+        if (s_expired(&self->sessions[i], now))
+            s_drop(self, i);
+    if (self->n_sessions == PM_WEB_SESSIONS_MAX) {
+        size_t oldest = 0;
+        for (size_t i = 1; i < self->n_sessions; i++)
+            if (self->sessions[i].seen < self->sessions[oldest].seen)
+                oldest = i;
+        s_drop(self, oldest);
+    }
+    pm_web_session_t *s = &self->sessions[self->n_sessions++];
+    s_random_token(s->token);
+    s_random_token(s->csrf);
+    snprintf(s->user, sizeof s->user, "%s", user);
+    s->created = s->seen = now;
+    return s;
+}
+
+static bool
+s_token_eq(const char *a, const char *b)
+{
+    return b && strlen(b) == PM_WEB_TOKEN_LEN &&
+           sodium_memcmp(a, b, PM_WEB_TOKEN_LEN) == 0;
+}
+
+const pm_web_session_t *
+pm_web_session_find(pm_web_sessions_t *self, const char *token, int64_t now)
+{
+    for (size_t i = 0; i < self->n_sessions; i++) {
+        pm_web_session_t *s = &self->sessions[i];
+        if (!s_token_eq(s->token, token))
+            continue;
+        if (s_expired(s, now)) {
+            s_drop(self, i);
+            return NULL;
+        }
+        s->seen = now;
+        return s;
+    }
+    return NULL;
+}
+
+void
+pm_web_session_close(pm_web_sessions_t *self, const char *token)
+{
+    for (size_t i = 0; i < self->n_sessions; i++)
+        if (s_token_eq(self->sessions[i].token, token)) {
+            s_drop(self, i);
+            return;
+        }
+}
+
+bool
+pm_web_session_csrf_ok(const pm_web_session_t *s, const char *header)
+{
+    return s_token_eq(s->csrf, header);
+}
+
+/* ---- login throttling --------------------------------------------------- */
+
+/* The entry for KIND:WHAT, made (taking the least recently used slot when
+ * the table is full) when MAKE. */
+static s_throttle_t *
+s_entry(pm_web_sessions_t *self, char kind, const char *what, bool make)
+{
+    char key[sizeof self->throttle[0].key];
+    snprintf(key, sizeof key, "%c:%s", kind, what ? what : "");
+    size_t lru = 0;
+    for (size_t i = 0; i < self->n_throttle; i++) {
+        if (strcmp(self->throttle[i].key, key) == 0)
+            return &self->throttle[i];
+        if (self->throttle[i].last < self->throttle[lru].last)
+            lru = i;
+    }
+    if (!make)
+        return NULL;
+    s_throttle_t *t = self->n_throttle < PM_WEB_THROTTLE_MAX
+                          ? &self->throttle[self->n_throttle++]
+                          : &self->throttle[lru];
+    memset(t, 0, sizeof *t);
+    memcpy(t->key, key, sizeof key);
+    return t;
+}
+
+int64_t
+pm_web_throttle_wait(pm_web_sessions_t *self, const char *addr,
+                     const char *user, int64_t now)
+{
+    int64_t wait = 0;
+    s_throttle_t *t[] = {s_entry(self, 'a', addr, false),
+                         s_entry(self, 'u', user, false)};
+    for (size_t i = 0; i < 2; i++)
+        if (t[i] && t[i]->until - now > wait)
+            wait = t[i]->until - now;
+    return wait;
+}
+
+void
+pm_web_throttle_fail(pm_web_sessions_t *self, const char *addr,
+                     const char *user, int64_t now)
+{
+    s_throttle_t *t[] = {s_entry(self, 'a', addr, true),
+                         s_entry(self, 'u', user, true)};
+    for (size_t i = 0; i < 2; i++) {
+        /* a quiet hour forgives */
+        if (now - t[i]->last > 3600)
+            t[i]->fails = 0;
+        t[i]->fails++;
+        t[i]->last = now;
+        if (t[i]->fails >= PM_WEB_FREE_TRIES) {
+            unsigned shift = t[i]->fails - PM_WEB_FREE_TRIES;
+            int64_t wait = shift >= 9 ? PM_WEB_WAIT_MAX_S : (int64_t)1 << shift;
+            t[i]->until =
+                now + (wait > PM_WEB_WAIT_MAX_S ? PM_WEB_WAIT_MAX_S : wait);
+        }
+    }
+}
+
+void
+pm_web_throttle_ok(pm_web_sessions_t *self, const char *addr, const char *user)
+{
+    s_throttle_t *t[] = {s_entry(self, 'a', addr, false),
+                         s_entry(self, 'u', user, false)};
+    for (size_t i = 0; i < 2; i++)
+        if (t[i])
+            memset(t[i], 0, sizeof *t[i]), t[i]->key[0] = '\0';
+}
