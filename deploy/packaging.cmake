@@ -4,6 +4,7 @@
 #   privmta-agent       the agent, privmta-milter and privmta-sigfetch,
 #                       their units, /etc/privmta/agent.conf and milter.conf
 #   privmta-ctl         the admin's command
+#   privmta-web         the web console, its unit, /etc/privmta/web.conf
 # Users come from systemd-sysusers (deploy/systemd/privmta.sysusers, run
 # by each package's postinst). The /etc files are generated at build time
 # from the daemons' own parameter tables (--print-config), with the values
@@ -13,7 +14,7 @@ include(GNUInstallDirs)
 
 set(PM_ETC_OUT ${CMAKE_BINARY_DIR}/etc)
 foreach(pair controller:privmta-controller agent:privmta-agent
-             milter:privmta-milter)
+             milter:privmta-milter web:privmta-web)
   string(REPLACE ":" ";" pair ${pair})
   list(GET pair 0 conf)
   list(GET pair 1 prog)
@@ -36,6 +37,7 @@ install(TARGETS privmta-agent privmta-milter
 install(TARGETS privmta-sigfetch
         DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/privmta COMPONENT agent)
 install(TARGETS privmta-ctl DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT ctl)
+install(TARGETS privmta-web DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT web)
 
 # absolute: /etc and systemd's directories, whatever the prefix
 install(FILES ${PM_ETC_OUT}/controller.conf DESTINATION /etc/privmta
@@ -45,13 +47,18 @@ install(FILES ${PM_ETC_OUT}/agent.conf ${PM_ETC_OUT}/milter.conf
         DESTINATION /etc/privmta
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ
         COMPONENT agent)
+install(FILES ${PM_ETC_OUT}/web.conf DESTINATION /etc/privmta
+        PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ
+        COMPONENT web)
 set(PM_UNITS ${CMAKE_SOURCE_DIR}/deploy/systemd)
 install(FILES ${PM_UNITS}/privmta-controller.service
         DESTINATION /lib/systemd/system COMPONENT controller)
 install(FILES ${PM_UNITS}/privmta-agent.service
               ${PM_UNITS}/privmta-milter.service
         DESTINATION /lib/systemd/system COMPONENT agent)
-foreach(comp controller agent)
+install(FILES ${PM_UNITS}/privmta-web.service
+        DESTINATION /lib/systemd/system COMPONENT web)
+foreach(comp controller agent web)
   install(FILES ${PM_UNITS}/privmta.sysusers DESTINATION /usr/lib/sysusers.d
           RENAME privmta.conf COMPONENT ${comp})
 endforeach()
@@ -60,6 +67,8 @@ install(FILES ${CMAKE_SOURCE_DIR}/README.md
         COMPONENT controller)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/../privmta-agent COMPONENT agent)
+install(FILES ${CMAKE_SOURCE_DIR}/README.md
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/../privmta-web COMPONENT web)
 
 # ---- CPack: three Debian packages -------------------------------------------
 set(CPACK_GENERATOR DEB)
@@ -68,28 +77,33 @@ set(CPACK_PACKAGE_VENDOR privmta)
 set(CPACK_PACKAGE_CONTACT "privmta maintainers <root@localhost>")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
-set(CPACK_COMPONENTS_ALL controller agent ctl)
+set(CPACK_COMPONENTS_ALL controller agent ctl web)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_SECTION mail)
 set(CPACK_DEBIAN_CONTROLLER_PACKAGE_NAME privmta-controller)
 set(CPACK_DEBIAN_AGENT_PACKAGE_NAME privmta-agent)
 set(CPACK_DEBIAN_CTL_PACKAGE_NAME privmta-ctl)
+set(CPACK_DEBIAN_WEB_PACKAGE_NAME privmta-web)
 set(CPACK_COMPONENT_CONTROLLER_DESCRIPTION
     "privmta controller: one mail-node security policy, revisioned in LMDB, pushed to every node over CurveZMQ")
 set(CPACK_COMPONENT_AGENT_DESCRIPTION
     "privmta agent and mail filter: applies the policy to this node's Postfix, filters mail (attachments, ClamAV, spamd, DKIM), shares ClamAV updates with its peers")
 set(CPACK_COMPONENT_CTL_DESCRIPTION
     "privmta-ctl: the administrator's command for the privmta controller")
+set(CPACK_COMPONENT_WEB_DESCRIPTION
+    "privmta web console: the Privacy MTA policy page over HTTPS, a client of the privmta controller")
 set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "postfix, systemd")
+set(CPACK_DEBIAN_WEB_PACKAGE_DEPENDS "systemd")
 set(CPACK_DEBIAN_CONTROLLER_PACKAGE_DEPENDS "systemd")
 # conffiles, and the postinst that makes the users
 set(PM_DEB_OUT ${CMAKE_BINARY_DIR}/deb)
-file(MAKE_DIRECTORY ${PM_DEB_OUT}/controller ${PM_DEB_OUT}/agent)
+file(MAKE_DIRECTORY ${PM_DEB_OUT}/controller ${PM_DEB_OUT}/agent ${PM_DEB_OUT}/web)
 file(WRITE ${PM_DEB_OUT}/controller/conffiles "/etc/privmta/controller.conf\n")
 file(WRITE ${PM_DEB_OUT}/agent/conffiles
      "/etc/privmta/agent.conf\n/etc/privmta/milter.conf\n")
-foreach(comp controller agent)
+file(WRITE ${PM_DEB_OUT}/web/conffiles "/etc/privmta/web.conf\n")
+foreach(comp controller agent web)
   file(COPY ${PM_UNITS}/postinst DESTINATION ${PM_DEB_OUT}/${comp}
        FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
                         GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
@@ -98,4 +112,6 @@ set(CPACK_DEBIAN_CONTROLLER_PACKAGE_CONTROL_EXTRA
     ${PM_DEB_OUT}/controller/conffiles ${PM_DEB_OUT}/controller/postinst)
 set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_EXTRA ${PM_DEB_OUT}/agent/conffiles
     ${PM_DEB_OUT}/agent/postinst)
+set(CPACK_DEBIAN_WEB_PACKAGE_CONTROL_EXTRA ${PM_DEB_OUT}/web/conffiles
+    ${PM_DEB_OUT}/web/postinst)
 include(CPack)

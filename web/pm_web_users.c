@@ -8,6 +8,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define S_NAME_CHARS                                                           \
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-"
@@ -121,7 +122,10 @@ s_file_write(const s_file_t *f, const char *path, ssize_t skip,
     if (name)
         fprintf(out, "%s:%s\n", name, hash);
     fclose(out);
-    int rc = pm_file_write(path, text, len, 0640, (gid_t)-1, why);
+    /* the file keeps its group: privmta-web reads it through that */
+    struct stat st;
+    gid_t gid = stat(path, &st) == 0 ? st.st_gid : (gid_t)-1;
+    int rc = pm_file_write(path, text, len, 0640, gid, why);
     sodium_memzero(text, len);
     free(text);
     return rc;

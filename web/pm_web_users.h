@@ -5,7 +5,8 @@
  * password is ever stored or logged. privmta-ctl manages it (web user
  * add|remove|passwd|list), privmta-web reads it at every login, so a user
  * removed is refused at once. The file is written whole and atomically
- * (pm_file), mode 0640 so that privmta-web's group may read it.
+ * (pm_file), mode 0640, keeping the group it had (the package makes it
+ * root:privmta-web), so that privmta-web reads it through its group.
  *
  * Names are 1..PM_WEB_USER_MAX of [A-Za-z0-9._@-]: they end up in the
  * revision's author ("web (alice)") and in logs.

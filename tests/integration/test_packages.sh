@@ -23,7 +23,7 @@ mkdir -p "$PKG" "$ROOT"
 (cd "$BUILD" && cpack -G DEB -B "$PKG") >"$WORK/cpack.log" 2>&1 ||
     { fail "cpack -G DEB"; tail -20 "$WORK/cpack.log"; finish; exit 1; }
 deb() { ls "$PKG"/privmta-"$1"_*.deb 2>/dev/null | head -1; }
-for p in controller agent ctl; do
+for p in controller agent ctl web; do
     check "cpack made privmta-$p" test -f "$(deb $p)"
     dpkg-deb -x "$(deb $p)" "$ROOT"
 done
@@ -33,7 +33,8 @@ for f in usr/sbin/privmta-controller usr/sbin/privmta-agent usr/sbin/privmta-mil
     usr/libexec/privmta/privmta-sigfetch usr/bin/privmta-ctl \
     etc/privmta/controller.conf etc/privmta/agent.conf etc/privmta/milter.conf \
     lib/systemd/system/privmta-controller.service lib/systemd/system/privmta-agent.service \
-    lib/systemd/system/privmta-milter.service usr/lib/sysusers.d/privmta.conf; do
+    lib/systemd/system/privmta-milter.service usr/lib/sysusers.d/privmta.conf \
+    usr/sbin/privmta-web etc/privmta/web.conf lib/systemd/system/privmta-web.service; do
     check "/$f is packaged" test -e "$ROOT/$f"
 done
 check "the agent depends on Postfix and on libclamav" bash -c \
@@ -46,8 +47,8 @@ check "the /etc files are conffiles" bash -c \
      dpkg-deb --ctrl-tarfile '$(deb controller)' | tar -xO ./conffiles | grep -qx /etc/privmta/controller.conf"
 check "the postinst makes the users with systemd-sysusers" bash -c \
     "dpkg-deb --ctrl-tarfile '$(deb agent)' | tar -xO ./postinst | grep -q 'systemd-sysusers privmta.conf'"
-check "sysusers declares privmta, privmta-milter and privmta-fetch" bash -c \
-    "for u in privmta privmta-milter privmta-fetch; do grep -q \"^u *\$u \" '$ROOT/usr/lib/sysusers.d/privmta.conf' || exit 1; done"
+check "sysusers declares privmta, privmta-milter, privmta-fetch and privmta-web" bash -c \
+    "for u in privmta privmta-milter privmta-fetch privmta-web; do grep -q \"^u *\$u \" '$ROOT/usr/lib/sysusers.d/privmta.conf' || exit 1; done"
 check "agent.conf sets the packaged fetch user, milter and helper" bash -c \
     "grep -qx 'fetch_user = privmta-fetch' '$ROOT/etc/privmta/agent.conf' &&
      grep -qx 'sigfetch = /usr/libexec/privmta/privmta-sigfetch' '$ROOT/etc/privmta/agent.conf' &&
@@ -56,7 +57,7 @@ check "every other setting is there, commented, with its default" \
     grep -qx '#gossip_ms = 200' "$ROOT/etc/privmta/agent.conf"
 
 # ---- each daemon reads its file ----------------------------------------------------
-for d in controller agent milter; do
+for d in controller agent milter web; do
     expect_exit 0 "privmta-$d reads /etc/privmta/$d.conf" \
         "$ROOT/usr/sbin/privmta-$d" -c "$ROOT/etc/privmta/$d.conf" --check-config
 done
@@ -70,7 +71,7 @@ exposure() { # UNIT: systemd-analyze's overall exposure level
     systemd-analyze security --offline=true --root="$ROOT" "$1" 2>/dev/null |
         sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p'
 }
-for u in controller milter agent; do
+for u in controller milter agent web; do
     score=$(exposure privmta-$u.service)
     echo "# systemd-analyze security privmta-$u.service: ${score:-?}"
     [ "$u" = agent ] && continue
@@ -90,6 +91,21 @@ daemon_bg controller "$WORK/controller.log" "$CONTROLLER" -c "$ROOT/etc/privmta/
 export PRIVMTA_STATE_DIR="$STATE" PRIVMTA_CONTROLLER="tcp://127.0.0.1:$PORT" PRIVMTA_CTL_CONFIG=/dev/null
 check "the packaged controller answers the packaged privmta-ctl" \
     wait_for 20 "$CTL" --timeout 0.5 policy history --limit 1
+# the console as packaged: the two documented enrolment steps, then a login
+WEB_PORT=$(free_port)
+(umask 077 && echo "packaged console pw" >"$WORK/web.pw")
+expect_exit 0 "privmta-ctl web user add (password on stdin)" \
+    "$CTL" --web-users "$WORK/web-users" web user add admin <"$WORK/web.pw"
+daemon_bg web "$WORK/web.log" "$ROOT/usr/sbin/privmta-web" -c "$ROOT/etc/privmta/web.conf" \
+    --state-dir "$WORK/web" --server-key "$STATE/keys/controller.cert" \
+    --controller "tcp://127.0.0.1:$PORT" --users "$WORK/web-users" --listen "127.0.0.1:$WEB_PORT"
+check "the packaged console makes its key" wait_for 10 test -f "$WORK/web/web.cert"
+cp "$WORK/web/web.cert" "$STATE/clients/web-web.cert"
+web_login() {
+    curl -s --cacert "$WORK/web/tls.crt" -c "$WORK/web.jar" -o /dev/null -w '%{http_code}' \
+        -d '{"user":"admin","password":"packaged console pw"}' "https://127.0.0.1:$WEB_PORT/api/login" | grep -qx 200
+}
+check "and logs its user in" wait_for 10 web_login
 agent_args=(-c "$ROOT/etc/privmta/agent.conf" --name pkg1 --state-dir "$WORK/agent"
     --controller "tcp://127.0.0.1:$AGENT_PORT" --controller-key "$STATE/keys/controller.cert"
     --backend noop --sig-dir "" --milter-socket "" --milter-dir "" --milter-user ""
@@ -100,4 +116,7 @@ expect_exit 0 "push a policy, every node applies it" \
     "$CTL" policy push "$SRC/deploy/example-policy.yaml" --wait=30
 check "nodes shows pkg1 up on that revision" bash -c \
     "'$CTL' nodes --json | jq -e '.[0].name == \"pkg1\" and .[0].liveness == \"up\" and .[0].applied_rev >= 1' >/dev/null"
+check "the console shows pkg1 on that revision too" bash -c \
+    "curl -s --cacert '$WORK/web/tls.crt' -b '$WORK/web.jar' 'https://127.0.0.1:$WEB_PORT/api/nodes' |
+     jq -e '.nodes[0].name == \"pkg1\" and .nodes[0].applied_rev >= 1' >/dev/null"
 finish
