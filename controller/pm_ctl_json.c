@@ -1,6 +1,8 @@
 /* pm_ctl_json.c - the controller's answers as JSON (see pm_ctl_json.h). */
 #include "pm_ctl_json.h"
 
+#include "pm_rollout.h"
+
 #include <string.h>
 
 const char *
@@ -190,4 +192,44 @@ pm_ctl_json_diff(Pm__DiffEntry *const *entries, size_t n)
             all, json_pack("{s:s, s:s, s:s}", "key", entries[i]->key, "before",
                            entries[i]->before, "after", entries[i]->after));
     return all;
+}
+
+static json_t *
+s_spec_json(const Pm__RolloutSpec *s)
+{
+    json_t *canary = json_array();
+    for (size_t i = 0; i < s->n_canary; i++)
+        json_array_append_new(canary, json_string(s->canary[i]));
+    return json_pack("{s:s, s:I, s:I, s:o, s:I, s:I, s:I, s:b}", "service",
+                     s->service, "batch", (json_int_t)s->batch, "batch_percent",
+                     (json_int_t)s->batch_percent, "canary", canary,
+                     "min_healthy_ms", (json_int_t)s->min_healthy_ms,
+                     "deadline_ms", (json_int_t)s->deadline_ms, "max_failures",
+                     (json_int_t)s->max_failures, "auto_revert",
+                     s->auto_revert);
+}
+
+json_t *
+pm_ctl_json_rollout(const Pm__Rollout *ro)
+{
+    if (!ro)
+        return json_null();
+    json_t *nodes = json_array();
+    for (size_t i = 0; i < ro->n_nodes; i++) {
+        const Pm__RolloutNode *n = ro->nodes[i];
+        json_array_append_new(
+            nodes,
+            json_pack("{s:s, s:s, s:I, s:I, s:I, s:s}", "name", n->name,
+                      "state", pm_rollout_node_state_name(n->state), "started",
+                      (json_int_t)n->started, "settling_since",
+                      (json_int_t)n->settling_since, "finished",
+                      (json_int_t)n->finished, "detail", n->detail));
+    }
+    Pm__RolloutSpec none = PM__ROLLOUT_SPEC__INIT;
+    return json_pack(
+        "{s:I, s:o, s:s, s:o, s:I, s:I, s:s, s:s}", "id", (json_int_t)ro->id,
+        "spec", s_spec_json(ro->spec ? ro->spec : &none), "state",
+        pm_rollout_state_name(ro->state), "nodes", nodes, "started",
+        (json_int_t)ro->started, "finished", (json_int_t)ro->finished, "reason",
+        ro->reason, "user", ro->user);
 }

@@ -28,6 +28,9 @@ json_t *pm_ctl_json_drift(const Pm__Drift *d);
  * "rollback_of"}; the policy is not in it. */
 json_t *pm_ctl_json_revision(const Pm__Revision *rev);
 
+/* The rollout as `rollout status --json` shows it; null for none. */
+json_t *pm_ctl_json_rollout(const Pm__Rollout *ro);
+
 /* [{"key", "before", "after"}...], values as compact JSON text. */
 json_t *pm_ctl_json_diff(Pm__DiffEntry *const *entries, size_t n);
 

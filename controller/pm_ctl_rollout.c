@@ -7,6 +7,7 @@
  * lowercase names ("running", "settling"), times in unix ms; `null` when
  * no rollout was ever started. */
 #include "pm_ctl.h"
+#include "pm_ctl_json.h"
 #include "pm_ctl_show.h"
 #include "pm_check.h"
 #include "pm_mem.h"
@@ -108,46 +109,6 @@ s_status_text(const Pm__Rollout *ro)
            "DETAIL");
     for (size_t i = 0; i < ro->n_nodes; i++)
         s_node_row(ro->nodes[i], ro, now);
-}
-
-static json_t *
-s_spec_json(const Pm__RolloutSpec *s)
-{
-    json_t *canary = json_array();
-    for (size_t i = 0; i < s->n_canary; i++)
-        json_array_append_new(canary, json_string(s->canary[i]));
-    return json_pack("{s:s, s:I, s:I, s:o, s:I, s:I, s:I, s:b}", "service",
-                     s->service, "batch", (json_int_t)s->batch, "batch_percent",
-                     (json_int_t)s->batch_percent, "canary", canary,
-                     "min_healthy_ms", (json_int_t)s->min_healthy_ms,
-                     "deadline_ms", (json_int_t)s->deadline_ms, "max_failures",
-                     (json_int_t)s->max_failures, "auto_revert",
-                     s->auto_revert);
-}
-
-static json_t *
-s_rollout_json(const Pm__Rollout *ro)
-{
-    if (!ro)
-        return json_null();
-    json_t *nodes = json_array();
-    for (size_t i = 0; i < ro->n_nodes; i++) {
-        const Pm__RolloutNode *n = ro->nodes[i];
-        json_array_append_new(
-            nodes,
-            json_pack("{s:s, s:s, s:I, s:I, s:I, s:s}", "name", n->name,
-                      "state", pm_rollout_node_state_name(n->state), "started",
-                      (json_int_t)n->started, "settling_since",
-                      (json_int_t)n->settling_since, "finished",
-                      (json_int_t)n->finished, "detail", n->detail));
-    }
-    Pm__RolloutSpec none = PM__ROLLOUT_SPEC__INIT;
-    return json_pack(
-        "{s:I, s:o, s:s, s:o, s:I, s:I, s:s, s:s}", "id", (json_int_t)ro->id,
-        "spec", s_spec_json(ro->spec ? ro->spec : &none), "state",
-        pm_rollout_state_name(ro->state), "nodes", nodes, "started",
-        (json_int_t)ro->started, "finished", (json_int_t)ro->finished, "reason",
-        ro->reason, "user", ro->user);
 }
 
 /* ---- restart --rolling ------------------------------------------------- */
@@ -440,7 +401,7 @@ pm_ctl_rollout(pm_ctl_t *ctl, int argc, char **argv)
     if (rc != PM_EXIT_OK)
         return rc;
     if (json)
-        pm_ctl_print_json(s_rollout_json(r->rollout));
+        pm_ctl_print_json(pm_ctl_json_rollout(r->rollout));
     else if (!steps[k].done)
         s_status_text(r->rollout);
     else if (r->rollout && steps[k].op == PM__REQUEST__OP__ROLLOUT_ABORT &&

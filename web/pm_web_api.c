@@ -445,6 +445,23 @@ s_diff_row(const char *name, const pm_key_t *key, const char *before,
                                          "before", before, "after", after));
 }
 
+/* A change's body ({"rev", "edits", ...}): returns "rev" with *DOC
+ * (caller decrefs) and the edits in E (caller frees), or -1 with REPLY
+ * filled. */
+static int64_t
+s_change(const pm_web_req_t *req, pm_web_reply_t *reply, json_t **doc,
+         s_edits_t *e)
+{
+    *doc = s_body(req, reply);
+    int64_t rev = *doc ? s_rev(*doc, "rev", reply) : -1;
+    if (rev < 0 || !s_edits(*doc, e, reply)) {
+        json_decref(*doc);
+        *doc = NULL;
+        return -1;
+    }
+    return rev;
+}
+
 /* POST /api/policy/check: the edits applied to revision "rev" here, with
  * the validator the controller runs, so the page shows every problem next
  * to its field as it is typed; nothing is sent. */
@@ -452,13 +469,11 @@ static void
 s_policy_check(pm_web_api_t *self, const pm_web_session_t *s,
                const pm_web_req_t *req, pm_web_reply_t *reply)
 {
-    json_t *doc = s_body(req, reply);
+    json_t *doc = NULL;
     s_edits_t e = {0};
-    int64_t rev = doc ? s_rev(doc, "rev", reply) : -1;
-    if (rev < 0 || !s_edits(doc, &e, reply)) {
-        json_decref(doc);
+    int64_t rev = s_change(req, reply, &doc, &e);
+    if (rev < 0)
         return;
-    }
     Pm__Response *r = s_show(self, (uint64_t)rev, s->user, reply);
     if (r) {
         Pm__Policy *base =
@@ -565,13 +580,11 @@ static void
 s_policy_save(pm_web_api_t *self, const pm_web_session_t *s,
               const pm_web_req_t *req, pm_web_reply_t *reply)
 {
-    json_t *doc = s_body(req, reply);
+    json_t *doc = NULL;
     s_edits_t e = {0};
-    int64_t rev = doc ? s_rev(doc, "rev", reply) : -1;
-    if (rev < 0 || !s_edits(doc, &e, reply)) {
-        json_decref(doc);
+    int64_t rev = s_change(req, reply, &doc, &e);
+    if (rev < 0)
         return;
-    }
     Pm__Request r = PM__REQUEST__INIT;
     r.op = PM__REQUEST__OP__SET;
     r.edits = e.edits;
@@ -691,6 +704,20 @@ s_diff(pm_web_api_t *self, const pm_web_session_t *s, const pm_web_req_t *req,
     pm__response__free_unpacked(resp, NULL);
 }
 
+static void
+s_rollout(pm_web_api_t *self, const pm_web_session_t *s, pm_web_reply_t *reply)
+{
+    Pm__Request req = PM__REQUEST__INIT;
+    req.op = PM__REQUEST__OP__ROLLOUT_STATUS;
+    req.expect_rev = -1;
+    Pm__Response *r = s_call(self, &req, s->user, reply);
+    if (!r)
+        return;
+    s_reply(reply, 200,
+            json_pack("{s:o}", "rollout", pm_ctl_json_rollout(r->rollout)));
+    pm__response__free_unpacked(r, NULL);
+}
+
 /* ---- dispatch ----------------------------------------------------------- */
 
 void
@@ -733,5 +760,7 @@ pm_web_api_handle(pm_web_api_t *self, const pm_web_req_t *req,
         return s_history(self, s, req, reply);
     if (s_is(req, "GET", "/api/diff"))
         return s_diff(self, s, req, reply);
+    if (s_is(req, "GET", "/api/rollout"))
+        return s_rollout(self, s, reply);
     s_error(reply, 404, "no such API call: %s %.100s", req->method, req->path);
 }
