@@ -1484,7 +1484,7 @@
       li.append(el('strong', { text: name }), ': ');
       if (acked) li.append(`acknowledged rev ${rev}`);
       else if (n.last_error) li.append(`error, still on rev ${applied}: `, el('span', { class: 'err-text', text: n.last_error }));
-      else li.append(`waiting (applied rev ${applied}${n.liveness && n.liveness !== 'alive' ? `, ${n.liveness}` : ''})`);
+      else li.append(`waiting (applied rev ${applied}${n.liveness && n.liveness !== 'up' ? `, ${n.liveness}` : ''})`);
     }
     for (const li of $$('li[data-node]', list)) if (!seen.has(li.dataset.node)) li.remove();
   }
@@ -1563,7 +1563,7 @@
     const head = Number(data.head) || 0;
     const body = $('#nodes-body');
     body.textContent = '';
-    const alive = nodes.filter((n) => n.liveness === 'alive').length;
+    const alive = nodes.filter((n) => n.liveness === 'up').length; /* the controller's up, stale, down, never */
     const current = nodes.filter((n) => Number(n.applied_rev) >= head).length;
     const sum = $('#nodes-summary');
     sum.dataset.kind = '';
@@ -1683,7 +1683,7 @@
       const msg = el('td', { class: 'message', dataset: { label: 'Message' }, text: String(r.message || '') });
       if (r.rollback_of) msg.append(el('span', { class: 'detail', text: `roll-back to revision ${r.rollback_of}` }));
       tr.append(msg);
-      tr.append(el('td', { dataset: { label: 'Effect' }, text: String(r.effect || '') }));
+      tr.append(el('td', { dataset: { label: 'Digest' }, class: 'digest', text: String(r.digest || '').slice(0, 12) }));
       const act = el('td', { class: 'actions', dataset: { label: '' } });
       if (isHead) act.append(el('span', { class: 'badge state-ok', text: 'current' }));
       else act.append(el('button', { type: 'button', class: 'btn btn-small rollback', dataset: { rev: String(rev) }, text: 'Roll back to this', 'aria-label': `Roll back to revision ${rev}` }));
