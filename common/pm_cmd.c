@@ -1,6 +1,7 @@
 /* pm_cmd.c - running another program: posix_spawn, two capture pipes, a
  * deadline, a cap and a way to cancel. */
 #include "pm_cmd.h"
+#include "pm_clock.h"
 #include "pm_mem.h"
 
 #include <errno.h>
@@ -44,14 +45,6 @@ typedef struct {
     long term_at; /* when the group got SIGTERM, or 0 */
     char *fail;
 } s_job_t;
-
-static long
-s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 /* The first failure is the one the caller hears about. */
 static void
@@ -332,7 +325,7 @@ s_timed_out(int timeout_ms)
 static void
 s_collect(s_job_t *j, const pm_cmd_opts_t *o, int timeout_ms)
 {
-    long now = s_now_ms(), deadline = now + timeout_ms, next_ask = now;
+    long now = pm_clock_ms(), deadline = now + timeout_ms, next_ask = now;
     while (!j->reaped) {
         if (now >= deadline) {
             s_fail(j, s_timed_out(timeout_ms));
@@ -346,7 +339,7 @@ s_collect(s_job_t *j, const pm_cmd_opts_t *o, int timeout_ms)
             break;
         if (!j->term_at)
             s_try_reap(j);
-        now = s_now_ms();
+        now = pm_clock_ms();
     }
     if (!j->reaped) {
         s_kill_reap(j);
@@ -358,7 +351,7 @@ s_collect(s_job_t *j, const pm_cmd_opts_t *o, int timeout_ms)
         long left = until - now;
         if (!s_pump(j, left < 200 ? (int)left : 200))
             break;
-        now = s_now_ms();
+        now = pm_clock_ms();
     }
 }
 
@@ -466,9 +459,9 @@ pm_cmd_stop(pm_cmd_child_t *child)
     if (child->pid <= 0)
         return;
     int status;
-    long deadline = s_now_ms() + S_GRACE_MS;
+    long deadline = pm_clock_ms() + S_GRACE_MS;
     while (waitpid(child->pid, &status, WNOHANG) == 0) {
-        if (s_now_ms() >= deadline) {
+        if (pm_clock_ms() >= deadline) {
             kill(-child->pid, SIGKILL);
             while (waitpid(child->pid, &status, 0) < 0 && errno == EINTR)
                 ;

@@ -1,5 +1,6 @@
 /* pm_ctl_policy.c - privmta-ctl policy ... commands. */
 #include "pm_check.h"
+#include "pm_clock.h"
 #include "pm_ctl.h"
 #include "pm_ctl_json.h"
 #include "pm_ctl_show.h"
@@ -231,8 +232,7 @@ s_lagging(const Pm__Response *r, uint64_t rev, bool print)
 static int
 s_wait(pm_ctl_t *ctl, uint64_t rev, double secs)
 {
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = pm_clock_ms();
     for (;;) {
         Pm__Request req = PM__REQUEST__INIT;
         Pm__Response *r = NULL;
@@ -242,9 +242,7 @@ s_wait(pm_ctl_t *ctl, uint64_t rev, double secs)
         if (rc != PM_EXIT_OK)
             return rc;
         size_t total = r->n_nodes, late = s_lagging(r, rev, false);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double spent = (double)(now.tv_sec - t0.tv_sec) +
-                       (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        double spent = (double)(pm_clock_ms() - t0) / 1000;
         if (late == 0) {
             if (total == 0)
                 printf("no node has reported yet: nothing to wait for\n");

@@ -6,6 +6,7 @@
  * `rollout status --json` is the Rollout message's fields, states as
  * lowercase names ("running", "settling"), times in unix ms; `null` when
  * no rollout was ever started. */
+#include "pm_clock.h"
 #include "pm_ctl.h"
 #include "pm_ctl_json.h"
 #include "pm_ctl_show.h"
@@ -295,10 +296,9 @@ s_outcome(const Pm__Rollout *ro)
 int
 pm_ctl_rollout_wait(pm_ctl_t *ctl, uint64_t id, size_t n_nodes, double secs)
 {
-    struct timespec t0, now;
+    int64_t t0 = pm_clock_ms();
     bool *seen = pm_calloc(n_nodes + 1, sizeof *seen);
     int rc = -1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     while (rc < 0) {
         Pm__Response *r = NULL;
         rc = pm_ctl_call_op(ctl, PM__REQUEST__OP__ROLLOUT_STATUS, &r);
@@ -315,9 +315,7 @@ pm_ctl_rollout_wait(pm_ctl_t *ctl, uint64_t id, size_t n_nodes, double secs)
             s_progress(ro, seen);
             rc = s_outcome(ro);
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double spent = (double)(now.tv_sec - t0.tv_sec) +
-                       (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        double spent = (double)(pm_clock_ms() - t0) / 1000;
         if (rc < 0 && spent >= secs) {
             fprintf(stderr,
                     "privmta-ctl: rollout %llu still %s after %.0f s (%zu "

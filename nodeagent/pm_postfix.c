@@ -8,6 +8,7 @@
  * all run with common/pm_cmd.
  */
 #include "pm_postfix.h"
+#include "pm_clock.h"
 #include "pm_pf_run.h"
 #include "pm_cmd.h"
 #include "pm_crash.h"
@@ -272,20 +273,11 @@ typedef struct {
     int64_t ms[S_STEPS];
 } s_steps_t;
 
-/* Monotonic milliseconds (this library does not link czmq). */
-static int64_t
-s_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* Ends step STEP (and starts the next); OK passes through. */
 static bool
 s_step(s_steps_t *t, int step, bool ok)
 {
-    int64_t now = s_ms();
+    int64_t now = pm_clock_ms();
     t->ms[step] += now - t->at;
     t->at = now;
     return ok;
@@ -378,7 +370,7 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
         goto out_node;
     }
     bool running = pm_pf_running(self->dir);
-    s_steps_t t = {.at = s_ms()};
+    s_steps_t t = {.at = pm_clock_ms()};
     int64_t t0 = t.at;
     tmp = s_scratch_new(self, old, old_len, &st, &err);
     ok = tmp && s_validate(&node, tmp, running, params, n, &t, &err) &&
@@ -388,9 +380,10 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
         pm_info("postfix %s: revision %llu in %lld ms (scratch copy and "
                 "postconf %lld, smtpd -S %lld, postfix check %lld, "
                 "main.cf swap and reload %lld)",
-                self->dir, (unsigned long long)rev, (long long)(s_ms() - t0),
-                (long long)t.ms[S_WRITE], (long long)t.ms[S_PROBE],
-                (long long)t.ms[S_CHECK], (long long)t.ms[S_RELOAD]);
+                self->dir, (unsigned long long)rev,
+                (long long)(pm_clock_ms() - t0), (long long)t.ms[S_WRITE],
+                (long long)t.ms[S_PROBE], (long long)t.ms[S_CHECK],
+                (long long)t.ms[S_RELOAD]);
     self->loaded = ok;
     if (ok)
         pm_pf_drift_applied(self->drift, params, n);

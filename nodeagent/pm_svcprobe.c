@@ -1,5 +1,6 @@
 /* pm_svcprobe.c - see pm_svcprobe.h. */
 #include "pm_svcprobe.h"
+#include "pm_clock.h"
 #include "pm_cmd.h"
 #include "pm_error.h"
 #include "pm_mem.h"
@@ -284,14 +285,6 @@ pm_svcprobe_sessions(const pm_svcprobe_listener_t *list, size_t n)
 
 /* ---- connecting -------------------------------------------------------- */
 
-static int64_t
-s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A stream socket connected to SA within TIMEOUT_MS, or -1 with *err (the
  * reason, caller frees). */
 static int
@@ -348,7 +341,7 @@ static size_t
 s_read_some(int fd, char *buf, size_t len, size_t cap, int64_t deadline,
             char **err)
 {
-    int left = (int)(deadline - s_now_ms());
+    int left = (int)(deadline - pm_clock_ms());
     struct pollfd p = {.fd = fd, .events = POLLIN};
     int ready = len + 1 < cap && left > 0 ? poll(&p, 1, left) : 0;
     ssize_t r = ready > 0 ? recv(fd, buf + len, cap - 1 - len, 0) : -1;
@@ -389,7 +382,7 @@ s_read_reply(int fd, char *buf, size_t cap, int64_t deadline, char **err)
 bool
 pm_svcprobe_smtp(const pm_svcprobe_listener_t *l, int timeout_ms, char **why)
 {
-    int64_t deadline = s_now_ms() + timeout_ms;
+    int64_t deadline = pm_clock_ms() + timeout_ms;
     char port[16], *err = NULL, buf[S_GREETING_MAX];
     snprintf(port, sizeof port, "%d", l->port);
     int fd = s_connect_inet(l->host, port, timeout_ms, &err);

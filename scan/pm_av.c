@@ -1,5 +1,6 @@
 /* pm_av.c - a refcounted libclamav engine, swapped in whole. */
 #include "pm_av.h"
+#include "pm_clock.h"
 #include "pm_error.h"
 #include "pm_mem.h"
 
@@ -329,20 +330,12 @@ s_load_custom(struct cl_engine *cl, const pm_av_sig_t *custom, size_t n,
     return rc;
 }
 
-static double
-s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Loads and compiles a new engine; NULL with *problem set on failure. */
 static s_engine_t *
 s_build(const char *sigdir, const pm_av_sig_t *custom, size_t n_custom,
         const pm_av_limits_t *limits, int *rc, char **problem)
 {
-    double start = s_now();
+    int64_t start = pm_clock_ms();
     struct cl_engine *cl = cl_engine_new();
     if (!cl) {
         *problem = pm_strdup("libclamav cannot allocate an engine");
@@ -395,7 +388,7 @@ s_build(const char *sigdir, const pm_av_sig_t *custom, size_t n_custom,
     e->refs = 1;
     e->sigs = sigs;
     e->built = time(NULL);
-    e->build_secs = s_now() - start;
+    e->build_secs = (double)(pm_clock_ms() - start) / 1000;
     e->db_version = (unsigned)cl_engine_get_num(cl, CL_ENGINE_DB_VERSION, NULL);
     e->db_time = (time_t)cl_engine_get_num(cl, CL_ENGINE_DB_TIME, NULL);
     e->limits = *limits;

@@ -1,6 +1,7 @@
 /* pm_milter_run.c - the milter's runtime: policy follower, AV reloader,
  * engines and notices. */
 #include "pm_av.h"
+#include "pm_clock.h"
 #include "pm_file.h"
 #include "pm_from.h"
 #include "pm_mimeparse.h"
@@ -21,14 +22,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-int64_t
-pm_milter_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- bounded concurrency --------------------------------------------------
  */
@@ -94,13 +87,13 @@ static int
 s_spamd_bounded(pm_milter_t *self, const char *msg, size_t len,
                 pm_spamd_result_t *out, char **err)
 {
-    int64_t t0 = pm_milter_now_ms(), budget = self->o.spamd_timeout_ms;
+    int64_t t0 = pm_clock_ms(), budget = self->o.spamd_timeout_ms;
     if (!pm_mgate_enter(&self->spamd_gate, t0 + budget)) {
         *err = pm_asprintf("spamd busy: all %d connections in use for %lld ms",
                            self->o.spamd_max_conns, (long long)budget);
         return PM_ETIMEDOUT;
     }
-    int64_t left = t0 + budget - pm_milter_now_ms();
+    int64_t left = t0 + budget - pm_clock_ms();
     pm_spamd_t *client = self->spamd, *tmp = NULL;
     if (left < budget && left > 0)
         client = tmp = pm_spamd_new(self->o.spamd, (int)left);
@@ -145,13 +138,13 @@ s_spam_ping(pm_milter_t *self)
     time_t period = (time_t)((self->o.status_ms + 999) / 1000);
     bool told = self->spam_checked && time(NULL) - self->spam_checked < period;
     pthread_mutex_unlock(&self->mu);
-    int64_t t0 = pm_milter_now_ms();
+    int64_t t0 = pm_clock_ms();
     if (!on || told || !pm_mgate_enter(&self->spamd_gate, t0))
         return;
     char *err = NULL;
     int rc = pm_spamd_ping(self->spamd_ping, &err);
     pm_mgate_leave(&self->spamd_gate);
-    s_spam_told(self, rc, (unsigned)(pm_milter_now_ms() - t0), err);
+    s_spam_told(self, rc, (unsigned)(pm_clock_ms() - t0), err);
     free(err);
 }
 
@@ -166,11 +159,10 @@ s_spam_check(void *ctx, const char *msg, size_t len, pm_spamd_result_t *out,
         return PM_EINVAL;
     }
     char *err = NULL;
-    int64_t t0 = pm_milter_now_ms();
+    int64_t t0 = pm_clock_ms();
     int rc = s_spamd_bounded(self, msg, len, out, &err);
     s_spam_told(self, rc,
-                rc == PM_OK ? out->latency_ms
-                            : (unsigned)(pm_milter_now_ms() - t0),
+                rc == PM_OK ? out->latency_ms : (unsigned)(pm_clock_ms() - t0),
                 err);
     if (why)
         *why = err;
@@ -269,12 +261,12 @@ s_av_load_once(pm_milter_t *self, Pm__Policy *want, uint64_t print)
         sigs[i] = (pm_av_sig_t){s->name, s->content.data, s->content.len};
     }
     char *why = NULL;
-    int64_t t0 = pm_milter_now_ms();
+    int64_t t0 = pm_clock_ms();
     int rc = pm_av_load(self->av, self->o.sig_dir, sigs, n,
                         want && want->antivirus_block_encrypted_archives, &why);
     if (rc == PM_OK)
         pm_info("antivirus engine built in %lld ms (%zu custom files)",
-                (long long)(pm_milter_now_ms() - t0), n);
+                (long long)(pm_clock_ms() - t0), n);
     else
         pm_error("antivirus engine not rebuilt, the old one keeps scanning: "
                  "%s",
@@ -390,7 +382,7 @@ s_load(pm_milter_t *self)
         self->head = rev->number;
         pm_mpolicy_unref(&old);
         s_av_want(self, pm_mpolicy_policy(snap),
-                  s_dir_current(self, dir_print, pm_milter_now_ms()));
+                  s_dir_current(self, dir_print, pm_clock_ms()));
     }
     pthread_mutex_unlock(&self->mu);
     if (snap)
@@ -426,13 +418,12 @@ static void *
 s_follow_run(void *arg)
 {
     pm_milter_t *self = arg;
-    int64_t next_status = 0,
-            next_sig = pm_milter_now_ms() + self->o.sig_poll_ms;
+    int64_t next_status = 0, next_sig = pm_clock_ms() + self->o.sig_poll_ms;
     pthread_mutex_lock(&self->mu);
     while (!self->stop) {
         pthread_mutex_unlock(&self->mu);
         pm_milter_poll(self);
-        int64_t now = pm_milter_now_ms();
+        int64_t now = pm_clock_ms();
         if (now >= next_sig) {
             uint64_t dir_print = s_dir_print(self->o.sig_dir);
             pm_mpolicy_t *cur = pm_milter_policy(self);
@@ -649,7 +640,7 @@ pm_milter_run_decide(pm_milter_t *self, const pm_mpolicy_t *pol,
                      const pm_mmsg_t *msg, pm_mverdict_t *out)
 {
     if (!pm_mgate_enter(&self->scan_gate,
-                        pm_milter_now_ms() + self->o.scan_wait_ms)) {
+                        pm_clock_ms() + self->o.scan_wait_ms)) {
         memset(out, 0, sizeof *out);
         out->action = PM_MV_TEMPFAIL;
         snprintf(out->rcode, sizeof out->rcode, "451");

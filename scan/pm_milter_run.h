@@ -3,6 +3,7 @@
 #ifndef PM_MILTER_RUN_H
 #define PM_MILTER_RUN_H
 
+#include "pm_clock.h"
 #include "pm_av.h"
 #include "pm_dkim.h"
 #include "pm_milter.h"
@@ -27,11 +28,10 @@ typedef struct {
 
 void pm_mgate_init(pm_mgate_t *g, int slots);
 void pm_mgate_destroy(pm_mgate_t *g);
-/* Takes a slot, waiting until DEADLINE_MS (pm_milter_now_ms clock); true
+/* Takes a slot, waiting until DEADLINE_MS (pm_clock_ms clock); true
  * when it got one, false when the deadline passed. */
 bool pm_mgate_enter(pm_mgate_t *g, int64_t deadline_ms);
 void pm_mgate_leave(pm_mgate_t *g);
-int64_t pm_milter_now_ms(void);
 
 struct pm_milter_t {
     pm_milter_opts_t o; /* strings owned */

@@ -1,5 +1,6 @@
 /* pm_spamd.c - spamd client: one connection per check, fail safe. */
 #include "pm_spamd.h"
+#include "pm_clock.h"
 
 #include "pm_log.h"
 #include "pm_mem.h"
@@ -49,14 +50,6 @@ s_printable(const char *s, size_t n)
         if (!isprint((unsigned char)out[i]))
             out[i] = '?';
     return out;
-}
-
-static int64_t
-s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- address ---------------------------------------------------------- */
@@ -136,7 +129,7 @@ static int
 s_wait(int fd, short events, int64_t deadline)
 {
     for (;;) {
-        int64_t left = deadline - s_now_ms();
+        int64_t left = deadline - pm_clock_ms();
         if (left <= 0)
             return 0;
         struct pollfd pfd = {.fd = fd, .events = events};
@@ -171,7 +164,7 @@ s_connect(const pm_spamd_t *self, int64_t deadline, int *fd_out, char **why)
                          self->addrlen)) < 0 &&
            (errno == EINTR || errno == EAGAIN)) {
         /* EAGAIN: a unix socket's backlog is full; try again shortly. */
-        if (s_now_ms() >= deadline)
+        if (pm_clock_ms() >= deadline)
             break;
         poll(NULL, 0, 5);
     }
@@ -316,7 +309,7 @@ static int
 s_exchange(const pm_spamd_t *self, const char *head, const char *body,
            size_t body_len, s_answer_t *ans, char **why)
 {
-    int64_t deadline = s_now_ms() + self->timeout_ms;
+    int64_t deadline = pm_clock_ms() + self->timeout_ms;
     int fd = -1;
     int rc = s_connect(self, deadline, &fd, why);
     if (rc)
@@ -607,7 +600,7 @@ pm_spamd_check(pm_spamd_t *self, const char *msg, size_t len, const char *user,
         pm_why(why, "spamd", "invalid arguments to pm_spamd_check");
         return PM_EINVAL;
     }
-    int64_t start = s_now_ms();
+    int64_t start = pm_clock_ms();
     char *head = user ? pm_asprintf("SYMBOLS SPAMC/1.5\r\n"
                                     "Content-length: %zu\r\n"
                                     "User: %s\r\n\r\n",
@@ -627,7 +620,7 @@ pm_spamd_check(pm_spamd_t *self, const char *msg, size_t len, const char *user,
     free(ans.buf);
     if (rc)
         return rc;
-    r.latency_ms = (unsigned)(s_now_ms() - start);
+    r.latency_ms = (unsigned)(pm_clock_ms() - start);
     *out = r;
     return PM_OK;
 }

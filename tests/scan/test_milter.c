@@ -734,13 +734,13 @@ Test(milter, gate_counts_and_times_out)
 {
     pm_mgate_t g;
     pm_mgate_init(&g, 2);
-    int64_t now = pm_milter_now_ms();
+    int64_t now = pm_clock_ms();
     cr_assert(pm_mgate_enter(&g, now));
     cr_assert(pm_mgate_enter(&g, now));
-    cr_assert_not(pm_mgate_enter(&g, pm_milter_now_ms() + 20));
-    cr_assert(pm_milter_now_ms() >= now + 20, "waited to the deadline");
+    cr_assert_not(pm_mgate_enter(&g, pm_clock_ms() + 20));
+    cr_assert(pm_clock_ms() >= now + 20, "waited to the deadline");
     pm_mgate_leave(&g);
-    cr_assert(pm_mgate_enter(&g, pm_milter_now_ms() + 20));
+    cr_assert(pm_mgate_enter(&g, pm_clock_ms() + 20));
     pm_mgate_leave(&g);
     pm_mgate_leave(&g);
     pm_mgate_destroy(&g);
@@ -758,10 +758,10 @@ Test(milter, gate_wakes_a_waiter)
 {
     pm_mgate_t g;
     pm_mgate_init(&g, 1);
-    cr_assert(pm_mgate_enter(&g, pm_milter_now_ms()));
+    cr_assert(pm_mgate_enter(&g, pm_clock_ms()));
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, s_leave_later, &g), 0);
-    cr_assert(pm_mgate_enter(&g, pm_milter_now_ms() + 60000));
+    cr_assert(pm_mgate_enter(&g, pm_clock_ms() + 60000));
     pthread_join(t, NULL);
     pm_mgate_leave(&g);
     pm_mgate_destroy(&g);
@@ -863,7 +863,7 @@ Test(milter, busy_scanner_tempfails_4_3_2)
     pm_mmsg_t *m = s_msg("192.0.2.1", "x@remote.example", "hi", s_plain);
     pm_mverdict_t v;
     /* the one slot is taken (a long scan in another thread) */
-    cr_assert(pm_mgate_enter(&mt->scan_gate, pm_milter_now_ms()));
+    cr_assert(pm_mgate_enter(&mt->scan_gate, pm_clock_ms()));
     cr_assert_eq(pm_milter_run_decide(mt, NULL, m, &v), PM_MV_TEMPFAIL);
     cr_assert_str_eq(v.rcode, "451");
     cr_assert_str_eq(v.xcode, "4.3.2");
@@ -875,7 +875,7 @@ Test(milter, busy_scanner_tempfails_4_3_2)
     cr_assert_eq(pm_milter_run_decide(mt, NULL, m, &v), PM_MV_TEMPFAIL);
     cr_assert_str_eq(v.xcode, "4.3.0");
     pm_mverdict_clear(&v);
-    cr_assert(pm_mgate_enter(&mt->scan_gate, pm_milter_now_ms()),
+    cr_assert(pm_mgate_enter(&mt->scan_gate, pm_clock_ms()),
               "the slot was given back");
     pm_mgate_leave(&mt->scan_gate);
     pm_mmsg_destroy(&m);
@@ -889,12 +889,12 @@ Test(milter, spamd_slots_bounded_within_the_timeout)
     pm_milter_t *mt = s_runtime(1, 1000, 1);
     const pm_mengines_t *eng = pm_milter_engines(mt);
     cr_assert_eq(eng->spam_max_bytes, 512000, "default cap");
-    cr_assert(pm_mgate_enter(&mt->spamd_gate, pm_milter_now_ms()));
+    cr_assert(pm_mgate_enter(&mt->spamd_gate, pm_clock_ms()));
     pm_spamd_result_t r = {0};
     char *why = NULL;
-    int64_t t0 = pm_milter_now_ms();
+    int64_t t0 = pm_clock_ms();
     cr_assert_eq(eng->spam_check(eng->ctx, "x", 1, &r, &why), PM_ETIMEDOUT);
-    cr_assert(pm_milter_now_ms() - t0 >= 100);
+    cr_assert(pm_clock_ms() - t0 >= 100);
     cr_assert_not_null(strstr(why, "busy"), "%s", why);
     free(why);
     why = NULL;
