@@ -77,6 +77,9 @@ static const struct {
     {"rollout", NULL, pm_ctl_rollout,
      "rollout status|pause|resume|abort [--json]"},
     {"ping", NULL, pm_ctl_ping, "ping [--json]"},
+    {"why", NULL, pm_ctl_why,
+     "why QUEUE-ID | MESSAGE-ID | --from ADDRESS [--since DURATION] [--max N] "
+     "[--json]"},
     {"web", NULL, pm_ctl_web,
      "web user add|passwd|remove NAME (password on stdin), web user list"},
     {"keygen", NULL, pm_ctl_keygen, "keygen PATH"},

@@ -59,6 +59,7 @@ int pm_ctl_restart(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_rollout(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_ping(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_web(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_why(pm_ctl_t *ctl, int argc, char **argv);
 
 /* The web console's users file (--web-users). */
 const char *pm_ctl_web_users(const pm_ctl_t *ctl);

@@ -588,6 +588,7 @@ static const struct {
     {PM__REQUEST__OP__ROLLOUT_ABORT, "rollout abort", pm_ctld_rollout_step,
      false},
     {PM__REQUEST__OP__REPLICATE, "replicate", pm_ctld_replicate, false},
+    {PM__REQUEST__OP__WHY, "why", pm_ctld_why_busy, false},
 };
 
 void
@@ -706,6 +707,7 @@ pm_ctld_destroy(pm_ctld_t **self_p)
     zactor_destroy(&self->auth);
     zhashx_destroy(&self->admins);
     pm_ctld_peers_free(self);
+    pm_ctld_why_free(self);
     if (self->rollout)
         pm__rollout__free_unpacked(self->rollout, NULL);
     free(self->clients_dir);
@@ -876,7 +878,7 @@ s_refusal(const char *error, size_t *len)
 /* The packed reply to the request BODY: who sent it is checked before the
  * request is decoded. */
 static uint8_t *
-s_answer(pm_ctld_t *self, zframe_t *body, size_t *len)
+s_answer(pm_ctld_t *self, zframe_t **id, zframe_t *body, size_t *len)
 {
     Pm__Request *req = NULL;
     char *name = NULL, *why = NULL;
@@ -894,6 +896,8 @@ s_answer(pm_ctld_t *self, zframe_t *body, size_t *len)
         pm_warn("request refused: %s (key %s)", no, name);
         out = s_refusal(no, len);
         pm__request__free_unpacked(req, NULL);
+    } else if (pm_ctld_why_start(self, id, req)) {
+        pm__request__free_unpacked(req, NULL); /* answered later */
     } else {
         char *author = s_author(name, req);
         out = pm_ctld_handle(self, req, author, len);
@@ -919,9 +923,9 @@ s_serve_one(pm_ctld_t *self)
         pm_warn("malformed request dropped: bad framing");
         out = s_refusal("malformed request", &len);
     } else {
-        out = s_answer(self, body, &len);
+        out = s_answer(self, &id, body, &len);
     }
-    if (id && empty) {
+    if (id && empty && out) {
         zmsg_t *reply = zmsg_new();
         zmsg_append(reply, &id);
         zmsg_append(reply, &empty);
@@ -984,6 +988,7 @@ pm_ctld_run(pm_ctld_t *self)
             wait = PM_CTLD_ROLLOUT_TICK_MS;
         wait = s_metrics_tick(self, wait);
         wait = pm_ctld_peers_tick(self, wait);
+        wait = pm_ctld_why_tick(self, wait);
         if (self->stop != PM_CTLD_STOPPED)
             break;
         void *which = zpoller_wait(poller, wait);

@@ -49,6 +49,7 @@ struct pm_ctld_t {
     size_t peer_next;             /* a primary pings its peers in turn */
     char *peer_trouble;           /* the last trouble logged, said once */
     struct pm_replica_t *replica; /* secrets and keys, kept between asks */
+    struct pm_ctld_why_t *why;    /* asks waiting for nodes (pm_ctld_why.c) */
     int stop;                     /* what pm_ctld_run returns */
 };
 
@@ -143,4 +144,23 @@ zsock_t *pm_ctld_peers_socket(pm_ctld_t *self);
 
 /* Frees the peer state (pm_ctld_destroy). */
 void pm_ctld_peers_free(pm_ctld_t *self);
+
+/* ---- pm_ctld_why.c */
+
+/* A WHY from the client at *ROUTE: asks every node served, takes *ROUTE
+ * over and answers later (pm_ctld_why_tick, or when the last node
+ * answered); true. False when this controller cannot defer it (not WHY,
+ * no fleet, a standby, too many waiting): pm_ctld_handle answers it. */
+bool pm_ctld_why_start(pm_ctld_t *self, zframe_t **route,
+                       const Pm__Request *req);
+
+/* Answers the asks whose deadline passed. Returns WAIT or less. */
+int pm_ctld_why_tick(pm_ctld_t *self, int wait);
+
+/* The WHY handler for what pm_ctld_why_start did not take. */
+void pm_ctld_why_busy(pm_ctld_t *self, const Pm__Request *req,
+                      const char *author, pm_ctld_reply_t *r);
+
+/* Frees the asks (pm_ctld_destroy): their clients get no answer. */
+void pm_ctld_why_free(pm_ctld_t *self);
 #endif

@@ -74,9 +74,11 @@ struct pm_fleet_t {
     uint64_t published; /* revisions published since start */
     struct {
         uint64_t rev;
-        int64_t at;        /* zclock_mono() */
-    } sent[S_SENT_KEPT];   /* the last ones published, by rev % S_SENT_KEPT */
-    pm_metrics_hist_t ack; /* publish -> each node's report applying it */
+        int64_t at;          /* zclock_mono() */
+    } sent[S_SENT_KEPT];     /* the last ones published, by rev % S_SENT_KEPT */
+    pm_metrics_hist_t ack;   /* publish -> each node's report applying it */
+    pm_fleet_why_fn *why_fn; /* WHY_ANSWER reports go there */
+    void *why_arg;
 };
 
 /* MEMBERS, made once as the fleet starts (below, with the sending). */
@@ -372,6 +374,38 @@ pm_fleet_restart(pm_fleet_t *self, const char *name,
     s_send_to(self, n, &msg);
     zmq_msg_close(&msg);
     return true;
+}
+
+size_t
+pm_fleet_why(pm_fleet_t *self, const Pm__WhyQuery *q, char ***asked,
+             char ***unserved)
+{
+    size_t n_nodes = zhashx_size(self->nodes), n_asked = 0, n_un = 0;
+    *asked = pm_calloc(n_nodes + 1, sizeof **asked);
+    *unserved = pm_calloc(n_nodes + 1, sizeof **unserved);
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    pub.kind = PM__PUBLICATION__KIND__WHY;
+    pub.why = (Pm__WhyQuery *)q; /* only read by the packer */
+    zmq_msg_t msg;
+    s_msg_init(&msg, &pub);
+    for (s_node_t *n = zhashx_first(self->nodes); n;
+         n = zhashx_next(self->nodes)) {
+        if (!s_served(n)) {
+            (*unserved)[n_un++] = pm_strdup(n->name);
+            continue;
+        }
+        s_send_to(self, n, &msg);
+        (*asked)[n_asked++] = pm_strdup(n->name);
+    }
+    zmq_msg_close(&msg);
+    return n_asked;
+}
+
+void
+pm_fleet_on_why(pm_fleet_t *self, pm_fleet_why_fn *fn, void *arg)
+{
+    self->why_fn = fn;
+    self->why_arg = arg;
 }
 
 bool
@@ -743,6 +777,9 @@ s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
     if (rep->kind == PM__AGENT_REPORT__KIND__HELLO ||
         rep->kind == PM__AGENT_REPORT__KIND__RESYNC) {
         s_want_snapshot(self, n, rep);
+    } else if (rep->kind == PM__AGENT_REPORT__KIND__WHY_ANSWER) {
+        if (self->why_fn)
+            self->why_fn(n->name, rep, self->why_arg);
     } else if (rep->kind == PM__AGENT_REPORT__KIND__APPLIED) {
         if (*n->status->apply_error) {
             char *error =

@@ -122,6 +122,23 @@ Pm__Publication *pm_fleet_members(pm_fleet_t *self);
 bool pm_fleet_restart(pm_fleet_t *self, const char *name,
                       const Pm__RestartOrder *order);
 
+/* Sends Q (a WHY query, with its id) to every node served now. *ASKED
+ * gets their names, *UNSERVED those of the enrolled nodes with no
+ * connection served (NULL-terminated; free with pm_conf_list_free).
+ * Returns how many were asked. Answers come as WHY_ANSWER reports,
+ * handed to the function set with pm_fleet_on_why, from pm_fleet_handle;
+ * like any publication, a query can be lost (a full queue): the asker
+ * waits with a deadline. */
+size_t pm_fleet_why(pm_fleet_t *self, const Pm__WhyQuery *q, char ***asked,
+                    char ***unserved);
+
+/* Called for each WHY_ANSWER report, with the enrolled name of the node it
+ * came from (checked like any report); REP is the fleet's, for the call
+ * only (a callee may take its records: set n_why to 0). */
+typedef void(pm_fleet_why_fn)(const char *node, Pm__AgentReport *rep,
+                              void *arg);
+void pm_fleet_on_why(pm_fleet_t *self, pm_fleet_why_fn *fn, void *arg);
+
 /* Whether every agent that is alive has had time to report since this
  * fleet started (stale_after_ms): before that, a node that is up may
  * still show as "down" (the status read back from the store), so nothing

@@ -353,6 +353,8 @@ s_on_publication(pm_agent_state_t *self, Pm__Publication *pub)
         s_sigsync_members(self, pub);
     } else if (pub->kind == PM__PUBLICATION__KIND__RESTART) {
         pm_agent_restart_begin(self, pub->restart);
+    } else if (pub->kind == PM__PUBLICATION__KIND__WHY) {
+        pm_agent_why(self, pub->why);
     } else if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
         if (pub->head > self->seen)
             s_resync(self, "heartbeat shows a newer head");

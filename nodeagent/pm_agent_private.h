@@ -92,4 +92,8 @@ void pm_agent_restart_event(pm_agent_state_t *self);
  * restart's outcome read back (one not finished is reported failed). */
 void pm_agent_restart_load(pm_agent_state_t *self);
 
+/* pm_agent_why.c: answers a WHY publication with the filter's matching
+ * decision records (a WHY_ANSWER report). */
+void pm_agent_why(pm_agent_state_t *self, const Pm__WhyQuery *q);
+
 #endif

@@ -321,6 +321,7 @@ s_fail_field(s_walk_t *w, const char *field, const char *fmt, ...)
 #define S_NEED_DOMAIN 0x40u
 #define S_NEED_DKIM_KEY 0x80u
 #define S_NEED_ROLLOUT 0x100u
+#define S_NEED_WHY 0x200u
 
 /* What each request op needs. An op missing here is refused: NONE, and a
  * new op until someone decides what it needs (test_wire checks that every
@@ -347,7 +348,16 @@ static const struct {
     {PM__REQUEST__OP__ROLLOUT_RESUME, 0},
     {PM__REQUEST__OP__ROLLOUT_ABORT, 0},
     {PM__REQUEST__OP__REPLICATE, 0},
+    {PM__REQUEST__OP__WHY, S_NEED_WHY},
 };
+
+/* A WHY query names something to look for, and asks for a bounded count. */
+static bool
+s_why_ok(const Pm__WhyQuery *q)
+{
+    return q && (*q->queue_id || *q->message_id || *q->sender) && q->max >= 1 &&
+           q->max <= PM_WIRE_WHY_MAX && q->since >= 0;
+}
 
 /* "postfix", "milter" or "all": what a restart can be of. */
 static bool
@@ -380,6 +390,11 @@ s_rule_request_needs(s_walk_t *w, const Pm__Request *req, const char *op,
     if ((needs & S_NEED_DKIM_KEY) && (!*req->selector || !req->private_key.len))
         return s_fail_field(w, "private_key", "%s needs a selector and a key",
                             op);
+    if ((needs & S_NEED_WHY) && !s_why_ok(req->why))
+        return s_fail_field(w, "why",
+                            "%s needs a queue id, a Message-ID or a sender, "
+                            "and max 1..%d",
+                            op, PM_WIRE_WHY_MAX);
     if ((needs & S_NEED_ROLLOUT) &&
         (!req->rollout_spec || !s_is_service(req->rollout_spec->service)))
         return s_fail_field(w, "rollout_spec",
@@ -470,6 +485,14 @@ s_rule_publication(s_walk_t *w, const ProtobufCMessage *msg)
                                 "a restart needs an order: rollout >= 1, "
                                 "service postfix, milter, all or probe, "
                                 "drain_ms >= 0");
+        return PM_OK;
+    }
+    if (pub->kind == PM__PUBLICATION__KIND__WHY) {
+        if (!s_why_ok(pub->why) || pub->why->id == 0)
+            return s_fail_field(w, "why",
+                                "a why needs an id and a query naming a queue "
+                                "id, a Message-ID or a sender, max 1..%d",
+                                PM_WIRE_WHY_MAX);
         return PM_OK;
     }
     if (!pub->revision || !pub->revision->policy)
@@ -575,6 +598,19 @@ s_rule_verify_request(s_walk_t *w, const ProtobufCMessage *msg)
     return s_checked(w, "name", r->name, pm_check_database_name);
 }
 
+static int
+s_rule_agent_report(s_walk_t *w, const ProtobufCMessage *msg)
+{
+    const Pm__AgentReport *r = (const Pm__AgentReport *)msg;
+    if (r->kind == PM__AGENT_REPORT__KIND__WHY_ANSWER &&
+        (r->why_id == 0 || r->n_why > PM_WIRE_WHY_MAX))
+        return s_fail_field(w, "why_id",
+                            "an answer names its query and holds at most %d "
+                            "records",
+                            PM_WIRE_WHY_MAX);
+    return PM_OK;
+}
+
 /* Applied wherever the message appears, top level or nested (a Response's
  * history is held to the same rules as a Revision read alone). */
 static const struct {
@@ -590,6 +626,7 @@ static const struct {
     {&pm__peer_message__descriptor, s_rule_peer_message},
     {&pm__fetch_result__descriptor, s_rule_fetch_result},
     {&pm__verify_request__descriptor, s_rule_verify_request},
+    {&pm__agent_report__descriptor, s_rule_agent_report},
 };
 
 static int

@@ -29,7 +29,10 @@
  *     order (rollout >= 1, a service, drain_ms >= 0);
  *   - Revision (also inside a Response): number >= 1, parent < number,
  *     rollback_of < number, digest 64 lowercase hex characters;
- *   - NodeStatus (also inside a Response): non-empty name.
+ *   - NodeStatus (also inside a Response): non-empty name;
+ *   - WHY (Request, Publication): a query naming a queue id, a Message-ID
+ *     or a sender, max <= PM_WIRE_WHY_MAX; an agent's WHY_ANSWER names the
+ *     query it answers.
  * These walks follow the protobuf-c descriptors, so a field added to the
  * .proto is covered by the structural rules without code changes.
  *
@@ -78,6 +81,10 @@
  * deadline to this, so one broken or hostile report cannot keep the
  * cluster off a mirror for a year. */
 #define PM_WIRE_COOLDOWN_MAX (25 * 3600)
+/* Decision records one node returns for one WHY (the newest): enough to
+ * follow one message or one sender's day; an AgentReport stays far under
+ * PM_WIRE_REPORT_MAX (the agent trims records to fit). */
+#define PM_WIRE_WHY_MAX 100
 /* RestartOrder.service of a canary push's check: only the restart's
  * health gate, probe message included, nothing drained or restarted. */
 #define PM_WIRE_SERVICE_PROBE "probe"

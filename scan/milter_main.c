@@ -4,6 +4,7 @@
  * open, and reads nothing before that. See scan/pm_milter.h for what it
  * does and for the Postfix settings it needs. */
 #include "pm_conf.h"
+#include "pm_declog.h"
 #include "pm_handoff.h"
 #include "pm_log.h"
 #include "pm_mem.h"
@@ -24,6 +25,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define S_STR_(x) #x
+#define S_STR(x) S_STR_(x)
 
 static pm_param_t s_params[] = {
     {"socket", "unix:/run/privmta-milter/milter.sock",
@@ -64,6 +68,20 @@ static pm_param_t s_params[] = {
      "Postfix listener without milters, for notifications", NULL},
     {"notify_from", "", "From: of notifications (default postmaster)", NULL},
     {"status_dir", "/run/privmta-milter", "where status.json is written", NULL},
+    {"decision_log_records", S_STR(PM_DECLOG_RECORDS_DEFAULT),
+     "decisions kept in status_dir/decisions.jsonl and decisions.1.jsonl "
+     "for privmta-ctl why, both files together: time, queue id, "
+     "Message-ID, envelope sender and recipients, verdict, reply, "
+     "deciding policy key and reason, policy revision; addresses only, "
+     "never a body, a Subject or another header. Readable by root and the "
+     "milter's group. 0 turns the log off (and why finds nothing)",
+     NULL},
+    {"decision_log_bytes_mb", "64",
+     "MiB the decision log keeps at most, both files together (1 to 64, "
+     "the most privmta-agent reads): when the current file holds half of "
+     "this (or half of decision_log_records), it replaces the previous "
+     "one",
+     NULL},
     {"poll_ms", "100", "how often the store head is checked", NULL},
     {"sig_poll_ms", "5000", "how often sig_dir is checked for changes", NULL},
     {"sig_jitter_ms", "60000",
@@ -197,6 +215,10 @@ s_start(void)
         .spamd_max_bytes =
             (size_t)pm_conf_int(s_params, "spamd_max_bytes", 1024, 1L << 31),
         .av_limits = s_av_limits(),
+        .decision_log_records =
+            (size_t)pm_conf_int(s_params, "decision_log_records", 0, 100000000),
+        .decision_log_bytes =
+            (size_t)pm_conf_int(s_params, "decision_log_bytes_mb", 1, 64) << 20,
     };
     char *why = NULL;
     if (*pm_conf_get(s_params, "store_dir"))

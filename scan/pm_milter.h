@@ -99,6 +99,13 @@
  * milter: they cannot loop through this filter, and nothing bounces back
  * to a notification.
  *
+ * Decision log (pm_declog.h), for privmta-ctl why: every decided message
+ * but the probe is appended to status_dir's decisions.jsonl (time, queue
+ * id, Message-ID, envelope addresses, verdict, reply, the deciding policy
+ * key, the verdict's log line, revision; never a body), within
+ * decision_log_records and decision_log_bytes (0 records: no log). A log
+ * that cannot be written never holds up or fails mail.
+ *
  * WHAT THE AGENT MUST SET ON THE NODE'S POSTFIX (main.cf via postconf -e):
  *     smtpd_milters = unix:/run/privmta-milter/milter.sock
  *                     (or inet:127.0.0.1:PORT; both work, TCP_NODELAY is
@@ -373,6 +380,10 @@ typedef struct {
     int spamd_max_conns;         /* spamd requests at once (0: 5) */
     size_t spamd_max_bytes;      /* largest message scored (0: 512000) */
     pm_av_limits_t av_limits;    /* libclamav limits (0 fields: pm_av.h's) */
+    size_t decision_log_records; /* records kept in status_dir's decision
+                                    log (pm_declog.h); 0: no log */
+    size_t decision_log_bytes;   /* bytes kept, both files together
+                                    (0: PM_DECLOG_BYTES_MAX) */
 } pm_milter_opts_t;
 
 /* Starts the engines and the notifier thread. Reads no policy: that is
@@ -400,9 +411,13 @@ pm_mpolicy_t *pm_milter_policy(pm_milter_t *self);
 const pm_mengines_t *pm_milter_engines(pm_milter_t *self);
 
 /* Hands the verdict's notices to the notifier thread (returns at once).
- * Also counts the verdict for the status file. */
-void pm_milter_after(pm_milter_t *self, const pm_mmsg_t *msg,
-                     const pm_mverdict_t *v);
+ * Also counts the verdict for the status file, and appends it to the
+ * decision log (status_dir, pm_declog.h; not the probe) with POL's
+ * revision (POL: the snapshot MSG was decided under, NULL: none, revision
+ * 0). A log that cannot be written is retried and reported (pm_warn) at
+ * most once a minute; mail never waits for it nor fails because of it. */
+void pm_milter_after(pm_milter_t *self, const pm_mpolicy_t *pol,
+                     const pm_mmsg_t *msg, const pm_mverdict_t *v);
 
 /* Writes the status file now (also done every status_ms). */
 int pm_milter_write_status(pm_milter_t *self);

@@ -16,7 +16,7 @@ struct pm_mmsg_t {
     struct sockaddr_storage client;
     bool has_client;
     char *myhostname;
-    char *auth, *qid, *sender, *subject;
+    char *auth, *qid, *sender, *subject, *msgid;
     char **rcpts;
     size_t n_rcpts, cap_rcpts;
     char **froms; /* every From value, n_froms */
@@ -44,6 +44,7 @@ s_forget(pm_mmsg_t *self)
     PM_FREE(&self->qid);
     PM_FREE(&self->sender);
     PM_FREE(&self->subject);
+    PM_FREE(&self->msgid);
     for (size_t i = 0; i < self->n_rcpts; i++)
         free(self->rcpts[i]);
     self->n_rcpts = 0;
@@ -187,6 +188,19 @@ s_append_crlf(pm_mmsg_t *self, const char *text)
     }
 }
 
+/* VALUE without the blanks (folding included) around it, at most MAX
+ * bytes of it. */
+static char *
+s_trimmed(const char *value, size_t max)
+{
+    while (*value == ' ' || *value == '\t' || *value == '\r' || *value == '\n')
+        value++;
+    size_t n = strlen(value);
+    while (n && strchr(" \t\r\n", value[n - 1]))
+        n--;
+    return pm_strndup(value, n < max ? n : max);
+}
+
 void
 pm_mmsg_add_header(pm_mmsg_t *self, const char *name, const char *value)
 {
@@ -194,6 +208,8 @@ pm_mmsg_add_header(pm_mmsg_t *self, const char *name, const char *value)
         return;
     if (strcasecmp(name, "Subject") == 0 && !self->subject)
         self->subject = pm_strdup(value);
+    if (strcasecmp(name, "Message-ID") == 0 && !self->msgid)
+        self->msgid = s_trimmed(value, PM_MMSG_MSGID_MAX);
     if (strcasecmp(name, PM_PROBE_HEADER) == 0 && !self->n_probes++)
         self->probe = pm_strdup(value);
     if (strcasecmp(name, "From") == 0) {
@@ -261,6 +277,12 @@ const char *
 pm_mmsg_subject(const pm_mmsg_t *msg)
 {
     return msg->subject;
+}
+
+const char *
+pm_mmsg_message_id(const pm_mmsg_t *msg)
+{
+    return msg->msgid ? msg->msgid : "";
 }
 
 const char *

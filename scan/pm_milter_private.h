@@ -23,6 +23,20 @@ const char *pm_mmsg_subject(const pm_mmsg_t *msg);           /* NULL: none */
 const char *pm_mmsg_auth(const pm_mmsg_t *msg);              /* NULL: none */
 const struct sockaddr *pm_mmsg_client(const pm_mmsg_t *msg); /* or NULL */
 
+/* The first Message-ID header's value, blanks around it dropped, at most
+ * PM_MMSG_MSGID_MAX bytes kept; "" when there is none. */
+#define PM_MMSG_MSGID_MAX 998
+const char *pm_mmsg_message_id(const pm_mmsg_t *msg);
+
+/* The deciding policy key of V under POL (NULL: none), as the decision
+ * log records it: "inbound.blocked_extensions", "antivirus.databases",
+ * "antivirus.custom_signatures" (the signature is named in one of POL's
+ * custom files), "antivirus.block_encrypted_archives", "dkim.domains",
+ * "antispam.tag_percent" or "antispam.kill_percent"; "" when no key
+ * decided (an accept, a failure, a MIME or scan limit). Static. */
+const char *pm_milter_decision_key(const pm_mpolicy_t *pol,
+                                   const pm_mverdict_t *v);
+
 /* The From headers of MSG, parsed (pm_from.h); caller clears *out. */
 void pm_mmsg_from(const pm_mmsg_t *msg, pm_from_t *out);
 

@@ -5,6 +5,7 @@
 
 #include "pm_clock.h"
 #include "pm_av.h"
+#include "pm_declog.h"
 #include "pm_dkim.h"
 #include "pm_milter.h"
 #include "pm_notify.h"
@@ -65,6 +66,13 @@ struct pm_milter_t {
     pm_notify_t *notify;
     uint64_t counts[PM_MC_N]; /* by pm_mcounter_t */
     pm_mgate_t scan_gate;     /* max_scans decisions at once */
+    /* the decision log (pm_declog.h), its own lock: appends never wait
+     * for mu */
+    pthread_mutex_t declog_mu;
+    pm_declog_t *declog;  /* NULL: off, or not opened yet */
+    time_t declog_tried;  /* the last open attempt */
+    time_t declog_warned; /* the last trouble reported */
+    uint64_t declog_lost; /* records lost since then */
     pthread_t av_thr, follow_thr;
     bool av_started, follow_started;
 };

@@ -156,7 +156,7 @@ s_eom(SMFICTX *ctx)
     pm_info("%s: %s (from=<%s>, revision %llu)", pm_mmsg_queue_id(c->msg),
             v.log, pm_mmsg_sender(c->msg),
             (unsigned long long)pm_mpolicy_rev(c->pol));
-    pm_milter_after(s_milter, c->msg, &v);
+    pm_milter_after(s_milter, c->pol, c->msg, &v);
     sfsistat st = SMFIS_CONTINUE;
     if (v.action == PM_MV_REJECT)
         st = s_reply(ctx, &v, SMFIS_REJECT);

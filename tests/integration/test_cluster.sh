@@ -71,7 +71,28 @@ for i in 1 2 3; do
     rc=$?
     check "mx$i refuses an .exe (swaks $rc)" \
         bash -c "[ $rc -eq 26 ] && grep -q '554' '$WORK/swaks.out'"
+    msgid[i]=$(sed -n 's/^ -> Message-Id: \(<[^>]*>\).*/\1/p' "$WORK/swaks.out" | head -1)
 done
+# ---- privmta-ctl why: every node's filter says what it decided, and why -------
+expect_exit 0 "why --from: the sender's refusals, asked of every node" \
+    "$CTL" why --from A@Remote.Example --json
+check "one record from each node, each refused by inbound.blocked_extensions naming invoice.exe" \
+    jq -e '(.records | map(.node) | sort) == ["mx1","mx2","mx3"] and
+           all(.records[]; .verdict == "rejected" and .key == "inbound.blocked_extensions" and
+               (.evidence | test("invoice.exe")) and (.reply | startswith("554")) and .revision >= 1) and
+           (.missing | length) == 0' "$WORK/out" >/dev/null
+expect_exit 0 "why MESSAGE-ID: one message, found on the node that saw it" \
+    "$CTL" why "${msgid[2]}" --json
+check "it is mx2's, with its queue id and recipient" \
+    jq -e --arg m "${msgid[2]}" '(.records | length) == 1 and .records[0].node == "mx2" and
+        .records[0].message_id == $m and (.records[0].queue_id | length) > 0 and
+        .records[0].rcpts == ["postmaster@mx2.test"]' "$WORK/out" >/dev/null
+QID=$(jq -r '.records[0].queue_id' "$WORK/out")
+expect_exit 0 "why QUEUE-ID, for a person" "$CTL" why "$QID"
+check "it shows the answer, the key and the evidence" bash -c \
+    "grep -q 'decided by inbound.blocked_extensions' '$WORK/out' && grep -q 'answer 554' '$WORK/out'"
+expect_exit 1 "why for something no node saw exits 1" "$CTL" why --from nobody@nowhere.example
+expect_exit 2 "why needs one thing to look for" "$CTL" why
 for i in 1 2 3; do
     # the filter writes its status every second, the agent reads it at
     # each heartbeat

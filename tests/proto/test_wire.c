@@ -124,6 +124,10 @@ Test(wire, every_valid_op_accepted)
     Pm__RolloutSpec spec = PM__ROLLOUT_SPEC__INIT;
     spec.service = (char *)"postfix";
     req.rollout_spec = &spec;
+    Pm__WhyQuery q = PM__WHY_QUERY__INIT;
+    q.queue_id = (char *)"4XyzAbC12";
+    q.max = 20;
+    req.why = &q;
     /* Every declared op but NONE: a new op must get its entry in the
      * requirements table of pm_wire.c. */
     const ProtobufCEnumDescriptor *ops = &pm__request__op__descriptor;
@@ -135,6 +139,16 @@ Test(wire, every_valid_op_accepted)
         cr_assert_eq(s_request_rc(&req, &why), PM_OK, "op %s: %s",
                      ops->values[i].name, why);
     }
+    /* a why that names nothing to look for, or asks for too much */
+    req.op = PM__REQUEST__OP__WHY;
+    q.queue_id = (char *)"";
+    cr_expect_eq(s_request_rc(&req, &why), PM_EPROTO);
+    cr_expect(why && strstr(why, "Request.why: WHY needs"), "%s", why);
+    q.sender = (char *)"a@example.test";
+    q.max = PM_WIRE_WHY_MAX + 1;
+    cr_expect_eq(s_request_rc(&req, &why), PM_EPROTO);
+    q.max = PM_WIRE_WHY_MAX;
+    cr_expect_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
     /* a rolling restart of something that is not a service */
     spec.service = (char *)"dovecot";
     req.op = PM__REQUEST__OP__ROLLOUT_START;

@@ -3,7 +3,9 @@
 #include "pm_attach.h"
 #include "pm_av.h"
 #include "pm_handoff.h"
+#include "pm_declog.h"
 #include "pm_milter.h"
+#include "pm_milter_private.h"
 #include "pm_milter_run.h"
 #include "pm_notify.h"
 #include "pm_policy.h"
@@ -1164,4 +1166,170 @@ Test(milter, signed_after_tagging_subject_changed)
 Test(milter, signed_after_tagging_subject_added)
 {
     s_sign_last(NULL);
+}
+
+/* ---- the decision log ------------------------------------------------------
+ */
+
+/* s_policy with one custom signature file defining PrivmtaTest.Marker. */
+static Pm__Policy *
+s_policy_custom(void)
+{
+    Pm__Policy *p = s_policy();
+    static const char body[] = "Other.Sig:0:*:414243\r\n"
+                               "PrivmtaTest.Marker:0:*:58354f21\n";
+    Pm__CustomSignature *c = malloc(sizeof *c);
+    pm__custom_signature__init(c);
+    c->name = strdup("local.ndb");
+    c->content.data = malloc(sizeof body - 1);
+    memcpy(c->content.data, body, sizeof body - 1);
+    c->content.len = sizeof body - 1;
+    p->antivirus_custom_signatures = calloc(1, sizeof c);
+    p->antivirus_custom_signatures[0] = c;
+    p->n_antivirus_custom_signatures = 1;
+    return p;
+}
+
+/* The key pm_milter_decide's verdict for M under POL is logged with. */
+static const char *
+s_key_of(const pm_mpolicy_t *pol, pm_mmsg_t *m, pm_mv_action_t want)
+{
+    pm_mverdict_t v;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), want);
+    const char *k = pm_milter_decision_key(pol, &v);
+    pm_mverdict_clear(&v);
+    cr_assert(!*k || pm_policy_key(k), "%s is a key of the policy table", k);
+    return k;
+}
+
+Test(milter, decision_keys)
+{
+    pm_mpolicy_t *pol = s_snap(s_policy());
+    pm_mmsg_t *m = s_msg_with_attachment("a.exe");
+    cr_assert_str_eq(s_key_of(pol, m, PM_MV_REJECT),
+                     "inbound.blocked_extensions");
+    pm_mmsg_destroy(&m);
+    m = s_msg("192.0.2.1", "x@remote.example", "hi", s_plain);
+    cr_assert_str_eq(s_key_of(pol, m, PM_MV_ACCEPT), "");
+    s_f.av_rc = 1; /* PrivmtaTest.Marker.UNOFFICIAL */
+    cr_assert_str_eq(s_key_of(pol, m, PM_MV_REJECT), "antivirus.databases");
+    s_f.av_rc = -1;
+    cr_assert_str_eq(s_key_of(pol, m, PM_MV_TEMPFAIL), "");
+    s_f.av_rc = 2;
+    s_f.av_why = "recursion limit of 17 levels";
+    cr_assert_str_eq(s_key_of(pol, m, PM_MV_REJECT), "", "a limit: no key");
+    s_f.av_rc = 0;
+    s_f.spam_score = 660;
+    cr_assert_str_eq(s_key_of(pol, m, PM_MV_ACCEPT), "antispam.tag_percent");
+    s_f.spam_score = 1500;
+    cr_assert_str_eq(s_key_of(pol, m, PM_MV_DISCARD), "antispam.kill_percent");
+    s_f.spam_score = 0;
+    pm_mmsg_destroy(&m);
+    m = s_msg("192.0.2.1", "\"Boss\" <ceo@SIGNED.test>", "pay", s_plain);
+    cr_assert_str_eq(s_key_of(pol, m, PM_MV_REJECT), "dkim.domains");
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+
+    Pm__Policy *p = s_policy_custom();
+    free(p->antispam_kill_action);
+    p->antispam_kill_action = strdup("deliver");
+    p->antivirus_block_encrypted_archives = true;
+    pol = s_snap(p);
+    m = s_msg("192.0.2.1", "x@remote.example", "hi", s_plain);
+    s_f.av_rc = 1;
+    cr_assert_str_eq(s_key_of(pol, m, PM_MV_REJECT),
+                     "antivirus.custom_signatures");
+    s_f.av_rc = 0;
+    s_f.spam_score = 1499;
+    cr_assert_str_eq(s_key_of(pol, m, PM_MV_ACCEPT), "antispam.tag_percent");
+    s_f.spam_score = 1500; /* tagged at kill, kill_action deliver */
+    cr_assert_str_eq(s_key_of(pol, m, PM_MV_ACCEPT), "antispam.kill_percent");
+    s_f.spam_score = 0;
+    pm_mverdict_t v = {.action = PM_MV_REJECT, .reason = PM_MR_VIRUS};
+    v.notice_item = "Heuristics.Encrypted.Zip";
+    cr_assert_str_eq(pm_milter_decision_key(pol, &v),
+                     "antivirus.block_encrypted_archives");
+    v.notice_item = "Other.Sig.UNOFFICIAL";
+    cr_assert_str_eq(pm_milter_decision_key(pol, &v),
+                     "antivirus.custom_signatures");
+    v.notice_item = "Other";
+    cr_assert_str_eq(pm_milter_decision_key(pol, &v), "antivirus.databases");
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+}
+
+static void
+s_take_copy(const json_t *rec, void *arg)
+{
+    json_t **out = arg;
+    json_decref(*out);
+    *out = json_deep_copy(rec);
+}
+
+/* The runtime appends every decision but the probe's to status_dir. */
+Test(milter, runtime_logs_decisions)
+{
+    pm_milter_opts_t o = {
+        .policy_file = "/nonexistent/privmta-policy.pb",
+        .spamd = "127.0.0.1:1",
+        .notify_smtp = "127.0.0.1:1",
+        .status_dir = s_keydir,
+        .decision_log_records = 10,
+    };
+    char *why = NULL;
+    pm_milter_t *mt = pm_milter_new(&o, &why);
+    cr_assert_not_null(mt, "%s", why ? why : "");
+    Pm__Policy *p = s_policy();
+    p->inbound_notify_admin = p->inbound_notify_recipient = false;
+    pm_mpolicy_t *pol = s_snap(p);
+    pm_mmsg_t *m = s_msg_with_attachment("a.exe");
+    pm_mmsg_set_queue_id(m, "4QID");
+    pm_mmsg_add_header(m, "Message-ID", " <abc@remote.example>\r\n");
+    pm_mverdict_t v;
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_REJECT);
+    pm_milter_after(mt, pol, m, &v);
+    pm_mverdict_clear(&v);
+    /* the probe is not mail: not logged */
+    v = (pm_mverdict_t){.action = PM_MV_REJECT, .reason = PM_MR_PROBE};
+    pm_milter_after(mt, pol, m, &v);
+
+    json_t *rec = NULL;
+    size_t skipped = 9;
+    pm_declog_query_t q = {0};
+    cr_assert_eq(pm_declog_query(s_keydir, PM_DECLOG_BYTES_MAX, &q, s_take_copy,
+                                 &rec, &skipped, &why),
+                 PM_OK, "%s", why ? why : "");
+    cr_assert_eq(skipped, 0);
+    cr_assert_not_null(rec);
+    cr_assert_str_eq(json_string_value(json_object_get(rec, "qid")), "4QID");
+    cr_assert_str_eq(json_string_value(json_object_get(rec, "msgid")),
+                     "<abc@remote.example>");
+    cr_assert_str_eq(json_string_value(json_object_get(rec, "from")),
+                     "sender@remote.example");
+    cr_assert_str_eq(
+        json_string_value(json_array_get(json_object_get(rec, "rcpt"), 0)),
+        "alice@node1.test");
+    cr_assert_str_eq(json_string_value(json_object_get(rec, "verdict")),
+                     "rejected");
+    const char *reply = json_string_value(json_object_get(rec, "reply"));
+    cr_assert_eq(strncmp(reply, "554 5.7.1 Message rejected: attachment", 38),
+                 0, "%s", reply);
+    cr_assert_str_eq(json_string_value(json_object_get(rec, "key")),
+                     "inbound.blocked_extensions");
+    cr_assert_str_eq(json_string_value(json_object_get(rec, "evidence")),
+                     "reject: blocked attachment a.exe (extension exe)");
+    cr_assert_eq(json_integer_value(json_object_get(rec, "rev")), 7);
+    json_decref(rec);
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", s_keydir, PM_DECLOG_FILE);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    int lines = 0, c;
+    while ((c = fgetc(f)) != EOF)
+        lines += c == '\n';
+    fclose(f);
+    cr_assert_eq(lines, 1, "one record: the probe is not logged");
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
+    pm_milter_destroy(&mt);
 }
