@@ -91,6 +91,16 @@ QID=$(jq -r '.records[0].queue_id' "$WORK/out")
 expect_exit 0 "why QUEUE-ID, for a person" "$CTL" why "$QID"
 check "it shows the answer, the key and the evidence" bash -c \
     "grep -q 'decided by inbound.blocked_extensions' '$WORK/out' && grep -q 'answer 554' '$WORK/out'"
+sed 's/^/# /' "$WORK/out"
+# a node that does not answer (its agent stopped) is named, the others' records come
+MX3_AGENT=$(awk '$2 == "agent" && $3 == "mx3" { print $1 }' "$WORK/cluster/pids")
+kill -STOP "$MX3_AGENT"
+expect_exit 0 "why with mx3's agent stopped answers within its deadline" \
+    "$CTL" --timeout 20 why --from a@remote.example --json
+kill -CONT "$MX3_AGENT"
+check "with mx1's and mx2's records, naming mx3 as silent" \
+    jq -e '(.records | map(.node) | sort) == ["mx1","mx2"] and
+           (.missing | length) == 1 and (.missing[0] | test("^mx3: "))' "$WORK/out" >/dev/null
 expect_exit 1 "why for something no node saw exits 1" "$CTL" why --from nobody@nowhere.example
 expect_exit 2 "why needs one thing to look for" "$CTL" why
 for i in 1 2 3; do
