@@ -10,11 +10,8 @@
 /* The longest escape ("\u202e") plus a NUL. */
 #define S_UNIT_MAX 8
 
-/* Decodes one well-formed UTF-8 sequence of 2 to 4 bytes at P into *CP.
- * Returns its length, or 0 when P does not start one (the string's NUL
- * stops a sequence cut short, as it is not a continuation byte). */
-static size_t
-s_utf8(const unsigned char *p, uint32_t *cp)
+size_t
+pm_text_utf8_seq(const unsigned char *p, uint32_t *cp)
 {
     size_t len;
     uint32_t c, min;
@@ -33,7 +30,8 @@ s_utf8(const unsigned char *p, uint32_t *cp)
     }
     if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
         return 0;
-    *cp = c;
+    if (cp)
+        *cp = c;
     return len;
 }
 
@@ -65,7 +63,7 @@ s_unit(const unsigned char *p, char *out, size_t *used)
         return 1;
     }
     uint32_t c = 0;
-    size_t len = p[0] >= 0x80 ? s_utf8(p, &c) : 0;
+    size_t len = p[0] >= 0x80 ? pm_text_utf8_seq(p, &c) : 0;
     char buf[S_UNIT_MAX + 1];
     if (len == 0) {
         snprintf(buf, sizeof buf, "\\x%02x", p[0]);

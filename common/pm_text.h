@@ -10,6 +10,7 @@
 #define PM_TEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The ellipsis pm_text_escape ends a capped string with. */
 #define PM_TEXT_MORE "..."
@@ -29,5 +30,11 @@
  * or escapes as fit are kept and PM_TEXT_MORE is appended (never half an
  * escape or half a UTF-8 sequence). Never NULL; caller frees it. */
 char *pm_text_escape(const char *s, size_t max);
+
+/* Decodes one well-formed UTF-8 sequence of 2 to 4 bytes at P into *CP
+ * (may be NULL). Returns its length, or 0 when P does not start one
+ * (overlong, surrogate, past U+10FFFF; the string's NUL stops a sequence
+ * cut short, as it is not a continuation byte). */
+size_t pm_text_utf8_seq(const unsigned char *p, uint32_t *cp);
 
 #endif

@@ -3,6 +3,7 @@
 #include "pm_error.h"
 #include "pm_file.h"
 #include "pm_mem.h"
+#include "pm_text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,31 +44,6 @@ static const char *const s_verdicts[] = {"accepted", "tagged", "discarded",
 
 /* ---- fields ----------------------------------------------------------- */
 
-/* The length of the well-formed UTF-8 sequence of 2 to 4 bytes at P, or 0
- * (the string's NUL ends a sequence cut short: it is no continuation). */
-static size_t
-s_utf8_len(const unsigned char *p)
-{
-    size_t len;
-    uint32_t c, min;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        len = 2, c = p[0] & 0x1fu, min = 0x80;
-    else if (p[0] >= 0xe0 && p[0] <= 0xef)
-        len = 3, c = p[0] & 0x0fu, min = 0x800;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        len = 4, c = p[0] & 0x07u, min = 0x10000;
-    else
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        c = (c << 6) | (p[i] & 0x3fu);
-    }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
-    return len;
-}
-
 /* S (NULL: "") as a field: at most PM_DECLOG_FIELD_MAX bytes, cut at a
  * character boundary; bytes that are not UTF-8, C0 controls and DEL
  * become '?' (jansson takes only UTF-8, and what a person reads later
@@ -79,7 +55,7 @@ s_field(const char *s)
     char *out = pm_malloc(PM_DECLOG_FIELD_MAX + 1);
     size_t n = 0;
     while (*p) {
-        size_t len = *p < 0x80 ? 1 : s_utf8_len(p);
+        size_t len = *p < 0x80 ? 1 : pm_text_utf8_seq(p, NULL);
         if (n + (len ? len : 1) > PM_DECLOG_FIELD_MAX)
             break;
         if (len == 0 || *p < 0x20 || *p == 0x7f) {
