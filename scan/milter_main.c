@@ -82,6 +82,10 @@ static pm_param_t s_params[] = {
      "this (or half of decision_log_records), it replaces the previous "
      "one",
      NULL},
+    {"decision_log_days", S_STR(PM_DECLOG_DAYS_DEFAULT),
+     "days the decision log keeps a record, about (1 to 3650): the current "
+     "file is also replaced once its first record is half that old",
+     NULL},
     {"poll_ms", "100", "how often the store head is checked", NULL},
     {"sig_poll_ms", "5000", "how often sig_dir is checked for changes", NULL},
     {"sig_jitter_ms", "60000",
@@ -219,6 +223,8 @@ s_start(void)
             (size_t)pm_conf_int(s_params, "decision_log_records", 0, 100000000),
         .decision_log_bytes =
             (size_t)pm_conf_int(s_params, "decision_log_bytes_mb", 1, 64) << 20,
+        .decision_log_days =
+            (int)pm_conf_int(s_params, "decision_log_days", 1, 3650),
     };
     char *why = NULL;
     if (*pm_conf_get(s_params, "store_dir"))

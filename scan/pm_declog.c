@@ -31,6 +31,8 @@ struct pm_declog_t {
     size_t half_bytes;     /* ...or at this */
     size_t records, bytes; /* what the current file holds */
     bool need_nl;          /* it ends inside a line (a short write) */
+    int64_t max_age;       /* seconds a record is kept, about */
+    int64_t first_t;       /* the current file's first record, 0: none */
 };
 
 /* The texts a record holds, in the order they are written. */
@@ -170,6 +172,23 @@ s_count(int fd, uint64_t size, size_t *lines, bool *partial)
     return ok;
 }
 
+/* The time of the file's first record (0 when there is none, or it does
+ * not say): the file is rotated once that is half the age kept. */
+static int64_t
+s_first_time(int fd, uint64_t size)
+{
+    size_t len = size < 4096 ? (size_t)size : 4096;
+    char buf[4097];
+    if (!len || !pm_file_pread_all(fd, buf, len, 0))
+        return 0;
+    buf[len] = '\0';
+    char *nl = strchr(buf, '\n');
+    json_t *rec = nl ? json_loadb(buf, (size_t)(nl - buf), 0, NULL) : NULL;
+    json_int_t t = json_integer_value(json_object_get(rec, "t"));
+    json_decref(rec);
+    return t > 0 ? (int64_t)t : 0;
+}
+
 /* Opens (creating it 0640) the current file and counts what it holds. */
 static int
 s_reopen(pm_declog_t *self, char **why)
@@ -196,6 +215,7 @@ s_reopen(pm_declog_t *self, char **why)
     }
     if ((st.st_mode & 07777) != S_MODE)
         (void)fchmod(fd, S_MODE); /* an umask took a bit away */
+    self->first_t = s_first_time(fd, (uint64_t)st.st_size);
     self->fd = fd;
     self->records = lines;
     self->bytes = (size_t)st.st_size;
@@ -220,9 +240,18 @@ pm_declog_open(const char *dir, size_t max_records, size_t max_bytes,
     self->old = pm_asprintf("%s/%s", dir, PM_DECLOG_OLD);
     self->half_records = max_records / 2 ? max_records / 2 : 1;
     self->half_bytes = max_bytes / 2 ? max_bytes / 2 : 1;
+    self->max_age = (int64_t)PM_DECLOG_DAYS_DEFAULT * 86400;
     if (s_reopen(self, why) != PM_OK)
         pm_declog_close(&self);
     return self;
+}
+
+void
+pm_declog_set_max_age(pm_declog_t *self, int64_t secs)
+{
+    pthread_mutex_lock(&self->mu);
+    self->max_age = secs > 0 ? secs : 1;
+    pthread_mutex_unlock(&self->mu);
 }
 
 void
@@ -244,12 +273,13 @@ pm_declog_close(pm_declog_t **self_p)
  * full one becomes the previous one). After a failed rename the file is
  * opened again at the next append: one removed meanwhile is made anew. */
 static int
-s_room(pm_declog_t *self, size_t len, char **why)
+s_room(pm_declog_t *self, size_t len, int64_t now, char **why)
 {
     if (self->fd < 0 && s_reopen(self, why) != PM_OK)
         return PM_EIO;
     size_t need = len + (self->need_nl ? 1 : 0);
-    if (self->records < self->half_records &&
+    bool young = !self->first_t || now - self->first_t < self->max_age / 2;
+    if (self->records < self->half_records && young &&
         (self->bytes == 0 || self->bytes + need <= self->half_bytes))
         return PM_OK;
     int rc = pm_file_rename(self->path, self->old, why);
@@ -297,9 +327,11 @@ pm_declog_append(pm_declog_t *self, const pm_decision_t *d, char **why)
         return PM_EIO;
     }
     pthread_mutex_lock(&self->mu);
-    int rc = s_room(self, len, why);
+    int rc = s_room(self, len, d->time, why);
     if (rc == PM_OK)
         rc = s_write(self, line, len, why);
+    if (rc == PM_OK && !self->first_t)
+        self->first_t = d->time;
     pthread_mutex_unlock(&self->mu);
     free(line);
     return rc;

@@ -14,9 +14,11 @@
  * against tag/kill, the DKIM result), the verdict's log line.
  *
  * Retention: when the current file holds MAX_RECORDS / 2 records or
- * MAX_BYTES / 2 bytes, it replaces the previous one (rename) and a new
- * one begins, so at most MAX_RECORDS records and MAX_BYTES bytes are kept;
- * a reader skips records older than the age it is given. Each field is
+ * MAX_BYTES / 2 bytes, or its first record is half the age kept
+ * (pm_declog_set_max_age), it replaces the previous one (rename) and a
+ * new one begins, so at most MAX_RECORDS records and MAX_BYTES bytes,
+ * about as old as the age kept, remain; a reader skips records older
+ * than the time it is given. Each field is
  * capped (PM_DECLOG_FIELD_MAX, PM_DECLOG_RCPTS_MAX) before it is written.
  *
  * Written by the milter (unprivileged, assumed hostile), read by the agent
@@ -74,6 +76,12 @@ typedef struct pm_declog_t pm_declog_t;
 pm_declog_t *pm_declog_open(const char *dir, size_t max_records,
                             size_t max_bytes, char **why);
 void pm_declog_close(pm_declog_t **self_p);
+
+/* Records are kept about SECS (default PM_DECLOG_DAYS_DEFAULT days): the
+ * current file is also rotated once its first record is SECS / 2 old, so
+ * the previous one, replaced at the next rotation, holds nothing much
+ * older than SECS. */
+void pm_declog_set_max_age(pm_declog_t *self, int64_t secs);
 
 /* Appends D as one line (one write, O_APPEND), rotating first when the
  * current file is full. Each text is capped at PM_DECLOG_FIELD_MAX bytes

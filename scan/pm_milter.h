@@ -384,6 +384,8 @@ typedef struct {
                                     log (pm_declog.h); 0: no log */
     size_t decision_log_bytes;   /* bytes kept, both files together
                                     (0: PM_DECLOG_BYTES_MAX) */
+    int decision_log_days;       /* a record is kept about this long (0: the
+                                    default, PM_DECLOG_DAYS_DEFAULT) */
 } pm_milter_opts_t;
 
 /* Starts the engines and the notifier thread. Reads no policy: that is

@@ -496,6 +496,9 @@ s_declog_ready(pm_milter_t *self, time_t now, char **why)
     self->declog =
         pm_declog_open(self->o.status_dir, self->o.decision_log_records,
                        self->o.decision_log_bytes, why);
+    if (self->declog && self->o.decision_log_days > 0)
+        pm_declog_set_max_age(self->declog,
+                              (int64_t)self->o.decision_log_days * 86400);
     return self->declog ? PM_OK : PM_EIO;
 }
 

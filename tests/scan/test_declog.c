@@ -277,6 +277,29 @@ Test(declog, rotation_keeps_at_most_max_records)
     pm_declog_close(&log);
 }
 
+/* Records at times 1..25 with 10 s kept: the current file is replaced
+ * once its first record is 5 s old, so nothing older than about 10 s
+ * stays, even far below the count and size limits; a restart reads the
+ * first record's time back. */
+Test(declog, rotation_by_age)
+{
+    pm_declog_t *log = s_open(100000, 1 << 20);
+    pm_declog_set_max_age(log, 10);
+    s_append_range(log, 1, 22);
+    pm_declog_close(&log);
+    log = s_open(100000, 1 << 20);
+    pm_declog_set_max_age(log, 10);
+    s_append_range(log, 23, 25);
+    s_got_t g = {0};
+    size_t n = s_query(NULL, 1 << 20, &g, NULL);
+    cr_assert_str_eq(s_str(&g, 0, "qid"), "qid-25");
+    cr_assert_str_eq(s_str(&g, n - 1, "qid"), "qid-16",
+                     "the oldest kept is 10 s before the newest");
+    cr_assert_eq(n, 10);
+    s_got_clear(&g);
+    pm_declog_close(&log);
+}
+
 Test(declog, rotation_by_bytes)
 {
     size_t max = 8192;
