@@ -20,7 +20,14 @@ struct pm_web_api_t {
     pm_ctl_client_t *client;
     char *users;
     pm_web_sessions_t *sessions;
+    int64_t (*clock)(void); /* unix seconds */
 };
+
+static int64_t
+s_wall(void)
+{
+    return (int64_t)time(NULL);
+}
 
 pm_web_api_t *
 pm_web_api_new(pm_ctl_client_t *client, const char *users)
@@ -29,7 +36,14 @@ pm_web_api_new(pm_ctl_client_t *client, const char *users)
     self->client = client;
     self->users = pm_strdup(users);
     self->sessions = pm_web_sessions_new();
+    self->clock = s_wall;
     return self;
+}
+
+void
+pm_web_api_set_clock(pm_web_api_t *self, int64_t (*clock)(void))
+{
+    self->clock = clock ? clock : s_wall;
 }
 
 void
@@ -76,9 +90,9 @@ s_is(const pm_web_req_t *req, const char *method, const char *path)
 static const pm_web_session_t *
 s_session(pm_web_api_t *self, const pm_web_req_t *req)
 {
-    return req->token ? pm_web_session_find(self->sessions, req->token,
-                                            (int64_t)time(NULL))
-                      : NULL;
+    return req->token
+               ? pm_web_session_find(self->sessions, req->token, self->clock())
+               : NULL;
 }
 
 size_t
@@ -211,7 +225,7 @@ s_login(pm_web_api_t *self, const pm_web_req_t *req, pm_web_reply_t *reply)
         json_decref(doc);
         return;
     }
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = self->clock();
     int64_t wait = pm_web_throttle_wait(self->sessions, req->addr, user, now);
     char *why = NULL;
     int rc = wait > 0 ? PM_EDENIED

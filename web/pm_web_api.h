@@ -66,6 +66,10 @@ typedef struct pm_web_api_t pm_web_api_t;
 pm_web_api_t *pm_web_api_new(pm_ctl_client_t *client, const char *users);
 void pm_web_api_destroy(pm_web_api_t **self_p);
 
+/* Tests: the clock sessions and login throttling go by (unix seconds;
+ * NULL: time(NULL)), so that a slow machine cannot let a wait run out. */
+void pm_web_api_set_clock(pm_web_api_t *self, int64_t (*clock)(void));
+
 /* The most body bytes REQ may send: PM_WEB_LOGIN_BODY_MAX for a login,
  * PM_WEB_BODY_MAX with a live session, 0 without one (the request is
  * answered 401 before its body is read). */

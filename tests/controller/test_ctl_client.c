@@ -5,10 +5,13 @@
  * the one that answered, and when nothing answers names every endpoint. */
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "pm_ctl_client.h"
@@ -37,11 +40,17 @@ s_setup(void)
              s_dir);
 }
 
+/* The sockets that hold the dead endpoints' ports (s_dead_endpoint). */
+static int s_dead_fds[8];
+static size_t s_n_dead;
+
 static void
 s_teardown(void)
 {
     zcert_destroy(&s_cert);
     testdir_remove(s_dir);
+    while (s_n_dead)
+        close(s_dead_fds[--s_n_dead]);
     /* stop czmq's zsys, so that LeakSanitizer sees only the test's own */
     zsys_shutdown();
 }
@@ -144,22 +153,29 @@ s_server_start(s_server_t *srv, bool standby)
     return actor;
 }
 
-/* An endpoint where nothing listens: a port just bound and let go, below
- * the kernel's ephemeral range (32768 and up), where a connection to a
- * port nothing listens on can connect to itself (TCP simultaneous open)
- * and so "answer". */
+/* An endpoint where nothing listens: a port below the kernel's ephemeral
+ * range (32768 and up, where a connection to a port nothing listens on
+ * can connect to itself by TCP simultaneous open, and so "answer"), held
+ * bound but not listening until the test ends, so that a connection is
+ * refused and no other process (tests run two at a time) can start
+ * listening there meanwhile. */
 static void
 s_dead_endpoint(char *buf, size_t size)
 {
-    zsock_t *s = zsock_new(ZMQ_ROUTER);
-    zsock_set_linger(s, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
     int port = -1;
-    for (int i = 0; i < 1000 && port < 0; i++)
-        port =
-            zsock_bind(s, "tcp://127.0.0.1:%d",
-                       20000 + (int)((getpid() * 7919 + i * 104729) % 12000));
+    for (int i = 0; i < 1000 && port < 0; i++) {
+        int p = 20000 + (int)((getpid() * 7919 + i * 104729) % 12000);
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)p),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+            port = p;
+    }
     cr_assert_gt(port, 0);
-    zsock_destroy(&s);
+    cr_assert_lt(s_n_dead, sizeof s_dead_fds / sizeof s_dead_fds[0]);
+    s_dead_fds[s_n_dead++] = fd;
     snprintf(buf, size, "tcp://127.0.0.1:%d", port);
 }
 
