@@ -64,11 +64,23 @@ REJ='privmta_milter_messages_total{verdict="rejected_attachment"}'
 ACC='privmta_milter_messages_total{verdict="accepted"}'
 for i in 1 2 3; do rej_before[i]=$(metric "http://127.0.2.1$i:9467" "$REJ"); done
 printf 'MZ\n' >"$WORK/x.bin"
+# send_exe I: sends invoice.exe to mx I until it gets a final answer: a
+# 4xx (the filter busy or slow under a loaded machine: "try again
+# later", which Postfix's clients do) is tried again, up to a deadline
+send_exe() {
+    local deadline=$((SECONDS + 60 * ${PM_TEST_WAIT_SCALE:-3}))
+    while :; do
+        swaks --server "127.0.2.1$1:2525" --from a@remote.example --to "postmaster@mx$1.test" \
+            --attach-type application/octet-stream --attach-name invoice.exe \
+            --attach "@$WORK/x.bin" --timeout 20 >"$WORK/swaks.out" 2>&1
+        rc=$?
+        grep -Eq '^<[-*]+ +4[0-9]{2}[ -]' "$WORK/swaks.out" && [ "$SECONDS" -lt "$deadline" ] || return 0
+        echo "# mx$1 answered 4xx (swaks $rc), again: $(grep -Em1 '^<[-*]+ +4[0-9]{2}' "$WORK/swaks.out")"
+        sleep 1
+    done
+}
 for i in 1 2 3; do
-    swaks --server "127.0.2.1$i:2525" --from a@remote.example --to "postmaster@mx$i.test" \
-        --attach-type application/octet-stream --attach-name invoice.exe \
-        --attach "@$WORK/x.bin" --timeout 20 >"$WORK/swaks.out" 2>&1
-    rc=$?
+    send_exe "$i"
     check "mx$i refuses an .exe (swaks $rc)" \
         bash -c "[ $rc -eq 26 ] && grep -q '554' '$WORK/swaks.out'"
     msgid[i]=$(sed -n 's/^ -> Message-Id: \(<[^>]*>\).*/\1/p' "$WORK/swaks.out" | head -1)
@@ -77,8 +89,9 @@ done
 expect_exit 0 "why --from: the sender's refusals, asked of every node" \
     "$CTL" why --from A@Remote.Example --json
 check "one record from each node, each refused by inbound.blocked_extensions naming invoice.exe" \
-    jq -e '(.records | map(.node) | sort) == ["mx1","mx2","mx3"] and
-           all(.records[]; .verdict == "rejected" and .key == "inbound.blocked_extensions" and
+    jq -e '[.records[] | select(.verdict == "rejected")] as $r |
+           ($r | map(.node) | sort) == ["mx1","mx2","mx3"] and
+           all($r[]; .key == "inbound.blocked_extensions" and
                (.evidence | test("invoice.exe")) and (.reply | startswith("554")) and .revision >= 1) and
            (.missing | length) == 0' "$WORK/out" >/dev/null
 expect_exit 0 "why MESSAGE-ID: one message, found on the node that saw it" \
@@ -99,7 +112,7 @@ expect_exit 0 "why with mx3's agent stopped answers within its deadline" \
     "$CTL" --timeout 20 why --from a@remote.example --json
 kill -CONT "$MX3_AGENT"
 check "with mx1's and mx2's records, naming mx3 as silent" \
-    jq -e '(.records | map(.node) | sort) == ["mx1","mx2"] and
+    jq -e '([.records[] | select(.verdict == "rejected") | .node] | sort) == ["mx1","mx2"] and
            (.missing | length) == 1 and (.missing[0] | test("^mx3: "))' "$WORK/out" >/dev/null
 expect_exit 1 "why for something no node saw exits 1" "$CTL" why --from nobody@nowhere.example
 expect_exit 2 "why needs one thing to look for" "$CTL" why
