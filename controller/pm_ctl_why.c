@@ -43,17 +43,19 @@ s_options(int argc, char **argv, s_opts_t *o)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         char *end = NULL;
-        if (c == 'f')
+        if (c == 'f') {
             o->from = optarg;
-        else if (c == 's')
+        } else if (c == 's') {
             o->since = optarg;
-        else if (c == 'j')
+        } else if (c == 'j') {
             o->json = true;
-        else if (c == 'm' && (o->max = (unsigned)strtoul(optarg, &end, 10)) &&
-                 !*end && o->max <= PM_WIRE_WHY_MAX)
-            ;
-        else
+        } else if (c == 'm') {
+            o->max = (unsigned)strtoul(optarg, &end, 10);
+            if (*end || o->max < 1 || o->max > PM_WIRE_WHY_MAX)
+                return -1;
+        } else {
             return -1;
+        }
     }
     /* one thing to look for: an id, or --from */
     return (optind == argc - 1) != (o->from != NULL) ? optind : -1;

@@ -36,9 +36,16 @@ s_take(const json_t *rec, void *arg)
     s_acc_t *acc = arg;
     if (acc->full || acc->n == PM_WIRE_WHY_MAX)
         return;
-    char *text = json_dumps(rec, JSON_COMPACT);
-    size_t size = text ? strlen(text) : 0;
-    free(text);
+    /* its size on the wire, near enough: the texts (each capped by
+     * pm_declog) and a little per field; no second encoding */
+    size_t size = 64;
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)rec, k, v) size +=
+        json_is_string(v) ? json_string_length(v) + 8 : 16;
+    const json_t *rcpts = json_object_get(rec, "rcpt");
+    for (size_t i = 0; i < json_array_size(rcpts); i++)
+        size += json_string_length(json_array_get(rcpts, i)) + 8;
     if (acc->bytes + size > S_ANSWER_BYTES) {
         acc->full = true; /* the newest came first: the older ones go */
         return;
@@ -56,7 +63,6 @@ s_take(const json_t *rec, void *arg)
     r->key = s_str(rec, "key");
     r->evidence = s_str(rec, "evidence");
     r->revision = (uint64_t)json_integer_value(json_object_get(rec, "rev"));
-    const json_t *rcpts = json_object_get(rec, "rcpt");
     r->n_rcpts = json_array_size(rcpts);
     r->rcpts = pm_calloc(r->n_rcpts + 1, sizeof *r->rcpts);
     for (size_t i = 0; i < r->n_rcpts; i++)
