@@ -144,11 +144,14 @@ Test(wire, every_valid_op_accepted)
     q.queue_id = (char *)"";
     cr_expect_eq(s_request_rc(&req, &why), PM_EPROTO);
     cr_expect(why && strstr(why, "Request.why: WHY needs"), "%s", why);
+    free(why), why = NULL;
     q.sender = (char *)"a@example.test";
     q.max = PM_WIRE_WHY_MAX + 1;
     cr_expect_eq(s_request_rc(&req, &why), PM_EPROTO);
+    free(why), why = NULL;
     q.max = PM_WIRE_WHY_MAX;
     cr_expect_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
+    free(why), why = NULL;
     /* a rolling restart of something that is not a service */
     spec.service = (char *)"dovecot";
     req.op = PM__REQUEST__OP__ROLLOUT_START;
