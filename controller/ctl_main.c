@@ -62,6 +62,10 @@ static const struct {
     {"policy", "diff", pm_ctl_policy_diff, "policy diff A B [--json]"},
     {"policy", "rollback", pm_ctl_policy_rollback,
      "policy rollback N [--expect-rev N] [-m MSG]"},
+    {"policy", "test", pm_ctl_policy_test,
+     "policy test [FILE | --rev N] MESSAGE.eml... [--client IP] "
+     "[--client-name NAME] [--helo NAME] [--from ADDR] [--rcpt ADDR]... "
+     "[--auth USER] [--node NAME] [--json]"},
     {"nodes", NULL, pm_ctl_nodes,
      "nodes [--cluster] [--json | --watch [SECONDS]]"},
     {"drift", NULL, pm_ctl_drift, "drift [NODE] [--json]"},
@@ -234,6 +238,22 @@ pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp)
     if (rc != PM_EXIT_OK)
         fprintf(stderr, "privmta-ctl: %s\n", why);
     free(why);
+    return rc;
+}
+
+int
+pm_ctl_call_slow(pm_ctl_t *ctl, Pm__Request *req, int wait_ms,
+                 Pm__Response **resp)
+{
+    Pm__Response *pong = NULL;
+    int rc = pm_ctl_call_op(ctl, PM__REQUEST__OP__PING, &pong);
+    if (rc != PM_EXIT_OK)
+        return rc;
+    pm__response__free_unpacked(pong, NULL);
+    int usual = pm_ctl_client_timeout(ctl->client);
+    pm_ctl_client_set_timeout(ctl->client, usual + wait_ms);
+    rc = pm_ctl_call(ctl, req, resp);
+    pm_ctl_client_set_timeout(ctl->client, usual);
     return rc;
 }
 

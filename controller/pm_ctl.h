@@ -30,6 +30,13 @@ int pm_ctl_call(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp);
 int pm_ctl_call_why(pm_ctl_t *ctl, Pm__Request *req, Pm__Response **resp,
                     char **why);
 
+/* pm_ctl_call for a request the controller answers only once a node did,
+ * within WAIT_MS: the controller is reached first (a PING, under the
+ * usual timeout, so that one that is down is reported as soon as for any
+ * other command), then REQ may take the usual timeout plus WAIT_MS. */
+int pm_ctl_call_slow(pm_ctl_t *ctl, Pm__Request *req, int wait_ms,
+                     Pm__Response **resp);
+
 /* pm_ctl_call with a request that is only OP (NODES, ROLLOUT_STATUS...). */
 int pm_ctl_call_op(pm_ctl_t *ctl, Pm__Request__Op op, Pm__Response **resp);
 
@@ -50,6 +57,7 @@ int pm_ctl_policy_show(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_policy_history(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_policy_diff(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_policy_rollback(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_policy_test(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_nodes(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_drift(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_keygen(pm_ctl_t *ctl, int argc, char **argv);

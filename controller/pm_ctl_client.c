@@ -259,3 +259,15 @@ pm_ctl_client_endpoint(const pm_ctl_client_t *self)
 {
     return self && self->answered ? self->endpoints[self->last] : NULL;
 }
+
+void
+pm_ctl_client_set_timeout(pm_ctl_client_t *self, int timeout_ms)
+{
+    self->timeout_ms = timeout_ms;
+}
+
+int
+pm_ctl_client_timeout(const pm_ctl_client_t *self)
+{
+    return self->timeout_ms;
+}

@@ -58,6 +58,12 @@ void pm_ctl_client_destroy(pm_ctl_client_t **self_p);
 int pm_ctl_client_call(pm_ctl_client_t *self, const Pm__Request *req,
                        Pm__Response **resp, char **why);
 
+/* Each call from now on waits at most TIMEOUT_MS for each controller (a
+ * request the controller answers late, once a node did); the current
+ * value is pm_ctl_client_timeout's. */
+void pm_ctl_client_set_timeout(pm_ctl_client_t *self, int timeout_ms);
+int pm_ctl_client_timeout(const pm_ctl_client_t *self);
+
 /* The endpoint that gave the answer the last call returned (a standby's
  * included), as written in ENDPOINTS; NULL before any call got one. A call
  * that failed leaves it as it was. */

@@ -233,3 +233,13 @@ pm_ctl_json_rollout(const Pm__Rollout *ro)
         (json_int_t)ro->started, "finished", (json_int_t)ro->finished, "reason",
         ro->reason, "user", ro->user);
 }
+
+json_t *
+pm_ctl_json_test_result(const Pm__TestResult *r)
+{
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s}", "message",
+                     r->message, "rcpt", r->rcpt, "policy", r->policy,
+                     "revision", (json_int_t)r->revision, "reply", r->reply,
+                     "stage", r->stage, "verdict", r->verdict, "key", r->key,
+                     "evidence", r->evidence);
+}

@@ -34,4 +34,8 @@ json_t *pm_ctl_json_rollout(const Pm__Rollout *ro);
 /* [{"key", "before", "after"}...], values as compact JSON text. */
 json_t *pm_ctl_json_diff(Pm__DiffEntry *const *entries, size_t n);
 
+/* One answer of a policy test (a TestResult): {"message", "rcpt",
+ * "policy", "revision", "reply", "stage", "verdict", "key", "evidence"}. */
+json_t *pm_ctl_json_test_result(const Pm__TestResult *r);
+
 #endif

@@ -51,11 +51,11 @@ pm_ctld_store_fail(pm_ctld_reply_t *r, int rc, const char *what)
                  "%s: %s", what, pm_strerror(rc));
 }
 
-/* Reading revision REV failed with RC. A missing revision is told apart:
- * one above the head was never made; one below it was pruned by
- * retention, which the admin should hear rather than a bare "not found". */
-static void
-s_revision_fail(pm_ctld_t *self, pm_ctld_reply_t *r, int rc, uint64_t rev)
+/* A missing revision is told apart: one above the head was never made;
+ * one below it was pruned by retention, which the admin should hear
+ * rather than a bare "not found". */
+void
+pm_ctld_revision_fail(pm_ctld_t *self, pm_ctld_reply_t *r, int rc, uint64_t rev)
 {
     uint64_t head = 0;
     if (rc != PM_ENOTFOUND || pm_store_head(self->store, &head) != PM_OK)
@@ -259,15 +259,25 @@ s_check_secrets(pm_ctld_t *self, const Pm__Policy *p, pm_diag_t *diag)
     return problems;
 }
 
+bool
+pm_ctld_validate(pm_ctld_t *self, const Pm__Policy *policy, const char *origin,
+                 pm_ctld_reply_t *r)
+{
+    pm_diag_set_origin(r->diag, origin);
+    if (pm_policy_validate(policy, r->diag) +
+            s_check_secrets(self, policy, r->diag) ==
+        0)
+        return true;
+    s_problems(r, PM__RESPONSE__STATUS__INVALID);
+    return false;
+}
+
 static void
 s_handle_push(pm_ctld_t *self, const Pm__Request *req, const char *author,
               pm_ctld_reply_t *r)
 {
-    pm_diag_set_origin(r->diag, "pushed policy");
-    if (pm_policy_validate(req->policy, r->diag) +
-            s_check_secrets(self, req->policy, r->diag) >
-        0)
-        return s_problems(r, PM__RESPONSE__STATUS__INVALID);
+    if (!pm_ctld_validate(self, req->policy, "pushed policy", r))
+        return;
     if (req->rollout_spec && req->rollout_spec->n_canary)
         pm_ctld_rollout_canary(self, req, author, r);
     else
@@ -300,7 +310,7 @@ s_handle_rollback(pm_ctld_t *self, const Pm__Request *req, const char *author,
     Pm__Revision *old = NULL;
     int rc = pm_store_get(self->store, req->rev, &old);
     if (rc != PM_OK)
-        return s_revision_fail(self, r, rc, req->rev);
+        return pm_ctld_revision_fail(self, r, rc, req->rev);
     /* Revisions were valid when stored; checking again guards against a
      * rule that became stricter since. */
     if (pm_policy_validate(old->policy, r->diag) > 0)
@@ -325,7 +335,7 @@ s_handle_show(pm_ctld_t *self, const Pm__Request *req, const char *author,
         return; /* nothing pushed yet: no revision, the CLI shows defaults */
     rc = pm_store_get(self->store, req->rev, &r->revision);
     if (rc != PM_OK)
-        return s_revision_fail(self, r, rc, req->rev);
+        return pm_ctld_revision_fail(self, r, rc, req->rev);
     /* show --node is computed by the CLI from the whole revision, so that
      * it can also say which keys the node overrides. */
     r->resp.revision = r->revision;
@@ -378,7 +388,7 @@ s_handle_diff(pm_ctld_t *self, const Pm__Request *req, const char *author,
     if (rc == PM_OK)
         rc = pm_store_get(self->store, req->rev_b, &b);
     if (rc != PM_OK) {
-        s_revision_fail(self, r, rc, a ? req->rev_b : req->rev);
+        pm_ctld_revision_fail(self, r, rc, a ? req->rev_b : req->rev);
         goto out;
     }
     pm_policy_diff(a->policy, b->policy, s_diff_one, r);
@@ -589,6 +599,7 @@ static const struct {
      false},
     {PM__REQUEST__OP__REPLICATE, "replicate", pm_ctld_replicate, false},
     {PM__REQUEST__OP__WHY, "why", pm_ctld_why_busy, false},
+    {PM__REQUEST__OP__POLICY_TEST, "policy test", pm_ctld_test_busy, false},
 };
 
 void
@@ -609,6 +620,19 @@ pm_ctld_reply_clear(pm_ctld_reply_t *r)
     pm_diag_destroy(&r->diag);
     free(r->error);
     free(r->txt);
+}
+
+void
+pm_ctld_send(pm_ctld_t *self, zframe_t **route, const Pm__Response *resp)
+{
+    size_t len = 0;
+    uint8_t *out = pm_wire_pack(&resp->base, &len);
+    zmsg_t *msg = zmsg_new();
+    zmsg_append(msg, route);
+    zmsg_addmem(msg, "", 0);
+    zmsg_addmem(msg, out, len);
+    zmsg_send(&msg, self->router);
+    free(out);
 }
 
 uint8_t *
@@ -708,6 +732,7 @@ pm_ctld_destroy(pm_ctld_t **self_p)
     zhashx_destroy(&self->admins);
     pm_ctld_peers_free(self);
     pm_ctld_why_free(self);
+    pm_ctld_test_free(self);
     if (self->rollout)
         pm__rollout__free_unpacked(self->rollout, NULL);
     free(self->clients_dir);
@@ -900,7 +925,8 @@ s_answer(pm_ctld_t *self, zframe_t **id, zframe_t *body, size_t *len)
         pm__request__free_unpacked(req, NULL); /* answered later */
     } else {
         char *author = s_author(name, req);
-        out = pm_ctld_handle(self, req, author, len);
+        if (!pm_ctld_test_start(self, id, req, author))
+            out = pm_ctld_handle(self, req, author, len);
         free(author);
         pm__request__free_unpacked(req, NULL);
     }
@@ -989,6 +1015,7 @@ pm_ctld_run(pm_ctld_t *self)
         wait = s_metrics_tick(self, wait);
         wait = pm_ctld_peers_tick(self, wait);
         wait = pm_ctld_why_tick(self, wait);
+        wait = pm_ctld_test_tick(self, wait);
         if (self->stop != PM_CTLD_STOPPED)
             break;
         void *which = zpoller_wait(poller, wait);

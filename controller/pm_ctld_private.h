@@ -2,7 +2,9 @@
  *
  * pm_ctld.c serves the API socket and the policy requests;
  * pm_ctld_rollout.c runs rolling restarts (the state machine is
- * pm_rollout) between them. Only they include this header.
+ * pm_rollout) between them; pm_ctld_standby.c follows a primary;
+ * pm_ctld_why.c and pm_ctld_test.c answer the requests that wait for
+ * nodes. Only they include this header.
  */
 #ifndef PM_CTLD_PRIVATE_H
 #define PM_CTLD_PRIVATE_H
@@ -50,6 +52,8 @@ struct pm_ctld_t {
     char *peer_trouble;           /* the last trouble logged, said once */
     struct pm_replica_t *replica; /* secrets and keys, kept between asks */
     struct pm_ctld_why_t *why;    /* asks waiting for nodes (pm_ctld_why.c) */
+    struct pm_ctld_test_t *test;  /* policy tests waiting for their node
+                                     (pm_ctld_test.c) */
     int stop;                     /* what pm_ctld_run returns */
 };
 
@@ -80,6 +84,22 @@ void pm_ctld_fail(pm_ctld_reply_t *r, Pm__Response__Status status,
 
 /* R fails because the store said RC while doing WHAT. */
 void pm_ctld_store_fail(pm_ctld_reply_t *r, int rc, const char *what);
+
+/* R fails because reading revision REV gave RC: NOT_FOUND saying whether
+ * it was never made or is no longer kept, else INTERNAL. */
+void pm_ctld_revision_fail(pm_ctld_t *self, pm_ctld_reply_t *r, int rc,
+                           uint64_t rev);
+
+/* Validates POLICY as every policy pushed is (pm_policy_validate, and
+ * every DKIM key it names must be stored), the problems' origin being
+ * ORIGIN. True when valid; else false with R INVALID, every problem in its
+ * problems. */
+bool pm_ctld_validate(pm_ctld_t *self, const Pm__Policy *policy,
+                      const char *origin, pm_ctld_reply_t *r);
+
+/* Sends RESP to the client at *ROUTE (taken over) on the API socket: the
+ * answer to a request that was not answered at once. */
+void pm_ctld_send(pm_ctld_t *self, zframe_t **route, const Pm__Response *resp);
 
 /* Commits a validated POLICY unless it equals the head (R says which, or
  * why not); compare-and-swap against req->expect_rev is done inside the
@@ -163,4 +183,31 @@ void pm_ctld_why_busy(pm_ctld_t *self, const Pm__Request *req,
 
 /* Frees the asks (pm_ctld_destroy): their clients get no answer. */
 void pm_ctld_why_free(pm_ctld_t *self);
+
+/* ---- pm_ctld_test.c */
+
+/* Policy tests waiting for their node at once (PM_CTLD_TEST_MS each at
+ * most, pm_ctld.h). */
+#define PM_CTLD_TEST_PENDING 4
+
+/* A POLICY_TEST from AUTHOR, the client at *ROUTE: takes *ROUTE over and
+ * returns true. The test is checked first (a candidate as PUSH checks a
+ * policy, a revision must be stored, the node must be enrolled and
+ * connected: --node, else the first node up by name); a test that fails
+ * is answered at once, else it is sent to that one node and answered when
+ * its TEST_ANSWER comes or after PM_CTLD_TEST_MS (pm_ctld_test_tick).
+ * False when this controller cannot take it (not POLICY_TEST, no fleet, a
+ * standby, PM_CTLD_TEST_PENDING waiting): pm_ctld_handle answers it. */
+bool pm_ctld_test_start(pm_ctld_t *self, zframe_t **route,
+                        const Pm__Request *req, const char *author);
+
+/* Answers the tests whose deadline passed. Returns WAIT or less. */
+int pm_ctld_test_tick(pm_ctld_t *self, int wait);
+
+/* The POLICY_TEST handler for what pm_ctld_test_start did not take. */
+void pm_ctld_test_busy(pm_ctld_t *self, const Pm__Request *req,
+                       const char *author, pm_ctld_reply_t *r);
+
+/* Frees the tests waiting (pm_ctld_destroy): their clients get no answer. */
+void pm_ctld_test_free(pm_ctld_t *self);
 #endif

@@ -59,19 +59,6 @@ s_ask_free(s_ask_t *a)
     memset(a, 0, sizeof *a);
 }
 
-static void
-s_send(pm_ctld_t *self, zframe_t **route, const Pm__Response *resp)
-{
-    size_t len = 0;
-    uint8_t *out = pm_wire_pack(&resp->base, &len);
-    zmsg_t *msg = zmsg_new();
-    zmsg_append(msg, route);
-    zmsg_addmem(msg, "", 0);
-    zmsg_addmem(msg, out, len);
-    zmsg_send(&msg, self->router);
-    free(out);
-}
-
 static int
 s_newest_first(const void *a, const void *b)
 {
@@ -107,7 +94,7 @@ s_finish(pm_ctld_t *self, size_t i)
     resp.why_missing = missing;
     resp.n_why_missing = m;
     pm_store_head(self->store, &resp.head);
-    s_send(self, &a->route, &resp);
+    pm_ctld_send(self, &a->route, &resp);
     for (size_t k = 0; k < m; k++)
         free(missing[k]);
     free(missing);

@@ -79,6 +79,8 @@ struct pm_fleet_t {
     pm_metrics_hist_t ack;   /* publish -> each node's report applying it */
     pm_fleet_why_fn *why_fn; /* WHY_ANSWER reports go there */
     void *why_arg;
+    pm_fleet_test_fn *test_fn; /* and TEST_ANSWER reports there */
+    void *test_arg;
 };
 
 /* MEMBERS, made once as the fleet starts (below, with the sending). */
@@ -408,6 +410,13 @@ pm_fleet_on_why(pm_fleet_t *self, pm_fleet_why_fn *fn, void *arg)
     self->why_arg = arg;
 }
 
+void
+pm_fleet_on_test(pm_fleet_t *self, pm_fleet_test_fn *fn, void *arg)
+{
+    self->test_fn = fn;
+    self->test_arg = arg;
+}
+
 bool
 pm_fleet_settled(pm_fleet_t *self)
 {
@@ -586,26 +595,37 @@ s_set_databases(pm_fleet_t *self, const Pm__Policy *p)
     self->members_dirty = true;
 }
 
-/* The DKIM keys REV's policy names travel with it, over CURVE only; an
- * agent needs them before it can enable signing. */
+/* The DKIM keys policy P names go with it into PUB (none twice), over
+ * CURVE only; an agent needs them before it can enable signing. */
 static void
-s_attach_secrets(pm_fleet_t *self, Pm__Publication *pub)
+s_attach_secrets_of(pm_fleet_t *self, Pm__Publication *pub, const Pm__Policy *p)
 {
-    const Pm__Policy *p = pub->revision->policy;
-    pub->secrets = pm_calloc(p->n_dkim_domains + 1, sizeof *pub->secrets);
+    pub->secrets =
+        pm_realloc(pub->secrets, (pub->n_secrets + p->n_dkim_domains + 1) *
+                                     sizeof *pub->secrets);
     for (size_t i = 0; i < p->n_dkim_domains; i++) {
+        const char *id = p->dkim_domains[i]->key;
+        bool have = false;
+        for (size_t k = 0; k < pub->n_secrets && !have; k++)
+            have = strcmp(pub->secrets[k]->id, id) == 0;
         uint8_t *data = NULL;
         size_t len = 0;
-        if (pm_store_secret_get(self->store, p->dkim_domains[i]->key, &data,
-                                &len) != PM_OK)
+        if (have || pm_store_secret_get(self->store, id, &data, &len) != PM_OK)
             continue;
         Pm__Secret *sec = pm_malloc(sizeof *sec);
         pm__secret__init(sec);
-        sec->id = pm_strdup(p->dkim_domains[i]->key);
+        sec->id = pm_strdup(id);
         sec->data.data = data;
         sec->data.len = len;
         pub->secrets[pub->n_secrets++] = sec;
     }
+}
+
+/* Those of the revision PUB carries. */
+static void
+s_attach_secrets(pm_fleet_t *self, Pm__Publication *pub)
+{
+    s_attach_secrets_of(self, pub, pub->revision->policy);
 }
 
 static void
@@ -618,6 +638,26 @@ s_free_secrets(Pm__Publication *pub)
     free(pub->secrets);
     pub->secrets = NULL;
     pub->n_secrets = 0;
+}
+
+bool
+pm_fleet_test(pm_fleet_t *self, const char *name, const Pm__PolicyTest *test)
+{
+    s_node_t *n = zhashx_lookup(self->nodes, name);
+    if (!n || !s_served(n))
+        return false;
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    pub.kind = PM__PUBLICATION__KIND__TEST;
+    pub.test = (Pm__PolicyTest *)test; /* only read by the packer */
+    s_attach_secrets_of(self, &pub, test->trial);
+    if (test->head)
+        s_attach_secrets_of(self, &pub, test->head);
+    zmq_msg_t msg;
+    s_msg_init(&msg, &pub);
+    s_free_secrets(&pub);
+    s_send_to(self, n, &msg);
+    zmq_msg_close(&msg);
+    return true;
 }
 
 void
@@ -780,6 +820,9 @@ s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
     } else if (rep->kind == PM__AGENT_REPORT__KIND__WHY_ANSWER) {
         if (self->why_fn)
             self->why_fn(n->name, rep, self->why_arg);
+    } else if (rep->kind == PM__AGENT_REPORT__KIND__TEST_ANSWER) {
+        if (self->test_fn)
+            self->test_fn(n->name, rep, self->test_arg);
     } else if (rep->kind == PM__AGENT_REPORT__KIND__APPLIED) {
         if (*n->status->apply_error) {
             char *error =

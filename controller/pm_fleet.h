@@ -139,6 +139,19 @@ typedef void(pm_fleet_why_fn)(const char *node, Pm__AgentReport *rep,
                               void *arg);
 void pm_fleet_on_why(pm_fleet_t *self, pm_fleet_why_fn *fn, void *arg);
 
+/* Sends TEST (a policy test, with its id and the trial policy) to the
+ * agent of node NAME only, as a TEST publication (head 0), with the DKIM
+ * keys the trial and head policies name. Returns false when NAME has no
+ * connection that is served now. The answer comes as a TEST_ANSWER
+ * report, handed to the function set with pm_fleet_on_test (the same
+ * shape as pm_fleet_on_why's: a callee may take the results, setting
+ * n_test_results to 0); like any publication the test can be lost (a full
+ * queue): the asker waits with a deadline. */
+bool pm_fleet_test(pm_fleet_t *self, const char *name,
+                   const Pm__PolicyTest *test);
+typedef pm_fleet_why_fn pm_fleet_test_fn;
+void pm_fleet_on_test(pm_fleet_t *self, pm_fleet_test_fn *fn, void *arg);
+
 /* Whether every agent that is alive has had time to report since this
  * fleet started (stale_after_ms): before that, a node that is up may
  * still show as "down" (the status read back from the store), so nothing

@@ -138,7 +138,9 @@ up() {
             --milter-status "$dir/milter/status.json"
             --sig-dir "$dir/sigs" --peer-bind "tcp://$addr:7422"
             --metrics-listen "$addr:9467"
-            --milter-restart "$TOP/deploy/cluster.sh milter $name")
+            --milter-restart "$TOP/deploy/cluster.sh milter $name"
+            --milter-program "$BUILD/scan/privmta-milter"
+            --milter-config "$dir/milter.conf" --rehearsal-dir "$dir/rehearsal")
         "$CTL" node add "$name" "$("${agent[@]}" --public-key)" >/dev/null
         start_bg "agent $name" "$dir/agent.log" "${agent[@]}"
         say "node $name: Postfix on $addr:2525, agent enrolled, milter started;" \
@@ -194,12 +196,22 @@ milter() {
         for _ in $(seq 1 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
     fi
     rm -f "$dir/milter.sock" 2>/dev/null || true # so the wait below sees the new one
-    setsid nohup "$BUILD/scan/privmta-milter" \
-        --socket "unix:$dir/milter.sock" --node "$name" \
-        --policy-file "$dir/handoff/policy.pb" --dkim-key-dir "$dir/handoff/dkim" \
-        --sig-dir "$dir/sigs" --sig-jitter-ms 3000 \
-        --spamd "127.0.0.1:$SPAMD_PORT" --notify-smtp "$addr:2526" \
-        --status-dir "$dir/milter" --user nobody >>"$dir/milter.log" 2>&1 </dev/null &
+    # its settings in a file, as a package installs them: the agent's
+    # policy tests start a scratch milter from the same file
+    cat >"$dir/milter.conf" <<EOF
+socket = unix:$dir/milter.sock
+node = $name
+policy_file = $dir/handoff/policy.pb
+dkim_key_dir = $dir/handoff/dkim
+sig_dir = $dir/sigs
+sig_jitter_ms = 3000
+spamd = 127.0.0.1:$SPAMD_PORT
+notify_smtp = $addr:2526
+status_dir = $dir/milter
+user = nobody
+EOF
+    setsid nohup "$BUILD/scan/privmta-milter" -c "$dir/milter.conf" \
+        >>"$dir/milter.log" 2>&1 </dev/null &
     echo $! >"$dir/milter.pid"
     echo "$! milter $name" >>"$ROOT/pids"
     for _ in $(seq 1 100); do [ -S "$dir/milter.sock" ] && return 0; sleep 0.1; done

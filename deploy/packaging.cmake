@@ -93,7 +93,7 @@ set(CPACK_COMPONENT_CTL_DESCRIPTION
     "privmta-ctl: the administrator's command for the privmta controller")
 set(CPACK_COMPONENT_WEB_DESCRIPTION
     "privmta web console: the Privacy MTA policy page over HTTPS, a client of the privmta controller")
-set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "postfix, systemd")
+set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "postfix, systemd, swaks")
 set(CPACK_DEBIAN_WEB_PACKAGE_DEPENDS "systemd")
 set(CPACK_DEBIAN_CONTROLLER_PACKAGE_DEPENDS "systemd")
 # conffiles, and the postinst that makes the users

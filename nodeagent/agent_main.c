@@ -11,6 +11,7 @@
 #include "pm_mem.h"
 #include "pm_postfix.h"
 #include "pm_priv.h"
+#include "pm_rehearse.h"
 #include "pm_sigmembers.h"
 #include "pm_sigsync.h"
 
@@ -107,6 +108,18 @@ static pm_param_t s_params[] = {
      "instead of the whole file) only when this node's copy is larger than "
      "this many KiB: starting libfreshclam costs more than a few MiB from "
      "a peer; 0: always when a peer keeps the CDIFFs",
+     NULL},
+    {"rehearsal_dir", PM_REHEARSE_DIR,
+     "privmta-ctl policy test: where the scratch Postfix and filter of a "
+     "test live while it runs (created root-owned 0711)",
+     NULL},
+    {"milter_program", PM_REHEARSE_MILTER,
+     "privmta-ctl policy test: the privmta-milter program started for a "
+     "test",
+     NULL},
+    {"milter_config", PM_REHEARSE_MILTER_CONFIG,
+     "privmta-ctl policy test: the live privmta-milter's configuration "
+     "file (its databases, spamd, DKIM keys and user are the test's)",
      NULL},
     {"milter_restart", "",
      "the command that restarts privmta-milter in a rolling restart, split "
@@ -309,6 +322,9 @@ main(int argc, char **argv)
     cfg.milter_status = *msock ? pm_conf_get(s_params, "milter_status") : NULL;
     cfg.milter_socket = msock;
     cfg.milter_restart = pm_conf_get(s_params, "milter_restart");
+    cfg.rehearsal_dir = pm_conf_get(s_params, "rehearsal_dir");
+    cfg.milter_program = pm_conf_get(s_params, "milter_program");
+    cfg.milter_config = pm_conf_get(s_params, "milter_config");
     cfg.postfix_restart = pm_conf_get(s_params, "postfix_restart");
     if (strcmp(pm_conf_get(s_params, "backend"), "postfix") == 0) {
         pm_postfix_set_milter(backend, msock);

@@ -355,6 +355,8 @@ s_on_publication(pm_agent_state_t *self, Pm__Publication *pub)
         pm_agent_restart_begin(self, pub->restart);
     } else if (pub->kind == PM__PUBLICATION__KIND__WHY) {
         pm_agent_why(self, pub->why);
+    } else if (pub->kind == PM__PUBLICATION__KIND__TEST) {
+        pm_agent_test_begin(self, &pub->test);
     } else if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
         if (pub->head > self->seen)
             s_resync(self, "heartbeat shows a newer head");
@@ -537,6 +539,7 @@ s_destroy(pm_agent_state_t **self_p)
     if (!self)
         return;
     zactor_destroy(&self->restart); /* Postfix put back as it was */
+    pm_agent_test_stop(self);
     if (self->restart_last)
         pm__restart_result__free_unpacked(self->restart_last, NULL);
     free(self->restart_file);
@@ -730,6 +733,8 @@ s_actor(zsock_t *pipe, void *args)
             s_on_sigsync(self);
         } else if (self->restart && which == self->restart) {
             pm_agent_restart_event(self);
+        } else if (self->test && which == self->test) {
+            pm_agent_test_event(self);
         } else if (which == pipe) {
             char *cmd = zstr_recv(pipe);
             bool term = !cmd || strcmp(cmd, "$TERM") == 0;

@@ -107,6 +107,9 @@ typedef struct {
                                    * Postfix (pm_restart.h); NULL or "":
                                    * postfix stop, start */
     int restart_gate_ms;          /* 0: PM_RESTART_GATE_MS */
+    const char *rehearsal_dir;    /* policy tests: pm_rehearse.h's DIR */
+    const char *milter_program;   /* policy tests: privmta-milter, by path */
+    const char *milter_config;    /* policy tests: the live milter's -c FILE */
     pm_metrics_server_t *metrics; /* gets pm_agent_metrics_text at each
                                    * report; NULL: none (not owned) */
 } pm_agent_config_t;

@@ -49,6 +49,7 @@ typedef struct pm_agent_state_t {
     char *restart_file;              /* STATE/restart.pb, or NULL */
     char *restart_journal;           /* STATE/restart-drain.cf, or NULL */
     pm_agent_stats_t stats;          /* for the metrics endpoint */
+    zactor_t *test;                  /* a policy test running, or NULL */
 } pm_agent_state_t;
 
 /* ---- pm_agent.c */
@@ -95,5 +96,19 @@ void pm_agent_restart_load(pm_agent_state_t *self);
 /* pm_agent_why.c: answers a WHY publication with the filter's matching
  * decision records (a WHY_ANSWER report). */
 void pm_agent_why(pm_agent_state_t *self, const Pm__WhyQuery *q);
+
+/* ---- pm_agent_test.c */
+
+/* A TEST publication: the test (taken over, *TEST_P nulled) runs in its
+ * own thread (pm_rehearse: seconds to minutes); one at a time, another
+ * is answered at once with an error. */
+void pm_agent_test_begin(pm_agent_state_t *self, Pm__PolicyTest **test_p);
+
+/* The test's thread is done (readable on the poller): its TEST_ANSWER is
+ * sent and the thread ends. */
+void pm_agent_test_event(pm_agent_state_t *self);
+
+/* Stops a test running (at stop; waits for it to end). */
+void pm_agent_test_stop(pm_agent_state_t *self);
 
 #endif

@@ -5,6 +5,20 @@
  * added to privmta.proto is covered without touching this file. Rules that
  * are about meaning rather than shape (what a request op needs, what a
  * revision number may be) live in the small tables at the end.
+ *
+ * A policy test (privmta-ctl policy test) travels three ways, each held
+ * to its rule (pm_wire.h's list of rules does not name them yet):
+ *   - Request POLICY_TEST: a test of 1..PM_WIRE_TEST_MESSAGES_MAX
+ *     messages, each with a name and data, PM_WIRE_TEST_BYTES_MAX bytes in
+ *     all, 1..PM_WIRE_TEST_RCPTS_MAX recipients, and exactly one of a
+ *     candidate policy or a stored revision rev > 0;
+ *   - Publication TEST: the same messages and recipients, an id >= 1 and
+ *     the trial policy;
+ *   - AgentReport TEST_ANSWER: the test_id it answers (>= 1) and at most
+ *     PM_WIRE_TEST_RESULTS_MAX results.
+ * The envelope (client address and name, HELO, sender, recipients, login)
+ * goes into SMTP commands on the node: none of it may hold a control
+ * character, so no CR or LF can add a command of its own.
  */
 #include "pm_wire.h"
 
@@ -322,6 +336,7 @@ s_fail_field(s_walk_t *w, const char *field, const char *fmt, ...)
 #define S_NEED_DKIM_KEY 0x80u
 #define S_NEED_ROLLOUT 0x100u
 #define S_NEED_WHY 0x200u
+#define S_NEED_TEST 0x400u
 
 /* What each request op needs. An op missing here is refused: NONE, and a
  * new op until someone decides what it needs (test_wire checks that every
@@ -349,6 +364,7 @@ static const struct {
     {PM__REQUEST__OP__ROLLOUT_ABORT, 0},
     {PM__REQUEST__OP__REPLICATE, 0},
     {PM__REQUEST__OP__WHY, S_NEED_WHY},
+    {PM__REQUEST__OP__POLICY_TEST, S_NEED_TEST},
 };
 
 /* A WHY query names something to look for, and asks for a bounded count. */
@@ -357,6 +373,98 @@ s_why_ok(const Pm__WhyQuery *q)
 {
     return q && (*q->queue_id || *q->message_id || *q->sender) && q->max >= 1 &&
            q->max <= PM_WIRE_WHY_MAX && q->since >= 0;
+}
+
+/* The index of the first control character (C0 or DEL) in S, or -1. */
+static long
+s_control_at(const char *s)
+{
+    for (const char *p = s; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return p - s;
+    return -1;
+}
+
+/* FIELD of a test holds VALUE, which goes into an SMTP command on the
+ * node (XCLIENT, EHLO, MAIL FROM, RCPT TO). */
+static int
+s_test_smtp_value(s_walk_t *w, const char *field, const char *value)
+{
+    long at = s_control_at(value);
+    if (at < 0)
+        return PM_OK;
+    return s_fail_field(w, field,
+                        "a control character at byte %ld (it goes into an "
+                        "SMTP command)",
+                        at);
+}
+
+/* What a test holds wherever it travels, the walk being at the test: its
+ * messages, named and not empty, and an envelope fit for SMTP. */
+static int
+s_test_body(s_walk_t *w, const Pm__PolicyTest *t)
+{
+    if (t->n_messages < 1 || t->n_messages > PM_WIRE_TEST_MESSAGES_MAX)
+        return s_fail_field(w, "messages", "%zu messages; a test holds 1 to %d",
+                            t->n_messages, PM_WIRE_TEST_MESSAGES_MAX);
+    size_t total = 0;
+    for (size_t k = 0; k < t->n_messages; k++) {
+        const Pm__TestMessage *m = t->messages[k];
+        const char *empty = !*m->name ? "name" : !m->data.len ? "data" : NULL;
+        if (empty) {
+            s_path_push(w, "messages");
+            s_path_index(w, k);
+            return s_fail_field(w, empty, "empty");
+        }
+        total += m->data.len;
+    }
+    if (total > PM_WIRE_TEST_BYTES_MAX)
+        return s_fail_field(w, "messages", "%zu bytes in all, more than %u",
+                            total, PM_WIRE_TEST_BYTES_MAX);
+    if (t->n_rcpts < 1 || t->n_rcpts > PM_WIRE_TEST_RCPTS_MAX)
+        return s_fail_field(w, "rcpts", "%zu recipients; a test has 1 to %d",
+                            t->n_rcpts, PM_WIRE_TEST_RCPTS_MAX);
+    for (size_t k = 0; k < t->n_rcpts; k++) {
+        long at = *t->rcpts[k] ? s_control_at(t->rcpts[k]) : 0;
+        if (at >= 0) {
+            s_path_push(w, "rcpts");
+            s_path_index(w, k);
+            return *t->rcpts[k] ? s_fail(w,
+                                         "a control character at byte %ld "
+                                         "(it goes into an SMTP command)",
+                                         at)
+                                : s_fail(w, "empty");
+        }
+    }
+    int rc = s_test_smtp_value(w, "client_addr", t->client_addr);
+    if (rc == PM_OK)
+        rc = s_test_smtp_value(w, "client_name", t->client_name);
+    if (rc == PM_OK)
+        rc = s_test_smtp_value(w, "helo", t->helo);
+    if (rc == PM_OK)
+        rc = s_test_smtp_value(w, "sender", t->sender);
+    if (rc == PM_OK)
+        rc = s_test_smtp_value(w, "auth", t->auth);
+    return rc;
+}
+
+/* POLICY_TEST: the test, and what to test: a candidate policy or a
+ * stored revision, exactly one. */
+static int
+s_test_request(s_walk_t *w, const Pm__PolicyTest *t, const char *op)
+{
+    if (!t)
+        return s_fail_field(w, "test", "required by %s", op);
+    s_path_push(w, "test");
+    if (!t->candidate == !t->rev)
+        return s_fail(w,
+                      "%s needs a candidate policy or a revision rev > 0, "
+                      "exactly one of them",
+                      op);
+    int rc = s_test_body(w, t);
+    if (rc == PM_OK)
+        s_path_pop(w);
+    return rc;
 }
 
 /* "postfix", "milter" or "all": what a restart can be of. */
@@ -395,6 +503,8 @@ s_rule_request_needs(s_walk_t *w, const Pm__Request *req, const char *op,
                             "%s needs a queue id, a Message-ID or a sender, "
                             "and max 1..%d",
                             op, PM_WIRE_WHY_MAX);
+    if (needs & S_NEED_TEST)
+        return s_test_request(w, req->test, op);
     if ((needs & S_NEED_ROLLOUT) &&
         (!req->rollout_spec || !s_is_service(req->rollout_spec->service)))
         return s_fail_field(w, "rollout_spec",
@@ -494,6 +604,17 @@ s_rule_publication(s_walk_t *w, const ProtobufCMessage *msg)
                                 "id, a Message-ID or a sender, max 1..%d",
                                 PM_WIRE_WHY_MAX);
         return PM_OK;
+    }
+    if (pub->kind == PM__PUBLICATION__KIND__TEST) {
+        if (!pub->test || pub->test->id == 0 || !pub->test->trial)
+            return s_fail_field(w, "test",
+                                "a test needs an id >= 1 and the trial "
+                                "policy");
+        s_path_push(w, "test");
+        int rc = s_test_body(w, pub->test);
+        if (rc == PM_OK)
+            s_path_pop(w);
+        return rc;
     }
     if (!pub->revision || !pub->revision->policy)
         return s_fail_field(w, "revision",
@@ -608,6 +729,12 @@ s_rule_agent_report(s_walk_t *w, const ProtobufCMessage *msg)
                             "an answer names its query and holds at most %d "
                             "records",
                             PM_WIRE_WHY_MAX);
+    if (r->kind == PM__AGENT_REPORT__KIND__TEST_ANSWER && r->test_id == 0)
+        return s_fail_field(w, "test_id", "0; an answer names its test");
+    if (r->kind == PM__AGENT_REPORT__KIND__TEST_ANSWER &&
+        r->n_test_results > PM_WIRE_TEST_RESULTS_MAX)
+        return s_fail_field(w, "test_results", "%zu results, more than %d",
+                            r->n_test_results, PM_WIRE_TEST_RESULTS_MAX);
     return PM_OK;
 }
 

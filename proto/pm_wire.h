@@ -33,6 +33,14 @@
  *   - WHY (Request, Publication): a query naming a queue id, a Message-ID
  *     or a sender, max <= PM_WIRE_WHY_MAX; an agent's WHY_ANSWER names the
  *     query it answers.
+ *   - POLICY_TEST (Request) and TEST (Publication): a PolicyTest with
+ *     1..PM_WIRE_TEST_MESSAGES_MAX named, non-empty messages of at most
+ *     PM_WIRE_TEST_BYTES_MAX in all, 1..PM_WIRE_TEST_RCPTS_MAX non-empty
+ *     recipients, no control character in the client's attributes, HELO,
+ *     sender or recipients (they go into SMTP commands); a request holds
+ *     a candidate or a revision (one of them), a publication an id and
+ *     the policy tried; a TEST_ANSWER names its test and holds at most
+ *     PM_WIRE_TEST_RESULTS_MAX results.
  * These walks follow the protobuf-c descriptors, so a field added to the
  * .proto is covered by the structural rules without code changes.
  *
@@ -85,6 +93,15 @@
  * follow one message or one sender's day; an AgentReport stays far under
  * PM_WIRE_REPORT_MAX (the agent trims records to fit). */
 #define PM_WIRE_WHY_MAX 100
+/* A policy test (PolicyTest): at most PM_WIRE_TEST_MESSAGES_MAX messages
+ * of at most PM_WIRE_CONTENT_MAX bytes each, PM_WIRE_TEST_BYTES_MAX in
+ * all, to at most PM_WIRE_TEST_RCPTS_MAX recipients; an answer holds one
+ * result per message, recipient and policy (candidate, head). */
+#define PM_WIRE_TEST_MESSAGES_MAX 20
+#define PM_WIRE_TEST_RCPTS_MAX 10
+#define PM_WIRE_TEST_BYTES_MAX (32u << 20)
+#define PM_WIRE_TEST_RESULTS_MAX                                               \
+    (2 * PM_WIRE_TEST_MESSAGES_MAX * PM_WIRE_TEST_RCPTS_MAX)
 /* RestartOrder.service of a canary push's check: only the restart's
  * health gate, probe message included, nothing drained or restarted. */
 #define PM_WIRE_SERVICE_PROBE "probe"

@@ -985,6 +985,19 @@ Test(ctld, node_add_without_fleet)
     pm__response__free_unpacked(resp, NULL);
 }
 
+/* A policy test needs a node: a controller serving none says so. */
+Test(ctld, policy_test_without_fleet)
+{
+    Pm__Request req = s_req(PM__REQUEST__OP__POLICY_TEST);
+    Pm__PolicyTest t = PM__POLICY_TEST__INIT;
+    t.rev = 1;
+    req.test = &t;
+    Pm__Response *resp = s_call(&req);
+    cr_expect_eq(resp->status, PM__RESPONSE__STATUS__INTERNAL);
+    cr_expect_str_eq(resp->error, "this controller serves no nodes");
+    pm__response__free_unpacked(resp, NULL);
+}
+
 Test(ctld, destroy_null_is_safe)
 {
     pm_ctld_t *none = NULL;

@@ -10,7 +10,7 @@
  *
  * Environment:
  *   PM_TEST_FLOOD_S      seconds the hostile agent floods (default 30,
- *                        within the 120 s ctest timeout of this binary);
+ *                        within the 240 s ctest timeout of this binary);
  *   PM_TEST_CONTROLLER   the controller binary to test (default: the one
  *                        built here), e.g. to watch an older one fail.
  */
@@ -35,6 +35,7 @@
 #include "pm_fleet.h"
 #include "pm_keys.h"
 #include "pm_mem.h"
+#include "pm_policy.h"
 #include "pm_wire.h"
 #include "testdir.h"
 #include "testsh.h"
@@ -2240,4 +2241,610 @@ Test(fleet, metrics_follow_pushes_and_acks)
     zcert_destroy(&key1);
     zcert_destroy(&key2);
     zcert_destroy(&key3);
+}
+
+/* ---- policy test ------------------------------------------------------- */
+
+/* An agent that answers TEST publications as privmta-agent does, with
+ * made-up results: under the candidate a message whose name holds ".iso"
+ * is rejected by inbound.blocked_extensions, any other accepted; under
+ * the head everything is accepted (another queue id each time). It
+ * answers 300 ms after the test came, having first sent an answer for an
+ * id the controller never gave; meanwhile the other testers answer the
+ * same test with forged results (s_forge_id): answers from a node that
+ * was not asked. It keeps the last test it was sent. */
+#define S_DUE_MAX 8
+
+typedef struct {
+    const char *name;
+    zcert_t *cert;
+    _Atomic bool fail;      /* answer with a test_error (set by the test) */
+    _Atomic bool hold;      /* answer nothing until cleared (the same) */
+    _Atomic unsigned tests; /* TEST publications received */
+    pthread_mutex_t lock;
+    Pm__Publication *last; /* the last TEST (under lock) */
+    /* the actor's own */
+    zsock_t *dealer;
+    bool answered;
+    Pm__Publication *due[S_DUE_MAX]; /* the tests to answer at due_at */
+    size_t n_due;
+    int64_t due_at;
+    uint64_t forged; /* the last id it forged an answer for */
+} s_tester_t;
+
+/* The id of the test an honest tester got last: the others forge an
+ * answer for it. */
+static _Atomic uint64_t s_forge_id;
+
+static void
+s_tester_report(s_tester_t *a)
+{
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    st.name = (char *)a->name;
+    st.postfix_running = true;
+    s_send_report(a->dealer,
+                  a->answered ? PM__AGENT_REPORT__KIND__HEARTBEAT
+                              : PM__AGENT_REPORT__KIND__HELLO,
+                  &st);
+}
+
+/* Sends a TEST_ANSWER for ID with RESULTS (N) or ERROR. */
+static void
+s_tester_send(s_tester_t *a, uint64_t id, Pm__TestResult **results, size_t n,
+              const char *error)
+{
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    Pm__AgentReport rep = PM__AGENT_REPORT__INIT;
+    st.name = (char *)a->name;
+    st.postfix_running = true;
+    rep.kind = PM__AGENT_REPORT__KIND__TEST_ANSWER;
+    rep.status = &st;
+    rep.test_id = id;
+    rep.test_results = results;
+    rep.n_test_results = n;
+    rep.test_error = (char *)(error ? error : "");
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&rep.base, &len);
+    cr_assert_geq(zmq_send(zsock_resolve(a->dealer), buf, len, 0), 0);
+    free(buf);
+}
+
+/* One result; its strings are static or kept in TEXTS (freed by the
+ * caller). */
+static Pm__TestResult *
+s_tester_result(const Pm__PolicyTest *t, size_t m, size_t r, bool head,
+                char **text)
+{
+    static unsigned queued;
+    Pm__TestResult *res = pm_malloc(sizeof *res);
+    pm__test_result__init(res);
+    res->message = t->messages[m]->name;
+    res->rcpt = t->rcpts[r];
+    res->policy = (char *)(head ? "head" : "candidate");
+    res->revision = head ? t->head_rev : t->rev;
+    res->stage = (char *)"end-of-data";
+    if (!head && strstr(t->messages[m]->name, ".iso")) {
+        res->verdict = (char *)"rejected";
+        res->reply = (char *)"554 5.7.1 attachment report.iso refused";
+        res->key = (char *)"inbound.blocked_extensions";
+        res->evidence = (char *)"report.iso";
+    } else {
+        res->verdict = (char *)"accepted";
+        *text = pm_asprintf("250 2.0.0 Ok: queued as %c%u", head ? 'H' : 'C',
+                            queued++);
+        res->reply = *text;
+    }
+    return res;
+}
+
+/* The honest answer to T. */
+static void
+s_tester_answer(s_tester_t *a, const Pm__PolicyTest *t)
+{
+    if (atomic_load(&a->fail)) {
+        s_tester_send(a, t->id, NULL, 0,
+                      "postfix did not start: fatal: bad main.cf");
+        return;
+    }
+    size_t n = 0, cap = t->n_messages * t->n_rcpts * 2;
+    Pm__TestResult **res = pm_calloc(cap, sizeof *res);
+    char **texts = pm_calloc(cap, sizeof *texts);
+    for (size_t m = 0; m < t->n_messages; m++)
+        for (size_t r = 0; r < t->n_rcpts; r++)
+            for (int head = 0; head <= (t->head != NULL); head++, n++)
+                res[n] = s_tester_result(t, m, r, head, &texts[n]);
+    s_tester_send(a, t->id, res, n, NULL);
+    for (size_t i = 0; i < n; i++) {
+        free(texts[i]);
+        free(res[i]);
+    }
+    free(texts);
+    free(res);
+}
+
+/* A forged answer for another node's test. */
+static void
+s_tester_forge(s_tester_t *a, uint64_t id)
+{
+    Pm__TestResult res = PM__TEST_RESULT__INIT, *all[] = {&res};
+    res.message = (char *)"forged";
+    res.rcpt = (char *)"forged";
+    res.policy = (char *)"candidate";
+    res.verdict = (char *)"forged";
+    s_tester_send(a, id, all, 1, NULL);
+    a->forged = id;
+}
+
+static void
+s_tester_on_test(s_tester_t *a, Pm__Publication **pub_p)
+{
+    Pm__Publication *pub = *pub_p;
+    *pub_p = NULL;
+    atomic_fetch_add(&a->tests, 1);
+    pthread_mutex_lock(&a->lock);
+    if (a->last)
+        pm__publication__free_unpacked(a->last, NULL);
+    a->last = pm_wire_dup(&pub->base);
+    pthread_mutex_unlock(&a->lock);
+    a->forged = pub->test->id; /* not its own */
+    atomic_store(&s_forge_id, pub->test->id);
+    /* an answer to a test never asked comes first */
+    Pm__TestResult res = PM__TEST_RESULT__INIT, *all[] = {&res};
+    res.verdict = (char *)"forged";
+    s_tester_send(a, pub->test->id + 1000, all, 1, NULL);
+    if (a->n_due < S_DUE_MAX)
+        a->due[a->n_due++] = pub;
+    else
+        pm__publication__free_unpacked(pub, NULL);
+    a->due_at = zclock_mono() + 300;
+}
+
+/* Answers the tests due, unless held. */
+static void
+s_tester_due(s_tester_t *a)
+{
+    if (!a->n_due || atomic_load(&a->hold) || zclock_mono() < a->due_at)
+        return;
+    for (size_t i = 0; i < a->n_due; i++) {
+        s_tester_answer(a, a->due[i]->test);
+        pm__publication__free_unpacked(a->due[i], NULL);
+    }
+    a->n_due = 0;
+}
+
+static void
+s_tester_actor(zsock_t *pipe, void *arg)
+{
+    s_tester_t *a = arg;
+    a->dealer = s_raw_agent(a->cert);
+    zsock_set_reconnect_ivl(a->dealer, 100);
+    s_tester_report(a);
+    zsock_signal(pipe, 0);
+    zpoller_t *poller = zpoller_new(pipe, a->dealer, NULL);
+    int64_t next_beat = zclock_mono() + 50;
+    for (;;) {
+        int64_t due = a->n_due && a->due_at < next_beat ? a->due_at : next_beat;
+        int64_t wait = due - zclock_mono();
+        void *which = zpoller_wait(poller, wait > 0 ? (int)wait : 0);
+        if (which == pipe || zpoller_terminated(poller))
+            break; /* $TERM */
+        if (which == a->dealer) {
+            zframe_t *f = zframe_recv(a->dealer);
+            Pm__Publication *pub = NULL;
+            if (f && pm_wire_unpack_publication(zframe_data(f), zframe_size(f),
+                                                &pub, NULL) == PM_OK) {
+                a->answered = true;
+                if (pub->kind == PM__PUBLICATION__KIND__TEST)
+                    s_tester_on_test(a, &pub);
+                if (pub)
+                    pm__publication__free_unpacked(pub, NULL);
+            }
+            zframe_destroy(&f);
+        }
+        s_tester_due(a);
+        uint64_t other = atomic_load(&s_forge_id);
+        if (other && other != a->forged)
+            s_tester_forge(a, other);
+        if (zclock_mono() >= next_beat) {
+            next_beat = zclock_mono() + 50;
+            s_tester_report(a);
+        }
+    }
+    for (size_t i = 0; i < a->n_due; i++)
+        pm__publication__free_unpacked(a->due[i], NULL);
+    zpoller_destroy(&poller);
+    zsock_destroy(&a->dealer);
+}
+
+#define S_TESTERS 3
+
+typedef struct {
+    zcert_t *keys[S_TESTERS];
+    s_tester_t agents[S_TESTERS];
+    zactor_t *actors[S_TESTERS];
+} s_testers_t;
+
+/* mx1, mx2, mx3, enrolled and answering tests. */
+static void
+s_testers_start(s_testers_t *ts)
+{
+    static const char *const names[S_TESTERS] = {"mx1", "mx2", "mx3"};
+    atomic_store(&s_forge_id, 0);
+    for (size_t i = 0; i < S_TESTERS; i++) {
+        ts->keys[i] = s_enrolled_key(names[i]);
+        ts->agents[i] = (s_tester_t){.name = names[i], .cert = ts->keys[i]};
+        pthread_mutex_init(&ts->agents[i].lock, NULL);
+        ts->actors[i] = zactor_new(s_tester_actor, &ts->agents[i]);
+    }
+}
+
+static void
+s_testers_stop(s_testers_t *ts)
+{
+    for (size_t i = 0; i < S_TESTERS; i++) {
+        zactor_destroy(&ts->actors[i]);
+        zcert_destroy(&ts->keys[i]);
+        if (ts->agents[i].last)
+            pm__publication__free_unpacked(ts->agents[i].last, NULL);
+        pthread_mutex_destroy(&ts->agents[i].lock);
+    }
+}
+
+/* TEXT into the file NAME in the test's directory; returns its path (a
+ * static buffer, see s_path). */
+static const char *
+s_file(const char *name, const char *text)
+{
+    const char *path = s_path(name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+#define S_HELLO                                                                \
+    "From: \"Dave\" <dave@example.test>\r\n"                                   \
+    "To: bob@example.test, carol@example.test\r\n"                             \
+    "Subject: hello\r\n\r\nhi\r\n"
+
+/* The messages and the candidate the tests use. */
+static void
+s_test_files(void)
+{
+    s_file("a.iso.eml", "From: alice@example.test\r\nTo: bob@example.test\r\n"
+                        "Subject: the report\r\n\r\nsee attached\r\n");
+    s_file("hello.eml", S_HELLO);
+    s_file("photo.jpg", "\xff\xd8\xff\xe0 JFIF");
+    s_file("candidate.yaml", "inbound.blocked_extensions: [exe, iso]\n");
+}
+
+/* A POLICY_TEST of revision HEAD (the head: one result) to NODE. */
+static Pm__Request
+s_test_req(Pm__PolicyTest *t, Pm__TestMessage **msgs, char **rcpts,
+           uint64_t head, const char *node)
+{
+    static uint8_t body[] = "From: a@example.test\r\n\r\nhi\r\n";
+    pm__test_message__init(msgs[0]);
+    msgs[0]->name = (char *)"m.eml";
+    msgs[0]->data.data = body;
+    msgs[0]->data.len = sizeof body - 1;
+    pm__policy_test__init(t);
+    t->rev = head;
+    t->messages = msgs;
+    t->n_messages = 1;
+    t->rcpts = rcpts;
+    t->n_rcpts = 1;
+    Pm__Request req = s_req(PM__REQUEST__OP__POLICY_TEST);
+    req.test = t;
+    req.node = (char *)node;
+    return req;
+}
+
+/* Five tests at once to A, which holds its answers: four wait, the fifth
+ * is told to come back; once A answers, each of the four gets its own. */
+static void
+s_tests_pending(s_tester_t *a, uint64_t head)
+{
+    Pm__TestMessage m, *msgs[] = {&m};
+    char *rcpts[] = {(char *)"bob@example.test"};
+    Pm__PolicyTest t;
+    Pm__Request req = s_test_req(&t, msgs, rcpts, head, a->name);
+    zsock_t *socks[5];
+    unsigned before = atomic_load(&a->tests);
+    atomic_store(&a->hold, true);
+    for (size_t i = 0; i < 5; i++)
+        socks[i] = s_api(s_path("keys/admin.cert_secret"));
+    for (size_t i = 0; i < 4; i++) {
+        size_t len = 0;
+        uint8_t *buf = pm_wire_pack(&req.base, &len);
+        zframe_t *f = zframe_new(buf, len);
+        free(buf);
+        cr_assert_eq(zframe_send(&f, socks[i], 0), 0);
+    }
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (atomic_load(&a->tests) < before + 4) {
+        cr_assert_lt(zclock_mono(), deadline, "%s got no tests", a->name);
+        zclock_sleep(10);
+    }
+    Pm__Response *r = s_ask(socks[4], &req);
+    cr_expect_eq(r->status, PM__RESPONSE__STATUS__CONFLICT);
+    cr_expect_str_eq(r->error, "4 policy tests are running already; try "
+                               "again when one has finished (each takes up "
+                               "to 300 s)");
+    pm__response__free_unpacked(r, NULL);
+    atomic_store(&a->hold, false);
+    for (size_t i = 0; i < 4; i++) {
+        zsock_set_rcvtimeo(socks[i], S_WAIT_MS);
+        zframe_t *f = zframe_recv(socks[i]);
+        cr_assert_not_null(f, "no answer to test %zu", i);
+        cr_assert_eq(
+            pm_wire_unpack_response(zframe_data(f), zframe_size(f), &r, NULL),
+            PM_OK);
+        zframe_destroy(&f);
+        cr_expect_eq(r->status, PM__RESPONSE__STATUS__OK, "%s", r->error);
+        cr_expect_str_eq(r->test_node, a->name);
+        cr_expect_eq(r->head, head);
+        cr_expect(r->n_test_results == 1 &&
+                  !strcmp(r->test_results[0]->message, "m.eml"));
+        pm__response__free_unpacked(r, NULL);
+    }
+    for (size_t i = 0; i < 5; i++)
+        zsock_destroy(&socks[i]);
+}
+
+/* A POLICY_TEST reaches the node asked and no other; its answer (and
+ * nothing forged by other nodes, nor an answer to an id never given)
+ * comes back to privmta-ctl, which shows what changes and exits 1. The
+ * messages need two envelopes: two tests, both to the same node. Without
+ * --node the first node up by name runs it; --rev N tests a stored
+ * revision; a node's error is the client's. */
+Test(fleet, policy_test_runs_on_one_node)
+{
+    s_stale_ms = 1000;
+    s_down_ms = 3000;
+    s_test_files();
+    s_testers_t ts;
+    s_testers_start(&ts);
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    s_wait_all_up(api);
+    uint64_t head = s_push(api, 1);
+    char *args = pm_asprintf("policy test %s/candidate.yaml %s/a.iso.eml "
+                             "%s/hello.eml --node mx2 2>&1; echo rc=$?",
+                             s_dir, s_dir, s_dir);
+    char *out = s_ctl(args);
+    free(args);
+    char *want = pm_asprintf(
+        "node mx2: candidate %s/candidate.yaml against head %llu\n"
+        "%s/a.iso.eml -> bob@example.test\n"
+        "  head %llu      accepted   250 2.0.0 Ok: "
+        "queued as H",
+        s_dir, (unsigned long long)head, s_dir, (unsigned long long)head);
+    cr_expect(strncmp(out, want, strlen(want)) == 0, "%s\nwant:\n%s", out,
+              want);
+    free(want);
+    cr_expect(strstr(out, "\n  candidate   rejected   554 5.7.1 attachment "
+                          "report.iso refused  by "
+                          "inbound.blocked_extensions: report.iso  <- "
+                          "changed\n"),
+              "%s", out);
+    want = pm_asprintf(
+        "\n%s/hello.eml -> carol@example.test\n  both        accepted   "
+        "250 2.0.0 Ok: queued as C",
+        s_dir);
+    cr_expect(strstr(out, want), "%s", out);
+    free(want);
+    cr_expect(strstr(out, "  (same under both)\n1 of 3 answers change\n"
+                          "rc=1\n"),
+              "%s", out);
+    cr_expect_null(strstr(out, "forged"), "%s", out);
+    free(out);
+    cr_expect_eq(atomic_load(&ts.agents[0].tests), 0);
+    cr_expect_eq(atomic_load(&ts.agents[1].tests), 2);
+    cr_expect_eq(atomic_load(&ts.agents[2].tests), 0);
+    /* what the agent got: the trial and the head, the envelope */
+    pthread_mutex_lock(&ts.agents[1].lock);
+    const Pm__PolicyTest *t = ts.agents[1].last->test;
+    cr_expect_geq(t->id, 1);
+    cr_expect_null(t->candidate);
+    cr_assert_not_null(t->trial);
+    cr_expect_eq(t->trial->n_inbound_blocked_extensions, 2);
+    cr_expect_not_null(t->head);
+    cr_expect_eq(t->head_rev, head);
+    cr_expect_eq(t->rev, 0);
+    cr_expect_str_eq(t->client_addr, "192.0.2.1");
+    cr_expect_str_eq(t->helo, "[192.0.2.1]");
+    cr_expect_str_eq(t->sender, "dave@example.test");
+    cr_expect(t->n_rcpts == 2 && !strcmp(t->rcpts[1], "carol@example.test"));
+    cr_expect(t->n_messages == 1 &&
+              strstr(t->messages[0]->name, "/hello.eml") &&
+              t->messages[0]->data.len == strlen(S_HELLO));
+    pthread_mutex_unlock(&ts.agents[1].lock);
+
+    /* the first node up by name, as JSON */
+    args = pm_asprintf("policy test %s/candidate.yaml %s/a.iso.eml "
+                       "%s/hello.eml --json --from x@example.test "
+                       "--rcpt y@example.test; echo rc=$?",
+                       s_dir, s_dir, s_dir);
+    out = s_ctl(args);
+    free(args);
+    cr_expect(strstr(out, "}\nrc=1\n"), "%s", out);
+    *strstr(out, "rc=") = '\0';
+    json_t *doc = json_loads(out, 0, NULL);
+    cr_assert(json_is_object(doc), "%s", out);
+    cr_expect_str_eq(json_string_value(json_object_get(doc, "node")), "mx1");
+    cr_expect_eq(json_integer_value(json_object_get(doc, "head")), head);
+    cr_expect(json_is_null(json_object_get(doc, "revision")));
+    cr_expect_eq(json_integer_value(json_object_get(doc, "answers")), 2);
+    cr_expect_eq(json_integer_value(json_object_get(doc, "changed")), 1);
+    cr_expect_eq(json_array_size(json_object_get(doc, "results")), 4);
+    json_t *r0 = json_array_get(json_object_get(doc, "results"), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(r0, "rcpt")),
+                     "y@example.test");
+    json_t *c0 = json_array_get(json_object_get(doc, "changes"), 0);
+    cr_expect(strstr(json_string_value(json_object_get(c0, "message")),
+                     "/a.iso.eml"));
+    json_decref(doc);
+    free(out);
+    /* one envelope given: one test */
+    cr_expect_eq(atomic_load(&ts.agents[0].tests), 1);
+
+    /* a stored revision, the head itself: nothing to compare with */
+    args = pm_asprintf(
+        "policy test --rev %llu %s/a.iso.eml --node mx3 2>&1; echo rc=$?",
+        (unsigned long long)head, s_dir);
+    out = s_ctl(args);
+    free(args);
+    want = pm_asprintf("node mx3: revision %llu (the head itself: nothing to "
+                       "compare with)\n",
+                       (unsigned long long)head);
+    cr_expect(strncmp(out, want, strlen(want)) == 0, "%s", out);
+    free(want);
+    cr_expect(strstr(out, "\n  rev 1       rejected   554 5.7.1"), "%s", out);
+    cr_expect(strstr(out, "\n1 answer, nothing to compare with\nrc=0\n"), "%s",
+              out);
+    free(out);
+    pthread_mutex_lock(&ts.agents[2].lock);
+    t = ts.agents[2].last->test;
+    cr_expect(t->trial && !t->head && t->head_rev == 0 && t->rev == head);
+    pthread_mutex_unlock(&ts.agents[2].lock);
+
+    /* the node cannot run it; a node that is not enrolled */
+    atomic_store(&ts.agents[2].fail, true);
+    args = pm_asprintf("policy test %s/candidate.yaml %s/a.iso.eml --node mx3 "
+                       "2>&1; echo rc=$?",
+                       s_dir, s_dir);
+    out = s_ctl(args);
+    cr_expect_str_eq(out, "privmta-ctl: node mx3: postfix did not start: "
+                          "fatal: bad main.cf\nrc=1\n");
+    free(out);
+    free(args);
+    args = pm_asprintf("policy test %s/candidate.yaml %s/a.iso.eml --node mx9 "
+                       "2>&1; echo rc=$?",
+                       s_dir, s_dir);
+    out = s_ctl(args);
+    cr_expect_str_eq(out, "privmta-ctl: node mx9 is not enrolled\nrc=1\n");
+    free(out);
+    free(args);
+
+    /* at most PM_CTLD_TEST_PENDING wait at once; the others are told */
+    s_tests_pending(&ts.agents[0], head);
+
+    zsock_destroy(&api);
+    s_controller_stop();
+    s_testers_stop(&ts);
+}
+
+/* A candidate the controller refuses (as a push would be refused), a
+ * revision that does not exist, a file that is not a message and a key
+ * that may not ask: nothing reaches a node. */
+Test(fleet, policy_test_refused_reaches_no_node)
+{
+    s_stale_ms = 1000;
+    s_down_ms = 3000;
+    s_test_files();
+    s_testers_t ts;
+    s_testers_start(&ts);
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    s_wait_all_up(api);
+    s_push(api, 1);
+
+    /* straight to the API: every problem, as a push gets them */
+    Pm__Policy *pol = pm_policy_new();
+    Pm__DkimDomain dk = PM__DKIM_DOMAIN__INIT, *dks[] = {&dk};
+    pol->antispam_tag_percent = 90;
+    pol->antispam_kill_percent = 50;
+    dk.domain = (char *)"example.test";
+    dk.selector = (char *)"s1";
+    dk.key = (char *)"no-such-key";
+    pol->dkim_domains = dks;
+    pol->n_dkim_domains = 1;
+    static uint8_t body[] = "From: a@example.test\r\n\r\nhi\r\n";
+    Pm__TestMessage m = PM__TEST_MESSAGE__INIT, *msgs[] = {&m};
+    char *rcpts[] = {(char *)"bob@example.test"};
+    m.name = (char *)"m.eml";
+    m.data.data = body;
+    m.data.len = sizeof body - 1;
+    Pm__PolicyTest t = PM__POLICY_TEST__INIT;
+    t.candidate = pol;
+    t.messages = msgs;
+    t.n_messages = 1;
+    t.rcpts = rcpts;
+    t.n_rcpts = 1;
+    Pm__Request req = s_req(PM__REQUEST__OP__POLICY_TEST);
+    req.test = &t;
+    Pm__Response *r = s_ask(api, &req);
+    cr_expect_eq(r->status, PM__RESPONSE__STATUS__INVALID, "%s", r->error);
+    cr_expect_str_eq(r->error, "policy rejected: 2 problems");
+    cr_assert_eq(r->n_problems, 2);
+    cr_expect(strstr(r->problems[0], "candidate policy"), "%s", r->problems[0]);
+    cr_expect(strstr(r->problems[1], "no private key 'no-such-key'"), "%s",
+              r->problems[1]);
+    pm__response__free_unpacked(r, NULL);
+
+    /* through privmta-ctl: a candidate file that is valid as a file, but
+     * names a key the controller does not hold */
+    s_file("dkim.yaml", "dkim.domains:\n"
+                        "  - {domain: example.test, selector: s1, key: k1}\n");
+    char *args = pm_asprintf(
+        "policy test %s/dkim.yaml %s/a.iso.eml 2>&1; echo rc=$?", s_dir, s_dir);
+    char *out = s_ctl(args);
+    free(args);
+    cr_expect(strstr(out, "no private key 'k1' is stored") &&
+                  strstr(out, "privmta-ctl: policy rejected: 1 problem\n"
+                              "rc=1\n"),
+              "%s", out);
+    free(out);
+    args = pm_asprintf("policy test --rev 99 %s/a.iso.eml 2>&1; echo rc=$?",
+                       s_dir);
+    out = s_ctl(args);
+    free(args);
+    cr_expect_str_eq(out, "privmta-ctl: revision 99 does not exist (the head "
+                          "is 1)\nrc=1\n");
+    free(out);
+    args = pm_asprintf(
+        "policy test --rev 1 %s/a.iso.eml %s/photo.jpg 2>&1; echo rc=$?", s_dir,
+        s_dir);
+    out = s_ctl(args);
+    free(args);
+    char *want =
+        pm_asprintf("privmta-ctl: %s/photo.jpg: not a mail message: line 1 is "
+                    "not a header (\"\\xff\\xd8\\xff\\xe0 JFIF\")\n"
+                    "rc=2\n",
+                    s_dir);
+    cr_expect_str_eq(out, want);
+    free(want);
+    free(out);
+    out = s_ctl("policy test --rev 1 2>&1; echo rc=$?");
+    cr_expect(strstr(out, "usage: privmta-ctl policy test [FILE | --rev N] "
+                          "MESSAGE.eml...") &&
+                  strstr(out, "\nrc=2\n"),
+              "%s", out);
+    free(out);
+
+    /* the web console's key may not ask for a test */
+    zcert_t *web = zcert_new();
+    char *why = NULL;
+    cr_assert_eq(pm_keys_enroll(s_path("clients"), "console", PM_ROLE_WEB,
+                                zcert_public_txt(web), &why),
+                 0, "%s", why ? why : "");
+    zsock_t *as_web = s_api_as(web);
+    r = s_ask(as_web, &req);
+    cr_expect_eq(r->status, PM__RESPONSE__STATUS__BAD_REQUEST);
+    cr_expect(strstr(r->error, "web console"), "%s", r->error);
+    pm__response__free_unpacked(r, NULL);
+    zsock_destroy(&as_web);
+    zcert_destroy(&web);
+
+    pol->dkim_domains = NULL; /* the test's */
+    pol->n_dkim_domains = 0;
+    pm_policy_free(&pol);
+    for (size_t i = 0; i < S_TESTERS; i++)
+        cr_expect_eq(atomic_load(&ts.agents[i].tests), 0, "%s",
+                     ts.agents[i].name);
+    zsock_destroy(&api);
+    s_controller_stop();
+    s_testers_stop(&ts);
 }

@@ -232,9 +232,10 @@ Test(standby, a_standby_refuses_all_but_ping)
     cr_assert(pm_ctld_is_standby(s_ctld));
     Pm__Request req = PM__REQUEST__INIT;
     req.expect_rev = -1;
-    Pm__Request__Op ops[] = {PM__REQUEST__OP__SHOW, PM__REQUEST__OP__HISTORY,
-                             PM__REQUEST__OP__NODES, PM__REQUEST__OP__REPLICATE,
-                             PM__REQUEST__OP__PING};
+    Pm__Request__Op ops[] = {
+        PM__REQUEST__OP__SHOW,        PM__REQUEST__OP__HISTORY,
+        PM__REQUEST__OP__NODES,       PM__REQUEST__OP__REPLICATE,
+        PM__REQUEST__OP__POLICY_TEST, PM__REQUEST__OP__PING};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         req.op = ops[i];
         size_t len = 0;

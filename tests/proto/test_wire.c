@@ -128,6 +128,17 @@ Test(wire, every_valid_op_accepted)
     q.queue_id = (char *)"4XyzAbC12";
     q.max = 20;
     req.why = &q;
+    Pm__TestMessage m = PM__TEST_MESSAGE__INIT, *msgs[] = {&m};
+    char *rcpts[] = {(char *)"alice@example.test"};
+    Pm__PolicyTest t = PM__POLICY_TEST__INIT;
+    m.name = (char *)"report.eml";
+    static uint8_t body[] = "Subject: hi\r\n\r\nhello\r\n";
+    m.data.data = body;
+    m.data.len = sizeof body - 1;
+    t.n_messages = 1, t.messages = msgs;
+    t.n_rcpts = 1, t.rcpts = rcpts;
+    t.rev = 3;
+    req.test = &t;
     /* Every declared op but NONE: a new op must get its entry in the
      * requirements table of pm_wire.c. */
     const ProtobufCEnumDescriptor *ops = &pm__request__op__descriptor;
@@ -700,4 +711,249 @@ Test(wire, members_publication_rules)
     cr_expect_not_null(strstr(why, "public_key"), "%s", why);
     free(why);
     free(buf);
+}
+
+/* Packs MSG (a Publication or an AgentReport) and unpacks it as one;
+ * returns the rc, *why set on error (the copy is freed). */
+static int
+s_unpack_rc(const ProtobufCMessage *msg, char **why)
+{
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(msg, &len);
+    Pm__Publication *pub = NULL;
+    Pm__AgentReport *rep = NULL;
+    *why = NULL;
+    int rc = msg->descriptor == &pm__publication__descriptor
+                 ? pm_wire_unpack_publication(buf, len, &pub, why)
+                 : pm_wire_unpack_agent_report(buf, len, &rep, why);
+    if (pub)
+        pm__publication__free_unpacked(pub, NULL);
+    if (rep)
+        pm__agent_report__free_unpacked(rep, NULL);
+    cr_expect(rc == PM_OK || (!pub && !rep));
+    free(buf);
+    return rc;
+}
+
+/* Asserts MSG is refused with exactly WANT. */
+static void
+s_expect_refused(const ProtobufCMessage *msg, const char *want)
+{
+    char *why = NULL;
+    cr_assert_eq(s_unpack_rc(msg, &why), PM_EPROTO, "accepted, want: %s", want);
+    cr_expect_str_eq(why, want);
+    free(why);
+}
+
+/* A test of a candidate or a revision: messages named and not empty, in
+ * bounds, recipients in bounds, an envelope with no control character. */
+Test(wire, policy_test_request_rules)
+{
+    Pm__Policy pol;
+    s_policy_init(&pol);
+    Pm__TestMessage m[PM_WIRE_TEST_MESSAGES_MAX + 1];
+    Pm__TestMessage *msgs[PM_WIRE_TEST_MESSAGES_MAX + 1];
+    static uint8_t body[] = "From: a@example.test\r\n\r\nhi\r\n";
+    for (size_t i = 0; i <= PM_WIRE_TEST_MESSAGES_MAX; i++) {
+        pm__test_message__init(&m[i]);
+        m[i].name = (char *)"m.eml";
+        m[i].data.data = body;
+        m[i].data.len = sizeof body - 1;
+        msgs[i] = &m[i];
+    }
+    char *rcpts[PM_WIRE_TEST_RCPTS_MAX + 1];
+    for (size_t i = 0; i <= PM_WIRE_TEST_RCPTS_MAX; i++)
+        rcpts[i] = (char *)"bob@example.test";
+    Pm__PolicyTest t = PM__POLICY_TEST__INIT;
+    t.messages = msgs, t.n_messages = 2;
+    t.rcpts = rcpts, t.n_rcpts = 1;
+    t.candidate = &pol;
+    t.client_addr = (char *)"192.0.2.1";
+    t.helo = (char *)"[192.0.2.1]";
+    Pm__Request req = PM__REQUEST__INIT;
+    req.op = PM__REQUEST__OP__POLICY_TEST;
+    char *why = NULL;
+
+    s_expect_request_why(&req, "Request.test: required by POLICY_TEST");
+    req.test = &t;
+    cr_assert_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
+    /* exactly one of a candidate and a revision */
+    t.rev = 4;
+    s_expect_request_why(&req, "Request.test: POLICY_TEST needs a candidate "
+                               "policy or a revision rev > 0, exactly one "
+                               "of them");
+    t.candidate = NULL;
+    cr_assert_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
+    t.rev = 0;
+    s_expect_request_why(&req, "Request.test: POLICY_TEST needs a candidate "
+                               "policy or a revision rev > 0, exactly one "
+                               "of them");
+    t.candidate = &pol;
+    /* the candidate is held to the policy's structural rules */
+    pol.antispam_level = (char *)"\xff";
+    s_expect_request_why(&req, "Request.test.candidate.antispam_level: not "
+                               "valid UTF-8 at byte 0");
+    pol.antispam_level = (char *)"medium";
+
+    /* messages */
+    t.n_messages = 0;
+    s_expect_request_why(&req, "Request.test.messages: 0 messages; a test "
+                               "holds 1 to 20");
+    t.n_messages = PM_WIRE_TEST_MESSAGES_MAX;
+    cr_assert_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
+    t.n_messages = PM_WIRE_TEST_MESSAGES_MAX + 1;
+    s_expect_request_why(&req, "Request.test.messages: 21 messages; a test "
+                               "holds 1 to 20");
+    t.n_messages = 3;
+    m[2].name = (char *)"";
+    s_expect_request_why(&req, "Request.test.messages[2].name: empty");
+    m[2].name = (char *)"m.eml";
+    m[1].data.len = 0;
+    s_expect_request_why(&req, "Request.test.messages[1].data: empty");
+    /* each message at most PM_WIRE_CONTENT_MAX, all of them at most
+     * PM_WIRE_TEST_BYTES_MAX (only the lengths are read: the data of a
+     * refused message is never looked at) */
+    uint8_t *big = calloc(1, PM_WIRE_CONTENT_MAX + 1);
+    m[1].data.data = big;
+    m[1].data.len = PM_WIRE_CONTENT_MAX + 1;
+    s_expect_request_why(&req, "Request.test.messages[1].data: 8388609 bytes, "
+                               "more than 8388608");
+    for (size_t i = 0; i < 5; i++) {
+        m[i].data.data = big;
+        m[i].data.len = PM_WIRE_CONTENT_MAX;
+    }
+    t.n_messages = 4;
+    cr_assert_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
+    t.n_messages = 5;
+    s_expect_request_why(&req, "Request.test.messages: 41943040 bytes in "
+                               "all, more than 33554432");
+    free(big);
+    for (size_t i = 0; i < 5; i++) {
+        m[i].data.data = body;
+        m[i].data.len = sizeof body - 1;
+    }
+
+    /* recipients */
+    t.n_rcpts = 0;
+    s_expect_request_why(&req, "Request.test.rcpts: 0 recipients; a test "
+                               "has 1 to 10");
+    t.n_rcpts = PM_WIRE_TEST_RCPTS_MAX;
+    cr_assert_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
+    t.n_rcpts = PM_WIRE_TEST_RCPTS_MAX + 1;
+    s_expect_request_why(&req, "Request.test.rcpts: 11 recipients; a test "
+                               "has 1 to 10");
+    t.n_rcpts = 2;
+    rcpts[1] = (char *)"";
+    s_expect_request_why(&req, "Request.test.rcpts[1]: empty");
+    rcpts[1] = (char *)"bob@example.test>\r\nDATA";
+    s_expect_request_why(&req, "Request.test.rcpts[1]: a control character "
+                               "at byte 17 (it goes into an SMTP command)");
+    rcpts[1] = (char *)"bob@example.test";
+
+    /* the envelope goes into SMTP commands: no CR, LF or other control */
+    t.helo = (char *)"mx.example.test\r\nRSET";
+    s_expect_request_why(&req, "Request.test.helo: a control character at "
+                               "byte 15 (it goes into an SMTP command)");
+    t.helo = (char *)"";
+    t.sender = (char *)"a@example.test\x7f";
+    s_expect_request_why(&req, "Request.test.sender: a control character at "
+                               "byte 14 (it goes into an SMTP command)");
+    t.sender = (char *)"";
+    t.client_name = (char *)"\tx";
+    s_expect_request_why(&req, "Request.test.client_name: a control "
+                               "character at byte 0 (it goes into an SMTP "
+                               "command)");
+    t.client_name = (char *)"";
+    t.auth = (char *)"alice\n";
+    s_expect_request_why(&req, "Request.test.auth: a control character at "
+                               "byte 5 (it goes into an SMTP command)");
+    t.auth = (char *)"alice";
+    t.client_addr = (char *)"192.0.2.1\r";
+    s_expect_request_why(&req, "Request.test.client_addr: a control "
+                               "character at byte 9 (it goes into an SMTP "
+                               "command)");
+    t.client_addr = (char *)"";
+    cr_assert_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
+}
+
+/* The controller's TEST to one agent, and the agent's answer. */
+Test(wire, policy_test_publication_and_answer)
+{
+    Pm__Policy pol;
+    s_policy_init(&pol);
+    static uint8_t body[] = "From: a@example.test\r\n\r\nhi\r\n";
+    Pm__TestMessage m = PM__TEST_MESSAGE__INIT, *msgs[] = {&m};
+    char *rcpts[] = {(char *)"bob@example.test"};
+    m.name = (char *)"m.eml";
+    m.data.data = body;
+    m.data.len = sizeof body - 1;
+    Pm__PolicyTest t = PM__POLICY_TEST__INIT;
+    t.messages = msgs, t.n_messages = 1;
+    t.rcpts = rcpts, t.n_rcpts = 1;
+    t.trial = &pol;
+    t.id = 7;
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    pub.kind = PM__PUBLICATION__KIND__TEST;
+    char *why = NULL;
+
+    s_expect_refused(&pub.base,
+                     "Publication.test: a test needs an id >= 1 and the "
+                     "trial policy");
+    pub.test = &t;
+    cr_assert_eq(s_unpack_rc(&pub.base, &why), PM_OK, "%s", why);
+    t.id = 0;
+    s_expect_refused(&pub.base,
+                     "Publication.test: a test needs an id >= 1 and the "
+                     "trial policy");
+    t.id = 7;
+    t.trial = NULL;
+    s_expect_refused(&pub.base,
+                     "Publication.test: a test needs an id >= 1 and the "
+                     "trial policy");
+    t.trial = &pol;
+    t.n_messages = 0;
+    s_expect_refused(&pub.base,
+                     "Publication.test.messages: 0 messages; a test holds 1 "
+                     "to 20");
+    t.n_messages = 1;
+    m.name = (char *)"";
+    s_expect_refused(&pub.base, "Publication.test.messages[0].name: empty");
+    m.name = (char *)"m.eml";
+    t.rcpts[0] = (char *)"a\rb";
+    s_expect_refused(&pub.base,
+                     "Publication.test.rcpts[0]: a control character at "
+                     "byte 1 (it goes into an SMTP command)");
+    t.rcpts[0] = (char *)"bob@example.test";
+    /* the head is optional: unset when the trial is the head */
+    t.head = &pol;
+    t.head_rev = 12;
+    cr_assert_eq(s_unpack_rc(&pub.base, &why), PM_OK, "%s", why);
+
+    /* the answer names its test and holds a bounded count of results */
+    Pm__TestResult res = PM__TEST_RESULT__INIT;
+    res.message = (char *)"m.eml";
+    res.rcpt = (char *)"bob@example.test";
+    res.policy = (char *)"candidate";
+    res.reply = (char *)"554 5.7.1 blocked";
+    res.verdict = (char *)"rejected";
+    Pm__TestResult *results[PM_WIRE_TEST_RESULTS_MAX + 1];
+    for (size_t i = 0; i <= PM_WIRE_TEST_RESULTS_MAX; i++)
+        results[i] = &res;
+    Pm__AgentReport rep = PM__AGENT_REPORT__INIT;
+    rep.kind = PM__AGENT_REPORT__KIND__TEST_ANSWER;
+    rep.test_results = results;
+    rep.n_test_results = 1;
+    s_expect_refused(&rep.base,
+                     "AgentReport.test_id: 0; an answer names its test");
+    rep.test_id = 7;
+    cr_assert_eq(s_unpack_rc(&rep.base, &why), PM_OK, "%s", why);
+    rep.n_test_results = PM_WIRE_TEST_RESULTS_MAX;
+    cr_assert_eq(s_unpack_rc(&rep.base, &why), PM_OK, "%s", why);
+    rep.n_test_results = PM_WIRE_TEST_RESULTS_MAX + 1;
+    s_expect_refused(&rep.base,
+                     "AgentReport.test_results: 401 results, more than 400");
+    /* an error instead of results */
+    rep.n_test_results = 0;
+    rep.test_error = (char *)"postfix did not start";
+    cr_assert_eq(s_unpack_rc(&rep.base, &why), PM_OK, "%s", why);
 }

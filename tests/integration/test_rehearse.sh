@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# privmta-ctl policy test end to end, on the demo cluster (deploy/cluster.sh
+# up: a controller, three nodes with real Postfix, agent, milter, spamd):
+# a candidate policy rehearsed on one node's real Postfix and filter,
+# against the head, with the answer, the deciding key and the evidence for
+# each message; and nothing of the node's live mail or configuration
+# touched meanwhile.
+source "$(dirname "$0")/lib.sh" "$@"
+
+[ "$(id -u)" -eq 0 ] || skip "needs root (Postfix instances)"
+for tool in postfix swaks spamd jq; do
+    command -v "$tool" >/dev/null || skip "$tool not installed"
+done
+chmod 0755 "$WORK"
+# its own ports and addresses (127.0.4.11-13, which no other test uses)
+CTL_PORT=$(free_port) AGENT_PORT=$(free_port)
+export PM_CLUSTER_NET=127.0.4
+export PM_CLUSTER_PORTS="$CTL_PORT $AGENT_PORT $(free_port) $(free_port) $(free_port) $(free_port)"
+export PRIVMTA_CLUSTER_DIR="$WORK/cluster" PM_BUILD_DIR="$BUILD" PM_CLUSTER_NO_BUILD=1
+cleanup_cluster() { bash "$SRC/deploy/cluster.sh" down >/dev/null 2>&1; }
+trap 'cleanup_cluster; cleanup' EXIT
+on_kill "PRIVMTA_CLUSTER_DIR='$PRIVMTA_CLUSTER_DIR' PM_CLUSTER_NET='$PM_CLUSTER_NET'" \
+    "PM_CLUSTER_PORTS='$PM_CLUSTER_PORTS' PM_BUILD_DIR='$BUILD' PM_CLUSTER_NO_BUILD=1" \
+    "bash '$SRC/deploy/cluster.sh' down"
+
+expect_exit 0 "deploy/cluster.sh up" bash "$SRC/deploy/cluster.sh" up
+export PRIVMTA_STATE_DIR="$WORK/cluster/controller" PRIVMTA_CONTROLLER=tcp://127.0.0.1:$CTL_PORT
+export PRIVMTA_CTL_CONFIG=/dev/null
+CTL="$BUILD/controller/privmta-ctl"
+MX1="$WORK/cluster/mx1"
+
+# ---- the messages and the candidate ----------------------------------------------
+mail() { # mail FILE SUBJECT [ATTACHMENT-NAME CONTENT]
+    {
+        printf 'From: Alice <alice@remote.example>\nTo: root@mx1.test\n'
+        printf 'Subject: %s\nMessage-ID: <%s@remote.example>\nMIME-Version: 1.0\n' "$2" "$RANDOM$RANDOM"
+        if [ -n "${3:-}" ]; then
+            printf 'Content-Type: multipart/mixed; boundary="b1"\n\n--b1\n'
+            printf 'Content-Type: text/plain\n\nsee attached\n--b1\n'
+            printf 'Content-Type: application/octet-stream; name="%s"\n' "$3"
+            printf 'Content-Disposition: attachment; filename="%s"\n' "$3"
+            printf 'Content-Transfer-Encoding: base64\n\n%s\n--b1--\n' "$(printf '%s' "$4" | base64 -w0)"
+        else
+            printf 'Content-Type: text/plain\n\nhello, %s\n' "$2"
+        fi
+    } >"$1"
+}
+mail "$WORK/iso.eml" "the quarterly report" report.iso "an ISO image, as it were"
+mail "$WORK/plain.eml" "no attachment"
+mail "$WORK/marked.eml" "marked" notes.txt "this file holds privmta-test-marker inside"
+GTUBE='XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'
+mail "$WORK/gtube.eml" "cheap watches"
+printf '%s\n' "$GTUBE" >>"$WORK/gtube.eml"
+printf 'GIF89a\x01\x00\x01\x00\x00\x00\x00;' >"$WORK/photo.gif"
+
+# the candidate: the head's file (as cluster.sh pushed it), blocking .iso
+# too, with a custom signature the head does not have
+sed 's/^  blocked_extensions: \["@common"\]$/  blocked_extensions: ["@common", "iso"]/' \
+    "$WORK/cluster/policy.yaml" >"$WORK/candidate.yaml"
+printf 'antivirus.custom_signatures: [{name: cand.ndb, content: "PrivmtaTest.Marker:0:*:707269766d74612d746573742d6d61726b6572"}]\n' \
+    >>"$WORK/candidate.yaml"
+check "the candidate differs from the head" bash -c "! cmp -s '$WORK/cluster/policy.yaml' '$WORK/candidate.yaml'"
+
+# what must not change on the node while tests run
+live_state() {
+    sha256sum "$MX1/etc/main.cf" "$MX1/etc/master.cf"
+    find "$MX1/queue" -type f -path '*/[adhi]*/*' | sort
+    find "$MX1/mail" -type f -exec sha256sum {} + | sort
+    sha256sum "$MX1/milter/decisions.jsonl" 2>/dev/null
+}
+live_state >"$WORK/live.before"
+head_rev() { "$CTL" ping | grep -o 'head revision [0-9]*'; }
+HEAD=$(head_rev)
+check "the head is known ($HEAD)" test -n "$HEAD"
+
+# ---- the acceptance examples -----------------------------------------------------
+expect_exit 1 "report.iso: a different answer under the candidate (exit 1)" \
+    "$CTL" policy test "$WORK/candidate.yaml" "$WORK/iso.eml" --node mx1
+sed 's/^/# /' "$WORK/out"
+check "the head accepts it (250)" grep -Eq 'head.* 250 ' "$WORK/out"
+check "the candidate refuses it (554) by inbound.blocked_extensions, naming the file" \
+    bash -c "grep -E 'candidate.* 554 ' '$WORK/out' | grep 'inbound.blocked_extensions' | grep -q 'report.iso'"
+
+expect_exit 0 "the same message without an attachment: the same answer (exit 0)" \
+    "$CTL" policy test "$WORK/candidate.yaml" "$WORK/plain.eml" --node mx1
+check "accepted under both" grep -Eq 'both +accepted +250 .*same under both' "$WORK/out"
+
+expect_exit 1 "a custom signature in the candidate only" \
+    "$CTL" policy test "$WORK/candidate.yaml" "$WORK/marked.eml" --node mx1 --json
+check "the candidate finds PrivmtaTest.Marker, the head lets it through" \
+    jq -e '[.results[] | select(.policy == "candidate")][0] as $c |
+           [.results[] | select(.policy == "head")][0] as $h |
+           ($c.reply | startswith("554")) and ($c.evidence | test("PrivmtaTest.Marker")) and
+           ($c.key | startswith("antivirus")) and ($h.reply | startswith("250"))' "$WORK/out" >/dev/null
+
+expect_exit 0 "GTUBE: discarded under both" \
+    "$CTL" policy test "$WORK/candidate.yaml" "$WORK/gtube.eml" --node mx1 --json
+check "discarded by antispam.kill_percent, the score shown against the kill level" \
+    jq -e 'all(.results[]; .verdict == "discarded" and .key == "antispam.kill_percent" and
+           (.evidence | test("score")))' "$WORK/out" >/dev/null
+
+expect_exit 0 "an invalid HELO name" \
+    "$CTL" policy test "$WORK/candidate.yaml" "$WORK/plain.eml" --node mx1 --helo 'bad_name!' --json
+check "refused at RCPT by inbound.checks.helo_valid, naming the HELO" \
+    jq -e 'all(.results[]; (.reply | test("^5")) and .key == "inbound.checks.helo_valid" and
+           (.evidence | test("bad_name!")))' "$WORK/out" >/dev/null
+
+expect_exit 0 "relaying for an outside client to an outside domain" \
+    "$CTL" policy test "$WORK/candidate.yaml" "$WORK/plain.eml" --node mx1 --rcpt bob@elsewhere.example --json
+check "denied by outbound.mynetworks, naming the client" \
+    jq -e 'all(.results[]; .stage == "rcpt" and .key == "outbound.mynetworks" and
+           (.evidence | test("192.0.2.1")))' "$WORK/out" >/dev/null
+expect_exit 0 "the same from a client inside mynetworks" \
+    "$CTL" policy test "$WORK/candidate.yaml" "$WORK/plain.eml" --node mx1 --rcpt bob@elsewhere.example \
+    --client 127.0.0.9 --json
+check "it may relay (250)" jq -e 'all(.results[]; .reply | startswith("250"))' "$WORK/out" >/dev/null
+
+# ---- bad input -------------------------------------------------------------------
+expect_exit 2 "not a message" "$CTL" policy test "$WORK/candidate.yaml" "$WORK/photo.gif" --node mx1
+check "the error names the file and why" grep -q 'photo.gif: not a mail message' "$WORK/err"
+check "an unknown node is refused, named" bash -c \
+    "! '$CTL' policy test '$WORK/candidate.yaml' '$WORK/plain.eml' --node mx9 2>'$WORK/err' >/dev/null && grep -q 'mx9' '$WORK/err'"
+
+# ---- nothing of the live node changed -------------------------------------------
+live_state >"$WORK/live.after"
+check "mx1's main.cf, master.cf, queue, mailboxes and decision log are as before" \
+    diff "$WORK/live.before" "$WORK/live.after"
+check "no notification reached a mailbox" bash -c "! grep -rqs 'report.iso' '$MX1/mail'"
+check "no scratch instance is left" bash -c "[ -z \"\$(ls -A '$MX1/rehearsal' 2>/dev/null)\" ]"
+check "no scratch Postfix runs" bash -c "! pgrep -f 'rehearsal/run\\.' >/dev/null"
+check "the head did not move" test "$(head_rev)" = "$HEAD"
+finish
