@@ -74,8 +74,10 @@ HEAD=$(head_rev)
 check "the head is known ($HEAD)" test -n "$HEAD"
 
 # ---- the acceptance examples -----------------------------------------------------
+t0=$(date +%s%N)
 expect_exit 1 "report.iso: a different answer under the candidate (exit 1)" \
     "$CTL" policy test "$WORK/candidate.yaml" "$WORK/iso.eml" --node mx1
+echo "# one message, two policies (a scratch Postfix and filter, the test database): $((($(date +%s%N) - t0) / 1000000)) ms"
 sed 's/^/# /' "$WORK/out"
 check "the head accepts it (250)" grep -Eq 'head.* 250 ' "$WORK/out"
 check "the candidate refuses it (554) by inbound.blocked_extensions, naming the file" \
@@ -129,4 +131,23 @@ check "no notification reached a mailbox" bash -c "! grep -rqs 'report.iso' '$MX
 check "no scratch instance is left" bash -c "[ -z \"\$(ls -A '$MX1/rehearsal' 2>/dev/null)\" ]"
 check "no scratch Postfix runs" bash -c "! pgrep -f 'rehearsal/run\\.' >/dev/null"
 check "the head did not move" test "$(head_rev)" = "$HEAD"
+
+# ---- a forged DKIM-domain message ------------------------------------------------
+# the head comes to require bank.example's signature; the candidate (the
+# file from before) does not
+expect_exit 0 "dkim add bank.example: a new head" \
+    "$CTL" dkim add bank.example --selector s1 --generate
+NEW_HEAD=$(head_rev)
+mx1_at_head() { "$CTL" nodes --json | jq -e --arg h "${NEW_HEAD#head revision }" \
+    '.[] | select(.name == "mx1") | .applied_rev == ($h | tonumber)' >/dev/null; }
+check "mx1 applied it" wait_for 30 mx1_at_head
+mail "$WORK/forged.eml" "wire the money"
+sed -i 's/^From: .*/From: CEO <ceo@bank.example>/' "$WORK/forged.eml"
+expect_exit 1 "a message from bank.example without its signature" \
+    "$CTL" policy test "$WORK/candidate.yaml" "$WORK/forged.eml" --node mx1 --rcpt root@mx1.test --json
+check "the head refuses it by dkim.domains, naming the domain; the candidate accepts it" \
+    jq -e '[.results[] | select(.policy == "head")][0] as $h |
+           [.results[] | select(.policy == "candidate")][0] as $c |
+           ($h.reply | startswith("550")) and $h.key == "dkim.domains" and
+           ($h.evidence | test("bank.example")) and ($c.reply | startswith("250"))' "$WORK/out" >/dev/null
 finish
