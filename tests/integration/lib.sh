@@ -103,6 +103,30 @@ free_port() {
     done
 }
 
+# demo_cluster NET [TOOL...]: this test's own demo cluster (deploy/cluster.sh)
+# on NET.11-13 and free ports, so a demo on the defaults (or another test's
+# cluster) can run beside it; stopped when the test ends or is killed.
+# Sets CTL_PORT, AGENT_PORT, METRICS_PORT and WEB_PORT. Skips the test
+# without root, Postfix, swaks, spamd, jq or one of the TOOLs.
+demo_cluster() {
+    local net=$1
+    shift
+    [ "$(id -u)" -eq 0 ] || skip "needs root (Postfix instances)"
+    for tool in postfix swaks spamd jq "$@"; do
+        command -v "$tool" >/dev/null || skip "$tool not installed"
+    done
+    chmod 0755 "$WORK"
+    CTL_PORT=$(free_port) AGENT_PORT=$(free_port)
+    METRICS_PORT=$(free_port) WEB_PORT=$(free_port)
+    export PM_CLUSTER_NET=$net
+    export PM_CLUSTER_PORTS="$CTL_PORT $AGENT_PORT $(free_port) $(free_port) $METRICS_PORT $WEB_PORT"
+    export PRIVMTA_CLUSTER_DIR="$WORK/cluster" PM_BUILD_DIR="$BUILD" PM_CLUSTER_NO_BUILD=1
+    trap 'bash "$SRC/deploy/cluster.sh" down >/dev/null 2>&1; cleanup' EXIT
+    on_kill "PRIVMTA_CLUSTER_DIR='$PRIVMTA_CLUSTER_DIR' PM_CLUSTER_NET='$PM_CLUSTER_NET'" \
+        "PM_CLUSTER_PORTS='$PM_CLUSTER_PORTS' PM_BUILD_DIR='$BUILD' PM_CLUSTER_NO_BUILD=1" \
+        "bash '$SRC/deploy/cluster.sh' down"
+}
+
 # catches PID SIG: whether process PID (the program, exec'd) has its own
 # handler for SIG (INT, TERM...) yet. A test sends a signal only then: a process started in the
 # background of a non-interactive shell (as under CI) inherits SIGINT

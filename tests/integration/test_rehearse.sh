@@ -7,21 +7,7 @@
 # touched meanwhile.
 source "$(dirname "$0")/lib.sh" "$@"
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (Postfix instances)"
-for tool in postfix swaks spamd jq; do
-    command -v "$tool" >/dev/null || skip "$tool not installed"
-done
-chmod 0755 "$WORK"
-# its own ports and addresses (127.0.4.11-13, which no other test uses)
-CTL_PORT=$(free_port) AGENT_PORT=$(free_port)
-export PM_CLUSTER_NET=127.0.4
-export PM_CLUSTER_PORTS="$CTL_PORT $AGENT_PORT $(free_port) $(free_port) $(free_port) $(free_port)"
-export PRIVMTA_CLUSTER_DIR="$WORK/cluster" PM_BUILD_DIR="$BUILD" PM_CLUSTER_NO_BUILD=1
-cleanup_cluster() { bash "$SRC/deploy/cluster.sh" down >/dev/null 2>&1; }
-trap 'cleanup_cluster; cleanup' EXIT
-on_kill "PRIVMTA_CLUSTER_DIR='$PRIVMTA_CLUSTER_DIR' PM_CLUSTER_NET='$PM_CLUSTER_NET'" \
-    "PM_CLUSTER_PORTS='$PM_CLUSTER_PORTS' PM_BUILD_DIR='$BUILD' PM_CLUSTER_NO_BUILD=1" \
-    "bash '$SRC/deploy/cluster.sh' down"
+demo_cluster 127.0.4 # 127.0.4.11-13: no other test uses them
 
 expect_exit 0 "deploy/cluster.sh up" bash "$SRC/deploy/cluster.sh" up
 export PRIVMTA_STATE_DIR="$WORK/cluster/controller" PRIVMTA_CONTROLLER=tcp://127.0.0.1:$CTL_PORT
