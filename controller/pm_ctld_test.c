@@ -105,8 +105,11 @@ s_on_answer(const char *node, Pm__AgentReport *rep, void *arg)
         pm_info("policy test %" PRIu64 " on node %s failed: %s", rep->test_id,
                 label, shown);
         free(shown);
-        pm_ctld_fail(&r, PM__RESPONSE__STATUS__INTERNAL, "node %s: %.*s", node,
-                     S_ERROR_TEXT_MAX, rep->test_error);
+        /* cut on a character boundary: the answer must stay UTF-8 */
+        char *error = pm_text_escape(rep->test_error, S_ERROR_TEXT_MAX);
+        pm_ctld_fail(&r, PM__RESPONSE__STATUS__INTERNAL, "node %s: %s", node,
+                     error);
+        free(error);
     } else {
         pm_info("policy test %" PRIu64 " on node %s: %zu results", rep->test_id,
                 label, rep->n_test_results);

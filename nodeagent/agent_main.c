@@ -9,6 +9,8 @@
 #include "pm_keys.h"
 #include "pm_log.h"
 #include "pm_mem.h"
+#include "pm_pf_rejects.h"
+#include "pm_postconf.h"
 #include "pm_postfix.h"
 #include "pm_priv.h"
 #include "pm_rehearse.h"
@@ -109,6 +111,12 @@ static pm_param_t s_params[] = {
      "this many KiB: starting libfreshclam costs more than a few MiB from "
      "a peer; 0: always when a peer keeps the CDIFFs",
      NULL},
+    {"postfix_log", "",
+     "Postfix's log, followed for its own refusals (HELO, sender, recipient "
+     "checks, relay denied) so that privmta-ctl why finds them; empty: "
+     "postfix_dir's maillog_file, else " PM_PF_REJECTS_LOG "; \"none\": not "
+     "followed",
+     NULL},
     {"rehearsal_dir", PM_REHEARSE_DIR,
      "privmta-ctl policy test: where the scratch Postfix and filter of a "
      "test live while it runs (created root-owned 0711)",
@@ -163,6 +171,28 @@ s_keys(const char *state_dir, const char *name)
     free(keys);
     free(path);
     return cert;
+}
+
+/* Where Postfix logs (postfix_log; DIR's maillog_file; the syslog file),
+ * or NULL: "none". Owned by the process (it lives as long as the agent). */
+static const char *
+s_postfix_log(const char *dir)
+{
+    static char *maillog;
+    const char *log = pm_conf_get(s_params, "postfix_log");
+    if (strcmp(log, "none") == 0)
+        return NULL;
+    if (*log)
+        return log;
+    const char *const names[] = {"maillog_file"};
+    char *value = NULL, *why = NULL;
+    if (pm_postconf_read(dir, names, 1, &value, &why) == PM_OK && value &&
+        *value)
+        maillog = value;
+    else
+        free(value);
+    free(why);
+    return maillog ? maillog : PM_PF_REJECTS_LOG;
 }
 
 /* The milter's group: named, or its user's primary group, or -1. */
@@ -323,6 +353,8 @@ main(int argc, char **argv)
     cfg.milter_socket = msock;
     cfg.milter_restart = pm_conf_get(s_params, "milter_restart");
     cfg.rehearsal_dir = pm_conf_get(s_params, "rehearsal_dir");
+    if (cfg.postfix_dir)
+        cfg.postfix_log = s_postfix_log(cfg.postfix_dir);
     cfg.milter_program = pm_conf_get(s_params, "milter_program");
     cfg.milter_config = pm_conf_get(s_params, "milter_config");
     cfg.postfix_restart = pm_conf_get(s_params, "postfix_restart");

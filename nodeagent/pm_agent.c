@@ -2,10 +2,12 @@
 #include "pm_agent_private.h"
 #include "pm_conf.h"
 #include "pm_crash.h"
+#include "pm_declog.h"
 #include "pm_file.h"
 #include "pm_handoff.h"
 #include "pm_log.h"
 #include "pm_mem.h"
+#include "pm_pf_rejects.h"
 #include "pm_policy.h"
 #include "pm_scanstatus.h"
 #include "pm_sigsync.h"
@@ -16,6 +18,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Queued updates looked at before applying one: the newest wins. */
@@ -491,6 +494,9 @@ s_on_timer(pm_agent_state_t *self)
     if (now < self->next_beat)
         return;
     self->next_beat = now + self->cfg.heartbeat_ms;
+    if (self->pf_rejects)
+        pm_pf_rejects_poll(self->pf_rejects, self->applied,
+                           (int64_t)time(NULL));
     /* messages waiting to be read are word from the controller: an
      * apply longer than dead_after_ms left its heartbeats queued */
     if (self->dealer && (zsock_events(self->dealer) & ZMQ_POLLIN))
@@ -539,6 +545,8 @@ s_destroy(pm_agent_state_t **self_p)
     if (!self)
         return;
     zactor_destroy(&self->restart); /* Postfix put back as it was */
+    pm_pf_rejects_destroy(&self->pf_rejects);
+    free(self->pf_rejects_dir);
     pm_agent_test_stop(self);
     if (self->restart_last)
         pm__restart_result__free_unpacked(self->restart_last, NULL);
@@ -581,6 +589,25 @@ s_opt(const char *s)
     return s && *s ? pm_strdup(s) : NULL;
 }
 
+/* Postfix's refusals, followed in its log into STATE/postfix-decisions
+ * (pm_pf_rejects.h) for privmta-ctl why. */
+static void
+s_pf_rejects_open(pm_agent_state_t *self)
+{
+    char *why = NULL;
+    self->pf_rejects_dir =
+        pm_asprintf("%s/%s", self->cfg.state_dir, PM_AGENT_PF_DECISIONS);
+    self->pf_rejects =
+        pm_pf_rejects_new(self->cfg.postfix_log, self->pf_rejects_dir,
+                          PM_DECLOG_RECORDS_DEFAULT, PM_DECLOG_BYTES_MAX, &why);
+    if (!self->pf_rejects) {
+        pm_warn("node %s: Postfix's refusals are not recorded: %s", self->node,
+                why);
+        PM_FREE(&self->pf_rejects_dir);
+    }
+    free(why);
+}
+
 static pm_agent_state_t *
 s_new(const pm_agent_config_t *cfg)
 {
@@ -614,6 +641,8 @@ s_new(const pm_agent_config_t *cfg)
         self->restart_journal =
             pm_asprintf("%s/restart-drain.cf", cfg->state_dir);
     }
+    if (cfg->state_dir && cfg->postfix_log && *cfg->postfix_log)
+        s_pf_rejects_open(self);
     if (cfg->state_dir) {
         char *dir = pm_asprintf("%s/store", cfg->state_dir);
         int rc = pm_store_open(dir, 0, 64u << 20, &self->store);

@@ -110,6 +110,10 @@ typedef struct {
     const char *rehearsal_dir;    /* policy tests: pm_rehearse.h's DIR */
     const char *milter_program;   /* policy tests: privmta-milter, by path */
     const char *milter_config;    /* policy tests: the live milter's -c FILE */
+    const char *postfix_log;      /* Postfix's log, followed for its own
+                                   * refusals (pm_pf_rejects.h) into
+                                   * STATE_DIR/postfix-decisions for
+                                   * privmta-ctl why; NULL or "": not */
     pm_metrics_server_t *metrics; /* gets pm_agent_metrics_text at each
                                    * report; NULL: none (not owned) */
 } pm_agent_config_t;

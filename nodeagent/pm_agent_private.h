@@ -10,12 +10,16 @@
 
 #include "pm_agent.h"
 #include "pm_agent_metrics.h"
+#include "pm_pf_rejects.h"
 #include "pm_store.h"
 #include "privmta.pb-c.h"
 
 #include <czmq.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+/* STATE_DIR's directory of Postfix's refusals (pm_pf_rejects.h). */
+#define PM_AGENT_PF_DECISIONS "postfix-decisions"
 
 typedef struct pm_agent_state_t {
     pm_agent_config_t cfg;
@@ -50,6 +54,8 @@ typedef struct pm_agent_state_t {
     char *restart_journal;           /* STATE/restart-drain.cf, or NULL */
     pm_agent_stats_t stats;          /* for the metrics endpoint */
     zactor_t *test;                  /* a policy test running, or NULL */
+    pm_pf_rejects_t *pf_rejects;     /* Postfix's refusals, or NULL */
+    char *pf_rejects_dir;            /* where they are kept, or NULL */
 } pm_agent_state_t;
 
 /* ---- pm_agent.c */

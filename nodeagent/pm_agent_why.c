@@ -1,8 +1,9 @@
 /* pm_agent_why.c - the node's side of privmta-ctl why: the filter's
  * decision records (scan/pm_declog.h) that match the controller's query,
  * read from the milter's status directory the safe way (the milter wrote
- * them and is assumed hostile: pm_declog_query checks every record), sent
- * back in one WHY_ANSWER report trimmed to fit PM_WIRE_REPORT_MAX. */
+ * them and is assumed hostile: pm_declog_query checks every record), and
+ * Postfix's own refusals the agent keeps (pm_pf_rejects), sent back in one
+ * WHY_ANSWER report trimmed to fit PM_WIRE_REPORT_MAX. */
 #include "pm_agent_private.h"
 
 #include "pm_declog.h"
@@ -81,6 +82,29 @@ s_dir(const char *status_file)
     return dir;
 }
 
+/* Q's records in DIR into ACC; NULL, or why some could not be read
+ * (caller frees). */
+static char *
+s_query(const char *dir, const Pm__WhyQuery *q, s_acc_t *acc)
+{
+    pm_declog_query_t dq = {.queue_id = *q->queue_id ? q->queue_id : NULL,
+                            .message_id = *q->message_id ? q->message_id : NULL,
+                            .sender = *q->sender ? q->sender : NULL,
+                            .since = q->since,
+                            .max = q->max};
+    size_t skipped = 0;
+    char *why = NULL;
+    if (pm_declog_query(dir, PM_DECLOG_BYTES_MAX, &dq, s_take, acc, &skipped,
+                        &why) != PM_OK)
+        return why;
+    free(why);
+    return skipped ? pm_asprintf("%zu malformed records in %s skipped", skipped,
+                                 dir)
+                   : NULL;
+}
+
+/* The filter's records, then Postfix's own refusals (pm_pf_rejects): the
+ * controller sorts them by time. */
 void
 pm_agent_why(pm_agent_state_t *self, const Pm__WhyQuery *q)
 {
@@ -90,24 +114,19 @@ pm_agent_why(pm_agent_state_t *self, const Pm__WhyQuery *q)
     rep.why_id = q->id;
     s_acc_t acc = {.records = pm_calloc(PM_WIRE_WHY_MAX, sizeof *acc.records)};
     char *why = NULL, *dir = NULL;
-    if (!self->cfg.milter_status || !*self->cfg.milter_status) {
-        why = pm_strdup("this node has no filter (milter_status is not set)");
-    } else {
+    bool filter = self->cfg.milter_status && *self->cfg.milter_status;
+    if (filter) {
         dir = s_dir(self->cfg.milter_status);
-        pm_declog_query_t dq = {.queue_id = *q->queue_id ? q->queue_id : NULL,
-                                .message_id =
-                                    *q->message_id ? q->message_id : NULL,
-                                .sender = *q->sender ? q->sender : NULL,
-                                .since = q->since,
-                                .max = q->max};
-        size_t skipped = 0;
-        if (pm_declog_query(dir, PM_DECLOG_BYTES_MAX, &dq, s_take, &acc,
-                            &skipped, &why) == PM_OK) {
-            free(why);
-            why = skipped ? pm_asprintf("%zu malformed records in %s skipped",
-                                        skipped, dir)
-                          : NULL;
-        }
+        why = s_query(dir, q, &acc);
+    } else if (!self->pf_rejects_dir) {
+        why = pm_strdup("this node has no filter (milter_status is not set)");
+    }
+    if (self->pf_rejects_dir) {
+        char *more = s_query(self->pf_rejects_dir, q, &acc);
+        if (more && !why)
+            why = more;
+        else
+            free(more);
     }
     rep.why = acc.records;
     rep.n_why = acc.n;

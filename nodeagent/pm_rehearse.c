@@ -12,6 +12,7 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_pf_node.h"
+#include "pm_pf_rejects.h"
 #include "pm_pf_render.h"
 #include "pm_policy.h"
 #include "pm_postconf.h"
@@ -296,7 +297,7 @@ s_one(pm_rehearse_run_t *r, const Pm__PolicyTest *t, const Pm__TestMessage *m,
                             ? s_json_str(after.last, "evidence")
                             : pm_strdup("");
     } else {
-        const char *key = pm_rehearse_smtp_key(res->reply);
+        const char *key = pm_pf_reject_key(res->reply);
         res->verdict = pm_strdup(s_verdict_of(res->reply));
         res->key = pm_strdup(key ? key : "");
         res->evidence = res->reply[0] == '2'

@@ -14,43 +14,6 @@
 
 #define S_SWAKS_MS 60000
 
-/* Postfix's wording for each restriction the policy renders (pm_pf_render),
- * most specific first. */
-static const struct {
-    const char *words;
-    const char *key;
-} s_refusals[] = {
-    {"Relay access denied", "outbound.mynetworks"},
-    {"Helo command rejected: Invalid name", "inbound.checks.helo_valid"},
-    {"Helo command rejected: need fully-qualified hostname",
-     "inbound.checks.helo_fqdn"},
-    {"Helo command rejected: Host not found", "inbound.checks.helo_resolves"},
-    {"Client host rejected: cannot find your reverse hostname",
-     "inbound.checks.reverse_client_hostname"},
-    {"Client host rejected: cannot find your hostname",
-     "inbound.checks.client_hostname"},
-    {"Sender address rejected: need fully-qualified address",
-     "inbound.checks.sender_fqdn"},
-    {"Sender address rejected: Domain not found",
-     "inbound.checks.sender_domain"},
-    {"Sender address rejected: not owned by user",
-     "inbound.reject_sender_login_mismatch"},
-    {"Sender address rejected: not logged in",
-     "inbound.reject_sender_login_mismatch"},
-    {"Sender address rejected: User unknown", "inbound.reject_unlisted_sender"},
-    {"Recipient address rejected: User unknown",
-     "inbound.reject_unlisted_recipient"},
-};
-
-const char *
-pm_rehearse_smtp_key(const char *reply)
-{
-    for (size_t i = 0; reply && i < sizeof s_refusals / sizeof *s_refusals; i++)
-        if (strstr(reply, s_refusals[i].words))
-            return s_refusals[i].key;
-    return NULL;
-}
-
 char *
 pm_rehearse_smtp_data(const char *msg, size_t len, size_t *out_len)
 {

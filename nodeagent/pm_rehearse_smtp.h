@@ -9,10 +9,9 @@
  * at and the reply, multi-line replies joined.
  *
  * A refusal by Postfix itself (HELO, client, sender, recipient checks,
- * relay denial) names its policy key from the reply's wording, the one
- * Postfix gives each restriction the policy renders (pm_pf_render); an
- * answer at the end of DATA is the filter's, whose decision record names
- * the key (pm_rehearse).
+ * relay denial) names its policy key from the reply's wording
+ * (pm_pf_reject_key); an answer at the end of DATA is the filter's, whose
+ * decision record names the key (pm_rehearse).
  */
 #ifndef PM_REHEARSE_SMTP_H
 #define PM_REHEARSE_SMTP_H
@@ -52,10 +51,6 @@ int pm_rehearse_smtp_parse(const char *transcript, pm_rehearse_answer_t *out,
                            char **why);
 
 void pm_rehearse_answer_clear(pm_rehearse_answer_t *a);
-
-/* The policy key behind Postfix's refusal REPLY (a restriction the policy
- * renders), or NULL when the wording is none of theirs. */
-const char *pm_rehearse_smtp_key(const char *reply);
 
 /* MSG (LEN bytes) as DATA goes on the wire: lines ending in CRLF, a line
  * starting with '.' doubled (RFC 5321 4.5.2), a last line completed, and

@@ -90,6 +90,16 @@ expect_exit 0 "why QUEUE-ID, for a person" "$CTL" why "$QID"
 check "it shows the answer, the key and the evidence" bash -c \
     "grep -q 'decided by inbound.blocked_extensions' '$WORK/out' && grep -q 'answer 554' '$WORK/out'"
 sed 's/^/# /' "$WORK/out"
+# a refusal by Postfix itself, before the filter: kept by the agent from its log
+swaks --server 127.0.2.11:2525 --helo 'bad_name!' --from helo@remote.example \
+    --to postmaster@mx1.test --timeout 20 >"$WORK/swaks.out" 2>&1
+check "mx1's Postfix refuses an invalid HELO name" grep -q '^<\*\* 5.*Helo command rejected' "$WORK/swaks.out"
+why_helo() { "$CTL" why --from helo@remote.example --json >"$WORK/why.json" 2>/dev/null &&
+    jq -e '(.records | length) == 1 and .records[0].node == "mx1" and
+        .records[0].key == "inbound.checks.helo_valid" and
+        (.records[0].evidence | test("bad_name!")) and
+        (.records[0].reply | startswith("5")) and .records[0].revision >= 1' "$WORK/why.json" >/dev/null; }
+check "why finds it on mx1: the key inbound.checks.helo_valid, the HELO as evidence" wait_for 10 why_helo
 # a node that does not answer (its agent stopped) is named, the others' records come
 MX3_AGENT=$(awk '$2 == "agent" && $3 == "mx3" { print $1 }' "$WORK/cluster/pids")
 kill -STOP "$MX3_AGENT"

@@ -1,6 +1,6 @@
 /* test_rehearse_smtp.c - a policy test's SMTP answers read from swaks's
- * transcripts (as Postfix 3.7 and swaks 20201014 print them), Postfix's
- * refusals named by policy key, and a message made ready for DATA. */
+ * transcripts (as Postfix 3.7 and swaks 20201014 print them), and a
+ * message made ready for DATA. */
 #include "pm_error.h"
 #include "pm_rehearse_smtp.h"
 
@@ -89,30 +89,6 @@ Test(rehearse_smtp, no_answer_is_an_error)
     cr_assert_eq(pm_rehearse_smtp_parse(S_GREETING, &a, &why), PM_EPROTO);
     cr_expect(strstr(why, "ends early"), "%s", why);
     free(why);
-}
-
-Test(rehearse_smtp, postfix_refusals_named_by_key)
-{
-    cr_expect_str_eq(
-        pm_rehearse_smtp_key("454 4.7.1 <x@y>: Relay access denied"),
-        "outbound.mynetworks");
-    cr_expect_str_eq(pm_rehearse_smtp_key("501 5.5.2 <a_b>: Helo command "
-                                          "rejected: Invalid name"),
-                     "inbound.checks.helo_valid");
-    cr_expect_str_eq(pm_rehearse_smtp_key("504 5.5.2 <foo>: Helo command "
-                                          "rejected: need fully-qualified "
-                                          "hostname"),
-                     "inbound.checks.helo_fqdn");
-    cr_expect_str_eq(pm_rehearse_smtp_key("450 4.7.25 Client host rejected: "
-                                          "cannot find your reverse hostname,"
-                                          " [192.0.2.1]"),
-                     "inbound.checks.reverse_client_hostname");
-    cr_expect_str_eq(pm_rehearse_smtp_key("450 4.1.8 <a@nowhere.invalid>: "
-                                          "Sender address rejected: Domain "
-                                          "not found"),
-                     "inbound.checks.sender_domain");
-    cr_expect_null(pm_rehearse_smtp_key("452 4.3.1 Insufficient system "
-                                        "storage"));
 }
 
 Test(rehearse_smtp, data_is_crlf_dot_stuffed_and_terminated)
