@@ -353,14 +353,13 @@ main(int argc, char **argv)
     cfg.milter_socket = msock;
     cfg.milter_restart = pm_conf_get(s_params, "milter_restart");
     cfg.rehearsal_dir = pm_conf_get(s_params, "rehearsal_dir");
-    if (cfg.postfix_dir)
-        cfg.postfix_log = s_postfix_log(cfg.postfix_dir);
     cfg.milter_program = pm_conf_get(s_params, "milter_program");
     cfg.milter_config = pm_conf_get(s_params, "milter_config");
     cfg.postfix_restart = pm_conf_get(s_params, "postfix_restart");
     if (strcmp(pm_conf_get(s_params, "backend"), "postfix") == 0) {
         pm_postfix_set_milter(backend, msock);
         cfg.postfix_dir = pm_conf_get(s_params, "postfix_dir");
+        cfg.postfix_log = s_postfix_log(cfg.postfix_dir);
     }
     const char *listen = pm_conf_get(s_params, "metrics_listen");
     if (*listen && !(cfg.metrics = pm_metrics_server_new(listen, &why)))
