@@ -359,7 +359,7 @@ s_on_publication(pm_agent_state_t *self, Pm__Publication *pub)
     } else if (pub->kind == PM__PUBLICATION__KIND__WHY) {
         pm_agent_why(self, pub->why);
     } else if (pub->kind == PM__PUBLICATION__KIND__TEST) {
-        pm_agent_test_begin(self, &pub->test);
+        pm_agent_test_begin(self, pub);
     } else if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
         if (pub->head > self->seen)
             s_resync(self, "heartbeat shows a newer head");

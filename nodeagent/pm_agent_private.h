@@ -105,10 +105,10 @@ void pm_agent_why(pm_agent_state_t *self, const Pm__WhyQuery *q);
 
 /* ---- pm_agent_test.c */
 
-/* A TEST publication: the test (taken over, *TEST_P nulled) runs in its
- * own thread (pm_rehearse: seconds to minutes); one at a time, another
- * is answered at once with an error. */
-void pm_agent_test_begin(pm_agent_state_t *self, Pm__PolicyTest **test_p);
+/* A TEST publication: its test and DKIM keys (taken over from PUB) run in
+ * a thread of their own (pm_rehearse: seconds to minutes); one at a
+ * time, another is answered at once with an error. */
+void pm_agent_test_begin(pm_agent_state_t *self, Pm__Publication *pub);
 
 /* The test's thread is done (readable on the poller): its TEST_ANSWER is
  * sent and the thread ends. */

@@ -14,6 +14,8 @@
 typedef struct {
     pm_rehearse_config_t cfg;
     Pm__PolicyTest *test;
+    Pm__Secret **secrets; /* the DKIM keys both policies name */
+    size_t n_secrets;
     char *node; /* the agent's may be renamed meanwhile */
 } s_job_t;
 
@@ -55,6 +57,8 @@ s_run(zsock_t *pipe, void *args)
     rep.kind = PM__AGENT_REPORT__KIND__TEST_ANSWER;
     rep.test_id = t->id;
     char *why = NULL;
+    job->cfg.secrets = (const Pm__Secret *const *)job->secrets;
+    job->cfg.n_secrets = job->n_secrets;
     if (pm_rehearse_run(&job->cfg, t, pol, t->head ? 2 : 1, &rep.test_results,
                         &rep.n_test_results, &why) != PM_OK)
         rep.test_error = why ? why : (char *)"failed";
@@ -67,6 +71,9 @@ s_run(zsock_t *pipe, void *args)
     free(rep.test_results);
     free(why);
     pm__policy_test__free_unpacked(t, NULL);
+    for (size_t i = 0; i < job->n_secrets; i++)
+        pm__secret__free_unpacked(job->secrets[i], NULL);
+    free(job->secrets);
     free(job->node);
     free(job);
     char *cmd = NULL;
@@ -76,9 +83,9 @@ s_run(zsock_t *pipe, void *args)
 }
 
 void
-pm_agent_test_begin(pm_agent_state_t *self, Pm__PolicyTest **test_p)
+pm_agent_test_begin(pm_agent_state_t *self, Pm__Publication *pub)
 {
-    Pm__PolicyTest *t = *test_p;
+    Pm__PolicyTest *t = pub->test;
     if (self->test) {
         s_refuse(self, t->id,
                  "another policy test is running on this node; try again "
@@ -103,7 +110,9 @@ pm_agent_test_begin(pm_agent_state_t *self, Pm__PolicyTest **test_p)
         .node = job->node,
     };
     job->test = t;
-    *test_p = NULL;
+    pub->test = NULL;
+    job->secrets = pub->secrets, job->n_secrets = pub->n_secrets;
+    pub->secrets = NULL, pub->n_secrets = 0;
     pm_info("node %s: policy test %llu: %zu message(s) to %zu recipient(s)",
             self->node, (unsigned long long)t->id, t->n_messages, t->n_rcpts);
     self->test = zactor_new(s_run, job);

@@ -122,6 +122,7 @@ s_start_milter(pm_rehearse_run_t *r, const char *node, char **why)
     char *sock = pm_asprintf("unix:%s/milter.sock", r->dir);
     char *policy = pm_asprintf("%s/%s", r->handoff, PM_HANDOFF_POLICY);
     char *notify = pm_asprintf("127.0.0.1:%d", r->notify_port);
+    char *keys = pm_asprintf("%s/%s", r->handoff, PM_HANDOFF_DKIM);
     char *argv[] = {(char *)(cfg->milter_program ? cfg->milter_program
                                                  : PM_REHEARSE_MILTER),
                     "-c",
@@ -131,6 +132,8 @@ s_start_milter(pm_rehearse_run_t *r, const char *node, char **why)
                     sock,
                     "--policy-file",
                     policy,
+                    "--dkim-key-dir",
+                    keys,
                     "--status-dir",
                     r->status,
                     "--notify-smtp",
@@ -148,6 +151,7 @@ s_start_milter(pm_rehearse_run_t *r, const char *node, char **why)
     free(sock);
     free(policy);
     free(notify);
+    free(keys);
     return rc;
 }
 

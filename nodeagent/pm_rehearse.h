@@ -22,6 +22,9 @@
  *     queue/, data/, maillog   the instance's own;
  *     handoff/policy.pb        the policy tested, root:<milter group> 0640
  *                              (as pm_handoff: the filter only reads it);
+ *     handoff/dkim/<id>        the DKIM keys the controller sent with the
+ *                              test (the candidate's and the head's, a key
+ *                              not yet on the node included), the same;
  *     status/                  the scratch filter's status and decision
  *                              log (written by the milter user, read here
  *                              the strict way, as the live ones are);
@@ -64,6 +67,8 @@ typedef struct {
     const char *swaks;          /* NULL: pm_rehearse_smtp's default */
     const char *node;           /* the node's name: its overrides apply */
     int ready_ms;               /* 0: PM_REHEARSE_READY_MS */
+    const Pm__Secret *const *secrets; /* the DKIM keys the policies name */
+    size_t n_secrets;
 } pm_rehearse_config_t;
 
 /* One policy a test runs under. */

@@ -6,6 +6,7 @@
 #include "pm_clock.h"
 #include "pm_error.h"
 #include "pm_file.h"
+#include "pm_handoff.h"
 #include "pm_mem.h"
 #include "pm_pf_run.h"
 #include "pm_postconf.h"
@@ -62,6 +63,26 @@ s_ports(int *a, int *b, char **why)
     return ports[1] ? PM_OK : PM_EIO;
 }
 
+/* The DKIM keys of the test into handoff/dkim, as the agent hands them
+ * to the live filter: root-owned 0640, the milter's group. */
+static int
+s_keys(pm_rehearse_run_t *r, char **why)
+{
+    char *dir = pm_asprintf("%s/%s", r->handoff, PM_HANDOFF_DKIM);
+    gid_t gid = r->cfg->milter_gid;
+    int rc = pm_file_mkdir(dir, 0750, gid, why);
+    for (size_t i = 0; rc == PM_OK && i < r->cfg->n_secrets; i++) {
+        const Pm__Secret *sec = r->cfg->secrets[i];
+        if (!*sec->id || strchr(sec->id, '/') || sec->id[0] == '.')
+            continue; /* ids are file names, never paths */
+        char *path = pm_asprintf("%s/%s", dir, sec->id);
+        rc = pm_file_write(path, sec->data.data, sec->data.len, 0640, gid, why);
+        free(path);
+    }
+    free(dir);
+    return rc;
+}
+
 /* The scratch directory and what lives in it, main.cf from the live one. */
 static int
 s_make_dirs(pm_rehearse_run_t *r, char **why)
@@ -91,6 +112,7 @@ s_make_dirs(pm_rehearse_run_t *r, char **why)
         pm_file_mkdir(queue, 0755, (gid_t)-1, why) == PM_OK &&
         pm_file_mkdir(data, 0700, (gid_t)-1, why) == PM_OK &&
         pm_file_mkdir(r->handoff, 0750, r->cfg->milter_gid, why) == PM_OK &&
+        s_keys(r, why) == PM_OK &&
         pm_file_write(log, "", 0, 0644, (gid_t)-1, why) == PM_OK) {
         if (chown(data, pf_uid, pf_gid) == 0 && chown(log, pf_uid, pf_gid) == 0)
             rc = PM_OK;
