@@ -602,6 +602,14 @@ static const struct {
     {PM__REQUEST__OP__POLICY_TEST, "policy test", pm_ctld_test_busy, false},
 };
 
+pm_ctld_reply_t
+pm_ctld_reply_new(void)
+{
+    pm_ctld_reply_t r = {.diag = pm_diag_new("policy")};
+    pm__response__init(&r.resp);
+    return r;
+}
+
 void
 pm_ctld_reply_clear(pm_ctld_reply_t *r)
 {
@@ -639,8 +647,7 @@ uint8_t *
 pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
                size_t *len)
 {
-    pm_ctld_reply_t r = {.diag = pm_diag_new("policy")};
-    pm__response__init(&r.resp);
+    pm_ctld_reply_t r = pm_ctld_reply_new();
     const char *name = NULL;
     for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++) {
         if (s_handlers[i].op != req->op)

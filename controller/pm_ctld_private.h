@@ -76,6 +76,9 @@ typedef struct {
 /* ---- pm_ctld.c */
 
 /* Frees what R holds (once packed, or unused). */
+/* An empty OK reply with its problem list (cleared with
+ * pm_ctld_reply_clear). */
+pm_ctld_reply_t pm_ctld_reply_new(void);
 void pm_ctld_reply_clear(pm_ctld_reply_t *r);
 
 /* R fails with STATUS and the message FMT. */

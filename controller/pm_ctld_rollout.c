@@ -275,8 +275,7 @@ s_canary_revert(pm_ctld_t *self)
     Pm__Request req = PM__REQUEST__INIT;
     req.expect_rev = (int64_t)ro->spec->policy_rev;
     req.message = message;
-    pm_ctld_reply_t r = {.diag = pm_diag_new("policy")};
-    pm__response__init(&r.resp);
+    pm_ctld_reply_t r = pm_ctld_reply_new();
     pm_ctld_commit(self, old->policy, &req, "privmta-controller",
                    ro->spec->revert_rev, NULL, &r);
     if (r.resp.status == PM__RESPONSE__STATUS__OK)

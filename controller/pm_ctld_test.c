@@ -71,14 +71,6 @@ s_finish(pm_ctld_t *self, size_t i, pm_ctld_reply_t *r)
     memset(&t->tests[t->n], 0, sizeof t->tests[0]);
 }
 
-static pm_ctld_reply_t
-s_reply_new(void)
-{
-    pm_ctld_reply_t r = {.diag = pm_diag_new("policy")};
-    pm__response__init(&r.resp);
-    return r;
-}
-
 /* A node's answer (pm_fleet_on_test): for a test waiting, from the node
  * asked. The results go to the client as they came (borrowed from REP for
  * the call); the node is the enrolled name. */
@@ -99,7 +91,7 @@ s_on_answer(const char *node, Pm__AgentReport *rep, void *arg)
         free(label);
         return;
     }
-    pm_ctld_reply_t r = s_reply_new();
+    pm_ctld_reply_t r = pm_ctld_reply_new();
     if (*rep->test_error) {
         char *shown = pm_text_escape(rep->test_error, S_LOG_TEXT_MAX);
         pm_info("policy test %" PRIu64 " on node %s failed: %s", rep->test_id,
@@ -265,7 +257,7 @@ pm_ctld_test_start(pm_ctld_t *self, zframe_t **route, const Pm__Request *req,
     struct pm_ctld_test_t *t = self->test;
     if (t->n == PM_CTLD_TEST_PENDING)
         return false; /* pm_ctld_handle answers "busy" */
-    pm_ctld_reply_t r = s_reply_new();
+    pm_ctld_reply_t r = pm_ctld_reply_new();
     char *node = NULL;
     uint64_t head = 0, id = t->next_id + 1;
     if (!s_ask(self, req, id, &node, &head, &r)) {
@@ -299,7 +291,7 @@ pm_ctld_test_tick(pm_ctld_t *self, int wait)
                 wait = (int)left;
             continue;
         }
-        pm_ctld_reply_t r = s_reply_new();
+        pm_ctld_reply_t r = pm_ctld_reply_new();
         pm_info("policy test %" PRIu64 " on node %s: no answer within %d s",
                 t->tests[i].id, t->tests[i].node, PM_CTLD_TEST_MS / 1000);
         pm_ctld_fail(&r, PM__RESPONSE__STATUS__INTERNAL,

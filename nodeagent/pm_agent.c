@@ -85,15 +85,21 @@ pm_agent_send(pm_agent_state_t *self, Pm__AgentReport__Kind kind)
     rep.kind = kind;
     rep.applied_rev = self->applied;
     rep.status = st;
+    pm_agent_send_report(self, &rep);
+    pm__node_status__free_unpacked(st, NULL);
+}
+
+void
+pm_agent_send_report(pm_agent_state_t *self, const Pm__AgentReport *rep)
+{
     size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&rep.base, &len);
+    uint8_t *buf = pm_wire_pack(&rep->base, &len);
     zframe_t *f = zframe_new(buf, len);
     /* a full queue (controller away) drops the report: the next
      * heartbeat carries the same state */
-    if (zframe_send(&f, self->dealer, ZFRAME_DONTWAIT) != 0)
+    if (!self->dealer || zframe_send(&f, self->dealer, ZFRAME_DONTWAIT) != 0)
         zframe_destroy(&f);
     free(buf);
-    pm__node_status__free_unpacked(st, NULL);
 }
 
 static void

@@ -64,6 +64,10 @@ typedef struct pm_agent_state_t {
  * controller's queue is full: the next heartbeat says the same). */
 void pm_agent_send(pm_agent_state_t *self, Pm__AgentReport__Kind kind);
 
+/* Sends REP as it is (a WHY or TEST answer); dropped, like any report,
+ * when the connection's queue is full or there is none. */
+void pm_agent_send_report(pm_agent_state_t *self, const Pm__AgentReport *rep);
+
 /* This node's policy when it has overrides (caller frees), else NULL:
  * POLICY applies as it is. */
 Pm__Policy *pm_agent_effective(pm_agent_state_t *self,

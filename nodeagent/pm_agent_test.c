@@ -20,17 +20,6 @@ typedef struct {
 } s_job_t;
 
 static void
-s_send(pm_agent_state_t *self, const Pm__AgentReport *rep)
-{
-    size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&rep->base, &len);
-    zframe_t *f = zframe_new(buf, len);
-    if (!self->dealer || zframe_send(&f, self->dealer, ZFRAME_DONTWAIT) != 0)
-        zframe_destroy(&f);
-    free(buf);
-}
-
-static void
 s_refuse(pm_agent_state_t *self, uint64_t id, const char *why)
 {
     Pm__AgentReport rep = PM__AGENT_REPORT__INIT;
@@ -38,7 +27,7 @@ s_refuse(pm_agent_state_t *self, uint64_t id, const char *why)
     rep.applied_rev = self->applied;
     rep.test_id = id;
     rep.test_error = (char *)why;
-    s_send(self, &rep);
+    pm_agent_send_report(self, &rep);
 }
 
 /* The thread: runs the job, sends the packed answer on PIPE, waits for

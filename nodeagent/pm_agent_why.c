@@ -131,12 +131,7 @@ pm_agent_why(pm_agent_state_t *self, const Pm__WhyQuery *q)
     rep.why = acc.records;
     rep.n_why = acc.n;
     rep.why_error = why ? why : (char *)"";
-    size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&rep.base, &len);
-    zframe_t *f = zframe_new(buf, len);
-    if (!self->dealer || zframe_send(&f, self->dealer, ZFRAME_DONTWAIT) != 0)
-        zframe_destroy(&f);
-    free(buf);
+    pm_agent_send_report(self, &rep);
     for (size_t i = 0; i < acc.n; i++)
         pm__why_record__free_unpacked(acc.records[i], NULL);
     free(acc.records);
