@@ -69,6 +69,8 @@ typedef struct {
 static int s_cdiff_min_kib;
 
 /* SERVE: the node runs a peer service, else it only pulls. */
+static void s_drain(s_node_t *n, int wait_ms);
+
 static void
 s_node_start(s_node_t *n, const char *name, bool serve)
 {
@@ -88,6 +90,16 @@ s_node_start(s_node_t *n, const char *name, bool serve)
                              .peer_timeout_ms = 2000};
     n->actor = pm_sigsync_new(&c);
     cr_assert_not_null(n->actor);
+    /* its first STATUS, which names where it serves: MEMBERS sent before
+     * it would give peers an empty endpoint (a slow start on a loaded
+     * machine once left "honest" unreachable for the whole test) */
+    int64_t end = zclock_mono() + 30000;
+    while (zclock_mono() < end && !(n->st && (!serve || *n->st->peer_endpoint)))
+        s_drain(n, 200);
+    cr_assert(n->st, "%s sent no status in 30 s", name);
+    cr_assert(!serve ||
+                  strncmp(n->st->peer_endpoint, "tcp://127.0.0.1:", 16) == 0,
+              "%s serves at \"%s\"", name, n->st->peer_endpoint);
 }
 
 static void
@@ -221,11 +233,6 @@ Test(sigsync, fetched_once_shared_by_peers)
     s_node_start(&b, "b", false);
     s_cdiff_min_kib = 64; /* c's test.cvd, 40 KiB, comes whole */
     s_node_start(&c, "c", false);
-    s_drain(&a, 5000);
-    s_drain(&b, 5000);
-    s_drain(&c, 5000);
-    cr_assert(a.st &&
-              strncmp(a.st->peer_endpoint, "tcp://127.0.0.1:", 16) == 0);
     s_node_t *all[] = {&a, &b, &c};
     s_send_policy(&a, s_mirror.url);
     s_send_policy(&b, s_mirror.url);
@@ -324,8 +331,6 @@ Test(sigsync, tampered_peer_is_distrusted)
     testmirror_copy("test-6.cvd", dir, "test.cvd", true);
     free(dir);
     s_node_start(&bad, "bad", true);
-    s_drain(&good, 5000);
-    s_drain(&bad, 5000);
     s_node_t *all[] = {&good, &bad};
     testmirror_status(s_www, "403 -"); /* nobody may fetch: peers only */
     s_send_policy(&good, s_mirror.url);
@@ -376,8 +381,6 @@ Test(sigsync, tampered_cdiff_peer_is_distrusted)
     free(dir);
     s_node_start(&good, "good", false);
     s_node_start(&bad, "bad", true);
-    s_drain(&good, 5000);
-    s_drain(&bad, 5000);
     s_node_t *two[] = {&good, &bad};
     testmirror_status(s_www, "403 -"); /* nobody may fetch: peers only */
     s_send_policy(&good, s_mirror.url);
@@ -395,7 +398,6 @@ Test(sigsync, tampered_cdiff_peer_is_distrusted)
     free(path);
 
     s_node_start(&honest, "honest", true);
-    s_drain(&honest, 5000);
     s_send_policy(&honest, s_mirror.url);
     s_node_t *three[] = {&good, &bad, &honest};
     s_send_members(three, 3, "nobody");
@@ -556,7 +558,6 @@ Test(sigsync, actor_gives_back_openssl_state_before_it_ends)
 #else
     s_node_t a = {0};
     s_node_start(&a, "a", false);
-    s_drain(&a, 5000);
     s_node_t *all[] = {&a};
     s_send_policy(&a, s_mirror.url);
     s_send_members(all, 1, "a");
