@@ -33,6 +33,8 @@ typedef struct {
     char *error;         /* last fetch or pull problem */
     bool duty;           /* the controller named this node to fetch it */
     int64_t duty_since;  /* zclock_mono() when the duty was given */
+    int64_t peer_wait;   /* zclock_mono() since when a due check waits
+                            for a peer's newer version; 0: none */
     unsigned newest;     /* newest version a peer said it holds */
     time_t behind_since; /* when NEWEST first ran 2+ versions ahead */
     zhashx_t *holders;   /* peer name -> s_held_t */
@@ -67,6 +69,7 @@ typedef struct {
     pm_sigmembers_t *members; /* the last MEMBERS: who, where, duties */
     int64_t heard;            /* zclock_mono() when this node last learnt
                                  what its live members hold */
+    int64_t members_at;       /* zclock_mono() of the last MEMBERS */
     pm_sigbook_t *book;       /* cool-downs and distrusted peers */
     pm_sigverify_t *verifier; /* checks every file a peer or a fetch brings */
     uid_t fetch_uid;          /* who fetches (cfg.fetch_user), as root */
@@ -376,6 +379,7 @@ static void
 s_on_members(s_sync_t *self, const Pm__Publication *pub)
 {
     pm_sigmembers_set(self->members, pub);
+    self->members_at = zclock_mono();
     s_apply_duties(self);
     for (size_t j = 0; j < pub->n_cooldowns; j++)
         pm_sigbook_cool(self->book, pub->cooldowns[j]->mirror,
@@ -641,15 +645,29 @@ s_next_mirror_check(s_sync_t *self, time_t now)
     return first && first + 1 > next ? first + 1 : next;
 }
 
-/* A duty just given waits until this node has heard what its peers hold
- * (or for three peer timeouts when none answers): a duty moves to a node
- * that may have come up a moment ago, and a check before it pulled what
- * the last holder fetched would download the whole file once more. */
+/* A duty's mirror check waits until this node knows what its peers
+ * hold: a peer answered since the duty was given and since the last
+ * MEMBERS (or none did for three peer timeouts: the node is alone). A duty
+ * moves to a node that may have come up a moment ago, and a node back
+ * from a partition hears the controller before its peers (seen in
+ * test_hosts: a healed node fetched again what its peers held). Then, while a
+ * trusted peer holds a newer version, pulling it comes first, for up to
+ * three peer timeouts: a check would download what the cluster has. */
 static bool
-s_duty_settled(const s_sync_t *self, const s_db_t *db)
+s_duty_settled(s_sync_t *self, s_db_t *db)
 {
-    return self->heard > db->duty_since ||
-           zclock_mono() - db->duty_since >= 3 * self->cfg.peer_timeout_ms;
+    int64_t now = zclock_mono(), wait = 3 * (int64_t)self->cfg.peer_timeout_ms;
+    int64_t since =
+        db->duty_since > self->members_at ? db->duty_since : self->members_at;
+    if (self->heard <= since && now - since < wait)
+        return false;
+    if (db->newest <= db->version || !s_pick_holder(self, db)) {
+        db->peer_wait = 0;
+        return true;
+    }
+    if (!db->peer_wait)
+        db->peer_wait = now;
+    return now - db->peer_wait >= wait;
 }
 
 /* Checks the mirrors for every duty database that is due; true when a new

@@ -40,8 +40,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _log(self, status):
         with open(LOGFILE, "a") as log:
-            log.write("%s %s %d %s\n" % (self.command, self.path, status,
-                                         self.headers.get("Range", "-")))
+            log.write("%s %s %d %s %s\n" % (self.command, self.path, status,
+                                            self.headers.get("Range", "-"),
+                                            self.client_address[0]))
 
     def _answer(self, status, body=b"", headers=()):
         self._log(status)
