@@ -1,5 +1,6 @@
 #include "pm_mem.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,4 +73,11 @@ pm_asprintf(const char *fmt, ...)
     char *out = pm_vasprintf(fmt, ap);
     va_end(ap);
     return out;
+}
+
+bool
+pm_mem_keep_heap(void)
+{
+    return mallopt(M_TRIM_THRESHOLD, PM_MEM_KEEP_HEAP) &&
+           mallopt(M_MMAP_THRESHOLD, PM_MEM_KEEP_HEAP);
 }

@@ -7,6 +7,7 @@
 #define PM_MEM_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 void *pm_malloc(size_t size);
@@ -18,6 +19,16 @@ char *pm_strndup(const char *s, size_t n);
 /* Formats into a new string. Caller owns the result and must free it. */
 char *pm_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *pm_vasprintf(const char *fmt, va_list ap);
+
+/* For a process whose every request allocates and frees a few hundred
+ * KiB from many threads (the milter): glibc gives the top of a heap back
+ * to the kernel once 128 KiB of it are free, so each request paid
+ * brk/munmap, page faults and a TLB flush on every CPU. After this call
+ * each heap keeps up to PM_MEM_KEEP_HEAP free, and blocks that large are
+ * mapped on their own (a fixed threshold: glibc's moving one climbs to 32
+ * MiB). Call before starting threads. False when glibc refused. */
+#define PM_MEM_KEEP_HEAP (4 << 20)
+bool pm_mem_keep_heap(void);
 
 /* Frees *ptr_p and sets it to NULL; safe on NULL. */
 #define PM_FREE(ptr_p)                                                         \
