@@ -309,3 +309,10 @@ pm_conf_loglevel(const pm_param_t *table)
     pm_fatal("log_level '%s' is not debug, info, warning or error",
              name ? name : "");
 }
+
+void
+pm_conf_log_init(const pm_param_t *table, const char *progname)
+{
+    pm_log_init(progname, strcmp(pm_conf_get(table, "syslog"), "yes") == 0,
+                pm_conf_loglevel(table));
+}

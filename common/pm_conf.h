@@ -78,6 +78,12 @@ void pm_conf_list_free(char ***list_p);
 /* The "log_level" parameter as a level; pm_fatal when it is none. */
 pm_loglevel_t pm_conf_loglevel(const pm_param_t *table);
 
+/* Starts logging as PROGNAME (pm_log_init) the way the daemons' shared
+ * parameters say: at "log_level" (pm_conf_loglevel: pm_fatal when it is
+ * none), and also to syslog when "syslog" is "yes". TABLE must declare
+ * both. */
+void pm_conf_log_init(const pm_param_t *table, const char *progname);
+
 void pm_conf_free(pm_param_t *table);
 
 #endif

@@ -55,14 +55,6 @@ void pm_metrics_hist_write(FILE *f, const char *name, const char *help,
 
 /* ---- Serving it --------------------------------------------------------- */
 
-struct addrinfo;
-
-/* LISTEN as "HOST:PORT" (a numeric IPv4 host) or "[V6]:PORT" into *AI
- * (free with freeaddrinfo), for MHD_OPTION_SOCK_ADDR: the one parser of a
- * listening address for every HTTP server of privmta (metrics, the web
- * console). PM_OK, or PM_EINVAL with *why. */
-int pm_listen_addr(const char *listen, struct addrinfo **ai, char **why);
-
 typedef struct pm_metrics_server pm_metrics_server_t;
 
 /* Listens on LISTEN, "HOST:PORT" with a numeric IPv4 host or "[V6]:PORT"

@@ -17,6 +17,7 @@
 #include "pm_value.h"
 #include "privmta.pb-c.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -183,6 +184,10 @@ char *pm_policy_to_yaml(const Pm__Policy *policy, const char *header);
 
 /* Renders POLICY as a JSON object (nested like the YAML). Caller frees. */
 char *pm_policy_to_json(const Pm__Policy *policy, bool pretty);
+
+/* A JSON array of the N strings ITEMS, as a policy list renders: for any
+ * list of text that goes out as JSON. Caller owns the reference. */
+json_t *pm_policy_json_strings(char *const *items, size_t n);
 
 /* Writes the sha256 (64 hex chars + NUL) of POLICY's canonical form into
  * out: equal policies have equal digests whatever their history. */

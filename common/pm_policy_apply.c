@@ -33,13 +33,13 @@ s_need_scalar(const pm_key_t *key, const pm_value_t *v, pm_diag_t *diag)
     return false;
 }
 
+/* The scalar types (s_bool to s_string): V is one value, as
+ * pm_policy_apply checked. */
 static size_t
 s_bool(Pm__Policy *p, const pm_key_t *key, const pm_value_t *v, pm_diag_t *diag)
 {
     static const char *const yes[] = {"true", "yes", "on"};
     static const char *const no[] = {"false", "no", "off"};
-    if (!s_need_scalar(key, v, diag))
-        return 1;
     for (size_t i = 0; i < 3; i++) {
         if (strcasecmp(v->text, yes[i]) == 0 ||
             strcasecmp(v->text, no[i]) == 0) {
@@ -57,8 +57,6 @@ static size_t
 s_percent(Pm__Policy *p, const pm_key_t *key, const pm_value_t *v,
           pm_diag_t *diag)
 {
-    if (!s_need_scalar(key, v, diag))
-        return 1;
     char *end = NULL;
     errno = 0;
     long n = strtol(v->text, &end, 10);
@@ -82,8 +80,6 @@ static size_t
 s_duration(Pm__Policy *p, const pm_key_t *key, const pm_value_t *v,
            pm_diag_t *diag)
 {
-    if (!s_need_scalar(key, v, diag))
-        return 1;
     uint32_t secs = 0;
     char *problem = pm_duration_parse(v->text, &secs);
     if (problem) {
@@ -96,11 +92,8 @@ s_duration(Pm__Policy *p, const pm_key_t *key, const pm_value_t *v,
 }
 
 static size_t
-s_string(Pm__Policy *p, const pm_key_t *key, const pm_value_t *v,
-         pm_diag_t *diag)
+s_string(Pm__Policy *p, const pm_key_t *key, const pm_value_t *v)
 {
-    if (!s_need_scalar(key, v, diag))
-        return 1;
     pm_policy_set_string(PM_FIELD(p, key, char *), v->text);
     return 0;
 }
@@ -570,6 +563,9 @@ pm_policy_apply(Pm__Policy *policy, const pm_key_t *key, Pm__Edit__Op op,
                     op == PM__EDIT__OP__ADD ? "+=" : "-=");
         return 1;
     }
+    /* every type but the lists takes one value */
+    if (!listy && !s_need_scalar(key, value, diag))
+        return 1;
     switch (key->type) {
     case PM_KT_BOOL:
         return s_bool(policy, key, value, diag);
@@ -579,7 +575,7 @@ pm_policy_apply(Pm__Policy *policy, const pm_key_t *key, Pm__Edit__Op op,
         return s_duration(policy, key, value, diag);
     case PM_KT_ENUM:
     case PM_KT_STRING:
-        return s_string(policy, key, value, diag);
+        return s_string(policy, key, value);
     case PM_KT_LIST:
         return s_list(policy, key, op, value, origin, diag);
     case PM_KT_SIGNATURES:

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static json_t *
-s_strings(char *const *items, size_t n)
+json_t *
+pm_policy_json_strings(char *const *items, size_t n)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
@@ -65,7 +65,8 @@ s_key_json(const Pm__Policy *p, const pm_key_t *key)
         return s ? s : json_null();
     }
     case PM_KT_LIST:
-        return s_strings(*PM_FIELD(p, key, char **), *PM_COUNT(p, key));
+        return pm_policy_json_strings(*PM_FIELD(p, key, char **),
+                                      *PM_COUNT(p, key));
     case PM_KT_SIGNATURES:
         return s_signatures(p);
     case PM_KT_DKIM:

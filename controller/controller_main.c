@@ -146,8 +146,7 @@ main(int argc, char **argv)
         s_params, argc, argv,
         "usage: privmta-controller [-c FILE] [--option VALUE]... [--promote]",
         "--promote");
-    pm_log_init(argv[0], strcmp(pm_conf_get(s_params, "syslog"), "yes") == 0,
-                pm_conf_loglevel(s_params));
+    pm_conf_log_init(s_params, argv[0]);
     const char *dir = pm_conf_get(s_params, "state_dir");
     if (promote) {
         pm_store_t *store = s_store_open(dir);

@@ -1,6 +1,7 @@
 /* pm_ctl_json.c - the controller's answers as JSON (see pm_ctl_json.h). */
 #include "pm_ctl_json.h"
 
+#include "pm_policy.h"
 #include "pm_rollout.h"
 
 #include <string.h>
@@ -13,15 +14,6 @@ pm_ctl_service_state(const Pm__ServiceStatus *s)
     if (!s || (unsigned)s->state >= sizeof names / sizeof names[0])
         return "unknown";
     return names[s->state];
-}
-
-static json_t *
-s_strings(char *const *items, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, json_string(items[i]));
-    return a;
 }
 
 static json_t *
@@ -44,7 +36,7 @@ s_node_base_json(const Pm__NodeStatus *n, uint64_t head)
         "antispam", s_service_json(n->antispam), "antivirus",
         s_service_json(n->antivirus), "auth", s_service_json(n->auth), "dkim",
         s_service_json(n->dkim), "relay_overrides",
-        s_strings(n->relay_overrides, n->n_relay_overrides));
+        pm_policy_json_strings(n->relay_overrides, n->n_relay_overrides));
 }
 
 static json_t *

@@ -566,6 +566,24 @@ s_handle_dkim_remove(pm_ctld_t *self, const Pm__Request *req,
     s_edit_and_commit(self, req, author, &e, r);
 }
 
+/* WHY and POLICY_TEST that pm_ctld_why_start and pm_ctld_test_start did
+ * not take (pm_ctld_handle answered a standby already): both wait for
+ * nodes, so without a fleet there is none to ask; with one, as many wait
+ * as are kept. */
+static void
+s_handle_waiting(pm_ctld_t *self, const Pm__Request *req, const char *author,
+                 pm_ctld_reply_t *r)
+{
+    (void)author;
+    if (!self->fleet)
+        pm_ctld_fail(r, PM__RESPONSE__STATUS__INTERNAL,
+                     "this controller serves no nodes");
+    else if (req->op == PM__REQUEST__OP__WHY)
+        pm_ctld_why_busy(r);
+    else
+        pm_ctld_test_busy(r);
+}
+
 /* Ops marked `policy` change the policy: refused while a rolling restart
  * is running or paused, as nodes restarting would see it change under
  * them and a failure could not be told from a bad policy. */
@@ -598,8 +616,8 @@ static const struct {
     {PM__REQUEST__OP__ROLLOUT_ABORT, "rollout abort", pm_ctld_rollout_step,
      false},
     {PM__REQUEST__OP__REPLICATE, "replicate", pm_ctld_replicate, false},
-    {PM__REQUEST__OP__WHY, "why", pm_ctld_why_busy, false},
-    {PM__REQUEST__OP__POLICY_TEST, "policy test", pm_ctld_test_busy, false},
+    {PM__REQUEST__OP__WHY, "why", s_handle_waiting, false},
+    {PM__REQUEST__OP__POLICY_TEST, "policy test", s_handle_waiting, false},
 };
 
 pm_ctld_reply_t

@@ -180,9 +180,9 @@ bool pm_ctld_why_start(pm_ctld_t *self, zframe_t **route,
 /* Answers the asks whose deadline passed. Returns WAIT or less. */
 int pm_ctld_why_tick(pm_ctld_t *self, int wait);
 
-/* The WHY handler for what pm_ctld_why_start did not take. */
-void pm_ctld_why_busy(pm_ctld_t *self, const Pm__Request *req,
-                      const char *author, pm_ctld_reply_t *r);
+/* R fails as a WHY that pm_ctld_why_start did not take with a fleet: as
+ * many asks wait as are kept (pm_ctld.c answers the other cases). */
+void pm_ctld_why_busy(pm_ctld_reply_t *r);
 
 /* Frees the asks (pm_ctld_destroy): their clients get no answer. */
 void pm_ctld_why_free(pm_ctld_t *self);
@@ -207,9 +207,10 @@ bool pm_ctld_test_start(pm_ctld_t *self, zframe_t **route,
 /* Answers the tests whose deadline passed. Returns WAIT or less. */
 int pm_ctld_test_tick(pm_ctld_t *self, int wait);
 
-/* The POLICY_TEST handler for what pm_ctld_test_start did not take. */
-void pm_ctld_test_busy(pm_ctld_t *self, const Pm__Request *req,
-                       const char *author, pm_ctld_reply_t *r);
+/* R fails as a POLICY_TEST that pm_ctld_test_start did not take with a
+ * fleet: PM_CTLD_TEST_PENDING tests wait (pm_ctld.c answers the other
+ * cases). */
+void pm_ctld_test_busy(pm_ctld_reply_t *r);
 
 /* Frees the tests waiting (pm_ctld_destroy): their clients get no answer. */
 void pm_ctld_test_free(pm_ctld_t *self);

@@ -304,19 +304,12 @@ pm_ctld_test_tick(pm_ctld_t *self, int wait)
 }
 
 void
-pm_ctld_test_busy(pm_ctld_t *self, const Pm__Request *req, const char *author,
-                  pm_ctld_reply_t *r)
+pm_ctld_test_busy(pm_ctld_reply_t *r)
 {
-    (void)req;
-    (void)author;
-    if (!self->fleet)
-        pm_ctld_fail(r, PM__RESPONSE__STATUS__INTERNAL,
-                     "this controller serves no nodes");
-    else
-        pm_ctld_fail(r, PM__RESPONSE__STATUS__CONFLICT,
-                     "%d policy tests are running already; try again when "
-                     "one has finished (each takes up to %d s)",
-                     PM_CTLD_TEST_PENDING, PM_CTLD_TEST_MS / 1000);
+    pm_ctld_fail(r, PM__RESPONSE__STATUS__CONFLICT,
+                 "%d policy tests are running already; try again when "
+                 "one has finished (each takes up to %d s)",
+                 PM_CTLD_TEST_PENDING, PM_CTLD_TEST_MS / 1000);
 }
 
 void

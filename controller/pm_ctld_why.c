@@ -182,19 +182,12 @@ pm_ctld_why_tick(pm_ctld_t *self, int wait)
 }
 
 void
-pm_ctld_why_busy(pm_ctld_t *self, const Pm__Request *req, const char *author,
-                 pm_ctld_reply_t *r)
+pm_ctld_why_busy(pm_ctld_reply_t *r)
 {
-    (void)req;
-    (void)author;
-    if (!self->fleet)
-        pm_ctld_fail(r, PM__RESPONSE__STATUS__INTERNAL,
-                     "this controller serves no nodes");
-    else
-        pm_ctld_fail(r, PM__RESPONSE__STATUS__CONFLICT,
-                     "%d why requests are waiting for nodes already; try "
-                     "again in a few seconds",
-                     PM_CTLD_WHY_PENDING);
+    pm_ctld_fail(r, PM__RESPONSE__STATUS__CONFLICT,
+                 "%d why requests are waiting for nodes already; try "
+                 "again in a few seconds",
+                 PM_CTLD_WHY_PENDING);
 }
 
 void

@@ -3,11 +3,10 @@
 #include "pm_keys.h"
 #include "pm_log.h"
 #include "pm_mem.h"
+#include "pm_zap.h"
 
 #include <string.h>
 #include <sys/stat.h>
-
-#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 
 typedef struct {
     char *dir;
@@ -21,20 +20,6 @@ s_frame_destroy(void **item)
     zframe_destroy((zframe_t **)item);
 }
 
-/* Appends the ZMTP property NAME = VALUE to BUF. */
-static void
-s_property(zchunk_t *buf, const char *name, const char *value)
-{
-    size_t nlen = strlen(name), vlen = strlen(value);
-    uint8_t n = (uint8_t)nlen,
-            v[4] = {(uint8_t)(vlen >> 24), (uint8_t)(vlen >> 16),
-                    (uint8_t)(vlen >> 8), (uint8_t)vlen};
-    zchunk_extend(buf, &n, 1);
-    zchunk_extend(buf, name, nlen);
-    zchunk_extend(buf, v, 4);
-    zchunk_extend(buf, value, vlen);
-}
-
 static void
 s_key_one(const char *name, const char *role, const char *key, const char *path,
           void *arg)
@@ -42,11 +27,7 @@ s_key_one(const char *name, const char *role, const char *key, const char *path,
     (void)path;
     if (strlen(name) > 255 || strlen(role) > 255)
         return;
-    zchunk_t *buf = zchunk_new(NULL, 0);
-    s_property(buf, "name", name);
-    s_property(buf, "role", role);
-    zhashx_update(arg, key, zframe_new(zchunk_data(buf), zchunk_size(buf)));
-    zchunk_destroy(&buf);
+    zhashx_update(arg, key, pm_zap_metadata("name", name, "role", role, NULL));
 }
 
 /* Reads DIR again when FORCE or when its mtime changed. */
@@ -70,40 +51,25 @@ s_refresh(s_zap_t *self, bool force)
     }
 }
 
-/* Answers one ZAP request; the reply echoes its request id. */
+/* Answers one ZAP request: 200 with User-Id the key and its file's
+ * metadata, or 400. */
 static void
 s_answer(s_zap_t *self, zsock_t *zap)
 {
-    zmsg_t *req = zmsg_recv(zap);
-    if (!req)
+    pm_zap_request_t req;
+    if (!pm_zap_recv(zap, &req))
         return;
-    zframe_t *version = zmsg_first(req), *id = zmsg_next(req);
-    zmsg_next(req); /* domain */
-    zmsg_next(req); /* address */
-    zmsg_next(req); /* routing id */
-    zframe_t *mech = zmsg_next(req), *cred = zmsg_next(req);
     char key[41] = "";
     zframe_t *meta = NULL;
-    if (cred && zframe_streq(version, "1.0") && zframe_streq(mech, "CURVE") &&
-        zframe_size(cred) == 32) {
-        zmq_z85_encode(key, zframe_data(cred), 32);
+    if (req.curve) {
+        zmq_z85_encode(key, zframe_data(req.curve), 32);
         s_refresh(self, false);
         meta = zhashx_lookup(self->keys, key);
     }
-    zmsg_t *rep = zmsg_new();
-    zmsg_addstr(rep, "1.0");
-    zframe_t *f = id ? zframe_dup(id) : zframe_new_empty();
-    zmsg_append(rep, &f);
-    zmsg_addstr(rep, meta ? "200" : "400");
-    zmsg_addstr(rep, meta ? "OK" : "not an enrolled key");
-    zmsg_addstr(rep, meta ? key : "");
-    f = meta ? zframe_dup(meta) : zframe_new_empty();
-    zmsg_append(rep, &f);
+    zframe_t *copy = meta ? zframe_dup(meta) : NULL;
     if (!meta)
         pm_debug("refused a connection from key %s", key);
-    if (zmsg_send(&rep, zap) != 0)
-        zmsg_destroy(&rep);
-    zmsg_destroy(&req);
+    pm_zap_reply(zap, &req, meta ? key : NULL, &copy, "not an enrolled key");
 }
 
 /* "CURVE" DIR: the allow-list is DIR, read now; signals when done. */
@@ -135,9 +101,9 @@ pm_ctlzap(zsock_t *pipe, void *args)
     zhashx_set_destructor(self.keys, s_frame_destroy);
     zsock_t *zap = zsock_new(ZMQ_REP);
     zsock_set_linger(zap, 0);
-    int rc = zsock_bind(zap, S_ZAP_ENDPOINT);
+    int rc = zsock_bind(zap, PM_ZAP_ENDPOINT);
     if (rc != 0)
-        pm_error("cannot bind the ZAP handler (%s): %s", S_ZAP_ENDPOINT,
+        pm_error("cannot bind the ZAP handler (%s): %s", PM_ZAP_ENDPOINT,
                  zmq_strerror(zmq_errno()));
     zsock_signal(pipe, 0);
     /* the pipe first: a flood of requests cannot starve $TERM */
@@ -151,7 +117,7 @@ pm_ctlzap(zsock_t *pipe, void *args)
     }
     zpoller_destroy(&poller);
     if (rc == 0)
-        zsock_unbind(zap, S_ZAP_ENDPOINT);
+        zsock_unbind(zap, PM_ZAP_ENDPOINT);
     zsock_destroy(&zap);
     zhashx_destroy(&self.keys);
     free(self.dir);

@@ -291,8 +291,7 @@ main(int argc, char **argv)
         fprintf(stderr, "privmta-agent: --name NODE is required\n");
         return 2;
     }
-    pm_log_init(argv[0], strcmp(pm_conf_get(s_params, "syslog"), "yes") == 0,
-                pm_conf_loglevel(s_params));
+    pm_conf_log_init(s_params, argv[0]);
     pm_log_set_node(name);
     zsys_init();
     zsys_set_logstream(NULL);

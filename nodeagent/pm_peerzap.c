@@ -3,12 +3,11 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_peer.h"
+#include "pm_zap.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 
 struct pm_peerzap_t {
     char *name, *domain;
@@ -31,39 +30,15 @@ s_free_item(void **item)
     *item = NULL;
 }
 
-/* The metadata frame of a 200 reply: X-Key = KEY (ZMTP property format). */
-static zframe_t *
-s_metadata(const char *key)
-{
-    size_t nlen = strlen(PM_PEERZAP_KEY_PROPERTY), vlen = strlen(key);
-    uint8_t buf[1 + 16 + 4 + 64];
-    buf[0] = (uint8_t)nlen;
-    memcpy(buf + 1, PM_PEERZAP_KEY_PROPERTY, nlen);
-    uint8_t *v = buf + 1 + nlen;
-    v[0] = v[1] = v[2] = 0;
-    v[3] = (uint8_t)vlen;
-    memcpy(v + 4, key, vlen);
-    return zframe_new(buf, 1 + nlen + 4 + vlen);
-}
-
 /* The member REQ asks to let in, copied into NAME (NAME_LEN bytes), and
  * its key into KEY; false: refused. */
 static bool
-s_member(zmsg_t *req, char key[41], char *name, size_t name_len)
+s_member(const pm_zap_request_t *req, char key[41], char *name, size_t name_len)
 {
-    zframe_t *version = zmsg_first(req);
-    zmsg_next(req); /* request id */
-    zframe_t *domain = zmsg_next(req);
-    zmsg_next(req); /* address */
-    zmsg_next(req); /* routing id */
-    zframe_t *mech = zmsg_next(req);
-    zframe_t *cred = zmsg_next(req);
-    if (!cred || !zframe_streq(version, "1.0") ||
-        !zframe_streq(mech, "CURVE") || zframe_size(cred) != 32 ||
-        zframe_size(domain) > 64)
+    if (!req->curve || zframe_size(req->domain) > 64)
         return false;
-    zmq_z85_encode(key, zframe_data(cred), 32);
-    char *dom = zframe_strdup(domain);
+    zmq_z85_encode(key, zframe_data(req->curve), 32);
+    char *dom = zframe_strdup(req->domain);
     bool found = false;
     pthread_mutex_lock(&s_lock);
     const pm_peerzap_t *reg = s_domains ? zhashx_lookup(s_domains, dom) : NULL;
@@ -77,32 +52,21 @@ s_member(zmsg_t *req, char key[41], char *name, size_t name_len)
     return found;
 }
 
-/* Answers one ZAP request: 200 with User-Id = the member's name, or 400.
- * The reply echoes the request id (the second frame). */
+/* Answers one ZAP request: 200 with User-Id = the member's name and its
+ * key as metadata (X-Key), or 400. */
 static void
 s_answer(zsock_t *zap)
 {
-    zmsg_t *req = zmsg_recv(zap);
-    if (!req)
+    pm_zap_request_t req;
+    if (!pm_zap_recv(zap, &req))
         return;
     char key[41] = "", name[256] = "";
-    bool ok = s_member(req, key, name, sizeof name);
-    zmsg_first(req);
-    zframe_t *id = zmsg_next(req);
-    zmsg_t *rep = zmsg_new();
-    zmsg_addstr(rep, "1.0");
-    zframe_t *f = id ? zframe_dup(id) : zframe_new_empty();
-    zmsg_append(rep, &f);
-    zmsg_addstr(rep, ok ? "200" : "400");
-    zmsg_addstr(rep, ok ? "OK" : "not an enrolled member");
-    zmsg_addstr(rep, ok ? name : "");
-    f = ok ? s_metadata(key) : zframe_new_empty();
-    zmsg_append(rep, &f);
+    bool ok = s_member(&req, key, name, sizeof name);
+    zframe_t *meta =
+        ok ? pm_zap_metadata(PM_PEERZAP_KEY_PROPERTY, key, NULL) : NULL;
     if (!ok)
         pm_debug("peer: refused a connection from key %s", key);
-    if (zmsg_send(&rep, zap) != 0)
-        zmsg_destroy(&rep);
-    zmsg_destroy(&req);
+    pm_zap_reply(zap, &req, ok ? name : NULL, &meta, "not an enrolled member");
 }
 
 /* The handler: binds before it signals (a handshake before the bind would
@@ -114,10 +78,10 @@ s_actor(zsock_t *pipe, void *args)
     bool *bound = args;
     zsock_t *zap = zsock_new(ZMQ_REP);
     zsock_set_linger(zap, 0);
-    if (zsock_bind(zap, S_ZAP_ENDPOINT) != 0) {
+    if (zsock_bind(zap, PM_ZAP_ENDPOINT) != 0) {
         pm_error("peer: cannot bind the ZAP handler (%s): %s; another one "
                  "runs in this process",
-                 S_ZAP_ENDPOINT, zmq_strerror(zmq_errno()));
+                 PM_ZAP_ENDPOINT, zmq_strerror(zmq_errno()));
         zsock_destroy(&zap);
         *bound = false;
         zsock_signal(pipe, 0);
@@ -144,7 +108,7 @@ s_actor(zsock_t *pipe, void *args)
     }
     zpoller_destroy(&poller);
     /* unbound now, so that a new handler may bind at once */
-    zsock_unbind(zap, S_ZAP_ENDPOINT);
+    zsock_unbind(zap, PM_ZAP_ENDPOINT);
     zsock_destroy(&zap);
 }
 

@@ -1,12 +1,10 @@
 /* pm_sigmirror.c - see pm_sigmirror.h. */
 #include "pm_sigmirror.h"
 #include "pm_check.h"
+#include "pm_http.h"
 #include "pm_mem.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +12,7 @@
 #include <unistd.h>
 
 struct pm_sigmirror {
-    struct MHD_Daemon *daemon;
+    pm_http_t *http;
     char *dir;
     char url[64];
 };
@@ -49,29 +47,16 @@ s_answer(struct MHD_Connection *c, unsigned status, int fd, size_t size)
         fd >= 0
             ? MHD_create_response_from_fd(size, fd)
             : MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-    if (!r) {
-        if (fd >= 0)
-            close(fd);
-        return MHD_NO;
-    }
-    enum MHD_Result rc = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return rc;
+    if (!r && fd >= 0)
+        close(fd); /* a response made from FD would have closed it */
+    return pm_http_send(c, status, r);
 }
 
 static enum MHD_Result
 s_on_request(void *cls, struct MHD_Connection *c, const char *url,
-             const char *method, const char *version, const char *upload,
-             size_t *upload_size, void **state)
+             const char *method)
 {
-    (void)version, (void)upload;
     const pm_sigmirror_t *self = cls;
-    if (*upload_size)
-        return MHD_NO; /* GET has no body */
-    if (!*state) {     /* the first call is for the headers alone */
-        *state = (void *)1;
-        return MHD_YES;
-    }
     char *path = strcmp(method, "GET") == 0 ? s_path(self->dir, url) : NULL;
     int fd = path ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
     free(path);
@@ -88,26 +73,22 @@ s_on_request(void *cls, struct MHD_Connection *c, const char *url,
 pm_sigmirror_t *
 pm_sigmirror_new(const char *dir, char **why)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     pm_sigmirror_t *self = pm_calloc(1, sizeof *self);
     self->dir = pm_strdup(dir);
-    self->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL, NULL,
-        s_on_request, self, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-        MHD_OPTION_END);
-    const union MHD_DaemonInfo *info =
-        self->daemon
-            ? MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT)
-            : NULL;
-    if (!info || !info->port) {
+    /* loopback only: libfreshclam in this process is the one client */
+    pm_http_conf_t conf = {.name = "sigmirror",
+                           .listen = "127.0.0.1:0",
+                           .answer = s_on_request,
+                           .cls = self,
+                           .conns = 16,
+                           .timeout_s = 60};
+    if (pm_http_new(&conf, &self->http, why) != PM_OK) {
         pm_why(why, "sigmirror", "cannot serve %s on 127.0.0.1", dir);
         pm_sigmirror_destroy(&self);
         return NULL;
     }
     snprintf(self->url, sizeof self->url, "http://127.0.0.1:%u",
-             (unsigned)info->port);
+             pm_http_port(self->http));
     return self;
 }
 
@@ -123,8 +104,7 @@ pm_sigmirror_destroy(pm_sigmirror_t **self_p)
     pm_sigmirror_t *self = self_p ? *self_p : NULL;
     if (!self)
         return;
-    if (self->daemon)
-        MHD_stop_daemon(self->daemon);
+    pm_http_destroy(&self->http);
     free(self->dir);
     free(self);
     *self_p = NULL;

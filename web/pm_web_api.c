@@ -81,26 +81,12 @@ s_error(pm_web_reply_t *reply, unsigned status, const char *fmt, ...)
     free(text);
 }
 
-static bool
-s_is(const pm_web_req_t *req, const char *method, const char *path)
-{
-    return strcmp(req->method, method) == 0 && strcmp(req->path, path) == 0;
-}
-
 static const pm_web_session_t *
 s_session(pm_web_api_t *self, const pm_web_req_t *req)
 {
     return req->token
                ? pm_web_session_find(self->sessions, req->token, self->clock())
                : NULL;
-}
-
-size_t
-pm_web_api_body_cap(pm_web_api_t *self, const pm_web_req_t *req)
-{
-    if (s_is(req, "POST", "/api/login"))
-        return PM_WEB_LOGIN_BODY_MAX;
-    return s_session(self, req) ? PM_WEB_BODY_MAX : 0;
 }
 
 /* ---- talking to the controller ------------------------------------------ */
@@ -194,6 +180,18 @@ s_show(pm_web_api_t *self, uint64_t rev, const char *user,
     return s_call(self, &req, user, reply);
 }
 
+/* A question with nothing but OP to ask (NODES, ROLLOUT_STATUS): as
+ * s_call. */
+static Pm__Response *
+s_ask(pm_web_api_t *self, Pm__Request__Op op, const char *user,
+      pm_web_reply_t *reply)
+{
+    Pm__Request req = PM__REQUEST__INIT;
+    req.op = op;
+    req.expect_rev = -1;
+    return s_call(self, &req, user, reply);
+}
+
 /* ---- login -------------------------------------------------------------- */
 
 static json_t *
@@ -213,9 +211,12 @@ s_body(const pm_web_req_t *req, pm_web_reply_t *reply)
     return doc;
 }
 
+/* POST /api/login: the one call without a session (S is NULL). */
 static void
-s_login(pm_web_api_t *self, const pm_web_req_t *req, pm_web_reply_t *reply)
+s_login(pm_web_api_t *self, const pm_web_session_t *s, const pm_web_req_t *req,
+        pm_web_reply_t *reply)
 {
+    (void)s;
     json_t *doc = s_body(req, reply);
     const char *user = NULL, *password = NULL;
     if (!doc)
@@ -313,8 +314,9 @@ s_policy_json(const Pm__Policy *p)
 
 static void
 s_policy_get(pm_web_api_t *self, const pm_web_session_t *s,
-             pm_web_reply_t *reply)
+             const pm_web_req_t *req, pm_web_reply_t *reply)
 {
+    (void)req;
     Pm__Response *r = s_show(self, 0, s->user, reply);
     if (!r)
         return;
@@ -632,12 +634,11 @@ s_rollback(pm_web_api_t *self, const pm_web_session_t *s,
 /* ---- nodes and history -------------------------------------------------- */
 
 static void
-s_nodes(pm_web_api_t *self, const pm_web_session_t *s, pm_web_reply_t *reply)
+s_nodes(pm_web_api_t *self, const pm_web_session_t *s, const pm_web_req_t *req,
+        pm_web_reply_t *reply)
 {
-    Pm__Request req = PM__REQUEST__INIT;
-    req.op = PM__REQUEST__OP__NODES;
-    req.expect_rev = -1;
-    Pm__Response *r = s_call(self, &req, s->user, reply);
+    (void)req;
+    Pm__Response *r = s_ask(self, PM__REQUEST__OP__NODES, s->user, reply);
     if (!r)
         return;
     json_t *nodes = json_array();
@@ -719,12 +720,12 @@ s_diff(pm_web_api_t *self, const pm_web_session_t *s, const pm_web_req_t *req,
 }
 
 static void
-s_rollout(pm_web_api_t *self, const pm_web_session_t *s, pm_web_reply_t *reply)
+s_rollout(pm_web_api_t *self, const pm_web_session_t *s,
+          const pm_web_req_t *req, pm_web_reply_t *reply)
 {
-    Pm__Request req = PM__REQUEST__INIT;
-    req.op = PM__REQUEST__OP__ROLLOUT_STATUS;
-    req.expect_rev = -1;
-    Pm__Response *r = s_call(self, &req, s->user, reply);
+    (void)req;
+    Pm__Response *r =
+        s_ask(self, PM__REQUEST__OP__ROLLOUT_STATUS, s->user, reply);
     if (!r)
         return;
     s_reply(reply, 200,
@@ -732,49 +733,114 @@ s_rollout(pm_web_api_t *self, const pm_web_session_t *s, pm_web_reply_t *reply)
     pm__response__free_unpacked(r, NULL);
 }
 
+/* ---- sessions ----------------------------------------------------------- */
+
+static void
+s_logout(pm_web_api_t *self, const pm_web_session_t *s, const pm_web_req_t *req,
+         pm_web_reply_t *reply)
+{
+    pm_info("logout: %s", s->user);
+    pm_web_session_close(self->sessions, req->token);
+    reply->cookie = pm_asprintf("%s=; Path=/; Secure; HttpOnly; "
+                                "SameSite=Strict; Max-Age=0",
+                                PM_WEB_COOKIE);
+    s_reply(reply, 200, NULL);
+}
+
+static void
+s_session_get(pm_web_api_t *self, const pm_web_session_t *s,
+              const pm_web_req_t *req, pm_web_reply_t *reply)
+{
+    (void)self, (void)req;
+    s_reply(reply, 200,
+            json_pack("{s:s, s:s}", "user", s->user, "csrf", s->csrf));
+}
+
 /* ---- dispatch ----------------------------------------------------------- */
+
+/* Who may make a call. Every call but the login needs a live session, and
+ * a POST with a session cookie its CSRF token too (s_admit). */
+typedef enum {
+    S_ANYONE, /* the login: it is how a session starts */
+    S_SESSION,
+} s_needs_t;
+
+typedef struct {
+    const char *method, *path;
+    s_needs_t needs;
+    void (*fn)(pm_web_api_t *self, const pm_web_session_t *s,
+               const pm_web_req_t *req, pm_web_reply_t *reply);
+} s_route_t;
+
+/* Every API call; an unknown one is answered 404 (after s_admit). */
+static const s_route_t s_routes[] = {
+    {"POST", "/api/login", S_ANYONE, s_login},
+    {"POST", "/api/logout", S_SESSION, s_logout},
+    {"GET", "/api/session", S_SESSION, s_session_get},
+    {"GET", "/api/policy", S_SESSION, s_policy_get},
+    {"POST", "/api/policy/check", S_SESSION, s_policy_check},
+    {"POST", "/api/policy", S_SESSION, s_policy_save},
+    {"POST", "/api/rollback", S_SESSION, s_rollback},
+    {"GET", "/api/nodes", S_SESSION, s_nodes},
+    {"GET", "/api/history", S_SESSION, s_history},
+    {"GET", "/api/diff", S_SESSION, s_diff},
+    {"GET", "/api/rollout", S_SESSION, s_rollout},
+};
+
+/* REQ's call, or NULL when it names none. */
+static const s_route_t *
+s_route(const pm_web_req_t *req)
+{
+    for (size_t i = 0; i < sizeof s_routes / sizeof s_routes[0]; i++)
+        if (strcmp(req->method, s_routes[i].method) == 0 &&
+            strcmp(req->path, s_routes[i].path) == 0)
+            return &s_routes[i];
+    return NULL;
+}
+
+size_t
+pm_web_api_body_cap(pm_web_api_t *self, const pm_web_req_t *req)
+{
+    const s_route_t *route = s_route(req);
+    if (route && route->needs == S_ANYONE)
+        return PM_WEB_LOGIN_BODY_MAX;
+    return s_session(self, req) ? PM_WEB_BODY_MAX : 0;
+}
+
+/* REQ's session, checked before the call is looked at (so that a caller
+ * without one learns nothing of which calls exist); NULL with REPLY
+ * filled when there is none or a cookie's POST lacks its CSRF token (a
+ * bearer token is not sent by a browser on its own: no CSRF to fear). */
+static const pm_web_session_t *
+s_admit(pm_web_api_t *self, const pm_web_req_t *req, pm_web_reply_t *reply)
+{
+    const pm_web_session_t *s = s_session(self, req);
+    if (!s) {
+        s_error(reply, 401, "login required");
+        return NULL;
+    }
+    bool post = strcmp(req->method, "POST") == 0;
+    if (post && !req->bearer && !pm_web_session_csrf_ok(s, req->csrf)) {
+        s_error(reply, 403, "missing or wrong X-CSRF-Token: reload the page");
+        return NULL;
+    }
+    return s;
+}
 
 void
 pm_web_api_handle(pm_web_api_t *self, const pm_web_req_t *req,
                   pm_web_reply_t *reply)
 {
     memset(reply, 0, sizeof *reply);
-    if (s_is(req, "POST", "/api/login"))
-        return s_login(self, req, reply);
-    const pm_web_session_t *s = s_session(self, req);
-    if (!s)
-        return s_error(reply, 401, "login required");
-    bool post = strcmp(req->method, "POST") == 0;
-    if (post && !req->bearer && !pm_web_session_csrf_ok(s, req->csrf))
-        return s_error(reply, 403,
-                       "missing or wrong X-CSRF-Token: reload the page");
-    if (s_is(req, "POST", "/api/logout")) {
-        pm_info("logout: %s", s->user);
-        pm_web_session_close(self->sessions, req->token);
-        reply->cookie = pm_asprintf("%s=; Path=/; Secure; HttpOnly; "
-                                    "SameSite=Strict; Max-Age=0",
-                                    PM_WEB_COOKIE);
-        return s_reply(reply, 200, NULL);
+    const s_route_t *route = s_route(req);
+    const pm_web_session_t *s = NULL;
+    if (!route || route->needs != S_ANYONE) {
+        s = s_admit(self, req, reply);
+        if (!s)
+            return;
     }
-    if (s_is(req, "GET", "/api/session"))
-        return s_reply(
-            reply, 200,
-            json_pack("{s:s, s:s}", "user", s->user, "csrf", s->csrf));
-    if (s_is(req, "GET", "/api/policy"))
-        return s_policy_get(self, s, reply);
-    if (s_is(req, "POST", "/api/policy/check"))
-        return s_policy_check(self, s, req, reply);
-    if (s_is(req, "POST", "/api/policy"))
-        return s_policy_save(self, s, req, reply);
-    if (s_is(req, "POST", "/api/rollback"))
-        return s_rollback(self, s, req, reply);
-    if (s_is(req, "GET", "/api/nodes"))
-        return s_nodes(self, s, reply);
-    if (s_is(req, "GET", "/api/history"))
-        return s_history(self, s, req, reply);
-    if (s_is(req, "GET", "/api/diff"))
-        return s_diff(self, s, req, reply);
-    if (s_is(req, "GET", "/api/rollout"))
-        return s_rollout(self, s, reply);
-    s_error(reply, 404, "no such API call: %s %.100s", req->method, req->path);
+    if (!route)
+        return s_error(reply, 404, "no such API call: %s %.100s", req->method,
+                       req->path);
+    route->fn(self, s, req, reply);
 }

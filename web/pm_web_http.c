@@ -2,14 +2,12 @@
 #include "pm_web_http.h"
 
 #include "pm_error.h"
+#include "pm_http.h"
 #include "pm_log.h"
 #include "pm_mem.h"
-#include "pm_metrics.h"
 #include "pm_web_assets.h"
 
 #include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,9 +17,8 @@
     "form-action 'self'; base-uri 'none'"
 
 struct pm_web_http_t {
-    struct MHD_Daemon *daemon;
+    pm_http_t *http;
     pm_web_api_t *api;
-    unsigned port;
 };
 
 /* One request being read: its body so far. */
@@ -53,9 +50,7 @@ s_send_json(struct MHD_Connection *c, unsigned status, json_t *body,
     s_headers(r, "application/json", true);
     if (cookie)
         MHD_add_response_header(r, "Set-Cookie", cookie);
-    enum MHD_Result rc = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return rc;
+    return pm_http_send(c, status, r);
 }
 
 static enum MHD_Result
@@ -78,9 +73,7 @@ s_send_asset(struct MHD_Connection *c, const char *url, const char *method)
     struct MHD_Response *r = MHD_create_response_from_buffer(
         a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
     s_headers(r, a->type, false);
-    enum MHD_Result rc = MHD_queue_response(c, 200, r);
-    MHD_destroy_response(r);
-    return rc;
+    return pm_http_send(c, 200, r);
 }
 
 static const char *
@@ -242,38 +235,32 @@ pm_web_http_t *
 pm_web_http_new(const char *listen, pm_web_api_t *api, const char *cert_pem,
                 const char *key_pem, char **why)
 {
-    struct addrinfo *ai = NULL;
-    if (pm_listen_addr(listen, &ai, why) != PM_OK)
-        return NULL;
+    const struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key_pem},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0,
+         "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, PM_WEB_CONNS_PER_IP, NULL},
+        {MHD_OPTION_END, 0, NULL}};
     pm_web_http_t *self = pm_calloc(1, sizeof *self);
     self->api = api;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                     MHD_USE_TLS | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    self->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, s_on_request, self, MHD_OPTION_SOCK_ADDR,
-        ai->ai_addr, MHD_OPTION_HTTPS_MEM_CERT, cert_pem,
-        MHD_OPTION_HTTPS_MEM_KEY, key_pem, MHD_OPTION_HTTPS_PRIORITIES,
-        "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)PM_WEB_CONNS,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)PM_WEB_CONNS_PER_IP,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)PM_WEB_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_COMPLETED, s_on_done, NULL, MHD_OPTION_END);
-    freeaddrinfo(ai);
-    const union MHD_DaemonInfo *info =
-        self->daemon
-            ? MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT)
-            : NULL;
-    if (!info || !info->port) {
+    pm_http_conf_t conf = {.name = "web",
+                           .listen = listen,
+                           .flags = MHD_USE_TLS | MHD_USE_ERROR_LOG,
+                           .handler = s_on_request,
+                           .cls = self,
+                           .done = s_on_done,
+                           .conns = PM_WEB_CONNS,
+                           .timeout_s = PM_WEB_TIMEOUT_S,
+                           .options = tls};
+    int rc = pm_http_new(&conf, &self->http, why);
+    if (rc == PM_EIO) /* the TLS material is a cause too */
         pm_why(why, "web",
                "cannot serve HTTPS on \"%s\" (address in use, not this "
                "host's, or the certificate and key do not load)",
                listen);
+    if (rc != PM_OK)
         pm_web_http_destroy(&self);
-        return NULL;
-    }
-    self->port = info->port;
     return self;
 }
 
@@ -283,8 +270,7 @@ pm_web_http_destroy(pm_web_http_t **self_p)
     pm_web_http_t *self = *self_p;
     if (!self)
         return;
-    if (self->daemon)
-        MHD_stop_daemon(self->daemon);
+    pm_http_destroy(&self->http);
     free(self);
     *self_p = NULL;
 }
@@ -292,5 +278,5 @@ pm_web_http_destroy(pm_web_http_t **self_p)
 unsigned
 pm_web_http_port(const pm_web_http_t *self)
 {
-    return self->port;
+    return pm_http_port(self->http);
 }
