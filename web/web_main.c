@@ -114,9 +114,7 @@ main(int argc, char **argv)
                  "The web console: the policy page over HTTPS, a client of "
                  "the controller.",
                  NULL);
-    pm_log_init("privmta-web",
-                strcmp(pm_conf_get(s_params, "syslog"), "yes") == 0,
-                pm_conf_loglevel(s_params));
+    pm_conf_log_init(s_params, "privmta-web");
     /* SIGINT and SIGTERM are taken by sigwait below, in no other thread */
     sigset_t stop;
     sigemptyset(&stop);
