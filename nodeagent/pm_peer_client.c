@@ -180,9 +180,10 @@ struct pm_peer_link_t {
 };
 
 /* Unanswered exchanges after which a link's connection is closed and the
- * next one dials again: libzmq need not dial again by itself after a
- * refused CurveZMQ handshake (a peer that had not yet heard of this node
- * from the controller), so a link could stay silent for good (seen:
+ * next one dials again: a CurveZMQ handshake the peer refused (it had
+ * not yet heard of this node from the controller) is a protocol error to
+ * libzmq, whose session then ends without dialling again
+ * (session_base_t::engine_error), so a link stayed silent for good (seen:
  * test_sigsync's node never reached the one honest peer in 90 s). */
 #define S_LINK_MISSES 3
 
