@@ -180,11 +180,11 @@ struct pm_peer_link_t {
 };
 
 /* Unanswered exchanges after which a link's connection is closed and the
- * next one dials again: a CurveZMQ handshake the peer refused (it had
- * not yet heard of this node from the controller) is a protocol error to
- * libzmq, whose session then ends without dialling again
- * (session_base_t::engine_error), so a link stayed silent for good (seen:
- * test_sigsync's node never reached the one honest peer in 90 s). */
+ * next one dials afresh. libzmq dials again by itself after a refused
+ * handshake (test_peer checks it), but a connection it keeps can still be
+ * silent for good in ways it does not see; a new one costs a handshake.
+ * Written for test_sigsync's flake (a node never reached its one honest
+ * peer in 90 s), whose cause this did not prove. */
 #define S_LINK_MISSES 3
 
 pm_peer_link_t *

@@ -318,6 +318,34 @@ Test(peer, kept_links_answer_again)
     free(db);
 }
 
+/* A kept link refused because the service had not heard of it yet (the
+ * controller's MEMBERS reach nodes at different moments) gets in once the
+ * service knows its key. */
+Test(peer, a_link_refused_before_members_gets_in_later)
+{
+    s_start(NULL);
+    s_hold(s_peer, 6);
+    Pm__SignatureDb *db;
+    Pm__PeerMessage mine = s_versions(1, &db);
+    pm_peer_link_t *link =
+        pm_peer_link_new(s_client, s_endpoint, zcert_public_txt(s_server));
+    Pm__PeerMessage *theirs = NULL;
+    cr_assert_eq(pm_peer_exchange_links(&link, 1, &mine, &theirs, S_NONE), 0,
+                 "refused: not a member yet");
+    s_members(s_peer, &s_client, 1);
+    zstr_send(s_peer, "ENDPOINT"); /* answered once MEMBERS is in */
+    char *endpoint = zstr_recv(s_peer);
+    zstr_free(&endpoint);
+    size_t got = 0;
+    for (int round = 0; round < 6 && !got; round++)
+        got = pm_peer_exchange_links(&link, 1, &mine, &theirs, S_NONE);
+    cr_assert_eq(got, 1, "the link got in once the service knew its key");
+    cr_expect_eq(theirs->databases[0]->version, 6);
+    pm__peer_message__free_unpacked(theirs, NULL);
+    pm_peer_link_destroy(&link);
+    free(db);
+}
+
 /* A CURVE server with CERT on a free loopback port, for an actor that
  * plays a peer: signals PIPE, then sends it the endpoint. */
 static zsock_t *
