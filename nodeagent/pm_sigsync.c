@@ -553,9 +553,14 @@ s_pull(s_sync_t *self, s_db_t *db)
     } else {
         if (rc == PM_ENOTFOUND)
             zhashx_delete(db->holders, peer);
+        char *error =
+            pm_asprintf("%s version %u from peer %s: %s", db->name, db->newest,
+                        peer, why ? why : pm_strerror(rc));
+        if (!db->error ||
+            strcmp(error, db->error) != 0) /* once, not per round */
+            pm_info("node %s: %s", self->node, error);
         free(db->error);
-        db->error = pm_asprintf("%s version %u from peer %s: %s", db->name,
-                                db->newest, peer, why ? why : pm_strerror(rc));
+        db->error = error;
     }
     free(why);
     free(peer);
