@@ -172,13 +172,18 @@ postconf -c "$ETC" -e "smtpd_milters = inet:127.0.0.1:$MPORT"
 run "Postfix + privmta-milter (TCP 127.0.0.1)" tcp
 kill "$(cat "$W/milter.pid")"
 
+# the latency each filter row adds to Postfix alone
+summary() {
+    echo
+    local base k
+    base=$(cat "$W/lat.base")
+    for k in unix tcp peers spam spampeers; do
+        [ -f "$W/lat.$k" ] || continue
+        printf 'added latency %-6s %s ms/msg\n' "$k:" "$(echo "scale=1; $(cat "$W/lat.$k") - $base" | bc)"
+    done
+}
 # FAST=1: these three rows only, for a quick before/after of a change
-if [ -n "${FAST:-}" ]; then
-    printf '\nadded latency unix:  %s ms/msg\nadded latency tcp:   %s ms/msg\n' \
-        "$(echo "$(cat "$W/lat.unix") - $(cat "$W/lat.base")" | bc)" \
-        "$(echo "$(cat "$W/lat.tcp") - $(cat "$W/lat.base")" | bc)"
-    exit 0
-fi
+[ -n "${FAST:-}" ] && { summary; exit 0; }
 
 # --- peers: clamav-milter + opendkim ------------------------------------------------
 peers() {
@@ -272,9 +277,4 @@ spam_peers() {
 spam_privmta
 spam_peers || echo "spamass-milter: skipped (could not install or start it)"
 
-echo
-base=$(cat "$W/lat.base")
-for k in unix tcp peers spam spampeers; do
-    [ -f "$W/lat.$k" ] || continue
-    printf 'added latency %-6s %s ms/msg\n' "$k:" "$(echo "scale=1; $(cat "$W/lat.$k") - $base" | bc)"
-done
+summary
