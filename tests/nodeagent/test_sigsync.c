@@ -68,9 +68,9 @@ typedef struct {
 /* The next node's cdiff_min_kib (0: by CDIFF whenever it can). */
 static int s_cdiff_min_kib;
 
-/* SERVE: the node runs a peer service, else it only pulls. */
 static void s_drain(s_node_t *n, int wait_ms);
 
+/* SERVE: the node runs a peer service, else it only pulls. */
 static void
 s_node_start(s_node_t *n, const char *name, bool serve)
 {
