@@ -1,7 +1,7 @@
 /* bench_propagation.c - push -> every agent applied and acknowledged.
  *
  * usage: bench_propagation CONTROLLER_BINARY [AGENTS...] [--pushes K]
- *                           [--procs P]
+ *                           [--procs P] [--each]
  *
  * Starts the real privmta-controller (a separate process, on 127.0.0.1),
  * enrols N agents and runs them as actors in this process (or, with
@@ -11,9 +11,12 @@
  * process, when it applied a revision. Then K times: `policy set` through the
  * ctl API, and the time until the last of the N agents applied that revision
  * and sent its acknowledgement. Prints p50/p99 of that, the commit round trip
- * alone, and the controller's CPU time per push and peak RSS (from /proc).
- * Agents keep no local store here (memory only), so the figure is distribution,
- * not N fsyncs. Not a test: it prints figures.
+ * alone, and the controller's CPU time per push, RSS after the pushes and
+ * peak RSS (from /proc). The first of S_WARMUP_PUSHES unmeasured pushes,
+ * right after the agents connected, is shown apart; the measured ones
+ * start when the controller is quiet again (the connection burst over). Agents
+ * keep no local store here (memory only), so the figure is distribution, not N
+ * fsyncs. Not a test: it prints figures.
  */
 #include "pm_agent.h"
 #include "pm_ctl_client.h"
@@ -22,6 +25,7 @@
 #include "pm_mem.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +37,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Pushes before the measured ones, as the floor's rounds before its own */
+#define S_WARMUP_PUSHES 3
 
 /* What one agent applied last, and when (CLOCK_MONOTONIC, which every
  * process reads alike); in a shared mapping with --procs. */
@@ -81,9 +88,9 @@ s_pct(double *v, size_t n, double p)
     return v[i < n ? i : n - 1];
 }
 
-/* utime+stime of PID in seconds, and its peak RSS in KiB. */
+/* utime+stime of PID in seconds; its peak and current RSS in KiB. */
 static double
-s_cpu(pid_t pid, long *hwm_kib)
+s_cpu(pid_t pid, long *hwm_kib, long *rss_kib)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -102,9 +109,29 @@ s_cpu(pid_t pid, long *hwm_kib)
     while (f && fgets(buf, sizeof buf, f))
         if (strncmp(buf, "VmHWM:", 6) == 0)
             *hwm_kib = strtol(buf + 6, NULL, 10);
+        else if (strncmp(buf, "VmRSS:", 6) == 0)
+            *rss_kib = strtol(buf + 6, NULL, 10);
     if (f)
         fclose(f);
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Waits (at most 10 s) until PID uses less than a fifth of a core over a
+ * quarter second: the connection burst is over. Returns the seconds. */
+static double
+s_settle(pid_t pid)
+{
+    long hwm = 0, rss = 0;
+    int64_t t0 = s_now_us();
+    double before = s_cpu(pid, &hwm, &rss);
+    for (int i = 0; i < 40; i++) {
+        usleep(250 * 1000);
+        double now = s_cpu(pid, &hwm, &rss);
+        if (now - before < 0.05)
+            break;
+        before = now;
+    }
+    return (double)(s_now_us() - t0) / 1e6;
 }
 
 static pid_t
@@ -170,6 +197,7 @@ typedef struct {
     char state[64];
     unsigned pushes;
     unsigned procs; /* 1: agents in this process */
+    bool each;      /* every push's time to stderr, to see outliers */
 } s_run_t;
 
 /* Agents FIRST..FIRST+COUNT-1 of the run in STATE, their probes writing to
@@ -454,7 +482,9 @@ s_run(s_run_t *run, size_t n)
         if (run->procs > 1 && s_save_agent(run->state, name, certs[i]) != 0)
             exit(1);
     }
-    int port = 31000 + (int)(getpid() % 1000) * 2;
+    /* below the kernel's ephemeral range (32768 up, here): a thousand
+     * agent connections take ports there, and once took this one */
+    int port = 22000 + (int)(getpid() % 5000) * 2;
     pid_t pid = s_start_controller(run->controller_bin, run->state, port);
     usleep(300 * 1000);
     pm_ctl_client_t *client = s_client(run->state, port);
@@ -474,8 +504,21 @@ s_run(s_run_t *run, size_t n)
         fprintf(stderr, "agents did not all connect\n");
         exit(1);
     }
-    long hwm = 0;
-    double cpu0 = s_cpu(pid, &hwm);
+    /* the first pushes after a thousand agents connect meet the tail of
+     * the connection burst (handshakes, snapshots, whole MEMBERS lists):
+     * shown apart, not in the steady figures */
+    double cold = 0;
+    for (unsigned k = 0; k < S_WARMUP_PUSHES; k++) {
+        int64_t t0 = s_now_us();
+        rev = s_push(client, run->pushes + k + 1);
+        int64_t last = s_wait_all(slots, n, rev, t0 + 30000000);
+        if (k == 0)
+            cold = last < 0 ? 30000.0 : (double)(last - t0) / 1000.0;
+    }
+    double settled = s_settle(pid);
+    long hwm = 0, rss = 0;
+    double cpu0 = s_cpu(pid, &hwm, &rss);
+    int64_t t_start = s_now_us();
     double *lat = pm_calloc(run->pushes, sizeof *lat);
     double *commit = pm_calloc(run->pushes, sizeof *commit);
     for (unsigned k = 0; k < run->pushes; k++) {
@@ -484,15 +527,21 @@ s_run(s_run_t *run, size_t n)
         commit[k] = (double)(s_now_us() - t0) / 1000.0;
         int64_t last = s_wait_all(slots, n, rev, t0 + 30000000);
         lat[k] = last < 0 ? 30000.0 : (double)(last - t0) / 1000.0;
+        if (run->each)
+            fprintf(stderr, "push %u: %.2f ms at +%.3f s\n", k + 1, lat[k],
+                    (double)(t0 - t_start) / 1e6);
     }
-    double cpu1 = s_cpu(pid, &hwm);
+    double cpu1 = s_cpu(pid, &hwm, &rss);
     printf("%6zu agents%s  push->all applied+acked p50 %7.2f ms  p99 %7.2f "
-           "ms  (commit round trip p50 %.2f ms)  controller CPU %.2f ms/push  "
-           "peak RSS %.1f MiB\n",
+           "ms  (commit round trip p50 %.2f ms; first push after connecting "
+           "%.2f ms, quiet %.1f s later)  controller CPU %.2f ms/push  RSS "
+           "%.1f MiB, peak %.1f "
+           "MiB\n",
            n, run->procs > 1 ? " (in child processes)" : "",
            s_pct(lat, run->pushes, 0.5), s_pct(lat, run->pushes, 0.99),
-           s_pct(commit, run->pushes, 0.5),
-           (cpu1 - cpu0) * 1000.0 / run->pushes, (double)hwm / 1024.0);
+           s_pct(commit, run->pushes, 0.5), cold, settled,
+           (cpu1 - cpu0) * 1000.0 / run->pushes, (double)rss / 1024.0,
+           (double)hwm / 1024.0);
     fflush(stdout);
     for (unsigned c = 0; c < run->procs && run->procs > 1; c++) {
         kill(children[c], SIGTERM);
@@ -533,7 +582,7 @@ main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_propagation CONTROLLER_BINARY [N...] "
-                        "[--pushes K] [--procs P]\n");
+                        "[--pushes K] [--procs P] [--each]\n");
         return 2;
     }
     if (strcmp(argv[1], "--child") == 0 && argc == 8) {
@@ -548,13 +597,15 @@ main(int argc, char **argv)
         zsys_set_logstream(NULL);
         return s_child(argv);
     }
-    s_run_t run = {argv[1], "", 50, 1};
+    s_run_t run = {argv[1], "", 50, 1, false};
     size_t sizes[16], n_sizes = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--pushes") == 0 && i + 1 < argc)
             run.pushes = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--procs") == 0 && i + 1 < argc)
             run.procs = (unsigned)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--each") == 0)
+            run.each = true;
         else if (n_sizes < 16)
             sizes[n_sizes++] = (size_t)atol(argv[i]);
     }

@@ -81,3 +81,9 @@ pm_mem_keep_heap(void)
     return mallopt(M_TRIM_THRESHOLD, PM_MEM_KEEP_HEAP) &&
            mallopt(M_MMAP_THRESHOLD, PM_MEM_KEEP_HEAP);
 }
+
+bool
+pm_mem_map_large(void)
+{
+    return mallopt(M_MMAP_THRESHOLD, PM_MEM_MAP_LARGE) != 0;
+}

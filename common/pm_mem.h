@@ -30,6 +30,15 @@ char *pm_vasprintf(const char *fmt, va_list ap);
 #define PM_MEM_KEEP_HEAP (4 << 20)
 bool pm_mem_keep_heap(void);
 
+/* The opposite, for a process that holds many connections (the
+ * controller): CURVE encrypts a copy of each large message per connection
+ * (a whole MEMBERS list is ~60 KiB at 1000 nodes), held until the socket
+ * takes it. From the heap, those copies left ~30 MiB that stayed resident
+ * after each burst; mapped on their own (PM_MEM_MAP_LARGE and up) they go
+ * back to the kernel when freed. Call before starting threads. */
+#define PM_MEM_MAP_LARGE (32 << 10)
+bool pm_mem_map_large(void);
+
 /* Frees *ptr_p and sets it to NULL; safe on NULL. */
 #define PM_FREE(ptr_p)                                                         \
     do {                                                                       \

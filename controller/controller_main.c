@@ -161,6 +161,8 @@ main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    if (!pm_mem_map_large()) /* only a sanitizer's allocator refuses */
+        pm_debug("mallopt: large blocks stay on the heap");
     zsys_set_max_sockets(0);
     zsys_init();
     zsys_set_logstream(NULL);

@@ -4,6 +4,7 @@
 #include "pm_hash.h"
 #include "pm_keys.h"
 #include "pm_log.h"
+#include "pm_members.h"
 #include "pm_mem.h"
 #include "pm_nodereport.h"
 #include "pm_text.h"
@@ -23,31 +24,29 @@
  * the file system keeps whole seconds. */
 #define S_RESCAN_TICKS 30
 
-/* Ticks between two sends of MEMBERS that nothing changed: an agent that
- * lost one (high-water mark) has the current one within this many. */
-#define S_MEMBERS_TICKS 60
-
 /* Publish times kept for push -> ack latencies: a node acknowledging a
  * revision more than this many behind the head is not timed. */
 #define S_SENT_KEPT 64
 
 typedef struct {
     char *name;
-    char *label;            /* the name escaped, for logs */
-    char **keys;            /* public keys (Z85) enrolled for it now; */
-    size_t n_keys;          /* none: not enrolled */
-    Pm__NodeStatus *status; /* latest report, NULL before the first */
-    zframe_t *route;        /* routing id of its live connection */
-    char route_key[41];     /* the key that connection authenticated with */
-    int64_t seen_mono;      /* zclock_mono() of the last report, 0: never */
-    int64_t seen_wall;      /* unix seconds of the last report */
-    int64_t snapshot_due;   /* zclock_mono() before which none is sent */
-    bool snapshot_pending;  /* asked for one inside the gap */
-    bool dirty;             /* not yet written to the store */
-    bool live;              /* live in the current MEMBERS */
-    uint64_t pinned;        /* a canary push: the revision it gets instead
-                               of the head; 0: the head */
-    uint64_t acked;         /* the last published revision it applied */
+    char *label;             /* the name escaped, for logs */
+    char **keys;             /* public keys (Z85) enrolled for it now; */
+    size_t n_keys;           /* none: not enrolled */
+    Pm__NodeStatus *status;  /* latest report, NULL before the first */
+    zframe_t *route;         /* routing id of its live connection */
+    char route_key[41];      /* the key that connection authenticated with */
+    int64_t seen_mono;       /* zclock_mono() of the last report, 0: never */
+    int64_t seen_wall;       /* unix seconds of the last report */
+    int64_t snapshot_due;    /* zclock_mono() before which none is sent */
+    bool snapshot_pending;   /* asked for one inside the gap */
+    bool dirty;              /* not yet written to the store */
+    bool live;               /* live in the current MEMBERS */
+    uint64_t pinned;         /* a canary push: the revision it gets instead
+                                of the head; 0: the head */
+    uint64_t acked;          /* the last published revision it applied */
+    uint64_t members_sent;   /* epoch of the last MEMBERS sent it, 0: none */
+    int64_t members_sent_at; /* zclock_mono() of that send */
 } s_node_t;
 
 struct pm_fleet_t {
@@ -66,7 +65,9 @@ struct pm_fleet_t {
     /* MEMBERS: packed once, each send shares the bytes */
     char **databases; /* the head policy's antivirus databases */
     size_t n_databases;
-    zmq_msg_t members;       /* the current MEMBERS publication */
+    zmq_msg_t members;       /* the current MEMBERS publication, whole */
+    zmq_msg_t members_delta; /* the change to it from the epoch before */
+    uint64_t members_epoch;  /* the current one's (pm_members.h) */
     char members_digest[65]; /* sha256 of its bytes */
     bool members_dirty;      /* something it says may have changed */
     int64_t members_expiry;  /* unix seconds: a cool-down in it ends */
@@ -269,6 +270,11 @@ pm_fleet_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
     s_scan_enrolled(self, true);
     s_load_databases(self);
     zmq_msg_init(&self->members);
+    zmq_msg_init(&self->members_delta);
+    /* epochs must not repeat across restarts (an agent keeps its epoch
+     * and would take a delta meant for another list): seconds since 1970
+     * times 2^20 leaves a million changes a second before they could */
+    self->members_epoch = (uint64_t)time(NULL) << 20;
     s_members_build(self);
     self->router = zsock_new(ZMQ_ROUTER);
     zcert_apply(cert, self->router);
@@ -302,6 +308,7 @@ pm_fleet_destroy(pm_fleet_t **self_p)
     zsock_destroy(&self->router);
     zhashx_destroy(&self->nodes);
     zmq_msg_close(&self->members);
+    zmq_msg_close(&self->members_delta);
     for (size_t i = 0; i < self->n_databases; i++)
         free(self->databases[i]);
     free(self->databases);
@@ -484,6 +491,30 @@ s_members_cooldowns(s_node_t **nodes, size_t n, size_t total,
     return expiry;
 }
 
+/* The change from the current MEMBERS to NOW, of the next epoch, into
+ * members_delta (nothing before the first). */
+static void
+s_members_delta_make(pm_fleet_t *self, const Pm__Publication *now)
+{
+    zmq_msg_close(&self->members_delta);
+    zmq_msg_init(&self->members_delta);
+    /* bytes packed here, not read from anyone: NULL only when empty */
+    Pm__Publication *old = pm__publication__unpack(
+        NULL, zmq_msg_size(&self->members), zmq_msg_data(&self->members));
+    if (!old || !old->members_epoch) {
+        if (old)
+            pm__publication__free_unpacked(old, NULL);
+        return;
+    }
+    Pm__Publication delta = PM__PUBLICATION__INIT;
+    pm_members_delta(old, now, &delta);
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&delta.base, &len);
+    zmq_msg_init_data(&self->members_delta, buf, len, s_free_buf, NULL);
+    pm_members_delta_clear(&delta);
+    pm__publication__free_unpacked(old, NULL);
+}
+
 /* Makes the current MEMBERS publication; returns whether its bytes differ
  * from the previous one. Strings are borrowed from the nodes: the message
  * is packed before anything can change them. */
@@ -523,12 +554,19 @@ s_members_build(pm_fleet_t *self)
         pub.n_duties++;
     }
     self->members_expiry = s_members_cooldowns(nodes, n, total, &pub);
+    /* under the current epoch: the same bytes say nothing new */
+    pub.members_epoch = self->members_epoch;
     size_t len = 0;
     uint8_t *buf = pm_wire_pack(&pub.base, &len);
     char digest[65];
     pm_sha256_hex(buf, len, digest);
     bool changed = strcmp(digest, self->members_digest) != 0;
     if (changed) {
+        free(buf);
+        pub.members_epoch = ++self->members_epoch;
+        buf = pm_wire_pack(&pub.base, &len);
+        pm_sha256_hex(buf, len, digest); /* of the bytes kept */
+        s_members_delta_make(self, &pub);
         zmq_msg_close(&self->members);
         zmq_msg_init_data(&self->members, buf, len, s_free_buf, NULL);
         memcpy(self->members_digest, digest, sizeof digest);
@@ -559,19 +597,47 @@ s_members_watch(pm_fleet_t *self)
             self->members_dirty = true;
 }
 
-/* Rebuilds MEMBERS if something it says may have changed, and sends it to
- * every agent if its bytes did; returns whether it was sent. */
-static bool
+/* MEMBERS to N: the change, when N was sent the epoch before (a message
+ * lost on the way shows in its reports: s_members_heal), else or when
+ * WHOLE the whole list. */
+static void
+s_send_members(pm_fleet_t *self, s_node_t *n, bool whole)
+{
+    if (!s_served(n))
+        return;
+    bool delta = !whole && zmq_msg_size(&self->members_delta) &&
+                 n->members_sent + 1 == self->members_epoch;
+    s_send_to(self, n, delta ? &self->members_delta : &self->members);
+    n->members_sent = self->members_epoch;
+    n->members_sent_at = zclock_mono();
+}
+
+/* N reports holding the MEMBERS epoch HELD: if that is not the one last
+ * sent it, once it had two heartbeats to arrive, the whole list again. */
+static void
+s_members_heal(pm_fleet_t *self, s_node_t *n, uint64_t held)
+{
+    if (!n->members_sent || held == n->members_sent ||
+        zclock_mono() - n->members_sent_at < 2 * self->opts.heartbeat_ms)
+        return;
+    pm_debug("node %s holds MEMBERS epoch %llu, not %llu: sending it whole",
+             n->label, (unsigned long long)held,
+             (unsigned long long)n->members_sent);
+    s_send_members(self, n, true);
+}
+
+/* Rebuilds MEMBERS if something it says may have changed, and sends the
+ * change to every agent if its bytes did. */
+static void
 s_members_refresh(pm_fleet_t *self)
 {
     s_members_watch(self);
     if (!self->members_dirty || !s_members_build(self))
-        return false;
+        return;
     pm_debug("membership, duties or cool-downs changed: sending MEMBERS");
     for (s_node_t *n = zhashx_first(self->nodes); n;
          n = zhashx_next(self->nodes))
-        s_send_to(self, n, &self->members);
-    return true;
+        s_send_members(self, n, false);
 }
 
 /* The head policy's databases become the ones with duties (none when
@@ -711,7 +777,7 @@ s_send_snapshot(pm_fleet_t *self, s_node_t *n)
     zmq_msg_close(&msg);
     /* what it needs besides the policy, as of the last tick: at most a
      * heartbeat old, and cheap however many agents reconnect at once */
-    s_send_to(self, n, &self->members);
+    s_send_members(self, n, true);
     s_free_secrets(&pub);
     if (r)
         pm__revision__free_unpacked(r, NULL);
@@ -788,6 +854,30 @@ s_note_ack(pm_fleet_t *self, s_node_t *n, uint64_t applied)
     pm_metrics_hist_observe(&self->ack, (double)(zclock_mono() - at) / 1e3);
 }
 
+/* What a report of N says besides its status: answers and applies. */
+static void
+s_take_answer(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
+{
+    if (rep->kind == PM__AGENT_REPORT__KIND__WHY_ANSWER) {
+        if (self->why_fn)
+            self->why_fn(n->name, rep, self->why_arg);
+    } else if (rep->kind == PM__AGENT_REPORT__KIND__TEST_ANSWER) {
+        if (self->test_fn)
+            self->test_fn(n->name, rep, self->test_arg);
+    } else if (rep->kind == PM__AGENT_REPORT__KIND__APPLIED) {
+        if (*n->status->apply_error) {
+            char *error =
+                pm_text_escape(n->status->apply_error, S_LOG_TEXT_MAX);
+            pm_warn("node %s failed to apply: %s (keeps revision %llu)",
+                    n->label, error, (unsigned long long)rep->applied_rev);
+            free(error);
+        } else {
+            pm_debug("node %s applied revision %llu", n->label,
+                     (unsigned long long)rep->applied_rev);
+        }
+    }
+}
+
 static void
 s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
 {
@@ -816,25 +906,11 @@ s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
     n->status->last_seen = n->seen_wall;
     if (rep->kind == PM__AGENT_REPORT__KIND__HELLO ||
         rep->kind == PM__AGENT_REPORT__KIND__RESYNC) {
-        s_want_snapshot(self, n, rep);
-    } else if (rep->kind == PM__AGENT_REPORT__KIND__WHY_ANSWER) {
-        if (self->why_fn)
-            self->why_fn(n->name, rep, self->why_arg);
-    } else if (rep->kind == PM__AGENT_REPORT__KIND__TEST_ANSWER) {
-        if (self->test_fn)
-            self->test_fn(n->name, rep, self->test_arg);
-    } else if (rep->kind == PM__AGENT_REPORT__KIND__APPLIED) {
-        if (*n->status->apply_error) {
-            char *error =
-                pm_text_escape(n->status->apply_error, S_LOG_TEXT_MAX);
-            pm_warn("node %s failed to apply: %s (keeps revision %llu)",
-                    n->label, error, (unsigned long long)rep->applied_rev);
-            free(error);
-        } else {
-            pm_debug("node %s applied revision %llu", n->label,
-                     (unsigned long long)rep->applied_rev);
-        }
+        s_want_snapshot(self, n, rep); /* MEMBERS, whole, with it */
+    } else {
+        s_members_heal(self, n, rep->members_epoch);
     }
+    s_take_answer(self, n, rep);
 }
 
 /* The node BODY comes from, or NULL: the key its connection authenticated
@@ -937,11 +1013,8 @@ s_heartbeat(pm_fleet_t *self)
     /* changes are written every tick; "last seen" alone every 30 */
     s_flush(self, ++self->ticks % 30 == 0);
     s_scan_enrolled(self, self->ticks % S_RESCAN_TICKS == 0);
-    /* sent when it changed; else once in a while, so a lost one heals */
-    if (!s_members_refresh(self) && self->ticks % S_MEMBERS_TICKS == 0)
-        for (s_node_t *n = zhashx_first(self->nodes); n;
-             n = zhashx_next(self->nodes))
-            s_send_to(self, n, &self->members);
+    /* sent when it changed; one lost on the way shows in reports */
+    s_members_refresh(self);
 }
 
 int

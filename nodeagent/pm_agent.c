@@ -6,6 +6,7 @@
 #include "pm_file.h"
 #include "pm_handoff.h"
 #include "pm_log.h"
+#include "pm_members.h"
 #include "pm_mem.h"
 #include "pm_pf_rejects.h"
 #include "pm_policy.h"
@@ -92,8 +93,11 @@ pm_agent_send(pm_agent_state_t *self, Pm__AgentReport__Kind kind)
 void
 pm_agent_send_report(pm_agent_state_t *self, const Pm__AgentReport *rep)
 {
+    /* every report says which MEMBERS this node holds (pm_members.h) */
+    Pm__AgentReport out = *rep;
+    out.members_epoch = self->members ? self->members->members_epoch : 0;
     size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&rep->base, &len);
+    uint8_t *buf = pm_wire_pack(&out.base, &len);
     zframe_t *f = zframe_new(buf, len);
     /* a full queue (controller away) drops the report: the next
      * heartbeat carries the same state */
@@ -293,15 +297,35 @@ s_attempt(pm_agent_state_t *self, Pm__Publication *pub)
 }
 
 /* Membership, duties and cool-downs are the signature actor's business. */
+/* MEMBERS, whole or a change to the one held (pm_members.h): the whole
+ * list it makes is held and goes to the signature sync. A change from
+ * another epoch is dropped; the reports say which one is held, and the
+ * controller sends the whole list. */
 static void
-s_sigsync_members(pm_agent_state_t *self, const Pm__Publication *pub)
+s_on_members(pm_agent_state_t *self, const Pm__Publication *pub)
 {
-    if (!self->sigsync)
-        return;
-    zstr_sendx(self->sigsync, "NODE", self->node, NULL);
     size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&pub->base, &len);
-    zsock_send(self->sigsync, "sb", "MEMBERS", buf, len);
+    uint8_t *buf = pm_members_apply(self->members, pub, &len);
+    if (!buf) {
+        pm_debug("node %s: MEMBERS change from epoch %llu dropped: this node "
+                 "holds %llu",
+                 self->node, (unsigned long long)pub->members_base,
+                 (unsigned long long)(self->members
+                                          ? self->members->members_epoch
+                                          : 0));
+        return;
+    }
+    /* bytes packed a moment ago from checked ones */
+    Pm__Publication *whole = pm__publication__unpack(NULL, len, buf);
+    if (whole) {
+        if (self->members)
+            pm__publication__free_unpacked(self->members, NULL);
+        self->members = whole;
+    }
+    if (self->sigsync) {
+        zstr_sendx(self->sigsync, "NODE", self->node, NULL);
+        zsock_send(self->sigsync, "sb", "MEMBERS", buf, len);
+    }
     free(buf);
 }
 
@@ -359,7 +383,7 @@ s_on_publication(pm_agent_state_t *self, Pm__Publication *pub)
     Pm__Revision *rev = pub->revision;
     bool snapshot = pub->kind == PM__PUBLICATION__KIND__SNAPSHOT;
     if (pub->kind == PM__PUBLICATION__KIND__MEMBERS) {
-        s_sigsync_members(self, pub);
+        s_on_members(self, pub);
     } else if (pub->kind == PM__PUBLICATION__KIND__RESTART) {
         pm_agent_restart_begin(self, pub->restart);
     } else if (pub->kind == PM__PUBLICATION__KIND__WHY) {
@@ -568,6 +592,8 @@ s_destroy(pm_agent_state_t **self_p)
         pm__revision__free_unpacked(self->current, NULL);
     if (self->pending)
         pm__publication__free_unpacked(self->pending, NULL);
+    if (self->members)
+        pm__publication__free_unpacked(self->members, NULL);
     free(self->apply_error);
     free(self->node);
     free((char *)self->cfg.endpoint);

@@ -40,9 +40,10 @@ typedef struct pm_agent_state_t {
     int retry_ms;
     int64_t last_heard, next_beat, next_resync;
     bool hello_answered, silent;
-    zactor_t *sigsync; /* ClamAV databases, or NULL */
-    zchunk_t *sigs;    /* its last status, packed, or NULL */
-    Pm__Drift **drift; /* the last hand edit found, reported */
+    zactor_t *sigsync;        /* ClamAV databases, or NULL */
+    Pm__Publication *members; /* the whole MEMBERS held, or NULL */
+    zchunk_t *sigs;           /* its last status, packed, or NULL */
+    Pm__Drift **drift;        /* the last hand edit found, reported */
     size_t n_drift;
     int64_t next_drift;
     int drift_retry_ms; /* backoff while a hand edit cannot be undone */

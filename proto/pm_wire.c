@@ -243,14 +243,28 @@ s_item_size(ProtobufCType type)
     }
 }
 
+/* The lists that hold one item per enrolled node. */
+static size_t
+s_list_max(const ProtobufCMessageDescriptor *d,
+           const ProtobufCFieldDescriptor *f)
+{
+    bool fleet =
+        (d == &pm__publication__descriptor &&
+         (strcmp(f->name, "members") == 0 ||
+          strcmp(f->name, "members_gone") == 0)) ||
+        (d == &pm__response__descriptor && strcmp(f->name, "nodes") == 0);
+    return fleet ? PM_WIRE_NODES_MAX : PM_WIRE_LIST_MAX;
+}
+
 static int
-s_check_repeated(s_walk_t *w, const char *base,
-                 const ProtobufCFieldDescriptor *f)
+s_check_repeated(s_walk_t *w, const ProtobufCMessageDescriptor *d,
+                 const char *base, const ProtobufCFieldDescriptor *f)
 {
     size_t n = *(const size_t *)(base + f->quantifier_offset);
     const char *items = *(const char *const *)(base + f->offset);
-    if (n > PM_WIRE_LIST_MAX)
-        return s_fail(w, "%zu items, more than %d", n, PM_WIRE_LIST_MAX);
+    size_t max = s_list_max(d, f);
+    if (n > max)
+        return s_fail(w, "%zu items, more than %zu", n, max);
     if (n && !items)
         return s_fail(w, "%zu items announced, no array", n);
     size_t size = s_item_size(f->type);
@@ -296,7 +310,7 @@ s_check_message(s_walk_t *w, const ProtobufCMessage *msg)
         int rc = PM_OK;
         s_path_push(w, f->name);
         if (f->label == PROTOBUF_C_LABEL_REPEATED)
-            rc = s_check_repeated(w, base, f);
+            rc = s_check_repeated(w, d, base, f);
         else if (s_field_present(base, f))
             rc = s_check_value(w, f, base + f->offset, false);
         if (rc != PM_OK)
@@ -579,13 +593,30 @@ s_rule_node_status(s_walk_t *w, const ProtobufCMessage *msg)
     return PM_OK;
 }
 
+/* A delta names the epoch it applies to; names gone are names. */
+static int
+s_members_ok(s_walk_t *w, const Pm__Publication *pub)
+{
+    if (!pub->members_base && pub->n_members_gone)
+        return s_fail_field(w, "members_gone",
+                            "names gone in a whole list (members_base 0)");
+    if (pub->members_base && pub->members_epoch <= pub->members_base)
+        return s_fail_field(w, "members_epoch",
+                            "a delta must lead past its base epoch");
+    for (size_t i = 0; i < pub->n_members_gone; i++)
+        if (!*pub->members_gone[i])
+            return s_fail_field(w, "members_gone", "an empty name");
+    return PM_OK;
+}
+
 static int
 s_rule_publication(s_walk_t *w, const ProtobufCMessage *msg)
 {
     const Pm__Publication *pub = (const Pm__Publication *)msg;
-    if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT ||
-        pub->kind == PM__PUBLICATION__KIND__MEMBERS)
+    if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT)
         return PM_OK;
+    if (pub->kind == PM__PUBLICATION__KIND__MEMBERS)
+        return s_members_ok(w, pub);
     if (pub->kind == PM__PUBLICATION__KIND__RESTART) {
         if (!pub->restart || pub->restart->rollout == 0 ||
             !(s_is_service(pub->restart->service) ||

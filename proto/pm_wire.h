@@ -16,7 +16,8 @@
  *   - every string <= PM_WIRE_STRING_MAX bytes and valid UTF-8 (no overlong
  *     forms, surrogates or code points past U+10FFFF); every bytes field
  *     (signature content, edit content) <= PM_WIRE_CONTENT_MAX;
- *   - every repeated field <= PM_WIRE_LIST_MAX items, none of them NULL;
+ *   - every repeated field <= PM_WIRE_LIST_MAX items (a list of the
+ *     fleet's nodes: PM_WIRE_NODES_MAX), none of them NULL;
  *   - every enum value one that the .proto declares;
  *   - no unknown fields: bytes nothing here has checked are never stored or
  *     republished, and a node that cannot read a policy setting refuses it
@@ -57,8 +58,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PM_WIRE_STRING_MAX 4096        /* bytes in one ordinary string */
-#define PM_WIRE_LIST_MAX 4096          /* items in one repeated field */
+#define PM_WIRE_STRING_MAX 4096 /* bytes in one ordinary string */
+#define PM_WIRE_LIST_MAX 4096   /* items in one repeated field */
+/* Items in a list with one per enrolled node (MEMBERS, `nodes`): the
+ * fleet's size, not a policy's, and only ever sent by the controller */
+#define PM_WIRE_NODES_MAX 65536
 #define PM_WIRE_CONTENT_MAX (8u << 20) /* bytes in one signature file */
 #define PM_WIRE_MESSAGE_MAX (64u << 20)
 /* Bytes in one AgentReport, the only message an agent sends; the agent

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,6 +35,7 @@
 #include "pm_error.h"
 #include "pm_fleet.h"
 #include "pm_keys.h"
+#include "pm_members.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
 #include "pm_wire.h"
@@ -139,6 +141,8 @@ s_controller_start(int heartbeat_ms)
     s_pid = fork();
     cr_assert_geq(s_pid, 0);
     if (s_pid == 0) {
+        /* a failed assertion ends the test process: not the controller */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd =
             open(s_path("controller.log"), O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd >= 0) {
@@ -314,9 +318,10 @@ typedef struct {
     _Atomic bool got[S_REVS];       /* revisions it applied */
     _Atomic int64_t got_at[S_REVS]; /* when, zclock_usecs() */
     /* MEMBERS: how many, whether one came right after each SNAPSHOT
-     * (snapshots_then_members counts those), and the latest (under lock;
-     * freed when the actor ends) */
-    _Atomic unsigned members, snapshots_then_members;
+     * (snapshots_then_members counts those), how many were changes
+     * (deltas), and the whole list they make (under lock; freed when the
+     * actor ends). drop_deltas: that many changes are lost on the way. */
+    _Atomic unsigned members, snapshots_then_members, deltas, drop_deltas;
     pthread_mutex_t lock;
     Pm__Publication *last_members;
     /* the actor's own */
@@ -339,6 +344,9 @@ s_report(s_agent_t *a, Pm__AgentReport__Kind kind)
     rep.kind = kind;
     rep.applied_rev = st.applied_rev;
     rep.status = &st;
+    pthread_mutex_lock(&a->lock);
+    rep.members_epoch = a->last_members ? a->last_members->members_epoch : 0;
+    pthread_mutex_unlock(&a->lock);
     size_t len = 0;
     uint8_t *buf = pm_wire_pack(&rep.base, &len);
     zframe_t *f = zframe_new(buf, len);
@@ -369,19 +377,31 @@ s_resync(s_agent_t *a)
     s_report(a, PM__AGENT_REPORT__KIND__RESYNC);
 }
 
-/* Keeps PUB (taken over) as A's latest MEMBERS. */
+/* Takes PUB, whole or a change, into A's whole MEMBERS, as the agent
+ * does (pm_members_apply); a change from another epoch is dropped. */
 static void
-s_on_members(s_agent_t *a, Pm__Publication **pub_p, bool after_snapshot)
+s_on_members(s_agent_t *a, const Pm__Publication *pub, bool after_snapshot)
 {
     if (after_snapshot)
         atomic_fetch_add(&a->snapshots_then_members, 1);
-    pthread_mutex_lock(&a->lock);
-    if (a->last_members)
-        pm__publication__free_unpacked(a->last_members, NULL);
-    a->last_members = *pub_p;
-    *pub_p = NULL;
-    pthread_mutex_unlock(&a->lock);
     atomic_fetch_add(&a->members, 1);
+    if (pub->members_base) {
+        atomic_fetch_add(&a->deltas, 1);
+        unsigned drop = atomic_load(&a->drop_deltas);
+        if (drop &&
+            atomic_compare_exchange_strong(&a->drop_deltas, &drop, drop - 1))
+            return;
+    }
+    pthread_mutex_lock(&a->lock);
+    size_t len = 0;
+    uint8_t *buf = pm_members_apply(a->last_members, pub, &len);
+    if (buf) {
+        if (a->last_members)
+            pm__publication__free_unpacked(a->last_members, NULL);
+        a->last_members = pm__publication__unpack(NULL, len, buf);
+        free(buf);
+    }
+    pthread_mutex_unlock(&a->lock);
 }
 
 static void
@@ -394,7 +414,7 @@ s_on_publication(s_agent_t *a, Pm__Publication **pub_p)
     a->after_snapshot = pub->kind == PM__PUBLICATION__KIND__SNAPSHOT;
     uint64_t applied = atomic_load(&a->applied);
     if (pub->kind == PM__PUBLICATION__KIND__MEMBERS) {
-        s_on_members(a, pub_p, after_snapshot);
+        s_on_members(a, pub, after_snapshot);
     } else if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
         atomic_fetch_add(&a->heartbeats, 1);
         if (pub->head > applied)
@@ -1225,9 +1245,9 @@ s_wait_snapshot_members(s_agent_t *a, unsigned before)
     }
 }
 
-/* An agent gets MEMBERS right after each SNAPSHOT. MEMBERS names every
- * enrolled node with its key and peer endpoint; it is sent again when it
- * changes, and once every 60 heartbeats when it does not (not on each). */
+/* An agent gets MEMBERS, whole, right after each SNAPSHOT. MEMBERS names
+ * every enrolled node with its key and peer endpoint; a change goes out as
+ * a delta from the epoch before, and nothing when nothing changes. */
 Test(fleet, members_follow_snapshot_and_changes)
 {
     zcert_t *key1 = s_enrolled_key("mx1"), *key2 = s_enrolled_key("mx2");
@@ -1257,18 +1277,32 @@ Test(fleet, members_follow_snapshot_and_changes)
     zsock_wait(actor);
     s_wait_snapshot_members(mx1, after);
 
-    /* nothing changes: one or two in 65 heartbeats, not 65 */
+    /* nothing changes: nothing sent (its reports say it holds the
+     * current epoch) */
     s_wait_heartbeats(mx1, 2);
     unsigned before = atomic_load(&mx1->members);
-    s_wait_heartbeats(mx1, 65);
+    s_wait_heartbeats(mx1, 20);
     unsigned sent = atomic_load(&mx1->members) - before;
-    cr_expect(sent >= 1 && sent <= 2, "%u MEMBERS in 65 heartbeats", sent);
+    cr_expect_eq(sent, 0, "%u MEMBERS in 20 heartbeats of no change", sent);
 
-    /* a change is sent at once: no antivirus, no duties */
-    before = atomic_load(&mx1->members);
+    /* a change is sent at once, as a delta: no antivirus, no duties */
+    unsigned deltas = atomic_load(&mx1->deltas);
     cr_assert(s_wait_applied(mx1, s_set(api, "antivirus.enabled", "false")));
     s_wait_members(mx1, "mx1+ mx2-");
-    cr_expect_gt(atomic_load(&mx1->members), before);
+    cr_expect_gt(atomic_load(&mx1->deltas), deltas);
+    pthread_mutex_lock(&mx1->lock);
+    cr_expect_str_eq(mx1->last_members->members[0]->public_key,
+                     zcert_public_txt(key1), "the delta kept what it left out");
+    pthread_mutex_unlock(&mx1->lock);
+
+    /* a change lost on the way: the agent keeps the epoch it holds, says
+     * so, and the whole list comes again */
+    atomic_store(&mx1->drop_deltas, 1);
+    deltas = atomic_load(&mx1->deltas);
+    cr_assert(s_wait_applied(mx1, s_set(api, "antivirus.enabled", "true")));
+    s_wait_members(mx1, "mx1+ mx2- | main:mx1 daily:mx1 bytecode:mx1");
+    cr_expect_eq(atomic_load(&mx1->drop_deltas), 0, "no change was lost");
+    cr_expect_gt(atomic_load(&mx1->deltas), deltas);
 
     zactor_destroy(&actor);
     free(mx1);
