@@ -535,8 +535,7 @@ s_run(s_run_t *run, size_t n)
     printf("%6zu agents%s  push->all applied+acked p50 %7.2f ms  p99 %7.2f "
            "ms  (commit round trip p50 %.2f ms; first push after connecting "
            "%.2f ms, quiet %.1f s later)  controller CPU %.2f ms/push  RSS "
-           "%.1f MiB, peak %.1f "
-           "MiB\n",
+           "%.1f MiB, peak %.1f MiB\n",
            n, run->procs > 1 ? " (in child processes)" : "",
            s_pct(lat, run->pushes, 0.5), s_pct(lat, run->pushes, 0.99),
            s_pct(commit, run->pushes, 0.5), cold, settled,

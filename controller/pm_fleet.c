@@ -68,7 +68,7 @@ struct pm_fleet_t {
     zmq_msg_t members;       /* the current MEMBERS publication, whole */
     zmq_msg_t members_delta; /* the change to it from the epoch before */
     uint64_t members_epoch;  /* the current one's (pm_members.h) */
-    char members_digest[65]; /* sha256 of its bytes */
+    char members_digest[65]; /* sha256 of its bytes under epoch 0 */
     bool members_dirty;      /* something it says may have changed */
     int64_t members_expiry;  /* unix seconds: a cool-down in it ends */
     /* for the metrics endpoint */
@@ -554,24 +554,20 @@ s_members_build(pm_fleet_t *self)
         pub.n_duties++;
     }
     self->members_expiry = s_members_cooldowns(nodes, n, total, &pub);
-    /* under the current epoch: the same bytes say nothing new */
-    pub.members_epoch = self->members_epoch;
+    /* the digest is of what it says (epoch 0), not of when */
     size_t len = 0;
     uint8_t *buf = pm_wire_pack(&pub.base, &len);
     char digest[65];
     pm_sha256_hex(buf, len, digest);
+    free(buf);
     bool changed = strcmp(digest, self->members_digest) != 0;
     if (changed) {
-        free(buf);
+        memcpy(self->members_digest, digest, sizeof digest);
         pub.members_epoch = ++self->members_epoch;
         buf = pm_wire_pack(&pub.base, &len);
-        pm_sha256_hex(buf, len, digest); /* of the bytes kept */
         s_members_delta_make(self, &pub);
         zmq_msg_close(&self->members);
         zmq_msg_init_data(&self->members, buf, len, s_free_buf, NULL);
-        memcpy(self->members_digest, digest, sizeof digest);
-    } else {
-        free(buf);
     }
     free(pub.cooldowns);
     free(dp);
