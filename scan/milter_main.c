@@ -68,6 +68,14 @@ static pm_param_t s_params[] = {
      "Postfix listener without milters, for notifications", NULL},
     {"notify_from", "", "From: of notifications (default postmaster)", NULL},
     {"status_dir", "/run/privmta-milter", "where status.json is written", NULL},
+    {"temp_dir", "",
+     "libclamav's temporary files: the MIME parts and archive members it "
+     "extracts while scanning (empty: STATUS_DIR/tmp, on tmpfs under the "
+     "packaged unit). Made by the milter's user, mode 0700. On a disk file "
+     "system every part costs a file create, write and unlink (+8 ms a "
+     "message measured on ext4 with discard); on tmpfs it costs memory: up "
+     "to max_scans messages' extracted content at once",
+     NULL},
     {"decision_log_records", S_STR(PM_DECLOG_RECORDS_DEFAULT),
      "decisions kept in status_dir/decisions.jsonl and decisions.1.jsonl "
      "for privmta-ctl why, both files together: time, queue id, "
@@ -172,6 +180,40 @@ s_drop_privileges(void)
         pm_fatal("%s", why);
 }
 
+/* temp_dir as configured, or STATUS_DIR/tmp; "" leaves libclamav's
+ * default ($TMPDIR or /tmp). */
+static char *
+s_temp_dir(void)
+{
+    const char *dir = pm_conf_get(s_params, "temp_dir");
+    const char *status = pm_conf_get(s_params, "status_dir");
+    if (*dir || !*status)
+        return pm_strdup(dir);
+    return pm_asprintf("%s/tmp", status);
+}
+
+/* Makes DIR as the milter's (unprivileged) user, or takes the one there
+ * when it is a real directory of ours: libclamav writes the parts of
+ * hostile mail there, so nobody else may read them or plant links. */
+static void
+s_make_temp_dir(const char *dir)
+{
+    if (!*dir)
+        return;
+    struct stat st;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        pm_fatal("temp_dir %s: cannot create it as uid %u: %s", dir,
+                 (unsigned)geteuid(), strerror(errno));
+    if (lstat(dir, &st) != 0)
+        pm_fatal("temp_dir %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+        pm_fatal("temp_dir %s: not a directory owned by uid %u (a link or "
+                 "someone else's): refusing to put mail there",
+                 dir, (unsigned)geteuid());
+    if ((st.st_mode & 0777) != 0700 && chmod(dir, 0700) != 0)
+        pm_fatal("temp_dir %s: cannot make it 0700: %s", dir, strerror(errno));
+}
+
 /* Content beyond these is never "clean" (pm_av.h): 554 or 451. */
 static pm_av_limits_t
 s_av_limits(void)
@@ -193,6 +235,7 @@ s_av_limits(void)
 static pm_milter_t *
 s_start(void)
 {
+    char *temp_dir = s_temp_dir();
     pm_milter_opts_t o = {
         .policy_file = pm_conf_get(s_params, "policy_file"),
         .node = pm_conf_get(s_params, "node"),
@@ -219,6 +262,7 @@ s_start(void)
         .spamd_max_bytes =
             (size_t)pm_conf_int(s_params, "spamd_max_bytes", 1024, 1L << 31),
         .av_limits = s_av_limits(),
+        .temp_dir = temp_dir,
         .decision_log_records =
             (size_t)pm_conf_int(s_params, "decision_log_records", 0, 100000000),
         .decision_log_bytes =
@@ -234,6 +278,7 @@ s_start(void)
     pm_milter_t *m = pm_milter_new(&o, &why);
     if (!m)
         pm_fatal("%s", why);
+    free(temp_dir);
     return m;
 }
 
@@ -261,10 +306,16 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     char *why = NULL;
     pm_milter_t *milter = s_start();
-    if (pm_milter_smfi_register(milter) != PM_OK)
+    const char *conn = pm_conf_get(s_params, "socket");
+    bool unix_socket = strncmp(conn, "unix:", 5) == 0 ||
+                       strncmp(conn, "local:", 6) == 0 || conn[0] == '/';
+    if (pm_milter_smfi_register(milter, unix_socket) != PM_OK)
         pm_fatal("libmilter refused the filter description");
     s_open_socket();
     s_drop_privileges();
+    char *temp_dir = s_temp_dir();
+    s_make_temp_dir(temp_dir);
+    free(temp_dir);
     if (pm_milter_start(milter) != PM_OK)
         pm_fatal("cannot start the milter's threads");
     pm_info("listening on %s", pm_conf_get(s_params, "socket"));

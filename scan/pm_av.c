@@ -35,14 +35,16 @@ struct pm_av_t {
     pthread_mutex_t load_lock; /* one load at a time */
     s_engine_t *cur;
     pm_av_limits_t limits; /* for the next load, defaults filled in */
+    char *tmpdir;          /* for the next load; NULL: libclamav's default */
     uint64_t loads;
     uint64_t failures;
     char *last_error;
 };
 
-/* libclamav says why it refuses a file only through its process-wide log
- * callback, with no per-call context during cl_load: each thread keeps
- * the errors of its own current load. */
+/* libclamav says why it refuses a file, or why a scan could not look at
+ * everything, only through its process-wide log callback, with no
+ * per-call context: each thread keeps the errors of its own current load
+ * or scan. */
 static __thread char s_msgs[1024];
 /* Errors that name this path only repeat the specific one with a
  * meaningless temporary file name ("Can't load /tmp/...: ..."). */
@@ -139,6 +141,16 @@ pm_av_set_limits(pm_av_t *self, const pm_av_limits_t *limits)
     pthread_mutex_unlock(&self->lock);
 }
 
+void
+pm_av_set_tmpdir(pm_av_t *self, const char *dir)
+{
+    char *copy = dir && *dir ? pm_strdup(dir) : NULL;
+    pthread_mutex_lock(&self->lock);
+    free(self->tmpdir);
+    self->tmpdir = copy;
+    pthread_mutex_unlock(&self->lock);
+}
+
 /* Explicit limits on CL, so that what "exceeds a limit" means is ours and
  * does not move with libclamav's defaults. */
 static cl_error_t
@@ -170,6 +182,7 @@ pm_av_destroy(pm_av_t **self_p)
     pm_av_t *self = *self_p;
     s_engine_release(self, self->cur);
     free(self->last_error);
+    free(self->tmpdir);
     pthread_mutex_destroy(&self->lock);
     pthread_mutex_destroy(&self->load_lock);
     free(self);
@@ -285,10 +298,11 @@ s_valid_name(const char *name)
 /* Writes each custom file into a private directory and loads it alone, so
  * a refusal names the file. Files are gone when this returns. */
 static int
-s_load_custom(struct cl_engine *cl, const pm_av_sig_t *custom, size_t n,
-              unsigned *sigs, char **problem)
+s_load_custom(struct cl_engine *cl, const char *tmpdir,
+              const pm_av_sig_t *custom, size_t n, unsigned *sigs,
+              char **problem)
 {
-    const char *tmp = getenv("TMPDIR");
+    const char *tmp = tmpdir ? tmpdir : getenv("TMPDIR");
     char *dir = pm_asprintf("%s/privmta-av.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir)) {
         *problem = pm_asprintf("cannot create a temporary directory: %s",
@@ -333,7 +347,8 @@ s_load_custom(struct cl_engine *cl, const pm_av_sig_t *custom, size_t n,
 /* Loads and compiles a new engine; NULL with *problem set on failure. */
 static s_engine_t *
 s_build(const char *sigdir, const pm_av_sig_t *custom, size_t n_custom,
-        const pm_av_limits_t *limits, int *rc, char **problem)
+        const pm_av_limits_t *limits, const char *tmpdir, int *rc,
+        char **problem)
 {
     int64_t start = pm_clock_ms();
     struct cl_engine *cl = cl_engine_new();
@@ -347,8 +362,11 @@ s_build(const char *sigdir, const pm_av_sig_t *custom, size_t n_custom,
     size_t n_dbs = 0;
     *rc = PM_OK;
     cl_error_t lrc = s_set_limits(cl, limits);
+    if (lrc == CL_SUCCESS && tmpdir)
+        lrc = cl_engine_set_str(cl, CL_ENGINE_TMPDIR, tmpdir);
     if (lrc != CL_SUCCESS) {
-        *problem = s_reason("setting the engine's limits", lrc);
+        *problem = s_reason(
+            "setting the engine's limits and temporary directory", lrc);
         *rc = PM_EINVAL;
         cl_engine_free(cl);
         return NULL;
@@ -370,7 +388,7 @@ s_build(const char *sigdir, const pm_av_sig_t *custom, size_t n_custom,
         }
     }
     if (*rc == PM_OK && n_custom)
-        *rc = s_load_custom(cl, custom, n_custom, &sigs, problem);
+        *rc = s_load_custom(cl, tmpdir, custom, n_custom, &sigs, problem);
     if (*rc == PM_OK) {
         s_msgs[0] = '\0';
         cl_error_t crc = cl_engine_compile(cl);
@@ -411,8 +429,11 @@ pm_av_load(pm_av_t *self, const char *sigdir, const pm_av_sig_t *custom,
     char *problem = NULL;
     pthread_mutex_lock(&self->lock);
     pm_av_limits_t limits = self->limits;
+    char *tmpdir = self->tmpdir ? pm_strdup(self->tmpdir) : NULL;
     pthread_mutex_unlock(&self->lock);
-    s_engine_t *e = s_build(sigdir, custom, n_custom, &limits, &rc, &problem);
+    s_engine_t *e =
+        s_build(sigdir, custom, n_custom, &limits, tmpdir, &rc, &problem);
+    free(tmpdir);
     s_engine_t *old = NULL;
     pthread_mutex_lock(&self->lock);
     if (e) {
@@ -490,8 +511,19 @@ s_scan_map(const s_engine_t *e, cl_fmap_t *map, size_t len, char **virname,
     }
     const char *name = NULL;
     unsigned long scanned = 0;
+    s_msgs[0] = '\0';
     cl_error_t crc =
         cl_scanmap_callback(map, NULL, &name, &scanned, e->cl, &opts, NULL);
+    /* libclamav 1.4 answers "clean" when it could not write what it
+     * extracts (temporary directory gone, file system full: a marker in an
+     * attachment then passes); it only logs an error. Whatever it logged
+     * as an error during a "clean" scan means not looked at. */
+    if (crc == CL_CLEAN && s_msgs[0]) {
+        if (why)
+            *why = pm_asprintf("libclamav could not look at everything: %s",
+                               s_msgs);
+        return PM_AV_ERROR;
+    }
     if (crc == CL_CLEAN)
         return PM_AV_CLEAN;
     /* libclamav 1.x alerts on a whole input over max_filesize without

@@ -380,6 +380,8 @@ typedef struct {
     int spamd_max_conns;         /* spamd requests at once (0: 5) */
     size_t spamd_max_bytes;      /* largest message scored (0: 512000) */
     pm_av_limits_t av_limits;    /* libclamav limits (0 fields: pm_av.h's) */
+    const char *temp_dir;        /* libclamav's temporary files ("" its
+                                    default; see pm_av_set_tmpdir) */
     size_t decision_log_records; /* records kept in status_dir's decision
                                     log (pm_declog.h); 0: no log */
     size_t decision_log_bytes;   /* bytes kept, both files together

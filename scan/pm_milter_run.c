@@ -692,6 +692,7 @@ s_copy_opts(pm_milter_opts_t *dst, const pm_milter_opts_t *src)
     S_DUP(status_dir);
     S_DUP(notify_smtp);
     S_DUP(notify_from);
+    S_DUP(temp_dir);
 #undef S_DUP
     dst->spamd_timeout_ms =
         src->spamd_timeout_ms > 0 ? src->spamd_timeout_ms : 30000;
@@ -719,6 +720,7 @@ s_start_engines(pm_milter_t *self, char **why)
         return false;
     }
     pm_av_set_limits(self->av, &self->o.av_limits);
+    pm_av_set_tmpdir(self->av, self->o.temp_dir);
     if (*self->o.spamd) {
         self->spamd = pm_spamd_new(self->o.spamd, self->o.spamd_timeout_ms);
         int ping_ms = self->o.spamd_timeout_ms < PM_MILTER_SPAMD_PING_MS
@@ -837,6 +839,7 @@ pm_milter_opts_free(pm_milter_opts_t *o)
     free((char *)o->spamd);
     free((char *)o->dkim_query_file);
     free((char *)o->status_dir);
+    free((char *)o->temp_dir);
     free((char *)o->notify_smtp);
     free((char *)o->notify_from);
     memset(o, 0, sizeof *o);

@@ -22,6 +22,16 @@ typedef struct {
 
 static pm_milter_t *s_milter;
 
+/* What a stage before the end of the message answers: nothing when the
+ * MTA agreed not to wait (pm_milter_smfi_register's NO_REPLIES), else
+ * "continue". Every decision is made at the end of the message. */
+static sfsistat s_go = SMFIS_CONTINUE;
+
+#define S_NO_REPLY_STAGES                                                      \
+    (SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT |           \
+     SMFIP_NR_DATA | SMFIP_NR_UNKN | SMFIP_NR_HDR | SMFIP_NR_EOH |             \
+     SMFIP_NR_BODY)
+
 static s_conn_t *
 s_conn(SMFICTX *ctx)
 {
@@ -48,7 +58,7 @@ s_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
     s_conn_t *c = s_conn(ctx);
     pm_mmsg_set_client(c->msg, hostaddr);
     pm_mmsg_set_myhostname(c->msg, smfi_getsymval(ctx, "j"));
-    return SMFIS_CONTINUE;
+    return s_go;
 }
 
 static sfsistat
@@ -60,7 +70,7 @@ s_envfrom(SMFICTX *ctx, char **argv)
     pm_mmsg_set_sender(c->msg, argv[0]);
     pm_mmsg_set_auth(c->msg, smfi_getsymval(ctx, "{auth_authen}"));
     pm_mmsg_set_queue_id(c->msg, smfi_getsymval(ctx, "i"));
-    return SMFIS_CONTINUE;
+    return s_go;
 }
 
 /* HELO and DATA need nothing from us, but are registered on purpose:
@@ -68,12 +78,13 @@ s_envfrom(SMFICTX *ctx, char **argv)
  * stage, and a macro packet that gets no reply is ACKed only by the
  * delayed ACK (~40 ms), during which Nagle holds Postfix's next packet
  * back. With a reply to every stage, each packet is ACKed at once: no
- * per-message stall on TCP milter sockets. */
+ * per-message stall on TCP milter sockets. (On a unix socket there is no
+ * Nagle, and no stage before the end of the message is answered.) */
 static sfsistat
 s_continue(SMFICTX *ctx)
 {
     (void)ctx;
-    return SMFIS_CONTINUE;
+    return s_go;
 }
 
 static sfsistat
@@ -87,28 +98,28 @@ static sfsistat
 s_envrcpt(SMFICTX *ctx, char **argv)
 {
     pm_mmsg_add_rcpt(s_conn(ctx)->msg, argv[0]);
-    return SMFIS_CONTINUE;
+    return s_go;
 }
 
 static sfsistat
 s_header(SMFICTX *ctx, char *name, char *value)
 {
     pm_mmsg_add_header(s_conn(ctx)->msg, name, value);
-    return SMFIS_CONTINUE;
+    return s_go;
 }
 
 static sfsistat
 s_eoh(SMFICTX *ctx)
 {
     pm_mmsg_end_headers(s_conn(ctx)->msg);
-    return SMFIS_CONTINUE;
+    return s_go;
 }
 
 static sfsistat
 s_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
     pm_mmsg_add_body(s_conn(ctx)->msg, chunk, len);
-    return SMFIS_CONTINUE;
+    return s_go;
 }
 
 /* Header changes of an accepted message; false when libmilter refused. */
@@ -191,6 +202,27 @@ s_close(SMFICTX *ctx)
     return SMFIS_CONTINUE;
 }
 
+/* The actions we use, and "no reply" for the early stages when asked
+ * (s_go) and the MTA offers it. */
+static sfsistat
+s_negotiate(SMFICTX *ctx, unsigned long actions, unsigned long steps,
+            unsigned long f2, unsigned long f3, unsigned long *our_actions,
+            unsigned long *our_steps, unsigned long *our_f2,
+            unsigned long *our_f3)
+{
+    (void)ctx;
+    (void)actions;
+    (void)f2;
+    (void)f3;
+    *our_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
+    /* *our_steps comes in holding libmilter's own (stages we registered
+     * no callback for) */
+    if (s_go == SMFIS_NOREPLY)
+        *our_steps |= steps & S_NO_REPLY_STAGES;
+    *our_f2 = *our_f3 = 0;
+    return SMFIS_CONTINUE;
+}
+
 static struct smfiDesc s_desc = {
     .xxfi_name = "privmta-milter",
     .xxfi_version = SMFI_VERSION,
@@ -206,11 +238,13 @@ static struct smfiDesc s_desc = {
     .xxfi_abort = s_abort,
     .xxfi_close = s_close,
     .xxfi_data = s_continue,
+    .xxfi_negotiate = s_negotiate,
 };
 
 int
-pm_milter_smfi_register(pm_milter_t *milter)
+pm_milter_smfi_register(pm_milter_t *milter, bool no_replies)
 {
     s_milter = milter;
+    s_go = no_replies ? SMFIS_NOREPLY : SMFIS_CONTINUE;
     return smfi_register(s_desc) == MI_SUCCESS ? PM_OK : PM_EINTERNAL;
 }

@@ -172,6 +172,16 @@ start_milter() {
 check "milter starts on a unix socket, policy and AV engine loaded" \
     start_milter unix "unix:$RUN/milter.sock"
 check "milter runs as nobody" test "$(ps -o user= -p "$MILTER_PID_unix")" = nobody
+check "libclamav's temporary dir is the milter's own (status dir/tmp, nobody, 0700)" \
+    test "$(stat -c '%U %a %F' "$RUN/unix/tmp")" = "nobody 700 directory"
+# a temp_dir that is a link (here to /tmp) is refused before any mail
+mkdir -p "$RUN/linked"
+ln -s /tmp "$RUN/linked/tmp"
+"$MILTER" --socket "unix:$RUN/linked/m.sock" --policy-file "$HANDOFF/policy.pb" \
+    --status-dir "$RUN/linked" --temp-dir "$RUN/linked/tmp" --user nobody \
+    >"$WORK/milter-linked.log" 2>&1
+check "a temp_dir that is a link: the milter refuses to start" test $? -ne 0
+check "... and says why" grep -q "temp_dir $RUN/linked/tmp: not a directory owned by" "$WORK/milter-linked.log"
 
 status() { jq -r "$1" "$RUN/${2:-unix}/status.json"; }
 wait_status() { # JQ_EXPR EXPECTED [NAME]

@@ -146,6 +146,92 @@ Test(av, marker_in_base64_attachment)
     cr_assert_null(av);
 }
 
+/* The engine writes what it extracts (and the custom signature files)
+ * where pm_av_set_tmpdir says: a scan works with the directory there and
+ * fails once it is gone, and a load fails without it. */
+Test(av, temporary_files_go_to_the_set_directory)
+{
+    char dir[] = "/tmp/pm-av-tmp.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    pm_av_t *av = pm_av_new();
+    pm_av_set_tmpdir(av, dir);
+    char *ndb = s_ndb("PrivmtaTest.Marker", MARKER_A);
+    char *why = NULL;
+    cr_assert_eq(s_load_one(av, "privmta.ndb", ndb, false, &why), PM_OK, "%s",
+                 why ? why : "");
+    char *bad = s_marker_message(MARKER_A);
+    char name[128];
+    cr_assert_eq(s_scan(av, bad, name, sizeof name), 1);
+    cr_assert_str_eq(name, "PrivmtaTest.Marker.UNOFFICIAL");
+
+    cr_assert_eq(rmdir(dir), 0, "libclamav left files behind in %s", dir);
+    char *vn = NULL;
+    cr_assert_eq(pm_av_scan(av, bad, strlen(bad), &vn, &why), PM_AV_ERROR,
+                 "a scan with its temporary directory gone must fail");
+    cr_assert_null(vn);
+    cr_assert_not_null(strstr(why, "temporary directory"), "%s", why);
+    free(why);
+    why = NULL;
+    cr_assert_eq(s_load_one(av, "privmta.ndb", ndb, false, &why), PM_EIO);
+    cr_assert_not_null(strstr(why, "temporary directory"), "%s", why);
+    free(why);
+
+    pm_av_set_tmpdir(av, NULL); /* libclamav's default again */
+    cr_assert_eq(s_load_one(av, "privmta.ndb", ndb, false, NULL), PM_OK);
+    cr_assert_eq(s_scan(av, bad, NULL, 0), 1);
+    g_free(bad);
+    g_free(ndb);
+    pm_av_destroy(&av);
+}
+
+/* libclamav says "clean" when it cannot write the parts it extracts; a
+ * full temporary file system must not let a marked attachment through.
+ * Needs root (a 16 KiB tmpfs). */
+Test(av, a_full_temporary_directory_is_not_clean)
+{
+    char dir[] = "/tmp/pm-av-full.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char *cmd = g_strdup_printf("mount -t tmpfs -o size=16k tmpfs %s "
+                                "2>/dev/null",
+                                dir);
+    int mounted = system(cmd) == 0;
+    g_free(cmd);
+    if (!mounted) {
+        rmdir(dir);
+        cr_skip_test("cannot mount a tmpfs (not root?)");
+    }
+    pm_av_t *av = pm_av_new();
+    pm_av_set_tmpdir(av, dir);
+    char *ndb = s_ndb("PrivmtaTest.Marker", MARKER_A);
+    pm_av_sig_t sig = {"privmta.ndb", ndb, strlen(ndb)};
+    pm_av_set_tmpdir(av, NULL); /* the signature file loads from /tmp */
+    cr_assert_eq(pm_av_load(av, NULL, &sig, 1, false, NULL), PM_OK);
+    pm_av_set_tmpdir(av, dir);
+    cr_assert_eq(pm_av_load(av, NULL, &sig, 1, false, NULL), PM_OK);
+    /* 64 KiB of filler before the marker: more than the file system holds */
+    size_t fill = 64 * 1024;
+    char *payload = g_malloc(fill + 64);
+    memset(payload, 'A', fill);
+    int n = snprintf(payload + fill, 64, " %s\n", MARKER_A);
+    char *msg = s_message(payload, fill + (size_t)n, "data.bin");
+    char *vn = NULL, *why = NULL;
+    int rc = pm_av_scan(av, msg, strlen(msg), &vn, &why);
+    cr_expect_neq(rc, PM_AV_CLEAN,
+                  "a part libclamav could not write was "
+                  "passed as clean");
+    cr_expect(rc == PM_AV_ERROR || rc == PM_AV_INFECTED, "rc %d", rc);
+    free(vn);
+    free(why);
+    cmd = g_strdup_printf("umount %s", dir);
+    cr_expect_eq(system(cmd), 0);
+    g_free(cmd);
+    rmdir(dir);
+    g_free(msg);
+    g_free(payload);
+    g_free(ndb);
+    pm_av_destroy(&av);
+}
+
 Test(av, no_engine_is_an_error)
 {
     pm_av_t *av = pm_av_new();
