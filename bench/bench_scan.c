@@ -5,6 +5,9 @@
  * messages. Not a test: it prints figures.
  *
  * usage: bench_scan [--keep-heap] ROUNDS MESSAGE.eml...
+ * ROUNDS 1 for what new mail costs: from the second round on, libclamav's
+ * cache of clean files skips every part it has seen (measured: 1.7 ms a
+ * message in one round, 0.4-0.6 ms in ten).
  * Prints, per check, CPU microseconds per message (the process's CPU
  * time, one thread) and messages per second of one core. --keep-heap
  * sets glibc's heap as privmta-milter does (pm_mem_keep_heap); without
