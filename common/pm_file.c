@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <libgen.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -248,6 +249,40 @@ pm_file_mkdir(const char *path, mode_t mode, gid_t gid, char **why)
     }
     close(fd);
     return rc;
+}
+
+/* nftw's callback has no argument of its own: what the current walk of
+ * this thread keeps and the first failure it met. */
+static __thread bool s_tree_keep_top;
+static __thread char *s_tree_why;
+
+static int
+s_tree_remove_one(const char *path, const struct stat *st, int flag,
+                  struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    if (ftw->level == 0 && s_tree_keep_top)
+        return 0;
+    if (remove(path) != 0 && errno != ENOENT && !s_tree_why)
+        s_tree_why = pm_asprintf("cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int
+pm_file_remove_tree(const char *path, bool keep_top, char **why)
+{
+    s_tree_keep_top = keep_top;
+    s_tree_why = NULL;
+    if (nftw(path, s_tree_remove_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) !=
+            0 &&
+        errno != ENOENT && !s_tree_why)
+        s_tree_why = pm_asprintf("cannot walk %s: %s", path, strerror(errno));
+    if (!s_tree_why)
+        return PM_OK;
+    pm_why(why, "file", "%s", s_tree_why);
+    PM_FREE(&s_tree_why);
+    return PM_EIO;
 }
 
 bool

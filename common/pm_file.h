@@ -76,4 +76,11 @@ int pm_file_rename(const char *from, const char *to, char **why);
  * Errors: PM_EINVAL (PATH is a link or not a directory), PM_EIO. */
 int pm_file_mkdir(const char *path, mode_t mode, gid_t gid, char **why);
 
+/* Removes PATH and everything below it, or only what is below it when
+ * KEEP_TOP. Links are removed, never followed; no other file system is
+ * entered. For a directory this process owns (scratch space left by a
+ * crash). PM_OK, or PM_EIO with *why naming the first entry that could
+ * not be removed (the others are still tried). */
+int pm_file_remove_tree(const char *path, bool keep_top, char **why);
+
 #endif

@@ -10,7 +10,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <libfreshclam.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -649,18 +648,11 @@ s_update_one(s_run_t *run, pm_sigfetch_db_t *db)
         pm_why(&db->why, "sigfetch", "every mirror is cooling down");
 }
 
-static int
-s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 /* Removes DBDIR's scratch directory with whatever a failed run left. */
 static void
 s_scratch_remove(const char *tmpdir)
 {
-    nftw(tmpdir, s_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    pm_file_remove_tree(tmpdir, false, NULL);
 }
 
 static pm_err_t

@@ -5,6 +5,7 @@
  * does and for the Postfix settings it needs. */
 #include "pm_conf.h"
 #include "pm_declog.h"
+#include "pm_file.h"
 #include "pm_handoff.h"
 #include "pm_log.h"
 #include "pm_mem.h"
@@ -193,25 +194,21 @@ s_temp_dir(void)
 }
 
 /* Makes DIR as the milter's (unprivileged) user, or takes the one there
- * when it is a real directory of ours: libclamav writes the parts of
- * hostile mail there, so nobody else may read them or plant links. */
+ * when it is a real directory of ours, and empties it: libclamav writes
+ * the parts of hostile mail there, so nobody else may read them or plant
+ * links, and what a crashed milter left (on tmpfs: memory) goes. */
 static void
 s_make_temp_dir(const char *dir)
 {
+    char *why = NULL;
     if (!*dir)
         return;
-    struct stat st;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        pm_fatal("temp_dir %s: cannot create it as uid %u: %s", dir,
-                 (unsigned)geteuid(), strerror(errno));
-    if (lstat(dir, &st) != 0)
-        pm_fatal("temp_dir %s: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
-        pm_fatal("temp_dir %s: not a directory owned by uid %u (a link or "
-                 "someone else's): refusing to put mail there",
-                 dir, (unsigned)geteuid());
-    if ((st.st_mode & 0777) != 0700 && chmod(dir, 0700) != 0)
-        pm_fatal("temp_dir %s: cannot make it 0700: %s", dir, strerror(errno));
+    if (pm_file_mkdir(dir, 0700, (gid_t)-1, &why) != PM_OK)
+        pm_fatal("temp_dir %s: refusing to put mail there: %s", dir, why);
+    if (pm_file_remove_tree(dir, true, &why) != PM_OK) {
+        pm_warn("temp_dir %s: leftovers not removed: %s", dir, why);
+        free(why);
+    }
 }
 
 /* Content beyond these is never "clean" (pm_av.h): 554 or 451. */

@@ -218,6 +218,36 @@ Test(file, mkdir_refuses_a_link_or_a_file)
     free(f);
 }
 
+/* A tree goes, or only its content; a link inside is removed, and what
+ * it points to stays. */
+Test(file, remove_tree_keeps_the_top_and_never_follows_a_link)
+{
+    char *top = s_path("top"), *sub = s_path("top/a"), *f = s_path("top/a/f");
+    char *outside = s_path("outside"), *kept = s_path("outside/kept");
+    char *l = s_path("top/link"), *why = NULL;
+    cr_assert_eq(mkdir(top, 0700), 0);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    cr_assert_eq(mkdir(outside, 0700), 0);
+    s_put(f, "x");
+    s_put(kept, "y");
+    cr_assert_eq(symlink(outside, l), 0);
+    cr_assert_eq(pm_file_remove_tree(top, true, &why), PM_OK, "%s", why);
+    struct stat st;
+    cr_expect_eq(stat(top, &st), 0, "the top stays");
+    cr_expect_neq(lstat(sub, &st), 0, "its content goes");
+    cr_expect_neq(lstat(l, &st), 0, "the link goes");
+    cr_expect_eq(stat(kept, &st), 0, "what the link points to stays");
+    cr_assert_eq(pm_file_remove_tree(top, false, &why), PM_OK, "%s", why);
+    cr_expect_neq(lstat(top, &st), 0, "and now the top too");
+    cr_expect_eq(pm_file_remove_tree(top, false, &why), PM_OK, "gone: fine");
+    free(top);
+    free(sub);
+    free(f);
+    free(outside);
+    free(kept);
+    free(l);
+}
+
 /* Positioned reads and writes of exact lengths: what is written at an
  * offset reads back there; a read past the end is refused, not short. */
 Test(file, pread_and_pwrite_exact_lengths)
