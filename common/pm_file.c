@@ -103,22 +103,6 @@ pm_file_read(const char *path, size_t cap, unsigned flags, char **data,
     return rc;
 }
 
-static int
-s_write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* A new file under a random name in DIRFD: O_EXCL|O_NOFOLLOW, so a name
  * planted in advance (a link, a FIFO, a file) is never opened. */
 static int
@@ -177,7 +161,7 @@ pm_file_write_dated(const char *path, const void *data, size_t len, mode_t mode,
         fchmod(fd, mode) != 0)
         goto out;
     step = "write";
-    if (s_write_all(fd, data, len) != 0 ||
+    if (!pm_file_pwrite_all(fd, data, len, 0) ||
         (times && futimens(fd, times) != 0) || fsync(fd) != 0)
         goto out;
     int rc = close(fd);
