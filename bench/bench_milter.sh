@@ -113,6 +113,19 @@ pid_ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
+# timed FILE CMD...: CMD's wall time appended to FILE ("start end")
+timed() {
+    local file=$1 a=$EPOCHREALTIME
+    shift
+    "$@" >/dev/null 2>&1
+    echo "$a $EPOCHREALTIME" >>"$file"
+}
+# p50_mean FILE: "P50 MEAN" in ms of the times timed wrote to FILE
+p50_mean() {
+    awk '{print ($2 - $1) * 1000}' "$1" | sort -n |
+        awk '{v[NR] = $1; s += $1} END {printf "%.1f %.1f\n", v[int((NR + 1) / 2)], s / NR}'
+}
+
 # run LABEL KEY [PID...]: throughput and latency with the current
 # smtpd_milters; CPU per message of the whole machine over the throughput
 # run (everything: Postfix, the filters, the client) and of PIDS alone
@@ -149,16 +162,13 @@ run() {
     local client
     client=$(awk -v s="$secs" '{for (i = 1; i < NF; i++) if ($i == "cpu") printf "%.0f", 100 * $(i + 1) / s}' "$W/load.out")
     # sequential latency: each message alone, p50 and mean of SEQ
-    local a lat mean
+    local lat mean
     : >"$W/lat.all"
     for i in $(seq $((N + 1)) $((N + SEQ))); do
-        a=$EPOCHREALTIME
-        smtp-source -s 1 -m 1 -F "$W/msgs/$i.eml" -f b@remote.test \
-            -t someone@remote.test "127.0.0.1:$PORT" >/dev/null 2>&1
-        echo "$a $EPOCHREALTIME" >>"$W/lat.all"
+        timed "$W/lat.all" smtp-source -s 1 -m 1 -F "$W/msgs/$i.eml" \
+            -f b@remote.test -t someone@remote.test "127.0.0.1:$PORT"
     done
-    read -r lat mean < <(awk '{print ($2 - $1) * 1000}' "$W/lat.all" | sort -n |
-        awk '{v[NR] = $1; s += $1} END {printf "%.1f %.1f\n", v[int((NR + 1) / 2)], s / NR}')
+    read -r lat mean < <(p50_mean "$W/lat.all")
     printf '%-44s %8s msgs/s  %7s ms/msg  (%d msgs in %ss, %d failed, client %s%% of a core)\n' \
         "$label" "$rate" "$lat" "$N" "$secs" "$fails" "${client:-?}"
     printf '%-44s latency p50 %s ms, mean %s ms (one message at a time)\n' "" "$lat" "$mean"
@@ -222,13 +232,12 @@ summary() {
         printf 'added latency (p50) %-6s %s ms/msg\n' "$k:" "$(echo "scale=1; $(cat "$W/lat.$k") - $base" | bc)"
     done
     # spam rows against Postfix alone plus spamd's own time
-    [ -f "$W/lat.spam" ] && [ -f "$W/lat.spamd" ] &&
-        printf 'privmta-milter + spamd over Postfix alone + spamd alone: %s ms/msg (p50)\n' \
-            "$(echo "scale=1; $(cat "$W/lat.spam") - $base - $(cat "$W/lat.spamd")" | bc)"
-    [ -f "$W/lat.spampeers" ] && [ -f "$W/lat.spamd" ] &&
-        printf 'clamav-milter + opendkim + spamass-milter over the same: %s ms/msg (p50)\n' \
-            "$(echo "scale=1; $(cat "$W/lat.spampeers") - $base - $(cat "$W/lat.spamd")" | bc)"
-    true
+    [ -f "$W/lat.spamd" ] || return 0
+    for k in spam spampeers; do
+        [ -f "$W/lat.$k" ] || continue
+        printf 'added over Postfix alone + spamd alone (p50) %-10s %s ms/msg\n' "$k:" \
+            "$(echo "scale=1; $(cat "$W/lat.$k") - $base - $(cat "$W/lat.spamd")" | bc)"
+    done
 }
 # FAST=1: these three rows only, for a quick before/after of a change
 [ -n "${FAST:-}" ] && { summary; exit 0; }
@@ -306,19 +315,17 @@ spamd_own() {
     command -v spamc >/dev/null ||
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
             spamc >/dev/null 2>&1 || return 1
-    local i a
+    local i
     for i in $(seq 1 10); do # warm up: spamd's children compile rules lazily
         spamc -d 127.0.0.1 -p "$SPORT" -y <"$W/msgs/$i.eml" >/dev/null 2>&1
     done
     : >"$W/spamd.all"
     for i in $(seq $((N + 1)) $((N + SEQ))); do
-        a=$EPOCHREALTIME
         # SYMBOLS, the request privmta-milter makes
-        spamc -d 127.0.0.1 -p "$SPORT" -y <"$W/msgs/$i.eml" >/dev/null 2>&1
-        echo "$a $EPOCHREALTIME" >>"$W/spamd.all"
+        timed "$W/spamd.all" spamc -d 127.0.0.1 -p "$SPORT" -y \
+            <"$W/msgs/$i.eml"
     done
-    awk '{print ($2 - $1) * 1000}' "$W/spamd.all" | sort -n |
-        awk '{v[NR] = $1} END {printf "%.1f\n", v[int((NR + 1) / 2)]}' >"$W/lat.spamd"
+    p50_mean "$W/spamd.all" | cut -d' ' -f1 >"$W/lat.spamd"
     printf '%-44s %s ms p50 a message (spamc, one at a time)\n' "spamd alone" "$(cat "$W/lat.spamd")"
 }
 spamd_own || echo "spamd alone: not measured (spamc could not be installed)"

@@ -153,10 +153,8 @@ s_child(const char *url, const s_msg_t *msgs, size_t n, size_t sessions,
     for (size_t i = k; i < n; i += procs)
         sub[mine++] = msgs[i];
     size_t counts[2] = {0, 0};
-    if (share > 0)
-        s_send_all(url, sub, mine, share, &counts[0], &counts[1]);
-    else
-        counts[1] = mine;
+    /* SHARE >= 1: main keeps PROCS <= SESSIONS */
+    s_send_all(url, sub, mine, share, &counts[0], &counts[1]);
     if (write(fd, counts, sizeof counts) != (ssize_t)sizeof counts)
         _exit(1);
     _exit(0);

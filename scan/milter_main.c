@@ -131,6 +131,16 @@ s_nodelay_listeners(void)
     }
 }
 
+/* The path of CONN (libmilter syntax) when it is a unix socket, else
+ * NULL. */
+static const char *
+s_unix_path(const char *conn)
+{
+    if (strncmp(conn, "unix:", 5) == 0 || strncmp(conn, "local:", 6) == 0)
+        return strchr(conn, ':') + 1;
+    return conn[0] == '/' ? conn : NULL;
+}
+
 static void
 s_open_socket(void)
 {
@@ -139,11 +149,7 @@ s_open_socket(void)
         smfi_settimeout((int)pm_conf_int(s_params, "milter_timeout", 1,
                                          86400)) != MI_SUCCESS)
         pm_fatal("bad socket '%s'", conn);
-    const char *path = NULL;
-    if (strncmp(conn, "unix:", 5) == 0 || strncmp(conn, "local:", 6) == 0)
-        path = strchr(conn, ':') + 1;
-    else if (conn[0] == '/')
-        path = conn;
+    const char *path = s_unix_path(conn);
     mode_t old = umask(0117); /* socket 0660 */
     if (smfi_opensocket(true) != MI_SUCCESS)
         pm_fatal("cannot open the milter socket %s", conn);
@@ -230,9 +236,8 @@ s_av_limits(void)
 }
 
 static pm_milter_t *
-s_start(void)
+s_start(const char *temp_dir)
 {
-    char *temp_dir = s_temp_dir();
     pm_milter_opts_t o = {
         .policy_file = pm_conf_get(s_params, "policy_file"),
         .node = pm_conf_get(s_params, "node"),
@@ -275,7 +280,6 @@ s_start(void)
     pm_milter_t *m = pm_milter_new(&o, &why);
     if (!m)
         pm_fatal("%s", why);
-    free(temp_dir);
     return m;
 }
 
@@ -302,17 +306,15 @@ main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     char *why = NULL;
-    pm_milter_t *milter = s_start();
-    const char *conn = pm_conf_get(s_params, "socket");
-    bool unix_socket = strncmp(conn, "unix:", 5) == 0 ||
-                       strncmp(conn, "local:", 6) == 0 || conn[0] == '/';
+    char *temp_dir = s_temp_dir();
+    pm_milter_t *milter = s_start(temp_dir);
+    bool unix_socket = s_unix_path(pm_conf_get(s_params, "socket")) != NULL;
     if (pm_milter_smfi_register(milter, unix_socket) != PM_OK)
         pm_fatal("libmilter refused the filter description");
     s_open_socket();
     s_drop_privileges();
-    char *temp_dir = s_temp_dir();
     s_make_temp_dir(temp_dir);
-    free(temp_dir);
+    PM_FREE(&temp_dir);
     if (pm_milter_start(milter) != PM_OK)
         pm_fatal("cannot start the milter's threads");
     pm_info("listening on %s", pm_conf_get(s_params, "socket"));
