@@ -6,11 +6,13 @@
 # Starts the demo cluster (deploy/cluster.sh: a controller and 3 agents,
 # each with its own Postfix) in a directory of its own, then PUSHES times
 # flips inbound.checks.helo_fqdn and times `privmta-ctl policy set ...
-# --wait`: commit, distribution, postconf into a scratch copy, postfix
-# check, smtpd -S probe, rename, reload, acknowledgement. --wait polls every
-# 100 ms, so figures are rounded up to that. It also reads, from each
-# agent's log, nothing: the figure is what an admin waits for. Stops the
-# cluster at the end. Not a test: it prints figures.
+# --wait`: commit, distribution, postconf into a scratch copy, smtpd -S
+# probe, rename, SIGHUP to the master and its "reload" log line,
+# acknowledgement (`postfix check` ran at each agent's first apply, before
+# the timed pushes). --wait polls every 20 ms for the first second, then
+# every 100 ms. The figure is what an admin waits for; each agent's log
+# says where its part went ("postfix DIR: revision N in T ms (...)").
+# Stops the cluster at the end. Not a test: it prints figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PUSHES=${1:-10}

@@ -298,3 +298,28 @@ pm_file_pwrite_all(int fd, const void *buf, size_t len, uint64_t offset)
     }
     return true;
 }
+
+bool
+pm_file_ident(const char *path, pm_file_ident_t *id)
+{
+    struct stat st;
+    memset(id, 0, sizeof *id);
+    if (stat(path, &st) != 0)
+        return false;
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    id->size = st.st_size;
+    id->mtime = st.st_mtim;
+    id->ctime = st.st_ctim;
+    return true;
+}
+
+bool
+pm_file_ident_same(const pm_file_ident_t *a, const pm_file_ident_t *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec &&
+           a->mtime.tv_nsec == b->mtime.tv_nsec &&
+           a->ctime.tv_sec == b->ctime.tv_sec &&
+           a->ctime.tv_nsec == b->ctime.tv_nsec;
+}

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* Refuse symbolic links (the last component) and hard-linked files. */
 #define PM_FILE_STRICT 0x1u
@@ -82,5 +83,24 @@ int pm_file_mkdir(const char *path, mode_t mode, gid_t gid, char **why);
  * crash). PM_OK, or PM_EIO with *why naming the first entry that could
  * not be removed (the others are still tried). */
 int pm_file_remove_tree(const char *path, bool keep_top, char **why);
+
+/* What tells one version of a file from another without reading it:
+ * device, inode, size, modification and change times. An editor writing
+ * in place moves ctime even when it puts mtime back; a rename over the
+ * file changes the inode. Times tick with the kernel's coarse clock (a
+ * few ms): a same-size rewrite in place within one tick goes unseen. */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+} pm_file_ident_t;
+
+/* PATH's identity into *ID; false (and *ID zeroed) when it cannot be
+ * stat(2)ed. */
+bool pm_file_ident(const char *path, pm_file_ident_t *id);
+
+/* True when A and B are the same version of a file. */
+bool pm_file_ident_same(const pm_file_ident_t *a, const pm_file_ident_t *b);
 
 #endif

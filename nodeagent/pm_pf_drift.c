@@ -1,5 +1,6 @@
 /* pm_pf_drift.c - hand edits of the parameters the policy owns. */
 #include "pm_pf_drift.h"
+#include "pm_file.h"
 #include "pm_mem.h"
 
 #include <stdbool.h>
@@ -7,46 +8,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* What identifies one version of main.cf without reading it. */
-typedef struct {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime, ctime;
-} s_ident_t;
-
 struct pm_pf_drift_t {
     char *dir, *main_cf;
     pm_postconf_param_t *want; /* what the last apply left in main.cf */
     size_t n_want;
-    s_ident_t seen; /* main.cf when WANT was last known to hold */
-    bool known;     /* SEEN is valid */
+    pm_file_ident_t seen; /* main.cf when WANT was last compared with it */
+    bool known;           /* SEEN is valid */
+    bool holds;           /* at SEEN, main.cf held WANT */
 };
-
-static bool
-s_ident(const char *path, s_ident_t *id)
-{
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return false;
-    memset(id, 0, sizeof *id);
-    id->dev = st.st_dev;
-    id->ino = st.st_ino;
-    id->size = st.st_size;
-    id->mtime = st.st_mtim;
-    id->ctime = st.st_ctim;
-    return true;
-}
-
-static bool
-s_same(const s_ident_t *a, const s_ident_t *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec &&
-           a->mtime.tv_nsec == b->mtime.tv_nsec &&
-           a->ctime.tv_sec == b->ctime.tv_sec &&
-           a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
 
 pm_pf_drift_t *
 pm_pf_drift_new(const char *config_dir)
@@ -81,13 +50,13 @@ pm_pf_drift_applied(pm_pf_drift_t *self, const pm_postconf_param_t *params,
         self->want[i].name = pm_strdup(params[i].name);
         self->want[i].value = pm_strdup(params[i].value);
     }
-    self->known = s_ident(self->main_cf, &self->seen);
+    self->known = self->holds = pm_file_ident(self->main_cf, &self->seen);
 }
 
 void
 pm_pf_drift_forget(pm_pf_drift_t *self)
 {
-    self->known = false;
+    self->known = self->holds = false;
 }
 
 void
@@ -95,16 +64,45 @@ pm_pf_drift_expect(pm_pf_drift_t *self, const pm_postconf_param_t *params,
                    size_t n)
 {
     pm_pf_drift_applied(self, params, n);
-    self->known = false;
+    self->known = self->holds = false;
+}
+
+/* WANT's value of NAME, or NULL when it does not own NAME. */
+static const char *
+s_wanted(const pm_pf_drift_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_want; i++)
+        if (strcmp(self->want[i].name, name) == 0)
+            return self->want[i].value;
+    return NULL;
+}
+
+int
+pm_pf_drift_holds(const pm_pf_drift_t *self, const pm_postconf_param_t *params,
+                  size_t n)
+{
+    pm_file_ident_t now;
+    if (!self->holds || !pm_file_ident(self->main_cf, &now) ||
+        !pm_file_ident_same(&now, &self->seen))
+        return -1;
+    int holds = 1;
+    for (size_t i = 0; i < n; i++) {
+        const char *was = s_wanted(self, params[i].name);
+        if (!was)
+            return -1; /* never applied: main.cf's own value, unread */
+        if (strcmp(was, params[i].value) != 0)
+            holds = 0;
+    }
+    return holds;
 }
 
 size_t
 pm_pf_drift_check(pm_pf_drift_t *self, Pm__Drift ***found)
 {
     *found = NULL;
-    s_ident_t now;
-    if (!self->n_want || !s_ident(self->main_cf, &now) ||
-        (self->known && s_same(&now, &self->seen)))
+    pm_file_ident_t now;
+    if (!self->n_want || !pm_file_ident(self->main_cf, &now) ||
+        (self->known && pm_file_ident_same(&now, &self->seen)))
         return 0;
     char **got = pm_calloc(self->n_want, sizeof *got);
     int differ = pm_postconf_diff(self->dir, self->want, self->n_want, got);
@@ -114,6 +112,7 @@ pm_pf_drift_check(pm_pf_drift_t *self, Pm__Drift ***found)
     }
     self->seen = now;
     self->known = true;
+    self->holds = differ == 0;
     Pm__Drift **list = differ ? pm_calloc((size_t)differ, sizeof *list) : NULL;
     size_t n = 0;
     for (size_t i = 0; i < self->n_want; i++) {

@@ -42,6 +42,16 @@ void pm_pf_drift_forget(pm_pf_drift_t *self);
 void pm_pf_drift_expect(pm_pf_drift_t *self, const pm_postconf_param_t *params,
                         size_t n);
 
+/* Whether main.cf sets PARAMS, when that is known without reading it:
+ * main.cf is as it was when it last held what was applied. 1: it sets
+ * every one of them (they are among what was applied, same values); 0:
+ * one of them was applied with another value; -1: not known (main.cf
+ * changed since, nothing was applied, drift was found, or a parameter in
+ * PARAMS was never applied): ask postconf. Spares an apply one postconf
+ * run, i.e. one process start. */
+int pm_pf_drift_holds(const pm_pf_drift_t *self,
+                      const pm_postconf_param_t *params, size_t n);
+
 /* The owned parameters that main.cf no longer sets to their applied
  * value: sets *FOUND to a new array of that many Pm__Drift (parameter,
  * applied, found; the rest is the caller's to fill) and returns the

@@ -1,6 +1,7 @@
 /* pm_pf_node.c - the node's own part of main.cf, and what it supports. */
 #include "pm_pf_node.h"
 #include "pm_error.h"
+#include "pm_file.h"
 #include "pm_mem.h"
 #include "pm_pf_sasl.h"
 #include "pm_postconf.h"
@@ -56,6 +57,61 @@ pm_pf_node_clear(pm_pf_node_t *node)
 {
     for (size_t i = 0; i < S_COUNT; i++)
         PM_FREE(s_field(node, i));
+}
+
+struct pm_pf_node_cache_t {
+    char *dir, *main_cf;
+    pm_pf_node_t node;  /* the last facts read */
+    pm_file_ident_t id; /* main.cf just before they were */
+    bool filled;
+};
+
+static void
+s_copy(pm_pf_node_t *to, pm_pf_node_t *from)
+{
+    for (size_t i = 0; i < S_COUNT; i++)
+        *s_field(to, i) = pm_strdup(*s_field(from, i));
+}
+
+pm_pf_node_cache_t *
+pm_pf_node_cache_new(const char *dir)
+{
+    pm_pf_node_cache_t *self = pm_calloc(1, sizeof *self);
+    self->dir = pm_strdup(dir);
+    self->main_cf = pm_asprintf("%s/main.cf", dir);
+    return self;
+}
+
+void
+pm_pf_node_cache_destroy(pm_pf_node_cache_t **self_p)
+{
+    pm_pf_node_cache_t *self = *self_p;
+    if (!self)
+        return;
+    pm_pf_node_clear(&self->node);
+    free(self->dir);
+    free(self->main_cf);
+    free(self);
+    *self_p = NULL;
+}
+
+int
+pm_pf_node_cache_read(pm_pf_node_cache_t *self, pm_pf_node_t *node, char **why)
+{
+    pm_file_ident_t now;
+    bool known = pm_file_ident(self->main_cf, &now);
+    if (known && self->filled && pm_file_ident_same(&now, &self->id)) {
+        s_copy(node, &self->node);
+        return PM_OK;
+    }
+    int rc = pm_pf_node_read(self->dir, node, why);
+    pm_pf_node_clear(&self->node);
+    self->filled = rc == PM_OK && known;
+    if (self->filled) {
+        s_copy(&self->node, node);
+        self->id = now;
+    }
+    return rc;
 }
 
 bool

@@ -45,6 +45,22 @@ int pm_pf_node_read(const char *dir, pm_pf_node_t *node, char **why);
  * and twice. */
 void pm_pf_node_clear(pm_pf_node_t *node);
 
+/* The facts last read, with main.cf's identity taken just before: while
+ * main.cf keeps it, reading them again copies them instead of starting
+ * postconf (a process start is most of what an apply costs on a busy
+ * node). The Postfix backend's apply and status share one; owned by the
+ * agent's loop, not thread-safe. */
+typedef struct pm_pf_node_cache_t pm_pf_node_cache_t;
+
+/* A cache for the instance whose configuration directory is DIR; empty. */
+pm_pf_node_cache_t *pm_pf_node_cache_new(const char *dir);
+void pm_pf_node_cache_destroy(pm_pf_node_cache_t **self_p);
+
+/* pm_pf_node_read of the cache's DIR, from the cache while main.cf has not
+ * changed since it was filled. */
+int pm_pf_node_cache_read(pm_pf_node_cache_t *self, pm_pf_node_t *node,
+                          char **why);
+
 /* True when the node's SASL backend answers (pm_pf_sasl_answers on its
  * smtpd_sasl_type, smtpd_sasl_path and queue_directory); else false with
  * *problem (caller frees). Costs a connect(2) or a few access(2). */

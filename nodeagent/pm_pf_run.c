@@ -2,7 +2,11 @@
 #include "pm_pf_run.h"
 #include "pm_mem.h"
 
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define S_OUTPUT_MAX (64u << 20)
 
@@ -31,4 +35,49 @@ pm_pf_running(const char *dir)
     int rc = pm_pf_run(argv, NULL, false, 0, &c);
     pm_cmd_result_clear(&c);
     return rc == 0;
+}
+
+/* The pid master.pid names when it is a live process called master, else
+ * 0. */
+static pid_t
+s_master_pid(const char *queue_dir)
+{
+    char *path = pm_asprintf("%s/pid/master.pid", queue_dir);
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    bool alive = false;
+    if (f && fscanf(f, "%ld", &pid) == 1 && pid > 0 &&
+        kill((pid_t)pid, 0) == 0) {
+        char comm[64] = "";
+        char *cpath = pm_asprintf("/proc/%ld/comm", pid);
+        FILE *c = fopen(cpath, "r");
+        alive =
+            c && fgets(comm, sizeof comm, c) && strncmp(comm, "master", 6) == 0;
+        if (c)
+            fclose(c);
+        free(cpath);
+    }
+    if (f)
+        fclose(f);
+    free(path);
+    return alive ? (pid_t)pid : 0;
+}
+
+bool
+pm_pf_master_alive(const char *queue_dir)
+{
+    return s_master_pid(queue_dir) > 0;
+}
+
+bool
+pm_pf_reload(const char *queue_dir, char **why)
+{
+    pid_t pid = s_master_pid(queue_dir);
+    if (pid > 0 && kill(pid, SIGHUP) == 0)
+        return true;
+    *why = pid > 0 ? pm_asprintf("reload: SIGHUP to the master (pid %ld): %s",
+                                 (long)pid, strerror(errno))
+                   : pm_asprintf("reload: no master runs (%s/pid/master.pid)",
+                                 queue_dir);
+    return false;
 }

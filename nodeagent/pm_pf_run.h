@@ -23,4 +23,21 @@ int pm_pf_run(char *const argv[], const char *mail_config, bool pty,
 /* True when `postfix -c DIR status` says the instance's master runs. */
 bool pm_pf_running(const char *dir);
 
+/* What `postfix status` (master -t) checks, without its five processes and
+ * a log line: QUEUE_DIR/pid/master.pid names a live process called master.
+ * Unlike `postfix status` it does not read main.cf: a master running on a
+ * main.cf broken since it started counts as running (it is). For the
+ * heartbeat and for apply, which knows queue_directory already. */
+bool pm_pf_master_alive(const char *queue_dir);
+
+/* Makes the master of the instance whose queue directory is QUEUE_DIR
+ * re-read main.cf and master.cf: SIGHUP, as master(8) documents and as
+ * `postfix reload` ends. The script's other steps, `postsuper active` and
+ * a `postsuper` pass over the queue, check queue file names (they matter
+ * after a queue was restored), not the configuration, and with the script
+ * itself cost eight processes: most of an apply's time. The master logs
+ * "reload -- version ..." when it has re-read. False with *why (caller
+ * frees) when no master runs or the signal fails. */
+bool pm_pf_reload(const char *queue_dir, char **why);
+
 #endif

@@ -3,13 +3,12 @@
 #include "pm_pf_run.h"
 #include "pm_cmd.h"
 #include "pm_error.h"
+#include "pm_file.h"
 #include "pm_mem.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #define S_TTL 10            /* seconds a computation is reused */
@@ -17,13 +16,14 @@
 #define S_OVERRIDE_LEN 250  /* bytes of one of them */
 
 struct pm_pf_status_t {
-    char *dir;       /* configuration directory */
-    char *main_cf;   /* DIR/main.cf */
-    char *queue_dir; /* for the master pid file; NULL until read */
+    char *dir;                 /* configuration directory */
+    char *main_cf;             /* DIR/main.cf */
+    char *queue_dir;           /* for the master pid file; NULL until read */
+    pm_pf_node_cache_t *facts; /* borrowed */
     pm_pf_wants_t wants;
     /* cache, keyed by main.cf's identity and a TTL */
     bool cached;
-    struct stat cached_st;
+    pm_file_ident_t cached_id;
     time_t cached_at;
     Pm__ServiceStatus__State auth_state;
     char *auth_detail;
@@ -45,9 +45,10 @@ s_cache_drop(pm_pf_status_t *self)
 }
 
 pm_pf_status_t *
-pm_pf_status_new(const char *config_dir)
+pm_pf_status_new(const char *config_dir, pm_pf_node_cache_t *facts)
 {
     pm_pf_status_t *self = pm_calloc(1, sizeof *self);
+    self->facts = facts;
     self->dir = pm_strdup(config_dir);
     self->main_cf = pm_asprintf("%s/main.cf", config_dir);
     return self;
@@ -231,28 +232,24 @@ s_overrides_of(pm_pf_status_t *self, const char *param, const char *list)
  * Refresh and fill */
 
 static bool
-s_fresh(const pm_pf_status_t *self, const struct stat *st, time_t now)
+s_fresh(const pm_pf_status_t *self, const pm_file_ident_t *id, time_t now)
 {
-    const struct stat *was = &self->cached_st;
     return self->cached && now - self->cached_at < S_TTL &&
-           st->st_ino == was->st_ino && st->st_size == was->st_size &&
-           st->st_mtim.tv_sec == was->st_mtim.tv_sec &&
-           st->st_mtim.tv_nsec == was->st_mtim.tv_nsec;
+           pm_file_ident_same(id, &self->cached_id);
 }
 
 static void
 s_refresh(pm_pf_status_t *self)
 {
-    struct stat st;
+    pm_file_ident_t id;
     time_t now = time(NULL);
-    if (stat(self->main_cf, &st) != 0)
-        memset(&st, 0, sizeof st);
-    if (s_fresh(self, &st, now))
+    (void)pm_file_ident(self->main_cf, &id); /* zeroed when missing */
+    if (s_fresh(self, &id, now))
         return;
     s_cache_drop(self);
     pm_pf_node_t node = {0};
     char *why = NULL, *problem = NULL;
-    if (pm_pf_node_read(self->dir, &node, &why) != PM_OK) {
+    if (pm_pf_node_cache_read(self->facts, &node, &why) != PM_OK) {
         self->auth_state = PM__SERVICE_STATUS__STATE__UNKNOWN;
         self->auth_detail = why;
     } else {
@@ -270,36 +267,15 @@ s_refresh(pm_pf_status_t *self)
     pm_pf_node_clear(&node);
     self->cached = true;
     self->cached_at = now;
-    self->cached_st = st;
+    self->cached_id = id;
 }
 
-/* What `postfix status` (master -t) checks, without a shell script and a
- * log line per heartbeat: master.pid names a live process called master.
- * Until queue_directory is known, `postfix status` itself. */
+/* Until queue_directory is known, `postfix status` itself. */
 static bool
 s_master_alive(const pm_pf_status_t *self)
 {
-    if (!self->queue_dir)
-        return pm_pf_running(self->dir);
-    char *path = pm_asprintf("%s/pid/master.pid", self->queue_dir);
-    FILE *f = fopen(path, "r");
-    long pid = 0;
-    bool alive = false;
-    if (f && fscanf(f, "%ld", &pid) == 1 && pid > 0 &&
-        kill((pid_t)pid, 0) == 0) {
-        char comm[64] = "";
-        char *cpath = pm_asprintf("/proc/%ld/comm", pid);
-        FILE *c = fopen(cpath, "r");
-        alive =
-            c && fgets(comm, sizeof comm, c) && strncmp(comm, "master", 6) == 0;
-        if (c)
-            fclose(c);
-        free(cpath);
-    }
-    if (f)
-        fclose(f);
-    free(path);
-    return alive;
+    return self->queue_dir ? pm_pf_master_alive(self->queue_dir)
+                           : pm_pf_running(self->dir);
 }
 
 static Pm__ServiceStatus *

@@ -33,8 +33,11 @@ typedef struct {
 typedef struct pm_pf_status_t pm_pf_status_t;
 
 /* Status of the Postfix instance whose configuration directory is
- * CONFIG_DIR. Nothing is read until the first fill. Caller destroys it. */
-pm_pf_status_t *pm_pf_status_new(const char *config_dir);
+ * CONFIG_DIR, reading its facts through FACTS (borrowed: it must outlive
+ * the status; the apply shares it). Nothing is read until the first fill.
+ * Caller destroys it. */
+pm_pf_status_t *pm_pf_status_new(const char *config_dir,
+                                 pm_pf_node_cache_t *facts);
 
 /* Destroys *SELF_P; accepts NULL, nulls *SELF_P. */
 void pm_pf_status_destroy(pm_pf_status_t **self_p);

@@ -173,3 +173,39 @@ Test(drift, edit_made_while_stopped_found_at_start)
     cr_expect_eq(pm_pf_drift_check(d, &found), 0);
     pm_pf_drift_destroy(&d);
 }
+
+/* What an apply may skip asking postconf: known while main.cf is as the
+ * last apply (or a clean check) left it, unknown once anything touched it
+ * or drift was found. */
+Test(drift, holds_known_only_while_main_cf_untouched)
+{
+    pm_pf_drift_t *d = pm_pf_drift_new(s_dir);
+    cr_expect_eq(pm_pf_drift_holds(d, s_owned, 2), -1, "nothing applied");
+    pm_pf_drift_applied(d, s_owned, 2);
+    cr_expect_eq(pm_pf_drift_holds(d, s_owned, 2), 1);
+    cr_expect_eq(pm_pf_drift_holds(d, s_owned + 1, 1), 1, "a subset holds");
+    const pm_postconf_param_t other[] = {
+        {"smtpd_helo_restrictions", "permit"},
+        {"smtpd_helo_required", "yes"},
+    };
+    cr_expect_eq(pm_pf_drift_holds(d, other, 2), 0, "another value");
+    const pm_postconf_param_t unowned[] = {{"smtpd_banner", "hi"}};
+    cr_expect_eq(pm_pf_drift_holds(d, unowned, 1), -1, "never applied");
+
+    s_edit("-e 'smtpd_banner = $myhostname ESMTP hello'");
+    cr_expect_eq(pm_pf_drift_holds(d, s_owned, 2), -1, "main.cf changed");
+    Pm__Drift **found = NULL;
+    cr_expect_eq(pm_pf_drift_check(d, &found), 0); /* read: still holds */
+    cr_expect_eq(pm_pf_drift_holds(d, s_owned, 2), 1);
+
+    s_edit("-e 'smtpd_helo_restrictions = permit'");
+    cr_assert_eq(pm_pf_drift_check(d, &found), 1);
+    s_free(&found, 1);
+    cr_expect_eq(pm_pf_drift_holds(d, s_owned, 2), -1, "drift found");
+    cr_expect_eq(pm_pf_drift_holds(d, other, 2), -1);
+    pm_pf_drift_applied(d, other, 2);
+    cr_expect_eq(pm_pf_drift_holds(d, other, 2), 1);
+    pm_pf_drift_forget(d);
+    cr_expect_eq(pm_pf_drift_holds(d, other, 2), -1, "forgotten");
+    pm_pf_drift_destroy(&d);
+}

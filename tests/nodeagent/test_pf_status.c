@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pm_error.h"
 #include "pm_mem.h"
 #include "pm_pf_status.h"
 
@@ -197,9 +198,21 @@ s_scratch(const char *rest)
     free(main_cf);
 }
 
+/* The facts cache a status reads through (the backend shares one with its
+ * apply); made by s_pf_status, freed at the end of each test. */
+static pm_pf_node_cache_t *s_facts;
+
+static pm_pf_status_t *
+s_pf_status(void)
+{
+    s_facts = pm_pf_node_cache_new(s_dir);
+    return pm_pf_status_new(s_dir, s_facts);
+}
+
 static void
 s_cleanup(void)
 {
+    pm_pf_node_cache_destroy(&s_facts);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
     cr_expect_eq(system(cmd), 0);
@@ -222,7 +235,7 @@ Test(fill, before_any_apply)
     s_write("transport", "example.com smtp:[10.0.0.1]\n"
                          "keep.example smtp:\n"
                          "local.example :\n");
-    pm_pf_status_t *self = pm_pf_status_new(s_dir);
+    pm_pf_status_t *self = s_pf_status();
     Pm__NodeStatus *st = s_status_new();
     Pm__ServiceStatus *dkim = pm_malloc(sizeof *dkim);
     pm__service_status__init(dkim);
@@ -261,7 +274,7 @@ Test(fill, overrides_capped)
     }
     char *rest = pm_asprintf("transport_maps = %s\n", list);
     s_scratch(rest);
-    pm_pf_status_t *self = pm_pf_status_new(s_dir);
+    pm_pf_status_t *self = s_pf_status();
     Pm__NodeStatus *st = s_status_new();
     pm_pf_status_fill(self, st);
     cr_assert_eq(st->n_relay_overrides, 101);
@@ -284,7 +297,7 @@ Test(fill, overrides_capped)
 Test(fill, cache)
 {
     s_scratch("transport_maps = pcre:/a\n");
-    pm_pf_status_t *self = pm_pf_status_new(s_dir);
+    pm_pf_status_t *self = s_pf_status();
     Pm__NodeStatus *st = s_status_new();
     pm_pf_status_fill(self, st);
     cr_assert_eq(st->n_relay_overrides, 1);
@@ -314,7 +327,7 @@ Test(fill, postconf_fails)
     char path[128];
     snprintf(path, sizeof path, "%s/main.cf", s_dir);
     cr_assert_eq(unlink(path), 0);
-    pm_pf_status_t *self = pm_pf_status_new(s_dir);
+    pm_pf_status_t *self = s_pf_status();
     Pm__NodeStatus *st = s_status_new();
     pm_pf_status_fill(self, st);
     cr_expect_eq(st->auth->state, PM__SERVICE_STATUS__STATE__UNKNOWN);
@@ -338,7 +351,7 @@ Test(fill, master_pid)
         pause();
         _exit(0);
     }
-    pm_pf_status_t *self = pm_pf_status_new(s_dir);
+    pm_pf_status_t *self = s_pf_status();
     Pm__NodeStatus *st = s_status_new();
     char *pid = pm_asprintf("%10ld\n", (long)getpid()); /* not master */
     s_write("pid/master.pid", pid);
@@ -360,4 +373,40 @@ Test(fill, master_pid)
     cr_expect_not(st->postfix_running);
     pm__node_status__free_unpacked(st, NULL);
     pm_pf_status_destroy(&self);
+}
+
+/* The facts cache starts postconf only when main.cf changed: with postconf
+ * out of reach (PATH emptied) a second read still answers, from the
+ * cache, and once main.cf changes it reads again (and here fails). */
+Test(fill, facts_read_again_only_when_main_cf_changes)
+{
+    s_scratch("maillog_file = /dev/stdout\n");
+    pm_pf_node_cache_t *facts = pm_pf_node_cache_new(s_dir);
+    pm_pf_node_t node = {0};
+    char *why = NULL;
+    cr_assert_eq(pm_pf_node_cache_read(facts, &node, &why), PM_OK, "%s", why);
+    cr_expect_str_eq(node.maillog, "/dev/stdout");
+    cr_expect_str_eq(node.queue_dir, s_dir);
+    pm_pf_node_clear(&node);
+
+    char *path = pm_strdup(getenv("PATH"));
+    setenv("PATH", "/nonexistent", 1);
+    cr_expect_eq(pm_pf_node_cache_read(facts, &node, &why), PM_OK, "%s", why);
+    cr_expect_str_eq(node.maillog, "/dev/stdout");
+    pm_pf_node_clear(&node);
+
+    char *text =
+        pm_asprintf("queue_directory = %s\nmaillog_file = /dev/null\n", s_dir);
+    s_write("main.cf", text); /* in place */
+    free(text);
+    cr_expect_neq(pm_pf_node_cache_read(facts, &node, &why), PM_OK,
+                  "main.cf changed, yet no postconf ran");
+    PM_FREE(&why);
+    setenv("PATH", path, 1);
+    free(path);
+    cr_assert_eq(pm_pf_node_cache_read(facts, &node, &why), PM_OK, "%s", why);
+    cr_expect_str_eq(node.maillog, "/dev/null");
+    pm_pf_node_clear(&node);
+    pm_pf_node_cache_destroy(&facts);
+    cr_expect_null(facts);
 }

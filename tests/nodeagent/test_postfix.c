@@ -497,6 +497,45 @@ Test(apply, smtpd_probe_refuses_broken_config)
     pm_policy_free(&p);
 }
 
+/* `postfix check` runs until it has passed once (it checks the instance,
+ * not the policy). A bad typed value an admin leaves in main.cf after that
+ * is still refused before any reload: smtpd -S reads every global
+ * parameter as the postfix command does. The master keeps running. */
+Test(apply, bad_global_value_refused_after_first_apply)
+{
+    node_t n;
+    s_node(&n, "typed", "127.0.0.24", true);
+    pm_backend_t *b = s_backend(&n);
+    Pm__Policy *p = s_policy();
+    s_apply_ok(b, p);
+    char *queue = s_param(&n, "queue_directory");
+    cr_assert_eq(
+        testsh_run(NULL, "postconf -c %s -e 'message_size_limit = 10x'", n.etc),
+        0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/main.cf", n.etc);
+    char *before = testsh_slurp(path);
+    cr_assert_not_null(before, "cannot read %s", path);
+    testpolicy_set(&p, NULL, "inbound.checks.helo_fqdn", "true");
+    char *why = NULL;
+    cr_assert_eq(b->apply(b, p, 2, &why), -1, "apply accepted 10x");
+    cr_expect(why && strstr(why, "smtpd refuses the new configuration: ") &&
+                  strstr(why, "bad numerical configuration: "
+                              "message_size_limit = 10x"),
+              "why: %s", why ? why : "");
+    free(why);
+    char *after = testsh_slurp(path);
+    cr_assert_not_null(after, "cannot read %s", path);
+    cr_expect_str_eq(before, after);
+    cr_expect(testsh_run(NULL, "kill -0 $(cat %s/pid/master.pid)", queue) == 0,
+              "the master stopped");
+    free(queue);
+    free(before);
+    free(after);
+    b->destroy(&b);
+    pm_policy_free(&p);
+}
+
 /* ------------------------------------------------------------------------
  * SASL and status */
 
