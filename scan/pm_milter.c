@@ -336,18 +336,44 @@ s_tag(const pm_mpolicy_t *pol, const pm_mmsg_t *msg, const pm_spamd_result_t *r,
     free(syms);
 }
 
+/* Whether the spam check applies to mail going this way at all. */
+static bool
+s_spam_applies(const Pm__Policy *p, bool outbound)
+{
+    return p->antispam_enabled && (!outbound || p->antispam_scan_outbound);
+}
+
+/* Too big to be scored (see s_check_spam). */
+static bool
+s_over_spam_cap(const pm_mengines_t *eng, size_t len)
+{
+    return eng->spam_max_bytes && len > eng->spam_max_bytes;
+}
+
+bool
+pm_milter_will_score(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
+                     const pm_mengines_t *eng)
+{
+    size_t len;
+    (void)pm_mmsg_data(msg, &len);
+    return pol && eng->spam_check && !pm_mmsg_too_big(msg) &&
+           s_spam_applies(pm_mpolicy_policy(pol),
+                          pm_milter_is_outbound(pol, msg)) &&
+           !s_over_spam_cap(eng, len);
+}
+
 static bool
 s_check_spam(const pm_mpolicy_t *pol, const pm_mmsg_t *msg, bool outbound,
              const pm_mengines_t *eng, pm_mverdict_t *out)
 {
     const Pm__Policy *p = pm_mpolicy_policy(pol);
-    if (!p->antispam_enabled || (outbound && !p->antispam_scan_outbound))
+    if (!s_spam_applies(p, outbound))
         return false;
     if (!eng->spam_check)
         return s_tempfail(out, "antispam", "no spamd client"), true;
     size_t len;
     const char *data = pm_mmsg_data(msg, &len);
-    if (eng->spam_max_bytes && len > eng->spam_max_bytes) {
+    if (s_over_spam_cap(eng, len)) {
         /* as spamc and amavis do: big mail is not scored (spamd holds it
          * whole, and spam is small); say so rather than claim ham */
         s_add_header(out, "X-Privmta-Antispam",

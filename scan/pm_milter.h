@@ -347,6 +347,13 @@ char *pm_mmsg_from_domain(const pm_mmsg_t *msg);
  * client in outbound.mynetworks). */
 bool pm_milter_is_outbound(const pm_mpolicy_t *pol, const pm_mmsg_t *msg);
 
+/* True when pm_milter_decide under POL would ask ENG's spam_check about
+ * MSG if no earlier check decided first: antispam on, MSG inbound (or
+ * outbound with scan_outbound), within spam_max_bytes and max_bytes. The
+ * runtime starts that check ahead (pm_milter_run_decide). */
+bool pm_milter_will_score(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
+                          const pm_mengines_t *eng);
+
 /* "*******" for a score in hundredths (one star per whole point, at most
  * 50, none below 1.0). Caller frees. */
 char *pm_milter_spam_level(int64_t hundredths);

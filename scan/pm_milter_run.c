@@ -80,7 +80,7 @@ pm_mgate_leave(pm_mgate_t *g)
 static int
 s_av_scan(void *ctx, const char *msg, size_t len, char **virname, char **why)
 {
-    pm_milter_t *self = ctx;
+    pm_milter_t *self = ((pm_mcall_t *)ctx)->milter;
     return pm_av_scan(self->av, msg, len, virname, why);
 }
 
@@ -153,22 +153,56 @@ s_spam_ping(pm_milter_t *self)
     free(err);
 }
 
+/* spamd's answer about MSG, spamd's health told: the check itself. */
+static int
+s_spam_ask(pm_milter_t *self, const char *msg, size_t len,
+           pm_spamd_result_t *out, char **err)
+{
+    if (!self->spamd) {
+        *err = pm_strdup("no spamd address configured");
+        return PM_EINVAL;
+    }
+    int64_t t0 = pm_clock_ms();
+    int rc = s_spamd_bounded(self, msg, len, out, err);
+    s_spam_told(self, rc,
+                rc == PM_OK ? out->latency_ms : (unsigned)(pm_clock_ms() - t0),
+                *err);
+    return rc;
+}
+
+static void *
+s_spam_ahead_run(void *arg)
+{
+    pm_spam_ahead_t *a = arg;
+    a->rc = s_spam_ask(a->milter, a->data, a->len, &a->out, &a->err);
+    return NULL;
+}
+
+/* Joins A; its answer stays in A. */
+static void
+s_spam_ahead_join(pm_spam_ahead_t *a)
+{
+    if (!a->joined)
+        pthread_join(a->thread, NULL);
+    a->joined = true;
+}
+
 static int
 s_spam_check(void *ctx, const char *msg, size_t len, pm_spamd_result_t *out,
              char **why)
 {
-    pm_milter_t *self = ctx;
-    if (!self->spamd) {
-        if (why)
-            *why = pm_strdup("no spamd address configured");
-        return PM_EINVAL;
-    }
+    pm_mcall_t *call = ctx;
+    pm_spam_ahead_t *a = call->ahead;
     char *err = NULL;
-    int64_t t0 = pm_clock_ms();
-    int rc = s_spamd_bounded(self, msg, len, out, &err);
-    s_spam_told(self, rc,
-                rc == PM_OK ? out->latency_ms : (unsigned)(pm_clock_ms() - t0),
-                err);
+    int rc;
+    if (a && a->data == msg && a->len == len) {
+        s_spam_ahead_join(a);
+        call->ahead = NULL; /* its answer is used once, moved out */
+        rc = a->rc;
+        *out = a->out;
+        err = a->err;
+    } else
+        rc = s_spam_ask(call->milter, msg, len, out, &err);
     if (why)
         *why = err;
     else
@@ -180,7 +214,7 @@ static int
 s_dkim_verify(void *ctx, const char *msg, size_t len, pm_dkim_verdict_t *out,
               char **why)
 {
-    pm_milter_t *self = ctx;
+    pm_milter_t *self = ((pm_mcall_t *)ctx)->milter;
     return pm_dkim_verify(self->dkim, msg, len, out, why);
 }
 
@@ -189,7 +223,7 @@ s_dkim_sign(void *ctx, const char *msg, size_t len, const char *domain,
             const char *selector, const char *key_pem, char **header_out,
             char **why)
 {
-    pm_milter_t *self = ctx;
+    pm_milter_t *self = ((pm_mcall_t *)ctx)->milter;
     return pm_dkim_sign(self->dkim, msg, len, domain, selector, key_pem,
                         header_out, why);
 }
@@ -762,8 +796,9 @@ pm_milter_new(const pm_milter_opts_t *opts, char **why)
     pthread_cond_init(&self->av_cond, NULL);
     pthread_cond_init(&self->stop_cond, NULL);
     pthread_mutex_init(&self->declog_mu, NULL);
+    self->call = (pm_mcall_t){self, NULL};
     self->eng =
-        (pm_mengines_t){self,          s_av_scan,   s_spam_check,
+        (pm_mengines_t){&self->call,   s_av_scan,   s_spam_check,
                         s_dkim_verify, s_dkim_sign, self->o.spamd_max_bytes};
     pm_mgate_init(&self->scan_gate, self->o.max_scans);
     pm_mgate_init(&self->spamd_gate, self->o.spamd_max_conns);
@@ -882,7 +917,22 @@ pm_milter_run_decide(pm_milter_t *self, const pm_mpolicy_t *pol,
                                self->o.max_scans, self->o.scan_wait_ms);
         return PM_MV_TEMPFAIL;
     }
-    pm_mv_action_t a = pm_milter_decide(pol, msg, &self->eng, out);
+    /* spamd's time overlaps the other checks: its check starts first */
+    pm_spam_ahead_t ahead = {.milter = self};
+    pm_mcall_t call = {self, NULL};
+    pm_mengines_t eng = self->eng;
+    eng.ctx = &call;
+    if (self->spamd && pm_milter_will_score(pol, msg, &eng)) {
+        ahead.data = pm_mmsg_data(msg, &ahead.len);
+        if (pthread_create(&ahead.thread, NULL, s_spam_ahead_run, &ahead) == 0)
+            call.ahead = &ahead;
+    }
+    pm_mv_action_t a = pm_milter_decide(pol, msg, &eng, out);
+    if (call.ahead) { /* decided before the spam check: answer unused */
+        s_spam_ahead_join(&ahead);
+        pm_spamd_result_clear(&ahead.out);
+        free(ahead.err);
+    }
     pm_mgate_leave(&self->scan_gate);
     return a;
 }

@@ -34,10 +34,34 @@ void pm_mgate_destroy(pm_mgate_t *g);
 bool pm_mgate_enter(pm_mgate_t *g, int64_t deadline_ms);
 void pm_mgate_leave(pm_mgate_t *g);
 
+/* A spamd check started before pm_milter_decide, in a thread of its own,
+ * so that spamd's time (tens of ms) overlaps the attachment, antivirus
+ * and DKIM checks (pm_milter_run_decide); the decision's spam_check joins
+ * it rather than asking spamd again. */
+typedef struct {
+    pm_milter_t *milter;
+    const char *data; /* the message it checks */
+    size_t len;
+    pthread_t thread;
+    bool joined;
+    int rc; /* pm_spamd_check's, with OUT and ERR */
+    pm_spamd_result_t out;
+    char *err;
+} pm_spam_ahead_t;
+
+/* What every engine callback gets as its ctx: the milter, and the check
+ * started ahead for the decision in progress (NULL: none, the callback
+ * asks spamd itself). */
+typedef struct {
+    pm_milter_t *milter;
+    pm_spam_ahead_t *ahead;
+} pm_mcall_t;
+
 struct pm_milter_t {
     pm_milter_opts_t o; /* strings owned */
     char *probe_file;   /* PM_HANDOFF_PROBE beside o.policy_file */
-    pm_mengines_t eng;
+    pm_mengines_t eng;  /* its ctx is CALL */
+    pm_mcall_t call;    /* the milter, no spam check ahead */
     pthread_mutex_t mu; /* guards everything below that changes */
     pthread_cond_t av_cond, stop_cond;
     bool stop;

@@ -15,6 +15,7 @@
 #include <glib.h>
 #include <pthread.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -905,6 +906,125 @@ Test(milter, spamd_slots_bounded_within_the_timeout)
     cr_assert_neq(eng->spam_check(eng->ctx, "x", 1, &r, &why), PM_OK);
     cr_assert_null(strstr(why, "busy"), "%s", why);
     free(why);
+    pm_milter_destroy(&mt);
+}
+
+/* A spamd stand-in on loopback: answers every SYMBOLS request with a
+ * score of 15 and counts the requests. */
+typedef struct {
+    int fd;
+    int port;
+    int requests;
+    pthread_mutex_t mu;
+    pthread_t thr;
+} s_spamd_t;
+
+static void *
+s_spamd_serve(void *arg)
+{
+    s_spamd_t *sd = arg;
+    for (;;) {
+        int c = accept(sd->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        char buf[65536];
+        size_t got = 0;
+        char *eoh = NULL;
+        ssize_t r;
+        while (!eoh && got < sizeof buf - 1 &&
+               (r = read(c, buf + got, sizeof buf - 1 - got)) > 0) {
+            got += (size_t)r;
+            buf[got] = '\0';
+            eoh = strstr(buf, "\r\n\r\n");
+        }
+        char *cl = eoh ? strstr(buf, "Content-length: ") : NULL;
+        size_t want = cl ? strtoul(cl + 16, NULL, 10) : 0;
+        size_t have = eoh ? got - (size_t)(eoh + 4 - buf) : 0;
+        while (have < want && (r = read(c, buf, sizeof buf)) > 0)
+            have += (size_t)r;
+        pthread_mutex_lock(&sd->mu);
+        sd->requests++;
+        pthread_mutex_unlock(&sd->mu);
+        const char *ans = "SPAMD/1.1 0 EX_OK\r\nContent-length: 6\r\n"
+                          "Spam: True ; 15.0 / 5.0\r\n\r\nPM_T_A";
+        cr_assert_eq(write(c, ans, strlen(ans)), (ssize_t)strlen(ans));
+        close(c);
+    }
+}
+
+static void
+s_spamd_start(s_spamd_t *sd)
+{
+    memset(sd, 0, sizeof *sd);
+    pthread_mutex_init(&sd->mu, NULL);
+    sd->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    socklen_t sl = sizeof sin;
+    cr_assert_eq(bind(sd->fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    cr_assert_eq(listen(sd->fd, 8), 0);
+    cr_assert_eq(getsockname(sd->fd, (struct sockaddr *)&sin, &sl), 0);
+    sd->port = ntohs(sin.sin_port);
+    cr_assert_eq(pthread_create(&sd->thr, NULL, s_spamd_serve, sd), 0);
+}
+
+static int
+s_spamd_requests(s_spamd_t *sd)
+{
+    pthread_mutex_lock(&sd->mu);
+    int n = sd->requests;
+    pthread_mutex_unlock(&sd->mu);
+    return n;
+}
+
+/* The runtime starts spamd's check before the other checks (its time then
+ * overlaps theirs) and the decision uses that answer: one request per
+ * message, never a second. When an earlier check decides, the answer
+ * started ahead is dropped and the verdict is that check's. */
+Test(milter, spam_check_started_ahead_is_asked_once)
+{
+    s_spamd_t sd;
+    s_spamd_start(&sd);
+    char spamd[32];
+    snprintf(spamd, sizeof spamd, "127.0.0.1:%d", sd.port);
+    pm_milter_opts_t o = {.policy_file = "/nonexistent/privmta-policy.pb",
+                          .spamd = spamd,
+                          .notify_smtp = "127.0.0.1:1"};
+    char *why = NULL;
+    pm_milter_t *mt = pm_milter_new(&o, &why);
+    cr_assert_not_null(mt, "%s", why ? why : "");
+    Pm__Policy *p = s_policy();
+    p->antivirus_enabled = false;
+    p->antispam_enabled = true;
+    pm_mpolicy_t *pol = s_snap(p);
+    pm_mverdict_t v;
+
+    pm_mmsg_t *m = s_msg("192.0.2.1", "x@remote.example", "win", s_plain);
+    cr_assert(pm_milter_will_score(pol, m, pm_milter_engines(mt)));
+    cr_assert_eq(pm_milter_run_decide(mt, pol, m, &v), PM_MV_DISCARD, "%s",
+                 v.log);
+    cr_expect_eq(s_spamd_requests(&sd), 1);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+
+    m = s_msg_with_attachment("report.pdf.EXE");
+    cr_assert_eq(pm_milter_run_decide(mt, pol, m, &v), PM_MV_REJECT, "%s",
+                 v.log);
+    cr_expect_eq(v.reason, PM_MR_ATTACHMENT);
+    cr_expect_leq(s_spamd_requests(&sd), 2, "asked at most once more");
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+
+    /* outbound mail (mynetworks) without scan_outbound: not asked */
+    int before = s_spamd_requests(&sd);
+    m = s_msg("10.1.2.3", "x@remote.example", "hi", s_plain);
+    cr_assert_not(pm_milter_will_score(pol, m, pm_milter_engines(mt)));
+    cr_assert_eq(pm_milter_run_decide(mt, pol, m, &v), PM_MV_ACCEPT, "%s",
+                 v.log);
+    cr_expect_eq(s_spamd_requests(&sd), before);
+    pm_mverdict_clear(&v);
+    pm_mmsg_destroy(&m);
+    pm_mpolicy_unref(&pol);
     pm_milter_destroy(&mt);
 }
 
