@@ -24,6 +24,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,12 +191,29 @@ s_check_relay_families(const pm_pf_node_t *node,
 
 /* The first line of the maillog since OFFSET in which PROCESS ("smtpd[",
  * "master[") says WHAT, from WHAT on; NULL when none, or when maillog_file
- * is not a file (syslog). Caller frees. */
+ * is not a regular file. Caller frees. */
+/* The maillog for reading when it is a regular file: not syslog, nor
+ * /dev/stdout (containers), which would block or read something else. */
+static FILE *
+s_maillog_open(const char *maillog)
+{
+    int fd = maillog[0] == '/'
+                 ? open(maillog, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+                 : -1;
+    struct stat st;
+    FILE *f = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+                  ? fdopen(fd, "r")
+                  : NULL;
+    if (!f && fd >= 0)
+        close(fd);
+    return f;
+}
+
 static char *
 s_maillog_find(const char *maillog, off_t offset, const char *process,
                const char *what)
 {
-    FILE *f = maillog[0] == '/' ? fopen(maillog, "r") : NULL;
+    FILE *f = s_maillog_open(maillog);
     char line[1024];
     char *found = NULL;
     if (!f)
@@ -221,15 +239,19 @@ s_maillog_end(const char *maillog)
 
 /* Waits, at most S_RELOAD_WAIT_MS, until the master logs that it re-read
  * its configuration (SIGHUP is asynchronous): then a session that starts
- * gets the new main.cf, and the acknowledgement says so. With syslog
- * rather than a maillog file there is nothing to watch: no wait. */
+ * gets the new main.cf, and the acknowledgement says so. With syslog or
+ * /dev/stdout rather than a maillog file there is nothing to watch: no
+ * wait. */
 static void
 s_wait_reloaded(const char *maillog, off_t offset)
 {
+    FILE *f = s_maillog_open(maillog);
+    if (!f)
+        return;
+    fclose(f);
     int64_t end = pm_clock_ms() + S_RELOAD_WAIT_MS;
     char *line = NULL;
-    while (maillog[0] == '/' &&
-           !(line = s_maillog_find(maillog, offset, "master[", "reload -- "))) {
+    while (!(line = s_maillog_find(maillog, offset, "master[", "reload -- "))) {
         if (pm_clock_ms() >= end) {
             pm_warn("postfix: the master has not logged its reload in %s "
                     "after %d ms",
