@@ -20,6 +20,7 @@
 
 #include "pm_error.h"
 #include "pm_mem.h"
+#include "pm_pf_run.h"
 #include "pm_pf_status.h"
 
 /* ------------------------------------------------------------------------
@@ -373,6 +374,44 @@ Test(fill, master_pid)
     cr_expect_not(st->postfix_running);
     pm__node_status__free_unpacked(st, NULL);
     pm_pf_status_destroy(&self);
+}
+
+/* pm_pf_reload signals only what master.pid names when it is a live
+ * process called master, and says why not otherwise. */
+Test(fill, reload_signals_the_master_only)
+{
+    s_scratch("");
+    char *why = NULL;
+    cr_expect_not(pm_pf_reload(s_dir, &why), "no pid file");
+    cr_expect(why && strstr(why, "no master runs") && strstr(why, s_dir),
+              "why: %s", why ? why : "");
+    PM_FREE(&why);
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/pid", s_dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    char *pid = pm_asprintf("%10ld\n", (long)getpid()); /* not master */
+    s_write("pid/master.pid", pid);
+    free(pid);
+    cr_expect_not(pm_pf_reload(s_dir, &why), "signalled a non-master");
+    PM_FREE(&why);
+
+    pid_t child = fork();
+    cr_assert(child >= 0);
+    if (child == 0) {
+        prctl(PR_SET_NAME, "master");
+        pause();
+        _exit(0);
+    }
+    pid = pm_asprintf("%10ld\n", (long)child);
+    s_write("pid/master.pid", pid);
+    free(pid);
+    for (int i = 0; i < 100 && !pm_pf_master_alive(s_dir); i++)
+        usleep(10000); /* the child renames itself */
+    cr_assert(pm_pf_reload(s_dir, &why), "why: %s", why ? why : "");
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGHUP,
+              "the master got no SIGHUP");
 }
 
 /* The facts cache starts postconf only when main.cf changed: with postconf
