@@ -189,9 +189,6 @@ s_check_relay_families(const pm_pf_node_t *node,
     return true;
 }
 
-/* The first line of the maillog since OFFSET in which PROCESS ("smtpd[",
- * "master[") says WHAT, from WHAT on; NULL when none, or when maillog_file
- * is not a regular file. Caller frees. */
 /* The maillog for reading when it is a regular file: not syslog, nor
  * /dev/stdout (containers), which would block or read something else. */
 static FILE *
@@ -209,6 +206,9 @@ s_maillog_open(const char *maillog)
     return f;
 }
 
+/* The first line of the maillog since OFFSET in which PROCESS ("smtpd[",
+ * "master[") says WHAT, from WHAT on; NULL when none, or when maillog_file
+ * is not a regular file. Caller frees. */
 static char *
 s_maillog_find(const char *maillog, off_t offset, const char *process,
                const char *what)

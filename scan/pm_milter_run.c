@@ -178,15 +178,6 @@ s_spam_ahead_run(void *arg)
     return NULL;
 }
 
-/* Joins A; its answer stays in A. */
-static void
-s_spam_ahead_join(pm_spam_ahead_t *a)
-{
-    if (!a->joined)
-        pthread_join(a->thread, NULL);
-    a->joined = true;
-}
-
 static int
 s_spam_check(void *ctx, const char *msg, size_t len, pm_spamd_result_t *out,
              char **why)
@@ -196,8 +187,8 @@ s_spam_check(void *ctx, const char *msg, size_t len, pm_spamd_result_t *out,
     char *err = NULL;
     int rc;
     if (a && a->data == msg && a->len == len) {
-        s_spam_ahead_join(a);
-        call->ahead = NULL; /* its answer is used once, moved out */
+        pthread_join(a->thread, NULL);
+        call->ahead = NULL; /* joined; its answer is moved out */
         rc = a->rc;
         *out = a->out;
         err = a->err;
@@ -929,7 +920,7 @@ pm_milter_run_decide(pm_milter_t *self, const pm_mpolicy_t *pol,
     }
     pm_mv_action_t a = pm_milter_decide(pol, msg, &eng, out);
     if (call.ahead) { /* decided before the spam check: answer unused */
-        s_spam_ahead_join(&ahead);
+        pthread_join(ahead.thread, NULL);
         pm_spamd_result_clear(&ahead.out);
         free(ahead.err);
     }

@@ -43,7 +43,6 @@ typedef struct {
     const char *data; /* the message it checks */
     size_t len;
     pthread_t thread;
-    bool joined;
     int rc; /* pm_spamd_check's, with OUT and ERR */
     pm_spamd_result_t out;
     char *err;
