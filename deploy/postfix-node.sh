@@ -58,8 +58,16 @@ need_dir() {
     [[ -n "$(conf_of "$1")" ]] || die "$1: no Postfix instance here (no main.cf)"
 }
 
+# The instance's master runs: its pid file names a live process (not a
+# zombie nobody reaped) called master. What `postfix status` checks, but
+# `postfix status` also refuses a main.cf with a bad value, and then such
+# an instance was never stopped.
 is_running() {
-    postfix -c "$1" status >/dev/null 2>&1
+    local queue pid stat
+    queue=$(postconf -c "$1" -h queue_directory 2>/dev/null) || return 1
+    pid=$(head -1 "$queue/pid/master.pid" 2>/dev/null | tr -d ' ')
+    [[ -n "$pid" ]] && stat=$(cat "/proc/$pid/stat" 2>/dev/null) &&
+        [[ "$stat" == *"(master) "[!ZX]* ]]
 }
 
 cmd_create() {

@@ -3,6 +3,7 @@
 #include "pm_mem.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,26 @@ pm_pf_running(const char *dir)
     return rc == 0;
 }
 
-/* The pid master.pid names when it is a live process called master, else
+/* True when /proc says PID is a process called master that is not a
+ * zombie (in a container nothing may reap a killed master). */
+static bool
+s_is_master(long pid)
+{
+    char *path = pm_asprintf("/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    char line[256] = "";
+    bool got = f && fgets(line, sizeof line, f);
+    if (f)
+        fclose(f);
+    free(path);
+    /* "PID (COMM) STATE ...": COMM may hold ')', so the last one ends it */
+    const char *lp = strchr(line, '('), *rp = strrchr(line, ')');
+    return got && lp && rp && rp - lp == 7 &&
+           strncmp(lp + 1, "master", 6) == 0 && rp[1] == ' ' && rp[2] != 'Z' &&
+           rp[2] != 'X';
+}
+
+/* The pid master.pid names when it is a live master (s_is_master), else
  * 0. */
 static pid_t
 s_master_pid(const char *queue_dir)
@@ -45,18 +65,8 @@ s_master_pid(const char *queue_dir)
     char *path = pm_asprintf("%s/pid/master.pid", queue_dir);
     FILE *f = fopen(path, "r");
     long pid = 0;
-    bool alive = false;
-    if (f && fscanf(f, "%ld", &pid) == 1 && pid > 0 &&
-        kill((pid_t)pid, 0) == 0) {
-        char comm[64] = "";
-        char *cpath = pm_asprintf("/proc/%ld/comm", pid);
-        FILE *c = fopen(cpath, "r");
-        alive =
-            c && fgets(comm, sizeof comm, c) && strncmp(comm, "master", 6) == 0;
-        if (c)
-            fclose(c);
-        free(cpath);
-    }
+    bool alive = f && fscanf(f, "%ld", &pid) == 1 && pid > 0 &&
+                 pid <= INT_MAX && s_is_master(pid);
     if (f)
         fclose(f);
     free(path);

@@ -24,7 +24,8 @@ int pm_pf_run(char *const argv[], const char *mail_config, bool pty,
 bool pm_pf_running(const char *dir);
 
 /* What `postfix status` (master -t) checks, without its five processes and
- * a log line: QUEUE_DIR/pid/master.pid names a live process called master.
+ * a log line: QUEUE_DIR/pid/master.pid names a live process called master
+ * (not a zombie).
  * Unlike `postfix status` it does not read main.cf: a master running on a
  * main.cf broken since it started counts as running (it is). For the
  * heartbeat and for apply, which knows queue_directory already. */

@@ -408,10 +408,15 @@ Test(fill, reload_signals_the_master_only)
     for (int i = 0; i < 100 && !pm_pf_master_alive(s_dir); i++)
         usleep(10000); /* the child renames itself */
     cr_assert(pm_pf_reload(s_dir, &why), "why: %s", why ? why : "");
-    int status = 0;
-    cr_assert_eq(waitpid(child, &status, 0), child);
-    cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGHUP,
+    siginfo_t info = {0};
+    cr_assert_eq(waitid(P_PID, (id_t)child, &info, WEXITED | WNOWAIT), 0);
+    cr_expect(info.si_code == CLD_KILLED && info.si_status == SIGHUP,
               "the master got no SIGHUP");
+    /* dead, not yet reaped: a zombie is no master */
+    cr_expect_not(pm_pf_master_alive(s_dir), "a zombie counted as running");
+    cr_expect_not(pm_pf_reload(s_dir, &why));
+    PM_FREE(&why);
+    cr_assert_eq(waitpid(child, NULL, 0), child);
 }
 
 /* The facts cache starts postconf only when main.cf changed: with postconf

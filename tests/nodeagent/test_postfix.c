@@ -530,6 +530,9 @@ Test(apply, bad_global_value_refused_after_first_apply)
     cr_expect(testsh_run(NULL, "kill -0 $(cat %s/pid/master.pid)", queue) == 0,
               "the master stopped");
     free(queue);
+    /* put it right, or the master could not be told to stop */
+    cr_expect_eq(
+        testsh_run(NULL, "postconf -c %s -X message_size_limit", n.etc), 0);
     free(before);
     free(after);
     b->destroy(&b);
