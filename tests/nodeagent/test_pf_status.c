@@ -338,13 +338,11 @@ Test(fill, postconf_fails)
     pm_pf_status_destroy(&self);
 }
 
-/* postfix_running: master.pid must name a live process called master. */
-Test(fill, master_pid)
+/* A child process called master that waits for a signal (it renames
+ * itself after fork returns: callers wait until /proc says so). */
+static pid_t
+s_fake_master(void)
 {
-    s_scratch("");
-    char sub[128];
-    snprintf(sub, sizeof sub, "%s/pid", s_dir);
-    cr_assert_eq(mkdir(sub, 0755), 0);
     pid_t child = fork();
     cr_assert(child >= 0);
     if (child == 0) {
@@ -352,6 +350,17 @@ Test(fill, master_pid)
         pause();
         _exit(0);
     }
+    return child;
+}
+
+/* postfix_running: master.pid must name a live process called master. */
+Test(fill, master_pid)
+{
+    s_scratch("");
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/pid", s_dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    pid_t child = s_fake_master();
     pm_pf_status_t *self = s_pf_status();
     Pm__NodeStatus *st = s_status_new();
     char *pid = pm_asprintf("%10ld\n", (long)getpid()); /* not master */
@@ -395,13 +404,7 @@ Test(fill, reload_signals_the_master_only)
     cr_expect_not(pm_pf_reload(s_dir, &why), "signalled a non-master");
     PM_FREE(&why);
 
-    pid_t child = fork();
-    cr_assert(child >= 0);
-    if (child == 0) {
-        prctl(PR_SET_NAME, "master");
-        pause();
-        _exit(0);
-    }
+    pid_t child = s_fake_master();
     pid = pm_asprintf("%10ld\n", (long)child);
     s_write("pid/master.pid", pid);
     free(pid);
