@@ -1,7 +1,6 @@
 /* pm_pf_status.c - what a node's Postfix reports in its status. */
 #include "pm_pf_status.h"
 #include "pm_pf_run.h"
-#include "pm_cmd.h"
 #include "pm_error.h"
 #include "pm_file.h"
 #include "pm_mem.h"
