@@ -563,6 +563,18 @@ chown -R nobody "$RUN/tcp" && chmod 0700 "$RUN/tcp/tmp"
 check "second milter starts on TCP 127.0.0.1" start_milter tcp "inet:$MPORT@127.0.0.1"
 check "... and emptied its temporary directory of a crash's leftovers" \
     bash -c "[ -d '$RUN/tcp/tmp' ] && [ ! -e '$STALE' ]"
+# Postfix sizes a TCP stream's buffer from the segment size (2 x MSS when
+# over 2048): loopback (MSS 32741 here) would give it 64 KiB, filled for
+# every message; the milter announces at most 8192
+tcp_mss() {
+    python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))' "$MPORT"
+}
+MSS=$(tcp_mss)
+echo "# segment size a client of the TCP milter sees: $MSS"
+check "TCP: the milter announces a segment size of at most 8192" \
+    test "${MSS:-32741}" -le 8192
 # a listener of its own rather than smtpd_milters changed by a reload: a
 # reload is asynchronous, and an smtpd started before it would still use
 # the unix milter. The new port answers only once the reload took effect.
