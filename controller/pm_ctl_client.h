@@ -18,6 +18,15 @@
 
 typedef struct pm_ctl_client_t pm_ctl_client_t;
 
+/* A POLICY_TEST is answered when its node answered, or after this long
+ * (with an error): the node starts a scratch Postfix and filter (ClamAV's
+ * databases loaded: up to PM_REHEARSE_READY_MS, 150 s, and again when the
+ * candidate's custom signatures differ from the head's) and submits every
+ * message to every recipient under each policy. The controller keeps a
+ * test this long; a client waits this long, and its usual timeout, for
+ * the answer. */
+#define PM_CTLD_TEST_MS 300000
+
 /* Prepares a client for ENDPOINTS, one controller address or a list of
  * them separated by commas and/or whitespace ("tcp://a:7420,tcp://b:7420"),
  * using our secret key file KEY and the controllers' public key file

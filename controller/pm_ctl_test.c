@@ -26,7 +26,7 @@
 #include "pm_ctl_json.h"
 #include "pm_ctl_show.h"
 #include "pm_ctl_testmsg.h"
-#include "pm_ctld.h"
+#include "pm_ctl_client.h"
 #include "pm_error.h"
 #include "pm_file.h"
 #include "pm_mem.h"

@@ -9,6 +9,7 @@
 #ifndef PM_CTLD_H
 #define PM_CTLD_H
 
+#include "pm_ctl_client.h"
 #include "pm_fleet.h"
 #include "pm_store.h"
 #include "privmta.pb-c.h"
@@ -85,14 +86,6 @@ void pm_ctld_destroy(pm_ctld_t **self_p);
 /* Serves admin requests and, with a fleet, agents, until SIGINT/SIGTERM
  * (PM_CTLD_STOPPED), a promotion or a fence (above). */
 int pm_ctld_run(pm_ctld_t *self);
-
-/* A POLICY_TEST is answered when its node answered, or after this long
- * (with an error): the node starts a scratch Postfix and filter (ClamAV's
- * databases loaded: up to PM_REHEARSE_READY_MS, 150 s, and again when the
- * candidate's custom signatures differ from the head's) and submits every
- * message to every recipient under each policy. A client waits this long,
- * and its usual timeout, for the answer. */
-#define PM_CTLD_TEST_MS 300000
 
 /* Handles one decoded request from AUTHOR and returns the packed reply.
  * Caller frees the buffer. */
