@@ -6,10 +6,12 @@
 #   privmta-ctl         the admin's command
 #   privmta-web         the web console, its unit, /etc/privmta/web.conf
 # Users come from systemd-sysusers (deploy/systemd/privmta.sysusers, run
-# by each package's postinst). The /etc files are generated at build time
-# from the daemons' own parameter tables (--print-config), with the values
-# the packaged layout sets (deploy/systemd/*.conf.head) after their first
-# lines, so they cannot drift from the code.
+# by each package's postinst), the milter's socket directory from
+# systemd-tmpfiles (deploy/systemd/privmta.tmpfiles, the agent's). The
+# /etc files are generated at build time from the daemons' own parameter
+# tables (--print-config), with the values the packaged layout sets
+# (deploy/systemd/*.conf.head) after their first lines, so they cannot
+# drift from the code.
 include(GNUInstallDirs)
 
 set(PM_ETC_OUT ${CMAKE_BINARY_DIR}/etc)
@@ -58,6 +60,8 @@ install(FILES ${PM_UNITS}/privmta-agent.service
         DESTINATION /lib/systemd/system COMPONENT agent)
 install(FILES ${PM_UNITS}/privmta-web.service
         DESTINATION /lib/systemd/system COMPONENT web)
+install(FILES ${PM_UNITS}/privmta.tmpfiles DESTINATION /usr/lib/tmpfiles.d
+        RENAME privmta.conf COMPONENT agent)
 foreach(comp controller agent web)
   install(FILES ${PM_UNITS}/privmta.sysusers DESTINATION /usr/lib/sysusers.d
           RENAME privmta.conf COMPONENT ${comp})

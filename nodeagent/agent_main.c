@@ -55,9 +55,10 @@ static pm_param_t s_params[] = {
     {"log_level", "info", "debug, info, warning or error", NULL},
     {"syslog", "no", "also log to syslog: yes or no", NULL},
     {"milter_socket", "",
-     "privmta-milter's socket in Postfix syntax "
-     "(unix:/path or inet:127.0.0.1:PORT), wired into Postfix when the "
-     "policy needs it; empty: no milter on this node",
+     "privmta-milter's socket in Postfix syntax (unix:/path, "
+     "unix:path relative to Postfix's queue directory, where a chrooted "
+     "smtpd reaches it, or inet:127.0.0.1:PORT), wired into Postfix when "
+     "the policy needs it; empty: no milter on this node",
      NULL},
     {"milter_status", "/run/privmta-milter/status.json",
      "privmta-milter's status file, read at each heartbeat", NULL},

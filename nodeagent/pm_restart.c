@@ -66,6 +66,7 @@ typedef struct {
     s_orig_t orig;
     pm_svcprobe_listener_t *ls;
     size_t n_ls;
+    char *queue_dir; /* Postfix's, once read (s_queue_dir) */
 } s_restart_t;
 
 /* Sets *WHY to TEXT (taken over), freeing what it held. */
@@ -532,6 +533,18 @@ s_probe(s_restart_t *self, char **why)
     return pm_probe_send(&pc, l->host, l->port, why);
 }
 
+/* Postfix's queue directory, where a relative milter socket path is
+ * (pm_svcprobe_milter): read once per restart; NULL when unknown. */
+static const char *
+s_queue_dir(s_restart_t *self)
+{
+    static const char *const name[] = {"queue_directory"};
+    if (!self->queue_dir && self->cfg.postfix_dir)
+        (void)pm_postconf_read(self->cfg.postfix_dir, name, 1, &self->queue_dir,
+                               NULL);
+    return self->queue_dir;
+}
+
 /* One look at everything the gate checks; false with *why. A listener
  * that greets proves master runs; without one, postfix status says. */
 static bool
@@ -545,7 +558,8 @@ s_gate_once(s_restart_t *self, bool pf, char **why)
         if (!pm_svcprobe_smtp(&self->ls[i], S_PROBE_MS, why))
             return false;
     const char *ms = self->cfg.milter_socket;
-    return (!ms || pm_svcprobe_milter(ms, S_PROBE_MS, why)) &&
+    return (!ms ||
+            pm_svcprobe_milter(ms, s_queue_dir(self), S_PROBE_MS, why)) &&
            s_probe(self, why);
 }
 
@@ -687,6 +701,7 @@ s_destroy(s_restart_t **self_p)
     zpoller_destroy(&self->poller);
     pm_svcprobe_free(&self->ls, self->n_ls);
     s_orig_clear(&self->orig);
+    free(self->queue_dir);
     free(self->service);
     free((char *)self->cfg.postfix_dir);
     free((char *)self->cfg.milter_socket);

@@ -408,23 +408,47 @@ pm_svcprobe_smtp(const pm_svcprobe_listener_t *l, int timeout_ms, char **why)
 
 /* ---- the milter -------------------------------------------------------- */
 
+/* Connected to the unix socket PATH (relative: in QUEUE_DIR) or -1 with
+ * *err. */
+static int
+s_connect_unix(const char *path, const char *queue_dir, int timeout_ms,
+               char **err)
+{
+    if (path[0] != '/' && !queue_dir) {
+        *err = pm_strdup("a relative path is in Postfix's queue directory, "
+                         "which is not known here");
+        return -1;
+    }
+    char *full = path[0] == '/' ? pm_strdup(path)
+                                : pm_asprintf("%s/%s", queue_dir, path);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int fd = -1;
+    if (strlen(full) >= sizeof sun.sun_path) {
+        *err = pm_asprintf("%s: the path is too long for a unix socket", full);
+    } else {
+        strcpy(sun.sun_path, full);
+        fd = s_connect((struct sockaddr *)&sun, sizeof sun, timeout_ms, err);
+    }
+    if (fd < 0 && path[0] != '/' && *err) { /* say where it looked */
+        char *said = pm_asprintf("%s: %s", full, *err);
+        free(*err);
+        *err = said;
+    }
+    free(full);
+    return fd;
+}
+
 /* Connected to SOCKET (Postfix syntax) or -1 with *err. */
 static int
-s_connect_milter(const char *socket, int timeout_ms, char **err)
+s_connect_milter(const char *socket, const char *queue_dir, int timeout_ms,
+                 char **err)
 {
     const char *colon = strchr(socket, ':');
     const char *rest = colon ? colon + 1 : "";
     size_t kind = colon ? (size_t)(colon - socket) : 0;
     if ((kind == 4 && strncmp(socket, "unix", 4) == 0) ||
-        (kind == 5 && strncmp(socket, "local", 5) == 0)) {
-        struct sockaddr_un sun = {.sun_family = AF_UNIX};
-        if (strlen(rest) >= sizeof sun.sun_path) {
-            *err = pm_strdup("the path is too long for a unix socket");
-            return -1;
-        }
-        strcpy(sun.sun_path, rest);
-        return s_connect((struct sockaddr *)&sun, sizeof sun, timeout_ms, err);
-    }
+        (kind == 5 && strncmp(socket, "local", 5) == 0))
+        return s_connect_unix(rest, queue_dir, timeout_ms, err);
     if (kind == 4 && strncmp(socket, "inet", 4) == 0) {
         const char *at = strchr(rest, '@'), *last = strrchr(rest, ':');
         char *host = at     ? pm_strdup(at + 1)
@@ -451,10 +475,11 @@ s_connect_milter(const char *socket, int timeout_ms, char **err)
 }
 
 bool
-pm_svcprobe_milter(const char *socket, int timeout_ms, char **why)
+pm_svcprobe_milter(const char *socket, const char *queue_dir, int timeout_ms,
+                   char **why)
 {
     char *err = NULL;
-    int fd = s_connect_milter(socket, timeout_ms, &err);
+    int fd = s_connect_milter(socket, queue_dir, timeout_ms, &err);
     if (fd < 0)
         pm_why(why, "pm_svcprobe", "milter %s: %s", socket, err);
     else

@@ -67,9 +67,13 @@ bool pm_svcprobe_smtp(const pm_svcprobe_listener_t *l, int timeout_ms,
 
 /* Connects to a milter socket in Postfix syntax within TIMEOUT_MS:
  * "unix:/path" (or "local:/path"), "inet:HOST:PORT" or "inet:PORT@HOST".
+ * A relative unix path ("unix:privmta/milter.sock") is Postfix's: its
+ * daemons, chrooted or not, run in the queue directory, so the path is
+ * taken from QUEUE_DIR (NULL: such a path is refused).
  * True when it accepts the connection (closed again at once). Else false
  * with *why ("milter unix:/run/m.sock: connect: No such file or
  * directory", or "... is not unix:/path or inet:host:port"). */
-bool pm_svcprobe_milter(const char *socket, int timeout_ms, char **why);
+bool pm_svcprobe_milter(const char *socket, const char *queue_dir,
+                        int timeout_ms, char **why);
 
 #endif

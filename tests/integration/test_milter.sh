@@ -39,6 +39,7 @@ NPORT=$(free_port)
 SPAMD_PORT=$(free_port)
 MPORT=$(free_port)
 TPORT=$(free_port) # a listener whose smtpd uses the TCP milter
+CPORT=$(free_port) # a chrooted listener, milter socket in the queue dir
 INBOUND=127.0.0.5 # not in the policy's mynetworks
 OUTBOUND=127.0.0.1
 
@@ -598,7 +599,46 @@ check "timed messages were signed (unix and TCP)" \
     bash -c "[ \$(grep -c '^DKIM-Signature:' '$MAIL/alice.mbox') -ge 80 ]"
 check "status (TCP milter): revision 5, AV loaded" wait_status .policy.revision 5 tcp
 
-check "milters still running (no crash)" kill -0 "$MILTER_PID_unix" "$MILTER_PID_tcp"
+# --- chrooted smtpd, milter socket inside the queue directory --------------------------------
+# As the Debian package deploys it: smtpd is chrooted there, and every
+# Postfix daemon, chrooted or not, works in the queue directory, so the
+# relative address unix:privmta/milter.sock reaches the socket either way.
+QUEUE_DIR=$(postconf -c "$ETC" -h queue_directory)
+# the package's directory: the milter's user owns it (it removes its
+# socket on exit), group postfix may only search it (smtpd connects)
+mkdir -p "$QUEUE_DIR/privmta"
+chown nobody:postfix "$QUEUE_DIR/privmta"
+chmod 2750 "$QUEUE_DIR/privmta"
+check "third milter starts on a unix socket in the queue directory" \
+    start_milter chroot "unix:$QUEUE_DIR/privmta/milter.sock"
+# 0660 is the milter's umask at bind; the setgid directory gives the group
+check "its socket: mode 0660, group postfix" \
+    test "$(stat -c '%a %G' "$QUEUE_DIR/privmta/milter.sock")" = "660 postfix"
+postconf -c "$ETC" -M "127.0.0.1:$CPORT/inet=127.0.0.1:$CPORT inet n - y - - smtpd -o smtpd_milters=unix:privmta/milter.sock"
+postfix -c "$ETC" reload >/dev/null 2>&1
+check "a chrooted listener with the relative milter address comes up" \
+    wait_for 30 bash -c "exec 2>/dev/null 3<>/dev/tcp/127.0.0.1/$CPORT"
+SMTP_PORT=$CPORT
+mime_msg "$M" "$(btok)" 'Content-Type: application/octet-stream' \
+    'Content-Disposition: attachment; filename="chroot.exe"'
+expect_reject "chroot: .exe rejected 554" 554 "5.7.1.*\.exe" "$M"
+check "chroot: the queue-directory milter decided it" \
+    grep -q "blocked attachment chroot.exe" "$WORK/milter-chroot.log"
+T=$(tok)
+plain_msg "$M" "$T"
+expect_accept "chroot: clean mail delivered" "$M" "$T"
+# the smtpd that served them stays for max_idle: its root is the queue
+# directory (master.cf's chroot column alone proves nothing)
+chroot_smtpd_root() {
+    local pid
+    pid=$(pgrep -f "^smtpd -n 127\.0\.0\.1:$CPORT " | head -1)
+    [ -n "$pid" ] || { echo "# no smtpd for 127.0.0.1:$CPORT"; return 1; }
+    echo "# smtpd $pid root: $(readlink "/proc/$pid/root")"
+    [ "$(readlink "/proc/$pid/root")" = "$(readlink -f "$QUEUE_DIR")" ]
+}
+check "chroot: that smtpd really runs chrooted in the queue directory" chroot_smtpd_root
+
+check "milters still running (no crash)" kill -0 "$MILTER_PID_unix" "$MILTER_PID_tcp" "$MILTER_PID_chroot"
 stop_milter() { # PID: SIGTERM, clean exit within 3 s (libmilter's listener
     # alone waits up to 5 s for its next look at the stop flag: the milter
     # wakes it, pm_milter_wake)
@@ -612,6 +652,7 @@ stop_milter() { # PID: SIGTERM, clean exit within 3 s (libmilter's listener
 }
 check "unix milter exits cleanly on SIGTERM" stop_milter "$MILTER_PID_unix"
 check "TCP milter exits cleanly on SIGTERM" stop_milter "$MILTER_PID_tcp"
+check "queue-directory milter exits cleanly on SIGTERM" stop_milter "$MILTER_PID_chroot"
 check "no sanitizer report in the milter logs" \
     bash -c "! grep -h -A20 'Sanitizer' '$WORK'/milter-*.log"
 "$PFN" stop "$NODE" >/dev/null 2>&1

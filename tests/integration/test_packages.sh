@@ -34,6 +34,7 @@ for f in usr/sbin/privmta-controller usr/sbin/privmta-agent usr/sbin/privmta-mil
     etc/privmta/controller.conf etc/privmta/agent.conf etc/privmta/milter.conf \
     lib/systemd/system/privmta-controller.service lib/systemd/system/privmta-agent.service \
     lib/systemd/system/privmta-milter.service usr/lib/sysusers.d/privmta.conf \
+    usr/lib/tmpfiles.d/privmta.conf \
     usr/sbin/privmta-web etc/privmta/web.conf lib/systemd/system/privmta-web.service; do
     check "/$f is packaged" test -e "$ROOT/$f"
 done
@@ -52,7 +53,17 @@ check "sysusers declares privmta, privmta-milter, privmta-fetch and privmta-web"
 check "agent.conf sets the packaged fetch user, milter and helper" bash -c \
     "grep -qx 'fetch_user = privmta-fetch' '$ROOT/etc/privmta/agent.conf' &&
      grep -qx 'sigfetch = /usr/libexec/privmta/privmta-sigfetch' '$ROOT/etc/privmta/agent.conf' &&
-     grep -qx 'milter_socket = inet:127.0.0.1:10030' '$ROOT/etc/privmta/agent.conf'"
+     grep -qx 'milter_socket = unix:privmta/milter.sock' '$ROOT/etc/privmta/agent.conf'"
+# Debian's smtpd is chrooted in /var/spool/postfix: the milter's socket
+# is there, in a directory the agent's postinst makes with tmpfiles
+check "the milter listens in Postfix's queue directory" \
+    grep -qx 'socket = unix:/var/spool/postfix/privmta/milter.sock' "$ROOT/etc/privmta/milter.conf"
+check "tmpfiles makes that directory: the milter's, group postfix, setgid" \
+    grep -Eqx 'd +/var/spool/postfix/privmta +2750 +privmta-milter +postfix +-' \
+    "$ROOT/usr/lib/tmpfiles.d/privmta.conf"
+check "the postinst runs tmpfiles, and the milter's unit may write there" bash -c \
+    "dpkg-deb --ctrl-tarfile '$(deb agent)' | tar -xO ./postinst | grep -q 'systemd-tmpfiles --create privmta.conf' &&
+     grep -qx 'ReadWritePaths=/var/spool/postfix/privmta' '$ROOT/lib/systemd/system/privmta-milter.service'"
 check "every other setting is there, commented, with its default" \
     grep -qx '#gossip_ms = 200' "$ROOT/etc/privmta/agent.conf"
 

@@ -662,6 +662,59 @@ Test(restart, milter_command_then_gate, .timeout = 30)
     close(fd);
 }
 
+/* Debian's smtpd runs chrooted in the queue directory, so the packaged
+ * milter socket is a path relative to it ("unix:privmta/milter.sock"),
+ * which every Postfix daemon resolves from there: so does the gate. */
+Test(restart, milter_gate_finds_a_relative_socket_in_the_queue_dir,
+     .timeout = 30)
+{
+    s_base_init();
+    char etc[256], queue[256], path[300], mcf[300];
+    snprintf(etc, sizeof etc, "%s/relq-etc", s_base);
+    snprintf(queue, sizeof queue, "%s/relq-spool", s_base);
+    snprintf(path, sizeof path, "%s/privmta", queue);
+    cr_assert_eq(mkdir(etc, 0755), 0);
+    cr_assert_eq(mkdir(queue, 0755), 0);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    snprintf(mcf, sizeof mcf, "%s/main.cf", etc);
+    FILE *f = fopen(mcf, "w");
+    cr_assert(f);
+    fprintf(f, "queue_directory = %s\n", queue);
+    fclose(f);
+    snprintf(mcf, sizeof mcf, "%s/master.cf", etc);
+    f = fopen(mcf, "w");
+    cr_assert(f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/privmta/milter.sock", queue);
+    int fd = s_listen_unix(path);
+
+    char *why = NULL;
+    cr_expect(pm_svcprobe_milter("unix:privmta/milter.sock", queue, 2000, &why),
+              "%s", why);
+    PM_FREE(&why);
+    cr_expect_not(
+        pm_svcprobe_milter("unix:privmta/milter.sock", NULL, 2000, &why));
+    cr_expect(strstr(why, "queue directory"), "%s", why);
+    PM_FREE(&why);
+
+    pm_restart_config_t cfg = {.postfix_dir = etc,
+                               .milter_socket = "unix:privmta/milter.sock",
+                               .milter_restart = "true"};
+    run_t run;
+    Pm__RestartResult *r = s_restart(&cfg, s_order(11, "milter", 0), &run);
+    cr_expect(r->ok, "failed in %s: %s", r->phase, r->error);
+    cr_expect_str_eq(run.phases, "restart,gate");
+    pm__restart_result__free_unpacked(r, NULL);
+    close(fd);
+
+    /* nothing listens there any more: the gate says where it looked */
+    cfg.gate_ms = 300;
+    r = s_restart(&cfg, s_order(12, "milter", 0), &run);
+    cr_expect_not(r->ok);
+    cr_expect(strstr(r->error, path), "%s", r->error);
+    pm__restart_result__free_unpacked(r, NULL);
+}
+
 Test(restart, missing_parts_fail_before_touching_anything, .timeout = 30)
 {
     pm_restart_config_t none = {0};
