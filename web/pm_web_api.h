@@ -19,6 +19,9 @@
  *   GET  /api/nodes      -> {"head","nodes","cluster"}
  *   GET  /api/history?limit=N&before=N -> {"revisions"}
  *   GET  /api/diff?a=N&b=N -> {"diff"}
+ *   GET  /api/rollout    -> {"rollout"}: the current or last rolling
+ *                            restart as `privmta-ctl rollout status --json`
+ *                            shows it (pm_ctl_json_rollout), null for none
  * An edit is {"key","op": "set"|"add"|"remove"|"reset","value": JSON}.
  * Errors are {"error": text, ...}: 400 bad request, 401 not logged in,
  * 403 CSRF or origin refused, 404, 409 the head moved (with "head",

@@ -129,6 +129,9 @@ check "a bearer token reads the history" bash -c \
 check "GET /api/diff between two revisions" bash -c \
     "curl -sf --cacert '$CA' -H 'Authorization: Bearer $TOKEN' '$U/api/diff?a=$REV&b=$NEW' | jq -e '.diff[0].key == \"inbound.blocked_extensions\"' >/dev/null"
 
+check "GET /api/rollout: no rolling restart yet, null" bash -c \
+    "curl -sf --cacert '$CA' -H 'Authorization: Bearer $TOKEN' '$U/api/rollout' | jq -e 'has(\"rollout\") and .rollout == null' >/dev/null"
+
 # ---- the web key reads and changes the policy, nothing else ----------------------------
 WEBKEY=(--key "$WORK/cluster/web/web.cert_secret")
 expect_exit 0 "the web key reads the history" "$CTL" "${WEBKEY[@]}" policy history --limit 1

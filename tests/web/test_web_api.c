@@ -122,10 +122,11 @@ s_login(char token[64], char csrf[64])
 Test(web_api, nothing_without_a_login)
 {
     const char *paths[][2] = {
-        {"GET", "/api/policy"},       {"GET", "/api/nodes"},
-        {"GET", "/api/history"},      {"GET", "/api/session"},
-        {"POST", "/api/policy"},      {"POST", "/api/rollback"},
-        {"POST", "/api/policy/check"}};
+        {"GET", "/api/policy"},        {"GET", "/api/nodes"},
+        {"GET", "/api/history"},       {"GET", "/api/session"},
+        {"POST", "/api/policy"},       {"POST", "/api/rollback"},
+        {"POST", "/api/policy/check"}, {"GET", "/api/diff"},
+        {"GET", "/api/rollout"}};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         cr_assert_eq(s_call(paths[i][0], paths[i][1], "{}", NULL, false, NULL,
                             NULL, NULL),
