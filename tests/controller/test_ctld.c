@@ -998,6 +998,20 @@ Test(ctld, policy_test_without_fleet)
     pm__response__free_unpacked(resp, NULL);
 }
 
+/* So does why: it asks every node, and there is none. */
+Test(ctld, why_without_fleet)
+{
+    Pm__Request req = s_req(PM__REQUEST__OP__WHY);
+    Pm__WhyQuery q = PM__WHY_QUERY__INIT;
+    q.queue_id = (char *)"4XYZ123";
+    q.max = 10;
+    req.why = &q;
+    Pm__Response *resp = s_call(&req);
+    cr_expect_eq(resp->status, PM__RESPONSE__STATUS__INTERNAL);
+    cr_expect_str_eq(resp->error, "this controller serves no nodes");
+    pm__response__free_unpacked(resp, NULL);
+}
+
 Test(ctld, destroy_null_is_safe)
 {
     pm_ctld_t *none = NULL;

@@ -2295,6 +2295,7 @@ typedef struct {
     _Atomic bool fail;      /* answer with a test_error (set by the test) */
     _Atomic bool hold;      /* answer nothing until cleared (the same) */
     _Atomic unsigned tests; /* TEST publications received */
+    _Atomic unsigned whys;  /* WHY publications received (never answered) */
     pthread_mutex_t lock;
     Pm__Publication *last; /* the last TEST (under lock) */
     /* the actor's own */
@@ -2470,6 +2471,8 @@ s_tester_actor(zsock_t *pipe, void *arg)
                 a->answered = true;
                 if (pub->kind == PM__PUBLICATION__KIND__TEST)
                     s_tester_on_test(a, &pub);
+                else if (pub->kind == PM__PUBLICATION__KIND__WHY)
+                    atomic_fetch_add(&a->whys, 1);
                 if (pub)
                     pm__publication__free_unpacked(pub, NULL);
             }
@@ -2625,6 +2628,77 @@ s_tests_pending(s_tester_t *a, uint64_t head)
     }
     for (size_t i = 0; i < 5; i++)
         zsock_destroy(&socks[i]);
+}
+
+/* privmta-ctl why waits for every node's answer, holding its client: at
+ * most 16 asks wait at once and the next is told to come back; nodes that
+ * never answer (the testers ignore WHY) are named once 3 s are up. */
+Test(fleet, why_asks_wait_then_busy_then_name_the_silent, .timeout = 60)
+{
+    s_stale_ms = 1000;
+    s_down_ms = 3000;
+    s_testers_t ts;
+    s_testers_start(&ts);
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    s_wait_all_up(api);
+    Pm__WhyQuery q = PM__WHY_QUERY__INIT;
+    q.queue_id = (char *)"4XYZ123";
+    q.max = 10;
+    Pm__Request req = s_req(PM__REQUEST__OP__WHY);
+    req.why = &q;
+    enum { S_ASKS = 16 };
+    zsock_t *socks[S_ASKS];
+    for (size_t i = 0; i < S_ASKS; i++) {
+        socks[i] = s_api(s_path("keys/admin.cert_secret"));
+        size_t len = 0;
+        uint8_t *buf = pm_wire_pack(&req.base, &len);
+        zframe_t *f = zframe_new(buf, len);
+        free(buf);
+        cr_assert_eq(zframe_send(&f, socks[i], 0), 0);
+    }
+    /* every ask reached every node: all sixteen wait */
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    for (size_t i = 0; i < S_TESTERS; i++)
+        while (atomic_load(&ts.agents[i].whys) < S_ASKS) {
+            cr_assert_lt(zclock_mono(), deadline, "%s got %u asks",
+                         ts.agents[i].name, atomic_load(&ts.agents[i].whys));
+            zclock_sleep(10);
+        }
+    Pm__Response *r = s_ask(api, &req);
+    cr_expect_eq(r->status, PM__RESPONSE__STATUS__CONFLICT);
+    cr_expect_str_eq(r->error, "16 why requests are waiting for nodes "
+                               "already; try again in a few seconds");
+    pm__response__free_unpacked(r, NULL);
+    for (size_t i = 0; i < S_ASKS; i++) {
+        zsock_set_rcvtimeo(socks[i], S_WAIT_MS);
+        zframe_t *f = zframe_recv(socks[i]);
+        cr_assert_not_null(f, "no answer to ask %zu", i);
+        cr_assert_eq(
+            pm_wire_unpack_response(zframe_data(f), zframe_size(f), &r, NULL),
+            PM_OK);
+        zframe_destroy(&f);
+        cr_expect_eq(r->status, PM__RESPONSE__STATUS__OK, "%s", r->error);
+        cr_expect_eq(r->n_why, 0);
+        cr_assert_eq(r->n_why_missing, S_TESTERS);
+        for (size_t k = 0; k < S_TESTERS; k++)
+            cr_expect(strstr(r->why_missing[k], "no answer within 3000 ms"),
+                      "%s", r->why_missing[k]);
+        pm__response__free_unpacked(r, NULL);
+        zsock_destroy(&socks[i]);
+    }
+    /* the waiting room is empty again */
+    atomic_store(&ts.agents[0].whys, 0);
+    zsock_t *again = s_api(s_path("keys/admin.cert_secret"));
+    zsock_set_rcvtimeo(again, S_WAIT_MS);
+    r = s_ask(again, &req);
+    cr_expect_eq(r->status, PM__RESPONSE__STATUS__OK, "%s", r->error);
+    cr_expect_eq(atomic_load(&ts.agents[0].whys), 1);
+    pm__response__free_unpacked(r, NULL);
+    zsock_destroy(&again);
+    zsock_destroy(&api);
+    s_controller_stop();
+    s_testers_stop(&ts);
 }
 
 /* A POLICY_TEST reaches the node asked and no other; its answer (and
