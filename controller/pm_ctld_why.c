@@ -74,7 +74,8 @@ s_finish(pm_ctld_t *self, size_t i)
     struct pm_ctld_why_t *w = self->why;
     s_ask_t *a = &w->asks[i];
     Pm__Response resp = PM__RESPONSE__INIT;
-    qsort(a->records, a->n_records, sizeof *a->records, s_newest_first);
+    if (a->n_records) /* no node answered: no array (qsort wants one) */
+        qsort(a->records, a->n_records, sizeof *a->records, s_newest_first);
     resp.why = a->records;
     resp.n_why = a->n_records;
     size_t n_missing = 0;

@@ -2673,6 +2673,8 @@ Test(fleet, why_asks_wait_then_busy_then_name_the_silent, .timeout = 60)
     for (size_t i = 0; i < S_ASKS; i++) {
         zsock_set_rcvtimeo(socks[i], S_WAIT_MS);
         zframe_t *f = zframe_recv(socks[i]);
+        if (!f)
+            s_show_log();
         cr_assert_not_null(f, "no answer to ask %zu", i);
         cr_assert_eq(
             pm_wire_unpack_response(zframe_data(f), zframe_size(f), &r, NULL),
