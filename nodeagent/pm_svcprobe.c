@@ -428,11 +428,11 @@ s_connect_unix(const char *path, const char *queue_dir, int timeout_ms,
     } else {
         strcpy(sun.sun_path, full);
         fd = s_connect((struct sockaddr *)&sun, sizeof sun, timeout_ms, err);
-    }
-    if (fd < 0 && path[0] != '/' && *err) { /* say where it looked */
-        char *said = pm_asprintf("%s: %s", full, *err);
-        free(*err);
-        *err = said;
+        if (fd < 0 && path[0] != '/' && *err) { /* say where it looked */
+            char *said = pm_asprintf("%s: %s", full, *err);
+            free(*err);
+            *err = said;
+        }
     }
     free(full);
     return fd;
