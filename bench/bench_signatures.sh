@@ -11,6 +11,7 @@
 #   PM_BUILD_DIR=build  a release build (RelWithDebInfo when made here; the
 #                     four programs are built first). Never the ASan build.
 #   KEEP=DIR          keep the work folder (logs) in DIR afterwards
+#   PEER_LINKS=       the agents' --peer-links (default the agent's)
 #   CDIFF_MIN_KIB=    the agents' --cdiff-min-kib (default the agent's,
 #                     8192: the 40 KiB test database comes whole); 0 makes
 #                     every node catch up by CDIFF, as daily would
@@ -350,7 +351,8 @@ run_privmta() { # N: one line per round in $W/pm.N
             --address 127.0.0.1 --heartbeat-ms 200 --dead-after-ms 1000
             --milter-status "$C/n$i/status.json" --sig-dir "$C/n$i/sigs"
             --peer-bind "tcp://127.0.0.1:$(free_port)" --gossip-ms "$GOSSIP_MS"
-            ${CDIFF_MIN_KIB:+--cdiff-min-kib "$CDIFF_MIN_KIB"})
+            ${CDIFF_MIN_KIB:+--cdiff-min-kib "$CDIFF_MIN_KIB"}
+            ${PEER_LINKS:+--peer-links "$PEER_LINKS"})
         mkdir -p "$C/n$i"
         "$CTL" node add "n$i" "$("$AGENT" "${args[@]}" --public-key)" >/dev/null ||
             { echo "N=$n: enrolling n$i failed"; return 1; }
