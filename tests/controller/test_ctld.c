@@ -985,31 +985,25 @@ Test(ctld, node_add_without_fleet)
     pm__response__free_unpacked(resp, NULL);
 }
 
-/* A policy test needs a node: a controller serving none says so. */
-Test(ctld, policy_test_without_fleet)
+/* A policy test and why need nodes: a controller serving none says so. */
+Test(ctld, node_requests_without_fleet)
 {
-    Pm__Request req = s_req(PM__REQUEST__OP__POLICY_TEST);
     Pm__PolicyTest t = PM__POLICY_TEST__INIT;
     t.rev = 1;
-    req.test = &t;
-    Pm__Response *resp = s_call(&req);
-    cr_expect_eq(resp->status, PM__RESPONSE__STATUS__INTERNAL);
-    cr_expect_str_eq(resp->error, "this controller serves no nodes");
-    pm__response__free_unpacked(resp, NULL);
-}
-
-/* So does why: it asks every node, and there is none. */
-Test(ctld, why_without_fleet)
-{
-    Pm__Request req = s_req(PM__REQUEST__OP__WHY);
     Pm__WhyQuery q = PM__WHY_QUERY__INIT;
     q.queue_id = (char *)"4XYZ123";
     q.max = 10;
-    req.why = &q;
-    Pm__Response *resp = s_call(&req);
-    cr_expect_eq(resp->status, PM__RESPONSE__STATUS__INTERNAL);
-    cr_expect_str_eq(resp->error, "this controller serves no nodes");
-    pm__response__free_unpacked(resp, NULL);
+    Pm__Request reqs[] = {s_req(PM__REQUEST__OP__POLICY_TEST),
+                          s_req(PM__REQUEST__OP__WHY)};
+    reqs[0].test = &t;
+    reqs[1].why = &q;
+    for (size_t i = 0; i < COUNT(reqs); i++) {
+        Pm__Response *resp = s_call(&reqs[i]);
+        cr_expect_eq(resp->status, PM__RESPONSE__STATUS__INTERNAL, "op %d",
+                     reqs[i].op);
+        cr_expect_str_eq(resp->error, "this controller serves no nodes");
+        pm__response__free_unpacked(resp, NULL);
+    }
 }
 
 Test(ctld, destroy_null_is_safe)

@@ -576,21 +576,30 @@ MSS=$(tcp_mss)
 echo "# segment size a client of the TCP milter sees: $MSS"
 check "TCP: the milter announces a segment size of at most 8192" \
     test "${MSS:-32741}" -le 8192
-# a listener of its own rather than smtpd_milters changed by a reload: a
-# reload is asynchronous, and an smtpd started before it would still use
-# the unix milter. The new port answers only once the reload took effect.
-postconf -c "$ETC" -M "127.0.0.1:$TPORT/inet=127.0.0.1:$TPORT inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:$MPORT"
-postfix -c "$ETC" reload >/dev/null 2>&1
-check "a listener with the TCP milter comes up" \
-    wait_for 30 bash -c "exec 2>/dev/null 3<>/dev/tcp/127.0.0.1/$TPORT"
-SMTP_PORT=$TPORT
-mime_msg "$M" "$(tok)" 'Content-Type: application/octet-stream' \
-    'Content-Disposition: attachment; filename="tcp.exe"'
-expect_reject "TCP: .exe rejected" 554 "\.exe" "$M"
-check "TCP: the TCP milter decided it" grep -q "blocked attachment tcp.exe" "$WORK/milter-tcp.log"
-T=$(tok)
-plain_msg "$M" "$T"
-expect_accept "TCP: clean mail delivered" "$M" "$T"
+# through_listener NAME PORT CHROOT MILTER: a listener of its own on
+# PORT, its smtpd chrooted when CHROOT is y and using the milter at
+# MILTER (Postfix syntax), rather than smtpd_milters changed by a reload:
+# a reload is asynchronous, and an smtpd started before it would still use
+# the unix milter; the new port answers only once the reload took effect.
+# Through it (SMTP_PORT stays on it), NAME.exe is refused 554 by the
+# milter that logs to milter-NAME.log, and clean mail is delivered.
+through_listener() {
+    local name=$1 port=$2 chroot=$3 milter=$4 t
+    postconf -c "$ETC" -M "127.0.0.1:$port/inet=127.0.0.1:$port inet n - $chroot - - smtpd -o smtpd_milters=$milter"
+    postfix -c "$ETC" reload >/dev/null 2>&1
+    check "$name: a listener with milter $milter comes up" \
+        wait_for 30 bash -c "exec 2>/dev/null 3<>/dev/tcp/127.0.0.1/$port"
+    SMTP_PORT=$port
+    mime_msg "$M" "$(btok)" 'Content-Type: application/octet-stream' \
+        "Content-Disposition: attachment; filename=\"$name.exe\""
+    expect_reject "$name: .exe rejected 554" 554 "5.7.1.*\.exe" "$M"
+    check "$name: that milter decided it" \
+        grep -q "blocked attachment $name.exe" "$WORK/milter-$name.log"
+    t=$(tok)
+    plain_msg "$M" "$t"
+    expect_accept "$name: clean mail delivered" "$M" "$t"
+}
+through_listener tcp "$TPORT" n "inet:127.0.0.1:$MPORT"
 TCP_MS=$(timed tcp)
 # a figure, not an assertion (timings belong to bench/bench_milter.sh)
 echo "# per message: unix socket $UNIX_MS ms, TCP $TCP_MS ms"
@@ -614,19 +623,7 @@ check "third milter starts on a unix socket in the queue directory" \
 # 0660 is the milter's umask at bind; the setgid directory gives the group
 check "its socket: mode 0660, group postfix" \
     test "$(stat -c '%a %G' "$QUEUE_DIR/privmta/milter.sock")" = "660 postfix"
-postconf -c "$ETC" -M "127.0.0.1:$CPORT/inet=127.0.0.1:$CPORT inet n - y - - smtpd -o smtpd_milters=unix:privmta/milter.sock"
-postfix -c "$ETC" reload >/dev/null 2>&1
-check "a chrooted listener with the relative milter address comes up" \
-    wait_for 30 bash -c "exec 2>/dev/null 3<>/dev/tcp/127.0.0.1/$CPORT"
-SMTP_PORT=$CPORT
-mime_msg "$M" "$(btok)" 'Content-Type: application/octet-stream' \
-    'Content-Disposition: attachment; filename="chroot.exe"'
-expect_reject "chroot: .exe rejected 554" 554 "5.7.1.*\.exe" "$M"
-check "chroot: the queue-directory milter decided it" \
-    grep -q "blocked attachment chroot.exe" "$WORK/milter-chroot.log"
-T=$(tok)
-plain_msg "$M" "$T"
-expect_accept "chroot: clean mail delivered" "$M" "$T"
+through_listener chroot "$CPORT" y unix:privmta/milter.sock
 # the smtpd that served them stays for max_idle: its root is the queue
 # directory (master.cf's chroot column alone proves nothing)
 chroot_smtpd_root() {
