@@ -702,13 +702,18 @@ s_connect(pm_agent_state_t *self)
     zsock_set_reconnect_ivl_max(self->dealer, 2000);
     /* A partition leaves the TCP connection open and its retransmissions
      * backing off: healed, it could stay silent for most of a minute.
-     * ZMTP heartbeats drop a connection that heard nothing for
-     * dead_after_ms, and a new attempt gives up on its SYN after as long
-     * (at least 3 s: the first SYN retransmission comes after 1 s, and
-     * 2000 agents reconnecting at once need it), so a healed link is used
-     * within seconds. */
-    zsock_set_heartbeat_ivl(self->dealer, self->cfg.heartbeat_ms);
-    zsock_set_heartbeat_timeout(self->dealer, self->cfg.dead_after_ms);
+     * The kernel drops a connection whose data (a heartbeat a second) is
+     * unacknowledged for dead_after_ms (TCP_USER_TIMEOUT), and a new
+     * attempt gives up on its SYN after as long (at least 3 s: the first
+     * SYN retransmission comes after 1 s, and 2000 agents reconnecting at
+     * once need it), so a healed link is used within seconds.
+     * Not ZMTP heartbeats: libzmq 4.3.4 (master too) aborts the receiving
+     * process when a PING is read behind a full receive queue on a
+     * connection that then breaks (the PONG is written on a dead engine,
+     * stream_engine_base.cpp:331), and the controller's queue per agent is
+     * small on purpose. A busy controller's kernel still acknowledges, so
+     * agents keep their connections through its pauses. */
+    zsock_set_tcp_maxrt(self->dealer, self->cfg.dead_after_ms);
     zsock_set_connect_timeout(self->dealer, self->cfg.dead_after_ms > 3000
                                                 ? self->cfg.dead_after_ms
                                                 : 3000);

@@ -39,17 +39,25 @@ typedef struct {
 } ctl_t;
 
 /* A controller's agent socket with CERT's keys: ROUTER, CURVE server (no
- * ZAP handler, so any client key is let in). */
+ * ZAP handler, so any client key is let in), queueing up to RCVHWM
+ * messages from each agent. */
 static void
-s_ctl_new(ctl_t *c, zcert_t *cert)
+s_ctl_new_hwm(ctl_t *c, zcert_t *cert, int rcvhwm)
 {
     memset(c, 0, sizeof *c);
     c->router = zsock_new(ZMQ_ROUTER);
+    zsock_set_rcvhwm(c->router, rcvhwm);
     zcert_apply(cert, c->router);
     zsock_set_curve_server(c->router, 1);
     int port = zsock_bind(c->router, "tcp://127.0.0.1:*");
     cr_assert_gt(port, 0);
     snprintf(c->endpoint, sizeof c->endpoint, "tcp://127.0.0.1:%d", port);
+}
+
+static void
+s_ctl_new(ctl_t *c, zcert_t *cert)
+{
+    s_ctl_new_hwm(c, cert, 1000); /* libzmq's default */
 }
 
 static void
@@ -349,6 +357,46 @@ Test(failover, one_endpoint_stays, .timeout = 60)
     zframe_destroy(&first);
     zactor_destroy(&agent);
     s_ctl_destroy(&mute);
+    b->destroy(&b);
+    zcert_destroy(&server);
+    zcert_destroy(&cert);
+}
+
+/* A controller that stops reading (its main loop busy checking a large
+ * policy) fills its small queue for the agent: the agent keeps that
+ * connection, and all it sent is there when the controller reads again.
+ * With ZMTP heartbeats the agent dropped it after dead_after_ms (no PONG
+ * comes from behind a full queue), and libzmq aborted the controller
+ * when it read a queued PING once that connection had broken. */
+Test(failover, a_controller_that_stops_reading_keeps_the_connection,
+     .timeout = 60)
+{
+    zcert_t *server = zcert_new(), *cert = zcert_new();
+    pm_backend_t *b = pm_backend_noop_new();
+    ctl_t busy;
+    s_ctl_new_hwm(&busy, server, 1);
+    zactor_t *agent = s_agent(busy.endpoint, server, cert, b, NULL);
+    cr_assert(s_ctl_hello(&busy, S_WAIT_MS), "no HELLO");
+    zframe_t *first = zframe_dup(busy.agent);
+    zclock_sleep(1500); /* five times dead_after_ms, reading nothing */
+    unsigned reports = 0, others = 0;
+    int64_t until = zclock_mono() + 600; /* what queued, and a few more */
+    while (zclock_mono() < until) {
+        zframe_t *id = NULL;
+        Pm__AgentReport *rep = s_ctl_next(&busy, 200, &id);
+        if (rep) {
+            reports++;
+            others += !zframe_eq(id, first);
+            pm__agent_report__free_unpacked(rep, NULL);
+        }
+        zframe_destroy(&id);
+    }
+    cr_expect_gt(reports, 0, "nothing queued while the controller was busy");
+    cr_expect_eq(others, 0, "%u of %u reports came on a new connection", others,
+                 reports);
+    zframe_destroy(&first);
+    zactor_destroy(&agent);
+    s_ctl_destroy(&busy);
     b->destroy(&b);
     zcert_destroy(&server);
     zcert_destroy(&cert);
