@@ -87,6 +87,7 @@ struct pm_fleet_t {
 /* MEMBERS, made once as the fleet starts (below, with the sending). */
 static bool s_members_build(pm_fleet_t *self);
 static void s_set_databases(pm_fleet_t *self, const Pm__Policy *p);
+static void s_flush(pm_fleet_t *self, bool all);
 
 static void
 s_node_forget_keys(s_node_t *n)
@@ -305,6 +306,10 @@ pm_fleet_destroy(pm_fleet_t **self_p)
     pm_fleet_t *self = *self_p;
     if (!self)
         return;
+    /* what came since the last tick, and every "last seen": a clean stop
+     * loses nothing an agent reported */
+    if (self->router)
+        s_flush(self, true);
     zsock_destroy(&self->router);
     zhashx_destroy(&self->nodes);
     zmq_msg_close(&self->members);

@@ -58,6 +58,8 @@ typedef struct {
 pm_fleet_t *pm_fleet_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
                          const char *clients_dir, const pm_fleet_opts_t *opts,
                          char **why);
+/* Writes the node statuses not yet in the store (those of the last tick
+ * and every node's "last seen"), then closes the socket. */
 void pm_fleet_destroy(pm_fleet_t **self_p);
 
 /* The socket to poll; call pm_fleet_handle when it is readable. */

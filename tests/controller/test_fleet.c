@@ -1704,6 +1704,8 @@ s_wait_history(zsock_t *api, size_t n)
                         st->drift_history[i]->found);
             fclose(f);
             pm__response__free_unpacked(r, NULL);
+            if (have != n)
+                s_show_log();
             cr_assert_eq(have, n, "history: %s", line);
             return line;
         }
