@@ -1,7 +1,7 @@
 /* bench_propagation.c - push -> every agent applied and acknowledged.
  *
  * usage: bench_propagation CONTROLLER_BINARY [AGENTS...] [--pushes K]
- *                           [--procs P] [--each]
+ *                           [--procs P] [--each] [--no-etcd]
  *
  * Starts the real privmta-controller (a separate process, on 127.0.0.1),
  * enrols N agents and runs them as actors in this process (or, with
@@ -17,8 +17,14 @@
  * start when the controller is quiet again (the connection burst over). Agents
  * keep no local store here (memory only), so the figure is distribution, not N
  * fsyncs. Not a test: it prints figures.
+ *
+ * With Node and etcd installed (Debian's nodejs and etcd-server), each size
+ * also gets etcd's one-way watch fan-out in the same run (etcd_fanout.js
+ * beside this file: put -> every one of N watchers told, one connection
+ * each) and the ratio of the p99s; --no-etcd leaves it out.
  */
 #include "pm_agent.h"
+#include "pm_cmd.h"
 #include "pm_ctl_client.h"
 #include "pm_keys.h"
 #include "pm_log.h"
@@ -116,17 +122,35 @@ s_cpu(pid_t pid, long *hwm_kib, long *rss_kib)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* Waits (at most 10 s) until PID uses less than a fifth of a core over a
- * quarter second: the connection burst is over. Returns the seconds. */
+/* CPU time the whole machine has spent busy (not idle or waiting on
+ * I/O), in seconds, from /proc/stat. */
 static double
-s_settle(pid_t pid)
+s_machine_busy(void)
 {
-    long hwm = 0, rss = 0;
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f || fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+                     &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
+        v[0] = 0;
+    if (f)
+        fclose(f);
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) /
+           (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Waits (at most 10 s) until the whole machine uses less than a fifth of
+ * a core over a quarter second: the connection burst is over, in the
+ * controller and in the agents (which decode every MEMBERS list and
+ * snapshot of the burst after the controller has sent them). Returns the
+ * seconds. */
+static double
+s_settle(void)
+{
     int64_t t0 = s_now_us();
-    double before = s_cpu(pid, &hwm, &rss);
+    double before = s_machine_busy();
     for (int i = 0; i < 40; i++) {
         usleep(250 * 1000);
-        double now = s_cpu(pid, &hwm, &rss);
+        double now = s_machine_busy();
         if (now - before < 0.05)
             break;
         before = now;
@@ -515,7 +539,7 @@ s_run(s_run_t *run, size_t n)
         if (k == 0)
             cold = last < 0 ? 30000.0 : (double)(last - t0) / 1000.0;
     }
-    double settled = s_settle(pid);
+    double settled = s_settle();
     long hwm = 0, rss = 0;
     double cpu0 = s_cpu(pid, &hwm, &rss);
     int64_t t_start = s_now_us();
@@ -576,12 +600,44 @@ s_run(s_run_t *run, size_t n)
     return p99;
 }
 
+/* ---- etcd, for comparison ------------------------------------------------ */
+
+/* etcd's put -> N watchers told over PUSHES puts, printed as a row; returns
+ * its p99 in ms, 0 when it could not run (said why). */
+static double
+s_etcd(size_t n, unsigned pushes)
+{
+    char nbuf[32], pbuf[32];
+    snprintf(nbuf, sizeof nbuf, "%zu", n);
+    snprintf(pbuf, sizeof pbuf, "%u", pushes);
+    char *const argv[] = {"node", PM_BENCH_DIR "/etcd_fanout.js", nbuf, pbuf,
+                          NULL};
+    pm_cmd_opts_t opts = {.timeout_ms = 600000};
+    pm_cmd_result_t res;
+    double p50 = 0, p99 = 0, cpu = 0;
+    if (pm_cmd_run(argv, &opts, &res) != 0 ||
+        sscanf(res.out, "ETCD %*u p50 %lf ms p99 %lf ms client CPU %lf", &p50,
+               &p99, &cpu) != 3) {
+        char *why = pm_cmd_why("etcd_fanout.js", &res);
+        printf("%6zu etcd     not measured (%s)\n", n, why);
+        free(why);
+        pm_cmd_result_clear(&res);
+        return 0;
+    }
+    printf("%6zu watches  etcd put->all watchers told (one way, Node client, "
+           "one connection each) p50 %7.2f ms  p99 %7.2f ms  (client CPU "
+           "%.2f ms/put)\n",
+           n, p50, p99, cpu);
+    pm_cmd_result_clear(&res);
+    return p99;
+}
+
 int
 main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_propagation CONTROLLER_BINARY [N...] "
-                        "[--pushes K] [--procs P] [--each]\n");
+                        "[--pushes K] [--procs P] [--each] [--no-etcd]\n");
         return 2;
     }
     if (strcmp(argv[1], "--child") == 0 && argc == 8) {
@@ -598,6 +654,7 @@ main(int argc, char **argv)
     }
     s_run_t run = {argv[1], "", 50, 1, false};
     size_t sizes[16], n_sizes = 0;
+    bool etcd = true;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--pushes") == 0 && i + 1 < argc)
             run.pushes = (unsigned)atoi(argv[++i]);
@@ -605,6 +662,8 @@ main(int argc, char **argv)
             run.procs = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--each") == 0)
             run.each = true;
+        else if (strcmp(argv[i], "--no-etcd") == 0)
+            etcd = false;
         else if (n_sizes < 16)
             sizes[n_sizes++] = (size_t)atol(argv[i]);
     }
@@ -632,6 +691,11 @@ main(int argc, char **argv)
         double p99 = s_run(&run, sizes[i]);
         printf("%6zu         p99 ratio privmta / floor: %.2f\n", sizes[i],
                floor99 > 0 ? p99 / floor99 : 0.0);
+        fflush(stdout);
+        double etcd99 = etcd ? s_etcd(sizes[i], run.pushes) : 0;
+        if (etcd99 > 0)
+            printf("%6zu         p99 ratio privmta / etcd: %.2f\n", sizes[i],
+                   p99 / etcd99);
         fflush(stdout);
     }
     return 0;

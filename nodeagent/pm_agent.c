@@ -766,6 +766,20 @@ s_on_sigsync(pm_agent_state_t *self)
     free(cmd);
 }
 
+/* The first heartbeat comes after 1 to heartbeat_ms ms at random, and
+ * the next every heartbeat_ms from it: agents started together (a site's
+ * power coming back, a benchmark) would otherwise beat in step, and the
+ * controller would take all their reports in one burst every period. */
+static int
+s_beat_phase(const pm_agent_state_t *self)
+{
+    uint64_t x = (uint64_t)zclock_usecs() ^ (uint64_t)(uintptr_t)self;
+    x ^= x >> 33; /* murmur3's finaliser: spreads the few bits that differ */
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return 1 + (int)(x % (uint64_t)self->cfg.heartbeat_ms);
+}
+
 static void
 s_actor(zsock_t *pipe, void *args)
 {
@@ -780,7 +794,7 @@ s_actor(zsock_t *pipe, void *args)
     s_connect(self);
     self->last_heard = zclock_mono();
     pm_agent_send(self, PM__AGENT_REPORT__KIND__HELLO);
-    self->next_beat = zclock_mono() + self->cfg.heartbeat_ms;
+    self->next_beat = zclock_mono() + s_beat_phase(self);
     zsock_signal(pipe, 0);
     zpoller_t *poller = zpoller_new(pipe, self->dealer, NULL);
     self->poller = poller;
