@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -773,11 +774,10 @@ s_on_sigsync(pm_agent_state_t *self)
 static int
 s_beat_phase(const pm_agent_state_t *self)
 {
-    uint64_t x = (uint64_t)zclock_usecs() ^ (uint64_t)(uintptr_t)self;
-    x ^= x >> 33; /* murmur3's finaliser: spreads the few bits that differ */
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return 1 + (int)(x % (uint64_t)self->cfg.heartbeat_ms);
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+        r = (uint32_t)zclock_usecs(); /* no entropy yet: any spread will do */
+    return 1 + (int)(r % (uint32_t)self->cfg.heartbeat_ms);
 }
 
 static void
