@@ -66,7 +66,8 @@ typedef struct {
     s_orig_t orig;
     pm_svcprobe_listener_t *ls;
     size_t n_ls;
-    char *queue_dir; /* Postfix's, once read (s_queue_dir) */
+    char *queue_dir;      /* Postfix's (s_queue_dir) */
+    bool queue_dir_asked; /* postconf ran for it, whatever it said */
 } s_restart_t;
 
 /* Sets *WHY to TEXT (taken over), freeing what it held. */
@@ -534,14 +535,24 @@ s_probe(s_restart_t *self, char **why)
 }
 
 /* Postfix's queue directory, where a relative milter socket path is
- * (pm_svcprobe_milter): read once per restart; NULL when unknown. */
+ * (pm_svcprobe_milter): asked once per restart, not at every look of the
+ * gate; NULL when unknown (postconf's reason logged once). */
 static const char *
 s_queue_dir(s_restart_t *self)
 {
     static const char *const name[] = {"queue_directory"};
-    if (!self->queue_dir && self->cfg.postfix_dir)
-        (void)pm_postconf_read(self->cfg.postfix_dir, name, 1, &self->queue_dir,
-                               NULL);
+    if (self->queue_dir_asked || !self->cfg.postfix_dir)
+        return self->queue_dir;
+    self->queue_dir_asked = true;
+    char *why = NULL;
+    if (pm_postconf_read(self->cfg.postfix_dir, name, 1, &self->queue_dir,
+                         &why) != PM_OK) {
+        pm_warn("restart %llu: Postfix's queue_directory, where the milter "
+                "socket %s is: %s",
+                (unsigned long long)self->rollout, self->cfg.milter_socket,
+                why ? why : "postconf failed");
+        free(why);
+    }
     return self->queue_dir;
 }
 
