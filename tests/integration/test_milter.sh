@@ -342,6 +342,14 @@ check "no notice passed through the milter (no null sender seen)" \
 
 A0=$(notices admin)
 R0=$(notices alice)
+# status.json is rewritten once a status period (each time a new file):
+# the second rewrite after the notices arrived counts every one of them
+# (the first may have taken its figures before the last was sent)
+status_ino() { stat -c %i "$RUN/unix/status.json"; }
+status_moved() { [ "$(status_ino)" != "$1" ]; }
+for _ in 1 2; do
+    wait_for 10 status_moved "$(status_ino)"
+done
 S0=$(jq -r .notifications.sent "$RUN/unix/status.json")
 REJ=$(jq -r .messages.rejected "$RUN/unix/status.json")
 check "revision 2 (notifications off) handed over" policy 2 false "$MARK1" discard true
