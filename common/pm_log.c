@@ -4,13 +4,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *s_prog = "privmta";
 static char s_tag[128] = "privmta"; /* PROG or PROG/NODE */
 static bool s_syslog;
+static bool s_stderr = true;
 static pm_loglevel_t s_level = PM_LOG_INFO;
+
+/* Is stderr the journal's stream? systemd sets JOURNAL_STREAM to its
+ * "device:inode" for a service whose stderr it connected there
+ * (systemd.exec(5)); a child whose stderr was redirected keeps the
+ * variable, hence the comparison. */
+static bool
+s_stderr_is_journal(void)
+{
+    const char *env = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (!env || sscanf(env, "%llu:%llu", &dev, &ino) != 2 ||
+        fstat(STDERR_FILENO, &st) != 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
 
 void
 pm_log_init(const char *progname, bool use_syslog, pm_loglevel_t level)
@@ -22,6 +42,7 @@ pm_log_init(const char *progname, bool use_syslog, pm_loglevel_t level)
     if (use_syslog && !s_syslog)
         openlog(s_tag, LOG_PID, LOG_MAIL);
     s_syslog = use_syslog;
+    s_stderr = !(use_syslog && s_stderr_is_journal());
 }
 
 void
@@ -48,7 +69,8 @@ s_log(pm_loglevel_t level, const char *fmt, va_list ap)
     vsnprintf(line, sizeof line, fmt, ap);
     if (s_syslog)
         syslog(prio[level], "%s: %s", names[level], line);
-    fprintf(stderr, "%s: %s: %s\n", s_tag, names[level], line);
+    if (s_stderr)
+        fprintf(stderr, "%s: %s: %s\n", s_tag, names[level], line);
 }
 
 #define PM_LOG_FN(fn, level)                                                   \

@@ -17,7 +17,10 @@ typedef enum {
 } pm_loglevel_t;
 
 /* Sets the program name shown in every line, whether lines also go to
- * syslog, and the lowest level printed. Safe to call again. */
+ * syslog, and the lowest level printed. Safe to call again. Lines go to
+ * stderr too, unless they go to syslog and stderr is the journal
+ * (systemd's JOURNAL_STREAM names the stream): the journal would then
+ * hold each line twice. */
 void pm_log_init(const char *progname, bool use_syslog, pm_loglevel_t level);
 
 /* The node this daemon serves (NULL or "": none): every line is then

@@ -14,7 +14,7 @@ PKGS=(
   clang libclang-rt-14-dev
   postfix libsasl2-modules swaks spamassassin spamd
   procps iproute2 nftables netcat-openbsd zip p7zip-full jq python3 fiu-utils
-  dpkg-dev file systemd curl chromium
+  dpkg-dev file systemd systemd-container curl chromium
 )
 
 missing=()

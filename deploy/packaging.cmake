@@ -5,8 +5,8 @@
 #                       their units, /etc/privmta/agent.conf and milter.conf
 #   privmta-ctl         the admin's command
 #   privmta-web         the web console, its unit, /etc/privmta/web.conf
-# Users come from systemd-sysusers (deploy/systemd/privmta.sysusers, run
-# by each package's postinst), the milter's socket directory from
+# Users come from systemd-sysusers (deploy/systemd/privmta-*.sysusers,
+# one per package, run by its postinst), the milter's socket directory from
 # systemd-tmpfiles (deploy/systemd/privmta.tmpfiles, the agent's). The
 # /etc files are generated at build time from the daemons' own parameter
 # tables (--print-config), with the values the packaged layout sets
@@ -62,9 +62,12 @@ install(FILES ${PM_UNITS}/privmta-web.service
         DESTINATION /lib/systemd/system COMPONENT web)
 install(FILES ${PM_UNITS}/privmta.tmpfiles DESTINATION /usr/lib/tmpfiles.d
         RENAME privmta.conf COMPONENT agent)
+# each package the users it runs as, in a file of its own: one file
+# shipped by several packages stops dpkg installing the second
 foreach(comp controller agent web)
-  install(FILES ${PM_UNITS}/privmta.sysusers DESTINATION /usr/lib/sysusers.d
-          RENAME privmta.conf COMPONENT ${comp})
+  install(FILES ${PM_UNITS}/privmta-${comp}.sysusers
+          DESTINATION /usr/lib/sysusers.d RENAME privmta-${comp}.conf
+          COMPONENT ${comp})
 endforeach()
 install(FILES ${CMAKE_SOURCE_DIR}/README.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/../privmta-controller

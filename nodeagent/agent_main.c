@@ -297,7 +297,10 @@ main(int argc, char **argv)
     zsys_init();
     zsys_set_logstream(NULL);
     char *why = NULL;
-    if (pm_file_mkdir(state, 0700, (gid_t)-1, &why) != PM_OK)
+    /* 0711: what is in it is root's alone (0700, 0600), but for
+     * rehearsal_dir below it, which a test's scratch Postfix and filter
+     * (their own users) must reach */
+    if (pm_file_mkdir(state, 0711, (gid_t)-1, &why) != PM_OK)
         pm_fatal("state_dir: %s", why);
     zcert_t *cert = s_keys(state, name);
     if (print_key) {

@@ -219,12 +219,41 @@ s_master_cf(pm_rehearse_run_t *r, char **why)
     return rc;
 }
 
+/* The scratch Postfix's last "fatal:" line, or NULL: why it did not
+ * start, which its maillog says and postfix start does not (the maillog
+ * goes with the scratch directory). */
+static char *
+s_last_fatal(const pm_rehearse_run_t *r)
+{
+    char *path = pm_asprintf("%s/maillog", r->dir), *text = NULL, *ignored;
+    char *line = NULL;
+    if (pm_file_read(path, S_MAIN_CF_MAX, 0, &text, NULL, &ignored) == PM_OK) {
+        char *at = NULL;
+        for (char *p = strstr(text, "fatal: "); p; p = strstr(p + 1, "fatal: "))
+            at = p;
+        if (at)
+            line = pm_strndup(at, strcspn(at, "\n"));
+    } else
+        free(ignored);
+    free(text);
+    free(path);
+    return line;
+}
+
 int
 pm_rehearse_pf_start(pm_rehearse_run_t *r, char **why)
 {
     if (pm_rehearse_pf_cmd((char *[]){"postfix", "-c", r->etc, "start", NULL},
-                           "postfix start (scratch)", why) != PM_OK)
+                           "postfix start (scratch)", why) != PM_OK) {
+        char *fatal = s_last_fatal(r);
+        if (fatal) {
+            char *both = pm_asprintf("%s; its log: %s", *why, fatal);
+            free(*why);
+            *why = both;
+            free(fatal);
+        }
         return PM_EIO;
+    }
     r->started = true;
     int64_t end = pm_clock_ms() + S_START_MS;
     while (pm_clock_ms() < end) {
@@ -240,9 +269,12 @@ pm_rehearse_pf_start(pm_rehearse_run_t *r, char **why)
             return PM_OK;
         zclock_sleep(100);
     }
+    char *fatal = s_last_fatal(r);
     *why = pm_asprintf("the scratch Postfix does not listen on 127.0.0.1:%d "
-                       "(see %s/maillog)",
-                       r->port, r->dir);
+                       "within %d s%s%s",
+                       r->port, S_START_MS / 1000, fatal ? "; its log: " : "",
+                       fatal ? fatal : "");
+    free(fatal);
     return PM_EIO;
 }
 

@@ -33,7 +33,8 @@ for f in usr/sbin/privmta-controller usr/sbin/privmta-agent usr/sbin/privmta-mil
     usr/libexec/privmta/privmta-sigfetch usr/bin/privmta-ctl \
     etc/privmta/controller.conf etc/privmta/agent.conf etc/privmta/milter.conf \
     lib/systemd/system/privmta-controller.service lib/systemd/system/privmta-agent.service \
-    lib/systemd/system/privmta-milter.service usr/lib/sysusers.d/privmta.conf \
+    lib/systemd/system/privmta-milter.service usr/lib/sysusers.d/privmta-agent.conf \
+    usr/lib/sysusers.d/privmta-controller.conf usr/lib/sysusers.d/privmta-web.conf \
     usr/lib/tmpfiles.d/privmta.conf \
     usr/sbin/privmta-web etc/privmta/web.conf lib/systemd/system/privmta-web.service; do
     check "/$f is packaged" test -e "$ROOT/$f"
@@ -47,9 +48,17 @@ check "the /etc files are conffiles" bash -c \
     "dpkg-deb --ctrl-tarfile '$(deb agent)' | tar -xO ./conffiles | grep -qx /etc/privmta/agent.conf &&
      dpkg-deb --ctrl-tarfile '$(deb controller)' | tar -xO ./conffiles | grep -qx /etc/privmta/controller.conf"
 check "the postinst makes the users with systemd-sysusers" bash -c \
-    "dpkg-deb --ctrl-tarfile '$(deb agent)' | tar -xO ./postinst | grep -q 'systemd-sysusers privmta.conf'"
-check "sysusers declares privmta, privmta-milter, privmta-fetch and privmta-web" bash -c \
-    "for u in privmta privmta-milter privmta-fetch privmta-web; do grep -q \"^u *\$u \" '$ROOT/usr/lib/sysusers.d/privmta.conf' || exit 1; done"
+    "dpkg-deb --ctrl-tarfile '$(deb agent)' | tar -xO ./postinst | grep -q 'systemd-sysusers \"\$DPKG_MAINTSCRIPT_PACKAGE.conf\"'"
+sysusers_has() { # PACKAGE USER...: the package's sysusers file declares each user
+    local f="$ROOT/usr/lib/sysusers.d/$1.conf" u
+    shift
+    for u in "$@"; do grep -q "^u *$u " "$f" || return 1; done
+}
+check "sysusers: privmta in the controller's file" sysusers_has privmta-controller privmta
+check "privmta-milter and privmta-fetch in the agent's" sysusers_has privmta-agent privmta-milter privmta-fetch
+check "privmta-web in the console's" sysusers_has privmta-web privmta-web
+check "no file is in two packages (dpkg would refuse the second)" bash -c \
+    "for p in '$PKG'/*.deb; do dpkg-deb -c \"\$p\" | awk '\$1 !~ /^d/ { print \$6 }'; done | sort | uniq -d | grep -q . && exit 1 || exit 0"
 check "agent.conf sets the packaged fetch user, milter and helper" bash -c \
     "grep -qx 'fetch_user = privmta-fetch' '$ROOT/etc/privmta/agent.conf' &&
      grep -qx 'sigfetch = /usr/libexec/privmta/privmta-sigfetch' '$ROOT/etc/privmta/agent.conf' &&
