@@ -115,8 +115,9 @@ static pm_param_t s_params[] = {
     {"postfix_log", "",
      "Postfix's log, followed for its own refusals (HELO, sender, recipient "
      "checks, relay denied) so that privmta-ctl why finds them; empty: "
-     "postfix_dir's maillog_file, else " PM_PF_REJECTS_LOG "; \"none\": not "
-     "followed",
+     "postfix_dir's maillog_file, else " PM_PF_REJECTS_LOG " where it "
+     "exists, else the systemd journal where it runs; \"" PM_PF_REJECTS_JOURNAL
+     "\": the journal's entries of smtpd; \"none\": not followed",
      NULL},
     {"rehearsal_dir", PM_REHEARSE_DIR,
      "privmta-ctl policy test: where the scratch Postfix and filter of a "
@@ -174,8 +175,9 @@ s_keys(const char *state_dir, const char *name)
     return cert;
 }
 
-/* Where Postfix logs (postfix_log; DIR's maillog_file; the syslog file),
- * or NULL: "none". Owned by the process (it lives as long as the agent). */
+/* Where Postfix logs (postfix_log; DIR's maillog_file; the syslog file;
+ * the journal where it is the only log), or NULL: "none". Owned by the
+ * process (it lives as long as the agent). */
 static const char *
 s_postfix_log(const char *dir)
 {
@@ -193,7 +195,13 @@ s_postfix_log(const char *dir)
     else
         free(value);
     free(why);
-    return maillog ? maillog : PM_PF_REJECTS_LOG;
+    if (maillog)
+        return maillog;
+    /* no syslog daemon writes mail.log, and journald runs */
+    if (access(PM_PF_REJECTS_LOG, F_OK) != 0 &&
+        access("/run/systemd/journal/socket", F_OK) == 0)
+        return PM_PF_REJECTS_JOURNAL;
+    return PM_PF_REJECTS_LOG;
 }
 
 /* The milter's group: named, or its user's primary group, or -1. */

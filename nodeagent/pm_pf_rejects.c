@@ -7,6 +7,8 @@
 #include "pm_file.h"
 #include "pm_log.h"
 #include "pm_mem.h"
+#include "pm_pf_journal.h"
+#include "pm_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -112,6 +114,7 @@ pm_pf_reject_parse(const char *line, pm_pf_reject_t *out)
 
 struct pm_pf_rejects_t {
     char *log;
+    pm_pf_journal_t *journal; /* LOG is PM_PF_REJECTS_JOURNAL */
     pm_declog_t *declog;
     dev_t dev;
     ino_t ino;
@@ -126,11 +129,22 @@ pm_pf_rejects_new(const char *log, const char *dir, size_t max_records,
 {
     if (pm_file_mkdir(dir, 0700, (gid_t)-1, why) != PM_OK)
         return NULL;
+    pm_pf_journal_t *journal = NULL;
+    if (strcmp(log, PM_PF_REJECTS_JOURNAL) == 0) {
+        uid_t uid;
+        gid_t gid;
+        if (pm_priv_lookup("postfix", &uid, &gid, why) != PM_OK ||
+            !(journal = pm_pf_journal_new(uid, why)))
+            return NULL;
+    }
     pm_declog_t *d = pm_declog_open(dir, max_records, max_bytes, why);
-    if (!d)
+    if (!d) {
+        pm_pf_journal_destroy(&journal);
         return NULL;
+    }
     pm_pf_rejects_t *self = pm_calloc(1, sizeof *self);
     self->log = pm_strdup(log);
+    self->journal = journal;
     self->declog = d;
     return self;
 }
@@ -142,6 +156,7 @@ pm_pf_rejects_destroy(pm_pf_rejects_t **self_p)
     if (!self)
         return;
     pm_declog_close(&self->declog);
+    pm_pf_journal_destroy(&self->journal);
     free(self->log);
     free(self);
     *self_p = NULL;
@@ -199,9 +214,27 @@ s_lines(pm_pf_rejects_t *self, char *buf, size_t len, uint64_t rev, int64_t now,
     }
 }
 
+/* What the journal gained since the last poll. */
+static size_t
+s_poll_journal(pm_pf_rejects_t *self, uint64_t rev, int64_t now)
+{
+    char *buf;
+    size_t len, kept = 0;
+    int rc = pm_pf_journal_read(self->journal, PM_PF_REJECTS_READ, &buf, &len);
+    if (rc < 0 && !self->warned)
+        pm_warn("Postfix's refusals: the journal: %s", strerror(-rc));
+    self->warned = rc < 0;
+    if (len)
+        s_lines(self, buf, len, rev, now, &kept);
+    free(buf);
+    return kept;
+}
+
 size_t
 pm_pf_rejects_poll(pm_pf_rejects_t *self, uint64_t rev, int64_t now)
 {
+    if (self->journal)
+        return s_poll_journal(self, rev, now);
     int fd = open(self->log, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

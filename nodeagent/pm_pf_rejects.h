@@ -10,7 +10,8 @@
  * and the revision the node enforced. The filter's own refusals
  * ("milter-reject") are left to the filter's record.
  *
- * The log is Postfix's (root's), read with O_NOFOLLOW, never blocking,
+ * The log is Postfix's (root's), or the systemd journal's entries of
+ * smtpd (pm_pf_journal.h). A file is read with O_NOFOLLOW, never blocking,
  * at most PM_PF_REJECTS_READ bytes a poll and whole lines only. It is
  * followed from where it ends when first seen (no history is imported
  * with today's time); a log replaced (another inode) or cut (smaller
@@ -25,6 +26,8 @@
 
 #define PM_PF_REJECTS_READ (1u << 20)
 #define PM_PF_REJECTS_LOG "/var/log/mail.log"
+/* the log named so is the systemd journal (pm_pf_journal.h) */
+#define PM_PF_REJECTS_JOURNAL "journal"
 
 /* One refusal as the log line says it; every field a copy ("" when the
  * line has none). */
@@ -47,8 +50,9 @@ const char *pm_pf_reject_key(const char *reply);
 
 typedef struct pm_pf_rejects_t pm_pf_rejects_t;
 
-/* Follows LOG into a decision log in DIR (made 0700; MAX_RECORDS,
- * MAX_BYTES as pm_declog_open). NULL with *why when DIR cannot be used. */
+/* Follows LOG (a file, or PM_PF_REJECTS_JOURNAL) into a decision log in
+ * DIR (made 0700; MAX_RECORDS, MAX_BYTES as pm_declog_open). NULL with
+ * *why when DIR or the journal cannot be used. */
 pm_pf_rejects_t *pm_pf_rejects_new(const char *log, const char *dir,
                                    size_t max_records, size_t max_bytes,
                                    char **why);

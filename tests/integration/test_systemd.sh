@@ -181,6 +181,9 @@ for u in controller milter agent; do
 done
 
 # ---- mail through the system's Postfix and the milter -----------------------------------
+# the notification listener, as the README has the admin add it
+in_ct postconf -M '127.0.0.1:10026/inet=127.0.0.1:10026 inet n - n - - smtpd -o smtpd_milters= -o non_smtpd_milters= -o receive_override_options=no_milters'
+in_ct postfix reload >/dev/null 2>&1
 mail_msg() { # ATTACHMENT-NAME TOKEN: a message with one attachment
     printf 'From: bob@example.test\r\nTo: root@localhost\r\nSubject: %s\r\n' "$2"
     printf 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
@@ -195,9 +198,33 @@ send() { # ATTACHMENT-NAME TOKEN: swaks' transcript
 send setup.exe pmtokexe >"$WORK/swaks-exe.out"
 check "a blocked attachment is refused by the milter (554 naming .exe)" \
     grep -q '<\*\* *554 5.7.1 .*setup.exe.*\.exe' "$WORK/swaks-exe.out"
+check "and the admin is told, through the notification listener" \
+    wait_for 10 grep -q 'setup.exe' "$CT/var/mail/root"
 send notes.txt pmtoktxt >"$WORK/swaks-txt.out"
 check "a clean message is accepted" grep -q '<- *250 2.0.0 Ok: queued' "$WORK/swaks-txt.out"
 check "and delivered" wait_for 10 grep -q pmtoktxt "$CT/var/mail/root"
+
+# smtpd's own refusal (before the milter), which only its log records:
+# here the journal, as no syslog daemon writes /var/log/mail.log
+in_ct swaks --server 127.0.0.1 --from carol@nodomain --to root@localhost \
+    --body x >"$WORK/swaks-fqdn.out" 2>&1
+check "smtpd refuses an unqualified sender" grep -q '<\*\* *504 5.5.2 .*need fully-qualified' \
+    "$WORK/swaks-fqdn.out"
+why_fqdn() {
+    in_ct privmta-ctl why --from carol@nodomain --json >"$WORK/why.json" 2>/dev/null &&
+        jq -e '(.records | length) == 1 and .records[0].node == "mx1" and
+            .records[0].key == "inbound.checks.sender_fqdn" and
+            (.records[0].reply | startswith("504"))' "$WORK/why.json" >/dev/null
+}
+check "privmta-ctl why finds it, read from the journal (inbound.checks.sender_fqdn)" \
+    wait_for 10 why_fqdn
+# a line someone else logs with smtpd's name is not smtpd's
+in_ct logger -p mail.info -t postfix/smtpd "NOQUEUE: reject: RCPT from forged[192.0.2.9]: 554 5.7.1 <root@localhost>: Relay access denied; from=<carol@nodomain> to=<root@localhost> proto=ESMTP helo=<x>"
+in_ct swaks --server 127.0.0.1 --from dave@nodomain --to root@localhost --body x >/dev/null 2>&1
+why_dave() { in_ct privmta-ctl why --from dave@nodomain >/dev/null 2>&1; }
+check "a later refusal is found" wait_for 10 why_dave
+check "and the line logger forged as postfix/smtpd was not taken" \
+    test "$(in_ct privmta-ctl why --from carol@nodomain --json | jq '.records | length')" = 1
 
 # a rehearsal: the agent runs a scratch Postfix and milter from its sandbox
 sed 's/blocked_extensions: \["@common"\]/blocked_extensions: ["@common", iso]/' \
