@@ -37,6 +37,8 @@
 #define S_PROBE_MS 10000          /* smtpd -S: healthy, it exits at once */
 #define S_RELOAD_WAIT_MS 2000     /* the master re-reads within ms */
 #define S_MAIN_CF_MAX (16u << 20) /* a main.cf bigger than this is refused */
+#define S_SCRATCH_DEPTH 8 /* directories copied as directories, this deep */
+#define S_SCRATCH_COPY_MAX (1u << 20) /* a linked file copied, this big */
 #define S_SMTPD_FALLBACK "/usr/lib/postfix/sbin/smtpd"
 
 /* ------------------------------------------------------------------------
@@ -68,9 +70,60 @@ s_read_file(const char *path, char **data, size_t *len, struct stat *st,
     return pm_file_read(path, S_MAIN_CF_MAX, 0, data, len, why) == PM_OK;
 }
 
+/* Puts FROM's entry at TO in a scratch copy: a hard link to a regular
+ * file, or to the file a symbolic link names (Debian's makedefs.out);
+ * for a directory (sasl/, dynamicmaps.cf.d/) a real one with its entries
+ * put the same way. A symbolic link only where neither a hard link nor a
+ * copy can be (a big file on another file system, a tree deeper than
+ * S_SCRATCH_DEPTH): postfix check warns "symlink leaves directory" for
+ * every one, at every apply. */
+static void
+s_scratch_put(const char *from, const char *to, int depth)
+{
+    struct stat lst, st;
+    if (lstat(from, &lst) != 0)
+        return;
+    if (S_ISREG(lst.st_mode) && link(from, to) == 0)
+        return;
+    if (S_ISLNK(lst.st_mode) && stat(from, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (linkat(AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW) == 0)
+            return;
+        /* on another mount (the unit's read-only /usr): a small file is
+         * copied, the scratch copy lives for one check */
+        char *data = NULL, *why = NULL;
+        size_t len = 0;
+        bool copied = pm_file_read(from, S_SCRATCH_COPY_MAX, 0, &data, &len,
+                                   &why) == PM_OK &&
+                      pm_file_write(to, data, len, st.st_mode & 0777, (gid_t)-1,
+                                    &why) == PM_OK;
+        free(data);
+        free(why);
+        if (copied)
+            return;
+    }
+    if (S_ISDIR(lst.st_mode) && depth < S_SCRATCH_DEPTH &&
+        mkdir(to, lst.st_mode & 07777) == 0) {
+        DIR *d = opendir(from);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char *f = pm_asprintf("%s/%s", from, e->d_name);
+            char *t = pm_asprintf("%s/%s", to, e->d_name);
+            s_scratch_put(f, t, depth + 1);
+            free(f);
+            free(t);
+        }
+        if (d)
+            closedir(d);
+        return;
+    }
+    (void)symlink(from, to);
+}
+
 /* A scratch configuration directory beside DIR's files: DIR/.privmta.XXXXXX
- * with a copy of main.cf and hard links to every other file (symbolic
- * links to directories), so paths under $config_directory still resolve. */
+ * with a copy of main.cf and every other file put there (s_scratch_put),
+ * so paths under $config_directory still resolve. */
 static void s_scratch_destroy(char **tmp_p);
 
 static char *
@@ -91,11 +144,7 @@ s_scratch_new(const s_pf_t *self, const char *main_data, size_t main_len,
             continue;
         char *from = pm_asprintf("%s/%s", self->dir, e->d_name);
         char *to = pm_asprintf("%s/%s", tmp, e->d_name);
-        struct stat fst;
-        if (lstat(from, &fst) == 0 && S_ISREG(fst.st_mode))
-            (void)link(from, to);
-        else
-            (void)symlink(from, to);
+        s_scratch_put(from, to, 0);
         free(from);
         free(to);
     }
@@ -113,21 +162,13 @@ s_scratch_new(const s_pf_t *self, const char *main_data, size_t main_len,
 static void
 s_scratch_destroy(char **tmp_p)
 {
-    char *tmp = *tmp_p;
-    if (!tmp)
+    if (!*tmp_p)
         return;
-    DIR *d = opendir(tmp);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char *p = pm_asprintf("%s/%s", tmp, e->d_name);
-        unlink(p);
-        free(p);
+    char *why = NULL;
+    if (pm_file_remove_tree(*tmp_p, false, &why) != PM_OK) {
+        pm_warn("postfix: scratch directory not removed: %s", why);
+        free(why);
     }
-    if (d)
-        closedir(d);
-    rmdir(tmp);
     PM_FREE(tmp_p);
 }
 

@@ -297,6 +297,45 @@ Test(apply, writes_owned_keeps_the_rest)
     pm_policy_free(&p);
 }
 
+/* Debian's /etc/postfix: makedefs.out a symbolic link to a file elsewhere,
+ * directories (sasl/, dynamicmaps.cf.d/). The scratch copy an apply
+ * checks holds them without symbolic links, which postfix check would
+ * log as "symlink leaves directory" at every apply, and goes whole. */
+Test(apply, debian_layout_checked_without_warnings)
+{
+    node_t n;
+    s_node(&n, "debian", "127.0.0.30", false);
+    cr_assert_eq(
+        testsh_run(NULL,
+                   "echo 'made by a test' >%s/makedefs.real && "
+                   "ln -s %s/makedefs.real %s/makedefs.out && "
+                   "mkdir -p %s/sasl/deeper && echo x >%s/sasl/smtpd.conf",
+                   n.dir, n.dir, n.etc, n.etc, n.etc),
+        0);
+    Pm__Policy *p = s_policy();
+    testpolicy_set(&p, NULL, "inbound.checks.helo_fqdn", "true");
+    pm_backend_t *b = s_backend(&n);
+    s_apply_ok(b, p);
+    s_expect_param(&n, "smtpd_helo_restrictions",
+                   "reject_invalid_helo_hostname "
+                   "reject_non_fqdn_helo_hostname");
+    char *warned = NULL;
+    cr_expect_eq(testsh_run(&warned,
+                            "grep 'symlink leaves directory' %s/maillog",
+                            n.dir),
+                 1, "postfix check warned of a symbolic link:\n%s", warned);
+    free(warned);
+    cr_expect_eq(testsh_run(NULL, "ls -a %s | grep -q privmta", n.etc), 1,
+                 "a scratch directory was left behind");
+    cr_expect_eq(testsh_run(NULL,
+                            "test -L %s/makedefs.out && test -f "
+                            "%s/sasl/smtpd.conf && test -d %s/sasl/deeper",
+                            n.etc, n.etc, n.etc),
+                 0, "the live directory's own entries were touched");
+    b->destroy(&b);
+    pm_policy_free(&p);
+}
+
 Test(apply, helo_valid_rejects_bad_helo)
 {
     node_t n;
