@@ -12,10 +12,13 @@
 #     their hardened units, and they stay up: the sandbox lets each do its
 #     job (a unit that kills its daemon is the defect this catches);
 #   - the node enrolled with the two documented commands; a policy pushed
-#     and applied to the real Postfix; mail through it: a blocked
-#     attachment refused by the milter, a clean message delivered;
-#     ClamAV's signed test database fetched from a loopback mirror by the
-#     agent's privmta-fetch child and loaded by the milter;
+#     and applied to the real Postfix (no warning in its log); mail
+#     through it: a blocked attachment refused by the milter and the admin
+#     notified, a clean message delivered, smtpd's own refusal found by
+#     privmta-ctl why in the journal (and a forged line not); a policy
+#     test rehearsed in the agent's sandbox; ClamAV's signed test
+#     database fetched from a loopback mirror by the agent's
+#     privmta-fetch child and loaded by the milter;
 #   - what the units promise, read off the running processes: users,
 #     capabilities, no_new_privs, seccomp; systemd-analyze's scores;
 #   - a rolling restart through systemctl; each line once in the journal;
@@ -62,6 +65,7 @@ After=basic.target
 AllowIsolate=yes
 EOF
 rm -f "$CT/etc/machine-id" # a machine of its own (and a journal of its own)
+rm -f "$CT/var/mail/root"  # and a mailbox of its own: what the test finds there
 # A sanitizer build (deploy/test.sh's): LeakSanitizer stops the process's
 # threads with ptrace(2) at exit, which the units' system call filter
 # refuses; it would fail every clean stop. Leaks are the other tests'
@@ -90,6 +94,7 @@ systemd-nspawn -D "$CT" --register=no --keep-unit --private-network --resolv-con
     --machine="privmta-test-$$" -- systemd.unit=privmta-test.target \
     </dev/null >"$WORK/container.log" 2>&1 &
 NSPAWN=$!
+track "$NSPAWN" # the watchdog's kill -9 takes the container with it
 LEADER=
 booted() {
     LEADER=$(pgrep -P "$NSPAWN" | head -1)
