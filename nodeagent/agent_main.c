@@ -179,22 +179,26 @@ s_keys(const char *state_dir, const char *name)
  * the journal where it is the only log), or NULL: "none". Owned by the
  * process (it lives as long as the agent). */
 static const char *
-s_postfix_log(const char *dir)
+s_postfix_log(const char *dir, const char **syslog_name)
 {
-    static char *maillog;
+    static char *maillog, *name;
     const char *log = pm_conf_get(s_params, "postfix_log");
+    const char *const names[] = {"maillog_file", "syslog_name"};
+    char *values[2] = {NULL, NULL}, *why = NULL;
     if (strcmp(log, "none") == 0)
         return NULL;
+    if (pm_postconf_read(dir, names, 2, values, &why) == PM_OK) {
+        maillog = values[0] && *values[0] ? values[0] : NULL;
+        if (!maillog)
+            free(values[0]);
+        name = values[1] && *values[1] ? values[1] : NULL;
+        if (!name)
+            free(values[1]);
+    }
+    free(why);
+    *syslog_name = name;
     if (*log)
         return log;
-    const char *const names[] = {"maillog_file"};
-    char *value = NULL, *why = NULL;
-    if (pm_postconf_read(dir, names, 1, &value, &why) == PM_OK && value &&
-        *value)
-        maillog = value;
-    else
-        free(value);
-    free(why);
     if (maillog)
         return maillog;
     /* no syslog daemon writes mail.log, and journald runs */
@@ -370,7 +374,8 @@ main(int argc, char **argv)
     if (strcmp(pm_conf_get(s_params, "backend"), "postfix") == 0) {
         pm_postfix_set_milter(backend, msock);
         cfg.postfix_dir = pm_conf_get(s_params, "postfix_dir");
-        cfg.postfix_log = s_postfix_log(cfg.postfix_dir);
+        cfg.postfix_log =
+            s_postfix_log(cfg.postfix_dir, &cfg.postfix_syslog_name);
     }
     const char *listen = pm_conf_get(s_params, "metrics_listen");
     if (*listen && !(cfg.metrics = pm_metrics_server_new(listen, &why)))

@@ -631,8 +631,9 @@ s_pf_rejects_open(pm_agent_state_t *self)
     self->pf_rejects_dir =
         pm_asprintf("%s/%s", self->cfg.state_dir, PM_AGENT_PF_DECISIONS);
     self->pf_rejects =
-        pm_pf_rejects_new(self->cfg.postfix_log, self->pf_rejects_dir,
-                          PM_DECLOG_RECORDS_DEFAULT, PM_DECLOG_BYTES_MAX, &why);
+        pm_pf_rejects_new(self->cfg.postfix_log, self->cfg.postfix_syslog_name,
+                          self->pf_rejects_dir, PM_DECLOG_RECORDS_DEFAULT,
+                          PM_DECLOG_BYTES_MAX, &why);
     if (!self->pf_rejects) {
         pm_warn("node %s: Postfix's refusals are not recorded: %s", self->node,
                 why);

@@ -77,45 +77,47 @@ typedef struct {
     const char *address;    /* shown by `privmta-ctl nodes` */
     pm_backend_t *backend;  /* not owned */
     int heartbeat_ms;
-    int dead_after_ms;            /* controller silence that forces a resync */
-    uint64_t drop_rev;            /* test hook: ignore the update of this rev */
-    const char *crash_at;         /* test hook: pm_crash step armed once the
-                                   * stored revision is restored; NULL: none */
-    const char *milter_dir;       /* the handoff dir for privmta-milter
-                                   * (pm_handoff.h): the applied revision and
-                                   * DKIM keys; NULL: nothing handed over */
-    int milter_gid;               /* group given read access to it (files
-                                   * root:GID 0640, dirs 0750); -1: root's */
-    const char *milter_status;    /* privmta-milter's status.json, or NULL */
-    const char *sig_dir;          /* ClamAV databases for the milter
-                                   * (pm_sigsync.h), absolute; NULL: none */
-    const char *peer_bind;        /* where peers pull databases; NULL: none */
-    const char *sigfetch;         /* privmta-sigfetch, by path (pm_sigsync.h) */
-    int cdiff_min_kib;            /* pm_sigsync.h */
-    int peer_links;               /* pm_sigsync.h's links_max */
-    const char *fetch_user;       /* it runs as this user (when root); NULL:
-                                   * as the agent */
-    const char *peer_host;        /* host peers reach us at; NULL: bind's */
-    int gossip_ms;                /* signature gossip round; 0: 200 */
-    const char *postfix_dir;      /* restarts: Postfix's configuration
-                                   * directory; NULL: no Postfix here (the
-                                   * noop backend), orders for it fail */
-    const char *milter_socket;    /* restarts: gated there; NULL: no milter */
-    const char *milter_restart;   /* restarts: the command restarting the
-                                   * milter (pm_restart.h); NULL: none */
-    const char *postfix_restart;  /* restarts: the command restarting
-                                   * Postfix (pm_restart.h); NULL or "":
-                                   * postfix stop, start */
-    int restart_gate_ms;          /* 0: PM_RESTART_GATE_MS */
-    const char *rehearsal_dir;    /* policy tests: pm_rehearse.h's DIR */
-    const char *milter_program;   /* policy tests: privmta-milter, by path */
-    const char *milter_config;    /* policy tests: the live milter's -c FILE */
-    const char *postfix_log;      /* Postfix's log, followed for its own
-                                   * refusals (pm_pf_rejects.h) into
-                                   * STATE_DIR/postfix-decisions for
-                                   * privmta-ctl why; NULL or "": not */
-    pm_metrics_server_t *metrics; /* gets pm_agent_metrics_text at each
-                                   * report; NULL: none (not owned) */
+    int dead_after_ms;           /* controller silence that forces a resync */
+    uint64_t drop_rev;           /* test hook: ignore the update of this rev */
+    const char *crash_at;        /* test hook: pm_crash step armed once the
+                                  * stored revision is restored; NULL: none */
+    const char *milter_dir;      /* the handoff dir for privmta-milter
+                                  * (pm_handoff.h): the applied revision and
+                                  * DKIM keys; NULL: nothing handed over */
+    int milter_gid;              /* group given read access to it (files
+                                  * root:GID 0640, dirs 0750); -1: root's */
+    const char *milter_status;   /* privmta-milter's status.json, or NULL */
+    const char *sig_dir;         /* ClamAV databases for the milter
+                                  * (pm_sigsync.h), absolute; NULL: none */
+    const char *peer_bind;       /* where peers pull databases; NULL: none */
+    const char *sigfetch;        /* privmta-sigfetch, by path (pm_sigsync.h) */
+    int cdiff_min_kib;           /* pm_sigsync.h */
+    int peer_links;              /* pm_sigsync.h's links_max */
+    const char *fetch_user;      /* it runs as this user (when root); NULL:
+                                  * as the agent */
+    const char *peer_host;       /* host peers reach us at; NULL: bind's */
+    int gossip_ms;               /* signature gossip round; 0: 200 */
+    const char *postfix_dir;     /* restarts: Postfix's configuration
+                                  * directory; NULL: no Postfix here (the
+                                  * noop backend), orders for it fail */
+    const char *milter_socket;   /* restarts: gated there; NULL: no milter */
+    const char *milter_restart;  /* restarts: the command restarting the
+                                  * milter (pm_restart.h); NULL: none */
+    const char *postfix_restart; /* restarts: the command restarting
+                                  * Postfix (pm_restart.h); NULL or "":
+                                  * postfix stop, start */
+    int restart_gate_ms;         /* 0: PM_RESTART_GATE_MS */
+    const char *rehearsal_dir;   /* policy tests: pm_rehearse.h's DIR */
+    const char *milter_program;  /* policy tests: privmta-milter, by path */
+    const char *milter_config;   /* policy tests: the live milter's -c FILE */
+    const char *postfix_log;     /* Postfix's log, followed for its own
+                                  * refusals (pm_pf_rejects.h) into
+                                  * STATE_DIR/postfix-decisions for
+                                  * privmta-ctl why; NULL or "": not */
+    const char *postfix_syslog_name; /* its syslog_name, for the journal
+                                      * (NULL: "postfix") */
+    pm_metrics_server_t *metrics;    /* gets pm_agent_metrics_text at each
+                                      * report; NULL: none (not owned) */
 } pm_agent_config_t;
 
 /* Starts an agent. CONFIG is copied (cert and backend stay the caller's and

@@ -18,6 +18,7 @@
 
 struct pm_pf_journal_t {
     sd_journal *j;
+    char *ident; /* "SYSLOG_NAME/": the instance's entries start so */
 };
 
 static uint64_t
@@ -29,7 +30,7 @@ s_now_usec(void)
 }
 
 pm_pf_journal_t *
-pm_pf_journal_new(uid_t postfix_uid, char **why)
+pm_pf_journal_new(uid_t postfix_uid, const char *syslog_name, char **why)
 {
     sd_journal *j = NULL;
     char uid[32];
@@ -56,6 +57,7 @@ pm_pf_journal_new(uid_t postfix_uid, char **why)
     }
     pm_pf_journal_t *self = pm_calloc(1, sizeof *self);
     self->j = j;
+    self->ident = pm_asprintf("%s/", syslog_name ? syslog_name : "postfix");
     return self;
 }
 
@@ -66,6 +68,7 @@ pm_pf_journal_destroy(pm_pf_journal_t **self_p)
     if (!self)
         return;
     sd_journal_close(self->j);
+    free(self->ident);
     free(self);
     *self_p = NULL;
 }
@@ -104,6 +107,7 @@ pm_pf_journal_read(pm_pf_journal_t *self, size_t max, char **buf, size_t *len)
     while (*len + S_LINE_MAX <= max && (rc = sd_journal_next(self->j)) > 0) {
         size_t used = 0; /* "postfix/smtpd[PID]: MESSAGE\n" */
         if (!s_append(self->j, "SYSLOG_IDENTIFIER", "[", line, &used) ||
+            strncmp(line, self->ident, strlen(self->ident)) != 0 ||
             !s_append(self->j, "_PID", "]: ", line, &used) ||
             !s_append(self->j, "MESSAGE", "\n", line, &used))
             continue;

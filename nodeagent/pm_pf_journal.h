@@ -18,8 +18,12 @@ typedef struct pm_pf_journal_t pm_pf_journal_t;
 
 /* Opens the local system journal at its end (no history: a refusal is
  * recorded with the time it is read), entries of smtpd as POSTFIX_UID
- * only. NULL with *why when the journal cannot be read. */
-pm_pf_journal_t *pm_pf_journal_new(uid_t postfix_uid, char **why);
+ * only, and of one Postfix instance: those whose SYSLOG_IDENTIFIER starts
+ * with SYSLOG_NAME/ (its syslog_name; NULL: "postfix"), which also holds
+ * smtpd services a master.cf entry names (postfix/submission/smtpd).
+ * NULL with *why when the journal cannot be read. */
+pm_pf_journal_t *pm_pf_journal_new(uid_t postfix_uid, const char *syslog_name,
+                                   char **why);
 void pm_pf_journal_destroy(pm_pf_journal_t **self_p);
 
 /* The entries added since the last call, as syslog writes them

@@ -124,8 +124,8 @@ struct pm_pf_rejects_t {
 };
 
 pm_pf_rejects_t *
-pm_pf_rejects_new(const char *log, const char *dir, size_t max_records,
-                  size_t max_bytes, char **why)
+pm_pf_rejects_new(const char *log, const char *syslog_name, const char *dir,
+                  size_t max_records, size_t max_bytes, char **why)
 {
     if (pm_file_mkdir(dir, 0700, (gid_t)-1, why) != PM_OK)
         return NULL;
@@ -134,7 +134,7 @@ pm_pf_rejects_new(const char *log, const char *dir, size_t max_records,
         uid_t uid;
         gid_t gid;
         if (pm_priv_lookup("postfix", &uid, &gid, why) != PM_OK ||
-            !(journal = pm_pf_journal_new(uid, why)))
+            !(journal = pm_pf_journal_new(uid, syslog_name, why)))
             return NULL;
     }
     pm_declog_t *d = pm_declog_open(dir, max_records, max_bytes, why);

@@ -50,12 +50,14 @@ const char *pm_pf_reject_key(const char *reply);
 
 typedef struct pm_pf_rejects_t pm_pf_rejects_t;
 
-/* Follows LOG (a file, or PM_PF_REJECTS_JOURNAL) into a decision log in
- * DIR (made 0700; MAX_RECORDS, MAX_BYTES as pm_declog_open). NULL with
- * *why when DIR or the journal cannot be used. */
-pm_pf_rejects_t *pm_pf_rejects_new(const char *log, const char *dir,
-                                   size_t max_records, size_t max_bytes,
-                                   char **why);
+/* Follows LOG (a file, or PM_PF_REJECTS_JOURNAL: there the entries of
+ * the instance whose syslog_name is SYSLOG_NAME, NULL "postfix") into a
+ * decision log in DIR (made 0700; MAX_RECORDS, MAX_BYTES as
+ * pm_declog_open). NULL with *why when DIR or the journal cannot be
+ * used. */
+pm_pf_rejects_t *pm_pf_rejects_new(const char *log, const char *syslog_name,
+                                   const char *dir, size_t max_records,
+                                   size_t max_bytes, char **why);
 void pm_pf_rejects_destroy(pm_pf_rejects_t **self_p);
 
 /* Records what LOG gained since the last poll, each refusal under

@@ -235,6 +235,24 @@ check "a later refusal is found" wait_for 10 why_dave
 check "and the line logger forged as postfix/smtpd was not taken" \
     test "$(in_ct privmta-ctl why --from carol@nodomain --json | jq '.records | length')" = 1
 
+# the journal holds every Postfix instance's smtpd: this node's are those
+# logging under its syslog_name, submission-style services included
+in_ct postconf -M '127.0.0.1:2525/inet=127.0.0.1:2525 inet n - y - - smtpd -o syslog_name=postfix/submission'
+in_ct postconf -M '127.0.0.1:2526/inet=127.0.0.1:2526 inet n - y - - smtpd -o syslog_name=postfix-other'
+in_ct postfix reload >/dev/null 2>&1
+sleep 1
+in_ct swaks --server 127.0.0.1:2525 --from erin@nodomain --to root@localhost --body x >/dev/null 2>&1
+in_ct swaks --server 127.0.0.1:2526 --from frank@nodomain --to root@localhost --body x >/dev/null 2>&1
+in_ct swaks --server 127.0.0.1 --from gina@nodomain --to root@localhost --body x >/dev/null 2>&1
+why_from() { in_ct privmta-ctl why --from "$1" >/dev/null 2>&1; }
+no_why_from() { ! why_from "$1"; }
+check "a refusal by a service logging as postfix/submission is found" wait_for 10 why_from erin@nodomain
+check "and one after them (so the one between was read)" wait_for 10 why_from gina@nodomain
+check "one logged under another instance's name (postfix-other) was not taken" \
+    no_why_from frank@nodomain
+in_ct postconf -MX 127.0.0.1:2525/inet 127.0.0.1:2526/inet
+in_ct postfix reload >/dev/null 2>&1
+
 # a rehearsal: the agent runs a scratch Postfix and milter from its sandbox
 sed 's/blocked_extensions: \["@common"\]/blocked_extensions: ["@common", iso]/' \
     "$CT$FILES/policy.yaml" >"$CT$FILES/candidate.yaml"

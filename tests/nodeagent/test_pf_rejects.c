@@ -135,7 +135,7 @@ Test(pf_rejects, followed_from_its_end_across_a_rotation)
     snprintf(rec, sizeof rec, "%s/decisions", dir);
     s_append(log, S_RELAY); /* before: history, not imported */
     char *why = NULL;
-    pm_pf_rejects_t *p = pm_pf_rejects_new(log, rec, 1000, 1 << 20, &why);
+    pm_pf_rejects_t *p = pm_pf_rejects_new(log, NULL, rec, 1000, 1 << 20, &why);
     cr_assert_not_null(p, "%s", why);
     cr_expect_eq(pm_pf_rejects_poll(p, 3, 1700000000), 0);
     s_append(log, S_HELO);
@@ -170,7 +170,7 @@ Test(pf_rejects, a_missing_log_is_no_error)
     snprintf(log, sizeof log, "%s/none", dir);
     snprintf(rec, sizeof rec, "%s/decisions", dir);
     char *why = NULL;
-    pm_pf_rejects_t *p = pm_pf_rejects_new(log, rec, 1000, 1 << 20, &why);
+    pm_pf_rejects_t *p = pm_pf_rejects_new(log, NULL, rec, 1000, 1 << 20, &why);
     cr_assert_not_null(p, "%s", why);
     cr_expect_eq(pm_pf_rejects_poll(p, 1, 1700000000), 0);
     cr_expect_eq(symlink("/etc/passwd", log), 0);
