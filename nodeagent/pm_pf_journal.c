@@ -19,6 +19,7 @@
 struct pm_pf_journal_t {
     sd_journal *j;
     char *ident; /* "SYSLOG_NAME/": the instance's entries start so */
+    size_t ident_len;
 };
 
 static uint64_t
@@ -58,6 +59,7 @@ pm_pf_journal_new(uid_t postfix_uid, const char *syslog_name, char **why)
     pm_pf_journal_t *self = pm_calloc(1, sizeof *self);
     self->j = j;
     self->ident = pm_asprintf("%s/", syslog_name ? syslog_name : "postfix");
+    self->ident_len = strlen(self->ident);
     return self;
 }
 
@@ -104,15 +106,20 @@ pm_pf_journal_read(pm_pf_journal_t *self, size_t max, char **buf, size_t *len)
     if (rc < 0)
         return rc;
     char line[S_LINE_MAX];
+    size_t cap = 0;
     while (*len + S_LINE_MAX <= max && (rc = sd_journal_next(self->j)) > 0) {
         size_t used = 0; /* "postfix/smtpd[PID]: MESSAGE\n" */
         if (!s_append(self->j, "SYSLOG_IDENTIFIER", "[", line, &used) ||
-            strncmp(line, self->ident, strlen(self->ident)) != 0 ||
+            strncmp(line, self->ident, self->ident_len) != 0 ||
             !s_append(self->j, "_PID", "]: ", line, &used) ||
             !s_append(self->j, "MESSAGE", "\n", line, &used))
             continue;
-        if (!*buf)
-            *buf = pm_malloc(max);
+        if (*len + used > cap) { /* a few lines a poll, mostly: grown */
+            cap = cap ? 2 * cap : 4 * S_LINE_MAX;
+            if (cap > max) /* the loop's test keeps LEN + USED within MAX */
+                cap = max;
+            *buf = pm_realloc(*buf, cap);
+        }
         memcpy(*buf + *len, line, used);
         *len += used;
     }
