@@ -18,7 +18,7 @@ chmod 755 "$WORK"
 PASSED=0
 FAILED=0
 PIDS=()
-DAEMONS=() # "PID NAME LOG"
+DAEMONS=() # "PID LOG NAME": the name last, as it may hold spaces ("agent mx1")
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:exitcode=86}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=86}
 
@@ -169,7 +169,7 @@ daemon_bg() {
     "$@" >>"$log" 2>&1 &
     DAEMON_PID=$!
     track "$DAEMON_PID"
-    DAEMONS+=("$DAEMON_PID $name $log")
+    DAEMONS+=("$DAEMON_PID $log $name")
 }
 
 # kill_daemon PID: kill -9 on purpose (a crash test); it is then no longer
@@ -189,11 +189,11 @@ kill_daemon() {
 stop_daemons() {
     local entry pid name log rc
     for entry in "${DAEMONS[@]}"; do
-        read -r pid name log <<<"$entry"
+        read -r pid log name <<<"$entry"
         kill -TERM "$pid" 2>/dev/null
     done
     for entry in "${DAEMONS[@]}"; do
-        read -r pid name log <<<"$entry"
+        read -r pid log name <<<"$entry"
         wait_for 10 bash -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
         rc=$?
