@@ -15,11 +15,12 @@
 #     is killed at random moments and restarted. After each restart every
 #     acknowledged revision is in the history with the digest it was
 #     acknowledged with, and the agents converge to the head.
-#   - slow and lossy link: mx3's link loses 5 % of the packets each way
+#   - slow and lossy link: mx3's link holds every frame 200 ms each way
+#     (this kernel has no sch_netem: its veth pair is replaced by two TAP
+#     devices joined by linkdelay.c), loses 5 % of the packets each way
 #     (nftables numgen) and is throttled to 1 Mbit/s (tbf) while revisions
 #     are pushed with --wait: each push reaches every node, and a --wait
-#     that says so is true. This kernel has no sch_netem, so a fixed delay
-#     (netem delay 200ms) is not made; tbf's queue adds its own.
+#     that says so is true. The delay stays for the kill -9 loop.
 source "$(dirname "$0")/lib.sh" "$@"
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (namespaces, Postfix)"
@@ -179,7 +180,25 @@ check "the mirror served no file again for it" served_once
 echo "# partition healed -> mx3's Postfix at the head: $(((t_conv - t_heal) / 1000000)) ms"
 
 # ---- slow and lossy link ------------------------------------------------------------
-# 5 % loss each way on mx3's side, and 1 Mbit/s out of both ends of its link
+# slow_wire: mx3's veth pair replaced by a 200 ms wire (linkdelay), with the
+# veth's MAC (the controller's neighbour entry stays right) and address:
+# mx3's connections carry on over it
+slow_wire() {
+    local mac
+    mac=$(in_ns mx3 cat "/sys/class/net/${P}mx3n/address") || return 1
+    "$BUILD/tests/integration/linkdelay" 200 "${P}mx3w" "${P}mx3x" "$WORK/wire.ready" \
+        2>"$WORK/wire.log" &
+    track "$!"
+    wait_for 10 test -s "$WORK/wire.ready" &&
+        ip link del "${P}mx3h" &&
+        ip link set "${P}mx3x" netns "${P}mx3" &&
+        in_ns mx3 ip link set "${P}mx3x" address "$mac" &&
+        in_ns mx3 ip addr add "${ADDR[mx3]}/24" dev "${P}mx3x" &&
+        in_ns mx3 ip link set "${P}mx3x" up &&
+        ip link set "${P}mx3w" master "${P}br" &&
+        ip link set "${P}mx3w" up
+}
+# 5 % loss each way on mx3's side
 lossy() {
     in_ns mx3 nft -f - <<'NFT'
 table inet pmloss {
@@ -188,9 +207,19 @@ table inet pmloss {
 }
 NFT
 }
+# connect_ms: how long a TCP connection from mx3 to the mirror takes to open
+connect_ms() {
+    local t0=$(date +%s%N)
+    in_ns mx3 bash -c "exec 3<>/dev/tcp/$CTL_ADDR/8080" 2>/dev/null || return 1
+    echo $((($(date +%s%N) - t0) / 1000000))
+}
+check "mx3's veth replaced by a wire of 200 ms each way" slow_wire
+rtt=$(connect_ms)
+check "a connection from mx3 takes a round trip of the wire (${rtt:-no} ms, >= 400)" \
+    test "${rtt:-0}" -ge 400
 slow="rate 1mbit burst 16kb latency 400ms"
-if lossy && in_ns mx3 tc qdisc add dev "${P}mx3n" root tbf $slow &&
-    tc qdisc add dev "${P}mx3h" root tbf $slow; then
+if lossy && in_ns mx3 tc qdisc add dev "${P}mx3x" root tbf $slow &&
+    tc qdisc add dev "${P}mx3w" root tbf $slow; then
     pass "mx3's link loses 5 % each way and is throttled to 1 Mbit/s"
     ok=0 honest=0
     t_lossy=$SECONDS
@@ -206,10 +235,10 @@ if lossy && in_ns mx3 tc qdisc add dev "${P}mx3n" root tbf $slow &&
     done
     check "every push with --wait reached every node ($ok of 10)" test "$ok" -eq 10
     check "and every node's own report agrees ($honest of 10)" test "$honest" -eq 10
-    echo "# 10 pushes with --wait over the lossy link: $((SECONDS - t_lossy)) s"
+    echo "# 10 pushes with --wait over the slow, lossy link: $((SECONDS - t_lossy)) s"
     in_ns mx3 nft delete table inet pmloss
-    in_ns mx3 tc qdisc del dev "${P}mx3n" root
-    tc qdisc del dev "${P}mx3h" root
+    in_ns mx3 tc qdisc del dev "${P}mx3x" root
+    tc qdisc del dev "${P}mx3w" root
 else
     fail "mx3's link made lossy and slow (nft, tc tbf)"
 fi
