@@ -563,6 +563,11 @@ pm_ctl_policy_test(pm_ctl_t *ctl, int argc, char **argv)
         else
             s_print_summary(&t);
         rc = t.changed ? PM_EXIT_REJECTED : PM_EXIT_OK;
+    } else if (rc == PM_EXIT_REJECTED) {
+        /* here 1 says "an answer changes", for a script to gate a push
+         * on; a test that could not run (an invalid candidate, a node
+         * that refused or failed it) is 2, as trouble is for diff(1) */
+        rc = PM_EXIT_USAGE;
     }
     s_free(&t, &candidate);
     return rc;
