@@ -121,9 +121,6 @@ up() {
         local name="mx$i" addr="$NET.$((10 + i))" dir="$ROOT/mx$i"
         bash deploy/postfix-node.sh create "$dir" "$addr" 2525 "$name" >/dev/null
         bash deploy/postfix-node.sh start "$dir" >/dev/null
-        # notifications re-enter through a listener that runs no milter
-        postconf -c "$dir/etc" -M "$addr:2526/inet=$addr:2526 inet n - n - - smtpd -o smtpd_milters= -o non_smtpd_milters= -o receive_override_options=no_milters"
-        postfix -c "$dir/etc" reload >/dev/null 2>&1 || true
         # the milter first: it waits for the policy the agent hands over
         # ($dir/handoff, root:nogroup 0750), as nobody, reading through
         # its group only; start order does not matter
@@ -134,6 +131,7 @@ up() {
             --controller "tcp://127.0.0.1:$AGENT_PORT"
             --controller-key "$ROOT/controller/keys/controller.cert"
             --address "$addr:2525" --milter-socket "unix:$dir/milter.sock"
+            --notify-listener "$addr:2526" # added to master.cf by the agent
             --milter-dir "$dir/handoff" --milter-group nogroup
             --milter-status "$dir/milter/status.json"
             --sig-dir "$dir/sigs" --peer-bind "tcp://$addr:7422"

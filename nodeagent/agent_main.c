@@ -11,6 +11,7 @@
 #include "pm_mem.h"
 #include "pm_pf_rejects.h"
 #include "pm_postconf.h"
+#include "pm_pf_listener.h"
 #include "pm_postfix.h"
 #include "pm_priv.h"
 #include "pm_rehearse.h"
@@ -59,6 +60,13 @@ static pm_param_t s_params[] = {
      "unix:path relative to Postfix's queue directory, where a chrooted "
      "smtpd reaches it, or inet:127.0.0.1:PORT), wired into Postfix when "
      "the policy needs it; empty: no milter on this node",
+     NULL},
+    {"notify_listener", "",
+     "the Postfix listener privmta-milter sends its notifications to (its "
+     "notify_smtp, e.g. 127.0.0.1:10026), added to master.cf by the first "
+     "apply when missing: an smtpd on that address that runs no milter; an "
+     "entry of that name already there is left as it is; empty: master.cf "
+     "is not touched",
      NULL},
     {"milter_status", "/run/privmta-milter/status.json",
      "privmta-milter's status file, read at each heartbeat", NULL},
@@ -373,6 +381,10 @@ main(int argc, char **argv)
     cfg.postfix_restart = pm_conf_get(s_params, "postfix_restart");
     if (strcmp(pm_conf_get(s_params, "backend"), "postfix") == 0) {
         pm_postfix_set_milter(backend, msock);
+        const char *notify = pm_conf_get(s_params, "notify_listener");
+        if (*notify && pm_pf_listener_check(notify, &why) != PM_OK)
+            pm_fatal("notify_listener: %s", why);
+        pm_postfix_set_notify_listener(backend, notify);
         cfg.postfix_dir = pm_conf_get(s_params, "postfix_dir");
         cfg.postfix_log =
             s_postfix_log(cfg.postfix_dir, &cfg.postfix_syslog_name);

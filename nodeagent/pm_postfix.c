@@ -17,6 +17,7 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_pf_drift.h"
+#include "pm_pf_listener.h"
 #include "pm_pf_node.h"
 #include "pm_pf_render.h"
 #include "pm_pf_status.h"
@@ -48,8 +49,11 @@ typedef struct {
     char *dir;     /* configuration directory */
     char *main_cf; /* DIR/main.cf */
     char *milter;  /* privmta-milter socket in Postfix syntax, or NULL */
-    bool loaded;   /* a reload since this process started saw main.cf */
-    bool checked;  /* `postfix check` passed since this process started */
+    char *notify;  /* the notify listener's address, or NULL */
+    bool
+        notify_tried; /* ensured, or said why not, since this process started */
+    bool loaded;      /* a reload since this process started saw main.cf */
+    bool checked;     /* `postfix check` passed since this process started */
     pm_pf_status_t *status;    /* told what each apply wanted */
     pm_pf_drift_t *drift;      /* told what each apply left in main.cf */
     pm_pf_node_cache_t *facts; /* the node's facts, shared with STATUS */
@@ -441,6 +445,29 @@ s_commit(s_pf_t *self, const char *tmp, const pm_pf_node_t *node, bool running,
     return false;
 }
 
+/* The notify listener in master.cf, once per process: true when it was
+ * just added (the apply's reload then has to happen). Not there and not
+ * addable is a warning, not a failed apply: the policy matters more than
+ * the notices about it. */
+static bool
+s_notify_listener(s_pf_t *self)
+{
+    if (!self->notify || self->notify_tried)
+        return false;
+    self->notify_tried = true;
+    bool added = false;
+    char *why = NULL;
+    if (pm_pf_listener_ensure(self->dir, self->notify, &added, &why) != PM_OK)
+        pm_warn("postfix %s: %s; the filter's notifications will not be "
+                "delivered",
+                self->dir, why);
+    else if (added)
+        pm_info("postfix %s: added the notify listener %s/inet to master.cf",
+                self->dir, self->notify);
+    free(why);
+    return added;
+}
+
 static int
 s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
         char **why)
@@ -461,12 +488,14 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
     params = pm_pf_render(effective, &caps, &n);
     pm_pf_status_applied(self->status, effective->outbound_sasl_auth,
                          effective->inbound_reject_sender_login_mismatch);
+    bool listener_added = s_notify_listener(self);
     int holds = pm_pf_drift_holds(self->drift, params, n);
     if (holds == 1 || (holds < 0 && pm_postconf_has(self->dir, params, n))) {
         /* nothing to write; but an agent that crashed between writing
          * main.cf and the reload left Postfix on the old file: the first
          * apply after a start reloads whatever main.cf says */
-        ok = self->loaded || !pm_pf_master_alive(node.queue_dir) ||
+        ok = (self->loaded && !listener_added) ||
+             !pm_pf_master_alive(node.queue_dir) ||
              pm_pf_reload(node.queue_dir, &err);
         self->loaded = ok;
         if (ok)
@@ -583,6 +612,7 @@ s_destroy(pm_backend_t **backend_p)
         free(self->dir);
         free(self->main_cf);
         free(self->milter);
+        free(self->notify);
         free(self);
     }
     free(backend);
@@ -622,4 +652,13 @@ pm_postfix_set_milter(pm_backend_t *backend, const char *socket)
     s_pf_t *self = backend->ctx;
     free(self->milter);
     self->milter = socket && *socket ? pm_strdup(socket) : NULL;
+}
+
+void
+pm_postfix_set_notify_listener(pm_backend_t *backend, const char *addr)
+{
+    s_pf_t *self = backend->ctx;
+    free(self->notify);
+    self->notify = addr && *addr ? pm_strdup(addr) : NULL;
+    self->notify_tried = false;
 }

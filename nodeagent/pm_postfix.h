@@ -4,7 +4,9 @@
  * nodes run side by side on one machine. The Postfix part of the policy is
  * rendered into main.cf parameters by pm_pf_render (which parameters, from
  * the policy table); every other parameter of main.cf is left exactly as
- * it was.
+ * it was. master.cf is left alone but for one service, the listener the
+ * filter's notifications come back through (pm_pf_listener.h), added when
+ * pm_postfix_set_notify_listener names one and it is missing.
  *
  * Apply is all-or-nothing: the parameters are written with postconf into a
  * copy of main.cf (a scratch configuration directory inside CONFIG_DIR),
@@ -59,5 +61,13 @@ pm_backend_t *pm_postfix_new(const char *config_dir, char **why);
  * milter_default_action = tempfail. NULL or "": no milter on this node,
  * the parameters stay empty. Takes effect at the next apply. */
 void pm_postfix_set_milter(pm_backend_t *backend, const char *socket);
+
+/* ADDR ("127.0.0.1:10026", checked with pm_pf_listener_check): the first
+ * apply makes sure master.cf has the listener privmta-milter sends its
+ * notifications to (pm_pf_listener.h), adding it when missing and
+ * reloading Postfix with the apply. NULL or "": master.cf is not
+ * touched. A listener that cannot be added is logged as a warning, once;
+ * the apply goes on. */
+void pm_postfix_set_notify_listener(pm_backend_t *backend, const char *addr);
 
 #endif

@@ -70,6 +70,12 @@ for i in 1 2 3; do
         bash -c "[ $rc -eq 26 ] && grep -q '554' '$WORK/swaks.out'"
     msgid[i]=$(sed -n 's/^ -> Message-Id: \(<[^>]*>\).*/\1/p' "$WORK/swaks.out" | head -1)
 done
+# the notices come back through a listener without milters, which each
+# agent added to its node's master.cf (notify_listener)
+for i in 1 2 3; do
+    check "mx$i's notice of the refused .exe is delivered (the agent's listener)" \
+        wait_for 30 grep -rqs invoice.exe "$WORK/cluster/mx$i/mail"
+done
 # ---- privmta-ctl why: every node's filter says what it decided, and why -------
 expect_exit 0 "why --from: the sender's refusals, asked of every node" \
     "$CTL" why --from A@Remote.Example --json

@@ -190,9 +190,13 @@ for u in controller milter agent; do
 done
 
 # ---- mail through the system's Postfix and the milter -----------------------------------
-# the notification listener, as the README has the admin add it
-in_ct postconf -M '127.0.0.1:10026/inet=127.0.0.1:10026 inet n - n - - smtpd -o smtpd_milters= -o non_smtpd_milters= -o receive_override_options=no_milters'
-in_ct postfix reload >/dev/null 2>&1
+# the notification listener: the packaged agent.conf names it, and the
+# first apply added it to master.cf (nobody ran postconf -M)
+listener_added() {
+    in_ct postconf -M 127.0.0.1:10026/inet |
+        grep -q 'smtpd -o smtpd_milters= -o non_smtpd_milters= -o receive_override_options=no_milters'
+}
+check "the agent added the notification listener to master.cf, without milters" listener_added
 mail_msg() { # ATTACHMENT-NAME TOKEN: a message with one attachment
     printf 'From: bob@example.test\r\nTo: root@localhost\r\nSubject: %s\r\n' "$2"
     printf 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'

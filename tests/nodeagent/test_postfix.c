@@ -26,6 +26,7 @@
 #include "pm_policy.h"
 #include "testpolicy.h"
 #include "testsh.h"
+#include "pm_pf_listener.h"
 #include "pm_pf_render.h"
 #include "pm_postfix.h"
 
@@ -687,4 +688,151 @@ Test(status, relay_overrides_listed)
                      "[10.0.0.2]:587");
     pm__node_status__free_unpacked(st, NULL);
     b->destroy(&b);
+}
+
+/* ------------------------------------------------------------------------
+ * The listener privmta-milter's notifications come back through
+ * (pm_pf_listener) */
+
+Test(listener, addresses_checked)
+{
+    const char *good[] = {"127.0.0.1:10026", "[::1]:10026", "10.1.2.3:25"};
+    const char *bad[] = {"localhost:10026",
+                         "127.0.0.1",
+                         "127.0.0.1:0",
+                         "127.0.0.1:65536",
+                         "::1:10026",
+                         "127.0.0.1:x",
+                         ":25",
+                         "[127.0.0.1:25",
+                         ""};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        char *why = NULL;
+        cr_expect_eq(pm_pf_listener_check(good[i], &why), PM_OK, "%s: %s",
+                     good[i], why ? why : "");
+        free(why);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *why = NULL;
+        cr_expect_eq(pm_pf_listener_check(bad[i], &why), PM_EINVAL,
+                     "\"%s\" accepted", bad[i]);
+        cr_expect(why && strstr(why, "not a numeric address and port"), "%s",
+                  why ? why : "(no why)");
+        free(why);
+    }
+}
+
+/* N's master.cf entry for the inet service ADDR (postconf -M), "" if none */
+static char *
+s_master_entry(const node_t *n, const char *addr)
+{
+    char *out = NULL;
+    cr_assert_eq(
+        testsh_run(&out, "postconf -c %s -M %s/inet 2>/dev/null", n->etc, addr),
+        0);
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+/* true once an SMTP server greets on ADDR:PORT (within 5 s) */
+static bool
+s_greets(const char *addr, int port)
+{
+    for (int i = 0; i < 50; i++) {
+        if (testsh_run(NULL,
+                       "bash -c 'exec 3<>/dev/tcp/%s/%d && head -c 3 <&3' "
+                       "2>/dev/null | grep -q 220",
+                       addr, port) == 0)
+            return true;
+        usleep(100 * 1000);
+    }
+    return false;
+}
+
+#define S_NO_MILTERS                                                           \
+    "smtpd -o smtpd_milters= -o non_smtpd_milters= "                           \
+    "-o receive_override_options=no_milters"
+
+Test(apply, notify_listener_added_once)
+{
+    node_t n;
+    s_node(&n, "notify", "127.0.0.32", true);
+    char addr[64];
+    int port = testsh_free_port(n.addr);
+    snprintf(addr, sizeof addr, "%s:%d", n.addr, port);
+    pm_backend_t *b = s_backend(&n);
+    pm_postfix_set_notify_listener(b, addr);
+    Pm__Policy *p = s_policy();
+    s_apply_ok(b, p);
+    char *entry = s_master_entry(&n, addr);
+    cr_expect(strstr(entry, S_NO_MILTERS), "master.cf: '%s'", entry);
+    free(entry);
+    cr_expect(s_greets(n.addr, port), "Postfix was not reloaded with it");
+    /* another apply, then an agent restarted: still one entry */
+    testpolicy_set(&p, NULL, "inbound.checks.helo_fqdn", "true");
+    s_apply_ok(b, p);
+    b->destroy(&b);
+    b = s_backend(&n);
+    pm_postfix_set_notify_listener(b, addr);
+    s_apply_ok(b, p);
+    char *count = NULL;
+    testsh_run(&count, "grep -c '^%s ' %s/master.cf", addr, n.etc);
+    cr_expect_str_eq(count, "1\n", "entries for %s in master.cf", addr);
+    free(count);
+    b->destroy(&b);
+    pm_policy_free(&p);
+}
+
+Test(apply, notify_listener_admin_entry_kept)
+{
+    node_t n;
+    s_node(&n, "notifyown", "127.0.0.33", false);
+    char addr[64];
+    snprintf(addr, sizeof addr, "%s:%d", n.addr, testsh_free_port(n.addr));
+    cr_assert_eq(testsh_run(NULL,
+                            "postconf -c %s -M '%s/inet=%s inet n - n - - "
+                            "smtpd -o smtpd_banner=admins'",
+                            n.etc, addr, addr),
+                 0);
+    char *before = s_master_entry(&n, addr);
+    pm_backend_t *b = s_backend(&n);
+    pm_postfix_set_notify_listener(b, addr);
+    Pm__Policy *p = s_policy();
+    s_apply_ok(b, p);
+    char *after = s_master_entry(&n, addr);
+    cr_expect_str_eq(after, before, "the admin's entry was changed");
+    free(before);
+    free(after);
+    b->destroy(&b);
+    pm_policy_free(&p);
+}
+
+Test(apply, notify_listener_busy_address_not_added)
+{
+    node_t n;
+    s_node(&n, "notifybusy", "127.0.0.34", true);
+    int port = testsh_free_port(n.addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, n.addr, &sa.sin_addr);
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+              listen(fd, 1) == 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "%s:%d", n.addr, port);
+    pm_backend_t *b = s_backend(&n);
+    pm_postfix_set_notify_listener(b, addr);
+    Pm__Policy *p = s_policy();
+    testpolicy_set(&p, NULL, "inbound.checks.helo_fqdn", "true");
+    s_apply_ok(b, p); /* the policy is applied all the same */
+    s_expect_param(&n, "smtpd_helo_restrictions",
+                   "reject_invalid_helo_hostname "
+                   "reject_non_fqdn_helo_hostname");
+    char *entry = s_master_entry(&n, addr);
+    cr_expect_str_eq(entry, "", "added although the address was in use");
+    free(entry);
+    cr_expect_eq(testsh_run(NULL, "postfix -c %s status 2>/dev/null", n.etc), 0,
+                 "Postfix stopped");
+    close(fd);
+    b->destroy(&b);
+    pm_policy_free(&p);
 }
