@@ -15,6 +15,7 @@ PKGS=(
   postfix libsasl2-modules swaks spamassassin spamd
   procps iproute2 nftables netcat-openbsd zip p7zip-full jq python3 fiu-utils
   dpkg-dev file systemd systemd-container curl chromium
+  gdb  # tests: the stacks of a daemon that does not stop (lib.sh)
 )
 
 missing=()

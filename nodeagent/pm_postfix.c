@@ -46,14 +46,14 @@
  * The backend object. */
 
 typedef struct {
-    char *dir;     /* configuration directory */
-    char *main_cf; /* DIR/main.cf */
-    char *milter;  /* privmta-milter socket in Postfix syntax, or NULL */
-    char *notify;  /* the notify listener's address, or NULL */
-    bool
-        notify_tried; /* ensured, or said why not, since this process started */
-    bool loaded;      /* a reload since this process started saw main.cf */
-    bool checked;     /* `postfix check` passed since this process started */
+    char *dir;          /* configuration directory */
+    char *main_cf;      /* DIR/main.cf */
+    char *milter;       /* privmta-milter socket in Postfix syntax, or NULL */
+    char *notify;       /* the notify listener's address, or NULL */
+    bool notify_tried;  /* this process ensured it, or warned why not */
+    bool notify_reload; /* added to master.cf, not reloaded since */
+    bool loaded;        /* a reload since this process started saw main.cf */
+    bool checked;       /* `postfix check` passed since this process started */
     pm_pf_status_t *status;    /* told what each apply wanted */
     pm_pf_drift_t *drift;      /* told what each apply left in main.cf */
     pm_pf_node_cache_t *facts; /* the node's facts, shared with STATUS */
@@ -445,15 +445,15 @@ s_commit(s_pf_t *self, const char *tmp, const pm_pf_node_t *node, bool running,
     return false;
 }
 
-/* The notify listener in master.cf, once per process: true when it was
- * just added (the apply's reload then has to happen). Not there and not
- * addable is a warning, not a failed apply: the policy matters more than
- * the notices about it. */
-static bool
+/* The notify listener in master.cf, once per process; when it was added,
+ * notify_reload stays set until an apply has reloaded Postfix. Not there
+ * and not addable is a warning, not a failed apply: the policy matters
+ * more than the notices about it. */
+static void
 s_notify_listener(s_pf_t *self)
 {
     if (!self->notify || self->notify_tried)
-        return false;
+        return;
     self->notify_tried = true;
     bool added = false;
     char *why = NULL;
@@ -464,8 +464,8 @@ s_notify_listener(s_pf_t *self)
     else if (added)
         pm_info("postfix %s: added the notify listener %s/inet to master.cf",
                 self->dir, self->notify);
+    self->notify_reload = added;
     free(why);
-    return added;
 }
 
 static int
@@ -488,16 +488,17 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
     params = pm_pf_render(effective, &caps, &n);
     pm_pf_status_applied(self->status, effective->outbound_sasl_auth,
                          effective->inbound_reject_sender_login_mismatch);
-    bool listener_added = s_notify_listener(self);
+    s_notify_listener(self);
     int holds = pm_pf_drift_holds(self->drift, params, n);
     if (holds == 1 || (holds < 0 && pm_postconf_has(self->dir, params, n))) {
         /* nothing to write; but an agent that crashed between writing
          * main.cf and the reload left Postfix on the old file: the first
          * apply after a start reloads whatever main.cf says */
-        ok = (self->loaded && !listener_added) ||
+        ok = (self->loaded && !self->notify_reload) ||
              !pm_pf_master_alive(node.queue_dir) ||
              pm_pf_reload(node.queue_dir, &err);
         self->loaded = ok;
+        self->notify_reload = self->notify_reload && !ok;
         if (ok)
             pm_pf_drift_applied(self->drift, params, n);
         goto out_node;
@@ -523,6 +524,7 @@ s_apply(pm_backend_t *backend, const Pm__Policy *effective, uint64_t rev,
                 install_check ? "" : " (passed earlier)",
                 (long long)t.ms[S_RELOAD]);
     self->loaded = ok;
+    self->notify_reload = self->notify_reload && !ok;
     if (ok)
         pm_pf_drift_applied(self->drift, params, n);
     else

@@ -2822,21 +2822,22 @@ Test(fleet, policy_test_runs_on_one_node)
     cr_expect(t->trial && !t->head && t->head_rev == 0 && t->rev == head);
     pthread_mutex_unlock(&ts.agents[2].lock);
 
-    /* the node cannot run it; a node that is not enrolled */
+    /* the node cannot run it; a node that is not enrolled: 2, the test
+     * could not run (1 is for an answer that changes) */
     atomic_store(&ts.agents[2].fail, true);
     args = pm_asprintf("policy test %s/candidate.yaml %s/a.iso.eml --node mx3 "
                        "2>&1; echo rc=$?",
                        s_dir, s_dir);
     out = s_ctl(args);
     cr_expect_str_eq(out, "privmta-ctl: node mx3: postfix did not start: "
-                          "fatal: bad main.cf\nrc=1\n");
+                          "fatal: bad main.cf\nrc=2\n");
     free(out);
     free(args);
     args = pm_asprintf("policy test %s/candidate.yaml %s/a.iso.eml --node mx9 "
                        "2>&1; echo rc=$?",
                        s_dir, s_dir);
     out = s_ctl(args);
-    cr_expect_str_eq(out, "privmta-ctl: node mx9 is not enrolled\nrc=1\n");
+    cr_expect_str_eq(out, "privmta-ctl: node mx9 is not enrolled\nrc=2\n");
     free(out);
     free(args);
 
@@ -2906,7 +2907,7 @@ Test(fleet, policy_test_refused_reaches_no_node)
     free(args);
     cr_expect(strstr(out, "no private key 'k1' is stored") &&
                   strstr(out, "privmta-ctl: policy rejected: 1 problem\n"
-                              "rc=1\n"),
+                              "rc=2\n"),
               "%s", out);
     free(out);
     args = pm_asprintf("policy test --rev 99 %s/a.iso.eml 2>&1; echo rc=$?",
@@ -2914,7 +2915,7 @@ Test(fleet, policy_test_refused_reaches_no_node)
     out = s_ctl(args);
     free(args);
     cr_expect_str_eq(out, "privmta-ctl: revision 99 does not exist (the head "
-                          "is 1)\nrc=1\n");
+                          "is 1)\nrc=2\n");
     free(out);
     args = pm_asprintf(
         "policy test --rev 1 %s/a.iso.eml %s/photo.jpg 2>&1; echo rc=$?", s_dir,

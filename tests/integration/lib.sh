@@ -184,8 +184,20 @@ kill_daemon() {
     DAEMONS=("${keep[@]}")
 }
 
+# threads_of PID: where each thread of a process that does not stop is
+# waiting (the kernel's view, then gdb's stacks when gdb is installed)
+threads_of() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        echo "thread ${t##*/} $(cat "$t/comm" 2>/dev/null): in $(cat "$t/wchan" 2>/dev/null)"
+    done
+    command -v gdb >/dev/null &&
+        timeout 30 gdb -p "$1" -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^(Thread|#)'
+}
+
 # stop_daemons: SIGTERM to each daemon still running; each must exit 0
-# within 10 s (a sanitizer report exits 86).
+# within 10 s (a sanitizer report exits 86). One that does not is killed,
+# after its threads' stacks are added to its log.
 stop_daemons() {
     local entry pid name log rc
     for entry in "${DAEMONS[@]}"; do
@@ -194,13 +206,14 @@ stop_daemons() {
     done
     for entry in "${DAEMONS[@]}"; do
         read -r pid log name <<<"$entry"
-        wait_for 10 bash -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid" 2>/dev/null
+        wait_for 10 bash -c "! kill -0 $pid 2>/dev/null" ||
+            { threads_of "$pid" >>"$log" 2>&1; kill -9 "$pid" 2>/dev/null; }
         wait "$pid" 2>/dev/null
         rc=$?
         # 127: reaped earlier by a test (it checked that exit itself)
         if [ "$rc" -ne 0 ] && [ "$rc" -ne 127 ]; then
             fail "$name exits cleanly (exit $rc)"
-            tail -20 "$log" | sed 's/^/    | /'
+            tail -120 "$log" | sed 's/^/    | /'
         fi
     done
     DAEMONS=()
