@@ -25,6 +25,9 @@
 
 /* Queued updates looked at before applying one: the newest wins. */
 #define S_COALESCE_MAX 1000
+/* Reconnecting to the controller: see s_connect */
+#define S_CONNECT_MIN_MS 5000
+#define S_RECONNECT_MAX_MS 500
 
 /* Gives ST the signature fields of the sigsync's last status (a copy:
  * each report owns what it carries). */
@@ -701,14 +704,20 @@ s_connect(pm_agent_state_t *self)
     zsock_set_rcvhwm(self->dealer, 100000);
     zsock_set_linger(self->dealer, 0);
     zsock_set_reconnect_ivl(self->dealer, 100);
-    zsock_set_reconnect_ivl_max(self->dealer, 2000);
+    zsock_set_reconnect_ivl_max(self->dealer, S_RECONNECT_MAX_MS);
     /* A partition leaves the TCP connection open and its retransmissions
      * backing off: healed, it could stay silent for most of a minute.
      * The kernel drops a connection whose data (a heartbeat a second) is
-     * unacknowledged for dead_after_ms (TCP_USER_TIMEOUT), and a new
-     * attempt gives up on its SYN after as long (at least 3 s: the first
-     * SYN retransmission comes after 1 s, and 2000 agents reconnecting at
-     * once need it), so a healed link is used within seconds.
+     * unacknowledged for dead_after_ms (TCP_USER_TIMEOUT). A new attempt
+     * gives up on its SYN after as long, and at least S_CONNECT_MIN_MS:
+     * 2000 agents reconnecting at once need seconds, and within 5 s Linux
+     * (6.7 and later: tcp_syn_linear_timeouts, 4 by default) sends a SYN
+     * every second; with the next attempt 0.5 s at most after a given-up
+     * one, a healed link sees a SYN within about a second (with 3 s and
+     * 2 s between attempts, gaps of 3 s: 1.5 s after a heal here).
+     * Refused attempts (a controller restarting) come at most every
+     * 0.5 s per agent: a few thousand a second at 2000 agents, cheap RSTs
+     * for the controller's kernel.
      * Not ZMTP heartbeats: libzmq 4.3.4 (master too) aborts the receiving
      * process when a PING is read behind a full receive queue on a
      * connection that then breaks (the PONG is written on a dead engine,
@@ -716,9 +725,10 @@ s_connect(pm_agent_state_t *self)
      * small on purpose. A busy controller's kernel still acknowledges, so
      * agents keep their connections through its pauses. */
     zsock_set_tcp_maxrt(self->dealer, self->cfg.dead_after_ms);
-    zsock_set_connect_timeout(self->dealer, self->cfg.dead_after_ms > 3000
-                                                ? self->cfg.dead_after_ms
-                                                : 3000);
+    zsock_set_connect_timeout(self->dealer,
+                              self->cfg.dead_after_ms > S_CONNECT_MIN_MS
+                                  ? self->cfg.dead_after_ms
+                                  : S_CONNECT_MIN_MS);
     zsock_connect(self->dealer, "%s", self->endpoints[self->endpoint_at]);
 }
 
