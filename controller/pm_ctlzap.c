@@ -1,5 +1,6 @@
 /* pm_ctlzap.c - see pm_ctlzap.h. */
 #include "pm_ctlzap.h"
+#include "pm_actor.h"
 #include "pm_keys.h"
 #include "pm_log.h"
 #include "pm_mem.h"
@@ -76,7 +77,7 @@ s_answer(s_zap_t *self, zsock_t *zap)
 static bool
 s_command(s_zap_t *self, zsock_t *pipe, bool bound)
 {
-    zmsg_t *msg = zmsg_recv(pipe);
+    zmsg_t *msg = pm_actor_recv(pipe);
     char *cmd = msg ? zmsg_popstr(msg) : NULL;
     bool term = !cmd || strcmp(cmd, "$TERM") == 0;
     if (!term && strcmp(cmd, "CURVE") == 0) {
@@ -106,14 +107,16 @@ pm_ctlzap(zsock_t *pipe, void *args)
         pm_error("cannot bind the ZAP handler (%s): %s", PM_ZAP_ENDPOINT,
                  zmq_strerror(zmq_errno()));
     zsock_signal(pipe, 0);
-    /* the pipe first: a flood of requests cannot starve $TERM */
-    zpoller_t *poller = zpoller_new(pipe, rc == 0 ? zap : NULL, NULL);
+    /* the pipe first: a flood of requests cannot starve $TERM, which
+     * alone ends the handler (pm_actor.h) */
+    zpoller_t *poller = pm_actor_poller(pipe, rc == 0 ? zap : NULL, NULL);
     for (;;) {
         void *which = zpoller_wait(poller, -1);
         if (which == zap)
             s_answer(&self, zap);
-        else if (which != pipe || !s_command(&self, pipe, rc == 0))
-            break; /* $TERM, or interrupted */
+        else if (which == pipe ? !s_command(&self, pipe, rc == 0)
+                               : pm_actor_ended(poller))
+            break;
     }
     zpoller_destroy(&poller);
     if (rc == 0)

@@ -1,5 +1,6 @@
 /* pm_peerlink.c - calls to peer controllers in an actor. */
 #include "pm_peerlink.h"
+#include "pm_actor.h"
 #include "pm_ctl_client.h"
 #include "pm_error.h"
 #include "pm_keys.h"
@@ -57,7 +58,7 @@ s_actor(zsock_t *pipe, void *arg)
     s_args_t *a = arg;
     zsock_signal(pipe, 0);
     for (;;) {
-        zmsg_t *msg = zmsg_recv(pipe);
+        zmsg_t *msg = pm_actor_recv(pipe); /* $TERM ends it (pm_actor.h) */
         if (!msg)
             break;
         char *cmd = zmsg_popstr(msg);

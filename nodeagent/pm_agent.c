@@ -1,5 +1,6 @@
 /* pm_agent.c - the agent actor. */
 #include "pm_agent_private.h"
+#include "pm_actor.h"
 #include "pm_conf.h"
 #include "pm_crash.h"
 #include "pm_declog.h"
@@ -807,7 +808,8 @@ s_actor(zsock_t *pipe, void *args)
     pm_agent_send(self, PM__AGENT_REPORT__KIND__HELLO);
     self->next_beat = zclock_mono() + s_beat_phase(self);
     zsock_signal(pipe, 0);
-    zpoller_t *poller = zpoller_new(pipe, self->dealer, NULL);
+    /* a signal does not end the agent: its owner's $TERM does (pm_actor.h) */
+    zpoller_t *poller = pm_actor_poller(pipe, self->dealer, NULL);
     self->poller = poller;
     if (self->sigsync)
         zpoller_add(poller, self->sigsync);
@@ -827,14 +829,14 @@ s_actor(zsock_t *pipe, void *args)
         } else if (self->test && which == self->test) {
             pm_agent_test_event(self);
         } else if (which == pipe) {
-            char *cmd = zstr_recv(pipe);
+            char *cmd = pm_actor_recv_str(pipe);
             bool term = !cmd || strcmp(cmd, "$TERM") == 0;
             if (cmd && strcmp(cmd, "APPLIED") == 0)
                 zstr_sendf(pipe, "%llu", (unsigned long long)self->applied);
             free(cmd);
             if (term)
                 break;
-        } else if (zpoller_terminated(poller)) {
+        } else if (pm_actor_ended(poller)) {
             break;
         }
         s_on_timer(self);

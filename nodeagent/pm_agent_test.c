@@ -3,6 +3,7 @@
  * on beating and applying meanwhile; its TEST_ANSWER goes back on the
  * agent's connection. */
 #include "pm_agent_private.h"
+#include "pm_actor.h"
 
 #include "pm_log.h"
 #include "pm_mem.h"
@@ -66,7 +67,7 @@ s_run(zsock_t *pipe, void *args)
     free(job->node);
     free(job);
     char *cmd = NULL;
-    while ((cmd = zstr_recv(pipe)) && strcmp(cmd, "$TERM") != 0)
+    while ((cmd = pm_actor_recv_str(pipe)) && strcmp(cmd, "$TERM") != 0)
         free(cmd);
     free(cmd);
 }

@@ -1,6 +1,7 @@
 /* pm_peer.c - the service: agents serve verified ClamAV database files to
  * enrolled peers (the client calls are in pm_peer_client.c). */
 #include "pm_peer.h"
+#include "pm_actor.h"
 #include "pm_sigcdiff.h"
 #include "pm_file.h"
 #include "pm_keys.h"
@@ -363,9 +364,9 @@ static const struct {
 static void
 s_on_pipe(s_peer_t *self)
 {
-    zmsg_t *msg = zmsg_recv(self->pipe);
+    zmsg_t *msg = pm_actor_recv(self->pipe);
     if (!msg) {
-        self->stop = true; /* interrupted */
+        self->stop = true; /* the context is ending */
         return;
     }
     char *cmd = zmsg_popstr(msg);
@@ -447,15 +448,16 @@ s_actor(zsock_t *pipe, void *args)
     s_peer_t *self = args;
     self->pipe = pipe;
     zsock_signal(pipe, 0);
-    /* the pipe first: a flood of requests cannot starve $TERM */
-    zpoller_t *poller = zpoller_new(pipe, self->router, NULL);
+    /* the pipe first: a flood of requests cannot starve $TERM; a signal
+     * does not end the service, its owner's $TERM does (pm_actor.h) */
+    zpoller_t *poller = pm_actor_poller(pipe, self->router, NULL);
     while (!self->stop) {
         void *which = zpoller_wait(poller, -1);
         if (which == pipe)
             s_on_pipe(self);
         else if (which == self->router)
             s_on_router(self);
-        else if (zpoller_terminated(poller))
+        else if (pm_actor_ended(poller))
             break;
     }
     zpoller_destroy(&poller);

@@ -1,5 +1,6 @@
 /* pm_peerzap.c - see pm_peerzap.h. */
 #include "pm_peerzap.h"
+#include "pm_actor.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_peer.h"
@@ -89,8 +90,9 @@ s_actor(zsock_t *pipe, void *args)
     }
     *bound = true;
     zsock_signal(pipe, 0);
-    /* the pipe first: a flood of requests cannot starve $TERM */
-    zpoller_t *poller = zpoller_new(pipe, zap, NULL);
+    /* the pipe first: a flood of requests cannot starve $TERM, which
+     * alone ends the handler (pm_actor.h) */
+    zpoller_t *poller = pm_actor_poller(pipe, zap, NULL);
     for (;;) {
         void *which = zpoller_wait(poller, -1);
         if (which == zap) {
@@ -98,13 +100,14 @@ s_actor(zsock_t *pipe, void *args)
             continue;
         }
         if (which == pipe) {
-            char *cmd = zstr_recv(pipe);
+            char *cmd = pm_actor_recv_str(pipe);
             bool term = !cmd || strcmp(cmd, "$TERM") == 0;
             free(cmd);
-            if (!term)
-                continue;
+            if (term)
+                break;
+        } else if (pm_actor_ended(poller)) {
+            break;
         }
-        break; /* $TERM, or interrupted */
     }
     zpoller_destroy(&poller);
     /* unbound now, so that a new handler may bind at once */

@@ -1,5 +1,6 @@
 /* pm_sigsync.c - see pm_sigsync.h. */
 #include "pm_sigsync.h"
+#include "pm_actor.h"
 #include "pm_error.h"
 #include "pm_file.h"
 #include "pm_log.h"
@@ -78,6 +79,7 @@ typedef struct {
     uint64_t rnd;
     int64_t next_round; /* zclock_mono */
     bool stopping;      /* $TERM seen, or SIGINT/SIGTERM: see s_stopping */
+    bool term;          /* $TERM seen: the actor returns (pm_actor.h) */
     zlist_t *backlog;   /* pipe commands read by s_stopping, not yet done */
 } s_sync_t;
 
@@ -88,16 +90,17 @@ typedef struct {
  * silent peers, pulls, a mirror fetch) ask between peers and files, so
  * zactor_destroy returns within one peer timeout at most, at once on a
  * signal; the commands read here wait in the backlog until the step is
- * over (a POLICY may not change the databases under it). */
+ * over (a POLICY may not change the databases under it). A signal stops
+ * the work, not the actor: that waits for $TERM (pm_actor.h). */
 static bool
 s_stopping(s_sync_t *self)
 {
     if (zsys_interrupted)
         self->stopping = true;
-    while (!self->stopping && (zsock_events(self->pipe) & ZMQ_POLLIN)) {
-        zmsg_t *msg = zmsg_recv(self->pipe);
+    while (!self->term && (zsock_events(self->pipe) & ZMQ_POLLIN)) {
+        zmsg_t *msg = pm_actor_recv(self->pipe);
         if (!msg || zframe_streq(zmsg_first(msg), "$TERM")) {
-            self->stopping = true;
+            self->stopping = self->term = true;
             zmsg_destroy(&msg);
         } else {
             zlist_append(self->backlog, msg);
@@ -179,7 +182,13 @@ s_local(s_sync_t *self, s_db_t *db)
     db->cdiff_from = pm_sigcdiff_from(self->cfg.dbdir, db->name, db->version);
 }
 
-/* DB is now at GOT (installed here), brought by SOURCE (taken). */
+static void s_status(s_sync_t *self);
+
+/* DB is now at GOT (installed here), brought by SOURCE (taken). The
+ * status goes out at once: the milter may load the file within
+ * milliseconds, and the gossip that follows can wait a peer timeout on
+ * each silent member (test_signatures saw `nodes` show the new version
+ * loaded beside the old one held, seconds after the pull). */
 static void
 s_got(s_sync_t *self, s_db_t *db, const pm_sigfile_t *got, char *source)
 {
@@ -191,6 +200,7 @@ s_got(s_sync_t *self, s_db_t *db, const pm_sigfile_t *got, char *source)
     db->cdiff_from = pm_sigcdiff_from(self->cfg.dbdir, db->name, db->version);
     pm_info("node %s: %s version %u from %s", self->node, db->name, db->version,
             source);
+    s_status(self);
 }
 
 /* Removes the files of a database the policy no longer names. */
@@ -1049,17 +1059,21 @@ s_on_pipe(s_sync_t *self, zmsg_t *msg)
 {
     char *cmd = msg ? zmsg_popstr(msg) : NULL;
     bool term = !cmd || strcmp(cmd, "$TERM") == 0;
-    if (cmd && strcmp(cmd, "NODE") == 0) {
+    if (term)
+        self->stopping = self->term = true;
+    else if (self->stopping)
+        ; /* a signal came: only $TERM matters now */
+    else if (strcmp(cmd, "NODE") == 0) {
         char *name = zmsg_popstr(msg);
         if (name && *name)
             s_set_str(&self->node, name);
         free(name);
-    } else if (cmd && strcmp(cmd, "CHECK") == 0) {
+    } else if (strcmp(cmd, "CHECK") == 0) {
         for (size_t i = 0; i < self->n_dbs; i++)
             if (self->dbs[i]->duty)
                 self->dbs[i]->next_check = time(NULL);
         self->next_round = 0;
-    } else if (cmd && !term) {
+    } else {
         zframe_t *f = zmsg_pop(msg);
         s_on_pipe_msg(self, cmd, f);
         zframe_destroy(&f);
@@ -1074,7 +1088,7 @@ s_on_pipe(s_sync_t *self, zmsg_t *msg)
 static void
 s_on_peer(s_sync_t *self)
 {
-    zmsg_t *msg = zmsg_recv(zactor_sock(self->peer));
+    zmsg_t *msg = pm_actor_recv(zactor_sock(self->peer));
     char *kind = msg ? zmsg_popstr(msg) : NULL;
     char *from = msg ? zmsg_popstr(msg) : NULL;
     zframe_t *f = msg ? zmsg_pop(msg) : NULL;
@@ -1102,28 +1116,32 @@ s_actor(zsock_t *pipe, void *args)
     self->pipe = pipe;
     s_members_restore(self);
     zsock_signal(pipe, 0);
-    zpoller_t *poller = zpoller_new(pipe, NULL);
+    zpoller_t *poller = pm_actor_poller(pipe, NULL);
     if (self->peer)
         zpoller_add(poller, self->peer);
     int gossip_ms = self->cfg.gossip_ms > 0 ? self->cfg.gossip_ms : 200;
-    while (!self->stopping) {
+    while (!self->term) {
         /* commands that came in during the last step go first */
         zmsg_t *msg = zlist_pop(self->backlog);
         void *which = msg ? pipe : NULL;
         if (!msg) {
-            int64_t wait = self->next_round - zclock_mono();
-            which = zpoller_wait(poller, wait > 0 ? (int)wait : 0);
-            msg = which == pipe ? zmsg_recv(pipe) : NULL;
+            int wait = -1; /* stopped by a signal: only $TERM awaited */
+            if (!self->stopping) {
+                int64_t left = self->next_round - zclock_mono();
+                wait = left > 0 ? (int)left : 0;
+            }
+            which = zpoller_wait(poller, wait);
+            msg = which == pipe ? pm_actor_recv(pipe) : NULL;
         }
         if (which == pipe) {
             if (!s_on_pipe(self, msg))
                 break;
         } else if (self->peer && which == self->peer) {
             s_on_peer(self);
-        } else if (zpoller_terminated(poller)) {
+        } else if (pm_actor_ended(poller)) {
             break;
         }
-        if (!self->stopping && zclock_mono() >= self->next_round) {
+        if (!s_stopping(self) && zclock_mono() >= self->next_round) {
             s_round(self);
             self->next_round = zclock_mono() + gossip_ms;
         }

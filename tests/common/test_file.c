@@ -96,7 +96,7 @@ Test(file, missing_file_is_not_found)
 }
 
 /* A FIFO with no writer would block open() or read() forever. */
-Test(file, fifo_is_refused_without_blocking, .timeout = 5)
+Test(file, fifo_is_refused_without_blocking)
 {
     char *p = s_path("fifo"), *data = NULL, *why = NULL;
     cr_assert_eq(mkfifo(p, 0600), 0);

@@ -1560,7 +1560,7 @@ Test(hostile, signatures_total_bounded)
  * no base directory (anything that did not come from such a file), and
  * every `policy set` edit, which is what the controller runs, refuse
  * `file:` before opening anything. */
-Test(hostile, file_refused_without_a_base_directory, .timeout = 20)
+Test(hostile, file_refused_without_a_base_directory)
 {
     char dir[] = "/tmp/pm_policy_fifo.XXXXXX";
     cr_assert_not_null(mkdtemp(dir));

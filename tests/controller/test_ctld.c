@@ -1019,7 +1019,7 @@ Test(ctld, destroy_null_is_safe)
  * `policy set` value is refused, whatever it names. A FIFO would block its
  * one thread; a readable file would be copied into the policy for any
  * admin to read back with `policy show`. */
-Test(ctld, set_refuses_file_fields, .timeout = 20)
+Test(ctld, set_refuses_file_fields)
 {
     char fifo[128];
     snprintf(fifo, sizeof fifo, "%s/fifo.ndb", s_dir);

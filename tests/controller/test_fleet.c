@@ -669,7 +669,7 @@ s_flood_seconds(void)
 /* One enrolled agent floods HELLO (each asks for a full snapshot) and
  * never reads. The controller's memory must stay flat, and every other
  * agent must get every revision pushed meanwhile. */
-Test(fleet, hello_flood_does_not_grow_memory_or_starve_others, .timeout = 115)
+Test(fleet, hello_flood_does_not_grow_memory_or_starve_others)
 {
     static const char *const names[S_AGENTS] = {"mx1", "mx2", "mx3"};
     zcert_t *keys[S_AGENTS], *evil = s_enrolled_key("evil");
@@ -2639,7 +2639,7 @@ s_tests_pending(s_tester_t *a, uint64_t head)
 /* privmta-ctl why waits for every node's answer, holding its client: at
  * most 16 asks wait at once and the next is told to come back; nodes that
  * never answer (the testers ignore WHY) are named once 3 s are up. */
-Test(fleet, why_asks_wait_then_busy_then_name_the_silent, .timeout = 60)
+Test(fleet, why_asks_wait_then_busy_then_name_the_silent)
 {
     s_stale_ms = 1000;
     s_down_ms = 3000;

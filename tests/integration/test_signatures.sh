@@ -182,7 +182,8 @@ controller_up || fail "the controller comes back"
 check "nodes shows version 6 loaded on every node" wait_for 20 bash -c \
     "'$CTL' nodes --json | jq -e 'length == 3 and all(.databases[]? | select(.name == \"test\") | .loaded_version == 6)' >/dev/null"
 check "the two nodes that did not fetch caught up by CDIFF, not the whole file" bash -c \
-    "'$CTL' nodes --json | jq -e '[.[] | select(.name != \"$holder\") | .databases[]? | select(.name == \"test\") | .source | endswith(\" by CDIFF\")] | length == 2 and all' >/dev/null"
+    "'$CTL' nodes --json | jq -e '[.[] | select(.name != \"$holder\") | .databases[]? | select(.name == \"test\") | .source | endswith(\" by CDIFF\")] | length == 2 and all' >/dev/null" ||
+    "$CTL" nodes --json | jq -r '.[] | "# \(.name): \(.databases[]? | select(.name == "test") | "version \(.version), loaded \(.loaded_version), from \(.source)")"'
 check "every node keeps test-2..6.cdiff to share (root's, 0644, in a 0700 directory)" bash -c \
     "for n in ${NODES[*]}; do d='$WORK'/\$n/sigs/.pm-cdiff
          [ \"\$(stat -c '%U %a' \$d)\" = 'root 700' ] || exit 1

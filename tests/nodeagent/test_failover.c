@@ -262,7 +262,7 @@ Test(failover, no_endpoint_no_agent)
 /* The first endpoint takes the connection and never answers (a primary
  * hung, or a standby's address in front): the agent says HELLO to the
  * second within a few dead_after_ms and follows it from then on. */
-Test(failover, silent_first_controller_hello_goes_to_the_second, .timeout = 60)
+Test(failover, silent_first_controller_hello_goes_to_the_second)
 {
     zcert_t *server = zcert_new(), *cert = zcert_new();
     count_backend_t b = {.base = {.name = "count", .apply = s_count_apply}};
@@ -293,7 +293,7 @@ Test(failover, silent_first_controller_hello_goes_to_the_second, .timeout = 60)
 
 /* Round robin: with nothing listening at the second either, the agent
  * comes back to the first, on a new connection, and says HELLO again. */
-Test(failover, round_robin_back_to_the_first, .timeout = 60)
+Test(failover, round_robin_back_to_the_first)
 {
     zcert_t *server = zcert_new(), *cert = zcert_new();
     pm_backend_t *b = pm_backend_noop_new();
@@ -331,7 +331,7 @@ Test(failover, round_robin_back_to_the_first, .timeout = 60)
 
 /* One endpoint: a silent controller is not left, and the agent goes on
  * saying HELLO on the same connection. */
-Test(failover, one_endpoint_stays, .timeout = 60)
+Test(failover, one_endpoint_stays)
 {
     zcert_t *server = zcert_new(), *cert = zcert_new();
     pm_backend_t *b = pm_backend_noop_new();
@@ -368,8 +368,7 @@ Test(failover, one_endpoint_stays, .timeout = 60)
  * With ZMTP heartbeats the agent dropped it after dead_after_ms (no PONG
  * comes from behind a full queue), and libzmq aborted the controller
  * when it read a queued PING once that connection had broken. */
-Test(failover, a_controller_that_stops_reading_keeps_the_connection,
-     .timeout = 60)
+Test(failover, a_controller_that_stops_reading_keeps_the_connection)
 {
     zcert_t *server = zcert_new(), *cert = zcert_new();
     pm_backend_t *b = pm_backend_noop_new();
@@ -408,7 +407,7 @@ Test(failover, a_controller_that_stops_reading_keeps_the_connection,
 /* A snapshot of the applied number and digest is enforced already; one
  * of that number with another digest is applied again, also after a
  * restart (the digest read back from the local store). */
-Test(failover, same_number_other_digest_applied_again, .timeout = 60)
+Test(failover, same_number_other_digest_applied_again)
 {
     zcert_t *server = zcert_new(), *cert = zcert_new();
     count_backend_t b = {.base = {.name = "count", .apply = s_count_apply}};

@@ -210,6 +210,28 @@ s_pull(const char *file, uint32_t version, pm_sigfile_t *info, char **why)
 
 /* ---- Push-pull --------------------------------------------------------- */
 
+/* A signal does not end the service: its owner's $TERM does (pm_actor.h).
+ * Before, it returned on SIGTERM, and the signature actor, which reads
+ * the pipe for GOSSIP, took czmq's end signal for a message and then
+ * waited in zactor_destroy forever (an agent that never exited). */
+Test(peer, a_signal_does_not_end_the_service)
+{
+    s_start(s_client);
+    zsys_interrupted = 1;
+    s_hold(s_peer, 6); /* wakes the service, as any command would */
+    zclock_sleep(300);
+    zsys_interrupted = 0;
+    zmsg_t *msg = s_event(S_NONE);
+    cr_expect_null(msg, "the service sent %s on a signal",
+                   msg && zmsg_signal(msg) >= 0 ? "its end" : "something");
+    zmsg_destroy(&msg);
+    zstr_send(s_peer, "ENDPOINT");
+    char *again = zstr_recv(s_peer);
+    cr_expect_str_eq(again ? again : "", s_endpoint,
+                     "the service answers its owner after the signal");
+    free(again);
+}
+
 Test(peer, exchange_answers_with_hold_and_gossips)
 {
     s_start(s_client);

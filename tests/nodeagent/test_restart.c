@@ -288,7 +288,7 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
  * Postfix */
 
 /* "all": the drain, the milter's command, Postfix, both gated. */
-Test(restart, drain_lets_sessions_finish_and_refuses_new, .timeout = 90)
+Test(restart, drain_lets_sessions_finish_and_refuses_new)
 {
     node_t n;
     s_node(&n, "drain", "127.0.0.91");
@@ -340,7 +340,7 @@ Test(restart, drain_lets_sessions_finish_and_refuses_new, .timeout = 90)
 
 /* postfix_restart: Postfix restarted by that command (as systemd would),
  * the drain's values back before it, nothing else changed. */
-Test(restart, postfix_restart_command_replaces_stop_and_start, .timeout = 90)
+Test(restart, postfix_restart_command_replaces_stop_and_start)
 {
     node_t n;
     s_node(&n, "pfcmd", "127.0.0.89");
@@ -386,7 +386,7 @@ Test(restart, postfix_restart_command_replaces_stop_and_start, .timeout = 90)
     free(before);
 }
 
-Test(restart, term_mid_drain_leaves_postfix_undrained, .timeout = 90)
+Test(restart, term_mid_drain_leaves_postfix_undrained)
 {
     node_t n;
     s_node(&n, "term", "127.0.0.92");
@@ -427,7 +427,7 @@ s_break_master_cf(const char *step, void *arg)
 
 /* Both failures on one instance (each instance costs seconds): the result
  * names the phase and the reason, main.cf is as it was. */
-Test(restart, failures_name_the_phase_and_undo_the_drain, .timeout = 90)
+Test(restart, failures_name_the_phase_and_undo_the_drain)
 {
     node_t n;
     s_node(&n, "fail", "127.0.0.93");
@@ -471,7 +471,7 @@ Test(restart, failures_name_the_phase_and_undo_the_drain, .timeout = 90)
  * makes Postfix tempfail every message (milter_default_action), and the
  * gate fails naming the probe; the token is gone afterwards. A milter
  * that answers and discards is the cluster test's (tests/integration). */
-Test(restart, probe_fails_when_mail_cannot_pass, .timeout = 90)
+Test(restart, probe_fails_when_mail_cannot_pass)
 {
     node_t n;
     s_node(&n, "probe", "127.0.0.94");
@@ -530,7 +530,7 @@ Test(restart, probe_fails_when_mail_cannot_pass, .timeout = 90)
 /* A service that sets its own client restrictions in master.cf (as a
  * submission service does) is drained too, and master.cf comes back byte
  * for byte. */
-Test(restart, drain_covers_services_with_their_own_restrictions, .timeout = 90)
+Test(restart, drain_covers_services_with_their_own_restrictions)
 {
     node_t n;
     s_node(&n, "submission", "127.0.0.98");
@@ -598,7 +598,7 @@ s_die_when_stopped(const char *step, void *arg)
     return true;
 }
 
-Test(restart, recover_after_the_agent_died_mid_restart, .timeout = 90)
+Test(restart, recover_after_the_agent_died_mid_restart)
 {
     node_t n;
     s_node(&n, "recover", "127.0.0.95");
@@ -636,7 +636,7 @@ Test(restart, recover_after_the_agent_died_mid_restart, .timeout = 90)
 /* ------------------------------------------------------------------------
  * The milter, and what a node lacks */
 
-Test(restart, milter_command_then_gate, .timeout = 30)
+Test(restart, milter_command_then_gate)
 {
     s_base_init();
     char path[256], sock[300], cmd[300], ran[256];
@@ -665,8 +665,7 @@ Test(restart, milter_command_then_gate, .timeout = 30)
 /* Debian's smtpd runs chrooted in the queue directory, so the packaged
  * milter socket is a path relative to it ("unix:privmta/milter.sock"),
  * which every Postfix daemon resolves from there: so does the gate. */
-Test(restart, milter_gate_finds_a_relative_socket_in_the_queue_dir,
-     .timeout = 30)
+Test(restart, milter_gate_finds_a_relative_socket_in_the_queue_dir)
 {
     s_base_init();
     char etc[256], queue[256], path[300], mcf[300];
@@ -715,7 +714,7 @@ Test(restart, milter_gate_finds_a_relative_socket_in_the_queue_dir,
     pm__restart_result__free_unpacked(r, NULL);
 }
 
-Test(restart, missing_parts_fail_before_touching_anything, .timeout = 30)
+Test(restart, missing_parts_fail_before_touching_anything)
 {
     pm_restart_config_t none = {0};
     run_t run;
@@ -744,7 +743,7 @@ Test(restart, missing_parts_fail_before_touching_anything, .timeout = 30)
 /* ------------------------------------------------------------------------
  * Probes */
 
-Test(probe, listeners_from_master_cf, .timeout = 30)
+Test(probe, listeners_from_master_cf)
 {
     s_base_init();
     char dir[256];
@@ -787,7 +786,7 @@ Test(probe, listeners_from_master_cf, .timeout = 30)
     cr_expect_null(l);
 }
 
-Test(probe, sessions_counted_on_the_listener_only, .timeout = 30)
+Test(probe, sessions_counted_on_the_listener_only)
 {
     int srv = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -998,7 +997,7 @@ s_agent(agent_env_t *e, ctl_t *c, const char *milter_restart)
     return a;
 }
 
-Test(agent, restart_order_carried_out_once_and_kept, .timeout = 90)
+Test(agent, restart_order_carried_out_once_and_kept)
 {
     s_base_init();
     agent_env_t e = {.cert = zcert_new(), .backend = pm_backend_noop_new()};
@@ -1059,7 +1058,7 @@ Test(agent, restart_order_carried_out_once_and_kept, .timeout = 90)
     zcert_destroy(&e.cert);
 }
 
-Test(agent, revision_waits_for_the_restart, .timeout = 60)
+Test(agent, revision_waits_for_the_restart)
 {
     s_base_init();
     agent_env_t e = {.cert = zcert_new(), .backend = pm_backend_noop_new()};
@@ -1138,7 +1137,7 @@ s_ctl_updates(ctl_t *c, uint64_t from, uint64_t to)
     }
 }
 
-Test(agent, queued_updates_apply_only_the_newest, .timeout = 60)
+Test(agent, queued_updates_apply_only_the_newest)
 {
     slow_backend_t b = {.base = {.name = "slow", .apply = s_slow_apply}};
     zcert_t *cert = zcert_new();

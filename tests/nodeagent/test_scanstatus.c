@@ -34,7 +34,7 @@ s_teardown(void)
     free(cmd);
 }
 
-TestSuite(scanstatus, .init = s_setup, .fini = s_teardown, .timeout = 10);
+TestSuite(scanstatus, .init = s_setup, .fini = s_teardown);
 
 static Pm__Policy *
 s_policy(size_t n_dkim)

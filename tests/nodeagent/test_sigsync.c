@@ -512,6 +512,42 @@ Test(sigsync, signal_during_a_peer_exchange_is_prompt)
     zcert_destroy(&cert);
 }
 
+/* True when a message the owner got within MS of quiet was the actor's
+ * end signal (czmq sends it when the actor's function returns). */
+static bool
+s_ended_by_itself(zactor_t *actor, int ms)
+{
+    bool ended = false;
+    zpoller_t *p = zpoller_new(actor, NULL);
+    while (zpoller_wait(p, ms)) {
+        zmsg_t *msg = zmsg_recv(actor);
+        ended = ended || (msg && zmsg_signal(msg) >= 0);
+        zmsg_destroy(&msg);
+    }
+    zpoller_destroy(&p);
+    return ended;
+}
+
+/* A signal stops the work, not the actor: it returns on its owner's
+ * $TERM only (pm_actor.h). Before, it returned on SIGTERM by itself, and
+ * the agent, which reads the pipe for STATUS, could take czmq's end
+ * signal for one: its zactor_destroy then waited forever. */
+Test(sigsync, a_signal_ends_the_work_not_the_actor)
+{
+    zcert_t *cert = zcert_new();
+    zactor_t *actor = s_gossiper(cert, "a", 3);
+    s_send_silent_members(actor, 1, "nobody");
+    zclock_sleep(300); /* in a round's exchange */
+    zsys_interrupted = 1;
+    zclock_sleep(2500); /* past the exchange's timeout */
+    zsys_interrupted = 0;
+    cr_expect_not(s_ended_by_itself(actor, 500),
+                  "the actor returned before its owner said $TERM");
+    int64_t ms = s_destroy_ms(&actor);
+    cr_assert_lt(ms, 8000, "zactor_destroy took %" PRId64 " ms", ms);
+    zcert_destroy(&cert);
+}
+
 /* A mirror that hangs (libcurl would wait 60 s for a byte) does not
  * hold up $TERM. */
 Test(sigsync, term_during_a_stalled_mirror_check_is_prompt)

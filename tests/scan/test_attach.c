@@ -641,8 +641,7 @@ s_archive_teardown(void)
     s_teardown();
 }
 
-TestSuite(archive, .init = s_archive_setup, .fini = s_archive_teardown,
-          .timeout = 100);
+TestSuite(archive, .init = s_archive_setup, .fini = s_archive_teardown);
 
 /* Runs a shell command in the test's directory. */
 static void

@@ -385,7 +385,7 @@ s_scanner(void *arg)
     return NULL;
 }
 
-Test(av, swap_while_scanning, .timeout = 60)
+Test(av, swap_while_scanning)
 {
     pm_av_t *av = pm_av_new();
     char *sig_a = s_ndb("PrivmtaTest.Marker", MARKER_A);
@@ -595,7 +595,7 @@ s_marker_engine(const pm_av_limits_t *limits)
 
 /* A marker 1 or 10 zips deep is found; 16 zips deep it is past the
  * default recursion limit, which is no longer "clean". */
-Test(av, nested_zips_default_limits, .timeout = 60)
+Test(av, nested_zips_default_limits)
 {
     char *one = s_nested_message(1, MARKER_A);
     if (!one)
@@ -619,7 +619,7 @@ Test(av, nested_zips_default_limits, .timeout = 60)
     g_free(deep_clean);
 }
 
-Test(av, nested_zips_lower_recursion_limit, .timeout = 60)
+Test(av, nested_zips_lower_recursion_limit)
 {
     char *four = s_nested_message(4, MARKER_A);
     if (!four)
@@ -663,7 +663,7 @@ s_zip_message(int n_files, int size)
     return msg;
 }
 
-Test(av, file_count_file_size_and_scan_size_limits, .timeout = 60)
+Test(av, file_count_file_size_and_scan_size_limits)
 {
     char *many = s_zip_message(20, 100);
     if (!many)
@@ -703,7 +703,7 @@ Test(av, file_count_file_size_and_scan_size_limits, .timeout = 60)
 
 /* The scan time limit is a resource limit (try later), not a verdict on
  * the content. 1 ms is far less than unpacking 300 files takes. */
-Test(av, scan_time_limit, .timeout = 60)
+Test(av, scan_time_limit)
 {
     char *many = s_zip_message(300, 20000);
     if (!many)

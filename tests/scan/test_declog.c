@@ -27,7 +27,7 @@ s_teardown(void)
     testdir_remove(s_dir);
 }
 
-TestSuite(declog, .init = s_setup, .fini = s_teardown, .timeout = 30);
+TestSuite(declog, .init = s_setup, .fini = s_teardown);
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -571,7 +571,7 @@ Test(declog, hard_link_is_refused)
     s_query_fails(PM_DECLOG_FILE, PM_EINVAL);
 }
 
-Test(declog, fifo_is_refused_without_hanging, .timeout = 10)
+Test(declog, fifo_is_refused_without_hanging)
 {
     cr_assert_eq(mkfifo(s_path(PM_DECLOG_FILE), 0600), 0);
     s_query_fails(PM_DECLOG_FILE, PM_EINVAL);

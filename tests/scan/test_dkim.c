@@ -111,7 +111,7 @@ s_teardown(void)
         rmdir(s_dir);
 }
 
-TestSuite(dkim, .init = s_setup, .fini = s_teardown, .timeout = 60);
+TestSuite(dkim, .init = s_setup, .fini = s_teardown);
 
 /* Signs the CRLF form of msg_lf and returns signature + "\r\n" + msg. */
 static char *

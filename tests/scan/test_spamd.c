@@ -315,7 +315,7 @@ s_check_scores(pm_spamd_t *c)
     free(m);
 }
 
-Test(spamd_tcp, exact_scores, .init = s_init_tcp, .fini = s_fini, .timeout = 90)
+Test(spamd_tcp, exact_scores, .init = s_init_tcp, .fini = s_fini)
 {
     pm_spamd_t *c = pm_spamd_new(s_addr, 10000);
     cr_assert_not_null(c);
@@ -324,8 +324,7 @@ Test(spamd_tcp, exact_scores, .init = s_init_tcp, .fini = s_fini, .timeout = 90)
     pm_spamd_destroy(&c); /* safe twice */
 }
 
-Test(spamd_unix, exact_scores, .init = s_init_unix, .fini = s_fini,
-     .timeout = 90)
+Test(spamd_unix, exact_scores, .init = s_init_unix, .fini = s_fini)
 {
     pm_spamd_t *c = pm_spamd_new(s_addr, 10000);
     cr_assert_not_null(c);
@@ -335,7 +334,7 @@ Test(spamd_unix, exact_scores, .init = s_init_unix, .fini = s_fini,
 
 /* A message far bigger than a socket buffer goes out in several
  * sendmsg() calls and still scores exactly. */
-Test(spamd_tcp, big_message, .init = s_init_tcp, .fini = s_fini, .timeout = 90)
+Test(spamd_tcp, big_message, .init = s_init_tcp, .fini = s_fini)
 {
     size_t size = 600 * 1024;
     char *body = malloc(size + 1);
@@ -361,7 +360,7 @@ Test(spamd_tcp, big_message, .init = s_init_tcp, .fini = s_fini, .timeout = 90)
 
 /* No per-message stall on TCP: with TCP_NODELAY and one write, a check of
  * a tiny message costs spamd's scan time, not a 40 ms delayed ACK. */
-Test(spamd_tcp, no_stall, .init = s_init_tcp, .fini = s_fini, .timeout = 90)
+Test(spamd_tcp, no_stall, .init = s_init_tcp, .fini = s_fini)
 {
     pm_spamd_t *c = pm_spamd_new(s_addr, 10000);
     char *m = s_msg("hello pmtest-alpha", false);
@@ -386,8 +385,7 @@ Test(spamd_tcp, no_stall, .init = s_init_tcp, .fini = s_fini, .timeout = 90)
 }
 
 /* spamd stopped: an error naming the refusal, never a ham verdict. */
-Test(spamd_tcp, stopped_is_error, .init = s_init_tcp, .fini = s_fini,
-     .timeout = 90)
+Test(spamd_tcp, stopped_is_error, .init = s_init_tcp, .fini = s_fini)
 {
     pm_spamd_t *c = pm_spamd_new(s_addr, 2000);
     char *m = s_msg("hello", false);
@@ -411,8 +409,7 @@ Test(spamd_tcp, stopped_is_error, .init = s_init_tcp, .fini = s_fini,
     pm_spamd_destroy(&c);
 }
 
-Test(spamd_unix, stopped_is_error, .init = s_init_unix, .fini = s_fini,
-     .timeout = 90)
+Test(spamd_unix, stopped_is_error, .init = s_init_unix, .fini = s_fini)
 {
     pm_spamd_t *c = pm_spamd_new(s_addr, 2000);
     s_stop_spamd();
@@ -543,7 +540,7 @@ Test(spamd_fake, malformed_answers_are_errors)
 /* A server that accepts and never answers: a timeout, not before the
  * limit (a hang would meet the test's own timeout; no upper bound on a
  * loaded machine's clock). */
-Test(spamd_fake, silent_server_times_out, .timeout = 30)
+Test(spamd_fake, silent_server_times_out)
 {
     int port;
     int lfd = s_listen(&port); /* the kernel accepts; nobody reads */
