@@ -45,8 +45,7 @@ s_dial(zcert_t *cert, const char *endpoint, const char *server_key,
     zsock_set_maxmsgsize(s, PM_WIRE_PEER_MAX);
     zsock_set_rcvhwm(s, PM_PEER_HWM); /* a peer pushing unasked chunks */
     zsock_set_linger(s, 0);
-    zsock_set_sndtimeo(s, timeout_ms);
-    zsock_set_rcvtimeo(s, timeout_ms);
+    zsock_set_rcvtimeo(s, timeout_ms); /* sends never wait: s_send */
     if (zsock_connect(s, "%s", endpoint) != 0) {
         pm_why(why, "peer", "cannot connect to %s: %s", endpoint,
                zmq_strerror(zmq_errno()));
@@ -57,16 +56,24 @@ s_dial(zcert_t *cert, const char *endpoint, const char *server_key,
     return PM_OK;
 }
 
+/* Never waits: a DEALER queues at once while it connects, and has nowhere
+ * to send only when libzmq gave its connection up for good, which it does
+ * when the peer refused this key at the handshake (a member that had not
+ * heard of this node yet). Waiting out the send timeout there stalled a
+ * gossip round for 2 s each time such a link was picked: a node at the
+ * tail of every spread (bench_signatures, N=60). */
 static int
 s_send(zsock_t *s, const Pm__PeerMessage *msg, const char *endpoint, char **why)
 {
     size_t len = 0;
     uint8_t *buf = pm_wire_pack(&msg->base, &len);
-    int rc = zmq_send(zsock_resolve(s), buf, len, 0);
+    int rc = zmq_send(zsock_resolve(s), buf, len, ZMQ_DONTWAIT);
     free(buf);
     if (rc < 0) {
         pm_why(why, "peer", "%s: cannot send: %s", endpoint,
-               zmq_strerror(zmq_errno()));
+               zmq_errno() == EAGAIN ? "no connection (refused at the "
+                                       "handshake?)"
+                                     : zmq_strerror(zmq_errno()));
         return PM_ETIMEDOUT;
     }
     return PM_OK;

@@ -685,6 +685,25 @@ s_duty_settled(s_sync_t *self, s_db_t *db)
     return now - db->peer_wait >= wait;
 }
 
+/* Milliseconds until the first planned mirror check of a duty (whole
+ * seconds of the wall clock), 0 when one is due, -1 when none is. */
+static int64_t
+s_check_in_ms(const s_sync_t *self)
+{
+    int64_t first = -1, now = zclock_time();
+    for (size_t i = 0; self->enabled && i < self->n_dbs; i++) {
+        const s_db_t *db = self->dbs[i];
+        if (!db->duty || !db->next_check)
+            continue;
+        int64_t in = (int64_t)db->next_check * 1000 - now;
+        if (in < 0)
+            in = 0;
+        if (first < 0 || in < first)
+            first = in;
+    }
+    return first;
+}
+
 /* Checks the mirrors for every duty database that is due; true when a new
  * version arrived. */
 static bool
@@ -1128,6 +1147,9 @@ s_actor(zsock_t *pipe, void *args)
             int wait = -1; /* stopped by a signal: only $TERM awaited */
             if (!self->stopping) {
                 int64_t left = self->next_round - zclock_mono();
+                int64_t check = s_check_in_ms(self);
+                if (check > 0 && check < left)
+                    left = check; /* awake the moment a check is due */
                 wait = left > 0 ? (int)left : 0;
             }
             which = zpoller_wait(poller, wait);
@@ -1141,6 +1163,12 @@ s_actor(zsock_t *pipe, void *args)
         } else if (pm_actor_ended(poller)) {
             break;
         }
+        /* a mirror check due between rounds runs now, so that the
+         * period is the policy's: waiting for the next round added up to
+         * a gossip period and the round's exchanges to every check */
+        if (!s_stopping(self) && s_check_in_ms(self) == 0 &&
+            zclock_mono() < self->next_round && s_fetch_due(self))
+            s_spread(self);
         if (!s_stopping(self) && zclock_mono() >= self->next_round) {
             s_round(self);
             self->next_round = zclock_mono() + gossip_ms;

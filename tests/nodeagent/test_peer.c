@@ -4,6 +4,7 @@
  * server, unenrolled and removed keys, garbage from a member. */
 #include <criterion/criterion.h>
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,6 +344,42 @@ Test(peer, kept_links_answer_again)
 /* A kept link refused because the service had not heard of it yet (the
  * controller's MEMBERS reach nodes at different moments) gets in once the
  * service knows its key. */
+/* A link the service refused at the handshake is dead for good (libzmq
+ * stops reconnecting it): the next exchange over it gives up at once
+ * instead of waiting out its timeout in the send (a gossip round stalled
+ * 2 s each time it picked such a link), and the one after dials again. */
+Test(peer, a_refused_link_does_not_stall_the_next_exchange)
+{
+    s_start(NULL);
+    s_hold(s_peer, 6);
+    Pm__SignatureDb *db;
+    Pm__PeerMessage mine = s_versions(1, &db);
+    pm_peer_link_t *link =
+        pm_peer_link_new(s_client, s_endpoint, zcert_public_txt(s_server));
+    Pm__PeerMessage *theirs = NULL;
+    /* the link's socket is made with this timeout, and refused meanwhile */
+    cr_assert_eq(pm_peer_exchange_links(&link, 1, &mine, &theirs, S_WAIT), 0,
+                 "refused: not a member yet");
+    int64_t start = zclock_mono();
+    size_t got = pm_peer_exchange_links(&link, 1, &mine, &theirs, S_WAIT);
+    int64_t ms = zclock_mono() - start;
+    cr_expect_eq(got, 0);
+    cr_expect_lt(ms, S_WAIT / 2,
+                 "the exchange over the dead link took %" PRId64
+                 " ms of its %d",
+                 ms, S_WAIT);
+    s_members(s_peer, &s_client, 1);
+    zstr_send(s_peer, "ENDPOINT"); /* answered once MEMBERS is in */
+    char *endpoint = zstr_recv(s_peer);
+    zstr_free(&endpoint);
+    for (int round = 0; round < 6 && !got; round++)
+        got = pm_peer_exchange_links(&link, 1, &mine, &theirs, S_NONE);
+    cr_assert_eq(got, 1, "the link dialled again and got in");
+    pm__peer_message__free_unpacked(theirs, NULL);
+    pm_peer_link_destroy(&link);
+    free(db);
+}
+
 Test(peer, a_link_refused_before_members_gets_in_later)
 {
     s_start(NULL);
