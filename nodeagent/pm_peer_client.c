@@ -79,10 +79,21 @@ s_send(zsock_t *s, const Pm__PeerMessage *msg, const char *endpoint, char **why)
     return PM_OK;
 }
 
+/* False once libzmq gave S's connection up, as it does when the peer
+ * refused this key at the handshake: no pipe is left to send on (and
+ * none to answer on), which ZMQ_EVENTS tells by lacking POLLOUT. Waiting
+ * for that answer cost a whole peer timeout. */
+static bool
+s_alive(zsock_t *s)
+{
+    return (zsock_events(s) & ZMQ_POLLOUT) != 0;
+}
+
 /* Waits up to S's receive timeout for an answer, in slices: SIGINT or
  * SIGTERM (zsys_interrupted, set in whichever thread got the signal) ends
  * the wait at once, so an agent shutting down never waits out a silent
- * peer, whose timeout a gossip round may meet several times. */
+ * peer, whose timeout a gossip round may meet several times; a connection
+ * given up (s_alive) ends it after the slice. */
 static bool
 s_readable(zsock_t *s)
 {
@@ -95,6 +106,8 @@ s_readable(zsock_t *s)
             return false;
         if (zmq_poll(&item, 1, left < S_SLICE_MS ? left : S_SLICE_MS) > 0)
             return true;
+        if (!s_alive(s))
+            return false;
     }
     return false;
 }
@@ -302,8 +315,13 @@ pm_peer_exchange_links(pm_peer_link_t **links, size_t n,
         got += s_links_take(links, open, n, items, theirs,
                             left < S_SLICE_MS ? left : S_SLICE_MS);
         waiting = got;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+            if (open[i] && !s_alive(links[i]->sock)) {
+                open[i] = false; /* refused: dialled again next time */
+                zsock_destroy(&links[i]->sock);
+            }
             waiting += open[i];
+        }
     }
     /* no answer in time: a peer that echoes keeps its connection for a
      * few rounds (under load, closing it at once would only add a

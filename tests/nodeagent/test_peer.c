@@ -345,9 +345,11 @@ Test(peer, kept_links_answer_again)
  * controller's MEMBERS reach nodes at different moments) gets in once the
  * service knows its key. */
 /* A link the service refused at the handshake is dead for good (libzmq
- * stops reconnecting it): the next exchange over it gives up at once
- * instead of waiting out its timeout in the send (a gossip round stalled
- * 2 s each time it picked such a link), and the one after dials again. */
+ * gives the connection up): an exchange over it gives up within a slice
+ * of its wait instead of waiting out the timeout for an answer that
+ * cannot come, and the next one neither waits in the send (a gossip
+ * round stalled 2 s each time it picked such a link); once the service
+ * knows the key, the link dials again and gets in. */
 Test(peer, a_refused_link_does_not_stall_the_next_exchange)
 {
     s_start(NULL);
@@ -357,17 +359,17 @@ Test(peer, a_refused_link_does_not_stall_the_next_exchange)
     pm_peer_link_t *link =
         pm_peer_link_new(s_client, s_endpoint, zcert_public_txt(s_server));
     Pm__PeerMessage *theirs = NULL;
-    /* the link's socket is made with this timeout, and refused meanwhile */
-    cr_assert_eq(pm_peer_exchange_links(&link, 1, &mine, &theirs, S_WAIT), 0,
-                 "refused: not a member yet");
-    int64_t start = zclock_mono();
-    size_t got = pm_peer_exchange_links(&link, 1, &mine, &theirs, S_WAIT);
-    int64_t ms = zclock_mono() - start;
-    cr_expect_eq(got, 0);
-    cr_expect_lt(ms, S_WAIT / 2,
-                 "the exchange over the dead link took %" PRId64
-                 " ms of its %d",
-                 ms, S_WAIT);
+    for (int i = 0; i < 2; i++) {
+        int64_t start = zclock_mono();
+        size_t got = pm_peer_exchange_links(&link, 1, &mine, &theirs, S_WAIT);
+        int64_t ms = zclock_mono() - start;
+        cr_expect_eq(got, 0, "refused: not a member yet");
+        cr_expect_lt(ms, S_WAIT / 2,
+                     "exchange %d over the refused link took %" PRId64
+                     " ms of its %d",
+                     i + 1, ms, S_WAIT);
+    }
+    size_t got = 0;
     s_members(s_peer, &s_client, 1);
     zstr_send(s_peer, "ENDPOINT"); /* answered once MEMBERS is in */
     char *endpoint = zstr_recv(s_peer);
