@@ -27,6 +27,11 @@
  * 1000 in-process agents polled 20 000 times a second at idle and the
  * version took 23-28 s to spread; 17 s at 250 ms. */
 #define S_SLICE_MS 250
+/* The reason given for a connection libzmq gave up on (s_alive): libzmq
+ * tells none, and a key the peer does not admit is the cause met. */
+#define S_REFUSED                                                              \
+    "the connection was refused (does that node have this one among its "      \
+    "members yet?)"
 
 /* A DEALER to the peer at ENDPOINT, one per call (any thread). */
 static int
@@ -71,9 +76,7 @@ s_send(zsock_t *s, const Pm__PeerMessage *msg, const char *endpoint, char **why)
     free(buf);
     if (rc < 0) {
         pm_why(why, "peer", "%s: cannot send: %s", endpoint,
-               zmq_errno() == EAGAIN ? "no connection (refused at the "
-                                       "handshake?)"
-                                     : zmq_strerror(zmq_errno()));
+               zmq_errno() == EAGAIN ? S_REFUSED : zmq_strerror(zmq_errno()));
         return PM_ETIMEDOUT;
     }
     return PM_OK;
@@ -120,7 +123,9 @@ s_recv(zsock_t *s, const char *endpoint, Pm__PeerMessage **out, char **why)
     zmsg_t *msg = s_readable(s) ? zmsg_recv(s) : NULL;
     if (!msg) {
         pm_why(why, "peer", "%s: %s", endpoint,
-               zsys_interrupted ? "interrupted" : "no answer in time");
+               zsys_interrupted ? "interrupted"
+               : !s_alive(s)    ? S_REFUSED
+                                : "no answer in time");
         return PM_ETIMEDOUT;
     }
     int rc = PM_EPROTO;

@@ -1,5 +1,6 @@
 /* pm_restart.c - see pm_restart.h. */
 #include "pm_restart.h"
+#include "pm_actor.h"
 #include "pm_cmd.h"
 #include "pm_error.h"
 #include "pm_file.h"
@@ -300,7 +301,7 @@ static bool
 s_wait(s_restart_t *self, int ms)
 {
     if (!self->stopping && zpoller_wait(self->poller, ms) == self->pipe) {
-        char *cmd = zstr_recv(self->pipe);
+        char *cmd = pm_actor_recv_str(self->pipe);
         self->stopping = !cmd || strcmp(cmd, "$TERM") == 0;
         free(cmd);
     }
@@ -730,8 +731,7 @@ s_actor(zsock_t *pipe, void *args)
 {
     s_restart_t *self = args;
     self->pipe = pipe;
-    self->poller = zpoller_new(pipe, NULL);
-    zpoller_set_nonstop(self->poller, true); /* SIGTERM: the owner says */
+    self->poller = pm_actor_poller(pipe, NULL); /* SIGTERM: the owner says */
     zsock_signal(pipe, 0);
     s_run(self);
     if (self->abandoned) /* as if killed; but an actor still ends on $TERM */

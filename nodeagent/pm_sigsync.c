@@ -1078,11 +1078,11 @@ s_on_pipe(s_sync_t *self, zmsg_t *msg)
 {
     char *cmd = msg ? zmsg_popstr(msg) : NULL;
     bool term = !cmd || strcmp(cmd, "$TERM") == 0;
-    if (term)
+    if (term) {
         self->stopping = self->term = true;
-    else if (self->stopping)
-        ; /* a signal came: only $TERM matters now */
-    else if (strcmp(cmd, "NODE") == 0) {
+    } else if (self->stopping) {
+        /* a signal came: only $TERM matters now */
+    } else if (strcmp(cmd, "NODE") == 0) {
         char *name = zmsg_popstr(msg);
         if (name && *name)
             s_set_str(&self->node, name);
