@@ -70,7 +70,7 @@ const char *pm_sigmembers_duty(const pm_sigmembers_t *self,
  * again). 64 keeps every link of a cluster of up to 65 nodes (the
  * signature bench's 60 included); in bigger ones gossip keeps to the
  * members it holds links to, a random partial view that changes one
- * member now and then (pm_sigsync's s_gossip), so handshakes stay rare.
+ * member now and then (pm_sigsync_gossip), so handshakes stay rare.
  * A caller may use at most this many links at once: the ones it got last
  * are never the ones closed. */
 #define PM_SIGMEMBERS_LINKS_MAX 64

@@ -13,7 +13,7 @@
  * (database versions) and the mirror cool-downs it knows with FANOUT
  * random live members, and at once with FANOUT members whenever it gets a
  * new version (the pulls of quiet nodes find the few every push missed;
- * see s_round for the figures that chose this).
+ * see s_round in pm_sigsync.c for the figures that chose this).
  * A peer holding a newer version is pulled from (a random one among those
  * holding the newest, spreading the load). Membership is the
  * last MEMBERS publication (kept in MEMBERS_FILE), so gossip goes on while
@@ -38,7 +38,7 @@
  * timeouts), never the agent's; a command that arrives meanwhile is
  * handled after the step, except $TERM and SIGTERM, which end the step at
  * the next peer or pull, and a fetch at once (the child is killed; see
- * s_stopping). Pipe commands:
+ * pm_sigsync_stopping). Pipe commands:
  *   "NODE" + name          the name the controller enrolled this node as
  *   "POLICY" + frame       the node's applied policy (packed Pm__Policy):
  *                          mirrors, databases, update_frequency, enabled

@@ -1,0 +1,310 @@
+/* pm_sigsync_peers.c - gossip with the members and pulls from the peers
+ * that hold a newer version (whole files or CDIFFs, each verified before
+ * it is used or served); a peer whose bytes fail is distrusted. See
+ * pm_sigsync.h. */
+#include "pm_error.h"
+#include "pm_log.h"
+#include "pm_mem.h"
+#include "pm_peer.h"
+#include "pm_sigcdiff.h"
+#include "pm_sigfetch.h"
+#include "pm_sigsync_private.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- what peers say ------------------------------------------------------ */
+
+void
+pm_sigsync_learn(pm_sigsync_state_t *self, const char *peer,
+                 const Pm__PeerMessage *msg)
+{
+    for (size_t i = 0; i < msg->n_databases; i++) {
+        pm_sigsync_db_t *db = pm_sigsync_db_find(self, msg->databases[i]->name);
+        if (!db)
+            continue;
+        unsigned v = msg->databases[i]->version;
+        if (!v)
+            continue;
+        pm_sigsync_held_t *held = pm_malloc(sizeof *held);
+        held->version = v;
+        held->cdiff_from = msg->databases[i]->cdiff_from;
+        zhashx_update(db->holders, peer, held);
+        if (v > db->newest)
+            db->newest = v;
+    }
+    for (size_t j = 0; j < msg->n_cooldowns; j++)
+        pm_sigbook_cool(self->book, msg->cooldowns[j]->mirror,
+                        msg->cooldowns[j]->http_status,
+                        msg->cooldowns[j]->until, msg->cooldowns[j]->node);
+}
+
+static void
+s_distrust(pm_sigsync_state_t *self, const char *peer, const char *reason)
+{
+    int secs = self->cfg.distrust_s > 0 ? self->cfg.distrust_s : 3600;
+    pm_sigbook_distrust(self->book, peer, secs, reason);
+    pm_warn("node %s: distrusting peer %s for %d s: %s", self->node, peer, secs,
+            reason);
+}
+
+/* ---- pulling from peers -------------------------------------------------- */
+
+/* A random trusted member holding DB's newest version, or NULL. */
+const pm_sigmember_t *
+pm_sigsync_pick_holder(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
+{
+    const pm_sigmember_t *pick = NULL;
+    unsigned seen = 0;
+    for (void *v = zhashx_first(db->holders); v; v = zhashx_next(db->holders)) {
+        const char *peer = zhashx_cursor(db->holders);
+        const pm_sigmember_t *m = pm_sigmembers_find(self->members, peer);
+        if (((pm_sigsync_held_t *)v)->version != db->newest || !m ||
+            !*m->endpoint || pm_sigbook_distrusted(self->book, peer) ||
+            strcmp(peer, self->node) == 0)
+            continue;
+        if (pm_sigsync_rand(self) % ++seen ==
+            0) /* reservoir: uniform among them */
+            pick = m;
+    }
+    return pick;
+}
+
+/* Whether DB catches up from holder PEER by CDIFF: it holds a version,
+ * larger than cdiff_min_kib, and the peer keeps every CDIFF from there to
+ * the newest. */
+static bool
+s_by_cdiff(pm_sigsync_state_t *self, const pm_sigsync_db_t *db,
+           const char *peer)
+{
+    const pm_sigsync_held_t *held = zhashx_lookup(db->holders, peer);
+    if (!db->version || !held || !held->cdiff_from ||
+        held->cdiff_from > db->version + 1 ||
+        db->newest - db->version > PM_SIGFETCH_CDIFF_STEPS)
+        return false;
+    static const char *const exts[] = {"cld", "cvd"};
+    off_t size = 0;
+    for (size_t i = 0; i < 2; i++) {
+        char *path =
+            pm_asprintf("%s/%s.%s", self->cfg.dbdir, db->name, exts[i]);
+        struct stat st;
+        if (stat(path, &st) == 0 && st.st_size > size)
+            size = st.st_size;
+        free(path);
+    }
+    return size / 1024 > self->cfg.cdiff_min_kib;
+}
+
+/* Brings DB to its newest version with the CDIFFs of member M, applied
+ * by privmta-sigfetch as the fetch user and checked as any new file
+ * (pm_sigcdiff.h); fills *GOT. PM_EPROTO when the peer's bytes are at
+ * fault (the caller distrusts it), else the whole file is the way. */
+static int
+s_catch_up(pm_sigsync_state_t *self, pm_sigsync_db_t *db,
+           const pm_sigmember_t *m, pm_sigfile_t *got, char **why)
+{
+    const char *dbdir = self->cfg.dbdir, *names[] = {db->name};
+    char *inbox = NULL, *stage = pm_asprintf("%s/%s", dbdir, PM_SIGSTORE_FETCH);
+    pm_sigfetch_report_t *rep = NULL;
+    int rc = pm_sigcdiff_stage(dbdir, false, 0, 0, &inbox, why);
+    if (rc == PM_OK)
+        rc = pm_peer_pull_cdiffs(self->cfg.cert, m->endpoint, m->key, db->name,
+                                 db->version, db->newest, inbox,
+                                 self->cfg.peer_timeout_ms, why);
+    if (rc == PM_OK)
+        rc = pm_sigstore_stage(dbdir, self->fetch_uid, self->fetch_gid, names,
+                               1, why);
+    pm_sigfetch_opts_t o = {.dbdir = stage,
+                            .databases = names,
+                            .n_databases = 1,
+                            .cdiff_dir = inbox,
+                            .cancelled = pm_sigsync_fetch_cancelled,
+                            .cancel_arg = self,
+                            .user = self->cfg.fetch_user};
+    /* the helper failing (stopped, killed, a report that fails the gate)
+     * is not the peer's fault: the whole file then */
+    if (rc == PM_OK && pm_sigfetch_spawn(self->cfg.fetcher, &o, &rep, why))
+        rc = PM_EINTERNAL;
+    if (rc == PM_OK && rep->dbs[0].err != PM_OK) {
+        rc = rep->dbs[0].err == PM_EPROTO ? PM_EPROTO : PM_EINTERNAL;
+        pm_why(why, "sigsync", "%s", rep->dbs[0].why);
+    }
+    if (rc == PM_OK)
+        rc = pm_sigstore_take(dbdir, db->name, db->version, self->verifier,
+                              PM_SIGSTORE_VERIFY_MS, got, why);
+    if (rc == PM_OK)
+        pm_sigcdiff_keep(dbdir, false, db->name, db->version, got->version);
+    pm_sigfetch_report_destroy(&rep);
+    free(inbox);
+    free(stage);
+    return rc;
+}
+
+/* Pulls DB's newest version from one holder: by CDIFF when both sides
+ * can, else the whole file. True when it arrived. */
+static bool
+s_pull(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
+{
+    const pm_sigmember_t *m = pm_sigsync_pick_holder(self, db);
+    if (!m)
+        return false;
+    char *peer = pm_strdup(m->name), *why = NULL;
+    pm_sigfile_t got = {0};
+    int rc = PM_ENOTFOUND;
+    bool cdiff = s_by_cdiff(self, db, peer);
+    if (cdiff && (rc = s_catch_up(self, db, m, &got, &why)) != PM_OK &&
+        rc != PM_EPROTO) {
+        pm_info("node %s: %s by CDIFF from peer %s failed, the whole file "
+                "then: %s",
+                self->node, db->name, peer, why ? why : pm_strerror(rc));
+        cdiff = false;
+        rc = PM_ENOTFOUND;
+    }
+    /* a .cld (built from CDIFFs) or a whole .cvd: ask for what it has */
+    static const char *const exts[] = {"cld", "cvd"};
+    for (size_t i = 0; !cdiff && i < 2 && rc == PM_ENOTFOUND; i++) {
+        char *file = pm_asprintf("%s.%s", db->name, exts[i]);
+        PM_FREE(&why);
+        rc = pm_peer_pull(self->cfg.cert, m->endpoint, m->key, self->cfg.dbdir,
+                          file, db->newest, self->verifier,
+                          self->cfg.peer_timeout_ms, &got, &why);
+        free(file);
+    }
+    if (rc == PM_OK) {
+        PM_FREE(&db->error);
+        pm_sigsync_got(
+            self, db, &got,
+            pm_asprintf("peer %s%s", peer, cdiff ? " by CDIFF" : ""));
+    } else if (rc == PM_EPROTO) {
+        char *reason = pm_asprintf("%s version %u: %s", db->name, db->newest,
+                                   why ? why : "protocol error");
+        s_distrust(self, peer, reason);
+        free(reason);
+        zhashx_delete(db->holders, peer);
+    } else {
+        if (rc == PM_ENOTFOUND)
+            zhashx_delete(db->holders, peer);
+        char *error =
+            pm_asprintf("%s version %u from peer %s: %s", db->name, db->newest,
+                        peer, why ? why : pm_strerror(rc));
+        if (!db->error ||
+            strcmp(error, db->error) != 0) /* once, not per round */
+            pm_info("node %s: %s", self->node, error);
+        free(db->error);
+        db->error = error;
+    }
+    free(why);
+    free(peer);
+    return rc == PM_OK;
+}
+
+/* Pulls every database a peer holds newer; true when anything arrived. */
+bool
+pm_sigsync_pull_newer(pm_sigsync_state_t *self)
+{
+    bool got = false;
+    for (size_t i = 0; self->enabled && i < self->n_dbs; i++) {
+        pm_sigsync_db_t *db = self->dbs[i];
+        /* a holder that fails leaves the others: try each once */
+        size_t tries = zhashx_size(db->holders);
+        while (db->newest > db->version && tries-- &&
+               !pm_sigsync_stopping(self)) {
+            if (s_pull(self, db)) {
+                got = true;
+                break;
+            }
+            if (!pm_sigsync_pick_holder(self, db))
+                break;
+        }
+    }
+    return got;
+}
+
+/* ---- gossip -------------------------------------------------------------- */
+
+static uint64_t
+s_rand_cb(void *self)
+{
+    return pm_sigsync_rand(self);
+}
+
+static size_t
+s_fanout(const pm_sigsync_state_t *self)
+{
+    /* a round uses its links at once: never more than are kept */
+    size_t fan = self->cfg.fanout > 0 ? (size_t)self->cfg.fanout : 3;
+    size_t max = pm_sigmembers_links_max(self->members);
+    return fan < max ? fan : max;
+}
+
+/* Push-pull with up to FANOUT live members (pm_sigmembers_pick), all at
+ * once: a round costs one round trip, and a silent member does not hold
+ * up the others. */
+void
+pm_sigsync_gossip(pm_sigsync_state_t *self)
+{
+    size_t n = 0, fan = s_fanout(self);
+    size_t count = pm_sigmembers_count(self->members);
+    const pm_sigmember_t **pick = pm_calloc(count + 1, sizeof *pick);
+    for (size_t i = 0; i < count; i++) {
+        const pm_sigmember_t *m = pm_sigmembers_at(self->members, i);
+        if (m->live && *m->endpoint && strcmp(m->name, self->node) != 0 &&
+            !pm_sigbook_distrusted(self->book, m->name))
+            pick[n++] = m;
+    }
+    fan = pm_sigmembers_pick(self->members, pick, n, fan, s_rand_cb, self);
+    pm_peer_link_t **to = pm_calloc(fan + 1, sizeof *to);
+    Pm__PeerMessage **theirs = pm_calloc(fan + 1, sizeof *theirs);
+    for (size_t k = 0; k < fan; k++)
+        to[k] = pm_sigmembers_link(self->members, pick[k]);
+    Pm__PeerMessage *mine = pm_sigsync_versions(self);
+    if (fan && !pm_sigsync_stopping(self))
+        pm_peer_exchange_links(to, fan, mine, theirs,
+                               self->cfg.peer_timeout_ms);
+    bool answered = fan == 0; /* nobody to ask: nothing to learn */
+    for (size_t k = 0; k < fan; k++) {
+        if (!theirs[k])
+            continue;
+        pm_sigsync_learn(self, pick[k]->name, theirs[k]);
+        pm__peer_message__free_unpacked(theirs[k], NULL);
+        answered = true;
+    }
+    pm__peer_message__free_unpacked(mine, NULL);
+    if (answered)
+        self->heard = zclock_mono();
+    free(theirs);
+    free(to);
+    free(pick);
+}
+
+/* A node 2+ versions behind the newest a peer holds, for longer than one
+ * check period, says so (its antivirus shows degraded). */
+void
+pm_sigsync_check_behind(pm_sigsync_state_t *self)
+{
+    time_t now = time(NULL);
+    for (size_t i = 0; i < self->n_dbs; i++) {
+        pm_sigsync_db_t *db = self->dbs[i];
+        if (db->newest < db->version + 2) {
+            db->behind_since = 0;
+            continue;
+        }
+        if (!db->behind_since)
+            db->behind_since = now;
+        if (now - db->behind_since > (time_t)self->freq_s && !db->error)
+            db->error =
+                pm_asprintf("version %u, %u versions behind the "
+                            "cluster's %u",
+                            db->version, db->newest - db->version, db->newest);
+    }
+}
+
+/* After something new arrived: serve it, and tell FANOUT peers now rather
+ * than at the next round, so a version spreads in rounds of round trips. */
+void
+pm_sigsync_spread(pm_sigsync_state_t *self)
+{
+    pm_sigsync_hold(self);
+    pm_sigsync_gossip(self);
+}
