@@ -317,7 +317,10 @@ duty_holders() {
     "$CTL" nodes --json 2>/dev/null | jq '[.[] | select(any(.databases[]?;
         .name == "test" and .next_check > 0))] | length'
 }
-mirror_fetchers() { cat "$C"/n*/agent.log | grep -c "test version 6 from http"; }
+# the agents log "node NAME: test version 6 from mirror URL" (or "from peer")
+mirror_fetchers() { cat "$C"/n*/agent.log | grep -c "test version 6 from mirror "; }
+# TCP connections this machine opened so far (every agent's, the fetcher's)
+tcp_opens() { awk '$1 == "Tcp:" && $6 ~ /^[0-9]+$/ { print $6 }' /proc/net/snmp; }
 
 run_privmta() { # N: one line per round in $W/pm.N
     local n=$1 i r
@@ -373,7 +376,7 @@ run_privmta() { # N: one line per round in $W/pm.N
     idle_cpu 5 "${apids[@]}" >"$W/pmcpu.$n"
     echo "  privmta N=$n: the idle agents use $(cat "$W/pmcpu.$n") % of one core together"
     : >"$W/pm.$n"
-    local before f0 res
+    local before f0 o0 opens res
     for r in $(seq 1 "$ROUNDS"); do
         if [ "$r" -gt 1 ]; then # back to version 1 everywhere
             "$CTL" policy push "$C/without.yaml" --wait=60 >/dev/null
@@ -389,15 +392,17 @@ run_privmta() { # N: one line per round in $W/pm.N
         echo "  round $r: duty holders $(duty_holders)" >>"$W/notes.$n"
         before=$(wc -l <"$C/access.log")
         f0=$(mirror_fetchers)
+        o0=$(tcp_opens)
         res=$(SIG_DETAIL="$C/arrivals.$r" sig publish "$C/www" "$DB/test-6.cvd" 6 "$MISS_S" "${dirs[@]}")
         sleep 0.5 # a late second fetch would show in the log
         local ok maxfile
         ok=$(tail -n +$((before + 1)) "$C/access.log" | grep -c ' 200 ')
         maxfile=$(tail -n +$((before + 1)) "$C/access.log" | awk '$3 == 200 { c[$2]++ }
             END { m = 0; for (k in c) if (c[k] > m) m = c[k]; print m }')
-        echo "$res $ok $maxfile $(($(mirror_fetchers) - f0))" >>"$W/pm.$n"
-        printf '  privmta N=%-3d round %d: publish->all %s ms, publish->fetch %s ms, fetch->all %s ms, misses %s; mirror 200s %s (max %s per file), nodes that fetched %s\n' \
-            "$n" "$r" $res "$ok" "$maxfile" "$(($(mirror_fetchers) - f0))"
+        opens=$(($(tcp_opens) - o0))
+        echo "$res $ok $maxfile $(($(mirror_fetchers) - f0)) $opens" >>"$W/pm.$n"
+        printf '  privmta N=%-3d round %d: publish->all %s ms, publish->fetch %s ms, fetch->all %s ms, misses %s; mirror 200s %s (max %s per file), nodes that fetched %s, TCP connections opened %s\n' \
+            "$n" "$r" $res "$ok" "$maxfile" "$(($(mirror_fetchers) - f0))" "$opens"
     done
     "$CTL" nodes --json >"$C/nodes.json" 2>/dev/null
     rss "${apids[@]}" >"$W/pmrss.$n"

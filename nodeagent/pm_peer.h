@@ -193,6 +193,16 @@ int pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
                  pm_sigverify_t *verifier, int timeout_ms, pm_sigfile_t *info,
                  char **why);
 
+/* pm_peer_pull over a kept link (pm_peer_exchange_links'), dialled when
+ * it has no connection: a pull from a peer this node gossips with costs
+ * no CurveZMQ handshake. Late answers to the link's earlier exchanges are
+ * skipped (a few; more break the protocol). A pull that fails closes the
+ * link's connection (GETs may be left unanswered); the next use dials
+ * afresh. */
+int pm_peer_link_pull(pm_peer_link_t *link, const char *dbdir, const char *file,
+                      uint32_t version, pm_sigverify_t *verifier,
+                      int timeout_ms, pm_sigfile_t *info, char **why);
+
 /* Pulls from the peer what brings database NAME from version FROM to TO
  * by CDIFF (1 to PM_SIGFETCH_CDIFF_STEPS versions), into the existing
  * directory DIR as privmta-sigfetch applies it (pm_sigmirror.h):
@@ -209,5 +219,10 @@ int pm_peer_pull_cdiffs(zcert_t *cert, const char *endpoint,
                         const char *server_key, const char *name, uint32_t from,
                         uint32_t to, const char *dir, int timeout_ms,
                         char **why);
+
+/* pm_peer_pull_cdiffs over a kept link, as pm_peer_link_pull. */
+int pm_peer_link_pull_cdiffs(pm_peer_link_t *link, const char *name,
+                             uint32_t from, uint32_t to, const char *dir,
+                             int timeout_ms, char **why);
 
 #endif

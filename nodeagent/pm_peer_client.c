@@ -33,15 +33,16 @@
     "the connection was refused (does that node have this one among its "      \
     "members yet?)"
 
+#define S_BAD_LINK                                                             \
+    "no certificate or endpoint, or a server key that is not a Z85 CURVE key"
+
 /* A DEALER to the peer at ENDPOINT, one per call (any thread). */
 static int
 s_dial(zcert_t *cert, const char *endpoint, const char *server_key,
        int timeout_ms, zsock_t **out, char **why)
 {
     if (!cert || !endpoint || !pm_keys_is_public(server_key)) {
-        pm_why(why, "peer",
-               "no certificate or endpoint, or a server key "
-               "that is not a Z85 CURVE key");
+        pm_why(why, "peer", S_BAD_LINK);
         return PM_EINVAL;
     }
     zsock_t *s = zsock_new(ZMQ_DEALER);
@@ -373,6 +374,7 @@ typedef struct {
     int inflight;
     uint64_t max;    /* the largest TOTAL accepted */
     uint32_t length; /* 0, or only the first LENGTH bytes (a header) */
+    int stale;       /* late gossip answers still allowed on the socket */
 } s_pull_t;
 
 /* Where the transfer ends: the file's end, or LENGTH before it. */
@@ -471,6 +473,11 @@ s_transfer(s_pull_t *p, char **why)
         Pm__PeerMessage *m = NULL;
         if ((rc = s_recv(p->sock, p->endpoint, &m, why)) != PM_OK)
             break;
+        if (m->kind == PM__PEER_MESSAGE__KIND__VERSIONS_REPLY && p->stale > 0) {
+            p->stale--; /* an earlier exchange's, late (s_link_socket) */
+            pm__peer_message__free_unpacked(m, NULL);
+            continue;
+        }
         p->inflight--;
         rc = s_take(p, m, why);
         pm__peer_message__free_unpacked(m, NULL);
@@ -525,27 +532,51 @@ s_pull(s_pull_t *p, const char *tmp, const char *dbdir, pm_sigfile_t *info,
     return rc;
 }
 
-int
-pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
-             const char *dbdir, const char *file, uint32_t version,
-             pm_sigverify_t *verifier, int timeout_ms, pm_sigfile_t *info,
-             char **why)
+/* P's socket for a pull over LINK, dialled when the link has none. The
+ * link may still owe answers to exchanges it kept its connection through
+ * (fewer than S_LINK_MISSES): the transfer skips that many. */
+static int
+s_link_socket(pm_peer_link_t *link, s_pull_t *p, int timeout_ms, char **why)
 {
-    if (!dbdir || !s_file_ok(file) || version == 0) {
+    int rc = link->sock ? PM_OK
+                        : s_dial(link->cert, link->endpoint, link->key,
+                                 timeout_ms, &link->sock, why);
+    if (rc == PM_OK) /* this call's, not that of the call that dialled */
+        zsock_set_rcvtimeo(link->sock, timeout_ms);
+    p->sock = link->sock;
+    p->endpoint = link->endpoint;
+    p->stale = S_LINK_MISSES;
+    return rc;
+}
+
+/* After a pull over LINK: one that failed may have left GETs unanswered,
+ * whose chunks the next exchange would take for a broken protocol. */
+static void
+s_link_pulled(pm_peer_link_t *link, int rc)
+{
+    if (rc != PM_OK)
+        zsock_destroy(&link->sock);
+}
+
+int
+pm_peer_link_pull(pm_peer_link_t *link, const char *dbdir, const char *file,
+                  uint32_t version, pm_sigverify_t *verifier, int timeout_ms,
+                  pm_sigfile_t *info, char **why)
+{
+    if (!link || !dbdir || !s_file_ok(file) || version == 0) {
         pm_why(why, "peer",
                "pull of \"%s\" version %" PRIu32 ": not a "
                "database file NAME.cvd or NAME.cld, version "
-               "above 0, into a directory",
+               "above 0, into a directory, over a link",
                file ? file : "", version);
         return PM_EINVAL;
     }
-    s_pull_t p = {.endpoint = endpoint,
-                  .file = file,
+    s_pull_t p = {.file = file,
                   .verifier = verifier,
                   .version = version,
                   .fd = -1,
                   .max = PM_WIRE_DATABASE_MAX};
-    int rc = s_dial(cert, endpoint, server_key, timeout_ms, &p.sock, why);
+    int rc = s_link_socket(link, &p, timeout_ms, why);
     if (rc != PM_OK)
         return rc;
     char *tmp = NULL;
@@ -556,7 +587,33 @@ pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
         close(p.fd);
     pm_sigstore_scratch_end(dbdir, rc == PM_OK ? NULL : tmp);
     free(tmp);
-    zsock_destroy(&p.sock);
+    s_link_pulled(link, rc);
+    return rc;
+}
+
+/* A link for one call (the caller destroys it), or NULL with *WHY. */
+static pm_peer_link_t *
+s_link_once(zcert_t *cert, const char *endpoint, const char *server_key,
+            char **why)
+{
+    pm_peer_link_t *link = pm_peer_link_new(cert, endpoint, server_key);
+    if (!link)
+        pm_why(why, "peer", S_BAD_LINK);
+    return link;
+}
+
+int
+pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
+             const char *dbdir, const char *file, uint32_t version,
+             pm_sigverify_t *verifier, int timeout_ms, pm_sigfile_t *info,
+             char **why)
+{
+    pm_peer_link_t *link = s_link_once(cert, endpoint, server_key, why);
+    if (!link)
+        return PM_EINVAL;
+    int rc = pm_peer_link_pull(link, dbdir, file, version, verifier, timeout_ms,
+                               info, why);
+    pm_peer_link_destroy(&link);
     return rc;
 }
 
@@ -592,22 +649,22 @@ s_pull_into(s_pull_t *p, const char *file, uint32_t version, uint32_t length,
 }
 
 int
-pm_peer_pull_cdiffs(zcert_t *cert, const char *endpoint, const char *server_key,
-                    const char *name, uint32_t from, uint32_t to,
-                    const char *dir, int timeout_ms, char **why)
+pm_peer_link_pull_cdiffs(pm_peer_link_t *link, const char *name, uint32_t from,
+                         uint32_t to, const char *dir, int timeout_ms,
+                         char **why)
 {
     char *bad = name ? pm_check_database_name(name) : pm_strdup("none");
-    if (bad || !dir || from == 0 || to <= from ||
+    if (bad || !link || !dir || from == 0 || to <= from ||
         to - from > PM_SIGFETCH_CDIFF_STEPS) {
         pm_why(why, "peer",
                "CDIFFs of \"%s\" from version %" PRIu32 " to %" PRIu32
-               ": not a database name, or not 1 to %d versions",
+               ": not a database name, or not 1 to %d versions over a link",
                name ? name : "", from, to, PM_SIGFETCH_CDIFF_STEPS);
         free(bad);
         return PM_EINVAL;
     }
-    s_pull_t p = {.endpoint = endpoint, .fd = -1};
-    int rc = s_dial(cert, endpoint, server_key, timeout_ms, &p.sock, why);
+    s_pull_t p = {.fd = -1};
+    int rc = s_link_socket(link, &p, timeout_ms, why);
     /* the header of the version the CDIFFs make: the answer the mirror of
      * privmta-sigfetch gives libfreshclam's version check */
     char *head = pm_asprintf("%s" PM_SIGMIRROR_HEAD_EXT, name);
@@ -626,6 +683,20 @@ pm_peer_pull_cdiffs(zcert_t *cert, const char *endpoint, const char *server_key,
         rc = s_pull_into(&p, file, v, 0, dir, file, why);
         free(file);
     }
-    zsock_destroy(&p.sock);
+    s_link_pulled(link, rc);
+    return rc;
+}
+
+int
+pm_peer_pull_cdiffs(zcert_t *cert, const char *endpoint, const char *server_key,
+                    const char *name, uint32_t from, uint32_t to,
+                    const char *dir, int timeout_ms, char **why)
+{
+    pm_peer_link_t *link = s_link_once(cert, endpoint, server_key, why);
+    if (!link)
+        return PM_EINVAL;
+    int rc =
+        pm_peer_link_pull_cdiffs(link, name, from, to, dir, timeout_ms, why);
+    pm_peer_link_destroy(&link);
     return rc;
 }

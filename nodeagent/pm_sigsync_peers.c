@@ -51,12 +51,16 @@ s_distrust(pm_sigsync_state_t *self, const char *peer, const char *reason)
 
 /* ---- pulling from peers -------------------------------------------------- */
 
-/* A random trusted member holding DB's newest version, or NULL. */
+/* A random trusted member holding DB's newest version, or NULL: one this
+ * node keeps a link to when there is one (its pull costs no handshake and
+ * leaves the gossip view as it is), else any; uniformly among them, which
+ * spreads the load (in a cluster of up to PM_SIGMEMBERS_LINKS_MAX + 1
+ * nodes every member is linked). */
 const pm_sigmember_t *
 pm_sigsync_pick_holder(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
 {
-    const pm_sigmember_t *pick = NULL;
-    unsigned seen = 0;
+    const pm_sigmember_t *pick[2] = {NULL, NULL}; /* any, linked */
+    unsigned seen[2] = {0, 0};
     for (void *v = zhashx_first(db->holders); v; v = zhashx_next(db->holders)) {
         const char *peer = zhashx_cursor(db->holders);
         const pm_sigmember_t *m = pm_sigmembers_find(self->members, peer);
@@ -64,11 +68,12 @@ pm_sigsync_pick_holder(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
             !*m->endpoint || pm_sigbook_distrusted(self->book, peer) ||
             strcmp(peer, self->node) == 0)
             continue;
-        if (pm_sigsync_rand(self) % ++seen ==
-            0) /* reservoir: uniform among them */
-            pick = m;
+        bool linked = pm_sigmembers_linked(self->members, m);
+        for (int k = 0; k <= (int)linked; k++)
+            if (pm_sigsync_rand(self) % ++seen[k] == 0) /* reservoir */
+                pick[k] = m;
     }
-    return pick;
+    return pick[1] ? pick[1] : pick[0];
 }
 
 /* Whether DB catches up from holder PEER by CDIFF: it holds a version,
@@ -96,22 +101,21 @@ s_by_cdiff(pm_sigsync_state_t *self, const pm_sigsync_db_t *db,
     return size / 1024 > self->cfg.cdiff_min_kib;
 }
 
-/* Brings DB to its newest version with the CDIFFs of member M, applied
+/* Brings DB to its newest version with the CDIFFs of the peer at LINK, applied
  * by privmta-sigfetch as the fetch user and checked as any new file
  * (pm_sigcdiff.h); fills *GOT. PM_EPROTO when the peer's bytes are at
  * fault (the caller distrusts it), else the whole file is the way. */
 static int
-s_catch_up(pm_sigsync_state_t *self, pm_sigsync_db_t *db,
-           const pm_sigmember_t *m, pm_sigfile_t *got, char **why)
+s_catch_up(pm_sigsync_state_t *self, pm_sigsync_db_t *db, pm_peer_link_t *link,
+           pm_sigfile_t *got, char **why)
 {
     const char *dbdir = self->cfg.dbdir, *names[] = {db->name};
     char *inbox = NULL, *stage = pm_asprintf("%s/%s", dbdir, PM_SIGSTORE_FETCH);
     pm_sigfetch_report_t *rep = NULL;
     int rc = pm_sigcdiff_stage(dbdir, false, 0, 0, &inbox, why);
     if (rc == PM_OK)
-        rc = pm_peer_pull_cdiffs(self->cfg.cert, m->endpoint, m->key, db->name,
-                                 db->version, db->newest, inbox,
-                                 self->cfg.peer_timeout_ms, why);
+        rc = pm_peer_link_pull_cdiffs(link, db->name, db->version, db->newest,
+                                      inbox, self->cfg.peer_timeout_ms, why);
     if (rc == PM_OK)
         rc = pm_sigstore_stage(dbdir, self->fetch_uid, self->fetch_gid, names,
                                1, why);
@@ -150,10 +154,18 @@ s_pull(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
     if (!m)
         return false;
     char *peer = pm_strdup(m->name), *why = NULL;
+    /* over the kept link when there is one, else over a connection of the
+     * pull's own: a pull does not change whom this node gossips with */
+    pm_peer_link_t *kept = pm_sigmembers_linked(self->members, m)
+                               ? pm_sigmembers_link(self->members, m)
+                               : NULL;
+    pm_peer_link_t *once =
+        kept ? NULL : pm_peer_link_new(self->cfg.cert, m->endpoint, m->key);
+    pm_peer_link_t *link = kept ? kept : once;
     pm_sigfile_t got = {0};
     int rc = PM_ENOTFOUND;
     bool cdiff = s_by_cdiff(self, db, peer);
-    if (cdiff && (rc = s_catch_up(self, db, m, &got, &why)) != PM_OK &&
+    if (cdiff && (rc = s_catch_up(self, db, link, &got, &why)) != PM_OK &&
         rc != PM_EPROTO) {
         pm_info("node %s: %s by CDIFF from peer %s failed, the whole file "
                 "then: %s",
@@ -166,9 +178,9 @@ s_pull(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
     for (size_t i = 0; !cdiff && i < 2 && rc == PM_ENOTFOUND; i++) {
         char *file = pm_asprintf("%s.%s", db->name, exts[i]);
         PM_FREE(&why);
-        rc = pm_peer_pull(self->cfg.cert, m->endpoint, m->key, self->cfg.dbdir,
-                          file, db->newest, self->verifier,
-                          self->cfg.peer_timeout_ms, &got, &why);
+        rc = pm_peer_link_pull(link, self->cfg.dbdir, file, db->newest,
+                               self->verifier, self->cfg.peer_timeout_ms, &got,
+                               &why);
         free(file);
     }
     if (rc == PM_OK) {
@@ -194,6 +206,7 @@ s_pull(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
         free(db->error);
         db->error = error;
     }
+    pm_peer_link_destroy(&once);
     free(why);
     free(peer);
     return rc == PM_OK;

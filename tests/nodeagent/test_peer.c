@@ -758,6 +758,42 @@ Test(peer, pull_into_empty_dir)
     free(path);
 }
 
+/* A pull over a gossip link: the answer to an exchange that timed out
+ * comes on the same connection in the middle of the pull and is skipped
+ * (it used to be a broken protocol there: the agent would have distrusted
+ * an honest peer). A pull that fails leaves the link usable: it dials
+ * again. */
+Test(peer, pull_over_a_kept_link)
+{
+    testmirror_copy("test-6.cvd", s_srv, "test.cvd", false);
+    s_start(s_client);
+    s_hold(s_peer, 6);
+    pm_peer_link_t *link =
+        pm_peer_link_new(s_client, s_endpoint, zcert_public_txt(s_server));
+    Pm__SignatureDb *db;
+    Pm__PeerMessage mine = s_versions(1, &db);
+    Pm__PeerMessage *theirs = NULL;
+    cr_assert_eq(pm_peer_exchange_links(&link, 1, &mine, &theirs, 0), 0,
+                 "no time to answer");
+    zmsg_t *ev = s_event(S_WAIT); /* the service got it, and answered */
+    cr_assert_not_null(ev, "the exchange reached the service");
+    zmsg_destroy(&ev);
+    char *why = NULL;
+    cr_expect_eq(pm_peer_link_pull(link, s_cli, "test.cvd", 7, s_verifier,
+                                   S_WAIT, NULL, &why),
+                 PM_ENOTFOUND, "%s", why ? why : "");
+    PM_FREE(&why);
+    pm_sigfile_t info = {0};
+    cr_assert_eq(pm_peer_link_pull(link, s_cli, "test.cvd", 6, s_verifier,
+                                   S_WAIT, &info, &why),
+                 PM_OK, "%s", why ? why : "");
+    cr_expect_eq(info.version, 6);
+    s_expect_entries(s_cli, 1);
+    free(why);
+    pm_peer_link_destroy(&link);
+    free(db);
+}
+
 /* CDIFFs from a peer's kept directory, and the header of the version
  * they make (512 bytes of its file, not the whole): what privmta-sigfetch
  * applies. One not kept is PM_ENOTFOUND, and nothing half-written stays. */
