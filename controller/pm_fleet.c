@@ -1101,6 +1101,17 @@ pm_fleet_enroll(pm_fleet_t *self, const char *name, const char *pubkey,
 int
 pm_fleet_withdraw(pm_fleet_t *self, const char *name, char **why)
 {
+    /* the stored status first: it pins the revision the node ran
+     * (history retention) and would greet a node enrolled later under
+     * the name. Should the key stay, its next report stores it again. */
+    int rc = pm_store_node_del(self->store, name);
+    if (rc != PM_OK && rc != PM_ENOTFOUND) {
+        pm_why(why, "fleet",
+               "node %s: its status could not be removed from "
+               "the store: %s",
+               name, pm_strerror(rc));
+        return -1;
+    }
     if (pm_keys_withdraw(self->clients_dir, name, PM_ROLE_AGENT, why))
         return -1;
     zhashx_delete(self->nodes, name);

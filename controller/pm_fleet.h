@@ -161,7 +161,8 @@ void pm_fleet_on_test(pm_fleet_t *self, pm_fleet_test_fn *fn, void *arg);
 bool pm_fleet_settled(pm_fleet_t *self);
 
 /* Enrols / withdraws an agent key (see pm_keys). Returns 0, or -1 with
- * *why. A withdrawn node is forgotten, its connection no longer served;
+ * *why. A withdrawn node is forgotten (its stored status too), its
+ * connection no longer served;
  * enrolling a new key for a name takes effect at once: the connection made
  * with the old key is no longer served, one made with the new key is. */
 int pm_fleet_enroll(pm_fleet_t *self, const char *name, const char *pubkey,

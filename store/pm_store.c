@@ -1047,6 +1047,23 @@ pm_store_node_put(pm_store_t *self, const Pm__NodeStatus *status)
 }
 
 static int
+s_node_del_txn(pm_store_t *self, MDB_txn *txn, void *arg)
+{
+    const char *name = arg;
+    MDB_val key = {strlen(name), (void *)name};
+    return s_err(mdb_del(txn, self->nodes, &key, NULL));
+}
+
+int
+pm_store_node_del(pm_store_t *self, const char *name)
+{
+    if (!self || !name || !*name || self->rdonly ||
+        strlen(name) > (size_t)mdb_env_get_maxkeysize(self->env))
+        return PM_EINVAL;
+    return s_write(self, s_node_del_txn, (void *)name, 0);
+}
+
+static int
 s_nodes_walk(pm_store_t *self, MDB_txn *txn, Pm__NodeStatus ***nodes, size_t *n)
 {
     MDB_cursor *cur = NULL;

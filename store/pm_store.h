@@ -169,6 +169,11 @@ int pm_store_node_put(pm_store_t *self, const Pm__NodeStatus *status);
 int pm_store_node_put_many(pm_store_t *self, Pm__NodeStatus *const *statuses,
                            size_t n);
 
+/* Removes the stored status of node NAME, durably: a node withdrawn for
+ * good no longer pins the revision it ran (retention, above). PM_ENOTFOUND
+ * when there is none; PM_EINVAL as pm_store_node_put. */
+int pm_store_node_del(pm_store_t *self, const char *name);
+
 /* Agents keep a mirror of what they applied: REV is stored under its own
  * number (the controller's, not head+1) and becomes the head; in the same
  * durable transaction, before the put, the store drops stored revisions

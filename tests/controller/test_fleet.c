@@ -38,6 +38,7 @@
 #include "pm_members.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
+#include "pm_store.h"
 #include "pm_wire.h"
 #include "testdir.h"
 #include "testsh.h"
@@ -900,8 +901,40 @@ Test(fleet, replaced_agent_key_ends_old_session)
     zcert_destroy(&ref_key);
 }
 
+/* Whether the controller's store (read beside it, as privmta-milter
+ * reads an agent's) holds a status of node NAME. */
+static bool
+s_status_stored(const char *name)
+{
+    pm_store_t *st = NULL;
+    Pm__NodeStatus **nodes = NULL;
+    size_t n = 0;
+    bool found = false;
+    if (pm_store_open(s_path("store"), PM_STORE_RDONLY, 0, &st) == PM_OK &&
+        pm_store_node_list(st, &nodes, &n) == PM_OK)
+        for (size_t i = 0; i < n; i++)
+            found |= strcmp(nodes[i]->name, name) == 0;
+    pm_store_nodes_free(&nodes, n);
+    pm_store_close(&st);
+    return found;
+}
+
+/* Waits until NAME's status is stored; false after S_WAIT_MS. */
+static bool
+s_wait_stored(const char *name)
+{
+    int64_t end = zclock_mono() + S_WAIT_MS;
+    while (!s_status_stored(name))
+        if (zclock_mono() > end)
+            return false;
+        else
+            zclock_sleep(20);
+    return true;
+}
+
 /* `node remove mx2` while mx2 is connected: its session gets nothing more,
- * the others go on. */
+ * the others go on, and its stored status goes (it pinned the revision
+ * mx2 ran against history retention for good). */
 Test(fleet, withdrawn_agent_gets_nothing_more)
 {
     zcert_t *key1 = s_enrolled_key("mx1"), *key2 = s_enrolled_key("mx2");
@@ -914,6 +947,7 @@ Test(fleet, withdrawn_agent_gets_nothing_more)
     zactor_t *actor2 = zactor_new(s_agent_actor, mx2);
     cr_assert(s_wait_applied(mx1, r1));
     cr_assert(s_wait_applied(mx2, r1));
+    cr_assert(s_wait_stored("mx2"), "mx2's status was stored");
 
     Pm__Request rm = s_req(PM__REQUEST__OP__NODE_REMOVE);
     rm.node = (char *)"mx2";
@@ -934,6 +968,8 @@ Test(fleet, withdrawn_agent_gets_nothing_more)
     cr_expect_null(s_node_entry(r, "mx2"));
     cr_expect_not_null(s_node_entry(r, "mx1"));
     pm__response__free_unpacked(r, NULL);
+    cr_expect_not(s_status_stored("mx2"), "mx2's stored status was removed");
+    cr_expect(s_status_stored("mx1"));
 
     zactor_destroy(&actor1);
     zactor_destroy(&actor2);

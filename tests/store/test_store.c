@@ -464,6 +464,7 @@ Test(store, read_only_refuses_writes)
     cr_assert_eq(pm_store_open(s_dir, PM_STORE_RDONLY, 0, &st), PM_OK);
     cr_assert_eq(s_commit(st, 2, PM_REV_ANY, &rev), PM_EINVAL);
     cr_assert_eq(s_node_put(st, "mx1", 1), PM_EINVAL);
+    cr_assert_eq(pm_store_node_del(st, "mx1"), PM_EINVAL);
     cr_assert_eq(s_head(st), 1);
     pm_store_close(&st);
 }
@@ -687,6 +688,35 @@ Test(store, retention_keeps_newest_and_pinned)
     uint64_t want3[] = {28, 27, 25, 24, 7};
     s_assert_stored(st, want3, 5);
     s_assert_rev(st, 28);
+    pm_store_close(&st);
+}
+
+/* A node withdrawn for good: its status goes, and with it the pin on the
+ * revision it ran; removing it twice says it is not there. */
+Test(store, node_del_unpins_its_revision)
+{
+    pm_store_t *st = s_open();
+    uint64_t rev = 0;
+    Pm__Revision *r = NULL;
+    cr_assert_eq(pm_store_set_retention(st, 2), PM_OK);
+    cr_assert_eq(s_node_put(st, "mx-a", 1), PM_OK);
+    cr_assert_eq(s_node_put(st, "mx-b", 4), PM_OK);
+    for (uint64_t i = 1; i <= 4; i++)
+        cr_assert_eq(s_commit(st, i, PM_REV_ANY, &rev), PM_OK);
+    s_assert_rev(st, 1); /* pinned by mx-a */
+    cr_assert_eq(pm_store_node_del(st, "mx-a"), PM_OK);
+    cr_assert_eq(pm_store_node_del(st, "mx-a"), PM_ENOTFOUND);
+    cr_assert_eq(pm_store_node_del(st, ""), PM_EINVAL);
+    Pm__NodeStatus **nodes = NULL;
+    size_t n = 0;
+    cr_assert_eq(pm_store_node_list(st, &nodes, &n), PM_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(nodes[0]->name, "mx-b");
+    pm_store_nodes_free(&nodes, n);
+    cr_assert_eq(s_commit(st, 5, 4, &rev), PM_OK);
+    cr_assert_eq(pm_store_get(st, 1, &r), PM_ENOTFOUND, "no longer pinned");
+    uint64_t want[] = {5, 4};
+    s_assert_stored(st, want, 2);
     pm_store_close(&st);
 }
 
