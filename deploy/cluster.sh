@@ -131,7 +131,7 @@ up() {
             --controller "tcp://127.0.0.1:$AGENT_PORT"
             --controller-key "$ROOT/controller/keys/controller.cert"
             --address "$addr:2525" --milter-socket "unix:$dir/milter.sock"
-            --notify-listener "$addr:2526" # added to master.cf by the agent
+            --notify-listener "$addr:2526" # in master.cf, and the milter's
             --milter-dir "$dir/handoff" --milter-group nogroup
             --milter-status "$dir/milter/status.json"
             --sig-dir "$dir/sigs" --peer-bind "tcp://$addr:7422"
@@ -204,7 +204,6 @@ dkim_key_dir = $dir/handoff/dkim
 sig_dir = $dir/sigs
 sig_jitter_ms = 3000
 spamd = 127.0.0.1:$SPAMD_PORT
-notify_smtp = $addr:2526
 status_dir = $dir/milter
 user = nobody
 EOF

@@ -62,11 +62,12 @@ static pm_param_t s_params[] = {
      "the policy needs it; empty: no milter on this node",
      NULL},
     {"notify_listener", "",
-     "the Postfix listener privmta-milter sends its notifications to (its "
-     "notify_smtp, e.g. 127.0.0.1:10026), added to master.cf by the first "
-     "apply when missing: an smtpd on that address that runs no milter; an "
-     "entry of that name already there is left as it is; empty: master.cf "
-     "is not touched",
+     "the Postfix listener privmta-milter sends its notifications to, e.g. "
+     "127.0.0.1:10026: added to master.cf by the first apply when missing "
+     "(an smtpd on that address that runs no milter; an entry of that name "
+     "already there is left as it is) and handed to the milter with the "
+     "policy, which then uses it instead of its own notify_smtp; empty: "
+     "master.cf is not touched and the milter keeps its notify_smtp",
      NULL},
     {"milter_status", "/run/privmta-milter/status.json",
      "privmta-milter's status file, read at each heartbeat", NULL},
@@ -385,6 +386,7 @@ main(int argc, char **argv)
         if (*notify && pm_pf_listener_check(notify, &why) != PM_OK)
             pm_fatal("notify_listener: %s", why);
         pm_postfix_set_notify_listener(backend, notify);
+        cfg.notify_listener = notify;
         cfg.postfix_dir = pm_conf_get(s_params, "postfix_dir");
         cfg.postfix_log =
             s_postfix_log(cfg.postfix_dir, &cfg.postfix_syslog_name);

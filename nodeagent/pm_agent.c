@@ -175,6 +175,31 @@ s_write_secrets(pm_agent_state_t *self, const Pm__Publication *pub, char **why)
     return ok;
 }
 
+/* Tells the milter where its notices go (pm_handoff.h): the listener this
+ * agent keeps in master.cf; none when it keeps none. Written only when it
+ * changed (every apply asks). */
+static bool
+s_handoff_notify(pm_agent_state_t *self, gid_t gid, char **why)
+{
+    char *path = pm_asprintf("%s/%s", self->cfg.milter_dir, PM_HANDOFF_NOTIFY);
+    const char *addr = self->cfg.notify_listener;
+    char *want = addr ? pm_asprintf("%s\n", addr) : NULL, *have = NULL;
+    bool ok = true;
+    if (pm_file_read(path, PM_HANDOFF_NOTIFY_MAX, PM_FILE_STRICT, &have, NULL,
+                     NULL) != PM_OK)
+        PM_FREE(&have);
+    if (want && (!have || strcmp(have, want) != 0))
+        ok = pm_file_write(path, want, strlen(want), 0640, gid, why) == PM_OK;
+    else if (!want && unlink(path) != 0 && errno != ENOENT) {
+        pm_why(why, "agent", "cannot remove %s: %s", path, strerror(errno));
+        ok = false;
+    }
+    free(have);
+    free(want);
+    free(path);
+    return ok;
+}
+
 /* Hands REV, with this node's effective POLICY, to the milter. */
 static bool
 s_handoff(pm_agent_state_t *self, const Pm__Revision *rev,
@@ -183,7 +208,8 @@ s_handoff(pm_agent_state_t *self, const Pm__Revision *rev,
     if (!self->cfg.milter_dir)
         return true;
     gid_t gid = (gid_t)self->cfg.milter_gid;
-    if (pm_file_mkdir(self->cfg.milter_dir, 0750, gid, why) != PM_OK)
+    if (pm_file_mkdir(self->cfg.milter_dir, 0750, gid, why) != PM_OK ||
+        !s_handoff_notify(self, gid, why))
         return false;
     Pm__Revision copy = *rev;
     copy.policy = (Pm__Policy *)policy;
@@ -614,6 +640,7 @@ s_destroy(pm_agent_state_t **self_p)
     free((char *)self->cfg.peer_host);
     free((char *)self->cfg.postfix_dir);
     free((char *)self->cfg.milter_socket);
+    free((char *)self->cfg.notify_listener);
     free((char *)self->cfg.milter_restart);
     free(self);
     *self_p = NULL;
@@ -665,6 +692,7 @@ s_new(const pm_agent_config_t *cfg)
     self->cfg.peer_host = cfg->peer_host ? pm_strdup(cfg->peer_host) : NULL;
     self->cfg.postfix_dir = s_opt(cfg->postfix_dir);
     self->cfg.milter_socket = s_opt(cfg->milter_socket);
+    self->cfg.notify_listener = s_opt(cfg->notify_listener);
     self->cfg.milter_restart = s_opt(cfg->milter_restart);
     self->node = pm_strdup(cfg->name);
     self->endpoints = pm_conf_list(cfg->endpoint, &self->n_endpoints);

@@ -84,6 +84,9 @@ typedef struct {
     const char *milter_dir;      /* the handoff dir for privmta-milter
                                   * (pm_handoff.h): the applied revision and
                                   * DKIM keys; NULL: nothing handed over */
+    const char *notify_listener; /* handed to the milter as where its
+                                  * notices go (pm_handoff.h, notify.addr);
+                                  * NULL or "": none, its own notify_smtp */
     int milter_gid;              /* group given read access to it (files
                                   * root:GID 0640, dirs 0750); -1: root's */
     const char *milter_status;   /* privmta-milter's status.json, or NULL */

@@ -15,6 +15,13 @@
  *     /var/lib/privmta-milter/dkim/      root:<milter group> 0750
  *     /var/lib/privmta-milter/dkim/<id>  root:<milter group> 0640
  *     /var/lib/privmta-milter/probe.key  root:<milter group> 0640
+ *     /var/lib/privmta-milter/notify.addr  root:<milter group> 0640
+ *
+ * notify.addr: the agent's notify_listener ("127.0.0.1:10026\n"), the
+ * Postfix listener without milters it added to master.cf, where the
+ * milter sends its notices; absent when the agent names none (the
+ * milter's own notify_smtp then). One address, set in one place: the two
+ * configurations used to have to agree by hand.
  *
  * The probe: to check a node's mail path after a restart, the agent writes
  * a random token to probe.key and sends, from the node itself, a message
@@ -40,6 +47,8 @@
 #define PM_HANDOFF_POLICY "policy.pb"
 #define PM_HANDOFF_DKIM "dkim"
 #define PM_HANDOFF_PROBE "probe.key"
+#define PM_HANDOFF_NOTIFY "notify.addr"
+#define PM_HANDOFF_NOTIFY_MAX 300 /* bytes of notify.addr, read or written */
 #define PM_PROBE_HEADER "X-Privmta-Probe"
 #define PM_PROBE_TOKEN_MAX 128 /* bytes of a token, read or written */
 #define PM_PROBE_PASSED "privmta probe: every check passed"

@@ -66,7 +66,10 @@ static pm_param_t s_params[] = {
     {"scan_wait_ms", "60000",
      "longest wait for a scan slot before 451 4.3.2 (busy)", NULL},
     {"notify_smtp", "127.0.0.1:10026",
-     "Postfix listener without milters, for notifications", NULL},
+     "Postfix listener without milters, for notifications, when the agent "
+     "names none (its notify_listener, handed over beside policy_file, "
+     "comes first)",
+     NULL},
     {"notify_from", "", "From: of notifications (default postmaster)", NULL},
     {"status_dir", "/run/privmta-milter", "where status.json is written", NULL},
     {"temp_dir", "",

@@ -126,7 +126,9 @@
  *       -o mynetworks=127.0.0.0/8
  *       -o smtpd_client_restrictions=permit_mynetworks,reject
  *       -o smtpd_recipient_restrictions=permit_mynetworks,reject
- * with the milter's notify_smtp option naming it (127.0.0.1:10026).
+ * named by the agent's notify_listener, which the agent hands over beside
+ * the policy file (pm_handoff.h, notify.addr); the milter's notify_smtp
+ * option (127.0.0.1:10026) is used when there is none.
  * (no_address_mappings is optional; keep alias expansion if recipients
  * are aliases.) The milter reads, as its own unprivileged user, the
  * handoff file and DKIM key dir (through its group: the agent writes them

@@ -736,6 +736,16 @@ s_copy_opts(pm_milter_opts_t *dst, const pm_milter_opts_t *src)
         src->decision_log_bytes ? src->decision_log_bytes : PM_DECLOG_BYTES_MAX;
 }
 
+/* NAME in the agent's handoff directory, beside the policy file. */
+static char *
+s_beside_policy(const pm_milter_t *self, const char *name)
+{
+    const char *slash = strrchr(self->o.policy_file, '/');
+    return slash ? pm_asprintf("%.*s/%s", (int)(slash - self->o.policy_file),
+                               self->o.policy_file, name)
+                 : pm_strdup(name);
+}
+
 static bool
 s_start_engines(pm_milter_t *self, char **why)
 {
@@ -767,7 +777,10 @@ s_start_engines(pm_milter_t *self, char **why)
     }
     const char *from = *self->o.notify_from ? self->o.notify_from
                                             : "privmta-milter <postmaster>";
-    self->notify = pm_notify_new(self->o.notify_smtp, from, 10000, why);
+    /* the agent's listener, when it names one (pm_handoff.h) */
+    char *follow = s_beside_policy(self, PM_HANDOFF_NOTIFY);
+    self->notify = pm_notify_new(self->o.notify_smtp, follow, from, 10000, why);
+    free(follow);
     return self->notify != NULL;
 }
 
@@ -778,11 +791,7 @@ pm_milter_new(const pm_milter_opts_t *opts, char **why)
     pm_mime_init();
     pm_milter_t *self = pm_calloc(1, sizeof *self);
     s_copy_opts(&self->o, opts);
-    const char *slash = strrchr(self->o.policy_file, '/');
-    self->probe_file =
-        slash ? pm_asprintf("%.*s/%s", (int)(slash - self->o.policy_file),
-                            self->o.policy_file, PM_HANDOFF_PROBE)
-              : pm_strdup(PM_HANDOFF_PROBE);
+    self->probe_file = s_beside_policy(self, PM_HANDOFF_PROBE);
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->av_cond, NULL);
     pthread_cond_init(&self->stop_cond, NULL);

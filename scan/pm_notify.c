@@ -1,6 +1,9 @@
 /* pm_notify.c - notices over SMTP to the node's no-milter listener. */
 #include "pm_notify.h"
+#include "pm_error.h"
+#include "pm_file.h"
 #include "pm_from.h"
+#include "pm_handoff.h"
 #include "pm_mimeparse.h"
 #include "pm_log.h"
 #include "pm_mem.h"
@@ -28,7 +31,11 @@ typedef struct s_job_t {
 } s_job_t;
 
 struct pm_notify_t {
-    char *host, *port, *from;
+    char *host, *port;           /* where notices go now (s_target) */
+    char *conf_host, *conf_port; /* the configured address */
+    char *follow;                /* the agent's address file, or NULL */
+    char *problem;               /* what was last wrong with it, or NULL */
+    char *from;
     int timeout_ms;
     pthread_t thread;
     bool started, stop;
@@ -268,44 +275,6 @@ s_send(pm_notify_t *self, const s_job_t *job)
     return ok;
 }
 
-/* ---- the notifier thread --------------------------------------------------
- */
-
-static void *
-s_run(void *arg)
-{
-    pm_notify_t *self = arg;
-    pthread_mutex_lock(&self->mutex);
-    for (;;) {
-        while (!self->head && !self->stop)
-            pthread_cond_wait(&self->cond, &self->mutex);
-        s_job_t *job = self->head;
-        if (!job)
-            break; /* stop and nothing left */
-        self->head = job->next;
-        if (!self->head)
-            self->tail = NULL;
-        self->queued--;
-        pthread_mutex_unlock(&self->mutex);
-        bool ok = false;
-        for (int i = 0; i < S_TRIES && !ok; i++) {
-            ok = s_send(self, job);
-            if (!ok && i + 1 < S_TRIES && !self->stop)
-                sleep(1);
-        }
-        if (!ok)
-            pm_error("notification to %s could not be sent to %s:%s", job->to,
-                     self->host, self->port);
-        pthread_mutex_lock(&self->mutex);
-        *(ok ? &self->sent : &self->failed) += 1;
-        free(job->to);
-        free(job->text);
-        free(job);
-    }
-    pthread_mutex_unlock(&self->mutex);
-    return NULL;
-}
-
 /* "host:port", "[v6]:port". */
 static bool
 s_split(const char *smtp, char **host, char **port)
@@ -326,17 +295,112 @@ s_split(const char *smtp, char **host, char **port)
     return true;
 }
 
+/* Says PROBLEM (taken) once, not at every notice while it lasts. */
+static void
+s_problem(pm_notify_t *self, char *problem)
+{
+    if (problem && (!self->problem || strcmp(problem, self->problem) != 0))
+        pm_warn("%s; notices go to %s:%s (notify_smtp)", problem,
+                self->conf_host, self->conf_port);
+    free(self->problem);
+    self->problem = problem;
+}
+
+/* Where the next notice goes: the address in the FOLLOW file when it
+ * holds one (the agent's notify_listener, pm_handoff.h), else the
+ * configured one; a change is logged. Read before each notice, which
+ * are rare, so a changed listener is followed without a reload. Only the
+ * notifier thread uses host and port. */
+static void
+s_target(pm_notify_t *self)
+{
+    char *text = NULL, *why = NULL, *host = NULL, *port = NULL;
+    int rc = self->follow ? pm_file_read(self->follow, PM_HANDOFF_NOTIFY_MAX,
+                                         PM_FILE_STRICT, &text, NULL, &why)
+                          : PM_ENOTFOUND;
+    if (rc == PM_OK) {
+        text[strcspn(text, "\r\n")] = '\0';
+        if (!s_split(text, &host, &port))
+            rc = PM_EINVAL;
+    }
+    /* a file that is there but unusable is said once */
+    s_problem(self, rc == PM_OK || rc == PM_ENOTFOUND
+                        ? NULL
+                        : pm_asprintf("%s: %s", self->follow,
+                                      why ? why : "not host:port"));
+    if (rc != PM_OK) {
+        host = pm_strdup(self->conf_host);
+        port = pm_strdup(self->conf_port);
+    }
+    if (strcmp(host, self->host) != 0 || strcmp(port, self->port) != 0) {
+        pm_info("notices go to %s:%s (%s)", host, port,
+                rc == PM_OK ? "the agent's notify_listener" : "notify_smtp");
+        free(self->host);
+        free(self->port);
+        self->host = host;
+        self->port = port;
+    } else {
+        free(host);
+        free(port);
+    }
+    free(text);
+    free(why);
+}
+
+/* ---- the notifier thread --------------------------------------------------
+ */
+
+static void *
+s_run(void *arg)
+{
+    pm_notify_t *self = arg;
+    pthread_mutex_lock(&self->mutex);
+    for (;;) {
+        while (!self->head && !self->stop)
+            pthread_cond_wait(&self->cond, &self->mutex);
+        s_job_t *job = self->head;
+        if (!job)
+            break; /* stop and nothing left */
+        self->head = job->next;
+        if (!self->head)
+            self->tail = NULL;
+        self->queued--;
+        pthread_mutex_unlock(&self->mutex);
+        s_target(self);
+        bool ok = false;
+        for (int i = 0; i < S_TRIES && !ok; i++) {
+            ok = s_send(self, job);
+            if (!ok && i + 1 < S_TRIES && !self->stop)
+                sleep(1);
+        }
+        if (!ok)
+            pm_error("notification to %s could not be sent to %s:%s", job->to,
+                     self->host, self->port);
+        pthread_mutex_lock(&self->mutex);
+        *(ok ? &self->sent : &self->failed) += 1;
+        free(job->to);
+        free(job->text);
+        free(job);
+    }
+    pthread_mutex_unlock(&self->mutex);
+    return NULL;
+}
+
 pm_notify_t *
-pm_notify_new(const char *smtp, const char *from, int timeout_ms, char **why)
+pm_notify_new(const char *smtp, const char *follow, const char *from,
+              int timeout_ms, char **why)
 {
     pm_notify_t *self = pm_calloc(1, sizeof *self);
-    if (!smtp || !s_split(smtp, &self->host, &self->port)) {
+    if (!smtp || !s_split(smtp, &self->conf_host, &self->conf_port)) {
         if (why)
             *why = pm_asprintf("notify address '%s' is not host:port",
                                smtp ? smtp : "");
         free(self);
         return NULL;
     }
+    self->host = pm_strdup(self->conf_host);
+    self->port = pm_strdup(self->conf_port);
+    self->follow = follow ? pm_strdup(follow) : NULL;
     self->from = pm_strdup(from);
     self->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     pthread_mutex_init(&self->mutex, NULL);
@@ -367,6 +431,10 @@ pm_notify_destroy(pm_notify_t **self_p)
     pthread_cond_destroy(&self->cond);
     free(self->host);
     free(self->port);
+    free(self->conf_host);
+    free(self->conf_port);
+    free(self->follow);
+    free(self->problem);
     free(self->from);
     free(self);
     *self_p = NULL;

@@ -39,11 +39,15 @@ typedef struct {
     time_t when;
 } pm_notice_t;
 
-/* Starts the notifier: SMTP to HOST:PORT ("127.0.0.1:10026", "[::1]:10026")
- * with TIMEOUT_MS per step; FROM is the From: header of notices. Returns
- * NULL (and *why) when the address is bad. Caller owns the result. */
-pm_notify_t *pm_notify_new(const char *smtp, const char *from, int timeout_ms,
-                           char **why);
+/* Starts the notifier: SMTP to SMTP, HOST:PORT ("127.0.0.1:10026",
+ * "[::1]:10026"), with TIMEOUT_MS per step; FROM is the From: header of
+ * notices. FOLLOW (NULL: none) names a file that, when it exists, holds
+ * the address to use instead ("HOST:PORT", a newline allowed; at most
+ * PM_HANDOFF_NOTIFY_MAX bytes, no link followed): the agent's listener
+ * (pm_handoff.h), read before each notice. Returns NULL (and *why) when
+ * SMTP is bad. Caller owns the result. */
+pm_notify_t *pm_notify_new(const char *smtp, const char *follow,
+                           const char *from, int timeout_ms, char **why);
 
 /* Stops the thread after the queued notices were tried; accepts NULL, safe
  * twice, nulls *self_p. */

@@ -71,7 +71,11 @@ for i in 1 2 3; do
     msgid[i]=$(sed -n 's/^ -> Message-Id: \(<[^>]*>\).*/\1/p' "$WORK/swaks.out" | head -1)
 done
 # the notices come back through a listener without milters, which each
-# agent added to its node's master.cf (notify_listener)
+# agent added to its node's master.cf (notify_listener) and named to its
+# filter (milter.conf names none: the filter's default is 127.0.0.1:10026)
+check "mx1's agent handed its listener to the filter, root:nogroup 0640" \
+    test "$(stat -c '%U:%G %a' "$WORK/cluster/mx1/handoff/notify.addr") $(cat "$WORK/cluster/mx1/handoff/notify.addr")" \
+    = "root:nogroup 640 $PM_CLUSTER_NET.11:2526"
 for i in 1 2 3; do
     check "mx$i's notice of the refused .exe is delivered (the agent's listener)" \
         wait_for 30 grep -rqs invoice.exe "$WORK/cluster/mx$i/mail"

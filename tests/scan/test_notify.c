@@ -1,10 +1,24 @@
-/* test_notify.c - pm_notify: rendering, Message-IDs, and the addresses a
- * notice may go to (envelope addresses of hostile mail). */
+/* test_notify.c - pm_notify: rendering, Message-IDs, the addresses a
+ * notice may go to (envelope addresses of hostile mail), and the listener
+ * it is sent to (the agent's, when it names one). */
 #include "pm_notify.h"
+#include "pm_error.h"
+#include "pm_file.h"
+#include "pm_handoff.h"
+#include "pm_mem.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static char *s_rcpts[] = {"alice@node1.test", "bob@node1.test"};
 static const pm_notice_t s_notice = {
@@ -82,7 +96,8 @@ Test(notify, unusable_addresses_are_refused)
     cr_assert_null(pm_notify_address(NULL, NULL));
     /* the notifier refuses to queue them (nothing listens: none is sent) */
     char *why = NULL;
-    pm_notify_t *nt = pm_notify_new("127.0.0.1:1", "pm@node1.test", 100, &why);
+    pm_notify_t *nt =
+        pm_notify_new("127.0.0.1:1", NULL, "pm@node1.test", 100, &why);
     cr_assert_not_null(nt, "%s", why ? why : "");
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_not(pm_notify_post(nt, &s_notice, bad[i], false), "'%s'",
@@ -91,4 +106,144 @@ Test(notify, unusable_addresses_are_refused)
     pm_notify_counts(nt, &sent, &failed);
     cr_assert_eq(sent + failed, 0);
     pm_notify_destroy(&nt);
+}
+
+/* ---- where notices go ------------------------------------------------- */
+
+/* A one-connection-at-a-time SMTP sink on 127.0.0.1: accepts every
+ * command, counts the messages it took. */
+typedef struct {
+    int fd;
+    int port;
+    atomic_int messages;
+    pthread_t thread;
+} s_sink_t;
+
+static void
+s_say(int fd, const char *line)
+{
+    ssize_t n = write(fd, line, strlen(line));
+    (void)n; /* a client gone: the next read ends the session */
+}
+
+static void *
+s_sink_run(void *arg)
+{
+    s_sink_t *s = arg;
+    for (;;) {
+        int c = accept(s->fd, NULL, NULL);
+        if (c < 0)
+            return NULL; /* closed: the test is over */
+        FILE *in = fdopen(c, "r");
+        char line[1024];
+        bool data = false;
+        s_say(c, "220 sink\r\n");
+        while (in && fgets(line, sizeof line, in)) {
+            if (data) {
+                if (strcmp(line, ".\r\n") == 0) {
+                    data = false;
+                    atomic_fetch_add(&s->messages, 1);
+                    s_say(c, "250 taken\r\n");
+                }
+            } else if (strncmp(line, "DATA", 4) == 0) {
+                data = true;
+                s_say(c, "354 go on\r\n");
+            } else if (strncmp(line, "QUIT", 4) == 0) {
+                s_say(c, "221 bye\r\n");
+                break;
+            } else {
+                s_say(c, "250 ok\r\n");
+            }
+        }
+        if (in)
+            fclose(in);
+        else
+            close(c);
+    }
+}
+
+static void
+s_sink_start(s_sink_t *s)
+{
+    s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(s->fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(s->fd, 4), 0);
+    cr_assert_eq(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
+    s->port = ntohs(a.sin_port);
+    atomic_init(&s->messages, 0);
+    cr_assert_eq(pthread_create(&s->thread, NULL, s_sink_run, s), 0);
+}
+
+static void
+s_sink_stop(s_sink_t *s)
+{
+    shutdown(s->fd, SHUT_RDWR);
+    close(s->fd);
+    pthread_join(s->thread, NULL);
+}
+
+/* Waits until NT has sent and given up WANT notices in all. */
+static void
+s_wait_done(pm_notify_t *nt, uint64_t want, uint64_t *sent, uint64_t *failed)
+{
+    for (int i = 0; i < 1000; i++) {
+        pm_notify_counts(nt, sent, failed);
+        if (*sent + *failed >= want)
+            return;
+        usleep(10000);
+    }
+    cr_assert_fail("%" PRIu64 " notices done of %" PRIu64, *sent + *failed,
+                   want);
+}
+
+/* The agent's listener, handed over beside the policy (pm_handoff.h),
+ * comes before the milter's own notify_smtp, and is read for each notice:
+ * written, changed to garbage, removed, the notices follow. */
+Test(notify, the_agents_listener_comes_first)
+{
+    char dir[] = "/tmp/pm-test-notify.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char *follow = pm_asprintf("%s/%s", dir, PM_HANDOFF_NOTIFY);
+    s_sink_t sink;
+    s_sink_start(&sink);
+    /* notify_smtp names a port nobody listens on */
+    pm_notify_t *nt =
+        pm_notify_new("127.0.0.1:1", follow, "pm@node1.test", 1000, NULL);
+    cr_assert_not_null(nt);
+    char *addr = pm_asprintf("127.0.0.1:%d\n", sink.port);
+    cr_assert_eq(pm_file_write(follow, addr, strlen(addr), 0640, -1, NULL),
+                 PM_OK);
+    uint64_t sent = 0, failed = 0;
+    cr_assert(pm_notify_post(nt, &s_notice, "alice@node1.test", false));
+    s_wait_done(nt, 1, &sent, &failed);
+    cr_expect_eq(sent, 1, "the notice went to the agent's listener");
+    cr_expect_eq(atomic_load(&sink.messages), 1);
+
+    /* a file that names no address: notify_smtp, which fails here */
+    cr_assert_eq(pm_file_write(follow, "nonsense", 8, 0640, -1, NULL), PM_OK);
+    cr_assert(pm_notify_post(nt, &s_notice, "bob@node1.test", false));
+    s_wait_done(nt, 2, &sent, &failed);
+    cr_expect_eq(failed, 1);
+    cr_expect_eq(atomic_load(&sink.messages), 1);
+
+    /* the listener named again, then no file at all */
+    cr_assert_eq(pm_file_write(follow, addr, strlen(addr), 0640, -1, NULL),
+                 PM_OK);
+    cr_assert(pm_notify_post(nt, &s_notice, "carol@node1.test", false));
+    s_wait_done(nt, 3, &sent, &failed);
+    cr_expect_eq(sent, 2);
+    cr_assert_eq(unlink(follow), 0);
+    cr_assert(pm_notify_post(nt, &s_notice, "dave@node1.test", false));
+    s_wait_done(nt, 4, &sent, &failed);
+    cr_expect_eq(failed, 2, "without the file: notify_smtp");
+    cr_expect_eq(atomic_load(&sink.messages), 2);
+
+    pm_notify_destroy(&nt);
+    s_sink_stop(&sink);
+    rmdir(dir);
+    free(addr);
+    free(follow);
 }
