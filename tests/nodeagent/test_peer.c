@@ -510,12 +510,18 @@ Test(peer, an_agent_that_does_not_echo_is_still_answered)
     cr_assert(one, "on the one connection");
 }
 
-Test(peer, the_service_echoes_seq)
+/* The service started holding version 6, and a link to it. */
+static pm_peer_link_t *
+s_start_linked(void)
 {
     s_start(s_client);
     s_hold(s_peer, 6);
-    pm_peer_link_t *link =
-        pm_peer_link_new(s_client, s_endpoint, zcert_public_txt(s_server));
+    return pm_peer_link_new(s_client, s_endpoint, zcert_public_txt(s_server));
+}
+
+Test(peer, the_service_echoes_seq)
+{
+    pm_peer_link_t *link = s_start_linked();
     Pm__SignatureDb *db;
     Pm__PeerMessage mine = s_versions(1, &db);
     for (uint64_t round = 1; round <= 3; round++) {
@@ -766,10 +772,7 @@ Test(peer, pull_into_empty_dir)
 Test(peer, pull_over_a_kept_link)
 {
     testmirror_copy("test-6.cvd", s_srv, "test.cvd", false);
-    s_start(s_client);
-    s_hold(s_peer, 6);
-    pm_peer_link_t *link =
-        pm_peer_link_new(s_client, s_endpoint, zcert_public_txt(s_server));
+    pm_peer_link_t *link = s_start_linked();
     Pm__SignatureDb *db;
     Pm__PeerMessage mine = s_versions(1, &db);
     Pm__PeerMessage *theirs = NULL;
