@@ -198,7 +198,8 @@ int pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
  * no CurveZMQ handshake. Late answers to the link's earlier exchanges are
  * skipped (a few; more break the protocol). A pull that fails closes the
  * link's connection (GETs may be left unanswered); the next use dials
- * afresh. */
+ * afresh. A NULL LINK (pm_peer_link_new refused the key or endpoint) is
+ * PM_EINVAL. */
 int pm_peer_link_pull(pm_peer_link_t *link, const char *dbdir, const char *file,
                       uint32_t version, pm_sigverify_t *verifier,
                       int timeout_ms, pm_sigfile_t *info, char **why);

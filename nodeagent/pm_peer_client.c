@@ -532,6 +532,16 @@ s_pull(s_pull_t *p, const char *tmp, const char *dbdir, pm_sigfile_t *info,
     return rc;
 }
 
+/* False, with *WHY, for the NULL link pm_peer_link_new gives for a bad
+ * key or endpoint. */
+static bool
+s_have_link(const pm_peer_link_t *link, char **why)
+{
+    if (!link)
+        pm_why(why, "peer", S_BAD_LINK);
+    return link != NULL;
+}
+
 /* P's socket for a pull over LINK, dialled when the link has none. The
  * link may still owe answers to exchanges it kept its connection through
  * (fewer than S_LINK_MISSES): the transfer skips that many. */
@@ -563,11 +573,13 @@ pm_peer_link_pull(pm_peer_link_t *link, const char *dbdir, const char *file,
                   uint32_t version, pm_sigverify_t *verifier, int timeout_ms,
                   pm_sigfile_t *info, char **why)
 {
-    if (!link || !dbdir || !s_file_ok(file) || version == 0) {
+    if (!s_have_link(link, why))
+        return PM_EINVAL;
+    if (!dbdir || !s_file_ok(file) || version == 0) {
         pm_why(why, "peer",
                "pull of \"%s\" version %" PRIu32 ": not a "
                "database file NAME.cvd or NAME.cld, version "
-               "above 0, into a directory, over a link",
+               "above 0, into a directory",
                file ? file : "", version);
         return PM_EINVAL;
     }
@@ -591,26 +603,13 @@ pm_peer_link_pull(pm_peer_link_t *link, const char *dbdir, const char *file,
     return rc;
 }
 
-/* A link for one call (the caller destroys it), or NULL with *WHY. */
-static pm_peer_link_t *
-s_link_once(zcert_t *cert, const char *endpoint, const char *server_key,
-            char **why)
-{
-    pm_peer_link_t *link = pm_peer_link_new(cert, endpoint, server_key);
-    if (!link)
-        pm_why(why, "peer", S_BAD_LINK);
-    return link;
-}
-
 int
 pm_peer_pull(zcert_t *cert, const char *endpoint, const char *server_key,
              const char *dbdir, const char *file, uint32_t version,
              pm_sigverify_t *verifier, int timeout_ms, pm_sigfile_t *info,
              char **why)
 {
-    pm_peer_link_t *link = s_link_once(cert, endpoint, server_key, why);
-    if (!link)
-        return PM_EINVAL;
+    pm_peer_link_t *link = pm_peer_link_new(cert, endpoint, server_key);
     int rc = pm_peer_link_pull(link, dbdir, file, version, verifier, timeout_ms,
                                info, why);
     pm_peer_link_destroy(&link);
@@ -653,12 +652,14 @@ pm_peer_link_pull_cdiffs(pm_peer_link_t *link, const char *name, uint32_t from,
                          uint32_t to, const char *dir, int timeout_ms,
                          char **why)
 {
+    if (!s_have_link(link, why))
+        return PM_EINVAL;
     char *bad = name ? pm_check_database_name(name) : pm_strdup("none");
-    if (bad || !link || !dir || from == 0 || to <= from ||
+    if (bad || !dir || from == 0 || to <= from ||
         to - from > PM_SIGFETCH_CDIFF_STEPS) {
         pm_why(why, "peer",
                "CDIFFs of \"%s\" from version %" PRIu32 " to %" PRIu32
-               ": not a database name, or not 1 to %d versions over a link",
+               ": not a database name, or not 1 to %d versions",
                name ? name : "", from, to, PM_SIGFETCH_CDIFF_STEPS);
         free(bad);
         return PM_EINVAL;
@@ -692,9 +693,7 @@ pm_peer_pull_cdiffs(zcert_t *cert, const char *endpoint, const char *server_key,
                     const char *name, uint32_t from, uint32_t to,
                     const char *dir, int timeout_ms, char **why)
 {
-    pm_peer_link_t *link = s_link_once(cert, endpoint, server_key, why);
-    if (!link)
-        return PM_EINVAL;
+    pm_peer_link_t *link = pm_peer_link_new(cert, endpoint, server_key);
     int rc =
         pm_peer_link_pull_cdiffs(link, name, from, to, dir, timeout_ms, why);
     pm_peer_link_destroy(&link);
