@@ -587,11 +587,20 @@ zmq_close(void *socket)
     return real(socket);
 }
 
-Test(sigsync, actor_gives_back_openssl_state_before_it_ends)
-{
-#if !defined(__SANITIZE_ADDRESS__)
-    cr_skip_test("needs LeakSanitizer");
+/* Needs LeakSanitizer: skipped without it by .disabled, which (unlike
+ * cr_skip_test in the body, after which Criterion runs no .fini) never
+ * starts the suite's mirror: a mirror left running held ctest's pipe of a
+ * release build's test_sigsync open until its timeout. */
+#if defined(__SANITIZE_ADDRESS__)
+#define S_NO_LSAN false
 #else
+#define S_NO_LSAN true
+#endif
+
+Test(sigsync, actor_gives_back_openssl_state_before_it_ends,
+     .disabled = S_NO_LSAN)
+{
+#if defined(__SANITIZE_ADDRESS__)
     s_node_t a = {0};
     s_node_start(&a, "a", false);
     s_node_t *all[] = {&a};

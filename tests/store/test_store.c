@@ -809,6 +809,7 @@ Test(store, mirror_on_a_full_disk_keeps_fewer_copies)
     if (geteuid() != 0 || system(cmd) != 0) {
         free(cmd);
         free(mnt);
+        s_teardown(); /* cr_skip_test skips .fini */
         cr_skip_test("cannot mount a tmpfs here (needs root)");
     }
     pm_store_t *st = NULL;
