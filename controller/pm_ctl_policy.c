@@ -273,7 +273,12 @@ s_commit_request(pm_ctl_t *ctl, Pm__Request *req, const s_opts_t *o)
     Pm__Response *r = NULL;
     req->expect_rev = o->expect_rev;
     req->message = (char *)o->message;
-    int rc = pm_ctl_call(ctl, req, &r);
+    /* with --wait the admin gave the push that long: a busy controller
+     * checking a large policy (megabytes of custom signatures go through
+     * libclamav) may answer the commit after the usual --timeout, and a
+     * push reported failed that was committed is worse than a slow one */
+    int rc = o->wait > 0 ? pm_ctl_call_slow(ctl, req, (int)(o->wait * 1000), &r)
+                         : pm_ctl_call(ctl, req, &r);
     if (rc != PM_EXIT_OK)
         return rc;
     s_print_commit(r);
