@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testnet.h"
 #include "pm_error.h"
 #include "pm_mem.h"
 #include "pm_sigfetch.h"
@@ -67,14 +68,9 @@ s_mirror_start(void)
 static void
 s_dead_url(char *url, size_t size)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    snprintf(url, size, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    int port = testnet_free_port("127.0.0.1");
+    cr_assert(port > 0);
+    snprintf(url, size, "http://127.0.0.1:%d", port);
 }
 
 /* "test" from MIRRORS (N; 0 with CDIFFS: what CDIFFS holds), CDIFFS the

@@ -1,4 +1,5 @@
 /* testsh.c - shared helpers of the Postfix node tests. */
+#include "testnet.h"
 #include "testsh.h"
 
 #include <criterion/criterion.h>
@@ -60,15 +61,9 @@ testsh_slurp(const char *path)
 int
 testsh_free_port(const char *addr)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t len = sizeof sa;
-    cr_assert(fd >= 0);
-    inet_pton(AF_INET, addr, &sa.sin_addr);
-    cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
+    int port = testnet_free_port(addr);
+    cr_assert(port > 0, "no free port on %s", addr);
+    return port;
 }
 
 const char *

@@ -1,5 +1,6 @@
 /* test_milter.c - pm_milter_decide and the policy snapshot, with fake
  * engines (no libmilter, no spamd): every branch of the decision. */
+#include "testnet.h"
 #include "pm_attach.h"
 #include "pm_av.h"
 #include "pm_handoff.h"
@@ -960,14 +961,8 @@ s_spamd_start(s_spamd_t *sd)
 {
     memset(sd, 0, sizeof *sd);
     pthread_mutex_init(&sd->mu, NULL);
-    sd->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
-    socklen_t sl = sizeof sin;
-    cr_assert_eq(bind(sd->fd, (struct sockaddr *)&sin, sizeof sin), 0);
-    cr_assert_eq(listen(sd->fd, 8), 0);
-    cr_assert_eq(getsockname(sd->fd, (struct sockaddr *)&sin, &sl), 0);
-    sd->port = ntohs(sin.sin_port);
+    sd->fd = testnet_socket("127.0.0.1", true, &sd->port);
+    cr_assert_geq(sd->fd, 0);
     cr_assert_eq(pthread_create(&sd->thr, NULL, s_spamd_serve, sd), 0);
 }
 

@@ -1,6 +1,7 @@
 /* test_notify.c - pm_notify: rendering, Message-IDs, the addresses a
  * notice may go to (envelope addresses of hostile mail), and the listener
  * it is sent to (the agent's, when it names one). */
+#include "testnet.h"
 #include "pm_notify.h"
 #include "pm_error.h"
 #include "pm_file.h"
@@ -165,14 +166,8 @@ s_sink_run(void *arg)
 static void
 s_sink_start(s_sink_t *s)
 {
-    s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(s->fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(s->fd, 4), 0);
-    cr_assert_eq(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
-    s->port = ntohs(a.sin_port);
+    s->fd = testnet_socket("127.0.0.1", true, &s->port);
+    cr_assert_geq(s->fd, 0);
     atomic_init(&s->messages, 0);
     cr_assert_eq(pthread_create(&s->thread, NULL, s_sink_run, s), 0);
 }

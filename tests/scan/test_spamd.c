@@ -1,6 +1,7 @@
 /* test_spamd.c - pm_spamd against a real spamd with only our own rules
  * (exact scores), over TCP and a unix socket; spamd down, a silent server
  * and malformed answers are errors, never ham. */
+#include "testnet.h"
 #include "pm_error.h"
 #include "pm_spamd.h"
 
@@ -94,14 +95,9 @@ s_make_config(void)
 static int
 s_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sin;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    close(fd);
-    return ntohs(sin.sin_port);
+    int port = testnet_free_port("127.0.0.1");
+    cr_assert(port > 0);
+    return port;
 }
 
 static void
@@ -436,14 +432,8 @@ typedef struct {
 static int
 s_listen(int *port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sin;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-    cr_assert_eq(listen(fd, 4), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    *port = ntohs(sin.sin_port);
+    int fd = testnet_socket("127.0.0.1", true, port);
+    cr_assert_geq(fd, 0);
     return fd;
 }
 
