@@ -134,12 +134,14 @@ pm_agent_effective(pm_agent_state_t *self, const Pm__Policy *policy)
     return NULL;
 }
 
-/* A key id carries its content's digest and only root writes the
- * directory: a regular root file of the right size, mode and group is
- * that key already, and every revision need not rewrite and fsync it.
- * (1024 DKIM domains would otherwise cost 1024 fsyncs per apply.) */
+/* Whether PATH is a file as the agent hands it over: regular, root's
+ * (this process's), one link, LEN bytes, 0640, group GID. A DKIM key id
+ * carries its content's digest and only root writes the directory, so
+ * such a file is that key already, and every revision need not rewrite
+ * and fsync it (1024 DKIM domains would otherwise cost 1024 fsyncs per
+ * apply). */
 static bool
-s_key_in_place(const char *path, size_t len, gid_t gid)
+s_handed_in_place(const char *path, size_t len, gid_t gid)
 {
     struct stat st;
     return lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
@@ -166,7 +168,7 @@ s_write_secrets(pm_agent_state_t *self, const Pm__Publication *pub, char **why)
         if (!*sec->id || strchr(sec->id, '/') || sec->id[0] == '.')
             continue; /* ids are file names, never paths */
         char *path = pm_asprintf("%s/%s", dir, sec->id);
-        if (!s_key_in_place(path, sec->data.len, gid))
+        if (!s_handed_in_place(path, sec->data.len, gid))
             ok = pm_file_write(path, sec->data.data, sec->data.len, 0640, gid,
                                why) == PM_OK;
         free(path);
@@ -177,7 +179,7 @@ s_write_secrets(pm_agent_state_t *self, const Pm__Publication *pub, char **why)
 
 /* Tells the milter where its notices go (pm_handoff.h): the listener this
  * agent keeps in master.cf; none when it keeps none. Written only when it
- * changed (every apply asks). */
+ * or its group changed (every apply asks). */
 static bool
 s_handoff_notify(pm_agent_state_t *self, gid_t gid, char **why)
 {
@@ -188,7 +190,8 @@ s_handoff_notify(pm_agent_state_t *self, gid_t gid, char **why)
     if (pm_file_read(path, PM_HANDOFF_NOTIFY_MAX, PM_FILE_STRICT, &have, NULL,
                      NULL) != PM_OK)
         PM_FREE(&have);
-    if (want && (!have || strcmp(have, want) != 0))
+    if (want && (!have || strcmp(have, want) != 0 ||
+                 !s_handed_in_place(path, strlen(want), gid)))
         ok = pm_file_write(path, want, strlen(want), 0640, gid, why) == PM_OK;
     else if (!want && unlink(path) != 0 && errno != ENOENT) {
         pm_why(why, "agent", "cannot remove %s: %s", path, strerror(errno));
