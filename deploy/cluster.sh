@@ -36,6 +36,10 @@
 # (tests/data/clamav/mirror.py), never the Internet: the pushed policy is
 # deploy/example-policy.yaml pointed at that mirror, checking it every 30 s.
 #
+# Each node has a STARTTLS certificate and one login, demo@mxI.test, its
+# password (the same on every node) in $PRIVMTA_CLUSTER_DIR/mail-password
+# (0600): see logins() below.
+#
 # The web console (privmta-web) serves https://127.0.0.1:7443/ with a
 # self-signed certificate; its user is "admin", with a random password
 # written to $PRIVMTA_CLUSTER_DIR/web-password (mode 0600).
@@ -119,7 +123,12 @@ up() {
         "metrics: http://127.0.0.1:$METRICS_PORT/metrics)"
     for i in $(seq 1 "$NODES"); do
         local name="mx$i" addr="$NET.$((10 + i))" dir="$ROOT/mx$i"
-        bash deploy/postfix-node.sh create "$dir" "$addr" 2525 "$name" >/dev/null
+        # a node that exists keeps its main.cf, as the agent left it: made
+        # anew, every parameter the policy owns was gone, and each agent
+        # reported them all as hand edits it put back (a second `up`)
+        [ -f "$dir/etc/main.cf" ] ||
+            bash deploy/postfix-node.sh create "$dir" "$addr" 2525 "$name" >/dev/null
+        logins "$dir" "$name"
         bash deploy/postfix-node.sh start "$dir" >/dev/null
         # the milter first: it waits for the policy the agent hands over
         # ($dir/handoff, root:nogroup 0750), as nobody, reading through
@@ -158,6 +167,43 @@ up() {
     web
     "$CTL" nodes
     say "logs in $ROOT; stop with: deploy/cluster.sh down"
+}
+
+# logins DIR NAME: what a mail node has and a bare instance lacks for SMTP
+# AUTH to work, so that the policy's outbound auth rules meet a real login:
+# a certificate for STARTTLS (self-signed, key 0600; AUTH is offered only
+# after STARTTLS), one mailbox user demo@NAME.test in a Cyrus sasldb
+# (root:postfix 0640, what smtpd reads), the password the same on every
+# node, random, in $ROOT/mail-password (0600, given to saslpasswd2 on
+# stdin), and smtpd_sender_login_maps naming demo as the owner of its
+# address, which reject_sender_login_mismatch needs. Without them every
+# node showed AUTH degraded ("no client can log in").
+logins() {
+    local dir=$1 name=$2 etc=$1/etc pw="$ROOT/mail-password"
+    [ -s "$pw" ] || (umask 077 && openssl rand -base64 12 >"$pw")
+    mkdir -p "$etc/tls" "$etc/sasl"
+    if [ ! -s "$etc/tls/key.pem" ] || [ ! -s "$etc/tls/cert.pem" ]; then
+        (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+            -nodes -days 825 -subj "/CN=$name.test" -addext "subjectAltName=DNS:$name.test" \
+            -keyout "$etc/tls/key.pem" -out "$etc/tls/cert.pem" 2>/dev/null) ||
+            { echo "cluster: cannot make $name's TLS certificate" >&2; return 1; }
+        chmod 0644 "$etc/tls/cert.pem"
+    fi
+    printf 'pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: %s\nmech_list: PLAIN LOGIN\n' \
+        "$etc/sasl/sasldb2" >"$etc/sasl/smtpd.conf"
+    rm -f "$etc/sasl/sasldb2"
+    tr -d '\n' <"$pw" | saslpasswd2 -f "$etc/sasl/sasldb2" -c -p -u "$name.test" demo ||
+        { echo "cluster: saslpasswd2 failed for $name" >&2; return 1; }
+    chown root:postfix "$etc/sasl/sasldb2"
+    chmod 0640 "$etc/sasl/sasldb2"
+    grep -q '^demo ' "$etc/aliases" || # a mailbox, so its address is known
+        echo "demo root" >>"$etc/aliases"
+    echo "demo@$name.test demo@$name.test" >"$etc/logins"
+    postconf -c "$etc" -e \
+        "smtpd_tls_chain_files = $etc/tls/key.pem, $etc/tls/cert.pem" \
+        "smtpd_tls_security_level = may" \
+        "cyrus_sasl_config_path = $etc/sasl" \
+        "smtpd_sender_login_maps = texthash:$etc/logins"
 }
 
 # web: the console, its key enrolled on first start, one user "admin"

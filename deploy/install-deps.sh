@@ -12,7 +12,7 @@ PKGS=(
   libcurl4-openssl-dev libyaml-dev libjansson-dev libssl-dev
   libcriterion-dev libarchive-dev libytnef0-dev libmicrohttpd-dev libsystemd-dev
   clang libclang-rt-14-dev
-  postfix libsasl2-modules swaks spamassassin spamd
+  postfix libsasl2-modules sasl2-bin swaks libnet-ssleay-perl spamassassin spamd
   procps iproute2 nftables netcat-openbsd zip p7zip-full jq python3 fiu-utils
   dpkg-dev file systemd systemd-container curl chromium
   gdb  # tests: the stacks of a daemon that does not stop (lib.sh)

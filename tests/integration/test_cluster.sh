@@ -110,6 +110,34 @@ why_helo() { "$CTL" why --from helo@remote.example --json >"$WORK/why.json" 2>/d
         (.records[0].evidence | test("bad_name!")) and
         (.records[0].reply | startswith("5")) and .records[0].revision >= 1' "$WORK/why.json" >/dev/null; }
 check "why finds it on mx1: the key inbound.checks.helo_valid, the HELO as evidence" wait_for 10 why_helo
+# ---- SMTP AUTH: the policy's outbound rules meet a real login -----------------
+# cluster.sh gave each node a certificate, a Cyrus sasldb user demo@mxI.test
+# (password in mail-password, to swaks through its environment, never argv)
+# and smtpd_sender_login_maps; the policy turns AUTH on, only after STARTTLS,
+# and refuses a sender whose address the login does not own
+check "nodes shows AUTH ok on every node" bash -c \
+    "'$CTL' nodes --json | jq -e 'all(.auth.state == \"ok\")' >/dev/null"
+check "the demo's mail password is root's alone (0600)" \
+    test "$(stat -c '%U %a' "$WORK/cluster/mail-password")" = "root 600"
+swaks --server 127.0.2.11:2525 --quit-after EHLO --timeout 20 >"$WORK/swaks.out" 2>&1
+check "mx1 offers STARTTLS and no AUTH before it (outbound.tls_auth_only)" bash -c \
+    "grep -q '^<- *250-STARTTLS' '$WORK/swaks.out' && ! grep -q 'AUTH' '$WORK/swaks.out'"
+swaks --server 127.0.2.11:2525 --from demo@mx1.test --to postmaster@mx1.test \
+    --timeout 20 >"$WORK/swaks.out" 2>&1
+check "mx1 refuses demo@mx1.test as sender without a login (reject_sender_login_mismatch)" \
+    grep -q '^<\*\* 553 .*not logged in' "$WORK/swaks.out"
+SWAKS_OPT_auth_password=$(cat "$WORK/cluster/mail-password") \
+    swaks --server 127.0.2.11:2525 --tls --auth PLAIN --auth-user demo@mx1.test \
+    --from demo@mx1.test --to postmaster@mx1.test --header "Subject: logged in" \
+    --timeout 20 >"$WORK/swaks.out" 2>&1
+check "after STARTTLS, demo@mx1.test logs in and its mail is accepted" bash -c \
+    "grep -q '^<~ *235 ' '$WORK/swaks.out' && grep -q '^<~ *250 .*queued as' '$WORK/swaks.out'" ||
+    sed 's/^/# /' "$WORK/swaks.out" | tail -8
+check "and delivered" wait_for 30 grep -rqs "Subject: logged in" "$WORK/cluster/mx1/mail"
+SWAKS_OPT_auth_password=not-the-password \
+    swaks --server 127.0.2.11:2525 --tls --auth PLAIN --auth-user demo@mx1.test \
+    --from demo@mx1.test --to postmaster@mx1.test --timeout 20 >"$WORK/swaks.out" 2>&1
+check "a wrong password is refused (535)" grep -q '^<~\* *535 ' "$WORK/swaks.out"
 # a node that does not answer (its agent stopped) is named, the others' records come
 MX3_AGENT=$(awk '$2 == "agent" && $3 == "mx3" { print $1 }' "$WORK/cluster/pids")
 kill -STOP "$MX3_AGENT"
