@@ -157,6 +157,14 @@ up() {
         >"$ROOT/policy.yaml"
     printf 'antivirus.mirrors: ["http://127.0.0.1:%s"]\nantivirus.databases: [test]\n' "$MIRROR_PORT" \
         >>"$ROOT/policy.yaml"
+    # ClamAV's test database detects only ClamAV's test files; the EICAR
+    # test file, which the official databases detect and which is what an
+    # admin sends first, by a custom signature (the 68 bytes, anywhere)
+    cat >>"$ROOT/policy.yaml" <<'EOF'
+antivirus.custom_signatures:
+  - name: eicar.ndb
+    content: "Eicar-Test-Signature:0:*:58354f2150254041505b345c505a58353428505e2937434329377d2445494341522d5354414e444152442d414e544956495255532d544553542d46494c452124482b482a\n"
+EOF
     "$CTL" policy push "$ROOT/policy.yaml" -m "example policy, local mirror" --wait=20
     say "waiting for every node to load ClamAV's test database"
     for _ in $(seq 1 300); do

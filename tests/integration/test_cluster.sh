@@ -110,6 +110,16 @@ why_helo() { "$CTL" why --from helo@remote.example --json >"$WORK/why.json" 2>/d
         (.records[0].evidence | test("bad_name!")) and
         (.records[0].reply | startswith("5")) and .records[0].revision >= 1' "$WORK/why.json" >/dev/null; }
 check "why finds it on mx1: the key inbound.checks.helo_valid, the HELO as evidence" wait_for 10 why_helo
+# the EICAR test file, which ClamAV's test database does not detect: the
+# demo policy's custom signature does
+printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' >"$WORK/eicar.txt"
+swaks --server 127.0.2.13:2525 --from eicar@remote.example --to postmaster@mx3.test \
+    --attach-type text/plain --attach-name readme.txt --attach "@$WORK/eicar.txt" \
+    --timeout 20 >"$WORK/swaks.out" 2>&1
+check "mx3 refuses the EICAR test file as a virus" \
+    grep -q '^<\*\* 554 .*virus found: Eicar-Test-Signature' "$WORK/swaks.out"
+check "why names the key that decided it: antivirus.custom_signatures" bash -c \
+    "'$CTL' why --from eicar@remote.example --json | jq -e '.records[0].key == \"antivirus.custom_signatures\"' >/dev/null"
 # ---- SMTP AUTH: the policy's outbound rules meet a real login -----------------
 # cluster.sh gave each node a certificate, a Cyrus sasldb user demo@mxI.test
 # (password in mail-password, to swaks through its environment, never argv)
