@@ -1,5 +1,6 @@
-/* pm_milter_run.h - the runtime's state, shared by pm_milter_run.c and
- * pm_milter_status.c only (not an API). */
+/* pm_milter_run.h - the runtime's state, shared by pm_milter_run.c,
+ * pm_milter_follow.c, pm_milter_record.c and pm_milter_status.c only (not
+ * an API). */
 #ifndef PM_MILTER_RUN_H
 #define PM_MILTER_RUN_H
 
@@ -102,6 +103,23 @@ struct pm_milter_t {
 
 /* Checks the handoff file (and key dir) once; reloads on change. */
 void pm_milter_poll(pm_milter_t *self);
+
+/* The threads pm_milter_start runs (pm_milter_follow.c), ARG the milter:
+ * the antivirus reloader, and the follower of the policy, the signature
+ * directory, spamd's health and the status file. Both end at stop. */
+void *pm_milter_av_run(void *arg);
+void *pm_milter_follow_run(void *arg);
+
+/* spamd's health between messages: a PING when antispam is on and no
+ * check told within the last status period (pm_milter_run.c). */
+void pm_milter_spam_ping(pm_milter_t *self);
+
+/* The decision log (pm_milter_record.c): its first open, once privileges
+ * are dropped, trouble told at once; and V for MSG, decided under POL,
+ * appended to it (the canary probe is not mail and is not logged). */
+void pm_milter_declog_start(pm_milter_t *self);
+void pm_milter_record(pm_milter_t *self, const pm_mpolicy_t *pol,
+                      const pm_mmsg_t *msg, const pm_mverdict_t *v);
 
 void pm_milter_opts_free(pm_milter_opts_t *o);
 
