@@ -161,6 +161,18 @@ s_client(pm_ctl_t *ctl, char **why)
                               server_path, (int)(secs * 1000), why);
         if (!ctl->client)
             rc = PM_EXIT_UNREACHABLE;
+        /* the usual first meeting: a key looked for in the default
+         * state directory on a machine whose controller keeps it elsewhere */
+        if (!ctl->client && !*key && access(key_path, F_OK) != 0) {
+            char *hint = pm_asprintf(
+                "%s (the key is looked for in the controller's state "
+                "directory, %s: name it with --state-dir or "
+                "PRIVMTA_STATE_DIR, or the key with --key or PRIVMTA_KEY; "
+                "the demo cluster's is .cluster/controller)",
+                *why, dir);
+            free(*why);
+            *why = hint;
+        }
     }
     free(key_path);
     free(server_path);

@@ -175,6 +175,12 @@ expect_exit 0 "push by the second admin" "$CTL" --key "$WORK/stranger.cert_secre
 "$CTL" policy history --limit 1 >"$WORK/out"
 check "author is the enrolled key's name" grep -q " stranger" "$WORK/out"
 
+expect_exit 3 "no key in the state directory named" env -u PRIVMTA_KEY \
+    "$CTL" --state-dir "$WORK/no-such-dir" policy history
+check "which says where the key was looked for and how to name another" bash -c \
+    "grep -q 'cannot read key file $WORK/no-such-dir/keys/admin.cert_secret' '$WORK/err' &&
+     grep -q 'name it with --state-dir or PRIVMTA_STATE_DIR, or the key with --key' '$WORK/err'"
+
 # --- unreachable -------------------------------------------------------------------
 expect_exit 3 "unreachable controller times out with exit 3" "$CTL" --timeout 0.5 --controller "tcp://127.0.0.1:$(free_port)" policy history
 check "says it cannot reach the controller" grep -q "cannot reach the controller" "$WORK/err"
