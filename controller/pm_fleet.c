@@ -1,10 +1,10 @@
-/* pm_fleet.c - distribution to agents and their status. */
+/* pm_fleet.c - distribution to agents and their status: enrolment, each
+ * agent's connection and reports, revisions and snapshots out, heartbeats.
+ * MEMBERS (membership, fetch duties, cool-downs) is pm_fleet_members.c. */
 #include "pm_fleet.h"
-#include "pm_duty.h"
-#include "pm_hash.h"
+#include "pm_fleet_private.h"
 #include "pm_keys.h"
 #include "pm_log.h"
-#include "pm_members.h"
 #include "pm_mem.h"
 #include "pm_nodereport.h"
 #include "pm_text.h"
@@ -24,73 +24,10 @@
  * the file system keeps whole seconds. */
 #define S_RESCAN_TICKS 30
 
-/* Publish times kept for push -> ack latencies: a node acknowledging a
- * revision more than this many behind the head is not timed. */
-#define S_SENT_KEPT 64
-
-typedef struct {
-    char *name;
-    char *label;             /* the name escaped, for logs */
-    char **keys;             /* public keys (Z85) enrolled for it now; */
-    size_t n_keys;           /* none: not enrolled */
-    Pm__NodeStatus *status;  /* latest report, NULL before the first */
-    zframe_t *route;         /* routing id of its live connection */
-    char route_key[41];      /* the key that connection authenticated with */
-    int64_t seen_mono;       /* zclock_mono() of the last report, 0: never */
-    int64_t seen_wall;       /* unix seconds of the last report */
-    int64_t snapshot_due;    /* zclock_mono() before which none is sent */
-    bool snapshot_pending;   /* asked for one inside the gap */
-    bool dirty;              /* not yet written to the store */
-    bool live;               /* live in the current MEMBERS */
-    uint64_t pinned;         /* a canary push: the revision it gets instead
-                                of the head; 0: the head */
-    uint64_t acked;          /* the last published revision it applied */
-    uint64_t members_sent;   /* epoch of the last MEMBERS sent it, 0: none */
-    int64_t members_sent_at; /* zclock_mono() of that send */
-} s_node_t;
-
-struct pm_fleet_t {
-    pm_store_t *store;
-    zsock_t *router;
-    char *clients_dir;
-    pm_fleet_opts_t opts;
-    zhashx_t *nodes; /* name -> s_node_t */
-    struct timespec dir_mtime;
-    uint64_t head;
-    int64_t started; /* zclock_mono() when the fleet was made */
-    int64_t next_tick;
-    unsigned ticks;
-    bool pending;       /* some node may have a snapshot pending, */
-    int64_t pending_at; /* due no earlier than this */
-    /* MEMBERS: packed once, each send shares the bytes */
-    char **databases; /* the head policy's antivirus databases */
-    size_t n_databases;
-    zmq_msg_t members;       /* the current MEMBERS publication, whole */
-    zmq_msg_t members_delta; /* the change to it from the epoch before */
-    uint64_t members_epoch;  /* the current one's (pm_members.h) */
-    char members_digest[65]; /* sha256 of its bytes under epoch 0 */
-    bool members_dirty;      /* something it says may have changed */
-    int64_t members_expiry;  /* unix seconds: a cool-down in it ends */
-    /* for the metrics endpoint */
-    uint64_t published; /* revisions published since start */
-    struct {
-        uint64_t rev;
-        int64_t at;          /* zclock_mono() */
-    } sent[S_SENT_KEPT];     /* the last ones published, by rev % S_SENT_KEPT */
-    pm_metrics_hist_t ack;   /* publish -> each node's report applying it */
-    pm_fleet_why_fn *why_fn; /* WHY_ANSWER reports go there */
-    void *why_arg;
-    pm_fleet_test_fn *test_fn; /* and TEST_ANSWER reports there */
-    void *test_arg;
-};
-
-/* MEMBERS, made once as the fleet starts (below, with the sending). */
-static bool s_members_build(pm_fleet_t *self);
-static void s_set_databases(pm_fleet_t *self, const Pm__Policy *p);
 static void s_flush(pm_fleet_t *self, bool all);
 
 static void
-s_node_forget_keys(s_node_t *n)
+s_node_forget_keys(pm_fleet_node_t *n)
 {
     for (size_t i = 0; i < n->n_keys; i++)
         free(n->keys[i]);
@@ -101,7 +38,7 @@ s_node_forget_keys(s_node_t *n)
 static void
 s_node_destroy(void **item)
 {
-    s_node_t *n = *item;
+    pm_fleet_node_t *n = *item;
     if (!n)
         return;
     if (n->status)
@@ -114,10 +51,10 @@ s_node_destroy(void **item)
     *item = NULL;
 }
 
-static s_node_t *
+static pm_fleet_node_t *
 s_node(pm_fleet_t *self, const char *name)
 {
-    s_node_t *n = zhashx_lookup(self->nodes, name);
+    pm_fleet_node_t *n = zhashx_lookup(self->nodes, name);
     if (!n) {
         n = pm_calloc(1, sizeof *n);
         n->name = pm_strdup(name);
@@ -129,7 +66,7 @@ s_node(pm_fleet_t *self, const char *name)
 
 /* Whether KEY is enrolled for N now. */
 static bool
-s_key_enrolled(const s_node_t *n, const char *key)
+s_key_enrolled(const pm_fleet_node_t *n, const char *key)
 {
     for (size_t i = 0; i < n->n_keys; i++)
         if (strcmp(n->keys[i], key) == 0)
@@ -139,15 +76,15 @@ s_key_enrolled(const s_node_t *n, const char *key)
 
 /* Whether N has a connection that may be served: made with a key that is
  * enrolled for N now. The one gate of everything sent to agents. */
-static bool
-s_served(const s_node_t *n)
+bool
+pm_fleet_served(const pm_fleet_node_t *n)
 {
     return n->route && s_key_enrolled(n, n->route_key);
 }
 
 /* Nothing more goes to N's connection, not even a pending snapshot. */
 static void
-s_forget_route(s_node_t *n)
+s_forget_route(pm_fleet_node_t *n)
 {
     zframe_destroy(&n->route);
     n->route_key[0] = '\0';
@@ -155,7 +92,7 @@ s_forget_route(s_node_t *n)
 }
 
 static const char *
-s_liveness(const pm_fleet_t *self, const s_node_t *n, int64_t now)
+s_liveness(const pm_fleet_t *self, const pm_fleet_node_t *n, int64_t now)
 {
     if (!n->seen_mono)
         return n->seen_wall ? "down" : "never";
@@ -169,8 +106,9 @@ s_liveness(const pm_fleet_t *self, const s_node_t *n, int64_t now)
  * late ("stale": an agent busy applying a revision heartbeats late) and
  * loses them when it is down. Moving a duty on every late heartbeat made
  * it flap under load, and each new holder asked the mirror again. */
-static bool
-s_member_live(const pm_fleet_t *self, const s_node_t *n, int64_t now)
+bool
+pm_fleet_member_live(const pm_fleet_t *self, const pm_fleet_node_t *n,
+                     int64_t now)
 {
     const char *l = s_liveness(self, n, now);
     return strcmp(l, "up") == 0 || strcmp(l, "stale") == 0;
@@ -184,7 +122,7 @@ s_enrol_one(const char *name, const char *role, const char *key,
     pm_fleet_t *self = arg;
     if (strcmp(role, PM_ROLE_AGENT) != 0)
         return;
-    s_node_t *n = s_node(self, name);
+    pm_fleet_node_t *n = s_node(self, name);
     if (s_key_enrolled(n, key))
         return;
     n->keys = pm_realloc(n->keys, (n->n_keys + 1) * sizeof *n->keys);
@@ -205,7 +143,7 @@ s_scan_enrolled(pm_fleet_t *self, bool force)
         return;
     self->dir_mtime = st.st_mtim;
     self->members_dirty = true; /* a key or a member may be new */
-    for (s_node_t *n = zhashx_first(self->nodes); n;
+    for (pm_fleet_node_t *n = zhashx_first(self->nodes); n;
          n = zhashx_next(self->nodes))
         s_node_forget_keys(n);
     char *why = NULL;
@@ -213,9 +151,9 @@ s_scan_enrolled(pm_fleet_t *self, bool force)
         pm_warn("enrolled agents: %s", why);
         free(why);
     }
-    for (s_node_t *n = zhashx_first(self->nodes); n;
+    for (pm_fleet_node_t *n = zhashx_first(self->nodes); n;
          n = zhashx_next(self->nodes)) {
-        if (n->route && !s_served(n)) {
+        if (n->route && !pm_fleet_served(n)) {
             pm_info("node %s: the key of its connection is no longer "
                     "enrolled; nothing more is sent to it",
                     n->label);
@@ -232,7 +170,7 @@ s_load_statuses(pm_fleet_t *self)
     if (pm_store_node_list(self->store, &all, &n) != PM_OK)
         return;
     for (size_t i = 0; i < n; i++) {
-        s_node_t *node = s_node(self, all[i]->name);
+        pm_fleet_node_t *node = s_node(self, all[i]->name);
         node->status = all[i];
         node->seen_wall = all[i]->last_seen;
         all[i] = NULL;
@@ -247,7 +185,7 @@ s_load_databases(pm_fleet_t *self)
     Pm__Revision *r = NULL;
     if (!self->head || pm_store_get(self->store, self->head, &r) != PM_OK)
         return;
-    s_set_databases(self, r->policy);
+    pm_fleet_set_databases(self, r->policy);
     pm__revision__free_unpacked(r, NULL);
 }
 
@@ -276,7 +214,7 @@ pm_fleet_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
      * and would take a delta meant for another list): seconds since 1970
      * times 2^20 leaves a million changes a second before they could */
     self->members_epoch = (uint64_t)time(NULL) << 20;
-    s_members_build(self);
+    pm_fleet_members_build(self);
     self->router = zsock_new(ZMQ_ROUTER);
     zcert_apply(cert, self->router);
     zsock_set_curve_server(self->router, 1);
@@ -332,10 +270,10 @@ pm_fleet_socket(pm_fleet_t *self)
 
 /* Sends BODY to one agent. The body's bytes are shared, not copied, across
  * a fan-out (zmq_msg_copy of a large message only adds a reference). */
-static void
-s_send_to(pm_fleet_t *self, s_node_t *n, zmq_msg_t *body)
+void
+pm_fleet_send_to(pm_fleet_t *self, pm_fleet_node_t *n, zmq_msg_t *body)
 {
-    if (!s_served(n))
+    if (!pm_fleet_served(n))
         return;
     void *sock = zsock_resolve(self->router);
     zmq_msg_t copy;
@@ -347,8 +285,8 @@ s_send_to(pm_fleet_t *self, s_node_t *n, zmq_msg_t *body)
         zmq_msg_close(&copy);
 }
 
-static void
-s_free_buf(void *data, void *hint)
+void
+pm_fleet_free_buf(void *data, void *hint)
 {
     (void)hint;
     free(data);
@@ -359,7 +297,7 @@ s_msg_init(zmq_msg_t *msg, const Pm__Publication *pub)
 {
     size_t len = 0;
     uint8_t *buf = pm_wire_pack(&pub->base, &len);
-    zmq_msg_init_data(msg, buf, len, s_free_buf, NULL);
+    zmq_msg_init_data(msg, buf, len, pm_fleet_free_buf, NULL);
 }
 
 static void
@@ -367,9 +305,9 @@ s_broadcast(pm_fleet_t *self, const Pm__Publication *pub)
 {
     zmq_msg_t msg;
     s_msg_init(&msg, pub);
-    for (s_node_t *n = zhashx_first(self->nodes); n;
+    for (pm_fleet_node_t *n = zhashx_first(self->nodes); n;
          n = zhashx_next(self->nodes))
-        s_send_to(self, n, &msg);
+        pm_fleet_send_to(self, n, &msg);
     zmq_msg_close(&msg);
 }
 
@@ -377,15 +315,15 @@ bool
 pm_fleet_restart(pm_fleet_t *self, const char *name,
                  const Pm__RestartOrder *order)
 {
-    s_node_t *n = zhashx_lookup(self->nodes, name);
-    if (!n || !s_served(n))
+    pm_fleet_node_t *n = zhashx_lookup(self->nodes, name);
+    if (!n || !pm_fleet_served(n))
         return false;
     Pm__Publication pub = PM__PUBLICATION__INIT;
     pub.kind = PM__PUBLICATION__KIND__RESTART;
     pub.restart = (Pm__RestartOrder *)order; /* only read by the packer */
     zmq_msg_t msg;
     s_msg_init(&msg, &pub);
-    s_send_to(self, n, &msg);
+    pm_fleet_send_to(self, n, &msg);
     zmq_msg_close(&msg);
     return true;
 }
@@ -402,13 +340,13 @@ pm_fleet_why(pm_fleet_t *self, const Pm__WhyQuery *q, char ***asked,
     pub.why = (Pm__WhyQuery *)q; /* only read by the packer */
     zmq_msg_t msg;
     s_msg_init(&msg, &pub);
-    for (s_node_t *n = zhashx_first(self->nodes); n;
+    for (pm_fleet_node_t *n = zhashx_first(self->nodes); n;
          n = zhashx_next(self->nodes)) {
-        if (!s_served(n)) {
+        if (!pm_fleet_served(n)) {
             (*unserved)[n_un++] = pm_strdup(n->name);
             continue;
         }
-        s_send_to(self, n, &msg);
+        pm_fleet_send_to(self, n, &msg);
         (*asked)[n_asked++] = pm_strdup(n->name);
     }
     zmq_msg_close(&msg);
@@ -433,233 +371,6 @@ bool
 pm_fleet_settled(pm_fleet_t *self)
 {
     return zclock_mono() - self->started >= self->opts.stale_after_ms;
-}
-
-/* ---- MEMBERS: membership, fetch duties, cool-downs ---------------------- */
-
-/* The key a member is known by: the one its connection authenticated
- * with, else the first enrolled for it. */
-static const char *
-s_public_key(const s_node_t *n)
-{
-    return s_served(n) ? n->route_key : n->keys[0];
-}
-
-static int
-s_node_by_name(const void *a, const void *b)
-{
-    return strcmp((*(s_node_t *const *)a)->name, (*(s_node_t *const *)b)->name);
-}
-
-/* Every enrolled node, sorted by name (so MEMBERS does not depend on hash
- * order); sets *N and *N_COOLDOWNS (their reported cool-downs, all told).
- * Caller frees the array, not the nodes. */
-static s_node_t **
-s_enrolled_sorted(pm_fleet_t *self, size_t *n, size_t *n_cooldowns)
-{
-    s_node_t **all = pm_calloc(zhashx_size(self->nodes) + 1, sizeof *all);
-    size_t count = 0, cds = 0;
-    for (s_node_t *node = zhashx_first(self->nodes); node;
-         node = zhashx_next(self->nodes)) {
-        if (!node->n_keys)
-            continue;
-        all[count++] = node;
-        cds += node->status ? node->status->n_cooldowns : 0;
-    }
-    qsort(all, count, sizeof *all, s_node_by_name);
-    *n = count;
-    *n_cooldowns = cds;
-    return all;
-}
-
-/* The cluster's cool-downs from what NODES (N) reported, into PUB (arrays
- * the caller frees; the messages stay the nodes'); returns when the answer
- * changes by itself. At most PM_WIRE_LIST_MAX, or agents refuse it. */
-static int64_t
-s_members_cooldowns(s_node_t **nodes, size_t n, size_t total,
-                    Pm__Publication *pub)
-{
-    Pm__Cooldown **all = pm_calloc(total + 1, sizeof *all);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const Pm__NodeStatus *st = nodes[i]->status;
-        for (size_t j = 0; st && j < st->n_cooldowns; j++)
-            all[k++] = st->cooldowns[j];
-    }
-    int64_t expiry = INT64_MAX;
-    pub->cooldowns = pm_calloc(total + 1, sizeof *pub->cooldowns);
-    pub->n_cooldowns =
-        pm_duty_cooldowns(all, k, time(NULL), pub->cooldowns, &expiry);
-    if (pub->n_cooldowns > PM_WIRE_LIST_MAX)
-        pub->n_cooldowns = PM_WIRE_LIST_MAX;
-    free(all);
-    return expiry;
-}
-
-/* The change from the current MEMBERS to NOW, of the next epoch, into
- * members_delta (nothing before the first). */
-static void
-s_members_delta_make(pm_fleet_t *self, const Pm__Publication *now)
-{
-    zmq_msg_close(&self->members_delta);
-    zmq_msg_init(&self->members_delta);
-    /* bytes packed here, not read from anyone: NULL only when empty */
-    Pm__Publication *old = pm__publication__unpack(
-        NULL, zmq_msg_size(&self->members), zmq_msg_data(&self->members));
-    if (!old || !old->members_epoch) {
-        if (old)
-            pm__publication__free_unpacked(old, NULL);
-        return;
-    }
-    Pm__Publication delta = PM__PUBLICATION__INIT;
-    pm_members_delta(old, now, &delta);
-    size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&delta.base, &len);
-    zmq_msg_init_data(&self->members_delta, buf, len, s_free_buf, NULL);
-    pm_members_delta_clear(&delta);
-    pm__publication__free_unpacked(old, NULL);
-}
-
-/* Makes the current MEMBERS publication; returns whether its bytes differ
- * from the previous one. Strings are borrowed from the nodes: the message
- * is packed before anything can change them. */
-static bool
-s_members_build(pm_fleet_t *self)
-{
-    self->members_dirty = false;
-    int64_t now = zclock_mono();
-    size_t n = 0, total = 0;
-    s_node_t **nodes = s_enrolled_sorted(self, &n, &total);
-    Pm__Member *m = pm_calloc(n + 1, sizeof *m);
-    Pm__Member **mp = pm_calloc(n + 1, sizeof *mp);
-    for (size_t i = 0; i < n; i++) {
-        pm__member__init(&m[i]);
-        mp[i] = &m[i];
-        m[i].name = nodes[i]->name;
-        m[i].public_key = (char *)s_public_key(nodes[i]);
-        m[i].peer_endpoint =
-            nodes[i]->status ? nodes[i]->status->peer_endpoint : "";
-        m[i].live = nodes[i]->live = s_member_live(self, nodes[i], now);
-    }
-    Pm__Duty *d = pm_calloc(self->n_databases + 1, sizeof *d);
-    Pm__Duty **dp = pm_calloc(self->n_databases + 1, sizeof *dp);
-    Pm__Publication pub = PM__PUBLICATION__INIT;
-    pub.kind = PM__PUBLICATION__KIND__MEMBERS;
-    pub.members = mp;
-    pub.n_members = n;
-    pub.duties = dp;
-    for (size_t i = 0; i < self->n_databases; i++) {
-        long h = pm_duty_holder(self->databases[i], mp, n);
-        if (h < 0)
-            continue; /* nobody live: nobody fetches it */
-        pm__duty__init(&d[pub.n_duties]);
-        d[pub.n_duties].database = self->databases[i];
-        d[pub.n_duties].node = mp[h]->name;
-        dp[pub.n_duties] = &d[pub.n_duties];
-        pub.n_duties++;
-    }
-    self->members_expiry = s_members_cooldowns(nodes, n, total, &pub);
-    /* the digest is of what it says (epoch 0), not of when */
-    size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&pub.base, &len);
-    char digest[65];
-    pm_sha256_hex(buf, len, digest);
-    free(buf);
-    bool changed = strcmp(digest, self->members_digest) != 0;
-    if (changed) {
-        memcpy(self->members_digest, digest, sizeof digest);
-        pub.members_epoch = ++self->members_epoch;
-        buf = pm_wire_pack(&pub.base, &len);
-        s_members_delta_make(self, &pub);
-        zmq_msg_close(&self->members);
-        zmq_msg_init_data(&self->members, buf, len, s_free_buf, NULL);
-    }
-    free(pub.cooldowns);
-    free(dp);
-    free(d);
-    free(mp);
-    free(m);
-    free(nodes);
-    return changed;
-}
-
-/* Whether MEMBERS may say something else now: a node came up or stopped
- * being up, or a cool-down in it ended. One pass over the nodes, no
- * hashing or packing; the rest happens only when this says so. */
-static void
-s_members_watch(pm_fleet_t *self)
-{
-    int64_t now = zclock_mono();
-    if (time(NULL) >= self->members_expiry)
-        self->members_dirty = true;
-    for (s_node_t *n = zhashx_first(self->nodes); n && !self->members_dirty;
-         n = zhashx_next(self->nodes))
-        if (n->n_keys && n->live != s_member_live(self, n, now))
-            self->members_dirty = true;
-}
-
-/* MEMBERS to N: the change, when N was sent the epoch before (a message
- * lost on the way shows in its reports: s_members_heal), else or when
- * WHOLE the whole list. */
-static void
-s_send_members(pm_fleet_t *self, s_node_t *n, bool whole)
-{
-    if (!s_served(n))
-        return;
-    bool delta = !whole && zmq_msg_size(&self->members_delta) &&
-                 n->members_sent + 1 == self->members_epoch;
-    s_send_to(self, n, delta ? &self->members_delta : &self->members);
-    n->members_sent = self->members_epoch;
-    n->members_sent_at = zclock_mono();
-}
-
-/* N reports holding the MEMBERS epoch HELD: if that is not the one last
- * sent it, once it had two heartbeats to arrive, the whole list again. */
-static void
-s_members_heal(pm_fleet_t *self, s_node_t *n, uint64_t held)
-{
-    if (!n->members_sent || held == n->members_sent ||
-        zclock_mono() - n->members_sent_at < 2 * self->opts.heartbeat_ms)
-        return;
-    pm_debug("node %s holds MEMBERS epoch %llu, not %llu: sending it whole",
-             n->label, (unsigned long long)held,
-             (unsigned long long)n->members_sent);
-    s_send_members(self, n, true);
-}
-
-/* Rebuilds MEMBERS if something it says may have changed, and sends the
- * change to every agent if its bytes did. */
-static void
-s_members_refresh(pm_fleet_t *self)
-{
-    s_members_watch(self);
-    if (!self->members_dirty || !s_members_build(self))
-        return;
-    pm_debug("membership, duties or cool-downs changed: sending MEMBERS");
-    for (s_node_t *n = zhashx_first(self->nodes); n;
-         n = zhashx_next(self->nodes))
-        s_send_members(self, n, false);
-}
-
-/* The head policy's databases become the ones with duties (none when
- * antivirus is off). */
-static void
-s_set_databases(pm_fleet_t *self, const Pm__Policy *p)
-{
-    size_t n = p && p->antivirus_enabled ? p->n_antivirus_databases : 0;
-    bool same = n == self->n_databases;
-    for (size_t i = 0; same && i < n; i++)
-        same = strcmp(p->antivirus_databases[i], self->databases[i]) == 0;
-    if (same)
-        return;
-    for (size_t i = 0; i < self->n_databases; i++)
-        free(self->databases[i]);
-    free(self->databases);
-    self->databases = pm_calloc(n + 1, sizeof *self->databases);
-    for (size_t i = 0; i < n; i++)
-        self->databases[i] = pm_strdup(p->antivirus_databases[i]);
-    self->n_databases = n;
-    self->members_dirty = true;
 }
 
 /* The DKIM keys policy P names go with it into PUB (none twice), over
@@ -710,8 +421,8 @@ s_free_secrets(Pm__Publication *pub)
 bool
 pm_fleet_test(pm_fleet_t *self, const char *name, const Pm__PolicyTest *test)
 {
-    s_node_t *n = zhashx_lookup(self->nodes, name);
-    if (!n || !s_served(n))
+    pm_fleet_node_t *n = zhashx_lookup(self->nodes, name);
+    if (!n || !pm_fleet_served(n))
         return false;
     Pm__Publication pub = PM__PUBLICATION__INIT;
     pub.kind = PM__PUBLICATION__KIND__TEST;
@@ -722,7 +433,7 @@ pm_fleet_test(pm_fleet_t *self, const char *name, const Pm__PolicyTest *test)
     zmq_msg_t msg;
     s_msg_init(&msg, &pub);
     s_free_secrets(&pub);
-    s_send_to(self, n, &msg);
+    pm_fleet_send_to(self, n, &msg);
     zmq_msg_close(&msg);
     return true;
 }
@@ -741,26 +452,26 @@ pm_fleet_publish(pm_fleet_t *self, uint64_t rev)
     pub.head = self->head = rev;
     pub.revision = r;
     self->published++;
-    self->sent[rev % S_SENT_KEPT].rev = rev;
-    self->sent[rev % S_SENT_KEPT].at = zclock_mono();
-    for (s_node_t *n = zhashx_first(self->nodes); n;
+    self->sent[rev % PM_FLEET_SENT_KEPT].rev = rev;
+    self->sent[rev % PM_FLEET_SENT_KEPT].at = zclock_mono();
+    for (pm_fleet_node_t *n = zhashx_first(self->nodes); n;
          n = zhashx_next(self->nodes))
         n->pinned = 0; /* a canary push is over: one head for everyone */
     s_attach_secrets(self, &pub);
     s_broadcast(self, &pub);
     s_free_secrets(&pub);
-    s_set_databases(self, r->policy);
+    pm_fleet_set_databases(self, r->policy);
     pm__revision__free_unpacked(r, NULL);
 }
 
 /* The head revision for one agent that asked (HELLO or RESYNC); the next
  * one is due a gap later. */
 static void
-s_send_snapshot(pm_fleet_t *self, s_node_t *n)
+s_send_snapshot(pm_fleet_t *self, pm_fleet_node_t *n)
 {
     n->snapshot_pending = false;
     n->snapshot_due = zclock_mono() + self->opts.snapshot_gap_ms;
-    if (!s_served(n))
+    if (!pm_fleet_served(n))
         return;
     Pm__Publication pub = PM__PUBLICATION__INIT;
     Pm__Revision *r = NULL;
@@ -774,11 +485,11 @@ s_send_snapshot(pm_fleet_t *self, s_node_t *n)
     }
     zmq_msg_t msg;
     s_msg_init(&msg, &pub);
-    s_send_to(self, n, &msg);
+    pm_fleet_send_to(self, n, &msg);
     zmq_msg_close(&msg);
     /* what it needs besides the policy, as of the last tick: at most a
      * heartbeat old, and cheap however many agents reconnect at once */
-    s_send_members(self, n, true);
+    pm_fleet_members_send(self, n, true);
     s_free_secrets(&pub);
     if (r)
         pm__revision__free_unpacked(r, NULL);
@@ -798,7 +509,8 @@ s_note_pending(pm_fleet_t *self, int64_t at)
  * answered when the gap ends (s_send_pending), so flooding costs one
  * snapshot per gap and an honest agent always gets its answer. */
 static void
-s_want_snapshot(pm_fleet_t *self, s_node_t *n, const Pm__AgentReport *rep)
+s_want_snapshot(pm_fleet_t *self, pm_fleet_node_t *n,
+                const Pm__AgentReport *rep)
 {
     const char *what = rep->kind == PM__AGENT_REPORT__KIND__HELLO
                            ? "connected"
@@ -825,7 +537,7 @@ s_send_pending(pm_fleet_t *self, int64_t now)
     if (!self->pending || now < self->pending_at)
         return;
     self->pending = false;
-    for (s_node_t *n = zhashx_first(self->nodes); n;
+    for (pm_fleet_node_t *n = zhashx_first(self->nodes); n;
          n = zhashx_next(self->nodes)) {
         if (!n->snapshot_pending)
             continue;
@@ -846,18 +558,19 @@ s_send_pending(pm_fleet_t *self, int64_t now)
  * one push -> ack latency (a node that skips revisions acknowledges only
  * the one it reached). */
 static void
-s_note_ack(pm_fleet_t *self, s_node_t *n, uint64_t applied)
+s_note_ack(pm_fleet_t *self, pm_fleet_node_t *n, uint64_t applied)
 {
-    if (applied <= n->acked || self->sent[applied % S_SENT_KEPT].rev != applied)
+    if (applied <= n->acked ||
+        self->sent[applied % PM_FLEET_SENT_KEPT].rev != applied)
         return;
     n->acked = applied;
-    int64_t at = self->sent[applied % S_SENT_KEPT].at;
+    int64_t at = self->sent[applied % PM_FLEET_SENT_KEPT].at;
     pm_metrics_hist_observe(&self->ack, (double)(zclock_mono() - at) / 1e3);
 }
 
 /* What a report of N says besides its status: answers and applies. */
 static void
-s_take_answer(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
+s_take_answer(pm_fleet_t *self, pm_fleet_node_t *n, Pm__AgentReport *rep)
 {
     if (rep->kind == PM__AGENT_REPORT__KIND__WHY_ANSWER) {
         if (self->why_fn)
@@ -880,7 +593,7 @@ s_take_answer(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
 }
 
 static void
-s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
+s_take_report(pm_fleet_t *self, pm_fleet_node_t *n, Pm__AgentReport *rep)
 {
     if (rep->status) {
         pm_wire_set_string(&rep->status->name, n->name);
@@ -909,7 +622,7 @@ s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
         rep->kind == PM__AGENT_REPORT__KIND__RESYNC) {
         s_want_snapshot(self, n, rep); /* MEMBERS, whole, with it */
     } else {
-        s_members_heal(self, n, rep->members_epoch);
+        pm_fleet_members_heal(self, n, rep->members_epoch);
     }
     s_take_answer(self, n, rep);
 }
@@ -917,7 +630,7 @@ s_take_report(pm_fleet_t *self, s_node_t *n, Pm__AgentReport *rep)
 /* The node BODY comes from, or NULL: the key its connection authenticated
  * with (User-Id) must be enrolled for the name it authenticated as (name)
  * now, not only when it connected. Nothing is decoded before this. */
-static s_node_t *
+static pm_fleet_node_t *
 s_sender(pm_fleet_t *self, zframe_t *body)
 {
     const char *role = zframe_meta(body, "role");
@@ -928,7 +641,7 @@ s_sender(pm_fleet_t *self, zframe_t *body)
                  "an enrolled agent");
         return NULL;
     }
-    s_node_t *n = zhashx_lookup(self->nodes, name);
+    pm_fleet_node_t *n = zhashx_lookup(self->nodes, name);
     if (!n || !s_key_enrolled(n, key)) {
         s_scan_enrolled(self, false); /* enrolled by hand a moment ago? */
         n = zhashx_lookup(self->nodes, name);
@@ -945,7 +658,8 @@ s_sender(pm_fleet_t *self, zframe_t *body)
 
 /* Replies to N go to the connection it last reported on. */
 static void
-s_set_route(pm_fleet_t *self, s_node_t *n, zframe_t **route_p, const char *key)
+s_set_route(pm_fleet_t *self, pm_fleet_node_t *n, zframe_t **route_p,
+            const char *key)
 {
     if (strcmp(n->route_key, key) != 0)
         self->members_dirty = true; /* the key MEMBERS names it by */
@@ -961,7 +675,7 @@ pm_fleet_handle(pm_fleet_t *self)
     zframe_t *route = zframe_recv(self->router);
     zframe_t *body =
         route && zsock_rcvmore(self->router) ? zframe_recv(self->router) : NULL;
-    s_node_t *n = body ? s_sender(self, body) : NULL;
+    pm_fleet_node_t *n = body ? s_sender(self, body) : NULL;
     Pm__AgentReport *rep = NULL;
     char *why = NULL;
     if (n && pm_wire_unpack_agent_report(zframe_data(body), zframe_size(body),
@@ -990,7 +704,7 @@ s_flush(pm_fleet_t *self, bool all)
 {
     size_t n = 0, cap = zhashx_size(self->nodes);
     Pm__NodeStatus **dirty = pm_calloc(cap + 1, sizeof *dirty);
-    for (s_node_t *node = zhashx_first(self->nodes); node;
+    for (pm_fleet_node_t *node = zhashx_first(self->nodes); node;
          node = zhashx_next(self->nodes))
         if ((node->dirty || (all && node->seen_mono)) && node->status)
             dirty[n++] = node->status;
@@ -998,7 +712,7 @@ s_flush(pm_fleet_t *self, bool all)
     if (rc != PM_OK)
         pm_warn("cannot store node status: %s", pm_strerror(rc));
     else
-        for (s_node_t *node = zhashx_first(self->nodes); node;
+        for (pm_fleet_node_t *node = zhashx_first(self->nodes); node;
              node = zhashx_next(self->nodes))
             node->dirty = false;
     free(dirty);
@@ -1015,7 +729,7 @@ s_heartbeat(pm_fleet_t *self)
     s_flush(self, ++self->ticks % 30 == 0);
     s_scan_enrolled(self, self->ticks % S_RESCAN_TICKS == 0);
     /* sent when it changed; one lost on the way shows in reports */
-    s_members_refresh(self);
+    pm_fleet_members_refresh(self);
 }
 
 int
@@ -1049,7 +763,7 @@ pm_fleet_nodes(pm_fleet_t *self, Pm__NodeStatus ***nodes, size_t *n)
     int64_t now = zclock_mono();
     Pm__NodeStatus **all = pm_calloc(zhashx_size(self->nodes) + 1, sizeof *all);
     size_t count = 0;
-    for (s_node_t *node = zhashx_first(self->nodes); node;
+    for (pm_fleet_node_t *node = zhashx_first(self->nodes); node;
          node = zhashx_next(self->nodes)) {
         if (!node->n_keys)
             continue;
@@ -1076,7 +790,7 @@ pm_fleet_nodes(pm_fleet_t *self, Pm__NodeStatus ***nodes, size_t *n)
 Pm__Publication *
 pm_fleet_members(pm_fleet_t *self)
 {
-    s_members_refresh(self);
+    pm_fleet_members_refresh(self);
     /* bytes packed here a moment ago, not read from anyone: only a failed
      * allocation can make this fail, and that aborts everywhere */
     Pm__Publication *pub = pm__publication__unpack(
@@ -1129,11 +843,11 @@ pm_fleet_hold(pm_fleet_t *self, uint64_t head)
 bool
 pm_fleet_pin(pm_fleet_t *self, const char *name, uint64_t rev)
 {
-    s_node_t *n = zhashx_lookup(self->nodes, name);
+    pm_fleet_node_t *n = zhashx_lookup(self->nodes, name);
     if (!n)
         return false;
     n->pinned = rev;
-    if (!s_served(n))
+    if (!pm_fleet_served(n))
         return false;
     s_send_snapshot(self, n);
     return true;
