@@ -40,10 +40,13 @@ printf '%s\n' "$GTUBE" >>"$WORK/gtube.eml"
 printf 'GIF89a\x01\x00\x01\x00\x00\x00\x00;' >"$WORK/photo.gif"
 
 # the candidate: the head's file (as cluster.sh pushed it), blocking .iso
-# too, with a custom signature the head does not have
+# too, with a custom signature the head does not have (added to the list of
+# the head's, which ends the file: the demo's EICAR signature)
 sed 's/^  blocked_extensions: \["@common"\]$/  blocked_extensions: ["@common", "iso"]/' \
     "$WORK/cluster/policy.yaml" >"$WORK/candidate.yaml"
-printf 'antivirus.custom_signatures: [{name: cand.ndb, content: "PrivmtaTest.Marker:0:*:707269766d74612d746573742d6d61726b6572"}]\n' \
+check "(set-up: the head's custom signatures end its file)" test \
+    "$(grep -v '^ ' "$WORK/candidate.yaml" | tail -n 1)" = "antivirus.custom_signatures:"
+printf '  - {name: cand.ndb, content: "PrivmtaTest.Marker:0:*:707269766d74612d746573742d6d61726b6572"}\n' \
     >>"$WORK/candidate.yaml"
 check "the candidate differs from the head" bash -c "! cmp -s '$WORK/cluster/policy.yaml' '$WORK/candidate.yaml'"
 
