@@ -168,6 +168,17 @@ zsock_t *pm_ctld_peers_socket(pm_ctld_t *self);
 /* Frees the peer state (pm_ctld_destroy). */
 void pm_ctld_peers_free(pm_ctld_t *self);
 
+/* ---- pm_ctld_access.c */
+
+/* The role (PM_ROLE_ADMIN, _WEB or _CONTROLLER) whose key, enrolled in
+ * clients/ now, sent FRAME; NULL when refused (an agent's key, or one no
+ * longer enrolled). Sets *NAME (caller frees) to the name it is enrolled
+ * as. */
+const char *pm_ctld_client_role(pm_ctld_t *self, zframe_t *frame, char **name);
+
+/* Why ROLE may not ask REQ's operation (static), or NULL when it may. */
+const char *pm_ctld_op_refused(const char *role, const Pm__Request *req);
+
 /* ---- pm_ctld_why.c */
 
 /* A WHY from the client at *ROUTE: asks every node served, takes *ROUTE
