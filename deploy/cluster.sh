@@ -26,10 +26,8 @@
 # PM_CLUSTER_PORTS (default "7420 7421 7783 7784 9466 7443": controller,
 # agents, spamd, mirror, the controller's metrics, the web console; each
 # agent serves its metrics on its node's address, port 9467) let a second
-# cluster run
-# beside the first, as the test
-# suite's does; `up` keeps them in $PRIVMTA_CLUSTER_DIR/cluster.env for the
-# other commands.
+# cluster run beside the first, as the test suite's does; `up` keeps them
+# in $PRIVMTA_CLUSTER_DIR/cluster.env for the other commands.
 #
 # The nodes' antivirus uses ClamAV's own signed test database ("test",
 # tests/data/clamav), served by a local mirror on 127.0.0.1:7784
@@ -38,7 +36,7 @@
 #
 # Each node has a STARTTLS certificate and one login, demo@mxI.test, its
 # password (the same on every node) in $PRIVMTA_CLUSTER_DIR/mail-password
-# (0600): see logins() below.
+# (0600), so that the policy's outbound auth rules meet a real login.
 #
 # The web console (privmta-web) serves https://127.0.0.1:7443/ with a
 # self-signed certificate; its user is "admin", with a random password
@@ -287,7 +285,7 @@ milter) milter "${2:?usage: deploy/cluster.sh milter NAME}" ;;
 restart) "$CTL" restart --rolling --service all --wait=600 ;;
 status) "$CTL" nodes ;;
 *)
-    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
