@@ -197,8 +197,9 @@ logins() {
     fi
     printf 'pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: %s\nmech_list: PLAIN LOGIN\n' \
         "$etc/sasl/sasldb2" >"$etc/sasl/smtpd.conf"
-    rm -f "$etc/sasl/sasldb2"
-    tr -d '\n' <"$pw" | saslpasswd2 -f "$etc/sasl/sasldb2" -c -p -u "$name.test" demo ||
+    rm -f "$etc/sasl/sasldb2" # it holds the password: made 0600, then opened to postfix
+    (umask 077 && tr -d '\n' <"$pw" |
+        saslpasswd2 -f "$etc/sasl/sasldb2" -c -p -u "$name.test" demo) ||
         { echo "cluster: saslpasswd2 failed for $name" >&2; return 1; }
     chown root:postfix "$etc/sasl/sasldb2"
     chmod 0640 "$etc/sasl/sasldb2"
