@@ -161,19 +161,23 @@ c1, t1 = cpu()
 print("%.0f" % ((c1 - c0) * 100 / (t1 - t0)))
 PY
 }
-# rss PID...: "largest / median" resident memory of the processes, MiB
+# rss PID...: "largest / median" resident memory of the processes, MiB,
+# and the medians of its two parts: anonymous (the process's own) and file
+# pages (mostly shared libraries' code, shared with every other process
+# that maps them: an agent links libzmq, libclamav, libcurl...)
 rss() {
     python3 - "$@" <<'PY'
 import statistics, sys
-v = []
+v, anon, file = [], [], []
 for p in sys.argv[1:]:
     try:
-        for line in open("/proc/%s/status" % p):
-            if line.startswith("VmRSS:"):
-                v.append(int(line.split()[1]) / 1024)
-    except OSError:
+        f = {l.split(":")[0]: int(l.split()[1]) / 1024
+             for l in open("/proc/%s/status" % p) if l.startswith(("VmRSS", "RssAnon", "RssFile"))}
+        v.append(f["VmRSS"]); anon.append(f["RssAnon"]); file.append(f["RssFile"])
+    except (OSError, KeyError, IndexError, ValueError):
         pass
-print("%.1f / %.1f" % (max(v), statistics.median(v)) if v else "-")
+print("%.1f / %.1f (anon %.1f, file %.1f)" % (max(v), statistics.median(v),
+      statistics.median(anon), statistics.median(file)) if v else "-")
 PY
 }
 wait_for() { # SECONDS COMMAND...
@@ -525,7 +529,7 @@ done
 echo "idle agents' CPU together (% of one core, 5 s after convergence): $(for n in "${NS[@]}" $INPROC; do
     printf 'N=%s privmta %s serf %s; ' "$n" "$(cat "$W/pmcpu.$n" 2>/dev/null)" "$(cat "$W/serfcpu.$n" 2>/dev/null)"
 done)"
-echo "agents' resident memory, largest / median MiB (privmta after the rounds: the largest is a fetcher): $(for n in "${NS[@]}"; do
+echo "agents' resident memory, largest / median MiB (median anonymous and file-backed parts; privmta after the rounds: the largest is a fetcher): $(for n in "${NS[@]}"; do
     printf 'N=%s privmta %s serf %s; ' "$n" "$(cat "$W/pmrss.$n" 2>/dev/null)" "$(cat "$W/serfrss.$n" 2>/dev/null)"
 done)"
 echo "(ratio all/all: privmta publish->all p50 / Serf fire->all p50; spread:"
