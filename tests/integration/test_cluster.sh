@@ -49,20 +49,23 @@ REJ='privmta_milter_messages_total{verdict="rejected_attachment"}'
 ACC='privmta_milter_messages_total{verdict="accepted"}'
 for i in 1 2 3; do rej_before[i]=$(metric "http://127.0.2.1$i:9467" "$REJ"); done
 printf 'MZ\n' >"$WORK/x.bin"
-# send_exe I: sends invoice.exe to mx I until it gets a final answer: a
-# 4xx (the filter busy or slow under a loaded machine: "try again
-# later", which Postfix's clients do) is tried again, up to a deadline
-send_exe() {
+# swaks_final ARGS...: swaks ARGS (output in swaks.out, exit code in rc)
+# until it gets a final answer: a 4xx (the filter busy or slow under a
+# loaded machine: "try again later", which Postfix's clients do) is tried
+# again, up to a deadline
+swaks_final() {
     local deadline=$((SECONDS + 60 * ${PM_TEST_WAIT_SCALE:-3}))
     while :; do
-        swaks --server "127.0.2.1$1:2525" --from a@remote.example --to "postmaster@mx$1.test" \
-            --attach-type application/octet-stream --attach-name invoice.exe \
-            --attach "@$WORK/x.bin" --timeout 20 >"$WORK/swaks.out" 2>&1
+        swaks "$@" --timeout 20 >"$WORK/swaks.out" 2>&1
         rc=$?
-        grep -Eq '^<[-*]+ +4[0-9]{2}[ -]' "$WORK/swaks.out" && [ "$SECONDS" -lt "$deadline" ] || return 0
-        echo "# mx$1 answered 4xx (swaks $rc), again: $(grep -Em1 '^<[-*]+ +4[0-9]{2}' "$WORK/swaks.out")"
+        grep -Eq '^<[-*~]+ +4[0-9]{2}[ -]' "$WORK/swaks.out" && [ "$SECONDS" -lt "$deadline" ] || return 0
+        echo "# answered 4xx (swaks $rc), again: $(grep -Em1 '^<[-*~]+ +4[0-9]{2}' "$WORK/swaks.out")"
         sleep 1
     done
+}
+send_exe() { # I: invoice.exe to mx I
+    swaks_final --server "127.0.2.1$1:2525" --from a@remote.example --to "postmaster@mx$1.test" \
+        --attach-type application/octet-stream --attach-name invoice.exe --attach "@$WORK/x.bin"
 }
 for i in 1 2 3; do
     send_exe "$i"
@@ -113,9 +116,8 @@ check "why finds it on mx1: the key inbound.checks.helo_valid, the HELO as evide
 # the EICAR test file, which ClamAV's test database does not detect: the
 # demo policy's custom signature does
 printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' >"$WORK/eicar.txt"
-swaks --server 127.0.2.13:2525 --from eicar@remote.example --to postmaster@mx3.test \
-    --attach-type text/plain --attach-name readme.txt --attach "@$WORK/eicar.txt" \
-    --timeout 20 >"$WORK/swaks.out" 2>&1
+swaks_final --server 127.0.2.13:2525 --from eicar@remote.example --to postmaster@mx3.test \
+    --attach-type text/plain --attach-name readme.txt --attach "@$WORK/eicar.txt"
 check "mx3 refuses the EICAR test file as a virus" \
     grep -q '^<\*\* 554 .*virus found: Eicar-Test-Signature' "$WORK/swaks.out"
 check "why names the key that decided it: antivirus.custom_signatures" bash -c \
@@ -137,9 +139,8 @@ swaks --server 127.0.2.11:2525 --from demo@mx1.test --to postmaster@mx1.test \
 check "mx1 refuses demo@mx1.test as sender without a login (reject_sender_login_mismatch)" \
     grep -q '^<\*\* 553 .*not logged in' "$WORK/swaks.out"
 SWAKS_OPT_auth_password=$(cat "$WORK/cluster/mail-password") \
-    swaks --server 127.0.2.11:2525 --tls --auth PLAIN --auth-user demo@mx1.test \
-    --from demo@mx1.test --to postmaster@mx1.test --header "Subject: logged in" \
-    --timeout 20 >"$WORK/swaks.out" 2>&1
+    swaks_final --server 127.0.2.11:2525 --tls --auth PLAIN --auth-user demo@mx1.test \
+    --from demo@mx1.test --to postmaster@mx1.test --header "Subject: logged in"
 check "after STARTTLS, demo@mx1.test logs in and its mail is accepted" bash -c \
     "grep -q '^<~ *235 ' '$WORK/swaks.out' && grep -q '^<~ *250 .*queued as' '$WORK/swaks.out'" ||
     sed 's/^/# /' "$WORK/swaks.out" | tail -8
