@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,4 +41,59 @@ testnet_free_port(const char *addr)
         return -1;
     close(fd);
     return port;
+}
+
+struct testnet_server_t {
+    int fd;
+    void (*serve)(int fd, void *arg);
+    void *arg;
+    pthread_t thread;
+};
+
+static void *
+s_accept_loop(void *arg)
+{
+    testnet_server_t *self = arg;
+    for (;;) {
+        int c = accept(self->fd, NULL, NULL);
+        if (c < 0)
+            return NULL; /* shut down: the test is over */
+        self->serve(c, self->arg);
+        close(c);
+    }
+}
+
+testnet_server_t *
+testnet_server_start(void (*serve)(int fd, void *arg), void *arg, int *port)
+{
+    testnet_server_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->serve = serve;
+    self->arg = arg;
+    self->fd = testnet_socket("127.0.0.1", true, port);
+    int rc = self->fd < 0
+                 ? errno
+                 : pthread_create(&self->thread, NULL, s_accept_loop, self);
+    if (rc != 0) {
+        if (self->fd >= 0)
+            close(self->fd);
+        free(self);
+        errno = rc;
+        return NULL;
+    }
+    return self;
+}
+
+void
+testnet_server_stop(testnet_server_t **self_p)
+{
+    testnet_server_t *self = self_p ? *self_p : NULL;
+    if (!self)
+        return;
+    shutdown(self->fd, SHUT_RDWR);
+    pthread_join(self->thread, NULL);
+    close(self->fd);
+    free(self);
+    *self_p = NULL;
 }

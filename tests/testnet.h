@@ -14,4 +14,16 @@ int testnet_socket(const char *addr, bool listening, int *port);
  * (bound, then closed). -1 with errno on failure. */
 int testnet_free_port(const char *addr);
 
+/* A stand-in server on 127.0.0.1: a thread accepts connections one at a
+ * time and calls SERVE(fd, ARG) for each, closing fd after it. */
+typedef struct testnet_server_t testnet_server_t;
+
+/* Starts one; its port in *PORT. NULL with errno on failure. */
+testnet_server_t *testnet_server_start(void (*serve)(int fd, void *arg),
+                                       void *arg, int *port);
+
+/* Ends the thread (its accept fails) once the connection in hand is
+ * served, and frees the server; accepts NULL. */
+void testnet_server_stop(testnet_server_t **self_p);
+
 #endif

@@ -913,47 +913,40 @@ Test(milter, spamd_slots_bounded_within_the_timeout)
 /* A spamd stand-in on loopback: answers every SYMBOLS request with a
  * score of 15 and counts the requests. */
 typedef struct {
-    int fd;
     int port;
     int requests;
     pthread_mutex_t mu;
-    pthread_t thr;
+    testnet_server_t *server;
 } s_spamd_t;
 
-static void *
-s_spamd_serve(void *arg)
+static void
+s_spamd_serve(int c, void *arg)
 {
     s_spamd_t *sd = arg;
-    for (;;) {
-        int c = accept(sd->fd, NULL, NULL);
-        if (c < 0)
-            return NULL;
-        char buf[65536];
-        size_t got = 0;
-        char *eoh = NULL;
-        ssize_t r;
-        while (!eoh && got < sizeof buf - 1 &&
-               (r = read(c, buf + got, sizeof buf - 1 - got)) > 0) {
-            got += (size_t)r;
-            buf[got] = '\0';
-            eoh = strstr(buf, "\r\n\r\n");
-        }
-        char *cl = eoh ? strstr(buf, "Content-length: ") : NULL;
-        size_t want = cl ? strtoul(cl + 16, NULL, 10) : 0;
-        size_t have = eoh ? got - (size_t)(eoh + 4 - buf) : 0;
-        while (have < want && (r = read(c, buf, sizeof buf)) > 0)
-            have += (size_t)r;
-        pthread_mutex_lock(&sd->mu);
-        sd->requests++;
-        pthread_mutex_unlock(&sd->mu);
-        const char *ans = "SPAMD/1.1 0 EX_OK\r\nContent-length: 6\r\n"
-                          "Spam: True ; 15.0 / 5.0\r\n\r\nPM_T_A";
-        /* no cr_assert here: this is not the test's thread; a lost answer
-         * fails the test's own checks */
-        ssize_t w = write(c, ans, strlen(ans));
-        (void)w;
-        close(c);
+    char buf[65536];
+    size_t got = 0;
+    char *eoh = NULL;
+    ssize_t r;
+    while (!eoh && got < sizeof buf - 1 &&
+           (r = read(c, buf + got, sizeof buf - 1 - got)) > 0) {
+        got += (size_t)r;
+        buf[got] = '\0';
+        eoh = strstr(buf, "\r\n\r\n");
     }
+    char *cl = eoh ? strstr(buf, "Content-length: ") : NULL;
+    size_t want = cl ? strtoul(cl + 16, NULL, 10) : 0;
+    size_t have = eoh ? got - (size_t)(eoh + 4 - buf) : 0;
+    while (have < want && (r = read(c, buf, sizeof buf)) > 0)
+        have += (size_t)r;
+    pthread_mutex_lock(&sd->mu);
+    sd->requests++;
+    pthread_mutex_unlock(&sd->mu);
+    const char *ans = "SPAMD/1.1 0 EX_OK\r\nContent-length: 6\r\n"
+                      "Spam: True ; 15.0 / 5.0\r\n\r\nPM_T_A";
+    /* no cr_assert here: this is not the test's thread; a lost answer
+     * fails the test's own checks */
+    ssize_t w = write(c, ans, strlen(ans));
+    (void)w;
 }
 
 static void
@@ -961,18 +954,15 @@ s_spamd_start(s_spamd_t *sd)
 {
     memset(sd, 0, sizeof *sd);
     pthread_mutex_init(&sd->mu, NULL);
-    sd->fd = testnet_socket("127.0.0.1", true, &sd->port);
-    cr_assert_geq(sd->fd, 0);
-    cr_assert_eq(pthread_create(&sd->thr, NULL, s_spamd_serve, sd), 0);
+    sd->server = testnet_server_start(s_spamd_serve, sd, &sd->port);
+    cr_assert_not_null(sd->server);
 }
 
-/* Ends the serving thread (its accept fails) and frees the stand-in. */
+/* Ends the serving thread and frees the stand-in. */
 static void
 s_spamd_stop(s_spamd_t *sd)
 {
-    shutdown(sd->fd, SHUT_RDWR);
-    pthread_join(sd->thr, NULL);
-    close(sd->fd);
+    testnet_server_stop(&sd->server);
     pthread_mutex_destroy(&sd->mu);
 }
 

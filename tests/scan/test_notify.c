@@ -114,10 +114,9 @@ Test(notify, unusable_addresses_are_refused)
 /* A one-connection-at-a-time SMTP sink on 127.0.0.1: accepts every
  * command, counts the messages it took. */
 typedef struct {
-    int fd;
     int port;
     atomic_int messages;
-    pthread_t thread;
+    testnet_server_t *server;
 } s_sink_t;
 
 static void
@@ -127,57 +126,47 @@ s_say(int fd, const char *line)
     (void)n; /* a client gone: the next read ends the session */
 }
 
-static void *
-s_sink_run(void *arg)
+static void
+s_sink_serve(int c, void *arg)
 {
     s_sink_t *s = arg;
-    for (;;) {
-        int c = accept(s->fd, NULL, NULL);
-        if (c < 0)
-            return NULL; /* closed: the test is over */
-        FILE *in = fdopen(c, "r");
-        char line[1024];
-        bool data = false;
-        s_say(c, "220 sink\r\n");
-        while (in && fgets(line, sizeof line, in)) {
-            if (data) {
-                if (strcmp(line, ".\r\n") == 0) {
-                    data = false;
-                    atomic_fetch_add(&s->messages, 1);
-                    s_say(c, "250 taken\r\n");
-                }
-            } else if (strncmp(line, "DATA", 4) == 0) {
-                data = true;
-                s_say(c, "354 go on\r\n");
-            } else if (strncmp(line, "QUIT", 4) == 0) {
-                s_say(c, "221 bye\r\n");
-                break;
-            } else {
-                s_say(c, "250 ok\r\n");
+    FILE *in = fdopen(dup(c), "r");
+    char line[1024];
+    bool data = false;
+    s_say(c, "220 sink\r\n");
+    while (in && fgets(line, sizeof line, in)) {
+        if (data) {
+            if (strcmp(line, ".\r\n") == 0) {
+                data = false;
+                atomic_fetch_add(&s->messages, 1);
+                s_say(c, "250 taken\r\n");
             }
+        } else if (strncmp(line, "DATA", 4) == 0) {
+            data = true;
+            s_say(c, "354 go on\r\n");
+        } else if (strncmp(line, "QUIT", 4) == 0) {
+            s_say(c, "221 bye\r\n");
+            break;
+        } else {
+            s_say(c, "250 ok\r\n");
         }
-        if (in)
-            fclose(in);
-        else
-            close(c);
     }
+    if (in)
+        fclose(in);
 }
 
 static void
 s_sink_start(s_sink_t *s)
 {
-    s->fd = testnet_socket("127.0.0.1", true, &s->port);
-    cr_assert_geq(s->fd, 0);
     atomic_init(&s->messages, 0);
-    cr_assert_eq(pthread_create(&s->thread, NULL, s_sink_run, s), 0);
+    s->server = testnet_server_start(s_sink_serve, s, &s->port);
+    cr_assert_not_null(s->server);
 }
 
 static void
 s_sink_stop(s_sink_t *s)
 {
-    shutdown(s->fd, SHUT_RDWR);
-    close(s->fd);
-    pthread_join(s->thread, NULL);
+    testnet_server_stop(&s->server);
 }
 
 /* Waits until NT has sent and given up WANT notices in all. */
