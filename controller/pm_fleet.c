@@ -74,8 +74,7 @@ s_key_enrolled(const pm_fleet_node_t *n, const char *key)
     return false;
 }
 
-/* Whether N has a connection that may be served: made with a key that is
- * enrolled for N now. The one gate of everything sent to agents. */
+/* The one gate of everything sent to agents (pm_fleet_private.h). */
 bool
 pm_fleet_served(const pm_fleet_node_t *n)
 {

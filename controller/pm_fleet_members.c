@@ -181,7 +181,7 @@ s_members_watch(pm_fleet_t *self)
 }
 
 /* MEMBERS to N: the change, when N was sent the epoch before (a message
- * lost on the way shows in its reports: s_members_heal), else or when
+ * lost on the way shows in its reports: pm_fleet_members_heal), else or when
  * WHOLE the whole list. */
 void
 pm_fleet_members_send(pm_fleet_t *self, pm_fleet_node_t *n, bool whole)
@@ -209,8 +209,6 @@ pm_fleet_members_heal(pm_fleet_t *self, pm_fleet_node_t *n, uint64_t held)
     pm_fleet_members_send(self, n, true);
 }
 
-/* Rebuilds MEMBERS if something it says may have changed, and sends the
- * change to every agent if its bytes did. */
 void
 pm_fleet_members_refresh(pm_fleet_t *self)
 {

@@ -17,11 +17,11 @@
 #include <stdint.h>
 #include <time.h>
 
-/* A counting semaphore whose waits end at a deadline (CLOCK_MONOTONIC). */
 /* The longest spamd PING between messages may take (pm_milter_run.c,
- * s_spam_ping): it runs in the thread that follows the policy. */
+ * pm_milter_spam_ping): it runs in the thread that follows the policy. */
 #define PM_MILTER_SPAMD_PING_MS 2000
 
+/* A counting semaphore whose waits end at a deadline (CLOCK_MONOTONIC). */
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cond;
