@@ -189,10 +189,11 @@ logins() {
     [ -s "$pw" ] || (umask 077 && openssl rand -base64 12 >"$pw")
     mkdir -p "$etc/tls" "$etc/sasl"
     if [ ! -s "$etc/tls/key.pem" ] || [ ! -s "$etc/tls/cert.pem" ]; then
-        (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+        local out
+        out=$( (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
             -nodes -days 825 -subj "/CN=$name.test" -addext "subjectAltName=DNS:$name.test" \
-            -keyout "$etc/tls/key.pem" -out "$etc/tls/cert.pem" 2>/dev/null) ||
-            { echo "cluster: cannot make $name's TLS certificate" >&2; return 1; }
+            -keyout "$etc/tls/key.pem" -out "$etc/tls/cert.pem") 2>&1) ||
+            { echo "cluster: cannot make $name's TLS certificate in $etc/tls: $out" >&2; return 1; }
         chmod 0644 "$etc/tls/cert.pem"
     fi
     printf 'pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: %s\nmech_list: PLAIN LOGIN\n' \
