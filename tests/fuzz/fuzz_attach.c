@@ -33,7 +33,7 @@ s_blocked(const char *ext)
 }
 
 int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+pm_fuzz_one(const uint8_t *data, size_t size)
 {
     /* The message on its own heap block, not NUL-terminated: ASan sees
      * any read past LEN. */

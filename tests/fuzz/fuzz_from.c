@@ -18,7 +18,7 @@
 #define S_MAX_FIELDS 16
 
 int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+pm_fuzz_one(const uint8_t *data, size_t size)
 {
     pm_mmsg_t *msg = pm_mmsg_new(1u << 20);
     const char *p = (const char *)data, *end = p + size;

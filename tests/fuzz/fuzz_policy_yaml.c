@@ -5,7 +5,7 @@
 #include "pm_fuzz.h"
 
 int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+pm_fuzz_one(const uint8_t *data, size_t size)
 {
     pm_fuzz_policy(data, size, PM_FUZZ_YAML);
     return 0;

@@ -52,7 +52,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+pm_fuzz_one(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;

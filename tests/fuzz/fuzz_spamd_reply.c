@@ -11,7 +11,7 @@
 #include <string.h>
 
 int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+pm_fuzz_one(const uint8_t *data, size_t size)
 {
     pm_spamd_result_t r = {.n_symbols = 12345}; /* untouched on error */
     char *why = NULL;

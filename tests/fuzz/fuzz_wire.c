@@ -67,7 +67,7 @@ static int (*const s_types[])(const uint8_t *, size_t, ProtobufCMessage **,
 #define S_N_TYPES (sizeof s_types / sizeof s_types[0])
 
 int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+pm_fuzz_one(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;

@@ -21,6 +21,17 @@
 #define PM_FUZZ_REQUIRE(cond)                                                  \
     ((cond) ? (void)0 : pm_fuzz_fail(__FILE__, __LINE__, #cond))
 
+/* The target's parser run on one input: each fuzz_*.c defines it, and
+ * pm_fuzz.c's LLVMFuzzerTestOneInput calls it with the heap it holds
+ * measured (PM_FUZZ_PEAK_MB). Returns 0 (libFuzzer's convention). */
+int pm_fuzz_one(const uint8_t *data, size_t size);
+
+/* The most heap one input may hold at once, in MiB, unless the
+ * environment's PM_FUZZ_PEAK_MB says otherwise: 64 MiB is a thousand times
+ * the largest input (run.sh's -max_len), the hostile message or file that
+ * would take a daemon's memory with it. More is a finding. */
+#define PM_FUZZ_PEAK_MB 64
+
 /* Prints "FILE:LINE: property broken: WHAT" and aborts (libFuzzer saves
  * the input as a crash artifact). */
 _Noreturn void pm_fuzz_fail(const char *file, int line, const char *what);
