@@ -254,8 +254,16 @@ static void
 s_on_policy(pm_sigsync_state_t *self, const Pm__Policy *p)
 {
     self->enabled = p->antivirus_enabled;
-    self->freq_s =
+    uint32_t freq =
         p->antivirus_update_frequency ? p->antivirus_update_frequency : 7200;
+    if (freq != self->freq_s) {
+        /* a duty's next check follows the new period from the last one:
+         * 2h -> 15m must not wait out the 2h */
+        self->freq_s = freq;
+        for (size_t i = 0; i < self->n_dbs; i++)
+            if (self->dbs[i]->duty)
+                pm_sigsync_replan(self, self->dbs[i]);
+    }
     for (size_t i = 0; i < self->n_mirrors; i++)
         free(self->mirrors[i]);
     free(self->mirrors);

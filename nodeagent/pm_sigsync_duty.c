@@ -13,14 +13,21 @@
 #include <string.h>
 #include <time.h>
 
+void
+pm_sigsync_replan(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
+{
+    time_t now = time(NULL);
+    time_t due = db->last_check ? db->last_check + (time_t)self->freq_s : 0;
+    db->next_check = due > now ? due : now;
+}
+
 /* A duty just given is checked at once unless this node checked within
  * the period; one just taken away stops planning checks. */
 static void
 s_set_duty(pm_sigsync_state_t *self, pm_sigsync_db_t *db, bool duty)
 {
     if (duty && !db->duty) {
-        time_t due = db->last_check ? db->last_check + self->freq_s : 0;
-        db->next_check = due > time(NULL) ? due : time(NULL);
+        pm_sigsync_replan(self, db);
         db->duty_since = zclock_mono();
         pm_info("node %s: fetching %s from the mirrors is now this node's "
                 "duty",

@@ -148,6 +148,11 @@ void pm_sigsync_check_behind(pm_sigsync_state_t *self);
  * names (either may arrive first). */
 void pm_sigsync_apply_duties(pm_sigsync_state_t *self);
 
+/* Plans DB's next mirror check one period (freq_s) after its last, or now
+ * when that is past or it has none: for a duty just given, and for every
+ * duty when the period changes. */
+void pm_sigsync_replan(pm_sigsync_state_t *self, pm_sigsync_db_t *db);
+
 /* Milliseconds until the first planned mirror check of a duty, 0 when
  * one is due, -1 when none is. */
 int64_t pm_sigsync_check_in_ms(const pm_sigsync_state_t *self);
