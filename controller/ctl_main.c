@@ -80,6 +80,8 @@ static const struct {
      "[--auto-revert] [--wait[=SECONDS]]"},
     {"rollout", NULL, pm_ctl_rollout,
      "rollout status|pause|resume|abort [--json]"},
+    {"signatures", "check", pm_ctl_signatures_check,
+     "signatures check [--json]"},
     {"ping", NULL, pm_ctl_ping, "ping [--json]"},
     {"why", NULL, pm_ctl_why,
      "why QUEUE-ID | MESSAGE-ID | --from ADDRESS [--since DURATION] [--max N] "

@@ -66,6 +66,7 @@ int pm_ctl_dkim(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_restart(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_rollout(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_ping(pm_ctl_t *ctl, int argc, char **argv);
+int pm_ctl_signatures_check(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_web(pm_ctl_t *ctl, int argc, char **argv);
 int pm_ctl_why(pm_ctl_t *ctl, int argc, char **argv);
 

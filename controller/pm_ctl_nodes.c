@@ -125,28 +125,6 @@ s_row_signatures(const Pm__NodeStatus *n, time_t now)
     }
 }
 
-/* What holds for the cluster, once: mirrors no node may ask yet, and who
- * fetches each database for everyone. */
-static void
-s_cluster_text(const Pm__Response *r)
-{
-    for (size_t i = 0; i < r->n_cooldowns; i++) {
-        const Pm__Cooldown *c = r->cooldowns[i];
-        char until[40];
-        pm_ctl_utc(c->until, until, sizeof until);
-        printf("mirror ");
-        pm_ctl_cell(c->mirror, 0, PM_CTL_CELL_MAX, "");
-        printf(" cooling down until %s (HTTP %d, told to ", until,
-               (int)c->http_status);
-        pm_ctl_cell(c->node, 0, PM_CTL_CELL_MAX, ")\n");
-    }
-    for (size_t i = 0; i < r->n_duties; i++) {
-        pm_ctl_cell(r->duties[i]->database, 0, PM_CTL_CELL_MAX,
-                    ": fetched by ");
-        pm_ctl_cell(r->duties[i]->node, 0, PM_CTL_CELL_MAX, "\n");
-    }
-}
-
 /* One node. Every string in it came from an agent (or was stored from
  * one) and is escaped: a newline cannot forge a row, ESC cannot drive the
  * terminal. */
@@ -193,7 +171,7 @@ s_nodes_text(const Pm__Response *r, bool cluster)
         if (r->n_cooldowns || r->n_duties)
             printf("\n");
     }
-    s_cluster_text(r);
+    pm_ctl_cluster_text(r);
 }
 
 /* nodes' options; watch is the period in seconds, 0 without --watch. */

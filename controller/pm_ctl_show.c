@@ -32,3 +32,23 @@ pm_ctl_print_json(json_t *doc)
     free(text);
     json_decref(doc);
 }
+
+void
+pm_ctl_cluster_text(const Pm__Response *r)
+{
+    for (size_t i = 0; i < r->n_cooldowns; i++) {
+        const Pm__Cooldown *c = r->cooldowns[i];
+        char until[40];
+        pm_ctl_utc(c->until, until, sizeof until);
+        printf("mirror ");
+        pm_ctl_cell(c->mirror, 0, PM_CTL_CELL_MAX, "");
+        printf(" cooling down until %s (HTTP %d, told to ", until,
+               (int)c->http_status);
+        pm_ctl_cell(c->node, 0, PM_CTL_CELL_MAX, ")\n");
+    }
+    for (size_t i = 0; i < r->n_duties; i++) {
+        pm_ctl_cell(r->duties[i]->database, 0, PM_CTL_CELL_MAX,
+                    ": fetched by ");
+        pm_ctl_cell(r->duties[i]->node, 0, PM_CTL_CELL_MAX, "\n");
+    }
+}

@@ -6,6 +6,8 @@
 #ifndef PM_CTL_SHOW_H
 #define PM_CTL_SHOW_H
 
+#include "privmta.pb-c.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +22,11 @@ void pm_ctl_cell(const char *text, int width, size_t max, const char *sep);
 
 /* "2026-11-20 10:00:00 UTC" for unix seconds T into BUF. */
 void pm_ctl_utc(int64_t t, char *buf, size_t size);
+
+/* What holds for the cluster in R (a NODES or SIGNATURES_CHECK answer),
+ * one line each: mirrors no node may ask yet, and who fetches each
+ * database for everyone. */
+void pm_ctl_cluster_text(const Pm__Response *r);
 
 /* Prints DOC indented (any JSON value; NULL prints null) and frees it. */
 void pm_ctl_print_json(json_t *doc);

@@ -328,6 +328,29 @@ pm_fleet_restart(pm_fleet_t *self, const char *name,
 }
 
 size_t
+pm_fleet_check(pm_fleet_t *self, const Pm__Publication *members)
+{
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    pub.kind = PM__PUBLICATION__KIND__CHECK;
+    zmq_msg_t msg;
+    s_msg_init(&msg, &pub);
+    size_t told = 0;
+    for (size_t i = 0; i < members->n_duties; i++) {
+        const char *name = members->duties[i]->node;
+        bool again = false; /* a node may hold several duties */
+        for (size_t j = 0; j < i && !again; j++)
+            again = strcmp(members->duties[j]->node, name) == 0;
+        pm_fleet_node_t *n = again ? NULL : zhashx_lookup(self->nodes, name);
+        if (n && pm_fleet_served(n)) {
+            pm_fleet_send_to(self, n, &msg);
+            told++;
+        }
+    }
+    zmq_msg_close(&msg);
+    return told;
+}
+
+size_t
 pm_fleet_why(pm_fleet_t *self, const Pm__WhyQuery *q, char ***asked,
              char ***unserved)
 {

@@ -124,6 +124,14 @@ Pm__Publication *pm_fleet_members(pm_fleet_t *self);
 bool pm_fleet_restart(pm_fleet_t *self, const char *name,
                       const Pm__RestartOrder *order);
 
+/* Sends a CHECK publication (head 0) to each node MEMBERS (a MEMBERS
+ * publication, pm_fleet_members) names as holding a fetch duty, once per
+ * node, when that node is served now: its duties check the mirrors at
+ * once (the agent still honours the cool-downs). Returns how many nodes
+ * were sent it. Like any publication it can be lost (a full queue): the
+ * holder's next planned check comes anyway. */
+size_t pm_fleet_check(pm_fleet_t *self, const Pm__Publication *members);
+
 /* Sends Q (a WHY query, with its id) to every node served now. *ASKED
  * gets their names, *UNSERVED those of the enrolled nodes with no
  * connection served (NULL-terminated; free with pm_conf_list_free).

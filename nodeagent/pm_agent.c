@@ -424,6 +424,12 @@ s_on_publication(pm_agent_state_t *self, Pm__Publication *pub)
         pm_agent_why(self, pub->why);
     } else if (pub->kind == PM__PUBLICATION__KIND__TEST) {
         pm_agent_test_begin(self, pub);
+    } else if (pub->kind == PM__PUBLICATION__KIND__CHECK) {
+        pm_info("node %s: signatures check: this node's fetch duties check "
+                "the mirrors now",
+                self->node);
+        if (self->sigsync)
+            zstr_send(self->sigsync, "CHECK");
     } else if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT) {
         if (pub->head > self->seen)
             s_resync(self, "heartbeat shows a newer head");

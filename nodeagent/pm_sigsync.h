@@ -43,7 +43,9 @@
  *   "POLICY" + frame       the node's applied policy (packed Pm__Policy):
  *                          mirrors, databases, update_frequency, enabled
  *   "MEMBERS" + frame      a packed Publication of kind MEMBERS
- *   "CHECK"                test hook: the duty's next check is now
+ *   "CHECK"                the duties' next check is now (the
+ *                          controller's CHECK: `privmta-ctl signatures
+ *                          check`; cool-downs still apply)
  *   "$TERM"                stop
  * Events on the pipe, to the owner:
  *   "STATUS" + frame       a packed Pm__NodeStatus carrying databases,

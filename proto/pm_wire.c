@@ -379,6 +379,7 @@ static const struct {
     {PM__REQUEST__OP__REPLICATE, 0},
     {PM__REQUEST__OP__WHY, S_NEED_WHY},
     {PM__REQUEST__OP__POLICY_TEST, S_NEED_TEST},
+    {PM__REQUEST__OP__SIGNATURES_CHECK, 0},
 };
 
 /* A WHY query names something to look for, and asks for a bounded count. */
@@ -613,7 +614,8 @@ static int
 s_rule_publication(s_walk_t *w, const ProtobufCMessage *msg)
 {
     const Pm__Publication *pub = (const Pm__Publication *)msg;
-    if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT)
+    if (pub->kind == PM__PUBLICATION__KIND__HEARTBEAT ||
+        pub->kind == PM__PUBLICATION__KIND__CHECK)
         return PM_OK;
     if (pub->kind == PM__PUBLICATION__KIND__MEMBERS)
         return s_members_ok(w, pub);

@@ -32,6 +32,8 @@ check "every node's filter loaded ClamAV's test database, version 1" wait_for 30
 check "nodes shows it, with every antivirus ok" bash -c \
     "'$CTL' nodes --json | jq -e 'all(.antivirus.state == \"ok\")' >/dev/null && '$CTL' nodes | grep -q 'test 1'"
 expect_exit 0 "deploy/cluster.sh publish" bash "$SRC/deploy/cluster.sh" publish
+check "and has the fetch duty check the mirror now (signatures check)" \
+    grep -q "^test: fetched by mx[123]$" "$WORK/out"
 check "version 6 spreads to every node's filter" wait_for 60 loaded_all 6
 check "the mirror served each file at most twice for the whole cluster" \
     awk '$3 == 200 { n[$2]++ } END { for (f in n) if (n[f] > 2) exit 1 }' \

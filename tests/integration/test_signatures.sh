@@ -5,6 +5,8 @@
 # so they run the noop backend), and a loopback mirror (tests/data/clamav/
 # mirror.py) serving ClamAV's own signed test database "test":
 #   - mirror at version 1: every node's milter loads version 1;
+#   - an hour between mirror checks, version 2 published: nothing moves
+#     until `privmta-ctl signatures check`, then every node loads it;
 #   - controller stopped, one node stopped, mirror advanced to version 6 by
 #     five CDIFFs: the running nodes load 6 without the controller; the
 #     stopped node catches up from its peers when it comes back (by CDIFF: every
@@ -103,6 +105,10 @@ for n in "${NODES[@]}"; do
     milter_up "$n"
     agent_up "$n"
 done
+expect_exit 1 "signatures check with no database in the policy: nobody holds a fetch duty" \
+    "$CTL" signatures check
+check "and it says so" grep -q "no node holds a fetch duty" "$WORK/err"
+expect_exit 2 "signatures check takes no other argument" "$CTL" signatures check --now
 cat >"$WORK/policy.yaml" <<YAML
 antispam.enabled: false
 antivirus:
@@ -153,12 +159,34 @@ check "the mirror served test.cvd once for the whole cluster" test "$(downloads 
 check "at least one node got it from a peer" bash -c \
     "'$CTL' nodes --json | jq -e '[.[].databases[]? | select(.source | startswith(\"peer \"))] | length >= 1' >/dev/null"
 
-# ---- controller down, a node down, mirror at version 6 (five CDIFFs) --------------------
-# the node holding the fetch duty stays up: it keeps it while the controller
-# is away (the last MEMBERS it got), the node that is not needed goes down
+# ---- signatures check: a version published between two planned checks ----------------
+# an hour between mirror checks: the duty holder's next check follows the new
+# period from its last one, and version 2 on the mirror waits for it, until
+# `signatures check` has the holder check at once
+expect_exit 0 "an hour between mirror checks" \
+    "$CTL" policy set antivirus.update_frequency=1h --wait=20
 duty_holder() {
     nodes_json | jq -r '[.[] | select(.liveness == "up") | select(.databases[]? | select(.name == "test" and .next_check > 0))] | .[0].name'
 }
+holder=$(duty_holder)
+check "one node holds the fetch duty ($holder)" test -n "$holder" -a "$holder" != null
+check "its next mirror check is about an hour away" wait_for 10 bash -c \
+    "[ \"\$('$CTL' nodes --json | jq '.[] | select(.name == \"$holder\") | .databases[] | select(.name == \"test\") | .next_check')\" -ge $(($(date +%s) + 3000)) ]"
+cp "$DB/test-2.cdiff" "$WWW/"
+cp "$DB/test-2.cvd" "$WWW/test.cvd.tmp" && mv "$WWW/test.cvd.tmp" "$WWW/test.cvd"
+sleep 3
+check "version 2 on the mirror is not fetched before the planned check" all_loaded 1
+expect_exit 0 "signatures check" "$CTL" signatures check
+check "it names the node that checks test" grep -q "^test: fetched by $holder\$" "$WORK/out"
+check "every node's milter loads version 2 at once" wait_for 30 all_loaded 2
+check "test-2.cdiff was fetched once, test.cvd not again" \
+    test "$(downloads test-2.cdiff)" -eq 1 -a "$(downloads test.cvd)" -eq 1
+expect_exit 0 "back to a mirror check every 5 s" \
+    "$CTL" policy set antivirus.update_frequency=5s --wait=20
+
+# ---- controller down, a node down, mirror at version 6 (five CDIFFs) --------------------
+# the node holding the fetch duty stays up: it keeps it while the controller
+# is away (the last MEMBERS it got), the node that is not needed goes down
 holder=$(duty_holder)
 check "one node holds the fetch duty ($holder)" test -n "$holder" -a "$holder" != null
 for n in "${NODES[@]}"; do [ "$n" != "$holder" ] && down=$n; done
@@ -166,14 +194,14 @@ kill "${APID[$down]}" && wait "${APID[$down]}"
 kill "$CONTROLLER_PID" && wait "$CONTROLLER_PID"
 up=()
 for n in "${NODES[@]}"; do [ "$n" != "$down" ] && up+=("$n"); done
-for v in 2 3 4 5 6; do cp "$DB/test-$v.cdiff" "$WWW/"; done
+for v in 3 4 5 6; do cp "$DB/test-$v.cdiff" "$WWW/"; done
 cp "$DB/test-6.cvd" "$WWW/test.cvd.tmp" && mv "$WWW/test.cvd.tmp" "$WWW/test.cvd"
 check "with the controller down, ${up[*]} load version 6" wait_for 40 all_loaded 6 "${up[@]}"
 for v in 2 3 4 5 6; do
     check "test-$v.cdiff was fetched once" test "$(downloads "test-$v.cdiff")" -eq 1
 done
 check "test.cvd was still fetched only once" test "$(downloads test.cvd)" -eq 1
-check "$down's milter still has version 1 meanwhile" loaded_is "$down" 1
+check "$down's milter still has version 2 meanwhile" loaded_is "$down" 2
 agent_up "$down"
 check "$down, back, catches up to version 6 from its peers" wait_for 30 all_loaded 6 "$down"
 check "no file was fetched from the mirror again for it" \
@@ -203,6 +231,8 @@ check "every node learns the cool-down" wait_for 20 bash -c \
 # (Until every node knew, a duty moving under load could meet the 429 once
 # more: that node had not heard of it yet.)
 asked=$(wc -l <"$WORK/access.log")
+expect_exit 1 "signatures check while every mirror is cooling down" "$CTL" signatures check
+check "says so" grep -q "every mirror of the policy is cooling down" "$WORK/err"
 # stop whichever node holds the duty: the next holder must not ask either
 holder=$(duty_holder)
 check "one node holds the fetch duty ($holder)" test -n "$holder" -a "$holder" != null
