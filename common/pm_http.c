@@ -4,11 +4,69 @@
 #include "pm_mem.h"
 
 #include <assert.h>
+#include <dlfcn.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+/* libmicrohttpd is opened when the first server starts, not linked: every
+ * daemon links pm_http for its metrics, which are off by default, and
+ * Debian's libmicrohttpd brings GnuTLS with p11-kit, nettle, gmp and
+ * libidn2 and their start-up work into the process: 2.3 MiB of an idle
+ * agent's 14.4 MiB RSS, measured here, for a server most nodes never start
+ * (systemd opens its optional libraries the same way). Only the functions
+ * privmta's servers call through pm_http are looked up; the web console
+ * and the CDIFF mirror, which always serve, link the library and build
+ * their answers with it directly. */
+#define S_MHD_SONAME "libmicrohttpd.so.12"
+
+static struct {
+    char *error; /* why the library could not be opened, or NULL */
+    __typeof__(MHD_start_daemon) *start_daemon;
+    __typeof__(MHD_stop_daemon) *stop_daemon;
+    __typeof__(MHD_get_daemon_info) *get_daemon_info;
+    __typeof__(MHD_queue_response) *queue_response;
+    __typeof__(MHD_destroy_response) *destroy_response;
+    __typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+    __typeof__(MHD_add_response_header) *add_response_header;
+} s_mhd;
+static pthread_once_t s_mhd_once = PTHREAD_ONCE_INIT;
+
+static void
+s_mhd_open(void)
+{
+    void *lib = dlopen(S_MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        s_mhd.error = pm_strdup(dlerror());
+        return;
+    }
+    /* kept open for the life of the process */
+    void **fns[] = {
+        (void **)&s_mhd.start_daemon,
+        (void **)&s_mhd.stop_daemon,
+        (void **)&s_mhd.get_daemon_info,
+        (void **)&s_mhd.queue_response,
+        (void **)&s_mhd.destroy_response,
+        (void **)&s_mhd.create_response_from_buffer,
+        (void **)&s_mhd.add_response_header,
+    };
+    static const char *const names[] = {
+        "MHD_start_daemon",        "MHD_stop_daemon",
+        "MHD_get_daemon_info",     "MHD_queue_response",
+        "MHD_destroy_response",    "MHD_create_response_from_buffer",
+        "MHD_add_response_header",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        *fns[i] = dlsym(lib, names[i]);
+        if (!*fns[i]) {
+            s_mhd.error = pm_asprintf("%s: no %s", S_MHD_SONAME, names[i]);
+            return;
+        }
+    }
+}
 
 /* LISTEN into *AI (free with freeaddrinfo), for MHD_OPTION_SOCK_ADDR:
  * numeric only, so that starting a server never waits on a resolver. */
@@ -80,7 +138,7 @@ s_start(pm_http_t *self, const pm_http_conf_t *conf, const struct addrinfo *ai)
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | conf->flags;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    self->daemon = MHD_start_daemon(
+    self->daemon = s_mhd.start_daemon(
         flags, 0, NULL, NULL, conf->answer ? s_bodyless : conf->handler,
         conf->answer ? (void *)self : conf->cls, MHD_OPTION_SOCK_ADDR,
         ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, conf->conns,
@@ -91,7 +149,7 @@ s_start(pm_http_t *self, const pm_http_conf_t *conf, const struct addrinfo *ai)
      * cannot tell it has no socket to serve on */
     const union MHD_DaemonInfo *info =
         self->daemon
-            ? MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT)
+            ? s_mhd.get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT)
             : NULL;
     if (!info || !info->port)
         return false;
@@ -107,6 +165,13 @@ pm_http_new(const pm_http_conf_t *conf, pm_http_t **self_p, char **why)
     int rc = s_listen_addr(conf->listen, &ai, why);
     if (rc != PM_OK)
         return rc;
+    pthread_once(&s_mhd_once, s_mhd_open);
+    if (s_mhd.error) {
+        freeaddrinfo(ai);
+        pm_why(why, conf->name,
+               "cannot serve HTTP: %s (package libmicrohttpd12)", s_mhd.error);
+        return PM_EIO;
+    }
     pm_http_t *self = pm_calloc(1, sizeof *self);
     self->answer = conf->answer;
     self->cls = conf->cls;
@@ -137,7 +202,7 @@ pm_http_destroy(pm_http_t **self_p)
     if (!self)
         return;
     if (self->daemon)
-        MHD_stop_daemon(self->daemon);
+        s_mhd.stop_daemon(self->daemon);
     free(self);
     *self_p = NULL;
 }
@@ -147,7 +212,22 @@ pm_http_send(struct MHD_Connection *c, unsigned status, struct MHD_Response *r)
 {
     if (!r)
         return MHD_NO;
-    enum MHD_Result rc = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r); /* libmicrohttpd holds its own reference */
+    enum MHD_Result rc = s_mhd.queue_response(c, status, r);
+    s_mhd.destroy_response(r); /* libmicrohttpd holds its own reference */
     return rc;
+}
+
+enum MHD_Result
+pm_http_reply(struct MHD_Connection *c, unsigned status, const void *body,
+              size_t len, const char *const *headers)
+{
+    struct MHD_Response *r = s_mhd.create_response_from_buffer(
+        len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    for (size_t i = 0; r && headers && headers[i]; i += 2)
+        if (s_mhd.add_response_header(r, headers[i], headers[i + 1]) !=
+            MHD_YES) {
+            s_mhd.destroy_response(r);
+            r = NULL;
+        }
+    return pm_http_send(c, status, r);
 }

@@ -7,6 +7,11 @@
  * listening address, the thread model, the start-up check and the reading
  * of body-less requests, so that the servers cannot drift apart on them.
  *
+ * libmicrohttpd itself is opened (dlopen) when the first server starts,
+ * so that a process that serves nothing does not load it and GnuTLS; a
+ * caller may call libmicrohttpd's functions once its server runs (pm_http
+ * links nothing), or link it (the web console, the CDIFF mirror).
+ *
  * Thread model: one libmicrohttpd thread per server waits in poll() (no
  * FD_SETSIZE limit on descriptors) and runs every handler, one request at
  * a time: a server's state needs no lock against itself, only against the
@@ -66,5 +71,12 @@ void pm_http_destroy(pm_http_t **self_p);
  * MHD_NO, which closes the connection. */
 enum MHD_Result pm_http_send(struct MHD_Connection *c, unsigned status,
                              struct MHD_Response *r);
+
+/* Answers C with STATUS, a copy of BODY (LEN bytes) and HEADERS (name,
+ * value, name, value..., NULL; or NULL), as pm_http_send: for a server
+ * that builds no response of its own (pm_metrics). */
+enum MHD_Result pm_http_reply(struct MHD_Connection *c, unsigned status,
+                              const void *body, size_t len,
+                              const char *const *headers);
 
 #endif

@@ -98,16 +98,15 @@ struct pm_metrics_server {
 static enum MHD_Result
 s_reply(struct MHD_Connection *c, unsigned status, const char *body, size_t len)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    if (status == MHD_HTTP_OK)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                "text/plain; version=0.0.4; charset=utf-8");
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    return pm_http_send(c, status, r);
+    static const char *const ok[] = {MHD_HTTP_HEADER_CONTENT_TYPE,
+                                     "text/plain; version=0.0.4; charset=utf-8",
+                                     NULL};
+    static const char *const get_only[] = {MHD_HTTP_HEADER_ALLOW, "GET, HEAD",
+                                           NULL};
+    return pm_http_reply(c, status, body, len,
+                         status == MHD_HTTP_OK                   ? ok
+                         : status == MHD_HTTP_METHOD_NOT_ALLOWED ? get_only
+                                                                 : NULL);
 }
 
 static enum MHD_Result

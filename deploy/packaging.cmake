@@ -100,9 +100,11 @@ set(CPACK_COMPONENT_CTL_DESCRIPTION
     "privmta-ctl: the administrator's command for the privmta controller")
 set(CPACK_COMPONENT_WEB_DESCRIPTION
     "privmta web console: the Privacy MTA policy page over HTTPS, a client of the privmta controller")
-set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "postfix, systemd, swaks")
+set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "postfix, systemd, swaks, libmicrohttpd12")
 set(CPACK_DEBIAN_WEB_PACKAGE_DEPENDS "systemd")
-set(CPACK_DEBIAN_CONTROLLER_PACKAGE_DEPENDS "systemd")
+# libmicrohttpd12: opened by the metrics endpoint when it starts (pm_http),
+# so dpkg-shlibdeps does not see it
+set(CPACK_DEBIAN_CONTROLLER_PACKAGE_DEPENDS "systemd, libmicrohttpd12")
 # conffiles, and the postinst that makes the users
 set(PM_DEB_OUT ${CMAKE_BINARY_DIR}/deb)
 file(MAKE_DIRECTORY ${PM_DEB_OUT}/controller ${PM_DEB_OUT}/agent ${PM_DEB_OUT}/web)
