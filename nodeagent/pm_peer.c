@@ -2,6 +2,7 @@
  * enrolled peers (the client calls are in pm_peer_client.c). */
 #include "pm_peer.h"
 #include "pm_actor.h"
+#include "pm_check.h"
 #include "pm_sigcdiff.h"
 #include "pm_file.h"
 #include "pm_keys.h"
@@ -11,7 +12,6 @@
 #include "pm_text.h"
 #include "pm_wire.h"
 
-#include <clamav.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -21,8 +21,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_HEAD_LEN 512        /* a CVD header, as cl_cvdparse reads it */
 #define S_WARN_EVERY_MS 60000 /* per member, for dropped messages */
+
+/* A database file as pm_peer_hold saw it hold a version: served at that
+ * version only while DBDIR/FILE is still this very file. */
+typedef struct {
+    char file[PM_DATABASE_NAME_MAX + 5]; /* NAME.cvd or NAME.cld */
+    uint32_t version;
+    dev_t dev;
+    ino_t ino;
+} s_held_file_t;
 
 /* The service actor's state; owned by the actor thread once started. */
 typedef struct {
@@ -33,6 +41,8 @@ typedef struct {
     zhashx_t *warned;  /* member name -> int64_t: next warning allowed */
     uint8_t *hold;     /* the packed VERSIONS_REPLY, or NULL before HOLD */
     size_t hold_len;
+    s_held_file_t *files; /* the files that hold those versions (HOLD) */
+    size_t n_files;
     bool stop;
 } s_peer_t;
 
@@ -144,23 +154,21 @@ s_on_versions(s_peer_t *self, zframe_t *id, const char *name, zframe_t *body,
     s_gossip(self, name, body);
 }
 
-/* The version in the CVD header at the start of FD; 0: none. Parsed by
- * libclamav (cl_cvdparse) from what this descriptor reads, so that the
- * header checked is the one of the file served. */
+/* The version the open file ST (DBDIR/FILE) holds, as the owner said in
+ * its last HOLD: 0 when FILE is not the file it saw then (replaced since,
+ * or never held). No header is parsed here: the root agent leaves
+ * libclamav to the helpers, and the owner verified the file before it
+ * said. */
 static unsigned
-s_header_version(int fd)
+s_held_version(const s_peer_t *self, const char *file, const struct stat *st)
 {
-    char head[S_HEAD_LEN + 1];
-    if (pread(fd, head, S_HEAD_LEN, 0) != S_HEAD_LEN)
-        return 0;
-    head[S_HEAD_LEN] = '\0';
-    if (strlen(head) != S_HEAD_LEN)
-        return 0;
-    struct cl_cvd *cvd = cl_cvdparse(head);
-    unsigned version = cvd ? cvd->version : 0;
-    if (cvd)
-        cl_cvdfree(cvd);
-    return version;
+    for (size_t i = 0; i < self->n_files; i++)
+        if (strcmp(self->files[i].file, file) == 0)
+            return self->files[i].dev == st->st_dev &&
+                           self->files[i].ino == st->st_ino
+                       ? self->files[i].version
+                       : 0;
+    return 0;
 }
 
 /* NAME-N.cdiff (pm_wire let through only that and NAME.cvd/.cld). */
@@ -174,8 +182,8 @@ s_is_cdiff(const char *file)
 /* Fills OUT with the chunk REQ asks for from the open file FD; NULL, or
  * the reason it cannot (caller frees). *DATA is OUT's buffer. */
 static char *
-s_read_chunk(int fd, const Pm__PeerMessage *req, Pm__PeerMessage *out,
-             uint8_t **data)
+s_read_chunk(const s_peer_t *self, int fd, const Pm__PeerMessage *req,
+             Pm__PeerMessage *out, uint8_t **data)
 {
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
@@ -184,7 +192,7 @@ s_read_chunk(int fd, const Pm__PeerMessage *req, Pm__PeerMessage *out,
     bool cdiff = s_is_cdiff(req->file);
     if (size > (cdiff ? PM_WIRE_CDIFF_MAX : PM_WIRE_DATABASE_MAX))
         return pm_asprintf("%s: too large to share", req->file);
-    unsigned held = cdiff ? req->version : s_header_version(fd);
+    unsigned held = cdiff ? req->version : s_held_version(self, req->file, &st);
     if (held != req->version)
         return pm_asprintf("%s: version %u is held, not %" PRIu32, req->file,
                            held, req->version);
@@ -219,7 +227,7 @@ s_on_get(s_peer_t *self, zframe_t *id, const Pm__PeerMessage *req)
     Pm__PeerMessage out = PM__PEER_MESSAGE__INIT;
     uint8_t *data = NULL;
     char *err = fd < 0 ? pm_asprintf("%s: not held", req->file)
-                       : s_read_chunk(fd, req, &out, &data);
+                       : s_read_chunk(self, fd, req, &out, &data);
     if (fd >= 0)
         close(fd);
     if (err) {
@@ -342,6 +350,14 @@ s_cmd_hold(s_peer_t *self, zmsg_t *msg)
     free(self->hold);
     self->hold = pm_wire_pack(&hold->base, &self->hold_len);
     pm__peer_message__free_unpacked(hold, NULL);
+    /* from pm_peer_hold in this process: an array of s_held_file_t */
+    zframe_t *files = zmsg_next(msg);
+    size_t size = files ? zframe_size(files) : 0;
+    free(self->files);
+    self->n_files = size % sizeof *self->files ? 0 : size / sizeof *self->files;
+    self->files = pm_calloc(self->n_files + 1, sizeof *self->files);
+    if (self->n_files)
+        memcpy(self->files, zframe_data(files), size);
 }
 
 static void
@@ -381,6 +397,36 @@ s_on_pipe(s_peer_t *self)
     zmsg_destroy(&msg);
 }
 
+void
+pm_peer_hold(zactor_t *self, const char *dbdir, const Pm__PeerMessage *versions,
+             char *const *files)
+{
+    s_held_file_t *held = pm_calloc(versions->n_databases + 1, sizeof *held);
+    size_t n = 0;
+    for (size_t i = 0; i < versions->n_databases; i++) {
+        struct stat st;
+        char *path = files[i] ? pm_asprintf("%s/%s", dbdir, files[i]) : NULL;
+        if (path && strlen(files[i]) < sizeof held[n].file &&
+            lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            strcpy(held[n].file, files[i]);
+            held[n].version = versions->databases[i]->version;
+            held[n].dev = st.st_dev;
+            held[n].ino = st.st_ino;
+            n++;
+        }
+        free(path);
+    }
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&versions->base, &len);
+    zmsg_t *msg = zmsg_new();
+    zmsg_addstr(msg, "HOLD");
+    zmsg_addmem(msg, buf, len);
+    zmsg_addmem(msg, held, n * sizeof *held);
+    zmsg_send(&msg, self);
+    free(buf);
+    free(held);
+}
+
 /* ---- Service: life cycle ------------------------------------------------ */
 
 static void
@@ -394,6 +440,7 @@ s_destroy(s_peer_t **self_p)
     zhashx_destroy(&self->members);
     zhashx_destroy(&self->warned);
     free(self->hold);
+    free(self->files);
     free(self->name);
     free(self->dbdir);
     free(self->endpoint);

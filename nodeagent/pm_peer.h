@@ -15,7 +15,7 @@
  *                LENGTH when not 0, TOTAL - OFFSET) bytes of the file and
  *                TOTAL its size; or ERROR (the server does not hold FILE
  *                at VERSION, or OFFSET is past its end). FILE is NAME.cvd
- *                or NAME.cld in DBDIR (VERSION: its header's), or
+ *                or NAME.cld in DBDIR (VERSION: as pm_peer_hold said), or
  *                NAME-VERSION.cdiff in DBDIR/PM_SIGCDIFF_KEPT
  *                (pm_sigcdiff.h).
  * Every message in either direction passes pm_wire_unpack_peer_message
@@ -89,11 +89,9 @@ typedef struct {
  *                          connect (ZAP; User-Id = member name); replies
  *                          nothing. A frame that fails pm_wire or is of
  *                          another kind is logged and changes nothing.
- *   "HOLD" + frame      -> frame = packed Pm__PeerMessage (kind VERSIONS)
- *                          describing what this node holds and the
- *                          cool-downs it knows; used as the answer to every
- *                          VERSIONS a peer sends (kind VERSIONS_REPLY);
- *                          replies nothing. Refused like MEMBERS.
+ *   "HOLD" + frames     -> sent by pm_peer_hold (below), never by hand;
+ *                          replies nothing. A versions frame that fails
+ *                          pm_wire is refused like MEMBERS.
  *   "$TERM"             -> stops
  * Events the actor sends on the pipe to its owner (the owner polls it):
  *   "GOSSIP" + name + frame -> member NAME pushed VERSIONS (frame = the
@@ -102,6 +100,19 @@ typedef struct {
  *                          message. Dropped (logged) when the owner lets
  *                          the pipe fill up: the actor never waits on it. */
 zactor_t *pm_peer_new(const pm_peer_config_t *cfg);
+
+/* Tells the service SELF what this node holds: VERSIONS (kind VERSIONS:
+ * the databases and the cool-downs it knows), from now on the answer to
+ * every VERSIONS a peer sends, and for each of its databases, in order,
+ * FILES[i], the file in DBDIR that holds that version ("test.cld"; NULL:
+ * none). The files' identities (device and inode) are taken here, in the
+ * caller's thread, while the caller knows them to hold those versions
+ * (it verified and installed them): the service serves NAME.cvd or
+ * NAME.cld at a version only from that very file, so one replaced since
+ * (a newer version installed by rename) is refused under the old number
+ * until the next hold, never served as it. */
+void pm_peer_hold(zactor_t *self, const char *dbdir,
+                  const Pm__PeerMessage *versions, char *const *files);
 
 /* Push-pull with one peer: sends MINE (as kind VERSIONS, whatever its kind
  * says), waits at most TIMEOUT_MS for the answer and sets *THEIRS to it:

@@ -793,6 +793,13 @@ pm_sigfetch_verify(const char *path, unsigned *version, unsigned *sigs,
                cl_strerror(rc));
         return PM_EPROTO;
     }
+    return pm_sigfetch_head(path, version, sigs, built, why);
+}
+
+int
+pm_sigfetch_head(const char *path, unsigned *version, unsigned *sigs,
+                 time_t *built, char **why)
+{
     struct cl_cvd *cvd = cl_cvdhead(path);
     if (!cvd) {
         pm_why(why, "sigfetch", "%s: no CVD header", path);

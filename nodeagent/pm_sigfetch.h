@@ -220,6 +220,12 @@ pm_err_t pm_sigfetch_report_unpack(const uint8_t *buf, size_t len,
 int pm_sigfetch_verify(const char *path, unsigned *version, unsigned *sigs,
                        time_t *built, char **why);
 
+/* What the CVD header of PATH says (libclamav's cl_cvdhead), as
+ * pm_sigfetch_verify sets it, without checking the file: for one this node
+ * verified before it installed it. PM_EPROTO when there is no header. */
+int pm_sigfetch_head(const char *path, unsigned *version, unsigned *sigs,
+                     time_t *built, char **why);
+
 /* Frees a report and nulls *SELF_P. Accepts NULL and *SELF_P == NULL. */
 void pm_sigfetch_report_destroy(pm_sigfetch_report_t **self_p);
 

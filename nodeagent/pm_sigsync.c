@@ -13,7 +13,6 @@
 #include "pm_sigsync_private.h"
 #include "pm_wire.h"
 
-#include <clamav.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +77,7 @@ s_db_free(pm_sigsync_db_t **db_p)
     if (!db)
         return;
     free(db->name);
+    free(db->file);
     free(db->source);
     free(db->error);
     zhashx_destroy(&db->holders);
@@ -96,28 +96,61 @@ pm_sigsync_db_find(pm_sigsync_state_t *self, const char *name)
 
 /* ---- what this node holds ------------------------------------------------ */
 
-/* The header of DBDIR/NAME.cld or NAME.cvd, whichever is newer. Files in
- * DBDIR were verified before they got there (pm_sigfetch, pm_peer). */
+/* The header of DBDIR/NAME.cld or NAME.cvd, whichever is newer, read by
+ * pm_sigverify's helper (libclamav runs there, never in the root agent).
+ * Files got into DBDIR verified (pm_sigfetch, pm_peer). */
 static void
 s_local(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
 {
     static const char *const exts[] = {"cld", "cvd"};
     db->version = db->sigs = 0;
     db->built = 0;
+    free(db->file);
+    db->file = NULL;
     for (size_t i = 0; i < 2; i++) {
-        char *path =
-            pm_asprintf("%s/%s.%s", self->cfg.dbdir, db->name, exts[i]);
-        struct cl_cvd *cvd = access(path, R_OK) ? NULL : cl_cvdhead(path);
-        if (cvd && cvd->version > db->version) {
-            db->version = cvd->version;
-            db->sigs = cvd->sigs;
-            db->built = (time_t)cvd->stime;
+        char *file = pm_asprintf("%s.%s", db->name, exts[i]);
+        char *path = pm_asprintf("%s/%s", self->cfg.dbdir, file);
+        pm_sigfile_t got = {0};
+        char *why = NULL;
+        if (access(path, R_OK) == 0 &&
+            pm_sigverify_head(self->verifier, path, db->name,
+                              PM_SIGSTORE_VERIFY_MS, &got.version, &got.sigs,
+                              &got.built, &why) != PM_OK)
+            pm_warn("node %s: %s is not used: %s", self->node, path, why);
+        if (got.version > db->version) {
+            db->version = got.version;
+            db->sigs = got.sigs;
+            db->built = got.built;
+            free(db->file);
+            db->file = file;
+            file = NULL;
         }
-        if (cvd)
-            cl_cvdfree(cvd);
+        free(why);
+        free(file);
         free(path);
     }
     db->cdiff_from = pm_sigcdiff_from(self->cfg.dbdir, db->name, db->version);
+    self->hold_files = true;
+}
+
+/* The file pm_sigstore_install just put in place for DB: NAME.cld or
+ * NAME.cvd, the other one removed. */
+static void
+s_installed(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
+{
+    static const char *const exts[] = {"cld", "cvd"};
+    free(db->file);
+    db->file = NULL;
+    for (size_t i = 0; i < 2 && !db->file; i++) {
+        char *file = pm_asprintf("%s.%s", db->name, exts[i]);
+        char *path = pm_asprintf("%s/%s", self->cfg.dbdir, file);
+        if (access(path, F_OK) == 0)
+            db->file = file;
+        else
+            free(file);
+        free(path);
+    }
+    self->hold_files = true;
 }
 
 /* DB is now at GOT (installed here), brought by SOURCE (taken). The
@@ -132,6 +165,7 @@ pm_sigsync_got(pm_sigsync_state_t *self, pm_sigsync_db_t *db,
     db->version = got->version;
     db->sigs = got->sigs;
     db->built = got->built;
+    s_installed(self, db);
     free(db->source);
     db->source = source;
     db->cdiff_from = pm_sigcdiff_from(self->cfg.dbdir, db->name, db->version);
@@ -189,20 +223,28 @@ pm_sigsync_versions(pm_sigsync_state_t *self)
     return m;
 }
 
-/* Sends MSG packed after CMD to TO when it differs from *LAST (then kept
- * there): every round asks, only a change costs a message. */
+/* Whether BUF (LEN bytes) differs from *LAST, then kept there: every
+ * round asks, only a change costs a message. */
+static bool
+s_changed(zchunk_t **last, const uint8_t *buf, size_t len)
+{
+    if (*last && zchunk_size(*last) == len &&
+        memcmp(zchunk_data(*last), buf, len) == 0)
+        return false;
+    zchunk_destroy(last);
+    *last = zchunk_new(buf, len);
+    return true;
+}
+
+/* Sends MSG packed after CMD to TO when it differs from *LAST. */
 static void
 s_send_changed(zsock_t *to, const char *cmd, const ProtobufCMessage *msg,
                zchunk_t **last)
 {
     size_t len = 0;
     uint8_t *buf = pm_wire_pack(msg, &len);
-    if (!*last || zchunk_size(*last) != len ||
-        memcmp(zchunk_data(*last), buf, len) != 0) {
-        zchunk_destroy(last);
-        *last = zchunk_new(buf, len);
+    if (s_changed(last, buf, len))
         zsock_send(to, "sb", cmd, buf, len);
-    }
     free(buf);
 }
 
@@ -213,7 +255,19 @@ pm_sigsync_hold(pm_sigsync_state_t *self)
     if (!self->peer)
         return;
     Pm__PeerMessage *m = pm_sigsync_versions(self);
-    s_send_changed(zactor_sock(self->peer), "HOLD", &m->base, &self->last_hold);
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&m->base, &len);
+    if (s_changed(&self->last_hold, buf, len) || self->hold_files) {
+        /* the file of each database in the message, in its order */
+        char **files = pm_calloc(m->n_databases + 1, sizeof *files);
+        for (size_t i = 0, k = 0; i < self->n_dbs; i++)
+            if (self->dbs[i]->version)
+                files[k++] = self->dbs[i]->file;
+        pm_peer_hold(self->peer, self->cfg.dbdir, m, files);
+        free(files);
+        self->hold_files = false;
+    }
+    free(buf);
     pm__peer_message__free_unpacked(m, NULL);
 }
 

@@ -27,6 +27,8 @@ typedef struct {
     char *name;
     unsigned version, sigs;
     time_t built;
+    char *file;          /* NAME.cld or NAME.cvd in DBDIR holding VERSION;
+                            NULL: none */
     unsigned cdiff_from; /* CDIFFs kept from this version on (0: none) */
     char *source;        /* "mirror URL" / "peer NAME", NULL: was there */
     time_t last_check;   /* duty: last mirror check */
@@ -70,6 +72,8 @@ typedef struct {
     uid_t fetch_uid;          /* who fetches (cfg.fetch_user), as root */
     gid_t fetch_gid;
     zchunk_t *last_status, *last_hold; /* as last sent */
+    bool hold_files; /* a file was read or installed since the last HOLD:
+                        the peer service must learn its identity */
     uint64_t rnd;
     int64_t next_round; /* zclock_mono */
     bool stopping;      /* $TERM or SIGINT/SIGTERM seen (below) */

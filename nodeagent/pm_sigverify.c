@@ -125,14 +125,12 @@ pm_sigverify_recv(int fd, size_t max, int timeout_ms, uint8_t **buf,
 /* One request and its answer over the running helper; PM_EINTERNAL (with
  * *WHY) for anything that is the helper's fault. */
 static pm_err_t
-s_ask(pm_sigverify_t *self, const char *path, const char *name, int timeout_ms,
+s_ask(pm_sigverify_t *self, const Pm__VerifyRequest *req, int timeout_ms,
       pm_sigfetch_report_t **r, char **why)
 {
-    Pm__VerifyRequest req = PM__VERIFY_REQUEST__INIT;
-    req.path = (char *)path;
-    req.name = (char *)name;
+    const char *name = req->name;
     size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&req.base, &len);
+    uint8_t *buf = pm_wire_pack(&req->base, &len);
     pm_err_t err = pm_sigverify_send(self->child.fd, buf, len, why);
     free(buf);
     buf = NULL;
@@ -147,17 +145,17 @@ s_ask(pm_sigverify_t *self, const char *path, const char *name, int timeout_ms,
     return err == PM_OK ? PM_OK : PM_EINTERNAL;
 }
 
-pm_err_t
-pm_sigverify_file(pm_sigverify_t *self, const char *path, const char *name,
-                  int timeout_ms, unsigned *version, unsigned *sigs,
-                  time_t *built, char **why)
+/* REQ answered by the helper (started when it is not running). */
+static pm_err_t
+s_request(pm_sigverify_t *self, const Pm__VerifyRequest *req, int timeout_ms,
+          unsigned *version, unsigned *sigs, time_t *built, char **why)
 {
     char *argv[] = {self->helper, "--verify-server",
                     self->user ? "--user" : NULL, self->user, NULL};
     if (self->child.pid <= 0 && pm_cmd_start(argv, &self->child, why) != 0)
         return PM_EINTERNAL;
     pm_sigfetch_report_t *r = NULL;
-    if (s_ask(self, path, name, timeout_ms, &r, why) != PM_OK) {
+    if (s_ask(self, req, timeout_ms, &r, why) != PM_OK) {
         pm_cmd_stop(&self->child); /* the next call starts afresh */
         return PM_EINTERNAL;
     }
@@ -174,4 +172,27 @@ pm_sigverify_file(pm_sigverify_t *self, const char *path, const char *name,
     }
     pm_sigfetch_report_destroy(&r);
     return err;
+}
+
+pm_err_t
+pm_sigverify_file(pm_sigverify_t *self, const char *path, const char *name,
+                  int timeout_ms, unsigned *version, unsigned *sigs,
+                  time_t *built, char **why)
+{
+    Pm__VerifyRequest req = PM__VERIFY_REQUEST__INIT;
+    req.path = (char *)path;
+    req.name = (char *)name;
+    return s_request(self, &req, timeout_ms, version, sigs, built, why);
+}
+
+pm_err_t
+pm_sigverify_head(pm_sigverify_t *self, const char *path, const char *name,
+                  int timeout_ms, unsigned *version, unsigned *sigs,
+                  time_t *built, char **why)
+{
+    Pm__VerifyRequest req = PM__VERIFY_REQUEST__INIT;
+    req.path = (char *)path;
+    req.name = (char *)name;
+    req.header_only = true;
+    return s_request(self, &req, timeout_ms, version, sigs, built, why);
 }

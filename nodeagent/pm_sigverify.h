@@ -2,10 +2,12 @@
  * process that lives as long as the agent wants it.
  *
  * Every file a peer sends is checked (cl_cvdverify) before it is used or
- * served. libclamav unpacking what a possibly hostile peer sent must not
- * run in the root agent, and a process per file costs too much when a new
- * version spreads (loading libclamav and its libraries is ~15-30 ms of
- * CPU, paid by every node at once: 60 nodes on 2 cores lost 2.5 s). So
+ * served, and the agent reads the headers of the files it holds through
+ * it too (the root agent does not load libclamav). libclamav unpacking
+ * what a possibly hostile peer sent must not run in the root agent, and a
+ * process per file costs too much when a new version spreads (loading
+ * libclamav and its libraries is ~15-30 ms of CPU, paid by every node at
+ * once: 60 nodes on 2 cores lost 2.5 s). So
  * one privmta-sigfetch --verify-server per agent answers every request,
  * started at the first and started again after it fails.
  *
@@ -47,6 +49,14 @@ void pm_sigverify_destroy(pm_sigverify_t **self_p);
  * answers something that is not a report: the file's fault it is not, and
  * the next call starts a new helper. */
 pm_err_t pm_sigverify_file(pm_sigverify_t *self, const char *path,
+                           const char *name, int timeout_ms, unsigned *version,
+                           unsigned *sigs, time_t *built, char **why);
+
+/* As pm_sigverify_file, but only what PATH's header says (libclamav's
+ * cl_cvdhead in the helper), unchecked: for a file this node verified
+ * before it installed it, read again at start-up. PM_EPROTO when PATH has
+ * no CVD header. */
+pm_err_t pm_sigverify_head(pm_sigverify_t *self, const char *path,
                            const char *name, int timeout_ms, unsigned *version,
                            unsigned *sigs, time_t *built, char **why);
 

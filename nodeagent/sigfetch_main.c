@@ -75,14 +75,14 @@ s_write_all(const uint8_t *buf, size_t len)
     return true;
 }
 
-/* The verdict on PATH (database NAME) as a packed one-database report
- * (caller frees). */
+/* The verdict on REQ's PATH (database NAME), or only what its header says,
+ * as a packed one-database report (caller frees). */
 static uint8_t *
-s_verdict(const char *path, const char *name, size_t *len)
+s_verdict(const Pm__VerifyRequest *req, size_t *len)
 {
-    pm_sigfetch_db_t db = {.name = (char *)name};
-    db.err =
-        pm_sigfetch_verify(path, &db.version, &db.sigs, &db.built, &db.why);
+    pm_sigfetch_db_t db = {.name = req->name};
+    db.err = (req->header_only ? pm_sigfetch_head : pm_sigfetch_verify)(
+        req->path, &db.version, &db.sigs, &db.built, &db.why);
     pm_sigfetch_report_t r = {.dbs = &db, .n_dbs = 1};
     uint8_t *buf = pm_sigfetch_report_pack(&r, len);
     free(db.why);
@@ -104,7 +104,7 @@ s_serve(void)
             err = pm_wire_unpack_verify_request(req_buf, len, &req, &why);
         free(req_buf);
         if (err == PM_OK) {
-            uint8_t *out = s_verdict(req->path, req->name, &len);
+            uint8_t *out = s_verdict(req, &len);
             err = pm_sigverify_send(STDOUT_FILENO, out, len, &why);
             free(out);
             pm__verify_request__free_unpacked(req, NULL);

@@ -146,12 +146,21 @@ s_versions(uint32_t version, Pm__SignatureDb **db)
     return msg;
 }
 
+/* The owner's HOLD: "test" at VERSION, in whichever of test.cld and
+ * test.cvd s_srv has now (as pm_sigsync, which installs one and removes
+ * the other), then a command answered: in once this returns. */
 static void
 s_hold(zactor_t *a, uint32_t version)
 {
     Pm__SignatureDb *db;
     Pm__PeerMessage msg = s_versions(version, &db);
-    s_send_packed(a, "HOLD", &msg.base);
+    char *files[] = {s_exists(s_srv, "test.cld")   ? "test.cld"
+                     : s_exists(s_srv, "test.cvd") ? "test.cvd"
+                                                   : NULL};
+    pm_peer_hold(a, s_srv, &msg, files);
+    zstr_send(a, "ENDPOINT");
+    char *at = zstr_recv(a);
+    zstr_free(&at);
     free(db);
 }
 
@@ -745,6 +754,7 @@ Test(peer, pull_into_empty_dir)
 {
     testmirror_copy("test-6.cvd", s_srv, "test.cvd", false);
     s_start(s_client);
+    s_hold(s_peer, 6);
     pm_sigfile_t info = {0};
     char *why = NULL;
     cr_assert_eq(s_pull("test.cvd", 6, &info, &why), PM_OK, "%s", why);
@@ -811,6 +821,7 @@ Test(peer, pull_cdiffs_and_the_header)
         free(name);
     }
     s_start(s_client);
+    s_hold(s_peer, 6);
     const char *key = zcert_public_txt(s_server);
     char *why = NULL;
     cr_assert_eq(pm_peer_pull_cdiffs(s_client, s_endpoint, key, "test", 2, 6,
@@ -860,6 +871,7 @@ Test(peer, pull_replaces_the_other_form)
     testmirror_copy("test-6.cvd", s_srv, "test.cvd", false);
     testmirror_copy("test-1.cvd", s_cli, "test.cld", false);
     s_start(s_client);
+    s_hold(s_peer, 6);
     char *why = NULL;
     cr_assert_eq(s_pull("test.cvd", 6, NULL, &why), PM_OK, "%s", why);
     cr_expect(s_exists(s_cli, "test.cvd"));
@@ -871,6 +883,7 @@ Test(peer, pull_replaces_the_other_form)
     cr_assert_eq(pm_sigfetch_verify(cld, NULL, NULL, NULL, &why), PM_OK,
                  "fixture: %s", why);
     free(cld);
+    s_hold(s_peer, 6); /* now in test.cld */
     pm_sigfile_t info = {0};
     cr_assert_eq(s_pull("test.cld", 6, &info, &why), PM_OK, "%s", why);
     cr_expect_eq(info.version, 6);
@@ -883,6 +896,7 @@ Test(peer, version_not_held_is_not_found)
 {
     testmirror_copy("test-6.cvd", s_srv, "test.cvd", false);
     s_start(s_client);
+    s_hold(s_peer, 6);
     char *why = NULL;
     cr_expect_eq(s_pull("test.cvd", 5, NULL, &why), PM_ENOTFOUND);
     cr_expect_not_null(strstr(why, "version 6 is held"), "%s", why);
@@ -903,10 +917,36 @@ Test(peer, version_not_held_is_not_found)
     free(why);
 }
 
+/* A file replaced by rename (a new version installed) since the owner's
+ * last hold is not served under the version held, even with the same
+ * bytes: until the owner says what it holds now. No header is read. */
+Test(peer, replaced_file_not_served_until_held_again)
+{
+    testmirror_copy("test-6.cvd", s_srv, "test.cvd", false);
+    s_start(s_client);
+    s_hold(s_peer, 6);
+    testmirror_copy("test-6.cvd", s_srv, "test.new", false);
+    char *from = pm_asprintf("%s/test.new", s_srv),
+         *to = pm_asprintf("%s/test.cvd", s_srv);
+    cr_assert_eq(rename(from, to), 0);
+    char *why = NULL;
+    cr_expect_eq(s_pull("test.cvd", 6, NULL, &why), PM_ENOTFOUND);
+    cr_log_info("%s", why);
+    PM_FREE(&why);
+    s_expect_entries(s_cli, 0);
+    s_hold(s_peer, 6);
+    cr_expect_eq(s_pull("test.cvd", 6, NULL, &why), PM_OK, "%s",
+                 why ? why : "");
+    free(why);
+    free(from);
+    free(to);
+}
+
 Test(peer, tampered_file_refused)
 {
     testmirror_copy("test-6.cvd", s_srv, "test.cvd", true);
     s_start(s_client);
+    s_hold(s_peer, 6);
     char *why = NULL;
     cr_expect_eq(s_pull("test.cvd", 6, NULL, &why), PM_EPROTO);
     cr_expect_not_null(strstr(why, "signature"), "%s", why);
