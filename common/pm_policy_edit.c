@@ -1,6 +1,7 @@
-/* pm_policy_edit.c - building policies from documents and edits, and the
- * per-node view. Everything goes through pm_policy_apply, then
- * pm_policy_validate: one path for files, `policy set` and overrides.
+/* pm_policy_edit.c - building policies from documents and edits.
+ * Everything goes through pm_policy_apply, then pm_policy_validate: one
+ * path for files, `policy set` and overrides. The per-node view is in
+ * pm_policy_node.c.
  */
 #include "pm_mem.h"
 #include "pm_policy_private.h"
@@ -419,32 +420,4 @@ pm_policy_edit(Pm__Policy **policy_p, const char *node, Pm__Edit *const *edits,
     pm_policy_free(policy_p);
     *policy_p = p;
     return 0;
-}
-
-Pm__Policy *
-pm_policy_for_node(const Pm__Policy *policy, const char *node)
-{
-    Pm__Policy *p = pm_policy_dup(policy);
-    pm_diag_t *ignored = pm_diag_new("override");
-    for (size_t i = 0; i < p->n_overrides; i++) {
-        const Pm__NodeOverride *ov = p->overrides[i];
-        const pm_key_t *key = pm_policy_key(ov->key);
-        if (!key || strcmp(ov->node, node) != 0)
-            continue;
-        /* Overrides were validated when stored; a bad one keeps the
-         * cluster value rather than half-applying. */
-        pm_value_t *v =
-            pm_value_parse(ov->value, strlen(ov->value), 0, ignored);
-        if (v)
-            pm_policy_apply(p, key, PM__EDIT__OP__ASSIGN, v, NULL, NULL, NULL,
-                            ignored);
-        pm_value_destroy(&v);
-    }
-    for (size_t i = 0; i < p->n_overrides; i++)
-        pm__node_override__free_unpacked(p->overrides[i], NULL);
-    free(p->overrides);
-    p->overrides = NULL;
-    p->n_overrides = 0;
-    pm_diag_destroy(&ignored);
-    return p;
 }
