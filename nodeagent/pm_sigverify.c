@@ -8,6 +8,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -145,17 +146,23 @@ s_ask(pm_sigverify_t *self, const Pm__VerifyRequest *req, int timeout_ms,
     return err == PM_OK ? PM_OK : PM_EINTERNAL;
 }
 
-/* REQ answered by the helper (started when it is not running). */
+/* PATH (database NAME) checked, or only its header read, by the helper
+ * (started when it is not running). */
 static pm_err_t
-s_request(pm_sigverify_t *self, const Pm__VerifyRequest *req, int timeout_ms,
-          unsigned *version, unsigned *sigs, time_t *built, char **why)
+s_request(pm_sigverify_t *self, const char *path, const char *name,
+          bool header_only, int timeout_ms, unsigned *version, unsigned *sigs,
+          time_t *built, char **why)
 {
+    Pm__VerifyRequest req = PM__VERIFY_REQUEST__INIT;
+    req.path = (char *)path;
+    req.name = (char *)name;
+    req.header_only = header_only;
     char *argv[] = {self->helper, "--verify-server",
                     self->user ? "--user" : NULL, self->user, NULL};
     if (self->child.pid <= 0 && pm_cmd_start(argv, &self->child, why) != 0)
         return PM_EINTERNAL;
     pm_sigfetch_report_t *r = NULL;
-    if (s_ask(self, req, timeout_ms, &r, why) != PM_OK) {
+    if (s_ask(self, &req, timeout_ms, &r, why) != PM_OK) {
         pm_cmd_stop(&self->child); /* the next call starts afresh */
         return PM_EINTERNAL;
     }
@@ -179,10 +186,8 @@ pm_sigverify_file(pm_sigverify_t *self, const char *path, const char *name,
                   int timeout_ms, unsigned *version, unsigned *sigs,
                   time_t *built, char **why)
 {
-    Pm__VerifyRequest req = PM__VERIFY_REQUEST__INIT;
-    req.path = (char *)path;
-    req.name = (char *)name;
-    return s_request(self, &req, timeout_ms, version, sigs, built, why);
+    return s_request(self, path, name, false, timeout_ms, version, sigs, built,
+                     why);
 }
 
 pm_err_t
@@ -190,9 +195,6 @@ pm_sigverify_head(pm_sigverify_t *self, const char *path, const char *name,
                   int timeout_ms, unsigned *version, unsigned *sigs,
                   time_t *built, char **why)
 {
-    Pm__VerifyRequest req = PM__VERIFY_REQUEST__INIT;
-    req.path = (char *)path;
-    req.name = (char *)name;
-    req.header_only = true;
-    return s_request(self, &req, timeout_ms, version, sigs, built, why);
+    return s_request(self, path, name, true, timeout_ms, version, sigs, built,
+                     why);
 }
