@@ -134,15 +134,18 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # A free port on 127.0.0.1 below the ephemeral range, never given twice.
-PORTS_GIVEN=" "
+# Called as $(free_port), in a subshell: the ports given are kept in a
+# file (a variable set there was lost, and of the ~180 ports a run at N=60
+# takes, two collided about every other run: a Serf agent that could not
+# bind never joined, and the wait for it took minutes).
 free_port() {
     local port low
     low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     while :; do
         port=$((12000 + RANDOM % (low - 12000)))
-        case "$PORTS_GIVEN" in *" $port "*) continue ;; esac
+        grep -qx "$port" "$W/.ports-given" 2>/dev/null && continue
         (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && continue
-        PORTS_GIVEN+="$port "
+        echo "$port" >>"$W/.ports-given"
         echo "$port"
         return
     done
@@ -473,9 +476,10 @@ SH
         pids+=($!)
         files+=("$S/ev/s$i")
     done
-    local joined=0
+    # one minute for all of them to see each other, not a minute each
+    local joined=0 until=$((SECONDS + 60))
     for i in $(seq 1 "$n"); do
-        wait_for 60 bash -c "[ \$(serf members -rpc-addr=${rpc[i - 1]} -status=alive 2>/dev/null | wc -l) -eq $n ]" &&
+        wait_for $((until > SECONDS ? until - SECONDS : 1)) bash -c "[ \$(serf members -rpc-addr=${rpc[i - 1]} -status=alive 2>/dev/null | wc -l) -eq $n ]" &&
             joined=$((joined + 1))
     done
     [ "$joined" -eq "$n" ] || echo "Serf N=$n: only $joined agents see all $n members"
