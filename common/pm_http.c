@@ -44,25 +44,23 @@ s_mhd_open(void)
         return;
     }
     /* kept open for the life of the process */
-    void **fns[] = {
-        (void **)&s_mhd.start_daemon,
-        (void **)&s_mhd.stop_daemon,
-        (void **)&s_mhd.get_daemon_info,
-        (void **)&s_mhd.queue_response,
-        (void **)&s_mhd.destroy_response,
-        (void **)&s_mhd.create_response_from_buffer,
-        (void **)&s_mhd.add_response_header,
+    const struct {
+        const char *name;
+        void **fn;
+    } syms[] = {
+        {"MHD_start_daemon", (void **)&s_mhd.start_daemon},
+        {"MHD_stop_daemon", (void **)&s_mhd.stop_daemon},
+        {"MHD_get_daemon_info", (void **)&s_mhd.get_daemon_info},
+        {"MHD_queue_response", (void **)&s_mhd.queue_response},
+        {"MHD_destroy_response", (void **)&s_mhd.destroy_response},
+        {"MHD_create_response_from_buffer",
+         (void **)&s_mhd.create_response_from_buffer},
+        {"MHD_add_response_header", (void **)&s_mhd.add_response_header},
     };
-    static const char *const names[] = {
-        "MHD_start_daemon",        "MHD_stop_daemon",
-        "MHD_get_daemon_info",     "MHD_queue_response",
-        "MHD_destroy_response",    "MHD_create_response_from_buffer",
-        "MHD_add_response_header",
-    };
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        *fns[i] = dlsym(lib, names[i]);
-        if (!*fns[i]) {
-            s_mhd.error = pm_asprintf("%s: no %s", S_MHD_SONAME, names[i]);
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+        *syms[i].fn = dlsym(lib, syms[i].name);
+        if (!*syms[i].fn) {
+            s_mhd.error = pm_asprintf("%s: no %s", S_MHD_SONAME, syms[i].name);
             return;
         }
     }
