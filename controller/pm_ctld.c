@@ -563,61 +563,6 @@ s_handle_dkim_remove(pm_ctld_t *self, const Pm__Request *req,
     s_edit_and_commit(self, req, author, &e, r);
 }
 
-/* Whether every mirror of the head policy is one no node may ask now (the
- * cluster's cool-downs in MEMBERS). */
-static bool
-s_all_mirrors_cooling(pm_ctld_t *self, const Pm__Publication *members)
-{
-    Pm__Revision *rev = NULL;
-    if (pm_store_get(self->store, 0, &rev) != PM_OK)
-        return false;
-    const Pm__Policy *p = rev->policy;
-    size_t cooling = 0;
-    for (size_t i = 0; p && i < p->n_antivirus_mirrors; i++)
-        for (size_t j = 0; j < members->n_cooldowns; j++)
-            if (strcmp(members->cooldowns[j]->mirror,
-                       p->antivirus_mirrors[i]) == 0) {
-                cooling++;
-                break;
-            }
-    bool all = p && p->n_antivirus_mirrors && cooling == p->n_antivirus_mirrors;
-    pm__revision__free_unpacked(rev, NULL);
-    return all;
-}
-
-/* signatures check: the holders of the fetch duties check the mirrors
- * now rather than at their next planned check (an admin who just
- * published on a private mirror, or wants an outbreak's signatures at
- * once). Answered like NODES --cluster: who fetches what, and the mirrors
- * nobody asks yet. */
-static void
-s_handle_signatures_check(pm_ctld_t *self, const Pm__Request *req,
-                          const char *author, pm_ctld_reply_t *r)
-{
-    (void)req;
-    (void)author;
-    if (!self->fleet)
-        return pm_ctld_fail(r, PM__RESPONSE__STATUS__BAD_REQUEST,
-                            "this controller serves no agents");
-    r->members = pm_fleet_members(self->fleet);
-    r->resp.duties = r->members->duties;
-    r->resp.n_duties = r->members->n_duties;
-    r->resp.cooldowns = r->members->cooldowns;
-    r->resp.n_cooldowns = r->members->n_cooldowns;
-    if (!r->members->n_duties)
-        return pm_ctld_fail(r, PM__RESPONSE__STATUS__NOT_FOUND,
-                            "no node holds a fetch duty: antivirus is "
-                            "disabled, the policy names no mirror or "
-                            "database, or no node is up");
-    if (s_all_mirrors_cooling(self, r->members))
-        return pm_ctld_fail(r, PM__RESPONSE__STATUS__CONFLICT,
-                            "every mirror of the policy is cooling down: no "
-                            "node may ask one before its deadline");
-    if (!pm_fleet_check(self->fleet, r->members))
-        pm_ctld_fail(r, PM__RESPONSE__STATUS__NOT_FOUND,
-                     "no node holding a fetch duty is connected now");
-}
-
 /* WHY and POLICY_TEST that pm_ctld_why_start and pm_ctld_test_start did
  * not take (pm_ctld_handle answered a standby already): both wait for
  * nodes, so without a fleet there is none to ask; with one, as many wait
@@ -671,7 +616,7 @@ static const struct {
     {PM__REQUEST__OP__WHY, "why", s_handle_waiting, false},
     {PM__REQUEST__OP__POLICY_TEST, "policy test", s_handle_waiting, false},
     {PM__REQUEST__OP__SIGNATURES_CHECK, "signatures check",
-     s_handle_signatures_check, false},
+     pm_ctld_signatures_check, false},
 };
 
 pm_ctld_reply_t

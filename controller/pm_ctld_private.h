@@ -179,6 +179,13 @@ const char *pm_ctld_client_role(pm_ctld_t *self, zframe_t *frame, char **name);
 /* Why ROLE may not ask REQ's operation (static), or NULL when it may. */
 const char *pm_ctld_op_refused(const char *role, const Pm__Request *req);
 
+/* ---- pm_ctld_signatures.c */
+
+/* SIGNATURES_CHECK: the holders of the fetch duties check the mirrors
+ * now; R says who checks what, or exactly why nobody can. */
+void pm_ctld_signatures_check(pm_ctld_t *self, const Pm__Request *req,
+                              const char *author, pm_ctld_reply_t *r);
+
 /* ---- pm_ctld_why.c */
 
 /* A WHY from the client at *ROUTE: asks every node served, takes *ROUTE
