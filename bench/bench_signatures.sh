@@ -22,15 +22,19 @@
 #                     `serf event` is such a trigger too); the in-process
 #                     row is left out (it has no controller)
 #   INPROC=1000       N for the in-process row (bench_sigsync: the agents'
-#                     signature sync as actors in one process, the way the
-#                     propagation bench runs 1000 agents); "" skips it
+#                     signature sync as actors in INPROC_PROCS processes,
+#                     the way the propagation bench runs 1000 agents); ""
+#                     skips it
 #   INPROC_GOSSIP_MS=2000 INPROC_LINKS=3 INPROC_ROUNDS=2
-#   INPROC_TIMEOUT_MS=10000
-#                     its gossip round, peer links per node, rounds and
-#                     peer reply timeout: 1000 nodes share 2 cores (gossip
-#                     every 1000 ms alone took 1.4 of them here; a node
-#                     gets 1/500 of a core, so answers are slow) and one
-#                     process's open-file limit (a link is ~3 descriptors)
+#   INPROC_TIMEOUT_MS=10000 INPROC_PROCS=1
+#                     its gossip round, peer links per node, rounds, peer
+#                     reply timeout and processes: 1000 nodes share 2 cores
+#                     (gossip every 1000 ms alone took 1.4 of them here; a
+#                     node gets 1/500 of a core, so answers are slow) and
+#                     a process's open-file limit (a link is ~3
+#                     descriptors); INPROC_PROCS=10 spreads the agents
+#                     over 10 processes (bench_sigsync.c says why; it
+#                     changed nothing measurable here, README)
 #
 # privmta, for each N: a controller (heartbeat 200 ms, stale 1 s, down
 # 3 s), the loopback mirror (tests/data/clamav/mirror.py) serving ClamAV's
@@ -78,6 +82,7 @@ INPROC_GOSSIP_MS=${INPROC_GOSSIP_MS:-2000}
 INPROC_LINKS=${INPROC_LINKS:-3}
 INPROC_ROUNDS=${INPROC_ROUNDS:-2}
 INPROC_TIMEOUT_MS=${INPROC_TIMEOUT_MS:-10000}
+INPROC_PROCS=${INPROC_PROCS:-1}
 BUILD=${PM_BUILD_DIR:-build}
 MISS_S=30
 [ "$(id -u)" -eq 0 ] || { echo "run as root"; exit 2; }
@@ -428,7 +433,7 @@ run_privmta() { # N: one line per round in $W/pm.N
     stop_pids "${pids[@]}"
 }
 
-# ---- privmta, N agents in one process ----------------------------------------
+# ---- privmta, N agents as actors in INPROC_PROCS processes ------------------
 run_inproc() { # N: rounds in $W/pm.N, as run_privmta writes them
     local n=$1 out
     C="$W/inproc$n"
@@ -442,15 +447,15 @@ run_inproc() { # N: rounds in $W/pm.N, as run_privmta writes them
     wait_for 15 test -s "$C/mirror.port" || { echo "N=$n: no mirror"; return 1; }
     "$BUILD/bench/bench_sigsync" "$n" "$INPROC_ROUNDS" "$BUILD/nodeagent/privmta-sigfetch" \
         "http://127.0.0.1:$(cat "$C/mirror.port")" "$C/www" "$C/access.log" "$DB" \
-        "$C/nodes" "$INPROC_GOSSIP_MS" "$INPROC_LINKS" "$INPROC_TIMEOUT_MS" \
+        "$C/nodes" "$INPROC_GOSSIP_MS" "$INPROC_LINKS" "$INPROC_TIMEOUT_MS" "$INPROC_PROCS" \
         >"$C/out" 2>"$C/err" ||
-        { echo "N=$n in one process failed: $(tail -3 "$C/err")"; }
+        { echo "N=$n in-process failed: $(tail -3 "$C/err")"; }
     sed -n 's/^round [0-9]*: //p' "$C/out" >"$W/pm.$n"
     sed -n 's/^idle-cpu //p' "$C/out" >"$W/pmcpu.$n"
     out=$(grep -E '^(rss-mib|threads|helpers|open-files)' "$C/out" | tr '\n' ' ')
-    echo "  privmta N=$n in one process: idle $(cat "$W/pmcpu.$n") % of one core; $out"
+    echo "  privmta N=$n in $INPROC_PROCS processes: idle $(cat "$W/pmcpu.$n") % of one core; $out"
     awk '{ printf "  round %d: publish->all %s ms, publish->fetch %s ms, fetch->all %s ms, misses %s; mirror 200s %s (max %s per file), nodes that fetched %s\n", NR, $1, $2, $3, $4, $5, $6, $7 }' "$W/pm.$n"
-    echo "  (one process: $n agents' CPU on $(nproc) cores, gossip every $INPROC_GOSSIP_MS ms, $INPROC_LINKS links per node, peer timeout $INPROC_TIMEOUT_MS ms; $out)" >>"$W/notes.$n"
+    echo "  ($INPROC_PROCS processes: $n agents' CPU on $(nproc) cores, gossip every $INPROC_GOSSIP_MS ms, $INPROC_LINKS links per node, peer timeout $INPROC_TIMEOUT_MS ms; $out)" >>"$W/notes.$n"
     stop_pids "$mpid"
 }
 
@@ -504,9 +509,9 @@ SH
 }
 
 echo "privmta vs Serf: a new signature version / a user event to every node"
-echo "N = ${NS[*]}${INPROC:+ and $INPROC in one process}, $ROUNDS rounds each, gossip ${GOSSIP_MS} ms, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "N = ${NS[*]}${INPROC:+ and $INPROC in-process}, $ROUNDS rounds each, gossip ${GOSSIP_MS} ms, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -n "$INPROC" ]; then
-    echo "N=$INPROC: privmta, agents as actors in one process..."
+    echo "N=$INPROC: privmta, agents as actors in $INPROC_PROCS processes..."
     run_inproc "$INPROC"
 fi
 for n in "${NS[@]}"; do
