@@ -7,9 +7,10 @@
  *
  * Prints who checks which database and the mirrors nobody asks yet, as
  * `nodes --cluster` does (--json: the same object); the versions then show
- * in `nodes` as they spread. Exit 1 when nobody can check: no duty (no
- * database, antivirus off, no node up), every mirror cooling down, or no
- * duty holder connected. */
+ * in `nodes` as they spread; a holder the order may not reach (stale,
+ * not connected) is named in a warning (stderr). Exit 1 when nobody can
+ * check: no duty (no database, antivirus off, no node up), every mirror
+ * cooling down, or no duty holder connected. */
 #include "pm_ctl.h"
 #include "pm_ctl_json.h"
 #include "pm_ctl_show.h"

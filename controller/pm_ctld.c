@@ -40,6 +40,24 @@ pm_ctld_fail(pm_ctld_reply_t *r, Pm__Response__Status status, const char *fmt,
 }
 
 void
+pm_ctld_warn(pm_ctld_reply_t *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *line = pm_vasprintf(fmt, ap);
+    va_end(ap);
+    pm_diag_add_raw(r->diag, line);
+    free(line);
+    /* the lines are the diag's: the array points into it */
+    size_t n = pm_diag_count(r->diag);
+    free(r->resp.problems);
+    r->resp.problems = pm_calloc(n, sizeof(char *));
+    r->resp.n_problems = n;
+    for (size_t i = 0; i < n; i++)
+        r->resp.problems[i] = (char *)pm_diag_line(r->diag, i);
+}
+
+void
 pm_ctld_store_fail(pm_ctld_reply_t *r, int rc, const char *what)
 {
     pm_ctld_fail(r,
@@ -211,26 +229,18 @@ s_override_warnings(pm_ctld_t *self, const Pm__Policy *p, pm_ctld_reply_t *r)
             pm_value_index_get(warned, node))
             continue;
         pm_value_index_put(warned, node, r);
-        char *line = pm_asprintf(
-            "nodes.%s: no enrolled node is named '%s'%s%s%s: its overrides "
-            "apply to no node",
-            node, node,
-            near ? " (node names are case-sensitive; did you "
-                   "mean '"
-                 : "",
-            near ? near : "", near ? "'?)" : "");
-        pm_diag_add_raw(r->diag, line);
-        free(line);
+        pm_ctld_warn(r,
+                     "nodes.%s: no enrolled node is named '%s'%s%s%s: its "
+                     "overrides apply to no node",
+                     node, node,
+                     near ? " (node names are case-sensitive; did you "
+                            "mean '"
+                          : "",
+                     near ? near : "", near ? "'?)" : "");
     }
     pm_value_index_destroy(&warned);
     pm_value_index_destroy(&enrolled);
     pm_store_nodes_free(&nodes, n);
-    size_t count = pm_diag_count(r->diag);
-    free(r->resp.problems);
-    r->resp.problems = count ? pm_calloc(count, sizeof(char *)) : NULL;
-    r->resp.n_problems = count;
-    for (size_t i = 0; i < count; i++)
-        r->resp.problems[i] = (char *)pm_diag_line(r->diag, i);
 }
 
 /* Every DKIM domain must have its private key in the store: the policy

@@ -75,15 +75,19 @@ typedef struct {
 
 /* ---- pm_ctld.c */
 
-/* Frees what R holds (once packed, or unused). */
-/* An empty OK reply with its problem list (cleared with
- * pm_ctld_reply_clear). */
+/* An empty OK reply with its problem list; pm_ctld_reply_clear frees what
+ * R holds (once packed, or unused). */
 pm_ctld_reply_t pm_ctld_reply_new(void);
 void pm_ctld_reply_clear(pm_ctld_reply_t *r);
 
 /* R fails with STATUS and the message FMT. */
 void pm_ctld_fail(pm_ctld_reply_t *r, Pm__Response__Status status,
                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* R stays as it is (OK: an accepted answer) and carries the warning FMT
+ * in its problems, which privmta-ctl prints. */
+void pm_ctld_warn(pm_ctld_reply_t *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* R fails because the store said RC while doing WHAT. */
 void pm_ctld_store_fail(pm_ctld_reply_t *r, int rc, const char *what);

@@ -6,6 +6,7 @@
  * reason that holds, when nobody can check. */
 #include "pm_ctld_private.h"
 
+#include "pm_conf.h"
 #include "pm_error.h"
 #include "pm_mem.h"
 
@@ -53,6 +54,27 @@ s_all_cooling(const Pm__Policy *p, const Pm__Publication *members)
                        in > 0 ? in : 0);
 }
 
+/* The duty holders in R's members check now. Those the order may not
+ * reach are named (a warning: their duties move to a live node once they
+ * are down, and that node checks then); none reached, R fails. */
+static void
+s_check(pm_ctld_t *self, pm_ctld_reply_t *r)
+{
+    char **unheard = NULL;
+    size_t told = pm_fleet_check(self->fleet, r->members, &unheard);
+    for (size_t i = 0; told && unheard[i]; i++)
+        pm_ctld_warn(r,
+                     "%s holds a fetch duty but was not heard from lately: "
+                     "the order may not reach it (its duties move to a "
+                     "live node once it is down; privmta-ctl nodes)",
+                     unheard[i]);
+    if (!told)
+        pm_ctld_fail(r, PM__RESPONSE__STATUS__NOT_FOUND,
+                     "no node holding a fetch duty is connected now "
+                     "(privmta-ctl nodes)");
+    pm_conf_list_free(&unheard);
+}
+
 void
 pm_ctld_signatures_check(pm_ctld_t *self, const Pm__Request *req,
                          const char *author, pm_ctld_reply_t *r)
@@ -81,10 +103,8 @@ pm_ctld_signatures_check(pm_ctld_t *self, const Pm__Request *req,
                      "check");
     } else if ((why = s_all_cooling(p, r->members))) {
         pm_ctld_fail(r, PM__RESPONSE__STATUS__CONFLICT, "%s", why);
-    } else if (!pm_fleet_check(self->fleet, r->members)) {
-        pm_ctld_fail(r, PM__RESPONSE__STATUS__NOT_FOUND,
-                     "no node holding a fetch duty is connected now "
-                     "(privmta-ctl nodes)");
+    } else {
+        s_check(self, r);
     }
     free(why);
     if (head)

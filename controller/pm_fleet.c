@@ -328,23 +328,33 @@ pm_fleet_restart(pm_fleet_t *self, const char *name,
 }
 
 size_t
-pm_fleet_check(pm_fleet_t *self, const Pm__Publication *members)
+pm_fleet_check(pm_fleet_t *self, const Pm__Publication *members,
+               char ***unheard)
 {
     Pm__Publication pub = PM__PUBLICATION__INIT;
     pub.kind = PM__PUBLICATION__KIND__CHECK;
     zmq_msg_t msg;
     s_msg_init(&msg, &pub);
-    size_t told = 0;
+    size_t told = 0, n_un = 0;
+    int64_t now = zclock_mono();
+    *unheard = pm_calloc(members->n_duties + 1, sizeof **unheard);
     for (size_t i = 0; i < members->n_duties; i++) {
         const char *name = members->duties[i]->node;
         bool again = false; /* a node may hold several duties */
         for (size_t j = 0; j < i && !again; j++)
             again = strcmp(members->duties[j]->node, name) == 0;
-        pm_fleet_node_t *n = again ? NULL : zhashx_lookup(self->nodes, name);
-        if (n && pm_fleet_served(n)) {
+        if (again)
+            continue;
+        pm_fleet_node_t *n = zhashx_lookup(self->nodes, name);
+        bool served = n && pm_fleet_served(n);
+        if (served) {
             pm_fleet_send_to(self, n, &msg);
             told++;
         }
+        /* a stale holder keeps its duty (pm_fleet_member_live), and its
+         * connection may be gone without a word */
+        if (!served || strcmp(s_liveness(self, n, now), "up") != 0)
+            (*unheard)[n_un++] = pm_strdup(name);
     }
     zmq_msg_close(&msg);
     return told;

@@ -127,10 +127,14 @@ bool pm_fleet_restart(pm_fleet_t *self, const char *name,
 /* Sends a CHECK publication (head 0) to each node MEMBERS (a MEMBERS
  * publication, pm_fleet_members) names as holding a fetch duty, once per
  * node, when that node is served now: its duties check the mirrors at
- * once (the agent still honours the cool-downs). Returns how many nodes
- * were sent it. Like any publication it can be lost (a full queue): the
- * holder's next planned check comes anyway. */
-size_t pm_fleet_check(pm_fleet_t *self, const Pm__Publication *members);
+ * once (the agent still honours the cool-downs). *UNHEARD gets the duty
+ * holders the order may not reach: not told (no connection served now),
+ * or told but not heard from within stale_after (NULL-terminated; free
+ * with pm_conf_list_free). Returns how many nodes were sent it. Like any
+ * publication it can be lost (a full queue): the holder's next planned
+ * check comes anyway. */
+size_t pm_fleet_check(pm_fleet_t *self, const Pm__Publication *members,
+                      char ***unheard);
 
 /* Sends Q (a WHY query, with its id) to every node served now. *ASKED
  * gets their names, *UNSERVED those of the enrolled nodes with no

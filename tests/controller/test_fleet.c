@@ -331,6 +331,7 @@ typedef struct {
     int heartbeat_ms;
     _Atomic uint64_t applied;
     _Atomic unsigned received, snapshots, heartbeats, reports;
+    _Atomic unsigned checks;        /* CHECK publications received */
     _Atomic bool got[S_REVS];       /* revisions it applied */
     _Atomic int64_t got_at[S_REVS]; /* when, zclock_usecs() */
     /* MEMBERS: how many, whether one came right after each SNAPSHOT
@@ -438,6 +439,10 @@ s_on_publication(s_agent_t *a, Pm__Publication **pub_p)
     } else if (pub->kind == PM__PUBLICATION__KIND__SNAPSHOT) {
         atomic_fetch_add(&a->snapshots, 1);
         s_apply(a, pub->revision ? pub->revision->number : 0);
+    } else if (pub->kind == PM__PUBLICATION__KIND__CHECK) {
+        atomic_fetch_add(&a->checks, 1);
+    } else if (!pub->revision) {
+        return; /* another kind these agents do not act on */
     } else if (pub->revision->number == applied + 1) {
         s_apply(a, pub->revision->number);
     } else if (pub->revision->number > applied) {
@@ -1393,10 +1398,44 @@ s_expect_stale_keeps_duty(zsock_t *api, const char *node, const char *database)
     }
 }
 
+/* `signatures check` now: accepted, with a warning naming NODE (NULL:
+ * none) as a duty holder the order may not reach. */
+static void
+s_expect_check_unheard(zsock_t *api, const char *node)
+{
+    Pm__Request check = s_req(PM__REQUEST__OP__SIGNATURES_CHECK);
+    Pm__Response *r = s_ask(api, &check);
+    cr_assert_eq(r->status, PM__RESPONSE__STATUS__OK, "%s", r->error);
+    cr_assert_eq(r->n_problems, node ? 1u : 0u, "%zu warnings, first: %s",
+                 r->n_problems, r->n_problems ? r->problems[0] : "-");
+    if (node) {
+        char *want = pm_asprintf("%s holds a fetch duty but was not heard "
+                                 "from lately",
+                                 node);
+        cr_expect(strncmp(r->problems[0], want, strlen(want)) == 0, "%s",
+                  r->problems[0]);
+        free(want);
+    }
+    pm__response__free_unpacked(r, NULL);
+}
+
+/* A waits until it received N CHECK publications, and gets no more. */
+static void
+s_expect_checks(s_agent_t *a, unsigned n)
+{
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (atomic_load(&a->checks) < n && zclock_mono() < deadline)
+        zclock_sleep(10);
+    zclock_sleep(100);
+    cr_expect_eq(atomic_load(&a->checks), n, "%u CHECKs, not %u",
+                 atomic_load(&a->checks), n);
+}
+
 /* With databases test, daily and main, each of mx1..mx3 fetches one (see
  * test_duty.c). When mx2 stops reporting, it keeps its duty while it is
- * only stale (late, as an agent busy applying is); once it is down its duty
- * moves and no other does; when it is back, so is its duty. */
+ * only stale (late, as an agent busy applying is), and `signatures check`
+ * names it as one its order may not reach; once it is down its duty moves
+ * and no other does; when it is back, so is its duty. */
 Test(fleet, duty_moves_when_holder_goes_down)
 {
     static const char *const names[3] = {"mx1", "mx2", "mx3"};
@@ -1416,9 +1455,13 @@ Test(fleet, duty_moves_when_holder_goes_down)
         cr_assert(s_wait_applied(agents[i], rev), "%s", names[i]);
     }
     s_wait_members(agents[0], "mx1+ mx2+ mx3+ | test:mx2 daily:mx3 main:mx1");
+    s_expect_check_unheard(api, NULL);
+    for (size_t i = 0; i < 3; i++) /* each holds one duty: each told once */
+        s_expect_checks(agents[i], 1);
 
     zactor_destroy(&actors[1]);
     s_expect_stale_keeps_duty(api, "mx2", "test");
+    s_expect_check_unheard(api, "mx2"); /* stale: told, maybe in vain */
     s_wait_members(agents[0], "mx1+ mx2- mx3+ | test:mx3 daily:mx3 main:mx1");
     s_wait_members(agents[2], "mx1+ mx2- mx3+ | test:mx3 daily:mx3 main:mx1");
     Pm__Request nodes = s_req(PM__REQUEST__OP__NODES);
