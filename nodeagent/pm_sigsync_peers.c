@@ -31,8 +31,10 @@ pm_sigsync_learn(pm_sigsync_state_t *self, const char *peer,
         held->version = v;
         held->cdiff_from = msg->databases[i]->cdiff_from;
         zhashx_update(db->holders, peer, held);
-        if (v > db->newest)
+        if (v > db->newest) {
             db->newest = v;
+            pm_sigsync_news(self);
+        }
     }
     for (size_t j = 0; j < msg->n_cooldowns; j++)
         pm_sigbook_cool(self->book, msg->cooldowns[j]->mirror,

@@ -76,6 +76,8 @@ typedef struct {
                         the peer service must learn its identity */
     uint64_t rnd;
     int64_t next_round; /* zclock_mono */
+    unsigned quiet;     /* rounds in a row that brought nothing new */
+    bool news;          /* something new since the last round */
     bool stopping;      /* $TERM or SIGINT/SIGTERM seen (below) */
     bool term;          /* $TERM seen: the actor returns (pm_actor.h) */
     zlist_t *backlog;   /* pipe commands read by pm_sigsync_stopping,
@@ -103,6 +105,11 @@ uint64_t pm_sigsync_rand(pm_sigsync_state_t *self);
 
 /* *SLOT becomes a copy of VALUE (NULL: none), the old one freed. */
 void pm_sigsync_set_str(char **slot, const char *value);
+
+/* Something new (a newer version heard of or installed, a policy or
+ * membership): gossip goes back to every round, and the next round comes
+ * within one (pm_sigsync.c, s_round_ms). */
+void pm_sigsync_news(pm_sigsync_state_t *self);
 
 /* The database the policy names NAME, or NULL. */
 pm_sigsync_db_t *pm_sigsync_db_find(pm_sigsync_state_t *self, const char *name);
