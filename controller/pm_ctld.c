@@ -39,6 +39,18 @@ pm_ctld_fail(pm_ctld_reply_t *r, Pm__Response__Status status, const char *fmt,
     r->resp.error = r->error;
 }
 
+/* R's problems become the lines of its diag (the array points into it). */
+static void
+s_problems_from_diag(pm_ctld_reply_t *r)
+{
+    size_t n = pm_diag_count(r->diag);
+    free(r->resp.problems);
+    r->resp.problems = pm_calloc(n, sizeof(char *));
+    r->resp.n_problems = n;
+    for (size_t i = 0; i < n; i++)
+        r->resp.problems[i] = (char *)pm_diag_line(r->diag, i);
+}
+
 void
 pm_ctld_warn(pm_ctld_reply_t *r, const char *fmt, ...)
 {
@@ -48,13 +60,7 @@ pm_ctld_warn(pm_ctld_reply_t *r, const char *fmt, ...)
     va_end(ap);
     pm_diag_add_raw(r->diag, line);
     free(line);
-    /* the lines are the diag's: the array points into it */
-    size_t n = pm_diag_count(r->diag);
-    free(r->resp.problems);
-    r->resp.problems = pm_calloc(n, sizeof(char *));
-    r->resp.n_problems = n;
-    for (size_t i = 0; i < n; i++)
-        r->resp.problems[i] = (char *)pm_diag_line(r->diag, i);
+    s_problems_from_diag(r);
 }
 
 void
@@ -115,11 +121,7 @@ static void
 s_problems(pm_ctld_reply_t *r, Pm__Response__Status status)
 {
     size_t n = pm_diag_count(r->diag);
-    r->resp.status = status;
-    r->resp.n_problems = n;
-    r->resp.problems = pm_calloc(n, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        r->resp.problems[i] = (char *)pm_diag_line(r->diag, i);
+    s_problems_from_diag(r);
     pm_ctld_fail(r, status, "policy rejected: %zu problem%s", n,
                  n == 1 ? "" : "s");
 }
