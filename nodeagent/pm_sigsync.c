@@ -400,7 +400,8 @@ s_round(pm_sigsync_state_t *self)
 /* ---- the actor ----------------------------------------------------------- */
 
 /* After S_QUIET_ROUNDS rounds that brought nothing new, a node gossips
- * every S_QUIET_FACTOR rounds' time until something new comes. What
+ * every S_QUIET_FACTOR rounds' time until something new comes (QUIET
+ * counts the rounds ended since the news, the one it came in too). What
  * spreads a version is the push of each node that gets it (at once, then
  * every round while it is news, to FANOUT members), which a quiet cluster
  * still does at full speed; the rounds of nodes with nothing to tell
@@ -420,13 +421,12 @@ static int
 s_round_ms(const pm_sigsync_state_t *self)
 {
     int ms = s_gossip_ms(self);
-    return self->quiet >= S_QUIET_ROUNDS ? ms * S_QUIET_FACTOR : ms;
+    return self->quiet > S_QUIET_ROUNDS ? ms * S_QUIET_FACTOR : ms;
 }
 
 void
 pm_sigsync_news(pm_sigsync_state_t *self)
 {
-    self->news = true;
     self->quiet = 0;
     int64_t soon = zclock_mono() + s_gossip_ms(self);
     if (self->next_round > soon)
@@ -712,8 +712,8 @@ s_actor(zsock_t *pipe, void *args)
             pm_sigsync_spread(self);
         if (!pm_sigsync_stopping(self) && zclock_mono() >= self->next_round) {
             s_round(self);
-            self->quiet = self->news ? 0 : self->quiet + 1;
-            self->news = false;
+            if (self->quiet <= S_QUIET_ROUNDS) /* no wrap in a long calm */
+                self->quiet++;
             self->next_round = zclock_mono() + s_round_ms(self);
         }
     }

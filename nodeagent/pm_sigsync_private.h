@@ -76,8 +76,7 @@ typedef struct {
                         the peer service must learn its identity */
     uint64_t rnd;
     int64_t next_round; /* zclock_mono */
-    unsigned quiet;     /* rounds in a row that brought nothing new */
-    bool news;          /* something new since the last round */
+    unsigned quiet;     /* rounds since the last news (pm_sigsync_news) */
     bool stopping;      /* $TERM or SIGINT/SIGTERM seen (below) */
     bool term;          /* $TERM seen: the actor returns (pm_actor.h) */
     zlist_t *backlog;   /* pipe commands read by pm_sigsync_stopping,
