@@ -62,16 +62,28 @@ s_check(pm_ctld_t *self, pm_ctld_reply_t *r)
 {
     char **unheard = NULL;
     size_t told = pm_fleet_check(self->fleet, r->members, &unheard);
-    for (size_t i = 0; told && unheard[i]; i++)
-        pm_ctld_warn(r,
-                     "%s holds a fetch duty but was not heard from lately: "
-                     "the order may not reach it (its duties move to a "
-                     "live node once it is down; privmta-ctl nodes)",
-                     unheard[i]);
-    if (!told)
+    if (told) {
+        for (size_t i = 0; unheard[i]; i++)
+            pm_ctld_warn(r,
+                         "%s holds a fetch duty but was not heard from "
+                         "lately: the order may not reach it (its duties "
+                         "move to a live node once it is down; privmta-ctl "
+                         "nodes)",
+                         unheard[i]);
+    } else {
+        char *names = pm_strdup("");
+        for (size_t i = 0; unheard[i]; i++) {
+            char *more =
+                pm_asprintf("%s%s%s", names, i ? ", " : "", unheard[i]);
+            free(names);
+            names = more;
+        }
         pm_ctld_fail(r, PM__RESPONSE__STATUS__NOT_FOUND,
-                     "no node holding a fetch duty is connected now "
-                     "(privmta-ctl nodes)");
+                     "no node holding a fetch duty is connected now (%s; "
+                     "privmta-ctl nodes)",
+                     names);
+        free(names);
+    }
     pm_conf_list_free(&unheard);
 }
 
