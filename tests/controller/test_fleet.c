@@ -1489,6 +1489,54 @@ Test(fleet, duty_moves_when_holder_goes_down)
     s_controller_stop();
 }
 
+/* mx1 holds the only duty and is up, but the connection it has was made
+ * with a key replaced since (`node add mx1 NEWKEY`): nothing goes to it,
+ * so `signatures check` refuses, naming mx1, and mx1's old session gets
+ * no CHECK; once mx1 is back with its new key, the check is accepted and
+ * reaches it. */
+Test(fleet, check_refused_when_no_holder_is_connected)
+{
+    zcert_t *old_key = s_enrolled_key("mx1"), *new_key = zcert_new();
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    uint64_t rev = s_set(api, "antivirus.databases", "[test]");
+    s_agent_t *old = s_agent_new("mx1", "192.0.2.1", old_key, 100);
+    zactor_t *old_actor = zactor_new(s_agent_actor, old);
+    cr_assert(s_wait_applied(old, rev));
+    s_wait_members(old, "mx1+ | test:mx1");
+
+    Pm__Request add = s_req(PM__REQUEST__OP__NODE_ADD);
+    add.node = (char *)"mx1";
+    add.public_key = (char *)zcert_public_txt(new_key);
+    Pm__Response *r = s_ask(api, &add);
+    cr_assert_eq(r->status, PM__RESPONSE__STATUS__OK, "%s", r->error);
+    pm__response__free_unpacked(r, NULL);
+    Pm__Request check = s_req(PM__REQUEST__OP__SIGNATURES_CHECK);
+    r = s_ask(api, &check);
+    cr_expect_eq(r->status, PM__RESPONSE__STATUS__NOT_FOUND);
+    cr_expect_str_eq(r->error ? r->error : "(none)",
+                     "no node holding a fetch duty is connected now (mx1; "
+                     "privmta-ctl nodes)");
+    pm__response__free_unpacked(r, NULL);
+    s_expect_checks(old, 0);
+
+    s_agent_t *new = s_agent_new("mx1", "192.0.2.1", new_key, 100);
+    zactor_t *new_actor = zactor_new(s_agent_actor, new);
+    cr_assert(s_wait_applied(new, rev), "the new key is not served");
+    s_expect_check_unheard(api, NULL);
+    s_expect_checks(new, 1);
+    cr_expect_eq(atomic_load(&old->checks), 0u);
+
+    zactor_destroy(&old_actor);
+    zactor_destroy(&new_actor);
+    free(old);
+    free(new);
+    zsock_destroy(&api);
+    s_controller_stop();
+    zcert_destroy(&old_key);
+    zcert_destroy(&new_key);
+}
+
 /* A DEALER connected as the agent of KEY; reports go through
  * s_send_report. */
 static zsock_t *
