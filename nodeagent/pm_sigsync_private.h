@@ -105,9 +105,9 @@ uint64_t pm_sigsync_rand(pm_sigsync_state_t *self);
 /* *SLOT becomes a copy of VALUE (NULL: none), the old one freed. */
 void pm_sigsync_set_str(char **slot, const char *value);
 
-/* Something new (a newer version heard of or installed, a policy or
- * membership): gossip goes back to every round, and the next round comes
- * within one (pm_sigsync.c, s_round_ms). */
+/* Something new (a newer version heard of or installed, a new or later
+ * mirror cool-down, a policy or membership): gossip goes back to every
+ * round, and the next round comes within one (pm_sigsync.c, s_round_ms). */
 void pm_sigsync_news(pm_sigsync_state_t *self);
 
 /* The database the policy names NAME, or NULL. */
