@@ -105,6 +105,21 @@ s_usage(FILE *f)
                "waiting\n");
 }
 
+/* The usage of each command of GROUP (e.g. "policy"): what a word
+ * missing after it or mistyped was to be. False when GROUP is none. */
+static bool
+s_group_usage(const char *group, FILE *f)
+{
+    bool any = false;
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (strcmp(s_commands[i].group, group) == 0) {
+            fprintf(f, "%s  privmta-ctl %s\n", any ? "" : "usage:\n",
+                    s_commands[i].usage);
+            any = true;
+        }
+    return any;
+}
+
 /* defaults < config file < environment < command line */
 static int
 s_configure(int argc, char **argv)
@@ -362,7 +377,8 @@ main(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "privmta-ctl: unknown command '%s%s%s'\n", argv[at],
                 at + 1 < argc ? " " : "", at + 1 < argc ? argv[at + 1] : "");
-        s_usage(stderr);
+        if (!s_group_usage(argv[at], stderr))
+            s_usage(stderr);
         rc = PM_EXIT_USAGE;
     }
     pm_ctl_client_destroy(&ctl.client);

@@ -165,6 +165,25 @@ s_count(const char *text, uint32_t *out)
     return true;
 }
 
+/* What option C takes, said when its value is refused. */
+static const char *
+s_takes(int c)
+{
+    switch (c) {
+    case 's':
+        return "--service takes postfix, milter or all";
+    case 'b':
+        return "--batch takes a number of nodes (1 or more) or a percentage "
+               "(1% to 100%), once";
+    case 'c':
+        return "--canary takes a node's name";
+    case 'f':
+        return "--max-failures takes a whole number (0 or more)";
+    default:
+        return "--wait takes a number of seconds above 0";
+    }
+}
+
 /* One option C with OPTARG into O; false after saying what is wrong. */
 static bool
 s_restart_option(int c, const char *arg, s_restart_t *o)
@@ -198,7 +217,8 @@ s_restart_option(int c, const char *arg, s_restart_t *o)
         o->spec.canary = o->canary;
     }
     if (!ok)
-        fprintf(stderr, "privmta-ctl restart: bad value '%s'\n", arg);
+        fprintf(stderr, "privmta-ctl restart: bad value '%s': %s\n", arg,
+                s_takes(c));
     return ok;
 }
 

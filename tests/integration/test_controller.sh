@@ -185,6 +185,11 @@ check "which says where the key was looked for and how to name another" bash -c 
 expect_exit 3 "unreachable controller times out with exit 3" "$CTL" --timeout 0.5 --controller "tcp://127.0.0.1:$(free_port)" policy history
 check "says it cannot reach the controller" grep -q "cannot reach the controller" "$WORK/err"
 expect_exit 2 "unknown command is a usage error" "$CTL" policy frobnicate
+check "which shows the usage of the policy commands only" bash -c \
+    "grep -q 'privmta-ctl policy set KEY=VALUE' '$WORK/err' && ! grep -q 'privmta-ctl nodes' '$WORK/err'"
+expect_exit 2 "restart with a bad --batch is a usage error" "$CTL" restart --rolling --batch 150%
+check "which names the option and what it takes" grep -q -- \
+    "bad value '150%': --batch takes a number of nodes (1 or more) or a percentage (1% to 100%)" "$WORK/err"
 for form in "--limit 5000" "--limit=5000"; do
     expect_exit 2 "history $form is a usage error" "$CTL" policy history $form
     check "which names the option and its range" grep -q -- "bad value '5000' for --limit (1 to 1000)" "$WORK/err"
