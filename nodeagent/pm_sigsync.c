@@ -392,7 +392,7 @@ s_round(pm_sigsync_state_t *self)
         pm_sigsync_spread(self);
     if (pm_sigsync_stopping(self))
         return;
-    pm_sigsync_check_behind(self);
+    pm_sigsync_check_stale(self);
     pm_sigsync_hold(self);
     pm_sigsync_status(self);
 }

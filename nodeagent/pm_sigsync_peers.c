@@ -294,25 +294,45 @@ pm_sigsync_gossip(pm_sigsync_state_t *self)
     free(pick);
 }
 
-/* A node 2+ versions behind the newest a peer holds, for longer than one
- * check period, says so (its antivirus shows degraded). */
+/* ClamAV rebuilds its daily database several times a day, and libclamav
+ * warns when the daily it loads is more than 7 days old. Mirrors that
+ * stopped moving (a private mirror whose update job broke) answer every
+ * check "nothing newer", so without this a node would look fine for good. */
+#define S_DAILY_MAX_AGE_S (7 * 24 * 3600)
+
+/* What is wrong with DB at NOW though every step succeeded (NULL:
+ * nothing): 2+ versions behind the newest a peer holds for longer than
+ * one check period, or a daily database too old. */
+static char *
+s_stale(pm_sigsync_state_t *self, pm_sigsync_db_t *db, time_t now)
+{
+    if (db->newest < db->version + 2)
+        db->behind_since = 0;
+    else if (!db->behind_since)
+        db->behind_since = now;
+    if (db->behind_since && now - db->behind_since > (time_t)self->freq_s)
+        return pm_asprintf("version %u, %u versions behind the cluster's %u",
+                           db->version, db->newest - db->version, db->newest);
+    if (strcmp(db->name, "daily") == 0 && db->built &&
+        now - db->built > S_DAILY_MAX_AGE_S)
+        return pm_asprintf("version %u was built %lld days ago, and ClamAV "
+                           "rebuilds daily several times a day: are the "
+                           "mirrors still updated?",
+                           db->version, (long long)(now - db->built) / 86400);
+    return NULL;
+}
+
 void
-pm_sigsync_check_behind(pm_sigsync_state_t *self)
+pm_sigsync_check_stale(pm_sigsync_state_t *self)
 {
     time_t now = time(NULL);
     for (size_t i = 0; i < self->n_dbs; i++) {
         pm_sigsync_db_t *db = self->dbs[i];
-        if (db->newest < db->version + 2) {
-            db->behind_since = 0;
-            continue;
-        }
-        if (!db->behind_since)
-            db->behind_since = now;
-        if (now - db->behind_since > (time_t)self->freq_s && !db->error)
-            db->error =
-                pm_asprintf("version %u, %u versions behind the "
-                            "cluster's %u",
-                            db->version, db->newest - db->version, db->newest);
+        char *why = s_stale(self, db, now);
+        if (why && !db->error) /* a failed step says more */
+            db->error = why;
+        else
+            free(why);
     }
 }
 

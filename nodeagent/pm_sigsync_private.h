@@ -148,8 +148,9 @@ const pm_sigmember_t *pm_sigsync_pick_holder(pm_sigsync_state_t *self,
                                              pm_sigsync_db_t *db);
 
 /* Marks databases 2+ versions behind the cluster's newest for longer than
- * one check period (antivirus degraded). */
-void pm_sigsync_check_behind(pm_sigsync_state_t *self);
+ * one check period, and a daily database built more than 7 days ago
+ * (antivirus degraded). */
+void pm_sigsync_check_stale(pm_sigsync_state_t *self);
 
 /* ---- pm_sigsync_duty.c -----------------------------------------------------
  */

@@ -139,12 +139,18 @@ s_drain(s_node_t *n, int wait_ms)
 }
 
 static const Pm__SignatureDb *
-s_db(s_node_t *n)
+s_db_named(s_node_t *n, const char *name)
 {
     for (size_t i = 0; n->st && i < n->st->n_databases; i++)
-        if (strcmp(n->st->databases[i]->name, "test") == 0)
+        if (strcmp(n->st->databases[i]->name, name) == 0)
             return n->st->databases[i];
     return NULL;
+}
+
+static const Pm__SignatureDb *
+s_db(s_node_t *n)
+{
+    return s_db_named(n, "test");
 }
 
 /* Waits for N's "test" database to reach VERSION: up to 90 s, what an
@@ -167,22 +173,29 @@ s_wait_version(s_node_t *n, unsigned version)
                    db ? db->version : 0, version, db ? db->error : "-");
 }
 
+/* A policy naming MIRROR and the N databases DBS. */
 static void
-s_send_policy(s_node_t *n, const char *mirror)
+s_send_policy_of(s_node_t *n, const char *mirror, char **dbs, size_t count)
 {
     Pm__Policy p = PM__POLICY__INIT;
     char *mirrors[] = {(char *)mirror};
-    char *dbs[] = {"test"};
     p.antivirus_enabled = true;
     p.antivirus_mirrors = mirrors;
     p.n_antivirus_mirrors = 1;
     p.antivirus_databases = dbs;
-    p.n_antivirus_databases = 1;
+    p.n_antivirus_databases = count;
     p.antivirus_update_frequency = 3600;
     size_t len = 0;
     uint8_t *buf = pm_wire_pack(&p.base, &len);
     zsock_send(n->actor, "sb", "POLICY", buf, len);
     free(buf);
+}
+
+static void
+s_send_policy(s_node_t *n, const char *mirror)
+{
+    char *dbs[] = {"test"};
+    s_send_policy_of(n, mirror, dbs, 1);
 }
 
 /* MEMBERS as the controller would pack it: members M (N of them), every
@@ -320,6 +333,37 @@ Test(sigsync, fetched_once_shared_by_peers)
 
 /* A peer announcing a version whose file fails ClamAV's check is
  * distrusted; the honest node keeps what it has. */
+/* A daily database built more than 7 days ago is reported (antivirus
+ * degraded): mirrors that stopped moving answer every check "nothing
+ * newer". ClamAV's signed test database, built in 2021, stands in for
+ * daily here; the same file held as test is not reported. */
+Test(sigsync, old_daily_is_reported)
+{
+    char *dbdir = pm_asprintf("%s/a", s_dir);
+    cr_assert_eq(mkdir(dbdir, 0751), 0);
+    testmirror_copy("test-1.cvd", dbdir, "daily.cvd", false);
+    testmirror_copy("test-1.cvd", dbdir, "test.cvd", false);
+    free(dbdir);
+    s_node_t a = {0};
+    s_node_start(&a, "a", false);
+    char *dbs[] = {"daily", "test"};
+    s_send_policy_of(&a, s_mirror.url, dbs, 2);
+    int64_t end = zclock_mono() + 30000;
+    const Pm__SignatureDb *daily = NULL;
+    while (zclock_mono() < end &&
+           !((daily = s_db_named(&a, "daily")) && *daily->error))
+        s_drain(&a, 200);
+    cr_assert_not_null(daily, "no daily in the status");
+    cr_expect_eq(daily->version, 1);
+    char *want = pm_asprintf("version 1 was built %lld days ago",
+                             (long long)(time(NULL) - daily->built) / 86400);
+    cr_expect(strncmp(daily->error, want, strlen(want)) == 0, "%s",
+              daily->error);
+    free(want);
+    cr_expect_str_eq(s_db(&a)->error, "");
+    s_node_stop(&a);
+}
+
 Test(sigsync, tampered_peer_is_distrusted)
 {
     s_node_t good = {0}, bad = {0};
