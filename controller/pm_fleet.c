@@ -624,10 +624,22 @@ s_take_answer(pm_fleet_t *self, pm_fleet_node_t *n, Pm__AgentReport *rep)
     }
 }
 
+/* An answer to a WHY or TEST publication says nothing of the node's
+ * state: a test's comes from a thread of the agent that knows no revision
+ * (applied_rev 0), and taking it would show the node at revision 0 and
+ * could drop its revision's retention pin until the next heartbeat. */
+static bool
+s_is_answer(const Pm__AgentReport *rep)
+{
+    return rep->kind == PM__AGENT_REPORT__KIND__WHY_ANSWER ||
+           rep->kind == PM__AGENT_REPORT__KIND__TEST_ANSWER;
+}
+
 static void
 s_take_report(pm_fleet_t *self, pm_fleet_node_t *n, Pm__AgentReport *rep)
 {
-    if (rep->status) {
+    bool answer = s_is_answer(rep);
+    if (rep->status && !answer) {
         pm_wire_set_string(&rep->status->name, n->name);
         rep->status->applied_rev = rep->applied_rev;
         pm_nodereport_own_cooldowns(n->name, rep->status, time(NULL));
@@ -645,15 +657,17 @@ s_take_report(pm_fleet_t *self, pm_fleet_node_t *n, Pm__AgentReport *rep)
     }
     /* the enrolled name, not whatever the agent calls itself */
     pm_wire_set_string(&n->status->name, n->name);
-    n->status->applied_rev = rep->applied_rev;
-    s_note_ack(self, n, rep->applied_rev);
+    if (!answer) {
+        n->status->applied_rev = rep->applied_rev;
+        s_note_ack(self, n, rep->applied_rev);
+    }
     n->seen_mono = zclock_mono();
     n->seen_wall = time(NULL);
     n->status->last_seen = n->seen_wall;
     if (rep->kind == PM__AGENT_REPORT__KIND__HELLO ||
         rep->kind == PM__AGENT_REPORT__KIND__RESYNC) {
         s_want_snapshot(self, n, rep); /* MEMBERS, whole, with it */
-    } else {
+    } else if (!answer) {
         pm_fleet_members_heal(self, n, rep->members_epoch);
     }
     s_take_answer(self, n, rep);

@@ -1550,6 +1550,57 @@ s_raw_agent(zcert_t *key)
     return sock;
 }
 
+/* NODE's applied revision as `nodes` shows it (0: not listed). */
+static uint64_t
+s_applied(zsock_t *api, const char *node)
+{
+    Pm__Request nodes = s_req(PM__REQUEST__OP__NODES);
+    Pm__Response *r = s_ask(api, &nodes);
+    const Pm__NodeStatus *n = s_node_entry(r, node);
+    uint64_t rev = n ? n->applied_rev : 0;
+    pm__response__free_unpacked(r, NULL);
+    return rev;
+}
+
+/* Answers to WHY and TEST say nothing of the node's state: a policy
+ * test's answer comes from a thread of the agent that knows no revision
+ * (0). Taken as a report, it showed the node at revision 0 and could
+ * drop its revision's retention pin until the next heartbeat. */
+Test(fleet, answers_leave_the_applied_revision)
+{
+    zcert_t *key = s_enrolled_key("mx1");
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    uint64_t rev = s_push(api, 1);
+    zsock_t *sock = s_raw_agent(key);
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    st.name = (char *)"mx1";
+    st.applied_rev = rev;
+    s_send_report(sock, PM__AGENT_REPORT__KIND__HEARTBEAT, &st);
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (s_applied(api, "mx1") != rev && zclock_mono() < deadline)
+        zclock_sleep(20);
+    cr_assert_eq(s_applied(api, "mx1"), rev);
+
+    for (int i = 0; i < 2; i++) { /* revision 0, ids never given */
+        Pm__AgentReport rep = PM__AGENT_REPORT__INIT;
+        rep.kind = i ? PM__AGENT_REPORT__KIND__WHY_ANSWER
+                     : PM__AGENT_REPORT__KIND__TEST_ANSWER;
+        rep.test_id = rep.why_id = 999;
+        size_t len = 0;
+        uint8_t *buf = pm_wire_pack(&rep.base, &len);
+        cr_assert_geq(zmq_send(zsock_resolve(sock), buf, len, 0), 0);
+        free(buf);
+    }
+    zclock_sleep(300); /* taken in milliseconds, were they taken */
+    cr_expect_eq(s_applied(api, "mx1"), rev);
+
+    zsock_destroy(&sock);
+    zsock_destroy(&api);
+    s_controller_stop();
+    zcert_destroy(&key);
+}
+
 static Pm__Cooldown
 s_cooldown(const char *mirror, int status, int64_t until, const char *node)
 {
