@@ -19,6 +19,7 @@
 #include "pm_mem.h"
 #include "pm_policy.h"
 
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@ s_print(const char *what, double us, size_t n)
 int
 main(int argc, char **argv)
 {
+    setlocale(LC_CTYPE, "C.UTF-8"); /* as privmta-milter reads names */
     bool keep = argc > 1 && strcmp(argv[1], "--keep-heap") == 0;
     argc -= keep;
     argv += keep;

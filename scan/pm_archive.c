@@ -175,8 +175,16 @@ s_entry(s_ctx_t *ctx, struct archive *a, struct archive_entry *e, size_t *n,
     const char *name = archive_entry_pathname_utf8(e);
     if (!name)
         name = archive_entry_pathname(e);
-    if (name && archive_entry_filetype(e) != AE_IFDIR &&
-        ctx->fn(ctx->arg, name))
+    bool dir = archive_entry_filetype(e) == AE_IFDIR;
+    /* libarchive gives no name it cannot convert to the locale's charset
+     * (a zip's UTF-8 name, a 7z's UTF-16 one, in a non-UTF-8 locale): an
+     * unchecked name must not pass */
+    if (!name && !dir)
+        return s_fail(ctx, PM_ARCHIVE_BROKEN,
+                      "archive entry %zu has a name that cannot be read "
+                      "(its character set)",
+                      *n);
+    if (name && !dir && ctx->fn(ctx->arg, name))
         return PM_ARCHIVE_STOPPED;
     /* Encrypted data cannot be looked into; its name was checked. */
     if (archive_entry_is_data_encrypted(e))

@@ -49,7 +49,10 @@ typedef enum {
 } pm_archive_result_t;
 
 /* Reports to FN the names in the archive DATA of LEN bytes and in the
- * archives nested in it. Names met before a limit or an error are
+ * archives nested in it. Names are given in the locale's charset
+ * (LC_CTYPE), which must be UTF-8 for names outside ASCII to be read
+ * (privmta-milter sets C.UTF-8); an entry whose name cannot be read makes
+ * the archive PM_ARCHIVE_BROKEN, never a pass. Names met before a limit or an error are
  * reported. Entries whose data is encrypted are reported by name and not
  * opened. For PM_ARCHIVE_LIMIT and PM_ARCHIVE_BROKEN, *why (WHY may be
  * NULL) gets a new sentence the caller frees ("archive nesting deeper than
