@@ -386,16 +386,24 @@ s_domain_eq(const char *a, const char *b)
 }
 
 bool
-pm_dkim_has_valid_signature_for(const pm_dkim_verdict_t *verdict,
-                                const char *domain)
+pm_dkim_has_result_for(const pm_dkim_verdict_t *verdict, const char *domain,
+                       pm_dkim_result_t result)
 {
     if (!verdict || !domain)
         return false;
     for (size_t i = 0; i < verdict->n_sigs; i++)
-        if (verdict->sigs[i].pass &&
+        if (verdict->sigs[i].result == result &&
+            verdict->sigs[i].pass == (result == PM_DKIM_PASS) &&
             s_domain_eq(verdict->sigs[i].domain, domain))
             return true;
     return false;
+}
+
+bool
+pm_dkim_has_valid_signature_for(const pm_dkim_verdict_t *verdict,
+                                const char *domain)
+{
+    return pm_dkim_has_result_for(verdict, domain, PM_DKIM_PASS);
 }
 
 void

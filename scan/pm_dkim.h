@@ -89,6 +89,12 @@ int pm_dkim_verify(pm_dkim_t *self, const char *msg, size_t len,
 bool pm_dkim_has_valid_signature_for(const pm_dkim_verdict_t *verdict,
                                      const char *domain);
 
+/* True when verdict holds a signature whose d= is domain exactly (as
+ * above) that came out as result: PM_DKIM_TEMPERROR tells a signature
+ * whose key could not be looked up now from one that is wrong. */
+bool pm_dkim_has_result_for(const pm_dkim_verdict_t *verdict,
+                            const char *domain, pm_dkim_result_t result);
+
 /* Frees what pm_dkim_verify put into *verdict and zeroes it; accepts NULL
  * and a zeroed or already cleared verdict. */
 void pm_dkim_verdict_clear(pm_dkim_verdict_t *verdict);

@@ -218,9 +218,20 @@ s_need_signatures(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
     }
     while (hit && pm_dkim_has_valid_signature_for(&verdict, hit->domain))
         hit = s_named(pol, from, &i);
+    /* its key could not be looked up (DNS down): not proof of forgery */
+    bool retry =
+        hit && pm_dkim_has_result_for(&verdict, hit->domain, PM_DKIM_TEMPERROR);
     pm_dkim_verdict_clear(&verdict);
     if (!hit)
         return false;
+    if (retry) {
+        char *why = pm_asprintf("the key of %s's signature could not be "
+                                "looked up",
+                                hit->domain);
+        s_tempfail(out, "DKIM", why);
+        free(why);
+        return true;
+    }
     s_reply(out, PM_MV_REJECT, "550", "5.7.1",
             pm_asprintf("Message rejected: mail from %s must carry a valid "
                         "DKIM signature of %s",

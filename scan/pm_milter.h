@@ -47,7 +47,9 @@
  *        whatever signatures the message carries;
  *      - one mailbox: every DKIM domain it names (its own domain, or an
  *        "@D" in its display name) needs a passing signature of exactly
- *        that domain                          -> 550 5.7.1
+ *        that domain                          -> 550 5.7.1, or 451 4.3.0
+ *        when a signature of that domain could not be checked because
+ *        its key could not be looked up (DNS)
  *   5. antispam (antispam.enabled; inbound mail only unless
  *      antispam.scan_outbound): a message over spamd_max_bytes (default
  *      512000, as spamc and amavis) is not scored: it gets

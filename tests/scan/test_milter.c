@@ -32,6 +32,7 @@ typedef struct {
     int64_t spam_score;           /* hundredths */
     int dkim_rc;                  /* PM_OK or an error */
     const char *dkim_pass_domain; /* a passing signature of this, or NULL */
+    const char *dkim_temp_domain; /* one of this whose key lookup failed */
     int sign_rc;
     int av_calls, spam_calls, verify_calls, sign_calls;
 } s_fake_t;
@@ -88,6 +89,15 @@ s_verify(void *ctx, const char *m, size_t l, pm_dkim_verdict_t *out, char **why)
         out->sigs[0].reason = strdup("ok");
         out->sigs[0].pass = true;
         out->n_sigs = 1;
+    }
+    if (f->dkim_temp_domain) {
+        out->sigs = realloc(out->sigs, (out->n_sigs + 1) * sizeof *out->sigs);
+        pm_dkim_sig_t *t = &out->sigs[out->n_sigs++];
+        t->domain = strdup(f->dkim_temp_domain);
+        t->selector = strdup("s1");
+        t->reason = strdup("key retrieval failed");
+        t->result = PM_DKIM_TEMPERROR;
+        t->pass = false;
     }
     return PM_OK;
 }
@@ -464,6 +474,25 @@ Test(milter, forged_dkim_domain_rejected)
     s_f.dkim_rc = PM_EINTERNAL;
     cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_TEMPFAIL);
     pm_mverdict_clear(&v);
+    s_f.dkim_rc = PM_OK;
+    /* its key could not be looked up (DNS down): try again later, not a
+     * forgery; someone else's such signature changes nothing */
+    s_f.dkim_pass_domain = NULL;
+    s_f.dkim_temp_domain = "signed.test";
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_TEMPFAIL);
+    cr_assert_str_eq(v.rcode, "451");
+    cr_assert_not_null(strstr(v.log, "the key of signed.test's signature "
+                                     "could not be looked up"),
+                       "%s", v.log);
+    pm_mverdict_clear(&v);
+    s_f.dkim_temp_domain = "other.test";
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_REJECT);
+    pm_mverdict_clear(&v);
+    s_f.dkim_pass_domain = "signed.test"; /* and one that passes */
+    s_f.dkim_temp_domain = "signed.test";
+    cr_assert_eq(pm_milter_decide(pol, m, &s_eng, &v), PM_MV_ACCEPT);
+    pm_mverdict_clear(&v);
+    s_f.dkim_temp_domain = NULL;
     pm_mmsg_destroy(&m);
     /* other From domains are not checked */
     s_f.verify_calls = 0;
