@@ -141,6 +141,11 @@ void pm_ctld_rollout_canary(pm_ctld_t *self, const Pm__Request *req,
  * nodes on the revision they had again, and its canaries on the new one. */
 void pm_ctld_rollout_hold(pm_ctld_t *self);
 
+/* Whether HEAD is the revision of a canary push that has not passed (it
+ * runs, or halted or was aborted without going back): it is on the
+ * canaries only, every other node keeps the revision before. */
+bool pm_ctld_rollout_holds(const pm_ctld_t *self, uint64_t head);
+
 /* ROLLOUT_START, ROLLOUT_STATUS, and PAUSE/RESUME/ABORT. */
 void pm_ctld_rollout_start(pm_ctld_t *self, const Pm__Request *req,
                            const char *author, pm_ctld_reply_t *r);

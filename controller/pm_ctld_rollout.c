@@ -168,10 +168,38 @@ s_rollout_fail(pm_ctld_reply_t *r, int rc, char *why)
     free(why);
 }
 
+/* Why no rollout may start now, or NULL: a canary push that ended
+ * without its revision going everywhere or back (halted without
+ * auto-revert, or a revert refused) still holds the other nodes on
+ * revert_rev while its revision is the head (pm_ctld_rollout_hold). A new
+ * rollout would replace the record that holds them, so a controller
+ * restart would send the failed revision to every node, and a new canary
+ * push would take that revision as the one to go back to. */
+static char *
+s_held_back(pm_ctld_t *self)
+{
+    const Pm__Rollout *ro = self->rollout;
+    uint64_t head = 0;
+    if (pm_rollout_active(ro) || pm_store_head(self->store, &head) != PM_OK ||
+        !pm_ctld_rollout_holds(self, head))
+        return NULL; /* a running one refuses by itself (pm_rollout_start) */
+    return pm_asprintf(
+        "canary push %llu %s: revision %llu is on its canaries only and "
+        "every other node keeps revision %llu; first `privmta-ctl rollout "
+        "abort` (the canaries go back) or a push without --canary (a "
+        "revision for every node)",
+        (unsigned long long)ro->id, pm_rollout_state_name(ro->state),
+        (unsigned long long)ro->spec->policy_rev,
+        (unsigned long long)ro->spec->revert_rev);
+}
+
 void
 pm_ctld_rollout_start(pm_ctld_t *self, const Pm__Request *req,
                       const char *author, pm_ctld_reply_t *r)
 {
+    char *held = s_held_back(self);
+    if (held)
+        return s_rollout_fail(r, PM_ECONFLICT, held);
     Pm__NodeStatus **nodes = NULL;
     Pm__Rollout *next = NULL;
     size_t n = 0;
@@ -322,16 +350,24 @@ s_canary_end(pm_ctld_t *self, const Pm__Rollout *old)
     }
 }
 
+bool
+pm_ctld_rollout_holds(const pm_ctld_t *self, uint64_t head)
+{
+    const Pm__Rollout *ro = self->rollout;
+    /* none, over, or a commit since went to everyone */
+    return ro && ro->spec && ro->spec->policy_rev &&
+           ro->state != PM__ROLLOUT__STATE__DONE &&
+           head == ro->spec->policy_rev;
+}
+
 void
 pm_ctld_rollout_hold(pm_ctld_t *self)
 {
     const Pm__Rollout *ro = self->rollout;
     uint64_t head = 0;
-    if (!self->fleet || !ro || !ro->spec || !ro->spec->policy_rev ||
-        ro->state == PM__ROLLOUT__STATE__DONE ||
-        pm_store_head(self->store, &head) != PM_OK ||
-        head != ro->spec->policy_rev)
-        return; /* none, over, or a commit since went to everyone */
+    if (!self->fleet || pm_store_head(self->store, &head) != PM_OK ||
+        !pm_ctld_rollout_holds(self, head))
+        return;
     if (!pm_rollout_active(ro) && s_canary_reverts(ro)) {
         s_canary_revert(self); /* the controller stopped before it could */
         return;
@@ -360,6 +396,9 @@ pm_ctld_rollout_canary(pm_ctld_t *self, const Pm__Request *req,
                             "a canary push keeps the other nodes on the "
                             "current revision, and there is none yet: push "
                             "without --canary first");
+    char *held = s_held_back(self);
+    if (held)
+        return s_rollout_fail(r, PM_ECONFLICT, held);
     Pm__RolloutSpec *spec = pm_wire_dup(&req->rollout_spec->base);
     pm_wire_set_string(&spec->service, "");
     spec->policy_rev = head + 1; /* one writer: this thread */

@@ -316,6 +316,16 @@ check "it names mx3 and Postfix's refusal" grep -q "canary mx3 failed: apply: .*
 check "the push stays halted, nothing reverted" bash -c \
     "'$CTL' rollout status --json | jq -e '.state == \"halted\"' >/dev/null &&
      '$CTL' policy history --json --limit 1 | jq -e '.[0].revision == $((head0 + 4))' >/dev/null"
+# while it holds the others back, nothing may replace it: a restart of the
+# controller would then send the failed revision everywhere, and a new
+# canary push would take it as the revision to go back to
+expect_exit 1 "a rolling restart is refused while the halted push holds the others" \
+    "$CTL" restart --rolling --service postfix
+check "naming the push and what to do" grep -q "revision $((head0 + 4)) is on its canaries only and every other node keeps revision $((head0 + 3)); first .privmta-ctl rollout abort" "$WORK/err"
+expect_exit 1 "so is another canary push" \
+    "$CTL" policy push "$WORK/canary.yaml" --canary mx2 --min-healthy 2s
+check "(nothing committed)" bash -c \
+    "'$CTL' policy history --json --limit 1 | jq -e '.[0].revision == $((head0 + 4))' >/dev/null"
 expect_exit 0 "rollout abort puts the canary back" "$CTL" rollout abort
 check "saying so" grep -q "aborted: the canaries go back to the content of revision $((head0 + 3))" "$WORK/out"
 check "mx1 and mx2 never had revision $((head0 + 4))" bash -c \
