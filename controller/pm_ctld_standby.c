@@ -89,6 +89,12 @@ pm_ctld_replicate(pm_ctld_t *self, const Pm__Request *req, const char *author,
     int rc = pm_store_head(self->store, &head);
     if (rc != PM_OK)
         return pm_ctld_store_fail(r, rc, "reading the head");
+    /* A canary push's revision is not the cluster's yet: a standby that
+     * stored it without the rollout holding it back would, once promoted,
+     * send it to every node. It gets it once the push passed, or the
+     * revert that follows a failed one. */
+    if (pm_ctld_rollout_holds(self, head))
+        head--;
     r->resp.head = head;
     if (!s_same_history(self, req, head, r))
         return;

@@ -160,6 +160,50 @@ Test(standby, a_standby_becomes_an_exact_copy)
     pm_replica_destroy(&b);
 }
 
+/* The primary's controller again, as it starts: it reads the rollout. */
+static void
+s_restart_primary(void)
+{
+    pm_ctld_destroy(&s_ctld);
+    char clients[256], *why = NULL;
+    snprintf(clients, sizeof clients, "%s/a/clients", s_dir);
+    s_ctld =
+        pm_ctld_new(s_primary, "inproc://test-standby", s_cert, clients, &why);
+    cr_assert_not_null(s_ctld, "%s", why ? why : "");
+}
+
+/* A canary push's revision is on its canaries only: a standby promoted
+ * with it as its head would send it to every node (it has no rollout
+ * holding it back). It is replicated once the push passed. */
+Test(standby, a_canary_revision_waits_for_its_push)
+{
+    s_commit("one@example.com");
+    s_commit("two@example.com");
+    Pm__RolloutSpec spec = PM__ROLLOUT_SPEC__INIT;
+    spec.service = (char *)"";
+    spec.policy_rev = 2;
+    spec.revert_rev = 1;
+    Pm__Rollout ro = PM__ROLLOUT__INIT;
+    ro.id = 7;
+    ro.state = PM__ROLLOUT__STATE__HALTED;
+    ro.spec = &spec;
+    cr_assert_eq(pm_store_rollout_put(s_primary, &ro), PM_OK);
+    s_restart_primary();
+    Pm__Response *r = s_replicate(0, NULL, NULL);
+    cr_assert_eq(r->status, PM__RESPONSE__STATUS__OK, "%s", r->error);
+    cr_expect_eq(r->head, 1);
+    cr_expect_eq(r->n_history, 1);
+    pm__response__free_unpacked(r, NULL);
+
+    ro.state = PM__ROLLOUT__STATE__DONE;
+    cr_assert_eq(pm_store_rollout_put(s_primary, &ro), PM_OK);
+    s_restart_primary();
+    r = s_replicate(0, NULL, NULL);
+    cr_expect_eq(r->head, 2);
+    cr_expect_eq(r->n_history, 2);
+    pm__response__free_unpacked(r, NULL);
+}
+
 Test(standby, a_diverged_standby_is_told_so)
 {
     s_commit("one@example.com");
