@@ -12,6 +12,7 @@
 #include "pm_error.h"
 #include "pm_policy.h"
 #include "pm_store.h"
+#include "pm_text.h"
 #include "pm_wire.h"
 #include "testdir.h"
 
@@ -777,6 +778,36 @@ Test(ctld, diff_lists_exactly_changed_keys)
     pm__revision__free_unpacked(r3, NULL);
 }
 
+/* A value longer than one string of an answer may hold (250 networks)
+ * is shown cut, and the answer still passes the client's wire check. */
+Test(ctld, diff_of_a_long_value_is_cut)
+{
+    s_push_n(1, 1);
+    char nets[8192] = "[";
+    for (int i = 0; i < 250; i++)
+        snprintf(nets + strlen(nets), sizeof nets - strlen(nets),
+                 "%s192.168.%d.%d/32", i ? ", " : "", 100 + i / 100,
+                 100 + i % 100);
+    strcat(nets, "]");
+    Pm__Edit e[] = {
+        s_edit("outbound.mynetworks", PM__EDIT__OP__ASSIGN, nets),
+    };
+    Pm__Response *resp = s_set(NULL, e, COUNT(e), -1);
+    cr_assert_eq(resp->status, PM__RESPONSE__STATUS__OK, "%s",
+                 s_problems(resp));
+    pm__response__free_unpacked(resp, NULL);
+    resp = s_diff(1, 2); /* s_call: the reply passes pm_wire */
+    cr_assert_eq(resp->status, PM__RESPONSE__STATUS__OK, "%s", resp->error);
+    cr_assert_eq(resp->n_diff, 1);
+    const char *after = resp->diff[0]->after;
+    cr_expect_leq(strlen(after), PM_WIRE_STRING_MAX);
+    cr_expect(strncmp(after, "[\"192.168.100.100/32\"", 21) == 0, "%.40s",
+              after);
+    cr_expect_str_eq(after + strlen(after) - strlen(PM_TEXT_MORE),
+                     PM_TEXT_MORE);
+    pm__response__free_unpacked(resp, NULL);
+}
+
 Test(ctld, diff_changed_override_value)
 {
     Pm__Edit a[] = {
@@ -976,6 +1007,18 @@ Test(ctld, node_add_without_fleet)
     resp = s_call(&req);
     cr_expect_eq(resp->status, PM__RESPONSE__STATUS__INVALID);
     cr_expect(resp->error && strstr(resp->error, "mx 1/.."), "%s", resp->error);
+    pm__response__free_unpacked(resp, NULL);
+    /* a refusal quoting 4 KiB the admin sent still passes the client's
+     * wire check (s_call unpacks it), cut to what one string may hold */
+    char long_name[PM_WIRE_STRING_MAX - 5];
+    memset(long_name, 'a', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    req.node = long_name;
+    resp = s_call(&req);
+    cr_expect_eq(resp->status, PM__RESPONSE__STATUS__INVALID);
+    cr_expect(strncmp(resp->error, "node name 'aaa", 14) == 0, "%.40s",
+              resp->error);
+    cr_expect_leq(strlen(resp->error), PM_WIRE_STRING_MAX);
     pm__response__free_unpacked(resp, NULL);
 
     Pm__Request rm = s_req(PM__REQUEST__OP__NODE_REMOVE);
