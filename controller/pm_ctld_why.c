@@ -9,7 +9,8 @@
  * loop goes on serving everything else. At most PM_CTLD_WHY_PENDING asks
  * wait at once, and what an answer may add is bounded (PM_WIRE_WHY_MAX
  * records a node, checked by pm_wire), so a flood of asks or a hostile
- * agent costs little.
+ * agent costs little; the merged answer holds the newest records that fit
+ * one answer and says how many older ones it left out.
  */
 #include "pm_ctld_private.h"
 
@@ -22,6 +23,9 @@
 
 #define PM_CTLD_WHY_MS 3000
 #define PM_CTLD_WHY_PENDING 16
+/* Bytes of records in one answer: half of what a message may be, so that
+ * the answer around them always fits */
+#define S_WHY_BYTES (PM_WIRE_MESSAGE_MAX / 2)
 
 typedef struct {
     uint64_t id;
@@ -67,6 +71,23 @@ s_newest_first(const void *a, const void *b)
     return x->time < y->time ? 1 : x->time > y->time ? -1 : 0;
 }
 
+/* How many of RECORDS (N, newest first) one answer holds: each node may
+ * send PM_WIRE_WHY_MAX, so 41 nodes could pass the client's limit of
+ * items in a list, or a few with long records its limit of bytes, and the
+ * admin would get a protocol error instead of the newest records. */
+static size_t
+s_fit(Pm__WhyRecord **records, size_t n)
+{
+    size_t keep = 0, bytes = 0;
+    while (keep < n && keep < PM_WIRE_LIST_MAX) {
+        bytes += pm__why_record__get_packed_size(records[keep]);
+        if (bytes > S_WHY_BYTES)
+            break;
+        keep++;
+    }
+    return keep;
+}
+
 /* Answers ask I and forgets it. */
 static void
 s_finish(pm_ctld_t *self, size_t i)
@@ -77,13 +98,18 @@ s_finish(pm_ctld_t *self, size_t i)
     if (a->n_records) /* no node answered: no array (qsort wants one) */
         qsort(a->records, a->n_records, sizeof *a->records, s_newest_first);
     resp.why = a->records;
-    resp.n_why = a->n_records;
+    resp.n_why = s_fit(a->records, a->n_records);
     size_t n_missing = 0;
     for (char **u = a->unserved; u && *u; u++)
         n_missing++;
     char **missing =
-        pm_calloc(n_missing + a->n_waiting + a->n_errors + 1, sizeof *missing);
+        pm_calloc(n_missing + a->n_waiting + a->n_errors + 2, sizeof *missing);
     size_t m = 0;
+    if (resp.n_why < a->n_records)
+        missing[m++] = pm_asprintf("%zu older records left out: one answer "
+                                   "holds %zu (narrow it with --since or "
+                                   "--max)",
+                                   a->n_records - resp.n_why, resp.n_why);
     for (char **u = a->unserved; u && *u; u++)
         missing[m++] = pm_asprintf("%s: not connected", *u);
     for (size_t k = 0; k < a->n_asked; k++)
