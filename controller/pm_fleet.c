@@ -473,22 +473,27 @@ pm_fleet_test(pm_fleet_t *self, const char *name, const Pm__PolicyTest *test)
 void
 pm_fleet_publish(pm_fleet_t *self, uint64_t rev)
 {
+    /* the head first: were the revision unreadable now, heartbeats would
+     * still carry it, and each agent seeing the gap asks for a snapshot,
+     * which reads it again */
+    self->head = rev;
+    for (pm_fleet_node_t *n = zhashx_first(self->nodes); n;
+         n = zhashx_next(self->nodes))
+        n->pinned = 0; /* a canary push is over: one head for everyone */
     Pm__Revision *r = NULL;
     if (pm_store_get(self->store, rev, &r) != PM_OK) {
-        pm_error("cannot read revision %llu to publish it",
+        pm_error("cannot read revision %llu to publish it; the agents ask "
+                 "for it again",
                  (unsigned long long)rev);
         return;
     }
     Pm__Publication pub = PM__PUBLICATION__INIT;
     pub.kind = PM__PUBLICATION__KIND__UPDATE;
-    pub.head = self->head = rev;
+    pub.head = rev;
     pub.revision = r;
     self->published++;
     self->sent[rev % PM_FLEET_SENT_KEPT].rev = rev;
     self->sent[rev % PM_FLEET_SENT_KEPT].at = zclock_mono();
-    for (pm_fleet_node_t *n = zhashx_first(self->nodes); n;
-         n = zhashx_next(self->nodes))
-        n->pinned = 0; /* a canary push is over: one head for everyone */
     s_attach_secrets(self, &pub);
     s_broadcast(self, &pub);
     s_free_secrets(&pub);
