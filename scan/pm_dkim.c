@@ -41,6 +41,45 @@ s_ssl_error(char *buf, size_t size)
     return buf;
 }
 
+/* ---- which signatures are checked ------------------------------------- */
+
+static bool s_domain_eq(const char *a, const char *b);
+
+/* A verification's DOMAINS (NULL: any), its user context. */
+typedef struct {
+    const char *const *domains;
+    size_t n;
+} s_want_t;
+
+static bool
+s_wanted(const s_want_t *want, const char *domain)
+{
+    if (!want || !want->domains)
+        return true;
+    for (size_t i = 0; domain && i < want->n; i++)
+        if (s_domain_eq(domain, want->domains[i]))
+            return true;
+    return false;
+}
+
+/* libopendkim's prescreen, called once the signatures are parsed and
+ * before any key is looked up: the first PM_DKIM_CHECK_MAX wanted ones
+ * are checked, the others ignored (pm_dkim.h). */
+static DKIM_CBSTAT
+s_prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
+{
+    const s_want_t *want = dkim_get_user_context(dkim);
+    int kept = 0;
+    for (int i = 0; i < nsigs; i++) {
+        const u_char *d = dkim_sig_getdomain(sigs[i]);
+        if (kept < PM_DKIM_CHECK_MAX && s_wanted(want, (const char *)d))
+            kept++;
+        else
+            dkim_sig_ignore(sigs[i]);
+    }
+    return DKIM_CBSTAT_CONTINUE;
+}
+
 /* ---- library handle --------------------------------------------------- */
 
 pm_dkim_t *
@@ -54,11 +93,17 @@ pm_dkim_new(char **why)
     /* Keep signatures that fail to parse in the list, so the verdict names
      * them instead of silently dropping them. */
     unsigned int flags = DKIM_LIBFLAGS_BADSIGHANDLES;
+    unsigned int timeout = PM_DKIM_DNS_TIMEOUT_S;
     DKIM_STAT st = dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,
                                 sizeof flags);
     if (st == DKIM_STAT_OK)
         st = dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS,
                           s_oversign, sizeof(char **));
+    if (st == DKIM_STAT_OK)
+        st = dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_TIMEOUT, &timeout,
+                          sizeof timeout);
+    if (st == DKIM_STAT_OK)
+        st = dkim_set_prescreen(lib, s_prescreen);
     if (st != DKIM_STAT_OK) {
         pm_why(why, "dkim", "libopendkim refused its options: %s",
                dkim_getresultstr(st));
@@ -305,8 +350,10 @@ s_judge(DKIM *dkim, DKIM_SIGINFO *sig, pm_dkim_sig_t *out)
     out->reason = pm_strdup(reason ? reason : "unknown error");
 }
 
+/* The signatures checked (s_prescreen ignored the others) into *OUT;
+ * *LISTED gets how many libopendkim listed. */
 static int
-s_collect(DKIM *dkim, pm_dkim_verdict_t *out, char **why)
+s_collect(DKIM *dkim, pm_dkim_verdict_t *out, size_t *listed, char **why)
 {
     DKIM_SIGINFO **sigs = NULL;
     int nsigs = 0;
@@ -318,19 +365,30 @@ s_collect(DKIM *dkim, pm_dkim_verdict_t *out, char **why)
         }
         return PM_OK; /* no signature at all */
     }
-    size_t base = out->n_sigs;
-    out->sigs =
-        pm_realloc(out->sigs, (base + (size_t)nsigs) * sizeof *out->sigs);
-    memset(out->sigs + base, 0, (size_t)nsigs * sizeof *out->sigs);
-    out->n_sigs = base + (size_t)nsigs;
-    for (int i = 0; i < nsigs; i++)
-        s_judge(dkim, sigs[i], &out->sigs[base + i]);
+    *listed = (size_t)nsigs;
+    out->sigs = pm_realloc(out->sigs,
+                           (out->n_sigs + (size_t)nsigs) * sizeof *out->sigs);
+    for (int i = 0; i < nsigs; i++) {
+        if (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE)
+            continue;
+        pm_dkim_sig_t *sig = &out->sigs[out->n_sigs++];
+        memset(sig, 0, sizeof *sig);
+        s_judge(dkim, sigs[i], sig);
+    }
     return PM_OK;
 }
 
 int
 pm_dkim_verify(pm_dkim_t *self, const char *msg, size_t len,
                pm_dkim_verdict_t *out, char **why)
+{
+    return pm_dkim_verify_for(self, msg, len, NULL, 0, out, why);
+}
+
+int
+pm_dkim_verify_for(pm_dkim_t *self, const char *msg, size_t len,
+                   const char *const *domains, size_t n_domains,
+                   pm_dkim_verdict_t *out, char **why)
 {
     if (!self || !msg || !out) {
         pm_why(why, "dkim", "invalid arguments to pm_dkim_verify");
@@ -343,7 +401,9 @@ pm_dkim_verify(pm_dkim_t *self, const char *msg, size_t len,
                dkim_getresultstr(st));
         return PM_EINTERNAL;
     }
-    size_t clen, body;
+    s_want_t want = {domains, n_domains};
+    dkim_set_user_context(dkim, &want); /* for s_prescreen */
+    size_t clen, body, listed = 0;
     char *crlf = s_crlf(msg, len, &clen);
     pm_dkim_verdict_t v = {0};
     s_sigfields_t sigs = {0};
@@ -355,13 +415,13 @@ pm_dkim_verify(pm_dkim_t *self, const char *msg, size_t len,
         rc = PM_EINTERNAL;
     } else if (!rc && st != DKIM_STAT_NOSIG) {
         /* OK, BADSIG, NOKEY, SYNTAX...: each signature says what it is. */
-        rc = s_collect(dkim, &v, why);
+        rc = s_collect(dkim, &v, &listed, why);
     }
-    if (!rc && v.n_sigs < sigs.fields) {
+    if (!rc && listed < sigs.fields) {
         /* libopendkim dropped the fields it refused: list them too. */
         for (size_t i = 0; i < sigs.bad.n_sigs; i++)
-            s_add_malformed_sig(&v, &sigs.bad.sigs[i]);
-        sigs.bad.n_sigs = 0;
+            if (s_wanted(&want, sigs.bad.sigs[i].domain))
+                s_add_malformed_sig(&v, &sigs.bad.sigs[i]);
     }
     pm_dkim_verdict_clear(&sigs.bad);
     dkim_free(dkim);

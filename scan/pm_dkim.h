@@ -71,15 +71,32 @@ void pm_dkim_destroy(pm_dkim_t **self_p);
  * DKIM_QUERY_FILE). PM_EINVAL when path is NULL, empty or too long. */
 int pm_dkim_set_query_file(pm_dkim_t *self, const char *path);
 
-/* Verifies every DKIM-Signature of msg. PM_OK means the message was
- * checked: *out tells, per signature, what came out (an unsigned message
- * gives n_sigs 0; a bad or even unparsable signature is a PM_OK with pass
- * false). Caller clears *out with pm_dkim_verdict_clear. Errors: PM_EINVAL
- * bad arguments or a header field libopendkim rejects (a line without a
- * colon in the header section); PM_EINTERNAL libopendkim failed (out of
- * resources). A message without a blank line is all headers, empty body.
- * A signature with l= (a body length limit) never passes: content could
- * have been appended after the signed part (pm_dkim_sign never sets l=). */
+/* At most this many signatures of a message are checked, each a key
+ * lookup of up to PM_DKIM_DNS_TIMEOUT_S seconds (libopendkim looks keys up
+ * one after another, blocking): a message carrying a thousand signatures
+ * naming a silent name server would otherwise hold a scan slot for hours.
+ * The others are left out of the verdict. */
+#define PM_DKIM_CHECK_MAX 4
+#define PM_DKIM_DNS_TIMEOUT_S 5
+
+/* Verifies the DKIM-Signatures of msg: the first PM_DKIM_CHECK_MAX, or,
+ * when DOMAINS (N_DOMAINS of them) is not NULL, the first
+ * PM_DKIM_CHECK_MAX whose d= is one of them (as
+ * pm_dkim_has_valid_signature_for compares). PM_OK means the message was
+ * checked: *out tells, per signature checked, what came out (an unsigned
+ * message gives n_sigs 0; a bad or even unparsable signature is a PM_OK
+ * with pass false). Caller clears *out with pm_dkim_verdict_clear.
+ * Errors: PM_EINVAL bad arguments or a header field libopendkim rejects (a
+ * line without a colon in the header section); PM_EINTERNAL libopendkim
+ * failed (out of resources). A message without a blank line is all
+ * headers, empty body. A signature with l= (a body length limit) never
+ * passes: content could have been appended after the signed part
+ * (pm_dkim_sign never sets l=). */
+int pm_dkim_verify_for(pm_dkim_t *self, const char *msg, size_t len,
+                       const char *const *domains, size_t n_domains,
+                       pm_dkim_verdict_t *out, char **why);
+
+/* pm_dkim_verify_for with no DOMAINS. */
 int pm_dkim_verify(pm_dkim_t *self, const char *msg, size_t len,
                    pm_dkim_verdict_t *out, char **why);
 

@@ -207,11 +207,25 @@ s_need_signatures(const pm_mpolicy_t *pol, const pm_mmsg_t *msg,
 {
     if (!eng->dkim_verify)
         return s_tempfail(out, "DKIM", "no verifier"), true;
-    size_t len;
+    size_t len, n, n_want = 0;
     const char *data = pm_mmsg_data(msg, &len);
+    /* only the signatures of the domains FROM names are checked (each is a
+     * key lookup: pm_dkim.h) */
+    pm_mpolicy_dkim(pol, &n);
+    const char **want = pm_calloc(n + 1, sizeof *want);
+    want[n_want++] = hit->domain;
+    for (size_t j = i; n_want < n;) {
+        const pm_mdkim_t *d = s_named(pol, from, &j);
+        if (!d)
+            break;
+        want[n_want++] = d->domain;
+    }
     pm_dkim_verdict_t verdict = {0};
     char *why = NULL;
-    if (eng->dkim_verify(eng->ctx, data, len, &verdict, &why) != PM_OK) {
+    int rc =
+        eng->dkim_verify(eng->ctx, data, len, want, n_want, &verdict, &why);
+    free(want);
+    if (rc != PM_OK) {
         s_tempfail(out, "DKIM", why);
         free(why);
         return true;

@@ -257,6 +257,7 @@ typedef struct {
     int (*spam_check)(void *ctx, const char *msg, size_t len,
                       pm_spamd_result_t *out, char **why);
     int (*dkim_verify)(void *ctx, const char *msg, size_t len,
+                       const char *const *domains, size_t n_domains,
                        pm_dkim_verdict_t *out, char **why);
     int (*dkim_sign)(void *ctx, const char *msg, size_t len, const char *domain,
                      const char *selector, const char *key_pem,

@@ -201,11 +201,13 @@ s_spam_check(void *ctx, const char *msg, size_t len, pm_spamd_result_t *out,
 }
 
 static int
-s_dkim_verify(void *ctx, const char *msg, size_t len, pm_dkim_verdict_t *out,
-              char **why)
+s_dkim_verify(void *ctx, const char *msg, size_t len,
+              const char *const *domains, size_t n_domains,
+              pm_dkim_verdict_t *out, char **why)
 {
     pm_milter_t *self = ((pm_mcall_t *)ctx)->milter;
-    return pm_dkim_verify(self->dkim, msg, len, out, why);
+    return pm_dkim_verify_for(self->dkim, msg, len, domains, n_domains, out,
+                              why);
 }
 
 static int

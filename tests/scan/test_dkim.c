@@ -360,6 +360,40 @@ Test(dkim, two_signatures)
     free(inner);
 }
 
+/* At most PM_DKIM_CHECK_MAX signatures are checked (each is a key lookup,
+ * one after another): the first ones in the message, or the first ones of
+ * the domains asked about. */
+Test(dkim, only_a_few_signatures_are_checked)
+{
+    char *msg = s_signed(s_msg_lf, "example.test", s_key);
+    for (int i = 0; i < PM_DKIM_CHECK_MAX + 1; i++) {
+        char sel[16], *hdr = NULL, *why = NULL;
+        snprintf(sel, sizeof sel, "nosuch%d", i);
+        cr_assert_eq(pm_dkim_sign(s_dkim, msg, strlen(msg), "other.test", sel,
+                                  s_other_key, &hdr, &why),
+                     PM_OK, "%s", why);
+        char *more = s_cat3(hdr, "\r\n", msg);
+        free(hdr);
+        free(msg);
+        msg = more;
+    }
+    pm_dkim_verdict_t v = {0};
+    s_verify(msg, &v); /* example.test's comes last: not checked */
+    cr_assert_eq(v.n_sigs, PM_DKIM_CHECK_MAX);
+    cr_assert_not(pm_dkim_has_valid_signature_for(&v, "example.test"));
+    pm_dkim_verdict_clear(&v);
+    const char *want[] = {"EXAMPLE.test."};
+    char *why = NULL;
+    cr_assert_eq(
+        pm_dkim_verify_for(s_dkim, msg, strlen(msg), want, 1, &v, &why), PM_OK,
+        "%s", why);
+    cr_assert_eq(v.n_sigs, 1);
+    cr_assert(pm_dkim_has_valid_signature_for(&v, "example.test"), "%s",
+              v.sigs[0].reason);
+    pm_dkim_verdict_clear(&v);
+    free(msg);
+}
+
 Test(dkim, unknown_selector_is_permerror)
 {
     char *msg = s_lf_to_crlf(s_msg_lf);

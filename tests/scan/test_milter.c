@@ -35,6 +35,7 @@ typedef struct {
     const char *dkim_temp_domain; /* one of this whose key lookup failed */
     int sign_rc;
     int av_calls, spam_calls, verify_calls, sign_calls;
+    char verify_asked[256]; /* the domains the last verify asked about */
 } s_fake_t;
 
 static int
@@ -72,11 +73,17 @@ s_spam(void *ctx, const char *m, size_t l, pm_spamd_result_t *out, char **why)
 }
 
 static int
-s_verify(void *ctx, const char *m, size_t l, pm_dkim_verdict_t *out, char **why)
+s_verify(void *ctx, const char *m, size_t l, const char *const *domains,
+         size_t n_domains, pm_dkim_verdict_t *out, char **why)
 {
     (void)m, (void)l;
     s_fake_t *f = ctx;
     f->verify_calls++;
+    f->verify_asked[0] = '\0';
+    for (size_t i = 0; i < n_domains; i++)
+        snprintf(f->verify_asked + strlen(f->verify_asked),
+                 sizeof f->verify_asked - strlen(f->verify_asked), "%s%s",
+                 i ? "," : "", domains[i]);
     if (f->dkim_rc != PM_OK) {
         *why = strdup("libopendkim failed");
         return f->dkim_rc;
@@ -462,6 +469,8 @@ Test(milter, forged_dkim_domain_rejected)
     cr_assert_str_eq(v.rcode, "550");
     cr_assert_str_eq(v.xcode, "5.7.1");
     cr_assert_not_null(strstr(v.text, "signed.test"));
+    cr_assert_str_eq(s_f.verify_asked, "signed.test",
+                     "only the signatures of the domains From names");
     s_counts(&v, 1, (pm_mcounter_t[]){PM_MC_REJECTED_DKIM});
     pm_mverdict_clear(&v);
     s_f.dkim_pass_domain = "other.test"; /* someone else's signature */
