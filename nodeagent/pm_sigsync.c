@@ -85,6 +85,20 @@ s_db_free(pm_sigsync_db_t **db_p)
     *db_p = NULL;
 }
 
+/* Takes the database called NAME out of SELF's list, its slot left NULL
+ * (s_on_policy frees what is left), or NULL. */
+static pm_sigsync_db_t *
+s_take_db(pm_sigsync_state_t *self, const char *name)
+{
+    for (size_t j = 0; j < self->n_dbs; j++)
+        if (self->dbs[j] && strcmp(self->dbs[j]->name, name) == 0) {
+            pm_sigsync_db_t *db = self->dbs[j];
+            self->dbs[j] = NULL;
+            return db;
+        }
+    return NULL;
+}
+
 pm_sigsync_db_t *
 pm_sigsync_db_find(pm_sigsync_state_t *self, const char *name)
 {
@@ -331,12 +345,8 @@ s_on_policy(pm_sigsync_state_t *self, const Pm__Policy *p)
         pm_calloc(p->n_antivirus_databases + 1, sizeof *dbs);
     for (size_t i = 0; i < p->n_antivirus_databases; i++) {
         const char *name = p->antivirus_databases[i];
-        pm_sigsync_db_t *db = pm_sigsync_db_find(self, name);
-        if (db) {
-            for (size_t j = 0; j < self->n_dbs; j++)
-                if (self->dbs[j] == db)
-                    self->dbs[j] = NULL;
-        } else {
+        pm_sigsync_db_t *db = s_take_db(self, name);
+        if (!db) {
             db = pm_calloc(1, sizeof *db);
             db->name = pm_strdup(name);
             db->holders = zhashx_new();
