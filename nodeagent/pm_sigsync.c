@@ -372,6 +372,7 @@ s_on_members(pm_sigsync_state_t *self, const Pm__Publication *pub)
     pm_sigmembers_set(self->members, pub);
     self->members_at = zclock_mono();
     pm_sigsync_apply_duties(self);
+    /* the controller's list: taken whole, also before the policy came */
     for (size_t j = 0; j < pub->n_cooldowns; j++)
         pm_sigbook_cool(self->book, pub->cooldowns[j]->mirror,
                         pub->cooldowns[j]->http_status,
@@ -441,6 +442,19 @@ pm_sigsync_news(pm_sigsync_state_t *self)
     int64_t soon = zclock_mono() + s_gossip_ms(self);
     if (self->next_round > soon)
         self->next_round = soon;
+}
+
+bool
+pm_sigsync_cool(pm_sigsync_state_t *self, const char *mirror, int http,
+                time_t until, const char *node)
+{
+    bool ours = false;
+    for (size_t i = 0; i < self->n_mirrors && !ours; i++)
+        ours = strcmp(self->mirrors[i], mirror) == 0;
+    if (!ours || !pm_sigbook_cool(self->book, mirror, http, until, node))
+        return false;
+    pm_sigsync_news(self); /* a deadline spreads as fast as a version */
+    return true;
 }
 
 static void

@@ -211,10 +211,9 @@ pm_sigsync_fetch_due(pm_sigsync_state_t *self)
                 got |= s_fetch_result(self, due[i], &rep->dbs[i]);
         }
         for (size_t i = 0; rep && i < rep->n_cooldowns; i++)
-            if (pm_sigbook_cool(self->book, rep->cooldowns[i].mirror,
-                                rep->cooldowns[i].http_status,
-                                rep->cooldowns[i].until, self->node))
-                pm_sigsync_news(self);
+            pm_sigsync_cool(self, rep->cooldowns[i].mirror,
+                            rep->cooldowns[i].http_status,
+                            rep->cooldowns[i].until, self->node);
         pm_sigfetch_report_destroy(&rep);
         free(why);
         free(stage);

@@ -37,10 +37,9 @@ pm_sigsync_learn(pm_sigsync_state_t *self, const char *peer,
         }
     }
     for (size_t j = 0; j < msg->n_cooldowns; j++)
-        if (pm_sigbook_cool(self->book, msg->cooldowns[j]->mirror,
-                            msg->cooldowns[j]->http_status,
-                            msg->cooldowns[j]->until, msg->cooldowns[j]->node))
-            pm_sigsync_news(self); /* a deadline spreads as fast as a version */
+        pm_sigsync_cool(self, msg->cooldowns[j]->mirror,
+                        msg->cooldowns[j]->http_status,
+                        msg->cooldowns[j]->until, msg->cooldowns[j]->node);
 }
 
 static void

@@ -110,6 +110,14 @@ void pm_sigsync_set_str(char **slot, const char *value);
  * round, and the next round comes within one (pm_sigsync.c, s_round_ms). */
 void pm_sigsync_news(pm_sigsync_state_t *self);
 
+/* MIRROR said HTTP to NODE, nobody asks it before UNTIL (pm_sigbook_cool),
+ * as this node or a peer learnt it: taken only for a mirror of the
+ * policy, or a hostile member could fill the book (and this node's
+ * VERSIONS, until peers refuse them) with made-up mirrors. True, and
+ * news, when it was new or later. */
+bool pm_sigsync_cool(pm_sigsync_state_t *self, const char *mirror, int http,
+                     time_t until, const char *node);
+
 /* The database the policy names NAME, or NULL. */
 pm_sigsync_db_t *pm_sigsync_db_find(pm_sigsync_state_t *self, const char *name);
 

@@ -18,6 +18,7 @@
 
 #include "pm_error.h"
 #include "pm_mem.h"
+#include "pm_peer.h"
 #include "pm_sigsync.h"
 #include "pm_wire.h"
 #include "testmirror.h"
@@ -381,6 +382,60 @@ Test(sigsync, policy_sent_again_keeps_its_databases)
     cr_assert(a.st && a.st->n_databases == 1 && s_db(&a),
               "no status after the third policy");
     s_node_stop(&a);
+}
+
+/* A member's gossip may name cool-downs: only those of the policy's
+ * mirrors are taken. A hostile member naming made-up mirrors by the
+ * thousand filled the root agent's memory and, past the wire's list
+ * limit, made every peer refuse this node's own VERSIONS. */
+Test(sigsync, cooldowns_of_other_mirrors_are_not_taken)
+{
+    s_node_t b = {0};
+    s_node_start(&b, "b", true);
+    s_send_policy(&b, s_mirror.url);
+    zcert_t *evil = zcert_new();
+    Pm__Member m[2];
+    pm__member__init(&m[0]);
+    pm__member__init(&m[1]);
+    m[0].name = "b";
+    m[0].peer_endpoint = b.st->peer_endpoint;
+    m[0].public_key = (char *)zcert_public_txt(b.cert);
+    m[1].name = "evil";
+    m[1].peer_endpoint = "";
+    m[1].public_key = (char *)zcert_public_txt(evil);
+    size_t len = 0;
+    uint8_t *buf = s_pack_members(m, 2, "b", &len);
+    zsock_send(b.actor, "sb", "MEMBERS", buf, len);
+    free(buf);
+
+    time_t now = time(NULL);
+    Pm__Cooldown made_up = PM__COOLDOWN__INIT, real = PM__COOLDOWN__INIT;
+    made_up.mirror = "http://made-up.example";
+    made_up.http_status = real.http_status = 429;
+    made_up.until = now + 3600;
+    made_up.node = real.node = "evil";
+    real.mirror = s_mirror.url;
+    real.until = now + 600;
+    Pm__Cooldown *cds[] = {&made_up, &real};
+    Pm__PeerMessage mine = PM__PEER_MESSAGE__INIT;
+    mine.cooldowns = cds;
+    mine.n_cooldowns = 2;
+    int64_t end = zclock_mono() + 30000;
+    while (zclock_mono() < end && !(b.st && b.st->n_cooldowns)) {
+        Pm__PeerMessage *theirs = NULL;
+        char *why = NULL;
+        if (pm_peer_exchange(evil, b.st->peer_endpoint,
+                             zcert_public_txt(b.cert), &mine, &theirs, 2000,
+                             &why) == PM_OK)
+            pm__peer_message__free_unpacked(theirs, NULL);
+        free(why);
+        s_drain(&b, 200);
+    }
+    cr_assert(b.st && b.st->n_cooldowns == 1, "%zu cool-downs",
+              b.st ? b.st->n_cooldowns : 0);
+    cr_expect_str_eq(b.st->cooldowns[0]->mirror, s_mirror.url);
+    zcert_destroy(&evil);
+    s_node_stop(&b);
 }
 
 Test(sigsync, tampered_peer_is_distrusted)
