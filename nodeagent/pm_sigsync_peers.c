@@ -20,6 +20,8 @@ void
 pm_sigsync_learn(pm_sigsync_state_t *self, const char *peer,
                  const Pm__PeerMessage *msg)
 {
+    if (pm_sigbook_distrusted(self->book, peer))
+        return; /* its claims are what made it distrusted */
     for (size_t i = 0; i < msg->n_databases; i++) {
         pm_sigsync_db_t *db = pm_sigsync_db_find(self, msg->databases[i]->name);
         if (!db)
@@ -58,17 +60,48 @@ s_distrust(pm_sigsync_state_t *self, const char *peer, const char *reason)
  * leaves the gossip view as it is), else any; uniformly among them, which
  * spreads the load (in a cluster of up to PM_SIGMEMBERS_LINKS_MAX + 1
  * nodes every member is linked). */
+/* The member holding DB as PEER if this node may pull from it (a member
+ * it trusts, that serves, not itself), else NULL. */
+static const pm_sigmember_t *
+s_pullable(pm_sigsync_state_t *self, const char *peer)
+{
+    const pm_sigmember_t *m = pm_sigmembers_find(self->members, peer);
+    if (!m || !*m->endpoint || pm_sigbook_distrusted(self->book, peer) ||
+        strcmp(peer, self->node) == 0)
+        return NULL;
+    return m;
+}
+
+/* DB's newest version as its holders say now (at least the one held): a
+ * version only a holder that is gone claimed (distrusted, left) must not
+ * keep the others from being pulled from. */
+static void
+s_renew_newest(pm_sigsync_db_t *db)
+{
+    db->newest = db->version;
+    for (pm_sigsync_held_t *h = zhashx_first(db->holders); h;
+         h = zhashx_next(db->holders))
+        if (h->version > db->newest)
+            db->newest = h->version;
+}
+
 const pm_sigmember_t *
 pm_sigsync_pick_holder(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
 {
+    /* the newest version a pullable holder has is the one to pull */
+    unsigned best = 0;
+    for (pm_sigsync_held_t *h = zhashx_first(db->holders); h;
+         h = zhashx_next(db->holders))
+        if (h->version > best && s_pullable(self, zhashx_cursor(db->holders)))
+            best = h->version;
+    if (best <= db->version)
+        return NULL;
+    db->newest = best;
     const pm_sigmember_t *pick[2] = {NULL, NULL}; /* any, linked */
     unsigned seen[2] = {0, 0};
     for (void *v = zhashx_first(db->holders); v; v = zhashx_next(db->holders)) {
-        const char *peer = zhashx_cursor(db->holders);
-        const pm_sigmember_t *m = pm_sigmembers_find(self->members, peer);
-        if (((pm_sigsync_held_t *)v)->version != db->newest || !m ||
-            !*m->endpoint || pm_sigbook_distrusted(self->book, peer) ||
-            strcmp(peer, self->node) == 0)
+        const pm_sigmember_t *m = s_pullable(self, zhashx_cursor(db->holders));
+        if (((pm_sigsync_held_t *)v)->version != best || !m)
             continue;
         bool linked = pm_sigmembers_linked(self->members, m);
         for (int k = 0; k <= (int)linked; k++)
@@ -195,10 +228,7 @@ s_pull(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
                                    why ? why : "protocol error");
         s_distrust(self, peer, reason);
         free(reason);
-        zhashx_delete(db->holders, peer);
     } else {
-        if (rc == PM_ENOTFOUND)
-            zhashx_delete(db->holders, peer);
         char *error =
             pm_asprintf("%s version %u from peer %s: %s", db->name, db->newest,
                         peer, why ? why : pm_strerror(rc));
@@ -207,6 +237,13 @@ s_pull(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
             pm_info("node %s: %s", self->node, error);
         free(db->error);
         db->error = error;
+    }
+    if (rc != PM_OK) {
+        /* forgotten as a holder until it says again what it holds: a
+         * version only it claimed (a member gone, or lying) must not keep
+         * the others from being pulled from */
+        zhashx_delete(db->holders, peer);
+        s_renew_newest(db);
     }
     pm_peer_link_destroy(&once);
     free(why);

@@ -151,7 +151,9 @@ void pm_sigsync_spread(pm_sigsync_state_t *self);
 /* Pulls every database a peer holds newer; true when anything arrived. */
 bool pm_sigsync_pull_newer(pm_sigsync_state_t *self);
 
-/* A random trusted member holding DB's newest version, or NULL. */
+/* A random member this node may pull from (trusted, serving) holding the
+ * newest version such a member holds, which becomes DB's newest; NULL
+ * when none holds one newer than DB's own. */
 const pm_sigmember_t *pm_sigsync_pick_holder(pm_sigsync_state_t *self,
                                              pm_sigsync_db_t *db);
 

@@ -438,6 +438,63 @@ Test(sigsync, cooldowns_of_other_mirrors_are_not_taken)
     s_node_stop(&b);
 }
 
+/* A member claiming a version nobody can give it (lying, or gone while
+ * it said so) is forgotten as a holder once a pull from it fails: the
+ * version a real holder has is pulled. Before, the claim stayed the
+ * node's newest and only a holder of exactly it was ever asked. */
+Test(sigsync, a_false_claim_does_not_stop_pulls)
+{
+    s_node_t a = {0}, good = {0};
+    s_node_start(&a, "a", true);
+    s_node_start(&good, "good", true);
+    s_send_policy(&a, s_mirror.url);
+    s_send_policy(&good, s_mirror.url);
+    zcert_t *liar = zcert_new();
+    Pm__Member m[3];
+    for (size_t i = 0; i < 3; i++)
+        pm__member__init(&m[i]);
+    m[0].name = "a";
+    m[0].peer_endpoint = a.st->peer_endpoint;
+    m[0].public_key = (char *)zcert_public_txt(a.cert);
+    m[1].name = "good";
+    m[1].peer_endpoint = good.st->peer_endpoint;
+    m[1].public_key = (char *)zcert_public_txt(good.cert);
+    m[2].name = "liar";
+    m[2].peer_endpoint = "tcp://127.0.0.1:9"; /* nobody serves there */
+    m[2].public_key = (char *)zcert_public_txt(liar);
+    size_t len = 0;
+    uint8_t *buf = s_pack_members(m, 3, "a", &len);
+    zsock_send(a.actor, "sb", "MEMBERS", buf, len);
+    zsock_send(good.actor, "sb", "MEMBERS", buf, len);
+    free(buf);
+
+    Pm__SignatureDb claim = PM__SIGNATURE_DB__INIT, *dbs[] = {&claim};
+    claim.name = "test";
+    claim.version = 4000000000u;
+    Pm__PeerMessage mine = PM__PEER_MESSAGE__INIT;
+    mine.databases = dbs;
+    mine.n_databases = 1;
+    Pm__PeerMessage *theirs = NULL;
+    char *why = NULL;
+    int64_t end = zclock_mono() + 30000;
+    int rc;
+    while ((rc = pm_peer_exchange(liar, good.st->peer_endpoint,
+                                  zcert_public_txt(good.cert), &mine, &theirs,
+                                  2000, &why)) != PM_OK &&
+           zclock_mono() < end) {
+        PM_FREE(&why);
+        zclock_sleep(100);
+    }
+    cr_assert_eq(rc, PM_OK, "%s", why ? why : "");
+    pm__peer_message__free_unpacked(theirs, NULL);
+    s_wait_version(&a, 1);
+    s_wait_version(&good, 1);
+    cr_expect_str_eq(s_db(&good)->source, "peer a");
+    zcert_destroy(&liar);
+    s_node_stop(&a);
+    s_node_stop(&good);
+}
+
 Test(sigsync, tampered_peer_is_distrusted)
 {
     s_node_t good = {0}, bad = {0};
