@@ -16,14 +16,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Called with each name (UTF-8 when stored as UTF-16, else as stored);
- * returns true to stop. */
+/* Called with each name (UTF-8 when stored as UTF-16, as libytnef
+ * converts it, else as stored); returns true to stop. */
 typedef bool (*pm_tnef_name_fn)(void *arg, const char *name);
 
 /* Reports to FN the attachment names in the TNEF stream DATA of LEN bytes.
  * Returns 0 when every attachment was reported, 1 when FN stopped the
- * listing, -1 when libytnef cannot parse DATA (names reported before the
- * error may have been). */
+ * listing, -1 when libytnef cannot parse DATA or a name cannot be read
+ * (UTF-16 of an odd length); the names that could be read are reported
+ * all the same. */
 int pm_tnef_list(const void *data, size_t len, pm_tnef_name_fn fn, void *arg);
 
 #endif

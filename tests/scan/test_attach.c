@@ -918,6 +918,99 @@ Test(archive, tnef)
     pm_attach_blocklist_destroy(&dat);
 }
 
+static void
+s_le(GByteArray *b, guint32 v, int bytes)
+{
+    for (int i = 0; i < bytes; i++) {
+        guint8 c = (guint8)(v >> (8 * i));
+        g_byte_array_append(b, &c, 1);
+    }
+}
+
+/* One TNEF attribute at attachment level: id, size, data, checksum. */
+static void
+s_tnef_attr(GByteArray *b, guint32 id, const guint8 *data, guint32 n)
+{
+    guint32 sum = 0;
+    for (guint32 i = 0; i < n; i++)
+        sum += data[i];
+    s_le(b, 2, 1);
+    s_le(b, id, 4);
+    s_le(b, n, 4);
+    g_byte_array_append(b, data, n);
+    s_le(b, sum & 0xffff, 2);
+}
+
+/* A TNEF stream of one attachment whose only name is its MAPI long file
+ * name, the N bytes of UTF-16LE at NAME. */
+static GByteArray *
+s_tnef_named(const guint8 *name, guint32 n)
+{
+    GByteArray *t = g_byte_array_new(), *m = g_byte_array_new();
+    s_le(t, 0x223E9F78, 4); /* signature */
+    s_le(t, 1, 2);          /* key */
+    guint8 rend[14] = {0};
+    s_tnef_attr(t, 0x00069002, rend, sizeof rend); /* attAttachRenddata */
+    s_le(m, 1, 4);                                 /* one property */
+    s_le(m, 0x001F, 2);                            /* PT_UNICODE */
+    s_le(m, 0x3707, 2);                            /* PR_ATTACH_LONG_FILENAME */
+    s_le(m, 1, 4);                                 /* one value */
+    s_le(m, n, 4);
+    g_byte_array_append(m, name, n);
+    while (m->len % 4)
+        s_le(m, 0, 1);
+    s_tnef_attr(t, 0x00069005, m->data, m->len); /* attAttachment */
+    g_byte_array_free(m, TRUE);
+    return t;
+}
+
+static int
+s_scan_tnef(const GByteArray *t, char **why)
+{
+    GString *s = g_string_new(HEAD "Content-Type: application/ms-tnef\r\n"
+                                   "Content-Transfer-Encoding: base64\r\n\r\n");
+    gchar *b64 = g_base64_encode(t->data, t->len);
+    g_string_append_printf(s, "%s\r\n", b64);
+    pm_attach_hit_t hit = {0};
+    int rc = pm_attach_scan(s_bl, s->str, s->len, &hit, why);
+    if (rc == 1)
+        *why = strdup(hit.filename);
+    pm_attach_hit_clear(&hit);
+    g_free(b64);
+    g_string_free(s, TRUE);
+    return rc;
+}
+
+/* Names stored as UTF-16 (PT_UNICODE), the only names an attachment may
+ * give: checked as the text libytnef makes of them (they were read as
+ * garbage and passed), CJK ones whole (their UTF-8 is longer than their
+ * UTF-16); one of an odd length is not UTF-16 and is never a pass. */
+Test(archive, tnef_utf16_names)
+{
+    const guint8 ok[] = {'x', 0, '.', 0, 'e', 0, 'x', 0, 'e', 0, 0, 0};
+    /* U+6587 U+4EF6 three times, ".exe" */
+    guint8 cjk[24] = {0x87, 0x65, 0xF6, 0x4E, 0x87, 0x65, 0xF6, 0x4E,
+                      0x87, 0x65, 0xF6, 0x4E, '.',  0,    'e',  0,
+                      'x',  0,    'e',  0,    0,    0,    0,    0};
+    const guint8 odd[] = {'x', 0, '.', 0, 'e', 0, 'x', 0, 'e'};
+    const guint8 *names[] = {ok, cjk, odd};
+    const guint32 lens[] = {sizeof ok, 22, sizeof odd};
+    const int want_rc[] = {1, 1, 2};
+    const char *want[] = {"x.exe",
+                          "\xe6\x96\x87\xe4\xbb\xb6\xe6\x96\x87\xe4\xbb"
+                          "\xb6\xe6\x96\x87\xe4\xbb\xb6.exe",
+                          "TNEF could not be read"};
+    for (size_t i = 0; i < 3; i++) {
+        GByteArray *t = s_tnef_named(names[i], lens[i]);
+        char *why = NULL;
+        cr_expect_eq(s_scan_tnef(t, &why), want_rc[i], "%zu: %s", i,
+                     why ? why : "passed");
+        cr_expect(why && strstr(why, want[i]), "%zu: %s", i, why ? why : "-");
+        free(why);
+        g_byte_array_free(t, TRUE);
+    }
+}
+
 Test(attach, uuencoded_names)
 {
     const char *msg = HEAD "Content-Type: text/plain\r\n\r\n"
