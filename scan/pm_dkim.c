@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,8 +22,16 @@
 #define DKIM_SIG_PREFIX "DKIM-Signature: "
 #define BODY_CHUNK 65536
 
+/* LIB signs (no DNS). Verification looks keys up with libopendkim's stock
+ * resolver, whose one resolver state (res_ninit) belongs to a library
+ * handle: threads sharing one would share its sockets, and a query could
+ * close another thread's. So each verifying thread has a handle of its
+ * own (KEY), made like LIB on its first verification, closed when the
+ * thread ends. */
 struct pm_dkim_t {
     DKIM_LIB *lib;
+    char *query_file; /* NULL: DNS */
+    pthread_key_t key;
 };
 
 /* Headers signed twice so none can be added above them (RFC 6376 8.15). */
@@ -82,8 +91,9 @@ s_prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
 
 /* ---- library handle --------------------------------------------------- */
 
-pm_dkim_t *
-pm_dkim_new(char **why)
+/* A library handle with this module's options; NULL with *WHY. */
+static DKIM_LIB *
+s_lib_new(const char *query_file, char **why)
 {
     DKIM_LIB *lib = dkim_init(NULL, NULL);
     if (!lib) {
@@ -94,6 +104,7 @@ pm_dkim_new(char **why)
      * them instead of silently dropping them. */
     unsigned int flags = DKIM_LIBFLAGS_BADSIGHANDLES;
     unsigned int timeout = PM_DKIM_DNS_TIMEOUT_S;
+    dkim_query_t method = DKIM_QUERY_FILE;
     DKIM_STAT st = dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,
                                 sizeof flags);
     if (st == DKIM_STAT_OK)
@@ -104,14 +115,41 @@ pm_dkim_new(char **why)
                           sizeof timeout);
     if (st == DKIM_STAT_OK)
         st = dkim_set_prescreen(lib, s_prescreen);
+    if (st == DKIM_STAT_OK && query_file)
+        st = dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_QUERYMETHOD, &method,
+                          sizeof method);
+    if (st == DKIM_STAT_OK && query_file)
+        st = dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_QUERYINFO,
+                          (void *)query_file, strlen(query_file));
     if (st != DKIM_STAT_OK) {
         pm_why(why, "dkim", "libopendkim refused its options: %s",
                dkim_getresultstr(st));
         dkim_close(lib);
         return NULL;
     }
+    return lib;
+}
+
+static void
+s_lib_close(void *lib)
+{
+    dkim_close(lib);
+}
+
+pm_dkim_t *
+pm_dkim_new(char **why)
+{
+    DKIM_LIB *lib = s_lib_new(NULL, why);
+    if (!lib)
+        return NULL;
     pm_dkim_t *self = pm_calloc(1, sizeof *self);
     self->lib = lib;
+    if (pthread_key_create(&self->key, s_lib_close) != 0) {
+        pm_why(why, "dkim", "no thread-specific key left");
+        dkim_close(lib);
+        free(self);
+        return NULL;
+    }
     return self;
 }
 
@@ -120,8 +158,14 @@ pm_dkim_destroy(pm_dkim_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    if ((*self_p)->lib)
-        dkim_close((*self_p)->lib);
+    pm_dkim_t *self = *self_p;
+    DKIM_LIB *mine = pthread_getspecific(self->key);
+    if (mine)
+        dkim_close(mine);
+    pthread_key_delete(self->key);
+    if (self->lib)
+        dkim_close(self->lib);
+    free(self->query_file);
     PM_FREE(self_p);
 }
 
@@ -130,17 +174,32 @@ pm_dkim_set_query_file(pm_dkim_t *self, const char *path)
 {
     if (!self || !path || !*path || strlen(path) >= 4096)
         return PM_EINVAL;
-    dkim_query_t method = DKIM_QUERY_FILE;
-    DKIM_STAT st = dkim_options(self->lib, DKIM_OP_SETOPT,
-                                DKIM_OPTS_QUERYMETHOD, &method, sizeof method);
-    if (st == DKIM_STAT_OK)
-        st = dkim_options(self->lib, DKIM_OP_SETOPT, DKIM_OPTS_QUERYINFO,
-                          (void *)path, strlen(path));
-    if (st != DKIM_STAT_OK) {
-        pm_debug("dkim: query file option refused: %s", dkim_getresultstr(st));
+    char *why = NULL;
+    DKIM_LIB *lib = s_lib_new(path, &why); /* the options are taken */
+    if (!lib) {
+        pm_debug("dkim: query file option refused: %s", why);
+        free(why);
         return PM_EINVAL;
     }
+    dkim_close(self->lib);
+    self->lib = lib;
+    free(self->query_file);
+    self->query_file = pm_strdup(path);
     return PM_OK;
+}
+
+/* The calling thread's library handle for verifying, or NULL with *WHY. */
+static DKIM_LIB *
+s_thread_lib(pm_dkim_t *self, char **why)
+{
+    DKIM_LIB *lib = pthread_getspecific(self->key);
+    if (!lib && (lib = s_lib_new(self->query_file, why)) &&
+        pthread_setspecific(self->key, lib) != 0) {
+        dkim_close(lib);
+        pm_why(why, "dkim", "cannot keep a handle for this thread");
+        return NULL;
+    }
+    return lib;
 }
 
 /* ---- feeding a message ------------------------------------------------ */
@@ -394,8 +453,11 @@ pm_dkim_verify_for(pm_dkim_t *self, const char *msg, size_t len,
         pm_why(why, "dkim", "invalid arguments to pm_dkim_verify");
         return PM_EINVAL;
     }
+    DKIM_LIB *lib = s_thread_lib(self, why);
+    if (!lib)
+        return PM_EINTERNAL;
     DKIM_STAT st;
-    DKIM *dkim = dkim_verify(self->lib, (const u_char *)"pm", NULL, &st);
+    DKIM *dkim = dkim_verify(lib, (const u_char *)"pm", NULL, &st);
     if (!dkim) {
         pm_why(why, "dkim", "libopendkim cannot verify: %s",
                dkim_getresultstr(st));

@@ -24,8 +24,11 @@
  *
  * Threads: configure a pm_dkim_t (pm_dkim_set_query_file) before sharing
  * it; afterwards pm_dkim_verify and pm_dkim_sign may run in several threads
- * at once, each on its own per-message libopendkim handle (as the opendkim
- * milter shares one library handle).
+ * at once, each on its own per-message libopendkim handle. Signing shares
+ * one library handle; verifying uses one per thread (made at the thread's
+ * first verification, closed when it ends), since libopendkim's resolver
+ * state belongs to a library handle and concurrent lookups on one share
+ * its sockets.
  */
 #ifndef PM_DKIM_H
 #define PM_DKIM_H
