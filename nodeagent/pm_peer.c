@@ -43,6 +43,7 @@ typedef struct {
     size_t hold_len;
     s_held_file_t *files; /* the files that hold those versions (HOLD) */
     size_t n_files;
+    atomic_size_t *gossip_queued; /* the owner's, or NULL */
     bool stop;
 } s_peer_t;
 
@@ -120,12 +121,20 @@ static void
 s_gossip(s_peer_t *self, const char *name, zframe_t *body)
 {
     void *h = zsock_resolve(self->pipe);
+    size_t size = zframe_size(body);
+    atomic_size_t *q = self->gossip_queued;
+    if (q && atomic_load(q) + size > PM_PEER_GOSSIP_QUEUED) {
+        s_ignore(self, name, "the owner is busy: gossip dropped");
+        return;
+    }
     if (zmq_send(h, "GOSSIP", 6, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         s_ignore(self, name, "the owner is not reading: gossip dropped");
         return;
     }
+    if (q)
+        atomic_fetch_add(q, size);
     zmq_send(h, name, strlen(name), ZMQ_SNDMORE);
-    zmq_send(h, zframe_data(body), zframe_size(body), 0);
+    zmq_send(h, zframe_data(body), size, 0);
 }
 
 static void
@@ -477,6 +486,7 @@ s_new(const pm_peer_config_t *cfg)
     s_peer_t *self = pm_calloc(1, sizeof *self);
     self->name = pm_strdup(cfg->name ? cfg->name : "");
     self->dbdir = pm_strdup(cfg->dbdir);
+    self->gossip_queued = cfg->gossip_queued;
     self->members = s_table_new();
     self->warned = s_table_new();
     self->zap = pm_peerzap_new(self->name);

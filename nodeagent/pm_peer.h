@@ -56,6 +56,7 @@
 #include "privmta.pb-c.h"
 
 #include <czmq.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -69,11 +70,21 @@
 /* The services' ZAP domains: this, "." and a number per service. */
 #define PM_PEER_ZAP_DOMAIN "privmta-peer"
 
+/* Bytes of GOSSIP the owner has not taken yet beyond which more is
+ * dropped (with pm_peer_config_t.gossip_queued): a VERSIONS is a few
+ * hundred bytes, but a member may send 2 MiB ones, and a pipe holds
+ * thousands of messages while the owner is busy pulling or fetching. */
+#define PM_PEER_GOSSIP_QUEUED (4u << 20)
+
 typedef struct {
     zcert_t *cert;     /* this agent's keypair (not owned); CURVE server key */
     const char *bind;  /* e.g. "tcp://127.0.0.1:0" (port 0: any free port) */
     const char *dbdir; /* directory of verified database files served */
     const char *name;  /* this node's name, for logs */
+    /* NULL, or the owner's count of GOSSIP bytes queued for it: the
+     * service adds each frame's size, the owner subtracts it as it takes
+     * the frame (it must outlive the actor) */
+    atomic_size_t *gossip_queued;
 } pm_peer_config_t;
 
 /* Starts the peer service actor: a ZMQ_ROUTER bound to CFG->bind as a
@@ -98,7 +109,9 @@ typedef struct {
  *                          packed, already wire-checked Pm__PeerMessage);
  *                          the actor has already answered it with the HOLD
  *                          message. Dropped (logged) when the owner lets
- *                          the pipe fill up: the actor never waits on it. */
+ *                          the pipe fill up (the actor never waits on
+ *                          it), or when the frames it has not taken add
+ *                          up to PM_PEER_GOSSIP_QUEUED bytes. */
 zactor_t *pm_peer_new(const pm_peer_config_t *cfg);
 
 /* Tells the service SELF what this node holds: VERSIONS (kind VERSIONS:

@@ -509,7 +509,7 @@ s_start_peer(pm_sigsync_state_t *self)
         return true;
     }
     pm_peer_config_t pc = {self->cfg.cert, self->cfg.peer_bind, self->cfg.dbdir,
-                           self->node};
+                           self->node, &self->gossip_queued};
     self->peer = pm_peer_new(&pc);
     if (!self->peer)
         return false;
@@ -677,6 +677,8 @@ s_on_peer(pm_sigsync_state_t *self)
     char *kind = msg ? zmsg_popstr(msg) : NULL;
     char *from = msg ? zmsg_popstr(msg) : NULL;
     zframe_t *f = msg ? zmsg_pop(msg) : NULL;
+    if (kind && f && strcmp(kind, "GOSSIP") == 0)
+        atomic_fetch_sub(&self->gossip_queued, zframe_size(f)); /* taken */
     Pm__PeerMessage *pm = NULL;
     if (kind && from && f && strcmp(kind, "GOSSIP") == 0 &&
         pm_wire_unpack_peer_message(zframe_data(f), zframe_size(f), &pm,

@@ -77,10 +77,12 @@ typedef struct {
     uint64_t rnd;
     int64_t next_round; /* zclock_mono */
     unsigned quiet;     /* rounds since the last news (pm_sigsync_news) */
-    bool stopping;      /* $TERM or SIGINT/SIGTERM seen (below) */
-    bool term;          /* $TERM seen: the actor returns (pm_actor.h) */
-    zlist_t *backlog;   /* pipe commands read by pm_sigsync_stopping,
-                           not yet done */
+    atomic_size_t gossip_queued; /* GOSSIP bytes the peer service queued
+                                    and this actor has not taken (pm_peer.h) */
+    bool stopping;               /* $TERM or SIGINT/SIGTERM seen (below) */
+    bool term;        /* $TERM seen: the actor returns (pm_actor.h) */
+    zlist_t *backlog; /* pipe commands read by pm_sigsync_stopping,
+                         not yet done */
 } pm_sigsync_state_t;
 
 /* ---- pm_sigsync.c ----------------------------------------------------------

@@ -32,6 +32,7 @@ static zcert_t *s_server, *s_client, *s_stranger;
 static pm_sigverify_t *s_verifier;
 static zactor_t *s_peer;
 static char *s_endpoint;
+static atomic_size_t *s_queued; /* the next service's gossip_queued */
 
 static void
 s_setup(void)
@@ -171,7 +172,8 @@ s_start(zcert_t *client)
     pm_peer_config_t cfg = {.cert = s_server,
                             .bind = "tcp://127.0.0.1:0",
                             .dbdir = s_srv,
-                            .name = "srv"};
+                            .name = "srv",
+                            .gossip_queued = s_queued};
     s_peer = pm_peer_new(&cfg);
     cr_assert_not_null(s_peer);
     if (client)
@@ -280,6 +282,62 @@ Test(peer, exchange_answers_with_hold_and_gossips)
     free(kind);
     free(name);
     zmsg_destroy(&ev);
+}
+
+/* While the owner does not take the GOSSIP frames (busy pulling), what
+ * the service queues for it stops at PM_PEER_GOSSIP_QUEUED bytes: a member
+ * pushing 1 MiB VERSIONS in a loop cost gigabytes before. Once the owner
+ * took them, gossip goes through again. */
+Test(peer, gossip_queued_for_a_busy_owner_is_bounded)
+{
+    static atomic_size_t queued;
+    s_queued = &queued;
+    s_start(s_client);
+    s_hold(s_peer, 6);
+    enum { N = 1000 };
+    static Pm__Cooldown cds[N];
+    static Pm__Cooldown *cdp[N];
+    static char mirror[1000];
+    memset(mirror, 'm', sizeof mirror - 1);
+    for (size_t i = 0; i < N; i++) {
+        pm__cooldown__init(&cds[i]);
+        cds[i].mirror = mirror;
+        cds[i].http_status = 429;
+        cds[i].until = time(NULL) + 60;
+        cdp[i] = &cds[i];
+    }
+    Pm__PeerMessage big = PM__PEER_MESSAGE__INIT;
+    big.cooldowns = cdp;
+    big.n_cooldowns = N;
+    for (int i = 0; i < 10; i++) {
+        Pm__PeerMessage *theirs = NULL;
+        char *why = NULL;
+        cr_assert_eq(pm_peer_exchange(s_client, s_endpoint,
+                                      zcert_public_txt(s_server), &big, &theirs,
+                                      S_WAIT, &why),
+                     PM_OK, "%s", why ? why : "");
+        pm__peer_message__free_unpacked(theirs, NULL);
+    }
+    size_t got = 0, bytes = 0;
+    zmsg_t *ev;
+    while ((ev = s_event(300))) {
+        zframe_t *f = zmsg_last(ev);
+        bytes += zframe_size(f);
+        got++;
+        zmsg_destroy(&ev);
+    }
+    cr_expect_gt(got, 0);
+    cr_expect_lt(got, 10, "%zu of 10 queued", got);
+    cr_expect_leq(bytes, PM_PEER_GOSSIP_QUEUED);
+    cr_expect_eq(atomic_load(&queued), bytes);
+    atomic_store(&queued, 0); /* the owner took them */
+    Pm__PeerMessage *theirs = NULL;
+    cr_assert_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK);
+    pm__peer_message__free_unpacked(theirs, NULL);
+    ev = s_event(S_WAIT);
+    cr_expect_not_null(ev, "gossip goes through again");
+    zmsg_destroy(&ev);
+    s_queued = NULL;
 }
 
 /* Several peers at once: the one that answers is heard, one that never
