@@ -105,25 +105,28 @@ s_domain_of(const char *addr, int at)
     return out;
 }
 
-static void
-s_add_domain(pm_from_t *f, char *d)
-{
-    for (size_t i = 0; d && i < f->n_domains; i++)
-        if (strcmp(f->domains[i], d) == 0)
-            PM_FREE(&d);
-    if (!d)
-        return;
-    f->domains =
-        pm_realloc(f->domains, (f->n_domains + 1) * sizeof *f->domains);
-    f->domains[f->n_domains++] = d;
-}
-
 typedef struct {
     int mailboxes;      /* mailboxes seen, groups' members included */
     bool group;         /* a group was seen */
     bool open;          /* a value left a comment or quote open */
     char *first_domain; /* of the first mailbox, or NULL (no domain) */
+    GHashTable *seen;   /* the domains in F so far (keys are F's) */
 } s_count_t;
+
+/* Adds domain D (taken; NULL: none) to F once. A hash, not a look
+ * through the list: a 250 KB From of 26 000 domains cost 1.9 s of CPU. */
+static void
+s_add_domain(pm_from_t *f, s_count_t *c, char *d)
+{
+    if (!d || g_hash_table_contains(c->seen, d)) {
+        free(d);
+        return;
+    }
+    f->domains =
+        pm_realloc(f->domains, (f->n_domains + 1) * sizeof *f->domains);
+    f->domains[f->n_domains++] = d;
+    g_hash_table_add(c->seen, d);
+}
 
 /* Walks LIST (groups too), adding every mailbox's domain to F. */
 static void
@@ -147,11 +150,11 @@ s_walk(pm_from_t *f, InternetAddressList *list, s_count_t *c, int level)
         const char *addr = internet_address_mailbox_get_addr(mb);
         if (c->mailboxes++ == 0)
             c->first_domain = s_domain_of(addr, mb->at);
-        s_add_domain(f, s_domain_of(addr, mb->at));
+        s_add_domain(f, c, s_domain_of(addr, mb->at));
         /* the ACE form: its domain holds no '@' */
         const char *idn = internet_address_mailbox_get_idn_addr(mb);
         const char *at = mb->at >= 0 && idn ? strrchr(idn, '@') : NULL;
-        s_add_domain(f, at ? s_domain_of(idn, (int)(at - idn)) : NULL);
+        s_add_domain(f, c, at ? s_domain_of(idn, (int)(at - idn)) : NULL);
     }
 }
 
@@ -178,7 +181,7 @@ pm_from_parse(const char *const *values, size_t n, pm_from_t *out)
         return;
     pm_mime_init();
     GString *text = g_string_new("");
-    s_count_t c = {0};
+    s_count_t c = {.seen = g_hash_table_new(g_str_hash, g_str_equal)};
     for (size_t i = 0; i < n; i++) {
         char *unfolded = s_unfold(values[i] ? values[i] : "");
         if (s_closed(unfolded)) {
@@ -214,6 +217,7 @@ pm_from_parse(const char *const *values, size_t n, pm_from_t *out)
         c.first_domain = NULL;
     }
     free(c.first_domain);
+    g_hash_table_destroy(c.seen);
 }
 
 static bool

@@ -212,7 +212,8 @@ pm_mmsg_add_header(pm_mmsg_t *self, const char *name, const char *value)
         self->msgid = s_trimmed(value, PM_MMSG_MSGID_MAX);
     if (strcasecmp(name, PM_PROBE_HEADER) == 0 && !self->n_probes++)
         self->probe = pm_strdup(value);
-    if (strcasecmp(name, "From") == 0) {
+    if (strcasecmp(name, "From") == 0 && !self->too_big) {
+        /* past max_bytes nothing is kept: the message is refused */
         self->froms =
             pm_realloc(self->froms, (self->n_froms + 1) * sizeof *self->froms);
         self->froms[self->n_froms++] = pm_strdup(value);
