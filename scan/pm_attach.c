@@ -25,6 +25,7 @@ typedef struct {
     pm_archive_usage_t archives; /* summed over the message */
     char *filename;              /* the hit, once found */
     char *extension;
+    const char *tnef_label; /* the TNEF part being listed, for its archives */
 } s_scan_t;
 
 pm_attach_blocklist_t *
@@ -277,6 +278,34 @@ s_incomplete(s_scan_t *scan, const char *why, const char *label)
     pm_mimeparse_exceed(scan->mp, "%s in part \"%s\"", why, label);
 }
 
+/* The names in DATA if it is an archive (found by content), counted with
+ * the message's other archives; a limit or a broken archive makes the
+ * scan incomplete, naming LABEL. */
+static void
+s_list_archive(s_scan_t *scan, const void *data, size_t len, const char *label)
+{
+    const pm_attach_limits_t *lim = &scan->bl->lim;
+    pm_archive_limits_t alim = {lim->max_archive_depth,
+                                lim->max_archive_entries,
+                                lim->max_total_entries, lim->max_archive_bytes};
+    char *why = NULL;
+    pm_archive_result_t rc = pm_archive_list(data, len, &alim, &scan->archives,
+                                             s_on_archive_name, scan, &why);
+    if ((rc == PM_ARCHIVE_LIMIT || rc == PM_ARCHIVE_BROKEN) && why)
+        s_incomplete(scan, why, label);
+    free(why);
+}
+
+/* An attachment inside a TNEF part: an archive there is opened as one
+ * attached directly would be (a client saves the file, then opens it). */
+static bool
+s_on_tnef_data(void *arg, const void *data, size_t len)
+{
+    s_scan_t *scan = arg;
+    s_list_archive(scan, data, len, scan->tnef_label);
+    return scan->filename != NULL;
+}
+
 /* Looks into the decoded content of a leaf part: TNEF, archive (found by
  * content, whatever the part is called) or uuencoded text. */
 static void
@@ -288,21 +317,13 @@ s_look_inside(s_scan_t *scan, GMimePart *part, GMimeContentType *ct)
                         : g_strdup("unnamed");
     GByteArray *data = s_content(part, true);
     if (data && s_is_tnef(part, ct)) {
-        if (pm_tnef_list(data->data, data->len, s_on_tnef_name, scan) < 0 &&
+        scan->tnef_label = label;
+        if (pm_tnef_list(data->data, data->len, s_on_tnef_name, s_on_tnef_data,
+                         scan) < 0 &&
             !scan->filename)
             s_incomplete(scan, "TNEF could not be read", label);
     } else if (data) {
-        const pm_attach_limits_t *lim = &scan->bl->lim;
-        pm_archive_limits_t alim = {
-            lim->max_archive_depth, lim->max_archive_entries,
-            lim->max_total_entries, lim->max_archive_bytes};
-        char *why = NULL;
-        pm_archive_result_t rc =
-            pm_archive_list(data->data, data->len, &alim, &scan->archives,
-                            s_on_archive_name, scan, &why);
-        if ((rc == PM_ARCHIVE_LIMIT || rc == PM_ARCHIVE_BROKEN) && why)
-            s_incomplete(scan, why, label);
-        free(why);
+        s_list_archive(scan, data->data, data->len, label);
         if (ct && g_mime_content_type_is_type(ct, "text", "*"))
             s_check_uuencode(scan, (const char *)data->data, data->len);
     }

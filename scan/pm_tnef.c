@@ -57,7 +57,8 @@ s_attachment(Attachment *att, pm_tnef_name_fn fn, void *arg)
 }
 
 int
-pm_tnef_list(const void *data, size_t len, pm_tnef_name_fn fn, void *arg)
+pm_tnef_list(const void *data, size_t len, pm_tnef_name_fn fn,
+             pm_tnef_data_fn data_fn, void *arg)
 {
     if (!data || len < 4 || len > (size_t)G_MAXINT32)
         return -1;
@@ -72,6 +73,9 @@ pm_tnef_list(const void *data, size_t len, pm_tnef_name_fn fn, void *arg)
     /* Attachments parsed before an error are still in the list. */
     for (Attachment *att = tnef.starting_attach.next; att; att = att->next) {
         int r = s_attachment(att, fn, arg);
+        if (r == 0 && data_fn && att->FileData.data && att->FileData.size > 0 &&
+            data_fn(arg, att->FileData.data, (size_t)att->FileData.size))
+            r = 1;
         if (r > 0) {
             rc = 1;
             break;

@@ -20,11 +20,16 @@
  * converts it, else as stored); returns true to stop. */
 typedef bool (*pm_tnef_name_fn)(void *arg, const char *name);
 
-/* Reports to FN the attachment names in the TNEF stream DATA of LEN bytes.
- * Returns 0 when every attachment was reported, 1 when FN stopped the
- * listing, -1 when libytnef cannot parse DATA or a name cannot be read
- * (UTF-16 of an odd length); the names that could be read are reported
- * all the same. */
-int pm_tnef_list(const void *data, size_t len, pm_tnef_name_fn fn, void *arg);
+/* Called with the contents of each attachment (after its names), so that
+ * an archive inside is opened too; returns true to stop. */
+typedef bool (*pm_tnef_data_fn)(void *arg, const void *data, size_t len);
+
+/* Reports to FN the attachment names in the TNEF stream DATA of LEN bytes,
+ * and to DATA_FN (may be NULL) each attachment's contents. Returns 0 when
+ * every attachment was reported, 1 when a callback stopped the listing,
+ * -1 when libytnef cannot parse DATA or a name cannot be read (UTF-16 of
+ * an odd length); what could be read is reported all the same. */
+int pm_tnef_list(const void *data, size_t len, pm_tnef_name_fn fn,
+                 pm_tnef_data_fn data_fn, void *arg);
 
 #endif

@@ -942,9 +942,10 @@ s_tnef_attr(GByteArray *b, guint32 id, const guint8 *data, guint32 n)
 }
 
 /* A TNEF stream of one attachment whose only name is its MAPI long file
- * name, the N bytes of UTF-16LE at NAME. */
+ * name, the N bytes of UTF-16LE at NAME, and whose contents are the
+ * DATA_LEN bytes at DATA (none when NULL). */
 static GByteArray *
-s_tnef_named(const guint8 *name, guint32 n)
+s_tnef_file(const guint8 *name, guint32 n, const guint8 *data, guint32 data_len)
 {
     GByteArray *t = g_byte_array_new(), *m = g_byte_array_new();
     s_le(t, 0x223E9F78, 4); /* signature */
@@ -960,8 +961,16 @@ s_tnef_named(const guint8 *name, guint32 n)
     while (m->len % 4)
         s_le(m, 0, 1);
     s_tnef_attr(t, 0x00069005, m->data, m->len); /* attAttachment */
+    if (data)
+        s_tnef_attr(t, 0x0006800F, data, data_len); /* attAttachData */
     g_byte_array_free(m, TRUE);
     return t;
+}
+
+static GByteArray *
+s_tnef_named(const guint8 *name, guint32 n)
+{
+    return s_tnef_file(name, n, NULL, 0);
 }
 
 static int
@@ -1009,6 +1018,25 @@ Test(archive, tnef_utf16_names)
         free(why);
         g_byte_array_free(t, TRUE);
     }
+}
+
+/* A file inside winmail.dat is opened as one attached directly: a zip
+ * there holding evil.exe is refused (its names went unchecked). */
+Test(archive, archive_inside_tnef)
+{
+    s_make_files();
+    s_sh("cd d && zip -qr ../x.zip .");
+    size_t len;
+    char *zip = s_slurp("x.zip", &len);
+    const guint8 name[] = {'r', 0, '.', 0, 'd', 0, 'a', 0, 't', 0, 0, 0};
+    GByteArray *t =
+        s_tnef_file(name, sizeof name, (const guint8 *)zip, (guint32)len);
+    char *why = NULL;
+    cr_expect_eq(s_scan_tnef(t, &why), 1, "%s", why ? why : "passed");
+    cr_expect_str_eq(why ? why : "-", "evil.exe");
+    free(why);
+    g_byte_array_free(t, TRUE);
+    g_free(zip);
 }
 
 Test(attach, uuencoded_names)
