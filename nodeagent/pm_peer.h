@@ -114,6 +114,14 @@ typedef struct {
  *                          up to PM_PEER_GOSSIP_QUEUED bytes. */
 zactor_t *pm_peer_new(const pm_peer_config_t *cfg);
 
+/* The client calls below give up (PM_ETIMEDOUT, "interrupted") within a
+ * slice of 250 ms once a signal came (SIGINT, SIGTERM) or, in the calling
+ * thread, once FN(ARG) says true (NULL: signals only): an actor's owner
+ * saying $TERM must not wait out a pull from a peer that trickles its
+ * chunks. A whole pull also ends once it has taken longer than one
+ * answer's timeout plus a second per MiB of the file. */
+void pm_peer_set_cancel(bool (*fn)(void *arg), void *arg);
+
 /* Tells the service SELF what this node holds: VERSIONS (kind VERSIONS:
  * the databases and the cool-downs it knows), from now on the answer to
  * every VERSIONS a peer sends, and for each of its databases, in order,

@@ -93,6 +93,24 @@ s_alive(zsock_t *s)
     return (zsock_events(s) & ZMQ_POLLOUT) != 0;
 }
 
+/* The calling thread's cancel hook (pm_peer_set_cancel). */
+static _Thread_local bool (*s_cancel_fn)(void *);
+static _Thread_local void *s_cancel_arg;
+
+void
+pm_peer_set_cancel(bool (*fn)(void *arg), void *arg)
+{
+    s_cancel_fn = fn;
+    s_cancel_arg = arg;
+}
+
+/* A signal came, or this thread's owner wants it back. */
+static bool
+s_cancelled(void)
+{
+    return zsys_interrupted || (s_cancel_fn && s_cancel_fn(s_cancel_arg));
+}
+
 /* Waits up to S's receive timeout for an answer, in slices: SIGINT or
  * SIGTERM (zsys_interrupted, set in whichever thread got the signal) ends
  * the wait at once, so an agent shutting down never waits out a silent
@@ -104,7 +122,7 @@ s_readable(zsock_t *s)
     int timeout = zsock_rcvtimeo(s);
     int64_t end = zclock_mono() + timeout;
     zmq_pollitem_t item = {zsock_resolve(s), 0, ZMQ_POLLIN, 0};
-    while (!zsys_interrupted) {
+    while (!s_cancelled()) {
         int64_t left = timeout < 0 ? S_SLICE_MS : end - zclock_mono();
         if (left <= 0)
             return false;
@@ -124,9 +142,9 @@ s_recv(zsock_t *s, const char *endpoint, Pm__PeerMessage **out, char **why)
     zmsg_t *msg = s_readable(s) ? zmsg_recv(s) : NULL;
     if (!msg) {
         pm_why(why, "peer", "%s: %s", endpoint,
-               zsys_interrupted ? "interrupted"
-               : !s_alive(s)    ? S_REFUSED
-                                : "no answer in time");
+               s_cancelled() ? "interrupted"
+               : !s_alive(s) ? S_REFUSED
+                             : "no answer in time");
         return PM_ETIMEDOUT;
     }
     int rc = PM_EPROTO;
@@ -314,7 +332,7 @@ pm_peer_exchange_links(pm_peer_link_t **links, size_t n,
         waiting += open[i];
     }
     int64_t end = zclock_mono() + timeout_ms;
-    while (got < waiting && !zsys_interrupted) {
+    while (got < waiting && !s_cancelled()) {
         int64_t left = end - zclock_mono();
         if (left <= 0)
             break;
@@ -375,7 +393,15 @@ typedef struct {
     uint64_t max;    /* the largest TOTAL accepted */
     uint32_t length; /* 0, or only the first LENGTH bytes (a header) */
     int stale;       /* late gossip answers still allowed on the socket */
+    int timeout_ms;  /* for one answer */
+    int64_t started; /* zclock_mono() at the first GET */
 } s_pull_t;
+
+/* The slowest a whole transfer may be, past one answer's timeout: a
+ * holder answering each chunk just within the timeout would otherwise
+ * keep the puller (its gossip, its duty) for an hour a file. 1 MiB/s is
+ * slow for peers of one site: a 300 MiB daily.cld in 5 minutes. */
+#define S_MIN_BYTES_PER_S (1u << 20)
 
 /* Where the transfer ends: the file's end, or LENGTH before it. */
 static uint64_t
@@ -468,8 +494,19 @@ s_take(s_pull_t *p, const Pm__PeerMessage *m, char **why)
 static int
 s_transfer(s_pull_t *p, char **why)
 {
+    p->started = zclock_mono();
     int rc = s_ask(p, why);
     while (rc == PM_OK && (p->total == 0 || p->done < s_end(p))) {
+        int64_t spent = zclock_mono() - p->started;
+        if (p->total && spent > p->timeout_ms + (int64_t)(s_end(p) * 1000 /
+                                                          S_MIN_BYTES_PER_S)) {
+            pm_why(why, "peer",
+                   "%s: %s took more than %lld ms for %" PRIu64 " bytes "
+                   "(%" PRIu64 " came)",
+                   p->endpoint, p->file, (long long)spent, s_end(p), p->done);
+            rc = PM_ETIMEDOUT;
+            break;
+        }
         Pm__PeerMessage *m = NULL;
         if ((rc = s_recv(p->sock, p->endpoint, &m, why)) != PM_OK)
             break;
@@ -556,6 +593,7 @@ s_link_socket(pm_peer_link_t *link, s_pull_t *p, int timeout_ms, char **why)
     p->sock = link->sock;
     p->endpoint = link->endpoint;
     p->stale = S_LINK_MISSES;
+    p->timeout_ms = timeout_ms;
     return rc;
 }
 

@@ -701,6 +701,7 @@ s_actor(zsock_t *pipe, void *args)
 {
     pm_sigsync_state_t *self = args;
     self->pipe = pipe;
+    pm_peer_set_cancel(pm_sigsync_fetch_cancelled, self); /* $TERM: pulls */
     s_members_restore(self);
     zsock_signal(pipe, 0);
     zpoller_t *poller = pm_actor_poller(pipe, NULL);

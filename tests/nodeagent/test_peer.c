@@ -1037,6 +1037,8 @@ typedef enum {
     H_SHORT,   /* fewer bytes than the chunk must hold */
     H_GROWS,   /* a total that changes between chunks */
     H_FAKE,    /* a whole file of the right size that is no database */
+    H_SILENT,  /* nothing, ever */
+    H_TRICKLE, /* 8 MiB, a chunk every 1.5 s: each within the timeout */
 } s_hostile_t;
 
 static void
@@ -1060,6 +1062,12 @@ s_hostile_answer(zsock_t *router, zframe_t *id, const Pm__PeerMessage *get,
         c.data.len = 100;
     if (how == H_GROWS && get->offset > 0)
         c.total += PM_WIRE_CHUNK_MAX;
+    if (how == H_SILENT)
+        return;
+    if (how == H_TRICKLE) {
+        c.total = 8 * PM_WIRE_CHUNK_MAX;
+        zclock_sleep(1500);
+    }
     size_t len = 0;
     uint8_t *buf = pm_wire_pack(&c.base, &len);
     void *h = zsock_resolve(router);
@@ -1104,17 +1112,55 @@ s_hostile(zsock_t *pipe, void *args)
 }
 
 static int
-s_pull_hostile(s_hostile_t how, char **why)
+s_pull_hostile_within(s_hostile_t how, int timeout_ms, char **why)
 {
     s_hostile_args_t args = {.cert = s_server, .how = how};
     zactor_t *h = zactor_new(s_hostile, &args);
     char *ep = zstr_recv(h);
     *why = NULL;
     int rc = pm_peer_pull(s_client, ep, zcert_public_txt(s_server), s_cli,
-                          "test.cvd", 6, s_verifier, S_WAIT, NULL, why);
+                          "test.cvd", 6, s_verifier, timeout_ms, NULL, why);
     zactor_destroy(&h);
     free(ep);
     return rc;
+}
+
+static int
+s_pull_hostile(s_hostile_t how, char **why)
+{
+    return s_pull_hostile_within(how, S_WAIT, why);
+}
+
+static int64_t s_cancel_at;
+
+static bool
+s_cancel_after(void *arg)
+{
+    (void)arg;
+    return zclock_mono() >= s_cancel_at;
+}
+
+/* A holder answering each chunk just within the timeout cannot keep a
+ * pull for an hour: past one timeout plus a second a MiB it ends. And the
+ * thread's owner can end a pull that waits (pm_peer_set_cancel), as
+ * $TERM does the agent's. */
+Test(peer, slow_or_silent_holder_does_not_hold_the_puller)
+{
+    char *why = NULL;
+    cr_expect_eq(s_pull_hostile_within(H_TRICKLE, 2000, &why), PM_ETIMEDOUT,
+                 "%s", why);
+    cr_expect(why && strstr(why, "took more than"), "%s", why ? why : "-");
+    free(why);
+    s_expect_entries(s_cli, 0);
+
+    s_cancel_at = zclock_mono() + 300;
+    pm_peer_set_cancel(s_cancel_after, NULL);
+    cr_expect_eq(s_pull_hostile_within(H_SILENT, 60000, &why), PM_ETIMEDOUT,
+                 "%s", why);
+    cr_expect(why && strstr(why, "interrupted"), "%s", why ? why : "-");
+    free(why);
+    pm_peer_set_cancel(NULL, NULL);
+    s_expect_entries(s_cli, 0);
 }
 
 Test(peer, hostile_server_refused)
