@@ -22,6 +22,30 @@ DAEMONS=() # "PID LOG NAME": the name last, as it may hold spaces ("agent mx1")
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:exitcode=86}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=86}
 
+# start_of PID: when process PID started (clock ticks since boot, from
+# /proc), or nothing when there is none. A PID with the start time it was
+# tracked with is still that process: PIDs are reused (pid_max 32768
+# here), and a test that spawns thousands of processes (test_hosts' kill
+# loop) once killed, at its end, another test's process that had been
+# given the PID of a controller it had killed and reaped long before.
+start_of() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    set -- ${stat##*) } # the fields after "(comm)", which may hold spaces
+    echo "${20}"
+}
+
+# kill_tracked: kill -9 each "PID START" line read that is still that
+# process.
+kill_tracked() {
+    local pid start
+    while read -r pid start; do
+        [ -n "$start" ] && [ "$(start_of "$pid")" = "$start" ] &&
+            kill -9 "$pid" 2>/dev/null
+    done
+    return 0
+}
+
 # A watchdog for when this script is killed (ctest's timeout sends
 # SIGKILL, which runs no trap): it kills what track recorded, runs what
 # on_kill recorded (stopping Postfix instances), and removes $WORK.
@@ -30,16 +54,19 @@ SCRIPT_PID=$$
     while kill -0 "$SCRIPT_PID" 2>/dev/null; do sleep 1; done
     [ -d "$WORK" ] || exit 0
     echo "watchdog: the test was killed; cleaning up after it" >&2
-    [ -f "$WORK/.pids" ] && xargs -r kill -9 <"$WORK/.pids" 2>/dev/null
+    [ -f "$WORK/.pids" ] && kill_tracked <"$WORK/.pids"
     [ -f "$WORK/.on-kill" ] && bash "$WORK/.on-kill" >/dev/null 2>&1
     rm -rf "$WORK"
 ) </dev/null >/dev/null 2>&1 &
 WATCHDOG=$!
 
 # track PID: a process of this test, killed at exit (or by the watchdog)
+# if it is still running then
 track() {
-    PIDS+=("$1")
-    echo "$1" >>"$WORK/.pids"
+    local entry
+    entry="$1 $(start_of "$1")"
+    PIDS+=("$entry")
+    echo "$entry" >>"$WORK/.pids"
 }
 
 # on_kill COMMAND: a shell line the watchdog runs if the script is killed
@@ -51,7 +78,7 @@ cleanup() {
     # expanding its words when a test signals it) may run this trap too
     [ "$BASHPID" = "$SCRIPT_PID" ] || return 0
     kill "$WATCHDOG" 2>/dev/null
-    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    [ ${#PIDS[@]} -eq 0 ] || printf '%s\n' "${PIDS[@]}" | kill_tracked
     wait 2>/dev/null
     # KEEP=DIR keeps the test's folder (logs) for a look afterwards
     [ -n "${KEEP:-}" ] && cp -r "$WORK" "$KEEP" && echo "kept in $KEEP"
