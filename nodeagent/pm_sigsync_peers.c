@@ -55,12 +55,7 @@ s_distrust(pm_sigsync_state_t *self, const char *peer, const char *reason)
 
 /* ---- pulling from peers -------------------------------------------------- */
 
-/* A random trusted member holding DB's newest version, or NULL: one this
- * node keeps a link to when there is one (its pull costs no handshake and
- * leaves the gossip view as it is), else any; uniformly among them, which
- * spreads the load (in a cluster of up to PM_SIGMEMBERS_LINKS_MAX + 1
- * nodes every member is linked). */
-/* The member holding DB as PEER if this node may pull from it (a member
+/* Member PEER, when this node may pull from it (a member
  * it trusts, that serves, not itself), else NULL. */
 static const pm_sigmember_t *
 s_pullable(pm_sigsync_state_t *self, const char *peer)
@@ -85,6 +80,12 @@ s_renew_newest(pm_sigsync_db_t *db)
             db->newest = h->version;
 }
 
+/* A random pullable member holding the newest version a pullable member
+ * holds (DB's newest becomes it), or NULL: one this node keeps a link to
+ * when there is one (its pull costs no handshake and leaves the gossip
+ * view as it is), else any; uniformly among them, which spreads the load
+ * (in a cluster of up to PM_SIGMEMBERS_LINKS_MAX + 1 nodes every member
+ * is linked). */
 const pm_sigmember_t *
 pm_sigsync_pick_holder(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
 {
