@@ -31,7 +31,7 @@ typedef void (*s_handler_fn)(pm_ctld_t *self, const Pm__Request *req,
  * a sentence quoting what an admin sent (a 4 KiB node name) must not make
  * the whole answer one the client's wire check refuses. */
 static char *
-s_fit(char *text)
+s_fit_string(char *text)
 {
     if (strlen(text) <= PM_WIRE_STRING_MAX)
         return text;
@@ -47,7 +47,7 @@ pm_ctld_fail(pm_ctld_reply_t *r, Pm__Response__Status status, const char *fmt,
     va_list ap;
     va_start(ap, fmt);
     free(r->error);
-    r->error = s_fit(pm_vasprintf(fmt, ap));
+    r->error = s_fit_string(pm_vasprintf(fmt, ap));
     va_end(ap);
     r->resp.status = status;
     r->resp.error = r->error;
@@ -70,7 +70,7 @@ pm_ctld_warn(pm_ctld_reply_t *r, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *line = s_fit(pm_vasprintf(fmt, ap));
+    char *line = s_fit_string(pm_vasprintf(fmt, ap));
     va_end(ap);
     pm_diag_add_raw(r->diag, line);
     free(line);
@@ -386,8 +386,9 @@ s_diff_add(pm_ctld_reply_t *r, const char *key, const char *a, const char *b)
     Pm__DiffEntry *e = pm_malloc(sizeof *e);
     pm__diff_entry__init(e);
     e->key = pm_strdup(key);
-    e->before = s_fit(pm_strdup(a ? a : "")); /* a long list: 256 networks */
-    e->after = s_fit(pm_strdup(b ? b : ""));
+    e->before =
+        s_fit_string(pm_strdup(a ? a : "")); /* a long list: 256 networks */
+    e->after = s_fit_string(pm_strdup(b ? b : ""));
     r->diff = pm_realloc(r->diff, (r->resp.n_diff + 1) * sizeof *r->diff);
     r->diff[r->resp.n_diff++] = e;
     r->resp.diff = r->diff;

@@ -76,7 +76,7 @@ s_newest_first(const void *a, const void *b)
  * items in a list, or a few with long records its limit of bytes, and the
  * admin would get a protocol error instead of the newest records. */
 static size_t
-s_fit(Pm__WhyRecord **records, size_t n)
+s_records_that_fit(Pm__WhyRecord **records, size_t n)
 {
     size_t keep = 0, bytes = 0;
     while (keep < n && keep < PM_WIRE_LIST_MAX) {
@@ -98,7 +98,7 @@ s_finish(pm_ctld_t *self, size_t i)
     if (a->n_records) /* no node answered: no array (qsort wants one) */
         qsort(a->records, a->n_records, sizeof *a->records, s_newest_first);
     resp.why = a->records;
-    resp.n_why = s_fit(a->records, a->n_records);
+    resp.n_why = s_records_that_fit(a->records, a->n_records);
     size_t n_missing = 0;
     for (char **u = a->unserved; u && *u; u++)
         n_missing++;

@@ -677,12 +677,12 @@ s_on_peer(pm_sigsync_state_t *self)
     char *kind = msg ? zmsg_popstr(msg) : NULL;
     char *from = msg ? zmsg_popstr(msg) : NULL;
     zframe_t *f = msg ? zmsg_pop(msg) : NULL;
-    if (kind && f && strcmp(kind, "GOSSIP") == 0)
+    bool gossip = kind && from && f && strcmp(kind, "GOSSIP") == 0;
+    if (gossip)
         atomic_fetch_sub(&self->gossip_queued, zframe_size(f)); /* taken */
     Pm__PeerMessage *pm = NULL;
-    if (kind && from && f && strcmp(kind, "GOSSIP") == 0 &&
-        pm_wire_unpack_peer_message(zframe_data(f), zframe_size(f), &pm,
-                                    NULL) == PM_OK) {
+    if (gossip && pm_wire_unpack_peer_message(zframe_data(f), zframe_size(f),
+                                              &pm, NULL) == PM_OK) {
         pm_sigsync_learn(self, from, pm);
         pm__peer_message__free_unpacked(pm, NULL);
         self->heard = zclock_mono();
