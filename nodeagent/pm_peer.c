@@ -6,6 +6,7 @@
 #include "pm_sigcdiff.h"
 #include "pm_file.h"
 #include "pm_keys.h"
+#include "pm_peerconn.h"
 #include "pm_peerzap.h"
 #include "pm_log.h"
 #include "pm_mem.h"
@@ -36,10 +37,11 @@ typedef struct {
 typedef struct {
     char *name, *dbdir, *endpoint;
     zsock_t *pipe, *router;
-    pm_peerzap_t *zap; /* this service's keys, for the process's handler */
-    zhashx_t *members; /* Z85 public key -> member name */
-    zhashx_t *warned;  /* member name -> int64_t: next warning allowed */
-    uint8_t *hold;     /* the packed VERSIONS_REPLY, or NULL before HOLD */
+    pm_peerzap_t *zap;    /* this service's keys, for the process's handler */
+    pm_peerconn_t *conns; /* its connections, counted */
+    zhashx_t *members;    /* Z85 public key -> member name */
+    zhashx_t *warned;     /* member name -> int64_t: next warning allowed */
+    uint8_t *hold;        /* the packed VERSIONS_REPLY, or NULL before HOLD */
     size_t hold_len;
     s_held_file_t *files; /* the files that hold those versions (HOLD) */
     size_t n_files;
@@ -279,6 +281,11 @@ s_on_router(s_peer_t *self)
     char *why = NULL;
     if (!name)
         pm_debug("peer %s: message from a former member", self->name);
+    else if (!pm_peerconn_speaks(self->conns, body,
+                                 zframe_meta(body, PM_PEERZAP_KEY_PROPERTY)))
+        s_ignore(self, name,
+                 "more connections at once than a member may "
+                 "hold: the newest closed");
     else if (zmsg_size(msg) != 2)
         s_ignore(self, name, "not one frame");
     else if (pm_wire_unpack_peer_message(zframe_data(body), zframe_size(body),
@@ -332,6 +339,7 @@ s_cmd_members(s_peer_t *self, zmsg_t *msg)
             pm_warn("peer %s: member %s has no valid key", self->name, m->name);
     }
     pm_peerzap_admit(self->zap, members);
+    pm_peerconn_set_members(self->conns, zhashx_size(members));
     zhashx_destroy(&self->members);
     self->members = members;
     pm__publication__free_unpacked(pub, NULL);
@@ -444,6 +452,7 @@ s_destroy(s_peer_t **self_p)
     s_peer_t *self = *self_p;
     if (!self)
         return;
+    pm_peerconn_destroy(&self->conns); /* before the socket it watches */
     zsock_destroy(&self->router);
     pm_peerzap_destroy(&self->zap); /* after the socket it admits for */
     zhashx_destroy(&self->members);
@@ -458,8 +467,10 @@ s_destroy(s_peer_t **self_p)
 }
 
 static bool
-s_bind_router(s_peer_t *self, zcert_t *cert, const char *bind)
+s_bind_router(s_peer_t *self, const pm_peer_config_t *cfg)
 {
+    zcert_t *cert = cfg->cert;
+    const char *bind = cfg->bind;
     self->router = zsock_new(ZMQ_ROUTER);
     zcert_apply(cert, self->router);
     zsock_set_curve_server(self->router, 1);
@@ -468,6 +479,10 @@ s_bind_router(s_peer_t *self, zcert_t *cert, const char *bind)
     zsock_set_sndhwm(self->router, PM_PEER_HWM);
     zsock_set_rcvhwm(self->router, PM_PEER_HWM);
     zsock_set_linger(self->router, 0);
+    /* watched before it is bound: no connection goes uncounted */
+    self->conns = pm_peerconn_new(self->router, self->name, cfg->conns_max);
+    if (!self->conns)
+        return false;
     if (zsock_bind(self->router, "%s", bind) < 0) {
         pm_error("peer %s: cannot bind %s: %s", self->name, bind,
                  zmq_strerror(zmq_errno()));
@@ -494,7 +509,7 @@ s_new(const pm_peer_config_t *cfg)
         s_destroy(&self);
         return NULL;
     }
-    if (!s_bind_router(self, cfg->cert, cfg->bind))
+    if (!s_bind_router(self, cfg))
         s_destroy(&self);
     return self;
 }
@@ -507,11 +522,14 @@ s_actor(zsock_t *pipe, void *args)
     zsock_signal(pipe, 0);
     /* the pipe first: a flood of requests cannot starve $TERM; a signal
      * does not end the service, its owner's $TERM does (pm_actor.h) */
-    zpoller_t *poller = pm_actor_poller(pipe, self->router, NULL);
+    zsock_t *events = pm_peerconn_events(self->conns);
+    zpoller_t *poller = pm_actor_poller(pipe, events, self->router, NULL);
     while (!self->stop) {
         void *which = zpoller_wait(poller, -1);
         if (which == pipe)
             s_on_pipe(self);
+        else if (which == events)
+            pm_peerconn_on_events(self->conns);
         else if (which == self->router)
             s_on_router(self);
         else if (pm_actor_ended(poller))

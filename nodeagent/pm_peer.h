@@ -85,11 +85,15 @@ typedef struct {
      * service adds each frame's size, the owner subtracts it as it takes
      * the frame (it must outlive the actor) */
     atomic_size_t *gossip_queued;
+    /* the most connections the service holds (pm_peerconn.h); 0: two a
+     * member and PM_PEER_CONNS_SPARE */
+    size_t conns_max;
 } pm_peer_config_t;
 
 /* Starts the peer service actor: a ZMQ_ROUTER bound to CFG->bind as a
  * CURVE server with CFG->cert, ZMQ_MAXMSGSIZE PM_WIRE_PEER_MAX, its own
- * ZAP handler (see above). CFG's strings are copied; the cert must outlive
+ * ZAP handler (see above), its connections counted and bounded
+ * (pm_peerconn.h: a few per member, a bound in all). CFG's strings are copied; the cert must outlive
  * the actor. Returns NULL (and logs why) when it cannot bind the endpoint
  * or the ZAP handler (another one runs in this process). Caller destroys
  * the actor with zactor_destroy. Pipe commands (czmq actor conventions):

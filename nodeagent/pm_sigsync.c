@@ -508,8 +508,11 @@ s_start_peer(pm_sigsync_state_t *self)
         self->endpoint = pm_strdup("");
         return true;
     }
-    pm_peer_config_t pc = {self->cfg.cert, self->cfg.peer_bind, self->cfg.dbdir,
-                           self->node, &self->gossip_queued};
+    pm_peer_config_t pc = {.cert = self->cfg.cert,
+                           .bind = self->cfg.peer_bind,
+                           .dbdir = self->cfg.dbdir,
+                           .name = self->node,
+                           .gossip_queued = &self->gossip_queued};
     self->peer = pm_peer_new(&pc);
     if (!self->peer)
         return false;

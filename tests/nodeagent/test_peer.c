@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +19,7 @@
 #include "pm_file.h"
 #include "pm_sigcdiff.h"
 #include "pm_peer.h"
+#include "pm_peerconn.h"
 #include "testmirror.h"
 #include "pm_sigfetch.h"
 #include "pm_wire.h"
@@ -33,10 +37,12 @@ static pm_sigverify_t *s_verifier;
 static zactor_t *s_peer;
 static char *s_endpoint;
 static atomic_size_t *s_queued; /* the next service's gossip_queued */
+static size_t s_conns_max;      /* the next service's conns_max */
 
 static void
 s_setup(void)
 {
+    s_conns_max = 0;
     strcpy(s_dir, "/tmp/pm-test-peer.XXXXXX");
     cr_assert_not_null(mkdtemp(s_dir));
     snprintf(s_srv, sizeof s_srv, "%s/srv", s_dir);
@@ -173,7 +179,8 @@ s_start(zcert_t *client)
                             .bind = "tcp://127.0.0.1:0",
                             .dbdir = s_srv,
                             .name = "srv",
-                            .gossip_queued = s_queued};
+                            .gossip_queued = s_queued,
+                            .conns_max = s_conns_max};
     s_peer = pm_peer_new(&cfg);
     cr_assert_not_null(s_peer);
     if (client)
@@ -601,6 +608,131 @@ Test(peer, the_service_echoes_seq)
     }
     pm_peer_link_destroy(&link);
     free(db);
+}
+
+/* ---- Connections ------------------------------------------------------- */
+
+/* How many of the N links answer one exchange, all at once. */
+static size_t
+s_answered(pm_peer_link_t **links, size_t n, int timeout_ms)
+{
+    Pm__SignatureDb *db;
+    Pm__PeerMessage mine = s_versions(1, &db);
+    Pm__PeerMessage *theirs[8] = {NULL};
+    cr_assert(n <= 8);
+    size_t got = pm_peer_exchange_links(links, n, &mine, theirs, timeout_ms);
+    for (size_t i = 0; i < n; i++)
+        if (theirs[i])
+            pm__peer_message__free_unpacked(theirs[i], NULL);
+    free(db);
+    return got;
+}
+
+/* A plain TCP connection to the service that says nothing. */
+static int
+s_dial_silent(void)
+{
+    const char *port = strrchr(s_endpoint, ':');
+    struct sockaddr_in at = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)atoi(port + 1)),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&at, sizeof at), 0);
+    return fd;
+}
+
+/* True when the service ends connection FD within MS (its greeting read
+ * and dropped on the way). */
+static bool
+s_ended(int fd, int ms)
+{
+    int64_t end = zclock_mono() + ms;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int64_t left = end - zclock_mono();
+        if (left <= 0 || poll(&p, 1, (int)left) != 1)
+            return false;
+        char buf[256];
+        if (recv(fd, buf, sizeof buf, 0) <= 0)
+            return true;
+    }
+}
+
+/* Before, a member was answered on every connection it opened, each with
+ * its own queue of up to PM_PEER_HWM chunks of 1 MiB: K connections asking
+ * without reading cost the root agent K x 16 MiB. */
+Test(peer, a_member_is_answered_on_a_few_connections_at_once)
+{
+    zcert_t *other = zcert_new();
+    s_start(NULL);
+    zcert_t *both[] = {s_client, other};
+    s_members(s_peer, both, 2);
+    s_hold(s_peer, 6);
+    enum { N = PM_PEER_CONNS_PER_MEMBER + 2 };
+    pm_peer_link_t *links[N];
+    for (size_t i = 0; i < N; i++)
+        links[i] =
+            pm_peer_link_new(s_client, s_endpoint, zcert_public_txt(s_server));
+    cr_expect_eq(s_answered(links, N, S_NONE * 2), PM_PEER_CONNS_PER_MEMBER,
+                 "one member answered on more connections than it may hold");
+    Pm__PeerMessage *theirs = NULL;
+    cr_expect_eq(s_exchange(other, 1, &theirs, S_WAIT), PM_OK,
+                 "another member is still answered");
+    if (theirs)
+        pm__peer_message__free_unpacked(theirs, NULL);
+    /* the member's connections that close make room for new ones */
+    for (size_t i = 0; i < N; i++)
+        pm_peer_link_destroy(&links[i]);
+    zclock_sleep(300);
+    theirs = NULL;
+    cr_expect_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK,
+                 "the member is answered again once its links closed");
+    if (theirs)
+        pm__peer_message__free_unpacked(theirs, NULL);
+    zcert_destroy(&other);
+}
+
+/* Before, connections that never spoke (a stalled handshake, a member that
+ * dials and waits) were held without bound: descriptors of the root agent.
+ * Now a service at its bound closes them to take a new one. */
+Test(peer, silent_connections_make_room_when_the_service_is_full)
+{
+    s_conns_max = 3;
+    s_start(s_client);
+    s_hold(s_peer, 6);
+    int silent[3];
+    for (size_t i = 0; i < 3; i++)
+        silent[i] = s_dial_silent();
+    cr_expect_not(s_ended(silent[0], S_NONE),
+                  "a silent connection closed while there is room");
+    zclock_sleep(PM_PEER_SILENT_MS);
+    Pm__PeerMessage *theirs = NULL;
+    cr_expect_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK,
+                 "a member is answered at the bound");
+    if (theirs)
+        pm__peer_message__free_unpacked(theirs, NULL);
+    for (size_t i = 0; i < 3; i++) {
+        cr_expect(s_ended(silent[i], S_WAIT), "silent connection %zu kept", i);
+        close(silent[i]);
+    }
+}
+
+/* At the bound with nobody silent for long, the newest connection goes. */
+Test(peer, a_full_service_closes_the_newest_connection)
+{
+    s_conns_max = 2;
+    pm_peer_link_t *link = s_start_linked();
+    int first = s_dial_silent();
+    pm_peer_link_t *links[] = {link};
+    cr_assert_eq(s_answered(links, 1, S_WAIT), 1);
+    int newest = s_dial_silent();
+    cr_expect(s_ended(newest, S_WAIT), "a connection past the bound kept");
+    cr_expect_not(s_ended(first, S_NONE), "an older one closed instead");
+    cr_expect_eq(s_answered(links, 1, S_WAIT), 1, "the link still answered");
+    close(first);
+    close(newest);
+    pm_peer_link_destroy(&link);
 }
 
 Test(peer, unenrolled_key_refused)
