@@ -93,10 +93,11 @@ typedef struct {
 /* Starts the peer service actor: a ZMQ_ROUTER bound to CFG->bind as a
  * CURVE server with CFG->cert, ZMQ_MAXMSGSIZE PM_WIRE_PEER_MAX, its own
  * ZAP handler (see above), its connections counted and bounded
- * (pm_peerconn.h: a few per member, a bound in all). CFG's strings are copied; the cert must outlive
- * the actor. Returns NULL (and logs why) when it cannot bind the endpoint
- * or the ZAP handler (another one runs in this process). Caller destroys
- * the actor with zactor_destroy. Pipe commands (czmq actor conventions):
+ * (pm_peerconn.h: a few per member, a bound in all). CFG's strings are
+ * copied; the cert must outlive the actor. Returns NULL (and logs why)
+ * when it cannot bind the endpoint or the ZAP handler (another one runs in
+ * this process). Caller destroys the actor with zactor_destroy. Pipe
+ * commands (czmq actor conventions):
  *   "ENDPOINT"          -> replies one string: the bound endpoint, e.g.
  *                          "tcp://127.0.0.1:41234"
  *   "MEMBERS" + frame   -> frame = packed Pm__Publication of kind MEMBERS:
@@ -122,8 +123,8 @@ zactor_t *pm_peer_new(const pm_peer_config_t *cfg);
  * slice of 250 ms once a signal came (SIGINT, SIGTERM) or, in the calling
  * thread, once FN(ARG) says true (NULL: signals only): an actor's owner
  * saying $TERM must not wait out a pull from a peer that trickles its
- * chunks. A whole pull also ends once it has taken longer than one
- * answer's timeout plus a second per MiB of the file. */
+ * chunks. A pull also ends once it has taken longer than one answer's
+ * timeout plus a second per MiB that came (less than 1 MiB/s). */
 void pm_peer_set_cancel(bool (*fn)(void *arg), void *arg);
 
 /* Tells the service SELF what this node holds: VERSIONS (kind VERSIONS:
