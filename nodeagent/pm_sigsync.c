@@ -19,8 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Frees a plain malloc'd item (holders, slow peers). */
 static void
-s_held_free(void **item)
+s_item_free(void **item)
 {
     free(*item);
     *item = NULL;
@@ -350,7 +351,7 @@ s_on_policy(pm_sigsync_state_t *self, const Pm__Policy *p)
             db = pm_calloc(1, sizeof *db);
             db->name = pm_strdup(name);
             db->holders = zhashx_new();
-            zhashx_set_destructor(db->holders, s_held_free);
+            zhashx_set_destructor(db->holders, s_item_free);
             s_local(self, db);
         }
         dbs[i] = db;
@@ -475,6 +476,7 @@ s_destroy(pm_sigsync_state_t **self_p)
     free(self->mirrors);
     pm_sigmembers_destroy(&self->members);
     pm_sigbook_destroy(&self->book);
+    zhashx_destroy(&self->slow);
     pm_sigverify_destroy(&self->verifier);
     zchunk_destroy(&self->last_status);
     zchunk_destroy(&self->last_hold);
@@ -544,6 +546,8 @@ s_new(const pm_sigsync_config_t *cfg)
     self->members = pm_sigmembers_new(self->cfg.cert, self->cfg.members_file,
                                       (size_t)self->cfg.links_max);
     self->book = pm_sigbook_new();
+    self->slow = zhashx_new();
+    zhashx_set_destructor(self->slow, s_item_free);
     self->verifier = pm_sigverify_new(self->cfg.fetcher, self->cfg.fetch_user);
     self->backlog = zlist_new();
     self->rnd = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^

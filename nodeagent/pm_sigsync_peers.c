@@ -55,14 +55,56 @@ s_distrust(pm_sigsync_state_t *self, const char *peer, const char *reason)
 
 /* ---- pulling from peers -------------------------------------------------- */
 
-/* Member PEER, when this node may pull from it (a member
- * it trusts, that serves, not itself), else NULL. */
+/* A holder a pull from timed out is not asked for this long, doubled for
+ * each timeout in a row up to the distrust period. Not distrusted: an
+ * honest holder may be loaded. But its next claim must not cost this
+ * node a pull's timeout every gossip round (before, it counted again as
+ * soon as it gossiped again). */
+#define S_SLOW_FIRST_MS 60000
+
+static bool
+s_is_slow(pm_sigsync_state_t *self, const char *peer)
+{
+    const pm_sigsync_slow_t *slow = zhashx_lookup(self->slow, peer);
+    return slow && zclock_mono() < slow->until;
+}
+
+/* A pull from PEER ended with RC: a timeout (not this node's own stop)
+ * sets it aside; an arrival clears that. */
+static void
+s_note_pull(pm_sigsync_state_t *self, const char *peer, int rc)
+{
+    if (rc == PM_OK) {
+        zhashx_delete(self->slow, peer);
+        return;
+    }
+    if (rc != PM_ETIMEDOUT || pm_sigsync_stopping(self))
+        return;
+    pm_sigsync_slow_t *slow = zhashx_lookup(self->slow, peer);
+    if (!slow) {
+        slow = pm_calloc(1, sizeof *slow);
+        zhashx_insert(self->slow, peer, slow);
+    }
+    int64_t max = (self->cfg.distrust_s > 0 ? self->cfg.distrust_s : 3600) *
+                  (int64_t)1000;
+    slow->backoff_ms =
+        slow->backoff_ms ? 2 * slow->backoff_ms : S_SLOW_FIRST_MS;
+    if (slow->backoff_ms > max)
+        slow->backoff_ms = max;
+    slow->until = zclock_mono() + slow->backoff_ms;
+    pm_info("node %s: not pulling from peer %s for %lld s: a pull from it "
+            "timed out",
+            self->node, peer, (long long)(slow->backoff_ms / 1000));
+}
+
+/* Member PEER, when this node may pull from it (a member it trusts, that
+ * serves, not itself, not set aside as slow), else NULL. */
 static const pm_sigmember_t *
 s_pullable(pm_sigsync_state_t *self, const char *peer)
 {
     const pm_sigmember_t *m = pm_sigmembers_find(self->members, peer);
     if (!m || !*m->endpoint || pm_sigbook_distrusted(self->book, peer) ||
-        strcmp(peer, self->node) == 0)
+        strcmp(peer, self->node) == 0 || s_is_slow(self, peer))
         return NULL;
     return m;
 }
@@ -239,6 +281,7 @@ s_pull(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
         free(db->error);
         db->error = error;
     }
+    s_note_pull(self, peer, rc);
     if (rc != PM_OK) {
         /* forgotten as a holder until it says again what it holds: a
          * version only it claimed (a member gone, or lying) must not keep

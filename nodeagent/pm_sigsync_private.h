@@ -48,6 +48,12 @@ typedef struct {
     unsigned version, cdiff_from;
 } pm_sigsync_held_t;
 
+/* A holder a pull from timed out: not picked before UNTIL (zclock_mono);
+ * BACKOFF_MS doubles with each timeout in a row. */
+typedef struct {
+    int64_t until, backoff_ms;
+} pm_sigsync_slow_t;
+
 /* The actor's state. */
 typedef struct {
     pm_sigsync_config_t cfg;
@@ -68,6 +74,8 @@ typedef struct {
                                  what its live members hold */
     int64_t members_at;       /* zclock_mono() of the last MEMBERS */
     pm_sigbook_t *book;       /* cool-downs and distrusted peers */
+    zhashx_t *slow; /* peer name -> pm_sigsync_slow_t: holders a pull from
+                       timed out, not asked again before their time */
     pm_sigverify_t *verifier; /* checks every file a peer or a fetch brings */
     uid_t fetch_uid;          /* who fetches (cfg.fetch_user), as root */
     gid_t fetch_gid;

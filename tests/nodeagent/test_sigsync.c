@@ -19,6 +19,7 @@
 #include "pm_error.h"
 #include "pm_mem.h"
 #include "pm_peer.h"
+#include "pm_peerzap.h"
 #include "pm_sigsync.h"
 #include "pm_wire.h"
 #include "testmirror.h"
@@ -493,6 +494,110 @@ Test(sigsync, a_false_claim_does_not_stop_pulls)
     zcert_destroy(&liar);
     s_node_stop(&a);
     s_node_stop(&good);
+}
+
+/* A member that lets in KEY and never answers anything; counts the GETs
+ * it was sent (*ARGS: s_mute_t). */
+typedef struct {
+    zcert_t *cert;
+    const char *key; /* the one member it lets in */
+    atomic_int gets;
+} s_mute_t;
+
+static void
+s_mute(zsock_t *pipe, void *args)
+{
+    s_mute_t *a = args;
+    pm_peerzap_t *zap = pm_peerzap_new("mute");
+    zhashx_t *in = zhashx_new();
+    zhashx_insert(in, a->key, "a");
+    pm_peerzap_admit(zap, in);
+    zhashx_destroy(&in);
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    zcert_apply(a->cert, router);
+    zsock_set_curve_server(router, 1);
+    zsock_set_zap_domain(router, pm_peerzap_domain(zap));
+    zsock_set_linger(router, 0);
+    int rc = zsock_bind(router, "tcp://127.0.0.1:0");
+    (void)rc; /* a failure shows as a holder nobody reaches: a timeout */
+    zsock_signal(pipe, 0);
+    char *ep = zsock_last_endpoint(router);
+    zstr_send(pipe, ep);
+    free(ep);
+    zpoller_t *p = zpoller_new(pipe, router, NULL);
+    while (zpoller_wait(p, -1) == router) {
+        zmsg_t *m = zmsg_recv(router);
+        zframe_t *body = zmsg_size(m) == 2 ? zmsg_last(m) : NULL;
+        Pm__PeerMessage *msg = NULL;
+        if (body &&
+            pm_wire_unpack_peer_message(zframe_data(body), zframe_size(body),
+                                        &msg, NULL) == PM_OK) {
+            if (msg->kind == PM__PEER_MESSAGE__KIND__GET)
+                atomic_fetch_add(&a->gets, 1);
+            pm__peer_message__free_unpacked(msg, NULL);
+        }
+        zmsg_destroy(&m);
+    }
+    zpoller_destroy(&p);
+    zsock_destroy(&router);
+    pm_peerzap_destroy(&zap);
+}
+
+/* A member that claims a version and then never answers a pull is asked
+ * once, then set aside: before, it counted again at its next gossip, and
+ * each claim cost the node a pull's timeout (its gossip, its duty and
+ * its other pulls waiting), round after round. */
+Test(sigsync, a_holder_that_times_out_is_set_aside)
+{
+    s_node_t a = {0};
+    s_node_start(&a, "a", true);
+    s_send_policy(&a, s_mirror.url);
+    s_mute_t mute = {.cert = zcert_new(), .key = zcert_public_txt(a.cert)};
+    zactor_t *server = zactor_new(s_mute, &mute);
+    char *at = zstr_recv(server);
+    Pm__Member m[2];
+    for (size_t i = 0; i < 2; i++)
+        pm__member__init(&m[i]);
+    m[0].name = "a";
+    m[0].peer_endpoint = a.st->peer_endpoint;
+    m[0].public_key = (char *)zcert_public_txt(a.cert);
+    m[1].name = "mute";
+    m[1].peer_endpoint = at;
+    m[1].public_key = (char *)zcert_public_txt(mute.cert);
+    size_t len = 0;
+    uint8_t *buf = s_pack_members(m, 2, "nobody", &len);
+    zsock_send(a.actor, "sb", "MEMBERS", buf, len);
+    free(buf);
+
+    /* the claim, again and again, until a asked, then for four of its
+     * 2 s pull timeouts more */
+    Pm__SignatureDb claim = PM__SIGNATURE_DB__INIT, *dbs[] = {&claim};
+    claim.name = "test";
+    claim.version = 6;
+    Pm__PeerMessage mine = PM__PEER_MESSAGE__INIT;
+    mine.databases = dbs;
+    mine.n_databases = 1;
+    int64_t end = zclock_mono() + 40000;
+    bool asked = false;
+    while (zclock_mono() < end) {
+        if (!asked && atomic_load(&mute.gets)) {
+            asked = true;
+            end = zclock_mono() + 8000;
+        }
+        Pm__PeerMessage *theirs = NULL;
+        if (pm_peer_exchange(mute.cert, a.st->peer_endpoint,
+                             zcert_public_txt(a.cert), &mine, &theirs, 2000,
+                             NULL) == PM_OK)
+            pm__peer_message__free_unpacked(theirs, NULL);
+        s_drain(&a, 200);
+    }
+    cr_expect_eq(atomic_load(&mute.gets), 1,
+                 "the mute holder was asked %d times", atomic_load(&mute.gets));
+    cr_expect(s_db(&a) && s_db(&a)->version == 0);
+    zactor_destroy(&server);
+    free(at);
+    zcert_destroy(&mute.cert);
+    s_node_stop(&a);
 }
 
 Test(sigsync, tampered_peer_is_distrusted)
