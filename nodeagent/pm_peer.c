@@ -283,9 +283,8 @@ s_on_router(s_peer_t *self)
         pm_debug("peer %s: message from a former member", self->name);
     else if (!pm_peerconn_speaks(self->conns, body,
                                  zframe_meta(body, PM_PEERZAP_KEY_PROPERTY)))
-        s_ignore(self, name,
-                 "more connections at once than a member may "
-                 "hold: the newest closed");
+        pm_debug("peer %s: message from %s on a connection being closed",
+                 self->name, name);
     else if (zmsg_size(msg) != 2)
         s_ignore(self, name, "not one frame");
     else if (pm_wire_unpack_peer_message(zframe_data(body), zframe_size(body),
@@ -479,6 +478,11 @@ s_bind_router(s_peer_t *self, const pm_peer_config_t *cfg)
     zsock_set_sndhwm(self->router, PM_PEER_HWM);
     zsock_set_rcvhwm(self->router, PM_PEER_HWM);
     zsock_set_linger(self->router, 0);
+    /* a peer gone without a word (power cut, a firewall dropping an idle
+     * link) is noticed: its connection must not count for it for good
+     * (pm_peerconn.h); libzmq answers the PINGs, not the agent */
+    zsock_set_heartbeat_ivl(self->router, PM_PEER_HEARTBEAT_MS);
+    zsock_set_heartbeat_timeout(self->router, 3 * PM_PEER_HEARTBEAT_MS);
     /* watched before it is bound: no connection goes uncounted */
     self->conns = pm_peerconn_new(self->router, self->name, cfg->conns_max);
     if (!self->conns)

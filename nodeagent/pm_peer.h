@@ -67,6 +67,10 @@
  * nobody asked for, loses them here instead of costing gigabytes. */
 #define PM_PEER_HWM 16
 
+/* ZMTP heartbeats on the service's connections: a PING this often, and a
+ * connection without any traffic for three of them is closed. */
+#define PM_PEER_HEARTBEAT_MS 10000
+
 /* The services' ZAP domains: this, "." and a number per service. */
 #define PM_PEER_ZAP_DOMAIN "privmta-peer"
 

@@ -400,9 +400,11 @@ typedef struct {
 /* The slowest a transfer may be, past one answer's timeout: a holder
  * answering each chunk just within the timeout would otherwise keep the
  * puller (its gossip, its duty) for an hour a file. Measured on what
- * came, not on the size the holder announced: one announcing 2 GiB got
- * 35 minutes. 1 MiB/s is slow for peers of one site: a 300 MiB
- * daily.cld in 5 minutes. */
+ * came, not on the size the holder announced: one announcing 2 GiB and
+ * trickling got 35 minutes. (One that really sends 2 GiB at 1 MiB/s
+ * still holds a pull that long, once: the file then fails verification
+ * and the holder is distrusted.) 1 MiB/s is slow for peers of one site:
+ * a 300 MiB daily.cld in 5 minutes. */
 #define S_MIN_BYTES_PER_S (1u << 20)
 
 /* Where the transfer ends: the file's end, or LENGTH before it. */

@@ -12,17 +12,22 @@
  * the first message on it (libzmq's per-connection "__fd" property, the
  * one behind the documented ZMQ_SRCFD, beside ZAP's User-Id). With that:
  *   - a member speaks on at most PM_PEER_CONNS_PER_MEMBER connections at
- *     once: the connection that would be one more is closed before its
- *     message is answered (an agent uses one kept link per member, two
- *     while it replaces one);
+ *     once: when it speaks on one more, its connection that spoke least
+ *     recently is closed (an agent uses one kept link per member, two
+ *     while it replaces one; more are links that died unseen, or a member
+ *     asking on many without reading);
  *   - the service holds at most MAX connections (default: two a member and
  *     PM_PEER_CONNS_SPARE, and never more than a quarter of the process's
- *     descriptor limit): one accepted beyond that first makes it close the
- *     connections that have not spoken PM_PEER_SILENT_MS after they were
- *     accepted (a handshake that stalls, a member that dials and says
- *     nothing), and is itself closed when none had.
+ *     descriptor limit): past it, the connections that have not spoken
+ *     PM_PEER_SILENT_MS after they were accepted (a handshake that stalls,
+ *     a member that dials and says nothing) are closed, then the oldest
+ *     silent ones until there is room (so that someone reconnecting faster
+ *     than that does not keep the members out); a connection that spoke is
+ *     never closed for room.
  * Nothing changes for a service under its bounds: a silent connection is
- * closed only to make room, so an idle link that reconnected stays.
+ * closed only to make room, so an idle link that reconnected stays. (The
+ * ROUTER's ZMTP heartbeats, pm_peer.c, end connections whose peer is gone
+ * without a word, so that they do not count for long.)
  *
  * Closing is shutdown(2) of the descriptor libzmq owns (it then sees the
  * end of the stream and cleans up as for any peer that went away), done
@@ -70,9 +75,9 @@ void pm_peerconn_on_events(pm_peerconn_t *self);
 void pm_peerconn_set_members(pm_peerconn_t *self, size_t n);
 
 /* BODY (a frame read from the ROUTER) came from the member with key KEY
- * (Z85, as ZAP let it in). True: answer it. False: the connection it came on
- * would be that member's one too many; it is being closed, and the message must
- * be dropped unanswered. */
+ * (Z85, as ZAP let it in). True: answer it. False: the connection it came
+ * on is being closed (to make room, or for one a member opened after it),
+ * and the message must be dropped unanswered. */
 bool pm_peerconn_speaks(pm_peerconn_t *self, zframe_t *body, const char *key);
 
 #endif

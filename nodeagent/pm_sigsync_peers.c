@@ -56,7 +56,8 @@ s_distrust(pm_sigsync_state_t *self, const char *peer, const char *reason)
 /* ---- pulling from peers -------------------------------------------------- */
 
 /* A holder a pull from timed out is not asked for this long, doubled for
- * each timeout in a row up to the distrust period. Not distrusted: an
+ * each timeout in a row (within a back-off's length of the last one's
+ * end) up to the distrust period. Not distrusted: an
  * honest holder may be loaded. But its next claim must not cost this
  * node a pull's timeout every gossip round (before, it counted again as
  * soon as it gossiped again). */
@@ -87,11 +88,14 @@ s_note_pull(pm_sigsync_state_t *self, const char *peer, int rc)
     }
     int64_t max = (self->cfg.distrust_s > 0 ? self->cfg.distrust_s : 3600) *
                   (int64_t)1000;
+    int64_t now = zclock_mono();
+    if (now > slow->until + slow->backoff_ms) /* not in a row: anew */
+        slow->backoff_ms = 0;
     slow->backoff_ms =
         slow->backoff_ms ? 2 * slow->backoff_ms : S_SLOW_FIRST_MS;
     if (slow->backoff_ms > max)
         slow->backoff_ms = max;
-    slow->until = zclock_mono() + slow->backoff_ms;
+    slow->until = now + slow->backoff_ms;
     pm_info("node %s: not pulling from peer %s for %lld s: a pull from it "
             "timed out",
             self->node, peer, (long long)(slow->backoff_ms / 1000));

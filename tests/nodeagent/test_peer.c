@@ -659,10 +659,61 @@ s_ended(int fd, int ms)
     }
 }
 
+/* A DEALER of CERT's to the service that does not reconnect, its end
+ * watched: *EVENTS gets the monitor's DISCONNECTED. */
+static zsock_t *
+s_watched_dealer(zcert_t *cert, zsock_t **events, size_t i)
+{
+    zsock_t *s = zsock_new(ZMQ_DEALER);
+    zcert_apply(cert, s);
+    zsock_set_curve_serverkey(s, zcert_public_txt(s_server));
+    zsock_set_linger(s, 0);
+    zsock_set_reconnect_ivl(s, -1);
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://test-peer-dealer-%zu", i);
+    cr_assert_eq(
+        zmq_socket_monitor(zsock_resolve(s), ep, ZMQ_EVENT_DISCONNECTED), 0);
+    *events = zsock_new(ZMQ_PAIR);
+    cr_assert_eq(zsock_connect(*events, "%s", ep), 0);
+    cr_assert_eq(zsock_connect(s, "%s", s_endpoint), 0);
+    return s;
+}
+
+/* One VERSIONS on S, answered within MS. */
+static bool
+s_asks(zsock_t *s, int ms)
+{
+    Pm__SignatureDb *db;
+    Pm__PeerMessage mine = s_versions(1, &db);
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&mine.base, &len);
+    zsock_set_rcvtimeo(s, ms);
+    zmsg_t *answer = zmq_send(zsock_resolve(s), buf, len, 0) == (int)len
+                         ? zmsg_recv(s)
+                         : NULL;
+    bool ok = answer != NULL;
+    zmsg_destroy(&answer);
+    free(buf);
+    free(db);
+    return ok;
+}
+
+/* EVENTS (s_watched_dealer's) told within MS that the connection ended. */
+static bool
+s_dropped(zsock_t *events, int ms)
+{
+    zpoller_t *p = zpoller_new(events, NULL);
+    bool got = zpoller_wait(p, ms) == events;
+    zpoller_destroy(&p);
+    return got;
+}
+
 /* Before, a member was answered on every connection it opened, each with
  * its own queue of up to PM_PEER_HWM chunks of 1 MiB: K connections asking
- * without reading cost the root agent K x 16 MiB. */
-Test(peer, a_member_is_answered_on_a_few_connections_at_once)
+ * without reading cost the root agent K x 16 MiB. Now speaking on one more
+ * than PM_PEER_CONNS_PER_MEMBER closes its connection that spoke least
+ * recently (one that died unseen, for an honest member). */
+Test(peer, a_member_holds_a_few_connections_at_once)
 {
     zcert_t *other = zcert_new();
     s_start(NULL);
@@ -670,26 +721,26 @@ Test(peer, a_member_is_answered_on_a_few_connections_at_once)
     s_members(s_peer, both, 2);
     s_hold(s_peer, 6);
     enum { N = PM_PEER_CONNS_PER_MEMBER + 2 };
-    pm_peer_link_t *links[N];
+    zsock_t *d[N], *ev[N];
+    for (size_t i = 0; i < N; i++) {
+        d[i] = s_watched_dealer(s_client, &ev[i], i);
+        cr_assert(s_asks(d[i], S_WAIT), "connection %zu not answered", i);
+    }
     for (size_t i = 0; i < N; i++)
-        links[i] =
-            pm_peer_link_new(s_client, s_endpoint, zcert_public_txt(s_server));
-    cr_expect_eq(s_answered(links, N, S_NONE * 2), PM_PEER_CONNS_PER_MEMBER,
-                 "one member answered on more connections than it may hold");
+        if (i < N - PM_PEER_CONNS_PER_MEMBER)
+            cr_expect(s_dropped(ev[i], S_WAIT), "connection %zu kept", i);
+        else
+            cr_expect_not(s_dropped(ev[i], S_NONE), "connection %zu closed", i);
+    cr_expect(s_asks(d[N - 1], S_WAIT), "the newest not answered again");
     Pm__PeerMessage *theirs = NULL;
     cr_expect_eq(s_exchange(other, 1, &theirs, S_WAIT), PM_OK,
                  "another member is still answered");
     if (theirs)
         pm__peer_message__free_unpacked(theirs, NULL);
-    /* the member's connections that close make room for new ones */
-    for (size_t i = 0; i < N; i++)
-        pm_peer_link_destroy(&links[i]);
-    zclock_sleep(300);
-    theirs = NULL;
-    cr_expect_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK,
-                 "the member is answered again once its links closed");
-    if (theirs)
-        pm__peer_message__free_unpacked(theirs, NULL);
+    for (size_t i = 0; i < N; i++) {
+        zsock_destroy(&d[i]);
+        zsock_destroy(&ev[i]);
+    }
     zcert_destroy(&other);
 }
 
@@ -718,21 +769,43 @@ Test(peer, silent_connections_make_room_when_the_service_is_full)
     }
 }
 
-/* At the bound with nobody silent for long, the newest connection goes. */
-Test(peer, a_full_service_closes_the_newest_connection)
+/* At the bound, someone reconnecting faster than PM_PEER_SILENT_MS must
+ * not keep the members out: the oldest silent connection goes. */
+Test(peer, a_full_service_closes_the_oldest_silent_connection)
+{
+    s_conns_max = 3;
+    s_start(s_client);
+    s_hold(s_peer, 6);
+    int silent[3];
+    for (size_t i = 0; i < 3; i++)
+        silent[i] = s_dial_silent();
+    Pm__PeerMessage *theirs = NULL;
+    cr_expect_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK,
+                 "a member is answered at the bound");
+    if (theirs)
+        pm__peer_message__free_unpacked(theirs, NULL);
+    cr_expect(s_ended(silent[0], S_WAIT), "the oldest silent one kept");
+    for (size_t i = 1; i < 3; i++)
+        cr_expect_not(s_ended(silent[i], S_NONE), "silent %zu closed", i);
+    for (size_t i = 0; i < 3; i++)
+        close(silent[i]);
+}
+
+/* At the bound, connections that spoke stay: the one that does not goes,
+ * even the newest. */
+Test(peer, a_full_service_keeps_the_connections_that_spoke)
 {
     s_conns_max = 2;
-    pm_peer_link_t *link = s_start_linked();
-    int first = s_dial_silent();
-    pm_peer_link_t *links[] = {link};
-    cr_assert_eq(s_answered(links, 1, S_WAIT), 1);
+    pm_peer_link_t *links[] = {s_start_linked(), NULL};
+    links[1] =
+        pm_peer_link_new(s_client, s_endpoint, zcert_public_txt(s_server));
+    cr_assert_eq(s_answered(links, 2, S_WAIT), 2);
     int newest = s_dial_silent();
-    cr_expect(s_ended(newest, S_WAIT), "a connection past the bound kept");
-    cr_expect_not(s_ended(first, S_NONE), "an older one closed instead");
-    cr_expect_eq(s_answered(links, 1, S_WAIT), 1, "the link still answered");
-    close(first);
+    cr_expect(s_ended(newest, S_WAIT), "a silent connection past the bound");
+    cr_expect_eq(s_answered(links, 2, S_WAIT), 2, "the links closed");
     close(newest);
-    pm_peer_link_destroy(&link);
+    pm_peer_link_destroy(&links[0]);
+    pm_peer_link_destroy(&links[1]);
 }
 
 Test(peer, unenrolled_key_refused)
