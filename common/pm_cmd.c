@@ -143,9 +143,11 @@ s_env_with(const char *const *extra)
 }
 
 /* Starts ARGV with IN_R (-1: /dev/null), OUT_W and ERR_W (-1: ours) as
- * fds 0-2 and no other descriptor, in its own process group (so one kill
- * reaches all of it), every signal default and none blocked. Returns 0,
- * or an errno. */
+ * fds 0-2 and no other descriptor, in a session and process group of its
+ * own (so one kill reaches all of it: a child in our session could move
+ * itself into our group with setpgid(2) and out of reach, and our
+ * terminal, if any, is not its to use), every signal default and none
+ * blocked. Returns 0, or an errno. */
 static int
 s_spawn(char *const argv[], char **env, int in_r, int out_w, int err_w,
         pid_t *pid)
@@ -165,11 +167,9 @@ s_spawn(char *const argv[], char **env, int in_r, int out_w, int err_w,
     if (err_w >= 0)
         posix_spawn_file_actions_adddup2(&fa, err_w, 2);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
-                                        POSIX_SPAWN_SETSIGDEF |
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
                                         POSIX_SPAWN_SETSIGMASK);
     int err = posix_spawnp(pid, argv[0], &fa, &attr, argv, env);
     posix_spawn_file_actions_destroy(&fa);
@@ -286,11 +286,22 @@ s_exited(const s_job_t *j)
            si.si_pid == j->pid;
 }
 
+/* Sends SIG to the child's process group and to the child itself (it
+ * leads its session and cannot leave its group, but a kill of the group
+ * alone must never leave a blocking waitpid waiting on it). The child
+ * is not reaped yet: its id is still its own. */
+static void
+s_signal(pid_t pid, int sig)
+{
+    kill(-pid, sig);
+    kill(pid, sig);
+}
+
 /* Kills what is left of the child's process group and reaps the child. */
 static void
 s_kill_reap(s_job_t *j)
 {
-    kill(-j->pid, SIGKILL);
+    s_signal(j->pid, SIGKILL);
     while (waitpid(j->pid, &j->wstatus, 0) < 0 && errno == EINTR)
         ;
     j->reaped = true;
@@ -305,7 +316,7 @@ s_ask(s_job_t *j, const pm_cmd_opts_t *o, long now, long *next_ask)
         return;
     *next_ask = now + S_ASK_MS;
     if (o->cancelled(o->cancel_arg)) {
-        kill(-j->pid, SIGTERM);
+        s_signal(j->pid, SIGTERM);
         j->term_at = now > 0 ? now : 1;
         s_fail(j, pm_strdup("stopped"));
     }
@@ -462,7 +473,7 @@ pm_cmd_stop(pm_cmd_child_t *child)
     long deadline = pm_clock_ms() + S_GRACE_MS;
     while (waitpid(child->pid, &status, WNOHANG) == 0) {
         if (pm_clock_ms() >= deadline) {
-            kill(-child->pid, SIGKILL);
+            s_signal(child->pid, SIGKILL);
             while (waitpid(child->pid, &status, 0) < 0 && errno == EINTR)
                 ;
             break;

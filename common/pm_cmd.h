@@ -9,7 +9,8 @@
  * is killed, so nothing it started outlives the call by accident.
  *
  * The child gets /dev/null as stdin, the two capture pipes as stdout and
- * stderr and no other descriptor, its own process group, every signal at
+ * stderr and no other descriptor, its own session and process group (no
+ * controlling terminal; it cannot move into ours), every signal at
  * its default disposition and none blocked (the daemon ignores SIGPIPE; a
  * child that inherited that would not die writing to a closed pipe).
  *
@@ -55,7 +56,8 @@ typedef struct {
 } pm_cmd_opts_t;
 
 /* Runs ARGV (argv[0] looked up in PATH when it has no '/'), no shell, with
- * /dev/null as stdin, no other inherited descriptor, its own process group,
+ * /dev/null as stdin, no other inherited descriptor, its own session and
+ * process group,
  * every signal default (SIGPIPE too). OPTS NULL: all defaults. Returns the
  * exit code, or -1 with RES->fail:
  *   "ARGV0: No such file or directory" (or another reason it did not start;
@@ -85,7 +87,7 @@ typedef struct {
     int fd;    /* -1: none */
 } pm_cmd_child_t;
 
-/* Starts ARGV (as pm_cmd_run does: no shell, own process group, every
+/* Starts ARGV (as pm_cmd_run does: no shell, own session, every
  * signal default, no other descriptor) with a socketpair as its stdin and
  * stdout. Returns 0, or -1 with *WHY (when WHY is not NULL) and CHILD
  * holding none. */

@@ -166,6 +166,30 @@ Test(cmd, deadline_kills_the_group)
     pm_cmd_result_clear(&r);
 }
 
+/* A child that moves itself into our process group (a compromised
+ * helper may) is still killed at the deadline: before, the kill went to
+ * its old group only and waitpid waited for it for good. In a session of
+ * its own it cannot move, and has no controlling terminal to use. */
+Test(cmd, a_child_cannot_leave_its_group)
+{
+    char *argv[] = {"python3", "-c",
+                    "import os, time\n"
+                    "print(os.getsid(0) == os.getpid(), flush=True)\n"
+                    "try:\n"
+                    "    os.setpgid(0, os.getpgid(os.getppid()))\n"
+                    "except OSError:\n"
+                    "    pass\n"
+                    "time.sleep(3600)\n",
+                    NULL};
+    /* long enough for python to start on a loaded machine */
+    pm_cmd_opts_t o = {.timeout_ms = 5000};
+    pm_cmd_result_t r;
+    cr_assert_eq(pm_cmd_run(argv, &o, &r), -1);
+    cr_expect_str_eq(r.fail, "timed out after 5 s");
+    cr_expect_str_eq(r.out, "True\n", "not a session of its own: %s", r.out);
+    pm_cmd_result_clear(&r);
+}
+
 /* After the child exits, a grandchild still holding stdout delays the
  * return by about a second, not until it is done. */
 Test(cmd, grandchild_holding_the_pipe)
