@@ -11,15 +11,14 @@
 #include <sys/socket.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 
 #define S_WARN_EVERY_MS 60000
 
 /* One connection the ROUTER accepted and has not said gone yet. */
 typedef struct {
     int fd;
-    char key[41];              /* the member's key once it spoke, else "" */
-    char ip[INET6_ADDRSTRLEN]; /* the peer's, as libzmq's Peer-Address */
+    char key[41]; /* the member's key once it spoke, else "" */
+    char ip[64];  /* the peer's, as libzmq's Peer-Address (IPv6 and a scope) */
     int64_t accepted_ms;
     uint64_t accepted, spoke; /* in the order of all accepts, all speaks */
     struct sockaddr_storage local, peer; /* what FD joined when accepted */
