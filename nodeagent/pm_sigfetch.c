@@ -6,6 +6,8 @@
 #include "pm_sigmirror.h"
 #include "pm_wire.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <clamav.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -35,6 +37,7 @@ static cl_error_t s_init_rc;
 typedef struct {
     const pm_sigfetch_opts_t *opts;
     pm_sigfetch_report_t *report;
+    const char *db_name; /* the database libfreshclam updates now */
     char *verify_why;
 } s_run_t;
 
@@ -262,7 +265,7 @@ s_on_download(const char *file, void *ctx)
 {
     s_run_t *run = ctx;
     char *why = NULL;
-    if (pm_sigfetch_verify(file, NULL, NULL, NULL, &why) == PM_OK)
+    if (pm_sigfetch_verify(file, run->db_name, NULL, NULL, NULL, &why) == PM_OK)
         return FC_SUCCESS;
     free(run->verify_why);
     run->verify_why = why;
@@ -489,6 +492,7 @@ s_apply_held(s_run_t *run, pm_sigfetch_db_t *db)
     if (m) {
         char *servers[] = {(char *)pm_sigmirror_url(m)};
         int updated = 0;
+        run->db_name = db->name;
         rc =
             fc_update_database(db->name, servers, 1, 0, NULL, 1, run, &updated);
         pm_sigmirror_destroy(&m);
@@ -594,6 +598,7 @@ s_try_mirror(s_run_t *run, pm_sigfetch_db_t *db, const char *mirror)
         return cdiffs > 0 && s_succeed(db, mirror);
     char *servers[] = {(char *)mirror};
     int updated = 0;
+    run->db_name = db->name;
     fc_error_t rc =
         fc_update_database(db->name, servers, 1, 0, NULL, 1, run, &updated);
     s_local(run->opts->dbdir, db->name, db);
@@ -776,9 +781,71 @@ pm_sigfetch_run(const pm_sigfetch_opts_t *opts, pm_sigfetch_report_t **report_p,
     return err;
 }
 
+/* Entries a database's archive may hold before its .info: sigtool puts
+ * it second (after COPYING), but libfreshclam's .cld from CDIFFs holds
+ * COPYING and daily.cfg, then the rest in directory order (daily: ~30
+ * files). The file passed cl_cvdverify: only a bound against a misbuilt
+ * one. */
+#define S_INFO_WITHIN 1024
+
+/* The name of the first .info in the archive of PATH (a .cvd or .cld: a
+ * tar, gzipped or not, past the 512-byte header), or NULL with *WHY. */
+static char *
+s_info_name(const char *path, char **why)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || lseek(fd, 512, SEEK_SET) != 512) {
+        pm_why(why, "sigfetch", "%s: cannot be read: %s", path,
+               strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    struct archive *a = archive_read_new();
+    archive_read_support_filter_all(a);
+    archive_read_support_format_tar(a);
+    char *found = NULL;
+    int rc = archive_read_open_fd(a, fd, 64 * 1024);
+    for (int i = 0; rc == ARCHIVE_OK && !found && i < S_INFO_WITHIN; i++) {
+        struct archive_entry *e;
+        if ((rc = archive_read_next_header(a, &e)) != ARCHIVE_OK)
+            break;
+        const char *p = archive_entry_pathname(e);
+        size_t n = p ? strlen(p) : 0;
+        if (n > 5 && strcmp(p + n - 5, ".info") == 0)
+            found = pm_strdup(p);
+        else
+            rc = archive_read_data_skip(a);
+    }
+    if (!found)
+        pm_why(why, "sigfetch", "%s: no .info among its first %d files%s%s",
+               path, S_INFO_WITHIN, rc == ARCHIVE_OK ? "" : ": ",
+               rc == ARCHIVE_OK ? "" : archive_error_string(a));
+    archive_read_free(a);
+    close(fd);
+    return found;
+}
+
+/* PATH's archive is database NAME's: its .info is NAME.info. */
+static int
+s_is_database(const char *path, const char *name, char **why)
+{
+    char *info = s_info_name(path, why);
+    if (!info)
+        return PM_EPROTO;
+    size_t n = strlen(info) - 5;
+    int rc =
+        strlen(name) == n && strncmp(info, name, n) == 0 ? PM_OK : PM_EPROTO;
+    if (rc != PM_OK)
+        pm_why(why, "sigfetch", "%s is database %.*s, not %s", path, (int)n,
+               info, name);
+    free(info);
+    return rc;
+}
+
 int
-pm_sigfetch_verify(const char *path, unsigned *version, unsigned *sigs,
-                   time_t *built, char **why)
+pm_sigfetch_verify(const char *path, const char *name, unsigned *version,
+                   unsigned *sigs, time_t *built, char **why)
 {
     pthread_once(&s_once, s_init);
     if (s_init_rc != CL_SUCCESS) {
@@ -793,6 +860,8 @@ pm_sigfetch_verify(const char *path, unsigned *version, unsigned *sigs,
                cl_strerror(rc));
         return PM_EPROTO;
     }
+    if (!name || s_is_database(path, name, why) != PM_OK)
+        return PM_EPROTO;
     return pm_sigfetch_head(path, version, sigs, built, why);
 }
 

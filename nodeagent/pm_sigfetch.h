@@ -208,17 +208,21 @@ pm_err_t pm_sigfetch_report_unpack(const uint8_t *buf, size_t len,
 /* Verifies PATH (a .cvd, or a .cld libfreshclam built from CDIFFs) with
  * ClamAV's own check (cl_cvdverify: for a .cvd the header's MD5 and RSA
  * signature, the signed .info and every file's SHA-256; for a .cld every
- * file against the signed .info) and reads its header (cl_cvdhead). PATH
- * must end in ".cvd" or ".cld": libclamav tells the two forms apart by the
- * name (and, seen with libclamav 1.4, checking DIR/NAME.cld fails when a
- * DIR/NAME.cvd beside it is broken: check scratch copies in a directory of
- * their own, under a name no other file there has). Returns PM_OK and sets
- * *VERSION, *SIGS and *BUILT (each may be NULL), or PM_EPROTO with *WHY naming
- * the file and libclamav's reason. No engine is built; safe from any thread
- * (libclamav is initialised once per process), and usable beside a running
- * pm_sigfetch_run. */
-int pm_sigfetch_verify(const char *path, unsigned *version, unsigned *sigs,
-                       time_t *built, char **why);
+ * file against the signed .info), checks that it is database NAME (the
+ * archive's one .info is NAME.info: a CVD header names no database, and a
+ * genuine daily.cvd offered as main.cvd would otherwise pass, replace main
+ * at a version far above main's own and shut out every real main after
+ * it), and reads its header (cl_cvdhead). PATH must end in ".cvd" or
+ * ".cld": libclamav tells the two forms apart by the name (and, seen with
+ * libclamav 1.4, checking DIR/NAME.cld fails when a DIR/NAME.cvd beside it
+ * is broken: check scratch copies in a directory of their own, under a
+ * name no other file there has). Returns PM_OK and sets *VERSION, *SIGS
+ * and *BUILT (each may be NULL), or PM_EPROTO with *WHY naming the file
+ * and libclamav's reason, or the database it is. No engine is built; safe
+ * from any thread (libclamav is initialised once per process), and usable
+ * beside a running pm_sigfetch_run. */
+int pm_sigfetch_verify(const char *path, const char *name, unsigned *version,
+                       unsigned *sigs, time_t *built, char **why);
 
 /* What the CVD header of PATH says (libclamav's cl_cvdhead), as
  * pm_sigfetch_verify sets it, without checking the file: for one this node

@@ -81,8 +81,11 @@ static uint8_t *
 s_verdict(const Pm__VerifyRequest *req, size_t *len)
 {
     pm_sigfetch_db_t db = {.name = req->name};
-    db.err = (req->header_only ? pm_sigfetch_head : pm_sigfetch_verify)(
-        req->path, &db.version, &db.sigs, &db.built, &db.why);
+    db.err = req->header_only
+                 ? pm_sigfetch_head(req->path, &db.version, &db.sigs, &db.built,
+                                    &db.why)
+                 : pm_sigfetch_verify(req->path, req->name, &db.version,
+                                      &db.sigs, &db.built, &db.why);
     pm_sigfetch_report_t r = {.dbs = &db, .n_dbs = 1};
     uint8_t *buf = pm_sigfetch_report_pack(&r, len);
     free(db.why);

@@ -1029,8 +1029,8 @@ Test(peer, pull_into_empty_dir)
     cr_assert_eq(stat(path, &st), 0);
     cr_expect_eq(st.st_mode & 07777, 0644, "mode %o", st.st_mode & 07777);
     unsigned v = 0;
-    cr_expect_eq(pm_sigfetch_verify(path, &v, NULL, NULL, &why), PM_OK, "%s",
-                 why);
+    cr_expect_eq(pm_sigfetch_verify(path, "test", &v, NULL, NULL, &why), PM_OK,
+                 "%s", why);
     cr_expect_eq(v, 6);
     cr_expect_not(s_exists(s_cli, PM_SIGSTORE_SCRATCH), "scratch dir left");
     s_expect_entries(s_cli, 1);
@@ -1143,7 +1143,7 @@ Test(peer, pull_replaces_the_other_form)
     /* 3 MiB of padding: four chunks, several in flight */
     s_make_cld(s_srv, "test.cld", 3 * 1024);
     char *cld = pm_asprintf("%s/test.cld", s_srv);
-    cr_assert_eq(pm_sigfetch_verify(cld, NULL, NULL, NULL, &why), PM_OK,
+    cr_assert_eq(pm_sigfetch_verify(cld, "test", NULL, NULL, NULL, &why), PM_OK,
                  "fixture: %s", why);
     free(cld);
     s_hold(s_peer, 6); /* now in test.cld */
@@ -1392,18 +1392,37 @@ Test(peer, sigfetch_verify)
     unsigned v = 0, sigs = 0;
     time_t built = 0;
     char *why = NULL;
-    cr_assert_eq(pm_sigfetch_verify(good, &v, &sigs, &built, &why), PM_OK, "%s",
-                 why);
+    cr_assert_eq(pm_sigfetch_verify(good, "test", &v, &sigs, &built, &why),
+                 PM_OK, "%s", why);
     cr_expect_eq(v, 6);
     cr_expect_gt(sigs, 0);
     cr_expect_gt(built, 0);
     testmirror_copy("test-6.cvd", s_cli, "bad.cvd", true);
     char *bad = pm_asprintf("%s/bad.cvd", s_cli);
     v = 0;
-    cr_expect_eq(pm_sigfetch_verify(bad, &v, NULL, NULL, &why), PM_EPROTO);
+    cr_expect_eq(pm_sigfetch_verify(bad, "test", &v, NULL, NULL, &why),
+                 PM_EPROTO);
     cr_expect_eq(v, 0, "output set on failure");
     cr_expect_not_null(strstr(why, bad), "%s", why);
     free(why);
     free(bad);
+    /* signed by ClamAV, but another database: a CVD header names none, so
+     * before, a genuine daily.cvd passed as main.cvd (at daily's version,
+     * far above main's: every real main refused after it) */
+    why = NULL;
+    cr_expect_eq(pm_sigfetch_verify(good, "main", &v, NULL, NULL, &why),
+                 PM_EPROTO);
+    cr_expect(why && strstr(why, "is database test, not main"), "%s",
+              why ? why : "-");
+    free(why);
+    why = NULL;
+    s_make_cld(s_cli, "daily.cld", 0);
+    char *cld = pm_asprintf("%s/daily.cld", s_cli);
+    cr_expect_eq(pm_sigfetch_verify(cld, "daily", NULL, NULL, NULL, &why),
+                 PM_EPROTO, "a .cld of test passed as daily");
+    cr_expect(why && strstr(why, "is database test, not daily"), "%s",
+              why ? why : "-");
+    free(why);
+    free(cld);
     free(good);
 }

@@ -97,7 +97,8 @@ s_db_version(void)
         unsigned v = 0;
         bool there = access(path, F_OK) == 0;
         if (there)
-            cr_assert_eq(pm_sigfetch_verify(path, &v, NULL, NULL, NULL), PM_OK);
+            cr_assert_eq(pm_sigfetch_verify(path, "test", &v, NULL, NULL, NULL),
+                         PM_OK);
         free(path);
         if (there)
             return v;
