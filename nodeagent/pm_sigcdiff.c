@@ -96,6 +96,11 @@ pm_sigcdiff_keep(const char *dbdir, bool for_fetch, const char *name,
                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     size_t n = 0;
     bool ok = fd >= 0 && pm_file_mkdir(kept, 0700, (gid_t)-1, &why) == PM_OK;
+    /* only the chain kept (pm_sigcdiff_from): FROM and TO come from a
+     * version the fetch user's files claim, and 27000 CDIFFs of 16 MiB
+     * would be copied as root before the pruning */
+    if (to > PM_SIGFETCH_CDIFF_STEPS && from < to - PM_SIGFETCH_CDIFF_STEPS)
+        from = to - PM_SIGFETCH_CDIFF_STEPS;
     for (unsigned v = from + 1; ok && v <= to; v++) {
         char *file = pm_asprintf("%s-%u.cdiff", name, v);
         char *to_path = pm_asprintf("%s/%s", kept, file);

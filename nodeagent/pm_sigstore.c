@@ -237,9 +237,11 @@ s_copy(int from, int to, const char *what, char **why)
     return rc;
 }
 
-/* The fetch directory's (FD) FILE, open: a regular file, never a link
- * followed, and not the very file DBDIR (DBFD) holds. -1 and *RC
- * (PM_ENOTFOUND: none, or nothing new) otherwise. */
+/* The fetch directory's (FD) FILE, open: a regular file with one link,
+ * never a link followed, and not the very file DBDIR (DBFD) holds. -1 and
+ * *RC (PM_ENOTFOUND: none, or nothing new) otherwise. One link: the fetch
+ * user may hard-link a file it cannot read (where the kernel lets it),
+ * which the agent would copy, make 0644 and hand to the verifier. */
 static int
 s_open_new(int dbfd, int fd, const char *dbdir, const char *file, int *rc,
            char **why)
@@ -257,11 +259,15 @@ s_open_new(int dbfd, int fd, const char *dbdir, const char *file, int *rc,
         errno = EINVAL;
         *rc = PM_EPROTO;
     } else if (fstatat(dbfd, file, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
-               cur.st_dev == st.st_dev && cur.st_ino == st.st_ino)
+               cur.st_dev == st.st_dev && cur.st_ino == st.st_ino) {
         *rc = PM_ENOTFOUND; /* our own link: unchanged */
+    } else if (st.st_nlink != 1) {
+        errno = EMLINK;
+        *rc = PM_EPROTO;
+    }
     if (*rc == PM_EPROTO)
-        pm_why(why, "sigstore", "%s/%s/%s is not a regular file", dbdir,
-               PM_SIGSTORE_FETCH, file);
+        pm_why(why, "sigstore", "%s/%s/%s is not a regular file of one link",
+               dbdir, PM_SIGSTORE_FETCH, file);
     else if (*rc == PM_EIO)
         pm_why(why, "sigstore", "%s/%s/%s: %s", dbdir, PM_SIGSTORE_FETCH, file,
                strerror(errno));

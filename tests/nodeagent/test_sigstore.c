@@ -220,6 +220,16 @@ Test(sigstore, take_refuses_a_link_a_fifo_a_rollback_and_a_tampered_file)
         PM_EPROTO, "a FIFO is not a database");
     cr_assert_eq(unlink(cld), 0);
 
+    /* a hard link (to a file the fetch user may not read): before, it was
+     * copied, made 0644 and handed to the verifier */
+    cr_assert_eq(link(target, cld), 0);
+    cr_assert_eq(
+        pm_sigstore_take(s_db, "test", 1, s_verifier, S_MS, &got, &why),
+        PM_EPROTO, "a file of two links is taken");
+    cr_assert(strstr(why, "of one link"), "%s", why);
+    cr_assert_eq(s_db_version(), 1);
+    cr_assert_eq(unlink(cld), 0);
+
     s_fetched("test-6.cvd", true);
     cr_assert_eq(
         pm_sigstore_take(s_db, "test", 1, s_verifier, S_MS, &got, &why),
@@ -281,6 +291,30 @@ s_put(const char *dir, const char *name)
     char *path = pm_asprintf("%s/%s", dir, name);
     cr_assert_eq(pm_file_write(path, "x", 1, 0644, (gid_t)-1, NULL), PM_OK);
     free(path);
+}
+
+/* Only the CDIFFs of the chain kept are copied: the versions come from
+ * what the fetch user's files claim, and before, a first fetch "from 0 to
+ * 27000" copied every one it left (16 MiB each, as root) before pruning. */
+Test(sigstore, cdiff_keep_copies_only_the_chain_kept)
+{
+    s_staged_v1();
+    char *dir = NULL;
+    cr_assert_eq(pm_sigcdiff_stage(s_db, true, s_uid, s_gid, &dir, NULL),
+                 PM_OK);
+    unsigned to = PM_SIGFETCH_CDIFF_STEPS + 10;
+    for (unsigned v = 1; v <= to; v++) {
+        char *name = pm_asprintf("test-%u.cdiff", v);
+        s_put(dir, name);
+        free(name);
+    }
+    cr_expect_eq(pm_sigcdiff_keep(s_db, true, "test", 0, to),
+                 PM_SIGFETCH_CDIFF_STEPS);
+    char *kept = pm_asprintf("%s/%s", s_db, PM_SIGCDIFF_KEPT);
+    cr_expect_not(s_exists(kept, "test-10.cdiff"));
+    cr_expect(s_exists(kept, "test-11.cdiff"));
+    free(kept);
+    free(dir);
 }
 
 /* The chain that ends at the version held is what counts; the rest goes. */
