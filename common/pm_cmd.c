@@ -142,7 +142,11 @@ s_env_with(const char *const *extra)
     return env;
 }
 
-/* Starts ARGV with IN_R (-1: /dev/null), OUT_W and ERR_W (-1: ours) as
+/* s_spawn's ERR_W for /dev/null. */
+#define S_ERR_NULL (-2)
+
+/* Starts ARGV with IN_R (-1: /dev/null), OUT_W and ERR_W (-1: ours;
+ * S_ERR_NULL: /dev/null) as
  * fds 0-2 and no other descriptor, in a session and process group of its
  * own (so one kill reaches all of it: a child in our session could move
  * itself into our group with setpgid(2) and out of reach, and our
@@ -166,6 +170,8 @@ s_spawn(char *const argv[], char **env, int in_r, int out_w, int err_w,
     posix_spawn_file_actions_adddup2(&fa, out_w, 1);
     if (err_w >= 0)
         posix_spawn_file_actions_adddup2(&fa, err_w, 2);
+    else if (err_w == S_ERR_NULL)
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setsigmask(&attr, &none);
@@ -438,7 +444,7 @@ pm_cmd_why(const char *what, const pm_cmd_result_t *res)
 }
 
 int
-pm_cmd_start(char *const argv[], pm_cmd_child_t *child, char **why)
+pm_cmd_start(char *const argv[], bool quiet, pm_cmd_child_t *child, char **why)
 {
     int sv[2];
     child->pid = -1;
@@ -449,7 +455,8 @@ pm_cmd_start(char *const argv[], pm_cmd_child_t *child, char **why)
             *why = pm_asprintf("socketpair: %s", strerror(errno));
         return -1;
     }
-    int rc = s_spawn(argv, environ, sv[1], sv[1], -1, &child->pid);
+    int rc = s_spawn(argv, environ, sv[1], sv[1], quiet ? S_ERR_NULL : -1,
+                     &child->pid);
     s_close(&sv[1]);
     if (rc != 0) {
         s_close(&sv[0]);

@@ -89,9 +89,11 @@ typedef struct {
 
 /* Starts ARGV (as pm_cmd_run does: no shell, own session, every
  * signal default, no other descriptor) with a socketpair as its stdin and
- * stdout. Returns 0, or -1 with *WHY (when WHY is not NULL) and CHILD
- * holding none. */
-int pm_cmd_start(char *const argv[], pm_cmd_child_t *child, char **why);
+ * stdout, and our stderr, or /dev/null when QUIET (a child that parses
+ * hostile input must not write lines into our log as us). Returns 0, or
+ * -1 with *WHY (when WHY is not NULL) and CHILD holding none. */
+int pm_cmd_start(char *const argv[], bool quiet, pm_cmd_child_t *child,
+                 char **why);
 
 /* Ends CHILD: closes our end (its stdin and stdout end), gives it 1 s to
  * exit, then kills its process group; reaps it. CHILD then holds none.

@@ -147,7 +147,7 @@ s_start_milter(pm_rehearse_run_t *r, const char *node, char **why)
                     "--syslog",
                     "no",
                     NULL};
-    int rc = pm_cmd_start(argv, &r->milter, why) == 0 ? PM_OK : PM_EIO;
+    int rc = pm_cmd_start(argv, false, &r->milter, why) == 0 ? PM_OK : PM_EIO;
     free(sock);
     free(policy);
     free(notify);

@@ -159,7 +159,8 @@ s_request(pm_sigverify_t *self, const char *path, const char *name,
     req.header_only = header_only;
     char *argv[] = {self->helper, "--verify-server",
                     self->user ? "--user" : NULL, self->user, NULL};
-    if (self->child.pid <= 0 && pm_cmd_start(argv, &self->child, why) != 0)
+    if (self->child.pid <= 0 &&
+        pm_cmd_start(argv, true, &self->child, why) != 0)
         return PM_EINTERNAL;
     pm_sigfetch_report_t *r = NULL;
     if (s_ask(self, &req, timeout_ms, &r, why) != PM_OK) {

@@ -330,6 +330,38 @@ Test(cmd, no_inherited_descriptors_with_a_terminal)
     s_only_std_fds(true);
 }
 
+/* What a started child's fd 2 is: ours, or /dev/null when quiet (the
+ * signature verifier parses what peers send: it must not write lines
+ * into the agent's log as the agent). */
+static char *
+s_started_stderr(bool quiet)
+{
+    char *argv[] = {"sh", "-c", "readlink /proc/self/fd/2", NULL};
+    pm_cmd_child_t child;
+    cr_assert_eq(pm_cmd_start(argv, quiet, &child, NULL), 0);
+    char buf[256];
+    ssize_t n = 0, r;
+    while ((r = read(child.fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
+        n += r;
+    buf[n > 0 ? n : 0] = '\0';
+    pm_cmd_stop(&child);
+    return pm_strdup(buf);
+}
+
+Test(cmd, a_quiet_child_writes_nothing_to_our_stderr)
+{
+    char *quiet = s_started_stderr(true), *inherited = s_started_stderr(false);
+    char mine[256];
+    ssize_t n = readlink("/proc/self/fd/2", mine, sizeof mine - 2);
+    cr_assert_gt(n, 0);
+    mine[n] = '\n';
+    mine[n + 1] = '\0';
+    cr_expect_str_eq(quiet, "/dev/null\n");
+    cr_expect_str_eq(inherited, mine, "not quiet: our own stderr");
+    free(quiet);
+    free(inherited);
+}
+
 Test(cmd, no_argv)
 {
     char *argv[] = {NULL};
