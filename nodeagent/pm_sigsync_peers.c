@@ -57,10 +57,10 @@ s_distrust(pm_sigsync_state_t *self, const char *peer, const char *reason)
 
 /* A holder a pull from timed out is not asked for this long, doubled for
  * each timeout in a row (within a back-off's length of the last one's
- * end) up to the distrust period. Not distrusted: an
- * honest holder may be loaded. But its next claim must not cost this
- * node a pull's timeout every gossip round (before, it counted again as
- * soon as it gossiped again). */
+ * end) up to the distrust period. Not distrusted: an honest holder may be
+ * loaded. But its next claim must not cost this node a pull's timeout
+ * every gossip round (before, it counted again as soon as it gossiped
+ * again). */
 #define S_SLOW_FIRST_MS 60000
 
 static bool

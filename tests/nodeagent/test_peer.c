@@ -744,17 +744,25 @@ Test(peer, a_member_holds_a_few_connections_at_once)
     zcert_destroy(&other);
 }
 
+/* The service started for at most 3 connections, and 3 that say nothing
+ * (SILENT) holding them, oldest first. */
+static void
+s_start_full_of_silent(int silent[3])
+{
+    s_conns_max = 3;
+    s_start(s_client);
+    s_hold(s_peer, 6);
+    for (size_t i = 0; i < 3; i++)
+        silent[i] = s_dial_silent();
+}
+
 /* Before, connections that never spoke (a stalled handshake, a member that
  * dials and waits) were held without bound: descriptors of the root agent.
  * Now a service at its bound closes them to take a new one. */
 Test(peer, silent_connections_make_room_when_the_service_is_full)
 {
-    s_conns_max = 3;
-    s_start(s_client);
-    s_hold(s_peer, 6);
     int silent[3];
-    for (size_t i = 0; i < 3; i++)
-        silent[i] = s_dial_silent();
+    s_start_full_of_silent(silent);
     cr_expect_not(s_ended(silent[0], S_NONE),
                   "a silent connection closed while there is room");
     zclock_sleep(PM_PEER_SILENT_MS);
@@ -773,12 +781,8 @@ Test(peer, silent_connections_make_room_when_the_service_is_full)
  * not keep the members out: the oldest silent connection goes. */
 Test(peer, a_full_service_closes_the_oldest_silent_connection)
 {
-    s_conns_max = 3;
-    s_start(s_client);
-    s_hold(s_peer, 6);
     int silent[3];
-    for (size_t i = 0; i < 3; i++)
-        silent[i] = s_dial_silent();
+    s_start_full_of_silent(silent);
     Pm__PeerMessage *theirs = NULL;
     cr_expect_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK,
                  "a member is answered at the bound");
