@@ -146,12 +146,11 @@ s_env_with(const char *const *extra)
 #define S_ERR_NULL (-2)
 
 /* Starts ARGV with IN_R (-1: /dev/null), OUT_W and ERR_W (-1: ours;
- * S_ERR_NULL: /dev/null) as
- * fds 0-2 and no other descriptor, in a session and process group of its
- * own (so one kill reaches all of it: a child in our session could move
- * itself into our group with setpgid(2) and out of reach, and our
- * terminal, if any, is not its to use), every signal default and none
- * blocked. Returns 0, or an errno. */
+ * S_ERR_NULL: /dev/null) as fds 0-2 and no other descriptor, in a session
+ * and process group of its own (so one kill reaches all of it: a child in
+ * our session could move itself into our group with setpgid(2) and out
+ * of reach, and our terminal, if any, is not its to use), every signal
+ * default and none blocked. Returns 0, or an errno. */
 static int
 s_spawn(char *const argv[], char **env, int in_r, int out_w, int err_w,
         pid_t *pid)
