@@ -96,6 +96,14 @@ static pm_param_t s_params[] = {
      "peers send parse hostile input, never as root; not root itself. Best a "
      "user of its own (nobody is shared with other daemons)",
      NULL},
+    {"verify_user", "",
+     "the user privmta-sigfetch --verify-server runs as when this agent "
+     "runs as root: ClamAV's check of every database file a fetch or a peer "
+     "brings, before the agent installs it; empty: fetch_user. Best a user "
+     "of its own: a fetch compromised by what a mirror sent runs as "
+     "fetch_user and could stop or kill a verifier of the same user; not "
+     "root itself",
+     NULL},
     {"peer_bind", "",
      "where this agent serves its databases to peers (CurveZMQ, enrolled "
      "keys only), e.g. tcp://0.0.0.0:7422; empty: it pulls but serves none",
@@ -368,6 +376,11 @@ main(int argc, char **argv)
         if (geteuid() == 0 &&
             pm_priv_lookup(cfg.fetch_user, NULL, NULL, &why) != PM_OK)
             pm_fatal("fetch_user: %s", why);
+        const char *verify_user = pm_conf_get(s_params, "verify_user");
+        cfg.verify_user = *verify_user ? verify_user : NULL;
+        if (geteuid() == 0 && cfg.verify_user &&
+            pm_priv_lookup(cfg.verify_user, NULL, NULL, &why) != PM_OK)
+            pm_fatal("verify_user: %s", why);
     }
     if (*pm_conf_get(s_params, "milter_socket") &&
         *pm_conf_get(s_params, "milter_dir"))

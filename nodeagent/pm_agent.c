@@ -783,6 +783,7 @@ s_start_sigsync(pm_agent_state_t *self)
         .dbdir = self->cfg.sig_dir,
         .fetcher = self->cfg.sigfetch,
         .fetch_user = self->cfg.fetch_user,
+        .verify_user = self->cfg.verify_user,
         .gid = self->cfg.milter_gid,
         .peer_bind = self->cfg.peer_bind,
         .peer_host = self->cfg.peer_host,

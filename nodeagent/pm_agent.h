@@ -98,6 +98,7 @@ typedef struct {
     int peer_links;              /* pm_sigsync.h's links_max */
     const char *fetch_user;      /* it runs as this user (when root); NULL:
                                   * as the agent */
+    const char *verify_user;     /* its verifier's user; NULL: fetch_user */
     const char *peer_host;       /* host peers reach us at; NULL: bind's */
     int gossip_ms;               /* signature gossip round; 0: 200 */
     const char *postfix_dir;     /* restarts: Postfix's configuration

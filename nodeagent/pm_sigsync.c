@@ -485,6 +485,7 @@ s_destroy(pm_sigsync_state_t **self_p)
     free((char *)self->cfg.dbdir);
     free((char *)self->cfg.fetcher);
     free((char *)self->cfg.fetch_user);
+    free((char *)self->cfg.verify_user);
     free((char *)self->cfg.peer_bind);
     free((char *)self->cfg.peer_host);
     free((char *)self->cfg.members_file);
@@ -535,6 +536,8 @@ s_new(const pm_sigsync_config_t *cfg)
     self->cfg.dbdir = pm_strdup(cfg->dbdir);
     self->cfg.fetcher = pm_strdup(cfg->fetcher ? cfg->fetcher : "");
     self->cfg.fetch_user = cfg->fetch_user ? pm_strdup(cfg->fetch_user) : NULL;
+    self->cfg.verify_user =
+        cfg->verify_user ? pm_strdup(cfg->verify_user) : NULL;
     self->cfg.peer_bind = cfg->peer_bind ? pm_strdup(cfg->peer_bind) : NULL;
     self->cfg.peer_host = cfg->peer_host ? pm_strdup(cfg->peer_host) : NULL;
     self->cfg.members_file =
@@ -548,7 +551,9 @@ s_new(const pm_sigsync_config_t *cfg)
     self->book = pm_sigbook_new();
     self->slow = zhashx_new();
     zhashx_set_destructor(self->slow, s_item_free);
-    self->verifier = pm_sigverify_new(self->cfg.fetcher, self->cfg.fetch_user);
+    self->verifier = pm_sigverify_new(
+        self->cfg.fetcher,
+        self->cfg.verify_user ? self->cfg.verify_user : self->cfg.fetch_user);
     self->backlog = zlist_new();
     self->rnd = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
                 (uint64_t)(uintptr_t)self;

@@ -67,6 +67,9 @@ typedef struct {
     const char *fetch_user;   /* privmta-sigfetch runs as this user when the
                                  agent is root (pm_sigstore.h); NULL: as
                                  the agent */
+    const char *verify_user;  /* its verifier (pm_sigverify) as this one;
+                                 NULL: fetch_user. Another user keeps a
+                                 compromised fetch from signalling it */
     int gid;                  /* group given read access to DBDIR; -1 root's */
     const char *peer_bind;    /* where to serve peers ("tcp://0.0.0.0:7301");
                                  NULL: serve none (pulls still work) */

@@ -55,12 +55,14 @@ sysusers_has() { # PACKAGE USER...: the package's sysusers file declares each us
     for u in "$@"; do grep -q "^u *$u " "$f" || return 1; done
 }
 check "sysusers: privmta in the controller's file" sysusers_has privmta-controller privmta
-check "privmta-milter and privmta-fetch in the agent's" sysusers_has privmta-agent privmta-milter privmta-fetch
+check "privmta-milter, privmta-fetch and privmta-verify in the agent's" \
+    sysusers_has privmta-agent privmta-milter privmta-fetch privmta-verify
 check "privmta-web in the console's" sysusers_has privmta-web privmta-web
 check "no file is in two packages (dpkg would refuse the second)" bash -c \
     "for p in '$PKG'/*.deb; do dpkg-deb -c \"\$p\" | awk '\$1 !~ /^d/ { print \$6 }'; done | sort | uniq -d | grep -q . && exit 1 || exit 0"
 check "agent.conf sets the packaged fetch user, milter and helper" bash -c \
     "grep -qx 'fetch_user = privmta-fetch' '$ROOT/etc/privmta/agent.conf' &&
+     grep -qx 'verify_user = privmta-verify' '$ROOT/etc/privmta/agent.conf' &&
      grep -qx 'sigfetch = /usr/libexec/privmta/privmta-sigfetch' '$ROOT/etc/privmta/agent.conf' &&
      grep -qx 'milter_socket = unix:privmta/milter.sock' '$ROOT/etc/privmta/agent.conf'"
 # Debian's smtpd is chrooted in /var/spool/postfix: the milter's socket

@@ -131,7 +131,7 @@ in_ct env DEBIAN_FRONTEND=noninteractive dpkg-reconfigure -f noninteractive post
 expect_exit 0 "Postfix starts as Debian configured it" in_ct systemctl start postfix
 expect_exit 0 "the four packages install together (dpkg -i)" \
     in_ct sh -c "dpkg -i $FILES/*.deb"
-users_made() { in_ct getent passwd privmta privmta-milter privmta-fetch privmta-web >/dev/null; }
+users_made() { in_ct getent passwd privmta privmta-milter privmta-fetch privmta-verify privmta-web >/dev/null; }
 check "their postinsts made the users" users_made
 check "and the milter's socket directory in Postfix's queue" test \
     "$(in_ct stat -c '%U:%G %a' /var/spool/postfix/privmta)" = 'privmta-milter:postfix 2750'
@@ -277,6 +277,16 @@ check "what went live is in /var/lib/privmta-signatures, root's" \
     test "$(in_ct stat -c %U /var/lib/privmta-signatures/test.cvd)" = root
 check "fetched as privmta-fetch (libfreshclam's freshclam.dat is its)" \
     test "$(in_ct stat -c %U /var/lib/privmta-signatures/.pm-fetch/freshclam.dat)" = privmta-fetch
+# the users of the processes running privmta-sigfetch --verify-server
+verifier_users() {
+    in_ct sh -c 'for p in /proc/[0-9]*; do
+        case "$(tr "\0" " " <"$p/cmdline" 2>/dev/null)" in
+        *--verify-server*) stat -c %U "$p" ;;
+        esac
+    done' | sort -u
+}
+check "checked by a verifier of its own user, privmta-verify" \
+    test "$(verifier_users)" = privmta-verify
 
 # ---- what the units promise, read off the running processes --------------------------------
 status_of() { in_ct cat "/proc/$(main_pid "$1")/status"; } # UNIT
