@@ -14,6 +14,24 @@
 
 #define S_WARN_EVERY_MS 60000
 
+/* What a TCP descriptor joins. */
+typedef struct {
+    struct sockaddr_storage local, peer;
+    socklen_t local_len, peer_len;
+} s_ends_t;
+
+/* Fills *ENDS with what FD joins; false when it joins nothing (closed). */
+static bool
+s_ends(int fd, s_ends_t *ends)
+{
+    ends->local_len = sizeof ends->local;
+    ends->peer_len = sizeof ends->peer;
+    return getsockname(fd, (struct sockaddr *)&ends->local, &ends->local_len) ==
+               0 &&
+           getpeername(fd, (struct sockaddr *)&ends->peer, &ends->peer_len) ==
+               0;
+}
+
 /* One connection the ROUTER accepted and has not said gone yet. */
 typedef struct {
     int fd;
@@ -21,8 +39,7 @@ typedef struct {
     char ip[64];  /* the peer's, as libzmq's Peer-Address (IPv6 and a scope) */
     int64_t accepted_ms;
     uint64_t accepted, spoke; /* in the order of all accepts, all speaks */
-    struct sockaddr_storage local, peer; /* what FD joined when accepted */
-    socklen_t local_len, peer_len;
+    s_ends_t ends;            /* what FD joined when accepted */
     bool closing;
 } s_conn_t;
 
@@ -77,13 +94,11 @@ s_open(const pm_peerconn_t *self)
 static bool
 s_still(const s_conn_t *c)
 {
-    struct sockaddr_storage local, peer;
-    socklen_t local_len = sizeof local, peer_len = sizeof peer;
-    return getsockname(c->fd, (struct sockaddr *)&local, &local_len) == 0 &&
-           getpeername(c->fd, (struct sockaddr *)&peer, &peer_len) == 0 &&
-           local_len == c->local_len && peer_len == c->peer_len &&
-           memcmp(&local, &c->local, local_len) == 0 &&
-           memcmp(&peer, &c->peer, peer_len) == 0;
+    s_ends_t now;
+    return s_ends(c->fd, &now) && now.local_len == c->ends.local_len &&
+           now.peer_len == c->ends.peer_len &&
+           memcmp(&now.local, &c->ends.local, now.local_len) == 0 &&
+           memcmp(&now.peer, &c->ends.peer, now.peer_len) == 0;
 }
 
 /* Ends connection C: libzmq reads the end of the stream and drops it (the
@@ -175,13 +190,10 @@ s_accepted(pm_peerconn_t *self, int fd, const char *endpoint)
         s_forget(self, c);
     s_conn_t add = {
         .fd = fd, .accepted_ms = pm_clock_ms(), .accepted = ++self->accepts};
-    add.local_len = sizeof add.local;
-    add.peer_len = sizeof add.peer;
-    if (getsockname(fd, (struct sockaddr *)&add.local, &add.local_len) != 0 ||
-        getpeername(fd, (struct sockaddr *)&add.peer, &add.peer_len) != 0 ||
-        s_port(&add.local) != s_endpoint_port(endpoint) ||
-        getnameinfo((struct sockaddr *)&add.peer, add.peer_len, add.ip,
-                    sizeof add.ip, NULL, 0, NI_NUMERICHOST) != 0)
+    if (!s_ends(fd, &add.ends) ||
+        s_port(&add.ends.local) != s_endpoint_port(endpoint) ||
+        getnameinfo((struct sockaddr *)&add.ends.peer, add.ends.peer_len,
+                    add.ip, sizeof add.ip, NULL, 0, NI_NUMERICHOST) != 0)
         return; /* gone already */
     if (self->n == self->alloc) {
         self->alloc = self->alloc ? 2 * self->alloc : 16;

@@ -545,6 +545,8 @@ s_new(const pm_sigsync_config_t *cfg)
     self->cfg.name = pm_strdup(cfg->name ? cfg->name : "");
     if (self->cfg.peer_timeout_ms <= 0)
         self->cfg.peer_timeout_ms = 2000;
+    if (self->cfg.distrust_s <= 0)
+        self->cfg.distrust_s = 3600;
     self->node = pm_strdup(self->cfg.name);
     self->members = pm_sigmembers_new(self->cfg.cert, self->cfg.members_file,
                                       (size_t)self->cfg.links_max);

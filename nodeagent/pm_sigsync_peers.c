@@ -47,7 +47,7 @@ pm_sigsync_learn(pm_sigsync_state_t *self, const char *peer,
 static void
 s_distrust(pm_sigsync_state_t *self, const char *peer, const char *reason)
 {
-    int secs = self->cfg.distrust_s > 0 ? self->cfg.distrust_s : 3600;
+    int secs = self->cfg.distrust_s;
     pm_sigbook_distrust(self->book, peer, secs, reason);
     pm_warn("node %s: distrusting peer %s for %d s: %s", self->node, peer, secs,
             reason);
@@ -86,8 +86,7 @@ s_note_pull(pm_sigsync_state_t *self, const char *peer, int rc)
         slow = pm_calloc(1, sizeof *slow);
         zhashx_insert(self->slow, peer, slow);
     }
-    int64_t max = (self->cfg.distrust_s > 0 ? self->cfg.distrust_s : 3600) *
-                  (int64_t)1000;
+    int64_t max = self->cfg.distrust_s * (int64_t)1000;
     int64_t now = zclock_mono();
     if (now > slow->until + slow->backoff_ms) /* not in a row: anew */
         slow->backoff_ms = 0;

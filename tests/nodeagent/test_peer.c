@@ -628,6 +628,17 @@ s_answered(pm_peer_link_t **links, size_t n, int timeout_ms)
     return got;
 }
 
+/* One exchange as CERT, waiting S_WAIT; its answer dropped. */
+static int
+s_exchange_once(zcert_t *cert)
+{
+    Pm__PeerMessage *theirs = NULL;
+    int rc = s_exchange(cert, 1, &theirs, S_WAIT);
+    if (theirs)
+        pm__peer_message__free_unpacked(theirs, NULL);
+    return rc;
+}
+
 /* A plain TCP connection to the service that says nothing. */
 static int
 s_dial_silent(void)
@@ -732,11 +743,8 @@ Test(peer, a_member_holds_a_few_connections_at_once)
         else
             cr_expect_not(s_dropped(ev[i], S_NONE), "connection %zu closed", i);
     cr_expect(s_asks(d[N - 1], S_WAIT), "the newest not answered again");
-    Pm__PeerMessage *theirs = NULL;
-    cr_expect_eq(s_exchange(other, 1, &theirs, S_WAIT), PM_OK,
+    cr_expect_eq(s_exchange_once(other), PM_OK,
                  "another member is still answered");
-    if (theirs)
-        pm__peer_message__free_unpacked(theirs, NULL);
     for (size_t i = 0; i < N; i++) {
         zsock_destroy(&d[i]);
         zsock_destroy(&ev[i]);
@@ -766,11 +774,8 @@ Test(peer, silent_connections_make_room_when_the_service_is_full)
     cr_expect_not(s_ended(silent[0], S_NONE),
                   "a silent connection closed while there is room");
     zclock_sleep(PM_PEER_SILENT_MS);
-    Pm__PeerMessage *theirs = NULL;
-    cr_expect_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK,
+    cr_expect_eq(s_exchange_once(s_client), PM_OK,
                  "a member is answered at the bound");
-    if (theirs)
-        pm__peer_message__free_unpacked(theirs, NULL);
     for (size_t i = 0; i < 3; i++) {
         cr_expect(s_ended(silent[i], S_WAIT), "silent connection %zu kept", i);
         close(silent[i]);
@@ -783,11 +788,8 @@ Test(peer, a_full_service_closes_the_oldest_silent_connection)
 {
     int silent[3];
     s_start_full_of_silent(silent);
-    Pm__PeerMessage *theirs = NULL;
-    cr_expect_eq(s_exchange(s_client, 1, &theirs, S_WAIT), PM_OK,
+    cr_expect_eq(s_exchange_once(s_client), PM_OK,
                  "a member is answered at the bound");
-    if (theirs)
-        pm__peer_message__free_unpacked(theirs, NULL);
     cr_expect(s_ended(silent[0], S_WAIT), "the oldest silent one kept");
     for (size_t i = 1; i < 3; i++)
         cr_expect_not(s_ended(silent[i], S_NONE), "silent %zu closed", i);
