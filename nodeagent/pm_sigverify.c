@@ -168,9 +168,13 @@ s_request(pm_sigverify_t *self, const char *path, const char *name,
         return PM_EINTERNAL;
     }
     pm_err_t err = r->dbs[0].err;
-    if (err != PM_OK)
+    if (err != PM_OK) {
         pm_why(why, "sigverify", "%s", r->dbs[0].why);
-    else {
+        /* Without ClamAV's key a hostile file can only attack what runs
+         * before the signature check refuses it: a helper that refused a
+         * file answers nothing more. */
+        pm_cmd_stop(&self->child);
+    } else {
         if (version)
             *version = r->dbs[0].version;
         if (sigs)
@@ -198,4 +202,10 @@ pm_sigverify_head(pm_sigverify_t *self, const char *path, const char *name,
 {
     return s_request(self, path, name, true, timeout_ms, version, sigs, built,
                      why);
+}
+
+pid_t
+pm_sigverify_pid(const pm_sigverify_t *self)
+{
+    return self->child.pid > 0 ? self->child.pid : 0;
 }

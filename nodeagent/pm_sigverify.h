@@ -8,8 +8,14 @@
  * process per file costs too much when a new version spreads (loading
  * libclamav and its libraries is ~15-30 ms of CPU, paid by every node at
  * once: 60 nodes on 2 cores lost 2.5 s). So
- * one privmta-sigfetch --verify-server per agent answers every request,
- * started at the first and started again after it fails.
+ * one privmta-sigfetch --verify-server per agent answers the requests,
+ * started at the first and started again after it fails. A helper that
+ * refused a file is ended too: a file without ClamAV's signature can
+ * only attack what runs before the check refuses it, and the helper it
+ * may have taken over must not answer for the files after it (a file
+ * that takes it over and passes itself would pass in a helper of its own
+ * as well). A refused file is rare (a broken or hostile peer), so the
+ * restart costs nothing when updates spread.
  *
  * Protocol, over a socketpair that is the helper's stdin and stdout: a
  * frame is a 4-byte big-endian length and that many bytes. The agent
@@ -27,6 +33,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 typedef struct pm_sigverify pm_sigverify_t;
@@ -59,6 +66,9 @@ pm_err_t pm_sigverify_file(pm_sigverify_t *self, const char *path,
 pm_err_t pm_sigverify_head(pm_sigverify_t *self, const char *path,
                            const char *name, int timeout_ms, unsigned *version,
                            unsigned *sigs, time_t *built, char **why);
+
+/* The running helper's pid, 0 when none is running (for tests). */
+pid_t pm_sigverify_pid(const pm_sigverify_t *self);
 
 /* Framing, for both ends. pm_sigverify_send writes one frame of LEN
  * bytes; pm_sigverify_recv reads one of at most MAX bytes within

@@ -656,18 +656,30 @@ Test(sigfetch, the_verifier_answers_and_survives_its_helper)
     unsigned version = 0, sigs = 0;
     time_t built = 0;
     char *why = NULL;
-    /* one helper answers one request after another */
+    /* one helper answers one good file after another; one that refused
+     * a file (it may have been taken over by it) answers nothing more */
+    pid_t before = 0;
     for (int i = 0; i < 3; i++) {
-        version = 0;
-        cr_assert_eq(pm_sigverify_file(v, good, "test", 10000, &version, &sigs,
-                                       &built, &why),
-                     PM_OK, "%s", why ? why : "");
-        cr_assert_eq(version, 1);
-        cr_assert_eq(built, 1624388302);
+        for (int j = 0; j < 2; j++) {
+            version = 0;
+            cr_assert_eq(pm_sigverify_file(v, good, "test", 10000, &version,
+                                           &sigs, &built, &why),
+                         PM_OK, "%s", why ? why : "");
+            cr_assert_eq(version, 1);
+            cr_assert_eq(built, 1624388302);
+            pid_t pid = pm_sigverify_pid(v);
+            cr_assert_gt(pid, 0);
+            if (j)
+                cr_assert_eq(pid, before, "the same helper answers again");
+            else
+                cr_assert_neq(pid, before, "a new helper after a refusal");
+            before = pid;
+        }
         cr_assert_eq(pm_sigverify_file(v, bad, "test", 10000, &version, &sigs,
                                        &built, &why),
                      PM_EPROTO);
         cr_assert_not_null(strstr(why, "signature check"), "%s", why);
+        cr_assert_eq(pm_sigverify_pid(v), 0, "the refusing helper still runs");
         PM_FREE(&why);
     }
     /* a request the helper's gate refuses ends it: the helper's fault,
