@@ -83,24 +83,46 @@ s_read_capped(int fd, const char *path, size_t cap, char **data, size_t *len,
 }
 
 int
-pm_file_read(const char *path, size_t cap, unsigned flags, char **data,
-             size_t *len, char **why)
+pm_file_open_at(int dirfd, const char *file, const char *path, size_t cap,
+                unsigned flags, int *err, char **why)
 {
     int oflags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
     if (flags & PM_FILE_STRICT)
         oflags |= O_NOFOLLOW;
-    int fd = open(path, oflags);
+    int fd = openat(dirfd, file, oflags);
     if (fd < 0) {
         int e = errno;
         pm_why(why, "file", "cannot open %s: %s", path,
                e == ELOOP ? "it is a symbolic link (refused)" : strerror(e));
-        return e == ENOENT ? PM_ENOTFOUND : e == ELOOP ? PM_EINVAL : PM_EIO;
+        *err = e == ENOENT ? PM_ENOTFOUND : e == ELOOP ? PM_EINVAL : PM_EIO;
+        return -1;
     }
-    int rc = s_check_regular(fd, path, flags, cap, why);
-    if (rc == PM_OK)
-        rc = s_read_capped(fd, path, cap, data, len, why);
+    *err = s_check_regular(fd, path, flags, cap, why);
+    if (*err != PM_OK) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int
+pm_file_read_at(int dirfd, const char *file, const char *path, size_t cap,
+                unsigned flags, char **data, size_t *len, char **why)
+{
+    int rc;
+    int fd = pm_file_open_at(dirfd, file, path, cap, flags, &rc, why);
+    if (fd < 0)
+        return rc;
+    rc = s_read_capped(fd, path, cap, data, len, why);
     close(fd);
     return rc;
+}
+
+int
+pm_file_read(const char *path, size_t cap, unsigned flags, char **data,
+             size_t *len, char **why)
+{
+    return pm_file_read_at(AT_FDCWD, path, path, cap, flags, data, len, why);
 }
 
 /* A new file under a random name in DIRFD: O_EXCL|O_NOFOLLOW, so a name

@@ -42,6 +42,20 @@
 int pm_file_read(const char *path, size_t cap, unsigned flags, char **data,
                  size_t *len, char **why);
 
+/* pm_file_read of FILE in the directory open as DIRFD (AT_FDCWD: the
+ * current one); PATH names it in *WHY. For a directory another user
+ * writes: opened once, no path to it is walked again. */
+int pm_file_read_at(int dirfd, const char *file, const char *path, size_t cap,
+                    unsigned flags, char **data, size_t *len, char **why);
+
+/* Opens FILE in DIRFD for reading the way pm_file_read_at does and checks
+ * it (a regular file of at most CAP bytes; PM_FILE_STRICT as above), for
+ * a caller that reads it its own way (and counts what it reads: the file
+ * may grow). Returns the descriptor (O_NONBLOCK, O_CLOEXEC), or -1 with
+ * pm_file_read's error in *ERR and *WHY. */
+int pm_file_open_at(int dirfd, const char *file, const char *path, size_t cap,
+                    unsigned flags, int *err, char **why);
+
 /* Replaces PATH with LEN bytes of DATA, atomically and durably (see above).
  * The new file has permission bits MODE and group GID (-1: the process's
  * group; setting another group needs root or membership). The directory

@@ -49,34 +49,6 @@ pm_sigcdiff_stage(const char *dbdir, bool for_fetch, uid_t uid, gid_t gid,
     return rc;
 }
 
-/* Reads FILE in the open directory FD: a regular file with one link (the
- * fetch user could link in a file it may not read), not followed, at
- * most PM_WIRE_CDIFF_MAX bytes counted while reading. NULL otherwise. */
-static uint8_t *
-s_read_at(int fd, const char *file, size_t *len)
-{
-    int in = openat(fd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    struct stat st;
-    if (in < 0)
-        return NULL;
-    uint8_t *buf = NULL;
-    size_t n = 0;
-    if (fstat(in, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-        (uint64_t)st.st_size <= PM_WIRE_CDIFF_MAX) {
-        buf = pm_malloc((size_t)st.st_size + 1);
-        ssize_t r;
-        while ((r = read(in, buf + n, (size_t)st.st_size + 1 - n)) > 0 &&
-               (n += (size_t)r) <= (size_t)st.st_size)
-            ;
-        if (r < 0 || n != (size_t)st.st_size || n == 0)
-            PM_FREE(&buf); /* an error, or the file grew or shrank */
-    }
-    close(in);
-    errno = buf ? 0 : EINVAL; /* there, but refused: not ENOENT */
-    *len = n;
-    return buf;
-}
-
 size_t
 pm_sigcdiff_keep(const char *dbdir, bool for_fetch, const char *name,
                  unsigned from, unsigned to)
@@ -104,17 +76,23 @@ pm_sigcdiff_keep(const char *dbdir, bool for_fetch, const char *name,
     for (unsigned v = from + 1; ok && v <= to; v++) {
         char *file = pm_asprintf("%s-%u.cdiff", name, v);
         char *to_path = pm_asprintf("%s/%s", kept, file);
+        char *from_path = pm_asprintf("%s/%s", src, file), *data = NULL;
         size_t len = 0;
-        uint8_t *data = s_read_at(fd, file, &len);
-        ok = data &&
+        int rc = pm_file_read_at(fd, file, from_path, PM_WIRE_CDIFF_MAX,
+                                 PM_FILE_STRICT, &data, &len, &why);
+        if (rc == PM_OK && len == 0) {
+            pm_why(&why, "sigcdiff", "%s is empty", from_path);
+            rc = PM_EINVAL;
+        }
+        ok = rc == PM_OK &&
              pm_file_write(to_path, data, len, 0644, (gid_t)-1, &why) == PM_OK;
-        if (!ok && !data && errno == ENOENT)
+        if (rc == PM_ENOTFOUND)
             ; /* a whole file came instead: nothing to keep */
         else if (!ok)
-            pm_warn("not keeping %s/%s to share: %s", src, file,
-                    why ? why : "missing, not a regular file or too large");
+            pm_warn("not keeping %s to share: %s", from_path, why);
         n += ok;
         free(data);
+        free(from_path);
         free(to_path);
         free(file);
     }

@@ -238,43 +238,30 @@ s_copy(int from, int to, const char *what, char **why)
 }
 
 /* The fetch directory's (FD) FILE, open: a regular file with one link,
- * never a link followed, and not the very file DBDIR (DBFD) holds. -1 and
- * *RC (PM_ENOTFOUND: none, or nothing new) otherwise. One link: the fetch
- * user may hard-link a file it cannot read (where the kernel lets it),
- * which the agent would copy, make 0644 and hand to the verifier. */
+ * never a link followed (pm_file_open_at, strict), and not the very file
+ * DBDIR (DBFD) holds, which the agent linked there for the fetcher to
+ * start from. -1 and *RC (PM_ENOTFOUND: none, or nothing new) otherwise.
+ * One link: the fetch user may hard-link a file it cannot read (where the
+ * kernel lets it), which the agent would copy, make 0644 and hand to the
+ * verifier. Our own link is recognised first, by name: should the fetch
+ * user put it back after that look, its two links are refused. */
 static int
 s_open_new(int dbfd, int fd, const char *dbdir, const char *file, int *rc,
            char **why)
 {
-    int in = openat(fd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat st, cur;
-    *rc = PM_OK;
-    if (in < 0)
-        *rc = errno == ENOENT  ? PM_ENOTFOUND
-              : errno == ELOOP ? PM_EPROTO
-                               : PM_EIO;
-    else if (fstat(in, &st) != 0)
-        *rc = PM_EIO;
-    else if (!S_ISREG(st.st_mode)) {
-        errno = EINVAL;
-        *rc = PM_EPROTO;
-    } else if (fstatat(dbfd, file, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
-               cur.st_dev == st.st_dev && cur.st_ino == st.st_ino) {
+    if (fstatat(fd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        fstatat(dbfd, file, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
+        cur.st_dev == st.st_dev && cur.st_ino == st.st_ino) {
         *rc = PM_ENOTFOUND; /* our own link: unchanged */
-    } else if (st.st_nlink != 1) {
-        errno = EMLINK;
+        return -1;
+    }
+    char *what = pm_asprintf("%s/%s/%s", dbdir, PM_SIGSTORE_FETCH, file);
+    int in = pm_file_open_at(fd, file, what, PM_WIRE_DATABASE_MAX,
+                             PM_FILE_STRICT, rc, why);
+    if (*rc == PM_EINVAL) /* a link, two links, not a regular file */
         *rc = PM_EPROTO;
-    }
-    if (*rc == PM_EPROTO)
-        pm_why(why, "sigstore", "%s/%s/%s is not a regular file of one link",
-               dbdir, PM_SIGSTORE_FETCH, file);
-    else if (*rc == PM_EIO)
-        pm_why(why, "sigstore", "%s/%s/%s: %s", dbdir, PM_SIGSTORE_FETCH, file,
-               strerror(errno));
-    if (*rc != PM_OK && in >= 0) {
-        close(in);
-        in = -1;
-    }
+    free(what);
     return in;
 }
 

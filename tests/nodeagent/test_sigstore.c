@@ -211,13 +211,14 @@ Test(sigstore, take_refuses_a_link_a_fifo_a_rollback_and_a_tampered_file)
     cr_assert_eq(
         pm_sigstore_take(s_db, "test", 1, s_verifier, S_MS, &got, &why),
         PM_EPROTO, "a link is never followed");
-    cr_assert(strstr(why, "not a regular file"), "%s", why);
+    cr_assert(strstr(why, "symbolic link"), "%s", why);
     cr_assert_eq(unlink(cld), 0);
 
     cr_assert_eq(mkfifo(cld, 0600), 0); /* and the take does not block */
     cr_assert_eq(
         pm_sigstore_take(s_db, "test", 1, s_verifier, S_MS, &got, &why),
         PM_EPROTO, "a FIFO is not a database");
+    cr_assert(strstr(why, "not a regular file"), "%s", why);
     cr_assert_eq(unlink(cld), 0);
 
     /* a hard link (to a file the fetch user may not read): before, it was
@@ -226,7 +227,7 @@ Test(sigstore, take_refuses_a_link_a_fifo_a_rollback_and_a_tampered_file)
     cr_assert_eq(
         pm_sigstore_take(s_db, "test", 1, s_verifier, S_MS, &got, &why),
         PM_EPROTO, "a file of two links is taken");
-    cr_assert(strstr(why, "of one link"), "%s", why);
+    cr_assert(strstr(why, "2 hard links"), "%s", why);
     cr_assert_eq(s_db_version(), 1);
     cr_assert_eq(unlink(cld), 0);
 
