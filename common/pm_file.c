@@ -36,6 +36,17 @@ s_check_regular(int fd, const char *path, unsigned flags, size_t cap,
                (unsigned long)st.st_nlink);
         return PM_EINVAL;
     }
+    if ((flags & PM_FILE_NO_HOLES) && st.st_size > 0) {
+        off_t hole = lseek(fd, 0, SEEK_HOLE); /* the size when none */
+        if (hole >= 0 && hole < st.st_size) {
+            pm_why(why, "file", "%s has holes (a sparse file: refused)", path);
+            return PM_EINVAL;
+        }
+        if (lseek(fd, 0, SEEK_SET) != 0) {
+            pm_why(why, "file", "cannot read %s: %s", path, strerror(errno));
+            return PM_EIO;
+        }
+    }
     if ((uintmax_t)st.st_size > cap) {
         pm_why(why, "file", "%s is %jd bytes, more than the %zu allowed", path,
                (intmax_t)st.st_size, cap);

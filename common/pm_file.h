@@ -33,6 +33,11 @@
 
 /* Refuse symbolic links (the last component) and hard-linked files. */
 #define PM_FILE_STRICT 0x1u
+/* Refuse a file with holes: a sparse file costs its writer no disk, and
+ * whoever copies it pays the whole size (the fetch user's databases,
+ * copied by root). Where the file system cannot tell (no SEEK_HOLE), the
+ * size cap alone bounds it. */
+#define PM_FILE_NO_HOLES 0x2u
 
 /* Reads PATH whole into *DATA (NUL-terminated, so text can be used as a
  * string; caller frees) and its size into *LEN (LEN may be NULL).

@@ -79,7 +79,8 @@ pm_sigcdiff_keep(const char *dbdir, bool for_fetch, const char *name,
         char *from_path = pm_asprintf("%s/%s", src, file), *data = NULL;
         size_t len = 0;
         int rc = pm_file_read_at(fd, file, from_path, PM_WIRE_CDIFF_MAX,
-                                 PM_FILE_STRICT, &data, &len, &why);
+                                 PM_FILE_STRICT | PM_FILE_NO_HOLES, &data, &len,
+                                 &why);
         if (rc == PM_OK && len == 0) {
             pm_why(&why, "sigcdiff", "%s is empty", from_path);
             rc = PM_EINVAL;

@@ -237,8 +237,8 @@ s_copy(int from, int to, const char *what, char **why)
     return rc;
 }
 
-/* The fetch directory's (FD) FILE, open: a regular file with one link,
- * never a link followed (pm_file_open_at, strict), and not the very file
+/* The fetch directory's (FD) FILE, open: a regular file with one link and
+ * no holes, never a link followed (pm_file_open_at), and not the very file
  * DBDIR (DBFD) holds, which the agent linked there for the fetcher to
  * start from. -1 and *RC (PM_ENOTFOUND: none, or nothing new) otherwise.
  * One link: the fetch user may hard-link a file it cannot read (where the
@@ -258,7 +258,7 @@ s_open_new(int dbfd, int fd, const char *dbdir, const char *file, int *rc,
     }
     char *what = pm_asprintf("%s/%s/%s", dbdir, PM_SIGSTORE_FETCH, file);
     int in = pm_file_open_at(fd, file, what, PM_WIRE_DATABASE_MAX,
-                             PM_FILE_STRICT, rc, why);
+                             PM_FILE_STRICT | PM_FILE_NO_HOLES, rc, why);
     if (*rc == PM_EINVAL) /* a link, two links, not a regular file */
         *rc = PM_EPROTO;
     free(what);

@@ -129,6 +129,42 @@ Test(file, strict_refuses_symlink_and_hard_link)
     free(h);
 }
 
+Test(file, no_holes_refuses_a_sparse_file_and_reads_a_dense_one)
+{
+    char *sparse = s_path("sparse"), *dense = s_path("dense");
+    char *data = NULL, *why = NULL;
+    int fd = open(sparse, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, 4 << 20), 0); /* 4 MiB of no disk */
+    cr_assert_eq(pwrite(fd, "end", 3, 4 << 20), 3);
+    close(fd);
+    fd = open(sparse, O_RDONLY);
+    off_t hole = lseek(fd, 0, SEEK_HOLE);
+    close(fd);
+    if (hole < 0 || hole >= (4 << 20))
+        cr_skip_test("this file system does not report holes");
+    cr_expect_eq(
+        pm_file_read(sparse, 8 << 20, PM_FILE_NO_HOLES, &data, NULL, &why),
+        PM_EINVAL);
+    cr_expect(why && strstr(why, "holes"), "%s", why ? why : "");
+    cr_expect_null(data);
+    /* without the flag it is read as it is; a dense file with it too,
+     * from its first byte (the look for holes moves the offset) */
+    size_t len = 0;
+    cr_expect_eq(pm_file_read(sparse, 8 << 20, 0, &data, &len, &why), PM_OK);
+    cr_expect_eq(len, (4 << 20) + 3);
+    free(data);
+    s_put(dense, "dense text");
+    cr_expect_eq(pm_file_read(dense, 100, PM_FILE_STRICT | PM_FILE_NO_HOLES,
+                              &data, &len, &why),
+                 PM_OK, "%s", why ? why : "");
+    cr_expect_str_eq(data, "dense text");
+    free(data);
+    free(why);
+    free(sparse);
+    free(dense);
+}
+
 Test(file, write_replaces_with_mode_and_leaves_no_temp)
 {
     char *p = s_path("out"), *data = NULL, *why = NULL;

@@ -231,6 +231,22 @@ Test(sigstore, take_refuses_a_link_a_fifo_a_rollback_and_a_tampered_file)
     cr_assert_eq(s_db_version(), 1);
     cr_assert_eq(unlink(cld), 0);
 
+    /* a sparse file: no disk for the fetch user, its whole size for root
+     * (up to 2 GiB a database a run) */
+    int fd = open(cld, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, "end", 3, 8 << 20), 3);
+    off_t hole = lseek(fd, 0, SEEK_HOLE);
+    close(fd);
+    if (hole >= 0 && hole < (8 << 20)) { /* the file system tells */
+        cr_assert_eq(
+            pm_sigstore_take(s_db, "test", 1, s_verifier, S_MS, &got, &why),
+            PM_EPROTO, "a sparse file is copied");
+        cr_assert(strstr(why, "holes"), "%s", why);
+        cr_assert_eq(s_db_version(), 1);
+    }
+    cr_assert_eq(unlink(cld), 0);
+
     s_fetched("test-6.cvd", true);
     cr_assert_eq(
         pm_sigstore_take(s_db, "test", 1, s_verifier, S_MS, &got, &why),
