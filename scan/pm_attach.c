@@ -25,8 +25,14 @@ typedef struct {
     pm_archive_usage_t archives; /* summed over the message */
     char *filename;              /* the hit, once found */
     char *extension;
-    const char *tnef_label; /* the TNEF part being listed, for its archives */
 } s_scan_t;
+
+/* A TNEF part being listed: its attachments' names and contents go to
+ * SCAN, and a limit met inside names LABEL. */
+typedef struct {
+    s_scan_t *scan;
+    const char *label;
+} s_tnef_t;
 
 pm_attach_blocklist_t *
 pm_attach_blocklist_new(char *const *exts, size_t n)
@@ -186,7 +192,7 @@ s_on_archive_name(void *arg, const char *path)
 static bool
 s_on_tnef_name(void *arg, const char *name)
 {
-    s_scan_t *scan = arg;
+    s_scan_t *scan = ((s_tnef_t *)arg)->scan;
     s_check_name(scan, name);
     return scan->filename != NULL;
 }
@@ -301,9 +307,9 @@ s_list_archive(s_scan_t *scan, const void *data, size_t len, const char *label)
 static bool
 s_on_tnef_data(void *arg, const void *data, size_t len)
 {
-    s_scan_t *scan = arg;
-    s_list_archive(scan, data, len, scan->tnef_label);
-    return scan->filename != NULL;
+    const s_tnef_t *tnef = arg;
+    s_list_archive(tnef->scan, data, len, tnef->label);
+    return tnef->scan->filename != NULL;
 }
 
 /* Looks into the decoded content of a leaf part: TNEF, archive (found by
@@ -317,9 +323,9 @@ s_look_inside(s_scan_t *scan, GMimePart *part, GMimeContentType *ct)
                         : g_strdup("unnamed");
     GByteArray *data = s_content(part, true);
     if (data && s_is_tnef(part, ct)) {
-        scan->tnef_label = label;
+        s_tnef_t tnef = {scan, label};
         if (pm_tnef_list(data->data, data->len, s_on_tnef_name, s_on_tnef_data,
-                         scan) < 0 &&
+                         &tnef) < 0 &&
             !scan->filename)
             s_incomplete(scan, "TNEF could not be read", label);
     } else if (data) {
