@@ -687,6 +687,21 @@ pm_ctld_send(pm_ctld_t *self, zframe_t **route, const Pm__Response *resp)
     free(out);
 }
 
+/* One line per admin request: what, by whom, and when refused, why (the
+ * first of the problems too: "policy rejected: 1 problem" alone leaves
+ * the log's reader guessing). */
+static void
+s_log_request(const char *name, const char *author, const Pm__Response *resp)
+{
+    if (resp->status == PM__RESPONSE__STATUS__OK)
+        pm_info("%s by %s: ok", name, author);
+    else if (resp->n_problems)
+        pm_info("%s by %s: refused: %s: %s%s", name, author, resp->error,
+                resp->problems[0], resp->n_problems > 1 ? "; ..." : "");
+    else
+        pm_info("%s by %s: refused: %s", name, author, resp->error);
+}
+
 uint8_t *
 pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
                size_t *len)
@@ -719,9 +734,7 @@ pm_ctld_handle(pm_ctld_t *self, const Pm__Request *req, const char *author,
              req->op != PM__REQUEST__OP__NODES &&
              req->op != PM__REQUEST__OP__REPLICATE &&
              req->op != PM__REQUEST__OP__ROLLOUT_STATUS)
-        pm_info("%s by %s: %s%s", name, author,
-                r.resp.status == PM__RESPONSE__STATUS__OK ? "ok" : "refused: ",
-                r.resp.status == PM__RESPONSE__STATUS__OK ? "" : r.resp.error);
+        s_log_request(name, author, &r.resp);
     uint8_t *buf = pm_wire_pack(&r.resp.base, len);
     pm_ctld_reply_clear(&r);
     return buf;

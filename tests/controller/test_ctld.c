@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "pm_ctld.h"
 #include "pm_error.h"
+#include "pm_log.h"
 #include "pm_policy.h"
 #include "pm_store.h"
 #include "pm_text.h"
@@ -476,6 +478,38 @@ Test(ctld, set_unknown_key_suggests)
     Pm__Revision *r = s_stored(1);
     cr_expect_str_eq(r->policy->antispam_subject_prefix, "");
     pm__revision__free_unpacked(r, NULL);
+}
+
+/* The controller's log says why a request was refused, not only that
+ * "1 problem" was found. */
+Test(ctld, a_refusal_is_logged_with_its_first_reason)
+{
+    pm_log_init("test", false, PM_LOG_INFO);
+    char path[] = "/tmp/pm_ctld_log.XXXXXX";
+    int log = mkstemp(path), saved = dup(STDERR_FILENO);
+    cr_assert(log >= 0 && saved >= 0);
+    unlink(path);
+    fflush(stderr);
+    dup2(log, STDERR_FILENO);
+    Pm__Edit e[] = {
+        s_edit("antispam.tag_percent", PM__EDIT__OP__ASSIGN, "150"),
+        s_edit("antispam.levle", PM__EDIT__OP__ASSIGN, "high"),
+    };
+    Pm__Response *resp = s_set(NULL, e, COUNT(e), -1);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    cr_assert_eq(resp->status, PM__RESPONSE__STATUS__INVALID);
+    char text[4096] = "";
+    cr_assert_geq(pread(log, text, sizeof text - 1, 0), 0);
+    close(log);
+    char *want = NULL;
+    cr_assert_geq(asprintf(&want, "set by %s: refused: %s: %s; ...", "tester",
+                           resp->error, resp->problems[0]),
+                  0);
+    cr_expect(strstr(text, want), "wanted '%s' in:\n%s", want, text);
+    free(want);
+    pm__response__free_unpacked(resp, NULL);
 }
 
 Test(ctld, set_bad_value_refused)
