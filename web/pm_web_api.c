@@ -4,6 +4,7 @@
 #include "pm_ctl_json.h"
 #include "pm_diag.h"
 #include "pm_error.h"
+#include "pm_file.h"
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
@@ -12,6 +13,7 @@
 #include "pm_web_users.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +21,7 @@
 struct pm_web_api_t {
     pm_ctl_client_t *client;
     char *users;
+    pm_file_ident_t users_id; /* the users file as sessions were checked */
     pm_web_sessions_t *sessions;
     int64_t (*clock)(void); /* unix seconds */
 };
@@ -35,6 +38,7 @@ pm_web_api_new(pm_ctl_client_t *client, const char *users)
     pm_web_api_t *self = pm_calloc(1, sizeof *self);
     self->client = client;
     self->users = pm_strdup(users);
+    pm_file_ident(users, &self->users_id);
     self->sessions = pm_web_sessions_new();
     self->clock = s_wall;
     return self;
@@ -81,9 +85,39 @@ s_error(pm_web_reply_t *reply, unsigned status, const char *fmt, ...)
     free(text);
 }
 
+/* Whether session S's user still has the entry it logged in with. */
+static bool
+s_still_user(const pm_web_session_t *s, void *arg)
+{
+    const pm_web_api_t *self = arg;
+    unsigned char now[PM_WEB_STAMP_LEN];
+    return pm_web_users_stamp(self->users, s->user, now, NULL) == PM_OK &&
+           sodium_memcmp(now, s->stamp, sizeof now) == 0;
+}
+
+/* When the users file changed (web user remove / passwd), the sessions
+ * of a user gone or given a new password end: a stolen session must not
+ * outlive the remedy. A file that cannot be read keeps no session. */
+static void
+s_users_recheck(pm_web_api_t *self)
+{
+    pm_file_ident_t id;
+    pm_file_ident(self->users, &id);
+    if (pm_file_ident_same(&id, &self->users_id))
+        return;
+    self->users_id = id;
+    size_t ended = pm_web_sessions_keep(self->sessions, s_still_user, self);
+    if (ended)
+        pm_info("users file changed: %zu session%s of users removed or "
+                "given a new password ended",
+                ended, ended == 1 ? "" : "s");
+}
+
 static const pm_web_session_t *
 s_session(pm_web_api_t *self, const pm_web_req_t *req)
 {
+    if (req->token)
+        s_users_recheck(self);
     return req->token
                ? pm_web_session_find(self->sessions, req->token, self->clock())
                : NULL;
@@ -229,10 +263,11 @@ s_login(pm_web_api_t *self, const pm_web_session_t *s, const pm_web_req_t *req,
     int64_t now = self->clock();
     int64_t wait = pm_web_throttle_wait(self->sessions, req->addr, user, now);
     char *why = NULL;
+    unsigned char stamp[PM_WEB_STAMP_LEN];
     int rc = wait > 0 ? PM_EDENIED
              : pm_web_user_name_problem(user)
                  ? PM_EDENIED
-                 : pm_web_users_check(self->users, user, password, &why);
+                 : pm_web_users_check(self->users, user, password, stamp, &why);
     if (wait > 0) {
         s_reply(reply, 429,
                 json_pack("{s:s, s:I}", "error",
@@ -240,7 +275,7 @@ s_login(pm_web_api_t *self, const pm_web_session_t *s, const pm_web_req_t *req,
                           "retry_after", (json_int_t)wait));
     } else if (rc == PM_OK) {
         const pm_web_session_t *s =
-            pm_web_session_open(self->sessions, user, now);
+            pm_web_session_open(self->sessions, user, stamp, now);
         pm_web_throttle_ok(self->sessions, req->addr, user);
         pm_info("login: %s from %s", user, req->addr);
         reply->cookie = pm_asprintf("%s=%s; Path=/; Secure; HttpOnly; "

@@ -70,7 +70,8 @@ s_expired(const pm_web_session_t *s, int64_t now)
 }
 
 const pm_web_session_t *
-pm_web_session_open(pm_web_sessions_t *self, const char *user, int64_t now)
+pm_web_session_open(pm_web_sessions_t *self, const char *user,
+                    const unsigned char stamp[PM_WEB_STAMP_LEN], int64_t now)
 {
     for (size_t i = self->n_sessions; i-- > 0;)
         if (s_expired(&self->sessions[i], now))
@@ -86,8 +87,22 @@ pm_web_session_open(pm_web_sessions_t *self, const char *user, int64_t now)
     s_random_token(s->token);
     s_random_token(s->csrf);
     snprintf(s->user, sizeof s->user, "%s", user);
+    memcpy(s->stamp, stamp, sizeof s->stamp);
     s->created = s->seen = now;
     return s;
+}
+
+size_t
+pm_web_sessions_keep(pm_web_sessions_t *self, pm_web_session_still_fn *still,
+                     void *arg)
+{
+    size_t ended = 0;
+    for (size_t i = self->n_sessions; i-- > 0;)
+        if (!still(&self->sessions[i], arg)) {
+            s_drop(self, i);
+            ended++;
+        }
+    return ended;
 }
 
 static bool

@@ -8,6 +8,7 @@
  * change made with the cookie: a page of another site can make the
  * browser send the cookie, never read the token. Sessions end after
  * PM_WEB_IDLE_S without a request, PM_WEB_LIFE_S after login, at logout,
+ * when the user is removed or given a new password (pm_web_sessions_keep),
  * and when privmta-web stops (they live in its memory only).
  *
  * Login throttling: each client address and each user name counts its
@@ -20,7 +21,10 @@
 #ifndef PM_WEB_SESSION_H
 #define PM_WEB_SESSION_H
 
+#include "pm_web_users.h"
+
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define PM_WEB_TOKEN_LEN 43 /* 32 bytes, base64url without padding */
@@ -34,8 +38,9 @@
 typedef struct {
     char token[PM_WEB_TOKEN_LEN + 1];
     char csrf[PM_WEB_TOKEN_LEN + 1];
-    char user[65];
-    int64_t created, seen; /* unix seconds */
+    char user[PM_WEB_USER_MAX + 1];
+    unsigned char stamp[PM_WEB_STAMP_LEN]; /* the user's entry at login */
+    int64_t created, seen;                 /* unix seconds */
 } pm_web_session_t;
 
 typedef struct pm_web_sessions_t pm_web_sessions_t;
@@ -43,10 +48,19 @@ typedef struct pm_web_sessions_t pm_web_sessions_t;
 pm_web_sessions_t *pm_web_sessions_new(void);
 void pm_web_sessions_destroy(pm_web_sessions_t **self_p);
 
-/* A new session for USER at NOW (unix seconds); the oldest one goes when
+/* A new session for USER, whose entry had STAMP when the password was
+ * checked, at NOW (unix seconds); the oldest one goes when
  * PM_WEB_SESSIONS_MAX are open. Owned by SELF until it ends. */
-const pm_web_session_t *pm_web_session_open(pm_web_sessions_t *self,
-                                            const char *user, int64_t now);
+const pm_web_session_t *
+pm_web_session_open(pm_web_sessions_t *self, const char *user,
+                    const unsigned char stamp[PM_WEB_STAMP_LEN], int64_t now);
+
+/* Ends every session for which STILL (called once each) says false: the
+ * users file changed, and a session whose user is gone, or has another
+ * password, ends. Returns how many ended. */
+typedef bool(pm_web_session_still_fn)(const pm_web_session_t *s, void *arg);
+size_t pm_web_sessions_keep(pm_web_sessions_t *self,
+                            pm_web_session_still_fn *still, void *arg);
 
 /* The live session of TOKEN (NULL: none, or it expired), its idle clock
  * restarted. Tokens are compared in constant time. */

@@ -229,9 +229,16 @@ s_decoy(void)
     return decoy;
 }
 
+static void
+s_stamp(const char *hash, unsigned char stamp[PM_WEB_STAMP_LEN])
+{
+    crypto_generichash(stamp, PM_WEB_STAMP_LEN, (const unsigned char *)hash,
+                       strlen(hash), NULL, 0);
+}
+
 int
 pm_web_users_check(const char *path, const char *name, const char *password,
-                   char **why)
+                   unsigned char *stamp, char **why)
 {
     if (sodium_init() < 0)
         abort();
@@ -244,6 +251,25 @@ pm_web_users_check(const char *path, const char *name, const char *password,
     const char *hash = at >= 0 ? f.hashes[at] : s_decoy();
     bool ok = crypto_pwhash_str_verify(hash, password, len) == 0 && at >= 0 &&
               len <= PM_WEB_PASSWORD_MAX;
+    if (ok && stamp)
+        s_stamp(hash, stamp);
     s_file_free(&f);
     return ok ? PM_OK : PM_EDENIED;
+}
+
+int
+pm_web_users_stamp(const char *path, const char *name,
+                   unsigned char stamp[PM_WEB_STAMP_LEN], char **why)
+{
+    if (sodium_init() < 0)
+        abort();
+    s_file_t f;
+    int rc = s_file_read(&f, path, true, why);
+    if (rc != PM_OK)
+        return rc;
+    ssize_t at = s_find(&f, name);
+    if (at >= 0)
+        s_stamp(f.hashes[at], stamp);
+    s_file_free(&f);
+    return at >= 0 ? PM_OK : PM_ENOTFOUND;
 }

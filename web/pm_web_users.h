@@ -3,10 +3,11 @@
  * One file, one user per line, "NAME:HASH", HASH as libsodium's
  * crypto_pwhash_str writes it ("$argon2id$v=19$m=...,t=...,p=1$..."); no
  * password is ever stored or logged. privmta-ctl manages it (web user
- * add|remove|passwd|list), privmta-web reads it at every login, so a user
- * removed is refused at once. The file is written whole and atomically
- * (pm_file), mode 0640, keeping the group it had (the package makes it
- * root:privmta-web), so that privmta-web reads it through its group.
+ * add|remove|passwd|list), privmta-web reads it at every login, and again
+ * when it changed, so a user removed or given a new password is refused
+ * at once, sessions already open included. The file is written whole and
+ * atomically (pm_file), mode 0640, keeping the group it had (the package makes
+ * it root:privmta-web), so that privmta-web reads it through its group.
  *
  * Names are 1..PM_WEB_USER_MAX of [A-Za-z0-9._@-]: they end up in the
  * revision's author ("web (alice)") and in logs.
@@ -41,12 +42,22 @@ typedef void(pm_web_users_fn)(const char *name, void *arg);
 int pm_web_users_each(const char *path, pm_web_users_fn *fn, void *arg,
                       char **why);
 
+/* A digest of a user's entry (of its hash, so it changes with the
+ * password): a session keeps the one it logged in with, and ends when the
+ * user's entry is gone or no longer has it. */
+#define PM_WEB_STAMP_LEN 32
+
 /* Whether PASSWORD is NAME's. Reads the file each time. An unknown user
  * costs as much as a wrong password (a hash is checked either way), so
- * the answer time does not tell which names exist. PM_OK (it is),
- * PM_EDENIED (unknown user or wrong password), PM_EIO / PM_EINVAL (the
- * file cannot be read: *why). */
+ * the answer time does not tell which names exist. PM_OK (it is; STAMP,
+ * when not NULL, gets the entry's stamp), PM_EDENIED (unknown user or
+ * wrong password), PM_EIO / PM_EINVAL (the file cannot be read: *why). */
 int pm_web_users_check(const char *path, const char *name, const char *password,
-                       char **why);
+                       unsigned char *stamp, char **why);
+
+/* NAME's stamp now: PM_OK; PM_ENOTFOUND (no such user, or no file);
+ * PM_EIO / PM_EINVAL (the file cannot be read: *why). */
+int pm_web_users_stamp(const char *path, const char *name,
+                       unsigned char stamp[PM_WEB_STAMP_LEN], char **why);
 
 #endif

@@ -221,6 +221,49 @@ Test(web_api, a_silent_controller_is_503)
     json_decref(doc);
 }
 
+/* A user removed, or given a new password, loses the sessions it had:
+ * a stolen cookie must not outlive the remedy (it did, up to 12 hours). */
+Test(web_api, a_user_removed_or_given_a_new_password_is_logged_out)
+{
+    char *why = NULL;
+    cr_assert_eq(pm_web_users_set(s_users, "bob", "bobs password", false, &why),
+                 PM_OK);
+    char alice[64], csrf[64], bob[64];
+    s_login(alice, csrf);
+    json_t *doc = NULL;
+    cr_assert_eq(s_call("POST", "/api/login",
+                        "{\"user\":\"bob\",\"password\":\"bobs password\"}",
+                        NULL, false, NULL, &doc, NULL),
+                 200);
+    snprintf(bob, sizeof bob, "%s", s_str(doc, "token"));
+    json_decref(doc);
+    /* web user passwd alice: her session ends, bob's stays */
+    cr_assert_eq(
+        pm_web_users_set(s_users, "alice", "a new password", true, &why),
+        PM_OK);
+    cr_assert_eq(
+        s_call("GET", "/api/session", NULL, alice, false, NULL, NULL, NULL),
+        401);
+    cr_assert_eq(
+        s_call("GET", "/api/session", NULL, bob, true, NULL, NULL, NULL), 200);
+    /* web user remove bob: his ends too */
+    cr_assert_eq(pm_web_users_remove(s_users, "bob", &why), PM_OK);
+    cr_assert_eq(
+        s_call("GET", "/api/session", NULL, bob, true, NULL, NULL, NULL), 401);
+    /* a new login with the new password lives on while nothing changes */
+    cr_assert_eq(s_call("POST", "/api/login",
+                        "{\"user\":\"alice\",\"password\":\"a new "
+                        "password\"}",
+                        NULL, false, NULL, &doc, NULL),
+                 200);
+    snprintf(alice, sizeof alice, "%s", s_str(doc, "token"));
+    json_decref(doc);
+    cr_assert_eq(
+        s_call("GET", "/api/session", NULL, alice, true, NULL, NULL, NULL),
+        200);
+    free(why);
+}
+
 Test(web_api, logout_ends_the_session)
 {
     char token[64], csrf[64];

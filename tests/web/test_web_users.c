@@ -34,7 +34,7 @@ static int
 s_check(const char *name, const char *pw)
 {
     char *why = NULL;
-    int rc = pm_web_users_check(s_path, name, pw, &why);
+    int rc = pm_web_users_check(s_path, name, pw, NULL, &why);
     free(why);
     return rc;
 }
@@ -82,6 +82,38 @@ Test(web_users, add_twice_passwd_remove)
     free(why);
 }
 
+/* A user's stamp is the one its check gave, until its password changes
+ * or it is removed; another user's does not move. */
+Test(web_users, a_stamp_follows_the_password)
+{
+    unsigned char at_login[PM_WEB_STAMP_LEN], now[PM_WEB_STAMP_LEN],
+        bob[PM_WEB_STAMP_LEN];
+    char *why = NULL;
+    cr_assert_eq(
+        pm_web_users_set(s_path, "alice", "first password", false, &why),
+        PM_OK);
+    cr_assert_eq(pm_web_users_set(s_path, "bob", "bobs password", false, &why),
+                 PM_OK);
+    cr_assert_eq(
+        pm_web_users_check(s_path, "alice", "first password", at_login, &why),
+        PM_OK);
+    cr_assert_eq(pm_web_users_stamp(s_path, "alice", now, &why), PM_OK);
+    cr_assert_eq(memcmp(now, at_login, sizeof now), 0);
+    cr_assert_eq(pm_web_users_stamp(s_path, "bob", bob, &why), PM_OK);
+    cr_assert_neq(memcmp(bob, at_login, sizeof bob), 0);
+    /* the same password again is a new hash (a new salt): a new stamp */
+    cr_assert_eq(
+        pm_web_users_set(s_path, "alice", "first password", true, &why), PM_OK);
+    cr_assert_eq(pm_web_users_stamp(s_path, "alice", now, &why), PM_OK);
+    cr_assert_neq(memcmp(now, at_login, sizeof now), 0);
+    cr_assert_eq(pm_web_users_stamp(s_path, "bob", now, &why), PM_OK);
+    cr_assert_eq(memcmp(now, bob, sizeof now), 0);
+    cr_assert_eq(pm_web_users_remove(s_path, "alice", &why), PM_OK);
+    cr_assert_eq(pm_web_users_stamp(s_path, "alice", now, &why), PM_ENOTFOUND);
+    cr_assert_eq(pm_web_users_stamp(s_path, "carol", now, &why), PM_ENOTFOUND);
+    free(why);
+}
+
 Test(web_users, refuses_bad_names_and_passwords)
 {
     char *why = NULL;
@@ -106,7 +138,7 @@ Test(web_users, malformed_file_named_with_its_line)
     cr_assert_eq(
         pm_file_write(s_path, text, strlen(text), 0640, (gid_t)-1, NULL),
         PM_OK);
-    cr_assert_eq(pm_web_users_check(s_path, "alice", "whatever pw", &why),
+    cr_assert_eq(pm_web_users_check(s_path, "alice", "whatever pw", NULL, &why),
                  PM_EINVAL);
     cr_assert(strstr(why, ":2: not NAME:ARGON2ID-HASH"), "%s", why);
     free(why);
