@@ -42,7 +42,10 @@
 #define PM_WEB_LOGIN_BODY_MAX (16u << 10)
 #define PM_WEB_BODY_MAX (12u << 20)
 #define PM_WEB_EDITS_MAX 200
-#define PM_WEB_COOKIE "pm_session"
+/* __Host-: the browser takes it only from this host, Secure, Path=/ and
+ * without Domain, so a sibling subdomain cannot plant one that shadows
+ * the admin's. */
+#define PM_WEB_COOKIE "__Host-pm_session"
 
 typedef struct {
     const char *method; /* "GET" or "POST" */

@@ -54,7 +54,7 @@ api POST /api/login "$(jq -n --arg p "$PW" '{user: "admin", password: $p}')" -D 
 check "the right password logs in" test "$(status_of <"$WORK/login.out")" = 200
 body_of <"$WORK/login.out" >"$WORK/login.json"
 check "the session cookie is Secure, HttpOnly, SameSite=Strict" \
-    grep -qi '^set-cookie: pm_session=.*; Secure; HttpOnly; SameSite=Strict' "$WORK/login.hdr"
+    grep -qi '^set-cookie: __Host-pm_session=.*; Secure; HttpOnly; SameSite=Strict' "$WORK/login.hdr"
 api GET /api/policy >"$WORK/policy.out"
 check "GET /api/policy with the session" test "$(status_of <"$WORK/policy.out")" = 200
 body_of <"$WORK/policy.out" >"$WORK/policy.json"

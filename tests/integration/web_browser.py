@@ -466,10 +466,10 @@ def check_conflict(run):
 
 def check_cross_site(run):
     """h. A forged cross-site POST with the page's cookie is refused."""
-    cookie = next((c for c in run.browser.cookies() if c['name'] == 'pm_session'), None)
+    cookie = next((c for c in run.browser.cookies() if c['name'] == '__Host-pm_session'), None)
     if not cookie:
-        raise RuntimeError('no pm_session cookie in the browser')
-    jar = {'Cookie': f"pm_session={cookie['value']}"}
+        raise RuntimeError('no __Host-pm_session cookie in the browser')
+    jar = {'Cookie': f"__Host-pm_session={cookie['value']}"}
     csrf = run.fetch('GET', '/api/session')['body']['csrf']
     rev = run.head_rev()
     change = {'rev': rev, 'edits': [{'key': 'antispam.subject_prefix', 'op': 'set', 'value': '[forged]'}]}

@@ -112,7 +112,10 @@ s_login(char token[64], char csrf[64])
     snprintf(csrf, 64, "%s", s_str(doc, "csrf"));
     cr_assert_str_eq(s_str(doc, "user"), "alice");
     cr_assert_not_null(cookie);
+    cr_assert(strncmp(cookie, "__Host-pm_session=", 18) == 0, "%s", cookie);
     cr_assert(strstr(cookie, token), "%s", cookie);
+    cr_assert(strstr(cookie, "; Path=/;"), "%s", cookie);
+    cr_assert_null(strstr(cookie, "Domain"), "%s", cookie);
     cr_assert(strstr(cookie, "; Secure; HttpOnly; SameSite=Strict"), "%s",
               cookie);
     free(cookie);
