@@ -276,7 +276,7 @@ s_login(pm_web_api_t *self, const pm_web_session_t *s, const pm_web_req_t *req,
     } else if (rc == PM_OK) {
         const pm_web_session_t *s =
             pm_web_session_open(self->sessions, user, stamp, now);
-        pm_web_throttle_ok(self->sessions, req->addr, user);
+        pm_web_throttle_ok(self->sessions, req->addr, user, now);
         pm_info("login: %s from %s", user, req->addr);
         reply->cookie = pm_asprintf("%s=%s; Path=/; Secure; HttpOnly; "
                                     "SameSite=Strict; Max-Age=%d",

@@ -3,22 +3,38 @@
 
 #include "pm_mem.h"
 
+#include <arpa/inet.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define S_NET_MAX (INET6_ADDRSTRLEN + 4) /* an address, or a "/64" */
+
 typedef struct {
-    char key[96]; /* "a:ADDR" or "u:USER" */
+    char key[96]; /* "a:NET" or "u:USER" */
     unsigned fails;
     int64_t last, until;
 } s_throttle_t;
+
+/* A user that logged in from a network: its own failures do not hold it
+ * back there. Only a right password makes one, so no flood evicts them. */
+typedef struct {
+    char user[PM_WEB_USER_MAX + 1];
+    char net[S_NET_MAX];
+    int64_t last;
+} s_known_t;
 
 struct pm_web_sessions_t {
     pm_web_session_t *sessions;
     size_t n_sessions;
     s_throttle_t *throttle;
     size_t n_throttle;
+    s_known_t *known;
+    size_t n_known;
+    int64_t hash_tat; /* the password checks' budget: when the last one
+                         spent would be paid off, at one a second */
 };
 
 pm_web_sessions_t *
@@ -29,6 +45,7 @@ pm_web_sessions_new(void)
     pm_web_sessions_t *self = pm_calloc(1, sizeof *self);
     self->sessions = pm_calloc(PM_WEB_SESSIONS_MAX, sizeof *self->sessions);
     self->throttle = pm_calloc(PM_WEB_THROTTLE_MAX, sizeof *self->throttle);
+    self->known = pm_calloc(PM_WEB_KNOWN_MAX, sizeof *self->known);
     return self;
 }
 
@@ -42,6 +59,7 @@ pm_web_sessions_destroy(pm_web_sessions_t **self_p)
                    PM_WEB_SESSIONS_MAX * sizeof *self->sessions);
     free(self->sessions);
     free(self->throttle);
+    free(self->known);
     free(self);
     *self_p = NULL;
 }
@@ -147,8 +165,33 @@ pm_web_session_csrf_ok(const pm_web_session_t *s, const char *header)
 
 /* ---- login throttling --------------------------------------------------- */
 
+/* The key of ADDR's network: an IPv6 address stands for its /64 (one
+ * host is given a whole /64 to pick from), an IPv4-mapped one for its
+ * IPv4 address; anything else as it is. */
+static void
+s_net(const char *addr, char *out, size_t size)
+{
+    unsigned char a[16];
+    if (addr && inet_pton(AF_INET6, addr, a) == 1) {
+        static const unsigned char mapped[12] = {[10] = 0xff, [11] = 0xff};
+        char text[INET6_ADDRSTRLEN];
+        if (memcmp(a, mapped, sizeof mapped) == 0) {
+            inet_ntop(AF_INET, a + 12, text, sizeof text);
+            snprintf(out, size, "%s", text);
+            return;
+        }
+        memset(a + 8, 0, 8);
+        inet_ntop(AF_INET6, a, text, sizeof text);
+        snprintf(out, size, "%s/64", text);
+        return;
+    }
+    snprintf(out, size, "%s", addr ? addr : "");
+}
+
 /* The entry for KIND:WHAT, made (taking the least recently used slot when
- * the table is full) when MAKE. */
+ * the table is full) when MAKE. Failures make entries at most two a
+ * second past the burst (the password-check budget), so a full table's
+ * oldest entries have long stopped making anyone wait. */
 static s_throttle_t *
 s_entry(pm_web_sessions_t *self, char kind, const char *what, bool make)
 {
@@ -171,13 +214,44 @@ s_entry(pm_web_sessions_t *self, char kind, const char *what, bool make)
     return t;
 }
 
+/* The slot of USER from NET among the known pairs, or NULL. */
+static s_known_t *
+s_known(pm_web_sessions_t *self, const char *user, const char *net)
+{
+    for (size_t i = 0; i < self->n_known; i++)
+        if (strcmp(self->known[i].user, user) == 0 &&
+            strcmp(self->known[i].net, net) == 0)
+            return &self->known[i];
+    return NULL;
+}
+
+/* Seconds until the hash budget has room again (0: now). */
+static int64_t
+s_budget_wait(const pm_web_sessions_t *self, int64_t now)
+{
+    int64_t room = now + PM_WEB_HASH_BURST - 1;
+    return self->hash_tat > room ? self->hash_tat - room : 0;
+}
+
+static void
+s_budget_spend(pm_web_sessions_t *self, int64_t now)
+{
+    self->hash_tat = (self->hash_tat > now ? self->hash_tat : now) + 1;
+}
+
 int64_t
 pm_web_throttle_wait(pm_web_sessions_t *self, const char *addr,
                      const char *user, int64_t now)
 {
-    int64_t wait = 0;
-    s_throttle_t *t[] = {s_entry(self, 'a', addr, false),
-                         s_entry(self, 'u', user, false)};
+    char net[S_NET_MAX];
+    s_net(addr, net, sizeof net);
+    bool known = user && s_known(self, user, net);
+    /* a user's own failures do not lock it out of where it logged in
+     * before, nor does the hash budget: else anyone could keep the admin
+     * out with one wrong password every few minutes */
+    s_throttle_t *t[] = {s_entry(self, 'a', net, false),
+                         known ? NULL : s_entry(self, 'u', user, false)};
+    int64_t wait = known ? 0 : s_budget_wait(self, now);
     for (size_t i = 0; i < 2; i++)
         if (t[i] && t[i]->until - now > wait)
             wait = t[i]->until - now;
@@ -188,7 +262,11 @@ void
 pm_web_throttle_fail(pm_web_sessions_t *self, const char *addr,
                      const char *user, int64_t now)
 {
-    s_throttle_t *t[] = {s_entry(self, 'a', addr, true),
+    char net[S_NET_MAX];
+    s_net(addr, net, sizeof net);
+    if (!user || !s_known(self, user, net))
+        s_budget_spend(self, now);
+    s_throttle_t *t[] = {s_entry(self, 'a', net, true),
                          s_entry(self, 'u', user, true)};
     for (size_t i = 0; i < 2; i++) {
         /* a quiet hour forgives */
@@ -206,9 +284,25 @@ pm_web_throttle_fail(pm_web_sessions_t *self, const char *addr,
 }
 
 void
-pm_web_throttle_ok(pm_web_sessions_t *self, const char *addr, const char *user)
+pm_web_throttle_ok(pm_web_sessions_t *self, const char *addr, const char *user,
+                   int64_t now)
 {
-    s_throttle_t *t[] = {s_entry(self, 'a', addr, false),
+    char net[S_NET_MAX];
+    s_net(addr, net, sizeof net);
+    s_known_t *k = s_known(self, user, net);
+    if (!k) {
+        s_budget_spend(self, now);
+        size_t lru = 0;
+        for (size_t i = 1; i < self->n_known; i++)
+            if (self->known[i].last < self->known[lru].last)
+                lru = i;
+        k = self->n_known < PM_WEB_KNOWN_MAX ? &self->known[self->n_known++]
+                                             : &self->known[lru];
+        snprintf(k->user, sizeof k->user, "%s", user);
+        snprintf(k->net, sizeof k->net, "%s", net);
+    }
+    k->last = now;
+    s_throttle_t *t[] = {s_entry(self, 'a', net, false),
                          s_entry(self, 'u', user, false)};
     for (size_t i = 0; i < 2; i++)
         if (t[i])

@@ -11,10 +11,17 @@
  * when the user is removed or given a new password (pm_web_sessions_keep),
  * and when privmta-web stops (they live in its memory only).
  *
- * Login throttling: each client address and each user name counts its
- * failures; from the PM_WEB_FREE_TRIES-th on, the next try must wait 1,
- * 2, 4... seconds (at most PM_WEB_WAIT_MAX_S). A success clears both.
- * Both tables are bounded: the oldest entries go first.
+ * Login throttling: each client network (an IPv4 address, an IPv6 /64)
+ * and each user name counts its failures; from the PM_WEB_FREE_TRIES-th
+ * on, the next try must wait 1, 2, 4... seconds (at most
+ * PM_WEB_WAIT_MAX_S). A success clears both, and makes the pair known: a
+ * user is not held back by its name's failures on a network it logged in
+ * from before (else one wrong password every few minutes from anywhere
+ * would keep the admin out for good). Password checks (argon2id, a good
+ * part of a second of the one serving thread) for pairs not known have a
+ * budget: PM_WEB_HASH_BURST at once, then one a second (a try the budget
+ * has no room for is refused before its check, and counts nothing). The
+ * tables are bounded: the oldest entries go first.
  *
  * Not thread-safe: privmta-web serves from one thread.
  */
@@ -34,6 +41,8 @@
 #define PM_WEB_FREE_TRIES 5
 #define PM_WEB_WAIT_MAX_S 300
 #define PM_WEB_THROTTLE_MAX 4096
+#define PM_WEB_KNOWN_MAX 256
+#define PM_WEB_HASH_BURST 10
 
 typedef struct {
     char token[PM_WEB_TOKEN_LEN + 1];
@@ -77,10 +86,11 @@ bool pm_web_session_csrf_ok(const pm_web_session_t *s, const char *header);
 int64_t pm_web_throttle_wait(pm_web_sessions_t *self, const char *addr,
                              const char *user, int64_t now);
 
-/* A failed login of USER from ADDR at NOW; a successful one. */
+/* A failed login of USER from ADDR at NOW; a successful one. Both count
+ * a password check against the budget (a known pair's excepted). */
 void pm_web_throttle_fail(pm_web_sessions_t *self, const char *addr,
                           const char *user, int64_t now);
 void pm_web_throttle_ok(pm_web_sessions_t *self, const char *addr,
-                        const char *user);
+                        const char *user, int64_t now);
 
 #endif

@@ -2,6 +2,7 @@
  * throttling. */
 #include <criterion/criterion.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "pm_web_session.h"
@@ -123,9 +124,76 @@ Test(web_session, throttle_after_free_tries_doubling_capped)
     cr_assert_eq(
         pm_web_throttle_wait(s, "10.0.0.1", "alice", now + PM_WEB_WAIT_MAX_S),
         0);
-    pm_web_throttle_ok(s, "10.0.0.1", "alice");
+    pm_web_throttle_ok(s, "10.0.0.1", "alice", now);
     pm_web_throttle_fail(s, "10.0.0.1", "alice", now);
     cr_assert_eq(pm_web_throttle_wait(s, "10.0.0.1", "alice", now), 0,
                  "a success starts the count again");
+    pm_web_sessions_destroy(&s);
+}
+
+/* Someone failing as alice from anywhere locks alice out only where she
+ * never logged in: the review's lockout was one wrong password every five
+ * minutes, keeping the admin out for good. */
+Test(web_session, a_users_failures_do_not_lock_it_out_where_it_logged_in)
+{
+    pm_web_sessions_t *s = pm_web_sessions_new();
+    int64_t now = 1000;
+    pm_web_throttle_ok(s, "10.0.0.1", "alice", now);
+    char addr[64];
+    for (int i = 0; i < 15; i++) { /* each as soon as it may */
+        snprintf(addr, sizeof addr, "203.0.113.%d", i + 1);
+        now += pm_web_throttle_wait(s, addr, "alice", now);
+        pm_web_throttle_fail(s, addr, "alice", now);
+    }
+    cr_assert_gt(pm_web_throttle_wait(s, "10.0.0.2", "alice", now), 60,
+                 "a network alice never logged in from waits");
+    cr_assert_eq(pm_web_throttle_wait(s, "10.0.0.1", "alice", now), 0,
+                 "where alice logged in before, she gets in");
+    cr_assert_eq(pm_web_throttle_wait(s, "10.0.0.2", "bob", now), 0);
+    /* her own network's failures still count there */
+    for (int i = 0; i < PM_WEB_FREE_TRIES; i++)
+        pm_web_throttle_fail(s, "10.0.0.1", "alice", now);
+    cr_assert_gt(pm_web_throttle_wait(s, "10.0.0.1", "alice", now), 0);
+    cr_assert_gt(pm_web_throttle_wait(s, "10.0.0.1", "bob", now), 0);
+    pm_web_sessions_destroy(&s);
+}
+
+/* An IPv6 host picks its address from a whole /64: the /64 is what
+ * counts; an IPv4-mapped address is its IPv4 address. */
+Test(web_session, an_ipv6_64_counts_as_one_address)
+{
+    pm_web_sessions_t *s = pm_web_sessions_new();
+    int64_t now = 1000;
+    char addr[64];
+    for (int i = 1; i <= PM_WEB_FREE_TRIES; i++) {
+        snprintf(addr, sizeof addr, "2001:db8:1:2::%x", i);
+        pm_web_throttle_fail(s, addr, "u", now);
+    }
+    cr_assert_gt(pm_web_throttle_wait(s, "2001:db8:1:2:ffff::1", "v", now), 0);
+    cr_assert_eq(pm_web_throttle_wait(s, "2001:db8:1:3::1", "v", now), 0);
+    for (int i = 0; i < PM_WEB_FREE_TRIES; i++)
+        pm_web_throttle_fail(s, "::ffff:192.0.2.1", "w", now);
+    cr_assert_gt(pm_web_throttle_wait(s, "192.0.2.1", "x", now), 0);
+    pm_web_sessions_destroy(&s);
+}
+
+/* Password checks from pairs not known have a budget: a burst, then one a
+ * second, whatever the addresses and names (each costs a good part of a
+ * second of the one serving thread); a known pair is not held back. */
+Test(web_session, password_checks_have_a_budget_known_pairs_do_not_wait)
+{
+    pm_web_sessions_t *s = pm_web_sessions_new();
+    int64_t now = 1000;
+    pm_web_throttle_ok(s, "10.0.0.1", "alice", now - 3600);
+    char addr[64], user[16];
+    for (int i = 0; i < PM_WEB_HASH_BURST; i++) {
+        snprintf(addr, sizeof addr, "198.51.100.%d", i + 1);
+        snprintf(user, sizeof user, "u%d", i);
+        cr_assert_eq(pm_web_throttle_wait(s, addr, user, now), 0, "try %d", i);
+        pm_web_throttle_fail(s, addr, user, now);
+    }
+    cr_assert_eq(pm_web_throttle_wait(s, "198.51.100.200", "v", now), 1);
+    cr_assert_eq(pm_web_throttle_wait(s, "10.0.0.1", "alice", now), 0);
+    cr_assert_eq(pm_web_throttle_wait(s, "198.51.100.200", "v", now + 1), 0);
     pm_web_sessions_destroy(&s);
 }
