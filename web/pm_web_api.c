@@ -23,7 +23,9 @@ struct pm_web_api_t {
     char *users;
     pm_file_ident_t users_id; /* the users file as sessions were checked */
     pm_web_sessions_t *sessions;
-    int64_t (*clock)(void); /* unix seconds */
+    int64_t (*clock)(void);  /* unix seconds */
+    int64_t controller_back; /* the controller is not asked before */
+    char *controller_why;    /* why it did not answer, the last time */
 };
 
 static int64_t
@@ -58,6 +60,7 @@ pm_web_api_destroy(pm_web_api_t **self_p)
         return;
     pm_ctl_client_destroy(&self->client);
     pm_web_sessions_destroy(&self->sessions);
+    free(self->controller_why);
     free(self->users);
     free(self);
     *self_p = NULL;
@@ -178,11 +181,25 @@ s_call(pm_web_api_t *self, Pm__Request *req, const char *user,
     Pm__Response *resp = NULL;
     char *why = NULL;
     req->user = (char *)(user ? user : "");
+    int64_t now = self->clock();
+    if (now < self->controller_back) {
+        /* one thread serves everyone: a controller that is down must not
+         * hold every request (a page polls) for the client's timeout */
+        s_error(reply, 503,
+                "the controller did not answer: %s (asked again in %" PRId64
+                " s)",
+                self->controller_why, self->controller_back - now);
+        return NULL;
+    }
     int rc = pm_ctl_client_call(self->client, req, &resp, &why);
     if (rc != PM_OK) {
-        pm_warn("controller: %s", why ? why : pm_strerror(rc));
+        free(self->controller_why);
+        self->controller_why = pm_strdup(why ? why : pm_strerror(rc));
+        self->controller_back = now + PM_WEB_CONTROLLER_BACK_S;
+        pm_warn("controller: %s (not asked again for %d s)",
+                self->controller_why, PM_WEB_CONTROLLER_BACK_S);
         s_error(reply, 503, "the controller did not answer: %s",
-                why ? why : pm_strerror(rc));
+                self->controller_why);
         free(why);
         return NULL;
     }

@@ -42,6 +42,10 @@
 #define PM_WEB_LOGIN_BODY_MAX (16u << 10)
 #define PM_WEB_BODY_MAX (12u << 20)
 #define PM_WEB_EDITS_MAX 200
+/* After a controller call without an answer, calls are answered 503 at
+ * once for this long: the one serving thread waits out the client's
+ * timeout once, not for every request of every open page. */
+#define PM_WEB_CONTROLLER_BACK_S 10
 /* __Host-: the browser takes it only from this host, Secure, Path=/ and
  * without Domain, so a sibling subdomain cannot plant one that shadows
  * the admin's. */

@@ -216,6 +216,23 @@ Test(web_api, a_silent_controller_is_503)
         503);
     cr_assert(strstr(s_str(doc, "error"), "did not answer"), "%s",
               s_str(doc, "error"));
+    cr_assert_null(strstr(s_str(doc, "error"), "asked again"));
+    json_decref(doc);
+    /* for a while the answer comes at once, saying when it tries again */
+    s_now += PM_WEB_CONTROLLER_BACK_S - 1;
+    cr_assert_eq(
+        s_call("GET", "/api/nodes", NULL, token, false, NULL, &doc, NULL), 503);
+    cr_assert(strstr(s_str(doc, "error"), "did not answer"), "%s",
+              s_str(doc, "error"));
+    cr_assert(strstr(s_str(doc, "error"), "(asked again in 1 s)"), "%s",
+              s_str(doc, "error"));
+    json_decref(doc);
+    s_now += 1; /* then it is asked again */
+    cr_assert_eq(
+        s_call("GET", "/api/policy", NULL, token, false, NULL, &doc, NULL),
+        503);
+    cr_assert_null(strstr(s_str(doc, "error"), "asked again"), "%s",
+                   s_str(doc, "error"));
     json_decref(doc);
     cr_assert_eq(
         s_call("GET", "/api/session", NULL, token, false, NULL, &doc, NULL),
