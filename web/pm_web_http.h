@@ -16,8 +16,14 @@
 
 #include "pm_web_api.h"
 
-#define PM_WEB_CONNS 64 /* connections at once */
-#define PM_WEB_CONNS_PER_IP 16
+/* Connections at once, and from one address. libmicrohttpd's timeout is
+ * for idleness: a client sending a byte every few seconds holds its
+ * connections, so the bound per address is what a browser opens (6 for
+ * HTTP/1.1) with room for a script, and the total (poll(2): no
+ * FD_SETSIZE bound; ~64 KiB each with TLS) takes 64 such addresses to
+ * fill. */
+#define PM_WEB_CONNS 512
+#define PM_WEB_CONNS_PER_IP 8
 #define PM_WEB_TIMEOUT_S 30 /* an idle connection is closed after */
 
 typedef struct pm_web_http_t pm_web_http_t;
