@@ -94,8 +94,8 @@ s_read_capped(int fd, const char *path, size_t cap, char **data, size_t *len,
 }
 
 int
-pm_file_open_at(int dirfd, const char *file, const char *path, size_t cap,
-                unsigned flags, int *err, char **why)
+pm_file_open_at(int dirfd, const char *file, const char *path, unsigned flags,
+                int *err, char **why)
 {
     int oflags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
     if (flags & PM_FILE_STRICT)
@@ -108,12 +108,14 @@ pm_file_open_at(int dirfd, const char *file, const char *path, size_t cap,
         *err = e == ENOENT ? PM_ENOTFOUND : e == ELOOP ? PM_EINVAL : PM_EIO;
         return -1;
     }
-    *err = s_check_regular(fd, path, flags, cap, why);
-    if (*err != PM_OK) {
-        close(fd);
-        return -1;
-    }
+    *err = PM_OK;
     return fd;
+}
+
+int
+pm_file_check(int fd, const char *path, size_t cap, unsigned flags, char **why)
+{
+    return s_check_regular(fd, path, flags, cap, why);
 }
 
 int
@@ -121,10 +123,12 @@ pm_file_read_at(int dirfd, const char *file, const char *path, size_t cap,
                 unsigned flags, char **data, size_t *len, char **why)
 {
     int rc;
-    int fd = pm_file_open_at(dirfd, file, path, cap, flags, &rc, why);
+    int fd = pm_file_open_at(dirfd, file, path, flags, &rc, why);
     if (fd < 0)
         return rc;
-    rc = s_read_capped(fd, path, cap, data, len, why);
+    rc = s_check_regular(fd, path, flags, cap, why);
+    if (rc == PM_OK)
+        rc = s_read_capped(fd, path, cap, data, len, why);
     close(fd);
     return rc;
 }

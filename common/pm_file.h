@@ -53,13 +53,19 @@ int pm_file_read(const char *path, size_t cap, unsigned flags, char **data,
 int pm_file_read_at(int dirfd, const char *file, const char *path, size_t cap,
                     unsigned flags, char **data, size_t *len, char **why);
 
-/* Opens FILE in DIRFD for reading the way pm_file_read_at does and checks
- * it (a regular file of at most CAP bytes; PM_FILE_STRICT as above), for
- * a caller that reads it its own way (and counts what it reads: the file
- * may grow). Returns the descriptor (O_NONBLOCK, O_CLOEXEC), or -1 with
- * pm_file_read's error in *ERR and *WHY. */
-int pm_file_open_at(int dirfd, const char *file, const char *path, size_t cap,
+/* The two halves of pm_file_read_at, for a caller that looks at the
+ * open file before it is checked (is it one it made itself?) or reads it
+ * its own way. pm_file_open_at opens FILE in DIRFD (with PM_FILE_STRICT:
+ * no symbolic link followed; O_NONBLOCK, O_CLOEXEC) and returns the
+ * descriptor, or -1 with pm_file_read's error in *ERR and *WHY.
+ * pm_file_check says whether FD is a regular file of at most CAP bytes
+ * as FLAGS want it (PM_OK, or pm_file_read's error with *WHY); a caller
+ * that reads on counts what it reads: a writer holding the file can still
+ * make it grow, or punch holes in it. */
+int pm_file_open_at(int dirfd, const char *file, const char *path,
                     unsigned flags, int *err, char **why);
+int pm_file_check(int fd, const char *path, size_t cap, unsigned flags,
+                  char **why);
 
 /* Replaces PATH with LEN bytes of DATA, atomically and durably (see above).
  * The new file has permission bits MODE and group GID (-1: the process's

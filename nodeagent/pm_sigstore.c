@@ -237,30 +237,38 @@ s_copy(int from, int to, const char *what, char **why)
     return rc;
 }
 
-/* The fetch directory's (FD) FILE, open: a regular file with one link and
- * no holes, never a link followed (pm_file_open_at), and not the very file
- * DBDIR (DBFD) holds, which the agent linked there for the fetcher to
- * start from. -1 and *RC (PM_ENOTFOUND: none, or nothing new) otherwise.
- * One link: the fetch user may hard-link a file it cannot read (where the
- * kernel lets it), which the agent would copy, make 0644 and hand to the
- * verifier. Our own link is recognised first, by name: should the fetch
- * user put it back after that look, its two links are refused. */
+/* The fetch directory's (FD) FILE, open: not the very file DBDIR (DBFD)
+ * holds, which the agent linked there for the fetcher to start from
+ * (told by the open file, so nothing can be swapped in between), and
+ * otherwise a regular file of one link and no holes, never a link
+ * followed (pm_file). -1 and *RC (PM_ENOTFOUND: none, or nothing new)
+ * otherwise. One link: the fetch user may hard-link a file it cannot read
+ * (where the kernel lets it), which the agent would copy, make 0644 and
+ * hand to the verifier. */
 static int
 s_open_new(int dbfd, int fd, const char *dbdir, const char *file, int *rc,
            char **why)
 {
+    char *what = pm_asprintf("%s/%s/%s", dbdir, PM_SIGSTORE_FETCH, file),
+         *no = NULL;
+    int in = pm_file_open_at(fd, file, what, PM_FILE_STRICT, rc, &no);
     struct stat st, cur;
-    if (fstatat(fd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+    if (in >= 0 && fstat(in, &st) == 0 &&
         fstatat(dbfd, file, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
-        cur.st_dev == st.st_dev && cur.st_ino == st.st_ino) {
+        cur.st_dev == st.st_dev && cur.st_ino == st.st_ino)
         *rc = PM_ENOTFOUND; /* our own link: unchanged */
-        return -1;
-    }
-    char *what = pm_asprintf("%s/%s/%s", dbdir, PM_SIGSTORE_FETCH, file);
-    int in = pm_file_open_at(fd, file, what, PM_WIRE_DATABASE_MAX,
-                             PM_FILE_STRICT | PM_FILE_NO_HOLES, rc, why);
+    else if (in >= 0)
+        *rc = pm_file_check(in, what, PM_WIRE_DATABASE_MAX,
+                            PM_FILE_STRICT | PM_FILE_NO_HOLES, &no);
     if (*rc == PM_EINVAL) /* a link, two links, not a regular file */
         *rc = PM_EPROTO;
+    if (*rc != PM_OK && *rc != PM_ENOTFOUND) /* none: the caller says */
+        pm_why(why, "sigstore", "%s", no);
+    if (*rc != PM_OK && in >= 0) {
+        close(in);
+        in = -1;
+    }
+    free(no);
     free(what);
     return in;
 }
