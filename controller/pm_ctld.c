@@ -695,10 +695,13 @@ s_log_request(const char *name, const char *author, const Pm__Response *resp)
 {
     if (resp->status == PM__RESPONSE__STATUS__OK)
         pm_info("%s by %s: ok", name, author);
-    else if (resp->n_problems)
-        pm_info("%s by %s: refused: %s: %s%s", name, author, resp->error,
-                resp->problems[0], resp->n_problems > 1 ? "; ..." : "");
-    else
+    else if (resp->n_problems) {
+        /* a problem quotes what the client sent: escaped, one line */
+        char *first = pm_text_escape(resp->problems[0], 300);
+        pm_info("%s by %s: refused: %s: %s%s", name, author, resp->error, first,
+                resp->n_problems > 1 ? "; ..." : "");
+        free(first);
+    } else
         pm_info("%s by %s: refused: %s", name, author, resp->error);
 }
 

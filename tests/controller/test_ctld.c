@@ -502,7 +502,6 @@ Test(ctld, a_refusal_is_logged_with_its_first_reason)
     cr_assert_eq(resp->status, PM__RESPONSE__STATUS__INVALID);
     char text[4096] = "";
     cr_assert_geq(pread(log, text, sizeof text - 1, 0), 0);
-    close(log);
     char *want = NULL;
     cr_assert_geq(asprintf(&want, "set by %s: refused: %s: %s; ...", "tester",
                            resp->error, resp->problems[0]),
@@ -510,6 +509,25 @@ Test(ctld, a_refusal_is_logged_with_its_first_reason)
     cr_expect(strstr(text, want), "wanted '%s' in:\n%s", want, text);
     free(want);
     pm__response__free_unpacked(resp, NULL);
+    /* what the client sent is quoted escaped: no line of its making */
+    lseek(log, 0, SEEK_SET);
+    cr_assert_eq(ftruncate(log, 0), 0);
+    fflush(stderr);
+    saved = dup(STDERR_FILENO);
+    dup2(log, STDERR_FILENO);
+    Pm__Edit forged[] = {s_edit("antispam.levle\ntest: info: set by root: ok",
+                                PM__EDIT__OP__ASSIGN, "high")};
+    resp = s_set(NULL, forged, COUNT(forged), -1);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    cr_assert_eq(resp->status, PM__RESPONSE__STATUS__INVALID);
+    memset(text, 0, sizeof text);
+    cr_assert_geq(pread(log, text, sizeof text - 1, 0), 0);
+    cr_expect_null(strstr(text, "\ntest: info: set by root"), "%s", text);
+    cr_expect(strstr(text, "\\ntest: info"), "%s", text);
+    pm__response__free_unpacked(resp, NULL);
+    close(log);
 }
 
 Test(ctld, set_bad_value_refused)
