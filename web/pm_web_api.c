@@ -195,7 +195,8 @@ s_call(pm_web_api_t *self, Pm__Request *req, const char *user,
     if (rc != PM_OK) {
         free(self->controller_why);
         self->controller_why = pm_strdup(why ? why : pm_strerror(rc));
-        self->controller_back = now + PM_WEB_CONTROLLER_BACK_S;
+        /* from when the call gave up: it may have waited long */
+        self->controller_back = self->clock() + PM_WEB_CONTROLLER_BACK_S;
         pm_warn("controller: %s (not asked again for %d s)",
                 self->controller_why, PM_WEB_CONTROLLER_BACK_S);
         s_error(reply, 503, "the controller did not answer: %s",

@@ -225,18 +225,30 @@ s_known(pm_web_sessions_t *self, const char *user, const char *net)
     return NULL;
 }
 
+/* When the budget's last check is paid off, seen from NOW: never more
+ * than a full burst ahead, so that a wall clock stepped back does not
+ * refuse every login for as long as the step. */
+static int64_t
+s_budget_tat(const pm_web_sessions_t *self, int64_t now)
+{
+    int64_t most = now + PM_WEB_HASH_BURST;
+    return self->hash_tat < now    ? now
+           : self->hash_tat > most ? most
+                                   : self->hash_tat;
+}
+
 /* Seconds until the hash budget has room again (0: now). */
 static int64_t
 s_budget_wait(const pm_web_sessions_t *self, int64_t now)
 {
-    int64_t room = now + PM_WEB_HASH_BURST - 1;
-    return self->hash_tat > room ? self->hash_tat - room : 0;
+    int64_t room = now + PM_WEB_HASH_BURST - 1, tat = s_budget_tat(self, now);
+    return tat > room ? tat - room : 0;
 }
 
 static void
 s_budget_spend(pm_web_sessions_t *self, int64_t now)
 {
-    self->hash_tat = (self->hash_tat > now ? self->hash_tat : now) + 1;
+    self->hash_tat = s_budget_tat(self, now) + 1;
 }
 
 int64_t

@@ -195,5 +195,7 @@ Test(web_session, password_checks_have_a_budget_known_pairs_do_not_wait)
     cr_assert_eq(pm_web_throttle_wait(s, "198.51.100.200", "v", now), 1);
     cr_assert_eq(pm_web_throttle_wait(s, "10.0.0.1", "alice", now), 0);
     cr_assert_eq(pm_web_throttle_wait(s, "198.51.100.200", "v", now + 1), 0);
+    /* the wall clock stepped back an hour: a second's wait, not an hour's */
+    cr_assert_eq(pm_web_throttle_wait(s, "198.51.100.200", "v", now - 3600), 1);
     pm_web_sessions_destroy(&s);
 }
