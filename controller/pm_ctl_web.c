@@ -65,9 +65,9 @@ s_password(char *pw, size_t size)
 }
 
 static void
-s_print_user(const char *name, void *arg)
+s_print_user(const char *name, const unsigned char *stamp, void *arg)
 {
-    (void)arg;
+    (void)stamp, (void)arg;
     printf("%s\n", name);
 }
 

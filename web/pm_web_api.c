@@ -88,19 +88,38 @@ s_error(pm_web_reply_t *reply, unsigned status, const char *fmt, ...)
     free(text);
 }
 
-/* Whether session S's user still has the entry it logged in with. */
-static bool
-s_still_user(const pm_web_session_t *s, void *arg)
+/* The users file as read once: names and stamps. */
+typedef struct {
+    char **names;
+    unsigned char (*stamps)[PM_WEB_STAMP_LEN];
+    size_t n;
+} s_users_t;
+
+static void
+s_users_add(const char *name, const unsigned char *stamp, void *arg)
 {
-    const pm_web_api_t *self = arg;
-    unsigned char now[PM_WEB_STAMP_LEN];
-    return pm_web_users_stamp(self->users, s->user, now, NULL) == PM_OK &&
-           sodium_memcmp(now, s->stamp, sizeof now) == 0;
+    s_users_t *u = arg;
+    u->names = pm_realloc(u->names, (u->n + 1) * sizeof *u->names);
+    u->stamps = pm_realloc(u->stamps, (u->n + 1) * sizeof *u->stamps);
+    u->names[u->n] = pm_strdup(name);
+    memcpy(u->stamps[u->n++], stamp, PM_WEB_STAMP_LEN);
+}
+
+/* Whether USER still has the entry (STAMP) it logged in with. */
+static bool
+s_still_user(const char *user, const unsigned char *stamp, void *arg)
+{
+    const s_users_t *u = arg;
+    for (size_t i = 0; i < u->n; i++)
+        if (strcmp(u->names[i], user) == 0)
+            return sodium_memcmp(u->stamps[i], stamp, PM_WEB_STAMP_LEN) == 0;
+    return false;
 }
 
 /* When the users file changed (web user remove / passwd), the sessions
- * of a user gone or given a new password end: a stolen session must not
- * outlive the remedy. A file that cannot be read keeps no session. */
+ * of a user gone or given a new password end, and the networks it was
+ * known on are forgotten: a stolen password must not outlive the remedy.
+ * A file that cannot be read keeps nothing (and says why). */
 static void
 s_users_recheck(pm_web_api_t *self)
 {
@@ -109,11 +128,24 @@ s_users_recheck(pm_web_api_t *self)
     if (pm_file_ident_same(&id, &self->users_id))
         return;
     self->users_id = id;
-    size_t ended = pm_web_sessions_keep(self->sessions, s_still_user, self);
+    s_users_t u = {0};
+    char *why = NULL;
+    int rc = pm_web_users_each(self->users, s_users_add, &u, &why);
+    if (rc != PM_OK && rc != PM_ENOTFOUND) {
+        pm_error("users file: %s: every session ends", why);
+        for (size_t i = 0; i < u.n; i++)
+            free(u.names[i]);
+        u.n = 0;
+    }
+    size_t ended = pm_web_sessions_keep(self->sessions, s_still_user, &u);
     if (ended)
-        pm_info("users file changed: %zu session%s of users removed or "
-                "given a new password ended",
-                ended, ended == 1 ? "" : "s");
+        pm_info("users file changed: %zu session%s ended", ended,
+                ended == 1 ? "" : "s");
+    for (size_t i = 0; i < u.n; i++)
+        free(u.names[i]);
+    free(u.names);
+    free(u.stamps);
+    free(why);
 }
 
 static const pm_web_session_t *
@@ -294,7 +326,7 @@ s_login(pm_web_api_t *self, const pm_web_session_t *s, const pm_web_req_t *req,
     } else if (rc == PM_OK) {
         const pm_web_session_t *s =
             pm_web_session_open(self->sessions, user, stamp, now);
-        pm_web_throttle_ok(self->sessions, req->addr, user, now);
+        pm_web_throttle_ok(self->sessions, req->addr, user, stamp, now);
         pm_info("login: %s from %s", user, req->addr);
         reply->cookie = pm_asprintf("%s=%s; Path=/; Secure; HttpOnly; "
                                     "SameSite=Strict; Max-Age=%d",

@@ -23,6 +23,7 @@ typedef struct {
 typedef struct {
     char user[PM_WEB_USER_MAX + 1];
     char net[S_NET_MAX];
+    unsigned char stamp[PM_WEB_STAMP_LEN]; /* the entry it logged in with */
     int64_t last;
 } s_known_t;
 
@@ -111,15 +112,18 @@ pm_web_session_open(pm_web_sessions_t *self, const char *user,
 }
 
 size_t
-pm_web_sessions_keep(pm_web_sessions_t *self, pm_web_session_still_fn *still,
+pm_web_sessions_keep(pm_web_sessions_t *self, pm_web_user_still_fn *still,
                      void *arg)
 {
     size_t ended = 0;
     for (size_t i = self->n_sessions; i-- > 0;)
-        if (!still(&self->sessions[i], arg)) {
+        if (!still(self->sessions[i].user, self->sessions[i].stamp, arg)) {
             s_drop(self, i);
             ended++;
         }
+    for (size_t i = self->n_known; i-- > 0;)
+        if (!still(self->known[i].user, self->known[i].stamp, arg))
+            self->known[i] = self->known[--self->n_known];
     return ended;
 }
 
@@ -297,7 +301,7 @@ pm_web_throttle_fail(pm_web_sessions_t *self, const char *addr,
 
 void
 pm_web_throttle_ok(pm_web_sessions_t *self, const char *addr, const char *user,
-                   int64_t now)
+                   const unsigned char stamp[PM_WEB_STAMP_LEN], int64_t now)
 {
     char net[S_NET_MAX];
     s_net(addr, net, sizeof net);
@@ -313,6 +317,7 @@ pm_web_throttle_ok(pm_web_sessions_t *self, const char *addr, const char *user,
         snprintf(k->user, sizeof k->user, "%s", user);
         snprintf(k->net, sizeof k->net, "%s", net);
     }
+    memcpy(k->stamp, stamp, sizeof k->stamp);
     k->last = now;
     s_throttle_t *t[] = {s_entry(self, 'a', net, false),
                          s_entry(self, 'u', user, false)};

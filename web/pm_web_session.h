@@ -16,8 +16,10 @@
  * on, the next try must wait 1, 2, 4... seconds (at most
  * PM_WEB_WAIT_MAX_S). A success clears both, and makes the pair known: a
  * user is not held back by its name's failures on a network it logged in
- * from before (else one wrong password every few minutes from anywhere
- * would keep the admin out for good). Password checks (argon2id, a good
+ * from before with the password it has now (else one wrong password
+ * every few minutes from anywhere would keep the admin out for good;
+ * known pairs live in memory, so until the first login after a restart
+ * it can again). Password checks (argon2id, a good
  * part of a second of the one serving thread) for pairs not known have a
  * budget: PM_WEB_HASH_BURST at once, then one a second (a try the budget
  * has no room for is refused before its check, and counts nothing). The
@@ -64,12 +66,13 @@ const pm_web_session_t *
 pm_web_session_open(pm_web_sessions_t *self, const char *user,
                     const unsigned char stamp[PM_WEB_STAMP_LEN], int64_t now);
 
-/* Ends every session for which STILL (called once each) says false: the
- * users file changed, and a session whose user is gone, or has another
- * password, ends. Returns how many ended. */
-typedef bool(pm_web_session_still_fn)(const pm_web_session_t *s, void *arg);
+/* The users file changed: every session, and every known pair (below),
+ * for which STILL says no (the user is gone, or its entry has another
+ * stamp: a new password) ends. Returns how many sessions ended. */
+typedef bool(pm_web_user_still_fn)(const char *user, const unsigned char *stamp,
+                                   void *arg);
 size_t pm_web_sessions_keep(pm_web_sessions_t *self,
-                            pm_web_session_still_fn *still, void *arg);
+                            pm_web_user_still_fn *still, void *arg);
 
 /* The live session of TOKEN (NULL: none, or it expired), its idle clock
  * restarted. Tokens are compared in constant time. */
@@ -91,6 +94,8 @@ int64_t pm_web_throttle_wait(pm_web_sessions_t *self, const char *addr,
 void pm_web_throttle_fail(pm_web_sessions_t *self, const char *addr,
                           const char *user, int64_t now);
 void pm_web_throttle_ok(pm_web_sessions_t *self, const char *addr,
-                        const char *user, int64_t now);
+                        const char *user,
+                        const unsigned char stamp[PM_WEB_STAMP_LEN],
+                        int64_t now);
 
 #endif

@@ -200,6 +200,13 @@ pm_web_users_remove(const char *path, const char *name, char **why)
     return rc;
 }
 
+static void
+s_stamp(const char *hash, unsigned char stamp[PM_WEB_STAMP_LEN])
+{
+    crypto_generichash(stamp, PM_WEB_STAMP_LEN, (const unsigned char *)hash,
+                       strlen(hash), NULL, 0);
+}
+
 int
 pm_web_users_each(const char *path, pm_web_users_fn *fn, void *arg, char **why)
 {
@@ -207,8 +214,11 @@ pm_web_users_each(const char *path, pm_web_users_fn *fn, void *arg, char **why)
     int rc = s_file_read(&f, path, false, why);
     if (rc != PM_OK)
         return rc;
-    for (size_t i = 0; i < f.n; i++)
-        fn(f.names[i], arg);
+    for (size_t i = 0; i < f.n; i++) {
+        unsigned char stamp[PM_WEB_STAMP_LEN];
+        s_stamp(f.hashes[i], stamp);
+        fn(f.names[i], stamp, arg);
+    }
     s_file_free(&f);
     return PM_OK;
 }
@@ -227,13 +237,6 @@ s_decoy(void)
             abort(); /* out of memory, as pm_mem */
     }
     return decoy;
-}
-
-static void
-s_stamp(const char *hash, unsigned char stamp[PM_WEB_STAMP_LEN])
-{
-    crypto_generichash(stamp, PM_WEB_STAMP_LEN, (const unsigned char *)hash,
-                       strlen(hash), NULL, 0);
 }
 
 int
@@ -255,21 +258,4 @@ pm_web_users_check(const char *path, const char *name, const char *password,
         s_stamp(hash, stamp);
     s_file_free(&f);
     return ok ? PM_OK : PM_EDENIED;
-}
-
-int
-pm_web_users_stamp(const char *path, const char *name,
-                   unsigned char stamp[PM_WEB_STAMP_LEN], char **why)
-{
-    if (sodium_init() < 0)
-        abort();
-    s_file_t f;
-    int rc = s_file_read(&f, path, true, why);
-    if (rc != PM_OK)
-        return rc;
-    ssize_t at = s_find(&f, name);
-    if (at >= 0)
-        s_stamp(f.hashes[at], stamp);
-    s_file_free(&f);
-    return at >= 0 ? PM_OK : PM_ENOTFOUND;
 }

@@ -36,9 +36,11 @@ int pm_web_users_set(const char *path, const char *name, const char *password,
 /* Removes NAME. PM_OK, PM_ENOTFOUND, PM_EIO. */
 int pm_web_users_remove(const char *path, const char *name, char **why);
 
-/* Calls FN for each user name in the file, in file order. PM_OK,
- * PM_ENOTFOUND (no file), PM_EINVAL (a malformed line: which), PM_EIO. */
-typedef void(pm_web_users_fn)(const char *name, void *arg);
+/* Calls FN for each user in the file, in file order, with its name and
+ * its entry's stamp (PM_WEB_STAMP_LEN bytes, below). PM_OK, PM_ENOTFOUND
+ * (no file), PM_EINVAL (a malformed line: which), PM_EIO. */
+typedef void(pm_web_users_fn)(const char *name, const unsigned char *stamp,
+                              void *arg);
 int pm_web_users_each(const char *path, pm_web_users_fn *fn, void *arg,
                       char **why);
 
@@ -54,10 +56,5 @@ int pm_web_users_each(const char *path, pm_web_users_fn *fn, void *arg,
  * wrong password), PM_EIO / PM_EINVAL (the file cannot be read: *why). */
 int pm_web_users_check(const char *path, const char *name, const char *password,
                        unsigned char *stamp, char **why);
-
-/* NAME's stamp now: PM_OK; PM_ENOTFOUND (no such user, or no file);
- * PM_EIO / PM_EINVAL (the file cannot be read: *why). */
-int pm_web_users_stamp(const char *path, const char *name,
-                       unsigned char stamp[PM_WEB_STAMP_LEN], char **why);
 
 #endif

@@ -52,10 +52,11 @@ Test(web_session, expires_when_idle_and_when_old)
 /* The users file changed: the sessions the check says no to end, the
  * others stay. */
 static bool
-s_not_bob(const pm_web_session_t *s, void *arg)
+s_not_bob(const char *user, const unsigned char *stamp, void *arg)
 {
+    (void)stamp;
     ++*(int *)arg;
-    return strcmp(s->user, "bob") != 0;
+    return strcmp(user, "bob") != 0;
 }
 
 Test(web_session, keep_ends_the_sessions_said_no_to)
@@ -124,7 +125,7 @@ Test(web_session, throttle_after_free_tries_doubling_capped)
     cr_assert_eq(
         pm_web_throttle_wait(s, "10.0.0.1", "alice", now + PM_WEB_WAIT_MAX_S),
         0);
-    pm_web_throttle_ok(s, "10.0.0.1", "alice", now);
+    pm_web_throttle_ok(s, "10.0.0.1", "alice", s_stamp, now);
     pm_web_throttle_fail(s, "10.0.0.1", "alice", now);
     cr_assert_eq(pm_web_throttle_wait(s, "10.0.0.1", "alice", now), 0,
                  "a success starts the count again");
@@ -138,7 +139,7 @@ Test(web_session, a_users_failures_do_not_lock_it_out_where_it_logged_in)
 {
     pm_web_sessions_t *s = pm_web_sessions_new();
     int64_t now = 1000;
-    pm_web_throttle_ok(s, "10.0.0.1", "alice", now);
+    pm_web_throttle_ok(s, "10.0.0.1", "alice", s_stamp, now);
     char addr[64];
     for (int i = 0; i < 15; i++) { /* each as soon as it may */
         snprintf(addr, sizeof addr, "203.0.113.%d", i + 1);
@@ -184,7 +185,7 @@ Test(web_session, password_checks_have_a_budget_known_pairs_do_not_wait)
 {
     pm_web_sessions_t *s = pm_web_sessions_new();
     int64_t now = 1000;
-    pm_web_throttle_ok(s, "10.0.0.1", "alice", now - 3600);
+    pm_web_throttle_ok(s, "10.0.0.1", "alice", s_stamp, now - 3600);
     char addr[64], user[16];
     for (int i = 0; i < PM_WEB_HASH_BURST; i++) {
         snprintf(addr, sizeof addr, "198.51.100.%d", i + 1);
@@ -197,5 +198,28 @@ Test(web_session, password_checks_have_a_budget_known_pairs_do_not_wait)
     cr_assert_eq(pm_web_throttle_wait(s, "198.51.100.200", "v", now + 1), 0);
     /* the wall clock stepped back an hour: a second's wait, not an hour's */
     cr_assert_eq(pm_web_throttle_wait(s, "198.51.100.200", "v", now - 3600), 1);
+    pm_web_sessions_destroy(&s);
+}
+
+/* A user removed or given a new password is no longer known where it
+ * logged in: a network that had its stolen password waits again. */
+Test(web_session, keep_forgets_the_known_networks_of_a_user_said_no_to)
+{
+    pm_web_sessions_t *s = pm_web_sessions_new();
+    int64_t now = 1000;
+    pm_web_throttle_ok(s, "10.0.0.1", "bob", s_stamp, now);
+    pm_web_throttle_ok(s, "10.0.0.1", "alice", s_stamp, now);
+    for (int i = 0; i < 15; i++) {
+        now += pm_web_throttle_wait(s, "203.0.113.1", "bob", now);
+        pm_web_throttle_fail(s, "203.0.113.1", "bob", now);
+        now += pm_web_throttle_wait(s, "203.0.113.2", "alice", now);
+        pm_web_throttle_fail(s, "203.0.113.2", "alice", now);
+    }
+    cr_assert_eq(pm_web_throttle_wait(s, "10.0.0.1", "bob", now), 0);
+    int asked = 0;
+    pm_web_sessions_keep(s, s_not_bob, &asked);
+    cr_assert_eq(asked, 2, "each known pair asked about");
+    cr_assert_gt(pm_web_throttle_wait(s, "10.0.0.1", "bob", now), 0);
+    cr_assert_eq(pm_web_throttle_wait(s, "10.0.0.1", "alice", now), 0);
     pm_web_sessions_destroy(&s);
 }
