@@ -486,5 +486,8 @@ pm_cmd_stop(pm_cmd_child_t *child)
         }
         usleep(10000);
     }
+    /* what it left in its group (a helper taken over may fork and
+     * exit): the group's id is not reused while the group lives */
+    kill(-child->pid, SIGKILL);
     child->pid = -1;
 }

@@ -96,8 +96,9 @@ int pm_cmd_start(char *const argv[], bool quiet, pm_cmd_child_t *child,
                  char **why);
 
 /* Ends CHILD: closes our end (its stdin and stdout end), gives it 1 s to
- * exit, then kills its process group; reaps it. CHILD then holds none.
- * Safe on a child that holds none. */
+ * exit, then kills its process group; reaps it, and kills what is left
+ * in its group (a child of its own that did not start a session). CHILD
+ * then holds none. Safe on a child that holds none. */
 void pm_cmd_stop(pm_cmd_child_t *child);
 
 #endif

@@ -348,6 +348,46 @@ s_started_stderr(bool quiet)
     return pm_strdup(buf);
 }
 
+/* A started child that forks and exits when its stdin ends (a helper
+ * taken over) leaves nothing running after pm_cmd_stop. */
+Test(cmd, stop_ends_what_the_child_left_in_its_group)
+{
+    char *argv[] = {"sh", "-c", "sleep 3600 >/dev/null 2>&1 & echo $!; cat",
+                    NULL};
+    pm_cmd_child_t child;
+    cr_assert_eq(pm_cmd_start(argv, true, &child, NULL), 0);
+    char buf[64];
+    ssize_t n = 0, r;
+    while (n < (ssize_t)sizeof buf - 1 &&
+           (r = read(child.fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0) {
+        n += r;
+        if (memchr(buf, '\n', (size_t)n))
+            break;
+    }
+    buf[n > 0 ? n : 0] = '\0';
+    pid_t sleeper = (pid_t)atoi(buf);
+    cr_assert_gt(sleeper, 1, "%s", buf);
+    cr_assert_eq(kill(sleeper, 0), 0, "the grandchild runs");
+    pm_cmd_stop(&child); /* cat ends with its stdin; sh exits */
+    /* SIGKILL is delivered at once; the zombie is init's to reap */
+    char path[64], state = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)sleeper);
+    for (int i = 0; i < 100; i++) {
+        FILE *f = fopen(path, "r");
+        state = 0;
+        if (f) {
+            cr_assert_eq(fscanf(f, "%*d (%*[^)]) %c", &state), 1);
+            fclose(f);
+        }
+        if (!f || state == 'Z')
+            break;
+        usleep(10000);
+    }
+    cr_expect(state == 0 || state == 'Z', "the grandchild still runs (%c)",
+              state);
+    kill(sleeper, SIGKILL);
+}
+
 Test(cmd, a_quiet_child_writes_nothing_to_our_stderr)
 {
     char *quiet = s_started_stderr(true), *inherited = s_started_stderr(false);
