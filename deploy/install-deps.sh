@@ -11,6 +11,7 @@ PKGS=(
   libclamav-dev libopendkim-dev libmilter-dev libgmime-3.0-dev
   libcurl4-openssl-dev libyaml-dev libjansson-dev libssl-dev
   libcriterion-dev libarchive-dev libytnef0-dev libmicrohttpd-dev libsystemd-dev
+  libseccomp-dev
   clang libclang-rt-14-dev
   postfix libsasl2-modules sasl2-bin swaks libnet-ssleay-perl spamassassin spamd
   procps iproute2 nftables netcat-openbsd zip p7zip-full jq python3 fiu-utils

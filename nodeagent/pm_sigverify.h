@@ -14,8 +14,9 @@
  * only attack what runs before the check refuses it, and the helper it
  * may have taken over must not answer for the files after it (a file
  * that takes it over and passes itself would pass in a helper of its own
- * as well). A refused file is rare (a broken or hostile peer), so the
- * restart costs nothing when updates spread.
+ * as well); its seccomp filter (pm_sandbox) keeps it from leaving a
+ * process behind. A refused file is rare (a broken or hostile peer), so
+ * the restart costs nothing when updates spread.
  *
  * Protocol, over a socketpair that is the helper's stdin and stdout: a
  * frame is a 4-byte big-endian length and that many bytes. The agent

@@ -19,7 +19,9 @@
  * on the last line of stderr. SIGTERM ends it at once: nothing unverified
  * is ever in DIR (the scratch directory is cleared by the next run).
  *
- * With --verify-server, answers requests on stdin, one at a time, until
+ * With --verify-server, it gives up what it never needs (pm_sandbox:
+ * starting processes, signalling others, the network), then answers
+ * requests on stdin, one at a time, until
  * it ends (pm_sigverify.h has the protocol): each asks for ClamAV's own
  * check of a file (pm_sigfetch_verify), and the answer is a one-database
  * report with the verdict. The agent keeps one running for every file a
@@ -29,6 +31,7 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_priv.h"
+#include "pm_sandbox.h"
 #include "pm_sigfetch.h"
 #include "pm_sigverify.h"
 #include "pm_wire.h"
@@ -193,6 +196,10 @@ main(int argc, char **argv)
     char *why = NULL;
     if (rc < 0 && user && pm_priv_drop(user, &why) != PM_OK)
         rc = s_fail(PM_EDENIED, why);
+    free(why);
+    why = NULL;
+    if (rc < 0 && serve && pm_sandbox_no_spawn(&why) != PM_OK)
+        rc = s_fail(PM_EINTERNAL, why);
     free(why);
     if (rc < 0 && serve)
         rc = s_serve();

@@ -646,6 +646,21 @@ Test(sigfetch, a_report_passes_the_gate_or_is_refused)
     free(why);
 }
 
+/* The seccomp mode of process PID (2: a filter), -1 when unknown. */
+static int
+s_seccomp(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    int mode = -1;
+    while (f && fgets(line, sizeof line, f))
+        sscanf(line, "Seccomp: %d", &mode);
+    if (f)
+        fclose(f);
+    return mode;
+}
+
 Test(sigfetch, the_verifier_answers_and_survives_its_helper)
 {
     testmirror_copy("test-1.cvd", s_db, "good.cvd", false);
@@ -669,6 +684,7 @@ Test(sigfetch, the_verifier_answers_and_survives_its_helper)
             cr_assert_eq(built, 1624388302);
             pid_t pid = pm_sigverify_pid(v);
             cr_assert_gt(pid, 0);
+            cr_assert_eq(s_seccomp(pid), 2, "the verifier is not sandboxed");
             if (j)
                 cr_assert_eq(pid, before, "the same helper answers again");
             else
