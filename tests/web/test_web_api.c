@@ -241,6 +241,23 @@ Test(web_api, a_silent_controller_is_503)
     json_decref(doc);
 }
 
+/* Logs USER in with PASSWORD; its token into TOKEN. */
+static void
+s_login_as(const char *user, const char *password, char token[64])
+{
+    char *body = NULL;
+    cr_assert_geq(asprintf(&body, "{\"user\":\"%s\",\"password\":\"%s\"}", user,
+                           password),
+                  0);
+    json_t *doc = NULL;
+    cr_assert_eq(
+        s_call("POST", "/api/login", body, NULL, false, NULL, &doc, NULL), 200,
+        "%s", user);
+    snprintf(token, 64, "%s", s_str(doc, "token"));
+    json_decref(doc);
+    free(body);
+}
+
 /* A user removed, or given a new password, loses the sessions it had:
  * a stolen cookie must not outlive the remedy (it did, up to 12 hours). */
 Test(web_api, a_user_removed_or_given_a_new_password_is_logged_out)
@@ -250,13 +267,7 @@ Test(web_api, a_user_removed_or_given_a_new_password_is_logged_out)
                  PM_OK);
     char alice[64], csrf[64], bob[64];
     s_login(alice, csrf);
-    json_t *doc = NULL;
-    cr_assert_eq(s_call("POST", "/api/login",
-                        "{\"user\":\"bob\",\"password\":\"bobs password\"}",
-                        NULL, false, NULL, &doc, NULL),
-                 200);
-    snprintf(bob, sizeof bob, "%s", s_str(doc, "token"));
-    json_decref(doc);
+    s_login_as("bob", "bobs password", bob);
     /* web user passwd alice: her session ends, bob's stays */
     cr_assert_eq(
         pm_web_users_set(s_users, "alice", "a new password", true, &why),
@@ -271,13 +282,7 @@ Test(web_api, a_user_removed_or_given_a_new_password_is_logged_out)
     cr_assert_eq(
         s_call("GET", "/api/session", NULL, bob, true, NULL, NULL, NULL), 401);
     /* a new login with the new password lives on while nothing changes */
-    cr_assert_eq(s_call("POST", "/api/login",
-                        "{\"user\":\"alice\",\"password\":\"a new "
-                        "password\"}",
-                        NULL, false, NULL, &doc, NULL),
-                 200);
-    snprintf(alice, sizeof alice, "%s", s_str(doc, "token"));
-    json_decref(doc);
+    s_login_as("alice", "a new password", alice);
     cr_assert_eq(
         s_call("GET", "/api/session", NULL, alice, true, NULL, NULL, NULL),
         200);
