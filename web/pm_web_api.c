@@ -310,6 +310,7 @@ s_login(pm_web_api_t *self, const pm_web_session_t *s, const pm_web_req_t *req,
         json_decref(doc);
         return;
     }
+    s_users_recheck(self); /* a network known by an old password is not */
     int64_t now = self->clock();
     int64_t wait = pm_web_throttle_wait(self->sessions, req->addr, user, now);
     char *why = NULL;

@@ -23,6 +23,9 @@ static pm_web_api_t *s_api;
  * check takes a good part of a second on a loaded machine. */
 static int64_t s_now = 1800000000;
 
+/* Where requests come from. */
+static const char *s_addr = "192.0.2.7";
+
 static int64_t
 s_clock(void)
 {
@@ -76,7 +79,7 @@ s_call(const char *method, const char *path, const char *body,
                         .token = token,
                         .bearer = bearer,
                         .csrf = csrf,
-                        .addr = "192.0.2.7"};
+                        .addr = s_addr};
     pm_web_reply_t reply;
     pm_web_api_handle(s_api, &req, &reply);
     if (out)
@@ -286,6 +289,35 @@ Test(web_api, a_user_removed_or_given_a_new_password_is_logged_out)
     cr_assert_eq(
         s_call("GET", "/api/session", NULL, alice, true, NULL, NULL, NULL),
         200);
+    free(why);
+}
+
+/* The network alice logged in from stops being known when her password
+ * changes, before anything else is asked: a stolen password must not
+ * keep the per-user wait off there. */
+Test(web_api, a_new_password_forgets_where_the_old_one_logged_in)
+{
+    char token[64], csrf[64], *why = NULL;
+    s_login(token, csrf); /* known on 192.0.2.7 */
+    const char *wrong = "{\"user\":\"alice\",\"password\":\"not it at all\"}";
+    s_addr = "198.51.100.1";
+    json_t *doc = NULL;
+    for (int failed = 0; failed < 7;) { /* each as soon as it may */
+        unsigned st =
+            s_call("POST", "/api/login", wrong, NULL, false, NULL, &doc, NULL);
+        if (st == 429)
+            s_now += json_integer_value(json_object_get(doc, "retry_after"));
+        failed += st == 401;
+        json_decref(doc);
+    } /* alice's name now waits, from anywhere not known */
+    s_addr = "192.0.2.7";
+    cr_assert_eq(
+        pm_web_users_set(s_users, "alice", "a new password", true, &why),
+        PM_OK);
+    cr_assert_eq(s_call("POST", "/api/login",
+                        "{\"user\":\"alice\",\"password\":\"a new password\"}",
+                        NULL, false, NULL, NULL, NULL),
+                 429, "still known by the old password");
     free(why);
 }
 
