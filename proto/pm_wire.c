@@ -400,18 +400,35 @@ s_control_at(const char *s)
     return -1;
 }
 
-/* FIELD of a test holds VALUE, which goes into an SMTP command on the
- * node (XCLIENT, EHLO, MAIL FROM, RCPT TO). */
+/* What is wrong with VALUE of a test, which goes into an SMTP command on
+ * the node (XCLIENT, EHLO, MAIL FROM, RCPT TO) and is an argument of the
+ * SMTP client the root agent runs there (swaks) on the way; NULL when
+ * nothing is. BUF holds the text when it is made. */
+static const char *
+s_smtp_value_problem(const char *value, char *buf, size_t size)
+{
+    long at = s_control_at(value);
+    if (at >= 0) {
+        snprintf(buf, size,
+                 "a control character at byte %ld (it goes into an SMTP "
+                 "command)",
+                 at);
+        return buf;
+    }
+    /* swaks would take it for an option of its own ("--output-file=..."
+     * wrote a file as root); no name or address starts with one */
+    if (*value == '-')
+        return "starts with '-' (it is an argument of the SMTP client the "
+               "node runs)";
+    return NULL;
+}
+
 static int
 s_test_smtp_value(s_walk_t *w, const char *field, const char *value)
 {
-    long at = s_control_at(value);
-    if (at < 0)
-        return PM_OK;
-    return s_fail_field(w, field,
-                        "a control character at byte %ld (it goes into an "
-                        "SMTP command)",
-                        at);
+    char buf[128];
+    const char *problem = s_smtp_value_problem(value, buf, sizeof buf);
+    return problem ? s_fail_field(w, field, "%s", problem) : PM_OK;
 }
 
 /* What a test holds wherever it travels, the walk being at the test: its
@@ -440,15 +457,14 @@ s_test_body(s_walk_t *w, const Pm__PolicyTest *t)
         return s_fail_field(w, "rcpts", "%zu recipients; a test has 1 to %d",
                             t->n_rcpts, PM_WIRE_TEST_RCPTS_MAX);
     for (size_t k = 0; k < t->n_rcpts; k++) {
-        long at = *t->rcpts[k] ? s_control_at(t->rcpts[k]) : 0;
-        if (at >= 0) {
+        char buf[128];
+        const char *problem =
+            *t->rcpts[k] ? s_smtp_value_problem(t->rcpts[k], buf, sizeof buf)
+                         : "empty";
+        if (problem) {
             s_path_push(w, "rcpts");
             s_path_index(w, k);
-            return *t->rcpts[k] ? s_fail(w,
-                                         "a control character at byte %ld "
-                                         "(it goes into an SMTP command)",
-                                         at)
-                                : s_fail(w, "empty");
+            return s_fail(w, "%s", problem);
         }
     }
     int rc = s_test_smtp_value(w, "client_addr", t->client_addr);

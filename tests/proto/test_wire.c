@@ -873,6 +873,37 @@ Test(wire, policy_test_request_rules)
                                "character at byte 9 (it goes into an SMTP "
                                "command)");
     t.client_addr = (char *)"";
+    /* nor anything the node's SMTP client (swaks, run as root) would take
+     * for an option: a From: of <--output-file=/etc/x@y> wrote a file */
+    t.sender = (char *)"--output-file=/etc/profile.d/z@x.sh";
+    s_expect_request_why(&req, "Request.test.sender: starts with '-' (it is "
+                               "an argument of the SMTP client the node "
+                               "runs)");
+    t.sender = (char *)"";
+    t.helo = (char *)"-q";
+    s_expect_request_why(&req, "Request.test.helo: starts with '-' (it is an "
+                               "argument of the SMTP client the node runs)");
+    t.helo = (char *)"";
+    rcpts[1] = (char *)"--pipe=sh";
+    s_expect_request_why(&req, "Request.test.rcpts[1]: starts with '-' (it "
+                               "is an argument of the SMTP client the node "
+                               "runs)");
+    rcpts[1] = (char *)"bob@example.test";
+    t.client_name = (char *)"-x";
+    s_expect_request_why(&req, "Request.test.client_name: starts with '-' "
+                               "(it is an argument of the SMTP client the "
+                               "node runs)");
+    t.client_name = (char *)"";
+    t.auth = (char *)"-a";
+    s_expect_request_why(&req, "Request.test.auth: starts with '-' (it is "
+                               "an argument of the SMTP client the node "
+                               "runs)");
+    t.auth = (char *)"alice";
+    t.client_addr = (char *)"-6";
+    s_expect_request_why(&req, "Request.test.client_addr: starts with '-' "
+                               "(it is an argument of the SMTP client the "
+                               "node runs)");
+    t.client_addr = (char *)"";
     cr_assert_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
 }
 
