@@ -123,6 +123,7 @@ s_start_milter(pm_rehearse_run_t *r, const char *node, char **why)
     char *policy = pm_asprintf("%s/%s", r->handoff, PM_HANDOFF_POLICY);
     char *notify = pm_asprintf("127.0.0.1:%d", r->notify_port);
     char *keys = pm_asprintf("%s/%s", r->handoff, PM_HANDOFF_DKIM);
+    char *temp = pm_asprintf("%s/tmp", r->status);
     char *argv[] = {(char *)(cfg->milter_program ? cfg->milter_program
                                                  : PM_REHEARSE_MILTER),
                     "-c",
@@ -136,6 +137,8 @@ s_start_milter(pm_rehearse_run_t *r, const char *node, char **why)
                     keys,
                     "--status-dir",
                     r->status,
+                    "--temp-dir", /* not the live one's: emptied at start */
+                    temp,
                     "--notify-smtp",
                     notify,
                     "--node",
@@ -152,6 +155,7 @@ s_start_milter(pm_rehearse_run_t *r, const char *node, char **why)
     free(policy);
     free(notify);
     free(keys);
+    free(temp);
     return rc;
 }
 

@@ -50,12 +50,22 @@ printf '  - {name: cand.ndb, content: "PrivmtaTest.Marker:0:*:707269766d74612d74
     >>"$WORK/candidate.yaml"
 check "the candidate differs from the head" bash -c "! cmp -s '$WORK/cluster/policy.yaml' '$WORK/candidate.yaml'"
 
+# The node's milter.conf names its temp_dir (read by the scratch milter of
+# each test, not by the live one, which started before): a milter empties
+# its temp_dir at start, and the scratch one used to empty the live one's
+# (a part the live milter was scanning, as the milter's user).
+echo "temp_dir = $MX1/milter/tmp" >>"$MX1/milter.conf"
+mkdir -p "$MX1/milter/tmp"
+echo part >"$MX1/milter/tmp/live-part"
+chown -R "$(stat -c %U "$MX1/milter")" "$MX1/milter/tmp"
+
 # what must not change on the node while tests run
 live_state() {
     sha256sum "$MX1/etc/main.cf" "$MX1/etc/master.cf"
     find "$MX1/queue" -type f -path '*/[adhi]*/*' | sort
     find "$MX1/mail" -type f -exec sha256sum {} + | sort
     sha256sum "$MX1/milter/decisions.jsonl" 2>/dev/null
+    sha256sum "$MX1/milter/tmp/live-part" 2>&1
 }
 live_state >"$WORK/live.before"
 head_rev() { "$CTL" ping | grep -o 'head revision [0-9]*'; }
