@@ -639,11 +639,13 @@ s_rule_publication(s_walk_t *w, const ProtobufCMessage *msg)
         if (!pub->restart || pub->restart->rollout == 0 ||
             !(s_is_service(pub->restart->service) ||
               !strcmp(pub->restart->service, PM_WIRE_SERVICE_PROBE)) ||
-            pub->restart->drain_ms < 0)
+            pub->restart->drain_ms < 0 ||
+            pub->restart->drain_ms > PM_WIRE_DRAIN_MS_MAX)
             return s_fail_field(w, "restart",
                                 "a restart needs an order: rollout >= 1, "
                                 "service postfix, milter, all or probe, "
-                                "drain_ms >= 0");
+                                "drain_ms 0 to %d",
+                                PM_WIRE_DRAIN_MS_MAX);
         return PM_OK;
     }
     if (pub->kind == PM__PUBLICATION__KIND__WHY) {

@@ -27,7 +27,7 @@
  *     ROLLBACK rev > 0, ROLLOUT_START a spec whose service is postfix,
  *     milter or all; NONE is refused;
  *   - Publication: UPDATE and SNAPSHOT carry their revision, RESTART an
- *     order (rollout >= 1, a service, drain_ms >= 0);
+ *     order (rollout >= 1, a service, drain_ms 0 to PM_WIRE_DRAIN_MS_MAX);
  *   - Revision (also inside a Response): number >= 1, parent < number,
  *     rollback_of < number, digest 64 lowercase hex characters;
  *   - NodeStatus (also inside a Response): non-empty name;
@@ -88,6 +88,9 @@
 /* A CDIFF (one version's changes: a few KiB to a few hundred for daily)
  * is at most this. */
 #define PM_WIRE_CDIFF_MAX (16ull << 20)
+/* The longest drain a restart order may ask of a node, which refuses new
+ * mail meanwhile (the controller asks 30 s at most: PM_ROLLOUT_DRAIN_MS). */
+#define PM_WIRE_DRAIN_MS_MAX (10 * 60 * 1000)
 /* The furthest a Cooldown's until is honoured, from now: freshclam's 24 h
  * after a 403 plus an hour. The controller and the agents cut a later
  * deadline to this, so one broken or hostile report cannot keep the

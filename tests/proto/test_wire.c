@@ -578,6 +578,37 @@ Test(wire, publication_needs_its_revision)
     free(buf);
 }
 
+/* A restart order asks a drain of at most PM_WIRE_DRAIN_MS_MAX: a node
+ * refuses new mail while it drains, and an order from far beyond (or
+ * near INT64_MAX: an overflow in the agent's deadline) is no order. */
+Test(wire, a_restart_order_drains_ten_minutes_at_most)
+{
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    Pm__RestartOrder order = PM__RESTART_ORDER__INIT;
+    pub.kind = PM__PUBLICATION__KIND__RESTART;
+    pub.restart = &order;
+    order.rollout = 1;
+    order.service = (char *)"postfix";
+    const int64_t drains[] = {0, PM_WIRE_DRAIN_MS_MAX, PM_WIRE_DRAIN_MS_MAX + 1,
+                              INT64_MAX, -1};
+    for (size_t i = 0; i < sizeof drains / sizeof drains[0]; i++) {
+        order.drain_ms = drains[i];
+        size_t len = 0;
+        char *why = NULL;
+        Pm__Publication *out = NULL;
+        uint8_t *buf = pm_wire_pack(&pub.base, &len);
+        int rc = pm_wire_unpack_publication(buf, len, &out, &why);
+        cr_expect_eq(rc, i < 2 ? PM_OK : PM_EPROTO, "drain_ms %lld",
+                     (long long)drains[i]);
+        if (rc != PM_OK)
+            cr_expect(why && strstr(why, "drain_ms 0 to 600000"), "%s", why);
+        if (out)
+            pm__publication__free_unpacked(out, NULL);
+        free(why);
+        free(buf);
+    }
+}
+
 /* Packs a PeerMessage and unpacks it; returns the rc, *why set on error. */
 static int
 s_peer_rc(const Pm__PeerMessage *msg, char **why)
