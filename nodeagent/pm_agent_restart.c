@@ -69,6 +69,29 @@ s_restart_result(uint64_t rollout, const char *phase)
     return r;
 }
 
+/* Postfix put back on its own configuration if a restart was cut short
+ * (pm_restart_recover): at start, and before the next restart. Returns why it
+ * could not be, or NULL; caller frees. */
+static char *
+s_restart_recover(pm_agent_state_t *self)
+{
+    char *why = NULL;
+    bool acted = false;
+    pm_restart_config_t rc = s_restart_config(self);
+    if (pm_restart_recover(&rc, &acted, &why) != PM_OK) {
+        pm_error("node %s: after a restart cut short, Postfix could not be "
+                 "put back on its configuration: %s",
+                 self->node, why);
+        return why ? why : pm_strdup("failed");
+    }
+    if (acted)
+        pm_warn("node %s: a restart was cut short; Postfix is back on its "
+                "configuration",
+                self->node);
+    free(why);
+    return NULL;
+}
+
 /* A RESTART publication: carried out once (see pm_agent.h). */
 void
 pm_agent_restart_begin(pm_agent_state_t *self, const Pm__RestartOrder *order)
@@ -91,6 +114,25 @@ pm_agent_restart_begin(pm_agent_state_t *self, const Pm__RestartOrder *order)
     }
     bool milter = strcmp(order->service, "milter") == 0;
     bool probe = strcmp(order->service, PM_WIRE_SERVICE_PROBE) == 0;
+    /* a drain left by a restart cut short whose undoing failed at start:
+     * a restart on top of it would journal the drained values as the
+     * originals (or remove the journal unapplied), and Postfix would stay
+     * drained for good */
+    char *left = s_restart_recover(self);
+    if (left) {
+        s_restart_set(self, s_restart_result(id, "drain"));
+        self->restart_last->done = true;
+        char *error = pm_asprintf("not restarted: Postfix is still drained by "
+                                  "a restart cut short, and putting it back "
+                                  "failed: %s",
+                                  left);
+        pm_wire_set_string(&self->restart_last->error, error);
+        free(error);
+        free(left);
+        s_restart_keep(self);
+        pm_agent_send(self, PM__AGENT_REPORT__KIND__HEARTBEAT);
+        return;
+    }
     if (probe)
         pm_info("node %s: checking mail through Postfix and the filter "
                 "(canary push %llu)",
@@ -139,29 +181,6 @@ pm_agent_restart_event(pm_agent_state_t *self)
         self->next_retry = zclock_mono();
     }
     pm_agent_send(self, PM__AGENT_REPORT__KIND__HEARTBEAT);
-}
-
-/* At start: Postfix put back on its own configuration if a restart was
- * cut short (pm_restart_recover). Returns why it could not be, or NULL;
- * caller frees. */
-static char *
-s_restart_recover(pm_agent_state_t *self)
-{
-    char *why = NULL;
-    bool acted = false;
-    pm_restart_config_t rc = s_restart_config(self);
-    if (pm_restart_recover(&rc, &acted, &why) != PM_OK) {
-        pm_error("node %s: after a restart cut short, Postfix could not be "
-                 "put back on its configuration: %s",
-                 self->node, why);
-        return why ? why : pm_strdup("failed");
-    }
-    if (acted)
-        pm_warn("node %s: a restart was cut short; Postfix is back on its "
-                "configuration",
-                self->node);
-    free(why);
-    return NULL;
 }
 
 /* At start: the last restart's state. One this agent did not finish (it

@@ -27,6 +27,7 @@
 
 #include "pm_agent.h"
 #include "pm_error.h"
+#include "pm_file.h"
 #include "pm_mem.h"
 #include "pm_policy.h"
 #include "pm_handoff.h"
@@ -1051,6 +1052,64 @@ Test(agent, restart_order_carried_out_once_and_kept)
     cr_expect_eq(s_count_files(e.runs), 3, "milter_restart ran %d times",
                  s_count_files(e.runs));
 
+    zactor_destroy(&agent);
+    s_ctl_destroy(&c);
+    close(milter);
+    e.backend->destroy(&e.backend);
+    zcert_destroy(&e.cert);
+}
+
+/* A drain left by a restart cut short, which cannot be undone at start
+ * (here: no Postfix where the agent looks), refuses the next order: one
+ * drained on top would journal the drained values as the originals. */
+Test(agent, a_drain_that_could_not_be_undone_refuses_the_next_order)
+{
+    s_base_init();
+    agent_env_t e = {.cert = zcert_new(), .backend = pm_backend_noop_new()};
+    char path[256], journal[300];
+    snprintf(e.state, sizeof e.state, "%s/agent-state", s_base);
+    snprintf(e.runs, sizeof e.runs, "%s/agent-runs", s_base);
+    snprintf(path, sizeof path, "%s/agent-milter.sock", s_base);
+    snprintf(e.sock, sizeof e.sock, "unix:%s", path);
+    snprintf(e.cmd, sizeof e.cmd, "mktemp -p %s", e.runs);
+    cr_assert_eq(mkdir(e.state, 0700), 0);
+    cr_assert_eq(mkdir(e.runs, 0700), 0);
+    snprintf(journal, sizeof journal, "%s/restart-drain.cf", e.state);
+    const char *drained = "# a restart cut short\nsmtpd_delay_reject = yes\n";
+    cr_assert_eq(
+        pm_file_write(journal, drained, strlen(drained), 0600, (gid_t)-1, NULL),
+        PM_OK);
+    int milter = s_listen_unix(path);
+    ctl_t c;
+    s_ctl_new(&c);
+    char pfdir[300];
+    snprintf(pfdir, sizeof pfdir, "%s/no-postfix-here", s_base);
+    pm_agent_config_t cfg = {
+        .endpoint = c.endpoint,
+        .server_key = c.key,
+        .cert = e.cert,
+        .state_dir = e.state,
+        .name = "mx1",
+        .backend = e.backend,
+        .heartbeat_ms = 100,
+        .dead_after_ms = 10000,
+        .milter_gid = -1,
+        .milter_socket = e.sock,
+        .milter_restart = e.cmd,
+        .postfix_dir = pfdir,
+    };
+    zactor_t *agent = pm_agent_new(&cfg);
+    cr_assert(agent);
+    s_ctl_hello(&c);
+    s_ctl_order(&c, 1, "milter");
+    Pm__AgentReport *rep = s_ctl_wait(&c, 1, true);
+    const Pm__RestartResult *r = rep->status->restart;
+    cr_expect_not(r->ok);
+    cr_expect(strstr(r->error, "still drained"), "%s", r->error);
+    pm__agent_report__free_unpacked(rep, NULL);
+    cr_expect_eq(s_count_files(e.runs), 0, "the milter was restarted");
+    struct stat st;
+    cr_expect_eq(stat(journal, &st), 0, "the journal is gone");
     zactor_destroy(&agent);
     s_ctl_destroy(&c);
     close(milter);
