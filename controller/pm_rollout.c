@@ -206,6 +206,24 @@ pm_rollout_drain_ms(const Pm__Rollout *r)
 
 /* ---- starting --------------------------------------------------------- */
 
+/* The id of a new rollout: after the last one this controller ran and
+ * after any a node says it answered. A promoted standby (rollouts are not
+ * replicated) or a rebuilt store counts from 1 again, and a node answers
+ * an order whose id it answered before with its old result: counted done
+ * without a restart. Ids a node claims past PM_ROLLOUT_ID_TRUST are not
+ * believed, so that a hostile agent cannot run the count to its end. */
+static uint64_t
+s_next_id(const Pm__Rollout *current, Pm__NodeStatus *const *nodes, size_t n)
+{
+    uint64_t last = current ? current->id : 0;
+    for (size_t i = 0; i < n; i++) {
+        const Pm__RestartResult *r = nodes[i]->restart;
+        if (r && r->rollout > last && r->rollout < PM_ROLLOUT_ID_TRUST)
+            last = r->rollout;
+    }
+    return last + 1;
+}
+
 static int
 s_spec_check(const Pm__RolloutSpec *spec, char **why)
 {
@@ -344,7 +362,7 @@ pm_rollout_start(const Pm__Rollout *current, const Pm__RolloutSpec *spec,
         return rc;
     Pm__Rollout *r = pm_malloc(sizeof *r);
     pm__rollout__init(r);
-    r->id = current ? current->id + 1 : 1;
+    r->id = s_next_id(current, nodes, n);
     r->spec = s_spec_effective(spec, n);
     r->state = S_RUNNING;
     r->started = now;

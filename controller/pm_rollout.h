@@ -81,6 +81,9 @@
  * the message it is sending; never more than half the deadline, so that a
  * drained node still has time to restart and settle. */
 #define PM_ROLLOUT_DRAIN_MS 30000
+/* Rollout ids a node reports beyond this are not believed (pm_rollout.c,
+ * s_next_id): a rollout a minute for a million years stays below. */
+#define PM_ROLLOUT_ID_TRUST (1ull << 40)
 
 /* How often the controller sends its order again to a RESTARTING node
  * that has not answered (lost message, reconnected agent, restarted

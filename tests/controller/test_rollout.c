@@ -222,6 +222,29 @@ Test(rollout, canaries_first_then_by_name_one_at_a_time)
     pm__rollout__free_unpacked(r, NULL);
 }
 
+/* A promoted standby or a rebuilt store counts rollouts from 1 again; a
+ * node answers an order of an id it answered before with its old result,
+ * which counted as a restart that never happened. A new rollout's id is
+ * past every id the nodes report (but one past belief). */
+Test(rollout, a_new_id_is_past_what_the_nodes_answered)
+{
+    s_fleet_t f;
+    s_fleet(&f, s_three, 3);
+    Pm__RolloutSpec spec = s_spec(1);
+    s_answer(&f, "mx1", 7, true, true, "gate", "");
+    s_answer(&f, "mx2", 12, true, true, "gate", "");
+    s_answer(&f, "mx3", PM_ROLLOUT_ID_TRUST, true, true, "gate", "");
+    Pm__Rollout *r = s_start(&f, &spec, NULL);
+    cr_expect_eq(r->id, 13, "id %llu", (unsigned long long)r->id);
+    /* mx2's old answer is not this rollout's: it is ordered */
+    cr_expect_str_eq(s_tick(r, &f, 1, false), "mx1");
+    r->state = PM__ROLLOUT__STATE__DONE;
+    Pm__Rollout *next = s_start(&f, &spec, r);
+    cr_expect_eq(next->id, 14);
+    pm__rollout__free_unpacked(r, NULL);
+    pm__rollout__free_unpacked(next, NULL);
+}
+
 Test(rollout, start_refusals)
 {
     s_fleet_t f;
