@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define S_OUTPUT_MAX (64u << 20)
 
@@ -39,14 +40,18 @@ pm_pf_running(const char *dir)
 }
 
 /* True when /proc says PID is a process called master that is not a
- * zombie (in a container nothing may reap a killed master). */
+ * zombie (in a container nothing may reap a killed master) and runs as
+ * OWNER, the pid file's: after a crash left master.pid behind, any local
+ * user could get that pid and call a process master. */
 static bool
-s_is_master(long pid)
+s_is_master(long pid, uid_t owner)
 {
     char *path = pm_asprintf("/proc/%ld/stat", pid);
     FILE *f = fopen(path, "r");
     char line[256] = "";
-    bool got = f && fgets(line, sizeof line, f);
+    struct stat st;
+    bool got = f && fstat(fileno(f), &st) == 0 && st.st_uid == owner &&
+               fgets(line, sizeof line, f);
     if (f)
         fclose(f);
     free(path);
@@ -65,8 +70,10 @@ s_master_pid(const char *queue_dir)
     char *path = pm_asprintf("%s/pid/master.pid", queue_dir);
     FILE *f = fopen(path, "r");
     long pid = 0;
-    bool alive = f && fscanf(f, "%ld", &pid) == 1 && pid > 0 &&
-                 pid <= INT_MAX && s_is_master(pid);
+    struct stat st;
+    bool alive = f && fstat(fileno(f), &st) == 0 &&
+                 fscanf(f, "%ld", &pid) == 1 && pid > 0 && pid <= INT_MAX &&
+                 s_is_master(pid, st.st_uid);
     if (f)
         fclose(f);
     free(path);

@@ -410,6 +410,17 @@ Test(fill, reload_signals_the_master_only)
     free(pid);
     for (int i = 0; i < 100 && !pm_pf_master_alive(s_dir); i++)
         usleep(10000); /* the child renames itself */
+    /* a "master" of another user than the pid file's is none: after a
+     * crash, a local user could get the stale pid and take the name */
+    char *pidfile = pm_asprintf("%s/pid/master.pid", s_dir);
+    if (geteuid() == 0) {
+        cr_assert_eq(chown(pidfile, 65534, (gid_t)-1), 0);
+        cr_expect_not(pm_pf_master_alive(s_dir), "another user's master");
+        cr_expect_not(pm_pf_reload(s_dir, &why), "signalled another user's");
+        PM_FREE(&why);
+        cr_assert_eq(chown(pidfile, 0, (gid_t)-1), 0);
+    }
+    free(pidfile);
     cr_assert(pm_pf_reload(s_dir, &why), "why: %s", why ? why : "");
     siginfo_t info = {0};
     cr_assert_eq(waitid(P_PID, (id_t)child, &info, WEXITED | WNOWAIT), 0);
