@@ -17,7 +17,9 @@ typedef struct {
     Pm__PolicyTest *test;
     Pm__Secret **secrets; /* the DKIM keys both policies name */
     size_t n_secrets;
-    char *node; /* the agent's may be renamed meanwhile */
+    char *node;    /* the agent's may be renamed meanwhile */
+    zsock_t *pipe; /* the thread's, for $TERM (s_term_came) */
+    bool term;     /* $TERM came */
 } s_job_t;
 
 static void
@@ -31,6 +33,20 @@ s_refuse(pm_agent_state_t *self, uint64_t id, const char *why)
     pm_agent_send_report(self, &rep);
 }
 
+/* The cancel hook of the rehearsal: $TERM from the owner (the agent is
+ * stopping) ends the test at its next step, not after every message. */
+static bool
+s_term_came(void *arg)
+{
+    s_job_t *job = arg;
+    while (!job->term && zsock_events(job->pipe) & ZMQ_POLLIN) {
+        char *cmd = pm_actor_recv_str(job->pipe);
+        job->term = !cmd || strcmp(cmd, "$TERM") == 0;
+        free(cmd);
+    }
+    return job->term;
+}
+
 /* The thread: runs the job, sends the packed answer on PIPE, waits for
  * $TERM. */
 static void
@@ -38,6 +54,9 @@ s_run(zsock_t *pipe, void *args)
 {
     s_job_t *job = args;
     zsock_signal(pipe, 0);
+    job->pipe = pipe;
+    job->cfg.cancelled = s_term_came;
+    job->cfg.cancel_arg = job;
     Pm__PolicyTest *t = job->test;
     pm_rehearse_policy_t pol[2] = {
         {t->trial, t->rev, "candidate"},
@@ -65,9 +84,11 @@ s_run(zsock_t *pipe, void *args)
         pm__secret__free_unpacked(job->secrets[i], NULL);
     free(job->secrets);
     free(job->node);
+    bool term = job->term;
     free(job);
     char *cmd = NULL;
-    while ((cmd = pm_actor_recv_str(pipe)) && strcmp(cmd, "$TERM") != 0)
+    while (!term && (cmd = pm_actor_recv_str(pipe)) &&
+           strcmp(cmd, "$TERM") != 0)
         free(cmd);
     free(cmd);
 }

@@ -88,6 +88,17 @@ s_filter_status(pm_rehearse_run_t *r, uint64_t *rev, int64_t *loads,
     return root != NULL;
 }
 
+/* True, with *WHY, when the owner stops the test. */
+static bool
+s_cancelled(const pm_rehearse_run_t *r, char **why)
+{
+    if (!r->cfg->cancelled || !r->cfg->cancelled(r->cfg->cancel_arg))
+        return false;
+    free(*why);
+    *why = pm_strdup("cancelled: the agent is stopping");
+    return true;
+}
+
 /* Waits until the filter enforces REV with an engine built after the
  * last one seen when NEW_ENGINE (the custom signatures changed). */
 static int
@@ -100,6 +111,8 @@ s_filter_ready(pm_rehearse_run_t *r, const Pm__Policy *pol, uint64_t rev,
     int64_t loads = 0;
     bool loaded = false;
     while (pm_clock_ms() < end) {
+        if (s_cancelled(r, why))
+            return PM_EIO;
         if (s_filter_status(r, &seen, &loads, &loaded) && seen == rev &&
             (!pol->antivirus_enabled ||
              (loaded && (!new_engine || loads > r->engine_loads)))) {
@@ -332,6 +345,8 @@ s_messages(pm_rehearse_run_t *r, const Pm__PolicyTest *t, size_t p, size_t n,
         if (rc != PM_OK)
             return rc;
         for (size_t k = 0; k < t->n_rcpts; k++) {
+            if (s_cancelled(r, why))
+                return PM_EIO;
             Pm__TestResult *res = s_one(r, t, msg, t->rcpts[k], pol, why);
             if (!res) {
                 char *w =
@@ -368,6 +383,8 @@ pm_rehearse_run(const pm_rehearse_config_t *cfg, const Pm__PolicyTest *test,
     int rc = n && test->n_rcpts ? PM_OK : PM_EINVAL;
     if (rc != PM_OK)
         *why = pm_strdup("nothing to test: no recipient or no policy");
+    if (rc == PM_OK && s_cancelled(&r, why))
+        rc = PM_EIO;
     if (rc == PM_OK && (rc = pm_rehearse_pf_make(&r, why)) == PM_OK)
         rc = s_set_policy(&r, &policies[0], s_scratch_rev(policies, n, 0), why);
     if (rc == PM_OK)

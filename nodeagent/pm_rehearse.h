@@ -69,6 +69,10 @@ typedef struct {
     int ready_ms;               /* 0: PM_REHEARSE_READY_MS */
     const Pm__Secret *const *secrets; /* the DKIM keys the policies name */
     size_t n_secrets;
+    /* Asked between steps, messages and waits (NULL: never): true stops
+     * the test, the scratch instance torn down (the agent is stopping). */
+    bool (*cancelled)(void *arg);
+    void *cancel_arg;
 } pm_rehearse_config_t;
 
 /* One policy a test runs under. */
@@ -82,7 +86,8 @@ typedef struct {
  * (N of them, in order). PM_OK with *OUT (N_OUT results, message by
  * message, recipient by recipient, policy by policy; caller frees each
  * with pm__test_result__free_unpacked and the array); an error with *why
- * ("the scratch Postfix did not start: ...") and nothing in *OUT. */
+ * ("the scratch Postfix did not start: ...", "cancelled") and nothing in
+ * *OUT. */
 int pm_rehearse_run(const pm_rehearse_config_t *cfg, const Pm__PolicyTest *test,
                     const pm_rehearse_policy_t *policies, size_t n,
                     Pm__TestResult ***out, size_t *n_out, char **why);
