@@ -129,7 +129,7 @@ check "the error names the file, line and key" grep -q 'invalid.yaml:2: antispam
 
 # ---- nothing of the live node changed -------------------------------------------
 live_state >"$WORK/live.after"
-check "mx1's main.cf, master.cf, queue, mailboxes and decision log are as before" \
+check "mx1's main.cf, master.cf, queue, mailboxes, decision log and the live milter's temp files are as before" \
     diff "$WORK/live.before" "$WORK/live.after"
 check "no notification reached a mailbox" bash -c "! grep -rqs 'report.iso' '$MX1/mail'"
 check "no scratch instance is left" bash -c "[ -z \"\$(ls -A '$MX1/rehearsal' 2>/dev/null)\" ]"
