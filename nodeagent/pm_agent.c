@@ -9,6 +9,7 @@
 #include "pm_log.h"
 #include "pm_members.h"
 #include "pm_mem.h"
+#include "pm_rehearse.h"
 #include "pm_pf_rejects.h"
 #include "pm_policy.h"
 #include "pm_scanstatus.h"
@@ -838,6 +839,8 @@ s_actor(zsock_t *pipe, void *args)
     s_start_sigsync(self);
     pm_agent_restart_load(
         self); /* Postfix as it was before the stored revision */
+    if (self->cfg.rehearsal_dir) /* policy tests a killed agent left */
+        pm_rehearse_sweep(self->cfg.rehearsal_dir, self->cfg.milter_gid);
     s_restore(self);
     if (self->cfg.crash_at)
         pm_crash_set(self->cfg.crash_at); /* for the next apply, not that */

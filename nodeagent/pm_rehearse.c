@@ -19,11 +19,14 @@
 #include "pm_rehearse_smtp.h"
 
 #include <czmq.h>
+#include <dirent.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define S_STATUS_MAX (1u << 20)
@@ -414,4 +417,81 @@ pm_rehearse_run(const pm_rehearse_config_t *cfg, const Pm__PolicyTest *test,
     *out = res;
     *n_out = total;
     return PM_OK;
+}
+
+/* ---- what a killed agent left ------------------------------------------ */
+
+/* Whether process PID has GID (-1: any) and names RUN on its command line:
+ * the status file that gave PID is the milter user's to write, and root
+ * kills nothing it does not recognise as that run's filter. */
+static bool
+s_is_run_filter(long pid, gid_t gid, const char *run)
+{
+    char *path = pm_asprintf("/proc/%ld/cmdline", pid), *cmd = NULL;
+    size_t len = 0;
+    bool named = pm_file_read(path, 65536, 0, &cmd, &len, NULL) == PM_OK &&
+                 memmem(cmd, len, run, strlen(run)) != NULL;
+    free(cmd);
+    free(path);
+    path = pm_asprintf("/proc/%ld", pid);
+    struct stat st;
+    bool ours = stat(path, &st) == 0 && (gid == (gid_t)-1 || st.st_gid == gid);
+    free(path);
+    return named && ours;
+}
+
+/* RUN's scratch Postfix stopped, its filter killed, RUN removed. */
+static void
+s_sweep_run(const char *run, gid_t milter_gid)
+{
+    char *etc = pm_asprintf("%s/etc", run), *ignored = NULL;
+    char *main_cf = pm_asprintf("%s/main.cf", etc);
+    if (access(main_cf, F_OK) == 0)
+        pm_rehearse_pf_cmd((char *[]){"postfix", "-c", etc, "stop", NULL},
+                           "postfix stop (scratch)", &ignored);
+    char *status = pm_asprintf("%s/status/status.json", run), *text = NULL;
+    json_t *root = pm_file_read(status, 1 << 20, PM_FILE_STRICT, &text, NULL,
+                                NULL) == PM_OK
+                       ? json_loads(text, 0, NULL)
+                       : NULL;
+    json_int_t pid = json_integer_value(json_object_get(root, "pid"));
+    if (pid > 1 && pid <= INT_MAX &&
+        s_is_run_filter((long)pid, milter_gid, run))
+        kill((pid_t)pid, SIGKILL);
+    json_decref(root);
+    pm_cmd_result_t res = {0};
+    char *argv[] = {"rm", "-rf", "--one-file-system", "--", (char *)run, NULL};
+    if (pm_cmd_run(argv, NULL, &res) != 0)
+        pm_warn("policy test: %s not removed: %s", run,
+                res.err ? res.err : "rm failed");
+    pm_cmd_result_clear(&res);
+    free(text);
+    free(status);
+    free(ignored);
+    free(main_cf);
+    free(etc);
+}
+
+size_t
+pm_rehearse_sweep(const char *dir, gid_t milter_gid)
+{
+    const char *root = dir ? dir : PM_REHEARSE_DIR;
+    DIR *d = opendir(root);
+    size_t n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        struct stat st;
+        char *run = pm_asprintf("%s/%s", root, e->d_name);
+        if (strncmp(e->d_name, "run.", 4) == 0 && lstat(run, &st) == 0 &&
+            S_ISDIR(st.st_mode)) {
+            pm_warn("policy test: sweeping %s, left by an agent that did "
+                    "not finish it",
+                    run);
+            s_sweep_run(run, milter_gid);
+            n++;
+        }
+        free(run);
+    }
+    if (d)
+        closedir(d);
+    return n;
 }

@@ -92,4 +92,11 @@ int pm_rehearse_run(const pm_rehearse_config_t *cfg, const Pm__PolicyTest *test,
                     const pm_rehearse_policy_t *policies, size_t n,
                     Pm__TestResult ***out, size_t *n_out, char **why);
 
+/* What a killed agent left in DIR (NULL: PM_REHEARSE_DIR), at its next
+ * start: for each run.* directory, the scratch Postfix stopped, its filter
+ * killed (the pid its status names, only when that process has
+ * MILTER_GID, -1: any, and names the directory on its command line) and
+ * the directory removed. Returns how many it swept. */
+size_t pm_rehearse_sweep(const char *dir, gid_t milter_gid);
+
 #endif
