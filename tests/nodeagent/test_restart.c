@@ -972,9 +972,30 @@ s_count_files(const char *dir)
 
 typedef struct {
     char state[256], runs[256], sock[300], cmd[300];
+    char pfdir[300]; /* the agent's postfix_dir; "": none */
     zcert_t *cert;
     pm_backend_t *backend;
 } agent_env_t;
+
+/* A fresh agent environment in s_base, its names starting with NAME (one
+ * of its own for each test: the base is the run's): its state and the
+ * directory its milter_restart command leaves a file in for each run;
+ * returns the listening socket of the node's (fake) milter. */
+static int
+s_agent_env(agent_env_t *e, const char *name)
+{
+    s_base_init();
+    *e = (agent_env_t){.cert = zcert_new(), .backend = pm_backend_noop_new()};
+    char path[256];
+    snprintf(e->state, sizeof e->state, "%s/%s-state", s_base, name);
+    snprintf(e->runs, sizeof e->runs, "%s/%s-runs", s_base, name);
+    snprintf(path, sizeof path, "%s/%s-milter.sock", s_base, name);
+    snprintf(e->sock, sizeof e->sock, "unix:%s", path);
+    snprintf(e->cmd, sizeof e->cmd, "mktemp -p %s", e->runs);
+    cr_assert_eq(mkdir(e->state, 0700), 0);
+    cr_assert_eq(mkdir(e->runs, 0700), 0);
+    return s_listen_unix(path);
+}
 
 static zactor_t *
 s_agent(agent_env_t *e, ctl_t *c, const char *milter_restart)
@@ -991,6 +1012,7 @@ s_agent(agent_env_t *e, ctl_t *c, const char *milter_restart)
         .milter_gid = -1,
         .milter_socket = e->sock,
         .milter_restart = milter_restart,
+        .postfix_dir = *e->pfdir ? e->pfdir : NULL,
     };
     zactor_t *a = pm_agent_new(&cfg);
     cr_assert(a);
@@ -1000,17 +1022,8 @@ s_agent(agent_env_t *e, ctl_t *c, const char *milter_restart)
 
 Test(agent, restart_order_carried_out_once_and_kept)
 {
-    s_base_init();
-    agent_env_t e = {.cert = zcert_new(), .backend = pm_backend_noop_new()};
-    char path[256];
-    snprintf(e.state, sizeof e.state, "%s/agent-state", s_base);
-    snprintf(e.runs, sizeof e.runs, "%s/agent-runs", s_base);
-    snprintf(path, sizeof path, "%s/agent-milter.sock", s_base);
-    snprintf(e.sock, sizeof e.sock, "unix:%s", path);
-    snprintf(e.cmd, sizeof e.cmd, "mktemp -p %s", e.runs);
-    cr_assert_eq(mkdir(e.state, 0700), 0);
-    cr_assert_eq(mkdir(e.runs, 0700), 0);
-    int milter = s_listen_unix(path);
+    agent_env_t e;
+    int milter = s_agent_env(&e, "agent");
     ctl_t c;
     s_ctl_new(&c);
     zactor_t *agent = s_agent(&e, &c, e.cmd);
@@ -1064,43 +1077,18 @@ Test(agent, restart_order_carried_out_once_and_kept)
  * drained on top would journal the drained values as the originals. */
 Test(agent, a_drain_that_could_not_be_undone_refuses_the_next_order)
 {
-    s_base_init();
-    agent_env_t e = {.cert = zcert_new(), .backend = pm_backend_noop_new()};
-    char path[256], journal[300];
-    snprintf(e.state, sizeof e.state, "%s/agent-state", s_base);
-    snprintf(e.runs, sizeof e.runs, "%s/agent-runs", s_base);
-    snprintf(path, sizeof path, "%s/agent-milter.sock", s_base);
-    snprintf(e.sock, sizeof e.sock, "unix:%s", path);
-    snprintf(e.cmd, sizeof e.cmd, "mktemp -p %s", e.runs);
-    cr_assert_eq(mkdir(e.state, 0700), 0);
-    cr_assert_eq(mkdir(e.runs, 0700), 0);
+    agent_env_t e;
+    int milter = s_agent_env(&e, "drained");
+    char journal[300];
     snprintf(journal, sizeof journal, "%s/restart-drain.cf", e.state);
     const char *drained = "# a restart cut short\nsmtpd_delay_reject = yes\n";
     cr_assert_eq(
         pm_file_write(journal, drained, strlen(drained), 0600, (gid_t)-1, NULL),
         PM_OK);
-    int milter = s_listen_unix(path);
+    snprintf(e.pfdir, sizeof e.pfdir, "%s/no-postfix-here", s_base);
     ctl_t c;
     s_ctl_new(&c);
-    char pfdir[300];
-    snprintf(pfdir, sizeof pfdir, "%s/no-postfix-here", s_base);
-    pm_agent_config_t cfg = {
-        .endpoint = c.endpoint,
-        .server_key = c.key,
-        .cert = e.cert,
-        .state_dir = e.state,
-        .name = "mx1",
-        .backend = e.backend,
-        .heartbeat_ms = 100,
-        .dead_after_ms = 10000,
-        .milter_gid = -1,
-        .milter_socket = e.sock,
-        .milter_restart = e.cmd,
-        .postfix_dir = pfdir,
-    };
-    zactor_t *agent = pm_agent_new(&cfg);
-    cr_assert(agent);
-    s_ctl_hello(&c);
+    zactor_t *agent = s_agent(&e, &c, e.cmd);
     s_ctl_order(&c, 1, "milter");
     Pm__AgentReport *rep = s_ctl_wait(&c, 1, true);
     const Pm__RestartResult *r = rep->status->restart;

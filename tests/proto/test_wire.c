@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *s_exts[] = {"exe", "bat", "js"};
@@ -906,35 +907,27 @@ Test(wire, policy_test_request_rules)
     t.client_addr = (char *)"";
     /* nor anything the node's SMTP client (swaks, run as root) would take
      * for an option: a From: of <--output-file=/etc/x@y> wrote a file */
-    t.sender = (char *)"--output-file=/etc/profile.d/z@x.sh";
-    s_expect_request_why(&req, "Request.test.sender: starts with '-' (it is "
-                               "an argument of the SMTP client the node "
-                               "runs)");
-    t.sender = (char *)"";
-    t.helo = (char *)"-q";
-    s_expect_request_why(&req, "Request.test.helo: starts with '-' (it is an "
-                               "argument of the SMTP client the node runs)");
-    t.helo = (char *)"";
-    rcpts[1] = (char *)"--pipe=sh";
-    s_expect_request_why(&req, "Request.test.rcpts[1]: starts with '-' (it "
-                               "is an argument of the SMTP client the node "
-                               "runs)");
-    rcpts[1] = (char *)"bob@example.test";
-    t.client_name = (char *)"-x";
-    s_expect_request_why(&req, "Request.test.client_name: starts with '-' "
-                               "(it is an argument of the SMTP client the "
-                               "node runs)");
-    t.client_name = (char *)"";
-    t.auth = (char *)"-a";
-    s_expect_request_why(&req, "Request.test.auth: starts with '-' (it is "
-                               "an argument of the SMTP client the node "
-                               "runs)");
-    t.auth = (char *)"alice";
-    t.client_addr = (char *)"-6";
-    s_expect_request_why(&req, "Request.test.client_addr: starts with '-' "
-                               "(it is an argument of the SMTP client the "
-                               "node runs)");
-    t.client_addr = (char *)"";
+    struct {
+        char **field;
+        const char *name, *value;
+    } dashed[] = {
+        {&t.sender, "sender", "--output-file=/etc/profile.d/z@x.sh"},
+        {&t.helo, "helo", "-q"},
+        {&rcpts[1], "rcpts[1]", "--pipe=sh"},
+        {&t.client_name, "client_name", "-x"},
+        {&t.auth, "auth", "-a"},
+        {&t.client_addr, "client_addr", "-6"},
+    };
+    for (size_t i = 0; i < sizeof dashed / sizeof dashed[0]; i++) {
+        char *was = *dashed[i].field, want[160];
+        *dashed[i].field = (char *)dashed[i].value;
+        snprintf(want, sizeof want,
+                 "Request.test.%s: starts with '-' (it is an argument of the "
+                 "SMTP client the node runs)",
+                 dashed[i].name);
+        s_expect_request_why(&req, want);
+        *dashed[i].field = was;
+    }
     cr_assert_eq(s_request_rc(&req, &why), PM_OK, "%s", why);
 }
 
