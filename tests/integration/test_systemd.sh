@@ -277,20 +277,27 @@ check "what went live is in /var/lib/privmta-signatures, root's" \
     test "$(in_ct stat -c %U /var/lib/privmta-signatures/test.cvd)" = root
 check "fetched as privmta-fetch (libfreshclam's freshclam.dat is its)" \
     test "$(in_ct stat -c %U /var/lib/privmta-signatures/.pm-fetch/freshclam.dat)" = privmta-fetch
-# the users of the processes running privmta-sigfetch --verify-server (by
+# the processes running privmta-sigfetch --verify-server (by
 # comm, as the kernel cuts it to 15 characters: this shell's own command
 # line holds the words it looks for)
-verifier_users() {
+verifier_pids() {
     in_ct sh -c 'for p in /proc/[0-9]*; do
         [ "$(cat "$p/comm" 2>/dev/null)" = privmta-sigfetc ] || continue
         case "$(tr "\0" " " <"$p/cmdline" 2>/dev/null)" in
-        *--verify-server*) stat -c %U "$p" ;;
+        *--verify-server*) echo "${p#/proc/}" ;;
         esac
-    done' | sort -u
+    done'
 }
+verifier_users() { for p in $(verifier_pids); do in_ct stat -c %U "/proc/$p"; done | sort -u; }
 check "checked by a verifier of its own user, privmta-verify" \
     test "$(verifier_users)" = privmta-verify ||
     echo "# the verifier's users: $(verifier_users | tr '\n' ' ')"
+# its own seccomp filter (pm_sandbox) on top of the unit's: one more than
+# the agent that started it
+filters_of() { in_ct awk '$1 == "Seccomp_filters:" { print $2 }' "/proc/$1/status"; }
+vpid=$(verifier_pids | head -n 1)
+check "the verifier runs under a seccomp filter of its own ($(filters_of "$vpid") filters, the agent $(filters_of "$(main_pid privmta-agent)"))" \
+    test -n "$vpid" -a "$(filters_of "$vpid")" -gt "$(filters_of "$(main_pid privmta-agent)")"
 
 # ---- what the units promise, read off the running processes --------------------------------
 status_of() { in_ct cat "/proc/$(main_pid "$1")/status"; } # UNIT
