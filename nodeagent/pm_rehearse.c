@@ -175,6 +175,20 @@ s_start_milter(pm_rehearse_run_t *r, const char *node, char **why)
     return rc;
 }
 
+/* Removes a test's directory RUN. GNU rm walks with *at calls and never
+ * follows a link: the milter user's files in status/ cannot lead it
+ * elsewhere. */
+static void
+s_remove_run(const char *run)
+{
+    pm_cmd_result_t res = {0};
+    char *argv[] = {"rm", "-rf", "--one-file-system", "--", (char *)run, NULL};
+    if (pm_cmd_run(argv, NULL, &res) != 0)
+        pm_warn("policy test: %s not removed: %s", run,
+                res.err ? res.err : "rm failed");
+    pm_cmd_result_clear(&res);
+}
+
 static void
 s_teardown(pm_rehearse_run_t *r)
 {
@@ -183,14 +197,7 @@ s_teardown(pm_rehearse_run_t *r)
         kill(r->milter.pid, SIGTERM);
     pm_cmd_stop(&r->milter);
     if (r->dir) {
-        /* GNU rm walks with *at calls and never follows a link: the
-         * milter user's files in status/ cannot lead it elsewhere */
-        pm_cmd_result_t res = {0};
-        char *argv[] = {"rm", "-rf", "--one-file-system", "--", r->dir, NULL};
-        if (pm_cmd_run(argv, NULL, &res) != 0)
-            pm_warn("policy test: %s not removed: %s", r->dir,
-                    res.err ? res.err : "rm failed");
-        pm_cmd_result_clear(&res);
+        s_remove_run(r->dir);
     }
     free(r->dir);
     free(r->etc);
@@ -459,12 +466,7 @@ s_sweep_run(const char *run, gid_t milter_gid)
         s_is_run_filter((long)pid, milter_gid, run))
         kill((pid_t)pid, SIGKILL);
     json_decref(root);
-    pm_cmd_result_t res = {0};
-    char *argv[] = {"rm", "-rf", "--one-file-system", "--", (char *)run, NULL};
-    if (pm_cmd_run(argv, NULL, &res) != 0)
-        pm_warn("policy test: %s not removed: %s", run,
-                res.err ? res.err : "rm failed");
-    pm_cmd_result_clear(&res);
+    s_remove_run(run);
     free(text);
     free(status);
     free(ignored);
