@@ -131,13 +131,12 @@ s_users_recheck(pm_web_api_t *self)
     s_users_t u = {0};
     char *why = NULL;
     int rc = pm_web_users_each(self->users, s_users_add, &u, &why);
-    if (rc != PM_OK && rc != PM_ENOTFOUND) {
+    bool readable = rc == PM_OK || rc == PM_ENOTFOUND; /* none: no users */
+    if (!readable)
         pm_error("users file: %s: every session ends", why);
-        for (size_t i = 0; i < u.n; i++)
-            free(u.names[i]);
-        u.n = 0;
-    }
-    size_t ended = pm_web_sessions_keep(self->sessions, s_still_user, &u);
+    s_users_t none = {0};
+    size_t ended = pm_web_sessions_keep(self->sessions, s_still_user,
+                                        readable ? &u : &none);
     if (ended)
         pm_info("users file changed: %zu session%s ended", ended,
                 ended == 1 ? "" : "s");
