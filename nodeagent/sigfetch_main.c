@@ -95,21 +95,58 @@ s_verdict(const Pm__VerifyRequest *req, size_t *len)
     return buf;
 }
 
+/* One request from stdin through pm_wire's gate (NULL when there is none or
+ * it does not pass: *ERR and *WHY say which). */
+static Pm__VerifyRequest *
+s_next_request(pm_err_t *err, char **why)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    Pm__VerifyRequest *req = NULL;
+    *err =
+        pm_sigverify_recv(STDIN_FILENO, PM_WIRE_FETCH_MAX, -1, &buf, &len, why);
+    if (*err == PM_OK)
+        *err = pm_wire_unpack_verify_request(buf, len, &req, why);
+    free(buf);
+    return req;
+}
+
+/* The server could not give up what it never needs (ERR, REASON): the first
+ * request is answered with that reason as the helper's own fault, its file
+ * left unread, so the agent's log says why no file can be checked (stderr
+ * is /dev/null: a helper that parses hostile bytes never writes there). */
+static int
+s_serve_none(pm_err_t err, const char *reason)
+{
+    pm_err_t got = PM_OK;
+    char *why = NULL;
+    Pm__VerifyRequest *req = s_next_request(&got, &why);
+    if (req) {
+        char *text = pm_asprintf("the verifier cannot start: %s", reason);
+        pm_sigfetch_db_t db = {
+            .name = req->name, .err = PM_EINTERNAL, .why = text};
+        pm_sigfetch_report_t r = {.dbs = &db, .n_dbs = 1};
+        size_t len = 0;
+        uint8_t *out = pm_sigfetch_report_pack(&r, &len);
+        (void)pm_sigverify_send(STDOUT_FILENO, out, len, &why);
+        free(out);
+        free(text);
+        pm__verify_request__free_unpacked(req, NULL);
+    }
+    free(why);
+    return s_fail(err, reason);
+}
+
 /* Answers verification requests on stdin until it ends. */
 static int
 s_serve(void)
 {
     for (;;) {
-        uint8_t *req_buf = NULL;
-        size_t len = 0;
+        pm_err_t err = PM_OK;
         char *why = NULL;
-        pm_err_t err = pm_sigverify_recv(STDIN_FILENO, PM_WIRE_FETCH_MAX, -1,
-                                         &req_buf, &len, &why);
-        Pm__VerifyRequest *req = NULL;
-        if (err == PM_OK)
-            err = pm_wire_unpack_verify_request(req_buf, len, &req, &why);
-        free(req_buf);
-        if (err == PM_OK) {
+        Pm__VerifyRequest *req = s_next_request(&err, &why);
+        if (req) {
+            size_t len = 0;
             uint8_t *out = s_verdict(req, &len);
             err = pm_sigverify_send(STDOUT_FILENO, out, len, &why);
             free(out);
@@ -194,12 +231,13 @@ main(int argc, char **argv)
         rc = s_fail(PM_EINVAL, "unexpected argument; see --dbdir, --mirror, "
                                "--database");
     char *why = NULL;
+    pm_err_t err = PM_OK;
     if (rc < 0 && user && pm_priv_drop(user, &why) != PM_OK)
-        rc = s_fail(PM_EDENIED, why);
-    free(why);
-    why = NULL;
-    if (rc < 0 && serve && pm_sandbox_no_spawn(&why) != PM_OK)
-        rc = s_fail(PM_EINTERNAL, why);
+        err = PM_EDENIED;
+    if (rc < 0 && !err && serve && pm_sandbox_no_spawn(&why) != PM_OK)
+        err = PM_EINTERNAL;
+    if (rc < 0 && err)
+        rc = serve ? s_serve_none(err, why) : s_fail(err, why);
     free(why);
     if (rc < 0 && serve)
         rc = s_serve();

@@ -709,6 +709,19 @@ Test(sigfetch, the_verifier_answers_and_survives_its_helper)
         PM_OK, "%s", why ? why : "");
     pm_sigverify_destroy(&v);
     cr_assert_null(v);
+    /* a helper that cannot start answers why, as its own fault (the
+     * file is not blamed), and the next request tries again */
+    v = pm_sigverify_new(S_HELPER, "pm-no-such-user");
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(
+            pm_sigverify_file(v, good, "test", 10000, NULL, NULL, NULL, &why),
+            PM_EINTERNAL);
+        cr_assert_not_null(strstr(why, "the verifier cannot start"), "%s", why);
+        cr_assert_not_null(strstr(why, "pm-no-such-user"), "%s", why);
+        cr_assert_eq(pm_sigverify_pid(v), 0, "the failed helper still runs");
+        PM_FREE(&why);
+    }
+    pm_sigverify_destroy(&v);
     /* no helper at all */
     v = pm_sigverify_new("/nonexistent/privmta-sigfetch", NULL);
     cr_assert_eq(
