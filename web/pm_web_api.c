@@ -214,7 +214,7 @@ s_call(pm_web_api_t *self, Pm__Request *req, const char *user,
     req->user = (char *)(user ? user : "");
     int64_t now = self->clock();
     if (now < self->controller_back) {
-        /* one thread serves everyone: a controller that is down must not
+        /* one thread answers every API call: a controller that is down must not
          * hold every request (a page polls) for the client's timeout */
         s_error(reply, 503,
                 "the controller did not answer: %s (asked again in %" PRId64

@@ -3,8 +3,9 @@
  *
  * Pure of HTTP: pm_web_http parses the request (libmicrohttpd) and hands
  * over a pm_web_req_t; the answer is a status and a JSON document. Calls
- * run one at a time on the server's thread (the ctl client is not
- * thread-safe and an admin console needs no more).
+ * run one at a time on the API's thread (pm_web_worker: the ctl client
+ * is not thread-safe and an admin console needs no more), never on the
+ * thread that serves the page's files.
  *
  *   POST /api/login      {"user","password"} -> {"user","csrf","token"}
  *   POST /api/logout     -> {}
@@ -43,7 +44,7 @@
 #define PM_WEB_BODY_MAX (12u << 20)
 #define PM_WEB_EDITS_MAX 200
 /* After a controller call without an answer, calls are answered 503 at
- * once for this long: the one serving thread waits out the client's
+ * once for this long: the API's one thread waits out the client's
  * timeout once, not for every request of every open page. */
 #define PM_WEB_CONTROLLER_BACK_S 10
 /* __Host-: the browser takes it only from this host, Secure, Path=/ and

@@ -6,6 +6,7 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_web_assets.h"
+#include "pm_web_worker.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -18,14 +19,35 @@
 
 struct pm_web_http_t {
     pm_http_t *http;
-    pm_web_api_t *api;
+    pm_web_api_t *api; /* used on the worker's thread only */
+    pm_web_worker_t *worker;
 };
 
-/* One request being read: its body so far. */
+/* Where an API request is. */
+typedef enum {
+    S_ASKING_CAP, /* a POST: the worker says how much body it may send */
+    S_CAP_KNOWN,  /* ...and has said so: checked at the next call */
+    S_READING,    /* its body is being read (a GET's: none allowed) */
+    S_HANDLING,   /* the worker is answering it */
+    S_ANSWERED,   /* the answer is in REPLY, to send */
+} s_state_t;
+
+/* One API request, as a job for the worker (pm_web_worker.h): the
+ * request is copied here by libmicrohttpd's thread, and the worker never
+ * touches the connection itself. */
 typedef struct {
+    pm_web_job_t job; /* first: the worker's view */
+    s_state_t state;
+    char *method, *path, *token, *csrf;
+    bool bearer;
+    char addr[INET6_ADDRSTRLEN];
+    char **args; /* query arguments: name, value, name, value... */
+    size_t n_args;
+    size_t cap; /* the most body bytes it may send */
     char *body;
-    size_t len, cap;
+    size_t len;
     bool too_big;
+    pm_web_reply_t reply;
 } s_conn_t;
 
 static void
@@ -79,40 +101,121 @@ s_send_asset(struct MHD_Connection *c, const char *url, const char *method)
 static const char *
 s_query(void *ctx, const char *name)
 {
-    return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
+    const s_conn_t *conn = ctx;
+    for (size_t i = 0; i < conn->n_args; i++)
+        if (strcmp(conn->args[2 * i], name) == 0)
+            return conn->args[2 * i + 1];
+    return NULL;
 }
 
-/* The request as the API sees it (the body is added by the caller). */
-static void
-s_request(struct MHD_Connection *c, const char *url, const char *method,
-          char addr[INET6_ADDRSTRLEN], pm_web_req_t *req)
+static enum MHD_Result
+s_add_arg(void *cls, enum MHD_ValueKind kind, const char *name,
+          const char *value)
 {
-    memset(req, 0, sizeof *req);
-    req->method = method;
-    req->path = url;
+    (void)kind;
+    s_conn_t *conn = cls;
+    conn->args =
+        pm_realloc(conn->args, (conn->n_args + 1) * 2 * sizeof *conn->args);
+    conn->args[2 * conn->n_args] = pm_strdup(name);
+    conn->args[2 * conn->n_args++ + 1] = pm_strdup(value ? value : "");
+    return MHD_YES;
+}
+
+static char *
+s_dup_or_null(const char *s)
+{
+    return s ? pm_strdup(s) : NULL;
+}
+
+/* A new request's copy of what the API looks at (the body is added as it
+ * is read): bounded by libmicrohttpd's per-connection memory, which holds
+ * the request line and headers. */
+static s_conn_t *
+s_conn_new(struct MHD_Connection *c, const char *url, const char *method)
+{
+    s_conn_t *conn = pm_calloc(1, sizeof *conn);
+    conn->job.conn = c;
+    conn->method = pm_strdup(method);
+    conn->path = pm_strdup(url);
     const char *auth =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (auth && strncmp(auth, "Bearer ", 7) == 0) {
-        req->token = auth + 7;
-        req->bearer = true;
-    } else {
-        req->token =
-            MHD_lookup_connection_value(c, MHD_COOKIE_KIND, PM_WEB_COOKIE);
-    }
-    req->csrf = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-CSRF-Token");
+    conn->bearer = auth && strncmp(auth, "Bearer ", 7) == 0;
+    conn->token = s_dup_or_null(
+        conn->bearer
+            ? auth + 7
+            : MHD_lookup_connection_value(c, MHD_COOKIE_KIND, PM_WEB_COOKIE));
+    conn->csrf = s_dup_or_null(
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-CSRF-Token"));
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, s_add_arg, conn);
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = info ? info->client_addr : NULL;
-    strcpy(addr, "?");
+    strcpy(conn->addr, "?");
     if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr,
-                  INET6_ADDRSTRLEN);
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+                  conn->addr, sizeof conn->addr);
     else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
-                  INET6_ADDRSTRLEN);
-    req->addr = addr;
-    req->arg = s_query;
-    req->arg_ctx = c;
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+                  conn->addr, sizeof conn->addr);
+    return conn;
+}
+
+static void
+s_conn_destroy(s_conn_t **conn_p)
+{
+    s_conn_t *conn = *conn_p;
+    if (!conn)
+        return;
+    for (size_t i = 0; i < 2 * conn->n_args; i++)
+        free(conn->args[i]);
+    free(conn->args);
+    free(conn->method);
+    free(conn->path);
+    free(conn->token);
+    free(conn->csrf);
+    free(conn->body);
+    json_decref(conn->reply.body);
+    free(conn->reply.cookie);
+    free(conn);
+    *conn_p = NULL;
+}
+
+/* The request as the API sees it. */
+static void
+s_request(s_conn_t *conn, pm_web_req_t *req)
+{
+    *req = (pm_web_req_t){.method = conn->method,
+                          .path = conn->path,
+                          .body = conn->body,
+                          .body_len = conn->len,
+                          .token = conn->token,
+                          .bearer = conn->bearer,
+                          .csrf = conn->csrf,
+                          .addr = conn->addr,
+                          .arg = s_query,
+                          .arg_ctx = conn};
+}
+
+/* The worker's part of a request (pm_web_job_fn). */
+static void
+s_work(pm_web_job_t *job, bool stopping, void *arg)
+{
+    pm_web_http_t *self = arg;
+    s_conn_t *conn = (s_conn_t *)job;
+    pm_web_req_t req;
+    s_request(conn, &req);
+    if (stopping) {
+        conn->reply.status = 503;
+        conn->reply.body =
+            json_pack("{s:s}", "error", "privmta-web is stopping");
+        conn->state = S_ANSWERED;
+    } else if (conn->state == S_ASKING_CAP) {
+        conn->cap = pm_web_api_body_cap(self->api, &req);
+        conn->state = S_CAP_KNOWN;
+    } else {
+        pm_web_api_handle(self->api, &req, &conn->reply);
+        conn->state = S_ANSWERED;
+    }
 }
 
 /* A POST sent by a page of another site: refused whatever it carries. */
@@ -132,48 +235,48 @@ s_cross_site(struct MHD_Connection *c)
            strcmp(origin + 8, host) != 0;
 }
 
-/* The first call for an API request: whether its body may be read. */
+/* Hands CONN to the worker; answers 503 at once when it is stopping. */
+static enum MHD_Result
+s_post(pm_web_http_t *self, struct MHD_Connection *c, s_conn_t *conn)
+{
+    if (pm_web_worker_post(self->worker, &conn->job))
+        return MHD_YES;
+    return s_send_error(c, 503, "privmta-web is stopping");
+}
+
+/* The first call for an API request: a GET goes on to be answered, a
+ * POST first asks the worker how much body it may send. */
 static enum MHD_Result
 s_api_start(pm_web_http_t *self, struct MHD_Connection *c, const char *url,
-            const char *method, s_conn_t *conn, bool *answered)
+            const char *method, void **con_cls)
 {
-    *answered = true;
     bool post = strcmp(method, "POST") == 0;
     if (!post && strcmp(method, "GET") != 0)
         return s_send_error(c, 405, "the API takes GET and POST");
     if (post && s_cross_site(c))
         return s_send_error(c, 403, "a change from another site is refused");
-    char addr[INET6_ADDRSTRLEN];
-    pm_web_req_t req;
-    s_request(c, url, method, addr, &req);
-    conn->cap = post ? pm_web_api_body_cap(self->api, &req) : 0;
-    if (post && conn->cap == 0)
+    s_conn_t *conn = s_conn_new(c, url, method);
+    *con_cls = conn;
+    conn->state = post ? S_ASKING_CAP : S_READING;
+    return post ? s_post(self, c, conn) : MHD_YES;
+}
+
+/* The first call after the worker said how much body may come:
+ * libmicrohttpd repeats the call that suspended the connection (the
+ * first, before any body) once it is resumed. */
+static enum MHD_Result
+s_api_cap(struct MHD_Connection *c, s_conn_t *conn, bool *answered)
+{
+    conn->state = S_READING;
+    *answered = true;
+    if (conn->cap == 0)
         return s_send_error(c, 401, "login required");
     const char *length =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    if (length && strtoull(length, NULL, 10) > conn->cap && post)
+    if (length && strtoull(length, NULL, 10) > conn->cap)
         return s_send_error(c, 413, "the request body is too big");
     *answered = false;
     return MHD_YES;
-}
-
-static enum MHD_Result
-s_api_finish(pm_web_http_t *self, struct MHD_Connection *c, const char *url,
-             const char *method, s_conn_t *conn)
-{
-    if (conn->too_big)
-        return s_send_error(c, 413, "the request body is too big");
-    char addr[INET6_ADDRSTRLEN];
-    pm_web_req_t req;
-    s_request(c, url, method, addr, &req);
-    req.body = conn->body;
-    req.body_len = conn->len;
-    pm_web_reply_t reply;
-    pm_web_api_handle(self->api, &req, &reply);
-    enum MHD_Result rc = s_send_json(c, reply.status, reply.body, reply.cookie);
-    json_decref(reply.body);
-    free(reply.cookie);
-    return rc;
 }
 
 /* Appends a piece of the body, up to the cap; past it the rest is read
@@ -191,6 +294,20 @@ s_append(s_conn_t *conn, const char *data, size_t len)
     conn->body[conn->len] = '\0';
 }
 
+/* The last call of a request being read: to the worker, unless its body
+ * was too big; and the call after the worker answered: the answer. */
+static enum MHD_Result
+s_api_finish(pm_web_http_t *self, struct MHD_Connection *c, s_conn_t *conn)
+{
+    if (conn->state == S_ANSWERED)
+        return s_send_json(c, conn->reply.status, conn->reply.body,
+                           conn->reply.cookie);
+    if (conn->too_big)
+        return s_send_error(c, 413, "the request body is too big");
+    conn->state = S_HANDLING;
+    return s_post(self, c, conn);
+}
+
 static enum MHD_Result
 s_on_request(void *cls, struct MHD_Connection *c, const char *url,
              const char *method, const char *version, const char *upload,
@@ -201,19 +318,24 @@ s_on_request(void *cls, struct MHD_Connection *c, const char *url,
     s_conn_t *conn = *con_cls;
     if (strncmp(url, "/api/", 5) != 0)
         return s_send_asset(c, url, method);
-    if (!conn) {
-        conn = pm_calloc(1, sizeof *conn);
-        *con_cls = conn;
+    if (!conn)
+        return s_api_start(self, c, url, method, con_cls);
+    bool again = conn->state == S_CAP_KNOWN; /* the first call, repeated */
+    if (again) {
         bool answered = false;
-        enum MHD_Result rc = s_api_start(self, c, url, method, conn, &answered);
-        return answered ? rc : MHD_YES;
+        enum MHD_Result rc = s_api_cap(c, conn, &answered);
+        if (answered) {
+            *upload_size = 0; /* the rest of the body is not read */
+            return rc;
+        }
     }
-    if (*upload_size) {
-        s_append(conn, upload, *upload_size);
+    if (*upload_size || again) {
+        if (*upload_size)
+            s_append(conn, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
-    return s_api_finish(self, c, url, method, conn);
+    return s_api_finish(self, c, conn);
 }
 
 static void
@@ -223,12 +345,7 @@ s_on_done(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)cls;
     (void)c;
     (void)why;
-    s_conn_t *conn = *con_cls;
-    if (conn) {
-        free(conn->body);
-        free(conn);
-        *con_cls = NULL;
-    }
+    s_conn_destroy((s_conn_t **)con_cls);
 }
 
 pm_web_http_t *
@@ -244,9 +361,15 @@ pm_web_http_new(const char *listen, pm_web_api_t *api, const char *cert_pem,
         {MHD_OPTION_END, 0, NULL}};
     pm_web_http_t *self = pm_calloc(1, sizeof *self);
     self->api = api;
+    self->worker = pm_web_worker_new(s_work, self, why);
+    if (!self->worker) {
+        free(self);
+        return NULL;
+    }
     pm_http_conf_t conf = {.name = "web",
                            .listen = listen,
-                           .flags = MHD_USE_TLS | MHD_USE_ERROR_LOG,
+                           .flags = MHD_USE_TLS | MHD_USE_ERROR_LOG |
+                                    MHD_ALLOW_SUSPEND_RESUME,
                            .handler = s_on_request,
                            .cls = self,
                            .done = s_on_done,
@@ -270,6 +393,8 @@ pm_web_http_destroy(pm_web_http_t **self_p)
     pm_web_http_t *self = *self_p;
     if (!self)
         return;
+    /* every suspended connection resumed before libmicrohttpd stops */
+    pm_web_worker_destroy(&self->worker);
     pm_http_destroy(&self->http);
     free(self);
     *self_p = NULL;

@@ -1,10 +1,13 @@
 /* pm_web_http.h - privmta-web's HTTPS server: libmicrohttpd (GnuTLS)
  * serving the page's files, embedded at build time, and the JSON API.
  *
- * One thread serves every connection, one request at a time (the API
- * talks to the controller with a deadline; an admin console needs no
- * more). Bodies are read only when the API allows one (a login, or a
- * live session) and only up to its cap, checked while reading. Every
+ * libmicrohttpd's one thread does TLS, reads requests and serves the
+ * page's files; API calls run on a thread of their own (pm_web_worker),
+ * their connections suspended meanwhile, so that a login's argon2id or a
+ * controller that does not answer holds up only other API calls. Bodies
+ * are read only when the API allows one (a login, or a live session: the
+ * API's thread says, before the body is read) and only up to its cap,
+ * checked while reading. Every
  * answer carries a strict Content-Security-Policy (the page is 'self'
  * only: no inline script), nosniff, no framing, no referrer, HSTS. A POST
  * whose Origin is another site, or that the browser marks cross-site
@@ -28,7 +31,7 @@
 
 typedef struct pm_web_http_t pm_web_http_t;
 
-/* Serves API (borrowed; used from the server's thread only) on LISTEN
+/* Serves API (borrowed; used from the API's thread only) on LISTEN
  * ("HOST:PORT", numeric; port 0 picks one) over TLS with the PEM texts.
  * NULL with *why when it cannot listen. */
 pm_web_http_t *pm_web_http_new(const char *listen, pm_web_api_t *api,

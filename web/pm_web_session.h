@@ -20,12 +20,12 @@
  * every few minutes from anywhere would keep the admin out for good;
  * known pairs live in memory, so until the first login after a restart
  * it can again). Password checks (argon2id, a good
- * part of a second of the one serving thread) for pairs not known have a
+ * part of a second of the API's one thread) for pairs not known have a
  * budget: PM_WEB_HASH_BURST at once, then one a second (a try the budget
  * has no room for is refused before its check, and counts nothing). The
  * tables are bounded: the oldest entries go first.
  *
- * Not thread-safe: privmta-web serves from one thread.
+ * Not thread-safe: used from the API's one thread (pm_web_worker).
  */
 #ifndef PM_WEB_SESSION_H
 #define PM_WEB_SESSION_H
