@@ -243,7 +243,8 @@ s_item_size(ProtobufCType type)
     }
 }
 
-/* The lists that hold one item per enrolled node. */
+/* The lists that hold one item per enrolled node (or enrolled key, or
+ * stored secret: a standby gets them all in one REPLICATE answer). */
 static size_t
 s_list_max(const ProtobufCMessageDescriptor *d,
            const ProtobufCFieldDescriptor *f)
@@ -252,7 +253,9 @@ s_list_max(const ProtobufCMessageDescriptor *d,
         (d == &pm__publication__descriptor &&
          (strcmp(f->name, "members") == 0 ||
           strcmp(f->name, "members_gone") == 0)) ||
-        (d == &pm__response__descriptor && strcmp(f->name, "nodes") == 0);
+        (d == &pm__response__descriptor &&
+         (strcmp(f->name, "nodes") == 0 || strcmp(f->name, "keys") == 0 ||
+          strcmp(f->name, "secrets") == 0));
     return fleet ? PM_WIRE_NODES_MAX : PM_WIRE_LIST_MAX;
 }
 

@@ -60,8 +60,9 @@
 
 #define PM_WIRE_STRING_MAX 4096 /* bytes in one ordinary string */
 #define PM_WIRE_LIST_MAX 4096   /* items in one repeated field */
-/* Items in a list with one per enrolled node (MEMBERS, `nodes`): the
- * fleet's size, not a policy's, and only ever sent by the controller */
+/* Items in a list with one per enrolled node (MEMBERS, `nodes`, a
+ * REPLICATE answer's keys and secrets): the fleet's size, not a policy's,
+ * and only ever sent by a controller */
 #define PM_WIRE_NODES_MAX 65536
 #define PM_WIRE_CONTENT_MAX (8u << 20) /* bytes in one signature file */
 #define PM_WIRE_MESSAGE_MAX (64u << 20)

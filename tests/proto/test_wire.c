@@ -324,6 +324,36 @@ Test(wire, list_length_limit)
     free(exts);
 }
 
+Test(wire, a_replicate_answer_carries_a_fleets_keys)
+{
+    /* one enrolled key per node (and one secret per DKIM key): a fleet of
+     * more than 4096 must still reach its standby */
+    size_t n = PM_WIRE_LIST_MAX + 100;
+    Pm__EnrolledKey k = PM__ENROLLED_KEY__INIT;
+    k.name = "mx1", k.role = "agent",
+    k.public_key = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
+    Pm__ReplicaSecret s = PM__REPLICA_SECRET__INIT;
+    s.id = "dkim-1", s.data.data = (uint8_t *)"PEM", s.data.len = 3;
+    Pm__EnrolledKey **keys = calloc(n, sizeof *keys);
+    Pm__ReplicaSecret **secrets = calloc(n, sizeof *secrets);
+    for (size_t i = 0; i < n; i++)
+        keys[i] = &k, secrets[i] = &s;
+    Pm__Response resp = PM__RESPONSE__INIT;
+    resp.keys = keys, resp.n_keys = n;
+    resp.secrets = secrets, resp.n_secrets = n;
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&resp.base, &len);
+    Pm__Response *back = NULL;
+    char *why = NULL;
+    cr_assert_eq(pm_wire_unpack_response(buf, len, &back, &why), PM_OK, "%s",
+                 why ? why : "");
+    cr_assert_eq(back->n_keys, n);
+    pm__response__free_unpacked(back, NULL);
+    free(buf);
+    free(keys);
+    free(secrets);
+}
+
 Test(wire, enum_values_checked)
 {
     Pm__Request req = PM__REQUEST__INIT;
