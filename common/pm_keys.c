@@ -198,3 +198,14 @@ pm_keys_each(const char *clients_dir, pm_keys_each_fn *fn, void *arg,
     closedir(dir);
     return 0;
 }
+
+bool
+pm_keys_role_known(const char *role)
+{
+    static const char *const known[] = {PM_ROLE_ADMIN, PM_ROLE_AGENT,
+                                        PM_ROLE_CONTROLLER, PM_ROLE_WEB};
+    for (size_t i = 0; role && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(role, known[i]) == 0)
+            return true;
+    return false;
+}

@@ -34,6 +34,9 @@ zcert_t *pm_keys_controller(const char *state_dir, char **why);
  * keys, no rollouts); its own key, so that it can be revoked alone. */
 #define PM_ROLE_WEB "web"
 
+/* Whether ROLE is one of the roles above. */
+bool pm_keys_role_known(const char *role);
+
 /* Creates the keypair NAME in KEYS_DIR (NAME.cert, NAME.cert_secret mode
  * 0600) with metadata name=NAME and role=ROLE; if ENROLL_DIR is not NULL,
  * also writes the public part there as ROLE-NAME.cert. Returns 0, or -1 with

@@ -161,6 +161,13 @@ void pm_ctld_rollout_step(pm_ctld_t *self, const Pm__Request *req,
 void pm_ctld_replicate(pm_ctld_t *self, const Pm__Request *req,
                        const char *author, pm_ctld_reply_t *r);
 
+/* What a standby does with its primary's (at ENDPOINT) REPLICATE answer
+ * RESP: stores its epoch (refused: one older than the last followed),
+ * then its secrets and enrolled keys, then its revisions (*LAST: the
+ * newest stored). Returns NULL, or the trouble (caller frees). */
+char *pm_ctld_follow(pm_ctld_t *self, const Pm__Response *resp,
+                     const char *endpoint, uint64_t *last);
+
 /* Fills R's role fields (standby, epoch, primary). */
 void pm_ctld_role_reply(pm_ctld_t *self, pm_ctld_reply_t *r);
 

@@ -206,7 +206,7 @@ pm_ctld_rollout_start(pm_ctld_t *self, const Pm__Request *req,
     char *why = NULL;
     pm_ctld_enrolled(self, &nodes, &n);
     int rc = pm_rollout_start(self->rollout, req->rollout_spec, nodes, n,
-                              author, zclock_time(), &next, &why);
+                              self->epoch, author, zclock_time(), &next, &why);
     pm_store_nodes_free(&nodes, n);
     if (rc != PM_OK)
         return s_rollout_fail(r, rc, why);
@@ -408,8 +408,8 @@ pm_ctld_rollout_canary(pm_ctld_t *self, const Pm__Request *req,
     size_t n = 0;
     char *why = NULL;
     pm_ctld_enrolled(self, &nodes, &n);
-    rc = pm_rollout_start(self->rollout, spec, nodes, n, author, zclock_time(),
-                          &next, &why);
+    rc = pm_rollout_start(self->rollout, spec, nodes, n, self->epoch, author,
+                          zclock_time(), &next, &why);
     pm_store_nodes_free(&nodes, n);
     pm__rollout_spec__free_unpacked(spec, NULL);
     if (rc != PM_OK)

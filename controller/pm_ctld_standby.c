@@ -12,8 +12,9 @@
 #include <string.h>
 
 /* One REPLICATE answer carries at most this many revisions, or bytes of
- * them (at least one), so that it stays well inside PM_WIRE_MESSAGE_MAX;
- * a standby far behind asks again at once. */
+ * them with the secrets and keys it carries (at least one revision), so
+ * that it stays well inside PM_WIRE_MESSAGE_MAX; a standby far behind
+ * asks again at once. */
 #define S_REPLICATE_MAX 256
 #define S_REPLICATE_BYTES (16u << 20)
 
@@ -55,11 +56,11 @@ s_same_history(pm_ctld_t *self, const Pm__Request *req, uint64_t head,
     return same;
 }
 
+/* Revisions FROM to HEAD, as many as fit beside the BYTES already in. */
 static void
-s_add_revisions(pm_ctld_t *self, uint64_t from, uint64_t head,
+s_add_revisions(pm_ctld_t *self, uint64_t from, uint64_t head, size_t bytes,
                 pm_ctld_reply_t *r)
 {
-    size_t bytes = 0;
     r->history = pm_calloc(S_REPLICATE_MAX, sizeof *r->history);
     for (uint64_t n = from; n <= head && r->n_history < S_REPLICATE_MAX; n++) {
         Pm__Revision *rev = NULL;
@@ -98,9 +99,6 @@ pm_ctld_replicate(pm_ctld_t *self, const Pm__Request *req, const char *author,
     r->resp.head = head;
     if (!s_same_history(self, req, head, r))
         return;
-    s_add_revisions(self, req->rev + 1, head, r);
-    if (r->resp.status != PM__RESPONSE__STATUS__OK)
-        return;
     char *why = NULL;
     if (pm_replica_refresh(&self->replica, self->store, self->clients_dir,
                            &why) != 0) {
@@ -110,13 +108,16 @@ pm_ctld_replicate(pm_ctld_t *self, const Pm__Request *req, const char *author,
     }
     /* the reply points into self->replica, packed before it changes */
     pm_replica_t *rep = self->replica;
+    size_t bytes = 0;
     if (strcmp(rep->digest, req->replica_digest) != 0) {
         r->resp.secrets = rep->secrets;
         r->resp.n_secrets = rep->n_secrets;
         r->resp.keys = rep->keys;
         r->resp.n_keys = rep->n_keys;
         r->resp.replica_digest = rep->digest;
+        bytes = rep->size;
     }
+    s_add_revisions(self, req->rev + 1, head, bytes, r);
 }
 
 /* ---- set-up ------------------------------------------------------------- */
@@ -260,18 +261,30 @@ s_ask_primary(pm_ctld_t *self)
         pm__revision__free_unpacked(head, NULL);
 }
 
-/* Stores what the primary sent. Returns NULL, or the trouble. */
-static char *
-s_follow(pm_ctld_t *self, const Pm__Response *resp, uint64_t *last)
+char *
+pm_ctld_follow(pm_ctld_t *self, const Pm__Response *resp, const char *endpoint,
+               uint64_t *last)
 {
-    for (size_t i = 0; i < resp->n_history; i++) {
-        int rc = pm_store_follow(self->store, resp->history[i]);
-        if (rc != PM_OK)
-            return pm_asprintf("standby: cannot store revision %llu: %s",
-                               (unsigned long long)resp->history[i]->number,
+    if (resp->epoch < self->epoch)
+        return pm_asprintf("standby: the primary at %s is at epoch %llu, "
+                           "older than the %llu this standby followed: not "
+                           "followed (list the newer primary in peers)",
+                           endpoint, (unsigned long long)resp->epoch,
+                           (unsigned long long)self->epoch);
+    if (resp->epoch > self->epoch) {
+        /* first, whatever fails below: a promotion of this store must
+         * come out past the primary it followed, or both are primary at
+         * the same epoch and neither steps down. Refused (PM_ECONFLICT)
+         * when --promote wrote a newer record. */
+        int rc = pm_store_role_put(self->store, false, resp->epoch);
+        if (rc == PM_OK)
+            self->epoch = resp->epoch;
+        else if (rc != PM_ECONFLICT)
+            return pm_asprintf("standby: cannot store the epoch: %s",
                                pm_strerror(rc));
-        *last = resp->history[i]->number;
     }
+    /* secrets before revisions: a revision that names a DKIM key must not
+     * be stored here without it (promoted, this store could not sign) */
     char *why = NULL;
     if (*resp->replica_digest &&
         pm_replica_apply(self->store, self->clients_dir, resp->secrets,
@@ -281,14 +294,13 @@ s_follow(pm_ctld_t *self, const Pm__Response *resp, uint64_t *last)
         free(why);
         return t;
     }
-    if (resp->epoch != self->epoch) {
-        /* refused (PM_ECONFLICT) when --promote wrote a newer record */
-        int rc = pm_store_role_put(self->store, false, resp->epoch);
-        if (rc == PM_OK)
-            self->epoch = resp->epoch;
-        else if (rc != PM_ECONFLICT)
-            return pm_asprintf("standby: cannot store the epoch: %s",
+    for (size_t i = 0; i < resp->n_history; i++) {
+        int rc = pm_store_follow(self->store, resp->history[i]);
+        if (rc != PM_OK)
+            return pm_asprintf("standby: cannot store revision %llu: %s",
+                               (unsigned long long)resp->history[i]->number,
                                pm_strerror(rc));
+        *last = resp->history[i]->number;
     }
     return NULL;
 }
@@ -299,6 +311,8 @@ s_follow_answer(pm_ctld_t *self, int rc, Pm__Response *resp, char *endpoint,
 {
     char *trouble = NULL;
     uint64_t last = 0;
+    if (s_promoted(self)) /* since it was asked: nothing more is followed */
+        return;
     if (rc != PM_OK)
         trouble = pm_asprintf("standby: cannot reach the primary: %s", why);
     else if (resp->status == PM__RESPONSE__STATUS__NOT_PRIMARY)
@@ -308,7 +322,7 @@ s_follow_answer(pm_ctld_t *self, int rc, Pm__Response *resp, char *endpoint,
         trouble = pm_asprintf("standby: the primary at %s refused: %s",
                               endpoint, resp->error);
     else if (!resp->standby)
-        trouble = s_follow(self, resp, &last);
+        trouble = pm_ctld_follow(self, resp, endpoint, &last);
     self->peer_at = zclock_mono() + self->follow_ms;
     if (!trouble && resp && resp->status == PM__RESPONSE__STATUS__OK) {
         if (!self->primary || strcmp(self->primary, endpoint) != 0) {

@@ -5,7 +5,11 @@
 #include "pm_keys.h"
 #include "pm_mem.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -65,6 +69,33 @@ s_keys_free(Pm__EnrolledKey **keys, size_t n)
     free(keys);
 }
 
+/* A digest of what CLIENTS_DIR holds now, from each entry's name, inode,
+ * size and change time (no file is read): a certificate copied over
+ * another in place changes it, where the directory's mtime does not.
+ * Empty when the directory cannot be read (then the keys are read). */
+static void
+s_clients_stamp(const char *clients_dir, char out[65])
+{
+    out[0] = '\0';
+    DIR *d = opendir(clients_dir);
+    if (!d)
+        return;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    struct dirent *e;
+    struct stat st;
+    while (f && (e = readdir(d)))
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            fprintf(f, "%s/%ju/%jd/%jd.%ld\n", e->d_name, (uintmax_t)st.st_ino,
+                    (intmax_t)st.st_size, (intmax_t)st.st_ctim.tv_sec,
+                    st.st_ctim.tv_nsec);
+    closedir(d);
+    if (f && fclose(f) == 0)
+        pm_sha256_hex(buf, len, out);
+    free(buf);
+}
+
 /* The digest of what a Response would carry: the same packing on both
  * sides, so equal digests mean equal contents. */
 static void
@@ -79,6 +110,7 @@ s_digest(pm_replica_t *self)
     uint8_t *buf = pm_malloc(len ? len : 1);
     pm__response__pack(&r, buf);
     pm_sha256_hex(buf, len, self->digest);
+    self->size = len;
     free(buf);
 }
 
@@ -92,9 +124,7 @@ pm_replica_read(pm_store_t *store, const char *clients_dir, char **why)
         pm_replica_destroy(&self);
         return NULL;
     }
-    struct stat st;
-    if (stat(clients_dir, &st) == 0)
-        self->mtime = st.st_mtim;
+    s_clients_stamp(clients_dir, self->clients);
     s_keys_t k = {0};
     int each = pm_keys_each(clients_dir, s_key_add, &k, why);
     s_paths_free(&k);
@@ -116,10 +146,9 @@ pm_replica_refresh(pm_replica_t **self_p, pm_store_t *store,
                    const char *clients_dir, char **why)
 {
     pm_replica_t *self = *self_p;
-    struct stat st;
-    if (self && stat(clients_dir, &st) == 0 &&
-        st.st_mtim.tv_sec == self->mtime.tv_sec &&
-        st.st_mtim.tv_nsec == self->mtime.tv_nsec) {
+    char now[65];
+    s_clients_stamp(clients_dir, now);
+    if (self && *now && strcmp(now, self->clients) == 0) {
         Pm__ReplicaSecret **secrets = NULL;
         size_t n = 0;
         int rc = pm_store_secrets(store, &secrets, &n);
@@ -161,9 +190,7 @@ s_key_problem(const Pm__EnrolledKey *k)
         strlen(k->name) > 200)
         return pm_asprintf("key name '%.64s' is not a plain file name",
                            k->name);
-    if (strcmp(k->role, PM_ROLE_ADMIN) != 0 &&
-        strcmp(k->role, PM_ROLE_AGENT) != 0 &&
-        strcmp(k->role, PM_ROLE_CONTROLLER) != 0)
+    if (!pm_keys_role_known(k->role))
         return pm_asprintf("key %s: unknown role '%.32s'", k->name, k->role);
     if (!pm_keys_is_public(k->public_key))
         return pm_asprintf("key %s: not a CURVE public key", k->name);

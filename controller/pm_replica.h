@@ -21,8 +21,10 @@ typedef struct pm_replica_t {
     size_t n_secrets;
     Pm__EnrolledKey **keys; /* sorted by role, then name */
     size_t n_keys;
-    char digest[65];       /* sha256 hex of both, as packed */
-    struct timespec mtime; /* of clients/ before the keys were read */
+    char digest[65];  /* sha256 hex of both, as packed */
+    size_t size;      /* bytes of both, as packed */
+    char clients[65]; /* clients/ before the keys were read (its entries'
+                         names, inodes, sizes, change times) */
 } pm_replica_t;
 
 /* Reads STORE's secrets and the keys enrolled in CLIENTS_DIR now. Returns
@@ -32,8 +34,9 @@ pm_replica_t *pm_replica_read(pm_store_t *store, const char *clients_dir,
 
 /* The same, for a caller that asks often (a primary answering REPLICATE
  * twice a second, a standby asking): *SELF_P (NULL at first) is made
- * again only when clients/ changed (its mtime); else only the secrets,
- * read from the store, are read again. Returns 0, or -1 with *why
+ * again only when clients/ changed (an entry added, removed or written:
+ * one stat each, no file read); else only the secrets, read from the
+ * store, are read again. Returns 0, or -1 with *why
  * (caller frees), *SELF_P then unchanged. */
 int pm_replica_refresh(pm_replica_t **self_p, pm_store_t *store,
                        const char *clients_dir, char **why);

@@ -206,16 +206,24 @@ pm_rollout_drain_ms(const Pm__Rollout *r)
 
 /* ---- starting --------------------------------------------------------- */
 
-/* The id of a new rollout: after the last one this controller ran and
- * after any a node says it answered. A promoted standby (rollouts are not
- * replicated) or a rebuilt store counts from 1 again, and a node answers
- * an order whose id it answered before with its old result: counted done
- * without a restart. Ids a node claims past PM_ROLLOUT_ID_TRUST are not
- * believed, so that a hostile agent cannot run the count to its end. */
+/* The id of a new rollout: after the last one this controller ran, after
+ * any a node says it answered, and past every id a controller of an
+ * earlier epoch can have given. A promoted standby (rollouts are not
+ * replicated: nodes that have not reported yet are not known) or a
+ * rebuilt store would count from 1 again, and a node answers an order
+ * whose id it answered before with its old result: counted done without a
+ * restart. Ids a node claims past PM_ROLLOUT_ID_TRUST are not believed,
+ * so that a hostile agent cannot run the count to its end. */
 static uint64_t
-s_next_id(const Pm__Rollout *current, Pm__NodeStatus *const *nodes, size_t n)
+s_next_id(const Pm__Rollout *current, Pm__NodeStatus *const *nodes, size_t n,
+          uint64_t epoch)
 {
     uint64_t last = current ? current->id : 0;
+    if (epoch > PM_ROLLOUT_EPOCH_MAX)
+        epoch = PM_ROLLOUT_EPOCH_MAX;
+    uint64_t floor = epoch > 1 ? (epoch - 1) << PM_ROLLOUT_EPOCH_SHIFT : 0;
+    if (last < floor)
+        last = floor;
     for (size_t i = 0; i < n; i++) {
         const Pm__RestartResult *r = nodes[i]->restart;
         if (r && r->rollout > last && r->rollout < PM_ROLLOUT_ID_TRUST)
@@ -334,8 +342,8 @@ s_order_nodes(Pm__Rollout *r, Pm__NodeStatus *const *nodes, size_t n)
 
 int
 pm_rollout_start(const Pm__Rollout *current, const Pm__RolloutSpec *spec,
-                 Pm__NodeStatus *const *nodes, size_t n, const char *user,
-                 int64_t now, Pm__Rollout **out, char **why)
+                 Pm__NodeStatus *const *nodes, size_t n, uint64_t epoch,
+                 const char *user, int64_t now, Pm__Rollout **out, char **why)
 {
     if (!spec || !out || (n && !nodes)) {
         pm_why(why, "rollout", "no spec");
@@ -362,7 +370,7 @@ pm_rollout_start(const Pm__Rollout *current, const Pm__RolloutSpec *spec,
         return rc;
     Pm__Rollout *r = pm_malloc(sizeof *r);
     pm__rollout__init(r);
-    r->id = s_next_id(current, nodes, n);
+    r->id = s_next_id(current, nodes, n, epoch);
     r->spec = s_spec_effective(spec, n);
     r->state = S_RUNNING;
     r->started = now;

@@ -84,6 +84,11 @@
 /* Rollout ids a node reports beyond this are not believed (pm_rollout.c,
  * s_next_id): a rollout a minute for a million years stays below. */
 #define PM_ROLLOUT_ID_TRUST (1ull << 40)
+/* Each promotion (a new epoch) starts ids 2^24 further: past any its
+ * predecessor can have given, below PM_ROLLOUT_ID_TRUST up to epoch
+ * 2^15 (held there after). */
+#define PM_ROLLOUT_EPOCH_SHIFT 24
+#define PM_ROLLOUT_EPOCH_MAX (1ull << 15)
 
 /* How often the controller sends its order again to a RESTARTING node
  * that has not answered (lost message, reconnected agent, restarted
@@ -112,8 +117,11 @@ char *pm_rollout_busy(const Pm__Rollout *r);
 int64_t pm_rollout_drain_ms(const Pm__Rollout *r);
 
 /* Starts a rollout after CURRENT (the last one, or NULL) of SPEC over the
- * enrolled NODES (N of them, any order; only their names are read), by
- * USER, at NOW. The new rollout has id CURRENT's + 1 (1 without one),
+ * enrolled NODES (N of them, any order; only their names and last restart
+ * results are read), by USER, at NOW, on a controller at EPOCH. The new
+ * rollout's id is past CURRENT's, past any a node reports it answered,
+ * and past (EPOCH - 1) << PM_ROLLOUT_EPOCH_SHIFT (1 for the first at
+ * epochs 0 and 1),
  * state RUNNING, every node PENDING in restart order, and a copy of SPEC
  * with the defaults filled in and, for batch_percent, batch set to that
  * share of the nodes rounded up (at least 1). No node is started: the
@@ -128,8 +136,9 @@ int64_t pm_rollout_drain_ms(const Pm__Rollout *r);
  *                 a duration is negative, or min_healthy_ms is not shorter
  *                 than deadline_ms. */
 int pm_rollout_start(const Pm__Rollout *current, const Pm__RolloutSpec *spec,
-                     Pm__NodeStatus *const *nodes, size_t n, const char *user,
-                     int64_t now, Pm__Rollout **out, char **why);
+                     Pm__NodeStatus *const *nodes, size_t n, uint64_t epoch,
+                     const char *user, int64_t now, Pm__Rollout **out,
+                     char **why);
 
 /* PAUSE: a RUNNING rollout starts no more nodes (those in flight finish).
  * RESUME: a PAUSED one is RUNNING again. ABORT: a RUNNING or PAUSED one is

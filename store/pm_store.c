@@ -1188,6 +1188,8 @@ s_secret_free(Pm__ReplicaSecret *m)
     if (!m)
         return;
     free(m->id);
+    if (m->data.data) /* a DKIM private key: not left in freed memory */
+        explicit_bzero(m->data.data, m->data.len);
     free(m->data.data);
     free(m);
 }

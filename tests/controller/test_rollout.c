@@ -108,7 +108,7 @@ s_start(s_fleet_t *f, const Pm__RolloutSpec *spec, const Pm__Rollout *cur)
 {
     Pm__Rollout *r = NULL;
     char *why = NULL;
-    int rc = pm_rollout_start(cur, spec, f->ptr, f->n, "alice", 0, &r, &why);
+    int rc = pm_rollout_start(cur, spec, f->ptr, f->n, 0, "alice", 0, &r, &why);
     cr_assert_eq(rc, PM_OK, "%s", why ? why : "");
     return r;
 }
@@ -245,6 +245,39 @@ Test(rollout, a_new_id_is_past_what_the_nodes_answered)
     pm__rollout__free_unpacked(next, NULL);
 }
 
+/* ...and past what a controller of an earlier epoch can have given: just
+ * promoted, it has heard from no node yet. */
+Test(rollout, a_promoted_controller_starts_past_its_predecessor)
+{
+    s_fleet_t f;
+    s_fleet(&f, s_three, 3);
+    Pm__RolloutSpec spec = s_spec(1);
+    Pm__Rollout *r = NULL;
+    char *why = NULL;
+    uint64_t ids[][2] = {{0, 1},
+                         {1, 1},
+                         {2, 1 + (1ull << 24)},
+                         {3, 1 + (2ull << 24)},
+                         {1ull << 40, 1 + ((PM_ROLLOUT_EPOCH_MAX - 1) << 24)}};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        cr_assert_eq(pm_rollout_start(NULL, &spec, f.ptr, f.n, ids[i][0], "a",
+                                      0, &r, &why),
+                     PM_OK, "%s", why ? why : "");
+        cr_expect_eq(r->id, ids[i][1], "epoch %llu: id %llu",
+                     (unsigned long long)ids[i][0], (unsigned long long)r->id);
+        cr_expect_lt(r->id, PM_ROLLOUT_ID_TRUST);
+        pm__rollout__free_unpacked(r, NULL);
+    }
+    /* a later one at the same epoch counts on from the last */
+    Pm__Rollout last = PM__ROLLOUT__INIT;
+    last.id = 5 + (1ull << 24);
+    last.state = PM__ROLLOUT__STATE__DONE;
+    cr_assert_eq(
+        pm_rollout_start(&last, &spec, f.ptr, f.n, 2, "a", 0, &r, &why), PM_OK);
+    cr_expect_eq(r->id, 6 + (1ull << 24));
+    pm__rollout__free_unpacked(r, NULL);
+}
+
 Test(rollout, start_refusals)
 {
     s_fleet_t f;
@@ -252,34 +285,34 @@ Test(rollout, start_refusals)
     char *why = NULL;
     s_fleet(&f, s_three, 3);
     Pm__RolloutSpec spec = s_spec(0);
-    cr_expect_eq(pm_rollout_start(NULL, &spec, NULL, 0, "a", 0, &r, &why),
+    cr_expect_eq(pm_rollout_start(NULL, &spec, NULL, 0, 0, "a", 0, &r, &why),
                  PM_EINVAL);
     cr_expect(why && strstr(why, "no node to restart"), "%s", why);
     char *unknown[] = {"mx1", "mx9"};
     spec.canary = unknown;
     spec.n_canary = 2;
-    cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, 3, "a", 0, &r, &why),
+    cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, 3, 0, "a", 0, &r, &why),
                  PM_EINVAL);
     cr_expect(why && strstr(why, "canary 'mx9' is not an enrolled node"), "%s",
               why);
     char *twice[] = {"mx1", "mx1"};
     spec.canary = twice;
-    cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, 3, "a", 0, &r, &why),
+    cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, 3, 0, "a", 0, &r, &why),
                  PM_EINVAL);
     cr_expect(why && strstr(why, "named twice"), "%s", why);
     spec.n_canary = 0;
     spec.batch = 2;
     spec.batch_percent = 50;
-    cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, 3, "a", 0, &r, &why),
+    cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, 3, 0, "a", 0, &r, &why),
                  PM_EINVAL);
     spec.batch = 0;
     spec.batch_percent = 101;
-    cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, 3, "a", 0, &r, &why),
+    cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, 3, 0, "a", 0, &r, &why),
                  PM_EINVAL);
     spec.batch_percent = 0;
     spec.min_healthy_ms = 60 * S_SEC;
     spec.deadline_ms = 60 * S_SEC;
-    cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, 3, "a", 0, &r, &why),
+    cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, 3, 0, "a", 0, &r, &why),
                  PM_EINVAL);
     cr_expect(why && strstr(why, "min-healthy 1m is not shorter than the "
                                  "deadline 1m"),
@@ -289,14 +322,14 @@ Test(rollout, start_refusals)
     /* one at a time: refused while running or paused, naming it */
     spec = s_spec(0);
     Pm__Rollout *first = s_start(&f, &spec, NULL);
-    cr_expect_eq(pm_rollout_start(first, &spec, f.ptr, 3, "a", 0, &r, &why),
+    cr_expect_eq(pm_rollout_start(first, &spec, f.ptr, 3, 0, "a", 0, &r, &why),
                  PM_ECONFLICT);
     cr_expect(why && strstr(why, "rollout 1 is running (0 of 3 nodes done)") &&
                   strstr(why, "privmta-ctl rollout status") &&
                   strstr(why, "privmta-ctl rollout abort"),
               "%s", why);
     cr_assert_eq(pm_rollout_pause(first, &why), PM_OK);
-    cr_expect_eq(pm_rollout_start(first, &spec, f.ptr, 3, "a", 0, &r, &why),
+    cr_expect_eq(pm_rollout_start(first, &spec, f.ptr, 3, 0, "a", 0, &r, &why),
                  PM_ECONFLICT);
     cr_assert_eq(pm_rollout_abort(first, "bob", 5, &why), PM_OK);
     Pm__Rollout *second = s_start(&f, &spec, first);
@@ -701,7 +734,7 @@ Test(rollout, canary_push_refusals_and_busy_text)
     Pm__RolloutSpec spec = s_push_spec(NULL, 0, 3);
     Pm__Rollout *r = NULL;
     char *why = NULL;
-    cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, f.n, "a", 0, &r, &why),
+    cr_expect_eq(pm_rollout_start(NULL, &spec, f.ptr, f.n, 0, "a", 0, &r, &why),
                  PM_EINVAL);
     cr_expect(strstr(why, "needs at least one canary"), "%s", why);
     free(why);

@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "pm_ctld.h"
+#include "pm_ctld_private.h"
 #include "pm_error.h"
 #include "pm_keys.h"
 #include "pm_policy.h"
@@ -264,6 +266,133 @@ Test(standby, replica_apply_makes_clients_equal_or_changes_nothing)
     zcert_destroy(&k1);
     zcert_destroy(&k2);
     zcert_destroy(&k3);
+}
+
+/* The standby's own controller over its store (B), as a peer link's
+ * answer finds it; the primary's goes first (one ZAP handler a process). */
+static pm_ctld_t *
+s_standby_ctld(void)
+{
+    char clients[256], *why = NULL;
+    snprintf(clients, sizeof clients, "%s/b/clients", s_dir);
+    cr_assert_eq(pm_store_role_put(s_standby, false, 0), PM_OK);
+    pm_ctld_destroy(&s_ctld);
+    pm_ctld_t *b = pm_ctld_new(s_standby, "inproc://test-standby-b", s_cert,
+                               clients, &why);
+    cr_assert_not_null(b, "%s", why ? why : "");
+    pm_ctld_peers_t peers = {.peers = "", .follow_ms = 500};
+    cr_assert_eq(pm_ctld_set_peers(b, &peers, &why), 0);
+    return b;
+}
+
+static uint64_t
+s_epoch(pm_store_t *store)
+{
+    bool primary = false;
+    uint64_t epoch = 0;
+    cr_assert_eq(pm_store_role_get(store, &primary, &epoch), PM_OK);
+    return epoch;
+}
+
+Test(standby, a_standby_keeps_the_epoch_first_and_keys_before_revisions)
+{
+    s_commit("one@example.com");
+    s_commit("two@example.com");
+    cr_assert_eq(pm_store_secret_put(s_primary, "dkim-example", "PEM", 3),
+                 PM_OK);
+    /* the web console's key, enrolled as the README says */
+    char *why = NULL, clients[256], web[300];
+    snprintf(clients, sizeof clients, "%s/a/clients", s_dir);
+    zcert_t *k = zcert_new();
+    cr_assert_eq(
+        pm_keys_enroll(clients, "web", PM_ROLE_WEB, zcert_public_txt(k), &why),
+        0);
+    zcert_destroy(&k);
+    cr_assert_eq(pm_store_role_put(s_primary, true, 3), PM_OK);
+    pm_ctld_peers_t peers = {.peers = "", .follow_ms = 500};
+    cr_assert_eq(pm_ctld_set_peers(s_ctld, &peers, &why), 0);
+    Pm__Response *r = s_replicate(0, NULL, NULL);
+    pm_ctld_t *b = s_standby_ctld();
+
+    /* a key the standby cannot take: the epoch is kept, no revision */
+    cr_assert_eq(r->epoch, 3);
+    char *role = r->keys[0]->role;
+    r->keys[0]->role = "root";
+    uint64_t last = 0, head = 9;
+    char *trouble = pm_ctld_follow(b, r, "tcp://a", &last);
+    cr_assert_not_null(trouble);
+    cr_assert(strstr(trouble, "unknown role 'root'"), "%s", trouble);
+    free(trouble);
+    cr_assert_eq(s_epoch(s_standby), 3, "a promotion comes out past 3");
+    cr_assert_eq(pm_store_head(s_standby, &head), PM_OK);
+    cr_assert_eq(head, 0, "no revision without its secrets and keys");
+
+    /* the same answer whole: the web key too */
+    r->keys[0]->role = role;
+    trouble = pm_ctld_follow(b, r, "tcp://a", &last);
+    cr_assert_null(trouble, "%s", trouble);
+    cr_assert_eq(last, 2);
+    snprintf(web, sizeof web, "%s/b/clients/web-web.cert", s_dir);
+    cr_assert_eq(access(web, F_OK), 0, "the web console's key is copied");
+    uint8_t *data = NULL;
+    size_t len = 0;
+    cr_assert_eq(pm_store_secret_get(s_standby, "dkim-example", &data, &len),
+                 PM_OK);
+    free(data);
+
+    /* a primary older than the one followed is not followed */
+    r->epoch = 2;
+    trouble = pm_ctld_follow(b, r, "tcp://old", &last);
+    cr_assert_not_null(trouble);
+    cr_assert(strstr(trouble, "tcp://old is at epoch 2, older than the 3"),
+              "%s", trouble);
+    free(trouble);
+    cr_assert_eq(s_epoch(s_standby), 3);
+    pm__response__free_unpacked(r, NULL);
+    pm_ctld_destroy(&b);
+}
+
+Test(standby, a_key_copied_over_in_place_is_seen)
+{
+    char *why = NULL, clients[256], cert[300];
+    snprintf(clients, sizeof clients, "%s/a/clients", s_dir);
+    zcert_t *k1 = zcert_new(), *k2 = zcert_new();
+    cr_assert_eq(pm_keys_enroll(clients, "mx1", PM_ROLE_AGENT,
+                                zcert_public_txt(k1), &why),
+                 0);
+    pm_replica_t *rep = NULL;
+    cr_assert_eq(pm_replica_refresh(&rep, s_primary, clients, &why), 0);
+    char before[65];
+    strcpy(before, rep->digest);
+    /* `cp new.cert clients/agent-mx1.cert` over the old one: the same
+     * file written again, the directory's mtime as it was */
+    struct stat dir;
+    cr_assert_eq(stat(clients, &dir), 0);
+    char other[256];
+    snprintf(other, sizeof other, "%s/b/clients", s_dir);
+    cr_assert_eq(
+        pm_keys_enroll(other, "mx1", PM_ROLE_AGENT, zcert_public_txt(k2), &why),
+        0);
+    snprintf(cert, sizeof cert, "%s/agent-mx1.cert", other);
+    FILE *in = fopen(cert, "r");
+    char text[4096];
+    size_t n = fread(text, 1, sizeof text, in);
+    fclose(in);
+    snprintf(cert, sizeof cert, "%s/agent-mx1.cert", clients);
+    FILE *out = fopen(cert, "w");
+    cr_assert_eq(fwrite(text, 1, n, out), n);
+    fclose(out);
+    struct timespec times[2] = {dir.st_atim, dir.st_mtim};
+    cr_assert_eq(utimensat(AT_FDCWD, clients, times, 0), 0);
+    cr_assert_eq(pm_replica_refresh(&rep, s_primary, clients, &why), 0);
+    cr_assert_str_neq(rep->digest, before, "the new key is what is sent");
+    bool found = false;
+    for (size_t i = 0; i < rep->n_keys; i++)
+        found |= strcmp(rep->keys[i]->public_key, zcert_public_txt(k2)) == 0;
+    cr_assert(found);
+    pm_replica_destroy(&rep);
+    zcert_destroy(&k1);
+    zcert_destroy(&k2);
 }
 
 Test(standby, a_standby_refuses_all_but_ping)
