@@ -142,6 +142,8 @@ expect_exit 0 "systemctl enable --now privmta-controller" \
 ctl_answers() { in_ct privmta-ctl --timeout 0.5 policy history --limit 1 >/dev/null 2>&1; }
 check "the controller answers privmta-ctl" wait_for 15 ctl_answers
 check "and is still up, never restarted, under its unit" active privmta-controller
+check "under a memory limit (libzmq buffers endless multipart messages)" \
+    test "$(in_ct systemctl show -p MemoryMax --value privmta-controller)" = 1073741824
 
 # ---- the node: the documented enrolment ------------------------------------------------
 in_ct cp /var/lib/privmta/keys/controller.cert /etc/privmta/controller.cert
