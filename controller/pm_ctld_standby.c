@@ -62,13 +62,18 @@ s_add_revisions(pm_ctld_t *self, uint64_t from, uint64_t head, size_t bytes,
                 pm_ctld_reply_t *r)
 {
     r->history = pm_calloc(S_REPLICATE_MAX, sizeof *r->history);
-    for (uint64_t n = from; n <= head && r->n_history < S_REPLICATE_MAX; n++) {
+    for (uint64_t n = from; n <= head && r->n_history < S_REPLICATE_MAX;) {
         Pm__Revision *rev = NULL;
-        int rc = pm_store_get(self->store, n, &rev);
+        int rc = pm_store_next(self->store, n, &rev); /* over pruned ones */
         if (rc == PM_ENOTFOUND)
-            continue; /* pruned */
+            break;
         if (rc != PM_OK)
             return pm_ctld_store_fail(r, rc, "reading a revision");
+        if (rev->number > head) { /* a canary's, held back */
+            pm__revision__free_unpacked(rev, NULL);
+            break;
+        }
+        n = rev->number + 1;
         size_t size = pm__revision__get_packed_size(rev);
         if (r->n_history && bytes + size > S_REPLICATE_BYTES) {
             pm__revision__free_unpacked(rev, NULL);

@@ -414,6 +414,30 @@ pm_store_get(pm_store_t *self, uint64_t rev, Pm__Revision **out)
     return rc;
 }
 
+int
+pm_store_next(pm_store_t *self, uint64_t rev, Pm__Revision **out)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    if (!self || !out)
+        return PM_EINVAL;
+    int rc = s_read_begin(self, &txn);
+    if (rc != PM_OK || !txn)
+        return rc == PM_OK ? PM_ENOTFOUND : rc;
+    uint8_t buf[8];
+    s_u64_put(rev, buf); /* big-endian: LMDB's order is the numbers' */
+    MDB_val key = {8, buf}, val;
+    rc = s_err(mdb_cursor_open(txn, self->revs, &cur));
+    if (rc == PM_OK)
+        rc = s_err(mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE));
+    if (rc == PM_OK)
+        rc = s_decode_rev(&key, &val, out);
+    if (cur)
+        mdb_cursor_close(cur);
+    s_read_end(self);
+    return rc;
+}
+
 /* ---- Writing ---------------------------------------------------------- */
 
 typedef int (*s_write_fn)(pm_store_t *self, MDB_txn *txn, void *arg);

@@ -113,6 +113,11 @@ int pm_store_head(pm_store_t *self, uint64_t *rev);
  * pm__revision__free_unpacked(*out, NULL). */
 int pm_store_get(pm_store_t *self, uint64_t rev, Pm__Revision **out);
 
+/* Reads the first revision stored numbered REV or above into *OUT (as
+ * pm_store_get): one look-up however many before it were pruned.
+ * PM_ENOTFOUND when there is none. */
+int pm_store_next(pm_store_t *self, uint64_t rev, Pm__Revision **out);
+
 /* Commits POLICY as revision head+1 in one durable transaction, which
  * also applies the retention (pm_store_set_retention). With
  * info->expect_rev != PM_REV_ANY, returns PM_ECONFLICT (and writes nothing)

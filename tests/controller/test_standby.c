@@ -162,6 +162,21 @@ Test(standby, a_standby_becomes_an_exact_copy)
     pm_replica_destroy(&b);
 }
 
+Test(standby, pruned_revisions_are_passed_over)
+{
+    cr_assert_eq(pm_store_set_retention(s_primary, 2), PM_OK);
+    const char *admins[] = {"1@example.com", "2@example.com", "3@example.com",
+                            "4@example.com", "5@example.com"};
+    for (size_t i = 0; i < 5; i++)
+        s_commit(admins[i]);
+    Pm__Response *r = s_replicate(0, NULL, NULL);
+    cr_assert_eq(r->status, PM__RESPONSE__STATUS__OK, "%s", r->error);
+    cr_assert_eq(r->n_history, 2);
+    cr_assert_eq(r->history[0]->number, 4);
+    cr_assert_eq(r->history[1]->number, 5);
+    pm__response__free_unpacked(r, NULL);
+}
+
 /* The primary's controller again, as it starts: it reads the rollout. */
 static void
 s_restart_primary(void)

@@ -670,6 +670,18 @@ Test(store, retention_keeps_newest_and_pinned)
     /* Paging goes over the gaps. */
     s_assert_history(st, 16, 1, 7, 1);
     s_assert_history(st, 7, 5, 3, 1);
+    /* ...and so does the next stored one, in one look-up */
+    uint64_t next[][2] = {{0, 3}, {1, 3}, {3, 3}, {4, 7}, {8, 16}, {25, 25}};
+    for (size_t i = 0; i < sizeof next / sizeof next[0]; i++) {
+        cr_assert_eq(pm_store_next(st, next[i][0], &r), PM_OK);
+        cr_assert_eq(r->number, next[i][1], "after %" PRIu64 ": %" PRIu64,
+                     next[i][0], r->number);
+        cr_assert_not_null(r->policy);
+        pm__revision__free_unpacked(r, NULL);
+        r = NULL;
+    }
+    cr_assert_eq(pm_store_next(st, 26, &r), PM_ENOTFOUND);
+    cr_assert_null(r);
 
     /* mx-a moves on: 3 is no longer pinned, the next commit drops it. */
     cr_assert_eq(s_node_put(st, "mx-a", 25), PM_OK);
