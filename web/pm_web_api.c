@@ -331,9 +331,11 @@ s_login(pm_web_api_t *self, const pm_web_session_t *s, const pm_web_req_t *req,
         reply->cookie = pm_asprintf("%s=%s; Path=/; Secure; HttpOnly; "
                                     "SameSite=Strict; Max-Age=%d",
                                     PM_WEB_COOKIE, s->token, PM_WEB_LIFE_S);
-        s_reply(reply, 200,
-                json_pack("{s:s, s:s, s:s}", "user", s->user, "csrf", s->csrf,
-                          "token", s->token));
+        json_t *body =
+            json_pack("{s:s, s:s}", "user", s->user, "csrf", s->csrf);
+        if (!req->browser) /* a script's: a page's script never needs it */
+            json_object_set_new(body, "token", json_string(s->token));
+        s_reply(reply, 200, body);
     } else if (rc == PM_EDENIED) {
         pm_web_throttle_fail(self->sessions, req->addr, user, now);
         char *shown = pm_text_escape(user, PM_WEB_USER_MAX);

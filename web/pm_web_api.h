@@ -8,6 +8,9 @@
  * thread that serves the page's files.
  *
  *   POST /api/login      {"user","password"} -> {"user","csrf","token"}
+ *                        ("token" only to a client that is not a browser:
+ *                        the page has its HttpOnly cookie, and a bearer
+ *                        token skips the CSRF check)
  *   POST /api/logout     -> {}
  *   GET  /api/session    -> {"user","csrf"}
  *   GET  /api/policy     -> {"rev","digest","author","message","time",
@@ -61,6 +64,7 @@ typedef struct {
     bool bearer;       /* ...from "Authorization: Bearer" (no CSRF) */
     const char *csrf;  /* X-CSRF-Token */
     const char *addr;  /* the client's address, for throttling */
+    bool browser;      /* sent Origin or Sec-Fetch-Site: a browser's */
     const char *(*arg)(void *ctx, const char *name); /* query arguments */
     void *arg_ctx;
 } pm_web_req_t;

@@ -12,10 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* require-trusted-types-for: the page writes text, never HTML (no
+ * innerHTML): a change that did would be refused, not run. */
 #define S_CSP                                                                  \
     "default-src 'self'; style-src 'self'; script-src 'self'; "                \
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "       \
-    "form-action 'self'; base-uri 'none'"
+    "form-action 'self'; base-uri 'none'; object-src 'none'; "                 \
+    "require-trusted-types-for 'script'"
 
 struct pm_web_http_t {
     pm_http_t *http;
@@ -39,7 +42,7 @@ typedef struct {
     pm_web_job_t job; /* first: the worker's view */
     s_state_t state;
     char *method, *path, *token, *csrf;
-    bool bearer;
+    bool bearer, browser;
     char addr[INET6_ADDRSTRLEN];
     char **args; /* query arguments: name, value, name, value... */
     size_t n_args;
@@ -146,6 +149,9 @@ s_conn_new(struct MHD_Connection *c, const char *url, const char *method)
             : MHD_lookup_connection_value(c, MHD_COOKIE_KIND, PM_WEB_COOKIE));
     conn->csrf = s_dup_or_null(
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-CSRF-Token"));
+    conn->browser =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin") ||
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, s_add_arg, conn);
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -192,6 +198,7 @@ s_request(s_conn_t *conn, pm_web_req_t *req)
                           .bearer = conn->bearer,
                           .csrf = conn->csrf,
                           .addr = conn->addr,
+                          .browser = conn->browser,
                           .arg = s_query,
                           .arg_ctx = conn};
 }

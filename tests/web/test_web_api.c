@@ -23,8 +23,10 @@ static pm_web_api_t *s_api;
  * check takes a good part of a second on a loaded machine. */
 static int64_t s_now = 1800000000;
 
-/* Where requests come from. */
+/* Where requests come from, and whether from a browser (Origin or
+ * Sec-Fetch-Site sent). */
 static const char *s_addr = "192.0.2.7";
+static bool s_browser;
 
 static int64_t
 s_clock(void)
@@ -79,7 +81,8 @@ s_call(const char *method, const char *path, const char *body,
                         .token = token,
                         .bearer = bearer,
                         .csrf = csrf,
-                        .addr = s_addr};
+                        .addr = s_addr,
+                        .browser = s_browser};
     pm_web_reply_t reply;
     pm_web_api_handle(s_api, &req, &reply);
     if (out)
@@ -207,6 +210,25 @@ Test(web_api, csrf_token_needed_with_the_cookie_not_with_bearer)
     pm_web_req_t req = {
         .method = "POST", .path = "/api/policy", .token = token};
     cr_assert_eq(pm_web_api_body_cap(s_api, &req), PM_WEB_BODY_MAX);
+}
+
+/* The page has its HttpOnly cookie; a bearer token, which skips the CSRF
+ * check, is only for scripts: a browser's login does not get it, so that
+ * a script that runs in the page cannot take one. */
+Test(web_api, a_browsers_login_gets_no_bearer_token)
+{
+    s_browser = true;
+    json_t *doc = NULL;
+    char *cookie = NULL;
+    cr_assert_eq(s_call("POST", "/api/login",
+                        "{\"user\":\"alice\",\"password\":\"correct horse\"}",
+                        NULL, false, NULL, &doc, &cookie),
+                 200);
+    cr_assert_null(json_object_get(doc, "token"));
+    cr_assert_not_null(json_object_get(doc, "csrf"));
+    cr_assert_not_null(cookie, "the page logs in by its cookie");
+    free(cookie);
+    json_decref(doc);
 }
 
 Test(web_api, a_silent_controller_is_503)

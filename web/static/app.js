@@ -1441,7 +1441,7 @@
     if (data) {
       const nodes = Array.isArray(data.nodes) ? data.nodes : [];
       renderAck(a.rev, nodes);
-      const acked = nodes.filter((n) => Number(n.applied_rev) >= a.rev);
+      const acked = nodes.filter((n) => hasTaken(n, a.rev));
       if (!nodes.length) {
         $('#ack-summary').textContent = 'No node has registered yet; nobody to wait for.';
         panel.classList.add('done');
@@ -1455,7 +1455,7 @@
         return;
       }
       if (Date.now() - a.start >= ACK_FOR_MS) {
-        const late = nodes.filter((n) => Number(n.applied_rev) < a.rev).map((n) => n.name);
+        const late = nodes.filter((n) => !hasTaken(n, a.rev)).map((n) => n.name);
         $('#ack-summary').textContent = `${acked.length} of ${plural(nodes.length, 'node')} acknowledged revision ${a.rev} after ${ACK_FOR_MS / 1000} s; not yet: ${late.join(', ')}. See Privacy Instances.`;
         panel.classList.add('late');
         return;
@@ -1468,6 +1468,13 @@
     a.timer = setTimeout(() => pollAck(a), ACK_EVERY_MS);
   }
 
+  /* Whether node N has taken revision REV: applied it, and no error since
+   * (the CLI's rule, pm_ctl_policy.c): a node that could not undo a hand
+   * edit keeps its revision and reports an error. */
+  function hasTaken(n, rev) {
+    return Number(n.applied_rev) >= rev && !n.last_error;
+  }
+
   function renderAck(rev, nodes) {
     const list = $('#ack-list');
     const seen = new Set();
@@ -1477,13 +1484,13 @@
       let li = $(`li[data-node="${cssEsc(name)}"]`, list);
       if (!li) { li = el('li', { dataset: { node: name } }); list.append(li); }
       const applied = Number(n.applied_rev) || 0;
-      const acked = applied >= rev;
+      const acked = hasTaken(n, rev);
       li.classList.toggle('acked', acked);
       li.classList.toggle('failed', !acked && !!n.last_error);
       li.textContent = '';
       li.append(el('strong', { text: name }), ': ');
       if (acked) li.append(`acknowledged rev ${rev}`);
-      else if (n.last_error) li.append(`error, still on rev ${applied}: `, el('span', { class: 'err-text', text: n.last_error }));
+      else if (n.last_error) li.append(`error on rev ${applied}: `, el('span', { class: 'err-text', text: n.last_error }));
       else li.append(`waiting (applied rev ${applied}${n.liveness && n.liveness !== 'up' ? `, ${n.liveness}` : ''})`);
     }
     for (const li of $$('li[data-node]', list)) if (!seen.has(li.dataset.node)) li.remove();
@@ -1564,7 +1571,7 @@
     const body = $('#nodes-body');
     body.textContent = '';
     const alive = nodes.filter((n) => n.liveness === 'up').length; /* the controller's up, stale, down, never */
-    const current = nodes.filter((n) => Number(n.applied_rev) >= head).length;
+    const current = nodes.filter((n) => hasTaken(n, head)).length;
     const sum = $('#nodes-summary');
     sum.dataset.kind = '';
     sum.textContent = nodes.length
