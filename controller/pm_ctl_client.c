@@ -92,7 +92,8 @@ s_monitor_event(zsock_t *mon, char **why, const char *endpoint)
     if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
         *why = pm_asprintf("the controller at %s refused this client's key: "
                            "it is not in the controller's clients/ "
-                           "allow-list",
+                           "allow-list, or not with a role of this API (an "
+                           "agent's key is for the agent socket only)",
                            endpoint);
         return PM_EDENIED;
     }

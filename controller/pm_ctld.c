@@ -20,9 +20,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* Requests queued per connection on the API socket: a client sends one at
- * a time, and a request may be PM_WIRE_MESSAGE_MAX bytes. */
-#define S_CTL_RCVHWM 4
+/* Messages queued per connection on the API socket, each way: a client
+ * sends one request at a time and waits for its answer, and either may be
+ * PM_WIRE_MESSAGE_MAX bytes (czmq's default of 1000 would let a client
+ * that asks without reading hold gigabytes of answers here). */
+#define S_CTL_HWM 4
 
 typedef void (*s_handler_fn)(pm_ctld_t *self, const Pm__Request *req,
                              const char *author, pm_ctld_reply_t *r);
@@ -689,7 +691,8 @@ pm_ctld_send(pm_ctld_t *self, zframe_t **route, const Pm__Response *resp)
 
 /* One line per admin request: what, by whom, and when refused, why (the
  * first of the problems too: "policy rejected: 1 problem" alone leaves
- * the log's reader guessing). */
+ * the log's reader guessing). AUTHOR's user part, what the client says,
+ * is escaped already (s_author). */
 static void
 s_log_request(const char *name, const char *author, const Pm__Response *resp)
 {
@@ -776,9 +779,10 @@ pm_ctld_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
     self->router = zsock_new(ZMQ_ROUTER);
     zcert_apply(cert, self->router);
     zsock_set_curve_server(self->router, 1);
-    zsock_set_zap_domain(self->router, "privmta");
+    zsock_set_zap_domain(self->router, PM_CTLZAP_DOMAIN_API);
     zsock_set_maxmsgsize(self->router, PM_WIRE_MESSAGE_MAX);
-    zsock_set_rcvhwm(self->router, S_CTL_RCVHWM);
+    zsock_set_rcvhwm(self->router, S_CTL_HWM);
+    zsock_set_sndhwm(self->router, S_CTL_HWM);
     zsock_set_linger(self->router, 0);
     if (zsock_bind(self->router, "%s", endpoint) < 0) {
         *why = pm_asprintf("cannot listen on %s: %s", endpoint,
@@ -808,13 +812,19 @@ pm_ctld_destroy(pm_ctld_t **self_p)
 }
 
 /* The enrolled key's name (from its certificate as it is now) identifies
- * the author; the user name the client sends is informational only. */
+ * the author; the user name the client sends is informational only, and
+ * escaped: it goes into the log line of each request and into the
+ * revision, which the store checks again (cut through a UTF-8 sequence,
+ * the commit would be refused). */
 static char *
 s_author(const char *name, const Pm__Request *req)
 {
     if (!*req->user)
         return pm_strdup(name);
-    return pm_asprintf("%s (%.64s)", name, req->user);
+    char *user = pm_text_escape(req->user, 64);
+    char *author = pm_asprintf("%s (%s)", name, user);
+    free(user);
+    return author;
 }
 
 static uint8_t *

@@ -17,6 +17,7 @@
 #include "pm_conf.h"
 #include "pm_log.h"
 #include "pm_mem.h"
+#include "pm_text.h"
 #include "pm_wire.h"
 
 #include <string.h>
@@ -156,10 +157,13 @@ s_on_answer(const char *node, Pm__AgentReport *rep, void *arg)
         }
         rep->n_why = 0; /* taken */
         if (*rep->why_error) {
+            /* cut on a character boundary: a cut through one would make
+             * the client refuse the whole answer (not UTF-8) */
+            char *error = pm_text_escape(rep->why_error, 200);
             a->errors =
                 pm_realloc(a->errors, (a->n_errors + 1) * sizeof *a->errors);
-            a->errors[a->n_errors++] =
-                pm_asprintf("%s: %.200s", node, rep->why_error);
+            a->errors[a->n_errors++] = pm_asprintf("%s: %s", node, error);
+            free(error);
         }
         if (a->n_waiting == 0)
             s_finish(self, i);

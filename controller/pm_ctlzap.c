@@ -12,13 +12,23 @@
 typedef struct {
     char *dir;
     struct timespec mtime; /* of DIR when KEYS was read */
-    zhashx_t *keys;        /* Z85 key -> zframe_t *, the metadata frame */
+    zhashx_t *keys;        /* Z85 key -> s_key_t */
 } s_zap_t;
 
+typedef struct {
+    zframe_t *meta; /* the metadata frame (name, role) */
+    bool agent;     /* role=agent: for the agents' socket only */
+} s_key_t;
+
 static void
-s_frame_destroy(void **item)
+s_key_destroy(void **item)
 {
-    zframe_destroy((zframe_t **)item);
+    s_key_t *k = *item;
+    if (!k)
+        return;
+    zframe_destroy(&k->meta);
+    free(k);
+    *item = NULL;
 }
 
 static void
@@ -28,7 +38,24 @@ s_key_one(const char *name, const char *role, const char *key, const char *path,
     (void)path;
     if (strlen(name) > 255 || strlen(role) > 255)
         return;
-    zhashx_update(arg, key, pm_zap_metadata("name", name, "role", role, NULL));
+    s_key_t *k = pm_calloc(1, sizeof *k);
+    k->meta = pm_zap_metadata("name", name, "role", role, NULL);
+    k->agent = strcmp(role, PM_ROLE_AGENT) == 0;
+    zhashx_update(arg, key, k);
+}
+
+/* Whether K may connect to the socket of ZAP domain DOMAIN: agents to
+ * theirs, every other role to the API, nothing to a socket of another
+ * domain. Checked here, not only per request: a key that finishes the
+ * handshake on the wrong socket may have requests queued there (4 x 64
+ * MiB on the API) before anything looks at its role. */
+static bool
+s_domain_fits(const s_key_t *k, zframe_t *domain)
+{
+    if (!domain)
+        return false;
+    return zframe_streq(domain, k->agent ? PM_CTLZAP_DOMAIN_AGENTS
+                                         : PM_CTLZAP_DOMAIN_API);
 }
 
 /* Reads DIR again when FORCE or when its mtime changed. */
@@ -53,7 +80,7 @@ s_refresh(s_zap_t *self, bool force)
 }
 
 /* Answers one ZAP request: 200 with User-Id the key and its file's
- * metadata, or 400. */
+ * metadata, or 400 (not enrolled, or not for this socket). */
 static void
 s_answer(s_zap_t *self, zsock_t *zap)
 {
@@ -61,16 +88,20 @@ s_answer(s_zap_t *self, zsock_t *zap)
     if (!pm_zap_recv(zap, &req))
         return;
     char key[41] = "";
-    zframe_t *meta = NULL;
+    const s_key_t *k = NULL;
     if (req.curve) {
         zmq_z85_encode(key, zframe_data(req.curve), 32);
         s_refresh(self, false);
-        meta = zhashx_lookup(self->keys, key);
+        k = zhashx_lookup(self->keys, key);
     }
-    zframe_t *copy = meta ? zframe_dup(meta) : NULL;
-    if (!meta)
-        pm_debug("refused a connection from key %s", key);
-    pm_zap_reply(zap, &req, meta ? key : NULL, &copy, "not an enrolled key");
+    const char *no = !k ? "not an enrolled key"
+                     : !s_domain_fits(k, req.domain)
+                         ? "not a key for this socket"
+                         : NULL;
+    zframe_t *copy = no ? NULL : zframe_dup(k->meta);
+    if (no)
+        pm_debug("refused a connection from key %s: %s", key, no);
+    pm_zap_reply(zap, &req, no ? NULL : key, &copy, no);
 }
 
 /* "CURVE" DIR: the allow-list is DIR, read now; signals when done. */
@@ -99,7 +130,7 @@ pm_ctlzap(zsock_t *pipe, void *args)
 {
     (void)args;
     s_zap_t self = {.keys = zhashx_new()};
-    zhashx_set_destructor(self.keys, s_frame_destroy);
+    zhashx_set_destructor(self.keys, s_key_destroy);
     zsock_t *zap = zsock_new(ZMQ_REP);
     zsock_set_linger(zap, 0);
     int rc = zsock_bind(zap, PM_ZAP_ENDPOINT);

@@ -2,6 +2,7 @@
  * agent's connection and reports, revisions and snapshots out, heartbeats.
  * MEMBERS (membership, fetch duties, cool-downs) is pm_fleet_members.c. */
 #include "pm_fleet.h"
+#include "pm_ctlzap.h"
 #include "pm_fleet_private.h"
 #include "pm_keys.h"
 #include "pm_log.h"
@@ -18,6 +19,12 @@
 /* Caps on agent-supplied text in one log line. */
 #define S_LOG_NAME_MAX 80
 #define S_LOG_TEXT_MAX 512
+
+/* Lines a node's messages may make us log a minute: an agent can send
+ * thousands of malformed reports, failed applies or hand edits a second,
+ * and each would be a line. */
+#define S_LOG_LINES 30
+#define S_LOG_WINDOW_MS 60000
 
 /* Ticks between two reads of clients/ that do not wait for its mtime to
  * change: a file replaced within the same second may not change it where
@@ -88,6 +95,52 @@ s_forget_route(pm_fleet_node_t *n)
     zframe_destroy(&n->route);
     n->route_key[0] = '\0';
     n->snapshot_pending = false;
+}
+
+/* Ends N's minute of logging when it is over at NOW, saying how many
+ * lines it did not get. */
+static void
+s_log_roll(pm_fleet_node_t *n, int64_t now)
+{
+    if (n->log_since && now - n->log_since < S_LOG_WINDOW_MS)
+        return;
+    if (n->log_suppressed)
+        pm_warn("node %s: suppressed %u log lines in the last minute (at "
+                "most %d a minute per node)",
+                n->label, n->log_suppressed, S_LOG_LINES);
+    n->log_since = now;
+    n->log_lines = n->log_suppressed = 0;
+}
+
+/* Lines N may still log this minute. */
+static size_t
+s_log_room(pm_fleet_node_t *n)
+{
+    s_log_roll(n, zclock_mono());
+    return S_LOG_LINES - n->log_lines;
+}
+
+/* N's messages would log WANT lines: returns how many may be, the rest
+ * counted as suppressed (the first time in a minute, said at once). */
+static size_t
+s_log_take(pm_fleet_node_t *n, size_t want)
+{
+    size_t room = s_log_room(n);
+    size_t take = want < room ? want : room;
+    n->log_lines += (unsigned)take;
+    if (take < want && !n->log_suppressed)
+        pm_warn("node %s: more than %d log lines this minute; the rest are "
+                "suppressed and counted",
+                n->label, S_LOG_LINES);
+    n->log_suppressed += (unsigned)(want - take);
+    return take;
+}
+
+/* Whether N may log one line now. */
+static bool
+s_log_ok(pm_fleet_node_t *n)
+{
+    return s_log_take(n, 1) == 1;
 }
 
 static const char *
@@ -177,14 +230,15 @@ s_load_statuses(pm_fleet_t *self)
     pm_store_nodes_free(&all, n);
 }
 
-/* The databases of the head policy, as the controller starts. */
+/* The databases and mirrors of the head policy, as the controller
+ * starts. */
 static void
-s_load_databases(pm_fleet_t *self)
+s_load_antivirus(pm_fleet_t *self)
 {
     Pm__Revision *r = NULL;
     if (!self->head || pm_store_get(self->store, self->head, &r) != PM_OK)
         return;
-    pm_fleet_set_databases(self, r->policy);
+    pm_fleet_set_antivirus(self, r->policy);
     pm__revision__free_unpacked(r, NULL);
 }
 
@@ -206,7 +260,7 @@ pm_fleet_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
     pm_store_head(store, &self->head);
     s_load_statuses(self);
     s_scan_enrolled(self, true);
-    s_load_databases(self);
+    s_load_antivirus(self);
     zmq_msg_init(&self->members);
     zmq_msg_init(&self->members_delta);
     /* epochs must not repeat across restarts (an agent keeps its epoch
@@ -217,7 +271,7 @@ pm_fleet_new(pm_store_t *store, const char *endpoint, zcert_t *cert,
     self->router = zsock_new(ZMQ_ROUTER);
     zcert_apply(cert, self->router);
     zsock_set_curve_server(self->router, 1);
-    zsock_set_zap_domain(self->router, "privmta-agents");
+    zsock_set_zap_domain(self->router, PM_CTLZAP_DOMAIN_AGENTS);
     /* agents only ever send reports: anything longer is dropped, with
      * the connection, before it is read into memory */
     zsock_set_maxmsgsize(self->router, PM_WIRE_REPORT_MAX);
@@ -254,6 +308,9 @@ pm_fleet_destroy(pm_fleet_t **self_p)
     for (size_t i = 0; i < self->n_databases; i++)
         free(self->databases[i]);
     free(self->databases);
+    for (size_t i = 0; i < self->n_mirrors; i++)
+        free(self->mirrors[i]);
+    free(self->mirrors);
     free(self->clients_dir);
     free(self);
     *self_p = NULL;
@@ -497,7 +554,7 @@ pm_fleet_publish(pm_fleet_t *self, uint64_t rev)
     s_attach_secrets(self, &pub);
     s_broadcast(self, &pub);
     s_free_secrets(&pub);
-    pm_fleet_set_databases(self, r->policy);
+    pm_fleet_set_antivirus(self, r->policy);
     pm__revision__free_unpacked(r, NULL);
 }
 
@@ -554,9 +611,10 @@ s_want_snapshot(pm_fleet_t *self, pm_fleet_node_t *n,
                            : "asks to resync";
     int64_t wait = n->snapshot_due - zclock_mono();
     if (wait <= 0) {
-        pm_info("node %s %s at revision %llu: sending the head (%llu)",
-                n->label, what, (unsigned long long)rep->applied_rev,
-                (unsigned long long)self->head);
+        if (s_log_ok(n))
+            pm_info("node %s %s at revision %llu: sending the head (%llu)",
+                    n->label, what, (unsigned long long)rep->applied_rev,
+                    (unsigned long long)self->head);
         s_send_snapshot(self, n);
     } else if (!n->snapshot_pending) {
         pm_debug("node %s %s at revision %llu: the head follows in %lld ms",
@@ -616,15 +674,15 @@ s_take_answer(pm_fleet_t *self, pm_fleet_node_t *n, Pm__AgentReport *rep)
         if (self->test_fn)
             self->test_fn(n->name, rep, self->test_arg);
     } else if (rep->kind == PM__AGENT_REPORT__KIND__APPLIED) {
-        if (*n->status->apply_error) {
+        if (!*n->status->apply_error) {
+            pm_debug("node %s applied revision %llu", n->label,
+                     (unsigned long long)rep->applied_rev);
+        } else if (s_log_ok(n)) {
             char *error =
                 pm_text_escape(n->status->apply_error, S_LOG_TEXT_MAX);
             pm_warn("node %s failed to apply: %s (keeps revision %llu)",
                     n->label, error, (unsigned long long)rep->applied_rev);
             free(error);
-        } else {
-            pm_debug("node %s applied revision %llu", n->label,
-                     (unsigned long long)rep->applied_rev);
         }
     }
 }
@@ -647,9 +705,12 @@ s_take_report(pm_fleet_t *self, pm_fleet_node_t *n, Pm__AgentReport *rep)
     if (rep->status && !answer) {
         pm_wire_set_string(&rep->status->name, n->name);
         rep->status->applied_rev = rep->applied_rev;
-        pm_nodereport_own_cooldowns(n->name, rep->status, time(NULL));
+        pm_nodereport_own_cooldowns(n->name, self->mirrors, self->n_mirrors,
+                                    rep->status, time(NULL));
         n->dirty = n->dirty || pm_nodereport_changed(n->status, rep->status);
-        pm_nodereport_drift_history(n->label, n->status, rep->status);
+        size_t edits = pm_nodereport_drift_history(n->label, n->status,
+                                                   rep->status, s_log_room(n));
+        s_log_take(n, edits); /* logged as many as there was room for */
         if (pm_nodereport_members_differ(n->status, rep->status))
             self->members_dirty = true;
         if (n->status)
@@ -731,9 +792,11 @@ pm_fleet_handle(pm_fleet_t *self)
     char *why = NULL;
     if (n && pm_wire_unpack_agent_report(zframe_data(body), zframe_size(body),
                                          &rep, &why) != PM_OK) {
-        char *shown = pm_text_escape(why, S_LOG_TEXT_MAX);
-        pm_warn("node %s: malformed report dropped: %s", n->label, shown);
-        free(shown);
+        if (s_log_ok(n)) {
+            char *shown = pm_text_escape(why, S_LOG_TEXT_MAX);
+            pm_warn("node %s: malformed report dropped: %s", n->label, shown);
+            free(shown);
+        }
     } else if (n) {
         s_set_route(self, n, &route, zframe_meta(body, "User-Id"));
         s_take_report(self, n, rep);
@@ -779,6 +842,13 @@ s_heartbeat(pm_fleet_t *self)
     /* changes are written every tick; "last seen" alone every 30 */
     s_flush(self, ++self->ticks % 30 == 0);
     s_scan_enrolled(self, self->ticks % S_RESCAN_TICKS == 0);
+    /* what a node's minute suppressed is said when it ends, even if the
+     * node says nothing more */
+    int64_t now = zclock_mono();
+    for (pm_fleet_node_t *n = zhashx_first(self->nodes); n;
+         n = zhashx_next(self->nodes))
+        if (n->log_suppressed)
+            s_log_roll(n, now);
     /* sent when it changed; one lost on the way shows in reports */
     pm_fleet_members_refresh(self);
 }

@@ -100,9 +100,11 @@ void pm_fleet_nodes(pm_fleet_t *self, Pm__NodeStatus ***nodes, size_t *n);
  *   - duties: for each database of the head policy (none while antivirus
  *     is disabled), in policy order, the live member that fetches it; a
  *     database with no live member has no entry;
- *   - cooldowns: the union of the nodes' reported cool-downs still running,
- *     one per mirror, the latest deadline winning; one that names no node
- *     is taken as told to the node that reported it.
+ *   - cooldowns: the union of the nodes' reported cool-downs still running
+ *     for a mirror of the head policy (429 or 403 only), one per mirror,
+ *     the latest deadline winning, each named after the node that
+ *     reported it (pm_nodereport_own_cooldowns): at most as many as the
+ *     policy has mirrors.
  * MEMBERS is sent to every agent when its bytes change (looked at every
  * tick, so a change shows within a heartbeat), every 60 ticks when they
  * do not (a lost one heals), and to one agent right after each SNAPSHOT

@@ -10,6 +10,7 @@
 #include "pm_log.h"
 #include "pm_members.h"
 #include "pm_mem.h"
+#include "pm_nodereport.h"
 #include "pm_wire.h"
 
 #include <stdint.h>
@@ -56,24 +57,27 @@ s_enrolled_sorted(pm_fleet_t *self, size_t *n, size_t *n_cooldowns)
 
 /* The cluster's cool-downs from what NODES (N) reported, into PUB (arrays
  * the caller frees; the messages stay the nodes'); returns when the answer
- * changes by itself. At most PM_WIRE_LIST_MAX, or agents refuse it. */
+ * changes by itself. One per mirror of the head policy, so no more than
+ * it has (at most 16), filtered here too: a status stored before the
+ * policy changed, or before reports were cut to its mirrors, may name
+ * others. */
 static int64_t
-s_members_cooldowns(pm_fleet_node_t **nodes, size_t n, size_t total,
-                    Pm__Publication *pub)
+s_members_cooldowns(pm_fleet_t *self, pm_fleet_node_t **nodes, size_t n,
+                    size_t total, Pm__Publication *pub)
 {
     Pm__Cooldown **all = pm_calloc(total + 1, sizeof *all);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const Pm__NodeStatus *st = nodes[i]->status;
         for (size_t j = 0; st && j < st->n_cooldowns; j++)
-            all[k++] = st->cooldowns[j];
+            if (pm_nodereport_cooldown_kept(st->cooldowns[j], self->mirrors,
+                                            self->n_mirrors))
+                all[k++] = st->cooldowns[j];
     }
     int64_t expiry = INT64_MAX;
     pub->cooldowns = pm_calloc(total + 1, sizeof *pub->cooldowns);
     pub->n_cooldowns =
         pm_duty_cooldowns(all, k, time(NULL), pub->cooldowns, &expiry);
-    if (pub->n_cooldowns > PM_WIRE_LIST_MAX)
-        pub->n_cooldowns = PM_WIRE_LIST_MAX;
     free(all);
     return expiry;
 }
@@ -140,7 +144,7 @@ pm_fleet_members_build(pm_fleet_t *self)
         dp[pub.n_duties] = &d[pub.n_duties];
         pub.n_duties++;
     }
-    self->members_expiry = s_members_cooldowns(nodes, n, total, &pub);
+    self->members_expiry = s_members_cooldowns(self, nodes, n, total, &pub);
     /* the digest is of what it says (epoch 0), not of when */
     size_t len = 0;
     uint8_t *buf = pm_wire_pack(&pub.base, &len);
@@ -221,23 +225,44 @@ pm_fleet_members_refresh(pm_fleet_t *self)
         pm_fleet_members_send(self, n, false);
 }
 
+/* Whether LIST (N) and the N_P strings of P differ. */
+static bool
+s_list_differs(char *const *list, size_t n, char *const *p, size_t n_p)
+{
+    bool same = n == n_p;
+    for (size_t i = 0; same && i < n; i++)
+        same = strcmp(p[i], list[i]) == 0;
+    return !same;
+}
+
+/* *LIST_P (*N_P) becomes a copy of P (N). */
+static void
+s_list_set(char ***list_p, size_t *n_p, char *const *p, size_t n)
+{
+    for (size_t i = 0; i < *n_p; i++)
+        free((*list_p)[i]);
+    free(*list_p);
+    *list_p = pm_calloc(n + 1, sizeof **list_p);
+    for (size_t i = 0; i < n; i++)
+        (*list_p)[i] = pm_strdup(p[i]);
+    *n_p = n;
+}
+
 /* The head policy's databases become the ones with duties (none when
- * antivirus is off). */
+ * antivirus is off), its mirrors the only ones cool-downs may name. */
 void
-pm_fleet_set_databases(pm_fleet_t *self, const Pm__Policy *p)
+pm_fleet_set_antivirus(pm_fleet_t *self, const Pm__Policy *p)
 {
     size_t n = p && p->antivirus_enabled ? p->n_antivirus_databases : 0;
-    bool same = n == self->n_databases;
-    for (size_t i = 0; same && i < n; i++)
-        same = strcmp(p->antivirus_databases[i], self->databases[i]) == 0;
-    if (same)
-        return;
-    for (size_t i = 0; i < self->n_databases; i++)
-        free(self->databases[i]);
-    free(self->databases);
-    self->databases = pm_calloc(n + 1, sizeof *self->databases);
-    for (size_t i = 0; i < n; i++)
-        self->databases[i] = pm_strdup(p->antivirus_databases[i]);
-    self->n_databases = n;
-    self->members_dirty = true;
+    char *const *dbs = p ? p->antivirus_databases : NULL;
+    size_t n_mirrors = p ? p->n_antivirus_mirrors : 0;
+    char *const *mirrors = p ? p->antivirus_mirrors : NULL;
+    if (s_list_differs(self->databases, self->n_databases, dbs, n)) {
+        s_list_set(&self->databases, &self->n_databases, dbs, n);
+        self->members_dirty = true;
+    }
+    if (s_list_differs(self->mirrors, self->n_mirrors, mirrors, n_mirrors)) {
+        s_list_set(&self->mirrors, &self->n_mirrors, mirrors, n_mirrors);
+        self->members_dirty = true;
+    }
 }

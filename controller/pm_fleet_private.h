@@ -34,6 +34,10 @@ typedef struct {
     uint64_t acked;          /* the last published revision it applied */
     uint64_t members_sent;   /* epoch of the last MEMBERS sent it, 0: none */
     int64_t members_sent_at; /* zclock_mono() of that send */
+    /* what it made us log (pm_fleet.c s_log_*) */
+    int64_t log_since;       /* zclock_mono() its minute began */
+    unsigned log_lines;      /* lines logged in it, */
+    unsigned log_suppressed; /* and not logged */
 } pm_fleet_node_t;
 
 struct pm_fleet_t {
@@ -52,6 +56,8 @@ struct pm_fleet_t {
     /* MEMBERS: packed once, each send shares the bytes */
     char **databases; /* the head policy's antivirus databases */
     size_t n_databases;
+    char **mirrors; /* and its mirrors: the only ones cool-downs count */
+    size_t n_mirrors;
     zmq_msg_t members;       /* the current MEMBERS publication, whole */
     zmq_msg_t members_delta; /* the change to it from the epoch before */
     uint64_t members_epoch;  /* the current one's (pm_members.h) */
@@ -106,7 +112,8 @@ void pm_fleet_members_send(pm_fleet_t *self, pm_fleet_node_t *n, bool whole);
 void pm_fleet_members_heal(pm_fleet_t *self, pm_fleet_node_t *n, uint64_t held);
 
 /* The head policy P's antivirus databases become the ones with duties
- * (none when antivirus is off). */
-void pm_fleet_set_databases(pm_fleet_t *self, const Pm__Policy *p);
+ * (none when antivirus is off), and its mirrors the only ones a
+ * cool-down may name (pm_nodereport_cooldown_kept). */
+void pm_fleet_set_antivirus(pm_fleet_t *self, const Pm__Policy *p);
 
 #endif

@@ -39,16 +39,56 @@ pm_nodereport_changed(Pm__NodeStatus *old, Pm__NodeStatus *new)
     return changed;
 }
 
+bool
+pm_nodereport_cooldown_kept(const Pm__Cooldown *c, char *const *mirrors,
+                            size_t n_mirrors)
+{
+    if (c->http_status != 429 && c->http_status != 403)
+        return false;
+    for (size_t i = 0; i < n_mirrors; i++)
+        if (strcmp(c->mirror, mirrors[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The index among the first N of CDS of the one for MIRROR, or -1. */
+static long
+s_cooldown_of(Pm__Cooldown *const *cds, size_t n, const char *mirror)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cds[i]->mirror, mirror) == 0)
+            return (long)i;
+    return -1;
+}
+
 void
-pm_nodereport_own_cooldowns(const char *node, Pm__NodeStatus *new, int64_t now)
+pm_nodereport_own_cooldowns(const char *node, char *const *mirrors,
+                            size_t n_mirrors, Pm__NodeStatus *new, int64_t now)
 {
     int64_t cap = now + PM_WIRE_COOLDOWN_MAX;
+    size_t kept = 0;
     for (size_t i = 0; i < new->n_cooldowns; i++) {
-        if (!*new->cooldowns[i]->node)
-            pm_wire_set_string(&new->cooldowns[i]->node, node);
-        if (new->cooldowns[i]->until > cap)
-            new->cooldowns[i]->until = cap;
+        Pm__Cooldown *c = new->cooldowns[i];
+        new->cooldowns[i] = NULL;
+        if (c->until > cap)
+            c->until = cap;
+        long same = s_cooldown_of(new->cooldowns, kept, c->mirror);
+        if (!pm_nodereport_cooldown_kept(c, mirrors, n_mirrors) ||
+            (same >= 0 && new->cooldowns[same]->until >= c->until)) {
+            pm__cooldown__free_unpacked(c, NULL);
+            continue;
+        }
+        /* the reporter vouches for what it reports: a name it gives
+         * would let it blame another node for a mirror's refusal */
+        pm_wire_set_string(&c->node, node);
+        if (same >= 0) {
+            pm__cooldown__free_unpacked(new->cooldowns[same], NULL);
+            new->cooldowns[same] = c;
+        } else {
+            new->cooldowns[kept++] = c;
+        }
     }
+    new->n_cooldowns = kept;
 }
 
 static bool
@@ -84,9 +124,9 @@ s_drift_news(const Pm__NodeStatus *old, const Pm__NodeStatus *new)
            strcmp(old->drift[0]->parameter, new->drift[0]->parameter) != 0;
 }
 
-void
+size_t
 pm_nodereport_drift_history(const char *label, Pm__NodeStatus *old,
-                            Pm__NodeStatus *new)
+                            Pm__NodeStatus *new, size_t log_max)
 {
     for (size_t i = 0; i < new->n_drift_history; i++)
         pm__drift__free_unpacked(new->drift_history[i], NULL);
@@ -99,11 +139,13 @@ pm_nodereport_drift_history(const char *label, Pm__NodeStatus *old,
     if (fresh + kept > PM_NODEREPORT_DRIFT_HISTORY)
         kept = PM_NODEREPORT_DRIFT_HISTORY - fresh;
     if (fresh + kept == 0)
-        return;
+        return 0;
     new->drift_history = pm_calloc(fresh + kept, sizeof *new->drift_history);
     for (size_t i = 0; i < fresh; i++) {
         const Pm__Drift *d = new->drift[i];
         new->drift_history[i] = pm_wire_dup(&d->base);
+        if (i >= log_max)
+            continue;
         char *param = pm_text_escape(d->parameter, S_LOG_TEXT_MAX);
         char *found = pm_text_escape(d->found, S_LOG_TEXT_MAX);
         char *error = pm_text_escape(d->error, S_LOG_TEXT_MAX);
@@ -121,4 +163,5 @@ pm_nodereport_drift_history(const char *label, Pm__NodeStatus *old,
     if (old)
         old->n_drift_history = 0; /* OLD is freed next: its array only */
     new->n_drift_history = fresh + kept;
+    return fresh;
 }

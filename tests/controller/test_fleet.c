@@ -1002,9 +1002,41 @@ s_ping(zsock_t *sock, const char **error)
     return status;
 }
 
+/* Whether the controller refuses CERT's CURVE handshake on ENDPOINT (its
+ * ZAP handler said no) rather than completing it. */
+static bool
+s_handshake_refused(zcert_t *cert, const char *endpoint)
+{
+    static int seq;
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://test-fleet-monitor-%d", seq++);
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    zcert_apply(cert, sock);
+    zsock_set_curve_serverkey(sock, s_server_key);
+    zsock_set_linger(sock, 0);
+    cr_assert_eq(zmq_socket_monitor(zsock_resolve(sock), ep,
+                                    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                        ZMQ_EVENT_HANDSHAKE_SUCCEEDED),
+                 0);
+    zsock_t *mon = zsock_new_pair(ep);
+    zsock_set_rcvtimeo(mon, S_WAIT_MS);
+    cr_assert_eq(zsock_connect(sock, "%s", endpoint), 0);
+    zmsg_t *ev = zmsg_recv(mon);
+    zframe_t *f = ev ? zmsg_first(ev) : NULL;
+    uint16_t id = 0;
+    if (f && zframe_size(f) >= 2)
+        memcpy(&id, zframe_data(f), 2);
+    zmsg_destroy(&ev);
+    zmq_socket_monitor(zsock_resolve(sock), NULL, 0);
+    zsock_destroy(&mon);
+    zsock_destroy(&sock);
+    cr_assert_neq(id, 0, "no handshake with %s", endpoint);
+    return id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+}
+
 /* An admin key removed from clients/ (or replaced there) is refused at its
- * next request on a connection it made before; an agent's key never gets
- * an answer from the API. */
+ * next request on a connection it made before; an agent's key is refused
+ * at its handshake on the API, an admin's on the agents' socket. */
 Test(fleet, removed_admin_key_refused_on_open_connection)
 {
     zcert_t *agent = s_enrolled_key("mx1");
@@ -1049,12 +1081,15 @@ Test(fleet, removed_admin_key_refused_on_open_connection)
     cr_expect_eq(s_ping(carol, &error), PM__RESPONSE__STATUS__BAD_REQUEST);
     zcert_destroy(&other);
 
-    /* an agent's key is enrolled too, but not for this API */
-    zsock_t *as_agent = s_api_as(agent);
-    cr_expect_eq(s_ping(as_agent, &error), PM__RESPONSE__STATUS__BAD_REQUEST);
-    r = s_ask(as_agent, &set);
-    cr_expect_eq(r->status, PM__RESPONSE__STATUS__BAD_REQUEST);
-    pm__response__free_unpacked(r, NULL);
+    /* an agent's key is enrolled too, but not for this API: refused at
+     * its handshake, before a request of it can be queued; an admin's is
+     * not for the agents' socket */
+    cr_expect(s_handshake_refused(agent, s_ctl_ep), "agent key on the API");
+    cr_expect_not(s_handshake_refused(agent, s_agent_ep));
+    zcert_t *admin = pm_keys_load(s_path("keys/admin.cert_secret"), &why);
+    cr_assert_not_null(admin, "%s", why ? why : "");
+    cr_expect(s_handshake_refused(admin, s_agent_ep), "admin key on agents'");
+    zcert_destroy(&admin);
     zcert_destroy(&agent);
 
     /* nothing was committed after bob's push; the first admin still works */
@@ -1065,7 +1100,6 @@ Test(fleet, removed_admin_key_refused_on_open_connection)
     pm__response__free_unpacked(r, NULL);
     cr_expect_eq(s_push(api, 2), r1 + 1);
 
-    zsock_destroy(&as_agent);
     zsock_destroy(&bob);
     zsock_destroy(&carol);
     zsock_destroy(&api);
@@ -1186,6 +1220,106 @@ Test(fleet, agent_text_is_escaped_for_people)
               "%s", log);
     free(log);
     zcert_destroy(&key);
+}
+
+/* The user name a client sends is the client's word: it is escaped for
+ * the log (a newline there forged a line) and for the revision's author,
+ * and cut on a character boundary (cut through a UTF-8 sequence, the
+ * store's check of the revision refused the commit). */
+Test(fleet, api_user_is_escaped_for_log_and_author)
+{
+    s_controller_start(500);
+    zsock_t *api = s_admin_ready();
+    char user[128];
+    memset(user, 'a', 63); /* byte 64 starts a two-byte character */
+    snprintf(user + 63, sizeof user - 63, "\xc3\xa9");
+    const char *const users[] = {
+        user, "bob\nprivmta-controller: error: FORGED\x1b[2J"};
+    for (size_t i = 0; i < 2; i++) {
+        Pm__Edit e = PM__EDIT__INIT, *edits[1] = {&e};
+        e.key = (char *)"antispam.subject_prefix";
+        e.op = PM__EDIT__OP__ASSIGN;
+        e.value = i ? (char *)"[b]" : (char *)"[a]";
+        Pm__Request set = s_req(PM__REQUEST__OP__SET);
+        set.edits = edits;
+        set.n_edits = 1;
+        set.user = (char *)users[i];
+        Pm__Response *r = s_ask(api, &set);
+        cr_expect_eq(r->status, PM__RESPONSE__STATUS__OK, "%s", r->error);
+        if (r->revision)
+            cr_expect(strncmp(r->revision->author, "admin (aaa", 10) == 0 ||
+                          strncmp(r->revision->author, "admin (bob\\n", 12) ==
+                              0,
+                      "%s", r->revision->author);
+        pm__response__free_unpacked(r, NULL);
+    }
+    zsock_destroy(&api);
+    s_controller_stop();
+    char *log = s_slurp(s_path("controller.log"));
+    cr_expect_not(s_line_starts(log, "privmta-controller: error: FORGED"), "%s",
+                  log);
+    cr_expect_null(strchr(log, '\x1b'), "%s", log);
+    free(log);
+}
+
+#define S_UNREAD_ASKS 2000
+
+/* A client that asks without reading the answers holds few of them in the
+ * controller: the API socket's send queue is as small as its receive
+ * queue, not czmq's 1000 messages (an answer may be 64 MiB). Counted here
+ * as the answers the client gets once it reads: those queued, plus what
+ * the kernel's socket buffers hold. */
+Test(fleet, api_answers_not_read_are_not_kept)
+{
+    s_controller_start(500);
+    zsock_t *api = s_admin_ready();
+    s_push(api, 1);
+    char *why = NULL;
+    zcert_t *cert = pm_keys_load(s_path("keys/admin.cert_secret"), &why);
+    cr_assert_not_null(cert, "%s", why ? why : "");
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    zcert_apply(cert, sock);
+    zsock_set_curve_serverkey(sock, s_server_key);
+    zsock_set_linger(sock, 0);
+    zsock_set_rcvhwm(sock, 1);
+    cr_assert_eq(zsock_connect(sock, "%s", s_ctl_ep), 0);
+    Pm__Request show = s_req(PM__REQUEST__OP__SHOW);
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&show.base, &len);
+    for (int i = 0; i < S_UNREAD_ASKS; i++) {
+        zmsg_t *m = zmsg_new();
+        zmsg_addmem(m, "", 0);
+        zmsg_addmem(m, buf, len);
+        cr_assert_eq(zmsg_send(&m, sock), 0);
+    }
+    free(buf);
+    /* every one answered (or dropped), as the log says */
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    size_t logged = 0;
+    while (logged < S_UNREAD_ASKS && zclock_mono() < deadline) {
+        zclock_sleep(100);
+        char *log = s_slurp(s_path("controller.log"));
+        logged = 0;
+        for (char *p = log; (p = strstr(p, "show by admin: ok")); p++)
+            logged++;
+        free(log);
+    }
+    cr_assert_eq(logged, S_UNREAD_ASKS);
+    size_t got = 0, bytes = 0;
+    zsock_set_rcvtimeo(sock, 1000);
+    for (zmsg_t *m; (m = zmsg_recv(sock)); zmsg_destroy(&m)) {
+        got++;
+        bytes += zmsg_content_size(m);
+    }
+    printf("%zu of %d answers (%zu bytes) reached a client that read them "
+           "late\n",
+           got, S_UNREAD_ASKS, bytes);
+    fflush(stdout);
+    cr_expect_lt(got, S_UNREAD_ASKS / 4, "%zu answers were kept", got);
+    zsock_destroy(&sock);
+    zcert_destroy(&cert);
+    zsock_destroy(&api);
+    s_controller_stop();
 }
 
 /* A report with COUNT relay overrides of SIZE bytes each, packed; sets
@@ -1791,7 +1925,9 @@ Test(fleet, cooldowns_are_cluster_wide_and_shown)
     s_down_ms = 60000;
     s_controller_start(100);
     zsock_t *api = s_admin_ready();
-    uint64_t rev = s_push(api, 1);
+    uint64_t rev = s_set(api, "antivirus.mirrors",
+                         "[\"http://a.example\", \"http://b.example\", "
+                         "\"http://c.example\"]");
     s_agent_t *mx3 = s_agent_new("mx3", "192.0.2.3", key3, 100);
     zactor_t *actor = zactor_new(s_agent_actor, mx3);
     cr_assert(s_wait_applied(mx3, rev));
@@ -1830,6 +1966,103 @@ Test(fleet, cooldowns_are_cluster_wide_and_shown)
     s_controller_stop();
     zcert_destroy(&key1);
     zcert_destroy(&key2);
+    zcert_destroy(&key3);
+}
+
+/* The cool-downs in A's latest MEMBERS, as s_members_line writes them
+ * ("" when none); caller frees. */
+static char *
+s_cooldowns_line(s_agent_t *a)
+{
+    char *line = s_members_line(a);
+    char *cds = strstr(line, " | http");
+    char *out = pm_strdup(cds ? cds + 3 : "");
+    free(line);
+    return out;
+}
+
+/* Waits until the cool-downs in A's latest MEMBERS read WANT. */
+static void
+s_wait_cooldowns(s_agent_t *a, const char *want)
+{
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    for (;;) {
+        char *line = s_cooldowns_line(a);
+        bool ok = strcmp(line, want) == 0;
+        cr_assert(ok || zclock_mono() <= deadline,
+                  "%s: MEMBERS cool-downs \"%.300s\", not \"%s\"", a->name,
+                  line, want);
+        free(line);
+        if (ok)
+            return;
+        zclock_sleep(10);
+    }
+}
+
+#define S_BOGUS_MIRRORS 1000
+
+/* One hostile agent cannot keep the cluster off the mirrors nor blame
+ * another node: of its cool-downs only the policy's mirrors count (made
+ * up names would sort first and push the real ones out of a capped list,
+ * and every agent would get them all), with 429 or 403, in its own name;
+ * MEMBERS holds one per mirror of the policy, and a mirror the policy
+ * drops leaves it with the next policy. */
+Test(fleet, cooldowns_only_for_policy_mirrors_in_the_reporters_name)
+{
+    zcert_t *key1 = s_enrolled_key("mx1"), *key3 = s_enrolled_key("mx3");
+    s_stale_ms = 30000; /* mx1 reports once */
+    s_down_ms = 60000;
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    uint64_t rev = s_set(api, "antivirus.mirrors",
+                         "[\"http://a.example\", \"http://b.example\"]");
+    s_agent_t *mx3 = s_agent_new("mx3", "192.0.2.3", key3, 100);
+    zactor_t *actor = zactor_new(s_agent_actor, mx3);
+    cr_assert(s_wait_applied(mx3, rev));
+
+    time_t now = time(NULL);
+    static Pm__Cooldown bogus[S_BOGUS_MIRRORS];
+    static char names[S_BOGUS_MIRRORS][32];
+    Pm__Cooldown *cds[S_BOGUS_MIRRORS + 3];
+    Pm__Cooldown blame = s_cooldown("http://a.example", 429, now + 3600, "mx3");
+    Pm__Cooldown not_wait = s_cooldown("http://b.example", 500, now + 3600, "");
+    Pm__Cooldown earlier = s_cooldown("http://a.example", 403, now + 60, "");
+    cds[0] = &blame;
+    cds[1] = &not_wait;
+    cds[2] = &earlier;
+    for (size_t i = 0; i < S_BOGUS_MIRRORS; i++) {
+        snprintf(names[i], sizeof names[i], "http://%04zu.example", i);
+        bogus[i] = s_cooldown(names[i], 429, now + 3600, "mx3");
+        cds[3 + i] = &bogus[i];
+    }
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    st.name = (char *)"mx1";
+    st.applied_rev = rev;
+    st.cooldowns = cds;
+    st.n_cooldowns = S_BOGUS_MIRRORS + 3;
+    zsock_t *sock1 = s_raw_agent(key1);
+    s_send_report(sock1, PM__AGENT_REPORT__KIND__APPLIED, &st);
+    s_wait_cooldowns(mx3, "http://a.example:429:mx1");
+
+    Pm__Request nodes = s_req(PM__REQUEST__OP__NODES);
+    Pm__Response *r = s_ask(api, &nodes);
+    const Pm__NodeStatus *mx1 = s_node_entry(r, "mx1");
+    cr_assert_not_null(mx1);
+    cr_expect_eq(mx1->n_cooldowns, 1, "kept: %zu", mx1->n_cooldowns);
+    cr_expect_eq(r->n_cooldowns, 1);
+    pm__response__free_unpacked(r, NULL);
+
+    /* mirror a leaves the policy: its cool-down leaves MEMBERS, although
+     * mx1's status still names it */
+    s_set(api, "antivirus.mirrors", "[\"http://b.example\"]");
+    s_wait_cooldowns(mx3, "");
+
+    zsock_destroy(&sock1);
+    zactor_destroy(&actor);
+    free(mx3);
+    zsock_destroy(&api);
+    s_controller_stop();
+    zcert_destroy(&key1);
     zcert_destroy(&key3);
 }
 
@@ -2881,6 +3114,119 @@ Test(fleet, why_asks_wait_then_busy_then_name_the_silent)
     zsock_destroy(&api);
     s_controller_stop();
     s_testers_stop(&ts);
+}
+
+#define S_MALFORMED 500
+
+/* One agent cannot flood the controller's log: each malformed report is a
+ * warning, but at most a few a minute from one node, then one line saying
+ * the rest are suppressed (and, when the minute ends, how many). */
+Test(fleet, a_node_gets_a_few_log_lines_a_minute)
+{
+    zcert_t *key = s_enrolled_key("mx1");
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    uint64_t rev = s_push(api, 1);
+    zsock_t *sock = s_raw_agent(key);
+    void *raw = zsock_resolve(sock);
+    for (int i = 0; i < S_MALFORMED; i++)
+        cr_assert_eq(zmq_send(raw, "\xff\xff\xff", 3, 0), 3);
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    st.name = (char *)"mx1";
+    st.applied_rev = rev;
+    s_send_report(sock, PM__AGENT_REPORT__KIND__HEARTBEAT, &st);
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (s_applied(api, "mx1") != rev && zclock_mono() < deadline)
+        zclock_sleep(20);
+    cr_assert_eq(s_applied(api, "mx1"), rev, "the reports were not all read");
+
+    zsock_destroy(&sock);
+    zsock_destroy(&api);
+    s_controller_stop();
+    char *log = s_slurp(s_path("controller.log"));
+    size_t lines = 0;
+    for (char *p = log; (p = strstr(p, "malformed report dropped")); p++)
+        lines++;
+    cr_expect_gt(lines, 0);
+    cr_expect_leq(lines, 60, "%zu lines for %d malformed reports", lines,
+                  S_MALFORMED);
+    cr_expect(strstr(log, "node mx1: more than") != NULL, "%s", log);
+    free(log);
+    zcert_destroy(&key);
+}
+
+/* The next publication of KIND on the raw agent SOCK (others skipped);
+ * caller frees it. */
+static Pm__Publication *
+s_recv_kind(zsock_t *sock, Pm__Publication__Kind kind)
+{
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    zsock_set_rcvtimeo(sock, 100);
+    while (zclock_mono() < deadline) {
+        zframe_t *f = zframe_recv(sock);
+        Pm__Publication *pub = NULL;
+        if (f && pm_wire_unpack_publication(zframe_data(f), zframe_size(f),
+                                            &pub, NULL) != PM_OK)
+            pub = NULL;
+        zframe_destroy(&f);
+        if (pub && pub->kind == kind)
+            return pub;
+        if (pub)
+            pm__publication__free_unpacked(pub, NULL);
+    }
+    cr_assert_fail("no publication of kind %d", (int)kind);
+    return NULL;
+}
+
+/* A node's why_error is cut for the answer on a character boundary: cut
+ * through a UTF-8 sequence, the client's wire check refused the whole
+ * answer, and `privmta-ctl why` failed for the cluster. */
+Test(fleet, why_error_cut_on_a_character_boundary)
+{
+    zcert_t *key = s_enrolled_key("mx1");
+    s_controller_start(100);
+    zsock_t *api = s_admin_ready();
+    uint64_t rev = s_push(api, 1);
+    zsock_t *sock = s_raw_agent(key);
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    st.name = (char *)"mx1";
+    st.applied_rev = rev;
+    s_send_report(sock, PM__AGENT_REPORT__KIND__HEARTBEAT, &st);
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (s_applied(api, "mx1") != rev && zclock_mono() < deadline)
+        zclock_sleep(20);
+    cr_assert_eq(s_applied(api, "mx1"), rev);
+
+    Pm__WhyQuery q = PM__WHY_QUERY__INIT;
+    q.queue_id = (char *)"4XYZ123";
+    q.max = 10;
+    Pm__Request req = s_req(PM__REQUEST__OP__WHY);
+    req.why = &q;
+    s_send(api, &req);
+    Pm__Publication *ask = s_recv_kind(sock, PM__PUBLICATION__KIND__WHY);
+    char error[256];
+    memset(error, 'x', 199); /* byte 200 starts a two-byte character */
+    snprintf(error + 199, sizeof error - 199, "\xc3\xa9 and more");
+    Pm__AgentReport rep = PM__AGENT_REPORT__INIT;
+    rep.kind = PM__AGENT_REPORT__KIND__WHY_ANSWER;
+    rep.why_id = ask->why->id;
+    rep.why_error = error;
+    pm__publication__free_unpacked(ask, NULL);
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&rep.base, &len);
+    cr_assert_geq(zmq_send(zsock_resolve(sock), buf, len, 0), 0);
+    free(buf);
+    Pm__Response *r = s_answer(api); /* checked by pm_wire */
+    cr_expect_eq(r->status, PM__RESPONSE__STATUS__OK, "%s", r->error);
+    cr_assert_eq(r->n_why_missing, 1);
+    cr_expect(strncmp(r->why_missing[0], "mx1: xxx", 8) == 0, "%s",
+              r->why_missing[0]);
+    pm__response__free_unpacked(r, NULL);
+
+    zsock_destroy(&sock);
+    zsock_destroy(&api);
+    s_controller_stop();
+    zcert_destroy(&key);
 }
 
 /* A POLICY_TEST reaches the node asked and no other; its answer (and

@@ -8,6 +8,7 @@
 #include "pm_nodereport.h"
 #include "pm_wire.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,18 +24,29 @@ s_status(void)
     return st;
 }
 
+#define S_MIRROR "https://database.clamav.net"
+
+static char *s_mirrors[] = {S_MIRROR, "https://mirror.example"};
+
 static void
-s_add_cooldown(Pm__NodeStatus *st, const char *node, int64_t until)
+s_add_cooldown_of(Pm__NodeStatus *st, const char *mirror, int http,
+                  const char *node, int64_t until)
 {
     Pm__Cooldown *c = pm_malloc(sizeof *c);
     pm__cooldown__init(c);
-    pm_wire_set_string(&c->mirror, "https://database.clamav.net");
+    pm_wire_set_string(&c->mirror, mirror);
     pm_wire_set_string(&c->node, node);
-    c->http_status = 429;
+    c->http_status = http;
     c->until = until;
     st->cooldowns = pm_realloc(st->cooldowns,
                                (st->n_cooldowns + 1) * sizeof *st->cooldowns);
     st->cooldowns[st->n_cooldowns++] = c;
+}
+
+static void
+s_add_cooldown(Pm__NodeStatus *st, const char *node, int64_t until)
+{
+    s_add_cooldown_of(st, S_MIRROR, 429, node, until);
 }
 
 /* A hand edit of PARAM found at AT, into ST's drift (the agent's list). */
@@ -69,15 +81,65 @@ Test(nodereport, cooldowns_are_named_and_capped)
 {
     Pm__NodeStatus *st = s_status();
     int64_t now = 1700000000;
-    s_add_cooldown(st, "", now + 600);
+    s_add_cooldown_of(st, s_mirrors[1], 403, "", now + 600);
     s_add_cooldown(st, "mx3", now + 365 * 86400);
-    pm_nodereport_own_cooldowns("mx1", st, now);
+    pm_nodereport_own_cooldowns("mx1", s_mirrors, 2, st, now);
+    cr_assert_eq(st->n_cooldowns, 2);
     cr_assert_str_eq(st->cooldowns[0]->node, "mx1", "told to the reporter");
     cr_assert_eq(st->cooldowns[0]->until, now + 600);
-    cr_assert_str_eq(st->cooldowns[1]->node, "mx3", "a peer's stays its own");
     cr_assert_eq(st->cooldowns[1]->until, now + PM_WIRE_COOLDOWN_MAX,
                  "a year is cut to the cap");
     pm__node_status__free_unpacked(st, NULL);
+}
+
+/* One agent must not keep every node off the mirrors, nor blame another
+ * node: only the policy's mirrors, only 429 and 403, one per mirror, each
+ * in the reporter's name whatever it says. */
+Test(nodereport, cooldowns_only_policy_mirrors_in_the_reporters_name)
+{
+    Pm__NodeStatus *st = s_status();
+    int64_t now = 1700000000;
+    s_add_cooldown(st, "mx2", now + 600); /* blames mx2 */
+    s_add_cooldown_of(st, "https://aaa.example", 429, "", now + 600);
+    s_add_cooldown_of(st, s_mirrors[1], 500, "", now + 600);
+    s_add_cooldown(st, "", now + 900); /* later: replaces the first */
+    s_add_cooldown(st, "", now + 300); /* earlier: dropped */
+    for (int i = 0; i < 100; i++) {
+        char mirror[64];
+        snprintf(mirror, sizeof mirror, "https://%03d.example", i);
+        s_add_cooldown_of(st, mirror, 429, "mx9", now + 600);
+    }
+    pm_nodereport_own_cooldowns("mx1", s_mirrors, 2, st, now);
+    cr_assert_eq(st->n_cooldowns, 1, "one per policy mirror, not %zu",
+                 st->n_cooldowns);
+    cr_expect_str_eq(st->cooldowns[0]->mirror, S_MIRROR);
+    cr_expect_str_eq(st->cooldowns[0]->node, "mx1", "not mx2: the reporter");
+    cr_expect_eq(st->cooldowns[0]->until, now + 900, "the latest deadline");
+    cr_expect_eq(st->cooldowns[0]->http_status, 429);
+
+    /* a policy with no mirrors: nothing to cool down */
+    s_add_cooldown(st, "", now + 600);
+    pm_nodereport_own_cooldowns("mx1", NULL, 0, st, now);
+    cr_expect_eq(st->n_cooldowns, 0);
+    pm__node_status__free_unpacked(st, NULL);
+}
+
+Test(nodereport, cooldown_kept_only_for_policy_mirrors_and_429_403)
+{
+    Pm__Cooldown c = PM__COOLDOWN__INIT;
+    c.mirror = (char *)S_MIRROR;
+    c.http_status = 429;
+    cr_expect(pm_nodereport_cooldown_kept(&c, s_mirrors, 2));
+    c.http_status = 403;
+    cr_expect(pm_nodereport_cooldown_kept(&c, s_mirrors, 2));
+    c.http_status = 503;
+    cr_expect_not(pm_nodereport_cooldown_kept(&c, s_mirrors, 2));
+    c.http_status = 429;
+    c.mirror = s_mirrors[1];
+    cr_expect_not(pm_nodereport_cooldown_kept(&c, s_mirrors, 1),
+                  "a mirror the policy no longer has");
+    c.mirror = (char *)"https://database.clamav.net.evil.example";
+    cr_expect_not(pm_nodereport_cooldown_kept(&c, s_mirrors, 2));
 }
 
 Test(nodereport, members_rebuilt_only_for_endpoint_or_cooldowns)
@@ -108,7 +170,7 @@ Test(nodereport, drift_history_is_the_controllers_and_capped)
     new->drift_history[0] = pm_wire_dup(&new->drift[0]->base);
     pm_wire_set_string(&new->drift_history[0]->parameter, "made_up");
     new->n_drift_history = 1;
-    pm_nodereport_drift_history("mx1", old, new);
+    pm_nodereport_drift_history("mx1", old, new, SIZE_MAX);
     cr_assert_eq(new->n_drift_history, 1);
     cr_assert_str_eq(new->drift_history[0]->parameter,
                      "smtpd_helo_restrictions");
@@ -117,7 +179,7 @@ Test(nodereport, drift_history_is_the_controllers_and_capped)
     old = new;
     new = s_status();
     s_add_drift(new, "smtpd_helo_restrictions", 10);
-    pm_nodereport_drift_history("mx1", old, new);
+    pm_nodereport_drift_history("mx1", old, new, SIZE_MAX);
     cr_assert_eq(new->n_drift_history, 1);
     cr_assert_eq(old->n_drift_history, 0, "moved, not copied");
     pm__node_status__free_unpacked(old, NULL);
@@ -127,7 +189,7 @@ Test(nodereport, drift_history_is_the_controllers_and_capped)
         old = new;
         new = s_status();
         s_add_drift(new, i % 2 ? "mynetworks" : "relayhost", 10 + i);
-        pm_nodereport_drift_history("mx1", old, new);
+        pm_nodereport_drift_history("mx1", old, new, SIZE_MAX);
         pm__node_status__free_unpacked(old, NULL);
     }
     cr_assert_eq(new->n_drift_history, PM_NODEREPORT_DRIFT_HISTORY);

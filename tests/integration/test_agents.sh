@@ -275,9 +275,10 @@ check "its Postfix config is untouched" test "$(cf_sum rogue)" = "$before"
 check "nodes does not list it" bash -c "! grep -q '^rogue' '$WORK/out'"
 
 # ---- an agent's key cannot use the admin API -------------------------------------
-expect_exit 1 "mx1's agent key cannot push policy" \
+# refused at the handshake: the API's ZAP domain is not the agents'
+expect_exit 3 "mx1's agent key cannot push policy" \
     "$CTL" --key "$WORK/mx1/agent/keys/agent.cert_secret" policy set inbound.checks.helo_valid=true
-check "the controller says why" grep -q "not enrolled as an admin" "$WORK/err"
+check "the controller says why" grep -q "refused this client's key" "$WORK/err"
 
 # ---- mail keeps flowing while pushes reload Postfix ---------------------------------
 flow() { # sends 30 messages through mx1 one after another; exit 1 on any refusal
