@@ -35,7 +35,9 @@
 #include <string.h>
 
 /* Our schema is three levels deep; the cap only guards a future recursive
- * message against unbounded recursion on hostile input. */
+ * message against unbounded recursion on hostile input, here and in
+ * protobuf-c, which has no limit of its own (1.4 recurses once per level):
+ * the scan before decoding refuses deeper nesting first. */
 #define S_DEPTH_MAX 16
 
 /* Where the walk is, as a stack of field names and list indexes. The text
@@ -820,6 +822,294 @@ s_check_rules(s_walk_t *w, const ProtobufCMessage *msg)
     return PM_OK;
 }
 
+/* ---- Before decoding: the raw bytes, read once ------------------------ */
+
+/* protobuf-c allocates every list item, string and nested message apart,
+ * and a record of every field it meets before that: 1 MiB of empty items
+ * in one list decodes to ~32 MiB in hundreds of ms, to be refused after.
+ * So the sizes are checked while reading the encoding, against the
+ * descriptors, allocating nothing per item: a tally per field of each
+ * message being read, and the path. Linear: each byte is read at one
+ * level only (a nested message is skipped by its length above), and
+ * starting a message costs nothing whatever its number of fields.
+ *
+ * Refused: what protobuf-c would refuse too (a varint or length running
+ * past the end, a wire type the field cannot have), fields the .proto does
+ * not declare, a field that is not repeated given twice (protobuf-c would
+ * merge the two, so lists inside a message given twice add up past what
+ * either holds), lists longer than s_list_max, nesting deeper than
+ * S_DEPTH_MAX. A packed run counts its elements, and an empty run one
+ * item: protobuf-c keeps a record of every run. */
+
+/* What the scan has seen of one field in the message being read. GEN
+ * names that message: tallies are reused without clearing, and one whose
+ * GEN is another message's counts as empty. */
+typedef struct {
+    uint64_t gen;
+    size_t n; /* items (repeated) or occurrences */
+    size_t max;
+} s_tally_t;
+
+typedef struct {
+    s_walk_t w;
+    const uint8_t *start; /* of the input, for byte offsets */
+    s_tally_t *tally;     /* the fields of each message being read, a stack */
+    size_t used, cap;
+    uint64_t gen;
+} s_scan_t;
+
+/* One message being read: its type and where its tallies start. */
+typedef struct {
+    const ProtobufCMessageDescriptor *d;
+    size_t base;
+    uint64_t gen;
+} s_body_t;
+
+typedef struct {
+    const uint8_t *at, *end;
+} s_reader_t;
+
+static int
+s_malformed(s_scan_t *s, const uint8_t *at, const char *what)
+{
+    return s_fail(&s->w, "not a valid protobuf encoding (%s at byte %zu)", what,
+                  (size_t)(at - s->start));
+}
+
+/* A varint of at most 10 bytes, as protobuf-c reads them. */
+static bool
+s_read_varint(s_reader_t *r, uint64_t *value)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < 10 && i < (size_t)(r->end - r->at); i++) {
+        v |= (uint64_t)(r->at[i] & 0x7f) << (7 * i);
+        if (!(r->at[i] & 0x80)) {
+            r->at += i + 1;
+            *value = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Moves R past one value of wire type WIRE and sets *V to its bytes (the
+ * content of a length-delimited one). Returns what is wrong, or NULL. */
+static const char *
+s_read_value(s_reader_t *r, unsigned wire, s_reader_t *v)
+{
+    uint64_t n = 0;
+    v->at = r->at;
+    switch (wire) {
+    case PROTOBUF_C_WIRE_TYPE_VARINT:
+        if (!s_read_varint(r, &n))
+            return "a varint cut short";
+        v->end = r->at;
+        return NULL;
+    case PROTOBUF_C_WIRE_TYPE_64BIT:
+        n = 8;
+        break;
+    case PROTOBUF_C_WIRE_TYPE_32BIT:
+        n = 4;
+        break;
+    case PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED:
+        if (!s_read_varint(r, &n))
+            return "a length cut short";
+        v->at = r->at;
+        break;
+    default:
+        return "a wire type protobuf-c does not read";
+    }
+    if (n > (uint64_t)(r->end - r->at))
+        return wire == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED
+                   ? "a length past the end"
+                   : "a value cut short";
+    r->at += n;
+    v->end = r->at;
+    return NULL;
+}
+
+/* The wire type of one value of TYPE (a packed run aside). */
+static unsigned
+s_wire_type(ProtobufCType type)
+{
+    switch (type) {
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        return PROTOBUF_C_WIRE_TYPE_32BIT;
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return PROTOBUF_C_WIRE_TYPE_64BIT;
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+    default:
+        return PROTOBUF_C_WIRE_TYPE_VARINT;
+    }
+}
+
+/* Counts the elements of the packed run V of numbers of TYPE into *N, as
+ * protobuf-c does before allocating them (a bool per byte). False when the
+ * run does not divide into whole elements. */
+static bool
+s_packed_count(ProtobufCType type, s_reader_t v, size_t *n)
+{
+    size_t len = (size_t)(v.end - v.at);
+    uint64_t ignored;
+    switch (s_wire_type(type)) {
+    case PROTOBUF_C_WIRE_TYPE_32BIT:
+        *n = len / 4;
+        return len % 4 == 0;
+    case PROTOBUF_C_WIRE_TYPE_64BIT:
+        *n = len / 8;
+        return len % 8 == 0;
+    default:
+        if (type == PROTOBUF_C_TYPE_BOOL) {
+            *n = len;
+            return true;
+        }
+        for (*n = 0; v.at < v.end; ++*n) {
+            if (!s_read_varint(&v, &ignored))
+                return false;
+        }
+        return true;
+    }
+}
+
+/* The tally of field F of the message B, empty if B has not seen F yet.
+ * It moves when the stack grows: not to be used across a nested scan. */
+static s_tally_t *
+s_tally_of(s_scan_t *s, const s_body_t *b, const ProtobufCFieldDescriptor *f)
+{
+    s_tally_t *t = &s->tally[b->base + (size_t)(f - b->d->fields)];
+    if (t->gen != b->gen)
+        *t = (s_tally_t){.gen = b->gen};
+    return t;
+}
+
+static int s_scan_message(s_scan_t *s, const ProtobufCMessageDescriptor *d,
+                          s_reader_t r);
+
+/* One record of the repeated field F of B: one item, or a packed run. */
+static int
+s_scan_item(s_scan_t *s, const s_body_t *b, const ProtobufCFieldDescriptor *f,
+            unsigned wire, s_reader_t v, const uint8_t *key_at)
+{
+    size_t items = 1;
+    if (wire != s_wire_type(f->type)) {
+        if (wire != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
+            return s_malformed(s, key_at, "a wire type the field cannot have");
+        if (!s_packed_count(f->type, v, &items))
+            return s_malformed(s, key_at, "a packed run cut short");
+        if (!items)
+            items = 1; /* protobuf-c keeps a record of an empty run too */
+    }
+    s_tally_t *t = s_tally_of(s, b, f);
+    if (!t->n)
+        t->max = s_list_max(b->d, f);
+    if (items > t->max - t->n)
+        return s_fail(&s->w, "more than %zu items", t->max);
+    t->n += items;
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+        return PM_OK;
+    s_path_index(&s->w, t->n - 1);
+    return s_scan_message(s, f->descriptor, v);
+}
+
+/* The one value of the field F of B, which is not repeated. */
+static int
+s_scan_once(s_scan_t *s, const s_body_t *b, const ProtobufCFieldDescriptor *f,
+            unsigned wire, s_reader_t v, const uint8_t *key_at)
+{
+    if (s_tally_of(s, b, f)->n++)
+        return s_fail(&s->w, "given twice in one message (not a repeated "
+                             "field)");
+    if (wire != s_wire_type(f->type))
+        return s_malformed(s, key_at, "a wire type the field cannot have");
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+        return PM_OK;
+    return s_scan_message(s, f->descriptor, v);
+}
+
+/* The field (key and value) at R in the message B. */
+static int
+s_scan_field(s_scan_t *s, const s_body_t *b, s_reader_t *r)
+{
+    const uint8_t *key_at = r->at;
+    uint64_t key = 0;
+    if (!s_read_varint(r, &key))
+        return s_malformed(s, key_at, "a field key cut short");
+    /* 0 is no field number, and none is above 2^29 - 1 */
+    if (key >> 3 == 0 || key >> 3 > 0x1fffffff)
+        return s_malformed(s, key_at, "a field number out of range");
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(b->d, (unsigned)(key >> 3));
+    if (!f)
+        return s_fail(&s->w,
+                      "unknown field %" PRIu64 " (sent by a newer peer?)",
+                      key >> 3);
+    s_path_push(&s->w, f->name);
+    unsigned wire = (unsigned)(key & 7);
+    s_reader_t v;
+    const char *bad = s_read_value(r, wire, &v);
+    if (bad)
+        return s_malformed(s, key_at, bad);
+    int rc = f->label == PROTOBUF_C_LABEL_REPEATED
+                 ? s_scan_item(s, b, f, wire, v, key_at)
+                 : s_scan_once(s, b, f, wire, v, key_at);
+    if (rc == PM_OK)
+        s_path_pop(&s->w);
+    return rc;
+}
+
+/* Room for N more tallies; new ones are of no message (gen 0). */
+static void
+s_tally_reserve(s_scan_t *s, size_t n)
+{
+    if (s->used + n <= s->cap)
+        return;
+    size_t cap = 2 * (s->used + n);
+    s->tally = pm_realloc(s->tally, cap * sizeof *s->tally);
+    memset(s->tally + s->cap, 0, (cap - s->cap) * sizeof *s->tally);
+    s->cap = cap;
+}
+
+/* The message of type D whose encoding is R, the path naming it. */
+static int
+s_scan_message(s_scan_t *s, const ProtobufCMessageDescriptor *d, s_reader_t r)
+{
+    if (++s->w.depth > S_DEPTH_MAX)
+        return s_fail(&s->w, "nested more than %d deep", S_DEPTH_MAX);
+    s_tally_reserve(s, d->n_fields);
+    s_body_t b = {.d = d, .base = s->used, .gen = ++s->gen};
+    s->used += d->n_fields;
+    int rc = PM_OK;
+    while (rc == PM_OK && r.at < r.end)
+        rc = s_scan_field(s, &b, &r);
+    s->used = b.base;
+    s->w.depth--;
+    return rc;
+}
+
+int
+pm_wire_scan(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+             size_t len, char **why)
+{
+    static const uint8_t empty[1];
+    assert(d && (buf || !len));
+    s_scan_t s = {.start = len ? buf : empty};
+    s_path_push(&s.w, d->short_name);
+    int rc = s_scan_message(&s, d, (s_reader_t){s.start, s.start + len});
+    free(s.tally);
+    if (rc != PM_OK && why)
+        *why = s.w.why;
+    else
+        free(s.w.why);
+    return rc;
+}
+
 /* ---- Public API ------------------------------------------------------- */
 
 static int
@@ -853,6 +1143,9 @@ s_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
                                d->short_name, len, max);
         return PM_EPROTO;
     }
+    /* every list size, while reading: decoding is where items cost */
+    if (pm_wire_scan(d, buf, len, why) != PM_OK)
+        return PM_EPROTO;
     ProtobufCMessage *msg =
         protobuf_c_message_unpack(d, NULL, len, len ? buf : empty);
     if (!msg) {

@@ -13,6 +13,11 @@
  * What is checked, in every message and every nested message:
  *   - input of at most PM_WIRE_MESSAGE_MAX bytes (an AgentReport:
  *     PM_WIRE_REPORT_MAX) that protobuf-c can decode;
+ *   - before decoding, in the bytes (pm_wire_scan): the list sizes below,
+ *     no unknown field, no field that is not repeated given twice,
+ *     nesting at most 16 deep, and varints and lengths that end in the
+ *     input ("...: not a valid protobuf encoding (a length past the end
+ *     at byte 7)");
  *   - every string <= PM_WIRE_STRING_MAX bytes and valid UTF-8 (no overlong
  *     forms, surrogates or code points past U+10FFFF); every bytes field
  *     (signature content, edit content) <= PM_WIRE_CONTENT_MAX;
@@ -148,6 +153,18 @@ int pm_wire_unpack_fetch_report(const uint8_t *buf, size_t len,
  * PM_WIRE_FETCH_MAX bytes. */
 int pm_wire_unpack_verify_request(const uint8_t *buf, size_t len,
                                   Pm__VerifyRequest **out, char **why);
+
+/* Reads BUF, the encoding of a message of type D, without decoding it
+ * (nothing allocated per item, time linear in LEN). Refuses a list with
+ * more items than allowed, e.g. "AgentReport.status.cooldowns: more than
+ * 4096 items" (a packed run of numbers counts each, an empty run one), an
+ * unknown field, a field that is not repeated given twice (decoding would
+ * merge the two), nesting deeper than 16, or an encoding that does not
+ * hold together. Returns PM_OK, or PM_EPROTO with *why as above. Every
+ * pm_wire_unpack_* calls it before protobuf-c allocates anything. BUF may
+ * be NULL when LEN is 0. */
+int pm_wire_scan(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                 size_t len, char **why);
 
 /* Structural check of a policy already in memory (also used by the unpack
  * functions). Returns PM_OK or PM_EPROTO with *why as above. */

@@ -227,11 +227,15 @@ Test(wire, garbage_and_oversize_rejected)
     char *why = NULL;
     cr_assert_eq(pm_wire_unpack_request(junk, sizeof junk, &req, &why),
                  PM_EPROTO);
-    cr_assert_str_eq(why, "Request: not a valid protobuf encoding");
+    cr_assert_str_eq(why, "Request: not a valid protobuf encoding (a field "
+                          "key cut short at byte 0)");
     free(why);
     cr_assert_eq(
-        pm_wire_unpack_request(short_len, sizeof short_len, &req, NULL),
+        pm_wire_unpack_request(short_len, sizeof short_len, &req, &why),
         PM_EPROTO);
+    cr_assert_str_eq(why, "Request.message: not a valid protobuf encoding (a "
+                          "length past the end at byte 0)");
+    free(why);
     /* The size is refused before a byte is read. */
     cr_assert_eq(
         pm_wire_unpack_request(junk, PM_WIRE_MESSAGE_MAX + 1u, &req, NULL),
@@ -311,12 +315,12 @@ Test(wire, list_length_limit)
     pol.n_inbound_blocked_extensions = PM_WIRE_LIST_MAX + 1;
     s_expect_policy_why(&pol, "Policy.inbound_blocked_extensions: 4097 items");
 
-    /* Same through the network path. */
+    /* Through the network path, refused while reading the bytes. */
     Pm__Request req = PM__REQUEST__INIT;
     req.op = PM__REQUEST__OP__PUSH;
     req.policy = &pol;
     s_expect_request_why(&req, "Request.policy.inbound_blocked_extensions: "
-                               "4097 items, more than 4096");
+                               "more than 4096 items");
     exts[7] = NULL;
     pol.n_inbound_blocked_extensions = 10;
     s_expect_policy_why(&pol,
@@ -1041,4 +1045,362 @@ Test(wire, policy_test_publication_and_answer)
     rep.n_test_results = 0;
     rep.test_error = (char *)"postfix did not start";
     cr_assert_eq(s_unpack_rc(&rep.base, &why), PM_OK, "%s", why);
+}
+
+/* ---- Read before decoding (pm_wire_scan) ------------------------------ */
+
+/* Raw protobuf bytes built by hand: what no packer would write. */
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} s_raw_t;
+
+static void
+s_raw_byte(s_raw_t *r, uint8_t b)
+{
+    if (r->len == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 256;
+        r->data = realloc(r->data, r->cap);
+        cr_assert_not_null(r->data);
+    }
+    r->data[r->len++] = b;
+}
+
+static void
+s_raw_varint(s_raw_t *r, uint64_t v)
+{
+    for (; v >= 0x80; v >>= 7)
+        s_raw_byte(r, (uint8_t)(v | 0x80));
+    s_raw_byte(r, (uint8_t)v);
+}
+
+/* Field NUMBER, length-delimited, holding INNER (which is freed). */
+static void
+s_raw_wrap(s_raw_t *r, uint32_t number, s_raw_t *inner)
+{
+    s_raw_varint(r, (uint64_t)number << 3 | 2);
+    s_raw_varint(r, inner->len);
+    for (size_t i = 0; i < inner->len; i++)
+        s_raw_byte(r, inner->data[i]);
+    free(inner->data);
+    *inner = (s_raw_t){0};
+}
+
+/* N empty items of the repeated message field NUMBER. */
+static void
+s_raw_empty_items(s_raw_t *r, uint32_t number, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        s_raw_varint(r, (uint64_t)number << 3 | 2);
+        s_raw_byte(r, 0);
+    }
+}
+
+static void
+s_expect_report_why(const s_raw_t *r, const char *want)
+{
+    Pm__AgentReport *rep = NULL;
+    char *why = NULL;
+    cr_assert_eq(pm_wire_unpack_agent_report(r->data, r->len, &rep, &why),
+                 PM_EPROTO, "accepted, want: %s", want);
+    cr_expect_null(rep);
+    cr_expect_str_eq(why, want);
+    free(why);
+}
+
+/* The review's case: a report of ~1 MiB, all empty cool-downs in its
+ * status. Decoded, it is 500 000 allocations before the list is counted;
+ * the wording says it was refused while reading (decoding would have
+ * counted "500000 items"). */
+Test(wire, a_long_nested_list_is_refused_before_decoding)
+{
+    s_raw_t status = {0}, report = {0};
+    s_raw_empty_items(&status, 14, 500000); /* NodeStatus.cooldowns */
+    s_raw_wrap(&report, 3, &status);        /* AgentReport.status */
+    cr_assert_leq(report.len, PM_WIRE_REPORT_MAX);
+    s_expect_report_why(&report,
+                        "AgentReport.status.cooldowns: more than 4096 items");
+    free(report.data);
+
+    /* in an item of a list, the path says which */
+    s_raw_t node = {0}, resp = {0};
+    for (int i = 0; i < 2; i++) {
+        s_raw_varint(&node, 1 << 3 | 2); /* name "n" */
+        s_raw_varint(&node, 1);
+        s_raw_byte(&node, 'n');
+        s_raw_wrap(&resp, 8, &node); /* Response.nodes */
+    }
+    s_raw_empty_items(&node, 14, PM_WIRE_LIST_MAX + 1);
+    s_raw_wrap(&resp, 8, &node);
+    Pm__Response *out = NULL;
+    char *why = NULL;
+    cr_assert_eq(pm_wire_unpack_response(resp.data, resp.len, &out, &why),
+                 PM_EPROTO);
+    cr_expect_str_eq(why, "Response.nodes[2].cooldowns: more than 4096 items");
+    free(why);
+    free(resp.data);
+}
+
+/* A list of exactly its maximum passes, one more does not: 4096 for an
+ * ordinary list, 65536 for one with an item per node. */
+Test(wire, lists_at_their_limit_pass)
+{
+    Pm__Cooldown cd = PM__COOLDOWN__INIT;
+    cd.mirror = (char *)"db.example.net";
+    Pm__Cooldown **cds = calloc(PM_WIRE_LIST_MAX + 1, sizeof *cds);
+    for (size_t i = 0; i <= PM_WIRE_LIST_MAX; i++)
+        cds[i] = &cd;
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    st.name = (char *)"mx1";
+    st.cooldowns = cds;
+    st.n_cooldowns = PM_WIRE_LIST_MAX;
+    Pm__AgentReport rep = PM__AGENT_REPORT__INIT;
+    rep.status = &st;
+    char *why = NULL;
+    cr_assert_eq(s_unpack_rc(&rep.base, &why), PM_OK, "%s", why);
+    st.n_cooldowns = PM_WIRE_LIST_MAX + 1;
+    s_expect_refused(&rep.base,
+                     "AgentReport.status.cooldowns: more than 4096 items");
+    free(cds);
+
+    const char **gone = calloc(PM_WIRE_NODES_MAX + 1, sizeof *gone);
+    for (size_t i = 0; i <= PM_WIRE_NODES_MAX; i++)
+        gone[i] = "mx";
+    Pm__Publication pub = PM__PUBLICATION__INIT;
+    pub.kind = PM__PUBLICATION__KIND__MEMBERS;
+    pub.members_base = 1, pub.members_epoch = 2;
+    pub.members_gone = (char **)gone;
+    pub.n_members_gone = PM_WIRE_NODES_MAX;
+    cr_assert_eq(s_unpack_rc(&pub.base, &why), PM_OK, "%s", why);
+    pub.n_members_gone = PM_WIRE_NODES_MAX + 1;
+    s_expect_refused(&pub.base,
+                     "Publication.members_gone: more than 65536 items");
+    free(gone);
+}
+
+/* protobuf-c merges a message given twice, lists concatenated: two
+ * statuses of 3000 cool-downs each would decode to one of 6000. */
+Test(wire, a_field_given_twice_is_refused)
+{
+    s_raw_t status = {0}, report = {0};
+    for (int i = 0; i < 2; i++) {
+        s_raw_empty_items(&status, 14, 3000);
+        s_raw_wrap(&report, 3, &status);
+    }
+    s_expect_report_why(&report, "AgentReport.status: given twice in one "
+                                 "message (not a repeated field)");
+    report.len = 0;
+    s_raw_varint(&report, 1 << 3); /* kind, twice */
+    s_raw_varint(&report, 0);
+    s_raw_varint(&report, 1 << 3);
+    s_raw_varint(&report, 1);
+    s_expect_report_why(&report, "AgentReport.kind: given twice in one "
+                                 "message (not a repeated field)");
+    free(report.data);
+}
+
+Test(wire, broken_lengths_and_varints_refused)
+{
+    static const struct {
+        uint8_t bytes[16];
+        size_t len;
+        const char *want;
+    } cases[] = {
+        /* status holds cooldowns whose length runs past the status (not
+         * past the input) */
+        {{0x1a, 0x02, 0x72, 0x02, 0x08, 0x00},
+         6,
+         "AgentReport.status.cooldowns: not a valid protobuf encoding (a "
+         "length past the end at byte 2)"},
+        /* past the end of the input */
+        {{0x08, 0x01, 0x1a, 0x64, 0x00},
+         5,
+         "AgentReport.status: not a valid protobuf encoding (a length past "
+         "the end at byte 2)"},
+        /* kind, its varint cut short */
+        {{0x08, 0x80},
+         2,
+         "AgentReport.kind: not a valid protobuf encoding (a varint cut "
+         "short at byte 0)"},
+        /* kind, a varint of 11 bytes */
+        {{0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+          0x01},
+         12,
+         "AgentReport.kind: not a valid protobuf encoding (a varint cut "
+         "short at byte 0)"},
+        /* a key cut short */
+        {{0x08, 0x01, 0x80},
+         3,
+         "AgentReport: not a valid protobuf encoding (a field key cut short "
+         "at byte 2)"},
+        /* a length cut short */
+        {{0x1a, 0x80},
+         2,
+         "AgentReport.status: not a valid protobuf encoding (a length cut "
+         "short at byte 0)"},
+        /* field number 0 */
+        {{0x00, 0x01},
+         2,
+         "AgentReport: not a valid protobuf encoding (a field number out of "
+         "range at byte 0)"},
+        /* status as a varint */
+        {{0x18, 0x01},
+         2,
+         "AgentReport.status: not a valid protobuf encoding (a wire type "
+         "the field cannot have at byte 0)"},
+        /* cooldowns as a varint */
+        {{0x1a, 0x02, 0x70, 0x01},
+         4,
+         "AgentReport.status.cooldowns: not a valid protobuf encoding (a "
+         "wire type the field cannot have at byte 2)"},
+        /* a group */
+        {{0x1b, 0x1c},
+         2,
+         "AgentReport.status: not a valid protobuf encoding (a wire type "
+         "protobuf-c does not read at byte 0)"},
+        /* field 31, which the .proto does not declare */
+        {{0xf8, 0x01, 0x01},
+         3,
+         "AgentReport: unknown field 31 (sent by a newer peer?)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_raw_t r = {.data = (uint8_t *)cases[i].bytes, .len = cases[i].len};
+        s_expect_report_why(&r, cases[i].want);
+    }
+}
+
+/* Every unpack function reads the bytes before protobuf-c does. */
+#define S_EXPECT_SCANNED(fn, type, name)                                       \
+    do {                                                                       \
+        static const uint8_t key_cut[] = {0x80};                               \
+        type *m = NULL;                                                        \
+        char *why = NULL;                                                      \
+        cr_expect_eq(fn(key_cut, sizeof key_cut, &m, &why), PM_EPROTO);        \
+        cr_expect_null(m);                                                     \
+        cr_expect_str_eq(why, name ": not a valid protobuf encoding (a field " \
+                                   "key cut short at byte 0)");                \
+        free(why);                                                             \
+    } while (0)
+
+Test(wire, every_unpack_reads_before_decoding)
+{
+    S_EXPECT_SCANNED(pm_wire_unpack_request, Pm__Request, "Request");
+    S_EXPECT_SCANNED(pm_wire_unpack_response, Pm__Response, "Response");
+    S_EXPECT_SCANNED(pm_wire_unpack_revision, Pm__Revision, "Revision");
+    S_EXPECT_SCANNED(pm_wire_unpack_node_status, Pm__NodeStatus, "NodeStatus");
+    S_EXPECT_SCANNED(pm_wire_unpack_agent_report, Pm__AgentReport,
+                     "AgentReport");
+    S_EXPECT_SCANNED(pm_wire_unpack_publication, Pm__Publication,
+                     "Publication");
+    S_EXPECT_SCANNED(pm_wire_unpack_peer_message, Pm__PeerMessage,
+                     "PeerMessage");
+    S_EXPECT_SCANNED(pm_wire_unpack_fetch_report, Pm__FetchReport,
+                     "FetchReport");
+    S_EXPECT_SCANNED(pm_wire_unpack_verify_request, Pm__VerifyRequest,
+                     "VerifyRequest");
+}
+
+/* privmta.proto has no repeated number (and so no packed run) and no
+ * recursive message: these tests read with a Cooldown whose fields are
+ * changed. FIELDS receives its fields; the descriptor points at them. */
+static ProtobufCMessageDescriptor
+s_cooldown_changed(ProtobufCFieldDescriptor *fields)
+{
+    ProtobufCMessageDescriptor d = pm__cooldown__descriptor;
+    cr_assert_leq(d.n_fields, 4);
+    memcpy(fields, d.fields, d.n_fields * sizeof *fields);
+    d.fields = fields;
+    return d;
+}
+
+static int
+s_scan_rc(const ProtobufCMessageDescriptor *d, const s_raw_t *r, char **why)
+{
+    *why = NULL;
+    return pm_wire_scan(d, r->data, r->len, why);
+}
+
+/* One run of packed varints (field 3) of N numbers. */
+static void
+s_raw_packed(s_raw_t *r, size_t n)
+{
+    s_raw_t run = {0};
+    for (size_t i = 0; i < n; i++)
+        s_raw_varint(&run, i * 1000); /* one to three bytes */
+    s_raw_wrap(r, 3, &run);
+}
+
+/* A packed run counts its numbers, not its one record; an empty run
+ * counts one (protobuf-c keeps a record per run). */
+Test(wire, packed_runs_counted_by_their_numbers)
+{
+    ProtobufCFieldDescriptor fields[4];
+    ProtobufCMessageDescriptor d = s_cooldown_changed(fields);
+    ProtobufCFieldDescriptor *until = &fields[2];
+    cr_assert_str_eq(until->name, "until");
+    until->label = PROTOBUF_C_LABEL_REPEATED;
+    until->flags |= PROTOBUF_C_FIELD_FLAG_PACKED;
+    s_raw_t r = {0};
+    char *why = NULL;
+    s_raw_packed(&r, PM_WIRE_LIST_MAX);
+    cr_expect_eq(s_scan_rc(&d, &r, &why), PM_OK, "%s", why);
+    r.len = 0;
+    s_raw_packed(&r, 2048);
+    s_raw_packed(&r, 2047);
+    s_raw_varint(&r, 3 << 3); /* and one not packed */
+    s_raw_varint(&r, 7);
+    cr_expect_eq(s_scan_rc(&d, &r, &why), PM_OK, "%s", why);
+    s_raw_packed(&r, 1);
+    cr_expect_eq(s_scan_rc(&d, &r, &why), PM_EPROTO);
+    cr_expect_str_eq(why, "Cooldown.until: more than 4096 items");
+    free(why);
+
+    r.len = 0;
+    s_raw_empty_items(&r, 3, PM_WIRE_LIST_MAX);
+    cr_expect_eq(s_scan_rc(&d, &r, &why), PM_OK, "%s", why);
+    s_raw_empty_items(&r, 3, 1);
+    cr_expect_eq(s_scan_rc(&d, &r, &why), PM_EPROTO);
+    cr_expect_str_eq(why, "Cooldown.until: more than 4096 items");
+    free(why);
+
+    /* the last number cut short */
+    static const uint8_t cut[] = {0x1a, 0x02, 0x01, 0x80};
+    cr_expect_eq(pm_wire_scan(&d, cut, sizeof cut, &why), PM_EPROTO);
+    cr_expect_str_eq(why, "Cooldown.until: not a valid protobuf encoding (a "
+                          "packed run cut short at byte 0)");
+    free(why);
+    /* fixed-size numbers: whole ones only */
+    until->type = PROTOBUF_C_TYPE_SFIXED64;
+    static const uint8_t fixed[] = {0x1a, 0x06, 1, 2, 3, 4, 5, 6};
+    cr_expect_eq(pm_wire_scan(&d, fixed, sizeof fixed, &why), PM_EPROTO);
+    cr_expect_str_eq(why, "Cooldown.until: not a valid protobuf encoding (a "
+                          "packed run cut short at byte 0)");
+    free(why);
+    free(r.data);
+}
+
+/* Nesting: 16 levels pass, 17 are refused before protobuf-c (which has no
+ * limit) would recurse into them. */
+Test(wire, nesting_is_bounded)
+{
+    ProtobufCFieldDescriptor fields[4];
+    ProtobufCMessageDescriptor d = s_cooldown_changed(fields);
+    cr_assert_str_eq(fields[0].name, "mirror");
+    fields[0].type = PROTOBUF_C_TYPE_MESSAGE;
+    fields[0].descriptor = &d;
+    s_raw_t r = {0}, inner = {0};
+    char *why = NULL;
+    for (int depth = 2; depth <= 16; depth++) {
+        s_raw_wrap(&r, 1, &inner);
+        inner = r;
+        r = (s_raw_t){0};
+    }
+    cr_expect_eq(s_scan_rc(&d, &inner, &why), PM_OK, "%s", why);
+    s_raw_wrap(&r, 1, &inner);
+    cr_expect_eq(s_scan_rc(&d, &r, &why), PM_EPROTO);
+    cr_expect_str_eq(why, "Cooldown.mirror.mirror.mirror.mirror.mirror.mirror."
+                          "mirror.mirror.mirror.mirror.mirror.mirror.mirror."
+                          "mirror.mirror.mirror: nested more than 16 deep");
+    free(why);
+    free(r.data);
 }
