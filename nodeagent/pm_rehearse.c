@@ -17,6 +17,7 @@
 #include "pm_policy.h"
 #include "pm_postconf.h"
 #include "pm_rehearse_smtp.h"
+#include "pm_text.h"
 
 #include <czmq.h>
 #include <dirent.h>
@@ -27,9 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define S_STATUS_MAX (1u << 20)
+#define S_REASON_MAX 300 /* bytes of one reason from the filter's status */
 
 /* Hands POL (revision REV) to the filter and renders it into main.cf. */
 static int
@@ -69,10 +72,9 @@ s_set_policy(pm_rehearse_run_t *r, const pm_rehearse_policy_t *pol,
     return rc;
 }
 
-/* The filter's status: the revision in force and its engine builds. */
-static bool
-s_filter_status(pm_rehearse_run_t *r, uint64_t *rev, int64_t *loads,
-                bool *loaded)
+/* The filter's status.json, parsed (caller decrefs), or NULL. */
+static json_t *
+s_status_json(pm_rehearse_run_t *r)
 {
     char *path = pm_asprintf("%s/status.json", r->status), *text = NULL;
     size_t len = 0;
@@ -81,6 +83,15 @@ s_filter_status(pm_rehearse_run_t *r, uint64_t *rev, int64_t *loads,
     free(path);
     json_t *root = ok ? json_loadb(text, len, 0, NULL) : NULL;
     free(text);
+    return root;
+}
+
+/* The filter's status: the revision in force and its engine builds. */
+static bool
+s_filter_status(pm_rehearse_run_t *r, uint64_t *rev, int64_t *loads,
+                bool *loaded)
+{
+    json_t *root = s_status_json(r);
     json_t *av = json_object_get(root, "antivirus");
     *rev = (uint64_t)json_integer_value(
         json_object_get(json_object_get(root, "policy"), "revision"));
@@ -89,6 +100,49 @@ s_filter_status(pm_rehearse_run_t *r, uint64_t *rev, int64_t *loads,
     *loaded = json_is_true(json_object_get(av, "loaded"));
     json_decref(root);
     return root != NULL;
+}
+
+/* Whether the filter has exited; *SI then says how. Not reaped
+ * (WNOWAIT): pm_cmd_stop does that. */
+static bool
+s_filter_exited(const pm_rehearse_run_t *r, siginfo_t *si)
+{
+    *si = (siginfo_t){0};
+    return r->milter.pid > 0 &&
+           waitid(P_PID, (id_t)r->milter.pid, si,
+                  WEXITED | WNOHANG | WNOWAIT) == 0 &&
+           si->si_pid == r->milter.pid;
+}
+
+/* The reasons the filter's status gives (its policy's error, its
+ * engine's last error), escaped, appended to *WHY: the filter's own
+ * messages go nowhere (it parses hostile mail, so it never writes into
+ * the agent's log), so this is where a test says why it is not ready. */
+static void
+s_filter_reasons(pm_rehearse_run_t *r, char **why)
+{
+    json_t *root = s_status_json(r);
+    const char *policy = json_string_value(
+        json_object_get(json_object_get(root, "policy"), "error"));
+    const char *engine = json_string_value(
+        json_object_get(json_object_get(root, "antivirus"), "last_error"));
+    const char *what[] = {"its policy", "its engine"};
+    const char *text[] = {policy, engine};
+    for (size_t i = 0; i < 2; i++) {
+        if (!text[i])
+            continue;
+        char *shown = pm_text_escape(text[i], S_REASON_MAX);
+        char *more = pm_asprintf("%s; %s: %s", *why, what[i], shown);
+        free(shown);
+        free(*why);
+        *why = more;
+    }
+    if (!root) {
+        char *more = pm_asprintf("%s; it wrote no status", *why);
+        free(*why);
+        *why = more;
+    }
+    json_decref(root);
 }
 
 /* True, with *WHY, when the owner stops the test. */
@@ -113,7 +167,9 @@ s_filter_ready(pm_rehearse_run_t *r, const Pm__Policy *pol, uint64_t rev,
     uint64_t seen = 0;
     int64_t loads = 0;
     bool loaded = false;
-    while (pm_clock_ms() < end) {
+    siginfo_t si;
+    bool exited = false;
+    while (!exited && pm_clock_ms() < end) {
         if (s_cancelled(r, why))
             return PM_EIO;
         if (s_filter_status(r, &seen, &loads, &loaded) && seen == rev &&
@@ -122,12 +178,22 @@ s_filter_ready(pm_rehearse_run_t *r, const Pm__Policy *pol, uint64_t rev,
             r->engine_loads = loads;
             return PM_OK;
         }
-        zclock_sleep(100);
+        exited = s_filter_exited(r, &si);
+        if (!exited)
+            zclock_sleep(100);
     }
-    *why = pm_asprintf("the scratch filter was not ready within %d s "
-                       "(revision %llu in force, engine %s)",
-                       ms / 1000, (unsigned long long)seen,
+    char *how = exited
+                    ? pm_asprintf("exited (%s %d) before it was ready",
+                                  si.si_code == CLD_EXITED ? "status"
+                                                           : "killed by signal",
+                                  si.si_status)
+                    : pm_asprintf("was not ready within %d s", ms / 1000);
+    *why = pm_asprintf("the scratch filter %s (revision %llu in force, "
+                       "engine %s)",
+                       how, (unsigned long long)seen,
                        loaded ? "loaded" : "not loaded");
+    free(how);
+    s_filter_reasons(r, why);
     return PM_EIO;
 }
 
@@ -166,7 +232,10 @@ s_start_milter(pm_rehearse_run_t *r, const char *node, char **why)
                     "--syslog",
                     "no",
                     NULL};
-    int rc = pm_cmd_start(argv, false, &r->milter, why) == 0 ? PM_OK : PM_EIO;
+    /* quiet: the filter parses hostile mail and must not write lines into
+     * the agent's log as the agent; why it fails shows in its status and
+     * exit (s_filter_ready) */
+    int rc = pm_cmd_start(argv, true, &r->milter, why) == 0 ? PM_OK : PM_EIO;
     free(sock);
     free(policy);
     free(notify);
@@ -183,9 +252,13 @@ s_remove_run(const char *run)
 {
     pm_cmd_result_t res = {0};
     char *argv[] = {"rm", "-rf", "--one-file-system", "--", (char *)run, NULL};
-    if (pm_cmd_run(argv, NULL, &res) != 0)
-        pm_warn("policy test: %s not removed: %s", run,
-                res.err ? res.err : "rm failed");
+    if (pm_cmd_run(argv, NULL, &res) != 0) {
+        /* rm names the filter's files: escaped, as its user named them */
+        char *err =
+            pm_text_escape(*res.err ? res.err : "rm failed", S_REASON_MAX);
+        pm_warn("policy test: %s not removed: %s", run, err);
+        free(err);
+    }
     pm_cmd_result_clear(&res);
 }
 
@@ -227,10 +300,14 @@ typedef struct {
     json_t *last; /* the newest, a reference */
 } s_records_t;
 
+/* A record of the scratch filter's, unless it names a key the filter
+ * never decides by (forged by its user: pm_declog_filter_key). */
 static void
 s_record(const json_t *rec, void *arg)
 {
     s_records_t *acc = arg;
+    if (!pm_declog_filter_key(json_string_value(json_object_get(rec, "key"))))
+        return;
     if (acc->n++ == 0)
         acc->last = json_incref((json_t *)rec);
 }

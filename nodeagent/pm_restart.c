@@ -10,6 +10,7 @@
 #include "pm_postconf.h"
 #include "pm_probe.h"
 #include "pm_svcprobe.h"
+#include "pm_text.h"
 #include "pm_wire.h"
 
 #include <errno.h>
@@ -43,6 +44,7 @@ static const char *const s_override_values[] = {"no",
                                                 "$privmta_drain_restrictions"};
 #define S_NOVERRIDE (sizeof s_override_names / sizeof s_override_names[0])
 #define S_MASTER_MAX (1u << 20) /* bytes of a master.cf kept */
+#define S_WHY_LOG_MAX 512       /* bytes of a failure's reason logged */
 
 /* What the drain changed, as it was. */
 typedef struct {
@@ -653,9 +655,13 @@ s_run_probe(s_restart_t *self)
         if (ok)
             pm_info("probe %llu: mail passes the node and its filter",
                     (unsigned long long)self->rollout);
-        else
+        else {
+            /* the gate's reasons quote the filter's answers: escaped */
+            char *shown = pm_text_escape(why, S_WHY_LOG_MAX);
             pm_warn("probe %llu failed: %s", (unsigned long long)self->rollout,
-                    why);
+                    shown);
+            free(shown);
+        }
         s_emit(self, true, ok, ok ? "" : why);
     }
     free(why);
@@ -695,10 +701,14 @@ s_run(s_restart_t *self)
             pm_info("restart %llu (%s): done (%s took %lld ms)",
                     (unsigned long long)self->rollout, self->service,
                     self->phase, s_phase_ms(self));
-        else
+        else {
+            /* the gate's reasons quote the filter's answers: escaped */
+            char *shown = pm_text_escape(why, S_WHY_LOG_MAX);
             pm_warn("restart %llu (%s) failed in phase %s: %s",
                     (unsigned long long)self->rollout, self->service,
-                    self->phase, why);
+                    self->phase, shown);
+            free(shown);
+        }
         s_emit(self, true, ok, ok ? "" : why);
     }
     free(why);

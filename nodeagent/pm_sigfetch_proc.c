@@ -5,6 +5,7 @@
 #include "pm_log.h"
 #include "pm_mem.h"
 #include "pm_sigfetch.h"
+#include "pm_text.h"
 #include "pm_wire.h"
 
 #include <stdint.h>
@@ -12,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_LOG_LINES 20 /* of the helper's stderr (libfreshclam's words) */
+#define S_LOG_LINES 20     /* of the helper's stderr (libfreshclam's words) */
+#define S_LOG_LINE_MAX 512 /* bytes of one, escaped */
 
 uint8_t *
 pm_sigfetch_report_pack(const pm_sigfetch_report_t *r, size_t *len)
@@ -128,15 +130,22 @@ s_last_line(const char *text)
 }
 
 /* libfreshclam's own words, into our log (a few lines, never its whole
- * progress output). */
+ * progress output), escaped: the helper runs as another user and talks to
+ * the network, so a carriage return or a terminal control in a line must
+ * not forge or hide one of ours. */
 static void
 s_log_stderr(const char *text)
 {
     int n = 0;
     for (const char *p = text; *p && n < S_LOG_LINES; n++) {
         size_t len = strcspn(p, "\n");
-        if (len)
-            pm_info("privmta-sigfetch: %.*s", (int)len, p);
+        if (len) {
+            char *line = pm_strndup(p, len);
+            char *shown = pm_text_escape(line, S_LOG_LINE_MAX);
+            pm_info("privmta-sigfetch: %s", shown);
+            free(shown);
+            free(line);
+        }
         p += len + (p[len] == '\n');
     }
 }

@@ -11,6 +11,7 @@
 #include "pm_priv.h"
 #include "pm_sigcdiff.h"
 #include "pm_sigsync_private.h"
+#include "pm_text.h"
 #include "pm_wire.h"
 
 #include <stdint.h>
@@ -18,6 +19,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Bytes of a helper's or peer's text shown in a log line (escaped). */
+#define S_LOG_TEXT_MAX 512
 
 /* Frees a plain malloc'd item (holders, slow peers). */
 static void
@@ -111,6 +115,16 @@ pm_sigsync_db_find(pm_sigsync_state_t *self, const char *name)
 
 /* ---- what this node holds ------------------------------------------------ */
 
+/* PATH is not used, for WHY: the verifier's words, escaped (it runs
+ * libclamav on files peers sent, as another user). */
+static void
+s_warn_unused(pm_sigsync_state_t *self, const char *path, const char *why)
+{
+    char *shown = pm_text_escape(why, S_LOG_TEXT_MAX);
+    pm_warn("node %s: %s is not used: %s", self->node, path, shown);
+    free(shown);
+}
+
 /* The header of DBDIR/NAME.cld or NAME.cvd, whichever is newer, read by
  * pm_sigverify's helper (libclamav runs there, never in the root agent).
  * Files got into DBDIR verified (pm_sigfetch, pm_peer). */
@@ -131,7 +145,7 @@ s_local(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
             pm_sigverify_head(self->verifier, path, db->name,
                               PM_SIGSTORE_VERIFY_MS, &got.version, &got.sigs,
                               &got.built, &why) != PM_OK)
-            pm_warn("node %s: %s is not used: %s", self->node, path, why);
+            s_warn_unused(self, path, why);
         if (got.version > db->version) {
             db->version = got.version;
             db->sigs = got.sigs;

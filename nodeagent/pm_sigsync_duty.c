@@ -8,10 +8,14 @@
 #include "pm_sigcdiff.h"
 #include "pm_sigfetch.h"
 #include "pm_sigsync_private.h"
+#include "pm_text.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* Bytes of a helper's text shown in a log line (escaped). */
+#define S_LOG_TEXT_MAX 512
 
 void
 pm_sigsync_replan(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
@@ -52,15 +56,21 @@ pm_sigsync_apply_duties(pm_sigsync_state_t *self)
 
 /* What the fetch said about DB (R); a new version is taken from the
  * fetch user's directory only when it passes ClamAV's check again here and
- * is newer: the helper's report is not trusted for what goes live. */
+ * is newer: the helper's report is not trusted for what goes live. Nor
+ * for what goes into root's log: its texts (and the verifier's) are
+ * escaped, so that a newline or a terminal control in them forges no
+ * line. */
 static bool
 s_fetch_result(pm_sigsync_state_t *self, pm_sigsync_db_t *db,
                const pm_sigfetch_db_t *r)
 {
     pm_sigsync_set_str(&db->error, r->err == PM_OK ? NULL : r->why);
-    if (r->err != PM_OK)
-        pm_warn("node %s: %s not fetched: %s", self->node, db->name,
-                r->why ? r->why : pm_strerror(r->err));
+    if (r->err != PM_OK) {
+        char *reason = pm_text_escape(r->why ? r->why : pm_strerror(r->err),
+                                      S_LOG_TEXT_MAX);
+        pm_warn("node %s: %s not fetched: %s", self->node, db->name, reason);
+        free(reason);
+    }
     if (!r->changed)
         return false;
     pm_sigfile_t got = {0};
@@ -68,18 +78,22 @@ s_fetch_result(pm_sigsync_state_t *self, pm_sigsync_db_t *db,
     int rc =
         pm_sigstore_take(self->cfg.dbdir, db->name, db->version, self->verifier,
                          PM_SIGSTORE_VERIFY_MS, &got, &why);
+    char *mirror = pm_text_escape(r->mirror, S_LOG_TEXT_MAX);
     if (rc == PM_OK) {
         /* the CDIFFs it downloaded, to share (none after a whole file) */
         pm_sigcdiff_keep(self->cfg.dbdir, true, db->name, db->version,
                          got.version);
         pm_sigsync_got(self, db, &got,
-                       pm_asprintf("mirror %s", r->mirror ? r->mirror : "?"));
+                       pm_asprintf("mirror %s", r->mirror ? mirror : "?"));
     } else {
+        char *reason = pm_text_escape(why, S_LOG_TEXT_MAX);
         free(db->error);
         db->error = pm_asprintf("%s from %s not taken: %s", db->name,
-                                r->mirror ? r->mirror : "a mirror", why);
+                                r->mirror ? mirror : "a mirror", reason);
         pm_warn("node %s: %s", self->node, db->error);
+        free(reason);
     }
+    free(mirror);
     free(why);
     return rc == PM_OK;
 }

@@ -9,10 +9,14 @@
 #include "pm_sigcdiff.h"
 #include "pm_sigfetch.h"
 #include "pm_sigsync_private.h"
+#include "pm_text.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* Bytes of a peer's or the verifier's text in a log line (escaped). */
+#define S_LOG_TEXT_MAX 512
 
 /* ---- what peers say ------------------------------------------------------ */
 
@@ -49,8 +53,10 @@ s_distrust(pm_sigsync_state_t *self, const char *peer, const char *reason)
 {
     int secs = self->cfg.distrust_s;
     pm_sigbook_distrust(self->book, peer, secs, reason);
+    char *shown = pm_text_escape(reason, S_LOG_TEXT_MAX);
     pm_warn("node %s: distrusting peer %s for %d s: %s", self->node, peer, secs,
-            reason);
+            shown);
+    free(shown);
 }
 
 /* ---- pulling from peers -------------------------------------------------- */
@@ -248,9 +254,12 @@ s_pull(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
     bool cdiff = s_by_cdiff(self, db, peer);
     if (cdiff && (rc = s_catch_up(self, db, link, &got, &why)) != PM_OK &&
         rc != PM_EPROTO) {
+        char *shown =
+            pm_text_escape(why ? why : pm_strerror(rc), S_LOG_TEXT_MAX);
         pm_info("node %s: %s by CDIFF from peer %s failed, the whole file "
                 "then: %s",
-                self->node, db->name, peer, why ? why : pm_strerror(rc));
+                self->node, db->name, peer, shown);
+        free(shown);
         cdiff = false;
         rc = PM_ENOTFOUND;
     }
@@ -279,8 +288,11 @@ s_pull(pm_sigsync_state_t *self, pm_sigsync_db_t *db)
             pm_asprintf("%s version %u from peer %s: %s", db->name, db->newest,
                         peer, why ? why : pm_strerror(rc));
         if (!db->error ||
-            strcmp(error, db->error) != 0) /* once, not per round */
-            pm_info("node %s: %s", self->node, error);
+            strcmp(error, db->error) != 0) { /* once, not per round */
+            char *shown = pm_text_escape(error, S_LOG_TEXT_MAX);
+            pm_info("node %s: %s", self->node, shown);
+            free(shown);
+        }
         free(db->error);
         db->error = error;
     }

@@ -8,6 +8,7 @@
 
 #include <czmq.h>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "pm_error.h"
+#include "pm_file.h"
 #include "pm_mem.h"
 #include "pm_peer.h"
 #include "pm_peerzap.h"
@@ -69,6 +71,8 @@ typedef struct {
 
 /* The next node's cdiff_min_kib (0: by CDIFF whenever it can). */
 static int s_cdiff_min_kib;
+/* The next node's fetch helper (NULL: S_FETCHER). */
+static const char *s_fetcher;
 
 static void s_drain(s_node_t *n, int wait_ms);
 
@@ -81,7 +85,7 @@ s_node_start(s_node_t *n, const char *name, bool serve)
     snprintf(n->dbdir, sizeof n->dbdir, "%s/%s", s_dir, name);
     pm_sigsync_config_t c = {.cert = n->cert,
                              .dbdir = n->dbdir,
-                             .fetcher = S_FETCHER,
+                             .fetcher = s_fetcher ? s_fetcher : S_FETCHER,
                              .gid = -1,
                              .peer_bind = serve ? "tcp://127.0.0.1:0" : NULL,
                              .name = name,
@@ -364,6 +368,73 @@ Test(sigsync, old_daily_is_reported)
     free(want);
     cr_expect_str_eq(s_db(&a)->error, "");
     s_node_stop(&a);
+}
+
+/* The fetch helper runs as another user and talks to the network: what
+ * it says (its report's reason and mirror, its stderr) goes into root's
+ * log escaped, never as lines of its own or terminal controls. */
+Test(sigsync, the_helpers_words_are_escaped_in_the_log)
+{
+    Pm__FetchResult res = PM__FETCH_RESULT__INIT, *resp = &res;
+    res.name = "test";
+    res.err = PM_EPROTO;
+    res.why = "refused\nprivmta: error: FORGED-WHY";
+    res.changed = true; /* and nothing staged: "not taken", naming it */
+    res.mirror = "http://m.test\nprivmta: error: FORGED-MIRROR";
+    Pm__FetchReport rep = PM__FETCH_REPORT__INIT;
+    rep.dbs = &resp;
+    rep.n_dbs = 1;
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&rep.base, &len);
+    char *report = pm_asprintf("%s/report.pb", s_dir);
+    cr_assert_eq(pm_file_write(report, buf, len, 0644, (gid_t)-1, NULL), PM_OK);
+    free(buf);
+    char *fetcher = pm_asprintf("%s/fake-sigfetch", s_dir);
+    char *script = pm_asprintf(
+        "#!/bin/sh\nprintf 'freshclam\\rprivmta: error: FORGED-STDERR\\033[2K"
+        "\\n' >&2\nexec cat '%s'\n",
+        report);
+    cr_assert_eq(
+        pm_file_write(fetcher, script, strlen(script), 0755, (gid_t)-1, NULL),
+        PM_OK);
+    char *log = pm_asprintf("%s/agent.log", s_dir);
+    fflush(stderr);
+    int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    dup2(fd, 2);
+    close(fd);
+
+    s_fetcher = fetcher;
+    s_node_t a = {0};
+    s_node_start(&a, "a", false);
+    s_fetcher = NULL;
+    s_send_policy(&a, "http://m.test");
+    s_node_t *nodes[] = {&a};
+    s_send_members(nodes, 1, "a");
+    int64_t end = zclock_mono() + 30000;
+    while (zclock_mono() < end &&
+           !(s_db(&a) && strstr(s_db(&a)->error, "not taken")))
+        s_drain(&a, 200);
+    s_node_stop(&a);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+
+    char *text = NULL;
+    cr_assert_eq(pm_file_read(log, 1 << 20, 0, &text, &len, NULL), PM_OK);
+    cr_expect(strstr(text, "not taken"), "no fetch logged: %s", text);
+    cr_expect(strstr(text, "FORGED-WHY") && strstr(text, "FORGED-MIRROR") &&
+                  strstr(text, "FORGED-STDERR"),
+              "the helper's words are not in the log: %s", text);
+    cr_expect_null(strstr(text, "\nprivmta: error: FORGED"),
+                   "a forged line: %s", text);
+    cr_expect_null(strchr(text, '\r'), "a carriage return: %s", text);
+    cr_expect_null(strchr(text, '\033'), "a terminal control: %s", text);
+    free(text);
+    free(log);
+    free(script);
+    free(fetcher);
+    free(report);
 }
 
 /* The agent sends POLICY at every apply: a policy naming several
