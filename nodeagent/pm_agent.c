@@ -17,6 +17,8 @@
 #include "pm_store.h"
 #include "pm_wire.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -79,10 +81,15 @@ pm_agent_send(pm_agent_state_t *self, Pm__AgentReport__Kind kind)
     }
     if (self->restart_last)
         st->restart = pm_wire_dup(&self->restart_last->base);
-    if (self->cfg.milter_status || self->cfg.state_dir)
-        pm_scanstatus_fill(self->cfg.milter_status,
-                           self->current ? self->current->policy : NULL,
+    if (self->cfg.milter_status || self->cfg.state_dir) {
+        /* the node's own policy: its overrides may name other DKIM
+         * domains than the cluster's */
+        const Pm__Policy *pol = self->current ? self->current->policy : NULL;
+        Pm__Policy *eff = pol ? pm_agent_effective(self, pol) : NULL;
+        pm_scanstatus_fill(self->cfg.milter_status, eff ? eff : pol,
                            self->applied, 10, st);
+        pm_policy_free(&eff);
+    }
     if (self->cfg.metrics) {
         size_t len = 0;
         char *text = pm_agent_metrics_text(st, &self->stats, time(NULL), &len);
@@ -176,6 +183,102 @@ s_write_secrets(pm_agent_state_t *self, const Pm__Publication *pub, char **why)
     }
     free(dir);
     return ok;
+}
+
+/* Whether NAME is a DKIM key file as the controller names them
+ * ("<domain>.<selector>.<12 hex digits of its digest>.pem", lowercase;
+ * pm_ctld's dkim add): the sweep removes nothing else from the
+ * directory. */
+static bool
+s_key_file_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 4 + 12 + 1 + 4 || name[0] == '.' ||
+        strcmp(name + n - 4, ".pem") != 0 || name[n - 4 - 12 - 1] != '.')
+        return false;
+    for (const char *h = name + n - 4 - 12; h < name + n - 4; h++)
+        if (!isdigit((unsigned char)*h) && (*h < 'a' || *h > 'f'))
+            return false;
+    return true;
+}
+
+/* Adds the key ids POLICY names, and those of this node's overrides of
+ * it, to IDS. */
+static void
+s_named_keys(pm_agent_state_t *self, const Pm__Policy *policy, zhashx_t *ids)
+{
+    Pm__Policy *eff = pm_agent_effective(self, policy);
+    const Pm__Policy *both[] = {policy, eff};
+    for (size_t k = 0; k < 2 && both[k]; k++)
+        for (size_t i = 0; i < both[k]->n_dkim_domains; i++)
+            zhashx_update(ids, both[k]->dkim_domains[i]->key, (void *)1);
+    pm_policy_free(&eff);
+}
+
+/* Removes from the dkim directory DIRFD (open) the key files in it that
+ * IDS does not name; returns how many. Regular files only, by name in
+ * the directory (unlinkat), never through a link. */
+static size_t
+s_remove_keys(pm_agent_state_t *self, int dirfd, zhashx_t *ids)
+{
+    DIR *d = fdopendir(dirfd);
+    if (!d) {
+        close(dirfd);
+        return 0;
+    }
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        struct stat st;
+        if (!s_key_file_name(e->d_name) || zhashx_lookup(ids, e->d_name) ||
+            fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(st.st_mode))
+            continue;
+        if (unlinkat(dirfd, e->d_name, 0) == 0)
+            n++;
+        else
+            pm_warn("node %s: DKIM key %s not removed: %s", self->node,
+                    e->d_name, strerror(errno));
+    }
+    closedir(d);
+    return n;
+}
+
+/* After REV was applied over PREV: the DKIM keys neither names (nor PUB
+ * brought) are removed, so that a rotated or removed key does not stay
+ * readable by the milter's group for ever. PREV's are kept: mail in
+ * flight on it may still be signed. Nothing is removed before a revision
+ * was applied since the agent started (PREV NULL): what the milter runs
+ * then is not known here. */
+static void
+s_sweep_keys(pm_agent_state_t *self, const Pm__Publication *pub,
+             const Pm__Revision *rev, const Pm__Revision *prev)
+{
+    if (!self->cfg.milter_dir || !prev)
+        return;
+    char *dir = pm_asprintf("%s/%s", self->cfg.milter_dir, PM_HANDOFF_DKIM);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_uid != geteuid()) {
+        if (fd >= 0 || errno != ENOENT)
+            pm_warn("node %s: old DKIM keys not removed: %s is not a "
+                    "directory of this process's user",
+                    self->node, dir);
+        if (fd >= 0)
+            close(fd);
+        free(dir);
+        return;
+    }
+    zhashx_t *ids = zhashx_new();
+    s_named_keys(self, rev->policy, ids);
+    s_named_keys(self, prev->policy, ids);
+    for (size_t i = 0; i < pub->n_secrets; i++)
+        zhashx_update(ids, pub->secrets[i]->id, (void *)1);
+    size_t n = s_remove_keys(self, fd, ids);
+    if (n)
+        pm_info("node %s: removed %zu DKIM key%s no revision in force names",
+                self->node, n, n == 1 ? "" : "s");
+    zhashx_destroy(&ids);
+    free(dir);
 }
 
 /* Tells the milter where its notices go (pm_handoff.h): the listener this
@@ -305,6 +408,7 @@ s_attempt(pm_agent_state_t *self, Pm__Publication *pub)
         pm__publication__free_unpacked(self->pending, NULL);
     self->pending = NULL;
     if (ok) {
+        s_sweep_keys(self, pub, rev, self->current);
         self->applied = rev->number;
         if (self->current)
             pm__revision__free_unpacked(self->current, NULL);

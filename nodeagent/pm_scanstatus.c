@@ -4,6 +4,8 @@
 #include "pm_mem.h"
 #include "pm_text.h"
 
+#include <ctype.h>
+#include <czmq.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -151,40 +153,127 @@ s_antispam(json_t *as)
     return s;
 }
 
-static Pm__ServiceStatus *
-s_dkim(json_t *dk)
+/* Domains named in a detail before "and N more": a report has a size
+ * limit. */
+#define S_NAMES_MAX 10
+#define S_DOMAIN_MAX 253
+
+/* NAME, lowercased, into BUF (S_DOMAIN_MAX + 1 bytes); false when it is
+ * too long to be a domain. */
+static bool
+s_lower(const char *name, char *buf)
+{
+    size_t n = strlen(name);
+    if (n > S_DOMAIN_MAX)
+        return false;
+    for (size_t i = 0; i <= n; i++)
+        buf[i] = (char)tolower((unsigned char)name[i]);
+    return true;
+}
+
+/* The milter's "dkim.domains" into LISTED (every domain it names) and
+ * USABLE (those it has a key for), lowercased. */
+static void
+s_milter_domains(json_t *dk, zhashx_t *listed, zhashx_t *usable)
 {
     json_t *all = json_object_get(dk, "domains");
-    size_t total = json_array_size(all), usable = 0, named = 0;
-    char *bad = pm_strdup("");
-    for (size_t i = 0; i < total; i++) {
+    char buf[S_DOMAIN_MAX + 1];
+    for (size_t i = 0; i < json_array_size(all); i++) {
         json_t *d = json_array_get(all, i);
-        if (json_is_true(json_object_get(d, "usable"))) {
-            usable++;
+        const char *name = json_string_value(json_object_get(d, "domain"));
+        if (!name || !s_lower(name, buf))
             continue;
-        }
-        if (named++ >= 10)
-            continue; /* a report has a size limit: the count says the rest */
-        char *dom = s_text(json_object_get(d, "domain"), 253);
-        char *more =
-            pm_asprintf("%s%s%s", bad, *bad ? ", " : "", dom ? dom : "?");
-        free(dom);
-        free(bad);
-        bad = more;
+        zhashx_update(listed, buf, (void *)1);
+        if (json_is_true(json_object_get(d, "usable")))
+            zhashx_update(usable, buf, (void *)1);
     }
-    if (named > 10) {
-        char *more = pm_asprintf("%s and %zu more", bad, named - 10);
-        free(bad);
-        bad = more;
+}
+
+/* NAME appended to the list *TEXT (the N-th one; after S_NAMES_MAX only
+ * counted). */
+static void
+s_name_add(char **text, size_t n, const char *name)
+{
+    if (n >= S_NAMES_MAX)
+        return;
+    char *more =
+        pm_asprintf("%s%s%s", *text ? *text : "", *text ? ", " : "", name);
+    free(*text);
+    *text = more;
+}
+
+/* "WHAT: LIST[ and N more]" appended to *DETAIL ("; " between), when N
+ * names were counted into LIST. */
+static void
+s_names_done(char **detail, const char *what, char *list, size_t n)
+{
+    if (!n)
+        return;
+    char *more = n > S_NAMES_MAX ? pm_asprintf(" and %zu more", n - S_NAMES_MAX)
+                                 : pm_strdup("");
+    char *d = pm_asprintf("%s%s%s: %s%s", *detail ? *detail : "",
+                          *detail ? "; " : "", what, list, more);
+    free(more);
+    free(*detail);
+    *detail = d;
+}
+
+/* OK only when the milter has a usable key for every domain POLICY names:
+ * a milter that lists fewer (or other) domains signs less than the
+ * policy asks, whatever it says about the ones it lists. */
+static Pm__ServiceStatus *
+s_dkim(json_t *dk, const Pm__Policy *policy)
+{
+    zhashx_t *listed = zhashx_new(), *usable = zhashx_new();
+    s_milter_domains(dk, listed, usable);
+    char buf[S_DOMAIN_MAX + 1], *nokey = NULL, *unsigned_ = NULL;
+    size_t n_nokey = 0, n_unsigned = 0;
+    for (size_t i = 0; i < policy->n_dkim_domains; i++) {
+        const char *name = policy->dkim_domains[i]->domain;
+        bool known = s_lower(name, buf);
+        if (known && zhashx_lookup(usable, buf))
+            continue;
+        if (known && zhashx_lookup(listed, buf))
+            s_name_add(&nokey, n_nokey++, name);
+        else
+            s_name_add(&unsigned_, n_unsigned++, name);
     }
-    Pm__ServiceStatus *s =
-        usable == total ? s_service(PM__SERVICE_STATUS__STATE__OK,
-                                    pm_asprintf("%zu domain%s signing", total,
-                                                total == 1 ? "" : "s"))
-                        : s_service(PM__SERVICE_STATUS__STATE__DEGRADED,
-                                    pm_asprintf("no usable key for: %s", bad));
-    free(bad);
-    return s;
+    zhashx_destroy(&listed);
+    zhashx_destroy(&usable);
+    char *detail = NULL;
+    s_names_done(&detail, "no usable key for", nokey, n_nokey);
+    s_names_done(&detail, "privmta-milter does not sign for", unsigned_,
+                 n_unsigned);
+    free(nokey);
+    free(unsigned_);
+    size_t n = policy->n_dkim_domains;
+    return detail ? s_service(PM__SERVICE_STATUS__STATE__DEGRADED, detail)
+                  : s_service(PM__SERVICE_STATUS__STATE__OK,
+                              pm_asprintf("%zu domain%s signing", n,
+                                          n == 1 ? "" : "s"));
+}
+
+/* Whether a status written at T (unix seconds, the milter's word) is
+ * within STALE_S seconds before now; else *why says how it is not. A time
+ * ahead of the clock is not fresh: the milter writes its file and its
+ * "time" on this host's clock, so only a forged or stale one is ahead. */
+static bool
+s_fresh(int64_t t, int stale_s, char **why)
+{
+    int64_t now = (int64_t)time(NULL);
+    if (t > now) {
+        *why = pm_asprintf("privmta-milter status is dated %lld s in the "
+                           "future (not trusted)",
+                           (long long)(t - now));
+        return false;
+    }
+    if (now - t > stale_s) {
+        *why = pm_asprintf("privmta-milter status is %lld s old (not "
+                           "running?)",
+                           (long long)(now - t));
+        return false;
+    }
+    return true;
 }
 
 /* The status file's text, or NULL with *why saying why it cannot be used.
@@ -201,12 +290,10 @@ s_read(const char *path, int stale_s, size_t *len, char **why)
         *why = pm_strdup("privmta-milter is not running (no status file)");
         return NULL;
     }
-    if (time(NULL) - sb.st_mtime > stale_s) {
-        *why = pm_asprintf("privmta-milter status is %lld s old (not "
-                           "running?)",
-                           (long long)(time(NULL) - sb.st_mtime));
+    /* the milter's user sets the mtime (utimensat): one in the future
+     * would keep a dead milter fresh for ever */
+    if (!s_fresh(sb.st_mtime, stale_s, why))
         return NULL;
-    }
     char *data = NULL, *err = NULL;
     if (pm_file_read(path, PM_SCANSTATUS_MAX, PM_FILE_STRICT, &data, len,
                      &err) != PM_OK) {
@@ -217,9 +304,12 @@ s_read(const char *path, int stale_s, size_t *len, char **why)
     return data;
 }
 
-/* The parsed status, or NULL with *why saying what is wrong with it. */
+/* The parsed status, or NULL with *why saying what is wrong with it.
+ * Unless STALE_S is negative (taken as fresh), its own "time" must be
+ * fresh too: the file's mtime alone is the milter user's to set, and a
+ * hung milter's file can be touched by anything running as that user. */
 static json_t *
-s_parse(const char *data, size_t len, char **why)
+s_parse(const char *data, size_t len, int stale_s, char **why)
 {
     if (len > PM_SCANSTATUS_MAX) {
         *why = pm_asprintf("privmta-milter status refused: over %u bytes",
@@ -235,6 +325,16 @@ s_parse(const char *data, size_t len, char **why)
                            "%d: %s)",
                            jerr.line, text);
         free(text);
+        json_decref(root);
+        return NULL;
+    }
+    json_t *t = json_object_get(root, "time");
+    if (stale_s >= 0 && !json_is_integer(t)) {
+        *why = pm_strdup("privmta-milter status has no time");
+        json_decref(root);
+        return NULL;
+    }
+    if (stale_s >= 0 && !s_fresh(json_integer_value(t), stale_s, why)) {
         json_decref(root);
         return NULL;
     }
@@ -303,14 +403,14 @@ s_messages(json_t *m, Pm__NodeStatus *st)
 /* Fills STATUS from the status text DATA (LEN bytes), or, when READ_WHY is
  * set, reports every enabled service down for that reason. */
 static void
-s_fill(const char *data, size_t len, const char *read_why,
+s_fill(const char *data, size_t len, const char *read_why, int stale_s,
        const Pm__Policy *policy, uint64_t applied, Pm__NodeStatus *st)
 {
     bool av_on = policy && policy->antivirus_enabled;
     bool as_on = policy && policy->antispam_enabled;
     bool dk_on = policy && policy->n_dkim_domains;
     char *why = read_why ? pm_strdup(read_why) : NULL;
-    json_t *root = policy && !why ? s_parse(data, len, &why) : NULL;
+    json_t *root = policy && !why ? s_parse(data, len, stale_s, &why) : NULL;
     Pm__ServiceStatus__State off = PM__SERVICE_STATUS__STATE__DISABLED;
     s_set(&st->antivirus,
           !av_on ? s_service(off, pm_strdup("off in the policy"))
@@ -323,7 +423,7 @@ s_fill(const char *data, size_t len, const char *read_why,
     s_set(&st->dkim,
           !dk_on ? s_service(off, pm_strdup("no DKIM-enabled domain"))
           : why  ? s_service(PM__SERVICE_STATUS__STATE__DOWN, pm_strdup(why))
-                 : s_dkim(json_object_get(root, "dkim")));
+                 : s_dkim(json_object_get(root, "dkim"), policy));
     if (root) {
         s_check_revision(root, applied, st);
         s_messages(json_object_get(root, "messages"), st);
@@ -341,7 +441,7 @@ pm_scanstatus_fill(const char *path, const Pm__Policy *policy, uint64_t applied,
     char *why = NULL;
     size_t len = 0;
     char *data = policy ? s_read(path, stale_s, &len, &why) : NULL;
-    s_fill(data, len, why, policy, applied, st);
+    s_fill(data, len, why, stale_s, policy, applied, st);
     free(data);
     free(why);
 }
@@ -350,5 +450,5 @@ void
 pm_scanstatus_fill_data(const char *data, size_t len, const Pm__Policy *policy,
                         uint64_t applied, Pm__NodeStatus *st)
 {
-    s_fill(data ? data : "", data ? len : 0, NULL, policy, applied, st);
+    s_fill(data ? data : "", data ? len : 0, NULL, -1, policy, applied, st);
 }

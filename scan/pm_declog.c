@@ -340,6 +340,28 @@ pm_declog_append(pm_declog_t *self, const pm_decision_t *d, char **why)
 /* ---- the reader ----------------------------------------------------------
  */
 
+/* What pm_milter_decision_key (scan/pm_milter_record.c) returns. */
+static const char *const s_filter_keys[] = {
+    "",
+    "inbound.blocked_extensions",
+    "antivirus.databases",
+    "antivirus.custom_signatures",
+    "antivirus.block_encrypted_archives",
+    "dkim.domains",
+    "antispam.tag_percent",
+    "antispam.kill_percent",
+};
+
+bool
+pm_declog_filter_key(const char *key)
+{
+    for (size_t i = 0; key && i < sizeof s_filter_keys / sizeof *s_filter_keys;
+         i++)
+        if (strcmp(key, s_filter_keys[i]) == 0)
+            return true;
+    return false;
+}
+
 typedef struct {
     const pm_declog_query_t *q;
     pm_declog_fn *fn;
@@ -347,10 +369,19 @@ typedef struct {
     size_t passed, skipped;
 } s_scan_t;
 
+/* A text as the writer makes it (s_field): bounded, and without a C0
+ * control or DEL (a NUL included), which it never writes: a line holding
+ * one was written by someone else, to forge lines where it is shown. */
 static bool
 s_text_ok(const json_t *v)
 {
-    return json_is_string(v) && json_string_length(v) <= PM_DECLOG_FIELD_MAX;
+    if (!json_is_string(v) || json_string_length(v) > PM_DECLOG_FIELD_MAX)
+        return false;
+    const unsigned char *p = (const unsigned char *)json_string_value(v);
+    for (size_t i = 0; i < json_string_length(v); i++)
+        if (p[i] < 0x20 || p[i] == 0x7f)
+            return false;
+    return true;
 }
 
 static bool

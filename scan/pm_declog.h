@@ -25,9 +25,12 @@
  * (root): the reader opens each file the pm_file way (PM_FILE_STRICT: no
  * link, no hard-linked file, never blocking on a FIFO), reads at most
  * MAX_BYTES / 2 + one record, and checks every record's shape and sizes
- * before passing it on; a malformed line is skipped and counted, never
- * trusted. A last line without its newline (a write in progress) is
- * skipped.
+ * before passing it on, and that no text holds a C0 control or DEL (the
+ * writer never writes one); a malformed line is skipped and counted,
+ * never trusted. A last line without its newline (a write in progress) is
+ * skipped. What the shape cannot tell (a key the filter never decides by,
+ * a time in the future) is its reader's to check: see
+ * pm_declog_filter_key.
  */
 #ifndef PM_DECLOG_H
 #define PM_DECLOG_H
@@ -109,6 +112,15 @@ typedef struct {
 /* Called for each matching record, a JSON object of the shape above whose
  * every field was checked (types, sizes); borrowed for the call. */
 typedef void(pm_declog_fn)(const json_t *record, void *arg);
+
+/* Whether KEY is one privmta-milter's records can name: "" or one of the
+ * content filter's keys, exactly what pm_milter_decision_key returns
+ * (tests/scan/test_milter.c holds the two together). A filter record
+ * naming another key (one of Postfix's, say, to blame the wrong check) was
+ * not written by the filter's code: its reader drops it. Postfix's own
+ * refusals (pm_pf_rejects, the agent's) use this format with Postfix's
+ * keys and are not held to it. */
+bool pm_declog_filter_key(const char *key);
 
 /* Reads DIR's two files (either may be missing) for Q; MAX_BYTES is the
  * writer's (each file is read up to MAX_BYTES / 2 + PM_DECLOG_RECORD_MAX).

@@ -1,13 +1,16 @@
 /* test_scanstatus.c - the milter's status as the agent reads it: whatever
- * the unprivileged side puts there (a FIFO, a link, a huge or broken file)
- * turns into "down" with the reason, quickly; a milter on another revision
- * is reported; details stay bounded. */
+ * the unprivileged side puts there (a FIFO, a link, a huge or broken file,
+ * a date in the future or none) turns into "down" with the reason,
+ * quickly; a milter on another revision, or signing for fewer domains
+ * than the policy names, is reported; details stay bounded. */
 #include <criterion/criterion.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pm_error.h"
@@ -60,7 +63,7 @@ s_policy(size_t n_dkim)
 }
 
 static void
-s_write(const char *text)
+s_write_raw(const char *text)
 {
     FILE *f = fopen(s_path, "w");
     cr_assert_not_null(f);
@@ -68,12 +71,29 @@ s_write(const char *text)
     fclose(f);
 }
 
+/* TEXT as the status file, dated now as the milter dates it (a "time"
+ * first in an object that has none). */
+static void
+s_write(const char *text)
+{
+    if (text[0] != '{' || strstr(text, "\"time\"")) {
+        s_write_raw(text);
+        return;
+    }
+    char *dated =
+        pm_asprintf("{\"time\": %lld, %s", (long long)time(NULL), text + 1);
+    s_write_raw(dated);
+    free(dated);
+}
+
 static const char s_ok[] =
     "{\"policy\": {\"revision\": 7, \"loaded\": true, \"error\": null},"
     " \"antivirus\": {\"loaded\": true, \"signatures\": 3,"
     " \"db_age_seconds\": null, \"last_error\": null},"
     " \"antispam\": {\"reachable\": true, \"latency_ms\": 4, \"checked\": 1},"
-    " \"dkim\": {\"domains\": []}}";
+    " \"dkim\": {\"domains\": [{\"domain\": \"d0.example\", \"selector\":"
+    " \"s1\", \"usable\": true, \"error\": null}],"
+    " \"usable\": [\"d0.example\"]}}";
 
 /* Fills a status for POLICY at revision APPLIED. Caller frees. */
 static Pm__NodeStatus *
@@ -372,5 +392,81 @@ Test(scanstatus, verdict_counters_are_read_and_bounded)
     st = s_fill(p, 7);
     cr_expect_null(st->messages);
     pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&p);
+}
+
+/* The milter's user sets the file's mtime: one in the future kept a dead
+ * milter "fresh" for ever. */
+Test(scanstatus, mtime_in_the_future_is_stale)
+{
+    Pm__Policy *p = s_policy(0);
+    s_write(s_ok);
+    struct timespec ts[2] = {{.tv_sec = time(NULL) + 3600},
+                             {.tv_sec = time(NULL) + 3600}};
+    cr_assert_eq(utimensat(AT_FDCWD, s_path, ts, 0), 0);
+    Pm__NodeStatus *st = s_fill(p, 7);
+    cr_expect_eq(st->antivirus->state, PM__SERVICE_STATUS__STATE__DOWN);
+    cr_expect(strstr(st->antivirus->detail, "in the future"), "%s",
+              st->antivirus->detail);
+    pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&p);
+}
+
+/* A fresh mtime is not enough: the status says when the milter wrote it,
+ * and that must be fresh too (a hung milter's file, touched). */
+Test(scanstatus, the_status_own_time_must_be_fresh)
+{
+    Pm__Policy *p = s_policy(0);
+    long long now = (long long)time(NULL);
+    const char *rest = s_ok + 1;
+    char *texts[] = {
+        pm_asprintf("{\"time\": %lld, %s", now - 100, rest),
+        pm_asprintf("{\"time\": %lld, %s", now + 100, rest),
+        pm_asprintf("{\"time\": \"now\", %s", rest),
+        pm_asprintf("%s", s_ok), /* written raw: no time at all */
+    };
+    const char *want[] = {"100 s old", "in the future", "no time", "no time"};
+    for (size_t i = 0; i < 4; i++) {
+        s_write_raw(texts[i]);
+        Pm__NodeStatus *st = s_fill(p, 7);
+        cr_expect_eq(st->antispam->state, PM__SERVICE_STATUS__STATE__DOWN,
+                     "%zu: %s", i, st->antispam->detail);
+        cr_expect(strstr(st->antispam->detail, want[i]), "%zu: %s", i,
+                  st->antispam->detail);
+        pm__node_status__free_unpacked(st, NULL);
+        free(texts[i]);
+    }
+    pm_policy_free(&p);
+}
+
+/* Every domain the milter lists is usable, but it lists fewer than the
+ * policy names: it does not sign for the others, so not ok. */
+Test(scanstatus, dkim_for_fewer_domains_than_the_policy_is_not_ok)
+{
+    Pm__Policy *p = s_policy(3);
+    s_write(s_ok); /* d0.example only */
+    Pm__NodeStatus *st = s_fill(p, 7);
+    cr_expect_eq(st->dkim->state, PM__SERVICE_STATUS__STATE__DEGRADED);
+    cr_expect(
+        strstr(st->dkim->detail, "does not sign for: d1.example, d2.example"),
+        "%s", st->dkim->detail);
+    pm__node_status__free_unpacked(st, NULL);
+    /* none listed at all */
+    s_write("{\"policy\": {\"revision\": 7}, \"dkim\": {\"domains\": [],"
+            " \"usable\": []}}");
+    st = s_fill(p, 7);
+    cr_expect_eq(st->dkim->state, PM__SERVICE_STATUS__STATE__DEGRADED, "%s",
+                 st->dkim->detail);
+    pm__node_status__free_unpacked(st, NULL);
+    /* the policy's one domain, signed (any case): ok */
+    Pm__Policy *one = s_policy(1);
+    free(one->dkim_domains[0]->domain);
+    one->dkim_domains[0]->domain = pm_strdup("D0.Example");
+    s_write(s_ok);
+    st = s_fill(one, 7);
+    cr_expect_eq(st->dkim->state, PM__SERVICE_STATUS__STATE__OK, "%s",
+                 st->dkim->detail);
+    pm__node_status__free_unpacked(st, NULL);
+    pm_policy_free(&one);
     pm_policy_free(&p);
 }

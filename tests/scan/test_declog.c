@@ -515,6 +515,56 @@ Test(declog, malformed_lines_skipped_and_counted)
     free(data);
 }
 
+/* The writer turns every C0 control and DEL into '?': a record holding
+ * one (a newline, ESC, a NUL, DEL; in any text, a recipient too) was
+ * written by someone else, to forge lines where it is shown, and is
+ * skipped. Other characters (C1 controls among them) are the display's to
+ * escape. */
+Test(declog, control_characters_mark_a_forged_record)
+{
+    char *data = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&data, &len);
+    fputs(s_rec("ok-1", ""), f);
+    fputs(s_rec("nl\\nforged", ""), f);
+    fputs(s_rec("esc\\u001b[2J", ""), f);
+    fputs(s_rec("nul\\u0000cut", ""), f);
+    fputs(s_rec("del\\u007f", ""), f);
+    fputs("{\"t\":10,\"qid\":\"tab\",\"msgid\":\"\",\"from\":\"a@b\","
+          "\"rcpt\":[\"c@d\"],\"verdict\":\"accepted\",\"reply\":\"\","
+          "\"key\":\"\",\"evidence\":\"a\\tb\",\"rev\":3}\n",
+          f);
+    fputs("{\"t\":10,\"qid\":\"rcpt\",\"msgid\":\"\",\"from\":\"a@b\","
+          "\"rcpt\":[\"x@y\\r\"],\"verdict\":\"accepted\",\"reply\":\"\","
+          "\"key\":\"\",\"evidence\":\"\",\"rev\":3}\n",
+          f);
+    fputs(s_rec("ok-2-\\u0085", ""), f); /* U+0085, a C1 control: kept */
+    fclose(f);
+    s_write_file(PM_DECLOG_FILE, data, len);
+    s_got_t g = {0};
+    size_t skipped = 0;
+    cr_assert_eq(s_query(NULL, 1 << 20, &g, &skipped), 2);
+    cr_expect_str_eq(s_str(&g, 0, "qid"), "ok-2-\xc2\x85");
+    cr_expect_str_eq(s_str(&g, 1, "qid"), "ok-1");
+    cr_expect_eq(skipped, 6, "%zu skipped", skipped);
+    s_got_clear(&g);
+    free(data);
+}
+
+/* The keys the filter decides by, and no other: a filter record naming
+ * one of Postfix's keys is not the filter's (test_milter holds this list
+ * to pm_milter_decision_key's). */
+Test(declog, filter_keys)
+{
+    cr_expect(pm_declog_filter_key(""));
+    cr_expect(pm_declog_filter_key("inbound.blocked_extensions"));
+    cr_expect(pm_declog_filter_key("antispam.kill_percent"));
+    cr_expect_not(pm_declog_filter_key("outbound.mynetworks"));
+    cr_expect_not(pm_declog_filter_key("inbound.checks.helo"));
+    cr_expect_not(pm_declog_filter_key("dkim.domains "));
+    cr_expect_not(pm_declog_filter_key(NULL));
+}
+
 /* A rotation between the reader's two reads: what was current is now the
  * previous file; its records are passed once. */
 Test(declog, rotation_between_reads_passes_records_once)

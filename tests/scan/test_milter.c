@@ -1356,6 +1356,8 @@ s_key_of(const pm_mpolicy_t *pol, pm_mmsg_t *m, pm_mv_action_t want)
     const char *k = pm_milter_decision_key(pol, &v);
     pm_mverdict_clear(&v);
     cr_assert(!*k || pm_policy_key(k), "%s is a key of the policy table", k);
+    cr_assert(pm_declog_filter_key(k), "the agent would drop a record of %s",
+              k);
     return k;
 }
 
@@ -1411,6 +1413,21 @@ Test(milter, decision_keys)
                      "antivirus.custom_signatures");
     v.notice_item = "Other";
     cr_assert_str_eq(pm_milter_decision_key(pol, &v), "antivirus.databases");
+    /* every verdict's key is one the agent believes (pm_declog_filter_key:
+     * a filter record naming any other is dropped as forged) */
+    const char *items[] = {NULL, "Heuristics.Encrypted.Zip",
+                           "PrivmtaTest.Marker.UNOFFICIAL", "Other"};
+    for (int r = PM_MR_NONE; r <= PM_MR_PROBE; r++)
+        for (int a = PM_MV_ACCEPT; a <= PM_MV_DISCARD; a++)
+            for (size_t i = 0; i < sizeof items / sizeof *items; i++) {
+                pm_mverdict_t any = {.action = (pm_mv_action_t)a,
+                                     .reason = (pm_mv_reason_t)r,
+                                     .notice_item = (char *)items[i]};
+                const char *k = pm_milter_decision_key(pol, &any);
+                cr_expect(pm_declog_filter_key(k),
+                          "reason %d, action %d: %s is dropped by the agent", r,
+                          a, k);
+            }
     pm_mmsg_destroy(&m);
     pm_mpolicy_unref(&pol);
 }
