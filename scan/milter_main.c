@@ -15,6 +15,7 @@
 #include "pm_priv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <locale.h>
 #include <libmilter/mfapi.h>
@@ -175,11 +176,33 @@ s_open_socket(void)
     umask(old);
     s_tune_listeners();
     if (path && geteuid() == 0) {
+        /* the socket's directory may be the milter user's (status_dir's
+         * default is the same /run/privmta-milter): a link put there in
+         * place of the socket is not followed */
         struct group *gr = getgrnam(pm_conf_get(s_params, "socket_group"));
-        if (!gr || chown(path, (uid_t)-1, gr->gr_gid) != 0)
+        if (!gr || fchownat(AT_FDCWD, path, (uid_t)-1, gr->gr_gid,
+                            AT_SYMLINK_NOFOLLOW) != 0)
             pm_warn("socket %s: group %s not set", path,
                     pm_conf_get(s_params, "socket_group"));
     }
+}
+
+/* Makes STATUS (when missing) and gives it to UID:GID, never through a
+ * link: the milter's user could have put one there in a previous run, and
+ * root would give it whatever it points to. Warns when it cannot. */
+static void
+s_give_status_dir(const char *status, uid_t uid, gid_t gid, const char *user)
+{
+    if (mkdir(status, 0755) != 0 && errno != EEXIST) {
+        pm_warn("status dir %s: %s", status, strerror(errno));
+        return;
+    }
+    int fd = open(status, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fchown(fd, uid, gid) != 0)
+        pm_warn("status dir %s: cannot give it to %s: %s", status, user,
+                strerror(errno));
+    if (fd >= 0)
+        close(fd);
 }
 
 /* Drops root for good (pm_priv_drop). The status dir is made and given
@@ -199,9 +222,8 @@ s_drop_privileges(void)
     char *why = NULL;
     if (pm_priv_lookup(user, &uid, &gid, &why) != PM_OK)
         pm_fatal("%s", why);
-    if (*status && (mkdir(status, 0755) == 0 || errno == EEXIST) &&
-        chown(status, uid, gid) != 0)
-        pm_warn("status dir %s: cannot give it to %s", status, user);
+    if (*status)
+        s_give_status_dir(status, uid, gid, user);
     if (pm_priv_drop(user, &why) != PM_OK)
         pm_fatal("%s", why);
 }
