@@ -1178,3 +1178,18 @@ pm_duration_format(uint32_t secs, char *buf, size_t size)
              s_units[i].unit);
     return buf;
 }
+
+int
+pm_check_relay_family(const char *value)
+{
+    if (strncasecmp(value, "[ipv6:", 6) == 0)
+        return AF_INET6;
+    const char *end = value[0] == '[' ? strchr(value, ']') : NULL;
+    char inside[INET_ADDRSTRLEN];
+    struct in_addr a;
+    if (!end || (size_t)(end - value - 1) >= sizeof inside)
+        return 0;
+    memcpy(inside, value + 1, (size_t)(end - value - 1));
+    inside[end - value - 1] = '\0';
+    return inet_pton(AF_INET, inside, &a) == 1 ? AF_INET : 0;
+}

@@ -43,6 +43,11 @@ char *pm_check_mynetwork(const char *value);
  * The empty string is accepted (no relay host). */
 char *pm_check_relay_host(const char *value);
 
+/* The address family a relay host (as pm_check_relay_host accepts) needs:
+ * AF_INET6 for "[ipv6:...]", AF_INET for an IPv4 literal "[a.b.c.d]",
+ * 0 for a host name, bracketed or not ("[1e100.net]:25" too). */
+int pm_check_relay_family(const char *value);
+
 /* A signature mirror: http:// or https:// URL with a host, optional port
  * 1..65535 and path; no spaces, control characters, user info or fragment. */
 char *pm_check_url(const char *value);

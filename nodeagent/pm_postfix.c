@@ -8,6 +8,7 @@
  * all run with common/pm_cmd.
  */
 #include "pm_postfix.h"
+#include "pm_check.h"
 #include "pm_clock.h"
 #include "pm_pf_run.h"
 #include "pm_cmd.h"
@@ -193,18 +194,6 @@ s_scratch_sweep(const char *dir)
         closedir(d);
 }
 
-/* The address family a relay host literal needs: AF_INET6 for
- * "[ipv6:...]", AF_INET for "[a.b.c.d]", 0 for a host name. */
-static int
-s_relay_family(const char *relay)
-{
-    if (strncasecmp(relay, "[ipv6:", 6) == 0)
-        return AF_INET6;
-    if (relay[0] == '[' && relay[1] >= '0' && relay[1] <= '9')
-        return AF_INET;
-    return 0;
-}
-
 /* Postfix's smtp client resolves relayhost in the families inet_protocols
  * enables; a literal of another family defers every relayed message
  * ("relayhost configuration problem", 4.3.5) although postconf, postfix
@@ -220,7 +209,7 @@ s_check_relay_families(const pm_pf_node_t *node,
         if (strcmp(params[i].name, "relayhost") != 0 &&
             strcmp(params[i].name, "smtp_fallback_relay") != 0)
             continue;
-        int fam = s_relay_family(params[i].value);
+        int fam = pm_check_relay_family(params[i].value);
         if ((fam == AF_INET6 && !v6) || (fam == AF_INET && !v4)) {
             *why = pm_asprintf(
                 "%s = %s is an %s address but this node has inet_protocols "

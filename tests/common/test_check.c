@@ -7,6 +7,8 @@
  */
 #include <criterion/criterion.h>
 
+#include <sys/socket.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -711,4 +713,26 @@ Test(check, duration_format_round_trips)
         cr_assert_null(problem, "%u -> '%s': %s", s, buf, problem);
         cr_assert_eq(back, s, "%u -> '%s' -> %u", s, buf, back);
     }
+}
+
+/* Which relay hosts need an address family (an ipv4-only or ipv6-only
+ * node refuses the other's literal): a host name in brackets that starts
+ * with a digit is a name, not an IPv4 address. */
+Test(check, relay_host_family)
+{
+    struct {
+        const char *relay;
+        int family;
+    } cases[] = {{"[192.0.2.1]", AF_INET},
+                 {"[192.0.2.1]:2525", AF_INET},
+                 {"[ipv6:::1]:25", AF_INET6},
+                 {"[IPv6:2001:db8::1]", AF_INET6},
+                 {"[1e100.net]:25", 0},
+                 {"[3com.example]", 0},
+                 {"mail.example.com:587", 0},
+                 {"192.0.2.1", 0},
+                 {"", 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_expect_eq(pm_check_relay_family(cases[i].relay), cases[i].family,
+                     "%s", cases[i].relay);
 }
