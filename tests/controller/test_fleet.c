@@ -1696,6 +1696,21 @@ s_applied(zsock_t *api, const char *node)
     return rev;
 }
 
+/* SOCK (NODE's raw agent) heartbeats at REV; returns once `nodes` shows
+ * it (every message SOCK sent before has been read by then). */
+static void
+s_heartbeat_seen(zsock_t *api, zsock_t *sock, const char *node, uint64_t rev)
+{
+    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
+    st.name = (char *)node;
+    st.applied_rev = rev;
+    s_send_report(sock, PM__AGENT_REPORT__KIND__HEARTBEAT, &st);
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (s_applied(api, node) != rev && zclock_mono() < deadline)
+        zclock_sleep(20);
+    cr_assert_eq(s_applied(api, node), rev, "%s's report was not read", node);
+}
+
 /* Answers to WHY and TEST say nothing of the node's state: a policy
  * test's answer comes from a thread of the agent that knows no revision
  * (0). Taken as a report, it showed the node at revision 0 and could
@@ -1707,14 +1722,7 @@ Test(fleet, answers_leave_the_applied_revision)
     zsock_t *api = s_admin_ready();
     uint64_t rev = s_push(api, 1);
     zsock_t *sock = s_raw_agent(key);
-    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
-    st.name = (char *)"mx1";
-    st.applied_rev = rev;
-    s_send_report(sock, PM__AGENT_REPORT__KIND__HEARTBEAT, &st);
-    int64_t deadline = zclock_mono() + S_WAIT_MS;
-    while (s_applied(api, "mx1") != rev && zclock_mono() < deadline)
-        zclock_sleep(20);
-    cr_assert_eq(s_applied(api, "mx1"), rev);
+    s_heartbeat_seen(api, sock, "mx1", rev);
 
     for (int i = 0; i < 2; i++) { /* revision 0, ids never given */
         Pm__AgentReport rep = PM__AGENT_REPORT__INIT;
@@ -3131,14 +3139,7 @@ Test(fleet, a_node_gets_a_few_log_lines_a_minute)
     void *raw = zsock_resolve(sock);
     for (int i = 0; i < S_MALFORMED; i++)
         cr_assert_eq(zmq_send(raw, "\xff\xff\xff", 3, 0), 3);
-    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
-    st.name = (char *)"mx1";
-    st.applied_rev = rev;
-    s_send_report(sock, PM__AGENT_REPORT__KIND__HEARTBEAT, &st);
-    int64_t deadline = zclock_mono() + S_WAIT_MS;
-    while (s_applied(api, "mx1") != rev && zclock_mono() < deadline)
-        zclock_sleep(20);
-    cr_assert_eq(s_applied(api, "mx1"), rev, "the reports were not all read");
+    s_heartbeat_seen(api, sock, "mx1", rev); /* the bad ones were read */
 
     zsock_destroy(&sock);
     zsock_destroy(&api);
@@ -3188,14 +3189,7 @@ Test(fleet, why_error_cut_on_a_character_boundary)
     zsock_t *api = s_admin_ready();
     uint64_t rev = s_push(api, 1);
     zsock_t *sock = s_raw_agent(key);
-    Pm__NodeStatus st = PM__NODE_STATUS__INIT;
-    st.name = (char *)"mx1";
-    st.applied_rev = rev;
-    s_send_report(sock, PM__AGENT_REPORT__KIND__HEARTBEAT, &st);
-    int64_t deadline = zclock_mono() + S_WAIT_MS;
-    while (s_applied(api, "mx1") != rev && zclock_mono() < deadline)
-        zclock_sleep(20);
-    cr_assert_eq(s_applied(api, "mx1"), rev);
+    s_heartbeat_seen(api, sock, "mx1", rev);
 
     Pm__WhyQuery q = PM__WHY_QUERY__INIT;
     q.queue_id = (char *)"4XYZ123";
