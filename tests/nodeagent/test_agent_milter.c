@@ -146,6 +146,19 @@ s_env_stop(s_env_t *e)
 
 /* Sends revision NUMBER (KIND), signing a.example with key ID, and that
  * key. */
+/* PUB to the agent, as the controller sends it. */
+static void
+s_ctl_send(ctl_t *c, const Pm__Publication *pub)
+{
+    size_t len = 0;
+    uint8_t *buf = pm_wire_pack(&pub->base, &len);
+    zmsg_t *m = zmsg_new();
+    zmsg_addmem(m, zframe_data(c->agent), zframe_size(c->agent));
+    zmsg_addmem(m, buf, len);
+    cr_assert_eq(zmsg_send(&m, c->router), 0);
+    free(buf);
+}
+
 static void
 s_ctl_send_key(ctl_t *c, Pm__Publication__Kind kind, uint64_t number,
                const char *digest, const char *id)
@@ -173,13 +186,7 @@ s_ctl_send_key(ctl_t *c, Pm__Publication__Kind kind, uint64_t number,
     pub.revision = &rev;
     pub.secrets = &secp;
     pub.n_secrets = 1;
-    size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&pub.base, &len);
-    zmsg_t *m = zmsg_new();
-    zmsg_addmem(m, zframe_data(c->agent), zframe_size(c->agent));
-    zmsg_addmem(m, buf, len);
-    cr_assert_eq(zmsg_send(&m, c->router), 0);
-    free(buf);
+    s_ctl_send(c, &pub);
     pm_policy_free(&rev.policy);
 }
 
@@ -276,13 +283,7 @@ s_ctl_why(ctl_t *c, uint64_t id, const char *sender)
     Pm__Publication pub = PM__PUBLICATION__INIT;
     pub.kind = PM__PUBLICATION__KIND__WHY;
     pub.why = &q;
-    size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&pub.base, &len);
-    zmsg_t *m = zmsg_new();
-    zmsg_addmem(m, zframe_data(c->agent), zframe_size(c->agent));
-    zmsg_addmem(m, buf, len);
-    cr_assert_eq(zmsg_send(&m, c->router), 0);
-    free(buf);
+    s_ctl_send(c, &pub);
 }
 
 /* A filter record of a@b at T, queue id QID, deciding by KEY. */
