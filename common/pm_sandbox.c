@@ -21,7 +21,7 @@ s_rule(scmp_filter_ctx ctx, uint32_t action, int syscall, unsigned n,
 }
 
 int
-pm_sandbox_no_spawn(char **why)
+pm_sandbox_no_spawn(unsigned flags, char **why)
 {
     const uint32_t no = SCMP_ACT_ERRNO(EPERM);
     const scmp_datum_t self = (scmp_datum_t)getpid();
@@ -39,7 +39,9 @@ pm_sandbox_no_spawn(char **why)
                          SCMP_SYS(tkill),
                          SCMP_SYS(process_vm_readv),
                          SCMP_SYS(process_vm_writev)};
-    bool ok = ctx != NULL;
+    /* every thread already started too (the kernel's TSYNC) */
+    bool ok =
+        ctx != NULL && seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) == 0;
     for (size_t i = 0; ok && i < sizeof never / sizeof never[0]; i++)
         ok = s_rule(ctx, no, never[i], 0, NULL);
 #ifdef __SANITIZE_ADDRESS__
@@ -56,7 +58,8 @@ pm_sandbox_no_spawn(char **why)
          s_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0, NULL) &&
          s_rule(ctx, no, SCMP_SYS(kill), 1, &other) &&
          s_rule(ctx, no, SCMP_SYS(tgkill), 1, &other) &&
-         s_rule(ctx, no, SCMP_SYS(socket), 1, &not_unix) &&
+         ((flags & PM_SANDBOX_NETWORK) ||
+          s_rule(ctx, no, SCMP_SYS(socket), 1, &not_unix)) &&
          seccomp_load(ctx) == 0;
     if (!ok)
         pm_why(why, "sandbox", "cannot install the seccomp filter%s",

@@ -234,7 +234,7 @@ main(int argc, char **argv)
     pm_err_t err = PM_OK;
     if (rc < 0 && user && pm_priv_drop(user, &why) != PM_OK)
         err = PM_EDENIED;
-    if (rc < 0 && !err && serve && pm_sandbox_no_spawn(&why) != PM_OK)
+    if (rc < 0 && !err && serve && pm_sandbox_no_spawn(0, &why) != PM_OK)
         err = PM_EINTERNAL;
     if (rc < 0 && err)
         rc = serve ? s_serve_none(err, why) : s_fail(err, why);

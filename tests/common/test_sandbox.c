@@ -18,22 +18,28 @@
 #include "pm_error.h"
 #include "pm_sandbox.h"
 
-/* Runs CASE in a sandboxed child; returns its exit code (100: the filter
- * did not go in; 101: the child died). */
+/* Runs CASE in a child sandboxed as FLAGS say; returns its exit code
+ * (100: the filter did not go in; 101: the child died). */
 static int
-s_sandboxed(int (*fn)(void))
+s_sandboxed_as(unsigned flags, int (*fn)(void))
 {
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         char *why = NULL;
-        if (pm_sandbox_no_spawn(&why) != PM_OK)
+        if (pm_sandbox_no_spawn(flags, &why) != PM_OK)
             _exit(100);
         _exit(fn()); /* _exit: no atexit work (a sanitizer's) in here */
     }
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 101;
+}
+
+static int
+s_sandboxed(int (*fn)(void))
+{
+    return s_sandboxed_as(0, fn);
 }
 
 /* 0 when CALL failed with errno WANT, else the line's number. */
@@ -92,6 +98,27 @@ s_no_network(void)
 Test(sandbox, no_network_socket)
 {
     cr_assert_eq(s_sandboxed(s_no_network), 0);
+}
+
+/* The milter's: the network stays, the rest goes as above. */
+static int
+s_network_only(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 90;
+    close(fd);
+    if ((fd = socket(AF_INET6, SOCK_DGRAM, 0)) < 0 && errno != EAFNOSUPPORT)
+        return 91;
+    if (fd >= 0)
+        close(fd);
+    int rc = s_no_process();
+    return rc ? rc : s_no_other();
+}
+
+Test(sandbox, network_kept_when_asked_nothing_else)
+{
+    cr_assert_eq(s_sandboxed_as(PM_SANDBOX_NETWORK, s_network_only), 0);
 }
 
 static void *

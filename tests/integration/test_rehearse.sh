@@ -68,6 +68,14 @@ live_state() {
     sha256sum "$MX1/milter/tmp/live-part" 2>&1
 }
 live_state >"$WORK/live.before"
+# root starts the demo's filters (and the policy test's) with `user`: no
+# systemd unit filters them, their own seccomp filter does
+milter_sandboxed() {
+    local s
+    s=$(cat "/proc/$(cat "$MX1/milter.pid")/status") &&
+        grep -q '^NoNewPrivs:[[:space:]]*1' <<<"$s" && grep -q '^Seccomp:[[:space:]]*2' <<<"$s"
+}
+check "the filter runs with no_new_privs and a seccomp filter of its own" milter_sandboxed
 head_rev() { "$CTL" ping | grep -o 'head revision [0-9]*'; }
 HEAD=$(head_rev)
 check "the head is known ($HEAD)" test -n "$HEAD"
