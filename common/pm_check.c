@@ -453,6 +453,35 @@ s_mapped_v4_bits(const unsigned char bytes[16], unsigned bits)
     return bits <= 96 ? 0 : (int)bits - 96;
 }
 
+/* Whether the network BYTES/BITS (IPv4: the first 4 bytes) lies within
+ * one of the private or local ranges of pm_check.h. */
+static bool
+s_private(int family, const unsigned char *b, unsigned bits)
+{
+    static const struct {
+        int family;
+        unsigned char net[4];
+        unsigned bits;
+    } ranges[] = {
+        {AF_INET, {10, 0, 0, 0}, 8},    {AF_INET, {100, 64, 0, 0}, 10},
+        {AF_INET, {127, 0, 0, 0}, 8},   {AF_INET, {169, 254, 0, 0}, 16},
+        {AF_INET, {172, 16, 0, 0}, 12}, {AF_INET, {192, 168, 0, 0}, 16},
+        {AF_INET6, {0xfc, 0, 0, 0}, 7}, {AF_INET6, {0xfe, 0x80, 0, 0}, 10},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        if (ranges[i].family != family || bits < ranges[i].bits)
+            continue;
+        bool in = true;
+        for (unsigned k = 0; in && k < ranges[i].bits; k++) {
+            unsigned char mask = (unsigned char)(0x80u >> (k % 8));
+            in = (b[k / 8] & mask) == (ranges[i].net[k / 8] & mask);
+        }
+        if (in)
+            return true;
+    }
+    return false;
+}
+
 char *
 pm_check_mynetwork(const char *value)
 {
@@ -487,6 +516,23 @@ pm_check_mynetwork(const char *value)
                            "fc00::/7 (unique local addresses)",
                            bits, bits == 1 ? "half" : "large part",
                            PM_MYNETWORK_V6_MIN);
+    const unsigned char *v4_bytes = family == AF_INET ? bytes : bytes + 12;
+    if (v4 > 0 && v4 < PM_MYNETWORK_PUBLIC_V4 &&
+        !s_private(AF_INET, v4_bytes, (unsigned)v4))
+        return pm_asprintf("/%d is %llu public IPv4 addresses: every node "
+                           "would relay their mail without authentication; "
+                           "a public network may be /%d at widest (list "
+                           "several), a private one as wide as its range "
+                           "(10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16...)",
+                           v4, 1ull << (32 - v4), PM_MYNETWORK_PUBLIC_V4);
+    if (family == AF_INET6 && v4 < 0 && bits < PM_MYNETWORK_PUBLIC_V6 &&
+        !s_private(AF_INET6, bytes, bits))
+        return pm_asprintf("/%u is a public IPv6 network of 2^%u addresses: "
+                           "every node would relay their mail without "
+                           "authentication; a public network may be /%d at "
+                           "widest, a private one as wide as its range "
+                           "(fc00::/7, fe80::/10)",
+                           bits, 128 - bits, PM_MYNETWORK_PUBLIC_V6);
     return NULL;
 }
 

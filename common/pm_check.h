@@ -33,9 +33,16 @@ char *pm_check_cidr(const char *value);
  * since no private range is wider (10.0.0.0/8) and two /1 halves are /0
  * again; IPv6 networks wider than /7, since the widest private range is
  * fc00::/7; IPv6 networks that cover IPv4-mapped addresses (::ffff:0:0/96)
- * are measured as the IPv4 network they cover. */
+ * are measured as the IPv4 network they cover. A network wider than
+ * PM_MYNETWORK_PUBLIC_V4 (IPv4) or PM_MYNETWORK_PUBLIC_V6 (IPv6) must lie
+ * within a private or local range (10/8, 100.64/10, 127/8, 172.16/12,
+ * 192.168/16, 169.254/16; fc00::/7, fe80::/10): a public /8 is millions of
+ * outside clients no installation relays for, and the web console's key
+ * may change this key. */
 #define PM_MYNETWORK_V4_MIN 8
 #define PM_MYNETWORK_V6_MIN 7
+#define PM_MYNETWORK_PUBLIC_V4 16
+#define PM_MYNETWORK_PUBLIC_V6 32
 char *pm_check_mynetwork(const char *value);
 
 /* A Postfix relay host: "host", "host:port", "[host]:port", "[a.b.c.d]",

@@ -173,10 +173,24 @@ Test(check, cidr_bad)
 Test(check, mynetwork_ok)
 {
     static const char *const ok[] = {
-        "127.0.0.0/8",    "10.0.0.0/8",          "172.16.0.0/12",
-        "192.168.0.0/16", "192.168.1.10",        "[::1]/128",
-        "fc00::/7",       "[fd00:1234::]/48",    "fe80::/10",
-        "2001:db8::/32",  "::ffff:10.0.0.0/104", "[::ffff:192.168.0.0]/112",
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "192.168.1.10",
+        "[::1]/128",
+        "fc00::/7",
+        "[fd00:1234::]/48",
+        "fe80::/10",
+        "2001:db8::/32",
+        "::ffff:10.0.0.0/104",
+        "[::ffff:192.168.0.0]/112",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "198.51.0.0/16",
+        "10.0.0.0/9",
+        "fc00::/8",
+        "[2001:db8:1::]/48",
     };
     s_expect_ok(pm_check_mynetwork, ok, COUNT(ok));
 }
@@ -196,6 +210,15 @@ Test(check, mynetwork_open_relay)
         {"[::ffff:0.0.0.0]/96", "every IPv4-mapped address"},
         {"::/8", "every IPv4-mapped address"},
         {"::ffff:0.0.0.0/97", "/1 is 2147483648 IPv4 addresses"},
+        /* public networks: /16 (IPv4), /32 (IPv6) at widest */
+        {"8.0.0.0/8", "/8 is 16777216 public IPv4 addresses"},
+        {"198.0.0.0/15", "a public network may be /16 at widest"},
+        {"11.0.0.0/8", "public"},
+        {"172.0.0.0/8", "public"}, /* wider than 172.16.0.0/12 */
+        {"::ffff:8.0.0.0/104", "/8 is 16777216 public IPv4 addresses"},
+        {"2000::/7", "a public IPv6 network of 2^121 addresses"},
+        {"2001::/16", "a public network may be /32 at widest"},
+        {"fc00::/6", "the widest network allowed is /7"},
         /* and every syntax problem of pm_check_cidr */
         {"10.0.0.0/33", "longer than the 32 bits"},
         {"10.1.2.3/8", "did you mean 10.0.0.0/8?"},
