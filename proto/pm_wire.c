@@ -856,7 +856,25 @@ typedef struct {
     s_tally_t *tally;     /* the fields of each message being read, a stack */
     size_t used, cap;
     uint64_t gen;
+    size_t items, items_max; /* list items in the whole message, and cap */
 } s_scan_t;
+
+/* The list items a whole message of type D may hold: each list has its
+ * own limit, but lists inside lists multiply (127 why records of 4096
+ * recipients each fit in a 1 MiB report). What agents, peers and the
+ * helpers send gets PM_WIRE_ITEMS_MAX in all (a real one holds at most
+ * ~10000: 100 why records of 100 recipients); a controller's answers
+ * carry a fleet and are bounded by their lists alone. */
+static size_t
+s_items_max(const ProtobufCMessageDescriptor *d)
+{
+    return d == &pm__agent_report__descriptor ||
+                   d == &pm__peer_message__descriptor ||
+                   d == &pm__fetch_report__descriptor ||
+                   d == &pm__verify_request__descriptor
+               ? PM_WIRE_ITEMS_MAX
+               : SIZE_MAX;
+}
 
 /* One message being read: its type and where its tallies start. */
 typedef struct {
@@ -1011,7 +1029,11 @@ s_scan_item(s_scan_t *s, const s_body_t *b, const ProtobufCFieldDescriptor *f,
         t->max = s_list_max(b->d, f);
     if (items > t->max - t->n)
         return s_fail(&s->w, "more than %zu items", t->max);
+    if (items > s->items_max - s->items)
+        return s_fail(&s->w, "more than %zu list items in the whole message",
+                      s->items_max);
     t->n += items;
+    s->items += items;
     if (f->type != PROTOBUF_C_TYPE_MESSAGE)
         return PM_OK;
     s_path_index(&s->w, t->n - 1);
@@ -1099,7 +1121,7 @@ pm_wire_scan(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
 {
     static const uint8_t empty[1];
     assert(d && (buf || !len));
-    s_scan_t s = {.start = len ? buf : empty};
+    s_scan_t s = {.start = len ? buf : empty, .items_max = s_items_max(d)};
     s_path_push(&s.w, d->short_name);
     int rc = s_scan_message(&s, d, (s_reader_t){s.start, s.start + len});
     free(s.tally);

@@ -69,6 +69,9 @@
  * REPLICATE answer's keys and secrets): the fleet's size, not a policy's,
  * and only ever sent by a controller */
 #define PM_WIRE_NODES_MAX 65536
+/* List items in all in one message an agent, a peer or a helper sends
+ * (lists inside lists multiply past each one's limit) */
+#define PM_WIRE_ITEMS_MAX 65536
 #define PM_WIRE_CONTENT_MAX (8u << 20) /* bytes in one signature file */
 #define PM_WIRE_MESSAGE_MAX (64u << 20)
 /* Bytes in one AgentReport, the only message an agent sends; the agent
