@@ -705,6 +705,10 @@ s_take_report(pm_fleet_t *self, pm_fleet_node_t *n, Pm__AgentReport *rep)
     if (rep->status && !answer) {
         pm_wire_set_string(&rep->status->name, n->name);
         rep->status->applied_rev = rep->applied_rev;
+        if (pm_nodereport_own_endpoint(rep->status) && s_log_ok(n))
+            pm_warn("node %s: its peer endpoint is not tcp://HOST:PORT: "
+                    "not passed on to the other nodes",
+                    n->label);
         pm_nodereport_own_cooldowns(n->name, self->mirrors, self->n_mirrors,
                                     rep->status, time(NULL));
         n->dirty = n->dirty || pm_nodereport_changed(n->status, rep->status);

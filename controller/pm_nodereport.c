@@ -113,6 +113,19 @@ pm_nodereport_members_differ(const Pm__NodeStatus *old,
 
 /* Whether NEW reports a hand edit OLD did not (the agent keeps reporting
  * its last one, with the time it found it). */
+bool
+pm_nodereport_own_endpoint(Pm__NodeStatus *new)
+{
+    const char *e = new->peer_endpoint;
+    const char *colon = strrchr(e, ':');
+    bool tcp = strncmp(e, "tcp://", 6) == 0 && colon && colon > e + 6 &&
+               colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1);
+    if (tcp || !*e)
+        return false;
+    pm_wire_set_string(&new->peer_endpoint, "");
+    return true;
+}
+
 static bool
 s_drift_news(const Pm__NodeStatus *old, const Pm__NodeStatus *new)
 {

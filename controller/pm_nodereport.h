@@ -47,6 +47,13 @@ void pm_nodereport_own_cooldowns(const char *node, char *const *mirrors,
                                  size_t n_mirrors, Pm__NodeStatus *new,
                                  int64_t now);
 
+/* NEW's peer endpoint, as every agent will dial it: kept only when it is
+ * "tcp://HOST:PORT" (what an agent's peer service binds); anything else
+ * (an ipc:// path, an inproc:// name) is emptied, so that a node cannot
+ * make every root agent connect to a local socket of its choosing.
+ * Returns whether it was emptied. */
+bool pm_nodereport_own_endpoint(Pm__NodeStatus *new);
+
 /* Whether NEW changes what MEMBERS takes from a node's status (its peer
  * endpoint, its cool-downs); the rest, e.g. when a database was last
  * checked, costs no rebuild. */

@@ -365,6 +365,12 @@ main(int argc, char **argv)
         cfg.sig_dir = sig_dir;
         const char *bind = pm_conf_get(s_params, "peer_bind");
         const char *host = pm_conf_get(s_params, "peer_host");
+        /* peers on other nodes dial it, and the controller passes on no
+         * other kind (pm_nodereport_own_endpoint) */
+        if (*bind && strncmp(bind, "tcp://", 6) != 0)
+            pm_fatal("peer_bind %s: peers on other nodes reach only "
+                     "tcp://HOST:PORT",
+                     bind);
         cfg.peer_bind = *bind ? bind : NULL;
         cfg.peer_host = *host ? host : NULL;
         cfg.gossip_ms = pm_conf_int(s_params, "gossip_ms", 10, 600000);

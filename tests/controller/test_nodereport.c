@@ -142,6 +142,35 @@ Test(nodereport, cooldown_kept_only_for_policy_mirrors_and_429_403)
     cr_expect_not(pm_nodereport_cooldown_kept(&c, s_mirrors, 2));
 }
 
+/* Every root agent dials what a node says its peer endpoint is: only a
+ * TCP one is passed on (peer_bind is tcp://), never a local socket. */
+Test(nodereport, only_a_tcp_peer_endpoint_is_passed_on)
+{
+    const char *kept[] = {"tcp://127.0.0.1:7301", "tcp://[::1]:7301",
+                          "tcp://mx1.example.net:7301", ""};
+    const char *emptied[] = {"ipc:///run/systemd/private",
+                             "inproc://x",
+                             "tcp://",
+                             "tcp://host",
+                             "tcp://host:",
+                             "tcp://host:7301x",
+                             "pgm://eth0;239.1.1.1:5555"};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        Pm__NodeStatus *st = s_status();
+        pm_wire_set_string(&st->peer_endpoint, kept[i]);
+        cr_expect_not(pm_nodereport_own_endpoint(st), "%s", kept[i]);
+        cr_expect_str_eq(st->peer_endpoint, kept[i]);
+        pm__node_status__free_unpacked(st, NULL);
+    }
+    for (size_t i = 0; i < sizeof emptied / sizeof emptied[0]; i++) {
+        Pm__NodeStatus *st = s_status();
+        pm_wire_set_string(&st->peer_endpoint, emptied[i]);
+        cr_expect(pm_nodereport_own_endpoint(st), "%s", emptied[i]);
+        cr_expect_str_eq(st->peer_endpoint, "", "%s", emptied[i]);
+        pm__node_status__free_unpacked(st, NULL);
+    }
+}
+
 Test(nodereport, members_rebuilt_only_for_endpoint_or_cooldowns)
 {
     Pm__NodeStatus *old = s_status(), *new = s_status();
