@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -18,6 +19,21 @@ s_rule(scmp_filter_ctx ctx, uint32_t action, int syscall, unsigned n,
        const struct scmp_arg_cmp *cmp)
 {
     return seccomp_rule_add_array(ctx, action, syscall, n, cmp) == 0;
+}
+
+/* The threads of this process now (/proc/self/status), 0 if unknown. */
+static int
+s_threads(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[128];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
 }
 
 int
@@ -39,9 +55,12 @@ pm_sandbox_no_spawn(unsigned flags, char **why)
                          SCMP_SYS(tkill),
                          SCMP_SYS(process_vm_readv),
                          SCMP_SYS(process_vm_writev)};
-    /* every thread already started too (the kernel's TSYNC) */
-    bool ok =
-        ctx != NULL && seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) == 0;
+    /* threads already started get it too (the kernel's TSYNC); asked only
+     * then: libseccomp needs the seccomp(2) call for it, which systemd's
+     * @system-service filter refuses, where prctl(2) works */
+    bool alone = s_threads() == 1;
+    bool ok = ctx != NULL &&
+              (alone || seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) == 0);
     for (size_t i = 0; ok && i < sizeof never / sizeof never[0]; i++)
         ok = s_rule(ctx, no, never[i], 0, NULL);
 #ifdef __SANITIZE_ADDRESS__
@@ -63,7 +82,10 @@ pm_sandbox_no_spawn(unsigned flags, char **why)
          seccomp_load(ctx) == 0;
     if (!ok)
         pm_why(why, "sandbox", "cannot install the seccomp filter%s",
-               ctx ? "" : " (out of memory)");
+               !ctx     ? " (out of memory)"
+               : !alone ? " on threads already started (no seccomp(2) "
+                          "TSYNC here: install it before any thread)"
+                        : "");
     seccomp_release(ctx);
     return ok ? PM_OK : PM_EINTERNAL;
 }

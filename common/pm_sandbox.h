@@ -25,8 +25,10 @@
 /* FLAGS: network sockets stay allowed. */
 #define PM_SANDBOX_NETWORK 1u
 
-/* Installs the filter on this process, every thread of it (those started
- * before too: TSYNC), as FLAGS say. PM_OK;
+/* Installs the filter on this process, as FLAGS say: on every thread of
+ * it (those started before too, with the kernel's TSYNC, which needs
+ * seccomp(2): a caller under a systemd SystemCallFilter installs it
+ * before starting any thread, and prctl(2) does). PM_OK;
  * PM_EINTERNAL with *WHY when the kernel or libseccomp refuses: the
  * caller stops, rather than parse without it. */
 int pm_sandbox_no_spawn(unsigned flags, char **why);

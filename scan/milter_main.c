@@ -355,6 +355,18 @@ main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     char *why = NULL;
+    /* hostile mail is parsed later: a filter taken over starts no process
+     * (one that outlives it: the policy test stops its filter by process
+     * group), runs no set-user-id program, touches no other process; the
+     * network stays (spamd, DNS, notices over SMTP). Nothing of it is
+     * needed before either (dropping root signals only its own threads).
+     * First, while there is one thread: the filter goes on it through
+     * prctl(2), which systemd's @system-service filter allows where the
+     * seccomp(2) call that would reach threads already started is not.
+     * Under the packaged unit systemd filters too; a filter root starts
+     * (the policy test's) has only this. */
+    if (pm_sandbox_no_spawn(PM_SANDBOX_NETWORK, &why) != PM_OK)
+        pm_fatal("%s", why);
     char *temp_dir = s_temp_dir();
     pm_milter_t *milter = s_start(temp_dir);
     bool unix_socket = s_unix_path(pm_conf_get(s_params, "socket")) != NULL;
@@ -364,14 +376,6 @@ main(int argc, char **argv)
     s_drop_privileges();
     s_make_temp_dir(temp_dir);
     PM_FREE(&temp_dir);
-    /* from here on, hostile mail is parsed: a filter taken over starts no
-     * process (one that outlives it: the policy test stops its filter by
-     * process group), runs no set-user-id program, touches no other
-     * process; the network stays (spamd, DNS, notices over SMTP). Under
-     * the packaged unit systemd filters too; a filter root starts (the
-     * policy test's) has only this. */
-    if (pm_sandbox_no_spawn(PM_SANDBOX_NETWORK, &why) != PM_OK)
-        pm_fatal("%s", why);
     if (pm_milter_start(milter) != PM_OK)
         pm_fatal("cannot start the milter's threads");
     pm_info("listening on %s", pm_conf_get(s_params, "socket"));
