@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fakectl.h"
 #include "pm_agent.h"
 #include "pm_declog.h"
 #include "pm_error.h"
@@ -39,81 +40,23 @@
     c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c  \
         c c c c c c c c c c c c c c c c c c c c c c c c c c c
 
-typedef struct {
-    zsock_t *router;
-    zframe_t *agent;
-    char endpoint[64];
-} ctl_t;
-
-static void
-s_ctl_new(ctl_t *c, zcert_t *cert)
-{
-    memset(c, 0, sizeof *c);
-    c->router = zsock_new(ZMQ_ROUTER);
-    zcert_apply(cert, c->router);
-    zsock_set_curve_server(c->router, 1);
-    int port = zsock_bind(c->router, "tcp://127.0.0.1:*");
-    cr_assert_gt(port, 0);
-    snprintf(c->endpoint, sizeof c->endpoint, "tcp://127.0.0.1:%d", port);
-}
-
-/* The next report within WAIT_MS, or NULL (caller frees); the first
- * sender becomes c->agent. */
-static Pm__AgentReport *
-s_ctl_next(ctl_t *c, int wait_ms)
-{
-    zpoller_t *p = zpoller_new(c->router, NULL);
-    Pm__AgentReport *rep = NULL;
-    if (zpoller_wait(p, wait_ms)) {
-        zmsg_t *m = zmsg_recv(c->router);
-        zframe_t *from = zmsg_pop(m), *body = zmsg_pop(m);
-        char *why = NULL;
-        cr_assert_eq(pm_wire_unpack_agent_report(zframe_data(body),
-                                                 zframe_size(body), &rep, &why),
-                     PM_OK, "%s", why);
-        if (!c->agent)
-            c->agent = zframe_dup(from);
-        zframe_destroy(&from);
-        zframe_destroy(&body);
-        zmsg_destroy(&m);
-    }
-    zpoller_destroy(&p);
-    return rep;
-}
-
-/* Waits for a report saying revision REV is applied without error. */
-static bool
-s_ctl_applied(ctl_t *c, uint64_t rev)
-{
-    int64_t deadline = zclock_mono() + S_WAIT_MS;
-    while (zclock_mono() < deadline) {
-        Pm__AgentReport *r = s_ctl_next(c, 200);
-        bool done = r && r->applied_rev == rev && !*r->status->apply_error;
-        if (r)
-            pm__agent_report__free_unpacked(r, NULL);
-        if (done)
-            return true;
-    }
-    return false;
-}
-
 /* An agent (noop backend) talking to a fake controller. */
 typedef struct {
     zcert_t *server, *cert;
     pm_backend_t *b;
-    ctl_t c;
+    fakectl_t c;
     zactor_t *agent;
 } s_env_t;
 
-/* Starts an agent with CFG's milter settings and waits for its first
- * report (whose sender the controller then talks to). */
+/* Starts an agent with CFG's milter settings and waits for its HELLO
+ * (whose sender the controller then talks to). */
 static void
 s_env_start(s_env_t *e, pm_agent_config_t cfg)
 {
     e->server = zcert_new();
     e->cert = zcert_new();
     e->b = pm_backend_noop_new();
-    s_ctl_new(&e->c, e->server);
+    fakectl_new(&e->c, e->server, 0);
     cfg.endpoint = e->c.endpoint;
     cfg.server_key = zcert_public_txt(e->server);
     cfg.cert = e->cert;
@@ -124,21 +67,14 @@ s_env_start(s_env_t *e, pm_agent_config_t cfg)
     cfg.milter_gid = -1;
     e->agent = pm_agent_new(&cfg);
     cr_assert(e->agent);
-    int64_t deadline = zclock_mono() + S_WAIT_MS;
-    while (!e->c.agent && zclock_mono() < deadline) {
-        Pm__AgentReport *r = s_ctl_next(&e->c, 200);
-        if (r)
-            pm__agent_report__free_unpacked(r, NULL);
-    }
-    cr_assert(e->c.agent, "no report from the agent");
+    cr_assert(fakectl_hello(&e->c, S_WAIT_MS), "the agent never said hello");
 }
 
 static void
 s_env_stop(s_env_t *e)
 {
     zactor_destroy(&e->agent);
-    zframe_destroy(&e->c.agent);
-    zsock_destroy(&e->c.router);
+    fakectl_destroy(&e->c);
     e->b->destroy(&e->b);
     zcert_destroy(&e->server);
     zcert_destroy(&e->cert);
@@ -146,21 +82,8 @@ s_env_stop(s_env_t *e)
 
 /* Sends revision NUMBER (KIND), signing a.example with key ID, and that
  * key. */
-/* PUB to the agent, as the controller sends it. */
 static void
-s_ctl_send(ctl_t *c, const Pm__Publication *pub)
-{
-    size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&pub->base, &len);
-    zmsg_t *m = zmsg_new();
-    zmsg_addmem(m, zframe_data(c->agent), zframe_size(c->agent));
-    zmsg_addmem(m, buf, len);
-    cr_assert_eq(zmsg_send(&m, c->router), 0);
-    free(buf);
-}
-
-static void
-s_ctl_send_key(ctl_t *c, Pm__Publication__Kind kind, uint64_t number,
+s_ctl_send_key(fakectl_t *c, Pm__Publication__Kind kind, uint64_t number,
                const char *digest, const char *id)
 {
     Pm__Revision rev = PM__REVISION__INIT;
@@ -186,7 +109,7 @@ s_ctl_send_key(ctl_t *c, Pm__Publication__Kind kind, uint64_t number,
     pub.revision = &rev;
     pub.secrets = &secp;
     pub.n_secrets = 1;
-    s_ctl_send(c, &pub);
+    fakectl_send(c, &pub);
     pm_policy_free(&rev.policy);
 }
 
@@ -225,18 +148,18 @@ Test(agent_milter, keys_no_revision_in_force_names_are_removed)
 
     s_env_t e = {0};
     s_env_start(&e, (pm_agent_config_t){.milter_dir = milter});
-    ctl_t *c = &e.c;
+    fakectl_t *c = &e.c;
 
     s_ctl_send_key(c, PM__PUBLICATION__KIND__SNAPSHOT, 1, S_DIGEST("a"),
                    S_KEY_A);
-    cr_assert(s_ctl_applied(c, 1));
+    cr_assert(fakectl_applied(c, 1, S_WAIT_MS));
     cr_expect(s_exists(keys, S_KEY_A));
     s_ctl_send_key(c, PM__PUBLICATION__KIND__UPDATE, 2, S_DIGEST("b"), S_KEY_B);
-    cr_assert(s_ctl_applied(c, 2));
+    cr_assert(fakectl_applied(c, 2, S_WAIT_MS));
     cr_expect(s_exists(keys, S_KEY_A), "the previous revision's key went");
     cr_expect(s_exists(keys, S_KEY_B));
     s_ctl_send_key(c, PM__PUBLICATION__KIND__UPDATE, 3, S_DIGEST("c"), S_KEY_C);
-    cr_assert(s_ctl_applied(c, 3));
+    cr_assert(fakectl_applied(c, 3, S_WAIT_MS));
     cr_expect(!s_exists(keys, S_KEY_A), "a key no revision in force names "
                                         "stays");
     cr_expect(s_exists(keys, S_KEY_B), "the previous revision's key went");
@@ -259,11 +182,11 @@ Test(agent_milter, keys_no_revision_in_force_names_are_removed)
 
 /* A WHY query's answer (the report for query ID), within S_WAIT_MS. */
 static Pm__AgentReport *
-s_ctl_why_answer(ctl_t *c, uint64_t id)
+s_ctl_why_answer(fakectl_t *c, uint64_t id)
 {
     int64_t deadline = zclock_mono() + S_WAIT_MS;
     while (zclock_mono() < deadline) {
-        Pm__AgentReport *r = s_ctl_next(c, 200);
+        Pm__AgentReport *r = fakectl_next(c, 200, NULL);
         if (r && r->kind == PM__AGENT_REPORT__KIND__WHY_ANSWER &&
             r->why_id == id)
             return r;
@@ -274,7 +197,7 @@ s_ctl_why_answer(ctl_t *c, uint64_t id)
 }
 
 static void
-s_ctl_why(ctl_t *c, uint64_t id, const char *sender)
+s_ctl_why(fakectl_t *c, uint64_t id, const char *sender)
 {
     Pm__WhyQuery q = PM__WHY_QUERY__INIT;
     q.id = id;
@@ -283,7 +206,7 @@ s_ctl_why(ctl_t *c, uint64_t id, const char *sender)
     Pm__Publication pub = PM__PUBLICATION__INIT;
     pub.kind = PM__PUBLICATION__KIND__WHY;
     pub.why = &q;
-    s_ctl_send(c, &pub);
+    fakectl_send(c, &pub);
 }
 
 /* A filter record of a@b at T, queue id QID, deciding by KEY. */
@@ -317,7 +240,7 @@ Test(agent_milter, forged_decision_records_are_not_believed)
 
     s_env_t e = {0};
     s_env_start(&e, (pm_agent_config_t){.milter_status = status});
-    ctl_t *c = &e.c;
+    fakectl_t *c = &e.c;
     s_ctl_why(c, 7, "a@b");
     Pm__AgentReport *ans = s_ctl_why_answer(c, 7);
     cr_assert_not_null(ans, "no answer");
@@ -370,7 +293,7 @@ Test(agent_milter, why_reads_no_more_than_the_milter_keeps)
     s_env_t e = {0};
     s_env_start(&e, (pm_agent_config_t){.milter_status = status,
                                         .milter_config = conf});
-    ctl_t *c = &e.c;
+    fakectl_t *c = &e.c;
     s_ctl_why(c, 8, "a@b");
     Pm__AgentReport *ans = s_ctl_why_answer(c, 8);
     cr_assert_not_null(ans, "no answer");

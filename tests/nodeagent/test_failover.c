@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fakectl.h"
 #include "pm_agent.h"
 #include "pm_error.h"
 #include "pm_mem.h"
@@ -32,102 +33,10 @@
 /* ------------------------------------------------------------------------
  * A fake controller */
 
-typedef struct {
-    zsock_t *router;
-    zframe_t *agent; /* the routing id of the agent that said HELLO */
-    char endpoint[64];
-} ctl_t;
-
-/* A controller's agent socket with CERT's keys: ROUTER, CURVE server (no
- * ZAP handler, so any client key is let in), queueing up to RCVHWM
- * messages from each agent. */
-static void
-s_ctl_new_hwm(ctl_t *c, zcert_t *cert, int rcvhwm)
-{
-    memset(c, 0, sizeof *c);
-    c->router = zsock_new(ZMQ_ROUTER);
-    zsock_set_rcvhwm(c->router, rcvhwm);
-    zcert_apply(cert, c->router);
-    zsock_set_curve_server(c->router, 1);
-    int port = zsock_bind(c->router, "tcp://127.0.0.1:*");
-    cr_assert_gt(port, 0);
-    snprintf(c->endpoint, sizeof c->endpoint, "tcp://127.0.0.1:%d", port);
-}
-
-static void
-s_ctl_new(ctl_t *c, zcert_t *cert)
-{
-    s_ctl_new_hwm(c, cert, 1000); /* libzmq's default */
-}
-
-static void
-s_ctl_destroy(ctl_t *c)
-{
-    zframe_destroy(&c->agent);
-    zsock_destroy(&c->router);
-}
-
-/* The next report within WAIT_MS, or NULL; *ID gets its routing id when
- * ID is not NULL. Caller frees both. */
-static Pm__AgentReport *
-s_ctl_next(ctl_t *c, int wait_ms, zframe_t **id)
-{
-    zpoller_t *p = zpoller_new(c->router, NULL);
-    Pm__AgentReport *rep = NULL;
-    if (zpoller_wait(p, wait_ms)) {
-        zmsg_t *m = zmsg_recv(c->router);
-        zframe_t *from = zmsg_pop(m), *body = zmsg_pop(m);
-        char *why = NULL;
-        cr_assert_eq(pm_wire_unpack_agent_report(zframe_data(body),
-                                                 zframe_size(body), &rep, &why),
-                     PM_OK, "%s", why);
-        if (id)
-            *id = from;
-        else
-            zframe_destroy(&from);
-        zframe_destroy(&body);
-        zmsg_destroy(&m);
-    }
-    zpoller_destroy(&p);
-    return rep;
-}
-
-/* Waits up to WAIT_MS for a HELLO, whose sender becomes c->agent. True
- * when one came. */
-static bool
-s_ctl_hello(ctl_t *c, int wait_ms)
-{
-    int64_t deadline = zclock_mono() + wait_ms;
-    zframe_destroy(&c->agent);
-    while (!c->agent && zclock_mono() < deadline) {
-        zframe_t *id = NULL;
-        Pm__AgentReport *rep =
-            s_ctl_next(c, (int)(deadline - zclock_mono()), &id);
-        if (rep && rep->kind == PM__AGENT_REPORT__KIND__HELLO)
-            c->agent = zframe_dup(id);
-        if (rep)
-            pm__agent_report__free_unpacked(rep, NULL);
-        zframe_destroy(&id);
-    }
-    return c->agent != NULL;
-}
-
-static void
-s_ctl_send(ctl_t *c, const Pm__Publication *pub)
-{
-    size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&pub->base, &len);
-    zmsg_t *m = zmsg_new();
-    zmsg_addmem(m, zframe_data(c->agent), zframe_size(c->agent));
-    zmsg_addmem(m, buf, len);
-    cr_assert_eq(zmsg_send(&m, c->router), 0);
-    free(buf);
-}
-
 /* Sends the agent revision NUMBER (the default policy) with DIGEST as a
  * SNAPSHOT. */
 static void
-s_ctl_snapshot(ctl_t *c, uint64_t number, const char *digest)
+s_ctl_snapshot(fakectl_t *c, uint64_t number, const char *digest)
 {
     Pm__Revision rev = PM__REVISION__INIT;
     rev.number = number;
@@ -138,24 +47,8 @@ s_ctl_snapshot(ctl_t *c, uint64_t number, const char *digest)
     pub.head = number;
     pub.node = "mx1";
     pub.revision = &rev;
-    s_ctl_send(c, &pub);
+    fakectl_send(c, &pub);
     pm_policy_free(&rev.policy);
-}
-
-/* Waits for a report saying revision REV is applied; true when one came. */
-static bool
-s_ctl_applied(ctl_t *c, uint64_t rev)
-{
-    int64_t deadline = zclock_mono() + S_WAIT_MS;
-    while (zclock_mono() < deadline) {
-        Pm__AgentReport *r = s_ctl_next(c, 200, NULL);
-        bool done = r && r->applied_rev == rev && !*r->status->apply_error;
-        if (r)
-            pm__agent_report__free_unpacked(r, NULL);
-        if (done)
-            return true;
-    }
-    return false;
 }
 
 /* ------------------------------------------------------------------------
@@ -266,27 +159,28 @@ Test(failover, silent_first_controller_hello_goes_to_the_second)
 {
     zcert_t *server = zcert_new(), *cert = zcert_new();
     count_backend_t b = {.base = {.name = "count", .apply = s_count_apply}};
-    ctl_t mute, live;
-    s_ctl_new(&mute, server);
-    s_ctl_new(&live, server);
+    fakectl_t mute, live;
+    fakectl_new(&mute, server, 0);
+    fakectl_new(&live, server, 0);
     char list[160];
     snprintf(list, sizeof list, "%s,  %s", mute.endpoint, live.endpoint);
     int64_t t0 = zclock_mono();
     zactor_t *agent = s_agent(list, server, cert, &b.base, NULL);
-    cr_assert(s_ctl_hello(&mute, S_WAIT_MS), "no HELLO at the first");
-    cr_assert(s_ctl_hello(&live, 5000),
+    cr_assert(fakectl_hello(&mute, S_WAIT_MS), "no HELLO at the first");
+    cr_assert(fakectl_hello(&live, 5000),
               "no HELLO at the second within 5 s (dead_after_ms 300)");
     int64_t took = zclock_mono() - t0;
     cr_expect_geq(took, 300, "switched after %lld ms, before the silence",
                   (long long)took);
     /* the new connection is the one the agent listens to */
     s_ctl_snapshot(&live, 1, S_DIGEST_A);
-    cr_expect(s_ctl_applied(&live, 1), "revision 1 from the second: not "
-                                       "applied");
+    cr_expect(fakectl_applied(&live, 1, S_WAIT_MS),
+              "revision 1 from the second: not "
+              "applied");
     cr_expect_eq(atomic_load(&b.last), 1);
     zactor_destroy(&agent);
-    s_ctl_destroy(&mute);
-    s_ctl_destroy(&live);
+    fakectl_destroy(&mute);
+    fakectl_destroy(&live);
     zcert_destroy(&server);
     zcert_destroy(&cert);
 }
@@ -297,14 +191,14 @@ Test(failover, round_robin_back_to_the_first)
 {
     zcert_t *server = zcert_new(), *cert = zcert_new();
     pm_backend_t *b = pm_backend_noop_new();
-    ctl_t mute, gone;
-    s_ctl_new(&mute, server);
-    s_ctl_new(&gone, server);
+    fakectl_t mute, gone;
+    fakectl_new(&mute, server, 0);
+    fakectl_new(&gone, server, 0);
     zsock_destroy(&gone.router); /* its port: nothing listens there */
     char list[160];
     snprintf(list, sizeof list, "%s %s", mute.endpoint, gone.endpoint);
     zactor_t *agent = s_agent(list, server, cert, b, NULL);
-    cr_assert(s_ctl_hello(&mute, S_WAIT_MS), "no HELLO at the first");
+    cr_assert(fakectl_hello(&mute, S_WAIT_MS), "no HELLO at the first");
     zframe_t *first = zframe_dup(mute.agent);
     /* reports of the first connection until it is dropped, then a HELLO
      * from a new one (dead_after_ms 300: two switches, ~700 ms) */
@@ -312,7 +206,7 @@ Test(failover, round_robin_back_to_the_first)
     bool again = false;
     while (!again && zclock_mono() < deadline) {
         zframe_t *id = NULL;
-        Pm__AgentReport *rep = s_ctl_next(&mute, 200, &id);
+        Pm__AgentReport *rep = fakectl_next(&mute, 200, &id);
         again = rep && rep->kind == PM__AGENT_REPORT__KIND__HELLO &&
                 !zframe_eq(id, first);
         if (rep)
@@ -322,8 +216,8 @@ Test(failover, round_robin_back_to_the_first)
     cr_expect(again, "no HELLO on a new connection to the first");
     zframe_destroy(&first);
     zactor_destroy(&agent);
-    s_ctl_destroy(&mute);
-    s_ctl_destroy(&gone);
+    fakectl_destroy(&mute);
+    fakectl_destroy(&gone);
     b->destroy(&b);
     zcert_destroy(&server);
     zcert_destroy(&cert);
@@ -335,16 +229,16 @@ Test(failover, one_endpoint_stays)
 {
     zcert_t *server = zcert_new(), *cert = zcert_new();
     pm_backend_t *b = pm_backend_noop_new();
-    ctl_t mute;
-    s_ctl_new(&mute, server);
+    fakectl_t mute;
+    fakectl_new(&mute, server, 0);
     zactor_t *agent = s_agent(mute.endpoint, server, cert, b, NULL);
-    cr_assert(s_ctl_hello(&mute, S_WAIT_MS), "no HELLO");
+    cr_assert(fakectl_hello(&mute, S_WAIT_MS), "no HELLO");
     zframe_t *first = zframe_dup(mute.agent);
     int64_t until = zclock_mono() + 1200; /* four times dead_after_ms */
     unsigned reports = 0;
     while (zclock_mono() < until) {
         zframe_t *id = NULL;
-        Pm__AgentReport *rep = s_ctl_next(&mute, 200, &id);
+        Pm__AgentReport *rep = fakectl_next(&mute, 200, &id);
         if (rep) {
             reports++;
             cr_expect(zframe_eq(id, first), "a new connection");
@@ -356,7 +250,7 @@ Test(failover, one_endpoint_stays)
     cr_expect_gt(reports, 5, "%u reports in 1.2 s", reports);
     zframe_destroy(&first);
     zactor_destroy(&agent);
-    s_ctl_destroy(&mute);
+    fakectl_destroy(&mute);
     b->destroy(&b);
     zcert_destroy(&server);
     zcert_destroy(&cert);
@@ -372,17 +266,17 @@ Test(failover, a_controller_that_stops_reading_keeps_the_connection)
 {
     zcert_t *server = zcert_new(), *cert = zcert_new();
     pm_backend_t *b = pm_backend_noop_new();
-    ctl_t busy;
-    s_ctl_new_hwm(&busy, server, 1);
+    fakectl_t busy;
+    fakectl_new(&busy, server, 1);
     zactor_t *agent = s_agent(busy.endpoint, server, cert, b, NULL);
-    cr_assert(s_ctl_hello(&busy, S_WAIT_MS), "no HELLO");
+    cr_assert(fakectl_hello(&busy, S_WAIT_MS), "no HELLO");
     zframe_t *first = zframe_dup(busy.agent);
     zclock_sleep(1500); /* five times dead_after_ms, reading nothing */
     unsigned reports = 0, others = 0;
     int64_t until = zclock_mono() + 600; /* what queued, and a few more */
     while (zclock_mono() < until) {
         zframe_t *id = NULL;
-        Pm__AgentReport *rep = s_ctl_next(&busy, 200, &id);
+        Pm__AgentReport *rep = fakectl_next(&busy, 200, &id);
         if (rep) {
             reports++;
             others += !zframe_eq(id, first);
@@ -395,7 +289,7 @@ Test(failover, a_controller_that_stops_reading_keeps_the_connection)
                  reports);
     zframe_destroy(&first);
     zactor_destroy(&agent);
-    s_ctl_destroy(&busy);
+    fakectl_destroy(&busy);
     b->destroy(&b);
     zcert_destroy(&server);
     zcert_destroy(&cert);
@@ -413,13 +307,13 @@ Test(failover, same_number_other_digest_applied_again)
     count_backend_t b = {.base = {.name = "count", .apply = s_count_apply}};
     char state[] = "/tmp/pm_failover_XXXXXX";
     cr_assert(mkdtemp(state));
-    ctl_t c;
-    s_ctl_new(&c, server);
+    fakectl_t c;
+    fakectl_new(&c, server, 0);
     zactor_t *agent = s_agent(c.endpoint, server, cert, &b.base, state);
-    cr_assert(s_ctl_hello(&c, S_WAIT_MS));
+    cr_assert(fakectl_hello(&c, S_WAIT_MS));
     s_ctl_snapshot(&c, 3, S_DIGEST_A);
     cr_assert(s_applies_reach(&b, 1), "revision 3 never applied");
-    cr_assert(s_ctl_applied(&c, 3));
+    cr_assert(fakectl_applied(&c, 3, S_WAIT_MS));
     /* the same again: acknowledged, not applied; then another revision 3:
      * applied (in order, so a third apply would be the first one's) */
     s_ctl_snapshot(&c, 3, S_DIGEST_A);
@@ -435,7 +329,7 @@ Test(failover, same_number_other_digest_applied_again)
      * the controller's digest B then is what it runs, A is not */
     agent = s_agent(c.endpoint, server, cert, &b.base, state);
     cr_assert(s_applies_reach(&b, 3), "the stored revision not enforced");
-    cr_assert(s_ctl_hello(&c, S_WAIT_MS));
+    cr_assert(fakectl_hello(&c, S_WAIT_MS));
     s_ctl_snapshot(&c, 3, S_DIGEST_B);
     s_ctl_snapshot(&c, 3, S_DIGEST_A);
     cr_assert(s_applies_reach(&b, 4), "revision 3 with digest A not applied");
@@ -444,7 +338,7 @@ Test(failover, same_number_other_digest_applied_again)
                  atomic_load(&b.applies));
     zactor_destroy(&agent);
 
-    s_ctl_destroy(&c);
+    fakectl_destroy(&c);
     testdir_remove(state);
     zcert_destroy(&server);
     zcert_destroy(&cert);

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fakectl.h"
 #include "pm_agent.h"
 #include "pm_error.h"
 #include "pm_file.h"
@@ -818,68 +819,15 @@ Test(probe, sessions_counted_on_the_listener_only)
 /* ------------------------------------------------------------------------
  * The agent: an order carried out once, its state kept */
 
-typedef struct {
-    zsock_t *router;
-    zframe_t *agent; /* the agent's routing id, once it spoke */
-    char key[41];
-    char endpoint[64];
-} ctl_t;
-
-/* A controller's agent socket: ROUTER, CURVE server (no ZAP handler, so
- * any client key is let in). */
-static void
-s_ctl_new(ctl_t *c)
-{
-    memset(c, 0, sizeof *c);
-    zcert_t *cert = zcert_new();
-    c->router = zsock_new(ZMQ_ROUTER);
-    zcert_apply(cert, c->router);
-    zsock_set_curve_server(c->router, 1);
-    int port = zsock_bind(c->router, "tcp://127.0.0.1:*");
-    cr_assert_gt(port, 0);
-    snprintf(c->endpoint, sizeof c->endpoint, "tcp://127.0.0.1:%d", port);
-    snprintf(c->key, sizeof c->key, "%s", zcert_public_txt(cert));
-    zcert_destroy(&cert);
-}
-
-static void
-s_ctl_destroy(ctl_t *c)
-{
-    zframe_destroy(&c->agent);
-    zsock_destroy(&c->router);
-}
-
-/* The next report from the agent, or NULL after S_WAIT_MS; caller frees
- * it. */
-static Pm__AgentReport *
-s_ctl_next(ctl_t *c)
-{
-    zpoller_t *p = zpoller_new(c->router, NULL);
-    Pm__AgentReport *rep = NULL;
-    if (zpoller_wait(p, S_WAIT_MS)) {
-        zmsg_t *m = zmsg_recv(c->router);
-        zframe_t *id = zmsg_pop(m), *body = zmsg_pop(m);
-        char *why = NULL;
-        cr_assert_eq(pm_wire_unpack_agent_report(zframe_data(body),
-                                                 zframe_size(body), &rep, &why),
-                     PM_OK, "%s", why);
-        zframe_destroy(&id);
-        zframe_destroy(&body);
-        zmsg_destroy(&m);
-    }
-    zpoller_destroy(&p);
-    return rep;
-}
-
 /* The next report whose restart answers ROLLOUT and is DONE; caller
  * frees it. */
 static Pm__AgentReport *
-s_ctl_wait(ctl_t *c, uint64_t rollout, bool done)
+s_ctl_wait(fakectl_t *c, uint64_t rollout, bool done)
 {
     int64_t deadline = zclock_mono() + S_WAIT_MS;
     Pm__AgentReport *rep = NULL;
     while (!rep && zclock_mono() < deadline) {
-        rep = s_ctl_next(c);
+        rep = fakectl_next(c, S_WAIT_MS, NULL);
         const Pm__RestartResult *r = rep ? rep->status->restart : NULL;
         if (rep && (!r || r->rollout != rollout || r->done != done))
             pm__agent_report__free_unpacked(rep, NULL), rep = NULL;
@@ -889,60 +837,20 @@ s_ctl_wait(ctl_t *c, uint64_t rollout, bool done)
     return rep;
 }
 
-/* The routing id of the agent that says HELLO next (a new agent does
- * until it hears from us; reports of agents stopped before are skipped). */
-static void
-s_ctl_hello(ctl_t *c)
-{
-    int64_t deadline = zclock_mono() + S_WAIT_MS;
-    zpoller_t *p = zpoller_new(c->router, NULL);
-    zframe_destroy(&c->agent);
-    while (!c->agent && zclock_mono() < deadline) {
-        if (!zpoller_wait(p, 200))
-            continue;
-        zmsg_t *m = zmsg_recv(c->router);
-        zframe_t *id = zmsg_pop(m), *body = zmsg_pop(m);
-        Pm__AgentReport *rep = NULL;
-        if (pm_wire_unpack_agent_report(zframe_data(body), zframe_size(body),
-                                        &rep, NULL) == PM_OK &&
-            rep->kind == PM__AGENT_REPORT__KIND__HELLO)
-            c->agent = zframe_dup(id);
-        if (rep)
-            pm__agent_report__free_unpacked(rep, NULL);
-        zframe_destroy(&id);
-        zframe_destroy(&body);
-        zmsg_destroy(&m);
-    }
-    zpoller_destroy(&p);
-    cr_assert(c->agent, "the agent never said hello");
-}
-
-static void
-s_ctl_send(ctl_t *c, const Pm__Publication *pub)
-{
-    size_t len = 0;
-    uint8_t *buf = pm_wire_pack(&pub->base, &len);
-    zmsg_t *m = zmsg_new();
-    zmsg_addmem(m, zframe_data(c->agent), zframe_size(c->agent));
-    zmsg_addmem(m, buf, len);
-    cr_assert_eq(zmsg_send(&m, c->router), 0);
-    free(buf);
-}
-
 /* Sends the agent a RESTART order. */
 static void
-s_ctl_order(ctl_t *c, uint64_t rollout, const char *service)
+s_ctl_order(fakectl_t *c, uint64_t rollout, const char *service)
 {
     Pm__RestartOrder order = s_order(rollout, service, 0);
     Pm__Publication pub = PM__PUBLICATION__INIT;
     pub.kind = PM__PUBLICATION__KIND__RESTART;
     pub.restart = &order;
-    s_ctl_send(c, &pub);
+    fakectl_send(c, &pub);
 }
 
 /* Sends the agent revision 1 (the default policy) as an UPDATE. */
 static void
-s_ctl_update(ctl_t *c)
+s_ctl_update(fakectl_t *c)
 {
     Pm__Revision rev = PM__REVISION__INIT;
     rev.number = 1;
@@ -953,7 +861,7 @@ s_ctl_update(ctl_t *c)
     pub.kind = PM__PUBLICATION__KIND__UPDATE;
     pub.head = 1;
     pub.revision = &rev;
-    s_ctl_send(c, &pub);
+    fakectl_send(c, &pub);
     pm_policy_free(&rev.policy);
 }
 
@@ -998,7 +906,7 @@ s_agent_env(agent_env_t *e, const char *name)
 }
 
 static zactor_t *
-s_agent(agent_env_t *e, ctl_t *c, const char *milter_restart)
+s_agent(agent_env_t *e, fakectl_t *c, const char *milter_restart)
 {
     pm_agent_config_t cfg = {
         .endpoint = c->endpoint,
@@ -1016,7 +924,7 @@ s_agent(agent_env_t *e, ctl_t *c, const char *milter_restart)
     };
     zactor_t *a = pm_agent_new(&cfg);
     cr_assert(a);
-    s_ctl_hello(c);
+    cr_assert(fakectl_hello(c, S_WAIT_MS), "the agent never said hello");
     return a;
 }
 
@@ -1024,8 +932,8 @@ Test(agent, restart_order_carried_out_once_and_kept)
 {
     agent_env_t e;
     int milter = s_agent_env(&e, "agent");
-    ctl_t c;
-    s_ctl_new(&c);
+    fakectl_t c;
+    fakectl_new(&c, NULL, 0);
     zactor_t *agent = s_agent(&e, &c, e.cmd);
 
     s_ctl_order(&c, 1, "milter");
@@ -1066,7 +974,7 @@ Test(agent, restart_order_carried_out_once_and_kept)
                  s_count_files(e.runs));
 
     zactor_destroy(&agent);
-    s_ctl_destroy(&c);
+    fakectl_destroy(&c);
     close(milter);
     e.backend->destroy(&e.backend);
     zcert_destroy(&e.cert);
@@ -1086,8 +994,8 @@ Test(agent, a_drain_that_could_not_be_undone_refuses_the_next_order)
         pm_file_write(journal, drained, strlen(drained), 0600, (gid_t)-1, NULL),
         PM_OK);
     snprintf(e.pfdir, sizeof e.pfdir, "%s/no-postfix-here", s_base);
-    ctl_t c;
-    s_ctl_new(&c);
+    fakectl_t c;
+    fakectl_new(&c, NULL, 0);
     zactor_t *agent = s_agent(&e, &c, e.cmd);
     s_ctl_order(&c, 1, "milter");
     Pm__AgentReport *rep = s_ctl_wait(&c, 1, true);
@@ -1099,7 +1007,7 @@ Test(agent, a_drain_that_could_not_be_undone_refuses_the_next_order)
     struct stat st;
     cr_expect_eq(stat(journal, &st), 0, "the journal is gone");
     zactor_destroy(&agent);
-    s_ctl_destroy(&c);
+    fakectl_destroy(&c);
     close(milter);
     e.backend->destroy(&e.backend);
     zcert_destroy(&e.cert);
@@ -1115,8 +1023,8 @@ Test(agent, revision_waits_for_the_restart)
     snprintf(e.sock, sizeof e.sock, "unix:%s", path);
     cr_assert_eq(mkdir(e.state, 0700), 0);
     int milter = s_listen_unix(path);
-    ctl_t c;
-    s_ctl_new(&c);
+    fakectl_t c;
+    fakectl_new(&c, NULL, 0);
     zactor_t *agent = s_agent(&e, &c, "sleep 3");
     s_ctl_order(&c, 1, "milter");
     pm__agent_report__free_unpacked(s_ctl_wait(&c, 1, false), NULL);
@@ -1125,7 +1033,8 @@ Test(agent, revision_waits_for_the_restart)
     Pm__AgentReport *rep = NULL;
     bool over = false;
     int64_t deadline = zclock_mono() + S_WAIT_MS;
-    while (zclock_mono() < deadline && (rep = s_ctl_next(&c))) {
+    while (zclock_mono() < deadline &&
+           (rep = fakectl_next(&c, S_WAIT_MS, NULL))) {
         const Pm__RestartResult *r = rep->status->restart;
         cr_assert(r && r->rollout == 1);
         if (!r->done)
@@ -1140,7 +1049,7 @@ Test(agent, revision_waits_for_the_restart)
     cr_expect(rep, "revision 1 was never applied");
 
     zactor_destroy(&agent);
-    s_ctl_destroy(&c);
+    fakectl_destroy(&c);
     close(milter);
     e.backend->destroy(&e.backend);
     zcert_destroy(&e.cert);
@@ -1167,7 +1076,7 @@ s_slow_apply(pm_backend_t *self, const Pm__Policy *p, uint64_t rev, char **why)
 
 /* Sends revisions FROM..TO as UPDATEs, back to back. */
 static void
-s_ctl_updates(ctl_t *c, uint64_t from, uint64_t to)
+s_ctl_updates(fakectl_t *c, uint64_t from, uint64_t to)
 {
     for (uint64_t n = from; n <= to; n++) {
         Pm__Revision rev = PM__REVISION__INIT;
@@ -1179,7 +1088,7 @@ s_ctl_updates(ctl_t *c, uint64_t from, uint64_t to)
         pub.kind = PM__PUBLICATION__KIND__UPDATE;
         pub.head = n;
         pub.revision = &rev;
-        s_ctl_send(c, &pub);
+        fakectl_send(c, &pub);
         pm_policy_free(&rev.policy);
     }
 }
@@ -1188,8 +1097,8 @@ Test(agent, queued_updates_apply_only_the_newest)
 {
     slow_backend_t b = {.base = {.name = "slow", .apply = s_slow_apply}};
     zcert_t *cert = zcert_new();
-    ctl_t c;
-    s_ctl_new(&c);
+    fakectl_t c;
+    fakectl_new(&c, NULL, 0);
     pm_agent_config_t cfg = {
         .endpoint = c.endpoint,
         .server_key = c.key,
@@ -1202,7 +1111,7 @@ Test(agent, queued_updates_apply_only_the_newest)
     };
     zactor_t *agent = pm_agent_new(&cfg);
     cr_assert(agent);
-    s_ctl_hello(&c);
+    cr_assert(fakectl_hello(&c, S_WAIT_MS), "the agent never said hello");
     /* 1 is applied at once; 2..20 queue up behind it, heartbeats
      * between them as a controller sends them */
     s_ctl_updates(&c, 1, 1);
@@ -1212,7 +1121,7 @@ Test(agent, queued_updates_apply_only_the_newest)
     for (uint64_t n = 2; n <= 20; n++) {
         s_ctl_updates(&c, n, n);
         hb.head = n;
-        s_ctl_send(&c, &hb);
+        fakectl_send(&c, &hb);
     }
     int64_t deadline = zclock_mono() + S_WAIT_MS;
     while (atomic_load(&b.last) != 20 && zclock_mono() < deadline)
@@ -1223,12 +1132,12 @@ Test(agent, queued_updates_apply_only_the_newest)
     cr_expect_eq(applies, 2, "%u applies for 20 revisions, 19 queued", applies);
     Pm__AgentReport *rep = NULL;
     uint64_t acked = 0;
-    while (acked != 20 && (rep = s_ctl_next(&c))) {
+    while (acked != 20 && (rep = fakectl_next(&c, S_WAIT_MS, NULL))) {
         acked = rep->applied_rev;
         pm__agent_report__free_unpacked(rep, NULL);
     }
     cr_expect_eq(acked, 20, "20 acknowledged");
     zactor_destroy(&agent);
-    s_ctl_destroy(&c);
+    fakectl_destroy(&c);
     zcert_destroy(&cert);
 }
